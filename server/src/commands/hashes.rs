@@ -1,0 +1,5 @@
+//! Command family: hashes.
+
+use super::Command;
+
+pub const COMMANDS: &[Command] = &[];

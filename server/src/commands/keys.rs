@@ -1,0 +1,5 @@
+//! Command family: keys.
+
+use super::Command;
+
+pub const COMMANDS: &[Command] = &[];

@@ -1,0 +1,5 @@
+//! Command family: lists.
+
+use super::Command;
+
+pub const COMMANDS: &[Command] = &[];

@@ -1,0 +1,536 @@
+//! Command layer: the command table (name, arity, flags, key positions, handler) and
+//! the execution context handlers run in. One file per command family; each exports
+//! `COMMANDS`, and [`table`] joins them. The table's flags drive arity checks,
+//! READONLY rejection on replicas, OOM checks, and propagation.
+
+pub mod connection;
+pub mod hashes;
+pub mod keys;
+pub mod lists;
+pub mod pubsub;
+pub mod server;
+pub mod sets;
+pub mod strings;
+pub mod transactions;
+pub mod zsets;
+
+use crate::db::{Db, Entry};
+use crate::resp::Reply;
+use crate::server::{ClientId, Server, Stats, Store};
+use crate::types::Value;
+use bytes::Bytes;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+
+/// Command flags (a subset of Redis's, with the same meaning).
+pub mod flags {
+    /// May modify the dataset: rejected on read-only replicas, propagated.
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    /// May grow memory: refused with OOM when over maxmemory.
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    /// Allowed in RESP2 subscribed context.
+    pub const PUBSUB: u32 = 1 << 4;
+    /// Allowed while the dataset is loading.
+    pub const LOADING: u32 = 1 << 5;
+    /// Allowed on a replica whose link is down with replica-serve-stale-data no.
+    pub const STALE: u32 = 1 << 6;
+    /// Allowed before AUTH.
+    pub const NO_AUTH: u32 = 1 << 7;
+    /// Executed immediately even inside MULTI (MULTI, EXEC, DISCARD, WATCH, ...).
+    pub const NO_MULTI: u32 = 1 << 8;
+    pub const FAST: u32 = 1 << 9;
+    pub const BLOCKING: u32 = 1 << 10;
+    /// Never propagated even if it changes `dirty` (e.g. SAVE-like admin commands).
+    pub const NO_PROPAGATE: u32 = 1 << 11;
+    /// Not written to MONITOR / SLOWLOG argument lists (AUTH, HELLO).
+    pub const NO_MONITOR: u32 = 1 << 12;
+    /// Refused with an error when called inside MULTI (e.g. SUBSCRIBE is allowed, WATCH is not).
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+}
+
+/// A command error; the text carries Redis's prefix (`ERR`, `WRONGTYPE`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdError(pub Cow<'static, str>);
+
+impl CmdError {
+    pub fn msg(s: impl Into<Cow<'static, str>>) -> Self {
+        CmdError(s.into())
+    }
+}
+
+impl std::fmt::Display for CmdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub type CmdResult = Result<(), CmdError>;
+
+/// Common errors with Redis's exact texts.
+pub mod err {
+    use super::CmdError;
+    use std::borrow::Cow;
+    pub const WRONGTYPE: CmdError = CmdError(Cow::Borrowed(
+        "WRONGTYPE Operation against a key holding the wrong kind of value",
+    ));
+    pub const NOT_INT: CmdError =
+        CmdError(Cow::Borrowed("ERR value is not an integer or out of range"));
+    pub const NOT_FLOAT: CmdError = CmdError(Cow::Borrowed("ERR value is not a valid float"));
+    pub const SYNTAX: CmdError = CmdError(Cow::Borrowed("ERR syntax error"));
+    pub const NO_SUCH_KEY: CmdError = CmdError(Cow::Borrowed("ERR no such key"));
+    pub const OVERFLOW: CmdError =
+        CmdError(Cow::Borrowed("ERR increment or decrement would overflow"));
+    pub const OUT_OF_RANGE: CmdError = CmdError(Cow::Borrowed("ERR index out of range"));
+    pub const DB_INDEX: CmdError = CmdError(Cow::Borrowed("ERR DB index is out of range"));
+    pub const TIMEOUT: CmdError =
+        CmdError(Cow::Borrowed("ERR timeout is not a float or out of range"));
+    pub const NEG_TIMEOUT: CmdError = CmdError(Cow::Borrowed("ERR timeout is negative"));
+    pub const INVALID_EXPIRE: CmdError =
+        CmdError(Cow::Borrowed("ERR invalid expire time in 'set' command"));
+}
+
+pub type Handler = fn(&mut Ctx<'_>, &mut Reply, &[Bytes]) -> CmdResult;
+
+/// Extracts key argument positions for commands whose keys are not a fixed range
+/// (e.g. `ZUNIONSTORE dst numkeys k1 k2 ...`).
+pub type KeysFn = fn(&[Bytes]) -> Vec<usize>;
+
+/// One row of the command table.
+#[derive(Clone, Copy)]
+pub struct Command {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: N = exactly N args (incl. the name), -N = at least N.
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    /// Last key position; negative counts from the end (-1 = last argument).
+    pub last_key: i32,
+    pub step: i32,
+    pub keys_fn: Option<KeysFn>,
+    pub handler: Handler,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Command").field("name", &self.name).finish()
+    }
+}
+
+impl Command {
+    /// A table row with no key arguments.
+    pub const fn new(name: &'static str, arity: i32, flags: u32, handler: Handler) -> Self {
+        Command {
+            name,
+            arity,
+            flags,
+            first_key: 0,
+            last_key: 0,
+            step: 0,
+            keys_fn: None,
+            handler,
+        }
+    }
+
+    /// Declares the key positions (Redis `firstkey, lastkey, keystep`).
+    pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Self {
+        self.first_key = first;
+        self.last_key = last;
+        self.step = step;
+        self
+    }
+
+    pub const fn keys_with(mut self, f: KeysFn) -> Self {
+        self.keys_fn = Some(f);
+        self
+    }
+
+    pub fn is(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.arity;
+        (a >= 0 && argc == a as usize) || (a < 0 && argc >= (-a) as usize)
+    }
+
+    /// Positions of the key arguments in `argv`.
+    pub fn key_positions(&self, argv: &[Bytes]) -> Vec<usize> {
+        if let Some(f) = self.keys_fn {
+            return f(argv).into_iter().filter(|&i| i < argv.len()).collect();
+        }
+        if self.first_key <= 0 {
+            return Vec::new();
+        }
+        let last = if self.last_key < 0 {
+            argv.len() as i32 + self.last_key
+        } else {
+            self.last_key
+        };
+        let step = self.step.max(1) as usize;
+        (self.first_key as usize..=last.max(0) as usize)
+            .step_by(step)
+            .filter(|&i| i < argv.len())
+            .collect()
+    }
+}
+
+/// All commands, by lower-case name.
+pub fn table() -> &'static HashMap<&'static str, Command> {
+    static TABLE: OnceLock<HashMap<&'static str, Command>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut m = HashMap::new();
+        for family in [
+            connection::COMMANDS,
+            hashes::COMMANDS,
+            keys::COMMANDS,
+            lists::COMMANDS,
+            pubsub::COMMANDS,
+            server::COMMANDS,
+            sets::COMMANDS,
+            strings::COMMANDS,
+            transactions::COMMANDS,
+            zsets::COMMANDS,
+        ] {
+            for c in family {
+                m.insert(c.name, *c);
+            }
+        }
+        m
+    })
+}
+
+/// Looks a command up by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static Command> {
+    let mut buf = [0u8; 32];
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+    table().get(lower)
+}
+
+/// Per-connection state that commands read and change.
+#[derive(Debug)]
+pub struct ClientState {
+    pub id: ClientId,
+    pub db: usize,
+    pub resp3: bool,
+    pub authenticated: bool,
+    pub name: Option<Bytes>,
+    /// Inside MULTI: the queued commands.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A queued command had an error: EXEC answers EXECABORT.
+    pub multi_error: bool,
+    /// WATCHed keys and the flag `touch_key` raises when one of them changes.
+    pub watched: Vec<(usize, Bytes)>,
+    pub watch_dirty: Arc<AtomicBool>,
+    /// Pub/Sub subscriptions (channels, patterns).
+    pub channels: Vec<Bytes>,
+    pub patterns: Vec<Bytes>,
+    /// This connection is the link from our master: its commands apply to expired
+    /// keys and bypass READONLY.
+    pub is_master: bool,
+    /// This connection is a replica that sent SYNC/PSYNC.
+    pub is_replica: bool,
+    pub reply_off: bool,
+    pub reply_skip_next: bool,
+    pub no_evict: bool,
+    pub lib_name: Option<String>,
+    pub lib_ver: Option<String>,
+    /// Set on writes: replication offset after this client's last write (WAIT).
+    pub woff: i64,
+    /// Where Pub/Sub messages for this connection are sent.
+    pub msg_tx: Option<crate::pubsub::MsgSender>,
+}
+
+impl ClientState {
+    pub fn new(id: ClientId) -> Self {
+        ClientState {
+            id,
+            db: 0,
+            resp3: false,
+            authenticated: false,
+            name: None,
+            multi: None,
+            multi_error: false,
+            watched: Vec::new(),
+            watch_dirty: Arc::new(AtomicBool::new(false)),
+            channels: Vec::new(),
+            patterns: Vec::new(),
+            is_master: false,
+            is_replica: false,
+            reply_off: false,
+            reply_skip_next: false,
+            no_evict: false,
+            lib_name: None,
+            lib_ver: None,
+            woff: 0,
+            msg_tx: None,
+        }
+    }
+
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+}
+
+/// What a handler asks the connection to do after the store lock is released.
+#[derive(Debug)]
+pub enum Action {
+    /// Close after writing the reply (QUIT, CLIENT KILL of self).
+    Close,
+    /// Block until a key is served or the timeout (ms, 0 = forever) passes.
+    Block { keys: Vec<Bytes>, timeout_ms: u64 },
+    /// Enter MONITOR mode.
+    Monitor,
+    /// Stop the server (SHUTDOWN); `save` = Some(true|false) forces SAVE/NOSAVE.
+    Shutdown { save: Option<bool> },
+    /// Sleep without holding the lock (never used for DEBUG SLEEP, which blocks all like Redis).
+    Sleep(std::time::Duration),
+}
+
+/// The context a handler runs in: the locked store, the calling client, time.
+pub struct Ctx<'a> {
+    pub store: &'a mut Store,
+    pub server: &'a Arc<Server>,
+    pub client: &'a mut ClientState,
+    /// Command time (Redis caches one `mstime()` per command).
+    pub now_ms: i64,
+    /// Ops this command propagates before its own argv (lazy-expire DELs...).
+    pub also: Vec<(usize, Vec<Bytes>)>,
+    /// Replaces the command's own argv in the propagated stream.
+    pub rewrite: Option<Vec<Bytes>>,
+    /// Suppresses propagation of the command's own argv.
+    pub no_propagate: bool,
+    /// False inside MULTI/EXEC and when serving a blocked client: blocking commands
+    /// then behave as if their timeout expired.
+    pub may_block: bool,
+    pub action: Option<Action>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(store: &'a mut Store, server: &'a Arc<Server>, client: &'a mut ClientState) -> Self {
+        Ctx {
+            store,
+            server,
+            client,
+            now_ms: crate::server::now_ms(),
+            also: Vec::new(),
+            rewrite: None,
+            no_propagate: false,
+            may_block: true,
+            action: None,
+        }
+    }
+
+    /// The selected database.
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.store.dbs[self.client.db]
+    }
+
+    pub fn db_ref(&self) -> &Db {
+        &self.store.dbs[self.client.db]
+    }
+
+    /// Records `n` changes to the dataset (drives propagation and save points).
+    pub fn dirty(&mut self, n: u64) {
+        self.store.dirty += n;
+    }
+
+    /// Propagates `argv` in `db` as part of this command (before its own argv).
+    pub fn also_propagate(&mut self, db: usize, argv: Vec<Bytes>) {
+        self.also.push((db, argv));
+    }
+
+    /// Whether a key is logically expired for this client, deleting it (and
+    /// propagating DEL) when this server is a master. Redis `expireIfNeeded`.
+    pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        let db = self.client.db;
+        let Some(at) = self.store.dbs[db].expire_of(key) else {
+            return false;
+        };
+        if at > self.now_ms {
+            return false;
+        }
+        // The master's commands see every key as alive: the master decides expiry.
+        if self.client.is_master {
+            return false;
+        }
+        if self.store.is_replica {
+            return true;
+        }
+        self.delete_expired(db, key);
+        true
+    }
+
+    /// Deletes an expired key on a master and propagates the deletion.
+    pub fn delete_expired(&mut self, db: usize, key: &[u8]) {
+        if self.store.dbs[db].remove(key).is_some() {
+            Stats::incr(&self.server.stats.expired_keys, 1);
+            let lazy = self.server.config.read().lazyfree_lazy_expire;
+            let cmd: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
+            self.also.push((
+                db,
+                vec![Bytes::from_static(cmd), Bytes::copy_from_slice(key)],
+            ));
+            self.store.dirty += 1;
+            self.store.touch_key(db, key);
+        }
+    }
+
+    /// Looks a key up for reading (expired = missing); counts hits/misses.
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let found = !self.expire_if_needed(key) && self.db_ref().contains(key);
+        let stats = &self.server.stats;
+        Stats::incr(
+            if found {
+                &stats.keyspace_hits
+            } else {
+                &stats.keyspace_misses
+            },
+            1,
+        );
+        if !found {
+            return None;
+        }
+        let lru = self.server.lru_clock();
+        let e = self.db().entry_mut(key)?;
+        e.lru = lru;
+        Some(e)
+    }
+
+    /// Looks a key up for writing (expired = missing, deleted on a master).
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        if self.expire_if_needed(key) {
+            return None;
+        }
+        let lru = self.server.lru_clock();
+        let e = self.db().entry_mut(key)?;
+        e.lru = lru;
+        Some(e)
+    }
+
+    /// The value for reading, or None if missing/expired.
+    pub fn get(&mut self, key: &[u8]) -> Option<&mut Value> {
+        self.lookup_read(key).map(|e| &mut e.value)
+    }
+
+    /// The value for writing, or None if missing/expired.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        self.lookup_write(key).map(|e| &mut e.value)
+    }
+
+    /// Whether a live key exists (no hit/miss accounting).
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        !self.expire_if_needed(key) && self.db_ref().contains(key)
+    }
+
+    /// Sets a key, dropping its TTL.
+    pub fn set(&mut self, key: Bytes, value: Value) {
+        let lru = self.server.lru_clock();
+        let db = self.client.db;
+        self.store.dbs[db].set(key, value, lru);
+    }
+
+    /// Deletes a live key; true if it existed.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        if self.expire_if_needed(key) {
+            return false;
+        }
+        self.db().remove(key).is_some()
+    }
+
+    /// Deletes `key` if its container value became empty (Redis removes empty keys).
+    pub fn delete_if_empty(&mut self, key: &[u8]) {
+        let empty = self
+            .db_ref()
+            .entry(key)
+            .is_some_and(|e| e.value.is_empty_container());
+        if empty {
+            self.db().remove(key);
+        }
+    }
+}
+
+/// Parses an integer argument (`ERR value is not an integer or out of range`).
+pub fn arg_i64(a: &[u8]) -> Result<i64, CmdError> {
+    crate::resp::parse_i64(a).ok_or(err::NOT_INT)
+}
+
+/// Parses a float argument like Redis's `getDoubleFromObject` (`inf`, `-inf`,
+/// `+inf` accepted, NaN and trailing garbage rejected).
+pub fn arg_f64(a: &[u8]) -> Result<f64, CmdError> {
+    parse_f64(a).ok_or(err::NOT_FLOAT)
+}
+
+pub fn parse_f64(a: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(a).ok()?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let v = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => s.parse::<f64>().ok()?,
+    };
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+/// Case-insensitive ASCII comparison of an argument with a keyword.
+pub fn is_kw(a: &[u8], kw: &str) -> bool {
+    a.eq_ignore_ascii_case(kw.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_a_lowercase_name_and_sane_arity() {
+        for (name, c) in table() {
+            assert_eq!(*name, c.name);
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+            assert!(c.arity != 0, "{} has arity 0", c.name);
+            assert!(
+                !(c.is(flags::WRITE) && c.is(flags::READONLY)),
+                "{} is both WRITE and READONLY",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn key_positions_follow_first_last_step() {
+        let h: Handler = |_, _, _| Ok(());
+        let argv: Vec<Bytes> = ["mset", "a", "1", "b", "2"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
+        let c = Command::new("mset", -3, flags::WRITE, h).keys(1, -1, 2);
+        assert_eq!(c.key_positions(&argv), vec![1, 3]);
+        let c = Command::new("get", 2, flags::READONLY, h).keys(1, 1, 1);
+        assert_eq!(c.key_positions(&argv[..2]), vec![1]);
+    }
+
+    #[test]
+    fn float_arguments_parse_like_redis() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b"1.5x"), None);
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(parse_f64(b""), None);
+    }
+}

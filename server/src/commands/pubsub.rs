@@ -1,0 +1,5 @@
+//! Command family: pubsub.
+
+use super::Command;
+
+pub const COMMANDS: &[Command] = &[];

@@ -1,0 +1,5 @@
+//! Command family: server.
+
+use super::Command;
+
+pub const COMMANDS: &[Command] = &[];

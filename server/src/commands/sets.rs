@@ -1,0 +1,5 @@
+//! Command family: sets.
+
+use super::Command;
+
+pub const COMMANDS: &[Command] = &[];

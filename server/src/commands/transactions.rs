@@ -1,0 +1,5 @@
+//! Command family: transactions.
+
+use super::Command;
+
+pub const COMMANDS: &[Command] = &[];

@@ -1,0 +1,5 @@
+//! Command family: zsets.
+
+use super::Command;
+
+pub const COMMANDS: &[Command] = &[];

@@ -1,0 +1,379 @@
+//! Command execution (Redis `processCommand` + `call`): the checks every command goes
+//! through in Redis's order, MULTI queueing, running the handler with the store
+//! locked, propagation with MULTI/EXEC wrapping, WATCH invalidation and serving
+//! clients blocked on keys that the command made ready.
+
+use crate::commands::{self, flags, Action, ClientState, Command, Ctx};
+use crate::resp::Reply;
+use crate::server::{ClientHandle, Server, Stats, Store, Waiter};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the connection must do after the lock is released.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    Close,
+    /// Blocked: wait for `rx` (the reply of the served command) or the timeout.
+    Blocked {
+        rx: tokio::sync::oneshot::Receiver<Vec<u8>>,
+        timeout_ms: u64,
+        null_array: bool,
+    },
+    Monitor,
+    Shutdown {
+        save: Option<bool>,
+    },
+}
+
+/// Formats Redis's unknown-command error.
+fn unknown_command(argv: &[Bytes]) -> String {
+    let name = String::from_utf8_lossy(&argv[0]);
+    let name: String = name.chars().take(128).collect();
+    let mut args = String::new();
+    for a in argv.iter().skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let s = String::from_utf8_lossy(a);
+        let room = 128 - args.len();
+        let s: String = s.chars().take(room).collect();
+        args.push('\'');
+        args.push_str(&s);
+        args.push_str("' ");
+    }
+    format!("ERR unknown command '{name}', with args beginning with: {args}")
+}
+
+/// Runs one request from a client: checks, MULTI queueing or execution.
+pub fn process(
+    server: &Arc<Server>,
+    store: &mut Store,
+    client: &mut ClientState,
+    handle: Option<&ClientHandle>,
+    argv: Vec<Bytes>,
+    out: &mut Reply,
+) -> Outcome {
+    Stats::incr(&server.stats.total_commands_processed, 1);
+    let Some(cmd) = commands::lookup(&argv[0]) else {
+        reject(server, client, out, &unknown_command(&argv));
+        return Outcome::Done;
+    };
+    if !cmd.arity_ok(argv.len()) {
+        let msg = format!("ERR wrong number of arguments for '{}' command", cmd.name);
+        reject(server, client, out, &msg);
+        return Outcome::Done;
+    }
+    if !client.authenticated && !cmd.is(flags::NO_AUTH) {
+        reject(server, client, out, "NOAUTH Authentication required.");
+        return Outcome::Done;
+    }
+    if let Some(msg) = precheck(server, store, client, cmd) {
+        reject(server, client, out, &msg);
+        return Outcome::Done;
+    }
+    if client.multi.is_some() && !cmd.is(flags::NO_MULTI) {
+        if let Some(q) = client.multi.as_mut() {
+            q.push(argv);
+        }
+        out.simple("QUEUED");
+        return Outcome::Done;
+    }
+    feed_monitors(server, client, handle, cmd, &argv);
+    let before = store.propagated.len();
+    let outcome = call(server, store, client, cmd, &argv, out, true);
+    finish_propagation(store, before);
+    serve_blocked(server, store);
+    flush_propagated(server, store);
+    outcome
+}
+
+/// Checks that depend on server state (OOM, read-only replica, Pub/Sub context).
+fn precheck(
+    server: &Arc<Server>,
+    store: &mut Store,
+    client: &ClientState,
+    cmd: &Command,
+) -> Option<String> {
+    if cmd.is(flags::DENYOOM) && !client.is_master {
+        if let Err(e) = crate::evict::ensure_memory(server, store) {
+            return Some(e);
+        }
+    }
+    if store.is_replica
+        && cmd.is(flags::WRITE)
+        && !client.is_master
+        && server.config.read().replica_read_only
+    {
+        return Some("READONLY You can't write against a read only replica.".into());
+    }
+    if client.subscriptions() > 0 && !client.resp3 && !cmd.is(flags::PUBSUB) {
+        return Some(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.name
+        ));
+    }
+    None
+}
+
+fn reject(server: &Server, client: &mut ClientState, out: &mut Reply, msg: &str) {
+    if client.multi.is_some() {
+        client.multi_error = true;
+    }
+    Stats::incr(&server.stats.total_error_replies, 1);
+    out.error(msg);
+}
+
+/// Executes a command (already checked) with the store locked. Used by `process`,
+/// by EXEC for each queued command and when serving blocked clients.
+pub fn call(
+    server: &Arc<Server>,
+    store: &mut Store,
+    client: &mut ClientState,
+    cmd: &Command,
+    argv: &[Bytes],
+    out: &mut Reply,
+    may_block: bool,
+) -> Outcome {
+    let dirty_before = store.dirty;
+    let started = Instant::now();
+    let mut ctx = Ctx::new(store, server, client);
+    ctx.may_block = may_block;
+    let reply_start = out.len();
+    if let Err(e) = (cmd.handler)(&mut ctx, out, argv) {
+        // A handler validates before writing, but never leave half a reply behind.
+        out.buf.truncate(reply_start);
+        Stats::incr(&server.stats.total_error_replies, 1);
+        out.error(&e.0);
+    }
+    let Ctx {
+        also,
+        rewrite,
+        no_propagate,
+        action,
+        ..
+    } = ctx;
+    let elapsed = started.elapsed();
+    server.slowlog.lock().observe(server, argv, elapsed);
+
+    let dirtied = store.dirty > dirty_before;
+    let db = client.db;
+    store.propagated.extend(also);
+    if dirtied && !cmd.is(flags::NO_PROPAGATE) {
+        for pos in cmd.key_positions(argv) {
+            store.touch_key(db, &argv[pos]);
+        }
+        if !no_propagate && (cmd.is(flags::WRITE) || cmd.is(flags::MAY_REPLICATE)) {
+            store
+                .propagated
+                .push((db, rewrite.unwrap_or_else(|| argv.to_vec())));
+        }
+    }
+    match action {
+        None => Outcome::Done,
+        Some(Action::Close) => Outcome::Close,
+        Some(Action::Monitor) => Outcome::Monitor,
+        Some(Action::Shutdown { save }) => Outcome::Shutdown { save },
+        Some(Action::Sleep(_)) => Outcome::Done,
+        Some(Action::Block { keys, timeout_ms }) => {
+            if !may_block {
+                return Outcome::Done;
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            for k in &keys {
+                store
+                    .blocking_keys
+                    .entry((db, k.clone()))
+                    .or_default()
+                    .push_back(client.id);
+            }
+            store.waiters.insert(
+                client.id,
+                Waiter {
+                    db,
+                    keys,
+                    argv: argv.to_vec(),
+                    resp3: client.resp3,
+                    tx,
+                },
+            );
+            Outcome::Blocked {
+                rx,
+                timeout_ms,
+                null_array: !matches!(cmd.name, "blmove" | "brpoplpush"),
+            }
+        }
+    }
+}
+
+/// Wraps the ops a top-level command produced in MULTI/EXEC when there is more than one.
+pub fn finish_propagation(store: &mut Store, before: usize) {
+    let added = store.propagated.len() - before;
+    if added > 1 {
+        let first_db = store.propagated[before].0;
+        let last_db = store.propagated[store.propagated.len() - 1].0;
+        store
+            .propagated
+            .insert(before, (first_db, vec![Bytes::from_static(b"MULTI")]));
+        store
+            .propagated
+            .push((last_db, vec![Bytes::from_static(b"EXEC")]));
+    }
+}
+
+/// Hands the propagated ops to the replication stream and the AOF.
+pub fn flush_propagated(server: &Arc<Server>, store: &mut Store) {
+    if store.propagated.is_empty() {
+        return;
+    }
+    let ops = std::mem::take(&mut store.propagated);
+    crate::propagate::feed(server, store, ops);
+}
+
+/// Serves clients blocked on keys that became ready (Redis `handleClientsBlockedOnKeys`).
+pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
+    let mut rounds = 0;
+    while !store.ready_keys.is_empty() && rounds < 1000 {
+        rounds += 1;
+        let ready = std::mem::take(&mut store.ready_keys);
+        for (db, key) in ready {
+            loop {
+                let Some(&id) = store
+                    .blocking_keys
+                    .get(&(db, key.clone()))
+                    .and_then(|q| q.front())
+                else {
+                    break;
+                };
+                if !store.dbs[db].contains(&key) {
+                    break;
+                }
+                let Some(w) = store.waiters.get(&id) else {
+                    break;
+                };
+                let argv = w.argv.clone();
+                let Some(cmd) = commands::lookup(&argv[0]) else {
+                    break;
+                };
+                let mut tmp = ClientState::new(id);
+                tmp.db = w.db;
+                tmp.resp3 = w.resp3;
+                tmp.authenticated = true;
+                let mut out = Reply::new(w.resp3);
+                let before = store.propagated.len();
+                // Served like a fresh call that must not block: if it still finds
+                // nothing it produces no reply and the client keeps waiting.
+                let mut ctx_client = tmp;
+                let outcome = call_for_waiter(server, store, &mut ctx_client, cmd, &argv, &mut out);
+                finish_propagation(store, before);
+                if !outcome {
+                    break;
+                }
+                if let Some(w) = store.unblock(id) {
+                    let _ = w.tx.send(out.buf);
+                }
+            }
+        }
+    }
+}
+
+/// Runs a blocked client's command; false if it would block again.
+fn call_for_waiter(
+    server: &Arc<Server>,
+    store: &mut Store,
+    client: &mut ClientState,
+    cmd: &Command,
+    argv: &[Bytes],
+    out: &mut Reply,
+) -> bool {
+    let dirty_before = store.dirty;
+    let mut ctx = Ctx::new(store, server, client);
+    ctx.may_block = true;
+    let res = (cmd.handler)(&mut ctx, out, argv);
+    let Ctx {
+        also,
+        rewrite,
+        no_propagate,
+        action,
+        ..
+    } = ctx;
+    if matches!(action, Some(Action::Block { .. })) {
+        out.buf.clear();
+        return false;
+    }
+    if let Err(e) = res {
+        out.buf.clear();
+        out.error(&e.0);
+    }
+    let db = client.db;
+    store.propagated.extend(also);
+    if store.dirty > dirty_before {
+        for pos in cmd.key_positions(argv) {
+            store.touch_key(db, &argv[pos]);
+        }
+        if !no_propagate {
+            store
+                .propagated
+                .push((db, rewrite.unwrap_or_else(|| argv.to_vec())));
+        }
+    }
+    true
+}
+
+/// Sends the command to MONITOR clients in Redis's format:
+/// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`.
+fn feed_monitors(
+    server: &Server,
+    client: &ClientState,
+    handle: Option<&ClientHandle>,
+    cmd: &Command,
+    argv: &[Bytes],
+) {
+    let mut mons = server.monitors.lock();
+    if mons.is_empty() || cmd.is(flags::NO_MONITOR) {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let addr = if client.is_master {
+        "master".to_string()
+    } else {
+        handle.map(|h| h.addr.clone()).unwrap_or_default()
+    };
+    let mut line = format!(
+        "+{}.{:06} [{} {}]",
+        now.as_secs(),
+        now.subsec_micros(),
+        client.db,
+        addr
+    );
+    for a in argv {
+        line.push_str(" \"");
+        line.push_str(&crate::util::repr_bytes(a));
+        line.push('"');
+    }
+    line.push_str("\r\n");
+    let line = Bytes::from(line);
+    mons.retain(|(_, tx)| tx.send(line.clone()).is_ok());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_command_message_matches_redis() {
+        let argv: Vec<Bytes> = vec!["foo".into(), "a".into(), "b".into()];
+        assert_eq!(
+            unknown_command(&argv),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        let argv: Vec<Bytes> = vec!["foo".into()];
+        assert_eq!(
+            unknown_command(&argv),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! Networking layer: listeners and the per-connection loop (read, parse, execute a
+//! batch under one store lock, write; Pub/Sub and MONITOR pushes; blocking waits).
+
+use crate::commands::ClientState;
+use crate::exec::{self, Outcome};
+use crate::pubsub::PubMsg;
+use crate::resp::{Reply, Request, RequestParser};
+use crate::server::{ClientHandle, ClientInfo, Server, Stats};
+use bytes::{Bytes, BytesMut};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// Most commands run per store-lock acquisition, so one deep pipeline cannot starve others.
+const MAX_BATCH: usize = 512;
+
+/// Binds the configured addresses (`bind`, `port`). A leading `-` makes an address
+/// optional, `*` means all IPv4, `::*` all IPv6, as in Redis.
+pub async fn bind(bind: &[String], port: u16) -> Result<Vec<TcpListener>, String> {
+    let mut out = Vec::new();
+    if port == 0 {
+        return Ok(out);
+    }
+    for b in bind {
+        let (optional, addr) = match b.strip_prefix('-') {
+            Some(a) => (true, a),
+            None => (false, b.as_str()),
+        };
+        let host = match addr {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            a => a,
+        };
+        let sockaddr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        match bind_one(&sockaddr) {
+            Ok(l) => out.push(l),
+            Err(e) if optional => {
+                crate::verbose!("Skipping optional bind {sockaddr}: {e}");
+            }
+            Err(e) => {
+                return Err(format!(
+                    "Warning: Could not create server TCP listening socket {addr}:{port}: {e}"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn bind_one(addr: &str) -> std::io::Result<TcpListener> {
+    let sa: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
+    let sock = if sa.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(sa)?;
+    sock.listen(511)
+}
+
+/// Accepts connections until shutdown is signalled.
+pub async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+    let mut shutdown = server.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            r = listener.accept() => {
+                match r {
+                    Ok((stream, _)) => {
+                        let s = server.clone();
+                        tokio::spawn(async move { handle_connection(s, stream).await });
+                    }
+                    Err(e) => {
+                        crate::warning!("Accepting client connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// Serves one client connection to completion.
+pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let local = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    Stats::incr(&server.stats.total_connections_received, 1);
+    let id = server
+        .next_client_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (maxclients, requirepass, max_bulk, qbuf_limit) = {
+        let c = server.config.read();
+        (
+            c.maxclients,
+            c.requirepass.clone(),
+            c.proto_max_bulk_len,
+            c.client_query_buffer_limit,
+        )
+    };
+    if server.clients.lock().len() >= maxclients {
+        Stats::incr(&server.stats.rejected_connections, 1);
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        return;
+    }
+    let handle = Arc::new(ClientHandle {
+        id,
+        addr: peer,
+        laddr: local,
+        created: Instant::now(),
+        info: parking_lot::Mutex::new(ClientInfo {
+            resp: 2,
+            user: "default".into(),
+            ..Default::default()
+        }),
+        killed: AtomicBool::new(false),
+        kill_notify: tokio::sync::Notify::new(),
+    });
+    server.clients.lock().insert(id, handle.clone());
+
+    let mut client = ClientState::new(id);
+    client.authenticated = requirepass.is_none();
+    let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<PubMsg>();
+    client.msg_tx = Some(msg_tx);
+    let mut conn = Conn {
+        server: server.clone(),
+        handle: handle.clone(),
+        client,
+        parser: RequestParser::new(max_bulk),
+        inbuf: BytesMut::with_capacity(16 * 1024),
+        out: Reply::new(false),
+        monitor_rx: None,
+    };
+    let mut shutdown = server.shutdown.subscribe();
+
+    'conn: loop {
+        if handle.is_killed() {
+            break;
+        }
+        // Run whatever complete requests are buffered.
+        match conn.run_buffered().await {
+            Ok(true) => {}
+            Ok(false) => break 'conn,
+            Err(_) => break 'conn,
+        }
+        if !conn.out.is_empty() {
+            if stream.write_all(&conn.out.buf).await.is_err() {
+                break;
+            }
+            Stats::incr(&server.stats.net_output_bytes, conn.out.len() as u64);
+            conn.out.buf.clear();
+        }
+        if conn.inbuf.len() > qbuf_limit {
+            crate::warning!("Closing client that reached max query buffer length");
+            break;
+        }
+        tokio::select! {
+            r = stream.read_buf(&mut conn.inbuf) => {
+                match r {
+                    Ok(0) | Err(_) => break 'conn,
+                    Ok(n) => Stats::incr(&server.stats.net_input_bytes, n as u64),
+                }
+            }
+            Some(msg) = msg_rx.recv() => {
+                conn.encode_pubsub(msg);
+                while let Ok(m) = msg_rx.try_recv() {
+                    conn.encode_pubsub(m);
+                }
+            }
+            Some(line) = recv_monitor(&mut conn.monitor_rx) => {
+                conn.out.raw(&line);
+            }
+            _ = handle.kill_notify.notified() => break 'conn,
+            _ = shutdown.changed() => break 'conn,
+        }
+    }
+    if !conn.out.is_empty() {
+        let _ = stream.write_all(&conn.out.buf).await;
+    }
+    conn.cleanup();
+}
+
+async fn recv_monitor(rx: &mut Option<mpsc::UnboundedReceiver<Bytes>>) -> Option<Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Conn {
+    server: Arc<Server>,
+    handle: Arc<ClientHandle>,
+    client: ClientState,
+    parser: RequestParser,
+    inbuf: BytesMut,
+    out: Reply,
+    monitor_rx: Option<mpsc::UnboundedReceiver<Bytes>>,
+}
+
+impl Conn {
+    /// Executes the buffered requests. Ok(false) = close the connection.
+    async fn run_buffered(&mut self) -> Result<bool, ()> {
+        loop {
+            let mut outcome = Outcome::Done;
+            let mut processed = 0;
+            {
+                let mut store = self.server.store.lock();
+                while processed < MAX_BATCH {
+                    let req = match self.parser.parse(&mut self.inbuf) {
+                        Ok(Some(r)) => r,
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.out.error(&format!("ERR {e}"));
+                            crate::verbose!("Protocol error from client: {e}");
+                            return Ok(false);
+                        }
+                    };
+                    let argv = match req {
+                        Request::Command(argv) => argv,
+                        Request::Empty => continue,
+                    };
+                    processed += 1;
+                    self.out.resp3 = self.client.resp3;
+                    let skip_reply = self.client.reply_off || self.client.reply_skip_next;
+                    let mark = self.out.len();
+                    outcome = exec::process(
+                        &self.server,
+                        &mut store,
+                        &mut self.client,
+                        Some(&self.handle),
+                        argv,
+                        &mut self.out,
+                    );
+                    if skip_reply {
+                        self.out.buf.truncate(mark);
+                        self.client.reply_skip_next = false;
+                    }
+                    self.out.resp3 = self.client.resp3;
+                    if !matches!(outcome, Outcome::Done) {
+                        break;
+                    }
+                }
+            }
+            if processed > 0 {
+                self.update_info();
+            }
+            match outcome {
+                Outcome::Done => {
+                    if processed < MAX_BATCH {
+                        return Ok(true);
+                    }
+                    // Yield between batches so other clients get the lock.
+                    tokio::task::yield_now().await;
+                }
+                Outcome::Close => return Ok(false),
+                Outcome::Shutdown { save } => {
+                    crate::shutdown::request(&self.server, save);
+                    return Ok(false);
+                }
+                Outcome::Monitor => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    self.server.monitors.lock().push((self.client.id, tx));
+                    self.monitor_rx = Some(rx);
+                }
+                Outcome::Blocked {
+                    rx,
+                    timeout_ms,
+                    null_array,
+                } => {
+                    self.wait_blocked(rx, timeout_ms, null_array).await;
+                }
+            }
+        }
+    }
+
+    /// Waits for a blocked command to be served, or times out with a null reply.
+    async fn wait_blocked(
+        &mut self,
+        mut rx: tokio::sync::oneshot::Receiver<Vec<u8>>,
+        timeout_ms: u64,
+        null_array: bool,
+    ) {
+        let timeout = if timeout_ms == 0 {
+            Duration::from_secs(u64::MAX / 4)
+        } else {
+            Duration::from_millis(timeout_ms)
+        };
+        let served = tokio::select! {
+            r = &mut rx => r.ok(),
+            _ = tokio::time::sleep(timeout) => None,
+            _ = self.handle.kill_notify.notified() => None,
+        };
+        let reply = match served {
+            Some(r) => Some(r),
+            None => {
+                // Timed out: unless it was served in the meantime, stop waiting.
+                let still_blocked = self.server.store.lock().unblock(self.client.id).is_some();
+                if still_blocked {
+                    None
+                } else {
+                    rx.await.ok()
+                }
+            }
+        };
+        match reply {
+            Some(r) => self.out.raw(&r),
+            None if null_array => self.out.null_array(),
+            None => self.out.null(),
+        }
+    }
+
+    fn encode_pubsub(&mut self, msg: PubMsg) {
+        let out = &mut self.out;
+        out.resp3 = self.client.resp3;
+        match msg {
+            PubMsg::Message { channel, data } => {
+                out.push(3);
+                out.bulk(b"message");
+                out.bulk(&channel);
+                out.bulk(&data);
+            }
+            PubMsg::PMessage {
+                pattern,
+                channel,
+                data,
+            } => {
+                out.push(4);
+                out.bulk(b"pmessage");
+                out.bulk(&pattern);
+                out.bulk(&channel);
+                out.bulk(&data);
+            }
+        }
+    }
+
+    fn update_info(&self) {
+        let mut info = self.handle.info.lock();
+        info.db = self.client.db;
+        info.name = self.client.name.clone();
+        info.sub = self.client.channels.len();
+        info.psub = self.client.patterns.len();
+        info.multi = self.client.multi.as_ref().map_or(-1, |q| q.len() as i64);
+        info.resp = if self.client.resp3 { 3 } else { 2 };
+        info.last_interaction = Some(Instant::now());
+        info.qbuf = self.inbuf.len();
+        info.lib_name = self.client.lib_name.clone();
+        info.lib_ver = self.client.lib_ver.clone();
+    }
+
+    /// Drops every registration this client holds in shared state.
+    fn cleanup(&mut self) {
+        {
+            let mut store = self.server.store.lock();
+            store.unblock(self.client.id);
+            let watched = std::mem::take(&mut self.client.watched);
+            store.unwatch_all(self.client.id, &watched);
+            for ch in &self.client.channels {
+                if let Some(m) = store.pubsub.channels.get_mut(ch) {
+                    m.remove(&self.client.id);
+                    if m.is_empty() {
+                        store.pubsub.channels.remove(ch);
+                    }
+                }
+            }
+            for p in &self.client.patterns {
+                if let Some(m) = store.pubsub.patterns.get_mut(p) {
+                    m.remove(&self.client.id);
+                    if m.is_empty() {
+                        store.pubsub.patterns.remove(p);
+                    }
+                }
+            }
+        }
+        self.server
+            .monitors
+            .lock()
+            .retain(|(id, _)| *id != self.client.id);
+        self.server.clients.lock().remove(&self.client.id);
+    }
+}

@@ -1,0 +1,648 @@
+//! Protocol layer: the request parser (RESP multibulk and inline) and the reply writer
+//! (RESP2, or RESP3 after `HELLO 3`).
+//!
+//! The parser is incremental and check-then-parse: bytes that do not yet form a whole
+//! argument stay in the buffer and "incomplete" is `Ok(None)`, never an error. Progress
+//! inside a long multibulk is kept in [`RequestParser`] so a command with a million
+//! arguments arriving in small reads is not re-scanned from the start each time.
+//!
+//! Request layout (Redis `networking.c: processMultibulkBuffer/processInlineBuffer`):
+//! `*<argc>\r\n` then argc times `$<len>\r\n<len bytes>\r\n`; or an inline line
+//! `arg arg "quoted arg"\n` (optional `\r`), split like `sdssplitargs`.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Longest `*<n>` / `$<n>` header line or inline request accepted without a newline.
+pub const PROTO_INLINE_MAX_SIZE: usize = 64 * 1024;
+/// Largest argument count of one multibulk request (Redis: 1024*1024).
+pub const MAX_MULTIBULK_LEN: i64 = 1024 * 1024;
+
+/// A protocol violation; the connection gets `-ERR Protocol error: <msg>` and is closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Protocol error: {0}")]
+pub struct ProtocolError(pub String);
+
+/// Incremental request parser state for one connection.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    /// Arguments still expected by the multibulk being read (0 = between requests).
+    pending: usize,
+    args: Vec<Bytes>,
+    /// Largest bulk accepted (`proto-max-bulk-len`).
+    pub max_bulk_len: i64,
+}
+
+/// One parsed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// A command with its arguments (never empty).
+    Command(Vec<Bytes>),
+    /// An empty inline line (a bare `\n`); replicas send these as keepalives.
+    Empty,
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    memchr(b'\r', buf).and_then(|i| {
+        if buf.get(i + 1) == Some(&b'\n') {
+            Some(i)
+        } else {
+            // A lone '\r' inside a header line: keep looking after it.
+            find_crlf(&buf[i + 1..]).map(|j| i + 1 + j)
+        }
+    })
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// Parses a strict decimal integer as Redis's `string2ll` does.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) {
+        return None;
+    }
+    if neg && digits == b"0" {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let d = (c - b'0') as i64;
+        v = if neg {
+            v.checked_mul(10)?.checked_sub(d)?
+        } else {
+            v.checked_mul(10)?.checked_add(d)?
+        };
+    }
+    Some(v)
+}
+
+impl RequestParser {
+    pub fn new(max_bulk_len: i64) -> Self {
+        RequestParser {
+            pending: 0,
+            args: Vec::new(),
+            max_bulk_len,
+        }
+    }
+
+    /// Parses the next request out of `buf`, consuming its bytes.
+    pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
+        if self.pending == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            if buf[0] != b'*' {
+                return parse_inline(buf);
+            }
+            let Some(end) = find_crlf(buf) else {
+                if buf.len() > PROTO_INLINE_MAX_SIZE {
+                    return Err(ProtocolError("too big mbulk count string".into()));
+                }
+                return Ok(None);
+            };
+            let n = match parse_i64(&buf[1..end]) {
+                Some(n) if n <= MAX_MULTIBULK_LEN => n,
+                _ => return Err(ProtocolError("invalid multibulk length".into())),
+            };
+            buf.advance(end + 2);
+            if n <= 0 {
+                // `*0` or `*-1`: an empty request, silently skipped as Redis does.
+                return Ok(Some(Request::Empty));
+            }
+            self.pending = n as usize;
+            // Do not trust the header for the allocation size (1M-arg headers are cheap to send).
+            self.args = Vec::with_capacity(self.pending.min(1024));
+        }
+        while self.pending > 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            if buf[0] != b'$' {
+                let got = buf[0] as char;
+                return Err(ProtocolError(format!("expected '$', got '{got}'")));
+            }
+            let Some(end) = find_crlf(buf) else {
+                if buf.len() > PROTO_INLINE_MAX_SIZE {
+                    return Err(ProtocolError("too big bulk count string".into()));
+                }
+                return Ok(None);
+            };
+            let len = match parse_i64(&buf[1..end]) {
+                Some(n) if n >= 0 && n <= self.max_bulk_len => n as usize,
+                _ => return Err(ProtocolError("invalid bulk length".into())),
+            };
+            let total = end + 2 + len + 2;
+            if buf.len() < total {
+                buf.reserve(total - buf.len());
+                return Ok(None);
+            }
+            // Copy the argument out: values stored in the keyspace must not pin the
+            // (much larger) read buffer they arrived in.
+            let arg = Bytes::copy_from_slice(&buf[end + 2..end + 2 + len]);
+            buf.advance(total);
+            self.args.push(arg);
+            self.pending -= 1;
+        }
+        Ok(Some(Request::Command(std::mem::take(&mut self.args))))
+    }
+}
+
+fn parse_inline(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
+    let Some(nl) = memchr(b'\n', buf) else {
+        if buf.len() > PROTO_INLINE_MAX_SIZE {
+            return Err(ProtocolError("too big inline request".into()));
+        }
+        return Ok(None);
+    };
+    let mut line = &buf[..nl];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    let args =
+        split_args(line).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
+    buf.advance(nl + 1);
+    if args.is_empty() {
+        return Ok(Some(Request::Empty));
+    }
+    Ok(Some(Request::Command(
+        args.into_iter().map(Bytes::from).collect(),
+    )))
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Splits a line into arguments like Redis's `sdssplitargs`: whitespace separated,
+/// `"..."` with escapes (`\n \r \t \b \a \xHH \<c>`), `'...'` literal except `\'`.
+/// A closing quote must be followed by whitespace or the end. `None` = unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let mut inq = false; // inside "double quotes"
+        let mut insq = false; // inside 'single quotes'
+        let mut done = false;
+        while !done {
+            if inq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && hex_val(line[i + 2]).is_some()
+                    && hex_val(line[i + 3]).is_some()
+                {
+                    let hi = hex_val(line[i + 2]).unwrap_or(0);
+                    let lo = hex_val(line[i + 3]).unwrap_or(0);
+                    cur.push(hi * 16 + lo);
+                    i += 3;
+                } else if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        o => o,
+                    });
+                } else if c == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    done = true;
+                } else {
+                    cur.push(c);
+                }
+            } else if insq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if c == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    done = true;
+                } else {
+                    cur.push(c);
+                }
+            } else if i >= n {
+                done = true;
+            } else {
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => done = true,
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    c => cur.push(c),
+                }
+            }
+            if i < n {
+                i += 1;
+            }
+        }
+        out.push(cur);
+    }
+}
+
+/// Writes replies into a connection's output buffer in the client's protocol version.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub buf: Vec<u8>,
+    pub resp3: bool,
+}
+
+impl Reply {
+    pub fn new(resp3: bool) -> Self {
+        Reply {
+            buf: Vec::with_capacity(256),
+            resp3,
+        }
+    }
+
+    fn header(&mut self, prefix: u8, n: i64) {
+        self.buf.push(prefix);
+        let mut b = itoa::Buffer::new();
+        self.buf.extend_from_slice(b.format(n).as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    pub fn ok(&mut self) {
+        self.buf.extend_from_slice(b"+OK\r\n");
+    }
+
+    /// `+<s>\r\n`; `s` must not contain CR or LF.
+    pub fn simple(&mut self, s: &str) {
+        self.buf.push(b'+');
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// `-<msg>\r\n`; `msg` carries its own prefix (`ERR ...`, `WRONGTYPE ...`).
+    /// Newlines are replaced by spaces so a reply can never break the framing.
+    pub fn error(&mut self, msg: &str) {
+        self.buf.push(b'-');
+        for &c in msg.as_bytes() {
+            self.buf
+                .push(if c == b'\r' || c == b'\n' { b' ' } else { c });
+        }
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    pub fn int(&mut self, n: i64) {
+        self.header(b':', n);
+    }
+
+    pub fn bulk(&mut self, data: &[u8]) {
+        self.header(b'$', data.len() as i64);
+        self.buf.extend_from_slice(data);
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    pub fn bulk_str(&mut self, s: &str) {
+        self.bulk(s.as_bytes());
+    }
+
+    /// An integer rendered as a bulk string (e.g. ROLE's replica offsets).
+    pub fn bulk_int(&mut self, n: i64) {
+        let mut b = itoa::Buffer::new();
+        self.bulk(b.format(n).as_bytes());
+    }
+
+    pub fn opt_bulk(&mut self, data: Option<&[u8]>) {
+        match data {
+            Some(d) => self.bulk(d),
+            None => self.null(),
+        }
+    }
+
+    /// The null bulk string (`$-1`), or `_` in RESP3.
+    pub fn null(&mut self) {
+        if self.resp3 {
+            self.buf.extend_from_slice(b"_\r\n");
+        } else {
+            self.buf.extend_from_slice(b"$-1\r\n");
+        }
+    }
+
+    /// The null array (`*-1`), or `_` in RESP3.
+    pub fn null_array(&mut self) {
+        if self.resp3 {
+            self.buf.extend_from_slice(b"_\r\n");
+        } else {
+            self.buf.extend_from_slice(b"*-1\r\n");
+        }
+    }
+
+    pub fn array(&mut self, n: usize) {
+        self.header(b'*', n as i64);
+    }
+
+    /// A map of `n` pairs: `%n` in RESP3, a flat `*2n` array in RESP2.
+    pub fn map(&mut self, n: usize) {
+        if self.resp3 {
+            self.header(b'%', n as i64);
+        } else {
+            self.header(b'*', 2 * n as i64);
+        }
+    }
+
+    /// A set of `n` elements: `~n` in RESP3, an array in RESP2.
+    pub fn set(&mut self, n: usize) {
+        if self.resp3 {
+            self.header(b'~', n as i64);
+        } else {
+            self.header(b'*', n as i64);
+        }
+    }
+
+    /// An out-of-band push (`>n` in RESP3, an array in RESP2): Pub/Sub messages.
+    pub fn push(&mut self, n: usize) {
+        if self.resp3 {
+            self.header(b'>', n as i64);
+        } else {
+            self.header(b'*', n as i64);
+        }
+    }
+
+    /// A double: `,<d>` in RESP3, a bulk string in RESP2 (formatted like Redis `%.17g`).
+    pub fn double(&mut self, d: f64) {
+        let s = format_double(d);
+        if self.resp3 {
+            self.buf.push(b',');
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.extend_from_slice(b"\r\n");
+        } else {
+            self.bulk(s.as_bytes());
+        }
+    }
+
+    pub fn boolean(&mut self, b: bool) {
+        if self.resp3 {
+            self.buf
+                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+        } else {
+            self.int(b as i64);
+        }
+    }
+
+    /// Verbatim text (`=` in RESP3, bulk in RESP2), used by INFO-like replies.
+    pub fn verbatim(&mut self, text: &str) {
+        if self.resp3 {
+            self.header(b'=', text.len() as i64 + 4);
+            self.buf.extend_from_slice(b"txt:");
+            self.buf.extend_from_slice(text.as_bytes());
+            self.buf.extend_from_slice(b"\r\n");
+        } else {
+            self.bulk(text.as_bytes());
+        }
+    }
+
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+/// Formats a double as Redis 7.0's `addReplyDouble` does: `%.17g` (so `0.1` reads
+/// `0.10000000000000001`), `inf`/`-inf` for infinities.
+pub fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d.is_nan() {
+        return "nan".into();
+    }
+    format_g(d, 17)
+}
+
+/// printf's `%.<p>g`.
+pub fn format_g(d: f64, p: usize) -> String {
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let sci = format!("{:.*e}", p - 1, d);
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let x: i32 = exp.parse().unwrap_or(0);
+    if x < -4 || x >= p as i32 {
+        let mant = trim_zeros(mant);
+        let sign = if x < 0 { '-' } else { '+' };
+        format!("{mant}e{sign}{:02}", x.abs())
+    } else {
+        let decimals = (p as i32 - 1 - x).max(0) as usize;
+        trim_zeros(&format!("{:.*}", decimals, d)).to_string()
+    }
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// Formats a double for INCRBYFLOAT-style results, which Redis prints in plain
+/// (never exponential) notation with trailing zeros removed; the shortest
+/// round-tripping digits stand in for Redis's long-double arithmetic.
+pub fn format_human(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d == d.trunc() && d.abs() < 1e17 {
+        return format!("{}", d as i64);
+    }
+    let mut b = ryu::Buffer::new();
+    let s = b.format(d).to_string();
+    if !s.contains('e') {
+        return s;
+    }
+    // Expand the exponent into plain digits.
+    let digits = format!("{:.20}", d);
+    trim_zeros(&digits).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Request>, ProtocolError> {
+        let mut p = RequestParser::new(512 * 1024 * 1024);
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(r) = p.parse(&mut buf)? {
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    fn cmd(parts: &[&str]) -> Request {
+        Request::Command(
+            parts
+                .iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn parses_pipelined_multibulk_requests() {
+        let r = parse_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap();
+        assert_eq!(r, vec![cmd(&["PING"]), cmd(&["GET", "k"])]);
+    }
+
+    #[test]
+    fn incomplete_input_is_not_an_error_and_resumes() {
+        let mut p = RequestParser::new(1 << 29);
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$5\r\nhel"[..]);
+        assert_eq!(p.parse(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"lo\r\n");
+        assert_eq!(p.parse(&mut buf).unwrap(), Some(cmd(&["GET", "hello"])));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn binary_safe_arguments() {
+        let r = parse_all(b"*1\r\n$4\r\na\r\n\0\r\n").unwrap();
+        assert_eq!(
+            r,
+            vec![Request::Command(vec![Bytes::from_static(b"a\r\n\0")])]
+        );
+    }
+
+    #[test]
+    fn inline_commands_with_quotes() {
+        let r = parse_all(b"set k \"a b\\x41\\n\" 'it\\'s'\r\nPING\n\n").unwrap();
+        assert_eq!(
+            r,
+            vec![
+                cmd(&["set", "k", "a bA\n", "it's"]),
+                cmd(&["PING"]),
+                Request::Empty
+            ]
+        );
+    }
+
+    #[test]
+    fn protocol_errors_carry_redis_messages() {
+        assert_eq!(
+            parse_all(b"*abc\r\n").unwrap_err().to_string(),
+            "Protocol error: invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*2000000\r\n").unwrap_err().to_string(),
+            "Protocol error: invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n+foo\r\n").unwrap_err().to_string(),
+            "Protocol error: expected '$', got '+'"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$-5\r\n").unwrap_err().to_string(),
+            "Protocol error: invalid bulk length"
+        );
+        assert_eq!(
+            parse_all(b"set k \"unterminated\n")
+                .unwrap_err()
+                .to_string(),
+            "Protocol error: unbalanced quotes in request"
+        );
+        let big = vec![b'a'; PROTO_INLINE_MAX_SIZE + 10];
+        assert_eq!(
+            parse_all(&big).unwrap_err().to_string(),
+            "Protocol error: too big inline request"
+        );
+    }
+
+    #[test]
+    fn million_argument_header_does_not_allocate_up_front() {
+        let mut p = RequestParser::new(1 << 29);
+        let mut buf = BytesMut::from(&b"*1048576\r\n"[..]);
+        assert_eq!(p.parse(&mut buf).unwrap(), None);
+        assert!(p.args.capacity() <= 1024);
+    }
+
+    #[test]
+    fn oversized_bulk_is_rejected() {
+        let mut p = RequestParser::new(100);
+        let mut buf = BytesMut::from(&b"*1\r\n$101\r\n"[..]);
+        assert_eq!(
+            p.parse(&mut buf).unwrap_err().to_string(),
+            "Protocol error: invalid bulk length"
+        );
+    }
+
+    #[test]
+    fn parse_i64_is_strict() {
+        assert_eq!(parse_i64(b"123"), Some(123));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        for bad in [&b""[..], b"01", b"-0", b"+1", b" 1", b"1 ", b"1.0", b"-"] {
+            assert_eq!(parse_i64(bad), None, "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn replies_in_resp2_and_resp3() {
+        let mut r = Reply::new(false);
+        r.null();
+        r.map(1);
+        r.double(1.5);
+        r.boolean(true);
+        assert_eq!(r.buf, b"$-1\r\n*2\r\n$3\r\n1.5\r\n:1\r\n");
+        let mut r = Reply::new(true);
+        r.null();
+        r.map(1);
+        r.double(1.5);
+        r.boolean(true);
+        assert_eq!(r.buf, b"_\r\n%1\r\n,1.5\r\n#t\r\n");
+    }
+
+    #[test]
+    fn doubles_format_like_redis() {
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(-2.5), "-2.5");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_double(0.1), "0.10000000000000001");
+        assert_eq!(format_double(1e20), "1e+20");
+        assert_eq!(format_double(1.5e-7), "1.4999999999999999e-07");
+        assert_eq!(format_double(123456.5), "123456.5");
+        assert_eq!(format_human(10.6), "10.6");
+        assert_eq!(format_human(3.0), "3");
+    }
+}

@@ -1,0 +1,274 @@
+//! Shared server state.
+//!
+//! Concurrency model: connections run as tokio tasks on a multi-threaded runtime and do
+//! their socket I/O in parallel; everything that must have one total order (the
+//! keyspace, blocked clients, Pub/Sub routing, WATCH bookkeeping, the replication
+//! stream) lives in [`Store`] behind one mutex. A connection takes the lock once per
+//! batch of pipelined commands. The lock is never held across an `.await`.
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::pubsub::PubSub;
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub type ClientId = u64;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Counters reported by INFO stats; atomics because every connection bumps them.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub total_connections_received: AtomicU64,
+    pub total_commands_processed: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub expired_keys: AtomicU64,
+    pub evicted_keys: AtomicU64,
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub total_error_replies: AtomicU64,
+    pub unexpected_error_replies: AtomicU64,
+    pub pubsub_messages: AtomicU64,
+}
+
+impl Stats {
+    pub fn incr(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    pub fn reset(&self) {
+        for c in [
+            &self.total_connections_received,
+            &self.total_commands_processed,
+            &self.rejected_connections,
+            &self.expired_keys,
+            &self.evicted_keys,
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+            &self.total_error_replies,
+            &self.unexpected_error_replies,
+            &self.pubsub_messages,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What another task may need to know about a connection (CLIENT LIST / KILL).
+#[derive(Debug)]
+pub struct ClientHandle {
+    pub id: ClientId,
+    pub addr: String,
+    pub laddr: String,
+    pub created: Instant,
+    pub info: Mutex<ClientInfo>,
+    /// Set by CLIENT KILL; the connection closes at its next wake-up.
+    pub killed: AtomicBool,
+    pub kill_notify: tokio::sync::Notify,
+}
+
+/// Mutable, displayable client facts (updated by the connection after each command).
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub name: Option<Bytes>,
+    pub db: usize,
+    pub last_cmd: String,
+    pub last_interaction: Option<Instant>,
+    pub flags: String,
+    pub sub: usize,
+    pub psub: usize,
+    pub multi: i64,
+    pub resp: u8,
+    pub qbuf: usize,
+    pub omem: usize,
+    pub user: String,
+    pub lib_name: Option<String>,
+    pub lib_ver: Option<String>,
+}
+
+impl ClientHandle {
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.kill_notify.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+}
+
+/// A client blocked on keys (BLPOP & co.), served in FIFO order by the write that
+/// makes one of its keys ready.
+#[derive(Debug)]
+pub struct Waiter {
+    pub db: usize,
+    pub keys: Vec<Bytes>,
+    pub argv: Vec<Bytes>,
+    pub resp3: bool,
+    /// Receives the encoded reply once served.
+    pub tx: tokio::sync::oneshot::Sender<Vec<u8>>,
+}
+
+/// Everything ordered together with the keyspace. See the module doc for the lock.
+#[derive(Debug)]
+pub struct Store {
+    pub dbs: Vec<Db>,
+    /// Writes since the last successful save (Redis `server.dirty`).
+    pub dirty: u64,
+    pub pubsub: PubSub,
+    /// (db, key) -> FIFO of blocked client ids.
+    pub blocking_keys: HashMap<(usize, Bytes), VecDeque<ClientId>>,
+    pub waiters: HashMap<ClientId, Waiter>,
+    /// (db, key) -> clients that WATCH it, with their "dirty CAS" flag.
+    pub watched: HashMap<(usize, Bytes), Vec<(ClientId, Arc<AtomicBool>)>>,
+    /// Keys that received a write while clients were blocked on them.
+    pub ready_keys: Vec<(usize, Bytes)>,
+    /// Operations to hand to replication / AOF, in execution order.
+    pub propagated: Vec<(usize, Vec<Bytes>)>,
+    /// True while this server replicates from a master (keys are then never expired
+    /// actively, and lazily expired keys are hidden but not deleted).
+    pub is_replica: bool,
+    /// Unix time (s) of the last successful save.
+    pub lastsave: i64,
+}
+
+impl Store {
+    pub fn new(databases: usize) -> Self {
+        Store {
+            dbs: (0..databases.max(1)).map(|_| Db::new()).collect(),
+            dirty: 0,
+            pubsub: PubSub::default(),
+            blocking_keys: HashMap::new(),
+            waiters: HashMap::new(),
+            watched: HashMap::new(),
+            ready_keys: Vec::new(),
+            propagated: Vec::new(),
+            is_replica: false,
+            lastsave: now_ms() / 1000,
+        }
+    }
+
+    /// Marks WATCHers of `key` as dirty and, if clients are blocked on it, queues it
+    /// to be served (Redis `signalModifiedKey` + `signalKeyAsReady`).
+    pub fn touch_key(&mut self, db: usize, key: &[u8]) {
+        if !self.watched.is_empty() {
+            if let Some(list) = self.watched.get(&(db, Bytes::copy_from_slice(key))) {
+                for (_, flag) in list {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        if !self.blocking_keys.is_empty() {
+            let k = (db, Bytes::copy_from_slice(key));
+            if self.blocking_keys.contains_key(&k) && !self.ready_keys.contains(&k) {
+                self.ready_keys.push(k);
+            }
+        }
+    }
+
+    /// Marks every WATCHer of any key in `db` (or every db with `None`) dirty:
+    /// FLUSHDB, FLUSHALL, SWAPDB.
+    pub fn touch_all(&mut self, db: Option<usize>) {
+        for ((d, _), list) in self.watched.iter() {
+            if db.is_none_or(|x| x == *d) {
+                for (_, flag) in list {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    /// Removes a blocked client from every key it waits on; returns its waiter.
+    pub fn unblock(&mut self, id: ClientId) -> Option<Waiter> {
+        let w = self.waiters.remove(&id)?;
+        for k in &w.keys {
+            let key = (w.db, k.clone());
+            if let Some(q) = self.blocking_keys.get_mut(&key) {
+                q.retain(|c| *c != id);
+                if q.is_empty() {
+                    self.blocking_keys.remove(&key);
+                }
+            }
+        }
+        Some(w)
+    }
+
+    pub fn unwatch_all(&mut self, id: ClientId, keys: &[(usize, Bytes)]) {
+        for k in keys {
+            if let Some(list) = self.watched.get_mut(k) {
+                list.retain(|(c, _)| *c != id);
+                if list.is_empty() {
+                    self.watched.remove(k);
+                }
+            }
+        }
+    }
+}
+
+/// Process-wide state shared by every connection.
+#[derive(Debug)]
+pub struct Server {
+    pub store: Mutex<Store>,
+    /// Runtime configuration (CONFIG SET writes it).
+    pub config: RwLock<Config>,
+    pub stats: Stats,
+    pub clients: Mutex<HashMap<ClientId, Arc<ClientHandle>>>,
+    pub next_client_id: AtomicU64,
+    pub started: Instant,
+    pub run_id: String,
+    /// Connections in MONITOR mode receive every executed command here.
+    pub monitors: Mutex<Vec<(ClientId, tokio::sync::mpsc::UnboundedSender<Bytes>)>>,
+    /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    pub slowlog: Mutex<crate::slowlog::SlowLog>,
+}
+
+impl Server {
+    pub fn new(config: Config) -> Arc<Self> {
+        let dbs = config.databases;
+        Arc::new(Server {
+            store: Mutex::new(Store::new(dbs)),
+            config: RwLock::new(config),
+            stats: Stats::default(),
+            clients: Mutex::new(HashMap::new()),
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            run_id: random_hex40(),
+            monitors: Mutex::new(Vec::new()),
+            shutdown: tokio::sync::watch::channel(false).0,
+            slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
+        })
+    }
+
+    /// Seconds since start, as a u32 LRU clock.
+    pub fn lru_clock(&self) -> u32 {
+        self.started.elapsed().as_secs() as u32
+    }
+}
+
+/// 40 random lowercase hex characters (run ids, replication ids).
+pub fn random_hex40() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..40)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}

@@ -1,0 +1,250 @@
+//! Black-box test harness: runs the real `tandem-server` binary on a free loopback
+//! port in its own temp dir, and kills it (by pid) when dropped, even on panic.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestServer {
+    pub port: u16,
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+pub fn server_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tandem-server"))
+}
+
+impl TestServer {
+    /// Starts the server with `--bind 127.0.0.1 --port <free> --dir <tmp>` plus `args`.
+    pub fn start(args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, args)
+    }
+
+    pub fn start_in(mut dir: tempfile::TempDir, args: &[&str]) -> TestServer {
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(server_bin());
+            cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--dir", dir.path().to_str().expect("utf8 dir")])
+                .args(args)
+                .current_dir(dir.path())
+                .stdout(Stdio::from(
+                    std::fs::File::create(dir.path().join("stdout.log")).expect("log file"),
+                ))
+                .stderr(Stdio::from(
+                    std::fs::File::create(dir.path().join("stderr.log")).expect("log file"),
+                ));
+            let child = cmd.spawn().expect("spawn tandem-server");
+            let mut s = TestServer { port, child, dir };
+            if s.wait_ready(Duration::from_secs(10)) {
+                return s;
+            }
+            // Port raced with someone else, or startup failed: report on last attempt.
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+            dir = std::mem::replace(&mut s.dir, tempfile::tempdir().expect("tempdir"));
+            std::mem::forget(s);
+        }
+        panic!(
+            "tandem-server did not start; see its logs in {:?}",
+            dir.path()
+        );
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("client")
+    }
+
+    pub fn conn(&self) -> Conn {
+        Conn::connect(self.port)
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw RESP connection: send exact bytes, read exact replies.
+pub struct Conn {
+    pub stream: BufReader<TcpStream>,
+}
+
+/// A parsed reply, for assertions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum R {
+    Simple(String),
+    Err(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Nil,
+    Arr(Vec<R>),
+    NilArr,
+    Double(String),
+    Bool(bool),
+    Map(Vec<(R, R)>),
+    Set(Vec<R>),
+    Push(Vec<R>),
+    Verbatim(String),
+}
+
+impl R {
+    pub fn bulk(s: &str) -> R {
+        R::Bulk(s.as_bytes().to_vec())
+    }
+    pub fn ok() -> R {
+        R::Simple("OK".into())
+    }
+    pub fn err_text(&self) -> &str {
+        match self {
+            R::Err(s) => s,
+            _ => panic!("not an error reply: {self:?}"),
+        }
+    }
+}
+
+impl Conn {
+    pub fn connect(port: u16) -> Conn {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Conn {
+            stream: BufReader::new(s),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.get_mut().write_all(bytes).expect("write");
+    }
+
+    /// Sends a command as a RESP bulk array.
+    pub fn send(&mut self, args: &[&[u8]]) {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.send_raw(&out);
+    }
+
+    /// Sends a command given as space-separated words and reads the reply.
+    pub fn cmd(&mut self, line: &str) -> R {
+        let parts: Vec<&[u8]> = line.split_whitespace().map(|s| s.as_bytes()).collect();
+        self.send(&parts);
+        self.read()
+    }
+
+    pub fn cmd_args(&mut self, args: &[&[u8]]) -> R {
+        self.send(args);
+        self.read()
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        let n = self.stream.read_line(&mut l).expect("read line");
+        assert!(n > 0, "connection closed by server");
+        l.trim_end_matches("\r\n").to_string()
+    }
+
+    /// True if the server closed the connection (EOF) within the read timeout.
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+    }
+
+    pub fn read(&mut self) -> R {
+        let l = self.line();
+        let (t, rest) = l.split_at(1);
+        match t {
+            "+" => R::Simple(rest.into()),
+            "-" => R::Err(rest.into()),
+            ":" => R::Int(rest.parse().expect("int")),
+            "," => R::Double(rest.into()),
+            "#" => R::Bool(rest == "t"),
+            "_" => R::Nil,
+            "$" | "=" => {
+                let n: i64 = rest.parse().expect("len");
+                if n < 0 {
+                    return R::Nil;
+                }
+                let mut buf = vec![0u8; n as usize + 2];
+                self.stream.read_exact(&mut buf).expect("bulk");
+                buf.truncate(n as usize);
+                if t == "=" {
+                    R::Verbatim(String::from_utf8_lossy(&buf).into())
+                } else {
+                    R::Bulk(buf)
+                }
+            }
+            "*" | "~" | ">" => {
+                let n: i64 = rest.parse().expect("len");
+                if n < 0 {
+                    return R::NilArr;
+                }
+                let items = (0..n).map(|_| self.read()).collect();
+                match t {
+                    "*" => R::Arr(items),
+                    "~" => R::Set(items),
+                    _ => R::Push(items),
+                }
+            }
+            "%" => {
+                let n: i64 = rest.parse().expect("len");
+                R::Map((0..n).map(|_| (self.read(), self.read())).collect())
+            }
+            other => panic!("unexpected reply type {other:?} in {l:?}"),
+        }
+    }
+}
+
+/// Polls `f` until it returns true or `limit` passes.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
