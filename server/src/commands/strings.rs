@@ -619,6 +619,43 @@ mod tests {
     use crate::commands::keys::test_util::Harness;
 
     #[test]
+    fn string_commands_on_other_types_answer_wrongtype_and_change_nothing() {
+        let mut h = Harness::new();
+        {
+            let mut store = h.server.store.lock();
+            let list = Value::List([Bytes::from_static(b"a")].into_iter().collect());
+            store.dbs[0].set(Bytes::from_static(b"l"), list, 0);
+        }
+        let wt = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+        for cmd in [
+            &["get", "l"][..],
+            &["set", "l", "v", "get"],
+            &["getex", "l", "ex", "10"],
+            &["getdel", "l"],
+            &["getset", "l", "v"],
+            &["incr", "l"],
+            &["decrby", "l", "2"],
+            &["incrbyfloat", "l", "1"],
+            &["append", "l", "x"],
+            &["strlen", "l"],
+            &["getrange", "l", "0", "1"],
+            &["setrange", "l", "0", "x"],
+        ] {
+            let (r, ops) = h.run(cmd);
+            assert_eq!(r, wt, "{cmd:?}");
+            assert!(ops.is_empty(), "{cmd:?}");
+        }
+        let (r, _) = h.run(&["mget", "l"]);
+        assert_eq!(r, "*1\r\n$-1\r\n");
+        let (r, _) = h.run(&["type", "l"]);
+        assert_eq!(r, "+list\r\n");
+        let (r, _) = h.run(&["set", "l", "v"]);
+        assert_eq!(r, "+OK\r\n");
+        let (r, _) = h.run(&["get", "l"]);
+        assert_eq!(r, "$1\r\nv\r\n");
+    }
+
+    #[test]
     fn decimal_sums_read_like_redis() {
         assert_eq!(decimal_sum(b"0.1", b"0.2").as_deref(), Some("0.3"));
         assert_eq!(decimal_sum(b"1.5", b"1.5").as_deref(), Some("3"));
