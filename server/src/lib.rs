@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod evict;
 pub mod exec;
+pub mod expire;
 pub mod log;
 pub mod net;
 pub mod propagate;
@@ -34,6 +35,7 @@ pub async fn run(config: config::Config) -> Result<(), String> {
     for l in listeners {
         tokio::spawn(net::accept_loop(server.clone(), l));
     }
+    tokio::spawn(expire::active_expire_cycle(server.clone()));
     background(server).await;
     Ok(())
 }
