@@ -401,3 +401,46 @@ fn hscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::lists::harness::H;
+
+    #[test]
+    fn hincrbyfloat_propagates_as_hset_with_result() {
+        let mut h = H::new();
+        assert_eq!(
+            h.ops(&["hincrbyfloat", "h", "f", "1.5"]),
+            vec!["HSET h f 1.5"]
+        );
+        assert_eq!(
+            h.ops(&["hincrbyfloat", "h", "f", "0.1"]),
+            vec!["HSET h f 1.6"]
+        );
+        assert_eq!(h.ops(&["hincrby", "h", "n", "3"]), vec!["hincrby h n 3"]);
+        // Errors propagate nothing and leave no empty key behind.
+        assert!(h.ops(&["hincrby", "e", "n", "x"]).is_empty());
+        assert!(h.ops(&["hincrbyfloat", "e", "n", "inf"]).is_empty());
+        assert!(!h.store.dbs[0].contains(b"e"));
+    }
+
+    #[test]
+    fn scan_steps_cover_everything_and_end() {
+        let (next, r) = scan_step(10, 0, 3);
+        assert_eq!((next, r), (0, 0..10));
+        let mut cursor = 0;
+        let mut seen = 0;
+        for _ in 0..1000 {
+            let (next, r) = scan_step(1000, cursor, 7);
+            seen += r.len();
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!((cursor, seen), (0, 1000));
+        // A stale cursor past the end terminates.
+        assert_eq!(scan_step(200, 5000, 10).0, 0);
+    }
+}

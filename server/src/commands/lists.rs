@@ -302,7 +302,7 @@ fn lrem(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if count >= 0 {
         let mut i = 0;
         while i < l.len() && removed < limit {
-            if &l[i] == target {
+            if l[i] == *target {
                 l.remove(i);
                 removed += 1;
             } else {
@@ -313,7 +313,7 @@ fn lrem(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         let mut i = l.len();
         while i > 0 && removed < limit {
             i -= 1;
-            if &l[i] == target {
+            if l[i] == *target {
                 l.remove(i);
                 removed += 1;
             }
@@ -405,7 +405,7 @@ fn lpos(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut found: Vec<usize> = Vec::new();
     for step in 0..max_scan {
         let idx = if rank > 0 { step } else { len - 1 - step };
-        if &l[idx] == target {
+        if l[idx] == *target {
             if skip > 0 {
                 skip -= 1;
                 continue;
@@ -669,9 +669,123 @@ fn blmpop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// In-process harness for unit tests of the command families: runs commands
+/// through `exec::call` and exposes what they propagated.
+#[cfg(test)]
+pub(crate) mod harness {
+    use crate::commands::{lookup, ClientState};
+    use crate::config::Config;
+    use crate::exec::{self, Outcome};
+    use crate::resp::Reply;
+    use crate::server::{Server, Store};
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    pub struct H {
+        pub server: Arc<Server>,
+        pub store: Store,
+    }
+
+    impl H {
+        pub fn new() -> H {
+            H {
+                server: Server::new(Config::default()),
+                store: Store::new(16),
+            }
+        }
+
+        /// Runs one command as client `id`: (reply bytes, propagated ops, outcome).
+        pub fn run(&mut self, id: u64, args: &[&str]) -> (String, Vec<String>, Outcome) {
+            let argv: Vec<Bytes> = args
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            let Some(cmd) = lookup(&argv[0]) else {
+                panic!("unknown command {}", args[0]);
+            };
+            let mut client = ClientState::new(id);
+            client.authenticated = true;
+            let mut out = Reply::new(false);
+            let before = self.store.propagated.len();
+            let outcome = exec::call(
+                &self.server,
+                &mut self.store,
+                &mut client,
+                cmd,
+                &argv,
+                &mut out,
+                true,
+            );
+            exec::finish_propagation(&mut self.store, before);
+            exec::serve_blocked(&self.server, &mut self.store);
+            let ops = std::mem::take(&mut self.store.propagated)
+                .into_iter()
+                .map(|(_, argv)| {
+                    argv.iter()
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            (String::from_utf8_lossy(&out.buf).into_owned(), ops, outcome)
+        }
+
+        /// Runs a command and returns only its propagated ops.
+        pub fn ops(&mut self, args: &[&str]) -> Vec<String> {
+            self.run(1, args).1
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::harness::H;
     use super::*;
+    use crate::exec::Outcome;
+
+    #[test]
+    fn blocking_pops_propagate_as_plain_pops() {
+        let mut h = H::new();
+        h.ops(&["rpush", "k", "a", "b", "c"]);
+        assert_eq!(h.ops(&["blpop", "k", "0"]), vec!["LPOP k"]);
+        assert_eq!(h.ops(&["brpop", "nokey", "k", "0"]), vec!["RPOP k"]);
+        h.ops(&["rpush", "k", "x", "y", "z"]);
+        assert_eq!(
+            h.ops(&["lmpop", "1", "k", "left", "count", "10"]),
+            vec!["LPOP k 4"]
+        );
+        h.ops(&["rpush", "k", "x", "y"]);
+        assert_eq!(
+            h.ops(&["blmpop", "0", "2", "no", "k", "right"]),
+            vec!["RPOP k 1"]
+        );
+        assert_eq!(
+            h.ops(&["blmove", "k", "d", "left", "right", "0"]),
+            vec!["LMOVE k d left right"]
+        );
+        h.ops(&["rpush", "k", "x"]);
+        assert_eq!(h.ops(&["brpoplpush", "k", "d", "0"]), vec!["RPOPLPUSH k d"]);
+        // Nothing popped: nothing propagated.
+        assert!(h.ops(&["lpop", "nokey"]).is_empty());
+    }
+
+    #[test]
+    fn a_served_waiter_propagates_its_pop_after_the_push() {
+        let mut h = H::new();
+        let (reply, ops, outcome) = h.run(7, &["blpop", "q", "0"]);
+        assert!(reply.is_empty());
+        assert!(ops.is_empty());
+        let Outcome::Blocked { mut rx, .. } = outcome else {
+            panic!("expected to block");
+        };
+        let (reply, ops, _) = h.run(8, &["rpush", "q", "v"]);
+        assert_eq!(reply, ":1\r\n");
+        assert_eq!(ops, vec!["rpush q v", "LPOP q"]);
+        let served = rx.try_recv().expect("served");
+        assert_eq!(served, b"*2\r\n$1\r\nq\r\n$1\r\nv\r\n");
+        assert!(h.store.dbs[0].is_empty());
+        assert!(h.store.waiters.is_empty());
+    }
 
     #[test]
     fn ranges_clamp_like_redis() {

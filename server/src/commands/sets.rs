@@ -432,3 +432,35 @@ fn sscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::lists::harness::H;
+
+    #[test]
+    fn spop_propagates_srem_per_member_or_del() {
+        let mut h = H::new();
+        h.ops(&["sadd", "s", "a"]);
+        assert_eq!(h.ops(&["spop", "s"]), vec!["SREM s a"]);
+        h.ops(&["sadd", "s", "a", "b", "c"]);
+        let ops = h.ops(&["spop", "s", "2"]);
+        assert_eq!(ops.len(), 4, "{ops:?}");
+        assert_eq!(ops[0], "MULTI");
+        assert!(ops[1].starts_with("SREM s "));
+        assert!(ops[2].starts_with("SREM s "));
+        assert_eq!(ops[3], "EXEC");
+        assert_eq!(h.ops(&["spop", "s", "5"]), vec!["DEL s"]);
+        assert!(h.store.dbs[0].is_empty());
+        assert!(h.ops(&["spop", "s"]).is_empty());
+        assert!(h.ops(&["spop", "s", "3"]).is_empty());
+    }
+
+    #[test]
+    fn single_spop_with_count_is_one_srem() {
+        let mut h = H::new();
+        h.ops(&["sadd", "s", "a", "b"]);
+        let ops = h.ops(&["spop", "s", "1"]);
+        assert_eq!(ops.len(), 1);
+        assert!(ops[0] == "SREM s a" || ops[0] == "SREM s b", "{ops:?}");
+    }
+}
