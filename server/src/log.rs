@@ -92,6 +92,26 @@ pub fn log(level: Level, msg: &str) {
     }
 }
 
+/// Writes `text` (plus a newline) without the line prefix, like Redis's
+/// `serverLogRaw` with LL_RAW (the ASCII logo).
+pub fn raw(level: Level, text: &str) {
+    let s = STATE.lock();
+    if level < s.level {
+        return;
+    }
+    let out = format!("{text}\n");
+    if s.file.is_empty() {
+        let _ = std::io::stdout().write_all(out.as_bytes());
+        let _ = std::io::stdout().flush();
+    } else if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&s.file)
+    {
+        let _ = f.write_all(out.as_bytes());
+    }
+}
+
 /// `dd Mon yyyy hh:mm:ss.mmm` in local time.
 pub fn timestamp() -> String {
     let now = std::time::SystemTime::now()

@@ -1,0 +1,193 @@
+//! Command family: CONFIG (GET, SET, RESETSTAT, REWRITE, HELP).
+
+use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use crate::config::{table, Config, Origin};
+use crate::resp::Reply;
+use bytes::Bytes;
+
+pub const COMMANDS: &[Command] = &[Command::new(
+    "config",
+    -2,
+    ADMIN | LOADING | STALE,
+    config,
+)];
+
+
+fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let sub = &argv[1];
+    let arity_err = |name: &str| {
+        CmdError::msg(format!(
+            "ERR wrong number of arguments for 'config|{name}' command"
+        ))
+    };
+    if is_kw(sub, "get") {
+        if argv.len() < 3 {
+            return Err(arity_err("get"));
+        }
+        get(ctx, out, &argv[2..]);
+        Ok(())
+    } else if is_kw(sub, "set") {
+        if argv.len() < 4 {
+            return Err(arity_err("set"));
+        }
+        if argv.len() % 2 == 1 {
+            return Err(CmdError::msg("ERR syntax error"));
+        }
+        set(ctx, out, &argv[2..])
+    } else if is_kw(sub, "resetstat") {
+        if argv.len() != 2 {
+            return Err(arity_err("resetstat"));
+        }
+        ctx.server.stats.reset();
+        {
+            let mut sl = ctx.server.slowlog.lock();
+            sl.entries.clear();
+        }
+        out.ok();
+        Ok(())
+    } else if is_kw(sub, "rewrite") {
+        if argv.len() != 2 {
+            return Err(arity_err("rewrite"));
+        }
+        let config = ctx.server.config.read().clone();
+        let Some(path) = config.config_file.clone() else {
+            return Err(CmdError::msg("ERR The server is running without a config file"));
+        };
+        match crate::config::rewrite::rewrite(&config, &path) {
+            Ok(()) => {
+                crate::notice!("CONFIG REWRITE executed with success.");
+                out.ok();
+                Ok(())
+            }
+            Err(e) => {
+                crate::warning!("CONFIG REWRITE failed: {e}");
+                Err(CmdError::msg(format!("ERR Rewriting config file: {e}")))
+            }
+        }
+    } else if is_kw(sub, "help") && argv.len() == 2 {
+        let lines = [
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+            "HELP",
+            "    Print this help.",
+        ];
+        out.array(lines.len());
+        for l in lines {
+            out.simple(l);
+        }
+        Ok(())
+    } else {
+        Err(CmdError::msg(format!(
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(sub)
+        )))
+    }
+}
+
+fn get(ctx: &mut Ctx, out: &mut Reply, patterns: &[Bytes]) {
+    let config = ctx.server.config.read();
+    let mut pairs: Vec<(&'static str, String)> = Vec::new();
+    for p in patterns {
+        for (n, v) in config.matching(p) {
+            if !pairs.iter().any(|(m, _)| *m == n) {
+                pairs.push((n, v));
+            }
+        }
+    }
+    drop(config);
+    out.map(pairs.len());
+    for (n, v) in pairs {
+        out.bulk(n.as_bytes());
+        out.bulk(v.as_bytes());
+    }
+}
+
+/// CONFIG SET name value [name value ...]: all pairs are validated on a copy and
+/// committed together, or none is.
+fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
+    let failed = |name: &[u8], reason: &str| {
+        CmdError::msg(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{}') - {reason}",
+            String::from_utf8_lossy(name)
+        ))
+    };
+    let old = ctx.server.config.read().clone();
+    let mut new = old.clone();
+    let mut seen: Vec<&'static str> = Vec::new();
+    for pair in pairs.chunks(2) {
+        let (name, value) = (&pair[0], &pair[1]);
+        let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let Some(d) = table::find(&lname) else {
+            return Err(CmdError::msg(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                String::from_utf8_lossy(name)
+            )));
+        };
+        if d.has(table::I) {
+            return Err(failed(name, "can't set immutable config"));
+        }
+        if d.has(table::P) && old.enable_protected_configs != "yes" {
+            return Err(failed(name, "can't set protected config"));
+        }
+        if seen.contains(&d.name) {
+            return Err(failed(name, "duplicate parameter"));
+        }
+        seen.push(d.name);
+        let v = String::from_utf8_lossy(value).into_owned();
+        new.set(d.name, &[v], Origin::Runtime)
+            .map_err(|e| failed(name, &e))?;
+        if d.has(table::U) && new.values.get(d.name).map(String::as_str) != Some(d.default) {
+            return Err(failed(name, table::unsafe_reason(d.name)));
+        }
+    }
+    // Side effects that can fail are checked before anything is committed.
+    if new.logfile != old.logfile && !new.logfile.is_empty() {
+        if let Err(e) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&new.logfile)
+        {
+            return Err(failed(
+                b"logfile",
+                &format!("Can't open the log file: {}", crate::config::strerror(&e)),
+            ));
+        }
+    }
+    if new.dir != old.dir {
+        if let Err(e) = std::env::set_current_dir(&new.dir) {
+            return Err(failed(b"dir", &crate::config::strerror(&e)));
+        }
+    }
+    commit(ctx, &old, new);
+    out.ok();
+    Ok(())
+}
+
+fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
+    if new.loglevel != old.loglevel || new.logfile != old.logfile {
+        crate::log::configure(
+            &new.logfile,
+            crate::log::Level::parse(&new.loglevel).unwrap_or(crate::log::Level::Notice),
+        );
+    }
+    let maxmemory_lowered = new.maxmemory != 0 && (old.maxmemory == 0 || new.maxmemory < old.maxmemory);
+    let max = new.maxmemory;
+    *ctx.server.config.write() = new;
+    if maxmemory_lowered {
+        let used = crate::evict::used_memory();
+        if used > max {
+            crate::warning!(
+                "WARNING: the new maxmemory value set via CONFIG SET ({max}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."
+            );
+        }
+        // Evict right away, as Redis does; OOM here is not an error of CONFIG SET.
+        let _ = crate::evict::ensure_memory(ctx.server, ctx.store);
+    }
+}
