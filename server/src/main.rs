@@ -74,9 +74,12 @@ fn main() {
     }
     let ignored = config.not_acted_on();
     if !ignored.is_empty() {
-        warning!(
-            "WARNING Tandem accepts but does not act on these configuration directives: {}",
-            ignored.join(", ")
+        log::log_full(
+            log::Level::Warning,
+            &format!(
+                "WARNING Tandem accepts but does not act on these configuration directives: {}",
+                ignored.join(", ")
+            ),
         );
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
