@@ -50,10 +50,7 @@ pub fn write_pidfile(path: &str) {
         return;
     }
     if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
-        crate::warning!(
-            "Failed to write PID file: {}",
-            crate::config::strerror(&e)
-        );
+        crate::warning!("Failed to write PID file: {}", crate::config::strerror(&e));
     }
 }
 

@@ -23,7 +23,11 @@ pub fn used_memory() -> u64 {
 pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     let (max, policy, samples) = {
         let c = server.config.read();
-        (c.maxmemory, c.maxmemory_policy.clone(), c.maxmemory_samples.max(1))
+        (
+            c.maxmemory,
+            c.maxmemory_policy.clone(),
+            c.maxmemory_samples.max(1),
+        )
     };
     if max == 0 || used_memory() <= max {
         return Ok(());
@@ -36,29 +40,39 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
         if used_memory() <= max {
             return Ok(());
         }
-        let Some((db, key)) = pick_victim(store, &policy, samples) else {
+        if !evict_one(server, store, &policy, samples) {
             // Nothing left to evict: hand already-queued DELs to replicas/AOF now,
             // since the caller returns early on the error.
             crate::exec::flush_propagated(server, store);
             return Err(OOM.into());
-        };
-        store.dbs[db].remove(&key);
-        Stats::incr(&server.stats.evicted_keys, 1);
-        store.touch_key(db, &key);
-        store
-            .propagated
-            .push((db, vec![Bytes::from_static(b"DEL"), key]));
+        }
     }
+}
+
+/// Evicts one key chosen by `policy`; false if there is no candidate.
+fn evict_one(server: &Server, store: &mut Store, policy: &str, samples: usize) -> bool {
+    let Some((db, key)) = pick_victim(store, policy, samples) else {
+        return false;
+    };
+    store.dbs[db].remove(&key);
+    Stats::incr(&server.stats.evicted_keys, 1);
+    store.touch_key(db, &key);
+    store
+        .propagated
+        .push((db, vec![Bytes::from_static(b"DEL"), key]));
+    true
 }
 
 /// Chooses the key to evict under `policy`, sampling `samples` keys per database.
 fn pick_victim(store: &Store, policy: &str, samples: usize) -> Option<(usize, Bytes)> {
     let volatile = policy.starts_with("volatile-");
-    let candidates = store
-        .dbs
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| if volatile { d.expires_count() > 0 } else { !d.is_empty() });
+    let candidates = store.dbs.iter().enumerate().filter(|(_, d)| {
+        if volatile {
+            d.expires_count() > 0
+        } else {
+            !d.is_empty()
+        }
+    });
     match policy {
         "allkeys-random" | "volatile-random" => {
             let dbs: Vec<usize> = candidates.map(|(i, _)| i).collect();
@@ -127,6 +141,28 @@ mod tests {
     }
 
     #[test]
+    fn each_eviction_is_counted_and_propagated_as_del() {
+        let server = Server::new(crate::config::Config::default());
+        let mut s = store_with(3, 0);
+        for _ in 0..3 {
+            assert!(evict_one(&server, &mut s, "allkeys-lru", 5));
+        }
+        assert!(!evict_one(&server, &mut s, "allkeys-lru", 5));
+        assert_eq!(Stats::get(&server.stats.evicted_keys), 3);
+        assert!(s.dbs.iter().all(|d| d.is_empty()));
+        let mut dels: Vec<(usize, Vec<Bytes>)> = s.propagated.clone();
+        dels.sort();
+        assert_eq!(
+            dels,
+            vec![
+                (0, vec![Bytes::from("DEL"), Bytes::from("k0")]),
+                (0, vec![Bytes::from("DEL"), Bytes::from("k2")]),
+                (1, vec![Bytes::from("DEL"), Bytes::from("k1")]),
+            ]
+        );
+    }
+
+    #[test]
     fn lru_prefers_old_keys() {
         let s = store_with(1000, 0);
         // With 64 samples per db out of 500, the oldest sampled key is almost surely
@@ -139,7 +175,12 @@ mod tests {
     #[test]
     fn volatile_policies_only_pick_keys_with_ttl() {
         let s = store_with(100, 10);
-        for p in ["volatile-lru", "volatile-random", "volatile-ttl", "volatile-lfu"] {
+        for p in [
+            "volatile-lru",
+            "volatile-random",
+            "volatile-ttl",
+            "volatile-lfu",
+        ] {
             for _ in 0..20 {
                 let (db, k) = pick_victim(&s, p, 5).unwrap();
                 assert!(s.dbs[db].expire_of(&k).is_some(), "{p} picked {k:?}");

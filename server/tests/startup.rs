@@ -13,7 +13,9 @@ impl Drop for PidGuard {
     fn drop(&mut self) {
         let _ = Command::new("kill").arg(self.0.to_string()).status();
         if !wait_until(Duration::from_secs(5), || !alive(self.0)) {
-            let _ = Command::new("kill").args(["-9", &self.0.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
         }
     }
 }
@@ -89,7 +91,10 @@ fn seed_config_starts_daemonized_with_pidfile_and_redis_log_format() {
     // The parent returns at once; the daemon keeps running.
     assert!(status.success(), "{status:?}");
     assert!(
-        wait_until(Duration::from_secs(10), || read(&pidfile).trim().parse::<u32>().is_ok()),
+        wait_until(Duration::from_secs(10), || read(&pidfile)
+            .trim()
+            .parse::<u32>()
+            .is_ok()),
         "no pidfile"
     );
     let pid: u32 = read(&pidfile).trim().parse().unwrap();
@@ -100,7 +105,10 @@ fn seed_config_starts_daemonized_with_pidfile_and_redis_log_format() {
     let text = read(&log);
     for l in text.lines() {
         assert!(is_redis_log_line(l), "bad log line {l:?}");
-        assert!(l.starts_with(&format!("{pid}:")), "line from another pid: {l}");
+        assert!(
+            l.starts_with(&format!("{pid}:")),
+            "line from another pid: {l}"
+        );
     }
     assert!(text.contains(&format!("{pid}:C ")), "{text}");
     assert!(text.contains("# oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo"));
@@ -119,10 +127,17 @@ fn seed_config_starts_daemonized_with_pidfile_and_redis_log_format() {
         .split_once("directives: ")
         .map(|(_, l)| l.split(", ").collect())
         .unwrap_or_default();
-    assert_eq!(named, ["appendfilename", "appendonly", "masterauth"], "{warn}");
+    assert_eq!(
+        named,
+        ["appendfilename", "appendonly", "masterauth"],
+        "{warn}"
+    );
     // The daemon serves, and requirepass is in force.
     let mut c = Conn::connect(port);
-    assert_eq!(c.cmd("PING"), R::Err("NOAUTH Authentication required.".into()));
+    assert_eq!(
+        c.cmd("PING"),
+        R::Err("NOAUTH Authentication required.".into())
+    );
     // SIGTERM stops it and removes the pidfile.
     let _ = Command::new("kill").arg(pid.to_string()).status();
     assert!(wait_until(Duration::from_secs(10), || !alive(pid)));
@@ -178,16 +193,32 @@ fn debian_stock_config_starts_and_names_directives_not_acted_on() {
         read(&dir.path().join("stderr.log"))
     );
     let text = read(Path::new(&log));
-    let warn: Vec<&str> = text.lines().filter(|l| l.contains("does not act on")).collect();
+    let warn: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("does not act on"))
+        .collect();
     assert_eq!(warn.len(), 1, "{text}");
     let named: Vec<&str> = warn[0]
         .split_once("directives: ")
         .map(|(_, l)| l.split(", ").collect())
         .unwrap_or_default();
-    for name in ["protected-mode", "tcp-keepalive", "appendonly", "oom-score-adj-values"] {
+    for name in [
+        "protected-mode",
+        "tcp-keepalive",
+        "appendonly",
+        "oom-score-adj-values",
+    ] {
         assert!(named.contains(&name), "{name} not named in {named:?}");
     }
-    for acted in ["port", "bind", "dir", "logfile", "loglevel", "databases", "hz"] {
+    for acted in [
+        "port",
+        "bind",
+        "dir",
+        "logfile",
+        "loglevel",
+        "databases",
+        "hz",
+    ] {
         assert!(!named.contains(&acted), "{acted} named in {named:?}");
     }
     // pidfile is written without daemonize too.
@@ -216,7 +247,10 @@ fn fatal(conf_text: &str, extra: &[&str]) -> (Option<i32>, String) {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -229,7 +263,10 @@ fn bad_directive_stops_startup_with_redis_fatal_block() {
     );
     let (code, err) = fatal("maxmemory 12 mb\n", &[]);
     assert_eq!(code, Some(1));
-    assert!(err.contains(">>> 'maxmemory 12 mb'\nwrong number of arguments\n"), "{err}");
+    assert!(
+        err.contains(">>> 'maxmemory 12 mb'\nwrong number of arguments\n"),
+        "{err}"
+    );
     // Command-line options are lines after the file.
     let (code, err) = fatal("port 7000\n", &["--appendonly", "maybe"]);
     assert_eq!(code, Some(1));
@@ -239,7 +276,10 @@ fn bad_directive_stops_startup_with_redis_fatal_block() {
     );
     let (code, err) = fatal("rename-command FLUSHALL \"\"\n", &[]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("rename-command is not supported by Tandem"), "{err}");
+    assert!(
+        err.contains("rename-command is not supported by Tandem"),
+        "{err}"
+    );
     let (code, err) = fatal("dir /nonexistent/dir/x\n", &[]);
     assert_eq!(code, Some(1));
     assert!(err.ends_with("No such file or directory\n"), "{err}");

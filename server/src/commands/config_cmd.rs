@@ -5,13 +5,7 @@ use crate::config::{table, Config, Origin};
 use crate::resp::Reply;
 use bytes::Bytes;
 
-pub const COMMANDS: &[Command] = &[Command::new(
-    "config",
-    -2,
-    ADMIN | LOADING | STALE,
-    config,
-)];
-
+pub const COMMANDS: &[Command] = &[Command::new("config", -2, ADMIN | LOADING | STALE, config)];
 
 fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let sub = &argv[1];
@@ -51,7 +45,9 @@ fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
         let config = ctx.server.config.read().clone();
         let Some(path) = config.config_file.clone() else {
-            return Err(CmdError::msg("ERR The server is running without a config file"));
+            return Err(CmdError::msg(
+                "ERR The server is running without a config file",
+            ));
         };
         match crate::config::rewrite::rewrite(&config, &path) {
             Ok(()) => {
@@ -177,7 +173,8 @@ fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
             crate::log::Level::parse(&new.loglevel).unwrap_or(crate::log::Level::Notice),
         );
     }
-    let maxmemory_lowered = new.maxmemory != 0 && (old.maxmemory == 0 || new.maxmemory < old.maxmemory);
+    let maxmemory_lowered =
+        new.maxmemory != 0 && (old.maxmemory == 0 || new.maxmemory < old.maxmemory);
     let max = new.maxmemory;
     *ctx.server.config.write() = new;
     if maxmemory_lowered {

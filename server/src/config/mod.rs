@@ -218,11 +218,11 @@ pub fn format_memory(n: u64) -> String {
     const MB: u64 = 1024 * 1024;
     if n == 0 {
         "0".into()
-    } else if n % GB == 0 {
+    } else if n.is_multiple_of(GB) {
         format!("{}gb", n / GB)
-    } else if n % MB == 0 {
+    } else if n.is_multiple_of(MB) {
         format!("{}mb", n / MB)
-    } else if n % 1024 == 0 {
+    } else if n.is_multiple_of(1024) {
         format!("{}kb", n / 1024)
     } else {
         n.to_string()
@@ -248,7 +248,8 @@ impl Config {
     /// alias, in any case. Errors carry Redis's reason text (no prefix).
     pub fn set(&mut self, name: &str, args: &[String], origin: Origin) -> Result<(), String> {
         let lname = name.to_ascii_lowercase();
-        let d = table::find(&lname).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
+        let d = table::find(&lname)
+            .ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
         let canon = self.canonical(d, args, origin)?;
         self.values.insert(d.name, canon);
         self.apply_typed(d.name);
@@ -260,7 +261,11 @@ impl Config {
         // Multi-argument directives given as one string are re-split on spaces.
         let split: Vec<String>;
         let args = if d.has(table::M) && args.len() == 1 {
-            split = args[0].split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+            split = args[0]
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
             &split[..]
         } else {
             args
@@ -276,14 +281,18 @@ impl Config {
             Kind::Int(min, max) => {
                 let v = parse_int(&args[0]).ok_or("argument couldn't be parsed into an integer")?;
                 if v < min || v > max {
-                    return Err(format!("argument must be between {min} and {max} inclusive"));
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
                 }
                 Ok(v.to_string())
             }
             Kind::Memory(min, max) => {
                 let v = parse_memory(&args[0]).ok_or("argument must be a memory value")?;
                 if (v as i128) < min as i128 || (v as i128) > max as i128 {
-                    return Err(format!("argument must be between {min} and {max} inclusive"));
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
                 }
                 Ok(v.to_string())
             }
@@ -339,7 +348,7 @@ impl Config {
                 }
             }
             "client-output-buffer-limit" => {
-                if args.len() % 4 != 0 || args.is_empty() {
+                if !args.len().is_multiple_of(4) || args.is_empty() {
                     return Err("Wrong number of arguments in buffer limit configuration.".into());
                 }
                 let mut classes = parse_cobl(self.get("client-output-buffer-limit").unwrap_or(""));
@@ -498,7 +507,14 @@ impl Config {
     /// Recomputes the typed field(s) of one directive from its canonical value.
     pub fn apply_typed(&mut self, name: &str) {
         match name {
-            "bind" => self.bind = self.s(name).split(' ').filter(|s| !s.is_empty()).map(String::from).collect(),
+            "bind" => {
+                self.bind = self
+                    .s(name)
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
             "port" => self.port = self.i(name) as u16,
             "requirepass" => self.requirepass = self.opt(name),
             "databases" => self.databases = self.u(name) as usize,
@@ -534,8 +550,16 @@ impl Config {
             "list-max-listpack-size" => self.list_max_listpack_size = self.i(name),
             "always-show-logo" => self.always_show_logo = self.b(name),
             "save" => {
-                let nums: Vec<u64> = self.s(name).split(' ').filter_map(|s| s.parse().ok()).collect();
-                self.save = nums.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1])).collect();
+                let nums: Vec<u64> = self
+                    .s(name)
+                    .split(' ')
+                    .filter_map(|s| s.parse().ok())
+                    .collect();
+                self.save = nums
+                    .chunks(2)
+                    .filter(|c| c.len() == 2)
+                    .map(|c| (c[0], c[1]))
+                    .collect();
             }
             "dbfilename" => self.dbfilename = self.s(name),
             "appendonly" => self.appendonly = self.b(name),
@@ -566,7 +590,9 @@ impl Config {
             "repl-ping-replica-period" => self.repl_ping_replica_period = self.u(name),
             "repl-diskless-sync" => self.repl_diskless_sync = self.b(name),
             "repl-diskless-sync-delay" => self.repl_diskless_sync_delay = self.u(name),
-            "repl-diskless-sync-max-replicas" => self.repl_diskless_sync_max_replicas = self.u(name),
+            "repl-diskless-sync-max-replicas" => {
+                self.repl_diskless_sync_max_replicas = self.u(name)
+            }
             "repl-diskless-load" => self.repl_diskless_load = self.s(name),
             "repl-disable-tcp-nodelay" => self.repl_disable_tcp_nodelay = self.b(name),
             "min-replicas-to-write" => self.min_replicas_to_write = self.u(name),
@@ -698,17 +724,23 @@ mod tests {
         c.set("MAXMEMORY", &s(&["10mb"]), Origin::Runtime).unwrap();
         assert_eq!(c.maxmemory, 10 << 20);
         assert_eq!(c.get("maxmemory"), Some("10485760"));
-        c.set("slaveof", &s(&["10.0.0.1", "6380"]), Origin::Runtime).unwrap();
+        c.set("slaveof", &s(&["10.0.0.1", "6380"]), Origin::Runtime)
+            .unwrap();
         assert_eq!(c.replicaof, Some(("10.0.0.1".into(), 6380)));
         assert_eq!(c.get("replicaof"), Some("10.0.0.1 6380"));
-        c.set("replicaof", &s(&["no", "one"]), Origin::Runtime).unwrap();
+        c.set("replicaof", &s(&["no", "one"]), Origin::Runtime)
+            .unwrap();
         assert_eq!(c.replicaof, None);
         c.set("save", &s(&["100 10"]), Origin::Runtime).unwrap();
         assert_eq!(c.save, vec![(100, 10)]);
         c.set("save", &s(&[""]), Origin::Runtime).unwrap();
         assert!(c.save.is_empty());
-        c.set("client-output-buffer-limit", &s(&["pubsub", "64mb", "16mb", "30"]), Origin::Runtime)
-            .unwrap();
+        c.set(
+            "client-output-buffer-limit",
+            &s(&["pubsub", "64mb", "16mb", "30"]),
+            Origin::Runtime,
+        )
+        .unwrap();
         assert_eq!(
             c.get("client-output-buffer-limit"),
             Some("normal 0 0 0 slave 268435456 67108864 60 pubsub 67108864 16777216 30")

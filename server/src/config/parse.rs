@@ -77,10 +77,12 @@ pub fn load(args: &[String], stdin: &mut dyn std::io::Read) -> Result<Config, Co
     let (options, from_stdin) = options_to_lines(rest, file.is_none());
     if from_stdin {
         let mut s = String::new();
-        stdin.read_to_string(&mut s).map_err(|e| ConfigError::Open {
-            path: "-".into(),
-            reason: strerror(&e),
-        })?;
+        stdin
+            .read_to_string(&mut s)
+            .map_err(|e| ConfigError::Open {
+                path: "-".into(),
+                reason: strerror(&e),
+            })?;
         content.push('\n');
         content.push_str(&s);
     }
@@ -214,8 +216,7 @@ impl Loader {
                 .set(d.name, &args, Origin::Startup)
                 .map_err(Directed::Reason)?;
             config.explicit.insert(d.name);
-            if d.has(table::U) && config.values.get(d.name).map(String::as_str) != Some(d.default)
-            {
+            if d.has(table::U) && config.values.get(d.name).map(String::as_str) != Some(d.default) {
                 return Err(Directed::Reason(format!(
                     "'{}' is set, but {}.",
                     d.name,
@@ -352,7 +353,10 @@ mod tests {
     /// Tests that `dir` change the process's cwd: run them one at a time and restore it.
     static CWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-    struct CwdGuard(PathBuf, #[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+    struct CwdGuard(
+        PathBuf,
+        #[allow(dead_code)] std::sync::MutexGuard<'static, ()>,
+    );
 
     impl Drop for CwdGuard {
         fn drop(&mut self) {
@@ -400,7 +404,9 @@ mod tests {
     fn single_quote_closing_must_end_token() {
         let e = load_text("masterauth 'it''s'\n", &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Line { line_no: 1, .. }), "{e:?}");
-        assert!(e.to_string().contains("Unbalanced quotes in configuration line"));
+        assert!(e
+            .to_string()
+            .contains("Unbalanced quotes in configuration line"));
     }
 
     #[test]
@@ -411,7 +417,9 @@ mod tests {
             "\n*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line 4\n>>> 'foo bar'\nBad directive or wrong number of arguments\n"
         );
         let e = load_text("maxmemory 10xb\n", &[]).unwrap_err();
-        assert!(e.to_string().ends_with(">>> 'maxmemory 10xb'\nargument must be a memory value\n"));
+        assert!(e
+            .to_string()
+            .ends_with(">>> 'maxmemory 10xb'\nargument must be a memory value\n"));
         let e = load_text("port 1 2\n", &[]).unwrap_err();
         assert!(e.to_string().ends_with("wrong number of arguments\n"));
         let e = load_text("cluster-enabled yes\n", &[]).unwrap_err();
@@ -437,13 +445,21 @@ mod tests {
     #[test]
     fn no_file_only_options() {
         let _g = cwd_guard();
-        let c = load(&s(&["--port", "7002", "--maxmemory", "1mb"]), &mut std::io::empty()).unwrap();
+        let c = load(
+            &s(&["--port", "7002", "--maxmemory", "1mb"]),
+            &mut std::io::empty(),
+        )
+        .unwrap();
         assert_eq!(c.port, 7002);
         assert_eq!(c.maxmemory, 1 << 20);
         assert!(c.config_file.is_none());
         assert!(!c.no_args);
         // `-` reads more configuration from stdin.
-        let c = load(&s(&["-", "--port", "7003"]), &mut &b"maxmemory 5mb\nport 1\n"[..]).unwrap();
+        let c = load(
+            &s(&["-", "--port", "7003"]),
+            &mut &b"maxmemory 5mb\nport 1\n"[..],
+        )
+        .unwrap();
         assert_eq!((c.port, c.maxmemory), (7003, 5 << 20));
     }
 
@@ -470,13 +486,28 @@ mod tests {
         let main = dir.path().join("main.conf");
         let mut f = std::fs::File::create(&main).unwrap();
         // `dir` changes the cwd, so the relative include resolves inside it.
-        writeln!(f, "dir {}\ninclude conf.d/*.conf\ninclude nothing-*.conf", dir.path().display()).unwrap();
-        let c = load(&[main.to_string_lossy().into_owned()], &mut std::io::empty()).unwrap();
+        writeln!(
+            f,
+            "dir {}\ninclude conf.d/*.conf\ninclude nothing-*.conf",
+            dir.path().display()
+        )
+        .unwrap();
+        let c = load(
+            &[main.to_string_lossy().into_owned()],
+            &mut std::io::empty(),
+        )
+        .unwrap();
         assert_eq!(c.maxmemory, 2 << 20);
         // A missing plain include is fatal.
         std::fs::write(&main, "include /nonexistent/x.conf\n").unwrap();
-        let e = load(&[main.to_string_lossy().into_owned()], &mut std::io::empty()).unwrap_err();
-        assert!(e.to_string().starts_with("Fatal error, can't open config file '/nonexistent/x.conf'"));
+        let e = load(
+            &[main.to_string_lossy().into_owned()],
+            &mut std::io::empty(),
+        )
+        .unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("Fatal error, can't open config file '/nonexistent/x.conf'"));
     }
 
     #[test]
@@ -487,7 +518,11 @@ mod tests {
         std::fs::write(&inc, "\n\nhz abc\n").unwrap();
         let main = dir.path().join("main.conf");
         std::fs::write(&main, format!("include {}\n", inc.display())).unwrap();
-        let e = load(&[main.to_string_lossy().into_owned()], &mut std::io::empty()).unwrap_err();
+        let e = load(
+            &[main.to_string_lossy().into_owned()],
+            &mut std::io::empty(),
+        )
+        .unwrap_err();
         assert!(matches!(e, ConfigError::Line { line_no: 3, .. }), "{e:?}");
     }
 
@@ -512,9 +547,18 @@ mod tests {
 
     #[test]
     fn unsupported_directives_stop_startup() {
-        for line in ["rename-command FLUSHALL \"\"", "loadmodule /x.so", "user bob on", "tls-port 6380", "foo.bar 1"] {
+        for line in [
+            "rename-command FLUSHALL \"\"",
+            "loadmodule /x.so",
+            "user bob on",
+            "tls-port 6380",
+            "foo.bar 1",
+        ] {
             let e = load_text(line, &[]).unwrap_err();
-            assert!(matches!(e, ConfigError::Line { line_no: 1, .. }), "{line}: {e:?}");
+            assert!(
+                matches!(e, ConfigError::Line { line_no: 1, .. }),
+                "{line}: {e:?}"
+            );
         }
         // Deprecated names are accepted silently, as Redis does.
         assert!(load_text("list-max-ziplist-entries 5\n", &[]).is_ok());

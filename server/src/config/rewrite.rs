@@ -91,7 +91,10 @@ fn directive_lines(d: &table::Directive, value: &str) -> Vec<String> {
     let n = d.name;
     match d.kind {
         table::Kind::Memory(..) => {
-            let v = value.parse::<u64>().map(format_memory).unwrap_or_else(|_| value.to_string());
+            let v = value
+                .parse::<u64>()
+                .map(format_memory)
+                .unwrap_or_else(|_| value.to_string());
             vec![format!("{n} {v}")]
         }
         table::Kind::Str => vec![format!("{n} {}", quote(value))],
@@ -101,7 +104,9 @@ fn directive_lines(d: &table::Directive, value: &str) -> Vec<String> {
                     return vec!["save \"\"".into()];
                 }
                 let w: Vec<&str> = value.split(' ').collect();
-                w.chunks(2).map(|c| format!("save {}", c.join(" "))).collect()
+                w.chunks(2)
+                    .map(|c| format!("save {}", c.join(" ")))
+                    .collect()
             }
             "client-output-buffer-limit" => {
                 let w: Vec<&str> = value.split(' ').collect();
@@ -120,8 +125,11 @@ fn directive_lines(d: &table::Directive, value: &str) -> Vec<String> {
                     vec![format!("replicaof {value}")]
                 }
             }
-            "bind" | "oom-score-adj-values" | "latency-tracking-info-percentiles"
-            | "shutdown-on-sigint" | "shutdown-on-sigterm" => {
+            "bind"
+            | "oom-score-adj-values"
+            | "latency-tracking-info-percentiles"
+            | "shutdown-on-sigint"
+            | "shutdown-on-sigterm" => {
                 if value.is_empty() {
                     vec![format!("{n} \"\"")]
                 } else {
@@ -145,7 +153,9 @@ fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let result = (|| {
@@ -170,8 +180,10 @@ mod tests {
         let mut c = Config::default();
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         c.set("maxmemory", &s(&["100mb"]), Origin::Runtime).unwrap();
-        c.set("slave-read-only", &s(&["no"]), Origin::Runtime).unwrap();
-        c.set("save", &s(&["900 1 60 100"]), Origin::Runtime).unwrap();
+        c.set("slave-read-only", &s(&["no"]), Origin::Runtime)
+            .unwrap();
+        c.set("save", &s(&["900 1 60 100"]), Origin::Runtime)
+            .unwrap();
         c.set("requirepass", &s(&["p w"]), Origin::Runtime).unwrap();
         c.values.insert("dir", "/data".into());
         let old = "# my config\nport 6379\nmaxmemory 1gb\n\nslave-read-only yes\nmaxmemory 2gb\nsomething.unknown 1\n";
