@@ -47,6 +47,9 @@ pub async fn run(config: config::Config) -> Result<(), String> {
             ));
         }
     };
+    if listeners.is_empty() {
+        return Err("Configured to not listen anywhere, exiting.".into());
+    }
     warning!("Server initialized");
     daemon::write_pidfile(&config.pidfile);
     notice!("Ready to accept connections");

@@ -127,6 +127,12 @@ fn config_set_is_atomic_and_uses_redis_error_texts() {
     for (cmd, err) in cases {
         assert_eq!(c.cmd(cmd), R::Err(err.into()), "{cmd}");
     }
+    // Listening sockets are not rebound at runtime: refused, unless unchanged.
+    assert_eq!(
+        c.cmd("CONFIG SET port 1"),
+        R::Err("ERR CONFIG SET failed (possibly related to argument 'port') - Tandem cannot change its listening sockets at runtime; restart with the new value".into())
+    );
+    assert_eq!(c.cmd(&format!("CONFIG SET port {}", s.port)), R::ok());
     // Multi-argument values are given as one string.
     assert_eq!(
         c.cmd_args(&[b"CONFIG", b"SET", b"save", b"100 10 20 30"]),

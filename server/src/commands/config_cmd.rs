@@ -139,6 +139,12 @@ fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
         let v = String::from_utf8_lossy(value).into_owned();
         new.set(d.name, &[v], Origin::Runtime)
             .map_err(|e| failed(name, &e))?;
+        if d.has(table::L) && new.values.get(d.name) != old.values.get(d.name) {
+            return Err(failed(
+                name,
+                "Tandem cannot change its listening sockets at runtime; restart with the new value",
+            ));
+        }
         if d.has(table::U) && new.values.get(d.name).map(String::as_str) != Some(d.default) {
             return Err(failed(name, table::unsafe_reason(d.name)));
         }

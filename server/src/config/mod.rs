@@ -408,7 +408,8 @@ impl Config {
                 for a in args {
                     match a.parse::<f64>() {
                         Ok(v) if (0.0..=100.0).contains(&v) => {}
-                        _ => return Err("latency-tracking-info-percentiles arguments must be numbers between 0 and 100".into()),
+                        Ok(_) => return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".into()),
+                        Err(_) => return Err("Invalid latency-tracking-info-percentiles parameters".into()),
                     }
                 }
                 Ok(args.join(" "))
@@ -423,7 +424,9 @@ impl Config {
                     ));
                 }
                 if words.iter().any(|w| w == "save") && words.iter().any(|w| w == "nosave") {
-                    return Err("argument(s) must be one of the following: default, save, nosave, now, force".into());
+                    return Err(
+                        "shutdown options SAVE and NOSAVE can't be used simultaneously".into(),
+                    );
                 }
                 Ok(words.join(" "))
             }
@@ -452,7 +455,7 @@ impl Config {
                 let a = args.first().map(String::as_str).unwrap_or("");
                 match u32::from_str_radix(a, 8) {
                     Ok(v) if v <= 0o777 => Ok(a.to_string()),
-                    _ => Err("Invalid socket file permissions".into()),
+                    _ => Err("argument couldn't be parsed as an octal number".into()),
                 }
             }
             "dir" => {

@@ -18,6 +18,8 @@ pub enum ConfigError {
         line: String,
         reason: String,
     },
+    /// A problem found after all lines were read (no line to show).
+    Bare { reason: String },
     /// A config file (or include) that cannot be read.
     Open { path: String, reason: String },
 }
@@ -33,6 +35,10 @@ impl std::fmt::Display for ConfigError {
                 f,
                 "\n*** FATAL CONFIG FILE ERROR (Redis {REDIS_VERSION}) ***\n\
                  Reading the configuration file, at line {line_no}\n>>> '{line}'\n{reason}\n"
+            ),
+            ConfigError::Bare { reason } => write!(
+                f,
+                "\n*** FATAL CONFIG FILE ERROR (Redis {REDIS_VERSION}) ***\n{reason}\n"
             ),
             ConfigError::Open { path, reason } => {
                 writeln!(f, "Fatal error, can't open config file '{path}': {reason}")
@@ -145,8 +151,6 @@ fn options_to_lines(args: &[String], no_file: bool) -> (String, bool) {
 struct Loader {
     /// The first `save` line replaces the defaults; later ones add save points.
     save_loaded: bool,
-    /// Where `logfile` was set (for the open check after `dir` is applied).
-    logfile_line: Option<(usize, String)>,
     depth: usize,
 }
 
@@ -175,11 +179,10 @@ impl Loader {
             tokens[0] = tokens[0].to_ascii_lowercase();
             let name = tokens[0].clone();
             let args = &tokens[1..];
-            self.directive(config, &name, args, i + 1, line)
-                .map_err(|e| match e {
-                    Directed::Reason(r) => err(r),
-                    Directed::Fatal(f) => f,
-                })?;
+            self.directive(config, &name, args).map_err(|e| match e {
+                Directed::Reason(r) => err(r),
+                Directed::Fatal(f) => f,
+            })?;
         }
         Ok(())
     }
@@ -189,8 +192,6 @@ impl Loader {
         config: &mut Config,
         name: &str,
         args: &[String],
-        line_no: usize,
-        line: &str,
     ) -> Result<(), Directed> {
         if let Some(d) = table::find(name) {
             let mut args = args.to_vec();
@@ -222,9 +223,6 @@ impl Loader {
                     d.name,
                     table::unsafe_reason(d.name)
                 )));
-            }
-            if d.name == "logfile" {
-                self.logfile_line = Some((line_no, line.to_string()));
             }
             return Ok(());
         }
@@ -287,14 +285,9 @@ impl Loader {
             .open(&config.logfile)
         {
             Ok(_) => Ok(()),
-            Err(e) => {
-                let (line_no, line) = self.logfile_line.clone().unwrap_or_default();
-                Err(ConfigError::Line {
-                    line_no,
-                    line,
-                    reason: format!("Can't open the log file: {}", strerror(&e)),
-                })
-            }
+            Err(e) => Err(ConfigError::Bare {
+                reason: format!("Can't open the log file: {}", strerror(&e)),
+            }),
         }
     }
 }

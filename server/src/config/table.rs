@@ -33,6 +33,9 @@ pub const P: u8 = 4;
 pub const U: u8 = 8;
 /// Takes several arguments (a single argument is re-split on spaces).
 pub const M: u8 = 16;
+/// Defines the listening sockets: Redis rebinds on CONFIG SET, Tandem refuses a
+/// runtime change rather than keep serving the old address silently.
+pub const L: u8 = 32;
 
 #[derive(Debug)]
 pub struct Directive {
@@ -154,7 +157,7 @@ pub static DIRECTIVES: &[Directive] = &[
     ),
     d("auto-aof-rewrite-percentage", None, Int(0, IMAX), "100", 0),
     d("bgsave_cpulist", None, Str, "", I),
-    d("bind", None, Special, "* -::*", A | M),
+    d("bind", None, Special, "* -::*", A | M | L),
     d("bind-source-addr", None, Str, "", 0),
     d("bio_cpulist", None, Str, "", I),
     d(
@@ -317,7 +320,7 @@ pub static DIRECTIVES: &[Directive] = &[
     ),
     d("oom-score-adj-values", None, Special, "0 200 800", M),
     d("pidfile", None, Str, "", A | I),
-    d("port", None, PORT, "6379", A),
+    d("port", None, PORT, "6379", A | L),
     d(
         "proc-title-template",
         None,
