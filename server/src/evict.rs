@@ -8,14 +8,25 @@
 
 use crate::server::{Server, Stats, Store};
 use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Redis's OOM error text (the reply to a DENYOOM command over the limit).
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 
-/// Bytes in use, as compared with `maxmemory` (see `crate::alloc` for the measure).
+/// Bytes in use (INFO `used_memory`; see `crate::alloc` for the measure).
 pub fn used_memory() -> u64 {
     crate::alloc::used() as u64
+}
+
+/// Bytes held by the replication backlog, replica output buffers and AOF buffers.
+/// Like Redis (`freeMemoryGetNotCountedMemory`), eviction does not count them, or a
+/// large backlog would evict the whole dataset. Those subsystems keep it current.
+pub static NOT_COUNTED: AtomicU64 = AtomicU64::new(0);
+
+/// The figure compared with `maxmemory`.
+pub fn memory_for_eviction() -> u64 {
+    used_memory().saturating_sub(NOT_COUNTED.load(Ordering::Relaxed))
 }
 
 /// Frees memory per `maxmemory-policy` until under `maxmemory`, or returns Redis's
@@ -29,7 +40,7 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
             c.maxmemory_samples.max(1),
         )
     };
-    if max == 0 || used_memory() <= max {
+    if max == 0 || memory_for_eviction() <= max {
         return Ok(());
     }
     if policy == "noeviction" {
@@ -37,7 +48,7 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
     }
     // Every round deletes one key, so the loop ends when the keyspace is empty.
     loop {
-        if used_memory() <= max {
+        if memory_for_eviction() <= max {
             return Ok(());
         }
         if !evict_one(server, store, &policy, samples) {

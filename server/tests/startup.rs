@@ -308,3 +308,21 @@ fn always_show_logo_prints_the_banner_instead_of_the_mode_line() {
     assert!(out.contains(&format!("Port: {}", s.port)), "{out}");
     assert!(!out.contains("Running mode="), "{out}");
 }
+
+#[test]
+fn configured_replica_logs_with_role_s() {
+    // Port 1 on loopback: nothing listens there; only the role char matters here.
+    let s = TestServer::start(&["--replicaof", "127.0.0.1", "1"]);
+    assert!(wait_until(Duration::from_secs(5), || s
+        .stdout()
+        .contains("Ready to accept connections")));
+    let out = s.stdout();
+    let ready = out
+        .lines()
+        .find(|l| l.contains("Ready to accept connections"))
+        .unwrap_or_default();
+    assert!(ready.contains(":S "), "{out}");
+    assert!(out
+        .lines()
+        .any(|l| l.contains(":C ") && l.contains("Configuration loaded")));
+}

@@ -173,6 +173,14 @@ fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
 }
 
 fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
+    for d in table::DIRECTIVES {
+        if !d.acted() && new.values.get(d.name) != old.values.get(d.name) {
+            crate::warning!(
+                "CONFIG SET {}: Tandem accepts but does not act on this directive",
+                d.name
+            );
+        }
+    }
     if new.loglevel != old.loglevel || new.logfile != old.logfile {
         crate::log::configure(
             &new.logfile,
@@ -184,7 +192,7 @@ fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
     let max = new.maxmemory;
     *ctx.server.config.write() = new;
     if maxmemory_lowered {
-        let used = crate::evict::used_memory();
+        let used = crate::evict::memory_for_eviction();
         if used > max {
             crate::warning!(
                 "WARNING: the new maxmemory value set via CONFIG SET ({max}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."
@@ -192,5 +200,67 @@ fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
         }
         // Evict right away, as Redis does; OOM here is not an error of CONFIG SET.
         let _ = crate::evict::ensure_memory(ctx.server, ctx.store);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::ClientState;
+    use crate::server::Server;
+
+    fn run(resp3: bool, args: &[&str]) -> Vec<u8> {
+        let server = Server::new(Config::default());
+        let mut store = crate::server::Store::new(1);
+        let mut client = ClientState::new(1);
+        client.resp3 = resp3;
+        let mut ctx = Ctx::new(&mut store, &server, &mut client);
+        let mut out = Reply::new(resp3);
+        let argv: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.to_string())).collect();
+        match config(&mut ctx, &mut out, &argv) {
+            Ok(()) => out.buf,
+            Err(e) => format!("-{e}").into_bytes(),
+        }
+    }
+
+    #[test]
+    fn config_get_is_a_map_in_resp3_and_a_flat_array_in_resp2() {
+        assert_eq!(
+            run(true, &["config", "get", "maxmemory"]),
+            b"%1\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"
+        );
+        assert_eq!(
+            run(false, &["config", "get", "maxmemory"]),
+            b"*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"
+        );
+    }
+
+    #[test]
+    fn config_set_commits_all_pairs_or_none() {
+        let server = Server::new(Config::default());
+        let mut store = crate::server::Store::new(1);
+        let mut client = ClientState::new(1);
+        let mut ctx = Ctx::new(&mut store, &server, &mut client);
+        let mut out = Reply::new(false);
+        let argv = |v: &[&str]| {
+            v.iter()
+                .map(|a| Bytes::from(a.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let r = config(
+            &mut ctx,
+            &mut out,
+            &argv(&["config", "set", "hz", "50", "maxmemory-samples", "0"]),
+        );
+        assert!(r.is_err());
+        assert_eq!(server.config.read().hz, 10);
+        let r = config(
+            &mut ctx,
+            &mut out,
+            &argv(&["config", "set", "hz", "50", "maxmemory-samples", "7"]),
+        );
+        assert!(r.is_ok());
+        assert_eq!(server.config.read().hz, 50);
+        assert_eq!(server.config.read().maxmemory_samples, 7);
     }
 }
