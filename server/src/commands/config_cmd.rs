@@ -32,11 +32,9 @@ fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         if argv.len() != 2 {
             return Err(arity_err("resetstat"));
         }
+        // Like Redis 7.0 (`configResetStatCommand`): INFO counters only; the
+        // slowlog keeps its entries (SLOWLOG RESET clears it).
         ctx.server.stats.reset();
-        {
-            let mut sl = ctx.server.slowlog.lock();
-            sl.entries.clear();
-        }
         out.ok();
         Ok(())
     } else if is_kw(sub, "rewrite") {
@@ -233,6 +231,22 @@ mod tests {
             run(false, &["config", "get", "maxmemory"]),
             b"*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"
         );
+    }
+
+    #[test]
+    fn resetstat_zeroes_info_counters() {
+        let server = Server::new(Config::default());
+        crate::server::Stats::incr(&server.stats.evicted_keys, 5);
+        crate::server::Stats::incr(&server.stats.keyspace_hits, 2);
+        let mut store = crate::server::Store::new(1);
+        let mut client = ClientState::new(1);
+        let mut ctx = Ctx::new(&mut store, &server, &mut client);
+        let mut out = Reply::new(false);
+        let argv = vec![Bytes::from("config"), Bytes::from("resetstat")];
+        assert!(config(&mut ctx, &mut out, &argv).is_ok());
+        assert_eq!(out.buf, b"+OK\r\n");
+        assert_eq!(crate::server::Stats::get(&server.stats.evicted_keys), 0);
+        assert_eq!(crate::server::Stats::get(&server.stats.keyspace_hits), 0);
     }
 
     #[test]
