@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 pub const REDIS_VERSION: &str = "7.0.15";
 
-/// Runs the server until shutdown. Binding errors are returned before serving.
+/// Runs the server until shutdown; binding errors are returned before serving.
 /// Startup after the configuration is loaded (and the process daemonized): role
 /// and banner, listeners, pidfile, then serving until shutdown.
 pub async fn run(config: config::Config) -> Result<(), String> {
