@@ -348,7 +348,10 @@ impl Config {
                 }
             }
             "client-output-buffer-limit" => {
-                if !args.len().is_multiple_of(4) || args.is_empty() {
+                if args.is_empty() {
+                    return Ok(self.s("client-output-buffer-limit"));
+                }
+                if !args.len().is_multiple_of(4) {
                     return Err("Wrong number of arguments in buffer limit configuration.".into());
                 }
                 let mut classes = parse_cobl(self.get("client-output-buffer-limit").unwrap_or(""));
@@ -445,11 +448,20 @@ impl Config {
             }
             "notify-keyspace-events" => {
                 let a = args.first().map(String::as_str).unwrap_or("");
-                if a.chars().all(|c| "AgKE$lshzxetmdn".contains(c)) {
-                    Ok(a.to_string())
-                } else {
-                    Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into())
+                if !a.chars().all(|c| "AgKE$lshzxetmdn".contains(c)) {
+                    return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into());
                 }
+                // Canonical order as Redis prints it: classes (or A), K, E, m, n.
+                const ALL: &str = "g$lshzxetd";
+                let has = |c: char| a.contains(c) || (a.contains('A') && ALL.contains(c));
+                let mut out = String::new();
+                if ALL.chars().all(has) {
+                    out.push('A');
+                } else {
+                    out.extend(ALL.chars().filter(|c| has(*c)));
+                }
+                out.extend("KEmn".chars().filter(|c| a.contains(*c)));
+                Ok(out)
             }
             "unixsocketperm" => {
                 let a = args.first().map(String::as_str).unwrap_or("");
@@ -773,5 +785,13 @@ mod tests {
         assert_eq!(m, vec![("slave-read-only", "yes".to_string())]);
         assert_eq!(c.matching(b"*").len(), 192);
         assert_eq!(c.matching(b"MAXMEMORY").len(), 1);
+        let mut c = c;
+        let s = |v: &str| vec![v.to_string()];
+        c.set("notify-keyspace-events", &s("KEA"), Origin::Runtime)
+            .unwrap();
+        assert_eq!(c.get("notify-keyspace-events"), Some("AKE"));
+        c.set("notify-keyspace-events", &s("Elx"), Origin::Runtime)
+            .unwrap();
+        assert_eq!(c.get("notify-keyspace-events"), Some("lxE"));
     }
 }

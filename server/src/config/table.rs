@@ -294,7 +294,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("maxmemory-clients", None, Special, "0", 0),
     d("maxmemory-eviction-tenacity", None, Int(0, 100), "10", 0),
     d("maxmemory-policy", None, Enum(POLICIES), "noeviction", A),
-    d("maxmemory-samples", None, Int(1, 64), "5", A),
+    d("maxmemory-samples", None, Int(1, IMAX), "5", A),
     d(
         "min-replicas-max-lag",
         Some("min-slaves-max-lag"),
@@ -407,7 +407,8 @@ pub static DIRECTIVES: &[Directive] = &[
         "yes",
         0,
     ),
-    d("replicaof", Some("slaveof"), Special, "", M),
+    // Changed at runtime by the REPLICAOF command, not CONFIG SET (as in Redis).
+    d("replicaof", Some("slaveof"), Special, "", M | I),
     d("requirepass", None, Str, "", A),
     d(
         "sanitize-dump-payload",
@@ -425,7 +426,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("shutdown-timeout", None, Int(0, IMAX), "10", 0),
     d("slowlog-log-slower-than", None, Int(-1, LMAX), "10000", A),
     d("slowlog-max-len", None, Int(0, LMAX), "128", A),
-    d("socket-mark-id", None, Int(0, u32::MAX as i64), "0", 0),
+    d("socket-mark-id", None, Int(0, u32::MAX as i64), "0", I),
     d("stop-writes-on-bgsave-error", None, Bool, "yes", 0),
     d("stream-node-max-bytes", None, Memory(0, LMAX), "4096", 0),
     d("stream-node-max-entries", None, Int(0, LMAX), "100", 0),
