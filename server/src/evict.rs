@@ -37,7 +37,7 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
         (
             c.maxmemory,
             c.maxmemory_policy.clone(),
-            c.maxmemory_samples.max(1),
+            c.maxmemory_samples.clamp(1, 64), // more adds CPU for little accuracy
         )
     };
     if max == 0 || memory_for_eviction() <= max {

@@ -285,6 +285,8 @@ impl Config {
                         "argument must be between {min} and {max} inclusive"
                     ));
                 }
+                // Redis stores hz clamped to its supported range (CONFIG GET shows it).
+                let v = if d.name == "hz" { v.clamp(1, 500) } else { v };
                 Ok(v.to_string())
             }
             Kind::Memory(min, max) => {
@@ -438,6 +440,9 @@ impl Config {
                 if let Some(p) = a.strip_suffix('%') {
                     match parse_int(p) {
                         Some(v) if (0..=100).contains(&v) => Ok(a.to_string()),
+                        Some(v) if v > 100 => {
+                            Err("percentage argument must be less or equal to 100".into())
+                        }
                         _ => Err("argument must be a memory or percent value".into()),
                     }
                 } else {
@@ -545,7 +550,7 @@ impl Config {
             "slowlog-max-len" => self.slowlog_max_len = self.u(name) as usize,
             "enable-debug-command" => self.enable_debug_command = self.s(name),
             "enable-protected-configs" => self.enable_protected_configs = self.s(name),
-            "hz" => self.hz = self.u(name).clamp(1, 500) as u32,
+            "hz" => self.hz = self.u(name) as u32,
             "timeout" => self.timeout = self.u(name),
             "dir" => {
                 let v = self.s(name);
