@@ -457,6 +457,30 @@ mod tests {
     }
 
     #[test]
+    fn option_lines_quote_values_and_handle_bare_save() {
+        let (lines, stdin) = options_to_lines(
+            &s(&[
+                "--save",
+                "--requirepass",
+                "a b\"c",
+                "--bind",
+                "1.2.3.4",
+                "::1",
+                "-",
+            ]),
+            true,
+        );
+        assert!(stdin);
+        assert_eq!(
+            lines,
+            "save \"\"\nrequirepass \"a b\\\"c\" \nbind \"1.2.3.4\" \"::1\" "
+        );
+        // A value that looks like an option is still the value of the previous name.
+        let (lines, _) = options_to_lines(&s(&["--requirepass", "--x"]), true);
+        assert_eq!(lines, "requirepass \"--x\" ");
+    }
+
+    #[test]
     fn save_lines_accumulate_and_replace_defaults() {
         let c = load_text("save 900 1\nsave 300 10\n", &[]).unwrap();
         assert_eq!(c.save, vec![(900, 1), (300, 10)]);
