@@ -276,11 +276,7 @@ fn keys(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn scan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let cursor = std::str::from_utf8(&argv[1])
-        .ok()
-        .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
+    let cursor = parse_cursor(&argv[1]).ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
     let mut count: i64 = 10;
     let mut pattern: Option<Bytes> = None;
     let mut type_name: Option<Bytes> = None;
@@ -333,6 +329,25 @@ fn scan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.bulk(k);
     }
     Ok(())
+}
+
+/// A SCAN cursor as C's `strtoul` reads it (Redis `parseScanCursorOrReply`): an
+/// optional sign, decimal digits, no surrounding spaces; `-1` wraps to 2^64-1 and the
+/// empty string is 0.
+fn parse_cursor(a: &[u8]) -> Option<u64> {
+    if a.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match a[0] {
+        b'-' => (true, &a[1..]),
+        b'+' => (false, &a[1..]),
+        _ => (false, a),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if neg { v.wrapping_neg() } else { v })
 }
 
 fn randomkey(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
@@ -727,6 +742,25 @@ pub(crate) mod test_util {
 #[cfg(test)]
 mod tests {
     use super::test_util::Harness;
+
+    #[test]
+    fn scan_cursors_parse_like_strtoul() {
+        assert_eq!(super::parse_cursor(b"0"), Some(0));
+        assert_eq!(super::parse_cursor(b""), Some(0));
+        assert_eq!(super::parse_cursor(b"+7"), Some(7));
+        assert_eq!(super::parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(super::parse_cursor(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b"18446744073709551616"[..],
+            b" 1",
+            b"1 ",
+            b"abc",
+            b"-",
+            b"1x",
+        ] {
+            assert_eq!(super::parse_cursor(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn expire_family_propagates_absolute_pexpireat_with_flags() {

@@ -279,11 +279,9 @@ fn getex(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             ctx.rewrite = Some(vec![b(b"PEXPIREAT"), key.clone(), int_bytes(at)]);
             ctx.dirty(1);
         }
-        None if o.persist => {
-            if ctx.store.dbs[db].persist(key) {
-                ctx.rewrite = Some(vec![b(b"PERSIST"), key.clone()]);
-                ctx.dirty(1);
-            }
+        None if o.persist && ctx.store.dbs[db].persist(key) => {
+            ctx.rewrite = Some(vec![b(b"PERSIST"), key.clone()]);
+            ctx.dirty(1);
         }
         None => {}
     }
@@ -332,7 +330,7 @@ fn wrong_args(name: &str) -> CmdError {
 }
 
 fn mset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(wrong_args("mset"));
     }
     for pair in argv[1..].chunks(2) {
@@ -344,7 +342,7 @@ fn mset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn msetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(wrong_args("msetnx"));
     }
     let mut any = false;
