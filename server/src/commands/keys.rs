@@ -173,8 +173,18 @@ fn ttl_generic(ctx: &mut Ctx, out: &mut Reply, key: &[u8], ms: bool, abs: bool) 
     match ctx.db_ref().expire_of(key) {
         None => out.int(-1),
         Some(at) => {
-            let t = if abs { at } else { at - ctx.now_ms }.max(0);
-            out.int(if ms { t } else { (t + 500) / 1000 });
+            let t = if abs {
+                at
+            } else {
+                at.saturating_sub(ctx.now_ms)
+            }
+            .max(0);
+            // Rounded to the nearest second; widened so i64::MAX does not overflow.
+            out.int(if ms {
+                t
+            } else {
+                ((t as i128 + 500) / 1000) as i64
+            });
         }
     }
     Ok(())
@@ -425,7 +435,9 @@ fn flushall(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn db_index(ctx: &Ctx, a: &[u8]) -> Result<usize, CmdError> {
     let n = arg_i64(a)?;
     if n < i32::MIN as i64 || n > i32::MAX as i64 {
-        return Err(err::NOT_INT);
+        return Err(CmdError::msg(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
     }
     if n < 0 || n as usize >= ctx.store.dbs.len() {
         return Err(err::DB_INDEX);

@@ -46,11 +46,9 @@ fn string_too_long() -> CmdError {
     CmdError::msg("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
 }
 
-/// Redis `checkStringLength`: the master's stream is never refused.
+/// Redis `checkStringLength`. Redis exempts its master's stream; here the limit also
+/// applies to it, so no client can make the server allocate an unbounded string.
 fn check_len(ctx: &Ctx, total: Option<i64>) -> CmdResult {
-    if ctx.client.is_master {
-        return Ok(());
-    }
     let max = ctx.server.config.read().proto_max_bulk_len;
     match total {
         Some(t) if t <= max => Ok(()),
