@@ -828,6 +828,44 @@ mod tests {
     }
 
     #[test]
+    fn on_a_replica_the_masters_past_expire_sets_a_ttl_instead_of_deleting() {
+        let mut h = Harness::new();
+        h.run(&["set", "k", "v"]);
+        h.server.store.lock().is_replica = true;
+        h.client.is_master = true;
+        let (r, ops) = h.run(&["pexpireat", "k", "1"]);
+        assert_eq!(r, ":1\r\n");
+        assert_eq!(ops, vec![vec!["PEXPIREAT", "k", "1"]]);
+        assert_eq!(h.server.store.lock().dbs[0].expire_of(b"k"), Some(1));
+        // The master's stream still sees the key; normal clients do not.
+        let (r, _) = h.run(&["exists", "k"]);
+        assert_eq!(r, ":1\r\n");
+        h.client.is_master = false;
+        let (r, _) = h.run(&["exists", "k"]);
+        assert_eq!(r, ":0\r\n");
+        assert!(
+            h.server.store.lock().dbs[0].contains(b"k"),
+            "replicas never delete"
+        );
+    }
+
+    #[test]
+    fn multi_key_and_cross_db_commands_propagate_verbatim() {
+        let mut h = Harness::new();
+        h.run(&["mset", "a", "1", "b", "2"]);
+        let (_, ops) = h.run(&["del", "a", "zz"]);
+        assert_eq!(ops, vec![vec!["del", "a", "zz"]]);
+        let (_, ops) = h.run(&["copy", "b", "c", "db", "3"]);
+        assert_eq!(ops, vec![vec!["copy", "b", "c", "db", "3"]]);
+        let (_, ops) = h.run(&["move", "b", "4"]);
+        assert_eq!(ops, vec![vec!["move", "b", "4"]]);
+        let (_, ops) = h.run(&["swapdb", "3", "4"]);
+        assert_eq!(ops, vec![vec!["swapdb", "3", "4"]]);
+        let store = h.server.store.lock();
+        assert!(store.dbs[4].contains(b"c") && store.dbs[3].contains(b"b"));
+    }
+
+    #[test]
     fn reads_and_refused_writes_propagate_nothing() {
         let mut h = Harness::new();
         for cmd in [
