@@ -435,7 +435,10 @@ fn parse_decimal(a: &[u8]) -> Option<(i128, u32)> {
     for c in int_part.bytes().chain(frac.bytes()) {
         m = m.checked_mul(10)?.checked_add((c - b'0') as i128)?;
     }
-    let mut scale = frac.len() as i32 - exp;
+    let mut scale = (frac.len() as i64).checked_sub(exp as i64)?;
+    if scale < -40 {
+        return None;
+    }
     while scale < 0 {
         m = m.checked_mul(10)?;
         scale += 1;
@@ -489,6 +492,182 @@ fn decimal_sum(a: &[u8], b: &[u8]) -> Option<String> {
     Some(s)
 }
 
+/// An x87 80-bit extended-precision value, `(-1)^neg * m * 2^e` (m = 0 is zero).
+/// Redis computes INCRBYFLOAT in `long double` and prints it with `%.17Lf`; emulating
+/// that arithmetic gives byte-identical results (`5000 + 0.0011` is
+/// `5000.0011000000000001` there, `0.1 + 0.2` is `0.3`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ext {
+    neg: bool,
+    m: u64,
+    e: i32,
+}
+
+fn bitlen(x: u128) -> u32 {
+    128 - x.leading_zeros()
+}
+
+/// Rounds `q` (plus a sticky bit for anything below it) to 64 significant bits,
+/// half to even. Returns the mantissa and how far it was shifted right.
+fn round64(q: u128, sticky: bool) -> (u64, i32) {
+    let bl = bitlen(q);
+    if bl <= 64 {
+        return (q as u64, 0);
+    }
+    let sh = bl - 64;
+    let mut m = q >> sh;
+    let rem = q & ((1u128 << sh) - 1);
+    let half = 1u128 << (sh - 1);
+    if rem > half || (rem == half && (sticky || m & 1 == 1)) {
+        m += 1;
+    }
+    let mut sh = sh as i32;
+    if m >> 64 != 0 {
+        m >>= 1;
+        sh += 1;
+    }
+    (m as u64, sh)
+}
+
+/// `strtold` for the decimals `parse_decimal` accepts (correctly rounded).
+fn parse_ext(a: &[u8]) -> Option<Ext> {
+    let (mant, scale) = parse_decimal(a)?;
+    let neg = mant < 0;
+    let d = mant.unsigned_abs();
+    if d == 0 {
+        return Some(Ext { neg, m: 0, e: 0 });
+    }
+    if scale == 0 {
+        let (m, sh) = round64(d, false);
+        return Some(Ext { neg, m, e: sh });
+    }
+    let p = 10u128.checked_pow(scale)?;
+    // Long division of d * 2^s by p, bit by bit, with at least 66 quotient bits.
+    let s = (66 + bitlen(p)).saturating_sub(bitlen(d));
+    let total = bitlen(d) + s;
+    let (mut q, mut r) = (0u128, 0u128);
+    for i in (0..total).rev() {
+        let bit = if i >= s { (d >> (i - s)) & 1 } else { 0 };
+        r = (r << 1) | bit;
+        q <<= 1;
+        if r >= p {
+            r -= p;
+            q |= 1;
+        }
+    }
+    let (m, sh) = round64(q, r != 0);
+    Some(Ext {
+        neg,
+        m,
+        e: sh - s as i32,
+    })
+}
+
+fn add_ext(a: Ext, b: Ext) -> Ext {
+    if a.m == 0 {
+        return b;
+    }
+    if b.m == 0 {
+        return a;
+    }
+    let (hi, lo) = if a.e >= b.e { (a, b) } else { (b, a) };
+    let d = (hi.e - lo.e) as u32;
+    let x = (hi.m as u128) << 63;
+    let full = (lo.m as u128) << 63;
+    let (y, sticky) = if d >= 127 {
+        (0, true)
+    } else {
+        (full >> d, full & ((1u128 << d) - 1) != 0)
+    };
+    let base = hi.e - 63;
+    if hi.neg == lo.neg {
+        let (m, sh) = round64(x + y, sticky);
+        return Ext {
+            neg: hi.neg,
+            m,
+            e: base + sh,
+        };
+    }
+    let y = y | sticky as u128;
+    let (diff, neg) = if x >= y {
+        (x - y, hi.neg)
+    } else {
+        (y - x, lo.neg)
+    };
+    if diff == 0 {
+        return Ext {
+            neg: false,
+            m: 0,
+            e: 0,
+        };
+    }
+    let (m, sh) = round64(diff, false);
+    Ext {
+        neg,
+        m,
+        e: base + sh,
+    }
+}
+
+/// `%.17Lf` with trailing zeros (and a trailing dot) removed, `-0` shown as `0`.
+fn format_ext(v: Ext) -> Option<String> {
+    const SCALE: u128 = 100_000_000_000_000_000;
+    let (int_part, mut frac) = if v.e >= 0 {
+        if v.e > 63 {
+            return None;
+        }
+        ((v.m as u128) << v.e, 0u128)
+    } else {
+        let ne = v.e.unsigned_abs();
+        let int_part = if ne >= 64 { 0 } else { (v.m >> ne) as u128 };
+        let f = if ne >= 64 {
+            v.m as u128
+        } else {
+            (v.m as u128) & ((1u128 << ne) - 1)
+        };
+        let t = f * SCALE;
+        let q = if ne > 121 {
+            0
+        } else {
+            let q = t >> ne;
+            let rem = t & ((1u128 << ne) - 1);
+            let half = 1u128 << (ne - 1);
+            if rem > half || (rem == half && q & 1 == 1) {
+                q + 1
+            } else {
+                q
+            }
+        };
+        (int_part, q)
+    };
+    let mut int_part = int_part;
+    if frac == SCALE {
+        int_part += 1;
+        frac = 0;
+    }
+    let mut out = String::new();
+    if v.neg {
+        out.push('-');
+    }
+    out.push_str(&int_part.to_string());
+    let digits = format!("{frac:017}");
+    let digits = digits.trim_end_matches('0');
+    if !digits.is_empty() {
+        out.push('.');
+        out.push_str(digits);
+    }
+    if out == "-0" {
+        out = "0".into();
+    }
+    Some(out)
+}
+
+/// INCRBYFLOAT's result text as Redis prints it, when the operands are plain
+/// decimals in the emulated range.
+fn long_double_sum(a: &[u8], b: &[u8]) -> Option<String> {
+    format_ext(add_ext(parse_ext(a)?, parse_ext(b)?))
+}
+
 fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let cur = match ctx.get_mut(key) {
@@ -503,7 +682,9 @@ fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if sum.is_nan() || sum.is_infinite() {
         return Err(CmdError::msg("ERR increment would produce NaN or Infinity"));
     }
-    let text = decimal_sum(&cur_txt, &argv[2]).unwrap_or_else(|| crate::resp::format_human(sum));
+    let text = long_double_sum(&cur_txt, &argv[2])
+        .or_else(|| decimal_sum(&cur_txt, &argv[2]))
+        .unwrap_or_else(|| crate::resp::format_human(sum));
     let new = Bytes::from(text);
     let lru = ctx.server.lru_clock();
     ctx.db()
@@ -652,6 +833,41 @@ mod tests {
     }
 
     #[test]
+    fn long_double_sums_match_redis_7_0_15() {
+        // Expected texts produced by redis-server 7.0.15 (SET x a; INCRBYFLOAT x b).
+        for (a, b, want) in [
+            ("0", "5000", "5000"),
+            ("5000", "0.0011", "5000.0011000000000001"),
+            ("0.1", "0.2", "0.3"),
+            ("10.5", "0.1", "10.6"),
+            ("1", "-1.1", "-0.1"),
+            ("17179869184", "1.5", "17179869185.5"),
+            ("3.14159265358979323846", "0", "3.14159265358979324"),
+            (
+                "123456789.123456789",
+                "0.000000001",
+                "123456789.12345678999554366",
+            ),
+            ("-0.1", "0.1", "0"),
+            ("1e20", "1", "100000000000000000000"),
+            ("1e-20", "0", "0"),
+            ("0.0000000000000000051", "0", "0.00000000000000001"),
+            ("99999999999999999999", "1", "100000000000000000000"),
+            ("-5.5", "-0.25", "-5.75"),
+            ("12345678901234567890", "0.5", "12345678901234567890"),
+            ("0.1", "0", "0.1"),
+            ("2.5e-5", "1", "1.000025"),
+            ("1000000.1", "0.2", "1000000.30000000000001137"),
+        ] {
+            assert_eq!(
+                long_double_sum(a.as_bytes(), b.as_bytes()).as_deref(),
+                Some(want),
+                "{a} + {b}"
+            );
+        }
+    }
+
+    #[test]
     fn decimal_sums_read_like_redis() {
         assert_eq!(decimal_sum(b"0.1", b"0.2").as_deref(), Some("0.3"));
         assert_eq!(decimal_sum(b"1.5", b"1.5").as_deref(), Some("3"));
@@ -663,6 +879,9 @@ mod tests {
             Some("17179869185.5")
         );
         assert_eq!(decimal_sum(b"0x10", b"1"), None);
+        // Extreme exponents fall back to binary floating point without looping.
+        assert_eq!(decimal_sum(b"0e-2147483648", b"1"), None);
+        assert_eq!(decimal_sum(b"0e999999999", b"1"), None);
     }
 
     #[test]
