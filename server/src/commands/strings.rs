@@ -833,6 +833,22 @@ mod tests {
     }
 
     #[test]
+    fn append_and_setrange_respect_proto_max_bulk_len() {
+        let mut h = Harness::new();
+        h.server.config.write().proto_max_bulk_len = 10;
+        let too_long = "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n";
+        h.run(&["set", "k", "12345"]);
+        assert_eq!(h.run(&["append", "k", "67890"]).0, ":10\r\n");
+        let (r, ops) = h.run(&["append", "k", "x"]);
+        assert_eq!(r, too_long);
+        assert!(ops.is_empty());
+        assert_eq!(h.run(&["setrange", "k", "9", "x"]).0, ":10\r\n");
+        assert_eq!(h.run(&["setrange", "k", "10", "x"]).0, too_long);
+        assert_eq!(h.run(&["setrange", "new", "10", "x"]).0, too_long);
+        assert_eq!(h.run(&["strlen", "k"]).0, ":10\r\n");
+    }
+
+    #[test]
     fn long_double_sums_match_redis_7_0_15() {
         // Expected texts produced by redis-server 7.0.15 (SET x a; INCRBYFLOAT x b).
         for (a, b, want) in [
