@@ -9,6 +9,7 @@
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::config::Config;
 use crate::resp::Reply;
+use crate::server::Stats;
 use crate::types::Value;
 use bytes::Bytes;
 
@@ -41,6 +42,22 @@ pub const COMMANDS: &[Command] = &[
     Command::new("object", -2, READONLY, object).keys(2, 2, 1),
 ];
 
+/// A read lookup that does not refresh the key's access time (Redis
+/// `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, OBJECT), still counting hits and misses.
+fn exists_notouch(ctx: &mut Ctx, key: &[u8]) -> bool {
+    let found = ctx.exists(key);
+    let stats = &ctx.server.stats;
+    Stats::incr(
+        if found {
+            &stats.keyspace_hits
+        } else {
+            &stats.keyspace_misses
+        },
+        1,
+    );
+    found
+}
+
 fn del(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for k in &argv[1..] {
@@ -54,7 +71,7 @@ fn del(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn exists(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let n = argv[1..].iter().filter(|k| ctx.exists(k)).count();
+    let n = argv[1..].iter().filter(|k| exists_notouch(ctx, k)).count();
     out.int(n as i64);
     Ok(())
 }
@@ -166,7 +183,7 @@ fn pexpireat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 /// TTL family: -2 missing, -1 no expiry; `ms` selects the unit, `abs` the
 /// absolute form (EXPIRETIME).
 fn ttl_generic(ctx: &mut Ctx, out: &mut Reply, key: &[u8], ms: bool, abs: bool) -> CmdResult {
-    if ctx.get(key).is_none() {
+    if !exists_notouch(ctx, key) {
         out.int(-2);
         return Ok(());
     }
@@ -217,7 +234,13 @@ fn persist(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn type_cmd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let name = ctx.get(&argv[1]).map_or("none", |v| v.type_name());
+    let name = if exists_notouch(ctx, &argv[1]) {
+        ctx.db_ref()
+            .entry(&argv[1])
+            .map_or("none", |e| e.value.type_name())
+    } else {
+        "none"
+    };
     out.simple(name);
     Ok(())
 }
@@ -665,7 +688,7 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             "ERR An LFU maxmemory policy is selected, idle time not tracked. {ADJUST}"
         )));
     }
-    if !ctx.exists(key) {
+    if !exists_notouch(ctx, key) {
         out.null();
         return Ok(());
     }
@@ -863,6 +886,32 @@ mod tests {
         assert_eq!(ops, vec![vec!["swapdb", "3", "4"]]);
         let store = h.server.store.lock();
         assert!(store.dbs[4].contains(b"c") && store.dbs[3].contains(b"b"));
+    }
+
+    #[test]
+    fn introspection_does_not_refresh_the_access_time() {
+        let mut h = Harness::new();
+        h.run(&["set", "k", "v"]);
+        let set_lru = |h: &Harness, v: u32| {
+            if let Some(e) = h.server.store.lock().dbs[0].entry_mut(b"k") {
+                e.lru = v;
+            }
+        };
+        let lru = |h: &Harness| h.server.store.lock().dbs[0].entry(b"k").map(|e| e.lru);
+        set_lru(&h, 12345);
+        for cmd in [
+            &["type", "k"][..],
+            &["ttl", "k"],
+            &["pttl", "k"],
+            &["exists", "k"],
+            &["object", "encoding", "k"],
+            &["object", "idletime", "k"],
+        ] {
+            h.run(cmd);
+            assert_eq!(lru(&h), Some(12345), "{cmd:?} touched the key");
+        }
+        h.run(&["get", "k"]);
+        assert_ne!(lru(&h), Some(12345), "GET refreshes the access time");
     }
 
     #[test]
