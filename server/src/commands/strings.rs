@@ -32,6 +32,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("getrange", 4, READONLY, getrange).keys(1, 1, 1),
     Command::new("substr", 4, READONLY, getrange).keys(1, 1, 1),
     Command::new("setrange", 4, WRITE | DENYOOM, setrange).keys(1, 1, 1),
+    Command::new("lcs", -3, READONLY, lcs).keys(1, 2, 1),
 ];
 
 fn b(s: &'static [u8]) -> Bytes {
@@ -790,6 +791,135 @@ fn setrange(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]: the longest common
+/// subsequence by the classic dynamic-programming table, walked back from the end so
+/// the IDX ranges come out last-to-first as in Redis.
+fn lcs(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let not_strings = || CmdError::msg("ERR The specified keys must contain string values");
+    let a = match ctx.get(&argv[1]) {
+        None => Bytes::new(),
+        Some(Value::Str(s)) => s.clone(),
+        Some(_) => return Err(not_strings()),
+    };
+    let b = match ctx.get(&argv[2]) {
+        None => Bytes::new(),
+        Some(Value::Str(s)) => s.clone(),
+        Some(_) => return Err(not_strings()),
+    };
+    let (mut want_len, mut want_idx, mut with_len, mut min_len) = (false, false, false, 0i64);
+    let mut j = 3;
+    while j < argv.len() {
+        let o = &argv[j];
+        if is_kw(o, "idx") {
+            want_idx = true;
+        } else if is_kw(o, "len") {
+            want_len = true;
+        } else if is_kw(o, "withmatchlen") {
+            with_len = true;
+        } else if is_kw(o, "minmatchlen") && j + 1 < argv.len() {
+            min_len = arg_i64(&argv[j + 1])?.max(0);
+            j += 1;
+        } else {
+            return Err(err::SYNTAX);
+        }
+        j += 1;
+    }
+    if want_idx && want_len {
+        return Err(CmdError::msg(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    if a.len() >= u32::MAX as usize - 1 || b.len() >= u32::MAX as usize - 1 {
+        return Err(CmdError::msg("ERR String too long for LCS"));
+    }
+    let (n, m) = (a.len(), b.len());
+    let cells = (n as u64 + 1) * (m as u64 + 1);
+    if cells.saturating_mul(4) > ctx.server.config.read().proto_max_bulk_len as u64 {
+        return Err(CmdError::msg(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let w = m + 1;
+    let mut t = vec![0u32; cells as usize];
+    for i in 1..=n {
+        for k in 1..=m {
+            t[i * w + k] = if a[i - 1] == b[k - 1] {
+                t[(i - 1) * w + k - 1] + 1
+            } else {
+                t[(i - 1) * w + k].max(t[i * w + k - 1])
+            };
+        }
+    }
+    let total = t[n * w + m];
+    if want_len {
+        out.int(total as i64);
+        return Ok(());
+    }
+    // Walk back from the end, collecting the common bytes and contiguous ranges.
+    let mut common = vec![0u8; total as usize];
+    let mut left = total as usize;
+    let mut ranges: Vec<((usize, usize), (usize, usize))> = Vec::new();
+    let mut cur: Option<((usize, usize), (usize, usize))> = None;
+    let (mut i, mut k) = (n, m);
+    while i > 0 && k > 0 {
+        let mut close = false;
+        if a[i - 1] == b[k - 1] {
+            common[left - 1] = a[i - 1];
+            left -= 1;
+            match &mut cur {
+                None => cur = Some(((i - 1, i - 1), (k - 1, k - 1))),
+                // Stepping diagonally always extends the current range.
+                Some(r) => {
+                    r.0 .0 = i - 1;
+                    r.1 .0 = k - 1;
+                }
+            }
+            if cur.is_some_and(|r| r.0 .0 == 0 || r.1 .0 == 0) {
+                close = true;
+            }
+            i -= 1;
+            k -= 1;
+        } else {
+            if t[(i - 1) * w + k] > t[i * w + k - 1] {
+                i -= 1;
+            } else {
+                k -= 1;
+            }
+            close = cur.is_some();
+        }
+        if close {
+            if let Some(r) = cur.take() {
+                let len = (r.0 .1 - r.0 .0 + 1) as i64;
+                if min_len == 0 || len >= min_len {
+                    ranges.push(r);
+                }
+            }
+        }
+    }
+    if !want_idx {
+        out.bulk(&common);
+        return Ok(());
+    }
+    out.map(2);
+    out.bulk(b"matches");
+    out.array(ranges.len());
+    for ((a0, a1), (b0, b1)) in &ranges {
+        out.array(if with_len { 3 } else { 2 });
+        out.array(2);
+        out.int(*a0 as i64);
+        out.int(*a1 as i64);
+        out.array(2);
+        out.int(*b0 as i64);
+        out.int(*b1 as i64);
+        if with_len {
+            out.int((a1 - a0 + 1) as i64);
+        }
+    }
+    out.bulk(b"len");
+    out.int(total as i64);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -822,6 +952,8 @@ mod tests {
             assert_eq!(r, wt, "{cmd:?}");
             assert!(ops.is_empty(), "{cmd:?}");
         }
+        let (r, _) = h.run(&["lcs", "x", "l"]);
+        assert_eq!(r, "-ERR The specified keys must contain string values\r\n");
         let (r, _) = h.run(&["mget", "l"]);
         assert_eq!(r, "*1\r\n$-1\r\n");
         let (r, _) = h.run(&["type", "l"]);
