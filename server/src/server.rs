@@ -18,6 +18,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub type ClientId = u64;
 
+/// Clients watching one key, each with its "dirty CAS" flag.
+pub type Watchers = Vec<(ClientId, Arc<AtomicBool>)>;
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -138,7 +141,7 @@ pub struct Store {
     pub blocking_keys: HashMap<(usize, Bytes), VecDeque<ClientId>>,
     pub waiters: HashMap<ClientId, Waiter>,
     /// (db, key) -> clients that WATCH it, with their "dirty CAS" flag.
-    pub watched: HashMap<(usize, Bytes), Vec<(ClientId, Arc<AtomicBool>)>>,
+    pub watched: HashMap<(usize, Bytes), Watchers>,
     /// Keys that received a write while clients were blocked on them.
     pub ready_keys: Vec<(usize, Bytes)>,
     /// Operations to hand to replication / AOF, in execution order.
