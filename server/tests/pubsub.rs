@@ -31,7 +31,10 @@ fn publish_reaches_channel_and_pattern_subscribers_on_other_connections() {
     assert_eq!(psub.read(), confirm("psubscribe", Some("s*"), 2));
 
     assert_eq!(publisher.cmd("PUBLISH news hello"), R::Int(2));
-    assert_eq!(sub.read(), R::Arr(vec![b("message"), b("news"), b("hello")]));
+    assert_eq!(
+        sub.read(),
+        R::Arr(vec![b("message"), b("news"), b("hello")])
+    );
     assert_eq!(
         psub.read(),
         R::Arr(vec![b("pmessage"), b("new?"), b("news"), b("hello")])
@@ -50,7 +53,11 @@ fn publish_reaches_channel_and_pattern_subscribers_on_other_connections() {
     );
     assert_eq!(
         sub.read(),
-        R::Arr(vec![b("message"), b("sport"), R::Bulk(b"a\0\r\nb".to_vec())])
+        R::Arr(vec![
+            b("message"),
+            b("sport"),
+            R::Bulk(b"a\0\r\nb".to_vec())
+        ])
     );
     assert_eq!(
         psub.read(),
@@ -62,14 +69,17 @@ fn publish_reaches_channel_and_pattern_subscribers_on_other_connections() {
         ])
     );
 
-    assert_eq!(publisher.cmd("PUBSUB NUMSUB news sport none"), R::Arr(vec![
-        b("news"),
-        R::Int(1),
-        b("sport"),
-        R::Int(1),
-        b("none"),
-        R::Int(0)
-    ]));
+    assert_eq!(
+        publisher.cmd("PUBSUB NUMSUB news sport none"),
+        R::Arr(vec![
+            b("news"),
+            R::Int(1),
+            b("sport"),
+            R::Int(1),
+            b("none"),
+            R::Int(0)
+        ])
+    );
     assert_eq!(publisher.cmd("PUBSUB NUMPAT"), R::Int(2));
     assert_eq!(
         publisher.cmd("PUBSUB CHANNELS"),
@@ -191,9 +201,7 @@ fn confirmations_match_real_redis() {
         theirs.send(&args);
         // Subscribe-like commands answer once per argument (at least once).
         let n = match cmd[0] {
-            "SUBSCRIBE" | "PSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE" => {
-                (cmd.len() - 1).max(1)
-            }
+            "SUBSCRIBE" | "PSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE" => (cmd.len() - 1).max(1),
             _ => 1,
         };
         // PUNSUBSCRIBE with no args answers once per pattern (here: one).

@@ -44,7 +44,10 @@ fn state_errors_have_redis_texts_and_do_not_abort() {
     assert_eq!(c.cmd("DISCARD"), err("ERR DISCARD without MULTI"));
     assert_eq!(c.cmd("MULTI"), R::ok());
     assert_eq!(c.cmd("MULTI"), err("ERR MULTI calls can not be nested"));
-    assert_eq!(c.cmd("WATCH x"), err("ERR WATCH inside MULTI is not allowed"));
+    assert_eq!(
+        c.cmd("WATCH x"),
+        err("ERR WATCH inside MULTI is not allowed")
+    );
     assert_eq!(c.cmd("SET a 1"), queued());
     assert_eq!(c.cmd("UNWATCH"), queued());
     assert_eq!(c.cmd("EXEC"), R::Arr(vec![R::ok(), R::ok()]));

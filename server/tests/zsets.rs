@@ -71,7 +71,10 @@ fn zadd_flags_and_their_incompatibility_errors() {
         err("ERR resulting score is not a number (NaN)")
     );
     assert_eq!(c.cmd("ZSCORE n m"), b("inf"));
-    assert_eq!(c.cmd("ZINCRBY n2 x m"), err("ERR value is not a valid float"));
+    assert_eq!(
+        c.cmd("ZINCRBY n2 x m"),
+        err("ERR value is not a valid float")
+    );
     assert_eq!(c.cmd("ZINCRBY n2 0.1 m"), b("0.10000000000000001"));
     c.cmd("SET str x");
     assert_eq!(
@@ -95,7 +98,10 @@ fn zrange_by_score_and_lex_with_exclusive_bounds_infinities_and_rev_limit() {
         c.cmd("ZRANGEBYSCORE z -inf +inf"),
         arr(&["ninf", "a", "b", "c", "d", "pinf"])
     );
-    assert_eq!(c.cmd("ZRANGEBYSCORE z (-inf (inf"), arr(&["a", "b", "c", "d"]));
+    assert_eq!(
+        c.cmd("ZRANGEBYSCORE z (-inf (inf"),
+        arr(&["a", "b", "c", "d"])
+    );
     assert_eq!(
         c.cmd("ZRANGE z +inf -inf BYSCORE REV LIMIT 1 2 WITHSCORES"),
         arr(&["d", "4", "c", "3"])
@@ -109,21 +115,39 @@ fn zrange_by_score_and_lex_with_exclusive_bounds_infinities_and_rev_limit() {
     assert_eq!(c.cmd("ZRANGEBYSCORE z 3 1"), arr(&[]));
     assert_eq!(c.cmd("ZCOUNT z (1 +inf"), R::Int(4));
     assert_eq!(c.cmd("ZCOUNT z -inf -inf"), R::Int(1));
-    assert_eq!(c.cmd("ZRANGE z 0 -1 REV"), arr(&["pinf", "d", "c", "b", "a", "ninf"]));
-    assert_eq!(c.cmd("ZREVRANGE z 0 1 WITHSCORES"), arr(&["pinf", "inf", "d", "4"]));
-    assert_eq!(c.cmd("ZRANGE z -2 -1 WITHSCORES"), arr(&["d", "4", "pinf", "inf"]));
+    assert_eq!(
+        c.cmd("ZRANGE z 0 -1 REV"),
+        arr(&["pinf", "d", "c", "b", "a", "ninf"])
+    );
+    assert_eq!(
+        c.cmd("ZREVRANGE z 0 1 WITHSCORES"),
+        arr(&["pinf", "inf", "d", "4"])
+    );
+    assert_eq!(
+        c.cmd("ZRANGE z -2 -1 WITHSCORES"),
+        arr(&["d", "4", "pinf", "inf"])
+    );
     assert_eq!(c.cmd("ZRANGE z 5 100"), arr(&["pinf"]));
     assert_eq!(c.cmd("ZRANGE z 3 1"), arr(&[]));
 
     c.cmd("ZADD lex 0 a 0 b 0 c 0 d 0 e");
     assert_eq!(c.cmd("ZRANGEBYLEX lex [b (d"), arr(&["b", "c"]));
-    assert_eq!(c.cmd("ZRANGEBYLEX lex - +"), arr(&["a", "b", "c", "d", "e"]));
-    assert_eq!(c.cmd("ZRANGE lex + - BYLEX REV LIMIT 1 2"), arr(&["d", "c"]));
+    assert_eq!(
+        c.cmd("ZRANGEBYLEX lex - +"),
+        arr(&["a", "b", "c", "d", "e"])
+    );
+    assert_eq!(
+        c.cmd("ZRANGE lex + - BYLEX REV LIMIT 1 2"),
+        arr(&["d", "c"])
+    );
     assert_eq!(c.cmd("ZREVRANGEBYLEX lex (c -"), arr(&["b", "a"]));
     assert_eq!(c.cmd("ZLEXCOUNT lex (a [c"), R::Int(2));
     assert_eq!(c.cmd("ZRANGEBYLEX lex (c (c"), arr(&[]));
 
-    assert_eq!(c.cmd("ZRANGEBYSCORE z x 1"), err("ERR min or max is not a float"));
+    assert_eq!(
+        c.cmd("ZRANGEBYSCORE z x 1"),
+        err("ERR min or max is not a float")
+    );
     assert_eq!(c.cmd("ZCOUNT z 1 (x"), err("ERR min or max is not a float"));
     assert_eq!(
         c.cmd("ZRANGEBYLEX lex a +"),
@@ -135,10 +159,15 @@ fn zrange_by_score_and_lex_with_exclusive_bounds_infinities_and_rev_limit() {
     );
     assert_eq!(
         c.cmd("ZRANGE z 0 -1 LIMIT 0 1"),
-        err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+        err(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+        )
     );
     assert_eq!(c.cmd("ZRANGEBYSCORE z 0 1 REV"), err("ERR syntax error"));
-    assert_eq!(c.cmd("ZRANGEBYSCORE z 0 1 LIMIT 1"), err("ERR syntax error"));
+    assert_eq!(
+        c.cmd("ZRANGEBYSCORE z 0 1 LIMIT 1"),
+        err("ERR syntax error")
+    );
     assert_eq!(
         c.cmd("ZRANGE z a 1"),
         err("ERR value is not an integer or out of range")
@@ -209,7 +238,10 @@ fn pops_count_and_errors() {
     );
     assert_eq!(c.cmd("ZMPOP 2 y MIN"), err("ERR syntax error"));
     assert_eq!(c.cmd("ZMPOP 1 y LEFT"), err("ERR syntax error"));
-    assert_eq!(c.cmd("BZPOPMIN y x"), err("ERR timeout is not a float or out of range"));
+    assert_eq!(
+        c.cmd("BZPOPMIN y x"),
+        err("ERR timeout is not a float or out of range")
+    );
     assert_eq!(c.cmd("BZPOPMIN y -1"), err("ERR timeout is negative"));
 }
 
@@ -276,18 +308,32 @@ fn union_inter_diff_with_weights_and_aggregates() {
     );
     c.cmd("ZADD i1 inf m");
     c.cmd("ZADD i2 -inf m");
-    assert_eq!(c.cmd("ZUNION 2 i1 i2 WITHSCORES"), arr(&["m", "0"]), "inf + -inf = 0");
-    assert_eq!(c.cmd("ZUNION 1 i1 WEIGHTS 0 WITHSCORES"), arr(&["m", "0"]), "0 * inf = 0");
+    assert_eq!(
+        c.cmd("ZUNION 2 i1 i2 WITHSCORES"),
+        arr(&["m", "0"]),
+        "inf + -inf = 0"
+    );
+    assert_eq!(
+        c.cmd("ZUNION 1 i1 WEIGHTS 0 WITHSCORES"),
+        arr(&["m", "0"]),
+        "0 * inf = 0"
+    );
 
     assert_eq!(
         c.cmd("ZUNIONSTORE d 0 a"),
         err("ERR at least 1 input key is needed for 'zunionstore' command")
     );
     assert_eq!(c.cmd("ZUNION 3 a b"), err("ERR syntax error"));
-    assert_eq!(c.cmd("ZUNION 1 a WEIGHTS x"), err("ERR weight value is not a float"));
+    assert_eq!(
+        c.cmd("ZUNION 1 a WEIGHTS x"),
+        err("ERR weight value is not a float")
+    );
     assert_eq!(c.cmd("ZUNION 1 a AGGREGATE avg"), err("ERR syntax error"));
     assert_eq!(c.cmd("ZDIFF 1 a WEIGHTS 1"), err("ERR syntax error"));
-    assert_eq!(c.cmd("ZINTERCARD 1 a LIMIT -1"), err("ERR LIMIT can't be negative"));
+    assert_eq!(
+        c.cmd("ZINTERCARD 1 a LIMIT -1"),
+        err("ERR LIMIT can't be negative")
+    );
     c.cmd("SET s x");
     assert_eq!(
         c.cmd("ZUNION 2 a s"),
@@ -301,8 +347,14 @@ fn zrangestore_randmember_and_zscan() {
     let mut c = s.conn();
     c.cmd("ZADD z 1 a 2 b 3 c 0.5 h");
     assert_eq!(c.cmd("ZRANGESTORE d z (1 +inf BYSCORE"), R::Int(2));
-    assert_eq!(c.cmd("ZRANGE d 0 -1 WITHSCORES"), arr(&["b", "2", "c", "3"]));
-    assert_eq!(c.cmd("ZRANGESTORE d z 0 -1 WITHSCORES"), err("ERR syntax error"));
+    assert_eq!(
+        c.cmd("ZRANGE d 0 -1 WITHSCORES"),
+        arr(&["b", "2", "c", "3"])
+    );
+    assert_eq!(
+        c.cmd("ZRANGESTORE d z 0 -1 WITHSCORES"),
+        err("ERR syntax error")
+    );
     assert_eq!(c.cmd("ZRANGESTORE d nokey 0 -1"), R::Int(0));
     assert_eq!(c.cmd("GET d"), R::Nil);
 

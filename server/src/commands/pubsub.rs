@@ -40,12 +40,7 @@ fn subscribe_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], kind: &[u8]
     Ok(())
 }
 
-fn unsubscribe_generic(
-    ctx: &mut Ctx,
-    out: &mut Reply,
-    argv: &[Bytes],
-    kind: &[u8],
-) -> CmdResult {
+fn unsubscribe_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], kind: &[u8]) -> CmdResult {
     let id = ctx.client.id;
     let targets: Vec<Bytes> = if argv.len() > 1 {
         argv[1..].to_vec()
@@ -136,7 +131,10 @@ fn pubsub(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         if argc > 3 {
             return Err(wrong_args());
         }
-        let mut chans = ctx.store.pubsub.active_channels(argv.get(2).map(|p| &p[..]));
+        let mut chans = ctx
+            .store
+            .pubsub
+            .active_channels(argv.get(2).map(|p| &p[..]));
         chans.sort();
         out.array(chans.len());
         for c in &chans {

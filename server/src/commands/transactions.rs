@@ -111,12 +111,7 @@ fn watch(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     let db = ctx.client.db;
     for key in &argv[1..] {
-        if ctx
-            .client
-            .watched
-            .iter()
-            .any(|(d, k)| *d == db && k == key)
-        {
+        if ctx.client.watched.iter().any(|(d, k)| *d == db && k == key) {
             continue;
         }
         // A key that is already past its TTL is removed now, so that only expiries

@@ -151,9 +151,8 @@ fn parse_score_bound(a: &[u8]) -> Option<ScoreBound> {
     }
 }
 
-const NOT_FLOAT_RANGE: CmdError = CmdError(std::borrow::Cow::Borrowed(
-    "ERR min or max is not a float",
-));
+const NOT_FLOAT_RANGE: CmdError =
+    CmdError(std::borrow::Cow::Borrowed("ERR min or max is not a float"));
 const NOT_LEX_RANGE: CmdError = CmdError(std::borrow::Cow::Borrowed(
     "ERR min or max not valid string range item",
 ));
@@ -232,7 +231,8 @@ fn parse_timeout(a: &[u8]) -> Result<u64, CmdError> {
 // ---- ZADD / ZINCRBY ----
 
 fn zadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, false);
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+        (false, false, false, false, false, false);
     let mut idx = 2;
     while idx < argv.len() {
         let a = &argv[idx];
@@ -254,7 +254,7 @@ fn zadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         idx += 1;
     }
     let elements = argv.len() - idx;
-    if elements == 0 || elements % 2 != 0 {
+    if elements == 0 || !elements.is_multiple_of(2) {
         return Err(err::SYNTAX);
     }
     if nx && xx {
@@ -262,7 +262,7 @@ fn zadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(CmdError::msg(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -652,11 +652,7 @@ fn zpop_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], max: bool) -> Cm
         2 => None,
         3 => match crate::resp::parse_i64(&argv[2]) {
             Some(n) if n >= 0 => Some(n as usize),
-            _ => {
-                return Err(CmdError::msg(
-                    "ERR value is out of range, must be positive",
-                ))
-            }
+            _ => return Err(CmdError::msg("ERR value is out of range, must be positive")),
         },
         _ => return Err(err::SYNTAX),
     };
@@ -693,12 +689,15 @@ fn zpopmax(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 /// Finds the first of `keys` holding a sorted set (WRONGTYPE stops the search, as in
 /// Redis) and pops up to `count` from it.
+/// A key and the members popped from it.
+type Popped = (Bytes, Vec<(Bytes, f64)>);
+
 fn pop_first_nonempty(
     ctx: &mut Ctx,
     keys: &[Bytes],
     count: usize,
     max: bool,
-) -> Result<Option<(Bytes, Vec<(Bytes, f64)>)>, CmdError> {
+) -> Result<Option<Popped>, CmdError> {
     for k in keys {
         if let Some(z) = write_zset(ctx, k)? {
             let items = z.pop(count, max);
@@ -761,7 +760,9 @@ fn zmpop_generic(
         Some(n) if n >= 1 => n as u64,
         _ => return Err(CmdError::msg("ERR numkeys should be greater than 0")),
     };
-    let where_idx = (numkeys_idx as u64).saturating_add(numkeys).saturating_add(1);
+    let where_idx = (numkeys_idx as u64)
+        .saturating_add(numkeys)
+        .saturating_add(1);
     if where_idx >= argv.len() as u64 {
         return Err(err::SYNTAX);
     }

@@ -69,7 +69,10 @@ pub fn compare(ours: &mut Conn, theirs: &mut Conn, script: &[&str]) {
     for line in script {
         let a = ours.cmd(line);
         let b = theirs.cmd(line);
-        assert_eq!(a, b, "reply to {line:?} differs (left: tandem, right: redis)");
+        assert_eq!(
+            a, b,
+            "reply to {line:?} differs (left: tandem, right: redis)"
+        );
     }
 }
 
