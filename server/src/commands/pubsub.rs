@@ -187,3 +187,32 @@ fn pubsub(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::zsets::tests::{run, setup};
+
+    #[test]
+    fn resp3_confirmations_and_messages_are_pushes() {
+        let (server, mut c) = setup(true);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        c.msg_tx = Some(tx);
+        let (out, _) = run(&server, &mut c, "SUBSCRIBE a");
+        assert_eq!(out, b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+        let (out, _) = run(&server, &mut c, "PSUBSCRIBE a*");
+        assert_eq!(out, b">3\r\n$10\r\npsubscribe\r\n$2\r\na*\r\n:2\r\n");
+        let (out, _) = run(&server, &mut c, "PUBLISH ab x");
+        assert_eq!(out, b":1\r\n");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(crate::pubsub::PubMsg::PMessage { .. })
+        ));
+        let (out, _) = run(&server, &mut c, "UNSUBSCRIBE");
+        assert_eq!(out, b">3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n");
+        let (out, _) = run(&server, &mut c, "UNSUBSCRIBE");
+        assert_eq!(out, b">3\r\n$11\r\nunsubscribe\r\n_\r\n:1\r\n");
+        // RESP3 clients keep normal PING replies while subscribed.
+        let (out, _) = run(&server, &mut c, "PING");
+        assert_eq!(out, b"+PONG\r\n");
+    }
+}

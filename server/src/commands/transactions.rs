@@ -134,3 +134,64 @@ fn unwatch(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     out.ok();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::zsets::tests::{argv, run, setup};
+    use crate::types::Value;
+    use bytes::Bytes;
+
+    fn set_with_ttl(server: &crate::server::Server, key: &str, at_ms: i64) {
+        let mut store = server.store.lock();
+        store.dbs[0].set_with_expire(
+            Bytes::copy_from_slice(key.as_bytes()),
+            Value::Str(Bytes::from_static(b"v")),
+            Some(at_ms),
+            0,
+        );
+    }
+
+    #[test]
+    fn a_watched_key_expiring_after_watch_aborts_exec() {
+        let (server, mut c) = setup(false);
+        let now = crate::server::now_ms();
+        set_with_ttl(&server, "k", now + 50);
+        run(&server, &mut c, "WATCH k");
+        // Simulate the passage of time: the key's deadline is now in the past.
+        {
+            let mut store = server.store.lock();
+            store.dbs[0].set_expire(b"k", now - 1);
+        }
+        run(&server, &mut c, "MULTI");
+        run(&server, &mut c, "GET k");
+        let (out, _) = run(&server, &mut c, "EXEC");
+        assert_eq!(out, b"*-1\r\n");
+    }
+
+    #[test]
+    fn a_key_already_expired_at_watch_does_not_abort() {
+        let (server, mut c) = setup(false);
+        set_with_ttl(&server, "k", crate::server::now_ms() - 10);
+        run(&server, &mut c, "WATCH k");
+        run(&server, &mut c, "MULTI");
+        let (out, _) = run(&server, &mut c, "EXEC");
+        assert_eq!(out, b"*0\r\n");
+    }
+
+    #[test]
+    fn exec_propagates_each_write_of_the_transaction() {
+        let (server, mut c) = setup(false);
+        run(&server, &mut c, "MULTI");
+        // `exec::process` does the queueing; here the queue is filled directly.
+        if let Some(q) = c.multi.as_mut() {
+            q.extend([argv("ZADD z 1 a"), argv("ZSCORE z a"), argv("ZPOPMIN z")]);
+        }
+        let (out, ops) = run(&server, &mut c, "EXEC");
+        assert_eq!(
+            out,
+            b"*3\r\n:1\r\n$1\r\n1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n".to_vec()
+        );
+        let names: Vec<&[u8]> = ops.iter().map(|a| &a[0][..]).collect();
+        assert_eq!(names, vec![&b"ZADD"[..], b"ZPOPMIN"]);
+    }
+}

@@ -1187,7 +1187,7 @@ fn zscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -1230,5 +1230,92 @@ mod tests {
         assert_eq!(parse_timeout(b"0"), Ok(0));
         assert_eq!(parse_timeout(b"-1"), Err(err::NEG_TIMEOUT));
         assert_eq!(parse_timeout(b"x"), Err(err::TIMEOUT));
+    }
+
+    /// Runs one command directly against a fresh in-process server.
+    pub(crate) fn run(
+        server: &std::sync::Arc<crate::server::Server>,
+        client: &mut super::super::ClientState,
+        line: &str,
+    ) -> (Vec<u8>, Vec<Vec<Bytes>>) {
+        let argv: Vec<Bytes> = line
+            .split_whitespace()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        let cmd = super::super::lookup(&argv[0]).expect("known command");
+        let mut store = server.store.lock();
+        let mut out = Reply::new(client.resp3);
+        crate::exec::call(server, &mut store, client, cmd, &argv, &mut out, true);
+        let ops = std::mem::take(&mut store.propagated)
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
+        (out.buf, ops)
+    }
+
+    pub(crate) fn setup(
+        resp3: bool,
+    ) -> (
+        std::sync::Arc<crate::server::Server>,
+        super::super::ClientState,
+    ) {
+        let server = crate::server::Server::new(crate::config::Config::default());
+        let mut client = super::super::ClientState::new(1);
+        client.authenticated = true;
+        client.resp3 = resp3;
+        (server, client)
+    }
+
+    pub(crate) fn argv(line: &str) -> Vec<Bytes> {
+        line.split_whitespace()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn resp3_replies_use_doubles_and_pairs_like_redis() {
+        let (server, mut c) = setup(true);
+        run(&server, &mut c, "ZADD z 1 a 2.5 b 3 c");
+        let (out, _) = run(&server, &mut c, "ZRANGE z 0 1 WITHSCORES");
+        assert_eq!(
+            out,
+            b"*2\r\n*2\r\n$1\r\na\r\n,1\r\n*2\r\n$1\r\nb\r\n,2.5\r\n"
+        );
+        let (out, _) = run(&server, &mut c, "ZSCORE z b");
+        assert_eq!(out, b",2.5\r\n");
+        let (out, _) = run(&server, &mut c, "ZPOPMIN z");
+        assert_eq!(out, b"*2\r\n$1\r\na\r\n,1\r\n", "no count: flat pair");
+        let (out, _) = run(&server, &mut c, "ZPOPMIN z 1");
+        assert_eq!(out, b"*1\r\n*2\r\n$1\r\nb\r\n,2.5\r\n");
+        let (out, _) = run(&server, &mut c, "ZMPOP 1 nokey MIN");
+        assert_eq!(out, b"_\r\n");
+        let (out, _) = run(&server, &mut c, "ZSCAN z 0");
+        assert_eq!(out, b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n");
+    }
+
+    #[test]
+    fn pops_propagate_as_plain_zpop_commands() {
+        let (server, mut c) = setup(false);
+        run(&server, &mut c, "ZADD z 1 a 2 b 3 c");
+        let (out, ops) = run(&server, &mut c, "BZPOPMAX other z 0");
+        assert_eq!(out, b"*3\r\n$1\r\nz\r\n$1\r\nc\r\n$1\r\n3\r\n");
+        assert_eq!(ops, vec![argv("ZPOPMAX z")]);
+        let (_, ops) = run(&server, &mut c, "ZMPOP 1 z MIN COUNT 5");
+        assert_eq!(ops, vec![argv("ZPOPMIN z 5")]);
+        let (_, ops) = run(&server, &mut c, "ZMPOP 1 z MIN");
+        assert!(ops.is_empty(), "nothing popped, nothing propagated");
+        let (_, ops) = run(&server, &mut c, "ZADD z XX 1 a");
+        assert!(ops.is_empty(), "a no-op ZADD is not propagated");
+    }
+
+    #[test]
+    fn blocking_pop_registers_its_keys_when_empty() {
+        let (server, mut c) = setup(false);
+        let (out, ops) = run(&server, &mut c, "BZPOPMIN k1 k2 1.5");
+        assert!(out.is_empty(), "a blocked client gets no reply yet");
+        assert!(ops.is_empty());
+        let store = server.store.lock();
+        let w = store.waiters.get(&1).expect("waiter registered");
+        assert_eq!(w.keys, argv("k1 k2"));
     }
 }
