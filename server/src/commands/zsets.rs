@@ -535,7 +535,10 @@ fn zrange_generic(
         Some(z) => match parsed {
             Parsed::Rank(start, end) => match clamp_ranks(start, end, z.len()) {
                 None => Vec::new(),
-                Some((s, e)) if rev => owned(z.iter().rev().skip(s).take(e - s + 1)),
+                Some((s, e)) if rev => {
+                    let last = z.len() - 1;
+                    owned(z.range_by_rank(last - e, last - s).rev())
+                }
                 Some((s, e)) => owned(z.range_by_rank(s, e)),
             },
             Parsed::Score(r) if rev => window(z.range_by_score(r).rev(), offset, limit),
@@ -1094,7 +1097,7 @@ fn zrandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() == 2 {
         let pick = read_zset(ctx, &argv[1])?.and_then(|z| {
             let i = rand::thread_rng().gen_range(0..z.len().max(1));
-            z.iter().nth(i).map(|(m, _)| m.clone())
+            z.range_by_rank(i, i).next().map(|(m, _)| m.clone())
         });
         out.opt_bulk(pick.as_deref());
         return Ok(());
