@@ -18,6 +18,18 @@ pub const COMMANDS: &[Command] = &[
     Command::new("pubsub", -2, LOADING | STALE, pubsub),
 ];
 
+/// Drops every channel and pattern subscription of the calling client without
+/// replying (RESET, connection teardown).
+pub fn unsubscribe_all(ctx: &mut Ctx) {
+    let id = ctx.client.id;
+    for ch in std::mem::take(&mut ctx.client.channels) {
+        ctx.store.pubsub.unsubscribe(&ch, id);
+    }
+    for p in std::mem::take(&mut ctx.client.patterns) {
+        ctx.store.pubsub.punsubscribe(&p, id);
+    }
+}
+
 /// `[kind, name, count]` as a push (RESP3) or a plain array (RESP2).
 fn confirm(out: &mut Reply, kind: &[u8], name: Option<&[u8]>, count: usize) {
     out.push(3);

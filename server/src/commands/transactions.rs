@@ -22,15 +22,16 @@ pub const COMMANDS: &[Command] = &[
     Command::new("unwatch", 1, LOADING | STALE | FAST, unwatch),
 ];
 
-/// Forgets every WATCHed key of the calling client and clears its dirty flag.
-fn unwatch_all(ctx: &mut Ctx) {
+/// Forgets every WATCHed key of the calling client and clears its dirty flag
+/// (also for RESET).
+pub fn unwatch_all(ctx: &mut Ctx) {
     let keys = std::mem::take(&mut ctx.client.watched);
     ctx.store.unwatch_all(ctx.client.id, &keys);
     ctx.client.watch_dirty.store(false, Ordering::SeqCst);
 }
 
-/// Leaves MULTI state (queue, error flag) and drops the WATCHes.
-fn discard_transaction(ctx: &mut Ctx) {
+/// Leaves MULTI state (queue, error flag) and drops the WATCHes (also for RESET).
+pub fn discard_transaction(ctx: &mut Ctx) {
     ctx.client.multi = None;
     ctx.client.multi_error = false;
     unwatch_all(ctx);

@@ -1321,4 +1321,36 @@ pub(crate) mod tests {
         let w = store.waiters.get(&1).expect("waiter registered");
         assert_eq!(w.keys, argv("k1 k2"));
     }
+
+    #[test]
+    fn plain_sets_are_valid_inputs_with_score_one() {
+        let (server, mut c) = setup(false);
+        {
+            let mut store = server.store.lock();
+            let mut set = crate::types::HashSetB::default();
+            set.insert(Bytes::from_static(b"y"));
+            set.insert(Bytes::from_static(b"w"));
+            store.dbs[0].set(Bytes::from_static(b"plain"), Value::Set(set), 0);
+        }
+        run(&server, &mut c, "ZADD a 1 x 2 y");
+        let (out, _) = run(&server, &mut c, "ZINTER 2 a plain WITHSCORES");
+        assert_eq!(out, b"*2\r\n$1\r\ny\r\n$1\r\n3\r\n");
+        let (out, _) = run(&server, &mut c, "ZUNIONSTORE d 2 plain a WEIGHTS 10 1");
+        assert_eq!(out, b":3\r\n");
+        let (out, _) = run(&server, &mut c, "ZRANGE d 0 -1 WITHSCORES");
+        assert_eq!(
+            out,
+            b"*6\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\nw\r\n$2\r\n10\r\n$1\r\ny\r\n$2\r\n12\r\n"
+        );
+    }
+
+    #[test]
+    fn encoding_follows_listpack_limits() {
+        let mut z = ZSet::new();
+        z.insert(Bytes::from_static(b"a"), 1.0);
+        assert_eq!(z.encoding(128, 64), "listpack");
+        z.insert(Bytes::from(vec![b'x'; 65]), 2.0);
+        assert_eq!(z.encoding(128, 64), "skiplist");
+        assert_eq!(z.encoding(1, 100), "skiplist");
+    }
 }

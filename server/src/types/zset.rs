@@ -96,6 +96,18 @@ impl ZSet {
         Some(self.index_of(pos))
     }
 
+    /// The encoding OBJECT ENCODING reports and an RDB writer would choose, from the
+    /// current contents: Redis keeps small sets (at most `max_entries` members, each
+    /// at most `max_value` bytes) as a listpack. Redis never converts a skiplist back
+    /// on deletion; this reports what the set qualifies for now.
+    pub fn encoding(&self, max_entries: usize, max_value: usize) -> &'static str {
+        if self.len() <= max_entries && self.scores.keys().all(|m| m.len() <= max_value) {
+            "listpack"
+        } else {
+            "skiplist"
+        }
+    }
+
     /// First position whose element is >= (s, m).
     fn lower_bound(&self, s: Score, m: &[u8]) -> Pos {
         let bi = self.blocks.partition_point(|b| {
