@@ -475,6 +475,26 @@ fn replies_match_real_redis() {
         "ZRANGEBYSCORE z 0 1 WITHSCORES LIMIT",
         "ZADD",
         "ZRANK z",
+        // Float edge cases: overflow/underflow are refused where Redis refuses them.
+        "ZADD fz 1e400 m",
+        "ZADD fz 1e-400 m",
+        "ZADD fz 1e-310 m 1.5e300 n +inf o -inf p",
+        "ZINCRBY fz 1e999 m",
+        "ZUNION 1 fz WEIGHTS 1e400",
+        "ZRANGE fz 0 -1 WITHSCORES",
+        "BZPOPMIN nokey inf",
+        "BZPOPMIN nokey 1e30",
+        "ZSCAN nokey -1",
+        "ZSCAN nokey 18446744073709551616",
+        // Lex ranges over mixed scores follow Redis's walk, not a plain filter.
+        "ZADD mixed +inf a -inf b 0 c 0 d 1e-300 tiny 1e300 big",
+        "ZRANGE mixed (a + BYLEX",
+        "ZRANGE mixed [c [tiny BYLEX",
+        "ZRANGE mixed [tiny [c BYLEX REV",
+        "ZRANGE mixed + [b BYLEX REV LIMIT 1 2",
+        "ZLEXCOUNT mixed [b [d",
+        "ZREMRANGEBYLEX mixed [a [b",
+        "ZRANGE mixed 0 -1",
     ];
     reference::compare(&mut s.conn(), &mut real.conn(), &script);
 }

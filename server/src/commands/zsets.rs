@@ -122,6 +122,23 @@ fn reply_items(out: &mut Reply, items: &[(Bytes, f64)], withscores: bool) {
     }
 }
 
+/// Parses a score, weight or increment like Redis's `getDoubleFromObject`: on top
+/// of the common float rules, values that overflow to infinity or underflow to zero
+/// (`1e400`, `1e-400`) are refused, as `strtod` reports them with ERANGE.
+fn score_arg(a: &[u8]) -> Option<f64> {
+    let v = super::parse_f64(a)?;
+    let text = std::str::from_utf8(a).ok()?;
+    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
+    let literal_inf = text.to_ascii_lowercase().contains("inf");
+    if v.is_infinite() && !literal_inf {
+        return None;
+    }
+    if v == 0.0 && mantissa.bytes().any(|c| (b'1'..=b'9').contains(&c)) {
+        return None;
+    }
+    Some(v)
+}
+
 /// Parses a float the way `strtod` inside Redis's range parser does: leading blanks
 /// allowed, an empty string reads as 0, NaN refused.
 fn parse_range_float(a: &[u8]) -> Option<f64> {
@@ -219,10 +236,8 @@ fn window<'a>(
 fn parse_timeout(a: &[u8]) -> Result<u64, CmdError> {
     let v = super::parse_f64(a).ok_or(err::TIMEOUT)?;
     let ms = (v * 1000.0).ceil();
-    if ms > i64::MAX as f64 {
-        return Err(CmdError::msg("ERR timeout is out of range"));
-    }
-    if ms < 0.0 {
+    // Redis converts with a C cast: values beyond i64 (and -inf) come out negative.
+    if ms < 0.0 || !ms.is_finite() || ms >= i64::MAX as f64 {
         return Err(err::NEG_TIMEOUT);
     }
     Ok(ms as u64)
@@ -274,7 +289,7 @@ fn zadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     let mut pairs = Vec::with_capacity(elements / 2);
     for p in argv[idx..].chunks(2) {
-        pairs.push((super::arg_f64(&p[0])?, p[1].clone()));
+        pairs.push((score_arg(&p[0]).ok_or(err::NOT_FLOAT)?, p[1].clone()));
     }
     let opts = AddOpts {
         nx,
@@ -288,7 +303,7 @@ fn zadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn zincrby(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let incr = super::arg_f64(&argv[2])?;
+    let incr = score_arg(&argv[2]).ok_or(err::NOT_FLOAT)?;
     let opts = AddOpts {
         incr: true,
         ..AddOpts::default()
@@ -456,7 +471,7 @@ fn zcount(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 fn zlexcount(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let range = parse_lex_range(&argv[2], &argv[3])?;
-    let n = read_zset(ctx, &argv[1])?.map_or(0, |z| z.range_by_lex(&range).count());
+    let n = read_zset(ctx, &argv[1])?.map_or(0, |z| z.lex_span(&range, false).len());
     out.int(n as i64);
     Ok(())
 }
@@ -543,8 +558,8 @@ fn zrange_generic(
             },
             Parsed::Score(r) if rev => window(z.range_by_score(r).rev(), offset, limit),
             Parsed::Score(r) => window(z.range_by_score(r), offset, limit),
-            Parsed::Lex(r) if rev => window(z.range_by_lex(&r).rev(), offset, limit),
-            Parsed::Lex(r) => window(z.range_by_lex(&r), offset, limit),
+            Parsed::Lex(r) if rev => window(z.lex_span(&r, true).rev(), offset, limit),
+            Parsed::Lex(r) => window(z.lex_span(&r, false), offset, limit),
         },
     };
     if store {
@@ -642,7 +657,7 @@ fn zremrangebyscore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult
 fn zremrangebylex(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let range = parse_lex_range(&argv[2], &argv[3])?;
     let members = write_zset(ctx, &argv[1])?.map_or_else(Vec::new, |z| {
-        z.range_by_lex(&range).map(|(m, _)| m.clone()).collect()
+        z.lex_span(&range, false).map(|(m, _)| m.clone()).collect()
     });
     remove_members(ctx, out, &argv[1], members);
     Ok(())
@@ -952,7 +967,7 @@ fn setop_generic(
         let algebra = matches!(op, SetOp::Union | SetOp::Inter);
         if algebra && remaining > n && is_kw(a, "weights") {
             for (i, w) in weights.iter_mut().enumerate() {
-                *w = super::parse_f64(&argv[j + 1 + i])
+                *w = score_arg(&argv[j + 1 + i])
                     .ok_or_else(|| CmdError::msg("ERR weight value is not a float"))?;
             }
             j += n;
@@ -1148,10 +1163,17 @@ fn zrandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn zscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let cursor_ok = std::str::from_utf8(&argv[2])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .is_some();
+    // `strtoul` rules: optional sign (a negative cursor wraps), digits, no blanks.
+    let digits = argv[2]
+        .strip_prefix(b"-")
+        .or_else(|| argv[2].strip_prefix(b"+"))
+        .unwrap_or(&argv[2]);
+    let cursor_ok = digits.iter().all(u8::is_ascii_digit)
+        && (digits.is_empty()
+            || std::str::from_utf8(digits)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some());
     if !cursor_ok {
         return Err(CmdError::msg("ERR invalid cursor"));
     }
@@ -1233,6 +1255,19 @@ pub(crate) mod tests {
         assert_eq!(parse_timeout(b"0"), Ok(0));
         assert_eq!(parse_timeout(b"-1"), Err(err::NEG_TIMEOUT));
         assert_eq!(parse_timeout(b"x"), Err(err::TIMEOUT));
+        assert_eq!(parse_timeout(b"1e30"), Err(err::NEG_TIMEOUT));
+        assert_eq!(parse_timeout(b"-inf"), Err(err::NEG_TIMEOUT));
+    }
+
+    #[test]
+    fn score_arguments_refuse_overflow_and_underflow() {
+        assert_eq!(score_arg(b"1e400"), None);
+        assert_eq!(score_arg(b"-1e400"), None);
+        assert_eq!(score_arg(b"1e-400"), None);
+        assert_eq!(score_arg(b"0e-400"), Some(0.0));
+        assert_eq!(score_arg(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(score_arg(b"1e-310"), Some(1e-310));
+        assert_eq!(score_arg(b"0.000"), Some(0.0));
     }
 
     /// Runs one command directly against a fresh in-process server.

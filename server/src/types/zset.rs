@@ -367,15 +367,52 @@ impl ZSet {
             .filter(move |(_, s)| range.contains(*s))
     }
 
-    /// Members inside a lexicographic interval, in set order (meaningful when all
-    /// scores are equal, as Redis documents).
-    pub fn range_by_lex<'a>(
-        &'a self,
-        range: &'a LexRange,
-    ) -> impl DoubleEndedIterator<Item = (&'a Bytes, f64)> + 'a {
-        let empty = range.is_empty();
-        self.iter()
-            .filter(move |(m, _)| !empty && range.contains(m))
+    /// The members a lexicographic range selects, as an ascending span (reverse it
+    /// for the REV forms). Lex ranges are meant for sets whose scores are all equal;
+    /// for mixed scores this follows Redis's listpack walk: the range is first
+    /// checked against the two ends, then the span starts at the first member (from
+    /// the head, or from the tail when `rev`) inside the near bound and runs while
+    /// members stay inside the far bound.
+    pub fn lex_span(&self, range: &LexRange, rev: bool) -> Iter<'_> {
+        let none = self.between((0, 0), (0, 0), 0);
+        if range.is_empty() {
+            return none;
+        }
+        let (Some((first, _)), Some((last, _))) = (self.iter().next(), self.iter().next_back())
+        else {
+            return none;
+        };
+        if !range.above_min(last) || !range.below_max(first) {
+            return none;
+        }
+        let n = self.len();
+        if !rev {
+            let Some(start) = self.iter().position(|(m, _)| range.above_min(m)) else {
+                return none;
+            };
+            let len = self
+                .range_by_rank(start, n - 1)
+                .take_while(|(m, _)| range.below_max(m))
+                .count();
+            if len == 0 {
+                return none;
+            }
+            self.range_by_rank(start, start + len - 1)
+        } else {
+            let Some(from_end) = self.iter().rev().position(|(m, _)| range.below_max(m)) else {
+                return none;
+            };
+            let end = n - 1 - from_end;
+            let len = self
+                .range_by_rank(0, end)
+                .rev()
+                .take_while(|(m, _)| range.above_min(m))
+                .count();
+            if len == 0 {
+                return none;
+            }
+            self.range_by_rank(end + 1 - len, end)
+        }
     }
 
     /// Members at ascending ranks `start..=end` (already clamped to the set).
@@ -495,7 +532,8 @@ mod tests {
             min: LexBound::Excl(Bytes::from_static(b"a")),
             max: LexBound::PosInf,
         };
-        assert_eq!(z.range_by_lex(&r).count(), 2);
+        assert_eq!(z.lex_span(&r, false).count(), 2);
+        assert_eq!(z.lex_span(&r, true).count(), 2);
         let popped = z.pop(2, true);
         assert_eq!(popped[0].0, "c");
         assert_eq!(z.len(), 1);
