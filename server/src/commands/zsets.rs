@@ -1139,23 +1139,36 @@ fn zrandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     let all: Vec<(&Bytes, f64)> = z.iter().collect();
     let mut rng = rand::thread_rng();
-    let items: Vec<(Bytes, f64)> = if count >= 0 {
-        let want = (count as u64).min(all.len() as u64) as usize;
-        if want == all.len() {
-            owned(all.into_iter())
+    if count < 0 {
+        // Repetitions allowed: written straight into the reply, so a huge count
+        // costs what its reply costs and nothing more (as in Redis).
+        let want = count.unsigned_abs();
+        let n = usize::try_from(want).unwrap_or(usize::MAX);
+        let pair = withscores && out.resp3;
+        out.array(if withscores && !out.resp3 {
+            n.saturating_mul(2)
         } else {
-            rand::seq::index::sample(&mut rng, all.len(), want)
-                .into_iter()
-                .map(|i| (all[i].0.clone(), all[i].1))
-                .collect()
+            n
+        });
+        for _ in 0..want {
+            let (m, s) = all[rng.gen_range(0..all.len())];
+            if pair {
+                out.array(2);
+            }
+            out.bulk(m);
+            if withscores {
+                out.double(s);
+            }
         }
+        return Ok(());
+    }
+    let want = (count as u64).min(all.len() as u64) as usize;
+    let items: Vec<(Bytes, f64)> = if want == all.len() {
+        owned(all.into_iter())
     } else {
-        let want = count.unsigned_abs() as usize;
-        (0..want)
-            .map(|_| {
-                let (m, s) = all[rng.gen_range(0..all.len())];
-                (m.clone(), s)
-            })
+        rand::seq::index::sample(&mut rng, all.len(), want)
+            .into_iter()
+            .map(|i| (all[i].0.clone(), all[i].1))
             .collect()
     };
     reply_items(out, &items, withscores);
@@ -1327,6 +1340,14 @@ pub(crate) mod tests {
         assert_eq!(out, b"*1\r\n*2\r\n$1\r\nb\r\n,2.5\r\n");
         let (out, _) = run(&server, &mut c, "ZMPOP 1 nokey MIN");
         assert_eq!(out, b"_\r\n");
+        let (out, _) = run(&server, &mut c, "ZADD one 1 a");
+        assert_eq!(out, b":1\r\n");
+        let (out, _) = run(&server, &mut c, "ZRANDMEMBER one -2 WITHSCORES");
+        assert_eq!(out, b"*2\r\n*2\r\n$1\r\na\r\n,1\r\n*2\r\n$1\r\na\r\n,1\r\n");
+        c.resp3 = false;
+        let (out, _) = run(&server, &mut c, "ZRANDMEMBER one -2 WITHSCORES");
+        assert_eq!(out, b"*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\na\r\n$1\r\n1\r\n");
+        c.resp3 = true;
         let (out, _) = run(&server, &mut c, "ZSCAN z 0");
         assert_eq!(out, b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n");
     }
