@@ -549,3 +549,24 @@ fn redis_crate_client_drives_sorted_sets() {
         assert_eq!(rank, Some(0));
     });
 }
+
+#[test]
+fn store_commands_wake_blocked_pops_in_fifo_order() {
+    let s = TestServer::start(&[]);
+    let mut first = s.conn();
+    let mut second = s.conn();
+    let mut writer = s.conn();
+    first.send(&[b"BZPOPMIN", b"dst", b"5"]);
+    // Let the first waiter block before the second one queues behind it.
+    std::thread::sleep(Duration::from_millis(50));
+    second.send(&[b"BZMPOP", b"5", b"1", b"dst", b"MAX"]);
+    std::thread::sleep(Duration::from_millis(50));
+    writer.cmd("ZADD src 1 a 2 b");
+    assert_eq!(writer.cmd("ZUNIONSTORE dst 1 src"), R::Int(2));
+    assert_eq!(first.read(), R::Arr(vec![b("dst"), b("a"), b("1")]));
+    assert_eq!(
+        second.read(),
+        R::Arr(vec![b("dst"), R::Arr(vec![arr(&["b", "2"])])])
+    );
+    assert_eq!(writer.cmd("ZCARD dst"), R::Int(0));
+}
