@@ -557,10 +557,11 @@ fn store_commands_wake_blocked_pops_in_fifo_order() {
     let mut second = s.conn();
     let mut writer = s.conn();
     first.send(&[b"BZPOPMIN", b"dst", b"5"]);
-    // Let the first waiter block before the second one queues behind it.
-    std::thread::sleep(Duration::from_millis(50));
+    // Let the first waiter block before the second one queues behind it (this
+    // branch has no INFO/CLIENT LIST to poll the blocked state).
+    std::thread::sleep(Duration::from_millis(200));
     second.send(&[b"BZMPOP", b"5", b"1", b"dst", b"MAX"]);
-    std::thread::sleep(Duration::from_millis(50));
+    std::thread::sleep(Duration::from_millis(200));
     writer.cmd("ZADD src 1 a 2 b");
     assert_eq!(writer.cmd("ZUNIONSTORE dst 1 src"), R::Int(2));
     assert_eq!(first.read(), R::Arr(vec![b("dst"), b("a"), b("1")]));
