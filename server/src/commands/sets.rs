@@ -1,7 +1,7 @@
 //! Command family: sets (Redis 7.0 `t_set.c` semantics).
 
 use super::hashes::{parse_rand_count, parse_scan, scan_step};
-use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::types::{HashSetB, Value};
 use bytes::Bytes;
@@ -274,18 +274,19 @@ enum Op {
 /// missing keys are empty sets; WRONGTYPE for non-sets. Sorted by nothing in particular.
 fn combine(ctx: &mut Ctx, keys: &[Bytes], op: Op) -> Result<Vec<Bytes>, CmdError> {
     let mut sets: Vec<Option<HashSetB>> = Vec::with_capacity(keys.len());
+    let mut missing = false;
     for k in keys {
+        // Every key is type-checked, even after a missing one.
         match set_r(ctx, k)? {
             Some(s) => sets.push(Some(s.clone())),
             None => {
-                // An intersection with a missing key is empty: Redis stops here
-                // without type-checking the remaining keys.
-                if op == Op::Inter {
-                    return Ok(Vec::new());
-                }
+                missing = true;
                 sets.push(None);
             }
         }
+    }
+    if missing && op == Op::Inter {
+        return Ok(Vec::new());
     }
     Ok(match op {
         Op::Inter => {
@@ -385,11 +386,10 @@ fn sintercard(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut i = end;
     while i < argv.len() {
         if is_kw(&argv[i], "limit") && i + 1 < argv.len() {
-            let l = arg_i64(&argv[i + 1])?;
-            if l < 0 {
-                return Err(CmdError::msg("ERR LIMIT can't be negative"));
-            }
-            limit = l as u64;
+            limit = match crate::resp::parse_i64(&argv[i + 1]) {
+                Some(l) if l >= 0 => l as u64,
+                _ => return Err(CmdError::msg("ERR LIMIT can't be negative")),
+            };
             i += 2;
         } else {
             return Err(err::SYNTAX);
