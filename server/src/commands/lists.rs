@@ -730,6 +730,30 @@ pub(crate) mod harness {
             (String::from_utf8_lossy(&out.buf).into_owned(), ops, outcome)
         }
 
+        /// Runs a command the way EXEC does (blocking not allowed): the reply.
+        pub fn run_no_block(&mut self, args: &[&str]) -> String {
+            let argv: Vec<Bytes> = args
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            let Some(cmd) = lookup(&argv[0]) else {
+                panic!("unknown command {}", args[0]);
+            };
+            let mut client = ClientState::new(1);
+            client.authenticated = true;
+            let mut out = Reply::new(false);
+            exec::call(
+                &self.server,
+                &mut self.store,
+                &mut client,
+                cmd,
+                &argv,
+                &mut out,
+                false,
+            );
+            String::from_utf8_lossy(&out.buf).into_owned()
+        }
+
         /// Runs a command and returns only its propagated ops.
         pub fn ops(&mut self, args: &[&str]) -> Vec<String> {
             self.run(1, args).1
@@ -767,6 +791,53 @@ mod tests {
         assert_eq!(h.ops(&["brpoplpush", "k", "d", "0"]), vec!["RPOPLPUSH k d"]);
         // Nothing popped: nothing propagated.
         assert!(h.ops(&["lpop", "nokey"]).is_empty());
+    }
+
+    #[test]
+    fn blocking_commands_do_not_block_where_blocking_is_denied() {
+        let mut h = H::new();
+        assert_eq!(h.run_no_block(&["blpop", "k", "0"]), "*-1\r\n");
+        assert_eq!(h.run_no_block(&["brpop", "a", "b", "0"]), "*-1\r\n");
+        assert_eq!(
+            h.run_no_block(&["blmpop", "0", "1", "k", "left"]),
+            "*-1\r\n"
+        );
+        assert_eq!(
+            h.run_no_block(&["blmove", "k", "d", "left", "left", "0"]),
+            "$-1\r\n"
+        );
+        assert_eq!(h.run_no_block(&["brpoplpush", "k", "d", "0"]), "$-1\r\n");
+        assert!(h.store.waiters.is_empty());
+        h.ops(&["rpush", "k", "v"]);
+        assert_eq!(
+            h.run_no_block(&["blpop", "k", "0"]),
+            "*2\r\n$1\r\nk\r\n$1\r\nv\r\n"
+        );
+    }
+
+    #[test]
+    fn waiters_are_served_first_come_first_served() {
+        let mut h = H::new();
+        let mut rxs = Vec::new();
+        for id in [11, 12, 13] {
+            let (_, _, outcome) = h.run(id, &["brpop", "q", "0"]);
+            let Outcome::Blocked { rx, .. } = outcome else {
+                panic!("expected to block");
+            };
+            rxs.push(rx);
+        }
+        h.run(20, &["lpush", "q", "a", "b"]);
+        // Two elements: the first two waiters get them (RPOP takes "a" first).
+        assert_eq!(
+            rxs[0].try_recv().expect("first"),
+            b"*2\r\n$1\r\nq\r\n$1\r\na\r\n"
+        );
+        assert_eq!(
+            rxs[1].try_recv().expect("second"),
+            b"*2\r\n$1\r\nq\r\n$1\r\nb\r\n"
+        );
+        assert!(rxs[2].try_recv().is_err(), "third waiter keeps waiting");
+        assert_eq!(h.store.waiters.len(), 1);
     }
 
     #[test]
