@@ -331,3 +331,32 @@ async fn redis_crate_client_set_roundtrip() {
         .expect("sismember");
     assert!(is);
 }
+
+#[test]
+fn small_integer_sets_come_out_sorted_like_intsets() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    c.cmd("SADD ints 10 -3 7 0 100");
+    let sorted = R::Arr(
+        ["-3", "0", "7", "10", "100"]
+            .iter()
+            .map(|m| R::bulk(m))
+            .collect(),
+    );
+    assert_eq!(c.cmd("SMEMBERS ints"), sorted);
+    c.cmd("SADD more 7 100 5");
+    assert_eq!(
+        c.cmd("SUNION ints more"),
+        R::Arr(
+            ["-3", "0", "5", "7", "10", "100"]
+                .iter()
+                .map(|m| R::bulk(m))
+                .collect()
+        )
+    );
+    assert_eq!(
+        c.cmd("SINTER ints more"),
+        R::Arr(vec![R::bulk("7"), R::bulk("100")])
+    );
+    assert_eq!(c.cmd("SSCAN ints 0"), R::Arr(vec![R::bulk("0"), sorted]));
+}

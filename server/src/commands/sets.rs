@@ -106,7 +106,30 @@ fn smismember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// Redis 7.0 keeps small all-integer sets as sorted intsets (up to
+/// `set-max-intset-entries`, 512 by default), so their members come out in numeric
+/// order. Sorts `items` that way when they qualify; true if it did.
+fn intset_order(items: &mut [&Bytes]) -> bool {
+    if items.len() > 512 {
+        return false;
+    }
+    let mut keyed = Vec::with_capacity(items.len());
+    for m in items.iter() {
+        match crate::resp::parse_i64(m) {
+            Some(n) => keyed.push((n, *m)),
+            None => return false,
+        }
+    }
+    keyed.sort_unstable_by_key(|(n, _)| *n);
+    for (slot, (_, m)) in items.iter_mut().zip(keyed) {
+        *slot = m;
+    }
+    true
+}
+
 fn reply_set<'a>(out: &mut Reply, n: usize, items: impl Iterator<Item = &'a Bytes>) {
+    let mut items: Vec<&Bytes> = items.collect();
+    intset_order(&mut items);
     out.set(n);
     for m in items {
         out.bulk(m);
@@ -413,8 +436,13 @@ fn sscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     let mut members: Vec<&Bytes> = s.iter().collect();
-    members.sort_unstable();
-    let (next, range) = scan_step(members.len(), args.cursor, args.count);
+    let (next, range) = if intset_order(&mut members) {
+        // A small intset is returned whole, like Redis does for compact encodings.
+        (0, 0..members.len())
+    } else {
+        members.sort_unstable();
+        scan_step(members.len(), args.cursor, args.count)
+    };
     let picked: Vec<&Bytes> = members[range]
         .iter()
         .filter(|m| {
