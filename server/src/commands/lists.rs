@@ -335,6 +335,7 @@ fn ltrim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.ok();
         return Ok(());
     };
+    let before = l.len();
     match clamp_range(start, end, l.len()) {
         None => l.clear(),
         Some((s, e)) => {
@@ -342,8 +343,10 @@ fn ltrim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             l.drain(..s);
         }
     }
+    // Like Redis, the change count is the number of trimmed elements.
+    let removed = (before - l.len()) as u64;
     ctx.delete_if_empty(key);
-    ctx.dirty(1);
+    ctx.dirty(removed);
     out.ok();
     Ok(())
 }
@@ -791,6 +794,10 @@ mod tests {
         assert_eq!(h.ops(&["brpoplpush", "k", "d", "0"]), vec!["RPOPLPUSH k d"]);
         // Nothing popped: nothing propagated.
         assert!(h.ops(&["lpop", "nokey"]).is_empty());
+        // LTRIM counts trimmed elements as changes; a no-op trim propagates nothing.
+        h.ops(&["rpush", "t", "a", "b", "c"]);
+        assert!(h.ops(&["ltrim", "t", "0", "-1"]).is_empty());
+        assert_eq!(h.ops(&["ltrim", "t", "1", "-1"]), vec!["ltrim t 1 -1"]);
     }
 
     #[test]
