@@ -55,6 +55,23 @@ fn list_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut VecDeque<By
     }
 }
 
+/// Like `list_w` for the keys a blocking command pops from. When the command is
+/// re-run for a blocked client (it is still registered as a waiter), a key that now
+/// holds another type is simply not ready, as in Redis 7.0, which only serves
+/// blocked clients from keys that hold a list.
+fn list_ready<'a>(
+    ctx: &'a mut Ctx,
+    key: &[u8],
+) -> Result<Option<&'a mut VecDeque<Bytes>>, CmdError> {
+    let waiter = ctx.store.waiters.contains_key(&ctx.client.id);
+    match ctx.get_mut(key) {
+        None => Ok(None),
+        Some(Value::List(l)) => Ok(Some(l)),
+        Some(_) if waiter => Ok(None),
+        Some(_) => Err(err::WRONGTYPE),
+    }
+}
+
 /// Parses a count that must be >= 0 (`getPositiveLongFromObjectOrReply`).
 fn positive(a: &[u8]) -> Result<i64, CmdError> {
     match crate::resp::parse_i64(a) {
@@ -444,7 +461,7 @@ fn move_generic(
     from_left: bool,
     to_left: bool,
 ) -> Result<bool, CmdError> {
-    if list_w(ctx, src)?.is_none() {
+    if list_ready(ctx, src)?.is_none() {
         return Ok(false);
     }
     // The destination must be a list too (checked before changing anything).
@@ -536,7 +553,7 @@ fn bpop_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool) -> C
     let timeout = parse_timeout(&argv[argv.len() - 1])?;
     let keys = &argv[1..argv.len() - 1];
     for key in keys {
-        let Some(l) = list_w(ctx, key)? else {
+        let Some(l) = list_ready(ctx, key)? else {
             continue;
         };
         let Some(v) = pop_end(l, left) else {
@@ -626,7 +643,7 @@ fn blmpop_keys(argv: &[Bytes]) -> Vec<usize> {
 /// Pops from the first non-empty list; false if every list is missing.
 fn mpop_serve(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], p: &MPop) -> Result<bool, CmdError> {
     for key in &argv[p.keys.clone()] {
-        let Some(l) = list_w(ctx, key)? else {
+        let Some(l) = list_ready(ctx, key)? else {
             continue;
         };
         if l.is_empty() {
@@ -845,6 +862,21 @@ mod tests {
         );
         assert!(rxs[2].try_recv().is_err(), "third waiter keeps waiting");
         assert_eq!(h.store.waiters.len(), 1);
+    }
+
+    #[test]
+    fn a_waiter_keeps_waiting_when_its_key_becomes_another_type() {
+        let mut h = H::new();
+        let (_, _, outcome) = h.run(7, &["blpop", "q", "0"]);
+        let Outcome::Blocked { mut rx, .. } = outcome else {
+            panic!("expected to block");
+        };
+        h.run(8, &["set", "q", "str"]);
+        assert!(rx.try_recv().is_err(), "must not be served an error");
+        assert!(h.store.waiters.contains_key(&7));
+        // A fresh BLPOP on the same key still gets WRONGTYPE.
+        let (reply, _, _) = h.run(9, &["blpop", "q", "0"]);
+        assert!(reply.starts_with("-WRONGTYPE"), "{reply}");
     }
 
     #[test]
