@@ -357,10 +357,16 @@ fn store_op(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], op: Op) -> CmdResult
     if n > 0 {
         let set: HashSetB = items.into_iter().collect();
         ctx.set(dst.clone(), Value::Set(set));
+        ctx.dirty(1);
     } else {
-        ctx.delete(dst);
+        let deleted = ctx.delete(dst);
+        // Redis counts a change for an empty result unless an intersection met a
+        // missing key, in which case only an actual deletion counts.
+        let inter_with_missing = op == Op::Inter && argv[2..].iter().any(|k| !ctx.exists(k));
+        if deleted || !inter_with_missing {
+            ctx.dirty(1);
+        }
     }
-    ctx.dirty(1);
     out.int(n as i64);
     Ok(())
 }
@@ -490,5 +496,31 @@ mod tests {
         let ops = h.ops(&["spop", "s", "1"]);
         assert_eq!(ops.len(), 1);
         assert!(ops[0] == "SREM s a" || ops[0] == "SREM s b", "{ops:?}");
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use crate::commands::lists::harness::H;
+
+    #[test]
+    fn store_ops_propagate_unless_nothing_changed() {
+        let mut h = H::new();
+        h.ops(&["sadd", "a", "1", "2"]);
+        assert_eq!(
+            h.ops(&["sinterstore", "d", "a", "a"]),
+            vec!["sinterstore d a a"]
+        );
+        // Intersection with a missing key and no destination to delete: no change.
+        assert!(h.ops(&["sinterstore", "x", "a", "missing"]).is_empty());
+        assert_eq!(
+            h.ops(&["sinterstore", "d", "a", "missing"]),
+            vec!["sinterstore d a missing"]
+        );
+        assert!(!h.store.dbs[0].contains(b"d"));
+        assert_eq!(
+            h.ops(&["sdiffstore", "e", "a", "a"]),
+            vec!["sdiffstore e a a"]
+        );
     }
 }
