@@ -315,27 +315,20 @@ fn lrem(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     } else {
         count.unsigned_abs()
     };
-    let mut removed = 0u64;
-    if count >= 0 {
-        let mut i = 0;
-        while i < l.len() && removed < limit {
-            if l[i] == *target {
-                l.remove(i);
-                removed += 1;
-            } else {
-                i += 1;
-            }
+    // One pass to count the matches, one `retain` pass to drop the chosen ones:
+    // the first `removed` matches (count >= 0) or the last ones (count < 0).
+    let matches = l.iter().filter(|v| *v == target).count() as u64;
+    let removed = limit.min(matches);
+    let first_removed = if count >= 0 { 0 } else { matches - removed };
+    let mut seen = 0u64;
+    l.retain(|v| {
+        if v != target {
+            return true;
         }
-    } else {
-        let mut i = l.len();
-        while i > 0 && removed < limit {
-            i -= 1;
-            if l[i] == *target {
-                l.remove(i);
-                removed += 1;
-            }
-        }
-    }
+        let i = seen;
+        seen += 1;
+        !(first_removed..first_removed + removed).contains(&i)
+    });
     if removed > 0 {
         ctx.delete_if_empty(key);
         ctx.dirty(removed);
