@@ -201,7 +201,9 @@ pub fn call(
             Outcome::Blocked {
                 rx,
                 timeout_ms,
-                null_array: !matches!(cmd.name, "blmove" | "brpoplpush"),
+                // Redis 7.0 answers a timed-out list block with a null array for
+                // every list command, BLMOVE and BRPOPLPUSH included (verified).
+                null_array: true,
             }
         }
     }

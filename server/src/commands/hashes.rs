@@ -325,10 +325,7 @@ pub struct ScanArgs {
 }
 
 pub fn parse_scan(argv: &[Bytes]) -> Result<ScanArgs, CmdError> {
-    let cursor = std::str::from_utf8(&argv[2])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or(CmdError::msg("ERR invalid cursor"))?;
+    let cursor = parse_cursor(&argv[2]).ok_or(CmdError::msg("ERR invalid cursor"))?;
     let mut pattern = None;
     let mut count = 10usize;
     let mut i = 3;
@@ -354,6 +351,21 @@ pub fn parse_scan(argv: &[Bytes]) -> Result<ScanArgs, CmdError> {
         pattern,
         count,
     })
+}
+
+/// Parses a SCAN cursor like C `strtoul`: an optional sign (a negative value wraps
+/// around), decimal digits, nothing else.
+pub fn parse_cursor(a: &[u8]) -> Option<u64> {
+    let (neg, digits) = match a.first() {
+        Some(b'-') => (true, &a[1..]),
+        Some(b'+') => (false, &a[1..]),
+        _ => (false, a),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if neg { v.wrapping_neg() } else { v })
 }
 
 /// Containers up to this size are returned whole in one SCAN step, like Redis's
