@@ -127,6 +127,15 @@ fn incr_by_integer_and_float() {
     assert_eq!(c.cmd("HGET h big"), b("9223372036854775807"));
 
     assert_eq!(c.cmd("HINCRBYFLOAT h f 0.1"), b("1.6"));
+    // Redis computes in x87 long double and prints %.17Lf.
+    assert_eq!(c.cmd("HINCRBYFLOAT h f 1e3"), b("1001.59999999999999998"));
+    assert_eq!(c.cmd("HINCRBYFLOAT h tenth 0.1"), b("0.1"));
+    assert_eq!(c.cmd("HINCRBYFLOAT h tenth 0.2"), b("0.3"));
+    c.cmd("HSET h infinite inf");
+    assert_eq!(
+        c.cmd("HINCRBYFLOAT h infinite 1"),
+        err("ERR increment would produce NaN or Infinity")
+    );
     assert_eq!(c.cmd("HINCRBYFLOAT h nf 5.0e3"), b("5000"));
     assert_eq!(c.cmd("HINCRBYFLOAT h nf -5000"), b("0"));
     assert_eq!(c.cmd("HINCRBYFLOAT h g 3.0"), b("3"));

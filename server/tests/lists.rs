@@ -483,3 +483,18 @@ async fn redis_crate_client_list_roundtrip() {
         .expect_err("lset on a missing key");
     assert!(e.to_string().contains("no such key"), "{e}");
 }
+
+#[test]
+fn commands_sent_while_blocked_run_after_the_unblock() {
+    let s = TestServer::start(&[]);
+    let mut a = s.conn();
+    let mut p = s.conn();
+    a.send(&[b"BLPOP", b"q", b"0"]);
+    settle(&mut p, 1);
+    a.send(&[b"PING"]);
+    a.send(&[b"LLEN", b"q"]);
+    assert_eq!(p.cmd("RPUSH q x y"), R::Int(2));
+    assert_eq!(a.read(), arr(&["q", "x"]));
+    assert_eq!(a.read(), R::Simple("PONG".into()));
+    assert_eq!(a.read(), R::Int(1));
+}
