@@ -1,0 +1,312 @@
+//! The controller: a short reconcile driver over named steps
+//! observe -> validate -> build (pure) -> apply -> roles -> status, and the process around it.
+
+pub mod apply;
+pub mod observe;
+pub mod roles;
+pub mod status;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client, ResourceExt};
+
+use crate::build::{self, secret::random_password, BuildError, Params};
+use crate::crd::RedisReplication;
+use crate::metrics::Metrics;
+
+/// Process settings (`tandem-operator run`), from flags or environment.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Settings {
+    /// Default tandem-server image for resources that do not set `spec.image`.
+    #[arg(
+        long,
+        env = "TANDEM_SERVER_IMAGE",
+        default_value = "tandem-server:0.1.0"
+    )]
+    pub server_image: String,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Cluster DNS domain used in pod DNS names.
+    #[arg(long, env = "CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Address of the /metrics, /healthz and /readyz endpoint.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Act only while holding a coordination.k8s.io Lease, so two operator replicas never act at once.
+    #[arg(long, env = "LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+    #[arg(long, env = "LEASE_NAME", default_value = "tandem-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace from POD_NAMESPACE, else "default").
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Identity in the Lease (default: the pod name).
+    #[arg(long, env = "POD_NAME", default_value = "tandem-operator")]
+    pub identity: String,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub params: Params,
+    pub metrics: Arc<Metrics>,
+    /// `None` in tests that do not care about Events.
+    pub recorder: Option<Recorder>,
+}
+
+/// Errors that fail a reconcile (and are retried); an invalid spec is not one of them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("observe: {0}")]
+    Observe(#[from] observe::ObserveError),
+    #[error("failed to build objects: {0}")]
+    Build(#[from] BuildError),
+    #[error("apply: {0}")]
+    Apply(#[from] apply::ApplyError),
+    #[error("roles: {0}")]
+    Roles(#[from] roles::RolesError),
+    #[error("status: {0}")]
+    Status(#[from] status::StatusError),
+}
+
+impl Error {
+    /// The `error` label of the failure metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Observe(_) => "observe",
+            Error::Build(_) => "build",
+            Error::Apply(_) => "apply",
+            Error::Roles(_) => "roles",
+            Error::Status(_) => "status",
+        }
+    }
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// The reconcile driver: each step is one call; the decisions live in the steps.
+pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started();
+    let ns = rr.namespace().unwrap_or_default();
+    let observed = observe::observe(&ctx.client, &rr).await?;
+
+    if let Err(invalid) = validate::validate(&rr, &observed) {
+        // Report and wait: nothing is applied or deleted, so what runs keeps running.
+        tracing::info!(name = %rr.name_any(), namespace = %ns, reason = invalid.reason(), message = %invalid, "resource invalid");
+        let st = status::compute(&rr, &observed, Some(&invalid), &ctx.params, now());
+        status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
+        // The Secret is not owned, so its creation triggers nothing: poll for it.
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+
+    let password = (observed.auth_secret.is_none()).then(random_password);
+    let desired = build::build(&rr, &ctx.params, password.as_deref())?;
+    apply::apply(&ctx.client, &ns, &desired).await?;
+    roles::label(
+        &ctx.client,
+        &ns,
+        &roles::plan(&rr.name_any(), &observed.pods),
+    )
+    .await?;
+
+    let st = status::compute(&rr, &observed, None, &ctx.params, now());
+    status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
+    tracing::info!(name = %rr.name_any(), namespace = %ns, "reconciled");
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+pub fn error_policy(rr: Arc<RedisReplication>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.metric_label());
+    tracing::warn!(name = %rr.name_any(), error = %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(15))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot connect to Kubernetes: {0}")]
+    Client(#[source] kube::Error),
+    #[error(
+        "the RedisReplication CRD (redisreplications.tandem.dev) is not installed: \
+         install it with `tandem-operator crd | kubectl apply -f -` or the Helm chart ({0})"
+    )]
+    CrdMissing(#[source] kube::Error),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("leader election: {0}")]
+    Leader(#[from] crate::leader::LeaderError),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // try_init: a second call (tests) must not panic.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// An Api over one namespace when the watch is restricted, else over all namespaces.
+fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// `tandem-operator run`.
+pub async fn run(settings: Settings) -> Result<(), RunError> {
+    init_logging(settings.log_format);
+    let client = Client::try_default().await.map_err(RunError::Client)?;
+    let rrs: Api<RedisReplication> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // Fail fast with a clear message instead of a watcher retrying forever.
+    rrs.list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(RunError::CrdMissing)?;
+
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(settings.metrics_addr)
+        .await
+        .map_err(|source| RunError::Metrics {
+            addr: settings.metrics_addr,
+            source,
+        })?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let http = tokio::spawn(crate::http::serve(
+        listener,
+        metrics.clone(),
+        ready.clone(),
+        stop_rx.clone(),
+    ));
+
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+    };
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+
+    let leader = if settings.leader_elect {
+        let l = crate::leader::Leader::new(
+            client.clone(),
+            &settings.lease_namespace,
+            &settings.lease_name,
+            &settings.identity,
+        );
+        tokio::select! {
+            r = l.acquire() => r?,
+            _ = shutdown.clone() => { let _ = stop_tx.send(true); let _ = http.await; return Ok(()); }
+        }
+        Some(l)
+    } else {
+        None
+    };
+    // Lost leadership ends the controller; the process exits and restarts as a candidate.
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    let renewer = leader
+        .clone()
+        .map(|l| tokio::spawn(l.keep_renewed(lost_tx)));
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        params: Params {
+            server_image: settings.server_image.clone(),
+            cluster_domain: settings.cluster_domain.clone(),
+        },
+        metrics,
+        recorder: Some(Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "tandem-operator".into(),
+                instance: Some(settings.identity.clone()),
+            },
+        )),
+    });
+    let owned =
+        |_: ()| watcher::Config::default().labels("app.kubernetes.io/managed-by=tandem-operator");
+    let ns = settings.namespace.as_deref();
+    let (sts, cms, svcs, secrets, pdbs) = (
+        scoped::<StatefulSet>(&client, ns),
+        scoped::<ConfigMap>(&client, ns),
+        scoped::<Service>(&client, ns),
+        scoped::<Secret>(&client, ns),
+        scoped::<PodDisruptionBudget>(&client, ns),
+    );
+    ready.store(true, Ordering::SeqCst);
+    let stop = {
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown => {},
+                _ = lost_rx => tracing::warn!("leadership lost, stopping"),
+            }
+        }
+    };
+    Controller::new(rrs, watcher::Config::default())
+        .owns(sts, owned(()))
+        .owns(cms, owned(()))
+        .owns(svcs, owned(()))
+        .owns(secrets, owned(()))
+        .owns(pdbs, owned(()))
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+
+    ready.store(false, Ordering::SeqCst);
+    if let Some(r) = renewer {
+        r.abort();
+    }
+    if let Some(l) = leader {
+        l.release().await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = http.await;
+    tracing::info!("stopped");
+    Ok(())
+}
