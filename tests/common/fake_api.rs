@@ -49,9 +49,9 @@ struct Target {
 
 fn parse_path(path: &str) -> Option<Target> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (prefix, rest) = match parts.first()? {
-        &"api" => (format!("api/{}", parts.get(1)?), &parts[2..]),
-        &"apis" => (
+    let (prefix, rest) = match *parts.first()? {
+        "api" => (format!("api/{}", parts.get(1)?), &parts[2..]),
+        "apis" => (
             format!("apis/{}/{}", parts.get(1)?, parts.get(2)?),
             &parts[3..],
         ),
