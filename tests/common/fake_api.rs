@@ -12,8 +12,6 @@
 //! stored content (server-owned metadata and the status are kept). That is what SSA does when
 //! one manager owns every field it sets, which is the operator's situation.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
