@@ -28,8 +28,19 @@ enum Command {
     Run(Box<Settings>),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Our error texts already embed their causes: print once, no backtrace noise.
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Crd { write: true } => {
             std::fs::write(crd::CRD_FILE, crd::crd_yaml()?)?;
