@@ -180,7 +180,12 @@ pub enum Retention {
     Delete,
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+/// StatefulSet volume claim templates are immutable, so storage can be neither added, removed
+/// nor resized through the spec: the API server rejects such changes up front.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.storage) == has(oldSelf.storage)").message(
+    "persistence.storage cannot be added or removed after creation"
+))]
 #[serde(rename_all = "camelCase")]
 pub struct PersistenceSpec {
     #[serde(default)]
@@ -203,6 +208,7 @@ pub struct PersistenceSpec {
 pub struct StorageSpec {
     /// Requested size, e.g. `1Gi`.
     #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storage.size is immutable"))]
     pub size: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("storageClassName is immutable"))]

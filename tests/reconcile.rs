@@ -383,3 +383,14 @@ async fn status_reflects_statefulset_readiness_and_labels_roles() {
         .collect();
     assert_eq!(normal.len(), 1, "one Event for the Ready transition");
 }
+
+#[tokio::test]
+async fn resource_being_deleted_is_left_to_garbage_collection() {
+    let w = World::new();
+    w.create_rr("cache", json!({}));
+    let mut v = w.api.get(RR.0, RR.1, NS, "cache").unwrap();
+    v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    w.api.put(RR.0, RR.1, NS, "cache", v);
+    w.reconcile("cache").await;
+    assert_eq!(w.api.writes(), Vec::<String>::new());
+}

@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{watcher, Controller};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::build::{self, secret::random_password, BuildError, Params};
 use crate::crd::RedisReplication;
@@ -58,6 +58,59 @@ pub struct Settings {
     /// Identity in the Lease (default: the pod name).
     #[arg(long, env = "POD_NAME", default_value = "tandem-operator")]
     pub identity: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    #[test]
+    fn flags_parse_with_defaults_and_values() {
+        let c = Cli::try_parse_from(["x"]).unwrap().settings;
+        assert_eq!(c.cluster_domain, "cluster.local");
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(c.namespace.is_none());
+        let c = Cli::try_parse_from([
+            "x",
+            "--server-image",
+            "img:1",
+            "--namespace",
+            "apps",
+            "--cluster-domain",
+            "corp",
+            "--metrics-addr",
+            "127.0.0.1:9",
+            "--log-format",
+            "json",
+            "--leader-elect",
+        ])
+        .unwrap()
+        .settings;
+        assert_eq!(c.server_image, "img:1");
+        assert_eq!(c.namespace.as_deref(), Some("apps"));
+        assert_eq!(c.cluster_domain, "corp");
+        assert_eq!(c.metrics_addr.port(), 9);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.leader_elect);
+        assert!(Cli::try_parse_from(["x", "--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn leader_election_env_from_the_chart_parses_as_bool() {
+        // The chart passes LEADER_ELECT="true"/"false"; only this test touches that variable.
+        std::env::set_var("LEADER_ELECT", "false");
+        assert!(!Cli::try_parse_from(["x"]).unwrap().settings.leader_elect);
+        std::env::set_var("LEADER_ELECT", "true");
+        assert!(Cli::try_parse_from(["x"]).unwrap().settings.leader_elect);
+        std::env::remove_var("LEADER_ELECT");
+    }
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +164,11 @@ fn now() -> Time {
 pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started();
     let ns = rr.namespace().unwrap_or_default();
+    if rr.meta().deletion_timestamp.is_some() {
+        // Being deleted: garbage collection removes the owned children; re-applying them now
+        // would only fight it.
+        return Ok(Action::await_change());
+    }
     let observed = observe::observe(&ctx.client, &rr).await?;
 
     if let Err(invalid) = validate::validate(&rr, &observed) {
