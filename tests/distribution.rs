@@ -253,3 +253,22 @@ fn rendered_manifests_and_built_children_pass_kubernetes_validate() {
     );
     assert!(!out.contains("failed"), "{out}");
 }
+
+#[test]
+fn chart_refuses_several_replicas_without_leader_election() {
+    let Some(helm) = tool("helm") else { return };
+    let out = Command::new(&helm)
+        .args(["template", "t"])
+        .arg(root().join("charts/tandem-operator"))
+        .args([
+            "--set",
+            "replicaCount=2",
+            "--set",
+            "leaderElection.enabled=false",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("requires leaderElection.enabled=true"));
+    helm_template(&helm, &["--set", "replicaCount=2"]);
+}

@@ -16,6 +16,8 @@ pub enum Invalid {
     BadDirectiveName(String),
     #[error("config directive {0:?} has a value spanning several lines")]
     MultilineValue(String),
+    #[error("replication.minReplicasToWrite ({min}) must be lower than replicas ({replicas})")]
+    MinReplicasTooHigh { min: i32, replicas: i32 },
     #[error("secret {0:?} not found")]
     SecretMissing(String),
     #[error("secret {secret:?} has no key {key:?}")]
@@ -29,7 +31,8 @@ impl Invalid {
         match self {
             Invalid::ManagedDirective(_)
             | Invalid::BadDirectiveName(_)
-            | Invalid::MultilineValue(_) => "InvalidSpec",
+            | Invalid::MultilineValue(_)
+            | Invalid::MinReplicasTooHigh { .. } => "InvalidSpec",
             Invalid::SecretMissing(_) | Invalid::SecretKeyMissing { .. } => "SecretNotFound",
             Invalid::SecretUnusable { .. } => "SecretInvalid",
         }
@@ -49,6 +52,15 @@ pub fn validate(rr: &RedisReplication, observed: &Observed) -> Result<(), Invali
         }
         if v.contains('\n') || v.contains('\r') {
             return Err(Invalid::MultilineValue(k.clone()));
+        }
+    }
+    // Mirrors the CRD's CEL rule, for API servers that do not enforce it.
+    if let Some(min) = rr.spec.replication.min_replicas_to_write {
+        if min >= rr.spec.replicas {
+            return Err(Invalid::MinReplicasTooHigh {
+                min,
+                replicas: rr.spec.replicas,
+            });
         }
     }
     let secret = auth_secret_name(rr);
@@ -152,6 +164,21 @@ mod tests {
             ..Observed::default()
         };
         assert_eq!(validate(&r, &obs), Ok(()));
+    }
+
+    #[test]
+    fn min_replicas_to_write_must_leave_a_writable_master() {
+        let r = rr(
+            "c",
+            "ns",
+            json!({"replicas": 2, "replication": {"minReplicasToWrite": 2}}),
+        );
+        let e = validate(&r, &Observed::default()).unwrap_err();
+        assert_eq!(e.reason(), "InvalidSpec");
+        assert_eq!(
+            e.to_string(),
+            "replication.minReplicasToWrite (2) must be lower than replicas (2)"
+        );
     }
 
     #[test]
