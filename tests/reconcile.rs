@@ -394,3 +394,57 @@ async fn resource_being_deleted_is_left_to_garbage_collection() {
     w.reconcile("cache").await;
     assert_eq!(w.api.writes(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn existing_generated_secret_is_never_overwritten() {
+    let w = World::new();
+    let mine = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "cache-auth", "namespace": NS},
+        "data": {"password": "a2VlcC1tZQ=="}
+    });
+    w.api
+        .put("api/v1", "secrets", NS, "cache-auth", mine.clone());
+    w.create_rr("cache", json!({}));
+    w.reconcile("cache").await;
+    let now = w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap();
+    assert_eq!(now["data"], mine["data"]);
+    assert!(now.get("stringData").is_none());
+    assert!(w.api.writes().iter().all(|x| !x.contains("secrets/")));
+}
+
+#[tokio::test]
+async fn disabling_the_pdb_removes_it() {
+    let w = World::new();
+    w.create_rr("cache", json!({}));
+    w.reconcile("cache").await;
+    assert!(w
+        .api
+        .get("apis/policy/v1", "poddisruptionbudgets", NS, "cache")
+        .is_some());
+    w.update_spec("cache", json!({"podDisruptionBudget": {"enabled": false}}));
+    w.reconcile("cache").await;
+    assert!(w
+        .api
+        .get("apis/policy/v1", "poddisruptionbudgets", NS, "cache")
+        .is_none());
+    assert!(w.sts("cache").is_some());
+}
+
+#[tokio::test]
+async fn chain_topology_status_shows_each_upstream() {
+    let w = World::new();
+    w.create_rr(
+        "tree",
+        json!({"replicas": 4, "replication": {"topology": "chain", "fanout": 2}}),
+    );
+    w.reconcile("tree").await;
+    w.pods_become_ready("tree", 4, 4);
+    w.reconcile("tree").await;
+    let st = w.rr("tree").status.unwrap();
+    let up: Vec<Option<String>> = st.pods.iter().map(|p| p.upstream.clone()).collect();
+    let dns = |i: i32| Some(format!("tree-{i}.tree-headless.prod.svc.cluster.local"));
+    assert_eq!(up, vec![None, dns(0), dns(0), dns(1)]);
+    assert_eq!(st.pods[0].role, "master");
+    assert_eq!(st.pods[3].role, "replica");
+}
