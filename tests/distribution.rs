@@ -272,3 +272,18 @@ fn chart_refuses_several_replicas_without_leader_election() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("requires leaderElection.enabled=true"));
     helm_template(&helm, &["--set", "replicaCount=2"]);
 }
+
+#[test]
+fn chart_values_schema_rejects_a_bad_log_format() {
+    let Some(helm) = tool("helm") else { return };
+    let out = Command::new(&helm)
+        .args(["template", "t"])
+        .arg(root().join("charts/tandem-operator"))
+        .args(["--set", "logFormat=xml"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "values.schema.json must reject logFormat=xml"
+    );
+}
