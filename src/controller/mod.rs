@@ -243,10 +243,46 @@ where
     }
 }
 
+/// Resolves on SIGINT or SIGTERM (what the kubelet sends on pod deletion).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+}
+
 /// `tandem-operator run`.
 pub async fn run(settings: Settings) -> Result<(), RunError> {
     init_logging(settings.log_format);
     let client = Client::try_default().await.map_err(RunError::Client)?;
+    run_with_client(settings, client, shutdown_signal()).await
+}
+
+/// The process body over a given client; returns after `shutdown` resolves (or leadership is
+/// lost) and the controller has drained. Separate from `run` so tests can drive it.
+pub async fn run_with_client<S>(
+    settings: Settings,
+    client: Client,
+    shutdown: S,
+) -> Result<(), RunError>
+where
+    S: std::future::Future<Output = ()> + Send + Sync + 'static,
+{
     let rrs: Api<RedisReplication> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -272,21 +308,9 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         stop_rx.clone(),
     ));
 
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        tracing::info!("shutdown requested");
-    };
+    // Ready means initialised (CRD present, endpoint up), also while standing by for the Lease:
+    // a standby reported unready would stall rolling updates of the operator Deployment.
+    ready.store(true, Ordering::SeqCst);
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
 
     let leader = if settings.leader_elect {
@@ -305,11 +329,13 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         None
     };
     // Lost leadership ends the controller; the process exits and restarts as a candidate.
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-    let renewer = leader
-        .clone()
-        .map(|l| tokio::spawn(l.keep_renewed(lost_tx)));
-
+    let (renewer, lost) = match leader.clone() {
+        Some(l) => {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            (Some(tokio::spawn(l.keep_renewed(tx))), Some(rx))
+        }
+        None => (None, None),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         params: Params {
@@ -335,13 +361,20 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         scoped::<Secret>(&client, ns),
         scoped::<PodDisruptionBudget>(&client, ns),
     );
-    ready.store(true, Ordering::SeqCst);
     let stop = {
         let shutdown = shutdown.clone();
         async move {
+            let lost = async {
+                match lost {
+                    Some(rx) => {
+                        let _ = rx.await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown => {},
-                _ = lost_rx => tracing::warn!("leadership lost, stopping"),
+                _ = lost => tracing::warn!("leadership lost, stopping"),
             }
         }
     };

@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use serde_json::{json, Value};
 
 /// (api prefix e.g. "api/v1" or "apis/apps/v1", plural, namespace, name)
@@ -332,10 +333,22 @@ impl FakeApi {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
+                if parts.uri.query().is_some_and(|q| q.contains("watch=true")) {
+                    // Watches stay open with no events until the client goes away.
+                    let never =
+                        futures::stream::pending::<Result<http_body::Frame<Bytes>, Infallible>>();
+                    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(never)));
+                    resp.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                    return Ok::<_, Infallible>(resp);
+                }
                 let resp = state
                     .lock()
                     .unwrap()
                     .handle(&parts.method, &parts.uri, &ctype, &bytes);
+                let resp: Response<BoxBody<Bytes, Infallible>> = resp.map(BodyExt::boxed);
                 Ok::<_, Infallible>(resp)
             }
         });
