@@ -382,6 +382,24 @@ async fn status_reflects_statefulset_readiness_and_labels_roles() {
         .filter(|e| e["reason"] == "AllReplicasReady")
         .collect();
     assert_eq!(normal.len(), 1, "one Event for the Ready transition");
+    let warnings = w
+        .api
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "Warning")
+        .count();
+    assert_eq!(warnings, 0, "starting up is not a warning");
+
+    // Losing a pod after being Ready is.
+    w.pods_become_ready("cache", 3, 2);
+    w.reconcile("cache").await;
+    let lost: Vec<Value> = w
+        .api
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "Warning" && e["reason"] == "ReplicasNotReady")
+        .collect();
+    assert_eq!(lost.len(), 1, "{lost:?}");
 }
 
 #[tokio::test]

@@ -301,9 +301,16 @@ pub async fn write(
     if let Some(recorder) = recorder {
         let reference = rr.object_ref(&());
         for c in transitions(&old, &status) {
-            // Only the interesting transitions: becoming Ready / Available, or Degraded.
+            // Only the interesting transitions: becoming Ready / Available, becoming Degraded,
+            // or losing Ready / Available (not merely "not ready yet" on creation).
+            let was_true = old
+                .conditions
+                .iter()
+                .any(|o| o.type_ == c.type_ && o.status == "True");
             let warn = (c.type_ == "Degraded" && c.status == "True")
-                || ((c.type_ == "Ready" || c.type_ == "Available") && c.status == "False");
+                || ((c.type_ == "Ready" || c.type_ == "Available")
+                    && c.status == "False"
+                    && was_true);
             let interesting =
                 warn || ((c.type_ == "Ready" || c.type_ == "Available") && c.status == "True");
             if !interesting {
