@@ -82,6 +82,11 @@ pub fn load_from_args(args: &[String]) -> Result<Config, String> {
             "port" => c.port = val.parse().map_err(|_| "Invalid port\n".to_string())?,
             "bind" => c.bind = val.split_whitespace().map(String::from).collect(),
             "requirepass" => c.requirepass = Some(val),
+            "enable-debug-command" => c.enable_debug_command = val,
+            "slowlog-log-slower-than" => {
+                c.slowlog_log_slower_than = val.parse().map_err(|_| "Invalid slowlog\n")?
+            }
+            "databases" => c.databases = val.parse().map_err(|_| "Invalid databases\n")?,
             _ => {}
         }
         i += 2;

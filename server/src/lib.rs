@@ -7,8 +7,10 @@
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod digest;
 pub mod evict;
 pub mod exec;
+pub mod info;
 pub mod log;
 pub mod net;
 pub mod propagate;

@@ -240,6 +240,7 @@ impl Conn {
                     processed += 1;
                     self.out.resp3 = self.client.resp3;
                     let skip_reply = self.client.reply_off || self.client.reply_skip_next;
+                    let was_off = self.client.reply_off;
                     let mark = self.out.len();
                     outcome = exec::process(
                         &self.server,
@@ -249,7 +250,8 @@ impl Conn {
                         argv,
                         &mut self.out,
                     );
-                    if skip_reply {
+                    // CLIENT REPLY ON answers even though replies were off.
+                    if skip_reply && !(was_off && !self.client.reply_off) {
                         self.out.buf.truncate(mark);
                         self.client.reply_skip_next = false;
                     }

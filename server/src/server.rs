@@ -239,6 +239,8 @@ pub struct Server {
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
+    /// DEBUG SET-ACTIVE-EXPIRE: the active expiry cycle runs only while this is true.
+    pub active_expire_enabled: AtomicBool,
 }
 
 impl Server {
@@ -255,6 +257,7 @@ impl Server {
             monitors: Mutex::new(Vec::new()),
             shutdown: tokio::sync::watch::channel(false).0,
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
+            active_expire_enabled: AtomicBool::new(true),
         })
     }
 
