@@ -383,7 +383,7 @@ fn command(_ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
         }
         b"getkeys" => {
-            sub_arity(3, false, "getkeys")?;
+            sub_arity(4, false, "getkeys")?;
             let args = &argv[2..];
             let Some(c) = super::lookup(&args[0]) else {
                 return Err(CmdError::msg("ERR Invalid command specified"));
