@@ -251,7 +251,7 @@ impl Conn {
                         &mut self.out,
                     );
                     // CLIENT REPLY ON answers even though replies were off.
-                    if skip_reply && !(was_off && !self.client.reply_off) {
+                    if skip_reply && (!was_off || self.client.reply_off) {
                         self.out.buf.truncate(mark);
                         self.client.reply_skip_next = false;
                     }

@@ -129,11 +129,9 @@ async fn redis_crate_mixed_workload() {
 async fn redis_crate_with_password() {
     let s = TestServer::start(&["--requirepass", "pw1"]);
     let bad = redis::Client::open(format!("redis://:wrong@127.0.0.1:{}/", s.port)).expect("url");
-    let e = bad
-        .get_multiplexed_async_connection()
-        .await
-        .err()
-        .expect("a wrong password must fail");
+    let Err(e) = bad.get_multiplexed_async_connection().await else {
+        panic!("a wrong password must fail")
+    };
     let msg = e.to_string();
     // The crate maps WRONGPASS to its own authentication-failed kind.
     assert!(
