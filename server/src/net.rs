@@ -218,6 +218,8 @@ struct Conn {
 impl Conn {
     /// Executes the buffered requests. Ok(false) = close the connection.
     async fn run_buffered(&mut self) -> Result<bool, ()> {
+        // Name and first argument of the last command, for CLIENT LIST's `cmd=`.
+        let mut last_cmd: Option<(Bytes, Option<Bytes>)> = None;
         loop {
             let mut outcome = Outcome::Done;
             let mut processed = 0;
@@ -238,6 +240,7 @@ impl Conn {
                         Request::Empty => continue,
                     };
                     processed += 1;
+                    last_cmd = Some((argv[0].clone(), argv.get(1).cloned()));
                     self.out.resp3 = self.client.resp3;
                     let skip_reply = self.client.reply_off || self.client.reply_skip_next;
                     let was_off = self.client.reply_off;
@@ -262,7 +265,7 @@ impl Conn {
                 }
             }
             if processed > 0 {
-                self.update_info();
+                self.update_info(last_cmd.as_ref());
             }
             match outcome {
                 Outcome::Done => {
@@ -353,8 +356,11 @@ impl Conn {
         }
     }
 
-    fn update_info(&self) {
+    fn update_info(&self, last_cmd: Option<&(Bytes, Option<Bytes>)>) {
         let mut info = self.handle.info.lock();
+        if let Some((name, sub)) = last_cmd {
+            info.last_cmd = crate::commands::connection::cmd_display_name(name, sub.as_deref());
+        }
         info.db = self.client.db;
         info.name = self.client.name.clone();
         info.sub = self.client.channels.len();

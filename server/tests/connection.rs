@@ -288,6 +288,14 @@ fn client_id_name_info_and_list() {
         .find(|l| field(l, "id") == idb.to_string())
         .expect("b listed");
     assert_eq!(field(bline, "db"), "2");
+    assert_eq!(field(bline, "cmd"), "select");
+    assert_eq!(b.cmd("CLIENT GETNAME"), R::Nil);
+    let list = bulk_text(a.cmd("CLIENT LIST"));
+    let bline = list
+        .lines()
+        .find(|l| field(l, "id") == idb.to_string())
+        .expect("b listed");
+    assert_eq!(field(bline, "cmd"), "client|getname");
 
     let only_b = bulk_text(a.cmd(&format!("CLIENT LIST ID {idb}")));
     assert_eq!(only_b.lines().count(), 1);

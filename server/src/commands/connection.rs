@@ -455,6 +455,26 @@ fn client(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// The command name CLIENT LIST shows in `cmd=`: lower case, with the subcommand
+/// for container commands (`client|list`, `config|get`), as Redis 7.0 does.
+pub fn cmd_display_name(name: &[u8], sub: Option<&[u8]>) -> String {
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let Some(cmd) = super::lookup(name.as_bytes()) else {
+        return "NULL".to_string();
+    };
+    const CONTAINERS: &[&str] = &[
+        "client", "config", "command", "slowlog", "object", "memory", "pubsub", "script",
+        "function", "acl", "cluster", "latency", "module", "xinfo",
+    ];
+    match sub {
+        Some(sub) if CONTAINERS.contains(&cmd.name) => {
+            let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
+            format!("{}|{}", cmd.name, sub)
+        }
+        _ => cmd.name.to_string(),
+    }
+}
+
 /// The client types CLIENT LIST/KILL filter on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum ClientType {

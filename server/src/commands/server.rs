@@ -13,7 +13,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("command", -1, LOADING | STALE, command),
     Command::new("time", 1, LOADING | STALE | FAST, time),
     Command::new("lastsave", 1, LOADING | STALE | FAST, lastsave),
-    Command::new("shutdown", -1, ADMIN | LOADING | STALE | NO_MULTI, shutdown),
+    Command::new("shutdown", -1, ADMIN | LOADING | STALE, shutdown),
     Command::new("monitor", 1, ADMIN | LOADING | STALE, monitor),
     Command::new("slowlog", -2, ADMIN | LOADING | STALE, slowlog),
     Command::new("debug", -2, ADMIN | LOADING | STALE, debug),
@@ -213,6 +213,9 @@ fn flag_names(c: &Command) -> Vec<&'static str> {
         if c.is(f) {
             v.push(n);
         }
+    }
+    if c.keys_fn.is_some() {
+        v.push("movablekeys");
     }
     v
 }
