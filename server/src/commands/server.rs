@@ -76,7 +76,7 @@ fn shutdown(ctx: &mut Ctx, _out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn monitor(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     if ctx.client.multi.is_some() {
         return Err(CmdError::msg(
-            "ERR MONITOR isn't allowed inside a transaction",
+            "ERR Command not allowed inside a transaction",
         ));
     }
     ctx.action = Some(Action::Monitor);
