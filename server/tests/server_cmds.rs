@@ -367,6 +367,7 @@ fn monitor_sees_other_connections_commands() {
 fn slowlog_records_and_resets() {
     let s = TestServer::start(&["--slowlog-log-slower-than", "0"]);
     let mut c = s.conn();
+    assert_eq!(c.cmd("CLIENT SETNAME slowpoke"), R::ok());
     assert_eq!(c.cmd("SLOWLOG RESET"), R::ok());
     assert_eq!(c.cmd("SET slowkey v"), R::ok());
     let R::Int(len) = c.cmd("SLOWLOG LEN") else {
@@ -396,6 +397,11 @@ fn slowlog_records_and_resets() {
     assert_eq!(set.len(), 6);
     assert!(matches!(set[0], R::Int(_)) && matches!(set[1], R::Int(t) if t > 0));
     assert!(matches!(set[2], R::Int(us) if us >= 0));
+    assert!(
+        matches!(&set[4], R::Bulk(a) if a.starts_with(b"127.0.0.1:")),
+        "{set:?}"
+    );
+    assert_eq!(set[5], R::bulk("slowpoke"));
     assert_eq!(
         c.cmd("SLOWLOG GET -2"),
         err("ERR count should be greater than or equal to -1")
