@@ -242,9 +242,16 @@ fn client_id_name_info_and_list() {
     assert!(field(&info, "addr").starts_with("127.0.0.1:"));
     assert_eq!(field(&info, "laddr"), format!("127.0.0.1:{}", s.port));
 
-    let list = bulk_text(a.cmd("CLIENT LIST"));
+    // The harness's readiness probe connection may still be closing: wait for it.
+    let mut list = String::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            list = bulk_text(a.cmd("CLIENT LIST"));
+            list.lines().count() == 2
+        }),
+        "{list}"
+    );
     let lines: Vec<&str> = list.lines().collect();
-    assert_eq!(lines.len(), 2, "{list}");
     let names: Vec<&str> = [
         "id",
         "addr",
@@ -353,6 +360,9 @@ fn client_kill_closes_another_connection() {
     // SKIPME yes (the default) spares the caller; TYPE normal hits everyone else.
     let mut other = s.conn();
     assert_eq!(other.cmd("PING"), R::Simple("PONG".into()));
+    assert!(wait_until(Duration::from_secs(5), || {
+        bulk_text(killer.cmd("CLIENT LIST")).lines().count() == 2
+    }));
     assert_eq!(killer.cmd("CLIENT KILL TYPE normal"), R::Int(1));
     assert!(other.is_closed());
     assert_eq!(killer.cmd("PING"), R::Simple("PONG".into()));

@@ -49,6 +49,11 @@ const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-de
 fn info_sections_have_redis_fields() {
     let s = TestServer::start(&[]);
     let mut c = s.conn();
+    // The harness's readiness probe connection may still be closing: wait for it.
+    assert!(wait_until(Duration::from_secs(5), || text(
+        c.cmd("INFO clients")
+    )
+    .contains("connected_clients:1\r\n")));
     assert_eq!(c.cmd("SET k v"), R::ok());
     assert_eq!(c.cmd("GET k"), R::bulk("v"));
     assert_eq!(c.cmd("GET nokey"), R::Nil);
