@@ -801,6 +801,43 @@ mod tests {
     }
 
     #[test]
+    fn client_list_shows_subcommands_of_container_commands() {
+        assert_eq!(cmd_display_name(b"CLIENT", Some(b"LIST")), "client|list");
+        assert_eq!(cmd_display_name(b"get", Some(b"k")), "get");
+        assert_eq!(cmd_display_name(b"PING", None), "ping");
+        assert_eq!(cmd_display_name(b"nosuch", None), "NULL");
+    }
+
+    #[test]
+    fn client_line_flags() {
+        let h = ClientHandle {
+            id: 5,
+            addr: "127.0.0.1:1000".into(),
+            laddr: "127.0.0.1:6379".into(),
+            created: Instant::now(),
+            info: parking_lot::Mutex::new(ClientInfo::default()),
+            killed: std::sync::atomic::AtomicBool::new(false),
+            kill_notify: tokio::sync::Notify::new(),
+        };
+        let mut info = ClientInfo {
+            multi: -1,
+            resp: 2,
+            ..Default::default()
+        };
+        let line = client_line(&h, &info);
+        assert!(line.starts_with("id=5 addr=127.0.0.1:1000 laddr=127.0.0.1:6379 "));
+        assert!(line.contains(" flags=N "), "{line}");
+        assert!(
+            line.contains(" cmd=NULL user=default redir=-1 resp=2\n"),
+            "{line}"
+        );
+        info.sub = 1;
+        info.multi = 2;
+        let line = client_line(&h, &info);
+        assert!(line.contains(" flags=Px "), "{line}");
+    }
+
+    #[test]
     fn password_comparison() {
         assert!(constant_time_eq(b"secret", b"secret"));
         assert!(!constant_time_eq(b"secret", b"secreT"));
