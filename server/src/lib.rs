@@ -13,6 +13,7 @@ pub mod exec;
 pub mod info;
 pub mod log;
 pub mod net;
+pub mod pause;
 pub mod propagate;
 pub mod pubsub;
 pub mod resp;

@@ -148,6 +148,7 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
         inbuf: BytesMut::with_capacity(16 * 1024),
         out: Reply::new(false),
         monitor_rx: None,
+        paused: None,
     };
     let mut shutdown = server.shutdown.subscribe();
 
@@ -167,6 +168,15 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
             }
             Stats::incr(&server.stats.net_output_bytes, conn.out.len() as u64);
             conn.out.buf.clear();
+        }
+        if conn.paused.is_some() {
+            tokio::select! {
+                _ = server.client_pause.wait_end() => {}
+                Some(msg) = msg_rx.recv() => conn.encode_pubsub(msg),
+                _ = handle.kill_notify.notified() => break 'conn,
+                _ = shutdown.changed() => break 'conn,
+            }
+            continue;
         }
         if conn.inbuf.len() > qbuf_limit {
             crate::warning!("Closing client that reached max query buffer length");
@@ -213,6 +223,8 @@ struct Conn {
     inbuf: BytesMut,
     out: Reply,
     monitor_rx: Option<mpsc::UnboundedReceiver<Bytes>>,
+    /// A command held back by CLIENT PAUSE; it runs first once the pause ends.
+    paused: Option<Vec<Bytes>>,
 }
 
 impl Conn {
@@ -226,7 +238,11 @@ impl Conn {
             {
                 let mut store = self.server.store.lock();
                 while processed < MAX_BATCH {
-                    let req = match self.parser.parse(&mut self.inbuf) {
+                    let next = match self.paused.take() {
+                        Some(argv) => Ok(Some(Request::Command(argv))),
+                        None => self.parser.parse(&mut self.inbuf),
+                    };
+                    let req = match next {
                         Ok(Some(r)) => r,
                         Ok(None) => break,
                         Err(e) => {
@@ -239,6 +255,11 @@ impl Conn {
                         Request::Command(argv) => argv,
                         Request::Empty => continue,
                     };
+                    if self.must_pause(&argv) {
+                        // Replies so far go out; this command waits for the pause end.
+                        self.paused = Some(argv);
+                        break;
+                    }
                     processed += 1;
                     last_cmd = Some((argv[0].clone(), argv.get(1).cloned()));
                     self.out.resp3 = self.client.resp3;
@@ -354,6 +375,28 @@ impl Conn {
                 out.bulk(&data);
             }
         }
+    }
+
+    /// Whether CLIENT PAUSE holds this command back (never for the master link
+    /// or replicas).
+    fn must_pause(&self, argv: &[Bytes]) -> bool {
+        let pause = &self.server.client_pause;
+        if self.client.is_master || self.client.is_replica || !pause.is_paused() {
+            return false;
+        }
+        let Some(cmd) = crate::commands::lookup(&argv[0]) else {
+            return false;
+        };
+        let exec_has_writes = cmd.name == "exec"
+            && self.client.multi.as_ref().is_some_and(|q| {
+                q.iter().any(|a| {
+                    crate::commands::lookup(&a[0]).is_some_and(|c| {
+                        c.is(crate::commands::flags::WRITE)
+                            || c.is(crate::commands::flags::MAY_REPLICATE)
+                    })
+                })
+            });
+        pause.holds(cmd, exec_has_writes)
     }
 
     fn update_info(&self, last_cmd: Option<&(Bytes, Option<Bytes>)>) {

@@ -241,6 +241,8 @@ pub struct Server {
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
     /// DEBUG SET-ACTIVE-EXPIRE: the active expiry cycle runs only while this is true.
     pub active_expire_enabled: AtomicBool,
+    /// CLIENT PAUSE state; the connection loop holds back paused commands.
+    pub client_pause: crate::pause::ClientPause,
 }
 
 impl Server {
@@ -258,6 +260,7 @@ impl Server {
             shutdown: tokio::sync::watch::channel(false).0,
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),
+            client_pause: crate::pause::ClientPause::default(),
         })
     }
 

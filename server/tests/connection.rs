@@ -408,6 +408,7 @@ fn client_misc_subcommands() {
     );
     assert_eq!(c.cmd("CLIENT PAUSE 0 WRITE"), R::ok());
     assert_eq!(c.cmd("CLIENT UNPAUSE"), R::ok());
+    assert_eq!(c.cmd("SET after-pause 1"), R::ok());
     assert_eq!(c.cmd("CLIENT SETINFO LIB-NAME mylib"), R::ok());
     assert_eq!(c.cmd("CLIENT SETINFO LIB-VER 1.2"), R::ok());
     assert_eq!(
@@ -425,4 +426,60 @@ fn client_misc_subcommands() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// True if a reply arrives within `wait`.
+fn replied_within(c: &mut Conn, wait: Duration) -> bool {
+    use std::io::BufRead;
+    c.stream
+        .get_ref()
+        .set_read_timeout(Some(wait))
+        .expect("timeout");
+    let ready = matches!(c.stream.fill_buf(), Ok(b) if !b.is_empty());
+    c.stream
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    ready
+}
+
+#[test]
+fn client_pause_write_holds_writes_until_unpause() {
+    let s = TestServer::start(&[]);
+    let mut admin = s.conn();
+    let mut c = s.conn();
+    assert_eq!(c.cmd("SET k before"), R::ok());
+    assert_eq!(admin.cmd("CLIENT PAUSE 100000 WRITE"), R::ok());
+    // Reads go through; a write waits, and so does what is pipelined after it.
+    assert_eq!(c.cmd("GET k"), R::bulk("before"));
+    c.send(&[b"GET", b"k"]);
+    c.send(&[b"SET", b"k", b"after"]);
+    c.send(&[b"GET", b"k"]);
+    assert_eq!(
+        c.read(),
+        R::bulk("before"),
+        "the read before the write is answered"
+    );
+    assert!(!replied_within(&mut c, Duration::from_millis(300)));
+    let mut other = s.conn();
+    assert_eq!(other.cmd("GET k"), R::bulk("before"));
+    assert_eq!(admin.cmd("CLIENT UNPAUSE"), R::ok());
+    assert_eq!(c.read(), R::ok());
+    assert_eq!(c.read(), R::bulk("after"));
+}
+
+#[test]
+fn client_pause_all_ends_after_its_timeout() {
+    let s = TestServer::start(&[]);
+    let mut admin = s.conn();
+    let mut c = s.conn();
+    assert_eq!(admin.cmd("CLIENT PAUSE 400 ALL"), R::ok());
+    let t = std::time::Instant::now();
+    assert_eq!(c.cmd("PING"), R::Simple("PONG".into()));
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(c.cmd("SET k v"), R::ok());
 }

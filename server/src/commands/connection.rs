@@ -5,6 +5,7 @@
 //! error); with it set, both forms must give that password.
 
 use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command, Ctx};
+use crate::pause::PauseMode;
 use crate::resp::Reply;
 use crate::server::{ClientHandle, ClientInfo};
 use bytes::Bytes;
@@ -305,7 +306,7 @@ const CLIENT_HELP: &[&str] = &[
     "UNPAUSE",
     "    End a client pause.",
     "PAUSE <timeout> [WRITE|ALL]",
-    "    Accepted for compatibility.",
+    "    Hold back all commands, or only writes, from normal clients for <timeout> ms.",
     "REPLY (ON|OFF|SKIP)",
     "    Turn replies for this connection on, off, or off for the next command.",
     "SETNAME <name>",
@@ -394,15 +395,20 @@ fn client(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             if argv.len() > 4 {
                 return Err(err::SYNTAX);
             }
-            if let Some(m) = argv.get(3) {
-                if !is_kw(m, "write") && !is_kw(m, "all") {
-                    return Err(CmdError::msg("ERR CLIENT PAUSE mode must be WRITE or ALL"));
-                }
-            }
+            let mode = match argv.get(3) {
+                None => PauseMode::All,
+                Some(m) if is_kw(m, "all") => PauseMode::All,
+                Some(m) if is_kw(m, "write") => PauseMode::Write,
+                Some(_) => return Err(CmdError::msg("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+            };
+            ctx.server
+                .client_pause
+                .pause(std::time::Duration::from_millis(t as u64), mode);
             out.ok();
         }
         b"unpause" => {
             arity(argv, 2, "unpause")?;
+            ctx.server.client_pause.unpause();
             out.ok();
         }
         b"getredir" => {
