@@ -505,12 +505,12 @@ fn debug_subcommands() {
 
     // SLEEP stops the whole server, like Redis: another client waits for it.
     let mut other = s.conn();
-    c.send(&[b"DEBUG", b"SLEEP", b"0.5"]);
-    std::thread::sleep(Duration::from_millis(100));
+    c.send(&[b"DEBUG", b"SLEEP", b"1"]);
+    std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
     assert_eq!(other.cmd("PING"), R::Simple("PONG".into()));
     assert!(
-        t.elapsed() >= Duration::from_millis(250),
+        t.elapsed() >= Duration::from_millis(500),
         "{:?}",
         t.elapsed()
     );
