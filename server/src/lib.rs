@@ -13,6 +13,7 @@ pub mod log;
 pub mod net;
 pub mod propagate;
 pub mod pubsub;
+pub mod rdb;
 pub mod resp;
 pub mod server;
 pub mod shutdown;
