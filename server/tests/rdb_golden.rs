@@ -2,6 +2,7 @@
 //! * RDBs written by redis-server load in Tandem's reader with identical data;
 //! * RDBs written by Tandem pass `redis-check-rdb` and load in redis-server with
 //!   identical data.
+//!
 //! Skipped (with a message) when /usr/bin/redis-server is not installed.
 
 mod common;
