@@ -32,6 +32,22 @@ pub struct Config {
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
     pub list_max_listpack_size: i64,
+    // Persistence (issue 3).
+    /// `save <seconds> <changes>` rules; empty = no automatic snapshots.
+    pub save_points: Vec<(u64, u64)>,
+    pub dbfilename: String,
+    pub rdbcompression: bool,
+    pub rdbchecksum: bool,
+    pub stop_writes_on_bgsave_error: bool,
+    pub appendonly: bool,
+    pub appendfilename: String,
+    pub appenddirname: String,
+    /// "always" | "everysec" | "no".
+    pub appendfsync: String,
+    pub aof_load_truncated: bool,
+    pub aof_use_rdb_preamble: bool,
+    pub auto_aof_rewrite_percentage: u64,
+    pub auto_aof_rewrite_min_size: u64,
 }
 
 impl Default for Config {
@@ -65,6 +81,19 @@ impl Default for Config {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            save_points: vec![(3600, 1), (300, 100), (60, 10000)],
+            dbfilename: "dump.rdb".into(),
+            rdbcompression: true,
+            rdbchecksum: true,
+            stop_writes_on_bgsave_error: true,
+            appendonly: false,
+            appendfilename: "appendonly.aof".into(),
+            appenddirname: "appendonlydir".into(),
+            appendfsync: "everysec".into(),
+            aof_load_truncated: true,
+            aof_use_rdb_preamble: true,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
         }
     }
 }
@@ -74,6 +103,7 @@ impl Default for Config {
 /// redis.conf parser replaces it.
 pub fn load_from_args(args: &[String]) -> Result<Config, String> {
     let mut c = Config::default();
+    let mut save_seen = false;
     let mut i = 0;
     while i < args.len() {
         let name = args[i].trim_start_matches("--").to_ascii_lowercase();
@@ -82,9 +112,83 @@ pub fn load_from_args(args: &[String]) -> Result<Config, String> {
             "port" => c.port = val.parse().map_err(|_| "Invalid port\n".to_string())?,
             "bind" => c.bind = val.split_whitespace().map(String::from).collect(),
             "requirepass" => c.requirepass = Some(val),
+            "dir" => c.dir = val,
+            "dbfilename" => c.dbfilename = val,
+            "save" => {
+                // The first `save` replaces the defaults, later ones add rules.
+                if !save_seen {
+                    c.save_points.clear();
+                    save_seen = true;
+                }
+                c.save_points.extend(parse_save_points(&val)?);
+            }
+            "rdbcompression" => c.rdbcompression = parse_bool(&name, &val)?,
+            "rdbchecksum" => c.rdbchecksum = parse_bool(&name, &val)?,
+            "stop-writes-on-bgsave-error" => {
+                c.stop_writes_on_bgsave_error = parse_bool(&name, &val)?
+            }
+            "appendonly" => c.appendonly = parse_bool(&name, &val)?,
+            "appendfilename" => c.appendfilename = val,
+            "appenddirname" => c.appenddirname = val,
+            "appendfsync" => match val.to_ascii_lowercase().as_str() {
+                v @ ("always" | "everysec" | "no") => c.appendfsync = v.to_string(),
+                _ => return Err(format!("Invalid argument '{val}' for 'appendfsync'\n")),
+            },
+            "aof-load-truncated" => c.aof_load_truncated = parse_bool(&name, &val)?,
+            "aof-use-rdb-preamble" => c.aof_use_rdb_preamble = parse_bool(&name, &val)?,
+            "auto-aof-rewrite-percentage" => {
+                c.auto_aof_rewrite_percentage = val
+                    .parse()
+                    .map_err(|_| format!("Invalid argument '{val}' for '{name}'\n"))?
+            }
+            "auto-aof-rewrite-min-size" => {
+                c.auto_aof_rewrite_min_size = parse_memory(&val)
+                    .ok_or_else(|| format!("Invalid argument '{val}' for '{name}'\n"))?
+            }
             _ => {}
         }
         i += 2;
     }
     Ok(c)
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("argument must be 'yes' or 'no' for '{name}'\n")),
+    }
+}
+
+/// `"3600 1 300 100"` -> [(3600, 1), (300, 100)]; `""` -> none.
+pub fn parse_save_points(v: &str) -> Result<Vec<(u64, u64)>, String> {
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    if parts.len() & 1 == 1 {
+        return Err("Invalid save parameters\n".into());
+    }
+    parts
+        .chunks(2)
+        .map(|p| match (p[0].parse(), p[1].parse()) {
+            (Ok(a), Ok(b)) => Ok((a, b)),
+            _ => Err("Invalid save parameters\n".to_string()),
+        })
+        .collect()
+}
+
+/// `64mb`, `1gb`, `100` (bytes), as redis.conf memory units.
+pub fn parse_memory(v: &str) -> Option<u64> {
+    let l = v.to_ascii_lowercase();
+    let (num, mul) = [
+        ("kb", 1024u64),
+        ("mb", 1 << 20),
+        ("gb", 1 << 30),
+        ("k", 1000),
+        ("m", 1_000_000),
+        ("g", 1_000_000_000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suf, m)| l.strip_suffix(suf).map(|n| (n.to_string(), *m)))
+    .unwrap_or((l.clone(), 1));
+    num.parse::<u64>().ok()?.checked_mul(mul)
 }

@@ -11,6 +11,7 @@ pub mod evict;
 pub mod exec;
 pub mod log;
 pub mod net;
+pub mod persist;
 pub mod propagate;
 pub mod pubsub;
 pub mod rdb;
@@ -28,6 +29,7 @@ pub const REDIS_VERSION: &str = "7.0.15";
 /// Runs the server until shutdown. Binding errors are returned before serving.
 pub async fn run(config: config::Config) -> Result<(), String> {
     let server = server::Server::new(config.clone());
+    persist::load_at_startup(&server)?;
     let listeners = net::bind(&config.bind, config.port).await?;
     crate::log::set_role(b'M');
     notice!("Server initialized");
@@ -35,6 +37,7 @@ pub async fn run(config: config::Config) -> Result<(), String> {
     for l in listeners {
         tokio::spawn(net::accept_loop(server.clone(), l));
     }
+    tokio::spawn(persist::cron(server.clone()));
     background(server).await;
     Ok(())
 }
@@ -54,5 +57,6 @@ async fn background(server: Arc<server::Server>) {
         None => warning!("User requested shutdown..."),
     }
     let _ = server.shutdown.send(true);
+    let _ = persist::on_shutdown(&server);
     warning!("Redis is now ready to exit, bye bye...");
 }

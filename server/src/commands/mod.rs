@@ -7,6 +7,7 @@ pub mod connection;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
@@ -195,6 +196,7 @@ pub fn table() -> &'static HashMap<&'static str, Command> {
             strings::COMMANDS,
             transactions::COMMANDS,
             zsets::COMMANDS,
+            persistence::COMMANDS,
         ] {
             for c in family {
                 m.insert(c.name, *c);
