@@ -4,6 +4,7 @@
 //! `exec` + `commands` (command table and families), `db` + `types` (keyspace),
 //! `config`, `log`. Persistence and replication attach through `propagate`.
 
+pub mod aof;
 pub mod commands;
 pub mod config;
 pub mod db;

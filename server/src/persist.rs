@@ -249,7 +249,10 @@ pub async fn cron(server: Arc<Server>) {
     let mut stop = server.shutdown.subscribe();
     loop {
         tokio::select! {
-            _ = tick.tick() => check_save_points(&server),
+            _ = tick.tick() => {
+                check_save_points(&server);
+                crate::aof::cron_tick(&server);
+            }
             _ = stop.changed() => return,
         }
     }
@@ -298,7 +301,10 @@ fn log_load_info(info: &rdb::LoadInfo) {
 
 /// Loads `dir/dbfilename` at startup (no-op if missing). A corrupt file is refused
 /// with a log line and an error (the caller exits non-zero); the file is untouched.
-pub fn load_at_startup(server: &Server) -> Result<(), String> {
+pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
+    if server.config.read().appendonly {
+        return crate::aof::load_at_startup(server);
+    }
     let (path, databases) = {
         let c = server.config.read();
         (Path::new(&c.dir).join(&c.dbfilename), c.databases)
@@ -336,6 +342,7 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
 /// Final save on shutdown: SHUTDOWN SAVE always saves, NOSAVE never, otherwise
 /// only when save rules are configured.
 pub fn on_shutdown(server: &Server) -> Result<(), String> {
+    crate::aof::on_shutdown();
     let save = match crate::shutdown::requested_save_mode() {
         Some(s) => s,
         None => !server.config.read().save_points.is_empty(),
@@ -377,9 +384,8 @@ pub fn loaded_repl_info() -> Option<rdb::ReplInfo> {
 }
 
 /// INFO persistence fields, in Redis 7.0's order. The caller holds the store lock.
-pub fn info_fields(server: &Server, store: &Store) -> Vec<(String, String)> {
+pub fn info_fields(_server: &Server, store: &Store) -> Vec<(String, String)> {
     let st = STATE.lock();
-    let aof = server.config.read().appendonly;
     let cur = st
         .bgsave_started
         .map(|t| t.elapsed().as_secs() as i64)
@@ -417,17 +423,13 @@ pub fn info_fields(server: &Server, store: &Store) -> Vec<(String, String)> {
             "rdb_last_load_keys_loaded",
             st.last_load_keys_loaded.to_string(),
         ),
-        f("aof_enabled", (aof as u8).to_string()),
-        f("aof_rewrite_in_progress", "0".into()),
-        f("aof_rewrite_scheduled", "0".into()),
-        f("aof_last_rewrite_time_sec", "-1".into()),
-        f("aof_current_rewrite_time_sec", "-1".into()),
-        f("aof_last_bgrewrite_status", "ok".into()),
-        f("aof_rewrites", "0".into()),
-        f("aof_rewrites_consecutive_failures", "0".into()),
-        f("aof_last_write_status", "ok".into()),
+    ]
+    .into_iter()
+    .chain(crate::aof::info_fields())
+    .chain([
         f("aof_last_cow_size", "0".into()),
         f("module_fork_in_progress", "0".into()),
         f("module_fork_last_cow_size", "0".into()),
-    ]
+    ])
+    .collect()
 }

@@ -377,8 +377,13 @@ fn redis_written_rdb_loads_in_tandem() {
             assert_eq!(c.cmd(&format!("OBJECT ENCODING {k}")), R::bulk(enc), "{k}");
         }
         // A key that is already expired must not be resurrected.
-        assert_eq!(c.cmd("SET gone x PX 1"), R::ok());
+        let gone_at = tandem_server::server::now_ms() + 300;
+        assert_eq!(c.cmd("SET gone x PX 300"), R::ok());
         assert_eq!(c.cmd("SAVE"), R::ok());
+        // Load only once that key's expiry has passed.
+        assert!(wait_until(Duration::from_secs(5), || {
+            tandem_server::server::now_ms() > gone_at + 5
+        }));
         let (got, info) = load_file(&dir.path().join("x.rdb"));
         assert_same(&want, &got);
         assert_eq!(info.version, 10);

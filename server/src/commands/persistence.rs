@@ -1,4 +1,5 @@
-//! Command family: persistence (SAVE, BGSAVE, LASTSAVE). The work is in `crate::persist`.
+//! Command family: persistence (SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF). The work is in
+//! `crate::persist` and `crate::aof`.
 
 use super::{flags::*, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
@@ -8,7 +9,14 @@ pub const COMMANDS: &[Command] = &[
     Command::new("save", 1, ADMIN | NO_PROPAGATE, save),
     Command::new("bgsave", -1, ADMIN | NO_PROPAGATE, bgsave),
     Command::new("lastsave", 1, LOADING | STALE | FAST, lastsave),
+    Command::new("bgrewriteaof", 1, ADMIN | NO_PROPAGATE, bgrewriteaof),
 ];
+
+fn bgrewriteaof(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
+    crate::aof::rewrite(ctx.server, ctx.store).map_err(CmdError::msg)?;
+    out.simple("Background append only file rewriting started");
+    Ok(())
+}
 
 fn save(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     match crate::persist::save(ctx.server, ctx.store) {
