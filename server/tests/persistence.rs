@@ -277,3 +277,33 @@ fn dump_from_real_redis_loads_at_startup() {
     assert_eq!(bulk(&mut c, "from-redis"), R::bulk("hello"));
     assert_eq!(bulk(&mut c, "n"), R::bulk("12345"));
 }
+
+#[test]
+fn failed_bgsave_stops_writes_with_misconf() {
+    // A dbfilename inside a missing directory makes the final rename fail.
+    let s = TestServer::start(&["--save", "3600 1", "--dbfilename", "missing/dump.rdb"]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("SET a 1"), R::ok());
+    assert_eq!(
+        c.cmd("BGSAVE"),
+        R::Simple("Background saving started".into())
+    );
+    assert!(wait_until(Duration::from_secs(10), || s
+        .stdout()
+        .contains("Background saving error")));
+    let r = c.cmd("SET b 2");
+    assert!(
+        r.err_text()
+            .starts_with("MISCONF Redis is configured to save RDB snapshots"),
+        "{r:?}"
+    );
+    // Reads still work.
+    assert_eq!(c.cmd("GET a"), R::bulk("1"));
+    // No temp file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("temp-"))
+        .collect();
+    assert!(leftovers.is_empty());
+}

@@ -324,9 +324,13 @@ fn load_file(
             info.keys,
             info.expired
         );
-        for (d, src) in store.dbs.iter_mut().zip(dbs) {
-            for (k, e) in src.iter() {
-                d.set_with_expire(k.clone(), e.value.clone(), e.expire(), 0);
+        if store.dbs.iter().all(|d| d.is_empty()) {
+            store.dbs = dbs;
+        } else {
+            for (d, src) in store.dbs.iter_mut().zip(dbs) {
+                for (k, e) in src.iter() {
+                    d.set_with_expire(k.clone(), e.value.clone(), e.expire(), 0);
+                }
             }
         }
         start = data.len() - slice.len();
