@@ -30,10 +30,10 @@ pub const REDIS_VERSION: &str = "7.0.15";
 /// Runs the server until shutdown. Binding errors are returned before serving.
 pub async fn run(config: config::Config) -> Result<(), String> {
     let server = server::Server::new(config.clone());
-    persist::load_at_startup(&server)?;
     let listeners = net::bind(&config.bind, config.port).await?;
     crate::log::set_role(b'M');
     notice!("Server initialized");
+    persist::load_at_startup(&server)?;
     notice!("Ready to accept connections");
     for l in listeners {
         tokio::spawn(net::accept_loop(server.clone(), l));
