@@ -254,3 +254,35 @@ fn aof_wins_over_dump_rdb() {
     let s = TestServer::start_in(dir, AOF_ALWAYS);
     assert_eq!(s.conn().cmd("GET fromrdb"), R::Nil);
 }
+
+#[test]
+fn automatic_rewrite_on_growth() {
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "no",
+        "--save",
+        "",
+        "--auto-aof-rewrite-min-size",
+        "4kb",
+        "--auto-aof-rewrite-percentage",
+        "100",
+    ];
+    let s = TestServer::start(&args);
+    let mut c = s.conn();
+    write_keys(&mut c, "g", 200);
+    assert!(
+        wait_until(Duration::from_secs(10), || s
+            .stdout()
+            .contains("Background AOF rewrite finished successfully")),
+        "{}",
+        s.stdout()
+    );
+    assert!(s
+        .stdout()
+        .contains("Starting automatic rewriting of AOF on"));
+    let dir = crash(s);
+    let s = TestServer::start_in(dir, &args);
+    assert_keys(&mut s.conn(), "g", 200);
+}
