@@ -355,6 +355,12 @@ pub fn on_shutdown(server: &Server) -> Result<(), String> {
         return Ok(());
     }
     notice!("Saving the final RDB snapshot before exiting.");
+    // A background save still running would rename its older snapshot over the
+    // final one: let it finish first (it needs the store lock to complete).
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while STATE.lock().bgsave_in_progress && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let mut store = server.store.lock();
     let t = Target::from_server(server);
     match write_file_atomic(&store.dbs, &t.dir, &t.dbfilename, &t.opts) {

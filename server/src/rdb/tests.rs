@@ -380,6 +380,19 @@ fn header_errors() {
         load_vec(b"REDIS0011\xff"),
         Err(RdbError::UnsupportedVersion(11))
     ));
+    // No databases at all: refused, not a panic.
+    let data = save_vec(&sample_dbs(), &SaveOptions::default());
+    assert!(matches!(
+        load(
+            &mut &data[..],
+            &mut [],
+            &LoadOptions {
+                now_ms: 0,
+                drop_expired: false
+            }
+        ),
+        Err(RdbError::TooManyDbs(0))
+    ));
     let body = vec![OP_SELECTDB, 16];
     assert!(matches!(
         load_vec(&hand_rdb(&body)),
