@@ -5,6 +5,7 @@
 //! `config`, `log`. Persistence and replication attach through `propagate`.
 
 pub mod alloc;
+pub mod aof;
 pub mod commands;
 pub mod config;
 pub mod daemon;
@@ -17,8 +18,10 @@ pub mod info;
 pub mod log;
 pub mod net;
 pub mod pause;
+pub mod persist;
 pub mod propagate;
 pub mod pubsub;
+pub mod rdb;
 pub mod resp;
 pub mod server;
 pub mod shutdown;
@@ -56,11 +59,13 @@ pub async fn run(config: config::Config) -> Result<(), String> {
     }
     warning!("Server initialized");
     daemon::write_pidfile(&config.pidfile);
+    persist::load_at_startup(&server)?;
     notice!("Ready to accept connections");
     for l in listeners {
         tokio::spawn(net::accept_loop(server.clone(), l));
     }
     tokio::spawn(expire::active_expire_cycle(server.clone()));
+    tokio::spawn(persist::cron(server.clone()));
     background(server).await;
     Ok(())
 }
@@ -102,6 +107,7 @@ async fn background(server: Arc<server::Server>) {
         None => warning!("User requested shutdown..."),
     }
     let _ = server.shutdown.send(true);
+    let _ = persist::on_shutdown(&server);
     let pidfile = server.config.read().pidfile.clone();
     daemon::remove_pidfile(&pidfile);
     warning!("Redis is now ready to exit, bye bye...");

@@ -7,7 +7,9 @@ use crate::server::{Server, Store};
 use bytes::Bytes;
 use std::sync::Arc;
 
-pub fn feed(_server: &Arc<Server>, _store: &mut Store, _ops: Vec<(usize, Vec<Bytes>)>) {}
+pub fn feed(server: &Arc<Server>, store: &mut Store, ops: Vec<(usize, Vec<Bytes>)>) {
+    crate::aof::feed(server, store, &ops);
+}
 
 /// Encodes one command as a RESP bulk array, the form both the replication stream
 /// and the AOF use.

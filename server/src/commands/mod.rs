@@ -8,6 +8,7 @@ pub mod connection;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
@@ -194,6 +195,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("string", "@string", strings::COMMANDS),
     ("transactions", "@transaction", transactions::COMMANDS),
     ("sorted-set", "@sortedset", zsets::COMMANDS),
+    ("server", "", persistence::COMMANDS),
 ];
 
 /// All commands, by lower-case name.
