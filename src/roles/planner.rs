@@ -527,3 +527,807 @@ fn promote(
         repoint: repoints(pod, reachable, settings),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roles::history::NO_REPLID;
+
+    const T0: Duration = Duration::from_secs(1_000_000);
+    const DOWN_AFTER: Duration = Duration::from_secs(5);
+
+    fn name(ordinal: u32) -> String {
+        format!("r-{ordinal}")
+    }
+
+    /// A replica of `r-<of>` on history `replid` at `offset`, link up, holding data.
+    fn replica(ordinal: u32, of: u32, replid: &str, offset: i64) -> PodObservation {
+        PodObservation {
+            ordinal,
+            name: name(ordinal),
+            reachable: true,
+            role: ObservedRole::Replica,
+            replid: replid.to_string(),
+            replid2: NO_REPLID.to_string(),
+            second_repl_offset: -1,
+            master_repl_offset: offset,
+            link_up: true,
+            master_host: Some(name(of)),
+            sync_in_progress: false,
+            dataset_empty: false,
+            epoch: None,
+        }
+    }
+
+    /// A master on history `replid` at `offset`, holding data.
+    fn master(ordinal: u32, replid: &str, offset: i64) -> PodObservation {
+        PodObservation {
+            role: ObservedRole::Master,
+            master_host: None,
+            link_up: false,
+            ..replica(ordinal, ordinal, replid, offset)
+        }
+    }
+
+    fn down(mut p: PodObservation) -> PodObservation {
+        p.reachable = false;
+        p
+    }
+
+    fn link_down(mut p: PodObservation) -> PodObservation {
+        p.link_up = false;
+        p
+    }
+
+    /// What a master looks like after `REPLICAOF NO ONE` (or a restart from an RDB with
+    /// replication info): new ID, the old one kept as replid2 up to its offset.
+    fn forked(mut p: PodObservation, new_replid: &str) -> PodObservation {
+        p.replid2 = std::mem::replace(&mut p.replid, new_replid.to_string());
+        p.second_repl_offset = p.master_repl_offset + 1;
+        p
+    }
+
+    fn wrote(mut p: PodObservation, bytes: i64) -> PodObservation {
+        p.master_repl_offset += bytes;
+        p
+    }
+
+    fn with_epoch(mut p: PodObservation, epoch: u64) -> PodObservation {
+        p.epoch = Some(epoch);
+        p
+    }
+
+    /// A pod that just (re)started with nothing: random ID, offset 0, empty dataset.
+    fn fresh(ordinal: u32, role: ObservedRole) -> PodObservation {
+        PodObservation {
+            role,
+            replid: format!("fresh-{ordinal}"),
+            master_repl_offset: 0,
+            dataset_empty: true,
+            ..master(ordinal, "", 0)
+        }
+    }
+
+    fn recorded(master: u32, epoch: u64) -> RecordedState {
+        RecordedState {
+            master: Some(name(master)),
+            epoch,
+            failover_in_progress: None,
+        }
+    }
+
+    fn settings(unreachable_for: Option<u64>) -> Settings {
+        let now = SystemTime::UNIX_EPOCH + T0;
+        Settings {
+            down_after: DOWN_AFTER,
+            now,
+            master_unreachable_since: unreachable_for.map(|s| now - Duration::from_secs(s)),
+            topology: Topology::Star,
+            min_reachable: None,
+        }
+    }
+
+    fn to(pod: u32, upstream: u32) -> Repoint {
+        Repoint::new(name(pod), name(upstream))
+    }
+
+    fn promote_plan(pod: u32, reason: PromoteReason, epoch: u64, repoint: Vec<Repoint>) -> Plan {
+        Plan::Promote {
+            pod: name(pod),
+            reason,
+            epoch,
+            repoint,
+        }
+    }
+
+    struct Case {
+        name: &'static str,
+        pods: Vec<PodObservation>,
+        recorded: RecordedState,
+        settings: Settings,
+        want: Plan,
+    }
+
+    fn check(cases: Vec<Case>) {
+        for case in cases {
+            let got = plan(&case.pods, &case.recorded, &case.settings);
+            assert_eq!(got, case.want, "case: {}", case.name);
+        }
+    }
+
+    #[test]
+    fn healthy_set_is_kept_and_misplaced_replicas_are_repointed() {
+        check(vec![
+            Case {
+                name: "master and two in-sync replicas: keep",
+                pods: vec![master(0, "M", 100), replica(1, 0, "M", 100), replica(2, 0, "M", 90)],
+                recorded: recorded(0, 1),
+                settings: settings(None),
+                want: Plan::Keep,
+            },
+            Case {
+                name: "a replica that INFO shows ahead of the master (read later) does not unseat it",
+                pods: vec![master(0, "M", 100), replica(1, 0, "M", 140), replica(2, 0, "M", 90)],
+                recorded: recorded(0, 1),
+                settings: settings(None),
+                want: Plan::Keep,
+            },
+            Case {
+                name: "fenced replica after a restart is given its upstream",
+                pods: vec![
+                    master(0, "M", 100),
+                    replica(1, 0, "M", 100),
+                    PodObservation {
+                        role: ObservedRole::Fenced,
+                        master_host: None,
+                        ..replica(2, 0, "M", 80)
+                    },
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(None),
+                want: Plan::Repoint(vec![to(2, 0)]),
+            },
+            Case {
+                name: "replica following a stale upstream is repointed; an unreachable one is left for later",
+                pods: vec![
+                    master(0, "M", 100),
+                    replica(1, 3, "M", 100),
+                    down(replica(2, 3, "M", 90)),
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(None),
+                want: Plan::Repoint(vec![to(1, 0)]),
+            },
+            Case {
+                name: "a replica still syncing from the right master is not disturbed",
+                pods: vec![
+                    master(0, "M", 100),
+                    PodObservation {
+                        sync_in_progress: true,
+                        ..link_down(replica(1, 0, "old", 3))
+                    },
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(None),
+                want: Plan::Keep,
+            },
+        ]);
+    }
+
+    #[test]
+    fn master_dead_with_two_replicas_at_different_offsets_promotes_the_most_advanced() {
+        let pods = vec![
+            down(master(0, "M", 1000)),
+            link_down(replica(1, 0, "M", 900)),
+            link_down(replica(2, 0, "M", 950)),
+        ];
+        check(vec![
+            Case {
+                name: "first round that sees the master down: wait",
+                pods: pods.clone(),
+                recorded: recorded(0, 3),
+                settings: settings(None),
+                want: Plan::Wait {
+                    reason: WaitReason::MasterUnreachable {
+                        master: name(0),
+                        for_: None,
+                        down_after: DOWN_AFTER,
+                    },
+                },
+            },
+            Case {
+                name: "unreachable for less than downAfter: wait",
+                pods: pods.clone(),
+                recorded: recorded(0, 3),
+                settings: settings(Some(4)),
+                want: Plan::Wait {
+                    reason: WaitReason::MasterUnreachable {
+                        master: name(0),
+                        for_: Some(Duration::from_secs(4)),
+                        down_after: DOWN_AFTER,
+                    },
+                },
+            },
+            Case {
+                name: "past downAfter: promote the highest offset, repoint the other, next epoch",
+                pods: pods.clone(),
+                recorded: recorded(0, 3),
+                settings: settings(Some(5)),
+                want: promote_plan(2, PromoteReason::MasterUnreachable, 4, vec![to(1, 2)]),
+            },
+            Case {
+                name: "equal offsets: the lowest ordinal wins",
+                pods: vec![
+                    down(master(0, "M", 1000)),
+                    link_down(replica(2, 0, "M", 950)),
+                    link_down(replica(1, 0, "M", 950)),
+                ],
+                recorded: recorded(0, 3),
+                settings: settings(Some(60)),
+                want: promote_plan(1, PromoteReason::MasterUnreachable, 4, vec![to(2, 1)]),
+            },
+            Case {
+                name: "a replica on an older history loses to one on the current history despite a higher offset",
+                pods: vec![
+                    down(master(0, "X", 2000)),
+                    // r-1 learned the current history X (descending from M at 1000) and
+                    // received writes on it; r-2 kept writes of a stale master on M past 1000.
+                    link_down(wrote(forked(replica(1, 0, "M", 1000), "X"), 500)),
+                    link_down(replica(2, 0, "M", 1800)),
+                ],
+                recorded: recorded(0, 3),
+                settings: settings(Some(60)),
+                want: promote_plan(1, PromoteReason::MasterUnreachable, 4, vec![to(2, 1)]),
+            },
+            Case {
+                name: "the pod gone from the list counts as unreachable",
+                pods: vec![link_down(replica(1, 0, "M", 900)), link_down(replica(2, 0, "M", 950))],
+                recorded: recorded(0, 3),
+                settings: settings(Some(5)),
+                want: promote_plan(2, PromoteReason::MasterUnreachable, 4, vec![to(1, 2)]),
+            },
+        ]);
+    }
+
+    #[test]
+    fn master_restarted_empty_while_replicas_hold_data_is_never_the_source() {
+        check(vec![
+            Case {
+                name: "restarted as a plain master: best replica promoted at once, empty pod repointed",
+                pods: vec![
+                    fresh(0, ObservedRole::Master),
+                    link_down(replica(1, 0, "M", 5000)),
+                    link_down(replica(2, 0, "M", 4990)),
+                ],
+                recorded: recorded(0, 2),
+                // No downAfter wait: the pod answers, it just must not be followed.
+                settings: settings(None),
+                want: promote_plan(1, PromoteReason::MasterRestartedEmpty, 3, vec![to(0, 1), to(2, 1)]),
+            },
+            Case {
+                name: "restarted fenced and empty: same",
+                pods: vec![
+                    fresh(0, ObservedRole::Fenced),
+                    link_down(replica(1, 0, "M", 5000)),
+                    link_down(replica(2, 0, "M", 4990)),
+                ],
+                recorded: recorded(0, 2),
+                settings: settings(None),
+                want: promote_plan(1, PromoteReason::MasterRestartedEmpty, 3, vec![to(0, 1), to(2, 1)]),
+            },
+            Case {
+                name: "restarted from an older RDB (replid2 = old ID): the replica with more wins",
+                pods: vec![
+                    forked(master(0, "M", 4000), "Y"),
+                    link_down(replica(1, 0, "M", 5000)),
+                ],
+                recorded: recorded(0, 2),
+                settings: settings(None),
+                want: promote_plan(1, PromoteReason::MasterBehind, 3, vec![to(0, 1)]),
+            },
+            Case {
+                name: "restarted fenced with all its data: it is simply re-assigned",
+                pods: vec![
+                    PodObservation {
+                        role: ObservedRole::Fenced,
+                        ..forked(master(0, "M", 5000), "Y")
+                    },
+                    link_down(replica(1, 0, "M", 5000)),
+                    link_down(replica(2, 0, "M", 4000)),
+                ],
+                recorded: recorded(0, 2),
+                settings: settings(None),
+                want: promote_plan(0, PromoteReason::MasterLostRole, 3, vec![]),
+            },
+            Case {
+                name: "a new set that never had data keeps its empty master",
+                pods: vec![
+                    fresh(0, ObservedRole::Master),
+                    PodObservation {
+                        replid: "fresh-0".into(),
+                        dataset_empty: true,
+                        ..replica(1, 0, "fresh-0", 0)
+                    },
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(None),
+                want: Plan::Keep,
+            },
+        ]);
+    }
+
+    #[test]
+    fn two_pods_claiming_master_after_a_partition() {
+        // r-0 was master at epoch 3 on history M; cut off, r-1 was promoted at epoch 4
+        // (history X from M at 1000) and took writes; r-0 also took writes on M.
+        let stale = with_epoch(wrote(master(0, "M", 1000), 200), 3);
+        let current = with_epoch(wrote(forked(master(1, "M", 1000), "X"), 300), 4);
+        let follower = replica(2, 1, "X", 1300);
+        check(vec![
+            Case {
+                name: "the claimant recorded in status stays, the other is repointed",
+                pods: vec![stale.clone(), current.clone(), follower.clone()],
+                recorded: recorded(1, 4),
+                settings: settings(None),
+                want: Plan::Repoint(vec![to(0, 1)]),
+            },
+            Case {
+                name: "the recorded claimant stays even if the other shows a higher offset",
+                pods: vec![
+                    wrote(stale.clone(), 5000),
+                    current.clone(),
+                    follower.clone(),
+                ],
+                recorded: recorded(1, 4),
+                settings: settings(None),
+                want: Plan::Repoint(vec![to(0, 1)]),
+            },
+            Case {
+                name: "no master in status: the newer epoch wins between diverged histories",
+                pods: vec![stale.clone(), current.clone(), follower.clone()],
+                recorded: RecordedState::default(),
+                settings: settings(None),
+                want: promote_plan(1, PromoteReason::NoRecordedMaster, 1, vec![to(0, 1)]),
+            },
+            Case {
+                name: "no master in status, no epochs: the history that descends and wrote wins",
+                pods: vec![
+                    wrote(master(0, "M", 1000), 200),
+                    wrote(forked(master(1, "M", 1000), "X"), 100),
+                ],
+                recorded: RecordedState::default(),
+                settings: settings(None),
+                want: promote_plan(1, PromoteReason::NoRecordedMaster, 1, vec![to(0, 1)]),
+            },
+            Case {
+                name: "no master in status, same history: the newest data wins",
+                pods: vec![master(0, "M", 900), master(1, "M", 1000)],
+                recorded: RecordedState::default(),
+                settings: settings(None),
+                want: promote_plan(1, PromoteReason::NoRecordedMaster, 1, vec![to(0, 1)]),
+            },
+            Case {
+                name: "no master in status, unrelated histories with data: wait for a human",
+                pods: vec![master(0, "M", 900), master(1, "Q", 1000)],
+                recorded: RecordedState::default(),
+                settings: settings(None),
+                want: Plan::Wait {
+                    reason: WaitReason::DataAmbiguous {
+                        pods: vec![name(0), name(1)],
+                    },
+                },
+            },
+        ]);
+    }
+
+    #[test]
+    fn only_one_pod_left() {
+        check(vec![
+            Case {
+                name: "it is the master: keep",
+                pods: vec![master(0, "M", 100)],
+                recorded: recorded(0, 1),
+                settings: settings(None),
+                want: Plan::Keep,
+            },
+            Case {
+                name: "a replica with data, master gone past downAfter: promote it",
+                pods: vec![link_down(replica(1, 0, "M", 90))],
+                recorded: recorded(0, 1),
+                settings: settings(Some(6)),
+                want: promote_plan(1, PromoteReason::MasterUnreachable, 2, vec![]),
+            },
+            Case {
+                name: "a replica with data, master gone for less than downAfter: wait",
+                pods: vec![link_down(replica(1, 0, "M", 90))],
+                recorded: recorded(0, 1),
+                settings: settings(Some(2)),
+                want: Plan::Wait {
+                    reason: WaitReason::MasterUnreachable {
+                        master: name(0),
+                        for_: Some(Duration::from_secs(2)),
+                        down_after: DOWN_AFTER,
+                    },
+                },
+            },
+            Case {
+                name: "a replica that never received anything: wait",
+                pods: vec![link_down(fresh(1, ObservedRole::Replica))],
+                recorded: recorded(0, 1),
+                settings: settings(Some(60)),
+                want: Plan::Wait {
+                    reason: WaitReason::NoEligibleCandidate {
+                        reachable: vec![name(1)],
+                    },
+                },
+            },
+            Case {
+                name: "bootstrap of a one-pod set: the pod becomes master at epoch 1",
+                pods: vec![fresh(0, ObservedRole::Fenced)],
+                recorded: RecordedState::default(),
+                settings: settings(None),
+                want: promote_plan(0, PromoteReason::NoRecordedMaster, 1, vec![]),
+            },
+        ]);
+    }
+
+    #[test]
+    fn replicas_still_syncing_are_never_promoted() {
+        check(vec![
+            Case {
+                name: "the only other replica is mid full sync: wait",
+                pods: vec![
+                    down(master(0, "M", 1000)),
+                    PodObservation {
+                        sync_in_progress: true,
+                        ..link_down(replica(1, 0, "M", 1000))
+                    },
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(Some(60)),
+                want: Plan::Wait {
+                    reason: WaitReason::NoEligibleCandidate {
+                        reachable: vec![name(1)],
+                    },
+                },
+            },
+            Case {
+                name: "a syncing replica with a higher offset loses to a finished one",
+                pods: vec![
+                    down(master(0, "M", 1000)),
+                    PodObservation {
+                        sync_in_progress: true,
+                        ..link_down(replica(1, 0, "M", 1000))
+                    },
+                    link_down(replica(2, 0, "M", 700)),
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(Some(60)),
+                want: promote_plan(2, PromoteReason::MasterUnreachable, 2, vec![to(1, 2)]),
+            },
+            Case {
+                name: "link down and no data: never promoted, the replica with data is",
+                pods: vec![
+                    down(master(0, "M", 1000)),
+                    link_down(fresh(1, ObservedRole::Replica)),
+                    link_down(replica(2, 0, "M", 700)),
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(Some(60)),
+                want: promote_plan(2, PromoteReason::MasterUnreachable, 2, vec![to(1, 2)]),
+            },
+        ]);
+    }
+
+    #[test]
+    fn too_few_pods_observed_to_decide_safely() {
+        check(vec![
+            Case {
+                name: "no pods at all",
+                pods: vec![],
+                recorded: recorded(0, 1),
+                settings: settings(Some(60)),
+                want: Plan::Wait {
+                    reason: WaitReason::NoPodsObserved,
+                },
+            },
+            Case {
+                name: "no pod answers",
+                pods: vec![down(master(0, "M", 1)), down(replica(1, 0, "M", 1))],
+                recorded: recorded(0, 1),
+                settings: settings(Some(60)),
+                want: Plan::Wait {
+                    reason: WaitReason::NoReachablePods,
+                },
+            },
+            Case {
+                name: "master and one of two replicas unreachable: the unseen one may be newer",
+                pods: vec![
+                    down(master(0, "M", 1000)),
+                    down(replica(1, 0, "M", 1000)),
+                    link_down(replica(2, 0, "M", 700)),
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(Some(60)),
+                want: Plan::Wait {
+                    reason: WaitReason::TooFewReachable {
+                        reachable: 1,
+                        observed: 3,
+                        needed: 2,
+                    },
+                },
+            },
+            Case {
+                name: "an explicit minimum of 1 lets the last visible replica take over",
+                pods: vec![
+                    down(master(0, "M", 1000)),
+                    down(replica(1, 0, "M", 1000)),
+                    link_down(replica(2, 0, "M", 700)),
+                ],
+                recorded: recorded(0, 1),
+                settings: Settings {
+                    min_reachable: Some(1),
+                    ..settings(Some(60))
+                },
+                want: promote_plan(2, PromoteReason::MasterUnreachable, 2, vec![]),
+            },
+            Case {
+                name: "bootstrap with most pods not answering yet: wait",
+                pods: vec![
+                    fresh(0, ObservedRole::Fenced),
+                    down(fresh(1, ObservedRole::Fenced)),
+                    down(fresh(2, ObservedRole::Fenced)),
+                ],
+                recorded: RecordedState::default(),
+                settings: settings(None),
+                want: Plan::Wait {
+                    reason: WaitReason::TooFewReachable {
+                        reachable: 1,
+                        observed: 3,
+                        needed: 2,
+                    },
+                },
+            },
+        ]);
+    }
+
+    #[test]
+    fn chain_topology_is_rebuilt_around_the_new_master() {
+        // 7 pods, fanout 2, r-0 dead; r-2 has the newest data.
+        let mut pods = vec![down(master(0, "M", 1000))];
+        let old_parent = [0, 0, 0, 1, 1, 2, 2];
+        for ord in 1..7 {
+            pods.push(link_down(replica(ord, old_parent[ord as usize], "M", 900)));
+        }
+        pods[2].master_repl_offset = 950;
+        let got = plan(
+            &pods,
+            &recorded(0, 1),
+            &Settings {
+                topology: Topology::Chain { fanout: 2 },
+                ..settings(Some(60))
+            },
+        );
+        // New tree on the reachable pods: r-2 -> r-1, r-3; r-1 -> r-4, r-5; r-3 -> r-6.
+        // r-4 already follows r-1, so it is the one pod left alone.
+        assert_eq!(
+            got,
+            promote_plan(
+                2,
+                PromoteReason::MasterUnreachable,
+                2,
+                vec![to(1, 2), to(3, 2), to(5, 1), to(6, 3)]
+            )
+        );
+    }
+
+    /// Carries out `plan` the way the executor does, step by step, returning every
+    /// intermediate (pods, status) state: write the marker, promote, repoint each pod,
+    /// record the new master and clear the marker.
+    fn executor_steps(
+        pods: &[PodObservation],
+        status: &RecordedState,
+        plan: &Plan,
+    ) -> Vec<(Vec<PodObservation>, RecordedState)> {
+        let Plan::Promote {
+            pod,
+            epoch,
+            repoint,
+            ..
+        } = plan
+        else {
+            panic!("expected a promotion, got {plan:?}");
+        };
+        let mut pods = pods.to_vec();
+        let mut status = status.clone();
+        let mut states = Vec::new();
+
+        status.failover_in_progress = Some(FailoverInProgress {
+            target: pod.clone(),
+            epoch: *epoch,
+        });
+        states.push((pods.clone(), status.clone()));
+
+        let new_id = format!("promoted-{pod}-{epoch}");
+        let Some(target) = pods.iter_mut().find(|p| p.name == *pod) else {
+            panic!("target {pod} not observed");
+        };
+        if target.role != ObservedRole::Master || target.replid != new_id {
+            *target = forked(target.clone(), &new_id);
+        }
+        target.role = ObservedRole::Master;
+        target.master_host = None;
+        target.epoch = Some(*epoch);
+        let (master_id, master_offset) = (target.replid.clone(), target.master_repl_offset);
+        states.push((pods.clone(), status.clone()));
+
+        for r in repoint {
+            let Some(p) = pods.iter_mut().find(|p| p.name == r.pod) else {
+                panic!("repoint of unobserved {}", r.pod);
+            };
+            if p.replid != master_id {
+                // Partial resync: the replica learns the new ID, the old one becomes replid2.
+                *p = forked(p.clone(), &master_id);
+                p.master_repl_offset = master_offset;
+                p.dataset_empty = false;
+            }
+            p.role = ObservedRole::Replica;
+            p.master_host = Some(r.upstream.clone());
+            p.link_up = true;
+            p.epoch = Some(*epoch);
+            states.push((pods.clone(), status.clone()));
+        }
+
+        status.master = Some(pod.clone());
+        status.epoch = *epoch;
+        status.failover_in_progress = None;
+        states.push((pods, status));
+        states
+    }
+
+    #[test]
+    fn operator_restarted_mid_failover_converges_to_the_same_target() {
+        let scenarios: Vec<(&str, Vec<PodObservation>, RecordedState)> = vec![
+            (
+                "master dead, replicas at different offsets",
+                vec![
+                    down(master(0, "M", 1000)),
+                    link_down(replica(1, 0, "M", 900)),
+                    link_down(replica(2, 0, "M", 950)),
+                ],
+                recorded(0, 3),
+            ),
+            (
+                "master restarted empty",
+                vec![
+                    fresh(0, ObservedRole::Master),
+                    link_down(replica(1, 0, "M", 5000)),
+                    link_down(replica(2, 0, "M", 5000)),
+                ],
+                recorded(0, 3),
+            ),
+        ];
+        for (scenario, pods, status) in scenarios {
+            let first = plan(&pods, &status, &settings(Some(60)));
+            let Plan::Promote {
+                pod: target, epoch, ..
+            } = first.clone()
+            else {
+                panic!("{scenario}: expected a promotion, got {first:?}");
+            };
+            let steps = executor_steps(&pods, &status, &first);
+            let last = steps.len() - 1;
+            for (i, (pods, status)) in steps.into_iter().enumerate() {
+                // The restarted operator has no memory of when the master went away.
+                let again = plan(&pods, &status, &settings(None));
+                if i == last {
+                    assert_eq!(again, Plan::Keep, "{scenario}: after the last step");
+                    continue;
+                }
+                match &again {
+                    Plan::Promote {
+                        pod,
+                        epoch: e,
+                        reason,
+                        ..
+                    } => {
+                        assert_eq!(pod, &target, "{scenario}: step {i} changed target");
+                        assert_eq!(*e, epoch, "{scenario}: step {i} changed epoch");
+                        assert_eq!(
+                            *reason,
+                            PromoteReason::ResumeFailover,
+                            "{scenario}: step {i}"
+                        );
+                    }
+                    other => panic!("{scenario}: step {i}: expected to resume, got {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn half_done_promotion_without_a_marker_still_picks_the_promoted_pod() {
+        // r-1 already ran REPLICAOF NO ONE (no writes yet), r-2 has the same data and a lower
+        // rank would otherwise not matter; status still names the dead r-0. Even with the
+        // marker lost, r-1 stays the target instead of flipping to another equal copy.
+        let pods = vec![
+            down(master(0, "M", 1000)),
+            with_epoch(forked(master(1, "M", 950), "X"), 4),
+            link_down(replica(2, 0, "M", 950)),
+            link_down(replica(3, 0, "M", 950)),
+        ];
+        let mut pods_low_first = pods.clone();
+        pods_low_first[1].ordinal = 5;
+        check(vec![
+            Case {
+                name: "first round after the restart waits for downAfter like any other",
+                pods: pods.clone(),
+                recorded: recorded(0, 3),
+                settings: settings(None),
+                want: Plan::Wait {
+                    reason: WaitReason::MasterUnreachable {
+                        master: name(0),
+                        for_: None,
+                        down_after: DOWN_AFTER,
+                    },
+                },
+            },
+            Case {
+                name: "then the existing master claimant wins among equal copies",
+                pods: pods_low_first,
+                recorded: recorded(0, 3),
+                settings: settings(Some(5)),
+                want: promote_plan(
+                    1,
+                    PromoteReason::MasterUnreachable,
+                    4,
+                    vec![to(2, 1), to(3, 1)],
+                ),
+            },
+        ]);
+    }
+
+    #[test]
+    fn abandoned_marker_whose_target_died_plans_afresh_with_a_newer_epoch() {
+        let pods = vec![
+            down(master(0, "M", 1000)),
+            down(with_epoch(forked(master(1, "M", 990), "X"), 4)),
+            link_down(replica(2, 0, "M", 980)),
+        ];
+        let status = RecordedState {
+            failover_in_progress: Some(FailoverInProgress {
+                target: name(1),
+                epoch: 4,
+            }),
+            ..recorded(0, 3)
+        };
+        let got = plan(
+            &pods,
+            &status,
+            &Settings {
+                min_reachable: Some(1),
+                ..settings(Some(60))
+            },
+        );
+        assert_eq!(
+            got,
+            promote_plan(2, PromoteReason::MasterUnreachable, 5, vec![])
+        );
+    }
+
+    #[test]
+    fn reasons_render_for_events() {
+        let w = WaitReason::TooFewReachable {
+            reachable: 1,
+            observed: 3,
+            needed: 2,
+        };
+        assert_eq!(
+            w.to_string(),
+            "only 1 of 3 pods reachable, 2 needed to choose a master safely"
+        );
+        assert!(PromoteReason::MasterRestartedEmpty
+            .to_string()
+            .contains("empty"));
+    }
+}
