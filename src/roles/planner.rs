@@ -9,8 +9,8 @@
 //! 2. A failover in progress (`status.failoverInProgress`, written by the executor *before* its
 //!    first REPLICAOF): finish it towards the same target, with the same epoch, as long as the
 //!    target is reachable, eligible and not behind another copy.
-//! 3. The recorded master (`status.master`) is reachable, says `role:master` and no other
-//!    eligible copy strictly contains its data on another history: it stays master
+//! 3. The recorded master (`status.master`) is reachable, says `role:master` and no eligible
+//!    replica or fenced pod strictly contains its data on another history: it stays master
 //!    ([`Plan::Keep`], or [`Plan::Repoint`] for pods that follow the wrong upstream, including
 //!    a second pod claiming master after a partition). A master is never replaced while it
 //!    is healthy, whatever another claimant has.
@@ -24,6 +24,10 @@
 //!    promote the best copy.
 //! 6. No recorded master (bootstrap, or status lost): with enough reachable pods, promote the
 //!    best copy; an existing master claimant wins among equal copies.
+//!
+//! Repoints lay the configured [`Topology`] over the *reachable* pods with the master as root
+//! and name only pods whose upstream changes; unreachable pods are placed by a later round
+//! once they answer.
 //!
 //! # The best copy
 //! Candidates are reachable pods that are not in the middle of a sync and, once the set has
@@ -398,13 +402,22 @@ fn covers(a: &PodObservation, b: &PodObservation) -> bool {
     b.dataset_empty || a.position().includes(&b.position())
 }
 
-/// Another candidate holds strictly more than `pod`, on a different replication ID. The ID
-/// condition keeps a live master from looking behind a replica whose INFO was read a moment
-/// after the master's (same ID, higher offset): only a restart or a promotion changes the ID.
+/// Another non-master candidate holds strictly more than `pod`, on a different replication ID.
+///
+/// This is how a restarted master shows: a fresh random ID (empty, or loaded from an older
+/// RDB) while its replicas kept more of the old history. The ID condition keeps a live master
+/// from looking behind a replica whose INFO was read a moment after the master's (same ID,
+/// higher offset): only a restart or a promotion changes the ID. Other masters do not count:
+/// a stale master from before a partition may hold writes a freshly promoted master has not
+/// seen, but those were accepted outside the current epoch and must not unseat it.
 fn is_behind(pod: &PodObservation, candidates: &[&PodObservation]) -> bool {
-    candidates
-        .iter()
-        .any(|c| c.name != pod.name && c.replid != pod.replid && covers(c, pod) && !covers(pod, c))
+    candidates.iter().any(|c| {
+        c.name != pod.name
+            && c.role != ObservedRole::Master
+            && c.replid != pod.replid
+            && covers(c, pod)
+            && !covers(pod, c)
+    })
 }
 
 /// `a`'s history replaces `b`'s (used only when the copies diverged).
@@ -877,6 +890,17 @@ mod tests {
                     wrote(stale.clone(), 5000),
                     current.clone(),
                     follower.clone(),
+                ],
+                recorded: recorded(1, 4),
+                settings: settings(None),
+                want: Plan::Repoint(vec![to(0, 1)]),
+            },
+            Case {
+                name: "a freshly promoted master that has not written yet stays, though the stale one wrote more",
+                pods: vec![
+                    stale.clone(),
+                    with_epoch(forked(master(1, "M", 1000), "X"), 4),
+                    forked(replica(2, 1, "M", 1000), "X"),
                 ],
                 recorded: recorded(1, 4),
                 settings: settings(None),
