@@ -262,6 +262,13 @@ impl fmt::Display for WaitReason {
 
 /// The planner's decision. Repoint lists are ordered parents first and name only reachable
 /// pods whose upstream must change (see [`minimal_repoints`]).
+///
+/// Contract with the executor, which is what makes re-planning after a crash converge:
+/// for `Promote`, write `failover_in_progress {pod, epoch}` to status *before* the first
+/// command, then promote, move the `role` label, repoint, and finally record
+/// `master = pod`, `epoch` and clear the marker in one status patch. Every step must be
+/// idempotent (REPLICAOF NO ONE on a master, REPLICAOF to the current upstream are no-ops).
+/// On `Keep` / `Repoint`, a leftover marker (its target was lost) is simply cleared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// The recorded master stays and every reachable pod already follows the right upstream.
@@ -346,7 +353,14 @@ pub fn plan(pods: &[PodObservation], recorded: &RecordedState, settings: &Settin
                 (true, false) => PromoteReason::MasterBehind,
                 (false, _) => PromoteReason::MasterLostRole,
             };
-            match select(&candidates, &prefer, &reachable) {
+            // The recorded master is a candidate even without any history: if it restarted
+            // empty and no other reachable pod holds anything either, re-assigning it loses
+            // nothing visible, and waiting would never end.
+            let mut pool = candidates.clone();
+            if !master.sync_in_progress && !pool.iter().any(|p| p.name == master.name) {
+                pool.push(master);
+            }
+            match select(&pool, &prefer, &reachable) {
                 // Only possible if the cover test disagrees with `is_behind` through a
                 // superseded copy; never re-promote a serving master in a loop.
                 Ok(best) if best.name == master.name && master.role == ObservedRole::Master => {
@@ -1039,6 +1053,54 @@ mod tests {
                 recorded: recorded(0, 1),
                 settings: settings(Some(60)),
                 want: promote_plan(2, PromoteReason::MasterUnreachable, 2, vec![to(1, 2)]),
+            },
+        ]);
+    }
+
+    #[test]
+    fn bootstrap_and_lost_status_choose_the_best_copy() {
+        check(vec![
+            Case {
+                name: "new set, all pods empty and fenced: the lowest ordinal becomes master at epoch 1",
+                pods: vec![
+                    fresh(2, ObservedRole::Fenced),
+                    fresh(0, ObservedRole::Fenced),
+                    fresh(1, ObservedRole::Fenced),
+                ],
+                recorded: RecordedState::default(),
+                settings: settings(None),
+                want: promote_plan(0, PromoteReason::NoRecordedMaster, 1, vec![to(1, 0), to(2, 0)]),
+            },
+            Case {
+                name: "status lost, pods restarted fenced with their data: the most advanced copy wins",
+                pods: vec![
+                    PodObservation {
+                        role: ObservedRole::Fenced,
+                        ..forked(master(0, "M", 700), "a")
+                    },
+                    PodObservation {
+                        role: ObservedRole::Fenced,
+                        master_host: None,
+                        ..replica(1, 0, "M", 900)
+                    },
+                    fresh(2, ObservedRole::Fenced),
+                ],
+                recorded: RecordedState::default(),
+                settings: settings(None),
+                want: promote_plan(1, PromoteReason::NoRecordedMaster, 1, vec![to(0, 1), to(2, 1)]),
+            },
+            Case {
+                name: "a set that never had data: its master restarted fenced is re-assigned, not waited on forever",
+                pods: vec![
+                    fresh(0, ObservedRole::Fenced),
+                    link_down(PodObservation {
+                        dataset_empty: true,
+                        ..replica(1, 0, "fresh-0", 0)
+                    }),
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(None),
+                want: promote_plan(0, PromoteReason::MasterLostRole, 2, vec![]),
             },
         ]);
     }
