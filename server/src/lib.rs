@@ -13,6 +13,7 @@ pub mod log;
 pub mod net;
 pub mod propagate;
 pub mod pubsub;
+pub mod replication;
 pub mod resp;
 pub mod server;
 pub mod shutdown;
@@ -31,6 +32,7 @@ pub async fn run(config: config::Config) -> Result<(), String> {
     crate::log::set_role(b'M');
     notice!("Server initialized");
     notice!("Ready to accept connections");
+    replication::start(&server);
     for l in listeners {
         tokio::spawn(net::accept_loop(server.clone(), l));
     }

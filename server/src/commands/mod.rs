@@ -8,6 +8,7 @@ pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -195,6 +196,7 @@ pub fn table() -> &'static HashMap<&'static str, Command> {
             strings::COMMANDS,
             transactions::COMMANDS,
             zsets::COMMANDS,
+            replication::COMMANDS,
         ] {
             for c in family {
                 m.insert(c.name, *c);
@@ -249,6 +251,8 @@ pub struct ClientState {
     pub woff: i64,
     /// Where Pub/Sub messages for this connection are sent.
     pub msg_tx: Option<crate::pubsub::MsgSender>,
+    /// What a would-be replica announced with REPLCONF (port, ip, capabilities).
+    pub repl_conf: Option<Box<crate::replication::ReplConf>>,
 }
 
 impl ClientState {
@@ -274,6 +278,7 @@ impl ClientState {
             lib_ver: None,
             woff: 0,
             msg_tx: None,
+            repl_conf: None,
         }
     }
 
@@ -293,6 +298,13 @@ pub enum Action {
     Monitor,
     /// Stop the server (SHUTDOWN); `save` = Some(true|false) forces SAVE/NOSAVE.
     Shutdown { save: Option<bool> },
+    /// WAIT: block until `num` replicas acknowledged `offset` or the timeout (ms, 0 =
+    /// forever) passes, then reply with the count.
+    WaitReplicas {
+        num: i64,
+        offset: i64,
+        timeout_ms: u64,
+    },
     /// Sleep without holding the lock (never used for DEBUG SLEEP, which blocks all like Redis).
     Sleep(std::time::Duration),
 }
