@@ -69,7 +69,10 @@ fn is_connected_replica(c: &mut Conn) -> bool {
 fn write_strings(c: &mut Conn, prefix: &str) {
     let long = "x".repeat(5000);
     for i in 0..100 {
-        assert_eq!(c.cmd(&format!("SET {prefix}int{i} {}", i * 1000 - 7)), R::ok());
+        assert_eq!(
+            c.cmd(&format!("SET {prefix}int{i} {}", i * 1000 - 7)),
+            R::ok()
+        );
         assert_eq!(c.cmd(&format!("SET {prefix}str{i} value-{i}")), R::ok());
     }
     assert_eq!(c.cmd(&format!("SET {prefix}long {long}")), R::ok());
@@ -126,9 +129,15 @@ fn tandem_replica_of_a_redis_master() {
         R::Arr(v) => v[1].clone(),
         other => panic!("{other:?}"),
     };
-    assert!(wait_until(WAIT, || matches!(rc.cmd("ROLE"), R::Arr(v) if v[4] == moff)));
+    assert!(wait_until(
+        WAIT,
+        || matches!(rc.cmd("ROLE"), R::Arr(v) if v[4] == moff)
+    ));
     let rlog = r.stdout();
-    assert!(rlog.contains("receiving streamed RDB from master with EOF to disk"), "{rlog}");
+    assert!(
+        rlog.contains("receiving streamed RDB from master with EOF to disk"),
+        "{rlog}"
+    );
 }
 
 #[test]
@@ -173,5 +182,8 @@ fn redis_replica_of_a_tandem_master() {
     assert!(wait_until(WAIT, || matches!(mc.cmd("ROLE"),
         R::Arr(v) if matches!(&v[2], R::Arr(l) if l.len() == 1))));
     let rlog = r.log();
-    assert!(rlog.contains("MASTER <-> REPLICA sync: Finished with success"), "{rlog}");
+    assert!(
+        rlog.contains("MASTER <-> REPLICA sync: Finished with success"),
+        "{rlog}"
+    );
 }

@@ -1,0 +1,227 @@
+//! Partial resynchronisation, backlog fallback, chained replication and failover
+//! continuity (PSYNC2), with real processes on loopback.
+mod common;
+use common::*;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn start_replica_of(port: u16, extra: &[&str]) -> TestServer {
+    let target = format!("127.0.0.1 {port}");
+    let mut args = vec!["--replicaof", &target];
+    args.extend_from_slice(extra);
+    TestServer::start(&args)
+}
+
+fn role(c: &mut Conn) -> Vec<R> {
+    match c.cmd("ROLE") {
+        R::Arr(v) => v,
+        other => panic!("bad ROLE reply {other:?}"),
+    }
+}
+
+fn connected_at(c: &mut Conn) -> Option<i64> {
+    let v = role(c);
+    match (&v[0], v.get(3), v.get(4)) {
+        (R::Bulk(r), Some(s), Some(R::Int(off))) if r == b"slave" && *s == R::bulk("connected") => {
+            Some(*off)
+        }
+        _ => None,
+    }
+}
+
+fn master_offset(c: &mut Conn) -> i64 {
+    match role(c).get(1) {
+        Some(R::Int(n)) => *n,
+        other => panic!("no master offset: {other:?}"),
+    }
+}
+
+fn wait_connected(s: &TestServer) {
+    let mut c = s.conn();
+    assert!(
+        wait_until(WAIT, || connected_at(&mut c).is_some()),
+        "replica never connected:\n{}",
+        s.stdout()
+    );
+}
+
+fn signal(s: &TestServer, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .args([sig, &s.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+}
+
+fn count(log: &str, needle: &str) -> usize {
+    log.matches(needle).count()
+}
+
+#[test]
+fn stopped_replica_comes_back_with_a_partial_resync() {
+    // A short repl-timeout makes the master drop the stopped replica.
+    let m = TestServer::start(&["--repl-diskless-sync", "no", "--repl-timeout", "2"]);
+    let r = start_replica_of(m.port, &[]);
+    wait_connected(&r);
+    let mut mc = m.conn();
+    for i in 0..20 {
+        assert_eq!(mc.cmd(&format!("SET a{i} {i}")), R::ok());
+    }
+    signal(&r, "-STOP");
+    let ml = m.stdout();
+    assert!(
+        wait_until(WAIT, || m
+            .stdout()
+            .contains("Disconnecting timedout replica (streaming sync)")),
+        "{ml}"
+    );
+    for i in 0..200 {
+        assert_eq!(mc.cmd(&format!("SET b{i} {i}")), R::ok());
+    }
+    signal(&r, "-CONT");
+    let mut rc = r.conn();
+    let off = master_offset(&mut mc);
+    assert!(
+        wait_until(WAIT, || connected_at(&mut rc) == Some(off)),
+        "replica did not catch up; replica log:\n{}\nmaster log:\n{}",
+        r.stdout(),
+        m.stdout()
+    );
+    assert_eq!(rc.cmd("GET b199"), R::bulk("199"));
+    let ml = m.stdout();
+    assert_eq!(count(&ml, "Starting BGSAVE for SYNC"), 1, "{ml}");
+    assert!(
+        ml.contains("Partial resynchronization request from 127.0.0.1:"),
+        "{ml}"
+    );
+    let rl = r.stdout();
+    assert!(
+        rl.contains("Caching the disconnected master state."),
+        "{rl}"
+    );
+    assert!(
+        rl.contains("Trying a partial resynchronization (request "),
+        "{rl}"
+    );
+    assert!(
+        rl.contains("Successful partial resynchronization with master."),
+        "{rl}"
+    );
+    assert!(rl.contains("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization."));
+}
+
+#[test]
+fn tiny_backlog_falls_back_to_a_full_sync() {
+    let m = TestServer::start(&[
+        "--repl-diskless-sync",
+        "no",
+        "--repl-timeout",
+        "2",
+        "--repl-backlog-size",
+        "16kb",
+    ]);
+    let r = start_replica_of(m.port, &[]);
+    wait_connected(&r);
+    let mut mc = m.conn();
+    signal(&r, "-STOP");
+    assert!(wait_until(WAIT, || m
+        .stdout()
+        .contains("Disconnecting timedout replica (streaming sync)")));
+    let big = "v".repeat(1000);
+    for i in 0..100 {
+        assert_eq!(mc.cmd(&format!("SET big{i} {big}")), R::ok());
+    }
+    signal(&r, "-CONT");
+    let mut rc = r.conn();
+    let off = master_offset(&mut mc);
+    assert!(
+        wait_until(WAIT, || connected_at(&mut rc) == Some(off)),
+        "replica did not resync:\n{}",
+        r.stdout()
+    );
+    assert_eq!(rc.cmd("GET big99"), R::bulk(&big));
+    let ml = m.stdout();
+    assert!(
+        ml.contains("for lack of backlog (Replica request was: "),
+        "{ml}"
+    );
+    assert_eq!(count(&ml, "Starting BGSAVE for SYNC"), 2, "{ml}");
+}
+
+#[test]
+fn chained_replicas_have_identical_offsets() {
+    let a = TestServer::start(&["--repl-diskless-sync", "no"]);
+    let b = start_replica_of(a.port, &["--repl-diskless-sync", "no"]);
+    wait_connected(&b);
+    let c = start_replica_of(b.port, &[]);
+    let d = start_replica_of(a.port, &[]);
+    wait_connected(&c);
+    wait_connected(&d);
+    let mut ac = a.conn();
+    for i in 0..100 {
+        assert_eq!(ac.cmd(&format!("SET c{i} {i}")), R::ok());
+    }
+    let off = master_offset(&mut ac);
+    let (mut bc, mut cc, mut dc) = (b.conn(), c.conn(), d.conn());
+    assert!(
+        wait_until(WAIT, || connected_at(&mut cc) == Some(off)),
+        "leaf never reached {off}: {:?}\n{}",
+        connected_at(&mut cc),
+        c.stdout()
+    );
+    assert_eq!(connected_at(&mut bc), Some(off));
+    assert!(wait_until(WAIT, || connected_at(&mut dc) == Some(off)));
+    assert_eq!(cc.cmd("GET c99"), R::bulk("99"));
+    // B's own offset (it serves C) equals A's.
+    let bl = b.stdout();
+    assert!(bl.contains("Replica 127.0.0.1:"), "{bl}");
+    assert!(
+        matches!(bc.cmd("SET x 1"), R::Err(e) if e.starts_with("READONLY")),
+        "intermediate replica is read-only"
+    );
+}
+
+#[test]
+fn failover_promoted_replica_serves_partial_resyncs_to_sibling_and_old_master() {
+    let m = TestServer::start(&["--repl-diskless-sync", "no"]);
+    let r1 = start_replica_of(m.port, &["--repl-diskless-sync", "no"]);
+    let r2 = start_replica_of(m.port, &[]);
+    wait_connected(&r1);
+    wait_connected(&r2);
+    let mut mc = m.conn();
+    for i in 0..30 {
+        assert_eq!(mc.cmd(&format!("SET f{i} {i}")), R::ok());
+    }
+    let off = master_offset(&mut mc);
+    let (mut c1, mut c2) = (r1.conn(), r2.conn());
+    assert!(wait_until(WAIT, || connected_at(&mut c1) == Some(off)));
+    assert!(wait_until(WAIT, || connected_at(&mut c2) == Some(off)));
+    // Promote r1; repoint r2 and the old master at it.
+    assert_eq!(c1.cmd("REPLICAOF NO ONE"), R::ok());
+    assert_eq!(c2.cmd(&format!("REPLICAOF 127.0.0.1 {}", r1.port)), R::ok());
+    assert_eq!(mc.cmd(&format!("REPLICAOF 127.0.0.1 {}", r1.port)), R::ok());
+    wait_connected(&r2);
+    wait_connected(&m);
+    assert_eq!(c1.cmd("SET after failover"), R::ok());
+    let noff = master_offset(&mut c1);
+    let mut mc2 = m.conn();
+    assert!(wait_until(WAIT, || connected_at(&mut c2) == Some(noff)));
+    assert!(wait_until(WAIT, || connected_at(&mut mc2) == Some(noff)));
+    assert_eq!(c2.cmd("GET after"), R::bulk("failover"));
+    assert_eq!(mc2.cmd("GET after"), R::bulk("failover"));
+    assert_eq!(mc2.cmd("GET f29"), R::bulk("29"));
+    let l1 = r1.stdout();
+    assert_eq!(
+        count(&l1, "Partial resynchronization request from 127.0.0.1:"),
+        2,
+        "{l1}"
+    );
+    assert_eq!(count(&l1, "Starting BGSAVE for SYNC"), 0, "{l1}");
+    let lm = m.stdout();
+    assert!(
+        lm.contains("Before turning into a replica, using my own master parameters"),
+        "{lm}"
+    );
+    assert!(lm.contains("Master replication ID changed to "), "{lm}");
+}
