@@ -278,3 +278,33 @@ fn error_instead_of_payload_is_logged() {
         "MASTER aborted replication with an error: ERR BGSAVE failed, replication can't continue",
     );
 }
+
+#[test]
+fn stale_replica_refuses_non_stale_commands_when_configured() {
+    // Nothing listens on this port: the link never comes up.
+    let dead = free_port();
+    let r = start_replica_of(dead, &["--replica-serve-stale-data", "no"]);
+    let mut c = r.conn();
+    assert_eq!(
+        c.cmd("GET k"),
+        R::Err(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+                .into()
+        )
+    );
+    assert_eq!(
+        c.cmd("PING"),
+        R::Err(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+                .into()
+        )
+    );
+    // ROLE is a STALE command.
+    assert!(matches!(
+        link_state(&mut c).as_str(),
+        "connect" | "connecting"
+    ));
+    assert!(wait_until(WAIT, || r.stdout().contains(
+        "Error condition on socket for SYNC: Connection refused"
+    )));
+}

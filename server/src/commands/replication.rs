@@ -8,11 +8,11 @@ use crate::resp::Reply;
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("replicaof", 3, ADMIN | STALE | NO_MULTI, replicaof),
-    Command::new("slaveof", 3, ADMIN | STALE | NO_MULTI, replicaof),
+    Command::new("replicaof", 3, ADMIN | STALE, replicaof),
+    Command::new("slaveof", 3, ADMIN | STALE, replicaof),
     Command::new("replconf", -1, ADMIN | LOADING | STALE, replconf),
-    Command::new("psync", -3, ADMIN | NO_MULTI, psync),
-    Command::new("sync", 1, ADMIN | NO_MULTI, sync),
+    Command::new("psync", -3, ADMIN, psync),
+    Command::new("sync", 1, ADMIN, sync),
     Command::new("role", 1, LOADING | STALE | FAST, role),
     Command::new("wait", 3, 0, wait),
 ];

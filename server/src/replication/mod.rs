@@ -306,12 +306,20 @@ pub fn save_info(store: &Store) -> Option<(String, i64, i64)> {
 /// Applies replication info read from an RDB at startup (Redis `loadDataFromDisk`):
 /// a replica continues that history from a synthesised cached master; a master
 /// keeps it as its secondary id so its replicas can partially resync.
-pub fn restore_from_rdb(store: &mut Store, backlog_size: u64, replid: &str, offset: i64, db: i64) {
+/// `as_replica`: the server is configured with `replicaof`.
+pub fn restore_from_rdb(
+    store: &mut Store,
+    as_replica: bool,
+    backlog_size: u64,
+    replid: &str,
+    offset: i64,
+    db: i64,
+) {
     if replid.len() != 40 {
         return;
     }
     let r = &mut store.repl;
-    if r.master.is_some() {
+    if as_replica {
         r.replid = replid.to_string();
         r.master_repl_offset = offset;
         r.cached_master = Some(CachedMaster {
@@ -320,6 +328,7 @@ pub fn restore_from_rdb(store: &mut Store, backlog_size: u64, replid: &str, offs
             db: db.max(0) as usize,
         });
     } else {
+        r.replid = crate::server::random_hex40();
         r.replid2 = replid.to_string();
         r.second_replid_offset = offset + 1;
         r.master_repl_offset = offset;
@@ -519,4 +528,123 @@ pub fn precheck(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(f: &[(String, String)]) -> Vec<&str> {
+        f.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    #[test]
+    fn info_fields_of_a_master_follow_redis_order() {
+        let server = Server::new(crate::config::Config::default());
+        let store = server.store.lock();
+        let f = info_fields(&server, &store);
+        assert_eq!(
+            keys(&f),
+            vec![
+                "role",
+                "connected_slaves",
+                "master_failover_state",
+                "master_replid",
+                "master_replid2",
+                "master_repl_offset",
+                "second_repl_offset",
+                "repl_backlog_active",
+                "repl_backlog_size",
+                "repl_backlog_first_byte_offset",
+                "repl_backlog_histlen",
+            ]
+        );
+        assert_eq!(f[0].1, "master");
+        assert_eq!(f[4].1, NULL_REPLID);
+        assert_eq!(f[6].1, "-1");
+        assert_eq!(f[8].1, "1048576");
+    }
+
+    #[test]
+    fn info_fields_of_a_replica_whose_link_never_came_up() {
+        let server = Server::new(crate::config::Config::default());
+        let mut store = server.store.lock();
+        store.repl.master = Some(MasterLink {
+            host: "127.0.0.1".into(),
+            port: 7001,
+            state: LinkState::Connect,
+            generation: 1,
+            client: None,
+            last_io: Instant::now(),
+            down_since: None,
+            transfer: None,
+            transfer_last_io: Instant::now(),
+        });
+        let f = info_fields(&server, &store);
+        let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            keys(&f)[..12],
+            [
+                "role",
+                "master_host",
+                "master_port",
+                "master_link_status",
+                "master_last_io_seconds_ago",
+                "master_sync_in_progress",
+                "slave_read_repl_offset",
+                "slave_repl_offset",
+                "master_link_down_since_seconds",
+                "slave_priority",
+                "slave_read_only",
+                "replica_announced",
+            ]
+        );
+        assert_eq!(get("role"), Some("slave"));
+        assert_eq!(get("master_link_status"), Some("down"));
+        assert_eq!(get("master_last_io_seconds_ago"), Some("-1"));
+        assert_eq!(get("slave_repl_offset"), Some("1"));
+        assert_eq!(get("master_link_down_since_seconds"), Some("-1"));
+    }
+
+    #[test]
+    fn promotion_shifts_the_history_to_replid2() {
+        let server = Server::new(crate::config::Config::default());
+        let mut store = server.store.lock();
+        let old = store.repl.replid.clone();
+        store.repl.master_repl_offset = 4222;
+        store.repl.master = Some(MasterLink {
+            host: "h".into(),
+            port: 1,
+            state: LinkState::Connected,
+            generation: 1,
+            client: Some((4222, 4222, 0)),
+            last_io: Instant::now(),
+            down_since: None,
+            transfer: None,
+            transfer_last_io: Instant::now(),
+        });
+        store.is_replica = true;
+        replica::unset_master(&mut store, "test");
+        assert!(store.repl.master.is_none());
+        assert!(!store.is_replica);
+        assert_eq!(store.repl.replid2, old);
+        assert_eq!(store.repl.second_replid_offset, 4223);
+        assert_ne!(store.repl.replid, old);
+        assert_eq!(store.repl.slaveseldb, -1);
+    }
+
+    #[test]
+    fn save_info_follows_role() {
+        let server = Server::new(crate::config::Config::default());
+        let mut store = server.store.lock();
+        assert_eq!(save_info(&store), None);
+        store.repl.ensure_backlog(1 << 20);
+        store.repl.master_repl_offset = 10;
+        store.repl.slaveseldb = 3;
+        let id = store.repl.replid.clone();
+        assert_eq!(save_info(&store), Some((id.clone(), 10, 3)));
+        restore_from_rdb(&mut store, false, 1 << 20, &id, 10, 3);
+        assert_eq!(store.repl.replid2, id);
+        assert_eq!(store.repl.second_replid_offset, 11);
+    }
 }

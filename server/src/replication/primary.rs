@@ -27,6 +27,12 @@ pub fn handle_sync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], legacy: bool)
         // Already a replica: ignored, as Redis does.
         return Ok(());
     }
+    if !ctx.may_block {
+        // Inside EXEC: the socket cannot become a replica link mid-transaction.
+        return Err(CmdError::msg(
+            "ERR Command not allowed inside a transaction",
+        ));
+    }
     if ctx.store.repl.master.is_some() && !ctx.store.repl.link_connected() {
         return Err(CmdError::msg(
             "NOMASTERLINK Can't SYNC while not connected with my master",
