@@ -1,0 +1,154 @@
+//! The master's wire format seen by a hand-driven replica: handshake replies,
+//! +FULLRESYNC, `$<len>` payload, SELECT before the first command, lowercase
+//! `ping` keepalives, offsets counting every stream byte, ACKs shown by ROLE.
+mod common;
+use common::*;
+use std::io::{BufRead, Read};
+use std::time::Duration;
+
+fn read_exact(c: &mut Conn, n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    c.stream.read_exact(&mut b).expect("read stream bytes");
+    b
+}
+
+#[test]
+fn master_stream_bytes_and_offsets_match_redis() {
+    let m = TestServer::start(&[
+        "--repl-diskless-sync",
+        "no",
+        "--repl-ping-replica-period",
+        "1",
+    ]);
+    let mut rep = m.conn();
+    assert_eq!(rep.cmd("PING"), R::Simple("PONG".into()));
+    assert_eq!(rep.cmd("REPLCONF listening-port 7777"), R::ok());
+    assert_eq!(rep.cmd("REPLCONF capa eof capa psync2"), R::ok());
+    rep.send(&[b"PSYNC", b"?", b"-1"]);
+    let mut line = String::new();
+    let mut fullresync = String::new();
+    let len: usize = loop {
+        line.clear();
+        rep.stream.read_line(&mut line).expect("line");
+        if line == "\n" {
+            continue; // keepalive before the payload
+        }
+        if let Some(rest) = line.strip_prefix("+FULLRESYNC ") {
+            fullresync = rest.trim().to_string();
+            continue;
+        }
+        break line[1..].trim().parse().expect("payload length");
+    };
+    let parts: Vec<&str> = fullresync.split(' ').collect();
+    assert_eq!(parts.len(), 2, "{fullresync}");
+    assert_eq!(parts[0].len(), 40);
+    assert_eq!(parts[1], "0");
+    let rdb = read_exact(&mut rep, len);
+    assert!(rdb.starts_with(b"REDIS0010"));
+    assert!(
+        rdb.windows(parts[0].len())
+            .any(|w| w == parts[0].as_bytes()),
+        "RDB carries repl-id"
+    );
+
+    let mut mc = m.conn();
+    assert_eq!(mc.cmd("set k1 v1"), R::ok());
+    let want = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nset\r\n$2\r\nk1\r\n$2\r\nv1\r\n";
+    // Pings may come first or later; collect until the SET arrived.
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !got.windows(want.len()).any(|w| w == want) && std::time::Instant::now() < deadline {
+        let mut b = [0u8; 1];
+        rep.stream.read_exact(&mut b).expect("stream");
+        got.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&got).to_string();
+    let without_pings = text.replace("*1\r\n$4\r\nping\r\n", "");
+    assert_eq!(without_pings.as_bytes(), want, "stream was {text:?}");
+    // Next a lowercase ping (period 1 s), never a bare newline.
+    assert_eq!(read_exact(&mut rep, 14), b"*1\r\n$4\r\nping\r\n");
+    // Offsets: every stream byte counts.
+    let off = match mc.cmd("ROLE") {
+        R::Arr(v) => match v[1] {
+            R::Int(n) => n,
+            _ => panic!(),
+        },
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((off - 52) % 14, 0, "offset {off} = 52 + pings");
+    assert!(off >= 66);
+    // Our ACK shows up in ROLE; no reply is sent to it.
+    rep.send(&[b"REPLCONF", b"ACK", b"52"]);
+    assert!(wait_until(Duration::from_secs(10), || mc.cmd("ROLE")
+        == R::Arr(vec![
+            R::bulk("master"),
+            match mc.cmd("ROLE") {
+                R::Arr(v) => v[1].clone(),
+                _ => R::Nil,
+            },
+            R::Arr(vec![R::Arr(vec![
+                R::bulk("127.0.0.1"),
+                R::bulk("7777"),
+                R::bulk("52"),
+            ])]),
+        ])));
+    let log = m.stdout();
+    assert!(
+        log.contains("Replica 127.0.0.1:7777 asks for synchronization"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Full resync requested by replica 127.0.0.1:7777"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Replication backlog created, my new replication IDs are '"),
+        "{log}"
+    );
+}
+
+#[test]
+fn psync_with_a_known_id_gets_continue_and_the_backlog_tail() {
+    let m = TestServer::start(&["--repl-diskless-sync", "no"]);
+    let target = format!("127.0.0.1 {}", m.port);
+    let r = TestServer::start(&["--replicaof", &target]);
+    let mut rc = r.conn();
+    assert!(wait_until(
+        Duration::from_secs(20),
+        || matches!(rc.cmd("ROLE"),
+        R::Arr(v) if v.len() == 5 && v[3] == R::bulk("connected"))
+    ));
+    let mut mc = m.conn();
+    assert_eq!(mc.cmd("SET a 1"), R::ok());
+    let (replid, off) = {
+        // The master's offset after SET a 1, and its replid from its log.
+        let off = match mc.cmd("ROLE") {
+            R::Arr(v) => match v[1] {
+                R::Int(n) => n,
+                _ => panic!(),
+            },
+            other => panic!("{other:?}"),
+        };
+        let log = m.stdout();
+        let start = log
+            .find("my new replication IDs are '")
+            .expect("backlog created line")
+            + "my new replication IDs are '".len();
+        (log[start..start + 40].to_string(), off)
+    };
+    let mut fake = m.conn();
+    assert_eq!(fake.cmd("REPLCONF capa psync2"), R::ok());
+    // "SET a 1" is the last 27 stream bytes: offsets off-26 ..= off.
+    let from = (off - 26).to_string();
+    fake.send(&[b"PSYNC", replid.as_bytes(), from.as_bytes()]);
+    assert_eq!(fake.read(), R::Simple(format!("CONTINUE {replid}")));
+    let tail = read_exact(&mut fake, 27);
+    assert_eq!(&tail[..], b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n");
+    let log = m.stdout();
+    assert!(
+        log.contains(&format!(
+            "accepted. Sending 27 bytes of backlog starting from offset {from}."
+        )),
+        "{log}"
+    );
+}
