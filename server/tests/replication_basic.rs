@@ -187,3 +187,32 @@ fn replicaof_command_errors_and_promotion() {
         "{log}"
     );
 }
+
+#[test]
+fn replicas_arriving_together_share_one_snapshot() {
+    let m = TestServer::start(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "2",
+    ]);
+    let mut mc = m.conn();
+    assert_eq!(mc.cmd("SET shared yes"), R::ok());
+    let r1 = start_replica(&m, &[]);
+    let r2 = start_replica(&m, &[]);
+    wait_connected(&r1);
+    wait_connected(&r2);
+    wait_value(&r1, "shared", "yes");
+    wait_value(&r2, "shared", "yes");
+    let log = m.stdout();
+    assert_eq!(
+        log.matches("Starting BGSAVE for SYNC with target: replicas sockets")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("Waiting for end of BGSAVE for SYNC"), "{log}");
+    assert_eq!(mc.cmd("SET after both"), R::ok());
+    wait_value(&r1, "after", "both");
+    wait_value(&r2, "after", "both");
+}

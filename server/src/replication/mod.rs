@@ -77,6 +77,24 @@ pub struct ReplicaLink {
     pub pre_psync: bool,
     /// Stream bytes for this replica; `None` until its snapshot point is fixed.
     pub tx: Option<mpsc::UnboundedSender<Bytes>>,
+    /// The snapshot this replica receives, once its sync point is fixed.
+    pub ticket: Option<Ticket>,
+    /// Stream receiver prepared by another replica's task that gathered this one
+    /// into its snapshot.
+    pub pending_rx: Option<mpsc::UnboundedReceiver<Bytes>>,
+}
+
+/// Result of a snapshot job, shared by every replica synced from it.
+pub type SnapshotResult = Option<Arc<Result<Bytes, String>>>;
+
+/// A snapshot cut at stream offset `offset` of history `replid`; `done` yields the
+/// serialised RDB once produced. Several replicas may share one.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub offset: i64,
+    pub replid: String,
+    pub eof: bool,
+    pub done: tokio::sync::watch::Receiver<SnapshotResult>,
 }
 
 impl ReplicaLink {
@@ -179,6 +197,8 @@ pub struct ReplState {
     pub good_replicas: usize,
     /// Woken on every REPLCONF ACK (WAIT).
     pub ack_notify: Arc<tokio::sync::Notify>,
+    /// The disk-target snapshot being produced, which later replicas may join.
+    pub snapshot: Option<Ticket>,
 }
 
 impl Default for ReplState {
@@ -201,6 +221,7 @@ impl Default for ReplState {
             sync_partial_err: 0,
             good_replicas: 0,
             ack_notify: Arc::new(tokio::sync::Notify::new()),
+            snapshot: None,
         }
     }
 }

@@ -97,6 +97,8 @@ pub fn handle_sync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], legacy: bool)
                     conf,
                     pre_psync: false,
                     tx: Some(tx),
+                    ticket: None,
+                    pending_rx: None,
                 });
                 r.sync_partial_ok += 1;
                 r.handoffs.insert(ctx.client.id, Handoff::Continue(rx));
@@ -151,6 +153,8 @@ pub fn handle_sync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], legacy: bool)
         conf,
         pre_psync: legacy,
         tx: None,
+        ticket: None,
+        pending_rx: None,
     });
     if r.replicas.len() == 1 && r.backlog.is_none() {
         r.replid = crate::server::random_hex40();
@@ -318,28 +322,18 @@ async fn full_sync(
     let use_eof = diskless && capa_eof;
     if use_eof {
         // Redis waits for more replicas to arrive before forking; newlines keep
-        // the replica from timing out meanwhile.
+        // the replica from timing out meanwhile. Another replica's task may
+        // gather this one into its snapshot in the meantime.
         for _ in 0..delay {
+            if with_link(server, id, |l| l.ticket.is_some())? {
+                break;
+            }
             tokio::time::sleep(Duration::from_secs(1)).await;
             write_or_killed(wr, handle, b"\n").await.ok()?;
         }
     }
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (dbs, replid, offset) = {
-        let mut store = server.store.lock();
-        let dbs = store.dbs.clone();
-        let r = &mut store.repl;
-        // The first command after the snapshot point must carry a SELECT.
-        r.slaveseldb = -1;
-        let link = r.replicas.iter_mut().find(|l| l.client_id == id)?;
-        link.tx = Some(tx);
-        link.state = ReplicaState::WaitBgsaveEnd;
-        (dbs, r.replid.clone(), r.master_repl_offset)
-    };
-    crate::notice!(
-        "Starting BGSAVE for SYNC with target: {}",
-        if use_eof { "replicas sockets" } else { "disk" }
-    );
+    let (rx, ticket) = fix_sync_point(server, id, use_eof)?;
+    let (replid, offset) = (ticket.replid.clone(), ticket.offset);
     if !pre_psync {
         write_or_killed(
             wr,
@@ -349,17 +343,17 @@ async fn full_sync(
         .await
         .ok()?;
     }
-    let pid = std::process::id();
-    if use_eof {
-        crate::notice!("Background RDB transfer started by pid {pid}");
-    } else {
-        crate::notice!("Background saving started by pid {pid}");
-    }
-    let rid = replid.clone();
-    let mut job = tokio::task::spawn_blocking(move || snapshot(&dbs, &rid, offset));
+    let mut done = ticket.done.clone();
     let payload = loop {
+        if let Some(r) = done.borrow_and_update().clone() {
+            break r;
+        }
         tokio::select! {
-            r = &mut job => break r,
+            r = done.changed() => {
+                if r.is_err() {
+                    return None;
+                }
+            }
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 if !use_eof {
                     write_or_killed(wr, handle, b"\n").await.ok()?;
@@ -367,17 +361,13 @@ async fn full_sync(
             }
         }
     };
-    let payload = match payload {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
+    let payload = match payload.as_ref() {
+        Ok(p) => p.clone(),
+        Err(e) => {
             crate::warning!("BGSAVE for replication failed: {e}");
             let _ = wr
                 .write_all(b"-ERR BGSAVE failed, replication can't continue\r\n")
                 .await;
-            return None;
-        }
-        Err(e) => {
-            crate::warning!("BGSAVE for replication failed: {e}");
             return None;
         }
     };
@@ -422,6 +412,110 @@ async fn full_sync(
         server.store.lock().repl.refresh_good_replicas(lag);
     }
     Some(rx)
+}
+
+/// Fixes the snapshot point for replica `id` (Redis `replicationSetupSlaveForFullResync`
+/// + `startBgsaveForReplication`): joins a snapshot another task already set up
+/// for it or, for disk targets, one in progress whose following stream bytes are
+/// still in the backlog; otherwise cuts a new one at the current offset, gathering
+/// every other compatible replica waiting to start, and produces it off the lock.
+fn fix_sync_point(
+    server: &Arc<Server>,
+    id: ClientId,
+    use_eof: bool,
+) -> Option<(mpsc::UnboundedReceiver<Bytes>, super::Ticket)> {
+    let mut store = server.store.lock();
+    let store = &mut *store;
+    let r = &mut store.repl;
+    let pos = r.replicas.iter().position(|l| l.client_id == id)?;
+    if let Some(t) = r.replicas[pos].ticket.clone() {
+        let rx = r.replicas[pos].pending_rx.take()?;
+        crate::notice!("Waiting for end of BGSAVE for SYNC");
+        return Some((rx, t));
+    }
+    if let (false, Some(t), Some(b)) = (use_eof, r.snapshot.clone(), r.backlog.as_ref()) {
+        if t.replid == r.replid && !t.eof {
+            if let Some(tail) = b.since(t.offset + 1) {
+                let (tx, rx) = mpsc::unbounded_channel();
+                if !tail.is_empty() {
+                    let _ = tx.send(Bytes::copy_from_slice(tail));
+                }
+                let link = &mut r.replicas[pos];
+                link.tx = Some(tx);
+                link.state = ReplicaState::WaitBgsaveEnd;
+                link.ticket = Some(t.clone());
+                crate::notice!("Waiting for end of BGSAVE for SYNC");
+                return Some((rx, t));
+            }
+        }
+        crate::notice!(
+            "Can't attach the replica to the current BGSAVE. Waiting for next BGSAVE for SYNC"
+        );
+    }
+    let (done_tx, done_rx) = tokio::sync::watch::channel(None);
+    let ticket = super::Ticket {
+        offset: r.master_repl_offset,
+        replid: r.replid.clone(),
+        eof: use_eof,
+        done: done_rx,
+    };
+    // The first command after the snapshot point must carry a SELECT.
+    r.slaveseldb = -1;
+    let mut own = None;
+    for (i, l) in r.replicas.iter_mut().enumerate() {
+        let compatible = i == pos
+            || (l.state == ReplicaState::WaitBgsaveStart
+                && l.ticket.is_none()
+                && (!use_eof || l.conf.capa_eof));
+        if !compatible {
+            continue;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        l.tx = Some(tx);
+        l.state = ReplicaState::WaitBgsaveEnd;
+        l.ticket = Some(ticket.clone());
+        if i == pos {
+            own = Some(rx);
+        } else {
+            l.pending_rx = Some(rx);
+        }
+    }
+    if !use_eof {
+        r.snapshot = Some(ticket.clone());
+    }
+    crate::notice!(
+        "Starting BGSAVE for SYNC with target: {}",
+        if use_eof { "replicas sockets" } else { "disk" }
+    );
+    let pid = std::process::id();
+    if use_eof {
+        crate::notice!("Background RDB transfer started by pid {pid}");
+    } else {
+        crate::notice!("Background saving started by pid {pid}");
+    }
+    // A point-in-time copy under the lock (strings are reference-counted, so this
+    // is far cheaper than serialising); the RDB is produced off the lock.
+    let dbs = store.dbs.clone();
+    let srv = server.clone();
+    let (rid, off) = (ticket.replid.clone(), ticket.offset);
+    tokio::task::spawn_blocking(move || {
+        let res = snapshot(&dbs, &rid, off)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string());
+        {
+            let mut st = srv.store.lock();
+            if st
+                .repl
+                .snapshot
+                .as_ref()
+                .is_some_and(|t| t.offset == off && t.replid == rid)
+            {
+                st.repl.snapshot = None;
+            }
+        }
+        let _ = done_tx.send(Some(Arc::new(res)));
+    });
+    Some((own?, ticket))
 }
 
 /// Serialises a snapshot of the dataset with the replication aux fields.
