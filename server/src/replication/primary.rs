@@ -415,7 +415,7 @@ async fn full_sync(
 }
 
 /// Fixes the snapshot point for replica `id` (Redis `replicationSetupSlaveForFullResync`
-/// + `startBgsaveForReplication`): joins a snapshot another task already set up
+/// and `startBgsaveForReplication`): joins a snapshot another task already set up
 /// for it or, for disk targets, one in progress whose following stream bytes are
 /// still in the backlog; otherwise cuts a new one at the current offset, gathering
 /// every other compatible replica waiting to start, and produces it off the lock.
