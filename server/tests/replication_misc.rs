@@ -301,3 +301,27 @@ fn stale_replica_refuses_non_stale_commands_when_configured() {
         "Error condition on socket for SYNC: Connection refused"
     )));
 }
+
+#[test]
+fn announced_ip_and_port_are_what_the_master_reports() {
+    let m = TestServer::start(&["--repl-diskless-sync", "no"]);
+    let r = start_replica_of(
+        m.port,
+        &[
+            "--replica-announce-ip",
+            "10.1.2.3",
+            "--replica-announce-port",
+            "6400",
+        ],
+    );
+    wait_connected(&r);
+    let mut mc = m.conn();
+    assert!(wait_until(WAIT, || match mc.cmd("ROLE") {
+        R::Arr(v) => matches!(&v[2], R::Arr(l) if l.len() == 1
+            && matches!(&l[0], R::Arr(e) if e[0] == R::bulk("10.1.2.3") && e[1] == R::bulk("6400"))),
+        _ => false,
+    }));
+    assert!(m
+        .stdout()
+        .contains("Replica 10.1.2.3:6400 asks for synchronization"));
+}

@@ -82,7 +82,13 @@ pub struct ReplicaLink {
     /// Stream receiver prepared by another replica's task that gathered this one
     /// into its snapshot.
     pub pending_rx: Option<mpsc::UnboundedReceiver<Bytes>>,
+    /// Stream bytes queued for this replica and not yet written to its socket.
+    pub queued: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// Redis's default `client-output-buffer-limit replica` hard limit: a replica that
+/// falls this far behind is disconnected (it will resync).
+pub const OUTPUT_HARD_LIMIT: u64 = 256 * 1024 * 1024;
 
 /// Result of a snapshot job, shared by every replica synced from it.
 pub type SnapshotResult = Option<Arc<Result<Bytes, String>>>;
@@ -239,6 +245,17 @@ impl ReplState {
         }
         for r in &self.replicas {
             if let Some(tx) = &r.tx {
+                let q = r
+                    .queued
+                    .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                if q + bytes.len() as u64 > OUTPUT_HARD_LIMIT && !r.handle.is_killed() {
+                    crate::warning!(
+                        "Client id={} addr={} flags=S scheduled to be closed ASAP for overcoming of output buffer limits.",
+                        r.client_id,
+                        r.handle.addr
+                    );
+                    r.handle.kill();
+                }
                 let _ = tx.send(bytes.clone());
             }
         }

@@ -99,6 +99,7 @@ pub fn handle_sync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], legacy: bool)
                     tx: Some(tx),
                     ticket: None,
                     pending_rx: None,
+                    queued: Default::default(),
                 });
                 r.sync_partial_ok += 1;
                 r.handoffs.insert(ctx.client.id, Handoff::Continue(rx));
@@ -155,6 +156,7 @@ pub fn handle_sync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], legacy: bool)
         tx: None,
         ticket: None,
         pending_rx: None,
+        queued: Default::default(),
     });
     if r.replicas.len() == 1 && r.backlog.is_none() {
         r.replid = crate::server::random_hex40();
@@ -542,6 +544,7 @@ async fn stream_to_replica(
     handle: &Arc<ClientHandle>,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
 ) {
+    let queued = with_link(server, handle.id, |l| l.queued.clone()).unwrap_or_default();
     let mut shutdown = server.shutdown.subscribe();
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
@@ -565,6 +568,9 @@ async fn stream_to_replica(
         if write_or_killed(wr, handle, &buf).await.is_err() {
             return;
         }
+        let n = buf.len() as u64;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let _ = queued.fetch_update(relaxed, relaxed, |q| Some(q.saturating_sub(n)));
     }
 }
 
