@@ -1,14 +1,212 @@
-//! Memory accounting and `maxmemory` eviction.
+//! Memory accounting and `maxmemory` eviction (Redis `performEvictions`).
+//!
+//! Policies: `noeviction`; `allkeys-lru` / `volatile-lru` (approximated like Redis:
+//! sample `maxmemory-samples` keys per database and evict the least recently used);
+//! `allkeys-lfu` / `volatile-lfu` use the same LRU approximation (Tandem keeps no
+//! access-frequency counter); `allkeys-random` / `volatile-random`; `volatile-ttl`
+//! (of the sampled keys with a TTL, the one expiring first).
 
-use crate::server::{Server, Store};
+use crate::server::{Server, Stats, Store};
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Redis's OOM error text (the reply to a DENYOOM command over the limit).
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Bytes in use (INFO `used_memory`; see `crate::alloc` for the measure).
+pub fn used_memory() -> u64 {
+    crate::alloc::used() as u64
+}
+
+/// Bytes held by the replication backlog, replica output buffers and AOF buffers.
+/// Like Redis (`freeMemoryGetNotCountedMemory`), eviction does not count them, or a
+/// large backlog would evict the whole dataset. Those subsystems keep it current.
+pub static NOT_COUNTED: AtomicU64 = AtomicU64::new(0);
+
+/// The figure compared with `maxmemory`.
+pub fn memory_for_eviction() -> u64 {
+    used_memory().saturating_sub(NOT_COUNTED.load(Ordering::Relaxed))
+}
+
 /// Frees memory per `maxmemory-policy` until under `maxmemory`, or returns Redis's
-/// OOM error text.
-pub fn ensure_memory(server: &Arc<Server>, _store: &mut Store) -> Result<(), String> {
-    let max = server.config.read().maxmemory;
-    if max == 0 {
+/// OOM error text. Each eviction is pushed to `store.propagated` as `DEL key`.
+pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
+    let (max, policy, samples) = {
+        let c = server.config.read();
+        (
+            c.maxmemory,
+            c.maxmemory_policy.clone(),
+            c.maxmemory_samples.clamp(1, 64), // more adds CPU for little accuracy
+        )
+    };
+    if max == 0 || memory_for_eviction() <= max {
         return Ok(());
     }
-    Ok(())
+    if policy == "noeviction" {
+        return Err(OOM.into());
+    }
+    // Every round deletes one key, so the loop ends when the keyspace is empty.
+    loop {
+        if memory_for_eviction() <= max {
+            return Ok(());
+        }
+        if !evict_one(server, store, &policy, samples) {
+            // Nothing left to evict: hand already-queued DELs to replicas/AOF now,
+            // since the caller returns early on the error.
+            crate::exec::flush_propagated(server, store);
+            return Err(OOM.into());
+        }
+    }
+}
+
+/// Evicts one key chosen by `policy`; false if there is no candidate.
+fn evict_one(server: &Server, store: &mut Store, policy: &str, samples: usize) -> bool {
+    let Some((db, key)) = pick_victim(store, policy, samples) else {
+        return false;
+    };
+    store.dbs[db].remove(&key);
+    Stats::incr(&server.stats.evicted_keys, 1);
+    store.touch_key(db, &key);
+    store
+        .propagated
+        .push((db, vec![Bytes::from_static(b"DEL"), key]));
+    true
+}
+
+/// Chooses the key to evict under `policy`, sampling `samples` keys per database.
+fn pick_victim(store: &Store, policy: &str, samples: usize) -> Option<(usize, Bytes)> {
+    let volatile = policy.starts_with("volatile-");
+    let candidates = store.dbs.iter().enumerate().filter(|(_, d)| {
+        if volatile {
+            d.expires_count() > 0
+        } else {
+            !d.is_empty()
+        }
+    });
+    match policy {
+        "allkeys-random" | "volatile-random" => {
+            let dbs: Vec<usize> = candidates.map(|(i, _)| i).collect();
+            if dbs.is_empty() {
+                return None;
+            }
+            let db = dbs[rand::random::<usize>() % dbs.len()];
+            let d = &store.dbs[db];
+            let key = if volatile {
+                d.random_volatile().map(|(k, _)| k.clone())
+            } else {
+                d.random_key().cloned()
+            }?;
+            Some((db, key))
+        }
+        "volatile-ttl" => {
+            let mut best: Option<(i64, usize, Bytes)> = None;
+            for (i, d) in candidates {
+                for _ in 0..samples {
+                    if let Some((k, at)) = d.random_volatile() {
+                        if best.as_ref().is_none_or(|b| at < b.0) {
+                            best = Some((at, i, k.clone()));
+                        }
+                    }
+                }
+            }
+            best.map(|(_, db, k)| (db, k))
+        }
+        // LRU (and the LFU policies, approximated by LRU).
+        _ => {
+            let mut best: Option<(u32, usize, Bytes)> = None;
+            for (i, d) in candidates {
+                for _ in 0..samples {
+                    let k = if volatile {
+                        d.random_volatile().map(|(k, _)| k)
+                    } else {
+                        d.random_key()
+                    };
+                    let Some(k) = k else { continue };
+                    let lru = d.entry(k).map_or(0, |e| e.lru);
+                    if best.as_ref().is_none_or(|b| lru < b.0) {
+                        best = Some((lru, i, k.clone()));
+                    }
+                }
+            }
+            best.map(|(_, db, k)| (db, k))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Value;
+
+    fn store_with(n: usize, ttl_every: usize) -> Store {
+        let mut s = Store::new(2);
+        for i in 0..n {
+            let k = Bytes::from(format!("k{i}"));
+            s.dbs[i % 2].set(k.clone(), Value::Str(Bytes::from_static(b"v")), i as u32);
+            if ttl_every > 0 && i % ttl_every == 0 {
+                s.dbs[i % 2].set_expire(&k, 1_000_000 + i as i64);
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn each_eviction_is_counted_and_propagated_as_del() {
+        let server = Server::new(crate::config::Config::default());
+        let mut s = store_with(3, 0);
+        for _ in 0..3 {
+            assert!(evict_one(&server, &mut s, "allkeys-lru", 5));
+        }
+        assert!(!evict_one(&server, &mut s, "allkeys-lru", 5));
+        assert_eq!(Stats::get(&server.stats.evicted_keys), 3);
+        assert!(s.dbs.iter().all(|d| d.is_empty()));
+        let mut dels: Vec<(usize, Vec<Bytes>)> = s.propagated.clone();
+        dels.sort();
+        assert_eq!(
+            dels,
+            vec![
+                (0, vec![Bytes::from("DEL"), Bytes::from("k0")]),
+                (0, vec![Bytes::from("DEL"), Bytes::from("k2")]),
+                (1, vec![Bytes::from("DEL"), Bytes::from("k1")]),
+            ]
+        );
+    }
+
+    #[test]
+    fn lru_prefers_old_keys() {
+        let s = store_with(1000, 0);
+        // With 64 samples per db out of 500, the oldest sampled key is almost surely
+        // among the older half.
+        let (_, k) = pick_victim(&s, "allkeys-lru", 64).unwrap();
+        let n: usize = k[1..].iter().fold(0, |a, c| a * 10 + (c - b'0') as usize);
+        assert!(n < 500, "evicted k{n}");
+    }
+
+    #[test]
+    fn volatile_policies_only_pick_keys_with_ttl() {
+        let s = store_with(100, 10);
+        for p in [
+            "volatile-lru",
+            "volatile-random",
+            "volatile-ttl",
+            "volatile-lfu",
+        ] {
+            for _ in 0..20 {
+                let (db, k) = pick_victim(&s, p, 5).unwrap();
+                assert!(s.dbs[db].expire_of(&k).is_some(), "{p} picked {k:?}");
+            }
+        }
+        let s = store_with(100, 0);
+        assert!(pick_victim(&s, "volatile-lru", 5).is_none());
+        assert!(pick_victim(&Store::new(1), "allkeys-random", 5).is_none());
+    }
+
+    #[test]
+    fn volatile_ttl_picks_soonest_expiry_among_samples() {
+        let s = store_with(100, 1);
+        // Sampling many times over 50 keys per db finds the two earliest.
+        let (db, k) = pick_victim(&s, "volatile-ttl", 64).unwrap();
+        assert!(s.dbs[db].expire_of(&k).unwrap() < 1_000_010);
+    }
 }

@@ -4,11 +4,14 @@
 //! `exec` + `commands` (command table and families), `db` + `types` (keyspace),
 //! `config`, `log`. Persistence and replication attach through `propagate`.
 
+pub mod alloc;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod evict;
 pub mod exec;
+pub mod expire;
 pub mod log;
 pub mod net;
 pub mod propagate;
@@ -25,19 +28,62 @@ use std::sync::Arc;
 
 pub const REDIS_VERSION: &str = "7.0.15";
 
-/// Runs the server until shutdown. Binding errors are returned before serving.
+/// Runs the server until shutdown; binding errors are returned before serving.
+/// Startup after the configuration is loaded (and the process daemonized): role
+/// and banner, listeners, pidfile, then serving until shutdown.
 pub async fn run(config: config::Config) -> Result<(), String> {
     let server = server::Server::new(config.clone());
-    let listeners = net::bind(&config.bind, config.port).await?;
-    crate::log::set_role(b'M');
-    notice!("Server initialized");
+    crate::log::set_role(if config.replicaof.is_some() {
+        b'S'
+    } else {
+        b'M'
+    });
+    banner(&config);
+    let listeners = match net::bind(&config.bind, config.port).await {
+        Ok(l) => l,
+        Err(e) => {
+            warning!("{e}");
+            return Err(format!(
+                "Failed listening on port {} (TCP), aborting.",
+                config.port
+            ));
+        }
+    };
+    if listeners.is_empty() {
+        return Err("Configured to not listen anywhere, exiting.".into());
+    }
+    warning!("Server initialized");
+    daemon::write_pidfile(&config.pidfile);
     notice!("Ready to accept connections");
     replication::start(&server);
     for l in listeners {
         tokio::spawn(net::accept_loop(server.clone(), l));
     }
+    tokio::spawn(expire::active_expire_cycle(server.clone()));
     background(server).await;
     Ok(())
+}
+
+/// The logo when logging to a terminal (or `always-show-logo yes`), else one line.
+fn banner(config: &config::Config) {
+    use std::io::IsTerminal;
+    let to_tty = config.logfile.is_empty() && std::io::stdout().is_terminal();
+    if !(config.always_show_logo || to_tty) {
+        notice!("Running mode=standalone, port={}.", config.port);
+        return;
+    }
+    let pid = std::process::id();
+    let lines = [
+        String::new(),
+        "    _____                    _                ".to_string(),
+        "   |_   _|_ _ _ __   __| | ___ _ __ ___      ".to_string(),
+        format!("     | |/ _` | '_ \\ / _` |/ _ \\ '_ ` _ \\     Redis {REDIS_VERSION} compatible, 64 bit"),
+        "     | | (_| | | | | (_| |  __/ | | | | |    Running in standalone mode".to_string(),
+        format!("     |_|\\__,_|_| |_|\\__,_|\\___|_| |_| |_|    Port: {}", config.port),
+        format!("                                             PID: {pid}"),
+        String::new(),
+    ];
+    crate::log::raw(log::Level::Notice, &lines.join("\n"));
 }
 
 /// Waits for a shutdown request or a signal, then stops.
@@ -55,5 +101,7 @@ async fn background(server: Arc<server::Server>) {
         None => warning!("User requested shutdown..."),
     }
     let _ = server.shutdown.send(true);
+    let pidfile = server.config.read().pidfile.clone();
+    daemon::remove_pidfile(&pidfile);
     warning!("Redis is now ready to exit, bye bye...");
 }

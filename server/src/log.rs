@@ -60,12 +60,22 @@ pub fn set_role(role: u8) {
 }
 
 pub fn log(level: Level, msg: &str) {
+    write_line(level, msg, true);
+}
+
+/// Like [`log`] but never cut at 1023 bytes (the startup warning that lists every
+/// directive Tandem does not act on must name all of them).
+pub fn log_full(level: Level, msg: &str) {
+    write_line(level, msg, false);
+}
+
+fn write_line(level: Level, msg: &str, truncate: bool) {
     let s = STATE.lock();
     if level < s.level {
         return;
     }
     let mut msg = msg.to_string();
-    if msg.len() > 1023 {
+    if truncate && msg.len() > 1023 {
         let mut cut = 1023;
         while !msg.is_char_boundary(cut) {
             cut -= 1;
@@ -89,6 +99,26 @@ pub fn log(level: Level, msg: &str) {
         .open(&s.file)
     {
         let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// Writes `text` (plus a newline) without the line prefix, like Redis's
+/// `serverLogRaw` with LL_RAW (the ASCII logo).
+pub fn raw(level: Level, text: &str) {
+    let s = STATE.lock();
+    if level < s.level {
+        return;
+    }
+    let out = format!("{text}\n");
+    if s.file.is_empty() {
+        let _ = std::io::stdout().write_all(out.as_bytes());
+        let _ = std::io::stdout().flush();
+    } else if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&s.file)
+    {
+        let _ = f.write_all(out.as_bytes());
     }
 }
 

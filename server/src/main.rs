@@ -1,26 +1,99 @@
-//! `tandem-server [/path/to/redis.conf] [--directive value ...]`
+//! `tandem-server [/path/to/redis.conf] [-] [--directive value ...]`
+//!
+//! Startup order follows redis-server: parse the configuration (errors go to stderr,
+//! exit 1), daemonize if asked (before any thread exists: the tokio runtime is built
+//! after the fork), log the banner lines, then run.
+
+use tandem_server::{config, daemon, log, warning, REDIS_VERSION};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match tandem_server::config::load_from_args(&args) {
+    match args.first().map(String::as_str) {
+        Some("-v" | "--version") => {
+            println!(
+                "Redis server v={REDIS_VERSION} sha=00000000:0 malloc=libc bits=64 build=tandem-{}",
+                env!("CARGO_PKG_VERSION")
+            );
+            return;
+        }
+        Some("-h" | "--help") => {
+            println!(
+                "Usage: tandem-server [/path/to/redis.conf] [options] [-]\n       \
+                 tandem-server - (read config from stdin)\n       \
+                 tandem-server -v or --version\n       \
+                 tandem-server -h or --help\n\n\
+                 Examples:\n       \
+                 tandem-server (run the server with default config)\n       \
+                 tandem-server /etc/redis/6379.conf\n       \
+                 tandem-server --port 7777\n       \
+                 tandem-server --port 7777 --replicaof 127.0.0.1 8888\n       \
+                 tandem-server /etc/myredis.conf --loglevel verbose -"
+            );
+            return;
+        }
+        _ => {}
+    }
+    let mut config = match config::load_from_args(&args) {
         Ok(c) => c,
         Err(e) => {
             eprint!("{e}");
             std::process::exit(1);
         }
     };
+    if config.daemonize {
+        if let Err(e) = daemon::daemonize() {
+            eprintln!("Failed to daemonize: {e}");
+            std::process::exit(1);
+        }
+        if config.pidfile.is_empty() {
+            // Redis's default when daemonized without a pidfile directive.
+            let _ = config.set(
+                "pidfile",
+                &[daemon::DEFAULT_PIDFILE.to_string()],
+                config::Origin::Runtime,
+            );
+        }
+    }
+    log::configure(
+        &config.logfile,
+        log::Level::parse(&config.loglevel).unwrap_or(log::Level::Notice),
+    );
+    log::set_role(b'C');
+    warning!("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo");
+    warning!(
+        "Redis version={REDIS_VERSION}, bits=64, commit=00000000, modified=0, pid={}, just started",
+        std::process::id()
+    );
+    if config.no_args {
+        warning!(
+            "Warning: no config file specified, using the default config. In order to specify a config file use {} /path/to/redis.conf",
+            std::env::args().next().unwrap_or_else(|| "tandem-server".into())
+        );
+    } else {
+        warning!("Configuration loaded");
+    }
+    let ignored = config.not_acted_on();
+    if !ignored.is_empty() {
+        log::log_full(
+            log::Level::Warning,
+            &format!(
+                "WARNING Tandem accepts but does not act on these configuration directives: {}",
+                ignored.join(", ")
+            ),
+        );
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("Failed to start the runtime: {e}");
+            warning!("Failed to start the runtime: {e}");
             std::process::exit(1);
         }
     };
     if let Err(e) = rt.block_on(tandem_server::run(config)) {
-        tandem_server::warning!("{e}");
+        warning!("{e}");
         std::process::exit(1);
     }
 }

@@ -156,7 +156,7 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
             break;
         }
         // Run whatever complete requests are buffered.
-        match conn.run_buffered().await {
+        match conn.run_buffered(&stream).await {
             Ok(true) => {}
             Ok(false) => break 'conn,
             Err(_) => break 'conn,
@@ -230,7 +230,7 @@ struct Conn {
 
 impl Conn {
     /// Executes the buffered requests. Ok(false) = close the connection.
-    async fn run_buffered(&mut self) -> Result<bool, ()> {
+    async fn run_buffered(&mut self, stream: &TcpStream) -> Result<bool, ()> {
         loop {
             let mut outcome = Outcome::Done;
             let mut processed = 0;
@@ -313,28 +313,56 @@ impl Conn {
                     timeout_ms,
                     null_array,
                 } => {
-                    self.wait_blocked(rx, timeout_ms, null_array).await;
+                    if !self.wait_blocked(rx, timeout_ms, null_array, stream).await {
+                        return Ok(false);
+                    }
                 }
             }
         }
     }
 
     /// Waits for a blocked command to be served, or times out with a null reply.
+    /// Returns false if the peer closed the connection meanwhile (the client is then
+    /// unblocked at once, so later pushes are not served to a dead connection).
     async fn wait_blocked(
         &mut self,
         mut rx: tokio::sync::oneshot::Receiver<Vec<u8>>,
         timeout_ms: u64,
         null_array: bool,
-    ) {
+        stream: &TcpStream,
+    ) -> bool {
         let timeout = if timeout_ms == 0 {
             Duration::from_secs(u64::MAX / 4)
         } else {
             Duration::from_millis(timeout_ms)
         };
-        let served = tokio::select! {
-            r = &mut rx => r.ok(),
-            _ = tokio::time::sleep(timeout) => None,
-            _ = self.handle.kill_notify.notified() => None,
+        let sleep = tokio::time::sleep(timeout);
+        tokio::pin!(sleep);
+        let mut closed = false;
+        let served = loop {
+            tokio::select! {
+                r = &mut rx => break r.ok(),
+                _ = &mut sleep => break None,
+                _ = self.handle.kill_notify.notified() => break None,
+                r = stream.readable() => {
+                    // Requests sent while blocked stay buffered; EOF means the peer left.
+                    let gone = match r {
+                        Err(_) => true,
+                        Ok(()) => match stream.try_read_buf(&mut self.inbuf) {
+                            Ok(0) => true,
+                            Ok(n) => {
+                                Stats::incr(&self.server.stats.net_input_bytes, n as u64);
+                                false
+                            }
+                            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                        },
+                    };
+                    if gone {
+                        closed = true;
+                        break None;
+                    }
+                }
+            }
         };
         let reply = match served {
             Some(r) => Some(r),
@@ -348,11 +376,15 @@ impl Conn {
                 }
             }
         };
+        if closed {
+            return false;
+        }
         match reply {
             Some(r) => self.out.raw(&r),
             None if null_array => self.out.null_array(),
             None => self.out.null(),
         }
+        true
     }
 
     fn encode_pubsub(&mut self, msg: PubMsg) {

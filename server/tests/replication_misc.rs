@@ -102,13 +102,17 @@ fn redis_master(pass: &str) -> Option<(std::process::Child, u16, tempfile::TempD
         .args(["--save", "", "--requirepass", pass])
         .args(["--repl-diskless-sync-delay", "0"])
         .args(["--dir", dir.path().to_str().expect("utf8")])
+        .args(["--logfile", "redis.log"])
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn redis-server");
-    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
-        ("127.0.0.1", port)
-    )
-    .is_ok()));
+    // Its own log line proves it (not some other process) owns the port.
+    let log = dir.path().join("redis.log");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Ready to accept connections")
+    }));
     Some((child, port, dir))
 }
 

@@ -1,5 +1,800 @@
-//! Command family: keys.
+//! Command family: the generic keyspace (DEL, EXISTS, the EXPIRE family, TTL, TYPE,
+//! RENAME, KEYS, SCAN, RANDOMKEY, DBSIZE, FLUSHDB/FLUSHALL, SWAPDB, MOVE, COPY,
+//! OBJECT, TOUCH).
+//!
+//! Relative expiries are propagated as `PEXPIREAT k <abs-ms>`, and an expiry already
+//! in the past deletes the key on a master and is propagated as `DEL`/`UNLINK`
+//! (REPLICATION.md 3.4, 3.5).
 
-use super::Command;
+use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use crate::config::Config;
+use crate::resp::Reply;
+use crate::types::Value;
+use bytes::Bytes;
 
-pub const COMMANDS: &[Command] = &[];
+pub const COMMANDS: &[Command] = &[
+    Command::new("del", -2, WRITE, del).keys(1, -1, 1),
+    Command::new("unlink", -2, WRITE | FAST, del).keys(1, -1, 1),
+    Command::new("exists", -2, READONLY | FAST, exists).keys(1, -1, 1),
+    Command::new("touch", -2, READONLY | FAST, touch).keys(1, -1, 1),
+    Command::new("expire", -3, WRITE | FAST, expire).keys(1, 1, 1),
+    Command::new("pexpire", -3, WRITE | FAST, pexpire).keys(1, 1, 1),
+    Command::new("expireat", -3, WRITE | FAST, expireat).keys(1, 1, 1),
+    Command::new("pexpireat", -3, WRITE | FAST, pexpireat).keys(1, 1, 1),
+    Command::new("ttl", 2, READONLY | FAST, ttl).keys(1, 1, 1),
+    Command::new("pttl", 2, READONLY | FAST, pttl).keys(1, 1, 1),
+    Command::new("expiretime", 2, READONLY | FAST, expiretime).keys(1, 1, 1),
+    Command::new("pexpiretime", 2, READONLY | FAST, pexpiretime).keys(1, 1, 1),
+    Command::new("persist", 2, WRITE | FAST, persist).keys(1, 1, 1),
+    Command::new("type", 2, READONLY | FAST, type_cmd).keys(1, 1, 1),
+    Command::new("rename", 3, WRITE, rename).keys(1, 2, 1),
+    Command::new("renamenx", 3, WRITE | FAST, renamenx).keys(1, 2, 1),
+    Command::new("keys", 2, READONLY, keys),
+    Command::new("scan", -2, READONLY, scan),
+    Command::new("randomkey", 1, READONLY, randomkey),
+    Command::new("dbsize", 1, READONLY | FAST, dbsize),
+    Command::new("flushdb", -1, WRITE, flushdb),
+    Command::new("flushall", -1, WRITE, flushall),
+    Command::new("swapdb", 3, WRITE | FAST, swapdb),
+    Command::new("move", 3, WRITE | FAST, move_cmd).keys(1, 1, 1),
+    Command::new("copy", -3, WRITE | DENYOOM, copy).keys(1, 2, 1),
+    Command::new("object", -2, READONLY, object).keys(2, 2, 1),
+];
+
+fn del(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let mut n = 0;
+    for k in &argv[1..] {
+        if ctx.delete(k) {
+            n += 1;
+        }
+    }
+    ctx.dirty(n);
+    out.int(n as i64);
+    Ok(())
+}
+
+fn exists(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let n = argv[1..].iter().filter(|k| ctx.exists(k)).count();
+    out.int(n as i64);
+    Ok(())
+}
+
+fn touch(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let n = argv[1..].iter().filter(|k| ctx.get(k).is_some()).count();
+    out.int(n as i64);
+    Ok(())
+}
+
+fn invalid_expire(cmd: &str) -> CmdError {
+    CmdError::msg(format!("ERR invalid expire time in '{cmd}' command"))
+}
+
+/// Redis `expireGenericCommand`: `base_ms` is now for relative forms, 0 for the
+/// absolute ones.
+fn expire_generic(
+    ctx: &mut Ctx,
+    out: &mut Reply,
+    argv: &[Bytes],
+    cmd: &str,
+    base_ms: i64,
+    seconds: bool,
+) -> CmdResult {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for a in &argv[3..] {
+        if is_kw(a, "nx") {
+            nx = true;
+        } else if is_kw(a, "xx") {
+            xx = true;
+        } else if is_kw(a, "gt") {
+            gt = true;
+        } else if is_kw(a, "lt") {
+            lt = true;
+        } else {
+            return Err(CmdError::msg(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(a)
+            )));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CmdError::msg(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(CmdError::msg(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
+    }
+    let mut when = arg_i64(&argv[2])?;
+    if seconds {
+        when = when.checked_mul(1000).ok_or_else(|| invalid_expire(cmd))?;
+    }
+    let when = when
+        .checked_add(base_ms)
+        .ok_or_else(|| invalid_expire(cmd))?;
+    let key = &argv[1];
+    if !ctx.exists(key) {
+        out.int(0);
+        return Ok(());
+    }
+    let current = ctx.db_ref().expire_of(key);
+    let refused = (nx && current.is_some())
+        || (xx && current.is_none())
+        || (gt && current.is_none_or(|c| when <= c))
+        || (lt && current.is_some_and(|c| when >= c));
+    if refused {
+        out.int(0);
+        return Ok(());
+    }
+    let db = ctx.client.db;
+    if when <= ctx.now_ms && !ctx.store.is_replica && !ctx.client.is_master {
+        ctx.store.dbs[db].remove(key);
+        let lazy = ctx.server.config.read().lazyfree_lazy_expire;
+        let del: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
+        ctx.rewrite = Some(vec![Bytes::from_static(del), key.clone()]);
+    } else {
+        ctx.store.dbs[db].set_expire(key, when);
+        let mut v = argv.to_vec();
+        v[0] = Bytes::from_static(b"PEXPIREAT");
+        v[2] = Bytes::copy_from_slice(itoa::Buffer::new().format(when).as_bytes());
+        ctx.rewrite = Some(v);
+    }
+    ctx.dirty(1);
+    out.int(1);
+    Ok(())
+}
+
+fn expire(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now_ms;
+    expire_generic(ctx, out, argv, "expire", now, true)
+}
+
+fn pexpire(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let now = ctx.now_ms;
+    expire_generic(ctx, out, argv, "pexpire", now, false)
+}
+
+fn expireat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, out, argv, "expireat", 0, true)
+}
+
+fn pexpireat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, out, argv, "pexpireat", 0, false)
+}
+
+/// TTL family: -2 missing, -1 no expiry; `ms` selects the unit, `abs` the
+/// absolute form (EXPIRETIME).
+fn ttl_generic(ctx: &mut Ctx, out: &mut Reply, key: &[u8], ms: bool, abs: bool) -> CmdResult {
+    if ctx.get(key).is_none() {
+        out.int(-2);
+        return Ok(());
+    }
+    match ctx.db_ref().expire_of(key) {
+        None => out.int(-1),
+        Some(at) => {
+            let t = if abs { at } else { at - ctx.now_ms }.max(0);
+            out.int(if ms { t } else { (t + 500) / 1000 });
+        }
+    }
+    Ok(())
+}
+
+fn ttl(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, out, &argv[1], false, false)
+}
+
+fn pttl(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, out, &argv[1], true, false)
+}
+
+fn expiretime(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, out, &argv[1], false, true)
+}
+
+fn pexpiretime(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, out, &argv[1], true, true)
+}
+
+fn persist(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    if ctx.exists(&argv[1]) && ctx.db().persist(&argv[1]) {
+        ctx.dirty(1);
+        out.int(1);
+    } else {
+        out.int(0);
+    }
+    Ok(())
+}
+
+fn type_cmd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let name = ctx.get(&argv[1]).map_or("none", |v| v.type_name());
+    out.simple(name);
+    Ok(())
+}
+
+fn rename_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], nx: bool) -> CmdResult {
+    let (src, dst) = (&argv[1], &argv[2]);
+    if !ctx.exists(src) {
+        return Err(err::NO_SUCH_KEY);
+    }
+    if src == dst {
+        if nx {
+            out.int(0);
+        } else {
+            out.ok();
+        }
+        return Ok(());
+    }
+    if ctx.exists(dst) {
+        if nx {
+            out.int(0);
+            return Ok(());
+        }
+        ctx.db().remove(dst);
+    }
+    let db = ctx.client.db;
+    if let Some(e) = ctx.store.dbs[db].remove(src) {
+        let expire = e.expire();
+        ctx.store.dbs[db].set_with_expire(dst.clone(), e.value, expire, e.lru);
+    }
+    ctx.dirty(1);
+    if nx {
+        out.int(1);
+    } else {
+        out.ok();
+    }
+    Ok(())
+}
+
+fn rename(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, out, argv, false)
+}
+
+fn renamenx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, out, argv, true)
+}
+
+fn keys(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let pat = &argv[1];
+    let all = &pat[..] == b"*";
+    let now = ctx.now_ms;
+    let hide_expired = !ctx.client.is_master;
+    let found: Vec<Bytes> = ctx
+        .db_ref()
+        .iter()
+        .filter(|(k, e)| {
+            !(hide_expired && e.expire().is_some_and(|at| at <= now))
+                && (all || crate::util::glob_match(pat, k, false))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    out.array(found.len());
+    for k in &found {
+        out.bulk(k);
+    }
+    Ok(())
+}
+
+fn scan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let cursor = std::str::from_utf8(&argv[1])
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
+    let mut count: i64 = 10;
+    let mut pattern: Option<Bytes> = None;
+    let mut type_name: Option<Bytes> = None;
+    let mut i = 2;
+    while i < argv.len() {
+        let more = argv.len() - i >= 2;
+        if is_kw(&argv[i], "count") && more {
+            count = arg_i64(&argv[i + 1])?;
+            if count < 1 {
+                return Err(err::SYNTAX);
+            }
+        } else if is_kw(&argv[i], "match") && more {
+            let p = argv[i + 1].clone();
+            pattern = if &p[..] == b"*" { None } else { Some(p) };
+        } else if is_kw(&argv[i], "type") && more {
+            type_name = Some(argv[i + 1].clone());
+        } else {
+            return Err(err::SYNTAX);
+        }
+        i += 2;
+    }
+    let (next, candidates) = ctx.db_ref().scan(cursor, count as usize);
+    let mut keys = Vec::with_capacity(candidates.len());
+    for k in candidates {
+        if pattern
+            .as_ref()
+            .is_some_and(|p| !crate::util::glob_match(p, &k, false))
+        {
+            continue;
+        }
+        // Redis deletes expired keys it meets while scanning (on a master).
+        if ctx.expire_if_needed(&k) {
+            continue;
+        }
+        if let Some(t) = &type_name {
+            let ty = ctx
+                .db_ref()
+                .entry(&k)
+                .map_or("none", |e| e.value.type_name());
+            if !t.eq_ignore_ascii_case(ty.as_bytes()) {
+                continue;
+            }
+        }
+        keys.push(k);
+    }
+    out.array(2);
+    out.bulk(itoa::Buffer::new().format(next).as_bytes());
+    out.array(keys.len());
+    for k in &keys {
+        out.bulk(k);
+    }
+    Ok(())
+}
+
+fn randomkey(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
+    // Like Redis: expired picks are deleted on a master and retried; on a replica
+    // (where they cannot be deleted) give up after a bounded number of tries.
+    for tries in 0.. {
+        let Some(k) = ctx.db_ref().random_key().cloned() else {
+            out.null();
+            return Ok(());
+        };
+        if ctx
+            .db_ref()
+            .expire_of(&k)
+            .is_some_and(|at| at <= ctx.now_ms)
+            && !ctx.client.is_master
+        {
+            if ctx.store.is_replica {
+                if tries < 100 {
+                    continue;
+                }
+            } else {
+                let db = ctx.client.db;
+                ctx.delete_expired(db, &k);
+                continue;
+            }
+        }
+        out.bulk(&k);
+        return Ok(());
+    }
+    out.null();
+    Ok(())
+}
+
+fn dbsize(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
+    out.int(ctx.db_ref().len() as i64);
+    Ok(())
+}
+
+/// FLUSHDB/FLUSHALL take at most one argument, ASYNC or SYNC.
+fn flush_mode(argv: &[Bytes]) -> CmdResult {
+    match argv.len() {
+        1 => Ok(()),
+        2 if is_kw(&argv[1], "async") || is_kw(&argv[1], "sync") => Ok(()),
+        _ => Err(err::SYNTAX),
+    }
+}
+
+fn flushdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    flush_mode(argv)?;
+    let db = ctx.client.db;
+    let n = ctx.store.dbs[db].len() as u64;
+    ctx.store.dbs[db].clear();
+    ctx.store.touch_all(Some(db));
+    // Always propagated, like Redis's forced propagation of FLUSHDB.
+    ctx.dirty(n.max(1));
+    out.ok();
+    Ok(())
+}
+
+fn flushall(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    flush_mode(argv)?;
+    let mut n = 0;
+    for db in ctx.store.dbs.iter_mut() {
+        n += db.len() as u64;
+        db.clear();
+    }
+    ctx.store.touch_all(None);
+    ctx.dirty(n + 1);
+    out.ok();
+    Ok(())
+}
+
+/// A DB index argument of MOVE/COPY: not an integer -> NOT_INT, out of range ->
+/// `ERR DB index is out of range`.
+fn db_index(ctx: &Ctx, a: &[u8]) -> Result<usize, CmdError> {
+    let n = arg_i64(a)?;
+    if n < i32::MIN as i64 || n > i32::MAX as i64 {
+        return Err(err::NOT_INT);
+    }
+    if n < 0 || n as usize >= ctx.store.dbs.len() {
+        return Err(err::DB_INDEX);
+    }
+    Ok(n as usize)
+}
+
+fn swapdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let parse = |a: &[u8], what: &'static str| {
+        crate::resp::parse_i64(a)
+            .filter(|n| *n >= i32::MIN as i64 && *n <= i32::MAX as i64)
+            .ok_or_else(|| CmdError::msg(what))
+    };
+    let a = parse(&argv[1], "ERR invalid first DB index")?;
+    let b = parse(&argv[2], "ERR invalid second DB index")?;
+    let n = ctx.store.dbs.len() as i64;
+    if a < 0 || b < 0 || a >= n || b >= n {
+        return Err(err::DB_INDEX);
+    }
+    let (a, b) = (a as usize, b as usize);
+    if a != b {
+        ctx.store.dbs.swap(a, b);
+        ctx.store.touch_all(Some(a));
+        ctx.store.touch_all(Some(b));
+        // Clients blocked on keys that now exist in the swapped dbs can be served.
+        let ready: Vec<(usize, Bytes)> = ctx
+            .store
+            .blocking_keys
+            .keys()
+            .filter(|(d, k)| (*d == a || *d == b) && ctx.store.dbs[*d].contains(k))
+            .cloned()
+            .collect();
+        for r in ready {
+            if !ctx.store.ready_keys.contains(&r) {
+                ctx.store.ready_keys.push(r);
+            }
+        }
+    }
+    ctx.dirty(1);
+    out.ok();
+    Ok(())
+}
+
+/// Whether a live key exists in another db (expiring it there if needed).
+fn exists_in(ctx: &mut Ctx, db: usize, key: &[u8]) -> bool {
+    let saved = ctx.client.db;
+    ctx.client.db = db;
+    let e = ctx.exists(key);
+    ctx.client.db = saved;
+    e
+}
+
+fn same_object() -> CmdError {
+    CmdError::msg("ERR source and destination objects are the same")
+}
+
+fn move_cmd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let dst = db_index(ctx, &argv[2])?;
+    let src = ctx.client.db;
+    if src == dst {
+        return Err(same_object());
+    }
+    let key = &argv[1];
+    if !ctx.exists(key) || exists_in(ctx, dst, key) {
+        out.int(0);
+        return Ok(());
+    }
+    if let Some(e) = ctx.store.dbs[src].remove(key) {
+        let expire = e.expire();
+        ctx.store.dbs[dst].set_with_expire(key.clone(), e.value, expire, e.lru);
+    }
+    ctx.store.touch_key(dst, key);
+    ctx.dirty(1);
+    out.int(1);
+    Ok(())
+}
+
+fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let src_db = ctx.client.db;
+    let mut dst_db = src_db;
+    let mut replace = false;
+    let mut j = 3;
+    while j < argv.len() {
+        if is_kw(&argv[j], "replace") {
+            replace = true;
+        } else if is_kw(&argv[j], "db") && j + 1 < argv.len() {
+            dst_db = db_index(ctx, &argv[j + 1])?;
+            j += 1;
+        } else {
+            return Err(err::SYNTAX);
+        }
+        j += 1;
+    }
+    let (key, newkey) = (&argv[1], &argv[2]);
+    if src_db == dst_db && key == newkey {
+        return Err(same_object());
+    }
+    if ctx.get(key).is_none() {
+        out.int(0);
+        return Ok(());
+    }
+    if exists_in(ctx, dst_db, newkey) {
+        if !replace {
+            out.int(0);
+            return Ok(());
+        }
+        ctx.store.dbs[dst_db].remove(newkey);
+    }
+    let Some(e) = ctx.store.dbs[src_db].entry(key).cloned() else {
+        out.int(0);
+        return Ok(());
+    };
+    let lru = ctx.server.lru_clock();
+    let expire = e.expire();
+    ctx.store.dbs[dst_db].set_with_expire(newkey.clone(), e.value, expire, lru);
+    ctx.store.touch_key(dst_db, newkey);
+    ctx.dirty(1);
+    out.int(1);
+    Ok(())
+}
+
+/// OBJECT ENCODING as Redis 7.0 would report it for a value of this size/shape.
+pub fn encoding_of(v: &Value, cfg: &Config) -> &'static str {
+    match v {
+        Value::Str(s) => {
+            if s.len() <= 20 && crate::types::is_canonical_int(s) {
+                "int"
+            } else if s.len() <= 44 {
+                "embstr"
+            } else {
+                "raw"
+            }
+        }
+        // Redis 7.0 stores every list as a quicklist (listpack lists came in 7.2).
+        Value::List(_) => "quicklist",
+        Value::Hash(h) => {
+            let small = h.len() <= cfg.hash_max_listpack_entries
+                && h.iter().all(|(f, v)| {
+                    f.len() <= cfg.hash_max_listpack_value && v.len() <= cfg.hash_max_listpack_value
+                });
+            if small {
+                "listpack"
+            } else {
+                "hashtable"
+            }
+        }
+        Value::Set(s) => {
+            let ints = s.len() <= cfg.set_max_intset_entries
+                && s.iter().all(|m| crate::types::is_canonical_int(m));
+            if ints {
+                "intset"
+            } else {
+                "hashtable"
+            }
+        }
+        Value::ZSet(z) => {
+            let small = z.len() <= cfg.zset_max_listpack_entries
+                && z.iter()
+                    .all(|(m, _)| m.len() <= cfg.zset_max_listpack_value);
+            if small {
+                "listpack"
+            } else {
+                "skiplist"
+            }
+        }
+    }
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the internal representation used to store the value of <key>.",
+    "FREQ <key>",
+    "    Return the logarithmic access frequency counter of <key>.",
+    "IDLETIME <key>",
+    "    Return the approximate number of seconds since <key> was last accessed.",
+    "REFCOUNT <key>",
+    "    Return the number of references to the value of <key>.",
+    "HELP",
+    "    Print this help.",
+];
+
+fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
+    let known = ["encoding", "freq", "idletime", "refcount", "help"];
+    if !known.contains(&sub.as_str()) {
+        return Err(CmdError::msg(format!(
+            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(&argv[1])
+        )));
+    }
+    let want = if sub == "help" { 2 } else { 3 };
+    if argv.len() != want {
+        return Err(CmdError::msg(format!(
+            "ERR wrong number of arguments for 'object|{sub}' command"
+        )));
+    }
+    if sub == "help" {
+        out.array(OBJECT_HELP.len());
+        for l in OBJECT_HELP {
+            out.simple(l);
+        }
+        return Ok(());
+    }
+    let key = &argv[2];
+    let policy = ctx.server.config.read().maxmemory_policy.clone();
+    let lfu = policy.contains("lfu");
+    const ADJUST: &str = "Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+    if sub == "freq" && !lfu {
+        // Checked after the key lookup in Redis: a missing key answers null first.
+        if !ctx.exists(key) {
+            out.null();
+            return Ok(());
+        }
+        return Err(CmdError::msg(format!(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. {ADJUST}"
+        )));
+    }
+    if sub == "idletime" && lfu {
+        if !ctx.exists(key) {
+            out.null();
+            return Ok(());
+        }
+        return Err(CmdError::msg(format!(
+            "ERR An LFU maxmemory policy is selected, idle time not tracked. {ADJUST}"
+        )));
+    }
+    if !ctx.exists(key) {
+        out.null();
+        return Ok(());
+    }
+    let now_lru = ctx.server.lru_clock();
+    let cfg = ctx.server.config.read().clone();
+    let Some(e) = ctx.db_ref().entry(key) else {
+        out.null();
+        return Ok(());
+    };
+    match sub.as_str() {
+        "encoding" => out.bulk_str(encoding_of(&e.value, &cfg)),
+        "idletime" => out.int(now_lru.saturating_sub(e.lru) as i64),
+        // LFU counters start at 5 in Redis; accesses are not counted here.
+        "freq" => out.int(5),
+        _ => {
+            // Small integers are shared objects in Redis unless an LRU/LFU policy
+            // needs per-object access data.
+            let shared = matches!(&e.value, Value::Str(s) if crate::resp::parse_i64(s).is_some_and(|n| (0..10000).contains(&n)))
+                && (cfg.maxmemory == 0 || !(policy.contains("lru") || lfu));
+            out.int(if shared { i32::MAX as i64 } else { 1 });
+        }
+    }
+    Ok(())
+}
+
+/// Runs commands against an in-process server to inspect replies and what they
+/// propagate (used by this family's and the strings family's unit tests).
+#[cfg(test)]
+pub(crate) mod test_util {
+    use crate::commands::{lookup, ClientState};
+    use crate::config::Config;
+    use crate::resp::Reply;
+    use crate::server::Server;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    pub struct Harness {
+        pub server: Arc<Server>,
+        pub client: ClientState,
+    }
+
+    impl Harness {
+        pub fn new() -> Self {
+            let mut client = ClientState::new(1);
+            client.authenticated = true;
+            Harness {
+                server: Server::new(Config::default()),
+                client,
+            }
+        }
+
+        /// Runs one top-level command: its RESP2 reply and the argvs it propagated.
+        pub fn run(&mut self, args: &[&str]) -> (String, Vec<Vec<String>>) {
+            let argv: Vec<Bytes> = args
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            let cmd = lookup(&argv[0]).expect("known command");
+            let mut store = self.server.store.lock();
+            let before = store.propagated.len();
+            let mut out = Reply::new(false);
+            crate::exec::call(
+                &self.server,
+                &mut store,
+                &mut self.client,
+                cmd,
+                &argv,
+                &mut out,
+                true,
+            );
+            crate::exec::finish_propagation(&mut store, before);
+            let ops = store
+                .propagated
+                .drain(..)
+                .map(|(_, a)| {
+                    a.iter()
+                        .map(|x| String::from_utf8_lossy(x).into_owned())
+                        .collect()
+                })
+                .collect();
+            (String::from_utf8_lossy(&out.buf).into_owned(), ops)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::Harness;
+
+    #[test]
+    fn expire_family_propagates_absolute_pexpireat_with_flags() {
+        let mut h = Harness::new();
+        h.run(&["set", "k", "v"]);
+        let (r, ops) = h.run(&["expire", "k", "100", "NX"]);
+        assert_eq!(r, ":1\r\n");
+        assert_eq!(ops.len(), 1);
+        assert_eq!(ops[0][0], "PEXPIREAT");
+        assert_eq!(ops[0][3], "NX");
+        let at: i64 = ops[0][2].parse().unwrap();
+        assert!((at - crate::server::now_ms() - 100_000).abs() < 5000);
+        let (_, ops) = h.run(&["pexpireat", "k", "99999999999999", "gt"]);
+        assert_eq!(ops, vec![vec!["PEXPIREAT", "k", "99999999999999", "gt"]]);
+        let (r, ops) = h.run(&["expire", "k", "5", "gt"]);
+        assert_eq!(r, ":0\r\n");
+        assert!(ops.is_empty());
+    }
+
+    #[test]
+    fn expire_in_the_past_deletes_and_propagates_del() {
+        let mut h = Harness::new();
+        h.run(&["set", "k", "v"]);
+        let (r, ops) = h.run(&["expire", "k", "-1"]);
+        assert_eq!(r, ":1\r\n");
+        assert_eq!(ops, vec![vec!["DEL", "k"]]);
+        let (r, _) = h.run(&["exists", "k"]);
+        assert_eq!(r, ":0\r\n");
+        h.server.config.write().lazyfree_lazy_expire = true;
+        h.run(&["set", "k", "v"]);
+        let (_, ops) = h.run(&["expireat", "k", "1"]);
+        assert_eq!(ops, vec![vec!["UNLINK", "k"]]);
+    }
+
+    #[test]
+    fn writes_over_a_logically_expired_key_propagate_del_first_in_multi() {
+        let mut h = Harness::new();
+        h.run(&["set", "k", "v"]);
+        {
+            let mut store = h.server.store.lock();
+            store.dbs[0].set_expire(b"k", 1);
+        }
+        let (_, ops) = h.run(&["set", "k", "w"]);
+        assert_eq!(
+            ops,
+            vec![
+                vec!["MULTI"],
+                vec!["DEL", "k"],
+                vec!["set", "k", "w"],
+                vec!["EXEC"]
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_and_refused_writes_propagate_nothing() {
+        let mut h = Harness::new();
+        for cmd in [
+            &["get", "x"][..],
+            &["ttl", "x"],
+            &["persist", "x"],
+            &["del", "x"],
+            &["rename", "x", "y"],
+        ] {
+            let (_, ops) = h.run(cmd);
+            assert!(ops.is_empty(), "{cmd:?} propagated {ops:?}");
+        }
+        let (_, ops) = h.run(&["flushdb"]);
+        assert_eq!(ops, vec![vec!["flushdb"]], "FLUSHDB is always propagated");
+    }
+}

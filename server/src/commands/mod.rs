@@ -3,6 +3,7 @@
 //! `COMMANDS`, and [`table`] joins them. The table's flags drive arity checks,
 //! READONLY rejection on replicas, OOM checks, and propagation.
 
+pub mod config_cmd;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
@@ -186,6 +187,7 @@ pub fn table() -> &'static HashMap<&'static str, Command> {
     TABLE.get_or_init(|| {
         let mut m = HashMap::new();
         for family in [
+            config_cmd::COMMANDS,
             connection::COMMANDS,
             hashes::COMMANDS,
             keys::COMMANDS,

@@ -1,5 +1,466 @@
-//! Command family: sets.
+//! Command family: sets (Redis 7.0 `t_set.c` semantics).
 
-use super::Command;
+use super::hashes::{parse_rand_count, parse_scan, scan_step};
+use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use crate::resp::Reply;
+use crate::types::{HashSetB, Value};
+use bytes::Bytes;
+use rand::seq::SliceRandom;
+use rand::Rng;
 
-pub const COMMANDS: &[Command] = &[];
+pub const COMMANDS: &[Command] = &[
+    Command::new("sadd", -3, WRITE | DENYOOM | FAST, sadd).keys(1, 1, 1),
+    Command::new("srem", -3, WRITE | FAST, srem).keys(1, 1, 1),
+    Command::new("scard", 2, READONLY | FAST, scard).keys(1, 1, 1),
+    Command::new("sismember", 3, READONLY | FAST, sismember).keys(1, 1, 1),
+    Command::new("smismember", -3, READONLY | FAST, smismember).keys(1, 1, 1),
+    Command::new("smembers", 2, READONLY, smembers).keys(1, 1, 1),
+    Command::new("srandmember", -2, READONLY, srandmember).keys(1, 1, 1),
+    Command::new("spop", -2, WRITE | FAST, spop).keys(1, 1, 1),
+    Command::new("smove", 4, WRITE | FAST, smove).keys(1, 2, 1),
+    Command::new("sinter", -2, READONLY, sinter).keys(1, -1, 1),
+    Command::new("sintercard", -3, READONLY, sintercard).keys_with(sintercard_keys),
+    Command::new("sunion", -2, READONLY, sunion).keys(1, -1, 1),
+    Command::new("sdiff", -2, READONLY, sdiff).keys(1, -1, 1),
+    Command::new("sinterstore", -3, WRITE | DENYOOM, sinterstore).keys(1, -1, 1),
+    Command::new("sunionstore", -3, WRITE | DENYOOM, sunionstore).keys(1, -1, 1),
+    Command::new("sdiffstore", -3, WRITE | DENYOOM, sdiffstore).keys(1, -1, 1),
+    Command::new("sscan", -3, READONLY, sscan).keys(1, 1, 1),
+];
+
+fn set_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashSetB>, CmdError> {
+    match ctx.get_mut(key) {
+        None => Ok(None),
+        Some(Value::Set(s)) => Ok(Some(s)),
+        Some(_) => Err(err::WRONGTYPE),
+    }
+}
+
+fn set_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashSetB>, CmdError> {
+    match ctx.get(key) {
+        None => Ok(None),
+        Some(Value::Set(s)) => Ok(Some(s)),
+        Some(_) => Err(err::WRONGTYPE),
+    }
+}
+
+fn sadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    if set_w(ctx, key)?.is_none() {
+        ctx.set(key.clone(), Value::new_set());
+    }
+    let mut added = 0;
+    if let Some(s) = set_w(ctx, key)? {
+        for m in &argv[2..] {
+            if s.insert(m.clone()) {
+                added += 1;
+            }
+        }
+    }
+    ctx.delete_if_empty(key);
+    if added > 0 {
+        ctx.dirty(added);
+    }
+    out.int(added as i64);
+    Ok(())
+}
+
+fn srem(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let Some(s) = set_w(ctx, key)? else {
+        out.int(0);
+        return Ok(());
+    };
+    let mut n = 0;
+    for m in &argv[2..] {
+        if s.remove(m) {
+            n += 1;
+        }
+    }
+    if n > 0 {
+        ctx.delete_if_empty(key);
+        ctx.dirty(n);
+    }
+    out.int(n as i64);
+    Ok(())
+}
+
+fn scard(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let n = set_r(ctx, &argv[1])?.map_or(0, |s| s.len());
+    out.int(n as i64);
+    Ok(())
+}
+
+fn sismember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let e = set_r(ctx, &argv[1])?.is_some_and(|s| s.contains(&argv[2]));
+    out.int(e as i64);
+    Ok(())
+}
+
+fn smismember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let s = set_r(ctx, &argv[1])?;
+    out.array(argv.len() - 2);
+    for m in &argv[2..] {
+        out.int(s.as_ref().is_some_and(|s| s.contains(m)) as i64);
+    }
+    Ok(())
+}
+
+fn reply_set<'a>(out: &mut Reply, n: usize, items: impl Iterator<Item = &'a Bytes>) {
+    out.set(n);
+    for m in items {
+        out.bulk(m);
+    }
+}
+
+fn smembers(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    match set_r(ctx, &argv[1])? {
+        None => out.set(0),
+        Some(s) => reply_set(out, s.len(), s.iter()),
+    }
+    Ok(())
+}
+
+fn srandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    if argv.len() > 3 {
+        return Err(err::SYNTAX);
+    }
+    if argv.len() == 2 {
+        let pick = set_r(ctx, &argv[1])?.and_then(|s| {
+            if s.is_empty() {
+                return None;
+            }
+            let i = rand::thread_rng().gen_range(0..s.len());
+            s.iter().nth(i).cloned()
+        });
+        out.opt_bulk(pick.as_deref());
+        return Ok(());
+    }
+    let count = parse_rand_count(&argv[2])?;
+    let Some(s) = set_r(ctx, &argv[1])? else {
+        out.array(0);
+        return Ok(());
+    };
+    let members: Vec<&Bytes> = s.iter().collect();
+    let mut rng = rand::thread_rng();
+    if count >= 0 {
+        let n = (count as u64).min(members.len() as u64) as usize;
+        let chosen: Vec<&Bytes> = members.choose_multiple(&mut rng, n).copied().collect();
+        out.array(n);
+        for m in chosen {
+            out.bulk(m);
+        }
+    } else {
+        if members.is_empty() {
+            out.array(0);
+            return Ok(());
+        }
+        let n = count.unsigned_abs();
+        out.array(n as usize);
+        for _ in 0..n {
+            out.bulk(members[rng.gen_range(0..members.len())]);
+        }
+    }
+    Ok(())
+}
+
+fn spop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    if argv.len() > 3 {
+        return Err(err::SYNTAX);
+    }
+    if argv.len() == 2 {
+        let Some(s) = set_w(ctx, key)? else {
+            out.null();
+            return Ok(());
+        };
+        let pick = if s.is_empty() {
+            None
+        } else {
+            let i = rand::thread_rng().gen_range(0..s.len());
+            s.iter().nth(i).cloned()
+        };
+        let Some(m) = pick else {
+            out.null();
+            return Ok(());
+        };
+        s.remove(&m);
+        ctx.delete_if_empty(key);
+        ctx.dirty(1);
+        ctx.rewrite = Some(vec![Bytes::from_static(b"SREM"), key.clone(), m.clone()]);
+        out.bulk(&m);
+        return Ok(());
+    }
+    let count = match crate::resp::parse_i64(&argv[2]) {
+        Some(n) if n >= 0 => n as u64,
+        _ => return Err(CmdError::msg("ERR value is out of range, must be positive")),
+    };
+    let Some(s) = set_w(ctx, key)? else {
+        out.set(0);
+        return Ok(());
+    };
+    if count == 0 {
+        out.set(0);
+        return Ok(());
+    }
+    if count >= s.len() as u64 {
+        let n = s.len();
+        let all = std::mem::take(s);
+        reply_set(out, n, all.iter());
+        ctx.delete(key);
+        ctx.dirty(1);
+        ctx.rewrite = Some(vec![Bytes::from_static(b"DEL"), key.clone()]);
+        return Ok(());
+    }
+    let members: Vec<Bytes> = s.iter().cloned().collect();
+    let chosen: Vec<Bytes> = members
+        .choose_multiple(&mut rand::thread_rng(), count as usize)
+        .cloned()
+        .collect();
+    for m in &chosen {
+        s.remove(m);
+    }
+    reply_set(out, chosen.len(), chosen.iter());
+    let db = ctx.client.db;
+    for m in &chosen {
+        ctx.also_propagate(
+            db,
+            vec![Bytes::from_static(b"SREM"), key.clone(), m.clone()],
+        );
+    }
+    ctx.no_propagate = true;
+    ctx.dirty(chosen.len() as u64);
+    Ok(())
+}
+
+fn smove(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let (src, dst, m) = (&argv[1], &argv[2], &argv[3]);
+    // Redis answers 0 for a missing source before type-checking the destination.
+    if set_w(ctx, src)?.is_none() {
+        out.int(0);
+        return Ok(());
+    }
+    let dst_exists = set_w(ctx, dst)?.is_some();
+    if src == dst {
+        let e = set_w(ctx, src)?.is_some_and(|s| s.contains(m));
+        out.int(e as i64);
+        return Ok(());
+    }
+    let removed = set_w(ctx, src)?.is_some_and(|s| s.remove(m));
+    if !removed {
+        out.int(0);
+        return Ok(());
+    }
+    ctx.delete_if_empty(src);
+    if !dst_exists {
+        ctx.set(dst.clone(), Value::new_set());
+    }
+    if let Some(d) = set_w(ctx, dst)? {
+        d.insert(m.clone());
+    }
+    ctx.dirty(1);
+    out.int(1);
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Inter,
+    Union,
+    Diff,
+}
+
+/// Computes an intersection/union/difference of the sets at `keys`, Redis-style:
+/// missing keys are empty sets; WRONGTYPE for non-sets. Sorted by nothing in particular.
+fn combine(ctx: &mut Ctx, keys: &[Bytes], op: Op) -> Result<Vec<Bytes>, CmdError> {
+    let mut sets: Vec<Option<HashSetB>> = Vec::with_capacity(keys.len());
+    for k in keys {
+        match set_r(ctx, k)? {
+            Some(s) => sets.push(Some(s.clone())),
+            None => {
+                // An intersection with a missing key is empty: Redis stops here
+                // without type-checking the remaining keys.
+                if op == Op::Inter {
+                    return Ok(Vec::new());
+                }
+                sets.push(None);
+            }
+        }
+    }
+    Ok(match op {
+        Op::Inter => {
+            let mut order: Vec<&HashSetB> = sets.iter().flatten().collect();
+            order.sort_by_key(|s| s.len());
+            let Some((first, rest)) = order.split_first() else {
+                return Ok(Vec::new());
+            };
+            first
+                .iter()
+                .filter(|m| rest.iter().all(|s| s.contains(*m)))
+                .cloned()
+                .collect()
+        }
+        Op::Union => {
+            let mut acc = HashSetB::default();
+            for s in sets.iter().flatten() {
+                acc.extend(s.iter().cloned());
+            }
+            acc.into_iter().collect()
+        }
+        Op::Diff => {
+            let Some(Some(first)) = sets.first() else {
+                return Ok(Vec::new());
+            };
+            first
+                .iter()
+                .filter(|m| sets[1..].iter().flatten().all(|s| !s.contains(*m)))
+                .cloned()
+                .collect()
+        }
+    })
+}
+
+fn read_op(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], op: Op) -> CmdResult {
+    let items = combine(ctx, &argv[1..], op)?;
+    reply_set(out, items.len(), items.iter());
+    Ok(())
+}
+
+fn store_op(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], op: Op) -> CmdResult {
+    let items = combine(ctx, &argv[2..], op)?;
+    let dst = &argv[1];
+    let n = items.len();
+    if n > 0 {
+        let set: HashSetB = items.into_iter().collect();
+        ctx.set(dst.clone(), Value::Set(set));
+    } else {
+        ctx.delete(dst);
+    }
+    ctx.dirty(1);
+    out.int(n as i64);
+    Ok(())
+}
+
+fn sinter(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    read_op(ctx, out, argv, Op::Inter)
+}
+fn sunion(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    read_op(ctx, out, argv, Op::Union)
+}
+fn sdiff(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    read_op(ctx, out, argv, Op::Diff)
+}
+fn sinterstore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    store_op(ctx, out, argv, Op::Inter)
+}
+fn sunionstore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    store_op(ctx, out, argv, Op::Union)
+}
+fn sdiffstore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    store_op(ctx, out, argv, Op::Diff)
+}
+
+fn sintercard_keys(argv: &[Bytes]) -> Vec<usize> {
+    match argv.get(1).and_then(|a| crate::resp::parse_i64(a)) {
+        Some(n) if n >= 1 => {
+            let n = (n as u64).min(argv.len() as u64) as usize;
+            (2..2 + n).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn sintercard(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let numkeys = match crate::resp::parse_i64(&argv[1]) {
+        Some(n) if n >= 1 => n as u64,
+        _ => return Err(CmdError::msg("ERR numkeys should be greater than 0")),
+    };
+    if numkeys > (argv.len() - 2) as u64 {
+        return Err(CmdError::msg(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    let end = 2 + numkeys as usize;
+    let mut limit = 0u64;
+    let mut i = end;
+    while i < argv.len() {
+        if is_kw(&argv[i], "limit") && i + 1 < argv.len() {
+            let l = arg_i64(&argv[i + 1])?;
+            if l < 0 {
+                return Err(CmdError::msg("ERR LIMIT can't be negative"));
+            }
+            limit = l as u64;
+            i += 2;
+        } else {
+            return Err(err::SYNTAX);
+        }
+    }
+    let items = combine(ctx, &argv[2..end], Op::Inter)?;
+    let mut n = items.len() as u64;
+    if limit > 0 {
+        n = n.min(limit);
+    }
+    out.int(n as i64);
+    Ok(())
+}
+
+fn sscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let args = parse_scan(argv)?;
+    let Some(s) = set_r(ctx, &argv[1])? else {
+        out.array(2);
+        out.bulk(b"0");
+        out.array(0);
+        return Ok(());
+    };
+    let mut members: Vec<&Bytes> = s.iter().collect();
+    members.sort_unstable();
+    let (next, range) = scan_step(members.len(), args.cursor, args.count);
+    let picked: Vec<&Bytes> = members[range]
+        .iter()
+        .filter(|m| {
+            args.pattern
+                .as_ref()
+                .is_none_or(|p| crate::util::glob_match(p, m, false))
+        })
+        .copied()
+        .collect();
+    out.array(2);
+    out.bulk(next.to_string().as_bytes());
+    out.array(picked.len());
+    for m in picked {
+        out.bulk(m);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::lists::harness::H;
+
+    #[test]
+    fn spop_propagates_srem_per_member_or_del() {
+        let mut h = H::new();
+        h.ops(&["sadd", "s", "a"]);
+        assert_eq!(h.ops(&["spop", "s"]), vec!["SREM s a"]);
+        h.ops(&["sadd", "s", "a", "b", "c"]);
+        let ops = h.ops(&["spop", "s", "2"]);
+        assert_eq!(ops.len(), 4, "{ops:?}");
+        assert_eq!(ops[0], "MULTI");
+        assert!(ops[1].starts_with("SREM s "));
+        assert!(ops[2].starts_with("SREM s "));
+        assert_eq!(ops[3], "EXEC");
+        assert_eq!(h.ops(&["spop", "s", "5"]), vec!["DEL s"]);
+        assert!(h.store.dbs[0].is_empty());
+        assert!(h.ops(&["spop", "s"]).is_empty());
+        assert!(h.ops(&["spop", "s", "3"]).is_empty());
+    }
+
+    #[test]
+    fn single_spop_with_count_is_one_srem() {
+        let mut h = H::new();
+        h.ops(&["sadd", "s", "a", "b"]);
+        let ops = h.ops(&["spop", "s", "1"]);
+        assert_eq!(ops.len(), 1);
+        assert!(ops[0] == "SREM s a" || ops[0] == "SREM s b", "{ops:?}");
+    }
+}

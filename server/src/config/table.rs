@@ -1,0 +1,544 @@
+//! The directive table: every directive Redis 7.0.15 knows (its `CONFIG GET *` set),
+//! with its kind, default, and whether Tandem acts on it.
+//!
+//! One row per directive is the single source of truth for parsing (file, command
+//! line, CONFIG SET), for CONFIG GET, for CONFIG REWRITE and for the startup warning
+//! that names the directives Tandem accepts but does not act on. To wire a directive,
+//! flip its `A` flag once the code honours it.
+
+/// How a directive's value is validated and canonicalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `yes` / `no`.
+    Bool,
+    /// Strict decimal integer within `[min, max]`.
+    Int(i64, i64),
+    /// Non-negative byte count with optional unit (1k, 1kb, 1m, 1mb, 1g, 1gb), within `[min, max]`.
+    Memory(i64, i64),
+    /// One of the listed words (case-insensitive; canonical form lower-case).
+    Enum(&'static [&'static str]),
+    /// Any single string.
+    Str,
+    /// Own parser in `mod.rs` (save, bind, replicaof, client-output-buffer-limit, ...).
+    Special,
+}
+
+/// Tandem acts on this directive.
+pub const A: u8 = 1;
+/// Cannot be changed by CONFIG SET ("can't set immutable config").
+pub const I: u8 = 2;
+/// Protected: CONFIG SET refused while `enable-protected-configs` is `no`.
+pub const P: u8 = 4;
+/// Tandem cannot honour a non-default value safely: startup stops with a message.
+pub const U: u8 = 8;
+/// Takes several arguments (a single argument is re-split on spaces).
+pub const M: u8 = 16;
+/// Defines the listening sockets: Redis rebinds on CONFIG SET, Tandem refuses a
+/// runtime change rather than keep serving the old address silently.
+pub const L: u8 = 32;
+
+#[derive(Debug)]
+pub struct Directive {
+    pub name: &'static str,
+    pub alias: Option<&'static str>,
+    pub kind: Kind,
+    /// Default in canonical form (what CONFIG GET shows on a fresh server).
+    pub default: &'static str,
+    pub flags: u8,
+}
+
+impl Directive {
+    pub fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+    pub fn acted(&self) -> bool {
+        self.has(A)
+    }
+}
+
+const fn d(
+    name: &'static str,
+    alias: Option<&'static str>,
+    kind: Kind,
+    default: &'static str,
+    flags: u8,
+) -> Directive {
+    Directive {
+        name,
+        alias,
+        kind,
+        default,
+        flags,
+    }
+}
+
+use Kind::*;
+
+const IMAX: i64 = i32::MAX as i64;
+const LMAX: i64 = i64::MAX;
+const PORT: Kind = Int(0, 65535);
+const MB: i64 = 1024 * 1024;
+
+pub const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
+pub const POLICIES: &[&str] = &[
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+];
+const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
+
+/// Every directive, sorted by name (CONFIG GET * order does not matter to clients,
+/// but a sorted table keeps REWRITE output stable).
+pub static DIRECTIVES: &[Directive] = &[
+    d(
+        "acl-pubsub-default",
+        None,
+        Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+        0,
+    ),
+    d("aclfile", None, Str, "", I | U),
+    d("acllog-max-len", None, Int(0, LMAX), "128", 0),
+    d("active-defrag-cycle-max", None, Int(1, 99), "25", 0),
+    d("active-defrag-cycle-min", None, Int(1, 99), "1", 0),
+    d(
+        "active-defrag-ignore-bytes",
+        None,
+        Memory(1, LMAX),
+        "104857600",
+        0,
+    ),
+    d(
+        "active-defrag-max-scan-fields",
+        None,
+        Int(1, LMAX),
+        "1000",
+        0,
+    ),
+    d("active-defrag-threshold-lower", None, Int(0, 1000), "10", 0),
+    d(
+        "active-defrag-threshold-upper",
+        None,
+        Int(0, 1000),
+        "100",
+        0,
+    ),
+    d("active-expire-effort", None, Int(1, 10), "1", 0),
+    d("activedefrag", None, Bool, "no", 0),
+    d("activerehashing", None, Bool, "yes", 0),
+    d("always-show-logo", None, Bool, "no", A | I),
+    d("aof-disable-auto-gc", None, Bool, "no", 0),
+    d("aof-load-truncated", None, Bool, "yes", 0),
+    d("aof-rewrite-incremental-fsync", None, Bool, "yes", 0),
+    d("aof-timestamp-enabled", None, Bool, "no", 0),
+    d("aof-use-rdb-preamble", None, Bool, "yes", 0),
+    d("aof_rewrite_cpulist", None, Str, "", I),
+    d("appenddirname", None, Str, "appendonlydir", I),
+    d("appendfilename", None, Str, "appendonly.aof", I),
+    d(
+        "appendfsync",
+        None,
+        Enum(&["always", "everysec", "no"]),
+        "everysec",
+        0,
+    ),
+    d("appendonly", None, Bool, "no", 0),
+    d(
+        "auto-aof-rewrite-min-size",
+        None,
+        Memory(0, LMAX),
+        "67108864",
+        0,
+    ),
+    d("auto-aof-rewrite-percentage", None, Int(0, IMAX), "100", 0),
+    d("bgsave_cpulist", None, Str, "", I),
+    d("bind", None, Special, "* -::*", A | M | L),
+    d("bind-source-addr", None, Str, "", 0),
+    d("bio_cpulist", None, Str, "", I),
+    d(
+        "busy-reply-threshold",
+        Some("lua-time-limit"),
+        Int(0, LMAX),
+        "5000",
+        0,
+    ),
+    d(
+        "client-output-buffer-limit",
+        None,
+        Special,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        M,
+    ),
+    d(
+        "client-query-buffer-limit",
+        None,
+        Memory(MB, LMAX),
+        "1073741824",
+        A,
+    ),
+    d("cluster-allow-pubsubshard-when-down", None, Bool, "yes", 0),
+    d("cluster-allow-reads-when-down", None, Bool, "no", 0),
+    d("cluster-allow-replica-migration", None, Bool, "yes", 0),
+    d("cluster-announce-bus-port", None, PORT, "0", 0),
+    d("cluster-announce-hostname", None, Str, "", 0),
+    d("cluster-announce-ip", None, Str, "", 0),
+    d("cluster-announce-port", None, PORT, "0", 0),
+    d("cluster-announce-tls-port", None, PORT, "0", 0),
+    d("cluster-config-file", None, Str, "nodes.conf", I),
+    d("cluster-enabled", None, Bool, "no", I | U),
+    d("cluster-link-sendbuf-limit", None, Memory(0, LMAX), "0", 0),
+    d("cluster-migration-barrier", None, Int(0, IMAX), "1", 0),
+    d("cluster-node-timeout", None, Int(0, LMAX), "15000", 0),
+    d("cluster-port", None, PORT, "0", I),
+    d(
+        "cluster-preferred-endpoint-type",
+        None,
+        Enum(&["ip", "hostname", "unknown-endpoint"]),
+        "ip",
+        0,
+    ),
+    d(
+        "cluster-replica-no-failover",
+        Some("cluster-slave-no-failover"),
+        Bool,
+        "no",
+        0,
+    ),
+    d(
+        "cluster-replica-validity-factor",
+        Some("cluster-slave-validity-factor"),
+        Int(0, IMAX),
+        "10",
+        0,
+    ),
+    d("cluster-require-full-coverage", None, Bool, "yes", 0),
+    d("crash-log-enabled", None, Bool, "yes", 0),
+    d("crash-memcheck-enabled", None, Bool, "yes", 0),
+    d("daemonize", None, Bool, "no", A | I),
+    d("databases", None, Int(1, IMAX), "16", A | I),
+    d("dbfilename", None, Str, "dump.rdb", P),
+    d("dir", None, Special, "", A | P),
+    d("disable-thp", None, Bool, "yes", I),
+    d("dynamic-hz", None, Bool, "yes", 0),
+    d(
+        "enable-debug-command",
+        None,
+        Enum(YES_NO_LOCAL),
+        "no",
+        A | I,
+    ),
+    d("enable-module-command", None, Enum(YES_NO_LOCAL), "no", I),
+    d(
+        "enable-protected-configs",
+        None,
+        Enum(YES_NO_LOCAL),
+        "no",
+        A | I,
+    ),
+    d(
+        "hash-max-listpack-entries",
+        Some("hash-max-ziplist-entries"),
+        Int(0, LMAX),
+        "512",
+        A,
+    ),
+    d(
+        "hash-max-listpack-value",
+        Some("hash-max-ziplist-value"),
+        Memory(0, LMAX),
+        "64",
+        A,
+    ),
+    d("hll-sparse-max-bytes", None, Memory(0, LMAX), "3000", 0),
+    d("hz", None, Int(0, IMAX), "10", A),
+    d("ignore-warnings", None, Str, "", 0),
+    d("io-threads", None, Int(1, 128), "1", I),
+    d("io-threads-do-reads", None, Bool, "no", I),
+    d("jemalloc-bg-thread", None, Bool, "yes", 0),
+    d("latency-monitor-threshold", None, Int(0, LMAX), "0", 0),
+    d("latency-tracking", None, Bool, "yes", 0),
+    d(
+        "latency-tracking-info-percentiles",
+        None,
+        Special,
+        "50 99 99.9",
+        M,
+    ),
+    d("lazyfree-lazy-eviction", None, Bool, "no", 0),
+    d("lazyfree-lazy-expire", None, Bool, "no", A),
+    d("lazyfree-lazy-server-del", None, Bool, "no", 0),
+    d("lazyfree-lazy-user-del", None, Bool, "no", 0),
+    d("lazyfree-lazy-user-flush", None, Bool, "no", 0),
+    d("lfu-decay-time", None, Int(0, IMAX), "1", 0),
+    d("lfu-log-factor", None, Int(0, IMAX), "10", 0),
+    d("list-compress-depth", None, Int(0, IMAX), "0", 0),
+    d(
+        "list-max-listpack-size",
+        Some("list-max-ziplist-size"),
+        Int(i32::MIN as i64, IMAX),
+        "-2",
+        A,
+    ),
+    // Tandem extension of Redis 7.0: logfile can be changed at runtime (Redis refuses).
+    d("logfile", None, Special, "", A),
+    d("loglevel", None, Enum(LOGLEVELS), "notice", A),
+    d("masterauth", None, Str, "", 0),
+    d("masteruser", None, Str, "", 0),
+    d("maxclients", None, Int(1, u32::MAX as i64), "10000", A),
+    d("maxmemory", None, Memory(0, LMAX), "0", A),
+    d("maxmemory-clients", None, Special, "0", 0),
+    d("maxmemory-eviction-tenacity", None, Int(0, 100), "10", 0),
+    d("maxmemory-policy", None, Enum(POLICIES), "noeviction", A),
+    d("maxmemory-samples", None, Int(1, IMAX), "5", A),
+    d(
+        "min-replicas-max-lag",
+        Some("min-slaves-max-lag"),
+        Int(0, IMAX),
+        "10",
+        0,
+    ),
+    d(
+        "min-replicas-to-write",
+        Some("min-slaves-to-write"),
+        Int(0, IMAX),
+        "0",
+        0,
+    ),
+    d("no-appendfsync-on-rewrite", None, Bool, "no", 0),
+    d("notify-keyspace-events", None, Special, "", 0),
+    d(
+        "oom-score-adj",
+        None,
+        Enum(&["no", "yes", "relative", "absolute"]),
+        "no",
+        0,
+    ),
+    d("oom-score-adj-values", None, Special, "0 200 800", M),
+    d("pidfile", None, Str, "", A | I),
+    d("port", None, PORT, "6379", A | L),
+    d(
+        "proc-title-template",
+        None,
+        Str,
+        "{title} {listen-addr} {server-mode}",
+        0,
+    ),
+    d(
+        "propagation-error-behavior",
+        None,
+        Enum(&["ignore", "panic", "panic-on-replicas"]),
+        "ignore",
+        0,
+    ),
+    d("protected-mode", None, Bool, "yes", 0),
+    d("proto-max-bulk-len", None, Memory(MB, LMAX), "536870912", A),
+    d("rdb-del-sync-files", None, Bool, "no", 0),
+    d("rdb-save-incremental-fsync", None, Bool, "yes", 0),
+    d("rdbchecksum", None, Bool, "yes", I),
+    d("rdbcompression", None, Bool, "yes", 0),
+    d("repl-backlog-size", None, Memory(1, LMAX), "1048576", 0),
+    d("repl-backlog-ttl", None, Int(0, LMAX), "3600", 0),
+    d("repl-disable-tcp-nodelay", None, Bool, "no", 0),
+    d(
+        "repl-diskless-load",
+        None,
+        Enum(&["disabled", "on-empty-db", "swapdb"]),
+        "disabled",
+        0,
+    ),
+    d("repl-diskless-sync", None, Bool, "yes", 0),
+    d("repl-diskless-sync-delay", None, Int(0, IMAX), "5", 0),
+    d(
+        "repl-diskless-sync-max-replicas",
+        None,
+        Int(0, IMAX),
+        "0",
+        0,
+    ),
+    d(
+        "repl-ping-replica-period",
+        Some("repl-ping-slave-period"),
+        Int(1, IMAX),
+        "10",
+        0,
+    ),
+    d("repl-timeout", None, Int(1, IMAX), "60", 0),
+    d("replica-announce-ip", Some("slave-announce-ip"), Str, "", 0),
+    d(
+        "replica-announce-port",
+        Some("slave-announce-port"),
+        PORT,
+        "0",
+        0,
+    ),
+    d("replica-announced", None, Bool, "yes", 0),
+    d("replica-ignore-disk-write-errors", None, Bool, "no", 0),
+    d(
+        "replica-ignore-maxmemory",
+        Some("slave-ignore-maxmemory"),
+        Bool,
+        "yes",
+        0,
+    ),
+    d(
+        "replica-lazy-flush",
+        Some("slave-lazy-flush"),
+        Bool,
+        "no",
+        0,
+    ),
+    d(
+        "replica-priority",
+        Some("slave-priority"),
+        Int(0, IMAX),
+        "100",
+        0,
+    ),
+    d("replica-read-only", Some("slave-read-only"), Bool, "yes", A),
+    d(
+        "replica-serve-stale-data",
+        Some("slave-serve-stale-data"),
+        Bool,
+        "yes",
+        0,
+    ),
+    // Changed at runtime by the REPLICAOF command, not CONFIG SET (as in Redis).
+    d("replicaof", Some("slaveof"), Special, "", M | I),
+    d("requirepass", None, Str, "", A),
+    d(
+        "sanitize-dump-payload",
+        None,
+        Enum(&["no", "yes", "clients"]),
+        "no",
+        0,
+    ),
+    d("save", None, Special, "3600 1 300 100 60 10000", M),
+    d("server_cpulist", None, Str, "", I),
+    d("set-max-intset-entries", None, Int(0, LMAX), "512", A),
+    d("set-proc-title", None, Bool, "yes", I),
+    d("shutdown-on-sigint", None, Special, "default", M),
+    d("shutdown-on-sigterm", None, Special, "default", M),
+    d("shutdown-timeout", None, Int(0, IMAX), "10", 0),
+    d("slowlog-log-slower-than", None, Int(-1, LMAX), "10000", A),
+    d("slowlog-max-len", None, Int(0, LMAX), "128", A),
+    d("socket-mark-id", None, Int(0, u32::MAX as i64), "0", I),
+    d("stop-writes-on-bgsave-error", None, Bool, "yes", 0),
+    d("stream-node-max-bytes", None, Memory(0, LMAX), "4096", 0),
+    d("stream-node-max-entries", None, Int(0, LMAX), "100", 0),
+    d(
+        "supervised",
+        None,
+        Enum(&["upstart", "systemd", "auto", "no"]),
+        "no",
+        I,
+    ),
+    d("syslog-enabled", None, Bool, "no", I),
+    d(
+        "syslog-facility",
+        None,
+        Enum(&[
+            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+        ]),
+        "local0",
+        I,
+    ),
+    d("syslog-ident", None, Str, "redis", I),
+    d("tcp-backlog", None, Int(0, IMAX), "511", I),
+    d("tcp-keepalive", None, Int(0, IMAX), "300", 0),
+    d("timeout", None, Int(0, IMAX), "0", A),
+    d(
+        "tls-auth-clients",
+        None,
+        Enum(&["no", "yes", "optional"]),
+        "yes",
+        0,
+    ),
+    d("tls-ca-cert-dir", None, Str, "", 0),
+    d("tls-ca-cert-file", None, Str, "", 0),
+    d("tls-cert-file", None, Str, "", 0),
+    d("tls-ciphers", None, Str, "", 0),
+    d("tls-ciphersuites", None, Str, "", 0),
+    d("tls-client-cert-file", None, Str, "", 0),
+    d("tls-client-key-file", None, Str, "", 0),
+    d("tls-client-key-file-pass", None, Str, "", 0),
+    d("tls-cluster", None, Bool, "no", U),
+    d("tls-dh-params-file", None, Str, "", 0),
+    d("tls-key-file", None, Str, "", 0),
+    d("tls-key-file-pass", None, Str, "", 0),
+    d("tls-port", None, PORT, "0", U),
+    d("tls-prefer-server-ciphers", None, Bool, "no", 0),
+    d("tls-protocols", None, Str, "", 0),
+    d("tls-replication", None, Bool, "no", U),
+    d("tls-session-cache-size", None, Int(0, IMAX), "20480", 0),
+    d("tls-session-cache-timeout", None, Int(0, IMAX), "300", 0),
+    d("tls-session-caching", None, Bool, "yes", 0),
+    d("tracking-table-max-keys", None, Int(0, LMAX), "1000000", 0),
+    d("unixsocket", None, Str, "", I),
+    d("unixsocketperm", None, Special, "0", I),
+    d(
+        "zset-max-listpack-entries",
+        Some("zset-max-ziplist-entries"),
+        Int(0, LMAX),
+        "128",
+        A,
+    ),
+    d(
+        "zset-max-listpack-value",
+        Some("zset-max-ziplist-value"),
+        Memory(0, LMAX),
+        "64",
+        A,
+    ),
+];
+
+/// Finds a directive by (lower-case) name or alias.
+pub fn find(name: &str) -> Option<&'static Directive> {
+    DIRECTIVES
+        .iter()
+        .find(|d| d.name == name || d.alias == Some(name))
+}
+
+/// Why a non-default value of a `U` directive stops startup.
+pub fn unsafe_reason(name: &str) -> &'static str {
+    match name {
+        "aclfile" => "ACL files are not supported by Tandem: refusing to start without the access rules it describes",
+        "cluster-enabled" => "Redis Cluster mode is not supported by Tandem",
+        "tls-port" | "tls-replication" | "tls-cluster" => {
+            "TLS is not supported by Tandem: refusing to serve plaintext where TLS was configured"
+        }
+        _ => "this setting is not supported by Tandem",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_lowercase_and_sorted() {
+        let mut prev = "";
+        for d in DIRECTIVES {
+            assert_eq!(d.name, d.name.to_ascii_lowercase());
+            assert!(d.name > prev, "{} after {}", d.name, prev);
+            prev = d.name;
+            if let Some(a) = d.alias {
+                assert!(find(a).is_some_and(|x| x.name == d.name));
+            }
+        }
+    }
+
+    #[test]
+    fn table_covers_redis_7_config_get_star() {
+        // Redis 7.0.15's `CONFIG GET *` answers for 192 names (aliases included).
+        let n: usize = DIRECTIVES
+            .iter()
+            .map(|d| 1 + usize::from(d.alias.is_some()))
+            .sum();
+        assert_eq!(n, 192);
+    }
+}
