@@ -16,6 +16,7 @@ pub mod log;
 pub mod net;
 pub mod propagate;
 pub mod pubsub;
+pub mod rdb;
 pub mod replication;
 pub mod resp;
 pub mod server;

@@ -106,6 +106,53 @@ fn tandem_replica_of_a_redis_master() {
     };
     let mut mc = m.conn();
     write_strings(&mut mc, "pre:");
+    // Compact encodings in the RDB: quicklist/listpack, listpack hash, intset,
+    // and their big (hashtable / many-node) forms.
+    assert_eq!(mc.cmd("RPUSH cl 1 2 three -4"), R::Int(4));
+    assert_eq!(mc.cmd("HSET ch f1 v1 f2 22"), R::Int(2));
+    assert_eq!(mc.cmd("SADD ci 1 2 3 -7"), R::Int(4));
+    assert_eq!(mc.cmd("SADD cs a b c"), R::Int(3));
+    for i in 0..300 {
+        mc.cmd(&format!("RPUSH bl item-{i}"));
+        mc.cmd(&format!("HSET bh f{i} {}", "v".repeat(i % 90)));
+        mc.cmd(&format!("SADD bs m{i}"));
+    }
+    let reads = [
+        "LRANGE cl 0 -1",
+        "HGETALL ch",
+        "SMEMBERS ci",
+        "SMEMBERS cs",
+        "LRANGE bl 0 -1",
+        "HGETALL bh",
+        "SMEMBERS bs",
+    ];
+    let snap = |c: &mut Conn| -> Vec<R> {
+        reads
+            .iter()
+            .map(|q| match c.cmd(q) {
+                R::Arr(mut v) if !q.starts_with("LRANGE") => {
+                    if q.starts_with("HGETALL") {
+                        let mut pairs: Vec<(String, String)> = v
+                            .chunks(2)
+                            .map(|p| (format!("{:?}", p[0]), format!("{:?}", p[1])))
+                            .collect();
+                        pairs.sort();
+                        R::Arr(
+                            pairs
+                                .into_iter()
+                                .map(|(a, b)| R::Bulk(format!("{a}={b}").into_bytes()))
+                                .collect(),
+                        )
+                    } else {
+                        v.sort_by_key(|x| format!("{x:?}"));
+                        R::Arr(v)
+                    }
+                }
+                other => other,
+            })
+            .collect()
+    };
+    let want = snap(&mut mc);
     let target = format!("127.0.0.1 {}", m.port);
     let r = TestServer::start(&["--replicaof", &target]);
     let mut rc = r.conn();
@@ -116,6 +163,11 @@ fn tandem_replica_of_a_redis_master() {
         m.log()
     );
     compare_strings(&mut mc, &mut rc, "pre:");
+    assert_eq!(
+        snap(&mut rc),
+        want,
+        "collections loaded from the redis RDB differ"
+    );
     // Live propagation, including db switches.
     write_strings(&mut mc, "live:");
     // (SELECT comes with the keyspace commands; skip the db check without it.)

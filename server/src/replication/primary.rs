@@ -500,8 +500,12 @@ fn fix_sync_point(
     let dbs = store.dbs.clone();
     let srv = server.clone();
     let (rid, off) = (ticket.replid.clone(), ticket.offset);
+    let (compression, checksum) = {
+        let c = server.config.read();
+        (c.rdbcompression, c.rdbchecksum)
+    };
     tokio::task::spawn_blocking(move || {
-        let res = snapshot(&dbs, &rid, off)
+        let res = snapshot(&dbs, &rid, off, compression, checksum)
             .map(Bytes::from)
             .map_err(|e| e.to_string());
         {
@@ -521,10 +525,16 @@ fn fix_sync_point(
 }
 
 /// Serialises a snapshot of the dataset with the replication aux fields.
-fn snapshot(dbs: &[crate::db::Db], replid: &str, offset: i64) -> std::io::Result<Vec<u8>> {
+fn snapshot(
+    dbs: &[crate::db::Db],
+    replid: &str,
+    offset: i64,
+    compression: bool,
+    checksum: bool,
+) -> std::io::Result<Vec<u8>> {
     let opts = super::codec::SaveOptions {
-        compression: true,
-        checksum: true,
+        compression,
+        checksum,
         repl: Some(super::codec::ReplInfo {
             replid: replid.to_string(),
             offset,

@@ -595,6 +595,19 @@ async fn transfer(
             return Err(LinkEnd::Failed);
         }
     };
+    if let Some(v) = &info.redis_ver {
+        crate::notice!("Loading RDB produced by version {v}");
+    }
+    if let Some(ctime) = info.ctime {
+        let age = (crate::server::now_ms() / 1000 - ctime).max(0);
+        crate::notice!("RDB age {age} seconds");
+    }
+    if let Some(mem) = info.used_mem {
+        crate::notice!(
+            "RDB memory usage when created {:.2} Mb",
+            mem as f64 / (1024.0 * 1024.0)
+        );
+    }
     crate::notice!(
         "Done loading RDB, keys loaded: {}, keys expired: {}.",
         info.keys,

@@ -1,0 +1,136 @@
+//! LZF (liblzf format) as used for RDB strings (string encoding 0xC3).
+//!
+//! Byte format of a compressed stream, a sequence of chunks:
+//! * control byte `c < 32`: a literal run, the next `c + 1` bytes are copied as is.
+//! * control byte `c >= 32`: a back reference. `len = c >> 5`; if `len == 7` the next
+//!   byte is added to it. Then one byte `lo`; the distance is
+//!   `((c & 0x1f) << 8) + lo + 1` and `len + 2` bytes are copied from that far back
+//!   in the output, one at a time (the ranges may overlap).
+//!
+//! Distances are at most 8192 and match lengths at most 264 bytes.
+
+/// Decompresses `input`, which must expand to exactly `out_len` bytes.
+pub fn decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::with_capacity(out_len);
+    let mut i = 0;
+    while i < input.len() {
+        let c = input[i] as usize;
+        i += 1;
+        if c < 32 {
+            let n = c + 1;
+            let lit = input.get(i..i + n)?;
+            if out.len() + n > out_len {
+                return None;
+            }
+            out.extend_from_slice(lit);
+            i += n;
+        } else {
+            let mut len = c >> 5;
+            if len == 7 {
+                len += *input.get(i)? as usize;
+                i += 1;
+            }
+            let lo = *input.get(i)? as usize;
+            i += 1;
+            let dist = ((c & 0x1f) << 8) + lo + 1;
+            let len = len + 2;
+            if dist > out.len() || out.len() + len > out_len {
+                return None;
+            }
+            let start = out.len() - dist;
+            for k in 0..len {
+                let b = out[start + k];
+                out.push(b);
+            }
+        }
+    }
+    (out.len() == out_len).then_some(out)
+}
+
+const HLOG: usize = 14;
+const MAX_OFF: usize = 1 << 13;
+const MAX_REF: usize = (1 << 8) + (1 << 3);
+
+fn flush_literals(out: &mut Vec<u8>, lit: &[u8]) {
+    for chunk in lit.chunks(32) {
+        out.push((chunk.len() - 1) as u8);
+        out.extend_from_slice(chunk);
+    }
+}
+
+/// Compresses `input`; None if the result would not be smaller than `max_len`.
+pub fn compress(input: &[u8], max_len: usize) -> Option<Vec<u8>> {
+    let n = input.len();
+    let mut out = Vec::with_capacity(max_len.min(n));
+    let mut table = vec![0usize; 1 << HLOG];
+    let mut i = 0;
+    let mut lit_start = 0;
+    while i + 2 < n {
+        let h = {
+            let v = (input[i] as u32) << 16 | (input[i + 1] as u32) << 8 | input[i + 2] as u32;
+            (v.wrapping_mul(2654435761) >> (32 - HLOG)) as usize
+        };
+        let cand = table[h];
+        table[h] = i + 1;
+        if cand > 0 {
+            let c = cand - 1;
+            let dist = i - c;
+            if dist <= MAX_OFF && input[c..c + 3] == input[i..i + 3] {
+                let maxlen = MAX_REF.min(n - i);
+                let mut len = 3;
+                while len < maxlen && input[c + len] == input[i + len] {
+                    len += 1;
+                }
+                flush_literals(&mut out, &input[lit_start..i]);
+                let off = dist - 1;
+                let l = len - 2;
+                if l < 7 {
+                    out.push(((l << 5) | (off >> 8)) as u8);
+                } else {
+                    out.push(((7 << 5) | (off >> 8)) as u8);
+                    out.push((l - 7) as u8);
+                }
+                out.push((off & 0xff) as u8);
+                i += len;
+                lit_start = i;
+                if out.len() >= max_len {
+                    return None;
+                }
+                continue;
+            }
+        }
+        i += 1;
+    }
+    flush_literals(&mut out, &input[lit_start..]);
+    (out.len() < max_len).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_compresses_repetitive_data() {
+        let samples: Vec<Vec<u8>> = vec![
+            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_vec(),
+            b"hello world hello world hello world hello world!".to_vec(),
+            (0..100_000u32).map(|i| (i % 251) as u8).collect(),
+            (0..5000u32).map(|i| ((i * 7919) % 13) as u8).collect(),
+        ];
+        for s in samples {
+            let c = compress(&s, s.len()).expect("compressible");
+            assert!(c.len() < s.len());
+            assert_eq!(decompress(&c, s.len()).as_deref(), Some(&s[..]));
+        }
+        // Incompressible data is refused.
+        let noise: Vec<u8> = (0..64u32).map(|i| (i * 97 + 13) as u8).collect();
+        assert!(compress(&noise, noise.len() - 4).is_none());
+    }
+
+    #[test]
+    fn corrupt_input_is_refused() {
+        assert!(decompress(&[0x20, 0x00], 2).is_none()); // back reference before start
+        assert!(decompress(&[0x05, b'a'], 6).is_none()); // literal past the end
+        assert!(decompress(&[0x00, b'a'], 5).is_none()); // wrong length
+    }
+}

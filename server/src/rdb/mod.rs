@@ -1,0 +1,178 @@
+//! RDB snapshots in Redis 7.0's format (version 10): one encoder and one decoder over
+//! `std::io::Write` / `std::io::Read`, shared by SAVE, BGSAVE, startup load, DEBUG
+//! RELOAD, the AOF base file and full resynchronisation.
+//!
+//! File layout (byte level; see also each submodule):
+//! ```text
+//! "REDIS" + 4 ASCII digits ("0010")
+//! { AUX | MODULE_AUX | FUNCTION2 | SELECTDB | RESIZEDB | key entry }*
+//! 0xFF, then the CRC64 of everything before it (incl. the 0xFF), 8 bytes LE (v >= 5)
+//! ```
+//! Opcodes: 0xFF EOF, 0xFE SELECTDB len, 0xFD EXPIRETIME i32 LE seconds,
+//! 0xFC EXPIRETIME_MS i64 LE, 0xFB RESIZEDB len len, 0xFA AUX string string,
+//! 0xF9 FREQ u8, 0xF8 IDLE len, 0xF7 MODULE_AUX, 0xF6 FUNCTION (7.0-rc), 0xF5 FUNCTION2
+//! string. Any other byte is a value type followed by the key string and the value.
+//!
+//! Lengths: top two bits of the first byte: `00` 6-bit, `01` 14-bit (big-endian over
+//! two bytes), `10000000` + u32 BE, `10000001` + u64 BE, `11xxxxxx` a special string
+//! encoding: 0 int8, 1 int16 LE, 2 int32 LE (value = decimal text), 3 LZF
+//! (len compressed, len uncompressed, data).
+//!
+//! Value types read: 0 string, 1 list, 2 set, 3 zset (ASCII scores), 4 hash, 5 zset_2
+//! (f64 LE scores), 9 zipmap, 10 ziplist list, 11 intset, 12 zset ziplist,
+//! 13 hash ziplist, 14 quicklist (ziplist nodes), 16 hash listpack, 17 zset listpack,
+//! 18 quicklist 2 (PLAIN = 1 / PACKED = 2 listpack nodes), 20 set listpack (7.2).
+//! Streams (15, 19, 21) are refused with "stream type not supported": there is no
+//! stream value type in Tandem yet. Module values (6, 7) are refused too; MODULE_AUX
+//! and FUNCTION/FUNCTION2 payloads are skipped (function libraries are not kept).
+//!
+//! Writer: RDB 10 with the aux fields 7.0 writes (redis-ver 7.0.15, redis-bits, ctime,
+//! used-mem, repl-stream-db/repl-id/repl-offset when given, aof-base), SELECTDB +
+//! RESIZEDB per non-empty db, EXPIRETIME_MS, and the encodings Redis 7.0 picks with
+//! default thresholds: listpack hashes/zsets (<= 128 entries, <= 64-byte elements),
+//! intset sets (<= 512 integers), quicklist 2 of ~8 KiB listpack nodes for lists,
+//! otherwise the plain hashtable/skiplist forms. Strings: int8/16/32 when canonical,
+//! LZF when compression is on and the string is longer than 20 bytes.
+//!
+//! Neither side buffers: `load` reads exactly the RDB bytes (so a replication stream
+//! that follows the payload stays unread) and `save` writes straight through, so pass
+//! a `BufReader`/`BufWriter` when the other end is a file or socket.
+
+pub mod crc64;
+pub mod intset;
+pub mod listpack;
+pub mod lzf;
+mod reader;
+mod writer;
+pub mod ziplist;
+pub mod zipmap;
+
+pub use reader::load;
+pub use writer::save;
+
+/// Replication identity stored in the aux fields (repl-id, repl-offset, repl-stream-db).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplInfo {
+    pub replid: String,
+    pub offset: i64,
+    pub stream_db: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SaveOptions {
+    /// LZF-compress strings longer than 20 bytes (`rdbcompression`).
+    pub compression: bool,
+    /// Write the CRC64 trailer; false writes 0 (`rdbchecksum`).
+    pub checksum: bool,
+    pub repl: Option<ReplInfo>,
+    /// Mark the file as an AOF base (`aof-base 1`).
+    pub aof_base: bool,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions {
+            compression: true,
+            checksum: true,
+            repl: None,
+            aof_base: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Current time, to drop keys already expired.
+    pub now_ms: i64,
+    /// Drop keys whose expiry is in the past (a master does; a replica keeps them).
+    pub drop_expired: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadInfo {
+    /// Keys inserted.
+    pub keys: u64,
+    /// Keys skipped because their expiry was in the past.
+    pub expired: u64,
+    /// Replication info, only when repl-id (40 bytes), repl-offset and repl-stream-db
+    /// were all present and valid, as Redis requires.
+    pub repl: Option<ReplInfo>,
+    pub version: u32,
+    pub redis_ver: Option<String>,
+    pub ctime: Option<i64>,
+    pub used_mem: Option<i64>,
+    pub aof_base: bool,
+    /// Values that decoded to an empty container and were skipped.
+    pub empty_skipped: u64,
+    /// The stored checksum was 0 ("saved with checksum disabled"): nothing checked.
+    pub checksum_disabled: bool,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum RdbError {
+    #[error("Wrong signature trying to load DB from file")]
+    WrongSignature,
+    #[error("Can't handle RDB format version {0}")]
+    UnsupportedVersion(u32),
+    #[error("Wrong RDB checksum expected: ({expected:x}) but got ({got:x}). Aborting now.")]
+    BadChecksum { expected: u64, got: u64 },
+    #[error("Short read loading DB: the RDB file is truncated at offset {0}")]
+    Truncated(u64),
+    #[error("Corrupt RDB at offset {offset}: {what}")]
+    Corrupt { offset: u64, what: String },
+    #[error("stream type not supported (RDB type {rdb_type}, key '{key}')")]
+    StreamNotSupported { rdb_type: u8, key: String },
+    #[error("module type not supported (RDB type {rdb_type}, key '{key}')")]
+    ModuleNotSupported { rdb_type: u8, key: String },
+    #[error(
+        "Data file was created with a Redis server configured to handle more than {0} databases"
+    )]
+    TooManyDbs(usize),
+    #[error("RDB has duplicated key '{key}' in DB {db}")]
+    DuplicateKey { key: String, db: usize },
+    #[error("Error reading the RDB: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+// Opcodes.
+pub(crate) const OP_FUNCTION2: u8 = 0xF5;
+pub(crate) const OP_FUNCTION: u8 = 0xF6;
+pub(crate) const OP_MODULE_AUX: u8 = 0xF7;
+pub(crate) const OP_IDLE: u8 = 0xF8;
+pub(crate) const OP_FREQ: u8 = 0xF9;
+pub(crate) const OP_AUX: u8 = 0xFA;
+pub(crate) const OP_RESIZEDB: u8 = 0xFB;
+pub(crate) const OP_EXPIRETIME_MS: u8 = 0xFC;
+pub(crate) const OP_EXPIRETIME: u8 = 0xFD;
+pub(crate) const OP_SELECTDB: u8 = 0xFE;
+pub(crate) const OP_EOF: u8 = 0xFF;
+
+// Value types.
+pub(crate) const T_STRING: u8 = 0;
+pub(crate) const T_LIST: u8 = 1;
+pub(crate) const T_SET: u8 = 2;
+pub(crate) const T_ZSET: u8 = 3;
+pub(crate) const T_HASH: u8 = 4;
+pub(crate) const T_ZSET_2: u8 = 5;
+pub(crate) const T_HASH_ZIPMAP: u8 = 9;
+pub(crate) const T_LIST_ZIPLIST: u8 = 10;
+pub(crate) const T_SET_INTSET: u8 = 11;
+pub(crate) const T_ZSET_ZIPLIST: u8 = 12;
+pub(crate) const T_HASH_ZIPLIST: u8 = 13;
+pub(crate) const T_LIST_QUICKLIST: u8 = 14;
+pub(crate) const T_HASH_LISTPACK: u8 = 16;
+pub(crate) const T_ZSET_LISTPACK: u8 = 17;
+pub(crate) const T_LIST_QUICKLIST_2: u8 = 18;
+pub(crate) const T_SET_LISTPACK: u8 = 20;
+
+/// Thresholds the writer uses to pick compact encodings (Redis 7.0 defaults).
+pub(crate) const HASH_MAX_LISTPACK_ENTRIES: usize = 128;
+pub(crate) const HASH_MAX_LISTPACK_VALUE: usize = 64;
+pub(crate) const ZSET_MAX_LISTPACK_ENTRIES: usize = 128;
+pub(crate) const ZSET_MAX_LISTPACK_VALUE: usize = 64;
+pub(crate) const SET_MAX_INTSET_ENTRIES: usize = 512;
+/// list-max-listpack-size -2: listpack nodes of at most 8 KiB.
+pub(crate) const LIST_NODE_MAX_BYTES: usize = 8192;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,467 @@
+//! RDB decoder. Every length read from the file is bounds-checked against the data
+//! actually present: strings are read in chunks of at most 1 MiB and collections
+//! grow as elements arrive, so a forged length fails with "truncated" instead of
+//! allocating what the file claims.
+
+use super::listpack::LpEntry;
+use super::*;
+use crate::db::Db;
+use crate::types::{HashMapB, HashSetB, Value, ZSet};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::io::Read;
+
+const CHUNK: usize = 1 << 20;
+/// Upper bound for capacity hints taken from the file.
+const MAX_HINT: usize = 4096;
+
+struct Rd<'a, R: Read> {
+    r: &'a mut R,
+    off: u64,
+    crc: u64,
+}
+
+enum Len {
+    Len(u64),
+    Enc(u8),
+}
+
+impl<R: Read> Rd<'_, R> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), RdbError> {
+        match self.r.read_exact(buf) {
+            Ok(()) => {
+                self.crc = crc64::update(self.crc, buf);
+                self.off += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(RdbError::Truncated(self.off))
+            }
+            Err(e) => Err(RdbError::Io(e)),
+        }
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> RdbError {
+        RdbError::Corrupt {
+            offset: self.off,
+            what: what.into(),
+        }
+    }
+
+    fn u8(&mut self) -> Result<u8, RdbError> {
+        let mut b = [0u8; 1];
+        self.fill(&mut b)?;
+        Ok(b[0])
+    }
+
+    fn arr<const N: usize>(&mut self) -> Result<[u8; N], RdbError> {
+        let mut b = [0u8; N];
+        self.fill(&mut b)?;
+        Ok(b)
+    }
+
+    fn bytes(&mut self, n: u64) -> Result<Vec<u8>, RdbError> {
+        let n = usize::try_from(n).map_err(|_| self.corrupt("length too large"))?;
+        let mut v = Vec::with_capacity(n.min(CHUNK));
+        while v.len() < n {
+            let start = v.len();
+            let step = (n - start).min(CHUNK);
+            v.resize(start + step, 0);
+            self.fill(&mut v[start..])?;
+        }
+        Ok(v)
+    }
+
+    fn len_or_enc(&mut self) -> Result<Len, RdbError> {
+        let b = self.u8()?;
+        Ok(match b >> 6 {
+            0 => Len::Len((b & 0x3f) as u64),
+            1 => Len::Len(((b & 0x3f) as u64) << 8 | self.u8()? as u64),
+            3 => Len::Enc(b & 0x3f),
+            _ => match b {
+                0x80 => Len::Len(u32::from_be_bytes(self.arr()?) as u64),
+                0x81 => Len::Len(u64::from_be_bytes(self.arr()?)),
+                _ => return Err(self.corrupt(format!("unknown length encoding 0x{b:02x}"))),
+            },
+        })
+    }
+
+    fn len(&mut self) -> Result<u64, RdbError> {
+        match self.len_or_enc()? {
+            Len::Len(n) => Ok(n),
+            Len::Enc(_) => Err(self.corrupt("string encoding where a length was expected")),
+        }
+    }
+
+    fn count(&mut self) -> Result<u64, RdbError> {
+        self.len()
+    }
+
+    fn string(&mut self) -> Result<Bytes, RdbError> {
+        match self.len_or_enc()? {
+            Len::Len(n) => Ok(Bytes::from(self.bytes(n)?)),
+            Len::Enc(0) => Ok(Bytes::from((self.u8()? as i8).to_string())),
+            Len::Enc(1) => Ok(Bytes::from(i16::from_le_bytes(self.arr()?).to_string())),
+            Len::Enc(2) => Ok(Bytes::from(i32::from_le_bytes(self.arr()?).to_string())),
+            Len::Enc(3) => {
+                let clen = self.len()?;
+                let ulen = self.len()?;
+                let data = self.bytes(clen)?;
+                // LZF expands at most ~ 264/2 x; a larger claim is corrupt.
+                if ulen > clen.saturating_mul(140).saturating_add(64) {
+                    return Err(self.corrupt("LZF uncompressed length out of range"));
+                }
+                lzf::decompress(&data, ulen as usize)
+                    .map(Bytes::from)
+                    .ok_or_else(|| self.corrupt("invalid LZF data"))
+            }
+            Len::Enc(e) => Err(self.corrupt(format!("unknown string encoding {e}"))),
+        }
+    }
+
+    fn double_ascii(&mut self) -> Result<f64, RdbError> {
+        let n = self.u8()?;
+        match n {
+            253 => Ok(f64::NAN),
+            254 => Ok(f64::INFINITY),
+            255 => Ok(f64::NEG_INFINITY),
+            _ => {
+                let b = self.bytes(n as u64)?;
+                parse_double(&b).ok_or_else(|| self.corrupt("invalid double"))
+            }
+        }
+    }
+
+    /// Skips a module-serialised value (opcodes until 0).
+    fn skip_module_value(&mut self) -> Result<(), RdbError> {
+        for _ in 0..u32::MAX {
+            match self.len()? {
+                0 => return Ok(()),
+                1 | 2 => {
+                    self.len()?;
+                }
+                3 => {
+                    self.arr::<4>()?;
+                }
+                4 => {
+                    self.arr::<8>()?;
+                }
+                5 => {
+                    self.string()?;
+                }
+                op => return Err(self.corrupt(format!("unknown module opcode {op}"))),
+            }
+        }
+        Err(self.corrupt("module value too long"))
+    }
+}
+
+pub(crate) fn parse_double(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?.trim();
+    let v: f64 = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        t => t.parse().ok()?,
+    };
+    (!v.is_nan()).then_some(v)
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn lp_score(e: &LpEntry) -> Option<f64> {
+    match e {
+        LpEntry::Int(i) => Some(*i as f64),
+        LpEntry::Str(s) => parse_double(s),
+    }
+}
+
+fn pairs_to_hash(entries: &[LpEntry]) -> Option<Value> {
+    if entries.len() & 1 == 1 {
+        return None;
+    }
+    let mut h = HashMapB::default();
+    for p in entries.chunks_exact(2) {
+        h.insert(p[0].to_bytes(), p[1].to_bytes());
+    }
+    Some(Value::Hash(h))
+}
+
+fn pairs_to_zset(entries: &[LpEntry]) -> Option<Value> {
+    if entries.len() & 1 == 1 {
+        return None;
+    }
+    let mut z = ZSet::new();
+    for p in entries.chunks_exact(2) {
+        z.insert(p[0].to_bytes(), lp_score(&p[1])?);
+    }
+    Some(Value::ZSet(z))
+}
+
+fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbError> {
+    let bad = |rd: &Rd<R>, what: &str| rd.corrupt(format!("{what} (key '{}')", lossy(key)));
+    Ok(match t {
+        T_STRING => Value::Str(rd.string()?),
+        T_LIST => {
+            let n = rd.count()?;
+            let mut l = VecDeque::with_capacity((n as usize).min(MAX_HINT));
+            for _ in 0..n {
+                l.push_back(rd.string()?);
+            }
+            Value::List(l)
+        }
+        T_SET => {
+            let n = rd.count()?;
+            let mut s = HashSetB::default();
+            s.reserve((n as usize).min(MAX_HINT));
+            for _ in 0..n {
+                s.insert(rd.string()?);
+            }
+            Value::Set(s)
+        }
+        T_ZSET | T_ZSET_2 => {
+            let n = rd.count()?;
+            let mut z = ZSet::new();
+            for _ in 0..n {
+                let m = rd.string()?;
+                let score = if t == T_ZSET {
+                    rd.double_ascii()?
+                } else {
+                    f64::from_le_bytes(rd.arr()?)
+                };
+                if score.is_nan() {
+                    return Err(bad(rd, "NaN score in sorted set"));
+                }
+                z.insert(m, score);
+            }
+            Value::ZSet(z)
+        }
+        T_HASH => {
+            let n = rd.count()?;
+            let mut h = HashMapB::default();
+            h.reserve((n as usize).min(MAX_HINT));
+            for _ in 0..n {
+                let f = rd.string()?;
+                let v = rd.string()?;
+                h.insert(f, v);
+            }
+            Value::Hash(h)
+        }
+        T_HASH_ZIPMAP => {
+            let blob = rd.string()?;
+            let pairs = zipmap::parse(&blob).ok_or_else(|| bad(rd, "invalid zipmap"))?;
+            let mut h = HashMapB::default();
+            for (k, v) in pairs {
+                h.insert(Bytes::copy_from_slice(k), Bytes::copy_from_slice(v));
+            }
+            Value::Hash(h)
+        }
+        T_LIST_ZIPLIST => {
+            let blob = rd.string()?;
+            let e = ziplist::parse(&blob).ok_or_else(|| bad(rd, "invalid ziplist"))?;
+            Value::List(e.iter().map(|x| x.to_bytes()).collect())
+        }
+        T_SET_INTSET => {
+            let blob = rd.string()?;
+            let v = intset::parse(&blob).ok_or_else(|| bad(rd, "invalid intset"))?;
+            let mut s = HashSetB::default();
+            for i in v {
+                s.insert(Bytes::from(i.to_string()));
+            }
+            Value::Set(s)
+        }
+        T_SET_LISTPACK => {
+            let blob = rd.string()?;
+            let e = listpack::parse(&blob).ok_or_else(|| bad(rd, "invalid listpack"))?;
+            Value::Set(e.iter().map(|x| x.to_bytes()).collect())
+        }
+        T_ZSET_ZIPLIST | T_HASH_ZIPLIST => {
+            let blob = rd.string()?;
+            let e = ziplist::parse(&blob).ok_or_else(|| bad(rd, "invalid ziplist"))?;
+            let v = if t == T_ZSET_ZIPLIST {
+                pairs_to_zset(&e)
+            } else {
+                pairs_to_hash(&e)
+            };
+            v.ok_or_else(|| bad(rd, "invalid ziplist pairs"))?
+        }
+        T_HASH_LISTPACK | T_ZSET_LISTPACK => {
+            let blob = rd.string()?;
+            let e = listpack::parse(&blob).ok_or_else(|| bad(rd, "invalid listpack"))?;
+            let v = if t == T_ZSET_LISTPACK {
+                pairs_to_zset(&e)
+            } else {
+                pairs_to_hash(&e)
+            };
+            v.ok_or_else(|| bad(rd, "invalid listpack pairs"))?
+        }
+        T_LIST_QUICKLIST | T_LIST_QUICKLIST_2 => {
+            let n = rd.count()?;
+            let mut l = VecDeque::new();
+            for _ in 0..n {
+                let container = if t == T_LIST_QUICKLIST_2 {
+                    rd.len()?
+                } else {
+                    2
+                };
+                let blob = rd.string()?;
+                match container {
+                    1 => l.push_back(blob),
+                    2 => {
+                        let e = if t == T_LIST_QUICKLIST {
+                            ziplist::parse(&blob)
+                        } else {
+                            listpack::parse(&blob)
+                        }
+                        .ok_or_else(|| bad(rd, "invalid quicklist node"))?;
+                        l.extend(e.iter().map(|x| x.to_bytes()));
+                    }
+                    c => return Err(bad(rd, &format!("unknown quicklist container {c}"))),
+                }
+            }
+            Value::List(l)
+        }
+        15 | 19 | 21 => {
+            return Err(RdbError::StreamNotSupported {
+                rdb_type: t,
+                key: lossy(key),
+            })
+        }
+        6 | 7 => {
+            return Err(RdbError::ModuleNotSupported {
+                rdb_type: t,
+                key: lossy(key),
+            })
+        }
+        _ => return Err(bad(rd, &format!("unknown value type {t}"))),
+    })
+}
+
+/// Loads an RDB from `r` into `dbs` (which the caller has emptied). On error `dbs`
+/// may be partially filled: callers load into fresh Dbs and swap on success, so a
+/// failed load never replaces live data.
+pub fn load<R: Read>(r: &mut R, dbs: &mut [Db], opts: &LoadOptions) -> Result<LoadInfo, RdbError> {
+    let mut rd = Rd { r, off: 0, crc: 0 };
+    let magic: [u8; 9] = rd.arr().map_err(|e| match e {
+        RdbError::Truncated(_) => RdbError::WrongSignature,
+        e => e,
+    })?;
+    if &magic[..5] != b"REDIS" {
+        return Err(RdbError::WrongSignature);
+    }
+    let version: u32 = std::str::from_utf8(&magic[5..])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(RdbError::WrongSignature)?;
+    if !(1..=10).contains(&version) {
+        return Err(RdbError::UnsupportedVersion(version));
+    }
+    let mut info = LoadInfo {
+        version,
+        ..Default::default()
+    };
+    let (mut repl_id, mut repl_off, mut repl_db) = (None::<String>, None::<i64>, None::<i64>);
+    let mut db = 0usize;
+    let mut expire: Option<i64> = None;
+    loop {
+        let t = rd.u8()?;
+        match t {
+            OP_EOF => break,
+            OP_SELECTDB => {
+                let n = rd.len()?;
+                if n >= dbs.len() as u64 {
+                    return Err(RdbError::TooManyDbs(dbs.len()));
+                }
+                db = n as usize;
+            }
+            OP_EXPIRETIME => expire = Some(i32::from_le_bytes(rd.arr()?) as i64 * 1000),
+            OP_EXPIRETIME_MS => expire = Some(i64::from_le_bytes(rd.arr()?)),
+            OP_RESIZEDB => {
+                rd.len()?;
+                rd.len()?;
+            }
+            OP_FREQ => {
+                rd.u8()?;
+            }
+            OP_IDLE => {
+                rd.len()?;
+            }
+            OP_AUX => {
+                let k = rd.string()?;
+                let v = rd.string()?;
+                let vs = lossy(&v);
+                match &k[..] {
+                    b"redis-ver" => info.redis_ver = Some(vs),
+                    b"ctime" => info.ctime = vs.parse().ok(),
+                    b"used-mem" => info.used_mem = vs.parse().ok(),
+                    b"aof-base" => info.aof_base = vs.parse::<i64>().is_ok_and(|v| v != 0),
+                    b"repl-id" if v.len() == 40 => repl_id = Some(vs),
+                    b"repl-offset" => repl_off = vs.parse().ok(),
+                    b"repl-stream-db" => repl_db = vs.parse().ok(),
+                    _ => {}
+                }
+            }
+            OP_MODULE_AUX => {
+                rd.len()?; // module id
+                let when_op = rd.len()?;
+                if when_op != 2 {
+                    return Err(rd.corrupt("module aux 'when' opcode is not UINT"));
+                }
+                rd.len()?;
+                rd.skip_module_value()?;
+            }
+            OP_FUNCTION => {
+                rd.string()?;
+                rd.string()?;
+                if rd.len()? != 0 {
+                    rd.string()?;
+                }
+                rd.string()?;
+            }
+            OP_FUNCTION2 => {
+                rd.string()?;
+            }
+            t => {
+                let key = rd.string()?;
+                let value = read_value(&mut rd, t, &key)?;
+                let at = expire.take();
+                if value.is_empty_container() {
+                    info.empty_skipped += 1;
+                    continue;
+                }
+                let d = &mut dbs[db];
+                if d.contains(&key) {
+                    return Err(RdbError::DuplicateKey {
+                        key: lossy(&key),
+                        db,
+                    });
+                }
+                if opts.drop_expired && at.is_some_and(|a| a < opts.now_ms) {
+                    info.expired += 1;
+                    continue;
+                }
+                d.set_with_expire(key, value, at, 0);
+                info.keys += 1;
+            }
+        }
+    }
+    if version >= 5 {
+        let expected = rd.crc;
+        let got = u64::from_le_bytes(rd.arr()?);
+        info.checksum_disabled = got == 0;
+        if got != 0 && got != expected {
+            return Err(RdbError::BadChecksum { expected, got });
+        }
+    }
+    if let (Some(id), Some(off), Some(sdb)) = (repl_id, repl_off, repl_db) {
+        if off != -1 && sdb != -1 {
+            info.repl = Some(ReplInfo {
+                replid: id,
+                offset: off,
+                stream_db: sdb,
+            });
+        }
+    }
+    Ok(info)
+}
