@@ -573,21 +573,48 @@ async fn transfer(
     }
     crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
     crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
-    let ndbs = server.config.read().databases.max(1);
+    let (ndbs, dbfilename, del_sync_file) = {
+        let c = server.config.read();
+        (
+            c.databases.max(1),
+            c.dbfilename.clone(),
+            c.rdb_del_sync_files && c.save.is_empty() && !c.appendonly,
+        )
+    };
     let loaded = tokio::task::spawn_blocking(move || {
+        // As Redis does with repl-diskless-load disabled, the payload becomes our
+        // dump file (written to a temp file, then renamed over dbfilename), so a
+        // restart can continue this history.
+        if !dbfilename.is_empty() {
+            persist_sync_file(&payload, &dbfilename, del_sync_file)?;
+        }
         let mut dbs: Vec<Db> = (0..ndbs).map(|_| Db::new()).collect();
         let opts = super::codec::LoadOptions {
             now_ms: crate::server::now_ms(),
             drop_expired: false,
         };
         let mut rd: &[u8] = &payload;
-        super::codec::load(&mut rd, &mut dbs, &opts).map(|info| (dbs, info))
+        super::codec::load(&mut rd, &mut dbs, &opts)
+            .map(|info| (dbs, info))
+            .map_err(|e| SyncFileError::Load(e.to_string()))
     })
     .await;
     let (dbs, info) = match loaded {
         Ok(Ok(x)) => x,
-        Ok(Err(e)) => {
+        Ok(Err(SyncFileError::Load(e))) => {
             crate::warning!("Failed trying to load the MASTER synchronization DB from disk: {e}");
+            return Err(LinkEnd::Failed);
+        }
+        Ok(Err(SyncFileError::Open(e))) => {
+            crate::warning!(
+                "Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}"
+            );
+            return Err(LinkEnd::Failed);
+        }
+        Ok(Err(SyncFileError::Write(e))) => {
+            crate::warning!(
+                "Write error or short write writing to the DB dump file needed for MASTER <-> REPLICA synchronization: {e}"
+            );
             return Err(LinkEnd::Failed);
         }
         Err(e) => {
@@ -652,6 +679,43 @@ async fn transfer(
         return Err(link_lost(server, gen, offset, db));
     }
     Ok((offset, db))
+}
+
+#[derive(Debug)]
+enum SyncFileError {
+    Open(String),
+    Write(String),
+    Load(String),
+}
+
+/// Writes the received RDB to `temp-<unixtime>.<pid>.rdb`, fsyncs it and renames it
+/// over `dbfilename` (relative to `dir`, the working directory). With persistence
+/// off and `rdb-del-sync-files yes` the file is removed again.
+fn persist_sync_file(payload: &[u8], dbfilename: &str, delete: bool) -> Result<(), SyncFileError> {
+    use std::io::Write;
+    let tmp = format!(
+        "temp-{}.{}.rdb",
+        crate::server::now_ms() / 1000,
+        std::process::id()
+    );
+    let text = |e: std::io::Error| io_text(&e);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| SyncFileError::Open(text(e)))?;
+    let written = f.write_all(payload).and_then(|_| f.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(SyncFileError::Write(text(e)));
+    }
+    if let Err(e) = std::fs::rename(&tmp, dbfilename) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(SyncFileError::Write(text(e)));
+    }
+    if delete {
+        crate::notice!(
+            "Removing the RDB file obtained from the master. This replica has persistence disabled"
+        );
+        let _ = std::fs::remove_file(dbfilename);
+    }
+    Ok(())
 }
 
 /// Records the dropped link as the cached master.
