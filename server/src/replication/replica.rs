@@ -170,6 +170,10 @@ impl std::fmt::Display for ReadErr {
 
 impl LinkIo {
     async fn fill(&mut self, t: Duration) -> Result<usize, ReadErr> {
+        // read_buf only grows a full buffer by a few bytes: keep room for big reads.
+        if self.buf.capacity() - self.buf.len() < 64 * 1024 {
+            self.buf.reserve(256 * 1024);
+        }
         match tokio::time::timeout(t, self.stream.read_buf(&mut self.buf)).await {
             Err(_) => Err(ReadErr::Timeout),
             Ok(Ok(0)) => Err(ReadErr::Closed),
