@@ -585,7 +585,7 @@ async fn transfer(
             c.rdb_del_sync_files && c.save.is_empty() && !c.appendonly,
         )
     };
-    let loaded = tokio::task::spawn_blocking(move || {
+    let mut job = tokio::task::spawn_blocking(move || {
         // As Redis does with repl-diskless-load disabled, the payload becomes our
         // dump file (written to a temp file, then renamed over dbfilename), so a
         // restart can continue this history.
@@ -601,8 +601,17 @@ async fn transfer(
         super::codec::load(&mut rd, &mut dbs, &opts)
             .map(|info| (dbs, info))
             .map_err(|e| SyncFileError::Load(e.to_string()))
-    })
-    .await;
+    });
+    // While loading, a newline per second tells the master we are alive (Redis
+    // `replicationSendNewlineToMaster`); the master refreshes our ACK time.
+    let loaded = loop {
+        tokio::select! {
+            r = &mut job => break r,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                let _ = io.stream.write_all(b"\n").await;
+            }
+        }
+    };
     let (dbs, info) = match loaded {
         Ok(Ok(x)) => x,
         Ok(Err(SyncFileError::Load(e))) => {
