@@ -842,10 +842,18 @@ async fn stream_loop(
                     getacks.push(reploff);
                 } else {
                     let mut out = Reply::new(false);
+                    let name = String::from_utf8_lossy(&argv[0]).into_owned();
                     let outcome =
                         exec::process(server, &mut store, &mut client, None, argv, &mut out);
                     if matches!(outcome, Outcome::Blocked { .. }) {
                         store.unblock(client.id);
+                    }
+                    if out.buf.first() == Some(&b'-') {
+                        let line = String::from_utf8_lossy(&out.buf);
+                        let err = line.trim_start_matches('-').lines().next().unwrap_or("");
+                        crate::warning!(
+                            "== CRITICAL == This replica is sending an error to its master: '{err}' after processing the command '{name}'"
+                        );
                     }
                 }
                 if client.multi.is_none() {
