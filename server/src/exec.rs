@@ -112,6 +112,11 @@ fn precheck(
             return Some(e);
         }
     }
+    if cmd.is(flags::WRITE) && !client.is_master {
+        if let Some(e) = crate::persist::write_refusal(server) {
+            return Some(e.into());
+        }
+    }
     if store.is_replica
         && cmd.is(flags::WRITE)
         && !client.is_master

@@ -5,6 +5,7 @@
 //! `config`, `log`. Persistence and replication attach through `propagate`.
 
 pub mod alloc;
+pub mod aof;
 pub mod commands;
 pub mod config;
 pub mod daemon;
@@ -14,6 +15,7 @@ pub mod exec;
 pub mod expire;
 pub mod log;
 pub mod net;
+pub mod persist;
 pub mod propagate;
 pub mod pubsub;
 pub mod rdb;
@@ -55,12 +57,14 @@ pub async fn run(config: config::Config) -> Result<(), String> {
     }
     warning!("Server initialized");
     daemon::write_pidfile(&config.pidfile);
+    persist::load_at_startup(&server)?;
     notice!("Ready to accept connections");
     replication::start(&server);
     for l in listeners {
         tokio::spawn(net::accept_loop(server.clone(), l));
     }
     tokio::spawn(expire::active_expire_cycle(server.clone()));
+    tokio::spawn(persist::cron(server.clone()));
     background(server).await;
     Ok(())
 }
@@ -102,6 +106,7 @@ async fn background(server: Arc<server::Server>) {
         None => warning!("User requested shutdown..."),
     }
     let _ = server.shutdown.send(true);
+    let _ = persist::on_shutdown(&server);
     let pidfile = server.config.read().pidfile.clone();
     daemon::remove_pidfile(&pidfile);
     warning!("Redis is now ready to exit, bye bye...");

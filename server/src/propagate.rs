@@ -11,7 +11,8 @@ use crate::server::{Server, Store};
 use bytes::Bytes;
 use std::sync::Arc;
 
-pub fn feed(_server: &Arc<Server>, store: &mut Store, ops: Vec<(usize, Vec<Bytes>)>) {
+pub fn feed(server: &Arc<Server>, store: &mut Store, ops: Vec<(usize, Vec<Bytes>)>) {
+    crate::aof::feed(server, store, &ops);
     if store.repl.should_generate() {
         let mut buf = Vec::new();
         encode_ops(&mut store.repl.slaveseldb, &ops, &mut buf);

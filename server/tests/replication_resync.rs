@@ -225,3 +225,62 @@ fn failover_promoted_replica_serves_partial_resyncs_to_sibling_and_old_master() 
     );
     assert!(lm.contains("Master replication ID changed to "), "{lm}");
 }
+
+/// Stops a server with SIGTERM (final save) and returns its directory.
+fn stop_keep_dir(mut s: TestServer) -> tempfile::TempDir {
+    signal(&s, "-TERM");
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = s.child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::mem::replace(&mut s.dir, tempfile::tempdir().expect("tempdir"))
+}
+
+#[test]
+fn restarted_replica_continues_with_a_partial_resync() {
+    let m = TestServer::start(&["--repl-diskless-sync", "no"]);
+    let target = format!("127.0.0.1 {}", m.port);
+    let r = TestServer::start(&["--replicaof", &target]);
+    wait_connected(&r);
+    let mut mc = m.conn();
+    for i in 0..50 {
+        assert_eq!(mc.cmd(&format!("SET r{i} {i}")), R::ok());
+    }
+    let off = master_offset(&mut mc);
+    let mut rc = r.conn();
+    assert!(wait_until(WAIT, || connected_at(&mut rc) == Some(off)));
+    let old_log = r.stdout();
+    let dir = stop_keep_dir(r);
+    assert!(
+        dir.path().join("dump.rdb").exists(),
+        "no final save:\n{old_log}"
+    );
+    // Writes while the replica is down come from the backlog.
+    for i in 0..20 {
+        assert_eq!(mc.cmd(&format!("SET down{i} {i}")), R::ok());
+    }
+    let r2 = TestServer::start_in(dir, &["--replicaof", &target]);
+    let mut rc2 = r2.conn();
+    let off2 = master_offset(&mut mc);
+    assert!(
+        wait_until(WAIT, || connected_at(&mut rc2) == Some(off2)),
+        "restarted replica did not catch up:\n{}",
+        r2.stdout()
+    );
+    assert_eq!(rc2.cmd("GET r49"), R::bulk("49"));
+    assert_eq!(rc2.cmd("GET down19"), R::bulk("19"));
+    let log = r2.stdout();
+    assert!(
+        log.contains(&format!("Trying a partial resynchronization (request ")),
+        "{log}"
+    );
+    assert!(
+        log.contains("Successful partial resynchronization with master."),
+        "{log}"
+    );
+    let ml = m.stdout();
+    assert_eq!(count(&ml, "Starting BGSAVE for SYNC"), 1, "{ml}");
+}

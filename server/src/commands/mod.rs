@@ -8,6 +8,7 @@ pub mod connection;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod persistence;
 pub mod pubsub;
 pub mod replication;
 pub mod server;
@@ -199,6 +200,7 @@ pub fn table() -> &'static HashMap<&'static str, Command> {
             transactions::COMMANDS,
             zsets::COMMANDS,
             replication::COMMANDS,
+            persistence::COMMANDS,
         ] {
             for c in family {
                 m.insert(c.name, *c);

@@ -29,7 +29,8 @@
 //! Writer: RDB 10 with the aux fields 7.0 writes (redis-ver 7.0.15, redis-bits, ctime,
 //! used-mem, repl-stream-db/repl-id/repl-offset when given, aof-base), SELECTDB +
 //! RESIZEDB per non-empty db, EXPIRETIME_MS, and the encodings Redis 7.0 picks with
-//! default thresholds: listpack hashes/zsets (<= 128 entries, <= 64-byte elements),
+//! default thresholds: listpack hashes (<= 512 entries) and zsets (<= 128), elements
+//! <= 64 bytes,
 //! intset sets (<= 512 integers), quicklist 2 of ~8 KiB listpack nodes for lists,
 //! otherwise the plain hashtable/skiplist forms. Strings: int8/16/32 when canonical,
 //! LZF when compression is on and the string is longer than 20 bytes.
@@ -166,7 +167,7 @@ pub(crate) const T_LIST_QUICKLIST_2: u8 = 18;
 pub(crate) const T_SET_LISTPACK: u8 = 20;
 
 /// Thresholds the writer uses to pick compact encodings (Redis 7.0 defaults).
-pub(crate) const HASH_MAX_LISTPACK_ENTRIES: usize = 128;
+pub(crate) const HASH_MAX_LISTPACK_ENTRIES: usize = 512;
 pub(crate) const HASH_MAX_LISTPACK_VALUE: usize = 64;
 pub(crate) const ZSET_MAX_LISTPACK_ENTRIES: usize = 128;
 pub(crate) const ZSET_MAX_LISTPACK_VALUE: usize = 64;

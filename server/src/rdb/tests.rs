@@ -39,7 +39,7 @@ fn sample_dbs() -> Vec<Db> {
     h.insert(b("n"), b("42"));
     d.set(b("h:small"), Value::Hash(h), 0);
     let mut h = HashMapB::default();
-    for i in 0..300 {
+    for i in 0..600 {
         h.insert(b(&format!("field{i}")), b(&format!("value{i}")));
     }
     d.set(b("h:big"), Value::Hash(h), 0);

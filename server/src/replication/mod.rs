@@ -341,6 +341,15 @@ pub fn save_info(store: &Store) -> Option<(String, i64, i64)> {
     }
 }
 
+/// [`save_info`] in the codec's form, for every RDB save (SAVE, BGSAVE, shutdown).
+pub fn rdb_repl_info(store: &Store) -> Option<crate::rdb::ReplInfo> {
+    save_info(store).map(|(replid, offset, stream_db)| crate::rdb::ReplInfo {
+        replid,
+        offset,
+        stream_db,
+    })
+}
+
 /// Applies replication info read from an RDB at startup (Redis `loadDataFromDisk`):
 /// a replica continues that history from a synthesised cached master; a master
 /// keeps it as its secondary id so its replicas can partially resync.
@@ -521,7 +530,21 @@ pub fn info_section(server: &Server, store: &Store) -> String {
 /// `replicaof` configured, the link to the master. Call after "Ready to accept
 /// connections".
 pub fn start(server: &Arc<Server>) {
-    let target = server.config.read().replicaof.clone();
+    let (target, backlog_size) = {
+        let c = server.config.read();
+        (c.replicaof.clone(), c.repl_backlog_size)
+    };
+    if let Some(info) = crate::persist::loaded_repl_info() {
+        let mut store = server.store.lock();
+        restore_from_rdb(
+            &mut store,
+            target.is_some(),
+            backlog_size,
+            &info.replid,
+            info.offset,
+            info.stream_db,
+        );
+    }
     if let Some((host, port)) = target {
         let mut store = server.store.lock();
         replica::set_master(server, &mut store, &host, port, false);

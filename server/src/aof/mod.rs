@@ -1,0 +1,800 @@
+//! Append-only file, Redis 7.0 multi-part layout.
+//!
+//! Files live in `dir/appenddirname/` and are named after `appendfilename`:
+//! * `<prefix>.<seq>.base.rdb`: the base, an RDB with aux `aof-base 1` (a base that
+//!   does not start with `REDIS` is read as commands);
+//! * `<prefix>.<seq>.incr.aof`: command logs in RESP (`*argc`, `$len` args), with a
+//!   `SELECT <db>` whenever the db differs from the last command written to the file;
+//! * `<prefix>.manifest`: one line per file, `file <name> seq <n> type <b|h|i>`,
+//!   base first, then incr files in increasing seq. Written via a temp file + rename.
+//!   (Names containing spaces or quotes are not supported; Redis would quote them.)
+//!
+//! Startup: with `appendonly yes` only the AOF is loaded (dump.rdb is ignored): the
+//! base, then every incr file. A torn command at the end of the last file is cut off
+//! when `aof-load-truncated yes` (an unfinished MULTI is reverted likewise); anything
+//! else malformed is fatal. A fresh start creates base seq 1 and incr seq 1.
+//!
+//! Writes: `feed` appends the propagated ops of every command to the open incr file
+//! before the reply is sent (the store lock is held). `appendfsync always` fdatasyncs
+//! there too; `everysec` leaves it to a background fsync once a second; `no` never
+//! fsyncs. BGREWRITEAOF opens a new incr file at once, writes a new base from a
+//! snapshot on a background thread and then switches the manifest to
+//! `new base + incr files opened since`, deleting the old files. Automatic rewrite
+//! follows `auto-aof-rewrite-percentage` / `auto-aof-rewrite-min-size`.
+//!
+//! Not implemented: migration of a legacy single-file `appendonly.aof` into the
+//! directory, `#TS:` timestamp annotations on write (they are skipped on load),
+//! CONFIG SET appendonly at runtime, and the MISCONF refusal after AOF write errors.
+
+use crate::commands;
+use crate::db::Db;
+use crate::rdb;
+use crate::resp::Reply;
+use crate::server::{now_ms, Server, Store};
+use crate::{notice, warning};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    Always,
+    EverySec,
+    No,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    pub name: String,
+    pub seq: u64,
+    /// 'b' base, 'h' history, 'i' incr.
+    pub kind: char,
+}
+
+#[derive(Debug)]
+struct AofState {
+    dir: PathBuf,
+    prefix: String,
+    file: File,
+    cur_db: Option<usize>,
+    fsync: Fsync,
+    pending_fsync: bool,
+    last_fsync: Instant,
+    base: Option<ManifestEntry>,
+    incrs: Vec<ManifestEntry>,
+    rewrite_in_progress: bool,
+    rewrite_started: Option<Instant>,
+    rewrites: u64,
+    last_rewrite_ok: bool,
+    last_rewrite_time_sec: i64,
+    /// Bytes in the AOF after the last rewrite (base) and now, for auto rewrite.
+    base_size: u64,
+    cur_size: u64,
+    last_write_ok: bool,
+}
+
+static AOF: Mutex<Option<AofState>> = Mutex::new(None);
+
+pub const ERR_REWRITE_IN_PROGRESS: &str =
+    "ERR Background append only file rewriting already in progress";
+
+fn fsync_policy(s: &str) -> Fsync {
+    match s {
+        "always" => Fsync::Always,
+        "no" => Fsync::No,
+        _ => Fsync::EverySec,
+    }
+}
+
+/// Parses a manifest; errors carry the reason.
+pub fn parse_manifest(text: &str) -> Result<Vec<ManifestEntry>, String> {
+    let mut out: Vec<ManifestEntry> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() % 2 == 1 {
+            return Err(format!("Invalid AOF manifest line: {line}"));
+        }
+        let (mut name, mut seq, mut kind) = (None, None, None);
+        for kv in words.chunks(2) {
+            match kv[0] {
+                "file" => name = Some(kv[1].to_string()),
+                "seq" => seq = kv[1].parse::<u64>().ok(),
+                "type" => kind = kv[1].chars().next().filter(|_| kv[1].len() == 1),
+                _ => {}
+            }
+        }
+        let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
+            return Err(format!("Invalid AOF manifest line: {line}"));
+        };
+        if name.contains('/') {
+            return Err(format!("File can't be a path, just a filename: {name}"));
+        }
+        match kind {
+            'b' if out.iter().any(|e| e.kind == 'b') => {
+                return Err("Found duplicate base file information".into())
+            }
+            'i' if out.iter().any(|e| e.kind == 'i' && e.seq >= seq) => {
+                return Err("Found a non-monotonic sequence number".into())
+            }
+            'b' | 'h' | 'i' => {}
+            _ => return Err(format!("Unknown AOF file type: {kind}")),
+        }
+        out.push(ManifestEntry { name, seq, kind });
+    }
+    Ok(out)
+}
+
+fn manifest_text(base: &Option<ManifestEntry>, incrs: &[ManifestEntry]) -> String {
+    let mut s = String::new();
+    for e in base.iter().chain(incrs) {
+        s.push_str(&format!("file {} seq {} type {}\n", e.name, e.seq, e.kind));
+    }
+    s
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn write_manifest(
+    dir: &Path,
+    prefix: &str,
+    base: &Option<ManifestEntry>,
+    incrs: &[ManifestEntry],
+) -> std::io::Result<()> {
+    let tmp = dir.join(format!("temp-{prefix}.manifest"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(manifest_text(base, incrs).as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(format!("{prefix}.manifest")))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+enum Parsed {
+    Cmd(Vec<Bytes>, usize),
+    /// A `#` annotation line, skipped.
+    Skip(usize),
+    Truncated,
+    Bad,
+}
+
+fn read_line(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let rest = data.get(pos..)?;
+    let nl = rest.windows(2).position(|w| w == b"\r\n")?;
+    Some((&rest[..nl], pos + nl + 2))
+}
+
+fn parse_num(b: &[u8]) -> Option<usize> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Parses one command at `pos`.
+fn parse_command(data: &[u8], pos: usize) -> Parsed {
+    if data[pos] == b'#' {
+        return match read_line(data, pos) {
+            Some((_, next)) => Parsed::Skip(next),
+            None => Parsed::Truncated,
+        };
+    }
+    if data[pos] != b'*' {
+        return Parsed::Bad;
+    }
+    let Some((line, mut p)) = read_line(data, pos) else {
+        return Parsed::Truncated;
+    };
+    let Some(argc) = parse_num(&line[1..]).filter(|&n| n >= 1) else {
+        return Parsed::Bad;
+    };
+    let mut argv = Vec::with_capacity(argc.min(1024));
+    for _ in 0..argc {
+        let Some((line, next)) = read_line(data, p) else {
+            return Parsed::Truncated;
+        };
+        if line.first() != Some(&b'$') {
+            return Parsed::Bad;
+        }
+        let Some(len) = parse_num(&line[1..]) else {
+            return Parsed::Bad;
+        };
+        let end = next.saturating_add(len);
+        if end.saturating_add(2) > data.len() {
+            return Parsed::Truncated;
+        }
+        if &data[end..end + 2] != b"\r\n" {
+            return Parsed::Bad;
+        }
+        argv.push(Bytes::copy_from_slice(&data[next..end]));
+        p = end + 2;
+    }
+    Parsed::Cmd(argv, p)
+}
+
+/// Replays the commands in `data` (starting at `start`). Returns Ok(None) when fully
+/// read, Ok(Some(offset)) when the file ends inside a command (or an open MULTI) and
+/// everything before `offset` was applied.
+fn replay(
+    server: &Arc<Server>,
+    store: &mut Store,
+    data: &[u8],
+    start: usize,
+    name: &str,
+) -> Result<Option<usize>, String> {
+    let mut client = commands::ClientState::new(0);
+    client.authenticated = true;
+    client.is_master = true;
+    let mut pos = start;
+    let mut multi: Option<(usize, Vec<Vec<Bytes>>)> = None;
+    let mut out = Reply::new(false);
+    let mut exec_one = |store: &mut Store, client: &mut commands::ClientState, argv: Vec<Bytes>| {
+        if argv[0].eq_ignore_ascii_case(b"select") {
+            let db = argv
+                .get(1)
+                .and_then(|d| parse_num(d))
+                .filter(|&d| d < store.dbs.len())
+                .ok_or_else(|| format!("Bad SELECT in the append only file {name}"))?;
+            client.db = db;
+            return Ok(());
+        }
+        let Some(cmd) = commands::lookup(&argv[0]) else {
+            return Err(format!(
+                "Unknown command '{}' reading the append only file {name}",
+                String::from_utf8_lossy(&argv[0])
+            ));
+        };
+        out.buf.clear();
+        crate::exec::call(server, store, client, cmd, &argv, &mut out, false);
+        store.propagated.clear();
+        Ok::<(), String>(())
+    };
+    while pos < data.len() {
+        match parse_command(data, pos) {
+            Parsed::Skip(next) => pos = next,
+            Parsed::Truncated => {
+                return Ok(Some(multi.map(|(at, _)| at).unwrap_or(pos)));
+            }
+            Parsed::Bad => {
+                return Err(format!("Bad file format reading the append only file {name}: make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>"));
+            }
+            Parsed::Cmd(argv, next) => {
+                let start_of_cmd = pos;
+                pos = next;
+                if argv[0].eq_ignore_ascii_case(b"multi") {
+                    multi = Some((start_of_cmd, Vec::new()));
+                } else if argv[0].eq_ignore_ascii_case(b"exec") {
+                    if let Some((_, cmds)) = multi.take() {
+                        for c in cmds {
+                            exec_one(store, &mut client, c)?;
+                        }
+                    }
+                } else if let Some((_, q)) = multi.as_mut() {
+                    q.push(argv);
+                } else {
+                    exec_one(store, &mut client, argv)?;
+                }
+            }
+        }
+    }
+    if let Some((at, _)) = multi {
+        notice!("Revert incomplete MULTI/EXEC transaction in AOF file {name}");
+        return Ok(Some(at));
+    }
+    Ok(None)
+}
+
+/// Loads one AOF file (RDB base or commands). `last`: the last file of the manifest,
+/// where a torn tail may be truncated.
+fn load_file(
+    server: &Arc<Server>,
+    store: &mut Store,
+    dir: &Path,
+    name: &str,
+    last: bool,
+    truncate_ok: bool,
+) -> Result<(), String> {
+    let path = dir.join(name);
+    let data = std::fs::read(&path)
+        .map_err(|e| format!("Fatal error: can't open the append log file {name} for read: {e}"))?;
+    let mut start = 0;
+    if data.starts_with(b"REDIS") {
+        notice!("Reading RDB base file on AOF loading...");
+        let mut slice = &data[..];
+        let mut dbs: Vec<Db> = (0..store.dbs.len()).map(|_| Db::new()).collect();
+        let info = rdb::load(
+            &mut slice,
+            &mut dbs,
+            &rdb::LoadOptions {
+                now_ms: now_ms(),
+                drop_expired: true,
+            },
+        )
+        .map_err(|e| format!("Error reading the RDB base file {name}: {e}"))?;
+        notice!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}.",
+            info.keys,
+            info.expired
+        );
+        if store.dbs.iter().all(|d| d.is_empty()) {
+            store.dbs = dbs;
+        } else {
+            for (d, src) in store.dbs.iter_mut().zip(dbs) {
+                for (k, e) in src.iter() {
+                    d.set_with_expire(k.clone(), e.value.clone(), e.expire(), 0);
+                }
+            }
+        }
+        start = data.len() - slice.len();
+    }
+    if let Some(at) = replay(server, store, &data, start, name)? {
+        if !last {
+            return Err("Fatal error: the truncated file is not the last file".into());
+        }
+        if !truncate_ok {
+            return Err(format!("Unexpected end of file reading the append only file {name}. You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server."));
+        }
+        warning!("!!! Warning: short read while loading the AOF file {name}!!!");
+        warning!("!!! Truncating the AOF {name} at offset {at} !!!");
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(at as u64).map(|_| f))
+            .and_then(|f| f.sync_all());
+        if let Err(e) = f {
+            return Err(format!("Error truncating the AOF file {name}: {e}"));
+        }
+        warning!("AOF {name} loaded anyway because aof-load-truncated is enabled");
+    }
+    Ok(())
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Startup with `appendonly yes`: load the AOF (or create it) and open the incr file.
+pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
+    let c = server.config.read().clone();
+    let dir = Path::new(&c.dir).join(&c.appenddirname);
+    let prefix = c.appendfilename.clone();
+    let manifest_path = dir.join(format!("{prefix}.manifest"));
+    let start = Instant::now();
+    let (base, mut incrs) = if manifest_path.exists() {
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
+            format!(
+                "Can't open the AOF manifest {}: {e}",
+                manifest_path.display()
+            )
+        })?;
+        let entries = parse_manifest(&text).map_err(|e| {
+            warning!("*** FATAL AOF MANIFEST FILE ERROR ***");
+            format!("AOF manifest: {e}")
+        })?;
+        let base = entries.iter().find(|e| e.kind == 'b').cloned();
+        let incrs: Vec<ManifestEntry> = entries.into_iter().filter(|e| e.kind == 'i').collect();
+        let mut store = server.store.lock();
+        let files: Vec<(&ManifestEntry, bool)> = base
+            .iter()
+            .map(|b| (b, true))
+            .chain(incrs.iter().map(|i| (i, false)))
+            .collect();
+        let n = files.len();
+        for (i, (e, is_base)) in files.into_iter().enumerate() {
+            let t = Instant::now();
+            load_file(
+                server,
+                &mut store,
+                &dir,
+                &e.name,
+                i + 1 == n,
+                c.aof_load_truncated,
+            )?;
+            notice!(
+                "DB loaded from {} file {}: {:.3} seconds",
+                if is_base { "base" } else { "incr" },
+                e.name,
+                t.elapsed().as_secs_f64()
+            );
+        }
+        store.dirty = 0;
+        notice!(
+            "DB loaded from append only file: {:.3} seconds",
+            start.elapsed().as_secs_f64()
+        );
+        (base, incrs)
+    } else {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("Can't create the AOF directory {}: {e}", dir.display()))?;
+        let name = format!("{prefix}.1.base.rdb");
+        let store = server.store.lock();
+        let opts = rdb::SaveOptions {
+            compression: c.rdbcompression,
+            checksum: c.rdbchecksum,
+            repl: None,
+            aof_base: true,
+        };
+        crate::persist::write_file_atomic(&store.dbs, &dir, &name, &opts)
+            .map_err(|e| format!("Can't create the AOF base file {name}: {e}"))?;
+        notice!("Creating AOF base file {name} on server start");
+        (
+            Some(ManifestEntry {
+                name,
+                seq: 1,
+                kind: 'b',
+            }),
+            Vec::new(),
+        )
+    };
+    let (file, opened_new) = match incrs.last() {
+        Some(e) => {
+            notice!("Opening AOF incr file {} on server start", e.name);
+            (open_append(&dir.join(&e.name)), false)
+        }
+        None => {
+            let name = format!("{prefix}.1.incr.aof");
+            notice!("Creating AOF incr file {name} on server start");
+            let f = open_append(&dir.join(&name));
+            incrs.push(ManifestEntry {
+                name,
+                seq: 1,
+                kind: 'i',
+            });
+            (f, true)
+        }
+    };
+    let file = file.map_err(|e| format!("Can't open the append-only file: {e}"))?;
+    if opened_new {
+        write_manifest(&dir, &prefix, &base, &incrs)
+            .map_err(|e| format!("Can't write the AOF manifest: {e}"))?;
+    }
+    let size = total_size(&dir, &base, &incrs);
+    *AOF.lock() = Some(AofState {
+        dir,
+        prefix,
+        file,
+        cur_db: None,
+        fsync: fsync_policy(&c.appendfsync),
+        pending_fsync: false,
+        last_fsync: Instant::now(),
+        base,
+        incrs,
+        rewrite_in_progress: false,
+        rewrite_started: None,
+        rewrites: 0,
+        last_rewrite_ok: true,
+        last_rewrite_time_sec: -1,
+        base_size: size,
+        cur_size: size,
+        last_write_ok: true,
+    });
+    Ok(())
+}
+
+fn total_size(dir: &Path, base: &Option<ManifestEntry>, incrs: &[ManifestEntry]) -> u64 {
+    base.iter()
+        .chain(incrs)
+        .filter_map(|e| std::fs::metadata(dir.join(&e.name)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Appends the ops of one command (called from `propagate::feed`, store locked,
+/// before the reply is written).
+pub fn feed(_server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)]) {
+    let mut g = AOF.lock();
+    let Some(st) = g.as_mut() else {
+        return;
+    };
+    let mut buf = Vec::new();
+    for (db, argv) in ops {
+        if st.cur_db != Some(*db) {
+            let d = db.to_string();
+            crate::propagate::encode_command(
+                &[Bytes::from_static(b"SELECT"), Bytes::from(d)],
+                &mut buf,
+            );
+            st.cur_db = Some(*db);
+        }
+        crate::propagate::encode_command(argv, &mut buf);
+    }
+    if let Err(e) = st.file.write_all(&buf) {
+        warning!("Error writing to the AOF file: {e}");
+        st.last_write_ok = false;
+        if st.fsync == Fsync::Always {
+            warning!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
+            std::process::exit(1);
+        }
+        return;
+    }
+    st.last_write_ok = true;
+    st.cur_size += buf.len() as u64;
+    match st.fsync {
+        Fsync::Always => {
+            if let Err(e) = st.file.sync_data() {
+                warning!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting... ({e})");
+                std::process::exit(1);
+            }
+        }
+        Fsync::EverySec => st.pending_fsync = true,
+        Fsync::No => {}
+    }
+}
+
+/// Periodic work: the everysec fsync (outside the lock) and automatic rewrites.
+pub fn cron_tick(server: &Arc<Server>) {
+    let (to_sync, auto) = {
+        let mut g = AOF.lock();
+        let Some(st) = g.as_mut() else {
+            return;
+        };
+        let mut to_sync = None;
+        if st.pending_fsync && st.last_fsync.elapsed().as_millis() >= 1000 {
+            st.pending_fsync = false;
+            st.last_fsync = Instant::now();
+            to_sync = st.file.try_clone().ok();
+        }
+        let c = server.config.read();
+        let pct = c.auto_aof_rewrite_percentage;
+        let auto = !st.rewrite_in_progress
+            && pct > 0
+            && st.cur_size > c.auto_aof_rewrite_min_size
+            && st.cur_size.saturating_sub(st.base_size) * 100 / st.base_size.max(1) >= pct;
+        (to_sync, auto)
+    };
+    if let Some(f) = to_sync {
+        let _ = std::thread::Builder::new()
+            .name("aof-fsync".into())
+            .spawn(move || {
+                let _ = f.sync_data();
+            });
+    }
+    if auto {
+        let (cur, base) = {
+            let g = AOF.lock();
+            g.as_ref()
+                .map(|s| (s.cur_size, s.base_size))
+                .unwrap_or((0, 0))
+        };
+        notice!(
+            "Starting automatic rewriting of AOF on {}% growth",
+            cur.saturating_sub(base) * 100 / base.max(1)
+        );
+        let mut store = server.store.lock();
+        let _ = rewrite(server, &mut store);
+    }
+}
+
+pub fn is_enabled() -> bool {
+    AOF.lock().is_some()
+}
+
+/// BGREWRITEAOF (the caller holds the store lock).
+pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
+    let mut g = AOF.lock();
+    let Some(st) = g.as_mut() else {
+        return Err("ERR Background AOF rewrite is only supported with appendonly yes".into());
+    };
+    if st.rewrite_in_progress {
+        return Err(ERR_REWRITE_IN_PROGRESS.into());
+    }
+    // Switch to a new incr file now; the manifest lists it before the rewrite ends.
+    let seq = st.incrs.last().map(|e| e.seq).unwrap_or(0) + 1;
+    let name = format!("{}.{seq}.incr.aof", st.prefix);
+    let f = open_append(&st.dir.join(&name)).map_err(|e| format!("ERR {e}"))?;
+    let _ = st.file.sync_data();
+    st.file = f;
+    st.cur_db = None;
+    st.incrs.push(ManifestEntry {
+        name: name.clone(),
+        seq,
+        kind: 'i',
+    });
+    write_manifest(&st.dir, &st.prefix, &st.base, &st.incrs).map_err(|e| format!("ERR {e}"))?;
+    notice!("Creating AOF incr file {name} on background rewrite");
+    let base_seq = st.base.as_ref().map(|b| b.seq).unwrap_or(0) + 1;
+    let base_name = format!("{}.{base_seq}.base.rdb", st.prefix);
+    let dir = st.dir.clone();
+    st.rewrite_in_progress = true;
+    st.rewrite_started = Some(Instant::now());
+    drop(g);
+    let snapshot: Vec<Db> = store.dbs.clone();
+    let opts = {
+        let c = server.config.read();
+        rdb::SaveOptions {
+            compression: c.rdbcompression,
+            checksum: c.rdbchecksum,
+            repl: None,
+            aof_base: true,
+        }
+    };
+    notice!(
+        "Background append only file rewriting started by pid {}",
+        std::process::id()
+    );
+    std::thread::Builder::new()
+        .name("aof-rewrite".into())
+        .spawn(move || {
+            let res = crate::persist::write_file_atomic(&snapshot, &dir, &base_name, &opts);
+            drop(snapshot);
+            let mut g = AOF.lock();
+            let Some(st) = g.as_mut() else {
+                return;
+            };
+            st.rewrite_in_progress = false;
+            st.last_rewrite_time_sec = st
+                .rewrite_started
+                .take()
+                .map(|t| t.elapsed().as_secs() as i64)
+                .unwrap_or(-1);
+            if let Err(e) = res {
+                warning!("Background AOF rewrite failed: {e}");
+                st.last_rewrite_ok = false;
+                return;
+            }
+            let new_base = Some(ManifestEntry {
+                name: base_name,
+                seq: base_seq,
+                kind: 'b',
+            });
+            let keep: Vec<ManifestEntry> =
+                st.incrs.iter().filter(|e| e.seq >= seq).cloned().collect();
+            if let Err(e) = write_manifest(&st.dir, &st.prefix, &new_base, &keep) {
+                warning!("Background AOF rewrite failed writing the manifest: {e}");
+                st.last_rewrite_ok = false;
+                if let Some(b) = &new_base {
+                    let _ = std::fs::remove_file(st.dir.join(&b.name));
+                }
+                return;
+            }
+            let old: Vec<ManifestEntry> = st
+                .base
+                .iter()
+                .cloned()
+                .chain(st.incrs.iter().filter(|e| e.seq < seq).cloned())
+                .collect();
+            for e in &old {
+                notice!("Removing the history file {} in the background", e.name);
+                let _ = std::fs::remove_file(st.dir.join(&e.name));
+            }
+            st.base = new_base;
+            st.incrs = keep;
+            st.base_size = total_size(&st.dir, &st.base, &st.incrs);
+            st.cur_size = st.base_size;
+            st.rewrites += 1;
+            st.last_rewrite_ok = true;
+            notice!("Background AOF rewrite terminated with success");
+            notice!("Background AOF rewrite finished successfully");
+        })
+        .map_err(|e| format!("ERR Can't rewrite append only file in background: {e}"))?;
+    Ok(())
+}
+
+/// Flushes and fsyncs the AOF on shutdown.
+pub fn on_shutdown() {
+    if let Some(st) = AOF.lock().as_mut() {
+        let _ = st.file.flush();
+        if st.file.sync_all().is_ok() {
+            notice!("Calling fsync() on the AOF file.");
+        }
+    }
+}
+
+/// INFO persistence AOF fields (aof_enabled .. aof_last_write_status).
+pub fn info_fields() -> Vec<(String, String)> {
+    let g = AOF.lock();
+    let f = |k: &str, v: String| (k.to_string(), v);
+    match g.as_ref() {
+        None => vec![
+            f("aof_enabled", "0".into()),
+            f("aof_rewrite_in_progress", "0".into()),
+            f("aof_rewrite_scheduled", "0".into()),
+            f("aof_last_rewrite_time_sec", "-1".into()),
+            f("aof_current_rewrite_time_sec", "-1".into()),
+            f("aof_last_bgrewrite_status", "ok".into()),
+            f("aof_rewrites", "0".into()),
+            f("aof_rewrites_consecutive_failures", "0".into()),
+            f("aof_last_write_status", "ok".into()),
+        ],
+        Some(st) => vec![
+            f("aof_enabled", "1".into()),
+            f(
+                "aof_rewrite_in_progress",
+                (st.rewrite_in_progress as u8).to_string(),
+            ),
+            f("aof_rewrite_scheduled", "0".into()),
+            f(
+                "aof_last_rewrite_time_sec",
+                st.last_rewrite_time_sec.to_string(),
+            ),
+            f(
+                "aof_current_rewrite_time_sec",
+                st.rewrite_started
+                    .map(|t| t.elapsed().as_secs() as i64)
+                    .unwrap_or(-1)
+                    .to_string(),
+            ),
+            f(
+                "aof_last_bgrewrite_status",
+                if st.last_rewrite_ok { "ok" } else { "err" }.into(),
+            ),
+            f("aof_rewrites", st.rewrites.to_string()),
+            f("aof_rewrites_consecutive_failures", "0".into()),
+            f(
+                "aof_last_write_status",
+                if st.last_write_ok { "ok" } else { "err" }.into(),
+            ),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trip_and_errors() {
+        let base = Some(ManifestEntry {
+            name: "a.aof.1.base.rdb".into(),
+            seq: 1,
+            kind: 'b',
+        });
+        let incrs = vec![
+            ManifestEntry {
+                name: "a.aof.1.incr.aof".into(),
+                seq: 1,
+                kind: 'i',
+            },
+            ManifestEntry {
+                name: "a.aof.2.incr.aof".into(),
+                seq: 2,
+                kind: 'i',
+            },
+        ];
+        let text = manifest_text(&base, &incrs);
+        assert_eq!(
+            text,
+            "file a.aof.1.base.rdb seq 1 type b\nfile a.aof.1.incr.aof seq 1 type i\nfile a.aof.2.incr.aof seq 2 type i\n"
+        );
+        let parsed = parse_manifest(&text).unwrap();
+        assert_eq!(parsed.len(), 3);
+        assert!(parse_manifest("file x seq 1").is_err());
+        assert!(parse_manifest("file a/b seq 1 type i").is_err());
+        assert!(parse_manifest("file x seq 1 type z").is_err());
+        assert!(parse_manifest("file x seq 2 type i\nfile y seq 1 type i").is_err());
+        assert!(parse_manifest("file x seq 1 type b\nfile y seq 2 type b").is_err());
+    }
+
+    #[test]
+    fn command_parser_detects_truncation_and_garbage() {
+        let mut data = Vec::new();
+        crate::propagate::encode_command(&[Bytes::from("SET"), Bytes::from("k")], &mut data);
+        match parse_command(&data, 0) {
+            Parsed::Cmd(argv, next) => {
+                assert_eq!(argv.len(), 2);
+                assert_eq!(next, data.len());
+            }
+            _ => panic!("expected a command"),
+        }
+        for cut in 1..data.len() {
+            assert!(
+                matches!(parse_command(&data[..cut], 0), Parsed::Truncated),
+                "cut {cut}"
+            );
+        }
+        assert!(matches!(parse_command(b"hello\r\n", 0), Parsed::Bad));
+        assert!(matches!(
+            parse_command(b"*1\r\n$3\r\nabcX\n", 0),
+            Parsed::Bad
+        ));
+        assert!(matches!(parse_command(b"#TS:123\r\n", 0), Parsed::Skip(9)));
+    }
+}

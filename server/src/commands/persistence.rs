@@ -1,0 +1,42 @@
+//! Command family: persistence (SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF). The work is in
+//! `crate::persist` and `crate::aof`.
+
+use super::{flags::*, CmdError, CmdResult, Command, Ctx};
+use crate::resp::Reply;
+use bytes::Bytes;
+
+pub const COMMANDS: &[Command] = &[
+    Command::new("save", 1, ADMIN | NO_PROPAGATE, save),
+    Command::new("bgsave", -1, ADMIN | NO_PROPAGATE, bgsave),
+    Command::new("lastsave", 1, LOADING | STALE | FAST, lastsave),
+    Command::new("bgrewriteaof", 1, ADMIN | NO_PROPAGATE, bgrewriteaof),
+];
+
+fn bgrewriteaof(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
+    crate::aof::rewrite(ctx.server, ctx.store).map_err(CmdError::msg)?;
+    out.simple("Background append only file rewriting started");
+    Ok(())
+}
+
+fn save(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
+    match crate::persist::save(ctx.server, ctx.store) {
+        Ok(()) => out.ok(),
+        Err(e) if e.starts_with("ERR ") => return Err(CmdError::msg(e)),
+        Err(_) => return Err(CmdError::msg("ERR")),
+    }
+    Ok(())
+}
+
+fn bgsave(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    if argv.len() > 2 || (argv.len() == 2 && !argv[1].eq_ignore_ascii_case(b"schedule")) {
+        return Err(super::err::SYNTAX);
+    }
+    crate::persist::bgsave(ctx.server, ctx.store).map_err(CmdError::msg)?;
+    out.simple("Background saving started");
+    Ok(())
+}
+
+fn lastsave(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
+    out.int(ctx.store.lastsave);
+    Ok(())
+}

@@ -1,0 +1,438 @@
+//! RDB persistence: SAVE, BGSAVE, `save <seconds> <changes>` rules, startup load,
+//! the final save on shutdown, DEBUG RELOAD and the INFO persistence fields.
+//!
+//! BGSAVE snapshot strategy: the databases are cloned while the store lock is held
+//! (`Vec<Db>::clone`). Keys and string values are `Bytes`, so the clone copies
+//! pointers and bumps reference counts rather than copying payloads; containers
+//! (hash/set/zset/list) are cloned structurally. The clone is O(number of keys +
+//! container elements) and is the only pause clients see; encoding, compression,
+//! writing and fsync happen on a background thread with no lock held. This avoids
+//! fork() (unsafe with a multi-threaded runtime) at the price of the temporary
+//! memory of the cloned index structures.
+//!
+//! Files: the snapshot is written to `temp-<pid>-<n>.rdb` in `dir`, flushed and
+//! fsynced, renamed over `dbfilename`, then the directory is fsynced.
+//!
+//! State lives in a process-wide [`STATE`] (one server per process). Lock order:
+//! the store lock first, then `STATE`.
+
+use crate::db::Db;
+use crate::rdb;
+use crate::server::{now_ms, Server, Store};
+use crate::{notice, warning};
+use parking_lot::Mutex;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Seconds between retries of a failed automatic BGSAVE (Redis CONFIG_BGSAVE_RETRY_DELAY).
+const BGSAVE_RETRY_DELAY: i64 = 5;
+
+#[derive(Debug)]
+pub struct PersistState {
+    pub bgsave_in_progress: bool,
+    pub bgsave_started: Option<Instant>,
+    pub dirty_before_bgsave: u64,
+    pub last_bgsave_ok: bool,
+    /// Duration of the last BGSAVE in seconds, -1 if none.
+    pub last_bgsave_time_sec: i64,
+    /// Unix seconds of the last BGSAVE attempt (for the retry delay).
+    pub last_bgsave_try: i64,
+    pub rdb_saves: u64,
+    pub last_load_keys_loaded: u64,
+    pub last_load_keys_expired: u64,
+    /// Replication identity found in the RDB loaded at startup (for PSYNC after a restart).
+    pub loaded_repl: Option<rdb::ReplInfo>,
+}
+
+pub static STATE: Mutex<PersistState> = Mutex::new(PersistState {
+    bgsave_in_progress: false,
+    bgsave_started: None,
+    dirty_before_bgsave: 0,
+    last_bgsave_ok: true,
+    last_bgsave_time_sec: -1,
+    last_bgsave_try: 0,
+    rdb_saves: 0,
+    last_load_keys_loaded: 0,
+    last_load_keys_expired: 0,
+    loaded_repl: None,
+});
+
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+pub const ERR_BGSAVE_IN_PROGRESS: &str = "ERR Background save already in progress";
+
+/// Where and how to write, taken from the config at the time of the request.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub dir: PathBuf,
+    pub dbfilename: String,
+    pub opts: rdb::SaveOptions,
+}
+
+impl Target {
+    pub fn from_server(server: &Server) -> Target {
+        let c = server.config.read();
+        Target {
+            dir: PathBuf::from(&c.dir),
+            dbfilename: c.dbfilename.clone(),
+            opts: rdb::SaveOptions {
+                compression: c.rdbcompression,
+                checksum: c.rdbchecksum,
+                repl: None,
+                aof_base: false,
+            },
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(&self.dbfilename)
+    }
+}
+
+/// Writes `dbs` atomically to `dir/name`: temp file, fsync, rename, dir fsync.
+pub fn write_file_atomic(
+    dbs: &[Db],
+    dir: &Path,
+    name: &str,
+    opts: &rdb::SaveOptions,
+) -> std::io::Result<()> {
+    let tmp = dir.join(format!(
+        "temp-{}-{}.rdb",
+        std::process::id(),
+        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let res = (|| {
+        let f = std::fs::File::create(&tmp)?;
+        let mut w = BufWriter::with_capacity(1 << 16, f);
+        rdb::save(dbs, opts, &mut w)?;
+        w.flush()?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, dir.join(name))?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// SAVE: a blocking save of the live data (the caller holds the store lock).
+pub fn save(server: &Server, store: &mut Store) -> Result<(), String> {
+    if STATE.lock().bgsave_in_progress {
+        return Err(ERR_BGSAVE_IN_PROGRESS.into());
+    }
+    let mut t = Target::from_server(server);
+    t.opts.repl = crate::replication::rdb_repl_info(store);
+    match write_file_atomic(&store.dbs, &t.dir, &t.dbfilename, &t.opts) {
+        Ok(()) => {
+            notice!("DB saved on disk");
+            store.dirty = 0;
+            store.lastsave = now_ms() / 1000;
+            let mut st = STATE.lock();
+            st.rdb_saves += 1;
+            st.last_bgsave_ok = true;
+            Ok(())
+        }
+        Err(e) => {
+            warning!("Failed opening the temp RDB file for saving: {e}");
+            Err(format!("Error saving DB on disk: {e}"))
+        }
+    }
+}
+
+/// BGSAVE: snapshot under the lock, write on a background thread.
+pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
+    let mut st = STATE.lock();
+    if st.bgsave_in_progress {
+        return Err(ERR_BGSAVE_IN_PROGRESS.into());
+    }
+    let mut target = Target::from_server(server);
+    target.opts.repl = crate::replication::rdb_repl_info(store);
+    let snapshot: Vec<Db> = store.dbs.clone();
+    st.bgsave_in_progress = true;
+    st.bgsave_started = Some(Instant::now());
+    st.dirty_before_bgsave = store.dirty;
+    st.last_bgsave_try = now_ms() / 1000;
+    drop(st);
+    let srv = server.clone();
+    let spawned = std::thread::Builder::new()
+        .name("bgsave".into())
+        .spawn(move || {
+            let res = write_file_atomic(&snapshot, &target.dir, &target.dbfilename, &target.opts);
+            drop(snapshot);
+            let mut store = srv.store.lock();
+            let mut st = STATE.lock();
+            st.bgsave_in_progress = false;
+            st.last_bgsave_time_sec = st
+                .bgsave_started
+                .take()
+                .map(|t| t.elapsed().as_secs() as i64)
+                .unwrap_or(-1);
+            match res {
+                Ok(()) => {
+                    notice!("DB saved on disk");
+                    store.dirty = store.dirty.saturating_sub(st.dirty_before_bgsave);
+                    store.lastsave = now_ms() / 1000;
+                    st.last_bgsave_ok = true;
+                    st.rdb_saves += 1;
+                    notice!("Background saving terminated with success");
+                }
+                Err(e) => {
+                    warning!("Write error saving DB on disk: {e}");
+                    warning!("Background saving error");
+                    st.last_bgsave_ok = false;
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => {
+            notice!("Background saving started by pid {}", std::process::id());
+            Ok(())
+        }
+        Err(e) => {
+            let mut st = STATE.lock();
+            st.bgsave_in_progress = false;
+            st.last_bgsave_ok = false;
+            warning!("Can't save in background: fork: {e}");
+            Err(format!("ERR Can't save in background: {e}"))
+        }
+    }
+}
+
+/// The MISCONF refusal for write commands after a failed background save
+/// (`stop-writes-on-bgsave-error yes` with save rules configured).
+pub fn write_refusal(server: &Server) -> Option<&'static str> {
+    let c = server.config.read();
+    if c.stop_writes_on_bgsave_error && !c.save.is_empty() && !STATE.lock().last_bgsave_ok {
+        Some("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.")
+    } else {
+        None
+    }
+}
+
+/// One `serverCron` step for the save rules: starts a BGSAVE when a rule matches.
+pub fn check_save_points(server: &Arc<Server>) {
+    let points = server.config.read().save.clone();
+    if points.is_empty() {
+        return;
+    }
+    let mut store = server.store.lock();
+    let now = now_ms() / 1000;
+    let (in_progress, ok, last_try) = {
+        let st = STATE.lock();
+        (st.bgsave_in_progress, st.last_bgsave_ok, st.last_bgsave_try)
+    };
+    if in_progress {
+        return;
+    }
+    for (secs, changes) in points {
+        if store.dirty >= changes
+            && now - store.lastsave > secs as i64
+            && (ok || now - last_try > BGSAVE_RETRY_DELAY)
+        {
+            notice!("{changes} changes in {secs} seconds. Saving...");
+            let _ = bgsave(server, &mut store);
+            break;
+        }
+    }
+}
+
+/// Periodic task (10 Hz) for the save rules.
+pub async fn cron(server: Arc<Server>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    let mut stop = server.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                check_save_points(&server);
+                crate::aof::cron_tick(&server);
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn load_into(path: &Path, databases: usize) -> Result<(Vec<Db>, rdb::LoadInfo), rdb::RdbError> {
+    let f = std::fs::File::open(path)?;
+    let mut r = BufReader::with_capacity(1 << 16, f);
+    let mut dbs: Vec<Db> = (0..databases.max(1)).map(|_| Db::new()).collect();
+    let info = rdb::load(
+        &mut r,
+        &mut dbs,
+        &rdb::LoadOptions {
+            now_ms: now_ms(),
+            drop_expired: true,
+        },
+    )?;
+    Ok((dbs, info))
+}
+
+fn log_load_info(info: &rdb::LoadInfo) {
+    if let Some(v) = &info.redis_ver {
+        notice!("Loading RDB produced by version {v}");
+    }
+    if let Some(c) = info.ctime {
+        notice!("RDB age {} seconds", (now_ms() / 1000 - c).max(0));
+    }
+    if let Some(m) = info.used_mem {
+        notice!(
+            "RDB memory usage when created {:.2} Mb",
+            m as f64 / (1024.0 * 1024.0)
+        );
+    }
+    if info.aof_base {
+        notice!("RDB is base AOF");
+    }
+    if info.checksum_disabled {
+        warning!("RDB file was saved with checksum disabled: no check performed.");
+    }
+    notice!(
+        "Done loading RDB, keys loaded: {}, keys expired: {}.",
+        info.keys,
+        info.expired
+    );
+}
+
+/// Loads `dir/dbfilename` at startup (no-op if missing). A corrupt file is refused
+/// with a log line and an error (the caller exits non-zero); the file is untouched.
+pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
+    if server.config.read().appendonly {
+        return crate::aof::load_at_startup(server);
+    }
+    let (path, databases) = {
+        let c = server.config.read();
+        (Path::new(&c.dir).join(&c.dbfilename), c.databases)
+    };
+    if !path.exists() {
+        return Ok(());
+    }
+    let start = Instant::now();
+    match load_into(&path, databases) {
+        Ok((dbs, info)) => {
+            log_load_info(&info);
+            let mut store = server.store.lock();
+            store.dbs = dbs;
+            store.dirty = 0;
+            let mut st = STATE.lock();
+            st.last_load_keys_loaded = info.keys;
+            st.last_load_keys_expired = info.expired;
+            st.loaded_repl = info.repl;
+            notice!(
+                "DB loaded from disk: {:.3} seconds",
+                start.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            warning!("{e}");
+            Err(format!(
+                "Fatal error loading the DB ({}): {e}. Exiting.",
+                path.display()
+            ))
+        }
+    }
+}
+
+/// Final save on shutdown: SHUTDOWN SAVE always saves, NOSAVE never, otherwise
+/// only when save rules are configured.
+pub fn on_shutdown(server: &Server) -> Result<(), String> {
+    crate::aof::on_shutdown();
+    let save = match crate::shutdown::requested_save_mode() {
+        Some(s) => s,
+        None => !server.config.read().save.is_empty(),
+    };
+    if !save {
+        return Ok(());
+    }
+    notice!("Saving the final RDB snapshot before exiting.");
+    let mut store = server.store.lock();
+    let mut t = Target::from_server(server);
+    t.opts.repl = crate::replication::rdb_repl_info(&store);
+    match write_file_atomic(&store.dbs, &t.dir, &t.dbfilename, &t.opts) {
+        Ok(()) => {
+            notice!("DB saved on disk");
+            store.dirty = 0;
+            Ok(())
+        }
+        Err(e) => {
+            warning!("Error trying to save the DB, can't exit.");
+            Err(format!("Error saving DB on disk: {e}"))
+        }
+    }
+}
+
+/// DEBUG RELOAD: save the live data, then load it back from the file into fresh
+/// databases and swap them in (the caller holds the store lock).
+pub fn debug_reload(server: &Server, store: &mut Store) -> Result<(), String> {
+    save(server, store).map_err(|e| format!("ERR {e}"))?;
+    let t = Target::from_server(server);
+    let (dbs, _info) = load_into(&t.path(), store.dbs.len())
+        .map_err(|e| format!("ERR Error trying to load the RDB dump: {e}"))?;
+    store.dbs = dbs;
+    notice!("DB reloaded by DEBUG RELOAD");
+    Ok(())
+}
+
+/// The replication identity found in the RDB loaded at startup, if any.
+pub fn loaded_repl_info() -> Option<rdb::ReplInfo> {
+    STATE.lock().loaded_repl.clone()
+}
+
+/// INFO persistence fields, in Redis 7.0's order. The caller holds the store lock.
+pub fn info_fields(_server: &Server, store: &Store) -> Vec<(String, String)> {
+    let st = STATE.lock();
+    let cur = st
+        .bgsave_started
+        .map(|t| t.elapsed().as_secs() as i64)
+        .unwrap_or(-1);
+    let f = |k: &str, v: String| (k.to_string(), v);
+    let ok = |b: bool| if b { "ok" } else { "err" }.to_string();
+    vec![
+        f("loading", "0".into()),
+        f("async_loading", "0".into()),
+        f("current_cow_peak", "0".into()),
+        f("current_cow_size", "0".into()),
+        f("current_cow_size_age", "0".into()),
+        f("current_fork_perc", "0.00".into()),
+        f("current_save_keys_processed", "0".into()),
+        f("current_save_keys_total", "0".into()),
+        f("rdb_changes_since_last_save", store.dirty.to_string()),
+        f(
+            "rdb_bgsave_in_progress",
+            (st.bgsave_in_progress as u8).to_string(),
+        ),
+        f("rdb_last_save_time", store.lastsave.to_string()),
+        f("rdb_last_bgsave_status", ok(st.last_bgsave_ok)),
+        f(
+            "rdb_last_bgsave_time_sec",
+            st.last_bgsave_time_sec.to_string(),
+        ),
+        f("rdb_current_bgsave_time_sec", cur.to_string()),
+        f("rdb_saves", st.rdb_saves.to_string()),
+        f("rdb_last_cow_size", "0".into()),
+        f(
+            "rdb_last_load_keys_expired",
+            st.last_load_keys_expired.to_string(),
+        ),
+        f(
+            "rdb_last_load_keys_loaded",
+            st.last_load_keys_loaded.to_string(),
+        ),
+    ]
+    .into_iter()
+    .chain(crate::aof::info_fields())
+    .chain([
+        f("aof_last_cow_size", "0".into()),
+        f("module_fork_in_progress", "0".into()),
+        f("module_fork_last_cow_size", "0".into()),
+    ])
+    .collect()
+}

@@ -1,0 +1,256 @@
+//! AOF (multi-part, Redis 7.0 layout): crash safety, truncated tails, rewrite.
+
+mod common;
+
+use bytes::Bytes;
+use common::{server_bin, wait_until, Conn, TestServer, R};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tandem_server::db::Db;
+use tandem_server::types::Value;
+
+const AOF_ALWAYS: &[&str] = &[
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+    "--save",
+    "",
+];
+
+/// SIGKILL, keeping the directory.
+fn crash(mut s: TestServer) -> tempfile::TempDir {
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap())
+}
+
+fn write_keys(c: &mut Conn, prefix: &str, n: usize) {
+    for i in 0..n {
+        c.send(&[
+            b"SET",
+            format!("{prefix}{i}").as_bytes(),
+            format!("v{i}").as_bytes(),
+        ]);
+    }
+    for _ in 0..n {
+        assert_eq!(c.read(), R::ok());
+    }
+}
+
+fn assert_keys(c: &mut Conn, prefix: &str, n: usize) {
+    for i in 0..n {
+        assert_eq!(
+            c.cmd(&format!("GET {prefix}{i}")),
+            R::bulk(&format!("v{i}")),
+            "{prefix}{i}"
+        );
+    }
+}
+
+fn aof_dir(dir: &Path) -> std::path::PathBuf {
+    dir.join("appendonlydir")
+}
+
+/// Runs the server expecting it to refuse to start; returns its log.
+fn start_fails(dir: &Path, extra: &[&str]) -> String {
+    let port = common::free_port().to_string();
+    let out = Command::new(server_bin())
+        .args(["--bind", "127.0.0.1", "--port", &port])
+        .args(["--dir", dir.to_str().unwrap()])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "server should have refused to start");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn always_fsync_loses_no_acknowledged_write_on_kill_9() {
+    let s = TestServer::start(AOF_ALWAYS);
+    assert!(s
+        .stdout()
+        .contains("Creating AOF base file appendonly.aof.1.base.rdb on server start"));
+    assert!(s
+        .stdout()
+        .contains("Creating AOF incr file appendonly.aof.1.incr.aof on server start"));
+    let mut c = s.conn();
+    write_keys(&mut c, "k", 500);
+    c.cmd_args(&[b"SET", b"bin", b"\0\r\n$3\r\n*"]);
+    let dir = crash(s);
+    let manifest =
+        std::fs::read_to_string(aof_dir(dir.path()).join("appendonly.aof.manifest")).unwrap();
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
+    let s = TestServer::start_in(dir, AOF_ALWAYS);
+    let mut c = s.conn();
+    assert_keys(&mut c, "k", 500);
+    assert_eq!(c.cmd("GET bin"), R::Bulk(b"\0\r\n$3\r\n*".to_vec()));
+    let log = s.stdout();
+    assert!(
+        log.contains("Opening AOF incr file appendonly.aof.1.incr.aof on server start"),
+        "{log}"
+    );
+    assert!(
+        log.contains("DB loaded from incr file appendonly.aof.1.incr.aof"),
+        "{log}"
+    );
+}
+
+#[test]
+fn everysec_keeps_acknowledged_writes_across_kill_9() {
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+    ];
+    let s = TestServer::start(&args);
+    write_keys(&mut s.conn(), "e", 300);
+    let dir = crash(s);
+    let s = TestServer::start_in(dir, &args);
+    assert_keys(&mut s.conn(), "e", 300);
+}
+
+#[test]
+fn truncated_tail_is_cut_and_loaded_with_a_log_line() {
+    let s = TestServer::start(AOF_ALWAYS);
+    write_keys(&mut s.conn(), "t", 20);
+    let dir = crash(s);
+    let incr = aof_dir(dir.path()).join("appendonly.aof.1.incr.aof");
+    let good_len = std::fs::metadata(&incr).unwrap().len();
+    let mut data = std::fs::read(&incr).unwrap();
+    data.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$4\r\ntorn\r\n$5\r\nva");
+    std::fs::write(&incr, &data).unwrap();
+
+    // aof-load-truncated no: refuse.
+    let mut no = AOF_ALWAYS.to_vec();
+    no.extend(["--aof-load-truncated", "no"]);
+    let log = start_fails(dir.path(), &no);
+    assert!(
+        log.contains("Unexpected end of file reading the append only file"),
+        "{log}"
+    );
+
+    let s = TestServer::start_in(dir, AOF_ALWAYS);
+    let mut c = s.conn();
+    assert_keys(&mut c, "t", 20);
+    assert_eq!(c.cmd("GET torn"), R::Nil);
+    let log = s.stdout();
+    assert!(
+        log.contains(
+            "!!! Warning: short read while loading the AOF file appendonly.aof.1.incr.aof!!!"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "!!! Truncating the AOF appendonly.aof.1.incr.aof at offset {good_len} !!!"
+        )),
+        "{log}"
+    );
+    assert!(log.contains(
+        "AOF appendonly.aof.1.incr.aof loaded anyway because aof-load-truncated is enabled"
+    ));
+    // New writes append after the cut point and survive another crash.
+    assert_eq!(c.cmd("SET after cut"), R::ok());
+    let dir = crash(s);
+    let s = TestServer::start_in(dir, AOF_ALWAYS);
+    assert_eq!(s.conn().cmd("GET after"), R::bulk("cut"));
+}
+
+#[test]
+fn unfinished_multi_is_reverted() {
+    let s = TestServer::start(AOF_ALWAYS);
+    write_keys(&mut s.conn(), "m", 5);
+    let dir = crash(s);
+    let incr = aof_dir(dir.path()).join("appendonly.aof.1.incr.aof");
+    let mut data = std::fs::read(&incr).unwrap();
+    data.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$2\r\nin\r\n$5\r\nmulti\r\n");
+    std::fs::write(&incr, &data).unwrap();
+    let s = TestServer::start_in(dir, AOF_ALWAYS);
+    let mut c = s.conn();
+    assert_keys(&mut c, "m", 5);
+    assert_eq!(c.cmd("GET in"), R::Nil);
+    assert!(s
+        .stdout()
+        .contains("Revert incomplete MULTI/EXEC transaction in AOF file"));
+}
+
+#[test]
+fn corrupt_middle_is_refused() {
+    let s = TestServer::start(AOF_ALWAYS);
+    write_keys(&mut s.conn(), "c", 10);
+    let dir = crash(s);
+    let incr = aof_dir(dir.path()).join("appendonly.aof.1.incr.aof");
+    let data = std::fs::read(&incr).unwrap();
+    let mut bad = data[..data.len() / 2].to_vec();
+    let cut = bad.windows(2).rposition(|w| w == b"\r\n").unwrap() + 2;
+    bad.truncate(cut);
+    bad.extend_from_slice(b"garbage here\r\n");
+    bad.extend_from_slice(&data[cut..]);
+    std::fs::write(&incr, &bad).unwrap();
+    let log = start_fails(dir.path(), AOF_ALWAYS);
+    assert!(
+        log.contains("Bad file format reading the append only file"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read(&incr).unwrap(),
+        bad,
+        "file must be left as is"
+    );
+}
+
+#[test]
+fn bgrewriteaof_rewrites_base_while_writes_continue() {
+    let s = TestServer::start(AOF_ALWAYS);
+    let mut c = s.conn();
+    write_keys(&mut c, "a", 300);
+    // Overwrite keys so the rewrite actually shrinks the log.
+    write_keys(&mut c, "a", 300);
+    assert_eq!(
+        c.cmd("BGREWRITEAOF"),
+        R::Simple("Background append only file rewriting started".into())
+    );
+    write_keys(&mut c, "b", 100);
+    assert!(wait_until(Duration::from_secs(10), || s
+        .stdout()
+        .contains("Background AOF rewrite finished successfully")));
+    write_keys(&mut c, "c", 50);
+    let dir = crash(s);
+    let ad = aof_dir(dir.path());
+    let manifest = std::fs::read_to_string(ad.join("appendonly.aof.manifest")).unwrap();
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(!ad.join("appendonly.aof.1.base.rdb").exists());
+    assert!(!ad.join("appendonly.aof.1.incr.aof").exists());
+    let s = TestServer::start_in(dir, AOF_ALWAYS);
+    let mut c = s.conn();
+    assert_keys(&mut c, "a", 300);
+    assert_keys(&mut c, "b", 100);
+    assert_keys(&mut c, "c", 50);
+    assert!(s
+        .stdout()
+        .contains("DB loaded from base file appendonly.aof.2.base.rdb"));
+}
+
+#[test]
+fn aof_wins_over_dump_rdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dbs: Vec<Db> = (0..16).map(|_| Db::new()).collect();
+    dbs[0].set(Bytes::from("fromrdb"), Value::Str(Bytes::from("x")), 0);
+    let mut f = std::fs::File::create(dir.path().join("dump.rdb")).unwrap();
+    tandem_server::rdb::save(&dbs, &Default::default(), &mut f).unwrap();
+    drop(f);
+    let s = TestServer::start_in(dir, AOF_ALWAYS);
+    assert_eq!(s.conn().cmd("GET fromrdb"), R::Nil);
+}
