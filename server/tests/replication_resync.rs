@@ -284,3 +284,35 @@ fn restarted_replica_continues_with_a_partial_resync() {
     let ml = m.stdout();
     assert_eq!(count(&ml, "Starting BGSAVE for SYNC"), 1, "{ml}");
 }
+
+#[test]
+fn restarted_master_serves_a_partial_resync_from_its_saved_history() {
+    let m = TestServer::start(&["--repl-diskless-sync", "no"]);
+    let target = format!("127.0.0.1 {}", m.port);
+    let r = TestServer::start(&["--replicaof", &target]);
+    wait_connected(&r);
+    let mut mc = m.conn();
+    for i in 0..30 {
+        assert_eq!(mc.cmd(&format!("SET m{i} {i}")), R::ok());
+    }
+    let off = master_offset(&mut mc);
+    let mut rc = r.conn();
+    assert!(wait_until(WAIT, || connected_at(&mut rc) == Some(off)));
+    drop(mc);
+    let dir = stop_keep_dir(m);
+    // The restarted master comes back on another port: point the replica at it.
+    let m2 = TestServer::start_in(dir, &["--repl-diskless-sync", "no"]);
+    assert_eq!(rc.cmd(&format!("REPLICAOF 127.0.0.1 {}", m2.port)), R::ok());
+    let mut mc2 = m2.conn();
+    assert!(wait_until(WAIT, || connected_at(&mut rc)
+        == Some(master_offset(&mut mc2))));
+    assert_eq!(mc2.cmd("SET after restart"), R::ok());
+    assert!(wait_until(WAIT, || rc.cmd("GET after") == R::bulk("restart")));
+    let ml = m2.stdout();
+    assert!(
+        ml.contains("Partial resynchronization request from 127.0.0.1:"),
+        "{ml}"
+    );
+    assert_eq!(count(&ml, "Starting BGSAVE for SYNC"), 0, "{ml}");
+    assert!(r.stdout().contains("Master replication ID changed to "));
+}
