@@ -152,3 +152,87 @@ fn psync_with_a_known_id_gets_continue_and_the_backlog_tail() {
         "{log}"
     );
 }
+
+/// A fake master that does a full sync with an empty RDB at offset 100, then sends
+/// `REPLCONF GETACK *`: the replica answers at once with the offset before the
+/// GETACK (100), and its periodic ACKs then include it (137).
+#[test]
+fn replica_answers_getack_with_the_offset_before_it() {
+    use std::io::Write;
+    use std::net::TcpListener;
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let handle = std::thread::spawn(move || -> Vec<String> {
+        let (s, _) = l.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut w = s.try_clone().expect("clone");
+        let mut r = std::io::BufReader::new(s);
+        let mut cmd = || -> Option<Vec<String>> {
+            let mut line = String::new();
+            r.read_line(&mut line).ok()?;
+            let n: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+            let mut out = Vec::new();
+            for _ in 0..n {
+                line.clear();
+                r.read_line(&mut line).ok()?;
+                let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+                let mut b = vec![0u8; len + 2];
+                r.read_exact(&mut b).ok()?;
+                b.truncate(len);
+                out.push(String::from_utf8_lossy(&b).into_owned());
+            }
+            Some(out)
+        };
+        let mut acks = Vec::new();
+        let mut getack_sent: Option<std::time::Instant> = None;
+        while let Some(args) = cmd() {
+            match args[0].to_ascii_uppercase().as_str() {
+                "PING" => w.write_all(b"+PONG\r\n").expect("w"),
+                "PSYNC" => {
+                    let mut rdb = Vec::new();
+                    let opts = tandem_server::rdb::SaveOptions::default();
+                    tandem_server::rdb::save(&[], &opts, &mut rdb).expect("rdb");
+                    let mut p = format!("+FULLRESYNC {} 100\r\n${}\r\n", "c".repeat(40), rdb.len())
+                        .into_bytes();
+                    p.extend_from_slice(&rdb);
+                    w.write_all(&p).expect("w");
+                    std::thread::sleep(Duration::from_millis(200));
+                    w.write_all(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n")
+                        .expect("w");
+                    getack_sent = Some(std::time::Instant::now());
+                }
+                "REPLCONF" if args[1].eq_ignore_ascii_case("ack") => {
+                    // Only ACKs after the GETACK, tagged "fast" if within 500 ms.
+                    let Some(t) = getack_sent else { continue };
+                    let fast = t.elapsed() < Duration::from_millis(500);
+                    acks.push(format!(
+                        "{}{}",
+                        args[2],
+                        if fast && acks.is_empty() { "!" } else { "" }
+                    ));
+                    if acks.iter().any(|a| a.starts_with("137")) {
+                        return acks;
+                    }
+                }
+                _ => w.write_all(b"+OK\r\n").expect("w"),
+            }
+        }
+        acks
+    });
+    let target = format!("127.0.0.1 {port}");
+    let r = TestServer::start(&["--replicaof", &target]);
+    let acks = handle.join().expect("fake master");
+    // The first ACK after GETACK comes at once with 100; then periodic ones say 137.
+    assert_eq!(
+        acks.first().map(String::as_str),
+        Some("100!"),
+        "acks {acks:?}\n{}",
+        r.stdout()
+    );
+    assert_eq!(
+        acks.last().map(String::as_str),
+        Some("137"),
+        "acks {acks:?}"
+    );
+}
