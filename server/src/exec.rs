@@ -66,17 +66,28 @@ pub fn process(
         reject(server, client, out, &unknown_command(&argv));
         return Outcome::Done;
     };
-    if !cmd.arity_ok(argv.len()) {
-        let msg = format!("ERR wrong number of arguments for '{}' command", cmd.name);
-        reject(server, client, out, &msg);
-        return Outcome::Done;
-    }
-    if !client.authenticated && !cmd.is(flags::NO_AUTH) {
-        reject(server, client, out, "NOAUTH Authentication required.");
-        return Outcome::Done;
-    }
-    if let Some(msg) = precheck(server, store, client, cmd) {
-        reject(server, client, out, &msg);
+    let refused = if !cmd.arity_ok(argv.len()) {
+        Some(format!(
+            "ERR wrong number of arguments for '{}' command",
+            cmd.name
+        ))
+    } else if !client.authenticated && !cmd.is(flags::NO_AUTH) {
+        Some("NOAUTH Authentication required.".to_string())
+    } else {
+        precheck(server, store, client, cmd)
+    };
+    if let Some(msg) = refused {
+        if cmd.name == "exec" && client.multi.is_some() {
+            // A refused EXEC discards the transaction (Redis `execCommandAbort`).
+            discard_transaction(store, client);
+            Stats::incr(&server.stats.total_error_replies, 1);
+            out.error(&format!(
+                "EXECABORT Transaction discarded because of: {}",
+                msg.strip_prefix("ERR ").unwrap_or(&msg)
+            ));
+        } else {
+            reject(server, client, out, &msg);
+        }
         return Outcome::Done;
     }
     if client.multi.is_some() && !cmd.is(flags::NO_MULTI) {
@@ -134,6 +145,17 @@ fn precheck(
         ));
     }
     None
+}
+
+/// Drops a client's MULTI state and its WATCHes.
+fn discard_transaction(store: &mut Store, client: &mut ClientState) {
+    client.multi = None;
+    client.multi_error = false;
+    let watched = std::mem::take(&mut client.watched);
+    store.unwatch_all(client.id, &watched);
+    client
+        .watch_dirty
+        .store(false, std::sync::atomic::Ordering::SeqCst);
 }
 
 fn reject(server: &Server, client: &mut ClientState, out: &mut Reply, msg: &str) {
@@ -229,7 +251,9 @@ pub fn call(
             Outcome::Blocked {
                 rx,
                 timeout_ms,
-                null_array: !matches!(cmd.name, "blmove" | "brpoplpush"),
+                // Redis 7.0 answers a timed-out list block with a null array for
+                // every list command, BLMOVE and BRPOPLPUSH included (verified).
+                null_array: true,
             }
         }
     }
@@ -331,6 +355,12 @@ fn call_for_waiter(
         return false;
     }
     if let Err(e) = res {
+        // A key that became another type does not serve the waiter: like Redis, it
+        // keeps waiting for a key of the type it wants.
+        if e.0.starts_with("WRONGTYPE") {
+            out.buf.clear();
+            return false;
+        }
         out.buf.clear();
         out.error(&e.0);
     }

@@ -8,7 +8,7 @@
 //! never held for long. Each deletion is propagated as a bare `DEL key` (or `UNLINK`
 //! with lazyfree-lazy-expire), never wrapped in MULTI/EXEC.
 
-use crate::server::{now_ms, Server, Stats};
+use crate::server::{now_ms, Server, Stats, Store};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,10 +40,23 @@ pub async fn active_expire_cycle(server: Arc<Server>) {
 /// One bounded cycle starting at database `start_db`. Returns the number of keys
 /// deleted and the database the next cycle should start from.
 pub fn run_cycle(server: &Arc<Server>, budget: Duration, start_db: usize) -> (usize, usize) {
+    let mut store = server.store.lock();
+    let r = expire_some(server, &mut store, budget, start_db);
+    crate::exec::flush_propagated(server, &mut store);
+    r
+}
+
+/// The cycle's work with the store already locked: deletes expired keys and queues
+/// one bare `DEL`/`UNLINK` per key in `store.propagated` (the caller flushes).
+pub fn expire_some(
+    server: &Arc<Server>,
+    store: &mut Store,
+    budget: Duration,
+    start_db: usize,
+) -> (usize, usize) {
     let started = Instant::now();
     let lazy = server.config.read().lazyfree_lazy_expire;
     let del: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
-    let mut store = server.store.lock();
     if store.is_replica {
         return (0, start_db);
     }
@@ -89,7 +102,6 @@ pub fn run_cycle(server: &Arc<Server>, budget: Duration, start_db: usize) -> (us
             }
         }
     }
-    crate::exec::flush_propagated(server, &mut store);
     (deleted, next_db)
 }
 
@@ -127,5 +139,43 @@ mod tests {
         assert_eq!(store.dbs[3].len(), 1);
         assert!(store.dbs[3].contains(b"live"));
         assert_eq!(Stats::get(&server.stats.expired_keys), 50);
+    }
+
+    #[test]
+    fn each_expired_key_is_propagated_as_a_bare_del_or_unlink() {
+        let server = Server::new(Config::default());
+        let mut store = server.store.lock();
+        for (db, key) in [(0, "a"), (2, "b")] {
+            let k = Bytes::from_static(key.as_bytes());
+            store.dbs[db].set(k.clone(), Value::Str(Bytes::new()), 0);
+            store.dbs[db].set_expire(&k, 1);
+        }
+        let (n, _) = expire_some(&server, &mut store, Duration::from_secs(1), 0);
+        assert_eq!(n, 2);
+        let ops: Vec<(usize, Vec<Bytes>)> = std::mem::take(&mut store.propagated);
+        assert_eq!(
+            ops,
+            vec![
+                (
+                    0,
+                    vec![Bytes::from_static(b"DEL"), Bytes::from_static(b"a")]
+                ),
+                (
+                    2,
+                    vec![Bytes::from_static(b"DEL"), Bytes::from_static(b"b")]
+                ),
+            ]
+        );
+        server.config.write().lazyfree_lazy_expire = true;
+        store.dbs[1].set(Bytes::from_static(b"c"), Value::Str(Bytes::new()), 0);
+        store.dbs[1].set_expire(b"c", 1);
+        expire_some(&server, &mut store, Duration::from_secs(1), 0);
+        assert_eq!(
+            store.propagated,
+            vec![(
+                1,
+                vec![Bytes::from_static(b"UNLINK"), Bytes::from_static(b"c")]
+            )]
+        );
     }
 }

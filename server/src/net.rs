@@ -352,7 +352,8 @@ impl Conn {
                             Ok(0) => true,
                             Ok(n) => {
                                 Stats::incr(&self.server.stats.net_input_bytes, n as u64);
-                                false
+                                // Same cap as the main loop applies to the query buffer.
+                                self.inbuf.len() > self.server.config.read().client_query_buffer_limit
                             }
                             Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
                         },

@@ -28,3 +28,118 @@ pub struct PubSub {
     pub channels: HashMap<Bytes, HashMap<ClientId, MsgSender>>,
     pub patterns: HashMap<Bytes, HashMap<ClientId, MsgSender>>,
 }
+
+impl PubSub {
+    /// Registers `id` on `channel`; false if it was already subscribed.
+    pub fn subscribe(&mut self, channel: &Bytes, id: ClientId, tx: MsgSender) -> bool {
+        self.channels
+            .entry(channel.clone())
+            .or_default()
+            .insert(id, tx)
+            .is_none()
+    }
+
+    /// Removes `id` from `channel`; false if it was not subscribed.
+    pub fn unsubscribe(&mut self, channel: &[u8], id: ClientId) -> bool {
+        remove_from(&mut self.channels, channel, id)
+    }
+
+    pub fn psubscribe(&mut self, pattern: &Bytes, id: ClientId, tx: MsgSender) -> bool {
+        self.patterns
+            .entry(pattern.clone())
+            .or_default()
+            .insert(id, tx)
+            .is_none()
+    }
+
+    pub fn punsubscribe(&mut self, pattern: &[u8], id: ClientId) -> bool {
+        remove_from(&mut self.patterns, pattern, id)
+    }
+
+    /// Delivers `data` to the subscribers of `channel` and of every matching pattern;
+    /// returns how many deliveries were made (a client matching through a channel and
+    /// a pattern counts twice, as in Redis).
+    pub fn publish(&self, channel: &Bytes, data: &Bytes) -> usize {
+        let mut n = 0;
+        if let Some(subs) = self.channels.get(channel) {
+            for tx in subs.values() {
+                let _ = tx.send(PubMsg::Message {
+                    channel: channel.clone(),
+                    data: data.clone(),
+                });
+                n += 1;
+            }
+        }
+        for (pattern, subs) in &self.patterns {
+            if !crate::util::glob_match(pattern, channel, false) {
+                continue;
+            }
+            for tx in subs.values() {
+                let _ = tx.send(PubMsg::PMessage {
+                    pattern: pattern.clone(),
+                    channel: channel.clone(),
+                    data: data.clone(),
+                });
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Channels with at least one subscriber, optionally filtered by a glob pattern.
+    pub fn active_channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.channels
+            .iter()
+            .filter(|(c, subs)| {
+                !subs.is_empty() && pattern.is_none_or(|p| crate::util::glob_match(p, c, false))
+            })
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+
+    pub fn numsub(&self, channel: &[u8]) -> usize {
+        self.channels.get(channel).map_or(0, |s| s.len())
+    }
+
+    /// Number of distinct patterns with subscribers (PUBSUB NUMPAT).
+    pub fn numpat(&self) -> usize {
+        self.patterns.len()
+    }
+}
+
+fn remove_from(
+    map: &mut HashMap<Bytes, HashMap<ClientId, MsgSender>>,
+    name: &[u8],
+    id: ClientId,
+) -> bool {
+    let Some(subs) = map.get_mut(name) else {
+        return false;
+    };
+    let removed = subs.remove(&id).is_some();
+    if subs.is_empty() {
+        map.remove(name);
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_counts_channel_and_pattern_deliveries() {
+        let mut ps = PubSub::default();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let ch = Bytes::from_static(b"news.tech");
+        assert!(ps.subscribe(&ch, 1, tx.clone()));
+        assert!(!ps.subscribe(&ch, 1, tx.clone()));
+        assert!(ps.psubscribe(&Bytes::from_static(b"news.*"), 1, tx));
+        assert_eq!(ps.publish(&ch, &Bytes::from_static(b"hi")), 2);
+        assert!(matches!(rx.try_recv(), Ok(PubMsg::Message { .. })));
+        assert!(matches!(rx.try_recv(), Ok(PubMsg::PMessage { .. })));
+        assert_eq!(ps.publish(&Bytes::from_static(b"other"), &Bytes::new()), 0);
+        assert!(ps.unsubscribe(&ch, 1));
+        assert!(ps.channels.is_empty());
+        assert_eq!(ps.numpat(), 1);
+    }
+}

@@ -9,6 +9,7 @@
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::config::Config;
 use crate::resp::Reply;
+use crate::server::Stats;
 use crate::types::Value;
 use bytes::Bytes;
 
@@ -41,6 +42,22 @@ pub const COMMANDS: &[Command] = &[
     Command::new("object", -2, READONLY, object).keys(2, 2, 1),
 ];
 
+/// A read lookup that does not refresh the key's access time (Redis
+/// `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, OBJECT), still counting hits and misses.
+fn exists_notouch(ctx: &mut Ctx, key: &[u8]) -> bool {
+    let found = ctx.exists(key);
+    let stats = &ctx.server.stats;
+    Stats::incr(
+        if found {
+            &stats.keyspace_hits
+        } else {
+            &stats.keyspace_misses
+        },
+        1,
+    );
+    found
+}
+
 fn del(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for k in &argv[1..] {
@@ -54,7 +71,7 @@ fn del(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn exists(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let n = argv[1..].iter().filter(|k| ctx.exists(k)).count();
+    let n = argv[1..].iter().filter(|k| exists_notouch(ctx, k)).count();
     out.int(n as i64);
     Ok(())
 }
@@ -166,15 +183,25 @@ fn pexpireat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 /// TTL family: -2 missing, -1 no expiry; `ms` selects the unit, `abs` the
 /// absolute form (EXPIRETIME).
 fn ttl_generic(ctx: &mut Ctx, out: &mut Reply, key: &[u8], ms: bool, abs: bool) -> CmdResult {
-    if ctx.get(key).is_none() {
+    if !exists_notouch(ctx, key) {
         out.int(-2);
         return Ok(());
     }
     match ctx.db_ref().expire_of(key) {
         None => out.int(-1),
         Some(at) => {
-            let t = if abs { at } else { at - ctx.now_ms }.max(0);
-            out.int(if ms { t } else { (t + 500) / 1000 });
+            let t = if abs {
+                at
+            } else {
+                at.saturating_sub(ctx.now_ms)
+            }
+            .max(0);
+            // Rounded to the nearest second; widened so i64::MAX does not overflow.
+            out.int(if ms {
+                t
+            } else {
+                ((t as i128 + 500) / 1000) as i64
+            });
         }
     }
     Ok(())
@@ -207,7 +234,13 @@ fn persist(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn type_cmd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let name = ctx.get(&argv[1]).map_or("none", |v| v.type_name());
+    let name = if exists_notouch(ctx, &argv[1]) {
+        ctx.db_ref()
+            .entry(&argv[1])
+            .map_or("none", |e| e.value.type_name())
+    } else {
+        "none"
+    };
     out.simple(name);
     Ok(())
 }
@@ -276,11 +309,7 @@ fn keys(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn scan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let cursor = std::str::from_utf8(&argv[1])
-        .ok()
-        .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
+    let cursor = parse_cursor(&argv[1]).ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
     let mut count: i64 = 10;
     let mut pattern: Option<Bytes> = None;
     let mut type_name: Option<Bytes> = None;
@@ -333,6 +362,25 @@ fn scan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.bulk(k);
     }
     Ok(())
+}
+
+/// A SCAN cursor as C's `strtoul` reads it (Redis `parseScanCursorOrReply`): an
+/// optional sign, decimal digits, no surrounding spaces; `-1` wraps to 2^64-1 and the
+/// empty string is 0.
+fn parse_cursor(a: &[u8]) -> Option<u64> {
+    if a.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match a[0] {
+        b'-' => (true, &a[1..]),
+        b'+' => (false, &a[1..]),
+        _ => (false, a),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if neg { v.wrapping_neg() } else { v })
 }
 
 fn randomkey(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
@@ -410,7 +458,9 @@ fn flushall(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn db_index(ctx: &Ctx, a: &[u8]) -> Result<usize, CmdError> {
     let n = arg_i64(a)?;
     if n < i32::MIN as i64 || n > i32::MAX as i64 {
-        return Err(err::NOT_INT);
+        return Err(CmdError::msg(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
     }
     if n < 0 || n as usize >= ctx.store.dbs.len() {
         return Err(err::DB_INDEX);
@@ -638,7 +688,7 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             "ERR An LFU maxmemory policy is selected, idle time not tracked. {ADJUST}"
         )));
     }
-    if !ctx.exists(key) {
+    if !exists_notouch(ctx, key) {
         out.null();
         return Ok(());
     }
@@ -729,6 +779,25 @@ mod tests {
     use super::test_util::Harness;
 
     #[test]
+    fn scan_cursors_parse_like_strtoul() {
+        assert_eq!(super::parse_cursor(b"0"), Some(0));
+        assert_eq!(super::parse_cursor(b""), Some(0));
+        assert_eq!(super::parse_cursor(b"+7"), Some(7));
+        assert_eq!(super::parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(super::parse_cursor(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b"18446744073709551616"[..],
+            b" 1",
+            b"1 ",
+            b"abc",
+            b"-",
+            b"1x",
+        ] {
+            assert_eq!(super::parse_cursor(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn expire_family_propagates_absolute_pexpireat_with_flags() {
         let mut h = Harness::new();
         h.run(&["set", "k", "v"]);
@@ -779,6 +848,70 @@ mod tests {
                 vec!["EXEC"]
             ]
         );
+    }
+
+    #[test]
+    fn on_a_replica_the_masters_past_expire_sets_a_ttl_instead_of_deleting() {
+        let mut h = Harness::new();
+        h.run(&["set", "k", "v"]);
+        h.server.store.lock().is_replica = true;
+        h.client.is_master = true;
+        let (r, ops) = h.run(&["pexpireat", "k", "1"]);
+        assert_eq!(r, ":1\r\n");
+        assert_eq!(ops, vec![vec!["PEXPIREAT", "k", "1"]]);
+        assert_eq!(h.server.store.lock().dbs[0].expire_of(b"k"), Some(1));
+        // The master's stream still sees the key; normal clients do not.
+        let (r, _) = h.run(&["exists", "k"]);
+        assert_eq!(r, ":1\r\n");
+        h.client.is_master = false;
+        let (r, _) = h.run(&["exists", "k"]);
+        assert_eq!(r, ":0\r\n");
+        assert!(
+            h.server.store.lock().dbs[0].contains(b"k"),
+            "replicas never delete"
+        );
+    }
+
+    #[test]
+    fn multi_key_and_cross_db_commands_propagate_verbatim() {
+        let mut h = Harness::new();
+        h.run(&["mset", "a", "1", "b", "2"]);
+        let (_, ops) = h.run(&["del", "a", "zz"]);
+        assert_eq!(ops, vec![vec!["del", "a", "zz"]]);
+        let (_, ops) = h.run(&["copy", "b", "c", "db", "3"]);
+        assert_eq!(ops, vec![vec!["copy", "b", "c", "db", "3"]]);
+        let (_, ops) = h.run(&["move", "b", "4"]);
+        assert_eq!(ops, vec![vec!["move", "b", "4"]]);
+        let (_, ops) = h.run(&["swapdb", "3", "4"]);
+        assert_eq!(ops, vec![vec!["swapdb", "3", "4"]]);
+        let store = h.server.store.lock();
+        assert!(store.dbs[4].contains(b"c") && store.dbs[3].contains(b"b"));
+    }
+
+    #[test]
+    fn introspection_does_not_refresh_the_access_time() {
+        let mut h = Harness::new();
+        h.run(&["set", "k", "v"]);
+        let set_lru = |h: &Harness, v: u32| {
+            if let Some(e) = h.server.store.lock().dbs[0].entry_mut(b"k") {
+                e.lru = v;
+            }
+        };
+        let lru = |h: &Harness| h.server.store.lock().dbs[0].entry(b"k").map(|e| e.lru);
+        set_lru(&h, 12345);
+        for cmd in [
+            &["type", "k"][..],
+            &["ttl", "k"],
+            &["pttl", "k"],
+            &["exists", "k"],
+            &["object", "encoding", "k"],
+            &["object", "idletime", "k"],
+        ] {
+            h.run(cmd);
+            assert_eq!(lru(&h), Some(12345), "{cmd:?} touched the key");
+        }
+        h.run(&["get", "k"]);
+        assert_ne!(lru(&h), Some(12345), "GET refreshes the access time");
     }
 
     #[test]

@@ -55,6 +55,23 @@ fn list_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut VecDeque<By
     }
 }
 
+/// Like `list_w` for the keys a blocking command pops from. When the command is
+/// re-run for a blocked client (it is still registered as a waiter), a key that now
+/// holds another type is simply not ready, as in Redis 7.0, which only serves
+/// blocked clients from keys that hold a list.
+fn list_ready<'a>(
+    ctx: &'a mut Ctx,
+    key: &[u8],
+) -> Result<Option<&'a mut VecDeque<Bytes>>, CmdError> {
+    let waiter = ctx.store.waiters.contains_key(&ctx.client.id);
+    match ctx.get_mut(key) {
+        None => Ok(None),
+        Some(Value::List(l)) => Ok(Some(l)),
+        Some(_) if waiter => Ok(None),
+        Some(_) => Err(err::WRONGTYPE),
+    }
+}
+
 /// Parses a count that must be >= 0 (`getPositiveLongFromObjectOrReply`).
 fn positive(a: &[u8]) -> Result<i64, CmdError> {
     match crate::resp::parse_i64(a) {
@@ -298,27 +315,20 @@ fn lrem(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     } else {
         count.unsigned_abs()
     };
-    let mut removed = 0u64;
-    if count >= 0 {
-        let mut i = 0;
-        while i < l.len() && removed < limit {
-            if l[i] == *target {
-                l.remove(i);
-                removed += 1;
-            } else {
-                i += 1;
-            }
+    // One pass to count the matches, one `retain` pass to drop the chosen ones:
+    // the first `removed` matches (count >= 0) or the last ones (count < 0).
+    let matches = l.iter().filter(|v| *v == target).count() as u64;
+    let removed = limit.min(matches);
+    let first_removed = if count >= 0 { 0 } else { matches - removed };
+    let mut seen = 0u64;
+    l.retain(|v| {
+        if v != target {
+            return true;
         }
-    } else {
-        let mut i = l.len();
-        while i > 0 && removed < limit {
-            i -= 1;
-            if l[i] == *target {
-                l.remove(i);
-                removed += 1;
-            }
-        }
-    }
+        let i = seen;
+        seen += 1;
+        !(first_removed..first_removed + removed).contains(&i)
+    });
     if removed > 0 {
         ctx.delete_if_empty(key);
         ctx.dirty(removed);
@@ -335,6 +345,7 @@ fn ltrim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.ok();
         return Ok(());
     };
+    let before = l.len();
     match clamp_range(start, end, l.len()) {
         None => l.clear(),
         Some((s, e)) => {
@@ -342,8 +353,10 @@ fn ltrim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             l.drain(..s);
         }
     }
+    // Like Redis, the change count is the number of trimmed elements.
+    let removed = (before - l.len()) as u64;
     ctx.delete_if_empty(key);
-    ctx.dirty(1);
+    ctx.dirty(removed);
     out.ok();
     Ok(())
 }
@@ -441,7 +454,7 @@ fn move_generic(
     from_left: bool,
     to_left: bool,
 ) -> Result<bool, CmdError> {
-    if list_w(ctx, src)?.is_none() {
+    if list_ready(ctx, src)?.is_none() {
         return Ok(false);
     }
     // The destination must be a list too (checked before changing anything).
@@ -533,7 +546,7 @@ fn bpop_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool) -> C
     let timeout = parse_timeout(&argv[argv.len() - 1])?;
     let keys = &argv[1..argv.len() - 1];
     for key in keys {
-        let Some(l) = list_w(ctx, key)? else {
+        let Some(l) = list_ready(ctx, key)? else {
             continue;
         };
         let Some(v) = pop_end(l, left) else {
@@ -623,7 +636,7 @@ fn blmpop_keys(argv: &[Bytes]) -> Vec<usize> {
 /// Pops from the first non-empty list; false if every list is missing.
 fn mpop_serve(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], p: &MPop) -> Result<bool, CmdError> {
     for key in &argv[p.keys.clone()] {
-        let Some(l) = list_w(ctx, key)? else {
+        let Some(l) = list_ready(ctx, key)? else {
             continue;
         };
         if l.is_empty() {
@@ -730,6 +743,30 @@ pub(crate) mod harness {
             (String::from_utf8_lossy(&out.buf).into_owned(), ops, outcome)
         }
 
+        /// Runs a command the way EXEC does (blocking not allowed): the reply.
+        pub fn run_no_block(&mut self, args: &[&str]) -> String {
+            let argv: Vec<Bytes> = args
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            let Some(cmd) = lookup(&argv[0]) else {
+                panic!("unknown command {}", args[0]);
+            };
+            let mut client = ClientState::new(1);
+            client.authenticated = true;
+            let mut out = Reply::new(false);
+            exec::call(
+                &self.server,
+                &mut self.store,
+                &mut client,
+                cmd,
+                &argv,
+                &mut out,
+                false,
+            );
+            String::from_utf8_lossy(&out.buf).into_owned()
+        }
+
         /// Runs a command and returns only its propagated ops.
         pub fn ops(&mut self, args: &[&str]) -> Vec<String> {
             self.run(1, args).1
@@ -767,6 +804,72 @@ mod tests {
         assert_eq!(h.ops(&["brpoplpush", "k", "d", "0"]), vec!["RPOPLPUSH k d"]);
         // Nothing popped: nothing propagated.
         assert!(h.ops(&["lpop", "nokey"]).is_empty());
+        // LTRIM counts trimmed elements as changes; a no-op trim propagates nothing.
+        h.ops(&["rpush", "t", "a", "b", "c"]);
+        assert!(h.ops(&["ltrim", "t", "0", "-1"]).is_empty());
+        assert_eq!(h.ops(&["ltrim", "t", "1", "-1"]), vec!["ltrim t 1 -1"]);
+    }
+
+    #[test]
+    fn blocking_commands_do_not_block_where_blocking_is_denied() {
+        let mut h = H::new();
+        assert_eq!(h.run_no_block(&["blpop", "k", "0"]), "*-1\r\n");
+        assert_eq!(h.run_no_block(&["brpop", "a", "b", "0"]), "*-1\r\n");
+        assert_eq!(
+            h.run_no_block(&["blmpop", "0", "1", "k", "left"]),
+            "*-1\r\n"
+        );
+        assert_eq!(
+            h.run_no_block(&["blmove", "k", "d", "left", "left", "0"]),
+            "$-1\r\n"
+        );
+        assert_eq!(h.run_no_block(&["brpoplpush", "k", "d", "0"]), "$-1\r\n");
+        assert!(h.store.waiters.is_empty());
+        h.ops(&["rpush", "k", "v"]);
+        assert_eq!(
+            h.run_no_block(&["blpop", "k", "0"]),
+            "*2\r\n$1\r\nk\r\n$1\r\nv\r\n"
+        );
+    }
+
+    #[test]
+    fn waiters_are_served_first_come_first_served() {
+        let mut h = H::new();
+        let mut rxs = Vec::new();
+        for id in [11, 12, 13] {
+            let (_, _, outcome) = h.run(id, &["brpop", "q", "0"]);
+            let Outcome::Blocked { rx, .. } = outcome else {
+                panic!("expected to block");
+            };
+            rxs.push(rx);
+        }
+        h.run(20, &["lpush", "q", "a", "b"]);
+        // Two elements: the first two waiters get them (RPOP takes "a" first).
+        assert_eq!(
+            rxs[0].try_recv().expect("first"),
+            b"*2\r\n$1\r\nq\r\n$1\r\na\r\n"
+        );
+        assert_eq!(
+            rxs[1].try_recv().expect("second"),
+            b"*2\r\n$1\r\nq\r\n$1\r\nb\r\n"
+        );
+        assert!(rxs[2].try_recv().is_err(), "third waiter keeps waiting");
+        assert_eq!(h.store.waiters.len(), 1);
+    }
+
+    #[test]
+    fn a_waiter_keeps_waiting_when_its_key_becomes_another_type() {
+        let mut h = H::new();
+        let (_, _, outcome) = h.run(7, &["blpop", "q", "0"]);
+        let Outcome::Blocked { mut rx, .. } = outcome else {
+            panic!("expected to block");
+        };
+        h.run(8, &["set", "q", "str"]);
+        assert!(rx.try_recv().is_err(), "must not be served an error");
+        assert!(h.store.waiters.contains_key(&7));
+        // A fresh BLPOP on the same key still gets WRONGTYPE.
+        let (reply, _, _) = h.run(9, &["blpop", "q", "0"]);
+        assert!(reply.starts_with("-WRONGTYPE"), "{reply}");
     }
 
     #[test]

@@ -495,7 +495,16 @@ pub fn parse_f64(a: &[u8]) -> Option<f64> {
     let v = match s.to_ascii_lowercase().as_str() {
         "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
         "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => s.parse::<f64>().ok()?,
+        _ => {
+            let v = s.parse::<f64>().ok()?;
+            // strtod sets ERANGE on overflow and underflow; Redis refuses both.
+            let mantissa = s.split(['e', 'E']).next().unwrap_or("");
+            let nonzero = mantissa.bytes().any(|c| matches!(c, b'1'..=b'9'));
+            if v.is_infinite() || (v == 0.0 && nonzero) {
+                return None;
+            }
+            v
+        }
     };
     if v.is_nan() {
         return None;
@@ -548,5 +557,8 @@ mod tests {
         assert_eq!(parse_f64(b"1.5x"), None);
         assert_eq!(parse_f64(b" 1"), None);
         assert_eq!(parse_f64(b""), None);
+        assert_eq!(parse_f64(b"1e400"), None);
+        assert_eq!(parse_f64(b"1e-400"), None);
+        assert_eq!(parse_f64(b"0e5"), Some(0.0));
     }
 }

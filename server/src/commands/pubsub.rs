@@ -1,5 +1,230 @@
-//! Command family: pubsub.
+//! Command family: Pub/Sub (SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH,
+//! PUBSUB introspection). Shard channels (SSUBSCRIBE & co.) are served as plain
+//! channels: a standalone server has a single shard.
 
-use super::Command;
+use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use crate::resp::Reply;
+use bytes::Bytes;
 
-pub const COMMANDS: &[Command] = &[];
+pub const COMMANDS: &[Command] = &[
+    Command::new("subscribe", -2, PUBSUB | LOADING | STALE, subscribe),
+    Command::new("unsubscribe", -1, PUBSUB | LOADING | STALE, unsubscribe),
+    Command::new("psubscribe", -2, PUBSUB | LOADING | STALE, psubscribe),
+    Command::new("punsubscribe", -1, PUBSUB | LOADING | STALE, punsubscribe),
+    Command::new("ssubscribe", -2, PUBSUB | LOADING | STALE, ssubscribe),
+    Command::new("sunsubscribe", -1, PUBSUB | LOADING | STALE, sunsubscribe),
+    Command::new("publish", 3, LOADING | STALE | FAST, publish),
+    Command::new("spublish", 3, LOADING | STALE | FAST, publish),
+    Command::new("pubsub", -2, LOADING | STALE, pubsub),
+];
+
+/// Drops every channel and pattern subscription of the calling client without
+/// replying (RESET, connection teardown).
+pub fn unsubscribe_all(ctx: &mut Ctx) {
+    let id = ctx.client.id;
+    for ch in std::mem::take(&mut ctx.client.channels) {
+        ctx.store.pubsub.unsubscribe(&ch, id);
+    }
+    for p in std::mem::take(&mut ctx.client.patterns) {
+        ctx.store.pubsub.punsubscribe(&p, id);
+    }
+}
+
+/// `[kind, name, count]` as a push (RESP3) or a plain array (RESP2).
+fn confirm(out: &mut Reply, kind: &[u8], name: Option<&[u8]>, count: usize) {
+    out.push(3);
+    out.bulk(kind);
+    out.opt_bulk(name);
+    out.int(count as i64);
+}
+
+fn subscribe_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], kind: &[u8]) -> CmdResult {
+    let id = ctx.client.id;
+    for ch in &argv[1..] {
+        if !ctx.client.channels.contains(ch) {
+            ctx.client.channels.push(ch.clone());
+            if let Some(tx) = ctx.client.msg_tx.clone() {
+                ctx.store.pubsub.subscribe(ch, id, tx);
+            }
+        }
+        confirm(out, kind, Some(ch), ctx.client.subscriptions());
+    }
+    Ok(())
+}
+
+fn unsubscribe_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], kind: &[u8]) -> CmdResult {
+    let id = ctx.client.id;
+    let targets: Vec<Bytes> = if argv.len() > 1 {
+        argv[1..].to_vec()
+    } else {
+        ctx.client.channels.clone()
+    };
+    if targets.is_empty() {
+        confirm(out, kind, None, ctx.client.subscriptions());
+        return Ok(());
+    }
+    for ch in &targets {
+        if let Some(pos) = ctx.client.channels.iter().position(|c| c == ch) {
+            ctx.client.channels.remove(pos);
+            ctx.store.pubsub.unsubscribe(ch, id);
+        }
+        confirm(out, kind, Some(ch), ctx.client.subscriptions());
+    }
+    Ok(())
+}
+
+fn subscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    subscribe_generic(ctx, out, argv, b"subscribe")
+}
+
+fn unsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    unsubscribe_generic(ctx, out, argv, b"unsubscribe")
+}
+
+fn ssubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    subscribe_generic(ctx, out, argv, b"ssubscribe")
+}
+
+fn sunsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    unsubscribe_generic(ctx, out, argv, b"sunsubscribe")
+}
+
+fn psubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let id = ctx.client.id;
+    for p in &argv[1..] {
+        if !ctx.client.patterns.contains(p) {
+            ctx.client.patterns.push(p.clone());
+            if let Some(tx) = ctx.client.msg_tx.clone() {
+                ctx.store.pubsub.psubscribe(p, id, tx);
+            }
+        }
+        confirm(out, b"psubscribe", Some(p), ctx.client.subscriptions());
+    }
+    Ok(())
+}
+
+fn punsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let id = ctx.client.id;
+    let targets: Vec<Bytes> = if argv.len() > 1 {
+        argv[1..].to_vec()
+    } else {
+        ctx.client.patterns.clone()
+    };
+    if targets.is_empty() {
+        confirm(out, b"punsubscribe", None, ctx.client.subscriptions());
+        return Ok(());
+    }
+    for p in &targets {
+        if let Some(pos) = ctx.client.patterns.iter().position(|c| c == p) {
+            ctx.client.patterns.remove(pos);
+            ctx.store.pubsub.punsubscribe(p, id);
+        }
+        confirm(out, b"punsubscribe", Some(p), ctx.client.subscriptions());
+    }
+    Ok(())
+}
+
+fn publish(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let n = ctx.store.pubsub.publish(&argv[1], &argv[2]);
+    out.int(n as i64);
+    Ok(())
+}
+
+fn pubsub(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let sub = &argv[1];
+    let argc = argv.len();
+    let wrong_args = || {
+        CmdError::msg(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+            String::from_utf8_lossy(sub)
+        ))
+    };
+    if is_kw(sub, "channels") || is_kw(sub, "shardchannels") {
+        if argc > 3 {
+            return Err(wrong_args());
+        }
+        let mut chans = ctx
+            .store
+            .pubsub
+            .active_channels(argv.get(2).map(|p| &p[..]));
+        chans.sort();
+        out.array(chans.len());
+        for c in &chans {
+            out.bulk(c);
+        }
+    } else if is_kw(sub, "numsub") || is_kw(sub, "shardnumsub") {
+        out.array((argc - 2) * 2);
+        for ch in &argv[2..] {
+            out.bulk(ch);
+            out.int(ctx.store.pubsub.numsub(ch) as i64);
+        }
+    } else if is_kw(sub, "numpat") {
+        if argc != 2 {
+            return Err(CmdError::msg(
+                "ERR wrong number of arguments for 'pubsub|numpat' command",
+            ));
+        }
+        out.int(ctx.store.pubsub.numpat() as i64);
+    } else if is_kw(sub, "help") {
+        if argc != 2 {
+            return Err(CmdError::msg(
+                "ERR wrong number of arguments for 'pubsub|help' command",
+            ));
+        }
+        // Our own wording; the shape (one simple string per line) follows Redis.
+        let lines = [
+            "PUBSUB <subcommand> [<arg> ...]. Subcommands:",
+            "CHANNELS [<pattern>]",
+            "    List channels that have subscribers, optionally filtered by a glob pattern.",
+            "NUMPAT",
+            "    Count the distinct patterns that have subscribers.",
+            "NUMSUB [<channel> ...]",
+            "    Give the subscriber count of each channel (pattern subscribers excluded).",
+            "SHARDCHANNELS [<pattern>]",
+            "    Same as CHANNELS (a standalone server is a single shard).",
+            "SHARDNUMSUB [<shardchannel> ...]",
+            "    Same as NUMSUB.",
+            "HELP",
+            "    Show this text.",
+        ];
+        out.array(lines.len());
+        for l in lines {
+            out.simple(l);
+        }
+    } else {
+        return Err(CmdError::msg(format!(
+            "ERR unknown subcommand '{}'. Try PUBSUB HELP.",
+            String::from_utf8_lossy(sub)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::zsets::tests::{run, setup};
+
+    #[test]
+    fn resp3_confirmations_and_messages_are_pushes() {
+        let (server, mut c) = setup(true);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        c.msg_tx = Some(tx);
+        let (out, _) = run(&server, &mut c, "SUBSCRIBE a");
+        assert_eq!(out, b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+        let (out, _) = run(&server, &mut c, "PSUBSCRIBE a*");
+        assert_eq!(out, b">3\r\n$10\r\npsubscribe\r\n$2\r\na*\r\n:2\r\n");
+        let (out, _) = run(&server, &mut c, "PUBLISH ab x");
+        assert_eq!(out, b":1\r\n");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(crate::pubsub::PubMsg::PMessage { .. })
+        ));
+        let (out, _) = run(&server, &mut c, "UNSUBSCRIBE");
+        assert_eq!(out, b">3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n");
+        let (out, _) = run(&server, &mut c, "UNSUBSCRIBE");
+        assert_eq!(out, b">3\r\n$11\r\nunsubscribe\r\n_\r\n:1\r\n");
+        // RESP3 clients keep normal PING replies while subscribed.
+        let (out, _) = run(&server, &mut c, "PING");
+        assert_eq!(out, b"+PONG\r\n");
+    }
+}

@@ -1,7 +1,7 @@
 //! Command family: sets (Redis 7.0 `t_set.c` semantics).
 
 use super::hashes::{parse_rand_count, parse_scan, scan_step};
-use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::types::{HashSetB, Value};
 use bytes::Bytes;
@@ -106,7 +106,30 @@ fn smismember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// Redis 7.0 keeps small all-integer sets as sorted intsets (up to
+/// `set-max-intset-entries`, 512 by default), so their members come out in numeric
+/// order. Sorts `items` that way when they qualify; true if it did.
+fn intset_order(items: &mut [&Bytes]) -> bool {
+    if items.len() > 512 {
+        return false;
+    }
+    let mut keyed = Vec::with_capacity(items.len());
+    for m in items.iter() {
+        match crate::resp::parse_i64(m) {
+            Some(n) => keyed.push((n, *m)),
+            None => return false,
+        }
+    }
+    keyed.sort_unstable_by_key(|(n, _)| *n);
+    for (slot, (_, m)) in items.iter_mut().zip(keyed) {
+        *slot = m;
+    }
+    true
+}
+
 fn reply_set<'a>(out: &mut Reply, n: usize, items: impl Iterator<Item = &'a Bytes>) {
+    let mut items: Vec<&Bytes> = items.collect();
+    intset_order(&mut items);
     out.set(n);
     for m in items {
         out.bulk(m);
@@ -274,18 +297,19 @@ enum Op {
 /// missing keys are empty sets; WRONGTYPE for non-sets. Sorted by nothing in particular.
 fn combine(ctx: &mut Ctx, keys: &[Bytes], op: Op) -> Result<Vec<Bytes>, CmdError> {
     let mut sets: Vec<Option<HashSetB>> = Vec::with_capacity(keys.len());
+    let mut missing = false;
     for k in keys {
+        // Every key is type-checked, even after a missing one.
         match set_r(ctx, k)? {
             Some(s) => sets.push(Some(s.clone())),
             None => {
-                // An intersection with a missing key is empty: Redis stops here
-                // without type-checking the remaining keys.
-                if op == Op::Inter {
-                    return Ok(Vec::new());
-                }
+                missing = true;
                 sets.push(None);
             }
         }
+    }
+    if missing && op == Op::Inter {
+        return Ok(Vec::new());
     }
     Ok(match op {
         Op::Inter => {
@@ -333,10 +357,16 @@ fn store_op(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], op: Op) -> CmdResult
     if n > 0 {
         let set: HashSetB = items.into_iter().collect();
         ctx.set(dst.clone(), Value::Set(set));
+        ctx.dirty(1);
     } else {
-        ctx.delete(dst);
+        let deleted = ctx.delete(dst);
+        // Redis counts a change for an empty result unless an intersection met a
+        // missing key, in which case only an actual deletion counts.
+        let inter_with_missing = op == Op::Inter && argv[2..].iter().any(|k| !ctx.exists(k));
+        if deleted || !inter_with_missing {
+            ctx.dirty(1);
+        }
     }
-    ctx.dirty(1);
     out.int(n as i64);
     Ok(())
 }
@@ -385,11 +415,10 @@ fn sintercard(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut i = end;
     while i < argv.len() {
         if is_kw(&argv[i], "limit") && i + 1 < argv.len() {
-            let l = arg_i64(&argv[i + 1])?;
-            if l < 0 {
-                return Err(CmdError::msg("ERR LIMIT can't be negative"));
-            }
-            limit = l as u64;
+            limit = match crate::resp::parse_i64(&argv[i + 1]) {
+                Some(l) if l >= 0 => l as u64,
+                _ => return Err(CmdError::msg("ERR LIMIT can't be negative")),
+            };
             i += 2;
         } else {
             return Err(err::SYNTAX);
@@ -413,8 +442,13 @@ fn sscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     let mut members: Vec<&Bytes> = s.iter().collect();
-    members.sort_unstable();
-    let (next, range) = scan_step(members.len(), args.cursor, args.count);
+    let (next, range) = if intset_order(&mut members) {
+        // A small intset is returned whole, like Redis does for compact encodings.
+        (0, 0..members.len())
+    } else {
+        members.sort_unstable();
+        scan_step(members.len(), args.cursor, args.count)
+    };
     let picked: Vec<&Bytes> = members[range]
         .iter()
         .filter(|m| {
@@ -462,5 +496,31 @@ mod tests {
         let ops = h.ops(&["spop", "s", "1"]);
         assert_eq!(ops.len(), 1);
         assert!(ops[0] == "SREM s a" || ops[0] == "SREM s b", "{ops:?}");
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use crate::commands::lists::harness::H;
+
+    #[test]
+    fn store_ops_propagate_unless_nothing_changed() {
+        let mut h = H::new();
+        h.ops(&["sadd", "a", "1", "2"]);
+        assert_eq!(
+            h.ops(&["sinterstore", "d", "a", "a"]),
+            vec!["sinterstore d a a"]
+        );
+        // Intersection with a missing key and no destination to delete: no change.
+        assert!(h.ops(&["sinterstore", "x", "a", "missing"]).is_empty());
+        assert_eq!(
+            h.ops(&["sinterstore", "d", "a", "missing"]),
+            vec!["sinterstore d a missing"]
+        );
+        assert!(!h.store.dbs[0].contains(b"d"));
+        assert_eq!(
+            h.ops(&["sdiffstore", "e", "a", "a"]),
+            vec!["sdiffstore e a a"]
+        );
     }
 }

@@ -32,6 +32,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("getrange", 4, READONLY, getrange).keys(1, 1, 1),
     Command::new("substr", 4, READONLY, getrange).keys(1, 1, 1),
     Command::new("setrange", 4, WRITE | DENYOOM, setrange).keys(1, 1, 1),
+    Command::new("lcs", -3, READONLY, lcs).keys(1, 2, 1),
 ];
 
 fn b(s: &'static [u8]) -> Bytes {
@@ -46,11 +47,9 @@ fn string_too_long() -> CmdError {
     CmdError::msg("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
 }
 
-/// Redis `checkStringLength`: the master's stream is never refused.
+/// Redis `checkStringLength`. Redis exempts its master's stream; here the limit also
+/// applies to it, so no client can make the server allocate an unbounded string.
 fn check_len(ctx: &Ctx, total: Option<i64>) -> CmdResult {
-    if ctx.client.is_master {
-        return Ok(());
-    }
     let max = ctx.server.config.read().proto_max_bulk_len;
     match total {
         Some(t) if t <= max => Ok(()),
@@ -279,11 +278,9 @@ fn getex(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             ctx.rewrite = Some(vec![b(b"PEXPIREAT"), key.clone(), int_bytes(at)]);
             ctx.dirty(1);
         }
-        None if o.persist => {
-            if ctx.store.dbs[db].persist(key) {
-                ctx.rewrite = Some(vec![b(b"PERSIST"), key.clone()]);
-                ctx.dirty(1);
-            }
+        None if o.persist && ctx.store.dbs[db].persist(key) => {
+            ctx.rewrite = Some(vec![b(b"PERSIST"), key.clone()]);
+            ctx.dirty(1);
         }
         None => {}
     }
@@ -332,7 +329,7 @@ fn wrong_args(name: &str) -> CmdError {
 }
 
 fn mset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(wrong_args("mset"));
     }
     for pair in argv[1..].chunks(2) {
@@ -344,7 +341,7 @@ fn mset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn msetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(wrong_args("msetnx"));
     }
     let mut any = false;
@@ -439,7 +436,10 @@ fn parse_decimal(a: &[u8]) -> Option<(i128, u32)> {
     for c in int_part.bytes().chain(frac.bytes()) {
         m = m.checked_mul(10)?.checked_add((c - b'0') as i128)?;
     }
-    let mut scale = frac.len() as i32 - exp;
+    let mut scale = (frac.len() as i64).checked_sub(exp as i64)?;
+    if scale < -40 {
+        return None;
+    }
     while scale < 0 {
         m = m.checked_mul(10)?;
         scale += 1;
@@ -493,6 +493,182 @@ fn decimal_sum(a: &[u8], b: &[u8]) -> Option<String> {
     Some(s)
 }
 
+/// An x87 80-bit extended-precision value, `(-1)^neg * m * 2^e` (m = 0 is zero).
+/// Redis computes INCRBYFLOAT in `long double` and prints it with `%.17Lf`; emulating
+/// that arithmetic gives byte-identical results (`5000 + 0.0011` is
+/// `5000.0011000000000001` there, `0.1 + 0.2` is `0.3`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ext {
+    neg: bool,
+    m: u64,
+    e: i32,
+}
+
+fn bitlen(x: u128) -> u32 {
+    128 - x.leading_zeros()
+}
+
+/// Rounds `q` (plus a sticky bit for anything below it) to 64 significant bits,
+/// half to even. Returns the mantissa and how far it was shifted right.
+fn round64(q: u128, sticky: bool) -> (u64, i32) {
+    let bl = bitlen(q);
+    if bl <= 64 {
+        return (q as u64, 0);
+    }
+    let sh = bl - 64;
+    let mut m = q >> sh;
+    let rem = q & ((1u128 << sh) - 1);
+    let half = 1u128 << (sh - 1);
+    if rem > half || (rem == half && (sticky || m & 1 == 1)) {
+        m += 1;
+    }
+    let mut sh = sh as i32;
+    if m >> 64 != 0 {
+        m >>= 1;
+        sh += 1;
+    }
+    (m as u64, sh)
+}
+
+/// `strtold` for the decimals `parse_decimal` accepts (correctly rounded).
+fn parse_ext(a: &[u8]) -> Option<Ext> {
+    let (mant, scale) = parse_decimal(a)?;
+    let neg = mant < 0;
+    let d = mant.unsigned_abs();
+    if d == 0 {
+        return Some(Ext { neg, m: 0, e: 0 });
+    }
+    if scale == 0 {
+        let (m, sh) = round64(d, false);
+        return Some(Ext { neg, m, e: sh });
+    }
+    let p = 10u128.checked_pow(scale)?;
+    // Long division of d * 2^s by p, bit by bit, with at least 66 quotient bits.
+    let s = (66 + bitlen(p)).saturating_sub(bitlen(d));
+    let total = bitlen(d) + s;
+    let (mut q, mut r) = (0u128, 0u128);
+    for i in (0..total).rev() {
+        let bit = if i >= s { (d >> (i - s)) & 1 } else { 0 };
+        r = (r << 1) | bit;
+        q <<= 1;
+        if r >= p {
+            r -= p;
+            q |= 1;
+        }
+    }
+    let (m, sh) = round64(q, r != 0);
+    Some(Ext {
+        neg,
+        m,
+        e: sh - s as i32,
+    })
+}
+
+fn add_ext(a: Ext, b: Ext) -> Ext {
+    if a.m == 0 {
+        return b;
+    }
+    if b.m == 0 {
+        return a;
+    }
+    let (hi, lo) = if a.e >= b.e { (a, b) } else { (b, a) };
+    let d = (hi.e - lo.e) as u32;
+    let x = (hi.m as u128) << 63;
+    let full = (lo.m as u128) << 63;
+    let (y, sticky) = if d >= 127 {
+        (0, true)
+    } else {
+        (full >> d, full & ((1u128 << d) - 1) != 0)
+    };
+    let base = hi.e - 63;
+    if hi.neg == lo.neg {
+        let (m, sh) = round64(x + y, sticky);
+        return Ext {
+            neg: hi.neg,
+            m,
+            e: base + sh,
+        };
+    }
+    let y = y | sticky as u128;
+    let (diff, neg) = if x >= y {
+        (x - y, hi.neg)
+    } else {
+        (y - x, lo.neg)
+    };
+    if diff == 0 {
+        return Ext {
+            neg: false,
+            m: 0,
+            e: 0,
+        };
+    }
+    let (m, sh) = round64(diff, false);
+    Ext {
+        neg,
+        m,
+        e: base + sh,
+    }
+}
+
+/// `%.17Lf` with trailing zeros (and a trailing dot) removed, `-0` shown as `0`.
+fn format_ext(v: Ext) -> Option<String> {
+    const SCALE: u128 = 100_000_000_000_000_000;
+    let (int_part, mut frac) = if v.e >= 0 {
+        if v.e > 63 {
+            return None;
+        }
+        ((v.m as u128) << v.e, 0u128)
+    } else {
+        let ne = v.e.unsigned_abs();
+        let int_part = if ne >= 64 { 0 } else { (v.m >> ne) as u128 };
+        let f = if ne >= 64 {
+            v.m as u128
+        } else {
+            (v.m as u128) & ((1u128 << ne) - 1)
+        };
+        let t = f * SCALE;
+        let q = if ne > 121 {
+            0
+        } else {
+            let q = t >> ne;
+            let rem = t & ((1u128 << ne) - 1);
+            let half = 1u128 << (ne - 1);
+            if rem > half || (rem == half && q & 1 == 1) {
+                q + 1
+            } else {
+                q
+            }
+        };
+        (int_part, q)
+    };
+    let mut int_part = int_part;
+    if frac == SCALE {
+        int_part += 1;
+        frac = 0;
+    }
+    let mut out = String::new();
+    if v.neg {
+        out.push('-');
+    }
+    out.push_str(&int_part.to_string());
+    let digits = format!("{frac:017}");
+    let digits = digits.trim_end_matches('0');
+    if !digits.is_empty() {
+        out.push('.');
+        out.push_str(digits);
+    }
+    if out == "-0" {
+        out = "0".into();
+    }
+    Some(out)
+}
+
+/// INCRBYFLOAT's result text as Redis prints it, when the operands are plain
+/// decimals in the emulated range.
+fn long_double_sum(a: &[u8], b: &[u8]) -> Option<String> {
+    format_ext(add_ext(parse_ext(a)?, parse_ext(b)?))
+}
+
 fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let cur = match ctx.get_mut(key) {
@@ -507,7 +683,9 @@ fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if sum.is_nan() || sum.is_infinite() {
         return Err(CmdError::msg("ERR increment would produce NaN or Infinity"));
     }
-    let text = decimal_sum(&cur_txt, &argv[2]).unwrap_or_else(|| crate::resp::format_human(sum));
+    let text = long_double_sum(&cur_txt, &argv[2])
+        .or_else(|| decimal_sum(&cur_txt, &argv[2]))
+        .unwrap_or_else(|| crate::resp::format_human(sum));
     let new = Bytes::from(text);
     let lru = ctx.server.lru_clock();
     ctx.db()
@@ -613,6 +791,135 @@ fn setrange(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]: the longest common
+/// subsequence by the classic dynamic-programming table, walked back from the end so
+/// the IDX ranges come out last-to-first as in Redis.
+fn lcs(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let not_strings = || CmdError::msg("ERR The specified keys must contain string values");
+    let a = match ctx.get(&argv[1]) {
+        None => Bytes::new(),
+        Some(Value::Str(s)) => s.clone(),
+        Some(_) => return Err(not_strings()),
+    };
+    let b = match ctx.get(&argv[2]) {
+        None => Bytes::new(),
+        Some(Value::Str(s)) => s.clone(),
+        Some(_) => return Err(not_strings()),
+    };
+    let (mut want_len, mut want_idx, mut with_len, mut min_len) = (false, false, false, 0i64);
+    let mut j = 3;
+    while j < argv.len() {
+        let o = &argv[j];
+        if is_kw(o, "idx") {
+            want_idx = true;
+        } else if is_kw(o, "len") {
+            want_len = true;
+        } else if is_kw(o, "withmatchlen") {
+            with_len = true;
+        } else if is_kw(o, "minmatchlen") && j + 1 < argv.len() {
+            min_len = arg_i64(&argv[j + 1])?.max(0);
+            j += 1;
+        } else {
+            return Err(err::SYNTAX);
+        }
+        j += 1;
+    }
+    if want_idx && want_len {
+        return Err(CmdError::msg(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    if a.len() >= u32::MAX as usize - 1 || b.len() >= u32::MAX as usize - 1 {
+        return Err(CmdError::msg("ERR String too long for LCS"));
+    }
+    let (n, m) = (a.len(), b.len());
+    let cells = (n as u64 + 1) * (m as u64 + 1);
+    if cells.saturating_mul(4) > ctx.server.config.read().proto_max_bulk_len as u64 {
+        return Err(CmdError::msg(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let w = m + 1;
+    let mut t = vec![0u32; cells as usize];
+    for i in 1..=n {
+        for k in 1..=m {
+            t[i * w + k] = if a[i - 1] == b[k - 1] {
+                t[(i - 1) * w + k - 1] + 1
+            } else {
+                t[(i - 1) * w + k].max(t[i * w + k - 1])
+            };
+        }
+    }
+    let total = t[n * w + m];
+    if want_len {
+        out.int(total as i64);
+        return Ok(());
+    }
+    // Walk back from the end, collecting the common bytes and contiguous ranges.
+    let mut common = vec![0u8; total as usize];
+    let mut left = total as usize;
+    let mut ranges: Vec<((usize, usize), (usize, usize))> = Vec::new();
+    let mut cur: Option<((usize, usize), (usize, usize))> = None;
+    let (mut i, mut k) = (n, m);
+    while i > 0 && k > 0 {
+        let mut close = false;
+        if a[i - 1] == b[k - 1] {
+            common[left - 1] = a[i - 1];
+            left -= 1;
+            match &mut cur {
+                None => cur = Some(((i - 1, i - 1), (k - 1, k - 1))),
+                // Stepping diagonally always extends the current range.
+                Some(r) => {
+                    r.0 .0 = i - 1;
+                    r.1 .0 = k - 1;
+                }
+            }
+            if cur.is_some_and(|r| r.0 .0 == 0 || r.1 .0 == 0) {
+                close = true;
+            }
+            i -= 1;
+            k -= 1;
+        } else {
+            if t[(i - 1) * w + k] > t[i * w + k - 1] {
+                i -= 1;
+            } else {
+                k -= 1;
+            }
+            close = cur.is_some();
+        }
+        if close {
+            if let Some(r) = cur.take() {
+                let len = (r.0 .1 - r.0 .0 + 1) as i64;
+                if min_len == 0 || len >= min_len {
+                    ranges.push(r);
+                }
+            }
+        }
+    }
+    if !want_idx {
+        out.bulk(&common);
+        return Ok(());
+    }
+    out.map(2);
+    out.bulk(b"matches");
+    out.array(ranges.len());
+    for ((a0, a1), (b0, b1)) in &ranges {
+        out.array(if with_len { 3 } else { 2 });
+        out.array(2);
+        out.int(*a0 as i64);
+        out.int(*a1 as i64);
+        out.array(2);
+        out.int(*b0 as i64);
+        out.int(*b1 as i64);
+        if with_len {
+            out.int((a1 - a0 + 1) as i64);
+        }
+    }
+    out.bulk(b"len");
+    out.int(total as i64);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,6 +952,8 @@ mod tests {
             assert_eq!(r, wt, "{cmd:?}");
             assert!(ops.is_empty(), "{cmd:?}");
         }
+        let (r, _) = h.run(&["lcs", "x", "l"]);
+        assert_eq!(r, "-ERR The specified keys must contain string values\r\n");
         let (r, _) = h.run(&["mget", "l"]);
         assert_eq!(r, "*1\r\n$-1\r\n");
         let (r, _) = h.run(&["type", "l"]);
@@ -653,6 +962,57 @@ mod tests {
         assert_eq!(r, "+OK\r\n");
         let (r, _) = h.run(&["get", "l"]);
         assert_eq!(r, "$1\r\nv\r\n");
+    }
+
+    #[test]
+    fn append_and_setrange_respect_proto_max_bulk_len() {
+        let mut h = Harness::new();
+        h.server.config.write().proto_max_bulk_len = 10;
+        let too_long = "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n";
+        h.run(&["set", "k", "12345"]);
+        assert_eq!(h.run(&["append", "k", "67890"]).0, ":10\r\n");
+        let (r, ops) = h.run(&["append", "k", "x"]);
+        assert_eq!(r, too_long);
+        assert!(ops.is_empty());
+        assert_eq!(h.run(&["setrange", "k", "9", "x"]).0, ":10\r\n");
+        assert_eq!(h.run(&["setrange", "k", "10", "x"]).0, too_long);
+        assert_eq!(h.run(&["setrange", "new", "10", "x"]).0, too_long);
+        assert_eq!(h.run(&["strlen", "k"]).0, ":10\r\n");
+    }
+
+    #[test]
+    fn long_double_sums_match_redis_7_0_15() {
+        // Expected texts produced by redis-server 7.0.15 (SET x a; INCRBYFLOAT x b).
+        for (a, b, want) in [
+            ("0", "5000", "5000"),
+            ("5000", "0.0011", "5000.0011000000000001"),
+            ("0.1", "0.2", "0.3"),
+            ("10.5", "0.1", "10.6"),
+            ("1", "-1.1", "-0.1"),
+            ("17179869184", "1.5", "17179869185.5"),
+            ("3.14159265358979323846", "0", "3.14159265358979324"),
+            (
+                "123456789.123456789",
+                "0.000000001",
+                "123456789.12345678999554366",
+            ),
+            ("-0.1", "0.1", "0"),
+            ("1e20", "1", "100000000000000000000"),
+            ("1e-20", "0", "0"),
+            ("0.0000000000000000051", "0", "0.00000000000000001"),
+            ("99999999999999999999", "1", "100000000000000000000"),
+            ("-5.5", "-0.25", "-5.75"),
+            ("12345678901234567890", "0.5", "12345678901234567890"),
+            ("0.1", "0", "0.1"),
+            ("2.5e-5", "1", "1.000025"),
+            ("1000000.1", "0.2", "1000000.30000000000001137"),
+        ] {
+            assert_eq!(
+                long_double_sum(a.as_bytes(), b.as_bytes()).as_deref(),
+                Some(want),
+                "{a} + {b}"
+            );
+        }
     }
 
     #[test]
@@ -667,6 +1027,9 @@ mod tests {
             Some("17179869185.5")
         );
         assert_eq!(decimal_sum(b"0x10", b"1"), None);
+        // Extreme exponents fall back to binary floating point without looping.
+        assert_eq!(decimal_sum(b"0e-2147483648", b"1"), None);
+        assert_eq!(decimal_sum(b"0e999999999", b"1"), None);
     }
 
     #[test]

@@ -1,0 +1,352 @@
+//! Black-box tests of the hash commands over TCP (expected replies checked against
+//! redis-server 7.0.15).
+mod common;
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+fn b(s: &str) -> R {
+    R::bulk(s)
+}
+
+fn err(s: &str) -> R {
+    R::Err(s.into())
+}
+
+/// A flat RESP2 field/value array as a sorted map.
+fn as_map(r: R) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let R::Arr(items) = r else {
+        panic!("not an array: {r:?}");
+    };
+    assert_eq!(items.len() % 2, 0);
+    items
+        .chunks(2)
+        .map(|p| match (&p[0], &p[1]) {
+            (R::Bulk(k), R::Bulk(v)) => (k.clone(), v.clone()),
+            other => panic!("not a pair of bulks: {other:?}"),
+        })
+        .collect()
+}
+
+fn bulks(r: R) -> BTreeSet<Vec<u8>> {
+    let (R::Arr(items) | R::Set(items)) = r else {
+        panic!("not an array: {r:?}");
+    };
+    items
+        .into_iter()
+        .map(|i| match i {
+            R::Bulk(v) => v,
+            other => panic!("not a bulk: {other:?}"),
+        })
+        .collect()
+}
+
+fn set_of(items: &[&str]) -> BTreeSet<Vec<u8>> {
+    items.iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn set_get_and_friends() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("HSET h a 1 b 2"), R::Int(2));
+    assert_eq!(c.cmd("HSET h a 3 c 4"), R::Int(1));
+    assert_eq!(
+        c.cmd("HSET h a"),
+        err("ERR wrong number of arguments for 'hset' command")
+    );
+    assert_eq!(
+        c.cmd("HSET h a 1 b"),
+        err("ERR wrong number of arguments for 'hset' command")
+    );
+    assert_eq!(
+        c.cmd("HMSET h x 1 y"),
+        err("ERR wrong number of arguments for 'hmset' command")
+    );
+    assert_eq!(c.cmd("HMSET h d 5"), R::ok());
+    assert_eq!(c.cmd("HSETNX h a 9"), R::Int(0));
+    assert_eq!(c.cmd("HSETNX h n 9"), R::Int(1));
+    assert_eq!(c.cmd("HGET h a"), b("3"));
+    assert_eq!(c.cmd("HGET h zz"), R::Nil);
+    assert_eq!(c.cmd("HGET nokey a"), R::Nil);
+    assert_eq!(
+        c.cmd("HMGET h a zz b"),
+        R::Arr(vec![b("3"), R::Nil, b("2")])
+    );
+    assert_eq!(c.cmd("HMGET nokey a b"), R::Arr(vec![R::Nil, R::Nil]));
+    assert_eq!(c.cmd("HLEN h"), R::Int(5));
+    assert_eq!(c.cmd("HLEN nokey"), R::Int(0));
+    assert_eq!(c.cmd("HSTRLEN h c"), R::Int(1));
+    assert_eq!(c.cmd("HSTRLEN h zz"), R::Int(0));
+    assert_eq!(c.cmd("HSTRLEN nokey a"), R::Int(0));
+    assert_eq!(c.cmd("HEXISTS h c"), R::Int(1));
+    assert_eq!(c.cmd("HEXISTS h zz"), R::Int(0));
+    assert_eq!(c.cmd("HEXISTS nokey c"), R::Int(0));
+    assert_eq!(bulks(c.cmd("HKEYS h")), set_of(&["a", "b", "c", "d", "n"]));
+    assert_eq!(bulks(c.cmd("HVALS h")), set_of(&["3", "2", "4", "5", "9"]));
+    let all = as_map(c.cmd("HGETALL h"));
+    assert_eq!(all.len(), 5);
+    assert_eq!(all.get(&b"a"[..]), Some(&b"3".to_vec()));
+    assert_eq!(c.cmd("HKEYS nokey"), R::Arr(vec![]));
+    assert_eq!(c.cmd("HVALS nokey"), R::Arr(vec![]));
+    assert_eq!(c.cmd("HGETALL nokey"), R::Arr(vec![]));
+    assert_eq!(c.cmd("HDEL h zz"), R::Int(0));
+    assert_eq!(c.cmd("HDEL h a b zz"), R::Int(2));
+    assert_eq!(c.cmd("HDEL nokey a"), R::Int(0));
+    assert_eq!(c.cmd("HDEL h c d n"), R::Int(3));
+    // The emptied hash is gone: HSETNX recreates it from scratch.
+    assert_eq!(c.cmd("HLEN h"), R::Int(0));
+    assert_eq!(c.cmd("HGETALL h"), R::Arr(vec![]));
+}
+
+#[test]
+fn incr_by_integer_and_float() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    c.cmd("HSET h i 10 f 1.5 s str big 9223372036854775807 neg -9223372036854775808");
+    assert_eq!(c.cmd("HINCRBY h i 5"), R::Int(15));
+    assert_eq!(c.cmd("HINCRBY h i -20"), R::Int(-5));
+    assert_eq!(c.cmd("HINCRBY h new 7"), R::Int(7));
+    assert_eq!(c.cmd("HINCRBY nokey a 1"), R::Int(1));
+    assert_eq!(
+        c.cmd("HINCRBY h i x"),
+        err("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        c.cmd("HINCRBY h s 1"),
+        err("ERR hash value is not an integer")
+    );
+    assert_eq!(
+        c.cmd("HINCRBY h f 1"),
+        err("ERR hash value is not an integer")
+    );
+    let overflow = err("ERR increment or decrement would overflow");
+    assert_eq!(c.cmd("HINCRBY h big 1"), overflow);
+    assert_eq!(c.cmd("HINCRBY h neg -1"), overflow);
+    assert_eq!(c.cmd("HGET h big"), b("9223372036854775807"));
+
+    assert_eq!(c.cmd("HINCRBYFLOAT h f 0.1"), b("1.6"));
+    // Redis computes in x87 long double and prints %.17Lf.
+    assert_eq!(c.cmd("HINCRBYFLOAT h f 1e3"), b("1001.59999999999999998"));
+    assert_eq!(c.cmd("HINCRBYFLOAT h tenth 0.1"), b("0.1"));
+    assert_eq!(c.cmd("HINCRBYFLOAT h tenth 0.2"), b("0.3"));
+    c.cmd("HSET h infinite inf");
+    assert_eq!(
+        c.cmd("HINCRBYFLOAT h infinite 1"),
+        err("ERR increment would produce NaN or Infinity")
+    );
+    assert_eq!(c.cmd("HINCRBYFLOAT h nf 5.0e3"), b("5000"));
+    assert_eq!(c.cmd("HINCRBYFLOAT h nf -5000"), b("0"));
+    assert_eq!(c.cmd("HINCRBYFLOAT h g 3.0"), b("3"));
+    assert_eq!(c.cmd("HINCRBYFLOAT h i 2.5"), b("-2.5"));
+    assert_eq!(c.cmd("HINCRBYFLOAT nokey2 a 1"), b("1"));
+    assert_eq!(
+        c.cmd("HINCRBYFLOAT h s 1"),
+        err("ERR hash value is not a float")
+    );
+    assert_eq!(
+        c.cmd("HINCRBYFLOAT h f abc"),
+        err("ERR value is not a valid float")
+    );
+    assert_eq!(
+        c.cmd("HINCRBYFLOAT h f inf"),
+        err("ERR value is NaN or Infinity")
+    );
+    assert_eq!(
+        c.cmd("HINCRBYFLOAT h f nan"),
+        err("ERR value is not a valid float")
+    );
+    // Failed increments on a missing key leave no key behind.
+    assert_eq!(
+        c.cmd("HINCRBY gone a x"),
+        err("ERR value is not an integer or out of range")
+    );
+    assert_eq!(c.cmd("HLEN gone"), R::Int(0));
+}
+
+#[test]
+fn randfield_counts() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("HRANDFIELD nokey"), R::Nil);
+    assert_eq!(c.cmd("HRANDFIELD nokey 2"), R::Arr(vec![]));
+    assert_eq!(c.cmd("HRANDFIELD nokey -2 WITHVALUES"), R::Arr(vec![]));
+    c.cmd("HSET h a 1 b 2 c 3");
+    let fields = set_of(&["a", "b", "c"]);
+    for _ in 0..5 {
+        let R::Bulk(f) = c.cmd("HRANDFIELD h") else {
+            panic!("expected a field");
+        };
+        assert!(fields.contains(&f));
+    }
+    assert_eq!(c.cmd("HRANDFIELD h 0"), R::Arr(vec![]));
+    assert_eq!(bulks(c.cmd("HRANDFIELD h 2")).len(), 2);
+    // A count above the size returns every field once.
+    assert_eq!(bulks(c.cmd("HRANDFIELD h 9223372036854775807")), fields);
+    // Negative counts may repeat and return exactly |count| fields.
+    let R::Arr(items) = c.cmd("HRANDFIELD h -10") else {
+        panic!("expected an array");
+    };
+    assert_eq!(items.len(), 10);
+    let m = as_map(c.cmd("HRANDFIELD h 5 WITHVALUES"));
+    assert_eq!(m.len(), 3);
+    assert_eq!(m.get(&b"b"[..]), Some(&b"2".to_vec()));
+    let R::Arr(items) = c.cmd("HRANDFIELD h -4 WITHVALUES") else {
+        panic!("expected an array");
+    };
+    assert_eq!(items.len(), 8);
+    assert_eq!(
+        c.cmd("HRANDFIELD h -9223372036854775808"),
+        err("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
+    );
+    assert_eq!(
+        c.cmd("HRANDFIELD h 1 WITHVALUES foo"),
+        err("ERR syntax error")
+    );
+    assert_eq!(c.cmd("HRANDFIELD h 1 foo"), err("ERR syntax error"));
+    assert_eq!(
+        c.cmd("HRANDFIELD h abc"),
+        err("ERR value is not an integer or out of range")
+    );
+}
+
+#[test]
+fn hscan_small_and_large() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("HSCAN nokey 0"), R::Arr(vec![b("0"), R::Arr(vec![])]));
+    c.cmd("HSET small f1 v1 f2 v2 g1 v3");
+    let R::Arr(parts) = c.cmd("HSCAN small 0 MATCH f*") else {
+        panic!("expected an array");
+    };
+    assert_eq!(parts[0], b("0"));
+    assert_eq!(as_map(parts[1].clone()).len(), 2);
+    assert_eq!(c.cmd("HSCAN small abc"), err("ERR invalid cursor"));
+    assert_eq!(c.cmd("HSCAN small 0 COUNT 0"), err("ERR syntax error"));
+    assert_eq!(
+        c.cmd("HSCAN small 0 COUNT x"),
+        err("ERR value is not an integer or out of range")
+    );
+    assert_eq!(c.cmd("HSCAN small 0 FOO 1"), err("ERR syntax error"));
+    assert_eq!(c.cmd("HSCAN small 0 MATCH"), err("ERR syntax error"));
+
+    // A big hash is walked in steps; the walk ends and covers every field.
+    let mut args: Vec<Vec<u8>> = vec![b"HSET".to_vec(), b"big".to_vec()];
+    for i in 0..500 {
+        args.push(format!("field:{i}").into_bytes());
+        args.push(format!("{i}").into_bytes());
+    }
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+    assert_eq!(c.cmd_args(&refs), R::Int(500));
+    let mut seen = BTreeMap::new();
+    let mut cursor = "0".to_string();
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        assert!(calls < 1000, "HSCAN did not terminate");
+        let R::Arr(parts) = c.cmd(&format!("HSCAN big {cursor} COUNT 50")) else {
+            panic!("expected an array");
+        };
+        let R::Bulk(next) = &parts[0] else {
+            panic!("cursor must be a bulk");
+        };
+        seen.extend(as_map(parts[1].clone()));
+        cursor = String::from_utf8_lossy(next).into_owned();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert!(calls > 1, "a 500-field hash should take several steps");
+    assert_eq!(seen.len(), 500);
+    assert_eq!(seen.get(&b"field:42"[..]), Some(&b"42".to_vec()));
+}
+
+#[test]
+fn wrong_type_errors() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    c.cmd("SET str v");
+    for cmd in [
+        "HSET str a 1",
+        "HMSET str a 1",
+        "HSETNX str a 1",
+        "HGET str a",
+        "HMGET str a",
+        "HDEL str a",
+        "HLEN str",
+        "HSTRLEN str a",
+        "HEXISTS str a",
+        "HKEYS str",
+        "HVALS str",
+        "HGETALL str",
+        "HINCRBY str a 1",
+        "HINCRBYFLOAT str a 1",
+        "HRANDFIELD str",
+        "HRANDFIELD str 2",
+        "HSCAN str 0",
+    ] {
+        assert_eq!(c.cmd(cmd), err(WRONGTYPE), "{cmd}");
+    }
+    assert_eq!(c.cmd("GET str"), b("v"));
+}
+
+#[test]
+fn binary_safe_fields_and_values() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    let f: &[u8] = b"f\0\r\n";
+    let v: &[u8] = b"\r\nv\0";
+    assert_eq!(c.cmd_args(&[b"HSET", b"h\0", f, v, b"", b""]), R::Int(2));
+    assert_eq!(c.cmd_args(&[b"HGET", b"h\0", f]), R::Bulk(v.to_vec()));
+    assert_eq!(c.cmd_args(&[b"HGET", b"h\0", b""]), R::Bulk(vec![]));
+    assert_eq!(c.cmd_args(&[b"HSTRLEN", b"h\0", f]), R::Int(4));
+    assert_eq!(c.cmd_args(&[b"HEXISTS", b"h\0", b"f"]), R::Int(0));
+}
+
+#[test]
+fn resp3_hgetall_is_a_map() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    if !matches!(c.cmd("HELLO 3"), R::Map(_)) {
+        return; // HELLO belongs to another command family.
+    }
+    c.cmd("HSET h a 1");
+    assert_eq!(c.cmd("HGETALL h"), R::Map(vec![(b("a"), b("1"))]));
+    assert_eq!(
+        c.cmd("HRANDFIELD h 1 WITHVALUES"),
+        R::Arr(vec![R::Arr(vec![b("a"), b("1")])])
+    );
+    assert_eq!(c.cmd("HGETALL nokey"), R::Map(vec![]));
+}
+
+#[tokio::test]
+async fn redis_crate_client_hash_roundtrip() {
+    let s = TestServer::start(&[]);
+    let client = s.client();
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let n: i64 = redis::cmd("HSET")
+        .arg("h")
+        .arg(&["a", "1", "b", "2"])
+        .query_async(&mut con)
+        .await
+        .expect("hset");
+    assert_eq!(n, 2);
+    let all: std::collections::HashMap<String, i64> = redis::cmd("HGETALL")
+        .arg("h")
+        .query_async(&mut con)
+        .await
+        .expect("hgetall");
+    assert_eq!(all.get("b"), Some(&2));
+    let v: f64 = redis::cmd("HINCRBYFLOAT")
+        .arg("h")
+        .arg("a")
+        .arg(0.5)
+        .query_async(&mut con)
+        .await
+        .expect("hincrbyfloat");
+    assert_eq!(v, 1.5);
+}

@@ -1,0 +1,256 @@
+//! Black-box tests of MULTI / EXEC / DISCARD / WATCH / UNWATCH over TCP.
+mod common;
+mod reference;
+
+use common::*;
+
+fn queued() -> R {
+    R::Simple("QUEUED".into())
+}
+
+fn err(s: &str) -> R {
+    R::Err(s.into())
+}
+
+#[test]
+fn exec_runs_the_queue_and_reports_errors_per_command() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("MULTI"), R::ok());
+    assert_eq!(c.cmd("SET s v"), queued());
+    assert_eq!(c.cmd("ZADD s 1 a"), queued());
+    assert_eq!(c.cmd("ZADD z 1 a"), queued());
+    assert_eq!(c.cmd("ZINCRBY z 2 a"), queued());
+    assert_eq!(c.cmd("GET s"), queued());
+    assert_eq!(
+        c.cmd("EXEC"),
+        R::Arr(vec![
+            R::ok(),
+            err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            R::Int(1),
+            R::bulk("3"),
+            R::bulk("v"),
+        ])
+    );
+    assert_eq!(c.cmd("MULTI"), R::ok());
+    assert_eq!(c.cmd("EXEC"), R::Arr(vec![]));
+}
+
+#[test]
+fn state_errors_have_redis_texts_and_do_not_abort() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("EXEC"), err("ERR EXEC without MULTI"));
+    assert_eq!(c.cmd("DISCARD"), err("ERR DISCARD without MULTI"));
+    assert_eq!(c.cmd("MULTI"), R::ok());
+    assert_eq!(c.cmd("MULTI"), err("ERR MULTI calls can not be nested"));
+    assert_eq!(
+        c.cmd("WATCH x"),
+        err("ERR WATCH inside MULTI is not allowed")
+    );
+    assert_eq!(c.cmd("SET a 1"), queued());
+    assert_eq!(c.cmd("UNWATCH"), queued());
+    assert_eq!(c.cmd("EXEC"), R::Arr(vec![R::ok(), R::ok()]));
+    assert_eq!(c.cmd("GET a"), R::bulk("1"));
+}
+
+#[test]
+fn queueing_errors_abort_with_execabort() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("MULTI"), R::ok());
+    assert_eq!(c.cmd("SET a 2"), queued());
+    assert_eq!(
+        c.cmd("NOSUCHCOMMAND x"),
+        err("ERR unknown command 'NOSUCHCOMMAND', with args beginning with: 'x' ")
+    );
+    assert_eq!(
+        c.cmd("EXEC"),
+        err("EXECABORT Transaction discarded because of previous errors.")
+    );
+    assert_eq!(c.cmd("GET a"), R::Nil, "nothing of the aborted queue ran");
+
+    assert_eq!(c.cmd("MULTI"), R::ok());
+    assert_eq!(
+        c.cmd("ZADD z"),
+        err("ERR wrong number of arguments for 'zadd' command")
+    );
+    assert_eq!(
+        c.cmd("EXEC"),
+        err("EXECABORT Transaction discarded because of previous errors.")
+    );
+    // The abort also ended MULTI.
+    assert_eq!(c.cmd("EXEC"), err("ERR EXEC without MULTI"));
+}
+
+#[test]
+fn discard_drops_the_queue() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    c.cmd("MULTI");
+    c.cmd("SET a 1");
+    assert_eq!(c.cmd("DISCARD"), R::ok());
+    assert_eq!(c.cmd("GET a"), R::Nil);
+    assert_eq!(c.cmd("SET a 1"), R::ok(), "no longer queueing");
+}
+
+#[test]
+fn watch_aborts_when_another_connection_writes_the_key() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    let mut other = s.conn();
+    c.cmd("SET k 1");
+    assert_eq!(c.cmd("WATCH k"), R::ok());
+    assert_eq!(other.cmd("SET k 2"), R::ok());
+    c.cmd("MULTI");
+    c.cmd("SET k 3");
+    assert_eq!(c.cmd("EXEC"), R::NilArr);
+    assert_eq!(c.cmd("GET k"), R::bulk("2"));
+
+    // The failed EXEC released the watch: the next transaction runs.
+    c.cmd("MULTI");
+    c.cmd("SET k 3");
+    assert_eq!(c.cmd("EXEC"), R::Arr(vec![R::ok()]));
+
+    // A watched key that did not exist and gets created also aborts.
+    assert_eq!(c.cmd("WATCH fresh"), R::ok());
+    other.cmd("ZADD fresh 1 a");
+    c.cmd("MULTI");
+    c.cmd("GET k");
+    assert_eq!(c.cmd("EXEC"), R::NilArr);
+
+    // Writes to other keys do not.
+    c.cmd("WATCH k");
+    other.cmd("SET unrelated 1");
+    c.cmd("MULTI");
+    c.cmd("GET k");
+    assert_eq!(c.cmd("EXEC"), R::Arr(vec![R::bulk("3")]));
+}
+
+#[test]
+fn unwatch_and_discard_release_watches_and_own_writes_do_not_abort() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    let mut other = s.conn();
+    c.cmd("WATCH k");
+    assert_eq!(c.cmd("UNWATCH"), R::ok());
+    other.cmd("SET k 1");
+    c.cmd("MULTI");
+    c.cmd("GET k");
+    assert_eq!(c.cmd("EXEC"), R::Arr(vec![R::bulk("1")]));
+
+    c.cmd("WATCH k");
+    c.cmd("MULTI");
+    assert_eq!(c.cmd("DISCARD"), R::ok());
+    other.cmd("SET k 2");
+    c.cmd("MULTI");
+    c.cmd("GET k");
+    assert_eq!(c.cmd("EXEC"), R::Arr(vec![R::bulk("2")]));
+
+    // The transaction's own write to a watched key is not a conflict, and leaves
+    // no stale dirty flag behind for the next transaction.
+    c.cmd("WATCH k");
+    c.cmd("MULTI");
+    c.cmd("SET k 3");
+    assert_eq!(c.cmd("EXEC"), R::Arr(vec![R::ok()]));
+    c.cmd("MULTI");
+    c.cmd("GET k");
+    assert_eq!(c.cmd("EXEC"), R::Arr(vec![R::bulk("3")]));
+
+    // A client's own write between WATCH and EXEC does abort (as in Redis).
+    c.cmd("WATCH k");
+    c.cmd("SET k 4");
+    c.cmd("MULTI");
+    c.cmd("GET k");
+    assert_eq!(c.cmd("EXEC"), R::NilArr);
+}
+
+#[test]
+fn pubsub_and_blocking_commands_inside_exec() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    c.cmd("MULTI");
+    assert_eq!(c.cmd("BZPOPMAX nokey 0"), queued());
+    assert_eq!(c.cmd("SUBSCRIBE ch"), queued());
+    assert_eq!(
+        c.cmd("EXEC"),
+        R::Arr(vec![
+            R::NilArr,
+            R::Arr(vec![R::bulk("subscribe"), R::bulk("ch"), R::Int(1)])
+        ])
+    );
+    let mut p = s.conn();
+    assert_eq!(p.cmd("PUBLISH ch hi"), R::Int(1));
+    assert_eq!(
+        c.read(),
+        R::Arr(vec![R::bulk("message"), R::bulk("ch"), R::bulk("hi")])
+    );
+}
+
+#[test]
+fn replies_match_real_redis() {
+    let Some(real) = reference::RealRedis::start() else {
+        return;
+    };
+    let s = TestServer::start(&[]);
+    let script = [
+        "EXEC",
+        "DISCARD",
+        "UNWATCH",
+        "WATCH",
+        "UNWATCH x",
+        "MULTI",
+        "MULTI",
+        "WATCH k",
+        "SET k v",
+        "ZADD k 1 a",
+        "ZADD z 1 a",
+        "ZPOPMIN z",
+        "EXEC",
+        "MULTI",
+        "SET a",
+        "SET a b",
+        "EXEC",
+        "MULTI",
+        "NOSUCH",
+        "EXEC",
+        "WATCH k z",
+        "SET k v2",
+        "MULTI",
+        "GET k",
+        "EXEC",
+        "MULTI",
+        "GET k",
+        "DISCARD",
+        "GET k",
+    ];
+    reference::compare(&mut s.conn(), &mut real.conn(), &script);
+}
+
+#[test]
+fn redis_crate_atomic_pipeline() {
+    let s = TestServer::start(&[]);
+    let client = s.client();
+    let mut con = client.get_connection().expect("connect");
+    let (added, score, members): (i64, f64, Vec<String>) = redis::pipe()
+        .atomic()
+        .cmd("ZADD")
+        .arg("t")
+        .arg(1)
+        .arg("x")
+        .arg(2)
+        .arg("y")
+        .cmd("ZINCRBY")
+        .arg("t")
+        .arg(5)
+        .arg("x")
+        .cmd("ZRANGE")
+        .arg("t")
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .expect("transaction");
+    assert_eq!(added, 2);
+    assert_eq!(score, 6.0);
+    assert_eq!(members, vec!["y".to_string(), "x".to_string()]);
+}

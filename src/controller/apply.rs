@@ -1,0 +1,114 @@
+//! Apply step: writes the desired objects with server-side apply under one field manager.
+//!
+//! Order matters and is fixed:
+//! 1. auth Secret (create-only: a generated password is never overwritten),
+//! 2. ConfigMap (the pods mount it and read it at start),
+//! 3. headless Service (pod DNS must resolve before replicas look for their upstream),
+//! 4. `-master` / `-replicas` Services,
+//! 5. PodDisruptionBudget,
+//! 6. StatefulSet LAST: it is what starts or rolls pods, and pods must find their config,
+//!    Secret and DNS already in place; applying it earlier would start pods that crash-loop
+//!    on a missing volume or resolve nothing.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::build::Desired;
+use crate::names;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("failed to apply {kind} {name:?}: {source}")]
+    Apply {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to create Secret {name:?}: {source}")]
+    CreateSecret {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to delete {kind} {name:?}: {source}")]
+    Delete {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+async fn ssa<K>(client: &Client, ns: &str, obj: &K) -> Result<(), ApplyError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + k8s_openapi::Resource
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let name = obj.name_any();
+    // force: we are the only intended owner of these fields; take them over from kubectl edits.
+    let pp = PatchParams::apply(names::FIELD_MANAGER).force();
+    api.patch(&name, &pp, &Patch::Apply(obj))
+        .await
+        .map(|_| ())
+        .map_err(|source| ApplyError::Apply {
+            kind: <K as k8s_openapi::Resource>::KIND,
+            name,
+            source,
+        })
+}
+
+pub async fn apply(client: &Client, ns: &str, desired: &Desired) -> Result<(), ApplyError> {
+    if let Some(secret) = &desired.secret {
+        let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+        match api.create(&PostParams::default(), secret).await {
+            Ok(_) => {}
+            // Someone (or an earlier reconcile) created it meanwhile: keep theirs.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(source) => {
+                return Err(ApplyError::CreateSecret {
+                    name: secret.name_any(),
+                    source,
+                })
+            }
+        }
+    }
+    ssa::<ConfigMap>(client, ns, &desired.config_map).await?;
+    ssa::<Service>(client, ns, &desired.headless).await?;
+    ssa::<Service>(client, ns, &desired.master).await?;
+    ssa::<Service>(client, ns, &desired.replicas).await?;
+    match &desired.pdb {
+        Some(pdb) => ssa::<PodDisruptionBudget>(client, ns, pdb).await?,
+        None => {
+            // Disabled in the spec: remove ours if present.
+            let api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+            let name = desired.statefulset.name_any();
+            match api
+                .delete(&names::pdb(&name), &DeleteParams::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(source) => {
+                    return Err(ApplyError::Delete {
+                        kind: "PodDisruptionBudget",
+                        name,
+                        source,
+                    })
+                }
+            }
+        }
+    }
+    // Last, see the module docs.
+    ssa::<StatefulSet>(client, ns, &desired.statefulset).await
+}

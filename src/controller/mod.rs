@@ -1,0 +1,403 @@
+//! The controller: a short reconcile driver over named steps
+//! observe -> validate -> build (pure) -> apply -> roles -> status, and the process around it.
+
+pub mod apply;
+pub mod observe;
+pub mod roles;
+pub mod status;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client, Resource, ResourceExt};
+
+use crate::build::{self, secret::random_password, BuildError, Params};
+use crate::crd::RedisReplication;
+use crate::metrics::Metrics;
+
+/// Process settings (`tandem-operator run`), from flags or environment.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Settings {
+    /// Default tandem-server image for resources that do not set `spec.image`.
+    #[arg(
+        long,
+        env = "TANDEM_SERVER_IMAGE",
+        default_value = "tandem-server:0.1.0"
+    )]
+    pub server_image: String,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Cluster DNS domain used in pod DNS names.
+    #[arg(long, env = "CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Address of the /metrics, /healthz and /readyz endpoint.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Act only while holding a coordination.k8s.io Lease, so two operator replicas never act at once.
+    #[arg(long, env = "LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+    #[arg(long, env = "LEASE_NAME", default_value = "tandem-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace from POD_NAMESPACE, else "default").
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Identity in the Lease (default: the pod name).
+    #[arg(long, env = "POD_NAME", default_value = "tandem-operator")]
+    pub identity: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    #[test]
+    fn flags_parse_with_defaults_and_values() {
+        let c = Cli::try_parse_from(["x"]).unwrap().settings;
+        assert_eq!(c.cluster_domain, "cluster.local");
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(c.namespace.is_none());
+        let c = Cli::try_parse_from([
+            "x",
+            "--server-image",
+            "img:1",
+            "--namespace",
+            "apps",
+            "--cluster-domain",
+            "corp",
+            "--metrics-addr",
+            "127.0.0.1:9",
+            "--log-format",
+            "json",
+            "--leader-elect",
+        ])
+        .unwrap()
+        .settings;
+        assert_eq!(c.server_image, "img:1");
+        assert_eq!(c.namespace.as_deref(), Some("apps"));
+        assert_eq!(c.cluster_domain, "corp");
+        assert_eq!(c.metrics_addr.port(), 9);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.leader_elect);
+        assert!(Cli::try_parse_from(["x", "--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn leader_election_env_from_the_chart_parses_as_bool() {
+        // The chart passes LEADER_ELECT="true"/"false"; only this test touches that variable.
+        std::env::set_var("LEADER_ELECT", "false");
+        assert!(!Cli::try_parse_from(["x"]).unwrap().settings.leader_elect);
+        std::env::set_var("LEADER_ELECT", "true");
+        assert!(Cli::try_parse_from(["x"]).unwrap().settings.leader_elect);
+        std::env::remove_var("LEADER_ELECT");
+    }
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub params: Params,
+    pub metrics: Arc<Metrics>,
+    /// `None` in tests that do not care about Events.
+    pub recorder: Option<Recorder>,
+}
+
+/// Errors that fail a reconcile (and are retried); an invalid spec is not one of them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("observe: {0}")]
+    Observe(#[from] observe::ObserveError),
+    #[error("failed to build objects: {0}")]
+    Build(#[from] BuildError),
+    #[error("apply: {0}")]
+    Apply(#[from] apply::ApplyError),
+    #[error("roles: {0}")]
+    Roles(#[from] roles::RolesError),
+    #[error("status: {0}")]
+    Status(#[from] status::StatusError),
+}
+
+impl Error {
+    /// The `error` label of the failure metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Observe(_) => "observe",
+            Error::Build(_) => "build",
+            Error::Apply(_) => "apply",
+            Error::Roles(_) => "roles",
+            Error::Status(_) => "status",
+        }
+    }
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// The reconcile driver: each step is one call; the decisions live in the steps.
+pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started();
+    let ns = rr.namespace().unwrap_or_default();
+    if rr.meta().deletion_timestamp.is_some() {
+        // Being deleted: garbage collection removes the owned children; re-applying them now
+        // would only fight it.
+        return Ok(Action::await_change());
+    }
+    let observed = observe::observe(&ctx.client, &rr).await?;
+
+    if let Err(invalid) = validate::validate(&rr, &observed) {
+        // Report and wait: nothing is applied or deleted, so what runs keeps running.
+        tracing::info!(name = %rr.name_any(), namespace = %ns, reason = invalid.reason(), message = %invalid, "resource invalid");
+        let st = status::compute(&rr, &observed, Some(&invalid), &ctx.params, now());
+        status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
+        // The Secret is not owned, so its creation triggers nothing: poll for it.
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+
+    let password = (observed.auth_secret.is_none()).then(random_password);
+    let desired = build::build(&rr, &ctx.params, password.as_deref())?;
+    apply::apply(&ctx.client, &ns, &desired).await?;
+    roles::label(
+        &ctx.client,
+        &ns,
+        &roles::plan(&rr.name_any(), &observed.pods),
+    )
+    .await?;
+
+    let st = status::compute(&rr, &observed, None, &ctx.params, now());
+    status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
+    tracing::info!(name = %rr.name_any(), namespace = %ns, "reconciled");
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+pub fn error_policy(rr: Arc<RedisReplication>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.metric_label());
+    tracing::warn!(name = %rr.name_any(), error = %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(15))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot connect to Kubernetes: {0}")]
+    Client(#[source] kube::Error),
+    #[error(
+        "the RedisReplication CRD (redisreplications.tandem.dev) is not installed: \
+         install it with `tandem-operator crd | kubectl apply -f -` or the Helm chart ({0})"
+    )]
+    CrdMissing(#[source] kube::Error),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("leader election: {0}")]
+    Leader(#[from] crate::leader::LeaderError),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // try_init: a second call (tests) must not panic.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// An Api over one namespace when the watch is restricted, else over all namespaces.
+fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM (what the kubelet sends on pod deletion).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+}
+
+/// `tandem-operator run`.
+pub async fn run(settings: Settings) -> Result<(), RunError> {
+    init_logging(settings.log_format);
+    let client = Client::try_default().await.map_err(RunError::Client)?;
+    run_with_client(settings, client, shutdown_signal()).await
+}
+
+/// The process body over a given client; returns after `shutdown` resolves (or leadership is
+/// lost) and the controller has drained. Separate from `run` so tests can drive it.
+pub async fn run_with_client<S>(
+    settings: Settings,
+    client: Client,
+    shutdown: S,
+) -> Result<(), RunError>
+where
+    S: std::future::Future<Output = ()> + Send + Sync + 'static,
+{
+    let rrs: Api<RedisReplication> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // Fail fast with a clear message instead of a watcher retrying forever.
+    rrs.list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(RunError::CrdMissing)?;
+
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(settings.metrics_addr)
+        .await
+        .map_err(|source| RunError::Metrics {
+            addr: settings.metrics_addr,
+            source,
+        })?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let http = tokio::spawn(crate::http::serve(
+        listener,
+        metrics.clone(),
+        ready.clone(),
+        stop_rx.clone(),
+    ));
+
+    // Ready means initialised (CRD present, endpoint up), also while standing by for the Lease:
+    // a standby reported unready would stall rolling updates of the operator Deployment.
+    ready.store(true, Ordering::SeqCst);
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+
+    let leader = if settings.leader_elect {
+        let l = crate::leader::Leader::new(
+            client.clone(),
+            &settings.lease_namespace,
+            &settings.lease_name,
+            &settings.identity,
+        );
+        tokio::select! {
+            r = l.acquire() => r?,
+            _ = shutdown.clone() => { let _ = stop_tx.send(true); let _ = http.await; return Ok(()); }
+        }
+        Some(l)
+    } else {
+        None
+    };
+    // Lost leadership ends the controller; the process exits and restarts as a candidate.
+    let (renewer, lost) = match leader.clone() {
+        Some(l) => {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            (Some(tokio::spawn(l.keep_renewed(tx))), Some(rx))
+        }
+        None => (None, None),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        params: Params {
+            server_image: settings.server_image.clone(),
+            cluster_domain: settings.cluster_domain.clone(),
+        },
+        metrics,
+        recorder: Some(Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "tandem-operator".into(),
+                instance: Some(settings.identity.clone()),
+            },
+        )),
+    });
+    let owned =
+        |_: ()| watcher::Config::default().labels("app.kubernetes.io/managed-by=tandem-operator");
+    let ns = settings.namespace.as_deref();
+    let (sts, cms, svcs, secrets, pdbs) = (
+        scoped::<StatefulSet>(&client, ns),
+        scoped::<ConfigMap>(&client, ns),
+        scoped::<Service>(&client, ns),
+        scoped::<Secret>(&client, ns),
+        scoped::<PodDisruptionBudget>(&client, ns),
+    );
+    let stop = {
+        let shutdown = shutdown.clone();
+        async move {
+            let lost = async {
+                match lost {
+                    Some(rx) => {
+                        let _ = rx.await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown => {},
+                _ = lost => tracing::warn!("leadership lost, stopping"),
+            }
+        }
+    };
+    Controller::new(rrs, watcher::Config::default())
+        .owns(sts, owned(()))
+        .owns(cms, owned(()))
+        .owns(svcs, owned(()))
+        .owns(secrets, owned(()))
+        .owns(pdbs, owned(()))
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+
+    ready.store(false, Ordering::SeqCst);
+    if let Some(r) = renewer {
+        r.abort();
+    }
+    if let Some(l) = leader {
+        l.release().await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = http.await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Observe step: read what exists for one RedisReplication (auth Secret, StatefulSet, pods).
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+
+use crate::build::auth_secret_name;
+use crate::crd::RedisReplication;
+use crate::names;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("failed to read {kind} {name:?}: {source}")]
+    Get {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to list pods of {name:?}: {source}")]
+    ListPods {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// What the cluster holds right now.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The Secret named by `auth.secretName`, or the generated `<name>-auth`.
+    pub auth_secret: Option<Secret>,
+    pub statefulset: Option<StatefulSet>,
+    /// Pods of this set, sorted by name.
+    pub pods: Vec<Pod>,
+}
+
+pub async fn observe(client: &Client, rr: &RedisReplication) -> Result<Observed, ObserveError> {
+    let ns = rr.namespace().unwrap_or_default();
+    let name = rr.name_any();
+    let secret_name = auth_secret_name(rr);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let auth_secret = secrets
+        .get_opt(&secret_name)
+        .await
+        .map_err(|source| ObserveError::Get {
+            kind: "Secret",
+            name: secret_name.clone(),
+            source,
+        })?;
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let statefulset = sts_api
+        .get_opt(&names::statefulset(&name))
+        .await
+        .map_err(|source| ObserveError::Get {
+            kind: "StatefulSet",
+            name: name.clone(),
+            source,
+        })?;
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let lp = ListParams::default().labels(&names::selector_string(&names::selector_labels(&name)));
+    let mut pods = pods_api
+        .list(&lp)
+        .await
+        .map_err(|source| ObserveError::ListPods {
+            name: name.clone(),
+            source,
+        })?
+        .items;
+    pods.sort_by_key(|p| p.name_any());
+    Ok(Observed {
+        auth_secret,
+        statefulset,
+        pods,
+    })
+}

@@ -1,0 +1,199 @@
+//! Validate step (pure): what the schema cannot express. An invalid spec is reported on the
+//! status and nothing is applied, so whatever runs keeps running until the spec is fixed.
+
+use crate::build::auth_secret_name;
+use crate::build::config::MANAGED_DIRECTIVES;
+use crate::crd::RedisReplication;
+
+use super::observe::Observed;
+
+/// Why the resource cannot be reconciled; `reason()` becomes the condition reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("config directive {0:?} is managed by the operator")]
+    ManagedDirective(String),
+    #[error("config directive {0:?} is not a valid directive name")]
+    BadDirectiveName(String),
+    #[error("config directive {0:?} has a value spanning several lines")]
+    MultilineValue(String),
+    #[error("replication.minReplicasToWrite ({min}) must be lower than replicas ({replicas})")]
+    MinReplicasTooHigh { min: i32, replicas: i32 },
+    #[error("secret {0:?} not found")]
+    SecretMissing(String),
+    #[error("secret {secret:?} has no key {key:?}")]
+    SecretKeyMissing { secret: String, key: String },
+    #[error("secret {secret:?} key {key:?} must be one line without quotes or backslashes")]
+    SecretUnusable { secret: String, key: String },
+}
+
+impl Invalid {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Invalid::ManagedDirective(_)
+            | Invalid::BadDirectiveName(_)
+            | Invalid::MultilineValue(_)
+            | Invalid::MinReplicasTooHigh { .. } => "InvalidSpec",
+            Invalid::SecretMissing(_) | Invalid::SecretKeyMissing { .. } => "SecretNotFound",
+            Invalid::SecretUnusable { .. } => "SecretInvalid",
+        }
+    }
+}
+
+/// Checks the spec, then the auth Secret. The generated Secret may be absent: the build step
+/// creates it.
+pub fn validate(rr: &RedisReplication, observed: &Observed) -> Result<(), Invalid> {
+    for (k, v) in &rr.spec.config {
+        let key = k.to_ascii_lowercase();
+        if MANAGED_DIRECTIVES.contains(&key.as_str()) {
+            return Err(Invalid::ManagedDirective(k.clone()));
+        }
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Invalid::BadDirectiveName(k.clone()));
+        }
+        if v.contains('\n') || v.contains('\r') {
+            return Err(Invalid::MultilineValue(k.clone()));
+        }
+    }
+    // Mirrors the CRD's CEL rule, for API servers that do not enforce it.
+    if let Some(min) = rr.spec.replication.min_replicas_to_write {
+        if min >= rr.spec.replicas {
+            return Err(Invalid::MinReplicasTooHigh {
+                min,
+                replicas: rr.spec.replicas,
+            });
+        }
+    }
+    let secret = auth_secret_name(rr);
+    let key = rr.spec.auth.key.clone();
+    match &observed.auth_secret {
+        None if rr.spec.auth.secret_name.is_none() => Ok(()),
+        None => Err(Invalid::SecretMissing(secret)),
+        Some(s) => {
+            let value = s
+                .data
+                .as_ref()
+                .and_then(|d| d.get(&key))
+                .map(|b| b.0.clone())
+                .or_else(|| {
+                    s.string_data
+                        .as_ref()
+                        .and_then(|d| d.get(&key))
+                        .map(|v| v.clone().into_bytes())
+                });
+            match value {
+                None => Err(Invalid::SecretKeyMissing { secret, key }),
+                Some(v) => {
+                    let ok = !v.is_empty()
+                        && v.iter()
+                            .all(|b| !matches!(b, b'\n' | b'\r' | b'"' | b'\\' | b'\''));
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(Invalid::SecretUnusable { secret, key })
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::testutil::rr;
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::ByteString;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn secret(key: &str, val: &str) -> Secret {
+        Secret {
+            data: Some(BTreeMap::from([(
+                key.to_string(),
+                ByteString(val.as_bytes().to_vec()),
+            )])),
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn managed_directive_is_rejected_with_its_name() {
+        let r = rr("c", "ns", json!({"config": {"replicaof": "x 1"}}));
+        let e = validate(&r, &Observed::default()).unwrap_err();
+        assert_eq!(e.reason(), "InvalidSpec");
+        assert_eq!(
+            e.to_string(),
+            "config directive \"replicaof\" is managed by the operator"
+        );
+        let r = rr("c", "ns", json!({"config": {"RequirePass": "x"}}));
+        assert!(matches!(
+            validate(&r, &Observed::default()),
+            Err(Invalid::ManagedDirective(_))
+        ));
+    }
+
+    #[test]
+    fn newline_in_config_value_is_rejected() {
+        let r = rr(
+            "c",
+            "ns",
+            json!({"config": {"maxmemory": "1mb\nreplicaof a 1"}}),
+        );
+        assert_eq!(
+            validate(&r, &Observed::default()).unwrap_err().reason(),
+            "InvalidSpec"
+        );
+    }
+
+    #[test]
+    fn user_secret_missing_or_without_key_is_secret_not_found() {
+        let r = rr("c", "ns", json!({"auth": {"secretName": "x"}}));
+        assert_eq!(
+            validate(&r, &Observed::default()).unwrap_err().to_string(),
+            "secret \"x\" not found"
+        );
+        let obs = Observed {
+            auth_secret: Some(secret("other", "pw")),
+            ..Observed::default()
+        };
+        let e = validate(&r, &obs).unwrap_err();
+        assert_eq!(e.reason(), "SecretNotFound");
+        assert_eq!(e.to_string(), "secret \"x\" has no key \"password\"");
+        let obs = Observed {
+            auth_secret: Some(secret("password", "pw")),
+            ..Observed::default()
+        };
+        assert_eq!(validate(&r, &obs), Ok(()));
+    }
+
+    #[test]
+    fn min_replicas_to_write_must_leave_a_writable_master() {
+        let r = rr(
+            "c",
+            "ns",
+            json!({"replicas": 2, "replication": {"minReplicasToWrite": 2}}),
+        );
+        let e = validate(&r, &Observed::default()).unwrap_err();
+        assert_eq!(e.reason(), "InvalidSpec");
+        assert_eq!(
+            e.to_string(),
+            "replication.minReplicasToWrite (2) must be lower than replicas (2)"
+        );
+    }
+
+    #[test]
+    fn generated_secret_may_be_absent() {
+        let r = rr("c", "ns", json!({}));
+        assert_eq!(validate(&r, &Observed::default()), Ok(()));
+    }
+
+    #[test]
+    fn password_that_would_break_the_config_line_is_rejected() {
+        let r = rr("c", "ns", json!({"auth": {"secretName": "x"}}));
+        let obs = Observed {
+            auth_secret: Some(secret("password", "a\"b")),
+            ..Observed::default()
+        };
+        assert_eq!(validate(&r, &obs).unwrap_err().reason(), "SecretInvalid");
+    }
+}

@@ -1,0 +1,413 @@
+//! The `RedisReplication` API (`tandem.dev/v1alpha1`): the Rust types are the single source of
+//! truth for the CRD; `tandem-operator crd` prints it and `crds/` holds the checked-in copy.
+
+// The repeated `type_ = ...` inside the kube(printcolumn(...)) attributes are distinct columns.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext,
+    Toleration, TopologySpreadConstraint,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A replicated set of `tandem-server` pods: one master and `replicas - 1` followers.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kube(
+    group = "tandem.dev",
+    version = "v1alpha1",
+    kind = "RedisReplication",
+    namespaced,
+    status = "RedisReplicationStatus",
+    derive = "PartialEq",
+    shortname = "rr",
+    shortname = "redisrepl",
+    category = "tandem",
+    // Uninstalling the chart must not delete every RedisReplication with the CRD.
+    annotation("helm.sh/resource-policy", "keep"),
+    doc = "A Redis-compatible master/replica set run by the Tandem operator",
+    printcolumn(name = "Master", type_ = "string", json_path = ".status.master"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new(
+    "!has(self.replication) || !has(self.replication.minReplicasToWrite) || self.replication.minReplicasToWrite < self.replicas"
+).message("replication.minReplicasToWrite must be lower than replicas"))]
+#[serde(rename_all = "camelCase")]
+pub struct RedisReplicationSpec {
+    /// Pods in the set: one master plus `replicas - 1` followers.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 100))]
+    pub replicas: i32,
+    /// Server image; defaults to the operator's `--server-image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Password for both `requirepass` and `masterauth`.
+    #[serde(default)]
+    pub auth: AuthSpec,
+    #[serde(default)]
+    pub persistence: PersistenceSpec,
+    #[serde(default)]
+    pub replication: ReplicationSpec,
+    #[serde(default)]
+    pub failover: FailoverSpec,
+    /// Extra redis.conf directives (name -> value). Directives the operator manages
+    /// (port, dir, requirepass, masterauth, replicaof, ...) are rejected.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Pod-level security context; the operator's non-root default applies when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
+    /// Container security context; the operator's restricted default applies when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    #[serde(default)]
+    pub service: ServiceSpec,
+    #[serde(default)]
+    pub pod_disruption_budget: PdbSpec,
+}
+
+fn default_replicas() -> i32 {
+    3
+}
+fn default_true() -> bool {
+    true
+}
+fn default_password_key() -> String {
+    "password".to_string()
+}
+fn default_fanout() -> i32 {
+    2
+}
+fn default_down_after() -> i32 {
+    10
+}
+fn default_max_unavailable() -> i32 {
+    1
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Existing Secret with the password; when absent the operator generates `<name>-auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub secret_name: Option<String>,
+    /// Key of the password inside the Secret.
+    #[serde(default = "default_password_key")]
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+impl Default for AuthSpec {
+    fn default() -> Self {
+        AuthSpec {
+            secret_name: None,
+            key: default_password_key(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AppendFsync {
+    Always,
+    #[default]
+    Everysec,
+    No,
+}
+
+impl AppendFsync {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::Everysec => "everysec",
+            AppendFsync::No => "no",
+        }
+    }
+}
+
+/// What happens to the PVCs when the RedisReplication is deleted.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+pub enum Retention {
+    #[default]
+    Retain,
+    Delete,
+}
+
+/// StatefulSet volume claim templates are immutable, so storage can be neither added, removed
+/// nor resized through the spec: the API server rejects such changes up front.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.storage) == has(oldSelf.storage)").message(
+    "persistence.storage cannot be added or removed after creation"
+))]
+#[serde(rename_all = "camelCase")]
+pub struct PersistenceSpec {
+    #[serde(default)]
+    pub appendonly: bool,
+    #[serde(default)]
+    pub appendfsync: AppendFsync,
+    /// RDB snapshot rules, each `"<seconds> <changes>"`; empty disables snapshots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub save: Vec<String>,
+    /// A PVC per pod; emptyDir when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// PVC retention when the resource is deleted.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Requested size, e.g. `1Gi`.
+    #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storage.size is immutable"))]
+    pub size: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storageClassName is immutable"))]
+    pub storage_class_name: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// Every replica follows the master.
+    #[default]
+    Star,
+    /// Multi-level: pod i follows pod (i-1)/fanout.
+    Chain,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationSpec {
+    #[serde(default)]
+    pub topology: Topology,
+    /// Followers per upstream in the chain topology.
+    #[serde(default = "default_fanout")]
+    #[schemars(range(min = 1))]
+    pub fanout: i32,
+    /// `repl-backlog-size`, e.g. `1mb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog_size: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_replicas_to_write: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_replicas_max_lag: Option<i32>,
+    #[serde(default)]
+    pub diskless_sync: bool,
+}
+
+impl Default for ReplicationSpec {
+    fn default() -> Self {
+        ReplicationSpec {
+            topology: Topology::Star,
+            fanout: default_fanout(),
+            backlog_size: None,
+            min_replicas_to_write: None,
+            min_replicas_max_lag: None,
+            diskless_sync: false,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverSpec {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_down_after")]
+    #[schemars(range(min = 1))]
+    pub down_after_seconds: i32,
+}
+
+impl Default for FailoverSpec {
+    fn default() -> Self {
+        FailoverSpec {
+            enabled: true,
+            down_after_seconds: default_down_after(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// The client-facing `-master` and `-replicas` Services.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PdbSpec {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_max_unavailable")]
+    #[schemars(range(min = 0))]
+    pub max_unavailable: i32,
+}
+
+impl Default for PdbSpec {
+    fn default() -> Self {
+        PdbSpec {
+            enabled: true,
+            max_unavailable: default_max_unavailable(),
+        }
+    }
+}
+
+/// Observed state, written only by the operator.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisReplicationStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Provisioning, Ready, Degraded or Invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Name of the master pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
+    /// Increments at every promotion.
+    #[serde(default)]
+    pub epoch: i64,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<PodReplicationStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover: Option<LastFailover>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Endpoints>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodReplicationStatus {
+    pub name: String,
+    /// `master` or `replica`.
+    pub role: String,
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_up: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_bytes: Option<i64>,
+    /// Pod DNS name this pod replicates from (replicas only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastFailover {
+    pub time: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+    pub duration_ms: i64,
+}
+
+/// Client endpoints as `host:port`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoints {
+    pub master: String,
+    pub replicas: String,
+    pub headless: String,
+}
+
+/// Where the generated CRD is checked in, relative to the repository root.
+pub const CRD_FILE: &str = "crds/redisreplications.tandem.dev.yaml";
+/// The chart's copy, wrapped in a values toggle (templates/, so `helm upgrade` upgrades it).
+pub const CHART_CRD_FILE: &str = "charts/tandem-operator/templates/crd.yaml";
+
+/// The chart template holding the CRD.
+pub fn chart_crd_template() -> Result<String, serde_yaml::Error> {
+    Ok(format!(
+        "{{{{- if .Values.crd.install }}}}\n{}{{{{- end }}}}\n",
+        crd_yaml()?
+    ))
+}
+
+/// The CRD as YAML, exactly as checked in under `crds/` and the chart.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    let crd = RedisReplication::crd();
+    Ok(format!(
+        "# Generated by `tandem-operator crd`; do not edit.\n{}",
+        serde_yaml::to_string(&crd)?
+    ))
+}

@@ -1,0 +1,113 @@
+//! Prometheus metrics (prometheus-client): reconcile count, failures by error label, duration.
+
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub error: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    pub reconciles: Counter,
+    pub failures: Family<ErrorLabels, Counter>,
+    pub duration: Histogram,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let reconciles = Counter::default();
+        let failures = Family::<ErrorLabels, Counter>::default();
+        let duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
+        let mut registry = Registry::with_prefix("tandem_operator");
+        registry.register("reconciles", "Reconcile runs", reconciles.clone());
+        registry.register(
+            "reconcile_failures",
+            "Failed reconciles by error kind",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            duration.clone(),
+        );
+        Metrics {
+            reconciles,
+            failures,
+            duration,
+            registry,
+        }
+    }
+}
+
+/// Observes the duration when dropped, so every exit path of a reconcile is measured.
+pub struct ReconcileTimer<'a> {
+    start: Instant,
+    metrics: &'a Metrics,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .duration
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Metrics {
+    pub fn reconcile_started(&self) -> ReconcileTimer<'_> {
+        self.reconciles.inc();
+        ReconcileTimer {
+            start: Instant::now(),
+            metrics: self,
+        }
+    }
+
+    pub fn reconcile_failed(&self, error: &str) {
+        self.failures
+            .get_or_create(&ErrorLabels {
+                error: error.to_string(),
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_count_failures_and_duration() {
+        let m = Metrics::default();
+        drop(m.reconcile_started());
+        m.reconcile_failed("apply");
+        let text = m.encode();
+        assert!(
+            text.contains("tandem_operator_reconciles_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tandem_operator_reconcile_failures_total{error=\"apply\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tandem_operator_reconcile_duration_seconds_count 1"),
+            "{text}"
+        );
+    }
+}

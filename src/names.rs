@@ -1,0 +1,83 @@
+//! One source of truth for object names, labels and DNS names derived from a RedisReplication.
+
+use std::collections::BTreeMap;
+
+/// The port every tandem-server pod listens on.
+pub const PORT: i32 = 6379;
+/// The field manager used for every server-side apply.
+pub const FIELD_MANAGER: &str = "tandem-operator";
+/// Pod label carrying the role decided by the operator (`master` / `replica`).
+pub const ROLE_LABEL: &str = "tandem.dev/role";
+pub const ROLE_MASTER: &str = "master";
+pub const ROLE_REPLICA: &str = "replica";
+/// Pod template annotation holding a hash of the rendered config: a config change rolls the pods.
+pub const CONFIG_HASH_ANNOTATION: &str = "tandem.dev/config-hash";
+
+pub fn statefulset(name: &str) -> String {
+    name.to_string()
+}
+pub fn headless_service(name: &str) -> String {
+    format!("{name}-headless")
+}
+pub fn master_service(name: &str) -> String {
+    format!("{name}-master")
+}
+pub fn replicas_service(name: &str) -> String {
+    format!("{name}-replicas")
+}
+pub fn config_map(name: &str) -> String {
+    format!("{name}-config")
+}
+pub fn generated_secret(name: &str) -> String {
+    format!("{name}-auth")
+}
+pub fn pdb(name: &str) -> String {
+    name.to_string()
+}
+pub fn pod(name: &str, ordinal: i32) -> String {
+    format!("{name}-{ordinal}")
+}
+
+/// Stable DNS name of a pod through the headless Service.
+pub fn pod_dns(name: &str, namespace: &str, cluster_domain: &str, ordinal: i32) -> String {
+    format!(
+        "{}.{}.{namespace}.svc.{cluster_domain}",
+        pod(name, ordinal),
+        headless_service(name)
+    )
+}
+
+pub fn service_dns(service: &str, namespace: &str, cluster_domain: &str) -> String {
+    format!("{service}.{namespace}.svc.{cluster_domain}")
+}
+
+/// Labels selecting every pod of one RedisReplication (stable: StatefulSet selectors are immutable).
+pub fn selector_labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "tandem".to_string()),
+        ("app.kubernetes.io/instance".to_string(), name.to_string()),
+    ])
+}
+
+/// Labels put on every child object.
+pub fn labels(name: &str) -> BTreeMap<String, String> {
+    let mut l = selector_labels(name);
+    l.insert(
+        "app.kubernetes.io/managed-by".to_string(),
+        "tandem-operator".to_string(),
+    );
+    l.insert(
+        "app.kubernetes.io/component".to_string(),
+        "redis-replication".to_string(),
+    );
+    l
+}
+
+/// `k=v,k2=v2` form of a label map, for list calls.
+pub fn selector_string(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -1,0 +1,5 @@
+//! Shared test support (each test binary uses a subset).
+#![allow(dead_code)]
+
+pub mod fake_api;
+pub mod schema;

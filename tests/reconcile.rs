@@ -1,0 +1,468 @@
+//! Reconcile scenarios against the in-memory API server (tests/common/fake_api.rs).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::fake_api::FakeApi;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{json, Value};
+use tandem_operator::build::Params;
+use tandem_operator::controller::{reconcile, Context};
+use tandem_operator::crd::RedisReplication;
+use tandem_operator::metrics::Metrics;
+
+const NS: &str = "prod";
+const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");
+
+struct World {
+    api: FakeApi,
+    ctx: Arc<Context>,
+}
+
+impl World {
+    fn new() -> Self {
+        let api = FakeApi::default();
+        let client = api.client();
+        let ctx = Arc::new(Context {
+            client: client.clone(),
+            params: Params::default(),
+            metrics: Arc::new(Metrics::default()),
+            recorder: Some(Recorder::new(
+                client,
+                Reporter {
+                    controller: "tandem-operator".into(),
+                    instance: None,
+                },
+            )),
+        });
+        World { api, ctx }
+    }
+
+    /// Stores a RedisReplication the way the API server would (defaults applied by serde).
+    fn create_rr(&self, name: &str, spec: Value) {
+        let rr: RedisReplication = serde_json::from_value(json!({
+            "apiVersion": "tandem.dev/v1alpha1", "kind": "RedisReplication",
+            "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}"), "generation": 1},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.api
+            .put(RR.0, RR.1, NS, name, serde_json::to_value(rr).unwrap());
+    }
+
+    fn update_spec(&self, name: &str, spec: Value) {
+        let mut v = self.api.get(RR.0, RR.1, NS, name).unwrap();
+        let g = v["metadata"]["generation"].as_i64().unwrap();
+        v["metadata"]["generation"] = json!(g + 1);
+        let rr: RedisReplication = serde_json::from_value(json!({
+            "apiVersion": "tandem.dev/v1alpha1", "kind": "RedisReplication",
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .unwrap();
+        v["spec"] = serde_json::to_value(rr.spec).unwrap();
+        self.api.put(RR.0, RR.1, NS, name, v);
+    }
+
+    fn rr(&self, name: &str) -> RedisReplication {
+        serde_json::from_value(self.api.get(RR.0, RR.1, NS, name).unwrap()).unwrap()
+    }
+
+    async fn reconcile(&self, name: &str) {
+        reconcile(Arc::new(self.rr(name)), self.ctx.clone())
+            .await
+            .expect("reconcile succeeds");
+    }
+
+    fn sts(&self, name: &str) -> Option<Value> {
+        self.api.get("apis/apps/v1", "statefulsets", NS, name)
+    }
+
+    fn condition(&self, name: &str, type_: &str) -> Value {
+        let v = self.api.get(RR.0, RR.1, NS, name).unwrap();
+        v["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == type_)
+            .cloned()
+            .unwrap()
+    }
+
+    /// Plays the StatefulSet controller and kubelet: `ready` of the pods are Ready.
+    fn pods_become_ready(&self, name: &str, replicas: i64, ready: i64) {
+        let mut sts = self.sts(name).unwrap();
+        let g = sts["metadata"]["generation"].clone();
+        sts["status"] = json!({"replicas": replicas, "readyReplicas": ready, "updatedReplicas": replicas, "observedGeneration": g});
+        self.api.put("apis/apps/v1", "statefulsets", NS, name, sts);
+        for i in 0..replicas {
+            let pod = format!("{name}-{i}");
+            let mut labels = self
+                .api
+                .get("api/v1", "pods", NS, &pod)
+                .map(|p| p["metadata"]["labels"].clone())
+                .unwrap_or(json!({}));
+            labels["app.kubernetes.io/name"] = json!("tandem");
+            labels["app.kubernetes.io/instance"] = json!(name);
+            let status = if i < ready { "True" } else { "False" };
+            self.api.put(
+                "api/v1",
+                "pods",
+                NS,
+                &pod,
+                json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": pod, "namespace": NS, "labels": labels},
+                    "spec": {"containers": []},
+                    "status": {"conditions": [{"type": "Ready", "status": status}]}
+                }),
+            );
+        }
+    }
+}
+
+fn owner_of(obj: &Value) -> (String, String, bool) {
+    let r = &obj["metadata"]["ownerReferences"][0];
+    (
+        r["kind"].as_str().unwrap_or_default().to_string(),
+        r["name"].as_str().unwrap_or_default().to_string(),
+        r["controller"].as_bool().unwrap_or(false),
+    )
+}
+
+#[tokio::test]
+async fn first_reconcile_creates_every_child_owned_by_the_resource() {
+    let w = World::new();
+    w.create_rr("cache", json!({"replicas": 3}));
+    w.reconcile("cache").await;
+
+    let children = [
+        ("api/v1", "secrets", "cache-auth"),
+        ("api/v1", "configmaps", "cache-config"),
+        ("api/v1", "services", "cache-headless"),
+        ("api/v1", "services", "cache-master"),
+        ("api/v1", "services", "cache-replicas"),
+        ("apis/policy/v1", "poddisruptionbudgets", "cache"),
+        ("apis/apps/v1", "statefulsets", "cache"),
+    ];
+    for (p, pl, n) in children {
+        let obj = w
+            .api
+            .get(p, pl, NS, n)
+            .unwrap_or_else(|| panic!("{pl}/{n} missing"));
+        assert_eq!(
+            owner_of(&obj),
+            ("RedisReplication".into(), "cache".into(), true),
+            "{pl}/{n}"
+        );
+    }
+    // Apply order: StatefulSet last.
+    let writes = w.api.writes();
+    let sts_at = writes
+        .iter()
+        .position(|x| x == "APPLY statefulsets/cache")
+        .unwrap();
+    let cm_at = writes
+        .iter()
+        .position(|x| x == "APPLY configmaps/cache-config")
+        .unwrap();
+    let svc_at = writes
+        .iter()
+        .position(|x| x == "APPLY services/cache-headless")
+        .unwrap();
+    assert!(cm_at < sts_at && svc_at < sts_at, "{writes:?}");
+    let secret = w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap();
+    assert_eq!(secret["stringData"]["password"].as_str().unwrap().len(), 32);
+    // No password in the ConfigMap.
+    let cm = w
+        .api
+        .get("api/v1", "configmaps", NS, "cache-config")
+        .unwrap();
+    let pw = secret["stringData"]["password"].as_str().unwrap();
+    assert!(!cm.to_string().contains(pw));
+    assert!(!w.sts("cache").unwrap().to_string().contains(pw));
+
+    let rr = w.rr("cache");
+    let st = rr.status.unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Provisioning"));
+    assert_eq!(st.observed_generation, Some(1));
+    assert_eq!(w.condition("cache", "Progressing")["status"], "True");
+}
+
+#[tokio::test]
+async fn second_reconcile_changes_nothing() {
+    let w = World::new();
+    w.create_rr("cache", json!({}));
+    w.reconcile("cache").await;
+    let password = w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap()["stringData"].clone();
+    let before = w.api.writes().len();
+    let events_before = w.api.events().len();
+    w.reconcile("cache").await;
+    assert_eq!(w.api.writes()[before..], [] as [String; 0]);
+    assert_eq!(
+        w.api.events().len(),
+        events_before,
+        "no transition, no Event"
+    );
+    // The generated password is never regenerated.
+    assert_eq!(
+        w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap()["stringData"],
+        password
+    );
+}
+
+#[tokio::test]
+async fn spec_change_updates_the_statefulset() {
+    let w = World::new();
+    w.create_rr("cache", json!({"replicas": 3}));
+    w.reconcile("cache").await;
+    let old_hash = w.sts("cache").unwrap()["spec"]["template"]["metadata"]["annotations"]
+        ["tandem.dev/config-hash"]
+        .clone();
+    w.update_spec(
+        "cache",
+        json!({"replicas": 5, "config": {"maxmemory": "64mb"}}),
+    );
+    w.reconcile("cache").await;
+    let sts = w.sts("cache").unwrap();
+    assert_eq!(sts["spec"]["replicas"], 5);
+    assert_ne!(
+        sts["spec"]["template"]["metadata"]["annotations"]["tandem.dev/config-hash"],
+        old_hash
+    );
+    let cm = w
+        .api
+        .get("api/v1", "configmaps", NS, "cache-config")
+        .unwrap();
+    assert!(cm["data"]["tandem.conf"]
+        .as_str()
+        .unwrap()
+        .contains("\nmaxmemory 64mb\n"));
+    assert_eq!(
+        cm["data"]["pod-4.conf"],
+        "replicaof cache-0.cache-headless.prod.svc.cluster.local 6379\n"
+    );
+    assert_eq!(w.rr("cache").status.unwrap().observed_generation, Some(2));
+}
+
+#[tokio::test]
+async fn missing_secret_is_degraded_and_deletes_nothing() {
+    let w = World::new();
+    w.api.put(
+        "api/v1",
+        "secrets",
+        NS,
+        "creds",
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": NS},
+            "data": {"password": "c2VjcmV0"}
+        }),
+    );
+    w.create_rr("cache", json!({"auth": {"secretName": "creds"}}));
+    w.reconcile("cache").await;
+    assert!(
+        w.api.get("api/v1", "secrets", NS, "cache-auth").is_none(),
+        "no generated Secret"
+    );
+    let sts_before = w.sts("cache").unwrap();
+
+    // The Secret loses its key: reported, nothing touched.
+    w.api.put(
+        "api/v1",
+        "secrets",
+        NS,
+        "creds",
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": NS},
+            "data": {"other": "c2VjcmV0"}
+        }),
+    );
+    let before = w.api.writes().len();
+    w.reconcile("cache").await;
+    let d = w.condition("cache", "Degraded");
+    assert_eq!(d["status"], "True");
+    assert_eq!(d["reason"], "SecretNotFound");
+    assert_eq!(d["message"], "secret \"creds\" has no key \"password\"");
+    assert_eq!(
+        w.rr("cache").status.unwrap().phase.as_deref(),
+        Some("Degraded")
+    );
+    assert_eq!(
+        w.api.writes()[before..],
+        ["STATUS redisreplications/cache".to_string()]
+    );
+    assert_eq!(w.sts("cache").unwrap(), sts_before);
+
+    // The Secret disappears entirely.
+    w.api.remove("api/v1", "secrets", NS, "creds");
+    w.reconcile("cache").await;
+    assert_eq!(
+        w.condition("cache", "Degraded")["message"],
+        "secret \"creds\" not found"
+    );
+    assert!(w.api.writes().iter().all(|x| !x.starts_with("DELETE")));
+    assert!(w.sts("cache").is_some());
+    let warnings: Vec<Value> = w
+        .api
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "Warning")
+        .collect();
+    assert!(
+        warnings.iter().any(|e| e["reason"] == "SecretNotFound"),
+        "{warnings:?}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_spec_is_reported_and_running_objects_stay() {
+    let w = World::new();
+    w.create_rr("cache", json!({"replicas": 3}));
+    w.reconcile("cache").await;
+    let sts_before = w.sts("cache").unwrap();
+    w.update_spec(
+        "cache",
+        json!({"replicas": 1, "config": {"replicaof": "evil 6379"}}),
+    );
+    w.reconcile("cache").await;
+    let d = w.condition("cache", "Degraded");
+    assert_eq!(d["reason"], "InvalidSpec");
+    assert_eq!(
+        d["message"],
+        "config directive \"replicaof\" is managed by the operator"
+    );
+    assert_eq!(w.condition("cache", "Ready")["reason"], "InvalidSpec");
+    assert_eq!(
+        w.rr("cache").status.unwrap().phase.as_deref(),
+        Some("Invalid")
+    );
+    assert_eq!(w.sts("cache").unwrap(), sts_before, "StatefulSet untouched");
+}
+
+#[tokio::test]
+async fn status_reflects_statefulset_readiness_and_labels_roles() {
+    let w = World::new();
+    w.create_rr("cache", json!({"replicas": 3}));
+    w.reconcile("cache").await;
+    w.pods_become_ready("cache", 3, 2);
+    w.reconcile("cache").await;
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!(st.ready_replicas, 2);
+    assert_eq!(st.phase.as_deref(), Some("Provisioning"));
+    assert_eq!(w.condition("cache", "Ready")["message"], "2/3 pods ready");
+    assert_eq!(w.condition("cache", "Available")["status"], "True");
+    // Roles: pod 0 is the master, the others replicas (the Services select on these labels).
+    let role = |i: i32| {
+        w.api
+            .get("api/v1", "pods", NS, &format!("cache-{i}"))
+            .unwrap()["metadata"]["labels"]["tandem.dev/role"]
+            .clone()
+    };
+    assert_eq!(
+        (role(0), role(1), role(2)),
+        (json!("master"), json!("replica"), json!("replica"))
+    );
+
+    w.pods_become_ready("cache", 3, 3);
+    w.reconcile("cache").await;
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!(st.ready_replicas, 3);
+    assert_eq!(st.phase.as_deref(), Some("Ready"));
+    assert_eq!(st.master.as_deref(), Some("cache-0"));
+    assert_eq!(st.pods.len(), 3);
+    assert!(st.pods.iter().all(|p| p.ready));
+    assert_eq!(w.condition("cache", "Ready")["status"], "True");
+    assert_eq!(w.condition("cache", "Progressing")["status"], "False");
+    let normal: Vec<Value> = w
+        .api
+        .events()
+        .into_iter()
+        .filter(|e| e["reason"] == "AllReplicasReady")
+        .collect();
+    assert_eq!(normal.len(), 1, "one Event for the Ready transition");
+    let warnings = w
+        .api
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "Warning")
+        .count();
+    assert_eq!(warnings, 0, "starting up is not a warning");
+
+    // Losing a pod after being Ready is.
+    w.pods_become_ready("cache", 3, 2);
+    w.reconcile("cache").await;
+    let lost: Vec<Value> = w
+        .api
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "Warning" && e["reason"] == "ReplicasNotReady")
+        .collect();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+}
+
+#[tokio::test]
+async fn resource_being_deleted_is_left_to_garbage_collection() {
+    let w = World::new();
+    w.create_rr("cache", json!({}));
+    let mut v = w.api.get(RR.0, RR.1, NS, "cache").unwrap();
+    v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    w.api.put(RR.0, RR.1, NS, "cache", v);
+    w.reconcile("cache").await;
+    assert_eq!(w.api.writes(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn existing_generated_secret_is_never_overwritten() {
+    let w = World::new();
+    let mine = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "cache-auth", "namespace": NS},
+        "data": {"password": "a2VlcC1tZQ=="}
+    });
+    w.api
+        .put("api/v1", "secrets", NS, "cache-auth", mine.clone());
+    w.create_rr("cache", json!({}));
+    w.reconcile("cache").await;
+    let now = w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap();
+    assert_eq!(now["data"], mine["data"]);
+    assert!(now.get("stringData").is_none());
+    assert!(w.api.writes().iter().all(|x| !x.contains("secrets/")));
+}
+
+#[tokio::test]
+async fn disabling_the_pdb_removes_it() {
+    let w = World::new();
+    w.create_rr("cache", json!({}));
+    w.reconcile("cache").await;
+    assert!(w
+        .api
+        .get("apis/policy/v1", "poddisruptionbudgets", NS, "cache")
+        .is_some());
+    w.update_spec("cache", json!({"podDisruptionBudget": {"enabled": false}}));
+    w.reconcile("cache").await;
+    assert!(w
+        .api
+        .get("apis/policy/v1", "poddisruptionbudgets", NS, "cache")
+        .is_none());
+    assert!(w.sts("cache").is_some());
+}
+
+#[tokio::test]
+async fn chain_topology_status_shows_each_upstream() {
+    let w = World::new();
+    w.create_rr(
+        "tree",
+        json!({"replicas": 4, "replication": {"topology": "chain", "fanout": 2}}),
+    );
+    w.reconcile("tree").await;
+    w.pods_become_ready("tree", 4, 4);
+    w.reconcile("tree").await;
+    let st = w.rr("tree").status.unwrap();
+    let up: Vec<Option<String>> = st.pods.iter().map(|p| p.upstream.clone()).collect();
+    let dns = |i: i32| Some(format!("tree-{i}.tree-headless.prod.svc.cluster.local"));
+    assert_eq!(up, vec![None, dns(0), dns(0), dns(1)]);
+    assert_eq!(st.pods[0].role, "master");
+    assert_eq!(st.pods[3].role, "replica");
+}
