@@ -274,7 +274,8 @@ fn restarted_replica_continues_with_a_partial_resync() {
     assert_eq!(rc2.cmd("GET down19"), R::bulk("19"));
     let log = r2.stdout();
     assert!(
-        log.contains(&format!("Trying a partial resynchronization (request ")),
+        log.contains("Trying a partial resynchronization (request ")
+            && log.contains(&format!(":{}).", off + 1)),
         "{log}"
     );
     assert!(

@@ -236,3 +236,102 @@ fn replica_answers_getack_with_the_offset_before_it() {
         "acks {acks:?}"
     );
 }
+
+/// Fake master: full sync (empty RDB, offset 100), then `script` steps (bytes, pause
+/// after); collects the replica's ACK offsets until `stop` matches one.
+fn fake_master_acks(
+    script: Vec<(Vec<u8>, u64)>,
+    stop: &'static str,
+) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let h = std::thread::spawn(move || {
+        let (s, _) = l.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut w = s.try_clone().expect("clone");
+        let mut r = std::io::BufReader::new(s);
+        let mut acks = Vec::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return acks;
+            }
+            let Some(n) = line
+                .trim()
+                .strip_prefix('*')
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let mut args = Vec::new();
+            for _ in 0..n {
+                line.clear();
+                let _ = r.read_line(&mut line);
+                let len: usize = line.trim().trim_start_matches('$').parse().unwrap_or(0);
+                let mut b = vec![0u8; len + 2];
+                let _ = r.read_exact(&mut b);
+                b.truncate(len);
+                args.push(String::from_utf8_lossy(&b).into_owned());
+            }
+            match args[0].to_ascii_uppercase().as_str() {
+                "PING" => w.write_all(b"+PONG\r\n").expect("w"),
+                "PSYNC" => {
+                    let mut rdb = Vec::new();
+                    let opts = tandem_server::rdb::SaveOptions::default();
+                    tandem_server::rdb::save(&[], &opts, &mut rdb).expect("rdb");
+                    let mut p = format!("+FULLRESYNC {} 100\r\n${}\r\n", "d".repeat(40), rdb.len())
+                        .into_bytes();
+                    p.extend_from_slice(&rdb);
+                    w.write_all(&p).expect("w");
+                    for (bytes, pause) in &script {
+                        w.write_all(bytes).expect("w");
+                        std::thread::sleep(Duration::from_millis(*pause));
+                    }
+                }
+                "REPLCONF" if args[1].eq_ignore_ascii_case("ack") => {
+                    acks.push(args[2].clone());
+                    if args[2] == stop {
+                        return acks;
+                    }
+                }
+                _ => w.write_all(b"+OK\r\n").expect("w"),
+            }
+        }
+    });
+    (port, h)
+}
+
+#[test]
+fn acked_offset_excludes_a_transaction_in_progress() {
+    let multi = b"*1\r\n$5\r\nMULTI\r\n".to_vec(); // 15 bytes
+    let set = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n".to_vec(); // 27
+    let exec = b"*1\r\n$4\r\nEXEC\r\n".to_vec(); // 14
+    let (port, h) = fake_master_acks(
+        vec![
+            (b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n".to_vec(), 100),
+            (multi, 0),
+            (set, 2500),
+            (exec, 0),
+        ],
+        "179",
+    );
+    let target = format!("127.0.0.1 {port}");
+    let r = TestServer::start(&["--replicaof", &target]);
+    let acks = h.join().expect("fake master");
+    // While the MULTI was open (2.5 s, several ACKs) the ACK stayed after SELECT.
+    assert!(
+        acks.iter().filter(|a| *a == "123").count() >= 2,
+        "{acks:?}\n{}",
+        r.stdout()
+    );
+    assert!(
+        acks.iter()
+            .all(|a| ["100", "123", "179"].contains(&a.as_str())),
+        "{acks:?}"
+    );
+    assert_eq!(acks.last().map(String::as_str), Some("179"));
+    let mut c = r.conn();
+    assert!(wait_until(Duration::from_secs(5), || c.cmd("GET a") == R::bulk("1")));
+}
