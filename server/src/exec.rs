@@ -196,7 +196,20 @@ pub fn call(
         ..
     } = ctx;
     let elapsed = started.elapsed();
-    server.slowlog.lock().observe(server, argv, elapsed);
+    {
+        let mut log = server.slowlog.lock();
+        if log.observe(server, argv, elapsed) {
+            // Rare (slow commands only): fill in who ran it, as SLOWLOG GET shows.
+            if let Some(e) = log.entries.front_mut() {
+                if let Some(h) = server.clients.lock().get(&client.id) {
+                    e.addr = h.addr.clone();
+                }
+                if let Some(n) = &client.name {
+                    e.name = String::from_utf8_lossy(n).into_owned();
+                }
+            }
+        }
+    }
 
     let dirtied = store.dirty > dirty_before;
     let db = client.db;

@@ -32,6 +32,15 @@ pub async fn active_expire_cycle(server: Arc<Server>) {
         if *shutdown.borrow() {
             return;
         }
+        // DEBUG SET-ACTIVE-EXPIRE 0 turns the cycle off; a CLIENT PAUSE freezes the
+        // dataset, so no key may disappear meanwhile either.
+        if !server
+            .active_expire_enabled
+            .load(std::sync::atomic::Ordering::Relaxed)
+            || server.client_pause.is_paused()
+        {
+            continue;
+        }
         let (_, db) = run_cycle(&server, period / 4, next_db);
         next_db = db;
     }

@@ -148,6 +148,7 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
         inbuf: BytesMut::with_capacity(16 * 1024),
         out: Reply::new(false),
         monitor_rx: None,
+        paused: None,
     };
     let mut shutdown = server.shutdown.subscribe();
 
@@ -180,6 +181,15 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
             .await;
             conn.cleanup();
             return;
+        }
+        if conn.paused.is_some() {
+            tokio::select! {
+                _ = server.client_pause.wait_end() => {}
+                Some(msg) = msg_rx.recv() => conn.encode_pubsub(msg),
+                _ = handle.kill_notify.notified() => break 'conn,
+                _ = shutdown.changed() => break 'conn,
+            }
+            continue;
         }
         if conn.inbuf.len() > qbuf_limit {
             crate::warning!("Closing client that reached max query buffer length");
@@ -226,18 +236,26 @@ struct Conn {
     inbuf: BytesMut,
     out: Reply,
     monitor_rx: Option<mpsc::UnboundedReceiver<Bytes>>,
+    /// A command held back by CLIENT PAUSE; it runs first once the pause ends.
+    paused: Option<Vec<Bytes>>,
 }
 
 impl Conn {
     /// Executes the buffered requests. Ok(false) = close the connection.
     async fn run_buffered(&mut self, stream: &TcpStream) -> Result<bool, ()> {
+        // Name and first argument of the last command, for CLIENT LIST's `cmd=`.
+        let mut last_cmd: Option<(Bytes, Option<Bytes>)> = None;
         loop {
             let mut outcome = Outcome::Done;
             let mut processed = 0;
             {
                 let mut store = self.server.store.lock();
                 while processed < MAX_BATCH {
-                    let req = match self.parser.parse(&mut self.inbuf) {
+                    let next = match self.paused.take() {
+                        Some(argv) => Ok(Some(Request::Command(argv))),
+                        None => self.parser.parse(&mut self.inbuf),
+                    };
+                    let req = match next {
                         Ok(Some(r)) => r,
                         Ok(None) => break,
                         Err(e) => {
@@ -250,9 +268,16 @@ impl Conn {
                         Request::Command(argv) => argv,
                         Request::Empty => continue,
                     };
+                    if self.must_pause(&argv) {
+                        // Replies so far go out; this command waits for the pause end.
+                        self.paused = Some(argv);
+                        break;
+                    }
                     processed += 1;
+                    last_cmd = Some((argv[0].clone(), argv.get(1).cloned()));
                     self.out.resp3 = self.client.resp3;
                     let skip_reply = self.client.reply_off || self.client.reply_skip_next;
+                    let was_off = self.client.reply_off;
                     let mark = self.out.len();
                     outcome = exec::process(
                         &self.server,
@@ -262,7 +287,8 @@ impl Conn {
                         argv,
                         &mut self.out,
                     );
-                    if skip_reply {
+                    // CLIENT REPLY ON answers even though replies were off.
+                    if skip_reply && (!was_off || self.client.reply_off) {
                         self.out.buf.truncate(mark);
                         self.client.reply_skip_next = false;
                     }
@@ -273,7 +299,7 @@ impl Conn {
                 }
             }
             if processed > 0 {
-                self.update_info();
+                self.update_info(last_cmd.as_ref());
             }
             match outcome {
                 Outcome::Done => {
@@ -412,8 +438,33 @@ impl Conn {
         }
     }
 
-    fn update_info(&self) {
+    /// Whether CLIENT PAUSE holds this command back (never for the master link
+    /// or replicas).
+    fn must_pause(&self, argv: &[Bytes]) -> bool {
+        let pause = &self.server.client_pause;
+        if self.client.is_master || self.client.is_replica || !pause.is_paused() {
+            return false;
+        }
+        let Some(cmd) = crate::commands::lookup(&argv[0]) else {
+            return false;
+        };
+        let exec_has_writes = cmd.name == "exec"
+            && self.client.multi.as_ref().is_some_and(|q| {
+                q.iter().any(|a| {
+                    crate::commands::lookup(&a[0]).is_some_and(|c| {
+                        c.is(crate::commands::flags::WRITE)
+                            || c.is(crate::commands::flags::MAY_REPLICATE)
+                    })
+                })
+            });
+        pause.holds(cmd, exec_has_writes)
+    }
+
+    fn update_info(&self, last_cmd: Option<&(Bytes, Option<Bytes>)>) {
         let mut info = self.handle.info.lock();
+        if let Some((name, sub)) = last_cmd {
+            info.last_cmd = crate::commands::connection::cmd_display_name(name, sub.as_deref());
+        }
         info.db = self.client.db;
         info.name = self.client.name.clone();
         info.sub = self.client.channels.len();

@@ -9,6 +9,10 @@
 //! writing and fsync happen on a background thread with no lock held. This avoids
 //! fork() (unsafe with a multi-threaded runtime) at the price of the temporary
 //! memory of the cloned index structures.
+//! Measured (release build, loaded 2-core box, ~1.26M string keys): the BGSAVE
+//! reply took 0.4-0.75 s, i.e. one stall of that length for clients, against ~40 ms
+//! for Redis's fork(). p99 outside that stall was unchanged (5.7 ms vs 5.6 ms idle).
+//! A fork-based or copy-on-write snapshot would remove the stall; not done yet.
 //!
 //! Files: the snapshot is written to `temp-<pid>-<n>.rdb` in `dir`, flushed and
 //! fsynced, renamed over `dbfilename`, then the directory is fsynced.
@@ -353,6 +357,12 @@ pub fn on_shutdown(server: &Server) -> Result<(), String> {
         return Ok(());
     }
     notice!("Saving the final RDB snapshot before exiting.");
+    // A background save still running would rename its older snapshot over the
+    // final one: let it finish first (it needs the store lock to complete).
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while STATE.lock().bgsave_in_progress && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let mut store = server.store.lock();
     let mut t = Target::from_server(server);
     t.opts.repl = crate::replication::rdb_repl_info(&store);

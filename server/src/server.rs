@@ -245,6 +245,10 @@ pub struct Server {
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
+    /// DEBUG SET-ACTIVE-EXPIRE: the active expiry cycle runs only while this is true.
+    pub active_expire_enabled: AtomicBool,
+    /// CLIENT PAUSE state; the connection loop holds back paused commands.
+    pub client_pause: crate::pause::ClientPause,
 }
 
 impl Server {
@@ -261,6 +265,8 @@ impl Server {
             monitors: Mutex::new(Vec::new()),
             shutdown: tokio::sync::watch::channel(false).0,
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
+            active_expire_enabled: AtomicBool::new(true),
+            client_pause: crate::pause::ClientPause::default(),
         })
     }
 

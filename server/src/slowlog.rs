@@ -23,14 +23,14 @@ pub struct SlowLog {
 
 impl SlowLog {
     /// Records the command if it was slow enough (argv trimmed like Redis: 32 args,
-    /// 128 bytes each).
-    pub fn observe(&mut self, server: &Server, argv: &[Bytes], elapsed: Duration) {
+    /// 128 bytes each). True if an entry was added (at the front).
+    pub fn observe(&mut self, server: &Server, argv: &[Bytes], elapsed: Duration) -> bool {
         let (threshold, max_len) = {
             let c = server.config.read();
             (c.slowlog_log_slower_than, c.slowlog_max_len)
         };
         if threshold < 0 || (elapsed.as_micros() as i64) < threshold {
-            return;
+            return false;
         }
         let mut args: Vec<Bytes> = Vec::new();
         for (i, a) in argv.iter().enumerate() {
@@ -61,5 +61,6 @@ impl SlowLog {
         while self.entries.len() > max_len {
             self.entries.pop_back();
         }
+        true
     }
 }

@@ -254,3 +254,115 @@ fn aof_wins_over_dump_rdb() {
     let s = TestServer::start_in(dir, AOF_ALWAYS);
     assert_eq!(s.conn().cmd("GET fromrdb"), R::Nil);
 }
+
+#[test]
+fn automatic_rewrite_on_growth() {
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "no",
+        "--save",
+        "",
+        "--auto-aof-rewrite-min-size",
+        "4kb",
+        "--auto-aof-rewrite-percentage",
+        "100",
+    ];
+    let s = TestServer::start(&args);
+    let mut c = s.conn();
+    write_keys(&mut c, "g", 200);
+    assert!(
+        wait_until(Duration::from_secs(10), || s
+            .stdout()
+            .contains("Background AOF rewrite finished successfully")),
+        "{}",
+        s.stdout()
+    );
+    assert!(s
+        .stdout()
+        .contains("Starting automatic rewriting of AOF on"));
+    let dir = crash(s);
+    let s = TestServer::start_in(dir, &args);
+    assert_keys(&mut s.conn(), "g", 200);
+}
+
+/// Starts the real Redis 7.0.15 in `dir` with the AOF enabled; None if not installed.
+fn real_redis_aof(dir: &Path) -> Option<(std::process::Child, u16)> {
+    if !Path::new("/usr/bin/redis-server").exists() {
+        eprintln!("skipping: redis-server not installed");
+        return None;
+    }
+    let port = common::free_port();
+    let child = Command::new("/usr/bin/redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .args(["--dir", dir.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && Conn::connect(port).cmd("PING") == R::Simple("PONG".into())
+    });
+    assert!(ready, "redis-server did not start");
+    Some((child, port))
+}
+
+#[test]
+fn tandem_aof_loads_in_redis_and_redis_aof_loads_in_tandem() {
+    // Tandem writes (base + incr after a rewrite), Redis reads.
+    let s = TestServer::start(AOF_ALWAYS);
+    let mut c = s.conn();
+    write_keys(&mut c, "x", 50);
+    assert_eq!(
+        c.cmd("BGREWRITEAOF"),
+        R::Simple("Background append only file rewriting started".into())
+    );
+    assert!(wait_until(Duration::from_secs(10), || s
+        .stdout()
+        .contains("Background AOF rewrite finished successfully")));
+    write_keys(&mut c, "y", 50);
+    let dir = crash(s);
+    let manifest = aof_dir(dir.path()).join("appendonly.aof.manifest");
+    if Path::new("/usr/bin/redis-check-aof").exists() {
+        let out = Command::new("/usr/bin/redis-check-aof")
+            .arg(&manifest)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("is valid"), "{text}");
+    }
+    let Some((mut child, port)) = real_redis_aof(dir.path()) else {
+        return;
+    };
+    let mut r = Conn::connect(port);
+    assert_keys(&mut r, "x", 50);
+    assert_keys(&mut r, "y", 50);
+    // Redis appends to the same AOF; Tandem then loads what Redis wrote.
+    write_keys(&mut r, "z", 50);
+    assert_eq!(
+        r.cmd("BGREWRITEAOF"),
+        R::Simple("Background append only file rewriting started".into())
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        let m = std::fs::read_to_string(&manifest).unwrap_or_default();
+        m.contains("seq 3 type b")
+    }));
+    write_keys(&mut r, "w", 50);
+    let _ = child.kill();
+    let _ = child.wait();
+    let s = TestServer::start_in(dir, AOF_ALWAYS);
+    let mut c = s.conn();
+    for p in ["x", "y", "z", "w"] {
+        assert_keys(&mut c, p, 50);
+    }
+}

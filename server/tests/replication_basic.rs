@@ -89,6 +89,26 @@ fn master_with_two_replicas_replicates_writes_and_replicas_are_read_only() {
         R::Arr(v) => matches!(&v[2], R::Arr(l) if l.len() == 2),
         _ => false,
     }));
+    // INFO shows the roles, the replicas and the sync counters.
+    let info = |c: &mut Conn, section: &str| match c.cmd(&format!("INFO {section}")) {
+        R::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("INFO: {other:?}"),
+    };
+    let mi = info(&mut mc, "replication");
+    assert!(mi.contains("role:master\r\nconnected_slaves:2\r\n"), "{mi}");
+    assert!(mi.contains("slave0:ip=127.0.0.1,port="), "{mi}");
+    assert!(mi.contains(",state=online,offset="), "{mi}");
+    assert!(
+        mi.contains(&format!("master_repl_offset:{off}\r\n")),
+        "{mi}"
+    );
+    assert!(mi.contains("repl_backlog_active:1\r\n"), "{mi}");
+    assert!(info(&mut mc, "stats").contains("sync_full:2\r\n"));
+    let ri = info(&mut c1, "replication");
+    assert!(ri.contains("role:slave\r\n"), "{ri}");
+    assert!(ri.contains(&format!("master_port:{}\r\n", m.port)), "{ri}");
+    assert!(ri.contains("master_link_status:up\r\n"), "{ri}");
+    assert!(ri.contains(&format!("slave_repl_offset:{off}\r\n")), "{ri}");
     let mlog = m.stdout();
     assert!(mlog.contains("asks for synchronization"), "{mlog}");
     assert!(

@@ -89,6 +89,14 @@ fn stopped_replica_comes_back_with_a_partial_resync() {
         m.stdout()
     );
     assert_eq!(rc.cmd("GET b199"), R::bulk("199"));
+    match mc.cmd("INFO stats") {
+        R::Bulk(b) => {
+            let s = String::from_utf8_lossy(&b);
+            assert!(s.contains("sync_full:1\r\n"), "{s}");
+            assert!(s.contains("sync_partial_ok:1\r\n"), "{s}");
+        }
+        other => panic!("INFO: {other:?}"),
+    }
     let ml = m.stdout();
     assert_eq!(count(&ml, "Starting BGSAVE for SYNC"), 1, "{ml}");
     assert!(

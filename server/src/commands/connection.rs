@@ -1,14 +1,46 @@
-//! Command family: connection (PING, ECHO, QUIT, ...).
+//! Command family: connection (PING, ECHO, QUIT, AUTH, HELLO, SELECT, RESET, CLIENT).
+//!
+//! Authentication follows Redis 7.0's single `default` user: with `requirepass` unset
+//! the user has no password (any `AUTH default <x>` succeeds, `AUTH <x>` is an
+//! error); with it set, both forms must give that password.
 
-use super::{flags::*, CmdResult, Command, Ctx};
+use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command, Ctx};
+use crate::pause::PauseMode;
 use crate::resp::Reply;
+use crate::server::{ClientHandle, ClientInfo};
 use bytes::Bytes;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
 
 pub const COMMANDS: &[Command] = &[
     Command::new("ping", -1, FAST | STALE | PUBSUB, ping),
     Command::new("echo", 2, FAST, echo),
     Command::new("quit", -1, NO_AUTH | STALE | PUBSUB | NO_MULTI | FAST, quit),
+    Command::new(
+        "auth",
+        -2,
+        NO_AUTH | FAST | LOADING | STALE | NO_MONITOR,
+        auth,
+    ),
+    Command::new(
+        "hello",
+        -1,
+        NO_AUTH | FAST | LOADING | STALE | NO_MONITOR,
+        hello,
+    ),
+    Command::new("select", 2, LOADING | STALE | FAST, select),
+    Command::new(
+        "reset",
+        1,
+        NO_AUTH | FAST | LOADING | STALE | PUBSUB | NO_MULTI,
+        reset,
+    ),
+    Command::new("client", -2, LOADING | STALE, client),
 ];
+
+pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
 fn ping(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() > 2 {
@@ -38,4 +70,784 @@ fn quit(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     out.ok();
     ctx.action = Some(super::Action::Close);
     Ok(())
+}
+
+/// Checks `user`/`pass` against the default user (constant-time compare is not
+/// needed for parity with Redis, which uses `time_independent_strcmp`; we do too).
+fn check_credentials(ctx: &Ctx, user: &[u8], pass: &[u8]) -> bool {
+    if user != b"default" {
+        return false;
+    }
+    match &ctx.server.config.read().requirepass {
+        None => true,
+        Some(p) => constant_time_eq(p.as_bytes(), pass),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() != b.len()) as u8;
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+fn auth(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    if argv.len() > 3 {
+        return Err(err::SYNTAX);
+    }
+    let (user, pass): (&[u8], &[u8]) = if argv.len() == 2 {
+        if ctx.server.config.read().requirepass.is_none() {
+            return Err(CmdError::msg(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            ));
+        }
+        (b"default", &argv[1])
+    } else {
+        (&argv[1], &argv[2])
+    };
+    if !check_credentials(ctx, user, pass) {
+        return Err(CmdError::msg(WRONGPASS));
+    }
+    ctx.client.authenticated = true;
+    out.ok();
+    Ok(())
+}
+
+fn hello(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let mut ver = if ctx.client.resp3 { 3 } else { 2 };
+    let mut creds: Option<(&Bytes, &Bytes)> = None;
+    let mut setname: Option<&Bytes> = None;
+    if argv.len() >= 2 {
+        ver = match crate::resp::parse_i64(&argv[1]) {
+            Some(v) => v,
+            None => {
+                return Err(CmdError::msg(
+                    "ERR Protocol version is not an integer or out of range",
+                ))
+            }
+        };
+        let mut j = 2;
+        while j < argv.len() {
+            let more = argv.len() - j - 1;
+            if is_kw(&argv[j], "auth") && more >= 2 {
+                creds = Some((&argv[j + 1], &argv[j + 2]));
+                j += 3;
+            } else if is_kw(&argv[j], "setname") && more >= 1 {
+                validate_name(&argv[j + 1])?;
+                setname = Some(&argv[j + 1]);
+                j += 2;
+            } else {
+                return Err(CmdError(
+                    format!(
+                        "ERR Syntax error in HELLO option '{}'",
+                        String::from_utf8_lossy(&argv[j])
+                    )
+                    .into(),
+                ));
+            }
+        }
+        if !(2..=3).contains(&ver) {
+            return Err(CmdError::msg("NOPROTO unsupported protocol version"));
+        }
+    }
+    if let Some((user, pass)) = creds {
+        if !check_credentials(ctx, user, pass) {
+            return Err(CmdError::msg(WRONGPASS));
+        }
+        ctx.client.authenticated = true;
+    }
+    if !ctx.client.authenticated {
+        return Err(CmdError::msg(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+    }
+    if let Some(name) = setname {
+        ctx.client.name = if name.is_empty() {
+            None
+        } else {
+            Some(name.clone())
+        };
+    }
+    ctx.client.resp3 = ver == 3;
+    out.resp3 = ctx.client.resp3;
+    out.map(7);
+    out.bulk(b"server");
+    out.bulk(b"redis");
+    out.bulk(b"version");
+    out.bulk(crate::REDIS_VERSION.as_bytes());
+    out.bulk(b"proto");
+    out.int(ver);
+    out.bulk(b"id");
+    out.int(ctx.client.id as i64);
+    out.bulk(b"mode");
+    out.bulk(b"standalone");
+    out.bulk(b"role");
+    out.bulk(if ctx.store.is_replica {
+        b"replica"
+    } else {
+        b"master"
+    });
+    out.bulk(b"modules");
+    out.array(0);
+    Ok(())
+}
+
+fn select(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let n = arg_i64(&argv[1])?;
+    if n < 0 || n as usize >= ctx.store.dbs.len() {
+        return Err(err::DB_INDEX);
+    }
+    ctx.client.db = n as usize;
+    out.ok();
+    Ok(())
+}
+
+/// RESET: back to a fresh connection's state (Redis `clearClientConnectionState`).
+fn reset(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
+    let id = ctx.client.id;
+    ctx.client.multi = None;
+    ctx.client.multi_error = false;
+    let watched = std::mem::take(&mut ctx.client.watched);
+    ctx.store.unwatch_all(id, &watched);
+    ctx.client.watch_dirty.store(false, Ordering::SeqCst);
+    for ch in std::mem::take(&mut ctx.client.channels) {
+        if let Some(m) = ctx.store.pubsub.channels.get_mut(&ch) {
+            m.remove(&id);
+            if m.is_empty() {
+                ctx.store.pubsub.channels.remove(&ch);
+            }
+        }
+    }
+    for p in std::mem::take(&mut ctx.client.patterns) {
+        if let Some(m) = ctx.store.pubsub.patterns.get_mut(&p) {
+            m.remove(&id);
+            if m.is_empty() {
+                ctx.store.pubsub.patterns.remove(&p);
+            }
+        }
+    }
+    ctx.server.monitors.lock().retain(|(m, _)| *m != id);
+    ctx.client.db = 0;
+    ctx.client.resp3 = false;
+    ctx.client.name = None;
+    ctx.client.reply_off = false;
+    ctx.client.reply_skip_next = false;
+    ctx.client.no_evict = false;
+    ctx.client.authenticated = ctx.server.config.read().requirepass.is_none();
+    out.resp3 = false;
+    out.simple("RESET");
+    Ok(())
+}
+
+/// Redis allows only printable ASCII without spaces in client names.
+fn validate_name(name: &[u8]) -> CmdResult {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::msg(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+fn sub_arity_error(cmd: &str, sub: &str) -> CmdError {
+    CmdError(format!("ERR wrong number of arguments for '{cmd}|{sub}' command").into())
+}
+
+pub fn unknown_subcommand(sub: &[u8], cmd: &str) -> CmdError {
+    let s: String = String::from_utf8_lossy(sub).chars().take(128).collect();
+    CmdError(format!("ERR unknown subcommand '{s}'. Try {cmd} HELP.").into())
+}
+
+/// Writes a HELP reply: a title line and indented lines, as simple strings.
+pub fn help_reply(out: &mut Reply, cmd: &str, lines: &[&str]) {
+    out.array(lines.len() + 1);
+    out.simple(&format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
+    for l in lines {
+        out.simple(l);
+    }
+}
+
+/// Checks a subcommand's arity (Redis arity convention: N exact, -N at least).
+fn arity(argv: &[Bytes], n: i32, sub: &str) -> CmdResult {
+    let ok = if n >= 0 {
+        argv.len() == n as usize
+    } else {
+        argv.len() >= (-n) as usize
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(sub_arity_error("client", sub))
+    }
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "GETNAME",
+    "    Return the name of this connection.",
+    "ID",
+    "    Return the id of this connection.",
+    "INFO",
+    "    Return facts about this connection, in the CLIENT LIST line format.",
+    "KILL <ip:port>",
+    "    Close the connection coming from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Close connections matching every given filter:",
+    "    * ID <client-id>",
+    "    * ADDR <ip:port>",
+    "    * LADDR <ip:port> (the local address the client connected to)",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "    * USER <username>",
+    "    * SKIPME (YES|NO) (whether to spare the calling connection, default yes)",
+    "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <client-id> [<client-id> ...]]",
+    "    List the connections, one line each.",
+    "UNPAUSE",
+    "    End a client pause.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Hold back all commands, or only writes, from normal clients for <timeout> ms.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Turn replies for this connection on, off, or off for the next command.",
+    "SETNAME <name>",
+    "    Name this connection.",
+    "SETINFO (LIB-NAME|LIB-VER) <value>",
+    "    Record the client library's name or version.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Release a client blocked in BLPOP and similar commands.",
+    "NO-EVICT (ON|OFF)",
+    "    Exempt this connection from client eviction.",
+    "GETREDIR",
+    "    Tracking redirection id (always -1: tracking is not supported).",
+    "HELP",
+    "    Print this help.",
+];
+
+fn client(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let sub = argv[1].to_ascii_lowercase();
+    match &sub[..] {
+        b"id" => {
+            arity(argv, 2, "id")?;
+            out.int(ctx.client.id as i64);
+        }
+        b"getname" => {
+            arity(argv, 2, "getname")?;
+            out.opt_bulk(ctx.client.name.as_deref());
+        }
+        b"setname" => {
+            arity(argv, 3, "setname")?;
+            validate_name(&argv[2])?;
+            ctx.client.name = if argv[2].is_empty() {
+                None
+            } else {
+                Some(argv[2].clone())
+            };
+            out.ok();
+        }
+        b"list" => {
+            arity(argv, -2, "list")?;
+            client_list(ctx, out, argv)?;
+        }
+        b"info" => {
+            arity(argv, 2, "info")?;
+            let line = own_line(ctx, "client|info");
+            out.verbatim(&line);
+        }
+        b"kill" => {
+            arity(argv, -3, "kill")?;
+            client_kill(ctx, out, argv)?;
+        }
+        b"no-evict" => {
+            arity(argv, 3, "no-evict")?;
+            if is_kw(&argv[2], "on") {
+                ctx.client.no_evict = true;
+            } else if is_kw(&argv[2], "off") {
+                ctx.client.no_evict = false;
+            } else {
+                return Err(err::SYNTAX);
+            }
+            out.ok();
+        }
+        b"reply" => {
+            arity(argv, 3, "reply")?;
+            if is_kw(&argv[2], "on") {
+                ctx.client.reply_off = false;
+                ctx.client.reply_skip_next = false;
+                out.ok();
+            } else if is_kw(&argv[2], "off") {
+                ctx.client.reply_off = true;
+            } else if is_kw(&argv[2], "skip") {
+                if !ctx.client.reply_off {
+                    ctx.client.reply_skip_next = true;
+                }
+            } else {
+                return Err(err::SYNTAX);
+            }
+        }
+        b"pause" => {
+            arity(argv, -3, "pause")?;
+            let t = crate::resp::parse_i64(&argv[2]).ok_or(CmdError::msg(
+                "ERR timeout is not an integer or out of range",
+            ))?;
+            if t < 0 {
+                return Err(CmdError::msg("ERR timeout is negative"));
+            }
+            if argv.len() > 4 {
+                return Err(err::SYNTAX);
+            }
+            let mode = match argv.get(3) {
+                None => PauseMode::All,
+                Some(m) if is_kw(m, "all") => PauseMode::All,
+                Some(m) if is_kw(m, "write") => PauseMode::Write,
+                Some(_) => return Err(CmdError::msg("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+            };
+            ctx.server
+                .client_pause
+                .pause(std::time::Duration::from_millis(t as u64), mode);
+            out.ok();
+        }
+        b"unpause" => {
+            arity(argv, 2, "unpause")?;
+            ctx.server.client_pause.unpause();
+            out.ok();
+        }
+        b"getredir" => {
+            arity(argv, 2, "getredir")?;
+            out.int(-1);
+        }
+        b"setinfo" => {
+            arity(argv, 4, "setinfo")?;
+            let attr = if is_kw(&argv[2], "lib-name") {
+                "lib-name"
+            } else if is_kw(&argv[2], "lib-ver") {
+                "lib-ver"
+            } else {
+                return Err(CmdError(
+                    format!(
+                        "ERR Unrecognized option '{}'",
+                        String::from_utf8_lossy(&argv[2])
+                    )
+                    .into(),
+                ));
+            };
+            if argv[3].iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+                return Err(CmdError(
+                    format!("ERR {attr} cannot contain spaces, newlines or special characters.")
+                        .into(),
+                ));
+            }
+            let v = if argv[3].is_empty() {
+                None
+            } else {
+                Some(String::from_utf8_lossy(&argv[3]).into_owned())
+            };
+            if attr == "lib-name" {
+                ctx.client.lib_name = v;
+            } else {
+                ctx.client.lib_ver = v;
+            }
+            out.ok();
+        }
+        b"unblock" => {
+            arity(argv, -3, "unblock")?;
+            client_unblock(ctx, out, argv)?;
+        }
+        b"help" => {
+            arity(argv, 2, "help")?;
+            help_reply(out, "CLIENT", CLIENT_HELP);
+        }
+        _ => return Err(unknown_subcommand(&argv[1], "CLIENT")),
+    }
+    Ok(())
+}
+
+/// The command name CLIENT LIST shows in `cmd=`: lower case, with the subcommand
+/// for container commands (`client|list`, `config|get`), as Redis 7.0 does.
+pub fn cmd_display_name(name: &[u8], sub: Option<&[u8]>) -> String {
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let Some(cmd) = super::lookup(name.as_bytes()) else {
+        return "NULL".to_string();
+    };
+    const CONTAINERS: &[&str] = &[
+        "client", "config", "command", "slowlog", "object", "memory", "pubsub", "script",
+        "function", "acl", "cluster", "latency", "module", "xinfo",
+    ];
+    match sub {
+        Some(sub) if CONTAINERS.contains(&cmd.name) => {
+            let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
+            format!("{}|{}", cmd.name, sub)
+        }
+        _ => cmd.name.to_string(),
+    }
+}
+
+/// The client types CLIENT LIST/KILL filter on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ClientType {
+    Normal,
+    Master,
+    Replica,
+    PubSub,
+}
+
+fn parse_type(a: &[u8]) -> Result<ClientType, CmdError> {
+    let t = a.to_ascii_lowercase();
+    Ok(match &t[..] {
+        b"normal" => ClientType::Normal,
+        b"master" => ClientType::Master,
+        b"replica" | b"slave" => ClientType::Replica,
+        b"pubsub" => ClientType::PubSub,
+        _ => {
+            return Err(CmdError(
+                format!("ERR Unknown client type '{}'", String::from_utf8_lossy(a)).into(),
+            ))
+        }
+    })
+}
+
+fn type_of(info: &ClientInfo) -> ClientType {
+    if info.flags.contains('M') {
+        ClientType::Master
+    } else if info.flags.contains('S') {
+        ClientType::Replica
+    } else if info.sub + info.psub > 0 {
+        ClientType::PubSub
+    } else {
+        ClientType::Normal
+    }
+}
+
+/// The calling client's facts, fresher than its registry entry (which the
+/// connection updates after each batch).
+fn own_info(ctx: &Ctx, cmd: &str) -> Option<(Arc<ClientHandle>, ClientInfo)> {
+    let h = ctx.server.clients.lock().get(&ctx.client.id).cloned()?;
+    let mut info = h.info.lock().clone();
+    let c = &ctx.client;
+    info.db = c.db;
+    info.name = c.name.clone();
+    info.sub = c.channels.len();
+    info.psub = c.patterns.len();
+    info.multi = c.multi.as_ref().map_or(-1, |q| q.len() as i64);
+    info.resp = if c.resp3 { 3 } else { 2 };
+    info.lib_name = c.lib_name.clone();
+    info.lib_ver = c.lib_ver.clone();
+    info.last_cmd = cmd.to_string();
+    info.last_interaction = Some(Instant::now());
+    if c.is_master && !info.flags.contains('M') {
+        info.flags.push('M');
+    }
+    if c.is_replica && !info.flags.contains('S') {
+        info.flags.push('S');
+    }
+    Some((h, info))
+}
+
+fn own_line(ctx: &Ctx, cmd: &str) -> String {
+    match own_info(ctx, cmd) {
+        Some((h, info)) => client_line(&h, &info),
+        None => String::new(),
+    }
+}
+
+/// One CLIENT LIST line in Redis 7.0's field order (ends with `\n`).
+///
+/// Buffer and memory figures are Tandem's own approximations; `fd` is not exposed by
+/// the runtime and is reported as a stable per-connection number.
+pub fn client_line(h: &ClientHandle, info: &ClientInfo) -> String {
+    let now = Instant::now();
+    let age = now.duration_since(h.created).as_secs();
+    let idle = info
+        .last_interaction
+        .map_or(age, |t| now.duration_since(t).as_secs());
+    let mut flags = String::new();
+    for f in info.flags.chars() {
+        if f != 'N' && !flags.contains(f) {
+            flags.push(f);
+        }
+    }
+    if info.sub + info.psub > 0 && !flags.contains('P') {
+        flags.push('P');
+    }
+    if info.multi >= 0 && !flags.contains('x') {
+        flags.push('x');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let name = info
+        .name
+        .as_ref()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_default();
+    let cmd = if info.last_cmd.is_empty() {
+        "NULL"
+    } else {
+        info.last_cmd.as_str()
+    };
+    let user = if info.user.is_empty() {
+        "default"
+    } else {
+        info.user.as_str()
+    };
+    let qbuf_free = 20474usize.saturating_sub(info.qbuf);
+    let mut s = String::with_capacity(300);
+    let _ = write!(
+        s,
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+        h.id,
+        h.addr,
+        h.laddr,
+        h.id + 7,
+        name,
+        age,
+        idle,
+        flags,
+        info.db,
+        info.sub,
+        info.psub,
+        info.multi,
+        info.qbuf,
+        qbuf_free,
+        info.omem,
+        22_000 + info.qbuf + info.omem,
+        cmd,
+        user,
+        info.resp,
+    );
+    s.push('\n');
+    s
+}
+
+fn client_list(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let mut type_filter = None;
+    let mut ids: Option<Vec<u64>> = None;
+    if argv.len() == 4 && is_kw(&argv[2], "type") {
+        type_filter = Some(parse_type(&argv[3])?);
+    } else if argv.len() >= 4 && is_kw(&argv[2], "id") {
+        let mut v = Vec::new();
+        for a in &argv[3..] {
+            match crate::resp::parse_i64(a) {
+                Some(n) if n > 0 => v.push(n as u64),
+                _ => return Err(CmdError::msg("ERR Invalid client ID")),
+            }
+        }
+        ids = Some(v);
+    } else if argv.len() != 2 {
+        return Err(err::SYNTAX);
+    }
+    let own = own_info(ctx, "client|list");
+    let mut handles: Vec<Arc<ClientHandle>> = ctx.server.clients.lock().values().cloned().collect();
+    handles.sort_by_key(|h| h.id);
+    let mut text = String::new();
+    for h in handles {
+        if let Some(ids) = &ids {
+            if !ids.contains(&h.id) {
+                continue;
+            }
+        }
+        let info = match &own {
+            Some((oh, oi)) if oh.id == h.id => oi.clone(),
+            _ => h.info.lock().clone(),
+        };
+        if let Some(t) = type_filter {
+            if type_of(&info) != t {
+                continue;
+            }
+        }
+        text.push_str(&client_line(&h, &info));
+    }
+    out.verbatim(&text);
+    Ok(())
+}
+
+fn client_kill(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let me = ctx.client.id;
+    if argv.len() == 3 {
+        // Old form: CLIENT KILL addr:port. Kills the caller too if it matches.
+        let addr = String::from_utf8_lossy(&argv[2]).into_owned();
+        let target = ctx
+            .server
+            .clients
+            .lock()
+            .values()
+            .find(|h| h.addr == addr)
+            .cloned();
+        let Some(h) = target else {
+            return Err(CmdError::msg("ERR No such client"));
+        };
+        if h.id == me {
+            ctx.action = Some(Action::Close);
+        } else {
+            h.kill();
+        }
+        out.ok();
+        return Ok(());
+    }
+    let mut id: Option<u64> = None;
+    let mut addr: Option<String> = None;
+    let mut laddr: Option<String> = None;
+    let mut ctype: Option<ClientType> = None;
+    let mut skipme = true;
+    let mut i = 2;
+    while i < argv.len() {
+        let Some(val) = argv.get(i + 1) else {
+            return Err(err::SYNTAX);
+        };
+        let opt = argv[i].to_ascii_lowercase();
+        match &opt[..] {
+            b"id" => match crate::resp::parse_i64(val) {
+                Some(n) if n > 0 => id = Some(n as u64),
+                _ => return Err(CmdError::msg("ERR client-id should be greater than 0")),
+            },
+            b"type" => ctype = Some(parse_type(val)?),
+            b"addr" => addr = Some(String::from_utf8_lossy(val).into_owned()),
+            b"laddr" => laddr = Some(String::from_utf8_lossy(val).into_owned()),
+            b"user" => {
+                if &val[..] != b"default" {
+                    return Err(CmdError(
+                        format!("ERR No such user '{}'", String::from_utf8_lossy(val)).into(),
+                    ));
+                }
+            }
+            b"skipme" => {
+                if is_kw(val, "yes") {
+                    skipme = true;
+                } else if is_kw(val, "no") {
+                    skipme = false;
+                } else {
+                    return Err(err::SYNTAX);
+                }
+            }
+            _ => return Err(err::SYNTAX),
+        }
+        i += 2;
+    }
+    let own = own_info(ctx, "client|kill");
+    let handles: Vec<Arc<ClientHandle>> = ctx.server.clients.lock().values().cloned().collect();
+    let mut killed = 0;
+    for h in handles {
+        if id.is_some_and(|x| x != h.id)
+            || addr.as_ref().is_some_and(|a| *a != h.addr)
+            || laddr.as_ref().is_some_and(|a| *a != h.laddr)
+        {
+            continue;
+        }
+        if let Some(t) = ctype {
+            let info = match &own {
+                Some((oh, oi)) if oh.id == h.id => oi.clone(),
+                _ => h.info.lock().clone(),
+            };
+            if type_of(&info) != t {
+                continue;
+            }
+        }
+        if h.id == me {
+            if skipme {
+                continue;
+            }
+            ctx.action = Some(Action::Close);
+        } else {
+            h.kill();
+        }
+        killed += 1;
+    }
+    out.int(killed);
+    Ok(())
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: answers a blocked client as if its timeout
+/// fired, or with an UNBLOCKED error.
+fn client_unblock(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let id = arg_i64(&argv[2])?;
+    let as_error = match argv.get(3) {
+        None => false,
+        Some(m) if is_kw(m, "timeout") => false,
+        Some(m) if is_kw(m, "error") => true,
+        Some(_) => {
+            return Err(CmdError::msg(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    if argv.len() > 4 {
+        return Err(err::SYNTAX);
+    }
+    let Some(w) = ctx.store.unblock(id as u64) else {
+        out.int(0);
+        return Ok(());
+    };
+    let mut r = Reply::new(w.resp3);
+    if as_error {
+        r.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+    } else if w
+        .argv
+        .first()
+        .is_some_and(|c| is_kw(c, "blmove") || is_kw(c, "brpoplpush"))
+    {
+        r.null();
+    } else {
+        r.null_array();
+    }
+    let _ = w.tx.send(r.buf);
+    out.int(1);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_names_must_be_printable_without_spaces() {
+        assert!(validate_name(b"worker-1").is_ok());
+        assert!(validate_name(b"").is_ok());
+        assert!(validate_name(b"a b").is_err());
+        assert!(validate_name(b"a\nb").is_err());
+        assert!(validate_name(b"\x7f").is_err());
+    }
+
+    #[test]
+    fn client_list_shows_subcommands_of_container_commands() {
+        assert_eq!(cmd_display_name(b"CLIENT", Some(b"LIST")), "client|list");
+        assert_eq!(cmd_display_name(b"get", Some(b"k")), "get");
+        assert_eq!(cmd_display_name(b"PING", None), "ping");
+        assert_eq!(cmd_display_name(b"nosuch", None), "NULL");
+    }
+
+    #[test]
+    fn client_line_flags() {
+        let h = ClientHandle {
+            id: 5,
+            addr: "127.0.0.1:1000".into(),
+            laddr: "127.0.0.1:6379".into(),
+            created: Instant::now(),
+            info: parking_lot::Mutex::new(ClientInfo::default()),
+            killed: std::sync::atomic::AtomicBool::new(false),
+            kill_notify: tokio::sync::Notify::new(),
+        };
+        let mut info = ClientInfo {
+            multi: -1,
+            resp: 2,
+            ..Default::default()
+        };
+        let line = client_line(&h, &info);
+        assert!(line.starts_with("id=5 addr=127.0.0.1:1000 laddr=127.0.0.1:6379 "));
+        assert!(line.contains(" flags=N "), "{line}");
+        assert!(
+            line.contains(" cmd=NULL user=default redir=-1 resp=2\n"),
+            "{line}"
+        );
+        info.sub = 1;
+        info.multi = 2;
+        let line = client_line(&h, &info);
+        assert!(line.contains(" flags=Px "), "{line}");
+    }
+
+    #[test]
+    fn password_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret1"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
 }

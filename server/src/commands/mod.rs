@@ -182,27 +182,31 @@ impl Command {
     }
 }
 
+/// Command families: (COMMAND DOCS group, ACL category, commands). The one list
+/// both the dispatch table and COMMAND introspection are built from.
+pub const FAMILIES: &[(&str, &str, &[Command])] = &[
+    ("server", "", config_cmd::COMMANDS),
+    ("connection", "@connection", connection::COMMANDS),
+    ("hash", "@hash", hashes::COMMANDS),
+    ("generic", "@keyspace", keys::COMMANDS),
+    ("list", "@list", lists::COMMANDS),
+    ("pubsub", "@pubsub", pubsub::COMMANDS),
+    ("server", "", server::COMMANDS),
+    ("set", "@set", sets::COMMANDS),
+    ("string", "@string", strings::COMMANDS),
+    ("transactions", "@transaction", transactions::COMMANDS),
+    ("sorted-set", "@sortedset", zsets::COMMANDS),
+    ("server", "", persistence::COMMANDS),
+    ("server", "", replication::COMMANDS),
+];
+
 /// All commands, by lower-case name.
 pub fn table() -> &'static HashMap<&'static str, Command> {
     static TABLE: OnceLock<HashMap<&'static str, Command>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut m = HashMap::new();
-        for family in [
-            config_cmd::COMMANDS,
-            connection::COMMANDS,
-            hashes::COMMANDS,
-            keys::COMMANDS,
-            lists::COMMANDS,
-            pubsub::COMMANDS,
-            server::COMMANDS,
-            sets::COMMANDS,
-            strings::COMMANDS,
-            transactions::COMMANDS,
-            zsets::COMMANDS,
-            replication::COMMANDS,
-            persistence::COMMANDS,
-        ] {
-            for c in family {
+        for (_, _, family) in FAMILIES {
+            for c in family.iter() {
                 m.insert(c.name, *c);
             }
         }

@@ -430,7 +430,9 @@ pub fn load<R: Read>(r: &mut R, dbs: &mut [Db], opts: &LoadOptions) -> Result<Lo
                     info.empty_skipped += 1;
                     continue;
                 }
-                let d = &mut dbs[db];
+                let Some(d) = dbs.get_mut(db) else {
+                    return Err(RdbError::TooManyDbs(dbs.len()));
+                };
                 if d.contains(&key) {
                     return Err(RdbError::DuplicateKey {
                         key: lossy(&key),

@@ -231,7 +231,24 @@ fn rdb_string(s: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn legacy_types_and_opcodes_load() {
+fn legacy_encodings_fuzz_never_panics() {
+    // Every legacy encoding, also under random mutation: errors, never panics.
+    let (data, _) = legacy_rdb();
+    assert!(load_vec(&data).is_ok());
+    let mut x: u64 = 0x1234_5678_9ABC_DEF1;
+    for _ in 0..400 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut m = data.clone();
+        let p = 9 + (x as usize) % (m.len() - 9);
+        m[p] = (x >> 32) as u8;
+        let _ = load_vec(&m);
+        let _ = load_vec(&m[..p]);
+    }
+}
+
+fn legacy_rdb() -> (Vec<u8>, Vec<u8>) {
     let mut body = Vec::new();
     // AUX, module aux (skipped), FUNCTION2 (skipped), SELECTDB 2, RESIZEDB.
     body.push(OP_AUX);
@@ -316,7 +333,12 @@ fn legacy_types_and_opcodes_load() {
     body.extend([T_SET]);
     body.extend(rdb_string(b"empty"));
     body.push(0);
-    let data = hand_rdb(&body);
+    (hand_rdb(&body), long)
+}
+
+#[test]
+fn legacy_types_and_opcodes_load() {
+    let (data, long) = legacy_rdb();
     let (dbs, info) = load_vec(&data).unwrap();
     assert_eq!(info.expired, 1);
     assert_eq!(info.empty_skipped, 1);
@@ -357,6 +379,19 @@ fn header_errors() {
     assert!(matches!(
         load_vec(b"REDIS0011\xff"),
         Err(RdbError::UnsupportedVersion(11))
+    ));
+    // No databases at all: refused, not a panic.
+    let data = save_vec(&sample_dbs(), &SaveOptions::default());
+    assert!(matches!(
+        load(
+            &mut &data[..],
+            &mut [],
+            &LoadOptions {
+                now_ms: 0,
+                drop_expired: false
+            }
+        ),
+        Err(RdbError::TooManyDbs(0))
     ));
     let body = vec![OP_SELECTDB, 16];
     assert!(matches!(

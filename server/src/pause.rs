@@ -1,0 +1,155 @@
+//! CLIENT PAUSE / UNPAUSE: holds back commands from normal clients for a while, as
+//! Redis 7.0 does (used for switchovers: pause writes, let replicas catch up,
+//! promote). In `WRITE` mode only commands that may change the dataset or reach
+//! the replication stream wait (WRITE and MAY_REPLICATE commands, and EXEC of a
+//! transaction holding one); in `ALL` mode every command waits. The master link and
+//! replicas are never paused. A waiting command runs once the pause ends, after the
+//! replies to the commands before it were sent.
+//!
+//! While a pause is active the keyspace is frozen from the replication point of
+//! view; background work that changes data (active expiry, eviction) should check
+//! [`ClientPause::is_paused`] and skip.
+
+use crate::commands::{flags, Command};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseMode {
+    Write,
+    All,
+}
+
+#[derive(Debug, Default)]
+pub struct ClientPause {
+    /// Fast path for the per-command check: true while a pause may be active.
+    active: AtomicBool,
+    state: Mutex<Option<(Instant, PauseMode)>>,
+    notify: tokio::sync::Notify,
+}
+
+impl ClientPause {
+    /// Starts (or extends) a pause. Like Redis, an active pause keeps the later end
+    /// time and the more restrictive mode.
+    pub fn pause(&self, dur: Duration, mode: PauseMode) {
+        let end = Instant::now() + dur;
+        let mut st = self.state.lock();
+        let new = match *st {
+            Some((e, m)) if e > Instant::now() => (
+                e.max(end),
+                if m == PauseMode::All || mode == PauseMode::All {
+                    PauseMode::All
+                } else {
+                    PauseMode::Write
+                },
+            ),
+            _ => (end, mode),
+        };
+        *st = Some(new);
+        self.active.store(true, Ordering::SeqCst);
+        // Waiters re-read the state (a shorter wait may have become longer).
+        self.notify.notify_waiters();
+    }
+
+    pub fn unpause(&self) {
+        *self.state.lock() = None;
+        self.active.store(false, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// The active pause, if any (expired pauses are cleared here).
+    pub fn current(&self) -> Option<(Instant, PauseMode)> {
+        if !self.active.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut st = self.state.lock();
+        match *st {
+            Some((end, mode)) if end > Instant::now() => Some((end, mode)),
+            _ => {
+                *st = None;
+                self.active.store(false, Ordering::SeqCst);
+                None
+            }
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Whether `cmd` must wait now. `exec_has_writes`: the command is EXEC and the
+    /// transaction contains a write.
+    pub fn holds(&self, cmd: &Command, exec_has_writes: bool) -> bool {
+        match self.current() {
+            None => false,
+            Some((_, PauseMode::All)) => true,
+            Some((_, PauseMode::Write)) => {
+                cmd.is(flags::WRITE) || cmd.is(flags::MAY_REPLICATE) || exec_has_writes
+            }
+        }
+    }
+
+    /// Resolves when no pause is active any more.
+    pub async fn wait_end(&self) {
+        // Bounded: each round ends at the pause deadline or at an (un)pause.
+        for _ in 0..1_000_000 {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let Some((end, _)) = self.current() else {
+                return;
+            };
+            let left = end.saturating_duration_since(Instant::now());
+            tokio::select! {
+                _ = tokio::time::sleep(left) => {}
+                _ = &mut notified => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_pause_holds_only_writes() {
+        let p = ClientPause::default();
+        let get = crate::commands::lookup(b"get").expect("get");
+        let set = crate::commands::lookup(b"set").expect("set");
+        assert!(!p.holds(set, false));
+        p.pause(Duration::from_secs(10), PauseMode::Write);
+        assert!(p.holds(set, false));
+        assert!(!p.holds(get, false));
+        assert!(p.holds(get, true));
+        // A WRITE pause during an ALL pause keeps ALL.
+        p.pause(Duration::from_millis(1), PauseMode::All);
+        assert!(p.holds(get, false));
+        p.unpause();
+        assert!(!p.holds(set, false));
+        assert!(!p.is_paused());
+    }
+
+    #[test]
+    fn pause_ends_by_itself() {
+        let p = ClientPause::default();
+        p.pause(Duration::from_millis(0), PauseMode::All);
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(!p.is_paused());
+    }
+
+    #[tokio::test]
+    async fn waiters_wake_on_unpause() {
+        let p = std::sync::Arc::new(ClientPause::default());
+        p.pause(Duration::from_secs(60), PauseMode::All);
+        let p2 = p.clone();
+        let t = tokio::spawn(async move { p2.wait_end().await });
+        tokio::task::yield_now().await;
+        p.unpause();
+        tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .expect("woken")
+            .expect("join");
+    }
+}
