@@ -247,14 +247,12 @@ async fn attempt(server: &Arc<Server>, gen: u64, host: &str, port: u16) -> LinkE
         buf: BytesMut::with_capacity(16 * 1024),
     };
     match handshake(server, gen, &mut io).await {
-        Ok(Synced::Full {
-            replid,
-            offset,
-            eof,
-        }) => match transfer(server, gen, &mut io, replid, offset, eof).await {
-            Ok((reploff, db)) => stream_loop(server, gen, io, reploff, db).await,
-            Err(end) => end,
-        },
+        Ok(Synced::Full { replid, offset }) => {
+            match transfer(server, gen, &mut io, replid, offset).await {
+                Ok((reploff, db)) => stream_loop(server, gen, io, reploff, db).await,
+                Err(end) => end,
+            }
+        }
         Ok(Synced::Partial { reploff, db }) => stream_loop(server, gen, io, reploff, db).await,
         Err(end) => end,
     }
@@ -270,11 +268,10 @@ fn io_text(e: &std::io::Error) -> String {
 }
 
 enum Synced {
-    /// +FULLRESYNC (or legacy SYNC: replid "?" and offset -1); `eof` unused here.
+    /// +FULLRESYNC (or legacy SYNC: replid "?" and offset -1).
     Full {
         replid: String,
         offset: i64,
-        eof: bool,
     },
     Partial {
         reploff: i64,
@@ -409,7 +406,6 @@ async fn handshake(server: &Arc<Server>, gen: u64, io: &mut LinkIo) -> Result<Sy
                 Ok(Synced::Full {
                     replid: replid.to_string(),
                     offset,
-                    eof: false,
                 })
             }
             _ => {
@@ -467,7 +463,6 @@ async fn handshake(server: &Arc<Server>, gen: u64, io: &mut LinkIo) -> Result<Sy
     Ok(Synced::Full {
         replid: "?".into(),
         offset: -1,
-        eof: false,
     })
 }
 
@@ -478,7 +473,6 @@ async fn transfer(
     io: &mut LinkIo,
     replid: String,
     offset: i64,
-    _eof: bool,
 ) -> Result<(i64, usize), LinkEnd> {
     let timeout = Duration::from_secs(server.config.read().repl_timeout.max(1));
     if !update(server, gen, |_, m| {
