@@ -325,3 +325,35 @@ fn restarted_master_serves_a_partial_resync_from_its_saved_history() {
     assert_eq!(count(&ml, "Starting BGSAVE for SYNC"), 0, "{ml}");
     assert!(r.stdout().contains("Master replication ID changed to "));
 }
+
+#[test]
+fn client_kill_type_master_leads_to_a_partial_resync() {
+    let m = TestServer::start(&["--repl-diskless-sync", "no"]);
+    let target = format!("127.0.0.1 {}", m.port);
+    let r = TestServer::start(&["--replicaof", &target]);
+    wait_connected(&r);
+    let mut rc = r.conn();
+    // The master link is listed with flags=M.
+    match rc.cmd("CLIENT LIST TYPE master") {
+        R::Bulk(b) => {
+            let l = String::from_utf8_lossy(&b).into_owned();
+            assert!(l.contains(" flags=M "), "{l}");
+        }
+        other => panic!("CLIENT LIST: {other:?}"),
+    }
+    assert_eq!(rc.cmd("CLIENT KILL TYPE master"), R::Int(1));
+    let mut mc = m.conn();
+    assert_eq!(mc.cmd("SET k after-kill"), R::ok());
+    assert!(wait_until(WAIT, || rc.cmd("GET k") == R::bulk("after-kill")));
+    let rl = r.stdout();
+    assert!(
+        rl.contains("Caching the disconnected master state."),
+        "{rl}"
+    );
+    assert!(rl.contains("Reconnecting to MASTER 127.0.0.1:"), "{rl}");
+    assert!(
+        rl.contains("Successful partial resynchronization with master."),
+        "{rl}"
+    );
+    assert_eq!(count(&m.stdout(), "Starting BGSAVE for SYNC"), 1);
+}

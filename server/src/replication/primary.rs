@@ -248,6 +248,12 @@ pub async fn serve_replica(
     handle: Arc<ClientHandle>,
 ) {
     let id = handle.id;
+    {
+        let mut info = handle.info.lock();
+        if !info.flags.contains('S') {
+            info.flags.push('S');
+        }
+    }
     let handoff = server.store.lock().repl.handoffs.remove(&id);
     let (rd, mut wr) = stream.into_split();
     let acked = Arc::new(tokio::sync::Notify::new());

@@ -762,6 +762,15 @@ fn link_broken(server: &Server, gen: u64) -> LinkEnd {
     }
 }
 
+/// Removes the master client from the client registry when the link ends.
+struct Registered<'a>(&'a Server, crate::server::ClientId);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.clients.lock().remove(&self.1);
+    }
+}
+
 /// Applies the master's stream: executes each command as the master client,
 /// counts offsets (not inside a MULTI), proxies applied bytes, ACKs.
 async fn stream_loop(
@@ -772,6 +781,14 @@ async fn stream_loop(
     db: usize,
 ) -> LinkEnd {
     let LinkIo { stream, buf } = io;
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let local = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let (mut rd, mut wr) = stream.into_split();
     let mut inbuf = buf;
     // `raw` mirrors `inbuf` from the last applied command boundary on, so the exact
@@ -792,6 +809,25 @@ async fn stream_loop(
     client.is_master = true;
     client.authenticated = true;
     client.db = db;
+    // Listed by CLIENT LIST (flags=M); CLIENT KILL TYPE master drops the link.
+    let handle = Arc::new(crate::server::ClientHandle {
+        id,
+        addr: peer,
+        laddr: local,
+        created: Instant::now(),
+        info: parking_lot::Mutex::new(crate::server::ClientInfo {
+            resp: 2,
+            user: "default".into(),
+            flags: "M".into(),
+            db,
+            multi: -1,
+            ..Default::default()
+        }),
+        killed: std::sync::atomic::AtomicBool::new(false),
+        kill_notify: tokio::sync::Notify::new(),
+    });
+    server.clients.lock().insert(id, handle.clone());
+    let _registered = Registered(server, id);
     let mut parser = RequestParser::new(max_bulk);
     let mut ack = tokio::time::interval(Duration::from_secs(1));
     ack.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -864,6 +900,14 @@ async fn stream_loop(
                 m.last_io = last_io;
             }
         }
+        {
+            let mut info = handle.info.lock();
+            info.db = client.db;
+            info.last_interaction = Some(last_io);
+        }
+        if handle.is_killed() {
+            return link_lost(server, gen, reploff, client.db);
+        }
         for off in getacks {
             if wr.write_all(&ack_bytes(off)).await.is_err() {
                 return link_lost(server, gen, reploff, client.db);
@@ -881,6 +925,9 @@ async fn stream_loop(
                         last_io = Instant::now();
                     }
                 }
+            }
+            _ = handle.kill_notify.notified() => {
+                return link_lost(server, gen, reploff, client.db);
             }
             _ = ack.tick() => {
                 if last_io.elapsed() > timeout {
