@@ -1,7 +1,8 @@
 //! Tandem operator: reconciles `RedisReplication` resources into StatefulSets of tandem-server.
 //!
 //! Layout: `crd` (the API types), `names` (names/labels), `build` (pure desired objects),
-//! `controller` (the reconcile driver and its steps), `metrics`, `leader`, `http`.
+//! `controller` (the reconcile driver and its steps), `roles` (pure failover and
+//! topology planners), `metrics`, `leader`, `http`.
 
 pub mod build;
 pub mod controller;
@@ -10,3 +11,4 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod names;
+pub mod roles;

@@ -252,38 +252,11 @@ pub fn memory(server: &Arc<Server>, _store: &Store) -> String {
 }
 
 /// Placeholder facts until the persistence subsystem provides its own section.
-pub fn persistence(_server: &Arc<Server>, store: &Store) -> String {
+pub fn persistence(server: &Arc<Server>, store: &Store) -> String {
     let mut o = String::new();
-    field(&mut o, "loading", 0);
-    field(&mut o, "async_loading", 0);
-    field(&mut o, "current_cow_peak", 0);
-    field(&mut o, "current_cow_size", 0);
-    field(&mut o, "current_cow_size_age", 0);
-    field(&mut o, "current_fork_perc", "0.00");
-    field(&mut o, "current_save_keys_processed", 0);
-    field(&mut o, "current_save_keys_total", 0);
-    field(&mut o, "rdb_changes_since_last_save", store.dirty);
-    field(&mut o, "rdb_bgsave_in_progress", 0);
-    field(&mut o, "rdb_last_save_time", store.lastsave);
-    field(&mut o, "rdb_last_bgsave_status", "ok");
-    field(&mut o, "rdb_last_bgsave_time_sec", -1);
-    field(&mut o, "rdb_current_bgsave_time_sec", -1);
-    field(&mut o, "rdb_saves", 0);
-    field(&mut o, "rdb_last_cow_size", 0);
-    field(&mut o, "rdb_last_load_keys_expired", 0);
-    field(&mut o, "rdb_last_load_keys_loaded", 0);
-    field(&mut o, "aof_enabled", 0);
-    field(&mut o, "aof_rewrite_in_progress", 0);
-    field(&mut o, "aof_rewrite_scheduled", 0);
-    field(&mut o, "aof_last_rewrite_time_sec", -1);
-    field(&mut o, "aof_current_rewrite_time_sec", -1);
-    field(&mut o, "aof_last_bgrewrite_status", "ok");
-    field(&mut o, "aof_rewrites", 0);
-    field(&mut o, "aof_rewrites_consecutive_failures", 0);
-    field(&mut o, "aof_last_write_status", "ok");
-    field(&mut o, "aof_last_cow_size", 0);
-    field(&mut o, "module_fork_in_progress", 0);
-    field(&mut o, "module_fork_last_cow_size", 0);
+    for (k, v) in crate::persist::info_fields(server, store) {
+        field(&mut o, &k, v);
+    }
     o
 }
 

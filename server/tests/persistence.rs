@@ -307,3 +307,17 @@ fn failed_bgsave_stops_writes_with_misconf() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+#[test]
+fn debug_reload_saves_and_reloads_the_same_dataset() {
+    let s = TestServer::start(&["--enable-debug-command", "yes", "--save", ""]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("SET a 1"), R::ok());
+    assert_eq!(c.cmd("RPUSH l x y z"), R::Int(3));
+    assert_eq!(c.cmd("HSET h f v"), R::Int(1));
+    let before = c.cmd("DEBUG DIGEST");
+    assert_eq!(c.cmd("DEBUG RELOAD"), R::ok());
+    assert_eq!(c.cmd("DEBUG DIGEST"), before);
+    assert_eq!(c.cmd("DBSIZE"), R::Int(3));
+    assert!(s.dir.path().join("dump.rdb").exists());
+}

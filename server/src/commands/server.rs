@@ -516,6 +516,11 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
             out.ok();
         }
+        b"reload" if argc == 2 => {
+            // SAVE, empty the dataset and load the file again (as Redis's DEBUG RELOAD).
+            crate::persist::debug_reload(ctx.server, ctx.store).map_err(CmdError::msg)?;
+            out.ok();
+        }
         b"set-active-expire" if argc == 3 => {
             let on = strtod_prefix(&argv[2]) as i64 != 0;
             ctx.server.active_expire_enabled.store(on, Ordering::SeqCst);
