@@ -25,6 +25,12 @@ pub enum Outcome {
     Shutdown {
         save: Option<bool>,
     },
+    /// WAIT numreplicas timeout: wait for replica ACKs, reply with the count.
+    WaitReplicas {
+        num: i64,
+        offset: i64,
+        timeout_ms: u64,
+    },
 }
 
 /// Formats Redis's unknown-command error.
@@ -96,7 +102,12 @@ pub fn process(
     let outcome = call(server, store, client, cmd, &argv, out, true);
     finish_propagation(store, before);
     serve_blocked(server, store);
+    let wrote = !store.propagated.is_empty();
     flush_propagated(server, store);
+    if wrote {
+        // WAIT waits for the replication offset after this client's last write.
+        client.woff = store.repl.master_repl_offset;
+    }
     outcome
 }
 
@@ -123,6 +134,9 @@ fn precheck(
         && server.config.read().replica_read_only
     {
         return Some("READONLY You can't write against a read only replica.".into());
+    }
+    if let Some(msg) = crate::replication::precheck(server, store, client, cmd) {
+        return Some(msg);
     }
     if client.subscriptions() > 0 && !client.resp3 && !cmd.is(flags::PUBSUB) {
         return Some(format!(
@@ -216,6 +230,15 @@ pub fn call(
         Some(Action::Monitor) => Outcome::Monitor,
         Some(Action::Shutdown { save }) => Outcome::Shutdown { save },
         Some(Action::Sleep(_)) => Outcome::Done,
+        Some(Action::WaitReplicas {
+            num,
+            offset,
+            timeout_ms,
+        }) => Outcome::WaitReplicas {
+            num,
+            offset,
+            timeout_ms,
+        },
         Some(Action::Block { keys, timeout_ms }) => {
             if !may_block {
                 return Outcome::Done;

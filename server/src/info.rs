@@ -284,9 +284,9 @@ pub fn stats(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "instantaneous_input_repl_kbps", "0.00");
     field(&mut o, "instantaneous_output_repl_kbps", "0.00");
     field(&mut o, "rejected_connections", g(&s.rejected_connections));
-    field(&mut o, "sync_full", 0);
-    field(&mut o, "sync_partial_ok", 0);
-    field(&mut o, "sync_partial_err", 0);
+    for (k, v) in crate::replication::stats_fields(store) {
+        field(&mut o, &k, v);
+    }
     field(&mut o, "expired_keys", g(&s.expired_keys));
     field(&mut o, "expired_stale_perc", "0.00");
     field(&mut o, "expired_time_cap_reached_count", 0);
@@ -356,24 +356,12 @@ pub fn replid() -> &'static str {
     ID.get_or_init(crate::server::random_hex40)
 }
 
-/// Placeholder facts until the replication subsystem provides its own section.
-pub fn replication(_server: &Arc<Server>, store: &Store) -> String {
+/// The replication section, from the replication subsystem (`replication::info_fields`).
+pub fn replication(server: &Arc<Server>, store: &Store) -> String {
     let mut o = String::new();
-    field(
-        &mut o,
-        "role",
-        if store.is_replica { "slave" } else { "master" },
-    );
-    field(&mut o, "connected_slaves", 0);
-    field(&mut o, "master_failover_state", "no-failover");
-    field(&mut o, "master_replid", replid());
-    field(&mut o, "master_replid2", "0".repeat(40));
-    field(&mut o, "master_repl_offset", 0);
-    field(&mut o, "second_repl_offset", -1);
-    field(&mut o, "repl_backlog_active", 0);
-    field(&mut o, "repl_backlog_size", 1048576);
-    field(&mut o, "repl_backlog_first_byte_offset", 0);
-    field(&mut o, "repl_backlog_histlen", 0);
+    for (k, v) in crate::replication::info_fields(server, store) {
+        field(&mut o, &k, v);
+    }
     o
 }
 

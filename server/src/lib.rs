@@ -22,6 +22,7 @@ pub mod persist;
 pub mod propagate;
 pub mod pubsub;
 pub mod rdb;
+pub mod replication;
 pub mod resp;
 pub mod server;
 pub mod shutdown;
@@ -61,6 +62,7 @@ pub async fn run(config: config::Config) -> Result<(), String> {
     daemon::write_pidfile(&config.pidfile);
     persist::load_at_startup(&server)?;
     notice!("Ready to accept connections");
+    replication::start(&server);
     for l in listeners {
         tokio::spawn(net::accept_loop(server.clone(), l));
     }

@@ -169,6 +169,19 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
             Stats::incr(&server.stats.net_output_bytes, conn.out.len() as u64);
             conn.out.buf.clear();
         }
+        if conn.client.is_replica {
+            // SYNC/PSYNC succeeded: the socket now carries the replication stream.
+            let inbuf = std::mem::take(&mut conn.inbuf);
+            crate::replication::primary::serve_replica(
+                server.clone(),
+                stream,
+                inbuf,
+                handle.clone(),
+            )
+            .await;
+            conn.cleanup();
+            return;
+        }
         if conn.paused.is_some() {
             tokio::select! {
                 _ = server.client_pause.wait_end() => {}
@@ -280,7 +293,7 @@ impl Conn {
                         self.client.reply_skip_next = false;
                     }
                     self.out.resp3 = self.client.resp3;
-                    if !matches!(outcome, Outcome::Done) {
+                    if !matches!(outcome, Outcome::Done) || self.client.is_replica {
                         break;
                     }
                 }
@@ -300,6 +313,21 @@ impl Conn {
                 Outcome::Shutdown { save } => {
                     crate::shutdown::request(&self.server, save);
                     return Ok(false);
+                }
+                Outcome::WaitReplicas {
+                    num,
+                    offset,
+                    timeout_ms,
+                } => {
+                    let n = crate::replication::primary::wait_replicas(
+                        &self.server,
+                        Some(&self.handle),
+                        offset,
+                        num,
+                        timeout_ms,
+                    )
+                    .await;
+                    self.out.int(n);
                 }
                 Outcome::Monitor => {
                     let (tx, rx) = mpsc::unbounded_channel();

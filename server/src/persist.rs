@@ -133,7 +133,8 @@ pub fn save(server: &Server, store: &mut Store) -> Result<(), String> {
     if STATE.lock().bgsave_in_progress {
         return Err(ERR_BGSAVE_IN_PROGRESS.into());
     }
-    let t = Target::from_server(server);
+    let mut t = Target::from_server(server);
+    t.opts.repl = crate::replication::rdb_repl_info(store);
     match write_file_atomic(&store.dbs, &t.dir, &t.dbfilename, &t.opts) {
         Ok(()) => {
             notice!("DB saved on disk");
@@ -157,7 +158,8 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     if st.bgsave_in_progress {
         return Err(ERR_BGSAVE_IN_PROGRESS.into());
     }
-    let target = Target::from_server(server);
+    let mut target = Target::from_server(server);
+    target.opts.repl = crate::replication::rdb_repl_info(store);
     let snapshot: Vec<Db> = store.dbs.clone();
     st.bgsave_in_progress = true;
     st.bgsave_started = Some(Instant::now());
@@ -362,7 +364,8 @@ pub fn on_shutdown(server: &Server) -> Result<(), String> {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let mut store = server.store.lock();
-    let t = Target::from_server(server);
+    let mut t = Target::from_server(server);
+    t.opts.repl = crate::replication::rdb_repl_info(&store);
     match write_file_atomic(&store.dbs, &t.dir, &t.dbfilename, &t.opts) {
         Ok(()) => {
             notice!("DB saved on disk");

@@ -95,6 +95,11 @@ impl RequestParser {
         }
     }
 
+    /// True between requests (not inside a partly received multibulk).
+    pub fn is_idle(&self) -> bool {
+        self.pending == 0
+    }
+
     /// Parses the next request out of `buf`, consuming its bytes.
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
         if self.pending == 0 {

@@ -151,6 +151,8 @@ pub struct Store {
     pub is_replica: bool,
     /// Unix time (s) of the last successful save.
     pub lastsave: i64,
+    /// Replication ids, offsets, backlog, replicas and master link.
+    pub repl: crate::replication::ReplState,
 }
 
 impl Store {
@@ -166,6 +168,7 @@ impl Store {
             propagated: Vec::new(),
             is_replica: false,
             lastsave: now_ms() / 1000,
+            repl: crate::replication::ReplState::default(),
         }
     }
 

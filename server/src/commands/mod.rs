@@ -10,6 +10,7 @@ pub mod keys;
 pub mod lists;
 pub mod persistence;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -196,6 +197,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("transactions", "@transaction", transactions::COMMANDS),
     ("sorted-set", "@sortedset", zsets::COMMANDS),
     ("server", "", persistence::COMMANDS),
+    ("server", "", replication::COMMANDS),
 ];
 
 /// All commands, by lower-case name.
@@ -257,6 +259,8 @@ pub struct ClientState {
     pub woff: i64,
     /// Where Pub/Sub messages for this connection are sent.
     pub msg_tx: Option<crate::pubsub::MsgSender>,
+    /// What a would-be replica announced with REPLCONF (port, ip, capabilities).
+    pub repl_conf: Option<Box<crate::replication::ReplConf>>,
 }
 
 impl ClientState {
@@ -282,6 +286,7 @@ impl ClientState {
             lib_ver: None,
             woff: 0,
             msg_tx: None,
+            repl_conf: None,
         }
     }
 
@@ -301,6 +306,13 @@ pub enum Action {
     Monitor,
     /// Stop the server (SHUTDOWN); `save` = Some(true|false) forces SAVE/NOSAVE.
     Shutdown { save: Option<bool> },
+    /// WAIT: block until `num` replicas acknowledged `offset` or the timeout (ms, 0 =
+    /// forever) passes, then reply with the count.
+    WaitReplicas {
+        num: i64,
+        offset: i64,
+        timeout_ms: u64,
+    },
     /// Sleep without holding the lock (never used for DEBUG SLEEP, which blocks all like Redis).
     Sleep(std::time::Duration),
 }
