@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("ping", -1, FAST | STALE | PUBSUB, ping),
+    Command::new("ping", -1, FAST | PUBSUB, ping),
     Command::new("echo", 2, FAST, echo),
     Command::new("quit", -1, NO_AUTH | STALE | PUBSUB | NO_MULTI | FAST, quit),
     Command::new(
