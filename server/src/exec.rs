@@ -118,20 +118,17 @@ fn precheck(
     client: &ClientState,
     cmd: &Command,
 ) -> Option<String> {
-    if cmd.is(flags::DENYOOM) && !client.is_master {
+    if cmd.is(flags::DENYOOM) && !client.is_master && store.hot.maxmemory != 0 {
         if let Err(e) = crate::evict::ensure_memory(server, store) {
             return Some(e);
         }
     }
-    if cmd.is(flags::WRITE) && !client.is_master {
+    if cmd.is(flags::WRITE) && !client.is_master && store.hot.stop_writes_on_bgsave_error {
         if let Some(e) = crate::persist::write_refusal(server) {
             return Some(e.into());
         }
     }
-    if store.is_replica
-        && cmd.is(flags::WRITE)
-        && !client.is_master
-        && server.config.read().replica_read_only
+    if store.is_replica && cmd.is(flags::WRITE) && !client.is_master && store.hot.replica_read_only
     {
         return Some("READONLY You can't write against a read only replica.".into());
     }
@@ -196,7 +193,8 @@ pub fn call(
         ..
     } = ctx;
     let elapsed = started.elapsed();
-    {
+    let threshold = store.hot.slowlog_log_slower_than;
+    if threshold >= 0 && elapsed.as_micros() as i64 >= threshold {
         let mut log = server.slowlog.lock();
         if log.observe(server, argv, elapsed) {
             // Rare (slow commands only): fill in who ran it, as SLOWLOG GET shows.
@@ -401,8 +399,16 @@ fn feed_monitors(
     cmd: &Command,
     argv: &[Bytes],
 ) {
+    if server
+        .monitor_count
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+        || cmd.is(flags::NO_MONITOR)
+    {
+        return;
+    }
     let mut mons = server.monitors.lock();
-    if mons.is_empty() || cmd.is(flags::NO_MONITOR) {
+    if mons.is_empty() {
         return;
     }
     let now = std::time::SystemTime::now()
@@ -428,6 +434,9 @@ fn feed_monitors(
     line.push_str("\r\n");
     let line = Bytes::from(line);
     mons.retain(|(_, tx)| tx.send(line.clone()).is_ok());
+    server
+        .monitor_count
+        .store(mons.len(), std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(test)]

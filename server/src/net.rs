@@ -148,7 +148,8 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
         inbuf: BytesMut::with_capacity(16 * 1024),
         out: Reply::new(false),
         monitor_rx: None,
-        paused: None,
+        pending: std::collections::VecDeque::new(),
+        held: false,
     };
     let mut shutdown = server.shutdown.subscribe();
 
@@ -171,7 +172,15 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
         }
         if conn.client.is_replica {
             // SYNC/PSYNC succeeded: the socket now carries the replication stream.
-            let inbuf = std::mem::take(&mut conn.inbuf);
+            // Requests parsed ahead of the hand-over go back in front of the bytes.
+            let mut inbuf = BytesMut::new();
+            let mut ahead = Vec::new();
+            for argv in conn.pending.drain(..) {
+                crate::propagate::encode_command(&argv, &mut ahead);
+            }
+            inbuf.extend_from_slice(&ahead);
+            inbuf.extend_from_slice(&conn.inbuf);
+            conn.inbuf.clear();
             crate::replication::primary::serve_replica(
                 server.clone(),
                 stream,
@@ -182,9 +191,9 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
             conn.cleanup();
             return;
         }
-        if conn.paused.is_some() {
+        if conn.held {
             tokio::select! {
-                _ = server.client_pause.wait_end() => {}
+                _ = server.client_pause.wait_end() => conn.held = false,
                 Some(msg) = msg_rx.recv() => conn.encode_pubsub(msg),
                 _ = handle.kill_notify.notified() => break 'conn,
                 _ = shutdown.changed() => break 'conn,
@@ -236,41 +245,45 @@ struct Conn {
     inbuf: BytesMut,
     out: Reply,
     monitor_rx: Option<mpsc::UnboundedReceiver<Bytes>>,
-    /// A command held back by CLIENT PAUSE; it runs first once the pause ends.
-    paused: Option<Vec<Bytes>>,
+    /// Parsed commands not yet executed (the rest of a pipeline after a command
+    /// that blocked, or a batch cut at MAX_BATCH).
+    pending: std::collections::VecDeque<Vec<Bytes>>,
+    /// The first pending command is held back by CLIENT PAUSE until the pause ends.
+    held: bool,
 }
 
 impl Conn {
     /// Executes the buffered requests. Ok(false) = close the connection.
+    ///
+    /// Requests are parsed (and their arguments copied out of the read buffer) before
+    /// the store lock is taken, so two connections parse in parallel and only the
+    /// execution is serialised.
     async fn run_buffered(&mut self, stream: &TcpStream) -> Result<bool, ()> {
         // Name and first argument of the last command, for CLIENT LIST's `cmd=`.
         let mut last_cmd: Option<(Bytes, Option<Bytes>)> = None;
         loop {
             let mut outcome = Outcome::Done;
             let mut processed = 0;
-            {
+            let mut protocol_error = None;
+            while self.pending.len() < MAX_BATCH {
+                match self.parser.parse(&mut self.inbuf) {
+                    Ok(Some(Request::Command(argv))) => self.pending.push_back(argv),
+                    Ok(Some(Request::Empty)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        // Commands before the bad bytes still run, as in Redis.
+                        protocol_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            if !self.pending.is_empty() && !self.held {
                 let mut store = self.server.store.lock();
-                while processed < MAX_BATCH {
-                    let next = match self.paused.take() {
-                        Some(argv) => Ok(Some(Request::Command(argv))),
-                        None => self.parser.parse(&mut self.inbuf),
-                    };
-                    let req = match next {
-                        Ok(Some(r)) => r,
-                        Ok(None) => break,
-                        Err(e) => {
-                            self.out.error(&format!("ERR {e}"));
-                            crate::verbose!("Protocol error from client: {e}");
-                            return Ok(false);
-                        }
-                    };
-                    let argv = match req {
-                        Request::Command(argv) => argv,
-                        Request::Empty => continue,
-                    };
+                while let Some(argv) = self.pending.pop_front() {
                     if self.must_pause(&argv) {
                         // Replies so far go out; this command waits for the pause end.
-                        self.paused = Some(argv);
+                        self.pending.push_front(argv);
+                        self.held = true;
                         break;
                     }
                     processed += 1;
@@ -298,12 +311,20 @@ impl Conn {
                     }
                 }
             }
+            if let Some(e) = protocol_error {
+                if self.pending.is_empty() && matches!(outcome, Outcome::Done) {
+                    self.out.error(&format!("ERR {e}"));
+                    crate::verbose!("Protocol error from client: {e}");
+                    return Ok(false);
+                }
+                // The bad bytes are still buffered: the error is met again next round.
+            }
             if processed > 0 {
                 self.update_info(last_cmd.as_ref());
             }
             match outcome {
                 Outcome::Done => {
-                    if processed < MAX_BATCH {
+                    if self.held || (self.pending.is_empty() && processed < MAX_BATCH) {
                         return Ok(true);
                     }
                     // Yield between batches so other clients get the lock.
@@ -331,7 +352,7 @@ impl Conn {
                 }
                 Outcome::Monitor => {
                     let (tx, rx) = mpsc::unbounded_channel();
-                    self.server.monitors.lock().push((self.client.id, tx));
+                    self.server.set_monitor(self.client.id, Some(tx));
                     self.monitor_rx = Some(rx);
                 }
                 Outcome::Blocked {
@@ -501,10 +522,7 @@ impl Conn {
                 }
             }
         }
-        self.server
-            .monitors
-            .lock()
-            .retain(|(id, _)| *id != self.client.id);
+        self.server.set_monitor(self.client.id, None);
         self.server.clients.lock().remove(&self.client.id);
     }
 }

@@ -130,6 +130,35 @@ pub struct Waiter {
     pub tx: tokio::sync::oneshot::Sender<Vec<u8>>,
 }
 
+/// Config values read on every command, copied into the store (whose lock the
+/// command already holds) so the hot path takes no config lock. Refreshed at start
+/// and by CONFIG SET.
+#[derive(Debug, Clone)]
+pub struct HotConfig {
+    pub slowlog_log_slower_than: i64,
+    pub maxmemory: u64,
+    pub replica_read_only: bool,
+    pub replica_serve_stale_data: bool,
+    pub min_replicas_to_write: u64,
+    pub min_replicas_max_lag: u64,
+    /// `stop-writes-on-bgsave-error yes` with save points configured.
+    pub stop_writes_on_bgsave_error: bool,
+}
+
+impl HotConfig {
+    pub fn from_config(c: &Config) -> Self {
+        HotConfig {
+            slowlog_log_slower_than: c.slowlog_log_slower_than,
+            maxmemory: c.maxmemory,
+            replica_read_only: c.replica_read_only,
+            replica_serve_stale_data: c.replica_serve_stale_data,
+            min_replicas_to_write: c.min_replicas_to_write,
+            min_replicas_max_lag: c.min_replicas_max_lag,
+            stop_writes_on_bgsave_error: c.stop_writes_on_bgsave_error && !c.save.is_empty(),
+        }
+    }
+}
+
 /// Everything ordered together with the keyspace. See the module doc for the lock.
 #[derive(Debug)]
 pub struct Store {
@@ -153,6 +182,8 @@ pub struct Store {
     pub lastsave: i64,
     /// Replication ids, offsets, backlog, replicas and master link.
     pub repl: crate::replication::ReplState,
+    /// Hot configuration values (see [`HotConfig`]).
+    pub hot: HotConfig,
 }
 
 impl Store {
@@ -169,6 +200,7 @@ impl Store {
             is_replica: false,
             lastsave: now_ms() / 1000,
             repl: crate::replication::ReplState::default(),
+            hot: HotConfig::from_config(&Config::default()),
         }
     }
 
@@ -242,6 +274,8 @@ pub struct Server {
     pub run_id: String,
     /// Connections in MONITOR mode receive every executed command here.
     pub monitors: Mutex<Vec<(ClientId, tokio::sync::mpsc::UnboundedSender<Bytes>)>>,
+    /// Number of MONITOR clients, so commands skip the `monitors` lock when none.
+    pub monitor_count: std::sync::atomic::AtomicUsize,
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
@@ -255,7 +289,11 @@ impl Server {
     pub fn new(config: Config) -> Arc<Self> {
         let dbs = config.databases;
         Arc::new(Server {
-            store: Mutex::new(Store::new(dbs)),
+            store: Mutex::new({
+                let mut store = Store::new(dbs);
+                store.hot = HotConfig::from_config(&config);
+                store
+            }),
             config: RwLock::new(config),
             stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
@@ -263,6 +301,7 @@ impl Server {
             started: Instant::now(),
             run_id: random_hex40(),
             monitors: Mutex::new(Vec::new()),
+            monitor_count: std::sync::atomic::AtomicUsize::new(0),
             shutdown: tokio::sync::watch::channel(false).0,
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),
@@ -271,6 +310,16 @@ impl Server {
     }
 
     /// Seconds since start, as a u32 LRU clock.
+    /// Registers or drops a MONITOR client, keeping `monitor_count` in step.
+    pub fn set_monitor(&self, id: ClientId, tx: Option<tokio::sync::mpsc::UnboundedSender<Bytes>>) {
+        let mut mons = self.monitors.lock();
+        mons.retain(|(m, _)| *m != id);
+        if let Some(tx) = tx {
+            mons.push((id, tx));
+        }
+        self.monitor_count.store(mons.len(), Ordering::Relaxed);
+    }
+
     pub fn lru_clock(&self) -> u32 {
         self.started.elapsed().as_secs() as u32
     }

@@ -227,7 +227,7 @@ fn reset(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             }
         }
     }
-    ctx.server.monitors.lock().retain(|(m, _)| *m != id);
+    ctx.server.set_monitor(id, None);
     ctx.client.db = 0;
     ctx.client.resp3 = false;
     ctx.client.name = None;

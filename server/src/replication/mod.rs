@@ -555,7 +555,7 @@ pub fn start(server: &Arc<Server>) {
 /// Replication checks of `processCommand`: MASTERDOWN on a stale replica and
 /// NOREPLICAS under min-replicas-to-write.
 pub fn precheck(
-    server: &Server,
+    _server: &Server,
     store: &Store,
     client: &crate::commands::ClientState,
     cmd: &crate::commands::Command,
@@ -565,7 +565,7 @@ pub fn precheck(
         return None;
     }
     let r = &store.repl;
-    let cfg = server.config.read();
+    let cfg = &store.hot;
     if r.master.is_some()
         && !cfg.replica_serve_stale_data
         && !r.link_connected()
