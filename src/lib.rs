@@ -1,0 +1,5 @@
+//! Library half of the operator crate.
+pub mod local {
+    //! Local cluster mode.
+    pub mod api;
+}
