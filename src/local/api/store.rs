@@ -457,18 +457,20 @@ impl Store {
         self.lock().rv
     }
 
-    /// Events with rv > `since`, or 410 Gone if the history no longer covers them.
-    pub fn events_since(&self, since: u64) -> Result<Vec<Event>, ApiError> {
+    /// Events with rv > `since` and the current resourceVersion, or 410 Gone if the
+    /// history no longer covers them.
+    pub fn events_since(&self, since: u64) -> Result<(Vec<Event>, u64), ApiError> {
         let inner = self.lock();
         if since < inner.history_start {
             return Err(ApiError::gone(since, inner.history_start + 1));
         }
-        Ok(inner
+        let evs = inner
             .history
             .iter()
             .filter(|e| e.rv > since)
             .cloned()
-            .collect())
+            .collect();
+        Ok((evs, inner.rv))
     }
 
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
@@ -911,6 +913,6 @@ mod tests {
                 .unwrap();
         }
         assert!(s.events_since(1).is_err());
-        assert_eq!(s.events_since(s.current_rv() - 2).unwrap().len(), 2);
+        assert_eq!(s.events_since(s.current_rv() - 2).unwrap().0.len(), 2);
     }
 }
