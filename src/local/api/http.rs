@@ -162,6 +162,8 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
             }
         }
         ["apis", g, v] => resource_list(store, g, v),
+        ["openapi", "v3"] => Ok(json_response(200, &openapi_index(store))),
+        ["openapi", "v3", gv @ ..] => openapi_gv(store, &gv.join("/")),
         ["api", "v1", rest @ ..] => resource(shared, "", "v1", rest, req).await,
         ["apis", g, v, rest @ ..] => resource(shared, g, v, rest, req).await,
         _ => Err(ApiError::page_not_found()),
@@ -233,6 +235,57 @@ fn group_list(store: &Store) -> Value {
         })
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/openapi/v3`: the group-version index. The documents are minimal: they carry only
+/// what kubectl needs to see that PATCH supports `fieldValidation` (it then leaves
+/// validation to the server instead of downloading schemas); no schemas are included.
+fn openapi_index(store: &Store) -> Value {
+    let mut paths = serde_json::Map::new();
+    for t in store.types() {
+        let key = if t.group.is_empty() {
+            format!("api/{}", t.version)
+        } else {
+            format!("apis/{}/{}", t.group, t.version)
+        };
+        paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}")}));
+    }
+    json!({"paths": paths})
+}
+
+fn openapi_gv(store: &Store, gv: &str) -> Result<Response<Body>, ApiError> {
+    let mut paths = serde_json::Map::new();
+    for t in store.types() {
+        let prefix = if t.group.is_empty() {
+            format!("api/{}", t.version)
+        } else {
+            format!("apis/{}/{}", t.group, t.version)
+        };
+        if prefix != gv {
+            continue;
+        }
+        let ns = if t.namespaced { "namespaces/{namespace}/" } else { "" };
+        let op = json!({
+            "x-kubernetes-group-version-kind": {"group": t.group, "version": t.version, "kind": t.kind},
+            "x-kubernetes-action": "patch",
+            "parameters": [
+                {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+                {"name": "force", "in": "query", "schema": {"type": "boolean"}},
+            ],
+            "responses": {},
+        });
+        paths.insert(format!("/{prefix}/{ns}{}/{{name}}", t.plural), json!({"patch": op}));
+    }
+    if paths.is_empty() {
+        return Err(ApiError::page_not_found());
+    }
+    Ok(json_response(200, &json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    })))
 }
 
 fn not_allowed(method: &Method) -> ApiError {
