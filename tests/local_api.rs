@@ -59,7 +59,9 @@ struct Env {
 
 async fn start_with(tag: &str, options: Options) -> Env {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let api = LocalApi::start(listener, options).await.expect("start local api");
+    let api = LocalApi::start(listener, options)
+        .await
+        .expect("start local api");
     let dir = TempDir::new(tag);
     let kubeconfig = dir.path().join("kubeconfig");
     write_kubeconfig(&kubeconfig, api.addr()).expect("write kubeconfig");
@@ -119,10 +121,17 @@ async fn configmap_create_get_list_patch_replace_delete() {
 
     let got = cms.get("one").await.unwrap();
     assert_eq!(got.data.unwrap()["a"], "1");
-    assert_eq!(cms.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    assert_eq!(
+        cms.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
 
     let merged = cms
-        .patch("one", &PatchParams::default(), &Patch::Merge(json!({"data": {"b": "2"}})))
+        .patch(
+            "one",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"b": "2"}})),
+        )
         .await
         .unwrap();
     assert_eq!(merged.data.as_ref().unwrap().len(), 2);
@@ -145,12 +154,19 @@ async fn configmap_create_get_list_patch_replace_delete() {
     // Replace with a stale resourceVersion: 409 Conflict.
     let mut stale = patched.clone();
     stale.metadata.resource_version = Some(rv1.clone());
-    let (code, reason) = api_code(cms.replace("one", &PostParams::default(), &stale).await.unwrap_err());
+    let (code, reason) = api_code(
+        cms.replace("one", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
     // With the current one it succeeds.
     let mut fresh = patched.clone();
     fresh.data = Some(BTreeMap::from([("z".to_string(), "26".to_string())]));
-    let replaced = cms.replace("one", &PostParams::default(), &fresh).await.unwrap();
+    let replaced = cms
+        .replace("one", &PostParams::default(), &fresh)
+        .await
+        .unwrap();
     assert_eq!(replaced.data.unwrap().len(), 1);
 
     let (code, reason) = api_code(cms.get("missing").await.unwrap_err());
@@ -159,16 +175,24 @@ async fn configmap_create_get_list_patch_replace_delete() {
     cms.delete("one", &DeleteParams::default()).await.unwrap();
     let (code, _) = api_code(cms.get("one").await.unwrap_err());
     assert_eq!(code, 404);
-    let (code, _) = api_code(cms.delete("one", &DeleteParams::default()).await.unwrap_err());
+    let (code, _) = api_code(
+        cms.delete("one", &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 404);
 
     // Namespaced objects need an existing namespace.
     let other: Api<ConfigMap> = Api::namespaced(env.client.clone(), "nope");
-    let (code, _) = api_code(other.create(&PostParams::default(), &cm("x", &[], &[])).await.unwrap_err());
+    let (code, _) = api_code(
+        other
+            .create(&PostParams::default(), &cm("x", &[], &[]))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 404);
     env.api.shutdown().await;
 }
-
 
 #[tokio::test]
 async fn server_side_apply_is_idempotent_and_drops_unapplied_fields() {
@@ -178,8 +202,14 @@ async fn server_side_apply_is_idempotent_and_drops_unapplied_fields() {
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "applied", "labels": {"app": "x"}},
         "data": {"a": "1", "b": "2"}});
-    let first = cms.patch("applied", &pp, &Patch::Apply(&body)).await.unwrap();
-    let second = cms.patch("applied", &pp, &Patch::Apply(&body)).await.unwrap();
+    let first = cms
+        .patch("applied", &pp, &Patch::Apply(&body))
+        .await
+        .unwrap();
+    let second = cms
+        .patch("applied", &pp, &Patch::Apply(&body))
+        .await
+        .unwrap();
     assert_eq!(first.resource_version(), second.resource_version());
     assert_eq!(first.uid(), second.uid());
 
@@ -195,19 +225,32 @@ async fn server_side_apply_is_idempotent_and_drops_unapplied_fields() {
     let body2 = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "applied", "labels": {"app": "x"}},
         "data": {"a": "3"}});
-    let third = cms.patch("applied", &pp, &Patch::Apply(&body2)).await.unwrap();
+    let third = cms
+        .patch("applied", &pp, &Patch::Apply(&body2))
+        .await
+        .unwrap();
     let data = third.data.unwrap();
     assert_eq!(data.get("a").map(String::as_str), Some("3"));
     assert!(!data.contains_key("b"));
     assert_eq!(data.get("o").map(String::as_str), Some("9"));
-    assert_ne!(third.metadata.resource_version, second.metadata.resource_version);
+    assert_ne!(
+        third.metadata.resource_version,
+        second.metadata.resource_version
+    );
 
     // A merge patch that changes nothing keeps the resourceVersion too.
     let same = cms
-        .patch("applied", &PatchParams::default(), &Patch::Merge(json!({"data": {"a": "3"}})))
+        .patch(
+            "applied",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "3"}})),
+        )
         .await
         .unwrap();
-    assert_eq!(same.metadata.resource_version, third.metadata.resource_version);
+    assert_eq!(
+        same.metadata.resource_version,
+        third.metadata.resource_version
+    );
     env.api.shutdown().await;
 }
 
@@ -230,7 +273,10 @@ fn widget_crd(scope: &str) -> serde_json::Value {
 }
 
 fn widget_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Widget"),
+        "widgets",
+    )
 }
 
 async fn create_widget_crd(client: &Client) {
@@ -260,13 +306,28 @@ async fn crd_registration_serves_dynamic_objects_and_discovery() {
     let got = widgets.get("w1").await.unwrap();
     assert_eq!(got.data["spec"]["size"], 3);
     assert_eq!(got.types.as_ref().unwrap().kind, "Widget");
-    assert_eq!(widgets.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    assert_eq!(
+        widgets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 
-    let discovery = kube::Discovery::new(env.client.clone()).run().await.unwrap();
+    let discovery = kube::Discovery::new(env.client.clone())
+        .run()
+        .await
+        .unwrap();
     let found = discovery
         .groups()
         .flat_map(|g| g.recommended_resources())
-        .any(|(r, caps)| r.kind == "Widget" && r.plural == "widgets" && caps.scope == kube::discovery::Scope::Namespaced);
+        .any(|(r, caps)| {
+            r.kind == "Widget"
+                && r.plural == "widgets"
+                && caps.scope == kube::discovery::Scope::Namespaced
+        });
     assert!(found, "the CRD's kind is discoverable");
     let sts = discovery
         .groups()
@@ -276,7 +337,9 @@ async fn crd_registration_serves_dynamic_objects_and_discovery() {
 
     // Deleting the CRD stops serving it.
     let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
-    crds.delete("widgets.example.com", &DeleteParams::default()).await.unwrap();
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
     let (code, _) = api_code(widgets.get("w1").await.unwrap_err());
     assert_eq!(code, 404);
     env.api.shutdown().await;
@@ -289,7 +352,8 @@ async fn status_subresource_and_generation() {
     let ar = widget_resource();
     let widgets: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), "default", &ar);
     // Status given on create is dropped for a CRD with a status subresource.
-    let w = DynamicObject::new("w", &ar).data(json!({"spec": {"size": 1}, "status": {"ready": true}}));
+    let w =
+        DynamicObject::new("w", &ar).data(json!({"spec": {"size": 1}, "status": {"ready": true}}));
     let created = widgets.create(&PostParams::default(), &w).await.unwrap();
     assert_eq!(created.metadata.generation, Some(1));
     assert!(created.data.get("status").is_none());
@@ -298,20 +362,32 @@ async fn status_subresource_and_generation() {
         .patch_status("w", &PatchParams::default(), &Patch::Merge(json!({"status": {"observedGeneration": 1, "phase": "Ready"}, "spec": {"size": 99}})))
         .await
         .unwrap();
-    assert_eq!(st.metadata.generation, Some(1), "status change keeps generation");
+    assert_eq!(
+        st.metadata.generation,
+        Some(1),
+        "status change keeps generation"
+    );
     assert_eq!(st.data["status"]["phase"], "Ready");
     assert_eq!(st.data["spec"]["size"], 1, "/status ignores spec changes");
 
     // Status changes through the main endpoint are ignored; spec changes bump generation.
     let main = widgets
-        .patch("w", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Broken"}, "spec": {"size": 2}})))
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Broken"}, "spec": {"size": 2}})),
+        )
         .await
         .unwrap();
     assert_eq!(main.metadata.generation, Some(2));
     assert_eq!(main.data["status"]["phase"], "Ready");
     // Label changes do not bump generation.
     let labelled = widgets
-        .patch("w", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"l": "v"}}})))
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"l": "v"}}})),
+        )
         .await
         .unwrap();
     assert_eq!(labelled.metadata.generation, Some(2));
@@ -338,13 +414,21 @@ async fn status_subresource_and_generation() {
     .unwrap();
     stss.create(&PostParams::default(), &sts).await.unwrap();
     let s2 = stss
-        .patch_status("s", &PatchParams::default(), &Patch::Merge(json!({"status": {"replicas": 1, "readyReplicas": 1}})))
+        .patch_status(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 1, "readyReplicas": 1}})),
+        )
         .await
         .unwrap();
     assert_eq!(s2.status.unwrap().ready_replicas, Some(1));
     assert_eq!(s2.metadata.generation, Some(1));
     let s3 = stss
-        .patch("s", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}})))
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
         .await
         .unwrap();
     assert_eq!(s3.metadata.generation, Some(2));
@@ -357,11 +441,16 @@ async fn label_and_field_selectors_filter_lists() {
     let env = start("selectors").await;
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
     for (n, app, tier) in [("a", "x", "db"), ("b", "x", "cache"), ("c", "y", "db")] {
-        cms.create(&PostParams::default(), &cm(n, &[("app", app), ("tier", tier)], &[]))
-            .await
-            .unwrap();
+        cms.create(
+            &PostParams::default(),
+            &cm(n, &[("app", app), ("tier", tier)], &[]),
+        )
+        .await
+        .unwrap();
     }
-    cms.create(&PostParams::default(), &cm("d", &[], &[])).await.unwrap();
+    cms.create(&PostParams::default(), &cm("d", &[], &[]))
+        .await
+        .unwrap();
     let names = |sel: &str| {
         let cms = cms.clone();
         let sel = sel.to_string();
@@ -410,12 +499,28 @@ async fn next_event(
 async fn watch_streams_added_modified_deleted_in_order() {
     let env = start("watch").await;
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
-    let rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
-    let mut stream = cms.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
-    cms.create(&PostParams::default(), &cm("w", &[], &[("k", "1")])).await.unwrap();
-    cms.patch("w", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "2"}})))
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = cms
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &cm("w", &[], &[("k", "1")]))
         .await
         .unwrap();
+    cms.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "2"}})),
+    )
+    .await
+    .unwrap();
     cms.delete("w", &DeleteParams::default()).await.unwrap();
     match next_event(&mut stream).await {
         WatchEvent::Added(c) => assert_eq!(c.data.unwrap()["k"], "1"),
@@ -441,7 +546,13 @@ async fn watch_streams_added_modified_deleted_in_order() {
     )
     .await;
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
-    let rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
     let mut stream = cms
         .watch(&WatchParams::default(), &rv)
         .await
@@ -470,20 +581,42 @@ async fn watch_from_expired_resource_version_is_gone() {
             .await
             .unwrap();
     }
-    let mut stream = cms.watch(&WatchParams::default(), "1").await.unwrap().boxed();
+    let mut stream = cms
+        .watch(&WatchParams::default(), "1")
+        .await
+        .unwrap()
+        .boxed();
     match next_event(&mut stream).await {
         WatchEvent::Error(e) => {
             assert_eq!(e.code, 410);
             assert_eq!(e.reason, "Expired");
-            assert!(e.message.starts_with("too old resource version: 1"), "{}", e.message);
+            assert!(
+                e.message.starts_with("too old resource version: 1"),
+                "{}",
+                e.message
+            );
         }
         other => panic!("expected a 410 ERROR event, got {other:?}"),
     }
     // A recent version still works.
-    let rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
-    let mut stream = cms.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
-    cms.create(&PostParams::default(), &cm("late", &[], &[])).await.unwrap();
-    assert!(matches!(next_event(&mut stream).await, WatchEvent::Added(c) if c.name_any() == "late"));
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = cms
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &cm("late", &[], &[]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(next_event(&mut stream).await, WatchEvent::Added(c) if c.name_any() == "late")
+    );
     env.api.shutdown().await;
 }
 
@@ -491,25 +624,32 @@ async fn watch_from_expired_resource_version_is_gone() {
 async fn owner_reference_gc_deletes_dependents_recursively() {
     let env = start("gc").await;
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
-    let owner_ref = |o: &ConfigMap| {
-        json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": o.name_any(), "uid": o.uid().unwrap(), "controller": true}])
-    };
-    let parent = cms.create(&PostParams::default(), &cm("parent", &[], &[])).await.unwrap();
+    let owner_ref = |o: &ConfigMap| json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": o.name_any(), "uid": o.uid().unwrap(), "controller": true}]);
+    let parent = cms
+        .create(&PostParams::default(), &cm("parent", &[], &[]))
+        .await
+        .unwrap();
     let mut child = cm("child", &[], &[]);
     child.metadata.owner_references = serde_json::from_value(owner_ref(&parent)).unwrap();
     let child = cms.create(&PostParams::default(), &child).await.unwrap();
     let mut grandchild = cm("grandchild", &[], &[]);
     grandchild.metadata.owner_references = serde_json::from_value(owner_ref(&child)).unwrap();
-    cms.create(&PostParams::default(), &grandchild).await.unwrap();
+    cms.create(&PostParams::default(), &grandchild)
+        .await
+        .unwrap();
     let mut unrelated = cm("unrelated", &[], &[]);
     unrelated.metadata.owner_references = serde_json::from_value(json!([
         {"apiVersion": "v1", "kind": "ConfigMap", "name": "parent", "uid": parent.uid().unwrap()},
         {"apiVersion": "v1", "kind": "ConfigMap", "name": "other-owner", "uid": cms.create(&PostParams::default(), &cm("other-owner", &[], &[])).await.unwrap().uid().unwrap()}
     ]))
     .unwrap();
-    cms.create(&PostParams::default(), &unrelated).await.unwrap();
+    cms.create(&PostParams::default(), &unrelated)
+        .await
+        .unwrap();
 
-    cms.delete("parent", &DeleteParams::default()).await.unwrap();
+    cms.delete("parent", &DeleteParams::default())
+        .await
+        .unwrap();
     let deadline = tokio::time::Instant::now() + STEP;
     loop {
         let names: Vec<String> = cms
@@ -523,7 +663,10 @@ async fn owner_reference_gc_deletes_dependents_recursively() {
         if names == ["other-owner", "unrelated"] {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "GC did not finish: {names:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "GC did not finish: {names:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     env.api.shutdown().await;
@@ -533,7 +676,9 @@ async fn owner_reference_gc_deletes_dependents_recursively() {
 async fn runtime_watcher_sees_applied_change() {
     let env = start("watcher").await;
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
-    cms.create(&PostParams::default(), &cm("pre", &[], &[])).await.unwrap();
+    cms.create(&PostParams::default(), &cm("pre", &[], &[]))
+        .await
+        .unwrap();
     let mut stream = watcher(cms.clone(), watcher::Config::default()).boxed();
     let deadline = tokio::time::Instant::now() + STEP;
     let mut applied = false;
@@ -585,10 +730,21 @@ async fn crds_from_directory_are_served_at_start() {
     .await;
     let widgets: Api<DynamicObject> = Api::all_with(env.client.clone(), &widget_resource());
     widgets
-        .create(&PostParams::default(), &DynamicObject::new("cluster-wide", &widget_resource()))
+        .create(
+            &PostParams::default(),
+            &DynamicObject::new("cluster-wide", &widget_resource()),
+        )
         .await
         .unwrap();
-    assert_eq!(widgets.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    assert_eq!(
+        widgets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
     env.api.shutdown().await;
 }
 
@@ -603,7 +759,10 @@ fn kubectl() -> Option<PathBuf> {
 async fn run_kubectl(bin: &Path, args: Vec<String>) -> (bool, String, String) {
     let out = tokio::time::timeout(
         Duration::from_secs(60),
-        tokio::process::Command::new(bin).args(&args).kill_on_drop(true).output(),
+        tokio::process::Command::new(bin)
+            .args(&args)
+            .kill_on_drop(true)
+            .output(),
     )
     .await
     .expect("kubectl finished in time")
@@ -625,11 +784,26 @@ async fn kubectl_get_and_server_side_apply() {
     };
     let env = start("kubectl").await;
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
-    cms.create(&PostParams::default(), &cm("seen-by-kubectl", &[], &[])).await.unwrap();
+    cms.create(&PostParams::default(), &cm("seen-by-kubectl", &[], &[]))
+        .await
+        .unwrap();
     let kc = env.kubeconfig.to_string_lossy().into_owned();
-    let (ok, out, err) = run_kubectl(&bin, vec!["--kubeconfig".into(), kc.clone(), "get".into(), "configmaps".into(), "-A".into()]).await;
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        vec![
+            "--kubeconfig".into(),
+            kc.clone(),
+            "get".into(),
+            "configmaps".into(),
+            "-A".into(),
+        ],
+    )
+    .await;
     assert!(ok, "kubectl get failed: {err}");
-    assert!(out.contains("seen-by-kubectl") && out.contains("default"), "{out}");
+    assert!(
+        out.contains("seen-by-kubectl") && out.contains("default"),
+        "{out}"
+    );
 
     let manifest = env.kubeconfig.with_file_name("cm.yaml");
     std::fs::write(
@@ -638,7 +812,14 @@ async fn kubectl_get_and_server_side_apply() {
     )
     .unwrap();
     let apply = |extra: &[&str]| {
-        let mut a = vec!["--kubeconfig".to_string(), kc.clone(), "apply".into(), "--server-side".into(), "-f".into(), manifest.to_string_lossy().into_owned()];
+        let mut a = vec![
+            "--kubeconfig".to_string(),
+            kc.clone(),
+            "apply".into(),
+            "--server-side".into(),
+            "-f".into(),
+            manifest.to_string_lossy().into_owned(),
+        ];
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
@@ -649,6 +830,60 @@ async fn kubectl_get_and_server_side_apply() {
     // Applying again is a no-op.
     let (ok, _, err) = run_kubectl(&bin, apply(&[])).await;
     assert!(ok, "second apply failed: {err}");
-    assert_eq!(cms.get("from-kubectl").await.unwrap().metadata.resource_version, got.metadata.resource_version);
+    assert_eq!(
+        cms.get("from-kubectl")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        got.metadata.resource_version
+    );
+
+    // Custom resources: apply, get by short name, describe.
+    create_widget_crd(&env.client).await;
+    std::fs::write(
+        &manifest,
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: wk\n  namespace: default\nspec:\n  size: 5\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run_kubectl(&bin, apply(&[])).await;
+    assert!(ok, "kubectl apply of a custom resource failed: {out} {err}");
+    let widgets: Api<DynamicObject> =
+        Api::namespaced_with(env.client.clone(), "default", &widget_resource());
+    assert_eq!(widgets.get("wk").await.unwrap().data["spec"]["size"], 5);
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        vec!["--kubeconfig".into(), kc.clone(), "get".into(), "wd".into()],
+    )
+    .await;
+    assert!(ok && out.contains("wk"), "kubectl get wd: {out} {err}");
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        vec![
+            "--kubeconfig".into(),
+            kc.clone(),
+            "describe".into(),
+            "widgets".into(),
+            "wk".into(),
+        ],
+    )
+    .await;
+    assert!(
+        ok && out.contains("Name:") && out.contains("wk"),
+        "kubectl describe: {out} {err}"
+    );
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        vec![
+            "--kubeconfig".into(),
+            kc.clone(),
+            "delete".into(),
+            "widget".into(),
+            "wk".into(),
+        ],
+    )
+    .await;
+    assert!(ok, "kubectl delete: {out} {err}");
+    assert!(widgets.get("wk").await.is_err());
     env.api.shutdown().await;
 }

@@ -101,7 +101,11 @@ mod tests {
     #[test]
     fn json_patch_ops() {
         let mut t = json!({"a": 1});
-        json_patch(&mut t, &json!([{"op": "add", "path": "/b", "value": 2}, {"op": "remove", "path": "/a"}])).unwrap();
+        json_patch(
+            &mut t,
+            &json!([{"op": "add", "path": "/b", "value": 2}, {"op": "remove", "path": "/a"}]),
+        )
+        .unwrap();
         assert_eq!(t, json!({"b": 2}));
         assert!(json_patch(&mut t, &json!([{"op": "test", "path": "/b", "value": 3}])).is_err());
     }

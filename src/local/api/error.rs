@@ -45,8 +45,12 @@ impl ApiError {
 
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
         let q = Self::qualified(group, plural);
-        Self::new(409, "AlreadyExists", format!("{q} \"{name}\" already exists"))
-            .with_details(name, group, plural)
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{q} \"{name}\" already exists"),
+        )
+        .with_details(name, group, plural)
     }
 
     pub fn conflict(group: &str, plural: &str, name: &str) -> Self {
@@ -96,7 +100,11 @@ impl ApiError {
     }
 
     pub fn page_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource".into())
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource".into(),
+        )
     }
 
     pub fn internal(message: String) -> Self {

@@ -93,7 +93,10 @@ fn truthy(q: &HashMap<String, String>, k: &str) -> bool {
 }
 
 /// Entry point for one request; never fails (errors become Status objects).
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     Ok(match route(&shared, req).await {
         Ok(r) => r,
         Err(e) => json_response(e.code, &e.to_status()),
@@ -110,7 +113,9 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
 
 fn parse_json(b: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(b).map_err(|e| {
-        ApiError::bad_request(format!("the request body could not be decoded as JSON: {e}"))
+        ApiError::bad_request(format!(
+            "the request body could not be decoded as JSON: {e}"
+        ))
     })
 }
 
@@ -134,17 +139,26 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let store = &shared.store;
     match segs.as_slice() {
-        [] => Ok(json_response(200, &json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]}))),
+        [] => Ok(json_response(
+            200,
+            &json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]}),
+        )),
         ["healthz"] | ["livez"] | ["readyz"] => Ok(text_response(200, "ok")),
-        ["version"] => Ok(json_response(200, &json!({
-            "major": "1", "minor": "33", "gitVersion": "v1.33.0-tandem-local",
-            "gitCommit": "", "gitTreeState": "clean", "buildDate": "1970-01-01T00:00:00Z",
-            "goVersion": "n/a", "compiler": "n/a", "platform": "linux/amd64"
-        }))),
-        ["api"] => Ok(json_response(200, &json!({
-            "kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": shared.address}]
-        }))),
+        ["version"] => Ok(json_response(
+            200,
+            &json!({
+                "major": "1", "minor": "33", "gitVersion": "v1.33.0-tandem-local",
+                "gitCommit": "", "gitTreeState": "clean", "buildDate": "1970-01-01T00:00:00Z",
+                "goVersion": "n/a", "compiler": "n/a", "platform": "linux/amd64"
+            }),
+        )),
+        ["api"] => Ok(json_response(
+            200,
+            &json!({
+                "kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": shared.address}]
+            }),
+        )),
         ["api", "v1"] => resource_list(store, "", "v1"),
         ["apis"] => Ok(json_response(200, &group_list(store))),
         ["apis", g] => {
@@ -204,9 +218,12 @@ fn resource_list(store: &Store, group: &str, version: &str) -> Result<Response<B
     } else {
         format!("{group}/{version}")
     };
-    Ok(json_response(200, &json!({
-        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources,
-    })))
+    Ok(json_response(
+        200,
+        &json!({
+            "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources,
+        }),
+    ))
 }
 
 fn group_list(store: &Store) -> Value {
@@ -248,7 +265,10 @@ fn openapi_index(store: &Store) -> Value {
         } else {
             format!("apis/{}/{}", t.group, t.version)
         };
-        paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}")}));
+        paths.insert(
+            key.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{key}")}),
+        );
     }
     json!({"paths": paths})
 }
@@ -264,7 +284,11 @@ fn openapi_gv(store: &Store, gv: &str) -> Result<Response<Body>, ApiError> {
         if prefix != gv {
             continue;
         }
-        let ns = if t.namespaced { "namespaces/{namespace}/" } else { "" };
+        let ns = if t.namespaced {
+            "namespaces/{namespace}/"
+        } else {
+            ""
+        };
         let op = json!({
             "x-kubernetes-group-version-kind": {"group": t.group, "version": t.version, "kind": t.kind},
             "x-kubernetes-action": "patch",
@@ -275,17 +299,23 @@ fn openapi_gv(store: &Store, gv: &str) -> Result<Response<Body>, ApiError> {
             ],
             "responses": {},
         });
-        paths.insert(format!("/{prefix}/{ns}{}/{{name}}", t.plural), json!({"patch": op}));
+        paths.insert(
+            format!("/{prefix}/{ns}{}/{{name}}", t.plural),
+            json!({"patch": op}),
+        );
     }
     if paths.is_empty() {
         return Err(ApiError::page_not_found());
     }
-    Ok(json_response(200, &json!({
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": "v1.33.0"},
-        "paths": paths,
-        "components": {"schemas": {}},
-    })))
+    Ok(json_response(
+        200,
+        &json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": "v1.33.0"},
+            "paths": paths,
+            "components": {"schemas": {}},
+        }),
+    ))
 }
 
 fn not_allowed(method: &Method) -> ApiError {
@@ -309,12 +339,15 @@ async fn resource(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let store = &shared.store;
-    let ns_sub = rest.len() == 3 && rest[0] == "namespaces" && (rest[2] == "status" || rest[2] == "finalize");
-    let (ns, rest): (Option<&str>, &[&str]) = if rest.len() >= 3 && rest[0] == "namespaces" && !ns_sub {
-        (Some(rest[1]), &rest[2..])
-    } else {
-        (None, rest)
-    };
+    let ns_sub = rest.len() == 3
+        && rest[0] == "namespaces"
+        && (rest[2] == "status" || rest[2] == "finalize");
+    let (ns, rest): (Option<&str>, &[&str]) =
+        if rest.len() >= 3 && rest[0] == "namespaces" && !ns_sub {
+            (Some(rest[1]), &rest[2..])
+        } else {
+            (None, rest)
+        };
     let (plural, name, sub) = match rest {
         [p] => (*p, None, None),
         [p, n] => (*p, Some(*n), None),
@@ -349,10 +382,13 @@ async fn resource(
             if table {
                 return Ok(json_response(200, &to_table(&items, rv)));
             }
-            Ok(json_response(200, &json!({
-                "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
-                "metadata": {"resourceVersion": rv.to_string()}, "items": items,
-            })))
+            Ok(json_response(
+                200,
+                &json!({
+                    "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+                    "metadata": {"resourceVersion": rv.to_string()}, "items": items,
+                }),
+            ))
         }
         (Method::GET, Some(n)) => {
             let o = store.get(&rt, nsv, n)?;
@@ -432,7 +468,10 @@ async fn resource(
                     .pointer("/preconditions/uid")
                     .and_then(Value::as_str)
                     .map(String::from);
-                if b.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == "All")) {
+                if b.get("dryRun")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|x| x == "All"))
+                {
                     opts.dry_run = true;
                 }
             }
@@ -440,10 +479,13 @@ async fn resource(
                 Some(n) => Ok(json_response(200, &store.delete(&rt, nsv, n, &opts)?)),
                 None => {
                     let (items, rv) = store.delete_collection(&rt, ns, &labels, &fields, &opts);
-                    Ok(json_response(200, &json!({
-                        "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
-                        "metadata": {"resourceVersion": rv.to_string()}, "items": items,
-                    })))
+                    Ok(json_response(
+                        200,
+                        &json!({
+                            "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+                            "metadata": {"resourceVersion": rv.to_string()}, "items": items,
+                        }),
+                    ))
                 }
             }
         }
@@ -603,7 +645,11 @@ fn watch(
                             (EventType::Deleted, _, true) => "DELETED",
                             _ => continue,
                         };
-                        if tx.send(watch_line(etype, &present(&rt, &ev.object))).await.is_err() {
+                        if tx
+                            .send(watch_line(etype, &present(&rt, &ev.object)))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }

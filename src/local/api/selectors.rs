@@ -80,7 +80,10 @@ impl LabelSelector {
                 let (k, rest) = p.split_at(idx);
                 let set = parse_set(&rest[" in ".len()..], p)?;
                 reqs.push(LabelReq::In(k.trim().into(), set));
-            } else if p.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+            } else if p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
                 reqs.push(LabelReq::Exists(p.to_string()));
             } else {
                 return Err(ApiError::bad_request(format!(
@@ -170,7 +173,8 @@ mod tests {
 
     #[test]
     fn field_selector_forms() {
-        let o = json!({"metadata": {"name": "n", "namespace": "ns"}, "status": {"phase": "Running"}});
+        let o =
+            json!({"metadata": {"name": "n", "namespace": "ns"}, "status": {"phase": "Running"}});
         let t = |s: &str| FieldSelector::parse(s).unwrap().matches(&o);
         assert!(t("metadata.name=n"));
         assert!(t("metadata.namespace!=other,status.phase==Running"));

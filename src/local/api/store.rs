@@ -200,7 +200,11 @@ fn key_of(rt: &ResourceType, ns: &str, name: &str) -> Key {
     (
         rt.group.clone(),
         rt.plural.clone(),
-        if rt.namespaced { ns.to_string() } else { String::new() },
+        if rt.namespaced {
+            ns.to_string()
+        } else {
+            String::new()
+        },
         name.to_string(),
     )
 }
@@ -382,7 +386,8 @@ impl Inner {
         let new = crd_types(obj);
         if let Some(first) = new.first() {
             let (g, p) = (first.group.clone(), first.plural.clone());
-            self.types.retain(|t| !(t.custom && t.group == g && t.plural == p));
+            self.types
+                .retain(|t| !(t.custom && t.group == g && t.plural == p));
         }
         self.types.extend(new);
     }
@@ -524,11 +529,17 @@ impl Store {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body must be a JSON object".into()));
+            return Err(ApiError::bad_request(
+                "the body must be a JSON object".into(),
+            ));
         }
         obj = present(rt, &obj);
         let m = meta(&mut obj);
-        let mut name = m.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if name.is_empty() {
             let gen = m
                 .get("generateName")
@@ -546,7 +557,10 @@ impl Store {
             m.insert("name".into(), json!(name));
         }
         if rt.namespaced {
-            let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or_default();
+            let body_ns = m
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if !body_ns.is_empty() && body_ns != ns {
                 return Err(ApiError::bad_request(
                     "the namespace of the provided object does not match the namespace sent on the request".into(),
@@ -666,7 +680,14 @@ impl Store {
             let om = old.get("metadata").cloned().unwrap_or(json!({}));
             let m = meta(&mut r);
             m.remove("managedFields");
-            for f in ["uid", "creationTimestamp", "generation", "deletionTimestamp", "name", "namespace"] {
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "deletionTimestamp",
+                "name",
+                "namespace",
+            ] {
                 match om.get(f) {
                     Some(v) => {
                         m.insert(f.into(), v.clone());
@@ -722,23 +743,38 @@ impl Store {
         let existing = inner.objects.get(&key).cloned();
         let out = match patch {
             Patch::Merge(body) => {
-                let old = existing.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+                let old =
+                    existing.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
                 let rv = meta_str(&body, "resourceVersion");
                 let mut new = old.clone();
                 apply::merge_patch(&mut new, &body);
-                (Self::update_locked(&mut inner, rt, key, old, new, status_only, rv, dry_run)?, false)
+                (
+                    Self::update_locked(&mut inner, rt, key, old, new, status_only, rv, dry_run)?,
+                    false,
+                )
             }
             Patch::Json(body) => {
-                let old = existing.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+                let old =
+                    existing.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
                 let mut new = old.clone();
                 apply::json_patch(&mut new, &body)
                     .map_err(|e| ApiError::invalid(&rt.kind, name, &format!("json patch: {e}")))?;
-                let rv = meta_str(&new, "resourceVersion").filter(|r| Some(r) != meta_str(&old, "resourceVersion").as_ref());
-                (Self::update_locked(&mut inner, rt, key, old, new, status_only, rv, dry_run)?, false)
+                let rv = meta_str(&new, "resourceVersion")
+                    .filter(|r| Some(r) != meta_str(&old, "resourceVersion").as_ref());
+                (
+                    Self::update_locked(&mut inner, rt, key, old, new, status_only, rv, dry_run)?,
+                    false,
+                )
             }
-            Patch::Apply { mut body, manager, force: _ } => {
+            Patch::Apply {
+                mut body,
+                manager,
+                force: _,
+            } => {
                 if !body.is_object() {
-                    return Err(ApiError::bad_request("the applied configuration must be an object".into()));
+                    return Err(ApiError::bad_request(
+                        "the applied configuration must be an object".into(),
+                    ));
                 }
                 if let Some(n) = meta_str(&body, "name") {
                     if n != name {
@@ -755,13 +791,21 @@ impl Store {
                 if rt.namespaced {
                     m.insert("namespace".into(), json!(ns));
                 }
-                let akey = (key.clone(), if status_only { format!("{manager}/status") } else { manager });
+                let akey = (
+                    key.clone(),
+                    if status_only {
+                        format!("{manager}/status")
+                    } else {
+                        manager
+                    },
+                );
                 match existing {
                     None if status_only => {
                         return Err(ApiError::not_found(&rt.group, &rt.plural, name));
                     }
                     None => {
-                        let created = Self::create_locked(&mut inner, rt, ns, body.clone(), dry_run)?;
+                        let created =
+                            Self::create_locked(&mut inner, rt, ns, body.clone(), dry_run)?;
                         if !dry_run {
                             inner.applied.insert(akey, body);
                         }
@@ -773,7 +817,16 @@ impl Store {
                             apply::remove_unapplied(&mut new, prev, &body);
                         }
                         apply::apply_merge(&mut new, &body);
-                        let out = Self::update_locked(&mut inner, rt, key, old, new, status_only, rv, dry_run)?;
+                        let out = Self::update_locked(
+                            &mut inner,
+                            rt,
+                            key,
+                            old,
+                            new,
+                            status_only,
+                            rv,
+                            dry_run,
+                        )?;
                         if !dry_run {
                             inner.applied.insert(akey, body);
                         }
@@ -876,7 +929,10 @@ mod tests {
     use super::*;
 
     fn cm() -> ResourceType {
-        builtin_types().into_iter().find(|t| t.plural == "configmaps").unwrap()
+        builtin_types()
+            .into_iter()
+            .find(|t| t.plural == "configmaps")
+            .unwrap()
     }
 
     #[test]
@@ -889,10 +945,20 @@ mod tests {
     fn unchanged_update_keeps_rv_and_gc_cascades() {
         let s = Store::new(100);
         let a = s
-            .create(&cm(), "default", json!({"metadata": {"name": "a"}, "data": {"x": "1"}}), false)
+            .create(
+                &cm(),
+                "default",
+                json!({"metadata": {"name": "a"}, "data": {"x": "1"}}),
+                false,
+            )
             .unwrap();
-        let b = s.update(&cm(), "default", "a", a.clone(), false, false).unwrap();
-        assert_eq!(a["metadata"]["resourceVersion"], b["metadata"]["resourceVersion"]);
+        let b = s
+            .update(&cm(), "default", "a", a.clone(), false, false)
+            .unwrap();
+        assert_eq!(
+            a["metadata"]["resourceVersion"],
+            b["metadata"]["resourceVersion"]
+        );
         let uid = a["metadata"]["uid"].as_str().unwrap();
         s.create(
             &cm(),
@@ -901,7 +967,8 @@ mod tests {
             false,
         )
         .unwrap();
-        s.delete(&cm(), "default", "a", &DeleteOptions::default()).unwrap();
+        s.delete(&cm(), "default", "a", &DeleteOptions::default())
+            .unwrap();
         assert!(s.get(&cm(), "default", "child").is_err());
     }
 
@@ -909,8 +976,13 @@ mod tests {
     fn history_window_gone() {
         let s = Store::new(3);
         for i in 0..10 {
-            s.create(&cm(), "default", json!({"metadata": {"name": format!("c{i}")}}), false)
-                .unwrap();
+            s.create(
+                &cm(),
+                "default",
+                json!({"metadata": {"name": format!("c{i}")}}),
+                false,
+            )
+            .unwrap();
         }
         assert!(s.events_since(1).is_err());
         assert_eq!(s.events_since(s.current_rv() - 2).unwrap().0.len(), 2);

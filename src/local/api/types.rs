@@ -85,15 +85,71 @@ pub fn builtin_types() -> Vec<ResourceType> {
         bt("", "v1", "Service", "services", true, &["svc"], true),
         bt("", "v1", "Pod", "pods", true, &["po"], true),
         bt("", "v1", "Event", "events", true, &["ev"], false),
-        bt("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true),
+        bt(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+            &["pvc"],
+            true,
+        ),
         bt("", "v1", "Namespace", "namespaces", false, &["ns"], true),
-        bt("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false),
+        bt(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            true,
+            &["sa"],
+            false,
+        ),
         bt("", "v1", "Endpoints", "endpoints", true, &["ep"], false),
-        bt("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true),
-        bt("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true),
-        bt("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false),
-        bt("events.k8s.io", "v1", "Event", "events", true, &["ev"], false),
-        bt("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false),
+        bt(
+            "apps",
+            "v1",
+            "StatefulSet",
+            "statefulsets",
+            true,
+            &["sts"],
+            true,
+        ),
+        bt(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+            &["pdb"],
+            true,
+        ),
+        bt(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            &[],
+            false,
+        ),
+        bt(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            false,
+        ),
+        bt(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            true,
+            &[],
+            false,
+        ),
         bt(
             "apiextensions.k8s.io",
             "v1",
@@ -107,13 +163,20 @@ pub fn builtin_types() -> Vec<ResourceType> {
 }
 
 fn s(v: &Value, p: &str) -> String {
-    v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string()
+    v.pointer(p)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn str_list(v: &Value, p: &str) -> Vec<String> {
     v.pointer(p)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -157,7 +220,9 @@ pub fn validate_crd(obj: &Value) -> Result<(), ApiError> {
         .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
         .count();
     if storage != 1 {
-        return inv("spec.versions: Invalid value: must have exactly one version marked as storage version");
+        return inv(
+            "spec.versions: Invalid value: must have exactly one version marked as storage version",
+        );
     }
     Ok(())
 }
@@ -211,9 +276,7 @@ pub fn crd_status(obj: &Value, now: &str) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let cond = |t: &str, reason: &str, msg: &str| {
-        json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": msg})
-    };
+    let cond = |t: &str, reason: &str, msg: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": msg});
     json!({
         "acceptedNames": names,
         "conditions": [
