@@ -266,7 +266,11 @@ fn widget_crd(scope: &str) -> serde_json::Value {
             "versions": [{
                 "name": "v1", "served": true, "storage": true,
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-                "subresources": {"status": {}}
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+                ]
             }]
         }
     })
@@ -857,6 +861,13 @@ async fn kubectl_get_and_server_side_apply() {
     )
     .await;
     assert!(ok && out.contains("wk"), "kubectl get wd: {out} {err}");
+    assert!(
+        out.contains("SIZE")
+            && out
+                .lines()
+                .any(|l| l.starts_with("wk") && l.contains(" 5 ")),
+        "printer columns: {out}"
+    );
     let (ok, out, err) = run_kubectl(
         &bin,
         vec![
@@ -885,5 +896,90 @@ async fn kubectl_get_and_server_side_apply() {
     .await;
     assert!(ok, "kubectl delete: {out} {err}");
     assert!(widgets.get("wk").await.is_err());
+    env.api.shutdown().await;
+}
+
+#[tokio::test]
+async fn finalizers_orphaning_and_namespace_deletion() {
+    let env = start("finalizers").await;
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+    let mut f = cm("fin", &[], &[]);
+    f.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    cms.create(&PostParams::default(), &f).await.unwrap();
+    cms.delete("fin", &DeleteParams::default()).await.unwrap();
+    let held = cms.get("fin").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    cms.patch(
+        "fin",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    let (code, _) = api_code(cms.get("fin").await.unwrap_err());
+    assert_eq!(code, 404, "removed once the last finalizer is gone");
+
+    // Orphan propagation keeps dependents and drops their owner reference.
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", &[], &[]))
+        .await
+        .unwrap();
+    let mut dep = cm("dep", &[], &[]);
+    dep.metadata.owner_references = serde_json::from_value(json!([
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.uid().unwrap()}
+    ]))
+    .unwrap();
+    cms.create(&PostParams::default(), &dep).await.unwrap();
+    cms.delete("owner", &DeleteParams::orphan()).await.unwrap();
+    let dep = cms.get("dep").await.unwrap();
+    assert!(dep.metadata.owner_references.unwrap_or_default().is_empty());
+
+    // Deleting a namespace deletes what is in it.
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "scratch"}})).unwrap();
+    nss.create(&PostParams::default(), &ns).await.unwrap();
+    let scratch: Api<ConfigMap> = Api::namespaced(env.client.clone(), "scratch");
+    scratch
+        .create(&PostParams::default(), &cm("inside", &[], &[]))
+        .await
+        .unwrap();
+    nss.delete("scratch", &DeleteParams::default())
+        .await
+        .unwrap();
+    let all: Api<ConfigMap> = Api::all(env.client.clone());
+    let left = all
+        .list(&ListParams::default().fields("metadata.namespace=scratch"))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty());
+    assert!(nss.get("scratch").await.is_err());
+    assert!(nss.get("default").await.is_ok());
+    env.api.shutdown().await;
+}
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_end() {
+    let env = start("streaming").await;
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+    cms.create(&PostParams::default(), &cm("s1", &[], &[]))
+        .await
+        .unwrap();
+    let mut stream = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let deadline = tokio::time::Instant::now() + STEP;
+    let (mut init, mut done) = (false, false);
+    while tokio::time::Instant::now() < deadline && !done {
+        let ev = tokio::time::timeout(STEP, stream.try_next())
+            .await
+            .expect("watcher event in time")
+            .expect("watcher ok")
+            .expect("stream open");
+        match ev {
+            watcher::Event::InitApply(c) if c.name_any() == "s1" => init = true,
+            watcher::Event::InitDone => done = true,
+            _ => {}
+        }
+    }
+    assert!(init && done, "streaming list delivered s1 then InitDone");
     env.api.shutdown().await;
 }

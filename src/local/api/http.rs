@@ -380,7 +380,7 @@ async fn resource(
             }
             let (items, rv) = store.list(&rt, ns, &labels, &fields);
             if table {
-                return Ok(json_response(200, &to_table(&items, rv)));
+                return Ok(json_response(200, &to_table(&rt, &items, rv)));
             }
             Ok(json_response(
                 200,
@@ -394,7 +394,7 @@ async fn resource(
             let o = store.get(&rt, nsv, n)?;
             if table {
                 let rv = store.current_rv();
-                return Ok(json_response(200, &to_table(&[o], rv)));
+                return Ok(json_response(200, &to_table(&rt, &[o], rv)));
             }
             Ok(json_response(200, &o))
         }
@@ -526,24 +526,59 @@ fn human_age(secs: i64) -> String {
     }
 }
 
-/// A `meta.k8s.io/v1` Table with Name and Age columns (what kubectl asks for).
-fn to_table(items: &[Value], rv: u64) -> Value {
+/// Evaluate a simple JSONPath of the form `.a.b[0].c` (what printer columns use).
+fn simple_json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = obj;
+    for seg in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+    {
+        let (name, idx) = match seg.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        if !name.is_empty() {
+            cur = cur.get(name)?;
+        }
+        if let Some(i) = idx {
+            cur = cur.get(i)?;
+        }
+    }
+    Some(cur)
+}
+
+/// A `meta.k8s.io/v1` Table (what kubectl asks for): Name plus the CRD's
+/// additionalPrinterColumns (simple paths only), or Name and Age.
+fn to_table(rt: &ResourceType, items: &[Value], rv: u64) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    let mut columns: Vec<(String, String, String)> = rt.printer_columns.clone();
+    if columns.is_empty() {
+        columns.push((
+            "Age".into(),
+            "date".into(),
+            ".metadata.creationTimestamp".into(),
+        ));
+    }
     let rows: Vec<Value> = items
         .iter()
         .map(|o| {
-            let name = o.pointer("/metadata/name").cloned().unwrap_or(json!(""));
-            let age = o
-                .pointer("/metadata/creationTimestamp")
-                .and_then(Value::as_str)
-                .and_then(parse_rfc3339)
-                .map(|t| human_age(now - t))
-                .unwrap_or_else(|| "<unknown>".into());
+            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
+            for (_, ty, path) in &columns {
+                let v = simple_json_path(o, path);
+                cells.push(match (ty.as_str(), v) {
+                    ("date", Some(Value::String(t))) => json!(parse_rfc3339(t)
+                        .map(|t| human_age(now - t))
+                        .unwrap_or_else(|| t.clone())),
+                    (_, Some(v)) if !v.is_null() => v.clone(),
+                    _ => json!("<none>"),
+                });
+            }
             json!({
-                "cells": [name, age],
+                "cells": cells,
                 "object": {
                     "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                     "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
@@ -551,13 +586,18 @@ fn to_table(items: &[Value], rv: u64) -> Value {
             })
         })
         .collect();
+    let mut defs = vec![json!({"name": "Name", "type": "string", "format": "name",
+        "description": "Name must be unique within a namespace.", "priority": 0})];
+    for (name, ty, _) in &columns {
+        let ty = if ty == "date" { "string" } else { ty.as_str() };
+        defs.push(
+            json!({"name": name, "type": ty, "format": "", "description": name, "priority": 0}),
+        );
+    }
     json!({
         "kind": "Table", "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": rv.to_string()},
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "Time since creation.", "priority": 0},
-        ],
+        "columnDefinitions": defs,
         "rows": rows,
     })
 }
@@ -695,6 +735,14 @@ mod tests {
         assert!(truthy(&q, "watch"));
         assert_eq!(q["x"], "");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn printer_column_paths() {
+        let o = json!({"status": {"master": "m", "c": [{"t": 1}]}});
+        assert_eq!(simple_json_path(&o, ".status.master"), Some(&json!("m")));
+        assert_eq!(simple_json_path(&o, ".status.c[0].t"), Some(&json!(1)));
+        assert_eq!(simple_json_path(&o, ".status.none"), None);
     }
 
     #[test]

@@ -59,11 +59,19 @@
 //!   Deleting a namespace deletes its contents at once (no Terminating phase); the
 //!   namespaces `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from
 //!   the start, and namespaced objects can only be created in existing namespaces.
-//! - kubectl: `get` is answered with a Table of Name and Age (no additional printer
-//!   columns), so `kubectl get`/`describe`/`apply --server-side` work; there is no
-//!   OpenAPI document, so client-side validation must be disabled (`--validate=false`)
-//!   where kubectl insists on it, and `kubectl explain` does not work.
-
+//! - kubectl: `get` is answered with a Table (Name plus a CRD's additionalPrinterColumns
+//!   with simple `.a.b[0]` JSONPaths, otherwise Name and Age), so `kubectl get`,
+//!   `describe`, `delete` and `apply --server-side` work. `/openapi/v3` is a stub that
+//!   only tells kubectl that PATCH supports `fieldValidation` (so it leaves validation to
+//!   the server, which does none); there are no schemas, so `kubectl explain`,
+//!   client-side `kubectl apply` (strategic merge via OpenAPI) and `kubectl get -w`
+//!   (watch of Tables) are not supported. Aggregated discovery is not served; kubectl
+//!   falls back to the legacy discovery documents.
+//!
+//! Wiring: `LocalApi::start(TcpListener::bind("127.0.0.1:0").await?, Options { crd_dir,
+//! ..Default::default() })`, then [`write_kubeconfig`]`(state_dir/kubeconfig, api.addr())`
+//! and build the controller's `kube::Client` from that file (or
+//! `kube::Config::new(api.url().parse()?)`); `api.shutdown().await` on exit.
 pub mod apply;
 pub mod error;
 pub mod http;

@@ -19,6 +19,8 @@ pub struct ResourceType {
     pub status_subresource: bool,
     /// True for kinds defined by a CustomResourceDefinition.
     pub custom: bool,
+    /// additionalPrinterColumns of a CRD version: (name, type, jsonPath).
+    pub printer_columns: Vec<(String, String, String)>,
 }
 
 impl ResourceType {
@@ -74,6 +76,7 @@ fn bt(
         categories: Vec::new(),
         status_subresource: status,
         custom: false,
+        printer_columns: Vec::new(),
     }
 }
 
@@ -258,6 +261,16 @@ pub fn crd_types(obj: &Value) -> Vec<ResourceType> {
             categories: categories.clone(),
             status_subresource: v.pointer("/subresources/status").is_some(),
             custom: true,
+            printer_columns: v
+                .get("additionalPrinterColumns")
+                .and_then(Value::as_array)
+                .map(|cols| {
+                    cols.iter()
+                        .map(|c| (s(c, "/name"), s(c, "/type"), s(c, "/jsonPath")))
+                        .filter(|(n, _, p)| !n.is_empty() && !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect()
 }
