@@ -647,6 +647,13 @@ impl Store {
         rv_precondition: Option<String>,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        if !new.is_object() {
+            return Err(ApiError::invalid(
+                &rt.kind,
+                &key.3,
+                "the resulting object must be a JSON object",
+            ));
+        }
         if let Some(rv) = rv_precondition {
             if meta_str(&old, "resourceVersion").as_deref() != Some(rv.as_str()) {
                 return Err(ApiError::conflict(&rt.group, &rt.plural, &key.3));
@@ -970,6 +977,25 @@ mod tests {
         s.delete(&cm(), "default", "a", &DeleteOptions::default())
             .unwrap();
         assert!(s.get(&cm(), "default", "child").is_err());
+    }
+
+    #[test]
+    fn patch_to_non_object_is_rejected() {
+        let s = Store::new(10);
+        s.create(&cm(), "default", json!({"metadata": {"name": "a"}}), false)
+            .unwrap();
+        let e = s
+            .patch(
+                &cm(),
+                "default",
+                "a",
+                Patch::Json(json!([{"op": "replace", "path": "", "value": 5}])),
+                false,
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(e.code, 422);
+        assert!(s.get(&cm(), "default", "a").is_ok());
     }
 
     #[test]
