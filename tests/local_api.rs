@@ -983,3 +983,66 @@ async fn streaming_list_watcher_gets_initial_events_end() {
     assert!(init && done, "streaming list delivered s1 then InitDone");
     env.api.shutdown().await;
 }
+
+#[tokio::test]
+async fn recorder_events_are_visible_as_core_events() {
+    use k8s_openapi::api::core::v1::{Event as CoreEvent, ObjectReference};
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let env = start("events").await;
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+    let target = cms
+        .create(&PostParams::default(), &cm("target", &[], &[]))
+        .await
+        .unwrap();
+    let reference = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: target.metadata.name.clone(),
+        namespace: Some("default".into()),
+        uid: target.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let recorder = Recorder::new(
+        env.client.clone(),
+        Reporter {
+            controller: "tandem-test".into(),
+            instance: None,
+        },
+    );
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Tested".into(),
+        note: Some("hello from the recorder".into()),
+        action: "Test".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &reference).await.unwrap();
+    // The same event again becomes a series (a merge patch on the events.k8s.io object).
+    recorder.publish(&ev, &reference).await.unwrap();
+
+    let core: Api<CoreEvent> = Api::namespaced(env.client.clone(), "default");
+    let found = core
+        .list(&ListParams::default().fields(&format!(
+            "involvedObject.name=target,involvedObject.uid={}",
+            target.metadata.uid.clone().unwrap()
+        )))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1, "{:?}", found.items);
+    let e = &found.items[0];
+    assert_eq!(e.message.as_deref(), Some("hello from the recorder"));
+    assert_eq!(e.reason.as_deref(), Some("Tested"));
+    assert_eq!(e.series.as_ref().and_then(|s| s.count), Some(2));
+    let v1: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), "default");
+    let listed = v1
+        .list(&ListParams::default().fields("regarding.name=target"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(
+        listed.items[0].note.as_deref(),
+        Some("hello from the recorder")
+    );
+    env.api.shutdown().await;
+}

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::error::ApiError;
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{present, DeleteOptions, EventType, Patch, Store};
+use super::store::{present, selected, DeleteOptions, EventType, Patch, Store};
 use super::types::ResourceType;
 
 /// Response body: a whole JSON document or a watch stream.
@@ -666,7 +666,7 @@ fn watch(
                 }
                 Ok((evs, now)) => {
                     for ev in evs {
-                        if ev.group != rt.group || ev.plural != rt.plural {
+                        if (ev.group.as_str(), ev.plural.as_str()) != rt.storage() {
                             continue;
                         }
                         if let Some(n) = &ns {
@@ -674,7 +674,7 @@ fn watch(
                                 continue;
                             }
                         }
-                        let sel = |o: &Value| labels.matches(o) && fields.matches(o);
+                        let sel = |o: &Value| selected(&rt, o, &labels, &fields);
                         let new_m = sel(&ev.object);
                         let old_m = ev.old.as_deref().map(sel).unwrap_or(new_m);
                         let etype = match (ev.etype, old_m, new_m) {

@@ -15,6 +15,11 @@
 //!   Creating a CRD serves its served versions at once (names, scope, status
 //!   subresource, short names, categories); its status reports NamesAccepted and
 //!   Established. Deleting a CRD deletes its objects.
+//! - events.k8s.io/v1 Events and core v1 Events are one store, as in a real cluster:
+//!   an Event written by kube's `Recorder` (events.k8s.io) is listed by `kubectl
+//!   describe` (core, `involvedObject.*` field selectors). The conversion renames
+//!   regarding/involvedObject, note/message, reportingController/reportingComponent
+//!   and the deprecated* fields; everything else is shared as is.
 //! - Verbs: get, list, watch, create, update (PUT), patch, delete, deletecollection, on
 //!   the main resource and on `/status` for kinds with a status subresource.
 //!

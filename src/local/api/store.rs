@@ -12,7 +12,10 @@ use tokio::sync::watch;
 use super::apply;
 use super::error::ApiError;
 use super::selectors::{FieldSelector, LabelSelector};
-use super::types::{builtin_types, crd_status, crd_types, validate_crd, ResourceType};
+use super::types::{
+    builtin_types, core_event_to_events_v1, crd_status, crd_types, events_v1_to_core_event,
+    validate_crd, ResourceType,
+};
 
 /// (group, plural, namespace, name); namespace is "" for cluster-scoped objects.
 pub type Key = (String, String, String, String);
@@ -197,9 +200,10 @@ fn spec_part(obj: &Value) -> Value {
 }
 
 fn key_of(rt: &ResourceType, ns: &str, name: &str) -> Key {
+    let (g, p) = rt.storage();
     (
-        rt.group.clone(),
-        rt.plural.clone(),
+        g.to_string(),
+        p.to_string(),
         if rt.namespaced {
             ns.to_string()
         } else {
@@ -209,15 +213,47 @@ fn key_of(rt: &ResourceType, ns: &str, name: &str) -> Key {
     )
 }
 
-/// Set apiVersion/kind to the requested version of the type (no conversion between
-/// versions is done; all versions of a CRD share one stored object).
-pub fn present(rt: &ResourceType, obj: &Value) -> Value {
-    let mut o = obj.clone();
+fn set_type(rt: &ResourceType, mut o: Value) -> Value {
     if let Some(m) = o.as_object_mut() {
         m.insert("apiVersion".into(), json!(rt.api_version()));
         m.insert("kind".into(), json!(rt.kind));
     }
     o
+}
+
+/// A stored object as the requested type shows it: apiVersion/kind of the requested
+/// version (no conversion between versions is done; all versions of a CRD share one
+/// stored object), and events.k8s.io/v1 Events converted from the stored core Events.
+pub fn present(rt: &ResourceType, obj: &Value) -> Value {
+    if rt.is_events_v1() {
+        set_type(rt, core_event_to_events_v1(obj))
+    } else {
+        set_type(rt, obj.clone())
+    }
+}
+
+/// An object written through `rt` in its stored form.
+fn to_stored(rt: &ResourceType, obj: &Value) -> Value {
+    if rt.is_events_v1() {
+        events_v1_to_core_event(obj)
+    } else {
+        set_type(rt, obj.clone())
+    }
+}
+
+/// Whether a stored object of `rt`'s storage matches the selectors, as `rt` shows it.
+pub fn selected(
+    rt: &ResourceType,
+    obj: &Value,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+) -> bool {
+    if rt.is_events_v1() {
+        let p = present(rt, obj);
+        labels.matches(&p) && fields.matches(&p)
+    } else {
+        labels.matches(obj) && fields.matches(obj)
+    }
 }
 
 impl Inner {
@@ -499,9 +535,9 @@ impl Store {
         let items = inner
             .objects
             .iter()
-            .filter(|(k, _)| k.0 == rt.group && k.1 == rt.plural)
+            .filter(|(k, _)| (k.0.as_str(), k.1.as_str()) == rt.storage())
             .filter(|(k, _)| ns.is_none_or(|n| !rt.namespaced || k.2 == n))
-            .filter(|(_, o)| labels.matches(o) && fields.matches(o))
+            .filter(|(_, o)| selected(rt, o, labels, fields))
             .map(|(_, o)| present(rt, o))
             .collect();
         (items, inner.rv)
@@ -533,7 +569,7 @@ impl Store {
                 "the body must be a JSON object".into(),
             ));
         }
-        obj = present(rt, &obj);
+        obj = to_stored(rt, &obj);
         let m = meta(&mut obj);
         let mut name = m
             .get("name")
@@ -671,7 +707,7 @@ impl Store {
             }
             r
         } else {
-            let mut r = present(rt, &new);
+            let mut r = to_stored(rt, &new);
             if rt.status_subresource {
                 if let Some(o) = r.as_object_mut() {
                     match old.get("status") {
@@ -753,7 +789,7 @@ impl Store {
                 let old =
                     existing.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
                 let rv = meta_str(&body, "resourceVersion");
-                let mut new = old.clone();
+                let mut new = present(rt, &old);
                 apply::merge_patch(&mut new, &body);
                 (
                     Self::update_locked(&mut inner, rt, key, old, new, status_only, rv, dry_run)?,
@@ -763,7 +799,7 @@ impl Store {
             Patch::Json(body) => {
                 let old =
                     existing.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
-                let mut new = old.clone();
+                let mut new = present(rt, &old);
                 apply::json_patch(&mut new, &body)
                     .map_err(|e| ApiError::invalid(&rt.kind, name, &format!("json patch: {e}")))?;
                 let rv = meta_str(&new, "resourceVersion")
@@ -819,7 +855,7 @@ impl Store {
                         (created, true)
                     }
                     Some(old) => {
-                        let mut new = old.clone();
+                        let mut new = present(rt, &old);
                         if let Some(prev) = inner.applied.get(&akey) {
                             apply::remove_unapplied(&mut new, prev, &body);
                         }
@@ -910,9 +946,9 @@ impl Store {
         let keys: Vec<Key> = inner
             .objects
             .iter()
-            .filter(|(k, _)| k.0 == rt.group && k.1 == rt.plural)
+            .filter(|(k, _)| (k.0.as_str(), k.1.as_str()) == rt.storage())
             .filter(|(k, _)| ns.is_none_or(|n| !rt.namespaced || k.2 == n))
-            .filter(|(_, o)| labels.matches(o) && fields.matches(o))
+            .filter(|(_, o)| selected(rt, o, labels, fields))
             .map(|(k, _)| k.clone())
             .collect();
         let mut out = Vec::new();

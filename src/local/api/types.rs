@@ -36,6 +36,21 @@ impl ResourceType {
         self.group == "apiextensions.k8s.io" && self.plural == "customresourcedefinitions"
     }
 
+    /// events.k8s.io/v1 Events share storage with core v1 Events (as in a real
+    /// cluster) and are converted on the way in and out.
+    pub fn is_events_v1(&self) -> bool {
+        self.group == "events.k8s.io" && self.plural == "events"
+    }
+
+    /// The (group, plural) the objects are stored under.
+    pub fn storage(&self) -> (&str, &str) {
+        if self.is_events_v1() {
+            ("", "events")
+        } else {
+            (&self.group, &self.plural)
+        }
+    }
+
     pub fn is_namespace(&self) -> bool {
         self.group.is_empty() && self.plural == "namespaces"
     }
@@ -298,4 +313,43 @@ pub fn crd_status(obj: &Value, now: &str) -> Value {
         ],
         "storedVersions": storage,
     })
+}
+
+/// Field renames between core v1 Event (left) and events.k8s.io/v1 Event (right).
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("involvedObject", "regarding"),
+    ("message", "note"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+    ("reportingComponent", "reportingController"),
+];
+
+fn rename(obj: &Value, to_events: bool) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        for (core, ev) in EVENT_FIELDS {
+            let (from, to) = if to_events { (core, ev) } else { (ev, core) };
+            if let Some(v) = m.remove(*from) {
+                m.insert(to.to_string(), v);
+            }
+        }
+    }
+    o
+}
+
+/// A stored (core v1) Event as an events.k8s.io/v1 Event (apiVersion/kind not set).
+pub fn core_event_to_events_v1(obj: &Value) -> Value {
+    rename(obj, true)
+}
+
+/// An events.k8s.io/v1 Event as a core v1 Event, with core apiVersion/kind.
+pub fn events_v1_to_core_event(obj: &Value) -> Value {
+    let mut o = rename(obj, false);
+    if let Some(m) = o.as_object_mut() {
+        m.insert("apiVersion".into(), json!("v1"));
+        m.insert("kind".into(), json!("Event"));
+    }
+    o
 }
