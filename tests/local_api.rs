@@ -1046,3 +1046,30 @@ async fn recorder_events_are_visible_as_core_events() {
     );
     env.api.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_watches_and_frees_the_port() {
+    let env = start("shutdown").await;
+    let addr = env.api.addr();
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+    let mut stream = cms
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    // Initial events of a "0" watch: the (empty) namespace has none; stream is open.
+    env.api.shutdown().await;
+    let ended = tokio::time::timeout(STEP, async {
+        loop {
+            match stream.next().await {
+                None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "watch stream ends after shutdown");
+    // The listener is closed: the port can be bound again.
+    let rebound = TcpListener::bind(addr).await;
+    assert!(rebound.is_ok(), "port {addr} free after shutdown");
+}
