@@ -173,6 +173,13 @@ fn meta_str(obj: &Value, field: &str) -> Option<String> {
         .map(String::from)
 }
 
+fn meta_free_str(obj: &Value, field: &str) -> String {
+    obj.get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn uid_of(obj: &Value) -> String {
     meta_str(obj, "uid").unwrap_or_default()
 }
@@ -961,6 +968,51 @@ impl Store {
         (out, inner.rv)
     }
 
+    /// The served type with this apiVersion and kind.
+    pub fn resolve_kind(&self, api_version: &str, kind: &str) -> Option<ResourceType> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        self.lock()
+            .types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.kind == kind)
+            .cloned()
+    }
+
+    /// Server-side apply a whole manifest (apiVersion, kind, metadata.name and, for
+    /// namespaced kinds, metadata.namespace or `default`) as `manager`: what
+    /// `kubectl apply --server-side` does, in process (e.g. for `local -f file`).
+    pub fn apply_manifest(&self, doc: Value, manager: &str) -> Result<Value, ApiError> {
+        let api_version = meta_free_str(&doc, "apiVersion");
+        let kind = meta_free_str(&doc, "kind");
+        let rt = self.resolve_kind(&api_version, &kind).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "no matches for kind \"{kind}\" in version \"{api_version}\""
+            ))
+        })?;
+        let name = meta_str(&doc, "name").unwrap_or_default();
+        if name.is_empty() {
+            return Err(ApiError::invalid(
+                &kind,
+                "",
+                "metadata.name: Required value: name is required",
+            ));
+        }
+        let ns = if rt.namespaced {
+            meta_str(&doc, "namespace")
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".into())
+        } else {
+            String::new()
+        };
+        let patch = Patch::Apply {
+            body: doc,
+            manager: manager.to_string(),
+            force: true,
+        };
+        self.patch(&rt, &ns, &name, patch, false, false)
+            .map(|(o, _)| o)
+    }
+
     /// The type of a stored event's object, for presenting it.
     pub fn type_of(&self, group: &str, plural: &str) -> Option<ResourceType> {
         self.lock().type_for_key(group, plural)
@@ -1032,6 +1084,26 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code, 422);
         assert!(s.get(&cm(), "default", "a").is_ok());
+    }
+
+    #[test]
+    fn apply_manifest_resolves_kind_and_namespace() {
+        let s = Store::new(10);
+        let doc = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": {"a": "1"}});
+        let first = s.apply_manifest(doc.clone(), "local").unwrap();
+        assert_eq!(first["metadata"]["namespace"], "default");
+        let again = s.apply_manifest(doc, "local").unwrap();
+        assert_eq!(
+            first["metadata"]["resourceVersion"],
+            again["metadata"]["resourceVersion"]
+        );
+        let e = s
+            .apply_manifest(
+                json!({"apiVersion": "x/v1", "kind": "Nope", "metadata": {"name": "n"}}),
+                "local",
+            )
+            .unwrap_err();
+        assert_eq!(e.code, 400);
     }
 
     #[test]
