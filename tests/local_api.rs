@@ -1086,3 +1086,54 @@ async fn shutdown_ends_open_watches_and_frees_the_port() {
         "no API after shutdown on {addr}"
     );
 }
+
+#[tokio::test]
+async fn selector_watch_sees_objects_enter_and_leave_and_dry_run_stores_nothing() {
+    let env = start("selwatch").await;
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = cms
+        .watch(&WatchParams::default().labels("app=x"), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &cm("unlabelled", &[], &[]))
+        .await
+        .unwrap();
+    cms.patch(
+        "unlabelled",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}})),
+    )
+    .await
+    .unwrap();
+    cms.patch(
+        "unlabelled",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "y"}}})),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(next_event(&mut stream).await, WatchEvent::Added(c) if c.labels()["app"] == "x")
+    );
+    assert!(
+        matches!(next_event(&mut stream).await, WatchEvent::Deleted(c) if c.labels()["app"] == "y")
+    );
+
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let shown = cms.create(&dry, &cm("dry", &[], &[])).await.unwrap();
+    assert_eq!(shown.name_any(), "dry");
+    let (code, _) = api_code(cms.get("dry").await.unwrap_err());
+    assert_eq!(code, 404, "dry run stores nothing");
+    env.api.shutdown().await;
+}
