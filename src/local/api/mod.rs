@@ -24,6 +24,9 @@
 //!   the main resource and on `/status` for kinds with a status subresource.
 //!
 //! Semantics and simplifications (documented differences from a real API server):
+//! - `dryRun=All` is honoured on create, update, patch and delete (nothing is stored).
+//! - On update and patch, `uid`, `creationTimestamp`, `generation`,
+//!   `deletionTimestamp`, `name` and `namespace` keep their stored values.
 //! - resourceVersion is one global counter. Writes that change nothing return the old
 //!   object with its old resourceVersion (updates, patches and apply alike).
 //! - generation starts at 1 and is bumped when anything outside `metadata` and `status`
@@ -76,7 +79,10 @@
 //! Wiring: `LocalApi::start(TcpListener::bind("127.0.0.1:0").await?, Options { crd_dir,
 //! ..Default::default() })`, then [`write_kubeconfig`]`(state_dir/kubeconfig, api.addr())`
 //! and build the controller's `kube::Client` from that file (or
-//! `kube::Config::new(api.url().parse()?)`); `api.shutdown().await` on exit.
+//! `kube::Config::new(api.url().parse()?)`); `api.shutdown().await` on exit. In-process
+//! components can use [`LocalApi::store`] directly ([`Store::apply_manifest`] for `-f`
+//! files, `resolve` + `create`/`update`/`patch`/`delete`, `subscribe` + `events_since`
+//! to follow changes).
 pub mod apply;
 pub mod error;
 pub mod http;
