@@ -9,6 +9,7 @@ pub mod controller;
 pub mod crd;
 pub mod http;
 pub mod leader;
+pub mod local;
 pub mod metrics;
 pub mod names;
 pub mod roles;

@@ -1,0 +1,356 @@
+//! An embedded, in-process Kubernetes API server over plain HTTP on loopback.
+//!
+//! It lets the unmodified controller (a normal `kube::Client` built from the kubeconfig
+//! written by [`write_kubeconfig`]) and `kubectl` run without a cluster. Start it with
+//! [`LocalApi::start`] (or [`serve`]); objects live in memory in a [`store::Store`].
+//!
+//! What is served:
+//! - Discovery: `/api`, `/api/v1`, `/apis`, `/apis/<group>`, `/apis/<group>/<version>`
+//!   (legacy, non-aggregated discovery; kubectl falls back to it), `/version`,
+//!   `/healthz`, `/livez`, `/readyz`.
+//! - Built-in kinds: v1 ConfigMap, Secret, Service, Pod, Event, PersistentVolumeClaim,
+//!   Namespace, ServiceAccount, Endpoints; apps/v1 StatefulSet; policy/v1
+//!   PodDisruptionBudget; coordination.k8s.io/v1 Lease; events.k8s.io/v1 Event;
+//!   discovery.k8s.io/v1 EndpointSlice; apiextensions.k8s.io/v1 CustomResourceDefinition.
+//!   Creating a CRD serves its served versions at once (names, scope, status
+//!   subresource, short names, categories); its status reports NamesAccepted and
+//!   Established. Deleting a CRD deletes its objects.
+//! - events.k8s.io/v1 Events and core v1 Events are one store, as in a real cluster:
+//!   an Event written by kube's `Recorder` (events.k8s.io) is listed by `kubectl
+//!   describe` (core, `involvedObject.*` field selectors). The conversion renames
+//!   regarding/involvedObject, note/message, reportingController/reportingComponent
+//!   and the deprecated* fields; everything else is shared as is.
+//! - Verbs: get, list, watch, create, update (PUT), patch, delete, deletecollection, on
+//!   the main resource and on `/status` for kinds with a status subresource.
+//!
+//! Semantics and simplifications (documented differences from a real API server):
+//! - `dryRun=All` is honoured on create, update, patch and delete (nothing is stored).
+//! - On update and patch, `uid`, `creationTimestamp`, `generation`,
+//!   `deletionTimestamp`, `name` and `namespace` keep their stored values.
+//! - resourceVersion is one global counter. Writes that change nothing return the old
+//!   object with its old resourceVersion (updates, patches and apply alike).
+//! - generation starts at 1 and is bumped when anything outside `metadata` and `status`
+//!   changes (for every kind, also those that have no generation in a real cluster).
+//! - Status subresource: the main endpoint keeps the stored status; `/status` changes
+//!   only the status. Custom resources with a status subresource drop `status` on
+//!   create; built-in kinds keep the status given on create (handy for the runtime).
+//! - No schema validation, defaulting, admission, conversion between versions (all
+//!   versions of a CRD share one object, only `apiVersion` is rewritten), RBAC or
+//!   authentication. `managedFields` are never stored or returned.
+//! - Patches: JSON merge patch (RFC 7386); JSON patch (RFC 6902); strategic merge patch is
+//!   treated as a JSON merge patch (no merge keys, lists replaced, `$patch` directives
+//!   not interpreted).
+//! - Server-side apply: the applied configuration is merged recursively into the object
+//!   (maps merge, applied fields win, lists and scalars replace as a whole, i.e. every
+//!   list is atomic). The last configuration applied by each field manager (separately
+//!   for `/status`) is remembered, and fields that manager applied before but no
+//!   longer applies are removed. There is no field ownership between managers, so apply
+//!   never reports a conflict; `force` is accepted and ignored.
+//! - Selectors: label selectors with `=`, `==`, `!=`, `in`, `notin`, `key`, `!key`; field
+//!   selectors with `=`, `==`, `!=` on any dotted path of the object (for example
+//!   `metadata.name`, `metadata.namespace`, `involvedObject.name`, `status.phase`).
+//! - List ignores `resourceVersion`, `limit` and `continue` (always the whole, current
+//!   list; no pagination).
+//! - Watch streams newline-delimited JSON events from a bounded history (see
+//!   [`Options::history_limit`]). With no or `"0"` resourceVersion the current objects
+//!   come first as ADDED; `sendInitialEvents=true` adds the
+//!   `k8s.io/initial-events-end` bookmark. A resourceVersion older than the history
+//!   window yields, like the real server, an HTTP 200 stream whose only event is an
+//!   ERROR carrying a 410 `Expired` Status. Bookmarks (with
+//!   `allowWatchBookmarks=true`) are sent after [`Options::bookmark_interval`] of
+//!   silence. Objects moving into/out of a selector produce ADDED/DELETED.
+//! - Deletion: objects with finalizers get a deletionTimestamp and are removed when the
+//!   last finalizer goes. Owner-reference garbage collection (background cascade) runs
+//!   synchronously after each removal: every object whose owner references all point to
+//!   objects that no longer exist is deleted, recursively. `propagationPolicy=Orphan`
+//!   removes the owner references instead; `Foreground` is treated as `Background`.
+//!   Deleting a namespace deletes its contents at once (no Terminating phase); the
+//!   namespaces `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from
+//!   the start, and namespaced objects can only be created in existing namespaces.
+//! - kubectl: `get` is answered with a Table (Name plus a CRD's additionalPrinterColumns
+//!   with simple `.a.b[0]` JSONPaths, otherwise Name and Age), so `kubectl get`,
+//!   `describe`, `delete` and `apply --server-side` work. `/openapi/v3` is a stub that
+//!   only tells kubectl that PATCH supports `fieldValidation` (so it leaves validation to
+//!   the server, which does none); there are no schemas, so `kubectl explain`,
+//!   client-side `kubectl apply` (strategic merge via OpenAPI) and `kubectl get -w`
+//!   (watch of Tables) are not supported. Aggregated discovery is not served; kubectl
+//!   falls back to the legacy discovery documents.
+//!
+//! Wiring: `LocalApi::start(TcpListener::bind("127.0.0.1:0").await?, Options { crd_dir,
+//! ..Default::default() })`, then [`write_kubeconfig`]`(state_dir/kubeconfig, api.addr())`
+//! and build the controller's `kube::Client` from that file (or
+//! `kube::Config::new(api.url().parse()?)`); `api.shutdown().await` on exit. In-process
+//! components can use [`LocalApi::store`] directly ([`Store::apply_manifest`] for `-f`
+//! files, `resolve` + `create`/`update`/`patch`/`delete`, `subscribe` + `events_since`
+//! to follow changes).
+pub mod apply;
+pub mod error;
+pub mod http;
+pub mod selectors;
+pub mod store;
+pub mod types;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use error::ApiError;
+pub use store::Store;
+
+/// Errors of starting the local API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Manifest { path: PathBuf, message: String },
+    #[error("local API listener: {0}")]
+    Listener(std::io::Error),
+}
+
+/// Settings of the local API.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Number of events kept for watches to resume from (older: 410 Gone).
+    pub history_limit: usize,
+    /// Idle time after which a watch with `allowWatchBookmarks` gets a BOOKMARK.
+    pub bookmark_interval: Duration,
+    /// Directory of YAML files whose CustomResourceDefinitions are registered at start.
+    pub crd_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(30),
+            crd_dir: None,
+        }
+    }
+}
+
+/// A running local API server.
+pub struct LocalApi {
+    addr: SocketAddr,
+    store: Arc<Store>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl LocalApi {
+    /// Start serving on `listener` (bind it to 127.0.0.1:0 for a free port).
+    pub async fn start(listener: TcpListener, options: Options) -> Result<LocalApi, Error> {
+        let addr = listener.local_addr().map_err(Error::Listener)?;
+        let store = Store::new(options.history_limit);
+        if let Some(dir) = &options.crd_dir {
+            register_crds(&store, dir)?;
+        }
+        let shared = Arc::new(http::Shared {
+            store: store.clone(),
+            bookmark_interval: options.bookmark_interval,
+            address: addr.to_string(),
+        });
+        let (tx, mut rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut conns = JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = &mut rx => break,
+                    acc = listener.accept() => {
+                        let stream = match acc {
+                            Ok((s, _)) => s,
+                            Err(_) => {
+                                // Out of file descriptors and the like: back off briefly.
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                continue;
+                            }
+                        };
+                        let _ = stream.set_nodelay(true);
+                        let shared = shared.clone();
+                        conns.spawn(async move {
+                            let svc = service_fn(move |req| http::handle(shared.clone(), req));
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                }
+                while conns.try_join_next().is_some() {}
+            }
+            conns.abort_all();
+            while conns.join_next().await.is_some() {}
+        });
+        Ok(LocalApi {
+            addr,
+            store,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The object store (for in-process components such as the local runtime).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Stop accepting, close every connection (watches end) and wait for the server.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Wait until the server stops (it only stops through [`LocalApi::shutdown`] from
+    /// another handle, so this runs until the process ends or the task is aborted).
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for LocalApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serve the local API on `listener` until the task is dropped, registering the
+/// CustomResourceDefinitions found in the YAML files of `crd_dir`.
+pub async fn serve(listener: TcpListener, crd_dir: Option<PathBuf>) -> Result<(), Error> {
+    let api = LocalApi::start(
+        listener,
+        Options {
+            crd_dir,
+            ..Options::default()
+        },
+    )
+    .await?;
+    api.wait().await;
+    Ok(())
+}
+
+/// Parse every YAML document of a file (multi-document files allowed).
+pub fn read_manifests(path: &Path) -> Result<Vec<Value>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let y = serde_yaml::Value::deserialize(doc).map_err(|e| Error::Manifest {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if y.is_null() {
+            continue;
+        }
+        let v = serde_json::to_value(y).map_err(|e| Error::Manifest {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Register (create or replace) the CustomResourceDefinitions in the `.yaml`, `.yml`
+/// and `.json` files of `dir`, in file-name order. Other kinds are ignored.
+pub fn register_crds(store: &Store, dir: &Path) -> Result<usize, Error> {
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        })
+        .collect();
+    files.sort();
+    let crd = store
+        .resolve("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .ok_or_else(|| Error::Manifest {
+            path: dir.to_path_buf(),
+            message: "CRD type missing".into(),
+        })?;
+    let mut n = 0;
+    for f in files {
+        for doc in read_manifests(&f)? {
+            if doc.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
+                continue;
+            }
+            let name = doc
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let res = match store.create(&crd, "", doc.clone(), false) {
+                Err(e) if e.reason == "AlreadyExists" => {
+                    let mut d = doc;
+                    if let Some(m) = d.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove("resourceVersion");
+                    }
+                    store.update(&crd, "", &name, d, false, false)
+                }
+                other => other,
+            };
+            res.map_err(|e| Error::Manifest {
+                path: f.clone(),
+                message: e.message,
+            })?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Write a kubeconfig for `http://<addr>` (no authentication) to `path`, with context
+/// `tandem-local` and namespace `default`.
+pub fn write_kubeconfig(path: &Path, addr: SocketAddr) -> std::io::Result<()> {
+    let text = format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: tandem-local
+  cluster:
+    server: http://{addr}
+contexts:
+- name: tandem-local
+  context:
+    cluster: tandem-local
+    user: tandem-local
+    namespace: default
+current-context: tandem-local
+users:
+- name: tandem-local
+  user: {{}}
+preferences: {{}}
+"
+    );
+    std::fs::write(path, text)
+}
