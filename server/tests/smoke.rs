@@ -44,3 +44,54 @@ fn unknown_command_error_names_command_and_args() {
         R::Err("ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' ".into())
     );
 }
+
+#[test]
+fn oversized_bulk_header_is_refused_and_others_keep_being_served() {
+    let s = TestServer::start(&["--proto-max-bulk-len", "1mb"]);
+    let mut other = s.conn();
+    assert_eq!(other.cmd("SET keep me"), R::ok());
+    let mut bad = s.conn();
+    // A bulk larger than proto-max-bulk-len is a protocol error, before any payload.
+    bad.send_raw(b"*2\r\n$3\r\nGET\r\n$2000000\r\n");
+    assert_eq!(
+        bad.read(),
+        R::Err("ERR Protocol error: invalid bulk length".into())
+    );
+    assert!(bad.is_closed());
+    assert_eq!(other.cmd("GET keep"), R::bulk("me"));
+}
+
+#[test]
+fn million_argument_header_waits_without_allocating_and_too_many_is_refused() {
+    let s = TestServer::start(&[]);
+    // 1024*1024 arguments is the largest count Redis accepts: the header alone is
+    // fine and the server simply waits for the arguments.
+    let mut other = s.conn();
+    let used = |c: &mut Conn| -> i64 {
+        let R::Bulk(info) = c.cmd("INFO memory") else {
+            panic!("INFO memory")
+        };
+        let text = String::from_utf8_lossy(&info).to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("used_memory")
+    };
+    let before = used(&mut other);
+    let mut big = s.conn();
+    big.send_raw(b"*1048576\r\n$4\r\nPING\r\n");
+    assert_eq!(other.cmd("PING"), R::Simple("PONG".into()));
+    // The declared count does not make the server reserve memory for it: a million
+    // argument slots would be 32 MB.
+    let after = used(&mut other);
+    assert!(after - before < 8 * 1024 * 1024, "{before} -> {after}");
+    // One more than the limit is a protocol error that closes only that connection.
+    let mut bad = s.conn();
+    bad.send_raw(b"*1048577\r\n");
+    assert_eq!(
+        bad.read(),
+        R::Err("ERR Protocol error: invalid multibulk length".into())
+    );
+    assert!(bad.is_closed());
+    assert_eq!(other.cmd("PING"), R::Simple("PONG".into()));
+}
