@@ -169,12 +169,11 @@ pub fn walk_listpack(master: StreamId, blob: &[u8]) -> Result<Vec<StreamEntry>, 
             seq: master.seq.wrapping_add(seq_delta as u64),
         };
         let mut fields = Vec::new();
-        let lp_count_expected;
-        if flags & FLAG_SAMEFIELDS != 0 {
+        let lp_count_expected = if flags & FLAG_SAMEFIELDS != 0 {
             for f in &master_fields {
                 fields.push((f.clone(), elem(it.next())?.to_bytes()));
             }
-            lp_count_expected = 3 + master_fields.len() as i64;
+            3 + master_fields.len() as i64
         } else {
             let n = int(it.next())?;
             if n < 0 || n as usize > els.len() {
@@ -185,8 +184,8 @@ pub fn walk_listpack(master: StreamId, blob: &[u8]) -> Result<Vec<StreamEntry>, 
                 let v = elem(it.next())?.to_bytes();
                 fields.push((f, v));
             }
-            lp_count_expected = 4 + 2 * n;
-        }
+            4 + 2 * n
+        };
         if int(it.next())? != lp_count_expected {
             return Err("stream entry lp-count mismatch");
         }
