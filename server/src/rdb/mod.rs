@@ -122,8 +122,6 @@ pub enum RdbError {
     Truncated(u64),
     #[error("Corrupt RDB at offset {offset}: {what}")]
     Corrupt { offset: u64, what: String },
-    #[error("stream type not supported (RDB type {rdb_type}, key '{key}')")]
-    StreamNotSupported { rdb_type: u8, key: String },
     #[error("module type not supported (RDB type {rdb_type}, key '{key}')")]
     ModuleNotSupported { rdb_type: u8, key: String },
     #[error(
