@@ -320,6 +320,18 @@ fn tandem_starts_on_a_redis_dump_with_streams() {
     assert_eq!(c.cmd("EXISTS mk"), R::Int(1));
     assert_eq!(c.cmd("DEBUG DIGEST-VALUE s1"), s1_digest);
     assert_eq!(c.cmd("DEBUG DIGEST"), digest);
+    // Keyspace commands move stream values untouched; DEBUG RELOAD round-trips them.
+    assert_eq!(c.cmd("RENAME s1 s1b"), R::ok());
+    assert_eq!(c.cmd("TYPE s1b"), R::Simple("stream".into()));
+    assert_eq!(c.cmd("DEBUG DIGEST-VALUE s1b"), s1_digest);
+    assert_eq!(c.cmd("COPY s1b s1"), R::Int(1));
+    assert_eq!(c.cmd("DEBUG DIGEST-VALUE s1"), s1_digest);
+    assert_eq!(c.cmd("DEL s1b"), R::Int(1));
+    assert_eq!(c.cmd("DEBUG RELOAD"), R::ok());
+    assert_eq!(c.cmd("DEBUG DIGEST"), digest);
+    // Commands of other types refuse a stream.
+    assert!(c.cmd("GET s1").err_text().starts_with("WRONGTYPE"));
+    assert!(c.cmd("LPUSH s1 x").err_text().starts_with("WRONGTYPE"));
     // Tandem's own SAVE of that data is a file Redis accepts.
     assert_eq!(c.cmd("SAVE"), R::ok());
     check_rdb(&t.dir.path().join("dump.rdb"));
