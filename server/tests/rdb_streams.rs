@@ -363,3 +363,36 @@ fn tandem_replica_of_a_redis_master_gets_streams() {
         mc.cmd("DEBUG DIGEST-VALUE s1")
     );
 }
+
+#[test]
+fn redis_replica_of_a_tandem_master_gets_streams() {
+    if !have_redis() {
+        return;
+    }
+    // Tandem starts on a Redis-written dump with streams, then serves a full sync.
+    let dir = tempfile::tempdir().unwrap();
+    let a = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let mut ac = a.conn();
+    populate(&mut ac);
+    let want = snapshot(&mut ac);
+    assert_eq!(ac.cmd("SAVE"), R::ok());
+    drop(a);
+    let t = TestServer::start_in(
+        dir,
+        &["--dbfilename", "dump.rdb", "--enable-debug-command", "yes"],
+    );
+    let rdir = tempfile::tempdir().unwrap();
+    let r = RealRedis::start(rdir.path(), "r.rdb", &[]);
+    let mut rc = r.conn();
+    assert_eq!(rc.cmd(&format!("REPLICAOF 127.0.0.1 {}", t.port)), R::ok());
+    let digest = &want.iter().find(|(q, _)| q == "DEBUG DIGEST").unwrap().1;
+    assert!(
+        wait_until(WAIT, || rc.cmd("DEBUG DIGEST") == *digest),
+        "redis replica never matched; tandem log:\n{}",
+        t.stdout()
+    );
+    let got = snapshot(&mut rc);
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!(w, g, "on the redis replica of tandem");
+    }
+}
