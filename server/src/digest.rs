@@ -6,11 +6,13 @@
 //! - `xor(d, bytes)`: `d ^= SHA1(bytes)`; order-independent accumulation.
 //! - `mix(d, bytes)`: `xor(d, bytes)` then `d = SHA1(d)`; order-dependent.
 //! - Per key, starting from 20 zero bytes: `mix(key)`, `mix(type as u32 big-endian)`
-//!   (string 0, list 1, set 2, zset 3, hash 4), then the value:
+//!   (string 0, list 1, set 2, zset 3, hash 4, stream 6), then the value:
 //!   string: `mix(bytes)`; list: `mix(element)` head to tail; set: `xor(member)`
 //!   each; hash: per field an element digest `e = 0; mix(e, field); mix(e, value)`
 //!   then `xor(d, e)`; zset: per member `e = 0; mix(e, member); mix(e, score)`
-//!   then `xor(d, e)`, with the score printed as `%.17g`.
+//!   then `xor(d, e)`, with the score printed as `%.17g`; stream (type 6): per live
+//!   entry in ID order `mix("<ms>.<seq>")` then `mix(field)`, `mix(value)` for each
+//!   field (integers as decimal text); consumer groups are not part of the digest.
 //!   A key with a TTL additionally gets `xor(d, "!!expire!!")` (the TTL value itself
 //!   is not hashed).
 //! - Dataset: start from zero; for every non-empty database `mix(final, db index as
@@ -48,6 +50,7 @@ fn type_code(v: &Value) -> u32 {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
     }
 }
 
@@ -81,6 +84,15 @@ pub fn value_digest(d: &mut Digest, entry: &Entry) {
                 mix_digest(&mut e, m);
                 mix_digest(&mut e, score_text(score).as_bytes());
                 xor_digest(d, &e);
+            }
+        }
+        Value::Stream(st) => {
+            for e in st.entries() {
+                mix_digest(d, format!("{}.{}", e.id.ms, e.id.seq).as_bytes());
+                for (f, val) in &e.fields {
+                    mix_digest(d, f);
+                    mix_digest(d, val);
+                }
             }
         }
     }

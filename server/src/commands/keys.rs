@@ -626,6 +626,7 @@ pub fn encoding_of(v: &Value, cfg: &Config) -> &'static str {
                 "skiplist"
             }
         }
+        Value::Stream(_) => "stream",
     }
 }
 

@@ -625,6 +625,7 @@ fn encoding_and_len(v: &Value) -> (&'static str, usize) {
                 z.iter().map(|(m, _)| m.len() + 9).sum(),
             )
         }
+        Value::Stream(st) => ("stream", st.approx_size()),
     }
 }
 

@@ -22,8 +22,9 @@
 //! (f64 LE scores), 9 zipmap, 10 ziplist list, 11 intset, 12 zset ziplist,
 //! 13 hash ziplist, 14 quicklist (ziplist nodes), 16 hash listpack, 17 zset listpack,
 //! 18 quicklist 2 (PLAIN = 1 / PACKED = 2 listpack nodes), 20 set listpack (7.2).
-//! Streams (15, 19, 21) are refused with "stream type not supported": there is no
-//! stream value type in Tandem yet. Module values (6, 7) are refused too; MODULE_AUX
+//! Streams: 15 (5.0-6.2, missing metadata derived as 7.0 does), 19 (7.0) and 21 (7.2,
+//! consumer active time dropped on write); listpack nodes are kept as validated blobs
+//! (see `types::stream`). Module values (6, 7) are refused; MODULE_AUX
 //! and FUNCTION/FUNCTION2 payloads are skipped (function libraries are not kept).
 //!
 //! Writer: RDB 10 with the aux fields 7.0 writes (redis-ver 7.0.15, redis-bits, ctime,
@@ -32,7 +33,7 @@
 //! default thresholds: listpack hashes (<= 512 entries) and zsets (<= 128), elements
 //! <= 64 bytes,
 //! intset sets (<= 512 integers), quicklist 2 of ~8 KiB listpack nodes for lists,
-//! otherwise the plain hashtable/skiplist forms. Strings: int8/16/32 when canonical,
+//! otherwise the plain hashtable/skiplist forms; streams as type 19 (7.0's layout). Strings: int8/16/32 when canonical,
 //! LZF when compression is on and the string is longer than 20 bytes.
 //!
 //! Neither side buffers: `load` reads exactly the RDB bytes (so a replication stream
@@ -121,8 +122,6 @@ pub enum RdbError {
     Truncated(u64),
     #[error("Corrupt RDB at offset {offset}: {what}")]
     Corrupt { offset: u64, what: String },
-    #[error("stream type not supported (RDB type {rdb_type}, key '{key}')")]
-    StreamNotSupported { rdb_type: u8, key: String },
     #[error("module type not supported (RDB type {rdb_type}, key '{key}')")]
     ModuleNotSupported { rdb_type: u8, key: String },
     #[error(
@@ -165,6 +164,9 @@ pub(crate) const T_HASH_LISTPACK: u8 = 16;
 pub(crate) const T_ZSET_LISTPACK: u8 = 17;
 pub(crate) const T_LIST_QUICKLIST_2: u8 = 18;
 pub(crate) const T_SET_LISTPACK: u8 = 20;
+pub(crate) const T_STREAM_LISTPACKS: u8 = 15;
+pub(crate) const T_STREAM_LISTPACKS_2: u8 = 19;
+pub(crate) const T_STREAM_LISTPACKS_3: u8 = 21;
 
 /// Thresholds the writer uses to pick compact encodings (Redis 7.0 defaults).
 pub(crate) const HASH_MAX_LISTPACK_ENTRIES: usize = 512;

@@ -6,7 +6,8 @@
 use super::listpack::LpEntry;
 use super::*;
 use crate::db::Db;
-use crate::types::{HashMapB, HashSetB, Value, ZSet};
+use crate::types::stream::{self, Consumer, ConsumerGroup, PendingEntry, StreamId};
+use crate::types::{HashMapB, HashSetB, Stream, Value, ZSet};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io::Read;
@@ -322,11 +323,8 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
             }
             Value::List(l)
         }
-        15 | 19 | 21 => {
-            return Err(RdbError::StreamNotSupported {
-                rdb_type: t,
-                key: lossy(key),
-            })
+        T_STREAM_LISTPACKS | T_STREAM_LISTPACKS_2 | T_STREAM_LISTPACKS_3 => {
+            Value::Stream(Box::new(read_stream(rd, t, key)?))
         }
         6 | 7 => {
             return Err(RdbError::ModuleNotSupported {
@@ -336,6 +334,122 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
         }
         _ => return Err(bad(rd, &format!("unknown value type {t}"))),
     })
+}
+
+fn read_id_lens<R: Read>(rd: &mut Rd<R>) -> Result<StreamId, RdbError> {
+    let ms = rd.len()?;
+    let seq = rd.len()?;
+    Ok(StreamId { ms, seq })
+}
+
+fn read_raw_id<R: Read>(rd: &mut Rd<R>) -> Result<StreamId, RdbError> {
+    Ok(StreamId::from_be(&rd.arr::<16>()?))
+}
+
+/// Types 15 (5.0-6.2), 19 (7.0) and 21 (7.2). Type 15 lacks first_id, max_deleted_id,
+/// entries_added and the groups' entries_read: they are derived the way Redis 7.0
+/// derives them. Type 21's per-consumer active time is kept but not written back.
+fn read_stream<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Stream, RdbError> {
+    let bad = |rd: &Rd<R>, what: &str| rd.corrupt(format!("{what} (stream key '{}')", lossy(key)));
+    let mut s = Stream::default();
+    let nodes = rd.count()?;
+    let mut live_total: u64 = 0;
+    for _ in 0..nodes {
+        let master = rd.string()?;
+        let Ok(master) = <[u8; 16]>::try_from(&master[..]) else {
+            return Err(bad(rd, "stream node key is not the size of a stream ID"));
+        };
+        let master = StreamId::from_be(&master);
+        let blob = rd.string()?;
+        let entries = stream::walk_listpack(master, &blob).map_err(|e| bad(rd, e))?;
+        live_total += entries.iter().filter(|e| !e.deleted).count() as u64;
+        if s.listpacks.insert(master, blob).is_some() {
+            return Err(bad(
+                rd,
+                "stream listpack re-added with an existing master ID",
+            ));
+        }
+    }
+    s.length = rd.len()?;
+    if s.length != live_total {
+        return Err(bad(rd, "stream length does not match its live entries"));
+    }
+    s.last_id = read_id_lens(rd)?;
+    if t == T_STREAM_LISTPACKS {
+        s.max_deleted_id = StreamId::default();
+        s.entries_added = s.length;
+        s.first_id = s.first_live_id();
+    } else {
+        s.first_id = read_id_lens(rd)?;
+        s.max_deleted_id = read_id_lens(rd)?;
+        s.entries_added = rd.len()?;
+    }
+    let ngroups = rd.count()?;
+    for _ in 0..ngroups {
+        let name = rd.string()?;
+        let last_id = read_id_lens(rd)?;
+        let entries_read = if t == T_STREAM_LISTPACKS {
+            s.estimate_entries_read(last_id)
+        } else {
+            rd.len()? as i64
+        };
+        let mut g = ConsumerGroup {
+            last_id,
+            entries_read,
+            pel: Default::default(),
+            consumers: Default::default(),
+        };
+        let npel = rd.count()?;
+        for _ in 0..npel {
+            let id = read_raw_id(rd)?;
+            let delivery_time = i64::from_le_bytes(rd.arr()?);
+            let delivery_count = rd.len()?;
+            let nack = PendingEntry {
+                delivery_time,
+                delivery_count,
+                consumer: None,
+            };
+            if g.pel.insert(id, nack).is_some() {
+                return Err(bad(
+                    rd,
+                    "duplicated global PEL entry in stream consumer group",
+                ));
+            }
+        }
+        let ncons = rd.count()?;
+        for _ in 0..ncons {
+            let cname = rd.string()?;
+            let seen_time = i64::from_le_bytes(rd.arr()?);
+            let active_time = if t == T_STREAM_LISTPACKS_3 {
+                Some(i64::from_le_bytes(rd.arr()?))
+            } else {
+                None
+            };
+            let mut c = Consumer {
+                seen_time,
+                active_time,
+                pel: Default::default(),
+            };
+            let n = rd.count()?;
+            for _ in 0..n {
+                let id = read_raw_id(rd)?;
+                let Some(nack) = g.pel.get_mut(&id) else {
+                    return Err(bad(rd, "consumer PEL entry not found in the group PEL"));
+                };
+                if nack.consumer.is_some() || !c.pel.insert(id) {
+                    return Err(bad(rd, "duplicated consumer PEL entry"));
+                }
+                nack.consumer = Some(cname.clone());
+            }
+            if g.consumers.insert(cname, c).is_some() {
+                return Err(bad(rd, "duplicated stream consumer"));
+            }
+        }
+        if s.groups.insert(name, g).is_some() {
+            return Err(bad(rd, "duplicated stream consumer group name"));
+        }
+    }
+    Ok(s)
 }
 
 /// Loads an RDB from `r` into `dbs` (which the caller has emptied). On error `dbs`

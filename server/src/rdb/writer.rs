@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::db::Db;
+use crate::types::stream::{Stream, StreamId};
 use crate::types::Value;
 use std::io::{self, Write};
 
@@ -176,7 +177,53 @@ impl<W: Write> Wr<'_, W> {
                     Ok(())
                 }
             }
+            Value::Stream(st) => {
+                self.u8(T_STREAM_LISTPACKS_2)?;
+                self.string(key)?;
+                self.stream(st)
+            }
         }
+    }
+
+    fn id_lens(&mut self, id: StreamId) -> io::Result<()> {
+        self.len(id.ms)?;
+        self.len(id.seq)
+    }
+
+    /// Type 19 body in Redis 7.0's layout (REPLICATION.md 6.9).
+    fn stream(&mut self, st: &Stream) -> io::Result<()> {
+        self.len(st.listpacks.len() as u64)?;
+        for (master, blob) in &st.listpacks {
+            self.string(&master.to_be())?;
+            self.string(blob)?;
+        }
+        self.len(st.length)?;
+        self.id_lens(st.last_id)?;
+        self.id_lens(st.first_id)?;
+        self.id_lens(st.max_deleted_id)?;
+        self.len(st.entries_added)?;
+        self.len(st.groups.len() as u64)?;
+        for (name, g) in &st.groups {
+            self.string(name)?;
+            self.id_lens(g.last_id)?;
+            self.len(g.entries_read as u64)?;
+            self.len(g.pel.len() as u64)?;
+            for (id, nack) in &g.pel {
+                self.put(&id.to_be())?;
+                self.put(&nack.delivery_time.to_le_bytes())?;
+                self.len(nack.delivery_count)?;
+            }
+            self.len(g.consumers.len() as u64)?;
+            for (cname, c) in &g.consumers {
+                self.string(cname)?;
+                self.put(&c.seen_time.to_le_bytes())?;
+                self.len(c.pel.len() as u64)?;
+                for id in &c.pel {
+                    self.put(&id.to_be())?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

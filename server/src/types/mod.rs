@@ -2,11 +2,13 @@
 //! operations commands need; encodings reported by OBJECT ENCODING are derived
 //! from size the way Redis 7.0 chooses them.
 
+pub mod stream;
 pub mod zset;
 
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
 
+pub use stream::Stream;
 pub use zset::ZSet;
 
 pub type Hasher = ahash::RandomState;
@@ -21,6 +23,8 @@ pub enum Value {
     Hash(HashMapB),
     Set(HashSetB),
     ZSet(ZSet),
+    /// Boxed: a stream's metadata is much larger than the other variants.
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -32,6 +36,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -43,6 +48,8 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // Redis keeps streams with no entries (they carry IDs and groups).
+            Value::Stream(_) => false,
         }
     }
 
