@@ -68,8 +68,18 @@ impl TestServer {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
+            // The port accepts connections (into the kernel backlog) before startup
+            // has finished loading data; ready means the server answers a command.
+            if let Ok(mut t) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = t.set_read_timeout(Some(Duration::from_millis(500)));
+                if t.write_all(b"PING\r\n").is_ok() {
+                    let mut line = String::new();
+                    if BufReader::new(&t).read_line(&mut line).is_ok()
+                        && (line.starts_with('+') || line.starts_with('-'))
+                    {
+                        return true;
+                    }
+                }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
