@@ -244,11 +244,13 @@ def pct(values, p):
 
 
 class Probe(threading.Thread):
-    """One connection doing PING in a loop; bounded by count and time."""
+    """One connection doing PING in a loop, one at a time, a new PING every `interval`
+    seconds (0: back to back); bounded by count and time."""
 
-    def __init__(self, port, max_count=5_000_000, max_secs=300.0):
+    def __init__(self, port, interval, max_count=2_000_000, max_secs=300.0):
         super().__init__(daemon=True)
-        self.port, self.max_count, self.max_secs = port, max_count, max_secs
+        self.port, self.interval = port, interval
+        self.max_count, self.max_secs = max_count, max_secs
         self.stop_evt = threading.Event()
         self.lat_ms = []
         self.error = None
@@ -259,6 +261,7 @@ class Probe(threading.Thread):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             deadline = time.monotonic() + self.max_secs
             req = b"*1\r\n$4\r\nPING\r\n"
+            nxt = time.perf_counter()
             while (not self.stop_evt.is_set() and len(self.lat_ms) < self.max_count
                    and time.monotonic() < deadline):
                 t0 = time.perf_counter()
@@ -269,7 +272,11 @@ class Probe(threading.Thread):
                     if not chunk:
                         raise ConnectionError("closed")
                     got += chunk
-                self.lat_ms.append((time.perf_counter() - t0) * 1000.0)
+                t1 = time.perf_counter()
+                self.lat_ms.append((t1 - t0) * 1000.0)
+                if self.interval > 0:
+                    nxt = max(nxt + self.interval, t1)
+                    time.sleep(max(0.0, nxt - time.perf_counter()))
             s.close()
         except Exception as e:  # reported, not fatal
             self.error = e
@@ -356,8 +363,11 @@ def part_throughput(args, bins, wd, res):
                 c = Conn(srv.port)
                 c.call("FLUSHALL")
                 c.close()
-                rows = run_benchmark(srv.port, args.tests, args.n, p, args.clients)
+                n = args.n if p == 1 else args.n_pipelined
+                rows = run_benchmark(srv.port, args.tests, n, p, args.clients)
                 for test, (rps, p99) in rows.items():
+                    test = test.replace(" (needed to benchmark LRANGE)", " (LRANGE prep)")
+                    test = test.replace(" (first 100 elements)", "")
                     res.add("throughput", f"{test} -P {p} rps", "req/s", "higher", impl, rps)
                     res.add("throughput", f"{test} -P {p} p99", "ms", "lower", impl, p99)
                 log(f"throughput -P {p}: rep {rep + 1}/{args.reps} {impl} done")
@@ -393,7 +403,8 @@ def part_sync(args, bins, wd, res):
                                 ["--repl-diskless-sync", diskless,
                                  "--repl-diskless-sync-delay", "0"])
                 populate(master.port, args.keys, args.value_size)
-                probe = Probe(master.port, max_secs=args.sync_timeout + 30)
+                probe = Probe(master.port, args.probe_interval / 1000.0,
+                              max_secs=args.sync_timeout + 30)
                 probe.start()
                 t0 = time.monotonic()
                 replica = Server(impl, bins[impl], wd,
@@ -493,7 +504,7 @@ def part_resync(args, bins, wd, res):
     # enough to hold the writes of the pause.
     extra = ["--repl-timeout", "2", "--repl-backlog-size", "256mb"]
     for rep, impl in alternating(args.reps):
-        master = replica = load = None
+        master = replica = load = mc = rc = None
         try:
             master, replica = start_pair(impl, bins, wd, extra, extra)
             wait_link_up(replica.port, args.sync_timeout)
@@ -508,7 +519,6 @@ def part_resync(args, bins, wd, res):
             target = int(info(mc, "replication")["master_repl_offset"])
             deadline = t0 + args.resync_timeout
             t1 = None
-            rc = None
             while time.monotonic() < deadline:
                 try:
                     if rc is None:
@@ -522,10 +532,7 @@ def part_resync(args, bins, wd, res):
                         rc.close()
                     rc = None
                 time.sleep(0.01)
-            if rc is not None:
-                rc.close()
             after = info(mc, "stats")
-            mc.close()
             partial = int(after.get("sync_partial_ok", 0)) - int(before.get("sync_partial_ok", 0))
             full = int(after.get("sync_full", 0)) - int(before.get("sync_full", 0))
             if t1 is None:
@@ -542,6 +549,9 @@ def part_resync(args, bins, wd, res):
                 f"{'timeout' if t1 is None else f'{t1 - t0:.2f}s'} partial+={partial} full+={full}")
         finally:
             kill_proc(load)
+            for c in (mc, rc):
+                if c is not None:
+                    c.close()
             for s in (replica, master):
                 if s is not None:
                     s.stop()
@@ -572,7 +582,10 @@ def main():
     ap.add_argument("--only", default=",".join(PARTS),
                     help=f"comma-separated parts to run, of: {','.join(PARTS)}")
     ap.add_argument("--reps", type=int, default=3, help="alternating repetitions per part")
-    ap.add_argument("-n", type=int, default=100000, help="requests per redis-benchmark test")
+    ap.add_argument("-n", type=int, default=100000,
+                    help="requests per redis-benchmark test at -P 1")
+    ap.add_argument("--n-pipelined", type=int, default=500000,
+                    help="requests per redis-benchmark test at -P > 1 (longer runs, less noise)")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--tests", default=DEFAULT_TESTS)
     ap.add_argument("--pipelines", default="1,16")
@@ -581,6 +594,8 @@ def main():
     ap.add_argument("--lag-requests", type=int, default=2_000_000,
                     help="SET requests of the lag test's load")
     ap.add_argument("--pause", type=float, default=5.0, help="replica SIGSTOP seconds")
+    ap.add_argument("--probe-interval", type=float, default=1.0,
+                    help="ms between the sync part's PINGs (0: back to back)")
     ap.add_argument("--sync-timeout", type=float, default=120.0)
     ap.add_argument("--lag-timeout", type=float, default=120.0)
     ap.add_argument("--resync-timeout", type=float, default=60.0)
@@ -604,6 +619,8 @@ def main():
     if not args.no_build and not args.tandem_bin:
         subprocess.run(["cargo", "build", "--release", "-p", "tandem-server"], cwd=ROOT,
                        check=True)
+    if not os.access(tandem_bin, os.X_OK):
+        sys.exit(f"{tandem_bin} not found (set CARGO_TARGET_DIR, --tandem-bin, or drop --no-build)")
     bins = {"tandem": tandem_bin, "redis": shutil.which("redis-server")}
     version = subprocess.run(["redis-server", "-v"], capture_output=True,
                              text=True).stdout.strip()
@@ -631,7 +648,8 @@ def main():
         f"(shared), {secs / 60:.1f} min.",
         "",
         f"Parts: {', '.join(parts)}; {args.reps} alternating reps, medians; "
-        f"throughput: -c {args.clients} -n {args.n}; memory/sync: {args.keys} keys x "
+        f"throughput: -c {args.clients} -n {args.n} (-P 1) / {args.n_pipelined} (-P > 1); "
+        f"memory/sync: {args.keys} keys x "
         f"{args.value_size} B; lag load: {args.lag_requests} SET -P 16; resync pause "
         f"{args.pause:g} s.",
         "Ratio = Tandem / Redis; the `better` column says which direction is better.",
