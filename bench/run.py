@@ -627,6 +627,11 @@ def main():
     commit = git_commit()
     started = datetime.datetime.now(datetime.timezone.utc)
 
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks kill what was started.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_term)
+
     res = Results()
     funcs = {"throughput": part_throughput, "memory": part_memory, "sync": part_sync,
              "lag": part_lag, "resync": part_resync}
