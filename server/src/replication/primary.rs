@@ -501,19 +501,35 @@ fn fix_sync_point(
     } else {
         crate::notice!("Background saving started by pid {pid}");
     }
-    // A point-in-time copy under the lock (strings are reference-counted, so this
-    // is far cheaper than serialising); the RDB is produced off the lock.
-    let dbs = store.dbs.clone();
     let srv = server.clone();
     let (rid, off) = (ticket.replid.clone(), ticket.offset);
     let (compression, checksum) = {
         let c = server.config.read();
         (c.rdbcompression, c.rdbchecksum)
     };
+    // The payload is produced by a forked child (see `crate::snapshot`) that
+    // serialises its copy-on-write view into a pipe; a blocking task here reads
+    // the pipe to the end and hands the bytes to every replica of this ticket,
+    // framed as `$<len>` (disk target) or `$EOF:` (socket target) by
+    // `full_sync`. No RDB file is written for either target (the previous
+    // in-memory design did not write one either), and the pipe keeps the
+    // transfer off the disk. If fork fails: a point-in-time clone under the lock,
+    // serialised off the lock.
+    let job: SnapshotJob = match fork_snapshot(&store.dbs, &rid, off, compression, checksum) {
+        Ok(job) => job,
+        Err(e) => {
+            crate::warning!(
+                "Can't fork for the replication snapshot ({e}): using an in-process copy instead"
+            );
+            let dbs = store.dbs.clone();
+            let rid = rid.clone();
+            Box::new(move || {
+                snapshot(&dbs, &rid, off, compression, checksum).map_err(|e| e.to_string())
+            })
+        }
+    };
     tokio::task::spawn_blocking(move || {
-        let res = snapshot(&dbs, &rid, off, compression, checksum)
-            .map(Bytes::from)
-            .map_err(|e| e.to_string());
+        let res = job().map(Bytes::from);
         {
             let mut st = srv.store.lock();
             if st
@@ -528,6 +544,62 @@ fn fix_sync_point(
         let _ = done_tx.send(Some(Arc::new(res)));
     });
     Some((own?, ticket))
+}
+
+/// Forks a child that writes the replication RDB into a pipe (call with the
+/// store lock held). The returned job, run on a blocking thread, reads the pipe
+/// to the end and reaps the child.
+type SnapshotJob = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+
+fn fork_snapshot(
+    dbs: &[crate::db::Db],
+    replid: &str,
+    offset: i64,
+    compression: bool,
+    checksum: bool,
+) -> std::io::Result<SnapshotJob> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let (mut rd, wr) = crate::snapshot::pipe()?;
+    let opts = super::codec::SaveOptions {
+        compression,
+        checksum,
+        repl: Some(super::codec::ReplInfo {
+            replid: replid.to_string(),
+            offset,
+            stream_db: 0,
+        }),
+        aof_base: false,
+    };
+    let delay = crate::persist::child_delay_ms();
+    let child = crate::snapshot::fork_child(&[wr.as_raw_fd()], || {
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, &wr);
+        match super::codec::save(dbs, &opts, &mut w).and_then(|()| w.flush()) {
+            Ok(()) => 0,
+            Err(e) => {
+                crate::snapshot::child_stderr(&format!(
+                    "Write error sending the replication RDB: {e}\n"
+                ));
+                1
+            }
+        }
+    })?;
+    // Our copy of the write end must go, or the pipe never reports EOF.
+    drop(wr);
+    Ok(Box::new(move || {
+        let mut out = Vec::new();
+        let read = rd.read_to_end(&mut out);
+        drop(rd);
+        let exit = child.wait();
+        match read {
+            Err(e) => Err(e.to_string()),
+            Ok(_) if !exit.success() => Err(exit.to_string()),
+            Ok(_) => Ok(out),
+        }
+    }))
 }
 
 /// Serialises a snapshot of the dataset with the replication aux fields.
