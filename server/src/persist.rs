@@ -199,10 +199,12 @@ pub fn fork_save(
 ) -> std::io::Result<ForkedSave> {
     let delay = child_delay_ms();
     let child = crate::snapshot::fork_child(&[], || {
+        let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
         if delay > 0 {
+            // Test hook: the temp file exists while the child lingers.
+            let _ = std::fs::File::create(&tmp);
             std::thread::sleep(std::time::Duration::from_millis(delay));
         }
-        let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
         match write_temp(dbs, &tmp, opts) {
             Ok(()) => 0,
             Err(e) => {

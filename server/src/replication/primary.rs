@@ -495,12 +495,6 @@ fn fix_sync_point(
         "Starting BGSAVE for SYNC with target: {}",
         if use_eof { "replicas sockets" } else { "disk" }
     );
-    let pid = std::process::id();
-    if use_eof {
-        crate::notice!("Background RDB transfer started by pid {pid}");
-    } else {
-        crate::notice!("Background saving started by pid {pid}");
-    }
     let srv = server.clone();
     let (rid, off) = (ticket.replid.clone(), ticket.offset);
     let (compression, checksum) = {
@@ -515,19 +509,26 @@ fn fix_sync_point(
     // in-memory design did not write one either), and the pipe keeps the
     // transfer off the disk. If fork fails: a point-in-time clone under the lock,
     // serialised off the lock.
-    let job: SnapshotJob = match fork_snapshot(&store.dbs, &rid, off, compression, checksum) {
-        Ok(job) => job,
-        Err(e) => {
-            crate::warning!(
+    let (job, pid): (SnapshotJob, u32) =
+        match fork_snapshot(&store.dbs, &rid, off, compression, checksum) {
+            Ok((job, pid)) => (job, pid as u32),
+            Err(e) => {
+                crate::warning!(
                 "Can't fork for the replication snapshot ({e}): using an in-process copy instead"
             );
-            let dbs = store.dbs.clone();
-            let rid = rid.clone();
-            Box::new(move || {
-                snapshot(&dbs, &rid, off, compression, checksum).map_err(|e| e.to_string())
-            })
-        }
-    };
+                let dbs = store.dbs.clone();
+                let rid = rid.clone();
+                let job: SnapshotJob = Box::new(move || {
+                    snapshot(&dbs, &rid, off, compression, checksum).map_err(|e| e.to_string())
+                });
+                (job, std::process::id())
+            }
+        };
+    if use_eof {
+        crate::notice!("Background RDB transfer started by pid {pid}");
+    } else {
+        crate::notice!("Background saving started by pid {pid}");
+    }
     tokio::task::spawn_blocking(move || {
         let res = job().map(Bytes::from);
         {
@@ -548,7 +549,7 @@ fn fix_sync_point(
 
 /// Forks a child that writes the replication RDB into a pipe (call with the
 /// store lock held). The returned job, run on a blocking thread, reads the pipe
-/// to the end and reaps the child.
+/// to the end and reaps the child; the pid is the child's.
 type SnapshotJob = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
 
 fn fork_snapshot(
@@ -557,7 +558,7 @@ fn fork_snapshot(
     offset: i64,
     compression: bool,
     checksum: bool,
-) -> std::io::Result<SnapshotJob> {
+) -> std::io::Result<(SnapshotJob, i32)> {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     let (mut rd, wr) = crate::snapshot::pipe()?;
@@ -589,7 +590,8 @@ fn fork_snapshot(
     })?;
     // Our copy of the write end must go, or the pipe never reports EOF.
     drop(wr);
-    Ok(Box::new(move || {
+    let pid = child.pid();
+    let job: SnapshotJob = Box::new(move || {
         let mut out = Vec::new();
         let read = rd.read_to_end(&mut out);
         drop(rd);
@@ -599,7 +601,8 @@ fn fork_snapshot(
             Ok(_) if !exit.success() => Err(exit.to_string()),
             Ok(_) => Ok(out),
         }
-    }))
+    });
+    Ok((job, pid))
 }
 
 /// Serialises a snapshot of the dataset with the replication aux fields.
