@@ -192,8 +192,27 @@ pub fn child_stderr(msg: &str) {
 
 /// Closes every descriptor >= 3 except those in `keep` (child side), so the
 /// child does not hold listening sockets, client sockets or another child's pipe
-/// open.
+/// open. Uses close_range(2) (Linux 5.9+), else walks /proc/self/fd.
 fn close_fds_except(keep: &[RawFd]) {
+    if close_range_except(keep).is_err() {
+        let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for fd in fds {
+            if fd > 2 && !keep.contains(&fd) {
+                // SAFETY: closing a descriptor nothing in the child uses (the
+                // directory iterator's own descriptor is already closed).
+                unsafe { libc::close(fd) };
+            }
+        }
+    }
+}
+
+fn close_range_except(keep: &[RawFd]) -> Result<(), ()> {
     let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&f| f > 2).collect();
     keep.sort_unstable();
     let mut first: libc::c_uint = 3;
@@ -202,12 +221,16 @@ fn close_fds_except(keep: &[RawFd]) {
         if k > first {
             // SAFETY: close_range only closes descriptors; nothing in the child
             // uses the ones in this range.
-            unsafe { libc::syscall(libc::SYS_close_range, first, k - 1, 0 as libc::c_uint) };
+            let r =
+                unsafe { libc::syscall(libc::SYS_close_range, first, k - 1, 0 as libc::c_uint) };
+            if r != 0 {
+                return Err(());
+            }
         }
         first = k + 1;
     }
     // SAFETY: as above.
-    unsafe {
+    let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
             first,
@@ -215,6 +238,17 @@ fn close_fds_except(keep: &[RawFd]) {
             0 as libc::c_uint,
         )
     };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+/// Test and benchmark hook: a non-empty `TANDEM_SNAPSHOT_NO_FORK` makes every
+/// fork fail, so callers take their in-process fallback.
+fn fork_disabled() -> bool {
+    std::env::var_os("TANDEM_SNAPSHOT_NO_FORK").is_some_and(|v| !v.is_empty())
 }
 
 /// Forks. The child closes every descriptor >= 3 not in `keep`, arranges to be
@@ -224,6 +258,12 @@ fn close_fds_except(keep: &[RawFd]) {
 /// Call it while holding the lock that makes the data `f` reads consistent; see
 /// the module doc for what `f` may do.
 pub fn fork_child<F: FnOnce() -> i32>(keep: &[RawFd], f: F) -> io::Result<Child> {
+    if fork_disabled() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "fork disabled by TANDEM_SNAPSHOT_NO_FORK",
+        ));
+    }
     // SAFETY: plain syscall.
     let parent = unsafe { libc::getpid() };
     // Hold the registry across the fork so a concurrent kill_all() cannot miss
@@ -243,6 +283,14 @@ pub fn fork_child<F: FnOnce() -> i32>(keep: &[RawFd], f: F) -> io::Result<Child>
                 if libc::getppid() != parent {
                     libc::_exit(1);
                 }
+            }
+            // The runtime's SIGTERM/SIGINT handlers would only poke descriptors
+            // closed below: restore the default actions so those signals end
+            // the child.
+            // SAFETY: plain syscalls installing the default disposition.
+            unsafe {
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
             }
             close_fds_except(keep);
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(1);

@@ -13,6 +13,13 @@ use tandem_server::rdb;
 
 /// Starts the server with the snapshot child delay test hook set.
 fn start_with_child_delay(delay_ms: u64, args: &[&str]) -> TestServer {
+    start_with_env(
+        &[("TANDEM_SNAPSHOT_CHILD_DELAY_MS", &delay_ms.to_string())],
+        args,
+    )
+}
+
+fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> TestServer {
     for _ in 0..5 {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
@@ -20,7 +27,7 @@ fn start_with_child_delay(delay_ms: u64, args: &[&str]) -> TestServer {
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--dir", dir.path().to_str().expect("utf8 dir")])
             .args(args)
-            .env("TANDEM_SNAPSHOT_CHILD_DELAY_MS", delay_ms.to_string())
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::from(
@@ -268,4 +275,107 @@ fn shutdown_kills_the_snapshot_child_and_removes_its_temp_file() {
     assert!(s
         .stdout()
         .contains("There is a child saving an .rdb. Killing it!"));
+}
+
+/// Full sync from a forked child, disk (`$<len>`) and diskless (`$EOF:`) targets:
+/// the master logs the child's pid, serves writes meanwhile, and the replica gets
+/// the dataset of the fork point plus the stream after it.
+#[test]
+fn full_sync_payload_comes_from_a_forked_child() {
+    for diskless in ["no", "yes"] {
+        let m = start_with_child_delay(
+            300,
+            &[
+                "--save",
+                "",
+                "--enable-debug-command",
+                "yes",
+                "--repl-diskless-sync",
+                diskless,
+                "--repl-diskless-sync-delay",
+                "0",
+            ],
+        );
+        let mut c = m.conn();
+        assert_eq!(c.cmd("DEBUG POPULATE 5000 key 10"), R::ok());
+        let target = format!("127.0.0.1 {}", m.port);
+        let r = TestServer::start(&["--replicaof", &target, "--save", ""]);
+        let master_pid = m.child.id();
+        let mut child_pid = None;
+        assert!(wait_until(Duration::from_secs(10), || {
+            child_pid = m
+                .stdout()
+                .lines()
+                .find(|l| l.contains("started by pid"))
+                .and_then(|l| l.rsplit(' ').next()?.trim().parse::<u32>().ok());
+            child_pid.is_some()
+        }));
+        assert_ne!(child_pid, Some(master_pid), "full sync did not fork");
+        // Writes during the child's work reach the replica through the stream.
+        for i in 0..20 {
+            assert_eq!(c.cmd(&format!("SET during:{i} x")), R::ok());
+        }
+        let mut rc = r.conn();
+        assert!(
+            wait_until(Duration::from_secs(20), || rc.cmd("DBSIZE") == R::Int(5020)),
+            "diskless={diskless}: replica has {:?}; master log:\n{}",
+            rc.cmd("DBSIZE"),
+            m.stdout()
+        );
+        assert_eq!(rc.cmd("GET key:4999"), R::bulk("value:4999"));
+        assert_eq!(rc.cmd("GET during:19"), R::bulk("x"));
+    }
+}
+
+/// When fork fails (forced by the TANDEM_SNAPSHOT_NO_FORK hook), BGSAVE,
+/// BGREWRITEAOF and the full sync fall back to the in-process copy, with a log line.
+#[test]
+fn fork_failure_falls_back_to_in_process_snapshots() {
+    let env = [("TANDEM_SNAPSHOT_NO_FORK", "1")];
+    let m = start_with_env(&env, &["--save", "", "--appendonly", "yes"]);
+    let mut c = m.conn();
+    for i in 0..100 {
+        assert_eq!(c.cmd(&format!("SET k{i} v{i}")), R::ok());
+    }
+    assert_eq!(
+        c.cmd("BGSAVE"),
+        R::Simple("Background saving started".into())
+    );
+    assert!(wait_until(Duration::from_secs(10), || info_field(
+        &mut c,
+        "rdb_bgsave_in_progress"
+    ) == "0"));
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(
+        c.cmd("BGREWRITEAOF"),
+        R::Simple("Background append only file rewriting started".into())
+    );
+    assert!(wait_until(Duration::from_secs(10), || info_field(
+        &mut c,
+        "aof_rewrite_in_progress"
+    ) == "0"));
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
+    let target = format!("127.0.0.1 {}", m.port);
+    let r = start_with_env(&env, &["--replicaof", &target, "--save", ""]);
+    let mut rc = r.conn();
+    assert!(wait_until(Duration::from_secs(20), || rc.cmd("DBSIZE") == R::Int(100)));
+    let log = m.stdout();
+    assert!(log.contains("Can't fork for BGSAVE"), "{log}");
+    assert!(log.contains("Can't fork for BGREWRITEAOF"), "{log}");
+    assert!(
+        log.contains("Can't fork for the replication snapshot"),
+        "{log}"
+    );
+    let data = std::fs::read(m.dir.path().join("dump.rdb")).expect("dump.rdb");
+    let mut dbs: Vec<Db> = (0..16).map(|_| Db::new()).collect();
+    let info = rdb::load(
+        &mut &data[..],
+        &mut dbs,
+        &rdb::LoadOptions {
+            now_ms: 0,
+            drop_expired: true,
+        },
+    )
+    .expect("loadable RDB");
+    assert_eq!(info.keys, 100);
 }

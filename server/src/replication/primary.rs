@@ -518,7 +518,7 @@ fn fix_sync_point(
             );
                 let dbs = store.dbs.clone();
                 let rid = rid.clone();
-                let job: SnapshotJob = Box::new(move || {
+                let job: SnapshotJob = Box::new(move |_| {
                     snapshot(&dbs, &rid, off, compression, checksum).map_err(|e| e.to_string())
                 });
                 (job, std::process::id())
@@ -530,7 +530,10 @@ fn fix_sync_point(
         crate::notice!("Background saving started by pid {pid}");
     }
     tokio::task::spawn_blocking(move || {
-        let res = job().map(Bytes::from);
+        // Socket targets have no other taker: once every replica of this ticket
+        // is gone (no receiver left), the child is killed, as Redis does.
+        let abandoned = || use_eof && done_tx.receiver_count() == 0;
+        let res = job(&abandoned).map(Bytes::from);
         {
             let mut st = srv.store.lock();
             if st
@@ -550,7 +553,8 @@ fn fix_sync_point(
 /// Forks a child that writes the replication RDB into a pipe (call with the
 /// store lock held). The returned job, run on a blocking thread, reads the pipe
 /// to the end and reaps the child; the pid is the child's.
-type SnapshotJob = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+/// Produces the payload; the argument tells whether nobody wants it any more.
+type SnapshotJob = Box<dyn FnOnce(&dyn Fn() -> bool) -> Result<Vec<u8>, String> + Send>;
 
 fn fork_snapshot(
     dbs: &[crate::db::Db],
@@ -591,15 +595,28 @@ fn fork_snapshot(
     // Our copy of the write end must go, or the pipe never reports EOF.
     drop(wr);
     let pid = child.pid();
-    let job: SnapshotJob = Box::new(move || {
+    let job: SnapshotJob = Box::new(move |abandoned| {
         let mut out = Vec::new();
-        let read = rd.read_to_end(&mut out);
+        let mut chunk = vec![0u8; 1 << 16];
+        let read = loop {
+            match rd.read(&mut chunk) {
+                Ok(0) => break Ok(()),
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e.to_string()),
+            }
+            if abandoned() {
+                crate::warning!("Diskless rdb transfer, last replica dropped, killing fork child.");
+                child.kill();
+                break Err("all replicas dropped".to_string());
+            }
+        };
         drop(rd);
         let exit = child.wait();
         match read {
-            Err(e) => Err(e.to_string()),
-            Ok(_) if !exit.success() => Err(exit.to_string()),
-            Ok(_) => Ok(out),
+            Err(e) => Err(e),
+            Ok(()) if !exit.success() => Err(exit.to_string()),
+            Ok(()) => Ok(out),
         }
     });
     Ok((job, pid))
