@@ -379,3 +379,47 @@ fn fork_failure_falls_back_to_in_process_snapshots() {
     .expect("loadable RDB");
     assert_eq!(info.keys, 100);
 }
+
+/// A diskless full sync whose only replica disappears kills its snapshot child.
+#[test]
+fn abandoned_diskless_sync_kills_its_child() {
+    let m = start_with_child_delay(
+        2_000,
+        &[
+            "--save",
+            "",
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let mut c = m.conn();
+    assert_eq!(c.cmd("SET a 1"), R::ok());
+    // A hand-made replica: handshake, PSYNC, then hang up mid-transfer.
+    let mut r = m.conn();
+    assert_eq!(c.cmd("PING"), R::Simple("PONG".into()));
+    assert_eq!(r.cmd("REPLCONF capa eof capa psync2"), R::ok());
+    r.send(&[b"PSYNC", b"?", b"-1"]);
+    match r.read() {
+        R::Simple(s) => assert!(s.starts_with("FULLRESYNC"), "{s}"),
+        other => panic!("{other:?}"),
+    }
+    let server_pid = m.child.id();
+    let mut kids = Vec::new();
+    assert!(wait_until(Duration::from_secs(5), || {
+        kids = children_of(server_pid);
+        !kids.is_empty()
+    }));
+    let (child, _) = kids[0];
+    drop(r);
+    assert!(
+        wait_until(Duration::from_secs(15), || m.stdout().contains(
+            "Diskless rdb transfer, last replica dropped, killing fork child."
+        )),
+        "{}",
+        m.stdout()
+    );
+    assert!(wait_until(Duration::from_secs(5), || proc_state(child).is_none()));
+    assert_eq!(c.cmd("GET a"), R::bulk("1"));
+}

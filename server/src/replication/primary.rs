@@ -365,8 +365,13 @@ async fn full_sync(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 if !use_eof {
                     write_or_killed(wr, handle, b"\n").await.ok()?;
+                } else if handle.is_killed() {
+                    // The replica went away: drop our interest in the snapshot
+                    // (a diskless child with no taker left is killed).
+                    return None;
                 }
             }
+            _ = handle.kill_notify.notified() => return None,
         }
     };
     let payload = match payload.as_ref() {
