@@ -14,6 +14,7 @@ within one run.
 
 Usage: python3 bench/bgsave_pause.py [--keys 1000000] [--size 100]
        [--tandem PATH] [--redis PATH] [--skip-sync]
+       [--variants tandem,tandem-nofork,redis]
 """
 import argparse
 import os
@@ -117,7 +118,7 @@ def wait_up(port, proc, limit=20.0):
     raise RuntimeError("server did not start")
 
 
-def start(kind, binary, extra=()):
+def start(kind, binary, extra=(), env=None):
     port = free_port()
     d = tempfile.mkdtemp(prefix=f"bgsave-{kind}-")
     args = [
@@ -126,7 +127,8 @@ def start(kind, binary, extra=()):
         "--repl-diskless-sync-delay", "0", *extra,
     ]
     log = open(os.path.join(d, "server.log"), "w")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=d)
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=d,
+                            env=None if env is None else {**os.environ, **env})
     try:
         wait_up(port, proc)
     except Exception:
@@ -204,13 +206,13 @@ def bench_bgsave(kind, port):
     probe.finish()
     status = ctl.info("persistence")["rdb_last_bgsave_status"]
     ctl.close()
-    print(f"  {kind:7} BGSAVE  reply {reply!r} in {t_reply * 1000:.1f} ms, "
+    print(f"  {kind:13} BGSAVE  reply {reply!r} in {t_reply * 1000:.1f} ms, "
           f"done in {t1 - t0:.2f} s (finished={ok}, status={status})")
-    print(f"  {kind:7} BGSAVE  window: {stats(probe.window(t0, t1))}")
-    print(f"  {kind:7} idle    before: {stats(probe.window(0, t0))}")
+    print(f"  {kind:13} BGSAVE  window: {stats(probe.window(t0, t1))}")
+    print(f"  {kind:13} idle    before: {stats(probe.window(0, t0))}")
 
 
-def bench_sync(kind, binary, port, diskless):
+def bench_sync(kind, binary, port, diskless, env):
     probe = Probe(port)
     probe.start()
     time.sleep(0.5)
@@ -218,6 +220,7 @@ def bench_sync(kind, binary, port, diskless):
     rproc, rport, rdir = start(
         f"{kind}-replica", binary,
         ["--replicaof", "127.0.0.1", str(port), "--repl-diskless-load", "disabled"],
+        env,
     )
     rc = Conn(rport)
     ok = wait_for(lambda: rc.info("replication").get("master_link_status") == "up", 180)
@@ -227,8 +230,8 @@ def bench_sync(kind, binary, port, diskless):
     rc.close()
     stop(rproc, rdir)
     label = "diskless" if diskless else "disk"
-    print(f"  {kind:7} SYNC/{label:8} done in {t1 - t0:.2f} s (up={ok})")
-    print(f"  {kind:7} SYNC/{label:8} window: {stats(probe.window(t0, t1))}")
+    print(f"  {kind:13} SYNC/{label:8} done in {t1 - t0:.2f} s (up={ok})")
+    print(f"  {kind:13} SYNC/{label:8} window: {stats(probe.window(t0, t1))}")
 
 
 def main():
@@ -238,8 +241,17 @@ def main():
     ap.add_argument("--tandem", default=default_tandem())
     ap.add_argument("--redis", default="/usr/bin/redis-server")
     ap.add_argument("--skip-sync", action="store_true")
+    ap.add_argument("--variants", default="tandem,redis",
+                    help="comma list of tandem, tandem-nofork (fork disabled: the "
+                         "old clone-under-the-lock path), redis")
     a = ap.parse_args()
-    for kind, binary in (("tandem", a.tandem), ("redis", a.redis)):
+    variants = {
+        "tandem": (a.tandem, None),
+        "tandem-nofork": (a.tandem, {"TANDEM_SNAPSHOT_NO_FORK": "1"}),
+        "redis": (a.redis, None),
+    }
+    for kind in a.variants.split(","):
+        binary, env = variants[kind]
         if not os.path.exists(binary):
             sys.exit(f"missing binary {binary}")
         for diskless in (None, False, True):
@@ -248,7 +260,7 @@ def main():
             extra = []
             if diskless is not None:
                 extra = ["--repl-diskless-sync", "yes" if diskless else "no"]
-            proc, port, d = start(kind, binary, extra)
+            proc, port, d = start(kind, binary, extra, env)
             try:
                 c = Conn(port, timeout=600)
                 t = time.perf_counter()
@@ -261,7 +273,7 @@ def main():
                 if diskless is None:
                     bench_bgsave(kind, port)
                 else:
-                    bench_sync(kind, binary, port, diskless)
+                    bench_sync(kind, binary, port, diskless, env)
             finally:
                 stop(proc, d)
 

@@ -9,6 +9,9 @@
 //! If fork fails, the old in-process path is used (logged): the databases are
 //! cloned under the lock (`Bytes` payloads are shared, containers cloned
 //! structurally; a 0.4-0.75 s pause for ~1.26M keys) and written by a thread.
+//! Measured with `bench/bgsave_pause.py` (release, 1M keys x 100 B, shared
+//! 2-core box): probe max latency during BGSAVE 13.5 ms forked vs 234 ms with
+//! fork disabled (Redis 7.0.15: 16 ms); BGSAVE reply 12 ms vs 234 ms (Redis 8 ms).
 //!
 //! Files: the snapshot is written to `temp-<childpid>.rdb` (forked) or
 //! `temp-<pid>-<n>.rdb` (in-process) in `dir`, flushed and fsynced, renamed over
