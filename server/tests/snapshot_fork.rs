@@ -423,3 +423,41 @@ fn abandoned_diskless_sync_kills_its_child() {
     assert!(wait_until(Duration::from_secs(5), || proc_state(child).is_none()));
     assert_eq!(c.cmd("GET a"), R::bulk("1"));
 }
+
+/// SHUTDOWN SAVE with a snapshot child running: the child is killed, the final
+/// save is done in the server, and nothing stale is left behind.
+#[test]
+fn shutdown_save_kills_the_child_then_saves() {
+    let s = start_with_child_delay(20_000, &["--save", ""]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("SET a 1"), R::ok());
+    assert_eq!(
+        c.cmd("BGSAVE"),
+        R::Simple("Background saving started".into())
+    );
+    assert!(wait_until(Duration::from_secs(5), || !temp_files(
+        s.dir.path()
+    )
+    .is_empty()));
+    assert_eq!(c.cmd("SET b 2"), R::ok());
+    c.send(&[b"SHUTDOWN", b"SAVE"]);
+    let mut s = s;
+    assert!(wait_until(Duration::from_secs(10), || matches!(
+        s.child.try_wait(),
+        Ok(Some(_))
+    )));
+    assert!(temp_files(s.dir.path()).is_empty());
+    let data = std::fs::read(s.dir.path().join("dump.rdb")).expect("dump.rdb");
+    let mut dbs: Vec<Db> = (0..16).map(|_| Db::new()).collect();
+    let info = rdb::load(
+        &mut &data[..],
+        &mut dbs,
+        &rdb::LoadOptions {
+            now_ms: 0,
+            drop_expired: true,
+        },
+    )
+    .expect("loadable RDB");
+    assert_eq!(info.keys, 2);
+    assert!(s.stdout().contains("DB saved on disk"));
+}
