@@ -519,8 +519,8 @@ fn fix_sync_point(
             Ok((job, pid)) => (job, pid as u32),
             Err(e) => {
                 crate::warning!(
-                "Can't fork for the replication snapshot ({e}): using an in-process copy instead"
-            );
+                    "Can't fork for the replication snapshot ({e}): using an in-process copy"
+                );
                 let dbs = store.dbs.clone();
                 let rid = rid.clone();
                 let job: SnapshotJob = Box::new(move |_| {
@@ -555,12 +555,12 @@ fn fix_sync_point(
     Some((own?, ticket))
 }
 
-/// Forks a child that writes the replication RDB into a pipe (call with the
-/// store lock held). The returned job, run on a blocking thread, reads the pipe
-/// to the end and reaps the child; the pid is the child's.
 /// Produces the payload; the argument tells whether nobody wants it any more.
 type SnapshotJob = Box<dyn FnOnce(&dyn Fn() -> bool) -> Result<Vec<u8>, String> + Send>;
 
+/// Forks a child that writes the replication RDB into a pipe (call with the
+/// store lock held). The returned job, run on a blocking thread, reads the pipe
+/// to the end and reaps the child; the pid is the child's.
 fn fork_snapshot(
     dbs: &[crate::db::Db],
     replid: &str,
