@@ -27,6 +27,7 @@ pub mod resp;
 pub mod server;
 pub mod shutdown;
 pub mod slowlog;
+pub mod snapshot;
 pub mod types;
 pub mod util;
 

@@ -606,7 +606,6 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     st.rewrite_in_progress = true;
     st.rewrite_started = Some(Instant::now());
     drop(g);
-    let snapshot: Vec<Db> = store.dbs.clone();
     let opts = {
         let c = server.config.read();
         rdb::SaveOptions {
@@ -616,15 +615,33 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
             aof_base: true,
         }
     };
-    notice!(
-        "Background append only file rewriting started by pid {}",
-        std::process::id()
-    );
+    // The base is written by a forked child (see `crate::snapshot`); if fork
+    // fails, from a copy of the databases cloned under the lock.
+    type Job = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
+    let (job, pid): (Job, u32) = match crate::persist::fork_save(
+        &store.dbs, &dir, &base_name, &opts,
+    ) {
+        Ok(fs) => {
+            let pid = fs.pid() as u32;
+            (Box::new(move || fs.finish()), pid)
+        }
+        Err(e) => {
+            warning!("Can't fork for BGREWRITEAOF ({e}): writing the base from an in-process copy instead");
+            let snapshot: Vec<Db> = store.dbs.clone();
+            let (dir, base_name, opts) = (dir.clone(), base_name.clone(), opts.clone());
+            let job: Job = Box::new(move || {
+                let res = crate::persist::write_file_atomic(&snapshot, &dir, &base_name, &opts);
+                drop(snapshot);
+                res
+            });
+            (job, std::process::id())
+        }
+    };
+    notice!("Background append only file rewriting started by pid {pid}");
     std::thread::Builder::new()
         .name("aof-rewrite".into())
         .spawn(move || {
-            let res = crate::persist::write_file_atomic(&snapshot, &dir, &base_name, &opts);
-            drop(snapshot);
+            let res = job();
             let mut g = AOF.lock();
             let Some(st) = g.as_mut() else {
                 return;

@@ -365,8 +365,13 @@ async fn full_sync(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 if !use_eof {
                     write_or_killed(wr, handle, b"\n").await.ok()?;
+                } else if handle.is_killed() {
+                    // The replica went away: drop our interest in the snapshot
+                    // (a diskless child with no taker left is killed).
+                    return None;
                 }
             }
+            _ = handle.kill_notify.notified() => return None,
         }
     };
     let payload = match payload.as_ref() {
@@ -495,25 +500,45 @@ fn fix_sync_point(
         "Starting BGSAVE for SYNC with target: {}",
         if use_eof { "replicas sockets" } else { "disk" }
     );
-    let pid = std::process::id();
-    if use_eof {
-        crate::notice!("Background RDB transfer started by pid {pid}");
-    } else {
-        crate::notice!("Background saving started by pid {pid}");
-    }
-    // A point-in-time copy under the lock (strings are reference-counted, so this
-    // is far cheaper than serialising); the RDB is produced off the lock.
-    let dbs = store.dbs.clone();
     let srv = server.clone();
     let (rid, off) = (ticket.replid.clone(), ticket.offset);
     let (compression, checksum) = {
         let c = server.config.read();
         (c.rdbcompression, c.rdbchecksum)
     };
+    // The payload is produced by a forked child (see `crate::snapshot`) that
+    // serialises its copy-on-write view into a pipe; a blocking task here reads
+    // the pipe to the end and hands the bytes to every replica of this ticket,
+    // framed as `$<len>` (disk target) or `$EOF:` (socket target) by
+    // `full_sync`. No RDB file is written for either target (the previous
+    // in-memory design did not write one either), and the pipe keeps the
+    // transfer off the disk. If fork fails: a point-in-time clone under the lock,
+    // serialised off the lock.
+    let (job, pid): (SnapshotJob, u32) =
+        match fork_snapshot(&store.dbs, &rid, off, compression, checksum) {
+            Ok((job, pid)) => (job, pid as u32),
+            Err(e) => {
+                crate::warning!(
+                    "Can't fork for the replication snapshot ({e}): using an in-process copy"
+                );
+                let dbs = store.dbs.clone();
+                let rid = rid.clone();
+                let job: SnapshotJob = Box::new(move |_| {
+                    snapshot(&dbs, &rid, off, compression, checksum).map_err(|e| e.to_string())
+                });
+                (job, std::process::id())
+            }
+        };
+    if use_eof {
+        crate::notice!("Background RDB transfer started by pid {pid}");
+    } else {
+        crate::notice!("Background saving started by pid {pid}");
+    }
     tokio::task::spawn_blocking(move || {
-        let res = snapshot(&dbs, &rid, off, compression, checksum)
-            .map(Bytes::from)
-            .map_err(|e| e.to_string());
+        // Socket targets have no other taker: once every replica of this ticket
+        // is gone (no receiver left), the child is killed, as Redis does.
+        let abandoned = || use_eof && done_tx.receiver_count() == 0;
+        let res = job(&abandoned).map(Bytes::from);
         {
             let mut st = srv.store.lock();
             if st
@@ -528,6 +553,78 @@ fn fix_sync_point(
         let _ = done_tx.send(Some(Arc::new(res)));
     });
     Some((own?, ticket))
+}
+
+/// Produces the payload; the argument tells whether nobody wants it any more.
+type SnapshotJob = Box<dyn FnOnce(&dyn Fn() -> bool) -> Result<Vec<u8>, String> + Send>;
+
+/// Forks a child that writes the replication RDB into a pipe (call with the
+/// store lock held). The returned job, run on a blocking thread, reads the pipe
+/// to the end and reaps the child; the pid is the child's.
+fn fork_snapshot(
+    dbs: &[crate::db::Db],
+    replid: &str,
+    offset: i64,
+    compression: bool,
+    checksum: bool,
+) -> std::io::Result<(SnapshotJob, i32)> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let (mut rd, wr) = crate::snapshot::pipe()?;
+    let opts = super::codec::SaveOptions {
+        compression,
+        checksum,
+        repl: Some(super::codec::ReplInfo {
+            replid: replid.to_string(),
+            offset,
+            stream_db: 0,
+        }),
+        aof_base: false,
+    };
+    let delay = crate::persist::child_delay_ms();
+    let child = crate::snapshot::fork_child(&[wr.as_raw_fd()], || {
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, &wr);
+        match super::codec::save(dbs, &opts, &mut w).and_then(|()| w.flush()) {
+            Ok(()) => 0,
+            Err(e) => {
+                crate::snapshot::child_stderr(&format!(
+                    "Write error sending the replication RDB: {e}\n"
+                ));
+                1
+            }
+        }
+    })?;
+    // Our copy of the write end must go, or the pipe never reports EOF.
+    drop(wr);
+    let pid = child.pid();
+    let job: SnapshotJob = Box::new(move |abandoned| {
+        let mut out = Vec::new();
+        let mut chunk = vec![0u8; 1 << 16];
+        let read = loop {
+            match rd.read(&mut chunk) {
+                Ok(0) => break Ok(()),
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e.to_string()),
+            }
+            if abandoned() {
+                crate::warning!("Diskless rdb transfer, last replica dropped, killing fork child.");
+                child.kill();
+                break Err("all replicas dropped".to_string());
+            }
+        };
+        drop(rd);
+        let exit = child.wait();
+        match read {
+            Err(e) => Err(e),
+            Ok(()) if !exit.success() => Err(exit.to_string()),
+            Ok(()) => Ok(out),
+        }
+    });
+    Ok((job, pid))
 }
 
 /// Serialises a snapshot of the dataset with the replication aux fields.
