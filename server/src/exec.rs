@@ -176,7 +176,7 @@ pub fn call(
 ) -> Outcome {
     let dirty_before = store.dirty;
     let started = Instant::now();
-    let mut ctx = Ctx::new(store, server, client);
+    let mut ctx = Ctx::at(store, server, client, started);
     ctx.may_block = may_block;
     let reply_start = out.len();
     if let Err(e) = (cmd.handler)(&mut ctx, out, argv) {

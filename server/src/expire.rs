@@ -32,6 +32,7 @@ pub async fn active_expire_cycle(server: Arc<Server>) {
         if *shutdown.borrow() {
             return;
         }
+        server.reanchor_clock();
         // DEBUG SET-ACTIVE-EXPIRE 0 turns the cycle off; a CLIENT PAUSE freezes the
         // dataset, so no key may disappear meanwhile either.
         if !server

@@ -276,6 +276,10 @@ pub struct Server {
     pub monitors: Mutex<Vec<(ClientId, tokio::sync::mpsc::UnboundedSender<Bytes>)>>,
     /// Number of MONITOR clients, so commands skip the `monitors` lock when none.
     pub monitor_count: std::sync::atomic::AtomicUsize,
+    /// Wall-clock ms minus monotonic ms since `started`: command times are derived
+    /// from one monotonic reading per command (see [`Server::clock_at`]) and this
+    /// offset is re-read from the wall clock ten times a second.
+    pub wall_offset_ms: std::sync::atomic::AtomicI64,
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
@@ -302,6 +306,7 @@ impl Server {
             run_id: random_hex40(),
             monitors: Mutex::new(Vec::new()),
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
+            wall_offset_ms: std::sync::atomic::AtomicI64::new(now_ms()),
             shutdown: tokio::sync::watch::channel(false).0,
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),
@@ -320,6 +325,21 @@ impl Server {
         self.monitor_count.store(mons.len(), Ordering::Relaxed);
     }
 
+    /// Wall-clock ms and LRU clock (s since start) for the instant `t`, from one
+    /// monotonic reading: commands read the clock once, not once per lookup.
+    pub fn clock_at(&self, t: Instant) -> (i64, u32) {
+        let since = t.saturating_duration_since(self.started);
+        let ms = since.as_millis() as i64 + self.wall_offset_ms.load(Ordering::Relaxed);
+        (ms, since.as_secs() as u32)
+    }
+
+    /// Re-reads the wall clock, so command times follow clock adjustments.
+    pub fn reanchor_clock(&self) {
+        let mono = self.started.elapsed().as_millis() as i64;
+        self.wall_offset_ms
+            .store(now_ms() - mono, Ordering::Relaxed);
+    }
+
     pub fn lru_clock(&self) -> u32 {
         self.started.elapsed().as_secs() as u32
     }
@@ -332,4 +352,24 @@ pub fn random_hex40() -> String {
     (0..40)
         .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_clock_follows_the_wall_clock() {
+        let server = Server::new(Config::default());
+        let (ms, lru) = server.clock_at(Instant::now());
+        assert!((ms - now_ms()).abs() < 1000, "{ms} vs {}", now_ms());
+        assert_eq!(lru, server.lru_clock());
+        // A wall-clock step is picked up at the next re-anchoring.
+        server
+            .wall_offset_ms
+            .fetch_sub(60_000, std::sync::atomic::Ordering::Relaxed);
+        assert!(server.clock_at(Instant::now()).0 < now_ms() - 50_000);
+        server.reanchor_clock();
+        assert!((server.clock_at(Instant::now()).0 - now_ms()).abs() < 1000);
+    }
 }

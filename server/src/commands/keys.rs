@@ -573,7 +573,7 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.int(0);
         return Ok(());
     };
-    let lru = ctx.server.lru_clock();
+    let lru = ctx.lru;
     let expire = e.expire();
     ctx.store.dbs[dst_db].set_with_expire(newkey.clone(), e.value, expire, lru);
     ctx.store.touch_key(dst_db, newkey);
@@ -693,7 +693,7 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.null();
         return Ok(());
     }
-    let now_lru = ctx.server.lru_clock();
+    let now_lru = ctx.lru;
     let cfg = ctx.server.config.read().clone();
     let Some(e) = ctx.db_ref().entry(key) else {
         out.null();

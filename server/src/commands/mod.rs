@@ -324,6 +324,8 @@ pub struct Ctx<'a> {
     pub client: &'a mut ClientState,
     /// Command time (Redis caches one `mstime()` per command).
     pub now_ms: i64,
+    /// LRU clock at command time (seconds since start), stamped on accessed keys.
+    pub lru: u32,
     /// Ops this command propagates before its own argv (lazy-expire DELs...).
     pub also: Vec<(usize, Vec<Bytes>)>,
     /// Replaces the command's own argv in the propagated stream.
@@ -338,11 +340,23 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(store: &'a mut Store, server: &'a Arc<Server>, client: &'a mut ClientState) -> Self {
+        Self::at(store, server, client, std::time::Instant::now())
+    }
+
+    /// A context for a command that started at `t` (one clock reading per command).
+    pub fn at(
+        store: &'a mut Store,
+        server: &'a Arc<Server>,
+        client: &'a mut ClientState,
+        t: std::time::Instant,
+    ) -> Self {
+        let (now_ms, lru) = server.clock_at(t);
         Ctx {
             store,
             server,
             client,
-            now_ms: crate::server::now_ms(),
+            now_ms,
+            lru,
             also: Vec::new(),
             rewrite: None,
             no_propagate: false,
@@ -421,7 +435,7 @@ impl<'a> Ctx<'a> {
         if !found {
             return None;
         }
-        let lru = self.server.lru_clock();
+        let lru = self.lru;
         let e = self.db().entry_mut(key)?;
         e.lru = lru;
         Some(e)
@@ -432,7 +446,7 @@ impl<'a> Ctx<'a> {
         if self.expire_if_needed(key) {
             return None;
         }
-        let lru = self.server.lru_clock();
+        let lru = self.lru;
         let e = self.db().entry_mut(key)?;
         e.lru = lru;
         Some(e)
@@ -455,7 +469,7 @@ impl<'a> Ctx<'a> {
 
     /// Sets a key, dropping its TTL.
     pub fn set(&mut self, key: Bytes, value: Value) {
-        let lru = self.server.lru_clock();
+        let lru = self.lru;
         let db = self.client.db;
         self.store.dbs[db].set(key, value, lru);
     }

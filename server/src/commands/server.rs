@@ -536,7 +536,7 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             if size.is_some_and(|s| s > 512 * 1024 * 1024) {
                 return Err(CmdError::msg("ERR value is out of range, must be positive"));
             }
-            let lru = ctx.server.lru_clock();
+            let lru = ctx.lru;
             let db = ctx.client.db;
             for i in 0..count {
                 let mut key = prefix.to_vec();
@@ -557,7 +557,7 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             let Some(e) = db.entry(&argv[2]) else {
                 return Err(err::NO_SUCH_KEY);
             };
-            let idle = ctx.server.lru_clock().saturating_sub(e.lru);
+            let idle = ctx.lru.saturating_sub(e.lru);
             let (enc, len) = encoding_and_len(&e.value);
             out.simple(&format!(
                 "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{len} lru:{} lru_seconds_idle:{idle}",

@@ -186,7 +186,7 @@ fn set_generic(
         }
         return Ok(());
     }
-    let lru = ctx.server.lru_clock();
+    let lru = ctx.lru;
     let db = ctx.client.db;
     if o.keepttl {
         ctx.store.dbs[db].set_keep_ttl(key.clone(), Value::Str(val.clone()), lru);
@@ -370,7 +370,7 @@ fn incr_by(ctx: &mut Ctx, out: &mut Reply, key: &Bytes, by: i64) -> CmdResult {
     let old = cur.unwrap_or(0);
     let new = old.checked_add(by).ok_or(err::OVERFLOW)?;
     let v = Value::Str(int_bytes(new));
-    let lru = ctx.server.lru_clock();
+    let lru = ctx.lru;
     ctx.db().set_keep_ttl(key.clone(), v, lru);
     ctx.dirty(1);
     out.int(new);
@@ -687,7 +687,7 @@ fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         .or_else(|| decimal_sum(&cur_txt, &argv[2]))
         .unwrap_or_else(|| crate::resp::format_human(sum));
     let new = Bytes::from(text);
-    let lru = ctx.server.lru_clock();
+    let lru = ctx.lru;
     ctx.db()
         .set_keep_ttl(key.clone(), Value::Str(new.clone()), lru);
     ctx.dirty(1);
@@ -714,7 +714,7 @@ fn append(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
     };
     let len = new.len() as i64;
-    let lru = ctx.server.lru_clock();
+    let lru = ctx.lru;
     ctx.db().set_keep_ttl(key.clone(), Value::Str(new), lru);
     ctx.dirty(1);
     out.int(len);
@@ -783,7 +783,7 @@ fn setrange(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     v[off..off + value.len()].copy_from_slice(value);
     let len = v.len() as i64;
-    let lru = ctx.server.lru_clock();
+    let lru = ctx.lru;
     ctx.db()
         .set_keep_ttl(key.clone(), Value::Str(Bytes::from(v)), lru);
     ctx.dirty(1);
