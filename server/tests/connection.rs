@@ -4,10 +4,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn err(s: &str) -> R {
-    R::Err(s.into())
-}
-
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
 #[test]

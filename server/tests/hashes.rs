@@ -6,14 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
-fn b(s: &str) -> R {
-    R::bulk(s)
-}
-
-fn err(s: &str) -> R {
-    R::Err(s.into())
-}
-
 /// A flat RESP2 field/value array as a sorted map.
 fn as_map(r: R) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let R::Arr(items) = r else {

@@ -8,10 +8,6 @@ fn int(n: i64) -> R {
     R::Int(n)
 }
 
-fn err(s: &str) -> R {
-    R::Err(s.into())
-}
-
 fn now_s() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -6,18 +6,6 @@ use std::time::{Duration, Instant};
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
-fn b(s: &str) -> R {
-    R::bulk(s)
-}
-
-fn arr(items: &[&str]) -> R {
-    R::Arr(items.iter().map(|s| R::bulk(s)).collect())
-}
-
-fn err(s: &str) -> R {
-    R::Err(s.into())
-}
-
 #[test]
 fn push_range_len_index() {
     let s = TestServer::start(&[]);

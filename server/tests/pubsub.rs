@@ -8,10 +8,6 @@ mod reference;
 
 use common::*;
 
-fn b(s: &str) -> R {
-    R::bulk(s)
-}
-
 fn confirm(kind: &str, name: Option<&str>, n: i64) -> R {
     R::Arr(vec![b(kind), name.map_or(R::Nil, b), R::Int(n)])
 }

@@ -6,10 +6,6 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn err(s: &str) -> R {
-    R::Err(s.into())
-}
-
 fn text(r: R) -> String {
     match r {
         R::Bulk(b) => String::from_utf8(b).expect("utf8"),

@@ -6,10 +6,6 @@ use std::collections::BTreeSet;
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
-fn err(s: &str) -> R {
-    R::Err(s.into())
-}
-
 fn bulks(r: R) -> BTreeSet<Vec<u8>> {
     let (R::Arr(items) | R::Set(items)) = r else {
         panic!("not an array: {r:?}");

@@ -7,10 +7,6 @@ fn int(n: i64) -> R {
     R::Int(n)
 }
 
-fn err(s: &str) -> R {
-    R::Err(s.into())
-}
-
 const NOT_INT: &str = "ERR value is not an integer or out of range";
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 

@@ -8,10 +8,6 @@ fn queued() -> R {
     R::Simple("QUEUED".into())
 }
 
-fn err(s: &str) -> R {
-    R::Err(s.into())
-}
-
 #[test]
 fn exec_runs_the_queue_and_reports_errors_per_command() {
     let s = TestServer::start(&[]);

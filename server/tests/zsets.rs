@@ -6,18 +6,6 @@ mod reference;
 use common::*;
 use std::time::Duration;
 
-fn b(s: &str) -> R {
-    R::bulk(s)
-}
-
-fn arr(items: &[&str]) -> R {
-    R::Arr(items.iter().map(|s| R::bulk(s)).collect())
-}
-
-fn err(s: &str) -> R {
-    R::Err(s.into())
-}
-
 #[test]
 fn zadd_flags_and_their_incompatibility_errors() {
     let s = TestServer::start(&[]);

@@ -247,6 +247,21 @@ impl Conn {
     }
 }
 
+/// A bulk-string reply.
+pub fn b(s: &str) -> R {
+    R::bulk(s)
+}
+
+/// An array of bulk strings.
+pub fn arr(items: &[&str]) -> R {
+    R::Arr(items.iter().map(|s| R::bulk(s)).collect())
+}
+
+/// An error reply with this exact text.
+pub fn err(s: &str) -> R {
+    R::Err(s.into())
+}
+
 /// Polls `f` until it returns true or `limit` passes.
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
