@@ -2,9 +2,7 @@
 //! redis-server 7.0.15).
 mod common;
 use common::*;
-use std::collections::{BTreeMap, BTreeSet};
-
-const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+use std::collections::BTreeMap;
 
 /// A flat RESP2 field/value array as a sorted map.
 fn as_map(r: R) -> BTreeMap<Vec<u8>, Vec<u8>> {
@@ -19,23 +17,6 @@ fn as_map(r: R) -> BTreeMap<Vec<u8>, Vec<u8>> {
             other => panic!("not a pair of bulks: {other:?}"),
         })
         .collect()
-}
-
-fn bulks(r: R) -> BTreeSet<Vec<u8>> {
-    let (R::Arr(items) | R::Set(items)) = r else {
-        panic!("not an array: {r:?}");
-    };
-    items
-        .into_iter()
-        .map(|i| match i {
-            R::Bulk(v) => v,
-            other => panic!("not a bulk: {other:?}"),
-        })
-        .collect()
-}
-
-fn set_of(items: &[&str]) -> BTreeSet<Vec<u8>> {
-    items.iter().map(|s| s.as_bytes().to_vec()).collect()
 }
 
 #[test]

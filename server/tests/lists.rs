@@ -4,8 +4,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-
 #[test]
 fn push_range_len_index() {
     let s = TestServer::start(&[]);

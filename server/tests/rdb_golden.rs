@@ -8,10 +8,10 @@
 mod common;
 
 use bytes::Bytes;
-use common::{free_port, wait_until, Conn, R};
+use common::{wait_until, Conn, RealRedis, R};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use tandem_server::db::Db;
 use tandem_server::rdb;
@@ -20,53 +20,6 @@ use tandem_server::types::{HashMapB, HashSetB, Value, ZSet};
 const REDIS: &str = "/usr/bin/redis-server";
 const CHECK: &str = "/usr/bin/redis-check-rdb";
 const FAR: i64 = 4_102_444_800_000; // 2100-01-01
-
-struct RealRedis {
-    child: Child,
-    port: u16,
-}
-
-impl RealRedis {
-    fn start(dir: &Path, dbfilename: &str) -> RealRedis {
-        for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new(REDIS)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .args(["--dir", dir.to_str().unwrap(), "--dbfilename", dbfilename])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            let mut r = RealRedis { child, port };
-            let ok = wait_until(Duration::from_secs(10), || {
-                if let Ok(Some(_)) = r.child.try_wait() {
-                    return true;
-                }
-                let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-                    return false;
-                };
-                drop(s);
-                // Ready means PING answers (not -LOADING).
-                let mut c = Conn::connect(port);
-                c.cmd("PING") == R::Simple("PONG".into())
-            });
-            if ok && r.child.try_wait().ok().flatten().is_none() {
-                return r;
-            }
-            let _ = r.child.kill();
-            let _ = r.child.wait();
-        }
-        panic!("redis-server did not start");
-    }
-}
-
-impl Drop for RealRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn have_redis() -> bool {
     if Path::new(REDIS).exists() && Path::new(CHECK).exists() {
@@ -359,7 +312,7 @@ fn redis_written_rdb_loads_in_tandem() {
     let want = dataset();
     for compression in ["yes", "no"] {
         let dir = tempfile::tempdir().unwrap();
-        let r = RealRedis::start(dir.path(), "x.rdb");
+        let r = RealRedis::start(dir.path(), "x.rdb", &[]);
         let mut c = Conn::connect(r.port);
         assert_eq!(
             c.cmd(&format!("CONFIG SET rdbcompression {compression}")),
@@ -429,7 +382,7 @@ fn tandem_written_rdb_passes_check_and_loads_in_redis() {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(out.status.success(), "redis-check-rdb failed: {text}");
         assert!(text.contains("RDB looks OK"), "{text}");
-        let r = RealRedis::start(dir.path(), "t.rdb");
+        let r = RealRedis::start(dir.path(), "t.rdb", &[]);
         let mut c = Conn::connect(r.port);
         let got = read_back(&mut c, &want);
         assert_same(&want, &got);

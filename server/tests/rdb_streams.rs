@@ -10,9 +10,9 @@
 
 mod common;
 
-use common::{free_port, wait_until, Conn, TestServer, R};
+use common::{wait_until, Conn, RealRedis, TestServer, R};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use tandem_server::db::Db;
 use tandem_server::rdb;
@@ -21,58 +21,6 @@ use tandem_server::types::Value;
 const REDIS: &str = "/usr/bin/redis-server";
 const CHECK: &str = "/usr/bin/redis-check-rdb";
 const WAIT: Duration = Duration::from_secs(30);
-
-struct RealRedis {
-    child: Child,
-    port: u16,
-}
-
-impl RealRedis {
-    fn start(dir: &Path, dbfilename: &str, extra: &[&str]) -> RealRedis {
-        for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new(REDIS)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .args(["--enable-debug-command", "yes"])
-                .args(["--dir", dir.to_str().unwrap(), "--dbfilename", dbfilename])
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            let mut r = RealRedis { child, port };
-            let ok = wait_until(Duration::from_secs(10), || {
-                if let Ok(Some(_)) = r.child.try_wait() {
-                    return true;
-                }
-                let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-                    return false;
-                };
-                drop(s);
-                let mut c = Conn::connect(port);
-                c.cmd("PING") == R::Simple("PONG".into())
-            });
-            if ok && r.child.try_wait().ok().flatten().is_none() {
-                return r;
-            }
-            let _ = r.child.kill();
-            let _ = r.child.wait();
-        }
-        panic!("redis-server did not start");
-    }
-
-    fn conn(&self) -> Conn {
-        Conn::connect(self.port)
-    }
-}
-
-impl Drop for RealRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn have_redis() -> bool {
     if Path::new(REDIS).exists() && Path::new(CHECK).exists() {

@@ -4,25 +4,6 @@ mod common;
 use common::*;
 use std::collections::BTreeSet;
 
-const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-
-fn bulks(r: R) -> BTreeSet<Vec<u8>> {
-    let (R::Arr(items) | R::Set(items)) = r else {
-        panic!("not an array: {r:?}");
-    };
-    items
-        .into_iter()
-        .map(|i| match i {
-            R::Bulk(v) => v,
-            other => panic!("not a bulk: {other:?}"),
-        })
-        .collect()
-}
-
-fn set_of(items: &[&str]) -> BTreeSet<Vec<u8>> {
-    items.iter().map(|s| s.as_bytes().to_vec()).collect()
-}
-
 #[test]
 fn add_remove_membership() {
     let s = TestServer::start(&[]);

@@ -8,8 +8,6 @@ fn int(n: i64) -> R {
 }
 
 const NOT_INT: &str = "ERR value is not an integer or out of range";
-const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-
 #[test]
 fn set_and_get_are_binary_safe() {
     let s = TestServer::start(&[]);

@@ -114,6 +114,60 @@ impl Drop for TestServer {
     }
 }
 
+/// A real Debian redis-server 7.0.15 on a free loopback port (no persistence besides
+/// `dbfilename` in `dir`, DEBUG enabled), killed when dropped.
+pub struct RealRedis {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl RealRedis {
+    pub fn start(dir: &std::path::Path, dbfilename: &str, extra: &[&str]) -> RealRedis {
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new("/usr/bin/redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(["--enable-debug-command", "yes"])
+                .args(["--dir", dir.to_str().unwrap(), "--dbfilename", dbfilename])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let mut r = RealRedis { child, port };
+            let ok = wait_until(Duration::from_secs(10), || {
+                if let Ok(Some(_)) = r.child.try_wait() {
+                    return true;
+                }
+                let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                    return false;
+                };
+                drop(s);
+                let mut c = Conn::connect(port);
+                c.cmd("PING") == R::Simple("PONG".into())
+            });
+            if ok && r.child.try_wait().ok().flatten().is_none() {
+                return r;
+            }
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+
+    pub fn conn(&self) -> Conn {
+        Conn::connect(self.port)
+    }
+}
+
+impl Drop for RealRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A raw RESP connection: send exact bytes, read exact replies.
 pub struct Conn {
     pub stream: BufReader<TcpStream>,
@@ -245,6 +299,28 @@ impl Conn {
             other => panic!("unexpected reply type {other:?} in {l:?}"),
         }
     }
+}
+
+/// Redis's WRONGTYPE error text.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+/// The bulk strings of an array or set reply, as a set (order-free comparison).
+pub fn bulks(r: R) -> std::collections::BTreeSet<Vec<u8>> {
+    let (R::Arr(items) | R::Set(items)) = r else {
+        panic!("not an array: {r:?}");
+    };
+    items
+        .into_iter()
+        .map(|i| match i {
+            R::Bulk(v) => v,
+            other => panic!("not a bulk: {other:?}"),
+        })
+        .collect()
+}
+
+/// The byte strings of `items`, as a set.
+pub fn set_of(items: &[&str]) -> std::collections::BTreeSet<Vec<u8>> {
+    items.iter().map(|s| s.as_bytes().to_vec()).collect()
 }
 
 /// A bulk-string reply.
