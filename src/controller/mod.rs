@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod observe;
+pub mod outcome;
 pub mod roles;
 pub mod status;
 pub mod validate;
