@@ -506,6 +506,16 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
                 }
             }
         };
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            // What container images usually set.
+            env.insert(
+                0,
+                (
+                    "PATH".to_string(),
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+                ),
+            );
+        }
         env.push((POD_DIR_ENV.to_string(), pod_dir.display().to_string()));
         let launch = Launch {
             pod_dir: pod_dir.clone(),
