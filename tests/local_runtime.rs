@@ -168,10 +168,10 @@ exec /usr/local/bin/tandem-server /etc/cfg/tandem.conf --bind "$BIND" \
 fn manifests() -> Vec<Value> {
     vec![
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
-            "data": {
-                "tandem.conf": "port 6379\nbind 0.0.0.0\ndir /data\nsave \"\"\nappendonly no\n",
-                "start.sh": START_SH,
-            }}),
+        "data": {
+            "tandem.conf": "port 6379\nbind 0.0.0.0\ndir /data\nsave \"\"\nappendonly no\n",
+            "start.sh": START_SH,
+        }}),
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "r-hl"},
             "spec": {"clusterIP": "None", "selector": {"app": "r"},
                      "ports": [{"name": "redis", "port": 6379}]}}),
@@ -179,36 +179,36 @@ fn manifests() -> Vec<Value> {
             "spec": {"selector": {"app": "r", "role": "master"},
                      "ports": [{"name": "redis", "port": 6379, "targetPort": "redis"}]}}),
         json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "r"},
-            "spec": {
-                "replicas": 3,
-                "serviceName": "r-hl",
-                "podManagementPolicy": "Parallel",
-                "updateStrategy": {"type": "OnDelete"},
-                "selector": {"matchLabels": {"app": "r"}},
-                "template": {
-                    "metadata": {"labels": {"app": "r"}},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 5,
-                        "containers": [{
-                            "name": "server",
-                            "image": "ignored",
-                            "command": ["/bin/sh", "/etc/cfg/start.sh"],
-                            "ports": [{"name": "redis", "containerPort": 6379}],
-                            "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
-                            "readinessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 1},
-                            "livenessProbe": {"tcpSocket": {"port": "redis"}, "initialDelaySeconds": 5, "periodSeconds": 2, "failureThreshold": 5},
-                            "volumeMounts": [
-                                {"name": "config", "mountPath": "/etc/cfg"},
-                                {"name": "data", "mountPath": "/data"}
-                            ]
-                        }],
-                        "volumes": [
-                            {"name": "config", "configMap": {"name": "cfg", "defaultMode": 0o555}},
-                            {"name": "data", "emptyDir": {}}
+        "spec": {
+            "replicas": 3,
+            "serviceName": "r-hl",
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": {"type": "OnDelete"},
+            "selector": {"matchLabels": {"app": "r"}},
+            "template": {
+                "metadata": {"labels": {"app": "r"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [{
+                        "name": "server",
+                        "image": "ignored",
+                        "command": ["/bin/sh", "/etc/cfg/start.sh"],
+                        "ports": [{"name": "redis", "containerPort": 6379}],
+                        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+                        "readinessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 1},
+                        "livenessProbe": {"tcpSocket": {"port": "redis"}, "initialDelaySeconds": 5, "periodSeconds": 2, "failureThreshold": 5},
+                        "volumeMounts": [
+                            {"name": "config", "mountPath": "/etc/cfg"},
+                            {"name": "data", "mountPath": "/data"}
                         ]
-                    }
+                    }],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": "cfg", "defaultMode": 0o555}},
+                        {"name": "data", "emptyDir": {}}
+                    ]
                 }
-            }}),
+            }
+        }}),
     ]
 }
 
@@ -234,7 +234,9 @@ async fn start(instance: &str, mode: NetMode) -> Env {
     .await
     .expect("start runtime");
     let pods = store.resolve("", "v1", "pods").expect("pods type");
-    let sts = store.resolve("apps", "v1", "statefulsets").expect("sts type");
+    let sts = store
+        .resolve("apps", "v1", "statefulsets")
+        .expect("sts type");
     for m in manifests() {
         store.apply_manifest(m, "test").expect("apply");
     }
@@ -334,7 +336,11 @@ impl Env {
     }
 
     fn master_endpoint(&self) -> Option<SocketAddr> {
-        self.runtime.as_ref()?.endpoints().get("default/r-master").copied()
+        self.runtime
+            .as_ref()?
+            .endpoints()
+            .get("default/r-master")
+            .copied()
     }
 
     fn endpoints_file(&self) -> BTreeMap<String, String> {
@@ -392,7 +398,10 @@ async fn life_cycle(instance: &str, mode: NetMode) {
         let p = env.pod(n).unwrap();
         assert_eq!(p["spec"]["hostname"], n);
         assert_eq!(p["spec"]["subdomain"], "r-hl");
-        assert_eq!(p["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"], n);
+        assert_eq!(
+            p["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"],
+            n
+        );
         assert!(p["metadata"]["labels"]["controller-revision-hash"]
             .as_str()
             .unwrap()
@@ -403,7 +412,10 @@ async fn life_cycle(instance: &str, mode: NetMode) {
         assert!(cs["state"]["running"].is_object(), "{cs}");
         let pid = env.pid(n).expect("pid file");
         assert_eq!(cs["containerID"], format!("local://{pid}"));
-        assert!(alive(pid) && is_server(pid), "pid {pid} of {n} is tandem-server");
+        assert!(
+            alive(pid) && is_server(pid),
+            "pid {pid} of {n} is tandem-server"
+        );
     }
     let sts = env.store.get(&env.sts, "default", "r").unwrap();
     wait_for("sts status readyReplicas 3", || {
@@ -434,7 +446,10 @@ async fn life_cycle(instance: &str, mode: NetMode) {
     })
     .await;
     let r1 = env.ip("r-1");
-    wait_for("k on r-1", || (call(r1, &["GET", "k"]).ok()? == "v1").then_some(())).await;
+    wait_for("k on r-1", || {
+        (call(r1, &["GET", "k"]).ok()? == "v1").then_some(())
+    })
+    .await;
     // Endpoints object of the master Service lists r-0 only.
     let ep_t = env.store.resolve("", "v1", "endpoints").unwrap();
     wait_for("Endpoints r-master", || {
@@ -449,7 +464,10 @@ async fn life_cycle(instance: &str, mode: NetMode) {
     std::fs::write(&marker, "x").unwrap();
     let uid1 = env.pod("r-1").unwrap()["metadata"]["uid"].clone();
     let old = env.pid("r-1").unwrap();
-    Command::new("kill").args(["-9", &old.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-9", &old.to_string()])
+        .status()
+        .unwrap();
     wait_for("r-1 restarted and Ready", || {
         let p = env.ready("r-1")?;
         (p["status"]["containerStatuses"][0]["restartCount"] == 1).then_some(())
@@ -538,7 +556,10 @@ async fn loopback_mode_replicates_and_serves_the_master_endpoint() {
         (call(master, &["SET", "k", "lb"]).ok()? == "+OK").then_some(())
     })
     .await;
-    wait_for("k on r-1", || (call(a1, &["GET", "k"]).ok()? == "lb").then_some(())).await;
+    wait_for("k on r-1", || {
+        (call(a1, &["GET", "k"]).ok()? == "lb").then_some(())
+    })
+    .await;
     let pids = pids_in(&env.guard.dir);
     assert_eq!(pids.len(), 3);
     shutdown_clean(env, pids).await;

@@ -2,5 +2,5 @@
 //! `tandem-operator local` come later.
 
 pub mod api;
-pub mod sandbox;
 pub mod runtime;
+pub mod sandbox;
