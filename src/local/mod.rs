@@ -1,4 +1,4 @@
-//! Local cluster mode (issue 6): the embedded Kubernetes API; the process runtime and
+//! Local cluster mode (issue 6): the embedded Kubernetes API, the pod sandbox; the process runtime and
 //! `tandem-operator local` come later.
 
 pub mod api;
