@@ -156,15 +156,12 @@ fn call(addr: SocketAddr, args: &[&str]) -> std::io::Result<String> {
 
 fn wait_for(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
     let end = Instant::now() + DEADLINE;
-    let mut last = None;
     while Instant::now() < end {
         if let Some(v) = f() {
             return v;
         }
-        last = Some(());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = last;
     panic!("timed out after {DEADLINE:?} waiting for {what}");
 }
 
@@ -281,7 +278,6 @@ fn replication_pair(g: &mut Guard, mode: NetMode, userns: bool) {
                 _ => None,
             }
         });
-        let _ = &dir;
     }
     // The returned pid is the server itself (exec chain).
     for (pod, name) in [(&a, "a"), (&b, "b")] {
