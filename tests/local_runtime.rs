@@ -323,11 +323,15 @@ impl Env {
     }
 
     fn scale(&self, n: i64) {
+        self.scale_sts("r", n)
+    }
+
+    fn scale_sts(&self, name: &str, n: i64) {
         self.store
             .patch(
                 &self.sts,
                 "default",
-                "r",
+                name,
                 Patch::Merge(json!({"spec": {"replicas": n}})),
                 false,
                 false,
@@ -563,4 +567,221 @@ async fn loopback_mode_replicates_and_serves_the_master_endpoint() {
     let pids = pids_in(&env.guard.dir);
     assert_eq!(pids.len(), 3);
     shutdown_clean(env, pids).await;
+}
+
+const SERVE: &str =
+    "exec /usr/local/bin/tandem-server /etc/cfg/tandem.conf --bind \"${TANDEM_BIND:-0.0.0.0}\"";
+
+fn claims_manifests() -> Vec<Value> {
+    vec![
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pcfg"},
+            "data": {"tandem.conf": "port 6379\ndir /data\nsave \"\"\nappendonly no\n"}}),
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "p"},
+            "spec": {
+                "replicas": 2,
+                "serviceName": "p-hl",
+                "updateStrategy": {"type": "RollingUpdate"},
+                "selector": {"matchLabels": {"app": "p"}},
+                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"},
+                "template": {
+                    "metadata": {"labels": {"app": "p"}, "annotations": {"v": "1"}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 3,
+                        "containers": [{
+                            "name": "server",
+                            "command": ["/bin/sh", "-c", SERVE],
+                            "ports": [{"name": "redis", "containerPort": 6379}],
+                            "readinessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 1},
+                            "volumeMounts": [
+                                {"name": "config", "mountPath": "/etc/cfg"},
+                                {"name": "data", "mountPath": "/data"}
+                            ]
+                        }],
+                        "volumes": [{"name": "config", "configMap": {"name": "pcfg"}}]
+                    }
+                },
+                "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]
+            }}),
+    ]
+}
+
+/// OrderedReady + RollingUpdate + claims with whenScaled/whenDeleted Delete, and a
+/// ConfigMap change reaching a running pod's volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_rolling_update_and_configmap_resync() {
+    let instance = format!("kc{}", std::process::id() % 10_000);
+    let env = start(&instance, NetMode::Loopback).await;
+    for m in claims_manifests() {
+        env.store.apply_manifest(m, "test").expect("apply");
+    }
+    env.wait_ready(&["p-0", "p-1"]).await;
+    let pvc_t = env.store.resolve("", "v1", "persistentvolumeclaims").unwrap();
+    for i in 0..2 {
+        let c = env
+            .store
+            .get(&pvc_t, "default", &format!("data-p-{i}"))
+            .expect("claim exists");
+        assert_eq!(c["status"]["phase"], "Bound");
+        let p = env.pod(&format!("p-{i}")).unwrap();
+        let vols = p["spec"]["volumes"].as_array().unwrap();
+        assert!(vols
+            .iter()
+            .any(|v| v["persistentVolumeClaim"]["claimName"] == format!("data-p-{i}")));
+    }
+    // The claim's data survives the pod.
+    let claim_dir = env.pod_dir("p-1").join("pvc/data-p-1");
+    std::fs::write(claim_dir.join("marker"), "keep").expect("claim dir exists");
+    let uid = env.pod("p-1").unwrap()["metadata"]["uid"].clone();
+    env.store
+        .delete(&env.pods, "default", "p-1", &DeleteOptions::default())
+        .unwrap();
+    wait_for("p-1 back", || {
+        (env.ready("p-1")?["metadata"]["uid"] != uid).then_some(())
+    })
+    .await;
+    assert!(claim_dir.join("marker").exists(), "claim data kept");
+
+    // A ConfigMap change reaches the running pod's volume.
+    let cm_t = env.store.resolve("", "v1", "configmaps").unwrap();
+    env.store
+        .patch(
+            &cm_t,
+            "default",
+            "pcfg",
+            Patch::Merge(json!({"data": {"extra": "42"}})),
+            false,
+            false,
+        )
+        .unwrap();
+    let extra = env.pod_dir("p-0").join("volumes/config/extra");
+    wait_for("configmap key in the volume", || {
+        (std::fs::read_to_string(&extra).ok()? == "42").then_some(())
+    })
+    .await;
+
+    // Rolling update: every pod replaced, ending at the update revision.
+    let old: Vec<Value> = ["p-0", "p-1"]
+        .iter()
+        .map(|n| env.pod(n).unwrap()["metadata"]["uid"].clone())
+        .collect();
+    env.store
+        .patch(
+            &env.sts,
+            "default",
+            "p",
+            Patch::Merge(json!({"spec": {"template": {"metadata": {"annotations": {"v": "2"}}}}})),
+            false,
+            false,
+        )
+        .unwrap();
+    wait_for("rolling update done", || {
+        let s = env.store.get(&env.sts, "default", "p").ok()?;
+        let rev = s["status"]["updateRevision"].clone();
+        let done = ["p-0", "p-1"].iter().enumerate().all(|(i, n)| {
+            env.ready(n).is_some_and(|p| {
+                p["metadata"]["labels"]["controller-revision-hash"] == rev
+                    && p["metadata"]["uid"] != old[i]
+                    && p["metadata"]["annotations"]["v"] == "2"
+            })
+        });
+        (done && s["status"]["currentRevision"] == rev && s["status"]["updatedReplicas"] == 2)
+            .then_some(())
+    })
+    .await;
+
+    // whenScaled: Delete removes the claim and its data.
+    env.scale_sts("p", 1);
+    wait_for("claim data-p-1 deleted with its directory", || {
+        (env.store.get(&pvc_t, "default", "data-p-1").is_err() && !claim_dir.exists())
+            .then_some(())
+    })
+    .await;
+    assert!(env.store.get(&pvc_t, "default", "data-p-0").is_ok());
+    let pids = pids_in(&env.guard.dir);
+    shutdown_clean_pods(env, pids).await;
+}
+
+/// Like `shutdown_clean`, for tests without the r-* StatefulSet.
+async fn shutdown_clean_pods(mut env: Env, pids: Vec<u32>) {
+    let rt = env.runtime.take().expect("runtime");
+    tokio::time::timeout(Duration::from_secs(30), rt.shutdown())
+        .await
+        .expect("shutdown within 30 s");
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} still runs after shutdown");
+    }
+    assert!(pids_in(&env.guard.dir).is_empty(), "pid files removed");
+    env.api.shutdown().await;
+}
+
+/// A runtime that died without shutting down leaves its pods running; the next runtime
+/// on the same state dir kills them at start.
+#[test]
+fn a_new_runtime_kills_what_a_dead_one_left_running() {
+    let instance = format!("kd{}", std::process::id() % 10_000);
+    let guard = Guard::new(&instance);
+    let opts = RuntimeOptions {
+        state_dir: guard.dir.clone(),
+        server_bin: server_bin(),
+        cluster_domain: "cluster.local".into(),
+        net_mode: NetMode::Loopback,
+        instance: instance.clone(),
+    };
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "solo"},
+        "spec": {"containers": [{"name": "server", "command": ["/bin/sh", "-c",
+            "exec /usr/local/bin/tandem-server --port 6379 --bind \"$TANDEM_BIND\""]}]}});
+    let pid_file = guard.dir.join("pods/default_solo/pid");
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pid: u32 = first.block_on(async {
+        let api = LocalApi::start(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Options::default(),
+        )
+        .await
+        .unwrap();
+        let _rt = Runtime::start(api.store().clone(), opts.clone())
+            .await
+            .expect("first runtime");
+        api.store().apply_manifest(pod, "test").unwrap();
+        let pid = wait_for("solo's pid", || {
+            std::fs::read_to_string(&pid_file).ok()?.trim().parse::<u32>().ok()
+        })
+        .await;
+        wait_for("solo serving", || is_server(pid).then_some(())).await;
+        std::mem::forget(_rt);
+        std::mem::forget(api);
+        pid
+    });
+    // The "crash": the first runtime's tasks vanish, its processes keep running.
+    first.shutdown_background();
+    assert!(alive(pid), "the pod outlives its runtime");
+    assert_eq!(
+        tandem_operator::local::runtime::leftover_pids(&guard.dir.join("pods")),
+        vec![pid]
+    );
+    let second = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        let api = LocalApi::start(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Options::default(),
+        )
+        .await
+        .unwrap();
+        let rt = Runtime::start(api.store().clone(), opts.clone())
+            .await
+            .expect("second runtime");
+        wait_for("leftover killed", || (!alive(pid)).then_some(())).await;
+        assert!(!pid_file.exists(), "stale pid file removed");
+        rt.shutdown().await;
+        api.shutdown().await;
+    });
 }
