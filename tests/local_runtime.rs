@@ -577,32 +577,32 @@ fn claims_manifests() -> Vec<Value> {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pcfg"},
             "data": {"tandem.conf": "port 6379\ndir /data\nsave \"\"\nappendonly no\n"}}),
         json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "p"},
-            "spec": {
-                "replicas": 2,
-                "serviceName": "p-hl",
-                "updateStrategy": {"type": "RollingUpdate"},
-                "selector": {"matchLabels": {"app": "p"}},
-                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"},
-                "template": {
-                    "metadata": {"labels": {"app": "p"}, "annotations": {"v": "1"}},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 3,
-                        "containers": [{
-                            "name": "server",
-                            "command": ["/bin/sh", "-c", SERVE],
-                            "ports": [{"name": "redis", "containerPort": 6379}],
-                            "readinessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 1},
-                            "volumeMounts": [
-                                {"name": "config", "mountPath": "/etc/cfg"},
-                                {"name": "data", "mountPath": "/data"}
-                            ]
-                        }],
-                        "volumes": [{"name": "config", "configMap": {"name": "pcfg"}}]
-                    }
-                },
-                "volumeClaimTemplates": [{"metadata": {"name": "data"},
-                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]
-            }}),
+        "spec": {
+            "replicas": 2,
+            "serviceName": "p-hl",
+            "updateStrategy": {"type": "RollingUpdate"},
+            "selector": {"matchLabels": {"app": "p"}},
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"},
+            "template": {
+                "metadata": {"labels": {"app": "p"}, "annotations": {"v": "1"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 3,
+                    "containers": [{
+                        "name": "server",
+                        "command": ["/bin/sh", "-c", SERVE],
+                        "ports": [{"name": "redis", "containerPort": 6379}],
+                        "readinessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 1},
+                        "volumeMounts": [
+                            {"name": "config", "mountPath": "/etc/cfg"},
+                            {"name": "data", "mountPath": "/data"}
+                        ]
+                    }],
+                    "volumes": [{"name": "config", "configMap": {"name": "pcfg"}}]
+                }
+            },
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]
+        }}),
     ]
 }
 
@@ -615,8 +615,68 @@ async fn claims_rolling_update_and_configmap_resync() {
     for m in claims_manifests() {
         env.store.apply_manifest(m, "test").expect("apply");
     }
+    // Bare pods: a liveness probe that always fails, an (unsupported) exec readiness probe.
+    let bare = |name: &str, probe: (&str, Value)| {
+        let mut c = json!({"name": "server", "command": ["/bin/sh", "-c", SERVE],
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/cfg"},
+                             {"name": "data", "mountPath": "/data"}]});
+        c[probe.0] = probe.1;
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [c],
+                "volumes": [{"name": "config", "configMap": {"name": "pcfg"}},
+                            {"name": "data", "emptyDir": {}}]}})
+    };
+    env.store
+        .apply_manifest(
+            bare(
+                "live",
+                (
+                    "livenessProbe",
+                    json!({"tcpSocket": {"port": 1}, "periodSeconds": 1, "failureThreshold": 2}),
+                ),
+            ),
+            "test",
+        )
+        .unwrap();
+    env.store
+        .apply_manifest(
+            bare(
+                "execready",
+                (
+                    "readinessProbe",
+                    json!({"exec": {"command": ["true"]}, "periodSeconds": 1}),
+                ),
+            ),
+            "test",
+        )
+        .unwrap();
     env.wait_ready(&["p-0", "p-1"]).await;
-    let pvc_t = env.store.resolve("", "v1", "persistentvolumeclaims").unwrap();
+    wait_for("liveness failure restarts the container", || {
+        let p = env.pod("live")?;
+        let cs = &p["status"]["containerStatuses"][0];
+        let msg = cs["lastState"]["terminated"]["message"].as_str()?;
+        (cs["restartCount"].as_i64()? >= 1 && msg.contains("Liveness probe failed")).then_some(())
+    })
+    .await;
+    wait_for("exec readiness probe reported as unsupported", || {
+        let p = env.pod("execready")?;
+        let ready = p["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")?
+            .clone();
+        (p["status"]["phase"] == "Running"
+            && ready["status"] == "False"
+            && ready["message"]
+                .as_str()?
+                .contains("exec probes are not supported"))
+        .then_some(())
+    })
+    .await;
+    let pvc_t = env
+        .store
+        .resolve("", "v1", "persistentvolumeclaims")
+        .unwrap();
     for i in 0..2 {
         let c = env
             .store
@@ -693,11 +753,26 @@ async fn claims_rolling_update_and_configmap_resync() {
     // whenScaled: Delete removes the claim and its data.
     env.scale_sts("p", 1);
     wait_for("claim data-p-1 deleted with its directory", || {
-        (env.store.get(&pvc_t, "default", "data-p-1").is_err() && !claim_dir.exists())
-            .then_some(())
+        (env.store.get(&pvc_t, "default", "data-p-1").is_err() && !claim_dir.exists()).then_some(())
     })
     .await;
     assert!(env.store.get(&pvc_t, "default", "data-p-0").is_ok());
+
+    // whenDeleted: Delete: deleting the StatefulSet deletes pods and claims (owner
+    // references), and the claim data goes once the pod stopped.
+    let p0_pid = env.pid("p-0").expect("p-0 pid");
+    env.store
+        .delete(&env.sts, "default", "p", &DeleteOptions::default())
+        .unwrap();
+    let claim0 = env.pod_dir("p-0").join("pvc/data-p-0");
+    wait_for("p-0 and its claim gone", || {
+        (env.pod("p-0").is_none()
+            && env.store.get(&pvc_t, "default", "data-p-0").is_err()
+            && !claim0.exists()
+            && !alive(p0_pid))
+        .then_some(())
+    })
+    .await;
     let pids = pids_in(&env.guard.dir);
     shutdown_clean_pods(env, pids).await;
 }
@@ -715,73 +790,67 @@ async fn shutdown_clean_pods(mut env: Env, pids: Vec<u32>) {
     env.api.shutdown().await;
 }
 
-/// A runtime that died without shutting down leaves its pods running; the next runtime
-/// on the same state dir kills them at start.
-#[test]
-fn a_new_runtime_kills_what_a_dead_one_left_running() {
+/// A runtime that died without shutting down (killed) leaves its pods running; the next
+/// runtime on the same state dir kills them at start. The leftover is simulated by a
+/// process carrying the pod-directory marker and a pid file, as the kubelet leaves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_runtime_kills_what_a_dead_one_left_running() {
+    use tandem_operator::local::runtime::{kubelet::POD_DIR_ENV, leftover_pids};
     let instance = format!("kd{}", std::process::id() % 10_000);
     let guard = Guard::new(&instance);
-    let opts = RuntimeOptions {
-        state_dir: guard.dir.clone(),
-        server_bin: server_bin(),
-        cluster_domain: "cluster.local".into(),
-        net_mode: NetMode::Loopback,
-        instance: instance.clone(),
-    };
-    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "solo"},
-        "spec": {"containers": [{"name": "server", "command": ["/bin/sh", "-c",
-            "exec /usr/local/bin/tandem-server --port 6379 --bind \"$TANDEM_BIND\""]}]}});
-    let pid_file = guard.dir.join("pods/default_solo/pid");
-    let first = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let pid: u32 = first.block_on(async {
-        let api = LocalApi::start(
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            Options::default(),
-        )
-        .await
-        .unwrap();
-        let _rt = Runtime::start(api.store().clone(), opts.clone())
-            .await
-            .expect("first runtime");
-        api.store().apply_manifest(pod, "test").unwrap();
-        let pid = wait_for("solo's pid", || {
-            std::fs::read_to_string(&pid_file).ok()?.trim().parse::<u32>().ok()
-        })
-        .await;
-        wait_for("solo serving", || is_server(pid).then_some(())).await;
-        std::mem::forget(_rt);
-        std::mem::forget(api);
-        pid
-    });
-    // The "crash": the first runtime's tasks vanish, its processes keep running.
-    first.shutdown_background();
-    assert!(alive(pid), "the pod outlives its runtime");
-    assert_eq!(
-        tandem_operator::local::runtime::leftover_pids(&guard.dir.join("pods")),
-        vec![pid]
+    let pod_dir = guard.dir.join("pods/default_solo");
+    std::fs::create_dir_all(&pod_dir).unwrap();
+    let mut stray = Command::new("sleep")
+        .arg("120")
+        .env(POD_DIR_ENV, pod_dir.display().to_string())
+        .spawn()
+        .expect("spawn sleep");
+    let pid = stray.id();
+    std::fs::write(pod_dir.join("pid"), format!("{pid}\n")).unwrap();
+    // A pid file of a process that is not ours is left alone.
+    let other_dir = guard.dir.join("pods/default_other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let mut unrelated = Command::new("sleep")
+        .arg("120")
+        .spawn()
+        .expect("spawn sleep");
+    std::fs::write(other_dir.join("pid"), format!("{}\n", unrelated.id())).unwrap();
+    assert_eq!(leftover_pids(&guard.dir.join("pods")), vec![pid]);
+
+    let api = LocalApi::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let rt = Runtime::start(
+        api.store().clone(),
+        RuntimeOptions {
+            state_dir: guard.dir.clone(),
+            server_bin: server_bin(),
+            cluster_domain: "cluster.local".into(),
+            net_mode: NetMode::Loopback,
+            instance: instance.clone(),
+        },
+    )
+    .await
+    .expect("runtime");
+    let status = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::task::spawn_blocking(move || stray.wait()).await
+    })
+    .await
+    .expect("leftover killed at start")
+    .unwrap()
+    .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9));
+    assert!(!pod_dir.join("pid").exists(), "stale pid file removed");
+    assert!(
+        unrelated.try_wait().unwrap().is_none(),
+        "a process that is not the state dir's keeps running"
     );
-    let second = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    second.block_on(async {
-        let api = LocalApi::start(
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            Options::default(),
-        )
-        .await
-        .unwrap();
-        let rt = Runtime::start(api.store().clone(), opts.clone())
-            .await
-            .expect("second runtime");
-        wait_for("leftover killed", || (!alive(pid)).then_some(())).await;
-        assert!(!pid_file.exists(), "stale pid file removed");
-        rt.shutdown().await;
-        api.shutdown().await;
-    });
+    let _ = unrelated.kill();
+    let _ = unrelated.wait();
+    rt.shutdown().await;
+    api.shutdown().await;
 }
