@@ -147,7 +147,7 @@ async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 struct Env {
     store: Arc<Store>,
-    api: LocalApi,
+    api: Option<LocalApi>,
     runtime: Option<Runtime>,
     pods: ResourceType,
     sts: ResourceType,
@@ -242,7 +242,7 @@ async fn start(instance: &str, mode: NetMode) -> Env {
     }
     Env {
         store,
-        api,
+        api: Some(api),
         runtime: Some(runtime),
         pods,
         sts,
@@ -355,6 +355,20 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// A failed test still stops the runtime (pods, proxies, network) before the guard
+    /// kills what is left and removes the state dir.
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    let _ = tokio::time::timeout(Duration::from_secs(30), rt.shutdown()).await;
+                })
+            });
+        }
+    }
+}
+
 fn is_server(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .is_ok_and(|c| String::from_utf8_lossy(&c).contains("tandem-server"))
@@ -389,7 +403,9 @@ async fn shutdown_clean(mut env: Env, pids: Vec<u32>) {
         env.pod_dir("r-0").join("volumes").exists(),
         "pod directories are kept"
     );
-    env.api.shutdown().await;
+    if let Some(api) = env.api.take() {
+        api.shutdown().await;
+    }
 }
 
 /// The whole life cycle in one run (pods are expensive to start).
@@ -549,6 +565,12 @@ async fn loopback_mode_replicates_and_serves_the_master_endpoint() {
     let instance = format!("kl{}", std::process::id() % 10_000);
     let env = start(&instance, NetMode::Loopback).await;
     env.wait_ready(&["r-0", "r-1", "r-2"]).await;
+    // Set TANDEM_RUNTIME_TEST_FAIL=1 to check by hand that a failing test leaves no
+    // process, network namespace or temp dir behind.
+    assert!(
+        std::env::var("TANDEM_RUNTIME_TEST_FAIL").is_err(),
+        "deliberate failure"
+    );
     for n in ["r-0", "r-1", "r-2"] {
         assert!(env.ip(n).ip().is_loopback(), "127.x address");
     }
@@ -787,7 +809,9 @@ async fn shutdown_clean_pods(mut env: Env, pids: Vec<u32>) {
         assert!(!alive(pid), "pid {pid} still runs after shutdown");
     }
     assert!(pids_in(&env.guard.dir).is_empty(), "pid files removed");
-    env.api.shutdown().await;
+    if let Some(api) = env.api.take() {
+        api.shutdown().await;
+    }
 }
 
 /// A runtime that died without shutting down (killed) leaves its pods running; the next
