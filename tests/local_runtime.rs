@@ -683,6 +683,23 @@ async fn claims_rolling_update_and_configmap_resync() {
         (cs["restartCount"].as_i64()? >= 1 && msg.contains("Liveness probe failed")).then_some(())
     })
     .await;
+    let ev_t = env.store.resolve("", "v1", "events").unwrap();
+    let reasons: Vec<String> = env
+        .store
+        .list(
+            &ev_t,
+            Some("default"),
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        )
+        .0
+        .iter()
+        .filter(|e| e["involvedObject"]["name"] == "live")
+        .filter_map(|e| e["reason"].as_str().map(String::from))
+        .collect();
+    for r in ["Started", "Unhealthy", "Killing", "BackOff"] {
+        assert!(reasons.iter().any(|x| x == r), "event {r} in {reasons:?}");
+    }
     wait_for("exec readiness probe reported as unsupported", || {
         let p = env.pod("execready")?;
         let ready = p["status"]["conditions"]
