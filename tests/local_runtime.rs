@@ -871,6 +871,16 @@ async fn a_new_runtime_kills_what_a_dead_one_left_running() {
         .expect("spawn sleep");
     std::fs::write(other_dir.join("pid"), format!("{}\n", unrelated.id())).unwrap();
     assert_eq!(leftover_pids(&guard.dir.join("pods")), vec![pid]);
+    // The previous run's endpoints.json: its port is reused when free.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(
+        guard.dir.join("endpoints.json"),
+        json!({"default/svc": free.to_string()}).to_string(),
+    )
+    .unwrap();
 
     let api = LocalApi::start(
         TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -904,6 +914,18 @@ async fn a_new_runtime_kills_what_a_dead_one_left_running() {
         unrelated.try_wait().unwrap().is_none(),
         "a process that is not the state dir's keeps running"
     );
+    api.store()
+        .apply_manifest(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+                "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}}),
+            "test",
+        )
+        .unwrap();
+    let got = wait_for("svc endpoint", || {
+        rt.endpoints().get("default/svc").copied()
+    })
+    .await;
+    assert_eq!(got, free, "the recorded port is reused");
     let _ = unrelated.kill();
     let _ = unrelated.wait();
     rt.shutdown().await;
