@@ -629,6 +629,23 @@ impl Config {
         }
     }
 
+    /// Tandem extension: a non-empty `TANDEM_BIND` (space-separated addresses) replaces
+    /// the `bind` directive, whatever the config file or command line said. Returns the
+    /// addresses applied, `None` when the variable is unset or blank.
+    pub fn apply_env_bind(&mut self, env: Option<&str>) -> Result<Option<Vec<String>>, String> {
+        let addrs: Vec<String> = env
+            .unwrap_or("")
+            .split_ascii_whitespace()
+            .map(String::from)
+            .collect();
+        if addrs.is_empty() {
+            return Ok(None);
+        }
+        self.set("bind", &addrs, Origin::Startup)
+            .map_err(|e| format!("TANDEM_BIND: {e}"))?;
+        Ok(Some(addrs))
+    }
+
     /// Directives given explicitly that Tandem accepts but does not act on.
     pub fn not_acted_on(&self) -> Vec<&'static str> {
         self.explicit
@@ -701,6 +718,21 @@ pub fn strerror(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_bind_replaces_the_bind_directive() {
+        let mut c = Config::default();
+        c.set("bind", &["0.0.0.0".into()], Origin::Startup).unwrap();
+        assert_eq!(c.apply_env_bind(None).unwrap(), None);
+        assert_eq!(c.apply_env_bind(Some("  ")).unwrap(), None);
+        assert_eq!(c.bind, vec!["0.0.0.0"]);
+        let got = c.apply_env_bind(Some(" 127.0.0.2  -::1 ")).unwrap();
+        assert_eq!(got, Some(vec!["127.0.0.2".to_string(), "-::1".to_string()]));
+        assert_eq!(c.bind, vec!["127.0.0.2", "-::1"]);
+        assert_eq!(c.get("bind"), Some("127.0.0.2 -::1"));
+        let many = vec!["127.0.0.1"; 17].join(" ");
+        assert!(c.apply_env_bind(Some(&many)).is_err());
+    }
 
     #[test]
     fn memory_units_like_redis() {
