@@ -14,6 +14,7 @@ pub mod digest;
 pub mod evict;
 pub mod exec;
 pub mod expire;
+pub mod fence;
 pub mod info;
 pub mod log;
 pub mod net;
