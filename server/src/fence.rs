@@ -35,6 +35,30 @@ pub fn lift(store: &mut Store, how: &str) {
     }
 }
 
+/// REPLICAOF host port on a fenced server, before it turns into a replica. A
+/// fenced server has appended nothing to its stream since it loaded its snapshot,
+/// so its dataset is exactly the saved history (`replid2`) at its current offset:
+/// that history is made current again, so the cached master synthesised by the
+/// role change asks the new master for `PSYNC <saved replid> <offset+1>` and a
+/// restarted pod can partially resync (Redis would offer the fresh replid of its
+/// restart and always get a full sync). Then the fence is lifted.
+pub fn lift_for_replicaof(store: &mut Store, host: &str, port: u16) {
+    let r = &mut store.repl;
+    if r.fenced
+        && r.replid2 != crate::replication::NULL_REPLID
+        && r.second_replid_offset == r.master_repl_offset + 1
+    {
+        crate::notice!(
+            "Fenced since startup: continuing the saved replication history {} at offset {}",
+            r.replid2,
+            r.master_repl_offset
+        );
+        r.replid = std::mem::replace(&mut r.replid2, crate::replication::NULL_REPLID.into());
+        r.second_replid_offset = -1;
+    }
+    lift(store, &format!("REPLICAOF {host}:{port}"));
+}
+
 /// The `processCommand` check: writes (and EXEC of a queue holding a write) are
 /// refused while fenced. Runs before OOM eviction so a fenced server evicts nothing.
 pub fn precheck(store: &Store, client: &ClientState, cmd: &Command) -> Option<String> {
@@ -71,5 +95,27 @@ mod tests {
         lift(&mut store, "REPLICAOF NO ONE");
         assert!(!store.repl.fenced);
         assert_eq!(precheck(&store, &client, set), None);
+    }
+
+    #[test]
+    fn replicaof_while_fenced_continues_the_saved_history() {
+        let saved = "a".repeat(40);
+        let mut store = Store::new(1);
+        crate::replication::restore_from_rdb(&mut store, false, 1 << 20, &saved, 500, 0);
+        assert_ne!(store.repl.replid, saved);
+        assert!(at_startup(&mut store, true, false));
+        lift_for_replicaof(&mut store, "h", 1);
+        assert!(!store.repl.fenced);
+        assert_eq!(store.repl.replid, saved);
+        assert_eq!(store.repl.replid2, crate::replication::NULL_REPLID);
+        assert_eq!(store.repl.second_replid_offset, -1);
+        assert_eq!(store.repl.master_repl_offset, 500);
+        // Not fenced: nothing changes (Redis behaviour).
+        let mut store = Store::new(1);
+        crate::replication::restore_from_rdb(&mut store, false, 1 << 20, &saved, 500, 0);
+        let fresh = store.repl.replid.clone();
+        lift_for_replicaof(&mut store, "h", 1);
+        assert_eq!(store.repl.replid, fresh);
+        assert_eq!(store.repl.replid2, saved);
     }
 }

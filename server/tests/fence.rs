@@ -327,3 +327,54 @@ fn replicaof_host_port_turns_a_fenced_server_into_a_replica() {
         .stdout()
         .contains(&format!("Fence lifted by REPLICAOF 127.0.0.1:{}", m.port)));
 }
+
+#[test]
+fn restarted_replica_started_fenced_partially_resyncs_when_its_role_is_assigned() {
+    let m = TestServer::start(&["--save", "", "--repl-diskless-sync", "no"]);
+    let mut mc = m.conn();
+    let target = m.port.to_string();
+    let r = TestServer::start(&["--save", "3600 1", "--replicaof", "127.0.0.1", &target]);
+    let mut rc = r.conn();
+    for i in 0..50 {
+        assert_eq!(mc.cmd(&format!("SET k{i} {i}")), R::ok());
+    }
+    let off = info(&mut mc, "replication", "master_repl_offset");
+    assert!(wait_until(WAIT, || info(
+        &mut rc,
+        "replication",
+        "slave_repl_offset"
+    ) == off));
+    drop(rc);
+    let dir = shutdown_keep_dir(r);
+    let full = info(&mut mc, "stats", "sync_full");
+    let partial: u64 = info(&mut mc, "stats", "sync_partial_ok")
+        .parse()
+        .expect("int");
+    // Restarted without replicaof (the operator decides), fenced meanwhile.
+    let r2 = start_fenced_in(dir);
+    let mut rc2 = r2.conn();
+    assert_eq!(info(&mut rc2, "replication", "tandem_fenced"), "1");
+    assert_eq!(rc2.cmd("GET k49"), R::bulk("49"));
+    for i in 0..20 {
+        assert_eq!(mc.cmd(&format!("SET late{i} {i}")), R::ok());
+    }
+    assert_eq!(rc2.cmd(&format!("REPLICAOF 127.0.0.1 {}", m.port)), R::ok());
+    assert!(
+        wait_until(WAIT, || rc2.cmd("GET late19") == R::bulk("19")),
+        "{}",
+        r2.stdout()
+    );
+    assert_eq!(
+        info(&mut mc, "stats", "sync_full"),
+        full,
+        "full sync happened"
+    );
+    assert_eq!(
+        info(&mut mc, "stats", "sync_partial_ok"),
+        (partial + 1).to_string()
+    );
+    assert!(r2
+        .stdout()
+        .contains("Fenced since startup: continuing the saved replication history"));
+    assert_eq!(rc2.cmd("DBSIZE"), R::Int(70));
+}

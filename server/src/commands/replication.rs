@@ -76,7 +76,7 @@ fn replicaof(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     let desc = client_desc(ctx);
     let server = ctx.server.clone();
-    crate::fence::lift(ctx.store, &format!("REPLICAOF {host}:{port}"));
+    crate::fence::lift_for_replicaof(ctx.store, &host, port);
     replica::set_master(&server, ctx.store, &host, port, true);
     crate::notice!("REPLICAOF {host}:{port} enabled (user request from '{desc}')");
     out.ok();
