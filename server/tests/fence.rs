@@ -113,6 +113,8 @@ fn start_fenced_in(dir: tempfile::TempDir) -> TestServer {
     TestServer::start_in(
         dir,
         &[
+            "--enable-debug-command",
+            "yes",
             "--save",
             "",
             "--tandem-fenced-start",
@@ -133,6 +135,7 @@ fn fenced_start_refuses_writes_and_syncs_until_replicaof_no_one() {
     assert_eq!(c.cmd("SET k1 x"), err(FENCED));
     assert_eq!(c.cmd("DEL k2"), err(FENCED));
     assert_eq!(c.cmd("FLUSHALL"), err(FENCED));
+    assert_eq!(c.cmd("DEBUG POPULATE 10"), err(FENCED));
     assert_eq!(c.cmd("GET k1"), R::bulk("v1"));
     assert_eq!(
         c.cmd("CONFIG GET tandem-fenced-start"),
