@@ -240,7 +240,7 @@ fn fenced_start_survives_config_rewrite() {
 fn fenced_active_expiry_deletes_nothing_until_unfenced() {
     let dir = seeded_dir(
         &[("keep", "1")],
-        &["SET t1 a PX 2500", "SET t2 b PX 2500", "SET t3 c PX 2500"],
+        &["SET t1 a PX 6000", "SET t2 b PX 6000", "SET t3 c PX 6000"],
     );
     let s = start_fenced_in(dir);
     let mut c = s.conn();
