@@ -1,4 +1,5 @@
-//! Local cluster mode (issue 6): the embedded Kubernetes API; the process runtime and
-//! `tandem-operator local` come later.
+//! Local cluster mode (issue 6): the embedded Kubernetes API and the pod sandbox; the
+//! process runtime and `tandem-operator local` come later.
 
 pub mod api;
+pub mod sandbox;
