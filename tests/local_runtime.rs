@@ -963,16 +963,33 @@ fn call_auth(addr: SocketAddr, pw: &str, args: &[&str]) -> std::io::Result<Strin
 /// item modes, in-memory emptyDir, named-port probes) run as they are: all pods Ready and
 /// the replicas linked to the master through its pod DNS name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn operator_built_objects_run() {
-    use tandem_operator::build::{build, Params};
-    use tandem_operator::crd::{RedisReplication, RedisReplicationSpec};
+async fn operator_built_objects_run_netns() {
     if !is_root() {
-        // The operator's config binds 0.0.0.0:6379 in every pod: needs one netns per pod.
         assert!(!in_ci(), "CI=true: netns mode needs root");
         eprintln!("SKIPPED: netns mode needs root");
         return;
     }
-    let instance = format!("ko{}", std::process::id() % 10_000);
+    operator_objects(
+        &format!("ko{}", std::process::id() % 10_000),
+        NetMode::Netns,
+    )
+    .await;
+}
+
+/// Loopback mode: the server replaces the config's `bind 0.0.0.0` by TANDEM_BIND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operator_built_objects_run_loopback() {
+    operator_objects(
+        &format!("kp{}", std::process::id() % 10_000),
+        NetMode::Loopback,
+    )
+    .await;
+}
+
+async fn operator_objects(instance: &str, mode: NetMode) {
+    use tandem_operator::build::{build, Params};
+    use tandem_operator::crd::{RedisReplication, RedisReplicationSpec};
+    let instance = instance.to_string();
     let guard = Guard::new(&instance);
     let api = LocalApi::start(
         TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -987,7 +1004,7 @@ async fn operator_built_objects_run() {
             state_dir: guard.dir.clone(),
             server_bin: server_bin(),
             cluster_domain: "cluster.local".into(),
-            net_mode: NetMode::Netns,
+            net_mode: mode,
             instance: instance.clone(),
         },
     )
