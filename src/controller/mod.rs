@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, Resource, ResourceExt};
 
@@ -127,6 +128,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// `None` in tests that do not care about Events.
     pub recorder: Option<Recorder>,
+    /// The roles step's memory between reconciles (when each master was first seen down).
+    pub roles: roles::RolesMemory,
 }
 
 /// Errors that fail a reconcile (and are retried); an invalid spec is not one of them.
@@ -157,6 +160,13 @@ impl Error {
     }
 }
 
+/// Requeue delay while a master is unreachable, a failover is unfinished or replicas are not
+/// yet following.
+pub const RECHECK_SOON: Duration = Duration::from_secs(1);
+/// Requeue delay of a healthy set: also the bound on noticing a master that hangs without its
+/// pod changing.
+pub const RECHECK_PERIOD: Duration = Duration::from_secs(10);
+
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
@@ -166,6 +176,9 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     let _timer = ctx.metrics.reconcile_started();
     let ns = rr.namespace().unwrap_or_default();
     if rr.meta().deletion_timestamp.is_some() {
+        if let Some(uid) = rr.uid() {
+            ctx.roles.forget(&uid);
+        }
         // Being deleted: garbage collection removes the owned children; re-applying them now
         // would only fight it.
         return Ok(Action::await_change());
@@ -184,17 +197,31 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     let password = (observed.auth_secret.is_none()).then(random_password);
     let desired = build::build(&rr, &ctx.params, password.as_deref())?;
     apply::apply(&ctx.client, &ns, &desired).await?;
-    roles::label(
-        &ctx.client,
-        &ns,
-        &roles::plan(&rr.name_any(), &observed.pods),
+    let outcome = roles::step(
+        &roles::StepContext {
+            client: &ctx.client,
+            recorder: ctx.recorder.as_ref(),
+            metrics: &ctx.metrics,
+            memory: &ctx.roles,
+            cluster_domain: &ctx.params.cluster_domain,
+            timeouts: crate::roles::probe::Timeouts::default(),
+        },
+        &rr,
+        &observed,
     )
     .await?;
 
-    let st = status::compute(&rr, &observed, None, &ctx.params, now());
+    let mut st = status::compute(&rr, &observed, None, &ctx.params, now());
+    roles::apply_outcome(&mut st, &outcome);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
-    tracing::info!(name = %rr.name_any(), namespace = %ns, "reconciled");
-    Ok(Action::requeue(Duration::from_secs(300)))
+    tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");
+    // Detection: while anything is in motion, look again within a second; otherwise the
+    // periodic check (pod changes also trigger a reconcile through the Pod watch).
+    Ok(Action::requeue(if outcome.recheck_soon {
+        RECHECK_SOON
+    } else {
+        RECHECK_PERIOD
+    }))
 }
 
 pub fn error_policy(rr: Arc<RedisReplication>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -351,6 +378,7 @@ where
                 instance: Some(settings.identity.clone()),
             },
         )),
+        roles: roles::RolesMemory::default(),
     });
     let owned =
         |_: ()| watcher::Config::default().labels("app.kubernetes.io/managed-by=tandem-operator");
@@ -385,6 +413,17 @@ where
         .owns(svcs, owned(()))
         .owns(secrets, owned(()))
         .owns(pdbs, owned(()))
+        // Pods belong to the StatefulSet, not to us: map them by their instance label, so a
+        // pod that dies, restarts or changes readiness triggers the roles step at once.
+        .watches(
+            scoped::<Pod>(&client, ns),
+            watcher::Config::default().labels("app.kubernetes.io/name=tandem"),
+            |pod: Pod| {
+                let instance = pod.labels().get("app.kubernetes.io/instance")?.clone();
+                let ns = pod.namespace()?;
+                Some(ObjectRef::<RedisReplication>::new(&instance).within(&ns))
+            },
+        )
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

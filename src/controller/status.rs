@@ -244,6 +244,7 @@ pub fn compute(
         epoch: previous.epoch,
         ready_replicas,
         pods,
+        failover_in_progress: previous.failover_in_progress.clone(),
         last_failover: previous.last_failover,
         endpoints: Some(Endpoints {
             master: svc(names::master_service(&name)),
