@@ -467,3 +467,89 @@ async fn disabled_failover_never_promotes_in_place_of_a_dead_master() {
     assert!(w.events("FailoverStarted").is_empty());
     assert_eq!(srv[1].replication("role").await.as_deref(), Some("slave"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_switchover_moves_the_master_and_records_it() {
+    use tandem_operator::controller::{observe, roles};
+
+    let srv = servers(3);
+    let w = World::new();
+    w.secret("cache");
+    w.create_rr("cache", json!({"replicas": 3}));
+    w.reconcile("cache").await;
+    // Replication by IP (pod DNS names do not resolve here), as the pods would have it.
+    for s in &srv[1..] {
+        s.client()
+            .await
+            .call(&["REPLICAOF", &srv[0].ip, "6379"])
+            .await
+            .expect("REPLICAOF");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut up = true;
+        for s in &srv[1..] {
+            up &= s.replication("master_link_status").await.as_deref() == Some("up");
+        }
+        if up {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas did not link up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ips: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
+    w.pods("cache", &[Some(&ips[0]), Some(&ips[1]), Some(&ips[2])]);
+    let mut c0 = srv[0].client().await;
+    for i in 0..50 {
+        c0.call(&["SET", &format!("k{i}"), "v"]).await.expect("SET");
+    }
+    w.reconcile("cache").await;
+    assert!(w.events("FailoverStarted").is_empty(), "healthy set kept");
+
+    let rr = w.rr("cache");
+    let cx = roles::StepContext {
+        client: &w.ctx.client,
+        recorder: w.ctx.recorder.as_ref(),
+        metrics: &w.ctx.metrics,
+        memory: &w.ctx.roles,
+        cluster_domain: "cluster.local",
+        timeouts: Timeouts::default(),
+    };
+    let observed = observe::observe(&w.ctx.client, &rr).await.expect("observe");
+    let outcome = roles::step(&cx, &rr, &observed).await.expect("roles step");
+    assert_eq!(outcome.master.as_deref(), Some("cache-0"));
+    roles::planned_switchover(&cx, &rr, &observed, &outcome, "cache-0", "cache-1")
+        .await
+        .expect("switchover");
+
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!((st.master.as_deref(), st.epoch), (Some("cache-1"), 1));
+    assert!(st.failover_in_progress.is_none());
+    let lf = st.last_failover.expect("lastFailover");
+    assert_eq!(
+        (lf.from.as_str(), lf.to.as_str(), lf.reason.as_str()),
+        ("cache-0", "cache-1", "planned switchover")
+    );
+    assert_eq!(
+        (w.role("cache-0"), w.role("cache-1"), w.role("cache-2")),
+        (json!("replica"), json!("master"), json!("replica"))
+    );
+    assert_eq!(srv[1].replication("role").await.as_deref(), Some("master"));
+    for s in [&srv[0], &srv[2]] {
+        assert_eq!(
+            s.replication("master_host").await.as_deref(),
+            Some("cache-1.cache-headless.prod.svc.cluster.local")
+        );
+    }
+    let mut c1 = srv[1].client().await;
+    for i in 0..50 {
+        assert_eq!(
+            c1.call(&["EXISTS", &format!("k{i}")])
+                .await
+                .expect("EXISTS"),
+            Resp::Int(1),
+            "k{i} lost"
+        );
+    }
+    assert_eq!(w.event_count("MasterPromoted"), 1);
+}

@@ -286,6 +286,194 @@ fn rfc3339_now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
 }
 
+/// (pod name, ordinal, pod IP) of every pod of the set, by ordinal.
+fn pod_addresses(set: &str, observed: &Observed) -> Vec<(String, u32, Option<String>)> {
+    let mut pods: Vec<(String, u32, Option<String>)> = observed
+        .pods
+        .iter()
+        .filter_map(|p| {
+            let name = p.name_any();
+            let ord = u32::try_from(ordinal(set, &name)?).ok()?;
+            let ip = p
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.clone())
+                .filter(|ip| !ip.is_empty());
+            Some((name, ord, ip))
+        })
+        .collect();
+    pods.sort_by_key(|p| p.1);
+    pods
+}
+
+/// Executor targets: connect to `<podIP>:6379`, advertise the pod DNS name.
+fn pod_targets(
+    set: &str,
+    ns: &str,
+    cluster_domain: &str,
+    pods: &[(String, u32, Option<String>)],
+) -> Vec<PodTarget> {
+    let port = names::PORT;
+    pods.iter()
+        .map(|(name, ord, ip)| PodTarget {
+            name: name.clone(),
+            ordinal: *ord,
+            connect: ip
+                .as_ref()
+                .map(|ip| {
+                    if ip.contains(':') {
+                        format!("[{ip}]:{port}")
+                    } else {
+                        format!("{ip}:{port}")
+                    }
+                })
+                .unwrap_or_default(),
+            advertise_host: names::pod_dns(set, ns, cluster_domain, *ord as i32),
+            advertise_port: u16::try_from(port).unwrap_or(6379),
+        })
+        .collect()
+}
+
+/// How long a planned switchover waits for the target to catch up with the paused master.
+pub const SWITCHOVER_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// A planned move of the master role from `from` to `to` (the rolling update's switchover),
+/// losing no acknowledged write: records the intent, runs [`Executor::switchover`] with
+/// `outcome.epoch + 1` (writes paused on `from` until `to` caught up, `to` promoted, `from`
+/// and the other observed pods repointed per the topology), moves the `role` labels and
+/// records `master`, `epoch` and `lastFailover`. `outcome` is this reconcile's roles outcome
+/// (its observations give the current upstreams). On error nothing was promoted (or the
+/// marker makes the next roles step finish the promotion) and the old master keeps serving.
+pub async fn planned_switchover(
+    cx: &StepContext<'_>,
+    rr: &RedisReplication,
+    observed: &Observed,
+    outcome: &RolesOutcome,
+    from: &str,
+    to: &str,
+) -> Result<(), String> {
+    let set = rr.name_any();
+    let ns = rr.namespace().unwrap_or_default();
+    let pods = pod_addresses(&set, observed);
+    let targets = pod_targets(&set, &ns, cx.cluster_domain, &pods);
+    for p in [from, to] {
+        if !pods.iter().any(|(n, _, ip)| n == p && ip.is_some()) {
+            return Err(format!("pod {p} has no address"));
+        }
+    }
+    let epoch = outcome.epoch.saturating_add(1);
+    let started = Instant::now();
+    let marker = FailoverInProgressStatus {
+        target: to.to_string(),
+        epoch,
+    };
+    // The rest of the set, laid out under `to`.
+    let reachable: Vec<&PodObservation> = outcome
+        .observations
+        .iter()
+        .filter(|o| o.reachable && o.name != from && o.name != to)
+        .collect();
+    let members: Vec<(u32, &str)> = reachable
+        .iter()
+        .map(|o| (o.ordinal, o.name.as_str()))
+        .collect();
+    let current: Vec<(&str, Option<&str>)> = reachable
+        .iter()
+        .map(|o| {
+            let up = match o.role {
+                ObservedRole::Replica => o.master_host.as_deref(),
+                _ => None,
+            };
+            (o.name.as_str(), up)
+        })
+        .collect();
+    let others = crate::roles::minimal_repoints(
+        &current,
+        &crate::roles::desired_upstreams(topology(rr), to, &members),
+    );
+    patch_status(
+        cx.client,
+        rr,
+        "the failover marker",
+        json!({"failoverInProgress": marker}),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    publish(
+        cx.recorder,
+        rr,
+        EventType::Normal,
+        "FailoverStarted",
+        format!("planned switchover from {from} to {to} (epoch {epoch})"),
+    )
+    .await;
+    let executor = Executor {
+        targets,
+        password: password(rr, observed),
+        timeouts: cx.timeouts,
+    };
+    let report = match executor
+        .switchover(
+            from,
+            to,
+            &others,
+            u64::try_from(epoch).unwrap_or(0),
+            SWITCHOVER_CATCH_UP,
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            // The old master stays (the executor unpaused it). Even if `to` did run REPLICAOF NO
+            // ONE, it took no client writes: the next roles step repoints it under `from`, so
+            // the marker must not make it resume towards `to`.
+            let _ = patch_status(
+                cx.client,
+                rr,
+                "the cleared failover marker",
+                json!({"failoverInProgress": null}),
+            )
+            .await;
+            return Err(e.to_string());
+        }
+    };
+    label(
+        cx.client,
+        &ns,
+        &label_changes(&set, &observed.pods, Some(to)),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let duration = started.elapsed();
+    let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+    let last = LastFailover {
+        time: rfc3339_now(),
+        from: from.to_string(),
+        to: to.to_string(),
+        reason: "planned switchover".to_string(),
+        duration_ms,
+    };
+    patch_status(
+        cx.client,
+        rr,
+        "the new master",
+        json!({"master": to, "epoch": epoch, "failoverInProgress": null, "lastFailover": last}),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    publish(
+        cx.recorder,
+        rr,
+        EventType::Normal,
+        "MasterPromoted",
+        format!("{to} is master at epoch {epoch} after {duration_ms}ms (planned switchover)"),
+    )
+    .await;
+    repoint_events(cx, rr, &report).await;
+    tracing::info!(name = %set, namespace = %ns, from, to, epoch, duration_ms, "planned switchover done");
+    Ok(())
+}
+
 /// What the roles step needs from the controller's context.
 pub struct StepContext<'a> {
     pub client: &'a Client,
@@ -319,21 +507,7 @@ pub async fn step(
     };
 
     // Every pod of the set, with its address if it has one.
-    let mut pods: Vec<(String, u32, Option<String>)> = observed
-        .pods
-        .iter()
-        .filter_map(|p| {
-            let name = p.name_any();
-            let ord = u32::try_from(ordinal(&set, &name)?).ok()?;
-            let ip = p
-                .status
-                .as_ref()
-                .and_then(|s| s.pod_ip.clone())
-                .filter(|ip| !ip.is_empty());
-            Some((name, ord, ip))
-        })
-        .collect();
-    pods.sort_by_key(|p| p.1);
+    let pods = pod_addresses(&set, observed);
 
     if pods.iter().all(|p| p.2.is_none()) {
         outcome.waiting = Some("no pod has an address yet".to_string());
@@ -347,26 +521,7 @@ pub async fn step(
     }
 
     let pw = password(rr, observed);
-    let port = names::PORT.to_string();
-    let targets: Vec<PodTarget> = pods
-        .iter()
-        .map(|(name, ord, ip)| PodTarget {
-            name: name.clone(),
-            ordinal: *ord,
-            connect: ip
-                .as_ref()
-                .map(|ip| {
-                    if ip.contains(':') {
-                        format!("[{ip}]:{port}")
-                    } else {
-                        format!("{ip}:{port}")
-                    }
-                })
-                .unwrap_or_default(),
-            advertise_host: names::pod_dns(&set, &ns, cx.cluster_domain, *ord as i32),
-            advertise_port: names::PORT as u16,
-        })
-        .collect();
+    let targets = pod_targets(&set, &ns, cx.cluster_domain, &pods);
     let ips: HashMap<String, String> = pods
         .iter()
         .filter_map(|(n, _, ip)| Some((n.clone(), ip.clone()?)))
