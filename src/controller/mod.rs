@@ -105,6 +105,26 @@ mod tests {
     }
 
     #[test]
+    fn pods_map_to_their_set_by_instance_label() {
+        let mut p = Pod::default();
+        p.metadata.name = Some("cache-1".into());
+        p.metadata.namespace = Some("prod".into());
+        assert_eq!(pod_owner(p.clone()), None);
+        p.metadata.labels = Some(
+            [(
+                "app.kubernetes.io/instance".to_string(),
+                "cache".to_string(),
+            )]
+            .into(),
+        );
+        let r = pod_owner(p).unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.namespace.as_deref()),
+            ("cache", Some("prod"))
+        );
+    }
+
+    #[test]
     fn leader_election_env_from_the_chart_parses_as_bool() {
         // The chart passes LEADER_ELECT="true"/"false"; only this test touches that variable.
         std::env::set_var("LEADER_ELECT", "false");
@@ -158,6 +178,13 @@ impl Error {
             Error::Status(_) => "status",
         }
     }
+}
+
+/// The RedisReplication a pod of a set belongs to (its instance label), for the Pod watch.
+pub fn pod_owner(pod: Pod) -> Option<ObjectRef<RedisReplication>> {
+    let instance = pod.labels().get("app.kubernetes.io/instance")?.clone();
+    let ns = pod.namespace()?;
+    Some(ObjectRef::new(&instance).within(&ns))
 }
 
 /// Requeue delay while a master is unreachable, a failover is unfinished or replicas are not
@@ -418,11 +445,7 @@ where
         .watches(
             scoped::<Pod>(&client, ns),
             watcher::Config::default().labels("app.kubernetes.io/name=tandem"),
-            |pod: Pod| {
-                let instance = pod.labels().get("app.kubernetes.io/instance")?.clone();
-                let ns = pod.namespace()?;
-                Some(ObjectRef::<RedisReplication>::new(&instance).within(&ns))
-            },
+            pod_owner,
         )
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)

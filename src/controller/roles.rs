@@ -604,8 +604,11 @@ pub async fn step(
                 || o.role == ObservedRole::Unknown
                 || (o.role == ObservedRole::Replica && (!o.link_up || o.sync_in_progress)))
     });
-    let any_unreachable = observations.iter().any(|o| !o.reachable);
-    outcome.recheck_soon = master_down == Some(true) || reachable_not_following || any_unreachable;
+    // Other pods that do not answer are not polled every second: the Pod watch brings them
+    // back when they change (restart, IP, readiness).
+    outcome.recheck_soon = master_down == Some(true)
+        || reachable_not_following
+        || outcome.failover_in_progress.is_some();
 
     let executor = Executor {
         targets: targets.clone(),
