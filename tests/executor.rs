@@ -87,7 +87,12 @@ impl Srv {
             .args(["--dir", self.dir.to_str().expect("utf8")])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--requirepass", PW, "--masterauth", PW])
-            .args(["--repl-backlog-size", "16mb"])
+            .args([
+                "--repl-backlog-size",
+                "16mb",
+                "--repl-diskless-sync-delay",
+                "0",
+            ])
             .current_dir(&self.dir)
             .stdout(log("stdout.log"))
             .stderr(log("stderr.log"));

@@ -177,6 +177,7 @@ impl Srv {
             .args(["--bind", ip, "--port", "6379", "--dir", dir.to_str()?])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--requirepass", PW, "--masterauth", PW])
+            .args(["--repl-diskless-sync-delay", "0"])
             .current_dir(&dir)
             .stdout(Stdio::from(log))
             .stderr(Stdio::null())
