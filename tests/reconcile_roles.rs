@@ -554,3 +554,37 @@ async fn planned_switchover_moves_the_master_and_records_it() {
     }
     assert_eq!(w.event_count("MasterPromoted"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_assignment_records_epoch_one_without_calling_it_a_failover() {
+    let srv = servers(3);
+    let w = World::new();
+    w.secret("cache");
+    w.create_rr("cache", json!({"replicas": 3}));
+    // Pods already answer on the first reconcile (e.g. status was lost): nothing recorded.
+    let ips: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
+    w.pods("cache", &[Some(&ips[0]), Some(&ips[1]), Some(&ips[2])]);
+    w.reconcile("cache").await;
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!((st.master.as_deref(), st.epoch), (Some("cache-0"), 1));
+    assert!(st.last_failover.is_none(), "not a failover");
+    assert!(st.failover_in_progress.is_none());
+    let started = w.events("FailoverStarted");
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["type"], "Normal");
+    assert!(w
+        .ctx
+        .metrics
+        .encode()
+        .contains("tandem_operator_failovers_total 0"));
+    for s in &srv[1..] {
+        assert_eq!(
+            s.replication("master_host").await.as_deref(),
+            Some("cache-0.cache-headless.prod.svc.cluster.local")
+        );
+    }
+    assert_eq!(
+        (w.role("cache-0"), w.role("cache-1"), w.role("cache-2")),
+        (json!("master"), json!("replica"), json!("replica"))
+    );
+}

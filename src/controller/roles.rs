@@ -231,10 +231,19 @@ fn demoted(pods: &[PodObservation], recorded: &RecordedState, keep: Option<&str>
     out
 }
 
-fn event_type(reason: PromoteReason) -> EventType {
-    match reason {
-        PromoteReason::NoRecordedMaster => EventType::Normal,
-        _ => EventType::Warning,
+/// A promotion that is the first role assignment of the set rather than a failover: no
+/// master recorded, or the bootstrap master (recorded by the status step, never promoted by
+/// this step: epoch 0) waiting fenced for its role.
+fn is_bootstrap(reason: PromoteReason, recorded_epoch: u64) -> bool {
+    reason == PromoteReason::NoRecordedMaster
+        || (recorded_epoch == 0 && reason == PromoteReason::MasterLostRole)
+}
+
+fn event_type(bootstrap: bool) -> EventType {
+    if bootstrap {
+        EventType::Normal
+    } else {
+        EventType::Warning
     }
 }
 
@@ -652,6 +661,7 @@ pub async fn step(
             repoint,
         } => {
             outcome.recheck_soon = true;
+            let bootstrap = is_bootstrap(*reason, rec.epoch);
             let started = Instant::now();
             let marker = FailoverInProgressStatus {
                 target: pod.clone(),
@@ -671,7 +681,7 @@ pub async fn step(
             publish(
                 cx.recorder,
                 rr,
-                event_type(*reason),
+                event_type(bootstrap),
                 "FailoverStarted",
                 format!(
                     "promoting {pod} (epoch {epoch}) in place of {}: {reason}",
@@ -705,7 +715,7 @@ pub async fn step(
                     .await?;
                     let duration = started.elapsed();
                     let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-                    let failover = *reason != PromoteReason::NoRecordedMaster;
+                    let failover = !bootstrap;
                     let last = failover.then(|| LastFailover {
                         time: rfc3339_now(),
                         from: from.clone(),
@@ -734,7 +744,7 @@ pub async fn step(
                     publish(
                         cx.recorder,
                         rr,
-                        event_type(*reason),
+                        event_type(bootstrap),
                         "MasterPromoted",
                         format!(
                             "{pod} is master at epoch {epoch} after {duration_ms}ms ({reason})"
@@ -879,6 +889,16 @@ mod tests {
             Some("c-1")
         );
         assert_eq!(pod_of_host("10.0.0.8", &targets, &ips), None);
+    }
+
+    #[test]
+    fn first_assignment_is_not_counted_as_a_failover() {
+        assert!(is_bootstrap(PromoteReason::NoRecordedMaster, 0));
+        assert!(is_bootstrap(PromoteReason::NoRecordedMaster, 3));
+        assert!(is_bootstrap(PromoteReason::MasterLostRole, 0));
+        assert!(!is_bootstrap(PromoteReason::MasterLostRole, 1));
+        assert!(!is_bootstrap(PromoteReason::MasterUnreachable, 0));
+        assert!(!is_bootstrap(PromoteReason::MasterRestartedEmpty, 0));
     }
 
     #[test]
