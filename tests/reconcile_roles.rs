@@ -588,3 +588,45 @@ async fn first_assignment_records_epoch_one_without_calling_it_a_failover() {
         (json!("master"), json!("replica"), json!("replica"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_topology_is_laid_out_and_rebuilt_under_the_new_master() {
+    let mut srv = servers(3);
+    let w = World::new();
+    w.secret("line");
+    w.create_rr(
+        "line",
+        json!({"replicas": 3, "replication": {"topology": "chain", "fanout": 1},
+               "failover": {"downAfterSeconds": 1}}),
+    );
+    w.reconcile("line").await;
+    // Replicas cannot sync here (DNS), so only line-2 is left empty: line-1 is the best copy.
+    for s in &srv[..2] {
+        s.client()
+            .await
+            .call(&["SET", "k", "v"])
+            .await
+            .expect("SET");
+    }
+    let ips: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
+    w.pods("line", &[Some(&ips[0]), Some(&ips[1]), Some(&ips[2])]);
+    w.reconcile("line").await;
+    let dns = |i: u32| Some(format!("line-{i}.line-headless.prod.svc.cluster.local"));
+    assert_eq!(srv[1].replication("master_host").await, dns(0));
+    assert_eq!(srv[2].replication("master_host").await, dns(1));
+
+    // line-0 dies: line-1 takes over, and line-2 already follows it.
+    srv[0].kill();
+    let started = Instant::now();
+    loop {
+        w.reconcile("line").await;
+        if w.rr("line").status.unwrap().master.as_deref() == Some("line-1") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no failover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(srv[1].replication("role").await.as_deref(), Some("master"));
+    assert_eq!(srv[2].replication("master_host").await, dns(1));
+    assert_eq!(w.rr("line").status.unwrap().epoch, 1);
+}
