@@ -224,7 +224,7 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     let password = (observed.auth_secret.is_none()).then(random_password);
     let desired = build::build(&rr, &ctx.params, password.as_deref())?;
     apply::apply(&ctx.client, &ns, &desired).await?;
-    let outcome = roles::step(
+    let step = roles::step(
         &roles::StepContext {
             client: &ctx.client,
             recorder: ctx.recorder.as_ref(),
@@ -239,12 +239,12 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     .await?;
 
     let mut st = status::compute(&rr, &observed, None, &ctx.params, now());
-    roles::apply_outcome(&mut st, &outcome);
+    step.apply_to(&mut st);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
-    tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");
+    tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = step.outcome.waiting.as_deref().unwrap_or(""), "reconciled");
     // Detection: while anything is in motion, look again within a second; otherwise the
     // periodic check (pod changes also trigger a reconcile through the Pod watch).
-    Ok(Action::requeue(if outcome.recheck_soon {
+    Ok(Action::requeue(if step.recheck_soon {
         RECHECK_SOON
     } else {
         RECHECK_PERIOD
