@@ -168,12 +168,10 @@ pub fn server_config(rr: &RedisReplication, owner: &Owner) -> String {
 /// master's file has no `replicaof`: it starts fenced and the operator assigns its role.
 pub fn pod_config(rr: &RedisReplication, owner: &Owner, params: &Params, ordinal: i32) -> String {
     match planned_upstream(rr, &owner.name, ordinal) {
-        None if recorded_master(rr, &owner.name).is_some() => format!(
-            "# {} is the recorded master; it starts fenced until the operator assigns its role\n",
-            names::pod(&owner.name, ordinal)
-        ),
+        // The same text with or without a recorded master, so recording the bootstrap
+        // master does not rewrite the ConfigMap.
         None => format!(
-            "# {} bootstraps as the master\n",
+            "# {} has no upstream: it starts fenced until the operator assigns its role\n",
             names::pod(&owner.name, ordinal)
         ),
         Some(up) => format!(
@@ -283,7 +281,10 @@ mod tests {
     #[test]
     fn star_replicas_point_at_pod_zero_dns_name() {
         let d = cm(json!({"replicas": 3}));
-        assert_eq!(d["pod-0.conf"], "# cache-0 bootstraps as the master\n");
+        assert_eq!(
+            d["pod-0.conf"],
+            "# cache-0 has no upstream: it starts fenced until the operator assigns its role\n"
+        );
         let want = "replicaof cache-0.cache-headless.prod.svc.cluster.local 6379\n";
         assert_eq!(d["pod-1.conf"], want);
         assert_eq!(d["pod-2.conf"], want);
@@ -389,8 +390,12 @@ mod tests {
             "{}",
             d["pod-2.conf"]
         );
-        assert!(d["pod-2.conf"].starts_with('#'));
-        assert!(d["pod-2.conf"].contains("recorded master"));
+        assert!(d["pod-2.conf"].starts_with("# cache-2 has no upstream"));
+        // Recording the bootstrap master changes no file (no ConfigMap write).
+        assert_eq!(
+            pod_files(&with_master(json!({"replicas": 3}), "cache-0")),
+            pod_files(&rr("cache", "prod", json!({"replicas": 3})))
+        );
     }
 
     #[test]
