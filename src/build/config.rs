@@ -91,14 +91,24 @@ pub fn recorded_master(rr: &RedisReplication, set: &str) -> Option<i32> {
 /// resumes following the current master (or its chain parent) on its own. Without one, the
 /// bootstrap rule (pod 0 is the master).
 pub fn planned_upstream(rr: &RedisReplication, set: &str, ordinal: i32) -> Option<i32> {
-    let r = &rr.spec.replication;
-    let Some(master) = recorded_master(rr, set) else {
+    planned_upstream_from(&rr.spec, set, recorded_master(rr, set), ordinal)
+}
+
+/// [`planned_upstream`] for a given master ordinal (`None`: the bootstrap rule).
+pub fn planned_upstream_from(
+    spec: &crate::crd::RedisReplicationSpec,
+    set: &str,
+    master: Option<i32>,
+    ordinal: i32,
+) -> Option<i32> {
+    let r = &spec.replication;
+    let Some(master) = master else {
         return upstream_ordinal(r.topology, r.fanout, ordinal);
     };
     if ordinal == master {
         return None;
     }
-    let pods: Vec<(u32, String)> = (0..rr.spec.replicas.max(1).max(ordinal + 1))
+    let pods: Vec<(u32, String)> = (0..spec.replicas.max(1).max(ordinal + 1))
         .filter_map(|i| Some((u32::try_from(i).ok()?, names::pod(set, i))))
         .collect();
     let members: Vec<(u32, &str)> = pods.iter().map(|(i, n)| (*i, n.as_str())).collect();

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod observe;
 pub mod outcome;
 pub mod roles;
+pub mod rollout;
 pub mod status;
 pub mod validate;
 
@@ -142,6 +143,8 @@ pub enum Error {
     Roles(#[from] roles::RolesError),
     #[error("status: {0}")]
     Status(#[from] status::StatusError),
+    #[error("rollout: {0}")]
+    Rollout(#[from] rollout::RolloutError),
 }
 
 impl Error {
@@ -153,6 +156,7 @@ impl Error {
             Error::Apply(_) => "apply",
             Error::Roles(_) => "roles",
             Error::Status(_) => "status",
+            Error::Rollout(_) => "rollout",
         }
     }
 }
@@ -175,7 +179,16 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     if let Err(invalid) = validate::validate(&rr, &observed) {
         // Report and wait: nothing is applied or deleted, so what runs keeps running.
         tracing::info!(name = %rr.name_any(), namespace = %ns, reason = invalid.reason(), message = %invalid, "resource invalid");
-        let st = status::compute(&rr, &observed, Some(&invalid), &ctx.params, now());
+        let outcome = status::unprobed_outcome(&rr);
+        let st = status::compute(
+            &rr,
+            &observed,
+            Some(&invalid),
+            &outcome,
+            None,
+            &ctx.params,
+            now(),
+        );
         status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
         // The Secret is not owned, so its creation triggers nothing: poll for it.
         return Ok(Action::requeue(Duration::from_secs(30)));
@@ -191,9 +204,25 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     )
     .await?;
 
-    let st = status::compute(&rr, &observed, None, &ctx.params, now());
+    // The roles step's RolesOutcome replaces this once it probes the pods.
+    let outcome = status::unprobed_outcome(&rr);
+    let rollout = rollout::run(&ctx.client, &rr, &observed, &outcome).await?;
+
+    let st = status::compute(
+        &rr,
+        &observed,
+        None,
+        &outcome,
+        Some(&rollout),
+        &ctx.params,
+        now(),
+    );
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
     tracing::info!(name = %rr.name_any(), namespace = %ns, "reconciled");
+    // Pods are not watched: look again soon while a rolling update is under way.
+    if rollout.in_progress() {
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 

@@ -1,0 +1,353 @@
+//! Rollout step: rolling updates without downtime under `updateStrategy: OnDelete`.
+//!
+//! The StatefulSet controller never restarts a pod on a template change; this step does, one
+//! pod per reconcile, and only when the whole set is healthy:
+//! 1. replicas not at the StatefulSet's `updateRevision` are deleted one at a time, highest
+//!    ordinal first (in a chain the leaves go first); the StatefulSet controller recreates the
+//!    pod from the new template, it resumes following its upstream from its `pod-<i>.conf`
+//!    (PSYNC from its saved offset), and the next one waits until every pod is Ready and in
+//!    sync again;
+//! 2. when only the master is outdated: a planned switchover to an updated, in-sync replica
+//!    (the failover executor's job), after which the old master is an outdated replica and
+//!    step 1 deletes it.
+//!
+//! Nothing happens while a failover is in progress or about to happen (the planner waits, or
+//! the epoch moved this round), while a pod is missing, terminating, unready, unreachable or
+//! out of sync. A single-pod set cannot avoid downtime: its pod is deleted once Ready.
+//!
+//! [`plan_rollout`] is pure and table-tested; [`run`] observes, plans and carries one step out.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, Preconditions};
+use kube::{Api, Client, ResourceExt};
+
+use super::observe::Observed;
+use super::outcome::RolesOutcome;
+use super::roles::ordinal;
+use super::status::pod_ready;
+use crate::crd::RedisReplication;
+use crate::roles::ObservedRole;
+
+/// The label the StatefulSet controller puts on each pod: the revision it was created from.
+pub const REVISION_LABEL: &str = "controller-revision-hash";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    #[error("failed to delete pod {name:?} for a rolling update: {source}")]
+    Delete {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// What the rollout planner needs of one pod.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodRevision {
+    pub name: String,
+    pub ordinal: i32,
+    /// Used as a delete precondition, so a pod recreated meanwhile is never deleted by mistake.
+    pub uid: Option<String>,
+    /// The `controller-revision-hash` label.
+    pub revision: Option<String>,
+    /// The pod's Ready condition.
+    pub ready: bool,
+    /// Has a deletion timestamp.
+    pub terminating: bool,
+}
+
+impl PodRevision {
+    /// `None` for a pod that is not `<set>-<ordinal>`.
+    pub fn from_pod(set: &str, p: &Pod) -> Option<Self> {
+        let name = p.name_any();
+        Some(PodRevision {
+            ordinal: ordinal(set, &name)?,
+            name,
+            uid: p.metadata.uid.clone(),
+            revision: p.labels().get(REVISION_LABEL).cloned(),
+            ready: pod_ready(p),
+            terminating: p.metadata.deletion_timestamp.is_some(),
+        })
+    }
+}
+
+/// One rollout decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutStep {
+    /// Every pod runs the update revision (or there is nothing to compare with yet).
+    Nothing,
+    /// Delete this (outdated) pod; the StatefulSet controller recreates it.
+    DeletePod(String),
+    /// Move the master role from `from` (outdated) to `to` (updated and in sync).
+    Switchover { from: String, to: String },
+    /// Outdated pods exist but none may be replaced now.
+    Wait(String),
+}
+
+/// Everything [`plan_rollout`] looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct RolloutInput<'a> {
+    /// `spec.replicas`: pods at or beyond it are being scaled away and are ignored.
+    pub replicas: i32,
+    pub pods: &'a [PodRevision],
+    /// `status.updateRevision` of the StatefulSet.
+    pub update_revision: Option<&'a str>,
+    /// The StatefulSet controller has observed the current StatefulSet generation (else its
+    /// `updateRevision` may be stale).
+    pub statefulset_current: bool,
+    /// `status.epoch` before this reconcile: a different `outcome.epoch` means the roles step
+    /// just promoted someone.
+    pub recorded_epoch: i64,
+    pub outcome: &'a RolesOutcome,
+}
+
+/// Why a pod is not "in sync" by the roles step's observation (`None`: in sync, or not
+/// observed: then its Ready condition, which the server's `/readyz` makes replication-aware,
+/// was already required).
+fn out_of_sync(outcome: &RolesOutcome, pod: &str, is_master: bool) -> Option<String> {
+    let o = outcome.observations.iter().find(|o| o.name == pod)?;
+    if !o.reachable {
+        return Some(format!("{pod} is unreachable"));
+    }
+    match (is_master, o.role) {
+        (true, ObservedRole::Master) => None,
+        (true, r) => Some(format!("master {pod} reports role {r:?}")),
+        (false, ObservedRole::Replica) if o.sync_in_progress => {
+            Some(format!("{pod} is in its initial sync"))
+        }
+        (false, ObservedRole::Replica) if !o.link_up => {
+            Some(format!("{pod} has its replication link down"))
+        }
+        (false, ObservedRole::Replica) => None,
+        (false, r) => Some(format!("{pod} reports role {r:?}, not replica")),
+    }
+}
+
+/// The next rollout step; see the module documentation for the rules.
+pub fn plan_rollout(input: &RolloutInput<'_>) -> RolloutStep {
+    let Some(update) = input.update_revision else {
+        return RolloutStep::Nothing;
+    };
+    let mut pods: Vec<&PodRevision> = input
+        .pods
+        .iter()
+        .filter(|p| p.ordinal >= 0 && p.ordinal < input.replicas)
+        .collect();
+    pods.sort_by_key(|p| p.ordinal);
+    let outdated: Vec<&PodRevision> = pods
+        .iter()
+        .copied()
+        .filter(|p| p.revision.as_deref() != Some(update))
+        .collect();
+    if outdated.is_empty() {
+        return RolloutStep::Nothing;
+    }
+    let wait = |s: String| RolloutStep::Wait(s);
+    if !input.statefulset_current {
+        return wait("the StatefulSet controller has not observed the latest spec yet".into());
+    }
+    let outcome = input.outcome;
+    if let Some(w) = &outcome.waiting {
+        return wait(format!("the failover planner is waiting ({w})"));
+    }
+    if outcome.epoch != input.recorded_epoch {
+        return wait(format!(
+            "a failover just happened (epoch {} -> {})",
+            input.recorded_epoch, outcome.epoch
+        ));
+    }
+    let Some(master) = outcome.master.as_deref() else {
+        return wait("no master is assigned".into());
+    };
+    if !pods.iter().any(|p| p.name == master) {
+        return wait(format!("the master pod {master} does not exist"));
+    }
+    if let Some(p) = pods.iter().find(|p| p.terminating) {
+        return wait(format!("{} is terminating", p.name));
+    }
+    if let Some(i) = (0..input.replicas).find(|i| !pods.iter().any(|p| p.ordinal == *i)) {
+        return wait(format!("pod with ordinal {i} does not exist yet"));
+    }
+    if let Some(p) = pods.iter().find(|p| !p.ready) {
+        return wait(format!("{} is not ready", p.name));
+    }
+    if let Some(why) = pods
+        .iter()
+        .find_map(|p| out_of_sync(outcome, &p.name, p.name == master))
+    {
+        return wait(why);
+    }
+
+    // Replicas first, highest ordinal first.
+    if let Some(p) = outdated.iter().rev().find(|p| p.name != master) {
+        return RolloutStep::DeletePod(p.name.clone());
+    }
+    // Only the master is outdated.
+    if pods.len() == 1 {
+        // Nowhere to move the role: a single pod cannot be updated without downtime.
+        return RolloutStep::DeletePod(master.to_string());
+    }
+    let offset_of = |pod: &str| {
+        outcome
+            .observations
+            .iter()
+            .find(|o| o.name == pod && o.reachable)
+            .map(|o| o.master_repl_offset)
+    };
+    // Every pod is in sync here; prefer the copy closest to the master, then the lowest ordinal.
+    let target = pods
+        .iter()
+        .filter(|p| p.name != master && p.revision.as_deref() == Some(update))
+        .min_by_key(|p| (std::cmp::Reverse(offset_of(&p.name)), p.ordinal));
+    match target {
+        Some(t) => RolloutStep::Switchover {
+            from: master.to_string(),
+            to: t.name.clone(),
+        },
+        None => wait("no updated replica to switch the master over to".into()),
+    }
+}
+
+/// What the rollout step found and did this round (the Progressing condition shows it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutReport {
+    /// Pods (ordinal < replicas) at the update revision.
+    pub updated: usize,
+    /// `spec.replicas`.
+    pub total: usize,
+    /// The step taken (or why none was).
+    pub step: RolloutStep,
+}
+
+impl RolloutReport {
+    /// A rolling update is under way (outdated pods remain, or a step was taken now).
+    pub fn in_progress(&self) -> bool {
+        self.step != RolloutStep::Nothing
+    }
+
+    /// For the Progressing condition, e.g. "rolling update: 2/3 pods updated; deleted cache-0".
+    pub fn message(&self) -> String {
+        let head = format!(
+            "rolling update: {}/{} pods updated",
+            self.updated, self.total
+        );
+        match &self.step {
+            RolloutStep::Nothing => head,
+            RolloutStep::DeletePod(p) => format!("{head}; deleted {p} to recreate it"),
+            RolloutStep::Switchover { from, to } => {
+                format!("{head}; switched the master over from {from} to {to}")
+            }
+            RolloutStep::Wait(why) => format!("{head}; waiting: {why}"),
+        }
+    }
+}
+
+/// The planner's input from what the reconcile observed.
+pub fn plan_for(
+    rr: &RedisReplication,
+    observed: &Observed,
+    outcome: &RolesOutcome,
+) -> (Vec<PodRevision>, RolloutStep, usize) {
+    let set = rr.name_any();
+    let pods: Vec<PodRevision> = observed
+        .pods
+        .iter()
+        .filter_map(|p| PodRevision::from_pod(&set, p))
+        .collect();
+    let sts = observed.statefulset.as_ref();
+    let sts_status = sts.and_then(|s| s.status.as_ref());
+    let update_revision = sts_status.and_then(|s| s.update_revision.as_deref());
+    let statefulset_current = sts
+        .is_some_and(|s| sts_status.and_then(|st| st.observed_generation) >= s.metadata.generation);
+    let input = RolloutInput {
+        replicas: rr.spec.replicas,
+        pods: &pods,
+        update_revision,
+        statefulset_current,
+        recorded_epoch: rr.status.as_ref().map(|s| s.epoch).unwrap_or(0),
+        outcome,
+    };
+    let updated = match update_revision {
+        Some(u) => pods
+            .iter()
+            .filter(|p| p.ordinal < rr.spec.replicas && p.revision.as_deref() == Some(u))
+            .count(),
+        None => 0,
+    };
+    let step = plan_rollout(&input);
+    (pods, step, updated)
+}
+
+/// Why a planned switchover was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SwitchoverError {
+    #[error("planned switchover is not supported yet by this operator build")]
+    NotSupportedYet,
+}
+
+/// A planned master move from `from` to `to` (both in sync). The failover executor owns the
+/// RESP side (promote `to`, repoint the others, move the role label, bump the epoch); until it
+/// is wired here this returns [`SwitchoverError::NotSupportedYet`] and the rollout waits with
+/// that reason, leaving the outdated master running.
+pub async fn planned_switchover(
+    _client: &Client,
+    _rr: &RedisReplication,
+    _from: &str,
+    _to: &str,
+) -> Result<(), SwitchoverError> {
+    Err(SwitchoverError::NotSupportedYet)
+}
+
+/// Observes, plans and carries out at most one rollout step.
+pub async fn run(
+    client: &Client,
+    rr: &RedisReplication,
+    observed: &Observed,
+    outcome: &RolesOutcome,
+) -> Result<RolloutReport, RolloutError> {
+    let (pods, step, updated) = plan_for(rr, observed, outcome);
+    let ns = rr.namespace().unwrap_or_default();
+    let step = match step {
+        RolloutStep::DeletePod(name) => {
+            let uid = pods
+                .iter()
+                .find(|p| p.name == name)
+                .and_then(|p| p.uid.clone());
+            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            let dp = DeleteParams {
+                preconditions: uid.map(|uid| Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&name, &dp).await {
+                Ok(_) => {
+                    tracing::info!(pod = %name, set = %rr.name_any(), namespace = %ns, "rolling update: deleted outdated pod");
+                    RolloutStep::DeletePod(name)
+                }
+                // Already gone (or replaced: the uid precondition failed): the next round
+                // sees the new pod.
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
+                    RolloutStep::Wait(format!("{name} was already deleted or replaced"))
+                }
+                Err(source) => return Err(RolloutError::Delete { name, source }),
+            }
+        }
+        RolloutStep::Switchover { from, to } => {
+            match planned_switchover(client, rr, &from, &to).await {
+                Ok(()) => {
+                    tracing::info!(from = %from, to = %to, set = %rr.name_any(), namespace = %ns, "rolling update: switched the master over");
+                    RolloutStep::Switchover { from, to }
+                }
+                Err(e) => RolloutStep::Wait(format!("{from} is the last outdated pod: {e}")),
+            }
+        }
+        other => other,
+    };
+    Ok(RolloutReport {
+        updated,
+        total: usize::try_from(rr.spec.replicas.max(0)).unwrap_or(0),
+        step,
+    })
+}
