@@ -351,3 +351,256 @@ pub async fn run(
         step,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roles::PodObservation;
+
+    const NEW: &str = "rev-new";
+    const OLD: &str = "rev-old";
+
+    fn pod(ordinal: i32, rev: &str) -> PodRevision {
+        PodRevision {
+            name: format!("c-{ordinal}"),
+            ordinal,
+            uid: Some(format!("uid-{ordinal}")),
+            revision: Some(rev.to_string()),
+            ready: true,
+            terminating: false,
+        }
+    }
+
+    fn obs(ordinal: i32, role: ObservedRole, offset: i64) -> PodObservation {
+        PodObservation {
+            ordinal: ordinal as u32,
+            name: format!("c-{ordinal}"),
+            reachable: true,
+            role,
+            replid: "a".repeat(40),
+            replid2: "0".repeat(40),
+            second_repl_offset: -1,
+            master_repl_offset: offset,
+            link_up: role == ObservedRole::Replica,
+            master_host: (role == ObservedRole::Replica).then(|| "c-0".to_string()),
+            sync_in_progress: false,
+            dataset_empty: false,
+            epoch: Some(1),
+        }
+    }
+
+    /// A healthy set of `n` pods, master `m`, all at offset 100.
+    fn healthy(n: i32, m: i32) -> RolesOutcome {
+        RolesOutcome {
+            observations: (0..n)
+                .map(|i| {
+                    let role = if i == m {
+                        ObservedRole::Master
+                    } else {
+                        ObservedRole::Replica
+                    };
+                    obs(i, role, 100)
+                })
+                .collect(),
+            master: Some(format!("c-{m}")),
+            epoch: 1,
+            last_failover: None,
+            waiting: None,
+        }
+    }
+
+    fn plan(pods: &[PodRevision], outcome: &RolesOutcome) -> RolloutStep {
+        plan_rollout(&RolloutInput {
+            replicas: 3,
+            pods,
+            update_revision: Some(NEW),
+            statefulset_current: true,
+            recorded_epoch: 1,
+            outcome,
+        })
+    }
+
+    fn wait_containing(step: RolloutStep, needle: &str) {
+        match step {
+            RolloutStep::Wait(why) => assert!(why.contains(needle), "{why:?} lacks {needle:?}"),
+            other => panic!("expected Wait({needle:?}), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nothing_without_an_update_revision_or_when_every_pod_is_current() {
+        let pods = [pod(0, OLD), pod(1, OLD), pod(2, OLD)];
+        let input = RolloutInput {
+            replicas: 3,
+            pods: &pods,
+            update_revision: None,
+            statefulset_current: true,
+            recorded_epoch: 1,
+            outcome: &healthy(3, 0),
+        };
+        assert_eq!(plan_rollout(&input), RolloutStep::Nothing);
+        let pods = [pod(0, NEW), pod(1, NEW), pod(2, NEW)];
+        assert_eq!(plan(&pods, &healthy(3, 0)), RolloutStep::Nothing);
+        // Even when unhealthy: nothing to roll.
+        let mut pods = pods;
+        pods[1].ready = false;
+        assert_eq!(plan(&pods, &healthy(3, 0)), RolloutStep::Nothing);
+        // A pod being scaled away (ordinal >= replicas) is not rolled.
+        let pods = [pod(0, NEW), pod(1, NEW), pod(2, NEW), pod(3, OLD)];
+        assert_eq!(plan(&pods, &healthy(3, 0)), RolloutStep::Nothing);
+    }
+
+    #[test]
+    fn replicas_go_first_highest_ordinal_first_then_a_switchover_then_the_old_master() {
+        let out = healthy(3, 0);
+        let del = |p: &str| RolloutStep::DeletePod(p.to_string());
+        assert_eq!(
+            plan(&[pod(0, OLD), pod(1, OLD), pod(2, OLD)], &out),
+            del("c-2")
+        );
+        assert_eq!(
+            plan(&[pod(0, OLD), pod(1, OLD), pod(2, NEW)], &out),
+            del("c-1")
+        );
+        assert_eq!(
+            plan(&[pod(0, OLD), pod(1, NEW), pod(2, NEW)], &out),
+            RolloutStep::Switchover {
+                from: "c-0".into(),
+                to: "c-1".into()
+            }
+        );
+        // After the switchover c-1 is master and c-0 an outdated replica: delete it.
+        assert_eq!(
+            plan(&[pod(0, OLD), pod(1, NEW), pod(2, NEW)], &healthy(3, 1)),
+            del("c-0")
+        );
+        // The master is never the first to go, whatever its ordinal.
+        assert_eq!(
+            plan(&[pod(0, OLD), pod(1, OLD), pod(2, OLD)], &healthy(3, 2)),
+            del("c-1")
+        );
+    }
+
+    #[test]
+    fn switchover_target_is_the_updated_replica_closest_to_the_master() {
+        let mut out = healthy(3, 0);
+        out.observations[1].master_repl_offset = 90;
+        out.observations[2].master_repl_offset = 100;
+        assert_eq!(
+            plan(&[pod(0, OLD), pod(1, NEW), pod(2, NEW)], &out),
+            RolloutStep::Switchover {
+                from: "c-0".into(),
+                to: "c-2".into()
+            }
+        );
+    }
+
+    #[test]
+    fn waits_while_anything_is_unhealthy_or_a_failover_is_in_progress() {
+        let old = || vec![pod(0, OLD), pod(1, OLD), pod(2, OLD)];
+
+        let mut pods = old();
+        pods[0].ready = false;
+        wait_containing(plan(&pods, &healthy(3, 0)), "c-0 is not ready");
+
+        let mut pods = old();
+        pods[1].terminating = true;
+        wait_containing(plan(&pods, &healthy(3, 0)), "c-1 is terminating");
+
+        wait_containing(
+            plan(&[pod(0, OLD), pod(2, OLD)], &healthy(3, 0)),
+            "ordinal 1 does not exist",
+        );
+
+        let mut out = healthy(3, 0);
+        out.observations[1].sync_in_progress = true;
+        wait_containing(plan(&old(), &out), "c-1 is in its initial sync");
+
+        let mut out = healthy(3, 0);
+        out.observations[2].link_up = false;
+        wait_containing(plan(&old(), &out), "c-2 has its replication link down");
+
+        let mut out = healthy(3, 0);
+        out.observations[2].reachable = false;
+        wait_containing(plan(&old(), &out), "c-2 is unreachable");
+
+        let mut out = healthy(3, 0);
+        out.observations[0].role = ObservedRole::Fenced;
+        wait_containing(plan(&old(), &out), "master c-0 reports role Fenced");
+
+        let mut out = healthy(3, 0);
+        out.waiting = Some("master c-0 unreachable for 2000ms, failover after 5000ms".into());
+        wait_containing(plan(&old(), &out), "failover planner is waiting");
+
+        let mut out = healthy(3, 1);
+        out.epoch = 2;
+        wait_containing(
+            plan(&old(), &out),
+            "a failover just happened (epoch 1 -> 2)",
+        );
+
+        let mut out = healthy(3, 0);
+        out.master = None;
+        wait_containing(plan(&old(), &out), "no master");
+
+        let input = RolloutInput {
+            replicas: 3,
+            pods: &old(),
+            update_revision: Some(NEW),
+            statefulset_current: false,
+            recorded_epoch: 1,
+            outcome: &healthy(3, 0),
+        };
+        wait_containing(plan_rollout(&input), "has not observed");
+    }
+
+    #[test]
+    fn unprobed_pods_count_as_in_sync_when_ready() {
+        let out = RolesOutcome {
+            master: Some("c-0".into()),
+            epoch: 1,
+            ..RolesOutcome::default()
+        };
+        assert_eq!(
+            plan(&[pod(0, OLD), pod(1, OLD), pod(2, OLD)], &out),
+            RolloutStep::DeletePod("c-2".into())
+        );
+    }
+
+    #[test]
+    fn a_single_pod_is_replaced_when_ready() {
+        let pods = [pod(0, OLD)];
+        let input = RolloutInput {
+            replicas: 1,
+            pods: &pods,
+            update_revision: Some(NEW),
+            statefulset_current: true,
+            recorded_epoch: 1,
+            outcome: &healthy(1, 0),
+        };
+        assert_eq!(plan_rollout(&input), RolloutStep::DeletePod("c-0".into()));
+    }
+
+    #[test]
+    fn report_message_shows_progress_and_the_step() {
+        let r = |step| RolloutReport {
+            updated: 2,
+            total: 3,
+            step,
+        };
+        assert_eq!(
+            r(RolloutStep::DeletePod("c-0".into())).message(),
+            "rolling update: 2/3 pods updated; deleted c-0 to recreate it"
+        );
+        assert_eq!(
+            r(RolloutStep::Switchover {
+                from: "c-0".into(),
+                to: "c-1".into()
+            })
+            .message(),
+            "rolling update: 2/3 pods updated; switched the master over from c-0 to c-1"
+        );
+        assert!(!r(RolloutStep::Nothing).in_progress());
+        assert!(r(RolloutStep::Wait("x".into())).in_progress());
+    }
+}
