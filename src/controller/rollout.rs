@@ -285,10 +285,16 @@ pub enum SwitchoverError {
     NotSupportedYet,
 }
 
-/// A planned master move from `from` to `to` (both in sync). The failover executor owns the
-/// RESP side (promote `to`, repoint the others, move the role label, bump the epoch); until it
-/// is wired here this returns [`SwitchoverError::NotSupportedYet`] and the rollout waits with
-/// that reason, leaving the outdated master running.
+/// A planned master move from `from` to `to` (both in sync).
+///
+/// NOT WIRED YET: always returns [`SwitchoverError::NotSupportedYet`], so the rollout waits
+/// with that reason and the outdated master keeps running (no downtime, no update of that one
+/// pod). The RESP side belongs to the failover executor (`roles::executor::Executor::switchover`:
+/// pause writes on `from`, wait for `to` to catch up, promote `to`, repoint `from` and the
+/// others); wiring it here means building that executor for the set's pods with the password
+/// from the Secret, calling it with `status.epoch + 1`, then doing what the roles step does
+/// after a promotion: move the `role` label and record `master`, `epoch` and `lastFailover`
+/// in status. On the next round `from` is an outdated replica and [`plan_rollout`] deletes it.
 pub async fn planned_switchover(
     _client: &Client,
     _rr: &RedisReplication,

@@ -370,7 +370,12 @@ pub fn compute(
         problems.push(("FailoverWaiting", w.clone()));
     }
 
-    let all_ready = ready_replicas >= replicas && ours.iter().all(|(_, p)| pod_ready(p));
+    // Pods beyond `replicas` are being scaled away and do not count.
+    let all_ready = ready_replicas >= replicas
+        && ours
+            .iter()
+            .filter(|(i, _)| *i < replicas)
+            .all(|(_, p)| pod_ready(p));
     let ready = available && all_ready && in_sync;
     let rolling = observed.statefulset.is_none()
         || !sts_gen_seen
@@ -1298,5 +1303,26 @@ mod tests {
             now(),
         );
         assert_eq!(sr(&s, "Progressing"), pair("False", "Reconciled"));
+    }
+
+    #[test]
+    fn a_pod_being_scaled_away_does_not_block_ready() {
+        let r = rr("c", "ns", json!({"replicas": 2}));
+        let o = Observed {
+            statefulset: Some(sts(2, 2)),
+            pods: vec![pod("c-0", true), pod("c-1", true), pod("c-2", false)],
+            ..Observed::default()
+        };
+        let s = compute(
+            &r,
+            &o,
+            None,
+            &unprobed_outcome(&r),
+            None,
+            &Params::default(),
+            now(),
+        );
+        assert_eq!(sr(&s, "Ready"), pair("True", "AllReplicasReady"));
+        assert_eq!(s.pods.len(), 3, "still listed while it exists");
     }
 }
