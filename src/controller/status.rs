@@ -290,24 +290,24 @@ pub fn compute(
         let sync = match (pod, obs_of(&pn)) {
             (None, _) => Sync::Behind("no pod".to_string()),
             (Some(_), Some(o)) if !o.reachable => Sync::Behind("unreachable".to_string()),
-            (Some(_), Some(o)) => match o.role {
-                ObservedRole::Replica if o.sync_in_progress => {
-                    Sync::Behind("initial sync in progress".to_string())
+            (Some(_), Some(o)) => {
+                let lag = master_obs
+                    .map(|m| {
+                        format!(
+                            ", lag {} bytes",
+                            (m.master_repl_offset - o.master_repl_offset).max(0)
+                        )
+                    })
+                    .unwrap_or_default();
+                match o.role {
+                    ObservedRole::Replica if o.sync_in_progress => {
+                        Sync::Behind(format!("initial sync in progress{lag}"))
+                    }
+                    ObservedRole::Replica if !o.link_up => Sync::Behind(format!("link down{lag}")),
+                    ObservedRole::Replica => Sync::InSync,
+                    r => Sync::Behind(format!("role {}", role_name(r))),
                 }
-                ObservedRole::Replica if !o.link_up => {
-                    let lag = master_obs
-                        .map(|m| {
-                            format!(
-                                ", lag {} bytes",
-                                (m.master_repl_offset - o.master_repl_offset).max(0)
-                            )
-                        })
-                        .unwrap_or_default();
-                    Sync::Behind(format!("link down{lag}"))
-                }
-                ObservedRole::Replica => Sync::InSync,
-                r => Sync::Behind(format!("role {}", role_name(r))),
-            },
+            }
             (Some(p), None) if pod_ready(p) => Sync::InSync,
             (Some(_), None) => Sync::Behind("not ready".to_string()),
         };
@@ -996,7 +996,7 @@ mod tests {
                 "link down and syncing",
                 vec![master(), link_down.clone(), syncing.clone()],
                 "False",
-                "0/2 replicas in sync; behind: c-1 (link down, lag 1000 bytes), c-2 (initial sync in progress)",
+                "0/2 replicas in sync; behind: c-1 (link down, lag 1000 bytes), c-2 (initial sync in progress, lag 5000 bytes)",
             ),
             (
                 "one unreachable",
