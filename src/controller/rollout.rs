@@ -609,4 +609,73 @@ mod tests {
         assert!(!r(RolloutStep::Nothing).in_progress());
         assert!(r(RolloutStep::Wait("x".into())).in_progress());
     }
+
+    #[test]
+    fn plan_for_reads_revisions_readiness_and_the_statefulset_status() {
+        use crate::build::testutil::rr;
+        use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
+        use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+        let kpod = |name: &str, rev: &str, ready: bool| {
+            let mut p = Pod::default();
+            p.metadata.name = Some(name.into());
+            p.metadata.uid = Some(format!("uid-{name}"));
+            p.metadata.labels = Some([(REVISION_LABEL.to_string(), rev.to_string())].into());
+            p.status = Some(PodStatus {
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..PodCondition::default()
+                }]),
+                ..PodStatus::default()
+            });
+            p
+        };
+        let mut terminating = kpod("c-1", OLD, true);
+        terminating.metadata.deletion_timestamp = Some(Time(
+            k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap(),
+        ));
+        let p = PodRevision::from_pod("c", &terminating).unwrap();
+        assert_eq!(
+            (p.ordinal, p.revision.as_deref(), p.ready, p.terminating),
+            (1, Some(OLD), true, true)
+        );
+        assert_eq!(p.uid.as_deref(), Some("uid-c-1"));
+        assert!(PodRevision::from_pod("c", &kpod("other-1", OLD, true)).is_none());
+
+        let r = rr("c", "ns", serde_json::json!({"replicas": 3}));
+        let mut sts = StatefulSet::default();
+        sts.metadata.generation = Some(2);
+        sts.status = Some(StatefulSetStatus {
+            observed_generation: Some(2),
+            update_revision: Some(NEW.into()),
+            ..StatefulSetStatus::default()
+        });
+        let observed = Observed {
+            statefulset: Some(sts.clone()),
+            pods: vec![
+                kpod("c-0", OLD, true),
+                kpod("c-1", OLD, true),
+                kpod("c-2", NEW, true),
+            ],
+            ..Observed::default()
+        };
+        let out = RolesOutcome {
+            master: Some("c-0".into()),
+            ..RolesOutcome::default()
+        };
+        let (pods, step, updated) = plan_for(&r, &observed, &out);
+        assert_eq!(pods.len(), 3);
+        assert_eq!(updated, 1);
+        assert_eq!(step, RolloutStep::DeletePod("c-1".into()));
+        // The StatefulSet controller lags behind the spec: wait for a fresh updateRevision.
+        sts.metadata.generation = Some(3);
+        let stale = Observed {
+            statefulset: Some(sts),
+            ..observed
+        };
+        let (_, step, _) = plan_for(&r, &stale, &out);
+        assert!(matches!(step, RolloutStep::Wait(ref w) if w.contains("has not observed")));
+    }
 }
