@@ -271,3 +271,80 @@ async fn the_step_follows_the_observed_master_and_waits_for_syncing_replicas() {
     assert!(matches!(report.step, RolloutStep::Wait(ref why) if why.contains("failover planner")));
     assert_eq!(w.deletions().len(), 1);
 }
+
+#[tokio::test]
+async fn an_outdated_master_is_switched_over_first_and_deleted_only_as_a_replica() {
+    let w = World::new();
+    w.create_rr(json!({"replicas": 3}));
+    w.reconcile().await;
+    w.pods(&[OLD, NEW, NEW], &[true, true, true]);
+    let rr = w.rr();
+    let epoch = rr.status.as_ref().map(|s| s.epoch).unwrap_or(0);
+    let mut outcome = RolesOutcome {
+        observations: vec![
+            obs(0, ObservedRole::Master, 700),
+            obs(1, ObservedRole::Replica, 690),
+            obs(2, ObservedRole::Replica, 700),
+        ],
+        master: Some("cache-0".into()),
+        epoch,
+        ..RolesOutcome::default()
+    };
+    let calls = std::sync::Mutex::new(vec![]);
+    let report = rollout::run_with(&w.ctx.client, &rr, &w.observed().await, &outcome, |f, t| {
+        calls.lock().unwrap().push((f, t));
+        async { Ok(()) }
+    })
+    .await
+    .unwrap();
+    // The replica closest to the master is the target; nothing is deleted in that round.
+    assert_eq!(
+        calls.lock().unwrap().clone(),
+        [("cache-0".to_string(), "cache-2".to_string())]
+    );
+    assert_eq!(
+        report.step,
+        RolloutStep::Switchover {
+            from: "cache-0".into(),
+            to: "cache-2".into()
+        }
+    );
+    assert!(w.deletions().is_empty());
+
+    // A failed switchover leaves everything as it was and says why.
+    let report = rollout::run_with(
+        &w.ctx.client,
+        &rr,
+        &w.observed().await,
+        &outcome,
+        |_, _| async {
+            Err(rollout::SwitchoverError::Failed(
+                "cache-2 did not catch up within 5000ms".into(),
+            ))
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(report.step, RolloutStep::Wait(ref why) if why.contains("did not catch up")),
+        "{report:?}"
+    );
+    assert!(w.deletions().is_empty());
+
+    // The roles step recorded the move (cache-2 master, epoch + 1, persisted in status):
+    // cache-0 is now an outdated replica and goes.
+    let mut moved = rr.clone();
+    moved.status.get_or_insert_with(Default::default).epoch = epoch + 1;
+    moved.status.as_mut().unwrap().master = Some("cache-2".into());
+    outcome.master = Some("cache-2".into());
+    outcome.epoch = epoch + 1;
+    outcome.observations[0].role = ObservedRole::Replica;
+    outcome.observations[0].link_up = true;
+    outcome.observations[2].role = ObservedRole::Master;
+    outcome.observations[2].link_up = false;
+    let report = rollout::run(&w.ctx.client, &moved, &w.observed().await, &outcome)
+        .await
+        .unwrap();
+    assert_eq!(report.step, RolloutStep::DeletePod("cache-0".into()));
+    assert_eq!(w.deletions(), ["DELETE pods/cache-0"]);
+}

@@ -283,6 +283,10 @@ pub fn plan_for(
 pub enum SwitchoverError {
     #[error("planned switchover is not supported yet by this operator build")]
     NotSupportedYet,
+    /// The executor tried and gave up (e.g. the target did not catch up in time); the old
+    /// master stays master and the next round tries again.
+    #[error("switchover failed: {0}")]
+    Failed(String),
 }
 
 /// A planned master move from `from` to `to` (both in sync).
@@ -304,13 +308,33 @@ pub async fn planned_switchover(
     Err(SwitchoverError::NotSupportedYet)
 }
 
-/// Observes, plans and carries out at most one rollout step.
+/// Observes, plans and carries out at most one rollout step (switchovers through
+/// [`planned_switchover`]).
 pub async fn run(
     client: &Client,
     rr: &RedisReplication,
     observed: &Observed,
     outcome: &RolesOutcome,
 ) -> Result<RolloutReport, RolloutError> {
+    run_with(client, rr, observed, outcome, |from, to| async move {
+        planned_switchover(client, rr, &from, &to).await
+    })
+    .await
+}
+
+/// [`run`] with the switchover supplied by the caller (`switchover(from, to)`), so the step
+/// can be driven with any executor.
+pub async fn run_with<F, Fut>(
+    client: &Client,
+    rr: &RedisReplication,
+    observed: &Observed,
+    outcome: &RolesOutcome,
+    switchover: F,
+) -> Result<RolloutReport, RolloutError>
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), SwitchoverError>>,
+{
     let (pods, step, updated) = plan_for(rr, observed, outcome);
     let ns = rr.namespace().unwrap_or_default();
     let step = match step {
@@ -340,15 +364,13 @@ pub async fn run(
                 Err(source) => return Err(RolloutError::Delete { name, source }),
             }
         }
-        RolloutStep::Switchover { from, to } => {
-            match planned_switchover(client, rr, &from, &to).await {
-                Ok(()) => {
-                    tracing::info!(from = %from, to = %to, set = %rr.name_any(), namespace = %ns, "rolling update: switched the master over");
-                    RolloutStep::Switchover { from, to }
-                }
-                Err(e) => RolloutStep::Wait(format!("{from} is the last outdated pod: {e}")),
+        RolloutStep::Switchover { from, to } => match switchover(from.clone(), to.clone()).await {
+            Ok(()) => {
+                tracing::info!(from = %from, to = %to, set = %rr.name_any(), namespace = %ns, "rolling update: switched the master over");
+                RolloutStep::Switchover { from, to }
             }
-        }
+            Err(e) => RolloutStep::Wait(format!("{from} is the last outdated pod: {e}")),
+        },
         other => other,
     };
     Ok(RolloutReport {
