@@ -167,7 +167,9 @@ pub fn compute(
         .map(|s| s.status.as_ref().and_then(|st| st.observed_generation) >= s.metadata.generation)
         .unwrap_or(false);
 
-    let master_name = outcome.master.clone();
+    // The recorded master stays recorded while the roles step knows none (it waits): losing
+    // it would send restarted pods back to the bootstrap rule.
+    let master_name = outcome.master.clone().or_else(|| previous.master.clone());
     let master_ord = master_name.as_deref().and_then(|m| ordinal(&name, m));
     let obs_of = |pod: &str| outcome.observations.iter().find(|o| o.name == pod);
     let master_obs = master_name
@@ -1324,5 +1326,33 @@ mod tests {
         );
         assert_eq!(sr(&s, "Ready"), pair("True", "AllReplicasReady"));
         assert_eq!(s.pods.len(), 3, "still listed while it exists");
+    }
+
+    #[test]
+    fn the_recorded_master_is_kept_while_the_roles_step_knows_none() {
+        let mut r = rr("c", "ns", json!({"replicas": 3}));
+        r.status = Some(RedisReplicationStatus {
+            master: Some("c-1".into()),
+            epoch: 2,
+            ..RedisReplicationStatus::default()
+        });
+        let mut out = outcome(
+            None,
+            vec![unreachable("c-0"), unreachable("c-1"), unreachable("c-2")],
+        );
+        out.epoch = 2;
+        out.waiting = Some("no pod is reachable".into());
+        let s = compute(
+            &r,
+            &three_ready(),
+            None,
+            &out,
+            None,
+            &Params::default(),
+            now(),
+        );
+        assert_eq!(s.master.as_deref(), Some("c-1"));
+        assert_eq!(sr(&s, "Available"), pair("False", "MasterUnreachable"));
+        assert_eq!(sr(&s, "Degraded"), pair("True", "FailoverWaiting"));
     }
 }
