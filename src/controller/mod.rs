@@ -5,6 +5,7 @@ pub mod apply;
 pub mod observe;
 pub mod outcome;
 pub mod roles;
+pub mod rollout;
 pub mod status;
 pub mod validate;
 
@@ -165,6 +166,8 @@ pub enum Error {
     Roles(#[from] roles::RolesError),
     #[error("status: {0}")]
     Status(#[from] status::StatusError),
+    #[error("rollout: {0}")]
+    Rollout(#[from] rollout::RolloutError),
 }
 
 impl Error {
@@ -176,6 +179,7 @@ impl Error {
             Error::Apply(_) => "apply",
             Error::Roles(_) => "roles",
             Error::Status(_) => "status",
+            Error::Rollout(_) => "rollout",
         }
     }
 }
@@ -215,7 +219,16 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     if let Err(invalid) = validate::validate(&rr, &observed) {
         // Report and wait: nothing is applied or deleted, so what runs keeps running.
         tracing::info!(name = %rr.name_any(), namespace = %ns, reason = invalid.reason(), message = %invalid, "resource invalid");
-        let st = status::compute(&rr, &observed, Some(&invalid), &ctx.params, now());
+        let outcome = status::unprobed_outcome(&rr);
+        let st = status::compute(
+            &rr,
+            &observed,
+            Some(&invalid),
+            &outcome,
+            None,
+            &ctx.params,
+            now(),
+        );
         status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
         // The Secret is not owned, so its creation triggers nothing: poll for it.
         return Ok(Action::requeue(Duration::from_secs(30)));
@@ -224,28 +237,63 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     let password = (observed.auth_secret.is_none()).then(random_password);
     let desired = build::build(&rr, &ctx.params, password.as_deref())?;
     apply::apply(&ctx.client, &ns, &desired).await?;
-    let step = roles::step(
-        &roles::StepContext {
-            client: &ctx.client,
-            recorder: ctx.recorder.as_ref(),
-            metrics: &ctx.metrics,
-            memory: &ctx.roles,
-            cluster_domain: &ctx.params.cluster_domain,
-            timeouts: crate::roles::probe::Timeouts::default(),
-        },
+    let cx = roles::StepContext {
+        client: &ctx.client,
+        recorder: ctx.recorder.as_ref(),
+        metrics: &ctx.metrics,
+        memory: &ctx.roles,
+        cluster_domain: &ctx.params.cluster_domain,
+        timeouts: crate::roles::probe::Timeouts::default(),
+    };
+    let mut step = roles::step(&cx, &rr, &observed).await?;
+
+    // Rolling update; its planned switchover is carried out by the failover executor and
+    // recorded like a failover (labels, master, epoch, lastFailover).
+    let switched = std::sync::Mutex::new(None);
+    let rollout = {
+        let (cx, rr_ref, observed_ref, outcome_ref, switched_ref) =
+            (&cx, &*rr, &observed, &step.outcome, &switched);
+        rollout::run_with(
+            &ctx.client,
+            &rr,
+            &observed,
+            &step.outcome,
+            |from, to| async move {
+                let done =
+                    roles::planned_switchover(cx, rr_ref, observed_ref, outcome_ref, &from, &to)
+                        .await
+                        .map_err(rollout::SwitchoverError::Failed)?;
+                if let Ok(mut s) = switched_ref.lock() {
+                    *s = Some(done);
+                }
+                Ok(())
+            },
+        )
+        .await?
+    };
+    if let Some(done) = switched.into_inner().ok().flatten() {
+        step.record_switchover(&done);
+    }
+
+    let mut st = status::compute(
         &rr,
         &observed,
-    )
-    .await?;
-
-    let mut st = status::compute(&rr, &observed, None, &ctx.params, now());
+        None,
+        &step.outcome,
+        Some(&rollout),
+        &ctx.params,
+        now(),
+    );
     step.apply_to(&mut st);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
     tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = step.outcome.waiting.as_deref().unwrap_or(""), "reconciled");
-    // Detection: while anything is in motion, look again within a second; otherwise the
-    // periodic check (pod changes also trigger a reconcile through the Pod watch).
+    // Detection: while anything is in motion, look again within a second; during a rolling
+    // update every few seconds; otherwise the periodic check (pod changes also trigger a
+    // reconcile through the Pod watch).
     Ok(Action::requeue(if step.recheck_soon {
         RECHECK_SOON
+    } else if rollout.in_progress() {
+        Duration::from_secs(5)
     } else {
         RECHECK_PERIOD
     }))

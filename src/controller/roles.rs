@@ -532,7 +532,7 @@ pub async fn step(
     let pods = pod_addresses(&set, observed);
 
     if pods.iter().all(|p| p.2.is_none()) {
-        outcome.waiting = Some("no pod has an address yet".to_string());
+        // Not a planner wait (the status step would call that degraded): nothing observed.
         label(
             cx.client,
             &ns,
