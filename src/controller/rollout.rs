@@ -5,15 +5,17 @@
 //! 1. replicas not at the StatefulSet's `updateRevision` are deleted one at a time, highest
 //!    ordinal first (in a chain the leaves go first); the StatefulSet controller recreates the
 //!    pod from the new template, it resumes following its upstream from its `pod-<i>.conf`
-//!    (PSYNC from its saved offset), and the next one waits until every pod is Ready and in
-//!    sync again;
+//!    (a partial resync from its saved offset when it has persistent storage, else a full
+//!    sync), and the next one waits until every pod is Ready and in sync again;
 //! 2. when only the master is outdated: a planned switchover to an updated, in-sync replica
 //!    (the failover executor's job), after which the old master is an outdated replica and
 //!    step 1 deletes it.
 //!
 //! Nothing happens while a failover is in progress or about to happen (the planner waits, or
 //! the epoch moved this round), while a pod is missing, terminating, unready, unreachable or
-//! out of sync. A single-pod set cannot avoid downtime: its pod is deleted once Ready.
+//! out of sync. A single-pod set cannot avoid downtime: its pod is deleted once Ready (as the
+//! StatefulSet controller's own RollingUpdate would; without persistent storage its data
+//! goes with it, as before).
 //!
 //! [`plan_rollout`] is pure and table-tested; [`run_with`] observes, plans and carries one
 //! step out.
