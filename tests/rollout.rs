@@ -12,6 +12,7 @@ use tandem_operator::build::Params;
 use tandem_operator::controller::observe::Observed;
 use tandem_operator::controller::outcome::RolesOutcome;
 use tandem_operator::controller::rollout::{self, RolloutStep};
+use tandem_operator::controller::status;
 use tandem_operator::controller::{reconcile, Context};
 use tandem_operator::crd::RedisReplication;
 use tandem_operator::metrics::Metrics;
@@ -134,6 +135,15 @@ impl World {
     }
 }
 
+/// One rollout step as the reconcile runs it, with every pod judged by its Ready condition (a
+/// roles outcome without observations: the server's /readyz makes Ready replication-aware),
+/// the master and epoch from the status, and no switchover available.
+async fn roll(w: &World) -> rollout::RolloutReport {
+    let rr = w.rr();
+    let outcome = status::unprobed_outcome(&rr);
+    step(w, &rr, &w.observed().await, &outcome).await
+}
+
 #[tokio::test]
 async fn replicas_are_replaced_one_at_a_time_highest_ordinal_first_each_once_ready() {
     let w = World::new();
@@ -147,26 +157,25 @@ async fn replicas_are_replaced_one_at_a_time_highest_ordinal_first_each_once_rea
 
     // Every pod is outdated and Ready: the highest replica goes first, and only it.
     w.pods(&[OLD, OLD, OLD], &[true, true, true]);
-    w.reconcile().await;
+    let r = roll(&w).await;
     assert_eq!(w.deletions(), ["DELETE pods/cache-2"]);
     assert_eq!(
-        w.progressing()["message"],
+        r.message(),
         "rolling update: 0/3 pods updated; deleted cache-2 to recreate it"
     );
-    assert_eq!(w.progressing()["reason"], "RollingUpdate");
 
     // Recreated from the new template but not Ready yet (still syncing): nothing else goes.
     w.pods(&[OLD, OLD, NEW], &[true, true, false]);
-    w.reconcile().await;
+    let r = roll(&w).await;
     assert_eq!(w.deletions().len(), 1, "{:?}", w.deletions());
     assert_eq!(
-        w.progressing()["message"],
+        r.message(),
         "rolling update: 1/3 pods updated; waiting: cache-2 is not ready"
     );
 
     // Ready (in sync): the next replica.
     w.pods(&[OLD, OLD, NEW], &[true, true, true]);
-    w.reconcile().await;
+    roll(&w).await;
     assert_eq!(
         w.deletions(),
         ["DELETE pods/cache-2", "DELETE pods/cache-1"]
@@ -174,22 +183,22 @@ async fn replicas_are_replaced_one_at_a_time_highest_ordinal_first_each_once_rea
 
     // Only the master is left: a planned switchover first, never a plain delete of the master.
     w.pods(&[OLD, NEW, NEW], &[true, true, true]);
-    w.reconcile().await;
+    let r = roll(&w).await;
     assert_eq!(w.deletions().len(), 2, "the master is not deleted");
-    let msg = w.progressing()["message"].as_str().unwrap().to_string();
     assert!(
-        msg.starts_with(
-            "rolling update: 2/3 pods updated; waiting: cache-0 is the last outdated pod"
+        r.message().starts_with(
+            "rolling update: 2/3 pods updated; waiting: cache-0 is the last outdated pod: switchover failed"
         ),
-        "{msg}"
+        "{}",
+        r.message()
     );
-    assert_eq!(w.progressing()["status"], "True");
+    assert!(r.in_progress());
 
     // Once every pod is current the rollout is over.
     w.pods(&[NEW, NEW, NEW], &[true, true, true]);
-    w.reconcile().await;
+    let r = roll(&w).await;
     assert_eq!(w.deletions().len(), 2);
-    assert_eq!(w.progressing()["status"], "False");
+    assert!(!r.in_progress());
 }
 
 #[tokio::test]
@@ -198,12 +207,49 @@ async fn nothing_is_deleted_while_a_pod_is_unready() {
     w.create_rr(json!({"replicas": 3}));
     w.reconcile().await;
     w.pods(&[OLD, OLD, OLD], &[true, false, true]);
-    w.reconcile().await;
+    let r = roll(&w).await;
     assert!(w.deletions().is_empty());
     assert_eq!(
-        w.progressing()["message"],
+        r.message(),
         "rolling update: 0/3 pods updated; waiting: cache-1 is not ready"
     );
+}
+
+#[tokio::test]
+async fn through_reconcile_nothing_is_deleted_while_the_pods_cannot_be_observed() {
+    // The pods have no address, so the roles step cannot probe them and waits: the rolling
+    // update waits too, and says so in the Progressing condition.
+    let w = World::new();
+    w.create_rr(json!({"replicas": 3}));
+    w.reconcile().await;
+    w.pods(&[OLD, OLD, OLD], &[true, true, true]);
+    w.reconcile().await;
+    assert!(w.deletions().is_empty(), "{:?}", w.deletions());
+    let p = w.progressing();
+    assert_eq!(
+        (p["status"].as_str(), p["reason"].as_str()),
+        (Some("True"), Some("RollingUpdate"))
+    );
+    assert_eq!(
+        p["message"],
+        "rolling update: 0/3 pods updated; waiting: the failover planner is waiting (no pod has an address yet)"
+    );
+}
+
+/// The rollout step with a switchover that must not happen.
+async fn step(
+    w: &World,
+    rr: &RedisReplication,
+    observed: &Observed,
+    outcome: &RolesOutcome,
+) -> rollout::RolloutReport {
+    rollout::run_with(&w.ctx.client, rr, observed, outcome, |_, _| async {
+        Err(rollout::SwitchoverError::Failed(
+            "no switchover expected in this test".into(),
+        ))
+    })
+    .await
+    .unwrap()
 }
 
 fn obs(i: u32, role: ObservedRole, offset: i64) -> PodObservation {
@@ -244,9 +290,7 @@ async fn the_step_follows_the_observed_master_and_waits_for_syncing_replicas() {
     };
     // cache-2 is still in its initial sync: the old master (now a replica) stays.
     outcome.observations[2].sync_in_progress = true;
-    let report = rollout::run(&w.ctx.client, &rr, &observed, &outcome)
-        .await
-        .unwrap();
+    let report = step(&w, &rr, &observed, &outcome).await;
     assert_eq!(
         report.step,
         RolloutStep::Wait("cache-2 is in its initial sync".into())
@@ -256,9 +300,7 @@ async fn the_step_follows_the_observed_master_and_waits_for_syncing_replicas() {
     // In sync: the outdated former master is deleted like any replica.
     outcome.observations[2].sync_in_progress = false;
     outcome.observations[2].master_repl_offset = 500;
-    let report = rollout::run(&w.ctx.client, &rr, &observed, &outcome)
-        .await
-        .unwrap();
+    let report = step(&w, &rr, &observed, &outcome).await;
     assert_eq!(report.step, RolloutStep::DeletePod("cache-0".into()));
     assert_eq!((report.updated, report.total), (2, 3));
     assert_eq!(w.deletions(), ["DELETE pods/cache-0"]);
@@ -266,9 +308,7 @@ async fn the_step_follows_the_observed_master_and_waits_for_syncing_replicas() {
     // A failover under way (the planner waits): nothing, even with outdated pods.
     w.pods(&[OLD, NEW, NEW], &[true, true, true]);
     outcome.waiting = Some("master cache-1 unreachable for 1000ms, failover after 5000ms".into());
-    let report = rollout::run(&w.ctx.client, &rr, &w.observed().await, &outcome)
-        .await
-        .unwrap();
+    let report = step(&w, &rr, &w.observed().await, &outcome).await;
     assert!(matches!(report.step, RolloutStep::Wait(ref why) if why.contains("failover planner")));
     assert_eq!(w.deletions().len(), 1);
 }
@@ -343,9 +383,7 @@ async fn an_outdated_master_is_switched_over_first_and_deleted_only_as_a_replica
     outcome.observations[0].link_up = true;
     outcome.observations[2].role = ObservedRole::Master;
     outcome.observations[2].link_up = false;
-    let report = rollout::run(&w.ctx.client, &moved, &w.observed().await, &outcome)
-        .await
-        .unwrap();
+    let report = step(&w, &moved, &w.observed().await, &outcome).await;
     assert_eq!(report.step, RolloutStep::DeletePod("cache-0".into()));
     assert_eq!(w.deletions(), ["DELETE pods/cache-0"]);
 }

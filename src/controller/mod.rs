@@ -197,6 +197,8 @@ pub const RECHECK_SOON: Duration = Duration::from_secs(1);
 /// Requeue delay of a healthy set: also the bound on noticing a master that hangs without its
 /// pod changing.
 pub const RECHECK_PERIOD: Duration = Duration::from_secs(10);
+/// Requeue delay while a rolling update has outdated pods left (pod changes also trigger one).
+pub const ROLLOUT_RECHECK: Duration = Duration::from_secs(5);
 
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
@@ -245,19 +247,19 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         cluster_domain: &ctx.params.cluster_domain,
         timeouts: crate::roles::probe::Timeouts::default(),
     };
-    let mut step = roles::step(&cx, &rr, &observed).await?;
+    let mut outcome = roles::step(&cx, &rr, &observed).await?;
 
     // Rolling update; its planned switchover is carried out by the failover executor and
     // recorded like a failover (labels, master, epoch, lastFailover).
     let switched = std::sync::Mutex::new(None);
     let rollout = {
         let (cx, rr_ref, observed_ref, outcome_ref, switched_ref) =
-            (&cx, &*rr, &observed, &step.outcome, &switched);
+            (&cx, &*rr, &observed, &outcome, &switched);
         rollout::run_with(
             &ctx.client,
             &rr,
             &observed,
-            &step.outcome,
+            &outcome,
             |from, to| async move {
                 let done =
                     roles::planned_switchover(cx, rr_ref, observed_ref, outcome_ref, &from, &to)
@@ -272,28 +274,29 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         .await?
     };
     if let Some(done) = switched.into_inner().ok().flatten() {
-        step.record_switchover(&done);
+        // Without this the status step would write the old master back.
+        roles::record_switchover(&mut outcome, &done);
     }
 
     let mut st = status::compute(
         &rr,
         &observed,
         None,
-        &step.outcome,
+        &outcome,
         Some(&rollout),
         &ctx.params,
         now(),
     );
-    step.apply_to(&mut st);
+    roles::apply_outcome(&mut st, &outcome);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
-    tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = step.outcome.waiting.as_deref().unwrap_or(""), "reconciled");
-    // Detection: while anything is in motion, look again within a second; during a rolling
-    // update every few seconds; otherwise the periodic check (pod changes also trigger a
-    // reconcile through the Pod watch).
-    Ok(Action::requeue(if step.recheck_soon {
+    tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");
+    // Detection: while anything is in motion, look again within a second; otherwise the
+    // periodic check (pod changes also trigger a reconcile through the Pod watch). A rolling
+    // update in progress is looked at again within ROLLOUT_RECHECK.
+    Ok(Action::requeue(if outcome.recheck_soon {
         RECHECK_SOON
     } else if rollout.in_progress() {
-        Duration::from_secs(5)
+        ROLLOUT_RECHECK
     } else {
         RECHECK_PERIOD
     }))

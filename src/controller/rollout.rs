@@ -5,17 +5,20 @@
 //! 1. replicas not at the StatefulSet's `updateRevision` are deleted one at a time, highest
 //!    ordinal first (in a chain the leaves go first); the StatefulSet controller recreates the
 //!    pod from the new template, it resumes following its upstream from its `pod-<i>.conf`
-//!    (PSYNC from its saved offset), and the next one waits until every pod is Ready and in
-//!    sync again;
+//!    (a partial resync from its saved offset when it has persistent storage, else a full
+//!    sync), and the next one waits until every pod is Ready and in sync again;
 //! 2. when only the master is outdated: a planned switchover to an updated, in-sync replica
 //!    (the failover executor's job), after which the old master is an outdated replica and
 //!    step 1 deletes it.
 //!
 //! Nothing happens while a failover is in progress or about to happen (the planner waits, or
 //! the epoch moved this round), while a pod is missing, terminating, unready, unreachable or
-//! out of sync. A single-pod set cannot avoid downtime: its pod is deleted once Ready.
+//! out of sync. A single-pod set cannot avoid downtime: its pod is deleted once Ready (as the
+//! StatefulSet controller's own RollingUpdate would; without persistent storage its data
+//! goes with it, as before).
 //!
-//! [`plan_rollout`] is pure and table-tested; [`run`] observes, plans and carries one step out.
+//! [`plan_rollout`] is pure and table-tested; [`run_with`] observes, plans and carries one
+//! step out.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Preconditions};
@@ -147,6 +150,12 @@ pub fn plan_rollout(input: &RolloutInput<'_>) -> RolloutStep {
         return wait("the StatefulSet controller has not observed the latest spec yet".into());
     }
     let outcome = input.outcome;
+    if let Some(f) = &outcome.failover_in_progress {
+        return wait(format!(
+            "a failover to {} (epoch {}) is in progress",
+            f.target, f.epoch
+        ));
+    }
     if let Some(w) = &outcome.waiting {
         return wait(format!("the failover planner is waiting ({w})"));
     }
@@ -281,49 +290,15 @@ pub fn plan_for(
 /// Why a planned switchover was not carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SwitchoverError {
-    #[error("planned switchover is not supported yet by this operator build")]
-    NotSupportedYet,
     /// The executor tried and gave up (e.g. the target did not catch up in time); the old
     /// master stays master and the next round tries again.
     #[error("switchover failed: {0}")]
     Failed(String),
 }
 
-/// A planned master move from `from` to `to` (both in sync).
-///
-/// NOT WIRED YET: always returns [`SwitchoverError::NotSupportedYet`], so the rollout waits
-/// with that reason and the outdated master keeps running (no downtime, no update of that one
-/// pod). The RESP side belongs to the failover executor (`roles::executor::Executor::switchover`:
-/// pause writes on `from`, wait for `to` to catch up, promote `to`, repoint `from` and the
-/// others); wiring it here means building that executor for the set's pods with the password
-/// from the Secret, calling it with `status.epoch + 1`, then doing what the roles step does
-/// after a promotion: move the `role` label and record `master`, `epoch` and `lastFailover`
-/// in status. On the next round `from` is an outdated replica and [`plan_rollout`] deletes it.
-pub async fn planned_switchover(
-    _client: &Client,
-    _rr: &RedisReplication,
-    _from: &str,
-    _to: &str,
-) -> Result<(), SwitchoverError> {
-    Err(SwitchoverError::NotSupportedYet)
-}
-
-/// Observes, plans and carries out at most one rollout step (switchovers through
-/// [`planned_switchover`]).
-pub async fn run(
-    client: &Client,
-    rr: &RedisReplication,
-    observed: &Observed,
-    outcome: &RolesOutcome,
-) -> Result<RolloutReport, RolloutError> {
-    run_with(client, rr, observed, outcome, |from, to| async move {
-        planned_switchover(client, rr, &from, &to).await
-    })
-    .await
-}
-
-/// [`run`] with the switchover supplied by the caller (`switchover(from, to)`), so the step
-/// can be driven with any executor.
+/// Observes, plans and carries out at most one rollout step. A switchover is carried out by
+/// the caller's `switchover(from, to)` (in the reconcile: the roles step's
+/// `controller::roles::planned_switchover`, which records the new master and epoch).
 pub async fn run_with<F, Fut>(
     client: &Client,
     rr: &RedisReplication,
@@ -432,8 +407,7 @@ mod tests {
                 .collect(),
             master: Some(format!("c-{m}")),
             epoch: 1,
-            last_failover: None,
-            waiting: None,
+            ..RolesOutcome::default()
         }
     }
 
@@ -559,6 +533,16 @@ mod tests {
         let mut out = healthy(3, 0);
         out.waiting = Some("master c-0 unreachable for 2000ms, failover after 5000ms".into());
         wait_containing(plan(&old(), &out), "failover planner is waiting");
+
+        let mut out = healthy(3, 0);
+        out.failover_in_progress = Some(crate::crd::FailoverInProgressStatus {
+            target: "c-1".into(),
+            epoch: 2,
+        });
+        wait_containing(
+            plan(&old(), &out),
+            "a failover to c-1 (epoch 2) is in progress",
+        );
 
         let mut out = healthy(3, 1);
         out.epoch = 2;

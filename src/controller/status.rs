@@ -115,6 +115,8 @@ pub fn unprobed_outcome(rr: &RedisReplication) -> RolesOutcome {
         epoch: previous.epoch,
         last_failover: previous.last_failover,
         waiting: None,
+        failover_in_progress: previous.failover_in_progress,
+        recheck_soon: false,
     }
 }
 
@@ -168,14 +170,17 @@ pub fn compute(
         .unwrap_or(false);
 
     // The recorded master stays recorded while the roles step knows none (it waits): losing
-    // it would send restarted pods back to the bootstrap rule.
-    let master_name = outcome.master.clone().or_else(|| previous.master.clone());
-    let master_ord = master_name.as_deref().and_then(|m| ordinal(&name, m));
+    // it would send restarted pods back to the bootstrap rule. Before any is recorded, the
+    // bootstrap master (pod 0) is the one shown; it is Available only once the operator
+    // unfenced it (its observation or its /readyz readiness says so).
+    let master_name: String = outcome
+        .master
+        .clone()
+        .or_else(|| previous.master.clone())
+        .unwrap_or_else(|| names::pod(&name, 0));
+    let master_ord = ordinal(&name, &master_name);
     let obs_of = |pod: &str| outcome.observations.iter().find(|o| o.name == pod);
-    let master_obs = master_name
-        .as_deref()
-        .and_then(obs_of)
-        .filter(|o| o.reachable && o.role == ObservedRole::Master);
+    let master_obs = obs_of(&master_name).filter(|o| o.reachable && o.role == ObservedRole::Master);
     let dns_of = |host: &str| match ordinal(&name, host) {
         Some(i) => names::pod_dns(&name, &ns, &params.cluster_domain, i),
         None => host.to_string(),
@@ -193,7 +198,7 @@ pub fn compute(
         .iter()
         .map(|(ord, p)| {
             let pn = p.name_any();
-            let is_master = master_name.as_deref() == Some(pn.as_str());
+            let is_master = master_name == pn;
             let obs = obs_of(&pn);
             let mut st = PodReplicationStatus {
                 ready: pod_ready(p),
@@ -229,53 +234,46 @@ pub fn compute(
         .collect();
 
     // Available: the recorded master answers as a writable (unfenced) master.
-    let (available, avail_reason, avail_msg) = match master_name.as_deref() {
-        None => (
+    let m = master_name.as_str();
+    let master_pod = ours
+        .iter()
+        .find(|(_, p)| p.name_any() == m)
+        .map(|(_, p)| *p);
+    let (available, avail_reason, avail_msg) = match (master_pod, obs_of(m)) {
+        (None, _) => (
             false,
-            "NoMaster",
-            match &outcome.waiting {
-                Some(w) => format!("no master assigned yet: {w}"),
-                None => "no master assigned yet".to_string(),
-            },
+            "MasterPodMissing",
+            format!("master pod {m} does not exist"),
         ),
-        Some(m) => {
-            let pod = ours
-                .iter()
-                .find(|(_, p)| p.name_any() == m)
-                .map(|(_, p)| *p);
-            match (pod, obs_of(m)) {
-                (None, _) => (
-                    false,
-                    "MasterPodMissing",
-                    format!("master pod {m} does not exist"),
-                ),
-                (Some(_), Some(o)) if !o.reachable => (
-                    false,
-                    "MasterUnreachable",
-                    format!("master {m} does not answer"),
-                ),
-                (Some(_), Some(o)) => match o.role {
-                    ObservedRole::Master => (
-                        true,
-                        "MasterAvailable",
-                        format!("{m} is master and accepts writes"),
-                    ),
-                    ObservedRole::Fenced => (
-                        false,
-                        "MasterFenced",
-                        format!("{m} started fenced and has no role assigned yet"),
-                    ),
-                    r => (
-                        false,
-                        "MasterLostRole",
-                        format!("{m} reports role {}", role_name(r)),
-                    ),
-                },
-                // Not probed: its readiness (/readyz: an unfenced master) stands in.
-                (Some(p), None) if pod_ready(p) => (true, "MasterReady", format!("{m} is ready")),
-                (Some(_), None) => (false, "MasterNotReady", format!("{m} is not ready")),
-            }
-        }
+        (Some(_), Some(o)) if !o.reachable => (
+            false,
+            "MasterUnreachable",
+            format!("master {m} does not answer"),
+        ),
+        (Some(_), Some(o)) => match o.role {
+            ObservedRole::Master => (
+                true,
+                "MasterAvailable",
+                format!("{m} is master and accepts writes"),
+            ),
+            ObservedRole::Fenced => (
+                false,
+                "MasterFenced",
+                format!("{m} started fenced and has no role assigned yet"),
+            ),
+            r => (
+                false,
+                "MasterLostRole",
+                format!("{m} reports role {}", role_name(r)),
+            ),
+        },
+        // Not probed: its readiness (/readyz: an unfenced master) stands in.
+        (Some(p), None) if pod_ready(p) => (true, "MasterReady", format!("{m} is ready")),
+        (Some(_), None) => (false, "MasterNotReady", format!("{m} is not ready")),
+    };
+    let avail_msg = match (&outcome.waiting, available) {
+        (Some(w), false) => format!("{avail_msg}; the roles step waits: {w}"),
+        _ => avail_msg,
     };
 
     // ReplicasInSync: every replica that should exist has its link up and its initial sync
@@ -284,7 +282,7 @@ pub fn compute(
     let mut expected_replicas = 0usize;
     for i in 0..replicas.max(1) {
         let pn = names::pod(&name, i);
-        if master_name.as_deref() == Some(pn.as_str()) {
+        if master_name == pn {
             continue;
         }
         expected_replicas += 1;
@@ -367,8 +365,8 @@ pub fn compute(
             problems.push(("PodUnreachable", format!("{pn} does not answer")));
         }
     }
-    let had_master = previous.master.is_some() || outcome.epoch > 0;
-    if let (Some(w), true) = (&outcome.waiting, had_master) {
+    // epoch > 0: the operator has promoted a master at least once.
+    if let (Some(w), true) = (&outcome.waiting, outcome.epoch > 0) {
         problems.push(("FailoverWaiting", w.clone()));
     }
 
@@ -544,11 +542,11 @@ pub fn compute(
     RedisReplicationStatus {
         observed_generation: generation,
         phase: Some(phase.to_string()),
-        master: master_name,
+        master: Some(master_name),
         epoch: outcome.epoch,
         ready_replicas,
         pods,
-        failover_in_progress: previous.failover_in_progress.clone(),
+        failover_in_progress: outcome.failover_in_progress.clone(),
         last_failover: outcome.last_failover.clone(),
         endpoints: Some(Endpoints {
             master: svc(names::master_service(&name)),
@@ -838,8 +836,7 @@ mod tests {
             observations,
             master: master.map(str::to_string),
             epoch: 1,
-            last_failover: None,
-            waiting: None,
+            ..RolesOutcome::default()
         }
     }
 
@@ -963,9 +960,9 @@ mod tests {
                 ("False", "MasterUnreachable"),
             ),
             (
-                "no master",
+                "none recorded yet: pod 0, still fenced",
                 outcome(None, with(obs("c-0", ObservedRole::Fenced, 0))),
-                ("False", "NoMaster"),
+                ("False", "MasterFenced"),
             ),
             (
                 "master pod gone",
@@ -1127,10 +1124,11 @@ mod tests {
         let s = run(&three_ready(), &out);
         assert_eq!(sr(&s, "Degraded"), pair("False", "AsExpected"));
         assert_eq!(
-            find(&s, "Available").message,
-            "no master assigned yet: no pod is reachable"
+            s.master.as_deref(),
+            Some("c-0"),
+            "the bootstrap master is shown"
         );
-        assert_eq!(s.phase.as_deref(), Some("Provisioning"));
+        assert_ne!(s.phase.as_deref(), Some("Degraded"));
     }
 
     #[test]
@@ -1171,6 +1169,21 @@ mod tests {
         );
         assert_eq!((s.master.as_deref(), s.epoch), (Some("c-1"), 2));
         assert_eq!(s.last_failover, out.last_failover);
+        assert_eq!(s.failover_in_progress, None);
+        out.failover_in_progress = Some(crate::crd::FailoverInProgressStatus {
+            target: "c-2".into(),
+            epoch: 3,
+        });
+        let marked = compute(
+            &r,
+            &three_ready(),
+            None,
+            &out,
+            None,
+            &Params::default(),
+            now(),
+        );
+        assert_eq!(marked.failover_in_progress, out.failover_in_progress);
         assert_eq!(s.pods[0].role, "unknown");
         assert_eq!(s.pods[1].role, "master");
         assert_eq!(
