@@ -351,6 +351,20 @@ pub struct RedisReplicationStatus {
     pub endpoints: Option<Endpoints>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// A promotion the operator has started and not yet recorded (written before the first
+    /// REPLICAOF, cleared with the new `master`/`epoch`); an operator restarted mid-failover
+    /// finishes it towards the same pod and epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_in_progress: Option<FailoverInProgressStatus>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverInProgressStatus {
+    /// The pod being promoted.
+    pub target: String,
+    /// The epoch the promotion records.
+    pub epoch: i64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]

@@ -18,6 +18,10 @@ pub struct Metrics {
     pub reconciles: Counter,
     pub failures: Family<ErrorLabels, Counter>,
     pub duration: Histogram,
+    /// Completed automatic failovers (promotions other than the first assignment).
+    pub failovers: Counter,
+    /// Time from recording the failover intent to the new master recorded.
+    pub failover_duration: Histogram,
     registry: Registry,
 }
 
@@ -38,10 +42,20 @@ impl Default for Metrics {
             "Reconcile duration",
             duration.clone(),
         );
+        let failovers = Counter::default();
+        let failover_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        registry.register("failovers", "Completed failovers", failovers.clone());
+        registry.register(
+            "failover_duration_seconds",
+            "Failover duration, from the recorded intent to the recorded new master",
+            failover_duration.clone(),
+        );
         Metrics {
             reconciles,
             failures,
             duration,
+            failovers,
+            failover_duration,
             registry,
         }
     }
@@ -78,6 +92,11 @@ impl Metrics {
             .inc();
     }
 
+    pub fn failover_done(&self, took: std::time::Duration) {
+        self.failovers.inc();
+        self.failover_duration.observe(took.as_secs_f64());
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -107,6 +126,19 @@ mod tests {
         );
         assert!(
             text.contains("tandem_operator_reconcile_duration_seconds_count 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn exposition_has_failover_count_and_duration() {
+        let m = Metrics::default();
+        assert!(m.encode().contains("tandem_operator_failovers_total 0"));
+        m.failover_done(std::time::Duration::from_millis(1500));
+        let text = m.encode();
+        assert!(text.contains("tandem_operator_failovers_total 1"), "{text}");
+        assert!(
+            text.contains("tandem_operator_failover_duration_seconds_sum 1.5"),
             "{text}"
         );
     }

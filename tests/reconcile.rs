@@ -35,6 +35,7 @@ impl World {
                     instance: None,
                 },
             )),
+            roles: Default::default(),
         });
         World { api, ctx }
     }

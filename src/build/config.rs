@@ -48,7 +48,12 @@ pub const MANAGED_DIRECTIVES: &[&str] = &[
     "min-replicas-max-lag",
     "min-slaves-to-write",
     "min-slaves-max-lag",
+    "tandem-fenced-start",
+    "tandem-admin-port",
 ];
+
+/// The server's admin HTTP port (`tandem-admin-port`): `/healthz`, `/readyz`, `/metrics`.
+pub const ADMIN_PORT: i32 = 9121;
 
 /// Ordinal of the pod that pod `ordinal` replicates from, by the bootstrap rule
 /// (pod 0 is the master). `None` for the master.
@@ -60,6 +65,65 @@ pub fn upstream_ordinal(topology: Topology, fanout: i32, ordinal: i32) -> Option
         Topology::Star => Some(0),
         Topology::Chain => Some((ordinal - 1) / fanout.max(1)),
     }
+}
+
+/// The operator's topology type for the spec's topology.
+pub fn topology(r: &crate::crd::ReplicationSpec) -> crate::roles::Topology {
+    match r.topology {
+        Topology::Star => crate::roles::Topology::Star,
+        Topology::Chain => crate::roles::Topology::Chain {
+            fanout: usize::try_from(r.fanout.max(1)).unwrap_or(1),
+        },
+    }
+}
+
+/// Ordinal of the recorded master (`status.master`) when it names a pod of this set.
+pub fn recorded_master(rr: &RedisReplication, set: &str) -> Option<i32> {
+    let master = rr.status.as_ref()?.master.as_deref()?;
+    let ord: i32 = master.strip_prefix(set)?.strip_prefix('-')?.parse().ok()?;
+    (ord >= 0).then_some(ord)
+}
+
+/// Where pod `ordinal` should replicate from when it starts: `None` for the master.
+///
+/// With a recorded master (`status.master`), the configured topology laid out from it over
+/// the ordinals `0..replicas` (the same layout the roles step uses), so a restarted replica
+/// resumes following the current master (or its chain parent) on its own. Without one, the
+/// bootstrap rule (pod 0 is the master).
+pub fn planned_upstream(rr: &RedisReplication, set: &str, ordinal: i32) -> Option<i32> {
+    planned_upstream_from(&rr.spec, set, recorded_master(rr, set), ordinal)
+}
+
+/// [`planned_upstream`] for a given master ordinal (`None`: the bootstrap rule).
+pub fn planned_upstream_from(
+    spec: &crate::crd::RedisReplicationSpec,
+    set: &str,
+    master: Option<i32>,
+    ordinal: i32,
+) -> Option<i32> {
+    let r = &spec.replication;
+    let Some(master) = master else {
+        return upstream_ordinal(r.topology, r.fanout, ordinal);
+    };
+    if ordinal == master {
+        return None;
+    }
+    let pods: Vec<(u32, String)> = (0..spec.replicas.max(1).max(ordinal + 1))
+        .filter_map(|i| Some((u32::try_from(i).ok()?, names::pod(set, i))))
+        .collect();
+    let members: Vec<(u32, &str)> = pods.iter().map(|(i, n)| (*i, n.as_str())).collect();
+    let master_name = names::pod(set, master);
+    let me = names::pod(set, ordinal);
+    crate::roles::desired_upstreams(topology(r), &master_name, &members)
+        .into_iter()
+        .find(|rp| rp.pod == me)
+        .and_then(|rp| {
+            rp.upstream
+                .strip_prefix(set)?
+                .strip_prefix('-')?
+                .parse()
+                .ok()
+        })
 }
 
 /// `tandem.conf`: directives owned by the operator, then the user's passthrough directives.
@@ -80,6 +144,10 @@ pub fn server_config(rr: &RedisReplication, owner: &Owner) -> String {
     line("bind", "0.0.0.0");
     line("port", &names::PORT.to_string());
     line("protected-mode", "no");
+    // Every (re)start is fenced until the operator assigns a role (no writes, no syncs
+    // served), except pods whose pod-<i>.conf names an upstream: following is always safe.
+    line("tandem-fenced-start", "yes");
+    line("tandem-admin-port", &ADMIN_PORT.to_string());
     line("dir", DATA_DIR);
     line("appendonly", yes_no(p.appendonly));
     line("appendfsync", p.appendfsync.as_str());
@@ -106,12 +174,14 @@ pub fn server_config(rr: &RedisReplication, owner: &Owner) -> String {
     out
 }
 
-/// `pod-<i>.conf`: the bootstrap role of one ordinal.
+/// `pod-<i>.conf`: the upstream of one ordinal at start (see [`planned_upstream`]). The
+/// master's file has no `replicaof`: it starts fenced and the operator assigns its role.
 pub fn pod_config(rr: &RedisReplication, owner: &Owner, params: &Params, ordinal: i32) -> String {
-    let r = &rr.spec.replication;
-    match upstream_ordinal(r.topology, r.fanout, ordinal) {
+    match planned_upstream(rr, &owner.name, ordinal) {
+        // The same text with or without a recorded master, so recording the bootstrap
+        // master does not rewrite the ConfigMap.
         None => format!(
-            "# {} bootstraps as the master\n",
+            "# {} has no upstream: it starts fenced until the operator assigns its role\n",
             names::pod(&owner.name, ordinal)
         ),
         Some(up) => format!(
@@ -159,7 +229,9 @@ pub fn config_map(rr: &RedisReplication, owner: &Owner, params: &Params) -> Conf
 }
 
 /// Hash of what the pods read at start that is not ordinal-specific, plus the topology
-/// (which changes existing pods' upstreams). Scaling alone must not roll the pods.
+/// (which changes existing pods' upstreams). Scaling alone must not roll the pods, and
+/// neither must a role change: the `pod-<i>.conf` files follow `status.master`, but a running
+/// pod is repointed over RESP and only reads its file again when it restarts anyway.
 /// FNV-1a: stable across Rust releases, unlike `DefaultHasher`.
 pub fn config_hash(rr: &RedisReplication, cm: &ConfigMap) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -219,7 +291,10 @@ mod tests {
     #[test]
     fn star_replicas_point_at_pod_zero_dns_name() {
         let d = cm(json!({"replicas": 3}));
-        assert_eq!(d["pod-0.conf"], "# cache-0 bootstraps as the master\n");
+        assert_eq!(
+            d["pod-0.conf"],
+            "# cache-0 has no upstream: it starts fenced until the operator assigns its role\n"
+        );
         let want = "replicaof cache-0.cache-headless.prod.svc.cluster.local 6379\n";
         assert_eq!(d["pod-1.conf"], want);
         assert_eq!(d["pod-2.conf"], want);
@@ -281,5 +356,116 @@ mod tests {
         let h = |r: &RedisReplication| config_hash(r, &config_map(r, &Owner::of(r).unwrap(), &p));
         assert_eq!(h(&a), h(&b));
         assert_ne!(h(&a), h(&c));
+    }
+
+    fn with_master(spec: serde_json::Value, master: &str) -> RedisReplication {
+        let mut r = rr("cache", "prod", spec);
+        r.status = Some(crate::crd::RedisReplicationStatus {
+            master: Some(master.to_string()),
+            epoch: 3,
+            ..Default::default()
+        });
+        r
+    }
+
+    fn pod_files(r: &RedisReplication) -> BTreeMap<String, String> {
+        let owner = Owner::of(r).unwrap();
+        config_map(r, &owner, &Params::default()).data.unwrap()
+    }
+
+    #[test]
+    fn every_pod_starts_fenced_with_the_admin_port() {
+        let d = cm(json!({}));
+        let conf = &d["tandem.conf"];
+        assert!(
+            conf.lines().any(|l| l == "tandem-fenced-start yes"),
+            "{conf}"
+        );
+        assert!(
+            conf.lines().any(|l| l == "tandem-admin-port 9121"),
+            "{conf}"
+        );
+        assert!(MANAGED_DIRECTIVES.contains(&"tandem-fenced-start"));
+        assert!(MANAGED_DIRECTIVES.contains(&"tandem-admin-port"));
+    }
+
+    #[test]
+    fn star_pods_follow_the_recorded_master_which_has_no_replicaof() {
+        let d = pod_files(&with_master(json!({"replicas": 3}), "cache-2"));
+        let want = "replicaof cache-2.cache-headless.prod.svc.cluster.local 6379\n";
+        assert_eq!(d["pod-0.conf"], want);
+        assert_eq!(d["pod-1.conf"], want);
+        assert!(
+            !d["pod-2.conf"].contains("replicaof"),
+            "{}",
+            d["pod-2.conf"]
+        );
+        assert!(d["pod-2.conf"].starts_with("# cache-2 has no upstream"));
+        // Recording the bootstrap master changes no file (no ConfigMap write).
+        assert_eq!(
+            pod_files(&with_master(json!({"replicas": 3}), "cache-0")),
+            pod_files(&rr("cache", "prod", json!({"replicas": 3})))
+        );
+    }
+
+    #[test]
+    fn chain_pods_follow_their_parent_laid_out_from_the_recorded_master() {
+        // Master cache-3, fanout 2, 6 pods: 3 -> 0, 1; 0 -> 2, 4; 1 -> 5.
+        let d = pod_files(&with_master(
+            json!({"replicas": 6, "replication": {"topology": "chain", "fanout": 2}}),
+            "cache-3",
+        ));
+        let dns =
+            |i: i32| format!("replicaof cache-{i}.cache-headless.prod.svc.cluster.local 6379\n");
+        assert_eq!(d["pod-0.conf"], dns(3));
+        assert_eq!(d["pod-1.conf"], dns(3));
+        assert_eq!(d["pod-2.conf"], dns(0));
+        assert_eq!(d["pod-4.conf"], dns(0));
+        assert_eq!(d["pod-5.conf"], dns(1));
+        assert!(!d["pod-3.conf"].contains("replicaof"));
+    }
+
+    #[test]
+    fn a_recorded_master_of_another_set_falls_back_to_the_bootstrap_rule() {
+        let boot = pod_files(&rr("cache", "prod", json!({"replicas": 3})));
+        for m in ["other-1", "cache-x", "cache"] {
+            assert_eq!(
+                pod_files(&with_master(json!({"replicas": 3}), m)),
+                boot,
+                "{m}"
+            );
+        }
+        // A recorded master beyond the current size (mid scale-down) is still followed.
+        let d = pod_files(&with_master(json!({"replicas": 2}), "cache-4"));
+        assert_eq!(
+            d["pod-0.conf"],
+            "replicaof cache-4.cache-headless.prod.svc.cluster.local 6379\n"
+        );
+    }
+
+    #[test]
+    fn config_hash_ignores_role_changes() {
+        let p = Params::default();
+        let h = |r: &RedisReplication| config_hash(r, &config_map(r, &Owner::of(r).unwrap(), &p));
+        let boot = rr("cache", "prod", json!({"replicas": 3}));
+        let m1 = with_master(json!({"replicas": 3}), "cache-1");
+        let m2 = with_master(json!({"replicas": 3}), "cache-2");
+        assert_ne!(
+            pod_files(&m1),
+            pod_files(&m2),
+            "the files do follow the master"
+        );
+        assert_eq!(h(&boot), h(&m1));
+        assert_eq!(h(&m1), h(&m2));
+        let changed = with_master(
+            json!({"replicas": 3, "persistence": {"appendonly": true}}),
+            "cache-2",
+        );
+        assert_ne!(h(&m2), h(&changed), "a real config change still rolls");
+        let chain = with_master(
+            json!({"replicas": 3, "replication": {"topology": "chain"}}),
+            "cache-2",
+        );
+        assert_ne!(h(&m2), h(&chain), "a topology change still rolls");
     }
 }

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, KeyToPath,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, SeccompProfile, SecretVolumeSource, SecurityContext, TCPSocketAction, Volume,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
     VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -52,11 +53,14 @@ fn default_container_security_context() -> SecurityContext {
     }
 }
 
-fn tcp_probe(initial: i32, period: i32, failures: i32) -> Probe {
+/// An HTTP GET probe on the server's admin port (`tandem-admin-port`).
+fn http_probe(path: &str, initial: i32, period: i32, failures: i32) -> Probe {
     Probe {
-        tcp_socket: Some(TCPSocketAction {
-            port: IntOrString::String("redis".to_string()),
-            ..TCPSocketAction::default()
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String("admin".to_string()),
+            scheme: Some("HTTP".to_string()),
+            ..HTTPGetAction::default()
         }),
         initial_delay_seconds: Some(initial),
         period_seconds: Some(period),
@@ -150,14 +154,26 @@ pub fn statefulset(
             "/bin/sh".to_string(),
             format!("{CONFIG_DIR}/start.sh"),
         ]),
-        ports: Some(vec![ContainerPort {
-            name: Some("redis".to_string()),
-            container_port: names::PORT,
-            protocol: Some("TCP".to_string()),
-            ..ContainerPort::default()
-        }]),
-        readiness_probe: Some(tcp_probe(2, 5, 3)),
-        liveness_probe: Some(tcp_probe(15, 10, 6)),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("redis".to_string()),
+                container_port: names::PORT,
+                protocol: Some("TCP".to_string()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("admin".to_string()),
+                container_port: config::ADMIN_PORT,
+                protocol: Some("TCP".to_string()),
+                ..ContainerPort::default()
+            },
+        ]),
+        // Replication-aware readiness, answered by the server itself: a master is Ready
+        // only when unfenced (writable), a replica only with its link up and its initial
+        // sync done. The rolling update waits on it between pods.
+        readiness_probe: Some(http_probe("/readyz", 2, 2, 2)),
+        // Liveness only asks whether the process answers; a fenced or syncing pod is alive.
+        liveness_probe: Some(http_probe("/healthz", 15, 10, 6)),
         resources: spec.resources.clone(),
         security_context: Some(
             spec.security_context
@@ -232,9 +248,18 @@ pub fn statefulset(
                 match_labels: Some(names::selector_labels(name)),
                 ..LabelSelector::default()
             },
-            // Replicas retry their upstream on their own; ordered start would only slow
-            // recovery when several pods restart at once.
+            // Parallel starts are safe because every pod without an upstream starts fenced
+            // (no writes, no syncs served) until the operator assigns its role: two pods
+            // starting at once cannot both become a writable master (the split brain of
+            // Bitnami #17047). Ordered starts would only slow recovery.
             pod_management_policy: Some("Parallel".to_string()),
+            // The operator replaces pods itself (replicas one at a time, each in sync before
+            // the next, then a switchover before the master), see controller::rollout; the
+            // StatefulSet controller must not restart pods on a template change.
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".to_string()),
+                rolling_update: None,
+            }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
@@ -343,8 +368,6 @@ mod tests {
         assert_eq!(c.read_only_root_filesystem, Some(true));
         assert_eq!(c.allow_privilege_escalation, Some(false));
         let c = &ps.containers[0];
-        assert!(c.readiness_probe.as_ref().unwrap().tcp_socket.is_some());
-        assert!(c.liveness_probe.as_ref().unwrap().tcp_socket.is_some());
         assert_eq!(c.image.as_deref(), Some("tandem-server:latest"));
     }
 
@@ -423,5 +446,56 @@ mod tests {
             .unwrap();
         assert_eq!(ann["x"], "y");
         assert!(ann.contains_key(names::CONFIG_HASH_ANNOTATION));
+    }
+
+    #[test]
+    fn probes_ask_the_admin_port_readyz_and_healthz() {
+        let s = sts(json!({}));
+        let c = &pod_spec(&s).containers[0];
+        let ports: Vec<(Option<&str>, i32)> = c
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| (p.name.as_deref(), p.container_port))
+            .collect();
+        assert_eq!(ports, [(Some("redis"), 6379), (Some("admin"), 9121)]);
+        let r = c.readiness_probe.as_ref().unwrap();
+        let get = r.http_get.as_ref().unwrap();
+        assert_eq!(get.path.as_deref(), Some("/readyz"));
+        assert_eq!(get.port, IntOrString::String("admin".into()));
+        assert_eq!((r.period_seconds, r.failure_threshold), (Some(2), Some(2)));
+        assert!(r.tcp_socket.is_none());
+        let l = c.liveness_probe.as_ref().unwrap();
+        let get = l.http_get.as_ref().unwrap();
+        assert_eq!(get.path.as_deref(), Some("/healthz"));
+        assert_eq!(get.port, IntOrString::String("admin".into()));
+    }
+
+    #[test]
+    fn pods_are_replaced_by_the_operator_not_the_statefulset_controller() {
+        let s = sts(json!({"replicas": 3}));
+        let spec = s.spec.as_ref().unwrap();
+        let u = spec.update_strategy.as_ref().unwrap();
+        assert_eq!(u.type_.as_deref(), Some("OnDelete"));
+        assert!(u.rolling_update.is_none());
+        assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+    }
+
+    #[test]
+    fn a_role_change_does_not_touch_the_statefulset() {
+        let r = rr("cache", "prod", json!({"replicas": 3}));
+        let mut moved = r.clone();
+        moved.status = Some(crate::crd::RedisReplicationStatus {
+            master: Some("cache-2".into()),
+            ..Default::default()
+        });
+        let p = Params::default();
+        let build = |r: &RedisReplication| {
+            let o = Owner::of(r).unwrap();
+            let cm = config::config_map(r, &o, &p);
+            statefulset(r, &o, &p, &cm)
+        };
+        assert_eq!(build(&r), build(&moved));
     }
 }

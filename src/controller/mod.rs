@@ -5,6 +5,7 @@ pub mod apply;
 pub mod observe;
 pub mod outcome;
 pub mod roles;
+pub mod rollout;
 pub mod status;
 pub mod validate;
 
@@ -15,11 +16,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, Resource, ResourceExt};
 
@@ -104,6 +106,26 @@ mod tests {
     }
 
     #[test]
+    fn pods_map_to_their_set_by_instance_label() {
+        let mut p = Pod::default();
+        p.metadata.name = Some("cache-1".into());
+        p.metadata.namespace = Some("prod".into());
+        assert_eq!(pod_owner(p.clone()), None);
+        p.metadata.labels = Some(
+            [(
+                "app.kubernetes.io/instance".to_string(),
+                "cache".to_string(),
+            )]
+            .into(),
+        );
+        let r = pod_owner(p).unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.namespace.as_deref()),
+            ("cache", Some("prod"))
+        );
+    }
+
+    #[test]
     fn leader_election_env_from_the_chart_parses_as_bool() {
         // The chart passes LEADER_ELECT="true"/"false"; only this test touches that variable.
         std::env::set_var("LEADER_ELECT", "false");
@@ -127,6 +149,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// `None` in tests that do not care about Events.
     pub recorder: Option<Recorder>,
+    /// The roles step's memory between reconciles (when each master was first seen down).
+    pub roles: roles::RolesMemory,
 }
 
 /// Errors that fail a reconcile (and are retried); an invalid spec is not one of them.
@@ -142,6 +166,8 @@ pub enum Error {
     Roles(#[from] roles::RolesError),
     #[error("status: {0}")]
     Status(#[from] status::StatusError),
+    #[error("rollout: {0}")]
+    Rollout(#[from] rollout::RolloutError),
 }
 
 impl Error {
@@ -153,9 +179,26 @@ impl Error {
             Error::Apply(_) => "apply",
             Error::Roles(_) => "roles",
             Error::Status(_) => "status",
+            Error::Rollout(_) => "rollout",
         }
     }
 }
+
+/// The RedisReplication a pod of a set belongs to (its instance label), for the Pod watch.
+pub fn pod_owner(pod: Pod) -> Option<ObjectRef<RedisReplication>> {
+    let instance = pod.labels().get("app.kubernetes.io/instance")?.clone();
+    let ns = pod.namespace()?;
+    Some(ObjectRef::new(&instance).within(&ns))
+}
+
+/// Requeue delay while a master is unreachable, a failover is unfinished or replicas are not
+/// yet following.
+pub const RECHECK_SOON: Duration = Duration::from_secs(1);
+/// Requeue delay of a healthy set: also the bound on noticing a master that hangs without its
+/// pod changing.
+pub const RECHECK_PERIOD: Duration = Duration::from_secs(10);
+/// Requeue delay while a rolling update has outdated pods left (pod changes also trigger one).
+pub const ROLLOUT_RECHECK: Duration = Duration::from_secs(5);
 
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
@@ -166,6 +209,9 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     let _timer = ctx.metrics.reconcile_started();
     let ns = rr.namespace().unwrap_or_default();
     if rr.meta().deletion_timestamp.is_some() {
+        if let Some(uid) = rr.uid() {
+            ctx.roles.forget(&uid);
+        }
         // Being deleted: garbage collection removes the owned children; re-applying them now
         // would only fight it.
         return Ok(Action::await_change());
@@ -175,7 +221,16 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     if let Err(invalid) = validate::validate(&rr, &observed) {
         // Report and wait: nothing is applied or deleted, so what runs keeps running.
         tracing::info!(name = %rr.name_any(), namespace = %ns, reason = invalid.reason(), message = %invalid, "resource invalid");
-        let st = status::compute(&rr, &observed, Some(&invalid), &ctx.params, now());
+        let outcome = status::unprobed_outcome(&rr);
+        let st = status::compute(
+            &rr,
+            &observed,
+            Some(&invalid),
+            &outcome,
+            None,
+            &ctx.params,
+            now(),
+        );
         status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
         // The Secret is not owned, so its creation triggers nothing: poll for it.
         return Ok(Action::requeue(Duration::from_secs(30)));
@@ -184,17 +239,67 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     let password = (observed.auth_secret.is_none()).then(random_password);
     let desired = build::build(&rr, &ctx.params, password.as_deref())?;
     apply::apply(&ctx.client, &ns, &desired).await?;
-    roles::label(
-        &ctx.client,
-        &ns,
-        &roles::plan(&rr.name_any(), &observed.pods),
-    )
-    .await?;
+    let cx = roles::StepContext {
+        client: &ctx.client,
+        recorder: ctx.recorder.as_ref(),
+        metrics: &ctx.metrics,
+        memory: &ctx.roles,
+        cluster_domain: &ctx.params.cluster_domain,
+        timeouts: crate::roles::probe::Timeouts::default(),
+    };
+    let mut outcome = roles::step(&cx, &rr, &observed).await?;
 
-    let st = status::compute(&rr, &observed, None, &ctx.params, now());
+    // Rolling update; its planned switchover is carried out by the failover executor and
+    // recorded like a failover (labels, master, epoch, lastFailover).
+    let switched = std::sync::Mutex::new(None);
+    let rollout = {
+        let (cx, rr_ref, observed_ref, outcome_ref, switched_ref) =
+            (&cx, &*rr, &observed, &outcome, &switched);
+        rollout::run_with(
+            &ctx.client,
+            &rr,
+            &observed,
+            &outcome,
+            |from, to| async move {
+                let done =
+                    roles::planned_switchover(cx, rr_ref, observed_ref, outcome_ref, &from, &to)
+                        .await
+                        .map_err(rollout::SwitchoverError::Failed)?;
+                if let Ok(mut s) = switched_ref.lock() {
+                    *s = Some(done);
+                }
+                Ok(())
+            },
+        )
+        .await?
+    };
+    if let Some(done) = switched.into_inner().ok().flatten() {
+        // Without this the status step would write the old master back.
+        roles::record_switchover(&mut outcome, &done);
+    }
+
+    let mut st = status::compute(
+        &rr,
+        &observed,
+        None,
+        &outcome,
+        Some(&rollout),
+        &ctx.params,
+        now(),
+    );
+    roles::apply_outcome(&mut st, &outcome);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
-    tracing::info!(name = %rr.name_any(), namespace = %ns, "reconciled");
-    Ok(Action::requeue(Duration::from_secs(300)))
+    tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");
+    // Detection: while anything is in motion, look again within a second; otherwise the
+    // periodic check (pod changes also trigger a reconcile through the Pod watch). A rolling
+    // update in progress is looked at again within ROLLOUT_RECHECK.
+    Ok(Action::requeue(if outcome.recheck_soon {
+        RECHECK_SOON
+    } else if rollout.in_progress() {
+        ROLLOUT_RECHECK
+    } else {
+        RECHECK_PERIOD
+    }))
 }
 
 pub fn error_policy(rr: Arc<RedisReplication>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -351,6 +456,7 @@ where
                 instance: Some(settings.identity.clone()),
             },
         )),
+        roles: roles::RolesMemory::default(),
     });
     let owned =
         |_: ()| watcher::Config::default().labels("app.kubernetes.io/managed-by=tandem-operator");
@@ -385,6 +491,13 @@ where
         .owns(svcs, owned(()))
         .owns(secrets, owned(()))
         .owns(pdbs, owned(()))
+        // Pods belong to the StatefulSet, not to us: map them by their instance label, so a
+        // pod that dies, restarts or changes readiness triggers the roles step at once.
+        .watches(
+            scoped::<Pod>(&client, ns),
+            watcher::Config::default().labels("app.kubernetes.io/name=tandem"),
+            pod_owner,
+        )
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

@@ -8,12 +8,15 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::observe::Observed;
-use super::roles::{bootstrap_role, ordinal};
+use super::outcome::RolesOutcome;
+use super::roles::ordinal;
+use super::rollout::RolloutReport;
 use super::validate::Invalid;
-use crate::build::config::upstream_ordinal;
+use crate::build::config::planned_upstream_from;
 use crate::build::Params;
 use crate::crd::{Endpoints, PodReplicationStatus, RedisReplication, RedisReplicationStatus};
 use crate::names;
+use crate::roles::ObservedRole;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -30,11 +33,50 @@ pub const PHASE_READY: &str = "Ready";
 pub const PHASE_DEGRADED: &str = "Degraded";
 pub const PHASE_INVALID: &str = "Invalid";
 
-fn pod_ready(p: &Pod) -> bool {
+pub(crate) fn pod_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Waiting reasons of a container that will not get better by itself.
+const FAILING_WAIT_REASONS: &[&str] = &[
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// `Some(reason)` when a container of the pod is failing (crash loop, image pull, ...).
+fn pod_failing(p: &Pod) -> Option<String> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find_map(|c| {
+            let reason = c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()?;
+            FAILING_WAIT_REASONS
+                .contains(&reason)
+                .then(|| reason.to_string())
+        })
+}
+
+/// Every container of the pod is running: an unreachable server is then a problem, not a
+/// start in progress.
+fn pod_running(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_some_and(|cs| {
+            !cs.is_empty()
+                && cs
+                    .iter()
+                    .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        })
 }
 
 fn cond(
@@ -55,13 +97,58 @@ fn cond(
     }
 }
 
+/// The outcome to report when the roles step did not probe the pods (it only labels them):
+/// the recorded master (else the bootstrap master, pod 0), epoch and last failover carried
+/// over from the status, no observations. [`compute`] then judges the pods by their
+/// Kubernetes readiness, which the server's `/readyz` makes replication-aware.
+pub fn unprobed_outcome(rr: &RedisReplication) -> RolesOutcome {
+    let previous = rr.status.clone().unwrap_or_default();
+    let name = rr.name_any();
+    RolesOutcome {
+        observations: vec![],
+        master: Some(
+            previous
+                .master
+                .clone()
+                .unwrap_or_else(|| names::pod(&name, 0)),
+        ),
+        epoch: previous.epoch,
+        last_failover: previous.last_failover,
+        waiting: None,
+        failover_in_progress: previous.failover_in_progress,
+        recheck_soon: false,
+    }
+}
+
+/// How one replica stands, for `ReplicasInSync`.
+enum Sync {
+    InSync,
+    /// Not in sync, with a short description ("link down", "initial sync in progress", ...).
+    Behind(String),
+}
+
+fn role_name(role: ObservedRole) -> &'static str {
+    match role {
+        ObservedRole::Master => names::ROLE_MASTER,
+        ObservedRole::Replica => names::ROLE_REPLICA,
+        ObservedRole::Fenced => "fenced",
+        ObservedRole::Unknown => "unknown",
+    }
+}
+
 /// The status the resource should show. `now` is only used for conditions whose status
 /// changed; unchanged conditions keep their transition time so an unchanged world yields an
 /// identical status (and no write).
+///
+/// `outcome` is what the roles step saw and decided (per-pod observations over RESP, master,
+/// epoch, last failover, why the planner waits); a pod without an observation is judged by its
+/// Kubernetes readiness. `rollout` is what the rolling-update step found this round.
 pub fn compute(
     rr: &RedisReplication,
     observed: &Observed,
     invalid: Option<&Invalid>,
+    outcome: &RolesOutcome,
+    rollout: Option<&RolloutReport>,
     params: &Params,
     now: Time,
 ) -> RedisReplicationStatus {
@@ -82,28 +169,219 @@ pub fn compute(
         .map(|s| s.status.as_ref().and_then(|st| st.observed_generation) >= s.metadata.generation)
         .unwrap_or(false);
 
-    let master_name = names::pod(&name, 0);
-    let r = &rr.spec.replication;
-    let pods: Vec<PodReplicationStatus> = observed
+    // The recorded master stays recorded while the roles step knows none (it waits): losing
+    // it would send restarted pods back to the bootstrap rule. Before any is recorded, the
+    // bootstrap master (pod 0) is the one shown; it is Available only once the operator
+    // unfenced it (its observation or its /readyz readiness says so).
+    let master_name: String = outcome
+        .master
+        .clone()
+        .or_else(|| previous.master.clone())
+        .unwrap_or_else(|| names::pod(&name, 0));
+    let master_ord = ordinal(&name, &master_name);
+    let obs_of = |pod: &str| outcome.observations.iter().find(|o| o.name == pod);
+    let master_obs = obs_of(&master_name).filter(|o| o.reachable && o.role == ObservedRole::Master);
+    let dns_of = |host: &str| match ordinal(&name, host) {
+        Some(i) => names::pod_dns(&name, &ns, &params.cluster_domain, i),
+        None => host.to_string(),
+    };
+
+    // Our pods, by ordinal.
+    let mut ours: Vec<(i32, &Pod)> = observed
         .pods
         .iter()
-        .filter_map(|p| {
+        .filter_map(|p| Some((ordinal(&name, &p.name_any())?, p)))
+        .collect();
+    ours.sort_by_key(|(i, _)| *i);
+
+    let pods: Vec<PodReplicationStatus> = ours
+        .iter()
+        .map(|(ord, p)| {
             let pn = p.name_any();
-            let ord = ordinal(&name, &pn)?;
-            Some(PodReplicationStatus {
-                role: bootstrap_role(ord).to_string(),
+            let is_master = master_name == pn;
+            let obs = obs_of(&pn);
+            let mut st = PodReplicationStatus {
                 ready: pod_ready(p),
-                upstream: upstream_ordinal(r.topology, r.fanout, ord)
-                    .map(|u| names::pod_dns(&name, &ns, &params.cluster_domain, u)),
-                name: pn,
+                name: pn.clone(),
                 ..PodReplicationStatus::default()
-            })
+            };
+            match obs {
+                Some(o) if o.reachable => {
+                    st.role = role_name(o.role).to_string();
+                    st.offset = Some(o.master_repl_offset);
+                    if o.role == ObservedRole::Replica {
+                        st.link_up = Some(o.link_up);
+                        st.upstream = o.master_host.as_deref().map(dns_of);
+                        st.lag_bytes = master_obs
+                            .map(|m| (m.master_repl_offset - o.master_repl_offset).max(0));
+                    }
+                }
+                Some(_) => st.role = "unknown".to_string(),
+                None => {
+                    // Not probed: the role and upstream the operator planned.
+                    st.role = if is_master {
+                        names::ROLE_MASTER
+                    } else {
+                        names::ROLE_REPLICA
+                    }
+                    .to_string();
+                    st.upstream = planned_upstream_from(&rr.spec, &name, master_ord, *ord)
+                        .map(|u| names::pod_dns(&name, &ns, &params.cluster_domain, u));
+                }
+            }
+            st
         })
         .collect();
-    let master_ready = pods.iter().any(|p| p.name == master_name && p.ready);
-    let all_ready = ready_replicas >= replicas;
-    let rolling =
-        observed.statefulset.is_none() || !sts_gen_seen || updated < replicas || !all_ready;
+
+    // Available: the recorded master answers as a writable (unfenced) master.
+    let m = master_name.as_str();
+    let master_pod = ours
+        .iter()
+        .find(|(_, p)| p.name_any() == m)
+        .map(|(_, p)| *p);
+    let (available, avail_reason, avail_msg) = match (master_pod, obs_of(m)) {
+        (None, _) => (
+            false,
+            "MasterPodMissing",
+            format!("master pod {m} does not exist"),
+        ),
+        (Some(_), Some(o)) if !o.reachable => (
+            false,
+            "MasterUnreachable",
+            format!("master {m} does not answer"),
+        ),
+        (Some(_), Some(o)) => match o.role {
+            ObservedRole::Master => (
+                true,
+                "MasterAvailable",
+                format!("{m} is master and accepts writes"),
+            ),
+            ObservedRole::Fenced => (
+                false,
+                "MasterFenced",
+                format!("{m} started fenced and has no role assigned yet"),
+            ),
+            r => (
+                false,
+                "MasterLostRole",
+                format!("{m} reports role {}", role_name(r)),
+            ),
+        },
+        // Not probed: its readiness (/readyz: an unfenced master) stands in.
+        (Some(p), None) if pod_ready(p) => (true, "MasterReady", format!("{m} is ready")),
+        (Some(_), None) => (false, "MasterNotReady", format!("{m} is not ready")),
+    };
+    let avail_msg = match (&outcome.waiting, available) {
+        (Some(w), false) => format!("{avail_msg}; the roles step waits: {w}"),
+        _ => avail_msg,
+    };
+
+    // ReplicasInSync: every replica that should exist has its link up and its initial sync
+    // done.
+    let mut behind: Vec<(String, String)> = vec![];
+    let mut expected_replicas = 0usize;
+    for i in 0..replicas.max(1) {
+        let pn = names::pod(&name, i);
+        if master_name == pn {
+            continue;
+        }
+        expected_replicas += 1;
+        let pod = ours.iter().find(|(o, _)| *o == i).map(|(_, p)| *p);
+        let sync = match (pod, obs_of(&pn)) {
+            (None, _) => Sync::Behind("no pod".to_string()),
+            (Some(_), Some(o)) if !o.reachable => Sync::Behind("unreachable".to_string()),
+            (Some(_), Some(o)) => {
+                let lag = master_obs
+                    .map(|m| {
+                        format!(
+                            ", lag {} bytes",
+                            (m.master_repl_offset - o.master_repl_offset).max(0)
+                        )
+                    })
+                    .unwrap_or_default();
+                match o.role {
+                    ObservedRole::Replica if o.sync_in_progress => {
+                        Sync::Behind(format!("initial sync in progress{lag}"))
+                    }
+                    ObservedRole::Replica if !o.link_up => Sync::Behind(format!("link down{lag}")),
+                    ObservedRole::Replica => Sync::InSync,
+                    r => Sync::Behind(format!("role {}", role_name(r))),
+                }
+            }
+            (Some(p), None) if pod_ready(p) => Sync::InSync,
+            (Some(_), None) => Sync::Behind("not ready".to_string()),
+        };
+        if let Sync::Behind(why) = sync {
+            behind.push((pn, why));
+        }
+    }
+    // Scaled-down pods still running (ordinal >= replicas) are not counted.
+    let in_sync = behind.is_empty();
+    let in_sync_c = if expected_replicas == 0 {
+        cond(
+            "ReplicasInSync",
+            true,
+            "NoReplicas",
+            "no replicas configured".to_string(),
+            generation,
+            &now,
+        )
+    } else if in_sync {
+        cond(
+            "ReplicasInSync",
+            true,
+            "AllReplicasInSync",
+            format!("{expected_replicas}/{expected_replicas} replicas in sync"),
+            generation,
+            &now,
+        )
+    } else {
+        let list: Vec<String> = behind
+            .iter()
+            .map(|(p, why)| format!("{p} ({why})"))
+            .collect();
+        cond(
+            "ReplicasInSync",
+            false,
+            "ReplicasLagging",
+            format!(
+                "{}/{expected_replicas} replicas in sync; behind: {}",
+                expected_replicas - behind.len(),
+                list.join(", ")
+            ),
+            generation,
+            &now,
+        )
+    };
+
+    // Degraded: a pod that should answer does not, a container keeps failing, or the planner
+    // waits once the set has had a master (waiting during the first start is provisioning).
+    let mut problems: Vec<(&str, String)> = vec![];
+    for (_, p) in &ours {
+        let pn = p.name_any();
+        if let Some(why) = pod_failing(p) {
+            problems.push(("PodFailing", format!("{pn}: {why}")));
+        } else if obs_of(&pn).is_some_and(|o| !o.reachable) && pod_running(p) {
+            problems.push(("PodUnreachable", format!("{pn} does not answer")));
+        }
+    }
+    // epoch > 0: the operator has promoted a master at least once.
+    if let (Some(w), true) = (&outcome.waiting, outcome.epoch > 0) {
+        problems.push(("FailoverWaiting", w.clone()));
+    }
+
+    // Pods beyond `replicas` are being scaled away and do not count.
+    let all_ready = ready_replicas >= replicas
+        && ours
+            .iter()
+            .filter(|(i, _)| *i < replicas)
+            .all(|(_, p)| pod_ready(p));
+    let ready = available && all_ready && in_sync;
+    let rolling = observed.statefulset.is_none()
+        || !sts_gen_seen
+        || updated < replicas
+        || !all_ready
+        || rollout.is_some_and(|r| r.in_progress());
 
     let (ready_c, degraded_c, progressing_c, phase) = match invalid {
         Some(inv) => (
@@ -136,13 +414,32 @@ pub fn compute(
                 _ => PHASE_DEGRADED,
             },
         ),
-        None => (
-            if all_ready {
+        None => {
+            let ready_msg = format!("{ready_replicas}/{replicas} pods ready");
+            let ready_c = if ready {
                 cond(
                     "Ready",
                     true,
                     "AllReplicasReady",
-                    format!("{ready_replicas}/{replicas} pods ready"),
+                    ready_msg,
+                    generation,
+                    &now,
+                )
+            } else if !all_ready {
+                cond(
+                    "Ready",
+                    false,
+                    "ReplicasNotReady",
+                    ready_msg,
+                    generation,
+                    &now,
+                )
+            } else if !available {
+                cond(
+                    "Ready",
+                    false,
+                    "MasterUnavailable",
+                    avail_msg.clone(),
                     generation,
                     &now,
                 )
@@ -150,75 +447,80 @@ pub fn compute(
                 cond(
                     "Ready",
                     false,
-                    "ReplicasNotReady",
-                    format!("{ready_replicas}/{replicas} pods ready"),
+                    "ReplicasNotInSync",
+                    in_sync_c.message.clone(),
                     generation,
                     &now,
                 )
-            },
-            cond(
-                "Degraded",
-                false,
-                "AsExpected",
-                "no problem detected".to_string(),
-                generation,
-                &now,
-            ),
-            if rolling {
-                cond(
+            };
+            let degraded_c = match problems.first() {
+                Some((reason, _)) => cond(
+                    "Degraded",
+                    true,
+                    reason,
+                    problems
+                        .iter()
+                        .map(|(_, m)| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    generation,
+                    &now,
+                ),
+                None => cond(
+                    "Degraded",
+                    false,
+                    "AsExpected",
+                    "no problem detected".to_string(),
+                    generation,
+                    &now,
+                ),
+            };
+            let progressing_c = match rollout.filter(|r| r.in_progress()) {
+                Some(r) => cond(
+                    "Progressing",
+                    true,
+                    "RollingUpdate",
+                    r.message(),
+                    generation,
+                    &now,
+                ),
+                None if rolling => cond(
                     "Progressing",
                     true,
                     "RollingOut",
                     format!("{updated}/{replicas} pods updated, {ready_replicas} ready"),
                     generation,
                     &now,
-                )
-            } else {
-                cond(
+                ),
+                None => cond(
                     "Progressing",
                     false,
                     "Reconciled",
                     "all pods run the current spec".to_string(),
                     generation,
                     &now,
-                )
-            },
-            if all_ready {
+                ),
+            };
+            let phase = if ready {
                 PHASE_READY
+            } else if !problems.is_empty() {
+                PHASE_DEGRADED
             } else {
                 PHASE_PROVISIONING
-            },
-        ),
+            };
+            (ready_c, degraded_c, progressing_c, phase)
+        }
     };
-    let available = if master_ready {
-        cond(
-            "Available",
-            true,
-            "MasterReady",
-            format!("{master_name} is ready"),
-            generation,
-            &now,
-        )
-    } else {
-        cond(
-            "Available",
-            false,
-            "MasterNotReady",
-            format!("{master_name} is not ready"),
-            generation,
-            &now,
-        )
-    };
-    let in_sync = Condition {
-        type_: "ReplicasInSync".to_string(),
-        status: "Unknown".to_string(),
-        reason: "NotObserved".to_string(),
-        message: "replication offsets are not read by this operator version".to_string(),
-        observed_generation: generation,
-        last_transition_time: now.clone(),
-    };
+    let available_c = cond(
+        "Available",
+        available,
+        avail_reason,
+        avail_msg,
+        generation,
+        &now,
+    );
 
-    let conditions = [ready_c, available, in_sync, progressing_c, degraded_c]
+    let conditions = [ready_c, available_c, in_sync_c, progressing_c, degraded_c]
         .into_iter()
         .map(|mut c| {
             if let Some(old) = previous.conditions.iter().find(|o| o.type_ == c.type_) {
@@ -241,10 +543,11 @@ pub fn compute(
         observed_generation: generation,
         phase: Some(phase.to_string()),
         master: Some(master_name),
-        epoch: previous.epoch,
+        epoch: outcome.epoch,
         ready_replicas,
         pods,
-        last_failover: previous.last_failover,
+        failover_in_progress: outcome.failover_in_progress.clone(),
+        last_failover: outcome.last_failover.clone(),
         endpoints: Some(Endpoints {
             master: svc(names::master_service(&name)),
             replicas: svc(names::replicas_service(&name)),
@@ -340,6 +643,7 @@ pub async fn write(
 mod tests {
     use super::*;
     use crate::build::testutil::rr;
+    use crate::roles::PodObservation;
     use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use serde_json::json;
@@ -386,7 +690,15 @@ mod tests {
             pods: vec![pod("c-0", true), pod("c-1", true)],
             ..Observed::default()
         };
-        let s = compute(&r, &obs, None, &Params::default(), now());
+        let s = compute(
+            &r,
+            &obs,
+            None,
+            &unprobed_outcome(&r),
+            None,
+            &Params::default(),
+            now(),
+        );
         assert_eq!(s.phase.as_deref(), Some("Ready"));
         assert_eq!(s.ready_replicas, 2);
         assert_eq!(s.master.as_deref(), Some("c-0"));
@@ -413,7 +725,15 @@ mod tests {
             pods: vec![pod("c-0", true), pod("c-1", false)],
             ..Observed::default()
         };
-        let s = compute(&r, &obs, None, &Params::default(), now());
+        let s = compute(
+            &r,
+            &obs,
+            None,
+            &unprobed_outcome(&r),
+            None,
+            &Params::default(),
+            now(),
+        );
         assert_eq!(s.phase.as_deref(), Some("Provisioning"));
         assert_eq!(find(&s, "Ready").reason, "ReplicasNotReady");
         assert_eq!(find(&s, "Ready").message, "1/3 pods ready");
@@ -432,6 +752,8 @@ mod tests {
             &r,
             &Observed::default(),
             Some(&inv),
+            &unprobed_outcome(&r),
+            None,
             &Params::default(),
             now(),
         );
@@ -452,15 +774,599 @@ mod tests {
             pods: vec![pod("c-0", true)],
             ..Observed::default()
         };
-        let first = compute(&r, &obs, None, &Params::default(), now());
+        let first = compute(
+            &r,
+            &obs,
+            None,
+            &unprobed_outcome(&r),
+            None,
+            &Params::default(),
+            now(),
+        );
         r.status = Some(first.clone());
         let later = Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_999).unwrap());
-        let second = compute(&r, &obs, None, &Params::default(), later);
+        let second = compute(
+            &r,
+            &obs,
+            None,
+            &unprobed_outcome(&r),
+            None,
+            &Params::default(),
+            later,
+        );
         assert_eq!(first, second);
         assert!(transitions(&first, &second).is_empty());
         assert_eq!(
             transitions(&RedisReplicationStatus::default(), &first).len(),
             5
         );
+    }
+
+    // ---- Table tests over observed roles (RolesOutcome) ----
+
+    fn obs(name: &str, role: ObservedRole, offset: i64) -> PodObservation {
+        PodObservation {
+            ordinal: ordinal("c", name).unwrap() as u32,
+            name: name.to_string(),
+            reachable: true,
+            role,
+            replid: "a".repeat(40),
+            replid2: "0".repeat(40),
+            second_repl_offset: -1,
+            master_repl_offset: offset,
+            link_up: role == ObservedRole::Replica,
+            master_host: (role == ObservedRole::Replica).then(|| "c-0".to_string()),
+            sync_in_progress: false,
+            dataset_empty: false,
+            epoch: Some(1),
+        }
+    }
+
+    fn unreachable(name: &str) -> PodObservation {
+        PodObservation {
+            reachable: false,
+            link_up: false,
+            master_host: None,
+            ..obs(name, ObservedRole::Unknown, 0)
+        }
+    }
+
+    fn outcome(master: Option<&str>, observations: Vec<PodObservation>) -> RolesOutcome {
+        RolesOutcome {
+            observations,
+            master: master.map(str::to_string),
+            epoch: 1,
+            ..RolesOutcome::default()
+        }
+    }
+
+    fn running(mut p: Pod) -> Pod {
+        use k8s_openapi::api::core::v1::{ContainerState, ContainerStateRunning, ContainerStatus};
+        p.status
+            .get_or_insert_with(Default::default)
+            .container_statuses = Some(vec![ContainerStatus {
+            name: "server".into(),
+            state: Some(ContainerState {
+                running: Some(ContainerStateRunning::default()),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]);
+        p
+    }
+
+    fn three_ready() -> Observed {
+        Observed {
+            statefulset: Some(sts(3, 3)),
+            pods: vec![pod("c-0", true), pod("c-1", true), pod("c-2", true)],
+            ..Observed::default()
+        }
+    }
+
+    fn run(o: &Observed, out: &RolesOutcome) -> RedisReplicationStatus {
+        let r = rr("c", "ns", json!({"replicas": 3}));
+        compute(&r, o, None, out, None, &Params::default(), now())
+    }
+
+    /// (status, reason) of a condition.
+    fn sr(s: &RedisReplicationStatus, t: &str) -> (String, String) {
+        let c = find(s, t);
+        (c.status.clone(), c.reason.clone())
+    }
+
+    fn pair(a: &str, b: &str) -> (String, String) {
+        (a.to_string(), b.to_string())
+    }
+
+    #[test]
+    fn healthy_observed_set_is_available_in_sync_and_ready_with_lag_per_pod() {
+        let out = outcome(
+            Some("c-0"),
+            vec![
+                obs("c-0", ObservedRole::Master, 1000),
+                obs("c-1", ObservedRole::Replica, 1000),
+                obs("c-2", ObservedRole::Replica, 900),
+            ],
+        );
+        let s = run(&three_ready(), &out);
+        assert_eq!(sr(&s, "Available"), pair("True", "MasterAvailable"));
+        assert_eq!(sr(&s, "ReplicasInSync"), pair("True", "AllReplicasInSync"));
+        assert_eq!(find(&s, "ReplicasInSync").message, "2/2 replicas in sync");
+        assert_eq!(sr(&s, "Ready"), pair("True", "AllReplicasReady"));
+        assert_eq!(sr(&s, "Degraded"), pair("False", "AsExpected"));
+        assert_eq!(s.phase.as_deref(), Some("Ready"));
+        type Row<'a> = (&'a str, &'a str, Option<bool>, Option<i64>, Option<i64>);
+        let p: Vec<Row> = s
+            .pods
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.role.as_str(),
+                    p.link_up,
+                    p.offset,
+                    p.lag_bytes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            p,
+            [
+                ("c-0", "master", None, Some(1000), None),
+                ("c-1", "replica", Some(true), Some(1000), Some(0)),
+                ("c-2", "replica", Some(true), Some(900), Some(100)),
+            ]
+        );
+        assert_eq!(s.pods[0].upstream, None);
+        assert_eq!(
+            s.pods[2].upstream.as_deref(),
+            Some("c-0.c-headless.ns.svc.cluster.local")
+        );
+        assert_eq!((s.master.as_deref(), s.epoch), (Some("c-0"), 1));
+    }
+
+    #[test]
+    fn availability_table() {
+        let replicas = || {
+            vec![
+                obs("c-1", ObservedRole::Replica, 10),
+                obs("c-2", ObservedRole::Replica, 10),
+            ]
+        };
+        let with = |m: PodObservation| {
+            let mut v = vec![m];
+            v.extend(replicas());
+            v
+        };
+        let cases: Vec<(&str, RolesOutcome, (&str, &str))> = vec![
+            (
+                "writable master",
+                outcome(Some("c-0"), with(obs("c-0", ObservedRole::Master, 10))),
+                ("True", "MasterAvailable"),
+            ),
+            (
+                "fenced master",
+                outcome(Some("c-0"), with(obs("c-0", ObservedRole::Fenced, 10))),
+                ("False", "MasterFenced"),
+            ),
+            (
+                "master reports replica",
+                outcome(Some("c-0"), with(obs("c-0", ObservedRole::Replica, 10))),
+                ("False", "MasterLostRole"),
+            ),
+            (
+                "master unreachable",
+                outcome(Some("c-0"), with(unreachable("c-0"))),
+                ("False", "MasterUnreachable"),
+            ),
+            (
+                "none recorded yet: pod 0, still fenced",
+                outcome(None, with(obs("c-0", ObservedRole::Fenced, 0))),
+                ("False", "MasterFenced"),
+            ),
+            (
+                "master pod gone",
+                outcome(Some("c-7"), with(obs("c-0", ObservedRole::Master, 10))),
+                ("False", "MasterPodMissing"),
+            ),
+        ];
+        for (what, out, want) in cases {
+            let s = run(&three_ready(), &out);
+            assert_eq!(sr(&s, "Available"), pair(want.0, want.1), "{what}");
+            if want.0 == "False" {
+                assert_eq!(
+                    find(&s, "Ready").status,
+                    "False",
+                    "{what}: Ready needs Available"
+                );
+                assert_ne!(s.phase.as_deref(), Some("Ready"), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn replicas_in_sync_table_lists_laggards_with_their_lag() {
+        let master = || obs("c-0", ObservedRole::Master, 5000);
+        let mut link_down = obs("c-1", ObservedRole::Replica, 4000);
+        link_down.link_up = false;
+        let mut syncing = obs("c-2", ObservedRole::Replica, 0);
+        syncing.sync_in_progress = true;
+        let cases: Vec<(&str, Vec<PodObservation>, &str, &str)> = vec![
+            (
+                "link down and syncing",
+                vec![master(), link_down.clone(), syncing.clone()],
+                "False",
+                "0/2 replicas in sync; behind: c-1 (link down, lag 1000 bytes), c-2 (initial sync in progress, lag 5000 bytes)",
+            ),
+            (
+                "one unreachable",
+                vec![master(), obs("c-1", ObservedRole::Replica, 5000), unreachable("c-2")],
+                "False",
+                "1/2 replicas in sync; behind: c-2 (unreachable)",
+            ),
+            (
+                "a replica still fenced",
+                vec![master(), obs("c-1", ObservedRole::Replica, 5000), obs("c-2", ObservedRole::Fenced, 0)],
+                "False",
+                "1/2 replicas in sync; behind: c-2 (role fenced)",
+            ),
+            (
+                "all up",
+                vec![master(), obs("c-1", ObservedRole::Replica, 4990), obs("c-2", ObservedRole::Replica, 5000)],
+                "True",
+                "2/2 replicas in sync",
+            ),
+        ];
+        for (what, v, status, msg) in cases {
+            let s = run(&three_ready(), &outcome(Some("c-0"), v));
+            let c = find(&s, "ReplicasInSync");
+            assert_eq!(
+                (c.status.as_str(), c.message.as_str()),
+                (status, msg),
+                "{what}"
+            );
+            assert_eq!(find(&s, "Available").status, "True", "{what}");
+            if status == "False" {
+                assert_eq!(
+                    sr(&s, "Ready"),
+                    pair("False", "ReplicasNotInSync"),
+                    "{what}"
+                );
+            }
+        }
+        // A replica whose pod is missing counts as behind.
+        let o = Observed {
+            statefulset: Some(sts(2, 2)),
+            pods: vec![pod("c-0", true), pod("c-1", true)],
+            ..Observed::default()
+        };
+        let s = run(
+            &o,
+            &outcome(
+                Some("c-0"),
+                vec![master(), obs("c-1", ObservedRole::Replica, 5000)],
+            ),
+        );
+        assert_eq!(
+            find(&s, "ReplicasInSync").message,
+            "1/2 replicas in sync; behind: c-2 (no pod)"
+        );
+        // A single pod has no replicas to wait for.
+        let one = rr("c", "ns", json!({"replicas": 1}));
+        let o = Observed {
+            statefulset: Some(sts(1, 1)),
+            pods: vec![pod("c-0", true)],
+            ..Observed::default()
+        };
+        let s = compute(
+            &one,
+            &o,
+            None,
+            &outcome(Some("c-0"), vec![master()]),
+            None,
+            &Params::default(),
+            now(),
+        );
+        assert_eq!(sr(&s, "ReplicasInSync"), pair("True", "NoReplicas"));
+        assert_eq!(sr(&s, "Ready"), pair("True", "AllReplicasReady"));
+    }
+
+    #[test]
+    fn degraded_table() {
+        use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus};
+        let healthy = || {
+            vec![
+                obs("c-0", ObservedRole::Master, 10),
+                obs("c-1", ObservedRole::Replica, 10),
+                obs("c-2", ObservedRole::Replica, 10),
+            ]
+        };
+        // Unreachable while starting (container not running yet): not degraded.
+        let mut v = healthy();
+        v[2] = unreachable("c-2");
+        let s = run(&three_ready(), &outcome(Some("c-0"), v.clone()));
+        assert_eq!(sr(&s, "Degraded"), pair("False", "AsExpected"));
+        // Unreachable with its container running: degraded.
+        let mut o = three_ready();
+        o.pods[2] = running(pod("c-2", false));
+        let s = run(&o, &outcome(Some("c-0"), v));
+        assert_eq!(sr(&s, "Degraded"), pair("True", "PodUnreachable"));
+        assert_eq!(find(&s, "Degraded").message, "c-2 does not answer");
+        assert_eq!(s.phase.as_deref(), Some("Degraded"));
+        // Crash loop.
+        let mut o = three_ready();
+        let mut p = pod("c-1", false);
+        p.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+            name: "server".into(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("CrashLoopBackOff".into()),
+                    ..ContainerStateWaiting::default()
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]);
+        o.pods[1] = p;
+        let s = run(&o, &outcome(Some("c-0"), healthy()));
+        assert_eq!(sr(&s, "Degraded"), pair("True", "PodFailing"));
+        assert_eq!(find(&s, "Degraded").message, "c-1: CrashLoopBackOff");
+        // The planner waits after the set had a master: degraded with its reason.
+        let mut out = outcome(Some("c-0"), healthy());
+        out.waiting = Some("replication histories diverged, cannot choose between c-0, c-1".into());
+        let s = run(&three_ready(), &out);
+        assert_eq!(sr(&s, "Degraded"), pair("True", "FailoverWaiting"));
+        assert!(find(&s, "Degraded").message.contains("histories diverged"));
+        // ... but not during the very first start (no master ever, epoch 0).
+        let mut out = outcome(None, vec![]);
+        out.epoch = 0;
+        out.waiting = Some("no pod is reachable".into());
+        let s = run(&three_ready(), &out);
+        assert_eq!(sr(&s, "Degraded"), pair("False", "AsExpected"));
+        assert_eq!(
+            s.master.as_deref(),
+            Some("c-0"),
+            "the bootstrap master is shown"
+        );
+        assert_ne!(s.phase.as_deref(), Some("Degraded"));
+    }
+
+    #[test]
+    fn master_epoch_and_last_failover_come_from_the_outcome() {
+        let mut r = rr("c", "ns", json!({"replicas": 3}));
+        r.status = Some(RedisReplicationStatus {
+            master: Some("c-0".into()),
+            epoch: 1,
+            ..RedisReplicationStatus::default()
+        });
+        let mut out = outcome(
+            Some("c-1"),
+            vec![
+                unreachable("c-0"),
+                obs("c-1", ObservedRole::Master, 10),
+                PodObservation {
+                    master_host: Some("c-1".into()),
+                    ..obs("c-2", ObservedRole::Replica, 10)
+                },
+            ],
+        );
+        out.epoch = 2;
+        out.last_failover = Some(crate::crd::LastFailover {
+            time: "2026-11-24T23:00:00Z".into(),
+            from: "c-0".into(),
+            to: "c-1".into(),
+            reason: "master unreachable for longer than downAfterSeconds".into(),
+            duration_ms: 812,
+        });
+        let s = compute(
+            &r,
+            &three_ready(),
+            None,
+            &out,
+            None,
+            &Params::default(),
+            now(),
+        );
+        assert_eq!((s.master.as_deref(), s.epoch), (Some("c-1"), 2));
+        assert_eq!(s.last_failover, out.last_failover);
+        assert_eq!(s.failover_in_progress, None);
+        out.failover_in_progress = Some(crate::crd::FailoverInProgressStatus {
+            target: "c-2".into(),
+            epoch: 3,
+        });
+        let marked = compute(
+            &r,
+            &three_ready(),
+            None,
+            &out,
+            None,
+            &Params::default(),
+            now(),
+        );
+        assert_eq!(marked.failover_in_progress, out.failover_in_progress);
+        assert_eq!(s.pods[0].role, "unknown");
+        assert_eq!(s.pods[1].role, "master");
+        assert_eq!(
+            s.pods[2].upstream.as_deref(),
+            Some("c-1.c-headless.ns.svc.cluster.local")
+        );
+        assert_eq!(sr(&s, "Available"), pair("True", "MasterAvailable"));
+        assert_eq!(
+            find(&s, "ReplicasInSync").message,
+            "1/2 replicas in sync; behind: c-0 (unreachable)"
+        );
+    }
+
+    #[test]
+    fn unprobed_pods_are_judged_by_readiness_and_planned_upstreams() {
+        let mut r = rr("c", "ns", json!({"replicas": 3}));
+        r.status = Some(RedisReplicationStatus {
+            master: Some("c-2".into()),
+            epoch: 4,
+            ..RedisReplicationStatus::default()
+        });
+        let out = unprobed_outcome(&r);
+        assert_eq!((out.master.as_deref(), out.epoch), (Some("c-2"), 4));
+        let mut o = three_ready();
+        o.pods[1] = pod("c-1", false);
+        let s = compute(&r, &o, None, &out, None, &Params::default(), now());
+        assert_eq!(sr(&s, "Available"), pair("True", "MasterReady"));
+        assert_eq!(
+            find(&s, "ReplicasInSync").message,
+            "1/2 replicas in sync; behind: c-1 (not ready)"
+        );
+        assert_eq!(s.pods[2].role, "master");
+        assert_eq!(
+            s.pods[0].upstream.as_deref(),
+            Some("c-2.c-headless.ns.svc.cluster.local")
+        );
+        assert_eq!(s.pods[0].link_up, None);
+    }
+
+    #[test]
+    fn transition_time_changes_only_with_the_status() {
+        let mut r = rr("c", "ns", json!({"replicas": 3}));
+        let healthy = outcome(
+            Some("c-0"),
+            vec![
+                obs("c-0", ObservedRole::Master, 10),
+                obs("c-1", ObservedRole::Replica, 10),
+                obs("c-2", ObservedRole::Replica, 10),
+            ],
+        );
+        let first = compute(
+            &r,
+            &three_ready(),
+            None,
+            &healthy,
+            None,
+            &Params::default(),
+            now(),
+        );
+        r.status = Some(first.clone());
+        let later = Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_500).unwrap());
+        // Offsets move, lag changes the message but not the status: same transition time.
+        let mut moved = healthy.clone();
+        moved.observations[0].master_repl_offset = 50;
+        moved.observations[2].link_up = true;
+        let second = compute(
+            &r,
+            &three_ready(),
+            None,
+            &moved,
+            None,
+            &Params::default(),
+            later.clone(),
+        );
+        assert_eq!(find(&second, "ReplicasInSync").last_transition_time, now());
+        assert_eq!(second.pods[2].lag_bytes, Some(40));
+        // A replica link drops: that condition moves, with the new time.
+        moved.observations[2].link_up = false;
+        let third = compute(
+            &r,
+            &three_ready(),
+            None,
+            &moved,
+            None,
+            &Params::default(),
+            later.clone(),
+        );
+        assert_eq!(find(&third, "ReplicasInSync").last_transition_time, later);
+        assert_eq!(find(&third, "Available").last_transition_time, now());
+        assert_eq!(find(&third, "ReplicasInSync").observed_generation, Some(1));
+    }
+
+    #[test]
+    fn rolling_update_progress_is_in_the_progressing_message() {
+        use crate::controller::rollout::RolloutStep;
+        let r = rr("c", "ns", json!({"replicas": 3}));
+        let report = RolloutReport {
+            updated: 2,
+            total: 3,
+            step: RolloutStep::Wait("c-1 is not ready".into()),
+        };
+        let out = unprobed_outcome(&r);
+        let s = compute(
+            &r,
+            &three_ready(),
+            None,
+            &out,
+            Some(&report),
+            &Params::default(),
+            now(),
+        );
+        let p = find(&s, "Progressing");
+        assert_eq!(
+            (p.status.as_str(), p.reason.as_str()),
+            ("True", "RollingUpdate")
+        );
+        assert_eq!(
+            p.message,
+            "rolling update: 2/3 pods updated; waiting: c-1 is not ready"
+        );
+        let done = RolloutReport {
+            updated: 3,
+            total: 3,
+            step: RolloutStep::Nothing,
+        };
+        let s = compute(
+            &r,
+            &three_ready(),
+            None,
+            &out,
+            Some(&done),
+            &Params::default(),
+            now(),
+        );
+        assert_eq!(sr(&s, "Progressing"), pair("False", "Reconciled"));
+    }
+
+    #[test]
+    fn a_pod_being_scaled_away_does_not_block_ready() {
+        let r = rr("c", "ns", json!({"replicas": 2}));
+        let o = Observed {
+            statefulset: Some(sts(2, 2)),
+            pods: vec![pod("c-0", true), pod("c-1", true), pod("c-2", false)],
+            ..Observed::default()
+        };
+        let s = compute(
+            &r,
+            &o,
+            None,
+            &unprobed_outcome(&r),
+            None,
+            &Params::default(),
+            now(),
+        );
+        assert_eq!(sr(&s, "Ready"), pair("True", "AllReplicasReady"));
+        assert_eq!(s.pods.len(), 3, "still listed while it exists");
+    }
+
+    #[test]
+    fn the_recorded_master_is_kept_while_the_roles_step_knows_none() {
+        let mut r = rr("c", "ns", json!({"replicas": 3}));
+        r.status = Some(RedisReplicationStatus {
+            master: Some("c-1".into()),
+            epoch: 2,
+            ..RedisReplicationStatus::default()
+        });
+        let mut out = outcome(
+            None,
+            vec![unreachable("c-0"), unreachable("c-1"), unreachable("c-2")],
+        );
+        out.epoch = 2;
+        out.waiting = Some("no pod is reachable".into());
+        let s = compute(
+            &r,
+            &three_ready(),
+            None,
+            &out,
+            None,
+            &Params::default(),
+            now(),
+        );
+        assert_eq!(s.master.as_deref(), Some("c-1"));
+        assert_eq!(sr(&s, "Available"), pair("False", "MasterUnreachable"));
+        assert_eq!(sr(&s, "Degraded"), pair("True", "FailoverWaiting"));
     }
 }

@@ -6,11 +6,14 @@
 //! - [`planner`]: the failover planner, observed pods + recorded status -> a [`planner::Plan`];
 //! - [`topology`]: star / chain upstreams and the minimal set of REPLICAOF repoints.
 //!
-//! The executor (the thin shell that talks RESP to the pods, moves the `role` label and
-//! patches status) lives elsewhere and only carries a plan out.
+//! The impure half: [`probe`] (a small RESP client and the observation of one pod) and
+//! [`executor`] (carries a plan out over RESP). Moving the `role` label and recording status
+//! is the controller's roles step (`controller::roles`).
 
+pub mod executor;
 pub mod history;
 pub mod planner;
+pub mod probe;
 pub mod topology;
 
 pub use planner::{

@@ -1,0 +1,633 @@
+//! The roles step through a whole reconcile, against the in-memory API server
+//! (tests/common/fake_api.rs) and, where pods have addresses, real `tandem-server` processes.
+//!
+//! The step connects to `<podIP>:6379`, so each server of a test listens on port 6379 of its
+//! own loopback address (127.X.Y.1-3, X.Y from the test process, retried on collisions).
+//! Replicas are told to follow pod DNS names, which do not resolve here: links stay down,
+//! which is fine for what these tests check (decisions, labels, status, events, metrics).
+//! Needs `cargo build -p tandem-server` with the same CARGO_TARGET_DIR.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::fake_api::FakeApi;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{json, Value};
+use tandem_operator::build::Params;
+use tandem_operator::controller::{reconcile, Context};
+use tandem_operator::crd::RedisReplication;
+use tandem_operator::metrics::Metrics;
+use tandem_operator::roles::probe::{info_fields, Client, Timeouts, Value as Resp};
+
+const NS: &str = "prod";
+const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");
+const PW: &str = "pw-roles";
+
+struct World {
+    api: FakeApi,
+    ctx: Arc<Context>,
+}
+
+impl World {
+    fn new() -> Self {
+        let api = FakeApi::default();
+        let client = api.client();
+        let ctx = Arc::new(Context {
+            client: client.clone(),
+            params: Params::default(),
+            metrics: Arc::new(Metrics::default()),
+            recorder: Some(Recorder::new(
+                client,
+                Reporter {
+                    controller: "tandem-operator".into(),
+                    instance: None,
+                },
+            )),
+            roles: Default::default(),
+        });
+        World { api, ctx }
+    }
+
+    fn create_rr(&self, name: &str, spec: Value) {
+        let rr: RedisReplication = serde_json::from_value(json!({
+            "apiVersion": "tandem.dev/v1alpha1", "kind": "RedisReplication",
+            "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}"), "generation": 1},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.api
+            .put(RR.0, RR.1, NS, name, serde_json::to_value(rr).unwrap());
+    }
+
+    fn secret(&self, name: &str) {
+        // "pw-roles" in base64.
+        self.api.put(
+            "api/v1",
+            "secrets",
+            NS,
+            &format!("{name}-auth"),
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": format!("{name}-auth"), "namespace": NS},
+                "data": {"password": "cHctcm9sZXM="}
+            }),
+        );
+    }
+
+    fn rr(&self, name: &str) -> RedisReplication {
+        serde_json::from_value(self.api.get(RR.0, RR.1, NS, name).unwrap()).unwrap()
+    }
+
+    async fn reconcile(&self, name: &str) -> kube::runtime::controller::Action {
+        reconcile(Arc::new(self.rr(name)), self.ctx.clone())
+            .await
+            .expect("reconcile succeeds")
+    }
+
+    /// Plays the StatefulSet controller: pod `<name>-<i>` exists, with `ips[i]` as podIP.
+    fn pods(&self, name: &str, ips: &[Option<&str>]) {
+        for (i, ip) in ips.iter().enumerate() {
+            let pod = format!("{name}-{i}");
+            let mut labels = self
+                .api
+                .get("api/v1", "pods", NS, &pod)
+                .map(|p| p["metadata"]["labels"].clone())
+                .unwrap_or(json!({}));
+            labels["app.kubernetes.io/name"] = json!("tandem");
+            labels["app.kubernetes.io/instance"] = json!(name);
+            let mut status = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+            if let Some(ip) = ip {
+                status["podIP"] = json!(ip);
+            }
+            self.api.put(
+                "api/v1",
+                "pods",
+                NS,
+                &pod,
+                json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": pod, "namespace": NS, "labels": labels},
+                    "spec": {"containers": []},
+                    "status": status
+                }),
+            );
+        }
+    }
+
+    fn role(&self, pod: &str) -> Value {
+        self.api.get("api/v1", "pods", NS, pod).unwrap()["metadata"]["labels"]["tandem.dev/role"]
+            .clone()
+    }
+
+    /// Occurrences of Events with `reason` (the Recorder folds repeats into `series.count`).
+    fn event_count(&self, reason: &str) -> u64 {
+        self.events(reason)
+            .iter()
+            .map(|e| e["series"]["count"].as_u64().unwrap_or(1))
+            .sum()
+    }
+
+    fn events(&self, reason: &str) -> Vec<Value> {
+        self.api
+            .events()
+            .into_iter()
+            .filter(|e| e["reason"] == reason)
+            .collect()
+    }
+}
+
+fn server_bin() -> PathBuf {
+    let op = PathBuf::from(env!("CARGO_BIN_EXE_tandem-operator"));
+    let bin = op
+        .parent()
+        .map(|d| d.join("tandem-server"))
+        .unwrap_or_default();
+    assert!(
+        bin.is_file(),
+        "{} not found: run `cargo build -p tandem-server` with the same CARGO_TARGET_DIR first",
+        bin.display()
+    );
+    bin
+}
+
+/// A tandem-server on `<ip>:6379`; killed and its directory removed on drop.
+struct Srv {
+    ip: String,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Srv {
+    fn try_start(ip: &str) -> Option<Srv> {
+        let dir = std::env::temp_dir().join(format!(
+            "tandem-roles-{}-{ip}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        std::fs::create_dir_all(&dir).ok()?;
+        let log = std::fs::File::create(dir.join("stdout.log")).ok()?;
+        let child = Command::new(server_bin())
+            .args(["--bind", ip, "--port", "6379", "--dir", dir.to_str()?])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--requirepass", PW, "--masterauth", PW])
+            .args(["--repl-diskless-sync-delay", "0"])
+            .current_dir(&dir)
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut s = Srv {
+            ip: ip.to_string(),
+            dir,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = s.child.as_mut().map(|c| c.try_wait()) {
+                return None; // address in use, most likely
+            }
+            if std::net::TcpStream::connect((ip, 6379)).is_ok() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(&format!("{}:6379", self.ip), Some(PW), Timeouts::default())
+            .await
+            .expect("connect")
+    }
+
+    async fn replication(&self, name: &str) -> Option<String> {
+        let text = self.client().await.info("replication").await.expect("INFO");
+        info_fields(&text)
+            .into_iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+impl Drop for Srv {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `n` servers on 127.X.Y.1..n, port 6379.
+fn servers(n: u8) -> Vec<Srv> {
+    // Tests of this binary run in parallel: each call takes its own address block.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let pid = std::process::id();
+    for _ in 0..20 {
+        let attempt = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let x = 10 + (pid + attempt * 7) % 200;
+        let y = (pid / 200 + attempt * 13) % 250;
+        let mut out = Vec::new();
+        for i in 1..=n {
+            match Srv::try_start(&format!("127.{x}.{y}.{i}")) {
+                Some(s) => out.push(s),
+                None => break,
+            }
+        }
+        if out.len() == n as usize {
+            return out;
+        }
+    }
+    panic!("could not start {n} servers on loopback addresses");
+}
+
+#[tokio::test]
+async fn pods_without_addresses_are_not_observed_and_status_is_untouched() {
+    let w = World::new();
+    w.create_rr("cache", json!({"replicas": 3}));
+    w.reconcile("cache").await;
+    w.pods("cache", &[None, None, None]);
+    w.reconcile("cache").await;
+    let st = w.rr("cache").status.unwrap();
+    // The bootstrap rule (pod 0) stands, nothing was promoted or recorded.
+    assert_eq!(st.master.as_deref(), Some("cache-0"));
+    assert_eq!(st.epoch, 0);
+    assert!(st.last_failover.is_none());
+    assert!(st.failover_in_progress.is_none());
+    assert_eq!(
+        (w.role("cache-0"), w.role("cache-1"), w.role("cache-2")),
+        (json!("master"), json!("replica"), json!("replica"))
+    );
+    assert!(w.events("FailoverStarted").is_empty());
+    assert!(w
+        .ctx
+        .metrics
+        .encode()
+        .contains("tandem_operator_failovers_total 0"));
+}
+
+#[tokio::test]
+async fn recorded_master_is_followed_by_labels_even_when_pods_are_not_observed() {
+    let w = World::new();
+    w.create_rr("cache", json!({"replicas": 3}));
+    w.reconcile("cache").await;
+    // A failover happened earlier: status says cache-2.
+    let mut v = w.api.get(RR.0, RR.1, NS, "cache").unwrap();
+    v["status"]["master"] = json!("cache-2");
+    v["status"]["epoch"] = json!(4);
+    w.api.put(RR.0, RR.1, NS, "cache", v);
+    w.pods("cache", &[None, None, None]);
+    w.reconcile("cache").await;
+    assert_eq!(
+        (w.role("cache-0"), w.role("cache-1"), w.role("cache-2")),
+        (json!("replica"), json!("replica"), json!("master"))
+    );
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!(
+        st.master.as_deref(),
+        Some("cache-2"),
+        "status step keeps it"
+    );
+    assert_eq!(st.epoch, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_master_is_replaced_labels_move_and_the_failover_is_recorded() {
+    let mut srv = servers(3);
+    let w = World::new();
+    w.secret("cache");
+    w.create_rr(
+        "cache",
+        json!({"replicas": 3, "failover": {"downAfterSeconds": 1}}),
+    );
+    w.reconcile("cache").await;
+    assert_eq!(
+        w.rr("cache").status.unwrap().master.as_deref(),
+        Some("cache-0")
+    );
+
+    // cache-0 and cache-1 hold data (cache-1 more than nothing), cache-2 is empty.
+    for (s, k) in [(&srv[0], "a"), (&srv[1], "b")] {
+        let mut c = s.client().await;
+        assert_eq!(
+            c.call(&["SET", k, "1"]).await.expect("SET"),
+            Resp::Simple("OK".into())
+        );
+    }
+    let ips: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
+    w.pods("cache", &[Some(&ips[0]), Some(&ips[1]), Some(&ips[2])]);
+
+    // Healthy recorded master: the two other masters are repointed under it.
+    let action = w.reconcile("cache").await;
+    assert_eq!(srv[1].replication("role").await.as_deref(), Some("slave"));
+    assert_eq!(srv[2].replication("role").await.as_deref(), Some("slave"));
+    assert_eq!(
+        srv[2].replication("master_host").await.as_deref(),
+        Some("cache-0.cache-headless.prod.svc.cluster.local")
+    );
+    assert_eq!(w.event_count("ReplicaRepointed"), 2);
+    assert!(
+        format!("{action:?}").contains("1s"),
+        "links not up yet: recheck soon ({action:?})"
+    );
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!((st.master.as_deref(), st.epoch), (Some("cache-0"), 0));
+
+    // The master dies. The first round only notes it.
+    srv[0].kill();
+    let started = Instant::now();
+    w.reconcile("cache").await;
+    assert!(w.events("FailoverStarted").is_empty());
+    // Then, after downAfterSeconds, cache-1 (the replica with data) takes over.
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no failover within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        w.reconcile("cache").await;
+        if w.rr("cache").status.unwrap().master.as_deref() == Some("cache-1") {
+            break;
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "within downAfterSeconds + 2 s: {:?}",
+        started.elapsed()
+    );
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!(st.epoch, 1);
+    assert!(st.failover_in_progress.is_none());
+    let lf = st.last_failover.expect("lastFailover");
+    assert_eq!((lf.from.as_str(), lf.to.as_str()), ("cache-0", "cache-1"));
+    assert!(lf.reason.contains("unreachable"), "{}", lf.reason);
+    assert!(lf.duration_ms >= 0);
+    assert_eq!(
+        (w.role("cache-0"), w.role("cache-1"), w.role("cache-2")),
+        (json!("replica"), json!("master"), json!("replica"))
+    );
+    assert_eq!(srv[1].replication("role").await.as_deref(), Some("master"));
+    assert_eq!(
+        srv[2].replication("master_host").await.as_deref(),
+        Some("cache-1.cache-headless.prod.svc.cluster.local")
+    );
+    let started_ev = w.events("FailoverStarted");
+    assert_eq!(started_ev.len(), 1);
+    assert_eq!(started_ev[0]["type"], "Warning");
+    assert_eq!(w.event_count("MasterPromoted"), 1);
+    assert_eq!(w.event_count("ReplicaRepointed"), 3);
+    let m = w.ctx.metrics.encode();
+    assert!(m.contains("tandem_operator_failovers_total 1"), "{m}");
+    assert!(
+        m.contains("tandem_operator_failover_duration_seconds_count 1"),
+        "{m}"
+    );
+
+    // Stable afterwards: another round changes nothing.
+    w.reconcile("cache").await;
+    let again = w.rr("cache").status.unwrap();
+    assert_eq!((again.master.as_deref(), again.epoch), (Some("cache-1"), 1));
+    assert_eq!(w.event_count("MasterPromoted"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_failover_is_resumed_towards_the_recorded_target() {
+    let srv = servers(2);
+    let w = World::new();
+    w.secret("cache");
+    w.create_rr("cache", json!({"replicas": 2}));
+    w.reconcile("cache").await;
+    // An earlier operator recorded the intent to promote cache-1 at epoch 3, then died.
+    let mut v = w.api.get(RR.0, RR.1, NS, "cache").unwrap();
+    v["status"]["master"] = json!("cache-0");
+    v["status"]["epoch"] = json!(2);
+    v["status"]["failoverInProgress"] = json!({"target": "cache-1", "epoch": 3});
+    w.api.put(RR.0, RR.1, NS, "cache", v);
+    for s in &srv {
+        s.client()
+            .await
+            .call(&["SET", "k", "v"])
+            .await
+            .expect("SET");
+    }
+    // cache-1 already follows nobody (its REPLICAOF NO ONE went through); cache-0 is gone.
+    let ips: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
+    w.pods("cache", &[None, Some(&ips[1])]);
+    w.reconcile("cache").await;
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!((st.master.as_deref(), st.epoch), (Some("cache-1"), 3));
+    assert!(st.failover_in_progress.is_none());
+    assert_eq!(
+        st.last_failover.map(|l| l.reason),
+        Some("resuming an interrupted failover".to_string())
+    );
+    assert_eq!(w.role("cache-1"), json!("master"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_failover_never_promotes_in_place_of_a_dead_master() {
+    let mut srv = servers(2);
+    let w = World::new();
+    w.secret("cache");
+    w.create_rr(
+        "cache",
+        json!({"replicas": 2, "failover": {"enabled": false, "downAfterSeconds": 1}}),
+    );
+    w.reconcile("cache").await;
+    for s in &srv {
+        s.client()
+            .await
+            .call(&["SET", "k", "v"])
+            .await
+            .expect("SET");
+    }
+    let ips: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
+    w.pods("cache", &[Some(&ips[0]), Some(&ips[1])]);
+    w.reconcile("cache").await;
+    srv[0].kill();
+    w.reconcile("cache").await;
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        w.reconcile("cache").await;
+    }
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!((st.master.as_deref(), st.epoch), (Some("cache-0"), 0));
+    assert!(w.events("FailoverStarted").is_empty());
+    assert_eq!(srv[1].replication("role").await.as_deref(), Some("slave"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_switchover_moves_the_master_and_records_it() {
+    use tandem_operator::controller::{observe, roles};
+
+    let srv = servers(3);
+    let w = World::new();
+    w.secret("cache");
+    w.create_rr("cache", json!({"replicas": 3}));
+    w.reconcile("cache").await;
+    // Replication by IP (pod DNS names do not resolve here), as the pods would have it.
+    for s in &srv[1..] {
+        s.client()
+            .await
+            .call(&["REPLICAOF", &srv[0].ip, "6379"])
+            .await
+            .expect("REPLICAOF");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut up = true;
+        for s in &srv[1..] {
+            up &= s.replication("master_link_status").await.as_deref() == Some("up");
+        }
+        if up {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas did not link up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ips: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
+    w.pods("cache", &[Some(&ips[0]), Some(&ips[1]), Some(&ips[2])]);
+    let mut c0 = srv[0].client().await;
+    for i in 0..50 {
+        c0.call(&["SET", &format!("k{i}"), "v"]).await.expect("SET");
+    }
+    w.reconcile("cache").await;
+    assert!(w.events("FailoverStarted").is_empty(), "healthy set kept");
+
+    let rr = w.rr("cache");
+    let cx = roles::StepContext {
+        client: &w.ctx.client,
+        recorder: w.ctx.recorder.as_ref(),
+        metrics: &w.ctx.metrics,
+        memory: &w.ctx.roles,
+        cluster_domain: "cluster.local",
+        timeouts: Timeouts::default(),
+    };
+    let observed = observe::observe(&w.ctx.client, &rr).await.expect("observe");
+    let outcome = roles::step(&cx, &rr, &observed).await.expect("roles step");
+    assert_eq!(outcome.master.as_deref(), Some("cache-0"));
+    let done = roles::planned_switchover(&cx, &rr, &observed, &outcome, "cache-0", "cache-1")
+        .await
+        .expect("switchover");
+    assert_eq!((done.to.as_str(), done.epoch), ("cache-1", 1));
+
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!((st.master.as_deref(), st.epoch), (Some("cache-1"), 1));
+    assert!(st.failover_in_progress.is_none());
+    let lf = st.last_failover.expect("lastFailover");
+    assert_eq!(
+        (lf.from.as_str(), lf.to.as_str(), lf.reason.as_str()),
+        ("cache-0", "cache-1", "planned switchover")
+    );
+    assert_eq!(
+        (w.role("cache-0"), w.role("cache-1"), w.role("cache-2")),
+        (json!("replica"), json!("master"), json!("replica"))
+    );
+    assert_eq!(srv[1].replication("role").await.as_deref(), Some("master"));
+    for s in [&srv[0], &srv[2]] {
+        assert_eq!(
+            s.replication("master_host").await.as_deref(),
+            Some("cache-1.cache-headless.prod.svc.cluster.local")
+        );
+    }
+    let mut c1 = srv[1].client().await;
+    for i in 0..50 {
+        assert_eq!(
+            c1.call(&["EXISTS", &format!("k{i}")])
+                .await
+                .expect("EXISTS"),
+            Resp::Int(1),
+            "k{i} lost"
+        );
+    }
+    assert_eq!(w.event_count("MasterPromoted"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_assignment_records_epoch_one_without_calling_it_a_failover() {
+    let srv = servers(3);
+    let w = World::new();
+    w.secret("cache");
+    w.create_rr("cache", json!({"replicas": 3}));
+    // Pods already answer on the first reconcile (e.g. status was lost): nothing recorded.
+    let ips: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
+    w.pods("cache", &[Some(&ips[0]), Some(&ips[1]), Some(&ips[2])]);
+    w.reconcile("cache").await;
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!((st.master.as_deref(), st.epoch), (Some("cache-0"), 1));
+    assert!(st.last_failover.is_none(), "not a failover");
+    assert!(st.failover_in_progress.is_none());
+    let started = w.events("FailoverStarted");
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["type"], "Normal");
+    assert!(w
+        .ctx
+        .metrics
+        .encode()
+        .contains("tandem_operator_failovers_total 0"));
+    for s in &srv[1..] {
+        assert_eq!(
+            s.replication("master_host").await.as_deref(),
+            Some("cache-0.cache-headless.prod.svc.cluster.local")
+        );
+    }
+    assert_eq!(
+        (w.role("cache-0"), w.role("cache-1"), w.role("cache-2")),
+        (json!("master"), json!("replica"), json!("replica"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_topology_is_laid_out_and_rebuilt_under_the_new_master() {
+    let mut srv = servers(3);
+    let w = World::new();
+    w.secret("line");
+    w.create_rr(
+        "line",
+        json!({"replicas": 3, "replication": {"topology": "chain", "fanout": 1},
+               "failover": {"downAfterSeconds": 1}}),
+    );
+    w.reconcile("line").await;
+    // Replicas cannot sync here (DNS), so only line-2 is left empty: line-1 is the best copy.
+    for s in &srv[..2] {
+        s.client()
+            .await
+            .call(&["SET", "k", "v"])
+            .await
+            .expect("SET");
+    }
+    let ips: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
+    w.pods("line", &[Some(&ips[0]), Some(&ips[1]), Some(&ips[2])]);
+    w.reconcile("line").await;
+    let dns = |i: u32| Some(format!("line-{i}.line-headless.prod.svc.cluster.local"));
+    assert_eq!(srv[1].replication("master_host").await, dns(0));
+    assert_eq!(srv[2].replication("master_host").await, dns(1));
+
+    // line-0 dies: line-1 takes over, and line-2 already follows it.
+    srv[0].kill();
+    let started = Instant::now();
+    loop {
+        w.reconcile("line").await;
+        if w.rr("line").status.unwrap().master.as_deref() == Some("line-1") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no failover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(srv[1].replication("role").await.as_deref(), Some("master"));
+    assert_eq!(srv[2].replication("master_host").await, dns(1));
+    assert_eq!(w.rr("line").status.unwrap().epoch, 1);
+}
