@@ -1039,6 +1039,23 @@ async fn operator_objects(instance: &str, mode: NetMode) {
         runtime: Some(runtime),
         guard,
     };
+    // The operator's pods start fenced (tandem-fenced-start): cache-0 (no replicaof) answers
+    // but its readiness probe (/readyz) fails until a role is assigned, and the replicas cannot
+    // sync from it. Do what the operator's roles step does first: REPLICAOF NO ONE on cache-0.
+    let c0 = wait_for("cache-0 answering fenced", || {
+        let p = env.pod("cache-0")?;
+        let ip: std::net::IpAddr = p.pointer("/status/podIP")?.as_str()?.parse().ok()?;
+        let a = SocketAddr::new(ip, 6379);
+        let info = call_auth(a, "s3cret", &["INFO", "replication"]).ok()?;
+        info.contains("tandem_fenced:1").then_some(a)
+    })
+    .await;
+    assert!(
+        env.ready("cache-0").is_none(),
+        "a fenced pod must not be Ready"
+    );
+    let reply = call_auth(c0, "s3cret", &["REPLICAOF", "NO", "ONE"]).expect("REPLICAOF NO ONE");
+    assert!(reply.contains("OK"), "{reply}");
     env.wait_ready(&["cache-0", "cache-1", "cache-2"]).await;
     for n in ["cache-1", "cache-2"] {
         let a = env.ip(n);
