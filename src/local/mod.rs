@@ -2,3 +2,4 @@
 //! `tandem-operator local` come later.
 
 pub mod api;
+pub mod sandbox;
