@@ -1,9 +1,12 @@
-//! Reconcile scenarios against the in-memory API server (tests/common/fake_api.rs).
+//! Reconcile scenarios, each run twice: against the in-memory API server
+//! (tests/common/fake_api.rs, module `fake_api`) and against the embedded local API server
+//! over HTTP (src/local/api, module `local_api`); see tests/common/backend.rs.
 
 mod common;
 
 use std::sync::Arc;
 
+use common::backend::{Backend, LocalBackend};
 use common::fake_api::FakeApi;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{json, Value};
@@ -16,13 +19,20 @@ const NS: &str = "prod";
 const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");
 
 struct World {
-    api: FakeApi,
+    api: Backend,
     ctx: Arc<Context>,
 }
 
 impl World {
-    fn new() -> Self {
-        let api = FakeApi::default();
+    fn fake() -> Self {
+        Self::on(Backend::Fake(FakeApi::default()))
+    }
+
+    async fn local() -> Self {
+        Self::on(Backend::Local(LocalBackend::start(&[NS]).await))
+    }
+
+    fn on(api: Backend) -> Self {
         let client = api.client();
         let ctx = Arc::new(Context {
             client: client.clone(),
@@ -130,9 +140,7 @@ fn owner_of(obj: &Value) -> (String, String, bool) {
     )
 }
 
-#[tokio::test]
-async fn first_reconcile_creates_every_child_owned_by_the_resource() {
-    let w = World::new();
+async fn first_reconcile_creates_every_child_owned_by_the_resource(w: World) {
     w.create_rr("cache", json!({"replicas": 3}));
     w.reconcile("cache").await;
 
@@ -189,9 +197,7 @@ async fn first_reconcile_creates_every_child_owned_by_the_resource() {
     assert_eq!(w.condition("cache", "Progressing")["status"], "True");
 }
 
-#[tokio::test]
-async fn second_reconcile_changes_nothing() {
-    let w = World::new();
+async fn second_reconcile_changes_nothing(w: World) {
     w.create_rr("cache", json!({}));
     w.reconcile("cache").await;
     let password = w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap()["stringData"].clone();
@@ -211,9 +217,7 @@ async fn second_reconcile_changes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn spec_change_updates_the_statefulset() {
-    let w = World::new();
+async fn spec_change_updates_the_statefulset(w: World) {
     w.create_rr("cache", json!({"replicas": 3}));
     w.reconcile("cache").await;
     let old_hash = w.sts("cache").unwrap()["spec"]["template"]["metadata"]["annotations"]
@@ -245,9 +249,7 @@ async fn spec_change_updates_the_statefulset() {
     assert_eq!(w.rr("cache").status.unwrap().observed_generation, Some(2));
 }
 
-#[tokio::test]
-async fn missing_secret_is_degraded_and_deletes_nothing() {
-    let w = World::new();
+async fn missing_secret_is_degraded_and_deletes_nothing(w: World) {
     w.api.put(
         "api/v1",
         "secrets",
@@ -316,9 +318,7 @@ async fn missing_secret_is_degraded_and_deletes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn invalid_spec_is_reported_and_running_objects_stay() {
-    let w = World::new();
+async fn invalid_spec_is_reported_and_running_objects_stay(w: World) {
     w.create_rr("cache", json!({"replicas": 3}));
     w.reconcile("cache").await;
     let sts_before = w.sts("cache").unwrap();
@@ -341,9 +341,7 @@ async fn invalid_spec_is_reported_and_running_objects_stay() {
     assert_eq!(w.sts("cache").unwrap(), sts_before, "StatefulSet untouched");
 }
 
-#[tokio::test]
-async fn status_reflects_statefulset_readiness_and_labels_roles() {
-    let w = World::new();
+async fn status_reflects_statefulset_readiness_and_labels_roles(w: World) {
     w.create_rr("cache", json!({"replicas": 3}));
     w.reconcile("cache").await;
     w.pods_become_ready("cache", 3, 2);
@@ -402,9 +400,7 @@ async fn status_reflects_statefulset_readiness_and_labels_roles() {
     assert_eq!(lost.len(), 1, "{lost:?}");
 }
 
-#[tokio::test]
-async fn resource_being_deleted_is_left_to_garbage_collection() {
-    let w = World::new();
+async fn resource_being_deleted_is_left_to_garbage_collection(w: World) {
     w.create_rr("cache", json!({}));
     let mut v = w.api.get(RR.0, RR.1, NS, "cache").unwrap();
     v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
@@ -413,9 +409,7 @@ async fn resource_being_deleted_is_left_to_garbage_collection() {
     assert_eq!(w.api.writes(), Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn existing_generated_secret_is_never_overwritten() {
-    let w = World::new();
+async fn existing_generated_secret_is_never_overwritten(w: World) {
     let mine = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "cache-auth", "namespace": NS},
@@ -431,9 +425,7 @@ async fn existing_generated_secret_is_never_overwritten() {
     assert!(w.api.writes().iter().all(|x| !x.contains("secrets/")));
 }
 
-#[tokio::test]
-async fn disabling_the_pdb_removes_it() {
-    let w = World::new();
+async fn disabling_the_pdb_removes_it(w: World) {
     w.create_rr("cache", json!({}));
     w.reconcile("cache").await;
     assert!(w
@@ -449,9 +441,7 @@ async fn disabling_the_pdb_removes_it() {
     assert!(w.sts("cache").is_some());
 }
 
-#[tokio::test]
-async fn chain_topology_status_shows_each_upstream() {
-    let w = World::new();
+async fn chain_topology_status_shows_each_upstream(w: World) {
     w.create_rr(
         "tree",
         json!({"replicas": 4, "replication": {"topology": "chain", "fanout": 2}}),
@@ -466,3 +456,28 @@ async fn chain_topology_status_shows_each_upstream() {
     assert_eq!(st.pods[0].role, "master");
     assert_eq!(st.pods[3].role, "replica");
 }
+
+/// Every scenario above, once per API server.
+macro_rules! on_both_apis {
+    ($($name:ident),* $(,)?) => {
+        mod fake_api {
+            $( #[tokio::test] async fn $name() { super::$name(super::World::fake()).await } )*
+        }
+        mod local_api {
+            $( #[tokio::test] async fn $name() { super::$name(super::World::local().await).await } )*
+        }
+    };
+}
+
+on_both_apis!(
+    first_reconcile_creates_every_child_owned_by_the_resource,
+    second_reconcile_changes_nothing,
+    spec_change_updates_the_statefulset,
+    missing_secret_is_degraded_and_deletes_nothing,
+    invalid_spec_is_reported_and_running_objects_stay,
+    status_reflects_statefulset_readiness_and_labels_roles,
+    resource_being_deleted_is_left_to_garbage_collection,
+    existing_generated_secret_is_never_overwritten,
+    disabling_the_pdb_removes_it,
+    chain_topology_status_shows_each_upstream,
+);
