@@ -9,7 +9,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tandem_operator::local::api::store::DeleteOptions;
 use tandem_operator::local::api::types::ResourceType;

@@ -3,4 +3,5 @@
 
 pub mod backend;
 pub mod fake_api;
+pub mod local;
 pub mod schema;
