@@ -303,8 +303,15 @@ fn build_script(launch: &Launch, rootfs: &Path, binds: &[&str]) -> Result<String
 /// Starts the container; the returned child's pid IS the container's main process
 /// (exec chain, no intermediate shell left behind), in its own process group (so a
 /// terminal's Ctrl-C does not reach pods before the runtime stops them in order).
-/// Must be called inside a tokio runtime (tokio::process).
+/// Must be called inside a tokio runtime (tokio::process). Uses the user-namespace
+/// path when not root or when [`USERNS_ENV`]`=1`.
 pub fn spawn(launch: &Launch) -> Result<tokio::process::Child, SandboxError> {
+    spawn_with(launch, use_userns())
+}
+
+/// [`spawn`] with an explicit choice of the user-namespace path (`unshare -Urm`,
+/// `force_userns = true`) or a plain mount namespace (`unshare -m`, needs root).
+pub fn spawn_with(launch: &Launch, userns: bool) -> Result<tokio::process::Child, SandboxError> {
     if launch.command.is_empty() {
         return Err(SandboxError::InvalidLaunch("empty command".into()));
     }
@@ -315,7 +322,6 @@ pub fn spawn(launch: &Launch) -> Result<tokio::process::Child, SandboxError> {
     fs::write(&script_path, script)
         .map_err(io_err(format!("writing {}", script_path.display())))?;
 
-    let userns = use_userns();
     let unshare = unshare_bin().to_string();
     let ns_flags: &[&str] = if userns {
         &["-Urm", "--propagation", "private"]

@@ -33,7 +33,7 @@ mod network;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-pub use launch::{spawn, write_hosts, USERNS_ENV};
+pub use launch::{spawn, spawn_with, write_hosts, USERNS_ENV};
 pub use network::{sweep, Network};
 
 /// How pods get their network identity.

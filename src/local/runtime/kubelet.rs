@@ -1,0 +1,790 @@
+//! The kubelet: one worker task per pod object (by UID) that runs the pod's first
+//! container through the sandbox, restarts it, probes it and writes the pod status.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use serde_json::{json, Value};
+use tokio::process::Child;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::probes::{self, ProbeKind, ProbeSpec};
+use super::{dns, volumes, Shared};
+use crate::local::api::store::now_rfc3339;
+use crate::local::sandbox::{self, Launch, PodNet};
+
+/// Environment variable naming the pod directory in every container (lets a later
+/// runtime on the same state dir recognise processes a dead instance left behind).
+pub const POD_DIR_ENV: &str = "TANDEM_LOCAL_POD_DIR";
+/// Longest stop grace period local mode waits for.
+pub const MAX_GRACE: Duration = Duration::from_secs(10);
+/// A container that ran this long gets its restart backoff reset.
+const BACKOFF_RESET: Duration = Duration::from_secs(60);
+
+/// Restart delay after the `n`-th consecutive failure (0-based): 1, 2, 4, 8, 10 s.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs([1u64, 2, 4, 8, 10][n.min(4) as usize])
+}
+
+/// Send a signal (`TERM`, `KILL`) to a process and its process group.
+pub fn signal(pid: u32, sig: &str) {
+    if pid <= 1 {
+        return;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-s", sig, "--", &format!("-{pid}"), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+struct Worker {
+    uid: String,
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+/// The pod workers, driven by the runtime's main loop.
+pub(crate) struct Kubelet {
+    shared: Arc<Shared>,
+    workers: HashMap<String, Worker>,
+    stopping: HashMap<String, JoinHandle<()>>,
+    hosts_written: HashMap<String, String>,
+}
+
+fn key_of(pod: &Value) -> (String, String, String, String) {
+    let g = |p: &str| {
+        pod.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let ns = g("/metadata/namespace");
+    let name = g("/metadata/name");
+    (format!("{ns}_{name}"), ns, name, g("/metadata/uid"))
+}
+
+impl Kubelet {
+    pub fn new(shared: Arc<Shared>) -> Kubelet {
+        Kubelet {
+            shared,
+            workers: HashMap::new(),
+            stopping: HashMap::new(),
+            hosts_written: HashMap::new(),
+        }
+    }
+
+    /// A worker runs or is stopping for this pod key.
+    pub fn is_active(&self, key: &str) -> bool {
+        self.workers.contains_key(key) || self.stopping.contains_key(key)
+    }
+
+    pub async fn sync(&mut self) {
+        self.stopping.retain(|_, h| !h.is_finished());
+        let pods = self.shared.list(&self.shared.types.pods, None);
+        let mut wanted: HashMap<String, Value> = HashMap::new();
+        for p in pods {
+            if p.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            let (key, ..) = key_of(&p);
+            wanted.insert(key, p);
+        }
+        // Stop workers of pods that are gone or replaced by a new object.
+        let gone: Vec<String> = self
+            .workers
+            .iter()
+            .filter(|(k, w)| {
+                w.handle.is_finished()
+                    || wanted
+                        .get(*k)
+                        .is_none_or(|p| key_of(p).3 != w.uid)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            if let Some(w) = self.workers.remove(&k) {
+                let _ = w.stop.send(true);
+                self.hosts_written.remove(&k);
+                self.stopping.insert(k, w.handle);
+            }
+        }
+        for (key, pod) in wanted {
+            if self.workers.contains_key(&key) || self.stopping.contains_key(&key) {
+                continue;
+            }
+            let (stop, stop_rx) = watch::channel(false);
+            let uid = key_of(&pod).3;
+            let shared = self.shared.clone();
+            let handle = tokio::spawn(async move {
+                let shared2 = shared.clone();
+                run_pod(shared, pod, stop_rx).await;
+                shared2.wake.notify_one();
+            });
+            self.workers.insert(key, Worker { uid, stop, handle });
+        }
+        self.write_hosts();
+    }
+
+    fn write_hosts(&mut self) {
+        let records = self
+            .shared
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for key in self.workers.keys() {
+            if !records.contains_key(key) {
+                continue;
+            }
+            let content = dns::hosts_content(key, &records, &self.shared.opts.cluster_domain);
+            if self.hosts_written.get(key) == Some(&content) {
+                continue;
+            }
+            match sandbox::write_hosts(&self.shared.pod_dir(key), &content) {
+                Ok(()) => {
+                    self.hosts_written.insert(key.clone(), content);
+                }
+                Err(e) => tracing::warn!("hosts file of pod {key}: {e}"),
+            }
+        }
+    }
+
+    /// Stop every pod and wait for them.
+    pub async fn shutdown(&mut self) {
+        for (k, w) in self.workers.drain() {
+            let _ = w.stop.send(true);
+            self.stopping.insert(k, w.handle);
+        }
+        for (_, h) in self.stopping.drain() {
+            let _ = h.await;
+        }
+    }
+}
+
+/// A pod condition's state with the time it last changed.
+struct Cond {
+    status: bool,
+    since: String,
+}
+
+/// What the worker knows about its pod, rendered into the pod status.
+struct PodState {
+    start_time: String,
+    ip: Option<Ipv4Addr>,
+    phase: &'static str,
+    container: String,
+    image: String,
+    state: Value,
+    last_state: Value,
+    restart_count: i64,
+    started: bool,
+    ready: bool,
+    not_ready_message: Option<String>,
+    container_id: Option<String>,
+    conds: HashMap<&'static str, Cond>,
+}
+
+impl PodState {
+    fn cond(&mut self, t: &'static str, status: bool, now: &str) -> Value {
+        let c = self.conds.entry(t).or_insert_with(|| Cond {
+            status,
+            since: now.to_string(),
+        });
+        if c.status != status {
+            c.status = status;
+            c.since = now.to_string();
+        }
+        json!({
+            "type": t,
+            "status": if status { "True" } else { "False" },
+            "lastProbeTime": null,
+            "lastTransitionTime": c.since,
+        })
+    }
+
+    fn render(&mut self) -> Value {
+        let now = now_rfc3339();
+        let mut conds = vec![
+            self.cond("PodScheduled", true, &now),
+            self.cond("Initialized", true, &now),
+        ];
+        let ready = self.ready;
+        let mut cr = self.cond("ContainersReady", ready, &now);
+        let mut r = self.cond("Ready", ready, &now);
+        if !ready {
+            let mut msg = format!("containers with unready status: [{}]", self.container);
+            if let Some(m) = &self.not_ready_message {
+                msg.push_str(": ");
+                msg.push_str(m);
+            }
+            for c in [&mut cr, &mut r] {
+                c["reason"] = json!("ContainersNotReady");
+                c["message"] = json!(msg);
+            }
+        }
+        conds.push(cr);
+        conds.push(r);
+        let mut cs = json!({
+            "name": self.container,
+            "image": self.image,
+            "imageID": "local://tandem-server",
+            "ready": self.ready,
+            "started": self.started,
+            "restartCount": self.restart_count,
+            "state": self.state,
+            "lastState": self.last_state,
+        });
+        if let Some(id) = &self.container_id {
+            cs["containerID"] = json!(id);
+        }
+        let mut st = json!({
+            "phase": self.phase,
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "startTime": self.start_time,
+            "conditions": conds,
+            "containerStatuses": [cs],
+            "qosClass": "BestEffort",
+        });
+        if let Some(ip) = self.ip {
+            st["podIP"] = json!(ip.to_string());
+            st["podIPs"] = json!([{"ip": ip.to_string()}]);
+        }
+        st
+    }
+
+    fn waiting(&mut self, reason: &str, message: &str) {
+        self.state = json!({"waiting": {"reason": reason, "message": message}});
+        self.ready = false;
+        self.started = false;
+    }
+}
+
+/// Write `status` to pod ns/name if it is still the object with `uid`.
+fn write_status(shared: &Shared, ns: &str, name: &str, uid: &str, status: &Value) -> bool {
+    let t = &shared.types.pods;
+    let Ok(mut obj) = shared.store.get(t, ns, name) else {
+        return false;
+    };
+    if obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid) {
+        return false;
+    }
+    if obj.get("status") == Some(status) {
+        return true;
+    }
+    obj["status"] = status.clone();
+    shared.store.update(t, ns, name, obj, true, false).is_ok()
+}
+
+/// Prepare the pod directory: a new pod object (UID) wipes the emptyDir volumes.
+fn prepare_dir(pod_dir: &Path, uid: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(pod_dir)?;
+    let uid_file = pod_dir.join("uid");
+    let old = std::fs::read_to_string(&uid_file).unwrap_or_default();
+    if old.trim() != uid {
+        let vols = pod_dir.join("volumes");
+        if vols.exists() {
+            std::fs::remove_dir_all(&vols)?;
+        }
+        std::fs::write(&uid_file, uid)?;
+    }
+    Ok(())
+}
+
+struct Probes {
+    startup: Option<ProbeSpec>,
+    readiness: Option<ProbeSpec>,
+    liveness: Option<ProbeSpec>,
+}
+
+fn parse_probes(c: &Container) -> Probes {
+    let ports = c.ports.clone().unwrap_or_default();
+    Probes {
+        startup: c.startup_probe.as_ref().map(|p| probes::parse_probe(p, &ports)),
+        readiness: c
+            .readiness_probe
+            .as_ref()
+            .map(|p| probes::parse_probe(p, &ports)),
+        liveness: c
+            .liveness_probe
+            .as_ref()
+            .map(|p| probes::parse_probe(p, &ports)),
+    }
+}
+
+type ProbeResult = (ProbeKind, Result<(), String>);
+
+fn spawn_probe(
+    kind: ProbeKind,
+    spec: ProbeSpec,
+    ip: IpAddr,
+    tx: mpsc::Sender<ProbeResult>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(spec.initial_delay).await;
+        loop {
+            let r = probes::run_once(&spec, ip).await;
+            if tx.send((kind, r)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(spec.period).await;
+        }
+    })
+}
+
+/// Why a container run ended.
+enum Ended {
+    Exited(std::process::ExitStatus),
+    Killed(String, Option<std::process::ExitStatus>),
+    Stop,
+}
+
+/// Stop a container: SIGTERM to its process group, up to `grace`, then SIGKILL.
+async fn terminate(child: &mut Child, grace: Duration) -> Option<std::process::ExitStatus> {
+    let Some(pid) = child.id() else {
+        return child.wait().await.ok();
+    };
+    signal(pid, "TERM");
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(r) => {
+            signal(pid, "KILL");
+            r.ok()
+        }
+        Err(_) => {
+            signal(pid, "KILL");
+            let _ = child.start_kill();
+            child.wait().await.ok()
+        }
+    }
+}
+
+fn exit_code(st: &std::process::ExitStatus) -> (i64, Option<i32>) {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(c), _) => (i64::from(c), None),
+        (None, Some(s)) => (128 + i64::from(s), Some(s)),
+        _ => (-1, None),
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[allow(unused_assignments)] // `written` is dead after the last publish before a return.
+async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receiver<bool>) {
+    let (key, ns, name, uid) = key_of(&pod_value);
+    let pod: Pod = match serde_json::from_value(pod_value) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("pod {ns}/{name}: cannot read its spec: {e}");
+            stopped(&mut stop).await;
+            return;
+        }
+    };
+    let spec = pod.spec.clone().unwrap_or_default();
+    let Some(container) = spec.containers.first().cloned() else {
+        stopped(&mut stop).await;
+        return;
+    };
+    let pod_dir = shared.pod_dir(&key);
+    let mut st = PodState {
+        start_time: now_rfc3339(),
+        ip: None,
+        phase: "Pending",
+        container: container.name.clone(),
+        image: container.image.clone().unwrap_or_default(),
+        state: json!({"waiting": {"reason": "ContainerCreating"}}),
+        last_state: json!({}),
+        restart_count: 0,
+        started: false,
+        ready: false,
+        not_ready_message: None,
+        container_id: None,
+        conds: HashMap::new(),
+    };
+    let mut written = Value::Null;
+    macro_rules! publish {
+        () => {{
+            let s = st.render();
+            if s != written && write_status(&shared, &ns, &name, &uid, &s) {
+                written = s;
+            }
+        }};
+    }
+    if let Err(e) = prepare_dir(&pod_dir, &uid) {
+        st.waiting("ContainerCreating", &format!("pod directory: {e}"));
+        publish!();
+        stopped(&mut stop).await;
+        return;
+    }
+    // The pod's address.
+    let net: PodNet = loop {
+        let netw = shared.network.clone();
+        let k = key.clone();
+        match tokio::task::spawn_blocking(move || netw.attach(&k)).await {
+            Ok(Ok(n)) => break n,
+            Ok(Err(e)) => st.waiting("ContainerCreating", &format!("network: {e}")),
+            Err(e) => st.waiting("ContainerCreating", &format!("network: {e}")),
+        }
+        publish!();
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    };
+    st.ip = Some(net.ip);
+    let ip_s = net.ip.to_string();
+    let hostname = spec
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| name.clone());
+    shared
+        .records
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            key.clone(),
+            dns::PodRecord {
+                namespace: ns.clone(),
+                name: name.clone(),
+                hostname: hostname.clone(),
+                subdomain: spec.subdomain.clone(),
+                ip: net.ip,
+            },
+        );
+    shared.wake.notify_one();
+    let grace = Duration::from_secs(
+        spec.termination_grace_period_seconds
+            .unwrap_or(30)
+            .max(0) as u64,
+    )
+    .min(MAX_GRACE);
+    let restart_policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+    let probes = parse_probes(&container);
+    let mut failures: u32 = 0;
+    let lookup = |src: volumes::Source, n: &str| shared.object_data(&ns, src, n);
+
+    'runs: loop {
+        if *stop.borrow() {
+            break;
+        }
+        // Volumes, env, launch.
+        let prepared = volumes::materialise(&pod_dir, &pod, &ip_s, &lookup)
+            .map_err(|e| ("ContainerCreating", e))
+            .and_then(|()| {
+                volumes::resolve_env(&pod, &container, &ip_s, &lookup)
+                    .map_err(|e| ("CreateContainerConfigError", e))
+            })
+            .and_then(|env| {
+                volumes::mounts(&pod_dir, &pod, &container)
+                    .map(|m| (env, m))
+                    .map_err(|e| ("CreateContainerConfigError", e))
+            });
+        let (mut env, mounts) = match prepared {
+            Ok(x) => x,
+            Err((reason, msg)) => {
+                st.waiting(reason, &msg);
+                publish!();
+                tokio::select! {
+                    _ = stopped(&mut stop) => break 'runs,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue 'runs,
+                }
+            }
+        };
+        env.push((POD_DIR_ENV.to_string(), pod_dir.display().to_string()));
+        let launch = Launch {
+            pod_dir: pod_dir.clone(),
+            net: net.clone(),
+            hostname: hostname.clone(),
+            mounts,
+            command: volumes::command_line(&container, &env),
+            env,
+            server_bin: shared.opts.server_bin.clone(),
+            log: pod_dir.join("log"),
+            workdir: container.working_dir.clone().filter(|w| !w.is_empty()),
+        };
+        if let Some(hosts) = {
+            let records = shared.records.lock().unwrap_or_else(|e| e.into_inner());
+            records
+                .contains_key(&key)
+                .then(|| dns::hosts_content(&key, &records, &shared.opts.cluster_domain))
+        } {
+            if let Err(e) = sandbox::write_hosts(&pod_dir, &hosts) {
+                tracing::warn!("hosts file of pod {key}: {e}");
+            }
+        }
+        let mut child = match sandbox::spawn(&launch) {
+            Ok(c) => c,
+            Err(e) => {
+                st.waiting("RunContainerError", &e.to_string());
+                publish!();
+                let d = backoff(failures);
+                failures += 1;
+                tokio::select! {
+                    _ = stopped(&mut stop) => break 'runs,
+                    _ = tokio::time::sleep(d) => continue 'runs,
+                }
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        let pid_file = pod_dir.join("pid");
+        if let Err(e) = std::fs::write(&pid_file, format!("{pid}\n")) {
+            tracing::warn!("{}: {e}", pid_file.display());
+        }
+        let started_at = now_rfc3339();
+        let run_start = Instant::now();
+        let cid = format!("local://{pid}");
+        st.container_id = Some(cid.clone());
+        st.phase = "Running";
+        st.state = json!({"running": {"startedAt": started_at}});
+        st.started = probes.startup.is_none();
+        st.ready = st.started && probes.readiness.is_none();
+        st.not_ready_message = None;
+        publish!();
+
+        let (tx, mut rx) = mpsc::channel::<ProbeResult>(16);
+        let ipaddr = IpAddr::V4(net.ip);
+        let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+        let start_probes = |tasks: &mut Vec<JoinHandle<()>>| {
+            if let Some(p) = &probes.readiness {
+                tasks.push(spawn_probe(ProbeKind::Readiness, p.clone(), ipaddr, tx.clone()));
+            }
+            if let Some(p) = &probes.liveness {
+                tasks.push(spawn_probe(ProbeKind::Liveness, p.clone(), ipaddr, tx.clone()));
+            }
+        };
+        if let Some(p) = &probes.startup {
+            tasks.push(spawn_probe(ProbeKind::Startup, p.clone(), ipaddr, tx.clone()));
+        } else {
+            start_probes(&mut tasks);
+        }
+        let mut counts: HashMap<&'static str, (u32, u32)> = HashMap::new();
+        let mut resync = tokio::time::interval(Duration::from_secs(1));
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ended = loop {
+            tokio::select! {
+                _ = stopped(&mut stop) => break Ended::Stop,
+                r = child.wait() => match r {
+                    Ok(s) => break Ended::Exited(s),
+                    Err(e) => break Ended::Killed(format!("wait: {e}"), None),
+                },
+                Some((kind, res)) = rx.recv() => {
+                    let spec = match kind {
+                        ProbeKind::Startup => probes.startup.as_ref(),
+                        ProbeKind::Readiness => probes.readiness.as_ref(),
+                        ProbeKind::Liveness => probes.liveness.as_ref(),
+                    };
+                    let Some(spec) = spec else { continue };
+                    let c = counts.entry(kind.as_str()).or_insert((0, 0));
+                    match &res {
+                        Ok(()) => { c.0 += 1; c.1 = 0; }
+                        Err(_) => { c.1 += 1; c.0 = 0; }
+                    }
+                    let (succ, fail) = *c;
+                    match kind {
+                        ProbeKind::Startup => {
+                            if res.is_ok() && succ >= 1 && !st.started {
+                                st.started = true;
+                                for t in tasks.drain(..) { t.abort(); }
+                                start_probes(&mut tasks);
+                                st.ready = probes.readiness.is_none();
+                            } else if let Err(m) = &res {
+                                st.not_ready_message = Some(format!("Startup probe failed: {m}"));
+                                if fail >= spec.failure_threshold {
+                                    let s = terminate(&mut child, grace).await;
+                                    break Ended::Killed(format!("Startup probe failed: {m}"), s);
+                                }
+                            }
+                        }
+                        ProbeKind::Readiness => match &res {
+                            Ok(()) => if succ >= spec.success_threshold {
+                                st.ready = true;
+                                st.not_ready_message = None;
+                            },
+                            Err(m) => {
+                                if !st.ready || fail >= spec.failure_threshold {
+                                    st.not_ready_message = Some(format!("Readiness probe failed: {m}"));
+                                }
+                                if fail >= spec.failure_threshold {
+                                    st.ready = false;
+                                }
+                            }
+                        },
+                        ProbeKind::Liveness => if let Err(m) = &res {
+                            if fail >= spec.failure_threshold {
+                                let s = terminate(&mut child, grace).await;
+                                break Ended::Killed(format!("Liveness probe failed: {m}"), s);
+                            }
+                        },
+                    }
+                    publish!();
+                }
+                _ = resync.tick() => {
+                    if let Err(e) = volumes::materialise(&pod_dir, &pod, &ip_s, &lookup) {
+                        tracing::debug!("pod {key}: volume resync: {e}");
+                    }
+                    publish!();
+                }
+            }
+        };
+        for t in tasks.drain(..) {
+            t.abort();
+        }
+        let (exit, reason, message) = match ended {
+            Ended::Stop => {
+                let _ = terminate(&mut child, grace).await;
+                let _ = std::fs::remove_file(&pid_file);
+                break 'runs;
+            }
+            Ended::Exited(s) => {
+                let (code, _) = exit_code(&s);
+                (Some(s), if code == 0 { "Completed" } else { "Error" }, None)
+            }
+            Ended::Killed(m, s) => (s, "Error", Some(m)),
+        };
+        signal(pid, "KILL");
+        let _ = std::fs::remove_file(&pid_file);
+        let (code, sig) = exit.as_ref().map(exit_code).unwrap_or((137, Some(9)));
+        let mut term = json!({
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": started_at,
+            "finishedAt": now_rfc3339(),
+            "containerID": cid,
+        });
+        if let Some(sig) = sig {
+            term["signal"] = json!(sig);
+        }
+        if let Some(m) = &message {
+            term["message"] = json!(m);
+            tracing::info!("pod {key}: {m}; restarting");
+        }
+        if run_start.elapsed() >= BACKOFF_RESET {
+            failures = 0;
+        }
+        let restart = match restart_policy.as_str() {
+            "Never" => false,
+            "OnFailure" => code != 0,
+            _ => true,
+        };
+        if !restart {
+            st.state = json!({"terminated": term});
+            st.ready = false;
+            st.phase = if code == 0 { "Succeeded" } else { "Failed" };
+            publish!();
+            stopped(&mut stop).await;
+            break 'runs;
+        }
+        st.last_state = json!({"terminated": term});
+        st.restart_count += 1;
+        let delay = backoff(failures);
+        failures += 1;
+        st.waiting(
+            "CrashLoopBackOff",
+            &format!(
+                "back-off {}s restarting failed container={} pod={name}_{ns}({uid})",
+                delay.as_secs(),
+                container.name
+            ),
+        );
+        publish!();
+        tokio::select! {
+            _ = stopped(&mut stop) => break 'runs,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    // Gone from the API: release the address (the directory stays).
+    shared
+        .records
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key);
+    let netw = shared.network.clone();
+    let k = key.clone();
+    match tokio::task::spawn_blocking(move || netw.detach(&k)).await {
+        Ok(Err(e)) => tracing::warn!("pod {key}: detach: {e}"),
+        Err(e) => tracing::warn!("pod {key}: detach: {e}"),
+        Ok(Ok(())) => {}
+    }
+}
+
+/// The pid recorded for a pod directory, if any.
+pub fn pid_of(pod_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(pod_dir.join("pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `pods/<key>` paths of a state directory.
+pub fn pod_dirs(state_dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(state_dir.join("pods"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_sequence() {
+        let secs: Vec<u64> = (0..7).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 10, 10, 10]);
+    }
+
+    #[test]
+    fn conditions_keep_transition_times_and_explain_unready() {
+        let mut st = PodState {
+            start_time: "t0".into(),
+            ip: Some(Ipv4Addr::new(10, 0, 0, 2)),
+            phase: "Running",
+            container: "server".into(),
+            image: "img".into(),
+            state: json!({"running": {"startedAt": "t0"}}),
+            last_state: json!({}),
+            restart_count: 0,
+            started: true,
+            ready: false,
+            not_ready_message: Some("Readiness probe failed: exec probes are not supported in local mode".into()),
+            container_id: Some("local://42".into()),
+            conds: HashMap::new(),
+        };
+        let s = st.render();
+        assert_eq!(s["podIP"], "10.0.0.2");
+        assert_eq!(s["containerStatuses"][0]["containerID"], "local://42");
+        let ready = s["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
+            .clone();
+        assert_eq!(ready["status"], "False");
+        assert!(ready["message"].as_str().unwrap().contains("exec probes"));
+        st.conds.get_mut("Ready").unwrap().since = "before".into();
+        let again = st.render();
+        let r2 = again["conditions"][3].clone();
+        assert_eq!(r2["lastTransitionTime"], "before", "no flip: time kept");
+        st.ready = true;
+        let flipped = st.render();
+        assert_ne!(flipped["conditions"][3]["lastTransitionTime"], "before");
+        assert_eq!(flipped["conditions"][3]["status"], "True");
+    }
+}
