@@ -1,6 +1,7 @@
-//! Local cluster mode (issue 6): the embedded Kubernetes API; the process runtime and
-//! `tandem-operator local` come later.
+//! Local cluster mode (issue 6): the embedded Kubernetes API ([`api`]), the process
+//! runtime ([`runtime`], on the [`sandbox`]) and `tandem-operator local` ([`cli`]).
 
 pub mod api;
-pub mod sandbox;
+pub mod cli;
 pub mod runtime;
+pub mod sandbox;
