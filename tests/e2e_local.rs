@@ -136,7 +136,10 @@ async fn deleting_the_resource_removes_children_and_processes() {
         async move { left.is_empty().then_some(()) }
     })
     .await;
-    assert!(l.pods(NS, "cache").await.is_empty());
+    l.wait_for("pod objects gone", Duration::from_secs(10), || async {
+        l.pods(NS, "cache").await.is_empty().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,6 +202,13 @@ spec:
     assert_ne!(l.pid(), first_pid);
     let rr = l.status(NS, "cache").await.expect("the resource is back");
     assert_eq!(rr.metadata.uid, uid, "the same object, not a new one");
+    // The stored status still says Ready from the first run until the runtime reports
+    // the new processes: wait for those first.
+    l.wait_for("2 pod processes", BUDGET, || {
+        let n = pod_pids(&l.dir).len();
+        async move { (n == 2).then_some(()) }
+    })
+    .await;
     l.wait_ready(NS, "cache", 2, BUDGET).await;
     assert_eq!(l.password(NS, "cache").await, password);
     let mut m = l.master_conn(NS, "cache").await;

@@ -394,14 +394,34 @@ impl Local {
             .endpoint(&format!("{ns}/{name}-master"), Duration::from_secs(30))
             .await;
         let pw = self.password(ns, name).await;
-        Resp::connect_auth(&addr.to_string(), &pw)
+        self.conn_retry(&addr.to_string(), &pw).await
+    }
+
+    /// Connect, AUTH and PING until it works (right after a restart the Service proxy and
+    /// the pods may still be coming up), within 30 s.
+    pub async fn conn_retry(&self, addr: &str, password: &str) -> Resp {
+        let mut last = String::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match Resp::connect(addr) {
+                Ok(mut c) => match (c.cmd(&["AUTH", password]), c.cmd(&["PING"])) {
+                    (Ok(Reply::Simple(a)), Ok(Reply::Simple(p))) if a == "OK" && p == "PONG" => {
+                        return c
+                    }
+                    other => last = format!("{other:?}"),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("no working connection to {addr}: {last}\n{}", self.output());
     }
 
     /// A connection to pod `pod` (its IP, port 6379), authenticated.
     pub async fn pod_conn(&self, ns: &str, name: &str, pod: &str) -> Resp {
         let ip = self.pod_ip(ns, pod).await;
         let pw = self.password(ns, name).await;
-        Resp::connect_auth(&format!("{ip}:6379"), &pw)
+        self.conn_retry(&format!("{ip}:6379"), &pw).await
     }
 
     /// SIGKILL the process of a pod (from DIR/pods/<ns>_<pod>/pid); returns the pid.
@@ -520,7 +540,8 @@ impl Resp {
 
     fn read(&mut self) -> std::io::Result<Reply> {
         let l = self.line()?;
-        let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "bad reply");
+        let bad =
+            || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad reply {l:?}"));
         let (t, rest) = l.split_at_checked(1).ok_or_else(bad)?;
         Ok(match t {
             "+" => Reply::Simple(rest.into()),
