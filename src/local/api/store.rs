@@ -312,6 +312,12 @@ impl Inner {
             self.register_crd(&obj);
         }
         self.objects.insert(key, obj.clone());
+        // Like the real garbage collector: a new object whose owners are all gone (e.g.
+        // a child applied by a reconcile that raced with the owner's deletion) is
+        // collected at once instead of staying orphaned forever.
+        if !owner_uids(&obj).is_empty() {
+            self.collect_garbage();
+        }
         obj
     }
 
@@ -1206,6 +1212,28 @@ mod tests {
         s.delete(&cm(), "default", "a", &DeleteOptions::default())
             .unwrap();
         assert!(s.get(&cm(), "default", "child").is_err());
+    }
+
+    #[test]
+    fn a_child_created_after_its_owner_is_gone_is_collected() {
+        let s = Store::new(100);
+        let child = json!({"metadata": {"name": "late", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": "no-such-uid"}]}});
+        s.create(&cm(), "default", child, false).unwrap();
+        assert!(s.get(&cm(), "default", "late").is_err());
+        let owner = s
+            .create(
+                &cm(),
+                "default",
+                json!({"metadata": {"name": "owner"}}),
+                false,
+            )
+            .unwrap();
+        let uid = owner["metadata"]["uid"].as_str().unwrap();
+        let child = json!({"metadata": {"name": "kept", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}});
+        s.create(&cm(), "default", child, false).unwrap();
+        assert!(s.get(&cm(), "default", "kept").is_ok());
     }
 
     #[test]
