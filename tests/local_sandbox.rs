@@ -93,6 +93,7 @@ impl Guard {
         for pid in self.pids.drain(..) {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
+                .stderr(std::process::Stdio::null())
                 .status();
             let end = Instant::now() + Duration::from_secs(5);
             // Gone, or a zombie (reaped by tokio later).
@@ -155,15 +156,12 @@ fn call(addr: SocketAddr, args: &[&str]) -> std::io::Result<String> {
 
 fn wait_for(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
     let end = Instant::now() + DEADLINE;
-    let mut last = None;
     while Instant::now() < end {
         if let Some(v) = f() {
             return v;
         }
-        last = Some(());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = last;
     panic!("timed out after {DEADLINE:?} waiting for {what}");
 }
 
@@ -280,7 +278,6 @@ fn replication_pair(g: &mut Guard, mode: NetMode, userns: bool) {
                 _ => None,
             }
         });
-        let _ = &dir;
     }
     // The returned pid is the server itself (exec chain).
     for (pod, name) in [(&a, "a"), (&b, "b")] {
@@ -440,4 +437,158 @@ fn user_namespace_path_pods_replicate() {
     let _enter = rt.enter();
     let mut g = Guard::new(&instance);
     replication_pair(&mut g, NetMode::Loopback, true);
+}
+
+const NOBODY_DIR_ENV: &str = "TANDEM_SANDBOX_TEST_NOBODY_DIR";
+
+/// Runs `as_nobody_inner` (this test binary, re-executed) under
+/// `setpriv --reuid=65534 --regid=65534 --clear-groups`: a real unprivileged user
+/// starts a pod through the user-namespace path and reaches it over 127.x.
+#[test]
+fn unprivileged_user_runs_a_pod() {
+    if !have("unshare") || !have("setpriv") {
+        return skip("`unshare` or `setpriv` missing");
+    }
+    if !is_root() {
+        return skip("needs root to switch to the nobody user");
+    }
+    let bin = server_bin();
+    let exe = std::env::current_exe().unwrap();
+    let readable = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "test",
+            "-x",
+        ])
+        .arg(&bin)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "test",
+                "-x",
+            ])
+            .arg(&exe)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !readable {
+        // Not a sandbox failure: the build output is private to root here.
+        eprintln!("SKIPPED: the test binaries are not executable by nobody");
+        return;
+    }
+    let instance = format!("p{}", std::process::id() % 100_000);
+    let mut g = Guard::new(&instance);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&g.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["--exact", "as_nobody_inner", "--ignored", "--nocapture"])
+        .env(NOBODY_DIR_ENV, &g.dir)
+        .env("TANDEM_SANDBOX_TEST_INSTANCE", &instance)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if let Ok(pid) = std::fs::read_to_string(g.dir.join("pod.pid")) {
+        if let Ok(pid) = pid.trim().parse() {
+            g.pids.push(pid);
+        }
+    }
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut out);
+    }
+    let status = status.unwrap_or_else(|| panic!("inner test timed out:\n{out}"));
+    assert!(status.success(), "inner test as nobody failed:\n{out}");
+    assert!(out.contains("1 passed"), "inner test did not run:\n{out}");
+}
+
+/// The half of `unprivileged_user_runs_a_pod` that runs as nobody.
+#[test]
+#[ignore = "run by unprivileged_user_runs_a_pod under setpriv"]
+fn as_nobody_inner() {
+    let Ok(dir) = std::env::var(NOBODY_DIR_ENV) else {
+        return;
+    };
+    assert!(!is_root(), "must run as an unprivileged user");
+    let instance = std::env::var("TANDEM_SANDBOX_TEST_INSTANCE").unwrap();
+    let dir = PathBuf::from(dir);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _enter = rt.enter();
+    assert_eq!(NetMode::detect(), NetMode::Loopback);
+    let net = Network::create(&instance, NetMode::Loopback).unwrap();
+    let pn = net.attach("default_a").unwrap();
+    let pod_dir = dir.join("pods/default_a");
+    let data = pod_dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    sandbox::write_hosts(&pod_dir, &format!("{}\ta\n", pn.ip)).unwrap();
+    let launch = Launch {
+        pod_dir: pod_dir.clone(),
+        net: pn.clone(),
+        hostname: "a".into(),
+        mounts: vec![Mount {
+            host: data,
+            path: "/data".into(),
+            read_only: false,
+        }],
+        command: vec![
+            "tandem-server".into(),
+            "--port".into(),
+            "6379".into(),
+            "--bind".into(),
+            pn.ip.to_string(),
+            "--dir".into(),
+            "/data".into(),
+        ],
+        env: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())],
+        server_bin: server_bin(),
+        log: pod_dir.join("log"),
+        workdir: None,
+    };
+    // Default path: not root, so the user namespace is used.
+    let child = sandbox::spawn(&launch).unwrap_or_else(|e| panic!("spawn: {e}"));
+    let pid = child.id().unwrap();
+    std::fs::write(dir.join("pod.pid"), pid.to_string()).unwrap();
+    let addr = SocketAddr::from((pn.ip, 6379));
+    let log = pod_dir.join("log");
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if call(addr, &["PING"]).is_ok_and(|r| r == "+PONG") {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "pod did not answer PING; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(call(addr, &["SET", "k", "v"]).unwrap(), "+OK");
+    assert_eq!(call(addr, &["GET", "k"]).unwrap(), "v");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "tandem-server");
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
 }

@@ -1,5 +1,5 @@
-//! Local cluster mode (issue 6): the embedded Kubernetes API ([`api`]), the process
-//! runtime ([`runtime`], on the [`sandbox`]) and `tandem-operator local` ([`cli`]).
+//! Local cluster mode (issue 6): the embedded Kubernetes API ([`api`]), the pod sandbox
+//! ([`sandbox`]), the process runtime ([`runtime`]) and `tandem-operator local` ([`cli`]).
 
 pub mod api;
 pub mod cli;

@@ -430,7 +430,7 @@ impl Network {
         };
         let n = pod.ip.octets()[3];
         let vh = veth_host(&self.instance, n);
-        if link_list().iter().any(|l| *l == vh) {
+        if link_list().contains(&vh) {
             ip(&["link", "del", &vh])?;
         }
         if netns_list().iter().any(|x| x == ns) {
