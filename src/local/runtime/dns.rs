@@ -75,8 +75,14 @@ mod tests {
     #[test]
     fn hosts_have_fqdn_short_forms_and_own_name() {
         let mut m = BTreeMap::new();
-        m.insert("default_r-0".to_string(), rec("r-0", Some("r-hl"), [10, 0, 0, 2]));
-        m.insert("default_r-1".to_string(), rec("r-1", Some("r-hl"), [10, 0, 0, 3]));
+        m.insert(
+            "default_r-0".to_string(),
+            rec("r-0", Some("r-hl"), [10, 0, 0, 2]),
+        );
+        m.insert(
+            "default_r-1".to_string(),
+            rec("r-1", Some("r-hl"), [10, 0, 0, 3]),
+        );
         m.insert("default_lone".to_string(), rec("lone", None, [10, 0, 0, 4]));
         let h = hosts_content("default_r-1", &m, "cluster.local");
         assert!(h.contains("127.0.0.1\tlocalhost\n"));

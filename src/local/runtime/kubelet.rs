@@ -100,10 +100,7 @@ impl Kubelet {
             .workers
             .iter()
             .filter(|(k, w)| {
-                w.handle.is_finished()
-                    || wanted
-                        .get(*k)
-                        .is_none_or(|p| key_of(p).3 != w.uid)
+                w.handle.is_finished() || wanted.get(*k).is_none_or(|p| key_of(p).3 != w.uid)
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -306,7 +303,10 @@ struct Probes {
 fn parse_probes(c: &Container) -> Probes {
     let ports = c.ports.clone().unwrap_or_default();
     Probes {
-        startup: c.startup_probe.as_ref().map(|p| probes::parse_probe(p, &ports)),
+        startup: c
+            .startup_probe
+            .as_ref()
+            .map(|p| probes::parse_probe(p, &ports)),
         readiness: c
             .readiness_probe
             .as_ref()
@@ -468,13 +468,13 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
             },
         );
     shared.wake.notify_one();
-    let grace = Duration::from_secs(
-        spec.termination_grace_period_seconds
-            .unwrap_or(30)
-            .max(0) as u64,
-    )
-    .min(MAX_GRACE);
-    let restart_policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+    let grace =
+        Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64)
+            .min(MAX_GRACE);
+    let restart_policy = spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
     let probes = parse_probes(&container);
     let mut failures: u32 = 0;
     let lookup = |src: volumes::Source, n: &str| shared.object_data(&ns, src, n);
@@ -506,6 +506,16 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
                 }
             }
         };
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            // What container images usually set.
+            env.insert(
+                0,
+                (
+                    "PATH".to_string(),
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+                ),
+            );
+        }
         env.push((POD_DIR_ENV.to_string(), pod_dir.display().to_string()));
         let launch = Launch {
             pod_dir: pod_dir.clone(),
@@ -562,14 +572,29 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
         let start_probes = |tasks: &mut Vec<JoinHandle<()>>| {
             if let Some(p) = &probes.readiness {
-                tasks.push(spawn_probe(ProbeKind::Readiness, p.clone(), ipaddr, tx.clone()));
+                tasks.push(spawn_probe(
+                    ProbeKind::Readiness,
+                    p.clone(),
+                    ipaddr,
+                    tx.clone(),
+                ));
             }
             if let Some(p) = &probes.liveness {
-                tasks.push(spawn_probe(ProbeKind::Liveness, p.clone(), ipaddr, tx.clone()));
+                tasks.push(spawn_probe(
+                    ProbeKind::Liveness,
+                    p.clone(),
+                    ipaddr,
+                    tx.clone(),
+                ));
             }
         };
         if let Some(p) = &probes.startup {
-            tasks.push(spawn_probe(ProbeKind::Startup, p.clone(), ipaddr, tx.clone()));
+            tasks.push(spawn_probe(
+                ProbeKind::Startup,
+                p.clone(),
+                ipaddr,
+                tx.clone(),
+            ));
         } else {
             start_probes(&mut tasks);
         }
@@ -762,7 +787,9 @@ mod tests {
             restart_count: 0,
             started: true,
             ready: false,
-            not_ready_message: Some("Readiness probe failed: exec probes are not supported in local mode".into()),
+            not_ready_message: Some(
+                "Readiness probe failed: exec probes are not supported in local mode".into(),
+            ),
             container_id: Some("local://42".into()),
             conds: HashMap::new(),
         };

@@ -321,11 +321,7 @@ async fn main_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 
 /// Remove `pods/<ns>_*/pvc/<claim>` of pods that do not run; true when all are gone.
 fn remove_claim_dirs(shared: &Shared, kubelet: &kubelet::Kubelet, ns: &str, claim: &str) -> bool {
-    if shared
-        .store
-        .get(&shared.types.pvcs, ns, claim)
-        .is_ok()
-    {
+    if shared.store.get(&shared.types.pvcs, ns, claim).is_ok() {
         // Re-created meanwhile: keep the data.
         return true;
     }
@@ -380,16 +376,13 @@ fn belongs_to(pid: u32, pod_dir: &Path) -> bool {
     let proc = PathBuf::from(format!("/proc/{pid}"));
     let marker = format!("{}={}", kubelet::POD_DIR_ENV, pod_dir.display());
     if let Ok(env) = std::fs::read(proc.join("environ")) {
-        if env
-            .split(|b| *b == 0)
-            .any(|kv| kv == marker.as_bytes())
-        {
+        if env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
             return true;
         }
     }
-    ["cwd", "root"].iter().any(|l| {
-        std::fs::read_link(proc.join(l)).is_ok_and(|p| p.starts_with(pod_dir))
-    })
+    ["cwd", "root"]
+        .iter()
+        .any(|l| std::fs::read_link(proc.join(l)).is_ok_and(|p| p.starts_with(pod_dir)))
 }
 
 /// Kill (SIGKILL, whole process group too) what a previous instance left running.

@@ -85,7 +85,10 @@ pub fn parse_probe(p: &Probe, ports: &[ContainerPort]) -> ProbeSpec {
             Err(e) => ProbeAction::Unsupported(e),
         }
     } else if let Some(h) = &p.http_get {
-        if h.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("https")) {
+        if h.scheme
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+        {
             ProbeAction::Unsupported("https probes are not supported in local mode".into())
         } else {
             match resolve_port(&h.port, ports) {
@@ -234,7 +237,9 @@ mod tests {
             ..Probe::default()
         };
         let s = parse_probe(&p, &ports());
-        assert!(matches!(&s.action, ProbeAction::Http { port: 8080, path, .. } if path == "/healthz"));
+        assert!(
+            matches!(&s.action, ProbeAction::Http { port: 8080, path, .. } if path == "/healthz")
+        );
         assert_eq!(s.initial_delay, Duration::from_secs(3));
         assert_eq!(s.period, Duration::from_secs(2));
         assert_eq!(s.failure_threshold, 5);
@@ -245,7 +250,10 @@ mod tests {
             }),
             ..Probe::default()
         };
-        assert!(matches!(parse_probe(&bad, &ports()).action, ProbeAction::Unsupported(_)));
+        assert!(matches!(
+            parse_probe(&bad, &ports()).action,
+            ProbeAction::Unsupported(_)
+        ));
     }
 
     #[test]

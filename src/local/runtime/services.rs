@@ -41,7 +41,12 @@ pub fn target_port(svc_port: &Value, pod: &Value) -> Option<u16> {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
+                .flat_map(|c| {
+                    c.get("ports")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                })
                 .find(|p| s(p, "/name") == name)
                 .and_then(|p| p.get("containerPort").and_then(Value::as_u64))
                 .and_then(|p| u16::try_from(p).ok())
@@ -51,7 +56,11 @@ pub fn target_port(svc_port: &Value, pod: &Value) -> Option<u16> {
 }
 
 /// Addresses of the Ready pods a Service port forwards to, sorted.
-pub fn backends(selector: &BTreeMap<String, String>, svc_port: &Value, pods: &[Value]) -> Vec<SocketAddr> {
+pub fn backends(
+    selector: &BTreeMap<String, String>,
+    svc_port: &Value,
+    pods: &[Value],
+) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = pods
         .iter()
         .filter(|p| selects(selector, p) && pod_ready(p))
@@ -117,7 +126,8 @@ async fn proxy_loop(listener: TcpListener, backends: Arc<Mutex<Vec<SocketAddr>>>
         conns.spawn(async move {
             for k in 0..list.len() {
                 let target = list[(start + k) % list.len()];
-                let conn = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(target)).await;
+                let conn =
+                    tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(target)).await;
                 if let Ok(Ok(mut out)) = conn {
                     let _ = inbound.set_nodelay(true);
                     let _ = out.set_nodelay(true);
@@ -131,7 +141,9 @@ async fn proxy_loop(listener: TcpListener, backends: Arc<Mutex<Vec<SocketAddr>>>
 
 async fn bind(preferred: Option<SocketAddr>) -> std::io::Result<TcpListener> {
     if let Some(a) = preferred {
-        if let Ok(l) = TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port())).await {
+        if let Ok(l) =
+            TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port())).await
+        {
             return Ok(l);
         }
     }
@@ -187,7 +199,10 @@ impl Services {
             }
             let keys = endpoint_keys(&ns, &name, &ports);
             for (p, keys) in ports.iter().zip(keys) {
-                let Some(port) = p.get("port").and_then(Value::as_u64).and_then(|x| u16::try_from(x).ok())
+                let Some(port) = p
+                    .get("port")
+                    .and_then(Value::as_u64)
+                    .and_then(|x| u16::try_from(x).ok())
                 else {
                     continue;
                 };
@@ -205,10 +220,20 @@ impl Services {
                 let preferred = keys.first().and_then(|k| self.recorded.get(k)).copied();
                 match bind(preferred).await {
                     Ok(l) => {
-                        let addr = l.local_addr().unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+                        let addr = l
+                            .local_addr()
+                            .unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
                         let backends = Arc::new(Mutex::new(b));
                         let task = tokio::spawn(proxy_loop(l, backends.clone()));
-                        self.proxies.insert(id, Proxy { addr, keys, backends, task });
+                        self.proxies.insert(
+                            id,
+                            Proxy {
+                                addr,
+                                keys,
+                                backends,
+                                task,
+                            },
+                        );
                     }
                     Err(e) => tracing::warn!("service {ns}/{name} port {port}: proxy: {e}"),
                 }
@@ -226,7 +251,11 @@ impl Services {
             .values()
             .flat_map(|px| px.keys.iter().map(|k| (k.clone(), px.addr)))
             .collect();
-        let mut cur = self.shared.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cur = self
+            .shared
+            .endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if *cur != map || !self.shared.opts.state_dir.join("endpoints.json").exists() {
             self.shared.write_endpoints_file(&map);
             for (k, a) in &map {
@@ -299,13 +328,19 @@ impl Services {
             }
             json!([sub])
         };
-        let labels = svc.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+        let labels = svc
+            .pointer("/metadata/labels")
+            .cloned()
+            .unwrap_or(json!({}));
         match self.shared.store.get(&t.endpoints, ns, name) {
             Ok(mut cur) => {
                 let cur_subsets = cur.get("subsets").cloned().unwrap_or(json!([]));
                 if cur_subsets != subsets {
                     cur["subsets"] = subsets;
-                    let _ = self.shared.store.update(&t.endpoints, ns, name, cur, false, false);
+                    let _ = self
+                        .shared
+                        .store
+                        .update(&t.endpoints, ns, name, cur, false, false);
                 }
             }
             Err(_) => {
@@ -350,19 +385,37 @@ mod tests {
             pod("r-1", "replica", "10.0.0.3", true),
             pod("r-2", "replica", "10.0.0.4", false),
         ];
-        let sel = BTreeMap::from([("app".to_string(), "r".to_string()), ("role".to_string(), "master".to_string())]);
+        let sel = BTreeMap::from([
+            ("app".to_string(), "r".to_string()),
+            ("role".to_string(), "master".to_string()),
+        ]);
         let port = json!({"port": 6379, "targetPort": "redis"});
-        assert_eq!(backends(&sel, &port, &pods), vec!["10.0.0.2:6379".parse().unwrap()]);
+        assert_eq!(
+            backends(&sel, &port, &pods),
+            vec!["10.0.0.2:6379".parse().unwrap()]
+        );
         let sel_r = BTreeMap::from([("role".to_string(), "replica".to_string())]);
-        assert_eq!(backends(&sel_r, &json!({"port": 7000, "targetPort": 6379}), &pods), vec!["10.0.0.3:6379".parse().unwrap()]);
-        assert!(backends(&BTreeMap::new(), &port, &pods).is_empty(), "empty selector selects nothing");
+        assert_eq!(
+            backends(&sel_r, &json!({"port": 7000, "targetPort": 6379}), &pods),
+            vec!["10.0.0.3:6379".parse().unwrap()]
+        );
+        assert!(
+            backends(&BTreeMap::new(), &port, &pods).is_empty(),
+            "empty selector selects nothing"
+        );
         assert_eq!(target_port(&json!({"port": 80}), &pods[0]), Some(80));
-        assert_eq!(target_port(&json!({"port": 80, "targetPort": "nope"}), &pods[0]), None);
+        assert_eq!(
+            target_port(&json!({"port": 80, "targetPort": "nope"}), &pods[0]),
+            None
+        );
     }
 
     #[test]
     fn multi_port_keys() {
-        let ports = vec![json!({"name": "redis", "port": 6379}), json!({"name": "metrics", "port": 9121})];
+        let ports = vec![
+            json!({"name": "redis", "port": 6379}),
+            json!({"name": "metrics", "port": 9121}),
+        ];
         assert_eq!(
             endpoint_keys("default", "m", &ports),
             vec![
@@ -370,6 +423,9 @@ mod tests {
                 vec!["default/m:metrics".to_string()],
             ]
         );
-        assert_eq!(endpoint_keys("ns", "one", &ports[..1]), vec![vec!["ns/one".to_string()]]);
+        assert_eq!(
+            endpoint_keys("ns", "one", &ports[..1]),
+            vec![vec!["ns/one".to_string()]]
+        );
     }
 }

@@ -190,7 +190,11 @@ pub fn pvc_from_template(sts: &Value, tmpl: &Value, i: i64) -> Value {
         "namespace": s(sts, "/metadata/namespace"),
         "labels": labels,
     });
-    if s(sts, "/spec/persistentVolumeClaimRetentionPolicy/whenDeleted") == "Delete" {
+    if s(
+        sts,
+        "/spec/persistentVolumeClaimRetentionPolicy/whenDeleted",
+    ) == "Delete"
+    {
         meta["ownerReferences"] = json!([owner_ref(sts, false)]);
     }
     let spec = tmpl.get("spec").cloned().unwrap_or(json!({}));
@@ -383,7 +387,11 @@ pub(crate) fn sync(shared: &Shared) {
         }
         // whenScaled: Delete removes the claims of ordinals above the replica count once
         // their pods are gone.
-        if s(&sts, "/spec/persistentVolumeClaimRetentionPolicy/whenScaled") == "Delete" {
+        if s(
+            &sts,
+            "/spec/persistentVolumeClaimRetentionPolicy/whenScaled",
+        ) == "Delete"
+        {
             let replicas = sts
                 .pointer("/spec/replicas")
                 .and_then(Value::as_i64)
@@ -463,7 +471,8 @@ mod tests {
 
     fn ready_pod(sts: &Value, i: i64, rev: &str) -> Value {
         let mut p = pod_from_template(sts, i, rev);
-        p["status"] = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+        p["status"] =
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
         p
     }
 
@@ -540,8 +549,7 @@ mod tests {
     #[test]
     fn on_delete_never_replaces_and_rolling_update_goes_from_the_top() {
         let st = sts(3, "Parallel", "OnDelete");
-        let pods: BTreeMap<i64, Value> =
-            (0..3).map(|i| (i, ready_pod(&st, i, "r-old"))).collect();
+        let pods: BTreeMap<i64, Value> = (0..3).map(|i| (i, ready_pod(&st, i, "r-old"))).collect();
         assert_eq!(plan(&st, &pods), Plan::default());
         let roll = sts(3, "Parallel", "RollingUpdate");
         assert_eq!(plan(&roll, &pods).delete, vec!["r-2".to_string()]);
@@ -558,8 +566,7 @@ mod tests {
     fn status_counts_revisions() {
         let st = sts(3, "Parallel", "OnDelete");
         let rev = update_revision(&st);
-        let mut pods: BTreeMap<i64, Value> =
-            (0..3).map(|i| (i, ready_pod(&st, i, &rev))).collect();
+        let mut pods: BTreeMap<i64, Value> = (0..3).map(|i| (i, ready_pod(&st, i, &rev))).collect();
         let s1 = status(&st, &pods);
         assert_eq!(s1["replicas"], 3);
         assert_eq!(s1["readyReplicas"], 3);

@@ -255,8 +255,7 @@ fn remove_others(dir: &Path, keep: &BTreeSet<PathBuf>) -> std::io::Result<bool> 
         let ft = e.file_type()?;
         if ft.is_dir() {
             changed |= remove_others(&p, keep)?;
-            if std::fs::read_dir(&p)?.next().is_none() && !keep.iter().any(|k| k.starts_with(&p))
-            {
+            if std::fs::read_dir(&p)?.next().is_none() && !keep.iter().any(|k| k.starts_with(&p)) {
                 std::fs::remove_dir(&p)?;
             }
         } else if !keep.contains(&p) {
@@ -396,8 +395,9 @@ pub fn resolve_env(
     for e in c.env.iter().flatten() {
         let value = if let Some(vf) = &e.value_from {
             if let Some(f) = &vf.field_ref {
-                field_value(pod, &f.field_path, ip)
-                    .ok_or_else(|| format!("env {}: unsupported fieldRef {}", e.name, f.field_path))?
+                field_value(pod, &f.field_path, ip).ok_or_else(|| {
+                    format!("env {}: unsupported fieldRef {}", e.name, f.field_path)
+                })?
             } else if let Some(r) = &vf.config_map_key_ref {
                 match lookup(Source::ConfigMap, &r.name).and_then(|d| d.get(&r.key).cloned()) {
                     Some(v) => String::from_utf8_lossy(&v).into_owned(),
@@ -452,8 +452,8 @@ pub fn command_line(c: &Container, env: &[(String, String)]) -> Vec<String> {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
-        ConfigMapVolumeSource, EnvFromSource, EnvVar, EnvVarSource, ObjectFieldSelector,
-        PodSpec, SecretKeySelector, SecretEnvSource,
+        ConfigMapVolumeSource, EnvFromSource, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec,
+        SecretEnvSource, SecretKeySelector,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -480,7 +480,9 @@ mod tests {
                 ("a.conf".to_string(), b"port 1".to_vec()),
                 ("b".to_string(), b"B".to_vec()),
             ])),
-            (Source::Secret, "s") => Some(BTreeMap::from([("pw".to_string(), b"hunter2".to_vec())])),
+            (Source::Secret, "s") => {
+                Some(BTreeMap::from([("pw".to_string(), b"hunter2".to_vec())]))
+            }
             _ => None,
         }
     }
@@ -557,12 +559,18 @@ mod tests {
     fn field_values() {
         let p = pod();
         assert_eq!(field_value(&p, "metadata.uid", "").as_deref(), Some("u-1"));
-        assert_eq!(field_value(&p, "spec.nodeName", "").as_deref(), Some("local"));
+        assert_eq!(
+            field_value(&p, "spec.nodeName", "").as_deref(),
+            Some("local")
+        );
         assert_eq!(
             field_value(&p, "metadata.labels['role']", "").as_deref(),
             Some("master")
         );
-        assert_eq!(field_value(&p, "spec.serviceAccountName", "").as_deref(), Some("default"));
+        assert_eq!(
+            field_value(&p, "spec.serviceAccountName", "").as_deref(),
+            Some("default")
+        );
         assert_eq!(field_value(&p, "status.bogus", ""), None);
     }
 
@@ -584,7 +592,10 @@ mod tests {
         assert!(sync_files(&dir, &files).unwrap());
         assert!(!sync_files(&dir, &files).unwrap(), "unchanged: no rewrite");
         use std::os::unix::fs::PermissionsExt;
-        let m = std::fs::metadata(dir.join("a.conf")).unwrap().permissions().mode();
+        let m = std::fs::metadata(dir.join("a.conf"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(m & 0o777, 0o444);
         // A key disappears: its file goes.
         assert!(sync_files(&dir, &files[..1]).unwrap());
