@@ -29,7 +29,7 @@ impl World {
     }
 
     async fn local() -> Self {
-        Self::on(Backend::Local(LocalBackend::start(&[NS]).await))
+        Self::on(Backend::Local(Box::new(LocalBackend::start(&[NS]).await)))
     }
 
     fn on(api: Backend) -> Self {

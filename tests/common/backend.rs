@@ -18,7 +18,7 @@ use super::fake_api::FakeApi;
 
 pub enum Backend {
     Fake(FakeApi),
-    Local(LocalBackend),
+    Local(Box<LocalBackend>),
 }
 
 pub struct LocalBackend {
