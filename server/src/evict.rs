@@ -32,6 +32,10 @@ pub fn memory_for_eviction() -> u64 {
 /// Frees memory per `maxmemory-policy` until under `maxmemory`, or returns Redis's
 /// OOM error text. Each eviction is pushed to `store.propagated` as `DEL key`.
 pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
+    if store.repl.fenced {
+        // A fenced server deletes nothing (see `crate::fence`); its writes are refused.
+        return Ok(());
+    }
     let (max, policy, samples) = {
         let c = server.config.read();
         (

@@ -118,6 +118,9 @@ fn precheck(
     client: &ClientState,
     cmd: &Command,
 ) -> Option<String> {
+    if let Some(msg) = crate::fence::precheck(store, client, cmd) {
+        return Some(msg);
+    }
     if cmd.is(flags::DENYOOM) && !client.is_master && store.hot.maxmemory != 0 {
         if let Err(e) = crate::evict::ensure_memory(server, store) {
             return Some(e);

@@ -67,7 +67,7 @@ pub fn expire_some(
     let started = Instant::now();
     let lazy = server.config.read().lazyfree_lazy_expire;
     let del: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
-    if store.is_replica {
+    if store.is_replica || store.repl.fenced {
         return (0, start_db);
     }
     let ndbs = store.dbs.len();

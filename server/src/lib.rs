@@ -4,6 +4,7 @@
 //! `exec` + `commands` (command table and families), `db` + `types` (keyspace),
 //! `config`, `log`. Persistence and replication attach through `propagate`.
 
+pub mod admin;
 pub mod alloc;
 pub mod aof;
 pub mod commands;
@@ -14,6 +15,7 @@ pub mod digest;
 pub mod evict;
 pub mod exec;
 pub mod expire;
+pub mod fence;
 pub mod info;
 pub mod log;
 pub mod net;
@@ -59,9 +61,13 @@ pub async fn run(config: config::Config) -> Result<(), String> {
     if listeners.is_empty() {
         return Err("Configured to not listen anywhere, exiting.".into());
     }
+    // Tandem admin HTTP port: serves /healthz and /readyz ("loading") during the load.
+    let admin_listeners = admin::bind(&config.bind, config.tandem_admin_port).await?;
+    admin::spawn(&server, admin_listeners);
     warning!("Server initialized");
     daemon::write_pidfile(&config.pidfile);
     persist::load_at_startup(&server)?;
+    admin::set_loading(false);
     notice!("Ready to accept connections");
     replication::start(&server);
     for l in listeners {

@@ -40,6 +40,13 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let env_bind = match config.apply_env_bind(std::env::var("TANDEM_BIND").ok().as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
     if config.daemonize {
         if let Err(e) = daemon::daemonize() {
             eprintln!("Failed to daemonize: {e}");
@@ -71,6 +78,12 @@ fn main() {
         );
     } else {
         warning!("Configuration loaded");
+    }
+    if let Some(addrs) = &env_bind {
+        tandem_server::notice!(
+            "TANDEM_BIND is set: listening on {} (replaces the bind directive)",
+            addrs.join(" ")
+        );
     }
     let ignored = config.not_acted_on();
     if !ignored.is_empty() {

@@ -171,7 +171,7 @@ fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
 }
 
 fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
-    for d in table::DIRECTIVES {
+    for d in table::all() {
         if !d.acted() && new.values.get(d.name) != old.values.get(d.name) {
             crate::warning!(
                 "CONFIG SET {}: Tandem accepts but does not act on this directive",

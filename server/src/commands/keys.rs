@@ -397,7 +397,7 @@ fn randomkey(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             .is_some_and(|at| at <= ctx.now_ms)
             && !ctx.client.is_master
         {
-            if ctx.store.is_replica {
+            if ctx.store.is_replica || ctx.store.repl.fenced {
                 if tries < 100 {
                     continue;
                 }

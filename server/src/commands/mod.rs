@@ -398,7 +398,7 @@ impl<'a> Ctx<'a> {
         if self.client.is_master {
             return false;
         }
-        if self.store.is_replica {
+        if self.store.is_replica || self.store.repl.fenced {
             return true;
         }
         self.delete_expired(db, key);

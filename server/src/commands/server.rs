@@ -527,6 +527,10 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             out.ok();
         }
         b"populate" if (3..=5).contains(&argc) => {
+            if ctx.store.repl.fenced {
+                // The only DEBUG subcommand that writes keys (see `crate::fence`).
+                return Err(CmdError::msg(crate::fence::FENCED_ERR));
+            }
             let count = positive(&argv[2])?;
             let prefix: &[u8] = argv.get(3).map_or(&b"key"[..], |p| &p[..]);
             let size = match argv.get(4) {

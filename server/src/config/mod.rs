@@ -93,6 +93,10 @@ pub struct Config {
     pub replica_lazy_flush: bool,
     pub replica_ignore_maxmemory: bool,
     pub shutdown_timeout: u64,
+    /// Tandem: `tandem-fenced-start` (start fenced unless `replicaof` is set).
+    pub tandem_fenced_start: bool,
+    /// Tandem: `tandem-admin-port` (HTTP admin listener; 0 = off).
+    pub tandem_admin_port: u16,
     /// Canonical value of every directive, by canonical name (CONFIG GET).
     pub values: BTreeMap<&'static str, String>,
     /// Directives that appeared in the config file or on the command line.
@@ -174,12 +178,14 @@ impl Default for Config {
             replica_lazy_flush: false,
             replica_ignore_maxmemory: false,
             shutdown_timeout: 0,
+            tandem_fenced_start: false,
+            tandem_admin_port: 0,
             values: BTreeMap::new(),
             explicit: BTreeSet::new(),
             config_file: None,
             no_args: true,
         };
-        for d in table::DIRECTIVES {
+        for d in table::all() {
             c.values.insert(d.name, d.default.to_string());
             c.apply_typed(d.name);
         }
@@ -625,8 +631,27 @@ impl Config {
             "replica-lazy-flush" => self.replica_lazy_flush = self.b(name),
             "replica-ignore-maxmemory" => self.replica_ignore_maxmemory = self.b(name),
             "shutdown-timeout" => self.shutdown_timeout = self.u(name),
+            "tandem-fenced-start" => self.tandem_fenced_start = self.b(name),
+            "tandem-admin-port" => self.tandem_admin_port = self.i(name) as u16,
             _ => {}
         }
+    }
+
+    /// Tandem extension: a non-empty `TANDEM_BIND` (space-separated addresses) replaces
+    /// the `bind` directive, whatever the config file or command line said. Returns the
+    /// addresses applied, `None` when the variable is unset or blank.
+    pub fn apply_env_bind(&mut self, env: Option<&str>) -> Result<Option<Vec<String>>, String> {
+        let addrs: Vec<String> = env
+            .unwrap_or("")
+            .split_ascii_whitespace()
+            .map(String::from)
+            .collect();
+        if addrs.is_empty() {
+            return Ok(None);
+        }
+        self.set("bind", &addrs, Origin::Startup)
+            .map_err(|e| format!("TANDEM_BIND: {e}"))?;
+        Ok(Some(addrs))
     }
 
     /// Directives given explicitly that Tandem accepts but does not act on.
@@ -640,8 +665,7 @@ impl Config {
 
     /// A directive set to something Tandem cannot honour safely, with the reason.
     pub fn refused(&self) -> Option<(&'static str, &'static str)> {
-        table::DIRECTIVES
-            .iter()
+        table::all()
             .filter(|d| d.has(table::U))
             .find(|d| self.values.get(d.name).map(String::as_str) != Some(d.default))
             .map(|d| (d.name, table::unsafe_reason(d.name)))
@@ -650,7 +674,7 @@ impl Config {
     /// (name, value) pairs whose name or alias matches `pattern` (CONFIG GET).
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        for d in table::DIRECTIVES {
+        for d in table::all() {
             for n in std::iter::once(d.name).chain(d.alias) {
                 if crate::util::glob_match(pattern, n.as_bytes(), true) {
                     let v = if d.name == "dir" {
@@ -701,6 +725,21 @@ pub fn strerror(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_bind_replaces_the_bind_directive() {
+        let mut c = Config::default();
+        c.set("bind", &["0.0.0.0".into()], Origin::Startup).unwrap();
+        assert_eq!(c.apply_env_bind(None).unwrap(), None);
+        assert_eq!(c.apply_env_bind(Some("  ")).unwrap(), None);
+        assert_eq!(c.bind, vec!["0.0.0.0"]);
+        let got = c.apply_env_bind(Some(" 127.0.0.2  -::1 ")).unwrap();
+        assert_eq!(got, Some(vec!["127.0.0.2".to_string(), "-::1".to_string()]));
+        assert_eq!(c.bind, vec!["127.0.0.2", "-::1"]);
+        assert_eq!(c.get("bind"), Some("127.0.0.2 -::1"));
+        let many = vec!["127.0.0.1"; 17].join(" ");
+        assert!(c.apply_env_bind(Some(&many)).is_err());
+    }
 
     #[test]
     fn memory_units_like_redis() {
@@ -788,7 +827,14 @@ mod tests {
         let c = Config::default();
         let m = c.matching(b"*slave*read*");
         assert_eq!(m, vec![("slave-read-only", "yes".to_string())]);
-        assert_eq!(c.matching(b"*").len(), 192);
+        assert_eq!(c.matching(b"*").len(), 192 + table::TANDEM_DIRECTIVES.len());
+        assert_eq!(
+            c.matching(b"tandem-*"),
+            vec![
+                ("tandem-admin-port", "0".to_string()),
+                ("tandem-fenced-start", "no".to_string())
+            ]
+        );
         assert_eq!(c.matching(b"MAXMEMORY").len(), 1);
         let mut c = c;
         let s = |v: &str| vec![v.to_string()];

@@ -56,7 +56,7 @@ pub fn render(config: &Config, old: &str) -> String {
         lines.push(Some(t.to_string()));
     }
     let mut appended = Vec::new();
-    for d in table::DIRECTIVES {
+    for d in table::all() {
         let current = config.values.get(d.name).cloned().unwrap_or_default();
         // `dir` is always written (as Redis does): the working directory is the
         // data directory.

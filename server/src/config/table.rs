@@ -496,11 +496,26 @@ pub static DIRECTIVES: &[Directive] = &[
     ),
 ];
 
+/// Tandem's own directives (extensions for the operator), kept apart from Redis's
+/// set so [`DIRECTIVES`] stays exactly what Redis 7.0.15 knows. Sorted by name.
+pub static TANDEM_DIRECTIVES: &[Directive] = &[
+    // HTTP admin port (/healthz, /readyz, /metrics) on the main listener's
+    // addresses; 0 = off. Read at startup.
+    d("tandem-admin-port", None, PORT, "0", A | I),
+    // Start fenced (no writes, no replica syncs) unless `replicaof` is configured,
+    // until REPLICAOF assigns a role. Read at startup; CONFIG SET affects the next
+    // start only (with CONFIG REWRITE).
+    d("tandem-fenced-start", None, Bool, "no", A),
+];
+
+/// Every directive: Redis's, then Tandem's.
+pub fn all() -> impl Iterator<Item = &'static Directive> {
+    DIRECTIVES.iter().chain(TANDEM_DIRECTIVES.iter())
+}
+
 /// Finds a directive by (lower-case) name or alias.
 pub fn find(name: &str) -> Option<&'static Directive> {
-    DIRECTIVES
-        .iter()
-        .find(|d| d.name == name || d.alias == Some(name))
+    all().find(|d| d.name == name || d.alias == Some(name))
 }
 
 /// Why a non-default value of a `U` directive stops startup.
@@ -530,6 +545,20 @@ mod tests {
                 assert!(find(a).is_some_and(|x| x.name == d.name));
             }
         }
+    }
+
+    #[test]
+    fn tandem_directives_are_separate_prefixed_and_sorted() {
+        let names: Vec<&str> = TANDEM_DIRECTIVES.iter().map(|d| d.name).collect();
+        assert_eq!(names, vec!["tandem-admin-port", "tandem-fenced-start"]);
+        for d in TANDEM_DIRECTIVES {
+            assert!(d.name.starts_with("tandem-"), "{}", d.name);
+            assert!(d.alias.is_none());
+            assert!(d.acted(), "{}", d.name);
+            assert!(!DIRECTIVES.iter().any(|r| r.name == d.name));
+            assert!(find(d.name).is_some_and(|x| std::ptr::eq(x, d)));
+        }
+        assert_eq!(all().count(), DIRECTIVES.len() + TANDEM_DIRECTIVES.len());
     }
 
     #[test]

@@ -205,6 +205,8 @@ pub struct ReplState {
     pub ack_notify: Arc<tokio::sync::Notify>,
     /// The disk-target snapshot being produced, which later replicas may join.
     pub snapshot: Option<Ticket>,
+    /// Tandem fenced start: no writes, no syncs served, no active expiry (see `crate::fence`).
+    pub fenced: bool,
 }
 
 impl Default for ReplState {
@@ -228,6 +230,7 @@ impl Default for ReplState {
             good_replicas: 0,
             ack_notify: Arc::new(tokio::sync::Notify::new()),
             snapshot: None,
+            fenced: false,
         }
     }
 }
@@ -510,6 +513,8 @@ pub fn info_fields(server: &Server, store: &Store) -> Vec<(String, String)> {
             add("repl_backlog_histlen", "0".into());
         }
     }
+    // Tandem extension, last in the section.
+    add("tandem_fenced", (r.fenced as u8).to_string());
     f
 }
 
@@ -530,10 +535,15 @@ pub fn info_section(server: &Server, store: &Store) -> String {
 /// `replicaof` configured, the link to the master. Call after "Ready to accept
 /// connections".
 pub fn start(server: &Arc<Server>) {
-    let (target, backlog_size) = {
+    let (target, backlog_size, fenced_start) = {
         let c = server.config.read();
-        (c.replicaof.clone(), c.repl_backlog_size)
+        (
+            c.replicaof.clone(),
+            c.repl_backlog_size,
+            c.tandem_fenced_start,
+        )
     };
+    crate::fence::at_startup(&mut server.store.lock(), fenced_start, target.is_some());
     if let Some(info) = crate::persist::loaded_repl_info() {
         let mut store = server.store.lock();
         restore_from_rdb(
@@ -618,8 +628,10 @@ mod tests {
                 "repl_backlog_size",
                 "repl_backlog_first_byte_offset",
                 "repl_backlog_histlen",
+                "tandem_fenced",
             ]
         );
+        assert_eq!(f[11].1, "0");
         assert_eq!(f[0].1, "master");
         assert_eq!(f[4].1, NULL_REPLID);
         assert_eq!(f[6].1, "-1");

@@ -27,6 +27,9 @@ pub fn handle_sync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], legacy: bool)
         // Already a replica: ignored, as Redis does.
         return Ok(());
     }
+    if ctx.store.repl.fenced {
+        return Err(CmdError::msg(crate::fence::FENCED_ERR));
+    }
     if !ctx.may_block {
         // Inside EXEC: the socket cannot become a replica link mid-transaction.
         return Err(CmdError::msg(

@@ -446,7 +446,10 @@ async fn handshake(server: &Arc<Server>, gen: u64, io: &mut LinkIo) -> Result<Sy
         crate::notice!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
         return Ok(Synced::Partial { reploff, db });
     }
-    if reply.starts_with("-NOMASTERLINK") || reply.starts_with("-LOADING") {
+    if reply.starts_with("-NOMASTERLINK")
+        || reply.starts_with("-LOADING")
+        || reply.starts_with("-FENCED")
+    {
         crate::notice!("Master is currently unable to PSYNC but should be in the future: {reply}");
         return Err(LinkEnd::Failed);
     }

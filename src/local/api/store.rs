@@ -243,9 +243,57 @@ pub fn present(rt: &ResourceType, obj: &Value) -> Value {
 fn to_stored(rt: &ResourceType, obj: &Value) -> Value {
     if rt.is_events_v1() {
         events_v1_to_core_event(obj)
+    } else if rt.group.is_empty() && rt.plural == "secrets" {
+        secret_string_data(set_type(rt, obj.clone()))
     } else {
         set_type(rt, obj.clone())
     }
+}
+
+/// As the real API server does on every write of a Secret: `stringData` entries are encoded
+/// into `data` (overriding keys present in both) and `stringData` is never stored.
+fn secret_string_data(mut obj: Value) -> Value {
+    let Some(o) = obj.as_object_mut() else {
+        return obj;
+    };
+    let Some(Value::Object(sd)) = o.remove("stringData") else {
+        return obj;
+    };
+    if !matches!(o.get("data"), Some(Value::Object(_))) {
+        o.insert("data".into(), Value::Object(Map::new()));
+    }
+    if let Some(Value::Object(data)) = o.get_mut("data") {
+        for (k, v) in sd {
+            let text = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            data.insert(k, Value::String(base64_encode(text.as_bytes())));
+        }
+    }
+    obj
+}
+
+/// Standard base64 with padding (RFC 4648), as Secrets carry `data`.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Whether a stored object of `rt`'s storage matches the selectors, as `rt` shows it.
@@ -1273,6 +1321,25 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e.code, 400);
+    }
+
+    #[test]
+    fn secret_string_data_is_stored_as_base64_data() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+        let s = Store::new(100);
+        let rt = s.resolve("", "v1", "secrets").unwrap();
+        let obj = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "a", "namespace": "default"},
+            "data": {"keep": "eA==", "password": "b2xk"},
+            "stringData": {"password": "s3cret"}});
+        let stored = s.create(&rt, "default", obj, false).unwrap();
+        assert!(stored.get("stringData").is_none());
+        assert_eq!(stored["data"]["password"], "czNjcmV0");
+        assert_eq!(stored["data"]["keep"], "eA==");
     }
 
     #[test]
