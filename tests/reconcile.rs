@@ -131,6 +131,16 @@ impl World {
     }
 }
 
+/// The Secret's password: `stringData` as the operator writes it (kept by the fake), or `data`
+/// (base64) after an API server folded `stringData` into it (the local API does, like a real one).
+fn password_of(secret: &Value) -> String {
+    if let Some(p) = secret["stringData"]["password"].as_str() {
+        return p.to_string();
+    }
+    let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret.clone()).unwrap();
+    String::from_utf8(s.data.unwrap()["password"].0.clone()).unwrap()
+}
+
 fn owner_of(obj: &Value) -> (String, String, bool) {
     let r = &obj["metadata"]["ownerReferences"][0];
     (
@@ -180,13 +190,14 @@ async fn first_reconcile_creates_every_child_owned_by_the_resource(w: World) {
         .unwrap();
     assert!(cm_at < sts_at && svc_at < sts_at, "{writes:?}");
     let secret = w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap();
-    assert_eq!(secret["stringData"]["password"].as_str().unwrap().len(), 32);
+    assert_eq!(password_of(&secret).len(), 32);
     // No password in the ConfigMap.
     let cm = w
         .api
         .get("api/v1", "configmaps", NS, "cache-config")
         .unwrap();
-    let pw = secret["stringData"]["password"].as_str().unwrap();
+    let pw = password_of(&secret);
+    let pw = pw.as_str();
     assert!(!cm.to_string().contains(pw));
     assert!(!w.sts("cache").unwrap().to_string().contains(pw));
 
@@ -200,7 +211,7 @@ async fn first_reconcile_creates_every_child_owned_by_the_resource(w: World) {
 async fn second_reconcile_changes_nothing(w: World) {
     w.create_rr("cache", json!({}));
     w.reconcile("cache").await;
-    let password = w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap()["stringData"].clone();
+    let password = password_of(&w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap());
     let before = w.api.writes().len();
     let events_before = w.api.events().len();
     w.reconcile("cache").await;
@@ -212,7 +223,7 @@ async fn second_reconcile_changes_nothing(w: World) {
     );
     // The generated password is never regenerated.
     assert_eq!(
-        w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap()["stringData"],
+        password_of(&w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap()),
         password
     );
 }

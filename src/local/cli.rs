@@ -446,7 +446,7 @@ fn password_expr(store: &Store, kubeconfig: &Path, ns: &str, secret: &str) -> St
         });
     let kc = kubeconfig.display();
     if stored_as_string {
-        // The local API keeps stringData as written (no conversion to data).
+        // Only if the API kept stringData as written (it folds it into data on writes).
         format!(
             "$(kubectl --kubeconfig {kc} -n {ns} get secret {secret} -o jsonpath='{{.stringData.password}}')"
         )
