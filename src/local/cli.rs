@@ -578,8 +578,10 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     let server_bin = find_server_bin(args.server_bin.as_deref())?;
+    // Unreadable or malformed -f input: fail before starting anything.
+    let inputs = read_inputs(&args.files)?;
     let lock = DirLock::acquire(&dir)?;
-    let res = run_locked(&args, &dir, server_bin, &mut sig_rx).await;
+    let res = run_locked(&args, inputs, &dir, server_bin, &mut sig_rx).await;
     lock.release();
     sig_task.abort();
     res
@@ -587,6 +589,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 
 async fn run_locked(
     args: &LocalArgs,
+    inputs: Vec<(String, Value)>,
     dir: &Path,
     server_bin: PathBuf,
     sig_rx: &mut tokio::sync::watch::Receiver<Option<&'static str>>,
@@ -678,6 +681,7 @@ async fn run_locked(
 
     let result = supervise(
         args,
+        inputs,
         dir,
         &kubeconfig,
         &store,
@@ -701,6 +705,7 @@ async fn run_locked(
 #[allow(clippy::too_many_arguments)]
 async fn supervise(
     args: &LocalArgs,
+    inputs: Vec<(String, Value)>,
     dir: &Path,
     kubeconfig: &Path,
     store: &Arc<Store>,
@@ -710,7 +715,7 @@ async fn supervise(
     mut controller: tokio::task::JoinHandle<Result<(), controller::RunError>>,
 ) -> anyhow::Result<()> {
     let docs: Vec<(String, Value)> = if !args.files.is_empty() {
-        read_inputs(&args.files)?
+        inputs
     } else if fresh {
         parse_yaml_docs(DEFAULT_EXAMPLE)?
             .into_iter()

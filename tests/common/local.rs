@@ -442,7 +442,8 @@ impl Local {
 
     fn cleanup(&mut self) {
         let _ = self.stop();
-        for pid in pod_pids(&self.dir) {
+        // Only processes that really belong to this directory's pods (pid reuse).
+        for pid in tandem_operator::local::runtime::leftover_pids(&self.dir.join("pods")) {
             signal(pid, "-KILL");
         }
         for inst in &self.instances {
