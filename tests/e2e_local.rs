@@ -218,6 +218,42 @@ spec:
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_per_state_dir_and_ctrl_c_stops_everything() {
+    let mut l = Local::start("lock", &[CACHE3]).await;
+    l.wait_for("3 pod processes", BUDGET, || {
+        let n = pod_pids(&l.dir).len();
+        async move { (n == 3).then_some(()) }
+    })
+    .await;
+    let pids = pod_pids(&l.dir);
+    // A second `local` on the same directory is refused, naming the running one.
+    let out = std::process::Command::new(common::local::operator_bin())
+        .args(["local", "--state-dir"])
+        .arg(&l.dir)
+        .arg("--server-bin")
+        .arg(common::local::server_bin())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("pid {}", l.pid().unwrap())), "{err}");
+    // Ctrl-C: exit 0, pods stopped, lock and pid file gone, state kept.
+    assert!(
+        l.stop_with("-INT"),
+        "exit status 0 expected:\n{}",
+        l.output()
+    );
+    for pid in pids {
+        assert!(!pid_alive(pid), "pod process {pid} survived");
+    }
+    assert!(netns_of(&l.instance).is_empty());
+    assert!(!l.dir.join("local.pid").exists());
+    assert!(!l.dir.join("local.lock").exists());
+    assert!(l.dir.join("api-state.json").exists());
+    assert!(l.output().contains("SIGINT received"), "{}", l.output());
+}
+
 /// A test that fails midway still leaves nothing behind: the scenario panics inside a
 /// task (the harness's Drop runs during the unwinding), then everything is checked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -241,10 +241,15 @@ impl Local {
 
     /// SIGTERM, wait up to 20 s, then SIGKILL; returns whether it exited on its own with 0.
     pub fn stop(&mut self) -> bool {
+        self.stop_with("-TERM")
+    }
+
+    /// Like [`Local::stop`] with another signal first (e.g. "-INT", what Ctrl-C sends).
+    pub fn stop_with(&mut self, sig: &str) -> bool {
         let Some(mut child) = self.child.take() else {
             return false;
         };
-        signal(child.id(), "-TERM");
+        signal(child.id(), sig);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
