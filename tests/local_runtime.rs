@@ -147,7 +147,7 @@ async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 struct Env {
     store: Arc<Store>,
-    api: LocalApi,
+    api: Option<LocalApi>,
     runtime: Option<Runtime>,
     pods: ResourceType,
     sts: ResourceType,
@@ -242,7 +242,7 @@ async fn start(instance: &str, mode: NetMode) -> Env {
     }
     Env {
         store,
-        api,
+        api: Some(api),
         runtime: Some(runtime),
         pods,
         sts,
@@ -323,11 +323,15 @@ impl Env {
     }
 
     fn scale(&self, n: i64) {
+        self.scale_sts("r", n)
+    }
+
+    fn scale_sts(&self, name: &str, n: i64) {
         self.store
             .patch(
                 &self.sts,
                 "default",
-                "r",
+                name,
                 Patch::Merge(json!({"spec": {"replicas": n}})),
                 false,
                 false,
@@ -348,6 +352,20 @@ impl Env {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
+    }
+}
+
+impl Drop for Env {
+    /// A failed test still stops the runtime (pods, proxies, network) before the guard
+    /// kills what is left and removes the state dir.
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    let _ = tokio::time::timeout(Duration::from_secs(30), rt.shutdown()).await;
+                })
+            });
+        }
     }
 }
 
@@ -385,7 +403,9 @@ async fn shutdown_clean(mut env: Env, pids: Vec<u32>) {
         env.pod_dir("r-0").join("volumes").exists(),
         "pod directories are kept"
     );
-    env.api.shutdown().await;
+    if let Some(api) = env.api.take() {
+        api.shutdown().await;
+    }
 }
 
 /// The whole life cycle in one run (pods are expensive to start).
@@ -545,6 +565,12 @@ async fn loopback_mode_replicates_and_serves_the_master_endpoint() {
     let instance = format!("kl{}", std::process::id() % 10_000);
     let env = start(&instance, NetMode::Loopback).await;
     env.wait_ready(&["r-0", "r-1", "r-2"]).await;
+    // Set TANDEM_RUNTIME_TEST_FAIL=1 to check by hand that a failing test leaves no
+    // process, network namespace or temp dir behind.
+    assert!(
+        std::env::var("TANDEM_RUNTIME_TEST_FAIL").is_err(),
+        "deliberate failure"
+    );
     for n in ["r-0", "r-1", "r-2"] {
         assert!(env.ip(n).ip().is_loopback(), "127.x address");
     }
@@ -563,4 +589,400 @@ async fn loopback_mode_replicates_and_serves_the_master_endpoint() {
     let pids = pids_in(&env.guard.dir);
     assert_eq!(pids.len(), 3);
     shutdown_clean(env, pids).await;
+}
+
+const SERVE: &str =
+    "exec /usr/local/bin/tandem-server /etc/cfg/tandem.conf --bind \"${TANDEM_BIND:-0.0.0.0}\"";
+
+fn claims_manifests() -> Vec<Value> {
+    vec![
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pcfg"},
+            "data": {"tandem.conf": "port 6379\ndir /data\nsave \"\"\nappendonly no\n"}}),
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "p"},
+        "spec": {
+            "replicas": 2,
+            "serviceName": "p-hl",
+            "updateStrategy": {"type": "RollingUpdate"},
+            "selector": {"matchLabels": {"app": "p"}},
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"},
+            "template": {
+                "metadata": {"labels": {"app": "p"}, "annotations": {"v": "1"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 3,
+                    "containers": [{
+                        "name": "server",
+                        "command": ["/bin/sh", "-c", SERVE],
+                        "ports": [{"name": "redis", "containerPort": 6379}],
+                        "readinessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 1},
+                        "volumeMounts": [
+                            {"name": "config", "mountPath": "/etc/cfg"},
+                            {"name": "data", "mountPath": "/data"}
+                        ]
+                    }],
+                    "volumes": [{"name": "config", "configMap": {"name": "pcfg"}}]
+                }
+            },
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]
+        }}),
+    ]
+}
+
+/// OrderedReady + RollingUpdate + claims with whenScaled/whenDeleted Delete, and a
+/// ConfigMap change reaching a running pod's volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_rolling_update_and_configmap_resync() {
+    let instance = format!("kc{}", std::process::id() % 10_000);
+    let env = start(&instance, NetMode::Loopback).await;
+    for m in claims_manifests() {
+        env.store.apply_manifest(m, "test").expect("apply");
+    }
+    // Bare pods: a liveness probe that always fails, an (unsupported) exec readiness probe.
+    let bare = |name: &str, probe: (&str, Value)| {
+        let mut c = json!({"name": "server", "command": ["/bin/sh", "-c", SERVE],
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/cfg"},
+                             {"name": "data", "mountPath": "/data"}]});
+        c[probe.0] = probe.1;
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [c],
+                "volumes": [{"name": "config", "configMap": {"name": "pcfg"}},
+                            {"name": "data", "emptyDir": {}}]}})
+    };
+    env.store
+        .apply_manifest(
+            bare(
+                "live",
+                (
+                    "livenessProbe",
+                    json!({"tcpSocket": {"port": 1}, "periodSeconds": 1, "failureThreshold": 2}),
+                ),
+            ),
+            "test",
+        )
+        .unwrap();
+    env.store
+        .apply_manifest(
+            bare(
+                "execready",
+                (
+                    "readinessProbe",
+                    json!({"exec": {"command": ["true"]}, "periodSeconds": 1}),
+                ),
+            ),
+            "test",
+        )
+        .unwrap();
+    env.wait_ready(&["p-0", "p-1"]).await;
+    wait_for("liveness failure restarts the container", || {
+        let p = env.pod("live")?;
+        let cs = &p["status"]["containerStatuses"][0];
+        let msg = cs["lastState"]["terminated"]["message"].as_str()?;
+        (cs["restartCount"].as_i64()? >= 1 && msg.contains("Liveness probe failed")).then_some(())
+    })
+    .await;
+    wait_for("exec readiness probe reported as unsupported", || {
+        let p = env.pod("execready")?;
+        let ready = p["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")?
+            .clone();
+        (p["status"]["phase"] == "Running"
+            && ready["status"] == "False"
+            && ready["message"]
+                .as_str()?
+                .contains("exec probes are not supported"))
+        .then_some(())
+    })
+    .await;
+    let pvc_t = env
+        .store
+        .resolve("", "v1", "persistentvolumeclaims")
+        .unwrap();
+    for i in 0..2 {
+        let c = env
+            .store
+            .get(&pvc_t, "default", &format!("data-p-{i}"))
+            .expect("claim exists");
+        assert_eq!(c["status"]["phase"], "Bound");
+        let p = env.pod(&format!("p-{i}")).unwrap();
+        let vols = p["spec"]["volumes"].as_array().unwrap();
+        assert!(vols
+            .iter()
+            .any(|v| v["persistentVolumeClaim"]["claimName"] == format!("data-p-{i}")));
+    }
+    // The claim's data survives the pod.
+    let claim_dir = env.pod_dir("p-1").join("pvc/data-p-1");
+    std::fs::write(claim_dir.join("marker"), "keep").expect("claim dir exists");
+    let uid = env.pod("p-1").unwrap()["metadata"]["uid"].clone();
+    env.store
+        .delete(&env.pods, "default", "p-1", &DeleteOptions::default())
+        .unwrap();
+    wait_for("p-1 back", || {
+        (env.ready("p-1")?["metadata"]["uid"] != uid).then_some(())
+    })
+    .await;
+    assert!(claim_dir.join("marker").exists(), "claim data kept");
+
+    // A ConfigMap change reaches the running pod's volume.
+    let cm_t = env.store.resolve("", "v1", "configmaps").unwrap();
+    env.store
+        .patch(
+            &cm_t,
+            "default",
+            "pcfg",
+            Patch::Merge(json!({"data": {"extra": "42"}})),
+            false,
+            false,
+        )
+        .unwrap();
+    let extra = env.pod_dir("p-0").join("volumes/config/extra");
+    wait_for("configmap key in the volume", || {
+        (std::fs::read_to_string(&extra).ok()? == "42").then_some(())
+    })
+    .await;
+
+    // Rolling update: every pod replaced, ending at the update revision.
+    let old: Vec<Value> = ["p-0", "p-1"]
+        .iter()
+        .map(|n| env.pod(n).unwrap()["metadata"]["uid"].clone())
+        .collect();
+    env.store
+        .patch(
+            &env.sts,
+            "default",
+            "p",
+            Patch::Merge(json!({"spec": {"template": {"metadata": {"annotations": {"v": "2"}}}}})),
+            false,
+            false,
+        )
+        .unwrap();
+    wait_for("rolling update done", || {
+        let s = env.store.get(&env.sts, "default", "p").ok()?;
+        let rev = s["status"]["updateRevision"].clone();
+        let done = ["p-0", "p-1"].iter().enumerate().all(|(i, n)| {
+            env.ready(n).is_some_and(|p| {
+                p["metadata"]["labels"]["controller-revision-hash"] == rev
+                    && p["metadata"]["uid"] != old[i]
+                    && p["metadata"]["annotations"]["v"] == "2"
+            })
+        });
+        (done && s["status"]["currentRevision"] == rev && s["status"]["updatedReplicas"] == 2)
+            .then_some(())
+    })
+    .await;
+
+    // whenScaled: Delete removes the claim and its data.
+    env.scale_sts("p", 1);
+    wait_for("claim data-p-1 deleted with its directory", || {
+        (env.store.get(&pvc_t, "default", "data-p-1").is_err() && !claim_dir.exists()).then_some(())
+    })
+    .await;
+    assert!(env.store.get(&pvc_t, "default", "data-p-0").is_ok());
+
+    // whenDeleted: Delete: deleting the StatefulSet deletes pods and claims (owner
+    // references), and the claim data goes once the pod stopped.
+    let p0_pid = env.pid("p-0").expect("p-0 pid");
+    env.store
+        .delete(&env.sts, "default", "p", &DeleteOptions::default())
+        .unwrap();
+    let claim0 = env.pod_dir("p-0").join("pvc/data-p-0");
+    wait_for("p-0 and its claim gone", || {
+        (env.pod("p-0").is_none()
+            && env.store.get(&pvc_t, "default", "data-p-0").is_err()
+            && !claim0.exists()
+            && !alive(p0_pid))
+        .then_some(())
+    })
+    .await;
+    let pids = pids_in(&env.guard.dir);
+    shutdown_clean_pods(env, pids).await;
+}
+
+/// Like `shutdown_clean`, for tests without the r-* StatefulSet.
+async fn shutdown_clean_pods(mut env: Env, pids: Vec<u32>) {
+    let rt = env.runtime.take().expect("runtime");
+    tokio::time::timeout(Duration::from_secs(30), rt.shutdown())
+        .await
+        .expect("shutdown within 30 s");
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} still runs after shutdown");
+    }
+    assert!(pids_in(&env.guard.dir).is_empty(), "pid files removed");
+    if let Some(api) = env.api.take() {
+        api.shutdown().await;
+    }
+}
+
+/// A runtime that died without shutting down (killed) leaves its pods running; the next
+/// runtime on the same state dir kills them at start. The leftover is simulated by a
+/// process carrying the pod-directory marker and a pid file, as the kubelet leaves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_runtime_kills_what_a_dead_one_left_running() {
+    use tandem_operator::local::runtime::{kubelet::POD_DIR_ENV, leftover_pids};
+    let instance = format!("kd{}", std::process::id() % 10_000);
+    let guard = Guard::new(&instance);
+    let pod_dir = guard.dir.join("pods/default_solo");
+    std::fs::create_dir_all(&pod_dir).unwrap();
+    let mut stray = Command::new("sleep")
+        .arg("120")
+        .env(POD_DIR_ENV, pod_dir.display().to_string())
+        .spawn()
+        .expect("spawn sleep");
+    let pid = stray.id();
+    std::fs::write(pod_dir.join("pid"), format!("{pid}\n")).unwrap();
+    // A pid file of a process that is not ours is left alone.
+    let other_dir = guard.dir.join("pods/default_other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let mut unrelated = Command::new("sleep")
+        .arg("120")
+        .spawn()
+        .expect("spawn sleep");
+    std::fs::write(other_dir.join("pid"), format!("{}\n", unrelated.id())).unwrap();
+    assert_eq!(leftover_pids(&guard.dir.join("pods")), vec![pid]);
+
+    let api = LocalApi::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let rt = Runtime::start(
+        api.store().clone(),
+        RuntimeOptions {
+            state_dir: guard.dir.clone(),
+            server_bin: server_bin(),
+            cluster_domain: "cluster.local".into(),
+            net_mode: NetMode::Loopback,
+            instance: instance.clone(),
+        },
+    )
+    .await
+    .expect("runtime");
+    let status = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::task::spawn_blocking(move || stray.wait()).await
+    })
+    .await
+    .expect("leftover killed at start")
+    .unwrap()
+    .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9));
+    assert!(!pod_dir.join("pid").exists(), "stale pid file removed");
+    assert!(
+        unrelated.try_wait().unwrap().is_none(),
+        "a process that is not the state dir's keeps running"
+    );
+    let _ = unrelated.kill();
+    let _ = unrelated.wait();
+    rt.shutdown().await;
+    api.shutdown().await;
+}
+
+/// Authenticated command (the operator's pods require the generated password).
+fn call_auth(addr: SocketAddr, pw: &str, args: &[&str]) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut req = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
+    req.push_str(&format!("*{}\r\n", args.len()));
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes())?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    if !line.starts_with("+OK") {
+        return Ok(line);
+    }
+    line.clear();
+    r.read_line(&mut line)?;
+    if let Some(n) = line.trim_end().strip_prefix('$') {
+        let n: usize = n.parse().map_err(std::io::Error::other)?;
+        let mut buf = vec![0u8; n + 2];
+        r.read_exact(&mut buf)?;
+        return Ok(String::from_utf8_lossy(&buf).into_owned());
+    }
+    Ok(line)
+}
+
+/// The objects the operator builds for a RedisReplication (start.sh, Secret volume with
+/// item modes, in-memory emptyDir, named-port probes) run as they are: all pods Ready and
+/// the replicas linked to the master through its pod DNS name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operator_built_objects_run() {
+    use tandem_operator::build::{build, Params};
+    use tandem_operator::crd::{RedisReplication, RedisReplicationSpec};
+    if !is_root() {
+        // The operator's config binds 0.0.0.0:6379 in every pod: needs one netns per pod.
+        assert!(!in_ci(), "CI=true: netns mode needs root");
+        eprintln!("SKIPPED: netns mode needs root");
+        return;
+    }
+    let instance = format!("ko{}", std::process::id() % 10_000);
+    let guard = Guard::new(&instance);
+    let api = LocalApi::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let store = api.store().clone();
+    let runtime = Runtime::start(
+        store.clone(),
+        RuntimeOptions {
+            state_dir: guard.dir.clone(),
+            server_bin: server_bin(),
+            cluster_domain: "cluster.local".into(),
+            net_mode: NetMode::Netns,
+            instance: instance.clone(),
+        },
+    )
+    .await
+    .expect("runtime");
+    let spec: RedisReplicationSpec = serde_json::from_value(json!({"replicas": 3})).unwrap();
+    let mut rr = RedisReplication::new("cache", spec);
+    rr.metadata.namespace = Some("default".into());
+    rr.metadata.uid = Some("uid-test".into());
+    let desired = build(&rr, &Params::default(), Some("s3cret")).expect("build");
+    let mut docs = vec![
+        serde_json::to_value(desired.secret.expect("generated secret")).unwrap(),
+        serde_json::to_value(&desired.config_map).unwrap(),
+        serde_json::to_value(&desired.headless).unwrap(),
+        serde_json::to_value(&desired.master).unwrap(),
+        serde_json::to_value(&desired.statefulset).unwrap(),
+    ];
+    for d in &mut docs {
+        // No RedisReplication object here: drop the owner references (else the API's
+        // garbage collector removes these objects).
+        d["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ownerReferences");
+        store.apply_manifest(d.clone(), "test").expect("apply");
+    }
+    let mut env = Env {
+        pods: store.resolve("", "v1", "pods").unwrap(),
+        sts: store.resolve("apps", "v1", "statefulsets").unwrap(),
+        store,
+        api: Some(api),
+        runtime: Some(runtime),
+        guard,
+    };
+    env.wait_ready(&["cache-0", "cache-1", "cache-2"]).await;
+    for n in ["cache-1", "cache-2"] {
+        let a = env.ip(n);
+        wait_for(&format!("{n} linked"), || {
+            let info = call_auth(a, "s3cret", &["INFO", "replication"]).ok()?;
+            info.contains("master_link_status:up").then_some(())
+        })
+        .await;
+    }
+    let pids = pids_in(&env.guard.dir);
+    assert_eq!(pids.len(), 3);
+    let rt = env.runtime.take().unwrap();
+    rt.shutdown().await;
+    for pid in pids {
+        assert!(!alive(pid));
+    }
 }

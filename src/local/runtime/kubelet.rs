@@ -338,6 +338,23 @@ fn spawn_probe(
     })
 }
 
+/// A started container. Dropped before it was reaped (the runtime's tasks dropped
+/// without a shutdown, e.g. when its tokio runtime goes away), it is killed: no process
+/// outlives its worker unnoticed.
+struct Running {
+    child: Child,
+    pid: u32,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            signal(self.pid, "KILL");
+            let _ = self.child.start_kill();
+        }
+    }
+}
+
 /// Why a container run ended.
 enum Ended {
     Exited(std::process::ExitStatus),
@@ -538,7 +555,7 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
                 tracing::warn!("hosts file of pod {key}: {e}");
             }
         }
-        let mut child = match sandbox::spawn(&launch) {
+        let child = match sandbox::spawn(&launch) {
             Ok(c) => c,
             Err(e) => {
                 st.waiting("RunContainerError", &e.to_string());
@@ -552,6 +569,8 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
             }
         };
         let pid = child.id().unwrap_or(0);
+        let mut running = Running { child, pid };
+        let child = &mut running.child;
         let pid_file = pod_dir.join("pid");
         if let Err(e) = std::fs::write(&pid_file, format!("{pid}\n")) {
             tracing::warn!("{}: {e}", pid_file.display());
@@ -631,7 +650,7 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
                             } else if let Err(m) = &res {
                                 st.not_ready_message = Some(format!("Startup probe failed: {m}"));
                                 if fail >= spec.failure_threshold {
-                                    let s = terminate(&mut child, grace).await;
+                                    let s = terminate(child, grace).await;
                                     break Ended::Killed(format!("Startup probe failed: {m}"), s);
                                 }
                             }
@@ -652,7 +671,7 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
                         },
                         ProbeKind::Liveness => if let Err(m) = &res {
                             if fail >= spec.failure_threshold {
-                                let s = terminate(&mut child, grace).await;
+                                let s = terminate(child, grace).await;
                                 break Ended::Killed(format!("Liveness probe failed: {m}"), s);
                             }
                         },
@@ -672,7 +691,7 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
         }
         let (exit, reason, message) = match ended {
             Ended::Stop => {
-                let _ = terminate(&mut child, grace).await;
+                let _ = terminate(child, grace).await;
                 let _ = std::fs::remove_file(&pid_file);
                 break 'runs;
             }

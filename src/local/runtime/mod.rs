@@ -205,10 +205,19 @@ impl Shared {
 }
 
 /// The running runtime.
+///
+/// Dropping it without [`Runtime::shutdown`] tells its tasks to stop; containers whose
+/// tasks are dropped (the tokio runtime going away) are killed with SIGKILL.
 pub struct Runtime {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }
 
 impl Runtime {
@@ -248,7 +257,11 @@ impl Runtime {
         });
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(main_loop(shared.clone(), stop_rx));
-        Ok(Runtime { shared, stop, task })
+        Ok(Runtime {
+            shared,
+            stop,
+            task: Some(task),
+        })
     }
 
     /// "<ns>/<service>" (and "<ns>/<service>:<port name>" for multi-port Services) -> the
@@ -263,9 +276,11 @@ impl Runtime {
 
     /// Stop pods (SIGTERM, up to terminationGracePeriodSeconds capped at 10 s, SIGKILL),
     /// proxies and the network. Keeps the pods' directories and PVC data.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
         let net = self.shared.network.clone();
         let _ = tokio::task::spawn_blocking(move || net.shutdown()).await;
     }
