@@ -166,14 +166,14 @@ async fn deleting_the_resource_removes_children_and_processes() {
 async fn invalid_resource_gets_a_clear_condition_and_breaks_nothing() {
     bounded(async {
         let bad = "apiVersion: tandem.dev/v1alpha1
-    kind: RedisReplication
-    metadata:
-      name: bad
-    spec:
-      replicas: 1
-      config:
-        port: \"7000\"
-    ";
+kind: RedisReplication
+metadata:
+  name: bad
+spec:
+  replicas: 1
+  config:
+    port: \"7000\"
+";
         let l = Local::start("invalid", &[bad, CACHE3]).await;
         let cond = l
             .wait_for("Degraded condition of bad", BUDGET, || async {
@@ -201,17 +201,17 @@ async fn invalid_resource_gets_a_clear_condition_and_breaks_nothing() {
 async fn restart_on_the_same_state_dir_keeps_the_resource_and_its_data() {
     bounded(async {
         let persistent = "apiVersion: tandem.dev/v1alpha1
-    kind: RedisReplication
-    metadata:
-      name: cache
-    spec:
-      replicas: 2
-      persistence:
-        appendonly: true
-        appendfsync: always
-        storage:
-          size: 1Gi
-    ";
+kind: RedisReplication
+metadata:
+  name: cache
+spec:
+  replicas: 2
+  persistence:
+    appendonly: true
+    appendfsync: always
+    storage:
+      size: 1Gi
+";
         let l = Local::start("restart", &[persistent]).await;
         l.wait_ready(NS, "cache", 2, BUDGET).await;
         let uid = l.status(NS, "cache").await.unwrap().metadata.uid;
