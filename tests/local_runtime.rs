@@ -619,7 +619,10 @@ fn claims_manifests() -> Vec<Value> {
                             {"name": "data", "mountPath": "/data"}
                         ]
                     }],
-                    "volumes": [{"name": "config", "configMap": {"name": "pcfg"}}]
+                    "volumes": [{"name": "config", "configMap": {"name": "pcfg"}},
+                        {"name": "info", "downwardAPI": {"items": [
+                            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                            {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}}]
                 }
             },
             "volumeClaimTemplates": [{"metadata": {"name": "data"},
@@ -739,6 +742,17 @@ async fn claims_rolling_update_and_configmap_resync() {
     let extra = env.pod_dir("p-0").join("volumes/config/extra");
     wait_for("configmap key in the volume", || {
         (std::fs::read_to_string(&extra).ok()? == "42").then_some(())
+    })
+    .await;
+    // downwardAPI files: the pod name, and labels that follow a label change.
+    let info = env.pod_dir("p-0").join("volumes/info");
+    assert_eq!(std::fs::read_to_string(info.join("name")).unwrap(), "p-0");
+    env.label("p-0", json!({"role": "master"}));
+    wait_for("downwardAPI labels updated", || {
+        std::fs::read_to_string(info.join("labels"))
+            .ok()?
+            .contains("role=\"master\"")
+            .then_some(())
     })
     .await;
 

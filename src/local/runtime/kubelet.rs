@@ -279,6 +279,15 @@ fn write_status(shared: &Shared, ns: &str, name: &str, uid: &str, status: &Value
     shared.store.update(t, ns, name, obj, true, false).is_ok()
 }
 
+/// The pod object ns/name if it still has `uid`.
+fn current_pod(shared: &Shared, ns: &str, name: &str, uid: &str) -> Option<Pod> {
+    let v = shared.store.get(&shared.types.pods, ns, name).ok()?;
+    if v.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid) {
+        return None;
+    }
+    serde_json::from_value(v).ok()
+}
+
 /// Prepare the pod directory: a new pod object (UID) wipes the emptyDir volumes.
 fn prepare_dir(pod_dir: &Path, uid: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(pod_dir)?;
@@ -679,7 +688,10 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
                     publish!();
                 }
                 _ = resync.tick() => {
-                    if let Err(e) = volumes::materialise(&pod_dir, &pod, &ip_s, &lookup) {
+                    // The current object: downwardAPI files follow label changes.
+                    let fresh = current_pod(&shared, &ns, &name, &uid);
+                    let p = fresh.as_ref().unwrap_or(&pod);
+                    if let Err(e) = volumes::materialise(&pod_dir, p, &ip_s, &lookup) {
                         tracing::debug!("pod {key}: volume resync: {e}");
                     }
                     publish!();
