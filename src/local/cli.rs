@@ -626,7 +626,10 @@ async fn run_locked(
     .await?;
     let store = api.store().clone();
     register_crd(&store)?;
-    api::write_kubeconfig(&kubeconfig, api.addr())
+    // Atomically (temp + rename): scripts poll for this file and read it at once.
+    let kubeconfig_tmp = dir.join("kubeconfig.tmp");
+    api::write_kubeconfig(&kubeconfig_tmp, api.addr())
+        .and_then(|()| std::fs::rename(&kubeconfig_tmp, &kubeconfig))
         .with_context(|| format!("writing {}", kubeconfig.display()))?;
     say(&format!(
         "tandem local: state {} (instance {instance}, {} networking, server {})",
