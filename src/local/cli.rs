@@ -646,6 +646,14 @@ async fn run_locked(
         kubeconfig.display()
     ));
 
+    if !fresh {
+        let n = mark_pods_not_running(&store);
+        if n > 0 {
+            say(&format!(
+                "{n} pod(s) from the previous run: restarting them"
+            ));
+        }
+    }
     let runtime = match Runtime::start(
         store.clone(),
         RuntimeOptions {
@@ -702,6 +710,44 @@ async fn run_locked(
     let _ = std::fs::remove_file(&instance_file);
     say("stopped; state kept in the state directory");
     result
+}
+
+/// After a restart no pod process runs yet, but the saved pod objects still say Running and
+/// Ready from the previous run (as after a node reboot, before its kubelet reports). Report
+/// them Pending and not ready, without an IP, so nothing routes to or trusts them until the
+/// runtime publishes the new processes. Returns the number of pods changed.
+pub fn mark_pods_not_running(store: &Store) -> usize {
+    let Some(pods) = store.resolve("", "v1", "pods") else {
+        return 0;
+    };
+    let now = api::store::now_rfc3339();
+    let mut n = 0;
+    for pod in store
+        .list(&pods, None, &Default::default(), &Default::default())
+        .0
+    {
+        let (Some(ns), Some(name)) = (
+            pod.pointer("/metadata/namespace").and_then(Value::as_str),
+            pod.pointer("/metadata/name").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let mut new = pod.clone();
+        new["status"] = json!({
+            "phase": "Pending",
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "LocalModeRestarted",
+                 "message": "tandem-operator local restarted; the container is starting again",
+                 "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": "False", "reason": "LocalModeRestarted",
+                 "lastTransitionTime": now},
+            ],
+        });
+        if store.update(&pods, ns, name, new, true, false).is_ok() {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Apply the inputs, then print progress until a signal (or the controller fails).
@@ -833,6 +879,27 @@ mod tests {
         assert!(!dir.join("local.pid").exists());
         DirLock::acquire(&dir).unwrap().release();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn pods_of_a_previous_run_are_reported_not_running() {
+        let store = Store::new(100);
+        let pods = store.resolve("", "v1", "pods").unwrap();
+        store
+            .create(
+                &pods,
+                "default",
+                json!({"metadata": {"name": "cache-0"}, "spec": {"containers": []},
+                       "status": {"phase": "Running", "podIP": "10.1.2.3",
+                                  "conditions": [{"type": "Ready", "status": "True"}]}}),
+                false,
+            )
+            .unwrap();
+        assert_eq!(mark_pods_not_running(&store), 1);
+        let p = store.get(&pods, "default", "cache-0").unwrap();
+        assert_eq!(p["status"]["phase"], "Pending");
+        assert_eq!(p["status"]["conditions"][0]["status"], "False");
+        assert!(p["status"].get("podIP").is_none());
     }
 
     #[test]
