@@ -683,6 +683,23 @@ async fn claims_rolling_update_and_configmap_resync() {
         (cs["restartCount"].as_i64()? >= 1 && msg.contains("Liveness probe failed")).then_some(())
     })
     .await;
+    let ev_t = env.store.resolve("", "v1", "events").unwrap();
+    let reasons: Vec<String> = env
+        .store
+        .list(
+            &ev_t,
+            Some("default"),
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        )
+        .0
+        .iter()
+        .filter(|e| e["involvedObject"]["name"] == "live")
+        .filter_map(|e| e["reason"].as_str().map(String::from))
+        .collect();
+    for r in ["Started", "Unhealthy", "Killing", "BackOff"] {
+        assert!(reasons.iter().any(|x| x == r), "event {r} in {reasons:?}");
+    }
     wait_for("exec readiness probe reported as unsupported", || {
         let p = env.pod("execready")?;
         let ready = p["status"]["conditions"]
@@ -854,6 +871,16 @@ async fn a_new_runtime_kills_what_a_dead_one_left_running() {
         .expect("spawn sleep");
     std::fs::write(other_dir.join("pid"), format!("{}\n", unrelated.id())).unwrap();
     assert_eq!(leftover_pids(&guard.dir.join("pods")), vec![pid]);
+    // The previous run's endpoints.json: its port is reused when free.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(
+        guard.dir.join("endpoints.json"),
+        json!({"default/svc": free.to_string()}).to_string(),
+    )
+    .unwrap();
 
     let api = LocalApi::start(
         TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -887,6 +914,18 @@ async fn a_new_runtime_kills_what_a_dead_one_left_running() {
         unrelated.try_wait().unwrap().is_none(),
         "a process that is not the state dir's keeps running"
     );
+    api.store()
+        .apply_manifest(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+                "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}}),
+            "test",
+        )
+        .unwrap();
+    let got = wait_for("svc endpoint", || {
+        rt.endpoints().get("default/svc").copied()
+    })
+    .await;
+    assert_eq!(got, free, "the recorded port is reused");
     let _ = unrelated.kill();
     let _ = unrelated.wait();
     rt.shutdown().await;
@@ -924,16 +963,33 @@ fn call_auth(addr: SocketAddr, pw: &str, args: &[&str]) -> std::io::Result<Strin
 /// item modes, in-memory emptyDir, named-port probes) run as they are: all pods Ready and
 /// the replicas linked to the master through its pod DNS name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn operator_built_objects_run() {
-    use tandem_operator::build::{build, Params};
-    use tandem_operator::crd::{RedisReplication, RedisReplicationSpec};
+async fn operator_built_objects_run_netns() {
     if !is_root() {
-        // The operator's config binds 0.0.0.0:6379 in every pod: needs one netns per pod.
         assert!(!in_ci(), "CI=true: netns mode needs root");
         eprintln!("SKIPPED: netns mode needs root");
         return;
     }
-    let instance = format!("ko{}", std::process::id() % 10_000);
+    operator_objects(
+        &format!("ko{}", std::process::id() % 10_000),
+        NetMode::Netns,
+    )
+    .await;
+}
+
+/// Loopback mode: the server replaces the config's `bind 0.0.0.0` by TANDEM_BIND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operator_built_objects_run_loopback() {
+    operator_objects(
+        &format!("kp{}", std::process::id() % 10_000),
+        NetMode::Loopback,
+    )
+    .await;
+}
+
+async fn operator_objects(instance: &str, mode: NetMode) {
+    use tandem_operator::build::{build, Params};
+    use tandem_operator::crd::{RedisReplication, RedisReplicationSpec};
+    let instance = instance.to_string();
     let guard = Guard::new(&instance);
     let api = LocalApi::start(
         TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -948,7 +1004,7 @@ async fn operator_built_objects_run() {
             state_dir: guard.dir.clone(),
             server_bin: server_bin(),
             cluster_domain: "cluster.local".into(),
-            net_mode: NetMode::Netns,
+            net_mode: mode,
             instance: instance.clone(),
         },
     )

@@ -279,6 +279,33 @@ fn write_status(shared: &Shared, ns: &str, name: &str, uid: &str, status: &Value
     shared.store.update(t, ns, name, obj, true, false).is_ok()
 }
 
+/// Record a core v1 Event about a pod (what `kubectl describe pod` lists). Best effort.
+fn event(shared: &Shared, ns: &str, name: &str, uid: &str, normal: bool, reason: &str, msg: &str) {
+    let Some(rt) = shared.store.resolve("", "v1", "events") else {
+        return;
+    };
+    let now = now_rfc3339();
+    let obj = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": format!("{name}."), "namespace": ns},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name,
+            "uid": uid, "fieldPath": "spec.containers{server}"},
+        "reason": reason,
+        "message": msg,
+        "type": if normal { "Normal" } else { "Warning" },
+        "source": {"component": "kubelet", "host": super::statefulset::NODE_NAME},
+        "reportingComponent": "kubelet",
+        "reportingInstance": super::statefulset::NODE_NAME,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    });
+    if let Err(e) = shared.store.create(&rt, ns, obj, false) {
+        tracing::debug!("event for pod {ns}/{name}: {}", e.message);
+    }
+}
+
 /// The pod object ns/name if it still has `uid`.
 fn current_pod(shared: &Shared, ns: &str, name: &str, uid: &str) -> Option<Pod> {
     let v = shared.store.get(&shared.types.pods, ns, name).ok()?;
@@ -594,6 +621,15 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
         st.ready = st.started && probes.readiness.is_none();
         st.not_ready_message = None;
         publish!();
+        event(
+            &shared,
+            &ns,
+            &name,
+            &uid,
+            true,
+            "Started",
+            &format!("Started container {} (pid {pid})", container.name),
+        );
 
         let (tx, mut rx) = mpsc::channel::<ProbeResult>(16);
         let ipaddr = IpAddr::V4(net.ip);
@@ -659,6 +695,7 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
                             } else if let Err(m) = &res {
                                 st.not_ready_message = Some(format!("Startup probe failed: {m}"));
                                 if fail >= spec.failure_threshold {
+                                    event(&shared, &ns, &name, &uid, false, "Unhealthy", &format!("Startup probe failed: {m}"));
                                     let s = terminate(child, grace).await;
                                     break Ended::Killed(format!("Startup probe failed: {m}"), s);
                                 }
@@ -674,12 +711,17 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
                                     st.not_ready_message = Some(format!("Readiness probe failed: {m}"));
                                 }
                                 if fail >= spec.failure_threshold {
+                                    if st.ready || fail == spec.failure_threshold {
+                                        event(&shared, &ns, &name, &uid, false, "Unhealthy", &format!("Readiness probe failed: {m}"));
+                                    }
                                     st.ready = false;
                                 }
                             }
                         },
                         ProbeKind::Liveness => if let Err(m) = &res {
                             if fail >= spec.failure_threshold {
+                                event(&shared, &ns, &name, &uid, false, "Unhealthy", &format!("Liveness probe failed: {m}"));
+                                event(&shared, &ns, &name, &uid, true, "Killing", &format!("Container {} failed liveness probe, will be restarted", container.name));
                                 let s = terminate(child, grace).await;
                                 break Ended::Killed(format!("Liveness probe failed: {m}"), s);
                             }
@@ -748,6 +790,18 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
         }
         st.last_state = json!({"terminated": term});
         st.restart_count += 1;
+        event(
+            &shared,
+            &ns,
+            &name,
+            &uid,
+            false,
+            "BackOff",
+            &format!(
+                "Back-off restarting failed container {} (exit code {code})",
+                container.name
+            ),
+        );
         let delay = backoff(failures);
         failures += 1;
         st.waiting(

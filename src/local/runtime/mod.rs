@@ -36,7 +36,14 @@
 //!   template>`), no adoption of orphan pods, minReadySeconds ignored. PVCs are Bound at
 //!   once; the data is a directory per pod and claim.
 //! - Services: only TCP; the ClusterIP is not served, each Service port is a proxy on
-//!   127.0.0.1; sessionAffinity is ignored (round robin over Ready pods).
+//!   127.0.0.1; sessionAffinity is ignored (round robin over Ready pods). Pods cannot
+//!   resolve Service names (only pod names, see [`dns`]). No EndpointSlices.
+//! - Writes go through the store directly (create, and update of `/status` with a
+//!   resourceVersion precondition), so no field manager is recorded (the store keeps no
+//!   managedFields anyway). The runtime never writes pod labels or annotations after
+//!   creating a pod, so labels the operator moves (`role`) stay as it set them.
+//! - Pod Events (Started, Unhealthy, Killing, BackOff) are recorded once per occurrence,
+//!   without the count aggregation of a real kubelet.
 
 pub mod dns;
 pub mod kubelet;
