@@ -1,4 +1,5 @@
-//! `tandem-operator`: `crd` prints the CustomResourceDefinition, `run` runs the controller.
+//! `tandem-operator`: `crd` prints the CustomResourceDefinition, `run` runs the controller,
+//! `local` runs everything on this machine (src/local/cli.rs).
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,9 @@ enum Command {
     },
     /// Run the controller against the cluster from the ambient kubeconfig / in-cluster config.
     Run(Box<Settings>),
+    /// Run everything on this machine without a cluster: an embedded Kubernetes API, pods
+    /// as local tandem-server processes, and the controller (see README "Local cluster mode").
+    Local(Box<tandem_operator::local::cli::LocalArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,5 +68,6 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(controller::run(*settings))?;
             Ok(())
         }
+        Command::Local(args) => tandem_operator::local::cli::main(*args),
     }
 }

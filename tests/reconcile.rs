@@ -1,9 +1,12 @@
-//! Reconcile scenarios against the in-memory API server (tests/common/fake_api.rs).
+//! Reconcile scenarios, each run twice: against the in-memory API server
+//! (tests/common/fake_api.rs, module `fake_api`) and against the embedded local API server
+//! over HTTP (src/local/api, module `local_api`); see tests/common/backend.rs.
 
 mod common;
 
 use std::sync::Arc;
 
+use common::backend::{Backend, LocalBackend};
 use common::fake_api::FakeApi;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{json, Value};
@@ -16,13 +19,20 @@ const NS: &str = "prod";
 const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");
 
 struct World {
-    api: FakeApi,
+    api: Backend,
     ctx: Arc<Context>,
 }
 
 impl World {
-    fn new() -> Self {
-        let api = FakeApi::default();
+    fn fake() -> Self {
+        Self::on(Backend::Fake(FakeApi::default()))
+    }
+
+    async fn local() -> Self {
+        Self::on(Backend::Local(Box::new(LocalBackend::start(&[NS]).await)))
+    }
+
+    fn on(api: Backend) -> Self {
         let client = api.client();
         let ctx = Arc::new(Context {
             client: client.clone(),
@@ -122,6 +132,16 @@ impl World {
     }
 }
 
+/// The Secret's password: `stringData` as the operator writes it (kept by the fake), or `data`
+/// (base64) after an API server folded `stringData` into it (the local API does, like a real one).
+fn password_of(secret: &Value) -> String {
+    if let Some(p) = secret["stringData"]["password"].as_str() {
+        return p.to_string();
+    }
+    let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret.clone()).unwrap();
+    String::from_utf8(s.data.unwrap()["password"].0.clone()).unwrap()
+}
+
 fn owner_of(obj: &Value) -> (String, String, bool) {
     let r = &obj["metadata"]["ownerReferences"][0];
     (
@@ -131,9 +151,7 @@ fn owner_of(obj: &Value) -> (String, String, bool) {
     )
 }
 
-#[tokio::test]
-async fn first_reconcile_creates_every_child_owned_by_the_resource() {
-    let w = World::new();
+async fn first_reconcile_creates_every_child_owned_by_the_resource(w: World) {
     w.create_rr("cache", json!({"replicas": 3}));
     w.reconcile("cache").await;
 
@@ -173,13 +191,14 @@ async fn first_reconcile_creates_every_child_owned_by_the_resource() {
         .unwrap();
     assert!(cm_at < sts_at && svc_at < sts_at, "{writes:?}");
     let secret = w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap();
-    assert_eq!(secret["stringData"]["password"].as_str().unwrap().len(), 32);
+    assert_eq!(password_of(&secret).len(), 32);
     // No password in the ConfigMap.
     let cm = w
         .api
         .get("api/v1", "configmaps", NS, "cache-config")
         .unwrap();
-    let pw = secret["stringData"]["password"].as_str().unwrap();
+    let pw = password_of(&secret);
+    let pw = pw.as_str();
     assert!(!cm.to_string().contains(pw));
     assert!(!w.sts("cache").unwrap().to_string().contains(pw));
 
@@ -190,12 +209,10 @@ async fn first_reconcile_creates_every_child_owned_by_the_resource() {
     assert_eq!(w.condition("cache", "Progressing")["status"], "True");
 }
 
-#[tokio::test]
-async fn second_reconcile_changes_nothing() {
-    let w = World::new();
+async fn second_reconcile_changes_nothing(w: World) {
     w.create_rr("cache", json!({}));
     w.reconcile("cache").await;
-    let password = w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap()["stringData"].clone();
+    let password = password_of(&w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap());
     let before = w.api.writes().len();
     let events_before = w.api.events().len();
     w.reconcile("cache").await;
@@ -207,14 +224,12 @@ async fn second_reconcile_changes_nothing() {
     );
     // The generated password is never regenerated.
     assert_eq!(
-        w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap()["stringData"],
+        password_of(&w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap()),
         password
     );
 }
 
-#[tokio::test]
-async fn spec_change_updates_the_statefulset() {
-    let w = World::new();
+async fn spec_change_updates_the_statefulset(w: World) {
     w.create_rr("cache", json!({"replicas": 3}));
     w.reconcile("cache").await;
     let old_hash = w.sts("cache").unwrap()["spec"]["template"]["metadata"]["annotations"]
@@ -246,9 +261,7 @@ async fn spec_change_updates_the_statefulset() {
     assert_eq!(w.rr("cache").status.unwrap().observed_generation, Some(2));
 }
 
-#[tokio::test]
-async fn missing_secret_is_degraded_and_deletes_nothing() {
-    let w = World::new();
+async fn missing_secret_is_degraded_and_deletes_nothing(w: World) {
     w.api.put(
         "api/v1",
         "secrets",
@@ -317,9 +330,7 @@ async fn missing_secret_is_degraded_and_deletes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn invalid_spec_is_reported_and_running_objects_stay() {
-    let w = World::new();
+async fn invalid_spec_is_reported_and_running_objects_stay(w: World) {
     w.create_rr("cache", json!({"replicas": 3}));
     w.reconcile("cache").await;
     let sts_before = w.sts("cache").unwrap();
@@ -342,9 +353,7 @@ async fn invalid_spec_is_reported_and_running_objects_stay() {
     assert_eq!(w.sts("cache").unwrap(), sts_before, "StatefulSet untouched");
 }
 
-#[tokio::test]
-async fn status_reflects_statefulset_readiness_and_labels_roles() {
-    let w = World::new();
+async fn status_reflects_statefulset_readiness_and_labels_roles(w: World) {
     w.create_rr("cache", json!({"replicas": 3}));
     w.reconcile("cache").await;
     w.pods_become_ready("cache", 3, 2);
@@ -403,9 +412,7 @@ async fn status_reflects_statefulset_readiness_and_labels_roles() {
     assert_eq!(lost.len(), 1, "{lost:?}");
 }
 
-#[tokio::test]
-async fn resource_being_deleted_is_left_to_garbage_collection() {
-    let w = World::new();
+async fn resource_being_deleted_is_left_to_garbage_collection(w: World) {
     w.create_rr("cache", json!({}));
     let mut v = w.api.get(RR.0, RR.1, NS, "cache").unwrap();
     v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
@@ -414,9 +421,7 @@ async fn resource_being_deleted_is_left_to_garbage_collection() {
     assert_eq!(w.api.writes(), Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn existing_generated_secret_is_never_overwritten() {
-    let w = World::new();
+async fn existing_generated_secret_is_never_overwritten(w: World) {
     let mine = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "cache-auth", "namespace": NS},
@@ -432,9 +437,7 @@ async fn existing_generated_secret_is_never_overwritten() {
     assert!(w.api.writes().iter().all(|x| !x.contains("secrets/")));
 }
 
-#[tokio::test]
-async fn disabling_the_pdb_removes_it() {
-    let w = World::new();
+async fn disabling_the_pdb_removes_it(w: World) {
     w.create_rr("cache", json!({}));
     w.reconcile("cache").await;
     assert!(w
@@ -450,9 +453,7 @@ async fn disabling_the_pdb_removes_it() {
     assert!(w.sts("cache").is_some());
 }
 
-#[tokio::test]
-async fn chain_topology_status_shows_each_upstream() {
-    let w = World::new();
+async fn chain_topology_status_shows_each_upstream(w: World) {
     w.create_rr(
         "tree",
         json!({"replicas": 4, "replication": {"topology": "chain", "fanout": 2}}),
@@ -467,3 +468,28 @@ async fn chain_topology_status_shows_each_upstream() {
     assert_eq!(st.pods[0].role, "master");
     assert_eq!(st.pods[3].role, "replica");
 }
+
+/// Every scenario above, once per API server.
+macro_rules! on_both_apis {
+    ($($name:ident),* $(,)?) => {
+        mod fake_api {
+            $( #[tokio::test] async fn $name() { super::$name(super::World::fake()).await } )*
+        }
+        mod local_api {
+            $( #[tokio::test] async fn $name() { super::$name(super::World::local().await).await } )*
+        }
+    };
+}
+
+on_both_apis!(
+    first_reconcile_creates_every_child_owned_by_the_resource,
+    second_reconcile_changes_nothing,
+    spec_change_updates_the_statefulset,
+    missing_secret_is_degraded_and_deletes_nothing,
+    invalid_spec_is_reported_and_running_objects_stay,
+    status_reflects_statefulset_readiness_and_labels_roles,
+    resource_being_deleted_is_left_to_garbage_collection,
+    existing_generated_secret_is_never_overwritten,
+    disabling_the_pdb_removes_it,
+    chain_topology_status_shows_each_upstream,
+);

@@ -76,6 +76,11 @@
 //!   (watch of Tables) are not supported. Aggregated discovery is not served; kubectl
 //!   falls back to the legacy discovery documents.
 //!
+//! - Persistence: with [`Options::state_file`] the objects, the resourceVersion counter
+//!   and the apply memory are loaded at start and saved atomically shortly after changes
+//!   and at shutdown ([`store::Snapshot`]). The watch history is not kept: after a restart
+//!   watches from an older resourceVersion get 410 Gone and relist.
+//!
 //! Wiring: `LocalApi::start(TcpListener::bind("127.0.0.1:0").await?, Options { crd_dir,
 //! ..Default::default() })`, then [`write_kubeconfig`]`(state_dir/kubeconfig, api.addr())`
 //! and build the controller's `kube::Client` from that file (or
@@ -118,6 +123,8 @@ pub enum Error {
     Manifest { path: PathBuf, message: String },
     #[error("local API listener: {0}")]
     Listener(std::io::Error),
+    #[error("state file {}: {message}", path.display())]
+    State { path: PathBuf, message: String },
 }
 
 /// Settings of the local API.
@@ -129,7 +136,14 @@ pub struct Options {
     pub bookmark_interval: Duration,
     /// Directory of YAML files whose CustomResourceDefinitions are registered at start.
     pub crd_dir: Option<PathBuf>,
+    /// JSON file the store is persisted to: loaded at start when it exists, saved
+    /// atomically (temporary file + rename) at most [`SAVE_DELAY`] after changes and on
+    /// [`LocalApi::shutdown`]. See [`store::Snapshot`] for what is kept.
+    pub state_file: Option<PathBuf>,
 }
+
+/// How long after a change the state file is written (changes in between are batched).
+pub const SAVE_DELAY: Duration = Duration::from_millis(300);
 
 impl Default for Options {
     fn default() -> Self {
@@ -137,6 +151,7 @@ impl Default for Options {
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(30),
             crd_dir: None,
+            state_file: None,
         }
     }
 }
@@ -147,6 +162,14 @@ pub struct LocalApi {
     store: Arc<Store>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    saver: Option<Saver>,
+}
+
+/// The task that writes the state file after changes.
+struct Saver {
+    path: PathBuf,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
 }
 
 impl LocalApi {
@@ -154,9 +177,16 @@ impl LocalApi {
     pub async fn start(listener: TcpListener, options: Options) -> Result<LocalApi, Error> {
         let addr = listener.local_addr().map_err(Error::Listener)?;
         let store = Store::new(options.history_limit);
+        if let Some(path) = &options.state_file {
+            load_state(&store, path)?;
+        }
         if let Some(dir) = &options.crd_dir {
             register_crds(&store, dir)?;
         }
+        let saver = options
+            .state_file
+            .clone()
+            .map(|path| start_saver(store.clone(), path));
         let shared = Arc::new(http::Shared {
             store: store.clone(),
             bookmark_interval: options.bookmark_interval,
@@ -197,6 +227,7 @@ impl LocalApi {
             store,
             shutdown: Some(tx),
             task,
+            saver,
         })
     }
 
@@ -215,12 +246,28 @@ impl LocalApi {
         &self.store
     }
 
-    /// Stop accepting, close every connection (watches end) and wait for the server.
+    /// Write the state file now (no-op without [`Options::state_file`]).
+    pub fn save_state(&self) -> Result<(), Error> {
+        match &self.saver {
+            Some(s) => save_state(&self.store, &s.path),
+            None => Ok(()),
+        }
+    }
+
+    /// Stop accepting, close every connection (watches end), wait for the server, and
+    /// write the state file a last time.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        if let Some(s) = self.saver.take() {
+            let _ = s.stop.send(());
+            let _ = s.task.await;
+            if let Err(e) = save_state(&self.store, &s.path) {
+                tracing::error!("saving the local API state failed: {e}");
+            }
+        }
     }
 
     /// Wait until the server stops (it only stops through [`LocalApi::shutdown`] from
@@ -233,7 +280,88 @@ impl LocalApi {
 impl Drop for LocalApi {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(s) = &self.saver {
+            s.task.abort();
+        }
     }
+}
+
+/// Load `path` into `store` when it exists (a missing file is a fresh start).
+pub fn load_state(store: &Store, path: &Path) -> Result<bool, Error> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let snap: store::Snapshot = serde_json::from_slice(&text).map_err(|e| Error::State {
+        path: path.to_path_buf(),
+        message: format!("not a valid state file: {e}"),
+    })?;
+    store.import(snap).map_err(|message| Error::State {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    Ok(true)
+}
+
+/// Write the store to `path` atomically: a temporary file in the same directory, synced,
+/// then renamed over `path`.
+pub fn save_state(store: &Store, path: &Path) -> Result<(), Error> {
+    use std::io::Write;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let snap = store.export();
+    let text = serde_json::to_vec(&snap).map_err(|e| Error::State {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(&text).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn start_saver(store: Arc<Store>, path: PathBuf) -> Saver {
+    let (stop, mut stop_rx) = oneshot::channel::<()>();
+    let mut changes = store.subscribe();
+    let task_path = path.clone();
+    // Read before the task first runs: changes made right after start must be saved.
+    let mut saved = store.current_rv();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stop_rx => return,
+                r = changes.changed() => if r.is_err() { return },
+            }
+            // Batch the writes of the next moment into one save.
+            tokio::select! {
+                _ = &mut stop_rx => return,
+                _ = tokio::time::sleep(SAVE_DELAY) => {}
+            }
+            let now = store.current_rv();
+            if now == saved {
+                continue;
+            }
+            let (s, p) = (store.clone(), task_path.clone());
+            match tokio::task::spawn_blocking(move || save_state(&s, &p)).await {
+                Ok(Ok(())) => saved = now,
+                Ok(Err(e)) => tracing::error!("saving the local API state failed: {e}"),
+                Err(e) => tracing::error!("saving the local API state failed: {e}"),
+            }
+        }
+    });
+    Saver { path, stop, task }
 }
 
 /// Serve the local API on `listener` until the task is dropped, registering the
@@ -353,4 +481,103 @@ preferences: {{}}
 "
     );
     std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    struct TempDir(PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_dir(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "tandem-api-{tag}-{}-{}",
+            std::process::id(),
+            store::now_rfc3339().replace(':', "")
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    async fn start(state_file: &Path) -> LocalApi {
+        LocalApi::start(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Options {
+                state_file: Some(state_file.to_path_buf()),
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    fn rv_of(v: &Value) -> u64 {
+        v["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn restart_with_a_state_file_keeps_objects_and_increasing_versions() {
+        let dir = temp_dir("restart");
+        let file = dir.0.join("api-state.json");
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": {"a": "1"}});
+
+        let api = start(&file).await;
+        let first = api.store().apply_manifest(cm.clone(), "local").unwrap();
+        // Saved by the background task shortly after the change, before any shutdown.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !file.exists() {
+            assert!(std::time::Instant::now() < deadline, "state never saved");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let second = api
+            .store()
+            .apply_manifest(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": {"a": "2"}}),
+                "local",
+            )
+            .unwrap();
+        assert!(rv_of(&second) > rv_of(&first));
+        api.shutdown().await;
+        assert!(!dir.0.join("api-state.json.tmp").exists());
+
+        let api = start(&file).await;
+        let cm_type = api.store().resolve("", "v1", "configmaps").unwrap();
+        let got = api.store().get(&cm_type, "default", "m").unwrap();
+        assert_eq!(
+            got["data"]["a"], "2",
+            "the change made just before shutdown"
+        );
+        assert_eq!(got["metadata"]["uid"], first["metadata"]["uid"]);
+        let third = api.store().apply_manifest(cm, "local").unwrap();
+        assert!(rv_of(&third) > rv_of(&second));
+        api.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_state_file_is_a_clear_error() {
+        let dir = temp_dir("corrupt");
+        let file = dir.0.join("api-state.json");
+        std::fs::write(&file, b"{not json").unwrap();
+        let err = LocalApi::start(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Options {
+                state_file: Some(file.clone()),
+                ..Options::default()
+            },
+        )
+        .await
+        .err()
+        .expect("refused");
+        assert!(err.to_string().contains("not a valid state file"), "{err}");
+    }
 }

@@ -360,6 +360,12 @@ impl Inner {
             self.register_crd(&obj);
         }
         self.objects.insert(key, obj.clone());
+        // Like the real garbage collector: a new object whose owners are all gone (e.g.
+        // a child applied by a reconcile that raced with the owner's deletion) is
+        // collected at once instead of staying orphaned forever.
+        if !owner_uids(&obj).is_empty() {
+            self.collect_garbage();
+        }
         obj
     }
 
@@ -1067,6 +1073,147 @@ impl Store {
     }
 }
 
+/// The persistent part of a [`Store`]: every object, the resourceVersion counter and the
+/// last configuration each field manager applied. The watch history is not kept: after
+/// [`Store::import`] a watch from an older resourceVersion gets 410 Gone and relists,
+/// as after an etcd compaction.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    /// Format version of this document (currently 1).
+    pub version: u32,
+    pub resource_version: u64,
+    pub objects: Vec<SnapshotObject>,
+    #[serde(default)]
+    pub applied: Vec<SnapshotApplied>,
+}
+
+/// One stored object under its storage key.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotObject {
+    pub group: String,
+    pub plural: String,
+    pub namespace: String,
+    pub name: String,
+    pub object: Value,
+}
+
+/// The configuration a field manager (`manager` or `manager/status`) last applied.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotApplied {
+    pub group: String,
+    pub plural: String,
+    pub namespace: String,
+    pub name: String,
+    pub manager: String,
+    pub config: Value,
+}
+
+/// The snapshot format version written by [`Store::export`].
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+impl Store {
+    /// Everything needed to restart with the same objects (see [`Snapshot`]).
+    pub fn export(&self) -> Snapshot {
+        let inner = self.lock();
+        let objects = inner
+            .objects
+            .iter()
+            .map(|(k, o)| SnapshotObject {
+                group: k.0.clone(),
+                plural: k.1.clone(),
+                namespace: k.2.clone(),
+                name: k.3.clone(),
+                object: o.clone(),
+            })
+            .collect();
+        let mut applied: Vec<SnapshotApplied> = inner
+            .applied
+            .iter()
+            .map(|((k, m), c)| SnapshotApplied {
+                group: k.0.clone(),
+                plural: k.1.clone(),
+                namespace: k.2.clone(),
+                name: k.3.clone(),
+                manager: m.clone(),
+                config: c.clone(),
+            })
+            .collect();
+        applied.sort_by(|a, b| {
+            (&a.group, &a.plural, &a.namespace, &a.name, &a.manager).cmp(&(
+                &b.group,
+                &b.plural,
+                &b.namespace,
+                &b.name,
+                &b.manager,
+            ))
+        });
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            resource_version: inner.rv,
+            objects,
+            applied,
+        }
+    }
+
+    /// Replace the whole content with a snapshot: the objects (CRDs among them are served
+    /// again), the apply memory, and a resourceVersion counter that never goes back (so
+    /// clients that saw newer versions of this store still see increasing versions). The
+    /// watch history starts empty at the current version.
+    pub fn import(&self, snap: Snapshot) -> Result<(), String> {
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "unsupported state version {} (this build reads {SNAPSHOT_VERSION})",
+                snap.version
+            ));
+        }
+        let mut objects = BTreeMap::new();
+        let mut max_rv = snap.resource_version;
+        for o in snap.objects {
+            if !o.object.is_object() {
+                return Err(format!(
+                    "object {}/{}/{}/{} is not a JSON object",
+                    o.group, o.plural, o.namespace, o.name
+                ));
+            }
+            let rv = meta_str(&o.object, "resourceVersion")
+                .and_then(|r| r.parse::<u64>().ok())
+                .unwrap_or(0);
+            max_rv = max_rv.max(rv);
+            objects.insert((o.group, o.plural, o.namespace, o.name), o.object);
+        }
+        let applied = snap
+            .applied
+            .into_iter()
+            .map(|a| {
+                (
+                    (a.group, a.plural, a.namespace, a.name),
+                    a.manager,
+                    a.config,
+                )
+            })
+            .map(|(k, m, c)| ((k, m), c))
+            .collect();
+        let mut inner = self.lock();
+        let crds: Vec<Value> = objects
+            .iter()
+            .filter(|(k, _)| k.0 == "apiextensions.k8s.io" && k.1 == "customresourcedefinitions")
+            .map(|(_, o)| o.clone())
+            .collect();
+        inner.types = builtin_types();
+        for crd in &crds {
+            inner.register_crd(crd);
+        }
+        inner.objects = objects;
+        inner.applied = applied;
+        inner.rv = inner.rv.max(max_rv);
+        inner.history.clear();
+        inner.history_start = inner.rv;
+        self.notify(&inner);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1113,6 +1260,28 @@ mod tests {
         s.delete(&cm(), "default", "a", &DeleteOptions::default())
             .unwrap();
         assert!(s.get(&cm(), "default", "child").is_err());
+    }
+
+    #[test]
+    fn a_child_created_after_its_owner_is_gone_is_collected() {
+        let s = Store::new(100);
+        let child = json!({"metadata": {"name": "late", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": "no-such-uid"}]}});
+        s.create(&cm(), "default", child, false).unwrap();
+        assert!(s.get(&cm(), "default", "late").is_err());
+        let owner = s
+            .create(
+                &cm(),
+                "default",
+                json!({"metadata": {"name": "owner"}}),
+                false,
+            )
+            .unwrap();
+        let uid = owner["metadata"]["uid"].as_str().unwrap();
+        let child = json!({"metadata": {"name": "kept", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}});
+        s.create(&cm(), "default", child, false).unwrap();
+        assert!(s.get(&cm(), "default", "kept").is_ok());
     }
 
     #[test]
@@ -1187,5 +1356,96 @@ mod tests {
         }
         assert!(s.events_since(1).is_err());
         assert_eq!(s.events_since(s.current_rv() - 2).unwrap().0.len(), 2);
+    }
+
+    #[test]
+    fn snapshot_round_trip_keeps_objects_crds_and_apply_memory() {
+        let s = Store::new(100);
+        let crd_type = builtin_types().into_iter().find(|t| t.is_crd()).unwrap();
+        s.create(
+            &crd_type,
+            "",
+            json!({
+                "metadata": {"name": "widgets.example.com"},
+                "spec": {"group": "example.com", "scope": "Namespaced",
+                         "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                         "versions": [{"name": "v1", "served": true, "storage": true}]}
+            }),
+            false,
+        )
+        .unwrap();
+        s.apply_manifest(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": {"a": "1", "b": "2"}}),
+            "local",
+        )
+        .unwrap();
+        s.apply_manifest(
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"x": 1}}),
+            "local",
+        )
+        .unwrap();
+        let snap = s.export();
+        let text = serde_json::to_string(&snap).unwrap();
+        let back: Snapshot = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, snap);
+
+        let t = Store::new(100);
+        t.import(back).unwrap();
+        assert_eq!(t.export(), snap);
+        assert_eq!(t.current_rv(), s.current_rv());
+        // The CRD's type is served again.
+        let widget = t.resolve("example.com", "v1", "widgets").expect("served");
+        assert_eq!(t.get(&widget, "default", "w").unwrap()["spec"]["x"], 1);
+        // The apply memory came along: dropping `b` from the applied config removes it.
+        let after = t
+            .apply_manifest(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": {"a": "1"}}),
+                "local",
+            )
+            .unwrap();
+        assert_eq!(after["data"], json!({"a": "1"}));
+        // Versions keep increasing after the restart; old watches are told to relist.
+        let rv: u64 = after["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(rv > snap.resource_version);
+        assert!(t.events_since(1).is_err());
+        assert_eq!(t.events_since(snap.resource_version).unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn import_rejects_unknown_versions_and_never_lowers_the_counter() {
+        let s = Store::new(10);
+        let mut snap = s.export();
+        snap.version = 99;
+        assert!(s.import(snap.clone()).unwrap_err().contains("version 99"));
+        snap.version = SNAPSHOT_VERSION;
+        snap.resource_version = 1;
+        let t = Store::new(10);
+        for i in 0..5 {
+            t.create(
+                &cm(),
+                "default",
+                json!({"metadata": {"name": format!("c{i}")}}),
+                false,
+            )
+            .unwrap();
+        }
+        let before = t.current_rv();
+        t.import(snap).unwrap();
+        assert!(t.current_rv() >= before);
+        assert!(t.get(&cm(), "default", "c0").is_err());
+        assert!(t
+            .get(
+                &builtin_types()
+                    .into_iter()
+                    .find(|t| t.is_namespace())
+                    .unwrap(),
+                "",
+                "default"
+            )
+            .is_ok());
     }
 }

@@ -1,0 +1,329 @@
+//! End-to-end tests through `tandem-operator local` (the real binary, real tandem-server
+//! pods): see tests/common/local.rs for the harness and its cleanup guarantees.
+//!
+//! Needs `cargo build -p tandem-server` first (nextest `--workspace` builds it). As root the
+//! pods get network namespaces; otherwise 127.x addresses (override: TANDEM_E2E_NET).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::local::{mounts_below, netns_of, pid_alive, pod_pids, Local, Reply};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::json;
+
+const NS: &str = "default";
+
+const CACHE3: &str = "apiVersion: tandem.dev/v1alpha1
+kind: RedisReplication
+metadata:
+  name: cache
+spec:
+  replicas: 3
+";
+
+const BUDGET: Duration = Duration::from_secs(60);
+
+/// Every test is bounded: past 90 s the scenario is dropped (the harness's Drop cleans
+/// up) and the test fails, before any outer runner kills the process without cleanup.
+async fn bounded<F: std::future::Future<Output = ()>>(scenario: F) {
+    if tokio::time::timeout(Duration::from_secs(90), scenario)
+        .await
+        .is_err()
+    {
+        panic!("scenario exceeded 90 s");
+    }
+}
+
+/// Poll a replica until `key` has `want` (replication is asynchronous).
+async fn read_eventually(l: &Local, pod: &str, key: &str, want: &str) {
+    let mut c = l.pod_conn(NS, "cache", pod).await;
+    l.wait_for(&format!("{key} on {pod}"), Duration::from_secs(20), || {
+        let r = c.cmd(&["GET", key]).ok();
+        async move { (r == Some(Reply::Bulk(Some(want.as_bytes().to_vec())))).then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_becomes_ready_and_replicas_serve_master_writes() {
+    bounded(async {
+        let started = Instant::now();
+        let l = Local::start("ready", &[CACHE3]).await;
+        l.wait_ready(NS, "cache", 3, BUDGET).await;
+        let rr = l.status(NS, "cache").await.unwrap();
+        assert_eq!(
+            rr.status.as_ref().unwrap().master.as_deref(),
+            Some("cache-0")
+        );
+
+        let mut m = l.master_conn(NS, "cache").await;
+        assert_eq!(m.info_replication()["role"], "master");
+        assert_eq!(
+            m.cmd(&["SET", "greeting", "hello"]).unwrap(),
+            Reply::Simple("OK".into())
+        );
+        for pod in ["cache-1", "cache-2"] {
+            let mut c = l.pod_conn(NS, "cache", pod).await;
+            assert_eq!(c.info_replication()["role"], "slave", "{pod}");
+            read_eventually(&l, pod, "greeting", "hello").await;
+        }
+        // The progress output names the pods and the Ready condition.
+        let out = l.output();
+        assert!(out.contains("pod default/cache-0"), "{out}");
+        assert!(out.contains("redis-cli -h"), "{out}");
+        assert!(started.elapsed() < Duration::from_secs(90));
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_3_to_5_adds_replicas_of_the_master() {
+    bounded(async {
+        let l = Local::start("scale", &[CACHE3]).await;
+        l.wait_ready(NS, "cache", 3, BUDGET).await;
+        l.rrs(NS)
+            .patch(
+                "cache",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": 5}})),
+            )
+            .await
+            .unwrap();
+        l.wait_ready(NS, "cache", 5, BUDGET).await;
+        let mut m = l.master_conn(NS, "cache").await;
+        l.wait_for("4 connected replicas", Duration::from_secs(30), || {
+            let info = m.info_replication();
+            async move { (info.get("connected_slaves").map(String::as_str) == Some("4")).then_some(()) }
+        })
+        .await;
+        m.cmd(&["SET", "k", "v5"]).unwrap();
+        read_eventually(&l, "cache-4", "k", "v5").await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_resource_removes_children_and_processes() {
+    bounded(async {
+        let l = Local::start("delete", &[CACHE3]).await;
+        l.wait_ready(NS, "cache", 3, BUDGET).await;
+        assert_eq!(pod_pids(&l.dir).len(), 3);
+        l.rrs(NS)
+            .delete("cache", &DeleteParams::default())
+            .await
+            .unwrap();
+        let c = l.client.clone();
+        l.wait_for(
+            "children garbage-collected",
+            Duration::from_secs(30),
+            || {
+                let c = c.clone();
+                async move {
+                    let sts = Api::<StatefulSet>::namespaced(c.clone(), NS)
+                        .get_opt("cache")
+                        .await
+                        .ok()?;
+                    let svcs = Api::<Service>::namespaced(c.clone(), NS)
+                        .list(&Default::default())
+                        .await
+                        .ok()?;
+                    let cm = Api::<ConfigMap>::namespaced(c.clone(), NS)
+                        .get_opt("cache-config")
+                        .await
+                        .ok()?;
+                    let secret = Api::<Secret>::namespaced(c, NS)
+                        .get_opt("cache-auth")
+                        .await
+                        .ok()?;
+                    let svc_left = svcs.items.iter().any(|s| {
+                        s.metadata
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| n.starts_with("cache"))
+                    });
+                    (sts.is_none() && !svc_left && cm.is_none() && secret.is_none()).then_some(())
+                }
+            },
+        )
+        .await;
+        l.wait_for("pod processes gone", Duration::from_secs(30), || {
+            let left = pod_pids(&l.dir);
+            async move { left.is_empty().then_some(()) }
+        })
+        .await;
+        l.wait_for("pod objects gone", Duration::from_secs(10), || async {
+            l.pods(NS, "cache").await.is_empty().then_some(())
+        })
+        .await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_resource_gets_a_clear_condition_and_breaks_nothing() {
+    bounded(async {
+        let bad = "apiVersion: tandem.dev/v1alpha1
+kind: RedisReplication
+metadata:
+  name: bad
+spec:
+  replicas: 1
+  config:
+    port: \"7000\"
+";
+        let l = Local::start("invalid", &[bad, CACHE3]).await;
+        let cond = l
+            .wait_for("Degraded condition of bad", BUDGET, || async {
+                let c = l.condition(NS, "bad", "Degraded").await?;
+                (c["status"] == "True").then_some(c)
+            })
+            .await;
+        assert_eq!(cond["reason"], "InvalidSpec", "{cond}");
+        let msg = cond["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("port"), "{msg}");
+        // The valid resource next to it is served normally.
+        l.wait_ready(NS, "cache", 3, BUDGET).await;
+        let mut m = l.master_conn(NS, "cache").await;
+        assert_eq!(m.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+        assert!(
+            l.pods(NS, "bad").await.is_empty(),
+            "no pods for the invalid resource"
+        );
+        assert!(l.pid().is_some_and(pid_alive));
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_on_the_same_state_dir_keeps_the_resource_and_its_data() {
+    bounded(async {
+        let persistent = "apiVersion: tandem.dev/v1alpha1
+kind: RedisReplication
+metadata:
+  name: cache
+spec:
+  replicas: 2
+  persistence:
+    appendonly: true
+    appendfsync: always
+    storage:
+      size: 1Gi
+";
+        let l = Local::start("restart", &[persistent]).await;
+        l.wait_ready(NS, "cache", 2, BUDGET).await;
+        let uid = l.status(NS, "cache").await.unwrap().metadata.uid;
+        let password = l.password(NS, "cache").await;
+        let mut m = l.master_conn(NS, "cache").await;
+        m.cmd(&["SET", "survivor", "yes"]).unwrap();
+        read_eventually(&l, "cache-1", "survivor", "yes").await;
+        drop(m);
+
+        let first_pid = l.pid();
+        let l = l.restart().await;
+        assert_ne!(l.pid(), first_pid);
+        let rr = l.status(NS, "cache").await.expect("the resource is back");
+        assert_eq!(rr.metadata.uid, uid, "the same object, not a new one");
+        // The stored status still says Ready from the first run until the runtime reports
+        // the new processes: wait for those first.
+        l.wait_for("2 pod processes", BUDGET, || {
+            let n = pod_pids(&l.dir).len();
+            async move { (n == 2).then_some(()) }
+        })
+        .await;
+        l.wait_ready(NS, "cache", 2, BUDGET).await;
+        assert_eq!(l.password(NS, "cache").await, password);
+        let mut m = l.master_conn(NS, "cache").await;
+        assert_eq!(
+            m.cmd(&["GET", "survivor"]).unwrap(),
+            Reply::Bulk(Some(b"yes".to_vec()))
+        );
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_per_state_dir_and_ctrl_c_stops_everything() {
+    bounded(async {
+        let mut l = Local::start("lock", &[CACHE3]).await;
+        l.wait_for("3 pod processes", BUDGET, || {
+            let n = pod_pids(&l.dir).len();
+            async move { (n == 3).then_some(()) }
+        })
+        .await;
+        let pids = pod_pids(&l.dir);
+        // A second `local` on the same directory is refused, naming the running one.
+        let out = std::process::Command::new(common::local::operator_bin())
+            .args(["local", "--state-dir"])
+            .arg(&l.dir)
+            .arg("--server-bin")
+            .arg(common::local::server_bin())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("pid {}", l.pid().unwrap())), "{err}");
+        // Ctrl-C: exit 0, pods stopped, lock and pid file gone, state kept.
+        assert!(
+            l.stop_with("-INT"),
+            "exit status 0 expected:\n{}",
+            l.output()
+        );
+        for pid in pids {
+            assert!(!pid_alive(pid), "pod process {pid} survived");
+        }
+        assert!(netns_of(&l.instance).is_empty());
+        assert!(!l.dir.join("local.pid").exists());
+        assert!(!l.dir.join("local.lock").exists());
+        assert!(l.dir.join("api-state.json").exists());
+        assert!(l.output().contains("SIGINT received"), "{}", l.output());
+    })
+    .await
+}
+
+/// A test that fails midway still leaves nothing behind: the scenario panics inside a
+/// task (the harness's Drop runs during the unwinding), then everything is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_test_leaves_no_processes_netns_or_files() {
+    bounded(async {
+        #[derive(Default, Debug, Clone)]
+        struct Seen {
+            dir: Option<std::path::PathBuf>,
+            instance: String,
+            local_pid: Option<u32>,
+            pod_pids: Vec<u32>,
+        }
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+        let s2 = seen.clone();
+        let failing = tokio::spawn(async move {
+            let l = Local::start("failing", &[CACHE3]).await;
+            l.wait_for("3 pod processes", BUDGET, || {
+                let n = pod_pids(&l.dir).len();
+                async move { (n == 3).then_some(()) }
+            })
+            .await;
+            *s2.lock().unwrap() = Seen {
+                dir: Some(l.dir.clone()),
+                instance: l.instance.clone(),
+                local_pid: l.pid(),
+                pod_pids: pod_pids(&l.dir),
+            };
+            panic!("deliberate failure with everything running");
+        });
+        let res = failing.await;
+        assert!(res.is_err_and(|e| e.is_panic()), "the scenario must fail");
+        let seen = seen.lock().unwrap().clone();
+        let dir = seen.dir.clone().expect("the scenario got going");
+        assert_eq!(seen.pod_pids.len(), 3);
+        assert!(!seen.instance.is_empty());
+        for pid in seen.pod_pids.iter().chain(seen.local_pid.iter()) {
+            assert!(!pid_alive(*pid), "pid {pid} still alive: {seen:?}");
+        }
+        assert!(netns_of(&seen.instance).is_empty(), "{seen:?}");
+        assert!(mounts_below(&dir).is_empty(), "{seen:?}");
+        assert!(!dir.exists(), "temp dir left: {}", dir.display());
+    })
+    .await
+}
