@@ -42,10 +42,18 @@ struct Srv {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl Srv {
     fn start(tag: &str, ordinal: u32) -> Srv {
+        Self::try_start(tag, ordinal, &[])
+            .unwrap_or_else(|dir| panic!("tandem-server did not start, logs in {dir}"))
+    }
+
+    /// Starts with extra directives; `Err(dir)` when the server does not come up (the
+    /// directory is removed with the failed attempt).
+    fn try_start(tag: &str, ordinal: u32, extra: &[&str]) -> Result<Srv, String> {
         let dir = std::env::temp_dir().join(format!(
             "tandem-executor-{}-{tag}-{ordinal}-{}",
             std::process::id(),
@@ -61,14 +69,15 @@ impl Srv {
             port: 0,
             dir,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for _ in 0..5 {
             s.port = free_port();
             if s.spawn() {
-                return s;
+                return Ok(s);
             }
         }
-        panic!("tandem-server did not start, logs in {}", s.dir.display());
+        Err(s.dir.display().to_string())
     }
 
     /// (Re)starts the process on the same port and directory; true once it answers PING.
@@ -87,7 +96,13 @@ impl Srv {
             .args(["--dir", self.dir.to_str().expect("utf8")])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--requirepass", PW, "--masterauth", PW])
-            .args(["--repl-backlog-size", "16mb"])
+            .args([
+                "--repl-backlog-size",
+                "16mb",
+                "--repl-diskless-sync-delay",
+                "0",
+            ])
+            .args(&self.extra)
             .current_dir(&self.dir)
             .stdout(log("stdout.log"))
             .stderr(log("stderr.log"));
@@ -519,4 +534,65 @@ async fn switchover_that_cannot_catch_up_leaves_the_master_in_place() {
         c.call(&["SET", "k2", "v"]).await.expect("SET"),
         Value::Simple("OK".into())
     );
+}
+
+/// With the fence server support (`tandem-fenced-start yes`), a restarted pod refuses writes
+/// until the executor assigns its role; the roles plan repoints it under the current master.
+/// Skipped (with a message) by a server build without that directive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_restart_refuses_writes_until_repointed_under_the_master() {
+    let b = Srv::start("fenced", 1);
+    let a = match Srv::try_start("fenced", 0, &["--tandem-fenced-start", "yes"]) {
+        Ok(a) => a,
+        Err(_) => {
+            eprintln!("skipped: this tandem-server does not start with tandem-fenced-start");
+            return;
+        }
+    };
+    if field(&info(&a, "replication").await, "tandem_fenced").is_none() {
+        eprintln!(
+            "skipped: this tandem-server has no fenced start mode (no tandem_fenced in INFO)"
+        );
+        return;
+    }
+    let keys = {
+        let mut c = client(&b).await;
+        let mut keys = Vec::new();
+        for i in 0..20 {
+            let k = format!("k{i}");
+            c.call(&["SET", &k, "v"]).await.expect("SET");
+            keys.push(k);
+        }
+        keys
+    };
+    let pods = observe(&[&a, &b]).await;
+    assert_eq!(pods[0].role, ObservedRole::Fenced, "{:?}", pods[0]);
+    match client(&a)
+        .await
+        .command(&["SET", "x", "1"])
+        .await
+        .expect("reply")
+    {
+        Value::Error(e) => assert!(e.starts_with("FENCED"), "{e}"),
+        other => panic!("a fenced pod accepted a write: {other:?}"),
+    }
+    let recorded = RecordedState {
+        master: Some("r-1".into()),
+        epoch: 2,
+        failover_in_progress: None,
+    };
+    let p = plan(&pods, &recorded, &settings(Duration::ZERO));
+    assert_eq!(p, Plan::Repoint(vec![Repoint::new("r-0", "r-1")]));
+    let ex = Executor::new(vec![a.target(), b.target()], Some(PW.to_string()));
+    let report = ex.execute(&p, &[]).await.expect("execute");
+    assert_eq!(report.failures().count(), 0, "{report:?}");
+    wait_for("A linked to B", Duration::from_secs(10), || link_up(&a, &b)).await;
+    assert_eq!(
+        field(&info(&a, "replication").await, "tandem_fenced").as_deref(),
+        Some("0")
+    );
+    wait_for("A has B's data", Duration::from_secs(10), || async {
+        missing_keys(&a, &keys).await.is_empty()
+    })
+    .await;
 }

@@ -177,6 +177,7 @@ impl Srv {
             .args(["--bind", ip, "--port", "6379", "--dir", dir.to_str()?])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--requirepass", PW, "--masterauth", PW])
+            .args(["--repl-diskless-sync-delay", "0"])
             .current_dir(&dir)
             .stdout(Stdio::from(log))
             .stderr(Stdio::null())
@@ -516,11 +517,12 @@ async fn planned_switchover_moves_the_master_and_records_it() {
         timeouts: Timeouts::default(),
     };
     let observed = observe::observe(&w.ctx.client, &rr).await.expect("observe");
-    let outcome = roles::step(&cx, &rr, &observed).await.expect("roles step");
-    assert_eq!(outcome.master.as_deref(), Some("cache-0"));
-    roles::planned_switchover(&cx, &rr, &observed, &outcome, "cache-0", "cache-1")
+    let step = roles::step(&cx, &rr, &observed).await.expect("roles step");
+    assert_eq!(step.outcome.master.as_deref(), Some("cache-0"));
+    let done = roles::planned_switchover(&cx, &rr, &observed, &step.outcome, "cache-0", "cache-1")
         .await
         .expect("switchover");
+    assert_eq!((done.to.as_str(), done.epoch), ("cache-1", 1));
 
     let st = w.rr("cache").status.unwrap();
     assert_eq!((st.master.as_deref(), st.epoch), (Some("cache-1"), 1));
@@ -552,4 +554,80 @@ async fn planned_switchover_moves_the_master_and_records_it() {
         );
     }
     assert_eq!(w.event_count("MasterPromoted"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_assignment_records_epoch_one_without_calling_it_a_failover() {
+    let srv = servers(3);
+    let w = World::new();
+    w.secret("cache");
+    w.create_rr("cache", json!({"replicas": 3}));
+    // Pods already answer on the first reconcile (e.g. status was lost): nothing recorded.
+    let ips: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
+    w.pods("cache", &[Some(&ips[0]), Some(&ips[1]), Some(&ips[2])]);
+    w.reconcile("cache").await;
+    let st = w.rr("cache").status.unwrap();
+    assert_eq!((st.master.as_deref(), st.epoch), (Some("cache-0"), 1));
+    assert!(st.last_failover.is_none(), "not a failover");
+    assert!(st.failover_in_progress.is_none());
+    let started = w.events("FailoverStarted");
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["type"], "Normal");
+    assert!(w
+        .ctx
+        .metrics
+        .encode()
+        .contains("tandem_operator_failovers_total 0"));
+    for s in &srv[1..] {
+        assert_eq!(
+            s.replication("master_host").await.as_deref(),
+            Some("cache-0.cache-headless.prod.svc.cluster.local")
+        );
+    }
+    assert_eq!(
+        (w.role("cache-0"), w.role("cache-1"), w.role("cache-2")),
+        (json!("master"), json!("replica"), json!("replica"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_topology_is_laid_out_and_rebuilt_under_the_new_master() {
+    let mut srv = servers(3);
+    let w = World::new();
+    w.secret("line");
+    w.create_rr(
+        "line",
+        json!({"replicas": 3, "replication": {"topology": "chain", "fanout": 1},
+               "failover": {"downAfterSeconds": 1}}),
+    );
+    w.reconcile("line").await;
+    // Replicas cannot sync here (DNS), so only line-2 is left empty: line-1 is the best copy.
+    for s in &srv[..2] {
+        s.client()
+            .await
+            .call(&["SET", "k", "v"])
+            .await
+            .expect("SET");
+    }
+    let ips: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
+    w.pods("line", &[Some(&ips[0]), Some(&ips[1]), Some(&ips[2])]);
+    w.reconcile("line").await;
+    let dns = |i: u32| Some(format!("line-{i}.line-headless.prod.svc.cluster.local"));
+    assert_eq!(srv[1].replication("master_host").await, dns(0));
+    assert_eq!(srv[2].replication("master_host").await, dns(1));
+
+    // line-0 dies: line-1 takes over, and line-2 already follows it.
+    srv[0].kill();
+    let started = Instant::now();
+    loop {
+        w.reconcile("line").await;
+        if w.rr("line").status.unwrap().master.as_deref() == Some("line-1") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no failover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(srv[1].replication("role").await.as_deref(), Some("master"));
+    assert_eq!(srv[2].replication("master_host").await, dns(1));
+    assert_eq!(w.rr("line").status.unwrap().epoch, 1);
 }

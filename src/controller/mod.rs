@@ -247,33 +247,42 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         cluster_domain: &ctx.params.cluster_domain,
         timeouts: crate::roles::probe::Timeouts::default(),
     };
-    let outcome = roles::step(&cx, &rr, &observed).await?;
-    let rollout = rollout::run_with(&ctx.client, &rr, &observed, &outcome, |from, to| {
-        let (cx, rr, observed, outcome) = (&cx, &rr, &observed, &outcome);
-        async move {
-            roles::planned_switchover(cx, rr, observed, outcome, &from, &to)
-                .await
-                .map_err(rollout::SwitchoverError::Failed)
-        }
-    })
+    let step = roles::step(&cx, &rr, &observed).await?;
+    let outcome = &step.outcome;
+    let rollout = rollout::run_with(
+        &ctx.client,
+        &rr,
+        &observed,
+        outcome,
+        step.failover_in_progress.as_ref(),
+        |from, to| {
+            let (cx, rr, observed) = (&cx, &rr, &observed);
+            async move {
+                roles::planned_switchover(cx, rr, observed, outcome, &from, &to)
+                    .await
+                    .map(|_| ())
+                    .map_err(rollout::SwitchoverError::Failed)
+            }
+        },
+    )
     .await?;
 
     let mut st = status::compute(
         &rr,
         &observed,
         None,
-        &outcome,
+        outcome,
         Some(&rollout),
         &ctx.params,
         now(),
     );
-    roles::apply_outcome(&mut st, &outcome);
+    step.apply_to(&mut st);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
-    tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");
+    tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = step.outcome.waiting.as_deref().unwrap_or(""), "reconciled");
     // Detection: while anything is in motion, look again within a second; otherwise the
     // periodic check (pod changes also trigger a reconcile through the Pod watch). A rolling
     // update in progress is looked at again within ROLLOUT_RECHECK.
-    Ok(Action::requeue(if outcome.recheck_soon {
+    Ok(Action::requeue(if step.recheck_soon {
         RECHECK_SOON
     } else if rollout.in_progress() {
         ROLLOUT_RECHECK

@@ -231,10 +231,19 @@ fn demoted(pods: &[PodObservation], recorded: &RecordedState, keep: Option<&str>
     out
 }
 
-fn event_type(reason: PromoteReason) -> EventType {
-    match reason {
-        PromoteReason::NoRecordedMaster => EventType::Normal,
-        _ => EventType::Warning,
+/// A promotion that is the first role assignment of the set rather than a failover: no
+/// master recorded, or the bootstrap master (recorded by the status step, never promoted by
+/// this step: epoch 0) waiting fenced for its role.
+fn is_bootstrap(reason: PromoteReason, recorded_epoch: u64) -> bool {
+    reason == PromoteReason::NoRecordedMaster
+        || (recorded_epoch == 0 && reason == PromoteReason::MasterLostRole)
+}
+
+fn event_type(bootstrap: bool) -> EventType {
+    if bootstrap {
+        EventType::Normal
+    } else {
+        EventType::Warning
     }
 }
 
@@ -351,7 +360,7 @@ pub async fn planned_switchover(
     outcome: &RolesOutcome,
     from: &str,
     to: &str,
-) -> Result<(), String> {
+) -> Result<Switchover, String> {
     let set = rr.name_any();
     let ns = rr.namespace().unwrap_or_default();
     let pods = pod_addresses(&set, observed);
@@ -457,7 +466,7 @@ pub async fn planned_switchover(
         cx.client,
         rr,
         "the new master",
-        json!({"master": to, "epoch": epoch, "failoverInProgress": null, "lastFailover": last}),
+        json!({"master": to, "epoch": epoch, "failoverInProgress": null, "lastFailover": &last}),
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -471,7 +480,19 @@ pub async fn planned_switchover(
     .await;
     repoint_events(cx, rr, &report).await;
     tracing::info!(name = %set, namespace = %ns, from, to, epoch, duration_ms, "planned switchover done");
-    Ok(())
+    Ok(Switchover {
+        to: to.to_string(),
+        epoch,
+        last,
+    })
+}
+
+/// What a planned switchover recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Switchover {
+    pub to: String,
+    pub epoch: i64,
+    pub last: LastFailover,
 }
 
 /// What the roles step needs from the controller's context.
@@ -490,7 +511,7 @@ pub async fn step(
     cx: &StepContext<'_>,
     rr: &RedisReplication,
     observed: &Observed,
-) -> Result<RolesOutcome, RolesError> {
+) -> Result<RolesStep, RolesError> {
     let set = rr.name_any();
     let ns = rr.namespace().unwrap_or_default();
     let uid = rr.uid().unwrap_or_else(|| format!("{ns}/{set}"));
@@ -498,13 +519,14 @@ pub async fn step(
     let prev = rr.status.clone().unwrap_or_default();
     let mut outcome = RolesOutcome {
         observations: Vec::new(),
-        master: rec.master.clone(),
+        // Nothing recorded yet: the bootstrap rule (pod 0), as the status step shows it.
+        master: rec.master.clone().or_else(|| Some(names::pod(&set, 0))),
         epoch: prev.epoch,
         last_failover: prev.last_failover.clone(),
         waiting: None,
-        failover_in_progress: prev.failover_in_progress.clone(),
-        recheck_soon: false,
     };
+    let mut fip = prev.failover_in_progress.clone();
+    let mut recheck_soon = false;
 
     // Every pod of the set, with its address if it has one.
     let pods = pod_addresses(&set, observed);
@@ -517,7 +539,11 @@ pub async fn step(
             &label_changes(&set, &observed.pods, rec.master.as_deref()),
         )
         .await?;
-        return Ok(outcome);
+        return Ok(RolesStep {
+            outcome,
+            failover_in_progress: fip,
+            recheck_soon,
+        });
     }
 
     let pw = password(rr, observed);
@@ -606,9 +632,7 @@ pub async fn step(
     });
     // Other pods that do not answer are not polled every second: the Pod watch brings them
     // back when they change (restart, IP, readiness).
-    outcome.recheck_soon = master_down == Some(true)
-        || reachable_not_following
-        || outcome.failover_in_progress.is_some();
+    recheck_soon = master_down == Some(true) || reachable_not_following || fip.is_some();
 
     let executor = Executor {
         targets: targets.clone(),
@@ -619,7 +643,7 @@ pub async fn step(
     match &decision {
         Plan::Wait { reason } => {
             outcome.waiting = Some(reason.to_string());
-            outcome.recheck_soon |= !matches!(reason, WaitReason::DataAmbiguous { .. });
+            recheck_soon |= !matches!(reason, WaitReason::DataAmbiguous { .. });
         }
         Plan::Keep | Plan::Repoint(_) => {
             if let Plan::Repoint(_) = &decision {
@@ -631,9 +655,9 @@ pub async fn step(
                     .await
                     .unwrap_or_default();
                 repoint_events(cx, rr, &report).await;
-                outcome.recheck_soon = true;
+                recheck_soon = true;
             }
-            if outcome.failover_in_progress.is_some() {
+            if fip.is_some() {
                 // The marker's target was lost and the recorded master stays: clear it.
                 patch_status(
                     cx.client,
@@ -642,7 +666,7 @@ pub async fn step(
                     json!({"failoverInProgress": null}),
                 )
                 .await?;
-                outcome.failover_in_progress = None;
+                fip = None;
             }
         }
         Plan::Promote {
@@ -651,13 +675,14 @@ pub async fn step(
             epoch,
             repoint,
         } => {
-            outcome.recheck_soon = true;
+            recheck_soon = true;
+            let bootstrap = is_bootstrap(*reason, rec.epoch);
             let started = Instant::now();
             let marker = FailoverInProgressStatus {
                 target: pod.clone(),
                 epoch: i64::try_from(*epoch).unwrap_or(i64::MAX),
             };
-            if outcome.failover_in_progress.as_ref() != Some(&marker) {
+            if fip.as_ref() != Some(&marker) {
                 patch_status(
                     cx.client,
                     rr,
@@ -665,13 +690,13 @@ pub async fn step(
                     json!({"failoverInProgress": marker}),
                 )
                 .await?;
-                outcome.failover_in_progress = Some(marker.clone());
+                fip = Some(marker.clone());
             }
             let from = rec.master.clone().unwrap_or_default();
             publish(
                 cx.recorder,
                 rr,
-                event_type(*reason),
+                event_type(bootstrap),
                 "FailoverStarted",
                 format!(
                     "promoting {pod} (epoch {epoch}) in place of {}: {reason}",
@@ -694,7 +719,11 @@ pub async fn step(
                         &label_changes(&set, &observed.pods, rec.master.as_deref()),
                     )
                     .await?;
-                    return Ok(outcome);
+                    return Ok(RolesStep {
+                        outcome,
+                        failover_in_progress: fip,
+                        recheck_soon,
+                    });
                 }
                 Ok(report) => {
                     label(
@@ -705,7 +734,7 @@ pub async fn step(
                     .await?;
                     let duration = started.elapsed();
                     let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-                    let failover = *reason != PromoteReason::NoRecordedMaster;
+                    let failover = !bootstrap;
                     let last = failover.then(|| LastFailover {
                         time: rfc3339_now(),
                         from: from.clone(),
@@ -724,7 +753,7 @@ pub async fn step(
                     patch_status(cx.client, rr, "the new master", st).await?;
                     outcome.master = Some(pod.clone());
                     outcome.epoch = marker.epoch;
-                    outcome.failover_in_progress = None;
+                    fip = None;
                     if last.is_some() {
                         outcome.last_failover = last;
                     }
@@ -734,7 +763,7 @@ pub async fn step(
                     publish(
                         cx.recorder,
                         rr,
-                        event_type(*reason),
+                        event_type(bootstrap),
                         "MasterPromoted",
                         format!(
                             "{pod} is master at epoch {epoch} after {duration_ms}ms ({reason})"
@@ -744,7 +773,11 @@ pub async fn step(
                     repoint_events(cx, rr, &report).await;
                     tracing::info!(name = %set, namespace = %ns, master = %pod, epoch, duration_ms, failures = report.failures().count(), "master promoted");
                     outcome.observations = observations;
-                    return Ok(outcome);
+                    return Ok(RolesStep {
+                        outcome,
+                        failover_in_progress: fip,
+                        recheck_soon,
+                    });
                 }
             }
         }
@@ -757,7 +790,11 @@ pub async fn step(
     )
     .await?;
     outcome.observations = observations;
-    Ok(outcome)
+    Ok(RolesStep {
+        outcome,
+        failover_in_progress: fip,
+        recheck_soon,
+    })
 }
 
 async fn repoint_events(cx: &StepContext<'_>, rr: &RedisReplication, report: &Report) {
@@ -776,15 +813,37 @@ async fn repoint_events(cx: &StepContext<'_>, rr: &RedisReplication, report: &Re
     }
 }
 
-/// Carries the roles outcome into the status the status step writes (master, epoch, last
-/// failover, failover marker), so its server-side apply agrees with what this step recorded.
-pub fn apply_outcome(st: &mut crd::RedisReplicationStatus, outcome: &RolesOutcome) {
-    if let Some(m) = &outcome.master {
-        st.master = Some(m.clone());
+/// What the roles step hands on: the outcome for the status step, plus the failover marker
+/// as it stands now and whether to look again soon.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RolesStep {
+    pub outcome: RolesOutcome,
+    /// `status.failoverInProgress` after this step (set only while a promotion is unfinished).
+    pub failover_in_progress: Option<FailoverInProgressStatus>,
+    /// Something is in motion (master unreachable, failover unfinished, replicas not yet
+    /// following): the controller checks again within about a second.
+    pub recheck_soon: bool,
+}
+
+impl RolesStep {
+    /// Carries what this step recorded into the status the status step writes (master,
+    /// epoch, last failover, failover marker), so its server-side apply agrees with it.
+    pub fn apply_to(&self, st: &mut crd::RedisReplicationStatus) {
+        if let Some(m) = &self.outcome.master {
+            st.master = Some(m.clone());
+        }
+        st.epoch = self.outcome.epoch;
+        st.last_failover = self.outcome.last_failover.clone();
+        st.failover_in_progress = self.failover_in_progress.clone();
     }
-    st.epoch = outcome.epoch;
-    st.last_failover = outcome.last_failover.clone();
-    st.failover_in_progress = outcome.failover_in_progress.clone();
+
+    /// A planned switchover done after this step (see [`planned_switchover`]).
+    pub fn record_switchover(&mut self, p: &Switchover) {
+        self.outcome.master = Some(p.to.clone());
+        self.outcome.epoch = p.epoch;
+        self.outcome.last_failover = Some(p.last.clone());
+        self.failover_in_progress = None;
+    }
 }
 
 #[cfg(test)]
@@ -882,6 +941,16 @@ mod tests {
     }
 
     #[test]
+    fn first_assignment_is_not_counted_as_a_failover() {
+        assert!(is_bootstrap(PromoteReason::NoRecordedMaster, 0));
+        assert!(is_bootstrap(PromoteReason::NoRecordedMaster, 3));
+        assert!(is_bootstrap(PromoteReason::MasterLostRole, 0));
+        assert!(!is_bootstrap(PromoteReason::MasterLostRole, 1));
+        assert!(!is_bootstrap(PromoteReason::MasterUnreachable, 0));
+        assert!(!is_bootstrap(PromoteReason::MasterRestartedEmpty, 0));
+    }
+
+    #[test]
     fn password_comes_from_the_configured_key() {
         let rr = crate::build::testutil::rr("c", "ns", serde_json::json!({}));
         let s = Secret {
@@ -897,27 +966,37 @@ mod tests {
     }
 
     #[test]
-    fn outcome_overrides_the_bootstrap_master_in_status() {
+    fn step_result_is_carried_into_status_and_a_switchover_updates_it() {
         let mut st = crd::RedisReplicationStatus {
             master: Some("c-0".into()),
+            failover_in_progress: Some(FailoverInProgressStatus {
+                target: "c-1".into(),
+                epoch: 3,
+            }),
             ..Default::default()
         };
-        let outcome = RolesOutcome {
-            master: Some("c-2".into()),
-            epoch: 3,
+        let mut step = RolesStep {
+            outcome: RolesOutcome {
+                master: Some("c-2".into()),
+                epoch: 3,
+                ..Default::default()
+            },
             ..Default::default()
         };
-        apply_outcome(&mut st, &outcome);
+        step.apply_to(&mut st);
         assert_eq!((st.master.as_deref(), st.epoch), (Some("c-2"), 3));
-        let mut st2 = crd::RedisReplicationStatus {
-            master: Some("c-0".into()),
+        assert_eq!(st.failover_in_progress, None);
+        let last = LastFailover {
+            to: "c-1".into(),
             ..Default::default()
         };
-        apply_outcome(&mut st2, &RolesOutcome::default());
-        assert_eq!(
-            st2.master.as_deref(),
-            Some("c-0"),
-            "nothing known: bootstrap kept"
-        );
+        step.record_switchover(&Switchover {
+            to: "c-1".into(),
+            epoch: 4,
+            last: last.clone(),
+        });
+        step.apply_to(&mut st);
+        assert_eq!((st.master.as_deref(), st.epoch), (Some("c-1"), 4));
+        assert_eq!(st.last_failover, Some(last));
     }
 }

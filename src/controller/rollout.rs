@@ -28,7 +28,7 @@ use super::observe::Observed;
 use super::outcome::RolesOutcome;
 use super::roles::ordinal;
 use super::status::pod_ready;
-use crate::crd::RedisReplication;
+use crate::crd::{FailoverInProgressStatus, RedisReplication};
 use crate::roles::ObservedRole;
 
 /// The label the StatefulSet controller puts on each pod: the revision it was created from.
@@ -102,6 +102,8 @@ pub struct RolloutInput<'a> {
     /// just promoted someone.
     pub recorded_epoch: i64,
     pub outcome: &'a RolesOutcome,
+    /// The roles step's `status.failoverInProgress` marker after this round.
+    pub failover_in_progress: Option<&'a FailoverInProgressStatus>,
 }
 
 /// Why a pod is not "in sync" by the roles step's observation (`None`: in sync, or not
@@ -150,7 +152,7 @@ pub fn plan_rollout(input: &RolloutInput<'_>) -> RolloutStep {
         return wait("the StatefulSet controller has not observed the latest spec yet".into());
     }
     let outcome = input.outcome;
-    if let Some(f) = &outcome.failover_in_progress {
+    if let Some(f) = input.failover_in_progress {
         return wait(format!(
             "a failover to {} (epoch {}) is in progress",
             f.target, f.epoch
@@ -256,6 +258,7 @@ pub fn plan_for(
     rr: &RedisReplication,
     observed: &Observed,
     outcome: &RolesOutcome,
+    failover_in_progress: Option<&FailoverInProgressStatus>,
 ) -> (Vec<PodRevision>, RolloutStep, usize) {
     let set = rr.name_any();
     let pods: Vec<PodRevision> = observed
@@ -275,6 +278,7 @@ pub fn plan_for(
         statefulset_current,
         recorded_epoch: rr.status.as_ref().map(|s| s.epoch).unwrap_or(0),
         outcome,
+        failover_in_progress,
     };
     let updated = match update_revision {
         Some(u) => pods
@@ -304,13 +308,14 @@ pub async fn run_with<F, Fut>(
     rr: &RedisReplication,
     observed: &Observed,
     outcome: &RolesOutcome,
+    failover_in_progress: Option<&FailoverInProgressStatus>,
     switchover: F,
 ) -> Result<RolloutReport, RolloutError>
 where
     F: FnOnce(String, String) -> Fut,
     Fut: std::future::Future<Output = Result<(), SwitchoverError>>,
 {
-    let (pods, step, updated) = plan_for(rr, observed, outcome);
+    let (pods, step, updated) = plan_for(rr, observed, outcome, failover_in_progress);
     let ns = rr.namespace().unwrap_or_default();
     let step = match step {
         RolloutStep::DeletePod(name) => {
@@ -419,6 +424,7 @@ mod tests {
             statefulset_current: true,
             recorded_epoch: 1,
             outcome,
+            failover_in_progress: None,
         })
     }
 
@@ -439,6 +445,7 @@ mod tests {
             statefulset_current: true,
             recorded_epoch: 1,
             outcome: &healthy(3, 0),
+            failover_in_progress: None,
         };
         assert_eq!(plan_rollout(&input), RolloutStep::Nothing);
         let pods = [pod(0, NEW), pod(1, NEW), pod(2, NEW)];
@@ -534,13 +541,21 @@ mod tests {
         out.waiting = Some("master c-0 unreachable for 2000ms, failover after 5000ms".into());
         wait_containing(plan(&old(), &out), "failover planner is waiting");
 
-        let mut out = healthy(3, 0);
-        out.failover_in_progress = Some(crate::crd::FailoverInProgressStatus {
+        let marker = FailoverInProgressStatus {
             target: "c-1".into(),
             epoch: 2,
-        });
+        };
+        let input = RolloutInput {
+            replicas: 3,
+            pods: &old(),
+            update_revision: Some(NEW),
+            statefulset_current: true,
+            recorded_epoch: 1,
+            outcome: &healthy(3, 0),
+            failover_in_progress: Some(&marker),
+        };
         wait_containing(
-            plan(&old(), &out),
+            plan_rollout(&input),
             "a failover to c-1 (epoch 2) is in progress",
         );
 
@@ -562,6 +577,7 @@ mod tests {
             statefulset_current: false,
             recorded_epoch: 1,
             outcome: &healthy(3, 0),
+            failover_in_progress: None,
         };
         wait_containing(plan_rollout(&input), "has not observed");
     }
@@ -589,6 +605,7 @@ mod tests {
             statefulset_current: true,
             recorded_epoch: 1,
             outcome: &healthy(1, 0),
+            failover_in_progress: None,
         };
         assert_eq!(plan_rollout(&input), RolloutStep::DeletePod("c-0".into()));
     }
@@ -671,7 +688,7 @@ mod tests {
             master: Some("c-0".into()),
             ..RolesOutcome::default()
         };
-        let (pods, step, updated) = plan_for(&r, &observed, &out);
+        let (pods, step, updated) = plan_for(&r, &observed, &out, None);
         assert_eq!(pods.len(), 3);
         assert_eq!(updated, 1);
         assert_eq!(step, RolloutStep::DeletePod("c-1".into()));
@@ -681,7 +698,7 @@ mod tests {
             statefulset: Some(sts),
             ..observed
         };
-        let (_, step, _) = plan_for(&r, &stale, &out);
+        let (_, step, _) = plan_for(&r, &stale, &out, None);
         assert!(matches!(step, RolloutStep::Wait(ref w) if w.contains("has not observed")));
     }
 }

@@ -115,8 +115,6 @@ pub fn unprobed_outcome(rr: &RedisReplication) -> RolesOutcome {
         epoch: previous.epoch,
         last_failover: previous.last_failover,
         waiting: None,
-        failover_in_progress: previous.failover_in_progress,
-        recheck_soon: false,
     }
 }
 
@@ -546,7 +544,8 @@ pub fn compute(
         epoch: outcome.epoch,
         ready_replicas,
         pods,
-        failover_in_progress: outcome.failover_in_progress.clone(),
+        // The roles step's marker (RolesStep::apply_to) replaces this carried-over value.
+        failover_in_progress: previous.failover_in_progress.clone(),
         last_failover: outcome.last_failover.clone(),
         endpoints: Some(Endpoints {
             master: svc(names::master_service(&name)),
@@ -1169,21 +1168,6 @@ mod tests {
         );
         assert_eq!((s.master.as_deref(), s.epoch), (Some("c-1"), 2));
         assert_eq!(s.last_failover, out.last_failover);
-        assert_eq!(s.failover_in_progress, None);
-        out.failover_in_progress = Some(crate::crd::FailoverInProgressStatus {
-            target: "c-2".into(),
-            epoch: 3,
-        });
-        let marked = compute(
-            &r,
-            &three_ready(),
-            None,
-            &out,
-            None,
-            &Params::default(),
-            now(),
-        );
-        assert_eq!(marked.failover_in_progress, out.failover_in_progress);
         assert_eq!(s.pods[0].role, "unknown");
         assert_eq!(s.pods[1].role, "master");
         assert_eq!(
