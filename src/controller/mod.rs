@@ -247,25 +247,37 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         cluster_domain: &ctx.params.cluster_domain,
         timeouts: crate::roles::probe::Timeouts::default(),
     };
-    let step = roles::step(&cx, &rr, &observed).await?;
-    let outcome = &step.outcome;
+    let mut step = roles::step(&cx, &rr, &observed).await?;
+    // A switchover done by the rolling update recorded a new master and epoch in status; the
+    // status written below must carry them, not this round's earlier outcome.
+    let switched: std::sync::Mutex<Option<roles::Switchover>> = std::sync::Mutex::new(None);
     let rollout = rollout::run_with(
         &ctx.client,
         &rr,
         &observed,
-        outcome,
+        &step.outcome,
         step.failover_in_progress.as_ref(),
         |from, to| {
-            let (cx, rr, observed) = (&cx, &rr, &observed);
+            let (cx, rr, observed, outcome, switched) =
+                (&cx, &rr, &observed, &step.outcome, &switched);
             async move {
-                roles::planned_switchover(cx, rr, observed, outcome, &from, &to)
+                let done = roles::planned_switchover(cx, rr, observed, outcome, &from, &to)
                     .await
-                    .map(|_| ())
-                    .map_err(rollout::SwitchoverError::Failed)
+                    .map_err(rollout::SwitchoverError::Failed)?;
+                if let Ok(mut s) = switched.lock() {
+                    *s = Some(done);
+                }
+                Ok(())
             }
         },
     )
     .await?;
+    if let (Some(done), rollout::RolloutStep::Switchover { from, .. }) =
+        (switched.into_inner().ok().flatten(), &rollout.step)
+    {
+        rollout::apply_switchover(&mut step.outcome, from, &done.to, done.epoch, done.last);
+    }
+    let outcome = &step.outcome;
 
     let mut st = status::compute(
         &rr,

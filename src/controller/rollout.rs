@@ -28,7 +28,7 @@ use super::observe::Observed;
 use super::outcome::RolesOutcome;
 use super::roles::ordinal;
 use super::status::pod_ready;
-use crate::crd::{FailoverInProgressStatus, RedisReplication};
+use crate::crd::{FailoverInProgressStatus, LastFailover, RedisReplication};
 use crate::roles::ObservedRole;
 
 /// The label the StatefulSet controller puts on each pod: the revision it was created from.
@@ -289,6 +289,32 @@ pub fn plan_for(
     };
     let step = plan_rollout(&input);
     (pods, step, updated)
+}
+
+/// Folds a switchover carried out this round into the roles outcome the status is computed
+/// from: `to` is master under the new epoch, `from` a replica of `to` whose link is not up
+/// yet (it is being repointed), and `lastFailover` is the switchover.
+pub fn apply_switchover(
+    outcome: &mut RolesOutcome,
+    from: &str,
+    to: &str,
+    epoch: i64,
+    last: LastFailover,
+) {
+    outcome.master = Some(to.to_string());
+    outcome.epoch = epoch;
+    outcome.last_failover = Some(last);
+    for o in &mut outcome.observations {
+        if o.name == to {
+            o.role = ObservedRole::Master;
+            o.master_host = None;
+            o.link_up = false;
+        } else if o.name == from {
+            o.role = ObservedRole::Replica;
+            o.master_host = Some(to.to_string());
+            o.link_up = false;
+        }
+    }
 }
 
 /// Why a planned switchover was not carried out.
@@ -700,5 +726,33 @@ mod tests {
         };
         let (_, step, _) = plan_for(&r, &stale, &out, None);
         assert!(matches!(step, RolloutStep::Wait(ref w) if w.contains("has not observed")));
+    }
+
+    #[test]
+    fn a_switchover_done_now_is_folded_into_the_outcome() {
+        let mut out = healthy(3, 0);
+        let last = LastFailover {
+            time: "2026-11-24T23:50:00Z".into(),
+            from: "c-0".into(),
+            to: "c-1".into(),
+            reason: "planned switchover".into(),
+            duration_ms: 40,
+        };
+        apply_switchover(&mut out, "c-0", "c-1", 2, last.clone());
+        assert_eq!((out.master.as_deref(), out.epoch), (Some("c-1"), 2));
+        assert_eq!(out.last_failover, Some(last));
+        let roles: Vec<(ObservedRole, Option<&str>, bool)> = out
+            .observations
+            .iter()
+            .map(|o| (o.role, o.master_host.as_deref(), o.link_up))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                (ObservedRole::Replica, Some("c-1"), false),
+                (ObservedRole::Master, None, false),
+                (ObservedRole::Replica, Some("c-0"), true),
+            ]
+        );
     }
 }
