@@ -517,9 +517,9 @@ async fn planned_switchover_moves_the_master_and_records_it() {
         timeouts: Timeouts::default(),
     };
     let observed = observe::observe(&w.ctx.client, &rr).await.expect("observe");
-    let step = roles::step(&cx, &rr, &observed).await.expect("roles step");
-    assert_eq!(step.outcome.master.as_deref(), Some("cache-0"));
-    let done = roles::planned_switchover(&cx, &rr, &observed, &step.outcome, "cache-0", "cache-1")
+    let outcome = roles::step(&cx, &rr, &observed).await.expect("roles step");
+    assert_eq!(outcome.master.as_deref(), Some("cache-0"));
+    let done = roles::planned_switchover(&cx, &rr, &observed, &outcome, "cache-0", "cache-1")
         .await
         .expect("switchover");
     assert_eq!((done.to.as_str(), done.epoch), ("cache-1", 1));

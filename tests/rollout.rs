@@ -243,7 +243,7 @@ async fn step(
     observed: &Observed,
     outcome: &RolesOutcome,
 ) -> rollout::RolloutReport {
-    rollout::run_with(&w.ctx.client, rr, observed, outcome, None, |_, _| async {
+    rollout::run_with(&w.ctx.client, rr, observed, outcome, |_, _| async {
         Err(rollout::SwitchoverError::Failed(
             "no switchover expected in this test".into(),
         ))
@@ -332,17 +332,10 @@ async fn an_outdated_master_is_switched_over_first_and_deleted_only_as_a_replica
         ..RolesOutcome::default()
     };
     let calls = std::sync::Mutex::new(vec![]);
-    let report = rollout::run_with(
-        &w.ctx.client,
-        &rr,
-        &w.observed().await,
-        &outcome,
-        None,
-        |f, t| {
-            calls.lock().unwrap().push((f, t));
-            async { Ok(()) }
-        },
-    )
+    let report = rollout::run_with(&w.ctx.client, &rr, &w.observed().await, &outcome, |f, t| {
+        calls.lock().unwrap().push((f, t));
+        async { Ok(()) }
+    })
     .await
     .unwrap();
     // The replica closest to the master is the target; nothing is deleted in that round.
@@ -365,7 +358,6 @@ async fn an_outdated_master_is_switched_over_first_and_deleted_only_as_a_replica
         &rr,
         &w.observed().await,
         &outcome,
-        None,
         |_, _| async {
             Err(rollout::SwitchoverError::Failed(
                 "cache-2 did not catch up within 5000ms".into(),

@@ -247,54 +247,56 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         cluster_domain: &ctx.params.cluster_domain,
         timeouts: crate::roles::probe::Timeouts::default(),
     };
-    let mut step = roles::step(&cx, &rr, &observed).await?;
-    // A switchover done by the rolling update recorded a new master and epoch in status; the
-    // status written below must carry them, not this round's earlier outcome.
-    let switched: std::sync::Mutex<Option<roles::Switchover>> = std::sync::Mutex::new(None);
-    let rollout = rollout::run_with(
-        &ctx.client,
-        &rr,
-        &observed,
-        &step.outcome,
-        step.failover_in_progress.as_ref(),
-        |from, to| {
-            let (cx, rr, observed, outcome, switched) =
-                (&cx, &rr, &observed, &step.outcome, &switched);
-            async move {
-                let done = roles::planned_switchover(cx, rr, observed, outcome, &from, &to)
-                    .await
-                    .map_err(rollout::SwitchoverError::Failed)?;
-                if let Ok(mut s) = switched.lock() {
+    let mut outcome = roles::step(&cx, &rr, &observed).await?;
+
+    // Rolling update; its planned switchover is carried out by the failover executor and
+    // recorded like a failover (labels, master, epoch, lastFailover).
+    let switched = std::sync::Mutex::new(None);
+    let rollout = {
+        let (cx, rr_ref, observed_ref, outcome_ref, switched_ref) =
+            (&cx, &*rr, &observed, &outcome, &switched);
+        rollout::run_with(
+            &ctx.client,
+            &rr,
+            &observed,
+            &outcome,
+            |from, to| async move {
+                let done =
+                    roles::planned_switchover(cx, rr_ref, observed_ref, outcome_ref, &from, &to)
+                        .await
+                        .map_err(rollout::SwitchoverError::Failed)?;
+                if let Ok(mut s) = switched_ref.lock() {
                     *s = Some(done);
                 }
                 Ok(())
-            }
-        },
-    )
-    .await?;
-    if let (Some(done), rollout::RolloutStep::Switchover { from, .. }) =
-        (switched.into_inner().ok().flatten(), &rollout.step)
-    {
-        rollout::apply_switchover(&mut step.outcome, from, &done.to, done.epoch, done.last);
+            },
+        )
+        .await?
+    };
+    if let Some(done) = switched.into_inner().ok().flatten() {
+        // Without this the status step would write the old master back.
+        roles::record_switchover(&mut outcome, &done);
+        if let rollout::RolloutStep::Switchover { from, to } = &rollout.step {
+            rollout::observe_switchover(&mut outcome, from, to);
+        }
     }
-    let outcome = &step.outcome;
 
     let mut st = status::compute(
         &rr,
         &observed,
         None,
-        outcome,
+        &outcome,
         Some(&rollout),
         &ctx.params,
         now(),
     );
-    step.apply_to(&mut st);
+    roles::apply_outcome(&mut st, &outcome);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
-    tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = step.outcome.waiting.as_deref().unwrap_or(""), "reconciled");
+    tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");
     // Detection: while anything is in motion, look again within a second; otherwise the
     // periodic check (pod changes also trigger a reconcile through the Pod watch). A rolling
     // update in progress is looked at again within ROLLOUT_RECHECK.
-    Ok(Action::requeue(if step.recheck_soon {
+    Ok(Action::requeue(if outcome.recheck_soon {
         RECHECK_SOON
     } else if rollout.in_progress() {
         ROLLOUT_RECHECK

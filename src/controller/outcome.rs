@@ -1,7 +1,7 @@
 //! What the roles step found and did, handed to the status step (the roles step fills it; the
 //! status step only reads it).
 
-use crate::crd::LastFailover;
+use crate::crd::{FailoverInProgressStatus, LastFailover};
 use crate::roles::planner::PodObservation;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -17,4 +17,9 @@ pub struct RolesOutcome {
     pub last_failover: Option<LastFailover>,
     /// Why the planner is waiting, if it is (a sentence for a condition message).
     pub waiting: Option<String>,
+    /// `status.failoverInProgress` after this step (set only while a promotion is unfinished).
+    pub failover_in_progress: Option<FailoverInProgressStatus>,
+    /// Something is in motion (master unreachable, failover unfinished, replicas not yet
+    /// following): the controller checks again within about a second.
+    pub recheck_soon: bool,
 }

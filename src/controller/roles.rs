@@ -511,7 +511,7 @@ pub async fn step(
     cx: &StepContext<'_>,
     rr: &RedisReplication,
     observed: &Observed,
-) -> Result<RolesStep, RolesError> {
+) -> Result<RolesOutcome, RolesError> {
     let set = rr.name_any();
     let ns = rr.namespace().unwrap_or_default();
     let uid = rr.uid().unwrap_or_else(|| format!("{ns}/{set}"));
@@ -524,9 +524,9 @@ pub async fn step(
         epoch: prev.epoch,
         last_failover: prev.last_failover.clone(),
         waiting: None,
+        failover_in_progress: prev.failover_in_progress.clone(),
+        recheck_soon: false,
     };
-    let mut fip = prev.failover_in_progress.clone();
-    let mut recheck_soon = false;
 
     // Every pod of the set, with its address if it has one.
     let pods = pod_addresses(&set, observed);
@@ -539,11 +539,7 @@ pub async fn step(
             &label_changes(&set, &observed.pods, rec.master.as_deref()),
         )
         .await?;
-        return Ok(RolesStep {
-            outcome,
-            failover_in_progress: fip,
-            recheck_soon,
-        });
+        return Ok(outcome);
     }
 
     let pw = password(rr, observed);
@@ -632,7 +628,9 @@ pub async fn step(
     });
     // Other pods that do not answer are not polled every second: the Pod watch brings them
     // back when they change (restart, IP, readiness).
-    recheck_soon = master_down == Some(true) || reachable_not_following || fip.is_some();
+    outcome.recheck_soon = master_down == Some(true)
+        || reachable_not_following
+        || outcome.failover_in_progress.is_some();
 
     let executor = Executor {
         targets: targets.clone(),
@@ -643,7 +641,7 @@ pub async fn step(
     match &decision {
         Plan::Wait { reason } => {
             outcome.waiting = Some(reason.to_string());
-            recheck_soon |= !matches!(reason, WaitReason::DataAmbiguous { .. });
+            outcome.recheck_soon |= !matches!(reason, WaitReason::DataAmbiguous { .. });
         }
         Plan::Keep | Plan::Repoint(_) => {
             if let Plan::Repoint(_) = &decision {
@@ -655,9 +653,9 @@ pub async fn step(
                     .await
                     .unwrap_or_default();
                 repoint_events(cx, rr, &report).await;
-                recheck_soon = true;
+                outcome.recheck_soon = true;
             }
-            if fip.is_some() {
+            if outcome.failover_in_progress.is_some() {
                 // The marker's target was lost and the recorded master stays: clear it.
                 patch_status(
                     cx.client,
@@ -666,7 +664,7 @@ pub async fn step(
                     json!({"failoverInProgress": null}),
                 )
                 .await?;
-                fip = None;
+                outcome.failover_in_progress = None;
             }
         }
         Plan::Promote {
@@ -675,14 +673,14 @@ pub async fn step(
             epoch,
             repoint,
         } => {
-            recheck_soon = true;
+            outcome.recheck_soon = true;
             let bootstrap = is_bootstrap(*reason, rec.epoch);
             let started = Instant::now();
             let marker = FailoverInProgressStatus {
                 target: pod.clone(),
                 epoch: i64::try_from(*epoch).unwrap_or(i64::MAX),
             };
-            if fip.as_ref() != Some(&marker) {
+            if outcome.failover_in_progress.as_ref() != Some(&marker) {
                 patch_status(
                     cx.client,
                     rr,
@@ -690,7 +688,7 @@ pub async fn step(
                     json!({"failoverInProgress": marker}),
                 )
                 .await?;
-                fip = Some(marker.clone());
+                outcome.failover_in_progress = Some(marker.clone());
             }
             let from = rec.master.clone().unwrap_or_default();
             publish(
@@ -719,11 +717,7 @@ pub async fn step(
                         &label_changes(&set, &observed.pods, rec.master.as_deref()),
                     )
                     .await?;
-                    return Ok(RolesStep {
-                        outcome,
-                        failover_in_progress: fip,
-                        recheck_soon,
-                    });
+                    return Ok(outcome);
                 }
                 Ok(report) => {
                     label(
@@ -753,7 +747,7 @@ pub async fn step(
                     patch_status(cx.client, rr, "the new master", st).await?;
                     outcome.master = Some(pod.clone());
                     outcome.epoch = marker.epoch;
-                    fip = None;
+                    outcome.failover_in_progress = None;
                     if last.is_some() {
                         outcome.last_failover = last;
                     }
@@ -773,11 +767,7 @@ pub async fn step(
                     repoint_events(cx, rr, &report).await;
                     tracing::info!(name = %set, namespace = %ns, master = %pod, epoch, duration_ms, failures = report.failures().count(), "master promoted");
                     outcome.observations = observations;
-                    return Ok(RolesStep {
-                        outcome,
-                        failover_in_progress: fip,
-                        recheck_soon,
-                    });
+                    return Ok(outcome);
                 }
             }
         }
@@ -790,11 +780,7 @@ pub async fn step(
     )
     .await?;
     outcome.observations = observations;
-    Ok(RolesStep {
-        outcome,
-        failover_in_progress: fip,
-        recheck_soon,
-    })
+    Ok(outcome)
 }
 
 async fn repoint_events(cx: &StepContext<'_>, rr: &RedisReplication, report: &Report) {
@@ -813,37 +799,25 @@ async fn repoint_events(cx: &StepContext<'_>, rr: &RedisReplication, report: &Re
     }
 }
 
-/// What the roles step hands on: the outcome for the status step, plus the failover marker
-/// as it stands now and whether to look again soon.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RolesStep {
-    pub outcome: RolesOutcome,
-    /// `status.failoverInProgress` after this step (set only while a promotion is unfinished).
-    pub failover_in_progress: Option<FailoverInProgressStatus>,
-    /// Something is in motion (master unreachable, failover unfinished, replicas not yet
-    /// following): the controller checks again within about a second.
-    pub recheck_soon: bool,
+/// Carries the roles outcome into the status the status step writes (master, epoch, last
+/// failover, failover marker), so its server-side apply agrees with what the roles step and a
+/// planned switchover recorded.
+pub fn apply_outcome(st: &mut crd::RedisReplicationStatus, outcome: &RolesOutcome) {
+    if let Some(m) = &outcome.master {
+        st.master = Some(m.clone());
+    }
+    st.epoch = outcome.epoch;
+    st.last_failover = outcome.last_failover.clone();
+    st.failover_in_progress = outcome.failover_in_progress.clone();
 }
 
-impl RolesStep {
-    /// Carries what this step recorded into the status the status step writes (master,
-    /// epoch, last failover, failover marker), so its server-side apply agrees with it.
-    pub fn apply_to(&self, st: &mut crd::RedisReplicationStatus) {
-        if let Some(m) = &self.outcome.master {
-            st.master = Some(m.clone());
-        }
-        st.epoch = self.outcome.epoch;
-        st.last_failover = self.outcome.last_failover.clone();
-        st.failover_in_progress = self.failover_in_progress.clone();
-    }
-
-    /// A planned switchover done after this step (see [`planned_switchover`]).
-    pub fn record_switchover(&mut self, p: &Switchover) {
-        self.outcome.master = Some(p.to.clone());
-        self.outcome.epoch = p.epoch;
-        self.outcome.last_failover = Some(p.last.clone());
-        self.failover_in_progress = None;
-    }
+/// Updates `outcome` with a planned switchover done after the roles step (see
+/// [`planned_switchover`]), so the status step does not write the old master back.
+pub fn record_switchover(outcome: &mut RolesOutcome, done: &Switchover) {
+    outcome.master = Some(done.to.clone());
+    outcome.epoch = done.epoch;
+    outcome.last_failover = Some(done.last.clone());
+    outcome.failover_in_progress = None;
 }
 
 #[cfg(test)]
@@ -966,7 +940,7 @@ mod tests {
     }
 
     #[test]
-    fn step_result_is_carried_into_status_and_a_switchover_updates_it() {
+    fn outcome_is_carried_into_status_and_a_switchover_updates_it() {
         let mut st = crd::RedisReplicationStatus {
             master: Some("c-0".into()),
             failover_in_progress: Some(FailoverInProgressStatus {
@@ -975,27 +949,27 @@ mod tests {
             }),
             ..Default::default()
         };
-        let mut step = RolesStep {
-            outcome: RolesOutcome {
-                master: Some("c-2".into()),
-                epoch: 3,
-                ..Default::default()
-            },
+        let mut outcome = RolesOutcome {
+            master: Some("c-2".into()),
+            epoch: 3,
             ..Default::default()
         };
-        step.apply_to(&mut st);
+        apply_outcome(&mut st, &outcome);
         assert_eq!((st.master.as_deref(), st.epoch), (Some("c-2"), 3));
         assert_eq!(st.failover_in_progress, None);
         let last = LastFailover {
             to: "c-1".into(),
             ..Default::default()
         };
-        step.record_switchover(&Switchover {
-            to: "c-1".into(),
-            epoch: 4,
-            last: last.clone(),
-        });
-        step.apply_to(&mut st);
+        record_switchover(
+            &mut outcome,
+            &Switchover {
+                to: "c-1".into(),
+                epoch: 4,
+                last: last.clone(),
+            },
+        );
+        apply_outcome(&mut st, &outcome);
         assert_eq!((st.master.as_deref(), st.epoch), (Some("c-1"), 4));
         assert_eq!(st.last_failover, Some(last));
     }

@@ -28,7 +28,7 @@ use super::observe::Observed;
 use super::outcome::RolesOutcome;
 use super::roles::ordinal;
 use super::status::pod_ready;
-use crate::crd::{FailoverInProgressStatus, LastFailover, RedisReplication};
+use crate::crd::RedisReplication;
 use crate::roles::ObservedRole;
 
 /// The label the StatefulSet controller puts on each pod: the revision it was created from.
@@ -102,8 +102,6 @@ pub struct RolloutInput<'a> {
     /// just promoted someone.
     pub recorded_epoch: i64,
     pub outcome: &'a RolesOutcome,
-    /// The roles step's `status.failoverInProgress` marker after this round.
-    pub failover_in_progress: Option<&'a FailoverInProgressStatus>,
 }
 
 /// Why a pod is not "in sync" by the roles step's observation (`None`: in sync, or not
@@ -152,7 +150,7 @@ pub fn plan_rollout(input: &RolloutInput<'_>) -> RolloutStep {
         return wait("the StatefulSet controller has not observed the latest spec yet".into());
     }
     let outcome = input.outcome;
-    if let Some(f) = input.failover_in_progress {
+    if let Some(f) = &outcome.failover_in_progress {
         return wait(format!(
             "a failover to {} (epoch {}) is in progress",
             f.target, f.epoch
@@ -258,7 +256,6 @@ pub fn plan_for(
     rr: &RedisReplication,
     observed: &Observed,
     outcome: &RolesOutcome,
-    failover_in_progress: Option<&FailoverInProgressStatus>,
 ) -> (Vec<PodRevision>, RolloutStep, usize) {
     let set = rr.name_any();
     let pods: Vec<PodRevision> = observed
@@ -278,7 +275,6 @@ pub fn plan_for(
         statefulset_current,
         recorded_epoch: rr.status.as_ref().map(|s| s.epoch).unwrap_or(0),
         outcome,
-        failover_in_progress,
     };
     let updated = match update_revision {
         Some(u) => pods
@@ -291,19 +287,11 @@ pub fn plan_for(
     (pods, step, updated)
 }
 
-/// Folds a switchover carried out this round into the roles outcome the status is computed
-/// from: `to` is master under the new epoch, `from` a replica of `to` whose link is not up
-/// yet (it is being repointed), and `lastFailover` is the switchover.
-pub fn apply_switchover(
-    outcome: &mut RolesOutcome,
-    from: &str,
-    to: &str,
-    epoch: i64,
-    last: LastFailover,
-) {
-    outcome.master = Some(to.to_string());
-    outcome.epoch = epoch;
-    outcome.last_failover = Some(last);
+/// Adjusts this round's observations to a switchover just carried out (the roles step
+/// records master, epoch and lastFailover): `to` is master, `from` a replica of `to` whose
+/// link is not up yet (it is being repointed). Without it the status written this round
+/// would report the new master as a replica (Available false) until the next probe.
+pub fn observe_switchover(outcome: &mut RolesOutcome, from: &str, to: &str) {
     for o in &mut outcome.observations {
         if o.name == to {
             o.role = ObservedRole::Master;
@@ -334,14 +322,13 @@ pub async fn run_with<F, Fut>(
     rr: &RedisReplication,
     observed: &Observed,
     outcome: &RolesOutcome,
-    failover_in_progress: Option<&FailoverInProgressStatus>,
     switchover: F,
 ) -> Result<RolloutReport, RolloutError>
 where
     F: FnOnce(String, String) -> Fut,
     Fut: std::future::Future<Output = Result<(), SwitchoverError>>,
 {
-    let (pods, step, updated) = plan_for(rr, observed, outcome, failover_in_progress);
+    let (pods, step, updated) = plan_for(rr, observed, outcome);
     let ns = rr.namespace().unwrap_or_default();
     let step = match step {
         RolloutStep::DeletePod(name) => {
@@ -450,7 +437,6 @@ mod tests {
             statefulset_current: true,
             recorded_epoch: 1,
             outcome,
-            failover_in_progress: None,
         })
     }
 
@@ -471,7 +457,6 @@ mod tests {
             statefulset_current: true,
             recorded_epoch: 1,
             outcome: &healthy(3, 0),
-            failover_in_progress: None,
         };
         assert_eq!(plan_rollout(&input), RolloutStep::Nothing);
         let pods = [pod(0, NEW), pod(1, NEW), pod(2, NEW)];
@@ -567,21 +552,13 @@ mod tests {
         out.waiting = Some("master c-0 unreachable for 2000ms, failover after 5000ms".into());
         wait_containing(plan(&old(), &out), "failover planner is waiting");
 
-        let marker = FailoverInProgressStatus {
+        let mut out = healthy(3, 0);
+        out.failover_in_progress = Some(crate::crd::FailoverInProgressStatus {
             target: "c-1".into(),
             epoch: 2,
-        };
-        let input = RolloutInput {
-            replicas: 3,
-            pods: &old(),
-            update_revision: Some(NEW),
-            statefulset_current: true,
-            recorded_epoch: 1,
-            outcome: &healthy(3, 0),
-            failover_in_progress: Some(&marker),
-        };
+        });
         wait_containing(
-            plan_rollout(&input),
+            plan(&old(), &out),
             "a failover to c-1 (epoch 2) is in progress",
         );
 
@@ -603,7 +580,6 @@ mod tests {
             statefulset_current: false,
             recorded_epoch: 1,
             outcome: &healthy(3, 0),
-            failover_in_progress: None,
         };
         wait_containing(plan_rollout(&input), "has not observed");
     }
@@ -631,7 +607,6 @@ mod tests {
             statefulset_current: true,
             recorded_epoch: 1,
             outcome: &healthy(1, 0),
-            failover_in_progress: None,
         };
         assert_eq!(plan_rollout(&input), RolloutStep::DeletePod("c-0".into()));
     }
@@ -714,7 +689,7 @@ mod tests {
             master: Some("c-0".into()),
             ..RolesOutcome::default()
         };
-        let (pods, step, updated) = plan_for(&r, &observed, &out, None);
+        let (pods, step, updated) = plan_for(&r, &observed, &out);
         assert_eq!(pods.len(), 3);
         assert_eq!(updated, 1);
         assert_eq!(step, RolloutStep::DeletePod("c-1".into()));
@@ -724,23 +699,14 @@ mod tests {
             statefulset: Some(sts),
             ..observed
         };
-        let (_, step, _) = plan_for(&r, &stale, &out, None);
+        let (_, step, _) = plan_for(&r, &stale, &out);
         assert!(matches!(step, RolloutStep::Wait(ref w) if w.contains("has not observed")));
     }
 
     #[test]
-    fn a_switchover_done_now_is_folded_into_the_outcome() {
+    fn a_switchover_done_now_is_reflected_in_the_observations() {
         let mut out = healthy(3, 0);
-        let last = LastFailover {
-            time: "2026-11-24T23:50:00Z".into(),
-            from: "c-0".into(),
-            to: "c-1".into(),
-            reason: "planned switchover".into(),
-            duration_ms: 40,
-        };
-        apply_switchover(&mut out, "c-0", "c-1", 2, last.clone());
-        assert_eq!((out.master.as_deref(), out.epoch), (Some("c-1"), 2));
-        assert_eq!(out.last_failover, Some(last));
+        observe_switchover(&mut out, "c-0", "c-1");
         let roles: Vec<(ObservedRole, Option<&str>, bool)> = out
             .observations
             .iter()

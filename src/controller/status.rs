@@ -115,6 +115,8 @@ pub fn unprobed_outcome(rr: &RedisReplication) -> RolesOutcome {
         epoch: previous.epoch,
         last_failover: previous.last_failover,
         waiting: None,
+        failover_in_progress: previous.failover_in_progress,
+        recheck_soon: false,
     }
 }
 
@@ -544,8 +546,7 @@ pub fn compute(
         epoch: outcome.epoch,
         ready_replicas,
         pods,
-        // The roles step's marker (RolesStep::apply_to) replaces this carried-over value.
-        failover_in_progress: previous.failover_in_progress.clone(),
+        failover_in_progress: outcome.failover_in_progress.clone(),
         last_failover: outcome.last_failover.clone(),
         endpoints: Some(Endpoints {
             master: svc(names::master_service(&name)),
