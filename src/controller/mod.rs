@@ -276,6 +276,9 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     if let Some(done) = switched.into_inner().ok().flatten() {
         // Without this the status step would write the old master back.
         roles::record_switchover(&mut outcome, &done);
+        if let rollout::RolloutStep::Switchover { from, to } = &rollout.step {
+            rollout::observe_switchover(&mut outcome, from, to);
+        }
     }
 
     let mut st = status::compute(

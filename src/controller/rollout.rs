@@ -287,6 +287,24 @@ pub fn plan_for(
     (pods, step, updated)
 }
 
+/// Adjusts this round's observations to a switchover just carried out (the roles step
+/// records master, epoch and lastFailover): `to` is master, `from` a replica of `to` whose
+/// link is not up yet (it is being repointed). Without it the status written this round
+/// would report the new master as a replica (Available false) until the next probe.
+pub fn observe_switchover(outcome: &mut RolesOutcome, from: &str, to: &str) {
+    for o in &mut outcome.observations {
+        if o.name == to {
+            o.role = ObservedRole::Master;
+            o.master_host = None;
+            o.link_up = false;
+        } else if o.name == from {
+            o.role = ObservedRole::Replica;
+            o.master_host = Some(to.to_string());
+            o.link_up = false;
+        }
+    }
+}
+
 /// Why a planned switchover was not carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SwitchoverError {
@@ -683,5 +701,24 @@ mod tests {
         };
         let (_, step, _) = plan_for(&r, &stale, &out);
         assert!(matches!(step, RolloutStep::Wait(ref w) if w.contains("has not observed")));
+    }
+
+    #[test]
+    fn a_switchover_done_now_is_reflected_in_the_observations() {
+        let mut out = healthy(3, 0);
+        observe_switchover(&mut out, "c-0", "c-1");
+        let roles: Vec<(ObservedRole, Option<&str>, bool)> = out
+            .observations
+            .iter()
+            .map(|o| (o.role, o.master_host.as_deref(), o.link_up))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                (ObservedRole::Replica, Some("c-1"), false),
+                (ObservedRole::Master, None, false),
+                (ObservedRole::Replica, Some("c-0"), true),
+            ]
+        );
     }
 }

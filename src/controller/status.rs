@@ -1169,21 +1169,6 @@ mod tests {
         );
         assert_eq!((s.master.as_deref(), s.epoch), (Some("c-1"), 2));
         assert_eq!(s.last_failover, out.last_failover);
-        assert_eq!(s.failover_in_progress, None);
-        out.failover_in_progress = Some(crate::crd::FailoverInProgressStatus {
-            target: "c-2".into(),
-            epoch: 3,
-        });
-        let marked = compute(
-            &r,
-            &three_ready(),
-            None,
-            &out,
-            None,
-            &Params::default(),
-            now(),
-        );
-        assert_eq!(marked.failover_in_progress, out.failover_in_progress);
         assert_eq!(s.pods[0].role, "unknown");
         assert_eq!(s.pods[1].role, "master");
         assert_eq!(
