@@ -181,7 +181,7 @@ mod tests {
             let mut z = crate::types::ZSet::new();
             z.insert(Bytes::from_static(b"a"), score);
             let mut db = Db::new();
-            db.set(Bytes::from_static(b"z"), Value::ZSet(z), 0);
+            db.set(Bytes::from_static(b"z"), Value::ZSet(Box::new(z)), 0);
             assert_eq!(hex(&key_digest(&db, b"z")), want, "score {score}");
         }
     }

@@ -118,15 +118,15 @@ fn dataset() -> Vec<Db> {
     }
     z.insert(b("inf"), f64::INFINITY);
     z.insert(b("-inf"), f64::NEG_INFINITY);
-    d.set(b("zsmall"), Value::ZSet(z), 0);
+    d.set(b("zsmall"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
     for i in 0..400 {
         z.insert(b(&format!("member{i}")), i as f64 / 7.0 - 20.0);
     }
-    d.set(b("zbig"), Value::ZSet(z), 0);
+    d.set(b("zbig"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
     z.insert(Bytes::from(vec![b'm'; 100]), 5.0);
-    d.set(b("zlongmember"), Value::ZSet(z), 0);
+    d.set(b("zlongmember"), Value::ZSet(Box::new(z)), 0);
     dbs[1].set(b("db1key"), Value::Str(b("one")), 0);
     dbs[1].set_with_expire(b("db1ttl"), Value::Str(b("t")), Some(FAR + 99), 0);
     dbs[9].set(b("db9"), Value::List(vec![b("x")].into()), 0);
@@ -274,7 +274,7 @@ fn read_back(c: &mut Conn, like: &[Db]) -> Vec<Db> {
                         };
                         z.insert(p[0].clone(), s);
                     }
-                    Value::ZSet(z)
+                    Value::ZSet(Box::new(z))
                 }
                 t => panic!("db {i} key {k:?}: type {t}"),
             };

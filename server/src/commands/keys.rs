@@ -299,7 +299,7 @@ fn keys(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             !(hide_expired && e.expire().is_some_and(|at| at <= now))
                 && (all || crate::util::glob_match(pat, k, false))
         })
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| k.to_bytes())
         .collect();
     out.array(found.len());
     for k in &found {

@@ -338,7 +338,7 @@ fn add_generic(
             }
             return Ok(());
         }
-        ctx.set(key.clone(), Value::ZSet(ZSet::new()));
+        ctx.set(key.clone(), Value::ZSet(Box::default()));
     }
     let (mut added, mut updated) = (0u64, 0u64);
     let mut result: Option<f64> = None;
@@ -582,7 +582,7 @@ fn store_result(ctx: &mut Ctx, out: &mut Reply, dst: &Bytes, items: Vec<(Bytes, 
         for (m, s) in items {
             z.insert(m, s);
         }
-        ctx.set(dst.clone(), Value::ZSet(z));
+        ctx.set(dst.clone(), Value::ZSet(Box::new(z)));
         ctx.dirty(1);
     }
     out.int(n as i64);

@@ -197,7 +197,7 @@ fn pairs_to_zset(entries: &[LpEntry]) -> Option<Value> {
     for p in entries.chunks_exact(2) {
         z.insert(p[0].to_bytes(), lp_score(&p[1])?);
     }
-    Some(Value::ZSet(z))
+    Some(Value::ZSet(Box::new(z)))
 }
 
 fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbError> {
@@ -236,7 +236,7 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
                 }
                 z.insert(m, score);
             }
-            Value::ZSet(z)
+            Value::ZSet(Box::new(z))
         }
         T_HASH => {
             let n = rd.count()?;
