@@ -13,25 +13,25 @@ use crate::types::key::Key;
 use crate::types::{Hasher, Value};
 use bytes::Bytes;
 use hashbrown::HashTable;
-use indexmap::IndexSet;
+use indexmap::IndexMap;
 use std::hash::BuildHasher;
 
-/// `Entry::expire` value meaning "no TTL" (an `Option<i64>` would take 8 more bytes
-/// per key). A real expiry of `i64::MIN` is stored as `i64::MIN + 1`: both are long past.
-const NO_EXPIRE: i64 = i64::MIN;
-
-/// A stored value and its absolute expiry time (ms since the epoch), if any.
+/// A stored value. Its absolute expiry time (ms since the epoch), if any, lives in
+/// the database's `volatile` map (like Redis's `expires` dict), so keys without a
+/// TTL do not pay 8 bytes for it; `has_expire` says whether to look there
+/// (`Db::expire_of`).
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub value: Value,
-    expire: i64,
     /// Last access, in seconds of the server clock (for OBJECT IDLETIME and LRU eviction).
     pub lru: u32,
+    has_expire: bool,
 }
 
 impl Entry {
-    pub fn expire(&self) -> Option<i64> {
-        (self.expire != NO_EXPIRE).then_some(self.expire)
+    /// True if the key has a TTL (its time: `Db::expire_of`).
+    pub fn has_expire(&self) -> bool {
+        self.has_expire
     }
 }
 
@@ -49,12 +49,13 @@ struct Slot {
 /// `index` is a hash table of `u32` positions into `slots`, with no stored hash (it
 /// is recomputed from the key when the table grows). That is 16 + 56 bytes per slot
 /// plus about 5-10 bytes of index, against 152 + 16 with an `IndexMap<Bytes, _>`.
+/// Expiry times are in `volatile` (key -> ms), only for keys that have one.
 /// Positions are `u32`: 4 billion keys would need hundreds of GB before reaching that.
 #[derive(Debug, Default, Clone)]
 pub struct Db {
     index: HashTable<u32>,
     slots: Vec<Slot>,
-    volatile: IndexSet<Key, Hasher>,
+    volatile: IndexMap<Key, i64, Hasher>,
 }
 
 #[inline]
@@ -136,8 +137,8 @@ impl Db {
             key,
             Entry {
                 value,
-                expire: NO_EXPIRE,
                 lru,
+                has_expire: false,
             },
         );
     }
@@ -179,7 +180,7 @@ impl Db {
             }
         }
         let slot = self.slots.swap_remove(i);
-        if slot.entry.expire != NO_EXPIRE {
+        if slot.entry.has_expire {
             self.volatile.swap_remove(key);
         }
         Some(slot.entry)
@@ -187,14 +188,17 @@ impl Db {
 
     /// Sets an absolute expiry on an existing key; false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], at_ms: i64) -> bool {
-        let at_ms = at_ms.max(NO_EXPIRE + 1);
         match self.position(key) {
             Some(i) => {
                 let slot = &mut self.slots[i];
-                if slot.entry.expire == NO_EXPIRE {
-                    self.volatile.insert(slot.key.clone());
+                if slot.entry.has_expire {
+                    if let Some(at) = self.volatile.get_mut(key) {
+                        *at = at_ms;
+                    }
+                } else {
+                    slot.entry.has_expire = true;
+                    self.volatile.insert(slot.key.clone(), at_ms);
                 }
-                slot.entry.expire = at_ms;
                 true
             }
             None => false,
@@ -204,8 +208,8 @@ impl Db {
     /// Removes the TTL; true if there was one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
         match self.entry_mut(key) {
-            Some(e) if e.expire != NO_EXPIRE => {
-                e.expire = NO_EXPIRE;
+            Some(e) if e.has_expire => {
+                e.has_expire = false;
                 self.volatile.swap_remove(key);
                 true
             }
@@ -214,7 +218,10 @@ impl Db {
     }
 
     pub fn expire_of(&self, key: &[u8]) -> Option<i64> {
-        self.entry(key).and_then(|e| e.expire())
+        if self.volatile.is_empty() {
+            return None;
+        }
+        self.volatile.get(key).copied()
     }
 
     pub fn clear(&mut self) {
@@ -246,11 +253,10 @@ impl Db {
         if self.volatile.is_empty() {
             return None;
         }
-        let k = self
+        let (k, at) = self
             .volatile
             .get_index(rand::random::<usize>() % self.volatile.len())?;
-        let at = self.expire_of(k)?;
-        Some((k, at))
+        Some((k, *at))
     }
 
     /// One SCAN step: returns the next cursor (0 = done) and up to about `count` keys.

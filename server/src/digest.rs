@@ -96,7 +96,7 @@ pub fn value_digest(d: &mut Digest, entry: &Entry) {
             }
         }
     }
-    if entry.expire().is_some() {
+    if entry.has_expire() {
         xor_digest(d, b"!!expire!!");
     }
 }

@@ -18,7 +18,10 @@ pub const INLINE: usize = 14;
 
 #[derive(Clone)]
 pub enum Key {
-    Inline { len: u8, data: [u8; INLINE] },
+    Inline {
+        len: u8,
+        data: [u8; INLINE],
+    },
     /// Thin pointer (a box of a boxed slice) so the enum stays 16 bytes.
     Heap(Box<Box<[u8]>>),
 }
