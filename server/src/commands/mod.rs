@@ -201,10 +201,11 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
 ];
 
 /// All commands, by lower-case name.
-pub fn table() -> &'static HashMap<&'static str, Command> {
-    static TABLE: OnceLock<HashMap<&'static str, Command>> = OnceLock::new();
+pub fn table() -> &'static HashMap<&'static str, Command, crate::types::Hasher> {
+    // ahash rather than SipHash: this lookup runs once per command.
+    static TABLE: OnceLock<HashMap<&'static str, Command, crate::types::Hasher>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut m = HashMap::new();
+        let mut m = HashMap::default();
         for (_, _, family) in FAMILIES {
             for c in family.iter() {
                 m.insert(c.name, *c);
