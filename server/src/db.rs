@@ -123,6 +123,56 @@ impl Db {
             .insert_unique(h, pos, |&i| hash_of(slots[i as usize].key.as_bytes()));
     }
 
+    /// Makes room for `additional` more keys (RDB `RESIZEDB`), so loading does not
+    /// grow and rehash the table step by step. Best effort: on allocation failure
+    /// the table simply grows as keys arrive.
+    pub fn try_reserve(&mut self, additional: usize) {
+        if self.slots.try_reserve(additional).is_err() {
+            return;
+        }
+        let slots = &self.slots;
+        let _ = self
+            .index
+            .try_reserve(additional, |&i| hash_of(slots[i as usize].key.as_bytes()));
+    }
+
+    /// Inserts a key that must not exist yet (RDB loading), with one hash lookup.
+    /// Gives the value back if the key exists.
+    pub fn insert_new(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        expire: Option<i64>,
+        lru: u32,
+    ) -> Result<(), Value> {
+        let h = hash_of(key);
+        let slots = &self.slots;
+        if self
+            .index
+            .find(h, |&i| slots[i as usize].key.as_bytes() == key)
+            .is_some()
+        {
+            return Err(value);
+        }
+        let pos = self.slots.len() as u32;
+        let k = Key::new(key);
+        if let Some(at) = expire {
+            self.volatile.insert(k.clone(), at);
+        }
+        self.slots.push(Slot {
+            key: k,
+            entry: Entry {
+                value,
+                lru,
+                has_expire: expire.is_some(),
+            },
+        });
+        let slots = &self.slots;
+        self.index
+            .insert_unique(h, pos, |&i| hash_of(slots[i as usize].key.as_bytes()));
+        Ok(())
+    }
+
     /// Sets `key` to `value`, dropping any TTL (like Redis `setKey` without KEEPTTL).
     pub fn set(&mut self, key: Bytes, value: Value, lru: u32) {
         self.set_slice(&key, value, lru);
