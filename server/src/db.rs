@@ -174,8 +174,8 @@ impl Db {
     }
 
     /// Sets `key` to `value`, dropping any TTL (like Redis `setKey` without KEEPTTL).
-    pub fn set(&mut self, key: Bytes, value: Value, lru: u32) {
-        self.set_slice(&key, value, lru);
+    pub fn set(&mut self, key: impl AsRef<[u8]>, value: Value, lru: u32) {
+        self.set_slice(key.as_ref(), value, lru);
     }
 
     /// `set` taking the key as a slice (no `Bytes` needed: the key is copied anyway).
@@ -194,8 +194,8 @@ impl Db {
     }
 
     /// Replaces the value of `key` keeping its TTL (KEEPTTL, in-place updates).
-    pub fn set_keep_ttl(&mut self, key: Bytes, value: Value, lru: u32) {
-        match self.entry_mut(&key) {
+    pub fn set_keep_ttl(&mut self, key: impl AsRef<[u8]>, value: Value, lru: u32) {
+        match self.entry_mut(key.as_ref()) {
             Some(e) => {
                 e.value = value;
                 e.lru = lru;
@@ -205,10 +205,17 @@ impl Db {
     }
 
     /// Inserts with an expiry (RDB/AOF loading, RESTORE, COPY).
-    pub fn set_with_expire(&mut self, key: Bytes, value: Value, expire: Option<i64>, lru: u32) {
-        self.set_slice(&key, value, lru);
+    pub fn set_with_expire(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: Value,
+        expire: Option<i64>,
+        lru: u32,
+    ) {
+        let key = key.as_ref();
+        self.set_slice(key, value, lru);
         if let Some(at) = expire {
-            self.set_expire(&key, at);
+            self.set_expire(key, at);
         }
     }
 

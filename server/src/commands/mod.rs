@@ -469,7 +469,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Sets a key, dropping its TTL.
-    pub fn set(&mut self, key: Bytes, value: Value) {
+    pub fn set(&mut self, key: impl AsRef<[u8]>, value: Value) {
         let lru = self.lru;
         let db = self.client.db;
         self.store.dbs[db].set(key, value, lru);
