@@ -423,23 +423,24 @@ impl<'a> Ctx<'a> {
 
     /// Looks a key up for reading (expired = missing); counts hits/misses.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let found = !self.expire_if_needed(key) && self.db_ref().contains(key);
         let stats = &self.server.stats;
-        Stats::incr(
-            if found {
-                &stats.keyspace_hits
-            } else {
-                &stats.keyspace_misses
-            },
-            1,
-        );
-        if !found {
+        if self.expire_if_needed(key) {
+            Stats::incr(&stats.keyspace_misses, 1);
             return None;
         }
+        // One keyspace lookup (not `contains` and then `entry_mut`).
         let lru = self.lru;
-        let e = self.db().entry_mut(key)?;
-        e.lru = lru;
-        Some(e)
+        match self.store.dbs[self.client.db].entry_mut(key) {
+            Some(e) => {
+                Stats::incr(&stats.keyspace_hits, 1);
+                e.lru = lru;
+                Some(e)
+            }
+            None => {
+                Stats::incr(&stats.keyspace_misses, 1);
+                None
+            }
+        }
     }
 
     /// Looks a key up for writing (expired = missing, deleted on a master).

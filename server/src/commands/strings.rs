@@ -380,16 +380,22 @@ fn msetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 /// Redis `incrDecrCommand`: the TTL is kept.
 fn incr_by(ctx: &mut Ctx, out: &mut Reply, key: &Bytes, by: i64) -> CmdResult {
-    let cur = match ctx.get_mut(key) {
-        None => None,
-        Some(Value::Str(s)) => Some(crate::resp::parse_i64(s).ok_or(err::NOT_INT)?),
+    // The value is replaced in place (one lookup, no key copy); a missing key is
+    // created.
+    let new = match ctx.get_mut(key) {
+        None => {
+            let lru = ctx.lru;
+            ctx.db().set_keep_ttl(key, Value::Str(int_bytes(by)), lru);
+            by
+        }
+        Some(Value::Str(s)) => {
+            let old = crate::resp::parse_i64(s).ok_or(err::NOT_INT)?;
+            let new = old.checked_add(by).ok_or(err::OVERFLOW)?;
+            *s = int_bytes(new);
+            new
+        }
         Some(_) => return Err(err::WRONGTYPE),
     };
-    let old = cur.unwrap_or(0);
-    let new = old.checked_add(by).ok_or(err::OVERFLOW)?;
-    let v = Value::Str(int_bytes(new));
-    let lru = ctx.lru;
-    ctx.db().set_keep_ttl(key.clone(), v, lru);
     ctx.dirty(1);
     out.int(new);
     Ok(())
