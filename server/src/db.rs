@@ -367,6 +367,71 @@ mod tests {
     }
 
     #[test]
+    fn index_stays_consistent_through_inserts_removes_and_growth() {
+        // Keys of both kinds (inline and heap), removals from the middle and the end
+        // (the last slot moves into the hole), and a model to compare with.
+        let mut db = Db::new();
+        db.try_reserve(10);
+        let mut model = std::collections::HashMap::new();
+        let key = |i: u32| {
+            if i % 3 == 0 {
+                format!("a-rather-long-key-{i}")
+            } else {
+                format!("k{i}")
+            }
+        };
+        for i in 0..3000u32 {
+            db.set(key(i).as_bytes(), Value::Str(b(&i.to_string())), i);
+            model.insert(key(i), i);
+            if i % 4 == 1 {
+                let victim = key(i / 2);
+                assert_eq!(
+                    db.remove(victim.as_bytes()).is_some(),
+                    model.remove(&victim).is_some()
+                );
+            }
+            if i % 7 == 0 {
+                db.set_expire(key(i).as_bytes(), i as i64);
+            }
+        }
+        assert_eq!(db.len(), model.len());
+        for (k, i) in &model {
+            let e = db.entry(k.as_bytes()).expect("present");
+            assert!(matches!(&e.value, Value::Str(v) if v == &b(&i.to_string())));
+            assert_eq!(e.lru, *i);
+            assert_eq!(
+                db.expire_of(k.as_bytes()),
+                (i % 7 == 0).then_some(*i as i64)
+            );
+            assert_eq!(e.has_expire(), i % 7 == 0);
+        }
+        assert_eq!(db.keys().count(), model.len());
+        assert_eq!(
+            db.expires_count(),
+            model.values().filter(|i| *i % 7 == 0).count()
+        );
+        // insert_new refuses an existing key and hands the value back.
+        let existing = model.keys().next().cloned().expect("non-empty");
+        assert!(db
+            .insert_new(existing.as_bytes(), Value::Str(b("x")), None, 0)
+            .is_err());
+        assert!(db
+            .insert_new(b"fresh", Value::Str(b("x")), Some(5), 0)
+            .is_ok());
+        assert_eq!(db.expire_of(b"fresh"), Some(5));
+        assert_eq!(db.len(), model.len() + 1);
+        // Removing everything leaves an empty, usable table.
+        for k in model.keys() {
+            assert!(db.remove(k.as_bytes()).is_some());
+        }
+        assert!(db.remove(b"fresh").is_some());
+        assert!(db.is_empty());
+        assert_eq!(db.expires_count(), 0);
+        db.set(b"again", Value::Str(b("1")), 0);
+        assert!(db.contains(b"again"));
+    }
+
+    #[test]
     fn scan_returns_every_key_present_throughout_despite_deletes() {
         let mut db = Db::new();
         for i in 0..100 {
