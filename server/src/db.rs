@@ -374,7 +374,7 @@ mod tests {
         db.try_reserve(10);
         let mut model = std::collections::HashMap::new();
         let key = |i: u32| {
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 format!("a-rather-long-key-{i}")
             } else {
                 format!("k{i}")
@@ -390,7 +390,7 @@ mod tests {
                     model.remove(&victim).is_some()
                 );
             }
-            if i % 7 == 0 {
+            if i.is_multiple_of(7) {
                 db.set_expire(key(i).as_bytes(), i as i64);
             }
         }
@@ -401,14 +401,14 @@ mod tests {
             assert_eq!(e.lru, *i);
             assert_eq!(
                 db.expire_of(k.as_bytes()),
-                (i % 7 == 0).then_some(*i as i64)
+                (i.is_multiple_of(7)).then_some(*i as i64)
             );
-            assert_eq!(e.has_expire(), i % 7 == 0);
+            assert_eq!(e.has_expire(), i.is_multiple_of(7));
         }
         assert_eq!(db.keys().count(), model.len());
         assert_eq!(
             db.expires_count(),
-            model.values().filter(|i| *i % 7 == 0).count()
+            model.values().filter(|i| i.is_multiple_of(7)).count()
         );
         // insert_new refuses an existing key and hands the value back.
         let existing = model.keys().next().cloned().expect("non-empty");
