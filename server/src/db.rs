@@ -9,29 +9,58 @@
 //! never misses a key that exists for the whole scan (a moved key can only be reported
 //! twice). Cursor 0 starts and ends an iteration.
 
+use crate::types::key::Key;
 use crate::types::{Hasher, Value};
 use bytes::Bytes;
-use indexmap::{IndexMap, IndexSet};
+use hashbrown::HashTable;
+use indexmap::IndexMap;
+use std::hash::BuildHasher;
 
-/// A stored value and its absolute expiry time (ms since the epoch), if any.
+/// A stored value. Its absolute expiry time (ms since the epoch), if any, lives in
+/// the database's `volatile` map (like Redis's `expires` dict), so keys without a
+/// TTL do not pay 8 bytes for it; `has_expire` says whether to look there
+/// (`Db::expire_of`).
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub value: Value,
-    expire: Option<i64>,
     /// Last access, in seconds of the server clock (for OBJECT IDLETIME and LRU eviction).
     pub lru: u32,
+    has_expire: bool,
 }
 
 impl Entry {
-    pub fn expire(&self) -> Option<i64> {
-        self.expire
+    /// True if the key has a TTL (its time: `Db::expire_of`).
+    pub fn has_expire(&self) -> bool {
+        self.has_expire
     }
 }
 
+/// One key and its entry, in insertion-indexed order.
+#[derive(Debug, Clone)]
+struct Slot {
+    key: Key,
+    entry: Entry,
+}
+
+/// The keyspace of one database.
+///
+/// Layout (chosen for memory per key, see docs/benchmarks.md): `slots` holds the
+/// keys and entries densely, in positions 0..len (random pick and SCAN by position);
+/// `index` is a hash table of `u32` positions into `slots`, with no stored hash (it
+/// is recomputed from the key when the table grows). That is 16 + 56 bytes per slot
+/// plus about 5-10 bytes of index, against 152 + 16 with an `IndexMap<Bytes, _>`.
+/// Expiry times are in `volatile` (key -> ms), only for keys that have one.
+/// Positions are `u32`: 4 billion keys would need hundreds of GB before reaching that.
 #[derive(Debug, Default, Clone)]
 pub struct Db {
-    map: IndexMap<Bytes, Entry, Hasher>,
-    volatile: IndexSet<Bytes, Hasher>,
+    index: HashTable<u32>,
+    slots: Vec<Slot>,
+    volatile: IndexMap<Key, i64, Hasher>,
+}
+
+#[inline]
+fn hash_of(key: &[u8]) -> u64 {
+    Hasher.hash_one(key)
 }
 
 impl Db {
@@ -40,11 +69,11 @@ impl Db {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.slots.is_empty()
     }
 
     /// Number of keys with a TTL (INFO keyspace `expires=`).
@@ -52,35 +81,121 @@ impl Db {
         self.volatile.len()
     }
 
+    #[inline]
+    fn position(&self, key: &[u8]) -> Option<usize> {
+        let slots = &self.slots;
+        self.index
+            .find(hash_of(key), |&i| slots[i as usize].key.as_bytes() == key)
+            .map(|&i| i as usize)
+    }
+
     /// The raw entry, with no expiry check (callers decide what "expired" means).
     pub fn entry(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.get(key)
+        self.position(key).map(|i| &self.slots[i].entry)
     }
 
     pub fn entry_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.map.get_mut(key)
+        self.position(key).map(|i| &mut self.slots[i].entry)
     }
 
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.map.contains_key(key)
+        self.position(key).is_some()
+    }
+
+    /// Inserts or replaces the entry of `key` (the stored key is kept on replace).
+    fn put(&mut self, key: &[u8], entry: Entry) {
+        let h = hash_of(key);
+        let slots = &mut self.slots;
+        if let Some(&i) = self
+            .index
+            .find(h, |&i| slots[i as usize].key.as_bytes() == key)
+        {
+            slots[i as usize].entry = entry;
+            return;
+        }
+        let pos = slots.len() as u32;
+        slots.push(Slot {
+            key: Key::new(key),
+            entry,
+        });
+        let slots = &self.slots;
+        self.index
+            .insert_unique(h, pos, |&i| hash_of(slots[i as usize].key.as_bytes()));
+    }
+
+    /// Makes room for `additional` more keys (RDB `RESIZEDB`), so loading does not
+    /// grow and rehash the table step by step. Best effort: on allocation failure
+    /// the table simply grows as keys arrive.
+    pub fn try_reserve(&mut self, additional: usize) {
+        if self.slots.try_reserve(additional).is_err() {
+            return;
+        }
+        let slots = &self.slots;
+        let _ = self
+            .index
+            .try_reserve(additional, |&i| hash_of(slots[i as usize].key.as_bytes()));
+    }
+
+    /// Inserts a key that must not exist yet (RDB loading), with one hash lookup.
+    /// Gives the value back if the key exists.
+    pub fn insert_new(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        expire: Option<i64>,
+        lru: u32,
+    ) -> Result<(), Value> {
+        let h = hash_of(key);
+        let slots = &self.slots;
+        if self
+            .index
+            .find(h, |&i| slots[i as usize].key.as_bytes() == key)
+            .is_some()
+        {
+            return Err(value);
+        }
+        let pos = self.slots.len() as u32;
+        let k = Key::new(key);
+        if let Some(at) = expire {
+            self.volatile.insert(k.clone(), at);
+        }
+        self.slots.push(Slot {
+            key: k,
+            entry: Entry {
+                value,
+                lru,
+                has_expire: expire.is_some(),
+            },
+        });
+        let slots = &self.slots;
+        self.index
+            .insert_unique(h, pos, |&i| hash_of(slots[i as usize].key.as_bytes()));
+        Ok(())
     }
 
     /// Sets `key` to `value`, dropping any TTL (like Redis `setKey` without KEEPTTL).
-    pub fn set(&mut self, key: Bytes, value: Value, lru: u32) {
-        self.volatile.swap_remove(&key[..]);
-        self.map.insert(
+    pub fn set(&mut self, key: impl AsRef<[u8]>, value: Value, lru: u32) {
+        self.set_slice(key.as_ref(), value, lru);
+    }
+
+    /// `set` taking the key as a slice (no `Bytes` needed: the key is copied anyway).
+    pub fn set_slice(&mut self, key: &[u8], value: Value, lru: u32) {
+        if !self.volatile.is_empty() {
+            self.volatile.swap_remove(key);
+        }
+        self.put(
             key,
             Entry {
                 value,
-                expire: None,
                 lru,
+                has_expire: false,
             },
         );
     }
 
     /// Replaces the value of `key` keeping its TTL (KEEPTTL, in-place updates).
-    pub fn set_keep_ttl(&mut self, key: Bytes, value: Value, lru: u32) {
-        match self.map.get_mut(&key[..]) {
+    pub fn set_keep_ttl(&mut self, key: impl AsRef<[u8]>, value: Value, lru: u32) {
+        match self.entry_mut(key.as_ref()) {
             Some(e) => {
                 e.value = value;
                 e.lru = lru;
@@ -90,29 +205,57 @@ impl Db {
     }
 
     /// Inserts with an expiry (RDB/AOF loading, RESTORE, COPY).
-    pub fn set_with_expire(&mut self, key: Bytes, value: Value, expire: Option<i64>, lru: u32) {
-        self.set(key.clone(), value, lru);
+    pub fn set_with_expire(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: Value,
+        expire: Option<i64>,
+        lru: u32,
+    ) {
+        let key = key.as_ref();
+        self.set_slice(key, value, lru);
         if let Some(at) = expire {
-            self.set_expire(&key, at);
+            self.set_expire(key, at);
         }
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let e = self.map.swap_remove(key)?;
-        if e.expire.is_some() {
+        let slots = &self.slots;
+        let found = self
+            .index
+            .find_entry(hash_of(key), |&i| slots[i as usize].key.as_bytes() == key)
+            .ok()?;
+        let (i, _) = found.remove();
+        let i = i as usize;
+        let last = self.slots.len() - 1;
+        if i != last {
+            // The last slot moves into the hole: repoint its index entry.
+            let slots = &self.slots;
+            let h = hash_of(slots[last].key.as_bytes());
+            if let Some(p) = self.index.find_mut(h, |&j| j as usize == last) {
+                *p = i as u32;
+            }
+        }
+        let slot = self.slots.swap_remove(i);
+        if slot.entry.has_expire {
             self.volatile.swap_remove(key);
         }
-        Some(e)
+        Some(slot.entry)
     }
 
     /// Sets an absolute expiry on an existing key; false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], at_ms: i64) -> bool {
-        match self.map.get_full_mut(key) {
-            Some((_, k, e)) => {
-                if e.expire.is_none() {
-                    self.volatile.insert(k.clone());
+        match self.position(key) {
+            Some(i) => {
+                let slot = &mut self.slots[i];
+                if slot.entry.has_expire {
+                    if let Some(at) = self.volatile.get_mut(key) {
+                        *at = at_ms;
+                    }
+                } else {
+                    slot.entry.has_expire = true;
+                    self.volatile.insert(slot.key.clone(), at_ms);
                 }
-                e.expire = Some(at_ms);
                 true
             }
             None => false,
@@ -121,9 +264,9 @@ impl Db {
 
     /// Removes the TTL; true if there was one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
-        match self.map.get_mut(key) {
-            Some(e) if e.expire.is_some() => {
-                e.expire = None;
+        match self.entry_mut(key) {
+            Some(e) if e.has_expire => {
+                e.has_expire = false;
                 self.volatile.swap_remove(key);
                 true
             }
@@ -132,49 +275,50 @@ impl Db {
     }
 
     pub fn expire_of(&self, key: &[u8]) -> Option<i64> {
-        self.map.get(key).and_then(|e| e.expire)
-    }
-
-    pub fn clear(&mut self) {
-        self.map = IndexMap::default();
-        self.volatile = IndexSet::default();
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &Bytes> {
-        self.map.keys()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter()
-    }
-
-    /// The key at a position (0..len), for random sampling.
-    pub fn key_at(&self, i: usize) -> Option<&Bytes> {
-        self.map.get_index(i).map(|(k, _)| k)
-    }
-
-    pub fn random_key(&self) -> Option<&Bytes> {
-        if self.map.is_empty() {
-            return None;
-        }
-        self.key_at(rand::random::<usize>() % self.map.len())
-    }
-
-    /// A random key that has a TTL, with its expiry (active expiry, volatile-* eviction).
-    pub fn random_volatile(&self) -> Option<(&Bytes, i64)> {
         if self.volatile.is_empty() {
             return None;
         }
-        let k = self
+        self.volatile.get(key).copied()
+    }
+
+    pub fn clear(&mut self) {
+        *self = Db::default();
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.slots.iter().map(|s| &s.key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.slots.iter().map(|s| (&s.key, &s.entry))
+    }
+
+    /// The key at a position (0..len), for random sampling.
+    pub fn key_at(&self, i: usize) -> Option<&Key> {
+        self.slots.get(i).map(|s| &s.key)
+    }
+
+    pub fn random_key(&self) -> Option<&Key> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        self.key_at(rand::random::<usize>() % self.slots.len())
+    }
+
+    /// A random key that has a TTL, with its expiry (active expiry, volatile-* eviction).
+    pub fn random_volatile(&self) -> Option<(&Key, i64)> {
+        if self.volatile.is_empty() {
+            return None;
+        }
+        let (k, at) = self
             .volatile
             .get_index(rand::random::<usize>() % self.volatile.len())?;
-        let at = self.map.get(&k[..]).and_then(|e| e.expire)?;
-        Some((k, at))
+        Some((k, *at))
     }
 
     /// One SCAN step: returns the next cursor (0 = done) and up to about `count` keys.
     pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<Bytes>) {
-        let len = self.map.len() as u64;
+        let len = self.slots.len() as u64;
         let top = if cursor == 0 || cursor > len {
             len
         } else {
@@ -183,7 +327,7 @@ impl Db {
         let bottom = top.saturating_sub(count.max(1) as u64);
         let keys = (bottom..top)
             .rev()
-            .filter_map(|i| self.key_at(i as usize).cloned())
+            .filter_map(|i| self.key_at(i as usize).map(Key::to_bytes))
             .collect();
         (bottom, keys)
     }
@@ -207,7 +351,7 @@ mod tests {
         assert_eq!(db.expires_count(), 1);
         assert_eq!(
             db.random_volatile().map(|(k, at)| (k.clone(), at)),
-            Some((b("a"), 1000))
+            Some((Key::new(b"a"), 1000))
         );
         // Overwriting drops the TTL, like SET without KEEPTTL.
         db.set(b("a"), Value::Str(b("3")), 0);
@@ -220,6 +364,71 @@ mod tests {
         db.set_expire(b"b", 5);
         db.remove(b"b");
         assert_eq!(db.expires_count(), 0);
+    }
+
+    #[test]
+    fn index_stays_consistent_through_inserts_removes_and_growth() {
+        // Keys of both kinds (inline and heap), removals from the middle and the end
+        // (the last slot moves into the hole), and a model to compare with.
+        let mut db = Db::new();
+        db.try_reserve(10);
+        let mut model = std::collections::HashMap::new();
+        let key = |i: u32| {
+            if i.is_multiple_of(3) {
+                format!("a-rather-long-key-{i}")
+            } else {
+                format!("k{i}")
+            }
+        };
+        for i in 0..3000u32 {
+            db.set(key(i).as_bytes(), Value::Str(b(&i.to_string())), i);
+            model.insert(key(i), i);
+            if i % 4 == 1 {
+                let victim = key(i / 2);
+                assert_eq!(
+                    db.remove(victim.as_bytes()).is_some(),
+                    model.remove(&victim).is_some()
+                );
+            }
+            if i.is_multiple_of(7) {
+                db.set_expire(key(i).as_bytes(), i as i64);
+            }
+        }
+        assert_eq!(db.len(), model.len());
+        for (k, i) in &model {
+            let e = db.entry(k.as_bytes()).expect("present");
+            assert!(matches!(&e.value, Value::Str(v) if v == &b(&i.to_string())));
+            assert_eq!(e.lru, *i);
+            assert_eq!(
+                db.expire_of(k.as_bytes()),
+                (i.is_multiple_of(7)).then_some(*i as i64)
+            );
+            assert_eq!(e.has_expire(), i.is_multiple_of(7));
+        }
+        assert_eq!(db.keys().count(), model.len());
+        assert_eq!(
+            db.expires_count(),
+            model.values().filter(|i| i.is_multiple_of(7)).count()
+        );
+        // insert_new refuses an existing key and hands the value back.
+        let existing = model.keys().next().cloned().expect("non-empty");
+        assert!(db
+            .insert_new(existing.as_bytes(), Value::Str(b("x")), None, 0)
+            .is_err());
+        assert!(db
+            .insert_new(b"fresh", Value::Str(b("x")), Some(5), 0)
+            .is_ok());
+        assert_eq!(db.expire_of(b"fresh"), Some(5));
+        assert_eq!(db.len(), model.len() + 1);
+        // Removing everything leaves an empty, usable table.
+        for k in model.keys() {
+            assert!(db.remove(k.as_bytes()).is_some());
+        }
+        assert!(db.remove(b"fresh").is_some());
+        assert!(db.is_empty());
+        assert_eq!(db.expires_count(), 0);
+        db.set(b"again", Value::Str(b("1")), 0);
+        assert!(db.contains(b"again"));
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub fn value_digest(d: &mut Digest, entry: &Entry) {
             }
         }
     }
-    if entry.expire().is_some() {
+    if entry.has_expire() {
         xor_digest(d, b"!!expire!!");
     }
 }
@@ -181,7 +181,7 @@ mod tests {
             let mut z = crate::types::ZSet::new();
             z.insert(Bytes::from_static(b"a"), score);
             let mut db = Db::new();
-            db.set(Bytes::from_static(b"z"), Value::ZSet(z), 0);
+            db.set(Bytes::from_static(b"z"), Value::ZSet(Box::new(z)), 0);
             assert_eq!(hex(&key_digest(&db, b"z")), want, "score {score}");
         }
     }

@@ -97,9 +97,9 @@ fn pick_victim(store: &Store, policy: &str, samples: usize) -> Option<(usize, By
             let db = dbs[rand::random::<usize>() % dbs.len()];
             let d = &store.dbs[db];
             let key = if volatile {
-                d.random_volatile().map(|(k, _)| k.clone())
+                d.random_volatile().map(|(k, _)| k.to_bytes())
             } else {
-                d.random_key().cloned()
+                d.random_key().map(|k| k.to_bytes())
             }?;
             Some((db, key))
         }
@@ -109,7 +109,7 @@ fn pick_victim(store: &Store, policy: &str, samples: usize) -> Option<(usize, By
                 for _ in 0..samples {
                     if let Some((k, at)) = d.random_volatile() {
                         if best.as_ref().is_none_or(|b| at < b.0) {
-                            best = Some((at, i, k.clone()));
+                            best = Some((at, i, k.to_bytes()));
                         }
                     }
                 }
@@ -129,7 +129,7 @@ fn pick_victim(store: &Store, policy: &str, samples: usize) -> Option<(usize, By
                     let Some(k) = k else { continue };
                     let lru = d.entry(k).map_or(0, |e| e.lru);
                     if best.as_ref().is_none_or(|b| lru < b.0) {
-                        best = Some((lru, i, k.clone()));
+                        best = Some((lru, i, k.to_bytes()));
                     }
                 }
             }

@@ -7,6 +7,7 @@ use crate::commands::{self, flags, Action, ClientState, Command, Ctx};
 use crate::resp::Reply;
 use crate::server::{ClientHandle, Server, Stats, Store, Waiter};
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -99,7 +100,7 @@ pub fn process(
     }
     feed_monitors(server, client, handle, cmd, &argv);
     let before = store.propagated.len();
-    let outcome = call(server, store, client, cmd, &argv, out, true);
+    let outcome = call_argv(server, store, client, cmd, Cow::Owned(argv), out, true);
     finish_propagation(store, before);
     serve_blocked(server, store);
     let wrote = !store.propagated.is_empty();
@@ -177,6 +178,29 @@ pub fn call(
     out: &mut Reply,
     may_block: bool,
 ) -> Outcome {
+    call_argv(
+        server,
+        store,
+        client,
+        cmd,
+        Cow::Borrowed(argv),
+        out,
+        may_block,
+    )
+}
+
+/// `call` with an argv that may be owned: an owned argv is moved into the
+/// propagated ops instead of cloned (a clone costs an allocation per argument).
+fn call_argv(
+    server: &Arc<Server>,
+    store: &mut Store,
+    client: &mut ClientState,
+    cmd: &Command,
+    mut argv_cow: Cow<'_, [Bytes]>,
+    out: &mut Reply,
+    may_block: bool,
+) -> Outcome {
+    let argv: &[Bytes] = &argv_cow;
     let dirty_before = store.dirty;
     let started = Instant::now();
     let mut ctx = Ctx::at(store, server, client, started);
@@ -220,11 +244,16 @@ pub fn call(
             store.touch_key(db, &argv[pos]);
         }
         if !no_propagate && (cmd.is(flags::WRITE) || cmd.is(flags::MAY_REPLICATE)) {
-            store
-                .propagated
-                .push((db, rewrite.unwrap_or_else(|| argv.to_vec())));
+            let op = match rewrite {
+                Some(r) => r,
+                // A blocking command still needs its argv below.
+                None if matches!(action, Some(Action::Block { .. })) => argv.to_vec(),
+                None => std::mem::replace(&mut argv_cow, Cow::Borrowed(&[])).into_owned(),
+            };
+            store.propagated.push((db, op));
         }
     }
+    let argv: &[Bytes] = &argv_cow;
     match action {
         None => Outcome::Done,
         Some(Action::Close) => Outcome::Close,

@@ -87,8 +87,8 @@ pub fn expire_some(
             let mut expired: Vec<Bytes> = Vec::new();
             for _ in 0..n {
                 if let Some((k, at)) = store.dbs[db].random_volatile() {
-                    if at <= now && !expired.contains(k) {
-                        expired.push(k.clone());
+                    if at <= now && !expired.iter().any(|e| e[..] == k[..]) {
+                        expired.push(k.to_bytes());
                     }
                 }
             }

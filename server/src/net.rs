@@ -150,6 +150,7 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
         monitor_rx: None,
         pending: std::collections::VecDeque::new(),
         held: false,
+        last_cmd: LastCmd::default(),
     };
     let mut shutdown = server.shutdown.subscribe();
 
@@ -250,6 +251,47 @@ struct Conn {
     pending: std::collections::VecDeque<Vec<Bytes>>,
     /// The first pending command is held back by CLIENT PAUSE until the pause ends.
     held: bool,
+    /// Name and first argument of the last command run, for CLIENT LIST's `cmd=`.
+    last_cmd: LastCmd,
+}
+
+/// Copies of a command's name and first argument, in buffers reused from one
+/// command to the next (cloning the `Bytes` instead cost two allocations per
+/// command, see the optimisation log in docs/benchmarks.md).
+#[derive(Default)]
+struct LastCmd {
+    name: Vec<u8>,
+    sub: Vec<u8>,
+    has_sub: bool,
+    /// A first argument too long to be worth copying (never a subcommand name).
+    big_sub: Option<Bytes>,
+}
+
+impl LastCmd {
+    const COPY_MAX: usize = 64;
+
+    fn record(&mut self, argv: &[Bytes]) {
+        self.name.clear();
+        if let Some(n) = argv.first() {
+            self.name
+                .extend_from_slice(&n[..n.len().min(Self::COPY_MAX)]);
+        }
+        self.sub.clear();
+        self.big_sub = None;
+        self.has_sub = argv.len() > 1;
+        match argv.get(1) {
+            Some(s) if s.len() <= Self::COPY_MAX => self.sub.extend_from_slice(s),
+            Some(s) => self.big_sub = Some(s.clone()),
+            None => {}
+        }
+    }
+
+    fn sub(&self) -> Option<&[u8]> {
+        match &self.big_sub {
+            Some(b) => Some(b),
+            None => self.has_sub.then_some(&self.sub[..]),
+        }
+    }
 }
 
 impl Conn {
@@ -260,7 +302,7 @@ impl Conn {
     /// execution is serialised.
     async fn run_buffered(&mut self, stream: &TcpStream) -> Result<bool, ()> {
         // Name and first argument of the last command, for CLIENT LIST's `cmd=`.
-        let mut last_cmd: Option<(Bytes, Option<Bytes>)> = None;
+        let mut last_cmd = false;
         loop {
             let mut outcome = Outcome::Done;
             let mut processed = 0;
@@ -287,7 +329,8 @@ impl Conn {
                         break;
                     }
                     processed += 1;
-                    last_cmd = Some((argv[0].clone(), argv.get(1).cloned()));
+                    last_cmd = true;
+                    self.last_cmd.record(&argv);
                     self.out.resp3 = self.client.resp3;
                     let skip_reply = self.client.reply_off || self.client.reply_skip_next;
                     let was_off = self.client.reply_off;
@@ -320,7 +363,7 @@ impl Conn {
                 // The bad bytes are still buffered: the error is met again next round.
             }
             if processed > 0 {
-                self.update_info(last_cmd.as_ref());
+                self.update_info(last_cmd);
             }
             match outcome {
                 Outcome::Done => {
@@ -481,10 +524,11 @@ impl Conn {
         pause.holds(cmd, exec_has_writes)
     }
 
-    fn update_info(&self, last_cmd: Option<&(Bytes, Option<Bytes>)>) {
+    fn update_info(&self, last_cmd: bool) {
         let mut info = self.handle.info.lock();
-        if let Some((name, sub)) = last_cmd {
-            info.last_cmd = crate::commands::connection::cmd_display_name(name, sub.as_deref());
+        if last_cmd {
+            let l = &self.last_cmd;
+            info.last_cmd = crate::commands::connection::cmd_display_name(&l.name, l.sub());
         }
         info.db = self.client.db;
         info.name = self.client.name.clone();

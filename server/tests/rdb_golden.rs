@@ -118,15 +118,15 @@ fn dataset() -> Vec<Db> {
     }
     z.insert(b("inf"), f64::INFINITY);
     z.insert(b("-inf"), f64::NEG_INFINITY);
-    d.set(b("zsmall"), Value::ZSet(z), 0);
+    d.set(b("zsmall"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
     for i in 0..400 {
         z.insert(b(&format!("member{i}")), i as f64 / 7.0 - 20.0);
     }
-    d.set(b("zbig"), Value::ZSet(z), 0);
+    d.set(b("zbig"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
     z.insert(Bytes::from(vec![b'm'; 100]), 5.0);
-    d.set(b("zlongmember"), Value::ZSet(z), 0);
+    d.set(b("zlongmember"), Value::ZSet(Box::new(z)), 0);
     dbs[1].set(b("db1key"), Value::Str(b("one")), 0);
     dbs[1].set_with_expire(b("db1ttl"), Value::Str(b("t")), Some(FAR + 99), 0);
     dbs[9].set(b("db9"), Value::List(vec![b("x")].into()), 0);
@@ -179,7 +179,7 @@ fn populate(c: &mut Conn, dbs: &[Db]) {
                 // Streams have their own golden tests (rdb_streams.rs).
                 Value::Stream(_) => panic!("populate: streams are not in this data set"),
             }
-            if let Some(at) = e.expire() {
+            if let Some(at) = db.expire_of(k) {
                 let at = at.to_string();
                 assert_eq!(c.cmd_args(&[b"PEXPIREAT", k, at.as_bytes()]), R::Int(1));
             }
@@ -214,7 +214,7 @@ fn assert_same(want: &[Db], got: &[Db]) {
                 .entry(k)
                 .unwrap_or_else(|| panic!("db {i}: key {k:?} missing"));
             assert_eq!(canon(&e.value), canon(&f.value), "db {i}: key {k:?}");
-            assert_eq!(e.expire(), f.expire(), "db {i}: ttl of {k:?}");
+            assert_eq!(w.expire_of(k), g.expire_of(k), "db {i}: ttl of {k:?}");
         }
     }
 }
@@ -274,7 +274,7 @@ fn read_back(c: &mut Conn, like: &[Db]) -> Vec<Db> {
                         };
                         z.insert(p[0].clone(), s);
                     }
-                    Value::ZSet(z)
+                    Value::ZSet(Box::new(z))
                 }
                 t => panic!("db {i} key {k:?}: type {t}"),
             };

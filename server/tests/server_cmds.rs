@@ -693,7 +693,7 @@ fn digest_algorithm_matches_real_redis_for_every_type() {
     ] {
         z.insert(b(m), sc);
     }
-    db.set(b("zset"), Value::ZSet(z.clone()), 0);
+    db.set(b("zset"), Value::ZSet(Box::new(z.clone())), 0);
     // A large sorted set (skiplist encoding in Redis) digests the same way.
     let mut big = ZSet::new();
     let mut args: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), b"bigz".to_vec()];
@@ -704,7 +704,7 @@ fn digest_algorithm_matches_real_redis_for_every_type() {
     }
     let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
     assert_eq!(r.cmd_args(&refs), R::Int(200));
-    db.set(b("bigz"), Value::ZSet(big), 0);
+    db.set(b("bigz"), Value::ZSet(Box::new(big)), 0);
     // A key with a TTL: only the presence of a TTL is hashed.
     assert_eq!(r.cmd("SET ttl v EX 1000"), R::ok());
     db.set(b("ttl"), Value::Str(b("v")), 0);

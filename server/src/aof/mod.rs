@@ -329,7 +329,7 @@ fn load_file(
         } else {
             for (d, src) in store.dbs.iter_mut().zip(dbs) {
                 for (k, e) in src.iter() {
-                    d.set_with_expire(k.clone(), e.value.clone(), e.expire(), 0);
+                    d.set_with_expire(k.to_bytes(), e.value.clone(), src.expire_of(k), 0);
                 }
             }
         }

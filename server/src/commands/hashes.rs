@@ -1,5 +1,6 @@
 //! Command family: hashes (Redis 7.0 `t_hash.c` semantics).
 
+use super::strings::stored;
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::types::{HashMapB, Value};
@@ -62,7 +63,7 @@ fn hset_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str) -> Result<i64, CmdErr
     let h = hash_create(ctx, &argv[1])?;
     let mut created = 0;
     for pair in argv[2..].chunks(2) {
-        if h.insert(pair[0].clone(), pair[1].clone()).is_none() {
+        if h.insert(stored(&pair[0]), stored(&pair[1])).is_none() {
             created += 1;
         }
     }
@@ -87,7 +88,7 @@ fn hsetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if h.contains_key(&argv[2]) {
         out.int(0);
     } else {
-        h.insert(argv[2].clone(), argv[3].clone());
+        h.insert(stored(&argv[2]), stored(&argv[3]));
         ctx.dirty(1);
         out.int(1);
     }

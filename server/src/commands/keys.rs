@@ -266,8 +266,8 @@ fn rename_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], nx: bool) -> C
         ctx.db().remove(dst);
     }
     let db = ctx.client.db;
+    let expire = ctx.store.dbs[db].expire_of(src);
     if let Some(e) = ctx.store.dbs[db].remove(src) {
-        let expire = e.expire();
         ctx.store.dbs[db].set_with_expire(dst.clone(), e.value, expire, e.lru);
     }
     ctx.dirty(1);
@@ -292,14 +292,14 @@ fn keys(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let all = &pat[..] == b"*";
     let now = ctx.now_ms;
     let hide_expired = !ctx.client.is_master;
-    let found: Vec<Bytes> = ctx
-        .db_ref()
+    let db = ctx.db_ref();
+    let found: Vec<Bytes> = db
         .iter()
         .filter(|(k, e)| {
-            !(hide_expired && e.expire().is_some_and(|at| at <= now))
+            !(hide_expired && e.has_expire() && db.expire_of(k).is_some_and(|at| at <= now))
                 && (all || crate::util::glob_match(pat, k, false))
         })
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| k.to_bytes())
         .collect();
     out.array(found.len());
     for k in &found {
@@ -528,8 +528,8 @@ fn move_cmd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.int(0);
         return Ok(());
     }
+    let expire = ctx.store.dbs[src].expire_of(key);
     if let Some(e) = ctx.store.dbs[src].remove(key) {
-        let expire = e.expire();
         ctx.store.dbs[dst].set_with_expire(key.clone(), e.value, expire, e.lru);
     }
     ctx.store.touch_key(dst, key);
@@ -574,7 +574,7 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     let lru = ctx.lru;
-    let expire = e.expire();
+    let expire = ctx.store.dbs[src_db].expire_of(key);
     ctx.store.dbs[dst_db].set_with_expire(newkey.clone(), e.value, expire, lru);
     ctx.store.touch_key(dst_db, newkey);
     ctx.dirty(1);

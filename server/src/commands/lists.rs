@@ -2,6 +2,7 @@
 //! pops. A blocking command that finds nothing sets `ctx.action = Block` and writes
 //! no reply; the framework re-runs it for the waiter when one of its keys is written.
 
+use super::strings::stored;
 use super::{arg_i64, err, flags::*, is_kw, parse_f64, Action, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::types::Value;
@@ -125,9 +126,9 @@ fn push_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool, xx: 
         Some(l) => {
             for v in &argv[2..] {
                 if left {
-                    l.push_front(v.clone());
+                    l.push_front(stored(v));
                 } else {
-                    l.push_back(v.clone());
+                    l.push_back(stored(v));
                 }
             }
             l.len()

@@ -201,10 +201,11 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
 ];
 
 /// All commands, by lower-case name.
-pub fn table() -> &'static HashMap<&'static str, Command> {
-    static TABLE: OnceLock<HashMap<&'static str, Command>> = OnceLock::new();
+pub fn table() -> &'static HashMap<&'static str, Command, crate::types::Hasher> {
+    // ahash rather than SipHash: this lookup runs once per command.
+    static TABLE: OnceLock<HashMap<&'static str, Command, crate::types::Hasher>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut m = HashMap::new();
+        let mut m = HashMap::default();
         for (_, _, family) in FAMILIES {
             for c in family.iter() {
                 m.insert(c.name, *c);
@@ -422,23 +423,24 @@ impl<'a> Ctx<'a> {
 
     /// Looks a key up for reading (expired = missing); counts hits/misses.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let found = !self.expire_if_needed(key) && self.db_ref().contains(key);
         let stats = &self.server.stats;
-        Stats::incr(
-            if found {
-                &stats.keyspace_hits
-            } else {
-                &stats.keyspace_misses
-            },
-            1,
-        );
-        if !found {
+        if self.expire_if_needed(key) {
+            Stats::incr(&stats.keyspace_misses, 1);
             return None;
         }
+        // One keyspace lookup (not `contains` and then `entry_mut`).
         let lru = self.lru;
-        let e = self.db().entry_mut(key)?;
-        e.lru = lru;
-        Some(e)
+        match self.store.dbs[self.client.db].entry_mut(key) {
+            Some(e) => {
+                Stats::incr(&stats.keyspace_hits, 1);
+                e.lru = lru;
+                Some(e)
+            }
+            None => {
+                Stats::incr(&stats.keyspace_misses, 1);
+                None
+            }
+        }
     }
 
     /// Looks a key up for writing (expired = missing, deleted on a master).
@@ -468,7 +470,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Sets a key, dropping its TTL.
-    pub fn set(&mut self, key: Bytes, value: Value) {
+    pub fn set(&mut self, key: impl AsRef<[u8]>, value: Value) {
         let lru = self.lru;
         let db = self.client.db;
         self.store.dbs[db].set(key, value, lru);

@@ -1,6 +1,7 @@
 //! Command family: sets (Redis 7.0 `t_set.c` semantics).
 
 use super::hashes::{parse_rand_count, parse_scan, scan_step};
+use super::strings::stored;
 use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::types::{HashSetB, Value};
@@ -52,7 +53,7 @@ fn sadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut added = 0;
     if let Some(s) = set_w(ctx, key)? {
         for m in &argv[2..] {
-            if s.insert(m.clone()) {
+            if s.insert(stored(m)) {
                 added += 1;
             }
         }

@@ -67,9 +67,27 @@ fn read_str(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
 }
 
 fn get(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let v = read_str(ctx, &argv[1])?;
-    out.opt_bulk(v.as_deref());
+    // Replies from the stored bytes: cloning the `Bytes` would turn a stored value
+    // into a shared one (an allocation the first time, kept for the key's life).
+    match ctx.get(&argv[1]) {
+        None => out.opt_bulk(None),
+        Some(Value::Str(s)) => out.bulk(s),
+        Some(_) => return Err(err::WRONGTYPE),
+    }
     Ok(())
+}
+
+/// The copy of an argument to keep in the keyspace. Small arguments are copied:
+/// a clone of a request argument allocates a shared header (24 bytes, kept as
+/// long as the value lives) and cannot free the argument's buffer; a copy of
+/// up to a few KB costs the same allocation and stores nothing extra. Large
+/// arguments are shared, not copied.
+pub(crate) fn stored(arg: &Bytes) -> Bytes {
+    if arg.len() <= 4096 {
+        Bytes::copy_from_slice(arg)
+    } else {
+        arg.clone()
+    }
 }
 
 /// Options of SET / GETEX (Redis `parseExtendedStringArgumentsOrReply`).
@@ -189,9 +207,9 @@ fn set_generic(
     let lru = ctx.lru;
     let db = ctx.client.db;
     if o.keepttl {
-        ctx.store.dbs[db].set_keep_ttl(key.clone(), Value::Str(val.clone()), lru);
+        ctx.store.dbs[db].set_keep_ttl(key, Value::Str(stored(val)), lru);
     } else {
-        ctx.store.dbs[db].set(key.clone(), Value::Str(val.clone()), lru);
+        ctx.store.dbs[db].set(key, Value::Str(stored(val)), lru);
     }
     ctx.dirty(1);
     if let Some(at) = when {
@@ -303,7 +321,7 @@ fn getdel(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn getset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let old = read_str(ctx, &argv[1])?;
     out.opt_bulk(old.as_deref());
-    ctx.set(argv[1].clone(), Value::Str(argv[2].clone()));
+    ctx.set(&argv[1], Value::Str(stored(&argv[2])));
     ctx.dirty(1);
     let mut v = argv.to_vec();
     v[0] = b(b"SET");
@@ -333,7 +351,7 @@ fn mset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Err(wrong_args("mset"));
     }
     for pair in argv[1..].chunks(2) {
-        ctx.set(pair[0].clone(), Value::Str(pair[1].clone()));
+        ctx.set(&pair[0], Value::Str(stored(&pair[1])));
     }
     ctx.dirty((argv.len() as u64 - 1) / 2);
     out.ok();
@@ -353,7 +371,7 @@ fn msetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     for pair in argv[1..].chunks(2) {
-        ctx.set(pair[0].clone(), Value::Str(pair[1].clone()));
+        ctx.set(&pair[0], Value::Str(stored(&pair[1])));
     }
     ctx.dirty((argv.len() as u64 - 1) / 2);
     out.int(1);
@@ -362,16 +380,22 @@ fn msetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 /// Redis `incrDecrCommand`: the TTL is kept.
 fn incr_by(ctx: &mut Ctx, out: &mut Reply, key: &Bytes, by: i64) -> CmdResult {
-    let cur = match ctx.get_mut(key) {
-        None => None,
-        Some(Value::Str(s)) => Some(crate::resp::parse_i64(s).ok_or(err::NOT_INT)?),
+    // The value is replaced in place (one lookup, no key copy); a missing key is
+    // created.
+    let new = match ctx.get_mut(key) {
+        None => {
+            let lru = ctx.lru;
+            ctx.db().set_keep_ttl(key, Value::Str(int_bytes(by)), lru);
+            by
+        }
+        Some(Value::Str(s)) => {
+            let old = crate::resp::parse_i64(s).ok_or(err::NOT_INT)?;
+            let new = old.checked_add(by).ok_or(err::OVERFLOW)?;
+            *s = int_bytes(new);
+            new
+        }
         Some(_) => return Err(err::WRONGTYPE),
     };
-    let old = cur.unwrap_or(0);
-    let new = old.checked_add(by).ok_or(err::OVERFLOW)?;
-    let v = Value::Str(int_bytes(new));
-    let lru = ctx.lru;
-    ctx.db().set_keep_ttl(key.clone(), v, lru);
     ctx.dirty(1);
     out.int(new);
     Ok(())

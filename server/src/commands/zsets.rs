@@ -1,6 +1,7 @@
 //! Command family: sorted sets (ZADD, ZRANGE and its legacy variants, ZPOP*, the
 //! blocking pops, set algebra, ZRANDMEMBER, ZSCAN), with Redis 7.0 replies and errors.
 
+use super::strings::stored;
 use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::types::zset::{LexBound, LexRange, ScoreBound, ScoreRange};
@@ -338,7 +339,7 @@ fn add_generic(
             }
             return Ok(());
         }
-        ctx.set(key.clone(), Value::ZSet(ZSet::new()));
+        ctx.set(key.clone(), Value::ZSet(Box::default()));
     }
     let (mut added, mut updated) = (0u64, 0u64);
     let mut result: Option<f64> = None;
@@ -359,7 +360,7 @@ fn add_generic(
                         continue;
                     }
                     if new != cur {
-                        z.insert(member.clone(), new);
+                        z.insert(stored(member), new);
                         updated += 1;
                     }
                     result = Some(new);
@@ -368,7 +369,7 @@ fn add_generic(
                     if o.xx {
                         continue;
                     }
-                    z.insert(member.clone(), *score);
+                    z.insert(stored(member), *score);
                     added += 1;
                     result = Some(*score);
                 }
@@ -582,7 +583,7 @@ fn store_result(ctx: &mut Ctx, out: &mut Reply, dst: &Bytes, items: Vec<(Bytes, 
         for (m, s) in items {
             z.insert(m, s);
         }
-        ctx.set(dst.clone(), Value::ZSet(z));
+        ctx.set(dst.clone(), Value::ZSet(Box::new(z)));
         ctx.dirty(1);
     }
     out.int(n as i64);

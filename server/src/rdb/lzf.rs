@@ -38,9 +38,21 @@ pub fn decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
                 return None;
             }
             let start = out.len() - dist;
-            for k in 0..len {
-                let b = out[start + k];
-                out.push(b);
+            if dist >= len {
+                out.extend_from_within(start..start + len);
+            } else if dist == 1 {
+                // A run of one byte (zero padding, mostly).
+                let b = out[start];
+                out.resize(out.len() + len, b);
+            } else {
+                // Overlapping copy: the period-`dist` pattern, `dist` bytes at a time
+                // (each step reads only bytes already written, as the bytewise copy).
+                let mut done = 0;
+                while done < len {
+                    let n = dist.min(len - done);
+                    out.extend_from_within(start + done..start + done + n);
+                    done += n;
+                }
             }
         }
     }
@@ -62,13 +74,16 @@ fn flush_literals(out: &mut Vec<u8>, lit: &[u8]) {
 pub fn compress(input: &[u8], max_len: usize) -> Option<Vec<u8>> {
     let n = input.len();
     let mut out = Vec::with_capacity(max_len.min(n));
-    let mut table = vec![0usize; 1 << HLOG];
+    // The hash table scales with the input (at most 2^HLOG slots): zeroing a full
+    // 128 KB table for every 100-byte value made RDB saving memset-bound.
+    let hlog = (n.next_power_of_two().trailing_zeros() as usize).clamp(8, HLOG);
+    let mut table = vec![0usize; 1 << hlog];
     let mut i = 0;
     let mut lit_start = 0;
     while i + 2 < n {
         let h = {
             let v = (input[i] as u32) << 16 | (input[i + 1] as u32) << 8 | input[i + 2] as u32;
-            (v.wrapping_mul(2654435761) >> (32 - HLOG)) as usize
+            (v.wrapping_mul(2654435761) >> (32 - hlog)) as usize
         };
         let cand = table[h];
         table[h] = i + 1;
@@ -125,6 +140,19 @@ mod tests {
         // Incompressible data is refused.
         let noise: Vec<u8> = (0..64u32).map(|i| (i * 97 + 13) as u8).collect();
         assert!(compress(&noise, noise.len() - 4).is_none());
+    }
+
+    #[test]
+    fn overlapping_back_references_repeat_the_pattern() {
+        // "abc", then 10 bytes from 3 back: the pattern repeats over its own output.
+        let c = [0x02, b'a', b'b', b'c', 7 << 5, 1, 2];
+        assert_eq!(decompress(&c, 13).as_deref(), Some(&b"abcabcabcabca"[..]));
+        // "x", then 5 bytes from 1 back: a run.
+        let c = [0x00, b'x', 3 << 5, 0];
+        assert_eq!(decompress(&c, 6).as_deref(), Some(&b"xxxxxx"[..]));
+        // "hello ", then 5 bytes from 6 back: no overlap.
+        let c = [0x05, b'h', b'e', b'l', b'l', b'o', b' ', 3 << 5, 5];
+        assert_eq!(decompress(&c, 11).as_deref(), Some(&b"hello hello"[..]));
     }
 
     #[test]

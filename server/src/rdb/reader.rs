@@ -15,6 +15,9 @@ use std::io::Read;
 const CHUNK: usize = 1 << 20;
 /// Upper bound for capacity hints taken from the file.
 const MAX_HINT: usize = 4096;
+/// Largest key count a `RESIZEDB` opcode pre-sizes a database for (16M keys: the
+/// count is only a hint read from the file).
+const RESIZEDB_MAX_RESERVE: u64 = 1 << 24;
 
 struct Rd<'a, R: Read> {
     r: &'a mut R,
@@ -197,7 +200,7 @@ fn pairs_to_zset(entries: &[LpEntry]) -> Option<Value> {
     for p in entries.chunks_exact(2) {
         z.insert(p[0].to_bytes(), lp_score(&p[1])?);
     }
-    Some(Value::ZSet(z))
+    Some(Value::ZSet(Box::new(z)))
 }
 
 fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbError> {
@@ -236,7 +239,7 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
                 }
                 z.insert(m, score);
             }
-            Value::ZSet(z)
+            Value::ZSet(Box::new(z))
         }
         T_HASH => {
             let n = rd.count()?;
@@ -492,8 +495,12 @@ pub fn load<R: Read>(r: &mut R, dbs: &mut [Db], opts: &LoadOptions) -> Result<Lo
             OP_EXPIRETIME => expire = Some(i32::from_le_bytes(rd.arr()?) as i64 * 1000),
             OP_EXPIRETIME_MS => expire = Some(i64::from_le_bytes(rd.arr()?)),
             OP_RESIZEDB => {
+                let keys = rd.len()?;
                 rd.len()?;
-                rd.len()?;
+                // Pre-size the table (bounded: the count comes from the file).
+                if let Some(d) = dbs.get_mut(db) {
+                    d.try_reserve(keys.min(RESIZEDB_MAX_RESERVE) as usize);
+                }
             }
             OP_FREQ => {
                 rd.u8()?;
@@ -547,17 +554,20 @@ pub fn load<R: Read>(r: &mut R, dbs: &mut [Db], opts: &LoadOptions) -> Result<Lo
                 let Some(d) = dbs.get_mut(db) else {
                     return Err(RdbError::TooManyDbs(dbs.len()));
                 };
-                if d.contains(&key) {
-                    return Err(RdbError::DuplicateKey {
-                        key: lossy(&key),
-                        db,
-                    });
-                }
+                let duplicate = || RdbError::DuplicateKey {
+                    key: lossy(&key),
+                    db,
+                };
                 if opts.drop_expired && at.is_some_and(|a| a < opts.now_ms) {
+                    if d.contains(&key) {
+                        return Err(duplicate());
+                    }
                     info.expired += 1;
                     continue;
                 }
-                d.set_with_expire(key, value, at, 0);
+                if d.insert_new(&key, value, at, 0).is_err() {
+                    return Err(duplicate());
+                }
                 info.keys += 1;
             }
         }

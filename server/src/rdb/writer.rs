@@ -268,7 +268,7 @@ pub fn save<W: Write>(dbs: &[Db], opts: &SaveOptions, w: &mut W) -> io::Result<(
             if e.value.is_empty_container() {
                 continue;
             }
-            if let Some(at) = e.expire() {
+            if let Some(at) = e.has_expire().then(|| db.expire_of(k)).flatten() {
                 wr.u8(OP_EXPIRETIME_MS)?;
                 wr.put(&at.to_le_bytes())?;
             }

@@ -2,6 +2,7 @@
 //! operations commands need; encodings reported by OBJECT ENCODING are derived
 //! from size the way Redis 7.0 chooses them.
 
+pub mod key;
 pub mod stream;
 pub mod zset;
 
@@ -11,7 +12,22 @@ use std::collections::{HashMap, HashSet, VecDeque};
 pub use stream::Stream;
 pub use zset::ZSet;
 
-pub type Hasher = ahash::RandomState;
+/// The keyspace's hash builder: ahash with one random seed per process.
+///
+/// Why a zero-sized type: `ahash::RandomState` carries its 32-byte seed in every
+/// map, which made a hash or set value (and so every `Value`) 32 bytes larger.
+/// The seed is still random (drawn once), so hash flooding stays impractical.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Hasher;
+
+impl std::hash::BuildHasher for Hasher {
+    type Hasher = ahash::AHasher;
+    #[inline]
+    fn build_hasher(&self) -> ahash::AHasher {
+        static SEED: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
+        SEED.get_or_init(ahash::RandomState::new).build_hasher()
+    }
+}
 pub type HashMapB = HashMap<Bytes, Bytes, Hasher>;
 pub type HashSetB = HashSet<Bytes, Hasher>;
 
@@ -22,7 +38,8 @@ pub enum Value {
     List(VecDeque<Bytes>),
     Hash(HashMapB),
     Set(HashSetB),
-    ZSet(ZSet),
+    /// Boxed, like the stream: keeps `Value` (stored once per key) at 40 bytes.
+    ZSet(Box<ZSet>),
     /// Boxed: a stream's metadata is much larger than the other variants.
     Stream(Box<Stream>),
 }
