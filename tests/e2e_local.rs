@@ -240,6 +240,17 @@ spec:
             m.cmd(&["GET", "survivor"]).unwrap(),
             Reply::Bulk(Some(b"yes".to_vec()))
         );
+        // Every pod restarted from its AOF (no replication position survives): the operator
+        // re-assigns the recorded master rather than waiting on incomparable histories, so
+        // the set takes writes again and the replica follows.
+        l.wait_for("a write after the restart", BUDGET, || {
+            let r = m.cmd(&["SET", "after", "restart"]).ok();
+            async move { (r == Some(Reply::Simple("OK".into()))).then_some(()) }
+        })
+        .await;
+        let st = l.status(NS, "cache").await.unwrap().status.unwrap();
+        assert_eq!(st.master.as_deref(), Some("cache-0"));
+        read_eventually(&l, "cache-1", "after", "restart").await;
     })
     .await
 }

@@ -236,6 +236,7 @@ fn demoted(pods: &[PodObservation], recorded: &RecordedState, keep: Option<&str>
 /// this step: epoch 0) waiting fenced for its role.
 fn is_bootstrap(reason: PromoteReason, recorded_epoch: u64) -> bool {
     reason == PromoteReason::NoRecordedMaster
+        || reason == PromoteReason::ColdRestart
         || (recorded_epoch == 0 && reason == PromoteReason::MasterLostRole)
 }
 
@@ -922,6 +923,7 @@ mod tests {
         assert!(!is_bootstrap(PromoteReason::MasterLostRole, 1));
         assert!(!is_bootstrap(PromoteReason::MasterUnreachable, 0));
         assert!(!is_bootstrap(PromoteReason::MasterRestartedEmpty, 0));
+        assert!(is_bootstrap(PromoteReason::ColdRestart, 4));
     }
 
     #[test]

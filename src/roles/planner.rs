@@ -177,6 +177,9 @@ pub enum PromoteReason {
     MasterLostRole,
     /// Finishing a promotion recorded in `failover_in_progress`.
     ResumeFailover,
+    /// Every pod restarted from persistence that kept no replication position (offset 0
+    /// everywhere), so histories cannot be compared: the recorded master keeps its role.
+    ColdRestart,
 }
 
 impl fmt::Display for PromoteReason {
@@ -192,6 +195,9 @@ impl fmt::Display for PromoteReason {
             PromoteReason::MasterBehind => "master restarted with older data than a replica",
             PromoteReason::MasterLostRole => "recorded master no longer reports role master",
             PromoteReason::ResumeFailover => "resuming an interrupted failover",
+            PromoteReason::ColdRestart => {
+                "every pod restarted without replication history; the recorded master keeps its role"
+            }
         })
     }
 }
@@ -367,6 +373,24 @@ pub fn plan(pods: &[PodObservation], recorded: &RecordedState, settings: &Settin
                     keep(master, &reachable, settings)
                 }
                 Ok(best) => promote(best, reason, next_epoch, &reachable, settings),
+                // The whole set restarted from persistence that keeps no replication position
+                // (an AOF, or an RDB written without replication info): every copy has offset
+                // 0 and a fresh ID, so histories cannot be compared. The recorded master's copy
+                // is the one every replica was fed from; re-assigning it is what Redis does on
+                // such a restart (the replicas resync from it).
+                Err(WaitReason::DataAmbiguous { .. })
+                    if !master.dataset_empty
+                        && !master.sync_in_progress
+                        && pool.iter().all(|p| p.master_repl_offset == 0) =>
+                {
+                    promote(
+                        master,
+                        PromoteReason::ColdRestart,
+                        next_epoch,
+                        &reachable,
+                        settings,
+                    )
+                }
                 Err(w) => wait(w),
             }
         }
@@ -812,6 +836,61 @@ mod tests {
                 recorded: recorded(0, 3),
                 settings: settings(Some(5)),
                 want: promote_plan(2, PromoteReason::MasterUnreachable, 4, vec![to(1, 2)]),
+            },
+        ]);
+    }
+
+    /// A pod restarted from persistence without replication info (e.g. an AOF): fresh ID,
+    /// offset 0, but holding data.
+    fn reloaded(ordinal: u32, role: ObservedRole) -> PodObservation {
+        PodObservation {
+            dataset_empty: false,
+            ..fresh(ordinal, role)
+        }
+    }
+
+    #[test]
+    fn whole_set_restarted_without_replication_history() {
+        check(vec![
+            Case {
+                name: "cold restart from AOF: the recorded master keeps its role",
+                pods: vec![
+                    reloaded(0, ObservedRole::Fenced),
+                    link_down(reloaded(1, ObservedRole::Replica)),
+                    link_down(reloaded(2, ObservedRole::Replica)),
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(None),
+                want: promote_plan(0, PromoteReason::ColdRestart, 2, vec![to(1, 0), to(2, 0)]),
+            },
+            Case {
+                name: "cold restart, recorded master came back empty: the copies are ambiguous",
+                pods: vec![
+                    fresh(0, ObservedRole::Fenced),
+                    link_down(reloaded(1, ObservedRole::Replica)),
+                    link_down(reloaded(2, ObservedRole::Replica)),
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(None),
+                want: Plan::Wait {
+                    reason: WaitReason::DataAmbiguous {
+                        pods: vec![name(1), name(2), name(0)],
+                    },
+                },
+            },
+            Case {
+                name: "a replica kept real history: the normal rules decide, not the cold-restart rule",
+                pods: vec![
+                    reloaded(0, ObservedRole::Fenced),
+                    link_down(replica(1, 0, "M", 5000)),
+                ],
+                recorded: recorded(0, 1),
+                settings: settings(None),
+                want: Plan::Wait {
+                    reason: WaitReason::DataAmbiguous {
+                        pods: vec![name(0), name(1)],
+                    },
+                },
             },
         ]);
     }
