@@ -218,6 +218,7 @@ spec:
 """)
     local = Local(binary, server_bin, state, manifest)
     results = []
+    failed = False
     try:
         wait_until("Ready", lambda: ready(local.rr().get("status", {})), 120)
         password = local.password()
@@ -226,9 +227,15 @@ spec:
             log(f"run {i + 1}: {r['seconds']:.3f} s  {r['from']} -> {r['to']} epoch {r['epoch']} "
                 f"(operator durationMs {r['durationMs']})")
             results.append(r)
+    except Exception:
+        failed = True
+        raise
     finally:
         local.stop()
-        shutil.rmtree(state, ignore_errors=True)
+        if failed:
+            log(f"failed: state kept in {state} (local.out, operator.log, pods/*/log)")
+        else:
+            shutil.rmtree(state, ignore_errors=True)
     secs = [r["seconds"] for r in results]
     med = statistics.median(secs)
     lines = [

@@ -378,6 +378,32 @@ pub fn plan(pods: &[PodObservation], recorded: &RecordedState, settings: &Settin
                 // 0 and a fresh ID, so histories cannot be compared. The recorded master's copy
                 // is the one every replica was fed from; re-assigning it is what Redis does on
                 // such a restart (the replicas resync from it).
+                // The recorded master restarted (fenced) from a snapshot whose history no
+                // longer relates to its replicas' (e.g. an RDB received two promotions ago),
+                // while reachable replicas still carry the live history it was feeding them:
+                // its copy is from the past, theirs is current. The best replica is promoted.
+                Err(WaitReason::DataAmbiguous { .. })
+                    if master.role == ObservedRole::Fenced
+                        && pool
+                            .iter()
+                            .any(|p| p.name != master.name && p.master_repl_offset > 0) =>
+                {
+                    let others: Vec<&PodObservation> = pool
+                        .iter()
+                        .copied()
+                        .filter(|p| p.name != master.name)
+                        .collect();
+                    match select(&others, &prefer, &reachable) {
+                        Ok(best) => promote(
+                            best,
+                            PromoteReason::MasterBehind,
+                            next_epoch,
+                            &reachable,
+                            settings,
+                        ),
+                        Err(w) => wait(w),
+                    }
+                }
                 Err(WaitReason::DataAmbiguous { .. })
                     if !master.dataset_empty
                         && !master.sync_in_progress
@@ -849,6 +875,11 @@ mod tests {
         }
     }
 
+    fn master_fenced(mut p: PodObservation) -> PodObservation {
+        p.role = ObservedRole::Fenced;
+        p
+    }
+
     #[test]
     fn whole_set_restarted_without_replication_history() {
         check(vec![
@@ -879,18 +910,35 @@ mod tests {
                 },
             },
             Case {
-                name: "a replica kept real history: the normal rules decide, not the cold-restart rule",
+                name: "master reloaded without position, a replica kept the live history: the replica wins",
                 pods: vec![
                     reloaded(0, ObservedRole::Fenced),
                     link_down(replica(1, 0, "M", 5000)),
                 ],
                 recorded: recorded(0, 1),
                 settings: settings(None),
-                want: Plan::Wait {
-                    reason: WaitReason::DataAmbiguous {
-                        pods: vec![name(0), name(1)],
-                    },
-                },
+                want: promote_plan(1, PromoteReason::MasterBehind, 2, vec![to(0, 1)]),
+            },
+            Case {
+                name: "master restarted fenced from an RDB of an older, unrelated history: the live replicas win",
+                pods: vec![
+                    master_fenced(forked(master(0, "OLD", 300), "RESTORED")),
+                    link_down(forked(replica(1, 0, "LIVE", 500), "NEWER")),
+                    link_down(forked(replica(2, 0, "LIVE", 500), "NEWER")),
+                ],
+                recorded: recorded(0, 4),
+                settings: settings(None),
+                want: promote_plan(1, PromoteReason::MasterBehind, 5, vec![to(0, 1), to(2, 1)]),
+            },
+            Case {
+                name: "the same with a reachable master that is not fenced: it is never replaced",
+                pods: vec![
+                    forked(master(0, "OLD", 300), "RESTORED"),
+                    link_down(forked(replica(1, 0, "LIVE", 500), "NEWER")),
+                ],
+                recorded: recorded(0, 4),
+                settings: settings(None),
+                want: Plan::Keep,
             },
         ]);
     }
