@@ -163,6 +163,8 @@ struct Srv {
 
 impl Srv {
     fn try_start(ip: &str) -> Option<Srv> {
+        // Before the directory exists: a missing binary panics with nothing to clean up.
+        let bin = server_bin();
         let dir = std::env::temp_dir().join(format!(
             "tandem-roles-{}-{ip}-{}",
             std::process::id(),
@@ -172,17 +174,24 @@ impl Srv {
                 .unwrap_or_default()
         ));
         std::fs::create_dir_all(&dir).ok()?;
-        let log = std::fs::File::create(dir.join("stdout.log")).ok()?;
-        let child = Command::new(server_bin())
-            .args(["--bind", ip, "--port", "6379", "--dir", dir.to_str()?])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--requirepass", PW, "--masterauth", PW])
-            .args(["--repl-diskless-sync-delay", "0"])
-            .current_dir(&dir)
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
+        let spawned = (|| {
+            let log = std::fs::File::create(dir.join("stdout.log")).ok()?;
+            Command::new(&bin)
+                .args(["--bind", ip, "--port", "6379", "--dir", dir.to_str()?])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(["--requirepass", PW, "--masterauth", PW])
+                .args(["--repl-diskless-sync-delay", "0"])
+                .current_dir(&dir)
+                .stdout(Stdio::from(log))
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()
+        })();
+        let Some(child) = spawned else {
+            // Never leave the directory of a failed start behind.
+            let _ = std::fs::remove_dir_all(&dir);
+            return None;
+        };
         let mut s = Srv {
             ip: ip.to_string(),
             dir,
