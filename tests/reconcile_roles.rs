@@ -9,19 +9,18 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use common::fake_api::FakeApi;
+use common::loopback_servers::{self, Srv};
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{json, Value};
 use tandem_operator::build::Params;
 use tandem_operator::controller::{reconcile, Context};
 use tandem_operator::crd::RedisReplication;
 use tandem_operator::metrics::Metrics;
-use tandem_operator::roles::probe::{info_fields, Client, Timeouts, Value as Resp};
+use tandem_operator::roles::probe::{Timeouts, Value as Resp};
 
 const NS: &str = "prod";
 const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");
@@ -140,126 +139,8 @@ impl World {
     }
 }
 
-fn server_bin() -> PathBuf {
-    let op = PathBuf::from(env!("CARGO_BIN_EXE_tandem-operator"));
-    let bin = op
-        .parent()
-        .map(|d| d.join("tandem-server"))
-        .unwrap_or_default();
-    assert!(
-        bin.is_file(),
-        "{} not found: run `cargo build -p tandem-server` with the same CARGO_TARGET_DIR first",
-        bin.display()
-    );
-    bin
-}
-
-/// A tandem-server on `<ip>:6379`; killed and its directory removed on drop.
-struct Srv {
-    ip: String,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Srv {
-    fn try_start(ip: &str) -> Option<Srv> {
-        // Before the directory exists: a missing binary panics with nothing to clean up.
-        let bin = server_bin();
-        let dir = std::env::temp_dir().join(format!(
-            "tandem-roles-{}-{ip}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default()
-        ));
-        std::fs::create_dir_all(&dir).ok()?;
-        let spawned = (|| {
-            let log = std::fs::File::create(dir.join("stdout.log")).ok()?;
-            Command::new(&bin)
-                .args(["--bind", ip, "--port", "6379", "--dir", dir.to_str()?])
-                .args(["--save", "", "--appendonly", "no"])
-                .args(["--requirepass", PW, "--masterauth", PW])
-                .args(["--repl-diskless-sync-delay", "0"])
-                .current_dir(&dir)
-                .stdout(Stdio::from(log))
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()
-        })();
-        let Some(child) = spawned else {
-            // Never leave the directory of a failed start behind.
-            let _ = std::fs::remove_dir_all(&dir);
-            return None;
-        };
-        let mut s = Srv {
-            ip: ip.to_string(),
-            dir,
-            child: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(Ok(Some(_))) = s.child.as_mut().map(|c| c.try_wait()) {
-                return None; // address in use, most likely
-            }
-            if std::net::TcpStream::connect((ip, 6379)).is_ok() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    async fn client(&self) -> Client {
-        Client::connect(&format!("{}:6379", self.ip), Some(PW), Timeouts::default())
-            .await
-            .expect("connect")
-    }
-
-    async fn replication(&self, name: &str) -> Option<String> {
-        let text = self.client().await.info("replication").await.expect("INFO");
-        info_fields(&text)
-            .into_iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    }
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `n` servers on 127.X.Y.1..n, port 6379.
 fn servers(n: u8) -> Vec<Srv> {
-    // Tests of this binary run in parallel: each call takes its own address block.
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let pid = std::process::id();
-    for _ in 0..20 {
-        let attempt = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let x = 10 + (pid + attempt * 7) % 200;
-        let y = (pid / 200 + attempt * 13) % 250;
-        let mut out = Vec::new();
-        for i in 1..=n {
-            match Srv::try_start(&format!("127.{x}.{y}.{i}")) {
-                Some(s) => out.push(s),
-                None => break,
-            }
-        }
-        if out.len() == n as usize {
-            return out;
-        }
-    }
-    panic!("could not start {n} servers on loopback addresses");
+    loopback_servers::servers("roles", 0, n, PW)
 }
 
 #[tokio::test]

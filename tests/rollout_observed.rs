@@ -7,18 +7,16 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use common::fake_api::FakeApi;
+use common::loopback_servers::{self, Srv};
 use serde_json::{json, Value};
 use tandem_operator::build::Params;
 use tandem_operator::controller::{reconcile, Context};
 use tandem_operator::crd::RedisReplication;
 use tandem_operator::metrics::Metrics;
-use tandem_operator::roles::probe::{info_fields, Client, Timeouts};
 
 const NS: &str = "prod";
 const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");
@@ -26,123 +24,8 @@ const PW: &str = "pw-roll";
 const OLD: &str = "cache-rev-old";
 const NEW: &str = "cache-rev-new";
 
-fn server_bin() -> PathBuf {
-    let op = PathBuf::from(env!("CARGO_BIN_EXE_tandem-operator"));
-    let bin = op
-        .parent()
-        .map(|d| d.join("tandem-server"))
-        .unwrap_or_default();
-    assert!(
-        bin.is_file(),
-        "{} not found: run `cargo build -p tandem-server` with the same CARGO_TARGET_DIR first",
-        bin.display()
-    );
-    bin
-}
-
-/// A tandem-server on `<ip>:6379`; killed and its directory removed on drop.
-struct Srv {
-    ip: String,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Srv {
-    fn try_start(ip: &str) -> Option<Srv> {
-        // Before the directory exists: a missing binary panics with nothing to clean up.
-        let bin = server_bin();
-        let dir = std::env::temp_dir().join(format!(
-            "tandem-rollout-{}-{ip}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default()
-        ));
-        std::fs::create_dir_all(&dir).ok()?;
-        let spawned = (|| {
-            Command::new(&bin)
-                .args(["--bind", ip, "--port", "6379", "--dir", dir.to_str()?])
-                .args(["--save", "", "--appendonly", "no"])
-                .args(["--requirepass", PW, "--masterauth", PW])
-                .current_dir(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()
-        })();
-        let Some(child) = spawned else {
-            // Never leave the directory of a failed start behind.
-            let _ = std::fs::remove_dir_all(&dir);
-            return None;
-        };
-        let mut s = Srv {
-            ip: ip.to_string(),
-            dir,
-            child: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(Ok(Some(_))) = s.child.as_mut().map(|c| c.try_wait()) {
-                return None; // address in use, most likely
-            }
-            if std::net::TcpStream::connect((ip, 6379)).is_ok() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    async fn client(&self) -> Client {
-        Client::connect(&format!("{}:6379", self.ip), Some(PW), Timeouts::default())
-            .await
-            .expect("connect")
-    }
-
-    async fn field(&self, name: &str) -> Option<String> {
-        let text = self.client().await.info("replication").await.expect("INFO");
-        info_fields(&text)
-            .into_iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    }
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `n` servers on 127.X.Y.1..n, port 6379 (X.Y from the process id, retried on collisions).
 fn servers(n: u8) -> Vec<Srv> {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let pid = std::process::id();
-    for _ in 0..20 {
-        let attempt = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let x = 10 + (pid + attempt * 11 + 101) % 200;
-        let y = (pid / 200 + attempt * 17 + 3) % 250;
-        let mut out = Vec::new();
-        for i in 1..=n {
-            match Srv::try_start(&format!("127.{x}.{y}.{i}")) {
-                Some(s) => out.push(s),
-                None => break,
-            }
-        }
-        if out.len() == n as usize {
-            return out;
-        }
-    }
-    panic!("could not start {n} servers on loopback addresses");
+    loopback_servers::servers("rollout", 101, n, PW)
 }
 
 /// Servers 1.. replicate from server 0 by IP; returns once every link is up.
@@ -157,7 +40,7 @@ async fn replicate<S: std::borrow::Borrow<Srv>>(srv: &[S]) {
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     for s in &srv[1..] {
-        while s.field("master_link_status").await.as_deref() != Some("up") {
+        while s.replication("master_link_status").await.as_deref() != Some("up") {
             assert!(Instant::now() < deadline, "replica {} never linked", s.ip);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -342,7 +225,7 @@ async fn observed_set_reports_status_and_rolls_replicas_then_switches_the_master
     assert_eq!(w.condition("Ready")["reason"], "ReplicasNotInSync");
 
     // The replacement's server comes up and syncs: the next replica goes.
-    srv[2] = Srv::try_start(&owned[2]).expect("restart the replacement's server");
+    srv[2] = Srv::try_start("rollout", &owned[2], PW).expect("restart the replacement's server");
     replicate(&[&srv[0], &srv[2]]).await;
     w.pods(&ips, &[OLD, OLD, NEW]);
     w.reconcile().await;
@@ -374,6 +257,9 @@ async fn observed_set_reports_status_and_rolls_replicas_then_switches_the_master
     );
     assert_eq!(w.condition("Available")["status"], "True");
     let ord: usize = to.trim_start_matches("cache-").parse().unwrap();
-    assert_eq!(srv[ord].field("role").await.as_deref(), Some("master"));
-    assert_eq!(srv[0].field("role").await.as_deref(), Some("slave"));
+    assert_eq!(
+        srv[ord].replication("role").await.as_deref(),
+        Some("master")
+    );
+    assert_eq!(srv[0].replication("role").await.as_deref(), Some("slave"));
 }

@@ -4,4 +4,5 @@
 pub mod backend;
 pub mod fake_api;
 pub mod local;
+pub mod loopback_servers;
 pub mod schema;
