@@ -63,7 +63,7 @@ pub fn process(
     out: &mut Reply,
 ) -> Outcome {
     Stats::incr(&server.stats.total_commands_processed, 1);
-    let Some(cmd) = commands::lookup(&argv[0]) else {
+    let Some(cmd) = client.cmd_cache.lookup(&argv[0]) else {
         reject(server, client, out, &unknown_command(&argv));
         return Outcome::Done;
     };
@@ -202,7 +202,7 @@ fn call_argv(
 ) -> Outcome {
     let argv: &[Bytes] = &argv_cow;
     let dirty_before = store.dirty;
-    let started = Instant::now();
+    let started = store.cmd_clock.unwrap_or_else(Instant::now);
     let mut ctx = Ctx::at(store, server, client, started);
     ctx.may_block = may_block;
     let reply_start = out.len();
@@ -219,7 +219,11 @@ fn call_argv(
         action,
         ..
     } = ctx;
-    let elapsed = started.elapsed();
+    let ended = Instant::now();
+    if store.cmd_clock.is_some() {
+        store.cmd_clock = Some(ended);
+    }
+    let elapsed = ended.saturating_duration_since(started);
     let threshold = store.hot.slowlog_log_slower_than;
     if threshold >= 0 && elapsed.as_micros() as i64 >= threshold {
         let mut log = server.slowlog.lock();

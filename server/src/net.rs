@@ -321,6 +321,7 @@ impl Conn {
             }
             if !self.pending.is_empty() && !self.held {
                 let mut store = self.server.store.lock();
+                store.cmd_clock = Some(Instant::now());
                 while let Some(argv) = self.pending.pop_front() {
                     if self.must_pause(&argv) {
                         // Replies so far go out; this command waits for the pause end.
@@ -353,6 +354,7 @@ impl Conn {
                         break;
                     }
                 }
+                store.cmd_clock = None;
             }
             if let Some(e) = protocol_error {
                 if self.pending.is_empty() && matches!(outcome, Outcome::Done) {

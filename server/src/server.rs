@@ -184,6 +184,11 @@ pub struct Store {
     pub repl: crate::replication::ReplState,
     /// Hot configuration values (see [`HotConfig`]).
     pub hot: HotConfig,
+    /// Within a batch of commands run under one lock hold: when the previous command
+    /// ended, which is when the next one starts (one clock reading per command instead
+    /// of two). `None` outside such a batch; whoever sets it clears it before the lock
+    /// is released, so idle time is never charged to a command.
+    pub cmd_clock: Option<std::time::Instant>,
 }
 
 impl Store {
@@ -201,6 +206,7 @@ impl Store {
             lastsave: now_ms() / 1000,
             repl: crate::replication::ReplState::default(),
             hot: HotConfig::from_config(&Config::default()),
+            cmd_clock: None,
         }
     }
 

@@ -262,6 +262,36 @@ pub struct ClientState {
     pub msg_tx: Option<crate::pubsub::MsgSender>,
     /// What a would-be replica announced with REPLCONF (port, ip, capabilities).
     pub repl_conf: Option<Box<crate::replication::ReplConf>>,
+    /// The last command looked up by name (clients mostly repeat one command).
+    pub cmd_cache: CmdCache,
+}
+
+/// Remembers the last command name a client sent, exactly as spelled, and the
+/// table entry it names: a repeat costs one short compare instead of a lowercase
+/// copy and a hash lookup.
+#[derive(Debug, Default)]
+pub struct CmdCache {
+    name: [u8; 16],
+    len: u8,
+    cmd: Option<&'static Command>,
+}
+
+impl CmdCache {
+    /// `lookup(name)`, answered from the cache when `name` is the same bytes as last time.
+    pub fn lookup(&mut self, name: &[u8]) -> Option<&'static Command> {
+        if let Some(cmd) = self.cmd {
+            if name.len() == self.len as usize && name == &self.name[..name.len()] {
+                return Some(cmd);
+            }
+        }
+        let cmd = lookup(name)?;
+        if name.len() <= self.name.len() {
+            self.name[..name.len()].copy_from_slice(name);
+            self.len = name.len() as u8;
+            self.cmd = Some(cmd);
+        }
+        Some(cmd)
+    }
 }
 
 impl ClientState {
@@ -288,6 +318,7 @@ impl ClientState {
             woff: 0,
             msg_tx: None,
             repl_conf: None,
+            cmd_cache: CmdCache::default(),
         }
     }
 

@@ -844,11 +844,15 @@ async fn stream_loop(
             if store.repl.link_generation != gen {
                 return LinkEnd::Stale;
             }
+            store.cmd_clock = Some(Instant::now());
+            let mut out = Reply::new(false);
+            let mut name: Vec<u8> = Vec::new();
             loop {
                 if parser.is_idle()
                     && !inbuf.is_empty()
                     && !matches!(inbuf[0], b'*' | b'\n' | b'\r')
                 {
+                    store.cmd_clock = None;
                     drop(store);
                     crate::warning!(
                         "WARNING: Receiving inline protocol from master, master stream corruption? Closing the master connection and discarding the cached master."
@@ -860,6 +864,7 @@ async fn stream_loop(
                     Ok(Some(Request::Empty)) => continue,
                     Ok(Some(Request::Command(argv))) => argv,
                     Err(e) => {
+                        store.cmd_clock = None;
                         drop(store);
                         crate::warning!(
                             "Protocol error from master: {e}. Closing the master connection."
@@ -874,8 +879,11 @@ async fn stream_loop(
                     // Answered with the offset before this command.
                     getacks.push(reploff);
                 } else {
-                    let mut out = Reply::new(false);
-                    let name = String::from_utf8_lossy(&argv[0]).into_owned();
+                    out.buf.clear();
+                    // Only needed for the error log below (a reused buffer: cloning
+                    // the `Bytes` would allocate).
+                    name.clear();
+                    name.extend_from_slice(&argv[0]);
                     let outcome =
                         exec::process(server, &mut store, &mut client, None, argv, &mut out);
                     if matches!(outcome, Outcome::Blocked { .. }) {
@@ -884,6 +892,7 @@ async fn stream_loop(
                     if out.buf.first() == Some(&b'-') {
                         let line = String::from_utf8_lossy(&out.buf);
                         let err = line.trim_start_matches('-').lines().next().unwrap_or("");
+                        let name = String::from_utf8_lossy(&name);
                         crate::warning!(
                             "== CRITICAL == This replica is sending an error to its master: '{err}' after processing the command '{name}'"
                         );
@@ -898,6 +907,7 @@ async fn stream_loop(
                     }
                 }
             }
+            store.cmd_clock = None;
             if let Some(m) = store.repl.master.as_mut() {
                 m.client = Some((read_reploff, reploff, client.db));
                 m.last_io = last_io;
