@@ -93,7 +93,8 @@ pub fn process(
     }
     if client.multi.is_some() && !cmd.is(flags::NO_MULTI) {
         if let Some(q) = client.multi.as_mut() {
-            q.push(argv);
+            // Queued commands may wait long: they must not pin read buffers.
+            q.push(argv.iter().map(crate::util::detach).collect());
         }
         out.simple("QUEUED");
         return Outcome::Done;
@@ -281,7 +282,7 @@ fn call_argv(
             for k in &keys {
                 store
                     .blocking_keys
-                    .entry((db, k.clone()))
+                    .entry((db, crate::util::detach(k)))
                     .or_default()
                     .push_back(client.id);
             }
@@ -289,8 +290,8 @@ fn call_argv(
                 client.id,
                 Waiter {
                     db,
-                    keys,
-                    argv: argv.to_vec(),
+                    keys: keys.iter().map(crate::util::detach).collect(),
+                    argv: argv.iter().map(crate::util::detach).collect(),
                     resp3: client.resp3,
                     tx,
                 },

@@ -61,6 +61,9 @@ impl PubSub {
     /// a pattern counts twice, as in Redis).
     pub fn publish(&self, channel: &Bytes, data: &Bytes) -> usize {
         let mut n = 0;
+        // Messages can wait in a slow subscriber's queue: own copies, not slices of
+        // the publisher's read buffer.
+        let (channel, data) = (&crate::util::detach(channel), &crate::util::detach(data));
         if let Some(subs) = self.channels.get(channel) {
             for tx in subs.values() {
                 let _ = tx.send(PubMsg::Message {

@@ -22,12 +22,22 @@ pub const MAX_MULTIBULK_LEN: i64 = 1024 * 1024;
 #[error("Protocol error: {0}")]
 pub struct ProtocolError(pub String);
 
+/// Arguments up to this size are taken as slices of the read buffer when their whole
+/// request is buffered (no allocation, no copy); longer ones are copied, so a large
+/// stored value never keeps a read buffer alive. Anything that keeps a small argument
+/// beyond its command copies it (`util::detach`, `strings::stored`).
+const SLICE_MAX: usize = 4096;
+/// Requests with more arguments than this always take the incremental path.
+const WHOLE_MAX_ARGS: usize = 64;
+
 /// Incremental request parser state for one connection.
 #[derive(Debug, Default)]
 pub struct RequestParser {
     /// Arguments still expected by the multibulk being read (0 = between requests).
     pending: usize,
     args: Vec<Bytes>,
+    /// (start, len) of each argument of a fully buffered request (reused).
+    spans: Vec<(usize, usize)>,
     /// Largest bulk accepted (`proto-max-bulk-len`).
     pub max_bulk_len: i64,
 }
@@ -91,6 +101,7 @@ impl RequestParser {
         RequestParser {
             pending: 0,
             args: Vec::new(),
+            spans: Vec::new(),
             max_bulk_len,
         }
     }
@@ -123,6 +134,25 @@ impl RequestParser {
             if n <= 0 {
                 // `*0` or `*-1`: an empty request, silently skipped as Redis does.
                 return Ok(Some(Request::Empty));
+            }
+            if n as usize <= WHOLE_MAX_ARGS {
+                if let Some(total) = self.scan_whole(buf, n as usize) {
+                    // The whole request is here: one split of the buffer, and each
+                    // argument a slice of it (or a copy, if long).
+                    let frozen = buf.split_to(total).freeze();
+                    let args = self
+                        .spans
+                        .iter()
+                        .map(|&(at, len)| {
+                            if len > SLICE_MAX {
+                                Bytes::copy_from_slice(&frozen[at..at + len])
+                            } else {
+                                frozen.slice(at..at + len)
+                            }
+                        })
+                        .collect();
+                    return Ok(Some(Request::Command(args)));
+                }
             }
             self.pending = n as usize;
             // Do not trust the header for the allocation size (1M-arg headers are cheap to send).
@@ -159,6 +189,31 @@ impl RequestParser {
             self.pending -= 1;
         }
         Ok(Some(Request::Command(std::mem::take(&mut self.args))))
+    }
+
+    /// If `buf` holds `n` complete, well-formed bulk arguments, records where each
+    /// one is in `spans` and returns the bytes they take. Anything else (incomplete,
+    /// malformed, over `max_bulk_len`) returns None and is left to the incremental
+    /// path, which consumes what is complete and reports errors.
+    fn scan_whole(&mut self, buf: &[u8], n: usize) -> Option<usize> {
+        self.spans.clear();
+        let mut pos = 0;
+        for _ in 0..n {
+            let rest = &buf[pos..];
+            if rest.first() != Some(&b'$') {
+                return None;
+            }
+            let end = find_crlf(rest)?;
+            let len = parse_i64(&rest[1..end]).filter(|&l| l >= 0 && l <= self.max_bulk_len)?;
+            let start = pos + end + 2;
+            let next = start.checked_add(len as usize)?.checked_add(2)?;
+            if next > buf.len() {
+                return None;
+            }
+            self.spans.push((start, len as usize));
+            pos = next;
+        }
+        Some(pos)
     }
 }
 
@@ -539,6 +594,59 @@ mod tests {
         buf.extend_from_slice(b"lo\r\n");
         assert_eq!(p.parse(&mut buf).unwrap(), Some(cmd(&["GET", "hello"])));
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn whole_and_incremental_parsing_agree_at_every_split_point() {
+        let big = "x".repeat(SLICE_MAX + 10);
+        let mut input = Vec::new();
+        for parts in [
+            vec!["SET", "key:1", "v"],
+            vec!["SET", "k", big.as_str()],
+            vec!["GET", ""],
+            vec!["PING"],
+        ] {
+            input.extend_from_slice(format!("*{}\r\n", parts.len()).as_bytes());
+            for a in parts {
+                input.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+            }
+        }
+        let expected = parse_all(&input).unwrap();
+        assert_eq!(expected.len(), 4);
+        assert_eq!(expected[1], cmd(&["SET", "k", &big]));
+        for cut in 0..=input.len() {
+            let mut p = RequestParser::new(512 * 1024 * 1024);
+            let mut buf = BytesMut::from(&input[..cut]);
+            let mut got = Vec::new();
+            while let Some(r) = p.parse(&mut buf).unwrap() {
+                got.push(r);
+            }
+            buf.extend_from_slice(&input[cut..]);
+            while let Some(r) = p.parse(&mut buf).unwrap() {
+                got.push(r);
+            }
+            assert_eq!(got, expected, "split at {cut}");
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn small_arguments_are_slices_and_large_ones_copies() {
+        let big = vec![b'y'; SLICE_MAX + 1];
+        let mut input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n".to_vec();
+        input.extend_from_slice(format!("${}\r\n", big.len()).as_bytes());
+        input.extend_from_slice(&big);
+        input.extend_from_slice(b"\r\n");
+        let mut buf = BytesMut::with_capacity(input.len() + 16);
+        buf.extend_from_slice(&input);
+        let region = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.capacity();
+        let mut p = RequestParser::new(512 * 1024 * 1024);
+        let Some(Request::Command(argv)) = p.parse(&mut buf).unwrap() else {
+            panic!("no command parsed");
+        };
+        assert!(region.contains(&(argv[1].as_ptr() as usize)));
+        assert!(!region.contains(&(argv[2].as_ptr() as usize)));
+        assert_eq!(&argv[2][..], &big[..]);
     }
 
     #[test]

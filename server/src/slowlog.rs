@@ -46,7 +46,7 @@ impl SlowLog {
                 v.extend_from_slice(format!("... ({} more bytes)", a.len() - 128).as_bytes());
                 args.push(Bytes::from(v));
             } else {
-                args.push(a.clone());
+                args.push(crate::util::detach(a));
             }
         }
         self.entries.push_front(SlowEntry {

@@ -2,6 +2,14 @@
 
 /// Renders bytes like Redis's `sdscatrepr` (MONITOR, SLOWLOG, CLIENT LIST):
 /// printable ASCII as is, `\\` and `"` escaped, `\n \r \t \a \b`, others as `\xHH`.
+/// An owned copy of a request argument that is kept beyond the command (a channel
+/// name, a WATCHed key, a client name, a SLOWLOG argument, a blocked command).
+/// Small arguments are slices of the connection's read buffer (see
+/// `resp::RequestParser`); keeping one would keep that whole buffer alive.
+pub fn detach(arg: &bytes::Bytes) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(arg)
+}
+
 pub fn repr_bytes(b: &[u8]) -> String {
     let mut s = String::with_capacity(b.len());
     for &c in b {

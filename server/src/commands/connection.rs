@@ -340,7 +340,7 @@ fn client(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             ctx.client.name = if argv[2].is_empty() {
                 None
             } else {
-                Some(argv[2].clone())
+                Some(crate::util::detach(&argv[2]))
             };
             out.ok();
         }

@@ -203,7 +203,7 @@ fn hincrby(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         ctx.delete_if_empty(&argv[1]);
         return Err(err::OVERFLOW);
     };
-    h.insert(argv[2].clone(), Bytes::from(new.to_string()));
+    h.insert(stored(&argv[2]), Bytes::from(new.to_string()));
     ctx.dirty(1);
     out.int(new);
     Ok(())
@@ -246,7 +246,7 @@ fn hincrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     let text = Bytes::from(new.to_human());
     if let Some(h) = hash_w(ctx, &argv[1])? {
-        h.insert(argv[2].clone(), text.clone());
+        h.insert(stored(&argv[2]), text.clone());
     }
     ctx.dirty(1);
     out.bulk(&text);

@@ -274,7 +274,7 @@ fn lset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let Some(slot) = index_of(idx, len).and_then(|i| l.get_mut(i)) else {
         return Err(err::OUT_OF_RANGE);
     };
-    *slot = argv[3].clone();
+    *slot = stored(&argv[3]);
     ctx.dirty(1);
     out.ok();
     Ok(())
@@ -296,7 +296,7 @@ fn linsert(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.int(-1);
         return Ok(());
     };
-    l.insert(if after { pos + 1 } else { pos }, argv[4].clone());
+    l.insert(if after { pos + 1 } else { pos }, stored(&argv[4]));
     let len = l.len();
     ctx.dirty(1);
     out.int(len as i64);

@@ -42,6 +42,7 @@ fn subscribe_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], kind: &[u8]
     let id = ctx.client.id;
     for ch in &argv[1..] {
         if !ctx.client.channels.contains(ch) {
+            let ch = &crate::util::detach(ch);
             ctx.client.channels.push(ch.clone());
             if let Some(tx) = ctx.client.msg_tx.clone() {
                 ctx.store.pubsub.subscribe(ch, id, tx);
@@ -93,6 +94,7 @@ fn psubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let id = ctx.client.id;
     for p in &argv[1..] {
         if !ctx.client.patterns.contains(p) {
+            let p = &crate::util::detach(p);
             ctx.client.patterns.push(p.clone());
             if let Some(tx) = ctx.client.msg_tx.clone() {
                 ctx.store.pubsub.psubscribe(p, id, tx);

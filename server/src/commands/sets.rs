@@ -280,7 +280,7 @@ fn smove(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         ctx.set(dst.clone(), Value::new_set());
     }
     if let Some(d) = set_w(ctx, dst)? {
-        d.insert(m.clone());
+        d.insert(stored(m));
     }
     ctx.dirty(1);
     out.int(1);

@@ -118,11 +118,12 @@ fn watch(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         // A key that is already past its TTL is removed now, so that only expiries
         // happening after WATCH abort the transaction (as Redis 7.0 decides).
         ctx.expire_if_needed(key);
+        let key = crate::util::detach(key);
         ctx.client.watched.push((db, key.clone()));
         let flag = ctx.client.watch_dirty.clone();
         ctx.store
             .watched
-            .entry((db, key.clone()))
+            .entry((db, key))
             .or_default()
             .push((ctx.client.id, flag));
     }
