@@ -327,8 +327,14 @@ pub fn flush_propagated(server: &Arc<Server>, store: &mut Store) {
     if store.propagated.is_empty() {
         return;
     }
-    let ops = std::mem::take(&mut store.propagated);
-    crate::propagate::feed(server, store, ops);
+    // Taken out while it is fed, then put back empty: its allocation is reused by
+    // the next write instead of a new one per command.
+    let mut ops = std::mem::take(&mut store.propagated);
+    crate::propagate::feed(server, store, &ops);
+    ops.clear();
+    if store.propagated.is_empty() {
+        store.propagated = ops;
+    }
 }
 
 /// Serves clients blocked on keys that became ready (Redis `handleClientsBlockedOnKeys`).

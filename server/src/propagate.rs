@@ -11,11 +11,11 @@ use crate::server::{Server, Store};
 use bytes::Bytes;
 use std::sync::Arc;
 
-pub fn feed(server: &Arc<Server>, store: &mut Store, ops: Vec<(usize, Vec<Bytes>)>) {
-    crate::aof::feed(server, store, &ops);
+pub fn feed(server: &Arc<Server>, store: &mut Store, ops: &[(usize, Vec<Bytes>)]) {
+    crate::aof::feed(server, store, ops);
     if store.repl.should_generate() {
         let mut buf = Vec::new();
-        encode_ops(&mut store.repl.slaveseldb, &ops, &mut buf);
+        encode_ops(&mut store.repl.slaveseldb, ops, &mut buf);
         store.repl.append_stream(Bytes::from(buf));
     }
 }
@@ -114,10 +114,10 @@ mod tests {
     fn feeding_counts_offset_only_with_a_backlog_or_replica() {
         let server = crate::server::Server::new(crate::config::Config::default());
         let mut store = server.store.lock();
-        feed(&server, &mut store, vec![op(0, &["set", "a", "1"])]);
+        feed(&server, &mut store, &[op(0, &["set", "a", "1"])]);
         assert_eq!(store.repl.master_repl_offset, 0);
         store.repl.ensure_backlog(1 << 20);
-        feed(&server, &mut store, vec![op(0, &["set", "k1", "v1"])]);
+        feed(&server, &mut store, &[op(0, &["set", "k1", "v1"])]);
         assert_eq!(store.repl.master_repl_offset, 52);
         let b = store.repl.backlog.as_ref().expect("backlog");
         assert_eq!((b.first_byte(), b.histlen()), (1, 52));
@@ -133,7 +133,7 @@ mod tests {
             transfer: None,
             transfer_last_io: std::time::Instant::now(),
         });
-        feed(&server, &mut store, vec![op(0, &["set", "k2", "v2"])]);
+        feed(&server, &mut store, &[op(0, &["set", "k2", "v2"])]);
         assert_eq!(store.repl.master_repl_offset, 52);
     }
 }

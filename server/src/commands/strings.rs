@@ -193,7 +193,14 @@ fn set_generic(
         let old = read_str(ctx, key)?;
         out.opt_bulk(old.as_deref());
     }
-    let found = ctx.exists(key);
+    // Like Redis, an expired key is deleted (and the deletion propagated) first; only
+    // NX/XX need to know whether the key exists, the write below looks it up anyway.
+    let found = if o.nx || o.xx {
+        ctx.exists(key)
+    } else {
+        ctx.expire_if_needed(key);
+        false
+    };
     if (o.nx && found) || (o.xx && !found) {
         if !o.get {
             if int_replies {
