@@ -95,7 +95,17 @@ fn main() {
             ),
         );
     }
+    // `io-threads N`: the runtime's worker threads, which run the connections
+    // (socket I/O, parsing, and execution under the store lock). 1 by default as in
+    // Redis: on a busy server the second worker mostly adds wake-ups and lock
+    // hand-overs (docs/benchmarks.md, optimisation log).
+    let workers = config
+        .get("io-threads")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {

@@ -257,7 +257,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("hll-sparse-max-bytes", None, Memory(0, LMAX), "3000", 0),
     d("hz", None, Int(0, IMAX), "10", A),
     d("ignore-warnings", None, Str, "", 0),
-    d("io-threads", None, Int(1, 128), "1", I),
+    d("io-threads", None, Int(1, 128), "1", A | I),
     d("io-threads-do-reads", None, Bool, "no", I),
     d("jemalloc-bg-thread", None, Bool, "yes", 0),
     d("latency-monitor-threshold", None, Int(0, LMAX), "0", 0),
