@@ -540,8 +540,13 @@ impl Conn {
         info.resp = if self.client.resp3 { 3 } else { 2 };
         info.last_interaction = Some(Instant::now());
         info.qbuf = self.inbuf.len();
-        info.lib_name = self.client.lib_name.clone();
-        info.lib_ver = self.client.lib_ver.clone();
+        // Compared first: cloning a `String` allocates, and these rarely change.
+        if info.lib_name != self.client.lib_name {
+            info.lib_name = self.client.lib_name.clone();
+        }
+        if info.lib_ver != self.client.lib_ver {
+            info.lib_ver = self.client.lib_ver.clone();
+        }
     }
 
     /// Drops every registration this client holds in shared state.
