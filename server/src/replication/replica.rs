@@ -847,6 +847,9 @@ async fn stream_loop(
             store.cmd_clock = Some(Instant::now());
             let mut out = Reply::new(false);
             let mut name: Vec<u8> = Vec::new();
+            // Bytes at the front of `raw` applied in this batch (a MULTI still
+            // open at the end of a batch stays unsettled until its EXEC).
+            let mut settled = 0usize;
             loop {
                 if parser.is_idle()
                     && !inbuf.is_empty()
@@ -899,13 +902,18 @@ async fn stream_loop(
                     }
                 }
                 if client.multi.is_none() {
+                    // Everything consumed so far is applied: our offset moves now
+                    // (GETACK answers it), the bytes join our own stream below.
                     let applied = raw.len() - inbuf.len();
-                    if applied > 0 {
-                        let bytes = raw.split_to(applied).freeze();
-                        reploff += applied as i64;
-                        store.repl.append_stream(bytes);
-                    }
+                    reploff += (applied - settled) as i64;
+                    settled = applied;
                 }
+            }
+            // One append per batch instead of one per command. The early returns
+            // above end in `link_broken`, which discards this history anyway.
+            if settled > 0 {
+                let bytes = raw.split_to(settled).freeze();
+                store.repl.append_stream(bytes);
             }
             store.cmd_clock = None;
             if let Some(m) = store.repl.master.as_mut() {
