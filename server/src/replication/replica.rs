@@ -10,6 +10,7 @@
 //! When an established link drops, its state becomes the cached master used for
 //! the next PSYNC.
 
+use super::sync_stream::{ChunkReader, Piece};
 use super::{CachedMaster, LinkState, MasterLink};
 use crate::commands::ClientState;
 use crate::db::Db;
@@ -513,36 +514,14 @@ async fn transfer(
         );
         return Err(LinkEnd::Failed);
     }
-    let transfer_err = |e: ReadErr| {
-        match e {
-            ReadErr::Timeout => crate::warning!(
-                "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value."
-            ),
-            e => crate::warning!("I/O error trying to sync with MASTER: {e}"),
-        }
-        LinkEnd::Failed
-    };
-    let (payload, eof_form) = if header.starts_with("$EOF:") && header.len() >= 45 {
-        let mark = header.as_bytes()[5..45].to_vec();
+    let form = if header.starts_with("$EOF:") && header.len() >= 45 {
+        let mut mark = [0u8; 40];
+        mark.copy_from_slice(&header.as_bytes()[5..45]);
         crate::notice!(
             "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to disk"
         );
         update(server, gen, |_, m| m.transfer = Some((0, 0)));
-        loop {
-            let n = io.buf.len();
-            if n >= 40 && io.buf[n - 40..] == mark[..] {
-                break;
-            }
-            io.fill(timeout).await.map_err(transfer_err)?;
-            let read = io.buf.len() as i64;
-            update(server, gen, |_, m| {
-                m.transfer = Some((0, read));
-                m.transfer_last_io = Instant::now();
-            });
-        }
-        let mut data = std::mem::take(&mut io.buf);
-        data.truncate(data.len() - 40);
-        (data.freeze(), true)
+        Form::Eof(mark)
     } else {
         let Some(len) = crate::resp::parse_i64(&header.as_bytes()[1..]).filter(|n| *n >= 0) else {
             crate::warning!(
@@ -551,29 +530,10 @@ async fn transfer(
             return Err(LinkEnd::Failed);
         };
         crate::notice!("MASTER <-> REPLICA sync: receiving {len} bytes from master to disk");
-        let len = len as usize;
-        update(server, gen, |_, m| m.transfer = Some((len as i64, 0)));
-        while io.buf.len() < len {
-            io.fill(timeout).await.map_err(transfer_err)?;
-            let read = io.buf.len().min(len) as i64;
-            update(server, gen, |_, m| {
-                m.transfer = Some((len as i64, read));
-                m.transfer_last_io = Instant::now();
-            });
-        }
-        // Whatever follows the payload is already replication stream.
-        (io.buf.split_to(len).freeze(), false)
+        update(server, gen, |_, m| m.transfer = Some((len, 0)));
+        Form::Len(len as usize)
     };
-
-    if !update(server, gen, |store, _| {
-        if store.repl.cached_master.take().is_some() {
-            crate::notice!("Discarding previously cached master state.");
-        }
-    }) {
-        return Err(LinkEnd::Stale);
-    }
-    crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
-    crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+    let eof_form = matches!(form, Form::Eof(_));
     let (ndbs, dbfilename, del_sync_file) = {
         let c = server.config.read();
         (
@@ -582,23 +542,36 @@ async fn transfer(
             c.rdb_del_sync_files && c.save.is_empty() && !c.appendonly,
         )
     };
-    let mut job = tokio::task::spawn_blocking(move || {
-        // As Redis does with repl-diskless-load disabled, the payload becomes our
-        // dump file (written to a temp file, then renamed over dbfilename), so a
-        // restart can continue this history.
-        if !dbfilename.is_empty() {
-            persist_sync_file(&payload, &dbfilename, del_sync_file)?;
-        }
-        let mut dbs: Vec<Db> = (0..ndbs).map(|_| Db::new()).collect();
-        let opts = super::codec::LoadOptions {
-            now_ms: crate::server::now_ms(),
-            drop_expired: false,
-        };
-        let mut rd: &[u8] = &payload;
-        super::codec::load(&mut rd, &mut dbs, &opts)
-            .map(|info| (dbs, info))
-            .map_err(|e| SyncFileError::Load(e.to_string()))
-    });
+    // The payload is loaded while it arrives: a blocking thread parses the
+    // chunks the receive loop hands it (into fresh Dbs, swapped in only when
+    // everything succeeded) and writes the same bytes to the sync file.
+    let (tx, rx) = tokio::sync::mpsc::channel(LOAD_DEPTH);
+    let mut job =
+        tokio::task::spawn_blocking(move || load_streamed(rx, ndbs, &dbfilename, del_sync_file));
+    let received = receive_payload(server, gen, io, &form, &tx, timeout).await;
+    let received = match received {
+        Ok(()) => tx.send(Piece::End).await.map_err(|_| Recv::LoaderGone),
+        Err(e) => Err(e),
+    };
+    drop(tx);
+    if let Err(Recv::Link(end)) = received {
+        // The transfer broke: the loader sees the channel close without the end,
+        // drops what it loaded and removes the temp file. Old data stays.
+        let _ = job.await;
+        return Err(end);
+    }
+    if received.is_ok()
+        && !update(server, gen, |store, _| {
+            if store.repl.cached_master.take().is_some() {
+                crate::notice!("Discarding previously cached master state.");
+            }
+        })
+    {
+        let _ = job.await;
+        return Err(LinkEnd::Stale);
+    }
+    crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
+    crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
     // While loading, a newline per second tells the master we are alive (Redis
     // `replicationSendNewlineToMaster`); the master refreshes our ACK time.
     let loaded = loop {
@@ -625,6 +598,10 @@ async fn transfer(
             crate::warning!(
                 "Write error or short write writing to the DB dump file needed for MASTER <-> REPLICA synchronization: {e}"
             );
+            return Err(LinkEnd::Failed);
+        }
+        Ok(Err(SyncFileError::Aborted)) => {
+            crate::warning!("I/O error trying to sync with MASTER: connection lost");
             return Err(LinkEnd::Failed);
         }
         Err(e) => {
@@ -696,36 +673,201 @@ enum SyncFileError {
     Open(String),
     Write(String),
     Load(String),
+    /// The transfer broke before the end of the payload.
+    Aborted,
 }
 
-/// Writes the received RDB to `temp-<unixtime>.<pid>.rdb`, fsyncs it and renames it
-/// over `dbfilename` (relative to `dir`, the working directory). With persistence
-/// off and `rdb-del-sync-files yes` the file is removed again.
-fn persist_sync_file(payload: &[u8], dbfilename: &str, delete: bool) -> Result<(), SyncFileError> {
-    use std::io::Write;
-    let tmp = format!(
-        "temp-{}.{}.rdb",
-        crate::server::now_ms() / 1000,
-        std::process::id()
-    );
+/// Payload chunks queued for the loading thread (each is up to a few hundred KiB).
+const LOAD_DEPTH: usize = 32;
+
+/// The receive loop hands the loader pieces of at least this size (except the
+/// last), so tiny socket reads do not turn into tiny channel messages.
+const MIN_PIECE: usize = 32 * 1024;
+
+/// How the payload is delimited.
+enum Form {
+    /// `$EOF:<mark>`: the payload ends where the 40-byte mark is found.
+    Eof([u8; 40]),
+    /// `$<len>`: exactly this many bytes.
+    Len(usize),
+}
+
+/// Why receiving stopped early.
+enum Recv {
+    /// The link failed (logged) or went stale.
+    Link(LinkEnd),
+    /// The loading thread stopped taking chunks (its result says why).
+    LoaderGone,
+}
+
+/// Receives the payload, handing it to the loader in order. For the EOF form the
+/// last 40 bytes are held back until it is known whether they are the mark.
+async fn receive_payload(
+    server: &Arc<Server>,
+    gen: u64,
+    io: &mut LinkIo,
+    form: &Form,
+    tx: &tokio::sync::mpsc::Sender<Piece>,
+    timeout: Duration,
+) -> Result<(), Recv> {
+    let transfer_err = |e: ReadErr| {
+        match e {
+            ReadErr::Timeout => crate::warning!(
+                "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value."
+            ),
+            e => crate::warning!("I/O error trying to sync with MASTER: {e}"),
+        }
+        Recv::Link(LinkEnd::Failed)
+    };
+    let mut received = io.buf.len() as i64;
+    match form {
+        Form::Eof(mark) => loop {
+            let n = io.buf.len();
+            let done = n >= 40 && io.buf[n - 40..] == mark[..];
+            if done || n >= 40 + MIN_PIECE {
+                let data = io.buf.split_to(n - 40).freeze();
+                if !data.is_empty() {
+                    push(tx, data, &mut io.stream).await?;
+                }
+                if done {
+                    // Nothing follows the mark before our ACK.
+                    io.buf.clear();
+                    return Ok(());
+                }
+            }
+            received += io.fill(timeout).await.map_err(transfer_err)? as i64;
+            if !update(server, gen, |_, m| {
+                m.transfer = Some((0, received));
+                m.transfer_last_io = Instant::now();
+            }) {
+                return Err(Recv::Link(LinkEnd::Stale));
+            }
+        },
+        Form::Len(len) => {
+            let mut left = *len;
+            loop {
+                let take = io.buf.len().min(left);
+                if take > 0 && (take == left || take >= MIN_PIECE) {
+                    // Whatever follows the payload is already replication stream.
+                    let data = io.buf.split_to(take).freeze();
+                    push(tx, data, &mut io.stream).await?;
+                    left -= take;
+                }
+                if left == 0 {
+                    return Ok(());
+                }
+                received += io.fill(timeout).await.map_err(transfer_err)? as i64;
+                let read = received.min(*len as i64);
+                if !update(server, gen, |_, m| {
+                    m.transfer = Some((*len as i64, read));
+                    m.transfer_last_io = Instant::now();
+                }) {
+                    return Err(Recv::Link(LinkEnd::Stale));
+                }
+            }
+        }
+    }
+}
+
+/// Hands one chunk to the loader, waiting for room; a newline per second tells
+/// the master we are alive meanwhile.
+async fn push(
+    tx: &tokio::sync::mpsc::Sender<Piece>,
+    data: Bytes,
+    stream: &mut TcpStream,
+) -> Result<(), Recv> {
+    let send = tx.send(Piece::Data(data));
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            r = &mut send => return r.map_err(|_| Recv::LoaderGone),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                let _ = stream.write_all(b"\n").await;
+            }
+        }
+    }
+}
+
+/// The loading thread: parses the payload from the chunks as they arrive into
+/// fresh Dbs and writes the same bytes to `temp-<unixtime>.<pid>.rdb`; at the end
+/// fsyncs it and renames it over `dbfilename` (relative to `dir`, the working
+/// directory), as Redis does with the received RDB when loading from disk. With
+/// persistence off and `rdb-del-sync-files yes` the file is removed again. On any
+/// failure (broken transfer, bad RDB, file error) the partial data is dropped
+/// here and the temp file removed.
+fn load_streamed(
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+    ndbs: usize,
+    dbfilename: &str,
+    delete: bool,
+) -> Result<(Vec<Db>, crate::rdb::LoadInfo), SyncFileError> {
     let text = |e: std::io::Error| io_text(&e);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| SyncFileError::Open(text(e)))?;
-    let written = f.write_all(payload).and_then(|_| f.sync_all());
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(SyncFileError::Write(text(e)));
+    let tmp = (!dbfilename.is_empty()).then(|| {
+        format!(
+            "temp-{}.{}.rdb",
+            crate::server::now_ms() / 1000,
+            std::process::id()
+        )
+    });
+    let file = match &tmp {
+        Some(t) => Some(std::fs::File::create(t).map_err(|e| SyncFileError::Open(text(e)))?),
+        None => None,
+    };
+    let remove_tmp = || {
+        if let Some(t) = &tmp {
+            let _ = std::fs::remove_file(t);
+        }
+    };
+    let mut rd = ChunkReader::new(rx, file);
+    let mut dbs: Vec<Db> = (0..ndbs).map(|_| Db::new()).collect();
+    let opts = super::codec::LoadOptions {
+        now_ms: crate::server::now_ms(),
+        drop_expired: false,
+    };
+    let res = super::codec::load(&mut rd, &mut dbs, &opts);
+    // The file must hold the whole payload, also what follows the RDB's end.
+    let complete = res.is_ok() && rd.drain();
+    let fail = |e: SyncFileError| {
+        remove_tmp();
+        Err(e)
+    };
+    if let Some(e) = rd.fault.file.take() {
+        drop(dbs);
+        return fail(SyncFileError::Write(text(e)));
     }
-    if let Err(e) = std::fs::rename(&tmp, dbfilename) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(SyncFileError::Write(text(e)));
+    if rd.fault.aborted {
+        drop(dbs);
+        return fail(SyncFileError::Aborted);
     }
-    if delete {
-        crate::notice!(
-            "Removing the RDB file obtained from the master. This replica has persistence disabled"
-        );
-        let _ = std::fs::remove_file(dbfilename);
+    let info = match res {
+        Ok(info) => info,
+        Err(e) => {
+            drop(dbs);
+            return fail(SyncFileError::Load(e.to_string()));
+        }
+    };
+    if !complete {
+        drop(dbs);
+        return fail(SyncFileError::Aborted);
     }
-    Ok(())
+    if let (Some(tmp), Some(f)) = (&tmp, rd.into_file()) {
+        if let Err(e) = f.sync_all() {
+            drop(dbs);
+            return fail(SyncFileError::Write(text(e)));
+        }
+        drop(f);
+        if let Err(e) = std::fs::rename(tmp, dbfilename) {
+            drop(dbs);
+            return fail(SyncFileError::Write(text(e)));
+        }
+        if delete {
+            crate::notice!(
+                "Removing the RDB file obtained from the master. This replica has persistence disabled"
+            );
+            let _ = std::fs::remove_file(dbfilename);
+        }
+    }
+    Ok((dbs, info))
 }
 
 /// Records the dropped link as the cached master.
