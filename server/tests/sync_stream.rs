@@ -359,7 +359,9 @@ fn stream_broken_midway_keeps_old_data_and_removes_the_temp_file() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let cut = payload.len() / 2;
-    let master = std::thread::spawn(move || fake_master(listener, payload, Some(cut)));
+    let again = listener.try_clone().expect("listener clone");
+    let sent = payload.clone();
+    let master = std::thread::spawn(move || fake_master(listener, sent, Some(cut)));
     let r = start(&[]);
     let mut rc = r.conn();
     assert_eq!(rc.cmd("SET old value"), R::ok());
@@ -386,4 +388,15 @@ fn stream_broken_midway_keeps_old_data_and_removes_the_temp_file() {
         b"previous"
     );
     assert!(!r.stdout().contains("Finished with success"));
+    // The link is retried: the next attempt gets the whole payload.
+    let master = std::thread::spawn(move || fake_master(again, payload, None));
+    let res = master.join().expect("fake master thread");
+    assert_eq!(res, Ok(()), "log:\n{}", r.stdout());
+    assert!(
+        wait_until(WAIT, || dbsize(&mut rc) == 30001),
+        "log:\n{}",
+        r.stdout()
+    );
+    assert_eq!(rc.cmd("GET old"), R::Nil);
+    assert!(r.stdout().contains("Finished with success"));
 }
