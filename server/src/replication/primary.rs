@@ -460,10 +460,9 @@ async fn stream_snapshot(
         let bytes: &[u8] = match &msg {
             Feed::Chunk(c) => c,
             Feed::Done(Ok(())) => mark.as_bytes(),
-            Feed::Done(Err(e)) => {
-                crate::warning!(
-                    "Diskless rdb transfer to replica {name} broken, the child failed: {e}"
-                );
+            Feed::Done(Err(_)) => {
+                // No mark: the replica sees a broken transfer and keeps its data.
+                crate::warning!("SYNC failed. BGSAVE child returned an error");
                 return None;
             }
         };
@@ -613,8 +612,7 @@ fn fix_sync_point(
     }
     tokio::task::spawn_blocking(move || {
         if use_eof {
-            // Nobody else may join a socket-target ticket: the done channel
-            // only tells `fix_sync_point` callers nothing; the feeds carry it.
+            // Socket targets report through the feeds; nobody waits on `done`.
             drop(done_tx);
             stream_to_feeds(source, Broadcast::new(feed_txs));
             return;
@@ -731,7 +729,8 @@ fn stream_to_feeds(source: Source, mut bc: Broadcast) {
             crate::notice!("Background RDB transfer ended: {e}");
         }
         Err(e) => {
-            crate::warning!("Background transfer error: {e}");
+            crate::warning!("Background transfer error");
+            crate::notice!("Diskless rdb transfer failed: {e}");
         }
     }
     bc.finish(res);
