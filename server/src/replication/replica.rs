@@ -544,70 +544,118 @@ async fn transfer(
     };
     // The payload is loaded while it arrives: a blocking thread parses the
     // chunks the receive loop hands it (into fresh Dbs, swapped in only when
-    // everything succeeded) and writes the same bytes to the sync file.
-    let (tx, rx) = tokio::sync::mpsc::channel(LOAD_DEPTH);
-    let mut job =
-        tokio::task::spawn_blocking(move || load_streamed(rx, ndbs, &dbfilename, del_sync_file));
-    let received = receive_payload(server, gen, io, &form, &tx, timeout).await;
-    let received = match received {
-        Ok(()) => tx.send(Piece::End).await.map_err(|_| Recv::LoaderGone),
+    // everything succeeded) while another writes the same chunks to the temp
+    // sync file, renamed over dbfilename only at the end.
+    let (load_tx, load_rx) = tokio::sync::mpsc::channel(LOAD_DEPTH);
+    let mut load_job = tokio::task::spawn_blocking(move || load_streamed(load_rx, ndbs));
+    let tmp = (!dbfilename.is_empty()).then(|| {
+        format!(
+            "temp-{}.{}.rdb",
+            crate::server::now_ms() / 1000,
+            std::process::id()
+        )
+    });
+    let (file_tx, file_job) = match &tmp {
+        Some(t) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(FILE_DEPTH);
+            let t = t.clone();
+            let job = tokio::task::spawn_blocking(move || write_sync_file(rx, &t));
+            (Some(tx), Some(job))
+        }
+        None => (None, None),
+    };
+    let sinks = Sinks {
+        load: load_tx,
+        file: file_tx,
+    };
+    let received = match receive_payload(server, gen, io, &form, &sinks, timeout).await {
+        Ok(()) => sinks.end().await,
         Err(e) => Err(e),
     };
-    drop(tx);
-    if let Err(Recv::Link(end)) = received {
-        // The transfer broke: the loader sees the channel close without the end,
-        // drops what it loaded and removes the temp file. Old data stays.
-        let _ = job.await;
-        return Err(end);
-    }
-    if received.is_ok()
+    drop(sinks);
+    let stale = received.is_ok()
         && !update(server, gen, |store, _| {
             if store.repl.cached_master.take().is_some() {
                 crate::notice!("Discarding previously cached master state.");
             }
-        })
-    {
-        let _ = job.await;
-        return Err(LinkEnd::Stale);
+        });
+    if received.is_ok() && !stale {
+        crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
+        crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
     }
-    crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
-    crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
     // While loading, a newline per second tells the master we are alive (Redis
-    // `replicationSendNewlineToMaster`); the master refreshes our ACK time.
+    // `replicationSendNewlineToMaster`); the master refreshes our ACK time. A
+    // broken transfer ends both jobs at once (their channels closed early).
     let loaded = loop {
         tokio::select! {
-            r = &mut job => break r,
+            r = &mut load_job => break r,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 let _ = io.stream.write_all(b"\n").await;
             }
         }
     };
-    let (dbs, info) = match loaded {
-        Ok(Ok(x)) => x,
-        Ok(Err(SyncFileError::Load(e))) => {
-            crate::warning!("Failed trying to load the MASTER synchronization DB from disk: {e}");
-            return Err(LinkEnd::Failed);
+    let filed = match file_job {
+        Some(j) => j
+            .await
+            .unwrap_or_else(|e| Err(SyncFileError::Write(e.to_string()))),
+        None => Ok(()),
+    };
+    let loaded = loaded.unwrap_or_else(|e| Err(SyncFileError::Load(e.to_string())));
+    let outcome = match (received, stale, loaded, filed) {
+        (Err(Recv::Link(end)), _, loaded, _) => {
+            if let Ok((dbs, _)) = loaded {
+                discard(dbs).await;
+            }
+            Err(Some(end))
         }
-        Ok(Err(SyncFileError::Open(e))) => {
-            crate::warning!(
-                "Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}"
-            );
-            return Err(LinkEnd::Failed);
+        (_, true, loaded, _) => {
+            if let Ok((dbs, _)) = loaded {
+                discard(dbs).await;
+            }
+            Err(Some(LinkEnd::Stale))
         }
-        Ok(Err(SyncFileError::Write(e))) => {
-            crate::warning!(
-                "Write error or short write writing to the DB dump file needed for MASTER <-> REPLICA synchronization: {e}"
-            );
-            return Err(LinkEnd::Failed);
+        (_, _, Ok(x), Ok(())) => Ok(x),
+        (_, _, Ok((dbs, _)), Err(e)) => {
+            discard(dbs).await;
+            Err(report_sync_error(e))
         }
-        Ok(Err(SyncFileError::Aborted)) => {
-            crate::warning!("I/O error trying to sync with MASTER: connection lost");
-            return Err(LinkEnd::Failed);
+        (_, _, Err(e), Ok(())) => Err(report_sync_error(e)),
+        // One side failing closes the other's channel: report the real cause.
+        (_, _, Err(SyncFileError::Aborted), Err(e)) | (_, _, Err(e), Err(_)) => {
+            Err(report_sync_error(e))
         }
-        Err(e) => {
-            crate::warning!("Failed trying to load the MASTER synchronization DB from disk: {e}");
-            return Err(LinkEnd::Failed);
+    };
+    let finished = match outcome {
+        Ok((dbs, info)) => {
+            let fin = match &tmp {
+                Some(t) => {
+                    let (t, name) = (t.clone(), dbfilename.clone());
+                    tokio::task::spawn_blocking(move || publish_sync_file(&t, &name, del_sync_file))
+                        .await
+                        .unwrap_or_else(|e| Err(SyncFileError::Write(e.to_string())))
+                }
+                None => Ok(()),
+            };
+            match fin {
+                Ok(()) => Ok((dbs, info)),
+                Err(e) => {
+                    discard(dbs).await;
+                    Err(report_sync_error(e))
+                }
+            }
         }
+        Err(end) => {
+            if let Some(t) = &tmp {
+                // The writer removes it on its own failures; a failed load or
+                // a broken transfer leaves it to us.
+                let _ = std::fs::remove_file(t);
+            }
+            Err(end)
+        }
+    };
+    let (dbs, info) = match finished {
+        Ok(x) => x,
+        Err(end) => return Err(end.unwrap_or(LinkEnd::Failed)),
     };
     if let Some(v) = &info.redis_ver {
         crate::notice!("Loading RDB produced by version {v}");
@@ -680,6 +728,9 @@ enum SyncFileError {
 /// Payload chunks queued for the loading thread (each is up to a few hundred KiB).
 const LOAD_DEPTH: usize = 32;
 
+/// Payload chunks queued for the sync file writer.
+const FILE_DEPTH: usize = 64;
+
 /// The receive loop hands the loader pieces of at least this size (except the
 /// last), so tiny socket reads do not turn into tiny channel messages.
 const MIN_PIECE: usize = 32 * 1024;
@@ -696,8 +747,8 @@ enum Form {
 enum Recv {
     /// The link failed (logged) or went stale.
     Link(LinkEnd),
-    /// The loading thread stopped taking chunks (its result says why).
-    LoaderGone,
+    /// The loader or the file writer stopped taking chunks (its result says why).
+    SinkGone,
 }
 
 /// Receives the payload, handing it to the loader in order. For the EOF form the
@@ -707,7 +758,7 @@ async fn receive_payload(
     gen: u64,
     io: &mut LinkIo,
     form: &Form,
-    tx: &tokio::sync::mpsc::Sender<Piece>,
+    sinks: &Sinks,
     timeout: Duration,
 ) -> Result<(), Recv> {
     let transfer_err = |e: ReadErr| {
@@ -727,7 +778,7 @@ async fn receive_payload(
             if done || n >= 40 + MIN_PIECE {
                 let data = io.buf.split_to(n - 40).freeze();
                 if !data.is_empty() {
-                    push(tx, data, &mut io.stream).await?;
+                    sinks.push(data, &mut io.stream).await?;
                 }
                 if done {
                     // Nothing follows the mark before our ACK.
@@ -750,7 +801,7 @@ async fn receive_payload(
                 if take > 0 && (take == left || take >= MIN_PIECE) {
                     // Whatever follows the payload is already replication stream.
                     let data = io.buf.split_to(take).freeze();
-                    push(tx, data, &mut io.stream).await?;
+                    sinks.push(data, &mut io.stream).await?;
                     left -= take;
                 }
                 if left == 0 {
@@ -769,18 +820,41 @@ async fn receive_payload(
     }
 }
 
-/// Hands one chunk to the loader, waiting for room; a newline per second tells
-/// the master we are alive meanwhile.
-async fn push(
+/// Where the received payload goes: the loading thread and the sync file writer.
+struct Sinks {
+    load: tokio::sync::mpsc::Sender<Piece>,
+    file: Option<tokio::sync::mpsc::Sender<Piece>>,
+}
+
+impl Sinks {
+    /// Hands one chunk to both, waiting for room; a newline per second tells the
+    /// master we are alive meanwhile.
+    async fn push(&self, data: Bytes, stream: &mut TcpStream) -> Result<(), Recv> {
+        if let Some(f) = &self.file {
+            wait_send(f, Piece::Data(data.clone()), stream).await?;
+        }
+        wait_send(&self.load, Piece::Data(data), stream).await
+    }
+
+    /// The whole payload arrived.
+    async fn end(&self) -> Result<(), Recv> {
+        if let Some(f) = &self.file {
+            f.send(Piece::End).await.map_err(|_| Recv::SinkGone)?;
+        }
+        self.load.send(Piece::End).await.map_err(|_| Recv::SinkGone)
+    }
+}
+
+async fn wait_send(
     tx: &tokio::sync::mpsc::Sender<Piece>,
-    data: Bytes,
+    piece: Piece,
     stream: &mut TcpStream,
 ) -> Result<(), Recv> {
-    let send = tx.send(Piece::Data(data));
+    let send = tx.send(piece);
     tokio::pin!(send);
     loop {
         tokio::select! {
-            r = &mut send => return r.map_err(|_| Recv::LoaderGone),
+            r = &mut send => return r.map_err(|_| Recv::SinkGone),
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 let _ = stream.write_all(b"\n").await;
             }
@@ -788,86 +862,119 @@ async fn push(
     }
 }
 
+/// Logs why the sync failed (Redis's texts) and ends the attempt.
+fn report_sync_error(e: SyncFileError) -> Option<LinkEnd> {
+    match e {
+        SyncFileError::Load(e) => {
+            crate::warning!("Failed trying to load the MASTER synchronization DB from disk: {e}");
+        }
+        SyncFileError::Open(e) => {
+            crate::warning!(
+                "Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}"
+            );
+        }
+        SyncFileError::Write(e) => {
+            crate::warning!(
+                "Write error or short write writing to the DB dump file needed for MASTER <-> REPLICA synchronization: {e}"
+            );
+        }
+        // Only after a broken transfer, which was logged when it broke.
+        SyncFileError::Aborted => {}
+    }
+    Some(LinkEnd::Failed)
+}
+
+/// Drops a loaded dataset off the async workers (freeing millions of keys takes a
+/// while).
+async fn discard(dbs: Vec<Db>) {
+    let _ = tokio::task::spawn_blocking(move || drop(dbs)).await;
+}
+
 /// The loading thread: parses the payload from the chunks as they arrive into
-/// fresh Dbs and writes the same bytes to `temp-<unixtime>.<pid>.rdb`; at the end
-/// fsyncs it and renames it over `dbfilename` (relative to `dir`, the working
-/// directory), as Redis does with the received RDB when loading from disk. With
-/// persistence off and `rdb-del-sync-files yes` the file is removed again. On any
-/// failure (broken transfer, bad RDB, file error) the partial data is dropped
-/// here and the temp file removed.
+/// fresh Dbs. On failure (broken transfer, bad RDB) the partial data is dropped
+/// here. The loader must also see the end of the payload: an RDB that parses but
+/// whose transfer broke afterwards is not taken.
 fn load_streamed(
     rx: tokio::sync::mpsc::Receiver<Piece>,
     ndbs: usize,
-    dbfilename: &str,
-    delete: bool,
 ) -> Result<(Vec<Db>, crate::rdb::LoadInfo), SyncFileError> {
-    let text = |e: std::io::Error| io_text(&e);
-    let tmp = (!dbfilename.is_empty()).then(|| {
-        format!(
-            "temp-{}.{}.rdb",
-            crate::server::now_ms() / 1000,
-            std::process::id()
-        )
-    });
-    let file = match &tmp {
-        Some(t) => Some(std::fs::File::create(t).map_err(|e| SyncFileError::Open(text(e)))?),
-        None => None,
-    };
-    let remove_tmp = || {
-        if let Some(t) = &tmp {
-            let _ = std::fs::remove_file(t);
-        }
-    };
-    let mut rd = ChunkReader::new(rx, file);
+    let mut rd = ChunkReader::new(rx);
     let mut dbs: Vec<Db> = (0..ndbs).map(|_| Db::new()).collect();
     let opts = super::codec::LoadOptions {
         now_ms: crate::server::now_ms(),
         drop_expired: false,
     };
     let res = super::codec::load(&mut rd, &mut dbs, &opts);
-    // The file must hold the whole payload, also what follows the RDB's end.
     let complete = res.is_ok() && rd.drain();
-    let fail = |e: SyncFileError| {
-        remove_tmp();
-        Err(e)
-    };
-    if let Some(e) = rd.fault.file.take() {
+    if rd.aborted() {
         drop(dbs);
-        return fail(SyncFileError::Write(text(e)));
+        return Err(SyncFileError::Aborted);
     }
-    if rd.fault.aborted {
-        drop(dbs);
-        return fail(SyncFileError::Aborted);
-    }
-    let info = match res {
-        Ok(info) => info,
+    match res {
+        Ok(_) if !complete => Err(SyncFileError::Aborted),
+        Ok(info) => Ok((dbs, info)),
         Err(e) => {
             drop(dbs);
-            return fail(SyncFileError::Load(e.to_string()));
+            Err(SyncFileError::Load(e.to_string()))
+        }
+    }
+}
+
+/// Sync file writes between two fdatasyncs, so the final fsync has little left.
+const FILE_SYNC_EVERY: usize = 16 * 1024 * 1024;
+
+/// The sync file writer (blocking thread): writes the payload chunks to `tmp`
+/// (`temp-<unixtime>.<pid>.rdb`) as they arrive and fsyncs it at the end of the
+/// payload. On failure or a broken transfer the temp file is removed.
+fn write_sync_file(
+    mut rx: tokio::sync::mpsc::Receiver<Piece>,
+    tmp: &str,
+) -> Result<(), SyncFileError> {
+    use std::io::Write;
+    let text = |e: std::io::Error| io_text(&e);
+    let mut f = std::fs::File::create(tmp).map_err(|e| SyncFileError::Open(text(e)))?;
+    let mut unsynced = 0usize;
+    let res = loop {
+        match rx.blocking_recv() {
+            Some(Piece::Data(b)) => {
+                if let Err(e) = f.write_all(&b) {
+                    break Err(SyncFileError::Write(text(e)));
+                }
+                unsynced += b.len();
+                if unsynced >= FILE_SYNC_EVERY {
+                    if let Err(e) = f.sync_data() {
+                        break Err(SyncFileError::Write(text(e)));
+                    }
+                    unsynced = 0;
+                }
+            }
+            Some(Piece::End) => break f.sync_all().map_err(|e| SyncFileError::Write(text(e))),
+            None => break Err(SyncFileError::Aborted),
         }
     };
-    if !complete {
-        drop(dbs);
-        return fail(SyncFileError::Aborted);
-    }
-    if let (Some(tmp), Some(f)) = (&tmp, rd.into_file()) {
-        if let Err(e) = f.sync_all() {
-            drop(dbs);
-            return fail(SyncFileError::Write(text(e)));
-        }
+    if res.is_err() {
         drop(f);
-        if let Err(e) = std::fs::rename(tmp, dbfilename) {
-            drop(dbs);
-            return fail(SyncFileError::Write(text(e)));
-        }
-        if delete {
-            crate::notice!(
-                "Removing the RDB file obtained from the master. This replica has persistence disabled"
-            );
-            let _ = std::fs::remove_file(dbfilename);
-        }
+        let _ = std::fs::remove_file(tmp);
     }
-    Ok((dbs, info))
+    res
+}
+
+/// Renames the complete, fsynced temp file over `dbfilename` (relative to `dir`,
+/// the working directory), as Redis does with the received RDB, so a restart can
+/// continue this history. With persistence off and `rdb-del-sync-files yes` the
+/// file is removed again.
+fn publish_sync_file(tmp: &str, dbfilename: &str, delete: bool) -> Result<(), SyncFileError> {
+    if let Err(e) = std::fs::rename(tmp, dbfilename) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(SyncFileError::Write(io_text(&e)));
+    }
+    if delete {
+        crate::notice!(
+            "Removing the RDB file obtained from the master. This replica has persistence disabled"
+        );
+        let _ = std::fs::remove_file(dbfilename);
+    }
+    Ok(())
 }
 
 /// Records the dropped link as the cached master.

@@ -8,12 +8,12 @@
 //!   skipped; when none is left the reader reports it so the child is killed.
 //! * Replica: the receive loop feeds the payload in chunks to a blocking thread
 //!   that loads it while it arrives ([`ChunkReader`] is the `Read` the RDB loader
-//!   consumes) and tees the same bytes into the sync file.
+//!   consumes); another thread writes the same chunks to the sync file.
 
 use crate::server::ClientId;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -82,49 +82,32 @@ pub enum Piece {
     End,
 }
 
-/// Why the replica-side [`ChunkReader`] stopped early.
-#[derive(Debug, Default)]
-pub struct ReaderFault {
-    /// The sender went away before [`Piece::End`]: the transfer broke.
-    pub aborted: bool,
-    /// Writing the sync file failed.
-    pub file: Option<std::io::Error>,
-}
-
-/// A `Read` over the payload chunks sent by the receive loop (blocking), writing
-/// every chunk to `file` (the sync file) as it is taken.
-pub struct ChunkReader<W: Write> {
+/// A `Read` over the payload chunks sent by the receive loop (blocking).
+pub struct ChunkReader {
     rx: mpsc::Receiver<Piece>,
     cur: Bytes,
     ended: bool,
-    file: Option<W>,
-    pub fault: ReaderFault,
+    aborted: bool,
 }
 
-impl<W: Write> ChunkReader<W> {
-    pub fn new(rx: mpsc::Receiver<Piece>, file: Option<W>) -> Self {
+impl ChunkReader {
+    pub fn new(rx: mpsc::Receiver<Piece>) -> Self {
         ChunkReader {
             rx,
             cur: Bytes::new(),
             ended: false,
-            file,
-            fault: ReaderFault::default(),
+            aborted: false,
         }
     }
 
-    /// Takes the next piece; false at the end (or on a fault, recorded).
+    /// Takes the next piece; false at the end (or when the sender went away
+    /// before the end: the transfer broke).
     fn next_piece(&mut self) -> bool {
-        if self.ended || self.fault.aborted || self.fault.file.is_some() {
+        if self.ended || self.aborted {
             return false;
         }
         match self.rx.blocking_recv() {
             Some(Piece::Data(b)) => {
-                if let Some(f) = self.file.as_mut() {
-                    if let Err(e) = f.write_all(&b) {
-                        self.fault.file = Some(e);
-                        return false;
-                    }
-                }
                 self.cur = b;
                 true
             }
@@ -133,25 +116,19 @@ impl<W: Write> ChunkReader<W> {
                 false
             }
             None => {
-                self.fault.aborted = true;
+                self.aborted = true;
                 false
             }
         }
     }
 
-    fn fault_error(&self) -> std::io::Error {
-        if self.fault.file.is_some() {
-            std::io::Error::other("write error on the sync file")
-        } else {
-            std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "the transfer from the master broke",
-            )
-        }
+    /// Whether the sender went away before [`Piece::End`].
+    pub fn aborted(&self) -> bool {
+        self.aborted
     }
 
-    /// Consumes (and writes to the file) whatever the loader did not read, up to
-    /// the end of the payload. Ok(true) if the payload ended normally.
+    /// Skips whatever the loader did not read, up to the end of the payload.
+    /// True if the payload ended normally.
     pub fn drain(&mut self) -> bool {
         self.cur = Bytes::new();
         while self.next_piece() {
@@ -159,14 +136,9 @@ impl<W: Write> ChunkReader<W> {
         }
         self.ended
     }
-
-    /// The file, once the payload is drained.
-    pub fn into_file(self) -> Option<W> {
-        self.file
-    }
 }
 
-impl<W: Write> Read for ChunkReader<W> {
+impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -176,7 +148,10 @@ impl<W: Write> Read for ChunkReader<W> {
                 if self.ended {
                     return Ok(0);
                 }
-                return Err(self.fault_error());
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "the transfer from the master broke",
+                ));
             }
         }
         let n = buf.len().min(self.cur.len());
@@ -221,36 +196,39 @@ mod tests {
     }
 
     #[test]
-    fn reads_across_chunks_and_tees_to_the_file() {
+    fn reads_across_chunks_and_drains_to_the_end() {
         let rx = feed(vec![
             Piece::Data(Bytes::from_static(b"hel")),
             Piece::Data(Bytes::from_static(b"lo wor")),
             Piece::Data(Bytes::from_static(b"ld")),
             Piece::End,
         ]);
-        let mut r = ChunkReader::new(rx, Some(Vec::new()));
+        let mut r = ChunkReader::new(rx);
         let mut a = [0u8; 5];
         r.read_exact(&mut a).expect("5 bytes");
         assert_eq!(&a, b"hello");
+        let mut b = [0u8; 4];
+        r.read_exact(&mut b).expect("across chunks");
+        assert_eq!(&b, b" wor");
         assert!(r.drain(), "ended normally");
-        assert_eq!(r.into_file().expect("file"), b"hello world".to_vec());
+        assert!(!r.aborted());
     }
 
     #[test]
     fn eof_at_end_and_error_when_the_sender_vanishes() {
         let rx = feed(vec![Piece::Data(Bytes::from_static(b"ab")), Piece::End]);
-        let mut r = ChunkReader::new(rx, None::<Vec<u8>>);
+        let mut r = ChunkReader::new(rx);
         let mut v = Vec::new();
         r.read_to_end(&mut v).expect("complete");
         assert_eq!(v, b"ab");
 
         // No End: the sender is dropped (the transfer broke).
         let rx = feed(vec![Piece::Data(Bytes::from_static(b"ab"))]);
-        let mut r = ChunkReader::new(rx, None::<Vec<u8>>);
+        let mut r = ChunkReader::new(rx);
         let mut a = [0u8; 3];
         let e = r.read_exact(&mut a).expect_err("broken");
         assert_eq!(e.kind(), std::io::ErrorKind::ConnectionAborted);
-        assert!(r.fault.aborted);
+        assert!(r.aborted());
         assert!(!r.drain());
     }
 
