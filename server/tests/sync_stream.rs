@@ -456,3 +456,43 @@ fn stream_broken_midway_keeps_old_data_and_removes_the_temp_file() {
     assert_eq!(rc.cmd("GET old"), R::Nil);
     assert!(r.stdout().contains("Finished with success"));
 }
+
+#[test]
+fn a_stalled_replica_is_dropped_and_the_others_of_its_ticket_complete() {
+    let m = start(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "2",
+        "--repl-timeout",
+        "2",
+    ]);
+    let mut mc = m.conn();
+    // Far more than the socket buffers and the per-replica queue hold.
+    assert_eq!(mc.cmd("DEBUG POPULATE 200000 key 100"), R::ok());
+    // A replica that asks for a diskless sync and then never reads.
+    let mut stalled = m.conn();
+    assert_eq!(stalled.cmd("REPLCONF capa eof capa psync2"), R::ok());
+    stalled.send_raw(b"PSYNC ? -1\r\n");
+    let r = replica_of(&m);
+    wait_link_up(&r);
+    let mut rc = r.conn();
+    assert_eq!(dbsize(&mut rc), 200_000);
+    assert_eq!(rc.cmd("GET key:199999"), mc.cmd("GET key:199999"));
+    let mlog = m.stdout();
+    assert_eq!(
+        mlog.matches("Starting BGSAVE for SYNC with target: replicas sockets")
+            .count(),
+        1,
+        "both replicas on one snapshot:\n{mlog}"
+    );
+    assert!(
+        mlog.contains("Disconnecting timedout replica (full sync): "),
+        "{mlog}"
+    );
+    assert!(
+        mlog.contains("Diskless rdb transfer, done reading from pipe, 1 replicas still up."),
+        "{mlog}"
+    );
+    drop(stalled);
+}
