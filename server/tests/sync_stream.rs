@@ -496,3 +496,85 @@ fn a_stalled_replica_is_dropped_and_the_others_of_its_ticket_complete() {
     );
     drop(stalled);
 }
+
+fn same_sample(a: &mut Conn, b: &mut Conn, keys: usize) {
+    for i in [0, 1, keys / 2, keys - 1] {
+        let k = format!("GET key:{i}");
+        let want = a.cmd(&k);
+        assert!(matches!(&want, R::Bulk(v) if v.len() == 100), "{want:?}");
+        assert_eq!(b.cmd(&k), want, "{k}");
+    }
+}
+
+#[test]
+fn real_redis_replica_syncs_from_tandem_in_both_forms() {
+    for diskless in ["yes", "no"] {
+        let m = start(&[
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+        ]);
+        let mut mc = m.conn();
+        assert_eq!(mc.cmd("DEBUG POPULATE 100000 key 100"), R::ok());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = m.port.to_string();
+        let r = RealRedis::start(dir.path(), "dump.rdb", &["--replicaof", "127.0.0.1", &port]);
+        let mut rc = r.conn();
+        assert!(
+            wait_until(WAIT, || link_up(&mut rc)),
+            "redis never synced (diskless {diskless}); tandem log:\n{}",
+            m.stdout()
+        );
+        assert_eq!(dbsize(&mut rc), 100_000);
+        same_sample(&mut mc, &mut rc, 100_000);
+        let target = if diskless == "yes" {
+            "replicas sockets"
+        } else {
+            "disk"
+        };
+        assert!(
+            m.stdout()
+                .contains(&format!("Starting BGSAVE for SYNC with target: {target}")),
+            "{}",
+            m.stdout()
+        );
+    }
+}
+
+#[test]
+fn tandem_replica_syncs_from_real_redis_in_both_forms() {
+    for diskless in ["yes", "no"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = RealRedis::start(
+            dir.path(),
+            "dump.rdb",
+            &[
+                "--repl-diskless-sync",
+                diskless,
+                "--repl-diskless-sync-delay",
+                "0",
+            ],
+        );
+        let mut mc = m.conn();
+        assert_eq!(mc.cmd("DEBUG POPULATE 100000 key 100"), R::ok());
+        let r = replica_of_port(m.port);
+        wait_link_up(&r);
+        let mut rc = r.conn();
+        assert_eq!(dbsize(&mut rc), 100_000);
+        same_sample(&mut mc, &mut rc, 100_000);
+        let form = if diskless == "yes" {
+            "receiving streamed RDB from master with EOF to disk"
+        } else {
+            "bytes from master to disk"
+        };
+        assert!(r.stdout().contains(form), "{}", r.stdout());
+        // The received payload became the dump file.
+        assert!(wait_until(WAIT, || r.dir.path().join("dump.rdb").exists()));
+    }
+}
+
+fn replica_of_port(port: u16) -> TestServer {
+    let target = format!("127.0.0.1 {port}");
+    start(&["--replicaof", &target])
+}
