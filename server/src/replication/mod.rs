@@ -15,6 +15,7 @@ pub mod codec;
 pub mod primary;
 pub mod psync;
 pub mod replica;
+pub mod sync_stream;
 
 use crate::server::{ClientHandle, ClientId, Server, Store};
 use backlog::Backlog;
@@ -101,6 +102,8 @@ pub struct Ticket {
     pub replid: String,
     pub eof: bool,
     pub done: tokio::sync::watch::Receiver<SnapshotResult>,
+    /// Socket target: each replica's chunk receiver until its task takes it.
+    pub feeds: sync_stream::Feeds,
 }
 
 impl ReplicaLink {

@@ -8,6 +8,7 @@
 //! the stream bytes queued by `ReplState::append_stream`.
 
 use super::psync::{self, Decision, History};
+use super::sync_stream::{Broadcast, Feed, FeedRx, FEED_DEPTH};
 use super::{replica_name, Handoff, ReplConf, ReplicaLink, ReplicaState, GETACK, PING};
 use crate::commands::{err, CmdError, CmdResult, Ctx};
 use crate::resp::{Reply, Request, RequestParser};
@@ -280,6 +281,10 @@ pub async fn serve_replica(
     let r = &mut store.repl;
     if let Some(pos) = r.replicas.iter().position(|l| l.client_id == id) {
         let link = r.replicas.remove(pos);
+        if let Some(t) = &link.ticket {
+            // A chunk receiver it never took must not hold the pipe reader up.
+            t.feeds.lock().remove(&id);
+        }
         crate::notice!("Connection with replica {} lost.", link.name());
         if r.replicas.is_empty() {
             r.no_replicas_since = Instant::now();
@@ -354,69 +359,45 @@ async fn full_sync(
         .await
         .ok()?;
     }
-    let mut done = ticket.done.clone();
-    let payload = loop {
-        if let Some(r) = done.borrow_and_update().clone() {
-            break r;
-        }
-        tokio::select! {
-            r = done.changed() => {
-                if r.is_err() {
-                    return None;
-                }
-            }
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                if !use_eof {
-                    write_or_killed(wr, handle, b"\n").await.ok()?;
-                } else if handle.is_killed() {
-                    // The replica went away: drop our interest in the snapshot
-                    // (a diskless child with no taker left is killed).
-                    return None;
-                }
-            }
-            _ = handle.kill_notify.notified() => return None,
-        }
-    };
-    let payload = match payload.as_ref() {
-        Ok(p) => p.clone(),
-        Err(e) => {
-            crate::warning!("BGSAVE for replication failed: {e}");
-            let _ = wr
-                .write_all(b"-ERR BGSAVE failed, replication can't continue\r\n")
-                .await;
-            return None;
-        }
-    };
-    if use_eof {
-        let mark = crate::server::random_hex40();
-        let mut framed = Vec::with_capacity(payload.len() + 100);
-        framed.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
-        framed.extend_from_slice(&payload);
-        framed.extend_from_slice(mark.as_bytes());
-        with_link(server, id, |l| l.state = ReplicaState::SendBulk);
-        write_or_killed(wr, handle, &framed).await.ok()?;
-        crate::warning!("Diskless rdb transfer, done reading from pipe, 1 replicas still up.");
-        crate::notice!("Background RDB transfer terminated with success");
-        crate::notice!(
-            "Streamed RDB transfer with replica {name} succeeded (socket). Waiting for REPLCONF ACK from slave to enable streaming"
-        );
-        with_link(server, id, |l| {
-            l.state = ReplicaState::Online;
-            l.ack_time = Instant::now();
-        })?;
-        // Nothing may follow the mark until the replica ACKs (a 7.0 replica would
-        // otherwise never find the mark's end).
-        tokio::select! {
-            _ = acked.notified() => {}
-            _ = handle.kill_notify.notified() => return None,
-        }
+    if ticket.eof {
+        let feed = ticket.feeds.lock().remove(&id)?;
+        stream_snapshot(server, wr, handle, feed, &name, acked).await?;
     } else {
+        let mut done = ticket.done.clone();
+        let payload = loop {
+            if let Some(r) = done.borrow_and_update().clone() {
+                break r;
+            }
+            tokio::select! {
+                r = done.changed() => {
+                    if r.is_err() {
+                        return None;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    write_or_killed(wr, handle, b"\n").await.ok()?;
+                }
+                _ = handle.kill_notify.notified() => return None,
+            }
+        };
+        let payload = match payload.as_ref() {
+            Ok(p) => p.clone(),
+            Err(e) => {
+                crate::warning!("BGSAVE for replication failed: {e}");
+                let _ = wr
+                    .write_all(b"-ERR BGSAVE failed, replication can't continue\r\n")
+                    .await;
+                return None;
+            }
+        };
         crate::notice!("Background saving terminated with success");
         with_link(server, id, |l| l.state = ReplicaState::SendBulk);
-        let mut framed = Vec::with_capacity(payload.len() + 24);
-        framed.extend_from_slice(format!("${}\r\n", payload.len()).as_bytes());
-        framed.extend_from_slice(&payload);
-        write_or_killed(wr, handle, &framed).await.ok()?;
+        // Header and payload written as they are: the payload is shared by every
+        // replica of the snapshot and never copied into a framed buffer.
+        write_or_killed(wr, handle, format!("${}\r\n", payload.len()).as_bytes())
+            .await
+            .ok()?;
+        write_or_killed(wr, handle, &payload).await.ok()?;
         with_link(server, id, |l| {
             l.state = ReplicaState::Online;
             l.ack_time = Instant::now();
@@ -428,6 +409,92 @@ async fn full_sync(
         server.store.lock().repl.refresh_good_replicas(lag);
     }
     Some(rx)
+}
+
+/// Socket target: sends `$EOF:<mark>`, then each chunk of the child's output as
+/// the pipe reader hands it over, then the mark once the child succeeded; then
+/// waits for the replica's first ACK before the stream may follow. A child that
+/// fails midway breaks the transfer (the link is closed without the mark).
+async fn stream_snapshot(
+    server: &Arc<Server>,
+    wr: &mut OwnedWriteHalf,
+    handle: &Arc<ClientHandle>,
+    mut feed: FeedRx,
+    name: &str,
+    acked: &tokio::sync::Notify,
+) -> Option<()> {
+    let id = handle.id;
+    let timeout = Duration::from_secs(server.config.read().repl_timeout.max(1));
+    let first = loop {
+        tokio::select! {
+            m = feed.recv() => break m?,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if handle.is_killed() {
+                    // The replica went away: drop our interest in the snapshot
+                    // (a diskless child with no taker left is killed).
+                    return None;
+                }
+            }
+            _ = handle.kill_notify.notified() => return None,
+        }
+    };
+    if let Feed::Done(Err(e)) = &first {
+        crate::warning!("BGSAVE for replication failed: {e}");
+        let _ = wr
+            .write_all(b"-ERR BGSAVE failed, replication can't continue\r\n")
+            .await;
+        return None;
+    }
+    let mark = crate::server::random_hex40();
+    with_link(server, id, |l| l.state = ReplicaState::SendBulk);
+    let mut next = Some(first);
+    let mut header = Some(format!("$EOF:{mark}\r\n"));
+    loop {
+        let msg = match next.take() {
+            Some(m) => m,
+            None => tokio::select! {
+                m = feed.recv() => m?,
+                _ = handle.kill_notify.notified() => return None,
+            },
+        };
+        let bytes: &[u8] = match &msg {
+            Feed::Chunk(c) => c,
+            Feed::Done(Ok(())) => mark.as_bytes(),
+            Feed::Done(Err(_)) => {
+                // No mark: the replica sees a broken transfer and keeps its data.
+                crate::warning!("SYNC failed. BGSAVE child returned an error");
+                return None;
+            }
+        };
+        if let Some(h) = header.take() {
+            write_or_killed(wr, handle, h.as_bytes()).await.ok()?;
+        }
+        match tokio::time::timeout(timeout, write_or_killed(wr, handle, bytes)).await {
+            Ok(r) => r.ok()?,
+            Err(_) => {
+                crate::warning!("Disconnecting timedout replica (full sync): {name}");
+                handle.kill();
+                return None;
+            }
+        }
+        if matches!(msg, Feed::Done(_)) {
+            break;
+        }
+    }
+    crate::notice!(
+        "Streamed RDB transfer with replica {name} succeeded (socket). Waiting for REPLCONF ACK from slave to enable streaming"
+    );
+    with_link(server, id, |l| {
+        l.state = ReplicaState::Online;
+        l.ack_time = Instant::now();
+    })?;
+    // Nothing may follow the mark until the replica ACKs (a 7.0 replica would
+    // otherwise never find the mark's end).
+    tokio::select! {
+        _ = acked.notified() => {}
+        _ = handle.kill_notify.notified() => return None,
+    }
+    Some(())
 }
 
 /// Fixes the snapshot point for replica `id` (Redis `replicationSetupSlaveForFullResync`
@@ -469,15 +536,18 @@ fn fix_sync_point(
         );
     }
     let (done_tx, done_rx) = tokio::sync::watch::channel(None);
+    let feeds = super::sync_stream::Feeds::default();
     let ticket = super::Ticket {
         offset: r.master_repl_offset,
         replid: r.replid.clone(),
         eof: use_eof,
         done: done_rx,
+        feeds: feeds.clone(),
     };
     // The first command after the snapshot point must carry a SELECT.
     r.slaveseldb = -1;
     let mut own = None;
+    let mut feed_txs = Vec::new();
     for (i, l) in r.replicas.iter_mut().enumerate() {
         let compatible = i == pos
             || (l.state == ReplicaState::WaitBgsaveStart
@@ -490,6 +560,11 @@ fn fix_sync_point(
         l.tx = Some(tx);
         l.state = ReplicaState::WaitBgsaveEnd;
         l.ticket = Some(ticket.clone());
+        if use_eof {
+            let (ftx, frx) = tokio::sync::mpsc::channel(FEED_DEPTH);
+            feed_txs.push(ftx);
+            feeds.lock().insert(l.client_id, frx);
+        }
         if i == pos {
             own = Some(rx);
         } else {
@@ -510,38 +585,39 @@ fn fix_sync_point(
         (c.rdbcompression, c.rdbchecksum)
     };
     // The payload is produced by a forked child (see `crate::snapshot`) that
-    // serialises its copy-on-write view into a pipe; a blocking task here reads
-    // the pipe to the end and hands the bytes to every replica of this ticket,
-    // framed as `$<len>` (disk target) or `$EOF:` (socket target) by
-    // `full_sync`. No RDB file is written for either target (the previous
-    // in-memory design did not write one either), and the pipe keeps the
-    // transfer off the disk. If fork fails: a point-in-time clone under the lock,
-    // serialised off the lock.
-    let (job, pid): (SnapshotJob, u32) =
-        match fork_snapshot(&store.dbs, &rid, off, compression, checksum) {
-            Ok((job, pid)) => (job, pid as u32),
-            Err(e) => {
-                crate::warning!(
-                    "Can't fork for the replication snapshot ({e}): using an in-process copy"
-                );
-                let dbs = store.dbs.clone();
-                let rid = rid.clone();
-                let job: SnapshotJob = Box::new(move |_| {
-                    snapshot(&dbs, &rid, off, compression, checksum).map_err(|e| e.to_string())
-                });
-                (job, std::process::id())
-            }
-        };
+    // serialises its copy-on-write view into a pipe. Socket target: a blocking
+    // task forwards each pipe chunk to every replica of this ticket as it
+    // arrives (`stream_snapshot` frames it with `$EOF:`). Disk target: the task
+    // reads the pipe to the end and shares the bytes (`$<len>` needs the length
+    // first). No RDB file is written for either target. If fork fails: a
+    // point-in-time clone under the lock, serialised off the lock.
+    let (source, pid) = match fork_snapshot(&store.dbs, &rid, off, compression, checksum) {
+        Ok((pipe, pid)) => (Source::Fork(pipe), pid as u32),
+        Err(e) => {
+            crate::warning!(
+                "Can't fork for the replication snapshot ({e}): using an in-process copy"
+            );
+            let dbs = store.dbs.clone();
+            let rid = rid.clone();
+            let job: InProcess = Box::new(move || {
+                snapshot(&dbs, &rid, off, compression, checksum).map_err(|e| e.to_string())
+            });
+            (Source::InProcess(job), std::process::id())
+        }
+    };
     if use_eof {
         crate::notice!("Background RDB transfer started by pid {pid}");
     } else {
         crate::notice!("Background saving started by pid {pid}");
     }
     tokio::task::spawn_blocking(move || {
-        // Socket targets have no other taker: once every replica of this ticket
-        // is gone (no receiver left), the child is killed, as Redis does.
-        let abandoned = || use_eof && done_tx.receiver_count() == 0;
-        let res = job(&abandoned).map(Bytes::from);
+        if use_eof {
+            // Socket targets report through the feeds; nobody waits on `done`.
+            drop(done_tx);
+            stream_to_feeds(source, Broadcast::new(feed_txs));
+            return;
+        }
+        let res = source.read_all().map(Bytes::from);
         {
             let mut st = srv.store.lock();
             if st
@@ -558,22 +634,121 @@ fn fix_sync_point(
     Some((own?, ticket))
 }
 
-/// Produces the payload; the argument tells whether nobody wants it any more.
-type SnapshotJob = Box<dyn FnOnce(&dyn Fn() -> bool) -> Result<Vec<u8>, String> + Send>;
+/// Serialises the snapshot in this process (fork failed).
+type InProcess = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+
+/// Where the snapshot bytes come from.
+enum Source {
+    Fork(ForkedPipe),
+    InProcess(InProcess),
+}
+
+/// The read end of the pipe a forked snapshot child writes into.
+struct ForkedPipe {
+    rd: std::fs::File,
+    child: crate::snapshot::Child,
+}
+
+/// Pipe reads: the pipe holds 64 KiB by default.
+const PIPE_CHUNK: usize = 1 << 16;
+
+impl Source {
+    /// The whole payload (disk target). Reaps the child.
+    fn read_all(self) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        self.run(|chunk| {
+            out.extend_from_slice(&chunk);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `take` with each chunk as it is produced; `take` returns false when
+    /// nobody wants more, which kills the child. Reaps the child.
+    fn run(self, mut take: impl FnMut(Bytes) -> bool) -> Result<(), String> {
+        use std::io::Read;
+        let ForkedPipe { mut rd, child } = match self {
+            Source::InProcess(job) => {
+                let mut all = Bytes::from(job()?);
+                while !all.is_empty() {
+                    let chunk = all.split_to(all.len().min(PIPE_CHUNK * 4));
+                    if !take(chunk) {
+                        return Err("all replicas dropped".to_string());
+                    }
+                }
+                return Ok(());
+            }
+            Source::Fork(p) => p,
+        };
+        let mut buf = bytes::BytesMut::new();
+        let read = loop {
+            if buf.capacity() < PIPE_CHUNK {
+                buf.reserve(PIPE_CHUNK * 4);
+            }
+            let len = buf.len();
+            buf.resize(len + PIPE_CHUNK, 0);
+            let got = rd.read(&mut buf[len..]);
+            let n = *got.as_ref().unwrap_or(&0);
+            buf.truncate(len + n);
+            match got {
+                Ok(0) => break Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e.to_string()),
+            }
+            if !take(buf.split().freeze()) {
+                crate::warning!("Diskless rdb transfer, last replica dropped, killing fork child.");
+                child.kill();
+                break Err("all replicas dropped".to_string());
+            }
+        };
+        drop(rd);
+        let exit = child.wait();
+        match read {
+            Err(e) => Err(e),
+            Ok(()) if !exit.success() => Err(exit.to_string()),
+            Ok(()) => Ok(()),
+        }
+    }
+}
+
+/// Socket target (blocking thread): forwards the child's output to every replica
+/// of the ticket as it arrives, at the pace of the slowest live one, then tells
+/// them how the child ended.
+fn stream_to_feeds(source: Source, mut bc: Broadcast) {
+    let res = source.run(|chunk| bc.send(chunk));
+    match &res {
+        Ok(()) => {
+            crate::warning!(
+                "Diskless rdb transfer, done reading from pipe, {} replicas still up.",
+                bc.live()
+            );
+            crate::notice!("Background RDB transfer terminated with success");
+        }
+        Err(e) if bc.abandoned() => {
+            crate::notice!("Background RDB transfer ended: {e}");
+        }
+        Err(e) => {
+            crate::warning!("Background transfer error");
+            crate::notice!("Diskless rdb transfer failed: {e}");
+        }
+    }
+    bc.finish(res);
+}
 
 /// Forks a child that writes the replication RDB into a pipe (call with the
-/// store lock held). The returned job, run on a blocking thread, reads the pipe
-/// to the end and reaps the child; the pid is the child's.
+/// store lock held). The caller reads the pipe on a blocking thread and reaps
+/// the child; the pid is the child's.
 fn fork_snapshot(
     dbs: &[crate::db::Db],
     replid: &str,
     offset: i64,
     compression: bool,
     checksum: bool,
-) -> std::io::Result<(SnapshotJob, i32)> {
-    use std::io::{Read, Write};
+) -> std::io::Result<(ForkedPipe, i32)> {
+    use std::io::Write;
     use std::os::fd::AsRawFd;
-    let (mut rd, wr) = crate::snapshot::pipe()?;
+    let (rd, wr) = crate::snapshot::pipe()?;
     let opts = super::codec::SaveOptions {
         compression,
         checksum,
@@ -603,31 +778,7 @@ fn fork_snapshot(
     // Our copy of the write end must go, or the pipe never reports EOF.
     drop(wr);
     let pid = child.pid();
-    let job: SnapshotJob = Box::new(move |abandoned| {
-        let mut out = Vec::new();
-        let mut chunk = vec![0u8; 1 << 16];
-        let read = loop {
-            match rd.read(&mut chunk) {
-                Ok(0) => break Ok(()),
-                Ok(n) => out.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(e.to_string()),
-            }
-            if abandoned() {
-                crate::warning!("Diskless rdb transfer, last replica dropped, killing fork child.");
-                child.kill();
-                break Err("all replicas dropped".to_string());
-            }
-        };
-        drop(rd);
-        let exit = child.wait();
-        match read {
-            Err(e) => Err(e),
-            Ok(()) if !exit.success() => Err(exit.to_string()),
-            Ok(()) => Ok(out),
-        }
-    });
-    Ok((job, pid))
+    Ok((ForkedPipe { rd, child }, pid))
 }
 
 /// Serialises a snapshot of the dataset with the replication aux fields.

@@ -10,6 +10,7 @@
 //! When an established link drops, its state becomes the cached master used for
 //! the next PSYNC.
 
+use super::sync_stream::{ChunkReader, Piece};
 use super::{CachedMaster, LinkState, MasterLink};
 use crate::commands::ClientState;
 use crate::db::Db;
@@ -513,36 +514,14 @@ async fn transfer(
         );
         return Err(LinkEnd::Failed);
     }
-    let transfer_err = |e: ReadErr| {
-        match e {
-            ReadErr::Timeout => crate::warning!(
-                "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value."
-            ),
-            e => crate::warning!("I/O error trying to sync with MASTER: {e}"),
-        }
-        LinkEnd::Failed
-    };
-    let (payload, eof_form) = if header.starts_with("$EOF:") && header.len() >= 45 {
-        let mark = header.as_bytes()[5..45].to_vec();
+    let form = if header.starts_with("$EOF:") && header.len() >= 45 {
+        let mut mark = [0u8; 40];
+        mark.copy_from_slice(&header.as_bytes()[5..45]);
         crate::notice!(
             "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to disk"
         );
         update(server, gen, |_, m| m.transfer = Some((0, 0)));
-        loop {
-            let n = io.buf.len();
-            if n >= 40 && io.buf[n - 40..] == mark[..] {
-                break;
-            }
-            io.fill(timeout).await.map_err(transfer_err)?;
-            let read = io.buf.len() as i64;
-            update(server, gen, |_, m| {
-                m.transfer = Some((0, read));
-                m.transfer_last_io = Instant::now();
-            });
-        }
-        let mut data = std::mem::take(&mut io.buf);
-        data.truncate(data.len() - 40);
-        (data.freeze(), true)
+        Form::Eof(mark)
     } else {
         let Some(len) = crate::resp::parse_i64(&header.as_bytes()[1..]).filter(|n| *n >= 0) else {
             crate::warning!(
@@ -551,29 +530,10 @@ async fn transfer(
             return Err(LinkEnd::Failed);
         };
         crate::notice!("MASTER <-> REPLICA sync: receiving {len} bytes from master to disk");
-        let len = len as usize;
-        update(server, gen, |_, m| m.transfer = Some((len as i64, 0)));
-        while io.buf.len() < len {
-            io.fill(timeout).await.map_err(transfer_err)?;
-            let read = io.buf.len().min(len) as i64;
-            update(server, gen, |_, m| {
-                m.transfer = Some((len as i64, read));
-                m.transfer_last_io = Instant::now();
-            });
-        }
-        // Whatever follows the payload is already replication stream.
-        (io.buf.split_to(len).freeze(), false)
+        update(server, gen, |_, m| m.transfer = Some((len, 0)));
+        Form::Len(len as usize)
     };
-
-    if !update(server, gen, |store, _| {
-        if store.repl.cached_master.take().is_some() {
-            crate::notice!("Discarding previously cached master state.");
-        }
-    }) {
-        return Err(LinkEnd::Stale);
-    }
-    crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
-    crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+    let eof_form = matches!(form, Form::Eof(_));
     let (ndbs, dbfilename, del_sync_file) = {
         let c = server.config.read();
         (
@@ -582,55 +542,120 @@ async fn transfer(
             c.rdb_del_sync_files && c.save.is_empty() && !c.appendonly,
         )
     };
-    let mut job = tokio::task::spawn_blocking(move || {
-        // As Redis does with repl-diskless-load disabled, the payload becomes our
-        // dump file (written to a temp file, then renamed over dbfilename), so a
-        // restart can continue this history.
-        if !dbfilename.is_empty() {
-            persist_sync_file(&payload, &dbfilename, del_sync_file)?;
-        }
-        let mut dbs: Vec<Db> = (0..ndbs).map(|_| Db::new()).collect();
-        let opts = super::codec::LoadOptions {
-            now_ms: crate::server::now_ms(),
-            drop_expired: false,
-        };
-        let mut rd: &[u8] = &payload;
-        super::codec::load(&mut rd, &mut dbs, &opts)
-            .map(|info| (dbs, info))
-            .map_err(|e| SyncFileError::Load(e.to_string()))
+    // The payload is loaded while it arrives: a blocking thread parses the
+    // chunks the receive loop hands it (into fresh Dbs, swapped in only when
+    // everything succeeded) while another writes the same chunks to the temp
+    // sync file, renamed over dbfilename only at the end.
+    let (load_tx, load_rx) = tokio::sync::mpsc::channel(LOAD_DEPTH);
+    let mut load_job = tokio::task::spawn_blocking(move || load_streamed(load_rx, ndbs));
+    let tmp = (!dbfilename.is_empty()).then(|| {
+        format!(
+            "temp-{}.{}.rdb",
+            crate::server::now_ms() / 1000,
+            std::process::id()
+        )
     });
+    let (file_tx, file_job) = match &tmp {
+        Some(t) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(FILE_DEPTH);
+            let t = t.clone();
+            let job = tokio::task::spawn_blocking(move || write_sync_file(rx, &t));
+            (Some(tx), Some(job))
+        }
+        None => (None, None),
+    };
+    let sinks = Sinks {
+        load: load_tx,
+        file: file_tx,
+    };
+    let received = match receive_payload(server, gen, io, &form, &sinks, timeout).await {
+        Ok(()) => sinks.end().await,
+        Err(e) => Err(e),
+    };
+    drop(sinks);
+    let stale = received.is_ok()
+        && !update(server, gen, |store, _| {
+            if store.repl.cached_master.take().is_some() {
+                crate::notice!("Discarding previously cached master state.");
+            }
+        });
+    if received.is_ok() && !stale {
+        crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
+        crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+    }
     // While loading, a newline per second tells the master we are alive (Redis
-    // `replicationSendNewlineToMaster`); the master refreshes our ACK time.
+    // `replicationSendNewlineToMaster`); the master refreshes our ACK time. A
+    // broken transfer ends both jobs at once (their channels closed early).
     let loaded = loop {
         tokio::select! {
-            r = &mut job => break r,
+            r = &mut load_job => break r,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 let _ = io.stream.write_all(b"\n").await;
             }
         }
     };
-    let (dbs, info) = match loaded {
-        Ok(Ok(x)) => x,
-        Ok(Err(SyncFileError::Load(e))) => {
-            crate::warning!("Failed trying to load the MASTER synchronization DB from disk: {e}");
-            return Err(LinkEnd::Failed);
+    let filed = match file_job {
+        Some(j) => j
+            .await
+            .unwrap_or_else(|e| Err(SyncFileError::Write(e.to_string()))),
+        None => Ok(()),
+    };
+    let loaded = loaded.unwrap_or_else(|e| Err(SyncFileError::Load(e.to_string())));
+    let outcome = match (received, stale, loaded, filed) {
+        (Err(Recv::Link(end)), _, loaded, _) => {
+            if let Ok((dbs, _)) = loaded {
+                discard(dbs).await;
+            }
+            Err(Some(end))
         }
-        Ok(Err(SyncFileError::Open(e))) => {
-            crate::warning!(
-                "Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}"
-            );
-            return Err(LinkEnd::Failed);
+        (_, true, loaded, _) => {
+            if let Ok((dbs, _)) = loaded {
+                discard(dbs).await;
+            }
+            Err(Some(LinkEnd::Stale))
         }
-        Ok(Err(SyncFileError::Write(e))) => {
-            crate::warning!(
-                "Write error or short write writing to the DB dump file needed for MASTER <-> REPLICA synchronization: {e}"
-            );
-            return Err(LinkEnd::Failed);
+        (_, _, Ok(x), Ok(())) => Ok(x),
+        (_, _, Ok((dbs, _)), Err(e)) => {
+            discard(dbs).await;
+            Err(report_sync_error(e))
         }
-        Err(e) => {
-            crate::warning!("Failed trying to load the MASTER synchronization DB from disk: {e}");
-            return Err(LinkEnd::Failed);
+        (_, _, Err(e), Ok(())) => Err(report_sync_error(e)),
+        // One side failing closes the other's channel: report the real cause.
+        (_, _, Err(SyncFileError::Aborted), Err(e)) | (_, _, Err(e), Err(_)) => {
+            Err(report_sync_error(e))
         }
+    };
+    let finished = match outcome {
+        Ok((dbs, info)) => {
+            let fin = match &tmp {
+                Some(t) => {
+                    let (t, name) = (t.clone(), dbfilename.clone());
+                    tokio::task::spawn_blocking(move || publish_sync_file(&t, &name, del_sync_file))
+                        .await
+                        .unwrap_or_else(|e| Err(SyncFileError::Write(e.to_string())))
+                }
+                None => Ok(()),
+            };
+            match fin {
+                Ok(()) => Ok((dbs, info)),
+                Err(e) => {
+                    discard(dbs).await;
+                    Err(report_sync_error(e))
+                }
+            }
+        }
+        Err(end) => {
+            if let Some(t) = &tmp {
+                // The writer removes it on its own failures; a failed load or
+                // a broken transfer leaves it to us.
+                let _ = std::fs::remove_file(t);
+            }
+            Err(end)
+        }
+    };
+    let (dbs, info) = match finished {
+        Ok(x) => x,
+        Err(end) => return Err(end.unwrap_or(LinkEnd::Failed)),
     };
     if let Some(v) = &info.redis_ver {
         crate::notice!("Loading RDB produced by version {v}");
@@ -696,28 +721,252 @@ enum SyncFileError {
     Open(String),
     Write(String),
     Load(String),
+    /// The transfer broke before the end of the payload.
+    Aborted,
 }
 
-/// Writes the received RDB to `temp-<unixtime>.<pid>.rdb`, fsyncs it and renames it
-/// over `dbfilename` (relative to `dir`, the working directory). With persistence
-/// off and `rdb-del-sync-files yes` the file is removed again.
-fn persist_sync_file(payload: &[u8], dbfilename: &str, delete: bool) -> Result<(), SyncFileError> {
-    use std::io::Write;
-    let tmp = format!(
-        "temp-{}.{}.rdb",
-        crate::server::now_ms() / 1000,
-        std::process::id()
-    );
-    let text = |e: std::io::Error| io_text(&e);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| SyncFileError::Open(text(e)))?;
-    let written = f.write_all(payload).and_then(|_| f.sync_all());
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(SyncFileError::Write(text(e)));
+/// Payload chunks queued for the loading thread (each is up to a few hundred KiB).
+const LOAD_DEPTH: usize = 32;
+
+/// Payload chunks queued for the sync file writer.
+const FILE_DEPTH: usize = 64;
+
+/// The receive loop hands the loader pieces of at least this size (except the
+/// last), so tiny socket reads do not turn into tiny channel messages.
+const MIN_PIECE: usize = 32 * 1024;
+
+/// How the payload is delimited.
+enum Form {
+    /// `$EOF:<mark>`: the payload ends where the 40-byte mark is found.
+    Eof([u8; 40]),
+    /// `$<len>`: exactly this many bytes.
+    Len(usize),
+}
+
+/// Why receiving stopped early.
+enum Recv {
+    /// The link failed (logged) or went stale.
+    Link(LinkEnd),
+    /// The loader or the file writer stopped taking chunks (its result says why).
+    SinkGone,
+}
+
+/// Receives the payload, handing it to the loader in order. For the EOF form the
+/// last 40 bytes are held back until it is known whether they are the mark.
+async fn receive_payload(
+    server: &Arc<Server>,
+    gen: u64,
+    io: &mut LinkIo,
+    form: &Form,
+    sinks: &Sinks,
+    timeout: Duration,
+) -> Result<(), Recv> {
+    let transfer_err = |e: ReadErr| {
+        match e {
+            ReadErr::Timeout => crate::warning!(
+                "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value."
+            ),
+            e => crate::warning!("I/O error trying to sync with MASTER: {e}"),
+        }
+        Recv::Link(LinkEnd::Failed)
+    };
+    let mut received = io.buf.len() as i64;
+    match form {
+        Form::Eof(mark) => loop {
+            let n = io.buf.len();
+            let done = n >= 40 && io.buf[n - 40..] == mark[..];
+            if done || n >= 40 + MIN_PIECE {
+                let data = io.buf.split_to(n - 40).freeze();
+                if !data.is_empty() {
+                    sinks.push(data, &mut io.stream).await?;
+                }
+                if done {
+                    // Nothing follows the mark before our ACK.
+                    io.buf.clear();
+                    return Ok(());
+                }
+            }
+            received += io.fill(timeout).await.map_err(transfer_err)? as i64;
+            if !update(server, gen, |_, m| {
+                m.transfer = Some((0, received));
+                m.transfer_last_io = Instant::now();
+            }) {
+                return Err(Recv::Link(LinkEnd::Stale));
+            }
+        },
+        Form::Len(len) => {
+            let mut left = *len;
+            loop {
+                let take = io.buf.len().min(left);
+                if take > 0 && (take == left || take >= MIN_PIECE) {
+                    // Whatever follows the payload is already replication stream.
+                    let data = io.buf.split_to(take).freeze();
+                    sinks.push(data, &mut io.stream).await?;
+                    left -= take;
+                }
+                if left == 0 {
+                    return Ok(());
+                }
+                received += io.fill(timeout).await.map_err(transfer_err)? as i64;
+                let read = received.min(*len as i64);
+                if !update(server, gen, |_, m| {
+                    m.transfer = Some((*len as i64, read));
+                    m.transfer_last_io = Instant::now();
+                }) {
+                    return Err(Recv::Link(LinkEnd::Stale));
+                }
+            }
+        }
     }
-    if let Err(e) = std::fs::rename(&tmp, dbfilename) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(SyncFileError::Write(text(e)));
+}
+
+/// Where the received payload goes: the loading thread and the sync file writer.
+struct Sinks {
+    load: tokio::sync::mpsc::Sender<Piece>,
+    file: Option<tokio::sync::mpsc::Sender<Piece>>,
+}
+
+impl Sinks {
+    /// Hands one chunk to both, waiting for room; a newline per second tells the
+    /// master we are alive meanwhile.
+    async fn push(&self, data: Bytes, stream: &mut TcpStream) -> Result<(), Recv> {
+        if let Some(f) = &self.file {
+            wait_send(f, Piece::Data(data.clone()), stream).await?;
+        }
+        wait_send(&self.load, Piece::Data(data), stream).await
+    }
+
+    /// The whole payload arrived.
+    async fn end(&self) -> Result<(), Recv> {
+        if let Some(f) = &self.file {
+            f.send(Piece::End).await.map_err(|_| Recv::SinkGone)?;
+        }
+        self.load.send(Piece::End).await.map_err(|_| Recv::SinkGone)
+    }
+}
+
+async fn wait_send(
+    tx: &tokio::sync::mpsc::Sender<Piece>,
+    piece: Piece,
+    stream: &mut TcpStream,
+) -> Result<(), Recv> {
+    let send = tx.send(piece);
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            r = &mut send => return r.map_err(|_| Recv::SinkGone),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                let _ = stream.write_all(b"\n").await;
+            }
+        }
+    }
+}
+
+/// Logs why the sync failed (Redis's texts) and ends the attempt.
+fn report_sync_error(e: SyncFileError) -> Option<LinkEnd> {
+    match e {
+        SyncFileError::Load(e) => {
+            crate::warning!("Failed trying to load the MASTER synchronization DB from disk: {e}");
+        }
+        SyncFileError::Open(e) => {
+            crate::warning!(
+                "Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}"
+            );
+        }
+        SyncFileError::Write(e) => {
+            crate::warning!(
+                "Write error or short write writing to the DB dump file needed for MASTER <-> REPLICA synchronization: {e}"
+            );
+        }
+        // Only after a broken transfer, which was logged when it broke.
+        SyncFileError::Aborted => {}
+    }
+    Some(LinkEnd::Failed)
+}
+
+/// Drops a loaded dataset off the async workers (freeing millions of keys takes a
+/// while).
+async fn discard(dbs: Vec<Db>) {
+    let _ = tokio::task::spawn_blocking(move || drop(dbs)).await;
+}
+
+/// The loading thread: parses the payload from the chunks as they arrive into
+/// fresh Dbs. On failure (broken transfer, bad RDB) the partial data is dropped
+/// here. The loader must also see the end of the payload: an RDB that parses but
+/// whose transfer broke afterwards is not taken.
+fn load_streamed(
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+    ndbs: usize,
+) -> Result<(Vec<Db>, crate::rdb::LoadInfo), SyncFileError> {
+    let mut rd = ChunkReader::new(rx);
+    let mut dbs: Vec<Db> = (0..ndbs).map(|_| Db::new()).collect();
+    let opts = super::codec::LoadOptions {
+        now_ms: crate::server::now_ms(),
+        drop_expired: false,
+    };
+    let res = super::codec::load(&mut rd, &mut dbs, &opts);
+    let complete = res.is_ok() && rd.drain();
+    if rd.aborted() {
+        drop(dbs);
+        return Err(SyncFileError::Aborted);
+    }
+    match res {
+        Ok(_) if !complete => Err(SyncFileError::Aborted),
+        Ok(info) => Ok((dbs, info)),
+        Err(e) => {
+            drop(dbs);
+            Err(SyncFileError::Load(e.to_string()))
+        }
+    }
+}
+
+/// Sync file writes between two fdatasyncs, so the final fsync has little left.
+const FILE_SYNC_EVERY: usize = 16 * 1024 * 1024;
+
+/// The sync file writer (blocking thread): writes the payload chunks to `tmp`
+/// (`temp-<unixtime>.<pid>.rdb`) as they arrive and fsyncs it at the end of the
+/// payload. On failure or a broken transfer the temp file is removed.
+fn write_sync_file(
+    mut rx: tokio::sync::mpsc::Receiver<Piece>,
+    tmp: &str,
+) -> Result<(), SyncFileError> {
+    use std::io::Write;
+    let text = |e: std::io::Error| io_text(&e);
+    let mut f = std::fs::File::create(tmp).map_err(|e| SyncFileError::Open(text(e)))?;
+    let mut unsynced = 0usize;
+    let res = loop {
+        match rx.blocking_recv() {
+            Some(Piece::Data(b)) => {
+                if let Err(e) = f.write_all(&b) {
+                    break Err(SyncFileError::Write(text(e)));
+                }
+                unsynced += b.len();
+                if unsynced >= FILE_SYNC_EVERY {
+                    if let Err(e) = f.sync_data() {
+                        break Err(SyncFileError::Write(text(e)));
+                    }
+                    unsynced = 0;
+                }
+            }
+            Some(Piece::End) => break f.sync_all().map_err(|e| SyncFileError::Write(text(e))),
+            None => break Err(SyncFileError::Aborted),
+        }
+    };
+    if res.is_err() {
+        drop(f);
+        let _ = std::fs::remove_file(tmp);
+    }
+    res
+}
+
+/// Renames the complete, fsynced temp file over `dbfilename` (relative to `dir`,
+/// the working directory), as Redis does with the received RDB, so a restart can
+/// continue this history. With persistence off and `rdb-del-sync-files yes` the
+/// file is removed again.
+fn publish_sync_file(tmp: &str, dbfilename: &str, delete: bool) -> Result<(), SyncFileError> {
+    if let Err(e) = std::fs::rename(tmp, dbfilename) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(SyncFileError::Write(io_text(&e)));
     }
     if delete {
         crate::notice!(
