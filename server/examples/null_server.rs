@@ -41,6 +41,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// this server has no use for big requests and would rather close the connection).
 const MAX_ARGS: i64 = 1024 * 1024;
 const MAX_BULK: i64 = 64 * 1024 * 1024;
+/// Most unparsed bytes a connection may hold before it is closed.
+const MAX_PENDING: usize = 256 * 1024 * 1024;
 /// Longest `*N` / `$N` header line before the connection counts as malformed.
 const MAX_HEADER: usize = 32;
 const BUSY_WINDOW: Duration = Duration::from_millis(100);
@@ -344,6 +346,9 @@ impl Server {
             }
         };
         c.inbuf.drain(..consumed);
+        if c.inbuf.len() > MAX_PENDING {
+            return false;
+        }
         if commands == 0 {
             return true;
         }
