@@ -403,8 +403,9 @@ def part_ceiling(args, bins, wd, res):
                 c.close()
                 n = args.n if p == 1 else args.n_pipelined
                 runs[impl].append(run_benchmark(srv.port, CEILING_TESTS, n, p, args.clients))
-                got = ", ".join(f"{t} {v[0]:,.0f}" for t, v in runs[impl][-1].items())
-                log(f"ceiling -P {p}: rep {rep + 1}/{args.reps} {impl}: {got} rps")
+                got = ", ".join(f"{t} {v[0]:,.0f} rps p99 {v[1]:.2f} ms"
+                                for t, v in runs[impl][-1].items())
+                log(f"ceiling -P {p}: rep {rep + 1}/{args.reps} {impl}: {got}")
             for test in runs["redis"][0]:
                 for impl, label in labels.items():
                     name = f"{test} -P {p} rps ({label})"

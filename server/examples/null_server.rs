@@ -251,6 +251,9 @@ struct Server {
     listener: TcpListener,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
+    /// Slots closed during the current batch of events; reused only after it, so a
+    /// later event of the batch for the old connection cannot hit a new one.
+    retired: Vec<usize>,
     readbuf: Vec<u8>,
 }
 
@@ -298,7 +301,7 @@ impl Server {
             let _ = self
                 .epoll
                 .ctl(libc::EPOLL_CTL_DEL, c.stream.as_raw_fd(), 0, 0);
-            self.free.push(slot);
+            self.retired.push(slot);
         }
     }
 
@@ -407,6 +410,7 @@ fn run(args: &Args) -> io::Result<()> {
         listener,
         conns: Vec::new(),
         free: Vec::new(),
+        retired: Vec::new(),
         readbuf: vec![0; READ_CHUNK],
     };
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
@@ -435,6 +439,7 @@ fn run(args: &Args) -> io::Result<()> {
                 server.close(slot);
             }
         }
+        server.free.append(&mut server.retired);
     }
     Ok(())
 }
