@@ -4,6 +4,10 @@
 One command builds the release binary and runs, for both servers on loopback with
 equivalent configs (no persistence, DEBUG enabled), alternating A/B/A/B:
 
+  ceiling     the client's own limit: redis-benchmark SET/GET rps against Redis and
+              against server/examples/null_server.rs (answers +OK to every request,
+              does no work), plain and busy-polling; null/Redis is the highest ratio
+              any server can show in the throughput part on this machine
   throughput  redis-benchmark rps and p99 per command at -P 1 and -P 16
   memory      RSS (VmRSS) and INFO used_memory after DEBUG POPULATE of N keys
   sync        full sync time of N keys (disk and diskless) and the master's PING
@@ -17,7 +21,7 @@ bench/results/latest.md, and with --docs also replaces the LATEST table in
 docs/benchmarks.md. The machine is shared and noisy: only the ratios of one run
 mean anything. See docs/benchmarks.md for the methodology.
 
-Usage: python3 bench/run.py [--only throughput,memory,sync,lag,resync] [--keys 1000000]
+Usage: python3 bench/run.py [--only ceiling,throughput,memory,sync,lag,resync] [--keys 1000000]
        [--reps 3] [-n 100000] [--tests set,get,...] [--pipelines 1,16] [--no-build] [--docs]
 """
 import argparse
@@ -39,8 +43,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TESTS = "set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset"
-PARTS = ["throughput", "memory", "sync", "lag", "resync"]
+PARTS = ["ceiling", "throughput", "memory", "sync", "lag", "resync"]
 IMPLS = ["tandem", "redis"]
+# The ceiling part's servers; in the table the null servers sit in the tandem column.
+CEILING_IMPLS = ["redis", "null", "null-busy"]
+CEILING_TESTS = "set,get"
 COMMON = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
           "--enable-debug-command", "yes"]
 DOCS_BEGIN = "<!-- LATEST:BEGIN -->"
@@ -105,6 +112,32 @@ class Server:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         raise RuntimeError("no VmRSS")
+
+
+class NullServer:
+    """server/examples/null_server.rs on a free port; stop() kills it by pid."""
+
+    def __init__(self, binary, busy_poll=False):
+        self.port = free_port()
+        argv = [binary, "--port", str(self.port)] + (["--busy-poll"] if busy_poll else [])
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        try:
+            wait_port(self.port, self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                kill_proc(self.proc)
+        self.proc.wait()
 
 
 def kill_proc(p):
@@ -329,10 +362,10 @@ def fmt(v):
     return f"{v:.3f}"
 
 
-def alternating(reps):
+def alternating(reps, impls=IMPLS):
     """(rep, impl) pairs, A/B then B/A so drift hits both equally."""
     for rep in range(reps):
-        for impl in (IMPLS if rep % 2 == 0 else IMPLS[::-1]):
+        for impl in (impls if rep % 2 == 0 else impls[::-1]):
             yield rep, impl
 
 
@@ -350,6 +383,39 @@ def run_benchmark(port, tests, n, pipeline, clients):
     for row in csv.DictReader(io.StringIO(out.stdout)):
         rows[row["test"]] = (float(row["rps"]), float(row["p99_latency_ms"]))
     return rows
+
+
+def part_ceiling(args, bins, wd, res):
+    """redis-benchmark -t set,get against Redis and the null server (plain and
+    busy-polling), same clients, pipelines and alternation as the throughput part."""
+    labels = {"null": "null server", "null-busy": "null server, busy-poll"}
+    servers = {}
+    try:
+        servers["redis"] = Server("redis", bins["redis"], wd)
+        servers["null"] = NullServer(bins["null"])
+        servers["null-busy"] = NullServer(bins["null"], busy_poll=True)
+        for p in [int(x) for x in args.pipelines.split(",")]:
+            runs = {impl: [] for impl in CEILING_IMPLS}
+            for rep, impl in alternating(args.reps, CEILING_IMPLS):
+                srv = servers[impl]
+                c = Conn(srv.port)
+                c.call("FLUSHALL")
+                c.close()
+                n = args.n if p == 1 else args.n_pipelined
+                runs[impl].append(run_benchmark(srv.port, CEILING_TESTS, n, p, args.clients))
+                got = ", ".join(f"{t} {v[0]:,.0f} rps p99 {v[1]:.2f} ms"
+                                for t, v in runs[impl][-1].items())
+                log(f"ceiling -P {p}: rep {rep + 1}/{args.reps} {impl}: {got}")
+            for test in runs["redis"][0]:
+                for impl, label in labels.items():
+                    name = f"{test} -P {p} rps ({label})"
+                    for rows in runs[impl]:
+                        res.add("ceiling", name, "req/s", "ceiling", "tandem", rows[test][0])
+                    for rows in runs["redis"]:
+                        res.add("ceiling", name, "req/s", "ceiling", "redis", rows[test][0])
+    finally:
+        for s in servers.values():
+            s.stop()
 
 
 def part_throughput(args, bins, wd, res):
@@ -616,12 +682,21 @@ def main():
                      "(apt-get install redis-server redis-tools)")
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
     tandem_bin = args.tandem_bin or os.path.join(target, "release", "tandem-server")
-    if not args.no_build and not args.tandem_bin:
-        subprocess.run(["cargo", "build", "--release", "-p", "tandem-server"], cwd=ROOT,
-                       check=True)
-    if not os.access(tandem_bin, os.X_OK):
-        sys.exit(f"{tandem_bin} not found (set CARGO_TARGET_DIR, --tandem-bin, or drop --no-build)")
-    bins = {"tandem": tandem_bin, "redis": shutil.which("redis-server")}
+    null_bin = os.path.join(target, "release", "examples", "null_server")
+    if any(p != "ceiling" for p in parts):
+        if not args.no_build and not args.tandem_bin:
+            subprocess.run(["cargo", "build", "--release", "-p", "tandem-server"], cwd=ROOT,
+                           check=True)
+        if not os.access(tandem_bin, os.X_OK):
+            sys.exit(f"{tandem_bin} not found (set CARGO_TARGET_DIR, --tandem-bin, "
+                     "or drop --no-build)")
+    if "ceiling" in parts:
+        if not args.no_build:
+            subprocess.run(["cargo", "build", "--release", "-p", "tandem-server", "--example",
+                            "null_server"], cwd=ROOT, check=True)
+        if not os.access(null_bin, os.X_OK):
+            sys.exit(f"{null_bin} not found (set CARGO_TARGET_DIR or drop --no-build)")
+    bins = {"tandem": tandem_bin, "redis": shutil.which("redis-server"), "null": null_bin}
     version = subprocess.run(["redis-server", "-v"], capture_output=True,
                              text=True).stdout.strip()
     commit = git_commit()
@@ -633,7 +708,7 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
 
     res = Results()
-    funcs = {"throughput": part_throughput, "memory": part_memory, "sync": part_sync,
+    funcs = {"ceiling": part_ceiling, "throughput": part_throughput, "memory": part_memory, "sync": part_sync,
              "lag": part_lag, "resync": part_resync}
     workdir = tempfile.mkdtemp(prefix="tandem-bench-")
     try:
@@ -658,9 +733,14 @@ def main():
         f"{args.value_size} B; lag load: {args.lag_requests} SET -P 16; resync pause "
         f"{args.pause:g} s.",
         "Ratio = Tandem / Redis; the `better` column says which direction is better.",
-        "",
-        "",
     ]
+    if "ceiling" in parts:
+        header.append(
+            f"Ceiling rows: redis-benchmark -t {CEILING_TESTS} against the null server "
+            "(server/examples/null_server.rs: +OK to every request, no work) in the tandem "
+            "column vs Redis; the ratio is the highest any server can reach in the "
+            "throughput part on this machine.")
+    header += ["", ""]
     text = "\n".join(header) + res.table() + "\n"
     if res.notes:
         text += "\nNotes:\n" + "".join(f"- {n}\n" for n in res.notes)
