@@ -738,8 +738,9 @@ def main():
         header.append(
             f"Ceiling rows: redis-benchmark -t {CEILING_TESTS} against the null server "
             "(server/examples/null_server.rs: +OK to every request, no work) in the tandem "
-            "column vs Redis; the ratio is the highest any server can reach in the "
-            "throughput part on this machine.")
+            "column vs Redis; the plain null server's ratio is the highest a server that "
+            "sleeps when idle can reach in the throughput part on this machine (the "
+            "busy-poll rows: one that spins).")
     header += ["", ""]
     text = "\n".join(header) + res.table() + "\n"
     if res.notes:
