@@ -79,6 +79,17 @@ def wait_port(port, proc, limit=20.0):
     raise RuntimeError(f"port {port} did not open")
 
 
+def spawn_listening(argv, port, **popen):
+    """Starts argv and waits until it accepts on port; kills it if that fails."""
+    proc = subprocess.Popen(argv, **popen)
+    try:
+        wait_port(port, proc)
+    except BaseException:
+        kill_proc(proc)
+        raise
+    return proc
+
+
 class Server:
     """One server process in its own directory; stop() kills it by pid."""
 
@@ -87,23 +98,21 @@ class Server:
         self.dir = tempfile.mkdtemp(prefix=f"{impl}-", dir=workdir)
         self.log = open(os.path.join(self.dir, "server.log"), "w")
         argv = [binary, "--port", str(self.port), "--dir", self.dir] + COMMON + list(extra)
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=self.dir)
-        self.pid = self.proc.pid
         try:
-            wait_port(self.port, self.proc)
+            self.proc = spawn_listening(argv, self.port, stdout=self.log,
+                                        stderr=subprocess.STDOUT, cwd=self.dir)
         except BaseException:
-            self.stop()
+            self.log.close()
             raise
+        self.pid = self.proc.pid
 
     def stop(self):
         if self.proc.poll() is None:
             try:
                 os.kill(self.pid, signal.SIGCONT)  # in case it was paused
-                os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            self.proc.wait()
+        kill_proc(self.proc)
         self.log.close()
 
     def rss_bytes(self):
@@ -115,18 +124,14 @@ class Server:
 
 
 class NullServer:
-    """server/examples/null_server.rs on a free port; stop() kills it by pid."""
+    """server/examples/null_server.rs on a free port; stop() ends it by pid."""
 
     def __init__(self, binary, busy_poll=False):
         self.port = free_port()
         argv = [binary, "--port", str(self.port)] + (["--busy-poll"] if busy_poll else [])
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = spawn_listening(argv, self.port, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
         self.pid = self.proc.pid
-        try:
-            wait_port(self.port, self.proc)
-        except BaseException:
-            self.stop()
-            raise
 
     def stop(self):
         if self.proc.poll() is None:
@@ -136,8 +141,8 @@ class NullServer:
             except ProcessLookupError:
                 pass
             except subprocess.TimeoutExpired:
-                kill_proc(self.proc)
-        self.proc.wait()
+                pass
+        kill_proc(self.proc)
 
 
 def kill_proc(p):

@@ -60,6 +60,22 @@ fn temp_files(dir: &std::path::Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Waits for the replica to report the broken transfer and to remove its temp file.
+fn assert_transfer_broken_and_cleaned(r: &TestServer) {
+    assert!(
+        wait_until(WAIT, || r
+            .stdout()
+            .contains("I/O error trying to sync with MASTER")),
+        "{}",
+        r.stdout()
+    );
+    assert!(
+        wait_until(WAIT, || temp_files(r.dir.path()).is_empty()),
+        "temp files left: {:?}",
+        temp_files(r.dir.path())
+    );
+}
+
 /// A server with DEBUG enabled (POPULATE, DIGEST).
 fn start(args: &[&str]) -> TestServer {
     let mut all = vec!["--enable-debug-command", "yes"];
@@ -183,18 +199,7 @@ fn master_killed_mid_transfer_leaves_old_data_and_no_temp_file() {
     let _ = m.child.kill();
     let _ = m.child.wait();
     // The replica notices, keeps its old data and removes the temp file.
-    assert!(
-        wait_until(WAIT, || r
-            .stdout()
-            .contains("I/O error trying to sync with MASTER")),
-        "{}",
-        r.stdout()
-    );
-    assert!(
-        wait_until(WAIT, || temp_files(r.dir.path()).is_empty()),
-        "temp files left: {:?}",
-        temp_files(r.dir.path())
-    );
+    assert_transfer_broken_and_cleaned(&r);
     assert_eq!(dbsize(&mut rc), 1000);
     assert_eq!(digest(&mut rc), old_digest);
     assert!(!link_up(&mut rc));
@@ -425,17 +430,7 @@ fn stream_broken_midway_keeps_old_data_and_removes_the_temp_file() {
     assert_eq!(rc.cmd(&format!("REPLICAOF 127.0.0.1 {port}")), R::ok());
     let res = master.join().expect("fake master thread");
     assert_eq!(res, Ok(()), "log:\n{}", r.stdout());
-    assert!(
-        wait_until(WAIT, || r
-            .stdout()
-            .contains("I/O error trying to sync with MASTER")),
-        "{}",
-        r.stdout()
-    );
-    assert!(
-        wait_until(WAIT, || temp_files(r.dir.path()).is_empty()),
-        "temp files left"
-    );
+    assert_transfer_broken_and_cleaned(&r);
     assert_eq!(dbsize(&mut rc), 1);
     assert_eq!(rc.cmd("GET old"), R::bulk("value"));
     // The old dump file was not replaced by a truncated payload.
