@@ -76,6 +76,14 @@ fn assert_transfer_broken_and_cleaned(r: &TestServer) {
     );
 }
 
+/// The master's log shows exactly one snapshot for socket targets.
+fn assert_one_socket_snapshot(mlog: &str) {
+    let n = mlog
+        .matches("Starting BGSAVE for SYNC with target: replicas sockets")
+        .count();
+    assert_eq!(n, 1, "replicas should share one snapshot:\n{mlog}");
+}
+
 /// A server with DEBUG enabled (POPULATE, DIGEST).
 fn start(args: &[&str]) -> TestServer {
     let mut all = vec!["--enable-debug-command", "yes"];
@@ -159,12 +167,7 @@ fn two_replicas_attached_to_one_diskless_ticket_both_get_it() {
         assert_eq!(digest(&mut c), want);
     }
     let mlog = m.stdout();
-    assert_eq!(
-        mlog.matches("Starting BGSAVE for SYNC with target: replicas sockets")
-            .count(),
-        1,
-        "one snapshot for both replicas:\n{mlog}"
-    );
+    assert_one_socket_snapshot(&mlog);
     assert!(
         mlog.contains("Diskless rdb transfer, done reading from pipe, 2 replicas still up."),
         "{mlog}"
@@ -475,12 +478,7 @@ fn a_stalled_replica_is_dropped_and_the_others_of_its_ticket_complete() {
     assert_eq!(dbsize(&mut rc), 200_000);
     assert_eq!(rc.cmd("GET key:199999"), mc.cmd("GET key:199999"));
     let mlog = m.stdout();
-    assert_eq!(
-        mlog.matches("Starting BGSAVE for SYNC with target: replicas sockets")
-            .count(),
-        1,
-        "both replicas on one snapshot:\n{mlog}"
-    );
+    assert_one_socket_snapshot(&mlog);
     assert!(
         mlog.contains("Disconnecting timedout replica (full sync): "),
         "{mlog}"
