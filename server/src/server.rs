@@ -110,6 +110,10 @@ pub struct ClientInfo {
 impl ClientHandle {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
+        // Every task waiting on this client wakes (a connection loop and a replica's
+        // reader and writer can wait at once); the permit covers a wait that starts
+        // after this call.
+        self.kill_notify.notify_waiters();
         self.kill_notify.notify_one();
     }
 

@@ -479,3 +479,37 @@ fn client_pause_all_ends_after_its_timeout() {
     );
     assert_eq!(c.cmd("SET k v"), R::ok());
 }
+
+#[test]
+fn client_kill_wakes_a_client_blocked_forever() {
+    // A connection waits in more than one place (its loop, a blocking command):
+    // CLIENT KILL must reach the one it is in, not a waiter registered earlier.
+    let s = TestServer::start(&[]);
+    let mut killer = s.conn();
+    let mut victim = s.conn();
+    let R::Int(vid) = victim.cmd("CLIENT ID") else {
+        panic!("CLIENT ID")
+    };
+    assert_eq!(victim.cmd("PING"), R::Simple("PONG".into()));
+    victim.send(&[b"BLPOP", b"nosuchlist", b"0"]);
+    let blocked = |c: &mut Conn| {
+        let info = bulk_text(c.cmd("INFO clients"));
+        info.contains("blocked_clients:1")
+    };
+    assert!(wait_until(Duration::from_secs(10), || blocked(&mut killer)));
+    assert_eq!(killer.cmd(&format!("CLIENT KILL ID {vid}")), R::Int(1));
+    // EOF, not a read timeout.
+    victim
+        .stream
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(std::io::Read::read(&mut victim.stream, &mut byte), Ok(0)),
+        "the killed client's connection was not closed"
+    );
+    assert!(wait_until(Duration::from_secs(10), || !blocked(
+        &mut killer
+    )));
+}
