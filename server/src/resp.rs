@@ -25,8 +25,8 @@ pub struct ProtocolError(pub String);
 /// Arguments up to this size are taken as slices of the read buffer when their whole
 /// request is buffered (no allocation, no copy); longer ones are copied, so a large
 /// stored value never keeps a read buffer alive. Anything that keeps a small argument
-/// beyond its command copies it (`util::detach`, `strings::stored`).
-const SLICE_MAX: usize = 4096;
+/// beyond its command copies it (`util::detach`).
+pub const SLICE_MAX: usize = 4096;
 /// Requests with more arguments than this always take the incremental path.
 const WHOLE_MAX_ARGS: usize = 64;
 

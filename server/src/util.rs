@@ -1,15 +1,21 @@
 //! Small shared helpers.
 
-/// Renders bytes like Redis's `sdscatrepr` (MONITOR, SLOWLOG, CLIENT LIST):
-/// printable ASCII as is, `\\` and `"` escaped, `\n \r \t \a \b`, others as `\xHH`.
-/// An owned copy of a request argument that is kept beyond the command (a channel
-/// name, a WATCHed key, a client name, a SLOWLOG argument, a blocked command).
-/// Small arguments are slices of the connection's read buffer (see
-/// `resp::RequestParser`); keeping one would keep that whole buffer alive.
+/// The copy of a request argument to keep beyond its command: a stored value,
+/// field or member, a channel name, a WATCHed key, a client name, a SLOWLOG
+/// argument, a queued or blocked command. Arguments up to `resp::SLICE_MAX` are
+/// slices of the connection's read buffer (keeping one would keep that whole
+/// buffer alive), so they are copied; longer ones are already a copy of their
+/// own and are shared.
 pub fn detach(arg: &bytes::Bytes) -> bytes::Bytes {
-    bytes::Bytes::copy_from_slice(arg)
+    if arg.len() <= crate::resp::SLICE_MAX {
+        bytes::Bytes::copy_from_slice(arg)
+    } else {
+        arg.clone()
+    }
 }
 
+/// Renders bytes like Redis's `sdscatrepr` (MONITOR, SLOWLOG, CLIENT LIST):
+/// printable ASCII as is, `\\` and `"` escaped, `\n \r \t \a \b`, others as `\xHH`.
 pub fn repr_bytes(b: &[u8]) -> String {
     let mut s = String::with_capacity(b.len());
     for &c in b {

@@ -1,9 +1,9 @@
 //! Command family: hashes (Redis 7.0 `t_hash.c` semantics).
 
-use super::strings::stored;
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::types::{HashMapB, Value};
+use crate::util::detach;
 use bytes::Bytes;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -63,7 +63,7 @@ fn hset_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str) -> Result<i64, CmdErr
     let h = hash_create(ctx, &argv[1])?;
     let mut created = 0;
     for pair in argv[2..].chunks(2) {
-        if h.insert(stored(&pair[0]), stored(&pair[1])).is_none() {
+        if h.insert(detach(&pair[0]), detach(&pair[1])).is_none() {
             created += 1;
         }
     }
@@ -88,7 +88,7 @@ fn hsetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if h.contains_key(&argv[2]) {
         out.int(0);
     } else {
-        h.insert(stored(&argv[2]), stored(&argv[3]));
+        h.insert(detach(&argv[2]), detach(&argv[3]));
         ctx.dirty(1);
         out.int(1);
     }
@@ -203,7 +203,7 @@ fn hincrby(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         ctx.delete_if_empty(&argv[1]);
         return Err(err::OVERFLOW);
     };
-    h.insert(stored(&argv[2]), Bytes::from(new.to_string()));
+    h.insert(detach(&argv[2]), Bytes::from(new.to_string()));
     ctx.dirty(1);
     out.int(new);
     Ok(())
@@ -246,7 +246,7 @@ fn hincrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     let text = Bytes::from(new.to_human());
     if let Some(h) = hash_w(ctx, &argv[1])? {
-        h.insert(stored(&argv[2]), text.clone());
+        h.insert(detach(&argv[2]), text.clone());
     }
     ctx.dirty(1);
     out.bulk(&text);

@@ -2,10 +2,10 @@
 //! pops. A blocking command that finds nothing sets `ctx.action = Block` and writes
 //! no reply; the framework re-runs it for the waiter when one of its keys is written.
 
-use super::strings::stored;
 use super::{arg_i64, err, flags::*, is_kw, parse_f64, Action, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::types::Value;
+use crate::util::detach;
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -126,9 +126,9 @@ fn push_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool, xx: 
         Some(l) => {
             for v in &argv[2..] {
                 if left {
-                    l.push_front(stored(v));
+                    l.push_front(detach(v));
                 } else {
-                    l.push_back(stored(v));
+                    l.push_back(detach(v));
                 }
             }
             l.len()
@@ -274,7 +274,7 @@ fn lset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let Some(slot) = index_of(idx, len).and_then(|i| l.get_mut(i)) else {
         return Err(err::OUT_OF_RANGE);
     };
-    *slot = stored(&argv[3]);
+    *slot = detach(&argv[3]);
     ctx.dirty(1);
     out.ok();
     Ok(())
@@ -296,7 +296,7 @@ fn linsert(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.int(-1);
         return Ok(());
     };
-    l.insert(if after { pos + 1 } else { pos }, stored(&argv[4]));
+    l.insert(if after { pos + 1 } else { pos }, detach(&argv[4]));
     let len = l.len();
     ctx.dirty(1);
     out.int(len as i64);

@@ -1,10 +1,10 @@
 //! Command family: sets (Redis 7.0 `t_set.c` semantics).
 
 use super::hashes::{parse_rand_count, parse_scan, scan_step};
-use super::strings::stored;
 use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::types::{HashSetB, Value};
+use crate::util::detach;
 use bytes::Bytes;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -53,7 +53,7 @@ fn sadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut added = 0;
     if let Some(s) = set_w(ctx, key)? {
         for m in &argv[2..] {
-            if s.insert(stored(m)) {
+            if s.insert(detach(m)) {
                 added += 1;
             }
         }
@@ -280,7 +280,7 @@ fn smove(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         ctx.set(dst.clone(), Value::new_set());
     }
     if let Some(d) = set_w(ctx, dst)? {
-        d.insert(stored(m));
+        d.insert(detach(m));
     }
     ctx.dirty(1);
     out.int(1);

@@ -8,6 +8,7 @@
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::types::Value;
+use crate::util::detach;
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
@@ -75,19 +76,6 @@ fn get(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         Some(_) => return Err(err::WRONGTYPE),
     }
     Ok(())
-}
-
-/// The copy of an argument to keep in the keyspace. Small arguments are copied:
-/// a clone of a request argument allocates a shared header (24 bytes, kept as
-/// long as the value lives) and cannot free the argument's buffer; a copy of
-/// up to a few KB costs the same allocation and stores nothing extra. Large
-/// arguments are shared, not copied.
-pub(crate) fn stored(arg: &Bytes) -> Bytes {
-    if arg.len() <= 4096 {
-        Bytes::copy_from_slice(arg)
-    } else {
-        arg.clone()
-    }
 }
 
 /// Options of SET / GETEX (Redis `parseExtendedStringArgumentsOrReply`).
@@ -214,9 +202,9 @@ fn set_generic(
     let lru = ctx.lru;
     let db = ctx.client.db;
     if o.keepttl {
-        ctx.store.dbs[db].set_keep_ttl(key, Value::Str(stored(val)), lru);
+        ctx.store.dbs[db].set_keep_ttl(key, Value::Str(detach(val)), lru);
     } else {
-        ctx.store.dbs[db].set(key, Value::Str(stored(val)), lru);
+        ctx.store.dbs[db].set(key, Value::Str(detach(val)), lru);
     }
     ctx.dirty(1);
     if let Some(at) = when {
@@ -328,7 +316,7 @@ fn getdel(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn getset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let old = read_str(ctx, &argv[1])?;
     out.opt_bulk(old.as_deref());
-    ctx.set(&argv[1], Value::Str(stored(&argv[2])));
+    ctx.set(&argv[1], Value::Str(detach(&argv[2])));
     ctx.dirty(1);
     let mut v = argv.to_vec();
     v[0] = b(b"SET");
@@ -358,7 +346,7 @@ fn mset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Err(wrong_args("mset"));
     }
     for pair in argv[1..].chunks(2) {
-        ctx.set(&pair[0], Value::Str(stored(&pair[1])));
+        ctx.set(&pair[0], Value::Str(detach(&pair[1])));
     }
     ctx.dirty((argv.len() as u64 - 1) / 2);
     out.ok();
@@ -378,7 +366,7 @@ fn msetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     for pair in argv[1..].chunks(2) {
-        ctx.set(&pair[0], Value::Str(stored(&pair[1])));
+        ctx.set(&pair[0], Value::Str(detach(&pair[1])));
     }
     ctx.dirty((argv.len() as u64 - 1) / 2);
     out.int(1);

@@ -1,11 +1,11 @@
 //! Command family: sorted sets (ZADD, ZRANGE and its legacy variants, ZPOP*, the
 //! blocking pops, set algebra, ZRANDMEMBER, ZSCAN), with Redis 7.0 replies and errors.
 
-use super::strings::stored;
 use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::types::zset::{LexBound, LexRange, ScoreBound, ScoreRange};
 use crate::types::{HashSetB, Value, ZSet};
+use crate::util::detach;
 use bytes::Bytes;
 use std::collections::HashMap;
 
@@ -360,7 +360,7 @@ fn add_generic(
                         continue;
                     }
                     if new != cur {
-                        z.insert(stored(member), new);
+                        z.insert(detach(member), new);
                         updated += 1;
                     }
                     result = Some(new);
@@ -369,7 +369,7 @@ fn add_generic(
                     if o.xx {
                         continue;
                     }
-                    z.insert(stored(member), *score);
+                    z.insert(detach(member), *score);
                     added += 1;
                     result = Some(*score);
                 }
