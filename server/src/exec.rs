@@ -475,11 +475,8 @@ fn feed_monitors(
         line.push('"');
     }
     line.push_str("\r\n");
-    let line = Bytes::from(line);
-    mons.retain(|(_, tx)| tx.send(line.clone()).is_ok());
-    server
-        .monitor_count
-        .store(mons.len(), std::sync::atomic::Ordering::Relaxed);
+    let limit = server.config.read().output_limits()[crate::outbuf::Class::Normal as usize];
+    server.feed_monitor_line(&mut mons, Bytes::from(line), &limit);
 }
 
 #[cfg(test)]

@@ -188,7 +188,8 @@ fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
     let maxmemory_lowered =
         new.maxmemory != 0 && (old.maxmemory == 0 || new.maxmemory < old.maxmemory);
     let max = new.maxmemory;
-    ctx.store.hot = crate::server::HotConfig::from_config(&new);
+    ctx.store
+        .set_hot(crate::server::HotConfig::from_config(&new));
     *ctx.server.config.write() = new;
     if maxmemory_lowered {
         let used = crate::evict::memory_for_eviction();
