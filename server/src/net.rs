@@ -15,6 +15,10 @@ use tokio::sync::mpsc;
 
 /// Most commands run per store-lock acquisition, so one deep pipeline cannot starve others.
 const MAX_BATCH: usize = 512;
+/// Replies built before they are written out: a deep pipeline of large replies goes
+/// out in pieces of about this size, so a client's memory follows its output limit
+/// and the largest single reply, not the depth of its pipeline.
+const REPLY_FLUSH: usize = 256 * 1024;
 
 /// Binds the configured addresses (`bind`, `port`). A leading `-` makes an address
 /// optional, `*` means all IPv4, `::*` all IPv6, as in Redis.
@@ -225,6 +229,11 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
             Stats::incr(&server.stats.net_output_bytes, conn.out.len() as u64);
             conn.out.buf.clear();
             conn.written();
+            if (!conn.pending.is_empty() || !conn.inbuf.is_empty()) && !conn.held {
+                // The batch may have stopped to write its replies out (REPLY_FLUSH): go
+                // on with what is buffered (a partial request just finds nothing to run).
+                continue;
+            }
         }
         if conn.client.is_replica {
             // SYNC/PSYNC succeeded: the socket now carries the replication stream.
@@ -478,7 +487,10 @@ impl Conn {
                     if self.reply_over_limit(&store.hot.obuf_limits) {
                         outcome = Outcome::Close;
                     }
-                    if !matches!(outcome, Outcome::Done) || self.client.is_replica {
+                    if !matches!(outcome, Outcome::Done)
+                        || self.client.is_replica
+                        || self.out.len() >= REPLY_FLUSH
+                    {
                         break;
                     }
                 }
@@ -501,6 +513,7 @@ impl Conn {
                 Outcome::Done => {
                     let more_to_parse = unauthenticated && processed > 0 && !self.inbuf.is_empty();
                     if self.held
+                        || self.out.len() >= REPLY_FLUSH
                         || (self.pending.is_empty() && processed < MAX_BATCH && !more_to_parse)
                     {
                         return Ok(true);

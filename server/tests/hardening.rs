@@ -395,3 +395,137 @@ fn tcp_keepalive_is_set_on_client_sockets() {
         .expect("ss");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("keepalive"));
 }
+
+#[test]
+fn a_deep_pipeline_of_large_replies_is_written_in_pieces() {
+    let ours = TestServer::start(&[]);
+    let pid = ours.child.id();
+    let mut c = ours.conn();
+    let value = "v".repeat(100_000);
+    assert_eq!(c.cmd(&format!("SET big {value}")), R::ok());
+    let rss_before = rss_kb(pid);
+    // 500 GETs of 100 KB in one write: 50 MB of replies for one batch.
+    let mut req = Vec::new();
+    for _ in 0..500 {
+        req.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+    }
+    c.send_raw(&req);
+    let mut peak = rss_before;
+    for i in 0..500 {
+        assert_eq!(c.read(), R::Bulk(value.as_bytes().to_vec()), "reply {i}");
+        if i % 50 == 0 {
+            peak = peak.max(rss_kb(pid));
+        }
+    }
+    assert!(
+        peak < rss_before + 20 * 1024,
+        "RSS grew from {rss_before} kB to {peak} kB"
+    );
+    assert_eq!(c.cmd("PING"), R::Simple("PONG".into()));
+}
+
+/// A network namespace with a veth pair: the host side gets `10.213.<n>.1`, the
+/// namespace side `10.213.<n>.2`, so a client inside it is a non-loopback peer of a
+/// server on this machine. Removed (with its veth) on drop.
+struct TestNetns {
+    name: String,
+    host_ip: String,
+}
+
+impl TestNetns {
+    fn create() -> Option<TestNetns> {
+        let is_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        if !is_root {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root: the namespace test must run"
+            );
+            eprintln!("skipping: creating a network namespace needs root");
+            return None;
+        }
+        let n = std::process::id() % 200 + 20;
+        let ns = TestNetns {
+            name: format!("tndpm{}", std::process::id()),
+            host_ip: format!("10.213.{n}.1"),
+        };
+        let (veth, peer) = (format!("tpa{n}"), format!("tpb{n}"));
+        let ip = |args: &[&str]| {
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip (iproute2) is installed by .ci/run");
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &ns.name]);
+        ip(&["link", "add", &veth, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", &ns.name]);
+        ip(&["addr", "add", &format!("{}/30", ns.host_ip), "dev", &veth]);
+        ip(&["link", "set", &veth, "up"]);
+        let inside = format!("10.213.{n}.2/30");
+        ip(&["-n", &ns.name, "addr", "add", &inside, "dev", &peer]);
+        ip(&["-n", &ns.name, "link", "set", &peer, "up"]);
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        Some(ns)
+    }
+
+    /// Runs `redis-cli -h <host side> -p port PING` from inside the namespace.
+    fn ping_from_inside(&self, port: u16) -> String {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "redis-cli",
+                "-h",
+                &self.host_ip,
+            ])
+            .args(["-p", &port.to_string(), "PING"])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair with it.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn protected_mode_refuses_non_loopback_clients_without_a_password_as_redis_does() {
+    let Some(ns) = TestNetns::create() else {
+        return;
+    };
+    let bind = format!("127.0.0.1 {}", ns.host_ip);
+    let args = ["--bind", bind.as_str(), "--protected-mode", "yes"];
+    let ours = TestServer::start(&args);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &args);
+    for port in [ours.port, theirs.port] {
+        let refused = ns.ping_from_inside(port);
+        assert!(
+            refused.starts_with("DENIED Redis is running in protected mode"),
+            "{refused}"
+        );
+        // Loopback is served, and a password lifts the rule.
+        assert!(alive(port, None));
+        assert_eq!(
+            Conn::connect(port).cmd(&format!("CONFIG SET requirepass {PASS}")),
+            R::ok()
+        );
+        let served = ns.ping_from_inside(port);
+        assert!(served.contains("NOAUTH"), "{served}");
+    }
+    assert_eq!(
+        ns.ping_from_inside(ours.port),
+        ns.ping_from_inside(theirs.port)
+    );
+}
