@@ -477,7 +477,7 @@ pub fn on_shutdown(server: &Server) -> Result<(), String> {
     }
     crate::snapshot::kill_all();
     crate::aof::on_shutdown();
-    let save = match crate::shutdown::requested_save_mode() {
+    let save = match crate::shutdown::requested_save_mode(server) {
         Some(s) => s,
         None => !server.config.read().save.is_empty(),
     };

@@ -343,6 +343,10 @@ pub struct Server {
     pub wall_offset_ms: std::sync::atomic::AtomicI64,
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// What the last shutdown request asked for (see `shutdown::request`).
+    pub shutdown_save: Mutex<Option<bool>>,
+    /// INFO's instantaneous ops/sec sample: (when, commands then, the rate).
+    pub ops_sample: Mutex<(Instant, u64, u64)>,
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
     /// DEBUG SET-ACTIVE-EXPIRE: the active expiry cycle runs only while this is true.
     pub active_expire_enabled: AtomicBool,
@@ -369,6 +373,8 @@ impl Server {
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
             wall_offset_ms: std::sync::atomic::AtomicI64::new(now_ms()),
             shutdown: tokio::sync::watch::channel(false).0,
+            shutdown_save: Mutex::new(None),
+            ops_sample: Mutex::new((Instant::now(), 0, 0)),
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),
             client_pause: crate::pause::ClientPause::default(),
