@@ -203,9 +203,14 @@ impl Drop for Proc {
     }
 }
 
-/// One INFO field.
+/// One INFO persistence field.
 fn info_field(c: &mut Conn, name: &str) -> String {
-    let R::Bulk(text) = c.cmd("INFO persistence") else {
+    info_in(c, "persistence", name)
+}
+
+/// One INFO field of `section`.
+fn info_in(c: &mut Conn, section: &str, name: &str) -> String {
+    let R::Bulk(text) = c.cmd(&format!("INFO {section}")) else {
         panic!("INFO did not answer a bulk string");
     };
     let text = String::from_utf8_lossy(&text).into_owned();
@@ -382,6 +387,52 @@ fn short_aof_write_is_cut_back_so_a_crash_leaves_a_loadable_file() {
         return;
     };
     eprintln!("acknowledged before the disk filled: tandem {n}, redis {m}");
+}
+
+#[test]
+fn replica_applies_its_master_stream_while_its_aof_cannot_be_written() {
+    let Some(fs) = Tmpfs::mount() else {
+        return;
+    };
+    let master_dir = tempfile::tempdir().expect("tempdir");
+    let master = Proc::start(Kind::Tandem, master_dir.path(), &["--save", ""]);
+    let data = fs.sub("replica");
+    let port = master.port.to_string();
+    let mut args = AOF_ARGS.to_vec();
+    args.extend(["--replicaof", "127.0.0.1", &port]);
+    let replica = Proc::start(Kind::Tandem, &data, &args);
+    let mut r = replica.conn();
+    assert!(wait_until(Duration::from_secs(10), || info_in(
+        &mut r,
+        "replication",
+        "master_link_status"
+    ) == "up"));
+    let filler = fs.fill(16 * 1024);
+    let mut m = master.conn();
+    let value = "v".repeat(100);
+    let n = 2000;
+    for i in 0..n {
+        m.send(&[b"SET", format!("key:{i}").as_bytes(), value.as_bytes()]);
+    }
+    for _ in 0..n {
+        assert_eq!(m.read(), R::ok());
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || r.cmd("DBSIZE") == R::Int(n)),
+        "the replica stopped applying its master's writes"
+    );
+    assert_eq!(info_field(&mut r, "aof_last_write_status"), "err");
+    // Its own clients are refused as on a master, before READONLY (Redis's order).
+    assert_eq!(r.cmd("SET x 1"), R::Err(AOF_MISCONF.into()));
+    std::fs::remove_file(&filler).expect("remove filler");
+    assert!(wait_until(Duration::from_secs(10), || info_field(
+        &mut r,
+        "aof_last_write_status"
+    ) == "ok"));
+    assert_eq!(
+        r.cmd("SET x 1"),
+        R::Err("READONLY You can't write against a read only replica.".into())
+    );
 }
 
 /// BGSAVE into a full disk; returns the refusal of SET.
