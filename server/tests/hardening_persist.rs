@@ -154,7 +154,7 @@ impl Proc {
             if matches!(p.child.try_wait(), Ok(Some(_))) {
                 return true;
             }
-            // Ready means answering a command (the port accepts during the load).
+            // Ready means PONG (the port accepts, and answers -LOADING, during the load).
             let Ok(t) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
                 return false;
             };
@@ -162,7 +162,7 @@ impl Proc {
             let mut line = String::new();
             (&t).write_all(b"PING\r\n").is_ok()
                 && std::io::BufRead::read_line(&mut std::io::BufReader::new(&t), &mut line).is_ok()
-                && (line.starts_with('+') || line.starts_with('-'))
+                && line.starts_with('+')
         });
         assert!(
             up && matches!(p.child.try_wait(), Ok(None)),
@@ -435,6 +435,64 @@ fn replica_applies_its_master_stream_while_its_aof_cannot_be_written() {
     );
 }
 
+/// BGREWRITEAOF on a full disk; returns its reply.
+fn bgrewriteaof_on_full_disk(kind: Kind) -> Option<R> {
+    let fs = Tmpfs::mount()?;
+    let data = fs.sub("data");
+    let s = Proc::start(kind, &data, AOF_ARGS);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("SET a 1"), R::ok());
+    let filler = fs.fill(0);
+    let reply = c.cmd("BGREWRITEAOF");
+    assert_eq!(
+        info_field(&mut c, "aof_last_bgrewrite_status"),
+        "err",
+        "{kind:?}"
+    );
+    assert_eq!(
+        info_field(&mut c, "aof_rewrite_in_progress"),
+        "0",
+        "{kind:?}"
+    );
+    std::fs::remove_file(&filler).expect("remove filler");
+    assert_eq!(
+        c.cmd("BGREWRITEAOF"),
+        R::Simple("Background append only file rewriting started".into())
+    );
+    assert!(wait_until(Duration::from_secs(10), || info_field(
+        &mut c,
+        "aof_rewrite_in_progress"
+    ) == "0"
+        && info_field(&mut c, "aof_rewrites") == "1"));
+    assert_eq!(
+        info_field(&mut c, "aof_last_bgrewrite_status"),
+        "ok",
+        "{kind:?}"
+    );
+    assert_eq!(c.cmd("SET b 2"), R::ok());
+    drop(c);
+    drop(s);
+    let s = Proc::start(kind, &data, AOF_ARGS);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("MGET a b"), R::Arr(vec![R::bulk("1"), R::bulk("2")]));
+    Some(reply)
+}
+
+#[test]
+fn bgrewriteaof_on_a_full_disk_fails_cleanly_and_succeeds_once_space_returns() {
+    let Some(tandem) = bgrewriteaof_on_full_disk(Kind::Tandem) else {
+        return;
+    };
+    let Some(redis) = bgrewriteaof_on_full_disk(Kind::Redis) else {
+        return;
+    };
+    assert_eq!(
+        tandem,
+        R::Err("ERR Can't execute an AOF background rewriting. Please check the server logs for more information.".into())
+    );
+    assert_eq!(redis, tandem);
+}
+
 /// BGSAVE into a full disk; returns the refusal of SET.
 fn bgsave_into_full_disk(kind: Kind) -> Option<R> {
     let fs = Tmpfs::mount()?;
@@ -453,6 +511,10 @@ fn bgsave_into_full_disk(kind: Kind) -> Option<R> {
     );
     let mut c = s.conn();
     assert_eq!(c.cmd("SET a 1"), R::ok());
+    // A transaction queued before the save fails: its EXEC is refused after.
+    let mut t = s.conn();
+    assert_eq!(t.cmd("MULTI"), R::ok());
+    assert_eq!(t.cmd("SET q 1"), R::Simple("QUEUED".into()));
     let filler = fs.fill(0);
     assert_eq!(
         c.cmd("BGSAVE"),
@@ -466,6 +528,15 @@ fn bgsave_into_full_disk(kind: Kind) -> Option<R> {
         "{kind:?}"
     );
     let refusal = c.cmd("SET b 2");
+    assert_eq!(
+        t.cmd("EXEC"),
+        R::Err(format!(
+            "EXECABORT Transaction discarded because of: {}",
+            refusal.err_text()
+        )),
+        "{kind:?}"
+    );
+    assert_eq!(c.cmd("EXISTS q"), R::Int(0));
     assert_eq!(
         c.cmd("PING"),
         refusal,

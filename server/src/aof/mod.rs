@@ -191,12 +191,29 @@ fn write_manifest(
     prefix: &str,
     base: &Option<ManifestEntry>,
     incrs: &[ManifestEntry],
-) -> std::io::Result<()> {
-    let tmp = dir.join(format!("temp-{prefix}.manifest"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(manifest_text(base, incrs).as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(format!("{prefix}.manifest")))?;
+) -> Result<(), String> {
+    let tmp_name = format!("temp-{prefix}.manifest");
+    let tmp = dir.join(&tmp_name);
+    let errno = |e: std::io::Error| writer::strerror(e.raw_os_error().unwrap_or(libc::EIO));
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(manifest_text(base, incrs).as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "Error trying to write the temporary AOF manifest file {tmp_name}: {}",
+            errno(e)
+        ));
+    }
+    let name = format!("{prefix}.manifest");
+    if let Err(e) = std::fs::rename(&tmp, dir.join(&name)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "Error trying to rename the temporary AOF manifest file {tmp_name} into {name}: {}",
+            errno(e)
+        ));
+    }
     sync_dir(dir);
     Ok(())
 }
@@ -463,6 +480,48 @@ pub fn is_enabled() -> bool {
     AOF.lock().is_some()
 }
 
+/// Redis's reply when a rewrite can't start (the log says why).
+const ERR_REWRITE_START: &str =
+    "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.";
+
+/// Starts the next incr file for a rewrite: the manifest lists it before anything
+/// is written to it. On error nothing changed: writes go on to the current file.
+fn switch_incr_file(st: &mut AofState) -> Result<(), String> {
+    // Commands still buffered after a write error belong to the current incr file:
+    // the new base will hold their effect, so they must not go to the next one.
+    st.flush().map_err(|errno| {
+        format!(
+            "Can't start a background AOF rewrite while the AOF can't be written: {}",
+            writer::strerror(errno)
+        )
+    })?;
+    let seq = st.incrs.last().map(|e| e.seq).unwrap_or(0) + 1;
+    let name = format!("{}.{seq}.incr.aof", st.prefix);
+    let path = st.dir.join(&name);
+    let f = open_append(&path).map_err(|e| {
+        format!(
+            "Can't open the append-only file {name}: {}",
+            writer::strerror(e.raw_os_error().unwrap_or(libc::EIO))
+        )
+    })?;
+    let mut incrs = st.incrs.clone();
+    incrs.push(ManifestEntry {
+        name,
+        seq,
+        kind: 'i',
+    });
+    if let Err(e) = write_manifest(&st.dir, &st.prefix, &st.base, &incrs) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    let _ = st.file.sync_data();
+    st.file = f;
+    st.writer = Writer::new(0);
+    st.cur_db = None;
+    st.incrs = incrs;
+    Ok(())
+}
+
 /// BGREWRITEAOF (the caller holds the store lock).
 pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     let mut g = AOF.lock();
@@ -472,41 +531,13 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     if st.rewrite_in_progress {
         return Err(ERR_REWRITE_IN_PROGRESS.into());
     }
-    // Commands still buffered after a write error belong to the current incr file:
-    // the new base will hold their effect, so they must not go to the next one.
-    if let Err(errno) = st.flush() {
-        warning!(
-            "Can't rewrite append only file in background while the AOF can't be written: {}",
-            writer::strerror(errno)
-        );
+    if let Err(e) = switch_incr_file(st) {
+        warning!("{e}");
         st.last_rewrite_ok = false;
-        st.rewrite_failures += 1;
-        return Err(format!(
-            "ERR Can't rewrite append only file in background: {}",
-            writer::strerror(errno)
-        ));
+        return Err(ERR_REWRITE_START.into());
     }
-    // Switch to a new incr file now; the manifest lists it before the rewrite ends.
-    let seq = st.incrs.last().map(|e| e.seq).unwrap_or(0) + 1;
-    let name = format!("{}.{seq}.incr.aof", st.prefix);
-    let f = match open_append(&st.dir.join(&name)) {
-        Ok(f) => f,
-        Err(e) => {
-            st.last_rewrite_ok = false;
-            st.rewrite_failures += 1;
-            return Err(format!("ERR {e}"));
-        }
-    };
-    let _ = st.file.sync_data();
-    st.file = f;
-    st.writer.file_len = 0;
-    st.cur_db = None;
-    st.incrs.push(ManifestEntry {
-        name: name.clone(),
-        seq,
-        kind: 'i',
-    });
-    write_manifest(&st.dir, &st.prefix, &st.base, &st.incrs).map_err(|e| format!("ERR {e}"))?;
+    let name = st.incrs.last().map(|e| e.name.clone()).unwrap_or_default();
+    let seq = st.incrs.last().map(|e| e.seq).unwrap_or(0);
     notice!("Creating AOF incr file {name} on background rewrite");
     let base_seq = st.base.as_ref().map(|b| b.seq).unwrap_or(0) + 1;
     let base_name = format!("{}.{base_seq}.base.rdb", st.prefix);
