@@ -251,7 +251,8 @@ pub fn memory(server: &Arc<Server>, _store: &Store) -> String {
     o
 }
 
-/// Placeholder facts until the persistence subsystem provides its own section.
+/// INFO persistence, in Redis 7.0's order: RDB fields from `persist`, AOF fields
+/// (write status, rewrite status, sizes and buffer when on) from `aof`.
 pub fn persistence(server: &Arc<Server>, store: &Store) -> String {
     let mut o = String::new();
     for (k, v) in crate::persist::info_fields(server, store) {
