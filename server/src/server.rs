@@ -343,6 +343,10 @@ pub struct Server {
     pub wall_offset_ms: std::sync::atomic::AtomicI64,
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// RDB persistence status (BGSAVE in progress, last results); see `crate::persist`.
+    pub persist: Mutex<crate::persist::PersistState>,
+    /// The append-only file while `appendonly` is on; see `crate::aof`.
+    pub aof: Mutex<Option<crate::aof::AofState>>,
     /// What the last shutdown request asked for (see `shutdown::request`).
     pub shutdown_save: Mutex<Option<bool>>,
     /// INFO's instantaneous ops/sec sample: (when, commands then, the rate).
@@ -374,6 +378,8 @@ impl Server {
             wall_offset_ms: std::sync::atomic::AtomicI64::new(now_ms()),
             shutdown: tokio::sync::watch::channel(false).0,
             shutdown_save: Mutex::new(None),
+            persist: Mutex::new(Default::default()),
+            aof: Mutex::new(None),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),

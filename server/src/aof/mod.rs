@@ -42,7 +42,6 @@ use crate::rdb;
 use crate::server::{Server, Store};
 use crate::{notice, warning};
 use bytes::Bytes;
-use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,7 +65,7 @@ pub struct ManifestEntry {
 }
 
 #[derive(Debug)]
-struct AofState {
+pub struct AofState {
     dir: PathBuf,
     prefix: String,
     file: File,
@@ -116,8 +115,6 @@ impl AofState {
         }
     }
 }
-
-static AOF: Mutex<Option<AofState>> = Mutex::new(None);
 
 pub const ERR_REWRITE_IN_PROGRESS: &str =
     "ERR Background append only file rewriting already in progress";
@@ -320,7 +317,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
             .map_err(|e| format!("Can't write the AOF manifest: {e}"))?;
     }
     let size = total_size(&dir, &base, &incrs);
-    *AOF.lock() = Some(AofState {
+    *server.aof.lock() = Some(AofState {
         dir,
         prefix,
         file,
@@ -356,8 +353,8 @@ fn total_size(dir: &Path, base: &Option<ManifestEntry>, incrs: &[ManifestEntry])
 /// Appends the ops of one command (called from `propagate::feed`, store locked,
 /// before the reply is written). If the write fails the ops stay buffered and are
 /// retried; the reply still goes out (the command ran), later writes are refused.
-pub fn feed(_server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)]) {
-    let mut g = AOF.lock();
+pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)]) {
+    let mut g = server.aof.lock();
     let Some(st) = g.as_mut() else {
         return;
     };
@@ -389,16 +386,18 @@ pub fn feed(_server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>
 }
 
 /// MISCONF for write commands while the AOF has a write or fsync error.
-pub fn write_refusal() -> Option<String> {
-    AOF.lock()
+pub fn write_refusal(server: &Server) -> Option<String> {
+    server
+        .aof
+        .lock()
         .as_ref()
         .and_then(AofState::disk_errno)
         .map(writer::misconf)
 }
 
 /// Runs on the `aof-fsync` thread: records the result for the refusal and INFO.
-fn fsync_done(res: std::io::Result<()>) {
-    let mut g = AOF.lock();
+fn fsync_done(server: &Server, res: std::io::Result<()>) {
+    let mut g = server.aof.lock();
     let Some(st) = g.as_mut() else {
         return;
     };
@@ -420,7 +419,7 @@ fn fsync_done(res: std::io::Result<()>) {
 /// Periodic work: the everysec fsync (outside the lock) and automatic rewrites.
 pub fn cron_tick(server: &Arc<Server>) {
     let (to_sync, auto) = {
-        let mut g = AOF.lock();
+        let mut g = server.aof.lock();
         let Some(st) = g.as_mut() else {
             return;
         };
@@ -449,12 +448,13 @@ pub fn cron_tick(server: &Arc<Server>) {
         (to_sync, auto)
     };
     if let Some(f) = to_sync {
-        let spawned = std::thread::Builder::new()
-            .name("aof-fsync".into())
-            .spawn(move || fsync_done(f.sync_data()));
+        let spawned = std::thread::Builder::new().name("aof-fsync".into()).spawn({
+            let server = server.clone();
+            move || fsync_done(&server, f.sync_data())
+        });
         if let Err(e) = spawned {
             warning!("Can't start the AOF fsync thread: {e}");
-            if let Some(st) = AOF.lock().as_mut() {
+            if let Some(st) = server.aof.lock().as_mut() {
                 st.fsync_in_progress = false;
                 st.pending_fsync = true;
             }
@@ -462,7 +462,7 @@ pub fn cron_tick(server: &Arc<Server>) {
     }
     if auto {
         let (cur, base) = {
-            let g = AOF.lock();
+            let g = server.aof.lock();
             g.as_ref()
                 .map(|s| (s.cur_size, s.base_size))
                 .unwrap_or((0, 0))
@@ -476,8 +476,8 @@ pub fn cron_tick(server: &Arc<Server>) {
     }
 }
 
-pub fn is_enabled() -> bool {
-    AOF.lock().is_some()
+pub fn is_enabled(server: &Server) -> bool {
+    server.aof.lock().is_some()
 }
 
 /// Redis's reply when a rewrite can't start (the log says why).
@@ -524,7 +524,7 @@ fn switch_incr_file(st: &mut AofState) -> Result<(), String> {
 
 /// BGREWRITEAOF (the caller holds the store lock).
 pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
-    let mut g = AOF.lock();
+    let mut g = server.aof.lock();
     let Some(st) = g.as_mut() else {
         return Err("ERR Background AOF rewrite is only supported with appendonly yes".into());
     };
@@ -577,11 +577,12 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
         }
     };
     notice!("Background append only file rewriting started by pid {pid}");
+    let srv = server.clone();
     std::thread::Builder::new()
         .name("aof-rewrite".into())
         .spawn(move || {
             let res = job();
-            let mut g = AOF.lock();
+            let mut g = srv.aof.lock();
             let Some(st) = g.as_mut() else {
                 return;
             };
@@ -638,8 +639,8 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
 }
 
 /// Flushes and fsyncs the AOF on shutdown.
-pub fn on_shutdown() {
-    if let Some(st) = AOF.lock().as_mut() {
+pub fn on_shutdown(server: &Server) {
+    if let Some(st) = server.aof.lock().as_mut() {
         if let Err(errno) = st.flush() {
             warning!(
                 "Error writing the buffered AOF commands on shutdown: {}",
@@ -653,8 +654,8 @@ pub fn on_shutdown() {
 }
 
 /// INFO persistence AOF fields (aof_enabled .. aof_last_write_status).
-pub fn info_fields() -> Vec<(String, String)> {
-    let g = AOF.lock();
+pub fn info_fields(server: &Server) -> Vec<(String, String)> {
+    let g = server.aof.lock();
     let f = |k: &str, v: String| (k.to_string(), v);
     match g.as_ref() {
         None => vec![
@@ -710,8 +711,8 @@ pub fn info_fields() -> Vec<(String, String)> {
 
 /// INFO persistence fields Redis prints after `module_fork_last_cow_size` when
 /// the AOF is on (none when it is off).
-pub fn info_size_fields() -> Vec<(String, String)> {
-    let g = AOF.lock();
+pub fn info_size_fields(server: &Server) -> Vec<(String, String)> {
+    let g = server.aof.lock();
     let Some(st) = g.as_ref() else {
         return Vec::new();
     };
