@@ -189,6 +189,9 @@ fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
         new.maxmemory != 0 && (old.maxmemory == 0 || new.maxmemory < old.maxmemory);
     let max = new.maxmemory;
     ctx.store.hot = crate::server::HotConfig::from_config(&new);
+    if new.get("proc-title-template") != old.get("proc-title-template") {
+        ctx.server.proc_title.refresh(&new);
+    }
     *ctx.server.config.write() = new;
     if maxmemory_lowered {
         let used = crate::evict::memory_for_eviction();

@@ -21,13 +21,13 @@ pub const COMMANDS: &[Command] = &[
     Command::new(
         "auth",
         -2,
-        NO_AUTH | FAST | LOADING | STALE | NO_MONITOR,
+        NO_AUTH | FAST | LOADING | STALE,
         auth,
     ),
     Command::new(
         "hello",
         -1,
-        NO_AUTH | FAST | LOADING | STALE | NO_MONITOR,
+        NO_AUTH | FAST | LOADING | STALE,
         hello,
     ),
     Command::new("select", 2, LOADING | STALE | FAST, select),
