@@ -43,10 +43,7 @@ pub const REDIS_VERSION: &str = "7.0.15";
 /// Startup after the configuration is loaded (and the process daemonized): role
 /// and banner, listeners, pidfile, then serving until shutdown.
 /// `title` is the process title area `main` claimed (none in-process).
-pub async fn run(
-    config: config::Config,
-    title: Option<proctitle::Claimed>,
-) -> Result<(), String> {
+pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> Result<(), String> {
     let server = server::Server::new(config.clone());
     server.proc_title.install(title);
     crate::log::set_role(if config.replicaof.is_some() {

@@ -290,7 +290,10 @@ mod tests {
     fn templates_expand_like_redis() {
         let v = vars();
         for (template, want) in [
-            ("{port} {tls-port} {config-file}", Some("6379 0 /etc/tandem.conf")),
+            (
+                "{port} {tls-port} {config-file}",
+                Some("6379 0 /etc/tandem.conf"),
+            ),
             ("{{title}", Some("{title}")),
             ("}}{port}", Some("}}6379")),
             ("a{{", Some("a{")),
@@ -322,8 +325,12 @@ mod tests {
     fn listen_addr_is_first_bind_and_port() {
         let mut c = Config::default();
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        c.set("bind", &s(&["127.0.0.1", "-::1"]), crate::config::Origin::Startup)
-            .unwrap();
+        c.set(
+            "bind",
+            &s(&["127.0.0.1", "-::1"]),
+            crate::config::Origin::Startup,
+        )
+        .unwrap();
         c.set("port", &s(&["7000"]), crate::config::Origin::Startup)
             .unwrap();
         let v = Vars::from_config(&c, "t");

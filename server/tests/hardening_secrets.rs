@@ -92,11 +92,7 @@ fn observe(port: u16) -> (Vec<String>, Vec<(Vec<String>, String)>) {
 #[test]
 fn slowlog_and_monitor_redact_passwords_like_redis() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let redis = RealRedis::start(
-        dir.path(),
-        "dump.rdb",
-        &["--slowlog-log-slower-than", "0"],
-    );
+    let redis = RealRedis::start(dir.path(), "dump.rdb", &["--slowlog-log-slower-than", "0"]);
     let want = observe(redis.port);
     let s = TestServer::start(&["--slowlog-log-slower-than", "0"]);
     let got = observe(s.port);
@@ -146,10 +142,18 @@ fn the_command_line_password_is_replaced_by_the_process_title() {
     let mut c = s.conn();
     assert_eq!(c.cmd("AUTH s3cret"), R::ok());
     assert_eq!(
-        c.cmd_args(&[b"CONFIG", b"SET", b"proc-title-template", b"{title} p={port} {{x}"]),
+        c.cmd_args(&[
+            b"CONFIG",
+            b"SET",
+            b"proc-title-template",
+            b"{title} p={port} {{x}"
+        ]),
         R::ok()
     );
-    assert_eq!(cmdline(pid), format!("{} p={} {{x}}", bin.display(), s.port));
+    assert_eq!(
+        cmdline(pid),
+        format!("{} p={} {{x}}", bin.display(), s.port)
+    );
 }
 
 #[test]
@@ -162,7 +166,12 @@ fn process_title_settings_answer_like_redis() {
         &["CONFIG", "SET", "proc-title-template", "{title}"],
         &["CONFIG", "SET", "proc-title-template", ""],
         &["CONFIG", "SET", "proc-title-template", "{title"],
-        &["CONFIG", "SET", "proc-title-template", "{port} {server-mode}"],
+        &[
+            "CONFIG",
+            "SET",
+            "proc-title-template",
+            "{port} {server-mode}",
+        ],
         &["CONFIG", "GET", "proc-title-template"],
         &["CONFIG", "SET", "set-proc-title", "no"],
         &["CONFIG", "GET", "set-proc-title"],
@@ -178,7 +187,10 @@ fn set_proc_title_no_leaves_the_command_line_alone() {
     // As in Redis: the title, and so the scrubbing, is opt-out.
     let s = TestServer::start(&["--set-proc-title", "no", "--loglevel", "notice"]);
     let line = cmdline(s.child.id());
-    assert!(line.ends_with("--set-proc-title no --loglevel notice"), "{line}");
+    assert!(
+        line.ends_with("--set-proc-title no --loglevel notice"),
+        "{line}"
+    );
 }
 
 /// A server started from a config file only, stopped by pid on drop.

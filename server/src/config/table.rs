@@ -558,7 +558,11 @@ mod tests {
         let names: Vec<&str> = TANDEM_DIRECTIVES.iter().map(|d| d.name).collect();
         assert_eq!(
             names,
-            vec!["tandem-admin-bind", "tandem-admin-port", "tandem-fenced-start"]
+            vec![
+                "tandem-admin-bind",
+                "tandem-admin-port",
+                "tandem-fenced-start"
+            ]
         );
         for d in TANDEM_DIRECTIVES {
             assert!(d.name.starts_with("tandem-"), "{}", d.name);
