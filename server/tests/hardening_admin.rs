@@ -83,17 +83,16 @@ fn past_the_cap_the_oldest_waiting_connections_make_room() {
     let (status, took) = timed_get("127.0.0.1", aport, "/healthz");
     assert_eq!(status, 200);
     assert!(took < Duration::from_secs(1), "/healthz took {took:?}");
-    let first_closed = wait_until(Duration::from_secs(3), || closed(&idle[0]));
-    assert!(first_closed, "the oldest idle connection is still open");
-    let newest_open = !closed(&idle[599]);
-    assert!(newest_open, "the newest idle connection was closed");
-    let closed_count = idle.iter().filter(|s| closed(s)).count();
-    // 601 connections arrived for 512 places: at least 89 made room, and only the
-    // oldest ones (well under the head timeout, nothing expired on its own).
-    assert!(
-        (89..200).contains(&closed_count),
-        "{closed_count} connections closed"
-    );
+    // 601 connections for 512 places: at least 89 make room. Under load a few
+    // connections the client saw established wait in the kernel's accept queue
+    // and are accepted later, so poll (well within the head timeout).
+    let closed_count = || idle.iter().filter(|s| closed(s)).count();
+    let enough = wait_until(Duration::from_secs(3), || closed_count() >= 89);
+    let n = closed_count();
+    assert!(enough, "only {n} connections closed past the cap");
+    assert!(n < 200, "{n} connections closed");
+    assert!(closed(&idle[0]), "the oldest idle connection is still open");
+    assert!(!closed(&idle[599]), "the newest idle connection was closed");
 }
 
 #[test]
