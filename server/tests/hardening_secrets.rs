@@ -105,6 +105,39 @@ fn slowlog_and_monitor_redact_passwords_like_redis() {
     assert_eq!(got.1, want.1, "SLOWLOG");
 }
 
+/// MONITOR lines for a transaction that changes database, on one server.
+fn monitor_transaction(port: u16) -> Vec<String> {
+    let mut c = Conn::connect(port);
+    let mut mon = Conn::connect(port);
+    assert_eq!(mon.cmd("MONITOR"), R::ok());
+    for (cmd, want) in [
+        ("SELECT 5", R::ok()),
+        ("SET a b", R::ok()),
+        ("MULTI", R::ok()),
+        ("SET c d", R::Simple("QUEUED".into())),
+        ("SELECT 2", R::Simple("QUEUED".into())),
+        ("EXEC", R::Arr(vec![R::ok(), R::ok()])),
+    ] {
+        assert_eq!(c.cmd(cmd), want, "{cmd}");
+    }
+    assert!(matches!(c.cmd("CONFIG GET port"), R::Arr(_)));
+    assert_eq!(c.cmd("ECHO end"), R::bulk("end"));
+    monitor_lines(&mut mon)
+}
+
+#[test]
+fn monitor_shows_commands_after_they_ran_like_redis() {
+    // Lines are built after the command (so they can carry its redactions): the
+    // database is the one it left selected, EXEC's commands come one by one before
+    // it, and admin commands such as CONFIG are not shown.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let s = TestServer::start(&[]);
+    let got = monitor_transaction(s.port);
+    assert_eq!(got, monitor_transaction(redis.port));
+    assert_eq!(got[0], "[5 127.0.0.1] \"SELECT\" \"5\"");
+}
+
 #[test]
 fn tls_passphrases_and_malformed_auth_are_redacted_too() {
     // Stricter than Redis 7.0.15, which shows these in clear.
