@@ -236,24 +236,20 @@ impl Drop for FromFile {
     }
 }
 
-#[test]
-fn config_rewrite_keeps_the_file_mode_and_leaves_no_temp_file() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("tandem.conf");
+/// Starts the server with only a config file holding `body` (plus bind, port and
+/// dir); returns it with its port once it accepts connections.
+fn start_from_file(dir: &std::path::Path, body: &str) -> (FromFile, u16) {
+    let conf = dir.join("tandem.conf");
     let port = free_port();
     std::fs::write(
         &conf,
-        format!(
-            "bind 127.0.0.1\nport {port}\ndir {}\nrequirepass s3cret\n",
-            dir.path().display()
-        ),
+        format!("bind 127.0.0.1\nport {port}\ndir {}\n{body}", dir.display()),
     )
     .expect("write conf");
-    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let _server = FromFile(
+    let server = FromFile(
         Command::new(server_bin())
             .arg(&conf)
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -263,6 +259,41 @@ fn config_rewrite_keeps_the_file_mode_and_leaves_no_temp_file() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     assert!(up, "server from config file did not start");
+    (server, port)
+}
+
+#[test]
+fn a_title_longer_than_the_command_line_is_shown_whole() {
+    // The command line is the binary and one file name; the title spills into the
+    // environment block, which the server moved away first.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = "{title} {listen-addr} {config-file} port={port} tls={tls-port} end";
+    let (server, port) =
+        start_from_file(dir.path(), &format!("proc-title-template \"{template}\"\n"));
+    let want = format!(
+        "{} 127.0.0.1:{port} {} port={port} tls=0 end",
+        server_bin().display(),
+        dir.path().join("tandem.conf").display()
+    );
+    let started_with = server_bin().display().to_string().len() + " tandem.conf".len();
+    assert!(want.len() > started_with + 20);
+    assert_eq!(cmdline(server.0.id()), want);
+    // The server still reads its configuration and answers.
+    assert_eq!(Conn::connect(port).cmd("PING"), R::Simple("PONG".into()));
+}
+
+#[test]
+fn config_rewrite_keeps_the_file_mode_and_leaves_no_temp_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("tandem.conf");
+    std::fs::write(&conf, "").expect("create conf");
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (_server, port) = start_from_file(dir.path(), "requirepass s3cret\n");
+    assert_eq!(
+        std::fs::metadata(&conf).expect("stat").permissions().mode() & 0o7777,
+        0o600
+    );
     let mut c = Conn::connect(port);
     assert_eq!(c.cmd("AUTH s3cret"), R::ok());
     assert_eq!(c.cmd("CONFIG SET maxmemory 1mb"), R::ok());
