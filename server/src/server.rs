@@ -356,6 +356,8 @@ pub struct Server {
     pub active_expire_enabled: AtomicBool,
     /// CLIENT PAUSE state; the connection loop holds back paused commands.
     pub client_pause: crate::pause::ClientPause,
+    /// The process title (`proc-title-template`), rewritten by CONFIG SET.
+    pub proc_title: crate::proctitle::ProcTitle,
 }
 
 impl Server {
@@ -384,6 +386,7 @@ impl Server {
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),
             client_pause: crate::pause::ClientPause::default(),
+            proc_title: crate::proctitle::ProcTitle::default(),
         })
     }
 

@@ -279,6 +279,9 @@ impl Config {
         if !d.has(table::M) && args.len() != 1 {
             return Err("wrong number of arguments".into());
         }
+        if d.name == "proc-title-template" {
+            crate::proctitle::validate(&args[0], self)?;
+        }
         match d.kind {
             Kind::Bool => match args[0].to_ascii_lowercase().as_str() {
                 v @ ("yes" | "no") => Ok(v.to_string()),
@@ -338,6 +341,13 @@ impl Config {
                 Ok(args.join(" "))
             }
             "bind" => {
+                if args.len() > 16 {
+                    return Err("Too many bind addresses specified.".into());
+                }
+                Ok(args.join(" "))
+            }
+            // Tandem: like `bind`; empty means the first `bind` address.
+            "tandem-admin-bind" => {
                 if args.len() > 16 {
                     return Err("Too many bind addresses specified.".into());
                 }
@@ -836,6 +846,7 @@ mod tests {
         assert_eq!(
             c.matching(b"tandem-*"),
             vec![
+                ("tandem-admin-bind", String::new()),
                 ("tandem-admin-port", "0".to_string()),
                 ("tandem-fenced-start", "no".to_string())
             ]
