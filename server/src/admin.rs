@@ -43,12 +43,10 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections open at once; past it, a waiting one is closed for the new one.
 pub const MAX_CONNECTIONS: usize = 512;
 
-/// True until the dataset has been loaded at startup (`/readyz` says `loading`).
-pub static LOADING: AtomicBool = AtomicBool::new(true);
-
-/// Marks the startup load as finished (or started again).
-pub fn set_loading(on: bool) {
-    LOADING.store(on, Ordering::SeqCst);
+/// Marks the startup load as finished (or started again): `/readyz` says `loading`
+/// while it is on.
+pub fn set_loading(server: &Server, on: bool) {
+    server.loading.store(on, Ordering::SeqCst);
 }
 
 /// The admin port's addresses: `tandem-admin-bind`, else the first `bind` one.
@@ -404,7 +402,7 @@ async fn write_response(
 
 /// `Ok` when the server should receive traffic, else the one-word-ish reason.
 pub fn readiness(server: &Server) -> Result<(), &'static str> {
-    if LOADING.load(Ordering::SeqCst) {
+    if server.loading.load(Ordering::SeqCst) {
         return Err("loading");
     }
     let store = server.store.lock();

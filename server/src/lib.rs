@@ -72,7 +72,7 @@ pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> R
     warning!("Server initialized");
     daemon::write_pidfile(&config.pidfile);
     persist::load_at_startup(&server)?;
-    admin::set_loading(false);
+    admin::set_loading(&server, false);
     notice!("Ready to accept connections");
     replication::start(&server);
     for l in listeners {

@@ -347,6 +347,8 @@ pub struct Server {
     pub persist: Mutex<crate::persist::PersistState>,
     /// The append-only file while `appendonly` is on; see `crate::aof`.
     pub aof: Mutex<Option<crate::aof::AofState>>,
+    /// True until the dataset has been loaded at startup (the admin port's `/readyz`).
+    pub loading: AtomicBool,
     /// What the last shutdown request asked for (see `shutdown::request`).
     pub shutdown_save: Mutex<Option<bool>>,
     /// INFO's instantaneous ops/sec sample: (when, commands then, the rate).
@@ -380,6 +382,7 @@ impl Server {
             wall_offset_ms: std::sync::atomic::AtomicI64::new(now_ms()),
             shutdown: tokio::sync::watch::channel(false).0,
             shutdown_save: Mutex::new(None),
+            loading: AtomicBool::new(true),
             persist: Mutex::new(Default::default()),
             aof: Mutex::new(None),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
