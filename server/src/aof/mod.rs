@@ -71,7 +71,8 @@ pub struct AofState {
     file: File,
     /// Buffered commands and the write-error state of `file`.
     writer: Writer,
-    cur_db: Option<usize>,
+    /// Db of the last SELECT written to the incr file (-1 = none yet).
+    cur_db: i64,
     fsync: Fsync,
     pending_fsync: bool,
     /// A background fsync is running (one at a time).
@@ -322,7 +323,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
         prefix,
         file,
         writer: Writer::new(file_len),
-        cur_db: None,
+        cur_db: -1,
         fsync: fsync_policy(&c.appendfsync),
         pending_fsync: false,
         fsync_in_progress: false,
@@ -358,15 +359,8 @@ pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)
     let Some(st) = g.as_mut() else {
         return;
     };
-    let buf = &mut st.writer.pending;
-    for (db, argv) in ops {
-        if st.cur_db != Some(*db) {
-            let d = db.to_string();
-            crate::propagate::encode_command(&[Bytes::from_static(b"SELECT"), Bytes::from(d)], buf);
-            st.cur_db = Some(*db);
-        }
-        crate::propagate::encode_command(argv, buf);
-    }
+    // The same encoding (and SELECT rule) as the replication stream's.
+    crate::propagate::encode_ops(&mut st.cur_db, ops, &mut st.writer.pending);
     if st.flush().is_err() {
         return;
     }
@@ -517,7 +511,7 @@ fn switch_incr_file(st: &mut AofState) -> Result<(), String> {
     let _ = st.file.sync_data();
     st.file = f;
     st.writer = Writer::new(0);
-    st.cur_db = None;
+    st.cur_db = -1;
     st.incrs = incrs;
     Ok(())
 }
