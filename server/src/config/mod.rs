@@ -543,8 +543,6 @@ impl Config {
     }
 }
 
-/// `(hard, soft, seconds)` for normal, replica, pubsub from the canonical string.
-
 /// The process's working directory as a string (CONFIG GET dir).
 pub fn current_dir() -> String {
     std::env::current_dir()
