@@ -64,9 +64,8 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
             return Ok(());
         }
         if !evict_one(server, store, &policy, samples) {
-            // Nothing left to evict: hand already-queued DELs to replicas/AOF now,
-            // since the caller returns early on the error.
-            crate::exec::flush_propagated(server, store);
+            // Nothing left to evict. The DELs queued so far stay in
+            // `store.propagated`: the caller hands them on.
             return Err(OOM.into());
         }
     }

@@ -144,22 +144,24 @@ fn precheck(
     client: &ClientState,
     cmd: &Command,
 ) -> Option<String> {
-    if let Some(msg) = crate::fence::precheck(store, client, cmd) {
+    // EXEC is checked as the writes it would run.
+    let writes = commands::effective_flags(cmd, client) & flags::WRITE != 0;
+    if let Some(msg) = crate::fence::precheck(store, client.is_master, writes) {
         return Some(msg);
     }
     if cmd.is(flags::DENYOOM) && !client.is_master && store.hot.maxmemory != 0 {
         if let Err(e) = crate::evict::ensure_memory(server, store) {
+            // Keys evicted before giving up still reach replicas and the AOF now,
+            // since the command itself does not run.
+            flush_propagated(server, store);
             return Some(e);
         }
     }
     // MISCONF (Redis `writeCommandsDeniedByDiskError`): after a failed BGSAVE or AOF
-    // write, writes and PING are refused (EXEC too when it would run a write); the
-    // master link never is.
-    if !client.is_master && (cmd.is(flags::WRITE) || cmd.name == "ping" || cmd.name == "exec") {
+    // write, writes and PING are refused; the master link never is.
+    if !client.is_master && (writes || cmd.name == "ping") {
         if let Some(e) = crate::persist::write_refusal(server, store) {
-            if cmd.name != "exec" || queued_write(client) {
-                return Some(e);
-            }
+            return Some(e);
         }
     }
     if store.is_replica && cmd.is(flags::WRITE) && !client.is_master && store.hot.replica_read_only
@@ -176,17 +178,6 @@ fn precheck(
         ));
     }
     None
-}
-
-/// True if the client's MULTI queue holds a write command.
-fn queued_write(client: &ClientState) -> bool {
-    client.multi.as_ref().is_some_and(|q| {
-        q.iter().any(|argv| {
-            argv.first()
-                .and_then(|n| commands::lookup(n))
-                .is_some_and(|c| c.is(flags::WRITE))
-        })
-    })
 }
 
 /// Drops a client's MULTI state and its WATCHes.
@@ -267,8 +258,9 @@ fn call_argv(
     let elapsed = ended.saturating_duration_since(started);
     let threshold = store.hot.slowlog_log_slower_than;
     if threshold >= 0 && elapsed.as_micros() as i64 >= threshold {
+        let max_len = server.config.read().slowlog_max_len;
         let mut log = server.slowlog.lock();
-        if log.observe(server, cmd.name, argv, elapsed) {
+        if log.observe((threshold, max_len), cmd.name, argv, elapsed) {
             // Rare (slow commands only): fill in who ran it, as SLOWLOG GET shows.
             if let Some(e) = log.entries.front_mut() {
                 if let Some(h) = server.clients.lock().get(&client.id) {

@@ -8,7 +8,6 @@
 //! replication id and offset). A server started with `replicaof` is never fenced:
 //! following an upstream is safe. The fence never comes back once lifted.
 
-use crate::commands::{flags, ClientState, Command};
 use crate::server::Store;
 
 /// The error for writes and sync requests while fenced (prefix `FENCED`).
@@ -59,20 +58,11 @@ pub fn lift_for_replicaof(store: &mut Store, host: &str, port: u16) {
     lift(store, &format!("REPLICAOF {host}:{port}"));
 }
 
-/// The `processCommand` check: writes (and EXEC of a queue holding a write) are
-/// refused while fenced. Runs before OOM eviction so a fenced server evicts nothing.
-pub fn precheck(store: &Store, client: &ClientState, cmd: &Command) -> Option<String> {
-    if !store.repl.fenced || client.is_master {
-        return None;
-    }
-    let writes = cmd.is(flags::WRITE)
-        || (cmd.name == "exec"
-            && client.multi.as_ref().is_some_and(|q| {
-                q.iter().any(|argv| {
-                    crate::commands::lookup(&argv[0]).is_some_and(|c| c.is(flags::WRITE))
-                })
-            }));
-    writes.then(|| FENCED_ERR.to_string())
+/// The `processCommand` check: writes (`writes`: the command, or for EXEC its
+/// queue, writes) are refused while fenced, except from the master link. Runs before
+/// OOM eviction so a fenced server evicts nothing.
+pub fn precheck(store: &Store, from_master: bool, writes: bool) -> Option<String> {
+    (store.repl.fenced && !from_master && writes).then(|| FENCED_ERR.to_string())
 }
 
 #[cfg(test)]
@@ -87,14 +77,24 @@ mod tests {
         assert!(!store.repl.fenced);
         assert!(at_startup(&mut store, true, false));
         assert!(store.repl.fenced);
-        let client = ClientState::new(1);
-        let set = crate::commands::lookup(b"set").expect("set");
-        let get = crate::commands::lookup(b"get").expect("get");
-        assert_eq!(precheck(&store, &client, set).as_deref(), Some(FENCED_ERR));
-        assert_eq!(precheck(&store, &client, get), None);
+        let writes = |n: &[u8]| {
+            crate::commands::lookup(n)
+                .expect("command")
+                .is(crate::flags::WRITE)
+        };
+        assert_eq!(
+            precheck(&store, false, writes(b"set")).as_deref(),
+            Some(FENCED_ERR)
+        );
+        assert_eq!(precheck(&store, false, writes(b"get")), None);
+        assert_eq!(
+            precheck(&store, true, writes(b"set")),
+            None,
+            "the master link"
+        );
         lift(&mut store, "REPLICAOF NO ONE");
         assert!(!store.repl.fenced);
-        assert_eq!(precheck(&store, &client, set), None);
+        assert_eq!(precheck(&store, false, writes(b"set")), None);
     }
 
     #[test]

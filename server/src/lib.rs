@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod alloc;
 pub mod aof;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod daemon;
@@ -16,6 +17,7 @@ pub mod evict;
 pub mod exec;
 pub mod expire;
 pub mod fence;
+pub mod flags;
 pub mod info;
 pub mod log;
 pub mod net;

@@ -754,16 +754,7 @@ impl Conn {
         let Some(cmd) = crate::commands::lookup(&argv[0]) else {
             return false;
         };
-        let exec_has_writes = cmd.name == "exec"
-            && self.client.multi.as_ref().is_some_and(|q| {
-                q.iter().any(|a| {
-                    crate::commands::lookup(&a[0]).is_some_and(|c| {
-                        c.is(crate::commands::flags::WRITE)
-                            || c.is(crate::commands::flags::MAY_REPLICATE)
-                    })
-                })
-            });
-        pause.holds(cmd, exec_has_writes)
+        pause.holds(crate::commands::effective_flags(cmd, &self.client))
     }
 
     fn update_info(&self, last_cmd: bool) {

@@ -10,7 +10,7 @@
 //! view; background work that changes data (active expiry, eviction) should check
 //! [`ClientPause::is_paused`] and skip.
 
-use crate::commands::{flags, Command};
+use crate::flags;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -80,13 +80,12 @@ impl ClientPause {
 
     /// Whether `cmd` must wait now. `exec_has_writes`: the command is EXEC and the
     /// transaction contains a write.
-    pub fn holds(&self, cmd: &Command, exec_has_writes: bool) -> bool {
+    /// `cmd_flags`: the command's effective flags (EXEC's include its queue's).
+    pub fn holds(&self, cmd_flags: u32) -> bool {
         match self.current() {
             None => false,
             Some((_, PauseMode::All)) => true,
-            Some((_, PauseMode::Write)) => {
-                cmd.is(flags::WRITE) || cmd.is(flags::MAY_REPLICATE) || exec_has_writes
-            }
+            Some((_, PauseMode::Write)) => cmd_flags & (flags::WRITE | flags::MAY_REPLICATE) != 0,
         }
     }
 
@@ -118,16 +117,17 @@ mod tests {
         let p = ClientPause::default();
         let get = crate::commands::lookup(b"get").expect("get");
         let set = crate::commands::lookup(b"set").expect("set");
-        assert!(!p.holds(set, false));
+        assert!(!p.holds(set.flags));
         p.pause(Duration::from_secs(10), PauseMode::Write);
-        assert!(p.holds(set, false));
-        assert!(!p.holds(get, false));
-        assert!(p.holds(get, true));
+        assert!(p.holds(set.flags));
+        assert!(!p.holds(get.flags));
+        // EXEC of a queued SET carries the SET's flags.
+        assert!(p.holds(get.flags | set.flags));
         // A WRITE pause during an ALL pause keeps ALL.
         p.pause(Duration::from_millis(1), PauseMode::All);
-        assert!(p.holds(get, false));
+        assert!(p.holds(get.flags));
         p.unpause();
-        assert!(!p.holds(set, false));
+        assert!(!p.holds(set.flags));
         assert!(!p.is_paused());
     }
 

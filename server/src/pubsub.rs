@@ -1,8 +1,8 @@
 //! Pub/Sub routing: channel and pattern subscriptions, kept in the store so PUBLISH is
 //! ordered with everything else.
 
+use crate::client::{ClientHandle, ClientId};
 use crate::outbuf::Limit;
-use crate::server::{ClientHandle, ClientId};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -16,8 +16,8 @@
 //! so those are redacted too; and the TLS key passphrases (`tls-key-file-pass`,
 //! `tls-client-key-file-pass`), which Redis 7.0.15 still shows, are sensitive.
 
-use crate::commands::is_kw;
 use crate::config::table;
+use crate::util::is_kw;
 use bytes::Bytes;
 use std::borrow::Cow;
 

@@ -1,6 +1,5 @@
 //! SLOWLOG: commands slower than `slowlog-log-slower-than` microseconds.
 
-use crate::server::Server;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -25,17 +24,15 @@ impl SlowLog {
     /// Records the command if it was slow enough (argv trimmed like Redis: 32 args,
     /// 128 bytes each, secrets redacted by [`crate::redact`]). `name` is the command
     /// table's name. True if an entry was added (at the front).
+    /// `threshold`: `slowlog-log-slower-than` (µs, negative = off); `max_len`:
+    /// `slowlog-max-len`.
     pub fn observe(
         &mut self,
-        server: &Server,
+        (threshold, max_len): (i64, usize),
         name: &str,
         argv: &[Bytes],
         elapsed: Duration,
     ) -> bool {
-        let (threshold, max_len) = {
-            let c = server.config.read();
-            (c.slowlog_log_slower_than, c.slowlog_max_len)
-        };
         if threshold < 0 || (elapsed.as_micros() as i64) < threshold {
             return false;
         }
@@ -59,7 +56,7 @@ impl SlowLog {
         }
         self.entries.push_front(SlowEntry {
             id: self.next_id,
-            time: crate::server::now_ms() / 1000,
+            time: crate::util::now_ms() / 1000,
             micros: elapsed.as_micros() as u64,
             argv: args,
             addr: String::new(),

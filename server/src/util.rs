@@ -160,6 +160,28 @@ fn glob_class(p: &[u8], mut at: usize, c: u8, nocase: bool) -> (bool, usize) {
     (matched != not, at)
 }
 
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// 40 random lowercase hex characters (run ids, replication ids).
+pub fn random_hex40() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..40)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}
+
+/// Case-insensitive ASCII comparison of an argument with a keyword.
+pub fn is_kw(a: &[u8], kw: &str) -> bool {
+    a.eq_ignore_ascii_case(kw.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

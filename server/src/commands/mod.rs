@@ -28,32 +28,21 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
 /// Command flags (a subset of Redis's, with the same meaning).
-pub mod flags {
-    /// May modify the dataset: rejected on read-only replicas, propagated.
-    pub const WRITE: u32 = 1 << 0;
-    pub const READONLY: u32 = 1 << 1;
-    /// May grow memory: refused with OOM when over maxmemory.
-    pub const DENYOOM: u32 = 1 << 2;
-    pub const ADMIN: u32 = 1 << 3;
-    /// Allowed in RESP2 subscribed context.
-    pub const PUBSUB: u32 = 1 << 4;
-    /// Allowed while the dataset is loading.
-    pub const LOADING: u32 = 1 << 5;
-    /// Allowed on a replica whose link is down with replica-serve-stale-data no.
-    pub const STALE: u32 = 1 << 6;
-    /// Allowed before AUTH.
-    pub const NO_AUTH: u32 = 1 << 7;
-    /// Executed immediately even inside MULTI (MULTI, EXEC, DISCARD, WATCH, ...).
-    pub const NO_MULTI: u32 = 1 << 8;
-    pub const FAST: u32 = 1 << 9;
-    pub const BLOCKING: u32 = 1 << 10;
-    /// Never propagated even if it changes `dirty` (e.g. SAVE-like admin commands).
-    pub const NO_PROPAGATE: u32 = 1 << 11;
-    /// Not fed to MONITOR (Redis's `skip_monitor`; ADMIN commands are skipped too,
-    /// and AUTH/HELLO are shown with their secrets redacted, see `crate::redact`).
-    pub const NO_MONITOR: u32 = 1 << 12;
-    /// Refused with an error when called inside MULTI (e.g. SUBSCRIBE is allowed, WATCH is not).
-    pub const MAY_REPLICATE: u32 = 1 << 13;
+pub use crate::flags;
+
+/// A command's flags as the dispatch checks see them: EXEC also carries the flags of
+/// every command in its queue (it writes if one of them writes). One rule for the
+/// fence, MISCONF, min-replicas and CLIENT PAUSE checks.
+pub fn effective_flags(cmd: &Command, client: &ClientState) -> u32 {
+    if cmd.name != "exec" {
+        return cmd.flags;
+    }
+    let queued = client.multi.as_ref().map_or(0, |q| {
+        q.iter()
+            .filter_map(|argv| argv.first().and_then(|n| lookup(n)))
+            .fold(0, |acc, c| acc | c.flags)
+    });
+    cmd.flags | queued
 }
 
 /// A command error; the text carries Redis's prefix (`ERR`, `WRONGTYPE`, ...).
@@ -564,10 +553,7 @@ pub fn parse_f64(a: &[u8]) -> Option<f64> {
     Some(v)
 }
 
-/// Case-insensitive ASCII comparison of an argument with a keyword.
-pub fn is_kw(a: &[u8], kw: &str) -> bool {
-    a.eq_ignore_ascii_case(kw.as_bytes())
-}
+pub use crate::util::is_kw;
 
 #[cfg(test)]
 mod tests {

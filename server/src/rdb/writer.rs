@@ -246,7 +246,7 @@ pub fn save<W: Write>(dbs: &[Db], opts: &SaveOptions, w: &mut W) -> io::Result<(
     wr.put(b"REDIS0010")?;
     wr.aux("redis-ver", crate::REDIS_VERSION)?;
     wr.aux("redis-bits", "64")?;
-    let ctime = crate::server::now_ms() / 1000;
+    let ctime = crate::util::now_ms() / 1000;
     wr.aux("ctime", &ctime.to_string())?;
     wr.aux("used-mem", &used_memory().to_string())?;
     if let Some(r) = &opts.repl {

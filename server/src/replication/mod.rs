@@ -590,13 +590,7 @@ pub fn precheck(
         );
     }
     if r.master.is_none() && cfg.min_replicas_to_write > 0 && cfg.min_replicas_max_lag > 0 {
-        let writes = cmd.is(flags::WRITE)
-            || (cmd.name == "exec"
-                && client.multi.as_ref().is_some_and(|q| {
-                    q.iter().any(|argv| {
-                        crate::commands::lookup(&argv[0]).is_some_and(|c| c.is(flags::WRITE))
-                    })
-                }));
+        let writes = crate::commands::effective_flags(cmd, client) & flags::WRITE != 0;
         if writes && (r.good_replicas as u64) < cfg.min_replicas_to_write {
             return Some("NOREPLICAS Not enough good replicas to write.".into());
         }

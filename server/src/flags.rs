@@ -1,0 +1,29 @@
+//! Command flags: the metadata the command table carries and the checks in the
+//! dispatch read (read-only replicas, OOM, MULTI, pause, fence, propagation). Kept
+//! apart from the table so lower layers can take flags without knowing commands.
+
+/// May modify the dataset: rejected on read-only replicas, propagated.
+pub const WRITE: u32 = 1 << 0;
+pub const READONLY: u32 = 1 << 1;
+/// May grow memory: refused with OOM when over maxmemory.
+pub const DENYOOM: u32 = 1 << 2;
+pub const ADMIN: u32 = 1 << 3;
+/// Allowed in RESP2 subscribed context.
+pub const PUBSUB: u32 = 1 << 4;
+/// Allowed while the dataset is loading.
+pub const LOADING: u32 = 1 << 5;
+/// Allowed on a replica whose link is down with replica-serve-stale-data no.
+pub const STALE: u32 = 1 << 6;
+/// Allowed before AUTH.
+pub const NO_AUTH: u32 = 1 << 7;
+/// Executed immediately even inside MULTI (MULTI, EXEC, DISCARD, WATCH, ...).
+pub const NO_MULTI: u32 = 1 << 8;
+pub const FAST: u32 = 1 << 9;
+pub const BLOCKING: u32 = 1 << 10;
+/// Never propagated even if it changes `dirty` (e.g. SAVE-like admin commands).
+pub const NO_PROPAGATE: u32 = 1 << 11;
+/// Not fed to MONITOR (Redis's `skip_monitor`; ADMIN commands are skipped too,
+/// and AUTH/HELLO are shown with their secrets redacted, see `crate::redact`).
+pub const NO_MONITOR: u32 = 1 << 12;
+/// Refused with an error when called inside MULTI (e.g. SUBSCRIBE is allowed, WATCH is not).
+pub const MAY_REPLICATE: u32 = 1 << 13;
