@@ -521,7 +521,7 @@ pub fn metrics(server: &Server) -> String {
         "tandem_used_memory_bytes",
         "gauge",
         "Memory allocated by the server.",
-        &one(crate::info::used_memory().to_string()),
+        &one(crate::commands::info::used_memory().to_string()),
     );
     let key_samples: Vec<(String, String)> = keys
         .iter()

@@ -18,7 +18,6 @@ pub mod exec;
 pub mod expire;
 pub mod fence;
 pub mod flags;
-pub mod info;
 pub mod log;
 pub mod net;
 pub mod outbuf;

@@ -6,6 +6,7 @@
 pub mod config_cmd;
 pub mod connection;
 pub mod hashes;
+pub mod info;
 pub mod keys;
 pub mod lists;
 pub mod persistence;

@@ -21,7 +21,7 @@ pub const COMMANDS: &[Command] = &[
 
 fn info(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let names: Vec<&[u8]> = argv[1..].iter().map(|a| &a[..]).collect();
-    let text = crate::info::render(ctx.server, ctx.store, &names);
+    let text = super::info::render(ctx.server, ctx.store, &names);
     out.verbatim(&text);
     Ok(())
 }
