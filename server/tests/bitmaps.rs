@@ -45,7 +45,10 @@ impl Pair {
 
     /// A command given as space-separated words (binary-safe).
     fn line(&mut self, line: &[u8]) -> R {
-        let parts: Vec<&[u8]> = line.split(|&c| c == b' ').filter(|w| !w.is_empty()).collect();
+        let parts: Vec<&[u8]> = line
+            .split(|&c| c == b' ')
+            .filter(|w| !w.is_empty())
+            .collect();
         self.same(&parts)
     }
 }
@@ -298,7 +301,11 @@ fn random_op(rng: &mut StdRng) -> Vec<Vec<u8>> {
         }
         73..=94 => {
             let ro = rng.gen_bool(0.2);
-            cmd.push(if ro { b"BITFIELD_RO".to_vec() } else { b"BITFIELD".to_vec() });
+            cmd.push(if ro {
+                b"BITFIELD_RO".to_vec()
+            } else {
+                b"BITFIELD".to_vec()
+            });
             cmd.push(key(rng));
             for _ in 0..rng.gen_range(1..4) {
                 if rng.gen_bool(0.2) {
@@ -321,7 +328,10 @@ fn random_op(rng: &mut StdRng) -> Vec<Vec<u8>> {
                     0 => rng.gen(),
                     1 => rng.gen_range(-300..300),
                     2 => [i64::MIN, i64::MAX, -1, 0][rng.gen_range(0..4)],
-                    _ => 1i64.checked_shl(bits as u32).unwrap_or(0).wrapping_add(rng.gen_range(-2..2)),
+                    _ => 1i64
+                        .checked_shl(bits as u32)
+                        .unwrap_or(0)
+                        .wrapping_add(rng.gen_range(-2..2)),
                 };
                 match rng.gen_range(0..3) {
                     0 => cmd.extend([b"GET".to_vec(), ty, off]),
@@ -370,17 +380,29 @@ fn hostile_offsets_and_types_answer_errors_and_change_nothing() {
         ("SETBIT k 99999999999999999999 1", offset_err.clone()),
         ("SETBIT k 9223372036854775807 1", offset_err.clone()),
         ("GETBIT k -9223372036854775808", offset_err.clone()),
-        ("SETBIT k 0 -1", err("ERR bit is not an integer or out of range")),
+        (
+            "SETBIT k 0 -1",
+            err("ERR bit is not an integer or out of range"),
+        ),
         ("BITFIELD k SET u8 #-1 1", offset_err.clone()),
         // #n times the width wraps around in Redis's arithmetic; still refused.
-        ("BITFIELD k SET i64 #144115188075855872 1", offset_err.clone()),
+        (
+            "BITFIELD k SET i64 #144115188075855872 1",
+            offset_err.clone(),
+        ),
         ("BITFIELD k INCRBY u64 0 1", type_err.clone()),
         ("BITFIELD k INCRBY i65 0 1", type_err.clone()),
         ("BITFIELD k INCRBY i-8 0 1", type_err.clone()),
         ("BITFIELD k INCRBY x8 0 1", type_err),
-        ("BITFIELD k OVERFLOW BOOM INCRBY u8 0 1", err("ERR Invalid OVERFLOW type specified")),
+        (
+            "BITFIELD k OVERFLOW BOOM INCRBY u8 0 1",
+            err("ERR Invalid OVERFLOW type specified"),
+        ),
         ("BITFIELD k SET u8 0 1 SET u8", err("ERR syntax error")),
-        ("BITFIELD k SET u8 0 99999999999999999999", err("ERR value is not an integer or out of range")),
+        (
+            "BITFIELD k SET u8 0 99999999999999999999",
+            err("ERR value is not an integer or out of range"),
+        ),
     ] {
         assert_eq!(c.cmd(line), want, "{line}");
     }
@@ -392,7 +414,10 @@ fn hostile_offsets_and_types_answer_errors_and_change_nothing() {
     assert_eq!(c.cmd("SETBIT big 8388608 1"), offset_err);
     assert_eq!(c.cmd("SETBIT big 8388607 1"), R::Int(0));
     assert_eq!(c.cmd("STRLEN big"), R::Int(1 << 20));
-    assert_eq!(c.cmd("BITFIELD big GET u8 8388600 GET u8 8388608"), offset_err);
+    assert_eq!(
+        c.cmd("BITFIELD big GET u8 8388600 GET u8 8388608"),
+        offset_err
+    );
     assert_eq!(c.cmd("BITPOS big 1"), R::Int(8388607));
     assert_eq!(c.cmd("BITCOUNT big"), R::Int(1));
     assert_eq!(c.cmd("PING"), R::Simple("PONG".into()));
@@ -418,7 +443,11 @@ fn bitmap_writes_count_keyspace_hits_only_for_reads() {
     let (h0, m0) = stats(&mut c);
     assert_eq!(c.cmd("SETBIT k 1 1"), R::Int(0));
     assert_eq!(c.cmd("BITFIELD k SET u8 0 1"), arr_ints(&[64]));
-    assert_eq!(stats(&mut c), (h0, m0), "writes look keys up without counting");
+    assert_eq!(
+        stats(&mut c),
+        (h0, m0),
+        "writes look keys up without counting"
+    );
     assert_eq!(c.cmd("GETBIT k 1"), R::Int(0));
     assert_eq!(c.cmd("BITCOUNT nokey"), R::Int(0));
     assert_eq!(stats(&mut c), (h0 + 1, m0 + 1));

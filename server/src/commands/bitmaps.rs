@@ -554,7 +554,11 @@ fn write_field(s: &mut [u8], f: &Field) -> (Option<i64>, bool) {
         (old as u64, new as u64, limit.is_some(), reply)
     } else {
         let old = get_unsigned(s, f.offset, f.bits);
-        let (base, delta) = if is_set { (incr as u64, 0) } else { (old, incr) };
+        let (base, delta) = if is_set {
+            (incr as u64, 0)
+        } else {
+            (old, incr)
+        };
         let limit = unsigned_overflow(base, delta, f.bits, f.overflow);
         let new = limit.unwrap_or(base.wrapping_add(delta as u64));
         let reply = if is_set { old } else { new };
@@ -670,7 +674,9 @@ mod tests {
         assert_eq!(ops.len(), 1);
         let (_, ops) = h.run(&["bitfield", "k", "set", "u8", "0", "200"]);
         assert!(ops.is_empty(), "same value");
-        let (r, ops) = h.run(&["bitfield", "k", "overflow", "fail", "incrby", "u8", "0", "100"]);
+        let (r, ops) = h.run(&[
+            "bitfield", "k", "overflow", "fail", "incrby", "u8", "0", "100",
+        ]);
         assert_eq!(r, "*1\r\n$-1\r\n");
         assert!(ops.is_empty());
     }
@@ -683,8 +689,14 @@ mod tests {
         assert_eq!(unsigned_overflow(5, -5, 8, Overflow::Sat), None);
         assert_eq!(signed_overflow(100, 100, 8, Overflow::Wrap), Some(-56));
         assert_eq!(signed_overflow(-100, -100, 8, Overflow::Sat), Some(-128));
-        assert_eq!(signed_overflow(i64::MAX, 1, 64, Overflow::Wrap), Some(i64::MIN));
-        assert_eq!(signed_overflow(i64::MAX, 1, 64, Overflow::Sat), Some(i64::MAX));
+        assert_eq!(
+            signed_overflow(i64::MAX, 1, 64, Overflow::Wrap),
+            Some(i64::MIN)
+        );
+        assert_eq!(
+            signed_overflow(i64::MAX, 1, 64, Overflow::Sat),
+            Some(i64::MAX)
+        );
         assert_eq!(signed_overflow(-1, 1, 64, Overflow::Sat), None);
     }
 

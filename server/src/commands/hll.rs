@@ -68,8 +68,10 @@ fn pfadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         Some(Value::Str(b)) => update(b, add_all)?,
         Some(_) => return Err(err::WRONGTYPE),
         None => {
+            // Creating the key is itself a change: the cache is marked stale too.
             let mut v = hll::new_sparse();
             add_all(&mut v)?;
+            hll::invalidate(&mut v);
             ctx.set(key, Value::Str(Bytes::from(v)));
             true
         }
