@@ -679,6 +679,13 @@ mod tests {
         ]);
         assert_eq!(r, "*1\r\n$-1\r\n");
         assert!(ops.is_empty());
+        // Refused by OVERFLOW FAIL but the string was created: replicas create it too.
+        let (r, ops) = h.run(&[
+            "bitfield", "new", "overflow", "fail", "incrby", "u8", "0", "300",
+        ]);
+        assert_eq!(r, "*1\r\n$-1\r\n");
+        assert_eq!(ops.len(), 1);
+        assert_eq!(h.run(&["strlen", "new"]).0, ":1\r\n");
     }
 
     #[test]

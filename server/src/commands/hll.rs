@@ -241,3 +241,44 @@ fn pfselftest(_ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     out.ok();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::keys::test_util::Harness;
+
+    #[test]
+    fn pfcount_propagates_only_when_it_refreshes_the_cache() {
+        let mut h = Harness::new();
+        let (r, ops) = h.run(&["pfadd", "h", "a", "b"]);
+        assert_eq!(r, ":1\r\n");
+        assert_eq!(ops, vec![vec!["pfadd", "h", "a", "b"]]);
+        let (r, ops) = h.run(&["pfadd", "h", "a"]);
+        assert_eq!(r, ":0\r\n");
+        assert!(ops.is_empty(), "no register changed");
+        let (r, ops) = h.run(&["pfcount", "h"]);
+        assert_eq!(r, ":2\r\n");
+        assert_eq!(
+            ops,
+            vec![vec!["pfcount", "h"]],
+            "the cache write replicates"
+        );
+        let (_, ops) = h.run(&["pfcount", "h"]);
+        assert!(ops.is_empty(), "cache already valid");
+        let (_, ops) = h.run(&["pfcount", "h", "other"]);
+        assert!(ops.is_empty(), "a union never writes");
+        let (r, ops) = h.run(&["pfmerge", "h"]);
+        assert_eq!(r, "+OK\r\n");
+        assert_eq!(ops.len(), 1, "PFMERGE always propagates");
+    }
+
+    #[test]
+    fn a_failed_pfadd_leaves_the_value_and_the_stream_alone() {
+        let mut h = Harness::new();
+        h.run(&["set", "bad", "HYLL\u{1}\0\0\0\0\0\0\0\0\0\0\0"]);
+        let (r, ops) = h.run(&["pfadd", "bad", "x"]);
+        assert_eq!(r, "-INVALIDOBJ Corrupted HLL object detected\r\n");
+        assert!(ops.is_empty());
+        let (r, _) = h.run(&["strlen", "bad"]);
+        assert_eq!(r, ":16\r\n");
+    }
+}
