@@ -3,9 +3,11 @@
 //! `COMMANDS`, and [`table`] joins them. The table's flags drive arity checks,
 //! READONLY rejection on replicas, OOM checks, and propagation.
 
+pub mod bitmaps;
 pub mod config_cmd;
 pub mod connection;
 pub mod hashes;
+pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod lists;
@@ -189,6 +191,8 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("sorted-set", "@sortedset", zsets::COMMANDS),
     ("server", "", persistence::COMMANDS),
     ("server", "", replication::COMMANDS),
+    ("bitmap", "@bitmap", bitmaps::COMMANDS),
+    ("hyperloglog", "@hyperloglog", hll::COMMANDS),
 ];
 
 /// All commands, by lower-case name.
