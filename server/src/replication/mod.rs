@@ -87,8 +87,9 @@ pub struct ReplicaLink {
     pub queued: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// Result of a snapshot job, shared by every replica synced from it.
-pub type SnapshotResult = Option<Arc<Result<Bytes, String>>>;
+/// Result of a disk-target snapshot job (`None` while it runs), shared by every
+/// replica synced from it.
+pub type SnapshotResult = Option<Result<Bytes, sync_stream::SnapshotError>>;
 
 /// A snapshot cut at stream offset `offset` of history `replid`; `done` yields the
 /// serialised RDB once produced. Several replicas may share one.
