@@ -239,6 +239,11 @@ pub struct ReplState {
     pub replid: String,
     pub replid2: String,
     pub second_replid_offset: i64,
+    /// This node's own stream offset: what its backlog and its replicas see. On a
+    /// replica the applied master stream is proxied into it, so after every
+    /// batch it equals the link's [`LinkOffsets::applied`]; it is kept here (not
+    /// derived) because it is also the offset of a master, and of a replica
+    /// between links.
     pub master_repl_offset: i64,
     pub backlog: Option<Backlog>,
     /// Db of the last SELECT in the stream (-1 = next command needs one).
