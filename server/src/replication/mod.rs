@@ -3,9 +3,12 @@
 //! * [`backlog`]: the retained stream tail (byte-level offset semantics).
 //! * [`psync`]: the pure PSYNC accept/reject decision.
 //! * [`primary`]: the master side (SYNC/PSYNC, snapshot transfer, replica outputs,
-//!   ACKs, PINGs, WAIT, timeouts).
-//! * [`replica`]: the replica side (handshake, RDB transfer, applying and proxying
-//!   the stream, ACKs, reconnects, cached master).
+//!   ACKs, PINGs, WAIT, timeouts), split by step: `sync` (the SYNC/PSYNC
+//!   decisions), `full_sync`, `snapshot`.
+//! * [`replica`]: the replica side, one module per [`LinkState`] state: connect,
+//!   `handshake`, `transfer` (+ `sync_file`), `stream` (applying and proxying the
+//!   stream, ACKs); reconnects and the cached master in the driver.
+//! * [`sync_stream`]: the streaming pieces of a full sync shared by both sides.
 //!
 //! All replication state that must be ordered with the keyspace lives in
 //! [`ReplState`] inside the locked `Store` (`store.repl`).
