@@ -587,7 +587,7 @@ mod tests {
             port: 1,
             state,
             generation: 1,
-            client: None,
+            offsets: None,
             last_io: Instant::now(),
             down_since: None,
             transfer: None,

@@ -127,7 +127,7 @@ mod tests {
             port: 1,
             state: crate::replication::LinkState::Connect,
             generation: 0,
-            client: None,
+            offsets: None,
             last_io: std::time::Instant::now(),
             down_since: None,
             transfer: None,

@@ -132,7 +132,7 @@ fn role(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             out.bulk_str(&m.host);
             out.int(m.port as i64);
             out.bulk_str(m.state.role_name());
-            out.int(m.client.map_or(-1, |(_, off, _)| off));
+            out.int(m.offsets.map_or(-1, |o| o.applied));
         }
     }
     Ok(())

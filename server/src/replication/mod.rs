@@ -3,9 +3,12 @@
 //! * [`backlog`]: the retained stream tail (byte-level offset semantics).
 //! * [`psync`]: the pure PSYNC accept/reject decision.
 //! * [`primary`]: the master side (SYNC/PSYNC, snapshot transfer, replica outputs,
-//!   ACKs, PINGs, WAIT, timeouts).
-//! * [`replica`]: the replica side (handshake, RDB transfer, applying and proxying
-//!   the stream, ACKs, reconnects, cached master).
+//!   ACKs, PINGs, WAIT, timeouts), split by step: `sync` (the SYNC/PSYNC
+//!   decisions), `full_sync`, `snapshot`.
+//! * [`replica`]: the replica side, one module per [`LinkState`] state: connect,
+//!   `handshake`, `transfer` (+ `sync_file`), `stream` (applying and proxying the
+//!   stream, ACKs); reconnects and the cached master in the driver.
+//! * [`sync_stream`]: the streaming pieces of a full sync shared by both sides.
 //!
 //! All replication state that must be ordered with the keyspace lives in
 //! [`ReplState`] inside the locked `Store` (`store.repl`).
@@ -87,8 +90,9 @@ pub struct ReplicaLink {
     pub queued: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// Result of a snapshot job, shared by every replica synced from it.
-pub type SnapshotResult = Option<Arc<Result<Bytes, String>>>;
+/// Result of a disk-target snapshot job (`None` while it runs), shared by every
+/// replica synced from it.
+pub type SnapshotResult = Option<Result<Bytes, sync_stream::SnapshotError>>;
 
 /// A snapshot cut at stream offset `offset` of history `replid`; `done` yields the
 /// serialised RDB once produced. Several replicas may share one.
@@ -161,6 +165,58 @@ pub struct CachedMaster {
     pub db: usize,
 }
 
+/// Where the live master client stands in its master's stream (Redis keeps these
+/// on `server.master`: `read_reploff`, `reploff`, `db`). One value, owned by the
+/// streaming task and published to [`MasterLink::offsets`] after every batch.
+/// The replica ACKs (`REPLCONF ACK`) and answers GETACK with `applied`; there is
+/// no separate acknowledged offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkOffsets {
+    /// Stream offset up to which bytes were read from the socket (applied or
+    /// still buffered): INFO `slave_read_repl_offset`.
+    pub read: i64,
+    /// Stream offset up to which commands were applied (a MULTI counts at its
+    /// EXEC): INFO `slave_repl_offset`, ROLE, the ACK, the cached master.
+    pub applied: i64,
+    /// Database the master client has selected (the stream's current SELECT).
+    pub db: usize,
+}
+
+impl LinkOffsets {
+    /// A fresh link positioned at `offset` (nothing read beyond it yet).
+    pub fn at(offset: i64, db: usize) -> Self {
+        LinkOffsets {
+            read: offset,
+            applied: offset,
+            db,
+        }
+    }
+
+    /// A link that continues a cached master (partial resync).
+    pub fn resumed(c: &CachedMaster) -> Self {
+        LinkOffsets::at(c.reploff, c.db)
+    }
+
+    /// The state to cache when this link drops, for a later PSYNC of `replid`.
+    pub fn cache(&self, replid: &str) -> CachedMaster {
+        CachedMaster {
+            replid: replid.to_string(),
+            reploff: self.applied,
+            db: self.db,
+        }
+    }
+}
+
+/// Progress of the RDB payload during TRANSFER (INFO `master_sync_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferProgress {
+    /// Payload length from `$<len>`; 0 for the `$EOF:` form; -1 before the
+    /// header arrived.
+    pub total: i64,
+    /// Payload bytes read so far.
+    pub read: i64,
+}
+
 /// The master this node replicates from and the live link's progress.
 #[derive(Debug)]
 pub struct MasterLink {
@@ -169,13 +225,14 @@ pub struct MasterLink {
     pub state: LinkState,
     /// Bumped on every REPLICAOF; a link task whose generation is stale stops.
     pub generation: u64,
-    /// Live master client: (read_reploff, reploff, db); None when no master client.
-    pub client: Option<(i64, i64, usize)>,
+    /// The live master client's offsets; `None` while there is no master client
+    /// (before the first sync completed, and once the link dropped).
+    pub offsets: Option<LinkOffsets>,
     pub last_io: Instant,
     /// When the link last went down (None = never up since start/promotion).
     pub down_since: Option<Instant>,
-    /// During TRANSFER: (total bytes or -1 / 0 for EOF form, read bytes).
-    pub transfer: Option<(i64, i64)>,
+    /// Payload progress, during TRANSFER only.
+    pub transfer: Option<TransferProgress>,
     pub transfer_last_io: Instant,
 }
 
@@ -185,6 +242,11 @@ pub struct ReplState {
     pub replid: String,
     pub replid2: String,
     pub second_replid_offset: i64,
+    /// This node's own stream offset: what its backlog and its replicas see. On a
+    /// replica the applied master stream is proxied into it, so after every
+    /// batch it equals the link's [`LinkOffsets::applied`]; it is kept here (not
+    /// derived) because it is also the offset of a master, and of a replica
+    /// between links.
     pub master_repl_offset: i64,
     pub backlog: Option<Backlog>,
     /// Db of the last SELECT in the stream (-1 = next command needs one).
@@ -339,8 +401,8 @@ pub fn save_info(store: &Store) -> Option<(String, i64, i64)> {
             Some((r.replid.clone(), r.master_repl_offset, r.slaveseldb.max(0)))
         }
         None => None,
-        Some(m) => match (m.client, &r.cached_master) {
-            (Some((_, off, db)), _) => Some((r.replid.clone(), off, db as i64)),
+        Some(m) => match (m.offsets, &r.cached_master) {
+            (Some(o), _) => Some((r.replid.clone(), o.applied, o.db as i64)),
             (None, Some(c)) => Some((c.replid.clone(), c.reploff, c.db as i64)),
             (None, None) => None,
         },
@@ -403,81 +465,20 @@ pub fn stats_fields(store: &Store) -> Vec<(String, String)> {
 pub fn info_fields(server: &Server, store: &Store) -> Vec<(String, String)> {
     let cfg = server.config.read();
     let r = &store.repl;
-    let mut f: Vec<(String, String)> = Vec::new();
-    let mut add = |k: &str, v: String| f.push((k.to_string(), v));
+    let mut f = Fields::default();
     match &r.master {
-        None => add("role", "master".into()),
+        None => f.add("role", "master"),
         Some(m) => {
-            add("role", "slave".into());
-            add("master_host", m.host.clone());
-            add("master_port", m.port.to_string());
-            add(
-                "master_link_status",
-                if m.state == LinkState::Connected {
-                    "up"
-                } else {
-                    "down"
-                }
-                .into(),
-            );
-            add(
-                "master_last_io_seconds_ago",
-                match m.client {
-                    Some(_) => m.last_io.elapsed().as_secs().to_string(),
-                    None => "-1".into(),
-                },
-            );
-            add(
-                "master_sync_in_progress",
-                if m.state == LinkState::Transfer {
-                    "1"
-                } else {
-                    "0"
-                }
-                .into(),
-            );
-            let (read, applied) = match (m.client, &r.cached_master) {
-                (Some((read, applied, _)), _) => (read, applied),
-                (None, Some(c)) => (c.reploff, c.reploff),
-                (None, None) => (1, 1),
-            };
-            add("slave_read_repl_offset", read.to_string());
-            add("slave_repl_offset", applied.to_string());
-            if m.state == LinkState::Transfer {
-                let (total, read) = m.transfer.unwrap_or((-1, 0));
-                add("master_sync_total_bytes", total.to_string());
-                add("master_sync_read_bytes", read.to_string());
-                let left = if total > 0 { total - read } else { 0 };
-                add("master_sync_left_bytes", left.to_string());
-                let perc = if total > 0 {
-                    read as f64 * 100.0 / total as f64
-                } else {
-                    0.0
-                };
-                add("master_sync_perc", format!("{perc:.2}"));
-                add(
-                    "master_sync_last_io_seconds_ago",
-                    m.transfer_last_io.elapsed().as_secs().to_string(),
-                );
-            }
-            if m.state != LinkState::Connected {
-                add(
-                    "master_link_down_since_seconds",
-                    m.down_since
-                        .map_or("-1".to_string(), |t| t.elapsed().as_secs().to_string()),
-                );
-            }
-            add("slave_priority", cfg.replica_priority.to_string());
-            add("slave_read_only", (cfg.replica_read_only as u8).to_string());
-            add(
-                "replica_announced",
-                (cfg.replica_announced as u8).to_string(),
-            );
+            f.add("role", "slave");
+            master_link_fields(&mut f, m, r.cached_master.as_ref());
+            f.add("slave_priority", cfg.replica_priority);
+            f.add("slave_read_only", cfg.replica_read_only as u8);
+            f.add("replica_announced", cfg.replica_announced as u8);
         }
     }
-    add("connected_slaves", r.replicas.len().to_string());
+    f.add("connected_slaves", r.replicas.len());
     if cfg.min_replicas_to_write > 0 && cfg.min_replicas_max_lag > 0 {
-        add("min_slaves_good_slaves", r.good_replicas.to_string());
+        f.add("min_slaves_good_slaves", r.good_replicas);
     }
     for (i, s) in r.replicas.iter().enumerate() {
         let lag = if s.state == ReplicaState::Online {
@@ -485,7 +486,7 @@ pub fn info_fields(server: &Server, store: &Store) -> Vec<(String, String)> {
         } else {
             0
         };
-        add(
+        f.add(
             &format!("slave{i}"),
             format!(
                 "ip={},port={},state={},offset={},lag={}",
@@ -497,28 +498,77 @@ pub fn info_fields(server: &Server, store: &Store) -> Vec<(String, String)> {
             ),
         );
     }
-    add("master_failover_state", "no-failover".into());
-    add("master_replid", r.replid.clone());
-    add("master_replid2", r.replid2.clone());
-    add("master_repl_offset", r.master_repl_offset.to_string());
-    add("second_repl_offset", r.second_replid_offset.to_string());
-    match &r.backlog {
-        Some(b) => {
-            add("repl_backlog_active", "1".into());
-            add("repl_backlog_size", cfg.repl_backlog_size.to_string());
-            add("repl_backlog_first_byte_offset", b.first_byte().to_string());
-            add("repl_backlog_histlen", b.histlen().to_string());
-        }
-        None => {
-            add("repl_backlog_active", "0".into());
-            add("repl_backlog_size", cfg.repl_backlog_size.to_string());
-            add("repl_backlog_first_byte_offset", "0".into());
-            add("repl_backlog_histlen", "0".into());
+    f.add("master_failover_state", "no-failover");
+    f.add("master_replid", &r.replid);
+    f.add("master_replid2", &r.replid2);
+    f.add("master_repl_offset", r.master_repl_offset);
+    f.add("second_repl_offset", r.second_replid_offset);
+    let (first_byte, histlen) = r
+        .backlog
+        .as_ref()
+        .map_or((0, 0), |b| (b.first_byte(), b.histlen()));
+    f.add("repl_backlog_active", r.backlog.is_some() as u8);
+    f.add("repl_backlog_size", cfg.repl_backlog_size);
+    f.add("repl_backlog_first_byte_offset", first_byte);
+    f.add("repl_backlog_histlen", histlen);
+    // Tandem extension, last in the section.
+    f.add("tandem_fenced", r.fenced as u8);
+    f.0
+}
+
+/// INFO fields being collected, in order.
+#[derive(Default)]
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn add(&mut self, k: &str, v: impl std::fmt::Display) {
+        self.0.push((k.to_string(), v.to_string()));
+    }
+}
+
+/// The replica's view of its master link, from `master_host` to
+/// `master_link_down_since_seconds`.
+fn master_link_fields(f: &mut Fields, m: &MasterLink, cached: Option<&CachedMaster>) {
+    f.add("master_host", &m.host);
+    f.add("master_port", m.port);
+    let up = m.state == LinkState::Connected;
+    f.add("master_link_status", if up { "up" } else { "down" });
+    match m.offsets {
+        Some(_) => f.add("master_last_io_seconds_ago", m.last_io.elapsed().as_secs()),
+        None => f.add("master_last_io_seconds_ago", -1),
+    }
+    let syncing = m.state == LinkState::Transfer;
+    f.add("master_sync_in_progress", syncing as u8);
+    let (read, applied) = match (m.offsets, cached) {
+        (Some(o), _) => (o.read, o.applied),
+        (None, Some(c)) => (c.reploff, c.reploff),
+        (None, None) => (1, 1),
+    };
+    f.add("slave_read_repl_offset", read);
+    f.add("slave_repl_offset", applied);
+    if syncing {
+        let p = m
+            .transfer
+            .unwrap_or(TransferProgress { total: -1, read: 0 });
+        f.add("master_sync_total_bytes", p.total);
+        f.add("master_sync_read_bytes", p.read);
+        let left = if p.total > 0 { p.total - p.read } else { 0 };
+        f.add("master_sync_left_bytes", left);
+        let perc = if p.total > 0 {
+            p.read as f64 * 100.0 / p.total as f64
+        } else {
+            0.0
+        };
+        f.add("master_sync_perc", format!("{perc:.2}"));
+        let ago = m.transfer_last_io.elapsed().as_secs();
+        f.add("master_sync_last_io_seconds_ago", ago);
+    }
+    if !up {
+        match m.down_since {
+            Some(t) => f.add("master_link_down_since_seconds", t.elapsed().as_secs()),
+            None => f.add("master_link_down_since_seconds", -1),
         }
     }
-    // Tandem extension, last in the section.
-    add("tandem_fenced", (r.fenced as u8).to_string());
-    f
 }
 
 /// Renders `info_fields` as an INFO section (used by our own tests and until the
@@ -644,7 +694,7 @@ mod tests {
             port: 7001,
             state: LinkState::Connect,
             generation: 1,
-            client: None,
+            offsets: None,
             last_io: Instant::now(),
             down_since: None,
             transfer: None,
@@ -687,7 +737,7 @@ mod tests {
             port: 1,
             state: LinkState::Connected,
             generation: 1,
-            client: Some((4222, 4222, 0)),
+            offsets: Some(LinkOffsets::at(4222, 0)),
             last_io: Instant::now(),
             down_since: None,
             transfer: None,

@@ -20,6 +20,25 @@ use tokio::sync::mpsc;
 /// Chunks queued per replica before the pipe reader waits for it.
 pub const FEED_DEPTH: usize = 16;
 
+/// Why producing a replication snapshot failed (shared by every replica of the
+/// snapshot, hence `Clone`). Logged by each replica's task ("BGSAVE for
+/// replication failed: ...", "Diskless rdb transfer failed: ...").
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SnapshotError {
+    /// Reading the snapshot child's pipe failed.
+    #[error("{0}")]
+    Pipe(Arc<std::io::Error>),
+    /// The snapshot child failed (its exit status).
+    #[error("{0}")]
+    Child(crate::snapshot::Exit),
+    /// Serialising in this process (fork failed) failed.
+    #[error("{0}")]
+    Serialize(Arc<std::io::Error>),
+    /// Every replica of a socket-target snapshot went away.
+    #[error("all replicas dropped")]
+    Abandoned,
+}
+
 /// What the pipe reader sends to one replica's full-sync task.
 #[derive(Debug)]
 pub enum Feed {
@@ -27,7 +46,7 @@ pub enum Feed {
     Chunk(Bytes),
     /// The child finished: `Ok` means the payload is complete (send the mark),
     /// `Err` that it failed (the transfer must break).
-    Done(Result<(), String>),
+    Done(Result<(), SnapshotError>),
 }
 
 pub type FeedTx = mpsc::Sender<Feed>;
@@ -67,7 +86,7 @@ impl Broadcast {
     }
 
     /// Tells every replica how the child ended.
-    pub fn finish(self, res: Result<(), String>) {
+    pub fn finish(self, res: Result<(), SnapshotError>) {
         for tx in self.txs {
             let _ = tx.blocking_send(Feed::Done(res.clone()));
         }
