@@ -41,7 +41,7 @@ pub fn memory_for_eviction(store: &Store) -> u64 {
 /// OOM error text. Each eviction is pushed to `store.propagated` as `DEL key`.
 pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     if store.repl.fenced {
-        // A fenced server deletes nothing (see `crate::fence`); its writes are refused.
+        // A fenced server deletes nothing (see `crate::replication::fence`); its writes are refused.
         return Ok(());
     }
     let (max, policy, samples) = {

@@ -146,7 +146,7 @@ fn precheck(
 ) -> Option<String> {
     // EXEC is checked as the writes it would run.
     let writes = commands::effective_flags(cmd, client) & flags::WRITE != 0;
-    if let Some(msg) = crate::fence::precheck(store, client.is_master, writes) {
+    if let Some(msg) = crate::replication::fence::precheck(store, client.is_master, writes) {
         return Some(msg);
     }
     if cmd.is(flags::DENYOOM) && !client.is_master && store.hot.maxmemory != 0 {

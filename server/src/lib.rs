@@ -16,7 +16,6 @@ pub mod digest;
 pub mod evict;
 pub mod exec;
 pub mod expire;
-pub mod fence;
 pub mod flags;
 pub mod log;
 pub mod net;

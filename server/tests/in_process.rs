@@ -39,7 +39,10 @@ fn info_has(port: u16, section: &str, line: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_and_a_replica_run_in_one_process() {
-    let (mdir, rdir) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let (mdir, rdir) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
     let (mport, rport) = (free_port(), free_port());
     let master = tokio::spawn(tandem_server::run(config(mport, mdir.path(), &[]), None));
     assert!(wait_until(Duration::from_secs(10), || {
@@ -52,7 +55,13 @@ async fn a_master_and_a_replica_run_in_one_process() {
     let rconf = config(
         rport,
         rdir.path(),
-        &["--replicaof", "127.0.0.1", &replicaof, "--appendonly", "yes"],
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &replicaof,
+            "--appendonly",
+            "yes",
+        ],
     );
     let replica = tokio::spawn(tandem_server::run(rconf, None));
     assert!(
@@ -65,7 +74,8 @@ async fn a_master_and_a_replica_run_in_one_process() {
     );
     assert_eq!(m.cmd("SET after-sync 2"), R::ok());
     let mut r = Conn::connect(rport);
-    assert!(wait_until(Duration::from_secs(10), || r.cmd("GET after-sync")
+    assert!(wait_until(Duration::from_secs(10), || r
+        .cmd("GET after-sync")
         == b("2")));
     assert_eq!(r.cmd("GET before-sync"), b("1"));
     assert!(info_has(mport, "replication", "connected_slaves:1"));

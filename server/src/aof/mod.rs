@@ -35,87 +35,20 @@
 //! CONFIG SET appendonly at runtime, and `aof_last_cow_size` (reported as 0).
 
 mod load;
-pub mod writer;
+pub use crate::server::aof_writer as writer;
 
 use crate::db::Db;
 use crate::rdb;
+pub use crate::server::aof_file::{AofState, Fsync, ManifestEntry};
 use crate::server::{Server, Store};
 use crate::{notice, warning};
 use bytes::Bytes;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use writer::Writer;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fsync {
-    Always,
-    EverySec,
-    No,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestEntry {
-    pub name: String,
-    pub seq: u64,
-    /// 'b' base, 'h' history, 'i' incr.
-    pub kind: char,
-}
-
-#[derive(Debug)]
-pub struct AofState {
-    dir: PathBuf,
-    prefix: String,
-    file: File,
-    /// Buffered commands and the write-error state of `file`.
-    writer: Writer,
-    /// Db of the last SELECT written to the incr file (-1 = none yet).
-    cur_db: i64,
-    fsync: Fsync,
-    pending_fsync: bool,
-    /// A background fsync is running (one at a time).
-    fsync_in_progress: bool,
-    /// errno of the last background fsync, if it failed (Redis `aof_bio_fsync_status`).
-    fsync_errno: Option<i32>,
-    last_fsync: Instant,
-    base: Option<ManifestEntry>,
-    incrs: Vec<ManifestEntry>,
-    rewrite_in_progress: bool,
-    rewrite_started: Option<Instant>,
-    rewrites: u64,
-    rewrite_failures: u64,
-    last_rewrite_ok: bool,
-    last_rewrite_time_sec: i64,
-    /// Bytes in the AOF after the last rewrite (base) and now, for auto rewrite.
-    base_size: u64,
-    cur_size: u64,
-}
-
-impl AofState {
-    /// The errno that makes writes refused, if any: a failed write, else a failed fsync.
-    fn disk_errno(&self) -> Option<i32> {
-        self.writer.write_errno.or(self.fsync_errno)
-    }
-
-    /// Writes what is pending; with `appendfsync always` an error is fatal.
-    fn flush(&mut self) -> Result<(), i32> {
-        match self.writer.flush(&mut self.file) {
-            Ok(n) => {
-                self.cur_size += n as u64;
-                Ok(())
-            }
-            Err(errno) => {
-                if self.fsync == Fsync::Always {
-                    warning!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
-                    std::process::exit(1);
-                }
-                Err(errno)
-            }
-        }
-    }
-}
 
 pub const ERR_REWRITE_IN_PROGRESS: &str =
     "ERR Background append only file rewriting already in progress";

@@ -53,7 +53,7 @@ fn replicaof(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         ));
     }
     if argv[1].eq_ignore_ascii_case(b"no") && argv[2].eq_ignore_ascii_case(b"one") {
-        crate::fence::lift(ctx.store, "REPLICAOF NO ONE (now a writable master)");
+        crate::replication::fence::lift(ctx.store, "REPLICAOF NO ONE (now a writable master)");
         if ctx.store.repl.master.is_some() {
             let desc = client_desc(ctx);
             replica::unset_master(ctx.store, &desc);
@@ -76,7 +76,7 @@ fn replicaof(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     let desc = client_desc(ctx);
     let server = ctx.server.clone();
-    crate::fence::lift_for_replicaof(ctx.store, &host, port);
+    crate::replication::fence::lift_for_replicaof(ctx.store, &host, port);
     replica::set_master(&server, ctx.store, &host, port, true);
     crate::notice!("REPLICAOF {host}:{port} enabled (user request from '{desc}')");
     out.ok();

@@ -528,8 +528,8 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
         b"populate" if (3..=5).contains(&argc) => {
             if ctx.store.repl.fenced {
-                // The only DEBUG subcommand that writes keys (see `crate::fence`).
-                return Err(CmdError::msg(crate::fence::FENCED_ERR));
+                // The only DEBUG subcommand that writes keys (see `crate::replication::fence`).
+                return Err(CmdError::msg(crate::replication::fence::FENCED_ERR));
             }
             let count = positive(&argv[2])?;
             let prefix: &[u8] = argv.get(3).map_or(&b"key"[..], |p| &p[..]);

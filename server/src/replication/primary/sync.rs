@@ -30,7 +30,7 @@ struct Asker {
 /// Why a SYNC/PSYNC is refused, checked in Redis's order.
 fn refusal(a: Asker) -> Option<&'static str> {
     if a.fenced {
-        Some(crate::fence::FENCED_ERR)
+        Some(crate::replication::fence::FENCED_ERR)
     } else if a.in_exec {
         Some("ERR Command not allowed inside a transaction")
     } else if a.master_link_down {
@@ -325,7 +325,7 @@ mod tests {
             master_link_down: true,
             pending_output: true,
         };
-        assert_eq!(refusal(all), Some(crate::fence::FENCED_ERR));
+        assert_eq!(refusal(all), Some(crate::replication::fence::FENCED_ERR));
         let a = Asker {
             fenced: false,
             ..all

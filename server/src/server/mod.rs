@@ -6,6 +6,13 @@
 //! stream) lives in [`Store`] behind one mutex. A connection takes the lock once per
 //! batch of pipelined commands. The lock is never held across an `.await`.
 
+pub mod aof_file;
+pub mod aof_writer;
+pub mod backlog;
+pub mod persist_state;
+pub mod repl;
+pub mod sync_stream;
+
 use crate::config::Config;
 use crate::db::Db;
 use crate::pubsub::PubSub;
@@ -141,7 +148,7 @@ pub struct Store {
     /// Unix time (s) of the last successful save.
     pub lastsave: i64,
     /// Replication ids, offsets, backlog, replicas and master link.
-    pub repl: crate::replication::ReplState,
+    pub repl: repl::ReplState,
     /// Hot configuration values (see [`HotConfig`]).
     pub hot: HotConfig,
     /// Within a batch of commands run under one lock hold: when the previous command
@@ -171,7 +178,7 @@ impl Store {
             propagated: Vec::new(),
             is_replica: false,
             lastsave: now_ms() / 1000,
-            repl: crate::replication::ReplState::default(),
+            repl: repl::ReplState::default(),
             hot: HotConfig::from_config(&Config::default()),
             cmd_clock: None,
         };
@@ -258,9 +265,9 @@ pub struct Server {
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// RDB persistence status (BGSAVE in progress, last results); see `crate::persist`.
-    pub persist: Mutex<crate::persist::PersistState>,
+    pub persist: Mutex<persist_state::PersistState>,
     /// The append-only file while `appendonly` is on; see `crate::aof`.
-    pub aof: Mutex<Option<crate::aof::AofState>>,
+    pub aof: Mutex<Option<aof_file::AofState>>,
     /// True until the dataset has been loaded at startup (the admin port's `/readyz`).
     pub loading: AtomicBool,
     /// What the last shutdown request asked for (see `shutdown::request`).

@@ -1,0 +1,39 @@
+//! RDB persistence status (BGSAVE in progress, last results, what the startup load
+//! found), owned by the `Server` value (`Server::persist`); `crate::persist` acts.
+
+use crate::rdb;
+use std::time::Instant;
+
+#[derive(Debug)]
+pub struct PersistState {
+    pub bgsave_in_progress: bool,
+    pub bgsave_started: Option<Instant>,
+    pub dirty_before_bgsave: u64,
+    pub last_bgsave_ok: bool,
+    /// Duration of the last BGSAVE in seconds, -1 if none.
+    pub last_bgsave_time_sec: i64,
+    /// Unix seconds of the last BGSAVE attempt (for the retry delay).
+    pub last_bgsave_try: i64,
+    pub rdb_saves: u64,
+    pub last_load_keys_loaded: u64,
+    pub last_load_keys_expired: u64,
+    /// Replication identity found in the RDB loaded at startup (for PSYNC after a restart).
+    pub loaded_repl: Option<rdb::ReplInfo>,
+}
+
+impl Default for PersistState {
+    fn default() -> Self {
+        PersistState {
+            bgsave_in_progress: false,
+            bgsave_started: None,
+            dirty_before_bgsave: 0,
+            last_bgsave_ok: true,
+            last_bgsave_time_sec: -1,
+            last_bgsave_try: 0,
+            rdb_saves: 0,
+            last_load_keys_loaded: 0,
+            last_load_keys_expired: 0,
+            loaded_repl: None,
+        }
+    }
+}
