@@ -165,13 +165,14 @@ impl Drop for ForkedSave {
 /// fsynced). Call it with the store lock held: the child sees the data as of the
 /// fork. The child takes no lock and logs only through raw stderr writes.
 pub fn fork_save(
+    children: &crate::snapshot::Children,
     dbs: &[Db],
     dir: &Path,
     name: &str,
     opts: &rdb::SaveOptions,
 ) -> std::io::Result<ForkedSave> {
     let delay = child_delay_ms();
-    let child = crate::snapshot::fork_child(&[], || {
+    let child = crate::snapshot::fork_child(children, &[], || {
         let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
         if delay > 0 {
             // Test hook: the temp file exists while the child lingers.
@@ -233,24 +234,29 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     let mut target = Target::from_server(server);
     target.opts.repl = crate::replication::rdb_repl_info(store);
     type Job = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
-    let (job, pid): (Job, u32) =
-        match fork_save(&store.dbs, &target.dir, &target.dbfilename, &target.opts) {
-            Ok(fs) => {
-                let pid = fs.pid() as u32;
-                (Box::new(move || fs.finish()), pid)
-            }
-            Err(e) => {
-                warning!("Can't fork for BGSAVE ({e}): saving from an in-process copy instead");
-                let snapshot: Vec<Db> = store.dbs.clone();
-                let t = target.clone();
-                let job: Job = Box::new(move || {
-                    let res = write_file_atomic(&snapshot, &t.dir, &t.dbfilename, &t.opts);
-                    drop(snapshot);
-                    res
-                });
-                (job, std::process::id())
-            }
-        };
+    let (job, pid): (Job, u32) = match fork_save(
+        &server.children,
+        &store.dbs,
+        &target.dir,
+        &target.dbfilename,
+        &target.opts,
+    ) {
+        Ok(fs) => {
+            let pid = fs.pid() as u32;
+            (Box::new(move || fs.finish()), pid)
+        }
+        Err(e) => {
+            warning!("Can't fork for BGSAVE ({e}): saving from an in-process copy instead");
+            let snapshot: Vec<Db> = store.dbs.clone();
+            let t = target.clone();
+            let job: Job = Box::new(move || {
+                let res = write_file_atomic(&snapshot, &t.dir, &t.dbfilename, &t.opts);
+                drop(snapshot);
+                res
+            });
+            (job, std::process::id())
+        }
+    };
     st.bgsave_in_progress = true;
     st.bgsave_started = Some(Instant::now());
     st.dirty_before_bgsave = store.dirty;
@@ -448,10 +454,10 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
 pub fn on_shutdown(server: &Server) -> Result<(), String> {
     // Like Redis: a snapshot child still running is killed and its temp file
     // removed; its waiter then records the failure.
-    if server.persist.lock().bgsave_in_progress && crate::snapshot::live_children() > 0 {
+    if server.persist.lock().bgsave_in_progress && !server.children.is_empty() {
         warning!("There is a child saving an .rdb. Killing it!");
     }
-    crate::snapshot::kill_all();
+    server.children.kill_all();
     crate::aof::on_shutdown(server);
     let save = match crate::shutdown::requested_save_mode(server) {
         Some(s) => s,

@@ -20,7 +20,8 @@
 //! "parent" for that purpose is the forking thread: forks happen on tokio worker
 //! threads, which live as long as the runtime.
 //!
-//! Children are kept in a registry so shutdown can kill them ([`kill_all`]); a
+//! Children are kept in their server's registry ([`Children`]) so its shutdown can
+//! kill them ([`Children::kill_all`]); a
 //! waiter removes its pid from the registry before reaping it, so a pid is never
 //! signalled after it could have been reused.
 //!
@@ -34,15 +35,20 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A forked child: its pid and, optionally, the temp file it writes (removed when
 /// the child is killed at shutdown).
+#[derive(Debug)]
 struct Live {
     pid: libc::pid_t,
     temp: Option<PathBuf>,
 }
 
-static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
+/// The running snapshot children of one server (`Server::children`), so its shutdown
+/// kills its own children and no other server's. Cloning shares the registry.
+#[derive(Debug, Default, Clone)]
+pub struct Children(Arc<Mutex<Vec<Live>>>);
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +76,7 @@ impl std::fmt::Display for Exit {
 #[derive(Debug)]
 pub struct Child {
     pid: libc::pid_t,
+    registry: Children,
 }
 
 impl Child {
@@ -77,18 +84,24 @@ impl Child {
         self.pid
     }
 
-    /// Records the temp file the child writes, so [`kill_all`] can remove it.
+    /// Records the temp file the child writes, so [`Children::kill_all`] can remove it.
     pub fn set_temp(&self, path: PathBuf) {
-        if let Some(l) = LIVE.lock().iter_mut().find(|l| l.pid == self.pid) {
+        if let Some(l) = self
+            .registry
+            .0
+            .lock()
+            .iter_mut()
+            .find(|l| l.pid == self.pid)
+        {
             l.temp = Some(path);
         }
     }
 
     /// Sends SIGKILL (no-op once the child has been reaped).
     pub fn kill(&self) {
-        let g = LIVE.lock();
+        let g = self.registry.0.lock();
         if g.iter().any(|l| l.pid == self.pid) {
-            // SAFETY: plain syscall; the pid is still unreaped (it is in LIVE,
+            // SAFETY: plain syscall; the pid is still unreaped (it is in the registry,
             // which the waiter leaves before reaping), so it names our child.
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
         }
@@ -98,7 +111,7 @@ impl Child {
     /// block (a dedicated thread or `spawn_blocking`).
     pub fn wait(self) -> Exit {
         // Wait for the exit without reaping, so the pid stays ours while it is
-        // still in LIVE.
+        // still in the registry.
         loop {
             // SAFETY: `info` is a valid out-pointer for the duration of the call.
             let r = unsafe {
@@ -114,7 +127,7 @@ impl Child {
                 break;
             }
         }
-        LIVE.lock().retain(|l| l.pid != self.pid);
+        self.registry.0.lock().retain(|l| l.pid != self.pid);
         let mut status = 0;
         loop {
             // SAFETY: `status` is a valid out-pointer; the pid is our child.
@@ -138,15 +151,24 @@ impl Child {
     }
 }
 
-/// Number of snapshot children currently running.
-pub fn live_children() -> usize {
-    LIVE.lock().len()
+impl Children {
+    /// Number of snapshot children currently running.
+    pub fn len(&self) -> usize {
+        self.0.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Kills every running snapshot child (shutdown), waits for each to die and
+    /// removes the temp files they were writing. Returns how many were killed.
+    pub fn kill_all(&self) -> usize {
+        kill_all(&self.0.lock())
+    }
 }
 
-/// Kills every running snapshot child (shutdown), waits for each to die and
-/// removes the temp files they were writing. Returns how many were killed.
-pub fn kill_all() -> usize {
-    let g = LIVE.lock();
+fn kill_all(g: &[Live]) -> usize {
     for l in g.iter() {
         // SAFETY: plain syscall on an unreaped child of ours (see `Child::kill`).
         unsafe { libc::kill(l.pid, libc::SIGKILL) };
@@ -257,7 +279,11 @@ fn fork_disabled() -> bool {
 ///
 /// Call it while holding the lock that makes the data `f` reads consistent; see
 /// the module doc for what `f` may do.
-pub fn fork_child<F: FnOnce() -> i32>(keep: &[RawFd], f: F) -> io::Result<Child> {
+pub fn fork_child<F: FnOnce() -> i32>(
+    registry: &Children,
+    keep: &[RawFd],
+    f: F,
+) -> io::Result<Child> {
     if fork_disabled() {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -267,8 +293,8 @@ pub fn fork_child<F: FnOnce() -> i32>(keep: &[RawFd], f: F) -> io::Result<Child>
     // SAFETY: plain syscall.
     let parent = unsafe { libc::getpid() };
     // Hold the registry across the fork so a concurrent kill_all() cannot miss
-    // this child; the child never touches LIVE.
-    let mut live = LIVE.lock();
+    // this child; the child never touches it.
+    let mut live = registry.0.lock();
     // SAFETY: the child only runs `f` (which by contract takes no lock another
     // thread may hold, see the module doc) and then _exit; the parent continues
     // normally.
@@ -300,7 +326,10 @@ pub fn fork_child<F: FnOnce() -> i32>(keep: &[RawFd], f: F) -> io::Result<Child>
         }
         pid => {
             live.push(Live { pid, temp: None });
-            Ok(Child { pid })
+            Ok(Child {
+                pid,
+                registry: registry.clone(),
+            })
         }
     }
 }
@@ -316,7 +345,8 @@ mod tests {
         let (mut r, w) = pipe().unwrap();
         let data = vec![7u8; 100_000];
         let fd = w.as_raw_fd();
-        let child = fork_child(&[fd], || {
+        let children = Children::default();
+        let child = fork_child(&children, &[fd], || {
             let mut w = &w;
             if w.write_all(&data).is_err() {
                 return 3;
@@ -333,14 +363,22 @@ mod tests {
 
     #[test]
     fn kill_reports_signal() {
-        let child = fork_child(&[], || {
+        let children = Children::default();
+        let other = Children::default();
+        let child = fork_child(&children, &[], || {
             std::thread::sleep(std::time::Duration::from_secs(30));
             0
         })
         .unwrap();
+        assert_eq!(
+            (children.len(), other.len()),
+            (1, 0),
+            "one registry per server"
+        );
         child.kill();
         let pid = child.pid();
         assert_eq!(child.wait(), Exit::Signal(libc::SIGKILL));
+        assert!(children.is_empty());
         // Reaped: no zombie left behind.
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     }

@@ -485,7 +485,11 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     // fails, from a copy of the databases cloned under the lock.
     type Job = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
     let (job, pid): (Job, u32) = match crate::persist::fork_save(
-        &store.dbs, &dir, &base_name, &opts,
+        &server.children,
+        &store.dbs,
+        &dir,
+        &base_name,
+        &opts,
     ) {
         Ok(fs) => {
             let pid = fs.pid() as u32;

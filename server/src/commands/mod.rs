@@ -198,6 +198,8 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
 /// All commands, by lower-case name.
 pub fn table() -> &'static HashMap<&'static str, Command, crate::types::Hasher> {
     // ahash rather than SipHash: this lookup runs once per command.
+    // Not state: built once from the constant FAMILIES list and never changed after,
+    // a lookup index over compile-time data (every server in the process shares it).
     static TABLE: OnceLock<HashMap<&'static str, Command, crate::types::Hasher>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut m = HashMap::default();

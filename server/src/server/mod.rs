@@ -266,6 +266,8 @@ pub struct Server {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// RDB persistence status (BGSAVE in progress, last results); see `crate::persist`.
     pub persist: Mutex<persist_state::PersistState>,
+    /// Running snapshot children (BGSAVE, BGREWRITEAOF, full sync), killed at shutdown.
+    pub children: crate::snapshot::Children,
     /// The append-only file while `appendonly` is on; see `crate::aof`.
     pub aof: Mutex<Option<aof_file::AofState>>,
     /// True until the dataset has been loaded at startup (the admin port's `/readyz`).
@@ -306,6 +308,7 @@ impl Server {
             loading: AtomicBool::new(true),
             persist: Mutex::new(Default::default()),
             aof: Mutex::new(None),
+            children: Default::default(),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),

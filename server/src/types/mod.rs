@@ -25,6 +25,8 @@ impl std::hash::BuildHasher for Hasher {
     type Hasher = ahash::AHasher;
     #[inline]
     fn build_hasher(&self) -> ahash::AHasher {
+        // Not state: one random seed drawn at first use and never changed after
+        // (stored in every map it would cost 32 bytes per hash value, see above).
         static SEED: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
         SEED.get_or_init(ahash::RandomState::new).build_hasher()
     }

@@ -31,7 +31,7 @@ pub(super) fn start(
         (c.rdbcompression, c.rdbchecksum)
     };
     let opts = save_options(&rid, off, compression, checksum);
-    let (source, pid) = match fork_snapshot(dbs, &opts) {
+    let (source, pid) = match fork_snapshot(&server.children, dbs, &opts) {
         Ok((pipe, pid)) => (Source::Fork(pipe), pid as u32),
         Err(e) => {
             crate::warning!(
@@ -208,6 +208,7 @@ fn stream_to_feeds(source: Source, mut bc: Broadcast) {
 /// store lock held). The caller reads the pipe on a blocking thread and reaps
 /// the child; the pid is the child's.
 fn fork_snapshot(
+    children: &crate::snapshot::Children,
     dbs: &[crate::db::Db],
     opts: &codec::SaveOptions,
 ) -> std::io::Result<(ForkedPipe, i32)> {
@@ -215,7 +216,7 @@ fn fork_snapshot(
     use std::os::fd::AsRawFd;
     let (rd, wr) = crate::snapshot::pipe()?;
     let delay = crate::persist::child_delay_ms();
-    let child = crate::snapshot::fork_child(&[wr.as_raw_fd()], || {
+    let child = crate::snapshot::fork_child(children, &[wr.as_raw_fd()], || {
         if delay > 0 {
             std::thread::sleep(std::time::Duration::from_millis(delay));
         }
