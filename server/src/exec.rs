@@ -2,6 +2,18 @@
 //! through in Redis's order, MULTI queueing, running the handler with the store
 //! locked, propagation with MULTI/EXEC wrapping, WATCH invalidation and serving
 //! clients blocked on keys that the command made ready.
+//!
+//! The one dispatch: every command in the server runs through one of two doors here.
+//! - [`process`]: a request with every check a client gets (lookup, arity, AUTH,
+//!   MULTI, fence, OOM, MISCONF, read-only replica, min-replicas, Pub/Sub context).
+//!   Client connections (`net`) and the replica's master stream
+//!   (`replication::replica::stream`, as the master client, which the checks exempt
+//!   where Redis does) enter here; so will scripts' `redis.call`.
+//! - [`replay`]: the AOF loader's client: the lookup and arity checks, then the
+//!   command runs as Redis's AOF-loading client does (no AUTH, OOM or replica checks).
+//!
+//! Nothing else calls a command handler; subsystems never look commands up to run
+//! them. Propagation of what ran leaves from one place, [`flush_propagated`].
 
 use crate::commands::{self, flags, Action, ClientState, Command, Ctx};
 use crate::resp::Reply;
@@ -199,9 +211,23 @@ fn reject(server: &Server, client: &mut ClientState, out: &mut Reply, msg: &str)
     out.error(msg);
 }
 
+/// The AOF loader's door (see the module doc): `argv` is looked up and its arity
+/// checked as for a client, then it runs with `client` standing for the file.
+pub fn replay(
+    server: &Arc<Server>,
+    store: &mut Store,
+    client: &mut ClientState,
+    argv: &[Bytes],
+    out: &mut Reply,
+) -> Result<&'static Command, ArgvRefusal> {
+    let cmd = check_argv(argv)?;
+    call(server, store, client, cmd, argv, out, false);
+    Ok(cmd)
+}
+
 /// Executes a command (already checked) with the store locked. Used by `process`,
-/// by EXEC for each queued command and when serving blocked clients.
-pub fn call(
+/// by EXEC for each queued command, by `replay` and when serving blocked clients.
+pub(crate) fn call(
     server: &Arc<Server>,
     store: &mut Store,
     client: &mut ClientState,

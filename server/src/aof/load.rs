@@ -159,15 +159,9 @@ impl Replayer<'_> {
             return Ok(());
         }
         self.out.buf.clear();
-        exec::call(
-            self.server,
-            store,
-            &mut self.client,
-            cmd,
-            argv,
-            &mut self.out,
-            false,
-        );
+        // Checked once more by the door itself; `check` refused bad commands early,
+        // before anything of the file ran.
+        let _ = exec::replay(self.server, store, &mut self.client, argv, &mut self.out);
         store.propagated.clear();
         if self.out.buf.first() == Some(&b'-') {
             let line = self.out.buf.split(|&b| b == b'\r').next().unwrap_or(&[]);

@@ -44,7 +44,7 @@ fn bit_offset(ctx: &Ctx, arg: &[u8], width: Option<u32>) -> Result<u64, CmdError
     let off = crate::resp::parse_i64(digits)
         .ok_or_else(offset_error)?
         .wrapping_mul(mul);
-    let max = ctx.server.config.read().proto_max_bulk_len;
+    let max = ctx.config().proto_max_bulk_len;
     if off < 0 || (off >> 3) >= max {
         return Err(offset_error());
     }

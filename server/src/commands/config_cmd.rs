@@ -41,7 +41,7 @@ fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         if argv.len() != 2 {
             return Err(arity_err("rewrite"));
         }
-        let config = ctx.server.config.read().clone();
+        let config = ctx.config().clone();
         let Some(path) = config.config_file.clone() else {
             return Err(CmdError::msg(
                 "ERR The server is running without a config file",
@@ -86,7 +86,7 @@ fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn get(ctx: &mut Ctx, out: &mut Reply, patterns: &[Bytes]) {
-    let config = ctx.server.config.read();
+    let config = ctx.config();
     let mut pairs: Vec<(&'static str, String)> = Vec::new();
     for p in patterns {
         for (n, v) in config.matching(p) {
@@ -112,7 +112,7 @@ fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(name)
         ))
     };
-    let old = ctx.server.config.read().clone();
+    let old = ctx.config().clone();
     let mut new = old.clone();
     let mut seen: Vec<&'static str> = Vec::new();
     for pair in pairs.chunks(2) {

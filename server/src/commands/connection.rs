@@ -68,7 +68,7 @@ fn check_credentials(ctx: &Ctx, user: &[u8], pass: &[u8]) -> bool {
     if user != b"default" {
         return false;
     }
-    match &ctx.server.config.read().requirepass {
+    match &ctx.config().requirepass {
         None => true,
         Some(p) => constant_time_eq(p.as_bytes(), pass),
     }
@@ -87,7 +87,7 @@ fn auth(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Err(err::SYNTAX);
     }
     let (user, pass): (&[u8], &[u8]) = if argv.len() == 2 {
-        if ctx.server.config.read().requirepass.is_none() {
+        if ctx.config().requirepass.is_none() {
             return Err(CmdError::msg(
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
             ));
@@ -224,7 +224,7 @@ fn reset(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     ctx.client.reply_off = false;
     ctx.client.reply_skip_next = false;
     ctx.client.no_evict = false;
-    ctx.client.authenticated = ctx.server.config.read().requirepass.is_none();
+    ctx.client.authenticated = ctx.config().requirepass.is_none();
     out.resp3 = false;
     out.simple("RESET");
     Ok(())
@@ -510,7 +510,7 @@ fn type_of(info: &ClientInfo) -> ClientType {
 /// The calling client's facts, fresher than its registry entry (which the
 /// connection updates after each batch).
 fn own_info(ctx: &Ctx, cmd: &str) -> Option<(Arc<ClientHandle>, ClientInfo)> {
-    let h = ctx.server.clients.lock().get(&ctx.client.id).cloned()?;
+    let h = ctx.clients().get(&ctx.client.id).cloned()?;
     let mut info = h.info.lock().clone();
     let c = &ctx.client;
     info.db = c.db;
@@ -626,7 +626,7 @@ fn client_list(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Err(err::SYNTAX);
     }
     let own = own_info(ctx, "client|list");
-    let mut handles: Vec<Arc<ClientHandle>> = ctx.server.clients.lock().values().cloned().collect();
+    let mut handles: Vec<Arc<ClientHandle>> = ctx.clients().values().cloned().collect();
     handles.sort_by_key(|h| h.id);
     let mut text = String::new();
     for h in handles {
@@ -713,7 +713,7 @@ fn client_kill(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         i += 2;
     }
     let own = own_info(ctx, "client|kill");
-    let handles: Vec<Arc<ClientHandle>> = ctx.server.clients.lock().values().cloned().collect();
+    let handles: Vec<Arc<ClientHandle>> = ctx.clients().values().cloned().collect();
     let mut killed = 0;
     for h in handles {
         if id.is_some_and(|x| x != h.id)

@@ -147,7 +147,7 @@ fn expire_generic(
     let db = ctx.client.db;
     if when <= ctx.now_ms && !ctx.store.is_replica && !ctx.client.is_master {
         ctx.store.dbs[db].remove(key);
-        let lazy = ctx.server.config.read().lazyfree_lazy_expire;
+        let lazy = ctx.config().lazyfree_lazy_expire;
         let del: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
         ctx.rewrite = Some(vec![Bytes::from_static(del), key.clone()]);
     } else {
@@ -667,7 +667,7 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     let key = &argv[2];
-    let policy = ctx.server.config.read().maxmemory_policy.clone();
+    let policy = ctx.config().maxmemory_policy.clone();
     let lfu = policy.contains("lfu");
     const ADJUST: &str = "Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
     if sub == "freq" && !lfu {
@@ -694,7 +694,7 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     let now_lru = ctx.lru;
-    let cfg = ctx.server.config.read().clone();
+    let cfg = ctx.config().clone();
     let Some(e) = ctx.db_ref().entry(key) else {
         out.null();
         return Ok(());

@@ -368,6 +368,26 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// The configuration, read-locked (what most handlers need from the server).
+    pub fn config(&self) -> parking_lot::RwLockReadGuard<'a, crate::config::Config> {
+        self.server.config.read()
+    }
+
+    /// The client table (CLIENT LIST / KILL / INFO).
+    pub fn clients(
+        &self,
+    ) -> parking_lot::MutexGuard<
+        'a,
+        std::collections::HashMap<crate::client::ClientId, Arc<crate::client::ClientHandle>>,
+    > {
+        self.server.clients.lock()
+    }
+
+    /// The slow log (SLOWLOG).
+    pub fn slowlog(&self) -> parking_lot::MutexGuard<'a, crate::slowlog::SlowLog> {
+        self.server.slowlog.lock()
+    }
+
     pub fn new(store: &'a mut Store, server: &'a Arc<Server>, client: &'a mut ClientState) -> Self {
         Self::at(store, server, client, std::time::Instant::now())
     }

@@ -118,7 +118,7 @@ fn slowlog(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                     }
                 }
             };
-            let log = ctx.server.slowlog.lock();
+            let log = ctx.slowlog();
             let n = log.entries.len().min(count as usize);
             out.array(n);
             for e in log.entries.iter().take(n) {
@@ -134,9 +134,9 @@ fn slowlog(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 out.bulk(e.name.as_bytes());
             }
         }
-        b"len" if argc == 2 => out.int(ctx.server.slowlog.lock().entries.len() as i64),
+        b"len" if argc == 2 => out.int(ctx.slowlog().entries.len() as i64),
         b"reset" if argc == 2 => {
-            ctx.server.slowlog.lock().entries.clear();
+            ctx.slowlog().entries.clear();
             out.ok();
         }
         b"help" if argc == 2 => help_reply(out, "SLOWLOG", SLOWLOG_HELP),

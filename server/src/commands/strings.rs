@@ -51,7 +51,7 @@ fn string_too_long() -> CmdError {
 /// Redis `checkStringLength`. Redis exempts its master's stream; here the limit also
 /// applies to it, so no client can make the server allocate an unbounded string.
 fn check_len(ctx: &Ctx, total: Option<i64>) -> CmdResult {
-    let max = ctx.server.config.read().proto_max_bulk_len;
+    let max = ctx.config().proto_max_bulk_len;
     match total {
         Some(t) if t <= max => Ok(()),
         _ => Err(string_too_long()),
@@ -281,7 +281,7 @@ fn getex(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     match when {
         Some(at) if absolute && at <= ctx.now_ms && !ctx.store.is_replica => {
             ctx.store.dbs[db].remove(key);
-            let lazy = ctx.server.config.read().lazyfree_lazy_expire;
+            let lazy = ctx.config().lazyfree_lazy_expire;
             let cmd = if lazy { b(b"UNLINK") } else { b(b"DEL") };
             ctx.rewrite = Some(vec![cmd, key.clone()]);
             ctx.dirty(1);
@@ -853,7 +853,7 @@ fn lcs(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     let (n, m) = (a.len(), b.len());
     let cells = (n as u64 + 1) * (m as u64 + 1);
-    if cells.saturating_mul(4) > ctx.server.config.read().proto_max_bulk_len as u64 {
+    if cells.saturating_mul(4) > ctx.config().proto_max_bulk_len as u64 {
         return Err(CmdError::msg(
             "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         ));

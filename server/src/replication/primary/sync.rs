@@ -94,7 +94,7 @@ pub fn handle_sync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], legacy: bool)
     if let Some(msg) = refusal(asker) {
         return Err(CmdError::msg(msg));
     }
-    let Some(handle) = ctx.server.clients.lock().get(&ctx.client.id).cloned() else {
+    let Some(handle) = ctx.clients().get(&ctx.client.id).cloned() else {
         return Err(CmdError::msg("ERR unknown client"));
     };
     let conf = ctx.client.repl_conf.take().map(|c| *c).unwrap_or_default();
@@ -208,7 +208,7 @@ fn accept_partial(
     r.sync_partial_ok += 1;
     r.handoffs.insert(ctx.client.id, Handoff::Continue(rx));
     ctx.client.is_replica = true;
-    let lag = ctx.server.config.read().min_replicas_max_lag;
+    let lag = ctx.config().min_replicas_max_lag;
     ctx.store.repl.refresh_good_replicas(lag);
     crate::notice!(
         "Partial resynchronization request from {name} accepted. Sending {len} bytes of backlog starting from offset {from}."
@@ -220,7 +220,7 @@ fn accept_partial(
 /// without a backlog starts a new history.
 fn register_full(ctx: &mut Ctx, new: NewReplica, legacy: bool) {
     let (backlog_size, diskless, delay) = {
-        let c = ctx.server.config.read();
+        let c = ctx.config();
         (
             c.repl_backlog_size,
             c.repl_diskless_sync,
