@@ -11,8 +11,10 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Redis's OOM error text (the reply to a DENYOOM command over the limit).
-pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+/// Over `maxmemory` with nothing (more) to evict: Redis's OOM refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("OOM command not allowed when used memory > 'maxmemory'.")]
+pub struct Oom;
 
 /// Bytes in use (INFO `used_memory`; see `crate::alloc` for the measure).
 pub fn used_memory() -> u64 {
@@ -39,7 +41,7 @@ pub fn memory_for_eviction(store: &Store) -> u64 {
 
 /// Frees memory per `maxmemory-policy` until under `maxmemory`, or returns Redis's
 /// OOM error text. Each eviction is pushed to `store.propagated` as `DEL key`.
-pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
+pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Oom> {
     if store.repl.fenced {
         // A fenced server deletes nothing (see `crate::replication::fence`); its writes are refused.
         return Ok(());
@@ -56,7 +58,7 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
         return Ok(());
     }
     if policy == "noeviction" {
-        return Err(OOM.into());
+        return Err(Oom);
     }
     // Every round deletes one key, so the loop ends when the keyspace is empty.
     loop {
@@ -66,7 +68,7 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
         if !evict_one(server, store, &policy, samples) {
             // Nothing left to evict. The DELs queued so far stay in
             // `store.propagated`: the caller hands them on.
-            return Err(OOM.into());
+            return Err(Oom);
         }
     }
 }

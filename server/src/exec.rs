@@ -166,7 +166,7 @@ fn precheck(
             // Keys evicted before giving up still reach replicas and the AOF now,
             // since the command itself does not run.
             flush_propagated(server, store);
-            return Some(e);
+            return Some(e.to_string());
         }
     }
     // MISCONF (Redis `writeCommandsDeniedByDiskError`): after a failed BGSAVE or AOF

@@ -71,7 +71,7 @@ pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> R
     admin::spawn(&server, admin_listeners);
     warning!("Server initialized");
     daemon::write_pidfile(&config.pidfile);
-    persist::load_at_startup(&server)?;
+    persist::load_at_startup(&server).map_err(|e| e.to_string())?;
     admin::set_loading(&server, false);
     notice!("Ready to accept connections");
     replication::start(&server);

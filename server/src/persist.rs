@@ -36,7 +36,27 @@ const BGSAVE_RETRY_DELAY: i64 = 5;
 
 pub use crate::server::persist_state::PersistState;
 
-pub const ERR_BGSAVE_IN_PROGRESS: &str = "ERR Background save already in progress";
+/// Why a save or load failed; the texts are what the client or the log gets.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("ERR Background save already in progress")]
+    BgsaveInProgress,
+    /// Writing the RDB failed (SAVE answers a bare `-ERR`, as Redis; the log says why).
+    #[error("Error saving DB on disk: {0}")]
+    Write(std::io::Error),
+    /// The background save could not start.
+    #[error("ERR Can't save in background: {0}")]
+    Background(std::io::Error),
+    /// The RDB at startup is unreadable (the process exits).
+    #[error("Fatal error loading the DB ({path}): {err}. Exiting.")]
+    Load { path: String, err: rdb::RdbError },
+    /// DEBUG RELOAD could not read back what it saved.
+    #[error("ERR Error trying to load the RDB dump: {0}")]
+    Reload(rdb::RdbError),
+    /// Loading the AOF at startup failed (its own message).
+    #[error("{0}")]
+    Aof(String),
+}
 
 /// Where and how to write, taken from the config at the time of the request.
 #[derive(Debug, Clone)]
@@ -201,9 +221,9 @@ pub fn fork_save(
 }
 
 /// SAVE: a blocking save of the live data (the caller holds the store lock).
-pub fn save(server: &Server, store: &mut Store) -> Result<(), String> {
+pub fn save(server: &Server, store: &mut Store) -> Result<(), PersistError> {
     if server.persist.lock().bgsave_in_progress {
-        return Err(ERR_BGSAVE_IN_PROGRESS.into());
+        return Err(PersistError::BgsaveInProgress);
     }
     let mut t = Target::from_server(server);
     t.opts.repl = crate::replication::rdb_repl_info(store);
@@ -219,17 +239,17 @@ pub fn save(server: &Server, store: &mut Store) -> Result<(), String> {
         }
         Err(e) => {
             warning!("Failed opening the temp RDB file for saving: {e}");
-            Err(format!("Error saving DB on disk: {e}"))
+            Err(PersistError::Write(e))
         }
     }
 }
 
 /// BGSAVE: fork under the lock (or, if fork fails, clone under the lock); the
 /// file is finished by a background thread.
-pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
+pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), PersistError> {
     let mut st = server.persist.lock();
     if st.bgsave_in_progress {
-        return Err(ERR_BGSAVE_IN_PROGRESS.into());
+        return Err(PersistError::BgsaveInProgress);
     }
     let mut target = Target::from_server(server);
     target.opts.repl = crate::replication::rdb_repl_info(store);
@@ -303,7 +323,7 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
             st.bgsave_in_progress = false;
             st.last_bgsave_ok = false;
             warning!("Can't save in background: fork: {e}");
-            Err(format!("ERR Can't save in background: {e}"))
+            Err(PersistError::Background(e))
         }
     }
 }
@@ -411,9 +431,9 @@ fn log_load_info(info: &rdb::LoadInfo) {
 
 /// Loads `dir/dbfilename` at startup (no-op if missing). A corrupt file is refused
 /// with a log line and an error (the caller exits non-zero); the file is untouched.
-pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
+pub fn load_at_startup(server: &Arc<Server>) -> Result<(), PersistError> {
     if server.config.read().appendonly {
-        return crate::aof::load_at_startup(server);
+        return crate::aof::load_at_startup(server).map_err(PersistError::Aof);
     }
     let (path, databases) = {
         let c = server.config.read();
@@ -441,17 +461,17 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
         }
         Err(e) => {
             warning!("{e}");
-            Err(format!(
-                "Fatal error loading the DB ({}): {e}. Exiting.",
-                path.display()
-            ))
+            Err(PersistError::Load {
+                path: path.display().to_string(),
+                err: e,
+            })
         }
     }
 }
 
 /// Final save on shutdown: SHUTDOWN SAVE always saves, NOSAVE never, otherwise
 /// only when save rules are configured.
-pub fn on_shutdown(server: &Server) -> Result<(), String> {
+pub fn on_shutdown(server: &Server) -> Result<(), PersistError> {
     // Like Redis: a snapshot child still running is killed and its temp file
     // removed; its waiter then records the failure.
     if server.persist.lock().bgsave_in_progress && !server.children.is_empty() {
@@ -485,7 +505,7 @@ pub fn on_shutdown(server: &Server) -> Result<(), String> {
         }
         Err(e) => {
             warning!("Error trying to save the DB, can't exit.");
-            Err(format!("Error saving DB on disk: {e}"))
+            Err(PersistError::Write(e))
         }
     }
 }
@@ -495,8 +515,8 @@ pub fn on_shutdown(server: &Server) -> Result<(), String> {
 pub fn debug_reload(server: &Server, store: &mut Store) -> Result<(), String> {
     save(server, store).map_err(|e| format!("ERR {e}"))?;
     let t = Target::from_server(server);
-    let (dbs, _info) = load_into(&t.path(), store.dbs.len())
-        .map_err(|e| format!("ERR Error trying to load the RDB dump: {e}"))?;
+    let (dbs, _info) =
+        load_into(&t.path(), store.dbs.len()).map_err(|e| PersistError::Reload(e).to_string())?;
     store.dbs = dbs;
     notice!("DB reloaded by DEBUG RELOAD");
     Ok(())

@@ -19,9 +19,11 @@ fn bgrewriteaof(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
 }
 
 fn save(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
+    use crate::persist::PersistError;
     match crate::persist::save(ctx.server, ctx.store) {
         Ok(()) => out.ok(),
-        Err(e) if e.starts_with("ERR ") => return Err(CmdError::msg(e)),
+        Err(e @ PersistError::BgsaveInProgress) => return Err(CmdError::msg(e.to_string())),
+        // As Redis: the reason is in the log, the client gets a bare error.
         Err(_) => return Err(CmdError::msg("ERR")),
     }
     Ok(())
@@ -31,7 +33,7 @@ fn bgsave(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() > 2 || (argv.len() == 2 && !argv[1].eq_ignore_ascii_case(b"schedule")) {
         return Err(super::err::SYNTAX);
     }
-    crate::persist::bgsave(ctx.server, ctx.store).map_err(CmdError::msg)?;
+    crate::persist::bgsave(ctx.server, ctx.store).map_err(|e| CmdError::msg(e.to_string()))?;
     out.simple("Background saving started");
     Ok(())
 }

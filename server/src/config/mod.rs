@@ -331,6 +331,11 @@ impl Config {
 
     /// Directives with their own syntax; each arm's rules live in [`special`].
     fn special(&self, name: &str, args: &[String], origin: Origin) -> Result<String, String> {
+        self.special_value(name, args, origin)
+            .map_err(|e| e.to_string())
+    }
+
+    fn special_value(&self, name: &str, args: &[String], origin: Origin) -> special::Checked {
         match name {
             "save" => special::save_points(args),
             // Tandem's `tandem-admin-bind` reads like `bind`; empty means the first `bind`.
@@ -348,7 +353,7 @@ impl Config {
             "unixsocketperm" => special::octal_perm(first(args)),
             "dir" => special::dir(first(args), origin),
             "logfile" => Ok(first(args).to_string()),
-            _ => Err("Bad directive or wrong number of arguments".into()),
+            _ => Err(special::Invalid::BadDirective),
         }
     }
 
