@@ -1,0 +1,117 @@
+//! Shared pieces of the fuzz targets: the chunk schedule derived from the input and a
+//! driver that runs `RequestParser` over a byte stream the way `net.rs` does (append a
+//! read, then parse until "incomplete" or an error).
+
+use bytes::{Bytes, BytesMut};
+use tandem_server::resp::{ProtocolError, Request, RequestParser};
+
+/// What one run of the parser over a stream produced.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parsed {
+    pub requests: Vec<Request>,
+    /// The protocol error that stopped parsing, if any.
+    pub error: Option<ProtocolError>,
+    /// Whether the parser ended between requests.
+    pub idle: bool,
+}
+
+/// A small deterministic generator (xorshift64*) for chunk sizes, seeded from the input
+/// so that libFuzzer can steer the split.
+pub struct Chunks {
+    state: u64,
+}
+
+impl Chunks {
+    pub fn new(seed: u8, len: usize) -> Self {
+        Chunks {
+            state: (u64::from(seed) << 32 | len as u64) ^ 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    /// A schedule of 1-byte chunks (xorshift's fixed point 0 always maps to size 1).
+    pub fn one_byte() -> Self {
+        Chunks { state: 0 }
+    }
+
+    /// Next chunk size: mostly tiny (1..=8 bytes) to split every header and CRLF, some
+    /// medium, occasionally large.
+    pub fn next_size(&mut self) -> usize {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let r = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32;
+        match r % 8 {
+            0..=4 => 1 + (r >> 3) as usize % 8,
+            5 | 6 => 1 + (r >> 3) as usize % 64,
+            _ => 1 + (r >> 3) as usize % 4096,
+        }
+    }
+}
+
+/// Feeds `data` to a fresh parser in the given chunk sizes (None = all at once),
+/// parsing after every chunk. Checks the per-call invariants on the way.
+pub fn run_parser(data: &[u8], max_bulk_len: i64, mut chunks: Option<Chunks>) -> Parsed {
+    let mut parser = RequestParser::new(max_bulk_len);
+    let mut buf = BytesMut::new();
+    let mut out = Parsed {
+        requests: Vec::new(),
+        error: None,
+        idle: true,
+    };
+    let mut fed = 0;
+    while fed < data.len() {
+        let step = match chunks.as_mut() {
+            Some(c) => c.next_size().min(data.len() - fed),
+            None => data.len(),
+        };
+        buf.extend_from_slice(&data[fed..fed + step]);
+        fed += step;
+        loop {
+            let before = buf.len();
+            let r = parser.parse(&mut buf);
+            assert!(buf.len() <= before, "parse grew the buffer's content");
+            match r {
+                Ok(Some(req)) => {
+                    if let Request::Command(args) = &req {
+                        assert!(!args.is_empty(), "a Command request with no arguments");
+                        let total: usize = args.iter().map(Bytes::len).sum();
+                        assert!(total <= fed, "arguments longer than the input fed");
+                    }
+                    out.requests.push(req);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    out.error = Some(e);
+                    out.idle = parser.is_idle();
+                    return out;
+                }
+            }
+        }
+    }
+    out.idle = parser.is_idle();
+    out
+}
+
+/// Splits the fuzz input into (chunk seed, max_bulk_len, stream): the first byte picks
+/// the chunk schedule and, with its top bit, a tiny `proto-max-bulk-len` so the limit
+/// is exercised too.
+pub fn split_input(data: &[u8]) -> Option<(u8, i64, &[u8])> {
+    let (&first, rest) = data.split_first()?;
+    let max_bulk = if first & 0x80 != 0 { 16 } else { 512 * 1024 * 1024 };
+    Some((first, max_bulk, rest))
+}
+
+/// The whole-vs-chunked check shared by `resp` and `inline`: the same bytes give the
+/// same requests, the same error and the same final state however they are split
+/// (all at once, in the input-derived schedule, and one byte at a time when short).
+pub fn check_chunking(data: &[u8]) -> Option<Parsed> {
+    let (seed, max_bulk, stream) = split_input(data)?;
+    let whole = run_parser(stream, max_bulk, None);
+    let chunked = run_parser(stream, max_bulk, Some(Chunks::new(seed, stream.len())));
+    assert_eq!(whole, chunked, "whole vs chunked parse differ");
+    if stream.len() <= 512 {
+        let bytewise = run_parser(stream, max_bulk, Some(Chunks::one_byte()));
+        assert_eq!(whole, bytewise, "whole vs byte-at-a-time parse differ");
+    }
+    Some(whole)
+}
