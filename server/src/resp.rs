@@ -12,10 +12,22 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-/// Longest `*<n>` / `$<n>` header line or inline request accepted without a newline.
+/// Longest `*<n>` / `$<n>` header line or inline request accepted without a newline
+/// (`proto-inline-max-size`'s fixed value in Redis 7.0).
 pub const PROTO_INLINE_MAX_SIZE: usize = 64 * 1024;
-/// Largest argument count of one multibulk request (Redis: 1024*1024).
-pub const MAX_MULTIBULK_LEN: i64 = 1024 * 1024;
+/// Largest argument count of one multibulk request: Redis's `INT_MAX`. What really bounds
+/// a request is `client-query-buffer-limit`, which counts parsed arguments too.
+pub const MAX_MULTIBULK_LEN: i64 = i32::MAX as i64;
+/// Before AUTH, Redis 7 accepts at most this many arguments in one request...
+pub const UNAUTH_MAX_ARGS: i64 = 10;
+/// ... and bulks of at most this many bytes.
+pub const UNAUTH_MAX_BULK: i64 = 16 * 1024;
+/// Bytes reserved for a bulk before any of it arrived; past that the reservation grows
+/// with what arrived (doubling), never with what the header declares.
+const BULK_RESERVE_STEP: usize = 64 * 1024;
+/// What one kept argument costs besides its bytes (the `Bytes` handle), for the
+/// query-buffer accounting.
+const ARG_OVERHEAD: usize = std::mem::size_of::<Bytes>();
 
 /// A protocol violation; the connection gets `-ERR Protocol error: <msg>` and is closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,12 +48,17 @@ pub struct RequestParser {
     /// Arguments still expected by the multibulk being read (0 = between requests).
     pending: usize,
     args: Vec<Bytes>,
+    /// Bytes the arguments in `args` hold (with their handles), counted against
+    /// `client-query-buffer-limit` together with the read buffer.
+    args_bytes: usize,
     /// (start, len) of each argument of a fully buffered request (reused).
     spans: Vec<(usize, usize)>,
     /// Largest bulk accepted (`proto-max-bulk-len`).
     pub max_bulk_len: i64,
+    /// The client has not authenticated although a password is required: Redis's
+    /// unauthenticated limits apply ([`UNAUTH_MAX_ARGS`], [`UNAUTH_MAX_BULK`]).
+    pub auth_required: bool,
 }
-
 /// One parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -51,15 +68,19 @@ pub enum Request {
     Empty,
 }
 
-fn find_crlf(buf: &[u8]) -> Option<usize> {
-    memchr(b'\r', buf).and_then(|i| {
-        if buf.get(i + 1) == Some(&b'\n') {
-            Some(i)
-        } else {
-            // A lone '\r' inside a header line: keep looking after it.
-            find_crlf(&buf[i + 1..]).map(|j| i + 1 + j)
-        }
-    })
+/// Where a `*<n>` / `$<n>` header line ends, as Redis reads it: at the FIRST `\r`, with
+/// one more byte (the `\n`) required in the buffer. A lone `\r` is not skipped over: the
+/// digits before it are what gets parsed (so `*\r\r\r...` is an invalid length at
+/// once, never a scan over the whole buffer). `Err` when no `\r` came within
+/// [`PROTO_INLINE_MAX_SIZE`] bytes.
+fn header_end(buf: &[u8]) -> Result<Option<usize>, ()> {
+    let window = &buf[..buf.len().min(PROTO_INLINE_MAX_SIZE + 1)];
+    match memchr(b'\r', window) {
+        Some(i) if i + 1 < buf.len() => Ok(Some(i)),
+        Some(_) => Ok(None),
+        None if buf.len() > PROTO_INLINE_MAX_SIZE => Err(()),
+        None => Ok(None),
+    }
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
@@ -99,16 +120,19 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 impl RequestParser {
     pub fn new(max_bulk_len: i64) -> Self {
         RequestParser {
-            pending: 0,
-            args: Vec::new(),
-            spans: Vec::new(),
             max_bulk_len,
+            ..Default::default()
         }
     }
 
     /// True between requests (not inside a partly received multibulk).
     pub fn is_idle(&self) -> bool {
         self.pending == 0
+    }
+
+    /// Bytes held by the arguments of a partly received request.
+    pub fn held_bytes(&self) -> usize {
+        self.args_bytes
     }
 
     /// Parses the next request out of `buf`, consuming its bytes.
@@ -120,16 +144,18 @@ impl RequestParser {
             if buf[0] != b'*' {
                 return parse_inline(buf);
             }
-            let Some(end) = find_crlf(buf) else {
-                if buf.len() > PROTO_INLINE_MAX_SIZE {
-                    return Err(ProtocolError("too big mbulk count string".into()));
-                }
-                return Ok(None);
+            let end = match header_end(buf) {
+                Ok(Some(end)) => end,
+                Ok(None) => return Ok(None),
+                Err(()) => return Err(ProtocolError("too big mbulk count string".into())),
             };
             let n = match parse_i64(&buf[1..end]) {
                 Some(n) if n <= MAX_MULTIBULK_LEN => n,
                 _ => return Err(ProtocolError("invalid multibulk length".into())),
             };
+            if n > UNAUTH_MAX_ARGS && self.auth_required {
+                return Err(ProtocolError("unauthenticated multibulk length".into()));
+            }
             buf.advance(end + 2);
             if n <= 0 {
                 // `*0` or `*-1`: an empty request, silently skipped as Redis does.
@@ -157,38 +183,64 @@ impl RequestParser {
             self.pending = n as usize;
             // Do not trust the header for the allocation size (1M-arg headers are cheap to send).
             self.args = Vec::with_capacity(self.pending.min(1024));
+            self.args_bytes = 0;
         }
         while self.pending > 0 {
-            if buf.is_empty() {
-                return Ok(None);
-            }
-            if buf[0] != b'$' {
-                let got = buf[0] as char;
-                return Err(ProtocolError(format!("expected '$', got '{got}'")));
-            }
-            let Some(end) = find_crlf(buf) else {
-                if buf.len() > PROTO_INLINE_MAX_SIZE {
-                    return Err(ProtocolError("too big bulk count string".into()));
-                }
+            let Some(arg) = self.next_bulk(buf)? else {
                 return Ok(None);
             };
-            let len = match parse_i64(&buf[1..end]) {
-                Some(n) if n >= 0 && n <= self.max_bulk_len => n as usize,
-                _ => return Err(ProtocolError("invalid bulk length".into())),
-            };
-            let total = end + 2 + len + 2;
-            if buf.len() < total {
-                buf.reserve(total - buf.len());
-                return Ok(None);
-            }
-            // Copy the argument out: values stored in the keyspace must not pin the
-            // (much larger) read buffer they arrived in.
-            let arg = Bytes::copy_from_slice(&buf[end + 2..end + 2 + len]);
-            buf.advance(total);
+            self.args_bytes += arg.len() + ARG_OVERHEAD;
             self.args.push(arg);
             self.pending -= 1;
         }
+        self.args_bytes = 0;
         Ok(Some(Request::Command(std::mem::take(&mut self.args))))
+    }
+
+    /// The bulk limit in force: `proto-max-bulk-len`, or Redis's 16 KB before AUTH.
+    fn bulk_limit(&self) -> i64 {
+        if self.auth_required {
+            self.max_bulk_len.min(UNAUTH_MAX_BULK)
+        } else {
+            self.max_bulk_len
+        }
+    }
+
+    /// Reads one `$<len>\r\n<bytes>\r\n` argument, or `None` while it is incomplete.
+    fn next_bulk(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let end = match header_end(buf) {
+            Ok(Some(end)) => end,
+            Ok(None) => return Ok(None),
+            Err(()) => return Err(ProtocolError("too big bulk count string".into())),
+        };
+        if buf[0] != b'$' {
+            let got = buf[0] as char;
+            return Err(ProtocolError(format!("expected '$', got '{got}'")));
+        }
+        let len = match parse_i64(&buf[1..end]) {
+            Some(n) if n >= 0 && n <= self.max_bulk_len => n,
+            _ => return Err(ProtocolError("invalid bulk length".into())),
+        };
+        if len > self.bulk_limit() {
+            return Err(ProtocolError("unauthenticated bulk length".into()));
+        }
+        let len = len as usize;
+        let total = end + 2 + len + 2;
+        if buf.len() < total {
+            // Room for what may come next, grown with what already came: a declared
+            // length alone never makes the buffer large.
+            let want = (total - buf.len()).min(BULK_RESERVE_STEP.max(buf.len()));
+            buf.reserve(want);
+            return Ok(None);
+        }
+        // Copy the argument out: values stored in the keyspace must not pin the
+        // (much larger) read buffer they arrived in.
+        let arg = Bytes::copy_from_slice(&buf[end + 2..end + 2 + len]);
+        buf.advance(total);
+        Ok(Some(arg))
     }
 
     /// If `buf` holds `n` complete, well-formed bulk arguments, records where each
@@ -203,8 +255,8 @@ impl RequestParser {
             if rest.first() != Some(&b'$') {
                 return None;
             }
-            let end = find_crlf(rest)?;
-            let len = parse_i64(&rest[1..end]).filter(|&l| l >= 0 && l <= self.max_bulk_len)?;
+            let end = header_end(rest).ok()??;
+            let len = parse_i64(&rest[1..end]).filter(|&l| l >= 0 && l <= self.bulk_limit())?;
             let start = pos + end + 2;
             let next = start.checked_add(len as usize)?.checked_add(2)?;
             if next > buf.len() {
@@ -678,7 +730,7 @@ mod tests {
             "Protocol error: invalid multibulk length"
         );
         assert_eq!(
-            parse_all(b"*2000000\r\n").unwrap_err().to_string(),
+            parse_all(b"*2147483648\r\n").unwrap_err().to_string(),
             "Protocol error: invalid multibulk length"
         );
         assert_eq!(
@@ -708,6 +760,97 @@ mod tests {
         let mut buf = BytesMut::from(&b"*1048576\r\n"[..]);
         assert_eq!(p.parse(&mut buf).unwrap(), None);
         assert!(p.args.capacity() <= 1024);
+    }
+
+    #[test]
+    fn lone_carriage_returns_end_a_header_at_once() {
+        // `*` and 200,000 lone CRs: the header ends at the first CR, its digits are
+        // empty, so the request is invalid without scanning (or recursing over) the rest.
+        let mut flood = vec![b'*'];
+        flood.extend(std::iter::repeat_n(b'\r', 200_000));
+        assert_eq!(
+            parse_all(&flood).unwrap_err().to_string(),
+            "Protocol error: invalid multibulk length"
+        );
+        let mut bulk = b"*1\r\n$".to_vec();
+        bulk.extend(std::iter::repeat_n(b'\r', 200_000));
+        assert_eq!(
+            parse_all(&bulk).unwrap_err().to_string(),
+            "Protocol error: invalid bulk length"
+        );
+        // No CR at all within the inline limit: the header is too long.
+        let mut digits = b"*1\r\n$".to_vec();
+        digits.extend(std::iter::repeat_n(b'1', PROTO_INLINE_MAX_SIZE + 1));
+        assert_eq!(
+            parse_all(&digits).unwrap_err().to_string(),
+            "Protocol error: too big bulk count string"
+        );
+    }
+
+    #[test]
+    fn unauthenticated_limits_are_redis_s() {
+        let mut p = RequestParser::new(512 << 20);
+        p.auth_required = true;
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(
+            p.parse(&mut buf).unwrap_err().to_string(),
+            "Protocol error: unauthenticated multibulk length"
+        );
+        let mut buf = BytesMut::from(&b"*1\r\n$16385\r\n"[..]);
+        assert_eq!(
+            p.parse(&mut buf).unwrap_err().to_string(),
+            "Protocol error: unauthenticated bulk length"
+        );
+        // (A protocol error closes the connection; the next requests use a new parser.)
+        let mut p = RequestParser::new(512 << 20);
+        p.auth_required = true;
+        // At the limits, and once authenticated, the same requests are fine.
+        let mut ok = b"*10\r\n".to_vec();
+        for _ in 0..10 {
+            ok.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let mut buf = BytesMut::from(&ok[..]);
+        assert!(matches!(p.parse(&mut buf), Ok(Some(Request::Command(a))) if a.len() == 10));
+        p.auth_required = false;
+        let mut buf = BytesMut::from(&b"*1\r\n$16385\r\n"[..]);
+        assert_eq!(p.parse(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn a_declared_bulk_length_reserves_only_with_what_arrived() {
+        let mut p = RequestParser::new(512 << 20);
+        let mut buf = BytesMut::from(&b"*1\r\n$536870000\r\n"[..]);
+        assert_eq!(p.parse(&mut buf).unwrap(), None);
+        assert!(
+            buf.capacity() <= 2 * BULK_RESERVE_STEP,
+            "{}",
+            buf.capacity()
+        );
+        // Reads fill only the room the parser reserved (as `read_buf` does): capacity
+        // stays within about twice what really arrived.
+        while buf.len() < 8 << 20 {
+            let room = buf.capacity() - buf.len();
+            assert!(room > 0, "the parser leaves room for the next read");
+            buf.extend_from_slice(&vec![b'v'; room]);
+            assert_eq!(p.parse(&mut buf).unwrap(), None);
+            assert!(
+                buf.capacity() <= 2 * buf.len() + BULK_RESERVE_STEP,
+                "{} for {}",
+                buf.capacity(),
+                buf.len()
+            );
+        }
+    }
+
+    #[test]
+    fn partly_received_arguments_are_counted() {
+        let mut p = RequestParser::new(512 << 20);
+        let mut buf = BytesMut::from(&b"*3\r\n$5\r\nhello\r\n$5\r\nworld\r\n$3\r\n"[..]);
+        assert_eq!(p.parse(&mut buf).unwrap(), None);
+        assert_eq!(p.held_bytes(), 10 + 2 * ARG_OVERHEAD);
+        buf.extend_from_slice(b"abc\r\n");
+        assert!(p.parse(&mut buf).unwrap().is_some());
+        assert_eq!(p.held_bytes(), 0);
     }
 
     #[test]

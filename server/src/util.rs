@@ -34,120 +34,130 @@ pub fn repr_bytes(b: &[u8]) -> String {
     s
 }
 
-/// Glob-style pattern matching as Redis's `stringmatchlen` (KEYS, SCAN MATCH,
-/// PSUBSCRIBE): `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\x` escapes.
+/// Glob-style pattern matching with Redis's `stringmatchlen` semantics (KEYS, SCAN
+/// MATCH, PSUBSCRIBE, CONFIG GET, later ACL patterns): `*`, `?`, `[abc]`, `[^a]`, `[a-z]`,
+/// `\\x` escapes. As in Redis, `*` needs at least one byte before the pattern's end is
+/// reached, so a lone `*` does not match the empty string (callers that mean "everything"
+/// test for `*` first, as Redis's do).
+///
+/// Worst case: the recursion goes one level per `*` (at most [`GLOB_MAX_NESTING`]), and
+/// once the rest of a pattern after a `*` failed to match at every position, no earlier
+/// `*` retries a longer match ("skip longer matches", Redis's fix for CVE-2022-36021).
+/// So `a*a*a*...*b` against a long string is polynomial, not exponential.
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
-    glob_rec(pattern, string, nocase, 0)
+    let mut skip_longer = false;
+    glob_from(pattern, string, nocase, &mut skip_longer, 0)
 }
 
-fn glob_rec(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
-    // Bound recursion on pathological patterns (Redis limits nesting too).
-    if depth > 1000 {
+/// Deepest `*` nesting tried before a pattern is declared not to match (Redis: 1000).
+pub const GLOB_MAX_NESTING: usize = 1000;
+
+fn glob_from(p: &[u8], s: &[u8], nocase: bool, skip_longer: &mut bool, nesting: usize) -> bool {
+    if nesting > GLOB_MAX_NESTING {
         return false;
     }
-    let eq = |a: u8, b: u8| {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    };
-    while !p.is_empty() {
-        match p[0] {
+    let fold = |c: u8| if nocase { c.to_ascii_lowercase() } else { c };
+    let (mut pi, mut si) = (0, 0);
+    while pi < p.len() && si < s.len() {
+        match p[pi] {
             b'*' => {
-                while p.len() > 1 && p[1] == b'*' {
-                    p = &p[1..];
+                while pi + 1 < p.len() && p[pi + 1] == b'*' {
+                    pi += 1;
                 }
-                if p.len() == 1 {
+                if pi + 1 == p.len() {
                     return true;
                 }
-                for i in 0..=s.len() {
-                    if glob_rec(&p[1..], &s[i..], nocase, depth + 1) {
+                while si < s.len() {
+                    if glob_from(&p[pi + 1..], &s[si..], nocase, skip_longer, nesting + 1) {
                         return true;
                     }
+                    if *skip_longer {
+                        return false;
+                    }
+                    si += 1;
                 }
+                // The rest of the pattern matched nowhere in what is left of the string:
+                // a longer match for an earlier `*` cannot help either.
+                *skip_longer = true;
                 return false;
             }
-            b'?' => {
-                if s.is_empty() {
-                    return false;
-                }
-                s = &s[1..];
-            }
+            b'?' => si += 1,
             b'[' => {
-                if s.is_empty() {
-                    return false;
-                }
-                p = &p[1..];
-                let not = p.first() == Some(&b'^');
-                if not {
-                    p = &p[1..];
-                }
-                let mut matched = false;
-                loop {
-                    if p.is_empty() {
-                        break;
-                    }
-                    if p[0] == b'\\' && p.len() >= 2 {
-                        p = &p[1..];
-                        if eq(p[0], s[0]) {
-                            matched = true;
-                        }
-                    } else if p[0] == b']' {
-                        break;
-                    } else if p.len() >= 3 && p[1] == b'-' {
-                        let (mut lo, mut hi) = (p[0], p[2]);
-                        if lo > hi {
-                            std::mem::swap(&mut lo, &mut hi);
-                        }
-                        let c = s[0];
-                        let (c, lo, hi) = if nocase {
-                            (
-                                c.to_ascii_lowercase(),
-                                lo.to_ascii_lowercase(),
-                                hi.to_ascii_lowercase(),
-                            )
-                        } else {
-                            (c, lo, hi)
-                        };
-                        if c >= lo && c <= hi {
-                            matched = true;
-                        }
-                        p = &p[2..];
-                    } else if eq(p[0], s[0]) {
-                        matched = true;
-                    }
-                    p = &p[1..];
-                }
-                if not {
-                    matched = !matched;
-                }
+                let (matched, end) = glob_class(p, pi + 1, s[si], nocase);
                 if !matched {
                     return false;
                 }
-                s = &s[1..];
-                if p.is_empty() {
-                    // Unterminated class: Redis treats the end as the end of pattern.
-                    return s.is_empty();
-                }
-            }
-            b'\\' if p.len() >= 2 => {
-                p = &p[1..];
-                if s.is_empty() || !eq(p[0], s[0]) {
-                    return false;
-                }
-                s = &s[1..];
+                pi = end;
+                si += 1;
             }
             c => {
-                if s.is_empty() || !eq(c, s[0]) {
+                let c = if c == b'\\' && pi + 1 < p.len() {
+                    pi += 1;
+                    p[pi]
+                } else {
+                    c
+                };
+                if fold(c) != fold(s[si]) {
                     return false;
                 }
-                s = &s[1..];
+                si += 1;
             }
         }
-        p = &p[1..];
+        pi += 1;
+        if si == s.len() {
+            while pi < p.len() && p[pi] == b'*' {
+                pi += 1;
+            }
+            break;
+        }
     }
-    s.is_empty()
+    pi == p.len() && si == s.len()
+}
+
+/// Matches `c` against the class starting at `p[at]` (after its `[`). Returns whether it
+/// matched and the index of the class's closing `]` (or the pattern's last byte when the
+/// class is unterminated, which then ends the pattern as in Redis).
+fn glob_class(p: &[u8], mut at: usize, c: u8, nocase: bool) -> (bool, usize) {
+    let not = p.get(at) == Some(&b'^');
+    if not {
+        at += 1;
+    }
+    let mut matched = false;
+    loop {
+        let Some(&pc) = p.get(at) else {
+            at -= 1;
+            break;
+        };
+        if pc == b'\\' && at + 1 < p.len() {
+            at += 1;
+            // Escaped class members compare exactly, even under nocase (as Redis).
+            matched |= p[at] == c;
+        } else if pc == b']' {
+            break;
+        } else if at + 2 < p.len() && p[at + 1] == b'-' {
+            let (mut lo, mut hi) = (pc, p[at + 2]);
+            if lo > hi {
+                std::mem::swap(&mut lo, &mut hi);
+            }
+            let (lo, hi, c) = if nocase {
+                (
+                    lo.to_ascii_lowercase(),
+                    hi.to_ascii_lowercase(),
+                    c.to_ascii_lowercase(),
+                )
+            } else {
+                (lo, hi, c)
+            };
+            at += 2;
+            matched |= c >= lo && c <= hi;
+        } else if nocase {
+            matched |= pc.eq_ignore_ascii_case(&c);
+        } else {
+            matched |= pc == c;
+        }
+        at += 1;
+    }
+    (matched != not, at)
 }
 
 #[cfg(test)]
@@ -166,6 +176,39 @@ mod tests {
         assert!(glob_match(b"user:*:name", b"user:42:name", false));
         assert!(!glob_match(b"a*b", b"acd", false));
         assert!(glob_match(b"HELLO", b"hello", true));
+        assert!(glob_match(b"a*", b"a", false));
+        assert!(glob_match(b"*a**", b"xa", false));
+        assert!(!glob_match(b"*", b"", false), "Redis: `*` needs a byte");
+        assert!(glob_match(b"", b"", false));
+        assert!(
+            glob_match(b"[a", b"a", false),
+            "unterminated class ends the pattern"
+        );
+        assert!(!glob_match(b"[a", b"ab", false));
+        assert!(glob_match(b"[]", b"x", false) == glob_match(b"[]", b"y", false));
+        assert!(glob_match(b"\\", b"\\", false));
+    }
+
+    #[test]
+    fn adversarial_globs_finish_at_once() {
+        // CVE-2022-36021's shape: many stars and a last byte that never matches.
+        let key = vec![b'a'; 40];
+        let mut pattern = b"a*".repeat(30);
+        pattern.push(b'b');
+        let t = std::time::Instant::now();
+        assert!(!glob_match(&pattern, &key, false));
+        let long_key = vec![b'a'; 100_000];
+        let mut many = b"*a".repeat(500);
+        many.extend_from_slice(b"*b");
+        assert!(!glob_match(&many, &long_key, false));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
+        // Nesting beyond the limit is a clean no-match, not a stack overflow.
+        let deep = b"a*".repeat(GLOB_MAX_NESTING + 10);
+        assert!(!glob_match(&deep, &vec![b'a'; 3000], false));
     }
 
     #[test]
