@@ -50,8 +50,9 @@ impl Chunks {
 
 /// Feeds `data` to a fresh parser in the given chunk sizes (None = all at once),
 /// parsing after every chunk. Checks the per-call invariants on the way.
-pub fn run_parser(data: &[u8], max_bulk_len: i64, mut chunks: Option<Chunks>) -> Parsed {
-    let mut parser = RequestParser::new(max_bulk_len);
+pub fn run_parser(data: &[u8], limits: Limits, mut chunks: Option<Chunks>) -> Parsed {
+    let mut parser = RequestParser::new(limits.max_bulk_len);
+    parser.auth_required = limits.auth_required;
     let mut buf = BytesMut::new();
     let mut out = Parsed {
         requests: Vec::new(),
@@ -92,25 +93,35 @@ pub fn run_parser(data: &[u8], max_bulk_len: i64, mut chunks: Option<Chunks>) ->
     out
 }
 
-/// Splits the fuzz input into (chunk seed, max_bulk_len, stream): the first byte picks
-/// the chunk schedule and, with its top bit, a tiny `proto-max-bulk-len` so the limit
-/// is exercised too.
-pub fn split_input(data: &[u8]) -> Option<(u8, i64, &[u8])> {
+/// The parser settings a fuzz input selects.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bulk_len: i64,
+    pub auth_required: bool,
+}
+
+/// Splits the fuzz input into (chunk seed, limits, stream): the first byte picks the
+/// chunk schedule; its top bit a tiny `proto-max-bulk-len` and the next bit the
+/// unauthenticated limits, so both are exercised.
+pub fn split_input(data: &[u8]) -> Option<(u8, Limits, &[u8])> {
     let (&first, rest) = data.split_first()?;
-    let max_bulk = if first & 0x80 != 0 { 16 } else { 512 * 1024 * 1024 };
-    Some((first, max_bulk, rest))
+    let limits = Limits {
+        max_bulk_len: if first & 0x80 != 0 { 16 } else { 512 * 1024 * 1024 },
+        auth_required: first & 0x40 != 0,
+    };
+    Some((first, limits, rest))
 }
 
 /// The whole-vs-chunked check shared by `resp` and `inline`: the same bytes give the
 /// same requests, the same error and the same final state however they are split
 /// (all at once, in the input-derived schedule, and one byte at a time when short).
 pub fn check_chunking(data: &[u8]) -> Option<Parsed> {
-    let (seed, max_bulk, stream) = split_input(data)?;
-    let whole = run_parser(stream, max_bulk, None);
-    let chunked = run_parser(stream, max_bulk, Some(Chunks::new(seed, stream.len())));
+    let (seed, limits, stream) = split_input(data)?;
+    let whole = run_parser(stream, limits, None);
+    let chunked = run_parser(stream, limits, Some(Chunks::new(seed, stream.len())));
     assert_eq!(whole, chunked, "whole vs chunked parse differ");
     if stream.len() <= 512 {
-        let bytewise = run_parser(stream, max_bulk, Some(Chunks::one_byte()));
+        let bytewise = run_parser(stream, limits, Some(Chunks::one_byte()));
         assert_eq!(whole, bytewise, "whole vs byte-at-a-time parse differ");
     }
     Some(whole)
