@@ -50,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
         string.len()
     );
     // A pattern without special bytes matches exactly itself.
-    if !pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\')) {
+    if !pattern
+        .iter()
+        .any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+    {
         let expect = if nocase {
             pattern.eq_ignore_ascii_case(string)
         } else {

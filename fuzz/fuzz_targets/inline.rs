@@ -32,7 +32,10 @@ fn model_split(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                 match c {
                     None => return None,
                     Some(b'\\') if line.get(i + 1) == Some(&b'x') => {
-                        match (line.get(i + 2).and_then(|&h| hex(h)), line.get(i + 3).and_then(|&h| hex(h))) {
+                        match (
+                            line.get(i + 2).and_then(|&h| hex(h)),
+                            line.get(i + 3).and_then(|&h| hex(h)),
+                        ) {
                             (Some(h), Some(l)) => {
                                 cur.push(h * 16 + l);
                                 i += 3;
@@ -138,12 +141,17 @@ fuzz_target!(|data: &[u8]| {
         }
         let model = model_split(line);
         let ours = split_args(line);
-        assert_eq!(ours, model, "split_args differs from the sdssplitargs model on {line:?}");
+        assert_eq!(
+            ours, model,
+            "split_args differs from the sdssplitargs model on {line:?}"
+        );
         let Some(args) = model else {
             assert!(parsed.error.is_some(), "unbalanced quotes accepted");
             break;
         };
-        let got = requests.next().expect("a complete line produced no request");
+        let got = requests
+            .next()
+            .expect("a complete line produced no request");
         if args.is_empty() {
             assert_eq!(got, &Request::Empty);
         } else {
@@ -152,7 +160,11 @@ fuzz_target!(|data: &[u8]| {
             };
             assert_eq!(got.iter().map(|b| b.to_vec()).collect::<Vec<_>>(), args);
             // Round trip: every argument quoted byte by byte comes back as it was.
-            let joined: Vec<u8> = args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(&b' ');
+            let joined: Vec<u8> = args
+                .iter()
+                .map(|a| quote(a))
+                .collect::<Vec<_>>()
+                .join(&b' ');
             assert_eq!(split_args(&joined), Some(args));
         }
     }

@@ -41,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
         Err(_) => return,
     };
     let keys: usize = dbs.iter().map(Db::len).sum();
-    assert_eq!(info.keys as usize, keys, "LoadInfo.keys disagrees with the databases");
+    assert_eq!(
+        info.keys as usize, keys,
+        "LoadInfo.keys disagrees with the databases"
+    );
     let mut saved = Vec::new();
     rdb::save(&dbs, &rdb::SaveOptions::default(), &mut saved).expect("save to a Vec");
     let mut again = fresh();
@@ -51,7 +54,10 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => panic!("reloading our own save failed: {e}"),
     };
     assert!(slice.is_empty(), "reload left bytes unread");
-    assert_eq!(info2.keys, info.keys, "key count changed over save + reload");
+    assert_eq!(
+        info2.keys, info.keys,
+        "key count changed over save + reload"
+    );
     assert_eq!(
         dataset_digest(&dbs),
         dataset_digest(&again),

@@ -106,7 +106,11 @@ pub struct Limits {
 pub fn split_input(data: &[u8]) -> Option<(u8, Limits, &[u8])> {
     let (&first, rest) = data.split_first()?;
     let limits = Limits {
-        max_bulk_len: if first & 0x80 != 0 { 16 } else { 512 * 1024 * 1024 },
+        max_bulk_len: if first & 0x80 != 0 {
+            16
+        } else {
+            512 * 1024 * 1024
+        },
         auth_required: first & 0x40 != 0,
     };
     Some((first, limits, rest))
