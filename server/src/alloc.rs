@@ -26,6 +26,9 @@ pub struct Counting;
 /// Largest per-thread delta kept before folding it into [`USED`].
 pub const FLUSH_BYTES: isize = 32 * 1024;
 
+/// Bytes allocated by the whole process. Process-global because the allocator is
+/// (one of the server's two mutable statics; the other is the log sink): `used_memory`
+/// and maxmemory are about this process's heap, whatever value owns the memory.
 static USED: AtomicIsize = AtomicIsize::new(0);
 
 /// A thread's not yet folded delta; folded when the thread exits.

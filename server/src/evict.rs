@@ -8,7 +8,7 @@
 
 use crate::server::{Server, Stats, Store};
 use bytes::Bytes;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Redis's OOM error text (the reply to a DENYOOM command over the limit).
@@ -19,14 +19,22 @@ pub fn used_memory() -> u64 {
     crate::alloc::used() as u64
 }
 
-/// Bytes held by the replication backlog, replica output buffers and AOF buffers.
-/// Like Redis (`freeMemoryGetNotCountedMemory`), eviction does not count them, or a
-/// large backlog would evict the whole dataset. Those subsystems keep it current.
-pub static NOT_COUNTED: AtomicU64 = AtomicU64::new(0);
+/// Bytes queued for replicas and not yet written to them. Like Redis
+/// (`freeMemoryGetNotCountedMemory`), eviction does not count replica output buffers,
+/// or a slow replica would make the master evict its dataset (and the DELs would add
+/// to that same buffer).
+fn not_counted(store: &Store) -> u64 {
+    store
+        .repl
+        .replicas
+        .iter()
+        .map(|r| r.queued.load(Ordering::Relaxed))
+        .sum()
+}
 
 /// The figure compared with `maxmemory`.
-pub fn memory_for_eviction() -> u64 {
-    used_memory().saturating_sub(NOT_COUNTED.load(Ordering::Relaxed))
+pub fn memory_for_eviction(store: &Store) -> u64 {
+    used_memory().saturating_sub(not_counted(store))
 }
 
 /// Frees memory per `maxmemory-policy` until under `maxmemory`, or returns Redis's
@@ -44,7 +52,7 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
             c.maxmemory_samples.clamp(1, 64), // more adds CPU for little accuracy
         )
     };
-    if max == 0 || memory_for_eviction() <= max {
+    if max == 0 || memory_for_eviction(store) <= max {
         return Ok(());
     }
     if policy == "noeviction" {
@@ -52,7 +60,7 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
     }
     // Every round deletes one key, so the loop ends when the keyspace is empty.
     loop {
-        if memory_for_eviction() <= max {
+        if memory_for_eviction(store) <= max {
             return Ok(());
         }
         if !evict_one(server, store, &policy, samples) {

@@ -53,6 +53,29 @@ fn unknown_command(argv: &[Bytes]) -> String {
     format!("ERR unknown command '{name}', with args beginning with: {args}")
 }
 
+/// Why [`check_argv`] refused a command.
+#[derive(Debug, Clone, Copy)]
+pub enum ArgvRefusal {
+    UnknownCommand,
+    WrongArity(&'static Command),
+}
+
+/// The checks of a request that depend on its arguments only: the command table
+/// lookup and the arity. `process` applies the same two to every client request;
+/// the AOF loader replays through this so a corrupt file meets them too instead
+/// of reaching a handler with the wrong number of arguments.
+pub fn check_argv(argv: &[Bytes]) -> Result<&'static Command, ArgvRefusal> {
+    let cmd = argv
+        .first()
+        .and_then(|name| commands::lookup(name))
+        .ok_or(ArgvRefusal::UnknownCommand)?;
+    if cmd.arity_ok(argv.len()) {
+        Ok(cmd)
+    } else {
+        Err(ArgvRefusal::WrongArity(cmd))
+    }
+}
+
 /// Runs one request from a client: checks, MULTI queueing or execution.
 pub fn process(
     server: &Arc<Server>,
@@ -128,9 +151,14 @@ fn precheck(
             return Some(e);
         }
     }
-    if cmd.is(flags::WRITE) && !client.is_master && store.hot.stop_writes_on_bgsave_error {
-        if let Some(e) = crate::persist::write_refusal(server) {
-            return Some(e.into());
+    // MISCONF (Redis `writeCommandsDeniedByDiskError`): after a failed BGSAVE or AOF
+    // write, writes and PING are refused (EXEC too when it would run a write); the
+    // master link never is.
+    if !client.is_master && (cmd.is(flags::WRITE) || cmd.name == "ping" || cmd.name == "exec") {
+        if let Some(e) = crate::persist::write_refusal(server, store) {
+            if cmd.name != "exec" || queued_write(client) {
+                return Some(e);
+            }
         }
     }
     if store.is_replica && cmd.is(flags::WRITE) && !client.is_master && store.hot.replica_read_only
@@ -147,6 +175,17 @@ fn precheck(
         ));
     }
     None
+}
+
+/// True if the client's MULTI queue holds a write command.
+fn queued_write(client: &ClientState) -> bool {
+    client.multi.as_ref().is_some_and(|q| {
+        q.iter().any(|argv| {
+            argv.first()
+                .and_then(|n| commands::lookup(n))
+                .is_some_and(|c| c.is(flags::WRITE))
+        })
+    })
 }
 
 /// Drops a client's MULTI state and its WATCHes.
@@ -475,11 +514,8 @@ fn feed_monitors(
         line.push('"');
     }
     line.push_str("\r\n");
-    let line = Bytes::from(line);
-    mons.retain(|(_, tx)| tx.send(line.clone()).is_ok());
-    server
-        .monitor_count
-        .store(mons.len(), std::sync::atomic::Ordering::Relaxed);
+    let limit = server.config.read().output_limits()[crate::outbuf::Class::Normal as usize];
+    server.feed_monitor_line(&mut mons, Bytes::from(line), &limit);
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use crate::server::{Server, Stats, Store};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub type SectionFn = fn(&Arc<Server>, &Store) -> String;
 
@@ -251,7 +251,8 @@ pub fn memory(server: &Arc<Server>, _store: &Store) -> String {
     o
 }
 
-/// Placeholder facts until the persistence subsystem provides its own section.
+/// INFO persistence, in Redis 7.0's order: RDB fields from `persist`, AOF fields
+/// (write status, rewrite status, sizes and buffer when on) from `aof`.
 pub fn persistence(server: &Arc<Server>, store: &Store) -> String {
     let mut o = String::new();
     for (k, v) in crate::persist::info_fields(server, store) {
@@ -333,27 +334,17 @@ pub fn stats(server: &Arc<Server>, store: &Store) -> String {
 /// otherwise the previous figure is repeated). Redis samples in its cron; Tandem
 /// samples lazily, which gives the same figure for a client polling INFO.
 fn ops_per_sec(server: &Arc<Server>) -> u64 {
-    use parking_lot::Mutex;
-    use std::time::Instant;
-    static LAST: OnceLock<Mutex<(Instant, u64, u64)>> = OnceLock::new();
     let now_cmds = server
         .stats
         .total_commands_processed
         .load(Ordering::Relaxed);
-    let m = LAST.get_or_init(|| Mutex::new((server.started, 0, 0)));
-    let mut last = m.lock();
+    let mut last = server.ops_sample.lock();
     let dt = last.0.elapsed();
     if dt.as_millis() >= 100 {
         let ops = now_cmds.saturating_sub(last.1) as f64 / dt.as_secs_f64();
-        *last = (Instant::now(), now_cmds, ops as u64);
+        *last = (std::time::Instant::now(), now_cmds, ops as u64);
     }
     last.2
-}
-
-/// This process's replication id while the replication subsystem is not attached.
-pub fn replid() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(crate::server::random_hex40)
 }
 
 /// The replication section, from the replication subsystem (`replication::info_fields`).

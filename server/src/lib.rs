@@ -19,6 +19,7 @@ pub mod fence;
 pub mod info;
 pub mod log;
 pub mod net;
+pub mod outbuf;
 pub mod pause;
 pub mod persist;
 pub mod propagate;

@@ -5,7 +5,6 @@
 
 use parking_lot::Mutex;
 use std::io::Write;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -39,15 +38,20 @@ impl Level {
 struct LogState {
     file: String,
     level: Level,
+    /// Role character: b'C' before the server is initialised, then b'M' or b'S'.
+    role: u8,
 }
 
+/// The log sink. Process-global on purpose (one of the server's two mutable statics):
+/// a process has one stdout and `logfile` names one file, and log lines come from
+/// every layer, including code that runs before any `Server` value exists (config
+/// parsing, daemonizing) or holds none (codec errors). Two servers in one process
+/// (tests) share it, role character included.
 static STATE: Mutex<LogState> = Mutex::new(LogState {
     file: String::new(),
     level: Level::Notice,
+    role: b'C',
 });
-
-/// Role character: b'C' before the server is initialised, then b'M' or b'S'.
-static ROLE: AtomicU8 = AtomicU8::new(b'C');
 
 pub fn configure(file: &str, level: Level) {
     let mut s = STATE.lock();
@@ -56,7 +60,7 @@ pub fn configure(file: &str, level: Level) {
 }
 
 pub fn set_role(role: u8) {
-    ROLE.store(role, Ordering::Relaxed);
+    STATE.lock().role = role;
 }
 
 pub fn log(level: Level, msg: &str) {
@@ -85,7 +89,7 @@ fn write_line(level: Level, msg: &str, truncate: bool) {
     let line = format!(
         "{}:{} {} {} {}\n",
         std::process::id(),
-        ROLE.load(Ordering::Relaxed) as char,
+        s.role as char,
         timestamp(),
         level.mark(),
         msg

@@ -7,7 +7,6 @@ use crate::pubsub::PubMsg;
 use crate::resp::{Reply, Request, RequestParser};
 use crate::server::{ClientHandle, ClientInfo, Server, Stats};
 use bytes::{Bytes, BytesMut};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +15,10 @@ use tokio::sync::mpsc;
 
 /// Most commands run per store-lock acquisition, so one deep pipeline cannot starve others.
 const MAX_BATCH: usize = 512;
+/// Replies built before they are written out: a deep pipeline of large replies goes
+/// out in pieces of about this size, so a client's memory follows its output limit
+/// and the largest single reply, not the depth of its pipeline.
+const REPLY_FLUSH: usize = 256 * 1024;
 
 /// Binds the configured addresses (`bind`, `port`). A leading `-` makes an address
 /// optional, `*` means all IPv4, `::*` all IPv6, as in Redis.
@@ -90,13 +93,47 @@ pub async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
     }
 }
 
+/// Redis 7.0's refusal of a non-loopback client while protected mode is on and the
+/// default user has no password.
+const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Redis's protected-mode rule (7.0): with `protected-mode yes` and no password for the
+/// default user, only loopback peers are served, whatever `bind` says.
+pub fn protected_mode_refuses(
+    protected: bool,
+    has_password: bool,
+    peer: Option<std::net::IpAddr>,
+) -> bool {
+    protected && !has_password && !peer.is_some_and(|ip| ip.is_loopback() || is_mapped_loopback(ip))
+}
+
+fn is_mapped_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        std::net::IpAddr::V4(_) => false,
+    }
+}
+
+/// `tcp-keepalive`: probes after `secs` idle, then every `secs / 3`, three of them, as
+/// Redis's `anetKeepAlive` sets them.
+fn set_keepalive(stream: &TcpStream, secs: u64) {
+    if secs == 0 {
+        return;
+    }
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(secs))
+        .with_interval(Duration::from_secs((secs / 3).max(1)))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
+        crate::verbose!("Setting TCP keepalive: {e}");
+    }
+}
+
 /// Serves one client connection to completion.
 pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
     let local = stream
         .local_addr()
         .map(|a| a.to_string())
@@ -105,15 +142,23 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
     let id = server
         .next_client_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (maxclients, requirepass, max_bulk, qbuf_limit) = {
+    let (maxclients, requirepass, max_bulk, qbuf_limit, protected, keepalive) = {
         let c = server.config.read();
         (
             c.maxclients,
             c.requirepass.clone(),
             c.proto_max_bulk_len,
             c.client_query_buffer_limit,
+            c.get("protected-mode") == Some("yes"),
+            c.get("tcp-keepalive")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         )
     };
+    if protected_mode_refuses(protected, requirepass.is_some(), peer_addr.map(|a| a.ip())) {
+        let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
+        return;
+    }
     if server.clients.lock().len() >= maxclients {
         Stats::incr(&server.stats.rejected_connections, 1);
         let _ = stream
@@ -121,25 +166,24 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
             .await;
         return;
     }
-    let handle = Arc::new(ClientHandle {
+    set_keepalive(&stream, keepalive);
+    let handle = Arc::new(ClientHandle::new(
         id,
-        addr: peer,
-        laddr: local,
-        created: Instant::now(),
-        info: parking_lot::Mutex::new(ClientInfo {
+        peer,
+        local,
+        ClientInfo {
             resp: 2,
             user: "default".into(),
             ..Default::default()
-        }),
-        killed: AtomicBool::new(false),
-        kill_notify: tokio::sync::Notify::new(),
-    });
+        },
+    ));
     server.clients.lock().insert(id, handle.clone());
 
     let mut client = ClientState::new(id);
     client.authenticated = requirepass.is_none();
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<PubMsg>();
-    client.msg_tx = Some(msg_tx);
+    client.msg_tx = Some(crate::pubsub::MsgSender::new(msg_tx, handle.clone()));
+    // From here on every way out of this function (return, panic) runs the cleanup.
     let mut conn = Conn {
         server: server.clone(),
         handle: handle.clone(),
@@ -147,10 +191,14 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
         parser: RequestParser::new(max_bulk),
         inbuf: BytesMut::with_capacity(16 * 1024),
         out: Reply::new(false),
+        drained: 0,
         monitor_rx: None,
         pending: std::collections::VecDeque::new(),
         held: false,
         last_cmd: LastCmd::default(),
+        idle_timeout: 0,
+        qbuf_limit,
+        cleaned: false,
     };
     let mut shutdown = server.shutdown.subscribe();
     // Built once, not in every `select!` below: with one request per wake-up (-P 1)
@@ -171,11 +219,21 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
             Err(_) => break 'conn,
         }
         if !conn.out.is_empty() {
-            if stream.write_all(&conn.out.buf).await.is_err() {
-                break;
+            // A peer that does not read must not hold this task forever: a kill (an
+            // output limit, CLIENT KILL) or shutdown ends the write.
+            tokio::select! {
+                r = stream.write_all(&conn.out.buf) => if r.is_err() { break 'conn },
+                _ = &mut killed => break 'conn,
+                _ = &mut shut => break 'conn,
             }
             Stats::incr(&server.stats.net_output_bytes, conn.out.len() as u64);
             conn.out.buf.clear();
+            conn.written();
+            if (!conn.pending.is_empty() || !conn.inbuf.is_empty()) && !conn.held {
+                // The batch may have stopped to write its replies out (REPLY_FLUSH): go
+                // on with what is buffered (a partial request just finds nothing to run).
+                continue;
+            }
         }
         if conn.client.is_replica {
             // SYNC/PSYNC succeeded: the socket now carries the replication stream.
@@ -195,7 +253,6 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
                 handle.clone(),
             )
             .await;
-            conn.cleanup();
             return;
         }
         if conn.held {
@@ -207,10 +264,10 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
             }
             continue;
         }
-        if conn.inbuf.len() > qbuf_limit {
-            crate::warning!("Closing client that reached max query buffer length");
+        if conn.query_buffer_over_limit() {
             break;
         }
+        let idle = conn.idle_deadline();
         tokio::select! {
             r = stream.read_buf(&mut conn.inbuf) => {
                 match r {
@@ -225,16 +282,65 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
                 }
             }
             Some(line) = recv_monitor(&mut conn.monitor_rx) => {
+                conn.drained += line.len() as u64;
                 conn.out.raw(&line);
+            }
+            _ = sleep_until_opt(idle) => {
+                crate::verbose!("Closing idle client");
+                break 'conn;
             }
             _ = &mut killed => break 'conn,
             _ = &mut shut => break 'conn,
         }
     }
-    if !conn.out.is_empty() {
-        let _ = stream.write_all(&conn.out.buf).await;
+    if !conn.out.is_empty() && !handle.is_killed() {
+        // Last words (a protocol error's reply) get a bounded time to leave.
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&conn.out.buf)).await;
     }
-    conn.cleanup();
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs one command; a panic inside it (a bug) becomes an error reply and a log line
+/// instead of a dead process.
+fn run_guarded(
+    server: &Arc<Server>,
+    store: &mut crate::server::Store,
+    client: &mut ClientState,
+    handle: &Arc<ClientHandle>,
+    argv: Vec<Bytes>,
+    out: &mut Reply,
+) -> Outcome {
+    let name = argv[0].clone();
+    guarded(&name, out, |out| {
+        exec::process(server, store, client, Some(handle), argv, out)
+    })
+}
+
+/// The panic boundary of one command. The store stays as the command left it:
+/// commands change it through whole operations, and its lock does not poison.
+fn guarded(name: &[u8], out: &mut Reply, run: impl FnOnce(&mut Reply) -> Outcome) -> Outcome {
+    let mark = out.len();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut *out))) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let name = crate::util::repr_bytes(&name[..name.len().min(64)]);
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            crate::warning!("BUG: command '{name}' panicked: {what}");
+            out.buf.truncate(mark);
+            out.error(&format!("ERR internal error while running '{name}'"));
+            Outcome::Done
+        }
+    }
 }
 
 async fn recv_monitor(rx: &mut Option<mpsc::UnboundedReceiver<Bytes>>) -> Option<Bytes> {
@@ -251,6 +357,9 @@ struct Conn {
     parser: RequestParser,
     inbuf: BytesMut,
     out: Reply,
+    /// Bytes of queued Pub/Sub messages and MONITOR lines moved into `out` since the
+    /// last write: they stay counted against the output limit until written.
+    drained: u64,
     monitor_rx: Option<mpsc::UnboundedReceiver<Bytes>>,
     /// Parsed commands not yet executed (the rest of a pipeline after a command
     /// that blocked, or a batch cut at MAX_BATCH).
@@ -259,6 +368,20 @@ struct Conn {
     held: bool,
     /// Name and first argument of the last command run, for CLIENT LIST's `cmd=`.
     last_cmd: LastCmd,
+    /// `timeout` as of the last command run (0 = idle clients stay).
+    idle_timeout: u64,
+    /// `client-query-buffer-limit` as of the last command run.
+    qbuf_limit: usize,
+    /// Set once `cleanup` ran (it runs on drop at the latest).
+    cleaned: bool,
+}
+
+impl Drop for Conn {
+    /// However the connection ends (return, error, a panic unwinding), the client's
+    /// maxclients slot, subscriptions, blocked and WATCH registrations go with it.
+    fn drop(&mut self) {
+        self.cleanup();
+    }
 }
 
 /// Copies of a command's name and first argument, in buffers reused from one
@@ -313,7 +436,12 @@ impl Conn {
             let mut outcome = Outcome::Done;
             let mut processed = 0;
             let mut protocol_error = None;
-            while self.pending.len() < MAX_BATCH {
+            // Before AUTH, Redis's unauthenticated limits apply, and a request is
+            // parsed only after the one before it ran (it may be the AUTH that lifts them).
+            let unauthenticated = !self.client.authenticated;
+            self.parser.auth_required = unauthenticated;
+            let batch = if unauthenticated { 1 } else { MAX_BATCH };
+            while self.pending.len() < batch {
                 match self.parser.parse(&mut self.inbuf) {
                     Ok(Some(Request::Command(argv))) => self.pending.push_back(argv),
                     Ok(Some(Request::Empty)) => {}
@@ -342,11 +470,11 @@ impl Conn {
                     let skip_reply = self.client.reply_off || self.client.reply_skip_next;
                     let was_off = self.client.reply_off;
                     let mark = self.out.len();
-                    outcome = exec::process(
+                    outcome = run_guarded(
                         &self.server,
                         &mut store,
                         &mut self.client,
-                        Some(&self.handle),
+                        &self.handle,
                         argv,
                         &mut self.out,
                     );
@@ -356,10 +484,18 @@ impl Conn {
                         self.client.reply_skip_next = false;
                     }
                     self.out.resp3 = self.client.resp3;
-                    if !matches!(outcome, Outcome::Done) || self.client.is_replica {
+                    if self.reply_over_limit(&store.hot.obuf_limits) {
+                        outcome = Outcome::Close;
+                    }
+                    if !matches!(outcome, Outcome::Done)
+                        || self.client.is_replica
+                        || self.out.len() >= REPLY_FLUSH
+                    {
                         break;
                     }
                 }
+                self.idle_timeout = store.hot.idle_timeout;
+                self.qbuf_limit = store.hot.query_buffer_limit;
                 store.cmd_clock = None;
             }
             if let Some(e) = protocol_error {
@@ -375,7 +511,11 @@ impl Conn {
             }
             match outcome {
                 Outcome::Done => {
-                    if self.held || (self.pending.is_empty() && processed < MAX_BATCH) {
+                    let more_to_parse = unauthenticated && processed > 0 && !self.inbuf.is_empty();
+                    if self.held
+                        || self.out.len() >= REPLY_FLUSH
+                        || (self.pending.is_empty() && processed < MAX_BATCH && !more_to_parse)
+                    {
                         return Ok(true);
                     }
                     // Yield between batches so other clients get the lock.
@@ -403,7 +543,8 @@ impl Conn {
                 }
                 Outcome::Monitor => {
                     let (tx, rx) = mpsc::unbounded_channel();
-                    self.server.set_monitor(self.client.id, Some(tx));
+                    self.server
+                        .set_monitor(self.client.id, Some((self.handle.clone(), tx)));
                     self.monitor_rx = Some(rx);
                 }
                 Outcome::Blocked {
@@ -417,6 +558,29 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Whether the replies built so far put this client over its class's output limit
+    /// (`normal`, or `pubsub` while subscribed); the client is then closed, as in Redis.
+    fn reply_over_limit(&self, limits: &crate::outbuf::Limits) -> bool {
+        use crate::outbuf::Class;
+        let class = if self.client.subscriptions() > 0 {
+            Class::PubSub
+        } else {
+            Class::Normal
+        };
+        let limit = &limits[class as usize];
+        if limit.hard == 0 && limit.soft == 0 {
+            return false;
+        }
+        let used = self.out.len() as u64 + self.handle.obuf.queued();
+        if !self.handle.obuf.over(used, limit) {
+            return false;
+        }
+        crate::outbuf::log_closing(&format!("id={} addr={}", self.handle.id, self.handle.addr));
+        // Closed without its replies, as in Redis.
+        self.handle.kill();
+        true
     }
 
     /// Waits for a blocked command to be served, or times out with a null reply.
@@ -455,7 +619,7 @@ impl Conn {
                             Ok(n) => {
                                 Stats::incr(&self.server.stats.net_input_bytes, n as u64);
                                 // Same cap as the main loop applies to the query buffer.
-                                self.inbuf.len() > self.server.config.read().client_query_buffer_limit
+                                self.query_buffer_over_limit()
                             }
                             Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
                         },
@@ -490,7 +654,48 @@ impl Conn {
         true
     }
 
+    /// The output buffer went out: what was queued for us no longer counts.
+    fn written(&mut self) {
+        if self.drained > 0 {
+            self.handle.obuf.sub(std::mem::take(&mut self.drained));
+        }
+    }
+
+    /// Whether the query buffer (with the arguments of a partly received request)
+    /// passed `client-query-buffer-limit`; logs Redis's line when it did.
+    fn query_buffer_over_limit(&self) -> bool {
+        let used = self.inbuf.len() + self.parser.held_bytes();
+        if used <= self.qbuf_limit {
+            return false;
+        }
+        let head = &self.inbuf[..self.inbuf.len().min(64)];
+        crate::warning!(
+            "Closing client that reached max query buffer length: id={} addr={} qbuf={} (qbuf initial bytes: \"{}\")",
+            self.handle.id,
+            self.handle.addr,
+            used,
+            crate::util::repr_bytes(head)
+        );
+        true
+    }
+
+    /// When an idle client is closed under `timeout`: never for replicas, the master
+    /// link, MONITOR, Pub/Sub subscribers or blocked clients (blocking waits elsewhere),
+    /// as in Redis.
+    fn idle_deadline(&self) -> Option<tokio::time::Instant> {
+        if self.idle_timeout == 0
+            || self.client.is_master
+            || self.client.is_replica
+            || self.monitor_rx.is_some()
+            || self.client.subscriptions() > 0
+        {
+            return None;
+        }
+        Some(tokio::time::Instant::now() + Duration::from_secs(self.idle_timeout))
+    }
+
     fn encode_pubsub(&mut self, msg: PubMsg) {
+        self.drained += msg.cost();
         let out = &mut self.out;
         out.resp3 = self.client.resp3;
         match msg {
@@ -561,6 +766,9 @@ impl Conn {
 
     /// Drops every registration this client holds in shared state.
     fn cleanup(&mut self) {
+        if std::mem::replace(&mut self.cleaned, true) {
+            return;
+        }
         {
             let mut store = self.server.store.lock();
             store.unblock(self.client.id);
@@ -585,5 +793,41 @@ impl Conn {
         }
         self.server.set_monitor(self.client.id, None);
         self.server.clients.lock().remove(&self.client.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_serves_only_loopback_without_a_password() {
+        let lo: std::net::IpAddr = "127.0.0.5".parse().unwrap();
+        let lo6: std::net::IpAddr = "::1".parse().unwrap();
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let remote: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        for ip in [lo, lo6, mapped] {
+            assert!(!protected_mode_refuses(true, false, Some(ip)));
+        }
+        assert!(protected_mode_refuses(true, false, Some(remote)));
+        assert!(protected_mode_refuses(true, false, None));
+        assert!(!protected_mode_refuses(true, true, Some(remote)));
+        assert!(!protected_mode_refuses(false, false, Some(remote)));
+        assert!(PROTECTED_MODE_DENIED.starts_with("-DENIED Redis is running in protected mode"));
+    }
+
+    #[test]
+    fn a_panicking_command_becomes_an_error_reply() {
+        let mut out = Reply::new(false);
+        out.simple("OK");
+        let outcome = guarded(b"boom", &mut out, |out| {
+            out.simple("partial");
+            panic!("a bug");
+        });
+        assert!(matches!(outcome, Outcome::Done));
+        assert_eq!(
+            String::from_utf8_lossy(&out.buf),
+            "+OK\r\n-ERR internal error while running 'boom'\r\n"
+        );
     }
 }

@@ -333,15 +333,22 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     }
 }
 
-/// The MISCONF refusal for write commands after a failed background save
-/// (`stop-writes-on-bgsave-error yes` with save rules configured).
-pub fn write_refusal(server: &Server) -> Option<&'static str> {
-    let c = server.config.read();
-    if c.stop_writes_on_bgsave_error && !c.save.is_empty() && !STATE.lock().last_bgsave_ok {
-        Some("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.")
-    } else {
-        None
+/// Redis's refusal of writes after a failed BGSAVE (`shared.bgsaveerr`).
+pub const ERR_BGSAVE_MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// The MISCONF refusal for write commands (Redis `writeCommandsDeniedByDiskError`):
+/// after a failed background save (`stop-writes-on-bgsave-error yes` with save
+/// rules configured), else after an AOF write or fsync error. The RDB case wins,
+/// as in Redis. Cheap when all is well: one lock each, the config only read when
+/// the last BGSAVE failed.
+pub fn write_refusal(server: &Server, store: &Store) -> Option<String> {
+    if store.hot.stop_writes_on_bgsave_error && !STATE.lock().last_bgsave_ok {
+        let c = server.config.read();
+        if c.stop_writes_on_bgsave_error && !c.save.is_empty() {
+            return Some(ERR_BGSAVE_MISCONF.into());
+        }
     }
+    crate::aof::write_refusal()
 }
 
 /// One `serverCron` step for the save rules: starts a BGSAVE when a rule matches.
@@ -477,7 +484,7 @@ pub fn on_shutdown(server: &Server) -> Result<(), String> {
     }
     crate::snapshot::kill_all();
     crate::aof::on_shutdown();
-    let save = match crate::shutdown::requested_save_mode() {
+    let save = match crate::shutdown::requested_save_mode(server) {
         Some(s) => s,
         None => !server.config.read().save.is_empty(),
     };
@@ -573,5 +580,6 @@ pub fn info_fields(_server: &Server, store: &Store) -> Vec<(String, String)> {
         f("module_fork_in_progress", "0".into()),
         f("module_fork_last_cow_size", "0".into()),
     ])
+    .chain(crate::aof::info_size_fields())
     .collect()
 }

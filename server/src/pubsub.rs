@@ -1,9 +1,11 @@
 //! Pub/Sub routing: channel and pattern subscriptions, kept in the store so PUBLISH is
 //! ordered with everything else.
 
-use crate::server::ClientId;
+use crate::outbuf::Limit;
+use crate::server::{ClientHandle, ClientId};
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// A message delivered to a subscriber; encoded by the receiving connection in its
@@ -21,7 +23,42 @@ pub enum PubMsg {
     },
 }
 
-pub type MsgSender = UnboundedSender<PubMsg>;
+impl PubMsg {
+    /// What the message costs in the subscriber's output buffer (its payload plus the
+    /// RESP framing), for `client-output-buffer-limit pubsub`.
+    pub fn cost(&self) -> u64 {
+        const FRAMING: usize = 48;
+        (match self {
+            PubMsg::Message { channel, data } => channel.len() + data.len(),
+            PubMsg::PMessage {
+                pattern,
+                channel,
+                data,
+            } => pattern.len() + channel.len() + data.len(),
+        } + FRAMING) as u64
+    }
+}
+
+/// A subscriber's queue: messages wait in it until its connection writes them, and
+/// their bytes count against the subscriber's output limit until then.
+#[derive(Debug, Clone)]
+pub struct MsgSender {
+    tx: UnboundedSender<PubMsg>,
+    client: Arc<ClientHandle>,
+}
+
+impl MsgSender {
+    pub fn new(tx: UnboundedSender<PubMsg>, client: Arc<ClientHandle>) -> Self {
+        MsgSender { tx, client }
+    }
+
+    /// Queues `msg` unless the subscriber is over `limit` (it is then closed).
+    fn send(&self, msg: PubMsg, limit: &Limit) {
+        if self.client.try_queue(msg.cost(), limit) {
+            let _ = self.tx.send(msg);
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct PubSub {
@@ -59,17 +96,21 @@ impl PubSub {
     /// Delivers `data` to the subscribers of `channel` and of every matching pattern;
     /// returns how many deliveries were made (a client matching through a channel and
     /// a pattern counts twice, as in Redis).
-    pub fn publish(&self, channel: &Bytes, data: &Bytes) -> usize {
+    /// Subscribers over `limit` (the `pubsub` class's) are closed instead of queued to.
+    pub fn publish(&self, channel: &Bytes, data: &Bytes, limit: &Limit) -> usize {
         let mut n = 0;
         // Messages can wait in a slow subscriber's queue: own copies, not slices of
         // the publisher's read buffer.
         let (channel, data) = (&crate::util::detach(channel), &crate::util::detach(data));
         if let Some(subs) = self.channels.get(channel) {
             for tx in subs.values() {
-                let _ = tx.send(PubMsg::Message {
-                    channel: channel.clone(),
-                    data: data.clone(),
-                });
+                tx.send(
+                    PubMsg::Message {
+                        channel: channel.clone(),
+                        data: data.clone(),
+                    },
+                    limit,
+                );
                 n += 1;
             }
         }
@@ -78,11 +119,14 @@ impl PubSub {
                 continue;
             }
             for tx in subs.values() {
-                let _ = tx.send(PubMsg::PMessage {
-                    pattern: pattern.clone(),
-                    channel: channel.clone(),
-                    data: data.clone(),
-                });
+                tx.send(
+                    PubMsg::PMessage {
+                        pattern: pattern.clone(),
+                        channel: channel.clone(),
+                        data: data.clone(),
+                    },
+                    limit,
+                );
                 n += 1;
             }
         }
@@ -129,20 +173,58 @@ fn remove_from(
 mod tests {
     use super::*;
 
+    fn sender(id: ClientId) -> (MsgSender, tokio::sync::mpsc::UnboundedReceiver<PubMsg>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let h = ClientHandle::new(id, String::new(), String::new(), Default::default());
+        (MsgSender::new(tx, Arc::new(h)), rx)
+    }
+
     #[test]
     fn publish_counts_channel_and_pattern_deliveries() {
         let mut ps = PubSub::default();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) = sender(1);
+        let none = Limit::default();
         let ch = Bytes::from_static(b"news.tech");
         assert!(ps.subscribe(&ch, 1, tx.clone()));
         assert!(!ps.subscribe(&ch, 1, tx.clone()));
         assert!(ps.psubscribe(&Bytes::from_static(b"news.*"), 1, tx));
-        assert_eq!(ps.publish(&ch, &Bytes::from_static(b"hi")), 2);
+        assert_eq!(ps.publish(&ch, &Bytes::from_static(b"hi"), &none), 2);
         assert!(matches!(rx.try_recv(), Ok(PubMsg::Message { .. })));
         assert!(matches!(rx.try_recv(), Ok(PubMsg::PMessage { .. })));
-        assert_eq!(ps.publish(&Bytes::from_static(b"other"), &Bytes::new()), 0);
+        assert_eq!(
+            ps.publish(&Bytes::from_static(b"other"), &Bytes::new(), &none),
+            0
+        );
         assert!(ps.unsubscribe(&ch, 1));
         assert!(ps.channels.is_empty());
         assert_eq!(ps.numpat(), 1);
+    }
+
+    #[test]
+    fn a_subscriber_over_its_hard_limit_is_closed_and_no_longer_queued_to() {
+        let mut ps = PubSub::default();
+        let (tx, mut rx) = sender(7);
+        let client = tx.client.clone();
+        let ch = Bytes::from_static(b"c");
+        ps.subscribe(&ch, 7, tx);
+        let limit = Limit {
+            hard: 1000,
+            soft: 0,
+            soft_secs: 0,
+        };
+        let data = Bytes::from(vec![b'x'; 300]);
+        let mut queued = 0;
+        for _ in 0..10 {
+            ps.publish(&ch, &data, &limit);
+        }
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(
+            queued, 2,
+            "two 349-byte messages fit under 1000, a third does not"
+        );
+        assert!(client.is_killed());
+        assert!(client.obuf.queued() < 1000);
     }
 }

@@ -86,6 +86,9 @@ pub struct ClientHandle {
     /// Set by CLIENT KILL; the connection closes at its next wake-up.
     pub killed: AtomicBool,
     pub kill_notify: tokio::sync::Notify,
+    /// Output queued for this client by others (Pub/Sub, MONITOR) and not yet written,
+    /// checked against `client-output-buffer-limit`.
+    pub obuf: crate::outbuf::Pending,
 }
 
 /// Mutable, displayable client facts (updated by the connection after each command).
@@ -108,6 +111,36 @@ pub struct ClientInfo {
 }
 
 impl ClientHandle {
+    pub fn new(id: ClientId, addr: String, laddr: String, info: ClientInfo) -> Self {
+        ClientHandle {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            info: Mutex::new(info),
+            killed: AtomicBool::new(false),
+            kill_notify: tokio::sync::Notify::new(),
+            obuf: Default::default(),
+        }
+    }
+
+    /// Queues `cost` bytes of output for this client unless that puts it over `limit`;
+    /// then the client is closed (once, with Redis's log line) and false is returned,
+    /// so nothing more is queued for it.
+    pub fn try_queue(&self, cost: u64, limit: &crate::outbuf::Limit) -> bool {
+        if self.is_killed() {
+            return false;
+        }
+        let used = self.obuf.add(cost);
+        if self.obuf.over(used, limit) {
+            self.obuf.sub(cost);
+            crate::outbuf::log_closing(&format!("id={} addr={}", self.id, self.addr));
+            self.kill();
+            return false;
+        }
+        true
+    }
+
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
         // Every task waiting on this client wakes (a connection loop and a replica's
@@ -147,6 +180,12 @@ pub struct HotConfig {
     pub min_replicas_max_lag: u64,
     /// `stop-writes-on-bgsave-error yes` with save points configured.
     pub stop_writes_on_bgsave_error: bool,
+    /// `client-output-buffer-limit`, per class.
+    pub obuf_limits: crate::outbuf::Limits,
+    /// `timeout`: seconds after which an idle normal client is closed (0 = never).
+    pub idle_timeout: u64,
+    /// `client-query-buffer-limit`.
+    pub query_buffer_limit: usize,
 }
 
 impl HotConfig {
@@ -159,6 +198,9 @@ impl HotConfig {
             min_replicas_to_write: c.min_replicas_to_write,
             min_replicas_max_lag: c.min_replicas_max_lag,
             stop_writes_on_bgsave_error: c.stop_writes_on_bgsave_error && !c.save.is_empty(),
+            obuf_limits: c.output_limits(),
+            idle_timeout: c.timeout,
+            query_buffer_limit: c.client_query_buffer_limit,
         }
     }
 }
@@ -196,8 +238,15 @@ pub struct Store {
 }
 
 impl Store {
+    /// Installs refreshed hot configuration, and the parts of it that subsystems in
+    /// the store keep for themselves (the replica output limit).
+    pub fn set_hot(&mut self, hot: HotConfig) {
+        self.repl.obuf_limit = hot.obuf_limits[crate::outbuf::Class::Replica as usize];
+        self.hot = hot;
+    }
+
     pub fn new(databases: usize) -> Self {
-        Store {
+        let mut store = Store {
             dbs: (0..databases.max(1)).map(|_| Db::new()).collect(),
             dirty: 0,
             pubsub: PubSub::default(),
@@ -211,7 +260,9 @@ impl Store {
             repl: crate::replication::ReplState::default(),
             hot: HotConfig::from_config(&Config::default()),
             cmd_clock: None,
-        }
+        };
+        store.set_hot(HotConfig::from_config(&Config::default()));
+        store
     }
 
     /// Marks WATCHers of `key` as dirty and, if clients are blocked on it, queues it
@@ -283,7 +334,7 @@ pub struct Server {
     pub started: Instant,
     pub run_id: String,
     /// Connections in MONITOR mode receive every executed command here.
-    pub monitors: Mutex<Vec<(ClientId, tokio::sync::mpsc::UnboundedSender<Bytes>)>>,
+    pub monitors: Mutex<Vec<(Arc<ClientHandle>, tokio::sync::mpsc::UnboundedSender<Bytes>)>>,
     /// Number of MONITOR clients, so commands skip the `monitors` lock when none.
     pub monitor_count: std::sync::atomic::AtomicUsize,
     /// Wall-clock ms minus monotonic ms since `started`: command times are derived
@@ -292,6 +343,10 @@ pub struct Server {
     pub wall_offset_ms: std::sync::atomic::AtomicI64,
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// What the last shutdown request asked for (see `shutdown::request`).
+    pub shutdown_save: Mutex<Option<bool>>,
+    /// INFO's instantaneous ops/sec sample: (when, commands then, the rate).
+    pub ops_sample: Mutex<(Instant, u64, u64)>,
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
     /// DEBUG SET-ACTIVE-EXPIRE: the active expiry cycle runs only while this is true.
     pub active_expire_enabled: AtomicBool,
@@ -305,7 +360,7 @@ impl Server {
         Arc::new(Server {
             store: Mutex::new({
                 let mut store = Store::new(dbs);
-                store.hot = HotConfig::from_config(&config);
+                store.set_hot(HotConfig::from_config(&config));
                 store
             }),
             config: RwLock::new(config),
@@ -318,6 +373,8 @@ impl Server {
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
             wall_offset_ms: std::sync::atomic::AtomicI64::new(now_ms()),
             shutdown: tokio::sync::watch::channel(false).0,
+            shutdown_save: Mutex::new(None),
+            ops_sample: Mutex::new((Instant::now(), 0, 0)),
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),
             client_pause: crate::pause::ClientPause::default(),
@@ -326,12 +383,33 @@ impl Server {
 
     /// Seconds since start, as a u32 LRU clock.
     /// Registers or drops a MONITOR client, keeping `monitor_count` in step.
-    pub fn set_monitor(&self, id: ClientId, tx: Option<tokio::sync::mpsc::UnboundedSender<Bytes>>) {
+    pub fn set_monitor(
+        &self,
+        id: ClientId,
+        tx: Option<(Arc<ClientHandle>, tokio::sync::mpsc::UnboundedSender<Bytes>)>,
+    ) {
         let mut mons = self.monitors.lock();
-        mons.retain(|(m, _)| *m != id);
+        mons.retain(|(m, _)| m.id != id);
         if let Some(tx) = tx {
-            mons.push((id, tx));
+            mons.push(tx);
         }
+        self.monitor_count.store(mons.len(), Ordering::Relaxed);
+    }
+
+    /// Sends one MONITOR line to every monitor within its output limit (MONITOR
+    /// clients are of the `normal` class, as in Redis); drops closed ones.
+    pub fn feed_monitor_line(
+        &self,
+        mons: &mut Vec<(Arc<ClientHandle>, tokio::sync::mpsc::UnboundedSender<Bytes>)>,
+        line: Bytes,
+        limit: &crate::outbuf::Limit,
+    ) {
+        mons.retain(|(h, tx)| {
+            if !h.try_queue(line.len() as u64, limit) {
+                return !h.is_killed();
+            }
+            tx.send(line.clone()).is_ok()
+        });
         self.monitor_count.store(mons.len(), Ordering::Relaxed);
     }
 

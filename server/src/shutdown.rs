@@ -3,16 +3,14 @@
 use crate::server::Server;
 use std::sync::Arc;
 
-/// What the last shutdown request asked for: None = default (save if save points
-/// are configured), Some(true) = SAVE, Some(false) = NOSAVE.
-static SAVE_MODE: parking_lot::Mutex<Option<bool>> = parking_lot::Mutex::new(None);
-
-/// Asks the server to stop; the main task performs the final steps.
+/// Asks the server to stop; the main task performs the final steps. `save`: None =
+/// default (save if save points are configured), Some(true) = SAVE, Some(false) = NOSAVE.
 pub fn request(server: &Arc<Server>, save: Option<bool>) {
-    *SAVE_MODE.lock() = save;
+    *server.shutdown_save.lock() = save;
     let _ = server.shutdown.send(true);
 }
 
-pub fn requested_save_mode() -> Option<bool> {
-    *SAVE_MODE.lock()
+/// What the last shutdown request asked for (see [`request`]).
+pub fn requested_save_mode(server: &Server) -> Option<bool> {
+    *server.shutdown_save.lock()
 }

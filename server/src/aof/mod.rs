@@ -22,15 +22,24 @@
 //! `new base + incr files opened since`, deleting the old files. Automatic rewrite
 //! follows `auto-aof-rewrite-percentage` / `auto-aof-rewrite-min-size`.
 //!
+//! Disk errors (see [`writer`]): a failed write keeps the commands in memory and
+//! retries them; until a write (and the background fsync) succeeds again, write
+//! commands are refused with `MISCONF Errors writing to the AOF file: <strerror>`
+//! ([`write_refusal`]) and INFO says `aof_last_write_status:err`. With
+//! `appendfsync always` a write or fsync error exits, as Redis does. A rewrite does
+//! not start while commands are waiting to be written (they belong to the old incr
+//! file, and the new base already holds their effect).
+//!
 //! Not implemented: migration of a legacy single-file `appendonly.aof` into the
 //! directory, `#TS:` timestamp annotations on write (they are skipped on load),
-//! CONFIG SET appendonly at runtime, and the MISCONF refusal after AOF write errors.
+//! CONFIG SET appendonly at runtime, and `aof_last_cow_size` (reported as 0).
 
-use crate::commands;
+mod load;
+pub mod writer;
+
 use crate::db::Db;
 use crate::rdb;
-use crate::resp::Reply;
-use crate::server::{now_ms, Server, Store};
+use crate::server::{Server, Store};
 use crate::{notice, warning};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -39,6 +48,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use writer::Writer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fsync {
@@ -60,21 +70,51 @@ struct AofState {
     dir: PathBuf,
     prefix: String,
     file: File,
+    /// Buffered commands and the write-error state of `file`.
+    writer: Writer,
     cur_db: Option<usize>,
     fsync: Fsync,
     pending_fsync: bool,
+    /// A background fsync is running (one at a time).
+    fsync_in_progress: bool,
+    /// errno of the last background fsync, if it failed (Redis `aof_bio_fsync_status`).
+    fsync_errno: Option<i32>,
     last_fsync: Instant,
     base: Option<ManifestEntry>,
     incrs: Vec<ManifestEntry>,
     rewrite_in_progress: bool,
     rewrite_started: Option<Instant>,
     rewrites: u64,
+    rewrite_failures: u64,
     last_rewrite_ok: bool,
     last_rewrite_time_sec: i64,
     /// Bytes in the AOF after the last rewrite (base) and now, for auto rewrite.
     base_size: u64,
     cur_size: u64,
-    last_write_ok: bool,
+}
+
+impl AofState {
+    /// The errno that makes writes refused, if any: a failed write, else a failed fsync.
+    fn disk_errno(&self) -> Option<i32> {
+        self.writer.write_errno.or(self.fsync_errno)
+    }
+
+    /// Writes what is pending; with `appendfsync always` an error is fatal.
+    fn flush(&mut self) -> Result<(), i32> {
+        match self.writer.flush(&mut self.file) {
+            Ok(n) => {
+                self.cur_size += n as u64;
+                Ok(())
+            }
+            Err(errno) => {
+                if self.fsync == Fsync::Always {
+                    warning!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
+                    std::process::exit(1);
+                }
+                Err(errno)
+            }
+        }
+    }
 }
 
 static AOF: Mutex<Option<AofState>> = Mutex::new(None);
@@ -151,209 +191,30 @@ fn write_manifest(
     prefix: &str,
     base: &Option<ManifestEntry>,
     incrs: &[ManifestEntry],
-) -> std::io::Result<()> {
-    let tmp = dir.join(format!("temp-{prefix}.manifest"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(manifest_text(base, incrs).as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(format!("{prefix}.manifest")))?;
-    sync_dir(dir);
-    Ok(())
-}
-
-enum Parsed {
-    Cmd(Vec<Bytes>, usize),
-    /// A `#` annotation line, skipped.
-    Skip(usize),
-    Truncated,
-    Bad,
-}
-
-fn read_line(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let rest = data.get(pos..)?;
-    let nl = rest.windows(2).position(|w| w == b"\r\n")?;
-    Some((&rest[..nl], pos + nl + 2))
-}
-
-fn parse_num(b: &[u8]) -> Option<usize> {
-    std::str::from_utf8(b).ok()?.parse().ok()
-}
-
-/// Parses one command at `pos`.
-fn parse_command(data: &[u8], pos: usize) -> Parsed {
-    if data[pos] == b'#' {
-        return match read_line(data, pos) {
-            Some((_, next)) => Parsed::Skip(next),
-            None => Parsed::Truncated,
-        };
-    }
-    if data[pos] != b'*' {
-        return Parsed::Bad;
-    }
-    let Some((line, mut p)) = read_line(data, pos) else {
-        return Parsed::Truncated;
-    };
-    let Some(argc) = parse_num(&line[1..]).filter(|&n| n >= 1) else {
-        return Parsed::Bad;
-    };
-    let mut argv = Vec::with_capacity(argc.min(1024));
-    for _ in 0..argc {
-        let Some((line, next)) = read_line(data, p) else {
-            return Parsed::Truncated;
-        };
-        if line.first() != Some(&b'$') {
-            return Parsed::Bad;
-        }
-        let Some(len) = parse_num(&line[1..]) else {
-            return Parsed::Bad;
-        };
-        let end = next.saturating_add(len);
-        if end.saturating_add(2) > data.len() {
-            return Parsed::Truncated;
-        }
-        if &data[end..end + 2] != b"\r\n" {
-            return Parsed::Bad;
-        }
-        argv.push(Bytes::copy_from_slice(&data[next..end]));
-        p = end + 2;
-    }
-    Parsed::Cmd(argv, p)
-}
-
-/// Replays the commands in `data` (starting at `start`). Returns Ok(None) when fully
-/// read, Ok(Some(offset)) when the file ends inside a command (or an open MULTI) and
-/// everything before `offset` was applied.
-fn replay(
-    server: &Arc<Server>,
-    store: &mut Store,
-    data: &[u8],
-    start: usize,
-    name: &str,
-) -> Result<Option<usize>, String> {
-    let mut client = commands::ClientState::new(0);
-    client.authenticated = true;
-    client.is_master = true;
-    let mut pos = start;
-    let mut multi: Option<(usize, Vec<Vec<Bytes>>)> = None;
-    let mut out = Reply::new(false);
-    let mut exec_one = |store: &mut Store, client: &mut commands::ClientState, argv: Vec<Bytes>| {
-        if argv[0].eq_ignore_ascii_case(b"select") {
-            let db = argv
-                .get(1)
-                .and_then(|d| parse_num(d))
-                .filter(|&d| d < store.dbs.len())
-                .ok_or_else(|| format!("Bad SELECT in the append only file {name}"))?;
-            client.db = db;
-            return Ok(());
-        }
-        let Some(cmd) = commands::lookup(&argv[0]) else {
-            return Err(format!(
-                "Unknown command '{}' reading the append only file {name}",
-                String::from_utf8_lossy(&argv[0])
-            ));
-        };
-        out.buf.clear();
-        crate::exec::call(server, store, client, cmd, &argv, &mut out, false);
-        store.propagated.clear();
-        Ok::<(), String>(())
-    };
-    while pos < data.len() {
-        match parse_command(data, pos) {
-            Parsed::Skip(next) => pos = next,
-            Parsed::Truncated => {
-                return Ok(Some(multi.map(|(at, _)| at).unwrap_or(pos)));
-            }
-            Parsed::Bad => {
-                return Err(format!("Bad file format reading the append only file {name}: make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>"));
-            }
-            Parsed::Cmd(argv, next) => {
-                let start_of_cmd = pos;
-                pos = next;
-                if argv[0].eq_ignore_ascii_case(b"multi") {
-                    multi = Some((start_of_cmd, Vec::new()));
-                } else if argv[0].eq_ignore_ascii_case(b"exec") {
-                    if let Some((_, cmds)) = multi.take() {
-                        for c in cmds {
-                            exec_one(store, &mut client, c)?;
-                        }
-                    }
-                } else if let Some((_, q)) = multi.as_mut() {
-                    q.push(argv);
-                } else {
-                    exec_one(store, &mut client, argv)?;
-                }
-            }
-        }
-    }
-    if let Some((at, _)) = multi {
-        notice!("Revert incomplete MULTI/EXEC transaction in AOF file {name}");
-        return Ok(Some(at));
-    }
-    Ok(None)
-}
-
-/// Loads one AOF file (RDB base or commands). `last`: the last file of the manifest,
-/// where a torn tail may be truncated.
-fn load_file(
-    server: &Arc<Server>,
-    store: &mut Store,
-    dir: &Path,
-    name: &str,
-    last: bool,
-    truncate_ok: bool,
 ) -> Result<(), String> {
-    let path = dir.join(name);
-    let data = std::fs::read(&path)
-        .map_err(|e| format!("Fatal error: can't open the append log file {name} for read: {e}"))?;
-    let mut start = 0;
-    if data.starts_with(b"REDIS") {
-        notice!("Reading RDB base file on AOF loading...");
-        let mut slice = &data[..];
-        let mut dbs: Vec<Db> = (0..store.dbs.len()).map(|_| Db::new()).collect();
-        let info = rdb::load(
-            &mut slice,
-            &mut dbs,
-            &rdb::LoadOptions {
-                now_ms: now_ms(),
-                drop_expired: true,
-            },
-        )
-        .map_err(|e| format!("Error reading the RDB base file {name}: {e}"))?;
-        notice!(
-            "Done loading RDB, keys loaded: {}, keys expired: {}.",
-            info.keys,
-            info.expired
-        );
-        if store.dbs.iter().all(|d| d.is_empty()) {
-            store.dbs = dbs;
-        } else {
-            for (d, src) in store.dbs.iter_mut().zip(dbs) {
-                for (k, e) in src.iter() {
-                    d.set_with_expire(k.to_bytes(), e.value.clone(), src.expire_of(k), 0);
-                }
-            }
-        }
-        start = data.len() - slice.len();
+    let tmp_name = format!("temp-{prefix}.manifest");
+    let tmp = dir.join(&tmp_name);
+    let errno = |e: std::io::Error| writer::strerror(e.raw_os_error().unwrap_or(libc::EIO));
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(manifest_text(base, incrs).as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "Error trying to write the temporary AOF manifest file {tmp_name}: {}",
+            errno(e)
+        ));
     }
-    if let Some(at) = replay(server, store, &data, start, name)? {
-        if !last {
-            return Err("Fatal error: the truncated file is not the last file".into());
-        }
-        if !truncate_ok {
-            return Err(format!("Unexpected end of file reading the append only file {name}. You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server."));
-        }
-        warning!("!!! Warning: short read while loading the AOF file {name}!!!");
-        warning!("!!! Truncating the AOF {name} at offset {at} !!!");
-        let f = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .and_then(|f| f.set_len(at as u64).map(|_| f))
-            .and_then(|f| f.sync_all());
-        if let Err(e) = f {
-            return Err(format!("Error truncating the AOF file {name}: {e}"));
-        }
-        warning!("AOF {name} loaded anyway because aof-load-truncated is enabled");
+    let name = format!("{prefix}.manifest");
+    if let Err(e) = std::fs::rename(&tmp, dir.join(&name)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "Error trying to rename the temporary AOF manifest file {tmp_name} into {name}: {}",
+            errno(e)
+        ));
     }
+    sync_dir(dir);
     Ok(())
 }
 
@@ -390,14 +251,15 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
         let n = files.len();
         for (i, (e, is_base)) in files.into_iter().enumerate() {
             let t = Instant::now();
-            load_file(
+            load::load_file(
                 server,
                 &mut store,
                 &dir,
                 &e.name,
                 i + 1 == n,
                 c.aof_load_truncated,
-            )?;
+            )
+            .map_err(|e| e.to_string())?;
             notice!(
                 "DB loaded from {} file {}: {:.3} seconds",
                 if is_base { "base" } else { "incr" },
@@ -452,6 +314,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
         }
     };
     let file = file.map_err(|e| format!("Can't open the append-only file: {e}"))?;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if opened_new {
         write_manifest(&dir, &prefix, &base, &incrs)
             .map_err(|e| format!("Can't write the AOF manifest: {e}"))?;
@@ -461,20 +324,23 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
         dir,
         prefix,
         file,
+        writer: Writer::new(file_len),
         cur_db: None,
         fsync: fsync_policy(&c.appendfsync),
         pending_fsync: false,
+        fsync_in_progress: false,
+        fsync_errno: None,
         last_fsync: Instant::now(),
         base,
         incrs,
         rewrite_in_progress: false,
         rewrite_started: None,
         rewrites: 0,
+        rewrite_failures: 0,
         last_rewrite_ok: true,
         last_rewrite_time_sec: -1,
         base_size: size,
         cur_size: size,
-        last_write_ok: true,
     });
     Ok(())
 }
@@ -488,44 +354,66 @@ fn total_size(dir: &Path, base: &Option<ManifestEntry>, incrs: &[ManifestEntry])
 }
 
 /// Appends the ops of one command (called from `propagate::feed`, store locked,
-/// before the reply is written).
+/// before the reply is written). If the write fails the ops stay buffered and are
+/// retried; the reply still goes out (the command ran), later writes are refused.
 pub fn feed(_server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)]) {
     let mut g = AOF.lock();
     let Some(st) = g.as_mut() else {
         return;
     };
-    let mut buf = Vec::new();
+    let buf = &mut st.writer.pending;
     for (db, argv) in ops {
         if st.cur_db != Some(*db) {
             let d = db.to_string();
-            crate::propagate::encode_command(
-                &[Bytes::from_static(b"SELECT"), Bytes::from(d)],
-                &mut buf,
-            );
+            crate::propagate::encode_command(&[Bytes::from_static(b"SELECT"), Bytes::from(d)], buf);
             st.cur_db = Some(*db);
         }
-        crate::propagate::encode_command(argv, &mut buf);
+        crate::propagate::encode_command(argv, buf);
     }
-    if let Err(e) = st.file.write_all(&buf) {
-        warning!("Error writing to the AOF file: {e}");
-        st.last_write_ok = false;
-        if st.fsync == Fsync::Always {
-            warning!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
-            std::process::exit(1);
-        }
+    if st.flush().is_err() {
         return;
     }
-    st.last_write_ok = true;
-    st.cur_size += buf.len() as u64;
     match st.fsync {
         Fsync::Always => {
             if let Err(e) = st.file.sync_data() {
-                warning!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting... ({e})");
+                warning!(
+                    "Can't persist append-only file: {}, AOF fsync policy is 'always'. Exiting...",
+                    writer::strerror(e.raw_os_error().unwrap_or(libc::EIO))
+                );
                 std::process::exit(1);
             }
         }
         Fsync::EverySec => st.pending_fsync = true,
         Fsync::No => {}
+    }
+}
+
+/// MISCONF for write commands while the AOF has a write or fsync error.
+pub fn write_refusal() -> Option<String> {
+    AOF.lock()
+        .as_ref()
+        .and_then(AofState::disk_errno)
+        .map(writer::misconf)
+}
+
+/// Runs on the `aof-fsync` thread: records the result for the refusal and INFO.
+fn fsync_done(res: std::io::Result<()>) {
+    let mut g = AOF.lock();
+    let Some(st) = g.as_mut() else {
+        return;
+    };
+    st.fsync_in_progress = false;
+    match res {
+        Ok(()) => st.fsync_errno = None,
+        Err(e) => {
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            if st.fsync_errno.is_none() {
+                warning!("Fail to fsync the AOF file: {}", writer::strerror(errno));
+            }
+            st.fsync_errno = Some(errno);
+            // Retried by the next tick: the data may still be only in the page cache.
+            st.pending_fsync = true;
+        }
     }
 }
 
@@ -536,26 +424,41 @@ pub fn cron_tick(server: &Arc<Server>) {
         let Some(st) = g.as_mut() else {
             return;
         };
+        if !st.writer.pending.is_empty() {
+            // Retry a failed write; success clears the MISCONF refusal.
+            let _ = st.flush();
+        }
         let mut to_sync = None;
-        if st.pending_fsync && st.last_fsync.elapsed().as_millis() >= 1000 {
+        if st.pending_fsync
+            && !st.fsync_in_progress
+            && st.writer.pending.is_empty()
+            && st.last_fsync.elapsed().as_millis() >= 1000
+        {
             st.pending_fsync = false;
             st.last_fsync = Instant::now();
             to_sync = st.file.try_clone().ok();
+            st.fsync_in_progress = to_sync.is_some();
         }
         let c = server.config.read();
         let pct = c.auto_aof_rewrite_percentage;
         let auto = !st.rewrite_in_progress
+            && st.writer.pending.is_empty()
             && pct > 0
             && st.cur_size > c.auto_aof_rewrite_min_size
             && st.cur_size.saturating_sub(st.base_size) * 100 / st.base_size.max(1) >= pct;
         (to_sync, auto)
     };
     if let Some(f) = to_sync {
-        let _ = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("aof-fsync".into())
-            .spawn(move || {
-                let _ = f.sync_data();
-            });
+            .spawn(move || fsync_done(f.sync_data()));
+        if let Err(e) = spawned {
+            warning!("Can't start the AOF fsync thread: {e}");
+            if let Some(st) = AOF.lock().as_mut() {
+                st.fsync_in_progress = false;
+                st.pending_fsync = true;
+            }
+        }
     }
     if auto {
         let (cur, base) = {
@@ -577,6 +480,48 @@ pub fn is_enabled() -> bool {
     AOF.lock().is_some()
 }
 
+/// Redis's reply when a rewrite can't start (the log says why).
+const ERR_REWRITE_START: &str =
+    "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.";
+
+/// Starts the next incr file for a rewrite: the manifest lists it before anything
+/// is written to it. On error nothing changed: writes go on to the current file.
+fn switch_incr_file(st: &mut AofState) -> Result<(), String> {
+    // Commands still buffered after a write error belong to the current incr file:
+    // the new base will hold their effect, so they must not go to the next one.
+    st.flush().map_err(|errno| {
+        format!(
+            "Can't start a background AOF rewrite while the AOF can't be written: {}",
+            writer::strerror(errno)
+        )
+    })?;
+    let seq = st.incrs.last().map(|e| e.seq).unwrap_or(0) + 1;
+    let name = format!("{}.{seq}.incr.aof", st.prefix);
+    let path = st.dir.join(&name);
+    let f = open_append(&path).map_err(|e| {
+        format!(
+            "Can't open the append-only file {name}: {}",
+            writer::strerror(e.raw_os_error().unwrap_or(libc::EIO))
+        )
+    })?;
+    let mut incrs = st.incrs.clone();
+    incrs.push(ManifestEntry {
+        name,
+        seq,
+        kind: 'i',
+    });
+    if let Err(e) = write_manifest(&st.dir, &st.prefix, &st.base, &incrs) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    let _ = st.file.sync_data();
+    st.file = f;
+    st.writer = Writer::new(0);
+    st.cur_db = None;
+    st.incrs = incrs;
+    Ok(())
+}
+
 /// BGREWRITEAOF (the caller holds the store lock).
 pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     let mut g = AOF.lock();
@@ -586,19 +531,13 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     if st.rewrite_in_progress {
         return Err(ERR_REWRITE_IN_PROGRESS.into());
     }
-    // Switch to a new incr file now; the manifest lists it before the rewrite ends.
-    let seq = st.incrs.last().map(|e| e.seq).unwrap_or(0) + 1;
-    let name = format!("{}.{seq}.incr.aof", st.prefix);
-    let f = open_append(&st.dir.join(&name)).map_err(|e| format!("ERR {e}"))?;
-    let _ = st.file.sync_data();
-    st.file = f;
-    st.cur_db = None;
-    st.incrs.push(ManifestEntry {
-        name: name.clone(),
-        seq,
-        kind: 'i',
-    });
-    write_manifest(&st.dir, &st.prefix, &st.base, &st.incrs).map_err(|e| format!("ERR {e}"))?;
+    if let Err(e) = switch_incr_file(st) {
+        warning!("{e}");
+        st.last_rewrite_ok = false;
+        return Err(ERR_REWRITE_START.into());
+    }
+    let name = st.incrs.last().map(|e| e.name.clone()).unwrap_or_default();
+    let seq = st.incrs.last().map(|e| e.seq).unwrap_or(0);
     notice!("Creating AOF incr file {name} on background rewrite");
     let base_seq = st.base.as_ref().map(|b| b.seq).unwrap_or(0) + 1;
     let base_name = format!("{}.{base_seq}.base.rdb", st.prefix);
@@ -655,6 +594,7 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
             if let Err(e) = res {
                 warning!("Background AOF rewrite failed: {e}");
                 st.last_rewrite_ok = false;
+                st.rewrite_failures += 1;
                 return;
             }
             let new_base = Some(ManifestEntry {
@@ -667,6 +607,7 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
             if let Err(e) = write_manifest(&st.dir, &st.prefix, &new_base, &keep) {
                 warning!("Background AOF rewrite failed writing the manifest: {e}");
                 st.last_rewrite_ok = false;
+                st.rewrite_failures += 1;
                 if let Some(b) = &new_base {
                     let _ = std::fs::remove_file(st.dir.join(&b.name));
                 }
@@ -687,6 +628,7 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
             st.base_size = total_size(&st.dir, &st.base, &st.incrs);
             st.cur_size = st.base_size;
             st.rewrites += 1;
+            st.rewrite_failures = 0;
             st.last_rewrite_ok = true;
             notice!("Background AOF rewrite terminated with success");
             notice!("Background AOF rewrite finished successfully");
@@ -698,7 +640,12 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
 /// Flushes and fsyncs the AOF on shutdown.
 pub fn on_shutdown() {
     if let Some(st) = AOF.lock().as_mut() {
-        let _ = st.file.flush();
+        if let Err(errno) = st.flush() {
+            warning!(
+                "Error writing the buffered AOF commands on shutdown: {}",
+                writer::strerror(errno)
+            );
+        }
         if st.file.sync_all().is_ok() {
             notice!("Calling fsync() on the AOF file.");
         }
@@ -744,13 +691,42 @@ pub fn info_fields() -> Vec<(String, String)> {
                 if st.last_rewrite_ok { "ok" } else { "err" }.into(),
             ),
             f("aof_rewrites", st.rewrites.to_string()),
-            f("aof_rewrites_consecutive_failures", "0".into()),
+            f(
+                "aof_rewrites_consecutive_failures",
+                st.rewrite_failures.to_string(),
+            ),
             f(
                 "aof_last_write_status",
-                if st.last_write_ok { "ok" } else { "err" }.into(),
+                if st.disk_errno().is_none() {
+                    "ok"
+                } else {
+                    "err"
+                }
+                .into(),
             ),
         ],
     }
+}
+
+/// INFO persistence fields Redis prints after `module_fork_last_cow_size` when
+/// the AOF is on (none when it is off).
+pub fn info_size_fields() -> Vec<(String, String)> {
+    let g = AOF.lock();
+    let Some(st) = g.as_ref() else {
+        return Vec::new();
+    };
+    let f = |k: &str, v: String| (k.to_string(), v);
+    vec![
+        f("aof_current_size", st.cur_size.to_string()),
+        f("aof_base_size", st.base_size.to_string()),
+        f("aof_pending_rewrite", "0".into()),
+        f("aof_buffer_length", st.writer.pending.len().to_string()),
+        f(
+            "aof_pending_bio_fsync",
+            (st.fsync_in_progress as u8).to_string(),
+        ),
+        f("aof_delayed_fsync", "0".into()),
+    ]
 }
 
 #[cfg(test)]
@@ -788,30 +764,5 @@ mod tests {
         assert!(parse_manifest("file x seq 1 type z").is_err());
         assert!(parse_manifest("file x seq 2 type i\nfile y seq 1 type i").is_err());
         assert!(parse_manifest("file x seq 1 type b\nfile y seq 2 type b").is_err());
-    }
-
-    #[test]
-    fn command_parser_detects_truncation_and_garbage() {
-        let mut data = Vec::new();
-        crate::propagate::encode_command(&[Bytes::from("SET"), Bytes::from("k")], &mut data);
-        match parse_command(&data, 0) {
-            Parsed::Cmd(argv, next) => {
-                assert_eq!(argv.len(), 2);
-                assert_eq!(next, data.len());
-            }
-            _ => panic!("expected a command"),
-        }
-        for cut in 1..data.len() {
-            assert!(
-                matches!(parse_command(&data[..cut], 0), Parsed::Truncated),
-                "cut {cut}"
-            );
-        }
-        assert!(matches!(parse_command(b"hello\r\n", 0), Parsed::Bad));
-        assert!(matches!(
-            parse_command(b"*1\r\n$3\r\nabcX\n", 0),
-            Parsed::Bad
-        ));
-        assert!(matches!(parse_command(b"#TS:123\r\n", 0), Parsed::Skip(9)));
     }
 }

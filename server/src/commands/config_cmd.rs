@@ -188,10 +188,11 @@ fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
     let maxmemory_lowered =
         new.maxmemory != 0 && (old.maxmemory == 0 || new.maxmemory < old.maxmemory);
     let max = new.maxmemory;
-    ctx.store.hot = crate::server::HotConfig::from_config(&new);
+    ctx.store
+        .set_hot(crate::server::HotConfig::from_config(&new));
     *ctx.server.config.write() = new;
     if maxmemory_lowered {
-        let used = crate::evict::memory_for_eviction();
+        let used = crate::evict::memory_for_eviction(ctx.store);
         if used > max {
             crate::warning!(
                 "WARNING: the new maxmemory value set via CONFIG SET ({max}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."

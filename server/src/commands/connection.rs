@@ -816,15 +816,12 @@ mod tests {
 
     #[test]
     fn client_line_flags() {
-        let h = ClientHandle {
-            id: 5,
-            addr: "127.0.0.1:1000".into(),
-            laddr: "127.0.0.1:6379".into(),
-            created: Instant::now(),
-            info: parking_lot::Mutex::new(ClientInfo::default()),
-            killed: std::sync::atomic::AtomicBool::new(false),
-            kill_notify: tokio::sync::Notify::new(),
-        };
+        let h = ClientHandle::new(
+            5,
+            "127.0.0.1:1000".into(),
+            "127.0.0.1:6379".into(),
+            ClientInfo::default(),
+        );
         let mut info = ClientInfo {
             multi: -1,
             resp: 2,

@@ -127,7 +127,8 @@ fn punsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn publish(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let n = ctx.store.pubsub.publish(&argv[1], &argv[2]);
+    let limit = ctx.store.hot.obuf_limits[crate::outbuf::Class::PubSub as usize];
+    let n = ctx.store.pubsub.publish(&argv[1], &argv[2], &limit);
     out.int(n as i64);
     Ok(())
 }
@@ -210,7 +211,9 @@ mod tests {
     fn resp3_confirmations_and_messages_are_pushes() {
         let (server, mut c) = setup(true);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        c.msg_tx = Some(tx);
+        let h =
+            crate::server::ClientHandle::new(1, String::new(), String::new(), Default::default());
+        c.msg_tx = Some(crate::pubsub::MsgSender::new(tx, std::sync::Arc::new(h)));
         let (out, _) = run(&server, &mut c, "SUBSCRIBE a");
         assert_eq!(out, b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
         let (out, _) = run(&server, &mut c, "PSUBSCRIBE a*");

@@ -530,6 +530,11 @@ impl Config {
         Some(self.s(n)).filter(|s| !s.is_empty())
     }
 
+    /// `client-output-buffer-limit` per client class.
+    pub fn output_limits(&self) -> crate::outbuf::Limits {
+        crate::outbuf::parse(self.get("client-output-buffer-limit").unwrap_or(""))
+    }
+
     /// Recomputes the typed field(s) of one directive from its canonical value.
     pub fn apply_typed(&mut self, name: &str) {
         match name {

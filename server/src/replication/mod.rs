@@ -87,10 +87,6 @@ pub struct ReplicaLink {
     pub queued: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// Redis's default `client-output-buffer-limit replica` hard limit: a replica that
-/// falls this far behind is disconnected (it will resync).
-pub const OUTPUT_HARD_LIMIT: u64 = 256 * 1024 * 1024;
-
 /// Result of a snapshot job, shared by every replica synced from it.
 pub type SnapshotResult = Option<Arc<Result<Bytes, String>>>;
 
@@ -210,6 +206,8 @@ pub struct ReplState {
     pub snapshot: Option<Ticket>,
     /// Tandem fenced start: no writes, no syncs served, no active expiry (see `crate::fence`).
     pub fenced: bool,
+    /// `client-output-buffer-limit replica` (kept in step by `Store::set_hot`).
+    pub obuf_limit: crate::outbuf::Limit,
 }
 
 impl Default for ReplState {
@@ -234,6 +232,7 @@ impl Default for ReplState {
             ack_notify: Arc::new(tokio::sync::Notify::new()),
             snapshot: None,
             fenced: false,
+            obuf_limit: Default::default(),
         }
     }
 }
@@ -254,12 +253,13 @@ impl ReplState {
                 let q = r
                     .queued
                     .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                if q + bytes.len() as u64 > OUTPUT_HARD_LIMIT && !r.handle.is_killed() {
-                    crate::warning!(
-                        "Client id={} addr={} flags=S scheduled to be closed ASAP for overcoming of output buffer limits.",
-                        r.client_id,
-                        r.handle.addr
-                    );
+                // A replica that falls this far behind is disconnected (it will resync).
+                let used = q + bytes.len() as u64;
+                if !r.handle.is_killed() && r.handle.obuf.over(used, &self.obuf_limit) {
+                    crate::outbuf::log_closing(&format!(
+                        "id={} addr={} flags=S",
+                        r.client_id, r.handle.addr
+                    ));
                     r.handle.kill();
                 }
                 let _ = tx.send(bytes.clone());

@@ -1062,22 +1062,19 @@ async fn stream_loop(
     client.authenticated = true;
     client.db = db;
     // Listed by CLIENT LIST (flags=M); CLIENT KILL TYPE master drops the link.
-    let handle = Arc::new(crate::server::ClientHandle {
+    let handle = Arc::new(crate::server::ClientHandle::new(
         id,
-        addr: peer,
-        laddr: local,
-        created: Instant::now(),
-        info: parking_lot::Mutex::new(crate::server::ClientInfo {
+        peer,
+        local,
+        crate::server::ClientInfo {
             resp: 2,
             user: "default".into(),
             flags: "M".into(),
             db,
             multi: -1,
             ..Default::default()
-        }),
-        killed: std::sync::atomic::AtomicBool::new(false),
-        kill_notify: tokio::sync::Notify::new(),
-    });
+        },
+    ));
     server.clients.lock().insert(id, handle.clone());
     let _registered = Registered(server, id);
     let mut parser = RequestParser::new(max_bulk);
