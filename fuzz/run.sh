@@ -7,6 +7,7 @@
 # the SanitizerCoverage instrumentation cargo-fuzz would (no AddressSanitizer: that needs
 # nightly; Rust's bounds checks, debug assertions and overflow checks stay on instead).
 # The targets build for an explicit --target so build scripts are not instrumented.
+# Not --locked: fuzz/Cargo.lock follows tandem-server's dependencies when they change.
 #
 # Each target first replays fuzz/regressions/<target>/ (inputs that once failed), then
 # fuzzes with fuzz/corpus/<target>/ (generated, not committed) plus the committed
@@ -43,7 +44,7 @@ export RUSTFLAGS="-Cpasses=sancov-module \
 
 cd "$here"
 build_start=$(date +%s)
-cargo build --release --locked --target "$host" --bins
+cargo build --release --target "$host" --bins
 echo "fuzz: build took $(( $(date +%s) - build_start )) s"
 bin_dir="$here/target/$host/release"
 
