@@ -1,50 +1,77 @@
 //! Tandem extension: the HTTP admin port (`tandem-admin-port`, 0 = off).
 //!
 //! A deliberately small HTTP/1.1 responder for the kubelet and Prometheus, bound to
-//! the same addresses as the main listener (after `TANDEM_BIND`):
+//! `tandem-admin-bind` or, when that is empty, to the first `bind` address (after
+//! `TANDEM_BIND`): the pod address in Kubernetes, where the operator writes
+//! `bind 0.0.0.0` and probes and scrapes come to the pod IP.
 //!
 //! * `GET /healthz`: `200 ok` while the process serves.
 //! * `GET /readyz`: `200 ready` when not loading, not fenced, and either a master,
 //!   or a replica whose link is up (its initial sync finished); otherwise `503` with
 //!   one reason line: `loading`, `fenced`, `initial sync in progress`,
 //!   `replica link down`.
-//! * `GET /metrics`: Prometheus text format (see [`metrics`]).
+//! * `GET /metrics`: Prometheus text format (see [`metrics`] for the list).
 //! * anything else: `404` (`405` for a method other than GET/HEAD).
 //!
 //! One request per connection (`Connection: close`), the request head bounded to
-//! [`MAX_REQUEST`] bytes, reads and writes bounded by [`IO_TIMEOUT`], and at most
-//! [`MAX_CONNECTIONS`] connections served at once (more are closed at once).
+//! [`MAX_REQUEST`] bytes and to [`HEAD_TIMEOUT`], the response to [`IO_TIMEOUT`].
+//! Unauthenticated peers must not be able to starve the probes: at most
+//! [`MAX_CONNECTIONS`] connections are open at once, and a new one past the cap
+//! closes a connection still waiting for its request (from the peer holding the
+//! most connections, its oldest first, see [`pick_victim`]) instead of being
+//! refused.
 
+use crate::config::Config;
 use crate::replication::LinkState;
 use crate::server::{Server, Stats};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Largest request head accepted (request line + headers).
 pub const MAX_REQUEST: usize = 8 * 1024;
-/// Read/write deadline for one request and its response.
+/// Time a connection has to send its whole request head (then it is closed).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Write deadline for a response.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served concurrently.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Connections open at once; past it, a waiting one is closed for the new one.
+pub const MAX_CONNECTIONS: usize = 512;
 
-/// True until the dataset has been loaded at startup (`/readyz` says `loading`).
-pub static LOADING: AtomicBool = AtomicBool::new(true);
-
-/// Marks the startup load as finished (or started again).
-pub fn set_loading(on: bool) {
-    LOADING.store(on, Ordering::SeqCst);
+/// Marks the startup load as finished (or started again): `/readyz` says `loading`
+/// while it is on.
+pub fn set_loading(server: &Server, on: bool) {
+    server.loading.store(on, Ordering::SeqCst);
 }
 
-/// Binds the admin listeners on `bind` addresses; empty when `port` is 0.
-pub async fn bind(bind: &[String], port: u16) -> Result<Vec<TcpListener>, String> {
+/// The admin port's addresses: `tandem-admin-bind`, else the first `bind` one.
+pub fn addresses(config: &Config) -> Vec<String> {
+    let explicit: Vec<String> = config
+        .get("tandem-admin-bind")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect();
+    if !explicit.is_empty() {
+        return explicit;
+    }
+    config.bind.first().cloned().into_iter().collect()
+}
+
+/// Binds the admin listeners ([`addresses`]); empty when the port is 0.
+pub async fn bind(config: &Config) -> Result<Vec<TcpListener>, String> {
+    let port = config.tandem_admin_port;
     if port == 0 {
         return Ok(Vec::new());
     }
-    let listeners = crate::net::bind(bind, port).await.map_err(|e| {
+    let addrs = addresses(config);
+    let listeners = crate::net::bind(&addrs, port).await.map_err(|e| {
         crate::warning!("{e}");
         format!("Failed listening on the admin port {port} (TCP), aborting.")
     })?;
@@ -53,45 +80,155 @@ pub async fn bind(bind: &[String], port: u16) -> Result<Vec<TcpListener>, String
             "Failed listening on the admin port {port} (TCP): no address bound, aborting."
         ));
     }
-    crate::notice!("Tandem admin HTTP port {port} serving /healthz, /readyz, /metrics");
+    crate::notice!(
+        "Tandem admin HTTP port {port} on {} serving /healthz, /readyz, /metrics",
+        addrs.join(" ")
+    );
     Ok(listeners)
 }
 
+/// What the cap needs to know about one open connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub peer: IpAddr,
+    pub opened: Instant,
+    /// Still waiting for its request head (not answering one).
+    pub waiting: bool,
+}
+
+/// The connection to close so a new one fits under the cap: a waiting one from the
+/// peer with the most open connections, the oldest of them (ties between peers go
+/// to the older connection). `None` when every connection is answering a request
+/// (a response is written within [`IO_TIMEOUT`]).
+///
+/// Why by peer first: the kubelet and Prometheus hold one or two connections each,
+/// so a single client flooding the port only ever closes its own connections.
+pub fn pick_victim(conns: &[ConnInfo]) -> Option<usize> {
+    let mut per_peer: HashMap<IpAddr, usize> = HashMap::new();
+    for c in conns {
+        *per_peer.entry(c.peer).or_default() += 1;
+    }
+    conns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.waiting)
+        .max_by(|(_, a), (_, b)| {
+            let count = |c: &ConnInfo| per_peer.get(&c.peer).copied().unwrap_or(0);
+            count(a)
+                .cmp(&count(b))
+                .then_with(|| b.opened.cmp(&a.opened))
+        })
+        .map(|(i, _)| i)
+}
+
+/// Open connections, shared by the accept loops (one per listener) and the
+/// connection tasks, which remove themselves when they end.
+#[derive(Debug, Default)]
+struct Registry {
+    next_id: u64,
+    conns: Vec<Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: u64,
+    peer: IpAddr,
+    opened: Instant,
+    waiting: Arc<AtomicBool>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Registry {
+    /// Makes room for one more connection; false when none can be closed.
+    fn make_room(&mut self) -> bool {
+        if self.conns.len() < MAX_CONNECTIONS {
+            return true;
+        }
+        let infos: Vec<ConnInfo> = self
+            .conns
+            .iter()
+            .map(|e| ConnInfo {
+                peer: e.peer,
+                opened: e.opened,
+                waiting: e.waiting.load(Ordering::Relaxed),
+            })
+            .collect();
+        let Some(i) = pick_victim(&infos) else {
+            return false;
+        };
+        let victim = self.conns.swap_remove(i);
+        // Dropping the task's future closes its socket.
+        victim.task.abort();
+        true
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(i) = self.conns.iter().position(|e| e.id == id) {
+            self.conns.swap_remove(i);
+        }
+    }
+}
+
+/// Removes its connection from the registry when the task ends or is aborted.
+struct Registered {
+    registry: Arc<Mutex<Registry>>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry.lock().remove(self.id);
+    }
+}
+
 /// Serves admin requests on `listener` until shutdown.
-pub async fn accept_loop(
-    server: Arc<Server>,
-    listener: TcpListener,
-    slots: Arc<tokio::sync::Semaphore>,
-) {
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, registry: Arc<Mutex<Registry>>) {
     let mut shutdown = server.shutdown.subscribe();
     loop {
         tokio::select! {
             r = listener.accept() => {
-                let Ok((stream, _)) = r else {
+                let Ok((stream, peer)) = r else {
                     // Transient accept errors (EMFILE...): back off briefly.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    drop(stream);
-                    continue;
-                };
-                let s = server.clone();
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(IO_TIMEOUT * 2, serve(s, stream)).await;
-                    drop(permit);
-                });
+                start(&server, &registry, stream, peer.ip());
             }
             _ = shutdown.changed() => break,
         }
     }
 }
 
+/// Registers and spawns one connection (or drops it when no room can be made).
+fn start(server: &Arc<Server>, registry: &Arc<Mutex<Registry>>, stream: TcpStream, peer: IpAddr) {
+    // The lock is held across the spawn so the task cannot deregister itself
+    // before it is registered.
+    let mut reg = registry.lock();
+    if !reg.make_room() {
+        return;
+    }
+    let id = reg.next_id;
+    reg.next_id += 1;
+    let waiting = Arc::new(AtomicBool::new(true));
+    let guard = Registered {
+        registry: registry.clone(),
+        id,
+    };
+    let task = tokio::spawn(serve(server.clone(), stream, waiting.clone(), guard));
+    reg.conns.push(Entry {
+        id,
+        peer,
+        opened: Instant::now(),
+        waiting,
+        task: task.abort_handle(),
+    });
+}
+
 /// Starts one accept loop per listener (sharing one connection budget).
 pub fn spawn(server: &Arc<Server>, listeners: Vec<TcpListener>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let registry = Arc::new(Mutex::new(Registry::default()));
     for l in listeners {
-        tokio::spawn(accept_loop(server.clone(), l, slots.clone()));
+        tokio::spawn(accept_loop(server.clone(), l, registry.clone()));
     }
 }
 
@@ -155,8 +292,13 @@ async fn read_head(stream: &mut TcpStream) -> Result<Option<Vec<u8>>, HeadError>
     }
 }
 
-async fn serve(server: Arc<Server>, mut stream: TcpStream) {
-    let head = match tokio::time::timeout(IO_TIMEOUT, read_head(&mut stream)).await {
+async fn serve(
+    server: Arc<Server>,
+    mut stream: TcpStream,
+    waiting: Arc<AtomicBool>,
+    _registered: Registered,
+) {
+    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
         Err(_) | Ok(Ok(None)) => return,
         Ok(Err(HeadError::TooLarge)) => {
             return refuse(&mut stream, 431, "request header too large\n").await;
@@ -164,6 +306,7 @@ async fn serve(server: Arc<Server>, mut stream: TcpStream) {
         Ok(Err(HeadError::Malformed)) => return refuse(&mut stream, 400, "bad request\n").await,
         Ok(Ok(Some(h))) => h,
     };
+    waiting.store(false, Ordering::Relaxed);
     let Ok(req) = parse_head(&head) else {
         return refuse(&mut stream, 400, "bad request\n").await;
     };
@@ -259,7 +402,7 @@ async fn write_response(
 
 /// `Ok` when the server should receive traffic, else the one-word-ish reason.
 pub fn readiness(server: &Server) -> Result<(), &'static str> {
-    if LOADING.load(Ordering::SeqCst) {
+    if server.loading.load(Ordering::SeqCst) {
         return Err("loading");
     }
     let store = server.store.lock();
@@ -282,6 +425,23 @@ pub fn readiness_of(r: &crate::replication::ReplState) -> Result<(), &'static st
 }
 
 /// The Prometheus exposition: one `# HELP`/`# TYPE` pair per metric family.
+///
+/// What it exposes (also in docs/admin.md); no key names, values, client addresses
+/// or configuration, so it is safe for anyone who can reach the port:
+///
+/// | metric | type | meaning |
+/// |---|---|---|
+/// | `tandem_up` | gauge | 1 while the server answers |
+/// | `tandem_fenced` | gauge | 1 while fenced (no role assigned yet) |
+/// | `tandem_role{role="master"\|"replica"}` | gauge | 1 for the current role |
+/// | `tandem_connected_clients` | gauge | client connections, replication links included |
+/// | `tandem_connected_replicas` | gauge | replicas attached |
+/// | `tandem_master_repl_offset` | gauge | replication offset of this server's stream |
+/// | `tandem_master_link_up` | gauge | 1 when this replica's link is up (0 on a master) |
+/// | `tandem_used_memory_bytes` | gauge | memory allocated by the server |
+/// | `tandem_keys{db="N"}` | gauge | keys in db 0 and every non-empty db |
+/// | `tandem_commands_processed_total` | counter | commands processed since start |
+/// | `tandem_uptime_seconds` | gauge | seconds since start |
 pub fn metrics(server: &Server) -> String {
     let clients = server.clients.lock().len();
     let (fenced, is_master, replicas, offset, link_up, keys) = {
@@ -443,6 +603,51 @@ mod tests {
             r.master = Some(link(state));
             assert_eq!(readiness_of(&r), want, "{state:?}");
         }
+    }
+
+    #[test]
+    fn the_cap_closes_the_busiest_peers_oldest_waiting_connection() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (kubelet, flood, other): (IpAddr, IpAddr, IpAddr) = (
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.66".parse().unwrap(),
+            "10.0.0.7".parse().unwrap(),
+        );
+        let c = |peer, s, waiting| ConnInfo {
+            peer,
+            opened: at(s),
+            waiting,
+        };
+        let conns = [
+            c(kubelet, 0, true),
+            c(flood, 5, false),
+            c(flood, 3, true),
+            c(other, 1, true),
+            c(flood, 4, true),
+        ];
+        // The kubelet's connection is the oldest, but the flooding peer pays.
+        assert_eq!(pick_victim(&conns), Some(2));
+        // Equal counts: the oldest waiting connection goes.
+        let conns = [c(kubelet, 2, true), c(other, 1, true), c(flood, 3, true)];
+        assert_eq!(pick_victim(&conns), Some(1));
+        // Only connections answering a request: nothing to close.
+        assert_eq!(pick_victim(&[c(flood, 1, false)]), None);
+        assert_eq!(pick_victim(&[]), None);
+    }
+
+    #[test]
+    fn admin_binds_its_own_addresses_or_the_first_bind_address() {
+        let mut c = crate::config::Config::default();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let startup = crate::config::Origin::Startup;
+        c.set("bind", &s(&["10.1.2.3", "127.0.0.1"]), startup)
+            .unwrap();
+        assert_eq!(addresses(&c), ["10.1.2.3"]);
+        c.set("tandem-admin-bind", &s(&["127.0.0.1 ::1"]), startup)
+            .unwrap();
+        assert_eq!(addresses(&c), ["127.0.0.1", "::1"]);
+        assert_eq!(c.get("tandem-admin-bind"), Some("127.0.0.1 ::1"));
     }
 
     #[test]

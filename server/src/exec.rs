@@ -81,7 +81,9 @@ pub fn process(
     server: &Arc<Server>,
     store: &mut Store,
     client: &mut ClientState,
-    handle: Option<&ClientHandle>,
+    // Unused since MONITOR lines are built after the command (`call_argv`), which
+    // looks the address up itself; kept so the connection layer's call is unchanged.
+    _handle: Option<&ClientHandle>,
     argv: Vec<Bytes>,
     out: &mut Reply,
 ) -> Outcome {
@@ -122,7 +124,6 @@ pub fn process(
         out.simple("QUEUED");
         return Outcome::Done;
     }
-    feed_monitors(server, client, handle, cmd, &argv);
     let before = store.propagated.len();
     let outcome = call_argv(server, store, client, cmd, Cow::Owned(argv), out, true);
     finish_propagation(store, before);
@@ -267,7 +268,7 @@ fn call_argv(
     let threshold = store.hot.slowlog_log_slower_than;
     if threshold >= 0 && elapsed.as_micros() as i64 >= threshold {
         let mut log = server.slowlog.lock();
-        if log.observe(server, argv, elapsed) {
+        if log.observe(server, cmd.name, argv, elapsed) {
             // Rare (slow commands only): fill in who ran it, as SLOWLOG GET shows.
             if let Some(e) = log.entries.front_mut() {
                 if let Some(h) = server.clients.lock().get(&client.id) {
@@ -279,6 +280,9 @@ fn call_argv(
             }
         }
     }
+    // After the command, as Redis 7.0 does: the line shows the database it left
+    // selected, and commands run by EXEC are fed one by one.
+    feed_monitors(server, client, cmd, argv);
 
     let dirtied = store.dirty > dirty_before;
     let db = client.db;
@@ -473,19 +477,14 @@ fn call_for_waiter(
 }
 
 /// Sends the command to MONITOR clients in Redis's format:
-/// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`.
-fn feed_monitors(
-    server: &Server,
-    client: &ClientState,
-    handle: Option<&ClientHandle>,
-    cmd: &Command,
-    argv: &[Bytes],
-) {
+/// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`, secrets redacted
+/// ([`crate::redact`]); ADMIN commands (CONFIG, DEBUG...) are not shown.
+fn feed_monitors(server: &Server, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
     if server
         .monitor_count
         .load(std::sync::atomic::Ordering::Relaxed)
         == 0
-        || cmd.is(flags::NO_MONITOR)
+        || cmd.is(flags::NO_MONITOR | flags::ADMIN)
     {
         return;
     }
@@ -499,7 +498,11 @@ fn feed_monitors(
     let addr = if client.is_master {
         "master".to_string()
     } else {
-        handle.map(|h| h.addr.clone()).unwrap_or_default()
+        let clients = server.clients.lock();
+        clients
+            .get(&client.id)
+            .map(|h| h.addr.clone())
+            .unwrap_or_default()
     };
     let mut line = format!(
         "+{}.{:06} [{} {}]",
@@ -508,7 +511,7 @@ fn feed_monitors(
         client.db,
         addr
     );
-    for a in argv {
+    for a in crate::redact::redacted(cmd.name, argv).iter() {
         line.push_str(" \"");
         line.push_str(&crate::util::repr_bytes(a));
         line.push('"');

@@ -22,9 +22,11 @@ pub mod net;
 pub mod outbuf;
 pub mod pause;
 pub mod persist;
+pub mod proctitle;
 pub mod propagate;
 pub mod pubsub;
 pub mod rdb;
+pub mod redact;
 pub mod replication;
 pub mod resp;
 pub mod server;
@@ -41,8 +43,10 @@ pub const REDIS_VERSION: &str = "7.0.15";
 /// Runs the server until shutdown; binding errors are returned before serving.
 /// Startup after the configuration is loaded (and the process daemonized): role
 /// and banner, listeners, pidfile, then serving until shutdown.
-pub async fn run(config: config::Config) -> Result<(), String> {
+/// `title` is the process title area `main` claimed (none in-process).
+pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> Result<(), String> {
     let server = server::Server::new(config.clone());
+    server.proc_title.install(title);
     crate::log::set_role(if config.replicaof.is_some() {
         b'S'
     } else {
@@ -63,12 +67,12 @@ pub async fn run(config: config::Config) -> Result<(), String> {
         return Err("Configured to not listen anywhere, exiting.".into());
     }
     // Tandem admin HTTP port: serves /healthz and /readyz ("loading") during the load.
-    let admin_listeners = admin::bind(&config.bind, config.tandem_admin_port).await?;
+    let admin_listeners = admin::bind(&config).await?;
     admin::spawn(&server, admin_listeners);
     warning!("Server initialized");
     daemon::write_pidfile(&config.pidfile);
     persist::load_at_startup(&server)?;
-    admin::set_loading(false);
+    admin::set_loading(&server, false);
     notice!("Ready to accept connections");
     replication::start(&server);
     for l in listeners {

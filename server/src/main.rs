@@ -4,9 +4,14 @@
 //! exit 1), daemonize if asked (before any thread exists: the tokio runtime is built
 //! after the fork), log the banner lines, then run.
 
-use tandem_server::{config, daemon, log, warning, REDIS_VERSION};
+use tandem_server::{config, daemon, log, proctitle, warning, REDIS_VERSION};
 
 fn main() {
+    // Read before the process title overwrites the memory they live in.
+    let argv0 = std::env::args_os()
+        .next()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "tandem-server".into());
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("-v" | "--version") => {
@@ -61,6 +66,16 @@ fn main() {
             );
         }
     }
+    // `set-proc-title yes`: from here on `ps` shows the template, not the command
+    // line (which may hold a password). Still single-threaded, as the claim needs.
+    let title = if config.get("set-proc-title") == Some("yes") {
+        proctitle::Claimed::claim(&argv0).map(|mut t| {
+            t.refresh(&config);
+            t
+        })
+    } else {
+        None
+    };
     log::configure(
         &config.logfile,
         log::Level::parse(&config.loglevel).unwrap_or(log::Level::Notice),
@@ -74,7 +89,7 @@ fn main() {
     if config.no_args {
         warning!(
             "Warning: no config file specified, using the default config. In order to specify a config file use {} /path/to/redis.conf",
-            std::env::args().next().unwrap_or_else(|| "tandem-server".into())
+            argv0
         );
     } else {
         warning!("Configuration loaded");
@@ -115,7 +130,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = rt.block_on(tandem_server::run(config)) {
+    if let Err(e) = rt.block_on(tandem_server::run(config, title)) {
         warning!("{e}");
         std::process::exit(1);
     }

@@ -132,13 +132,26 @@ fn set_keepalive(stream: &TcpStream, secs: u64) {
 /// Serves one client connection to completion.
 pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    Stats::incr(&server.stats.total_connections_received, 1);
+    let Some((conn, msg_rx)) = admit(&server, &mut stream).await else {
+        return;
+    };
+    serve(server, stream, conn, msg_rx).await;
+}
+
+/// Redis's checks before a client is served (protected mode, maxclients), then the
+/// client's registration: its handle in the client table and its connection state.
+/// `None` when the client was refused (it got Redis's error).
+async fn admit(
+    server: &Arc<Server>,
+    stream: &mut TcpStream,
+) -> Option<(Conn, mpsc::UnboundedReceiver<PubMsg>)> {
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
     let local = stream
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    Stats::incr(&server.stats.total_connections_received, 1);
     let id = server
         .next_client_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -157,16 +170,16 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
     };
     if protected_mode_refuses(protected, requirepass.is_some(), peer_addr.map(|a| a.ip())) {
         let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
-        return;
+        return None;
     }
     if server.clients.lock().len() >= maxclients {
         Stats::incr(&server.stats.rejected_connections, 1);
         let _ = stream
             .write_all(b"-ERR max number of clients reached\r\n")
             .await;
-        return;
+        return None;
     }
-    set_keepalive(&stream, keepalive);
+    set_keepalive(stream, keepalive);
     let handle = Arc::new(ClientHandle::new(
         id,
         peer,
@@ -181,12 +194,12 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
 
     let mut client = ClientState::new(id);
     client.authenticated = requirepass.is_none();
-    let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<PubMsg>();
+    let (msg_tx, msg_rx) = mpsc::unbounded_channel::<PubMsg>();
     client.msg_tx = Some(crate::pubsub::MsgSender::new(msg_tx, handle.clone()));
-    // From here on every way out of this function (return, panic) runs the cleanup.
-    let mut conn = Conn {
+    // From here on every way out (return, panic) runs the cleanup: `Conn`'s Drop.
+    let conn = Conn {
         server: server.clone(),
-        handle: handle.clone(),
+        handle,
         client,
         parser: RequestParser::new(max_bulk),
         inbuf: BytesMut::with_capacity(16 * 1024),
@@ -200,6 +213,18 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
         qbuf_limit,
         cleaned: false,
     };
+    Some((conn, msg_rx))
+}
+
+/// The connection loop: run what is buffered, write the replies, then wait for the
+/// socket, a pushed message, a kill or shutdown.
+async fn serve(
+    server: Arc<Server>,
+    mut stream: TcpStream,
+    mut conn: Conn,
+    mut msg_rx: mpsc::UnboundedReceiver<PubMsg>,
+) {
+    let handle = conn.handle.clone();
     let mut shutdown = server.shutdown.subscribe();
     // Built once, not in every `select!` below: with one request per wake-up (-P 1)
     // registering and dropping these waiters was about a tenth of the loop's work.

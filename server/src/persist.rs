@@ -19,17 +19,15 @@
 //! `dbfilename`, then the directory is fsynced. On shutdown a running child is
 //! killed and its temp file removed, as Redis does.
 //!
-//! State lives in a process-wide [`STATE`] (one server per process). Lock order:
-//! the store lock first, then `STATE`.
+//! State lives in the server value (`Server::persist`). Lock order: the store lock
+//! first, then `Server::persist`.
 
 use crate::db::Db;
 use crate::rdb;
 use crate::server::{now_ms, Server, Store};
 use crate::{notice, warning};
-use parking_lot::Mutex;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -53,20 +51,22 @@ pub struct PersistState {
     pub loaded_repl: Option<rdb::ReplInfo>,
 }
 
-pub static STATE: Mutex<PersistState> = Mutex::new(PersistState {
-    bgsave_in_progress: false,
-    bgsave_started: None,
-    dirty_before_bgsave: 0,
-    last_bgsave_ok: true,
-    last_bgsave_time_sec: -1,
-    last_bgsave_try: 0,
-    rdb_saves: 0,
-    last_load_keys_loaded: 0,
-    last_load_keys_expired: 0,
-    loaded_repl: None,
-});
-
-static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+impl Default for PersistState {
+    fn default() -> Self {
+        PersistState {
+            bgsave_in_progress: false,
+            bgsave_started: None,
+            dirty_before_bgsave: 0,
+            last_bgsave_ok: true,
+            last_bgsave_time_sec: -1,
+            last_bgsave_try: 0,
+            rdb_saves: 0,
+            last_load_keys_loaded: 0,
+            last_load_keys_expired: 0,
+            loaded_repl: None,
+        }
+    }
+}
 
 pub const ERR_BGSAVE_IN_PROGRESS: &str = "ERR Background save already in progress";
 
@@ -127,7 +127,8 @@ pub fn write_file_atomic(
     let tmp = dir.join(format!(
         "temp-{}-{}.rdb",
         std::process::id(),
-        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        // Random, not a counter: unique among concurrent saves without shared state.
+        rand::random::<u32>()
     ));
     let res = write_temp(dbs, &tmp, opts).and_then(|()| publish(&tmp, dir, name));
     if res.is_err() {
@@ -232,7 +233,7 @@ pub fn fork_save(
 
 /// SAVE: a blocking save of the live data (the caller holds the store lock).
 pub fn save(server: &Server, store: &mut Store) -> Result<(), String> {
-    if STATE.lock().bgsave_in_progress {
+    if server.persist.lock().bgsave_in_progress {
         return Err(ERR_BGSAVE_IN_PROGRESS.into());
     }
     let mut t = Target::from_server(server);
@@ -242,7 +243,7 @@ pub fn save(server: &Server, store: &mut Store) -> Result<(), String> {
             notice!("DB saved on disk");
             store.dirty = 0;
             store.lastsave = now_ms() / 1000;
-            let mut st = STATE.lock();
+            let mut st = server.persist.lock();
             st.rdb_saves += 1;
             st.last_bgsave_ok = true;
             Ok(())
@@ -257,7 +258,7 @@ pub fn save(server: &Server, store: &mut Store) -> Result<(), String> {
 /// BGSAVE: fork under the lock (or, if fork fails, clone under the lock); the
 /// file is finished by a background thread.
 pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
-    let mut st = STATE.lock();
+    let mut st = server.persist.lock();
     if st.bgsave_in_progress {
         return Err(ERR_BGSAVE_IN_PROGRESS.into());
     }
@@ -293,7 +294,7 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
         .spawn(move || {
             let res = job();
             let mut store = srv.store.lock();
-            let mut st = STATE.lock();
+            let mut st = srv.persist.lock();
             st.bgsave_in_progress = false;
             st.last_bgsave_time_sec = st
                 .bgsave_started
@@ -324,7 +325,7 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
         Err(e) => {
             // The job (and a forked child with it) was dropped: the child is
             // killed and its temp file removed by `ForkedSave`'s Drop.
-            let mut st = STATE.lock();
+            let mut st = server.persist.lock();
             st.bgsave_in_progress = false;
             st.last_bgsave_ok = false;
             warning!("Can't save in background: fork: {e}");
@@ -342,13 +343,13 @@ pub const ERR_BGSAVE_MISCONF: &str = "MISCONF Redis is configured to save RDB sn
 /// as in Redis. Cheap when all is well: one lock each, the config only read when
 /// the last BGSAVE failed.
 pub fn write_refusal(server: &Server, store: &Store) -> Option<String> {
-    if store.hot.stop_writes_on_bgsave_error && !STATE.lock().last_bgsave_ok {
+    if store.hot.stop_writes_on_bgsave_error && !server.persist.lock().last_bgsave_ok {
         let c = server.config.read();
         if c.stop_writes_on_bgsave_error && !c.save.is_empty() {
             return Some(ERR_BGSAVE_MISCONF.into());
         }
     }
-    crate::aof::write_refusal()
+    crate::aof::write_refusal(server)
 }
 
 /// One `serverCron` step for the save rules: starts a BGSAVE when a rule matches.
@@ -360,7 +361,7 @@ pub fn check_save_points(server: &Arc<Server>) {
     let mut store = server.store.lock();
     let now = now_ms() / 1000;
     let (in_progress, ok, last_try) = {
-        let st = STATE.lock();
+        let st = server.persist.lock();
         (st.bgsave_in_progress, st.last_bgsave_ok, st.last_bgsave_try)
     };
     if in_progress {
@@ -454,7 +455,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
             let mut store = server.store.lock();
             store.dbs = dbs;
             store.dirty = 0;
-            let mut st = STATE.lock();
+            let mut st = server.persist.lock();
             st.last_load_keys_loaded = info.keys;
             st.last_load_keys_expired = info.expired;
             st.loaded_repl = info.repl;
@@ -479,11 +480,11 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
 pub fn on_shutdown(server: &Server) -> Result<(), String> {
     // Like Redis: a snapshot child still running is killed and its temp file
     // removed; its waiter then records the failure.
-    if STATE.lock().bgsave_in_progress && crate::snapshot::live_children() > 0 {
+    if server.persist.lock().bgsave_in_progress && crate::snapshot::live_children() > 0 {
         warning!("There is a child saving an .rdb. Killing it!");
     }
     crate::snapshot::kill_all();
-    crate::aof::on_shutdown();
+    crate::aof::on_shutdown(server);
     let save = match crate::shutdown::requested_save_mode(server) {
         Some(s) => s,
         None => !server.config.read().save.is_empty(),
@@ -496,7 +497,7 @@ pub fn on_shutdown(server: &Server) -> Result<(), String> {
     // waiter) would rename its older snapshot over the final one or record its
     // end: let it finish first (it needs the store lock to complete).
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
-    while STATE.lock().bgsave_in_progress && Instant::now() < deadline {
+    while server.persist.lock().bgsave_in_progress && Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let mut store = server.store.lock();
@@ -528,13 +529,13 @@ pub fn debug_reload(server: &Server, store: &mut Store) -> Result<(), String> {
 }
 
 /// The replication identity found in the RDB loaded at startup, if any.
-pub fn loaded_repl_info() -> Option<rdb::ReplInfo> {
-    STATE.lock().loaded_repl.clone()
+pub fn loaded_repl_info(server: &Server) -> Option<rdb::ReplInfo> {
+    server.persist.lock().loaded_repl.clone()
 }
 
 /// INFO persistence fields, in Redis 7.0's order. The caller holds the store lock.
-pub fn info_fields(_server: &Server, store: &Store) -> Vec<(String, String)> {
-    let st = STATE.lock();
+pub fn info_fields(server: &Server, store: &Store) -> Vec<(String, String)> {
+    let st = server.persist.lock();
     let cur = st
         .bgsave_started
         .map(|t| t.elapsed().as_secs() as i64)
@@ -574,12 +575,12 @@ pub fn info_fields(_server: &Server, store: &Store) -> Vec<(String, String)> {
         ),
     ]
     .into_iter()
-    .chain(crate::aof::info_fields())
+    .chain(crate::aof::info_fields(server))
     .chain([
         f("aof_last_cow_size", "0".into()),
         f("module_fork_in_progress", "0".into()),
         f("module_fork_last_cow_size", "0".into()),
     ])
-    .chain(crate::aof::info_size_fields())
+    .chain(crate::aof::info_size_fields(server))
     .collect()
 }

@@ -291,6 +291,12 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
     )))
 }
 
+/// C's `isspace`, which `sdssplitargs` uses: unlike `u8::is_ascii_whitespace` it
+/// includes the vertical tab (found by the `inline` fuzz target).
+fn c_isspace(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 fn hex_val(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
@@ -303,7 +309,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && c_isspace(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -340,7 +346,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         o => o,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !c_isspace(line[i + 1]) {
                         return None;
                     }
                     done = true;
@@ -356,7 +362,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     i += 1;
                     cur.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !c_isspace(line[i + 1]) {
                         return None;
                     }
                     done = true;
@@ -707,6 +713,22 @@ mod tests {
         assert_eq!(
             r,
             vec![Request::Command(vec![Bytes::from_static(b"a\r\n\0")])]
+        );
+    }
+
+    #[test]
+    fn inline_whitespace_is_c_isspace() {
+        // As Redis 7.0.15: "\x0bPING" is PING; VT and FF are skipped between arguments
+        // and may follow a closing quote, but inside a bare word only space, tab, CR,
+        // LF and NUL end it ("ECHO\x0bb" is one unknown command).
+        assert_eq!(split_args(b"\x0bPING").unwrap(), vec![b"PING".to_vec()]);
+        assert_eq!(
+            split_args(b"\x0bPING\x0cx").unwrap(),
+            vec![b"PING\x0cx".to_vec()]
+        );
+        assert_eq!(
+            split_args(b"ECHO \"a\"\x0bb").unwrap(),
+            vec![b"ECHO".to_vec(), b"a".to_vec(), b"b".to_vec()]
         );
     }
 

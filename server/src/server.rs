@@ -343,6 +343,12 @@ pub struct Server {
     pub wall_offset_ms: std::sync::atomic::AtomicI64,
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// RDB persistence status (BGSAVE in progress, last results); see `crate::persist`.
+    pub persist: Mutex<crate::persist::PersistState>,
+    /// The append-only file while `appendonly` is on; see `crate::aof`.
+    pub aof: Mutex<Option<crate::aof::AofState>>,
+    /// True until the dataset has been loaded at startup (the admin port's `/readyz`).
+    pub loading: AtomicBool,
     /// What the last shutdown request asked for (see `shutdown::request`).
     pub shutdown_save: Mutex<Option<bool>>,
     /// INFO's instantaneous ops/sec sample: (when, commands then, the rate).
@@ -352,6 +358,8 @@ pub struct Server {
     pub active_expire_enabled: AtomicBool,
     /// CLIENT PAUSE state; the connection loop holds back paused commands.
     pub client_pause: crate::pause::ClientPause,
+    /// The process title (`proc-title-template`), rewritten by CONFIG SET.
+    pub proc_title: crate::proctitle::ProcTitle,
 }
 
 impl Server {
@@ -374,10 +382,14 @@ impl Server {
             wall_offset_ms: std::sync::atomic::AtomicI64::new(now_ms()),
             shutdown: tokio::sync::watch::channel(false).0,
             shutdown_save: Mutex::new(None),
+            loading: AtomicBool::new(true),
+            persist: Mutex::new(Default::default()),
+            aof: Mutex::new(None),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),
             client_pause: crate::pause::ClientPause::default(),
+            proc_title: crate::proctitle::ProcTitle::default(),
         })
     }
 

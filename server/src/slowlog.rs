@@ -23,8 +23,15 @@ pub struct SlowLog {
 
 impl SlowLog {
     /// Records the command if it was slow enough (argv trimmed like Redis: 32 args,
-    /// 128 bytes each). True if an entry was added (at the front).
-    pub fn observe(&mut self, server: &Server, argv: &[Bytes], elapsed: Duration) -> bool {
+    /// 128 bytes each, secrets redacted by [`crate::redact`]). `name` is the command
+    /// table's name. True if an entry was added (at the front).
+    pub fn observe(
+        &mut self,
+        server: &Server,
+        name: &str,
+        argv: &[Bytes],
+        elapsed: Duration,
+    ) -> bool {
         let (threshold, max_len) = {
             let c = server.config.read();
             (c.slowlog_log_slower_than, c.slowlog_max_len)
@@ -32,6 +39,7 @@ impl SlowLog {
         if threshold < 0 || (elapsed.as_micros() as i64) < threshold {
             return false;
         }
+        let argv = crate::redact::redacted(name, argv);
         let mut args: Vec<Bytes> = Vec::new();
         for (i, a) in argv.iter().enumerate() {
             if i == 31 && argv.len() > 32 {

@@ -42,7 +42,6 @@ use crate::rdb;
 use crate::server::{Server, Store};
 use crate::{notice, warning};
 use bytes::Bytes;
-use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,13 +65,14 @@ pub struct ManifestEntry {
 }
 
 #[derive(Debug)]
-struct AofState {
+pub struct AofState {
     dir: PathBuf,
     prefix: String,
     file: File,
     /// Buffered commands and the write-error state of `file`.
     writer: Writer,
-    cur_db: Option<usize>,
+    /// Db of the last SELECT written to the incr file (-1 = none yet).
+    cur_db: i64,
     fsync: Fsync,
     pending_fsync: bool,
     /// A background fsync is running (one at a time).
@@ -116,8 +116,6 @@ impl AofState {
         }
     }
 }
-
-static AOF: Mutex<Option<AofState>> = Mutex::new(None);
 
 pub const ERR_REWRITE_IN_PROGRESS: &str =
     "ERR Background append only file rewriting already in progress";
@@ -320,12 +318,12 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
             .map_err(|e| format!("Can't write the AOF manifest: {e}"))?;
     }
     let size = total_size(&dir, &base, &incrs);
-    *AOF.lock() = Some(AofState {
+    *server.aof.lock() = Some(AofState {
         dir,
         prefix,
         file,
         writer: Writer::new(file_len),
-        cur_db: None,
+        cur_db: -1,
         fsync: fsync_policy(&c.appendfsync),
         pending_fsync: false,
         fsync_in_progress: false,
@@ -356,20 +354,13 @@ fn total_size(dir: &Path, base: &Option<ManifestEntry>, incrs: &[ManifestEntry])
 /// Appends the ops of one command (called from `propagate::feed`, store locked,
 /// before the reply is written). If the write fails the ops stay buffered and are
 /// retried; the reply still goes out (the command ran), later writes are refused.
-pub fn feed(_server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)]) {
-    let mut g = AOF.lock();
+pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)]) {
+    let mut g = server.aof.lock();
     let Some(st) = g.as_mut() else {
         return;
     };
-    let buf = &mut st.writer.pending;
-    for (db, argv) in ops {
-        if st.cur_db != Some(*db) {
-            let d = db.to_string();
-            crate::propagate::encode_command(&[Bytes::from_static(b"SELECT"), Bytes::from(d)], buf);
-            st.cur_db = Some(*db);
-        }
-        crate::propagate::encode_command(argv, buf);
-    }
+    // The same encoding (and SELECT rule) as the replication stream's.
+    crate::propagate::encode_ops(&mut st.cur_db, ops, &mut st.writer.pending);
     if st.flush().is_err() {
         return;
     }
@@ -389,16 +380,18 @@ pub fn feed(_server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>
 }
 
 /// MISCONF for write commands while the AOF has a write or fsync error.
-pub fn write_refusal() -> Option<String> {
-    AOF.lock()
+pub fn write_refusal(server: &Server) -> Option<String> {
+    server
+        .aof
+        .lock()
         .as_ref()
         .and_then(AofState::disk_errno)
         .map(writer::misconf)
 }
 
 /// Runs on the `aof-fsync` thread: records the result for the refusal and INFO.
-fn fsync_done(res: std::io::Result<()>) {
-    let mut g = AOF.lock();
+fn fsync_done(server: &Server, res: std::io::Result<()>) {
+    let mut g = server.aof.lock();
     let Some(st) = g.as_mut() else {
         return;
     };
@@ -420,7 +413,7 @@ fn fsync_done(res: std::io::Result<()>) {
 /// Periodic work: the everysec fsync (outside the lock) and automatic rewrites.
 pub fn cron_tick(server: &Arc<Server>) {
     let (to_sync, auto) = {
-        let mut g = AOF.lock();
+        let mut g = server.aof.lock();
         let Some(st) = g.as_mut() else {
             return;
         };
@@ -449,12 +442,13 @@ pub fn cron_tick(server: &Arc<Server>) {
         (to_sync, auto)
     };
     if let Some(f) = to_sync {
-        let spawned = std::thread::Builder::new()
-            .name("aof-fsync".into())
-            .spawn(move || fsync_done(f.sync_data()));
+        let spawned = std::thread::Builder::new().name("aof-fsync".into()).spawn({
+            let server = server.clone();
+            move || fsync_done(&server, f.sync_data())
+        });
         if let Err(e) = spawned {
             warning!("Can't start the AOF fsync thread: {e}");
-            if let Some(st) = AOF.lock().as_mut() {
+            if let Some(st) = server.aof.lock().as_mut() {
                 st.fsync_in_progress = false;
                 st.pending_fsync = true;
             }
@@ -462,7 +456,7 @@ pub fn cron_tick(server: &Arc<Server>) {
     }
     if auto {
         let (cur, base) = {
-            let g = AOF.lock();
+            let g = server.aof.lock();
             g.as_ref()
                 .map(|s| (s.cur_size, s.base_size))
                 .unwrap_or((0, 0))
@@ -476,8 +470,8 @@ pub fn cron_tick(server: &Arc<Server>) {
     }
 }
 
-pub fn is_enabled() -> bool {
-    AOF.lock().is_some()
+pub fn is_enabled(server: &Server) -> bool {
+    server.aof.lock().is_some()
 }
 
 /// Redis's reply when a rewrite can't start (the log says why).
@@ -517,14 +511,14 @@ fn switch_incr_file(st: &mut AofState) -> Result<(), String> {
     let _ = st.file.sync_data();
     st.file = f;
     st.writer = Writer::new(0);
-    st.cur_db = None;
+    st.cur_db = -1;
     st.incrs = incrs;
     Ok(())
 }
 
 /// BGREWRITEAOF (the caller holds the store lock).
 pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
-    let mut g = AOF.lock();
+    let mut g = server.aof.lock();
     let Some(st) = g.as_mut() else {
         return Err("ERR Background AOF rewrite is only supported with appendonly yes".into());
     };
@@ -577,11 +571,12 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
         }
     };
     notice!("Background append only file rewriting started by pid {pid}");
+    let srv = server.clone();
     std::thread::Builder::new()
         .name("aof-rewrite".into())
         .spawn(move || {
             let res = job();
-            let mut g = AOF.lock();
+            let mut g = srv.aof.lock();
             let Some(st) = g.as_mut() else {
                 return;
             };
@@ -638,8 +633,8 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
 }
 
 /// Flushes and fsyncs the AOF on shutdown.
-pub fn on_shutdown() {
-    if let Some(st) = AOF.lock().as_mut() {
+pub fn on_shutdown(server: &Server) {
+    if let Some(st) = server.aof.lock().as_mut() {
         if let Err(errno) = st.flush() {
             warning!(
                 "Error writing the buffered AOF commands on shutdown: {}",
@@ -653,8 +648,8 @@ pub fn on_shutdown() {
 }
 
 /// INFO persistence AOF fields (aof_enabled .. aof_last_write_status).
-pub fn info_fields() -> Vec<(String, String)> {
-    let g = AOF.lock();
+pub fn info_fields(server: &Server) -> Vec<(String, String)> {
+    let g = server.aof.lock();
     let f = |k: &str, v: String| (k.to_string(), v);
     match g.as_ref() {
         None => vec![
@@ -710,8 +705,8 @@ pub fn info_fields() -> Vec<(String, String)> {
 
 /// INFO persistence fields Redis prints after `module_fork_last_cow_size` when
 /// the AOF is on (none when it is off).
-pub fn info_size_fields() -> Vec<(String, String)> {
-    let g = AOF.lock();
+pub fn info_size_fields(server: &Server) -> Vec<(String, String)> {
+    let g = server.aof.lock();
     let Some(st) = g.as_ref() else {
         return Vec::new();
     };

@@ -190,6 +190,9 @@ fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
     let max = new.maxmemory;
     ctx.store
         .set_hot(crate::server::HotConfig::from_config(&new));
+    if new.get("proc-title-template") != old.get("proc-title-template") {
+        ctx.server.proc_title.refresh(&new);
+    }
     *ctx.server.config.write() = new;
     if maxmemory_lowered {
         let used = crate::evict::memory_for_eviction(ctx.store);

@@ -49,7 +49,8 @@ pub mod flags {
     pub const BLOCKING: u32 = 1 << 10;
     /// Never propagated even if it changes `dirty` (e.g. SAVE-like admin commands).
     pub const NO_PROPAGATE: u32 = 1 << 11;
-    /// Not written to MONITOR / SLOWLOG argument lists (AUTH, HELLO).
+    /// Not fed to MONITOR (Redis's `skip_monitor`; ADMIN commands are skipped too,
+    /// and AUTH/HELLO are shown with their secrets redacted, see `crate::redact`).
     pub const NO_MONITOR: u32 = 1 << 12;
     /// Refused with an error when called inside MULTI (e.g. SUBSCRIBE is allowed, WATCH is not).
     pub const MAY_REPLICATE: u32 = 1 << 13;

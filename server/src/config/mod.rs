@@ -11,6 +11,7 @@
 
 pub mod parse;
 pub mod rewrite;
+mod special;
 pub mod table;
 
 pub use parse::load_from_args;
@@ -236,7 +237,12 @@ pub fn format_memory(n: u64) -> String {
 }
 
 /// Strict decimal integer (no leading '+', no spaces), as Redis's `string2ll`.
-fn parse_int(s: &str) -> Option<i64> {
+/// The first argument of a one-value directive ("" if none).
+fn first(args: &[String]) -> &str {
+    args.first().map(String::as_str).unwrap_or("")
+}
+
+pub(crate) fn parse_int(s: &str) -> Option<i64> {
     crate::resp::parse_i64(s.as_bytes())
 }
 
@@ -279,6 +285,9 @@ impl Config {
         if !d.has(table::M) && args.len() != 1 {
             return Err("wrong number of arguments".into());
         }
+        if d.name == "proc-title-template" {
+            crate::proctitle::validate(&args[0], self)?;
+        }
         match d.kind {
             Kind::Bool => match args[0].to_ascii_lowercase().as_str() {
                 v @ ("yes" | "no") => Ok(v.to_string()),
@@ -320,186 +329,25 @@ impl Config {
         }
     }
 
+    /// Directives with their own syntax; each arm's rules live in [`special`].
     fn special(&self, name: &str, args: &[String], origin: Origin) -> Result<String, String> {
         match name {
-            "save" => {
-                if args.len() == 1 && args[0].is_empty() || args.is_empty() {
-                    return Ok(String::new());
-                }
-                if args.len() % 2 == 1 {
-                    return Err("Invalid save parameters".into());
-                }
-                for a in args {
-                    match parse_int(a) {
-                        Some(v) if v >= 0 => {}
-                        _ => return Err("Invalid save parameters".into()),
-                    }
-                }
-                Ok(args.join(" "))
-            }
-            "bind" => {
-                if args.len() > 16 {
-                    return Err("Too many bind addresses specified.".into());
-                }
-                Ok(args.join(" "))
-            }
-            "replicaof" => {
-                if args.len() != 2 {
-                    return Err("wrong number of arguments".into());
-                }
-                if args[0].eq_ignore_ascii_case("no") && args[1].eq_ignore_ascii_case("one") {
-                    return Ok(String::new());
-                }
-                match parse_int(&args[1]) {
-                    Some(p) if (0..=65535).contains(&p) => Ok(format!("{} {}", args[0], p)),
-                    _ => Err("Invalid master port".into()),
-                }
-            }
+            "save" => special::save_points(args),
+            // Tandem's `tandem-admin-bind` reads like `bind`; empty means the first `bind`.
+            "bind" | "tandem-admin-bind" => special::addresses(args),
+            "replicaof" => special::replicaof(args),
             "client-output-buffer-limit" => {
-                if args.is_empty() {
-                    return Ok(self.s("client-output-buffer-limit"));
-                }
-                if !args.len().is_multiple_of(4) {
-                    return Err("Wrong number of arguments in buffer limit configuration.".into());
-                }
-                let mut classes = parse_cobl(self.get("client-output-buffer-limit").unwrap_or(""));
-                for chunk in args.chunks(4) {
-                    let class = match chunk[0].to_ascii_lowercase().as_str() {
-                        "normal" => 0,
-                        "slave" | "replica" => 1,
-                        "pubsub" => 2,
-                        _ => {
-                            return Err(
-                                "Invalid client class specified in buffer limit configuration."
-                                    .into(),
-                            )
-                        }
-                    };
-                    let hard = parse_memory(&chunk[1]);
-                    let soft = parse_memory(&chunk[2]);
-                    let secs = parse_int(&chunk[3]).filter(|v| *v >= 0);
-                    match (hard, soft, secs) {
-                        (Some(h), Some(s), Some(t)) => classes[class] = (h, s, t as u64),
-                        _ => {
-                            return Err("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into())
-                        }
-                    }
-                }
-                Ok(format!(
-                    "normal {} {} {} slave {} {} {} pubsub {} {} {}",
-                    classes[0].0,
-                    classes[0].1,
-                    classes[0].2,
-                    classes[1].0,
-                    classes[1].1,
-                    classes[1].2,
-                    classes[2].0,
-                    classes[2].1,
-                    classes[2].2
-                ))
+                let current = self.get("client-output-buffer-limit").unwrap_or("");
+                special::output_buffer_limit(current, args)
             }
-            "oom-score-adj-values" => {
-                if args.len() != 3 {
-                    return Err("wrong number of arguments".into());
-                }
-                for a in args {
-                    match parse_int(a) {
-                        Some(v) if (-2000..=2000).contains(&v) => {}
-                        _ => {
-                            return Err(
-                                "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
-                                    .into(),
-                            )
-                        }
-                    }
-                }
-                Ok(args.join(" "))
-            }
-            "latency-tracking-info-percentiles" => {
-                for a in args {
-                    match a.parse::<f64>() {
-                        Ok(v) if (0.0..=100.0).contains(&v) => {}
-                        Ok(_) => return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".into()),
-                        Err(_) => return Err("Invalid latency-tracking-info-percentiles parameters".into()),
-                    }
-                }
-                Ok(args.join(" "))
-            }
-            "shutdown-on-sigint" | "shutdown-on-sigterm" => {
-                const OK: &[&str] = &["default", "save", "nosave", "now", "force"];
-                let words: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
-                if words.is_empty() || words.iter().any(|w| !OK.contains(&w.as_str())) {
-                    return Err(format!(
-                        "argument(s) must be one of the following: {}",
-                        OK.join(", ")
-                    ));
-                }
-                if words.iter().any(|w| w == "save") && words.iter().any(|w| w == "nosave") {
-                    return Err(
-                        "shutdown options SAVE and NOSAVE can't be used simultaneously".into(),
-                    );
-                }
-                Ok(words.join(" "))
-            }
-            "maxmemory-clients" => {
-                let a = args.first().map(String::as_str).unwrap_or("");
-                if let Some(p) = a.strip_suffix('%') {
-                    match parse_int(p) {
-                        Some(v) if (0..=100).contains(&v) => Ok(a.to_string()),
-                        Some(v) if v > 100 => {
-                            Err("percentage argument must be less or equal to 100".into())
-                        }
-                        _ => Err("argument must be a memory or percent value".into()),
-                    }
-                } else {
-                    parse_memory(a)
-                        .map(|v| v.to_string())
-                        .ok_or_else(|| "argument must be a memory or percent value".into())
-                }
-            }
-            "notify-keyspace-events" => {
-                let a = args.first().map(String::as_str).unwrap_or("");
-                if !a.chars().all(|c| "AgKE$lshzxetmdn".contains(c)) {
-                    return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into());
-                }
-                // Canonical order as Redis prints it: classes (or A), K, E, m, n.
-                const ALL: &str = "g$lshzxetd";
-                let has = |c: char| a.contains(c) || (a.contains('A') && ALL.contains(c));
-                let mut out = String::new();
-                if ALL.chars().all(has) {
-                    out.push('A');
-                } else {
-                    out.extend(ALL.chars().filter(|c| has(*c)));
-                }
-                out.extend("KEmn".chars().filter(|c| a.contains(*c)));
-                Ok(out)
-            }
-            "unixsocketperm" => {
-                let a = args.first().map(String::as_str).unwrap_or("");
-                match u32::from_str_radix(a, 8) {
-                    Ok(v) if v <= 0o777 => Ok(a.to_string()),
-                    _ => Err("argument couldn't be parsed as an octal number".into()),
-                }
-            }
-            "dir" => {
-                let a = args.first().map(String::as_str).unwrap_or("");
-                match origin {
-                    Origin::Startup => {
-                        std::env::set_current_dir(a).map_err(|e| strerror(&e))?;
-                        Ok(current_dir())
-                    }
-                    Origin::Runtime => {
-                        let meta = std::fs::metadata(a).map_err(|e| strerror(&e))?;
-                        if !meta.is_dir() {
-                            return Err("Not a directory".into());
-                        }
-                        Ok(std::fs::canonicalize(a)
-                            .map(|p| p.to_string_lossy().into_owned())
-                            .unwrap_or_else(|_| a.to_string()))
-                    }
-                }
-            }
-            "logfile" => Ok(args.first().cloned().unwrap_or_default()),
+            "oom-score-adj-values" => special::oom_score_adj(args),
+            "latency-tracking-info-percentiles" => special::percentiles(args),
+            "shutdown-on-sigint" | "shutdown-on-sigterm" => special::shutdown_on_signal(args),
+            "maxmemory-clients" => special::maxmemory_clients(first(args)),
+            "notify-keyspace-events" => special::keyspace_events(first(args)),
+            "unixsocketperm" => special::octal_perm(first(args)),
+            "dir" => special::dir(first(args), origin),
+            "logfile" => Ok(first(args).to_string()),
             _ => Err("Bad directive or wrong number of arguments".into()),
         }
     }
@@ -695,22 +543,6 @@ impl Config {
     }
 }
 
-/// `(hard, soft, seconds)` for normal, replica, pubsub from the canonical string.
-fn parse_cobl(s: &str) -> [(u64, u64, u64); 3] {
-    let mut out = [(0, 0, 0); 3];
-    let w: Vec<&str> = s.split(' ').collect();
-    for (i, c) in w.chunks(4).enumerate().take(3) {
-        if c.len() == 4 {
-            out[i] = (
-                c[1].parse().unwrap_or(0),
-                c[2].parse().unwrap_or(0),
-                c[3].parse().unwrap_or(0),
-            );
-        }
-    }
-    out
-}
-
 /// The process's working directory as a string (CONFIG GET dir).
 pub fn current_dir() -> String {
     std::env::current_dir()
@@ -836,6 +668,7 @@ mod tests {
         assert_eq!(
             c.matching(b"tandem-*"),
             vec![
+                ("tandem-admin-bind", String::new()),
                 ("tandem-admin-port", "0".to_string()),
                 ("tandem-fenced-start", "no".to_string())
             ]

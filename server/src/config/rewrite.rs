@@ -152,6 +152,7 @@ fn directive_lines(d: &table::Directive, value: &str) -> Vec<String> {
                 }
             }
             "bind"
+            | "tandem-admin-bind"
             | "oom-score-adj-values"
             | "latency-tracking-info-percentiles"
             | "shutdown-on-sigint"
@@ -173,27 +174,68 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", crate::util::repr_bytes(s.as_bytes()))
 }
 
-/// Writes to a temporary file beside `path`, fsyncs, then renames over it, so a
-/// crash never leaves a truncated config behind.
+/// Writes to a new temporary file beside `path` (created exclusively, with the
+/// original file's mode), fsyncs it, renames it over `path`, then fsyncs the
+/// directory, so a crash leaves either the old or the new file, never a truncated
+/// one, and the password lines are never readable by more users than before.
 fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Without an original, Redis's 0644 less the umask (the kernel applies it).
+    let original_mode = std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777);
+    let (tmp, mut f) = create_temp(dir, &name, original_mode.map_or(0o644, |_| 0o600))?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        if let Some(mode) = original_mode {
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
         f.write_all(content.as_bytes())?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
     })();
+    drop(f);
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates `.<name>.tmp-<random>` in `dir` with O_EXCL: never follows or reuses a
+/// file someone else left there (a few tries on a name clash).
+fn create_temp(
+    dir: &Path,
+    name: &str,
+    mode: u32,
+) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    use rand::Rng;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut last = None;
+    for _ in 0..8 {
+        let tmp = dir.join(format!(
+            ".{name}.tmp-{:08x}",
+            rand::thread_rng().gen::<u32>()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::AlreadyExists)))
 }
 
 #[cfg(test)]
@@ -221,5 +263,23 @@ mod tests {
         );
         // Rewriting again is stable.
         assert_eq!(render(&c, &new), new);
+    }
+
+    #[test]
+    fn atomic_write_keeps_the_mode_and_leaves_no_temp_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.conf");
+        std::fs::write(&path, "port 1\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomically(&path, "port 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "port 2\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["r.conf"]);
     }
 }

@@ -36,6 +36,9 @@ pub const M: u8 = 16;
 /// Defines the listening sockets: Redis rebinds on CONFIG SET, Tandem refuses a
 /// runtime change rather than keep serving the old address silently.
 pub const L: u8 = 32;
+/// Sensitive: its value is a secret, shown as `(redacted)` in the `CONFIG SET`
+/// arguments SLOWLOG and MONITOR show (see [`crate::redact`]).
+pub const S: u8 = 64;
 
 #[derive(Debug)]
 pub struct Directive {
@@ -287,8 +290,8 @@ pub static DIRECTIVES: &[Directive] = &[
     // Tandem extension of Redis 7.0: logfile can be changed at runtime (Redis refuses).
     d("logfile", None, Special, "", A),
     d("loglevel", None, Enum(LOGLEVELS), "notice", A),
-    d("masterauth", None, Str, "", A),
-    d("masteruser", None, Str, "", A),
+    d("masterauth", None, Str, "", A | S),
+    d("masteruser", None, Str, "", A | S),
     d("maxclients", None, Int(1, u32::MAX as i64), "10000", A),
     d("maxmemory", None, Memory(0, LMAX), "0", A),
     d("maxmemory-clients", None, Special, "0", 0),
@@ -409,7 +412,7 @@ pub static DIRECTIVES: &[Directive] = &[
     ),
     // Changed at runtime by the REPLICAOF command, not CONFIG SET (as in Redis).
     d("replicaof", Some("slaveof"), Special, "", A | M | I),
-    d("requirepass", None, Str, "", A),
+    d("requirepass", None, Str, "", A | S),
     d(
         "sanitize-dump-payload",
         None,
@@ -465,11 +468,11 @@ pub static DIRECTIVES: &[Directive] = &[
     d("tls-ciphersuites", None, Str, "", 0),
     d("tls-client-cert-file", None, Str, "", 0),
     d("tls-client-key-file", None, Str, "", 0),
-    d("tls-client-key-file-pass", None, Str, "", 0),
+    d("tls-client-key-file-pass", None, Str, "", S),
     d("tls-cluster", None, Bool, "no", U),
     d("tls-dh-params-file", None, Str, "", 0),
     d("tls-key-file", None, Str, "", 0),
-    d("tls-key-file-pass", None, Str, "", 0),
+    d("tls-key-file-pass", None, Str, "", S),
     d("tls-port", None, PORT, "0", U),
     d("tls-prefer-server-ciphers", None, Bool, "no", 0),
     d("tls-protocols", None, Str, "", 0),
@@ -499,6 +502,9 @@ pub static DIRECTIVES: &[Directive] = &[
 /// Tandem's own directives (extensions for the operator), kept apart from Redis's
 /// set so [`DIRECTIVES`] stays exactly what Redis 7.0.15 knows. Sorted by name.
 pub static TANDEM_DIRECTIVES: &[Directive] = &[
+    // Addresses (like `bind`) of the admin HTTP port; empty = the first `bind`
+    // address (after `TANDEM_BIND`), not every address. Read at startup.
+    d("tandem-admin-bind", None, Special, "", A | I | M),
     // HTTP admin port (/healthz, /readyz, /metrics) on the main listener's
     // addresses; 0 = off. Read at startup.
     d("tandem-admin-port", None, PORT, "0", A | I),
@@ -550,7 +556,14 @@ mod tests {
     #[test]
     fn tandem_directives_are_separate_prefixed_and_sorted() {
         let names: Vec<&str> = TANDEM_DIRECTIVES.iter().map(|d| d.name).collect();
-        assert_eq!(names, vec!["tandem-admin-port", "tandem-fenced-start"]);
+        assert_eq!(
+            names,
+            vec![
+                "tandem-admin-bind",
+                "tandem-admin-port",
+                "tandem-fenced-start"
+            ]
+        );
         for d in TANDEM_DIRECTIVES {
             assert!(d.name.starts_with("tandem-"), "{}", d.name);
             assert!(d.alias.is_none());

@@ -547,7 +547,7 @@ pub fn start(server: &Arc<Server>) {
         )
     };
     crate::fence::at_startup(&mut server.store.lock(), fenced_start, target.is_some());
-    if let Some(info) = crate::persist::loaded_repl_info() {
+    if let Some(info) = crate::persist::loaded_repl_info(server) {
         let mut store = server.store.lock();
         restore_from_rdb(
             &mut store,
