@@ -132,13 +132,6 @@ fuzz_target!(|data: &[u8]| {
         if line.contains(&0) {
             break;
         }
-        // KNOWN FINDING (fuzz/regressions/inline/vertical-tab-is-whitespace): split_args
-        // does not skip \x0b between arguments as C isspace does, so "\x0bPING" is an
-        // unknown command instead of PING. Skipped so the run can find anything else;
-        // delete these lines once resp.rs is fixed.
-        if line.contains(&0x0b) {
-            break;
-        }
         let model = model_split(line);
         let ours = split_args(line);
         assert_eq!(
