@@ -48,6 +48,14 @@ cargo build --release --target "$host" --bins
 echo "fuzz: build took $(( $(date +%s) - build_start )) s"
 bin_dir="$here/target/$host/release"
 
+# Files the aof and config targets write go to a scratch dir (tmpfs when there is one),
+# removed when the script exits, however it exits.
+scratch_base=/dev/shm
+[ -d "$scratch_base" ] && [ -w "$scratch_base" ] || scratch_base="${TMPDIR:-/tmp}"
+scratch="$(mktemp -d -p "$scratch_base" tandem-fuzz.XXXXXX)"
+trap 'rm -rf "$scratch"' EXIT
+export TANDEM_FUZZ_SCRATCH="$scratch"
+
 failed=()
 summary=()
 for t in "${targets[@]}"; do

@@ -32,7 +32,8 @@ const DENY: &[&[u8]] = &[
 fn dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("tandem-fuzz-aof-{}", std::process::id()));
+        // tmpfs when there is one: the loader fsyncs after truncating a torn tail.
+        let d = tandem_fuzz::scratch_dir("aof");
         let _ = std::fs::create_dir_all(d.join("appendonlydir"));
         d
     })

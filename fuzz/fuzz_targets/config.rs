@@ -26,9 +26,7 @@ fn touches_files(text: &[u8]) -> bool {
 fuzz_target!(|data: &[u8]| {
     // Relative paths the parser resolves (e.g. `dbfilename`) land in a private dir.
     SANDBOX.call_once(|| {
-        let dir = std::env::temp_dir().join(format!("tandem-fuzz-config-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let _ = std::env::set_current_dir(&dir);
+        let _ = std::env::set_current_dir(tandem_fuzz::scratch_dir("config"));
     });
     // Files are read as lossy UTF-8; standard input must be UTF-8, so convert first.
     let text = String::from_utf8_lossy(data);

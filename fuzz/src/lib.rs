@@ -3,6 +3,7 @@
 //! read, then parse until "incomplete" or an error).
 
 use bytes::{Bytes, BytesMut};
+use std::path::PathBuf;
 use tandem_server::resp::{ProtocolError, Request, RequestParser};
 
 /// What one run of the parser over a stream produced.
@@ -129,4 +130,24 @@ pub fn check_chunking(data: &[u8]) -> Option<Parsed> {
         assert_eq!(whole, bytewise, "whole vs byte-at-a-time parse differ");
     }
     Some(whole)
+}
+
+/// A private scratch directory for targets that need files: `$TANDEM_FUZZ_SCRATCH`
+/// (run.sh makes one per target and removes it afterwards), else a per-process
+/// directory on tmpfs (/dev/shm) or in the temp dir.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let base = match std::env::var_os("TANDEM_FUZZ_SCRATCH") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let shm = PathBuf::from("/dev/shm");
+            if shm.is_dir() {
+                shm
+            } else {
+                std::env::temp_dir()
+            }
+        }
+    };
+    let dir = base.join(format!("tandem-fuzz-{name}-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
 }
