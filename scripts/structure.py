@@ -107,7 +107,7 @@ def strip_code(text: str) -> str:
         if c == "'":
             # Char literal ('a', '\n', '\u{..}', b'x') or a lifetime/label ('a, 'static).
             if nxt == "\\":
-                j = i + 2
+                j = i + 3  # past the backslash and the escaped character
                 while j < n and text[j] != "'" and text[j] != "\n":
                     j += 1
                 _blank(chars, i + 1, j)
