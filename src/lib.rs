@@ -12,4 +12,4 @@ pub mod leader;
 pub mod local;
 pub mod metrics;
 pub mod names;
-pub mod roles;
+pub mod failover;

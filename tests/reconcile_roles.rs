@@ -20,7 +20,7 @@ use tandem_operator::build::Params;
 use tandem_operator::controller::{reconcile, Context};
 use tandem_operator::crd::RedisReplication;
 use tandem_operator::metrics::Metrics;
-use tandem_operator::roles::probe::{Timeouts, Value as Resp};
+use tandem_operator::failover::probe::{Timeouts, Value as Resp};
 
 const NS: &str = "prod";
 const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");
@@ -361,7 +361,8 @@ async fn disabled_failover_never_promotes_in_place_of_a_dead_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planned_switchover_moves_the_master_and_records_it() {
-    use tandem_operator::controller::{observe, roles};
+    use tandem_operator::controller::observe;
+    use tandem_operator::failover;
 
     let srv = servers(3);
     let w = World::new();
@@ -398,7 +399,7 @@ async fn planned_switchover_moves_the_master_and_records_it() {
     assert!(w.events("FailoverStarted").is_empty(), "healthy set kept");
 
     let rr = w.rr("cache");
-    let cx = roles::StepContext {
+    let cx = failover::StepContext {
         client: &w.ctx.client,
         recorder: w.ctx.recorder.as_ref(),
         metrics: &w.ctx.metrics,
@@ -407,9 +408,9 @@ async fn planned_switchover_moves_the_master_and_records_it() {
         timeouts: Timeouts::default(),
     };
     let observed = observe::observe(&w.ctx.client, &rr).await.expect("observe");
-    let outcome = roles::step(&cx, &rr, &observed).await.expect("roles step");
+    let outcome = failover::step(&cx, &rr, &observed).await.expect("roles step");
     assert_eq!(outcome.master.as_deref(), Some("cache-0"));
-    let done = roles::planned_switchover(&cx, &rr, &observed, &outcome, "cache-0", "cache-1")
+    let done = failover::planned_switchover(&cx, &rr, &observed, &outcome, "cache-0", "cache-1")
         .await
         .expect("switchover");
     assert_eq!((done.to.as_str(), done.epoch), ("cache-1", 1));

@@ -68,10 +68,10 @@ pub fn upstream_ordinal(topology: Topology, fanout: i32, ordinal: i32) -> Option
 }
 
 /// The operator's topology type for the spec's topology.
-pub fn topology(r: &crate::crd::ReplicationSpec) -> crate::roles::Topology {
+pub fn topology(r: &crate::crd::ReplicationSpec) -> crate::failover::Topology {
     match r.topology {
-        Topology::Star => crate::roles::Topology::Star,
-        Topology::Chain => crate::roles::Topology::Chain {
+        Topology::Star => crate::failover::Topology::Star,
+        Topology::Chain => crate::failover::Topology::Chain {
             fanout: usize::try_from(r.fanout.max(1)).unwrap_or(1),
         },
     }
@@ -80,8 +80,7 @@ pub fn topology(r: &crate::crd::ReplicationSpec) -> crate::roles::Topology {
 /// Ordinal of the recorded master (`status.master`) when it names a pod of this set.
 pub fn recorded_master(rr: &RedisReplication, set: &str) -> Option<i32> {
     let master = rr.status.as_ref()?.master.as_deref()?;
-    let ord: i32 = master.strip_prefix(set)?.strip_prefix('-')?.parse().ok()?;
-    (ord >= 0).then_some(ord)
+    names::ordinal(set, master)
 }
 
 /// Where pod `ordinal` should replicate from when it starts: `None` for the master.
@@ -114,16 +113,10 @@ pub fn planned_upstream_from(
     let members: Vec<(u32, &str)> = pods.iter().map(|(i, n)| (*i, n.as_str())).collect();
     let master_name = names::pod(set, master);
     let me = names::pod(set, ordinal);
-    crate::roles::desired_upstreams(topology(r), &master_name, &members)
+    crate::failover::desired_upstreams(topology(r), &master_name, &members)
         .into_iter()
         .find(|rp| rp.pod == me)
-        .and_then(|rp| {
-            rp.upstream
-                .strip_prefix(set)?
-                .strip_prefix('-')?
-                .parse()
-                .ok()
-        })
+        .and_then(|rp| names::ordinal(set, &rp.upstream))
 }
 
 /// `tandem.conf`: directives owned by the operator, then the user's passthrough directives.

@@ -3,8 +3,6 @@
 
 pub mod apply;
 pub mod observe;
-pub mod outcome;
-pub mod roles;
 pub mod rollout;
 pub mod status;
 pub mod validate;
@@ -27,6 +25,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::build::{self, secret::random_password, BuildError, Params};
 use crate::crd::RedisReplication;
+use crate::failover;
 use crate::metrics::Metrics;
 
 /// Process settings (`tandem-operator run`), from flags or environment.
@@ -150,7 +149,7 @@ pub struct Context {
     /// `None` in tests that do not care about Events.
     pub recorder: Option<Recorder>,
     /// The roles step's memory between reconciles (when each master was first seen down).
-    pub roles: roles::RolesMemory,
+    pub roles: failover::RolesMemory,
 }
 
 /// Errors that fail a reconcile (and are retried); an invalid spec is not one of them.
@@ -163,7 +162,7 @@ pub enum Error {
     #[error("apply: {0}")]
     Apply(#[from] apply::ApplyError),
     #[error("roles: {0}")]
-    Roles(#[from] roles::RolesError),
+    Roles(#[from] failover::RolesError),
     #[error("status: {0}")]
     Status(#[from] status::StatusError),
     #[error("rollout: {0}")]
@@ -239,15 +238,15 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     let password = (observed.auth_secret.is_none()).then(random_password);
     let desired = build::build(&rr, &ctx.params, password.as_deref())?;
     apply::apply(&ctx.client, &ns, &desired).await?;
-    let cx = roles::StepContext {
+    let cx = failover::StepContext {
         client: &ctx.client,
         recorder: ctx.recorder.as_ref(),
         metrics: &ctx.metrics,
         memory: &ctx.roles,
         cluster_domain: &ctx.params.cluster_domain,
-        timeouts: crate::roles::probe::Timeouts::default(),
+        timeouts: crate::failover::probe::Timeouts::default(),
     };
-    let mut outcome = roles::step(&cx, &rr, &observed).await?;
+    let mut outcome = failover::step(&cx, &rr, &observed).await?;
 
     // Rolling update; its planned switchover is carried out by the failover executor and
     // recorded like a failover (labels, master, epoch, lastFailover).
@@ -262,7 +261,7 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
             &outcome,
             |from, to| async move {
                 let done =
-                    roles::planned_switchover(cx, rr_ref, observed_ref, outcome_ref, &from, &to)
+                    failover::planned_switchover(cx, rr_ref, observed_ref, outcome_ref, &from, &to)
                         .await
                         .map_err(rollout::SwitchoverError::Failed)?;
                 if let Ok(mut s) = switched_ref.lock() {
@@ -275,7 +274,7 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     };
     if let Some(done) = switched.into_inner().ok().flatten() {
         // Without this the status step would write the old master back.
-        roles::record_switchover(&mut outcome, &done);
+        failover::record_switchover(&mut outcome, &done);
         if let rollout::RolloutStep::Switchover { from, to } = &rollout.step {
             rollout::observe_switchover(&mut outcome, from, to);
         }
@@ -290,7 +289,7 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         &ctx.params,
         now(),
     );
-    roles::apply_outcome(&mut st, &outcome);
+    failover::apply_outcome(&mut st, &outcome);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
     tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");
     // Detection: while anything is in motion, look again within a second; otherwise the
@@ -459,7 +458,7 @@ where
                 instance: Some(settings.identity.clone()),
             },
         )),
-        roles: roles::RolesMemory::default(),
+        roles: failover::RolesMemory::default(),
     });
     let owned =
         |_: ()| watcher::Config::default().labels("app.kubernetes.io/managed-by=tandem-operator");

@@ -25,11 +25,11 @@ use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
 
 use super::observe::Observed;
-use super::outcome::RolesOutcome;
-use super::roles::ordinal;
+use crate::failover::outcome::RolesOutcome;
+use crate::names::ordinal;
 use super::status::pod_ready;
 use crate::crd::RedisReplication;
-use crate::roles::ObservedRole;
+use crate::failover::ObservedRole;
 
 /// The label the StatefulSet controller puts on each pod: the revision it was created from.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
@@ -376,7 +376,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roles::PodObservation;
+    use crate::failover::PodObservation;
 
     const NEW: &str = "rev-new";
     const OLD: &str = "rev-old";

@@ -8,15 +8,15 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::observe::Observed;
-use super::outcome::RolesOutcome;
-use super::roles::ordinal;
+use crate::failover::outcome::RolesOutcome;
+use crate::names::ordinal;
 use super::rollout::RolloutReport;
 use super::validate::Invalid;
 use crate::build::config::planned_upstream_from;
 use crate::build::Params;
 use crate::crd::{Endpoints, PodReplicationStatus, RedisReplication, RedisReplicationStatus};
 use crate::names;
-use crate::roles::ObservedRole;
+use crate::failover::ObservedRole;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -643,7 +643,7 @@ pub async fn write(
 mod tests {
     use super::*;
     use crate::build::testutil::rr;
-    use crate::roles::PodObservation;
+    use crate::failover::PodObservation;
     use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use serde_json::json;

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use tandem_operator::roles::probe::{info_fields, Client, Timeouts};
+use tandem_operator::failover::probe::{info_fields, Client, Timeouts};
 
 pub fn server_bin() -> PathBuf {
     let op = PathBuf::from(env!("CARGO_BIN_EXE_tandem-operator"));

@@ -12,8 +12,10 @@
 
 pub mod executor;
 pub mod history;
+pub mod outcome;
 pub mod planner;
 pub mod probe;
+pub mod step;
 pub mod topology;
 
 pub use planner::{
@@ -21,3 +23,8 @@ pub use planner::{
     Settings, WaitReason,
 };
 pub use topology::{desired_upstreams, minimal_repoints, Repoint, Topology};
+pub use outcome::RolesOutcome;
+pub use step::{
+    apply_outcome, planned_switchover, record_switchover, step, RolesError, RolesMemory,
+    StepContext, Switchover,
+};

@@ -1,5 +1,5 @@
-//! Roles step: observe every pod over RESP, plan ([`crate::roles::plan`]), carry the plan out
-//! ([`crate::roles::executor`]), move the `role` label the `-master` / `-replicas` Services
+//! Roles step: observe every pod over RESP, plan ([`crate::failover::plan`]), carry the plan out
+//! ([`crate::failover::executor`]), move the `role` label the `-master` / `-replicas` Services
 //! select on, and record the result in status.
 //!
 //! Order of a promotion (what makes an operator restarted at any point converge, see the
@@ -25,14 +25,14 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::observe::Observed;
+use crate::controller::observe::Observed;
 use super::outcome::RolesOutcome;
 use crate::crd::{self, FailoverInProgressStatus, LastFailover, RedisReplication};
 use crate::metrics::Metrics;
 use crate::names;
-use crate::roles::executor::{Executor, PodTarget, Report};
-use crate::roles::probe::{self, ProbeError, Timeouts};
-use crate::roles::{
+use crate::failover::executor::{Executor, PodTarget, Report};
+use crate::failover::probe::{self, ProbeError, Timeouts};
+use crate::failover::{
     plan, FailoverInProgress, ObservedRole, Plan, PodObservation, PromoteReason, RecordedState,
     Settings, Topology, WaitReason,
 };
@@ -100,11 +100,6 @@ impl RolesMemory {
     }
 }
 
-/// Ordinal of a StatefulSet pod from its name (`<set>-<ordinal>`).
-pub fn ordinal(set: &str, pod: &str) -> Option<i32> {
-    pod.strip_prefix(set)?.strip_prefix('-')?.parse().ok()
-}
-
 /// Bootstrap role of an ordinal (the rule before any master is recorded: pod 0).
 pub fn bootstrap_role(ordinal: i32) -> &'static str {
     if ordinal == 0 {
@@ -120,7 +115,7 @@ pub fn label_changes(set: &str, pods: &[Pod], master: Option<&str>) -> Vec<(Stri
     pods.iter()
         .filter_map(|p| {
             let name = p.name_any();
-            let ord = ordinal(set, &name)?;
+            let ord = names::ordinal(set, &name)?;
             let role = match master {
                 Some(m) if m == name => names::ROLE_MASTER,
                 Some(_) => names::ROLE_REPLICA,
@@ -303,7 +298,7 @@ fn pod_addresses(set: &str, observed: &Observed) -> Vec<(String, u32, Option<Str
         .iter()
         .filter_map(|p| {
             let name = p.name_any();
-            let ord = u32::try_from(ordinal(set, &name)?).ok()?;
+            let ord = u32::try_from(names::ordinal(set, &name)?).ok()?;
             let ip = p
                 .status
                 .as_ref()
@@ -397,9 +392,9 @@ pub async fn planned_switchover(
             (o.name.as_str(), up)
         })
         .collect();
-    let others = crate::roles::minimal_repoints(
+    let others = crate::failover::minimal_repoints(
         &current,
-        &crate::roles::desired_upstreams(topology(rr), to, &members),
+        &crate::failover::desired_upstreams(topology(rr), to, &members),
     );
     patch_status(
         cx.client,
@@ -859,8 +854,8 @@ mod tests {
                 ("c-2".to_string(), "replica")
             ]
         );
-        assert_eq!(ordinal("c", "c-12"), Some(12));
-        assert_eq!(ordinal("c", "cx-1"), None);
+        assert_eq!(names::ordinal("c", "c-12"), Some(12));
+        assert_eq!(names::ordinal("c", "cx-1"), None);
     }
 
     #[test]

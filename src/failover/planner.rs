@@ -608,7 +608,7 @@ fn promote(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roles::history::NO_REPLID;
+    use crate::failover::history::NO_REPLID;
 
     const T0: Duration = Duration::from_secs(1_000_000);
     const DOWN_AFTER: Duration = Duration::from_secs(5);

@@ -2,7 +2,7 @@
 //! status step only reads it).
 
 use crate::crd::{FailoverInProgressStatus, LastFailover};
-use crate::roles::planner::PodObservation;
+use crate::failover::planner::PodObservation;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RolesOutcome {

@@ -390,7 +390,7 @@ mod tests {
         );
         let plan = Plan::Promote {
             pod: "r-9".into(),
-            reason: crate::roles::PromoteReason::NoRecordedMaster,
+            reason: crate::failover::PromoteReason::NoRecordedMaster,
             epoch: 1,
             repoint: vec![],
         };
@@ -400,7 +400,7 @@ mod tests {
         );
         let plan = Plan::Promote {
             pod: "r-0".into(),
-            reason: crate::roles::PromoteReason::NoRecordedMaster,
+            reason: crate::failover::PromoteReason::NoRecordedMaster,
             epoch: 1,
             repoint: vec![],
         };
