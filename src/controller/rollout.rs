@@ -27,7 +27,7 @@ use kube::{Api, Client, ResourceExt};
 use super::observe::Observed;
 use crate::failover::outcome::RolesOutcome;
 use crate::names::ordinal;
-use super::status::pod_ready;
+use super::observe::pod_ready;
 use crate::crd::RedisReplication;
 use crate::failover::ObservedRole;
 

@@ -7,7 +7,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use super::observe::Observed;
+use super::observe::{pod_failing, pod_ready, pod_running, Observed};
 use crate::failover::outcome::RolesOutcome;
 use crate::names::ordinal;
 use super::rollout::RolloutReport;
@@ -33,51 +33,6 @@ pub const PHASE_READY: &str = "Ready";
 pub const PHASE_DEGRADED: &str = "Degraded";
 pub const PHASE_INVALID: &str = "Invalid";
 
-pub(crate) fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Waiting reasons of a container that will not get better by itself.
-const FAILING_WAIT_REASONS: &[&str] = &[
-    "CrashLoopBackOff",
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-];
-
-/// `Some(reason)` when a container of the pod is failing (crash loop, image pull, ...).
-fn pod_failing(p: &Pod) -> Option<String> {
-    p.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .iter()
-        .find_map(|c| {
-            let reason = c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()?;
-            FAILING_WAIT_REASONS
-                .contains(&reason)
-                .then(|| reason.to_string())
-        })
-}
-
-/// Every container of the pod is running: an unreachable server is then a problem, not a
-/// start in progress.
-fn pod_running(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .is_some_and(|cs| {
-            !cs.is_empty()
-                && cs
-                    .iter()
-                    .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-        })
-}
 
 fn cond(
     type_: &str,
