@@ -3,7 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
-use tandem_operator::controller::{self, Settings};
+use tandem_operator::controller;
+use tandem_operator::settings::Settings;
 use tandem_operator::crd;
 
 #[derive(Parser, Debug)]

@@ -58,7 +58,12 @@ pub fn ordinal(set: &str, pod: &str) -> Option<i32> {
 }
 
 /// Stable DNS name of a pod through the headless Service.
-pub fn pod_dns(name: &str, namespace: &str, cluster_domain: &str, ordinal: i32) -> String {
+pub fn pod_dns(
+    name: &str,
+    namespace: &str,
+    cluster_domain: &str,
+    ordinal: impl Into<i64>,
+) -> String {
     format!(
         "{}.{}.{namespace}.svc.{cluster_domain}",
         pod(name, ordinal),

@@ -408,9 +408,12 @@ async fn planned_switchover_moves_the_master_and_records_it() {
         timeouts: Timeouts::default(),
     };
     let observed = observe::observe(&w.ctx.client, &rr).await.expect("observe");
-    let outcome = failover::step(&cx, &rr, &observed).await.expect("roles step");
+    let model = tandem_operator::model::Validated::from_resource(&rr);
+    let outcome = failover::step(&cx, &rr, &model, &observed)
+        .await
+        .expect("roles step");
     assert_eq!(outcome.master.as_deref(), Some("cache-0"));
-    let done = failover::planned_switchover(&cx, &rr, &observed, &outcome, "cache-0", "cache-1")
+    let done = failover::planned_switchover(&cx, &rr, &model, &observed, &outcome, "cache-0", "cache-1")
         .await
         .expect("switchover");
     assert_eq!((done.to.as_str(), done.epoch), ("cache-1", 1));

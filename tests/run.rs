@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use common::fake_api::FakeApi;
 use serde_json::json;
-use tandem_operator::controller::{run_with_client, Settings};
+use tandem_operator::controller::run_with_client;
+use tandem_operator::settings::Settings;
 
 #[derive(Parser)]
 struct Cli {

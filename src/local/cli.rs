@@ -27,7 +27,8 @@ use anyhow::{anyhow, bail, Context as _};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::controller::{self, Settings};
+use crate::controller;
+use crate::settings::Settings;
 use crate::crd::RedisReplication;
 use crate::local::api::{self, LocalApi, Options, Store};
 use crate::local::runtime::{Runtime, RuntimeOptions};
