@@ -117,18 +117,19 @@ mod tests {
 
     #[test]
     fn spec_is_normalised_once_with_its_clamps() {
-        let m = Validated::from_resource(&rr(
+        let r = rr(
             "c",
             "ns",
             json!({"replication": {"topology": "chain", "fanout": 0},
                    "failover": {"downAfterSeconds": 0, "enabled": false}}),
-        ));
+        );
+        let m = Validated::from_resource(&r);
         assert_eq!(m.topology, Topology::Chain { fanout: 1 });
         assert_eq!(m.down_after, Duration::from_secs(1));
         assert!(!m.failover_enabled);
         assert_eq!(m.auth.secret_name, "c-auth");
         assert!(m.auth.generated);
-        assert_eq!(m.uid, "ns/c");
+        assert_eq!(Some(m.uid.clone()), r.uid());
         assert_eq!(m.recorded_master_or_bootstrap().as_deref(), Some("c-0"));
         assert_eq!(m.recorded_master_ordinal(), None);
 
