@@ -8,6 +8,7 @@
 pub mod build;
 pub mod controller;
 pub mod crd;
+pub mod failover;
 pub mod http;
 pub mod leader;
 pub mod local;
@@ -15,4 +16,3 @@ pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod settings;
-pub mod failover;

@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use tandem_operator::controller;
-use tandem_operator::settings::Settings;
 use tandem_operator::crd;
+use tandem_operator::settings::Settings;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -143,6 +143,9 @@ mod tests {
             Duration::from_secs(crd::DEFAULT_DOWN_AFTER_SECONDS)
         );
         assert_eq!(m.topology, Topology::Star);
-        assert_eq!((m.auth.secret_name.as_str(), m.auth.generated), ("mine", false));
+        assert_eq!(
+            (m.auth.secret_name.as_str(), m.auth.generated),
+            ("mine", false)
+        );
     }
 }

@@ -106,4 +106,3 @@ mod tests {
         std::env::remove_var("LEADER_ELECT");
     }
 }
-

@@ -19,8 +19,8 @@ use serde_json::{json, Value};
 use tandem_operator::build::Params;
 use tandem_operator::controller::{reconcile, Context};
 use tandem_operator::crd::RedisReplication;
-use tandem_operator::metrics::Metrics;
 use tandem_operator::failover::probe::{Timeouts, Value as Resp};
+use tandem_operator::metrics::Metrics;
 
 const NS: &str = "prod";
 const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");
@@ -413,9 +413,10 @@ async fn planned_switchover_moves_the_master_and_records_it() {
         .await
         .expect("roles step");
     assert_eq!(outcome.master.as_deref(), Some("cache-0"));
-    let done = failover::planned_switchover(&cx, &rr, &model, &observed, &outcome, "cache-0", "cache-1")
-        .await
-        .expect("switchover");
+    let done =
+        failover::planned_switchover(&cx, &rr, &model, &observed, &outcome, "cache-0", "cache-1")
+            .await
+            .expect("switchover");
     assert_eq!((done.to.as_str(), done.epoch), ("cache-1", 1));
 
     let st = w.rr("cache").status.unwrap();

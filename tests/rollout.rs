@@ -10,13 +10,13 @@ use common::api::TestApi;
 use serde_json::{json, Value};
 use tandem_operator::build::Params;
 use tandem_operator::controller::observe::Observed;
-use tandem_operator::failover::RolesOutcome;
 use tandem_operator::controller::rollout::{self, RolloutStep};
 use tandem_operator::controller::status;
 use tandem_operator::controller::{reconcile, Context};
 use tandem_operator::crd::RedisReplication;
-use tandem_operator::metrics::Metrics;
+use tandem_operator::failover::RolesOutcome;
 use tandem_operator::failover::{ObservedRole, PodObservation};
+use tandem_operator::metrics::Metrics;
 
 const NS: &str = "prod";
 const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");

@@ -95,9 +95,9 @@ pub fn planned_upstream_from(
         &master_name,
         &members,
     )
-        .into_iter()
-        .find(|rp| rp.pod == me)
-        .and_then(|rp| names::ordinal(set, &rp.upstream))
+    .into_iter()
+    .find(|rp| rp.pod == me)
+    .and_then(|rp| names::ordinal(set, &rp.upstream))
 }
 
 /// `tandem.conf`: directives owned by the operator, then the user's passthrough directives.

@@ -271,23 +271,23 @@ fn pod_spec(rr: &RedisReplication, params: &Params, name: &str) -> PodSpec {
 /// The `data` volume claim template.
 fn data_claim(name: &str, s: &StorageSpec) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
-            metadata: ObjectMeta {
-                name: Some("data".to_string()),
-                labels: Some(names::labels(name)),
-                ..ObjectMeta::default()
-            },
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(vec!["ReadWriteOnce".to_string()]),
-                storage_class_name: s.storage_class_name.clone(),
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([(
-                        "storage".to_string(),
-                        Quantity(s.size.clone()),
-                    )])),
-                    ..VolumeResourceRequirements::default()
-                }),
-                ..PersistentVolumeClaimSpec::default()
+        metadata: ObjectMeta {
+            name: Some("data".to_string()),
+            labels: Some(names::labels(name)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+            storage_class_name: s.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(s.size.clone()),
+                )])),
+                ..VolumeResourceRequirements::default()
             }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
         ..PersistentVolumeClaim::default()
     }
 }

@@ -193,16 +193,22 @@ async fn rolling_update(
     let switched = std::sync::Mutex::new(None);
     let report = {
         let (outcome_ref, switched_ref) = (&*outcome, &switched);
-        rollout::run_with(cx.client, rr, observed, outcome_ref, |from, to| async move {
-            let done =
-                failover::planned_switchover(cx, rr, model, observed, outcome_ref, &from, &to)
-                    .await
-                    .map_err(|e| rollout::SwitchoverError::Failed(e.to_string()))?;
-            if let Ok(mut s) = switched_ref.lock() {
-                *s = Some(done);
-            }
-            Ok(())
-        })
+        rollout::run_with(
+            cx.client,
+            rr,
+            observed,
+            outcome_ref,
+            |from, to| async move {
+                let done =
+                    failover::planned_switchover(cx, rr, model, observed, outcome_ref, &from, &to)
+                        .await
+                        .map_err(|e| rollout::SwitchoverError::Failed(e.to_string()))?;
+                if let Ok(mut s) = switched_ref.lock() {
+                    *s = Some(done);
+                }
+                Ok(())
+            },
+        )
         .await?
     };
     if let Some(done) = switched.into_inner().ok().flatten() {

@@ -24,12 +24,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
 
-use super::observe::Observed;
-use crate::failover::outcome::RolesOutcome;
-use crate::names::ordinal;
 use super::observe::pod_ready;
+use super::observe::Observed;
 use crate::crd::RedisReplication;
+use crate::failover::outcome::RolesOutcome;
 use crate::failover::ObservedRole;
+use crate::names::ordinal;
 
 /// The label the StatefulSet controller puts on each pod: the revision it was created from.
 pub const REVISION_LABEL: &str = "controller-revision-hash";

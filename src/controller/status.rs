@@ -8,15 +8,15 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::observe::{pod_failing, pod_ready, pod_running, Observed};
-use crate::failover::outcome::RolesOutcome;
-use crate::names::ordinal;
 use super::rollout::RolloutReport;
 use super::validate::Invalid;
 use crate::build::config::planned_upstream_from;
 use crate::build::Params;
 use crate::crd::{Endpoints, PodReplicationStatus, RedisReplication, RedisReplicationStatus};
-use crate::names;
+use crate::failover::outcome::RolesOutcome;
 use crate::failover::{ObservedRole, PodObservation};
+use crate::names;
+use crate::names::ordinal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -32,7 +32,6 @@ pub const PHASE_PROVISIONING: &str = "Provisioning";
 pub const PHASE_READY: &str = "Ready";
 pub const PHASE_DEGRADED: &str = "Degraded";
 pub const PHASE_INVALID: &str = "Invalid";
-
 
 fn cond(
     type_: &str,
@@ -165,8 +164,7 @@ impl<'a> View<'a> {
                 .statefulset
                 .as_ref()
                 .map(|s| {
-                    s.status.as_ref().and_then(|st| st.observed_generation)
-                        >= s.metadata.generation
+                    s.status.as_ref().and_then(|st| st.observed_generation) >= s.metadata.generation
                 })
                 .unwrap_or(false),
             name,
@@ -442,10 +440,8 @@ fn progressing_condition(v: &View<'_>, rollout: Option<&RolloutReport>) -> Condi
     if let Some(r) = rollout.filter(|r| r.in_progress()) {
         return v.cond("Progressing", true, "RollingUpdate", r.message());
     }
-    let rolling = !v.statefulset_exists
-        || !v.sts_gen_seen
-        || v.updated < v.replicas
-        || !v.all_ready();
+    let rolling =
+        !v.statefulset_exists || !v.sts_gen_seen || v.updated < v.replicas || !v.all_ready();
     if rolling {
         v.cond(
             "Progressing",
@@ -542,7 +538,12 @@ pub fn compute(
         }
     };
     let available_c = v.cond("Available", avail.ok, avail.reason, avail.message);
-    let in_sync_c = v.cond("ReplicasInSync", in_sync.ok, in_sync.reason, in_sync.message);
+    let in_sync_c = v.cond(
+        "ReplicasInSync",
+        in_sync.ok,
+        in_sync.reason,
+        in_sync.message,
+    );
     let previous = rr.status.clone().unwrap_or_default();
     let conditions = keep_transition_times(
         &previous.conditions,

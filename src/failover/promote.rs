@@ -38,7 +38,10 @@ pub enum Kind {
 /// How the executor makes the new master.
 pub enum Method<'a> {
     /// Carry out a planner's `Promote` plan; `demoted` lose their clients once repointed.
-    Plan { plan: &'a Plan, demoted: Vec<String> },
+    Plan {
+        plan: &'a Plan,
+        demoted: Vec<String>,
+    },
     /// Pause writes on the old master until the target caught up, then swap them; `others`
     /// are repointed under the new master.
     Switchover {

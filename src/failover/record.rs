@@ -88,8 +88,10 @@ impl Records<'_> {
         status: serde_json::Value,
     ) -> Result<(), RolesError> {
         let name = self.rr.name_any();
-        let api: Api<RedisReplication> =
-            Api::namespaced(self.client.clone(), &self.rr.namespace().unwrap_or_default());
+        let api: Api<RedisReplication> = Api::namespaced(
+            self.client.clone(),
+            &self.rr.namespace().unwrap_or_default(),
+        );
         api.patch_status(
             &name,
             &PatchParams::default(),

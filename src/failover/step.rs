@@ -19,9 +19,7 @@ use super::pods::{self, PodAddress};
 use super::probe::{self, ProbeError, Timeouts};
 use super::promote::{promote, Kind, Method, PromoteError, Promotion};
 use super::record::{Records, RolesError};
-use super::{
-    plan, ObservedRole, Plan, PodObservation, PromoteReason, Settings, WaitReason,
-};
+use super::{plan, ObservedRole, Plan, PodObservation, PromoteReason, Settings, WaitReason};
 use crate::controller::observe::Observed;
 use crate::crd::{self, LastFailover, RedisReplication};
 use crate::metrics::Metrics;
@@ -92,8 +90,8 @@ impl Round {
     /// Observes every pod over RESP, in parallel; `master_host` names the pod it points at.
     async fn probe(&self, set: &str, timeouts: Timeouts) -> Vec<PodObservation> {
         let ips = pods::ips(&self.pods);
-        let probes = futures::future::join_all(self.pods.iter().zip(&self.targets).map(
-            |(p, t)| {
+        let probes =
+            futures::future::join_all(self.pods.iter().zip(&self.targets).map(|(p, t)| {
                 let pw = self.password.clone();
                 async move {
                     match &p.ip {
@@ -111,9 +109,8 @@ impl Round {
                         },
                     }
                 }
-            },
-        ))
-        .await;
+            }))
+            .await;
         probes
             .into_iter()
             .map(|p| {
@@ -273,8 +270,15 @@ pub async fn step(
                     demoted: pods::demoted(&observations, rec, Some(pod)),
                 },
             };
-            match promote(&records, &executor, cx.metrics, &observed.pods, p, marker_recorded)
-                .await
+            match promote(
+                &records,
+                &executor,
+                cx.metrics,
+                &observed.pods,
+                p,
+                marker_recorded,
+            )
+            .await
             {
                 Err(PromoteError::Record(e)) => return Err(e),
                 Err(PromoteError::Executor(e)) => {

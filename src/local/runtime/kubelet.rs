@@ -611,7 +611,7 @@ impl PodRun {
             net,
             hostname,
             grace: Duration::from_secs(
-                spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64,
+                spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64
             )
             .min(MAX_GRACE),
             restart_policy: spec.restart_policy.unwrap_or_else(|| "Always".into()),
@@ -640,7 +640,11 @@ impl PodRun {
         }
         vars.push((POD_DIR_ENV.to_string(), self.pod_dir.display().to_string()));
         if let Some(hosts) = {
-            let records = self.shared.records.lock().unwrap_or_else(|e| e.into_inner());
+            let records = self
+                .shared
+                .records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             records
                 .contains_key(&self.key)
                 .then(|| dns::hosts_content(&self.key, &records, &self.shared.opts.cluster_domain))
@@ -838,11 +842,7 @@ impl PodRun {
                     }
                     if fail >= spec.failure_threshold {
                         if self.st.ready || fail == spec.failure_threshold {
-                            self.event(
-                                false,
-                                "Unhealthy",
-                                &format!("Readiness probe failed: {m}"),
-                            );
+                            self.event(false, "Unhealthy", &format!("Readiness probe failed: {m}"));
                         }
                         self.st.ready = false;
                     }

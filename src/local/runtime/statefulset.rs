@@ -410,7 +410,9 @@ pub(crate) fn sync(shared: &Shared) {
                 if let Some(i) = ord {
                     if i >= replicas
                         && !pods.contains_key(&i)
-                        && store.get(&t.pods, &ns, &crate::names::pod(&name, i)).is_err()
+                        && store
+                            .get(&t.pods, &ns, &crate::names::pod(&name, i))
+                            .is_err()
                     {
                         let _ = store.delete(&t.pvcs, &ns, pname, &DeleteOptions::default());
                     }
