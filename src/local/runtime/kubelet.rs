@@ -623,11 +623,11 @@ impl PodRun {
     fn prepare_launch(&self, env: &RunEnv) -> Result<Launch, (&'static str, String)> {
         let lookup = |src: volumes::Source, n: &str| self.shared.object_data(&self.ns, src, n);
         volumes::materialise(&self.pod_dir, &self.pod, &env.ip_s, &lookup)
-            .map_err(|e| ("ContainerCreating", e))?;
+            .map_err(|e| ("ContainerCreating", e.to_string()))?;
         let mut vars = volumes::resolve_env(&self.pod, &self.container, &env.ip_s, &lookup)
-            .map_err(|e| ("CreateContainerConfigError", e))?;
+            .map_err(|e| ("CreateContainerConfigError", e.to_string()))?;
         let mounts = volumes::mounts(&self.pod_dir, &self.pod, &self.container)
-            .map_err(|e| ("CreateContainerConfigError", e))?;
+            .map_err(|e| ("CreateContainerConfigError", e.to_string()))?;
         if !vars.iter().any(|(k, _)| k == "PATH") {
             // What container images usually set.
             vars.insert(
