@@ -56,22 +56,7 @@ fn cond(
 /// over from the status, no observations. [`compute`] then judges the pods by their
 /// Kubernetes readiness, which the server's `/readyz` makes replication-aware.
 pub fn unprobed_outcome(rr: &RedisReplication) -> RolesOutcome {
-    let previous = rr.status.clone().unwrap_or_default();
-    let name = rr.name_any();
-    RolesOutcome {
-        observations: vec![],
-        master: Some(
-            previous
-                .master
-                .clone()
-                .unwrap_or_else(|| names::pod(&name, 0)),
-        ),
-        epoch: previous.epoch,
-        last_failover: previous.last_failover,
-        waiting: None,
-        failover_in_progress: previous.failover_in_progress,
-        recheck_soon: false,
-    }
+    RolesOutcome::recorded(&crate::model::Validated::from_resource(rr), rr)
 }
 
 /// How one replica stands, for `ReplicasInSync`.

@@ -127,21 +127,6 @@ impl Round {
     }
 }
 
-/// The outcome before anything is decided: what the status recorded.
-fn initial_outcome(model: &Validated, rr: &RedisReplication) -> RolesOutcome {
-    let prev = rr.status.clone().unwrap_or_default();
-    RolesOutcome {
-        observations: Vec::new(),
-        // Nothing recorded yet: the bootstrap rule (pod 0), as the status step shows it.
-        master: model.recorded_master_or_bootstrap(),
-        epoch: prev.epoch,
-        last_failover: prev.last_failover,
-        waiting: None,
-        failover_in_progress: prev.failover_in_progress,
-        recheck_soon: false,
-    }
-}
-
 /// Something a reachable pod still has to do before it follows its upstream.
 fn not_following(observations: &[PodObservation]) -> bool {
     observations.iter().any(|o| {
@@ -180,7 +165,7 @@ pub async fn step(
 ) -> Result<RolesOutcome, RolesError> {
     let records = cx.records(rr);
     let rec = &model.recorded;
-    let mut outcome = initial_outcome(model, rr);
+    let mut outcome = RolesOutcome::recorded(model, rr);
     let round = Round::new(cx, rr, observed);
     if round.pods.iter().all(|p| p.ip.is_none()) {
         outcome.waiting = Some("no pod has an address yet".to_string());
