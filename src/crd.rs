@@ -107,8 +107,11 @@ fn default_password_key() -> String {
 fn default_fanout() -> i32 {
     2
 }
+/// Default of `failover.downAfterSeconds` (also what a negative value falls back to).
+pub const DEFAULT_DOWN_AFTER_SECONDS: u64 = 10;
+
 fn default_down_after() -> i32 {
-    10
+    DEFAULT_DOWN_AFTER_SECONDS as i32
 }
 fn default_max_unavailable() -> i32 {
     1

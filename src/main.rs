@@ -3,8 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
-use tandem_operator::controller::{self, Settings};
+use tandem_operator::controller;
 use tandem_operator::crd;
+use tandem_operator::settings::Settings;
 
 #[derive(Parser, Debug)]
 #[command(

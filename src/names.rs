@@ -34,12 +34,36 @@ pub fn generated_secret(name: &str) -> String {
 pub fn pdb(name: &str) -> String {
     name.to_string()
 }
-pub fn pod(name: &str, ordinal: i32) -> String {
-    format!("{name}-{ordinal}")
+/// Pod `ordinal` of StatefulSet `name` (the StatefulSet controller's naming).
+pub fn pod(name: &str, ordinal: impl Into<i64>) -> String {
+    format!("{name}-{}", ordinal.into())
+}
+/// The PersistentVolumeClaim of volume claim template `template` for pod `ordinal` of
+/// StatefulSet `set` (the StatefulSet controller's naming).
+pub fn claim(template: &str, set: &str, ordinal: impl Into<i64>) -> String {
+    format!("{template}-{}", pod(set, ordinal))
+}
+
+/// Ordinal of a StatefulSet pod from its name (`<set>-<ordinal>`): the inverse of [`pod`].
+/// `None` for any other name (another set's pod, leading zeros, signs, negative numbers).
+pub fn ordinal(set: &str, pod: &str) -> Option<i32> {
+    let rest = pod.strip_prefix(set)?.strip_prefix('-')?;
+    if rest.is_empty()
+        || (rest.len() > 1 && rest.starts_with('0'))
+        || !rest.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    rest.parse().ok()
 }
 
 /// Stable DNS name of a pod through the headless Service.
-pub fn pod_dns(name: &str, namespace: &str, cluster_domain: &str, ordinal: i32) -> String {
+pub fn pod_dns(
+    name: &str,
+    namespace: &str,
+    cluster_domain: &str,
+    ordinal: impl Into<i64>,
+) -> String {
     format!(
         "{}.{}.{namespace}.svc.{cluster_domain}",
         pod(name, ordinal),
@@ -80,4 +104,19 @@ pub fn selector_string(labels: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinal_is_the_inverse_of_the_pod_name() {
+        assert_eq!(ordinal("c", &pod("c", 12)), Some(12));
+        assert_eq!(ordinal("c", "c-0"), Some(0));
+        assert_eq!(ordinal("r-a", "r-a-3"), Some(3));
+        for other in ["cx-1", "c-", "c-01", "c--1", "c-+1", "c-1a", "c"] {
+            assert_eq!(ordinal("c", other), None, "{other}");
+        }
+    }
 }

@@ -106,7 +106,7 @@ fn examples_are_valid_redisreplications_per_the_crd_schema() {
             auth_secret: Some(secret),
             ..Observed::default()
         };
-        assert_eq!(validate(&rr, &observed), Ok(()), "{name}");
+        assert_eq!(validate(&rr, &observed).map(|_| ()), Ok(()), "{name}");
         build::build(&rr, &Params::default(), None).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use tandem_operator::roles::executor::{Executor, PodTarget, Step};
-use tandem_operator::roles::probe::{self, info_fields, Client, Timeouts, Value};
-use tandem_operator::roles::{
+use tandem_operator::failover::executor::{Executor, PodTarget, Step};
+use tandem_operator::failover::probe::{self, info_fields, Client, Timeouts, Value};
+use tandem_operator::failover::{
     plan, ObservedRole, Plan, PodObservation, PromoteReason, RecordedState, Repoint, Settings,
     Topology,
 };

@@ -1,13 +1,13 @@
-//! Leader election against the in-memory API: one holder at a time, renewals, hand-over.
+//! Leader election against the in-memory API (the local mode's store): one holder at a time, renewals, hand-over.
 
 mod common;
 
-use common::fake_api::FakeApi;
+use common::api::TestApi;
 use tandem_operator::leader::Leader;
 
 #[tokio::test]
 async fn only_one_candidate_holds_the_lease_until_it_releases() {
-    let api = FakeApi::default();
+    let api = TestApi::start(&["ops"]).await;
     let a = Leader::new(api.client(), "ops", "tandem-operator", "pod-a");
     let b = Leader::new(api.client(), "ops", "tandem-operator", "pod-b");
     assert!(

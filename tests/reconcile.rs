@@ -1,13 +1,11 @@
-//! Reconcile scenarios, each run twice: against the in-memory API server
-//! (tests/common/fake_api.rs, module `fake_api`) and against the embedded local API server
-//! over HTTP (src/local/api, module `local_api`); see tests/common/backend.rs.
+//! Reconcile scenarios against the embedded local API server over HTTP (src/local/api, the
+//! store `tandem-operator local` serves); see tests/common/api.rs.
 
 mod common;
 
 use std::sync::Arc;
 
-use common::backend::{Backend, LocalBackend};
-use common::fake_api::FakeApi;
+use common::api::TestApi;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{json, Value};
 use tandem_operator::build::Params;
@@ -19,20 +17,16 @@ const NS: &str = "prod";
 const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");
 
 struct World {
-    api: Backend,
+    api: TestApi,
     ctx: Arc<Context>,
 }
 
 impl World {
-    fn fake() -> Self {
-        Self::on(Backend::Fake(FakeApi::default()))
-    }
-
     async fn local() -> Self {
-        Self::on(Backend::Local(Box::new(LocalBackend::start(&[NS]).await)))
+        Self::on(TestApi::start(&[NS]).await)
     }
 
-    fn on(api: Backend) -> Self {
+    fn on(api: TestApi) -> Self {
         let client = api.client();
         let ctx = Arc::new(Context {
             client: client.clone(),
@@ -132,8 +126,8 @@ impl World {
     }
 }
 
-/// The Secret's password: `stringData` as the operator writes it (kept by the fake), or `data`
-/// (base64) after an API server folded `stringData` into it (the local API does, like a real one).
+/// The Secret's password: `stringData` as the operator writes it, or `data` (base64) after an
+/// API server folded `stringData` into it (the local API does, like a real one).
 fn password_of(secret: &Value) -> String {
     if let Some(p) = secret["stringData"]["password"].as_str() {
         return p.to_string();
@@ -470,18 +464,15 @@ async fn chain_topology_status_shows_each_upstream(w: World) {
 }
 
 /// Every scenario above, once per API server.
-macro_rules! on_both_apis {
+macro_rules! on_the_local_api {
     ($($name:ident),* $(,)?) => {
-        mod fake_api {
-            $( #[tokio::test] async fn $name() { super::$name(super::World::fake()).await } )*
-        }
         mod local_api {
             $( #[tokio::test] async fn $name() { super::$name(super::World::local().await).await } )*
         }
     };
 }
 
-on_both_apis!(
+on_the_local_api!(
     first_reconcile_creates_every_child_owned_by_the_resource,
     second_reconcile_changes_nothing,
     spec_change_updates_the_statefulset,

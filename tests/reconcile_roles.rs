@@ -1,5 +1,5 @@
 //! The roles step through a whole reconcile, against the in-memory API server
-//! (tests/common/fake_api.rs) and, where pods have addresses, real `tandem-server` processes.
+//! (the local mode's API store, tests/common/api.rs) and, where pods have addresses, real `tandem-server` processes.
 //!
 //! The step connects to `<podIP>:6379`, so each server of a test listens on port 6379 of its
 //! own loopback address (127.X.Y.1-3, X.Y from the test process, retried on collisions).
@@ -12,28 +12,28 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fake_api::FakeApi;
+use common::api::TestApi;
 use common::loopback_servers::{self, Srv};
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{json, Value};
 use tandem_operator::build::Params;
 use tandem_operator::controller::{reconcile, Context};
 use tandem_operator::crd::RedisReplication;
+use tandem_operator::failover::probe::{Timeouts, Value as Resp};
 use tandem_operator::metrics::Metrics;
-use tandem_operator::roles::probe::{Timeouts, Value as Resp};
 
 const NS: &str = "prod";
 const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");
 const PW: &str = "pw-roles";
 
 struct World {
-    api: FakeApi,
+    api: TestApi,
     ctx: Arc<Context>,
 }
 
 impl World {
-    fn new() -> Self {
-        let api = FakeApi::default();
+    async fn new() -> Self {
+        let api = TestApi::start(&[NS]).await;
         let client = api.client();
         let ctx = Arc::new(Context {
             client: client.clone(),
@@ -145,7 +145,7 @@ fn servers(n: u8) -> Vec<Srv> {
 
 #[tokio::test]
 async fn pods_without_addresses_are_not_observed_and_status_is_untouched() {
-    let w = World::new();
+    let w = World::new().await;
     w.create_rr("cache", json!({"replicas": 3}));
     w.reconcile("cache").await;
     w.pods("cache", &[None, None, None]);
@@ -170,7 +170,7 @@ async fn pods_without_addresses_are_not_observed_and_status_is_untouched() {
 
 #[tokio::test]
 async fn recorded_master_is_followed_by_labels_even_when_pods_are_not_observed() {
-    let w = World::new();
+    let w = World::new().await;
     w.create_rr("cache", json!({"replicas": 3}));
     w.reconcile("cache").await;
     // A failover happened earlier: status says cache-2.
@@ -196,7 +196,7 @@ async fn recorded_master_is_followed_by_labels_even_when_pods_are_not_observed()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_master_is_replaced_labels_move_and_the_failover_is_recorded() {
     let mut srv = servers(3);
-    let w = World::new();
+    let w = World::new().await;
     w.secret("cache");
     w.create_rr(
         "cache",
@@ -295,7 +295,7 @@ async fn dead_master_is_replaced_labels_move_and_the_failover_is_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_failover_is_resumed_towards_the_recorded_target() {
     let srv = servers(2);
-    let w = World::new();
+    let w = World::new().await;
     w.secret("cache");
     w.create_rr("cache", json!({"replicas": 2}));
     w.reconcile("cache").await;
@@ -329,7 +329,7 @@ async fn interrupted_failover_is_resumed_towards_the_recorded_target() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabled_failover_never_promotes_in_place_of_a_dead_master() {
     let mut srv = servers(2);
-    let w = World::new();
+    let w = World::new().await;
     w.secret("cache");
     w.create_rr(
         "cache",
@@ -361,10 +361,11 @@ async fn disabled_failover_never_promotes_in_place_of_a_dead_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planned_switchover_moves_the_master_and_records_it() {
-    use tandem_operator::controller::{observe, roles};
+    use tandem_operator::controller::observe;
+    use tandem_operator::failover;
 
     let srv = servers(3);
-    let w = World::new();
+    let w = World::new().await;
     w.secret("cache");
     w.create_rr("cache", json!({"replicas": 3}));
     w.reconcile("cache").await;
@@ -398,7 +399,7 @@ async fn planned_switchover_moves_the_master_and_records_it() {
     assert!(w.events("FailoverStarted").is_empty(), "healthy set kept");
 
     let rr = w.rr("cache");
-    let cx = roles::StepContext {
+    let cx = failover::StepContext {
         client: &w.ctx.client,
         recorder: w.ctx.recorder.as_ref(),
         metrics: &w.ctx.metrics,
@@ -407,11 +408,15 @@ async fn planned_switchover_moves_the_master_and_records_it() {
         timeouts: Timeouts::default(),
     };
     let observed = observe::observe(&w.ctx.client, &rr).await.expect("observe");
-    let outcome = roles::step(&cx, &rr, &observed).await.expect("roles step");
-    assert_eq!(outcome.master.as_deref(), Some("cache-0"));
-    let done = roles::planned_switchover(&cx, &rr, &observed, &outcome, "cache-0", "cache-1")
+    let model = tandem_operator::model::Validated::from_resource(&rr);
+    let outcome = failover::step(&cx, &rr, &model, &observed)
         .await
-        .expect("switchover");
+        .expect("roles step");
+    assert_eq!(outcome.master.as_deref(), Some("cache-0"));
+    let done =
+        failover::planned_switchover(&cx, &rr, &model, &observed, &outcome, "cache-0", "cache-1")
+            .await
+            .expect("switchover");
     assert_eq!((done.to.as_str(), done.epoch), ("cache-1", 1));
 
     let st = w.rr("cache").status.unwrap();
@@ -449,7 +454,7 @@ async fn planned_switchover_moves_the_master_and_records_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_assignment_records_epoch_one_without_calling_it_a_failover() {
     let srv = servers(3);
-    let w = World::new();
+    let w = World::new().await;
     w.secret("cache");
     w.create_rr("cache", json!({"replicas": 3}));
     // Pods already answer on the first reconcile (e.g. status was lost): nothing recorded.
@@ -483,7 +488,7 @@ async fn first_assignment_records_epoch_one_without_calling_it_a_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chain_topology_is_laid_out_and_rebuilt_under_the_new_master() {
     let mut srv = servers(3);
-    let w = World::new();
+    let w = World::new().await;
     w.secret("line");
     w.create_rr(
         "line",

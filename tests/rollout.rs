@@ -1,22 +1,22 @@
 //! Rolling updates (updateStrategy OnDelete) through the reconcile driver and the rollout step,
-//! against the in-memory API server (tests/common/fake_api.rs), playing the StatefulSet
+//! against the in-memory API server (the local mode's API store, tests/common/api.rs), playing the StatefulSet
 //! controller and the kubelet by hand.
 
 mod common;
 
 use std::sync::Arc;
 
-use common::fake_api::FakeApi;
+use common::api::TestApi;
 use serde_json::{json, Value};
 use tandem_operator::build::Params;
 use tandem_operator::controller::observe::Observed;
-use tandem_operator::controller::outcome::RolesOutcome;
 use tandem_operator::controller::rollout::{self, RolloutStep};
 use tandem_operator::controller::status;
 use tandem_operator::controller::{reconcile, Context};
 use tandem_operator::crd::RedisReplication;
+use tandem_operator::failover::RolesOutcome;
+use tandem_operator::failover::{ObservedRole, PodObservation};
 use tandem_operator::metrics::Metrics;
-use tandem_operator::roles::{ObservedRole, PodObservation};
 
 const NS: &str = "prod";
 const RR: (&str, &str) = ("apis/tandem.dev/v1alpha1", "redisreplications");
@@ -24,13 +24,13 @@ const OLD: &str = "cache-rev-old";
 const NEW: &str = "cache-rev-new";
 
 struct World {
-    api: FakeApi,
+    api: TestApi,
     ctx: Arc<Context>,
 }
 
 impl World {
-    fn new() -> Self {
-        let api = FakeApi::default();
+    async fn new() -> Self {
+        let api = TestApi::start(&[NS]).await;
         let ctx = Arc::new(Context {
             client: api.client(),
             params: Params::default(),
@@ -146,7 +146,7 @@ async fn roll(w: &World) -> rollout::RolloutReport {
 
 #[tokio::test]
 async fn replicas_are_replaced_one_at_a_time_highest_ordinal_first_each_once_ready() {
-    let w = World::new();
+    let w = World::new().await;
     w.create_rr(json!({"replicas": 3}));
     w.reconcile().await;
     let sts = w
@@ -203,7 +203,7 @@ async fn replicas_are_replaced_one_at_a_time_highest_ordinal_first_each_once_rea
 
 #[tokio::test]
 async fn nothing_is_deleted_while_a_pod_is_unready() {
-    let w = World::new();
+    let w = World::new().await;
     w.create_rr(json!({"replicas": 3}));
     w.reconcile().await;
     w.pods(&[OLD, OLD, OLD], &[true, false, true]);
@@ -219,7 +219,7 @@ async fn nothing_is_deleted_while_a_pod_is_unready() {
 async fn through_reconcile_nothing_is_deleted_while_the_pods_cannot_be_observed() {
     // The pods have no address, so the roles step cannot probe them and waits: the rolling
     // update waits too, and says so in the Progressing condition.
-    let w = World::new();
+    let w = World::new().await;
     w.create_rr(json!({"replicas": 3}));
     w.reconcile().await;
     w.pods(&[OLD, OLD, OLD], &[true, true, true]);
@@ -272,7 +272,7 @@ fn obs(i: u32, role: ObservedRole, offset: i64) -> PodObservation {
 
 #[tokio::test]
 async fn the_step_follows_the_observed_master_and_waits_for_syncing_replicas() {
-    let w = World::new();
+    let w = World::new().await;
     w.create_rr(json!({"replicas": 3}));
     w.reconcile().await;
     w.pods(&[OLD, NEW, NEW], &[true, true, true]);
@@ -315,7 +315,7 @@ async fn the_step_follows_the_observed_master_and_waits_for_syncing_replicas() {
 
 #[tokio::test]
 async fn an_outdated_master_is_switched_over_first_and_deleted_only_as_a_replica() {
-    let w = World::new();
+    let w = World::new().await;
     w.create_rr(json!({"replicas": 3}));
     w.reconcile().await;
     w.pods(&[OLD, NEW, NEW], &[true, true, true]);

@@ -1,5 +1,5 @@
 //! Status and the rolling update through whole reconciles with the roles step observing real
-//! `tandem-server` processes: the in-memory API server (tests/common/fake_api.rs) holds the
+//! `tandem-server` processes: the in-memory API server (the local mode's API store, tests/common/api.rs) holds the
 //! objects, each pod's IP is a loopback address where a server listens on 6379 (the port the
 //! roles step connects to). The replicas are pointed at the master's IP beforehand, so their
 //! links are really up (pod DNS names do not resolve here).
@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fake_api::FakeApi;
+use common::api::TestApi;
 use common::loopback_servers::{self, Srv};
 use serde_json::{json, Value};
 use tandem_operator::build::Params;
@@ -48,13 +48,13 @@ async fn replicate<S: std::borrow::Borrow<Srv>>(srv: &[S]) {
 }
 
 struct World {
-    api: FakeApi,
+    api: TestApi,
     ctx: Arc<Context>,
 }
 
 impl World {
-    fn new() -> Self {
-        let api = FakeApi::default();
+    async fn new() -> Self {
+        let api = TestApi::start(&[NS]).await;
         let ctx = Arc::new(Context {
             client: api.client(),
             params: Params::default(),
@@ -164,7 +164,7 @@ async fn observed_set_reports_status_and_rolls_replicas_then_switches_the_master
     replicate(&srv).await;
     let owned: Vec<String> = srv.iter().map(|s| s.ip.clone()).collect();
     let ips: Vec<&str> = owned.iter().map(String::as_str).collect();
-    let w = World::new();
+    let w = World::new().await;
     w.create_rr(json!({"replicas": 3}));
     w.reconcile().await;
     // Every pod is current: status only.

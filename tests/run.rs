@@ -6,9 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use common::fake_api::FakeApi;
+use common::api::TestApi;
 use serde_json::json;
-use tandem_operator::controller::{run_with_client, Settings};
+use tandem_operator::controller::run_with_client;
+use tandem_operator::settings::Settings;
 
 #[derive(Parser)]
 struct Cli {
@@ -18,7 +19,7 @@ struct Cli {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_reconciles_existing_resources_and_stops_on_shutdown() {
-    let api = FakeApi::default();
+    let api = TestApi::start(&["prod"]).await;
     api.put(
         "apis/tandem.dev/v1alpha1",
         "redisreplications",
@@ -61,7 +62,8 @@ async fn run_reconciles_existing_resources_and_stops_on_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_leader_election_the_lease_is_taken_and_released_on_shutdown() {
-    let api = FakeApi::default();
+    // The Lease lives in its own namespace, which exists like it would in a cluster.
+    let api = TestApi::start(&["prod", "ops"]).await;
     let settings = Cli::try_parse_from([
         "x",
         "--namespace",

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{Owner, Params};
-use crate::crd::{RedisReplication, Topology};
+use crate::crd::RedisReplication;
 use crate::names;
 
 pub const CONFIG_DIR: &str = "/etc/tandem/config";
@@ -55,33 +55,10 @@ pub const MANAGED_DIRECTIVES: &[&str] = &[
 /// The server's admin HTTP port (`tandem-admin-port`): `/healthz`, `/readyz`, `/metrics`.
 pub const ADMIN_PORT: i32 = 9121;
 
-/// Ordinal of the pod that pod `ordinal` replicates from, by the bootstrap rule
-/// (pod 0 is the master). `None` for the master.
-pub fn upstream_ordinal(topology: Topology, fanout: i32, ordinal: i32) -> Option<i32> {
-    if ordinal <= 0 {
-        return None;
-    }
-    match topology {
-        Topology::Star => Some(0),
-        Topology::Chain => Some((ordinal - 1) / fanout.max(1)),
-    }
-}
-
-/// The operator's topology type for the spec's topology.
-pub fn topology(r: &crate::crd::ReplicationSpec) -> crate::roles::Topology {
-    match r.topology {
-        Topology::Star => crate::roles::Topology::Star,
-        Topology::Chain => crate::roles::Topology::Chain {
-            fanout: usize::try_from(r.fanout.max(1)).unwrap_or(1),
-        },
-    }
-}
-
 /// Ordinal of the recorded master (`status.master`) when it names a pod of this set.
 pub fn recorded_master(rr: &RedisReplication, set: &str) -> Option<i32> {
     let master = rr.status.as_ref()?.master.as_deref()?;
-    let ord: i32 = master.strip_prefix(set)?.strip_prefix('-')?.parse().ok()?;
-    (ord >= 0).then_some(ord)
+    names::ordinal(set, master)
 }
 
 /// Where pod `ordinal` should replicate from when it starts: `None` for the master.
@@ -94,17 +71,16 @@ pub fn planned_upstream(rr: &RedisReplication, set: &str, ordinal: i32) -> Optio
     planned_upstream_from(&rr.spec, set, recorded_master(rr, set), ordinal)
 }
 
-/// [`planned_upstream`] for a given master ordinal (`None`: the bootstrap rule).
+/// [`planned_upstream`] for a given master ordinal (`None`: the bootstrap rule, pod 0). The
+/// layout is the failover's ([`crate::failover::desired_upstreams`]), the one place a chain
+/// is laid out.
 pub fn planned_upstream_from(
     spec: &crate::crd::RedisReplicationSpec,
     set: &str,
     master: Option<i32>,
     ordinal: i32,
 ) -> Option<i32> {
-    let r = &spec.replication;
-    let Some(master) = master else {
-        return upstream_ordinal(r.topology, r.fanout, ordinal);
-    };
+    let master = master.unwrap_or(0);
     if ordinal == master {
         return None;
     }
@@ -114,16 +90,14 @@ pub fn planned_upstream_from(
     let members: Vec<(u32, &str)> = pods.iter().map(|(i, n)| (*i, n.as_str())).collect();
     let master_name = names::pod(set, master);
     let me = names::pod(set, ordinal);
-    crate::roles::desired_upstreams(topology(r), &master_name, &members)
-        .into_iter()
-        .find(|rp| rp.pod == me)
-        .and_then(|rp| {
-            rp.upstream
-                .strip_prefix(set)?
-                .strip_prefix('-')?
-                .parse()
-                .ok()
-        })
+    crate::failover::desired_upstreams(
+        crate::model::topology(&spec.replication),
+        &master_name,
+        &members,
+    )
+    .into_iter()
+    .find(|rp| rp.pod == me)
+    .and_then(|rp| names::ordinal(set, &rp.upstream))
 }
 
 /// `tandem.conf`: directives owned by the operator, then the user's passthrough directives.

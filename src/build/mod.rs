@@ -115,13 +115,7 @@ pub fn build(
 }
 
 /// Name of the Secret holding the password (user-provided or generated).
-pub fn auth_secret_name(rr: &RedisReplication) -> String {
-    rr.spec
-        .auth
-        .secret_name
-        .clone()
-        .unwrap_or_else(|| names::generated_secret(&rr.name_any()))
-}
+pub use crate::model::auth_secret_name;
 
 #[cfg(test)]
 pub(crate) mod testutil {

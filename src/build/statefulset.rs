@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{self, AUTH_DIR, CONFIG_DIR, DATA_DIR, PASSWORD_FILE, RUN_DIR};
 use super::{auth_secret_name, Owner, Params};
-use crate::crd::{RedisReplication, Retention};
+use crate::crd::{RedisReplication, Retention, StorageSpec};
 use crate::names;
 
 /// UID/GID the server runs as unless the user sets a pod security context.
@@ -108,6 +108,53 @@ pub fn statefulset(
         config::config_hash(rr, config_map),
     );
 
+    let storage = rr.spec.persistence.storage.as_ref();
+    StatefulSet {
+        metadata: owner.child_meta(names::statefulset(name)),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.replicas),
+            service_name: Some(names::headless_service(name)),
+            selector: LabelSelector {
+                match_labels: Some(names::selector_labels(name)),
+                ..LabelSelector::default()
+            },
+            // Parallel starts are safe because every pod without an upstream starts fenced
+            // (no writes, no syncs served) until the operator assigns its role: two pods
+            // starting at once cannot both become a writable master (the split brain of
+            // Bitnami #17047). Ordered starts would only slow recovery.
+            pod_management_policy: Some("Parallel".to_string()),
+            // The operator replaces pods itself (replicas one at a time, each in sync before
+            // the next, then a switchover before the master), see controller::rollout; the
+            // StatefulSet controller must not restart pods on a template change.
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".to_string()),
+                rolling_update: None,
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(pod_annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(rr, params, name)),
+            },
+            volume_claim_templates: storage.map(|s| vec![data_claim(name, s)]),
+            persistent_volume_claim_retention_policy: storage.map(|_| {
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some(retention(rr).to_string()),
+                    when_scaled: Some("Retain".to_string()),
+                }
+            }),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}
+
+/// The pod's volumes: config, auth (the password file), in-memory run dir, tmp, and data when
+/// there is no PersistentVolumeClaim.
+fn volumes(rr: &RedisReplication, name: &str) -> Vec<Volume> {
+    let spec = &rr.spec;
     let mut volumes = vec![
         Volume {
             name: "config".to_string(),
@@ -137,12 +184,16 @@ pub fn statefulset(
         // The server may write temp files (RDB/AOF rewrites) only under /data and /tmp.
         empty_dir("tmp", false),
     ];
-    let storage = spec.persistence.storage.as_ref();
-    if storage.is_none() {
+    if spec.persistence.storage.is_none() {
         volumes.push(empty_dir("data", false));
     }
+    volumes
+}
 
-    let container = Container {
+/// The server container: image, start script, ports, probes and mounts.
+fn container(rr: &RedisReplication, params: &Params) -> Container {
+    let spec = &rr.spec;
+    Container {
         name: "server".to_string(),
         image: Some(
             spec.image
@@ -188,11 +239,15 @@ pub fn statefulset(
             mount("data", DATA_DIR, false),
         ]),
         ..Container::default()
-    };
+    }
+}
 
-    let pod_spec = PodSpec {
-        containers: vec![container],
-        volumes: Some(volumes),
+/// The pod: the container, volumes and the user's pod shape (scheduling, security, account).
+fn pod_spec(rr: &RedisReplication, params: &Params, name: &str) -> PodSpec {
+    let spec = &rr.spec;
+    PodSpec {
+        containers: vec![container(rr, params)],
+        volumes: Some(volumes(rr, name)),
         security_context: Some(
             spec.pod_security_context
                 .clone()
@@ -210,74 +265,37 @@ pub fn statefulset(
         automount_service_account_token: Some(false),
         termination_grace_period_seconds: Some(30),
         ..PodSpec::default()
-    };
+    }
+}
 
-    let claim_templates = storage.map(|s| {
-        vec![PersistentVolumeClaim {
-            metadata: ObjectMeta {
-                name: Some("data".to_string()),
-                labels: Some(names::labels(name)),
-                ..ObjectMeta::default()
-            },
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(vec!["ReadWriteOnce".to_string()]),
-                storage_class_name: s.storage_class_name.clone(),
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([(
-                        "storage".to_string(),
-                        Quantity(s.size.clone()),
-                    )])),
-                    ..VolumeResourceRequirements::default()
-                }),
-                ..PersistentVolumeClaimSpec::default()
+/// The `data` volume claim template.
+fn data_claim(name: &str, s: &StorageSpec) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".to_string()),
+            labels: Some(names::labels(name)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+            storage_class_name: s.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(s.size.clone()),
+                )])),
+                ..VolumeResourceRequirements::default()
             }),
-            ..PersistentVolumeClaim::default()
-        }]
-    });
-    let retention = match spec.persistence.retention {
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+fn retention(rr: &RedisReplication) -> &'static str {
+    match rr.spec.persistence.retention {
         Retention::Retain => "Retain",
         Retention::Delete => "Delete",
-    };
-
-    StatefulSet {
-        metadata: owner.child_meta(names::statefulset(name)),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(spec.replicas),
-            service_name: Some(names::headless_service(name)),
-            selector: LabelSelector {
-                match_labels: Some(names::selector_labels(name)),
-                ..LabelSelector::default()
-            },
-            // Parallel starts are safe because every pod without an upstream starts fenced
-            // (no writes, no syncs served) until the operator assigns its role: two pods
-            // starting at once cannot both become a writable master (the split brain of
-            // Bitnami #17047). Ordered starts would only slow recovery.
-            pod_management_policy: Some("Parallel".to_string()),
-            // The operator replaces pods itself (replicas one at a time, each in sync before
-            // the next, then a switchover before the master), see controller::rollout; the
-            // StatefulSet controller must not restart pods on a template change.
-            update_strategy: Some(StatefulSetUpdateStrategy {
-                type_: Some("OnDelete".to_string()),
-                rolling_update: None,
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: Some(pod_annotations),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod_spec),
-            },
-            volume_claim_templates: claim_templates,
-            persistent_volume_claim_retention_policy: storage.map(|_| {
-                StatefulSetPersistentVolumeClaimRetentionPolicy {
-                    when_deleted: Some(retention.to_string()),
-                    when_scaled: Some("Retain".to_string()),
-                }
-            }),
-            ..StatefulSetSpec::default()
-        }),
-        ..StatefulSet::default()
     }
 }
 

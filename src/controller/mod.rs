@@ -1,10 +1,9 @@
 //! The controller: a short reconcile driver over named steps
-//! observe -> validate -> build (pure) -> apply -> roles -> status, and the process around it.
+//! observe -> validate -> build (pure) -> apply -> failover -> rollout -> status, and the
+//! process around it (watches, leader election, metrics endpoint).
 
 pub mod apply;
 pub mod observe;
-pub mod outcome;
-pub mod roles;
 pub mod rollout;
 pub mod status;
 pub mod validate;
@@ -27,120 +26,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::build::{self, secret::random_password, BuildError, Params};
 use crate::crd::RedisReplication;
+use crate::failover;
 use crate::metrics::Metrics;
-
-/// Process settings (`tandem-operator run`), from flags or environment.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Settings {
-    /// Default tandem-server image for resources that do not set `spec.image`.
-    #[arg(
-        long,
-        env = "TANDEM_SERVER_IMAGE",
-        default_value = "tandem-server:0.1.0"
-    )]
-    pub server_image: String,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    pub namespace: Option<String>,
-    /// Cluster DNS domain used in pod DNS names.
-    #[arg(long, env = "CLUSTER_DOMAIN", default_value = "cluster.local")]
-    pub cluster_domain: String,
-    /// Address of the /metrics, /healthz and /readyz endpoint.
-    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
-    pub metrics_addr: SocketAddr,
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-    /// Act only while holding a coordination.k8s.io Lease, so two operator replicas never act at once.
-    #[arg(long, env = "LEADER_ELECT", default_value_t = false)]
-    pub leader_elect: bool,
-    #[arg(long, env = "LEASE_NAME", default_value = "tandem-operator")]
-    pub lease_name: String,
-    /// Namespace of the Lease (default: the pod's namespace from POD_NAMESPACE, else "default").
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
-    pub lease_namespace: String,
-    /// Identity in the Lease (default: the pod name).
-    #[arg(long, env = "POD_NAME", default_value = "tandem-operator")]
-    pub identity: String,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        settings: Settings,
-    }
-
-    #[test]
-    fn flags_parse_with_defaults_and_values() {
-        let c = Cli::try_parse_from(["x"]).unwrap().settings;
-        assert_eq!(c.cluster_domain, "cluster.local");
-        assert_eq!(c.log_format, LogFormat::Text);
-        assert!(c.namespace.is_none());
-        let c = Cli::try_parse_from([
-            "x",
-            "--server-image",
-            "img:1",
-            "--namespace",
-            "apps",
-            "--cluster-domain",
-            "corp",
-            "--metrics-addr",
-            "127.0.0.1:9",
-            "--log-format",
-            "json",
-            "--leader-elect",
-        ])
-        .unwrap()
-        .settings;
-        assert_eq!(c.server_image, "img:1");
-        assert_eq!(c.namespace.as_deref(), Some("apps"));
-        assert_eq!(c.cluster_domain, "corp");
-        assert_eq!(c.metrics_addr.port(), 9);
-        assert_eq!(c.log_format, LogFormat::Json);
-        assert!(c.leader_elect);
-        assert!(Cli::try_parse_from(["x", "--log-format", "xml"]).is_err());
-    }
-
-    #[test]
-    fn pods_map_to_their_set_by_instance_label() {
-        let mut p = Pod::default();
-        p.metadata.name = Some("cache-1".into());
-        p.metadata.namespace = Some("prod".into());
-        assert_eq!(pod_owner(p.clone()), None);
-        p.metadata.labels = Some(
-            [(
-                "app.kubernetes.io/instance".to_string(),
-                "cache".to_string(),
-            )]
-            .into(),
-        );
-        let r = pod_owner(p).unwrap();
-        assert_eq!(
-            (r.name.as_str(), r.namespace.as_deref()),
-            ("cache", Some("prod"))
-        );
-    }
-
-    #[test]
-    fn leader_election_env_from_the_chart_parses_as_bool() {
-        // The chart passes LEADER_ELECT="true"/"false"; only this test touches that variable.
-        std::env::set_var("LEADER_ELECT", "false");
-        assert!(!Cli::try_parse_from(["x"]).unwrap().settings.leader_elect);
-        std::env::set_var("LEADER_ELECT", "true");
-        assert!(Cli::try_parse_from(["x"]).unwrap().settings.leader_elect);
-        std::env::remove_var("LEADER_ELECT");
-    }
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+use crate::settings::{init_logging, Settings};
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -150,7 +38,21 @@ pub struct Context {
     /// `None` in tests that do not care about Events.
     pub recorder: Option<Recorder>,
     /// The roles step's memory between reconciles (when each master was first seen down).
-    pub roles: roles::RolesMemory,
+    pub roles: failover::RolesMemory,
+}
+
+impl Context {
+    /// What the failover step needs from this context.
+    pub fn failover_context(&self) -> failover::StepContext<'_> {
+        failover::StepContext {
+            client: &self.client,
+            recorder: self.recorder.as_ref(),
+            metrics: &self.metrics,
+            memory: &self.roles,
+            cluster_domain: &self.params.cluster_domain,
+            timeouts: failover::probe::Timeouts::default(),
+        }
+    }
 }
 
 /// Errors that fail a reconcile (and are retried); an invalid spec is not one of them.
@@ -163,7 +65,7 @@ pub enum Error {
     #[error("apply: {0}")]
     Apply(#[from] apply::ApplyError),
     #[error("roles: {0}")]
-    Roles(#[from] roles::RolesError),
+    Roles(#[from] failover::RolesError),
     #[error("status: {0}")]
     Status(#[from] status::StatusError),
     #[error("rollout: {0}")]
@@ -204,10 +106,10 @@ fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
-/// The reconcile driver: each step is one call; the decisions live in the steps.
+/// The reconcile driver: observe -> validate -> build -> apply -> failover -> rollout ->
+/// status. Each step is one call; the decisions live in the steps.
 pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started();
-    let ns = rr.namespace().unwrap_or_default();
     if rr.meta().deletion_timestamp.is_some() {
         if let Some(uid) = rr.uid() {
             ctx.roles.forget(&uid);
@@ -217,70 +119,17 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     }
     let observed = observe::observe(&ctx.client, &rr).await?;
-
-    if let Err(invalid) = validate::validate(&rr, &observed) {
-        // Report and wait: nothing is applied or deleted, so what runs keeps running.
-        tracing::info!(name = %rr.name_any(), namespace = %ns, reason = invalid.reason(), message = %invalid, "resource invalid");
-        let outcome = status::unprobed_outcome(&rr);
-        let st = status::compute(
-            &rr,
-            &observed,
-            Some(&invalid),
-            &outcome,
-            None,
-            &ctx.params,
-            now(),
-        );
-        status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
-        // The Secret is not owned, so its creation triggers nothing: poll for it.
-        return Ok(Action::requeue(Duration::from_secs(30)));
-    }
-
+    let model = match validate::validate(&rr, &observed) {
+        Ok(model) => model,
+        Err(invalid) => return report_invalid(&ctx, &rr, &observed, &invalid).await,
+    };
     let password = (observed.auth_secret.is_none()).then(random_password);
     let desired = build::build(&rr, &ctx.params, password.as_deref())?;
-    apply::apply(&ctx.client, &ns, &desired).await?;
-    let cx = roles::StepContext {
-        client: &ctx.client,
-        recorder: ctx.recorder.as_ref(),
-        metrics: &ctx.metrics,
-        memory: &ctx.roles,
-        cluster_domain: &ctx.params.cluster_domain,
-        timeouts: crate::roles::probe::Timeouts::default(),
-    };
-    let mut outcome = roles::step(&cx, &rr, &observed).await?;
-
-    // Rolling update; its planned switchover is carried out by the failover executor and
-    // recorded like a failover (labels, master, epoch, lastFailover).
-    let switched = std::sync::Mutex::new(None);
-    let rollout = {
-        let (cx, rr_ref, observed_ref, outcome_ref, switched_ref) =
-            (&cx, &*rr, &observed, &outcome, &switched);
-        rollout::run_with(
-            &ctx.client,
-            &rr,
-            &observed,
-            &outcome,
-            |from, to| async move {
-                let done =
-                    roles::planned_switchover(cx, rr_ref, observed_ref, outcome_ref, &from, &to)
-                        .await
-                        .map_err(rollout::SwitchoverError::Failed)?;
-                if let Ok(mut s) = switched_ref.lock() {
-                    *s = Some(done);
-                }
-                Ok(())
-            },
-        )
-        .await?
-    };
-    if let Some(done) = switched.into_inner().ok().flatten() {
-        // Without this the status step would write the old master back.
-        roles::record_switchover(&mut outcome, &done);
-        if let rollout::RolloutStep::Switchover { from, to } = &rollout.step {
-            rollout::observe_switchover(&mut outcome, from, to);
-        }
-    }
-
+    // Applied in the order `build` lists them, StatefulSet last (see `apply`).
+    apply::apply(&ctx.client, &model.namespace, &desired).await?;
+    let cx = ctx.failover_context();
+    let mut outcome = failover::step(&cx, &rr, &model, &observed).await?;
+    let rollout = rolling_update(&cx, &rr, &model, &observed, &mut outcome).await?;
     let mut st = status::compute(
         &rr,
         &observed,
@@ -290,9 +139,9 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         &ctx.params,
         now(),
     );
-    roles::apply_outcome(&mut st, &outcome);
+    failover::apply_outcome(&mut st, &outcome);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
-    tracing::info!(name = %rr.name_any(), namespace = %ns, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");
+    tracing::info!(name = %model.name, namespace = %model.namespace, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");
     // Detection: while anything is in motion, look again within a second; otherwise the
     // periodic check (pod changes also trigger a reconcile through the Pod watch). A rolling
     // update in progress is looked at again within ROLLOUT_RECHECK.
@@ -303,6 +152,72 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     } else {
         RECHECK_PERIOD
     }))
+}
+
+/// An invalid resource: report it on the status and wait. Nothing is applied or deleted, so
+/// what runs keeps running.
+async fn report_invalid(
+    ctx: &Context,
+    rr: &RedisReplication,
+    observed: &observe::Observed,
+    invalid: &validate::Invalid,
+) -> Result<Action, Error> {
+    tracing::info!(name = %rr.name_any(), namespace = %rr.namespace().unwrap_or_default(), reason = invalid.reason(), message = %invalid, "resource invalid");
+    let outcome = status::unprobed_outcome(rr);
+    let st = status::compute(
+        rr,
+        observed,
+        Some(invalid),
+        &outcome,
+        None,
+        &ctx.params,
+        now(),
+    );
+    status::write(&ctx.client, ctx.recorder.as_ref(), rr, st).await?;
+    // The Secret is not owned, so its creation triggers nothing: poll for it.
+    Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+/// The rollout step; its planned switchover is carried out by the failover subsystem's
+/// promotion routine and recorded like a failover (labels, master, epoch, lastFailover), and
+/// `outcome` is updated so the status step does not write the old master back.
+async fn rolling_update(
+    cx: &failover::StepContext<'_>,
+    rr: &RedisReplication,
+    model: &crate::model::Validated,
+    observed: &observe::Observed,
+    outcome: &mut failover::RolesOutcome,
+) -> Result<rollout::RolloutReport, Error> {
+    // The switchover callback runs at most once per rollout step; the Mutex only carries its
+    // result out of the callback (never held across an await).
+    let switched = std::sync::Mutex::new(None);
+    let report = {
+        let (outcome_ref, switched_ref) = (&*outcome, &switched);
+        rollout::run_with(
+            cx.client,
+            rr,
+            observed,
+            outcome_ref,
+            |from, to| async move {
+                let done =
+                    failover::planned_switchover(cx, rr, model, observed, outcome_ref, &from, &to)
+                        .await
+                        .map_err(|e| rollout::SwitchoverError::Failed(e.to_string()))?;
+                if let Ok(mut s) = switched_ref.lock() {
+                    *s = Some(done);
+                }
+                Ok(())
+            },
+        )
+        .await?
+    };
+    if let Some(done) = switched.into_inner().ok().flatten() {
+        failover::record_switchover(outcome, &done);
+        if let rollout::RolloutStep::Switchover { from, to } = &report.step {
+            rollout::observe_switchover(outcome, from, to);
+        }
+    }
+    Ok(report)
 }
 
 pub fn error_policy(rr: Arc<RedisReplication>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -328,17 +243,6 @@ pub enum RunError {
     },
     #[error("leader election: {0}")]
     Leader(#[from] crate::leader::LeaderError),
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    // try_init: a second call (tests) must not panic.
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
 }
 
 /// An Api over one namespace when the watch is restricted, else over all namespaces.
@@ -459,7 +363,7 @@ where
                 instance: Some(settings.identity.clone()),
             },
         )),
-        roles: roles::RolesMemory::default(),
+        roles: failover::RolesMemory::default(),
     });
     let owned =
         |_: ()| watcher::Config::default().labels("app.kubernetes.io/managed-by=tandem-operator");
@@ -517,4 +421,29 @@ where
     let _ = http.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_map_to_their_set_by_instance_label() {
+        let mut p = Pod::default();
+        p.metadata.name = Some("cache-1".into());
+        p.metadata.namespace = Some("prod".into());
+        assert_eq!(pod_owner(p.clone()), None);
+        p.metadata.labels = Some(
+            [(
+                "app.kubernetes.io/instance".to_string(),
+                "cache".to_string(),
+            )]
+            .into(),
+        );
+        let r = pod_owner(p).unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.namespace.as_deref()),
+            ("cache", Some("prod"))
+        );
+    }
 }

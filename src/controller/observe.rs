@@ -75,3 +75,51 @@ pub async fn observe(client: &Client, rr: &RedisReplication) -> Result<Observed,
         pods,
     })
 }
+
+// Facts about one observed pod, read by the rollout and status steps.
+
+pub(crate) fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Waiting reasons of a container that will not get better by itself.
+const FAILING_WAIT_REASONS: &[&str] = &[
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// `Some(reason)` when a container of the pod is failing (crash loop, image pull, ...).
+pub(crate) fn pod_failing(p: &Pod) -> Option<String> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find_map(|c| {
+            let reason = c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()?;
+            FAILING_WAIT_REASONS
+                .contains(&reason)
+                .then(|| reason.to_string())
+        })
+}
+
+/// Every container of the pod is running: an unreachable server is then a problem, not a
+/// start in progress.
+pub(crate) fn pod_running(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_some_and(|cs| {
+            !cs.is_empty()
+                && cs
+                    .iter()
+                    .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        })
+}

@@ -24,12 +24,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
 
+use super::observe::pod_ready;
 use super::observe::Observed;
-use super::outcome::RolesOutcome;
-use super::roles::ordinal;
-use super::status::pod_ready;
 use crate::crd::RedisReplication;
-use crate::roles::ObservedRole;
+use crate::failover::outcome::RolesOutcome;
+use crate::failover::ObservedRole;
+use crate::names::ordinal;
 
 /// The label the StatefulSet controller puts on each pod: the revision it was created from.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
@@ -376,7 +376,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roles::PodObservation;
+    use crate::failover::PodObservation;
 
     const NEW: &str = "rev-new";
     const OLD: &str = "rev-old";

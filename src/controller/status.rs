@@ -7,16 +7,16 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use super::observe::Observed;
-use super::outcome::RolesOutcome;
-use super::roles::ordinal;
+use super::observe::{pod_failing, pod_ready, pod_running, Observed};
 use super::rollout::RolloutReport;
 use super::validate::Invalid;
 use crate::build::config::planned_upstream_from;
 use crate::build::Params;
 use crate::crd::{Endpoints, PodReplicationStatus, RedisReplication, RedisReplicationStatus};
+use crate::failover::outcome::RolesOutcome;
+use crate::failover::{ObservedRole, PodObservation};
 use crate::names;
-use crate::roles::ObservedRole;
+use crate::names::ordinal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -32,52 +32,6 @@ pub const PHASE_PROVISIONING: &str = "Provisioning";
 pub const PHASE_READY: &str = "Ready";
 pub const PHASE_DEGRADED: &str = "Degraded";
 pub const PHASE_INVALID: &str = "Invalid";
-
-pub(crate) fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Waiting reasons of a container that will not get better by itself.
-const FAILING_WAIT_REASONS: &[&str] = &[
-    "CrashLoopBackOff",
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-];
-
-/// `Some(reason)` when a container of the pod is failing (crash loop, image pull, ...).
-fn pod_failing(p: &Pod) -> Option<String> {
-    p.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .iter()
-        .find_map(|c| {
-            let reason = c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()?;
-            FAILING_WAIT_REASONS
-                .contains(&reason)
-                .then(|| reason.to_string())
-        })
-}
-
-/// Every container of the pod is running: an unreachable server is then a problem, not a
-/// start in progress.
-fn pod_running(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .is_some_and(|cs| {
-            !cs.is_empty()
-                && cs
-                    .iter()
-                    .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-        })
-}
 
 fn cond(
     type_: &str,
@@ -102,22 +56,7 @@ fn cond(
 /// over from the status, no observations. [`compute`] then judges the pods by their
 /// Kubernetes readiness, which the server's `/readyz` makes replication-aware.
 pub fn unprobed_outcome(rr: &RedisReplication) -> RolesOutcome {
-    let previous = rr.status.clone().unwrap_or_default();
-    let name = rr.name_any();
-    RolesOutcome {
-        observations: vec![],
-        master: Some(
-            previous
-                .master
-                .clone()
-                .unwrap_or_else(|| names::pod(&name, 0)),
-        ),
-        epoch: previous.epoch,
-        last_failover: previous.last_failover,
-        waiting: None,
-        failover_in_progress: previous.failover_in_progress,
-        recheck_soon: false,
-    }
+    RolesOutcome::recorded(&crate::model::Validated::from_resource(rr), rr)
 }
 
 /// How one replica stands, for `ReplicasInSync`.
@@ -136,82 +75,143 @@ fn role_name(role: ObservedRole) -> &'static str {
     }
 }
 
-/// The status the resource should show. `now` is only used for conditions whose status
-/// changed; unchanged conditions keep their transition time so an unchanged world yields an
-/// identical status (and no write).
-///
-/// `outcome` is what the roles step saw and decided (per-pod observations over RESP, master,
-/// epoch, last failover, why the planner waits); a pod without an observation is judged by its
-/// Kubernetes readiness. `rollout` is what the rolling-update step found this round.
-pub fn compute(
-    rr: &RedisReplication,
-    observed: &Observed,
-    invalid: Option<&Invalid>,
-    outcome: &RolesOutcome,
-    rollout: Option<&RolloutReport>,
-    params: &Params,
-    now: Time,
-) -> RedisReplicationStatus {
-    let name = rr.name_any();
-    let ns = rr.namespace().unwrap_or_default();
-    let generation = rr.meta().generation;
-    let replicas = rr.spec.replicas;
-    let previous = rr.status.clone().unwrap_or_default();
-    let sts_status = observed
-        .statefulset
-        .as_ref()
-        .and_then(|s| s.status.as_ref());
-    let ready_replicas = sts_status.and_then(|s| s.ready_replicas).unwrap_or(0);
-    let updated = sts_status.and_then(|s| s.updated_replicas).unwrap_or(0);
-    let sts_gen_seen = observed
-        .statefulset
-        .as_ref()
-        .map(|s| s.status.as_ref().and_then(|st| st.observed_generation) >= s.metadata.generation)
-        .unwrap_or(false);
+/// The facts every condition is judged from, derived once per [`compute`].
+struct View<'a> {
+    rr: &'a RedisReplication,
+    outcome: &'a RolesOutcome,
+    params: &'a Params,
+    now: &'a Time,
+    name: String,
+    ns: String,
+    generation: Option<i64>,
+    replicas: i32,
+    /// Our pods, by ordinal.
+    ours: Vec<(i32, &'a Pod)>,
+    master_name: String,
+    master_ord: Option<i32>,
+    statefulset_exists: bool,
+    ready_replicas: i32,
+    updated: i32,
+    /// The StatefulSet controller has seen the StatefulSet's current generation.
+    sts_gen_seen: bool,
+}
 
-    // The recorded master stays recorded while the roles step knows none (it waits): losing
-    // it would send restarted pods back to the bootstrap rule. Before any is recorded, the
-    // bootstrap master (pod 0) is the one shown; it is Available only once the operator
-    // unfenced it (its observation or its /readyz readiness says so).
-    let master_name: String = outcome
-        .master
-        .clone()
-        .or_else(|| previous.master.clone())
-        .unwrap_or_else(|| names::pod(&name, 0));
-    let master_ord = ordinal(&name, &master_name);
-    let obs_of = |pod: &str| outcome.observations.iter().find(|o| o.name == pod);
-    let master_obs = obs_of(&master_name).filter(|o| o.reachable && o.role == ObservedRole::Master);
-    let dns_of = |host: &str| match ordinal(&name, host) {
-        Some(i) => names::pod_dns(&name, &ns, &params.cluster_domain, i),
-        None => host.to_string(),
-    };
+/// A judgement behind a condition: its status, reason and message.
+struct Verdict {
+    ok: bool,
+    reason: &'static str,
+    message: String,
+}
 
-    // Our pods, by ordinal.
-    let mut ours: Vec<(i32, &Pod)> = observed
-        .pods
-        .iter()
-        .filter_map(|p| Some((ordinal(&name, &p.name_any())?, p)))
-        .collect();
-    ours.sort_by_key(|(i, _)| *i);
+impl<'a> View<'a> {
+    fn new(
+        rr: &'a RedisReplication,
+        observed: &'a Observed,
+        outcome: &'a RolesOutcome,
+        params: &'a Params,
+        now: &'a Time,
+    ) -> Self {
+        let name = rr.name_any();
+        let sts_status = observed
+            .statefulset
+            .as_ref()
+            .and_then(|s| s.status.as_ref());
+        // The recorded master stays recorded while the roles step knows none (it waits):
+        // losing it would send restarted pods back to the bootstrap rule. Before any is
+        // recorded, the bootstrap master (pod 0) is the one shown; it is Available only once
+        // the operator unfenced it (its observation or its /readyz readiness says so).
+        let master_name: String = outcome
+            .master
+            .clone()
+            .or_else(|| rr.status.as_ref().and_then(|s| s.master.clone()))
+            .unwrap_or_else(|| names::pod(&name, 0));
+        let mut ours: Vec<(i32, &Pod)> = observed
+            .pods
+            .iter()
+            .filter_map(|p| Some((ordinal(&name, &p.name_any())?, p)))
+            .collect();
+        ours.sort_by_key(|(i, _)| *i);
+        View {
+            rr,
+            outcome,
+            params,
+            now,
+            ns: rr.namespace().unwrap_or_default(),
+            generation: rr.meta().generation,
+            replicas: rr.spec.replicas,
+            ours,
+            master_ord: ordinal(&name, &master_name),
+            master_name,
+            statefulset_exists: observed.statefulset.is_some(),
+            ready_replicas: sts_status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            updated: sts_status.and_then(|s| s.updated_replicas).unwrap_or(0),
+            sts_gen_seen: observed
+                .statefulset
+                .as_ref()
+                .map(|s| {
+                    s.status.as_ref().and_then(|st| st.observed_generation) >= s.metadata.generation
+                })
+                .unwrap_or(false),
+            name,
+        }
+    }
 
-    let pods: Vec<PodReplicationStatus> = ours
+    fn obs_of(&self, pod: &str) -> Option<&'a PodObservation> {
+        self.outcome.observations.iter().find(|o| o.name == pod)
+    }
+
+    /// The master's observation when it answers as master.
+    fn master_obs(&self) -> Option<&'a PodObservation> {
+        self.obs_of(&self.master_name)
+            .filter(|o| o.reachable && o.role == ObservedRole::Master)
+    }
+
+    fn pod_dns(&self, ordinal: i32) -> String {
+        names::pod_dns(&self.name, &self.ns, &self.params.cluster_domain, ordinal)
+    }
+
+    fn dns_of(&self, host: &str) -> String {
+        match ordinal(&self.name, host) {
+            Some(i) => self.pod_dns(i),
+            None => host.to_string(),
+        }
+    }
+
+    fn cond(&self, type_: &str, ok: bool, reason: &str, message: String) -> Condition {
+        cond(type_, ok, reason, message, self.generation, self.now)
+    }
+
+    /// Every pod that should exist is ready (pods beyond `replicas` are being scaled away and
+    /// do not count).
+    fn all_ready(&self) -> bool {
+        self.ready_replicas >= self.replicas
+            && self
+                .ours
+                .iter()
+                .filter(|(i, _)| *i < self.replicas)
+                .all(|(_, p)| pod_ready(p))
+    }
+}
+
+/// `status.pods[]`: what each pod answered, or (not probed) what the operator planned.
+fn pod_statuses(v: &View<'_>) -> Vec<PodReplicationStatus> {
+    let master_obs = v.master_obs();
+    v.ours
         .iter()
         .map(|(ord, p)| {
             let pn = p.name_any();
-            let is_master = master_name == pn;
-            let obs = obs_of(&pn);
             let mut st = PodReplicationStatus {
                 ready: pod_ready(p),
                 name: pn.clone(),
                 ..PodReplicationStatus::default()
             };
-            match obs {
+            match v.obs_of(&pn) {
                 Some(o) if o.reachable => {
                     st.role = role_name(o.role).to_string();
                     st.offset = Some(o.master_repl_offset);
                     if o.role == ObservedRole::Replica {
                         st.link_up = Some(o.link_up);
-                        st.upstream = o.master_host.as_deref().map(dns_of);
+                        st.upstream = o.master_host.as_deref().map(|h| v.dns_of(h));
                         st.lag_bytes = master_obs
                             .map(|m| (m.master_repl_offset - o.master_repl_offset).max(0));
                     }
@@ -219,27 +219,30 @@ pub fn compute(
                 Some(_) => st.role = "unknown".to_string(),
                 None => {
                     // Not probed: the role and upstream the operator planned.
-                    st.role = if is_master {
+                    st.role = if v.master_name == pn {
                         names::ROLE_MASTER
                     } else {
                         names::ROLE_REPLICA
                     }
                     .to_string();
-                    st.upstream = planned_upstream_from(&rr.spec, &name, master_ord, *ord)
-                        .map(|u| names::pod_dns(&name, &ns, &params.cluster_domain, u));
+                    st.upstream = planned_upstream_from(&v.rr.spec, &v.name, v.master_ord, *ord)
+                        .map(|u| v.pod_dns(u));
                 }
             }
             st
         })
-        .collect();
+        .collect()
+}
 
-    // Available: the recorded master answers as a writable (unfenced) master.
-    let m = master_name.as_str();
-    let master_pod = ours
+/// `Available`: the recorded master answers as a writable (unfenced) master.
+fn available(v: &View<'_>) -> Verdict {
+    let m = v.master_name.as_str();
+    let master_pod = v
+        .ours
         .iter()
         .find(|(_, p)| p.name_any() == m)
         .map(|(_, p)| *p);
-    let (available, avail_reason, avail_msg) = match (master_pod, obs_of(m)) {
+    let (ok, reason, message) = match (master_pod, v.obs_of(m)) {
         (None, _) => (
             false,
             "MasterPodMissing",
@@ -271,236 +274,239 @@ pub fn compute(
         (Some(p), None) if pod_ready(p) => (true, "MasterReady", format!("{m} is ready")),
         (Some(_), None) => (false, "MasterNotReady", format!("{m} is not ready")),
     };
-    let avail_msg = match (&outcome.waiting, available) {
-        (Some(w), false) => format!("{avail_msg}; the roles step waits: {w}"),
-        _ => avail_msg,
+    let message = match (&v.outcome.waiting, ok) {
+        (Some(w), false) => format!("{message}; the roles step waits: {w}"),
+        _ => message,
     };
+    Verdict {
+        ok,
+        reason,
+        message,
+    }
+}
 
-    // ReplicasInSync: every replica that should exist has its link up and its initial sync
-    // done.
+/// How replica `pn` (pod `pod`, if it exists) stands.
+fn replica_sync(v: &View<'_>, pn: &str, pod: Option<&Pod>) -> Sync {
+    match (pod, v.obs_of(pn)) {
+        (None, _) => Sync::Behind("no pod".to_string()),
+        (Some(_), Some(o)) if !o.reachable => Sync::Behind("unreachable".to_string()),
+        (Some(_), Some(o)) => {
+            let lag = v
+                .master_obs()
+                .map(|m| {
+                    format!(
+                        ", lag {} bytes",
+                        (m.master_repl_offset - o.master_repl_offset).max(0)
+                    )
+                })
+                .unwrap_or_default();
+            match o.role {
+                ObservedRole::Replica if o.sync_in_progress => {
+                    Sync::Behind(format!("initial sync in progress{lag}"))
+                }
+                ObservedRole::Replica if !o.link_up => Sync::Behind(format!("link down{lag}")),
+                ObservedRole::Replica => Sync::InSync,
+                r => Sync::Behind(format!("role {}", role_name(r))),
+            }
+        }
+        (Some(p), None) if pod_ready(p) => Sync::InSync,
+        (Some(_), None) => Sync::Behind("not ready".to_string()),
+    }
+}
+
+/// `ReplicasInSync`: every replica that should exist has its link up and its initial sync
+/// done. Scaled-down pods still running (ordinal >= replicas) are not counted.
+fn replicas_in_sync(v: &View<'_>) -> Verdict {
     let mut behind: Vec<(String, String)> = vec![];
-    let mut expected_replicas = 0usize;
-    for i in 0..replicas.max(1) {
-        let pn = names::pod(&name, i);
-        if master_name == pn {
+    let mut expected = 0usize;
+    for i in 0..v.replicas.max(1) {
+        let pn = names::pod(&v.name, i);
+        if v.master_name == pn {
             continue;
         }
-        expected_replicas += 1;
-        let pod = ours.iter().find(|(o, _)| *o == i).map(|(_, p)| *p);
-        let sync = match (pod, obs_of(&pn)) {
-            (None, _) => Sync::Behind("no pod".to_string()),
-            (Some(_), Some(o)) if !o.reachable => Sync::Behind("unreachable".to_string()),
-            (Some(_), Some(o)) => {
-                let lag = master_obs
-                    .map(|m| {
-                        format!(
-                            ", lag {} bytes",
-                            (m.master_repl_offset - o.master_repl_offset).max(0)
-                        )
-                    })
-                    .unwrap_or_default();
-                match o.role {
-                    ObservedRole::Replica if o.sync_in_progress => {
-                        Sync::Behind(format!("initial sync in progress{lag}"))
-                    }
-                    ObservedRole::Replica if !o.link_up => Sync::Behind(format!("link down{lag}")),
-                    ObservedRole::Replica => Sync::InSync,
-                    r => Sync::Behind(format!("role {}", role_name(r))),
-                }
-            }
-            (Some(p), None) if pod_ready(p) => Sync::InSync,
-            (Some(_), None) => Sync::Behind("not ready".to_string()),
-        };
-        if let Sync::Behind(why) = sync {
+        expected += 1;
+        let pod = v.ours.iter().find(|(o, _)| *o == i).map(|(_, p)| *p);
+        if let Sync::Behind(why) = replica_sync(v, &pn, pod) {
             behind.push((pn, why));
         }
     }
-    // Scaled-down pods still running (ordinal >= replicas) are not counted.
-    let in_sync = behind.is_empty();
-    let in_sync_c = if expected_replicas == 0 {
-        cond(
-            "ReplicasInSync",
-            true,
-            "NoReplicas",
-            "no replicas configured".to_string(),
-            generation,
-            &now,
-        )
-    } else if in_sync {
-        cond(
-            "ReplicasInSync",
-            true,
-            "AllReplicasInSync",
-            format!("{expected_replicas}/{expected_replicas} replicas in sync"),
-            generation,
-            &now,
-        )
-    } else {
-        let list: Vec<String> = behind
-            .iter()
-            .map(|(p, why)| format!("{p} ({why})"))
-            .collect();
-        cond(
-            "ReplicasInSync",
-            false,
-            "ReplicasLagging",
-            format!(
-                "{}/{expected_replicas} replicas in sync; behind: {}",
-                expected_replicas - behind.len(),
-                list.join(", ")
-            ),
-            generation,
-            &now,
-        )
-    };
+    if expected == 0 {
+        return Verdict {
+            ok: true,
+            reason: "NoReplicas",
+            message: "no replicas configured".to_string(),
+        };
+    }
+    if behind.is_empty() {
+        return Verdict {
+            ok: true,
+            reason: "AllReplicasInSync",
+            message: format!("{expected}/{expected} replicas in sync"),
+        };
+    }
+    let list: Vec<String> = behind
+        .iter()
+        .map(|(p, why)| format!("{p} ({why})"))
+        .collect();
+    Verdict {
+        ok: false,
+        reason: "ReplicasLagging",
+        message: format!(
+            "{}/{expected} replicas in sync; behind: {}",
+            expected - behind.len(),
+            list.join(", ")
+        ),
+    }
+}
 
-    // Degraded: a pod that should answer does not, a container keeps failing, or the planner
-    // waits once the set has had a master (waiting during the first start is provisioning).
-    let mut problems: Vec<(&str, String)> = vec![];
-    for (_, p) in &ours {
+/// What makes the set `Degraded`: a pod that should answer does not, a container keeps
+/// failing, or the planner waits once the set has had a master (waiting during the first
+/// start is provisioning).
+fn problems(v: &View<'_>) -> Vec<(&'static str, String)> {
+    let mut problems: Vec<(&'static str, String)> = vec![];
+    for (_, p) in &v.ours {
         let pn = p.name_any();
         if let Some(why) = pod_failing(p) {
             problems.push(("PodFailing", format!("{pn}: {why}")));
-        } else if obs_of(&pn).is_some_and(|o| !o.reachable) && pod_running(p) {
+        } else if v.obs_of(&pn).is_some_and(|o| !o.reachable) && pod_running(p) {
             problems.push(("PodUnreachable", format!("{pn} does not answer")));
         }
     }
     // epoch > 0: the operator has promoted a master at least once.
-    if let (Some(w), true) = (&outcome.waiting, outcome.epoch > 0) {
+    if let (Some(w), true) = (&v.outcome.waiting, v.outcome.epoch > 0) {
         problems.push(("FailoverWaiting", w.clone()));
     }
+    problems
+}
 
-    // Pods beyond `replicas` are being scaled away and do not count.
-    let all_ready = ready_replicas >= replicas
-        && ours
-            .iter()
-            .filter(|(i, _)| *i < replicas)
-            .all(|(_, p)| pod_ready(p));
-    let ready = available && all_ready && in_sync;
-    let rolling = observed.statefulset.is_none()
-        || !sts_gen_seen
-        || updated < replicas
-        || !all_ready
-        || rollout.is_some_and(|r| r.in_progress());
+/// `Ready`: available, every pod ready and every replica in sync; the reason names the first
+/// that is not.
+fn ready_condition(v: &View<'_>, available: &Verdict, in_sync: &Verdict) -> Condition {
+    let ready_msg = format!("{}/{} pods ready", v.ready_replicas, v.replicas);
+    if !v.all_ready() {
+        v.cond("Ready", false, "ReplicasNotReady", ready_msg)
+    } else if !available.ok {
+        v.cond(
+            "Ready",
+            false,
+            "MasterUnavailable",
+            available.message.clone(),
+        )
+    } else if !in_sync.ok {
+        v.cond("Ready", false, "ReplicasNotInSync", in_sync.message.clone())
+    } else {
+        v.cond("Ready", true, "AllReplicasReady", ready_msg)
+    }
+}
 
+fn degraded_condition(v: &View<'_>, problems: &[(&'static str, String)]) -> Condition {
+    match problems.first() {
+        Some((reason, _)) => v.cond(
+            "Degraded",
+            true,
+            reason,
+            problems
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        None => v.cond(
+            "Degraded",
+            false,
+            "AsExpected",
+            "no problem detected".to_string(),
+        ),
+    }
+}
+
+/// `Progressing`: a rolling update of ours, or the StatefulSet still rolling pods out.
+fn progressing_condition(v: &View<'_>, rollout: Option<&RolloutReport>) -> Condition {
+    if let Some(r) = rollout.filter(|r| r.in_progress()) {
+        return v.cond("Progressing", true, "RollingUpdate", r.message());
+    }
+    let rolling =
+        !v.statefulset_exists || !v.sts_gen_seen || v.updated < v.replicas || !v.all_ready();
+    if rolling {
+        v.cond(
+            "Progressing",
+            true,
+            "RollingOut",
+            format!(
+                "{}/{} pods updated, {} ready",
+                v.updated, v.replicas, v.ready_replicas
+            ),
+        )
+    } else {
+        v.cond(
+            "Progressing",
+            false,
+            "Reconciled",
+            "all pods run the current spec".to_string(),
+        )
+    }
+}
+
+/// Ready, Degraded and Progressing of an invalid resource, and its phase.
+fn invalid_conditions(v: &View<'_>, inv: &Invalid) -> [Condition; 3] {
+    [
+        v.cond("Ready", false, inv.reason(), inv.to_string()),
+        v.cond("Degraded", true, inv.reason(), inv.to_string()),
+        v.cond(
+            "Progressing",
+            false,
+            inv.reason(),
+            "waiting for the spec or the Secret to be fixed".to_string(),
+        ),
+    ]
+}
+
+/// Conditions whose status did not change keep their previous transition time.
+fn keep_transition_times(previous: &[Condition], conditions: Vec<Condition>) -> Vec<Condition> {
+    conditions
+        .into_iter()
+        .map(|mut c| {
+            if let Some(old) = previous.iter().find(|o| o.type_ == c.type_) {
+                if old.status == c.status {
+                    c.last_transition_time = old.last_transition_time.clone();
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+/// The status the resource should show. `now` is only used for conditions whose status
+/// changed; unchanged conditions keep their transition time so an unchanged world yields an
+/// identical status (and no write).
+///
+/// `outcome` is what the roles step saw and decided (per-pod observations over RESP, master,
+/// epoch, last failover, why the planner waits); a pod without an observation is judged by its
+/// Kubernetes readiness. `rollout` is what the rolling-update step found this round.
+pub fn compute(
+    rr: &RedisReplication,
+    observed: &Observed,
+    invalid: Option<&Invalid>,
+    outcome: &RolesOutcome,
+    rollout: Option<&RolloutReport>,
+    params: &Params,
+    now: Time,
+) -> RedisReplicationStatus {
+    let v = View::new(rr, observed, outcome, params, &now);
+    let avail = available(&v);
+    let in_sync = replicas_in_sync(&v);
     let (ready_c, degraded_c, progressing_c, phase) = match invalid {
-        Some(inv) => (
-            cond(
-                "Ready",
-                false,
-                inv.reason(),
-                inv.to_string(),
-                generation,
-                &now,
-            ),
-            cond(
-                "Degraded",
-                true,
-                inv.reason(),
-                inv.to_string(),
-                generation,
-                &now,
-            ),
-            cond(
-                "Progressing",
-                false,
-                inv.reason(),
-                "waiting for the spec or the Secret to be fixed".to_string(),
-                generation,
-                &now,
-            ),
-            match inv.reason() {
+        Some(inv) => {
+            let [r, d, p] = invalid_conditions(&v, inv);
+            let phase = match inv.reason() {
                 "InvalidSpec" => PHASE_INVALID,
                 _ => PHASE_DEGRADED,
-            },
-        ),
+            };
+            (r, d, p, phase)
+        }
         None => {
-            let ready_msg = format!("{ready_replicas}/{replicas} pods ready");
-            let ready_c = if ready {
-                cond(
-                    "Ready",
-                    true,
-                    "AllReplicasReady",
-                    ready_msg,
-                    generation,
-                    &now,
-                )
-            } else if !all_ready {
-                cond(
-                    "Ready",
-                    false,
-                    "ReplicasNotReady",
-                    ready_msg,
-                    generation,
-                    &now,
-                )
-            } else if !available {
-                cond(
-                    "Ready",
-                    false,
-                    "MasterUnavailable",
-                    avail_msg.clone(),
-                    generation,
-                    &now,
-                )
-            } else {
-                cond(
-                    "Ready",
-                    false,
-                    "ReplicasNotInSync",
-                    in_sync_c.message.clone(),
-                    generation,
-                    &now,
-                )
-            };
-            let degraded_c = match problems.first() {
-                Some((reason, _)) => cond(
-                    "Degraded",
-                    true,
-                    reason,
-                    problems
-                        .iter()
-                        .map(|(_, m)| m.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                    generation,
-                    &now,
-                ),
-                None => cond(
-                    "Degraded",
-                    false,
-                    "AsExpected",
-                    "no problem detected".to_string(),
-                    generation,
-                    &now,
-                ),
-            };
-            let progressing_c = match rollout.filter(|r| r.in_progress()) {
-                Some(r) => cond(
-                    "Progressing",
-                    true,
-                    "RollingUpdate",
-                    r.message(),
-                    generation,
-                    &now,
-                ),
-                None if rolling => cond(
-                    "Progressing",
-                    true,
-                    "RollingOut",
-                    format!("{updated}/{replicas} pods updated, {ready_replicas} ready"),
-                    generation,
-                    &now,
-                ),
-                None => cond(
-                    "Progressing",
-                    false,
-                    "Reconciled",
-                    "all pods run the current spec".to_string(),
-                    generation,
-                    &now,
-                ),
-            };
+            let problems = problems(&v);
+            let ready = avail.ok && v.all_ready() && in_sync.ok;
             let phase = if ready {
                 PHASE_READY
             } else if !problems.is_empty() {
@@ -508,52 +514,53 @@ pub fn compute(
             } else {
                 PHASE_PROVISIONING
             };
-            (ready_c, degraded_c, progressing_c, phase)
+            (
+                ready_condition(&v, &avail, &in_sync),
+                degraded_condition(&v, &problems),
+                progressing_condition(&v, rollout),
+                phase,
+            )
         }
     };
-    let available_c = cond(
-        "Available",
-        available,
-        avail_reason,
-        avail_msg,
-        generation,
-        &now,
+    let available_c = v.cond("Available", avail.ok, avail.reason, avail.message);
+    let in_sync_c = v.cond(
+        "ReplicasInSync",
+        in_sync.ok,
+        in_sync.reason,
+        in_sync.message,
     );
+    let previous = rr.status.clone().unwrap_or_default();
+    let conditions = keep_transition_times(
+        &previous.conditions,
+        vec![ready_c, available_c, in_sync_c, progressing_c, degraded_c],
+    );
+    RedisReplicationStatus {
+        observed_generation: v.generation,
+        phase: Some(phase.to_string()),
+        pods: pod_statuses(&v),
+        epoch: outcome.epoch,
+        ready_replicas: v.ready_replicas,
+        failover_in_progress: outcome.failover_in_progress.clone(),
+        last_failover: outcome.last_failover.clone(),
+        endpoints: Some(endpoints(&v)),
+        master: Some(v.master_name),
+        conditions,
+    }
+}
 
-    let conditions = [ready_c, available_c, in_sync_c, progressing_c, degraded_c]
-        .into_iter()
-        .map(|mut c| {
-            if let Some(old) = previous.conditions.iter().find(|o| o.type_ == c.type_) {
-                if old.status == c.status {
-                    c.last_transition_time = old.last_transition_time.clone();
-                }
-            }
-            c
-        })
-        .collect();
-
+/// Client endpoints: `<service DNS>:<port>` of the master, replicas and headless Services.
+fn endpoints(v: &View<'_>) -> Endpoints {
     let svc = |s: String| {
         format!(
             "{}:{}",
-            names::service_dns(&s, &ns, &params.cluster_domain),
+            names::service_dns(&s, &v.ns, &v.params.cluster_domain),
             names::PORT
         )
     };
-    RedisReplicationStatus {
-        observed_generation: generation,
-        phase: Some(phase.to_string()),
-        master: Some(master_name),
-        epoch: outcome.epoch,
-        ready_replicas,
-        pods,
-        failover_in_progress: outcome.failover_in_progress.clone(),
-        last_failover: outcome.last_failover.clone(),
-        endpoints: Some(Endpoints {
-            master: svc(names::master_service(&name)),
-            replicas: svc(names::replicas_service(&name)),
-            headless: svc(names::headless_service(&name)),
-        }),
-        conditions,
+    Endpoints {
+        master: svc(names::master_service(&v.name)),
+        replicas: svc(names::replicas_service(&v.name)),
+        headless: svc(names::headless_service(&v.name)),
     }
 }
 
@@ -643,7 +650,7 @@ pub async fn write(
 mod tests {
     use super::*;
     use crate::build::testutil::rr;
-    use crate::roles::PodObservation;
+    use crate::failover::PodObservation;
     use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use serde_json::json;

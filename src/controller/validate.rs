@@ -1,9 +1,9 @@
 //! Validate step (pure): what the schema cannot express. An invalid spec is reported on the
 //! status and nothing is applied, so whatever runs keeps running until the spec is fixed.
 
-use crate::build::auth_secret_name;
 use crate::build::config::MANAGED_DIRECTIVES;
 use crate::crd::RedisReplication;
+use crate::model::Validated;
 
 use super::observe::Observed;
 
@@ -39,9 +39,17 @@ impl Invalid {
     }
 }
 
-/// Checks the spec, then the auth Secret. The generated Secret may be absent: the build step
-/// creates it.
-pub fn validate(rr: &RedisReplication, observed: &Observed) -> Result<(), Invalid> {
+/// Checks the spec, then the auth Secret, and returns the spec normalised once (the model
+/// every later step reads). The generated Secret may be absent: the build step creates it.
+pub fn validate(rr: &RedisReplication, observed: &Observed) -> Result<Validated, Invalid> {
+    check_config(rr)?;
+    let model = Validated::from_resource(rr);
+    check_secret(&model, observed)?;
+    Ok(model)
+}
+
+/// The passthrough directives and what the CRD's CEL rule says.
+fn check_config(rr: &RedisReplication) -> Result<(), Invalid> {
     for (k, v) in &rr.spec.config {
         let key = k.to_ascii_lowercase();
         if MANAGED_DIRECTIVES.contains(&key.as_str()) {
@@ -63,10 +71,15 @@ pub fn validate(rr: &RedisReplication, observed: &Observed) -> Result<(), Invali
             });
         }
     }
-    let secret = auth_secret_name(rr);
-    let key = rr.spec.auth.key.clone();
+    Ok(())
+}
+
+/// The auth Secret exists (unless generated) and holds a usable password under its key.
+fn check_secret(model: &Validated, observed: &Observed) -> Result<(), Invalid> {
+    let secret = model.auth.secret_name.clone();
+    let key = model.auth.key.clone();
     match &observed.auth_secret {
-        None if rr.spec.auth.secret_name.is_none() => Ok(()),
+        None if model.auth.generated => Ok(()),
         None => Err(Invalid::SecretMissing(secret)),
         Some(s) => {
             let value = s
@@ -163,7 +176,7 @@ mod tests {
             auth_secret: Some(secret("password", "pw")),
             ..Observed::default()
         };
-        assert_eq!(validate(&r, &obs), Ok(()));
+        assert_eq!(validate(&r, &obs).map(|_| ()), Ok(()));
     }
 
     #[test]
@@ -184,7 +197,7 @@ mod tests {
     #[test]
     fn generated_secret_may_be_absent() {
         let r = rr("c", "ns", json!({}));
-        assert_eq!(validate(&r, &Observed::default()), Ok(()));
+        assert_eq!(validate(&r, &Observed::default()).map(|_| ()), Ok(()));
     }
 
     #[test]

@@ -27,11 +27,12 @@ use anyhow::{anyhow, bail, Context as _};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::controller::{self, Settings};
+use crate::controller;
 use crate::crd::RedisReplication;
 use crate::local::api::{self, LocalApi, Options, Store};
 use crate::local::runtime::{Runtime, RuntimeOptions};
 use crate::local::sandbox::{self, NetMode};
+use crate::settings::Settings;
 
 /// The example applied on a fresh state directory when no `-f` is given.
 pub const DEFAULT_EXAMPLE: &str = include_str!("../../deploy/examples/minimal.yaml");

@@ -1,5 +1,5 @@
-//! Real tandem-servers on `127.X.Y.n:6379` for tests that drive the roles step with the fake
-//! API (the step always connects to `<podIP>:6379`, so each server needs its own loopback
+//! Real tandem-servers on `127.X.Y.n:6379` for tests that drive the failover step with the
+//! in-memory API (the step always connects to `<podIP>:6379`, so each server needs its own loopback
 //! address). Each server is killed and its directory removed on drop.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use tandem_operator::roles::probe::{info_fields, Client, Timeouts};
+use tandem_operator::failover::probe::{info_fields, Client, Timeouts};
 
 pub fn server_bin() -> PathBuf {
     let op = PathBuf::from(env!("CARGO_BIN_EXE_tandem-operator"));

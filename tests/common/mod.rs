@@ -1,8 +1,7 @@
 //! Shared test support (each test binary uses a subset).
 #![allow(dead_code)]
 
-pub mod backend;
-pub mod fake_api;
+pub mod api;
 pub mod local;
 pub mod loopback_servers;
 pub mod schema;

@@ -67,10 +67,19 @@ pub fn remove_unapplied(target: &mut Value, prev: &Value, now: &Value) {
     }
 }
 
+/// Why a JSON patch was not applied (the message becomes part of a 422 Invalid).
+#[derive(Debug, thiserror::Error)]
+pub enum JsonPatchError {
+    #[error(transparent)]
+    Parse(#[from] serde_json::Error),
+    #[error(transparent)]
+    Apply(#[from] json_patch::PatchError),
+}
+
 /// Apply an RFC 6902 JSON patch document.
-pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
-    let p: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| e.to_string())?;
-    json_patch::patch(target, &p).map_err(|e| e.to_string())
+pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), JsonPatchError> {
+    let p: json_patch::Patch = serde_json::from_value(patch.clone())?;
+    Ok(json_patch::patch(target, &p)?)
 }
 
 #[cfg(test)]

@@ -409,72 +409,12 @@ async fn resource(
             Ok(json_response(200, &o))
         }
         (Method::PATCH, Some(n)) => {
-            let ct = req
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            let raw = read_body(req).await?;
-            let patch = match ct.as_str() {
-                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-                    Patch::Merge(parse_json(&raw)?)
-                }
-                "application/json-patch+json" => Patch::Json(parse_json(&raw)?),
-                "application/apply-patch+yaml" => {
-                    let manager = q.get("fieldManager").cloned().unwrap_or_default();
-                    if manager.is_empty() {
-                        return Err(ApiError::invalid(
-                            &rt.kind,
-                            n,
-                            "fieldManager: Required value: is required for apply patch",
-                        ));
-                    }
-                    Patch::Apply {
-                        body: parse_yaml(&raw)?,
-                        manager,
-                        force: truthy(&q, "force"),
-                    }
-                }
-                other => return Err(ApiError::unsupported_media_type(other)),
-            };
+            let patch = patch_from_request(req, &q, &rt, n).await?;
             let (o, created) = store.patch(&rt, nsv, n, patch, status_only, dry_run)?;
             Ok(json_response(if created { 201 } else { 200 }, &o))
         }
         (Method::DELETE, name) => {
-            let raw = read_body(req).await?;
-            let mut opts = DeleteOptions {
-                propagation: q.get("propagationPolicy").cloned(),
-                dry_run,
-                ..Default::default()
-            };
-            if !raw.iter().all(u8::is_ascii_whitespace) {
-                let b = parse_json(&raw)?;
-                if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str) {
-                    opts.propagation = Some(p.to_string());
-                }
-                if b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
-                    opts.propagation = Some("Orphan".into());
-                }
-                opts.precondition_rv = b
-                    .pointer("/preconditions/resourceVersion")
-                    .and_then(Value::as_str)
-                    .map(String::from);
-                opts.precondition_uid = b
-                    .pointer("/preconditions/uid")
-                    .and_then(Value::as_str)
-                    .map(String::from);
-                if b.get("dryRun")
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| a.iter().any(|x| x == "All"))
-                {
-                    opts.dry_run = true;
-                }
-            }
+            let opts = delete_options(&read_body(req).await?, &q, dry_run)?;
             match name {
                 Some(n) => Ok(json_response(200, &store.delete(&rt, nsv, n, &opts)?)),
                 None => {
@@ -491,6 +431,86 @@ async fn resource(
         }
         _ => Err(not_allowed(&method)),
     }
+}
+
+/// The patch a PATCH request carries, by its content type.
+async fn patch_from_request(
+    req: Request<Incoming>,
+    q: &HashMap<String, String>,
+    rt: &ResourceType,
+    name: &str,
+) -> Result<Patch, ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let raw = read_body(req).await?;
+    Ok(match ct.as_str() {
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            Patch::Merge(parse_json(&raw)?)
+        }
+        "application/json-patch+json" => Patch::Json(parse_json(&raw)?),
+        "application/apply-patch+yaml" => {
+            let manager = q.get("fieldManager").cloned().unwrap_or_default();
+            if manager.is_empty() {
+                return Err(ApiError::invalid(
+                    &rt.kind,
+                    name,
+                    "fieldManager: Required value: is required for apply patch",
+                ));
+            }
+            Patch::Apply {
+                body: parse_yaml(&raw)?,
+                manager,
+                force: truthy(q, "force"),
+            }
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    })
+}
+
+/// DeleteOptions from the query and an optional JSON body (the body wins).
+fn delete_options(
+    raw: &[u8],
+    q: &HashMap<String, String>,
+    dry_run: bool,
+) -> Result<DeleteOptions, ApiError> {
+    let mut opts = DeleteOptions {
+        propagation: q.get("propagationPolicy").cloned(),
+        dry_run,
+        ..Default::default()
+    };
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(opts);
+    }
+    let b = parse_json(raw)?;
+    if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str) {
+        opts.propagation = Some(p.to_string());
+    }
+    if b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+        opts.propagation = Some("Orphan".into());
+    }
+    opts.precondition_rv = b
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+        .map(String::from);
+    opts.precondition_uid = b
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str)
+        .map(String::from);
+    if b.get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|x| x == "All"))
+    {
+        opts.dry_run = true;
+    }
+    Ok(opts)
 }
 
 /// Parse `YYYY-MM-DDTHH:MM:SSZ` (fractions and offsets other than Z are not produced

@@ -302,9 +302,9 @@ pub fn load_state(store: &Store, path: &Path) -> Result<bool, Error> {
         path: path.to_path_buf(),
         message: format!("not a valid state file: {e}"),
     })?;
-    store.import(snap).map_err(|message| Error::State {
+    store.import(snap).map_err(|e| Error::State {
         path: path.to_path_buf(),
-        message,
+        message: e.to_string(),
     })?;
     Ok(true)
 }

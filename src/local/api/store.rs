@@ -1160,21 +1160,18 @@ impl Store {
     /// again), the apply memory, and a resourceVersion counter that never goes back (so
     /// clients that saw newer versions of this store still see increasing versions). The
     /// watch history starts empty at the current version.
-    pub fn import(&self, snap: Snapshot) -> Result<(), String> {
+    pub fn import(&self, snap: Snapshot) -> Result<(), ImportError> {
         if snap.version != SNAPSHOT_VERSION {
-            return Err(format!(
-                "unsupported state version {} (this build reads {SNAPSHOT_VERSION})",
-                snap.version
-            ));
+            return Err(ImportError::Version(snap.version));
         }
         let mut objects = BTreeMap::new();
         let mut max_rv = snap.resource_version;
         for o in snap.objects {
             if !o.object.is_object() {
-                return Err(format!(
-                    "object {}/{}/{}/{} is not a JSON object",
+                return Err(ImportError::NotAnObject(format!(
+                    "{}/{}/{}/{}",
                     o.group, o.plural, o.namespace, o.name
-                ));
+                )));
             }
             let rv = meta_str(&o.object, "resourceVersion")
                 .and_then(|r| r.parse::<u64>().ok())
@@ -1212,6 +1209,15 @@ impl Store {
         self.notify(&inner);
         Ok(())
     }
+}
+
+/// Why a saved state cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("unsupported state version {0} (this build reads {SNAPSHOT_VERSION})")]
+    Version(u32),
+    #[error("object {0} is not a JSON object")]
+    NotAnObject(String),
 }
 
 #[cfg(test)]
@@ -1420,7 +1426,11 @@ mod tests {
         let s = Store::new(10);
         let mut snap = s.export();
         snap.version = 99;
-        assert!(s.import(snap.clone()).unwrap_err().contains("version 99"));
+        assert!(s
+            .import(snap.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("version 99"));
         snap.version = SNAPSHOT_VERSION;
         snap.resource_version = 1;
         let t = Store::new(10);

@@ -437,131 +437,200 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-#[allow(unused_assignments)] // `written` is dead after the last publish before a return.
-async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receiver<bool>) {
-    let (key, ns, name, uid) = key_of(&pod_value);
-    let pod: Pod = match serde_json::from_value(pod_value) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!("pod {ns}/{name}: cannot read its spec: {e}");
-            stopped(&mut stop).await;
-            return;
-        }
-    };
-    let spec = pod.spec.clone().unwrap_or_default();
-    let Some(container) = spec.containers.first().cloned() else {
-        stopped(&mut stop).await;
-        return;
-    };
-    let pod_dir = shared.pod_dir(&key);
-    let mut st = PodState {
-        start_time: now_rfc3339(),
-        ip: None,
-        phase: "Pending",
-        container: container.name.clone(),
-        image: container.image.clone().unwrap_or_default(),
-        state: json!({"waiting": {"reason": "ContainerCreating"}}),
-        last_state: json!({}),
-        restart_count: 0,
-        started: false,
-        ready: false,
-        not_ready_message: None,
-        container_id: None,
-        conds: HashMap::new(),
-    };
-    let mut written = Value::Null;
-    macro_rules! publish {
-        () => {{
-            let s = st.render();
-            if s != written && write_status(&shared, &ns, &name, &uid, &s) {
-                written = s;
-            }
-        }};
-    }
-    if let Err(e) = prepare_dir(&pod_dir, &uid) {
-        st.waiting("ContainerCreating", &format!("pod directory: {e}"));
-        publish!();
-        stopped(&mut stop).await;
-        return;
-    }
-    // The pod's address.
-    let net: PodNet = loop {
-        let netw = shared.network.clone();
-        let k = key.clone();
-        match tokio::task::spawn_blocking(move || netw.attach(&k)).await {
-            Ok(Ok(n)) => break n,
-            Ok(Err(e)) => st.waiting("ContainerCreating", &format!("network: {e}")),
-            Err(e) => st.waiting("ContainerCreating", &format!("network: {e}")),
-        }
-        publish!();
-        tokio::select! {
-            _ = stopped(&mut stop) => return,
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-        }
-    };
-    st.ip = Some(net.ip);
-    let ip_s = net.ip.to_string();
-    let hostname = spec
-        .hostname
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| name.clone());
-    shared
-        .records
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(
-            key.clone(),
-            dns::PodRecord {
-                namespace: ns.clone(),
-                name: name.clone(),
-                hostname: hostname.clone(),
-                subdomain: spec.subdomain.clone(),
-                ip: net.ip,
-            },
-        );
-    shared.wake.notify_one();
-    let grace =
-        Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64)
-            .min(MAX_GRACE);
-    let restart_policy = spec
-        .restart_policy
-        .clone()
-        .unwrap_or_else(|| "Always".into());
-    let probes = parse_probes(&container);
-    let mut failures: u32 = 0;
-    let lookup = |src: volumes::Source, n: &str| shared.object_data(&ns, src, n);
+/// What a pod's runs share once its address is set up.
+struct RunEnv {
+    net: PodNet,
+    ip_s: String,
+    hostname: String,
+    grace: Duration,
+    restart_policy: String,
+    probes: Probes,
+}
 
-    'runs: loop {
-        if *stop.borrow() {
-            break;
-        }
-        // Volumes, env, launch.
-        let prepared = volumes::materialise(&pod_dir, &pod, &ip_s, &lookup)
-            .map_err(|e| ("ContainerCreating", e))
-            .and_then(|()| {
-                volumes::resolve_env(&pod, &container, &ip_s, &lookup)
-                    .map_err(|e| ("CreateContainerConfigError", e))
-            })
-            .and_then(|env| {
-                volumes::mounts(&pod_dir, &pod, &container)
-                    .map(|m| (env, m))
-                    .map_err(|e| ("CreateContainerConfigError", e))
-            });
-        let (mut env, mounts) = match prepared {
-            Ok(x) => x,
-            Err((reason, msg)) => {
-                st.waiting(reason, &msg);
-                publish!();
-                tokio::select! {
-                    _ = stopped(&mut stop) => break 'runs,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue 'runs,
-                }
+/// What the next step of a pod's life is.
+enum Next {
+    /// Launch the container again.
+    Again,
+    /// The pod is gone from the API (or will not run again): release it.
+    Stop,
+}
+
+/// One launched container process, for its status once it ends.
+struct Attempt {
+    pid: u32,
+    pid_file: PathBuf,
+    started_at: String,
+    cid: String,
+    run_start: Instant,
+}
+
+/// One pod of this node: its identity, its container and the status last written.
+struct PodRun {
+    shared: Arc<Shared>,
+    key: String,
+    ns: String,
+    name: String,
+    uid: String,
+    pod: Pod,
+    container: Container,
+    pod_dir: PathBuf,
+    st: PodState,
+    written: Value,
+}
+
+/// Sleeps `delay` unless the pod is stopped first.
+async fn pause(stop: &mut watch::Receiver<bool>, delay: Duration) -> Next {
+    tokio::select! {
+        _ = stopped(stop) => Next::Stop,
+        _ = tokio::time::sleep(delay) => Next::Again,
+    }
+}
+
+/// Starts the readiness and liveness probes (after the startup probe succeeded, or at once).
+fn start_probes(
+    probes: &Probes,
+    ip: IpAddr,
+    tx: &mpsc::Sender<ProbeResult>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) {
+    if let Some(p) = &probes.readiness {
+        tasks.push(spawn_probe(ProbeKind::Readiness, p.clone(), ip, tx.clone()));
+    }
+    if let Some(p) = &probes.liveness {
+        tasks.push(spawn_probe(ProbeKind::Liveness, p.clone(), ip, tx.clone()));
+    }
+}
+
+impl PodRun {
+    fn new(shared: Arc<Shared>, pod_value: Value) -> Option<Self> {
+        let (key, ns, name, uid) = key_of(&pod_value);
+        let pod: Pod = match serde_json::from_value(pod_value) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("pod {ns}/{name}: cannot read its spec: {e}");
+                return None;
             }
         };
-        if !env.iter().any(|(k, _)| k == "PATH") {
+        let container = pod.spec.as_ref()?.containers.first().cloned()?;
+        let st = PodState {
+            start_time: now_rfc3339(),
+            ip: None,
+            phase: "Pending",
+            container: container.name.clone(),
+            image: container.image.clone().unwrap_or_default(),
+            state: json!({"waiting": {"reason": "ContainerCreating"}}),
+            last_state: json!({}),
+            restart_count: 0,
+            started: false,
+            ready: false,
+            not_ready_message: None,
+            container_id: None,
+            conds: HashMap::new(),
+        };
+        Some(PodRun {
+            pod_dir: shared.pod_dir(&key),
+            shared,
+            key,
+            ns,
+            name,
+            uid,
+            pod,
+            container,
+            st,
+            written: Value::Null,
+        })
+    }
+
+    /// Writes the pod status when it changed since the last successful write.
+    fn publish(&mut self) {
+        let s = self.st.render();
+        if s != self.written && write_status(&self.shared, &self.ns, &self.name, &self.uid, &s) {
+            self.written = s;
+        }
+    }
+
+    fn event(&self, normal: bool, reason: &str, msg: &str) {
+        event(
+            &self.shared,
+            &self.ns,
+            &self.name,
+            &self.uid,
+            normal,
+            reason,
+            msg,
+        );
+    }
+
+    /// The pod's address, retried every 2 s (`None`: stopped meanwhile).
+    async fn attach_network(&mut self, stop: &mut watch::Receiver<bool>) -> Option<PodNet> {
+        loop {
+            let netw = self.shared.network.clone();
+            let k = self.key.clone();
+            match tokio::task::spawn_blocking(move || netw.attach(&k)).await {
+                Ok(Ok(n)) => return Some(n),
+                Ok(Err(e)) => self
+                    .st
+                    .waiting("ContainerCreating", &format!("network: {e}")),
+                Err(e) => self
+                    .st
+                    .waiting("ContainerCreating", &format!("network: {e}")),
+            }
+            self.publish();
+            if let Next::Stop = pause(stop, Duration::from_secs(2)).await {
+                return None;
+            }
+        }
+    }
+
+    /// Records the pod's DNS name and address; the settings every run of it shares.
+    fn register(&mut self, net: PodNet) -> RunEnv {
+        self.st.ip = Some(net.ip);
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let hostname = spec
+            .hostname
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| self.name.clone());
+        self.shared
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                self.key.clone(),
+                dns::PodRecord {
+                    namespace: self.ns.clone(),
+                    name: self.name.clone(),
+                    hostname: hostname.clone(),
+                    subdomain: spec.subdomain.clone(),
+                    ip: net.ip,
+                },
+            );
+        self.shared.wake.notify_one();
+        RunEnv {
+            ip_s: net.ip.to_string(),
+            net,
+            hostname,
+            grace: Duration::from_secs(
+                spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64
+            )
+            .min(MAX_GRACE),
+            restart_policy: spec.restart_policy.unwrap_or_else(|| "Always".into()),
+            probes: parse_probes(&self.container),
+        }
+    }
+
+    /// Volumes, environment and hosts file of one launch.
+    fn prepare_launch(&self, env: &RunEnv) -> Result<Launch, (&'static str, String)> {
+        let lookup = |src: volumes::Source, n: &str| self.shared.object_data(&self.ns, src, n);
+        volumes::materialise(&self.pod_dir, &self.pod, &env.ip_s, &lookup)
+            .map_err(|e| ("ContainerCreating", e.to_string()))?;
+        let mut vars = volumes::resolve_env(&self.pod, &self.container, &env.ip_s, &lookup)
+            .map_err(|e| ("CreateContainerConfigError", e.to_string()))?;
+        let mounts = volumes::mounts(&self.pod_dir, &self.pod, &self.container)
+            .map_err(|e| ("CreateContainerConfigError", e.to_string()))?;
+        if !vars.iter().any(|(k, _)| k == "PATH") {
             // What container images usually set.
-            env.insert(
+            vars.insert(
                 0,
                 (
                     "PATH".to_string(),
@@ -569,268 +638,365 @@ async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receive
                 ),
             );
         }
-        env.push((POD_DIR_ENV.to_string(), pod_dir.display().to_string()));
-        let launch = Launch {
-            pod_dir: pod_dir.clone(),
-            net: net.clone(),
-            hostname: hostname.clone(),
-            mounts,
-            command: volumes::command_line(&container, &env),
-            env,
-            server_bin: shared.opts.server_bin.clone(),
-            log: pod_dir.join("log"),
-            workdir: container.working_dir.clone().filter(|w| !w.is_empty()),
-        };
+        vars.push((POD_DIR_ENV.to_string(), self.pod_dir.display().to_string()));
         if let Some(hosts) = {
-            let records = shared.records.lock().unwrap_or_else(|e| e.into_inner());
+            let records = self
+                .shared
+                .records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             records
-                .contains_key(&key)
-                .then(|| dns::hosts_content(&key, &records, &shared.opts.cluster_domain))
+                .contains_key(&self.key)
+                .then(|| dns::hosts_content(&self.key, &records, &self.shared.opts.cluster_domain))
         } {
-            if let Err(e) = sandbox::write_hosts(&pod_dir, &hosts) {
-                tracing::warn!("hosts file of pod {key}: {e}");
+            if let Err(e) = sandbox::write_hosts(&self.pod_dir, &hosts) {
+                tracing::warn!("hosts file of pod {}: {e}", self.key);
             }
         }
+        Ok(Launch {
+            pod_dir: self.pod_dir.clone(),
+            net: env.net.clone(),
+            hostname: env.hostname.clone(),
+            mounts,
+            command: volumes::command_line(&self.container, &vars),
+            env: vars,
+            server_bin: self.shared.opts.server_bin.clone(),
+            log: self.pod_dir.join("log"),
+            workdir: self.container.working_dir.clone().filter(|w| !w.is_empty()),
+        })
+    }
+
+    /// One launch of the container, until it ends or the pod is stopped.
+    async fn run_once(
+        &mut self,
+        env: &RunEnv,
+        failures: &mut u32,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Next {
+        let launch = match self.prepare_launch(env) {
+            Ok(l) => l,
+            Err((reason, msg)) => {
+                self.st.waiting(reason, &msg);
+                self.publish();
+                return pause(stop, Duration::from_secs(1)).await;
+            }
+        };
         let child = match sandbox::spawn(&launch) {
             Ok(c) => c,
             Err(e) => {
-                st.waiting("RunContainerError", &e.to_string());
-                publish!();
-                let d = backoff(failures);
-                failures += 1;
-                tokio::select! {
-                    _ = stopped(&mut stop) => break 'runs,
-                    _ = tokio::time::sleep(d) => continue 'runs,
-                }
+                self.st.waiting("RunContainerError", &e.to_string());
+                self.publish();
+                let d = backoff(*failures);
+                *failures += 1;
+                return pause(stop, d).await;
             }
         };
         let pid = child.id().unwrap_or(0);
         let mut running = Running { child, pid };
-        let child = &mut running.child;
-        let pid_file = pod_dir.join("pid");
-        if let Err(e) = std::fs::write(&pid_file, format!("{pid}\n")) {
-            tracing::warn!("{}: {e}", pid_file.display());
+        let attempt = Attempt {
+            pid,
+            pid_file: self.pod_dir.join("pid"),
+            started_at: now_rfc3339(),
+            cid: format!("local://{pid}"),
+            run_start: Instant::now(),
+        };
+        if let Err(e) = std::fs::write(&attempt.pid_file, format!("{pid}\n")) {
+            tracing::warn!("{}: {e}", attempt.pid_file.display());
         }
-        let started_at = now_rfc3339();
-        let run_start = Instant::now();
-        let cid = format!("local://{pid}");
-        st.container_id = Some(cid.clone());
-        st.phase = "Running";
-        st.state = json!({"running": {"startedAt": started_at}});
-        st.started = probes.startup.is_none();
-        st.ready = st.started && probes.readiness.is_none();
-        st.not_ready_message = None;
-        publish!();
-        event(
-            &shared,
-            &ns,
-            &name,
-            &uid,
+        self.st.container_id = Some(attempt.cid.clone());
+        self.st.phase = "Running";
+        self.st.state = json!({"running": {"startedAt": attempt.started_at}});
+        self.st.started = env.probes.startup.is_none();
+        self.st.ready = self.st.started && env.probes.readiness.is_none();
+        self.st.not_ready_message = None;
+        self.publish();
+        self.event(
             true,
             "Started",
-            &format!("Started container {} (pid {pid})", container.name),
+            &format!("Started container {} (pid {pid})", self.container.name),
         );
+        let ended = self.supervise(&mut running.child, env, stop).await;
+        if let Ended::Stop = ended {
+            let _ = terminate(&mut running.child, env.grace).await;
+            let _ = std::fs::remove_file(&attempt.pid_file);
+            return Next::Stop;
+        }
+        self.after_exit(ended, &attempt, env, failures, stop).await
+    }
 
+    /// Watches the running container: its exit, its probes, and a 1 s resync of its volumes.
+    async fn supervise(
+        &mut self,
+        child: &mut Child,
+        env: &RunEnv,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Ended {
         let (tx, mut rx) = mpsc::channel::<ProbeResult>(16);
-        let ipaddr = IpAddr::V4(net.ip);
+        let ip = IpAddr::V4(env.net.ip);
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
-        let start_probes = |tasks: &mut Vec<JoinHandle<()>>| {
-            if let Some(p) = &probes.readiness {
-                tasks.push(spawn_probe(
-                    ProbeKind::Readiness,
-                    p.clone(),
-                    ipaddr,
-                    tx.clone(),
-                ));
-            }
-            if let Some(p) = &probes.liveness {
-                tasks.push(spawn_probe(
-                    ProbeKind::Liveness,
-                    p.clone(),
-                    ipaddr,
-                    tx.clone(),
-                ));
-            }
-        };
-        if let Some(p) = &probes.startup {
-            tasks.push(spawn_probe(
-                ProbeKind::Startup,
-                p.clone(),
-                ipaddr,
-                tx.clone(),
-            ));
+        if let Some(p) = &env.probes.startup {
+            tasks.push(spawn_probe(ProbeKind::Startup, p.clone(), ip, tx.clone()));
         } else {
-            start_probes(&mut tasks);
+            start_probes(&env.probes, ip, &tx, &mut tasks);
         }
         let mut counts: HashMap<&'static str, (u32, u32)> = HashMap::new();
         let mut resync = tokio::time::interval(Duration::from_secs(1));
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ended = loop {
             tokio::select! {
-                _ = stopped(&mut stop) => break Ended::Stop,
+                _ = stopped(stop) => break Ended::Stop,
                 r = child.wait() => match r {
                     Ok(s) => break Ended::Exited(s),
                     Err(e) => break Ended::Killed(format!("wait: {e}"), None),
                 },
                 Some((kind, res)) = rx.recv() => {
-                    let spec = match kind {
-                        ProbeKind::Startup => probes.startup.as_ref(),
-                        ProbeKind::Readiness => probes.readiness.as_ref(),
-                        ProbeKind::Liveness => probes.liveness.as_ref(),
-                    };
-                    let Some(spec) = spec else { continue };
-                    let c = counts.entry(kind.as_str()).or_insert((0, 0));
-                    match &res {
-                        Ok(()) => { c.0 += 1; c.1 = 0; }
-                        Err(_) => { c.1 += 1; c.0 = 0; }
-                    }
-                    let (succ, fail) = *c;
-                    match kind {
-                        ProbeKind::Startup => {
-                            if res.is_ok() && succ >= 1 && !st.started {
-                                st.started = true;
-                                for t in tasks.drain(..) { t.abort(); }
-                                start_probes(&mut tasks);
-                                st.ready = probes.readiness.is_none();
-                            } else if let Err(m) = &res {
-                                st.not_ready_message = Some(format!("Startup probe failed: {m}"));
-                                if fail >= spec.failure_threshold {
-                                    event(&shared, &ns, &name, &uid, false, "Unhealthy", &format!("Startup probe failed: {m}"));
-                                    let s = terminate(child, grace).await;
-                                    break Ended::Killed(format!("Startup probe failed: {m}"), s);
-                                }
-                            }
+                    let verdict = self.on_probe(kind, &res, &env.probes, &mut counts);
+                    match verdict {
+                        ProbeVerdict::Kill(m) => {
+                            let s = terminate(child, env.grace).await;
+                            break Ended::Killed(m, s);
                         }
-                        ProbeKind::Readiness => match &res {
-                            Ok(()) => if succ >= spec.success_threshold {
-                                st.ready = true;
-                                st.not_ready_message = None;
-                            },
-                            Err(m) => {
-                                if !st.ready || fail >= spec.failure_threshold {
-                                    st.not_ready_message = Some(format!("Readiness probe failed: {m}"));
-                                }
-                                if fail >= spec.failure_threshold {
-                                    if st.ready || fail == spec.failure_threshold {
-                                        event(&shared, &ns, &name, &uid, false, "Unhealthy", &format!("Readiness probe failed: {m}"));
-                                    }
-                                    st.ready = false;
-                                }
+                        ProbeVerdict::Started => {
+                            for t in tasks.drain(..) {
+                                t.abort();
                             }
-                        },
-                        ProbeKind::Liveness => if let Err(m) = &res {
-                            if fail >= spec.failure_threshold {
-                                event(&shared, &ns, &name, &uid, false, "Unhealthy", &format!("Liveness probe failed: {m}"));
-                                event(&shared, &ns, &name, &uid, true, "Killing", &format!("Container {} failed liveness probe, will be restarted", container.name));
-                                let s = terminate(child, grace).await;
-                                break Ended::Killed(format!("Liveness probe failed: {m}"), s);
-                            }
-                        },
+                            start_probes(&env.probes, ip, &tx, &mut tasks);
+                        }
+                        ProbeVerdict::Continue => {}
                     }
-                    publish!();
+                    self.publish();
                 }
                 _ = resync.tick() => {
                     // The current object: downwardAPI files follow label changes.
-                    let fresh = current_pod(&shared, &ns, &name, &uid);
-                    let p = fresh.as_ref().unwrap_or(&pod);
-                    if let Err(e) = volumes::materialise(&pod_dir, p, &ip_s, &lookup) {
-                        tracing::debug!("pod {key}: volume resync: {e}");
+                    let fresh = current_pod(&self.shared, &self.ns, &self.name, &self.uid);
+                    let p = fresh.as_ref().unwrap_or(&self.pod);
+                    let lookup =
+                        |src: volumes::Source, n: &str| self.shared.object_data(&self.ns, src, n);
+                    if let Err(e) = volumes::materialise(&self.pod_dir, p, &env.ip_s, &lookup) {
+                        tracing::debug!("pod {}: volume resync: {e}", self.key);
                     }
-                    publish!();
+                    self.publish();
                 }
             }
         };
         for t in tasks.drain(..) {
             t.abort();
         }
-        let (exit, reason, message) = match ended {
-            Ended::Stop => {
-                let _ = terminate(child, grace).await;
-                let _ = std::fs::remove_file(&pid_file);
-                break 'runs;
+        ended
+    }
+
+    /// Applies one probe result to the container state.
+    fn on_probe(
+        &mut self,
+        kind: ProbeKind,
+        res: &Result<(), String>,
+        probes: &Probes,
+        counts: &mut HashMap<&'static str, (u32, u32)>,
+    ) -> ProbeVerdict {
+        let spec = match kind {
+            ProbeKind::Startup => probes.startup.as_ref(),
+            ProbeKind::Readiness => probes.readiness.as_ref(),
+            ProbeKind::Liveness => probes.liveness.as_ref(),
+        };
+        let Some(spec) = spec else {
+            return ProbeVerdict::Continue;
+        };
+        let c = counts.entry(kind.as_str()).or_insert((0, 0));
+        match res {
+            Ok(()) => {
+                c.0 += 1;
+                c.1 = 0;
             }
+            Err(_) => {
+                c.1 += 1;
+                c.0 = 0;
+            }
+        }
+        let (succ, fail) = *c;
+        match kind {
+            ProbeKind::Startup => {
+                if res.is_ok() && succ >= 1 && !self.st.started {
+                    self.st.started = true;
+                    self.st.ready = probes.readiness.is_none();
+                    return ProbeVerdict::Started;
+                }
+                if let Err(m) = res {
+                    self.st.not_ready_message = Some(format!("Startup probe failed: {m}"));
+                    if fail >= spec.failure_threshold {
+                        let msg = format!("Startup probe failed: {m}");
+                        self.event(false, "Unhealthy", &msg);
+                        return ProbeVerdict::Kill(msg);
+                    }
+                }
+            }
+            ProbeKind::Readiness => match res {
+                Ok(()) => {
+                    if succ >= spec.success_threshold {
+                        self.st.ready = true;
+                        self.st.not_ready_message = None;
+                    }
+                }
+                Err(m) => {
+                    if !self.st.ready || fail >= spec.failure_threshold {
+                        self.st.not_ready_message = Some(format!("Readiness probe failed: {m}"));
+                    }
+                    if fail >= spec.failure_threshold {
+                        if self.st.ready || fail == spec.failure_threshold {
+                            self.event(false, "Unhealthy", &format!("Readiness probe failed: {m}"));
+                        }
+                        self.st.ready = false;
+                    }
+                }
+            },
+            ProbeKind::Liveness => {
+                if let Err(m) = res {
+                    if fail >= spec.failure_threshold {
+                        self.event(false, "Unhealthy", &format!("Liveness probe failed: {m}"));
+                        self.event(
+                            true,
+                            "Killing",
+                            &format!(
+                                "Container {} failed liveness probe, will be restarted",
+                                self.container.name
+                            ),
+                        );
+                        return ProbeVerdict::Kill(format!("Liveness probe failed: {m}"));
+                    }
+                }
+            }
+        }
+        ProbeVerdict::Continue
+    }
+
+    /// Records how the container ended, then restarts it after a back-off or, per the restart
+    /// policy, leaves it terminated.
+    async fn after_exit(
+        &mut self,
+        ended: Ended,
+        attempt: &Attempt,
+        env: &RunEnv,
+        failures: &mut u32,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Next {
+        let (exit, reason, message) = match ended {
+            Ended::Stop => return Next::Stop,
             Ended::Exited(s) => {
                 let (code, _) = exit_code(&s);
                 (Some(s), if code == 0 { "Completed" } else { "Error" }, None)
             }
             Ended::Killed(m, s) => (s, "Error", Some(m)),
         };
-        signal(pid, "KILL");
-        let _ = std::fs::remove_file(&pid_file);
+        signal(attempt.pid, "KILL");
+        let _ = std::fs::remove_file(&attempt.pid_file);
         let (code, sig) = exit.as_ref().map(exit_code).unwrap_or((137, Some(9)));
         let mut term = json!({
             "exitCode": code,
             "reason": reason,
-            "startedAt": started_at,
+            "startedAt": attempt.started_at,
             "finishedAt": now_rfc3339(),
-            "containerID": cid,
+            "containerID": attempt.cid,
         });
         if let Some(sig) = sig {
             term["signal"] = json!(sig);
         }
         if let Some(m) = &message {
             term["message"] = json!(m);
-            tracing::info!("pod {key}: {m}; restarting");
+            tracing::info!("pod {}: {m}; restarting", self.key);
         }
-        if run_start.elapsed() >= BACKOFF_RESET {
-            failures = 0;
+        if attempt.run_start.elapsed() >= BACKOFF_RESET {
+            *failures = 0;
         }
-        let restart = match restart_policy.as_str() {
+        let restart = match env.restart_policy.as_str() {
             "Never" => false,
             "OnFailure" => code != 0,
             _ => true,
         };
         if !restart {
-            st.state = json!({"terminated": term});
-            st.ready = false;
-            st.phase = if code == 0 { "Succeeded" } else { "Failed" };
-            publish!();
-            stopped(&mut stop).await;
-            break 'runs;
+            self.st.state = json!({"terminated": term});
+            self.st.ready = false;
+            self.st.phase = if code == 0 { "Succeeded" } else { "Failed" };
+            self.publish();
+            stopped(stop).await;
+            return Next::Stop;
         }
-        st.last_state = json!({"terminated": term});
-        st.restart_count += 1;
-        event(
-            &shared,
-            &ns,
-            &name,
-            &uid,
+        self.st.last_state = json!({"terminated": term});
+        self.st.restart_count += 1;
+        self.event(
             false,
             "BackOff",
             &format!(
                 "Back-off restarting failed container {} (exit code {code})",
-                container.name
+                self.container.name
             ),
         );
-        let delay = backoff(failures);
-        failures += 1;
-        st.waiting(
+        let delay = backoff(*failures);
+        *failures += 1;
+        self.st.waiting(
             "CrashLoopBackOff",
             &format!(
-                "back-off {}s restarting failed container={} pod={name}_{ns}({uid})",
+                "back-off {}s restarting failed container={} pod={}_{}({})",
                 delay.as_secs(),
-                container.name
+                self.container.name,
+                self.name,
+                self.ns,
+                self.uid
             ),
         );
-        publish!();
-        tokio::select! {
-            _ = stopped(&mut stop) => break 'runs,
-            _ = tokio::time::sleep(delay) => {}
+        self.publish();
+        pause(stop, delay).await
+    }
+
+    /// Gone from the API: release the address (the directory stays).
+    async fn release(&self) {
+        self.shared
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+        let netw = self.shared.network.clone();
+        let k = self.key.clone();
+        match tokio::task::spawn_blocking(move || netw.detach(&k)).await {
+            Ok(Err(e)) => tracing::warn!("pod {}: detach: {e}", self.key),
+            Err(e) => tracing::warn!("pod {}: detach: {e}", self.key),
+            Ok(Ok(())) => {}
         }
     }
-    // Gone from the API: release the address (the directory stays).
-    shared
-        .records
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&key);
-    let netw = shared.network.clone();
-    let k = key.clone();
-    match tokio::task::spawn_blocking(move || netw.detach(&k)).await {
-        Ok(Err(e)) => tracing::warn!("pod {key}: detach: {e}"),
-        Err(e) => tracing::warn!("pod {key}: detach: {e}"),
-        Ok(Ok(())) => {}
+}
+
+/// What a probe result asks of the container.
+enum ProbeVerdict {
+    Continue,
+    /// The startup probe succeeded: start the readiness and liveness probes.
+    Started,
+    /// Kill the container (startup or liveness probe failed too often), with the message.
+    Kill(String),
+}
+
+/// A pod's life on this node: directory, address, then container runs with restarts, until
+/// the pod is deleted (`stop`).
+async fn run_pod(shared: Arc<Shared>, pod_value: Value, mut stop: watch::Receiver<bool>) {
+    let Some(mut run) = PodRun::new(shared, pod_value) else {
+        stopped(&mut stop).await;
+        return;
+    };
+    if let Err(e) = prepare_dir(&run.pod_dir, &run.uid) {
+        run.st
+            .waiting("ContainerCreating", &format!("pod directory: {e}"));
+        run.publish();
+        stopped(&mut stop).await;
+        return;
     }
+    let Some(net) = run.attach_network(&mut stop).await else {
+        return;
+    };
+    let env = run.register(net);
+    let mut failures: u32 = 0;
+    while !*stop.borrow() {
+        if let Next::Stop = run.run_once(&env, &mut failures, &mut stop).await {
+            break;
+        }
+    }
+    run.release().await;
 }
 
 /// The pid recorded for a pod directory, if any.

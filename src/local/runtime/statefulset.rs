@@ -78,16 +78,12 @@ pub fn update_revision(sts: &Value) -> String {
 
 /// The ordinal of pod `pod` of StatefulSet `sts`.
 pub fn ordinal_of(sts: &str, pod: &str) -> Option<i64> {
-    let rest = pod.strip_prefix(sts)?.strip_prefix('-')?;
-    if rest.is_empty() || (rest.len() > 1 && rest.starts_with('0')) {
-        return None;
-    }
-    rest.parse().ok().filter(|n: &i64| *n >= 0)
+    crate::names::ordinal(sts, pod).map(i64::from)
 }
 
 /// Name of the claim of template `tmpl` for ordinal `i`.
 pub fn claim_name(tmpl: &str, sts: &str, i: i64) -> String {
-    format!("{tmpl}-{sts}-{i}")
+    crate::names::claim(tmpl, sts, i)
 }
 
 fn owner_ref(sts: &Value, controller: bool) -> Value {
@@ -105,7 +101,7 @@ fn owner_ref(sts: &Value, controller: bool) -> Value {
 pub fn pod_from_template(sts: &Value, i: i64, revision: &str) -> Value {
     let name = s(sts, "/metadata/name");
     let ns = s(sts, "/metadata/namespace");
-    let pod_name = format!("{name}-{i}");
+    let pod_name = crate::names::pod(name, i);
     let tmpl = sts.pointer("/spec/template").cloned().unwrap_or(json!({}));
     let mut labels = tmpl
         .pointer("/metadata/labels")
@@ -414,7 +410,9 @@ pub(crate) fn sync(shared: &Shared) {
                 if let Some(i) = ord {
                     if i >= replicas
                         && !pods.contains_key(&i)
-                        && store.get(&t.pods, &ns, &format!("{name}-{i}")).is_err()
+                        && store
+                            .get(&t.pods, &ns, &crate::names::pod(&name, i))
+                            .is_err()
                     {
                         let _ = store.delete(&t.pvcs, &ns, pname, &DeleteOptions::default());
                     }

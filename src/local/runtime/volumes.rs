@@ -45,12 +45,57 @@ fn relative_ok(p: &str) -> bool {
     !p.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
+/// Why a pod's volumes, mounts or environment cannot be prepared (shown as the container's
+/// waiting message).
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("couldn't find key {key} in {what}")]
+    MissingKey { key: String, what: String },
+    #[error("invalid path {path:?} in {what}")]
+    InvalidPath { path: String, what: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("invalid downwardAPI path {0:?}")]
+    InvalidDownwardPath(String),
+    #[error("downwardAPI resourceFieldRef is not supported in local mode")]
+    ResourceFieldRef,
+    #[error("unsupported fieldRef {0}")]
+    UnsupportedFieldRef(String),
+    #[error("invalid claim name {0:?}")]
+    InvalidClaimName(String),
+    #[error("invalid volume name {0:?}")]
+    InvalidVolumeName(String),
+    #[error("volume {0:?}: this volume type is not supported in local mode")]
+    UnsupportedVolume(String),
+    #[error("volume {volume:?}: {source}")]
+    Write {
+        volume: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("volume {volume:?}: {}: {source}", dir.display())]
+    CreateDir {
+        volume: String,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("volumeMount {0:?}: no such volume")]
+    NoSuchVolume(String),
+    #[error("invalid subPath {0:?}")]
+    InvalidSubPath(String),
+    #[error("{0} not found (envFrom)")]
+    EnvFromNotFound(String),
+    #[error("env {env}: {problem}")]
+    Env { env: String, problem: String },
+}
+
 fn key_files(
     data: &BTreeMap<String, Vec<u8>>,
     items: Option<&Vec<KeyToPath>>,
     default_mode: i32,
     what: &str,
-) -> Result<Vec<VolFile>, String> {
+) -> Result<Vec<VolFile>, VolumeError> {
     let mut out = Vec::new();
     match items {
         None => {
@@ -67,10 +112,16 @@ fn key_files(
         Some(items) => {
             for it in items {
                 let Some(v) = data.get(&it.key) else {
-                    return Err(format!("couldn't find key {} in {what}", it.key));
+                    return Err(VolumeError::MissingKey {
+                        key: it.key.clone(),
+                        what: what.to_string(),
+                    });
                 };
                 if !relative_ok(&it.path) {
-                    return Err(format!("invalid path {:?} in {what}", it.path));
+                    return Err(VolumeError::InvalidPath {
+                        path: it.path.clone(),
+                        what: what.to_string(),
+                    });
                 }
                 out.push(VolFile {
                     path: PathBuf::from(&it.path),
@@ -130,7 +181,7 @@ pub fn desired_files(
     pod: &Pod,
     ip: &str,
     lookup: Lookup<'_>,
-) -> Result<Option<Vec<VolFile>>, String> {
+) -> Result<Option<Vec<VolFile>>, VolumeError> {
     if let Some(cm) = &v.config_map {
         let what = format!("configmap {}", cm.name);
         return match lookup(Source::ConfigMap, &cm.name) {
@@ -142,7 +193,7 @@ pub fn desired_files(
             )
             .map(Some),
             None if cm.optional == Some(true) => Ok(Some(Vec::new())),
-            None => Err(format!("{what} not found")),
+            None => Err(VolumeError::NotFound(what)),
         };
     }
     if let Some(s) = &v.secret {
@@ -157,7 +208,7 @@ pub fn desired_files(
             )
             .map(Some),
             None if s.optional == Some(true) => Ok(Some(Vec::new())),
-            None => Err(format!("{what} not found")),
+            None => Err(VolumeError::NotFound(what)),
         };
     }
     if let Some(d) = &v.downward_api {
@@ -165,13 +216,13 @@ pub fn desired_files(
         let mut out = Vec::new();
         for it in d.items.iter().flatten() {
             if !relative_ok(&it.path) {
-                return Err(format!("invalid downwardAPI path {:?}", it.path));
+                return Err(VolumeError::InvalidDownwardPath(it.path.clone()));
             }
             let Some(f) = &it.field_ref else {
-                return Err("downwardAPI resourceFieldRef is not supported in local mode".into());
+                return Err(VolumeError::ResourceFieldRef);
             };
             let value = field_value(pod, &f.field_path, ip)
-                .ok_or_else(|| format!("unsupported fieldRef {}", f.field_path))?;
+                .ok_or_else(|| VolumeError::UnsupportedFieldRef(f.field_path.clone()))?;
             out.push(VolFile {
                 path: PathBuf::from(&it.path),
                 data: value.into_bytes(),
@@ -184,10 +235,10 @@ pub fn desired_files(
 }
 
 /// Host directory of a volume of a pod in `pod_dir`; Err for unsupported kinds.
-pub fn volume_dir(pod_dir: &Path, v: &Volume) -> Result<PathBuf, String> {
+pub fn volume_dir(pod_dir: &Path, v: &Volume) -> Result<PathBuf, VolumeError> {
     if let Some(c) = &v.persistent_volume_claim {
         if !relative_ok(&c.claim_name) {
-            return Err(format!("invalid claim name {:?}", c.claim_name));
+            return Err(VolumeError::InvalidClaimName(c.claim_name.clone()));
         }
         return Ok(pod_dir.join("pvc").join(&c.claim_name));
     }
@@ -200,14 +251,11 @@ pub fn volume_dir(pod_dir: &Path, v: &Volume) -> Result<PathBuf, String> {
         || v.empty_dir.is_some()
     {
         if !relative_ok(&v.name) {
-            return Err(format!("invalid volume name {:?}", v.name));
+            return Err(VolumeError::InvalidVolumeName(v.name.clone()));
         }
         return Ok(pod_dir.join("volumes").join(&v.name));
     }
-    Err(format!(
-        "volume {:?}: this volume type is not supported in local mode",
-        v.name
-    ))
+    Err(VolumeError::UnsupportedVolume(v.name.clone()))
 }
 
 /// Write `files` into `dir` atomically (temp file + rename), removing other regular
@@ -267,7 +315,12 @@ fn remove_others(dir: &Path, keep: &BTreeSet<PathBuf>) -> std::io::Result<bool> 
 }
 
 /// Materialise every volume of the pod: create directories, write projected files.
-pub fn materialise(pod_dir: &Path, pod: &Pod, ip: &str, lookup: Lookup<'_>) -> Result<(), String> {
+pub fn materialise(
+    pod_dir: &Path,
+    pod: &Pod,
+    ip: &str,
+    lookup: Lookup<'_>,
+) -> Result<(), VolumeError> {
     let volumes = pod
         .spec
         .as_ref()
@@ -277,12 +330,18 @@ pub fn materialise(pod_dir: &Path, pod: &Pod, ip: &str, lookup: Lookup<'_>) -> R
         let dir = volume_dir(pod_dir, v)?;
         match desired_files(v, pod, ip, lookup)? {
             Some(files) => {
-                sync_files(&dir, &files).map_err(|e| format!("volume {:?}: {e}", v.name))?;
+                sync_files(&dir, &files).map_err(|source| VolumeError::Write {
+                    volume: v.name.clone(),
+                    source,
+                })?;
             }
             None => {
                 if v.host_path.is_none() {
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| format!("volume {:?}: {}: {e}", v.name, dir.display()))?;
+                    std::fs::create_dir_all(&dir).map_err(|source| VolumeError::CreateDir {
+                        volume: v.name.clone(),
+                        dir: dir.clone(),
+                        source,
+                    })?;
                 }
             }
         }
@@ -291,7 +350,7 @@ pub fn materialise(pod_dir: &Path, pod: &Pod, ip: &str, lookup: Lookup<'_>) -> R
 }
 
 /// Bind mounts of a container (volumeMounts with subPath).
-pub fn mounts(pod_dir: &Path, pod: &Pod, c: &Container) -> Result<Vec<Mount>, String> {
+pub fn mounts(pod_dir: &Path, pod: &Pod, c: &Container) -> Result<Vec<Mount>, VolumeError> {
     let volumes: HashMap<String, Volume> = pod
         .spec
         .as_ref()
@@ -304,11 +363,11 @@ pub fn mounts(pod_dir: &Path, pod: &Pod, c: &Container) -> Result<Vec<Mount>, St
     for m in c.volume_mounts.iter().flatten() {
         let v = volumes
             .get(&m.name)
-            .ok_or_else(|| format!("volumeMount {:?}: no such volume", m.name))?;
+            .ok_or_else(|| VolumeError::NoSuchVolume(m.name.clone()))?;
         let mut host = volume_dir(pod_dir, v)?;
         if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             if !relative_ok(sub) {
-                return Err(format!("invalid subPath {sub:?}"));
+                return Err(VolumeError::InvalidSubPath(sub.to_string()));
             }
             host = host.join(sub);
         }
@@ -363,7 +422,7 @@ pub fn resolve_env(
     c: &Container,
     ip: &str,
     lookup: Lookup<'_>,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, VolumeError> {
     let mut env: Vec<(String, String)> = Vec::new();
     let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
         env.retain(|(x, _)| *x != k);
@@ -389,24 +448,25 @@ pub fn resolve_env(
                 }
             }
             None if optional => {}
-            None => return Err(format!("{src:?} {name:?} not found (envFrom)")),
+            None => return Err(VolumeError::EnvFromNotFound(format!("{src:?} {name:?}"))),
         }
     }
     for e in c.env.iter().flatten() {
         let value = if let Some(vf) = &e.value_from {
             if let Some(f) = &vf.field_ref {
-                field_value(pod, &f.field_path, ip).ok_or_else(|| {
-                    format!("env {}: unsupported fieldRef {}", e.name, f.field_path)
+                field_value(pod, &f.field_path, ip).ok_or_else(|| VolumeError::Env {
+                    env: e.name.clone(),
+                    problem: format!("unsupported fieldRef {}", f.field_path),
                 })?
             } else if let Some(r) = &vf.config_map_key_ref {
                 match lookup(Source::ConfigMap, &r.name).and_then(|d| d.get(&r.key).cloned()) {
                     Some(v) => String::from_utf8_lossy(&v).into_owned(),
                     None if r.optional == Some(true) => continue,
                     None => {
-                        return Err(format!(
-                            "env {}: key {} of configmap {} not found",
-                            e.name, r.key, r.name
-                        ))
+                        return Err(VolumeError::Env {
+                            env: e.name.clone(),
+                            problem: format!("key {} of configmap {} not found", r.key, r.name),
+                        })
                     }
                 }
             } else if let Some(r) = &vf.secret_key_ref {
@@ -414,17 +474,17 @@ pub fn resolve_env(
                     Some(v) => String::from_utf8_lossy(&v).into_owned(),
                     None if r.optional == Some(true) => continue,
                     None => {
-                        return Err(format!(
-                            "env {}: key {} of secret {} not found",
-                            e.name, r.key, r.name
-                        ))
+                        return Err(VolumeError::Env {
+                            env: e.name.clone(),
+                            problem: format!("key {} of secret {} not found", r.key, r.name),
+                        })
                     }
                 }
             } else {
-                return Err(format!(
-                    "env {}: this valueFrom is not supported in local mode",
-                    e.name
-                ));
+                return Err(VolumeError::Env {
+                    env: e.name.clone(),
+                    problem: "this valueFrom is not supported in local mode".to_string(),
+                });
             }
         } else {
             expand(e.value.as_deref().unwrap_or_default(), &env)

@@ -18,27 +18,8 @@ const ETC_COPIES: &[&str] = &["passwd", "group", "nsswitch.conf", "resolv.conf"]
 /// symlinks, e.g. /bin -> usr/bin on merged-/usr systems).
 const SYSTEM_DIRS: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
-/// Effective uid from /proc/self/status (no libc call: unsafe code is forbidden here).
-pub(super) fn effective_uid() -> Option<u32> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn find_bin(name: &str) -> Option<String> {
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-        .iter()
-        .map(|d| format!("{d}/{name}"))
-        .find(|p| Path::new(p).exists())
-}
-
-pub(super) fn unshare_bin() -> &'static str {
-    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| find_bin("unshare").unwrap_or_else(|| "unshare".into()))
-}
-
 fn bin(name: &str) -> Result<String, SandboxError> {
-    find_bin(name).ok_or_else(|| SandboxError::Command {
+    super::host::find_bin(name).ok_or_else(|| SandboxError::Command {
         cmd: name.to_string(),
         status: "not started".into(),
         stderr: format!("`{name}` not found in /usr/bin, /bin, /usr/sbin or /sbin"),
@@ -71,7 +52,7 @@ fn sh_path(p: &Path) -> String {
 
 /// Whether the user-namespace path is used: not root, or forced by [`USERNS_ENV`].
 fn use_userns() -> bool {
-    effective_uid() != Some(0) || std::env::var(USERNS_ENV).is_ok_and(|v| v == "1")
+    super::host::effective_uid() != Some(0) || std::env::var(USERNS_ENV).is_ok_and(|v| v == "1")
 }
 
 /// An absolute in-pod path without `..`, `.` or empty parts, as a relative path.
@@ -217,7 +198,7 @@ fn build_script(launch: &Launch, rootfs: &Path, binds: &[&str]) -> Result<String
          {mount} -o remount,bind,ro \"$2\" 2>/dev/null || \
          {mount} -o \"remount,bind,ro,$(ro_flags \"$2\")\" \"$2\"\n}}"
     );
-    let findmnt = find_bin("findmnt");
+    let findmnt = super::host::find_bin("findmnt");
     match findmnt {
         Some(f) => {
             let _ = writeln!(
@@ -322,7 +303,7 @@ pub fn spawn_with(launch: &Launch, userns: bool) -> Result<tokio::process::Child
     fs::write(&script_path, script)
         .map_err(io_err(format!("writing {}", script_path.display())))?;
 
-    let unshare = unshare_bin().to_string();
+    let unshare = super::host::unshare_bin().to_string();
     let ns_flags: &[&str] = if userns {
         &["-Urm", "--propagation", "private"]
     } else {
@@ -335,7 +316,7 @@ pub fn spawn_with(launch: &Launch, userns: bool) -> Result<tokio::process::Child
     let mut argv: Vec<String> = Vec::new();
     if let Some(ns) = &launch.net.netns {
         argv.extend([
-            super::network::ip_bin().to_string(),
+            super::host::ip_bin().to_string(),
             "netns".into(),
             "exec".into(),
             ns.clone(),

@@ -27,6 +27,7 @@
 //! It runs in its own process group. There is no parent-death signal: the runtime must
 //! kill pods by pid when it stops, then [`Network::detach`] them.
 
+mod host;
 mod launch;
 mod network;
 
@@ -49,7 +50,7 @@ impl NetMode {
     /// [`NetMode::Netns`] when the effective uid is 0, `ip` runs and a network namespace
     /// can be created; [`NetMode::Loopback`] otherwise.
     pub fn detect() -> NetMode {
-        if launch::effective_uid() == Some(0) && network::netns_usable() {
+        if host::effective_uid() == Some(0) && network::netns_usable() {
             NetMode::Netns
         } else {
             NetMode::Loopback

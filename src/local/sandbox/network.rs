@@ -11,16 +11,6 @@ use super::{NetMode, PodNet, SandboxError};
 const FIRST_HOST: u8 = 2;
 const LAST_HOST: u8 = 254;
 
-/// The `ip` binary, by absolute path when found (the caller's PATH may be minimal).
-pub(super) fn ip_bin() -> &'static str {
-    for p in ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"] {
-        if std::path::Path::new(p).exists() {
-            return p;
-        }
-    }
-    "ip"
-}
-
 /// Runs a command, returning its stdout or a [`SandboxError::Command`].
 fn run(prog: &str, args: &[&str]) -> Result<String, SandboxError> {
     let cmd_text = || {
@@ -52,7 +42,7 @@ fn run(prog: &str, args: &[&str]) -> Result<String, SandboxError> {
 }
 
 fn ip(args: &[&str]) -> Result<String, SandboxError> {
-    run(ip_bin(), args)
+    run(super::host::ip_bin(), args)
 }
 
 /// True when `ip` runs and a network namespace can be created (`unshare -n true`).
@@ -67,7 +57,7 @@ pub(super) fn netns_usable() -> bool {
             .map(|s| s.success())
             .unwrap_or(false)
     };
-    quiet(ip_bin(), &["-V"]) && quiet(super::launch::unshare_bin(), &["-n", "true"])
+    quiet(super::host::ip_bin(), &["-V"]) && quiet(super::host::unshare_bin(), &["-n", "true"])
 }
 
 fn check_instance(instance: &str) -> Result<(), SandboxError> {
@@ -266,7 +256,7 @@ impl Network {
                 [127, x, y]
             }
             NetMode::Netns => {
-                if super::launch::effective_uid() != Some(0) {
+                if super::host::effective_uid() != Some(0) {
                     return Err(SandboxError::NetnsUnavailable(
                         "not running as root".to_string(),
                     ));

@@ -101,6 +101,11 @@ pub enum ExecError {
         #[source]
         source: ProbeError,
     },
+    /// A command on a pod failed (connect, auth, or its reply was an error).
+    #[error(transparent)]
+    Command(#[from] ProbeError),
+    #[error("unexpected reply {0}")]
+    UnexpectedReply(String),
     #[error("switchover from {from} to {to}: {reason}")]
     Switchover {
         from: String,
@@ -153,29 +158,24 @@ impl Executor {
     }
 
     /// `REPLICAOF <upstream host> <port>` on `pod`.
-    pub async fn repoint(&self, pod: &str, upstream: &str) -> Result<Duration, String> {
-        let t = self.target(pod).map_err(|e| e.to_string())?;
-        let u = self.target(upstream).map_err(|e| e.to_string())?;
+    pub async fn repoint(&self, pod: &str, upstream: &str) -> Result<Duration, ExecError> {
+        let t = self.target(pod)?;
+        let u = self.target(upstream)?;
         let start = Instant::now();
         let port = u.advertise_port.to_string();
-        let mut c = self.client(t).await.map_err(|e| e.to_string())?;
+        let mut c = self.client(t).await?;
         c.call(&["REPLICAOF", u.advertise_host.as_str(), port.as_str()])
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(start.elapsed())
     }
 
     /// `CLIENT KILL TYPE normal` on `pod` (the executor's own connection is skipped).
-    pub async fn kill_clients(&self, pod: &str) -> Result<i64, String> {
-        let t = self.target(pod).map_err(|e| e.to_string())?;
-        let mut c = self.client(t).await.map_err(|e| e.to_string())?;
-        match c
-            .call(&["CLIENT", "KILL", "TYPE", "normal"])
-            .await
-            .map_err(|e| e.to_string())?
-        {
+    pub async fn kill_clients(&self, pod: &str) -> Result<i64, ExecError> {
+        let t = self.target(pod)?;
+        let mut c = self.client(t).await?;
+        match c.call(&["CLIENT", "KILL", "TYPE", "normal"]).await? {
             Value::Int(n) => Ok(n),
-            other => Err(format!("unexpected reply {other:?}")),
+            other => Err(ExecError::UnexpectedReply(format!("{other:?}"))),
         }
     }
 
@@ -195,7 +195,7 @@ impl Executor {
                 Err(error) => report.steps.push(Step::Failed {
                     pod: m.pod.clone(),
                     action: format!("REPLICAOF {}", m.upstream),
-                    error,
+                    error: error.to_string(),
                 }),
             }
         }
@@ -210,7 +210,7 @@ impl Executor {
             Err(error) => report.steps.push(Step::Failed {
                 pod: pod.to_string(),
                 action: "CLIENT KILL TYPE normal".to_string(),
-                error,
+                error: error.to_string(),
             }),
         }
     }
@@ -390,7 +390,7 @@ mod tests {
         );
         let plan = Plan::Promote {
             pod: "r-9".into(),
-            reason: crate::roles::PromoteReason::NoRecordedMaster,
+            reason: crate::failover::PromoteReason::NoRecordedMaster,
             epoch: 1,
             repoint: vec![],
         };
@@ -400,7 +400,7 @@ mod tests {
         );
         let plan = Plan::Promote {
             pod: "r-0".into(),
-            reason: crate::roles::PromoteReason::NoRecordedMaster,
+            reason: crate::failover::PromoteReason::NoRecordedMaster,
             epoch: 1,
             repoint: vec![],
         };

@@ -1,8 +1,9 @@
 //! What the roles step found and did, handed to the status step (the roles step fills it; the
 //! status step only reads it).
 
-use crate::crd::{FailoverInProgressStatus, LastFailover};
-use crate::roles::planner::PodObservation;
+use crate::crd::{FailoverInProgressStatus, LastFailover, RedisReplication};
+use crate::failover::planner::PodObservation;
+use crate::model::Validated;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RolesOutcome {
@@ -22,4 +23,22 @@ pub struct RolesOutcome {
     /// Something is in motion (master unreachable, failover unfinished, replicas not yet
     /// following): the controller checks again within about a second.
     pub recheck_soon: bool,
+}
+
+impl RolesOutcome {
+    /// The outcome before anything is observed or decided: the recorded master (else the
+    /// bootstrap master, pod 0), epoch, last failover and marker carried over from the status,
+    /// no observations.
+    pub fn recorded(model: &Validated, rr: &RedisReplication) -> Self {
+        let previous = rr.status.clone().unwrap_or_default();
+        RolesOutcome {
+            observations: Vec::new(),
+            master: model.recorded_master_or_bootstrap(),
+            epoch: previous.epoch,
+            last_failover: previous.last_failover,
+            waiting: None,
+            failover_in_progress: previous.failover_in_progress,
+            recheck_soon: false,
+        }
+    }
 }

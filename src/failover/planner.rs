@@ -294,6 +294,35 @@ pub enum Plan {
     Wait { reason: WaitReason },
 }
 
+/// What one planning round works from, derived once from the observations.
+struct Round<'a> {
+    pods: &'a [PodObservation],
+    reachable: Vec<&'a PodObservation>,
+    /// Reachable pods that may be promoted (not syncing; holding data once a master existed).
+    candidates: Vec<&'a PodObservation>,
+    prefer: Vec<String>,
+    next_epoch: u64,
+    settings: &'a Settings,
+}
+
+impl Round<'_> {
+    fn promote(&self, pod: &PodObservation, reason: PromoteReason, epoch: u64) -> Plan {
+        promote(pod, reason, epoch, &self.reachable, self.settings)
+    }
+
+    fn keep(&self, master: &PodObservation) -> Plan {
+        keep(master, &self.reachable, self.settings)
+    }
+
+    /// Promote the best of `pool` with a new epoch, or wait for why there is none.
+    fn promote_best(&self, pool: &[&PodObservation], reason: PromoteReason) -> Plan {
+        match select(pool, &self.prefer, &self.reachable) {
+            Ok(best) => self.promote(best, reason, self.next_epoch),
+            Err(w) => wait(w),
+        }
+    }
+}
+
 /// Decide what to do; see the module documentation for the rules.
 pub fn plan(pods: &[PodObservation], recorded: &RecordedState, settings: &Settings) -> Plan {
     if pods.is_empty() {
@@ -309,143 +338,116 @@ pub fn plan(pods: &[PodObservation], recorded: &RecordedState, settings: &Settin
         .copied()
         .filter(|p| !p.sync_in_progress && (p.has_history() || !had_master))
         .collect();
-    let prefer = preference(recorded, &reachable);
-    let next_epoch = recorded.epoch.max(
-        recorded
-            .failover_in_progress
-            .as_ref()
-            .map_or(0, |f| f.epoch),
-    ) + 1;
+    let round = Round {
+        pods,
+        prefer: preference(recorded, &reachable),
+        next_epoch: recorded.epoch.max(
+            recorded
+                .failover_in_progress
+                .as_ref()
+                .map_or(0, |f| f.epoch),
+        ) + 1,
+        reachable,
+        candidates,
+        settings,
+    };
 
     if let Some(marker) = &recorded.failover_in_progress {
-        if let Some(target) = candidates.iter().find(|p| p.name == marker.target) {
-            if !is_behind(target, &candidates) {
-                return promote(
-                    target,
-                    PromoteReason::ResumeFailover,
-                    marker.epoch,
-                    &reachable,
-                    settings,
-                );
+        if let Some(target) = round.candidates.iter().find(|p| p.name == marker.target) {
+            if !is_behind(target, &round.candidates) {
+                return round.promote(target, PromoteReason::ResumeFailover, marker.epoch);
             }
         }
         // The target is gone or lost data: plan afresh (with a newer epoch than the marker's).
     }
 
     let Some(master_name) = recorded.master.as_deref() else {
-        if let Some(w) = too_few(pods.len(), reachable.len(), settings) {
+        if let Some(w) = too_few(pods.len(), round.reachable.len(), settings) {
             return wait(w);
         }
-        return match select(&candidates, &prefer, &reachable) {
-            Ok(best) => promote(
-                best,
-                PromoteReason::NoRecordedMaster,
-                next_epoch,
-                &reachable,
-                settings,
-            ),
-            Err(w) => wait(w),
-        };
+        return round.promote_best(&round.candidates, PromoteReason::NoRecordedMaster);
     };
-
-    match reachable.iter().find(|p| p.name == master_name) {
-        Some(master) => {
-            let behind = is_behind(master, &candidates);
-            if master.role == ObservedRole::Master && !behind {
-                return keep(master, &reachable, settings);
-            }
-            let reason = match (behind, master.dataset_empty) {
-                (true, true) => PromoteReason::MasterRestartedEmpty,
-                (true, false) => PromoteReason::MasterBehind,
-                (false, _) => PromoteReason::MasterLostRole,
-            };
-            // The recorded master is a candidate even without any history: if it restarted
-            // empty and no other reachable pod holds anything either, re-assigning it loses
-            // nothing visible, and waiting would never end.
-            let mut pool = candidates.clone();
-            if !master.sync_in_progress && !pool.iter().any(|p| p.name == master.name) {
-                pool.push(master);
-            }
-            match select(&pool, &prefer, &reachable) {
-                // Only possible if the cover test disagrees with `is_behind` through a
-                // superseded copy; never re-promote a serving master in a loop.
-                Ok(best) if best.name == master.name && master.role == ObservedRole::Master => {
-                    keep(master, &reachable, settings)
-                }
-                Ok(best) => promote(best, reason, next_epoch, &reachable, settings),
-                // The whole set restarted from persistence that keeps no replication position
-                // (an AOF, or an RDB written without replication info): every copy has offset
-                // 0 and a fresh ID, so histories cannot be compared. The recorded master's copy
-                // is the one every replica was fed from; re-assigning it is what Redis does on
-                // such a restart (the replicas resync from it).
-                // The recorded master restarted (fenced) from a snapshot whose history no
-                // longer relates to its replicas' (e.g. an RDB received two promotions ago),
-                // while reachable replicas still carry the live history it was feeding them:
-                // its copy is from the past, theirs is current. The best replica is promoted.
-                Err(WaitReason::DataAmbiguous { .. })
-                    if master.role == ObservedRole::Fenced
-                        && pool
-                            .iter()
-                            .any(|p| p.name != master.name && p.master_repl_offset > 0) =>
-                {
-                    let others: Vec<&PodObservation> = pool
-                        .iter()
-                        .copied()
-                        .filter(|p| p.name != master.name)
-                        .collect();
-                    match select(&others, &prefer, &reachable) {
-                        Ok(best) => promote(
-                            best,
-                            PromoteReason::MasterBehind,
-                            next_epoch,
-                            &reachable,
-                            settings,
-                        ),
-                        Err(w) => wait(w),
-                    }
-                }
-                Err(WaitReason::DataAmbiguous { .. })
-                    if !master.dataset_empty
-                        && !master.sync_in_progress
-                        && pool.iter().all(|p| p.master_repl_offset == 0) =>
-                {
-                    promote(
-                        master,
-                        PromoteReason::ColdRestart,
-                        next_epoch,
-                        &reachable,
-                        settings,
-                    )
-                }
-                Err(w) => wait(w),
-            }
-        }
-        None => {
-            let down_for = settings
-                .master_unreachable_since
-                .map(|since| settings.now.duration_since(since).unwrap_or_default());
-            if down_for.is_none_or(|d| d < settings.down_after) {
-                return wait(WaitReason::MasterUnreachable {
-                    master: master_name.to_string(),
-                    for_: down_for,
-                    down_after: settings.down_after,
-                });
-            }
-            if let Some(w) = too_few(pods.len(), reachable.len(), settings) {
-                return wait(w);
-            }
-            match select(&candidates, &prefer, &reachable) {
-                Ok(best) => promote(
-                    best,
-                    PromoteReason::MasterUnreachable,
-                    next_epoch,
-                    &reachable,
-                    settings,
-                ),
-                Err(w) => wait(w),
-            }
-        }
+    match round.reachable.iter().find(|p| p.name == master_name) {
+        Some(master) => plan_master_reachable(&round, master),
+        None => plan_master_unreachable(&round, master_name),
     }
+}
+
+/// The recorded master answers: keep it unless it lost its role or its data.
+fn plan_master_reachable(round: &Round<'_>, master: &PodObservation) -> Plan {
+    let behind = is_behind(master, &round.candidates);
+    if master.role == ObservedRole::Master && !behind {
+        return round.keep(master);
+    }
+    let reason = match (behind, master.dataset_empty) {
+        (true, true) => PromoteReason::MasterRestartedEmpty,
+        (true, false) => PromoteReason::MasterBehind,
+        (false, _) => PromoteReason::MasterLostRole,
+    };
+    // The recorded master is a candidate even without any history: if it restarted
+    // empty and no other reachable pod holds anything either, re-assigning it loses
+    // nothing visible, and waiting would never end.
+    let mut pool = round.candidates.clone();
+    if !master.sync_in_progress && !pool.iter().any(|p| p.name == master.name) {
+        pool.push(master);
+    }
+    match select(&pool, &round.prefer, &round.reachable) {
+        // Only possible if the cover test disagrees with `is_behind` through a
+        // superseded copy; never re-promote a serving master in a loop.
+        Ok(best) if best.name == master.name && master.role == ObservedRole::Master => {
+            round.keep(master)
+        }
+        Ok(best) => round.promote(best, reason, round.next_epoch),
+        // The whole set restarted from persistence that keeps no replication position
+        // (an AOF, or an RDB written without replication info): every copy has offset
+        // 0 and a fresh ID, so histories cannot be compared. The recorded master's copy
+        // is the one every replica was fed from; re-assigning it is what Redis does on
+        // such a restart (the replicas resync from it).
+        // The recorded master restarted (fenced) from a snapshot whose history no
+        // longer relates to its replicas' (e.g. an RDB received two promotions ago),
+        // while reachable replicas still carry the live history it was feeding them:
+        // its copy is from the past, theirs is current. The best replica is promoted.
+        Err(WaitReason::DataAmbiguous { .. })
+            if master.role == ObservedRole::Fenced
+                && pool
+                    .iter()
+                    .any(|p| p.name != master.name && p.master_repl_offset > 0) =>
+        {
+            let others: Vec<&PodObservation> = pool
+                .iter()
+                .copied()
+                .filter(|p| p.name != master.name)
+                .collect();
+            round.promote_best(&others, PromoteReason::MasterBehind)
+        }
+        Err(WaitReason::DataAmbiguous { .. })
+            if !master.dataset_empty
+                && !master.sync_in_progress
+                && pool.iter().all(|p| p.master_repl_offset == 0) =>
+        {
+            round.promote(master, PromoteReason::ColdRestart, round.next_epoch)
+        }
+        Err(w) => wait(w),
+    }
+}
+
+/// The recorded master does not answer: promote once it has been down for `down_after`.
+fn plan_master_unreachable(round: &Round<'_>, master_name: &str) -> Plan {
+    let settings = round.settings;
+    let down_for = settings
+        .master_unreachable_since
+        .map(|since| settings.now.duration_since(since).unwrap_or_default());
+    if down_for.is_none_or(|d| d < settings.down_after) {
+        return wait(WaitReason::MasterUnreachable {
+            master: master_name.to_string(),
+            for_: down_for,
+            down_after: settings.down_after,
+        });
+    }
+    if let Some(w) = too_few(round.pods.len(), round.reachable.len(), settings) {
+        return wait(w);
+    }
+    round.promote_best(&round.candidates, PromoteReason::MasterUnreachable)
 }
 
 fn wait(reason: WaitReason) -> Plan {
@@ -608,7 +610,7 @@ fn promote(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roles::history::NO_REPLID;
+    use crate::failover::history::NO_REPLID;
 
     const T0: Duration = Duration::from_secs(1_000_000);
     const DOWN_AFTER: Duration = Duration::from_secs(5);

@@ -1,11 +1,14 @@
-//! One test-facing API over two servers, so the reconcile scenarios run against both the
-//! in-memory fake ([`FakeApi`]) and the embedded local API server (`local::api`, over real
-//! HTTP with a kubeconfig-style client): the controller must not be able to tell them apart.
+//! The one in-memory Kubernetes API the operator tests run against: the local mode's API
+//! server (`src/local/api`, the same store `tandem-operator local` serves), started on a free
+//! loopback port and reached over real HTTP with a kube client, so the reconcile tests and local
+//! mode exercise the same semantics (server-side apply, status subresource, generation,
+//! selectors, owner references).
 //!
-//! The local side records writes the way the fake does ("VERB plural/name" for each request
-//! that changed stored state) by wrapping the client: a request counts as a write when the
-//! store's resourceVersion moved while it was served (reconcile tests run one request at a
-//! time, so nothing else writes meanwhile).
+//! What the tests need beyond a client is a small wrapper around the store: acting as another
+//! actor (the kubelet, the StatefulSet controller) by writing objects directly, and a log of
+//! the operator's writes ("VERB plural/name" for each request that changed stored state). A
+//! request counts as a write when the store's resourceVersion moved while it was served
+//! (reconcile tests run one request at a time, so nothing else writes meanwhile).
 
 use std::sync::{Arc, Mutex};
 
@@ -14,14 +17,7 @@ use tandem_operator::local::api::store::DeleteOptions;
 use tandem_operator::local::api::types::ResourceType;
 use tandem_operator::local::api::{LocalApi, Options, Store};
 
-use super::fake_api::FakeApi;
-
-pub enum Backend {
-    Fake(FakeApi),
-    Local(Box<LocalBackend>),
-}
-
-pub struct LocalBackend {
+pub struct TestApi {
     _api: LocalApi,
     store: Arc<Store>,
     writes: Arc<Mutex<Vec<String>>>,
@@ -38,7 +34,7 @@ fn group_version(prefix: &str) -> (String, String) {
     }
 }
 
-/// (verb, plural/name) of a write request, in the fake's vocabulary.
+/// (verb, plural/name) of a write request.
 fn describe(method: &http::Method, path: &str, ctype: &str, body: &[u8]) -> String {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let at = parts.iter().position(|p| *p == "namespaces");
@@ -68,9 +64,9 @@ fn describe(method: &http::Method, path: &str, ctype: &str, body: &[u8]) -> Stri
     format!("{verb} {plural}/{name}")
 }
 
-impl LocalBackend {
+impl TestApi {
     /// A local API on a free loopback port with the repository's CRDs and `namespaces`.
-    pub async fn start(namespaces: &[&str]) -> LocalBackend {
+    pub async fn start(namespaces: &[&str]) -> TestApi {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = LocalApi::start(
             listener,
@@ -113,12 +109,21 @@ impl LocalBackend {
             }
         });
         let client = kube::Client::new(svc, "default");
-        LocalBackend {
+        TestApi {
             _api: api,
             store,
             writes,
             client,
         }
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// The store behind the API (for what another actor would do).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     fn rt(&self, prefix: &str, plural: &str) -> ResourceType {
@@ -128,14 +133,14 @@ impl LocalBackend {
             .unwrap_or_else(|| panic!("local API serves no {prefix}/{plural}"))
     }
 
-    fn get(&self, prefix: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
+    pub fn get(&self, prefix: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
         self.store.get(&self.rt(prefix, plural), ns, name).ok()
     }
 
     /// Create or overwrite through the store, as another actor (the kubelet) would: the
     /// main resource, then the status. A newly set deletionTimestamp becomes a real
     /// deletion held by a finalizer.
-    fn put(&self, prefix: &str, plural: &str, ns: &str, name: &str, mut obj: Value) {
+    pub fn put(&self, prefix: &str, plural: &str, ns: &str, name: &str, mut obj: Value) {
         let rt = self.rt(prefix, plural);
         if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove("resourceVersion");
@@ -167,7 +172,7 @@ impl LocalBackend {
         }
     }
 
-    fn remove(&self, prefix: &str, plural: &str, ns: &str, name: &str) {
+    pub fn remove(&self, prefix: &str, plural: &str, ns: &str, name: &str) {
         let _ = self.store.delete(
             &self.rt(prefix, plural),
             ns,
@@ -176,7 +181,8 @@ impl LocalBackend {
         );
     }
 
-    fn writes(&self) -> Vec<String> {
+    /// Writes so far ("VERB plural/name"), excluding Events.
+    pub fn writes(&self) -> Vec<String> {
         self.writes
             .lock()
             .unwrap()
@@ -186,57 +192,11 @@ impl LocalBackend {
             .collect()
     }
 
-    fn events(&self) -> Vec<Value> {
+    /// events.k8s.io Events.
+    pub fn events(&self) -> Vec<Value> {
         let rt = self.rt("apis/events.k8s.io/v1", "events");
         self.store
             .list(&rt, None, &Default::default(), &Default::default())
             .0
-    }
-}
-
-impl Backend {
-    pub fn client(&self) -> kube::Client {
-        match self {
-            Backend::Fake(f) => f.client(),
-            Backend::Local(l) => l.client.clone(),
-        }
-    }
-
-    pub fn get(&self, prefix: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
-        match self {
-            Backend::Fake(f) => f.get(prefix, plural, ns, name),
-            Backend::Local(l) => l.get(prefix, plural, ns, name),
-        }
-    }
-
-    /// Inserts or overwrites an object directly (what another actor, e.g. the kubelet, would do).
-    pub fn put(&self, prefix: &str, plural: &str, ns: &str, name: &str, obj: Value) {
-        match self {
-            Backend::Fake(f) => f.put(prefix, plural, ns, name, obj),
-            Backend::Local(l) => l.put(prefix, plural, ns, name, obj),
-        }
-    }
-
-    pub fn remove(&self, prefix: &str, plural: &str, ns: &str, name: &str) {
-        match self {
-            Backend::Fake(f) => f.remove(prefix, plural, ns, name),
-            Backend::Local(l) => l.remove(prefix, plural, ns, name),
-        }
-    }
-
-    /// Writes so far ("VERB plural/name"), excluding Events.
-    pub fn writes(&self) -> Vec<String> {
-        match self {
-            Backend::Fake(f) => f.writes(),
-            Backend::Local(l) => l.writes(),
-        }
-    }
-
-    /// events.k8s.io Events.
-    pub fn events(&self) -> Vec<Value> {
-        match self {
-            Backend::Fake(f) => f.events(),
-            Backend::Local(l) => l.events(),
-        }
     }
 }
