@@ -438,7 +438,12 @@ def long_functions(repo: Path, crate_root: Path) -> list[dict]:
 STATIC = re.compile(
     r"(?<!['A-Za-z0-9_])static\s+(?P<mut>mut\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*:(?P<ty>[^=;]*)"
 )
-MUTABLE_TYPES = re.compile(r"\b(Mutex|RwLock|OnceLock|OnceCell|Lazy|LazyLock|Atomic[A-Za-z0-9]*)\b")
+# What makes a static mutable state: a lock, an atomic or a cell. A write-once wrapper
+# (OnceLock, OnceCell, Lazy, LazyLock) counts only when what it holds is itself mutable:
+# `OnceLock<HashMap<..>>` built once from constant data and never changed after is a
+# lazily computed constant, not state (the command index, the hash seed), while
+# `OnceLock<Mutex<..>>` is state behind a lazy initialiser.
+MUTABLE_TYPES = re.compile(r"\b(Mutex|RwLock|Cell|RefCell|UnsafeCell|Atomic[A-Za-z0-9]*)\b")
 
 
 def server_statics(repo: Path) -> list[dict]:
