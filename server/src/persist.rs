@@ -433,7 +433,7 @@ fn log_load_info(info: &rdb::LoadInfo) {
 /// with a log line and an error (the caller exits non-zero); the file is untouched.
 pub fn load_at_startup(server: &Arc<Server>) -> Result<(), PersistError> {
     if server.config.read().appendonly {
-        return crate::aof::load_at_startup(server).map_err(PersistError::Aof);
+        return crate::aof::load_at_startup(server).map_err(|e| PersistError::Aof(e.to_string()));
     }
     let (path, databases) = {
         let c = server.config.read();

@@ -50,6 +50,57 @@ use std::sync::Arc;
 use std::time::Instant;
 use writer::Writer;
 
+/// Why the AOF could not be opened, loaded or rewritten; the texts are Redis's log
+/// lines or replies.
+#[derive(Debug, thiserror::Error)]
+pub enum AofError {
+    #[error("Invalid AOF manifest line: {0}")]
+    ManifestLine(String),
+    #[error("File can't be a path, just a filename: {0}")]
+    ManifestPath(String),
+    #[error("Found duplicate base file information")]
+    DuplicateBase,
+    #[error("Found a non-monotonic sequence number")]
+    NonMonotonic,
+    #[error("Unknown AOF file type: {0}")]
+    UnknownType(char),
+    #[error("Error trying to write the temporary AOF manifest file {tmp}: {reason}")]
+    ManifestWrite { tmp: String, reason: String },
+    #[error("Error trying to rename the temporary AOF manifest file {tmp} into {name}: {reason}")]
+    ManifestRename {
+        tmp: String,
+        name: String,
+        reason: String,
+    },
+    #[error("Can't create the AOF directory {dir}: {err}")]
+    CreateDir { dir: String, err: std::io::Error },
+    #[error("Can't create the AOF base file {name}: {err}")]
+    CreateBase { name: String, err: std::io::Error },
+    #[error("Can't open the append-only file: {0}")]
+    Open(std::io::Error),
+    #[error("Can't open the append-only file {name}: {reason}")]
+    OpenIncr { name: String, reason: String },
+    #[error("Can't write the AOF manifest: {0}")]
+    Manifest(Box<AofError>),
+    #[error("Can't start a background AOF rewrite while the AOF can't be written: {0}")]
+    Unwritable(String),
+    #[error("ERR Background AOF rewrite is only supported with appendonly yes")]
+    NotEnabled,
+    #[error("{ERR_REWRITE_IN_PROGRESS}")]
+    RewriteInProgress,
+    #[error("{ERR_REWRITE_START}")]
+    RewriteStart,
+    #[error("ERR Can't rewrite append only file in background: {0}")]
+    Background(std::io::Error),
+    #[error("Can't open the AOF manifest {path}: {err}")]
+    OpenManifest { path: String, err: std::io::Error },
+    #[error("AOF manifest: {0}")]
+    BadManifest(Box<AofError>),
+    /// Replaying a file failed (the loader's error, with Redis's line).
+    #[error(transparent)]
+    Load(load::LoadError),
+}
+
 pub const ERR_REWRITE_IN_PROGRESS: &str =
     "ERR Background append only file rewriting already in progress";
 
@@ -62,7 +113,7 @@ fn fsync_policy(s: &str) -> Fsync {
 }
 
 /// Parses a manifest; errors carry the reason.
-pub fn parse_manifest(text: &str) -> Result<Vec<ManifestEntry>, String> {
+pub fn parse_manifest(text: &str) -> Result<Vec<ManifestEntry>, AofError> {
     let mut out: Vec<ManifestEntry> = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -71,7 +122,7 @@ pub fn parse_manifest(text: &str) -> Result<Vec<ManifestEntry>, String> {
         }
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.len() % 2 == 1 {
-            return Err(format!("Invalid AOF manifest line: {line}"));
+            return Err(AofError::ManifestLine(line.to_string()));
         }
         let (mut name, mut seq, mut kind) = (None, None, None);
         for kv in words.chunks(2) {
@@ -83,20 +134,18 @@ pub fn parse_manifest(text: &str) -> Result<Vec<ManifestEntry>, String> {
             }
         }
         let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
-            return Err(format!("Invalid AOF manifest line: {line}"));
+            return Err(AofError::ManifestLine(line.to_string()));
         };
         if name.contains('/') {
-            return Err(format!("File can't be a path, just a filename: {name}"));
+            return Err(AofError::ManifestPath(name));
         }
         match kind {
-            'b' if out.iter().any(|e| e.kind == 'b') => {
-                return Err("Found duplicate base file information".into())
-            }
+            'b' if out.iter().any(|e| e.kind == 'b') => return Err(AofError::DuplicateBase),
             'i' if out.iter().any(|e| e.kind == 'i' && e.seq >= seq) => {
-                return Err("Found a non-monotonic sequence number".into())
+                return Err(AofError::NonMonotonic)
             }
             'b' | 'h' | 'i' => {}
-            _ => return Err(format!("Unknown AOF file type: {kind}")),
+            _ => return Err(AofError::UnknownType(kind)),
         }
         out.push(ManifestEntry { name, seq, kind });
     }
@@ -122,7 +171,7 @@ fn write_manifest(
     prefix: &str,
     base: &Option<ManifestEntry>,
     incrs: &[ManifestEntry],
-) -> Result<(), String> {
+) -> Result<(), AofError> {
     let tmp_name = format!("temp-{prefix}.manifest");
     let tmp = dir.join(&tmp_name);
     let errno = |e: std::io::Error| writer::strerror(e.raw_os_error().unwrap_or(libc::EIO));
@@ -132,18 +181,19 @@ fn write_manifest(
     });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(format!(
-            "Error trying to write the temporary AOF manifest file {tmp_name}: {}",
-            errno(e)
-        ));
+        return Err(AofError::ManifestWrite {
+            tmp: tmp_name,
+            reason: errno(e),
+        });
     }
     let name = format!("{prefix}.manifest");
     if let Err(e) = std::fs::rename(&tmp, dir.join(&name)) {
         let _ = std::fs::remove_file(&tmp);
-        return Err(format!(
-            "Error trying to rename the temporary AOF manifest file {tmp_name} into {name}: {}",
-            errno(e)
-        ));
+        return Err(AofError::ManifestRename {
+            tmp: tmp_name,
+            name,
+            reason: errno(e),
+        });
     }
     sync_dir(dir);
     Ok(())
@@ -154,22 +204,21 @@ fn open_append(path: &Path) -> std::io::Result<File> {
 }
 
 /// Startup with `appendonly yes`: load the AOF (or create it) and open the incr file.
-pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
+pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
     let c = server.config.read().clone();
     let dir = Path::new(&c.dir).join(&c.appenddirname);
     let prefix = c.appendfilename.clone();
     let manifest_path = dir.join(format!("{prefix}.manifest"));
     let start = Instant::now();
     let (base, mut incrs) = if manifest_path.exists() {
-        let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
-            format!(
-                "Can't open the AOF manifest {}: {e}",
-                manifest_path.display()
-            )
-        })?;
+        let text =
+            std::fs::read_to_string(&manifest_path).map_err(|err| AofError::OpenManifest {
+                path: manifest_path.display().to_string(),
+                err,
+            })?;
         let entries = parse_manifest(&text).map_err(|e| {
             warning!("*** FATAL AOF MANIFEST FILE ERROR ***");
-            format!("AOF manifest: {e}")
+            AofError::BadManifest(Box::new(e))
         })?;
         let base = entries.iter().find(|e| e.kind == 'b').cloned();
         let incrs: Vec<ManifestEntry> = entries.into_iter().filter(|e| e.kind == 'i').collect();
@@ -190,7 +239,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
                 i + 1 == n,
                 c.aof_load_truncated,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(AofError::Load)?;
             notice!(
                 "DB loaded from {} file {}: {:.3} seconds",
                 if is_base { "base" } else { "incr" },
@@ -205,8 +254,10 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
         );
         (base, incrs)
     } else {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("Can't create the AOF directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|err| AofError::CreateDir {
+            dir: dir.display().to_string(),
+            err,
+        })?;
         let name = format!("{prefix}.1.base.rdb");
         let store = server.store.lock();
         let opts = rdb::SaveOptions {
@@ -215,8 +266,12 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
             repl: None,
             aof_base: true,
         };
-        crate::persist::write_file_atomic(&store.dbs, &dir, &name, &opts)
-            .map_err(|e| format!("Can't create the AOF base file {name}: {e}"))?;
+        crate::persist::write_file_atomic(&store.dbs, &dir, &name, &opts).map_err(|err| {
+            AofError::CreateBase {
+                name: name.clone(),
+                err,
+            }
+        })?;
         notice!("Creating AOF base file {name} on server start");
         (
             Some(ManifestEntry {
@@ -244,11 +299,11 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), String> {
             (f, true)
         }
     };
-    let file = file.map_err(|e| format!("Can't open the append-only file: {e}"))?;
+    let file = file.map_err(AofError::Open)?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if opened_new {
         write_manifest(&dir, &prefix, &base, &incrs)
-            .map_err(|e| format!("Can't write the AOF manifest: {e}"))?;
+            .map_err(|e| AofError::Manifest(Box::new(e)))?;
     }
     let size = total_size(&dir, &base, &incrs);
     *server.aof.lock() = Some(AofState {
@@ -413,23 +468,17 @@ const ERR_REWRITE_START: &str =
 
 /// Starts the next incr file for a rewrite: the manifest lists it before anything
 /// is written to it. On error nothing changed: writes go on to the current file.
-fn switch_incr_file(st: &mut AofState) -> Result<(), String> {
+fn switch_incr_file(st: &mut AofState) -> Result<(), AofError> {
     // Commands still buffered after a write error belong to the current incr file:
     // the new base will hold their effect, so they must not go to the next one.
-    st.flush().map_err(|errno| {
-        format!(
-            "Can't start a background AOF rewrite while the AOF can't be written: {}",
-            writer::strerror(errno)
-        )
-    })?;
+    st.flush()
+        .map_err(|errno| AofError::Unwritable(writer::strerror(errno)))?;
     let seq = st.incrs.last().map(|e| e.seq).unwrap_or(0) + 1;
     let name = format!("{}.{seq}.incr.aof", st.prefix);
     let path = st.dir.join(&name);
-    let f = open_append(&path).map_err(|e| {
-        format!(
-            "Can't open the append-only file {name}: {}",
-            writer::strerror(e.raw_os_error().unwrap_or(libc::EIO))
-        )
+    let f = open_append(&path).map_err(|e| AofError::OpenIncr {
+        name: name.clone(),
+        reason: writer::strerror(e.raw_os_error().unwrap_or(libc::EIO)),
     })?;
     let mut incrs = st.incrs.clone();
     incrs.push(ManifestEntry {
@@ -450,18 +499,18 @@ fn switch_incr_file(st: &mut AofState) -> Result<(), String> {
 }
 
 /// BGREWRITEAOF (the caller holds the store lock).
-pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
+pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> {
     let mut g = server.aof.lock();
     let Some(st) = g.as_mut() else {
-        return Err("ERR Background AOF rewrite is only supported with appendonly yes".into());
+        return Err(AofError::NotEnabled);
     };
     if st.rewrite_in_progress {
-        return Err(ERR_REWRITE_IN_PROGRESS.into());
+        return Err(AofError::RewriteInProgress);
     }
     if let Err(e) = switch_incr_file(st) {
         warning!("{e}");
         st.last_rewrite_ok = false;
-        return Err(ERR_REWRITE_START.into());
+        return Err(AofError::RewriteStart);
     }
     let name = st.incrs.last().map(|e| e.name.clone()).unwrap_or_default();
     let seq = st.incrs.last().map(|e| e.seq).unwrap_or(0);
@@ -565,7 +614,7 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
             notice!("Background AOF rewrite terminated with success");
             notice!("Background AOF rewrite finished successfully");
         })
-        .map_err(|e| format!("ERR Can't rewrite append only file in background: {e}"))?;
+        .map_err(AofError::Background)?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 fn bgrewriteaof(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
-    crate::aof::rewrite(ctx.server, ctx.store).map_err(CmdError::msg)?;
+    crate::aof::rewrite(ctx.server, ctx.store).map_err(|e| CmdError::msg(e.to_string()))?;
     out.simple("Background append only file rewriting started");
     Ok(())
 }
