@@ -169,7 +169,9 @@ fn manifests() -> Vec<Value> {
     vec![
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
         "data": {
-            "tandem.conf": "port 6379\nbind 0.0.0.0\ndir /data\nsave \"\"\nappendonly no\n",
+            // protected-mode no: the pods are reached from other network namespaces
+            // without a password (Redis 7.0's protected mode would refuse them).
+            "tandem.conf": "port 6379\nbind 0.0.0.0\nprotected-mode no\ndir /data\nsave \"\"\nappendonly no\n",
             "start.sh": START_SH,
         }}),
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "r-hl"},
@@ -597,7 +599,7 @@ const SERVE: &str =
 fn claims_manifests() -> Vec<Value> {
     vec![
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pcfg"},
-            "data": {"tandem.conf": "port 6379\ndir /data\nsave \"\"\nappendonly no\n"}}),
+            "data": {"tandem.conf": "port 6379\nprotected-mode no\ndir /data\nsave \"\"\nappendonly no\n"}}),
         json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "p"},
         "spec": {
             "replicas": 2,

@@ -191,9 +191,11 @@ fn start_pod(
     let data = pod_dir.join("data");
     std::fs::create_dir_all(&cfg).unwrap();
     std::fs::create_dir_all(&data).unwrap();
+    // Reached from other network namespaces without a password: Redis 7.0's protected
+    // mode would refuse those clients, so the config turns it off as a user would.
     std::fs::write(
         cfg.join("tandem.conf"),
-        "port 6379\nbind 0.0.0.0\ndir /data\nsave \"\"\nappendonly no\n",
+        "port 6379\nbind 0.0.0.0\nprotected-mode no\ndir /data\nsave \"\"\nappendonly no\n",
     )
     .unwrap();
     sandbox::write_hosts(&pod_dir, hosts).unwrap();
@@ -560,6 +562,9 @@ fn as_nobody_inner() {
             pn.ip.to_string(),
             "--dir".into(),
             "/data".into(),
+            // Reached from outside its namespace without a password (see start_pod).
+            "--protected-mode".into(),
+            "no".into(),
         ],
         env: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())],
         server_bin: server_bin(),
