@@ -95,14 +95,8 @@ pub(super) fn ack_bytes(off: i64) -> Vec<u8> {
     out
 }
 
-/// Text of an I/O error the way strerror prints it (without Rust's " (os error N)").
-pub(super) fn io_text(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
+/// Text of an I/O error the way strerror prints it (one definition: config's).
+pub(super) use crate::config::strerror as io_text;
 
 #[cfg(test)]
 mod tests {
