@@ -328,6 +328,9 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
         base_size: size,
         cur_size: size,
     });
+    server
+        .aof_on
+        .store(true, std::sync::atomic::Ordering::Release);
     Ok(())
 }
 
@@ -343,6 +346,9 @@ fn total_size(dir: &Path, base: &Option<ManifestEntry>, incrs: &[ManifestEntry])
 /// before the reply is written). If the write fails the ops stay buffered and are
 /// retried; the reply still goes out (the command ran), later writes are refused.
 pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)]) {
+    if !server.aof_on.load(std::sync::atomic::Ordering::Acquire) {
+        return;
+    }
     let mut g = server.aof.lock();
     let Some(st) = g.as_mut() else {
         return;
@@ -369,6 +375,9 @@ pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)
 
 /// MISCONF for write commands while the AOF has a write or fsync error.
 pub fn write_refusal(server: &Server) -> Option<String> {
+    if !server.aof_on.load(std::sync::atomic::Ordering::Acquire) {
+        return None;
+    }
     server
         .aof
         .lock()

@@ -268,6 +268,9 @@ pub struct Server {
     pub persist: Mutex<persist_state::PersistState>,
     /// Running snapshot children (BGSAVE, BGREWRITEAOF, full sync), killed at shutdown.
     pub children: crate::snapshot::Children,
+    /// Whether `aof` holds a file: read on every write without taking the AOF lock
+    /// (set once, when the AOF is opened at startup).
+    pub aof_on: AtomicBool,
     /// The append-only file while `appendonly` is on; see `crate::aof`.
     pub aof: Mutex<Option<aof_file::AofState>>,
     /// True until the dataset has been loaded at startup (the admin port's `/readyz`).
@@ -308,6 +311,7 @@ impl Server {
             loading: AtomicBool::new(true),
             persist: Mutex::new(Default::default()),
             aof: Mutex::new(None),
+            aof_on: AtomicBool::new(false),
             children: Default::default(),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
