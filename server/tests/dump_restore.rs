@@ -588,3 +588,33 @@ fn restore_propagates_an_absolute_ttl_and_dump_is_not_propagated() {
     );
     assert_eq!(cmds[3][1], b"plain");
 }
+
+#[test]
+fn a_replica_gets_the_same_absolute_deadline_and_the_deletion() {
+    let master = TestServer::start(&[]);
+    let target = format!("127.0.0.1 {}", master.port);
+    let replica = TestServer::start(&["--replicaof", &target]);
+    let (mut m, mut r) = (master.conn(), replica.conn());
+    assert_eq!(m.cmd("SET src v"), R::ok());
+    assert_eq!(m.cmd("SET doomed old"), R::ok());
+    let p = dump(&mut m, "src");
+    assert_eq!(restore(&mut m, "rel", "100000", &p, &[]), R::ok());
+    assert_eq!(
+        restore(&mut m, "doomed", "1", &p, &["ABSTTL", "REPLACE"]),
+        R::ok()
+    );
+    assert_eq!(m.cmd("SET marker end"), R::ok());
+    assert!(
+        wait_until(Duration::from_secs(20), || r.cmd("GET marker")
+            == R::bulk("end")),
+        "replica never caught up; log:\n{}",
+        replica.stdout()
+    );
+    let deadline = m.cmd("PEXPIRETIME rel");
+    assert!(matches!(deadline, R::Int(n) if n > 0), "{deadline:?}");
+    assert_eq!(r.cmd("PEXPIRETIME rel"), deadline);
+    assert_eq!(r.cmd("GET rel"), R::bulk("v"));
+    assert_eq!(r.cmd("EXISTS doomed"), R::Int(0));
+    // DUMP works on the read-only replica.
+    assert_eq!(dump(&mut r, "rel"), p);
+}
