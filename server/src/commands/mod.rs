@@ -6,6 +6,7 @@
 pub mod bitmaps;
 pub mod config_cmd;
 pub mod connection;
+pub mod dump;
 pub mod hashes;
 pub mod hll;
 pub mod info;
@@ -192,6 +193,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("server", "", persistence::COMMANDS),
     ("server", "", replication::COMMANDS),
     ("bitmap", "@bitmap", bitmaps::COMMANDS),
+    ("generic", "@keyspace", dump::COMMANDS),
     ("hyperloglog", "@hyperloglog", hll::COMMANDS),
 ];
 

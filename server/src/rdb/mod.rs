@@ -49,8 +49,8 @@ mod writer;
 pub mod ziplist;
 pub mod zipmap;
 
-pub use reader::load;
-pub use writer::save;
+pub use reader::{load, value_from_bytes};
+pub use writer::{save, value_bytes};
 
 /// Replication identity stored in the aux fields (repl-id, repl-offset, repl-stream-db).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -591,3 +591,16 @@ pub fn load<R: Read>(r: &mut R, dbs: &mut [Db], opts: &LoadOptions) -> Result<Lo
     }
     Ok(info)
 }
+
+/// Decodes one value from its RDB encoding (type byte and body, no key): the inverse
+/// of `writer::value_bytes`. Bytes after the value are ignored, as Redis's RESTORE does.
+pub fn value_from_bytes(buf: &[u8]) -> Result<Value, RdbError> {
+    let mut r = buf;
+    let mut rd = Rd {
+        r: &mut r,
+        off: 0,
+        crc: 0,
+    };
+    let t = rd.u8()?;
+    read_value(&mut rd, t, b"")
+}

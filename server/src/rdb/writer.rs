@@ -280,3 +280,20 @@ pub fn save<W: Write>(dbs: &[Db], opts: &SaveOptions, w: &mut W) -> io::Result<(
     wr.w.write_all(&crc.to_le_bytes())?;
     wr.w.flush()
 }
+
+/// The RDB encoding of one value: its type byte and body, without a key (the
+/// payload DUMP wraps). Writes the value under an empty key, whose encoding is the
+/// single length byte 0x00 right after the type byte, and cuts that byte out.
+pub fn value_bytes(v: &Value, compression: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut wr = Wr {
+        w: &mut out,
+        crc: 0,
+        compression,
+    };
+    // Writing to a Vec cannot fail.
+    if wr.value(b"", v).is_ok() && out.len() >= 2 {
+        out.remove(1);
+    }
+    out
+}
