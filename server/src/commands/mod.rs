@@ -16,6 +16,7 @@ pub mod pubsub;
 pub mod replication;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -193,6 +194,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("server", "", replication::COMMANDS),
     ("bitmap", "@bitmap", bitmaps::COMMANDS),
     ("hyperloglog", "@hyperloglog", hll::COMMANDS),
+    ("generic", "@keyspace", sort::COMMANDS),
 ];
 
 /// All commands, by lower-case name.
