@@ -154,13 +154,18 @@ fn sort_score(b: &[u8]) -> Option<f64> {
         "inf" | "infinity" => f64::INFINITY,
         _ if lower.starts_with("0x") => hex_float(&lower[2..])?,
         _ => {
-            if !body.bytes().all(|b| b.is_ascii_digit() || b".eE+-".contains(&b)) {
+            if !body
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b".eE+-".contains(&b))
+            {
                 return None;
             }
             let v: f64 = body.parse().ok()?;
             let mantissa = body.split(['e', 'E']).next().unwrap_or("");
             let nonzero = mantissa.bytes().any(|c| matches!(c, b'1'..=b'9'));
-            if v.is_infinite() || (v == 0.0 && nonzero) {
+            // glibc reports ERANGE for overflow and for subnormal or zero results.
+            let underflow = v != 0.0 && v.abs() < f64::MIN_POSITIVE;
+            if v.is_infinite() || underflow || (v == 0.0 && nonzero) {
                 return None;
             }
             v
@@ -319,9 +324,7 @@ fn sort_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], readonly: bool) 
         elems = items.into_iter().map(|(e, _)| e).collect();
     }
     let picked: &[Bytes] = if end >= start {
-        elems
-            .get(start as usize..=end as usize)
-            .unwrap_or_default()
+        elems.get(start as usize..=end as usize).unwrap_or_default()
     } else {
         &[]
     };
@@ -344,7 +347,8 @@ fn sort_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], readonly: bool) 
         Some(dst) => {
             let n = rows.len();
             if n > 0 {
-                let list: VecDeque<Bytes> = rows.into_iter().map(Option::unwrap_or_default).collect();
+                let list: VecDeque<Bytes> =
+                    rows.into_iter().map(Option::unwrap_or_default).collect();
                 ctx.set(dst, Value::List(list));
                 ctx.dirty(n as u64);
             } else if ctx.delete(&dst) {
@@ -380,6 +384,8 @@ mod tests {
         assert_eq!(sort_score(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(sort_score(b"nan"), None);
         assert_eq!(sort_score(b"1e400"), None);
+        assert_eq!(sort_score(b"1e-310"), None);
+        assert_eq!(sort_score(b"0x"), None);
         assert_eq!(sort_score(b"abc"), None);
         assert_eq!(sort_score(b"2\0junk"), Some(2.0));
     }
@@ -400,10 +406,7 @@ mod tests {
         h.ops(&["rpush", "l", "3", "1", "2"]);
         assert!(h.ops(&["sort", "l"]).is_empty());
         assert!(h.ops(&["sort_ro", "l", "desc"]).is_empty());
-        assert_eq!(
-            h.ops(&["sort", "l", "store", "d"]),
-            vec!["sort l store d"]
-        );
+        assert_eq!(h.ops(&["sort", "l", "store", "d"]), vec!["sort l store d"]);
         assert!(h.store.dbs[0].contains(b"d"));
         // An empty result deletes the destination (a change), then changes nothing.
         assert_eq!(
