@@ -297,10 +297,7 @@ fn sort_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], readonly: bool) 
         let mut items = Vec::with_capacity(elems.len());
         let mut bad = false;
         for e in elems.drain(..) {
-            let by = match &o.by {
-                Some(p) => Some(lookup_pattern(ctx, p, &e, write)),
-                None => None,
-            };
+            let by = o.by.as_ref().map(|p| lookup_pattern(ctx, p, &e, write));
             let key = if o.alpha {
                 match by {
                     Some(v) => Key::Alpha(v),
