@@ -10,8 +10,14 @@ use std::cmp::Ordering;
 use std::collections::VecDeque;
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("sort", -2, WRITE | DENYOOM, sort).keys_with(sort_keys),
-    Command::new("sort_ro", -2, READONLY, sort_ro).keys(1, 1, 1),
+    // Both are "movablekeys" in Redis 7.0 (STORE, and BY/GET reading keys named by
+    // the data), with 1 1 1 as the fixed part.
+    Command::new("sort", -2, WRITE | DENYOOM, sort)
+        .keys(1, 1, 1)
+        .keys_with(sort_keys),
+    Command::new("sort_ro", -2, READONLY, sort_ro)
+        .keys(1, 1, 1)
+        .keys_with(|_| vec![1]),
 ];
 
 const NOT_DOUBLE: CmdError = CmdError(std::borrow::Cow::Borrowed(
