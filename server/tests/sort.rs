@@ -323,6 +323,21 @@ fn sort_scripts_match_redis() {
     p.same(&[b"SORT", b"ws"]);
     p.same(&[b"RPUSH", b"ws2", b"4 "]);
     p.same(&[b"SORT", b"ws2"]);
+    // C-string comparison stops at NUL without STORE; STORE compares all bytes.
+    p.same(&[b"RPUSH", b"nul", b"a\0c", b"a\0b", b"a"]);
+    p.same(&[b"SORT", b"nul", b"ALPHA"]);
+    p.same(&[b"SORT", b"nul", b"ALPHA", b"STORE", b"nuld"]);
+    p.same(&[b"LRANGE", b"nuld", b"0", b"-1"]);
+    // Only the first `*` is replaced; `->` binds to the last part.
+    for line in [
+        "SET w_1* 5",
+        "SORT l BY w_** GET w_**",
+        "SORT l GET *-*->f GET h_*->f->g",
+        "HSET h_1->f g 7",
+        "SORT l BY h_*->f->g GET h_*->f->g",
+    ] {
+        p.line(line);
+    }
     // Last: Redis never clears errno before strtod, so after an out-of-range score
     // its later numeric SORTs fail too (not something to copy).
     for line in [
