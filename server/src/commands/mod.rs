@@ -17,6 +17,7 @@ pub mod pubsub;
 pub mod replication;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -195,6 +196,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("bitmap", "@bitmap", bitmaps::COMMANDS),
     ("generic", "@keyspace", dump::COMMANDS),
     ("hyperloglog", "@hyperloglog", hll::COMMANDS),
+    ("generic", "@keyspace", sort::COMMANDS),
 ];
 
 /// All commands, by lower-case name.
