@@ -286,8 +286,12 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     run_with_client(settings, client, shutdown_signal()).await
 }
 
+/// How long in-flight reconciles get to finish once the operator is told to stop.
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process body over a given client; returns after `shutdown` resolves (or leadership is
-/// lost) and the controller has drained. Separate from `run` so tests can drive it.
+/// lost) and the controller has drained (at most SHUTDOWN_DRAIN). Separate from `run` so
+/// tests can drive it.
 pub async fn run_with_client<S>(
     settings: Settings,
     client: Client,
@@ -375,6 +379,8 @@ where
         scoped::<Secret>(&client, ns),
         scoped::<PodDisruptionBudget>(&client, ns),
     );
+    // Set when the controller is told to stop, so its drain can be bounded (below).
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let stop = {
         let shutdown = shutdown.clone();
         async move {
@@ -390,9 +396,10 @@ where
                 _ = shutdown => {},
                 _ = lost => tracing::warn!("leadership lost, stopping"),
             }
+            let _ = stopping_tx.send(true);
         }
     };
-    Controller::new(rrs, watcher::Config::default())
+    let controller = Controller::new(rrs, watcher::Config::default())
         .owns(sts, owned(()))
         .owns(cms, owned(()))
         .owns(svcs, owned(()))
@@ -407,8 +414,22 @@ where
         )
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+    // Graceful, with a deadline: in-flight reconciles get SHUTDOWN_DRAIN to finish. Under
+    // load the controller's stream was seen not to end at all after the signal (kube's
+    // graceful shutdown waiting on its watchers), which kept the Lease held until the
+    // process was killed; past the deadline it is dropped and the Lease released.
+    let drain_deadline = async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(SHUTDOWN_DRAIN).await;
+    };
+    tokio::select! {
+        _ = controller => {}
+        _ = drain_deadline => tracing::warn!(
+            drain_secs = SHUTDOWN_DRAIN.as_secs(),
+            "reconciles did not drain in time after shutdown, stopping anyway"
+        ),
+    }
 
     ready.store(false, Ordering::SeqCst);
     if let Some(r) = renewer {
