@@ -289,6 +289,27 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
 /// How long in-flight reconciles get to finish once the operator is told to stop.
 const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Runs the controller until it ends, or until SHUTDOWN_DRAIN after `stopping` turned true.
+/// Graceful, with a deadline: under load the controller's stream was seen not to end at
+/// all after the signal (kube's graceful shutdown waiting on its watchers), which kept the
+/// Lease held until the process was killed; past the deadline it is dropped instead.
+async fn drain_with_deadline(
+    controller: impl std::future::Future<Output = ()>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let deadline = async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(SHUTDOWN_DRAIN).await;
+    };
+    tokio::select! {
+        _ = controller => {}
+        _ = deadline => tracing::warn!(
+            drain_secs = SHUTDOWN_DRAIN.as_secs(),
+            "reconciles did not drain in time after shutdown, stopping anyway"
+        ),
+    }
+}
+
 /// The process body over a given client; returns after `shutdown` resolves (or leadership is
 /// lost) and the controller has drained (at most SHUTDOWN_DRAIN). Separate from `run` so
 /// tests can drive it.
@@ -380,7 +401,7 @@ where
         scoped::<PodDisruptionBudget>(&client, ns),
     );
     // Set when the controller is told to stop, so its drain can be bounded (below).
-    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let stop = {
         let shutdown = shutdown.clone();
         async move {
@@ -415,21 +436,7 @@ where
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
-    // Graceful, with a deadline: in-flight reconciles get SHUTDOWN_DRAIN to finish. Under
-    // load the controller's stream was seen not to end at all after the signal (kube's
-    // graceful shutdown waiting on its watchers), which kept the Lease held until the
-    // process was killed; past the deadline it is dropped and the Lease released.
-    let drain_deadline = async move {
-        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
-        tokio::time::sleep(SHUTDOWN_DRAIN).await;
-    };
-    tokio::select! {
-        _ = controller => {}
-        _ = drain_deadline => tracing::warn!(
-            drain_secs = SHUTDOWN_DRAIN.as_secs(),
-            "reconciles did not drain in time after shutdown, stopping anyway"
-        ),
-    }
+    drain_with_deadline(controller, stopping_rx).await;
 
     ready.store(false, Ordering::SeqCst);
     if let Some(r) = renewer {
