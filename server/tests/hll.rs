@@ -10,42 +10,7 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Tandem and a real Redis, each with one connection.
-struct Pair {
-    _ours: TestServer,
-    _theirs: RealRedis,
-    _dir: tempfile::TempDir,
-    a: Conn,
-    b: Conn,
-}
-
 impl Pair {
-    fn start() -> Pair {
-        let ours = TestServer::start(&[]);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
-        let (a, b) = (ours.conn(), theirs.conn());
-        Pair {
-            _ours: ours,
-            _theirs: theirs,
-            _dir: dir,
-            a,
-            b,
-        }
-    }
-
-    /// Sends `args` to both and requires byte-identical replies.
-    fn same(&mut self, args: &[&[u8]]) -> R {
-        let ra = self.a.cmd_args(args);
-        let rb = self.b.cmd_args(args);
-        let shown: Vec<String> = args
-            .iter()
-            .map(|x| String::from_utf8_lossy(x).chars().take(60).collect())
-            .collect();
-        assert!(ra == rb, "reply to {shown:?} differs from Redis 7.0.15");
-        ra
-    }
-
     fn line(&mut self, line: &str) -> R {
         let parts: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
         self.same(&parts)

@@ -349,3 +349,44 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Tandem and a real Redis 7.0.15, each with one connection, for differential tests.
+pub struct Pair {
+    _ours: TestServer,
+    _theirs: RealRedis,
+    _dir: tempfile::TempDir,
+    pub a: Conn,
+    pub b: Conn,
+}
+
+impl Pair {
+    pub fn start() -> Pair {
+        let ours = TestServer::start(&[]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+        let (a, b) = (ours.conn(), theirs.conn());
+        Pair {
+            _ours: ours,
+            _theirs: theirs,
+            _dir: dir,
+            a,
+            b,
+        }
+    }
+
+    /// Sends `args` to both and requires identical replies (arguments shown cut to 60
+    /// characters in the failure message).
+    pub fn same(&mut self, args: &[&[u8]]) -> R {
+        let ra = self.a.cmd_args(args);
+        let rb = self.b.cmd_args(args);
+        let shown: Vec<String> = args
+            .iter()
+            .map(|x| String::from_utf8_lossy(x).chars().take(60).collect())
+            .collect();
+        assert!(
+            ra == rb,
+            "reply to {shown:?} differs from Redis 7.0.15: {ra:?} vs {rb:?}"
+        );
+        ra
+    }
+}
