@@ -29,6 +29,7 @@ pub mod rdb;
 pub mod redact;
 pub mod replication;
 pub mod resp;
+pub mod scripting;
 pub mod server;
 pub mod shutdown;
 pub mod slowlog;
