@@ -72,6 +72,7 @@ fn role_name(role: ObservedRole) -> &'static str {
         ObservedRole::Replica => names::ROLE_REPLICA,
         ObservedRole::Fenced => "fenced",
         ObservedRole::Unknown => "unknown",
+        ObservedRole::Busy => "busy",
     }
 }
 
@@ -263,6 +264,11 @@ fn available(v: &View<'_>) -> Verdict {
                 false,
                 "MasterFenced",
                 format!("{m} started fenced and has no role assigned yet"),
+            ),
+            ObservedRole::Busy => (
+                false,
+                "MasterBusy",
+                format!("{m} is running a script past busy-reply-threshold and answers BUSY"),
             ),
             r => (
                 false,

@@ -60,6 +60,10 @@ pub enum ObservedRole {
     Fenced,
     /// Reachable but the role could not be read.
     Unknown,
+    /// Answered `-BUSY`: alive, running a script (or function) past `busy-reply-threshold`,
+    /// so its replication state cannot be read until the script ends or is killed. A busy
+    /// master is not down (Redis refuses even INFO then), and a busy pod is never promoted.
+    Busy,
 }
 
 /// What the operator saw of one pod of the set.
@@ -227,6 +231,10 @@ pub enum WaitReason {
     DataAmbiguous {
         pods: Vec<String>,
     },
+    /// The recorded master answers `-BUSY` (a long script): alive, so no failover.
+    MasterBusy {
+        master: String,
+    },
 }
 
 impl fmt::Display for WaitReason {
@@ -261,6 +269,10 @@ impl fmt::Display for WaitReason {
                 f,
                 "replication histories diverged, cannot choose between {}",
                 pods.join(", ")
+            ),
+            WaitReason::MasterBusy { master } => write!(
+                f,
+                "master {master} is busy running a script (answers BUSY); it is alive, so no failover"
             ),
         }
     }
@@ -328,7 +340,24 @@ pub fn plan(pods: &[PodObservation], recorded: &RecordedState, settings: &Settin
     if pods.is_empty() {
         return wait(WaitReason::NoPodsObserved);
     }
-    let reachable: Vec<&PodObservation> = pods.iter().filter(|p| p.reachable).collect();
+    // A master busy with a script is alive: promoting a replica would split the set the
+    // moment the script ends (Sentinel, too, does not count BUSY as down).
+    if let Some(m) = recorded.master.as_deref() {
+        if pods
+            .iter()
+            .any(|p| p.name == m && p.reachable && p.role == ObservedRole::Busy)
+        {
+            return wait(WaitReason::MasterBusy {
+                master: m.to_string(),
+            });
+        }
+    }
+    // Busy pods cannot tell their replication state: they are neither candidates nor
+    // counted as observed this round.
+    let reachable: Vec<&PodObservation> = pods
+        .iter()
+        .filter(|p| p.reachable && p.role != ObservedRole::Busy)
+        .collect();
     if reachable.is_empty() {
         return wait(WaitReason::NoReachablePods);
     }
@@ -362,7 +391,7 @@ pub fn plan(pods: &[PodObservation], recorded: &RecordedState, settings: &Settin
     }
 
     let Some(master_name) = recorded.master.as_deref() else {
-        if let Some(w) = too_few(pods.len(), round.reachable.len(), settings) {
+        if let Some(w) = too_few(pods.len(), answering(pods), settings) {
             return wait(w);
         }
         return round.promote_best(&round.candidates, PromoteReason::NoRecordedMaster);
@@ -444,7 +473,7 @@ fn plan_master_unreachable(round: &Round<'_>, master_name: &str) -> Plan {
             down_after: settings.down_after,
         });
     }
-    if let Some(w) = too_few(round.pods.len(), round.reachable.len(), settings) {
+    if let Some(w) = too_few(round.pods.len(), answering(round.pods), settings) {
         return wait(w);
     }
     round.promote_best(&round.candidates, PromoteReason::MasterUnreachable)
@@ -452,6 +481,11 @@ fn plan_master_unreachable(round: &Round<'_>, master_name: &str) -> Plan {
 
 fn wait(reason: WaitReason) -> Plan {
     Plan::Wait { reason }
+}
+
+/// Pods that answered this round, busy ones included: for the quorum they count as seen.
+fn answering(pods: &[PodObservation]) -> usize {
+    pods.iter().filter(|p| p.reachable).count()
 }
 
 fn too_few(observed: usize, reachable: usize, settings: &Settings) -> Option<WaitReason> {
@@ -789,6 +823,46 @@ mod tests {
                 recorded: recorded(0, 1),
                 settings: settings(None),
                 want: Plan::Keep,
+            },
+        ]);
+    }
+
+    #[test]
+    fn a_master_busy_with_a_script_is_never_failed_over() {
+        let busy_master = crate::failover::probe::busy(&name(0), 0);
+        let pods = vec![
+            busy_master.clone(),
+            link_down(replica(1, 0, "M", 900)),
+            link_down(replica(2, 0, "M", 950)),
+        ];
+        let busy_wait = Plan::Wait {
+            reason: WaitReason::MasterBusy { master: name(0) },
+        };
+        check(vec![
+            Case {
+                name: "busy master, even long past downAfter: wait, no promotion",
+                pods: pods.clone(),
+                recorded: recorded(0, 3),
+                settings: settings(Some(3600)),
+                want: busy_wait.clone(),
+            },
+            Case {
+                name: "busy master, first round",
+                pods,
+                recorded: recorded(0, 3),
+                settings: settings(None),
+                want: busy_wait,
+            },
+            Case {
+                name: "master down and the best replica busy: the busy one is not promoted",
+                pods: vec![
+                    down(master(0, "M", 1000)),
+                    link_down(replica(1, 0, "M", 900)),
+                    crate::failover::probe::busy(&name(2), 2),
+                ],
+                recorded: recorded(0, 3),
+                settings: settings(Some(60)),
+                want: promote_plan(1, PromoteReason::MasterUnreachable, 4, vec![]),
             },
         ]);
     }

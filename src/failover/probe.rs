@@ -431,11 +431,31 @@ pub async fn observe(
                 error: None,
             }
         }
+        Err(e) if is_busy(&e) => Probe {
+            observation: busy(name, ordinal),
+            master_addr: None,
+            error: None,
+        },
         Err(e) => Probe {
             observation: unreachable(name, ordinal),
             master_addr: None,
             error: Some(e),
         },
+    }
+}
+
+/// A `-BUSY` reply: the server runs a script past `busy-reply-threshold` and refuses
+/// everything but SCRIPT KILL / FUNCTION KILL / SHUTDOWN NOSAVE, INFO included.
+fn is_busy(e: &ProbeError) -> bool {
+    matches!(e, ProbeError::Server { error, .. } if error.starts_with("BUSY"))
+}
+
+/// An observation of a pod that answered but is busy with a script: alive, state unknown.
+pub fn busy(name: &str, ordinal: u32) -> PodObservation {
+    PodObservation {
+        reachable: true,
+        role: ObservedRole::Busy,
+        ..unreachable(name, ordinal)
     }
 }
 
@@ -573,6 +593,21 @@ mod tests {
             connect: Duration::from_millis(500),
             command: Duration::from_millis(300),
         }
+    }
+
+    #[tokio::test]
+    async fn a_pod_answering_busy_is_alive_and_busy_not_unreachable() {
+        let busy = b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
+        let addr = fake_server(vec![busy]).await;
+        let p = observe("r-0", 0, &addr, None, quick()).await;
+        assert!(p.error.is_none(), "{:?}", p.error);
+        assert!(p.observation.reachable);
+        assert_eq!(p.observation.role, ObservedRole::Busy);
+        // Any other error reply is still a failed probe.
+        let addr = fake_server(vec![b"-ERR nope\r\n"]).await;
+        let p = observe("r-0", 0, &addr, None, quick()).await;
+        assert!(!p.observation.reachable);
+        assert!(p.error.is_some());
     }
 
     #[tokio::test]
