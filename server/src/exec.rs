@@ -109,6 +109,8 @@ pub fn process(
             "ERR wrong number of arguments for '{}' command",
             cmd.name
         ))
+    } else if let Some(msg) = sub_arity_refusal(cmd, &argv) {
+        Some(msg)
     } else if !client.authenticated && !cmd.is(flags::NO_AUTH) {
         Some("NOAUTH Authentication required.".to_string())
     } else {
@@ -149,6 +151,22 @@ pub fn process(
     outcome
 }
 
+/// A known subcommand with the wrong number of arguments, refused as Redis refuses it
+/// (`ERR wrong number of arguments for 'config|get' command`). Unknown subcommands are
+/// left to the command, which names its own HELP.
+fn sub_arity_refusal(cmd: &Command, argv: &[Bytes]) -> Option<String> {
+    if !cmd.is(flags::CONTAINER) || argv.len() < 2 {
+        return None;
+    }
+    let sub = commands::meta_types::meta(cmd.name)?.sub(&argv[1])?;
+    if !commands::meta_types::implemented(sub.name) {
+        return None;
+    }
+    let a = sub.arity;
+    let ok = (a >= 0 && argv.len() == a as usize) || (a < 0 && argv.len() >= (-a) as usize);
+    (!ok).then(|| format!("ERR wrong number of arguments for '{}' command", sub.name))
+}
+
 /// Checks that depend on server state (OOM, read-only replica, Pub/Sub context).
 fn precheck(
     server: &Arc<Server>,
@@ -183,7 +201,7 @@ fn precheck(
     if let Some(msg) = crate::replication::precheck(server, store, client, cmd) {
         return Some(msg);
     }
-    if client.subscriptions() > 0 && !client.resp3 && !cmd.is(flags::PUBSUB) {
+    if client.subscriptions() > 0 && !client.resp3 && !cmd.is(flags::SUBSCRIBED) {
         return Some(format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             cmd.name
@@ -306,8 +324,13 @@ fn call_argv(
     let db = client.db;
     store.propagated.extend(also);
     if dirtied && !cmd.is(flags::NO_PROPAGATE) {
-        for pos in cmd.key_positions(argv) {
-            store.touch_key(db, &argv[pos]);
+        // Only a write changes its keys; a read that dirtied the dataset deleted an
+        // expired key, which `delete_expired` already signalled (WATCH of such a key
+        // must not abort the transaction).
+        if cmd.is(flags::WRITE) {
+            for pos in cmd.key_positions(argv) {
+                store.touch_key(db, &argv[pos]);
+            }
         }
         if !no_propagate && (cmd.is(flags::WRITE) || cmd.is(flags::MAY_REPLICATE)) {
             let op = match rewrite {

@@ -8,7 +8,7 @@ pub const READONLY: u32 = 1 << 1;
 /// May grow memory: refused with OOM when over maxmemory.
 pub const DENYOOM: u32 = 1 << 2;
 pub const ADMIN: u32 = 1 << 3;
-/// Allowed in RESP2 subscribed context.
+/// A Pub/Sub command (Redis's `pubsub` flag; COMMAND INFO and ACL categories).
 pub const PUBSUB: u32 = 1 << 4;
 /// Allowed while the dataset is loading.
 pub const LOADING: u32 = 1 << 5;
@@ -27,3 +27,12 @@ pub const NO_PROPAGATE: u32 = 1 << 11;
 pub const NO_MONITOR: u32 = 1 << 12;
 /// Refused with an error when called inside MULTI (e.g. SUBSCRIBE is allowed, WATCH is not).
 pub const MAY_REPLICATE: u32 = 1 << 13;
+
+/// Allowed in a RESP2 subscribed context (SUBSCRIBE and friends, PING, QUIT, RESET).
+/// Redis decides this by command name; here it is a flag so the rule stays data. Not
+/// a Redis flag: COMMAND INFO does not show it.
+pub const SUBSCRIBED: u32 = 1 << 20;
+
+/// Has subcommands in Redis's metadata (CONFIG, CLIENT, OBJECT...): the dispatch checks the
+/// subcommand's own arity. Set when the command table is built, never in table rows.
+pub const CONTAINER: u32 = 1 << 21;

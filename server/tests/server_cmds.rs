@@ -231,7 +231,13 @@ fn command_introspection_matches_the_table() {
     let R::Arr(list) = c.cmd("COMMAND LIST") else {
         panic!()
     };
-    assert_eq!(list.len() as i64, n);
+    // As in Redis 7.0, the list also names subcommands (`config|get`), COUNT does not.
+    let top = list
+        .iter()
+        .filter(|x| !matches!(x, R::Bulk(b) if b.contains(&b'|')))
+        .count();
+    assert_eq!(top as i64, n);
+    assert!(list.contains(&R::bulk("config|get")));
     assert!(list.contains(&R::bulk("get")));
 
     let R::Arr(info) = c.cmd("COMMAND INFO get nosuch") else {
@@ -281,9 +287,7 @@ fn command_introspection_matches_the_table() {
         panic!()
     };
     assert_eq!(docs[0], R::bulk("get"));
-    assert!(
-        matches!(&docs[1], R::Arr(m) if m.contains(&R::bulk("summary")) && m.contains(&R::bulk("string")))
-    );
+    assert!(matches!(&docs[1], R::Arr(m) if m[..] == [R::bulk("group"), R::bulk("string")]));
     assert_eq!(c.cmd("COMMAND DOCS nosuch"), R::Arr(vec![]));
     let R::Arr(pat) = c.cmd("COMMAND LIST FILTERBY PATTERN g*") else {
         panic!()

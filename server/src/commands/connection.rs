@@ -15,16 +15,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("ping", -1, FAST | PUBSUB, ping),
-    Command::new("echo", 2, FAST, echo),
-    Command::new("quit", -1, NO_AUTH | STALE | PUBSUB | NO_MULTI | FAST, quit),
+    Command::new("ping", -1, FAST | SUBSCRIBED, ping),
+    Command::new("echo", 2, FAST | LOADING | STALE, echo),
+    Command::new(
+        "quit",
+        -1,
+        NO_AUTH | LOADING | STALE | SUBSCRIBED | NO_MULTI | FAST,
+        quit,
+    ),
     Command::new("auth", -2, NO_AUTH | FAST | LOADING | STALE, auth),
     Command::new("hello", -1, NO_AUTH | FAST | LOADING | STALE, hello),
     Command::new("select", 2, LOADING | STALE | FAST, select),
     Command::new(
         "reset",
         1,
-        NO_AUTH | FAST | LOADING | STALE | PUBSUB | NO_MULTI,
+        NO_AUTH | FAST | LOADING | STALE | SUBSCRIBED | NO_MULTI,
         reset,
     ),
     Command::new("client", -2, LOADING | STALE, client),

@@ -4,6 +4,7 @@
 //! READONLY rejection on replicas, OOM checks, and propagation.
 
 pub mod bitmaps;
+pub mod command_cmd;
 pub mod config_cmd;
 pub mod connection;
 pub mod dump;
@@ -12,6 +13,8 @@ pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod meta;
+pub mod meta_types;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
@@ -209,7 +212,11 @@ pub fn table() -> &'static HashMap<&'static str, Command, crate::types::Hasher> 
         let mut m = HashMap::default();
         for (_, _, family) in FAMILIES {
             for c in family.iter() {
-                m.insert(c.name, *c);
+                let mut c = *c;
+                if meta_types::meta(c.name).is_some_and(|m| !m.subs.is_empty()) {
+                    c.flags |= flags::CONTAINER;
+                }
+                m.insert(c.name, c);
             }
         }
         m

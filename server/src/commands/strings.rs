@@ -28,7 +28,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("incrby", 3, WRITE | DENYOOM | FAST, incrby).keys(1, 1, 1),
     Command::new("decrby", 3, WRITE | DENYOOM | FAST, decrby).keys(1, 1, 1),
     Command::new("incrbyfloat", 3, WRITE | DENYOOM | FAST, incrbyfloat).keys(1, 1, 1),
-    Command::new("append", 3, WRITE | DENYOOM, append).keys(1, 1, 1),
+    Command::new("append", 3, WRITE | DENYOOM | FAST, append).keys(1, 1, 1),
     Command::new("strlen", 2, READONLY | FAST, strlen).keys(1, 1, 1),
     Command::new("getrange", 4, READONLY, getrange).keys(1, 1, 1),
     Command::new("substr", 4, READONLY, getrange).keys(1, 1, 1),

@@ -17,7 +17,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("discard", 1, NO_MULTI | LOADING | STALE | FAST, discard),
     // No key positions on purpose: `exec::call` would otherwise treat a WATCH that
     // lazily expired a key as a write to its keys and dirty the caller's own watch.
-    Command::new("watch", -2, NO_MULTI | LOADING | STALE | FAST, watch),
+    Command::new("watch", -2, NO_MULTI | LOADING | STALE | FAST, watch).keys(1, -1, 1),
     // Not NO_MULTI: inside MULTI, Redis queues UNWATCH like any other command.
     Command::new("unwatch", 1, LOADING | STALE | FAST, unwatch),
 ];

@@ -1,0 +1,239 @@
+//! COMMAND introspection against Redis 7.0.15: every command and subcommand Tandem
+//! lists is described exactly as Redis describes it (RESP2 and RESP3), the list holds
+//! subcommands (`client|id`...), and the subcommands COMMAND leaves out are the ones
+//! Tandem does not serve.
+
+mod common;
+use common::*;
+
+/// Drops the `notes` of key specs (Redis's prose, not carried by Tandem) from a reply.
+fn without_notes(r: R) -> R {
+    match r {
+        R::Map(kv) => R::Map(
+            kv.into_iter()
+                .filter(|(k, _)| *k != R::bulk("notes"))
+                .map(|(k, v)| (k, without_notes(v)))
+                .collect(),
+        ),
+        R::Arr(items) => {
+            // RESP2 maps are flat arrays of pairs: drop a "notes" key and its value.
+            let mut out = Vec::with_capacity(items.len());
+            let mut it = items.into_iter().peekable();
+            while let Some(x) = it.next() {
+                if x == R::bulk("notes") && matches!(it.peek(), Some(R::Bulk(_))) {
+                    it.next();
+                    continue;
+                }
+                out.push(without_notes(x));
+            }
+            R::Arr(out)
+        }
+        R::Set(items) => R::Set(items.into_iter().map(without_notes).collect()),
+        other => other,
+    }
+}
+
+fn names(r: R) -> Vec<String> {
+    let R::Arr(items) = r else {
+        panic!("not an array: {r:?}")
+    };
+    items
+        .into_iter()
+        .map(|x| match x {
+            R::Bulk(b) => String::from_utf8(b).expect("utf8"),
+            other => panic!("not a bulk: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn command_info_of_every_listed_command_and_subcommand_matches_redis_in_resp2_and_resp3() {
+    let mut p = Pair::start();
+    let listed = names(p.a.cmd("COMMAND LIST"));
+    assert!(listed.len() > 190, "{}", listed.len());
+    assert!(
+        listed.iter().any(|n| n == "client|id"),
+        "subcommands listed"
+    );
+    assert!(listed.iter().any(|n| n == "config|get"));
+    let theirs = names(p.b.cmd("COMMAND LIST"));
+    for n in &listed {
+        assert!(theirs.contains(n), "{n} is not a Redis 7.0.15 command");
+    }
+    for proto in ["2", "3"] {
+        p.a.cmd(&format!("HELLO {proto}"));
+        p.b.cmd(&format!("HELLO {proto}"));
+        for n in &listed {
+            let ra = p.a.cmd_args(&[b"COMMAND", b"INFO", n.as_bytes()]);
+            let rb = without_notes(p.b.cmd_args(&[b"COMMAND", b"INFO", n.as_bytes()]));
+            if n.contains('|') {
+                assert_eq!(ra, rb, "COMMAND INFO {n} (RESP{proto})");
+                continue;
+            }
+            // A container lists only the subcommands Tandem serves: compare the
+            // rest of the entry, and each listed subcommand by itself above.
+            let (R::Arr(mut a), R::Arr(mut b)) = (ra, rb) else {
+                panic!("COMMAND INFO {n}: not arrays")
+            };
+            let (R::Arr(mut ea), R::Arr(mut eb)) = (a.remove(0), b.remove(0)) else {
+                panic!("COMMAND INFO {n}: entries not arrays")
+            };
+            assert_eq!(ea.len(), 10, "{n}");
+            let (sa, sb) = (ea.pop(), eb.pop());
+            assert_eq!(ea, eb, "COMMAND INFO {n} (RESP{proto})");
+            let count = |s: Option<R>| match s {
+                Some(R::Arr(v) | R::Set(v)) => v.len(),
+                other => panic!("{n}: subcommands {other:?}"),
+            };
+            let (ca, cb) = (count(sa), count(sb));
+            assert!(ca <= cb, "{n}: {ca} subcommands vs Redis's {cb}");
+        }
+    }
+    // Unknown names: a null in the same place as Redis's.
+    p.same(&[
+        b"COMMAND",
+        b"INFO",
+        b"get",
+        b"nosuchcommand",
+        b"client|nosuch",
+    ]);
+}
+
+#[test]
+fn command_count_list_filters_and_getkeys_match_redis_for_what_tandem_serves() {
+    let mut p = Pair::start();
+    let count = match p.a.cmd("COMMAND COUNT") {
+        R::Int(n) => n as usize,
+        other => panic!("{other:?}"),
+    };
+    let top = names(p.a.cmd("COMMAND LIST"))
+        .into_iter()
+        .filter(|n| !n.contains('|'))
+        .count();
+    assert_eq!(count, top, "COUNT counts top-level commands, as Redis does");
+    // Filters run over subcommands too.
+    let by_pattern = names(p.a.cmd("COMMAND LIST FILTERBY PATTERN client|*"));
+    assert!(
+        by_pattern.iter().any(|n| n == "client|list"),
+        "{by_pattern:?}"
+    );
+    assert!(by_pattern.iter().all(|n| n.starts_with("client|")));
+    let ours: std::collections::BTreeSet<String> =
+        names(p.a.cmd("COMMAND LIST FILTERBY ACLCAT dangerous"))
+            .into_iter()
+            .collect();
+    let theirs: std::collections::BTreeSet<String> =
+        names(p.b.cmd("COMMAND LIST FILTERBY ACLCAT dangerous"))
+            .into_iter()
+            .collect();
+    assert!(ours.contains("flushall") && ours.contains("config|set"));
+    assert!(ours.is_subset(&theirs), "{:?}", ours.difference(&theirs));
+    p.same(&[b"COMMAND", b"LIST", b"FILTERBY", b"MODULE", b"x"]);
+    p.same(&[b"COMMAND", b"LIST", b"FILTERBY", b"NOPE", b"x"]);
+    for args in [
+        &[&b"COMMAND"[..], b"GETKEYS", b"SET", b"a", b"b"][..],
+        &[b"COMMAND", b"GETKEYS", b"MSET", b"a", b"1", b"b", b"2"],
+        &[
+            b"COMMAND",
+            b"GETKEYS",
+            b"ZUNIONSTORE",
+            b"d",
+            b"2",
+            b"x",
+            b"y",
+        ],
+        &[b"COMMAND", b"GETKEYS", b"PING"],
+        &[b"COMMAND", b"GETKEYS", b"NOSUCH", b"x"],
+        &[b"COMMAND", b"GETKEYS", b"GET"],
+        &[b"COMMAND", b"GETKEYSANDFLAGS", b"SET", b"a", b"b"],
+        &[
+            b"COMMAND",
+            b"GETKEYSANDFLAGS",
+            b"LMOVE",
+            b"s",
+            b"d",
+            b"LEFT",
+            b"RIGHT",
+        ],
+        &[
+            b"COMMAND",
+            b"GETKEYSANDFLAGS",
+            b"MSET",
+            b"a",
+            b"1",
+            b"b",
+            b"2",
+        ],
+        &[
+            b"COMMAND",
+            b"GETKEYSANDFLAGS",
+            b"ZUNIONSTORE",
+            b"d",
+            b"2",
+            b"x",
+            b"y",
+        ],
+        &[b"COMMAND", b"GETKEYSANDFLAGS", b"RENAME", b"a", b"b"],
+        &[b"COMMAND", b"GETKEYSANDFLAGS", b"PING"],
+        &[b"COMMAND", b"GETKEYSANDFLAGS"],
+        &[b"COMMAND", b"COUNT", b"x"],
+        &[b"COMMAND", b"NOPE"],
+    ] {
+        p.same(args);
+    }
+}
+
+/// The subcommands COMMAND leaves out are exactly those their container refuses as
+/// unknown: nothing listed is missing and nothing served is hidden.
+#[test]
+fn subcommands_left_out_of_command_list_are_the_unserved_ones() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    let listed = names(c.cmd("COMMAND LIST"));
+    let missing = tandem_server::commands::meta_types::MISSING_SUBCOMMANDS;
+    for full in missing {
+        assert!(!listed.iter().any(|n| n == full), "{full} listed");
+        let (container, sub) = full.split_once('|').expect("container|sub");
+        let r = c.cmd_args(&[container.as_bytes(), sub.as_bytes(), b"x", b"y", b"z"]);
+        assert!(
+            matches!(&r, R::Err(e) if e.contains("nknown subcommand")),
+            "{full} is served now ({r:?}): take it off MISSING_SUBCOMMANDS"
+        );
+    }
+    // Side-effect free probes of every listed subcommand: none is unknown.
+    for full in listed.iter().filter(|n| n.contains('|')) {
+        let (container, sub) = full.split_once('|').expect("container|sub");
+        if matches!(
+            full.as_str(),
+            "client|kill" | "client|pause" | "client|reply" | "debug|x"
+        ) || [
+            "flush",
+            "reset",
+            "resetstat",
+            "rewrite",
+            "set",
+            "no-evict",
+            "setname",
+            "unpause",
+        ]
+        .contains(&sub)
+        {
+            // Probed with too many arguments: an arity error, never "unknown".
+            let args: Vec<&[u8]> = [container.as_bytes(), sub.as_bytes()]
+                .into_iter()
+                .chain(std::iter::repeat_n(&b"zz"[..], 12))
+                .collect();
+            let r = c.cmd_args(&args);
+            assert!(
+                !matches!(&r, R::Err(e) if e.contains("nknown subcommand")),
+                "{full}: {r:?}"
+            );
+            continue;
+        }
+        let r = c.cmd_args(&[container.as_bytes(), sub.as_bytes()]);
+        assert!(
+            !matches!(&r, R::Err(e) if e.contains("nknown subcommand")),
+            "{full}: {r:?}"
+        );
+    }
+}
