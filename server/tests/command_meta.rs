@@ -237,3 +237,40 @@ fn subcommands_left_out_of_command_list_are_the_unserved_ones() {
         );
     }
 }
+
+/// Cluster and module commands answer as a standalone, module-less Redis 7.0 does.
+#[test]
+fn cluster_and_module_commands_answer_as_a_standalone_redis() {
+    let mut p = Pair::start();
+    for line in [
+        "CLUSTER INFO",
+        "CLUSTER HELP",
+        "CLUSTER SLOTS",
+        "CLUSTER NOSUCH",
+        "CLUSTER",
+        "ASKING",
+        "ASKING x",
+        "READONLY",
+        "READWRITE",
+        "MODULE LIST",
+        "MODULE LOAD /nonexistent.so",
+        "MODULE LOADEX /nonexistent.so",
+        "MODULE UNLOAD x",
+        "MODULE NOSUCH",
+        "MODULE",
+        "RESTORE-ASKING k 0 garbage",
+        "RESTORE-ASKING k",
+    ] {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        p.same(&args);
+    }
+    // RESTORE-ASKING restores like RESTORE.
+    let dump = p.b.cmd("DUMP nosuch");
+    assert_eq!(dump, R::Nil);
+    p.same(&[b"SET", b"src", b"hello"]);
+    let R::Bulk(payload) = p.a.cmd("DUMP src") else {
+        panic!("DUMP")
+    };
+    p.same(&[b"RESTORE-ASKING", b"dst", b"0", &payload]);
+    p.same(&[b"GET", b"dst"]);
+}

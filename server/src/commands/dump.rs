@@ -106,7 +106,7 @@ fn parse_opts(args: &[Bytes]) -> Result<RestoreOpts, CmdError> {
     Ok(o)
 }
 
-fn restore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+pub(super) fn restore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let opts = parse_opts(argv.get(4..).unwrap_or(&[]))?;
     let key = &argv[1];
     let ttl = arg_i64(&argv[2])?;

@@ -4,6 +4,7 @@
 //! READONLY rejection on replicas, OOM checks, and propagation.
 
 pub mod bitmaps;
+pub mod cluster;
 pub mod command_cmd;
 pub mod config_cmd;
 pub mod connection;
@@ -200,6 +201,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("generic", "@keyspace", dump::COMMANDS),
     ("hyperloglog", "@hyperloglog", hll::COMMANDS),
     ("generic", "@keyspace", sort::COMMANDS),
+    ("cluster", "", cluster::COMMANDS),
 ];
 
 /// All commands, by lower-case name.

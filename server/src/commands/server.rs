@@ -158,13 +158,13 @@ pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enabl
 
 /// `enable-debug-command`: "yes", "no", or "local" (loopback connections only).
 fn debug_allowed(ctx: &Ctx) -> bool {
-    let mode = ctx
-        .server
-        .config
-        .read()
-        .enable_debug_command
-        .to_ascii_lowercase();
-    match mode.as_str() {
+    let mode = ctx.server.config.read().enable_debug_command.clone();
+    allowed_by(ctx, &mode)
+}
+
+/// An `enable-*-command` setting: `yes`, `local` (loopback clients only) or `no`.
+pub(super) fn allowed_by(ctx: &Ctx, mode: &str) -> bool {
+    match mode.to_ascii_lowercase().as_str() {
         "yes" => true,
         "local" => {
             let addr = ctx
