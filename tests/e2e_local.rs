@@ -73,6 +73,15 @@ async fn apply_becomes_ready_and_replicas_serve_master_writes() {
         // The progress output names the pods and the Ready condition.
         let out = l.output();
         assert!(out.contains("pod default/cache-0"), "{out}");
+        // The first master of a new set is an assignment, not a failover.
+        let reasons = l.event_reasons(NS).await;
+        assert!(reasons.iter().any(|r| r == "MasterAssigned"), "{reasons:?}");
+        assert!(
+            !reasons
+                .iter()
+                .any(|r| r == "FailoverStarted" || r == "MasterPromoted"),
+            "{reasons:?}"
+        );
         assert!(out.contains("redis-cli -h"), "{out}");
         assert!(started.elapsed() < Duration::from_secs(90));
     })

@@ -465,9 +465,13 @@ async fn first_assignment_records_epoch_one_without_calling_it_a_failover() {
     assert_eq!((st.master.as_deref(), st.epoch), (Some("cache-0"), 1));
     assert!(st.last_failover.is_none(), "not a failover");
     assert!(st.failover_in_progress.is_none());
-    let started = w.events("FailoverStarted");
-    assert_eq!(started.len(), 1);
-    assert_eq!(started[0]["type"], "Normal");
+    // One Normal `MasterAssigned`, and no failover Events (issue 20: a new set must not
+    // read as failing over from a pod to itself).
+    assert!(w.events("FailoverStarted").is_empty());
+    assert_eq!(w.event_count("MasterPromoted"), 0);
+    let assigned = w.events("MasterAssigned");
+    assert_eq!(assigned.len(), 1);
+    assert_eq!(assigned[0]["type"], "Normal");
     assert!(w
         .ctx
         .metrics

@@ -127,9 +127,12 @@ pub async fn promote(
             .status("the failover marker", json!({"failoverInProgress": marker}))
             .await?;
     }
-    records
-        .event(p.event_type(), "FailoverStarted", p.started_note())
-        .await;
+    // A first assignment is not a failover: it gets one `MasterAssigned` at the end.
+    if p.kind != Kind::Bootstrap {
+        records
+            .event(p.event_type(), "FailoverStarted", p.started_note())
+            .await;
+    }
     let set = records.rr.name_any();
     tracing::info!(name = %set, target = %p.to, epoch = p.epoch, reason = %p.reason, kind = ?p.kind, "failover started");
     let report = match &p.method {
@@ -164,16 +167,20 @@ pub async fn promote(
     if p.kind == Kind::Failover {
         metrics.failover_done(duration);
     }
-    records
-        .event(
-            p.event_type(),
+    let (reason, note) = match p.kind {
+        Kind::Bootstrap => (
+            "MasterAssigned",
+            format!("{} is master at epoch {} ({})", p.to, p.epoch, p.reason),
+        ),
+        Kind::Failover | Kind::Planned => (
             "MasterPromoted",
             format!(
                 "{} is master at epoch {} after {duration_ms}ms ({})",
                 p.to, p.epoch, p.reason
             ),
-        )
-        .await;
+        ),
+    };
+    records.event(p.event_type(), reason, note).await;
     records.repointed(&report).await;
     tracing::info!(name = %set, master = %p.to, epoch = p.epoch, duration_ms, failures = report.failures().count(), kind = ?p.kind, "master promoted");
     Ok(Promoted { last, report })

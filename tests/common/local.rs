@@ -306,6 +306,22 @@ impl Local {
         Api::namespaced(self.client.clone(), ns)
     }
 
+    /// The reasons of the Events recorded in namespace `ns`, oldest first.
+    pub async fn event_reasons(&self, ns: &str) -> Vec<String> {
+        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), ns);
+        let mut list = api
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        list.sort_by(|a, b| {
+            a.metadata
+                .creation_timestamp
+                .cmp(&b.metadata.creation_timestamp)
+        });
+        list.into_iter().filter_map(|e| e.reason).collect()
+    }
+
     /// The RedisReplication (None when absent).
     pub async fn status(&self, ns: &str, name: &str) -> Option<RedisReplication> {
         self.rrs(ns).get_opt(name).await.ok().flatten()
