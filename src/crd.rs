@@ -354,6 +354,11 @@ pub struct RedisReplicationStatus {
     pub endpoints: Option<Endpoints>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Since when (RFC 3339) the recorded master has not answered, while it does not: the
+    /// time of an outage lives here, so condition messages stay the same during it and the
+    /// status is not rewritten on every probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_unreachable_since: Option<String>,
     /// A promotion the operator has started and not yet recorded (written before the first
     /// REPLICAOF, cleared with the new `master`/`epoch`); an operator restarted mid-failover
     /// finishes it towards the same pod and epoch.

@@ -307,7 +307,8 @@ async fn the_step_follows_the_observed_master_and_waits_for_syncing_replicas() {
 
     // A failover under way (the planner waits): nothing, even with outdated pods.
     w.pods(&[OLD, NEW, NEW], &[true, true, true]);
-    outcome.waiting = Some("master cache-1 unreachable for 1000ms, failover after 5000ms".into());
+    outcome.waiting =
+        Some("master cache-1 does not answer; failover after 5000ms without an answer".into());
     let report = step(&w, &rr, &w.observed().await, &outcome).await;
     assert!(matches!(report.step, RolloutStep::Wait(ref why) if why.contains("failover planner")));
     assert_eq!(w.deletions().len(), 1);

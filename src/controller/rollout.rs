@@ -549,7 +549,8 @@ mod tests {
         wait_containing(plan(&old(), &out), "master c-0 reports role Fenced");
 
         let mut out = healthy(3, 0);
-        out.waiting = Some("master c-0 unreachable for 2000ms, failover after 5000ms".into());
+        out.waiting =
+            Some("master c-0 does not answer; failover after 5000ms without an answer".into());
         wait_containing(plan(&old(), &out), "failover planner is waiting");
 
         let mut out = healthy(3, 0);

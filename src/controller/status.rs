@@ -374,7 +374,10 @@ fn problems(v: &View<'_>) -> Vec<(&'static str, String)> {
         let pn = p.name_any();
         if let Some(why) = pod_failing(p) {
             problems.push(("PodFailing", format!("{pn}: {why}")));
-        } else if v.obs_of(&pn).is_some_and(|o| !o.reachable) && pod_running(p) {
+        } else if v.obs_of(&pn).is_some_and(|o| !o.reachable)
+            && pod_running(p)
+            && !starting(p, v.now)
+        {
             problems.push(("PodUnreachable", format!("{pn} does not answer")));
         }
     }
@@ -383,6 +386,37 @@ fn problems(v: &View<'_>) -> Vec<(&'static str, String)> {
         problems.push(("FailoverWaiting", w.clone()));
     }
     problems
+}
+
+/// How long a pod whose server has not answered yet, and which Kubernetes never saw ready
+/// since its container started, counts as still starting (provisioning, not a problem).
+const STARTUP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The pod is coming up: not Ready, and every container started less than
+/// [`STARTUP_GRACE`] ago. A server that does not answer then is not yet a problem.
+fn starting(p: &Pod, now: &Time) -> bool {
+    if pod_ready(p) {
+        return false;
+    }
+    let Some(statuses) = p
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+    else {
+        return true;
+    };
+    statuses.iter().all(|c| {
+        c.state
+            .as_ref()
+            .and_then(|s| s.running.as_ref())
+            .and_then(|r| r.started_at.as_ref())
+            .is_some_and(|t| {
+                now.0
+                    .duration_since(t.0)
+                    .try_into()
+                    .is_ok_and(|d: std::time::Duration| d < STARTUP_GRACE)
+            })
+    })
 }
 
 /// `Ready`: available, every pod ready and every replica in sync; the reason names the first
@@ -548,6 +582,11 @@ pub fn compute(
         ready_replicas: v.ready_replicas,
         failover_in_progress: outcome.failover_in_progress.clone(),
         last_failover: outcome.last_failover.clone(),
+        master_unreachable_since: outcome.master_unreachable_since.and_then(|t| {
+            k8s_openapi::jiff::Timestamp::try_from(t)
+                .ok()
+                .map(|t| t.to_string())
+        }),
         endpoints: Some(endpoints(&v)),
         master: Some(v.master_name),
         conditions,
@@ -1102,10 +1141,41 @@ mod tests {
         // Unreachable with its container running: degraded.
         let mut o = three_ready();
         o.pods[2] = running(pod("c-2", false));
-        let s = run(&o, &outcome(Some("c-0"), v));
+        let s = run(&o, &outcome(Some("c-0"), v.clone()));
         assert_eq!(sr(&s, "Degraded"), pair("True", "PodUnreachable"));
         assert_eq!(find(&s, "Degraded").message, "c-2 does not answer");
         assert_eq!(s.phase.as_deref(), Some("Degraded"));
+        // Its container started 5 s ago and it was never ready: still starting, the set
+        // is provisioning (issue 20); 60 s later it is a problem.
+        let started = |secs_ago: i64| {
+            let mut p = running(pod("c-2", false));
+            let st = p
+                .status
+                .as_mut()
+                .unwrap()
+                .container_statuses
+                .as_mut()
+                .unwrap();
+            st[0]
+                .state
+                .as_mut()
+                .unwrap()
+                .running
+                .as_mut()
+                .unwrap()
+                .started_at = Some(Time(
+                k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 - secs_ago).unwrap(),
+            ));
+            p
+        };
+        let mut o = three_ready();
+        o.pods[2] = started(5);
+        let s = run(&o, &outcome(Some("c-0"), v.clone()));
+        assert_eq!(sr(&s, "Degraded"), pair("False", "AsExpected"));
+        assert_eq!(s.phase.as_deref(), Some("Provisioning"));
+        o.pods[2] = started(60);
+        let s = run(&o, &outcome(Some("c-0"), v.clone()));
+        assert_eq!(sr(&s, "Degraded"), pair("True", "PodUnreachable"));
         // Crash loop.
         let mut o = three_ready();
         let mut p = pod("c-1", false);

@@ -20,6 +20,8 @@ pub struct RolesOutcome {
     pub waiting: Option<String>,
     /// `status.failoverInProgress` after this step (set only while a promotion is unfinished).
     pub failover_in_progress: Option<FailoverInProgressStatus>,
+    /// Since when the recorded master has not answered, while it does not.
+    pub master_unreachable_since: Option<std::time::SystemTime>,
     /// Something is in motion (master unreachable, failover unfinished, replicas not yet
     /// following): the controller checks again within about a second.
     pub recheck_soon: bool,
@@ -38,6 +40,7 @@ impl RolesOutcome {
             last_failover: previous.last_failover,
             waiting: None,
             failover_in_progress: previous.failover_in_progress,
+            master_unreachable_since: None,
             recheck_soon: false,
         }
     }

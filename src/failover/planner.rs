@@ -242,14 +242,14 @@ impl fmt::Display for WaitReason {
         match self {
             WaitReason::NoPodsObserved => f.write_str("no pods observed"),
             WaitReason::NoReachablePods => f.write_str("no pod is reachable"),
+            // No running counter here: this text lands in condition messages, which must
+            // not change on every probe of an outage (status.masterUnreachableSince has
+            // the time).
             WaitReason::MasterUnreachable {
-                master,
-                for_,
-                down_after,
+                master, down_after, ..
             } => write!(
                 f,
-                "master {master} unreachable for {}ms, failover after {}ms",
-                for_.unwrap_or_default().as_millis(),
+                "master {master} does not answer; failover after {}ms without an answer",
                 down_after.as_millis()
             ),
             WaitReason::TooFewReachable {
@@ -825,6 +825,23 @@ mod tests {
                 want: Plan::Keep,
             },
         ]);
+    }
+
+    #[test]
+    fn the_unreachable_wait_reads_the_same_all_through_an_outage() {
+        // Its text lands in condition messages: a running counter there would rewrite the
+        // status on every probe (issue 20); the time is in status.masterUnreachableSince.
+        let at = |ms: u64| {
+            WaitReason::MasterUnreachable {
+                master: name(0),
+                for_: Some(Duration::from_millis(ms)),
+                down_after: DOWN_AFTER,
+            }
+            .to_string()
+        };
+        assert_eq!(at(89), at(195));
+        assert_eq!(at(89), at(4_000));
+        assert!(at(89).contains(&name(0)), "{}", at(89));
     }
 
     #[test]

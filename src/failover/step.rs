@@ -193,6 +193,7 @@ pub async fn step(
         topology: model.topology,
         min_reachable: None,
     };
+    outcome.master_unreachable_since = settings.master_unreachable_since;
     let mut decision = plan(&observations, rec, &settings);
     tracing::debug!(name = %model.name, plan = ?decision, "roles plan");
     if !model.failover_enabled {
