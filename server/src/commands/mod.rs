@@ -7,6 +7,7 @@ pub mod bitmaps;
 pub mod config_cmd;
 pub mod connection;
 pub mod dump;
+pub mod geo;
 pub mod hashes;
 pub mod hll;
 pub mod info;
@@ -197,6 +198,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("generic", "@keyspace", dump::COMMANDS),
     ("hyperloglog", "@hyperloglog", hll::COMMANDS),
     ("generic", "@keyspace", sort::COMMANDS),
+    ("geo", "@geo", geo::COMMANDS),
 ];
 
 /// All commands, by lower-case name.
