@@ -648,8 +648,9 @@ fn swap_blocks<T>(v: &mut [T], i: usize, j: usize, n: usize) {
     }
 }
 
-/// One partitioning pass over `v[a..a + n]`: None when the range ended sorted
-/// (small, or no swap needed), else the two unsorted parts left and right of the
+/// One partitioning pass over `v[a..a + n]` (Redis 7.0's version, without the
+/// switch to insertion sort after a pass with no swap): None when the range was
+/// small and got insertion-sorted, else the two unsorted parts left and right of the
 /// pivot's equals, as (start, length).
 fn partition_step<T>(
     v: &mut [T],
@@ -677,7 +678,6 @@ fn partition_step<T>(
     v.swap(a, pm);
     let (mut pa, mut pb) = (a + 1, a + 1);
     let (mut pc, mut pd) = (a + n - 1, a + n - 1);
-    let mut swapped = false;
     loop {
         while pb <= pc {
             let r = cmp(&v[pb], &v[a]);
@@ -685,7 +685,6 @@ fn partition_step<T>(
                 break;
             }
             if r == Equal {
-                swapped = true;
                 v.swap(pa, pb);
                 pa += 1;
             }
@@ -697,7 +696,6 @@ fn partition_step<T>(
                 break;
             }
             if r == Equal {
-                swapped = true;
                 v.swap(pc, pd);
                 pd -= 1;
             }
@@ -707,13 +705,8 @@ fn partition_step<T>(
             break;
         }
         v.swap(pb, pc);
-        swapped = true;
         pb += 1;
         pc -= 1;
-    }
-    if !swapped {
-        insertion(v, a, n, cmp);
-        return None;
     }
     let pn = a + n;
     let r = (pa - a).min(pb - pa);
