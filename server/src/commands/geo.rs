@@ -814,7 +814,7 @@ mod tests {
         assert_eq!(fmt_distance(166.27415156960033), "166.2742");
         assert_eq!(fmt_distance(0.0), "0.0000");
         assert_eq!(fmt_distance(f64::NAN.copysign(-1.0)), "-nan");
-        assert_eq!(fmt_coord(13.36138933897018433), "13.36138933897018433");
+        assert_eq!(fmt_coord(13.361389338970184), "13.36138933897018433");
         assert_eq!(fmt_coord(180.0), "180");
         assert_eq!(fmt_coord(-0.0), "0");
         assert_eq!(fmt_coord(85.05112878), "85.0511287799999991");
