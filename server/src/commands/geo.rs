@@ -59,18 +59,7 @@ enum GeoError {
 
 impl From<GeoError> for CmdError {
     fn from(e: GeoError) -> Self {
-        // Redis prints a NaN coordinate's sign ("-nan"); Rust's Display does not.
-        match e {
-            GeoError::InvalidPair(lon, lat) => CmdError(
-                format!(
-                    "ERR invalid longitude,latitude pair {},{}",
-                    fixed(lon, 6),
-                    fixed(lat, 6)
-                )
-                .into(),
-            ),
-            other => CmdError(other.to_string().into()),
-        }
+        CmdError(e.to_string().into())
     }
 }
 
@@ -395,6 +384,15 @@ fn member_position(z: &ZSet, member: &[u8]) -> Result<(f64, f64), CmdError> {
         .ok_or_else(|| GeoError::UnknownMember.into())
 }
 
+/// Which of the mutually exclusive GEOSEARCH options were seen.
+#[derive(Debug, Default)]
+struct Seen {
+    from_member: bool,
+    from_lonlat: bool,
+    by_radius: bool,
+    by_box: bool,
+}
+
 /// Parses a search in Redis's order (the positional part, then the options left
 /// to right, then the cross-option checks). `z` is the source set when it exists:
 /// member positions are looked up while parsing, as in Redis.
@@ -415,7 +413,20 @@ fn parse_query(argv: &[Bytes], variant: Variant, z: Option<&ZSet>) -> Result<Que
         store: None,
         storedist: false,
     };
-    let base = match variant {
+    let base = parse_positional(&mut q, argv, variant, z)?;
+    let seen = parse_options(&mut q, argv, base, variant, z)?;
+    check_query(&q, &seen, argv, variant)?;
+    Ok(q)
+}
+
+/// The arguments before the options; returns where the options start.
+fn parse_positional(
+    q: &mut Query,
+    argv: &[Bytes],
+    variant: Variant,
+    z: Option<&ZSet>,
+) -> Result<usize, CmdError> {
+    Ok(match variant {
         Variant::Radius { .. } => {
             (q.shape.lon, q.shape.lat) = parse_lonlat(&argv[2], &argv[3])?;
             let (r, conv) = parse_radius(&argv[4], &argv[5])?;
@@ -436,14 +447,24 @@ fn parse_query(argv: &[Bytes], variant: Variant, z: Option<&ZSet>) -> Result<Que
             q.store = Some(argv[1].clone());
             3
         }
-    };
+    })
+}
+
+/// The options from `argv[base]` on; an option a variant does not know (or one
+/// missing its arguments) is a syntax error.
+fn parse_options(
+    q: &mut Query,
+    argv: &[Bytes],
+    base: usize,
+    variant: Variant,
+    z: Option<&ZSet>,
+) -> Result<Seen, CmdError> {
     let search = matches!(variant, Variant::Search | Variant::SearchStore);
     let can_store = matches!(
         variant,
         Variant::Radius { ro: false } | Variant::Member { ro: false }
     );
-    let (mut from_member, mut from_lonlat, mut by_radius, mut by_box) =
-        (false, false, false, false);
+    let mut seen = Seen::default();
     let mut i = base;
     while let Some(a) = argv.get(i) {
         let left = argv.len() - i - 1;
@@ -472,31 +493,37 @@ fn parse_query(argv: &[Bytes], variant: Variant, z: Option<&ZSet>) -> Result<Que
             i += 1;
         } else if is_kw(a, "storedist") && variant == Variant::SearchStore {
             q.storedist = true;
-        } else if is_kw(a, "frommember") && left >= 1 && search && !from_lonlat {
+        } else if is_kw(a, "frommember") && left >= 1 && search && !seen.from_lonlat {
+            // A missing source set is reported after parsing (an empty reply).
             if let Some(z) = z {
                 (q.shape.lon, q.shape.lat) = member_position(z, &argv[i + 1])?;
             }
-            from_member = true;
+            seen.from_member = true;
             i += 1;
-        } else if is_kw(a, "fromlonlat") && left >= 2 && search && !from_member {
+        } else if is_kw(a, "fromlonlat") && left >= 2 && search && !seen.from_member {
             (q.shape.lon, q.shape.lat) = parse_lonlat(&argv[i + 1], &argv[i + 2])?;
-            from_lonlat = true;
+            seen.from_lonlat = true;
             i += 2;
-        } else if is_kw(a, "byradius") && left >= 2 && search && !by_box {
+        } else if is_kw(a, "byradius") && left >= 2 && search && !seen.by_box {
             let (r, conv) = parse_radius(&argv[i + 1], &argv[i + 2])?;
             (q.shape.kind, q.shape.conversion) = (ShapeKind::Radius(r), conv);
-            by_radius = true;
+            seen.by_radius = true;
             i += 2;
-        } else if is_kw(a, "bybox") && left >= 3 && search && !by_radius {
+        } else if is_kw(a, "bybox") && left >= 3 && search && !seen.by_radius {
             (q.shape.kind, q.shape.conversion) =
                 parse_box(&argv[i + 1], &argv[i + 2], &argv[i + 3])?;
-            by_box = true;
+            seen.by_box = true;
             i += 3;
         } else {
             return Err(err::SYNTAX);
         }
         i += 1;
     }
+    Ok(seen)
+}
+
+/// The checks across options, in Redis's order.
+fn check_query(q: &Query, seen: &Seen, argv: &[Bytes], variant: Variant) -> CmdResult {
     if q.store.is_some() && (q.withdist || q.withhash || q.withcoord) {
         let what = if variant == Variant::SearchStore {
             "GEOSEARCHSTORE"
@@ -505,17 +532,19 @@ fn parse_query(argv: &[Bytes], variant: Variant, z: Option<&ZSet>) -> Result<Que
         };
         return Err(GeoError::StoreWith(what).into());
     }
+    // The messages name the command as the client spelled it.
     let name = || String::from_utf8_lossy(&argv[0]).into_owned();
-    if search && !(from_member || from_lonlat) {
+    let search = matches!(variant, Variant::Search | Variant::SearchStore);
+    if search && !(seen.from_member || seen.from_lonlat) {
         return Err(GeoError::From(name()).into());
     }
-    if search && !(by_radius || by_box) {
+    if search && !(seen.by_radius || seen.by_box) {
         return Err(GeoError::By(name()).into());
     }
     if q.any && q.count == 0 {
         return Err(GeoError::AnyWithoutCount.into());
     }
-    Ok(q)
+    Ok(())
 }
 
 /// The points of `z` inside the search, cell by cell in Redis's order, each cell

@@ -137,7 +137,10 @@ pub fn decode(lon_r: Range, lat_r: Range, hash: Hash) -> Area {
     let lat_scale = lat_r.max - lat_r.min;
     let lon_scale = lon_r.max - lon_r.min;
     let at = |i: u32, min: f64, scale: f64| min + (f64::from(i) * 1.0 / div) * scale;
-    let after = |i: u32, min: f64, scale: f64| min + ((f64::from(i) + 1.0) * 1.0 / div) * scale;
+    // `i + 1` in 32 bits, as Redis computes it (it wraps for scores that are not
+    // geohashes; the clamp in `decode_score` hides the difference).
+    let after =
+        |i: u32, min: f64, scale: f64| min + (f64::from(i.wrapping_add(1)) * 1.0 / div) * scale;
     Area {
         lat: Range {
             min: at(ilat, lat_r.min, lat_scale),
