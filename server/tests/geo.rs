@@ -190,6 +190,31 @@ fn store_and_storedist_write_sorted_sets_and_an_empty_result_deletes() {
 }
 
 #[test]
+fn store_destinations_are_keys_that_watch_sees_change() {
+    let ours = TestServer::start(&[]);
+    let mut c = sicily(&ours);
+    let mut other = ours.conn();
+    for (i, store) in [
+        "GEORADIUS Sicily 15 37 200 km STORE d",
+        "GEORADIUSBYMEMBER Sicily Palermo 200 km STOREDIST d",
+        "GEOSEARCHSTORE d Sicily FROMLONLAT 15 37 BYRADIUS 200 km",
+        // Two destinations: the last one is written.
+        "GEORADIUS Sicily 15 37 200 km STORE x STORE d",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(c.cmd("DEL d"), R::Int(i64::from(i > 0)));
+        assert_eq!(c.cmd("WATCH d"), R::ok());
+        assert_eq!(other.cmd(store), R::Int(2), "{store}");
+        assert_eq!(c.cmd("MULTI"), R::ok());
+        assert_eq!(c.cmd("PING"), R::Simple("QUEUED".into()));
+        assert_eq!(c.cmd("EXEC"), R::NilArr, "{store}");
+    }
+    assert_eq!(c.cmd("EXISTS x"), R::Int(0));
+}
+
+#[test]
 fn bad_input_gets_redis_errors_and_changes_nothing() {
     let mut p = Pair::start();
     p.line(&format!("GEOADD g {PALERMO} {CATANIA}"));
@@ -328,6 +353,9 @@ fn command_info_and_key_positions_match_redis() {
     p.line("COMMAND GETKEYS GEORADIUS k 1 2 3 m STORE d");
     p.line("COMMAND GETKEYS GEORADIUSBYMEMBER k m 3 km STOREDIST d");
     p.line("COMMAND GETKEYS GEOSEARCHSTORE d k FROMLONLAT 1 2 BYRADIUS 1 m");
+    p.line("COMMAND GETKEYS GEORADIUS k 1 2 3 m STORE d STOREDIST e");
+    p.line("COMMAND GETKEYS GEORADIUSBYMEMBER k store 3 km");
+    p.line("COMMAND GETKEYS GEORADIUS k 1 2 3 m STOREDIST e STORE d");
 }
 
 fn bulks_or_simple(r: &R) -> std::collections::BTreeSet<String> {
@@ -392,6 +420,8 @@ fn geo_scripts_match_redis() {
         "GEOSEARCH w FROMLONLAT 0 0 BYBOX 0 0 km WITHDIST",
         "GEODIST w a b",
         "GEODIST w d e",
+        // Option words and units compare up to a NUL byte, like strcasecmp.
+        "GEODIST Sicily Palermo Catania km\0junk",
         // Scores that are not geohashes.
         "ZADD junk 4503599627370495 max -1 neg 1e17 big 9.3e18 huge 2e19 huger 0 zero 1.5 frac",
         "GEOPOS junk max neg big huge huger zero frac",

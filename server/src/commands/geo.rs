@@ -24,7 +24,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("georadius_ro", -6, READONLY, georadius_ro).keys(1, 1, 1),
     Command::new("georadiusbymember", -5, WRITE | DENYOOM, georadiusbymember)
         .keys(1, 1, 1)
-        .keys_with(radius_keys),
+        .keys_with(member_keys),
     Command::new("georadiusbymember_ro", -5, READONLY, georadiusbymember_ro).keys(1, 1, 1),
     Command::new("geosearch", -7, READONLY, geosearch).keys(1, 1, 1),
     Command::new("geosearchstore", -8, WRITE | DENYOOM, geosearchstore).keys(1, 2, 1),
@@ -109,15 +109,48 @@ fn reply_coord(out: &mut Reply, d: f64) {
     }
 }
 
-/// Key positions of GEORADIUS[BYMEMBER]: the source and any STORE/STOREDIST key.
+/// Key positions of GEORADIUS: see [`store_keys`].
 fn radius_keys(argv: &[Bytes]) -> Vec<usize> {
+    store_keys(argv, 6)
+}
+
+/// Key positions of GEORADIUSBYMEMBER: see [`store_keys`].
+fn member_keys(argv: &[Bytes]) -> Vec<usize> {
+    store_keys(argv, 5)
+}
+
+/// The source key, then the keys Redis 7.0's key specs name (the argument after
+/// the first STORE, then after the first STOREDIST, searching from `options`),
+/// then, if different, the destination the command really writes (the last
+/// STORE/STOREDIST), so WATCH sees it change.
+fn store_keys(argv: &[Bytes], options: usize) -> Vec<usize> {
+    let after = |word: &str| {
+        (options..argv.len().saturating_sub(1))
+            .find(|&i| kw(&argv[i], word))
+            .map(|i| i + 1)
+    };
     let mut keys = vec![1];
-    for (i, a) in argv.iter().enumerate().skip(2) {
-        if (is_kw(a, "store") || is_kw(a, "storedist")) && i + 1 < argv.len() {
-            keys.push(i + 1);
+    keys.extend(after("store"));
+    keys.extend(after("storedist"));
+    let mut used = None;
+    let mut i = options;
+    while i + 1 < argv.len() {
+        if kw(&argv[i], "store") || kw(&argv[i], "storedist") {
+            used = Some(i + 1);
+            i += 1;
         }
+        i += 1;
+    }
+    if let Some(u) = used.filter(|u| !keys.contains(u)) {
+        keys.push(u);
     }
     keys
+}
+
+/// Redis compares option words with `strcasecmp`: only the bytes before a NUL count.
+fn kw(a: &[u8], word: &str) -> bool {
+    let end = a.iter().position(|&c| c == 0).unwrap_or(a.len());
+    is_kw(&a[..end], word)
 }
 
 /// A longitude,latitude pair within the limits geohashes can encode.
@@ -135,13 +168,13 @@ fn parse_lonlat(lon: &[u8], lat: &[u8]) -> Result<(f64, f64), CmdError> {
 
 /// Metres per unit (`m`, `km`, `ft`, `mi`, any case).
 fn parse_unit(u: &[u8]) -> Result<f64, CmdError> {
-    Ok(if is_kw(u, "m") {
+    Ok(if kw(u, "m") {
         1.0
-    } else if is_kw(u, "km") {
+    } else if kw(u, "km") {
         1000.0
-    } else if is_kw(u, "ft") {
+    } else if kw(u, "ft") {
         0.3048
-    } else if is_kw(u, "mi") {
+    } else if kw(u, "mi") {
         1609.34
     } else {
         return Err(GeoError::Unit.into());
@@ -186,11 +219,11 @@ fn geoadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let (mut nx, mut xx, mut ch) = (false, false, false);
     let mut idx = 2;
     while let Some(a) = argv.get(idx) {
-        if is_kw(a, "nx") {
+        if kw(a, "nx") {
             nx = true;
-        } else if is_kw(a, "xx") {
+        } else if kw(a, "xx") {
             xx = true;
-        } else if is_kw(a, "ch") {
+        } else if kw(a, "ch") {
             ch = true;
         } else {
             break;
@@ -468,48 +501,48 @@ fn parse_options(
     let mut i = base;
     while let Some(a) = argv.get(i) {
         let left = argv.len() - i - 1;
-        if is_kw(a, "withdist") {
+        if kw(a, "withdist") {
             q.withdist = true;
-        } else if is_kw(a, "withhash") {
+        } else if kw(a, "withhash") {
             q.withhash = true;
-        } else if is_kw(a, "withcoord") {
+        } else if kw(a, "withcoord") {
             q.withcoord = true;
-        } else if is_kw(a, "any") {
+        } else if kw(a, "any") {
             q.any = true;
-        } else if is_kw(a, "asc") {
+        } else if kw(a, "asc") {
             q.order = Order::Asc;
-        } else if is_kw(a, "desc") {
+        } else if kw(a, "desc") {
             q.order = Order::Desc;
-        } else if is_kw(a, "count") && left >= 1 {
+        } else if kw(a, "count") && left >= 1 {
             let n = super::arg_i64(&argv[i + 1])?;
             if n <= 0 {
                 return Err(GeoError::Count.into());
             }
             q.count = n as u64;
             i += 1;
-        } else if (is_kw(a, "store") || is_kw(a, "storedist")) && left >= 1 && can_store {
+        } else if (kw(a, "store") || kw(a, "storedist")) && left >= 1 && can_store {
             q.store = Some(argv[i + 1].clone());
-            q.storedist = is_kw(a, "storedist");
+            q.storedist = kw(a, "storedist");
             i += 1;
-        } else if is_kw(a, "storedist") && variant == Variant::SearchStore {
+        } else if kw(a, "storedist") && variant == Variant::SearchStore {
             q.storedist = true;
-        } else if is_kw(a, "frommember") && left >= 1 && search && !seen.from_lonlat {
+        } else if kw(a, "frommember") && left >= 1 && search && !seen.from_lonlat {
             // A missing source set is reported after parsing (an empty reply).
             if let Some(z) = z {
                 (q.shape.lon, q.shape.lat) = member_position(z, &argv[i + 1])?;
             }
             seen.from_member = true;
             i += 1;
-        } else if is_kw(a, "fromlonlat") && left >= 2 && search && !seen.from_member {
+        } else if kw(a, "fromlonlat") && left >= 2 && search && !seen.from_member {
             (q.shape.lon, q.shape.lat) = parse_lonlat(&argv[i + 1], &argv[i + 2])?;
             seen.from_lonlat = true;
             i += 2;
-        } else if is_kw(a, "byradius") && left >= 2 && search && !seen.by_box {
+        } else if kw(a, "byradius") && left >= 2 && search && !seen.by_box {
             let (r, conv) = parse_radius(&argv[i + 1], &argv[i + 2])?;
             (q.shape.kind, q.shape.conversion) = (ShapeKind::Radius(r), conv);
             seen.by_radius = true;
             i += 2;
-        } else if is_kw(a, "bybox") && left >= 3 && search && !seen.by_radius {
+        } else if kw(a, "bybox") && left >= 3 && search && !seen.by_radius {
             (q.shape.kind, q.shape.conversion) =
                 parse_box(&argv[i + 1], &argv[i + 2], &argv[i + 3])?;
             seen.by_box = true;
@@ -854,7 +887,7 @@ mod tests {
     }
 
     #[test]
-    fn store_keys_are_the_argument_after_store_or_storedist() {
+    fn store_keys_are_found_like_redis_finds_them() {
         let argv: Vec<Bytes> = [
             "georadius",
             "k",
@@ -872,6 +905,29 @@ mod tests {
         .collect();
         assert_eq!(radius_keys(&argv), vec![1, 7, 9]);
         assert_eq!(radius_keys(&argv[..7]), vec![1]);
+        // A member called "store" is not an option (options start at 5).
+        let words =
+            |w: &[&str]| -> Vec<Bytes> { w.iter().map(|s| Bytes::from(s.to_string())).collect() };
+        assert_eq!(
+            member_keys(&words(&["georadiusbymember", "k", "store", "10", "km"])),
+            vec![1]
+        );
+        // Two STOREs: the specs name the first, the command writes the last.
+        let twice = words(&[
+            "georadius",
+            "k",
+            "1",
+            "2",
+            "3",
+            "m",
+            "STORE",
+            "d",
+            "STORE",
+            "e",
+        ]);
+        assert_eq!(radius_keys(&twice), vec![1, 7, 9]);
+        assert!(kw(b"km\0junk", "KM"));
+        assert!(!kw(b"kmx", "km"));
     }
 
     #[test]
