@@ -2,6 +2,7 @@
 //! operations commands need; encodings reported by OBJECT ENCODING are derived
 //! from size the way Redis 7.0 chooses them.
 
+pub mod geohash;
 pub mod hll;
 pub mod key;
 pub mod stream;
