@@ -107,6 +107,8 @@ pub struct HotConfig {
     pub idle_timeout: u64,
     /// `client-query-buffer-limit`.
     pub query_buffer_limit: usize,
+    /// `notify-keyspace-events`: the enabled event classes (`crate::notify`).
+    pub notify_classes: crate::notify::Classes,
 }
 
 impl HotConfig {
@@ -122,6 +124,8 @@ impl HotConfig {
             obuf_limits: c.output_limits(),
             idle_timeout: c.timeout,
             query_buffer_limit: c.client_query_buffer_limit,
+            notify_classes: crate::notify::parse(c.get("notify-keyspace-events").unwrap_or(""))
+                .unwrap_or(0),
         }
     }
 }
@@ -164,6 +168,7 @@ impl Store {
     pub fn set_hot(&mut self, hot: HotConfig) {
         self.repl.obuf_limit = hot.obuf_limits[crate::outbuf::Class::Replica as usize];
         self.hot = hot;
+        crate::notify::configure(self);
     }
 
     pub fn new(databases: usize) -> Self {
