@@ -1,0 +1,701 @@
+//! Keyspace notifications, compared with Debian's redis-server 7.0.15: each test runs
+//! the same commands on Tandem and on Redis, each with a subscriber on
+//! `__key*__:*`, and requires the same replies and exactly the same sequence of
+//! notifications (channel and message, in order).
+//!
+//! The end of a sequence is marked without sleeping: a PUBLISH on a channel the
+//! pattern also matches is delivered after every event raised before it.
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const SYNC_CHANNEL: &str = "__keysync__:end";
+
+/// Tandem and Redis side by side: a command connection and a subscribed one on each.
+struct Watched {
+    _ours: TestServer,
+    _theirs: RealRedis,
+    _dir: tempfile::TempDir,
+    ours: u16,
+    theirs: u16,
+    a: Conn,
+    b: Conn,
+    /// The subscribers.
+    sa: Conn,
+    sb: Conn,
+    /// Publish the end markers (so a command connection may sit inside MULTI).
+    pa: Conn,
+    pb: Conn,
+}
+
+/// One notification: (channel, message).
+type Event = (String, String);
+
+impl Watched {
+    fn start(classes: &str) -> Watched {
+        Self::start_with(classes, &[], &[])
+    }
+
+    fn start_with(classes: &str, ours_args: &[&str], theirs_args: &[&str]) -> Watched {
+        let mut args = vec!["--enable-debug-command", "yes"];
+        args.extend_from_slice(ours_args);
+        let ours = TestServer::start(&args);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let theirs = RealRedis::start(dir.path(), "dump.rdb", theirs_args);
+        let (ca, cb) = (ours.conn(), theirs.conn());
+        let (sa, sb) = (ours.conn(), theirs.conn());
+        let (pa, pb) = (ours.conn(), theirs.conn());
+        let mut w = Watched {
+            ours: ours.port,
+            theirs: theirs.port,
+            _ours: ours,
+            _theirs: theirs,
+            _dir: dir,
+            a: ca,
+            b: cb,
+            sa,
+            sb,
+            pa,
+            pb,
+        };
+        w.classes(classes);
+        for s in [&mut w.sa, &mut w.sb] {
+            s.send(&[b"PSUBSCRIBE", b"__key*__:*"]);
+            assert_eq!(
+                s.read(),
+                R::Arr(vec![b("psubscribe"), b("__key*__:*"), R::Int(1)])
+            );
+        }
+        w
+    }
+
+    /// CONFIG SET notify-keyspace-events on both.
+    fn classes(&mut self, classes: &str) {
+        let set: &[&[u8]] = &[
+            b"CONFIG",
+            b"SET",
+            b"notify-keyspace-events",
+            classes.as_bytes(),
+        ];
+        assert_eq!(self.a.cmd_args(set), R::ok());
+        assert_eq!(self.b.cmd_args(set), R::ok());
+    }
+
+    /// Runs one command (space-separated words) on both; the replies must match.
+    /// The word `''` stands for an empty argument. A line starting with `~` is a
+    /// command whose reply is random (SPOP with a count): only its kind is compared.
+    fn both(&mut self, line: &str) -> R {
+        let (random, line) = match line.strip_prefix('~') {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let args: Vec<&[u8]> = line
+            .split_whitespace()
+            .map(|w| if w == "''" { &b""[..] } else { w.as_bytes() })
+            .collect();
+        let ra = self.a.cmd_args(&args);
+        let rb = self.b.cmd_args(&args);
+        if random {
+            assert_eq!(
+                std::mem::discriminant(&ra),
+                std::mem::discriminant(&rb),
+                "reply to {line:?}: {ra:?} vs Redis {rb:?}"
+            );
+        } else {
+            assert_eq!(ra, rb, "reply to {line:?} differs from Redis 7.0.15");
+        }
+        ra
+    }
+
+    fn run(&mut self, lines: &[&str]) {
+        for l in lines {
+            self.both(l);
+        }
+    }
+
+    /// The notifications each server has sent since the last call, which must be
+    /// the same (`after` names what ran, for the failure message); returns them.
+    fn events_after(&mut self, after: &str) -> Vec<Event> {
+        let ours = drain(&mut self.pa, &mut self.sa);
+        let theirs = drain(&mut self.pb, &mut self.sb);
+        if ours != theirs {
+            let show = |v: &[Event]| {
+                v.iter()
+                    .map(|(c, d)| format!("  {c} {d}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            panic!(
+                "notifications after {after} differ from Redis 7.0.15\nTandem:\n{}\nRedis:\n{}",
+                show(&ours),
+                show(&theirs)
+            );
+        }
+        theirs
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        self.events_after("the last commands")
+    }
+
+    /// Runs `lines` on both, comparing replies and then the notifications of each
+    /// command; all of them together must not be empty.
+    fn check(&mut self, lines: &[&str]) -> Vec<Event> {
+        let mut all = Vec::new();
+        for l in lines {
+            self.both(l);
+            all.extend(self.events_after(l));
+        }
+        assert!(!all.is_empty(), "no notifications for {lines:?}");
+        all
+    }
+}
+
+/// Reads `sub`'s messages up to a marker published through `publisher`.
+fn drain(publisher: &mut Conn, sub: &mut Conn) -> Vec<Event> {
+    assert_eq!(
+        publisher.cmd(&format!("PUBLISH {SYNC_CHANNEL} x")),
+        R::Int(1)
+    );
+    let mut out = Vec::new();
+    for _ in 0..10_000 {
+        let R::Arr(items) = sub.read() else {
+            panic!("subscriber got a non-array");
+        };
+        let text = |r: &R| match r {
+            R::Bulk(v) => String::from_utf8_lossy(v).into_owned(),
+            other => panic!("not a bulk: {other:?}"),
+        };
+        let [kind, _pattern, channel, data] = &items[..] else {
+            panic!("not a pmessage: {items:?}");
+        };
+        assert_eq!(text(kind), "pmessage");
+        let channel = text(channel);
+        if channel == SYNC_CHANNEL {
+            return out;
+        }
+        out.push((channel, text(data)));
+    }
+    panic!("no end marker after 10000 messages");
+}
+
+/// One expected notification.
+fn note(channel: &str, data: &str) -> Event {
+    (channel.to_string(), data.to_string())
+}
+
+#[test]
+fn string_commands_notify_like_redis() {
+    let mut w = Watched::start("KE$");
+    let ev = w.check(&[
+        "SET s v",
+        "SET s v NX",
+        "SET s w XX GET",
+        "SETNX s x",
+        "SETNX s2 x",
+        "SETEX s3 100 v",
+        "PSETEX s4 100000 v",
+        "GETSET s y",
+        "MSET m1 a m2 b",
+        "MSETNX m1 a m3 c",
+        "MSETNX m4 a m5 c",
+        "SETRANGE s 1 abc",
+        "SETRANGE s 0 ''",
+        "SETRANGE empty 0 ''",
+        "SETRANGE new 3 x",
+        "INCR n",
+        "INCRBY n 5",
+        "DECR n",
+        "DECRBY n 2",
+        "INCRBYFLOAT f 1.5",
+        "APPEND s zz",
+        "APPEND a2 zz",
+        "GETDEL s",
+        "GETDEL nothing",
+        "GETEX s2 EX 100",
+        "GETEX s2 PERSIST",
+        "GETEX s2",
+        "LCS m1 m2",
+        "GET m1",
+    ]);
+    assert!(ev.contains(&note("__keyspace@0__:s", "set")));
+    assert!(ev.contains(&note("__keyevent@0__:incrby", "n")));
+}
+
+#[test]
+fn generic_commands_notify_like_redis() {
+    let mut w = Watched::start("KEA");
+    w.run(&[
+        "SET a 1",
+        "SET b 2",
+        "RPUSH l x y",
+        "HSET h f v",
+        "SADD s m",
+        "ZADD z 1 m",
+    ]);
+    w.events();
+    let ev = w.check(&[
+        "DEL a nosuch b",
+        "UNLINK l",
+        "SET k v",
+        "EXPIRE k 100",
+        "PEXPIRE k 100000",
+        "EXPIREAT k 99999999999",
+        "PEXPIREAT k 99999999999000",
+        "EXPIRE k 100 NX",
+        "PERSIST k",
+        "PERSIST k",
+        "EXPIRE nosuch 100",
+        "RENAME k k2",
+        "RENAME k2 k2",
+        "SET k3 v",
+        "RENAME k2 k3",
+        "RENAMENX k3 h",
+        "RENAMENX k3 k4",
+        "COPY k4 k5",
+        "COPY k4 k5",
+        "COPY k4 k5 REPLACE",
+        "MOVE k5 1",
+        "SET k6 v",
+        "MOVE k6 1",
+        "SELECT 1",
+        "MOVE k5 0",
+        "SELECT 0",
+        "COPY k4 k7 DB 2",
+        "TYPE k4",
+        "TOUCH k4",
+        "EXPIRE k4 0",
+        "SET k8 v",
+        "PEXPIRE k8 -1",
+        "SET k9 v EX 100",
+        "SET k9 w KEEPTTL",
+        "SET k9 w",
+    ]);
+    assert!(ev.contains(&note("__keyevent@0__:rename_from", "k")));
+    assert!(ev.contains(&note("__keyevent@0__:del", "a")));
+}
+
+#[test]
+fn list_commands_notify_like_redis() {
+    let mut w = Watched::start("KEA");
+    w.check(&[
+        "LPUSH l a b c",
+        "RPUSH l d e",
+        "LPUSHX l f",
+        "RPUSHX l g",
+        "LPUSHX nosuch f",
+        "RPUSHX nosuch f",
+        "LINSERT l BEFORE a x",
+        "LINSERT l AFTER nope x",
+        "LSET l 0 y",
+        "LREM l 1 y",
+        "LREM l 0 nope",
+        "LTRIM l 0 5",
+        "LTRIM l 0 -1",
+        "LPOP l",
+        "RPOP l 2",
+        "LMOVE l l2 LEFT RIGHT",
+        "LMOVE l l2 RIGHT LEFT",
+        "RPOPLPUSH l2 l",
+        "LMPOP 2 nosuch l LEFT COUNT 2",
+        "LTRIM l2 5 10",
+        "RPUSH one x",
+        "LPOP one",
+        "RPUSH one x",
+        "LMOVE one one LEFT RIGHT",
+        "LMOVE one two LEFT RIGHT",
+        "RPUSH r a b c",
+        "LREM r 0 a",
+        "LREM r 0 b",
+        "LREM r 0 c",
+        "RPUSH r a",
+        "BLPOP r 0",
+        "RPUSH r a b",
+        "BRPOP r 0",
+        "BLMOVE r r3 LEFT LEFT 0",
+        "BLMPOP 0 1 r3 RIGHT",
+        "LINDEX r 0",
+    ]);
+}
+
+#[test]
+fn hash_commands_notify_like_redis() {
+    let mut w = Watched::start("KEA");
+    w.check(&[
+        "HSET h a 1 b 2",
+        "HSET h a 1",
+        "HMSET h c 3",
+        "HSETNX h c 4",
+        "HSETNX h d 4",
+        "HINCRBY h a 5",
+        "HINCRBYFLOAT h a 0.5",
+        "HDEL h nope",
+        "HDEL h a b",
+        "HDEL h c d",
+        "HGET h a",
+        "HSET h2 x 1",
+        "HRANDFIELD h2",
+        "HGETALL h2",
+    ]);
+}
+
+#[test]
+fn set_commands_notify_like_redis() {
+    let mut w = Watched::start("KEA");
+    w.check(&[
+        "SADD s a b c d",
+        "SADD s a",
+        "SREM s nope",
+        "SREM s a",
+        "~SPOP s",
+        "~SPOP s 1",
+        "DEL s",
+        "SADD s a b",
+        "SMOVE s s2 nope",
+        "SMOVE nosuch s2 a",
+        "SMOVE s s2 a",
+        "SADD t a x",
+        "SINTERSTORE d1 s t",
+        "SUNIONSTORE d2 s t",
+        "SDIFFSTORE d3 s t",
+        "SINTERSTORE d2 nosuch t",
+        "SINTERSTORE nosuch2 nosuch t",
+        "SUNIONSTORE d4 nosuch nosuch3",
+        "SADD p a b c",
+        "SPOP p 10",
+        "SADD q a",
+        "SMOVE q q2 a",
+        "SADD q3 a",
+        "SMOVE q3 q3 a",
+        "SISMEMBER t a",
+    ]);
+}
+
+#[test]
+fn sorted_set_commands_notify_like_redis() {
+    let mut w = Watched::start("KEA");
+    w.check(&[
+        "ZADD z 1 a 2 b 3 c 4 d 5 e",
+        "ZADD z 1 a",
+        "ZADD z XX 10 nope",
+        "ZADD z INCR 1 a",
+        "ZINCRBY z 2 b",
+        "ZREM z nope",
+        "ZREM z a",
+        "ZREMRANGEBYSCORE z 100 200",
+        "ZREMRANGEBYSCORE z 0 3",
+        "ZREMRANGEBYRANK z 0 0",
+        "ZADD y 0 a 0 b 0 c",
+        "ZREMRANGEBYLEX y [a [a",
+        "ZREMRANGEBYLEX y - +",
+        "ZADD z 1 a 2 b",
+        "ZPOPMIN z",
+        "ZPOPMAX z 2",
+        "ZADD w 1 a 2 b",
+        "ZUNIONSTORE u 2 z w",
+        "ZINTERSTORE i 2 z w",
+        "ZDIFFSTORE df 2 w z",
+        "ZRANGESTORE rs w 0 -1",
+        "ZRANGESTORE rs nosuch 0 -1",
+        "ZINTERSTORE i 2 nosuch w",
+        "ZMPOP 1 w MIN COUNT 1",
+        "BZPOPMIN w 0",
+        "ZADD v 1 a",
+        "BZPOPMAX v 0",
+        "ZADD v 1 a 2 b",
+        "BZMPOP 0 1 v MAX COUNT 5",
+        "ZSCORE z a",
+    ]);
+}
+
+#[test]
+fn bitmap_and_hyperloglog_commands_notify_like_redis() {
+    let mut w = Watched::start("KEA");
+    w.check(&[
+        "SETBIT b 7 1",
+        "SETBIT b 7 1",
+        "SETBIT b 100 0",
+        "BITFIELD bf SET u8 0 255",
+        "BITFIELD bf GET u8 0",
+        "BITFIELD bf INCRBY u8 0 1",
+        "BITFIELD bf OVERFLOW FAIL INCRBY u8 0 1000",
+        "BITFIELD_RO bf GET u8 0",
+        "SET x1 abc",
+        "BITOP AND d b x1",
+        "BITOP OR d nosuch nosuch2",
+        "BITOP NOT d2 x1",
+        "PFADD h a b c",
+        "PFADD h a",
+        "PFADD h2",
+        "PFADD h3 x",
+        "PFCOUNT h h3",
+        "PFMERGE h4 h h3",
+        "PFMERGE h4",
+        "BITCOUNT b",
+    ]);
+}
+
+#[test]
+fn sort_store_and_restore_notify_like_redis() {
+    let mut w = Watched::start("KEA");
+    w.run(&["RPUSH l 3 1 2", "SET s v"]);
+    w.events();
+    w.check(&[
+        "SORT l STORE out",
+        "SORT nosuch STORE out",
+        "SORT l STORE out2",
+        "SORT l",
+    ]);
+    // DUMP payloads are the same on both (same RDB encoding).
+    let R::Bulk(payload) = w.both("DUMP s") else {
+        panic!("DUMP gave no payload");
+    };
+    for cmd in [
+        &[&b"RESTORE"[..], b"r", b"0", &payload][..],
+        &[b"RESTORE", b"r", b"0", &payload, b"REPLACE"],
+        &[b"RESTORE", b"r2", b"99999999999999", &payload, b"ABSTTL"],
+        &[b"RESTORE", b"r", b"0", &payload],
+    ] {
+        assert_eq!(w.a.cmd_args(cmd), w.b.cmd_args(cmd));
+    }
+    assert!(!w.events().is_empty());
+}
+
+#[test]
+fn keymiss_is_raised_by_reads_of_missing_keys_only() {
+    let mut w = Watched::start("KEm");
+    w.check(&[
+        "GET nosuch",
+        "SET k v",
+        "GET k",
+        "MGET k nosuch k2",
+        "EXISTS nosuch k",
+        "TYPE nosuch",
+        "STRLEN nosuch",
+        "LRANGE nosuch 0 -1",
+        "HGET nosuch f",
+        "SMEMBERS nosuch",
+        "ZSCORE nosuch m",
+        "DEL nosuch",
+        "INCR n",
+        "TTL nosuch",
+        "OBJECT ENCODING nosuch",
+        "DUMP nosuch",
+        "GETDEL nosuch",
+        "RPOPLPUSH nosuch x",
+        "SINTER nosuch k2",
+        "SORT nosuch",
+        "GETBIT nosuch 1",
+        "PFCOUNT nosuch",
+    ]);
+}
+
+#[test]
+fn new_is_raised_when_a_key_is_created() {
+    let mut w = Watched::start("KEn");
+    w.check(&[
+        "SET k v",
+        "SET k w",
+        "RPUSH l a",
+        "RPUSH l b",
+        "HSET h f v",
+        "SADD s m",
+        "ZADD z 1 m",
+        "INCR n",
+        "RENAME k k2",
+        "COPY k2 k3",
+        "SINTERSTORE s2 s s",
+        "LMOVE l l2 LEFT LEFT",
+        "SETBIT b 1 1",
+        "PFADD p a",
+        "MSET m1 a m2 b",
+    ]);
+    // With K and E both on, and the other classes too, `new` comes first.
+    w.classes("KEAn");
+    let ev = w.check(&["SET fresh v", "RPUSH fl a b"]);
+    assert_eq!(
+        ev[..4].to_vec(),
+        vec![
+            note("__keyspace@0__:fresh", "new"),
+            note("__keyevent@0__:new", "fresh"),
+            note("__keyspace@0__:fresh", "set"),
+            note("__keyevent@0__:set", "fresh"),
+        ]
+    );
+}
+
+#[test]
+fn expired_is_raised_on_lazy_access_and_by_the_active_cycle() {
+    let mut w = Watched::start("KEA");
+    // Lazy: the active cycle is off, the key expires when read.
+    w.both("DEBUG SET-ACTIVE-EXPIRE 0");
+    w.run(&["SET lazy v PX 1", "SET lazy2 v PX 1"]);
+    w.events();
+    for (c, n) in [(&mut w.a, "Tandem"), (&mut w.b, "Redis")] {
+        let gone = wait_until(Duration::from_secs(5), || {
+            c.cmd("PTTL lazy") == R::Int(-2) || c.cmd("DBSIZE") == R::Int(0)
+        });
+        assert!(gone, "{n}: lazy key never expired");
+    }
+    w.run(&["GET lazy", "GET lazy2", "SET lazy3 v"]);
+    let ev = w.events();
+    assert!(ev.contains(&note("__keyevent@0__:expired", "lazy")));
+    // Active: the expire cycle deletes keys nobody reads.
+    w.both("DEBUG SET-ACTIVE-EXPIRE 1");
+    w.run(&["SET active v PX 1", "HSET activeh f v", "PEXPIRE activeh 1"]);
+    for (c, n) in [(&mut w.a, "Tandem"), (&mut w.b, "Redis")] {
+        let gone = wait_until(Duration::from_secs(10), || c.cmd("DBSIZE") == R::Int(1));
+        assert!(gone, "{n}: the active cycle did not expire the keys");
+    }
+    let ev = w.events();
+    let expired: Vec<&Event> = ev.iter().filter(|e| e.1 == "expired").collect();
+    assert_eq!(expired.len(), 2, "{ev:?}");
+}
+
+#[test]
+fn evicted_is_raised_for_keys_removed_by_maxmemory() {
+    let mut w = Watched::start("KEe");
+    for c in [&mut w.a, &mut w.b] {
+        assert_eq!(c.cmd("CONFIG SET maxmemory-policy allkeys-lru"), R::ok());
+    }
+    let value = "x".repeat(10_000);
+    // Fill past a small limit: each server evicts some keys. How many depends on
+    // each server's memory accounting, so the test compares the shape (every
+    // eviction is announced on both channels, for a key that is gone).
+    for side in [true, false] {
+        let (c, sub) = if side {
+            (&mut w.a, &mut w.sa)
+        } else {
+            (&mut w.b, &mut w.sb)
+        };
+        let used = match c.cmd("INFO memory") {
+            R::Bulk(v) => String::from_utf8_lossy(&v)
+                .lines()
+                .find_map(|l| l.strip_prefix("used_memory:").map(|s| s.trim().to_string()))
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0),
+            other => panic!("INFO: {other:?}"),
+        };
+        let limit = used + 200_000;
+        assert_eq!(c.cmd(&format!("CONFIG SET maxmemory {limit}")), R::ok());
+        for i in 0..100 {
+            let r = c.cmd_args(&[b"SET", format!("key{i}").as_bytes(), value.as_bytes()]);
+            assert_eq!(r, R::ok());
+        }
+        let events = drain(c, sub);
+        assert!(!events.is_empty(), "side {side}: nothing evicted");
+        assert_eq!(events.len() % 2, 0);
+        for pair in events.chunks(2) {
+            let key = pair[0].0.trim_start_matches("__keyspace@0__:").to_string();
+            assert_eq!(pair[0].1, "evicted");
+            assert_eq!(pair[1], note("__keyevent@0__:evicted", &key));
+            assert_eq!(c.cmd(&format!("EXISTS {key}")), R::Int(0));
+        }
+    }
+}
+
+#[test]
+fn multi_exec_notifies_each_command_in_order() {
+    let mut w = Watched::start("KEA");
+    w.run(&["MULTI", "SET a 1", "INCR a", "RPUSH l x", "DEL a", "LPOP l"]);
+    // Nothing is raised before EXEC.
+    assert!(w.events().is_empty());
+    w.both("EXEC");
+    let ev = w.events();
+    assert_eq!(ev.len(), 10, "{ev:?}");
+}
+
+#[test]
+fn serving_a_blocked_client_notifies_its_pop() {
+    let mut w = Watched::start("KEA");
+    let mut blocked_a = Conn::connect(w.ours);
+    let mut blocked_b = Conn::connect(w.theirs);
+    blocked_a.send(&[b"BLPOP", b"q", b"0"]);
+    blocked_b.send(&[b"BLPOP", b"q", b"0"]);
+    for c in [&mut w.a, &mut w.b] {
+        let blocked = wait_until(Duration::from_secs(5), || {
+            matches!(c.cmd("INFO clients"), R::Bulk(v)
+                if String::from_utf8_lossy(&v).contains("blocked_clients:1"))
+        });
+        assert!(blocked, "BLPOP did not block");
+    }
+    w.both("RPUSH q a b");
+    assert_eq!(blocked_a.read(), arr(&["q", "a"]));
+    assert_eq!(blocked_b.read(), arr(&["q", "a"]));
+    let ev = w.events();
+    assert!(ev.contains(&note("__keyevent@0__:lpop", "q")), "{ev:?}");
+}
+
+#[test]
+fn config_set_changes_the_classes_at_runtime() {
+    let mut w = Watched::start("");
+    w.run(&["SET a 1", "DEL a"]);
+    assert!(w.events().is_empty());
+    w.classes("Kg");
+    w.check(&["SET a 1", "DEL a", "RPUSH l x", "DEL l"]);
+    w.classes("E$");
+    w.check(&["SET a 1", "DEL a", "INCR a"]);
+    // A class without K or E publishes nothing.
+    w.classes("A");
+    w.run(&["SET a 1", "DEL a"]);
+    assert!(w.events().is_empty());
+    w.classes("Kl");
+    w.check(&["RPUSH l x", "SET a 1", "LPOP l"]);
+    w.classes("KEd");
+    w.run(&["SET a 1", "DEL a"]);
+    assert!(w.events().is_empty());
+    for c in [&mut w.a, &mut w.b] {
+        assert_eq!(
+            c.cmd("CONFIG GET notify-keyspace-events"),
+            arr(&["notify-keyspace-events", "dKE"])
+        );
+    }
+}
+
+#[test]
+fn events_name_the_selected_database() {
+    let mut w = Watched::start("KEA");
+    w.check(&["SELECT 3", "SET a 1", "SELECT 15", "RPUSH l a", "SELECT 0"]);
+}
+
+#[test]
+fn a_replica_raises_events_for_the_writes_it_applies() {
+    let master = TestServer::start(&["--notify-keyspace-events", "KEA"]);
+    let target = format!("127.0.0.1 {}", master.port);
+    let replica = TestServer::start(&["--replicaof", &target, "--notify-keyspace-events", "KEA"]);
+    let mut r = replica.conn();
+    let synced = wait_until(Duration::from_secs(10), || {
+        matches!(r.cmd("INFO replication"), R::Bulk(v)
+            if String::from_utf8_lossy(&v).contains("master_link_status:up"))
+    });
+    assert!(synced, "replica did not sync");
+    let mut sub = replica.conn();
+    sub.send(&[b"PSUBSCRIBE", b"__key*__:*"]);
+    assert_eq!(
+        sub.read(),
+        R::Arr(vec![b("psubscribe"), b("__key*__:*"), R::Int(1)])
+    );
+    let mut m = master.conn();
+    m.cmd("SET a 1");
+    m.cmd("RPUSH l x");
+    m.cmd("DEL a");
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        let R::Arr(items) = sub.read() else {
+            panic!("not a message");
+        };
+        got.push(items[2..].to_vec());
+    }
+    assert_eq!(
+        got,
+        vec![
+            vec![b("__keyspace@0__:a"), b("set")],
+            vec![b("__keyevent@0__:set"), b("a")],
+            vec![b("__keyspace@0__:l"), b("rpush")],
+            vec![b("__keyevent@0__:rpush"), b("l")],
+            vec![b("__keyspace@0__:a"), b("del")],
+            vec![b("__keyevent@0__:del"), b("a")],
+        ]
+    );
+}
