@@ -363,7 +363,7 @@ fn set_commands_notify_like_redis() {
         "SINTERSTORE nosuch2 nosuch t",
         "SUNIONSTORE d4 nosuch nosuch3",
         "SADD p a b c",
-        "SPOP p 10",
+        "~SPOP p 10",
         "SADD q a",
         "SMOVE q q2 a",
         "SADD q3 a",
@@ -462,6 +462,61 @@ fn sort_store_and_restore_notify_like_redis() {
     assert!(!w.events().is_empty());
 }
 
+/// A workload touching every family, run once per class letter.
+const MIXED: &[&str] = &[
+    "SET s v",
+    "SET s v EX 100",
+    "INCR n",
+    "APPEND s x",
+    "RPUSH l a b c",
+    "LPOP l",
+    "HSET h f v",
+    "HDEL h f",
+    "SADD st a b",
+    "SREM st a",
+    "ZADD z 1 a 2 b",
+    "ZINCRBY z 1 a",
+    "ZPOPMIN z",
+    "SETBIT b 3 1",
+    "PFADD p a",
+    "EXPIRE l 100",
+    "PERSIST l",
+    "RENAME s s2",
+    "COPY s2 s3",
+    "GET nosuch",
+    "LRANGE nosuch 0 -1",
+    "SORT l STORE sorted",
+    "DEL s2 s3 n l h st z b p sorted",
+];
+
+#[test]
+fn each_class_letter_selects_its_events() {
+    let mut w = Watched::start("");
+    for class in [
+        "g", "$", "l", "s", "h", "z", "x", "e", "t", "m", "d", "n", "A",
+    ] {
+        for prefix in ["K", "E", "KE"] {
+            w.classes(&format!("{prefix}{class}"));
+            w.both("FLUSHALL");
+            w.events();
+            let mut all = Vec::new();
+            for l in MIXED {
+                w.both(l);
+                all.extend(w.events_after(&format!("{l} with classes {prefix}{class}")));
+            }
+            // Each class has events in the mix except those with none in it.
+            let quiet = matches!(class, "x" | "e" | "t" | "d");
+            assert_eq!(all.is_empty(), quiet, "classes {prefix}{class}: {all:?}");
+            if prefix == "K" {
+                assert!(all.iter().all(|(c, _)| c.starts_with("__keyspace@0__:")));
+            }
+            if prefix == "E" {
+                assert!(all.iter().all(|(c, _)| c.starts_with("__keyevent@0__:")));
+            }
+        }
+    }
+}
+
 #[test]
 fn keymiss_is_raised_by_reads_of_missing_keys_only() {
     let mut w = Watched::start("KEm");
@@ -488,6 +543,55 @@ fn keymiss_is_raised_by_reads_of_missing_keys_only() {
         "SORT nosuch",
         "GETBIT nosuch 1",
         "PFCOUNT nosuch",
+        "PFCOUNT nosuch nosuch2",
+        "PFMERGE pdst nosuch",
+        "BITOP OR bdst nosuch",
+        "BITCOUNT nosuch",
+        "BITPOS nosuch 1",
+        "BITFIELD_RO nosuch GET u8 0",
+        "GETRANGE nosuch 0 -1",
+        "GETEX nosuch",
+        "LLEN nosuch",
+        "LINDEX nosuch 0",
+        "LPOS nosuch a",
+        "HLEN nosuch",
+        "HGETALL nosuch",
+        "HRANDFIELD nosuch",
+        "HEXISTS nosuch f",
+        "HSTRLEN nosuch f",
+        "HMGET nosuch f g",
+        "SCARD nosuch",
+        "SISMEMBER nosuch m",
+        "SMISMEMBER nosuch m n",
+        "SRANDMEMBER nosuch",
+        "SINTERCARD 2 nosuch k2",
+        "SUNIONSTORE sdst nosuch k2",
+        "ZCARD nosuch",
+        "ZRANGE nosuch 0 -1",
+        "ZRANK nosuch m",
+        "ZMSCORE nosuch m",
+        "ZRANDMEMBER nosuch",
+        "ZUNIONSTORE zdst 2 nosuch nosuch2",
+        "ZINTERCARD 1 nosuch",
+        "ZUNION 1 nosuch",
+        "ZRANGESTORE zdst nosuch 0 -1",
+        "SORT nosuch STORE sortdst",
+        "COPY nosuch cdst",
+        "RENAME nosuch x",
+        "LPOP nosuch",
+        "HDEL nosuch f",
+        "APPEND ap x",
+        "LCS nosuch nosuch2",
+        "PTTL nosuch",
+        "EXPIRETIME nosuch",
+        "OBJECT FREQ nosuch",
+        "PERSIST nosuch",
+        "EXPIRE nosuch 10",
+        "MOVE nosuch 1",
+        "SMOVE nosuch s2 m",
+        "LMOVE nosuch l2 LEFT LEFT",
+        "SETRANGE nosuch 0 ''",
+        "GETDEL nosuch",
     ]);
 }
 
@@ -603,7 +707,7 @@ fn multi_exec_notifies_each_command_in_order() {
     assert!(w.events().is_empty());
     w.both("EXEC");
     let ev = w.events();
-    assert_eq!(ev.len(), 10, "{ev:?}");
+    assert_eq!(ev.len(), 12, "{ev:?}");
 }
 
 #[test]

@@ -967,8 +967,9 @@ fn setop_generic(
     // First pass: lazy expiry and type checks (in key order, like Redis).
     let mut present = Vec::with_capacity(n);
     for k in keys {
-        let v = if store { ctx.get_mut(k) } else { ctx.get(k) };
-        match v {
+        // Sources are read lookups even for the STORE forms (hits, misses and
+        // `keymiss` as in Redis).
+        match ctx.get(k) {
             None => present.push(false),
             Some(Value::ZSet(_)) | Some(Value::Set(_)) => present.push(true),
             Some(_) => return Err(err::WRONGTYPE),
