@@ -139,6 +139,20 @@ impl Watched {
         self.events_after("the last commands")
     }
 
+    /// Like `events`, for events raised in a random order (the expire cycle samples
+    /// keys at random): compared and returned sorted.
+    fn events_sorted(&mut self) -> Vec<Event> {
+        let mut ours = drain(&mut self.pa, &mut self.sa);
+        let mut theirs = drain(&mut self.pb, &mut self.sb);
+        ours.sort();
+        theirs.sort();
+        assert_eq!(
+            ours, theirs,
+            "notifications differ from Redis 7.0.15 (left: Tandem)"
+        );
+        theirs
+    }
+
     /// Runs `lines` on both, comparing replies and then the notifications of each
     /// command; all of them together must not be empty.
     fn check(&mut self, lines: &[&str]) -> Vec<Event> {
@@ -187,7 +201,8 @@ fn note(channel: &str, data: &str) -> Event {
 
 #[test]
 fn string_commands_notify_like_redis() {
-    let mut w = Watched::start("KE$");
+    // With the generic class too: SET EX, GETEX and GETDEL raise generic events.
+    let mut w = Watched::start("KE$g");
     let ev = w.check(&[
         "SET s v",
         "SET s v NX",
@@ -216,6 +231,10 @@ fn string_commands_notify_like_redis() {
         "GETEX s2 EX 100",
         "GETEX s2 PERSIST",
         "GETEX s2",
+        "GETEX s2 PXAT 1",
+        "SET s5 v KEEPTTL",
+        "SET s5 v PXAT 99999999999999 GET",
+        "SET s5 v NX EX 10",
         "LCS m1 m2",
         "GET m1",
     ]);
@@ -629,32 +648,106 @@ fn new_is_raised_when_a_key_is_created() {
     );
 }
 
-#[test]
-fn expired_is_raised_on_lazy_access_and_by_the_active_cycle() {
-    let mut w = Watched::start("KEA");
-    // Lazy: the active cycle is off, the key expires when read.
-    w.both("DEBUG SET-ACTIVE-EXPIRE 0");
-    w.run(&["SET lazy v PX 1", "SET lazy2 v PX 1"]);
-    w.events();
-    for (c, n) in [(&mut w.a, "Tandem"), (&mut w.b, "Redis")] {
-        let gone = wait_until(Duration::from_secs(5), || {
-            c.cmd("PTTL lazy") == R::Int(-2) || c.cmd("DBSIZE") == R::Int(0)
+/// The server's clock (TIME) in microseconds.
+fn server_time_us(c: &mut Conn) -> u64 {
+    let R::Arr(parts) = c.cmd("TIME") else {
+        panic!("TIME gave no array");
+    };
+    let num = |r: &R| match r {
+        R::Bulk(v) => String::from_utf8_lossy(v).parse::<u64>().unwrap_or(0),
+        _ => 0,
+    };
+    num(&parts[0]) * 1_000_000 + num(&parts[1])
+}
+
+/// Polls both servers' clocks until `ms` milliseconds have passed on each.
+fn let_time_pass(w: &mut Watched, ms: u64) {
+    for c in [&mut w.a, &mut w.b] {
+        let start = server_time_us(c);
+        let passed = wait_until(Duration::from_secs(5), || {
+            server_time_us(c) >= start + ms * 1000
         });
-        assert!(gone, "{n}: lazy key never expired");
+        assert!(passed, "the server clock did not advance");
     }
-    w.run(&["GET lazy", "GET lazy2", "SET lazy3 v"]);
-    let ev = w.events();
-    assert!(ev.contains(&note("__keyevent@0__:expired", "lazy")));
-    // Active: the expire cycle deletes keys nobody reads.
-    w.both("DEBUG SET-ACTIVE-EXPIRE 1");
-    w.run(&["SET active v PX 1", "HSET activeh f v", "PEXPIRE activeh 1"]);
+}
+
+#[test]
+fn expired_is_raised_when_a_command_meets_an_expired_key() {
+    let mut w = Watched::start("KEAnm");
+    // The active cycle is off: keys expire only when a command meets them.
+    w.both("DEBUG SET-ACTIVE-EXPIRE 0");
+    w.run(&[
+        "SET e1 v",
+        "RPUSH e2 a",
+        "HSET e3 f v",
+        "SADD e4 m",
+        "ZADD e5 1 m",
+        "SET e6 v",
+        "SET e7 v",
+        "SET e8 v",
+        "SET e9 1",
+        "SET e10 v",
+        "SET e11 v",
+        "SET e12 v",
+        "RPUSH e13 a",
+        "SET e14 v",
+        "SET e15 v",
+    ]);
+    for i in 1..=15 {
+        w.both(&format!("PEXPIRE e{i} 1"));
+    }
+    w.events();
+    let_time_pass(&mut w, 3);
+    let ev = w.check(&[
+        "GET e1",
+        "RPUSH e2 b",
+        "HSET e3 g v",
+        "SADD e4 n",
+        "ZSCORE e5 m",
+        "SET e6 w",
+        "DEL e7",
+        "EXISTS e8",
+        "INCR e9",
+        "RENAME e10 x",
+        "TTL e11",
+        "TYPE e12",
+        "LPOP e13",
+        "EXPIRE e14 100",
+        "COPY e15 c",
+        "DBSIZE",
+    ]);
+    let expired = ev
+        .iter()
+        .filter(|e| e.0 == "__keyevent@0__:expired")
+        .count();
+    assert_eq!(expired, 15, "{ev:?}");
+}
+
+#[test]
+fn expired_is_raised_by_the_active_expire_cycle() {
+    let mut w = Watched::start("KEA");
+    w.run(&[
+        "SET active v PX 1",
+        "HSET activeh f v",
+        "PEXPIRE activeh 1",
+        "SET stays v",
+    ]);
+    w.events();
+    // DBSIZE reads no key, so only the cycle can bring it down.
     for (c, n) in [(&mut w.a, "Tandem"), (&mut w.b, "Redis")] {
         let gone = wait_until(Duration::from_secs(10), || c.cmd("DBSIZE") == R::Int(1));
         assert!(gone, "{n}: the active cycle did not expire the keys");
     }
-    let ev = w.events();
-    let expired: Vec<&Event> = ev.iter().filter(|e| e.1 == "expired").collect();
-    assert_eq!(expired.len(), 2, "{ev:?}");
+    let ev = w.events_sorted();
+    assert_eq!(
+        ev,
+        vec![
+            note("__keyevent@0__:expired", "active"),
+            note("__keyevent@0__:expired", "activeh"),
+            note("__keyspace@0__:active", "expired"),
+            note("__keyspace@0__:activeh", "expired"),
+        ]
+    );
 }
 
 #[test]
@@ -763,43 +856,102 @@ fn events_name_the_selected_database() {
     w.check(&["SELECT 3", "SET a 1", "SELECT 15", "RPUSH l a", "SELECT 0"]);
 }
 
+/// A master and its replica, with a subscriber on the replica.
+struct ReplicaSide {
+    master: Conn,
+    replica: Conn,
+    sub: Conn,
+}
+
+impl ReplicaSide {
+    fn new(master_port: u16, replica_port: u16) -> ReplicaSide {
+        let mut replica = Conn::connect(replica_port);
+        let synced = wait_until(Duration::from_secs(10), || {
+            matches!(replica.cmd("INFO replication"), R::Bulk(v)
+                if String::from_utf8_lossy(&v).contains("master_link_status:up"))
+        });
+        assert!(synced, "replica on port {replica_port} did not sync");
+        let mut sub = Conn::connect(replica_port);
+        sub.send(&[b"PSUBSCRIBE", b"__key*__:*"]);
+        assert_eq!(
+            sub.read(),
+            R::Arr(vec![b("psubscribe"), b("__key*__:*"), R::Int(1)])
+        );
+        ReplicaSide {
+            master: Conn::connect(master_port),
+            replica,
+            sub,
+        }
+    }
+
+    /// The replica's events once it has applied everything the master wrote.
+    fn events(&mut self) -> Vec<Event> {
+        assert_eq!(self.master.cmd("WAIT 1 5000"), R::Int(1));
+        drain(&mut self.replica, &mut self.sub)
+    }
+}
+
 #[test]
 fn a_replica_raises_events_for_the_writes_it_applies() {
-    let master = TestServer::start(&["--notify-keyspace-events", "KEA"]);
-    let target = format!("127.0.0.1 {}", master.port);
-    let replica = TestServer::start(&["--replicaof", &target, "--notify-keyspace-events", "KEA"]);
-    let mut r = replica.conn();
-    let synced = wait_until(Duration::from_secs(10), || {
-        matches!(r.cmd("INFO replication"), R::Bulk(v)
-            if String::from_utf8_lossy(&v).contains("master_link_status:up"))
-    });
-    assert!(synced, "replica did not sync");
-    let mut sub = replica.conn();
-    sub.send(&[b"PSUBSCRIBE", b"__key*__:*"]);
-    assert_eq!(
-        sub.read(),
-        R::Arr(vec![b("psubscribe"), b("__key*__:*"), R::Int(1)])
+    let classes = ["--notify-keyspace-events", "KEA"];
+    let ours = TestServer::start(&classes);
+    let target = format!("127.0.0.1 {}", ours.port);
+    let our_replica = TestServer::start(&["--replicaof", &target, classes[0], classes[1]]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "m.rdb", &classes);
+    let port = theirs.port.to_string();
+    let their_replica = RealRedis::start(
+        dir.path(),
+        "r.rdb",
+        &["--replicaof", "127.0.0.1", &port, classes[0], classes[1]],
     );
-    let mut m = master.conn();
-    m.cmd("SET a 1");
-    m.cmd("RPUSH l x");
-    m.cmd("DEL a");
+    let mut sides = [
+        ReplicaSide::new(ours.port, our_replica.port),
+        ReplicaSide::new(theirs.port, their_replica.port),
+    ];
+    // Commands propagated in another form (INCRBYFLOAT as SET, SPOP as SREM or
+    // DEL, EXPIRE as PEXPIREAT, GETEX as PEXPIREAT) raise the replica's events
+    // for what it applies.
+    let script = [
+        "SET a 1",
+        "RPUSH l x y",
+        "LPOP l",
+        "DEL a",
+        "INCRBYFLOAT f 1.5",
+        "SADD s m",
+        "SPOP s",
+        "SET e v",
+        "EXPIRE e 100",
+        "GETEX e PX 100000",
+        "PERSIST e",
+        "HSET h f v",
+        "HINCRBYFLOAT h f 1",
+        "ZADD z 1 m",
+        "ZPOPMIN z",
+        "RENAME e e2",
+        "COPY e2 e3",
+        "MOVE e3 1",
+        "PFADD p a",
+    ];
     let mut got = Vec::new();
-    for _ in 0..6 {
-        let R::Arr(items) = sub.read() else {
-            panic!("not a message");
-        };
-        got.push(items[2..].to_vec());
+    for side in &mut sides {
+        for line in script {
+            side.master.cmd(line);
+        }
+        got.push(side.events());
     }
-    assert_eq!(
-        got,
-        vec![
-            vec![b("__keyspace@0__:a"), b("set")],
-            vec![b("__keyevent@0__:set"), b("a")],
-            vec![b("__keyspace@0__:l"), b("rpush")],
-            vec![b("__keyevent@0__:rpush"), b("l")],
-            vec![b("__keyspace@0__:a"), b("del")],
-            vec![b("__keyevent@0__:del"), b("a")],
-        ]
-    );
+    assert!(got[0].contains(&note("__keyevent@0__:rpush", "l")));
+    assert_eq!(got[0], got[1], "replica events differ (left: Tandem)");
+    // A key the master expires reaches the replica as a deletion.
+    for side in &mut sides {
+        let before = side.master.cmd("DBSIZE");
+        side.master.cmd("SET t v PX 1");
+        let master = &mut side.master;
+        let gone = wait_until(Duration::from_secs(10), || master.cmd("DBSIZE") == before);
+        assert!(gone, "the master did not expire the key");
+    }
+    let (t, r) = sides.split_at_mut(1);
+    let (ours_ev, theirs_ev) = (t[0].events(), r[0].events());
+    assert_eq!(ours_ev, theirs_ev, "replica events differ (left: Tandem)");
+    assert!(theirs_ev.contains(&note("__keyevent@0__:del", "t")));
 }
