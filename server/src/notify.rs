@@ -120,11 +120,16 @@ pub fn begin_command(store: &mut Store) {
     }
 }
 
-/// Publishes the `new` events for the keys created since the last call.
+/// Publishes the `new` events for the keys created since the last call. Run after
+/// each command; one AND unless class `n` is on.
+#[inline]
 pub fn flush_new(store: &mut Store) {
-    if store.hot.notify_classes & NEW == 0 {
-        return;
+    if store.hot.notify_classes & NEW != 0 {
+        publish_new(store);
     }
+}
+
+fn publish_new(store: &mut Store) {
     let on = store.hot.notify_classes;
     for db in 0..store.dbs.len() {
         let Some(keys) = store.dbs.get_mut(db).and_then(|d| d.take_new_keys()) else {
@@ -183,6 +188,81 @@ mod tests {
         assert!(!enabled(parse("A").unwrap_or(0), GENERIC));
         assert!(enabled(parse("Kg").unwrap_or(0), GENERIC));
         assert!(!enabled(parse("KE$").unwrap_or(0), GENERIC));
+    }
+
+    /// A store with `classes` on and one pattern subscriber on every event channel.
+    fn watched_store(
+        classes: &str,
+    ) -> (
+        Store,
+        tokio::sync::mpsc::UnboundedReceiver<crate::pubsub::PubMsg>,
+    ) {
+        let mut store = Store::new(2);
+        let mut hot = store.hot.clone();
+        hot.notify_classes = parse(classes).unwrap_or(0);
+        store.set_hot(hot);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let h =
+            crate::server::ClientHandle::new(1, String::new(), String::new(), Default::default());
+        let sender = crate::pubsub::MsgSender::new(tx, std::sync::Arc::new(h));
+        store
+            .pubsub
+            .psubscribe(&Bytes::from_static(b"__key*__:*"), 1, sender);
+        (store, rx)
+    }
+
+    fn received(
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<crate::pubsub::PubMsg>,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        while let Ok(crate::pubsub::PubMsg::PMessage { channel, data, .. }) = rx.try_recv() {
+            out.push((
+                String::from_utf8_lossy(&channel).into_owned(),
+                String::from_utf8_lossy(&data).into_owned(),
+            ));
+        }
+        out
+    }
+
+    fn pair(c: &str, d: &str) -> (String, String) {
+        (c.to_string(), d.to_string())
+    }
+
+    #[test]
+    fn created_keys_are_announced_before_the_next_event_in_their_database() {
+        let (mut store, mut rx) = watched_store("Kgn");
+        store.dbs[1].set(b"k", crate::types::Value::Str(Bytes::from_static(b"v")), 0);
+        // Replacing a value creates nothing.
+        store.dbs[1].set(b"k", crate::types::Value::Str(Bytes::from_static(b"w")), 0);
+        notify(&mut store, GENERIC, "rename_to", b"k", 1);
+        flush_new(&mut store);
+        assert_eq!(
+            received(&mut rx),
+            vec![
+                pair("__keyspace@1__:k", "new"),
+                pair("__keyspace@1__:k", "rename_to"),
+            ]
+        );
+    }
+
+    #[test]
+    fn switching_new_off_stops_recording() {
+        let (mut store, mut rx) = watched_store("Kn");
+        let mut hot = store.hot.clone();
+        hot.notify_classes = parse("Kg").unwrap_or(0);
+        store.set_hot(hot);
+        store.dbs[0].set(b"k", crate::types::Value::Str(Bytes::from_static(b"v")), 0);
+        assert!(store.dbs[0].take_new_keys().is_none());
+        flush_new(&mut store);
+        assert!(received(&mut rx).is_empty());
+    }
+
+    #[test]
+    fn disabled_classes_publish_nothing() {
+        let (mut store, mut rx) = watched_store("K$");
+        notify(&mut store, GENERIC, "del", b"k", 0);
+        notify(&mut store, STRING, "set", b"k", 0);
+        assert_eq!(received(&mut rx), vec![pair("__keyspace@0__:k", "set")]);
     }
 
     #[test]

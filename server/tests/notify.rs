@@ -803,25 +803,63 @@ fn multi_exec_notifies_each_command_in_order() {
     assert_eq!(ev.len(), 12, "{ev:?}");
 }
 
-#[test]
-fn serving_a_blocked_client_notifies_its_pop() {
-    let mut w = Watched::start("KEA");
-    let mut blocked_a = Conn::connect(w.ours);
-    let mut blocked_b = Conn::connect(w.theirs);
-    blocked_a.send(&[b"BLPOP", b"q", b"0"]);
-    blocked_b.send(&[b"BLPOP", b"q", b"0"]);
+/// Sends `args` on a new connection to each server and waits until both count
+/// `n` blocked clients; returns the two connections.
+fn block_on_both(w: &mut Watched, args: &[&[u8]], n: usize) -> (Conn, Conn) {
+    let mut ours = Conn::connect(w.ours);
+    let mut theirs = Conn::connect(w.theirs);
+    ours.send(args);
+    theirs.send(args);
+    let want = format!("blocked_clients:{n}");
     for c in [&mut w.a, &mut w.b] {
         let blocked = wait_until(Duration::from_secs(5), || {
             matches!(c.cmd("INFO clients"), R::Bulk(v)
-                if String::from_utf8_lossy(&v).contains("blocked_clients:1"))
+                if String::from_utf8_lossy(&v).contains(&want))
         });
-        assert!(blocked, "BLPOP did not block");
+        assert!(blocked, "{args:?} did not block");
     }
-    w.both("RPUSH q a b");
-    assert_eq!(blocked_a.read(), arr(&["q", "a"]));
-    assert_eq!(blocked_b.read(), arr(&["q", "a"]));
-    let ev = w.events();
+    (ours, theirs)
+}
+
+#[test]
+fn serving_a_blocked_client_notifies_its_pop() {
+    let mut w = Watched::start("KEAn");
+    let mut blpop = block_on_both(&mut w, &[b"BLPOP", b"q", b"0"], 1);
+    let mut blmove = block_on_both(
+        &mut w,
+        &[b"BLMOVE", b"q2", b"dst", b"LEFT", b"RIGHT", b"0"],
+        2,
+    );
+    let mut bzpop = block_on_both(&mut w, &[b"BZPOPMIN", b"z", b"0"], 3);
+    let mut blmpop = block_on_both(
+        &mut w,
+        &[b"BLMPOP", b"0", b"1", b"q3", b"RIGHT", b"COUNT", b"5"],
+        4,
+    );
+    // Each write is followed, in the same command, by the served client's pop.
+    let ev = w.check(&["RPUSH q a b", "RPUSH q2 x", "ZADD z 1 m", "LPUSH q3 a b"]);
+    for (c, want) in [
+        (&mut blpop, arr(&["q", "a"])),
+        (&mut blmove, b("x")),
+        (&mut bzpop, arr(&["z", "m", "1"])),
+    ] {
+        assert_eq!(c.0.read(), want);
+        assert_eq!(c.1.read(), want);
+    }
+    let want = R::Arr(vec![b("q3"), arr(&["a", "b"])]);
+    assert_eq!(blmpop.0.read(), want);
+    assert_eq!(blmpop.1.read(), want);
     assert!(ev.contains(&note("__keyevent@0__:lpop", "q")), "{ev:?}");
+    assert!(ev.contains(&note("__keyevent@0__:zpopmin", "z")), "{ev:?}");
+}
+
+#[test]
+fn an_aborted_transaction_raises_nothing() {
+    let mut w = Watched::start("KEA");
+    w.run(&["SET w 1", "WATCH w", "SET w 2", "MULTI", "SET a 1", "DEL w"]);
+    w.events();
+    assert_eq!(w.both("EXEC"), R::NilArr);
+    assert!(w.events().is_empty());
 }
 
 #[test]
