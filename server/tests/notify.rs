@@ -290,7 +290,19 @@ fn generic_commands_notify_like_redis() {
         "SET k9 v EX 100",
         "SET k9 w KEEPTTL",
         "SET k9 w",
+        "RENAMENX k9 k10",
+        "~RANDOMKEY",
     ]);
+    // Whole-database commands raise no key events in Redis 7.0.
+    w.run(&[
+        "SWAPDB 0 1",
+        "FLUSHDB",
+        "SELECT 1",
+        "FLUSHALL ASYNC",
+        "SELECT 0",
+    ]);
+    w.run(&["SET a 1", "FLUSHALL"]);
+    assert_eq!(w.events().len(), 2);
     assert!(ev.contains(&note("__keyevent@0__:rename_from", "k")));
     assert!(ev.contains(&note("__keyevent@0__:del", "a")));
 }
@@ -611,6 +623,9 @@ fn keymiss_is_raised_by_reads_of_missing_keys_only() {
         "LMOVE nosuch l2 LEFT LEFT",
         "SETRANGE nosuch 0 ''",
         "GETDEL nosuch",
+        "RPUSH sl 2 1",
+        "SORT sl BY w_* GET g_* GET h_*->f GET #",
+        "SORT sl BY nosort GET g_*",
     ]);
 }
 
@@ -992,4 +1007,42 @@ fn a_replica_raises_events_for_the_writes_it_applies() {
     let (ours_ev, theirs_ev) = (t[0].events(), r[0].events());
     assert_eq!(ours_ev, theirs_ev, "replica events differ (left: Tandem)");
     assert!(theirs_ev.contains(&note("__keyevent@0__:del", "t")));
+}
+
+#[test]
+fn a_subscriber_that_does_not_read_is_cut_at_the_pubsub_output_limit() {
+    let mut w = Watched::start("KEA");
+    let ours = w.ours;
+    for (port, c) in [(w.ours, &mut w.a), (w.theirs, &mut w.b)] {
+        assert_eq!(
+            c.cmd_args(&[
+                b"CONFIG",
+                b"SET",
+                b"client-output-buffer-limit",
+                b"pubsub 64kb 0 0"
+            ]),
+            R::ok()
+        );
+        let mut slow = Conn::connect(port);
+        assert_eq!(slow.cmd("CLIENT SETNAME slowsub"), R::ok());
+        slow.send(&[b"PSUBSCRIBE", b"__keyspace@0__:*"]);
+        // Events for long keys, never read: far more than 64kb plus what the
+        // kernel's socket buffers hold queue up.
+        let key = "k".repeat(1000);
+        for i in 0..8000 {
+            let r = c.cmd_args(&[b"SET", format!("{key}{i}").as_bytes(), b"v"]);
+            assert_eq!(r, R::ok());
+        }
+        let cut = wait_until(Duration::from_secs(10), || {
+            matches!(c.cmd("CLIENT LIST"), R::Bulk(v)
+                if !String::from_utf8_lossy(&v).contains("name=slowsub"))
+        });
+        assert!(
+            cut,
+            "the subscriber on port {port} (Tandem: {}) was not disconnected",
+            port == ours
+        );
+        // The server goes on serving.
+        assert_eq!(c.cmd("PING"), R::Simple("PONG".into()));
+    }
 }
