@@ -1,20 +1,23 @@
 //! Keyspace notifications (`notify-keyspace-events`): the event classes and the one
 //! function that publishes an event through Pub/Sub.
 //!
-//! Layer: below the command families, beside `pubsub`. Handlers call
-//! [`crate::commands::Ctx::notify`]; the expiry cycle and eviction call [`notify`]
-//! directly with the database they work on. Events are local: they are never
-//! propagated, and a replica raises its own for the writes it applies.
+//! Layer: a subsystem beside `pubsub`, below the state it is driven from. Handlers
+//! call [`crate::commands::Ctx::notify`]; the expiry cycle and eviction call
+//! [`crate::server::Store::notify`] with the database they work on; both end in
+//! [`publish`]. Events are local: they are never propagated, and a replica raises its
+//! own for the writes it applies.
 //!
 //! The enabled classes are a bitmask in the hot configuration, so a notify site costs
 //! one AND when notifications are off.
 //!
 //! Key creation (`new`, class `n`) is raised where a key is added to a database, as
 //! Redis raises it from `dbAdd`: `Db` records the created keys while class `n` is on
-//! and [`flush_new`] publishes them, before the next event of the same command (so
-//! `new` comes first, as in Redis) and at the latest when the command ends.
+//! and [`publish_new_keys`] publishes them, before the next event of the same command
+//! (so `new` comes first, as in Redis) and at the latest when the command ends.
 
-use crate::server::Store;
+use crate::db::Db;
+use crate::outbuf::Limit;
+use crate::pubsub::PubSub;
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// A set of event classes (the bits below, or-ed together).
@@ -89,73 +92,45 @@ pub fn enabled(on: Classes, class: Classes) -> bool {
     on & class != 0 && on & (KEYSPACE | KEYEVENT) != 0
 }
 
-/// Publishes `event` on `key` in database `db` if `class` is enabled: on
-/// `__keyspace@<db>__:<key>` with the event as message (class K), and on
-/// `__keyevent@<db>__:<event>` with the key as message (class E). Subscribers get
-/// it like a PUBLISH, within the `pubsub` output-buffer limit.
-pub fn notify(store: &mut Store, class: Classes, event: &str, key: &[u8], db: usize) {
-    let on = store.hot.notify_classes;
-    if on & class == 0 {
-        return;
-    }
-    flush_new(store);
-    publish(store, on, event, key, db);
-}
-
-/// Makes every database record created keys exactly while `new` events are
-/// published. Run when the configuration changes.
-pub fn configure(store: &mut Store) {
-    let on = enabled(store.hot.notify_classes, NEW);
-    for db in &mut store.dbs {
-        db.record_new_keys(on);
-    }
-}
-
-/// Run before each command: a database replaced by a load (full sync, DEBUG
-/// RELOAD) starts without recording. One AND unless class `n` is on.
-#[inline]
-pub fn begin_command(store: &mut Store) {
-    if store.hot.notify_classes & NEW != 0 {
-        configure(store);
-    }
-}
-
-/// Publishes the `new` events for the keys created since the last call. Run after
-/// each command; one AND unless class `n` is on.
-#[inline]
-pub fn flush_new(store: &mut Store) {
-    if store.hot.notify_classes & NEW != 0 {
-        publish_new(store);
-    }
-}
-
-fn publish_new(store: &mut Store) {
-    let on = store.hot.notify_classes;
-    for db in 0..store.dbs.len() {
-        let Some(keys) = store.dbs.get_mut(db).and_then(|d| d.take_new_keys()) else {
-            continue;
-        };
-        for key in keys {
-            publish(store, on, "new", &key, db);
-        }
-    }
-}
-
-fn publish(store: &Store, on: Classes, event: &str, key: &[u8], db: usize) {
+/// Publishes `event` on `key` in database `db`, for classes already found enabled
+/// in `on`: on `__keyspace@<db>__:<key>` with the event as message (class K), and on
+/// `__keyevent@<db>__:<event>` with the key as message (class E). Subscribers get it
+/// like a PUBLISH, within `limit` (the `pubsub` class's output-buffer limit).
+/// [`crate::server::Store::notify`] is the entry point that checks the class.
+pub fn publish(pubsub: &PubSub, limit: &Limit, on: Classes, event: &str, key: &[u8], db: usize) {
     // Nobody listening: skip building the channel names.
-    if store.pubsub.channels.is_empty() && store.pubsub.patterns.is_empty() {
+    if pubsub.channels.is_empty() && pubsub.patterns.is_empty() {
         return;
     }
-    let limit = store.hot.obuf_limits[crate::outbuf::Class::PubSub as usize];
     if on & KEYSPACE != 0 {
         let channel = channel_name(b"__keyspace@", db, key);
         let data = Bytes::copy_from_slice(event.as_bytes());
-        store.pubsub.publish(&channel, &data, &limit);
+        pubsub.publish(&channel, &data, limit);
     }
     if on & KEYEVENT != 0 {
         let channel = channel_name(b"__keyevent@", db, event.as_bytes());
         let data = Bytes::copy_from_slice(key);
-        store.pubsub.publish(&channel, &data, &limit);
+        pubsub.publish(&channel, &data, limit);
+    }
+}
+
+/// Makes every database record created keys exactly while `new` events are
+/// published under `on`.
+pub fn record_new_keys(dbs: &mut [Db], on: Classes) {
+    let recording = enabled(on, NEW);
+    for db in dbs {
+        db.record_new_keys(recording);
+    }
+}
+
+/// Publishes the `new` events for the keys each database created since the last call.
+pub fn publish_new_keys(dbs: &mut [Db], pubsub: &PubSub, limit: &Limit, on: Classes) {
+    for (i, db) in dbs.iter_mut().enumerate() {
+        if let Some(keys) = db.take_new_keys() {
+            for key in keys {
+                publish(pubsub, limit, on, "new", &key, i);
+            }
+        }
     }
 }
 
@@ -172,6 +147,7 @@ fn channel_name(prefix: &[u8], db: usize, suffix: &[u8]) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::Store;
 
     #[test]
     fn letters_parse_to_classes() {
@@ -234,8 +210,8 @@ mod tests {
         store.dbs[1].set(b"k", crate::types::Value::Str(Bytes::from_static(b"v")), 0);
         // Replacing a value creates nothing.
         store.dbs[1].set(b"k", crate::types::Value::Str(Bytes::from_static(b"w")), 0);
-        notify(&mut store, GENERIC, "rename_to", b"k", 1);
-        flush_new(&mut store);
+        store.notify(GENERIC, "rename_to", b"k", 1);
+        store.flush_new_keys();
         assert_eq!(
             received(&mut rx),
             vec![
@@ -253,15 +229,15 @@ mod tests {
         store.set_hot(hot);
         store.dbs[0].set(b"k", crate::types::Value::Str(Bytes::from_static(b"v")), 0);
         assert!(store.dbs[0].take_new_keys().is_none());
-        flush_new(&mut store);
+        store.flush_new_keys();
         assert!(received(&mut rx).is_empty());
     }
 
     #[test]
     fn disabled_classes_publish_nothing() {
         let (mut store, mut rx) = watched_store("K$");
-        notify(&mut store, GENERIC, "del", b"k", 0);
-        notify(&mut store, STRING, "set", b"k", 0);
+        store.notify(GENERIC, "del", b"k", 0);
+        store.notify(STRING, "set", b"k", 0);
         assert_eq!(received(&mut rx), vec![pair("__keyspace@0__:k", "set")]);
     }
 

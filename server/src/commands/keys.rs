@@ -551,8 +551,8 @@ fn move_cmd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     ctx.store.touch_key(dst, key);
     ctx.dirty(1);
-    crate::notify::notify(ctx.store, GENERIC, "move_from", key, src);
-    crate::notify::notify(ctx.store, GENERIC, "move_to", key, dst);
+    ctx.store.notify(GENERIC, "move_from", key, src);
+    ctx.store.notify(GENERIC, "move_to", key, dst);
     out.int(1);
     Ok(())
 }
@@ -597,7 +597,7 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     ctx.store.dbs[dst_db].set_with_expire(newkey.clone(), e.value, expire, lru);
     ctx.store.touch_key(dst_db, newkey);
     ctx.dirty(1);
-    crate::notify::notify(ctx.store, GENERIC, "copy_to", newkey, dst_db);
+    ctx.store.notify(GENERIC, "copy_to", newkey, dst_db);
     out.int(1);
     Ok(())
 }

@@ -437,10 +437,8 @@ impl<'a> Ctx<'a> {
     /// after the change, with Redis's event name; it costs one AND when the class is off.
     #[inline]
     pub fn notify(&mut self, class: crate::notify::Classes, event: &str, key: &[u8]) {
-        if self.store.hot.notify_classes & class != 0 {
-            let db = self.client.db;
-            crate::notify::notify(self.store, class, event, key, db);
-        }
+        let db = self.client.db;
+        self.store.notify(class, event, key, db);
     }
 
     /// Propagates `argv` in `db` as part of this command (before its own argv).
@@ -480,7 +478,8 @@ impl<'a> Ctx<'a> {
                 vec![Bytes::from_static(cmd), Bytes::copy_from_slice(key)],
             ));
             self.store.dirty += 1;
-            crate::notify::notify(self.store, crate::notify::EXPIRED, "expired", key, db);
+            self.store
+                .notify(crate::notify::EXPIRED, "expired", key, db);
             self.store.touch_key(db, key);
         }
     }

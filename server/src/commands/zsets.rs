@@ -876,6 +876,17 @@ enum SetOp {
     InterCard,
 }
 
+impl SetOp {
+    /// The keyspace event of the STORE form.
+    fn store_event(self) -> &'static str {
+        match self {
+            SetOp::Union => "zunionstore",
+            SetOp::Inter => "zinterstore",
+            SetOp::Diff | SetOp::InterCard => "zdiffstore",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Aggregate {
     Sum,
@@ -967,8 +978,6 @@ fn setop_generic(
     // First pass: lazy expiry and type checks (in key order, like Redis).
     let mut present = Vec::with_capacity(n);
     for k in keys {
-        // Sources are read lookups even for the STORE forms (hits, misses and
-        // `keymiss` as in Redis).
         match ctx.get(k) {
             None => present.push(false),
             Some(Value::ZSet(_)) | Some(Value::Set(_)) => present.push(true),
@@ -1089,12 +1098,7 @@ fn setop_generic(
     }
     if store {
         let items = owned(z.iter());
-        let event = match op {
-            SetOp::Union => "zunionstore",
-            SetOp::Inter => "zinterstore",
-            _ => "zdiffstore",
-        };
-        store_result(ctx, out, &argv[1], items, event);
+        store_result(ctx, out, &argv[1], items, op.store_event());
     } else {
         reply_items(out, &owned(z.iter()), withscores);
     }
