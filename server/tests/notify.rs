@@ -480,7 +480,7 @@ fn bitmap_and_hyperloglog_commands_notify_like_redis() {
 
 #[test]
 fn sort_store_and_restore_notify_like_redis() {
-    let mut w = Watched::start("KEA");
+    let mut w = Watched::start("KEAn");
     w.run(&["RPUSH l 3 1 2", "SET s v"]);
     w.events();
     w.check(&[
@@ -493,15 +493,29 @@ fn sort_store_and_restore_notify_like_redis() {
     let R::Bulk(payload) = w.both("DUMP s") else {
         panic!("DUMP gave no payload");
     };
+    let mut all = Vec::new();
     for cmd in [
         &[&b"RESTORE"[..], b"r", b"0", &payload][..],
         &[b"RESTORE", b"r", b"0", &payload, b"REPLACE"],
         &[b"RESTORE", b"r2", b"99999999999999", &payload, b"ABSTTL"],
         &[b"RESTORE", b"r", b"0", &payload],
+        // An expired absolute TTL with REPLACE only deletes the old key.
+        &[b"RESTORE", b"r", b"1", &payload, b"REPLACE", b"ABSTTL"],
+        &[b"RESTORE", b"r", b"1", &payload, b"REPLACE", b"ABSTTL"],
     ] {
         assert_eq!(w.a.cmd_args(cmd), w.b.cmd_args(cmd));
+        let shown: Vec<String> = cmd[..2]
+            .iter()
+            .chain(&cmd[4..])
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        all.extend(w.events_after(&shown.join(" ")));
     }
-    assert!(!w.events().is_empty());
+    assert!(
+        all.contains(&note("__keyevent@0__:restore", "r")),
+        "{all:?}"
+    );
+    assert!(all.contains(&note("__keyevent@0__:new", "r2")), "{all:?}");
 }
 
 /// A workload touching every family, run once per class letter.
@@ -654,6 +668,9 @@ fn new_is_raised_when_a_key_is_created() {
         "INCR n",
         "RENAME k k2",
         "COPY k2 k3",
+        "COPY k2 k4 DB 2",
+        "COPY k2 k3 REPLACE",
+        "MOVE k3 1",
         "SINTERSTORE s2 s s",
         "LMOVE l l2 LEFT LEFT",
         "SETBIT b 1 1",
