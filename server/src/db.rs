@@ -56,6 +56,9 @@ pub struct Db {
     index: HashTable<u32>,
     slots: Vec<Slot>,
     volatile: IndexMap<Key, i64, Hasher>,
+    /// Keys created since the last `take_new_keys`, recorded only while keyspace
+    /// notifications of class `n` are on (`crate::notify`); `None` = not recording.
+    new_keys: Option<Vec<Bytes>>,
 }
 
 #[inline]
@@ -118,6 +121,9 @@ impl Db {
             key: Key::new(key),
             entry,
         });
+        if let Some(new) = &mut self.new_keys {
+            new.push(Bytes::copy_from_slice(key));
+        }
         let slots = &self.slots;
         self.index
             .insert_unique(h, pos, |&i| hash_of(slots[i as usize].key.as_bytes()));
@@ -282,7 +288,24 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
+        let recording = self.new_keys.is_some();
         *self = Db::default();
+        self.record_new_keys(recording);
+    }
+
+    /// Starts or stops recording created keys (keyspace event `new`).
+    pub fn record_new_keys(&mut self, on: bool) {
+        if on != self.new_keys.is_some() {
+            self.new_keys = on.then(Vec::new);
+        }
+    }
+
+    /// The keys created since the last call, if any.
+    pub fn take_new_keys(&mut self) -> Option<Vec<Bytes>> {
+        match &mut self.new_keys {
+            Some(v) if !v.is_empty() => Some(std::mem::take(v)),
+            _ => None,
+        }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Key> {

@@ -80,6 +80,7 @@ fn evict_one(server: &Server, store: &mut Store, policy: &str, samples: usize) -
     };
     store.dbs[db].remove(&key);
     Stats::incr(&server.stats.evicted_keys, 1);
+    store.notify(crate::notify::EVICTED, "evicted", &key, db);
     store.touch_key(db, &key);
     store
         .propagated

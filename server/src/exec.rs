@@ -279,6 +279,7 @@ fn call_argv(
     let argv: &[Bytes] = &argv_cow;
     let dirty_before = store.dirty;
     let started = store.cmd_clock.unwrap_or_else(Instant::now);
+    store.begin_command();
     let mut ctx = Ctx::at(store, server, client, started);
     ctx.may_block = may_block;
     let reply_start = out.len();
@@ -288,6 +289,7 @@ fn call_argv(
         Stats::incr(&server.stats.total_error_replies, 1);
         out.error(&e.0);
     }
+    ctx.store.flush_new_keys();
     let Ctx {
         also,
         rewrite,
@@ -478,9 +480,11 @@ fn call_for_waiter(
     out: &mut Reply,
 ) -> bool {
     let dirty_before = store.dirty;
+    store.begin_command();
     let mut ctx = Ctx::new(store, server, client);
     ctx.may_block = true;
     let res = (cmd.handler)(&mut ctx, out, argv);
+    ctx.store.flush_new_keys();
     let Ctx {
         also,
         rewrite,

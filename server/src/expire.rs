@@ -97,6 +97,7 @@ pub fn expire_some(
                     deleted += 1;
                     Stats::incr(&server.stats.expired_keys, 1);
                     store.dirty += 1;
+                    store.notify(crate::notify::EXPIRED, "expired", k, db);
                     store.touch_key(db, k);
                     store
                         .propagated

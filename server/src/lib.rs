@@ -19,6 +19,7 @@ pub mod expire;
 pub mod flags;
 pub mod log;
 pub mod net;
+pub mod notify;
 pub mod outbuf;
 pub mod pause;
 pub mod persist;

@@ -13,6 +13,7 @@
 //! (Redis 7.0 leaves it out of the stream).
 
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use crate::notify::{GENERIC, STRING};
 use crate::resp::Reply;
 use crate::types::Value;
 use bytes::Bytes;
@@ -114,6 +115,7 @@ fn setbit(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     })?;
     if grew || old as i64 != on {
         ctx.dirty(1);
+        ctx.notify(STRING, "setbit", &argv[1]);
     }
     out.int(old as i64);
     Ok(())
@@ -336,6 +338,7 @@ fn bitop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if maxlen == 0 {
         if ctx.delete(dest) {
             ctx.dirty(1);
+            ctx.notify(GENERIC, "del", dest);
         }
         out.int(0);
         return Ok(());
@@ -360,6 +363,7 @@ fn bitop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     ctx.set(dest, Value::Str(Bytes::from(res)));
     ctx.dirty(1);
+    ctx.notify(STRING, "set", dest);
     out.int(maxlen as i64);
     Ok(())
 }
@@ -630,6 +634,7 @@ fn bitfield_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], ro: bool) ->
     })?;
     if changed || grew {
         ctx.dirty(1);
+        ctx.notify(STRING, "setbit", &argv[1]);
     }
     reply_fields(out, &replies);
     Ok(())

@@ -138,6 +138,7 @@ pub(super) fn restore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResu
                 ctx.rewrite = Some(vec![Bytes::from_static(b"DEL"), key.clone()]);
                 ctx.store.touch_key(db, key);
                 ctx.dirty(1);
+                ctx.notify(crate::notify::GENERIC, "del", key);
             }
             out.ok();
             return Ok(());
@@ -158,6 +159,7 @@ pub(super) fn restore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResu
     }
     ctx.store.touch_key(db, key);
     ctx.dirty(1);
+    ctx.notify(crate::notify::GENERIC, "restore", key);
     out.ok();
     Ok(())
 }

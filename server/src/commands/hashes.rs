@@ -1,6 +1,7 @@
 //! Command family: hashes (Redis 7.0 `t_hash.c` semantics).
 
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use crate::notify::HASH;
 use crate::resp::Reply;
 use crate::types::{HashMapB, Value};
 use crate::util::detach;
@@ -68,6 +69,7 @@ fn hset_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str) -> Result<i64, CmdErr
         }
     }
     ctx.dirty(((argv.len() - 2) / 2) as u64);
+    ctx.notify(HASH, "hset", &argv[1]);
     Ok(created)
 }
 
@@ -90,6 +92,7 @@ fn hsetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     } else {
         h.insert(detach(&argv[2]), detach(&argv[3]));
         ctx.dirty(1);
+        ctx.notify(HASH, "hset", &argv[1]);
         out.int(1);
     }
     Ok(())
@@ -123,6 +126,7 @@ fn hdel(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
     }
     if n > 0 {
+        ctx.notify(HASH, "hdel", key);
         ctx.delete_if_empty(key);
         ctx.dirty(n);
     }
@@ -205,6 +209,7 @@ fn hincrby(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     h.insert(detach(&argv[2]), Bytes::from(new.to_string()));
     ctx.dirty(1);
+    ctx.notify(HASH, "hincrby", &argv[1]);
     out.int(new);
     Ok(())
 }
@@ -249,6 +254,7 @@ fn hincrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         h.insert(detach(&argv[2]), text.clone());
     }
     ctx.dirty(1);
+    ctx.notify(HASH, "hincrbyfloat", &argv[1]);
     out.bulk(&text);
     ctx.rewrite = Some(vec![
         Bytes::from_static(b"HSET"),

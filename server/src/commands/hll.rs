@@ -10,6 +10,7 @@
 //! the same bytes (PFCOUNT is READONLY in the table, so it asks explicitly).
 
 use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use crate::notify::STRING;
 use crate::resp::Reply;
 use crate::types::hll::{self, Encoding, HllError};
 use crate::types::Value;
@@ -78,6 +79,7 @@ fn pfadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     if changed {
         ctx.dirty(1);
+        ctx.notify(STRING, "pfadd", key);
     }
     out.int(changed as i64);
     Ok(())
@@ -161,6 +163,7 @@ fn pfmerge(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
     }
     ctx.dirty(1);
+    ctx.notify(STRING, "pfadd", dest);
     out.ok();
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::config::Config;
+use crate::notify::{GENERIC, KEY_MISS};
 use crate::resp::Reply;
 use crate::server::Stats;
 use crate::types::Value;
@@ -43,8 +44,18 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 /// A read lookup that does not refresh the key's access time (Redis
-/// `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, OBJECT), still counting hits and misses.
+/// `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL), still counting hits and misses and raising
+/// `keymiss`.
 fn exists_notouch(ctx: &mut Ctx, key: &[u8]) -> bool {
+    let found = exists_notouch_nonotify(ctx, key);
+    if !found {
+        ctx.notify(KEY_MISS, "keymiss", key);
+    }
+    found
+}
+
+/// `exists_notouch` without the `keymiss` event (Redis `LOOKUP_NONOTIFY`: OBJECT).
+fn exists_notouch_nonotify(ctx: &mut Ctx, key: &[u8]) -> bool {
     let found = ctx.exists(key);
     let stats = &ctx.server.stats;
     Stats::incr(
@@ -62,6 +73,7 @@ fn del(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for k in &argv[1..] {
         if ctx.delete(k) {
+            ctx.notify(GENERIC, "del", k);
             n += 1;
         }
     }
@@ -150,12 +162,14 @@ fn expire_generic(
         let lazy = ctx.config().lazyfree_lazy_expire;
         let del: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
         ctx.rewrite = Some(vec![Bytes::from_static(del), key.clone()]);
+        ctx.notify(GENERIC, "del", key);
     } else {
         ctx.store.dbs[db].set_expire(key, when);
         let mut v = argv.to_vec();
         v[0] = Bytes::from_static(b"PEXPIREAT");
         v[2] = Bytes::copy_from_slice(itoa::Buffer::new().format(when).as_bytes());
         ctx.rewrite = Some(v);
+        ctx.notify(GENERIC, "expire", key);
     }
     ctx.dirty(1);
     out.int(1);
@@ -226,6 +240,7 @@ fn pexpiretime(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn persist(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if ctx.exists(&argv[1]) && ctx.db().persist(&argv[1]) {
         ctx.dirty(1);
+        ctx.notify(GENERIC, "persist", &argv[1]);
         out.int(1);
     } else {
         out.int(0);
@@ -271,6 +286,8 @@ fn rename_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], nx: bool) -> C
         ctx.store.dbs[db].set_with_expire(dst.clone(), e.value, expire, e.lru);
     }
     ctx.dirty(1);
+    ctx.notify(GENERIC, "rename_from", src);
+    ctx.notify(GENERIC, "rename_to", dst);
     if nx {
         out.int(1);
     } else {
@@ -534,6 +551,8 @@ fn move_cmd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     ctx.store.touch_key(dst, key);
     ctx.dirty(1);
+    ctx.store.notify(GENERIC, "move_from", key, src);
+    ctx.store.notify(GENERIC, "move_to", key, dst);
     out.int(1);
     Ok(())
 }
@@ -578,6 +597,7 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     ctx.store.dbs[dst_db].set_with_expire(newkey.clone(), e.value, expire, lru);
     ctx.store.touch_key(dst_db, newkey);
     ctx.dirty(1);
+    ctx.store.notify(GENERIC, "copy_to", newkey, dst_db);
     out.int(1);
     Ok(())
 }
@@ -689,7 +709,7 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             "ERR An LFU maxmemory policy is selected, idle time not tracked. {ADJUST}"
         )));
     }
-    if !exists_notouch(ctx, key) {
+    if !exists_notouch_nonotify(ctx, key) {
         out.null();
         return Ok(());
     }

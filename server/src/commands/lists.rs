@@ -3,6 +3,7 @@
 //! no reply; the framework re-runs it for the waiter when one of its keys is written.
 
 use super::{arg_i64, err, flags::*, is_kw, parse_f64, Action, CmdError, CmdResult, Command, Ctx};
+use crate::notify::LIST;
 use crate::resp::Reply;
 use crate::types::Value;
 use crate::util::detach;
@@ -136,6 +137,7 @@ fn push_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool, xx: 
         None => 0,
     };
     ctx.dirty(n as u64);
+    ctx.notify(LIST, if left { "lpush" } else { "rpush" }, key);
     out.int(len as i64);
     Ok(())
 }
@@ -192,6 +194,7 @@ fn pop_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool) -> Cm
             }
         }
     }
+    ctx.notify(LIST, if left { "lpop" } else { "rpop" }, key);
     ctx.delete_if_empty(key);
     ctx.dirty(1);
     Ok(())
@@ -276,6 +279,7 @@ fn lset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     *slot = detach(&argv[3]);
     ctx.dirty(1);
+    ctx.notify(LIST, "lset", &argv[1]);
     out.ok();
     Ok(())
 }
@@ -299,6 +303,7 @@ fn linsert(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     l.insert(if after { pos + 1 } else { pos }, detach(&argv[4]));
     let len = l.len();
     ctx.dirty(1);
+    ctx.notify(LIST, "linsert", &argv[1]);
     out.int(len as i64);
     Ok(())
 }
@@ -331,6 +336,7 @@ fn lrem(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         !(first_removed..first_removed + removed).contains(&i)
     });
     if removed > 0 {
+        ctx.notify(LIST, "lrem", key);
         ctx.delete_if_empty(key);
         ctx.dirty(removed);
     }
@@ -356,6 +362,7 @@ fn ltrim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     // Like Redis, the change count is the number of trimmed elements.
     let removed = (before - l.len()) as u64;
+    ctx.notify(LIST, "ltrim", key);
     ctx.delete_if_empty(key);
     ctx.dirty(removed);
     out.ok();
@@ -479,6 +486,8 @@ fn move_generic(
             ctx.set(dst.clone(), Value::List(VecDeque::from([v.clone()])));
         }
     }
+    ctx.notify(LIST, if to_left { "lpush" } else { "rpush" }, dst);
+    ctx.notify(LIST, if from_left { "lpop" } else { "rpop" }, src);
     ctx.delete_if_empty(src);
     ctx.dirty(1);
     out.bulk(&v);
@@ -553,6 +562,7 @@ fn bpop_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool) -> C
         let Some(v) = pop_end(l, left) else {
             continue;
         };
+        ctx.notify(LIST, if left { "lpop" } else { "rpop" }, key);
         ctx.delete_if_empty(key);
         ctx.dirty(1);
         out.array(2);
@@ -652,6 +662,7 @@ fn mpop_serve(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], p: &MPop) -> Resul
                 out.bulk(&v);
             }
         }
+        ctx.notify(LIST, if p.left { "lpop" } else { "rpop" }, key);
         ctx.delete_if_empty(key);
         ctx.dirty(1);
         let name: &'static [u8] = if p.left { b"LPOP" } else { b"RPOP" };

@@ -2,6 +2,7 @@
 
 use super::hashes::{parse_rand_count, parse_scan, scan_step};
 use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use crate::notify::{GENERIC, SET};
 use crate::resp::Reply;
 use crate::types::{HashSetB, Value};
 use crate::util::detach;
@@ -58,6 +59,9 @@ fn sadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
         }
     }
+    if added > 0 {
+        ctx.notify(SET, "sadd", key);
+    }
     ctx.delete_if_empty(key);
     if added > 0 {
         ctx.dirty(added);
@@ -79,6 +83,7 @@ fn srem(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
     }
     if n > 0 {
+        ctx.notify(SET, "srem", key);
         ctx.delete_if_empty(key);
         ctx.dirty(n);
     }
@@ -209,6 +214,7 @@ fn spop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             return Ok(());
         };
         s.remove(&m);
+        ctx.notify(SET, "spop", key);
         ctx.delete_if_empty(key);
         ctx.dirty(1);
         ctx.rewrite = Some(vec![Bytes::from_static(b"SREM"), key.clone(), m.clone()]);
@@ -231,7 +237,9 @@ fn spop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         let n = s.len();
         let all = std::mem::take(s);
         reply_set(out, n, all.iter());
+        ctx.notify(SET, "spop", key);
         ctx.delete(key);
+        ctx.notify(GENERIC, "del", key);
         ctx.dirty(1);
         ctx.rewrite = Some(vec![Bytes::from_static(b"DEL"), key.clone()]);
         return Ok(());
@@ -245,6 +253,7 @@ fn spop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         s.remove(m);
     }
     reply_set(out, chosen.len(), chosen.iter());
+    ctx.notify(SET, "spop", key);
     let db = ctx.client.db;
     for m in &chosen {
         ctx.also_propagate(
@@ -275,12 +284,13 @@ fn smove(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.int(0);
         return Ok(());
     }
+    ctx.notify(SET, "srem", src);
     ctx.delete_if_empty(src);
     if !dst_exists {
         ctx.set(dst.clone(), Value::new_set());
     }
-    if let Some(d) = set_w(ctx, dst)? {
-        d.insert(detach(m));
+    if set_w(ctx, dst)?.is_some_and(|d| d.insert(detach(m))) {
+        ctx.notify(SET, "sadd", dst);
     }
     ctx.dirty(1);
     out.int(1);
@@ -359,8 +369,17 @@ fn store_op(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], op: Op) -> CmdResult
         let set: HashSetB = items.into_iter().collect();
         ctx.set(dst.clone(), Value::Set(set));
         ctx.dirty(1);
+        let event = match op {
+            Op::Inter => "sinterstore",
+            Op::Union => "sunionstore",
+            Op::Diff => "sdiffstore",
+        };
+        ctx.notify(SET, event, dst);
     } else {
         let deleted = ctx.delete(dst);
+        if deleted {
+            ctx.notify(GENERIC, "del", dst);
+        }
         // Redis counts a change for an empty result unless an intersection met a
         // missing key, in which case only an actual deletion counts.
         let inter_with_missing = op == Op::Inter && argv[2..].iter().any(|k| !ctx.exists(k));

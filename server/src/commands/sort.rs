@@ -3,6 +3,7 @@
 //! projected through the GET patterns, replied or stored as a list.
 
 use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use crate::notify::{GENERIC, LIST};
 use crate::resp::Reply;
 use crate::types::Value;
 use bytes::Bytes;
@@ -352,10 +353,12 @@ fn sort_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], readonly: bool) 
             if n > 0 {
                 let list: VecDeque<Bytes> =
                     rows.into_iter().map(Option::unwrap_or_default).collect();
-                ctx.set(dst, Value::List(list));
+                ctx.set(&dst, Value::List(list));
                 ctx.dirty(n as u64);
+                ctx.notify(LIST, "sortstore", &dst);
             } else if ctx.delete(&dst) {
                 ctx.dirty(1);
+                ctx.notify(GENERIC, "del", &dst);
             }
             out.int(n as i64);
         }

@@ -6,6 +6,7 @@
 //! `SET k <result> KEEPTTL`.
 
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use crate::notify::{GENERIC, STRING};
 use crate::resp::Reply;
 use crate::types::Value;
 use crate::util::detach;
@@ -207,8 +208,10 @@ fn set_generic(
         ctx.store.dbs[db].set(key, Value::Str(detach(val)), lru);
     }
     ctx.dirty(1);
+    ctx.notify(STRING, "set", key);
     if let Some(at) = when {
         ctx.store.dbs[db].set_expire(key, at);
+        ctx.notify(GENERIC, "expire", key);
         ctx.rewrite = Some(vec![
             b(b"SET"),
             key.clone(),
@@ -285,15 +288,18 @@ fn getex(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             let cmd = if lazy { b(b"UNLINK") } else { b(b"DEL") };
             ctx.rewrite = Some(vec![cmd, key.clone()]);
             ctx.dirty(1);
+            ctx.notify(GENERIC, "del", key);
         }
         Some(at) => {
             ctx.store.dbs[db].set_expire(key, at);
             ctx.rewrite = Some(vec![b(b"PEXPIREAT"), key.clone(), int_bytes(at)]);
             ctx.dirty(1);
+            ctx.notify(GENERIC, "expire", key);
         }
         None if o.persist && ctx.store.dbs[db].persist(key) => {
             ctx.rewrite = Some(vec![b(b"PERSIST"), key.clone()]);
             ctx.dirty(1);
+            ctx.notify(GENERIC, "persist", key);
         }
         None => {}
     }
@@ -309,6 +315,7 @@ fn getdel(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if ctx.db().remove(&argv[1]).is_some() {
         ctx.rewrite = Some(vec![b(b"DEL"), argv[1].clone()]);
         ctx.dirty(1);
+        ctx.notify(GENERIC, "del", &argv[1]);
     }
     Ok(())
 }
@@ -318,6 +325,7 @@ fn getset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     out.opt_bulk(old.as_deref());
     ctx.set(&argv[1], Value::Str(detach(&argv[2])));
     ctx.dirty(1);
+    ctx.notify(STRING, "set", &argv[1]);
     let mut v = argv.to_vec();
     v[0] = b(b"SET");
     ctx.rewrite = Some(v);
@@ -347,6 +355,7 @@ fn mset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     for pair in argv[1..].chunks(2) {
         ctx.set(&pair[0], Value::Str(detach(&pair[1])));
+        ctx.notify(STRING, "set", &pair[0]);
     }
     ctx.dirty((argv.len() as u64 - 1) / 2);
     out.ok();
@@ -367,6 +376,7 @@ fn msetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     for pair in argv[1..].chunks(2) {
         ctx.set(&pair[0], Value::Str(detach(&pair[1])));
+        ctx.notify(STRING, "set", &pair[0]);
     }
     ctx.dirty((argv.len() as u64 - 1) / 2);
     out.int(1);
@@ -392,6 +402,7 @@ fn incr_by(ctx: &mut Ctx, out: &mut Reply, key: &Bytes, by: i64) -> CmdResult {
         Some(_) => return Err(err::WRONGTYPE),
     };
     ctx.dirty(1);
+    ctx.notify(STRING, "incrby", key);
     out.int(new);
     Ok(())
 }
@@ -710,6 +721,7 @@ fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     ctx.db()
         .set_keep_ttl(key.clone(), Value::Str(new.clone()), lru);
     ctx.dirty(1);
+    ctx.notify(STRING, "incrbyfloat", key);
     out.bulk(&new);
     ctx.rewrite = Some(vec![b(b"SET"), key.clone(), new, b(b"KEEPTTL")]);
     Ok(())
@@ -736,6 +748,7 @@ fn append(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let lru = ctx.lru;
     ctx.db().set_keep_ttl(key.clone(), Value::Str(new), lru);
     ctx.dirty(1);
+    ctx.notify(STRING, "append", key);
     out.int(len);
     Ok(())
 }
@@ -806,6 +819,7 @@ fn setrange(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     ctx.db()
         .set_keep_ttl(key.clone(), Value::Str(Bytes::from(v)), lru);
     ctx.dirty(1);
+    ctx.notify(STRING, "setrange", key);
     out.int(len);
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! blocking pops, set algebra, ZRANDMEMBER, ZSCAN), with Redis 7.0 replies and errors.
 
 use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command, Ctx};
+use crate::notify::{GENERIC, ZSET};
 use crate::resp::Reply;
 use crate::types::zset::{LexBound, LexRange, ScoreBound, ScoreRange};
 use crate::types::{HashSetB, Value, ZSet};
@@ -376,6 +377,9 @@ fn add_generic(
             }
         }
     }
+    if added + updated > 0 {
+        ctx.notify(ZSET, if o.incr { "zincr" } else { "zadd" }, key);
+    }
     ctx.delete_if_empty(key);
     if let Some(e) = failure {
         return Err(e);
@@ -406,6 +410,7 @@ fn zrem(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
     }
     if removed > 0 {
+        ctx.notify(ZSET, "zrem", &argv[1]);
         ctx.delete_if_empty(&argv[1]);
         ctx.dirty(removed);
     }
@@ -564,7 +569,7 @@ fn zrange_generic(
         },
     };
     if store {
-        store_result(ctx, out, &argv[1], items);
+        store_result(ctx, out, &argv[1], items, "zrangestore");
     } else {
         reply_items(out, &items, withscores);
     }
@@ -572,11 +577,19 @@ fn zrange_generic(
 }
 
 /// Stores `items` under `dst` (deleting it when empty) and replies with the size.
-fn store_result(ctx: &mut Ctx, out: &mut Reply, dst: &Bytes, items: Vec<(Bytes, f64)>) {
+/// `event` is the command's keyspace event for a stored result.
+fn store_result(
+    ctx: &mut Ctx,
+    out: &mut Reply,
+    dst: &Bytes,
+    items: Vec<(Bytes, f64)>,
+    event: &str,
+) {
     let n = items.len();
     if n == 0 {
         if ctx.delete(dst) {
             ctx.dirty(1);
+            ctx.notify(GENERIC, "del", dst);
         }
     } else {
         let mut z = ZSet::new();
@@ -585,6 +598,7 @@ fn store_result(ctx: &mut Ctx, out: &mut Reply, dst: &Bytes, items: Vec<(Bytes, 
         }
         ctx.set(dst.clone(), Value::ZSet(Box::new(z)));
         ctx.dirty(1);
+        ctx.notify(ZSET, event, dst);
     }
     out.int(n as i64);
 }
@@ -619,7 +633,7 @@ fn zrevrange(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 // ---- ZREMRANGEBY* ----
 
-fn remove_members(ctx: &mut Ctx, out: &mut Reply, key: &Bytes, members: Vec<Bytes>) {
+fn remove_members(ctx: &mut Ctx, out: &mut Reply, key: &Bytes, members: Vec<Bytes>, event: &str) {
     let n = members.len();
     if n > 0 {
         if let Ok(Some(z)) = write_zset(ctx, key) {
@@ -627,6 +641,7 @@ fn remove_members(ctx: &mut Ctx, out: &mut Reply, key: &Bytes, members: Vec<Byte
                 z.remove(m);
             }
         }
+        ctx.notify(ZSET, event, key);
         ctx.delete_if_empty(key);
         ctx.dirty(n as u64);
     }
@@ -642,7 +657,7 @@ fn zremrangebyrank(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult 
             Some((s, e)) => z.range_by_rank(s, e).map(|(m, _)| m.clone()).collect(),
         },
     };
-    remove_members(ctx, out, &argv[1], members);
+    remove_members(ctx, out, &argv[1], members, "zremrangebyrank");
     Ok(())
 }
 
@@ -651,7 +666,7 @@ fn zremrangebyscore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult
     let members = write_zset(ctx, &argv[1])?.map_or_else(Vec::new, |z| {
         z.range_by_score(range).map(|(m, _)| m.clone()).collect()
     });
-    remove_members(ctx, out, &argv[1], members);
+    remove_members(ctx, out, &argv[1], members, "zremrangebyscore");
     Ok(())
 }
 
@@ -660,7 +675,7 @@ fn zremrangebylex(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let members = write_zset(ctx, &argv[1])?.map_or_else(Vec::new, |z| {
         z.lex_span(&range, false).map(|(m, _)| m.clone()).collect()
     });
-    remove_members(ctx, out, &argv[1], members);
+    remove_members(ctx, out, &argv[1], members, "zremrangebylex");
     Ok(())
 }
 
@@ -684,6 +699,7 @@ fn zpop_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], max: bool) -> Cm
         return Ok(());
     }
     let items = z.pop(count.unwrap_or(1), max);
+    ctx.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, &argv[1]);
     ctx.delete_if_empty(&argv[1]);
     ctx.dirty(items.len() as u64);
     if count.is_some() {
@@ -720,6 +736,7 @@ fn pop_first_nonempty(
     for k in keys {
         if let Some(z) = write_zset(ctx, k)? {
             let items = z.pop(count, max);
+            ctx.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, k);
             ctx.delete_if_empty(k);
             ctx.dirty(items.len() as u64);
             return Ok(Some((k.clone(), items)));
@@ -859,6 +876,17 @@ enum SetOp {
     InterCard,
 }
 
+impl SetOp {
+    /// The keyspace event of the STORE form.
+    fn store_event(self) -> &'static str {
+        match self {
+            SetOp::Union => "zunionstore",
+            SetOp::Inter => "zinterstore",
+            SetOp::Diff | SetOp::InterCard => "zdiffstore",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Aggregate {
     Sum,
@@ -950,8 +978,7 @@ fn setop_generic(
     // First pass: lazy expiry and type checks (in key order, like Redis).
     let mut present = Vec::with_capacity(n);
     for k in keys {
-        let v = if store { ctx.get_mut(k) } else { ctx.get(k) };
-        match v {
+        match ctx.get(k) {
             None => present.push(false),
             Some(Value::ZSet(_)) | Some(Value::Set(_)) => present.push(true),
             Some(_) => return Err(err::WRONGTYPE),
@@ -1071,7 +1098,7 @@ fn setop_generic(
     }
     if store {
         let items = owned(z.iter());
-        store_result(ctx, out, &argv[1], items);
+        store_result(ctx, out, &argv[1], items, op.store_event());
     } else {
         reply_items(out, &owned(z.iter()), withscores);
     }

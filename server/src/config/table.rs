@@ -313,7 +313,7 @@ pub static DIRECTIVES: &[Directive] = &[
         A,
     ),
     d("no-appendfsync-on-rewrite", None, Bool, "no", 0),
-    d("notify-keyspace-events", None, Special, "", 0),
+    d("notify-keyspace-events", None, Special, "", A),
     d(
         "oom-score-adj",
         None,

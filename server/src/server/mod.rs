@@ -107,6 +107,8 @@ pub struct HotConfig {
     pub idle_timeout: u64,
     /// `client-query-buffer-limit`.
     pub query_buffer_limit: usize,
+    /// `notify-keyspace-events`: the enabled event classes (`crate::notify`).
+    pub notify_classes: crate::notify::Classes,
 }
 
 impl HotConfig {
@@ -122,6 +124,8 @@ impl HotConfig {
             obuf_limits: c.output_limits(),
             idle_timeout: c.timeout,
             query_buffer_limit: c.client_query_buffer_limit,
+            notify_classes: crate::notify::parse(c.get("notify-keyspace-events").unwrap_or(""))
+                .unwrap_or(0),
         }
     }
 }
@@ -164,6 +168,51 @@ impl Store {
     pub fn set_hot(&mut self, hot: HotConfig) {
         self.repl.obuf_limit = hot.obuf_limits[crate::outbuf::Class::Replica as usize];
         self.hot = hot;
+        crate::notify::record_new_keys(&mut self.dbs, self.hot.notify_classes);
+    }
+
+    /// Raises keyspace event `event` of `class` on `key` in database `db` (see
+    /// `crate::notify`): one AND when the class is off.
+    #[inline]
+    pub fn notify(&mut self, class: crate::notify::Classes, event: &str, key: &[u8], db: usize) {
+        if self.hot.notify_classes & class != 0 {
+            self.publish_event(event, key, db);
+        }
+    }
+
+    fn publish_event(&mut self, event: &str, key: &[u8], db: usize) {
+        // Keys created earlier in the command are announced first, as Redis does
+        // from `dbAdd`.
+        self.flush_new_keys();
+        let limit = self.hot.obuf_limits[crate::outbuf::Class::PubSub as usize];
+        crate::notify::publish(
+            &self.pubsub,
+            &limit,
+            self.hot.notify_classes,
+            event,
+            key,
+            db,
+        );
+    }
+
+    /// Before each command: a database replaced by a load (full sync, DEBUG RELOAD)
+    /// starts without recording created keys. One AND unless class `n` is on.
+    #[inline]
+    pub fn begin_command(&mut self) {
+        if self.hot.notify_classes & crate::notify::NEW != 0 {
+            crate::notify::record_new_keys(&mut self.dbs, self.hot.notify_classes);
+        }
+    }
+
+    /// Publishes the `new` events of the keys created since the last call (after each
+    /// command). One AND unless class `n` is on.
+    #[inline]
+    pub fn flush_new_keys(&mut self) {
+        let on = self.hot.notify_classes;
+        if on & crate::notify::NEW != 0 {
+            let limit = self.hot.obuf_limits[crate::outbuf::Class::PubSub as usize];
+            crate::notify::publish_new_keys(&mut self.dbs, &self.pubsub, &limit, on);
+        }
     }
 
     pub fn new(databases: usize) -> Self {
