@@ -1074,3 +1074,23 @@ fn a_subscriber_that_does_not_read_is_cut_at_the_pubsub_output_limit() {
         assert_eq!(c.cmd("PING"), R::Simple("PONG".into()));
     }
 }
+
+#[test]
+fn geo_commands_notify_like_redis() {
+    let mut w = Watched::start("KEA");
+    w.check(&[
+        "GEOADD g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania",
+        "GEOADD g 13.361389 38.115556 Palermo",
+        "GEOADD g XX CH 13.4 38.1 Palermo",
+        "GEORADIUS g 15 37 200 km STORE dst",
+        "GEORADIUS g 15 37 200 km STOREDIST dst2",
+        "GEORADIUS g 15 37 1 m STORE dst",
+        "GEOSEARCHSTORE dst3 g FROMLONLAT 15 37 BYRADIUS 200 km",
+        "GEOSEARCHSTORE dst3 g FROMLONLAT 15 37 BYRADIUS 1 m",
+        "GEOSEARCHSTORE dst3 nosuch FROMLONLAT 15 37 BYRADIUS 1 m",
+        "GEORADIUSBYMEMBER g Palermo 500 km STORE dst4",
+        "GEORADIUSBYMEMBER nosuch Palermo 500 km STORE dst4",
+        "GEODIST g Palermo Catania",
+        "GEOPOS g Palermo",
+    ]);
+}

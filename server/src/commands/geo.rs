@@ -5,6 +5,7 @@
 //! (with Redis's partial quicksort when COUNT cuts the list) and reply or store.
 
 use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use crate::notify::{GENERIC, ZSET};
 use crate::resp::Reply;
 use crate::types::geohash::{self, Shape, ShapeKind};
 use crate::types::{Value, ZSet};
@@ -281,6 +282,8 @@ fn geoadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     ctx.delete_if_empty(key);
     if added + updated > 0 {
         ctx.dirty(added + updated);
+        // Redis runs GEOADD as ZADD: its event is ZADD's.
+        ctx.notify(ZSET, "zadd", key);
     }
     ctx.rewrite = Some(zadd);
     out.int((if ch { added + updated } else { added }) as i64);
@@ -793,6 +796,7 @@ fn search_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], variant: Varia
                 Some(dst) => {
                     if ctx.delete(dst) {
                         ctx.dirty(1);
+                        ctx.notify(GENERIC, "del", dst);
                     }
                     out.int(0);
                 }
@@ -821,7 +825,14 @@ fn search_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], variant: Varia
     }
     match q.store {
         None => reply_points(out, &points, &q),
-        Some(dst) => store_points(ctx, out, &dst, points, q.storedist),
+        Some(dst) => {
+            let event = if matches!(variant, Variant::SearchStore) {
+                "geosearchstore"
+            } else {
+                "georadiusstore"
+            };
+            store_points(ctx, out, &dst, points, q.storedist, event)
+        }
     }
     Ok(())
 }
@@ -850,11 +861,19 @@ fn reply_points(out: &mut Reply, points: &[Point], q: &Query) {
 
 /// Stores the matches as a sorted set (scored by geohash or, with STOREDIST, by
 /// distance in the unit); no match deletes the destination.
-fn store_points(ctx: &mut Ctx, out: &mut Reply, dst: &Bytes, points: Vec<Point>, dist: bool) {
+fn store_points(
+    ctx: &mut Ctx,
+    out: &mut Reply,
+    dst: &Bytes,
+    points: Vec<Point>,
+    dist: bool,
+    event: &str,
+) {
     let n = points.len();
     if n == 0 {
         if ctx.delete(dst) {
             ctx.dirty(1);
+            ctx.notify(GENERIC, "del", dst);
         }
     } else {
         let mut z = ZSet::new();
@@ -863,6 +882,7 @@ fn store_points(ctx: &mut Ctx, out: &mut Reply, dst: &Bytes, points: Vec<Point>,
         }
         ctx.set(dst.clone(), Value::ZSet(Box::new(z)));
         ctx.dirty(n as u64);
+        ctx.notify(ZSET, event, dst);
     }
     out.int(n as i64);
 }
