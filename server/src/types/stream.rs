@@ -855,8 +855,9 @@ impl Stream {
                 }
             }
             AddId::Ms(ms) if ms == self.last_id.ms => {
+                // Redis 7.0.15 reports this overflow with the "too large" text.
                 if self.last_id.seq == u64::MAX {
-                    return Err(StreamError::IdTooSmall);
+                    return Err(StreamError::TooLarge);
                 }
                 StreamId::new(ms, self.last_id.seq + 1)
             }
@@ -1337,13 +1338,19 @@ mod tests {
             st.append(AddId::Ms(3), 0, &f, lim),
             Err(StreamError::IdTooSmall)
         );
+        let near = StreamId::new(u64::MAX - 1, u64::MAX);
+        assert_eq!(st.append(AddId::Exact(near), 0, &f, lim), Ok(near));
+        assert_eq!(
+            st.append(AddId::Ms(u64::MAX - 1), 0, &f, lim),
+            Err(StreamError::TooLarge)
+        );
         let top = StreamId::new(u64::MAX, u64::MAX);
         assert_eq!(st.append(AddId::Exact(top), 0, &f, lim), Ok(top));
         assert_eq!(
             st.append(AddId::Auto, 0, &f, lim),
             Err(StreamError::Exhausted)
         );
-        assert_eq!(st.length, 6);
+        assert_eq!(st.length, 7);
         check(&st);
     }
 
