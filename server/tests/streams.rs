@@ -743,6 +743,28 @@ fn blocked_readers_are_woken_by_xadd_with_only_newer_entries() {
 }
 
 #[test]
+fn a_woken_reader_is_answered_from_one_stream() {
+    let t = TestServer::start(&[]);
+    let mut w = t.conn();
+    let mut r = t.conn();
+    r.send(&words("XREAD BLOCK 0 STREAMS a b $ $"));
+    wait_blocked(&mut w, 1);
+    // Both keys get an entry in one transaction; like Redis, the reader is served
+    // from the first stream that became ready.
+    assert_eq!(w.cmd("MULTI"), R::ok());
+    w.cmd("XADD a 1-1 x 1");
+    w.cmd("XADD b 1-1 y 1");
+    assert!(matches!(w.cmd("EXEC"), R::Arr(v) if v.len() == 2));
+    assert_eq!(
+        r.read(),
+        R::Arr(vec![R::Arr(vec![
+            b("a"),
+            R::Arr(vec![R::Arr(vec![b("1-1"), arr(&["x", "1"])])]),
+        ])])
+    );
+}
+
+#[test]
 fn dollar_is_resolved_when_the_reader_blocks() {
     let t = TestServer::start(&[]);
     let mut w = t.conn();
