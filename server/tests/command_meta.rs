@@ -274,3 +274,45 @@ fn cluster_and_module_commands_answer_as_a_standalone_redis() {
     p.same(&[b"RESTORE-ASKING", b"dst", b"0", &payload]);
     p.same(&[b"GET", b"dst"]);
 }
+
+#[test]
+fn memory_subcommands_answer_with_measured_figures() {
+    let mut p = Pair::start();
+    for line in [
+        "MEMORY PURGE",
+        "MEMORY STATS x",
+        "MEMORY DOCTOR x",
+        "MEMORY MALLOC-STATS x",
+        "MEMORY NOSUCH",
+        "MEMORY USAGE",
+    ] {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        p.same(&args);
+    }
+    for i in 0..100 {
+        p.a.cmd(&format!("SET k{i} {}", "v".repeat(100)));
+    }
+    let R::Arr(stats) = p.a.cmd("MEMORY STATS") else {
+        panic!("MEMORY STATS is a map")
+    };
+    let get = |name: &str| {
+        stats
+            .chunks(2)
+            .find(|kv| kv[0] == R::bulk(name))
+            .map(|kv| kv[1].clone())
+    };
+    assert_eq!(get("keys.count"), Some(R::Int(100)));
+    assert_eq!(
+        get("db.0"),
+        Some(R::Arr(vec![R::bulk("keys"), R::Int(100)]))
+    );
+    let Some(R::Int(total)) = get("total.allocated") else {
+        panic!("total.allocated")
+    };
+    assert!(total > 100 * 100, "{total}");
+    let Some(R::Int(per_key)) = get("keys.bytes-per-key") else {
+        panic!("keys.bytes-per-key")
+    };
+    assert!(per_key >= 100, "{per_key}");
+    assert!(matches!(p.a.cmd("MEMORY DOCTOR"), R::Bulk(b) if b.starts_with(b"used memory")));
+}

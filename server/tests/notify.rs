@@ -1094,3 +1094,23 @@ fn geo_commands_notify_like_redis() {
         "GEOPOS g Palermo",
     ]);
 }
+
+#[test]
+fn stream_commands_notify_like_redis() {
+    let mut w = Watched::start("KEAn");
+    w.check(&[
+        "XADD s 1-1 f v",
+        "XADD s 2-1 f v",
+        "XADD s MAXLEN 1 3-1 f v",
+        "XADD nosuch NOMKSTREAM 1-1 f v",
+        "XDEL s 1-1",
+        "XDEL s 3-1",
+        "XADD s 4-1 f v",
+        "XADD s 5-1 f v",
+        "XTRIM s MAXLEN 1",
+        "XTRIM s MAXLEN 5",
+        "XSETID s 9-9",
+        "XRANGE s - +",
+        "XLEN s",
+    ]);
+}

@@ -41,6 +41,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("move", 3, WRITE | FAST, move_cmd).keys(1, 1, 1),
     Command::new("copy", -3, WRITE | DENYOOM, copy).keys(1, 2, 1),
     Command::new("object", -2, READONLY, object).keys(2, 2, 1),
+    Command::new("memory", -2, 0, memory),
 ];
 
 /// A read lookup that does not refresh the key's access time (Redis
@@ -663,6 +664,142 @@ const OBJECT_HELP: &[&str] = &[
     "HELP",
     "    Print this help.",
 ];
+
+const MEMORY_HELP: &[&str] = &[
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Estimated bytes held by <key> and its value (SAMPLES is accepted; every",
+    "    element is counted).",
+    "STATS",
+    "    Memory figures of the server: allocated bytes, replication backlog, keys.",
+    "DOCTOR",
+    "    A short report on memory use.",
+    "MALLOC-STATS",
+    "    Allocator statistics (not available for Tandem's allocator).",
+    "PURGE",
+    "    Ask the allocator to release memory (nothing to do for Tandem's allocator).",
+    "HELP",
+    "    Print this help.",
+];
+
+/// An estimate of the heap bytes a key and its value hold (MEMORY USAGE): the key and
+/// the per-key bookkeeping, then the value's elements (streams: their listpack nodes
+/// by capacity, the index and the groups).
+pub fn memory_usage(key: &[u8], v: &Value) -> usize {
+    // Key string + dict entry + value object header, as Redis counts them.
+    const PER_KEY: usize = 24 + 16;
+    let value = match v {
+        Value::Str(s) => s.len() + 16,
+        Value::List(l) => 32 + l.iter().map(|e| e.len() + 11).sum::<usize>(),
+        Value::Set(s) => 48 + s.iter().map(|m| m.len() + 32).sum::<usize>(),
+        Value::Hash(h) => 48 + h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>(),
+        Value::ZSet(z) => 64 + z.iter().map(|(m, _)| m.len() + 64).sum::<usize>(),
+        Value::Stream(st) => 64 + st.approx_size(),
+    };
+    key.len() + 9 + PER_KEY + value
+}
+
+/// MEMORY USAGE and MEMORY HELP (the allocator-level subcommands are not offered).
+fn memory(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "help" if argv.len() == 2 => {
+            out.array(MEMORY_HELP.len());
+            for l in MEMORY_HELP {
+                out.simple(l);
+            }
+            Ok(())
+        }
+        "usage" if argv.len() >= 3 => {
+            let mut j = 3;
+            while j < argv.len() {
+                if is_kw(&argv[j], "samples") && j + 1 < argv.len() {
+                    if crate::resp::parse_i64(&argv[j + 1]).ok_or(err::NOT_INT)? < 0 {
+                        return Err(err::SYNTAX);
+                    }
+                    j += 2;
+                } else {
+                    return Err(err::SYNTAX);
+                }
+            }
+            let key = &argv[2];
+            match ctx.db_ref().entry(key) {
+                Some(e) => out.int(memory_usage(key, &e.value) as i64),
+                None => out.null(),
+            }
+            Ok(())
+        }
+        "purge" if argv.len() == 2 => {
+            out.ok();
+            Ok(())
+        }
+        "malloc-stats" if argv.len() == 2 => {
+            // What Redis answers when built without jemalloc.
+            out.bulk(b"Stats not supported for the current allocator");
+            Ok(())
+        }
+        "doctor" if argv.len() == 2 => {
+            let used = crate::evict::used_memory();
+            let max = ctx.store.hot.maxmemory;
+            let text = if max > 0 && used as u128 * 10 >= max as u128 * 9 {
+                format!("used memory {used} bytes is at or above 90% of maxmemory ({max} bytes): expect evictions or OOM errors for writes.\n")
+            } else {
+                format!("used memory {used} bytes; no memory problem detected.\n")
+            };
+            out.verbatim(&text);
+            Ok(())
+        }
+        "stats" if argv.len() == 2 => {
+            memory_stats(ctx, out);
+            Ok(())
+        }
+        "help" | "usage" | "purge" | "malloc-stats" | "doctor" | "stats" => Err(CmdError::msg(
+            format!("ERR wrong number of arguments for 'memory|{sub}' command"),
+        )),
+        _ => Err(CmdError::msg(format!(
+            "ERR unknown subcommand '{}'. Try MEMORY HELP.",
+            String::from_utf8_lossy(&argv[1])
+        ))),
+    }
+}
+
+/// MEMORY STATS: the figures Tandem measures, under Redis's names (the allocator
+/// internals Redis adds from jemalloc are not known here and are left out).
+fn memory_stats(ctx: &mut Ctx, out: &mut Reply) {
+    let used = crate::evict::used_memory();
+    let backlog = ctx.store.repl.backlog.as_ref().map_or(0, |b| b.memory()) as u64;
+    let keys: usize = ctx.store.dbs.iter().map(|d| d.len()).sum();
+    let dataset = used.saturating_sub(backlog);
+    let dbs: Vec<(usize, usize)> = ctx
+        .store
+        .dbs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.len() > 0)
+        .map(|(i, d)| (i, d.len()))
+        .collect();
+    out.map(5 + dbs.len());
+    out.bulk(b"total.allocated");
+    out.int(used as i64);
+    out.bulk(b"replication.backlog");
+    out.int(backlog as i64);
+    out.bulk(b"keys.count");
+    out.int(keys as i64);
+    out.bulk(b"keys.bytes-per-key");
+    out.int(if keys == 0 {
+        0
+    } else {
+        (dataset / keys as u64) as i64
+    });
+    out.bulk(b"dataset.bytes");
+    out.int(dataset as i64);
+    for (i, n) in dbs {
+        out.bulk(format!("db.{i}").as_bytes());
+        out.map(1);
+        out.bulk(b"keys");
+        out.int(n as i64);
+    }
+}
 
 fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();

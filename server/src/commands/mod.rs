@@ -23,6 +23,7 @@ pub mod replication;
 pub mod server;
 pub mod sets;
 pub mod sort;
+pub mod streams;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -204,6 +205,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("generic", "@keyspace", sort::COMMANDS),
     ("cluster", "", cluster::COMMANDS),
     ("geo", "@geo", geo::COMMANDS),
+    ("stream", "@stream", streams::COMMANDS),
 ];
 
 /// All commands, by lower-case name.
@@ -344,8 +346,14 @@ impl ClientState {
 pub enum Action {
     /// Close after writing the reply (QUIT, CLIENT KILL of self).
     Close,
-    /// Block until a key is served or the timeout (ms, 0 = forever) passes.
-    Block { keys: Vec<Bytes>, timeout_ms: u64 },
+    /// Block until a key is served or the timeout (ms, 0 = forever) passes. `argv`,
+    /// when set, is the command re-run for the waiter instead of its own (XREAD
+    /// stores `$` resolved to the IDs it saw).
+    Block {
+        keys: Vec<Bytes>,
+        timeout_ms: u64,
+        argv: Option<Vec<Bytes>>,
+    },
     /// Enter MONITOR mode.
     Monitor,
     /// Stop the server (SHUTDOWN); `save` = Some(true|false) forces SAVE/NOSAVE.

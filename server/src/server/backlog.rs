@@ -37,6 +37,11 @@ impl Backlog {
         }
     }
 
+    /// Bytes the backlog's buffer holds in memory now (it grows up to `size`).
+    pub fn memory(&self) -> usize {
+        self.data.capacity()
+    }
+
     pub fn size(&self) -> usize {
         self.size
     }

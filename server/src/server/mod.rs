@@ -109,6 +109,9 @@ pub struct HotConfig {
     pub query_buffer_limit: usize,
     /// `notify-keyspace-events`: the enabled event classes (`crate::notify`).
     pub notify_classes: crate::notify::Classes,
+    /// `stream-node-max-bytes` and `stream-node-max-entries` (0 = no limit).
+    pub stream_node_max_bytes: usize,
+    pub stream_node_max_entries: usize,
 }
 
 impl HotConfig {
@@ -126,6 +129,14 @@ impl HotConfig {
             query_buffer_limit: c.client_query_buffer_limit,
             notify_classes: crate::notify::parse(c.get("notify-keyspace-events").unwrap_or(""))
                 .unwrap_or(0),
+            stream_node_max_bytes: c
+                .get("stream-node-max-bytes")
+                .and_then(crate::config::parse_memory)
+                .map_or(4096, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            stream_node_max_entries: c
+                .get("stream-node-max-entries")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(100, |n| usize::try_from(n).unwrap_or(usize::MAX)),
         }
     }
 }
