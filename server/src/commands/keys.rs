@@ -775,7 +775,7 @@ fn memory_stats(ctx: &mut Ctx, out: &mut Reply) {
         .dbs
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.len() > 0)
+        .filter(|(_, d)| !d.is_empty())
         .map(|(i, d)| (i, d.len()))
         .collect();
     out.map(5 + dbs.len());
