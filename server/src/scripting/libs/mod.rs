@@ -1,8 +1,320 @@
 //! The libraries Redis adds to its Lua 5.1 state, with their documented semantics:
-//! `cjson`, `cmsgpack`, `struct` and `bit`. Installed by [`register`] into a fresh state
-//! before the globals are protected.
+//! `cjson` (lua-cjson 2.1.0), `cmsgpack` (lua-cmsgpack 0.4.0), `struct` (lua-struct 0.2
+//! with Redis's bounds checks) and `bit` (LuaBitOp). Installed by [`register`] into a fresh
+//! state before the globals are protected.
+//!
+//! Written in Rust against mlua; the observable behaviour (results, number formatting,
+//! error texts, limits) follows Redis 7.0.15's C copies, checked side by side by
+//! `server/tests/lua_libs.rs`.
+//!
+//! How errors reach Lua: an mlua callback that fails raises a userdata error, but the C
+//! libraries raise plain strings (`pcall(cjson.decode, s)` gives a string scripts match
+//! on). So each library function is a small Lua wrapper around its Rust body: the body
+//! returns either its results or a private marker followed by the message, and the
+//! wrapper raises the message as a string with `error(msg, 2)`: the position of the
+//! script line that called the library, as `luaL_error` in a C function adds it. One
+//! difference remains: when a script tail-calls a library function (`return
+//! cjson.decode(s)`), Lua 5.1 drops the caller's frame for a Lua wrapper but not for a C
+//! function, so there Redis names the function and the line and Tandem says `'?'` and
+//! gives no line.
+//!
+//! Limits: nesting is bounded as Redis bounds it (depth settings and the 8000-slot C
+//! stack Lua 5.1 gives a C function, modelled by [`CSTACK_SLOTS`]); decoders and
+//! encoders walk nested values with explicit stacks, never native recursion; encoder
+//! output is capped at [`MAX_OUTPUT_BYTES`] so a table graph whose encoding explodes
+//! (a DAG that shares subtables) fails instead of exhausting memory.
+
+mod bit;
+mod cjson;
+mod cmsgpack;
+mod lua_struct;
+mod numfmt;
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+pub use numfmt::format_g;
+
+/// Lua 5.1's `LUAI_MAXCSTACK`: the slots a C function may use on its stack. The C
+/// libraries check against it (`lua_checkstack`) before every nested push; the Rust
+/// bodies keep the same count so the same inputs fail with the same message.
+pub(crate) const CSTACK_SLOTS: usize = 8000;
+
+/// Largest string an encoder (cjson, cmsgpack) produces: Redis's largest string value
+/// (`proto-max-bulk-len` default). Redis itself has no cap and grows until malloc fails.
+pub(crate) const MAX_OUTPUT_BYTES: usize = 512 * 1024 * 1024;
 
 /// Installs the libraries as globals of `lua`.
-pub fn register(_lua: &mlua::Lua) -> mlua::Result<()> {
+pub fn register(lua: &Lua) -> mlua::Result<()> {
+    let kit = Kit::new(lua)?;
+    let globals = lua.globals();
+    globals.set("cjson", cjson::module(lua, &kit)?)?;
+    globals.set("cmsgpack", cmsgpack::module(lua, &kit)?)?;
+    globals.set("struct", lua_struct::module(lua, &kit)?)?;
+    globals.set("bit", bit::module(lua, &kit)?)?;
     Ok(())
 }
+
+/// Why a library call failed, before it is turned into the string Lua sees.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LibError {
+    /// `luaL_argerror`: the final text names the function as its caller sees it.
+    #[error("bad argument #{arg} ({msg})")]
+    BadArg { arg: usize, msg: String },
+    /// `luaL_error` from a C function: the text, after the caller's position.
+    #[error("{0}")]
+    Raise(String),
+    /// An error the Lua core raises inside a C function (`table index is nil`): no
+    /// position.
+    #[error("{0}")]
+    Bare(String),
+    /// mlua failed (out of memory, ...).
+    #[error(transparent)]
+    Lua(#[from] mlua::Error),
+}
+
+pub(crate) type LibResult<T> = Result<T, LibError>;
+
+pub(crate) fn raise<T>(msg: impl Into<String>) -> LibResult<T> {
+    Err(LibError::Raise(msg.into()))
+}
+
+/// What a Rust body returns: values, or nothing at all (distinct from one nil).
+pub(crate) enum Ret {
+    Values(Vec<Value>),
+    One(Value),
+}
+
+/// Shared pieces for building the wrapped functions of every library.
+#[derive(Clone)]
+pub(crate) struct Kit {
+    /// Builds `function(...) return pass(impl(...)) end` around a Rust body.
+    wrap: Function,
+    /// First value of a body's results when it failed (followed by the message).
+    fail_tag: Table,
+    /// Sole value of a body's results when it returns no values at all.
+    empty_tag: Table,
+}
+
+/// `error(msg, level)` levels, seen from `pass` in [`WRAPPER_SOURCE`]: 1 is `pass`, 2
+/// the wrapper it replaced by a tail call (Lua 5.1 still counts it), 3 the script that
+/// called the wrapper.
+const POSITION_OF_CALLER: i64 = 3;
+const NO_POSITION: i64 = 0;
+
+const WRAPPER_SOURCE: &str = r#"
+local impl, fail_tag, empty_tag, error = ...
+local function pass(first, ...)
+    if first == fail_tag then
+        local msg, level = ...
+        error(msg, level)
+    end
+    if first == empty_tag then return end
+    return first, ...
+end
+return function(...) return pass(impl(...)) end
+"#;
+
+impl Kit {
+    fn new(lua: &Lua) -> mlua::Result<Kit> {
+        let wrap = lua.load(WRAPPER_SOURCE).set_name("=libs").into_function()?;
+        Ok(Kit { wrap, fail_tag: lua.create_table()?, empty_tag: lua.create_table()? })
+    }
+
+    /// A Lua function whose body is `body`.
+    pub(crate) fn function<F>(&self, lua: &Lua, body: F) -> mlua::Result<Function>
+    where
+        F: Fn(&Lua, Vec<Value>) -> LibResult<Ret> + Send + 'static,
+    {
+        let fail_tag = self.fail_tag.clone();
+        let empty_tag = self.empty_tag.clone();
+        let inner = lua.create_function(move |lua, args: MultiValue| {
+            let out = match body(lua, args.into_vec()) {
+                Ok(Ret::One(v)) => MultiValue::from_vec(vec![v]),
+                Ok(Ret::Values(vs)) if vs.is_empty() => MultiValue::from_vec(vec![Value::Table(empty_tag.clone())]),
+                Ok(Ret::Values(vs)) => MultiValue::from_vec(vs),
+                Err(e) => {
+                    let level = match e {
+                        LibError::BadArg { .. } | LibError::Raise(_) => POSITION_OF_CALLER,
+                        LibError::Bare(_) | LibError::Lua(_) => NO_POSITION,
+                    };
+                    let msg = error_text(lua, e);
+                    MultiValue::from_vec(vec![
+                        Value::Table(fail_tag.clone()),
+                        Value::String(lua.create_string(msg)?),
+                        Value::Integer(level),
+                    ])
+                }
+            };
+            Ok(out)
+        })?;
+        let error: Function = lua.globals().get("error")?;
+        self.wrap.call((inner, self.fail_tag.clone(), self.empty_tag.clone(), error))
+    }
+}
+
+/// The message Lua sees for `e`, as `luaL_argerror` / `luaL_error` word it.
+fn error_text(lua: &Lua, e: LibError) -> String {
+    match e {
+        LibError::BadArg { arg, msg } => {
+            // Level 0 is this Rust function, level 1 the Lua wrapper: its name as the
+            // script called it, which is what Redis's C function would report.
+            let names = lua.inspect_stack(1, |d| {
+                let n = d.names();
+                (n.name.map(|s| s.into_owned()), n.name_what)
+            });
+            let (name, what) = names.unwrap_or((None, None));
+            let mut arg = arg;
+            if what == Some("method") {
+                arg = arg.saturating_sub(1);
+                if arg == 0 {
+                    return format!("calling '{}' on bad self ({msg})", name.as_deref().unwrap_or("?"));
+                }
+            }
+            format!("bad argument #{arg} to '{}' ({msg})", name.as_deref().unwrap_or("?"))
+        }
+        LibError::Raise(s) | LibError::Bare(s) => s,
+        LibError::Lua(e) => match e {
+            mlua::Error::MemoryError(_) => "not enough memory".to_string(),
+            other => other.to_string(),
+        },
+    }
+}
+
+/// The arguments of one call, 1-based like the Lua C API.
+pub(crate) struct Args<'a> {
+    pub lua: &'a Lua,
+    pub vals: Vec<Value>,
+}
+
+impl<'a> Args<'a> {
+    pub(crate) fn new(lua: &'a Lua, vals: Vec<Value>) -> Args<'a> {
+        Args { lua, vals }
+    }
+
+    /// Number of arguments (`lua_gettop`).
+    pub(crate) fn top(&self) -> usize {
+        self.vals.len()
+    }
+
+    /// Argument `i` (1-based), `None` when absent ("no value").
+    pub(crate) fn get(&self, i: usize) -> Option<&Value> {
+        i.checked_sub(1).and_then(|j| self.vals.get(j))
+    }
+
+    /// `lua_isnoneornil`.
+    pub(crate) fn is_none_or_nil(&self, i: usize) -> bool {
+        matches!(self.get(i), None | Some(Value::Nil))
+    }
+
+    /// `lua_tonumber` (numbers and numeric strings), `None` when not convertible.
+    pub(crate) fn to_number(&self, i: usize) -> LibResult<Option<f64>> {
+        match self.get(i) {
+            None => Ok(None),
+            Some(v) => to_number(self.lua, v),
+        }
+    }
+
+    /// `luaL_checknumber`.
+    pub(crate) fn check_number(&self, i: usize) -> LibResult<f64> {
+        match self.to_number(i)? {
+            Some(n) => Ok(n),
+            None => Err(self.type_error(i, "number")),
+        }
+    }
+
+    /// `luaL_checkinteger` (`lua_Integer` is 64-bit; the C cast truncates).
+    pub(crate) fn check_integer(&self, i: usize) -> LibResult<i64> {
+        self.check_number(i).map(c_double_to_i64)
+    }
+
+    /// `luaL_optinteger`.
+    pub(crate) fn opt_integer(&self, i: usize, default: i64) -> LibResult<i64> {
+        if self.is_none_or_nil(i) {
+            Ok(default)
+        } else {
+            self.check_integer(i)
+        }
+    }
+
+    /// `luaL_checklstring`: strings, and numbers converted as Lua converts them.
+    pub(crate) fn check_bytes(&self, i: usize) -> LibResult<mlua::LuaString> {
+        let converted = match self.get(i) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v @ (Value::Number(_) | Value::Integer(_))) => self.lua.coerce_string(v.clone())?,
+            _ => None,
+        };
+        converted.ok_or_else(|| self.type_error(i, "string"))
+    }
+
+    /// `luaL_typerror`.
+    pub(crate) fn type_error(&self, i: usize, expected: &str) -> LibError {
+        let got = self.get(i).map(type_name).unwrap_or("no value");
+        LibError::BadArg { arg: i, msg: format!("{expected} expected, got {got}") }
+    }
+}
+
+/// `lua_tonumber` of one value.
+pub(crate) fn to_number(lua: &Lua, v: &Value) -> LibResult<Option<f64>> {
+    Ok(match v {
+        Value::Number(n) => Some(*n),
+        Value::Integer(i) => Some(*i as f64),
+        Value::String(_) => lua.coerce_number(v.clone())?,
+        _ => None,
+    })
+}
+
+/// The number a numeric value holds (no string conversion).
+pub(crate) fn number_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => Some(*n),
+        Value::Integer(i) => Some(*i as f64),
+        _ => None,
+    }
+}
+
+/// `lua_typename(lua_type(v))`.
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Nil => "nil",
+        Value::Boolean(_) => "boolean",
+        Value::LightUserData(_) | Value::UserData(_) => "userdata",
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Table(_) => "table",
+        Value::Function(_) => "function",
+        Value::Thread(_) => "thread",
+        _ => "userdata",
+    }
+}
+
+/// A C cast `(int64_t)d` as x86-64 performs it: out of range and NaN give `INT64_MIN`.
+pub(crate) fn c_double_to_i64(d: f64) -> i64 {
+    if d >= -9_223_372_036_854_775_808.0 && d < 9_223_372_036_854_775_808.0 {
+        d as i64
+    } else {
+        i64::MIN
+    }
+}
+
+/// A C cast `(int)d` as x86-64 performs it: out of range and NaN give `INT_MIN`.
+pub(crate) fn c_double_to_i32(d: f64) -> i32 {
+    if d > -2_147_483_649.0 && d < 2_147_483_648.0 {
+        d as i32
+    } else {
+        i32::MIN
+    }
+}
+
+/// A C cast `(uint64_t)d` as gcc compiles it on x86-64: from 2^63 up it converts
+/// `d - 2^63` and flips the top bit; below (and NaN) it is the signed conversion.
+pub(crate) fn c_double_to_u64(d: f64) -> u64 {
+    const TWO63: f64 = 9_223_372_036_854_775_808.0;
+    if d >= TWO63 {
+        (c_double_to_i64(d - TWO63) as u64) ^ (1u64 << 63)
+    } else {
+        c_double_to_i64(d) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+//! Unit tests of the libraries in a bare state (`Lua::new()` + `register`).
+
+use mlua::Lua;
+
+fn state() -> Lua {
+    let lua = Lua::new();
+    super::register(&lua).expect("register");
+    lua
+}
+
+/// Evaluates `expr` and returns `tostring` of its first value, or `ERR: msg`.
+fn eval(lua: &Lua, expr: &str) -> String {
+    let src = format!(
+        "local ok, r = pcall(function() local v = {expr} return v end) \
+         if ok then return tostring(r) else return 'ERR: ' .. tostring(r) end"
+    );
+    lua.load(&src).set_name("=t").eval::<String>().expect("chunk runs")
+}
+
+#[test]
+fn bit_basics() {
+    let lua = state();
+    assert_eq!(eval(&lua, "bit.tobit(0xffffffff)"), "-1");
+    assert_eq!(eval(&lua, "bit.tohex(255)"), "000000ff");
+    assert_eq!(eval(&lua, "bit.tohex(-1, -4)"), "FFFF");
+    assert_eq!(eval(&lua, "bit.band(0xff, 0x0f, 0x3)"), "3");
+    assert_eq!(eval(&lua, "bit.lshift(1, 33)"), "2");
+    assert_eq!(eval(&lua, "bit.arshift(-256, 4)"), "-16");
+    assert_eq!(eval(&lua, "bit.rol(0x80000001, 1)"), "3");
+    assert_eq!(eval(&lua, "bit.bswap(0x12345678)"), "2018915346");
+    assert_eq!(eval(&lua, "bit.tobit('x')"), "ERR: t:1: bad argument #1 to 'tobit' (number expected, got string)");
+    assert_eq!(eval(&lua, "bit.bor(1, {}, 'y')"), "ERR: t:1: bad argument #3 to 'bor' (number expected, got string)");
+}
+
+#[test]
+fn struct_basics() {
+    let lua = state();
+    assert_eq!(eval(&lua, "struct.pack('>I2', 258)"), "\u{1}\u{2}");
+    assert_eq!(eval(&lua, "select(2, struct.unpack('>h', '\\255\\254'))"), "3");
+    assert_eq!(eval(&lua, "struct.unpack('>h', '\\255\\254')"), "-2");
+    assert_eq!(eval(&lua, "struct.size('!4bi')"), "8");
+    assert_eq!(eval(&lua, "struct.pack('i33', 1)"), "ERR: t:1: integral size 33 is larger than limit of 32");
+    assert_eq!(eval(&lua, "struct.unpack('c0', '3')"), "ERR: t:1: format 'c0' needs a previous size");
+    assert_eq!(eval(&lua, "struct.unpack('bc0', '\\255abc')"), "ERR: t:1: bad argument #2 to 'unpack' (data string too short)");
+}
+
+#[test]
+fn cmsgpack_round_trip_and_errors() {
+    let lua = state();
+    assert_eq!(eval(&lua, "cmsgpack.unpack(cmsgpack.pack({1, 2, {a = 'x'}}))[3].a"), "x");
+    assert_eq!(eval(&lua, "#cmsgpack.pack(1.5)"), "5");
+    assert_eq!(eval(&lua, "#cmsgpack.pack(0.1)"), "9");
+    assert_eq!(eval(&lua, "cmsgpack.unpack('\\145')"), "ERR: t:1: Missing bytes in input.");
+    assert_eq!(eval(&lua, "cmsgpack.unpack('\\193')"), "ERR: t:1: Bad data format in input.");
+    assert_eq!(eval(&lua, "cmsgpack.unpack('\\129\\192\\1')"), "ERR: table index is nil");
+    assert_eq!(eval(&lua, "select('#', cmsgpack.unpack(''))"), "0");
+    // Deeply nested arrays stop at the C stack limit, not the native stack.
+    assert!(eval(&lua, "cmsgpack.unpack(string.rep('\\145', 100000) .. '\\1')").starts_with("ERR: t:1: stack overflow"));
+}
+
+#[test]
+fn cjson_round_trip_and_errors() {
+    let lua = state();
+    assert_eq!(eval(&lua, "cjson.encode({1, 2, 'a/b'})"), "[1,2,\"a\\/b\"]");
+    assert_eq!(eval(&lua, "cjson.encode({})"), "{}");
+    assert_eq!(eval(&lua, "cjson.encode(0.1)"), "0.1");
+    assert_eq!(eval(&lua, "cjson.decode('[1,{\"a\":null}]')[2].a == cjson.null"), "true");
+    assert_eq!(eval(&lua, "cjson.decode('\"\\\\ud83d\\\\ude00\"')"), "😀");
+    assert_eq!(eval(&lua, "cjson.decode('{\"a\":1,}')"), "ERR: t:1: Expected object key string but found T_OBJ_END at character 8");
+    assert_eq!(eval(&lua, "cjson.encode({[1]=1,[2]=2,[11]=1})"), "ERR: t:1: Cannot serialise table: excessively sparse array");
+    assert!(eval(&lua, "cjson.decode(string.rep('[', 100000))").starts_with("ERR: t:1: Found too many nested data structures (1001)"));
+    assert_eq!(eval(&lua, "(function() local t = {} t[1] = t local r = cjson.encode(t) return r end)()"), "ERR: t:1: Cannot serialise, excessive nesting (1001)");
+}
