@@ -18,15 +18,17 @@
 //! 1-based character position.
 //!
 //! Both directions walk nested values with explicit stacks (no native recursion) and
-//! keep the C stack slot count of the original, which also bounds nesting.
+//! keep the C stack slot count of the original, which also bounds nesting. Depth
+//! settings above [`MAX_DEPTH`] (1000, the default) act as 1000: Redis would follow a
+//! raised setting until its C stack ends (about 4000 to 8000 levels).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use mlua::{LightUserData, Lua, Table, Value};
+use mlua::{Function, LightUserData, Lua, Table, Value};
 
 use super::{
     c_double_to_i32, format_g, number_of, raise, type_name, Args, Kit, LibError, LibResult, Ret, CSTACK_SLOTS,
-    MAX_OUTPUT_BYTES,
+    MAX_DEPTH, MAX_OUTPUT_BYTES,
 };
 
 /// One cjson instance's settings (`cjson` and every `cjson.new()` have their own).
@@ -72,7 +74,8 @@ pub(crate) fn module(lua: &Lua, kit: &Kit) -> mlua::Result<Table> {
     let cfg: Shared = Arc::new(Mutex::new(Config::default()));
     let t = lua.create_table()?;
     let c = cfg.clone();
-    t.set("encode", kit.function(lua, move |lua, a| encode(lua, &c, a))?)?;
+    let next = kit.next.clone();
+    t.set("encode", kit.function(lua, move |lua, a| encode(lua, &c, &next, a))?)?;
     let c = cfg.clone();
     t.set("decode", kit.function(lua, move |lua, a| decode(lua, &c, a))?)?;
     let c = cfg.clone();
@@ -209,21 +212,22 @@ fn cfg_encode_invalid(lua: &Lua, cfg: &Shared, vals: Vec<Value>) -> LibResult<Re
 // ----------------------------------------------------------------------------------
 // Encoding
 
-fn encode(lua: &Lua, cfg: &Shared, vals: Vec<Value>) -> LibResult<Ret> {
+fn encode(lua: &Lua, cfg: &Shared, next: &Function, vals: Vec<Value>) -> LibResult<Ret> {
     let a = Args::new(lua, vals);
     if a.top() != 1 {
         return Err(LibError::BadArg { arg: 1, msg: "expected 1 argument".into() });
     }
     let cfg = lock(cfg).clone();
     let v = a.vals.into_iter().next().unwrap_or(Value::Nil);
-    let out = Encoder { cfg, out: Vec::new() }.run(v)?;
+    let out = Encoder { cfg, next: next.clone(), out: Vec::new() }.run(v)?;
     Ok(Ret::One(Value::String(lua.create_string(out)?)))
 }
 
-/// A table being written.
+/// A table being written. Only the table and the current key are held (as mlua
+/// references), so an open level costs at most two of them.
 enum Open {
     Array { table: Table, len: i32, next: i32 },
-    Object { pairs: Vec<(Value, Value)>, next: usize },
+    Object { table: Table, key: Value, first: bool },
 }
 
 impl Open {
@@ -239,6 +243,8 @@ impl Open {
 
 struct Encoder {
     cfg: Config,
+    /// Lua's `next`: objects are walked one pair at a time, in `next` order.
+    next: Function,
     out: Vec<u8>,
 }
 
@@ -268,20 +274,22 @@ impl Encoder {
                         *next += 1;
                     }
                 }
-                Open::Object { pairs, next } => match pairs.get(*next).cloned() {
-                    None => {
+                Open::Object { table, key, first } => {
+                    let prev = std::mem::replace(key, Value::Nil);
+                    let (k, v): (Value, Value) = self.next.call((table.clone(), prev))?;
+                    if k.is_nil() {
                         self.out.push(b'}');
                         stack.pop();
-                    }
-                    Some((k, v)) => {
-                        if *next > 0 {
+                    } else {
+                        if !*first {
                             self.out.push(b',');
                         }
-                        *next += 1;
+                        *first = false;
                         self.key(&k)?;
+                        *key = k;
                         pending = Some(v);
                     }
-                },
+                }
             }
         }
         Ok(self.out)
@@ -297,39 +305,44 @@ impl Encoder {
     fn open(&mut self, t: Table, stack: &mut Vec<Open>) -> LibResult<()> {
         let depth = stack.len() + 1;
         let slots = 1 + stack.iter().map(Open::slots).sum::<usize>();
-        if depth > usize::try_from(self.cfg.encode_max_depth).unwrap_or(0) || slots + 3 > CSTACK_SLOTS {
+        let limit = usize::try_from(self.cfg.encode_max_depth).unwrap_or(0).min(MAX_DEPTH);
+        if depth > limit || slots + 3 > CSTACK_SLOTS {
             return raise(format!("Cannot serialise, excessive nesting ({depth})"));
         }
-        let mut pairs: Vec<(Value, Value)> = Vec::new();
-        for kv in t.pairs::<Value, Value>() {
-            pairs.push(kv?);
-        }
-        let len = self.array_length(&pairs)?;
+        let len = self.array_length(&t)?;
         if len > 0 {
             self.out.push(b'[');
             stack.push(Open::Array { table: t, len, next: 1 });
         } else {
             self.out.push(b'{');
-            stack.push(Open::Object { pairs, next: 0 });
+            stack.push(Open::Object { table: t, key: Value::Nil, first: true });
         }
         Ok(())
     }
 
     /// `lua_array_length`: the largest index when every key is an integer >= 1 (and the
     /// table is not excessively sparse), else -1. The index goes through a C `int`.
-    fn array_length(&self, pairs: &[(Value, Value)]) -> LibResult<i32> {
+    fn array_length(&self, t: &Table) -> LibResult<i32> {
         let mut max: i32 = 0;
         let mut items: i32 = 0;
-        for (k, _) in pairs {
-            match number_of(k) {
+        let mut array = true;
+        t.for_each(|k: Value, _v: Value| {
+            if !array {
+                return Ok(());
+            }
+            match number_of(&k) {
                 Some(n) if n != 0.0 && n.floor() == n && n >= 1.0 => {
                     if n > f64::from(max) {
                         max = c_double_to_i32(n);
                     }
                     items = items.wrapping_add(1);
                 }
-                _ => return Ok(-1),
+                _ => array = false,
             }
+            Ok(())
+        })?;
+        if !array {
+            return Ok(-1);
         }
         let c = &self.cfg;
         if c.sparse_ratio > 0 && max > items.wrapping_mul(c.sparse_ratio) && max > c.sparse_safe {
@@ -864,7 +877,7 @@ fn parse_value(lua: &Lua, lx: &mut Lexer, mut tok: Token, cfg: &Config) -> LibRe
                 let depth = stack.len() + 1;
                 let used = 1 + stack.iter().map(Nest::slots).sum::<usize>();
                 let need = if is_obj { 3 } else { 2 };
-                if depth > max_depth || used + need > CSTACK_SLOTS {
+                if depth > max_depth.min(MAX_DEPTH) || used + need > CSTACK_SLOTS {
                     return raise(format!("Found too many nested data structures ({depth}) at character {}", lx.pos));
                 }
                 let table = lua.create_table()?;

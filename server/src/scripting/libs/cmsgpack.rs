@@ -10,13 +10,15 @@
 //! Decoding accepts the formats lua-cmsgpack knows (no bin/ext types: "Bad data
 //! format"). 64-bit unsigned integers come back through a signed conversion, as in the
 //! original. Nesting is bounded by the C stack a Lua 5.1 C function gets: the same slot
-//! count is kept here ([`CSTACK_SLOTS`]) so deep input fails with the same message.
+//! count is kept here ([`CSTACK_SLOTS`]) so deep input fails with the same message, and
+//! by [`MAX_DEPTH`] (Redis reaches about 4000 levels; here deeper input gets the same
+//! "stack overflow" error at 1000).
 
 use mlua::{Lua, Table, Value};
 
 use super::{
     c_double_to_i32, c_double_to_i64, number_of, raise, Args, Kit, LibError, LibResult, Ret, CSTACK_SLOTS,
-    MAX_OUTPUT_BYTES,
+    MAX_DEPTH, MAX_OUTPUT_BYTES,
 };
 
 /// Tables nested deeper than this encode as nil (`LUACMSGPACK_MAX_NESTING`).
@@ -138,11 +140,25 @@ fn encode_int(out: &mut Out, n: i64) -> LibResult<()> {
 }
 
 fn encode_table(lua: &Lua, out: &mut Out, t: &Table, level: usize) -> LibResult<()> {
-    let mut pairs: Vec<(Value, Value)> = Vec::new();
-    for kv in t.pairs::<Value, Value>() {
-        pairs.push(kv?);
-    }
-    if is_array(&pairs) {
+    // First pass (`table_is_an_array`): keys only, nothing kept.
+    let mut max: i32 = 0;
+    let mut count: i32 = 0;
+    let mut array = true;
+    let mut pairs: u64 = 0;
+    t.for_each(|k: Value, _v: Value| {
+        pairs += 1;
+        if array {
+            match positive_int_key(&k) {
+                Some(n) => {
+                    max = max.max(n);
+                    count = count.wrapping_add(1);
+                }
+                None => array = false,
+            }
+        }
+        Ok(())
+    })?;
+    if array && max == count {
         let len = t.raw_len();
         encode_header(out, len as u64, 0x90, 0xdc, 0xdd)?;
         for j in 1..=len {
@@ -150,29 +166,23 @@ fn encode_table(lua: &Lua, out: &mut Out, t: &Table, level: usize) -> LibResult<
             encode_value(lua, out, &v, level + 1)?;
         }
     } else {
-        encode_header(out, pairs.len() as u64, 0x80, 0xde, 0xdf)?;
-        for (k, v) in &pairs {
-            encode_value(lua, out, k, level + 1)?;
-            encode_value(lua, out, v, level + 1)?;
+        encode_header(out, pairs, 0x80, 0xde, 0xdf)?;
+        // Nesting is at most 16 levels, so walking each level with its own iterator
+        // (and recursing per pair) keeps few references alive.
+        for kv in t.pairs::<Value, Value>() {
+            let (k, v) = kv?;
+            encode_value(lua, out, &k, level + 1)?;
+            encode_value(lua, out, &v, level + 1)?;
         }
     }
     Ok(())
 }
 
-/// Keys exactly 1..n (`table_is_an_array`): all numbers that are positive `int`s, the
-/// largest equal to their count.
-fn is_array(pairs: &[(Value, Value)]) -> bool {
-    let mut max: i32 = 0;
-    let mut count: i32 = 0;
-    for (k, _) in pairs {
-        let Some(n) = number_of(k) else { return false };
-        if n <= 0.0 || n.is_infinite() || f64::from(c_double_to_i32(n)) != n {
-            return false;
-        }
-        max = max.max(c_double_to_i32(n));
-        count = count.wrapping_add(1);
-    }
-    max == count
+/// A key that lets a table stay an array: a number that is a positive C `int`.
+fn positive_int_key(k: &Value) -> Option<i32> {
+    let n = number_of(k)?;
+    let i = c_double_to_i32(n);
+    (n > 0.0 && !n.is_infinite() && f64::from(i) == n).then_some(i)
 }
 
 fn encode_header(out: &mut Out, n: u64, fix: u8, h16: u8, h32: u8) -> LibResult<()> {
@@ -320,7 +330,7 @@ fn decode_one(lua: &Lua, c: &mut Cursor, base: usize) -> Result<Value, DecodeErr
         let mut value = match read_item(lua, c)? {
             Item::Value(v) => v,
             Item::Array(n) => {
-                if used + 2 > CSTACK_SLOTS {
+                if used + 2 > CSTACK_SLOTS || stack.len() >= MAX_DEPTH {
                     return Err(stack_overflow("in function mp_decode_to_lua_array"));
                 }
                 let table = lua.create_table()?;
@@ -333,6 +343,11 @@ fn decode_one(lua: &Lua, c: &mut Cursor, base: usize) -> Result<Value, DecodeErr
                 }
             }
             Item::Map(n) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(stack_overflow(
+                        "too many return values at once; use unpack_one or unpack_limit instead.",
+                    ));
+                }
                 let table = lua.create_table()?;
                 if n == 0 {
                     Value::Table(table)
@@ -409,23 +424,28 @@ fn unpack_full(lua: &Lua, s: &[u8], top: usize, limit: i64, offset: i64) -> LibR
     let limit = if decode_all { i64::from(i32::MAX) } else { limit };
     let start = usize::try_from(offset).unwrap_or(len);
     let mut c = Cursor { data: s, pos: start };
-    let mut results: Vec<Value> = Vec::new();
-    while c.left() > 0 && (results.len() as i64) < limit {
-        match decode_one(lua, &mut c, top + results.len()) {
-            Ok(v) => results.push(v),
+    // Results go straight into a table: there may be thousands.
+    let results = lua.create_table()?;
+    let first = if decode_all { 1 } else { 2 };
+    let mut count: usize = 0;
+    while c.left() > 0 && (count as i64) < limit {
+        match decode_one(lua, &mut c, top + count) {
+            Ok(v) => results.raw_set(first + count, v)?,
             Err(DecodeError::Eof) => return raise("Missing bytes in input."),
             Err(DecodeError::BadFormat) => return raise("Bad data format in input."),
             Err(DecodeError::Now(e)) => return Err(e),
         }
+        count += 1;
     }
     if !decode_all {
-        if top + results.len() + 1 > CSTACK_SLOTS {
+        if top + count + 1 > CSTACK_SLOTS {
             return raise("stack overflow (in function mp_unpack_full)");
         }
         let next = if c.left() == 0 { -1.0 } else { c.pos as f64 };
-        results.insert(0, Value::Number(next));
+        results.raw_set(1, next)?;
+        count += 1;
     }
-    Ok(Ret::Values(results))
+    Ok(Ret::Spread(results, count))
 }
 
 fn unpack(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {

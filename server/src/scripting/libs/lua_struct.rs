@@ -138,8 +138,11 @@ fn is_integer_opt(opt: u8) -> bool {
 
 /// `struct.pack(fmt, ...)`.
 fn pack(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+    let mut a = Args::new(lua, vals);
     let fmt_s = a.check_bytes(1)?;
+    // The original pushes a nil above its arguments before packing, so the first
+    // missing argument reads as "got nil" and later ones as "got no value".
+    a.vals.push(Value::Nil);
     let fmt_b = fmt_s.as_bytes();
     let mut fmt = Fmt::new(&fmt_b);
     let mut h = Header::new();
@@ -247,52 +250,59 @@ fn unpack(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
     let a = Args::new(lua, vals);
     let fmt_s = a.check_bytes(1)?;
     let data_s = a.check_bytes(2)?;
+    // The offset is taken as a C `size_t`: only 0 is refused here, negative values
+    // wrap around and fail the length check below.
     let start = a.opt_integer(3, 1)?;
-    if start <= 0 {
+    if start == 0 {
         return Err(LibError::BadArg { arg: 3, msg: "offset must be 1 or greater".into() });
     }
     let fmt_b = fmt_s.as_bytes();
     let data = data_s.as_bytes();
     let ld = data.len();
-    let mut pos = usize::try_from(start - 1).unwrap_or(usize::MAX);
+    let mut pos = (start as u64).wrapping_sub(1) as usize;
     let mut fmt = Fmt::new(&fmt_b);
     let mut h = Header::new();
-    let mut results: Vec<Value> = Vec::new();
+    // Results go straight into a table: there may be thousands.
+    let results = lua.create_table()?;
+    let mut n: usize = 0;
+    let push = |v: Value, n: &mut usize| -> LibResult<()> {
+        *n += 1;
+        results.raw_set(*n, v)?;
+        Ok(())
+    };
     while let Some(opt) = fmt.next_opt() {
         let mut size = opt_size(opt, &mut fmt)?;
-        pos = pos.saturating_add(to_align(pos, &h, opt, size));
+        pos = pos.wrapping_add(to_align(pos, &h, opt, size));
         if size > ld || pos > ld - size {
             return Err(too_short());
         }
         // The C function's stack holds its two arguments and the results so far.
-        if 2 + results.len() + 1 > CSTACK_SLOTS {
+        if 2 + n + 1 > CSTACK_SLOTS {
             return raise("stack overflow (too many results)");
         }
         let item = data.get(pos..pos + size).unwrap_or_default();
         match opt {
             o if is_integer_opt(o) => {
-                results.push(Value::Number(get_integer(item, h.endian, o.is_ascii_lowercase())));
+                push(Value::Number(get_integer(item, h.endian, o.is_ascii_lowercase())), &mut n)?;
             }
             b'x' => {}
-            b'f' => results.push(Value::Number(f64::from(f32::from_le_bytes(get_le::<4>(item, h.endian))))),
-            b'd' => results.push(Value::Number(f64::from_le_bytes(get_le::<8>(item, h.endian)))),
+            b'f' => push(Value::Number(f64::from(f32::from_le_bytes(get_le::<4>(item, h.endian)))), &mut n)?,
+            b'd' => push(Value::Number(f64::from_le_bytes(get_le::<8>(item, h.endian))), &mut n)?,
             b'c' => {
                 if size == 0 {
-                    let prev = match results.last() {
-                        Some(v) => super::to_number(lua, v)?,
-                        None => None,
-                    };
-                    let Some(n) = prev else {
+                    let prev = if n == 0 { None } else { super::to_number(lua, &results.raw_get::<Value>(n)?)? };
+                    let Some(len) = prev else {
                         return raise("format 'c0' needs a previous size");
                     };
-                    results.pop();
-                    size = usize::try_from(c_double_to_u64(n)).unwrap_or(usize::MAX);
+                    results.raw_set(n, Value::Nil)?;
+                    n -= 1;
+                    size = usize::try_from(c_double_to_u64(len)).unwrap_or(usize::MAX);
                     if size > ld || pos > ld - size {
                         return Err(too_short());
                     }
                 }
                 let part = data.get(pos..pos + size).unwrap_or_default();
-                results.push(Value::String(lua.create_string(part)?));
+                push(Value::String(lua.create_string(part)?), &mut n)?;
             }
             b's' => {
                 let rest = data.get(pos..).unwrap_or_default();
@@ -300,14 +310,14 @@ fn unpack(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
                     return raise("unfinished string in data");
                 };
                 size = nul + 1;
-                results.push(Value::String(lua.create_string(rest.get(..nul).unwrap_or_default())?));
+                push(Value::String(lua.create_string(rest.get(..nul).unwrap_or_default())?), &mut n)?;
             }
             _ => control(opt, &mut fmt, &mut h)?,
         }
-        pos = pos.saturating_add(size);
+        pos = pos.wrapping_add(size);
     }
-    results.push(Value::Number(pos as f64 + 1.0));
-    Ok(Ret::Values(results))
+    push(Value::Number(pos as f64 + 1.0), &mut n)?;
+    Ok(Ret::Spread(results, n))
 }
 
 /// `struct.size(fmt)`.

@@ -78,10 +78,19 @@ pub(crate) fn raise<T>(msg: impl Into<String>) -> LibResult<T> {
     Err(LibError::Raise(msg.into()))
 }
 
-/// What a Rust body returns: values, or nothing at all (distinct from one nil).
+/// Deepest nesting the encoders and decoders follow. Redis's copies stop where the C
+/// stack of a Lua 5.1 function ends (about 4000 to 8000 levels, and cjson's default
+/// limit is 1000); here every open level holds an mlua reference, and a Lua state has
+/// about 8000 of those in all, so levels past this cap fail with the library's own
+/// nesting error instead of exhausting them.
+pub(crate) const MAX_DEPTH: usize = 1000;
+
+/// What a Rust body returns: a few values, or the values stored in `table[1..=n]` (for
+/// results that may be numerous, so they never all live as mlua references at once).
 pub(crate) enum Ret {
     Values(Vec<Value>),
     One(Value),
+    Spread(Table, usize),
 }
 
 /// Shared pieces for building the wrapped functions of every library.
@@ -93,6 +102,11 @@ pub(crate) struct Kit {
     fail_tag: Table,
     /// Sole value of a body's results when it returns no values at all.
     empty_tag: Table,
+    /// First value of a body's results when the results are in a table (then the table
+    /// and the count follow).
+    spread_tag: Table,
+    /// Lua's `next`, for walking tables one pair at a time.
+    pub(crate) next: Function,
 }
 
 /// `error(msg, level)` levels, seen from `pass` in [`WRAPPER_SOURCE`]: 1 is `pass`, 2
@@ -102,13 +116,21 @@ const POSITION_OF_CALLER: i64 = 3;
 const NO_POSITION: i64 = 0;
 
 const WRAPPER_SOURCE: &str = r#"
-local impl, fail_tag, empty_tag, error = ...
+local impl, fail_tag, empty_tag, spread_tag, error, unpack = ...
+local function spread(t, i, n)
+    if n - i < 7000 then return unpack(t, i, n) end
+    return t[i], t[i + 1], t[i + 2], t[i + 3], t[i + 4], t[i + 5], t[i + 6], t[i + 7], spread(t, i + 8, n)
+end
 local function pass(first, ...)
     if first == fail_tag then
         local msg, level = ...
         error(msg, level)
     end
     if first == empty_tag then return end
+    if first == spread_tag then
+        local t, n = ...
+        return spread(t, 1, n)
+    end
     return first, ...
 end
 return function(...) return pass(impl(...)) end
@@ -117,7 +139,13 @@ return function(...) return pass(impl(...)) end
 impl Kit {
     fn new(lua: &Lua) -> mlua::Result<Kit> {
         let wrap = lua.load(WRAPPER_SOURCE).set_name("=libs").into_function()?;
-        Ok(Kit { wrap, fail_tag: lua.create_table()?, empty_tag: lua.create_table()? })
+        Ok(Kit {
+            wrap,
+            fail_tag: lua.create_table()?,
+            empty_tag: lua.create_table()?,
+            spread_tag: lua.create_table()?,
+            next: lua.globals().get("next")?,
+        })
     }
 
     /// A Lua function whose body is `body`.
@@ -127,11 +155,16 @@ impl Kit {
     {
         let fail_tag = self.fail_tag.clone();
         let empty_tag = self.empty_tag.clone();
+        let spread_tag = self.spread_tag.clone();
         let inner = lua.create_function(move |lua, args: MultiValue| {
             let out = match body(lua, args.into_vec()) {
                 Ok(Ret::One(v)) => MultiValue::from_vec(vec![v]),
                 Ok(Ret::Values(vs)) if vs.is_empty() => MultiValue::from_vec(vec![Value::Table(empty_tag.clone())]),
                 Ok(Ret::Values(vs)) => MultiValue::from_vec(vs),
+                Ok(Ret::Spread(_, 0)) => MultiValue::from_vec(vec![Value::Table(empty_tag.clone())]),
+                Ok(Ret::Spread(t, n)) => {
+                    MultiValue::from_vec(vec![Value::Table(spread_tag.clone()), Value::Table(t), Value::Number(n as f64)])
+                }
                 Err(e) => {
                     let level = match e {
                         LibError::BadArg { .. } | LibError::Raise(_) => POSITION_OF_CALLER,
@@ -147,8 +180,10 @@ impl Kit {
             };
             Ok(out)
         })?;
-        let error: Function = lua.globals().get("error")?;
-        self.wrap.call((inner, self.fail_tag.clone(), self.empty_tag.clone(), error))
+        let globals = lua.globals();
+        let error: Function = globals.get("error")?;
+        let unpack: Function = globals.get("unpack")?;
+        self.wrap.call((inner, self.fail_tag.clone(), self.empty_tag.clone(), self.spread_tag.clone(), error, unpack))
     }
 }
 

@@ -71,3 +71,49 @@ fn cjson_round_trip_and_errors() {
     assert!(eval(&lua, "cjson.decode(string.rep('[', 100000))").starts_with("ERR: t:1: Found too many nested data structures (1001)"));
     assert_eq!(eval(&lua, "(function() local t = {} t[1] = t local r = cjson.encode(t) return r end)()"), "ERR: t:1: Cannot serialise, excessive nesting (1001)");
 }
+
+/// Where Tandem knowingly stops earlier than Redis (see MAX_DEPTH): raised depth
+/// settings act as 1000, with the library's own error, and nothing runs out of mlua
+/// references or native stack.
+#[test]
+fn nesting_beyond_the_cap_fails_with_the_library_error() {
+    let lua = state();
+    assert_eq!(
+        eval(&lua, "(function() local c = cjson.new() c.encode_max_depth(100000) local t = {} local x = t for i = 1, 5000 do x.a = {} x = x.a end local r = c.encode(t) return r end)()"),
+        "ERR: t:1: Cannot serialise, excessive nesting (1001)"
+    );
+    assert_eq!(
+        eval(&lua, "(function() local c = cjson.new() c.decode_max_depth(100000) local r = c.decode(string.rep('[', 5000)) return r end)()"),
+        "ERR: t:1: Found too many nested data structures (1001) at character 1001"
+    );
+    assert_eq!(
+        eval(&lua, "cmsgpack.unpack(string.rep('\\145', 5000) .. '\\1')"),
+        "ERR: t:1: stack overflow (in function mp_decode_to_lua_array)"
+    );
+    assert_eq!(
+        eval(&lua, "cmsgpack.unpack(string.rep('\\129\\1', 5000) .. '\\1')"),
+        "ERR: t:1: stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)"
+    );
+}
+
+/// Wide tables never hold one mlua reference per entry (a Lua state has about 8000).
+#[test]
+fn wide_tables_and_many_results_stay_within_mlua_references() {
+    let lua = state();
+    assert_eq!(eval(&lua, "#cjson.encode((function() local t = {} for i = 1, 30000 do t['k' .. i] = {i} end return t end)())"), "487789");
+    assert_eq!(eval(&lua, "#cjson.decode(cjson.encode((function() local t = {} for i = 1, 30000 do t[i] = {'x' .. i} end return t end)()))"), "30000");
+    assert_eq!(eval(&lua, "select('#', cmsgpack.unpack(string.rep('\\161a', 7999)))"), "7999");
+    assert_eq!(eval(&lua, "select('#', struct.unpack(string.rep('c1', 7997), string.rep('a', 8000)))"), "7998");
+    assert_eq!(eval(&lua, "#cmsgpack.pack((function() local t = {} for i = 1, 30000 do t['k' .. i] = {i} end return t end)())"), "318515");
+}
+
+/// A tail call drops the caller's frame for the Lua wrapper, so the position and the
+/// function name that Redis (a C function) reports are missing there; otherwise the
+/// message is the same.
+#[test]
+fn tail_called_errors_keep_the_message() {
+    let lua = state();
+    assert_eq!(eval(&lua, "(function() return cjson.decode('[') end)()"), "ERR: Expected value but found T_END at character 2");
+    assert_eq!(eval(&lua, "(function() return bit.tobit('x') end)()"), "ERR: bad argument #1 to '?' (number expected, got string)");
+    assert_eq!(eval(&lua, "(function() local r = bit.tobit('x') return r end)()"), "ERR: t:1: bad argument #1 to 'tobit' (number expected, got string)");
+}
