@@ -12,20 +12,20 @@ use super::{Args, Kit, LibResult, Ret};
 /// The library table.
 pub(crate) fn module(lua: &Lua, kit: &Kit) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    t.set("tobit", kit.function(lua, |lua, a| unary(lua, a, |b| b))?)?;
-    t.set("bnot", kit.function(lua, |lua, a| unary(lua, a, |b| !b))?)?;
-    t.set("bswap", kit.function(lua, |lua, a| unary(lua, a, u32::swap_bytes))?)?;
-    t.set("band", kit.function(lua, |lua, a| fold(lua, a, |x, y| x & y))?)?;
-    t.set("bor", kit.function(lua, |lua, a| fold(lua, a, |x, y| x | y))?)?;
-    t.set("bxor", kit.function(lua, |lua, a| fold(lua, a, |x, y| x ^ y))?)?;
-    t.set("lshift", kit.function(lua, |lua, a| shift(lua, a, |b, n| b << n))?)?;
-    t.set("rshift", kit.function(lua, |lua, a| shift(lua, a, |b, n| b >> n))?)?;
+    t.set("tobit", kit.function(lua, |_, a| unary(a, |b| b))?)?;
+    t.set("bnot", kit.function(lua, |_, a| unary(a, |b| !b))?)?;
+    t.set("bswap", kit.function(lua, |_, a| unary(a, u32::swap_bytes))?)?;
+    t.set("band", kit.function(lua, |_, a| fold(a, |x, y| x & y))?)?;
+    t.set("bor", kit.function(lua, |_, a| fold(a, |x, y| x | y))?)?;
+    t.set("bxor", kit.function(lua, |_, a| fold(a, |x, y| x ^ y))?)?;
+    t.set("lshift", kit.function(lua, |_, a| shift(a, |b, n| b << n))?)?;
+    t.set("rshift", kit.function(lua, |_, a| shift(a, |b, n| b >> n))?)?;
     t.set(
         "arshift",
-        kit.function(lua, |lua, a| shift(lua, a, |b, n| ((b as i32) >> n) as u32))?,
+        kit.function(lua, |_, a| shift(a, |b, n| ((b as i32) >> n) as u32))?,
     )?;
-    t.set("rol", kit.function(lua, |lua, a| shift(lua, a, u32::rotate_left))?)?;
-    t.set("ror", kit.function(lua, |lua, a| shift(lua, a, u32::rotate_right))?)?;
+    t.set("rol", kit.function(lua, |_, a| shift(a, u32::rotate_left))?)?;
+    t.set("ror", kit.function(lua, |_, a| shift(a, u32::rotate_right))?)?;
     t.set("tohex", kit.function(lua, tohex)?)?;
     Ok(t)
 }
@@ -48,13 +48,11 @@ fn ret(b: u32) -> LibResult<Ret> {
     Ok(Ret::One(Value::Number(f64::from(b as i32))))
 }
 
-fn unary(lua: &Lua, vals: Vec<Value>, op: impl Fn(u32) -> u32) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn unary(a: Args, op: impl Fn(u32) -> u32) -> LibResult<Ret> {
     ret(op(barg(&a, 1)?))
 }
 
-fn fold(lua: &Lua, vals: Vec<Value>, op: impl Fn(u32, u32) -> u32) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn fold(a: Args, op: impl Fn(u32, u32) -> u32) -> LibResult<Ret> {
     let mut b = barg(&a, 1)?;
     for i in (2..=a.top()).rev() {
         b = op(b, barg(&a, i)?);
@@ -62,15 +60,13 @@ fn fold(lua: &Lua, vals: Vec<Value>, op: impl Fn(u32, u32) -> u32) -> LibResult<
     ret(b)
 }
 
-fn shift(lua: &Lua, vals: Vec<Value>, op: impl Fn(u32, u32) -> u32) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn shift(a: Args, op: impl Fn(u32, u32) -> u32) -> LibResult<Ret> {
     let b = barg(&a, 1)?;
     let n = barg(&a, 2)? & 31;
     ret(op(b, n))
 }
 
-fn tohex(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn tohex(lua: &Lua, a: Args) -> LibResult<Ret> {
     let mut b = barg(&a, 1)?;
     let mut n = if a.get(2).is_none() { 8 } else { i64::from(barg(&a, 2)? as i32) };
     let digits: &[u8; 16] = if n < 0 {

@@ -79,28 +79,28 @@ pub(crate) fn module(lua: &Lua, kit: &Kit) -> mlua::Result<Table> {
     let c = cfg.clone();
     t.set("decode", kit.function(lua, move |lua, a| decode(lua, &c, a))?)?;
     let c = cfg.clone();
-    t.set("encode_sparse_array", kit.function(lua, move |lua, a| cfg_sparse(lua, &c, a))?)?;
+    t.set("encode_sparse_array", kit.function(lua, move |_, a| cfg_sparse(&c, a))?)?;
     let c = cfg.clone();
     t.set(
         "encode_max_depth",
-        kit.function(lua, move |lua, a| cfg_int(lua, &c, a, 1, i32::MAX, |c| &mut c.encode_max_depth))?,
+        kit.function(lua, move |_, a| cfg_int(&c, a, 1, i32::MAX, |c| &mut c.encode_max_depth))?,
     )?;
     let c = cfg.clone();
     t.set(
         "decode_max_depth",
-        kit.function(lua, move |lua, a| cfg_int(lua, &c, a, 1, i32::MAX, |c| &mut c.decode_max_depth))?,
+        kit.function(lua, move |_, a| cfg_int(&c, a, 1, i32::MAX, |c| &mut c.decode_max_depth))?,
     )?;
     let c = cfg.clone();
     t.set(
         "encode_number_precision",
-        kit.function(lua, move |lua, a| cfg_int(lua, &c, a, 1, 14, |c| &mut c.precision))?,
+        kit.function(lua, move |_, a| cfg_int(&c, a, 1, 14, |c| &mut c.precision))?,
     )?;
     let c = cfg.clone();
-    t.set("encode_keep_buffer", kit.function(lua, move |lua, a| cfg_bool(lua, &c, a, |c| &mut c.keep_buffer))?)?;
+    t.set("encode_keep_buffer", kit.function(lua, move |_, a| cfg_bool(&c, a, |c| &mut c.keep_buffer))?)?;
     let c = cfg.clone();
-    t.set("encode_invalid_numbers", kit.function(lua, move |lua, a| cfg_encode_invalid(lua, &c, a))?)?;
+    t.set("encode_invalid_numbers", kit.function(lua, move |_, a| cfg_encode_invalid(&c, a))?)?;
     let c = cfg;
-    t.set("decode_invalid_numbers", kit.function(lua, move |lua, a| cfg_bool(lua, &c, a, |c| &mut c.decode_invalid))?)?;
+    t.set("decode_invalid_numbers", kit.function(lua, move |_, a| cfg_bool(&c, a, |c| &mut c.decode_invalid))?)?;
     // `new` builds a fresh instance; the functions it makes need the shared pieces again.
     let new_kit = kit.clone();
     t.set("new", kit.function(lua, move |lua, _a| Ok(Ret::One(Value::Table(module(lua, &new_kit)?))))?)?;
@@ -142,7 +142,7 @@ fn int_option(a: &Args, i: usize, setting: &mut i32, min: i32, max: i32) -> LibR
 fn enum_option(a: &Args, i: usize, setting: &mut usize, options: &[&str]) -> LibResult<Value> {
     if !a.is_none_or_nil(i) {
         if let Some(Value::Boolean(b)) = a.get(i) {
-            *setting = usize::from(*b);
+            *setting = usize::from(b);
         } else {
             let s = a.check_bytes(i)?;
             let s = s.as_bytes();
@@ -164,8 +164,7 @@ fn enum_option(a: &Args, i: usize, setting: &mut usize, options: &[&str]) -> Lib
 
 const BOOL_OPTIONS: &[&str] = &["off", "on"];
 
-fn cfg_sparse(lua: &Lua, cfg: &Shared, vals: Vec<Value>) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn cfg_sparse(cfg: &Shared, a: Args) -> LibResult<Ret> {
     arg_init(&a, 3)?;
     let mut c = lock(cfg);
     let mut convert = usize::from(c.sparse_convert);
@@ -178,21 +177,18 @@ fn cfg_sparse(lua: &Lua, cfg: &Shared, vals: Vec<Value>) -> LibResult<Ret> {
 }
 
 fn cfg_int(
-    lua: &Lua,
     cfg: &Shared,
-    vals: Vec<Value>,
+    a: Args,
     min: i32,
     max: i32,
     field: fn(&mut Config) -> &mut i32,
 ) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
     arg_init(&a, 1)?;
     let mut c = lock(cfg);
     Ok(Ret::One(int_option(&a, 1, field(&mut c), min, max)?))
 }
 
-fn cfg_bool(lua: &Lua, cfg: &Shared, vals: Vec<Value>, field: fn(&mut Config) -> &mut bool) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn cfg_bool(cfg: &Shared, a: Args, field: fn(&mut Config) -> &mut bool) -> LibResult<Ret> {
     arg_init(&a, 1)?;
     let mut c = lock(cfg);
     let slot = field(&mut c);
@@ -202,8 +198,7 @@ fn cfg_bool(lua: &Lua, cfg: &Shared, vals: Vec<Value>, field: fn(&mut Config) ->
     Ok(Ret::One(r?))
 }
 
-fn cfg_encode_invalid(lua: &Lua, cfg: &Shared, vals: Vec<Value>) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn cfg_encode_invalid(cfg: &Shared, a: Args) -> LibResult<Ret> {
     arg_init(&a, 1)?;
     let mut c = lock(cfg);
     Ok(Ret::One(enum_option(&a, 1, &mut c.encode_invalid, &["off", "on", "null"])?))
@@ -212,13 +207,12 @@ fn cfg_encode_invalid(lua: &Lua, cfg: &Shared, vals: Vec<Value>) -> LibResult<Re
 // ----------------------------------------------------------------------------------
 // Encoding
 
-fn encode(lua: &Lua, cfg: &Shared, next: &Function, vals: Vec<Value>) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn encode(lua: &Lua, cfg: &Shared, next: &Function, a: Args) -> LibResult<Ret> {
     if a.top() != 1 {
         return Err(LibError::BadArg { arg: 1, msg: "expected 1 argument".into() });
     }
     let cfg = lock(cfg).clone();
-    let v = a.vals.into_iter().next().unwrap_or(Value::Nil);
+    let v = a.get(1).unwrap_or(Value::Nil);
     let out = Encoder { cfg, next: next.clone(), out: Vec::new() }.run(v)?;
     Ok(Ret::One(Value::String(lua.create_string(out)?)))
 }
@@ -841,8 +835,7 @@ fn parse_error(expected: &str, t: &Token) -> LibError {
     LibError::Raise(format!("Expected {expected} but found {found} at character {}", t.index + 1))
 }
 
-fn decode(lua: &Lua, cfg: &Shared, vals: Vec<Value>) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn decode(lua: &Lua, cfg: &Shared, a: Args) -> LibResult<Ret> {
     if a.top() != 1 {
         return Err(LibError::BadArg { arg: 1, msg: "expected 1 argument".into() });
     }

@@ -54,13 +54,18 @@ impl Out {
     }
 }
 
-fn pack(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
-    if vals.is_empty() {
+fn pack(lua: &Lua, a: Args) -> LibResult<Ret> {
+    if a.top() == 0 {
         return Err(LibError::BadArg { arg: 0, msg: "MessagePack pack needs input.".into() });
     }
+    // The original reserves a stack slot per argument for its partial results.
+    if 2 * a.top() > CSTACK_SLOTS {
+        return Err(LibError::BadArg { arg: 0, msg: "Too many arguments for MessagePack pack.".into() });
+    }
     let mut out = Out(Vec::new());
-    for v in &vals {
-        encode_value(lua, &mut out, v, 0)?;
+    for i in 1..=a.top() {
+        let v = a.get(i).unwrap_or(Value::Nil);
+        encode_value(lua, &mut out, &v, 0)?;
     }
     Ok(Ret::One(Value::String(lua.create_string(out.0)?)))
 }
@@ -448,21 +453,18 @@ fn unpack_full(lua: &Lua, s: &[u8], top: usize, limit: i64, offset: i64) -> LibR
     Ok(Ret::Spread(results, count))
 }
 
-fn unpack(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn unpack(lua: &Lua, a: Args) -> LibResult<Ret> {
     let s = a.check_bytes(1)?;
     unpack_full(lua, &s.as_bytes(), a.top(), 0, 0)
 }
 
-fn unpack_one(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn unpack_one(lua: &Lua, a: Args) -> LibResult<Ret> {
     let offset = a.opt_integer(2, 0)?;
     let s = a.check_bytes(1)?;
     unpack_full(lua, &s.as_bytes(), 1, 1, offset)
 }
 
-fn unpack_limit(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn unpack_limit(lua: &Lua, a: Args) -> LibResult<Ret> {
     let limit = a.check_integer(2)?;
     let offset = a.opt_integer(3, 0)?;
     let s = a.check_bytes(1)?;

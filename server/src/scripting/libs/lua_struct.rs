@@ -137,12 +137,11 @@ fn is_integer_opt(opt: u8) -> bool {
 }
 
 /// `struct.pack(fmt, ...)`.
-fn pack(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
-    let mut a = Args::new(lua, vals);
+fn pack(lua: &Lua, mut a: Args) -> LibResult<Ret> {
     let fmt_s = a.check_bytes(1)?;
     // The original pushes a nil above its arguments before packing, so the first
     // missing argument reads as "got nil" and later ones as "got no value".
-    a.vals.push(Value::Nil);
+    a.set_nil_above();
     let fmt_b = fmt_s.as_bytes();
     let mut fmt = Fmt::new(&fmt_b);
     let mut h = Header::new();
@@ -246,8 +245,7 @@ fn too_short() -> LibError {
 }
 
 /// `struct.unpack(fmt, data [, pos])`.
-fn unpack(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn unpack(lua: &Lua, a: Args) -> LibResult<Ret> {
     let fmt_s = a.check_bytes(1)?;
     let data_s = a.check_bytes(2)?;
     // The offset is taken as a C `size_t`: only 0 is refused here, negative values
@@ -321,8 +319,7 @@ fn unpack(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
 }
 
 /// `struct.size(fmt)`.
-fn size(lua: &Lua, vals: Vec<Value>) -> LibResult<Ret> {
-    let a = Args::new(lua, vals);
+fn size(_lua: &Lua, a: Args) -> LibResult<Ret> {
     let fmt_s = a.check_bytes(1)?;
     let fmt_b = fmt_s.as_bytes();
     let mut fmt = Fmt::new(&fmt_b);

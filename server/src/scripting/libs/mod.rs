@@ -105,6 +105,8 @@ pub(crate) struct Kit {
     /// First value of a body's results when the results are in a table (then the table
     /// and the count follow).
     spread_tag: Table,
+    /// First argument when the wrapper passes a long argument list as a table.
+    packed_tag: Table,
     /// Lua's `next`, for walking tables one pair at a time.
     pub(crate) next: Function,
 }
@@ -116,7 +118,8 @@ const POSITION_OF_CALLER: i64 = 3;
 const NO_POSITION: i64 = 0;
 
 const WRAPPER_SOURCE: &str = r#"
-local impl, fail_tag, empty_tag, spread_tag, error, unpack = ...
+local impl, fail_tag, empty_tag, spread_tag, packed_tag, error, unpack = ...
+local select = select
 local function spread(t, i, n)
     if n - i < 7000 then return unpack(t, i, n) end
     return t[i], t[i + 1], t[i + 2], t[i + 3], t[i + 4], t[i + 5], t[i + 6], t[i + 7], spread(t, i + 8, n)
@@ -133,7 +136,11 @@ local function pass(first, ...)
     end
     return first, ...
 end
-return function(...) return pass(impl(...)) end
+return function(...)
+    local n = select('#', ...)
+    if n > 32 then return pass(impl(packed_tag, {...}, n)) end
+    return pass(impl(...))
+end
 "#;
 
 impl Kit {
@@ -144,6 +151,7 @@ impl Kit {
             fail_tag: lua.create_table()?,
             empty_tag: lua.create_table()?,
             spread_tag: lua.create_table()?,
+            packed_tag: lua.create_table()?,
             next: lua.globals().get("next")?,
         })
     }
@@ -151,13 +159,14 @@ impl Kit {
     /// A Lua function whose body is `body`.
     pub(crate) fn function<F>(&self, lua: &Lua, body: F) -> mlua::Result<Function>
     where
-        F: Fn(&Lua, Vec<Value>) -> LibResult<Ret> + Send + 'static,
+        F: Fn(&Lua, Args) -> LibResult<Ret> + Send + 'static,
     {
         let fail_tag = self.fail_tag.clone();
         let empty_tag = self.empty_tag.clone();
         let spread_tag = self.spread_tag.clone();
+        let packed_tag = self.packed_tag.clone();
         let inner = lua.create_function(move |lua, args: MultiValue| {
-            let out = match body(lua, args.into_vec()) {
+            let out = match body(lua, Args::from_call(lua, args, &packed_tag)) {
                 Ok(Ret::One(v)) => MultiValue::from_vec(vec![v]),
                 Ok(Ret::Values(vs)) if vs.is_empty() => MultiValue::from_vec(vec![Value::Table(empty_tag.clone())]),
                 Ok(Ret::Values(vs)) => MultiValue::from_vec(vs),
@@ -183,7 +192,8 @@ impl Kit {
         let globals = lua.globals();
         let error: Function = globals.get("error")?;
         let unpack: Function = globals.get("unpack")?;
-        self.wrap.call((inner, self.fail_tag.clone(), self.empty_tag.clone(), self.spread_tag.clone(), error, unpack))
+        let tags = (self.fail_tag.clone(), self.empty_tag.clone(), self.spread_tag.clone(), self.packed_tag.clone());
+        self.wrap.call((inner, tags.0, tags.1, tags.2, tags.3, error, unpack))
     }
 }
 
@@ -218,22 +228,63 @@ fn error_text(lua: &Lua, e: LibError) -> String {
 /// The arguments of one call, 1-based like the Lua C API.
 pub(crate) struct Args<'a> {
     pub lua: &'a Lua,
-    pub vals: Vec<Value>,
+    src: ArgSrc,
+    /// Reads argument `top + 1` as nil rather than "no value" (a marker the original
+    /// pushed above its arguments).
+    nil_above: bool,
+}
+
+/// Where the arguments are: as values, or (for long argument lists) in a table, so a
+/// call with thousands of arguments never holds thousands of mlua references.
+enum ArgSrc {
+    Direct(Vec<Value>),
+    Packed(Table, usize),
 }
 
 impl<'a> Args<'a> {
-    pub(crate) fn new(lua: &'a Lua, vals: Vec<Value>) -> Args<'a> {
-        Args { lua, vals }
+    fn from_call(lua: &'a Lua, args: MultiValue, packed_tag: &Table) -> Args<'a> {
+        let mut vals = args.into_vec();
+        let packed = match vals.first() {
+            Some(Value::Table(t)) if t == packed_tag => true,
+            _ => false,
+        };
+        let src = if packed && vals.len() == 3 {
+            let n = vals.pop().and_then(|v| number_of(&v)).unwrap_or(0.0);
+            match vals.pop() {
+                Some(Value::Table(t)) => ArgSrc::Packed(t, n as usize),
+                _ => ArgSrc::Direct(Vec::new()),
+            }
+        } else {
+            ArgSrc::Direct(vals)
+        };
+        Args { lua, src, nil_above: false }
+    }
+
+    /// Makes argument `top + 1` read as nil.
+    pub(crate) fn set_nil_above(&mut self) {
+        self.nil_above = true;
     }
 
     /// Number of arguments (`lua_gettop`).
     pub(crate) fn top(&self) -> usize {
-        self.vals.len()
+        match &self.src {
+            ArgSrc::Direct(v) => v.len(),
+            ArgSrc::Packed(_, n) => *n,
+        }
     }
 
     /// Argument `i` (1-based), `None` when absent ("no value").
-    pub(crate) fn get(&self, i: usize) -> Option<&Value> {
-        i.checked_sub(1).and_then(|j| self.vals.get(j))
+    pub(crate) fn get(&self, i: usize) -> Option<Value> {
+        if i == 0 {
+            return None;
+        }
+        if i > self.top() {
+            return (self.nil_above && i == self.top() + 1).then_some(Value::Nil);
+        }
+        match &self.src {
+            ArgSrc::Direct(v) => v.get(i - 1).cloned(),
+            ArgSrc::Packed(t, _) => Some(t.raw_get::<Value>(i).unwrap_or(Value::Nil)),
+        }
     }
 
     /// `lua_isnoneornil`.
@@ -245,7 +296,7 @@ impl<'a> Args<'a> {
     pub(crate) fn to_number(&self, i: usize) -> LibResult<Option<f64>> {
         match self.get(i) {
             None => Ok(None),
-            Some(v) => to_number(self.lua, v),
+            Some(v) => to_number(self.lua, &v),
         }
     }
 
@@ -274,8 +325,8 @@ impl<'a> Args<'a> {
     /// `luaL_checklstring`: strings, and numbers converted as Lua converts them.
     pub(crate) fn check_bytes(&self, i: usize) -> LibResult<mlua::LuaString> {
         let converted = match self.get(i) {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(v @ (Value::Number(_) | Value::Integer(_))) => self.lua.coerce_string(v.clone())?,
+            Some(Value::String(s)) => Some(s),
+            Some(v @ (Value::Number(_) | Value::Integer(_))) => self.lua.coerce_string(v)?,
             _ => None,
         };
         converted.ok_or_else(|| self.type_error(i, "string"))
@@ -283,7 +334,7 @@ impl<'a> Args<'a> {
 
     /// `luaL_typerror`.
     pub(crate) fn type_error(&self, i: usize, expected: &str) -> LibError {
-        let got = self.get(i).map(type_name).unwrap_or("no value");
+        let got = self.get(i).as_ref().map(type_name).unwrap_or("no value");
         LibError::BadArg { arg: i, msg: format!("{expected} expected, got {got}") }
     }
 }
