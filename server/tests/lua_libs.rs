@@ -661,7 +661,11 @@ pcall(cjson.decode, '[')
 /// A random Lua value constructor: nested tables (arrays and maps), numbers (integers,
 /// fractions, large, negative), strings (ASCII, escapes, binary), booleans.
 fn random_value(rng: &mut StdRng, depth: u32, out: &mut String) {
-    let choice = if depth >= 4 { rng.gen_range(0..6) } else { rng.gen_range(0..9) };
+    let choice = if depth >= 4 {
+        rng.gen_range(0..6)
+    } else {
+        rng.gen_range(0..9)
+    };
     match choice {
         0 => {
             let _ = write!(out, "{}", rng.gen_range(-300i64..300));
@@ -674,7 +678,9 @@ fn random_value(rng: &mut StdRng, depth: u32, out: &mut String) {
             let x: f64 = rng.gen_range(-1e6..1e6);
             let _ = write!(out, "{x:e}");
         }
-        3 => out.push_str(["true", "false", "(1/3)", "2^53", "-2^31", "1e-7", "0.5"][rng.gen_range(0..7)]),
+        3 => out.push_str(
+            ["true", "false", "(1/3)", "2^53", "-2^31", "1e-7", "0.5"][rng.gen_range(0..7)],
+        ),
         4 | 5 => {
             out.push('\'');
             for _ in 0..rng.gen_range(0..12) {
@@ -698,7 +704,9 @@ fn random_value(rng: &mut StdRng, depth: u32, out: &mut String) {
             out.push('{');
             for _ in 0..rng.gen_range(0..6) {
                 let key_len = rng.gen_range(1..6);
-                let key: String = (0..key_len).map(|_| char::from(rng.gen_range(b'a'..=b'z'))).collect();
+                let key: String = (0..key_len)
+                    .map(|_| char::from(rng.gen_range(b'a'..=b'z')))
+                    .collect();
                 let _ = write!(out, "['{key}']=");
                 random_value(rng, depth + 1, out);
                 out.push(',');
@@ -731,7 +739,11 @@ fn eval_local(expr: &str) -> String {
     if let Err(e) = tandem_server::scripting::libs::register(&lua) {
         return format!("register failed: {e}");
     }
-    match lua.load(script(expr)).set_name("=user_script").eval::<mlua::Value>() {
+    match lua
+        .load(script(expr))
+        .set_name("=user_script")
+        .eval::<mlua::Value>()
+    {
         Ok(mlua::Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
         Ok(other) => format!("script returned {other:?}"),
         Err(e) => format!("script failed: {e}"),
@@ -770,7 +782,12 @@ fn libraries_match_redis_7_0() {
         let theirs = eval_redis(&mut conn, expr);
         if ours != theirs {
             let cut = |s: &str| s.chars().take(400).collect::<String>();
-            mismatches.push(format!("{}\n   tandem: {}\n   redis:  {}", cut(expr), cut(&ours), cut(&theirs)));
+            mismatches.push(format!(
+                "{}\n   tandem: {}\n   redis:  {}",
+                cut(expr),
+                cut(&ours),
+                cut(&theirs)
+            ));
         }
     }
     let shown: Vec<&String> = mismatches.iter().take(40).collect();
@@ -779,7 +796,15 @@ fn libraries_match_redis_7_0() {
         "{} of {} expressions differ from Redis 7.0.15:\n{}",
         mismatches.len(),
         exprs.len(),
-        shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+        shown
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -14,7 +14,10 @@ pub(crate) fn module(lua: &Lua, kit: &Kit) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("tobit", kit.function(lua, |_, a| unary(a, |b| b))?)?;
     t.set("bnot", kit.function(lua, |_, a| unary(a, |b| !b))?)?;
-    t.set("bswap", kit.function(lua, |_, a| unary(a, u32::swap_bytes))?)?;
+    t.set(
+        "bswap",
+        kit.function(lua, |_, a| unary(a, u32::swap_bytes))?,
+    )?;
     t.set("band", kit.function(lua, |_, a| fold(a, |x, y| x & y))?)?;
     t.set("bor", kit.function(lua, |_, a| fold(a, |x, y| x | y))?)?;
     t.set("bxor", kit.function(lua, |_, a| fold(a, |x, y| x ^ y))?)?;
@@ -25,7 +28,10 @@ pub(crate) fn module(lua: &Lua, kit: &Kit) -> mlua::Result<Table> {
         kit.function(lua, |_, a| shift(a, |b, n| ((b as i32) >> n) as u32))?,
     )?;
     t.set("rol", kit.function(lua, |_, a| shift(a, u32::rotate_left))?)?;
-    t.set("ror", kit.function(lua, |_, a| shift(a, u32::rotate_right))?)?;
+    t.set(
+        "ror",
+        kit.function(lua, |_, a| shift(a, u32::rotate_right))?,
+    )?;
     t.set("tohex", kit.function(lua, tohex)?)?;
     Ok(t)
 }
@@ -68,7 +74,11 @@ fn shift(a: Args, op: impl Fn(u32, u32) -> u32) -> LibResult<Ret> {
 
 fn tohex(lua: &Lua, a: Args) -> LibResult<Ret> {
     let mut b = barg(&a, 1)?;
-    let mut n = if a.get(2).is_none() { 8 } else { i64::from(barg(&a, 2)? as i32) };
+    let mut n = if a.get(2).is_none() {
+        8
+    } else {
+        i64::from(barg(&a, 2)? as i32)
+    };
     let digits: &[u8; 16] = if n < 0 {
         n = -n;
         b"0123456789ABCDEF"

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use mlua::{Function, LightUserData, Lua, Table, Value};
 
 use super::{
-    c_double_to_i32, format_g, number_of, raise, type_name, Args, Kit, LibError, LibResult, Ret, CSTACK_SLOTS,
-    MAX_DEPTH, MAX_OUTPUT_BYTES,
+    c_double_to_i32, format_g, number_of, raise, type_name, Args, Kit, LibError, LibResult, Ret,
+    CSTACK_SLOTS, MAX_DEPTH, MAX_OUTPUT_BYTES,
 };
 
 /// One cjson instance's settings (`cjson` and every `cjson.new()` have their own).
@@ -75,20 +75,33 @@ pub(crate) fn module(lua: &Lua, kit: &Kit) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     let c = cfg.clone();
     let next = kit.next.clone();
-    t.set("encode", kit.function(lua, move |lua, a| encode(lua, &c, &next, a))?)?;
+    t.set(
+        "encode",
+        kit.function(lua, move |lua, a| encode(lua, &c, &next, a))?,
+    )?;
     let c = cfg.clone();
-    t.set("decode", kit.function(lua, move |lua, a| decode(lua, &c, a))?)?;
+    t.set(
+        "decode",
+        kit.function(lua, move |lua, a| decode(lua, &c, a))?,
+    )?;
     let c = cfg.clone();
-    t.set("encode_sparse_array", kit.function(lua, move |_, a| cfg_sparse(&c, a))?)?;
+    t.set(
+        "encode_sparse_array",
+        kit.function(lua, move |_, a| cfg_sparse(&c, a))?,
+    )?;
     let c = cfg.clone();
     t.set(
         "encode_max_depth",
-        kit.function(lua, move |_, a| cfg_int(&c, a, 1, i32::MAX, |c| &mut c.encode_max_depth))?,
+        kit.function(lua, move |_, a| {
+            cfg_int(&c, a, 1, i32::MAX, |c| &mut c.encode_max_depth)
+        })?,
     )?;
     let c = cfg.clone();
     t.set(
         "decode_max_depth",
-        kit.function(lua, move |_, a| cfg_int(&c, a, 1, i32::MAX, |c| &mut c.decode_max_depth))?,
+        kit.function(lua, move |_, a| {
+            cfg_int(&c, a, 1, i32::MAX, |c| &mut c.decode_max_depth)
+        })?,
     )?;
     let c = cfg.clone();
     t.set(
@@ -96,14 +109,28 @@ pub(crate) fn module(lua: &Lua, kit: &Kit) -> mlua::Result<Table> {
         kit.function(lua, move |_, a| cfg_int(&c, a, 1, 14, |c| &mut c.precision))?,
     )?;
     let c = cfg.clone();
-    t.set("encode_keep_buffer", kit.function(lua, move |_, a| cfg_bool(&c, a, |c| &mut c.keep_buffer))?)?;
+    t.set(
+        "encode_keep_buffer",
+        kit.function(lua, move |_, a| cfg_bool(&c, a, |c| &mut c.keep_buffer))?,
+    )?;
     let c = cfg.clone();
-    t.set("encode_invalid_numbers", kit.function(lua, move |_, a| cfg_encode_invalid(&c, a))?)?;
+    t.set(
+        "encode_invalid_numbers",
+        kit.function(lua, move |_, a| cfg_encode_invalid(&c, a))?,
+    )?;
     let c = cfg;
-    t.set("decode_invalid_numbers", kit.function(lua, move |_, a| cfg_bool(&c, a, |c| &mut c.decode_invalid))?)?;
+    t.set(
+        "decode_invalid_numbers",
+        kit.function(lua, move |_, a| cfg_bool(&c, a, |c| &mut c.decode_invalid))?,
+    )?;
     // `new` builds a fresh instance; the functions it makes need the shared pieces again.
     let new_kit = kit.clone();
-    t.set("new", kit.function(lua, move |lua, _a| Ok(Ret::One(Value::Table(module(lua, &new_kit)?))))?)?;
+    t.set(
+        "new",
+        kit.function(lua, move |lua, _a| {
+            Ok(Ret::One(Value::Table(module(lua, &new_kit)?)))
+        })?,
+    )?;
     t.set("null", Value::LightUserData(null()))?;
     t.set("_NAME", "cjson")?;
     t.set("_VERSION", "2.1.0")?;
@@ -120,7 +147,10 @@ fn null() -> LightUserData {
 /// `json_arg_init`: at most `n` arguments.
 fn arg_init(a: &Args, n: usize) -> LibResult<()> {
     if a.top() > n {
-        return Err(LibError::BadArg { arg: n + 1, msg: "found too many arguments".into() });
+        return Err(LibError::BadArg {
+            arg: n + 1,
+            msg: "found too many arguments".into(),
+        });
     }
     Ok(())
 }
@@ -131,7 +161,10 @@ fn int_option(a: &Args, i: usize, setting: &mut i32, min: i32, max: i32) -> LibR
     if !a.is_none_or_nil(i) {
         let value = a.check_integer(i)? as i32;
         if value < min || value > max {
-            return Err(LibError::BadArg { arg: 1, msg: format!("expected integer between {min} and {max}") });
+            return Err(LibError::BadArg {
+                arg: 1,
+                msg: format!("expected integer between {min} and {max}"),
+            });
         }
         *setting = value;
     }
@@ -150,7 +183,10 @@ fn enum_option(a: &Args, i: usize, setting: &mut usize, options: &[&str]) -> Lib
                 Some(p) => *setting = p,
                 None => {
                     let shown = String::from_utf8_lossy(&s).into_owned();
-                    return Err(LibError::BadArg { arg: i, msg: format!("invalid option '{shown}'") });
+                    return Err(LibError::BadArg {
+                        arg: i,
+                        msg: format!("invalid option '{shown}'"),
+                    });
                 }
             }
         }
@@ -201,7 +237,12 @@ fn cfg_bool(cfg: &Shared, a: Args, field: fn(&mut Config) -> &mut bool) -> LibRe
 fn cfg_encode_invalid(cfg: &Shared, a: Args) -> LibResult<Ret> {
     arg_init(&a, 1)?;
     let mut c = lock(cfg);
-    Ok(Ret::One(enum_option(&a, 1, &mut c.encode_invalid, &["off", "on", "null"])?))
+    Ok(Ret::One(enum_option(
+        &a,
+        1,
+        &mut c.encode_invalid,
+        &["off", "on", "null"],
+    )?))
 }
 
 // ----------------------------------------------------------------------------------
@@ -209,19 +250,35 @@ fn cfg_encode_invalid(cfg: &Shared, a: Args) -> LibResult<Ret> {
 
 fn encode(lua: &Lua, cfg: &Shared, next: &Function, a: Args) -> LibResult<Ret> {
     if a.top() != 1 {
-        return Err(LibError::BadArg { arg: 1, msg: "expected 1 argument".into() });
+        return Err(LibError::BadArg {
+            arg: 1,
+            msg: "expected 1 argument".into(),
+        });
     }
     let cfg = lock(cfg).clone();
     let v = a.get(1).unwrap_or(Value::Nil);
-    let out = Encoder { cfg, next: next.clone(), out: Vec::new() }.run(v)?;
+    let out = Encoder {
+        cfg,
+        next: next.clone(),
+        out: Vec::new(),
+    }
+    .run(v)?;
     Ok(Ret::One(Value::String(lua.create_string(out)?)))
 }
 
 /// A table being written. Only the table and the current key are held (as mlua
 /// references), so an open level costs at most two of them.
 enum Open {
-    Array { table: Table, len: i32, next: i32 },
-    Object { table: Table, key: Value, first: bool },
+    Array {
+        table: Table,
+        len: i32,
+        next: i32,
+    },
+    Object {
+        table: Table,
+        key: Value,
+        first: bool,
+    },
 }
 
 impl Open {
@@ -291,7 +348,9 @@ impl Encoder {
 
     fn check_size(&self) -> LibResult<()> {
         if self.out.len() > MAX_OUTPUT_BYTES {
-            return raise(format!("Cannot serialise: output exceeds {MAX_OUTPUT_BYTES} bytes"));
+            return raise(format!(
+                "Cannot serialise: output exceeds {MAX_OUTPUT_BYTES} bytes"
+            ));
         }
         Ok(())
     }
@@ -299,17 +358,27 @@ impl Encoder {
     fn open(&mut self, t: Table, stack: &mut Vec<Open>) -> LibResult<()> {
         let depth = stack.len() + 1;
         let slots = 1 + stack.iter().map(Open::slots).sum::<usize>();
-        let limit = usize::try_from(self.cfg.encode_max_depth).unwrap_or(0).min(MAX_DEPTH);
+        let limit = usize::try_from(self.cfg.encode_max_depth)
+            .unwrap_or(0)
+            .min(MAX_DEPTH);
         if depth > limit || slots + 3 > CSTACK_SLOTS {
             return raise(format!("Cannot serialise, excessive nesting ({depth})"));
         }
         let len = self.array_length(&t)?;
         if len > 0 {
             self.out.push(b'[');
-            stack.push(Open::Array { table: t, len, next: 1 });
+            stack.push(Open::Array {
+                table: t,
+                len,
+                next: 1,
+            });
         } else {
             self.out.push(b'{');
-            stack.push(Open::Object { table: t, key: Value::Nil, first: true });
+            stack.push(Open::Object {
+                table: t,
+                key: Value::Nil,
+                first: true,
+            });
         }
         Ok(())
     }
@@ -377,7 +446,12 @@ impl Encoder {
             Value::Boolean(false) => self.out.extend_from_slice(b"false"),
             Value::Nil => self.out.extend_from_slice(b"null"),
             Value::LightUserData(p) if p.0.is_null() => self.out.extend_from_slice(b"null"),
-            other => return raise(format!("Cannot serialise {}: type not supported", type_name(other))),
+            other => {
+                return raise(format!(
+                    "Cannot serialise {}: type not supported",
+                    type_name(other)
+                ))
+            }
         }
         Ok(())
     }
@@ -479,7 +553,14 @@ struct Token {
 
 impl Token {
     fn new(kind: Tok, index: usize) -> Token {
-        Token { kind, index, string: Vec::new(), number: 0.0, boolean: false, error: "" }
+        Token {
+            kind,
+            index,
+            string: Vec::new(),
+            number: 0.0,
+            boolean: false,
+            error: "",
+        }
     }
 }
 
@@ -496,7 +577,9 @@ impl<'a> Lexer<'a> {
     }
 
     fn starts_with(&self, word: &[u8]) -> bool {
-        self.data.get(self.pos..).is_some_and(|rest| rest.starts_with(word))
+        self.data
+            .get(self.pos..)
+            .is_some_and(|rest| rest.starts_with(word))
     }
 
     fn error(&self, msg: &'static str) -> Token {
@@ -574,7 +657,8 @@ impl<'a> Lexer<'a> {
             return false;
         }
         let rest = self.data.get(p..).unwrap_or_default();
-        let ci = |w: &[u8]| rest.len() >= 3 && rest.get(..3).is_some_and(|r| r.eq_ignore_ascii_case(w));
+        let ci =
+            |w: &[u8]| rest.len() >= 3 && rest.get(..3).is_some_and(|r| r.eq_ignore_ascii_case(w));
         ci(b"inf") || ci(b"nan")
     }
 
@@ -644,7 +728,9 @@ impl<'a> Lexer<'a> {
 
     /// `\uXXXX` (and a following low surrogate) at `pos`, appended as UTF-8.
     fn unicode_escape(&mut self, buf: &mut Vec<u8>) -> bool {
-        let Some(mut cp) = self.hex4(self.pos + 2) else { return false };
+        let Some(mut cp) = self.hex4(self.pos + 2) else {
+            return false;
+        };
         let mut len = 6;
         if cp & 0xf800 == 0xd800 {
             if cp & 0x400 != 0 {
@@ -653,7 +739,9 @@ impl<'a> Lexer<'a> {
             if self.at(self.pos + 6) != b'\\' || self.at(self.pos + 7) != b'u' {
                 return false;
             }
-            let Some(low) = self.hex4(self.pos + 8) else { return false };
+            let Some(low) = self.hex4(self.pos + 8) else {
+                return false;
+            };
             if low & 0xfc00 != 0xdc00 {
                 return false;
             }
@@ -684,7 +772,12 @@ pub(crate) fn strtod(s: &[u8]) -> Option<(f64, usize)> {
     }
     let apply = |v: f64| if negative { -v } else { v };
     let rest = s.get(i..).unwrap_or_default();
-    let word = |w: &[u8]| rest.len() >= w.len() && rest.get(..w.len()).is_some_and(|r| r.eq_ignore_ascii_case(w));
+    let word = |w: &[u8]| {
+        rest.len() >= w.len()
+            && rest
+                .get(..w.len())
+                .is_some_and(|r| r.eq_ignore_ascii_case(w))
+    };
     if word(b"infinity") {
         return Some((apply(f64::INFINITY), i + 8));
     }
@@ -740,7 +833,10 @@ pub(crate) fn strtod(s: &[u8]) -> Option<(f64, usize)> {
         }
     }
     let text = std::str::from_utf8(s.get(digits_from..j).unwrap_or_default()).ok()?;
-    let v: f64 = text.parse().ok().or_else(|| format!("{text}0").parse().ok())?;
+    let v: f64 = text
+        .parse()
+        .ok()
+        .or_else(|| format!("{text}0").parse().ok())?;
     Some((apply(v), j))
 }
 
@@ -761,7 +857,9 @@ fn hex_float(s: &[u8]) -> Option<(f64, usize)> {
             i += 1;
             continue;
         }
-        let Some(d) = char::from(c).to_digit(16) else { break };
+        let Some(d) = char::from(c).to_digit(16) else {
+            break;
+        };
         digits += 1;
         if mant >> 56 == 0 {
             mant = (mant << 4) | u64::from(d);
@@ -831,13 +929,23 @@ impl Nest {
 }
 
 fn parse_error(expected: &str, t: &Token) -> LibError {
-    let found = if t.kind == Tok::Error { t.error } else { t.kind.name() };
-    LibError::Raise(format!("Expected {expected} but found {found} at character {}", t.index + 1))
+    let found = if t.kind == Tok::Error {
+        t.error
+    } else {
+        t.kind.name()
+    };
+    LibError::Raise(format!(
+        "Expected {expected} but found {found} at character {}",
+        t.index + 1
+    ))
 }
 
 fn decode(lua: &Lua, cfg: &Shared, a: Args) -> LibResult<Ret> {
     if a.top() != 1 {
-        return Err(LibError::BadArg { arg: 1, msg: "expected 1 argument".into() });
+        return Err(LibError::BadArg {
+            arg: 1,
+            msg: "expected 1 argument".into(),
+        });
     }
     let text = a.check_bytes(1)?;
     let data = text.as_bytes();
@@ -845,7 +953,11 @@ fn decode(lua: &Lua, cfg: &Shared, a: Args) -> LibResult<Ret> {
         return raise("JSON parser does not support UTF-16 or UTF-32");
     }
     let cfg = lock(cfg).clone();
-    let mut lx = Lexer { data: &data, pos: 0, decode_invalid: cfg.decode_invalid };
+    let mut lx = Lexer {
+        data: &data,
+        pos: 0,
+        decode_invalid: cfg.decode_invalid,
+    };
     let tok = lx.next();
     let v = parse_value(lua, &mut lx, tok, &cfg)?;
     let end = lx.next();
@@ -871,7 +983,10 @@ fn parse_value(lua: &Lua, lx: &mut Lexer, mut tok: Token, cfg: &Config) -> LibRe
                 let used = 1 + stack.iter().map(Nest::slots).sum::<usize>();
                 let need = if is_obj { 3 } else { 2 };
                 if depth > max_depth.min(MAX_DEPTH) || used + need > CSTACK_SLOTS {
-                    return raise(format!("Found too many nested data structures ({depth}) at character {}", lx.pos));
+                    return raise(format!(
+                        "Found too many nested data structures ({depth}) at character {}",
+                        lx.pos
+                    ));
                 }
                 let table = lua.create_table()?;
                 let t = lx.next();
@@ -893,7 +1008,9 @@ fn parse_value(lua: &Lua, lx: &mut Lexer, mut tok: Token, cfg: &Config) -> LibRe
         };
         // Store the value; closed containers become values of their parents.
         loop {
-            let Some(top) = stack.last_mut() else { return Ok(value) };
+            let Some(top) = stack.last_mut() else {
+                return Ok(value);
+            };
             let t = match top {
                 Nest::Array { table, next } => {
                     table.raw_set(*next, value)?;
@@ -928,7 +1045,8 @@ fn parse_value(lua: &Lua, lx: &mut Lexer, mut tok: Token, cfg: &Config) -> LibRe
                 }
                 None => {
                     // `stack.last_mut()` was a container just above, so this pops it.
-                    let Some(Nest::Array { table, .. } | Nest::Object { table, .. }) = stack.pop() else {
+                    let Some(Nest::Array { table, .. } | Nest::Object { table, .. }) = stack.pop()
+                    else {
                         return raise("internal: decode stack empty");
                     };
                     value = Value::Table(table);

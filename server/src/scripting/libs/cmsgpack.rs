@@ -17,8 +17,8 @@
 use mlua::{Lua, Table, Value};
 
 use super::{
-    c_double_to_i32, c_double_to_i64, number_of, raise, Args, Kit, LibError, LibResult, Ret, CSTACK_SLOTS,
-    MAX_DEPTH, MAX_OUTPUT_BYTES,
+    c_double_to_i32, c_double_to_i64, number_of, raise, Args, Kit, LibError, LibResult, Ret,
+    CSTACK_SLOTS, MAX_DEPTH, MAX_OUTPUT_BYTES,
 };
 
 /// Tables nested deeper than this encode as nil (`LUACMSGPACK_MAX_NESTING`).
@@ -47,7 +47,9 @@ struct Out(Vec<u8>);
 impl Out {
     fn put(&mut self, bytes: &[u8]) -> LibResult<()> {
         if self.0.len().saturating_add(bytes.len()) > MAX_OUTPUT_BYTES {
-            return raise(format!("MessagePack output exceeds {MAX_OUTPUT_BYTES} bytes"));
+            return raise(format!(
+                "MessagePack output exceeds {MAX_OUTPUT_BYTES} bytes"
+            ));
         }
         self.0.extend_from_slice(bytes);
         Ok(())
@@ -56,11 +58,17 @@ impl Out {
 
 fn pack(lua: &Lua, a: Args) -> LibResult<Ret> {
     if a.top() == 0 {
-        return Err(LibError::BadArg { arg: 0, msg: "MessagePack pack needs input.".into() });
+        return Err(LibError::BadArg {
+            arg: 0,
+            msg: "MessagePack pack needs input.".into(),
+        });
     }
     // The original reserves a stack slot per argument for its partial results.
     if 2 * a.top() > CSTACK_SLOTS {
-        return Err(LibError::BadArg { arg: 0, msg: "Too many arguments for MessagePack pack.".into() });
+        return Err(LibError::BadArg {
+            arg: 0,
+            msg: "Too many arguments for MessagePack pack.".into(),
+        });
     }
     let mut out = Out(Vec::new());
     for i in 1..=a.top() {
@@ -236,7 +244,10 @@ impl<'a> Cursor<'a> {
         if self.left() < n {
             return Err(DecodeError::Eof);
         }
-        let s = self.data.get(self.pos..self.pos + n).ok_or(DecodeError::Eof)?;
+        let s = self
+            .data
+            .get(self.pos..self.pos + n)
+            .ok_or(DecodeError::Eof)?;
         self.pos += n;
         Ok(s)
     }
@@ -250,8 +261,16 @@ impl<'a> Cursor<'a> {
 
 /// A container being filled.
 enum Frame {
-    Array { table: Table, remaining: u64, index: f64 },
-    Map { table: Table, remaining: u64, key: Option<Value> },
+    Array {
+        table: Table,
+        remaining: u64,
+        index: f64,
+    },
+    Map {
+        table: Table,
+        remaining: u64,
+        key: Option<Value>,
+    },
 }
 
 impl Frame {
@@ -274,7 +293,9 @@ enum Item {
 fn read_item(lua: &Lua, c: &mut Cursor) -> Result<Item, DecodeError> {
     let [tag] = c.be::<1>()?;
     let num = |n: f64| Ok(Item::Value(Value::Number(n)));
-    let string = |b: &[u8]| -> Result<Item, DecodeError> { Ok(Item::Value(Value::String(lua.create_string(b)?))) };
+    let string = |b: &[u8]| -> Result<Item, DecodeError> {
+        Ok(Item::Value(Value::String(lua.create_string(b)?)))
+    };
     match tag {
         0xcc => num(f64::from(c.be::<1>()?[0])),
         0xd0 => num(f64::from(c.be::<1>()?[0] as i8)),
@@ -342,7 +363,11 @@ fn decode_one(lua: &Lua, c: &mut Cursor, base: usize) -> Result<Value, DecodeErr
                 if n == 0 {
                     Value::Table(table)
                 } else {
-                    stack.push(Frame::Array { table, remaining: n, index: 1.0 });
+                    stack.push(Frame::Array {
+                        table,
+                        remaining: n,
+                        index: 1.0,
+                    });
                     used += 2;
                     continue;
                 }
@@ -357,7 +382,11 @@ fn decode_one(lua: &Lua, c: &mut Cursor, base: usize) -> Result<Value, DecodeErr
                 if n == 0 {
                     Value::Table(table)
                 } else {
-                    stack.push(Frame::Map { table, remaining: n, key: None });
+                    stack.push(Frame::Map {
+                        table,
+                        remaining: n,
+                        key: None,
+                    });
                     used += 1;
                     continue;
                 }
@@ -365,15 +394,25 @@ fn decode_one(lua: &Lua, c: &mut Cursor, base: usize) -> Result<Value, DecodeErr
         };
         // Store the finished value in its container; finished containers bubble up.
         loop {
-            let Some(frame) = stack.last_mut() else { return Ok(value) };
+            let Some(frame) = stack.last_mut() else {
+                return Ok(value);
+            };
             let done = match frame {
-                Frame::Array { table, remaining, index } => {
+                Frame::Array {
+                    table,
+                    remaining,
+                    index,
+                } => {
                     table.raw_set(*index, value)?;
                     *index += 1.0;
                     *remaining -= 1;
                     *remaining == 0
                 }
-                Frame::Map { table, remaining, key } => match key.take() {
+                Frame::Map {
+                    table,
+                    remaining,
+                    key,
+                } => match key.take() {
                     None => {
                         *key = Some(value);
                         used += 1;
@@ -391,7 +430,9 @@ fn decode_one(lua: &Lua, c: &mut Cursor, base: usize) -> Result<Value, DecodeErr
                 break;
             }
             // `stack.last_mut()` was a container just above, so this pops it.
-            let Some(finished) = stack.pop() else { return Err(DecodeError::BadFormat) };
+            let Some(finished) = stack.pop() else {
+                return Err(DecodeError::BadFormat);
+            };
             used -= finished.slots();
             value = match finished {
                 Frame::Array { table, .. } | Frame::Map { table, .. } => Value::Table(table),
@@ -403,9 +444,15 @@ fn decode_one(lua: &Lua, c: &mut Cursor, base: usize) -> Result<Value, DecodeErr
 /// `lua_settable` on a fresh table: nil and NaN keys are errors of the Lua core.
 fn set_field(table: &Table, k: Value, v: Value) -> Result<(), DecodeError> {
     match &k {
-        Value::Nil => return Err(DecodeError::Now(LibError::Bare("table index is nil".into()))),
+        Value::Nil => {
+            return Err(DecodeError::Now(LibError::Bare(
+                "table index is nil".into(),
+            )))
+        }
         Value::Number(n) if n.is_nan() => {
-            return Err(DecodeError::Now(LibError::Bare("table index is NaN".into())))
+            return Err(DecodeError::Now(LibError::Bare(
+                "table index is NaN".into(),
+            )))
         }
         _ => {}
     }
@@ -424,11 +471,21 @@ fn unpack_full(lua: &Lua, s: &[u8], top: usize, limit: i64, offset: i64) -> LibR
         ));
     }
     if u64::try_from(offset).unwrap_or(u64::MAX) > len as u64 {
-        return raise(format!("Start offset {} greater than input length {}.", offset as i32, len as i32));
+        return raise(format!(
+            "Start offset {} greater than input length {}.",
+            offset as i32, len as i32
+        ));
     }
-    let limit = if decode_all { i64::from(i32::MAX) } else { limit };
+    let limit = if decode_all {
+        i64::from(i32::MAX)
+    } else {
+        limit
+    };
     let start = usize::try_from(offset).unwrap_or(len);
-    let mut c = Cursor { data: s, pos: start };
+    let mut c = Cursor {
+        data: s,
+        pos: start,
+    };
     // Results go straight into a table: there may be thousands.
     let results = lua.create_table()?;
     let first = if decode_all { 1 } else { 2 };

@@ -11,7 +11,9 @@
 
 use mlua::{Lua, Table, Value};
 
-use super::{c_double_to_i64, c_double_to_u64, raise, Args, Kit, LibError, LibResult, Ret, CSTACK_SLOTS};
+use super::{
+    c_double_to_i64, c_double_to_u64, raise, Args, Kit, LibError, LibResult, Ret, CSTACK_SLOTS,
+};
 
 /// Largest integer size (`MAXINTSIZE`).
 const MAX_INT_SIZE: usize = 32;
@@ -40,7 +42,10 @@ struct Header {
 
 impl Header {
     fn new() -> Header {
-        Header { endian: Endian::Little, align: 1 }
+        Header {
+            endian: Endian::Little,
+            align: 1,
+        }
     }
 }
 
@@ -53,7 +58,10 @@ struct Fmt<'a> {
 impl<'a> Fmt<'a> {
     fn new(raw: &'a [u8]) -> Fmt<'a> {
         let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-        Fmt { bytes: raw.get(..end).unwrap_or(raw), pos: 0 }
+        Fmt {
+            bytes: raw.get(..end).unwrap_or(raw),
+            pos: 0,
+        }
     }
 
     fn next_opt(&mut self) -> Option<u8> {
@@ -77,7 +85,11 @@ impl<'a> Fmt<'a> {
             self.pos += 1;
             seen = true;
         }
-        Ok(if seen { usize::try_from(a).unwrap_or(0) } else { default })
+        Ok(if seen {
+            usize::try_from(a).unwrap_or(0)
+        } else {
+            default
+        })
     }
 }
 
@@ -93,7 +105,9 @@ fn opt_size(opt: u8, fmt: &mut Fmt) -> LibResult<usize> {
         b'i' | b'I' => {
             let sz = fmt.number(4)?;
             if sz > MAX_INT_SIZE {
-                return raise(format!("integral size {sz} is larger than limit of {MAX_INT_SIZE}"));
+                return raise(format!(
+                    "integral size {sz} is larger than limit of {MAX_INT_SIZE}"
+                ));
             }
             sz
         }
@@ -126,14 +140,20 @@ fn control(opt: u8, fmt: &mut Fmt, h: &mut Header) -> LibResult<()> {
             h.align = a;
         }
         other => {
-            return Err(LibError::BadArg { arg: 1, msg: format!("invalid format option '{}'", char::from(other)) });
+            return Err(LibError::BadArg {
+                arg: 1,
+                msg: format!("invalid format option '{}'", char::from(other)),
+            });
         }
     }
     Ok(())
 }
 
 fn is_integer_opt(opt: u8) -> bool {
-    matches!(opt, b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I')
+    matches!(
+        opt,
+        b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I'
+    )
 }
 
 /// `struct.pack(fmt, ...)`.
@@ -176,7 +196,10 @@ fn pack(lua: &Lua, mut a: Args) -> LibResult<Ret> {
                     size = s.len();
                 }
                 let Some(part) = s.get(..size) else {
-                    return Err(LibError::BadArg { arg, msg: "string too short".into() });
+                    return Err(LibError::BadArg {
+                        arg,
+                        msg: "string too short".into(),
+                    });
                 };
                 out.extend_from_slice(part);
                 if opt == b's' {
@@ -191,7 +214,11 @@ fn pack(lua: &Lua, mut a: Args) -> LibResult<Ret> {
 
 /// `putinteger`: the low `size` bytes of the C conversion of `n`.
 fn put_integer(out: &mut Vec<u8>, n: f64, endian: Endian, size: usize) {
-    let mut value = if n < 0.0 { c_double_to_i64(n) as u64 } else { c_double_to_u64(n) };
+    let mut value = if n < 0.0 {
+        c_double_to_i64(n) as u64
+    } else {
+        c_double_to_u64(n)
+    };
     let mut le = Vec::with_capacity(size);
     for _ in 0..size {
         le.push((value & 0xff) as u8);
@@ -241,7 +268,10 @@ fn get_le<const N: usize>(bytes: &[u8], endian: Endian) -> [u8; N] {
 }
 
 fn too_short() -> LibError {
-    LibError::BadArg { arg: 2, msg: "data string too short".into() }
+    LibError::BadArg {
+        arg: 2,
+        msg: "data string too short".into(),
+    }
 }
 
 /// `struct.unpack(fmt, data [, pos])`.
@@ -252,7 +282,10 @@ fn unpack(lua: &Lua, a: Args) -> LibResult<Ret> {
     // wrap around and fail the length check below.
     let start = a.opt_integer(3, 1)?;
     if start == 0 {
-        return Err(LibError::BadArg { arg: 3, msg: "offset must be 1 or greater".into() });
+        return Err(LibError::BadArg {
+            arg: 3,
+            msg: "offset must be 1 or greater".into(),
+        });
     }
     let fmt_b = fmt_s.as_bytes();
     let data = data_s.as_bytes();
@@ -281,14 +314,27 @@ fn unpack(lua: &Lua, a: Args) -> LibResult<Ret> {
         let item = data.get(pos..pos + size).unwrap_or_default();
         match opt {
             o if is_integer_opt(o) => {
-                push(Value::Number(get_integer(item, h.endian, o.is_ascii_lowercase())), &mut n)?;
+                push(
+                    Value::Number(get_integer(item, h.endian, o.is_ascii_lowercase())),
+                    &mut n,
+                )?;
             }
             b'x' => {}
-            b'f' => push(Value::Number(f64::from(f32::from_le_bytes(get_le::<4>(item, h.endian)))), &mut n)?,
-            b'd' => push(Value::Number(f64::from_le_bytes(get_le::<8>(item, h.endian))), &mut n)?,
+            b'f' => push(
+                Value::Number(f64::from(f32::from_le_bytes(get_le::<4>(item, h.endian)))),
+                &mut n,
+            )?,
+            b'd' => push(
+                Value::Number(f64::from_le_bytes(get_le::<8>(item, h.endian))),
+                &mut n,
+            )?,
             b'c' => {
                 if size == 0 {
-                    let prev = if n == 0 { None } else { super::to_number(lua, &results.raw_get::<Value>(n)?)? };
+                    let prev = if n == 0 {
+                        None
+                    } else {
+                        super::to_number(lua, &results.raw_get::<Value>(n)?)?
+                    };
                     let Some(len) = prev else {
                         return raise("format 'c0' needs a previous size");
                     };
@@ -308,7 +354,10 @@ fn unpack(lua: &Lua, a: Args) -> LibResult<Ret> {
                     return raise("unfinished string in data");
                 };
                 size = nul + 1;
-                push(Value::String(lua.create_string(rest.get(..nul).unwrap_or_default())?), &mut n)?;
+                push(
+                    Value::String(lua.create_string(rest.get(..nul).unwrap_or_default())?),
+                    &mut n,
+                )?;
             }
             _ => control(opt, &mut fmt, &mut h)?,
         }
@@ -329,10 +378,16 @@ fn size(_lua: &Lua, a: Args) -> LibResult<Ret> {
         let size = opt_size(opt, &mut fmt)?;
         pos = pos.saturating_add(to_align(pos, &h, opt, size));
         if opt == b's' {
-            return Err(LibError::BadArg { arg: 1, msg: "option 's' has no fixed size".into() });
+            return Err(LibError::BadArg {
+                arg: 1,
+                msg: "option 's' has no fixed size".into(),
+            });
         }
         if opt == b'c' && size == 0 {
-            return Err(LibError::BadArg { arg: 1, msg: "option 'c0' has no fixed size".into() });
+            return Err(LibError::BadArg {
+                arg: 1,
+                msg: "option 'c0' has no fixed size".into(),
+            });
         }
         if !opt.is_ascii_alphanumeric() {
             control(opt, &mut fmt, &mut h)?;

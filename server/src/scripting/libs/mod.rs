@@ -168,12 +168,18 @@ impl Kit {
         let inner = lua.create_function(move |lua, args: MultiValue| {
             let out = match body(lua, Args::from_call(lua, args, &packed_tag)) {
                 Ok(Ret::One(v)) => MultiValue::from_vec(vec![v]),
-                Ok(Ret::Values(vs)) if vs.is_empty() => MultiValue::from_vec(vec![Value::Table(empty_tag.clone())]),
-                Ok(Ret::Values(vs)) => MultiValue::from_vec(vs),
-                Ok(Ret::Spread(_, 0)) => MultiValue::from_vec(vec![Value::Table(empty_tag.clone())]),
-                Ok(Ret::Spread(t, n)) => {
-                    MultiValue::from_vec(vec![Value::Table(spread_tag.clone()), Value::Table(t), Value::Number(n as f64)])
+                Ok(Ret::Values(vs)) if vs.is_empty() => {
+                    MultiValue::from_vec(vec![Value::Table(empty_tag.clone())])
                 }
+                Ok(Ret::Values(vs)) => MultiValue::from_vec(vs),
+                Ok(Ret::Spread(_, 0)) => {
+                    MultiValue::from_vec(vec![Value::Table(empty_tag.clone())])
+                }
+                Ok(Ret::Spread(t, n)) => MultiValue::from_vec(vec![
+                    Value::Table(spread_tag.clone()),
+                    Value::Table(t),
+                    Value::Number(n as f64),
+                ]),
                 Err(e) => {
                     let level = match e {
                         LibError::BadArg { .. } | LibError::Raise(_) => POSITION_OF_CALLER,
@@ -192,8 +198,14 @@ impl Kit {
         let globals = lua.globals();
         let error: Function = globals.get("error")?;
         let unpack: Function = globals.get("unpack")?;
-        let tags = (self.fail_tag.clone(), self.empty_tag.clone(), self.spread_tag.clone(), self.packed_tag.clone());
-        self.wrap.call((inner, tags.0, tags.1, tags.2, tags.3, error, unpack))
+        let tags = (
+            self.fail_tag.clone(),
+            self.empty_tag.clone(),
+            self.spread_tag.clone(),
+            self.packed_tag.clone(),
+        );
+        self.wrap
+            .call((inner, tags.0, tags.1, tags.2, tags.3, error, unpack))
     }
 }
 
@@ -212,10 +224,16 @@ fn error_text(lua: &Lua, e: LibError) -> String {
             if what == Some("method") {
                 arg = arg.saturating_sub(1);
                 if arg == 0 {
-                    return format!("calling '{}' on bad self ({msg})", name.as_deref().unwrap_or("?"));
+                    return format!(
+                        "calling '{}' on bad self ({msg})",
+                        name.as_deref().unwrap_or("?")
+                    );
                 }
             }
-            format!("bad argument #{arg} to '{}' ({msg})", name.as_deref().unwrap_or("?"))
+            format!(
+                "bad argument #{arg} to '{}' ({msg})",
+                name.as_deref().unwrap_or("?")
+            )
         }
         LibError::Raise(s) | LibError::Bare(s) => s,
         LibError::Lua(e) => match e {
@@ -244,10 +262,7 @@ enum ArgSrc {
 impl<'a> Args<'a> {
     fn from_call(lua: &'a Lua, args: MultiValue, packed_tag: &Table) -> Args<'a> {
         let mut vals = args.into_vec();
-        let packed = match vals.first() {
-            Some(Value::Table(t)) if t == packed_tag => true,
-            _ => false,
-        };
+        let packed = matches!(vals.first(), Some(Value::Table(t)) if t == packed_tag);
         let src = if packed && vals.len() == 3 {
             let n = vals.pop().and_then(|v| number_of(&v)).unwrap_or(0.0);
             match vals.pop() {
@@ -257,7 +272,11 @@ impl<'a> Args<'a> {
         } else {
             ArgSrc::Direct(vals)
         };
-        Args { lua, src, nil_above: false }
+        Args {
+            lua,
+            src,
+            nil_above: false,
+        }
     }
 
     /// Makes argument `top + 1` read as nil.
@@ -335,7 +354,10 @@ impl<'a> Args<'a> {
     /// `luaL_typerror`.
     pub(crate) fn type_error(&self, i: usize, expected: &str) -> LibError {
         let got = self.get(i).as_ref().map(type_name).unwrap_or("no value");
-        LibError::BadArg { arg: i, msg: format!("{expected} expected, got {got}") }
+        LibError::BadArg {
+            arg: i,
+            msg: format!("{expected} expected, got {got}"),
+        }
     }
 }
 
@@ -375,7 +397,7 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 
 /// A C cast `(int64_t)d` as x86-64 performs it: out of range and NaN give `INT64_MIN`.
 pub(crate) fn c_double_to_i64(d: f64) -> i64 {
-    if d >= -9_223_372_036_854_775_808.0 && d < 9_223_372_036_854_775_808.0 {
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&d) {
         d as i64
     } else {
         i64::MIN

@@ -6,7 +6,11 @@
 /// `%.{precision}g` of `x` (precision 0 counts as 1, as in C).
 pub fn format_g(x: f64, precision: usize) -> String {
     if x.is_nan() {
-        return if x.is_sign_negative() { "-nan".into() } else { "nan".into() };
+        return if x.is_sign_negative() {
+            "-nan".into()
+        } else {
+            "nan".into()
+        };
     }
     if x.is_infinite() {
         return if x < 0.0 { "-inf".into() } else { "inf".into() };
