@@ -74,10 +74,9 @@ pub(crate) fn module(lua: &Lua, kit: &Kit) -> mlua::Result<Table> {
     let cfg: Shared = Arc::new(Mutex::new(Config::default()));
     let t = lua.create_table()?;
     let c = cfg.clone();
-    let next = kit.next.clone();
     t.set(
         "encode",
-        kit.function(lua, move |lua, a| encode(lua, &c, &next, a))?,
+        kit.function(lua, move |lua, a| encode(lua, &c, a))?,
     )?;
     let c = cfg.clone();
     t.set(
@@ -124,11 +123,10 @@ pub(crate) fn module(lua: &Lua, kit: &Kit) -> mlua::Result<Table> {
         kit.function(lua, move |_, a| cfg_bool(&c, a, |c| &mut c.decode_invalid))?,
     )?;
     // `new` builds a fresh instance; the functions it makes need the shared pieces again.
-    let new_kit = kit.clone();
     t.set(
         "new",
         kit.function(lua, move |lua, _a| {
-            Ok(Ret::One(Value::Table(module(lua, &new_kit)?)))
+            Ok(Ret::One(Value::Table(module(lua, &Kit)?)))
         })?,
     )?;
     t.set("null", Value::LightUserData(null()))?;
@@ -248,7 +246,7 @@ fn cfg_encode_invalid(cfg: &Shared, a: Args) -> LibResult<Ret> {
 // ----------------------------------------------------------------------------------
 // Encoding
 
-fn encode(lua: &Lua, cfg: &Shared, next: &Function, a: Args) -> LibResult<Ret> {
+fn encode(lua: &Lua, cfg: &Shared, a: Args) -> LibResult<Ret> {
     if a.top() != 1 {
         return Err(LibError::BadArg {
             arg: 1,
@@ -257,9 +255,10 @@ fn encode(lua: &Lua, cfg: &Shared, next: &Function, a: Args) -> LibResult<Ret> {
     }
     let cfg = lock(cfg).clone();
     let v = a.get(1).unwrap_or(Value::Nil);
+    let next = Kit::next(lua)?;
     let out = Encoder {
         cfg,
-        next: next.clone(),
+        next,
         out: Vec::new(),
     }
     .run(v)?;

@@ -30,7 +30,7 @@ mod cmsgpack;
 mod lua_struct;
 mod numfmt;
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
 pub use numfmt::format_g;
 
@@ -93,22 +93,43 @@ pub(crate) enum Ret {
     Spread(Table, usize),
 }
 
-/// Shared pieces for building the wrapped functions of every library.
-#[derive(Clone)]
-pub(crate) struct Kit {
-    /// Builds `function(...) return pass(impl(...)) end` around a Rust body.
-    wrap: Function,
-    /// First value of a body's results when it failed (followed by the message).
-    fail_tag: Table,
-    /// Sole value of a body's results when it returns no values at all.
-    empty_tag: Table,
-    /// First value of a body's results when the results are in a table (then the table
-    /// and the count follow).
-    spread_tag: Table,
-    /// First argument when the wrapper passes a long argument list as a table.
-    packed_tag: Table,
-    /// Lua's `next`, for walking tables one pair at a time.
-    pub(crate) next: Function,
+/// Builds the wrapped functions of every library. It holds no mlua handle (a Lua state
+/// has about 8000 of those in all, and each library function lives as long as Lua keeps
+/// it): the wrapper factory and `next` live in the Lua registry, and the markers
+/// between a Rust body and its wrapper are light userdata (see [`Tag`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Kit;
+
+/// Registry names of the pieces [`Kit`] needs.
+const WRAP_KEY: &str = "tandem.scripting.libs.wrap";
+const NEXT_KEY: &str = "tandem.scripting.libs.next";
+
+/// Markers passed between a Rust body and its Lua wrapper: light userdata with small
+/// addresses, which no script value can equal (the only light userdata scripts see is
+/// `cjson.null`, address 0).
+#[derive(Clone, Copy)]
+enum Tag {
+    /// First result of a failed body; the message and the `error` level follow.
+    Fail = 1,
+    /// Sole result of a body that returns no values at all.
+    Empty = 2,
+    /// First result when the results are in a table; the table and the count follow.
+    Spread = 3,
+    /// First argument when the wrapper passes a long argument list as a table; the
+    /// table and the count follow.
+    Packed = 4,
+}
+
+impl Tag {
+    fn value(self) -> Value {
+        Value::LightUserData(LightUserData(std::ptr::without_provenance_mut(
+            self as usize,
+        )))
+    }
+
+    fn is(self, v: Option<&Value>) -> bool {
+        matches!(v, Some(Value::LightUserData(p)) if p.0.addr() == self as usize)
+    }
 }
 
 /// `error(msg, level)` levels, seen from `pass` in [`WRAPPER_SOURCE`]: 1 is `pass`, 2
@@ -118,7 +139,7 @@ const POSITION_OF_CALLER: i64 = 3;
 const NO_POSITION: i64 = 0;
 
 const WRAPPER_SOURCE: &str = r#"
-local impl, fail_tag, empty_tag, spread_tag, packed_tag, error, unpack = ...
+local fail_tag, empty_tag, spread_tag, packed_tag, error, unpack = ...
 local select = select
 local function spread(t, i, n)
     if n - i < 7000 then return unpack(t, i, n) end
@@ -136,24 +157,40 @@ local function pass(first, ...)
     end
     return first, ...
 end
-return function(...)
-    local n = select('#', ...)
-    if n > 32 then return pass(impl(packed_tag, {...}, n)) end
-    return pass(impl(...))
+return function(impl)
+    return function(...)
+        local n = select('#', ...)
+        if n > 32 then return pass(impl(packed_tag, {...}, n)) end
+        return pass(impl(...))
+    end
 end
 "#;
 
 impl Kit {
     fn new(lua: &Lua) -> mlua::Result<Kit> {
-        let wrap = lua.load(WRAPPER_SOURCE).set_name("=libs").into_function()?;
-        Ok(Kit {
-            wrap,
-            fail_tag: lua.create_table()?,
-            empty_tag: lua.create_table()?,
-            spread_tag: lua.create_table()?,
-            packed_tag: lua.create_table()?,
-            next: lua.globals().get("next")?,
-        })
+        // The factory returns a builder bound to the tags and to the original `error`
+        // and `unpack` (scripts cannot swap them out later).
+        let factory = lua.load(WRAPPER_SOURCE).set_name("=libs").into_function()?;
+        let globals = lua.globals();
+        let error: Function = globals.get("error")?;
+        let unpack: Function = globals.get("unpack")?;
+        let builder: Function = factory.call((
+            Tag::Fail.value(),
+            Tag::Empty.value(),
+            Tag::Spread.value(),
+            Tag::Packed.value(),
+            error,
+            unpack,
+        ))?;
+        lua.set_named_registry_value(WRAP_KEY, builder)?;
+        let next: Function = globals.get("next")?;
+        lua.set_named_registry_value(NEXT_KEY, next)?;
+        Ok(Kit)
+    }
+
+    /// Lua's `next` as it was when the libraries were installed.
+    pub(crate) fn next(lua: &Lua) -> mlua::Result<Function> {
+        lua.named_registry_value(NEXT_KEY)
     }
 
     /// A Lua function whose body is `body`.
@@ -161,22 +198,16 @@ impl Kit {
     where
         F: Fn(&Lua, Args) -> LibResult<Ret> + Send + 'static,
     {
-        let fail_tag = self.fail_tag.clone();
-        let empty_tag = self.empty_tag.clone();
-        let spread_tag = self.spread_tag.clone();
-        let packed_tag = self.packed_tag.clone();
         let inner = lua.create_function(move |lua, args: MultiValue| {
-            let out = match body(lua, Args::from_call(lua, args, &packed_tag)) {
+            let out = match body(lua, Args::from_call(lua, args)) {
                 Ok(Ret::One(v)) => MultiValue::from_vec(vec![v]),
                 Ok(Ret::Values(vs)) if vs.is_empty() => {
-                    MultiValue::from_vec(vec![Value::Table(empty_tag.clone())])
+                    MultiValue::from_vec(vec![Tag::Empty.value()])
                 }
                 Ok(Ret::Values(vs)) => MultiValue::from_vec(vs),
-                Ok(Ret::Spread(_, 0)) => {
-                    MultiValue::from_vec(vec![Value::Table(empty_tag.clone())])
-                }
+                Ok(Ret::Spread(_, 0)) => MultiValue::from_vec(vec![Tag::Empty.value()]),
                 Ok(Ret::Spread(t, n)) => MultiValue::from_vec(vec![
-                    Value::Table(spread_tag.clone()),
+                    Tag::Spread.value(),
                     Value::Table(t),
                     Value::Number(n as f64),
                 ]),
@@ -187,7 +218,7 @@ impl Kit {
                     };
                     let msg = error_text(lua, e);
                     MultiValue::from_vec(vec![
-                        Value::Table(fail_tag.clone()),
+                        Tag::Fail.value(),
                         Value::String(lua.create_string(msg)?),
                         Value::Integer(level),
                     ])
@@ -195,17 +226,8 @@ impl Kit {
             };
             Ok(out)
         })?;
-        let globals = lua.globals();
-        let error: Function = globals.get("error")?;
-        let unpack: Function = globals.get("unpack")?;
-        let tags = (
-            self.fail_tag.clone(),
-            self.empty_tag.clone(),
-            self.spread_tag.clone(),
-            self.packed_tag.clone(),
-        );
-        self.wrap
-            .call((inner, tags.0, tags.1, tags.2, tags.3, error, unpack))
+        let builder: Function = lua.named_registry_value(WRAP_KEY)?;
+        builder.call(inner)
     }
 }
 
@@ -260,9 +282,9 @@ enum ArgSrc {
 }
 
 impl<'a> Args<'a> {
-    fn from_call(lua: &'a Lua, args: MultiValue, packed_tag: &Table) -> Args<'a> {
+    fn from_call(lua: &'a Lua, args: MultiValue) -> Args<'a> {
         let mut vals = args.into_vec();
-        let packed = matches!(vals.first(), Some(Value::Table(t)) if t == packed_tag);
+        let packed = Tag::Packed.is(vals.first());
         let src = if packed && vals.len() == 3 {
             let n = vals.pop().and_then(|v| number_of(&v)).unwrap_or(0.0);
             match vals.pop() {

@@ -194,3 +194,14 @@ fn tail_called_errors_keep_the_message() {
         "ERR: t:1: bad argument #1 to 'tobit' (number expected, got string)"
     );
 }
+
+/// Library functions hold no mlua handles, so scripts that make many `cjson.new()`
+/// instances (each with a dozen functions) cannot exhaust them before the GC runs.
+#[test]
+fn many_cjson_instances_do_not_exhaust_references() {
+    let lua = state();
+    assert_eq!(
+        eval(&lua, "(function() local keep = {} for i = 1, 3000 do keep[i] = cjson.new() end return keep[3000].encode({i = 1}) end)()"),
+        "{\"i\":1}"
+    );
+}
