@@ -11,8 +11,11 @@
 //! libraries raise plain strings (`pcall(cjson.decode, s)` gives a string scripts match
 //! on). So each library function is a small Lua wrapper around its Rust body: the body
 //! returns either its results or a private marker followed by the message, and the
-//! wrapper raises the message as a string with `error(msg, 2)`: the position of the
-//! script line that called the library, as `luaL_error` in a C function adds it. One
+//! wrapper raises the message as a string with `error(msg, level)`, the level pointing
+//! at the script line that called the library (the position `luaL_error` in a C
+//! function adds; errors of the Lua core itself, like `table index is nil`, get none).
+//! Long argument lists and long result lists cross between the wrapper and the body in
+//! a table, so they never become thousands of mlua handles. One
 //! difference remains: when a script tail-calls a library function (`return
 //! cjson.decode(s)`), Lua 5.1 drops the caller's frame for a Lua wrapper but not for a C
 //! function, so there Redis names the function and the line and Tandem says `'?'` and
