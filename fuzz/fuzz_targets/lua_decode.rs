@@ -1,6 +1,7 @@
 //! `cjson.decode` and `cmsgpack.unpack` (Redis's Lua libraries, `scripting::libs`) on
 //! arbitrary bytes: never a panic, every failure is a Lua error *string* (as the C
-//! libraries raise), and whatever decodes encodes again and decodes again.
+//! libraries raise), and whatever decodes encodes again and decodes again (for msgpack:
+//! except map keys that were tables nested past the 16 levels `pack` writes).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -27,14 +28,19 @@ if mode % 2 == 0 then
     end
 else
     local unpack_fn = (mode % 4 == 1) and cmsgpack.unpack or cmsgpack.unpack_one
-    local r = {pcall(unpack_fn, data)}
-    if expect_string_error(r[1], r[2]) then
-        local n = #r
-        if n > 1 then
-            local ok2, packed = pcall(cmsgpack.pack, unpack(r, 2, math.min(n, 200)))
+    -- Results are collected inside the pcall: Lua 5.1's pcall pushing its status above
+    -- more than LUA_MINSTACK results trips the API check of debug builds.
+    local function collect(...) return {n = select('#', ...), ...} end
+    local ok, r = pcall(function() return collect(unpack_fn(data)) end)
+    if expect_string_error(ok, r) then
+        local n = r.n
+        if n > 0 then
+            local ok2, packed = pcall(cmsgpack.pack, unpack(r, 1, math.min(n, 200)))
             if not ok2 then error('decoded values do not pack: ' .. tostring(packed), 0) end
-            local ok3, err = pcall(cmsgpack.unpack, packed)
-            if not ok3 then error('re-packed values do not unpack: ' .. tostring(err), 0) end
+            local ok3, err = pcall(function() return collect(cmsgpack.unpack(packed)) end)
+            -- Packing writes tables nested past 16 levels as nil, so a map key that was
+            -- such a table comes back as a nil key (Redis's copy does the same).
+            if not ok3 and err ~= 'table index is nil' then error('re-packed values do not unpack: ' .. tostring(err), 0) end
         end
     end
 end
