@@ -9,6 +9,7 @@ pub mod command_cmd;
 pub mod config_cmd;
 pub mod connection;
 pub mod dump;
+pub mod failover;
 pub mod hashes;
 pub mod hll;
 pub mod info;
@@ -202,6 +203,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("hyperloglog", "@hyperloglog", hll::COMMANDS),
     ("generic", "@keyspace", sort::COMMANDS),
     ("cluster", "", cluster::COMMANDS),
+    ("server", "", failover::COMMANDS),
 ];
 
 /// All commands, by lower-case name.
