@@ -234,7 +234,11 @@ pub async fn cron(server: Arc<Server>) {
         }
         // Top-level masters ping their replicas; the ping goes through the stream
         // in the current db (never causes a SELECT).
-        if r.master.is_none() && !r.replicas.is_empty() && loops.is_multiple_of(period) {
+        if r.master.is_none()
+            && !r.replicas.is_empty()
+            && loops.is_multiple_of(period)
+            && !super::failover::holds_pings(r, &server)
+        {
             r.append_stream(Bytes::from_static(PING));
         }
         for l in &r.replicas {
