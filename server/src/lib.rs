@@ -107,23 +107,46 @@ fn banner(config: &config::Config) {
     crate::log::raw(log::Level::Notice, &lines.join("\n"));
 }
 
-/// Waits for a shutdown request or a signal, then stops.
+/// Waits for a shutdown request or a signal and carries it out (see
+/// [`shutdown`]); an aborted or failed shutdown goes back to waiting.
 async fn background(server: Arc<server::Server>) {
-    let mut rx = server.shutdown.subscribe();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-    let by_signal = tokio::select! {
-        _ = rx.changed() => None,
-        Some(_) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => Some("SIGTERM"),
-        Some(_) = async { match int.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => Some("SIGINT"),
-    };
-    match by_signal {
-        Some(sig) => warning!("Received {sig} scheduling shutdown..."),
-        None => warning!("User requested shutdown..."),
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    loop {
+        let flags = tokio::select! {
+            f = shutdown::next_request(&server) => f,
+            _ = recv(&mut term) => signal_shutdown(&server, "SIGTERM", "shutdown-on-sigterm"),
+            _ = recv(&mut int) => signal_shutdown(&server, "SIGINT", "shutdown-on-sigint"),
+        };
+        if shutdown::perform(&server, flags).await {
+            break;
+        }
     }
     let _ = server.shutdown.send(true);
-    let _ = persist::on_shutdown(&server);
     let pidfile = server.config.read().pidfile.clone();
     daemon::remove_pidfile(&pidfile);
     warning!("Redis is now ready to exit, bye bye...");
+}
+
+/// A signal starts a shutdown with its configured flags.
+fn signal_shutdown(server: &server::Server, sig: &str, directive: &str) -> shutdown::Flags {
+    warning!("Received {sig} scheduling shutdown...");
+    let words = server
+        .config
+        .read()
+        .get(directive)
+        .unwrap_or("default")
+        .to_string();
+    let flags = shutdown::Flags::from_config_words(&words);
+    shutdown::begin_from_signal(server, flags);
+    flags
 }

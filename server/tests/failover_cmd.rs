@@ -421,3 +421,175 @@ fn failover_abort_while_handing_over_makes_the_master_writable_again() {
     let mut rc = r.conn();
     assert!(wait_until(WAIT, || rc.cmd("GET y") == R::bulk("2")));
 }
+
+/// Whether the process exited within `limit`.
+fn exits_within(child: &mut std::process::Child, limit: Duration) -> bool {
+    wait_until(limit, || matches!(child.try_wait(), Ok(Some(_))))
+}
+
+#[test]
+fn shutdown_waits_for_a_lagging_replica_and_loses_no_write() {
+    let mut m = TestServer::start(&["--repl-diskless-sync-delay", "0", "--save", ""]);
+    let r = tandem_replica_of(m.port);
+    let mut mc = m.conn();
+    wait_replica_synced(&mut mc, r.port);
+    let stopped = Stopped::new(r.child.id());
+    assert_eq!(mc.cmd("SET last-write 1"), R::ok());
+    let mut shut = m.conn();
+    shut.send(&[b"SHUTDOWN", b"NOSAVE"]);
+    assert!(wait_until(WAIT, || m
+        .stdout()
+        .contains("Waiting for replicas before shutting down.")));
+    // Reads go on, the server waits for the stopped replica.
+    assert_eq!(mc.cmd("GET last-write"), R::bulk("1"));
+    assert_eq!(m.child.try_wait().ok().flatten(), None);
+    drop(stopped);
+    assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
+    assert!(shut.is_closed());
+    let ml = m.stdout();
+    assert!(ml.contains("1 of 1 replicas are in sync when shutting down."), "{ml}");
+    assert_eq!(r.conn().cmd("GET last-write"), R::bulk("1"));
+}
+
+#[test]
+fn shutdown_gives_up_on_a_replica_after_shutdown_timeout() {
+    let mut m = TestServer::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--save",
+        "",
+        "--shutdown-timeout",
+        "1",
+    ]);
+    let r = tandem_replica_of(m.port);
+    let mut mc = m.conn();
+    wait_replica_synced(&mut mc, r.port);
+    let _stopped = Stopped::new(r.child.id());
+    assert_eq!(mc.cmd("SET unacked 1"), R::ok());
+    mc.send(&[b"SHUTDOWN"]);
+    assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
+    let ml = m.stdout();
+    assert!(ml.contains("Waiting for replicas before shutting down."), "{ml}");
+    assert!(
+        ml.contains(&format!("Lagging replica 127.0.0.1:{} reported offset", r.port)),
+        "{ml}"
+    );
+    assert!(ml.contains("0 of 1 replicas are in sync when shutting down."), "{ml}");
+}
+
+#[test]
+fn shutdown_now_does_not_wait() {
+    let mut m = TestServer::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--save",
+        "",
+        "--shutdown-timeout",
+        "600",
+    ]);
+    let r = tandem_replica_of(m.port);
+    let mut mc = m.conn();
+    wait_replica_synced(&mut mc, r.port);
+    let _stopped = Stopped::new(r.child.id());
+    assert_eq!(mc.cmd("SET unacked 1"), R::ok());
+    mc.send(&[b"SHUTDOWN", b"NOW"]);
+    assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
+    let ml = m.stdout();
+    assert!(!ml.contains("Waiting for replicas"), "{ml}");
+    assert!(ml.contains("0 of 1 replicas are in sync when shutting down."), "{ml}");
+}
+
+/// SHUTDOWN blocked on a stopped replica, then SHUTDOWN ABORT from another
+/// client: the replies, in order. `waiting`: whether the server logged its wait.
+fn abort_script(port: u16, replica_pid: u32, waiting: impl Fn() -> bool) -> Vec<R> {
+    let mut c = Conn::connect(port);
+    let _stopped = Stopped::new(replica_pid);
+    let mut out = vec![c.cmd("SET unacked 1")];
+    let mut shut = Conn::connect(port);
+    shut.send(&[b"SHUTDOWN"]);
+    assert!(wait_until(WAIT, &waiting));
+    out.push(c.cmd("SHUTDOWN ABORT"));
+    out.push(shut.read());
+    out.push(c.cmd("SET after-abort 1"));
+    out.push(c.cmd("SHUTDOWN ABORT"));
+    out
+}
+
+#[test]
+fn shutdown_abort_cancels_the_wait_like_redis() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rm = real_redis(&dir, "m", &["--repl-diskless-sync-delay", "0"]);
+    let rr = real_redis(&dir, "r", &["--replicaof", "127.0.0.1", &rm.port.to_string()]);
+    let mut m = tandem_master();
+    let r = tandem_replica_of(m.port);
+    wait_replica_synced(&mut rm.conn(), rr.port);
+    wait_replica_synced(&mut m.conn(), r.port);
+    let theirs = abort_script(rm.port, rr.child.id(), || {
+        log_of(&dir, "m").contains("Waiting for replicas before shutting down.")
+    });
+    let ours = abort_script(m.port, r.child.id(), || {
+        m.stdout()
+            .contains("Waiting for replicas before shutting down.")
+    });
+    assert_eq!(ours, theirs);
+    assert_eq!(ours[2], err("ERR Errors trying to SHUTDOWN. Check logs."));
+    assert_eq!(ours[3], R::ok());
+    assert!(m.stdout().contains("Shutdown manually aborted."));
+    assert_eq!(m.child.try_wait().ok().flatten(), None);
+}
+
+#[test]
+fn failed_final_save_keeps_the_server_unless_force() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ours_dir, theirs_dir) = (dir.path().join("ours"), dir.path().join("theirs"));
+    std::fs::create_dir(&ours_dir).expect("mkdir");
+    std::fs::create_dir(&theirs_dir).expect("mkdir");
+    let rm = RealRedis::start(&theirs_dir, "dump.rdb", &[]);
+    let mut m = TestServer::start(&["--dir", ours_dir.to_str().expect("utf8")]);
+    // The data directory disappears: the final save cannot be written.
+    std::fs::remove_dir_all(&ours_dir).expect("rm");
+    std::fs::remove_dir_all(&theirs_dir).expect("rm");
+    let mut replies = Vec::new();
+    for port in [m.port, rm.port] {
+        let mut c = Conn::connect(port);
+        replies.push(c.cmd("SET k v"));
+        replies.push(c.cmd("SHUTDOWN SAVE"));
+        replies.push(c.cmd("GET k"));
+    }
+    assert_eq!(replies[..3], replies[3..]);
+    assert_eq!(replies[1], err("ERR Errors trying to SHUTDOWN. Check logs."));
+    assert_eq!(m.child.try_wait().ok().flatten(), None);
+    let mut c = m.conn();
+    c.send(&[b"SHUTDOWN", b"SAVE", b"FORCE"]);
+    assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
+    let ml = m.stdout();
+    assert!(ml.contains("Error trying to save the DB, can't exit."), "{ml}");
+    assert!(ml.contains("Error trying to save the DB. Exit anyway."), "{ml}");
+}
+
+#[test]
+fn sigterm_waits_for_replicas_unless_shutdown_on_sigterm_says_now() {
+    for (extra, waits) in [(None, true), (Some("now"), false)] {
+        let mut args = vec!["--repl-diskless-sync-delay", "0", "--save", ""];
+        if let Some(words) = extra {
+            args.extend(["--shutdown-on-sigterm", words]);
+        }
+        let mut m = TestServer::start(&args);
+        let r = tandem_replica_of(m.port);
+        wait_replica_synced(&mut m.conn(), r.port);
+        let stopped = Stopped::new(r.child.id());
+        assert_eq!(m.conn().cmd("SET unacked 1"), R::ok());
+        kill(m.child.id(), "-TERM");
+        if waits {
+            assert!(wait_until(WAIT, || m
+                .stdout()
+                .contains("Waiting for replicas before shutting down.")));
+            assert_eq!(m.child.try_wait().ok().flatten(), None);
+            drop(stopped);
+        }
+        assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
+        let ml = m.stdout();
+        assert!(ml.contains("Received SIGTERM scheduling shutdown..."), "{ml}");
+        assert_eq!(ml.contains("Waiting for replicas"), waits, "{ml}");
+    }
+}

@@ -348,8 +348,8 @@ pub enum Action {
     Block { keys: Vec<Bytes>, timeout_ms: u64 },
     /// Enter MONITOR mode.
     Monitor,
-    /// Stop the server (SHUTDOWN); `save` = Some(true|false) forces SAVE/NOSAVE.
-    Shutdown { save: Option<bool> },
+    /// Stop the server (SHUTDOWN with these flags); the client waits for the outcome.
+    Shutdown(crate::shutdown::Flags),
     /// WAIT: block until `num` replicas acknowledged `offset` or the timeout (ms, 0 =
     /// forever) passes, then reply with the count.
     WaitReplicas {
