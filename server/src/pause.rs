@@ -111,10 +111,7 @@ impl ClientPause {
                 Some((end, mode)) if end > now => {
                     out = Some(match out {
                         None => (end, mode),
-                        Some((e, m)) => (
-                            e.max(end),
-                            if m == PauseMode::All { m } else { mode },
-                        ),
+                        Some((e, m)) => (e.max(end), if m == PauseMode::All { m } else { mode }),
                     });
                 }
                 _ => *st = None,

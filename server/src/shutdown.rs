@@ -10,6 +10,7 @@
 //!    down."). `SHUTDOWN ABORT` cancels the wait.
 //! 2. The lagging replicas are logged, then the final save runs; when it fails
 //!    the shutdown is cancelled (the server goes on), unless `FORCE`.
+//!
 //! The SHUTDOWN clients wait for the outcome: the connection closes when the
 //! server exits, or they get `-ERR Errors trying to SHUTDOWN. Check logs.` when
 //! the shutdown was aborted or failed.
@@ -178,9 +179,7 @@ pub fn requested_save_mode(server: &Server) -> Option<bool> {
 
 /// Whether every replica acknowledged our whole stream (Redis `isReadyToShutdown`).
 pub fn replicas_caught_up(r: &ReplState) -> bool {
-    r.replicas
-        .iter()
-        .all(|l| l.ack_off == r.master_repl_offset)
+    r.replicas.iter().all(|l| l.ack_off == r.master_repl_offset)
 }
 
 /// The log lines about replicas at the final step: each lagging one, then the
@@ -226,12 +225,13 @@ pub fn replica_report(r: &ReplState) -> Vec<(bool, String)> {
 pub async fn perform(server: &Arc<Server>, flags: Flags) -> bool {
     crate::warning!("User requested shutdown...");
     let timeout = server.config.read().shutdown_timeout;
-    if !flags.now && timeout != 0 && !replicas_caught_up(&server.store.lock().repl) {
-        if !wait_for_replicas(server, Duration::from_secs(timeout)).await {
-            crate::notice!("Shutdown manually aborted.");
-            cancel(server);
-            return false;
-        }
+    // The store lock is released before the wait (never held across an await).
+    let caught_up = replicas_caught_up(&server.store.lock().repl);
+    let wait = !flags.now && timeout != 0 && !caught_up;
+    if wait && !wait_for_replicas(server, Duration::from_secs(timeout)).await {
+        crate::notice!("Shutdown manually aborted.");
+        cancel(server);
+        return false;
     }
     for (warn, line) in replica_report(&server.store.lock().repl) {
         if warn {

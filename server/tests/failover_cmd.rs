@@ -161,8 +161,16 @@ fn replica_error_script(
     run(&mut out, m, &format!("FAILOVER TO 127.0.0.1 {rport} FORCE"));
     run(&mut out, r, "FAILOVER");
     run(&mut out, r, "FAILOVER ABORT");
-    run(&mut out, r, "PSYNC 0123456789012345678901234567890123456789 1 FAILOVER");
-    run(&mut out, m, "PSYNC 0123456789012345678901234567890123456789 1 FAILOVER");
+    run(
+        &mut out,
+        r,
+        "PSYNC 0123456789012345678901234567890123456789 1 FAILOVER",
+    );
+    run(
+        &mut out,
+        m,
+        "PSYNC 0123456789012345678901234567890123456789 1 FAILOVER",
+    );
     // A stopped replica never acks: the failover keeps waiting.
     let stopped = Stopped::new(replica_pid);
     run(&mut out, m, "SET k v");
@@ -182,7 +190,11 @@ fn replica_error_script(
 fn failover_errors_with_a_replica_match_redis() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rm = real_redis(&dir, "m", &["--repl-diskless-sync-delay", "0"]);
-    let rr = real_redis(&dir, "r", &["--replicaof", "127.0.0.1", &rm.port.to_string()]);
+    let rr = real_redis(
+        &dir,
+        "r",
+        &["--replicaof", "127.0.0.1", &rm.port.to_string()],
+    );
     let tm = tandem_master();
     let tr = tandem_replica_of(tm.port);
     let (mut rmc, mut tmc) = (rm.conn(), tm.conn());
@@ -215,12 +227,19 @@ fn failover_to_a_replica_not_yet_online_is_refused_like_redis() {
     for port in [rm.port, tm.port] {
         let mut m = Conn::connect(port);
         let r = TestServer::start(&["--replicaof", "127.0.0.1", &port.to_string()]);
-        assert!(wait_until(WAIT, || info(&mut m, "replication", "connected_slaves") == "1"));
+        assert!(wait_until(WAIT, || info(
+            &mut m,
+            "replication",
+            "connected_slaves"
+        ) == "1"));
         let line = format!("FAILOVER TO 127.0.0.1 {} TIMEOUT 100", r.port);
         let args: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
         replies.push(m.cmd_args(&args));
     }
-    assert_eq!(replies[0], err("ERR FAILOVER target replica is not online."));
+    assert_eq!(
+        replies[0],
+        err("ERR FAILOVER target replica is not online.")
+    );
     assert_eq!(replies[0], replies[1]);
 }
 
@@ -259,13 +278,22 @@ fn failover_swaps_tandem_roles_with_a_partial_resync_and_no_lost_write() {
     let (ml, rl) = (m.stdout(), r.stdout());
     assert!(ml.contains("FAILOVER requested to any replica."), "{ml}");
     assert!(
-        ml.contains(&format!("Failover target 127.0.0.1:{} is synced, failing over.", r.port)),
+        ml.contains(&format!(
+            "Failover target 127.0.0.1:{} is synced, failing over.",
+            r.port
+        )),
         "{ml}"
     );
     assert!(ml.contains("Master replication ID changed to"), "{ml}");
     assert!(rl.contains("Failover request received for replid"), "{rl}");
-    assert!(rl.contains("MASTER MODE enabled (failover request from '"), "{rl}");
-    assert!(rl.contains("Partial resynchronization request from"), "{rl}");
+    assert!(
+        rl.contains("MASTER MODE enabled (failover request from '"),
+        "{rl}"
+    );
+    assert!(
+        rl.contains("Partial resynchronization request from"),
+        "{rl}"
+    );
 }
 
 #[test]
@@ -298,7 +326,11 @@ fn failover_to_names_the_target_among_two_replicas() {
 fn tandem_master_fails_over_to_a_real_redis_replica() {
     let dir = tempfile::tempdir().expect("tempdir");
     let m = tandem_master();
-    let rr = real_redis(&dir, "r", &["--replicaof", "127.0.0.1", &m.port.to_string()]);
+    let rr = real_redis(
+        &dir,
+        "r",
+        &["--replicaof", "127.0.0.1", &m.port.to_string()],
+    );
     let (mut mc, mut rc) = (m.conn(), rr.conn());
     for i in 0..50 {
         assert_eq!(mc.cmd(&format!("RPUSH list {i}")), R::Int(i + 1));
@@ -313,7 +345,10 @@ fn tandem_master_fails_over_to_a_real_redis_replica() {
     assert_eq!(rc.cmd("SET from redis"), R::ok());
     assert!(wait_until(WAIT, || mc.cmd("GET from") == R::bulk("redis")));
     let rl = log_of(&dir, "r");
-    assert!(rl.contains("MASTER MODE enabled (failover request from"), "{rl}");
+    assert!(
+        rl.contains("MASTER MODE enabled (failover request from"),
+        "{rl}"
+    );
 }
 
 #[test]
@@ -371,8 +406,7 @@ fn failover_force_hands_over_after_the_timeout() {
     let line = format!("FAILOVER TO 127.0.0.1 {} FORCE TIMEOUT 200", r.port);
     let args: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
     assert_eq!(mc.cmd_args(&args), R::ok());
-    assert!(wait_until(WAIT, || failover_state(&mut mc)
-        == "failover-in-progress"));
+    assert!(wait_until(WAIT, || failover_state(&mut mc) == "failover-in-progress"));
     assert_eq!(role(&mut mc), "slave");
     // Continued, the target takes over and the old master follows it.
     drop(stopped);
@@ -402,8 +436,7 @@ fn failover_abort_while_handing_over_makes_the_master_writable_again() {
     let args: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
     assert_eq!(mc.cmd("SET x 1"), R::ok());
     assert_eq!(mc.cmd_args(&args), R::ok());
-    assert!(wait_until(WAIT, || failover_state(&mut mc)
-        == "failover-in-progress"));
+    assert!(wait_until(WAIT, || failover_state(&mut mc) == "failover-in-progress"));
     assert_eq!(mc.cmd("FAILOVER ABORT"), R::ok());
     assert_eq!(role(&mut mc), "master");
     assert_eq!(failover_state(&mut mc), "no-failover");
@@ -447,7 +480,10 @@ fn shutdown_waits_for_a_lagging_replica_and_loses_no_write() {
     assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
     assert!(shut.is_closed());
     let ml = m.stdout();
-    assert!(ml.contains("1 of 1 replicas are in sync when shutting down."), "{ml}");
+    assert!(
+        ml.contains("1 of 1 replicas are in sync when shutting down."),
+        "{ml}"
+    );
     assert_eq!(r.conn().cmd("GET last-write"), R::bulk("1"));
 }
 
@@ -469,12 +505,21 @@ fn shutdown_gives_up_on_a_replica_after_shutdown_timeout() {
     mc.send(&[b"SHUTDOWN"]);
     assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
     let ml = m.stdout();
-    assert!(ml.contains("Waiting for replicas before shutting down."), "{ml}");
     assert!(
-        ml.contains(&format!("Lagging replica 127.0.0.1:{} reported offset", r.port)),
+        ml.contains("Waiting for replicas before shutting down."),
         "{ml}"
     );
-    assert!(ml.contains("0 of 1 replicas are in sync when shutting down."), "{ml}");
+    assert!(
+        ml.contains(&format!(
+            "Lagging replica 127.0.0.1:{} reported offset",
+            r.port
+        )),
+        "{ml}"
+    );
+    assert!(
+        ml.contains("0 of 1 replicas are in sync when shutting down."),
+        "{ml}"
+    );
 }
 
 #[test]
@@ -496,7 +541,10 @@ fn shutdown_now_does_not_wait() {
     assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
     let ml = m.stdout();
     assert!(!ml.contains("Waiting for replicas"), "{ml}");
-    assert!(ml.contains("0 of 1 replicas are in sync when shutting down."), "{ml}");
+    assert!(
+        ml.contains("0 of 1 replicas are in sync when shutting down."),
+        "{ml}"
+    );
 }
 
 /// SHUTDOWN blocked on a stopped replica, then SHUTDOWN ABORT from another
@@ -519,7 +567,11 @@ fn abort_script(port: u16, replica_pid: u32, waiting: impl Fn() -> bool) -> Vec<
 fn shutdown_abort_cancels_the_wait_like_redis() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rm = real_redis(&dir, "m", &["--repl-diskless-sync-delay", "0"]);
-    let rr = real_redis(&dir, "r", &["--replicaof", "127.0.0.1", &rm.port.to_string()]);
+    let rr = real_redis(
+        &dir,
+        "r",
+        &["--replicaof", "127.0.0.1", &rm.port.to_string()],
+    );
     let mut m = tandem_master();
     let r = tandem_replica_of(m.port);
     wait_replica_synced(&mut rm.conn(), rr.port);
@@ -557,14 +609,23 @@ fn failed_final_save_keeps_the_server_unless_force() {
         replies.push(c.cmd("GET k"));
     }
     assert_eq!(replies[..3], replies[3..]);
-    assert_eq!(replies[1], err("ERR Errors trying to SHUTDOWN. Check logs."));
+    assert_eq!(
+        replies[1],
+        err("ERR Errors trying to SHUTDOWN. Check logs.")
+    );
     assert_eq!(m.child.try_wait().ok().flatten(), None);
     let mut c = m.conn();
     c.send(&[b"SHUTDOWN", b"SAVE", b"FORCE"]);
     assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
     let ml = m.stdout();
-    assert!(ml.contains("Error trying to save the DB, can't exit."), "{ml}");
-    assert!(ml.contains("Error trying to save the DB. Exit anyway."), "{ml}");
+    assert!(
+        ml.contains("Error trying to save the DB, can't exit."),
+        "{ml}"
+    );
+    assert!(
+        ml.contains("Error trying to save the DB. Exit anyway."),
+        "{ml}"
+    );
 }
 
 #[test]
@@ -589,7 +650,10 @@ fn sigterm_waits_for_replicas_unless_shutdown_on_sigterm_says_now() {
         }
         assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
         let ml = m.stdout();
-        assert!(ml.contains("Received SIGTERM scheduling shutdown..."), "{ml}");
+        assert!(
+            ml.contains("Received SIGTERM scheduling shutdown..."),
+            "{ml}"
+        );
         assert_eq!(ml.contains("Waiting for replicas"), waits, "{ml}");
     }
 }

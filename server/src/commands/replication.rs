@@ -97,7 +97,10 @@ fn psync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         // Already a replica: ignored, as Redis does.
         return Ok(());
     }
-    if argv.get(3).is_some_and(|a| a.eq_ignore_ascii_case(b"failover")) {
+    if argv
+        .get(3)
+        .is_some_and(|a| a.eq_ignore_ascii_case(b"failover"))
+    {
         failover_request(ctx, &argv[1])?;
     }
     primary::handle_sync(ctx, out, argv, false)

@@ -260,7 +260,9 @@ async fn drive(server: Arc<Server>, generation: u64) {
                 }
                 Step::Handover { host, port, forced } => {
                     if forced {
-                        crate::notice!("FAILOVER to {host}:{port} time out exceeded, failing over.");
+                        crate::notice!(
+                            "FAILOVER to {host}:{port} time out exceeded, failing over."
+                        );
                     } else {
                         crate::notice!("Failover target {host}:{port} is synced, failing over.");
                     }
@@ -464,7 +466,10 @@ mod tests {
         // Nothing happens outside the waiting state.
         let mut done = later;
         done.state = FailoverState::InProgress;
-        assert_eq!(next_step(&done, now + Duration::from_secs(9), &peers, 10), Step::Wait);
+        assert_eq!(
+            next_step(&done, now + Duration::from_secs(9), &peers, 10),
+            Step::Wait
+        );
     }
 
     #[test]

@@ -92,7 +92,8 @@ pub fn handle_sync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], legacy: bool)
     let asker = Asker {
         fenced: ctx.store.repl.fenced,
         in_exec: !ctx.may_block,
-        failing_over: ctx.store.repl.failover.state != crate::replication::FailoverState::NoFailover,
+        failing_over: ctx.store.repl.failover.state
+            != crate::replication::FailoverState::NoFailover,
         master_link_down: ctx.store.repl.master.is_some() && !ctx.store.repl.link_connected(),
         pending_output: !out.is_empty(),
     };

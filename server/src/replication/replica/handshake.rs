@@ -332,7 +332,11 @@ async fn psync(server: &Arc<Server>, gen: u64, io: &mut LinkIo) -> Result<Synced
 /// The reply to a handover's `PSYNC ... FAILOVER`: a resync (partial or full)
 /// ends the failover; anything else is logged as any PSYNC reply would be and
 /// aborts it (this node is a master again, the link is over).
-fn handover_answered(server: &Server, kind: &PsyncReply, reply: &str) -> Result<(), HandshakeError> {
+fn handover_answered(
+    server: &Server,
+    kind: &PsyncReply,
+    reply: &str,
+) -> Result<(), HandshakeError> {
     let synced = matches!(kind, PsyncReply::Full { .. } | PsyncReply::Continue { .. });
     if !synced {
         match kind {
