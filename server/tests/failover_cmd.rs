@@ -657,3 +657,42 @@ fn sigterm_waits_for_replicas_unless_shutdown_on_sigterm_says_now() {
         assert_eq!(ml.contains("Waiting for replicas"), waits, "{ml}");
     }
 }
+
+/// Whether a reply arrives on `c` within `limit` (absence can only be shown by
+/// waiting: a short, bounded read).
+fn replies_within(c: &mut Conn, limit: Duration) -> bool {
+    use std::io::BufRead;
+    c.stream
+        .get_ref()
+        .set_read_timeout(Some(limit))
+        .expect("timeout");
+    let got = matches!(c.stream.fill_buf(), Ok(b) if !b.is_empty());
+    c.stream
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    got
+}
+
+#[test]
+fn writes_wait_while_the_failover_waits_for_sync_and_client_unpause_does_not_free_them() {
+    let m = tandem_master();
+    let r = tandem_replica_of(m.port);
+    let mut mc = m.conn();
+    wait_replica_synced(&mut mc, r.port);
+    let stopped = Stopped::new(r.child.id());
+    assert_eq!(mc.cmd("SET k 1"), R::ok());
+    assert_eq!(mc.cmd("FAILOVER"), R::ok());
+    let mut writer = m.conn();
+    writer.send(&[b"SET", b"held", b"1"]);
+    assert!(!replies_within(&mut writer, Duration::from_millis(300)));
+    // Reads go on; CLIENT UNPAUSE ends only a CLIENT PAUSE.
+    assert_eq!(mc.cmd("GET k"), R::bulk("1"));
+    assert_eq!(mc.cmd("CLIENT UNPAUSE"), R::ok());
+    assert!(!replies_within(&mut writer, Duration::from_millis(300)));
+    assert_eq!(failover_state(&mut mc), "waiting-for-sync");
+    assert_eq!(mc.cmd("FAILOVER ABORT"), R::ok());
+    assert_eq!(writer.read(), R::ok());
+    assert_eq!(mc.cmd("GET held"), R::bulk("1"));
+    drop(stopped);
+}

@@ -70,7 +70,7 @@ pub async fn serve_replica(
             // A chunk receiver it never took must not hold the pipe reader up.
             t.feeds.lock().remove(&id);
         }
-        crate::notice!("Connection with replica {} lost.", link.name());
+        crate::warning!("Connection with replica {} lost.", link.name());
         if r.replicas.is_empty() {
             r.no_replicas_since = Instant::now();
         }

@@ -371,7 +371,7 @@ fn continue_cached(
             return;
         };
         if let Some(newid) = newid.filter(|id| *id != c.replid) {
-            crate::notice!("Master replication ID changed to {newid}");
+            crate::warning!("Master replication ID changed to {newid}");
             r.replid2 = c.replid.clone();
             r.second_replid_offset = r.master_repl_offset + 1;
             r.replid = newid;
