@@ -228,7 +228,13 @@ pub async fn perform(server: &Arc<Server>, flags: Flags) -> bool {
     // The store lock is released before the wait (never held across an await).
     let caught_up = replicas_caught_up(&server.store.lock().repl);
     let wait = !flags.now && timeout != 0 && !caught_up;
-    if wait && !wait_for_replicas(server, Duration::from_secs(timeout)).await {
+    let aborted = if wait {
+        !wait_for_replicas(server, Duration::from_secs(timeout)).await
+    } else {
+        // An ABORT that came between the request and now still counts.
+        server.shutdown_req.inner.lock().abort
+    };
+    if aborted {
         crate::notice!("Shutdown manually aborted.");
         cancel(server);
         return false;

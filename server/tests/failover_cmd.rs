@@ -285,6 +285,11 @@ fn failover_swaps_tandem_roles_with_a_partial_resync_and_no_lost_write() {
         "{ml}"
     );
     assert!(ml.contains("Master replication ID changed to"), "{ml}");
+    assert!(
+        ml.contains("Successful partial resynchronization with master."),
+        "{ml}"
+    );
+    assert!(!ml.contains("Full resync from master"), "{ml}");
     assert!(rl.contains("Failover request received for replid"), "{rl}");
     assert!(
         rl.contains("MASTER MODE enabled (failover request from '"),
