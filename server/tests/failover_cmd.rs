@@ -37,9 +37,15 @@ fn linked_to(c: &mut Conn, port: u16) -> bool {
         && info(c, "replication", "master_link_status") == "up"
 }
 
-/// Waits until the master on `m` lists an online replica at `port` whose ACK
-/// reached the master's offset.
+/// Waits until the replica at `port` has its link to the master `m` up (its
+/// initial sync loaded) and the master lists it online with an ACK that reached
+/// the master's offset.
 fn wait_replica_synced(m: &mut Conn, port: u16) {
+    let mport = match m.stream.get_ref().peer_addr() {
+        Ok(a) => a.port(),
+        Err(e) => panic!("master address: {e}"),
+    };
+    wait_linked(&mut Conn::connect(port), mport);
     let ok = wait_until(WAIT, || {
         let off = info(m, "replication", "master_repl_offset");
         let want = format!("port={port},state=online,offset={off},");
@@ -415,7 +421,16 @@ fn failover_force_hands_over_after_the_timeout() {
     assert_eq!(role(&mut mc), "slave");
     // Continued, the target takes over and the old master follows it.
     drop(stopped);
-    wait_linked(&mut mc, r.port);
+    assert!(
+        wait_until(WAIT, || linked_to(&mut mc, r.port)),
+        "old master:\n{}\ntarget:\n{}",
+        String::from_utf8_lossy(
+            &std::fs::read(m.dir.path().join("stdout.log")).unwrap_or_default()
+        ),
+        String::from_utf8_lossy(
+            &std::fs::read(r.dir.path().join("stdout.log")).unwrap_or_default()
+        ),
+    );
     assert_eq!(failover_state(&mut mc), "no-failover");
     let mut rc = r.conn();
     assert_eq!(role(&mut rc), "master");
