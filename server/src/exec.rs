@@ -35,7 +35,7 @@ pub enum Outcome {
         null_array: bool,
     },
     Monitor,
-    Shutdown(crate::shutdown::Flags),
+    Shutdown(crate::server::ShutdownFlags),
     /// WAIT numreplicas timeout: wait for replica ACKs, reply with the count.
     WaitReplicas {
         num: i64,

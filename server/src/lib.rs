@@ -123,7 +123,7 @@ async fn background(server: Arc<server::Server>) {
     }
     loop {
         let flags = tokio::select! {
-            f = shutdown::next_request(&server) => f,
+            f = server.shutdown_req.next_request() => f,
             _ = recv(&mut term) => signal_shutdown(&server, "SIGTERM", "shutdown-on-sigterm"),
             _ = recv(&mut int) => signal_shutdown(&server, "SIGINT", "shutdown-on-sigint"),
         };
@@ -147,6 +147,6 @@ fn signal_shutdown(server: &server::Server, sig: &str, directive: &str) -> shutd
         .unwrap_or("default")
         .to_string();
     let flags = shutdown::Flags::from_config_words(&words);
-    shutdown::begin_from_signal(server, flags);
+    server.shutdown_req.begin(flags);
     flags
 }

@@ -480,7 +480,7 @@ pub fn on_shutdown(server: &Server, force: bool) -> Result<(), PersistError> {
     }
     server.children.kill_all();
     crate::aof::on_shutdown(server);
-    let save = match crate::shutdown::requested_save_mode(server) {
+    let save = match server.shutdown_req.save_mode() {
         Some(s) => s,
         None => !server.config.read().save.is_empty(),
     };

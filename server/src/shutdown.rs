@@ -15,13 +15,13 @@
 //! server exits, or they get `-ERR Errors trying to SHUTDOWN. Check logs.` when
 //! the shutdown was aborted or failed.
 //!
-//! [`Coordinator`] holds the request and its progress, in the `Server`.
+//! `Server::shutdown_req` ([`crate::server::ShutdownRequest`]) holds the request
+//! and its progress.
 
 use crate::pause::{PauseMode, PausePurpose};
 use crate::replication::{ReplState, ReplicaState};
 use crate::server::Server;
 use bytes::Bytes;
-use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,150 +31,21 @@ const TICK: Duration = Duration::from_millis(100);
 /// The reply of a SHUTDOWN whose shutdown was aborted or failed.
 pub const FAILED_REPLY: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
 
-/// What a shutdown was asked to do (SHUTDOWN's arguments, or the signal's
-/// configured flags).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Flags {
-    /// None = save if save points are configured; Some(true) = SAVE; Some(false) = NOSAVE.
-    pub save: Option<bool>,
-    /// Skip the wait for lagging replicas.
-    pub now: bool,
-    /// Exit even if the final save fails.
-    pub force: bool,
-}
-
-impl Flags {
-    /// `shutdown-on-sigterm` / `shutdown-on-sigint` (validated words: default,
-    /// save, nosave, now, force).
-    pub fn from_config_words(words: &str) -> Flags {
-        let mut f = Flags::default();
-        for w in words.split_whitespace() {
-            match w.to_ascii_lowercase().as_str() {
-                "save" => f.save = Some(true),
-                "nosave" => f.save = Some(false),
-                "now" => f.now = true,
-                "force" => f.force = true,
-                _ => {}
-            }
-        }
-        f
-    }
-}
-
-/// The shutdown request and its progress (one per server).
-#[derive(Debug)]
-pub struct Coordinator {
-    inner: Mutex<Inner>,
-    /// Wakes the main task: a new request or an abort.
-    wake: tokio::sync::Notify,
-    /// The number of the last attempt that ended without exiting.
-    ended: tokio::sync::watch::Sender<u64>,
-}
-
-impl Default for Coordinator {
-    fn default() -> Self {
-        Coordinator {
-            inner: Mutex::default(),
-            wake: tokio::sync::Notify::new(),
-            ended: tokio::sync::watch::channel(0).0,
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    /// A request the main task has not taken yet.
-    requested: Option<Flags>,
-    /// The shutdown being carried out.
-    active: Option<Flags>,
-    /// Number of the latest attempt.
-    attempt: u64,
-    /// SHUTDOWN ABORT arrived during the wait.
-    abort: bool,
-}
+pub use crate::server::ShutdownFlags as Flags;
 
 /// Asks the server to stop; returns the attempt the caller waits for (see
-/// [`outcome`]). While a shutdown is already requested or running, the caller
-/// joins it (its own flags are not used, as in Redis).
+/// [`outcome`]).
 pub fn request(server: &Server, flags: Flags) -> u64 {
-    let c = &server.shutdown_req;
-    let mut inner = c.inner.lock();
-    if inner.requested.is_none() && inner.active.is_none() {
-        inner.attempt += 1;
-        inner.requested = Some(flags);
-        c.wake.notify_one();
-    }
-    inner.attempt
-}
-
-/// SHUTDOWN ABORT: cancels a shutdown that was requested or is waiting for
-/// replicas. False if there is none.
-pub fn abort(server: &Server) -> bool {
-    let c = &server.shutdown_req;
-    let mut inner = c.inner.lock();
-    if inner.active.is_some() {
-        inner.abort = true;
-        c.wake.notify_one();
-        true
-    } else if inner.requested.take().is_some() {
-        crate::notice!("Shutdown manually aborted.");
-        c.ended.send_replace(inner.attempt);
-        true
-    } else {
-        false
-    }
-}
-
-/// Waits for a request (taken, and marked in progress).
-pub async fn next_request(server: &Server) -> Flags {
-    let c = &server.shutdown_req;
-    loop {
-        let notified = c.wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let mut inner = c.inner.lock();
-            if let Some(f) = inner.requested.take() {
-                inner.active = Some(f);
-                inner.abort = false;
-                return f;
-            }
-        }
-        notified.await;
-    }
-}
-
-/// Marks a shutdown started by a signal (no request to take) as in progress.
-pub fn begin_from_signal(server: &Server, flags: Flags) {
-    let mut inner = server.shutdown_req.inner.lock();
-    inner.attempt += 1;
-    inner.requested = None;
-    inner.active = Some(flags);
-    inner.abort = false;
+    server.shutdown_req.request(flags)
 }
 
 /// Resolves true when the server is stopping, false when attempt `attempt`
 /// ended without exiting (aborted or failed).
 pub async fn outcome(server: &Server, attempt: u64) -> bool {
-    let mut ended = server.shutdown_req.ended.subscribe();
-    let mut stop = server.shutdown.subscribe();
-    loop {
-        if *stop.borrow_and_update() {
-            return true;
-        }
-        if *ended.borrow_and_update() >= attempt {
-            return false;
-        }
-        tokio::select! {
-            r = ended.changed() => if r.is_err() { return true },
-            r = stop.changed() => if r.is_err() { return true },
-        }
-    }
-}
-
-/// What the last shutdown asked for about the final save (see [`Flags::save`]).
-pub fn requested_save_mode(server: &Server) -> Option<bool> {
-    server.shutdown_req.inner.lock().active.and_then(|f| f.save)
+    server
+        .shutdown_req
+        .outcome(attempt, server.shutdown.subscribe())
+        .await
 }
 
 /// Whether every replica acknowledged our whole stream (Redis `isReadyToShutdown`).
@@ -232,7 +103,7 @@ pub async fn perform(server: &Arc<Server>, flags: Flags) -> bool {
         !wait_for_replicas(server, Duration::from_secs(timeout)).await
     } else {
         // An ABORT that came between the request and now still counts.
-        server.shutdown_req.inner.lock().abort
+        server.shutdown_req.abort_pending()
     };
     if aborted {
         crate::notice!("Shutdown manually aborted.");
@@ -276,15 +147,14 @@ async fn wait_for_replicas(server: &Arc<Server>, timeout: Duration) -> bool {
         .client_pause
         .pause_for(PausePurpose::Shutdown, None, PauseMode::Write);
     crate::notice!("Waiting for replicas before shutting down.");
-    let c = &server.shutdown_req;
+    let req = &server.shutdown_req;
     // Bounded by the deadline: each round ends at an ACK, an abort or a tick.
     loop {
-        let woken = c.wake.notified();
+        let woken = req.changed();
         let ack = acked.notified();
         tokio::pin!(woken, ack);
-        woken.as_mut().enable();
         ack.as_mut().enable();
-        if c.inner.lock().abort {
+        if req.abort_pending() {
             return false;
         }
         if Instant::now() >= deadline || replicas_caught_up(&server.store.lock().repl) {
@@ -301,50 +171,13 @@ async fn wait_for_replicas(server: &Arc<Server>, timeout: Duration) -> bool {
 /// Ends an attempt that did not exit: writes resume, the waiting SHUTDOWN
 /// clients get their error.
 fn cancel(server: &Server) {
-    let c = &server.shutdown_req;
-    let mut inner = c.inner.lock();
-    inner.active = None;
-    inner.abort = false;
     server.client_pause.unpause_for(PausePurpose::Shutdown);
-    c.ended.send_replace(inner.attempt);
+    server.shutdown_req.end_attempt();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signal_flags_come_from_the_config_words() {
-        assert_eq!(Flags::from_config_words("default"), Flags::default());
-        assert_eq!(
-            Flags::from_config_words("nosave now force"),
-            Flags {
-                save: Some(false),
-                now: true,
-                force: true
-            }
-        );
-        assert_eq!(Flags::from_config_words("SAVE").save, Some(true));
-    }
-
-    #[test]
-    fn a_second_request_joins_the_first_and_abort_ends_it() {
-        let server = Server::new(crate::config::Config::default());
-        assert!(!abort(&server));
-        let a = request(&server, Flags::default());
-        let b = request(
-            &server,
-            Flags {
-                now: true,
-                ..Flags::default()
-            },
-        );
-        assert_eq!(a, b);
-        assert!(abort(&server));
-        assert_eq!(*server.shutdown_req.ended.borrow(), a);
-        assert!(!abort(&server));
-        assert!(request(&server, Flags::default()) > a);
-    }
 
     #[test]
     fn a_master_without_replicas_is_ready_and_reports_nothing() {

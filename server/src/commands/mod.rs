@@ -349,7 +349,7 @@ pub enum Action {
     /// Enter MONITOR mode.
     Monitor,
     /// Stop the server (SHUTDOWN with these flags); the client waits for the outcome.
-    Shutdown(crate::shutdown::Flags),
+    Shutdown(crate::server::ShutdownFlags),
     /// WAIT: block until `num` replicas acknowledged `offset` or the timeout (ms, 0 =
     /// forever) passes, then reply with the count.
     WaitReplicas {

@@ -45,7 +45,7 @@ fn lastsave(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
 /// for lagging replicas, the final save) runs in `crate::shutdown`; the client
 /// waits for it.
 fn shutdown(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let mut flags = crate::shutdown::Flags::default();
+    let mut flags = crate::server::ShutdownFlags::default();
     let (mut abort, mut any, mut save, mut nosave) = (false, false, false, false);
     for a in &argv[1..] {
         if is_kw(a, "nosave") {
@@ -68,7 +68,7 @@ fn shutdown(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Err(err::SYNTAX);
     }
     if abort {
-        if !crate::shutdown::abort(ctx.server) {
+        if !ctx.server.shutdown_req.abort() {
             return Err(CmdError::msg("ERR No shutdown in progress."));
         }
         out.ok();

@@ -11,6 +11,7 @@ pub mod aof_writer;
 pub mod backlog;
 pub mod persist_state;
 pub mod repl;
+pub mod shutdown_state;
 pub mod sync_stream;
 
 use crate::config::Config;
@@ -29,6 +30,7 @@ pub use crate::client::{ClientHandle, ClientId, ClientInfo};
 pub type Watchers = Vec<(ClientId, Arc<AtomicBool>)>;
 
 pub use crate::util::{now_ms, random_hex40};
+pub use shutdown_state::{ShutdownFlags, ShutdownRequest};
 
 /// Counters reported by INFO stats; atomics because every connection bumps them.
 #[derive(Debug, Default)]
@@ -276,7 +278,7 @@ pub struct Server {
     /// True until the dataset has been loaded at startup (the admin port's `/readyz`).
     pub loading: AtomicBool,
     /// The shutdown request and its progress (see `crate::shutdown`).
-    pub shutdown_req: crate::shutdown::Coordinator,
+    pub shutdown_req: ShutdownRequest,
     /// INFO's instantaneous ops/sec sample: (when, commands then, the rate).
     pub ops_sample: Mutex<(Instant, u64, u64)>,
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
