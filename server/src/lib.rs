@@ -81,8 +81,7 @@ pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> R
     }
     tokio::spawn(expire::active_expire_cycle(server.clone()));
     tokio::spawn(persist::cron(server.clone()));
-    background(server).await;
-    Ok(())
+    background(server).await
 }
 
 /// The logo when logging to a terminal (or `always-show-logo yes`), else one line.
@@ -108,8 +107,10 @@ fn banner(config: &config::Config) {
 }
 
 /// Waits for a shutdown request or a signal and carries it out (see
-/// [`shutdown`]); an aborted or failed shutdown goes back to waiting.
-async fn background(server: Arc<server::Server>) {
+/// [`shutdown`]); an aborted or failed shutdown goes back to waiting. As in
+/// Redis, a signal during a shutdown is noted (and forgotten if it is aborted),
+/// and SIGINT while a signal's shutdown runs exits at once, unclean (Err).
+async fn background(server: Arc<server::Server>) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).ok();
     let mut int = signal(SignalKind::interrupt()).ok();
@@ -122,12 +123,32 @@ async fn background(server: Arc<server::Server>) {
         }
     }
     loop {
-        let flags = tokio::select! {
-            f = server.shutdown_req.next_request() => f,
-            _ = recv(&mut term) => signal_shutdown(&server, "SIGTERM", "shutdown-on-sigterm"),
-            _ = recv(&mut int) => signal_shutdown(&server, "SIGINT", "shutdown-on-sigint"),
+        let (flags, mut by_signal) = tokio::select! {
+            f = server.shutdown_req.next_request() => (f, false),
+            _ = recv(&mut term) => (signal_shutdown(&server, "SIGTERM", "shutdown-on-sigterm"), true),
+            _ = recv(&mut int) => (signal_shutdown(&server, "SIGINT", "shutdown-on-sigint"), true),
         };
-        if shutdown::perform(&server, flags).await {
+        let perform = shutdown::perform(&server, flags);
+        tokio::pin!(perform);
+        let exit = loop {
+            tokio::select! {
+                done = &mut perform => break done,
+                _ = recv(&mut term) => {
+                    warning!("Received SIGTERM scheduling shutdown...");
+                    by_signal = true;
+                }
+                _ = recv(&mut int) => {
+                    if by_signal {
+                        server.children.kill_all();
+                        let _ = server.shutdown.send(true);
+                        return Err("You insist... exiting now.".into());
+                    }
+                    warning!("Received SIGINT scheduling shutdown...");
+                    by_signal = true;
+                }
+            }
+        };
+        if exit {
             break;
         }
     }
@@ -135,6 +156,7 @@ async fn background(server: Arc<server::Server>) {
     let pidfile = server.config.read().pidfile.clone();
     daemon::remove_pidfile(&pidfile);
     warning!("Redis is now ready to exit, bye bye...");
+    Ok(())
 }
 
 /// A signal starts a shutdown with its configured flags.

@@ -716,3 +716,44 @@ fn writes_wait_while_the_failover_waits_for_sync_and_client_unpause_does_not_fre
     assert_eq!(mc.cmd("GET held"), R::bulk("1"));
     drop(stopped);
 }
+
+#[test]
+fn a_signal_during_a_shutdown_is_forgotten_on_abort_and_a_second_sigint_insists() {
+    let mut m = tandem_master();
+    let r = tandem_replica_of(m.port);
+    let mut mc = m.conn();
+    wait_replica_synced(&mut mc, r.port);
+    let _stopped = Stopped::new(r.child.id());
+    assert_eq!(mc.cmd("SET unacked 1"), R::ok());
+    let waiting = |m: &TestServer, n: usize| {
+        m.stdout()
+            .matches("Waiting for replicas before shutting down.")
+            .count()
+            == n
+    };
+    // SIGTERM while a SHUTDOWN waits: noted, then forgotten by the ABORT.
+    let mut shut = m.conn();
+    shut.send(&[b"SHUTDOWN"]);
+    assert!(wait_until(WAIT, || waiting(&m, 1)));
+    kill(m.child.id(), "-TERM");
+    assert!(wait_until(WAIT, || m
+        .stdout()
+        .contains("Received SIGTERM scheduling shutdown...")));
+    assert_eq!(mc.cmd("SHUTDOWN ABORT"), R::ok());
+    assert_eq!(
+        shut.read(),
+        err("ERR Errors trying to SHUTDOWN. Check logs.")
+    );
+    assert!(!exits_within(&mut m.child, Duration::from_millis(500)));
+    assert_eq!(mc.cmd("SET still-up 1"), R::ok());
+    // A signal's shutdown waits too; SIGINT then exits at once, unclean.
+    kill(m.child.id(), "-TERM");
+    assert!(wait_until(WAIT, || waiting(&m, 2)));
+    kill(m.child.id(), "-INT");
+    assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
+    let status = m.child.try_wait().ok().flatten().expect("exited");
+    assert_eq!(status.code(), Some(1));
+    let ml = m.stdout();
+    assert!(ml.contains("You insist... exiting now."), "{ml}");
+    assert!(!ml.contains("bye bye"), "{ml}");
+}
