@@ -35,9 +35,7 @@ pub enum Outcome {
         null_array: bool,
     },
     Monitor,
-    Shutdown {
-        save: Option<bool>,
-    },
+    Shutdown(crate::server::ShutdownFlags),
     /// WAIT numreplicas timeout: wait for replica ACKs, reply with the count.
     WaitReplicas {
         num: i64,
@@ -349,7 +347,7 @@ fn call_argv(
         None => Outcome::Done,
         Some(Action::Close) => Outcome::Close,
         Some(Action::Monitor) => Outcome::Monitor,
-        Some(Action::Shutdown { save }) => Outcome::Shutdown { save },
+        Some(Action::Shutdown(flags)) => Outcome::Shutdown(flags),
         Some(Action::Sleep(_)) => Outcome::Done,
         Some(Action::WaitReplicas {
             num,

@@ -82,8 +82,7 @@ pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> R
     }
     tokio::spawn(expire::active_expire_cycle(server.clone()));
     tokio::spawn(persist::cron(server.clone()));
-    background(server).await;
-    Ok(())
+    background(server).await
 }
 
 /// The logo when logging to a terminal (or `always-show-logo yes`), else one line.
@@ -108,23 +107,69 @@ fn banner(config: &config::Config) {
     crate::log::raw(log::Level::Notice, &lines.join("\n"));
 }
 
-/// Waits for a shutdown request or a signal, then stops.
-async fn background(server: Arc<server::Server>) {
-    let mut rx = server.shutdown.subscribe();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-    let by_signal = tokio::select! {
-        _ = rx.changed() => None,
-        Some(_) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => Some("SIGTERM"),
-        Some(_) = async { match int.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => Some("SIGINT"),
-    };
-    match by_signal {
-        Some(sig) => warning!("Received {sig} scheduling shutdown..."),
-        None => warning!("User requested shutdown..."),
+/// Waits for a shutdown request or a signal and carries it out (see
+/// [`shutdown`]); an aborted or failed shutdown goes back to waiting. As in
+/// Redis, a signal during a shutdown is noted (and forgotten if it is aborted),
+/// and SIGINT while a signal's shutdown runs exits at once, unclean (Err).
+async fn background(server: Arc<server::Server>) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    loop {
+        let (flags, mut by_signal) = tokio::select! {
+            f = server.shutdown_req.next_request() => (f, false),
+            _ = recv(&mut term) => (signal_shutdown(&server, "SIGTERM", "shutdown-on-sigterm"), true),
+            _ = recv(&mut int) => (signal_shutdown(&server, "SIGINT", "shutdown-on-sigint"), true),
+        };
+        let perform = shutdown::perform(&server, flags);
+        tokio::pin!(perform);
+        let exit = loop {
+            tokio::select! {
+                done = &mut perform => break done,
+                _ = recv(&mut term) => {
+                    warning!("Received SIGTERM scheduling shutdown...");
+                    by_signal = true;
+                }
+                _ = recv(&mut int) => {
+                    if by_signal {
+                        server.children.kill_all();
+                        let _ = server.shutdown.send(true);
+                        return Err("You insist... exiting now.".into());
+                    }
+                    warning!("Received SIGINT scheduling shutdown...");
+                    by_signal = true;
+                }
+            }
+        };
+        if exit {
+            break;
+        }
     }
     let _ = server.shutdown.send(true);
-    let _ = persist::on_shutdown(&server);
     let pidfile = server.config.read().pidfile.clone();
     daemon::remove_pidfile(&pidfile);
     warning!("Redis is now ready to exit, bye bye...");
+    Ok(())
+}
+
+/// A signal starts a shutdown with its configured flags.
+fn signal_shutdown(server: &server::Server, sig: &str, directive: &str) -> shutdown::Flags {
+    warning!("Received {sig} scheduling shutdown...");
+    let words = server
+        .config
+        .read()
+        .get(directive)
+        .unwrap_or("default")
+        .to_string();
+    let flags = shutdown::Flags::from_config_words(&words);
+    server.shutdown_req.begin(flags);
+    flags
 }

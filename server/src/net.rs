@@ -554,9 +554,15 @@ impl Conn {
                     tokio::task::yield_now().await;
                 }
                 Outcome::Close => return Ok(false),
-                Outcome::Shutdown { save } => {
-                    crate::shutdown::request(&self.server, save);
-                    return Ok(false);
+                Outcome::Shutdown(flags) => {
+                    // Like Redis, the client waits: the connection closes when
+                    // the server exits, or it gets an error if the shutdown
+                    // was aborted or failed.
+                    let attempt = crate::shutdown::request(&self.server, flags);
+                    if crate::shutdown::outcome(&self.server, attempt).await {
+                        return Ok(false);
+                    }
+                    self.out.error(crate::shutdown::FAILED_REPLY);
                 }
                 Outcome::WaitReplicas {
                     num,

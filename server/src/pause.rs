@@ -21,20 +21,49 @@ pub enum PauseMode {
     All,
 }
 
+/// Who asked for a pause. Each purpose has its own pause, ended by its own
+/// owner (CLIENT UNPAUSE never ends the pause of a running FAILOVER or of a
+/// SHUTDOWN waiting for its replicas); commands wait while any is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PausePurpose {
+    /// CLIENT PAUSE.
+    Client = 0,
+    /// SHUTDOWN waiting for lagging replicas.
+    Shutdown = 1,
+    /// FAILOVER until the target accepted the handover.
+    Failover = 2,
+}
+
+const PURPOSES: usize = 3;
+
+/// Stands for "until unpaused" (a pause with no end of its own).
+const FOREVER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 #[derive(Debug, Default)]
 pub struct ClientPause {
     /// Fast path for the per-command check: true while a pause may be active.
     active: AtomicBool,
-    state: Mutex<Option<(Instant, PauseMode)>>,
+    /// The pause of each [`PausePurpose`], by its index.
+    state: Mutex<[Option<(Instant, PauseMode)>; PURPOSES]>,
     notify: tokio::sync::Notify,
 }
 
 impl ClientPause {
-    /// Starts (or extends) a pause. Like Redis, an active pause keeps the later end
-    /// time and the more restrictive mode.
+    /// Starts (or extends) a CLIENT PAUSE. Like Redis, an active pause keeps the
+    /// later end time and the more restrictive mode.
     pub fn pause(&self, dur: Duration, mode: PauseMode) {
-        let end = Instant::now() + dur;
-        let mut st = self.state.lock();
+        self.pause_for(PausePurpose::Client, Some(dur), mode);
+    }
+
+    /// Starts (or extends) the pause of `purpose`; `dur` None = until
+    /// [`ClientPause::unpause_for`].
+    pub fn pause_for(&self, purpose: PausePurpose, dur: Option<Duration>, mode: PauseMode) {
+        let now = Instant::now();
+        let end = now
+            .checked_add(dur.unwrap_or(FOREVER))
+            .unwrap_or(now + Duration::from_secs(24 * 3600));
+        let mut all = self.state.lock();
+        let st = &mut all[purpose as usize];
         let new = match *st {
             Some((e, m)) if e > Instant::now() => (
                 e.max(end),
@@ -52,26 +81,52 @@ impl ClientPause {
         self.notify.notify_waiters();
     }
 
+    /// CLIENT UNPAUSE: ends the CLIENT PAUSE only.
     pub fn unpause(&self) {
-        *self.state.lock() = None;
-        self.active.store(false, Ordering::SeqCst);
+        self.unpause_for(PausePurpose::Client);
+    }
+
+    /// Ends the pause of `purpose` (the others go on).
+    pub fn unpause_for(&self, purpose: PausePurpose) {
+        let mut all = self.state.lock();
+        all[purpose as usize] = None;
+        if all.iter().all(Option::is_none) {
+            self.active.store(false, Ordering::SeqCst);
+        }
+        drop(all);
         self.notify.notify_waiters();
     }
 
-    /// The active pause, if any (expired pauses are cleared here).
+    /// The active pause, if any, all purposes combined: the latest end and the
+    /// most restrictive mode (expired pauses are cleared here).
     pub fn current(&self) -> Option<(Instant, PauseMode)> {
         if !self.active.load(Ordering::Relaxed) {
             return None;
         }
-        let mut st = self.state.lock();
-        match *st {
-            Some((end, mode)) if end > Instant::now() => Some((end, mode)),
-            _ => {
-                *st = None;
-                self.active.store(false, Ordering::SeqCst);
-                None
+        let now = Instant::now();
+        let mut all = self.state.lock();
+        let mut out: Option<(Instant, PauseMode)> = None;
+        for st in all.iter_mut() {
+            match *st {
+                Some((end, mode)) if end > now => {
+                    out = Some(match out {
+                        None => (end, mode),
+                        Some((e, m)) => (e.max(end), if m == PauseMode::All { m } else { mode }),
+                    });
+                }
+                _ => *st = None,
             }
         }
+        if out.is_none() {
+            self.active.store(false, Ordering::SeqCst);
+        }
+        out
+    }
+
+    /// Whether `purpose` holds a pause now.
+    pub fn is_paused_for(&self, purpose: PausePurpose) -> bool {
+        let all = self.state.lock();
+        all[purpose as usize].is_some_and(|(end, _)| end > Instant::now())
     }
 
     pub fn is_paused(&self) -> bool {
@@ -89,21 +144,19 @@ impl ClientPause {
         }
     }
 
-    /// Resolves when no pause is active any more.
+    /// Resolves when the pauses changed (one ended or was extended) or none is
+    /// active any more; the caller checks again whether its command must wait.
     pub async fn wait_end(&self) {
-        // Bounded: each round ends at the pause deadline or at an (un)pause.
-        for _ in 0..1_000_000 {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let Some((end, _)) = self.current() else {
-                return;
-            };
-            let left = end.saturating_duration_since(Instant::now());
-            tokio::select! {
-                _ = tokio::time::sleep(left) => {}
-                _ = &mut notified => {}
-            }
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let Some((end, _)) = self.current() else {
+            return;
+        };
+        let left = end.saturating_duration_since(Instant::now());
+        tokio::select! {
+            _ = tokio::time::sleep(left) => {}
+            _ = &mut notified => {}
         }
     }
 }
@@ -136,6 +189,24 @@ mod tests {
         let p = ClientPause::default();
         p.pause(Duration::from_millis(0), PauseMode::All);
         std::thread::sleep(Duration::from_millis(2));
+        assert!(!p.is_paused());
+    }
+
+    #[test]
+    fn each_purpose_ends_only_its_own_pause() {
+        let p = ClientPause::default();
+        let set = crate::commands::lookup(b"set").expect("set");
+        let get = crate::commands::lookup(b"get").expect("get");
+        p.pause_for(PausePurpose::Failover, None, PauseMode::Write);
+        p.pause(Duration::from_secs(60), PauseMode::All);
+        assert!(p.holds(get.flags));
+        // CLIENT UNPAUSE leaves the failover's write pause in place.
+        p.unpause();
+        assert!(!p.holds(get.flags));
+        assert!(p.holds(set.flags));
+        assert!(p.is_paused_for(PausePurpose::Failover));
+        assert!(!p.is_paused_for(PausePurpose::Shutdown));
+        p.unpause_for(PausePurpose::Failover);
         assert!(!p.is_paused());
     }
 

@@ -470,8 +470,9 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), PersistError> {
 }
 
 /// Final save on shutdown: SHUTDOWN SAVE always saves, NOSAVE never, otherwise
-/// only when save rules are configured.
-pub fn on_shutdown(server: &Server) -> Result<(), PersistError> {
+/// only when save rules are configured. `force` (SHUTDOWN FORCE): a failed save
+/// is logged and ignored.
+pub fn on_shutdown(server: &Server, force: bool) -> Result<(), PersistError> {
     // Like Redis: a snapshot child still running is killed and its temp file
     // removed; its waiter then records the failure.
     if server.persist.lock().bgsave_in_progress && !server.children.is_empty() {
@@ -479,7 +480,7 @@ pub fn on_shutdown(server: &Server) -> Result<(), PersistError> {
     }
     server.children.kill_all();
     crate::aof::on_shutdown(server);
-    let save = match crate::shutdown::requested_save_mode(server) {
+    let save = match server.shutdown_req.save_mode() {
         Some(s) => s,
         None => !server.config.read().save.is_empty(),
     };
@@ -501,6 +502,10 @@ pub fn on_shutdown(server: &Server) -> Result<(), PersistError> {
         Ok(()) => {
             notice!("DB saved on disk");
             store.dirty = 0;
+            Ok(())
+        }
+        Err(_) if force => {
+            warning!("Error trying to save the DB. Exit anyway.");
             Ok(())
         }
         Err(e) => {

@@ -10,6 +10,7 @@ pub mod config_cmd;
 pub mod connection;
 pub mod dump;
 pub mod geo;
+pub mod failover;
 pub mod hashes;
 pub mod hll;
 pub mod info;
@@ -206,6 +207,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("cluster", "", cluster::COMMANDS),
     ("geo", "@geo", geo::COMMANDS),
     ("stream", "@stream", streams::COMMANDS),
+    ("server", "", failover::COMMANDS),
 ];
 
 /// All commands, by lower-case name.
@@ -356,8 +358,8 @@ pub enum Action {
     },
     /// Enter MONITOR mode.
     Monitor,
-    /// Stop the server (SHUTDOWN); `save` = Some(true|false) forces SAVE/NOSAVE.
-    Shutdown { save: Option<bool> },
+    /// Stop the server (SHUTDOWN with these flags); the client waits for the outcome.
+    Shutdown(crate::server::ShutdownFlags),
     /// WAIT: block until `num` replicas acknowledged `offset` or the timeout (ms, 0 =
     /// forever) passes, then reply with the count.
     WaitReplicas {

@@ -18,7 +18,7 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 /// The requesting client as CLIENT LIST would print it (for Redis's log lines).
-fn client_desc(ctx: &Ctx) -> String {
+fn client_desc(ctx: &Ctx, cmd: &str) -> String {
     let (addr, laddr, age) = ctx
         .server
         .clients
@@ -39,7 +39,7 @@ fn client_desc(ctx: &Ctx) -> String {
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .unwrap_or_default();
     format!(
-        "id={} addr={addr} laddr={laddr} fd=0 name={name} age={age} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=replicaof user=default redir=-1 resp={}",
+        "id={} addr={addr} laddr={laddr} fd=0 name={name} age={age} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
         ctx.client.id,
         ctx.client.db,
         if ctx.client.resp3 { 3 } else { 2 }
@@ -52,10 +52,15 @@ fn replicaof(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             "ERR Command is not valid when client is a replica.",
         ));
     }
+    if ctx.store.repl.failover.state != crate::replication::FailoverState::NoFailover {
+        return Err(CmdError::msg(
+            "ERR REPLICAOF not allowed while failing over.",
+        ));
+    }
     if argv[1].eq_ignore_ascii_case(b"no") && argv[2].eq_ignore_ascii_case(b"one") {
         crate::replication::fence::lift(ctx.store, "REPLICAOF NO ONE (now a writable master)");
         if ctx.store.repl.master.is_some() {
-            let desc = client_desc(ctx);
+            let desc = client_desc(ctx, "replicaof");
             replica::unset_master(ctx.store, &desc);
         }
         out.ok();
@@ -74,7 +79,7 @@ fn replicaof(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             return Ok(());
         }
     }
-    let desc = client_desc(ctx);
+    let desc = client_desc(ctx, "replicaof");
     let server = ctx.server.clone();
     crate::replication::fence::lift_for_replicaof(ctx.store, &host, port);
     replica::set_master(&server, ctx.store, &host, port, true);
@@ -88,22 +93,41 @@ fn replconf(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn psync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    if argv.len() > 4 {
+    if ctx.client.is_replica {
+        // Already a replica: ignored, as Redis does.
+        return Ok(());
+    }
+    if argv
+        .get(3)
+        .is_some_and(|a| a.eq_ignore_ascii_case(b"failover"))
+    {
+        failover_request(ctx, &argv[1])?;
+    }
+    primary::handle_sync(ctx, out, argv, false)
+}
+
+/// `PSYNC <replid> <offset> FAILOVER` from the master we follow, handing over:
+/// with our replid (we have its whole history) we promote ourselves, and the
+/// PSYNC then goes on as any replica's would (a partial resync on replid2).
+fn failover_request(ctx: &mut Ctx, replid: &[u8]) -> Result<(), CmdError> {
+    crate::warning!(
+        "Failover request received for replid {}.",
+        String::from_utf8_lossy(replid)
+    );
+    if ctx.store.repl.master.is_none() {
         return Err(CmdError::msg(
-            "ERR wrong number of arguments for 'psync' command",
+            "ERR PSYNC FAILOVER can't be sent to a master.",
         ));
     }
-    if argv.len() == 4 {
-        if ctx.store.repl.master.is_none() {
-            return Err(CmdError::msg(
-                "ERR PSYNC FAILOVER can't be sent to a master.",
-            ));
-        }
+    if !replid.eq_ignore_ascii_case(ctx.store.repl.replid.as_bytes()) {
         return Err(CmdError::msg(
             "ERR PSYNC FAILOVER replid must match my replid.",
         ));
     }
-    primary::handle_sync(ctx, out, argv, false)
+    replica::promote(ctx.store);
+    let desc = client_desc(ctx, "psync");
+    crate::notice!("MASTER MODE enabled (failover request from '{desc}')");
+    Ok(())
 }
 
 fn sync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {

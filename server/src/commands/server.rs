@@ -41,35 +41,48 @@ fn lastsave(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. NOW and FORCE are accepted (there
-/// is no replica wait or failing save to override yet); ABORT has nothing to abort.
-fn shutdown(ctx: &mut Ctx, _out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let mut save = None;
-    let mut abort = false;
-    let mut other = false;
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. The shutdown itself (the wait
+/// for lagging replicas, the final save) runs in `crate::shutdown`; the client
+/// waits for it.
+fn shutdown(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let mut flags = crate::server::ShutdownFlags::default();
+    let (mut abort, mut any, mut save, mut nosave) = (false, false, false, false);
     for a in &argv[1..] {
         if is_kw(a, "nosave") {
-            save = Some(false);
-            other = true;
+            nosave = true;
         } else if is_kw(a, "save") {
-            save = Some(true);
-            other = true;
-        } else if is_kw(a, "now") || is_kw(a, "force") {
-            other = true;
+            save = true;
+        } else if is_kw(a, "now") {
+            flags.now = true;
+        } else if is_kw(a, "force") {
+            flags.force = true;
         } else if is_kw(a, "abort") {
             abort = true;
+            continue;
         } else {
             return Err(err::SYNTAX);
         }
+        any = true;
+    }
+    if (abort && any) || (save && nosave) {
+        return Err(err::SYNTAX);
     }
     if abort {
-        if other {
-            return Err(err::SYNTAX);
+        if !ctx.server.shutdown_req.abort() {
+            return Err(CmdError::msg("ERR No shutdown in progress."));
         }
-        return Err(CmdError::msg("ERR No shutdown in progress."));
+        out.ok();
+        return Ok(());
     }
-    // No reply: like Redis, the connection is closed when the server exits.
-    ctx.action = Some(Action::Shutdown { save });
+    flags.save = if save {
+        Some(true)
+    } else if nosave {
+        Some(false)
+    } else {
+        None
+    };
+    // No reply: the connection closes when the server exits.
+    ctx.action = Some(Action::Shutdown(flags));
     Ok(())
 }
 

@@ -97,7 +97,7 @@ fn exec(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
         let outcome = crate::exec::call(ctx.server, ctx.store, ctx.client, cmd, argv, out, false);
         match outcome {
             Outcome::Close => ctx.action = Some(Action::Close),
-            Outcome::Shutdown { save } => ctx.action = Some(Action::Shutdown { save }),
+            Outcome::Shutdown(flags) => ctx.action = Some(Action::Shutdown(flags)),
             _ => {}
         }
     }

@@ -15,6 +15,7 @@
 
 pub use crate::server::backlog;
 pub mod codec;
+pub mod failover;
 pub mod fence;
 pub mod primary;
 pub mod psync;
@@ -132,7 +133,7 @@ pub fn info_fields(server: &Server, store: &Store) -> Vec<(String, String)> {
             ),
         );
     }
-    f.add("master_failover_state", "no-failover");
+    f.add("master_failover_state", r.failover.state.info_name());
     f.add("master_replid", &r.replid);
     f.add("master_replid2", &r.replid2);
     f.add("master_repl_offset", r.master_repl_offset);

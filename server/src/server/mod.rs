@@ -11,6 +11,7 @@ pub mod aof_writer;
 pub mod backlog;
 pub mod persist_state;
 pub mod repl;
+pub mod shutdown_state;
 pub mod sync_stream;
 
 use crate::config::Config;
@@ -29,6 +30,7 @@ pub use crate::client::{ClientHandle, ClientId, ClientInfo};
 pub type Watchers = Vec<(ClientId, Arc<AtomicBool>)>;
 
 pub use crate::util::{now_ms, random_hex40};
+pub use shutdown_state::{ShutdownFlags, ShutdownRequest};
 
 /// Counters reported by INFO stats; atomics because every connection bumps them.
 #[derive(Debug, Default)]
@@ -335,8 +337,8 @@ pub struct Server {
     pub aof: Mutex<Option<aof_file::AofState>>,
     /// True until the dataset has been loaded at startup (the admin port's `/readyz`).
     pub loading: AtomicBool,
-    /// What the last shutdown request asked for (see `shutdown::request`).
-    pub shutdown_save: Mutex<Option<bool>>,
+    /// The shutdown request and its progress (see `crate::shutdown`).
+    pub shutdown_req: ShutdownRequest,
     /// INFO's instantaneous ops/sec sample: (when, commands then, the rate).
     pub ops_sample: Mutex<(Instant, u64, u64)>,
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
@@ -367,7 +369,7 @@ impl Server {
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
             wall_offset_ms: std::sync::atomic::AtomicI64::new(now_ms()),
             shutdown: tokio::sync::watch::channel(false).0,
-            shutdown_save: Mutex::new(None),
+            shutdown_req: Default::default(),
             loading: AtomicBool::new(true),
             persist: Mutex::new(Default::default()),
             aof: Mutex::new(None),

@@ -220,6 +220,42 @@ pub struct MasterLink {
     pub transfer_last_io: Instant,
 }
 
+/// Where a coordinated FAILOVER stands (Redis `server.failover_state`); the
+/// state machine that moves it is `crate::replication::failover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailoverState {
+    #[default]
+    NoFailover,
+    /// Writes paused, waiting for the target (or any replica) to ack our offset.
+    WaitForSync,
+    /// Demoted to a replica of the target, handing over with `PSYNC ... FAILOVER`.
+    InProgress,
+}
+
+impl FailoverState {
+    /// INFO `master_failover_state`.
+    pub fn info_name(self) -> &'static str {
+        match self {
+            FailoverState::NoFailover => "no-failover",
+            FailoverState::WaitForSync => "waiting-for-sync",
+            FailoverState::InProgress => "failover-in-progress",
+        }
+    }
+}
+
+/// A coordinated FAILOVER of this master (FAILOVER command).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failover {
+    pub state: FailoverState,
+    /// `TO host port`, or the replica found caught up when none was named.
+    pub target: Option<(String, u16)>,
+    /// `TIMEOUT`: when waiting for the sync gives up (or, with FORCE, fails over).
+    pub deadline: Option<Instant>,
+    pub force: bool,
+    /// Bumped by every FAILOVER, so a driver task of an older one stops.
+    pub generation: u64,
+}
+
 /// All replication state, ordered with the keyspace (lives in `Store`).
 #[derive(Debug)]
 pub struct ReplState {
@@ -254,6 +290,8 @@ pub struct ReplState {
     pub fenced: bool,
     /// `client-output-buffer-limit replica` (kept in step by `Store::set_hot`).
     pub obuf_limit: crate::outbuf::Limit,
+    /// The coordinated FAILOVER, if one runs.
+    pub failover: Failover,
 }
 
 impl Default for ReplState {
@@ -279,6 +317,7 @@ impl Default for ReplState {
             snapshot: None,
             fenced: false,
             obuf_limit: Default::default(),
+            failover: Failover::default(),
         }
     }
 }

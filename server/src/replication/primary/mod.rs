@@ -70,7 +70,7 @@ pub async fn serve_replica(
             // A chunk receiver it never took must not hold the pipe reader up.
             t.feeds.lock().remove(&id);
         }
-        crate::notice!("Connection with replica {} lost.", link.name());
+        crate::warning!("Connection with replica {} lost.", link.name());
         if r.replicas.is_empty() {
             r.no_replicas_since = Instant::now();
         }
@@ -234,7 +234,11 @@ pub async fn cron(server: Arc<Server>) {
         }
         // Top-level masters ping their replicas; the ping goes through the stream
         // in the current db (never causes a SELECT).
-        if r.master.is_none() && !r.replicas.is_empty() && loops.is_multiple_of(period) {
+        if r.master.is_none()
+            && !r.replicas.is_empty()
+            && loops.is_multiple_of(period)
+            && !super::failover::holds_pings(r, &server)
+        {
             r.append_stream(Bytes::from_static(PING));
         }
         for l in &r.replicas {

@@ -22,6 +22,8 @@ struct Asker {
     fenced: bool,
     /// Inside EXEC (the socket cannot become a replica link mid-transaction).
     in_exec: bool,
+    /// A FAILOVER of ours is running.
+    failing_over: bool,
     /// We are a replica whose own link is down.
     master_link_down: bool,
     pending_output: bool,
@@ -33,6 +35,8 @@ fn refusal(a: Asker) -> Option<&'static str> {
         Some(crate::replication::fence::FENCED_ERR)
     } else if a.in_exec {
         Some("ERR Command not allowed inside a transaction")
+    } else if a.failing_over {
+        Some("NOMASTERLINK Can't SYNC while failing over")
     } else if a.master_link_down {
         Some("NOMASTERLINK Can't SYNC while not connected with my master")
     } else if a.pending_output {
@@ -88,6 +92,8 @@ pub fn handle_sync(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], legacy: bool)
     let asker = Asker {
         fenced: ctx.store.repl.fenced,
         in_exec: !ctx.may_block,
+        failing_over: ctx.store.repl.failover.state
+            != crate::replication::FailoverState::NoFailover,
         master_link_down: ctx.store.repl.master.is_some() && !ctx.store.repl.link_connected(),
         pending_output: !out.is_empty(),
     };
@@ -322,6 +328,7 @@ mod tests {
         let all = Asker {
             fenced: true,
             in_exec: true,
+            failing_over: true,
             master_link_down: true,
             pending_output: true,
         };
@@ -336,6 +343,14 @@ mod tests {
         );
         let a = Asker {
             in_exec: false,
+            ..a
+        };
+        assert_eq!(
+            refusal(a),
+            Some("NOMASTERLINK Can't SYNC while failing over")
+        );
+        let a = Asker {
+            failing_over: false,
             ..a
         };
         assert_eq!(

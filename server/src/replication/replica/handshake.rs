@@ -5,7 +5,7 @@
 
 use super::link_io::{io_text, LinkIo, ReadErr};
 use super::{update, LinkEnd, Step};
-use crate::replication::{CachedMaster, LinkOffsets, LinkState};
+use crate::replication::{failover, CachedMaster, LinkOffsets, LinkState};
 use crate::server::Server;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -282,16 +282,25 @@ fn classify_psync(reply: &str) -> PsyncReply {
 }
 
 async fn psync(server: &Arc<Server>, gen: u64, io: &mut LinkIo) -> Result<Synced, HandshakeError> {
-    let cached = server.store.lock().repl.cached_master.clone();
+    let (cached, failover) = {
+        let store = server.store.lock();
+        let r = &store.repl;
+        (r.cached_master.clone(), failover::psync_suffix(r))
+    };
     let (id, off) = psync_args(cached.as_ref());
     if cached.is_some() {
         crate::notice!("Trying a partial resynchronization (request {id}:{off}).");
     } else {
         crate::notice!("Partial resynchronization not possible (no cached master)");
     }
-    io.send(&[b"PSYNC", id.as_bytes(), off.as_bytes()])
-        .await
-        .map_err(HandshakeError::SendPsync)?;
+    let mut argv: Vec<&[u8]> = vec![b"PSYNC", id.as_bytes(), off.as_bytes()];
+    argv.extend(failover);
+    if let Err(e) = io.send(&argv).await {
+        if failover.is_some() {
+            failover::psync_write_failed(server, &mut server.store.lock());
+        }
+        return Err(HandshakeError::SendPsync(e));
+    }
     let reply = loop {
         match io.read_line(SYNCIO_TIMEOUT).await {
             Ok(l) if l.is_empty() => continue,
@@ -299,7 +308,11 @@ async fn psync(server: &Arc<Server>, gen: u64, io: &mut LinkIo) -> Result<Synced
             Err(_) => return Err(HandshakeError::NoPsyncReply),
         }
     };
-    match classify_psync(&reply) {
+    let kind = classify_psync(&reply);
+    if failover.is_some() {
+        handover_answered(server, &kind, &reply)?;
+    }
+    match kind {
         PsyncReply::Full { replid, offset } => {
             crate::notice!("Full resync from master: {replid}:{offset}");
             Ok(Synced::Full(FullResync::At { replid, offset }))
@@ -313,6 +326,34 @@ async fn psync(server: &Arc<Server>, gen: u64, io: &mut LinkIo) -> Result<Synced
         }
         PsyncReply::TryLater => Err(HandshakeError::TryLater(reply)),
         PsyncReply::Unsupported | PsyncReply::Unexpected => fall_back_to_sync(io, &reply).await,
+    }
+}
+
+/// The reply to a handover's `PSYNC ... FAILOVER`: a resync (partial or full)
+/// ends the failover; anything else is logged as any PSYNC reply would be and
+/// aborts it (this node is a master again, the link is over).
+fn handover_answered(
+    server: &Server,
+    kind: &PsyncReply,
+    reply: &str,
+) -> Result<(), HandshakeError> {
+    let synced = matches!(kind, PsyncReply::Full { .. } | PsyncReply::Continue { .. });
+    if !synced {
+        match kind {
+            PsyncReply::BadFull => crate::warning!("{}", HandshakeError::BadFullResync),
+            PsyncReply::TryLater => {
+                crate::notice!("{}", HandshakeError::TryLater(reply.to_string()))
+            }
+            PsyncReply::Unsupported => crate::warning!(
+                "Master does not support PSYNC or is in error state (reply: {reply})"
+            ),
+            _ => crate::warning!("Unexpected reply to PSYNC from master: {reply}"),
+        }
+    }
+    if failover::psync_answered(server, &mut server.store.lock(), synced) {
+        Ok(())
+    } else {
+        Err(HandshakeError::Stale)
     }
 }
 
@@ -330,7 +371,7 @@ fn continue_cached(
             return;
         };
         if let Some(newid) = newid.filter(|id| *id != c.replid) {
-            crate::notice!("Master replication ID changed to {newid}");
+            crate::warning!("Master replication ID changed to {newid}");
             r.replid2 = c.replid.clone();
             r.second_replid_offset = r.master_repl_offset + 1;
             r.replid = newid;

@@ -78,9 +78,17 @@ pub fn set_master(server: &Arc<Server>, store: &mut Store, host: &str, port: u16
 /// REPLICAOF NO ONE: promotion (Redis `replicationUnsetMaster`). The current
 /// history becomes the secondary id so former siblings can partially resync.
 pub fn unset_master(store: &mut Store, requester: &str) {
+    if promote(store) {
+        crate::notice!("MASTER MODE enabled (user request from '{requester}')");
+    }
+}
+
+/// The promotion itself, logged by the caller with who asked for it (a user,
+/// a failover request, an aborted failover). False if we were no replica.
+pub fn promote(store: &mut Store) -> bool {
     let r = &mut store.repl;
     let Some(m) = r.master.take() else {
-        return;
+        return false;
     };
     crate::log::set_role(b'M');
     if m.offsets.is_some() {
@@ -97,7 +105,7 @@ pub fn unset_master(store: &mut Store, requester: &str) {
     r.slaveseldb = -1;
     r.no_replicas_since = Instant::now();
     store.is_replica = false;
-    crate::notice!("MASTER MODE enabled (user request from '{requester}')");
+    true
 }
 
 /// How one connection attempt ended.
