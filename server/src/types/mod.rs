@@ -5,6 +5,7 @@
 pub mod hll;
 pub mod key;
 pub mod stream;
+pub mod stream_group;
 pub mod zset;
 
 use bytes::Bytes;
