@@ -52,6 +52,21 @@ fn backlen_size(l: usize) -> usize {
 
 /// Parses every element; None on any structural error.
 pub fn parse(blob: &[u8]) -> Option<Vec<LpEntry<'_>>> {
+    check_header(blob)?;
+    let mut out = Vec::new();
+    let mut p = FIRST;
+    while let Some((entry, next)) = next_at(blob, p)? {
+        out.push(entry);
+        p = next;
+    }
+    Some(out)
+}
+
+/// Offset of the first element (after the 6-byte header).
+pub const FIRST: usize = 6;
+
+/// Checks the header and terminator of a listpack blob.
+pub fn check_header(blob: &[u8]) -> Option<()> {
     if blob.len() < 7 {
         return None;
     }
@@ -59,61 +74,125 @@ pub fn parse(blob: &[u8]) -> Option<Vec<LpEntry<'_>>> {
     if total != blob.len() || blob[total - 1] != 0xFF {
         return None;
     }
-    let mut out = Vec::new();
-    let mut p = 6;
-    loop {
-        let b0 = *blob.get(p)?;
-        if b0 == 0xFF {
-            if p != total - 1 {
-                return None;
-            }
-            break;
-        }
-        let (entry, size) = if b0 & 0x80 == 0 {
-            (LpEntry::Int((b0 & 0x7f) as i64), 1)
-        } else if b0 & 0xC0 == 0x80 {
-            let len = (b0 & 0x3f) as usize;
-            (LpEntry::Str(blob.get(p + 1..p + 1 + len)?), 1 + len)
-        } else if b0 & 0xE0 == 0xC0 {
-            let u = ((b0 & 0x1f) as i64) << 8 | *blob.get(p + 1)? as i64;
-            (LpEntry::Int(if u >= 4096 { u - 8192 } else { u }), 2)
-        } else if b0 & 0xF0 == 0xE0 {
-            let len = ((b0 & 0x0f) as usize) << 8 | *blob.get(p + 1)? as usize;
-            (LpEntry::Str(blob.get(p + 2..p + 2 + len)?), 2 + len)
-        } else {
-            match b0 {
-                0xF0 => {
-                    let len = u32::from_le_bytes(blob.get(p + 1..p + 5)?.try_into().ok()?) as usize;
-                    let end = (p + 5).checked_add(len)?;
-                    (LpEntry::Str(blob.get(p + 5..end)?), 5 + len)
-                }
-                0xF1 => {
-                    let v = i16::from_le_bytes(blob.get(p + 1..p + 3)?.try_into().ok()?);
-                    (LpEntry::Int(v as i64), 3)
-                }
-                0xF2 => {
-                    let b = blob.get(p + 1..p + 4)?;
-                    let v = ((b[0] as i32) | (b[1] as i32) << 8 | (b[2] as i32) << 16) << 8 >> 8;
-                    (LpEntry::Int(v as i64), 4)
-                }
-                0xF3 => {
-                    let v = i32::from_le_bytes(blob.get(p + 1..p + 5)?.try_into().ok()?);
-                    (LpEntry::Int(v as i64), 5)
-                }
-                0xF4 => {
-                    let v = i64::from_le_bytes(blob.get(p + 1..p + 9)?.try_into().ok()?);
-                    (LpEntry::Int(v), 9)
-                }
-                _ => return None,
-            }
-        };
-        p = p.checked_add(size + backlen_size(size))?;
-        if p > total - 1 {
-            return None;
-        }
-        out.push(entry);
+    Some(())
+}
+
+/// Decodes the element at offset `p` of a blob whose header was checked: `Some(None)`
+/// at the terminator, `Some(Some((element, offset of the next element)))`, or None
+/// on a structural error.
+pub fn next_at(blob: &[u8], p: usize) -> Option<Option<(LpEntry<'_>, usize)>> {
+    let total = blob.len();
+    let b0 = *blob.get(p)?;
+    if b0 == 0xFF {
+        return if p + 1 == total { Some(None) } else { None };
     }
-    Some(out)
+    let (entry, size) = if b0 & 0x80 == 0 {
+        (LpEntry::Int((b0 & 0x7f) as i64), 1)
+    } else if b0 & 0xC0 == 0x80 {
+        let len = (b0 & 0x3f) as usize;
+        (LpEntry::Str(blob.get(p + 1..p + 1 + len)?), 1 + len)
+    } else if b0 & 0xE0 == 0xC0 {
+        let u = ((b0 & 0x1f) as i64) << 8 | *blob.get(p + 1)? as i64;
+        (LpEntry::Int(if u >= 4096 { u - 8192 } else { u }), 2)
+    } else if b0 & 0xF0 == 0xE0 {
+        let len = ((b0 & 0x0f) as usize) << 8 | *blob.get(p + 1)? as usize;
+        (LpEntry::Str(blob.get(p + 2..p + 2 + len)?), 2 + len)
+    } else {
+        match b0 {
+            0xF0 => {
+                let len = u32::from_le_bytes(blob.get(p + 1..p + 5)?.try_into().ok()?) as usize;
+                let end = (p + 5).checked_add(len)?;
+                (LpEntry::Str(blob.get(p + 5..end)?), 5 + len)
+            }
+            0xF1 => {
+                let v = i16::from_le_bytes(blob.get(p + 1..p + 3)?.try_into().ok()?);
+                (LpEntry::Int(v as i64), 3)
+            }
+            0xF2 => {
+                let b = blob.get(p + 1..p + 4)?;
+                let v = ((b[0] as i32) | (b[1] as i32) << 8 | (b[2] as i32) << 16) << 8 >> 8;
+                (LpEntry::Int(v as i64), 4)
+            }
+            0xF3 => {
+                let v = i32::from_le_bytes(blob.get(p + 1..p + 5)?.try_into().ok()?);
+                (LpEntry::Int(v as i64), 5)
+            }
+            0xF4 => {
+                let v = i64::from_le_bytes(blob.get(p + 1..p + 9)?.try_into().ok()?);
+                (LpEntry::Int(v), 9)
+            }
+            _ => return None,
+        }
+    };
+    let next = p.checked_add(size + backlen_size(size))?;
+    if next > total - 1 {
+        return None;
+    }
+    Some(Some((entry, next)))
+}
+
+fn put_backlen(buf: &mut Vec<u8>, l: usize) {
+    let n = backlen_size(l);
+    for k in 0..n {
+        let mut b = ((l >> (7 * (n - 1 - k))) & 127) as u8;
+        if k > 0 {
+            b |= 128;
+        }
+        buf.push(b);
+    }
+}
+
+/// Appends one integer element (encoding, data, backlen) to `buf`, in Redis's
+/// canonical (smallest) encoding.
+pub fn encode_int(buf: &mut Vec<u8>, v: i64) {
+    let start = buf.len();
+    if (0..=127).contains(&v) {
+        buf.push(v as u8);
+    } else if (-4096..=4095).contains(&v) {
+        let u = if v < 0 { v + 8192 } else { v } as u16;
+        buf.push(0xC0 | (u >> 8) as u8);
+        buf.push((u & 0xff) as u8);
+    } else if i16::try_from(v).is_ok() {
+        buf.push(0xF1);
+        buf.extend_from_slice(&(v as i16).to_le_bytes());
+    } else if (-(1 << 23)..(1 << 23)).contains(&v) {
+        buf.push(0xF2);
+        buf.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
+    } else if i32::try_from(v).is_ok() {
+        buf.push(0xF3);
+        buf.extend_from_slice(&(v as i32).to_le_bytes());
+    } else {
+        buf.push(0xF4);
+        buf.extend_from_slice(&v.to_le_bytes());
+    }
+    let l = buf.len() - start;
+    put_backlen(buf, l);
+}
+
+/// Appends one element to `buf`; canonical decimal integers are stored as integers.
+pub fn encode(buf: &mut Vec<u8>, s: &[u8]) {
+    if s.len() < 21 {
+        if let Some(v) = crate::resp::parse_i64(s) {
+            if crate::types::is_canonical_int(s) {
+                encode_int(buf, v);
+                return;
+            }
+        }
+    }
+    let start = buf.len();
+    let len = s.len();
+    if len < 64 {
+        buf.push(0x80 | len as u8);
+    } else if len < 4096 {
+        buf.push(0xE0 | (len >> 8) as u8);
+        buf.push((len & 0xff) as u8);
+    } else {
+        buf.push(0xF0);
+        buf.extend_from_slice(&(len as u32).to_le_bytes());
+    }
+    buf.extend_from_slice(s);
+    let l = buf.len() - start;
+    put_backlen(buf, l);
 }
 
 /// Builds a listpack incrementally, choosing Redis's canonical encodings.
@@ -149,67 +228,14 @@ impl LpWriter {
         self.count == 0
     }
 
-    fn backlen(&mut self, l: usize) {
-        let n = backlen_size(l);
-        for k in 0..n {
-            let mut b = ((l >> (7 * (n - 1 - k))) & 127) as u8;
-            if k > 0 {
-                b |= 128;
-            }
-            self.buf.push(b);
-        }
-    }
-
     pub fn push_int(&mut self, v: i64) {
-        let start = self.buf.len();
-        if (0..=127).contains(&v) {
-            self.buf.push(v as u8);
-        } else if (-4096..=4095).contains(&v) {
-            let u = if v < 0 { v + 8192 } else { v } as u16;
-            self.buf.push(0xC0 | (u >> 8) as u8);
-            self.buf.push((u & 0xff) as u8);
-        } else if i16::try_from(v).is_ok() {
-            self.buf.push(0xF1);
-            self.buf.extend_from_slice(&(v as i16).to_le_bytes());
-        } else if (-(1 << 23)..(1 << 23)).contains(&v) {
-            self.buf.push(0xF2);
-            self.buf.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
-        } else if i32::try_from(v).is_ok() {
-            self.buf.push(0xF3);
-            self.buf.extend_from_slice(&(v as i32).to_le_bytes());
-        } else {
-            self.buf.push(0xF4);
-            self.buf.extend_from_slice(&v.to_le_bytes());
-        }
-        let l = self.buf.len() - start;
-        self.backlen(l);
+        encode_int(&mut self.buf, v);
         self.count += 1;
     }
 
     /// Appends an element; canonical decimal integers are stored as integers.
     pub fn push(&mut self, s: &[u8]) {
-        if s.len() < 21 {
-            if let Some(v) = crate::resp::parse_i64(s) {
-                if crate::types::is_canonical_int(s) {
-                    self.push_int(v);
-                    return;
-                }
-            }
-        }
-        let start = self.buf.len();
-        let len = s.len();
-        if len < 64 {
-            self.buf.push(0x80 | len as u8);
-        } else if len < 4096 {
-            self.buf.push(0xE0 | (len >> 8) as u8);
-            self.buf.push((len & 0xff) as u8);
-        } else {
-            self.buf.push(0xF0);
-            self.buf.extend_from_slice(&(len as u32).to_le_bytes());
-        }
-        self.buf.extend_from_slice(s);
-        let l = self.buf.len() - start;
-        self.backlen(l);
+        encode(&mut self.buf, s);
         self.count += 1;
     }
 

@@ -6,7 +6,7 @@
 use super::listpack::LpEntry;
 use super::*;
 use crate::db::Db;
-use crate::types::stream::{self, Consumer, ConsumerGroup, PendingEntry, StreamId};
+use crate::types::stream::{Consumer, ConsumerGroup, PendingEntry, StreamId};
 use crate::types::{HashMapB, HashSetB, Stream, Value, ZSet};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -364,14 +364,9 @@ fn read_stream<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Stream, Rdb
         };
         let master = StreamId::from_be(&master);
         let blob = rd.string()?;
-        let entries = stream::walk_listpack(master, &blob).map_err(|e| bad(rd, e))?;
-        live_total += entries.iter().filter(|e| !e.deleted).count() as u64;
-        if s.listpacks.insert(master, blob).is_some() {
-            return Err(bad(
-                rd,
-                "stream listpack re-added with an existing master ID",
-            ));
-        }
+        live_total += s
+            .insert_node(master, Vec::from(blob))
+            .map_err(|e| bad(rd, e))?;
     }
     s.length = rd.len()?;
     if s.length != live_total {

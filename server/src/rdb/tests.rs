@@ -98,8 +98,8 @@ pub(crate) fn sample_stream() -> Stream {
     let mut st = Stream::default();
     let (m1, lp1) = stream::encode_listpack(&mk(1000, 10)).unwrap();
     let (m2, lp2) = stream::encode_listpack(&mk(5000, 7)).unwrap();
-    st.listpacks.insert(m1, Bytes::from(lp1));
-    st.listpacks.insert(m2, Bytes::from(lp2));
+    st.listpacks.insert(m1, lp1);
+    st.listpacks.insert(m2, lp2);
     st.length = 17;
     st.last_id = StreamId::new(5006, 0);
     st.first_id = StreamId::new(1000, 0);
@@ -648,7 +648,7 @@ fn corrupt_streams_are_refused() {
     let mut lp = lp.to_vec();
     let n = lp.len();
     lp[n - 3] ^= 1; // last entry's lp-count (1-byte int + 1-byte backlen + 0xFF)
-    bad.listpacks.insert(m, Bytes::from(lp));
+    bad.listpacks.insert(m, lp);
     dbs[0].set(b("s"), Value::Stream(Box::new(bad)), 0);
     let e = load_vec(&save_vec(&dbs, &SaveOptions::default())).unwrap_err();
     assert!(matches!(e, RdbError::Corrupt { .. }), "{e}");
