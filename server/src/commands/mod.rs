@@ -18,6 +18,7 @@ pub mod replication;
 pub mod server;
 pub mod sets;
 pub mod sort;
+pub mod stream_groups;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -197,6 +198,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("generic", "@keyspace", dump::COMMANDS),
     ("hyperloglog", "@hyperloglog", hll::COMMANDS),
     ("generic", "@keyspace", sort::COMMANDS),
+    ("stream", "@stream", stream_groups::COMMANDS),
 ];
 
 /// All commands, by lower-case name.

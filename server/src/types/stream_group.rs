@@ -7,7 +7,9 @@
 //! Invariant kept by every function: an ID is in `consumers[c].pel` exactly when the
 //! group PEL has it with `consumer == Some(c)`.
 
-use super::stream::{Consumer, ConsumerGroup, PendingEntry, Stream, StreamId, INVALID_ENTRIES_READ};
+use super::stream::{
+    Consumer, ConsumerGroup, PendingEntry, Stream, StreamId, INVALID_ENTRIES_READ,
+};
 use bytes::Bytes;
 
 /// How a claim changes the delivery counter of the entries it takes.
@@ -42,6 +44,49 @@ pub fn has_tombstones_from(s: &Stream, start: StreamId) -> bool {
         return false;
     }
     start <= s.max_deleted_id
+}
+
+/// The number of nodes of the radix tree Redis would index these listpack nodes
+/// with (XINFO's `radix-tree-nodes`). Keys are the 16-byte big-endian master IDs;
+/// Redis's rax keeps them as a compressed trie: a chain of single-child positions
+/// is one node, every branching position is one node, every key ends in one leaf
+/// node, and an empty tree is its root alone.
+pub fn rax_node_count<'a>(masters: impl Iterator<Item = &'a StreamId>) -> usize {
+    let keys: Vec<[u8; 16]> = masters.map(|m| m.to_be()).collect();
+    if keys.is_empty() {
+        return 1;
+    }
+    subtree_nodes(&keys, 0)
+}
+
+/// Nodes of the subtree holding `keys` (sorted, sharing their first `depth` bytes),
+/// counted from the node at `depth`.
+fn subtree_nodes(keys: &[[u8; 16]], depth: usize) -> usize {
+    let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
+        return 0;
+    };
+    if keys.len() == 1 {
+        // The rest of the key in one compressed node (if any is left), then the leaf.
+        return if depth < 16 { 2 } else { 1 };
+    }
+    // Sorted keys: the common prefix of all is the common prefix of the extremes.
+    let mut split = depth;
+    while split < 16 && first[split] == last[split] {
+        split += 1;
+    }
+    // Distinct fixed-length keys always branch before their end.
+    let mut n = usize::from(split > depth) + 1;
+    let mut rest = keys;
+    while let Some(head) = rest.first() {
+        let c = head[split];
+        let end = rest
+            .iter()
+            .position(|k| k[split] != c)
+            .unwrap_or(rest.len());
+        n += subtree_nodes(&rest[..end], split + 1);
+        rest = &rest[end..];
+    }
+    n
 }
 
 impl Consumer {
@@ -255,7 +300,10 @@ mod tests {
     fn consistent(g: &ConsumerGroup) {
         for (i, p) in &g.pel {
             let owner = p.consumer.as_ref().expect("owner");
-            assert!(g.consumers[owner].pel.contains(i), "{i} missing in {owner:?}");
+            assert!(
+                g.consumers[owner].pel.contains(i),
+                "{i} missing in {owner:?}"
+            );
         }
         for (n, c) in &g.consumers {
             for i in &c.pel {
@@ -309,7 +357,10 @@ mod tests {
         let p = g.claim(id(1), &c, 50, DeliveryCount::Increment, false);
         assert_eq!(p.map(|p| p.delivery_count), Some(2));
         let p = g.claim(id(1), &c, 60, DeliveryCount::Keep, false);
-        assert_eq!(p.map(|p| (p.delivery_count, p.delivery_time)), Some((2, 60)));
+        assert_eq!(
+            p.map(|p| (p.delivery_count, p.delivery_time)),
+            Some((2, 60))
+        );
         assert!(g.claim(id(7), &c, 60, DeliveryCount::Keep, false).is_none());
         // A forced claim of an entry nobody had: a fresh delivery, then claimed.
         let p = g.claim(id(7), &a, 70, DeliveryCount::Increment, true);
@@ -321,6 +372,22 @@ mod tests {
         assert_eq!(s.count, 3);
         assert_eq!(s.bounds, Some((id(1), id(8))));
         assert_eq!(s.per_consumer, vec![(a, 2), (c, 1)]);
+    }
+
+    #[test]
+    fn rax_nodes_count_like_a_compressed_trie() {
+        assert_eq!(rax_node_count([].iter()), 1);
+        assert_eq!(rax_node_count([id(5)].iter()), 2);
+        // Keys that differ in their last byte: prefix, branch, two leaves.
+        assert_eq!(
+            rax_node_count([StreamId::new(1, 1), StreamId::new(1, 2)].iter()),
+            4
+        );
+        // Differing one byte earlier: each branch keeps a one-byte node.
+        assert_eq!(
+            rax_node_count([StreamId::new(1, 1), StreamId::new(1, 256)].iter()),
+            6
+        );
     }
 
     #[test]
