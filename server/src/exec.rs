@@ -335,7 +335,11 @@ fn call_argv(
             offset,
             timeout_ms,
         },
-        Some(Action::Block { keys, timeout_ms }) => {
+        Some(Action::Block {
+            keys,
+            timeout_ms,
+            argv: stored,
+        }) => {
             if !may_block {
                 return Outcome::Done;
             }
@@ -352,7 +356,12 @@ fn call_argv(
                 Waiter {
                     db,
                     keys: keys.iter().map(crate::util::detach).collect(),
-                    argv: argv.iter().map(crate::util::detach).collect(),
+                    argv: stored
+                        .as_deref()
+                        .unwrap_or(argv)
+                        .iter()
+                        .map(crate::util::detach)
+                        .collect(),
                     resp3: client.resp3,
                     tx,
                 },

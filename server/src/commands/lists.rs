@@ -503,7 +503,11 @@ fn rpoplpush(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 fn block_or_null(ctx: &mut Ctx, out: &mut Reply, keys: Vec<Bytes>, timeout_ms: u64, array: bool) {
     if ctx.may_block {
-        ctx.action = Some(Action::Block { keys, timeout_ms });
+        ctx.action = Some(Action::Block {
+            keys,
+            timeout_ms,
+            argv: None,
+        });
     } else if array {
         out.null_array();
     } else {

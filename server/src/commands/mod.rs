@@ -19,6 +19,7 @@ pub mod server;
 pub mod sets;
 pub mod sort;
 pub mod stream_groups;
+pub mod streams;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -199,6 +200,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("hyperloglog", "@hyperloglog", hll::COMMANDS),
     ("generic", "@keyspace", sort::COMMANDS),
     ("stream", "@stream", stream_groups::COMMANDS),
+    ("stream", "@stream", streams::COMMANDS),
 ];
 
 /// All commands, by lower-case name.
@@ -335,8 +337,14 @@ impl ClientState {
 pub enum Action {
     /// Close after writing the reply (QUIT, CLIENT KILL of self).
     Close,
-    /// Block until a key is served or the timeout (ms, 0 = forever) passes.
-    Block { keys: Vec<Bytes>, timeout_ms: u64 },
+    /// Block until a key is served or the timeout (ms, 0 = forever) passes. `argv`,
+    /// when set, is the command re-run for the waiter instead of its own (XREAD
+    /// stores `$` resolved to the IDs it saw).
+    Block {
+        keys: Vec<Bytes>,
+        timeout_ms: u64,
+        argv: Option<Vec<Bytes>>,
+    },
     /// Enter MONITOR mode.
     Monitor,
     /// Stop the server (SHUTDOWN); `save` = Some(true|false) forces SAVE/NOSAVE.

@@ -12,13 +12,12 @@
 //! go out wrapped in MULTI/EXEC by the dispatch. History reads propagate nothing.
 
 use super::connection::unknown_subcommand;
+use super::streams::{id_bytes, reply_entry, reply_id, stream_r, stream_w, BLOCKED_DEFAULT_COUNT};
 use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command, Ctx};
-use crate::rdb::listpack::LpEntry;
 use crate::resp::Reply;
 use crate::types::stream::ConsumerGroup;
 use crate::types::stream::{
-    parse_id, parse_id_strict, parse_range_end, parse_range_start, EntryRef, PendingEntry, Stream,
-    StreamError, StreamId,
+    parse_id, parse_id_strict, parse_range_end, parse_range_start, PendingEntry, Stream, StreamId,
 };
 use crate::types::stream_group::{self, DeliveryCount};
 use crate::types::Value;
@@ -38,10 +37,6 @@ pub const COMMANDS: &[Command] = &[
     Command::new("xautoclaim", -6, WRITE | FAST, xautoclaim).keys(1, 1, 1),
     Command::new("xinfo", -2, READONLY, xinfo),
 ];
-
-fn id_err(e: StreamError) -> CmdError {
-    CmdError::msg(e.to_string())
-}
 
 fn lossy(b: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(b)
@@ -86,24 +81,6 @@ fn sub_arity(cmd: &str, sub: &str, argc: usize, arity: i32) -> CmdResult {
     }
 }
 
-/// The stream under `key` for writing; Err on another type.
-fn stream_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut Stream>, CmdError> {
-    match ctx.get_mut(key) {
-        None => Ok(None),
-        Some(Value::Stream(s)) => Ok(Some(s)),
-        Some(_) => Err(err::WRONGTYPE),
-    }
-}
-
-/// The stream under `key` for reading (counts a keyspace hit or miss).
-fn stream_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut Stream>, CmdError> {
-    match ctx.get(key) {
-        None => Ok(None),
-        Some(Value::Stream(s)) => Ok(Some(s)),
-        Some(_) => Err(err::WRONGTYPE),
-    }
-}
-
 /// Runs `f` with the group `name` taken out of `s`, so that `f` can read the
 /// stream's entries while it changes the group; the group is always put back.
 fn with_group<T>(
@@ -119,41 +96,6 @@ fn with_group<T>(
 
 // ---------------------------------------------------------------------------
 // Replies
-
-fn id_text(id: StreamId) -> Bytes {
-    Bytes::from(id.to_string())
-}
-
-fn reply_id(out: &mut Reply, id: StreamId) {
-    let mut a = itoa::Buffer::new();
-    let mut b = itoa::Buffer::new();
-    let ms = a.format(id.ms);
-    let seq = b.format(id.seq);
-    let mut buf = [0u8; 41];
-    let n = ms.len() + 1 + seq.len();
-    buf[..ms.len()].copy_from_slice(ms.as_bytes());
-    buf[ms.len()] = b'-';
-    buf[ms.len() + 1..n].copy_from_slice(seq.as_bytes());
-    out.bulk(&buf[..n]);
-}
-
-fn reply_lp(out: &mut Reply, e: &LpEntry<'_>) {
-    match e {
-        LpEntry::Int(i) => out.bulk_int(*i),
-        LpEntry::Str(s) => out.bulk(s),
-    }
-}
-
-/// `[id, [field, value, ...]]`.
-fn reply_entry(out: &mut Reply, e: &EntryRef<'_>) {
-    out.array(2);
-    reply_id(out, e.id);
-    out.array(e.fields.len() * 2);
-    for (f, v) in &e.fields {
-        reply_lp(out, f);
-        reply_lp(out, v);
-    }
-}
 
 /// Answers with the entry `id` of `s`; false (nothing written) when it is not there.
 fn reply_entry_at(out: &mut Reply, s: &Stream, id: StreamId) -> bool {
@@ -200,7 +142,7 @@ fn xclaim_effect(
         Bytes::from_static(b"FORCE"),
         Bytes::from_static(b"JUSTID"),
         Bytes::from_static(b"LASTID"),
-        id_text(last_id),
+        id_bytes(last_id),
     ]
 }
 
@@ -211,7 +153,7 @@ fn setid_effect(key: &Bytes, group: &Bytes, g: &ConsumerGroup) -> Vec<Bytes> {
         Bytes::from_static(b"SETID"),
         key.clone(),
         group.clone(),
-        id_text(g.last_id),
+        id_bytes(g.last_id),
         Bytes::from_static(b"ENTRIESREAD"),
         Bytes::from(g.entries_read.to_string()),
     ]
@@ -328,7 +270,7 @@ fn xgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         GroupSub::Create => {
             let id = match &argv[4][..] {
                 b"$" => stream_w(ctx, key)?.map_or(StreamId::MIN, |s| s.last_id),
-                a => parse_id_strict(a, 0).map_err(id_err)?,
+                a => parse_id_strict(a, 0)?,
             };
             if !exists {
                 ctx.set(key, Value::Stream(Box::default()));
@@ -352,7 +294,7 @@ fn xgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             };
             let id = match &argv[4][..] {
                 b"$" => s.last_id,
-                a => parse_id(a, 0).map_err(id_err)?,
+                a => parse_id(a, 0)?,
             };
             if let Some(g) = s.groups.get_mut(&gname[..]) {
                 g.last_id = id;
@@ -449,16 +391,11 @@ fn parse_readgroup<'a>(argv: &'a [Bytes], now_ms: i64) -> Result<ReadGroupArgs<'
         let a = &argv[i];
         if is_kw(a, "block") && more > 0 {
             i += 1;
-            let t = crate::resp::parse_i64(&argv[i]).ok_or(CmdError::msg(
-                "ERR timeout is not an integer or out of range",
-            ))?;
-            if t < 0 {
-                return Err(CmdError::msg("ERR timeout is negative"));
-            }
-            if t > 0 && t > i64::MAX - now_ms {
+            let t = super::streams::parse_block_ms(&argv[i])?;
+            if t > i64::MAX.saturating_sub(now_ms) as u64 {
                 return Err(CmdError::msg("ERR timeout is out of range"));
             }
-            block = Some(t as u64);
+            block = Some(t);
         } else if is_kw(a, "count") && more > 0 {
             i += 1;
             let n = arg_i64(&argv[i])?;
@@ -508,9 +445,13 @@ enum ReadFrom {
 }
 
 fn xreadgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let a = parse_readgroup(argv, ctx.now_ms)?;
-    // A blocked client being served again sees a vanished key or group as an error.
+    let mut a = parse_readgroup(argv, ctx.now_ms)?;
+    // A blocked client being served again sees a vanished key or group as an
+    // error, and reads a bounded batch when it gave no COUNT.
     let waiting = ctx.store.waiters.contains_key(&ctx.client.id);
+    if waiting && a.count == 0 {
+        a.count = BLOCKED_DEFAULT_COUNT;
+    }
     let mut from = Vec::with_capacity(a.keys.len());
     for (key, id) in a.keys.iter().zip(a.ids) {
         let has_group = match stream_r(ctx, key) {
@@ -538,7 +479,7 @@ fn xreadgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
             )),
             b">" => ReadFrom::New,
-            _ => ReadFrom::History(parse_id_strict(id, 0).map_err(id_err)?),
+            _ => ReadFrom::History(parse_id_strict(id, 0)?),
         });
     }
     let resp3 = ctx.client.resp3;
@@ -573,6 +514,7 @@ fn xreadgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             ctx.action = Some(Action::Block {
                 keys: a.keys.to_vec(),
                 timeout_ms,
+                argv: None,
             });
         }
         _ => out.null_array(),
@@ -648,7 +590,7 @@ fn read_new(
         reply_entry(&mut entries, &e);
         if !a.noack {
             let p = g.deliver(e.id, a.consumer, now);
-            effects.push(xclaim_effect(key, gname, id_text(e.id), &p, g.last_id));
+            effects.push(xclaim_effect(key, gname, id_bytes(e.id), &p, g.last_id));
         }
         n += 1;
         if a.count != 0 && n == a.count {
@@ -707,7 +649,7 @@ fn xack(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     let ids = argv[3..]
         .iter()
-        .map(|a| parse_id_strict(a, 0).map_err(id_err))
+        .map(|a| parse_id_strict(a, 0))
         .collect::<Result<Vec<_>, _>>()?;
     let acked = stream_w(ctx, key)?
         .and_then(|s| s.groups.get_mut(&gname[..]))
@@ -739,8 +681,8 @@ fn xpending(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             at = 5;
         }
         let count = arg_i64(&argv[at + 2])?.max(0) as u64;
-        let start = parse_range_start(&argv[at]).map_err(id_err)?;
-        let end = parse_range_end(&argv[at + 1]).map_err(id_err)?;
+        let start = parse_range_start(&argv[at])?;
+        let end = parse_range_end(&argv[at + 1])?;
         let consumer = argv.get(at + 3);
         range = Some((min_idle, start, end, count, consumer));
     }
@@ -851,7 +793,7 @@ fn parse_claim_opts(argv: &[Bytes], now: i64) -> Result<ClaimOpts, CmdError> {
             o.retrycount = Some(int_arg(j, "RETRYCOUNT")?);
         } else if is_kw(a, "lastid") && more {
             j += 1;
-            o.last_id = parse_id_strict(&argv[j], 0).map_err(id_err)?;
+            o.last_id = parse_id_strict(&argv[j], 0)?;
         } else {
             return Err(CmdError::msg(format!(
                 "ERR Unrecognized XCLAIM option '{}'",
@@ -975,7 +917,7 @@ fn xautoclaim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             "ERR Invalid min-idle-time argument for XAUTOCLAIM",
         ))?
         .max(0);
-    let start = parse_range_start(&argv[5]).map_err(id_err)?;
+    let start = parse_range_start(&argv[5])?;
     let mut count: i64 = 100;
     let mut justid = false;
     let mut j = 6;
@@ -1021,7 +963,7 @@ fn xautoclaim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             next = id.incr();
             if !s.contains(id) {
                 if let Some(p) = g.remove_pending(id) {
-                    effects.push(xclaim_effect(key, gname, id_text(id), &p, g.last_id));
+                    effects.push(xclaim_effect(key, gname, id_bytes(id), &p, g.last_id));
                 }
                 deleted.push(id);
                 count -= 1;
@@ -1047,7 +989,7 @@ fn xautoclaim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 claim_reply(&mut body, s, id, justid);
                 claimed += 1;
                 count -= 1;
-                effects.push(xclaim_effect(key, gname, id_text(id), &p, g.last_id));
+                effects.push(xclaim_effect(key, gname, id_bytes(id), &p, g.last_id));
             }
         }
         next.and_then(|p| g.pel.range(p..).next().map(|(k, _)| *k))

@@ -752,6 +752,7 @@ fn bzpop_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], max: bool) -> C
             ctx.action = Some(Action::Block {
                 keys: keys.to_vec(),
                 timeout_ms,
+                argv: None,
             });
         }
         None => out.null_array(),
@@ -832,6 +833,7 @@ fn zmpop_generic(
                 ctx.action = Some(Action::Block {
                     keys: keys.to_vec(),
                     timeout_ms,
+                    argv: None,
                 });
             }
             _ => out.null_array(),

@@ -107,6 +107,9 @@ pub struct HotConfig {
     pub idle_timeout: u64,
     /// `client-query-buffer-limit`.
     pub query_buffer_limit: usize,
+    /// `stream-node-max-bytes` and `stream-node-max-entries` (0 = no limit).
+    pub stream_node_max_bytes: usize,
+    pub stream_node_max_entries: usize,
 }
 
 impl HotConfig {
@@ -122,6 +125,14 @@ impl HotConfig {
             obuf_limits: c.output_limits(),
             idle_timeout: c.timeout,
             query_buffer_limit: c.client_query_buffer_limit,
+            stream_node_max_bytes: c
+                .get("stream-node-max-bytes")
+                .and_then(crate::config::parse_memory)
+                .map_or(4096, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            stream_node_max_entries: c
+                .get("stream-node-max-entries")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(100, |n| usize::try_from(n).unwrap_or(usize::MAX)),
         }
     }
 }
