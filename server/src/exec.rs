@@ -422,12 +422,14 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
                 else {
                     break;
                 };
-                if !store.dbs[db].contains(&key) {
-                    break;
-                }
                 let Some(w) = store.waiters.get(&id) else {
                     break;
                 };
+                // A missing key serves nobody, except XREADGROUP, which Redis 7.0
+                // answers with an error when the stream it waits on goes away.
+                if !store.dbs[db].contains(&key) && !crate::util::is_kw(&w.argv[0], "xreadgroup") {
+                    break;
+                }
                 let argv = w.argv.clone();
                 let Some(cmd) = commands::lookup(&argv[0]) else {
                     break;
