@@ -379,7 +379,7 @@ struct ReadGroupArgs<'a> {
     ids: &'a [Bytes],
 }
 
-fn parse_readgroup<'a>(argv: &'a [Bytes], now_ms: i64) -> Result<ReadGroupArgs<'a>, CmdError> {
+fn parse_readgroup(argv: &[Bytes]) -> Result<ReadGroupArgs<'_>, CmdError> {
     let mut block = None;
     let mut count = 0usize;
     let mut noack = false;
@@ -391,10 +391,8 @@ fn parse_readgroup<'a>(argv: &'a [Bytes], now_ms: i64) -> Result<ReadGroupArgs<'
         let a = &argv[i];
         if is_kw(a, "block") && more > 0 {
             i += 1;
+            // Like Redis 7.0, a huge timeout is accepted (it blocks for good).
             let t = super::streams::parse_block_ms(&argv[i])?;
-            if t > i64::MAX.saturating_sub(now_ms) as u64 {
-                return Err(CmdError::msg("ERR timeout is out of range"));
-            }
             block = Some(t);
         } else if is_kw(a, "count") && more > 0 {
             i += 1;
@@ -445,7 +443,7 @@ enum ReadFrom {
 }
 
 fn xreadgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let mut a = parse_readgroup(argv, ctx.now_ms)?;
+    let mut a = parse_readgroup(argv)?;
     // A blocked client being served again sees a vanished key or group as an
     // error, and reads a bounded batch when it gave no COUNT.
     let waiting = ctx.store.waiters.contains_key(&ctx.client.id);
@@ -539,8 +537,9 @@ fn serve_stream(
     };
     let served = with_group(s, a.group, |s, gname, g| {
         let start = match from {
-            ReadFrom::History(id) => id,
-            ReadFrom::New => {
+            // The greatest ID is how Redis spells `>` internally: it reads as `>`.
+            ReadFrom::History(id) if id != StreamId::MAX => id,
+            _ => {
                 if s.length == 0 || s.edge_id(false, true) <= g.last_id {
                     return false;
                 }
@@ -558,8 +557,8 @@ fn serve_stream(
         // around to 0-0, as streamIncrID leaves it.
         let start = start.incr().unwrap_or(StreamId::MIN);
         match from {
-            ReadFrom::History(_) => read_history(s, g, a, start, now, body),
-            ReadFrom::New => read_new(s, (gname, g), a, key, start, now, body, effects),
+            ReadFrom::History(id) if id != StreamId::MAX => read_history(s, g, a, start, now, body),
+            _ => read_new(s, (gname, g), a, key, start, now, body, effects),
         }
         true
     });
@@ -910,6 +909,13 @@ fn claim_reply(body: &mut Reply, s: &Stream, id: StreamId, justid: bool) {
 /// Redis caps COUNT so that COUNT * 16 cannot overflow a long.
 const AUTOCLAIM_MAX_COUNT: i64 = i64::MAX / 16;
 
+/// Redis 7.0 allocates room for COUNT deleted IDs (16 bytes each) up front and
+/// answers "Insufficient memory" when that fails, which on x86-64 Linux happens
+/// once the request nears the 128 TiB user address space (measured between 73
+/// and 102 TiB). Tandem never allocates by COUNT; it gives the same answer past
+/// 96 TiB so clients see the same limit.
+const AUTOCLAIM_ALLOC_COUNT: i64 = (96 << 40) / 16;
+
 fn xautoclaim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let (key, gname, consumer) = (&argv[1], &argv[2], &argv[3]);
     let min_idle = crate::resp::parse_i64(&argv[4])
@@ -938,6 +944,11 @@ fn xautoclaim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let has_group = stream_r(ctx, key)?.is_some_and(|s| s.groups.contains_key(&gname[..]));
     if !has_group {
         return Err(no_key_or_group(key, gname));
+    }
+    if count > AUTOCLAIM_ALLOC_COUNT {
+        return Err(CmdError::msg(
+            "ERR Insufficient memory, failed allocating transient memory, COUNT too high.",
+        ));
     }
     let now = ctx.now_ms;
     let resp3 = out.resp3;
