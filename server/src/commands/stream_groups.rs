@@ -362,7 +362,7 @@ pub fn xreadgroup_keys(argv: &[Bytes]) -> Vec<usize> {
         return Vec::new();
     };
     let n = argv.len() - p - 1;
-    if n == 0 || n % 2 != 0 {
+    if n == 0 || !n.is_multiple_of(2) {
         return Vec::new();
     }
     (p + 1..p + 1 + n / 2).collect()
@@ -400,7 +400,7 @@ fn parse_readgroup(argv: &[Bytes]) -> Result<ReadGroupArgs<'_>, CmdError> {
             count = usize::try_from(n.max(0)).unwrap_or(usize::MAX);
         } else if is_kw(a, "streams") && more > 0 {
             let n = argv.len() - i - 1;
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(CmdError::msg(
                     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
