@@ -26,7 +26,7 @@ cli() { redis-cli -h 127.0.0.1 -p "$port" "$@" >/dev/null; }
 for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
 rm -rf "$seeds"
-mkdir -p "$seeds"/{rdb,aof,config,resp,inline,glob}
+mkdir -p "$seeds"/{rdb,aof,config,resp,inline,glob,stream}
 
 # One key family per call; snapshot after each so small single-type files exist too.
 populate() {
@@ -171,6 +171,10 @@ glob escape '\000a\\*b\000a*b'
 glob stars '\000a*a*a*a*a*a*a*a*b\000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
 glob unterminated '\000[abc\000b'
 glob qmarks '\001??\\[?\000ab[c'
+
+# Stream listpack nodes exactly as Redis lays them out (tombstones, SAMEFIELDS and
+# explicit-field entries, integer and string values), and operation tapes.
+python3 "$here/stream_seeds.py" "$port" "$seeds/stream"
 
 redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
 wait "$pid" 2>/dev/null || true

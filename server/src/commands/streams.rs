@@ -246,7 +246,7 @@ fn xadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let a = parse_trim_args(ctx, argv, true)?;
     let field_pos = a.id_idx + 1;
     let nfields = argv.len().saturating_sub(field_pos);
-    if a.id.is_none() || nfields < 2 || nfields % 2 == 1 {
+    if a.id.is_none() || nfields < 2 || !nfields.is_multiple_of(2) {
         return Err(msg("ERR wrong number of arguments for 'xadd' command"));
     }
     let spec = a.id.unwrap_or(AddId::Auto);
@@ -411,11 +411,6 @@ fn xsetid(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let Some(s) = stream_w(ctx, &argv[1])? else {
         return Err(err::NO_SUCH_KEY);
     };
-    if id < s.max_deleted_id {
-        return Err(msg(
-            "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
-        ));
-    }
     if s.length > 0 {
         if id < s.edge_id(false, true) {
             return Err(msg(
@@ -451,7 +446,7 @@ pub fn xread_keys(argv: &[Bytes]) -> Vec<usize> {
     };
     let first = p + 2;
     let rest = argv.len().saturating_sub(first);
-    if rest == 0 || rest % 2 != 0 {
+    if rest == 0 || !rest.is_multiple_of(2) {
         return Vec::new();
     }
     (first..first + rest / 2).collect()
@@ -497,9 +492,9 @@ fn parse_xread(argv: &[Bytes]) -> Result<XRead, CmdError> {
         } else if is_kw(o, "streams") && more > 0 {
             r.streams = i + 1;
             let n = argv.len() - r.streams;
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(msg(
-                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
             }
             r.nkeys = n / 2;
@@ -612,7 +607,6 @@ fn xread(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::commands::lists::harness::H;
 
     #[test]

@@ -609,12 +609,19 @@ fn decode_fields<'a>(
 /// returns by how many bytes later elements moved.
 fn replace_int(blob: &mut Vec<u8>, pos: usize, v: i64) -> Option<isize> {
     let (_, end) = next_el(blob, pos)?;
+    // Small integers (the flags, and counters up to 127) are one byte plus a one-byte
+    // backlen: rewritten in place without building the encoding.
+    if (0..=127).contains(&v) && end - pos == 2 {
+        *blob.get_mut(pos)? = v as u8;
+        return Some(0);
+    }
     let mut enc = Vec::with_capacity(10);
     listpack::encode_int(&mut enc, v);
     if enc.len() == end - pos {
         blob.get_mut(pos..end)?.copy_from_slice(&enc);
         return Some(0);
     }
+    // Rare: the counter crossed an encoding boundary (127 -> 128 live entries...).
     let delta = enc.len() as isize - (end - pos) as isize;
     blob.splice(pos..end, enc);
     set_total(blob);
@@ -855,8 +862,9 @@ impl Stream {
                 }
             }
             AddId::Ms(ms) if ms == self.last_id.ms => {
+                // Redis 7.0.15 reports this overflow with the "too large" text.
                 if self.last_id.seq == u64::MAX {
-                    return Err(StreamError::IdTooSmall);
+                    return Err(StreamError::TooLarge);
                 }
                 StreamId::new(ms, self.last_id.seq + 1)
             }
@@ -887,28 +895,23 @@ impl Stream {
             0 => NODE_MAX_SIZE,
             n => n.min(NODE_MAX_SIZE),
         };
-        // Close the last node when it is full (and give back its spare capacity).
-        let mut append_to = None;
+        // Append to the last node unless it is full; a full node is closed and gives
+        // back its spare capacity.
+        let mut appended = false;
         if let Some((&master, blob)) = self.listpacks.iter_mut().next_back() {
+            let state = node_state(blob, fields);
             let full = blob.len() + total >= max_bytes
-                || (limits.max_entries > 0
-                    && header(blob).is_none_or(|h| {
-                        h.count.saturating_add(h.deleted) >= limits.max_entries as i64
-                    }));
-            if full {
-                blob.shrink_to_fit();
-            } else {
-                append_to = Some(master);
+                || state.is_none_or(|(count, deleted, _)| {
+                    limits.max_entries > 0
+                        && count.saturating_add(deleted) >= limits.max_entries as i64
+                });
+            match state {
+                Some((count, _, same)) if !full => {
+                    appended = append_entry(blob, master, id, fields, count, same).is_some();
+                }
+                _ => blob.shrink_to_fit(),
             }
         }
-        let appended = match append_to {
-            Some(master) => self
-                .listpacks
-                .get_mut(&master)
-                .and_then(|blob| append_entry(blob, master, id, fields))
-                .is_some(),
-            None => false,
-        };
         if !appended {
             self.listpacks
                 .insert(id, new_node(fields, max_bytes.min(NODE_PREALLOC)));
@@ -1145,21 +1148,35 @@ fn new_node<B: AsRef<[u8]>>(fields: &[B], capacity: usize) -> Vec<u8> {
 
 /// Appends an entry to an existing node in place; None if the node is malformed
 /// (the caller then starts a new node).
+/// A node's live and deleted counts, and whether `fields` (field, value, ...) has the
+/// master entry's field names (the entry can then be SAMEFIELDS). Reads the master
+/// entry in place (this runs on every append).
+fn node_state<B: AsRef<[u8]>>(blob: &[u8], fields: &[B]) -> Option<(i64, i64, bool)> {
+    listpack::check_header(blob)?;
+    let (count, p) = next_int(blob, listpack::FIRST)?;
+    let (deleted, p) = next_int(blob, p)?;
+    let (nf, mut p) = next_int(blob, p)?;
+    let mut same = usize::try_from(nf).ok() == Some(fields.len() / 2);
+    let mut names = fields.iter().step_by(2);
+    for _ in 0..nf.max(0) {
+        let (f, n) = next_el(blob, p)?;
+        if same {
+            same = names.next().is_some_and(|name| lp_eq(&f, name.as_ref()));
+        }
+        p = n;
+    }
+    Some((count, deleted, same))
+}
+
 fn append_entry<B: AsRef<[u8]>>(
     blob: &mut Vec<u8>,
     master: StreamId,
     id: StreamId,
     fields: &[B],
+    count: i64,
+    same: bool,
 ) -> Option<()> {
-    let h = header(blob)?;
     let nf = fields.len() / 2;
-    let same = nf == h.fields.len()
-        && fields
-            .iter()
-            .step_by(2)
-            .zip(&h.fields)
-            .all(|(f, m)| lp_eq(m, f.as_ref()));
-    let count = h.count;
     if blob.pop() != Some(0xFF) {
         return None;
     }
@@ -1337,13 +1354,19 @@ mod tests {
             st.append(AddId::Ms(3), 0, &f, lim),
             Err(StreamError::IdTooSmall)
         );
+        let near = StreamId::new(u64::MAX - 1, u64::MAX);
+        assert_eq!(st.append(AddId::Exact(near), 0, &f, lim), Ok(near));
+        assert_eq!(
+            st.append(AddId::Ms(u64::MAX - 1), 0, &f, lim),
+            Err(StreamError::TooLarge)
+        );
         let top = StreamId::new(u64::MAX, u64::MAX);
         assert_eq!(st.append(AddId::Exact(top), 0, &f, lim), Ok(top));
         assert_eq!(
             st.append(AddId::Auto, 0, &f, lim),
             Err(StreamError::Exhausted)
         );
-        assert_eq!(st.length, 6);
+        assert_eq!(st.length, 7);
         check(&st);
     }
 
