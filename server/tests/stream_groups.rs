@@ -956,8 +956,19 @@ fn worker_pool_processes_every_entry_once_with_a_crashed_consumer() {
         pipe.query::<()>(&mut con).expect("xadd batch");
     }
     // The crashed consumer takes 500 entries and never acknowledges them.
-    // XREADGROUP's reply: [[key, [[id, [field, value]], ...]]], or nil.
-    type Read = Option<Vec<(String, Vec<(String, Vec<(String, i64)>)>)>>;
+    // An entry as the client sees it: [id, [field, value]].
+    type Entry = (String, Vec<(String, i64)>);
+    // XREADGROUP's reply: [[key, [entry, ...]]], or nil.
+    type Read = Option<Vec<(String, Vec<Entry>)>>;
+    // XAUTOCLAIM's: [cursor, [entry, ...], [deleted id, ...]].
+    type AutoClaim = (String, Vec<Entry>, Vec<String>);
+    // XPENDING's summary: [count, first, last, [[consumer, count], ...]].
+    type Summary = (
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<Vec<(String, String)>>,
+    );
     let crashed: Read = redis::cmd("XREADGROUP")
         .arg(&[
             "GROUP", "pool", "crasher", "COUNT", "500", "STREAMS", "jobs", ">",
@@ -1003,11 +1014,10 @@ fn worker_pool_processes_every_entry_once_with_a_crashed_consumer() {
     // The reclaimer takes over what the crashed consumer held, in batches.
     let mut cursor = "0-0".to_string();
     loop {
-        let (next, entries, _deleted): (String, Vec<(String, Vec<(String, i64)>)>, Vec<String>) =
-            redis::cmd("XAUTOCLAIM")
-                .arg(&["jobs", "pool", "reclaimer", "0", &cursor, "COUNT", "100"])
-                .query(&mut con)
-                .expect("xautoclaim");
+        let (next, entries, _deleted): AutoClaim = redis::cmd("XAUTOCLAIM")
+            .arg(&["jobs", "pool", "reclaimer", "0", &cursor, "COUNT", "100"])
+            .query(&mut con)
+            .expect("xautoclaim");
         for (id, fields) in entries {
             assert!(
                 crashed_ids.contains(&id),
@@ -1033,12 +1043,7 @@ fn worker_pool_processes_every_entry_once_with_a_crashed_consumer() {
         seen.values().all(|&k| k == 1),
         "an entry was processed twice"
     );
-    let pending: (
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<Vec<(String, String)>>,
-    ) = redis::cmd("XPENDING")
+    let pending: Summary = redis::cmd("XPENDING")
         .arg(&["jobs", "pool"])
         .query(&mut con)
         .expect("xpending");
