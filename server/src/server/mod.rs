@@ -225,6 +225,15 @@ impl Store {
                 }
             }
         }
+        // Keys clients block on changed too: they are looked at again (a key
+        // that is gone serves nobody, except XREADGROUP, which gets an error).
+        let queued: std::collections::HashSet<(usize, Bytes)> =
+            self.ready_keys.iter().cloned().collect();
+        for k in self.blocking_keys.keys() {
+            if db.is_none_or(|x| x == k.0) && !queued.contains(k) {
+                self.ready_keys.push(k.clone());
+            }
+        }
     }
 
     /// Removes a blocked client from every key it waits on; returns its waiter.
