@@ -17,7 +17,8 @@ use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command,
 use crate::resp::Reply;
 use crate::types::stream::ConsumerGroup;
 use crate::types::stream::{
-    parse_id, parse_id_strict, parse_range_end, parse_range_start, PendingEntry, Stream, StreamId,
+    parse_id, parse_id_strict, parse_range_end, parse_range_start, EntryRef, PendingEntry, Stream,
+    StreamId,
 };
 use crate::types::stream_group::{self, DeliveryCount};
 use crate::types::Value;
@@ -283,8 +284,10 @@ fn xgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                     "BUSYGROUP Consumer Group name already exists",
                 ));
             }
-            s.groups
-                .insert(gname.clone(), ConsumerGroup::new(id, entries_read));
+            s.groups.insert(
+                crate::util::detach(gname),
+                ConsumerGroup::new(id, entries_read),
+            );
             ctx.dirty(1);
             out.ok();
         }
@@ -536,16 +539,24 @@ fn serve_stream(
         return Ok(false);
     };
     let served = with_group(s, a.group, |s, gname, g| {
-        let start = match from {
-            // The greatest ID is how Redis spells `>` internally: it reads as `>`.
-            ReadFrom::History(id) if id != StreamId::MAX => id,
-            _ => {
-                if s.length == 0 || s.edge_id(false, true) <= g.last_id {
-                    return false;
-                }
-                g.last_id
-            }
+        // The greatest ID is how Redis spells `>` internally: it reads as `>`.
+        let history = match from {
+            ReadFrom::History(id) if id != StreamId::MAX => Some(id),
+            _ => None,
         };
+        let mut fresh = None;
+        if history.is_none() {
+            if s.length == 0 || s.last_id <= g.last_id {
+                return false;
+            }
+            // Served only when a live entry follows the group (not just tombstones).
+            let start = g.last_id.incr().unwrap_or(StreamId::MIN);
+            let mut it = s.range(start, StreamId::MAX, false).peekable();
+            if it.peek().is_none() {
+                return false;
+            }
+            fresh = Some(it);
+        }
         if g.touch_consumer(a.consumer, now) && a.noack {
             effects.push(createconsumer_effect(key, gname, a.consumer));
         }
@@ -553,12 +564,12 @@ fn serve_stream(
             body.array(2);
         }
         body.bulk(key);
-        // The range starts after the given ID; past the greatest ID it wraps
-        // around to 0-0, as streamIncrID leaves it.
-        let start = start.incr().unwrap_or(StreamId::MIN);
-        match from {
-            ReadFrom::History(id) if id != StreamId::MAX => read_history(s, g, a, start, now, body),
-            _ => read_new(s, (gname, g), a, key, start, now, body, effects),
+        match (history, fresh) {
+            // The range starts after the given ID; past the greatest ID it wraps
+            // around to 0-0, as streamIncrID leaves it.
+            (Some(id), _) => read_history(s, g, a, id.incr().unwrap_or(StreamId::MIN), now, body),
+            (None, Some(it)) => read_new(s, it, (gname, g), a, key, now, body, effects),
+            (None, None) => body.array(0),
         }
         true
     });
@@ -568,12 +579,12 @@ fn serve_stream(
 /// Entries after the group's last delivered ID: they join the PELs (unless NOACK)
 /// and move the group on.
 #[allow(clippy::too_many_arguments)]
-fn read_new(
-    s: &Stream,
+fn read_new<'s>(
+    s: &'s Stream,
+    entries_after: impl Iterator<Item = EntryRef<'s>>,
     (gname, g): (&Bytes, &mut ConsumerGroup),
     a: &ReadGroupArgs<'_>,
     key: &Bytes,
-    start: StreamId,
     now: i64,
     body: &mut Reply,
     effects: &mut Vec<Vec<Bytes>>,
@@ -581,7 +592,7 @@ fn read_new(
     let mut entries = Reply::new(body.resp3);
     let mut n = 0;
     let mut moved = false;
-    for e in s.range(start, StreamId::MAX, false) {
+    for e in entries_after {
         if e.id > g.last_id {
             g.advance(s, e.id);
             moved = true;

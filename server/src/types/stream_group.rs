@@ -111,27 +111,33 @@ impl ConsumerGroup {
 
     /// XGROUP CREATECONSUMER: true when the consumer was created. An existing
     /// consumer is left as it is (its seen time does not move).
-    pub fn create_consumer(&mut self, name: &Bytes, now_ms: i64) -> bool {
+    pub fn create_consumer(&mut self, name: &[u8], now_ms: i64) -> bool {
         if self.consumers.contains_key(name) {
             return false;
         }
-        self.consumers.insert(name.clone(), Consumer::new(now_ms));
+        // A copy: `name` may be a slice of a connection's read buffer.
+        self.consumers
+            .insert(Bytes::copy_from_slice(name), Consumer::new(now_ms));
         true
     }
 
     /// Looks a consumer up for a command that acts as it (XREADGROUP, XCLAIM,
     /// XAUTOCLAIM), creating it if needed and marking it seen now. True when created.
-    pub fn touch_consumer(&mut self, name: &Bytes, now_ms: i64) -> bool {
+    pub fn touch_consumer(&mut self, name: &[u8], now_ms: i64) -> bool {
         match self.consumers.get_mut(name) {
             Some(c) => {
                 c.seen_time = now_ms;
                 false
             }
-            None => {
-                self.consumers.insert(name.clone(), Consumer::new(now_ms));
-                true
-            }
+            None => self.create_consumer(name, now_ms),
         }
+    }
+
+    /// The group's own copy of a consumer's name (what pending entries point to).
+    fn owner(&self, name: &[u8]) -> Bytes {
+        self.consumers
+            .get_key_value(name)
+            .map_or_else(|| Bytes::copy_from_slice(name), |(k, _)| k.clone())
     }
 
     /// XGROUP DELCONSUMER: removes the consumer and its pending entries from the
@@ -163,11 +169,11 @@ impl ConsumerGroup {
     /// Records the delivery of `id` to `consumer` (which must exist) at `now_ms`:
     /// a new pending entry, or one that another consumer held, which changes owner
     /// and restarts with one delivery. Returns the entry as it now is.
-    pub fn deliver(&mut self, id: StreamId, consumer: &Bytes, now_ms: i64) -> PendingEntry {
+    pub fn deliver(&mut self, id: StreamId, consumer: &[u8], now_ms: i64) -> PendingEntry {
         let fresh = PendingEntry {
             delivery_time: now_ms,
             delivery_count: 1,
-            consumer: Some(consumer.clone()),
+            consumer: Some(self.owner(consumer)),
         };
         if let Some(old) = self.pel.insert(id, fresh.clone()) {
             self.unlink(&old, id);
@@ -209,7 +215,7 @@ impl ConsumerGroup {
     pub fn claim(
         &mut self,
         id: StreamId,
-        consumer: &Bytes,
+        consumer: &[u8],
         time: i64,
         count: DeliveryCount,
         force: bool,
@@ -226,8 +232,9 @@ impl ConsumerGroup {
                 },
             );
         }
+        let owner = self.owner(consumer);
         let p = self.pel.get_mut(&id)?;
-        let previous = p.consumer.replace(consumer.clone());
+        let previous = p.consumer.replace(owner);
         p.delivery_time = time;
         match count {
             DeliveryCount::Increment => p.delivery_count = p.delivery_count.saturating_add(1),
@@ -235,7 +242,7 @@ impl ConsumerGroup {
             DeliveryCount::Set(n) => p.delivery_count = n,
         }
         let after = p.clone();
-        if previous.as_ref() != Some(consumer) {
+        if previous.as_deref() != Some(consumer) {
             if let Some(c) = previous.as_ref().and_then(|n| self.consumers.get_mut(n)) {
                 c.pel.remove(&id);
             }
