@@ -549,6 +549,36 @@ fn xinfo_replies_and_errors_match_redis_in_resp2_and_resp3() {
     }
 }
 
+/// `radix-tree-keys`/`-nodes` follow Redis's index as nodes fill, get trimmed
+/// and emptied, over IDs whose bytes differ at many positions.
+#[test]
+fn xinfo_radix_tree_counts_match_redis() {
+    let mut p = Pair::start();
+    let mut rng = StdRng::seed_from_u64(0xfeed);
+    let mut ms: u64 = 1;
+    for round in 0..6 {
+        for conn in [&mut p.a, &mut p.b] {
+            let mut rng = rng.clone();
+            let mut ms2 = ms;
+            for _ in 0..1500 {
+                ms2 += rng.gen_range(1..5000u64) << rng.gen_range(0..24);
+                conn.send(&[b"XADD", b"s", format!("{ms2}-1").as_bytes(), b"f", b"v"]);
+            }
+            for _ in 0..1500 {
+                assert!(matches!(conn.read(), R::Bulk(_)));
+            }
+        }
+        for _ in 0..1500 {
+            ms += rng.gen_range(1..5000u64) << rng.gen_range(0..24);
+        }
+        p.norm("XINFO STREAM s", Norm::Exact);
+        p.line(&format!("XTRIM s MAXLEN {}", 1000 - round * 150));
+        p.norm("XINFO STREAM s", Norm::Exact);
+    }
+    p.line("XTRIM s MAXLEN 0");
+    p.norm("XINFO STREAM s", Norm::Exact);
+}
+
 #[test]
 fn command_metadata_matches_redis() {
     let mut p = Pair::start();
