@@ -849,6 +849,109 @@ fn tandem_master_replicates_groups_to_tandem_and_redis_replicas() {
     assert_eq!(a.cmd("XINFO GROUPS s"), b.cmd("XINFO GROUPS s"));
 }
 
+/// Attaches to `port` as a replica (plain SYNC): skips the RDB and returns the
+/// connection, positioned at the start of the command stream.
+fn attach_replica(port: u16) -> Conn {
+    use std::io::{BufRead, Read};
+    let mut c = Conn::connect(port);
+    c.send(&[b"SYNC"]);
+    let len = loop {
+        let mut line = String::new();
+        c.stream.read_line(&mut line).expect("sync reply");
+        // Newlines keep the link alive while the snapshot is made.
+        if let Some(n) = line.trim_end().strip_prefix('$') {
+            break n.parse::<usize>().expect("rdb length");
+        }
+    };
+    let mut rdb = vec![0u8; len];
+    c.stream.read_exact(&mut rdb).expect("rdb");
+    c
+}
+
+/// The commands a master streams until `SET done 1`, without keepalive PINGs and
+/// with delivery times (13-digit Unix ms) blanked.
+fn propagated(c: &mut Conn) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let R::Arr(words) = c.read() else {
+            panic!("not a command")
+        };
+        let words: Vec<String> = words
+            .iter()
+            .map(|w| match w {
+                R::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                o => panic!("{o:?}"),
+            })
+            .map(|w| {
+                if w.len() == 13 && w.bytes().all(|c| c.is_ascii_digit()) {
+                    "<time>".to_string()
+                } else {
+                    w
+                }
+            })
+            .collect();
+        let line = words.join(" ");
+        if line == "SET done 1" {
+            return out;
+        }
+        if !line.eq_ignore_ascii_case("PING") {
+            out.push(line);
+        }
+    }
+}
+
+/// What Tandem streams to its replicas for a group workload is what Redis 7.0.15
+/// streams, command for command (XCLAIM ... FORCE JUSTID LASTID effects, XGROUP
+/// SETID ... ENTRIESREAD after NOACK reads, MULTI/EXEC around several effects).
+#[test]
+fn propagated_commands_match_redis_one_for_one() {
+    let ours = TestServer::start(&["--repl-diskless-sync", "no"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &["--repl-diskless-sync", "no"]);
+    let mut streams = Vec::new();
+    for port in [ours.port, theirs.port] {
+        let mut repl = attach_replica(port);
+        let mut c = Conn::connect(port);
+        for q in [
+            "XADD s 1-1 a 1",
+            "XADD s 2-1 b 2",
+            "XADD s 3-1 c 3",
+            "XGROUP CREATE s g 0",
+            "XREADGROUP GROUP g c1 COUNT 1 STREAMS s >",
+            "XREADGROUP GROUP g c2 STREAMS s >",
+            "XREADGROUP GROUP g c3 STREAMS s >",
+            "XREADGROUP GROUP g c4 NOACK STREAMS s 0",
+            "XADD s 4-1 d 4",
+            "XREADGROUP GROUP g c4 NOACK STREAMS s >",
+            "XREADGROUP GROUP g c1 STREAMS s 0",
+            "XCLAIM s g c5 0 1-1 2-1",
+            "XCLAIM s g c5 0 1-1 LASTID 9-9 JUSTID",
+            "XCLAIM s g c5 0 7-7 LASTID 10-1",
+            "XAUTOCLAIM s g c6 0 0 COUNT 1",
+            "XGROUP CREATECONSUMER s g c7",
+            "XGROUP CREATECONSUMER s g c7",
+            "XGROUP SETID s g 1-1 ENTRIESREAD 1",
+            "XGROUP DELCONSUMER s g c7",
+            "XGROUP DELCONSUMER s g nobody",
+            "XACK s g 2-1",
+            "XACK s g 2-1",
+            "XGROUP CREATE s g2 $ MKSTREAM",
+            "XGROUP DESTROY s g2",
+            "XGROUP DESTROY s g2",
+            "XCLAIM s g c8 0 2-1 3-1 JUSTID",
+            "XDEL s 3-1",
+            "XAUTOCLAIM s g c9 0 0",
+            "XCLAIM s g c9 0 1 FORCE",
+            "SET done 1",
+        ] {
+            c.cmd(q);
+        }
+        streams.push(propagated(&mut repl));
+    }
+    assert!(streams[1].iter().any(|l| l.starts_with("XCLAIM")));
+    assert_eq!(streams[0], streams[1], "ours vs Redis 7.0.15");
+}
+
 #[test]
 fn tandem_replica_of_a_redis_master_has_the_same_groups() {
     let dir = tempfile::tempdir().expect("tempdir");

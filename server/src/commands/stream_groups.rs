@@ -328,10 +328,11 @@ fn xgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         GroupSub::DelConsumer => {
             let pending = stream_w(ctx, key)?
                 .and_then(|s| s.groups.get_mut(&gname[..]))
-                .and_then(|g| g.delete_consumer(&argv[4]))
-                .unwrap_or(0);
-            ctx.dirty(1);
-            out.int(pending as i64);
+                .and_then(|g| g.delete_consumer(&argv[4]));
+            if pending.is_some() {
+                ctx.dirty(1);
+            }
+            out.int(pending.unwrap_or(0) as i64);
         }
         GroupSub::Help => {}
     }
