@@ -942,10 +942,30 @@ fn propagated_commands_match_redis_one_for_one() {
             "XDEL s 3-1",
             "XAUTOCLAIM s g c9 0 0",
             "XCLAIM s g c9 0 1 FORCE",
-            "SET done 1",
+            "XGROUP CREATE s h $",
+            "XGROUP CREATE s h2 $",
         ] {
             c.cmd(q);
         }
+        // Two readers blocked on two groups, served by one XADD: one XCLAIM
+        // each, after the XADD, in the order they blocked, none in MULTI.
+        let mut waiters = Vec::new();
+        for (n, group) in ["h", "h2"].iter().enumerate() {
+            let mut w = Conn::connect(port);
+            w.send(&words(&format!(
+                "XREADGROUP GROUP {group} w{n} BLOCK 5000 STREAMS s >"
+            )));
+            let want = format!("blocked_clients:{}", n + 1);
+            assert!(wait_until(Duration::from_secs(5), || {
+                matches!(c.cmd("INFO clients"), R::Bulk(b) if String::from_utf8_lossy(&b).contains(&want))
+            }));
+            waiters.push(w);
+        }
+        c.cmd("XADD s 20-1 x 1");
+        for w in &mut waiters {
+            assert!(matches!(w.read(), R::Arr(_)));
+        }
+        c.cmd("SET done 1");
         streams.push(propagated(&mut repl));
     }
     assert!(streams[1].iter().any(|l| l.starts_with("XCLAIM")));
