@@ -211,8 +211,8 @@ enum GroupSub {
     Help,
 }
 
-fn xgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let argc = argv.len();
+/// The subcommand, its arity checked as Redis's table checks a subcommand's.
+fn group_sub(argv: &[Bytes]) -> Result<GroupSub, CmdError> {
     let (sub, name, arity) = match argv[1].to_ascii_lowercase().as_slice() {
         b"create" => (GroupSub::Create, "create", -5),
         b"setid" => (GroupSub::SetId, "setid", -5),
@@ -222,25 +222,25 @@ fn xgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         b"help" => (GroupSub::Help, "help", 2),
         _ => return Err(unknown_subcommand(&argv[1], "XGROUP")),
     };
-    sub_arity("xgroup", name, argc, arity)?;
-    if sub == GroupSub::Help {
-        super::connection::help_reply(out, "XGROUP", XGROUP_HELP);
-        return Ok(());
-    }
-    let (key, gname) = (&argv[2], &argv[3]);
-    let mut mkstream = false;
-    let mut entries_read = crate::types::stream::INVALID_ENTRIES_READ;
+    sub_arity("xgroup", name, argv.len(), arity)?;
+    Ok(sub)
+}
+
+/// MKSTREAM (CREATE) and ENTRIESREAD (CREATE, SETID) after the ID.
+fn group_opts(sub: GroupSub, argv: &[Bytes]) -> Result<(bool, i64), CmdError> {
+    use crate::types::stream::INVALID_ENTRIES_READ;
+    let (mut mkstream, mut entries_read) = (false, INVALID_ENTRIES_READ);
     let mut i = 5;
-    while i < argc {
+    while i < argv.len() {
         if sub == GroupSub::Create && is_kw(&argv[i], "mkstream") {
             mkstream = true;
             i += 1;
         } else if matches!(sub, GroupSub::Create | GroupSub::SetId)
             && is_kw(&argv[i], "entriesread")
-            && i + 1 < argc
+            && i + 1 < argv.len()
         {
             entries_read = arg_i64(&argv[i + 1])?;
-            if entries_read < 0 && entries_read != crate::types::stream::INVALID_ENTRIES_READ {
+            if entries_read < 0 && entries_read != INVALID_ENTRIES_READ {
                 return Err(CmdError::msg(
                     "ERR value for ENTRIESREAD must be positive or -1",
                 ));
@@ -250,47 +250,35 @@ fn xgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             return Err(sub_syntax("XGROUP", &argv[1]));
         }
     }
-    let now = ctx.now_ms;
-    let exists = stream_w(ctx, key)?.is_some();
-    if !exists && !mkstream {
-        return Err(CmdError::msg(
+    Ok((mkstream, entries_read))
+}
+
+fn xgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let sub = group_sub(argv)?;
+    if sub == GroupSub::Help {
+        super::connection::help_reply(out, "XGROUP", XGROUP_HELP);
+        return Ok(());
+    }
+    let (key, gname) = (&argv[2], &argv[3]);
+    let (mkstream, entries_read) = group_opts(sub, argv)?;
+    let has_group = match stream_w(ctx, key)? {
+        Some(s) => s.groups.contains_key(&gname[..]),
+        None if mkstream => false,
+        None => return Err(CmdError::msg(
             "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.",
-        ));
+        )),
+    };
+    let needs_group = matches!(
+        sub,
+        GroupSub::SetId | GroupSub::CreateConsumer | GroupSub::DelConsumer
+    );
+    if needs_group && !has_group {
+        return Err(no_group_for_key(gname, key));
     }
-    if exists && !mkstream {
-        let has_group = stream_w(ctx, key)?.is_some_and(|s| s.groups.contains_key(&gname[..]));
-        let needs_group = matches!(
-            sub,
-            GroupSub::SetId | GroupSub::CreateConsumer | GroupSub::DelConsumer
-        );
-        if needs_group && !has_group {
-            return Err(no_group_for_key(gname, key));
-        }
-    }
-    match sub {
-        GroupSub::Create => {
-            let id = match &argv[4][..] {
-                b"$" => stream_w(ctx, key)?.map_or(StreamId::MIN, |s| s.last_id),
-                a => parse_id_strict(a, 0)?,
-            };
-            if !exists {
-                ctx.set(key, Value::Stream(Box::default()));
-            }
-            let Some(s) = stream_w(ctx, key)? else {
-                return Err(err::NO_SUCH_KEY);
-            };
-            if s.groups.contains_key(&gname[..]) {
-                return Err(CmdError::msg(
-                    "BUSYGROUP Consumer Group name already exists",
-                ));
-            }
-            s.groups.insert(
-                crate::util::detach(gname),
-                ConsumerGroup::new(id, entries_read),
-            );
-            ctx.dirty(1);
-            out.ok();
-        }
+    let now = ctx.now_ms;
+    // Every subcommand below found its key (or, for CREATE MKSTREAM, made it).
+    let changed = match sub {
+        GroupSub::Create => group_create(ctx, key, gname, &argv[4], entries_read)?,
         GroupSub::SetId => {
             let Some(s) = stream_w(ctx, key)? else {
                 return Err(err::NO_SUCH_KEY);
@@ -303,40 +291,64 @@ fn xgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 g.last_id = id;
                 g.entries_read = entries_read;
             }
-            ctx.dirty(1);
-            out.ok();
+            true
         }
         GroupSub::Destroy => {
-            let removed =
-                stream_w(ctx, key)?.is_some_and(|s| s.groups.remove(&gname[..]).is_some());
-            if removed {
-                // Dirtying also marks the key ready: blocked readers of the group
-                // wake up and get NOGROUP.
-                ctx.dirty(1);
-            }
-            out.int(removed as i64);
+            // Dirtying also marks the key ready: blocked readers of the group
+            // wake up and get NOGROUP.
+            stream_w(ctx, key)?.is_some_and(|s| s.groups.remove(&gname[..]).is_some())
         }
-        GroupSub::CreateConsumer => {
-            let created = stream_w(ctx, key)?
-                .and_then(|s| s.groups.get_mut(&gname[..]))
-                .is_some_and(|g| g.create_consumer(&argv[4], now));
-            if created {
-                ctx.dirty(1);
-            }
-            out.int(created as i64);
-        }
+        GroupSub::CreateConsumer => stream_w(ctx, key)?
+            .and_then(|s| s.groups.get_mut(&gname[..]))
+            .is_some_and(|g| g.create_consumer(&argv[4], now)),
         GroupSub::DelConsumer => {
             let pending = stream_w(ctx, key)?
                 .and_then(|s| s.groups.get_mut(&gname[..]))
                 .and_then(|g| g.delete_consumer(&argv[4]));
-            if pending.is_some() {
-                ctx.dirty(1);
-            }
             out.int(pending.unwrap_or(0) as i64);
+            pending.is_some()
         }
-        GroupSub::Help => {}
+        GroupSub::Help => false,
+    };
+    if changed {
+        ctx.dirty(1);
+    }
+    match sub {
+        GroupSub::Create | GroupSub::SetId => out.ok(),
+        GroupSub::Destroy | GroupSub::CreateConsumer => out.int(changed as i64),
+        GroupSub::DelConsumer | GroupSub::Help => {}
     }
     Ok(())
+}
+
+/// XGROUP CREATE once the key checks passed: true (it either creates or fails).
+fn group_create(
+    ctx: &mut Ctx,
+    key: &Bytes,
+    gname: &Bytes,
+    id_arg: &[u8],
+    entries_read: i64,
+) -> Result<bool, CmdError> {
+    let id = match id_arg {
+        b"$" => stream_w(ctx, key)?.map_or(StreamId::MIN, |s| s.last_id),
+        a => parse_id_strict(a, 0)?,
+    };
+    if stream_w(ctx, key)?.is_none() {
+        ctx.set(key, Value::Stream(Box::default()));
+    }
+    let Some(s) = stream_w(ctx, key)? else {
+        return Err(err::NO_SUCH_KEY);
+    };
+    if s.groups.contains_key(&gname[..]) {
+        return Err(CmdError::msg(
+            "BUSYGROUP Consumer Group name already exists",
+        ));
+    }
+    s.groups.insert(
+        crate::util::detach(gname),
+        ConsumerGroup::new(id, entries_read),
+    );
+    Ok(true)
 }
 
 // ---------------------------------------------------------------------------
