@@ -880,30 +880,23 @@ fn xclaim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 }
                 continue;
             }
-            let Some(p) = g.pel.get(&id) else {
-                if !o.force {
-                    continue;
+            // FORCE makes a pending entry for an ID nobody holds; it has no
+            // owner yet, so the idle check does not apply to it.
+            let forced = match g.pel.get(&id) {
+                None if !o.force => continue,
+                None => true,
+                Some(p) => {
+                    if min_idle > 0 && now.saturating_sub(p.delivery_time) < min_idle {
+                        continue;
+                    }
+                    false
                 }
-                if !consumer_ready {
-                    g.touch_consumer(consumer, now);
-                    consumer_ready = true;
-                }
-                if let Some(p) = g.claim(id, consumer, time, count, true) {
-                    claim_reply(&mut body, s, id, o.justid);
-                    n += 1;
-                    effects.push(xclaim_effect(key, gname, arg, &p, g.last_id));
-                    propagate_last_id = false;
-                }
-                continue;
             };
-            if min_idle > 0 && now.saturating_sub(p.delivery_time) < min_idle {
-                continue;
-            }
             if !consumer_ready {
                 g.touch_consumer(consumer, now);
                 consumer_ready = true;
             }
-            if let Some(p) = g.claim(id, consumer, time, count, false) {
+            if let Some(p) = g.claim(id, consumer, time, count, forced) {
                 claim_reply(&mut body, s, id, o.justid);
                 n += 1;
                 effects.push(xclaim_effect(key, gname, arg, &p, g.last_id));
