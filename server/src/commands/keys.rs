@@ -40,6 +40,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("move", 3, WRITE | FAST, move_cmd).keys(1, 1, 1),
     Command::new("copy", -3, WRITE | DENYOOM, copy).keys(1, 2, 1),
     Command::new("object", -2, READONLY, object).keys(2, 2, 1),
+    Command::new("memory", -2, 0, memory),
 ];
 
 /// A read lookup that does not refresh the key's access time (Redis
@@ -643,6 +644,72 @@ const OBJECT_HELP: &[&str] = &[
     "HELP",
     "    Print this help.",
 ];
+
+const MEMORY_HELP: &[&str] = &[
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all).",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// An estimate of the heap bytes a key and its value hold (MEMORY USAGE): the key and
+/// the per-key bookkeeping, then the value's elements (streams: their listpack nodes
+/// by capacity, the index and the groups).
+pub fn memory_usage(key: &[u8], v: &Value) -> usize {
+    // Key string + dict entry + value object header, as Redis counts them.
+    const PER_KEY: usize = 24 + 16;
+    let value = match v {
+        Value::Str(s) => s.len() + 16,
+        Value::List(l) => 32 + l.iter().map(|e| e.len() + 11).sum::<usize>(),
+        Value::Set(s) => 48 + s.iter().map(|m| m.len() + 32).sum::<usize>(),
+        Value::Hash(h) => 48 + h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>(),
+        Value::ZSet(z) => 64 + z.iter().map(|(m, _)| m.len() + 64).sum::<usize>(),
+        Value::Stream(st) => 64 + st.approx_size(),
+    };
+    key.len() + 9 + PER_KEY + value
+}
+
+/// MEMORY USAGE and MEMORY HELP (the allocator-level subcommands are not offered).
+fn memory(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "help" if argv.len() == 2 => {
+            out.array(MEMORY_HELP.len());
+            for l in MEMORY_HELP {
+                out.simple(l);
+            }
+            Ok(())
+        }
+        "usage" if argv.len() >= 3 => {
+            let mut j = 3;
+            while j < argv.len() {
+                if is_kw(&argv[j], "samples") && j + 1 < argv.len() {
+                    if crate::resp::parse_i64(&argv[j + 1]).ok_or(err::NOT_INT)? < 0 {
+                        return Err(err::SYNTAX);
+                    }
+                    j += 2;
+                } else {
+                    return Err(err::SYNTAX);
+                }
+            }
+            let key = &argv[2];
+            match ctx.db_ref().entry(key) {
+                Some(e) => out.int(memory_usage(key, &e.value) as i64),
+                None => out.null(),
+            }
+            Ok(())
+        }
+        "help" | "usage" => Err(CmdError::msg(format!(
+            "ERR wrong number of arguments for 'memory|{sub}' command"
+        ))),
+        _ => Err(CmdError::msg(format!(
+            "ERR unknown subcommand '{}'. Try MEMORY HELP.",
+            String::from_utf8_lossy(&argv[1])
+        ))),
+    }
+}
 
 fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();

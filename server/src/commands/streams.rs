@@ -563,6 +563,10 @@ fn xread(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
         }
     }
+    if served {
+        // A woken reader is answered from one stream, as Redis serves it per ready key.
+        ready.truncate(1);
+    }
     if !ready.is_empty() {
         // RESP3: a map of key -> entries; RESP2: an array of [key, entries] pairs.
         if out.resp3 {
@@ -649,6 +653,60 @@ mod tests {
         let (reply, ops, _) = h.run(1, &["XTRIM", "s", "MAXLEN", "~", "0"]);
         assert_eq!(reply, ":0\r\n");
         assert!(ops.is_empty());
+    }
+
+    /// Runs `args` as the master link (or the AOF loader) would.
+    fn run_as_master(h: &mut H, args: &[&str]) -> String {
+        let argv: Vec<bytes::Bytes> = args
+            .iter()
+            .map(|a| bytes::Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        let cmd = crate::commands::lookup(&argv[0]).unwrap();
+        let mut client = crate::commands::ClientState::new(99);
+        client.authenticated = true;
+        client.is_master = true;
+        let mut out = crate::resp::Reply::new(false);
+        crate::exec::call(
+            &h.server,
+            &mut h.store,
+            &mut client,
+            cmd,
+            &argv,
+            &mut out,
+            false,
+        );
+        String::from_utf8_lossy(&out.buf).into_owned()
+    }
+
+    #[test]
+    fn the_master_may_send_exact_trims_with_limit_and_they_are_not_limited() {
+        let mut h = H::new();
+        h.store.hot.stream_node_max_entries = 2;
+        for i in 1..=10 {
+            h.run(1, &["XADD", "s", &format!("{i}-0"), "f", "v"]);
+        }
+        // A client may not combine LIMIT with an exact trim...
+        let (reply, _, _) = h.run(1, &["XTRIM", "s", "MAXLEN", "=", "3", "LIMIT", "1"]);
+        assert!(
+            reply.contains("LIMIT cannot be used without the special ~"),
+            "{reply}"
+        );
+        // ...but what a master rewrote is applied exactly, LIMIT ignored.
+        assert_eq!(
+            run_as_master(&mut h, &["XTRIM", "s", "MAXLEN", "=", "3", "LIMIT", "1"]),
+            ":7\r\n"
+        );
+        let (reply, _, _) = h.run(1, &["XLEN", "s"]);
+        assert_eq!(reply, ":3\r\n");
+        assert_eq!(
+            run_as_master(
+                &mut h,
+                &["XADD", "s", "MINID", "=", "10", "LIMIT", "1", "11-0", "f", "v"]
+            ),
+            "$4\r\n11-0\r\n"
+        );
+        let (reply, _, _) = h.run(1, &["XLEN", "s"]);
+        assert_eq!(reply, ":2\r\n");
     }
 
     #[test]
