@@ -501,6 +501,10 @@ fn xreadgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut served = 0;
     let mut effects = Vec::new();
     for (key, from) in a.keys.iter().zip(from) {
+        // A woken reader is answered from one stream, as Redis serves it per key.
+        if waiting && served > 0 {
+            break;
+        }
         if serve_stream(ctx, &a, key, from, &mut body, &mut effects)? {
             served += 1;
         }
