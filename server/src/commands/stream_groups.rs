@@ -937,31 +937,53 @@ const AUTOCLAIM_MAX_COUNT: i64 = i64::MAX / 16;
 /// 96 TiB so clients see the same limit.
 const AUTOCLAIM_ALLOC_COUNT: i64 = (96 << 40) / 16;
 
-fn xautoclaim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let (key, gname, consumer) = (&argv[1], &argv[2], &argv[3]);
+struct AutoClaimArgs {
+    min_idle: i64,
+    start: StreamId,
+    count: i64,
+    justid: bool,
+}
+
+/// XAUTOCLAIM's arguments, checked before the key as Redis does.
+fn parse_autoclaim(argv: &[Bytes]) -> Result<AutoClaimArgs, CmdError> {
     let min_idle = crate::resp::parse_i64(&argv[4])
         .ok_or(CmdError::msg(
             "ERR Invalid min-idle-time argument for XAUTOCLAIM",
         ))?
         .max(0);
     let start = parse_range_start(&argv[5])?;
-    let mut count: i64 = 100;
-    let mut justid = false;
+    let mut a = AutoClaimArgs {
+        min_idle,
+        start,
+        count: 100,
+        justid: false,
+    };
     let mut j = 6;
     while j < argv.len() {
         let more = argv.len() - 1 - j > 0;
         if is_kw(&argv[j], "count") && more {
-            count = crate::resp::parse_i64(&argv[j + 1])
+            a.count = crate::resp::parse_i64(&argv[j + 1])
                 .filter(|n| (1..=AUTOCLAIM_MAX_COUNT).contains(n))
                 .ok_or(CmdError::msg("ERR COUNT must be > 0"))?;
             j += 1;
         } else if is_kw(&argv[j], "justid") {
-            justid = true;
+            a.justid = true;
         } else {
             return Err(err::SYNTAX);
         }
         j += 1;
     }
+    Ok(a)
+}
+
+fn xautoclaim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let (key, gname, consumer) = (&argv[1], &argv[2], &argv[3]);
+    let AutoClaimArgs {
+        min_idle,
+        start,
+        mut count,
+        justid,
+    } = parse_autoclaim(argv)?;
     let has_group = stream_r(ctx, key)?.is_some_and(|s| s.groups.contains_key(&gname[..]));
     if !has_group {
         return Err(no_key_or_group(key, gname));
