@@ -159,7 +159,9 @@ impl ConsumerGroup {
             return;
         }
         if self.entries_read != INVALID_ENTRIES_READ && !has_tombstones_from(s, id) {
-            self.entries_read += 1;
+            // The counter can be set to anything (XGROUP SETID ... ENTRIESREAD, an
+            // RDB file): it wraps as Redis's long long does in practice.
+            self.entries_read = self.entries_read.wrapping_add(1);
         } else if s.entries_added != 0 {
             self.entries_read = s.estimate_entries_read(id);
         }
@@ -261,10 +263,10 @@ impl ConsumerGroup {
         }
         let added = s.entries_added as i64;
         if self.entries_read != INVALID_ENTRIES_READ && !has_tombstones_from(s, self.last_id) {
-            return Some(added - self.entries_read);
+            return Some(added.wrapping_sub(self.entries_read));
         }
         let read = s.estimate_entries_read(self.last_id);
-        (read != INVALID_ENTRIES_READ).then(|| added - read)
+        (read != INVALID_ENTRIES_READ).then(|| added.wrapping_sub(read))
     }
 
     /// `entries_read` as XINFO shows it (None = unknown).
