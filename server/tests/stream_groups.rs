@@ -778,6 +778,44 @@ fn blocked_xreadgroup_gets_redis_errors_when_the_key_or_group_goes_away() {
     }
 }
 
+/// Fan-out: readers of two groups block on one stream, two of them in the same
+/// group. One XADD serves the first reader of each group; the second reader of
+/// the first group finds the entry taken and keeps waiting. Same on Redis.
+#[test]
+fn one_xadd_wakes_one_blocked_reader_per_group() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let mut outcomes = Vec::new();
+    for port in [ours.port, theirs.port] {
+        let mut c = Conn::connect(port);
+        assert_eq!(c.cmd("XGROUP CREATE s g1 $ MKSTREAM"), R::ok());
+        assert_eq!(c.cmd("XGROUP CREATE s g2 $"), R::ok());
+        let mut readers = Vec::new();
+        for (n, (group, name)) in [("g1", "a"), ("g1", "b"), ("g2", "c")].iter().enumerate() {
+            let mut w = Conn::connect(port);
+            w.send(&words(&format!(
+                "XREADGROUP GROUP {group} {name} BLOCK 1500 STREAMS s >"
+            )));
+            let want = format!("blocked_clients:{}", n + 1);
+            assert!(wait_until(Duration::from_secs(5), || {
+                matches!(c.cmd("INFO clients"), R::Bulk(b) if String::from_utf8_lossy(&b).contains(&want))
+            }));
+            readers.push(w);
+        }
+        assert_eq!(c.cmd("XADD s 1-1 k v"), R::bulk("1-1"));
+        let got: Vec<R> = readers.iter_mut().map(|w| w.read()).collect();
+        outcomes.push(got);
+    }
+    let entry = R::Arr(vec![R::Arr(vec![
+        b("s"),
+        R::Arr(vec![R::Arr(vec![b("1-1"), arr(&["k", "v"])])]),
+    ])]);
+    // b times out (null) after its 1.5 s; a and c get the entry.
+    assert_eq!(outcomes[1], vec![entry.clone(), R::NilArr, entry]);
+    assert_eq!(outcomes[0], outcomes[1]);
+}
+
 // ---------------------------------------------------------------------------
 // Replication
 
