@@ -822,6 +822,18 @@ fn xread_block_times_out_with_a_null_in_resp2_and_resp3() {
     assert!(started.elapsed() >= Duration::from_millis(100));
     hello3(&mut c);
     assert_eq!(c.cmd("XREAD BLOCK 50 STREAMS s 0"), R::Nil);
+    // A RESP3 reader woken by XADD gets a map of key -> entries.
+    let mut w0 = t.conn();
+    c.send(&words("XREAD BLOCK 0 STREAMS s3 $"));
+    wait_blocked(&mut w0, 1);
+    assert_eq!(w0.cmd("XADD s3 1-1 a b"), b("1-1"));
+    assert_eq!(
+        c.read(),
+        R::Map(vec![(
+            b("s3"),
+            R::Arr(vec![R::Arr(vec![b("1-1"), arr(&["a", "b"])])])
+        )])
+    );
     // A key deleted or replaced by another type does not wake the reader (Redis
     // 7.0 leaves XREAD blocked until its timeout).
     let mut w = t.conn();

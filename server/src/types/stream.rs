@@ -1445,6 +1445,98 @@ mod tests {
         assert_eq!(st.max_deleted_id, *all.last().unwrap());
     }
 
+    /// The same checks as the `stream` fuzz target's ops mode, over a seeded random
+    /// sequence: every node walks after every edit and the live entries equal a model.
+    #[test]
+    fn seeded_random_edits_keep_nodes_valid_and_match_a_model() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(0x57_3e_a4);
+        for round in 0..20 {
+            let lim = NodeLimits {
+                max_bytes: rng.gen_range(40..600),
+                max_entries: rng.gen_range(0..9),
+            };
+            let mut st = Stream::default();
+            let mut model: BTreeMap<StreamId, Vec<(Bytes, Bytes)>> = BTreeMap::new();
+            let mut now = 1;
+            for _ in 0..400 {
+                match rng.gen_range(0..10) {
+                    0..=4 => {
+                        let spec = match rng.gen_range(0..4) {
+                            0 => AddId::Auto,
+                            1 => AddId::Ms(rng.gen_range(0..80)),
+                            _ => AddId::Exact(StreamId::new(
+                                rng.gen_range(0..80),
+                                rng.gen_range(0..300),
+                            )),
+                        };
+                        now += rng.gen_range(0..3);
+                        let mut f = vec![
+                            Bytes::from(if rng.gen_bool(0.8) { "f" } else { "g" }),
+                            Bytes::from(rng.gen_range(-200..200i64).to_string()),
+                        ];
+                        if rng.gen_bool(0.2) {
+                            f.push(Bytes::from("n"));
+                            f.push(Bytes::from("x".repeat(rng.gen_range(0..70))));
+                        }
+                        if let Ok(id) = st.append(spec, now, &f, lim) {
+                            let pairs = f.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+                            assert!(model.insert(id, pairs).is_none());
+                        }
+                    }
+                    5 | 6 => {
+                        let id = match model.keys().nth(rng.gen_range(0..model.len().max(1))) {
+                            Some(id) if rng.gen_bool(0.8) => *id,
+                            _ => StreamId::new(rng.gen_range(0..80), rng.gen_range(0..9)),
+                        };
+                        let had = model.remove(&id).is_some();
+                        assert_eq!(st.xdel(&[id]), u64::from(had));
+                    }
+                    7 | 8 => {
+                        let approx = rng.gen_bool(0.5);
+                        let limit = if approx { rng.gen_range(0..20) } else { 0 };
+                        let how = if rng.gen_bool(0.5) {
+                            Trim::MaxLen(rng.gen_range(0..40))
+                        } else {
+                            Trim::MinId(StreamId::new(rng.gen_range(0..90), 0))
+                        };
+                        let before = st.length;
+                        let removed = st.trim(how, approx, limit);
+                        assert_eq!(before - removed, st.length);
+                        if let (Trim::MaxLen(n), false) = (how, approx) {
+                            assert_eq!(st.length, before.min(n));
+                        }
+                        while model.len() as u64 > st.length {
+                            model.pop_first();
+                        }
+                    }
+                    _ => {
+                        let a = StreamId::new(rng.gen_range(0..90), 0);
+                        let b = StreamId::new(rng.gen_range(0..90), u64::MAX);
+                        let want: Vec<StreamId> = if a <= b {
+                            model.range(a..=b).map(|(k, _)| *k).collect()
+                        } else {
+                            Vec::new()
+                        };
+                        let got: Vec<StreamId> = st.range(a, b, false).map(|e| e.id).collect();
+                        assert_eq!(got, want);
+                        let mut rev: Vec<StreamId> = st.range(a, b, true).map(|e| e.id).collect();
+                        rev.reverse();
+                        assert_eq!(rev, want);
+                    }
+                }
+                check(&st);
+                let got: Vec<(StreamId, Vec<(Bytes, Bytes)>)> =
+                    st.entries().into_iter().map(|e| (e.id, e.fields)).collect();
+                let want: Vec<_> = model.iter().map(|(k, v)| (*k, v.clone())).collect();
+                assert_eq!(got, want, "round {round}");
+                if let Some(first) = model.keys().next() {
+                    assert_eq!(st.first_id, *first, "round {round}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn id_arguments_parse_like_redis() {
         assert_eq!(parse_id(b"-", 0), Ok(StreamId::MIN));
