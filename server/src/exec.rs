@@ -437,23 +437,27 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
         rounds += 1;
         let ready = std::mem::take(&mut store.ready_keys);
         for (db, key) in ready {
-            loop {
-                let Some(&id) = store
-                    .blocking_keys
-                    .get(&(db, key.clone()))
-                    .and_then(|q| q.front())
-                else {
-                    break;
-                };
-                if !store.dbs[db].contains(&key) {
-                    break;
-                }
+            // The waiters in arrival order, as they were when the key became ready.
+            let queue: Vec<_> = store
+                .blocking_keys
+                .get(&(db, key.clone()))
+                .map(|q| q.iter().copied().collect())
+                .unwrap_or_default();
+            for id in queue {
+                // Gone meanwhile (served through another key, timed out...).
                 let Some(w) = store.waiters.get(&id) else {
-                    break;
+                    continue;
                 };
+                let stream_reader = crate::util::is_kw(&w.argv[0], "xread")
+                    || crate::util::is_kw(&w.argv[0], "xreadgroup");
+                // A missing key serves nobody, except XREADGROUP, which Redis 7.0
+                // answers with an error when the stream it waits on goes away.
+                if !store.dbs[db].contains(&key) && !crate::util::is_kw(&w.argv[0], "xreadgroup") {
+                    continue;
+                }
                 let argv = w.argv.clone();
                 let Some(cmd) = commands::lookup(&argv[0]) else {
-                    break;
+                    continue;
                 };
                 let mut tmp = ClientState::new(id);
                 tmp.db = w.db;
@@ -467,6 +471,12 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
                 let outcome = call_for_waiter(server, store, &mut ctx_client, cmd, &argv, &mut out);
                 finish_propagation(store, before);
                 if !outcome {
+                    // What one list waiter could not pop, the next cannot either;
+                    // stream readers wait for different things (their own group,
+                    // their own ID), so each of them is tried, as in Redis.
+                    if stream_reader {
+                        continue;
+                    }
                     break;
                 }
                 if let Some(w) = store.unblock(id) {

@@ -52,6 +52,8 @@ pub async fn active_expire_cycle(server: Arc<Server>) {
 pub fn run_cycle(server: &Arc<Server>, budget: Duration, start_db: usize) -> (usize, usize) {
     let mut store = server.store.lock();
     let r = expire_some(server, &mut store, budget, start_db);
+    // Clients blocked on a key that expired are answered now (XREADGROUP's error).
+    crate::exec::serve_blocked(server, &mut store);
     crate::exec::flush_propagated(server, &mut store);
     r
 }

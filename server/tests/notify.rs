@@ -1114,3 +1114,27 @@ fn stream_commands_notify_like_redis() {
         "XLEN s",
     ]);
 }
+
+#[test]
+fn stream_group_commands_notify_like_redis() {
+    let mut w = Watched::start("KEAn");
+    w.check(&[
+        "XGROUP CREATE s g $ MKSTREAM",
+        "XGROUP CREATE s g $",
+        "XADD s 1-1 f v",
+        "XADD s 2-1 f v",
+        "XREADGROUP GROUP g alice COUNT 1 STREAMS s >",
+        "XREADGROUP GROUP g alice COUNT 1 STREAMS s >",
+        "XREADGROUP GROUP g bob NOACK STREAMS s 0",
+        "XGROUP CREATECONSUMER s g carol",
+        "XGROUP CREATECONSUMER s g carol",
+        "XCLAIM s g dave 0 1-1",
+        "XAUTOCLAIM s g erin 0 0-0",
+        "XACK s g 1-1",
+        "XGROUP DELCONSUMER s g carol",
+        "XGROUP DELCONSUMER s g nobody",
+        "XGROUP SETID s g 0",
+        "XGROUP DESTROY s g",
+        "XGROUP DESTROY s g",
+    ]);
+}

@@ -9,8 +9,8 @@ pub mod command_cmd;
 pub mod config_cmd;
 pub mod connection;
 pub mod dump;
-pub mod geo;
 pub mod failover;
+pub mod geo;
 pub mod hashes;
 pub mod hll;
 pub mod info;
@@ -24,6 +24,7 @@ pub mod replication;
 pub mod server;
 pub mod sets;
 pub mod sort;
+pub mod stream_groups;
 pub mod streams;
 pub mod strings;
 pub mod transactions;
@@ -206,6 +207,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("generic", "@keyspace", sort::COMMANDS),
     ("cluster", "", cluster::COMMANDS),
     ("geo", "@geo", geo::COMMANDS),
+    ("stream", "@stream", stream_groups::COMMANDS),
     ("stream", "@stream", streams::COMMANDS),
     ("server", "", failover::COMMANDS),
 ];

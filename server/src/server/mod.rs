@@ -276,6 +276,15 @@ impl Store {
                 }
             }
         }
+        // Keys clients block on changed too: they are looked at again (a key
+        // that is gone serves nobody, except XREADGROUP, which gets an error).
+        let queued: std::collections::HashSet<(usize, Bytes)> =
+            self.ready_keys.iter().cloned().collect();
+        for k in self.blocking_keys.keys() {
+            if db.is_none_or(|x| x == k.0) && !queued.contains(k) {
+                self.ready_keys.push(k.clone());
+            }
+        }
     }
 
     /// Removes a blocked client from every key it waits on; returns its waiter.
@@ -320,10 +329,13 @@ pub struct Server {
     pub monitors: Mutex<Vec<(Arc<ClientHandle>, tokio::sync::mpsc::UnboundedSender<Bytes>)>>,
     /// Number of MONITOR clients, so commands skip the `monitors` lock when none.
     pub monitor_count: std::sync::atomic::AtomicUsize,
-    /// Wall-clock ms minus monotonic ms since `started`: command times are derived
+    /// Wall-clock µs minus monotonic µs since `started`: command times are derived
     /// from one monotonic reading per command (see [`Server::clock_at`]) and this
-    /// offset is re-read from the wall clock ten times a second.
-    pub wall_offset_ms: std::sync::atomic::AtomicI64,
+    /// offset is re-read from the wall clock ten times a second. Kept in µs so a
+    /// command time never runs ahead of the wall clock (two ms truncations could
+    /// put it 1 ms ahead, and a Redis replica clamps times from its future, e.g.
+    /// the TIME of a propagated XCLAIM).
+    pub wall_offset_us: std::sync::atomic::AtomicI64,
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// RDB persistence status (BGSAVE in progress, last results); see `crate::persist`.
@@ -367,7 +379,7 @@ impl Server {
             run_id: random_hex40(),
             monitors: Mutex::new(Vec::new()),
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
-            wall_offset_ms: std::sync::atomic::AtomicI64::new(now_ms()),
+            wall_offset_us: std::sync::atomic::AtomicI64::new(wall_us()),
             shutdown: tokio::sync::watch::channel(false).0,
             shutdown_req: Default::default(),
             loading: AtomicBool::new(true),
@@ -419,20 +431,29 @@ impl Server {
     /// monotonic reading: commands read the clock once, not once per lookup.
     pub fn clock_at(&self, t: Instant) -> (i64, u32) {
         let since = t.saturating_duration_since(self.started);
-        let ms = since.as_millis() as i64 + self.wall_offset_ms.load(Ordering::Relaxed);
-        (ms, since.as_secs() as u32)
+        let us = since.as_micros() as i64 + self.wall_offset_us.load(Ordering::Relaxed);
+        (us.div_euclid(1000), since.as_secs() as u32)
     }
 
     /// Re-reads the wall clock, so command times follow clock adjustments.
     pub fn reanchor_clock(&self) {
-        let mono = self.started.elapsed().as_millis() as i64;
-        self.wall_offset_ms
-            .store(now_ms() - mono, Ordering::Relaxed);
+        // Wall first: the offset errs low, so command times lag, never lead.
+        let wall = wall_us();
+        let mono = self.started.elapsed().as_micros() as i64;
+        self.wall_offset_us.store(wall - mono, Ordering::Relaxed);
     }
 
     pub fn lru_clock(&self) -> u32 {
         self.started.elapsed().as_secs() as u32
     }
+}
+
+/// Wall-clock µs since the Unix epoch (0 before it).
+fn wall_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -447,10 +468,17 @@ mod tests {
         assert_eq!(lru, server.lru_clock());
         // A wall-clock step is picked up at the next re-anchoring.
         server
-            .wall_offset_ms
-            .fetch_sub(60_000, std::sync::atomic::Ordering::Relaxed);
+            .wall_offset_us
+            .fetch_sub(60_000_000, std::sync::atomic::Ordering::Relaxed);
         assert!(server.clock_at(Instant::now()).0 < now_ms() - 50_000);
         server.reanchor_clock();
         assert!((server.clock_at(Instant::now()).0 - now_ms()).abs() < 1000);
+        // Not ahead of the wall clock (times a replica would clamp). The offset errs low,
+        // but the wall clock itself can be stepped back by time sync between two reads
+        // (seen once on this VM: 1 ms), so 2 ms of slack, not 0.
+        for _ in 0..2000 {
+            let (ms, _) = server.clock_at(Instant::now());
+            assert!(ms <= now_ms() + 2, "{ms} ahead of {}", now_ms());
+        }
     }
 }

@@ -6,6 +6,7 @@ pub mod geohash;
 pub mod hll;
 pub mod key;
 pub mod stream;
+pub mod stream_group;
 pub mod zset;
 
 use bytes::Bytes;
