@@ -27,3 +27,6 @@ pub const NO_PROPAGATE: u32 = 1 << 11;
 pub const NO_MONITOR: u32 = 1 << 12;
 /// Refused with an error when called inside MULTI (e.g. SUBSCRIBE is allowed, WATCH is not).
 pub const MAY_REPLICATE: u32 = 1 << 13;
+/// Refused when called from a script (Redis's `noscript`): transactions, blocking
+/// and connection-state commands, EVAL itself...
+pub const NO_SCRIPT: u32 = 1 << 14;

@@ -15,6 +15,7 @@ pub mod lists;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -197,6 +198,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("generic", "@keyspace", dump::COMMANDS),
     ("hyperloglog", "@hyperloglog", hll::COMMANDS),
     ("generic", "@keyspace", sort::COMMANDS),
+    ("scripting", "@scripting", scripting::COMMANDS),
 ];
 
 /// All commands, by lower-case name.

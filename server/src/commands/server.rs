@@ -13,10 +13,10 @@ pub const COMMANDS: &[Command] = &[
     Command::new("command", -1, LOADING | STALE, command),
     Command::new("time", 1, LOADING | STALE | FAST, time),
     Command::new("lastsave", 1, LOADING | STALE | FAST, lastsave),
-    Command::new("shutdown", -1, ADMIN | LOADING | STALE, shutdown),
-    Command::new("monitor", 1, ADMIN | LOADING | STALE, monitor),
+    Command::new("shutdown", -1, NO_SCRIPT | ADMIN | LOADING | STALE, shutdown),
+    Command::new("monitor", 1, NO_SCRIPT | ADMIN | LOADING | STALE, monitor),
     Command::new("slowlog", -2, ADMIN | LOADING | STALE, slowlog),
-    Command::new("debug", -2, ADMIN | LOADING | STALE, debug),
+    Command::new("debug", -2, NO_SCRIPT | ADMIN | LOADING | STALE, debug),
 ];
 
 fn info(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
@@ -186,6 +186,7 @@ fn flag_names(c: &Command) -> Vec<&'static str> {
         (DENYOOM, "denyoom"),
         (ADMIN, "admin"),
         (PUBSUB, "pubsub"),
+        (NO_SCRIPT, "noscript"),
         (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),

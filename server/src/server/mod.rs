@@ -107,6 +107,8 @@ pub struct HotConfig {
     pub idle_timeout: u64,
     /// `client-query-buffer-limit`.
     pub query_buffer_limit: usize,
+    /// `busy-reply-threshold` (ms), read when a script starts.
+    pub busy_reply_threshold: u64,
 }
 
 impl HotConfig {
@@ -122,6 +124,10 @@ impl HotConfig {
             obuf_limits: c.output_limits(),
             idle_timeout: c.timeout,
             query_buffer_limit: c.client_query_buffer_limit,
+            busy_reply_threshold: c
+                .get("busy-reply-threshold")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5000),
         }
     }
 }
@@ -156,6 +162,8 @@ pub struct Store {
     /// of two). `None` outside such a batch; whoever sets it clears it before the lock
     /// is released, so idle time is never charged to a command.
     pub cmd_clock: Option<std::time::Instant>,
+    /// The Lua scripting state: VM, script cache (see `crate::scripting`).
+    pub scripts: crate::scripting::Scripts,
 }
 
 impl Store {
@@ -181,6 +189,7 @@ impl Store {
             repl: repl::ReplState::default(),
             hot: HotConfig::from_config(&Config::default()),
             cmd_clock: None,
+            scripts: crate::scripting::Scripts::default(),
         };
         store.set_hot(HotConfig::from_config(&Config::default()));
         store
@@ -286,17 +295,19 @@ pub struct Server {
     pub client_pause: crate::pause::ClientPause,
     /// The process title (`proc-title-template`), rewritten by CONFIG SET.
     pub proc_title: crate::proctitle::ProcTitle,
+    /// The running script's busy state, shared with the store's scripting state:
+    /// connections read it without the store lock (see `crate::scripting::busy`).
+    pub script_busy: Arc<crate::scripting::Busy>,
 }
 
 impl Server {
     pub fn new(config: Config) -> Arc<Self> {
         let dbs = config.databases;
+        let mut store = Store::new(dbs);
+        store.set_hot(HotConfig::from_config(&config));
+        let script_busy = store.scripts.busy();
         Arc::new(Server {
-            store: Mutex::new({
-                let mut store = Store::new(dbs);
-                store.set_hot(HotConfig::from_config(&config));
-                store
-            }),
+            store: Mutex::new(store),
             config: RwLock::new(config),
             stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
@@ -318,6 +329,7 @@ impl Server {
             active_expire_enabled: AtomicBool::new(true),
             client_pause: crate::pause::ClientPause::default(),
             proc_title: crate::proctitle::ProcTitle::default(),
+            script_busy,
         })
     }
 
