@@ -125,6 +125,16 @@ impl Busy {
     }
 }
 
+/// Runs `f`, which blocks until the busy script ends, without holding a tokio
+/// worker core (outside a multi-threaded runtime it just runs `f`).
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Hands this thread's tokio worker core to another thread, so the connection tasks
 /// run while this thread keeps executing the script with the store locked. Waits
 /// (bounded) until a task ran elsewhere, which proves the hand-over happened; after

@@ -252,10 +252,47 @@ impl Store {
     }
 }
 
+/// The store's mutex. `lock` behaves like the mutex's, except while a script is
+/// busy (it holds the lock for as long as it runs): a tokio worker that must wait
+/// then first hands its core to another thread (`block_in_place`), so a task stuck
+/// behind the script (a cron, a closing connection) never stalls the others.
+#[derive(Debug)]
+pub struct StoreLock {
+    inner: Mutex<Store>,
+    busy: Arc<crate::scripting::Busy>,
+}
+
+impl StoreLock {
+    pub fn lock(&self) -> parking_lot::MutexGuard<'_, Store> {
+        if let Some(g) = self.inner.try_lock() {
+            return g;
+        }
+        if self.busy.is_busy() {
+            return crate::scripting::busy::blocking(|| self.inner.lock());
+        }
+        self.inner.lock()
+    }
+
+    /// The lock, or None once a script is busy (connections then answer BUSY).
+    pub fn lock_unless_busy(&self) -> Option<parking_lot::MutexGuard<'_, Store>> {
+        loop {
+            if self.busy.is_busy() {
+                return None;
+            }
+            if let Some(g) = self
+                .inner
+                .try_lock_for(std::time::Duration::from_millis(10))
+            {
+                return Some(g);
+            }
+        }
+    }
+}
+
 /// Process-wide state shared by every connection.
 #[derive(Debug)]
 pub struct Server {
-    pub store: Mutex<Store>,
+    pub store: StoreLock,
     /// Runtime configuration (CONFIG SET writes it).
     pub config: RwLock<Config>,
     pub stats: Stats,
@@ -307,7 +344,10 @@ impl Server {
         store.set_hot(HotConfig::from_config(&config));
         let script_busy = store.scripts.busy();
         Arc::new(Server {
-            store: Mutex::new(store),
+            store: StoreLock {
+                inner: Mutex::new(store),
+                busy: script_busy.clone(),
+            },
             config: RwLock::new(config),
             stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
