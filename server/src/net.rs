@@ -632,7 +632,9 @@ impl Conn {
                     KillOutcome::NotBusy => self.out.error(busy::NOTBUSY_ERR),
                     KillOutcome::Unkillable => self.out.error(busy::UNKILLABLE_ERR),
                 }
-            } else if is(name, "shutdown") && argv[1..].iter().any(|a| crate::util::is_kw(a, "nosave")) {
+            } else if is(name, "shutdown")
+                && argv[1..].iter().any(|a| crate::util::is_kw(a, "nosave"))
+            {
                 exit_while_busy(&self.server);
             } else if is(name, "quit") {
                 self.out.ok();

@@ -17,9 +17,24 @@ use std::time::Instant;
 pub const COMMANDS: &[Command] = &[
     Command::new("ping", -1, FAST | PUBSUB, ping),
     Command::new("echo", 2, FAST, echo),
-    Command::new("quit", -1, NO_SCRIPT | NO_AUTH | STALE | PUBSUB | NO_MULTI | FAST, quit),
-    Command::new("auth", -2, NO_SCRIPT | NO_AUTH | FAST | LOADING | STALE, auth),
-    Command::new("hello", -1, NO_SCRIPT | NO_AUTH | FAST | LOADING | STALE, hello),
+    Command::new(
+        "quit",
+        -1,
+        NO_SCRIPT | NO_AUTH | STALE | PUBSUB | NO_MULTI | FAST,
+        quit,
+    ),
+    Command::new(
+        "auth",
+        -2,
+        NO_SCRIPT | NO_AUTH | FAST | LOADING | STALE,
+        auth,
+    ),
+    Command::new(
+        "hello",
+        -1,
+        NO_SCRIPT | NO_AUTH | FAST | LOADING | STALE,
+        hello,
+    ),
     Command::new("select", 2, LOADING | STALE | FAST, select),
     Command::new(
         "reset",

@@ -30,7 +30,13 @@ pub const COMMANDS: &[Command] = &[
     Command::new("blpop", -3, NO_SCRIPT | WRITE | BLOCKING, blpop).keys(1, -2, 1),
     Command::new("brpop", -3, NO_SCRIPT | WRITE | BLOCKING, brpop).keys(1, -2, 1),
     Command::new("blmove", 6, NO_SCRIPT | WRITE | DENYOOM | BLOCKING, blmove).keys(1, 2, 1),
-    Command::new("brpoplpush", 4, NO_SCRIPT | WRITE | DENYOOM | BLOCKING, brpoplpush).keys(1, 2, 1),
+    Command::new(
+        "brpoplpush",
+        4,
+        NO_SCRIPT | WRITE | DENYOOM | BLOCKING,
+        brpoplpush,
+    )
+    .keys(1, 2, 1),
     Command::new("blmpop", -5, WRITE | BLOCKING, blmpop).keys_with(blmpop_keys),
 ];
 

@@ -7,14 +7,54 @@ use crate::resp::Reply;
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("subscribe", -2, NO_SCRIPT | PUBSUB | LOADING | STALE, subscribe),
-    Command::new("unsubscribe", -1, NO_SCRIPT | PUBSUB | LOADING | STALE, unsubscribe),
-    Command::new("psubscribe", -2, NO_SCRIPT | PUBSUB | LOADING | STALE, psubscribe),
-    Command::new("punsubscribe", -1, NO_SCRIPT | PUBSUB | LOADING | STALE, punsubscribe),
-    Command::new("ssubscribe", -2, NO_SCRIPT | PUBSUB | LOADING | STALE, ssubscribe),
-    Command::new("sunsubscribe", -1, NO_SCRIPT | PUBSUB | LOADING | STALE, sunsubscribe),
-    Command::new("publish", 3, LOADING | STALE | FAST, publish),
-    Command::new("spublish", 3, LOADING | STALE | FAST, publish),
+    Command::new(
+        "subscribe",
+        -2,
+        NO_SCRIPT | PUBSUB | LOADING | STALE,
+        subscribe,
+    ),
+    Command::new(
+        "unsubscribe",
+        -1,
+        NO_SCRIPT | PUBSUB | LOADING | STALE,
+        unsubscribe,
+    ),
+    Command::new(
+        "psubscribe",
+        -2,
+        NO_SCRIPT | PUBSUB | LOADING | STALE,
+        psubscribe,
+    ),
+    Command::new(
+        "punsubscribe",
+        -1,
+        NO_SCRIPT | PUBSUB | LOADING | STALE,
+        punsubscribe,
+    ),
+    Command::new(
+        "ssubscribe",
+        -2,
+        NO_SCRIPT | PUBSUB | LOADING | STALE,
+        ssubscribe,
+    ),
+    Command::new(
+        "sunsubscribe",
+        -1,
+        NO_SCRIPT | PUBSUB | LOADING | STALE,
+        sunsubscribe,
+    ),
+    Command::new(
+        "publish",
+        3,
+        LOADING | STALE | FAST | MAY_REPLICATE,
+        publish,
+    ),
+    Command::new(
+        "spublish",
+        3,
+        LOADING | STALE | FAST | MAY_REPLICATE,
+        publish,
+    ),
     Command::new("pubsub", -2, LOADING | STALE, pubsub),
 ];
 

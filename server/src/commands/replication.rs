@@ -10,7 +10,12 @@ use bytes::Bytes;
 pub const COMMANDS: &[Command] = &[
     Command::new("replicaof", 3, NO_SCRIPT | ADMIN | STALE, replicaof),
     Command::new("slaveof", 3, NO_SCRIPT | ADMIN | STALE, replicaof),
-    Command::new("replconf", -1, NO_SCRIPT | ADMIN | LOADING | STALE, replconf),
+    Command::new(
+        "replconf",
+        -1,
+        NO_SCRIPT | ADMIN | LOADING | STALE,
+        replconf,
+    ),
     Command::new("psync", -3, NO_SCRIPT | ADMIN, psync),
     Command::new("sync", 1, NO_SCRIPT | ADMIN, sync),
     Command::new("role", 1, NO_SCRIPT | LOADING | STALE | FAST, role),

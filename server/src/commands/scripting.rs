@@ -8,15 +8,8 @@ use crate::scripting::{self, EvalTarget};
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("eval", -3, NO_SCRIPT | STALE | NO_MONITOR | MAY_REPLICATE, eval)
-        .keys_with(eval_keys),
-    Command::new(
-        "evalsha",
-        -3,
-        NO_SCRIPT | STALE | NO_MONITOR | MAY_REPLICATE,
-        evalsha,
-    )
-    .keys_with(eval_keys),
+    Command::new("eval", -3, NO_SCRIPT | STALE | NO_MONITOR, eval).keys_with(eval_keys),
+    Command::new("evalsha", -3, NO_SCRIPT | STALE | NO_MONITOR, evalsha).keys_with(eval_keys),
     Command::new(
         "eval_ro",
         -3,

@@ -12,12 +12,27 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("multi", 1, NO_SCRIPT | NO_MULTI | LOADING | STALE | FAST, multi),
+    Command::new(
+        "multi",
+        1,
+        NO_SCRIPT | NO_MULTI | LOADING | STALE | FAST,
+        multi,
+    ),
     Command::new("exec", 1, NO_SCRIPT | NO_MULTI | LOADING | STALE, exec),
-    Command::new("discard", 1, NO_SCRIPT | NO_MULTI | LOADING | STALE | FAST, discard),
+    Command::new(
+        "discard",
+        1,
+        NO_SCRIPT | NO_MULTI | LOADING | STALE | FAST,
+        discard,
+    ),
     // No key positions on purpose: `exec::call` would otherwise treat a WATCH that
     // lazily expired a key as a write to its keys and dirty the caller's own watch.
-    Command::new("watch", -2, NO_SCRIPT | NO_MULTI | LOADING | STALE | FAST, watch),
+    Command::new(
+        "watch",
+        -2,
+        NO_SCRIPT | NO_MULTI | LOADING | STALE | FAST,
+        watch,
+    ),
     // Not NO_MULTI: inside MULTI, Redis queues UNWATCH like any other command.
     Command::new("unwatch", 1, NO_SCRIPT | LOADING | STALE | FAST, unwatch),
 ];

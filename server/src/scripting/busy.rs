@@ -33,6 +33,8 @@ pub struct Busy {
     kill: AtomicBool,
     /// The running script called a write command (SCRIPT KILL then refuses).
     wrote: AtomicBool,
+    /// When the hook last made sure the worker core was handed away (ns since `base`).
+    released_ns: AtomicU64,
     /// When the running script started, in ns since `base`.
     start_ns: AtomicU64,
     threshold_ms: AtomicU64,
@@ -46,6 +48,7 @@ impl Default for Busy {
             busy: AtomicBool::new(false),
             kill: AtomicBool::new(false),
             wrote: AtomicBool::new(false),
+            released_ns: AtomicU64::new(0),
             start_ns: AtomicU64::new(0),
             threshold_ms: AtomicU64::new(5000),
         }
@@ -73,6 +76,7 @@ impl Busy {
         self.threshold_ms.store(threshold_ms, Ordering::Relaxed);
         self.kill.store(false, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
+        self.released_ns.store(0, Ordering::Relaxed);
         self.running.store(true, Ordering::Release);
     }
 
@@ -110,16 +114,28 @@ impl Busy {
         if self.kill.load(Ordering::Acquire) {
             return Err(KILLED_ERR);
         }
-        if !self.busy.load(Ordering::Relaxed) && self.running.load(Ordering::Relaxed) {
-            let now = self.base.elapsed().as_nanos() as u64;
+        if !self.running.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let now = self.base.elapsed().as_nanos() as u64;
+        if !self.busy.load(Ordering::Relaxed) {
             let elapsed_ms = now.saturating_sub(self.start_ns.load(Ordering::Relaxed)) / 1_000_000;
-            if elapsed_ms >= self.threshold_ms.load(Ordering::Relaxed) {
-                crate::warning!(
-                    "Slow script detected: still in execution after {elapsed_ms} milliseconds. You can try killing the script using the SCRIPT KILL command."
-                );
-                self.busy.store(true, Ordering::Release);
-                release_worker();
+            if elapsed_ms < self.threshold_ms.load(Ordering::Relaxed) {
+                return Ok(());
             }
+            crate::warning!(
+                "Slow script detected: still in execution after {elapsed_ms} milliseconds. You can try killing the script using the SCRIPT KILL command."
+            );
+            self.busy.store(true, Ordering::Release);
+        }
+        // Not once but every 50 ms: a core handed away can come back to this thread
+        // (a task on the new thread that itself blocks in place puts the core where
+        // this thread's hand-over reclaims it), and then the other tasks would wait
+        // for the script. A hand-over from a thread without a core costs a task spawn.
+        if now.saturating_sub(self.released_ns.load(Ordering::Relaxed)) >= 50_000_000 {
+            release_worker();
+            self.released_ns
+                .store(self.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -138,14 +154,14 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
 /// Hands this thread's tokio worker core to another thread, so the connection tasks
 /// run while this thread keeps executing the script with the store locked. Waits
 /// (bounded) until a task ran elsewhere, which proves the hand-over happened; after
-/// that this thread carries on without a core.
-fn release_worker() {
+/// that this thread carries on without a core. False if no task ran in time.
+fn release_worker() -> bool {
     use tokio::runtime::{Handle, RuntimeFlavor};
     let Ok(handle) = Handle::try_current() else {
-        return;
+        return true;
     };
     if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
-        return;
+        return true;
     }
     tokio::task::block_in_place(|| {
         let ran = Arc::new(AtomicBool::new(false));
@@ -155,7 +171,8 @@ fn release_worker() {
         while !ran.load(Ordering::Acquire) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
-    });
+        ran.load(Ordering::Acquire)
+    })
 }
 
 #[cfg(test)]

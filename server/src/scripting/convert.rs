@@ -226,7 +226,11 @@ impl<'a> Parser<'a> {
                 let s = self.bytes(n as usize)?;
                 if kind == b'=' {
                     let t = lua.create_table()?;
-                    let (f, body) = if s.len() >= 4 { s.split_at(4) } else { (s, &[][..]) };
+                    let (f, body) = if s.len() >= 4 {
+                        s.split_at(4)
+                    } else {
+                        (s, &[][..])
+                    };
                     t.raw_set("format", lua.create_string(&f[..f.len().min(3)])?)?;
                     t.raw_set("string", lua.create_string(body)?)?;
                     let outer = lua.create_table()?;
@@ -242,7 +246,8 @@ impl<'a> Parser<'a> {
                     return Ok(Value::Boolean(false));
                 }
                 let n = n as usize;
-                let t = lua.create_table_with_capacity(if kind == b'*' { n.min(1024) } else { 0 }, 0)?;
+                let t =
+                    lua.create_table_with_capacity(if kind == b'*' { n.min(1024) } else { 0 }, 0)?;
                 match kind {
                     b'~' => {
                         for _ in 0..n {

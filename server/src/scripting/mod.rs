@@ -121,10 +121,7 @@ impl Scripts {
                 .compile(body, "@user_script")
                 .map_err(ScriptError::Compile)?;
             self.cache_bytes += CACHE_ENTRY_OVERHEAD + src.len();
-            self.cache.insert(
-                sha.clone(),
-                Cached { func, flags },
-            );
+            self.cache.insert(sha.clone(), Cached { func, flags });
         }
         Ok(sha)
     }
@@ -263,6 +260,11 @@ pub fn run(
     busy.start(ctx.store.hot.busy_reply_threshold);
     let result = run_in_vm(ctx, &vm, &busy, func, keys, args, rules);
     busy.end();
+    // Lua 5.1 has no emergency collection: garbage a script left (say, after it
+    // failed for lack of memory) would make the next ones fail too.
+    if vm.lua.used_memory() > vm::MEMORY_LIMIT / 4 {
+        let _ = vm.lua.gc_collect();
+    }
     ctx.store.scripts.vm = Some(vm);
     match result {
         Ok((value, resp3)) => convert::lua_to_reply(value, resp3, out)
@@ -372,8 +374,8 @@ fn run_in_vm(
                 (_, true) => Err(mlua::Error::runtime("unexpected error reply")),
             }
         })?;
-        let pcall =
-            scope.create_function(|lua, args: MultiValue| Ok(dispatch(lua, &env, flags, args)?.0))?;
+        let pcall = scope
+            .create_function(|lua, args: MultiValue| Ok(dispatch(lua, &env, flags, args)?.0))?;
         vm.redis.raw_set("call", call)?;
         vm.redis.raw_set("pcall", pcall)?;
         let r: MultiValue = vm.xpcall.call((func, &vm.handler))?;

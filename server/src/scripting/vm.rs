@@ -201,7 +201,7 @@ fn native_functions(lua: &Lua, flags: &Arc<RunFlags>) -> mlua::Result<Table> {
                 _ => None,
             };
             let Some(s) = s else {
-                return Err(lua_error(lua, "wrong number of arguments"));
+                return Err(runtime("wrong number of arguments"));
             };
             Ok(sha1_hex(&s.as_bytes()))
         })?,
@@ -233,11 +233,9 @@ fn native_functions(lua: &Lua, flags: &Arc<RunFlags>) -> mlua::Result<Table> {
                 Some(n) if n == n.trunc() && (0.0..=3.0).contains(&n) => {
                     f.repl.store(n as u8, Ordering::Relaxed)
                 }
-                _ => {
-                    return Err(runtime(
-                        "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
-                    ))
-                }
+                _ => return Err(runtime(
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                )),
             }
             Ok(())
         })?,
