@@ -478,6 +478,34 @@ fn big_numbers_and_verbatim_strings_match_redis_byte_for_byte() {
 }
 
 #[test]
+fn big_results_and_many_arguments_match_redis() {
+    let mut p = Pair::start();
+    for src in [
+        "local t = {} for i = 1, 50000 do t[i] = tostring(i) end return t",
+        "local t = {} for i = 1, 20000 do t[i] = {i, tostring(i), {ok = 'x'}} end return t",
+        "local t = {} for i = 1, 5000 do t[i] = i * 1.5 end return t",
+        "redis.call('del', 'big') for i = 1, 10000 do redis.call('rpush', 'big', i) end return redis.call('lrange', 'big', 0, -1)",
+        "local t = {} for i = 1, 7000 do t[i] = 'k' .. i end return redis.call('mget', unpack(t))",
+    ] {
+        let args: [&[u8]; 3] = [b"EVAL", src.as_bytes(), b"0"];
+        p.a.send(&args);
+        p.b.send(&args);
+        let (ra, rb) = (read_raw_reply(&mut p.a), read_raw_reply(&mut p.b));
+        assert!(ra == rb, "{src}: replies differ ({} vs {} bytes)", ra.len(), rb.len());
+    }
+    // A map of many keys: same size (its order is Lua's table order, the same here).
+    p.a.cmd("HELLO 3");
+    p.b.cmd("HELLO 3");
+    let src = "local t = {} for i = 1, 50000 do t['k' .. i] = i end return {map = t}";
+    let args: [&[u8]; 3] = [b"EVAL", src.as_bytes(), b"0"];
+    p.a.send(&args);
+    p.b.send(&args);
+    let (ra, rb) = (read_raw_reply(&mut p.a), read_raw_reply(&mut p.b));
+    assert_eq!(ra.len(), rb.len());
+    assert!(ra == rb, "map order differs from Redis");
+}
+
+#[test]
 fn selecting_a_database_inside_a_script_leaves_the_caller_in_its_own() {
     let ours = TestServer::start(&[]);
     let mut c = ours.conn();

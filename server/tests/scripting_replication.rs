@@ -90,10 +90,21 @@ fn connected(c: &mut Conn) -> bool {
 
 #[test]
 fn tandem_and_redis_replicas_of_a_tandem_master_hold_the_same_data_after_scripts() {
-    let m = TestServer::start(&["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"]);
+    let m = TestServer::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--enable-debug-command",
+        "yes",
+    ]);
     let mut mc = m.conn();
     let port = m.port.to_string();
-    let t = TestServer::start(&["--replicaof", "127.0.0.1", &port, "--enable-debug-command", "yes"]);
+    let t = TestServer::start(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--enable-debug-command",
+        "yes",
+    ]);
     let dir = tempfile::tempdir().expect("tempdir");
     let r = RealRedis::start(dir.path(), "dump.rdb", &["--replicaof", "127.0.0.1", &port]);
     let (mut tc, mut rc) = (t.conn(), r.conn());

@@ -19,7 +19,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("psync", -3, NO_SCRIPT | ADMIN, psync),
     Command::new("sync", 1, NO_SCRIPT | ADMIN, sync),
     Command::new("role", 1, NO_SCRIPT | LOADING | STALE | FAST, role),
-    Command::new("wait", 3, NO_SCRIPT | 0, wait),
+    Command::new("wait", 3, NO_SCRIPT, wait),
 ];
 
 /// The requesting client as CLIENT LIST would print it (for Redis's log lines).

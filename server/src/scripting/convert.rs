@@ -7,7 +7,7 @@
 //!   `false` to nil, tables to arrays up to the first nil, `{err=}`/`{ok=}` tables,
 //!   and the RESP3 forms. Nesting is walked without recursion and, like Redis (whose
 //!   Lua C stack runs out), an element nested deeper than [`MAX_DEPTH`] becomes an
-//!   error.
+//!   error. Results are read through a Lua-side flattening ([`FLATTEN`]).
 
 use crate::resp::Reply;
 use mlua::{Lua, Table, Value};
@@ -34,117 +34,188 @@ fn one_line(s: &[u8]) -> String {
     String::from_utf8_lossy(s).replace(['\r', '\n'], " ")
 }
 
+/// Flattens a script's result into a sequence of (code, value) tokens in one Lua
+/// table, so Rust reads it one token at a time: holding a Lua value in Rust takes a
+/// slot of a bounded reference stack, and a result may have millions of elements or
+/// nest thousands deep. Iterative, with its own stack. Codes: see [`Token`].
+pub const FLATTEN: &str = r#"
+local type, rawget, next = type, rawget, next
+return function(root, maxdepth)
+  local out, n = {}, 0
+  local vs, ds, sp = { root }, { 0 }, 1
+  local function emit(code, v)
+    out[n + 1] = code
+    out[n + 2] = v
+    n = n + 2
+  end
+  local function push(v, d)
+    sp = sp + 1
+    vs[sp] = v
+    ds[sp] = d
+  end
+  while sp > 0 do
+    local v, d = vs[sp], ds[sp]
+    vs[sp] = nil
+    sp = sp - 1
+    local ty = type(v)
+    if d >= maxdepth then
+      emit(14, 0)
+    elseif ty == 'string' then
+      emit(1, v)
+    elseif ty == 'number' then
+      emit(2, v)
+    elseif ty == 'boolean' then
+      emit(4, v)
+    elseif ty == 'table' then
+      local e, ok, dbl, big = rawget(v, 'err'), rawget(v, 'ok'), rawget(v, 'double'), rawget(v, 'big_number')
+      local map, set, verb = rawget(v, 'map'), rawget(v, 'set'), rawget(v, 'verbatim_string')
+      if type(e) == 'string' then
+        emit(5, e)
+      elseif type(ok) == 'string' then
+        emit(6, ok)
+      elseif type(dbl) == 'number' then
+        emit(7, dbl)
+      elseif type(big) == 'string' then
+        emit(8, big)
+      elseif type(map) == 'table' then
+        local items, c = {}, 0
+        for k, x in next, map do
+          items[c + 1] = k
+          items[c + 2] = x
+          c = c + 2
+        end
+        emit(10, c / 2)
+        for i = c, 1, -1 do push(items[i], d + 1) end
+      elseif type(set) == 'table' then
+        local items, c = {}, 0
+        for k in next, set do
+          c = c + 1
+          items[c] = k
+        end
+        emit(11, c)
+        for i = c, 1, -1 do push(items[i], d + 1) end
+      elseif type(verb) == 'table' and type(rawget(verb, 'format')) == 'string'
+          and type(rawget(verb, 'string')) == 'string' then
+        emit(12, rawget(verb, 'format'))
+        emit(13, rawget(verb, 'string'))
+      else
+        local len = 0
+        while rawget(v, len + 1) ~= nil do len = len + 1 end
+        emit(9, len)
+        for i = len, 1, -1 do push(rawget(v, i), d + 1) end
+      end
+    else
+      emit(3, 0)
+    end
+  end
+  return out, n
+end
+"#;
+
+/// The token codes [`FLATTEN`] emits.
+struct Token;
+
+impl Token {
+    const BULK: i64 = 1;
+    const NUMBER: i64 = 2;
+    const NULL: i64 = 3;
+    const BOOLEAN: i64 = 4;
+    const ERROR: i64 = 5;
+    const STATUS: i64 = 6;
+    const DOUBLE: i64 = 7;
+    const BIG_NUMBER: i64 = 8;
+    const ARRAY: i64 = 9;
+    const MAP: i64 = 10;
+    const SET: i64 = 11;
+    const VERBATIM_FORMAT: i64 = 12;
+    const VERBATIM_TEXT: i64 = 13;
+    const TOO_DEEP: i64 = 14;
+}
+
 /// Writes a script's result to `out`. `script_resp3` is the script's
 /// `redis.setresp` (it decides how booleans are sent), `out.resp3` the caller's.
-pub fn lua_to_reply(v: Value, script_resp3: bool, out: &mut Reply) -> mlua::Result<()> {
-    let mut stack: Vec<(Value, usize)> = vec![(v, 0)];
-    while let Some((v, depth)) = stack.pop() {
-        if depth >= MAX_DEPTH {
-            out.error("ERR reached lua stack limit");
-            continue;
-        }
-        match v {
-            Value::String(s) => out.bulk(&s.as_bytes()),
-            Value::Boolean(b) => {
-                if script_resp3 {
-                    out.boolean(b);
-                } else if b {
-                    out.int(1);
+/// `flatten` is the compiled [`FLATTEN`] function.
+pub fn lua_to_reply(
+    flatten: &mlua::Function,
+    v: Value,
+    script_resp3: bool,
+    out: &mut Reply,
+) -> mlua::Result<()> {
+    if !matches!(v, Value::Table(_)) {
+        scalar(v, script_resp3, out);
+        return Ok(());
+    }
+    let (tokens, n): (Table, usize) = flatten.call((v, MAX_DEPTH))?;
+    let mut format = Vec::new();
+    let mut i = 1;
+    while i + 1 <= n {
+        let code: i64 = tokens.raw_get(i)?;
+        let v: Value = tokens.raw_get(i + 1)?;
+        i += 2;
+        let text = || match &v {
+            Value::String(s) => s.as_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+        match code {
+            Token::ARRAY => out.array(count(&v)),
+            Token::MAP => out.map(count(&v)),
+            Token::SET => out.set(count(&v)),
+            Token::ERROR => out.error(&one_line(&text())),
+            Token::STATUS => out.simple(&one_line(&text())),
+            Token::DOUBLE => out.double(number(&v).unwrap_or(0.0)),
+            Token::BIG_NUMBER => {
+                let s = one_line(&text());
+                if out.resp3 {
+                    out.raw(format!("({s}\r\n").as_bytes());
                 } else {
-                    out.null();
+                    out.bulk(s.as_bytes());
                 }
             }
-            Value::Integer(i) => out.int(i as i64),
-            Value::Number(n) => out.int(number_to_i64(n)),
-            Value::Table(t) => table_to_reply(t, depth, &mut stack, out)?,
+            Token::VERBATIM_FORMAT => format = text(),
+            Token::VERBATIM_TEXT => {
+                let s = text();
+                if out.resp3 {
+                    out.raw(format!("={}\r\n", s.len() + 4).as_bytes());
+                    out.raw(&format[..format.len().min(3)]);
+                    out.raw(b":");
+                    out.raw(&s);
+                    out.raw(b"\r\n");
+                } else {
+                    out.bulk(&s);
+                }
+            }
+            Token::TOO_DEEP => out.error("ERR reached lua stack limit"),
+            Token::BULK | Token::NUMBER | Token::BOOLEAN | Token::NULL => {
+                scalar(v, script_resp3, out)
+            }
             _ => out.null(),
         }
     }
     Ok(())
 }
 
-fn table_to_reply(
-    t: Table,
-    depth: usize,
-    stack: &mut Vec<(Value, usize)>,
-    out: &mut Reply,
-) -> mlua::Result<()> {
-    if let Value::String(e) = t.raw_get::<Value>("err")? {
-        out.error(&one_line(&e.as_bytes()));
-        return Ok(());
-    }
-    if let Value::String(s) = t.raw_get::<Value>("ok")? {
-        out.simple(&one_line(&s.as_bytes()));
-        return Ok(());
-    }
-    if let Some(d) = number(&t.raw_get::<Value>("double")?) {
-        out.double(d);
-        return Ok(());
-    }
-    if let Value::String(s) = t.raw_get::<Value>("big_number")? {
-        let s = one_line(&s.as_bytes());
-        if out.resp3 {
-            out.raw(format!("({s}\r\n").as_bytes());
-        } else {
-            out.bulk(s.as_bytes());
-        }
-        return Ok(());
-    }
-    if let Value::Table(m) = t.raw_get::<Value>("map")? {
-        let mut items = Vec::new();
-        for pair in m.pairs::<Value, Value>() {
-            let (k, v) = pair?;
-            items.push((k, v));
-        }
-        out.map(items.len());
-        for (k, v) in items.into_iter().rev() {
-            stack.push((v, depth + 1));
-            stack.push((k, depth + 1));
-        }
-        return Ok(());
-    }
-    if let Value::Table(s) = t.raw_get::<Value>("set")? {
-        let mut items = Vec::new();
-        for pair in s.pairs::<Value, Value>() {
-            items.push(pair?.0);
-        }
-        out.set(items.len());
-        for k in items.into_iter().rev() {
-            stack.push((k, depth + 1));
-        }
-        return Ok(());
-    }
-    if let Value::Table(v) = t.raw_get::<Value>("verbatim_string")? {
-        if let (Value::String(f), Value::String(s)) =
-            (v.raw_get::<Value>("format")?, v.raw_get::<Value>("string")?)
-        {
-            let (f, s) = (f.as_bytes(), s.as_bytes());
-            if out.resp3 {
-                out.raw(format!("={}\r\n", s.len() + 4).as_bytes());
-                out.raw(&f[..f.len().min(3)]);
-                out.raw(b":");
-                out.raw(&s);
-                out.raw(b"\r\n");
+/// A header's element count.
+fn count(v: &Value) -> usize {
+    number(v).map_or(0, |n| n.max(0.0) as usize)
+}
+
+/// A result that is not a table.
+fn scalar(v: Value, script_resp3: bool, out: &mut Reply) {
+    match v {
+        Value::String(s) => out.bulk(&s.as_bytes()),
+        Value::Boolean(b) => {
+            if script_resp3 {
+                out.boolean(b);
+            } else if b {
+                out.int(1);
             } else {
-                out.bulk(&s);
+                out.null();
             }
-            return Ok(());
         }
+        Value::Integer(i) => out.int(i),
+        Value::Number(n) => out.int(number_to_i64(n)),
+        _ => out.null(),
     }
-    // An array: elements 1, 2, ... up to the first nil.
-    let mut items = Vec::new();
-    loop {
-        let v: Value = t.raw_get(items.len() + 1)?;
-        if v.is_nil() {
-            break;
-        }
-        items.push(v);
-    }
-    out.array(items.len());
-    for v in items.into_iter().rev() {
-        stack.push((v, depth + 1));
-    }
-    Ok(())
 }
 
 fn number(v: &Value) -> Option<f64> {
@@ -328,7 +399,8 @@ mod tests {
         let (v, failed) = reply_to_lua(&lua, b"*3\r\n:1\r\n$-1\r\n+OK\r\n").unwrap();
         assert!(!failed);
         let mut out = Reply::new(false);
-        lua_to_reply(v, false, &mut out).unwrap();
+        let flatten: mlua::Function = lua.load(FLATTEN).eval().unwrap();
+        lua_to_reply(&flatten, v, false, &mut out).unwrap();
         assert_eq!(out.buf, b"*3\r\n:1\r\n$-1\r\n+OK\r\n");
         let (_, failed) = reply_to_lua(&lua, b"-ERR x\r\n").unwrap();
         assert!(failed);

@@ -266,9 +266,18 @@ pub fn run(
         let _ = vm.lua.gc_collect();
     }
     ctx.store.scripts.vm = Some(vm);
+    let result = result.and_then(|(value, resp3)| {
+        // Converted with the VM back in place (the conversion runs Lua code).
+        let mark = out.len();
+        let vm = ctx.store.scripts.vm.as_ref().ok_or(RunError::NoVm)?;
+        convert::lua_to_reply(&vm.flatten, value, resp3, out).map_err(|e| {
+            out.buf.truncate(mark);
+            RunError::Lua(e)
+        })
+    });
     match result {
-        Ok((value, resp3)) => convert::lua_to_reply(value, resp3, out)
-            .map_err(|e| CmdError::msg(format!("ERR {}", vm::error_text(&e)))),
+        Ok(()) => Ok(()),
+        Err(RunError::NoVm) => Err(ScriptError::NoVm.into()),
         Err(RunError::Script(err)) => Err(CmdError::msg(script_error(&err, label))),
         Err(RunError::Lua(e)) => Err(CmdError::msg(format!(
             "ERR Error running script {label}: {}",
@@ -281,6 +290,7 @@ enum RunError {
     /// The script failed: the error table (or value) its handler produced.
     Script(Value),
     Lua(mlua::Error),
+    NoVm,
 }
 
 impl From<mlua::Error> for RunError {

@@ -84,6 +84,8 @@ pub struct Vm {
     pub xpcall: Function,
     pub handler: Function,
     pub flags: Arc<RunFlags>,
+    /// The result flattener (`convert::FLATTEN`).
+    pub flatten: Function,
 }
 
 impl std::fmt::Debug for Vm {
@@ -125,6 +127,10 @@ impl Vm {
         super::libs::register(&lua)?;
         install_random(&lua, rand)?;
         let xpcall: Function = lua.globals().raw_get("xpcall")?;
+        let flatten: Function = lua
+            .load(super::convert::FLATTEN)
+            .set_name(INTERNAL_CHUNK)
+            .eval()?;
         let flags = Arc::new(RunFlags::default());
         let killed = {
             let busy = busy.clone();
@@ -160,6 +166,7 @@ impl Vm {
             xpcall,
             handler,
             flags,
+            flatten,
         })
     }
 
@@ -215,8 +222,8 @@ fn native_functions(lua: &Lua, flags: &Arc<RunFlags>) -> mlua::Result<Table> {
                 return Err(runtime("redis.setresp() requires one argument."));
             }
             match args.front().and_then(number) {
-                Some(n) if n == 2.0 => f.resp3.store(false, Ordering::Relaxed),
-                Some(n) if n == 3.0 => f.resp3.store(true, Ordering::Relaxed),
+                Some(2.0) => f.resp3.store(false, Ordering::Relaxed),
+                Some(3.0) => f.resp3.store(true, Ordering::Relaxed),
                 _ => return Err(runtime("RESP version must be 2 or 3.")),
             }
             Ok(())
