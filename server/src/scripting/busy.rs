@@ -55,6 +55,23 @@ impl Default for Busy {
     }
 }
 
+/// A script in execution: [`Busy::start`] now, [`Busy::end`] when dropped, however
+/// the run ends (a panic unwinding through it included).
+pub struct Running<'a>(&'a Busy);
+
+impl<'a> Running<'a> {
+    pub fn start(busy: &'a Busy, threshold_ms: u64) -> Self {
+        busy.start(threshold_ms);
+        Running(busy)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
 /// What SCRIPT KILL answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KillOutcome {

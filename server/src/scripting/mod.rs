@@ -249,6 +249,9 @@ pub fn run(
         return Err(CmdError::msg(crate::evict::Oom.to_string()));
     }
     let Some(vm) = ctx.store.scripts.vm.take() else {
+        // Lost to a panic in an earlier run (or never created): start over, with a
+        // cache that no longer refers to the old state.
+        ctx.store.scripts.flush();
         return Err(ScriptError::NoVm.into());
     };
     let busy = ctx.store.scripts.busy.clone();
@@ -257,9 +260,9 @@ pub fn run(
         oom_at_start: oom,
         wrote: false,
     };
-    busy.start(ctx.store.hot.busy_reply_threshold);
+    let running = busy::Running::start(&busy, ctx.store.hot.busy_reply_threshold);
     let result = run_in_vm(ctx, &vm, &busy, func, keys, args, rules);
-    busy.end();
+    drop(running);
     // Lua 5.1 has no emergency collection: garbage a script left (say, after it
     // failed for lack of memory) would make the next ones fail too.
     if vm.lua.used_memory() > vm::MEMORY_LIMIT / 4 {
