@@ -52,6 +52,8 @@ pub struct Scripts {
     cache_bytes: usize,
     busy: Arc<Busy>,
     rand: Arc<vm::Rand48>,
+    /// The script client and reply buffer of the last run, reused by the next.
+    spare: Option<(ClientState, Reply)>,
 }
 
 impl Default for Scripts {
@@ -64,6 +66,7 @@ impl Default for Scripts {
             cache_bytes: 0,
             busy,
             rand,
+            spare: None,
         }
     }
 }
@@ -148,10 +151,15 @@ impl Scripts {
 
     /// The compiled script and flags for a sha1 (any case).
     fn cached(&self, sha: &[u8]) -> Result<(Function, ScriptFlags), ScriptError> {
-        let key = std::str::from_utf8(sha)
-            .map(str::to_ascii_lowercase)
-            .map_err(|_| ScriptError::NoScript)?;
-        let c = self.cache.get(&key).ok_or(ScriptError::NoScript)?;
+        let key = std::str::from_utf8(sha).map_err(|_| ScriptError::NoScript)?;
+        // Clients send the lowercase hex SCRIPT LOAD returned: look that up as is.
+        let c = match self.cache.get(key) {
+            Some(c) => c,
+            None => self
+                .cache
+                .get(&key.to_ascii_lowercase())
+                .ok_or(ScriptError::NoScript)?,
+        };
         Ok((c.func.clone(), c.flags))
     }
 }
@@ -166,16 +174,21 @@ pub fn eval(
     read_only: bool,
 ) -> Result<(), CmdError> {
     let scripts = &mut ctx.store.scripts;
-    let (sha, (func, mut flags)) = match script {
+    let (sha, (func, mut flags)): (std::borrow::Cow<str>, _) = match script {
         EvalTarget::Source(src) => {
             let sha = scripts.load(src)?;
             let f = scripts.cached(sha.as_bytes())?;
-            (sha, f)
+            (sha.into(), f)
         }
-        EvalTarget::Sha(sha) => (
-            String::from_utf8_lossy(sha).to_ascii_lowercase(),
-            scripts.cached(sha)?,
-        ),
+        EvalTarget::Sha(sha) => {
+            let f = scripts.cached(sha)?;
+            // Found, so ASCII hex: lowercase it only if it is not already.
+            let label = match std::str::from_utf8(sha) {
+                Ok(s) if !s.bytes().any(|c| c.is_ascii_uppercase()) => s.into(),
+                _ => String::from_utf8_lossy(sha).to_ascii_lowercase().into(),
+            };
+            (label, f)
+        }
     };
     if read_only {
         flags.no_writes = true;
@@ -337,6 +350,8 @@ struct RunEnv<'a, 'b> {
     rules: ScriptRules,
     busy: &'a Busy,
     reply: Reply,
+    /// The arguments of the current call, in one buffer (one allocation per call).
+    arg_buf: bytes::BytesMut,
 }
 
 fn run_in_vm(
@@ -349,19 +364,15 @@ fn run_in_vm(
     rules: ScriptRules,
 ) -> Result<(Value, bool), RunError> {
     let lua = &vm.lua;
-    vm.restore.call::<()>(())?;
     vm.flags.reset();
-    let seq = |items: &[Bytes]| -> mlua::Result<mlua::Table> {
-        let t = lua.create_table_with_capacity(items.len(), 0)?;
-        for (i, a) in items.iter().enumerate() {
-            t.raw_set(i + 1, lua.create_string(a)?)?;
-        }
-        Ok(t)
-    };
-    vm.globals.raw_set("KEYS", seq(keys)?)?;
-    vm.globals.raw_set("ARGV", seq(args)?)?;
-
-    let mut client = ClientState::new(ctx.client.id);
+    // The script's client and reply buffer are kept from run to run.
+    let (mut client, reply) = ctx
+        .store
+        .scripts
+        .spare
+        .take()
+        .unwrap_or_else(|| (ClientState::new(0), Reply::new(false)));
+    client.id = ctx.client.id;
     client.db = ctx.client.db;
     client.authenticated = true;
     client.is_master = ctx.client.is_master;
@@ -370,33 +381,31 @@ fn run_in_vm(
         client,
         rules,
         busy,
-        reply: Reply::new(false),
+        reply,
+        arg_buf: bytes::BytesMut::new(),
     });
     let flags = &*vm.flags;
+    let strings = keys
+        .iter()
+        .chain(args)
+        .map(|a| lua.create_string(a))
+        .collect::<mlua::Result<Vec<_>>>()?;
     let outcome = lua.scope(|scope| {
         let call = scope.create_function(|lua, args: MultiValue| {
-            match dispatch(lua, &env, flags, args)? {
-                (v, false) => Ok(v),
-                (Value::Table(t), true) => {
-                    let msg = match t.raw_get::<Value>("err")? {
-                        Value::String(s) => s.to_string_lossy(),
-                        _ => String::new(),
-                    };
-                    Err(mlua::Error::external(vm::ReplyError(msg)))
-                }
-                (_, true) => Err(mlua::Error::runtime("unexpected error reply")),
-            }
+            dispatch(lua, &env, flags, args)?.map_err(|e| mlua::Error::external(vm::ReplyError(e)))
         })?;
-        let pcall = scope
-            .create_function(|lua, args: MultiValue| Ok(dispatch(lua, &env, flags, args)?.0))?;
-        vm.redis.raw_set("call", call)?;
-        vm.redis.raw_set("pcall", pcall)?;
-        let r: MultiValue = vm.xpcall.call((func, &vm.handler))?;
+        let r: MultiValue = vm.runner.call((
+            func,
+            &vm.handler,
+            call,
+            keys.len(),
+            mlua::Variadic::from(strings),
+        ))?;
         Ok(r)
     });
     let resp3 = flags.resp3.load(std::sync::atomic::Ordering::Relaxed);
-    vm.globals.raw_set("KEYS", Value::Nil)?;
-    vm.globals.raw_set("ARGV", Value::Nil)?;
+    let env = env.into_inner();
+    env.ctx.store.scripts.spare = Some((env.client, env.reply));
     let mut values = outcome?.into_iter();
     match values.next() {
         Some(Value::Boolean(true)) => Ok((values.next().unwrap_or(Value::Nil), resp3)),
@@ -404,45 +413,57 @@ fn run_in_vm(
     }
 }
 
-/// One `redis.call`/`redis.pcall`: the command's reply as a Lua value, and whether
-/// it is an error (an `{err=...}` table).
+/// One `redis.call`: the command's reply as a Lua value, or the error text it
+/// raises (redis.pcall, in Lua, turns that into an `{err=...}` table).
 fn dispatch(
     lua: &mlua::Lua,
     env: &RefCell<RunEnv>,
     flags: &vm::RunFlags,
     args: MultiValue,
-) -> mlua::Result<(Value, bool)> {
+) -> mlua::Result<Result<Value, String>> {
     use std::sync::atomic::Ordering::Relaxed;
     let Ok(mut env) = env.try_borrow_mut() else {
         return Err(mlua::Error::runtime("redis.call re-entered"));
     };
-    let mut argv: Vec<Bytes> = Vec::with_capacity(args.len());
-    for v in args {
-        let bytes = match v {
-            Value::String(s) => Bytes::copy_from_slice(&s.as_bytes()),
-            Value::Number(_) | Value::Integer(_) => match lua.coerce_string(v)? {
-                Some(s) => Bytes::copy_from_slice(&s.as_bytes()),
-                None => return error_value(lua, ARGS_ERR),
-            },
-            _ => return error_value(lua, ARGS_ERR),
-        };
-        argv.push(bytes);
-    }
-    if argv.is_empty() {
-        return error_value(
-            lua,
-            "ERR Please specify at least one argument for this redis lib call",
-        );
-    }
-    let resp3 = flags.resp3.load(Relaxed);
-    let repl_none = flags.repl.load(Relaxed) == 0;
     let RunEnv {
         ctx,
         client,
         rules,
         busy,
         reply,
+        arg_buf,
     } = &mut *env;
+    // The arguments' bytes go to one buffer, split into the argv afterwards.
+    let mut lens: smallvec_lens::Lens = Default::default();
+    arg_buf.clear();
+    for v in args.iter() {
+        match v {
+            Value::String(s) => {
+                let b = s.as_bytes();
+                arg_buf.extend_from_slice(&b);
+                lens.push(b.len());
+            }
+            Value::Number(_) | Value::Integer(_) => match lua.coerce_string(v.clone())? {
+                Some(s) => {
+                    let b = s.as_bytes();
+                    arg_buf.extend_from_slice(&b);
+                    lens.push(b.len());
+                }
+                None => return Ok(Err(ARGS_ERR.to_string())),
+            },
+            _ => return Ok(Err(ARGS_ERR.to_string())),
+        }
+    }
+    drop(args);
+    if lens.is_empty() {
+        return Ok(Err(
+            "ERR Please specify at least one argument for this redis lib call".to_string(),
+        ));
+    }
+    let mut all = arg_buf.split().freeze();
+    let argv: Vec<Bytes> = lens.iter().map(|&n| all.split_to(n)).collect();
+    let resp3 = flags.resp3.load(Relaxed);
+    let repl_none = flags.repl.load(Relaxed) == 0;
     reply.buf.clear();
     reply.resp3 = resp3;
     client.resp3 = resp3;
@@ -455,9 +476,49 @@ fn dispatch(
         // redis.set_repl(redis.REPL_NONE): the writes stay local.
         ctx.store.propagated.truncate(before);
     }
-    match r {
-        Ok(()) => convert::reply_to_lua(lua, &reply.buf),
-        Err(refusal) => error_value(lua, &refusal.0),
+    if let Err(refusal) = r {
+        return Ok(Err(refusal.0));
+    }
+    if let Some(text) = reply.buf.strip_prefix(b"-") {
+        let text = text.strip_suffix(b"\r\n").unwrap_or(text);
+        return Ok(Err(String::from_utf8_lossy(text).into_owned()));
+    }
+    Ok(Ok(convert::reply_to_lua(lua, &reply.buf)?.0))
+}
+
+/// Argument lengths of one call, without a heap allocation for the usual few.
+mod smallvec_lens {
+    #[derive(Default)]
+    pub struct Lens {
+        inline: [usize; 8],
+        len: usize,
+        more: Vec<usize>,
+    }
+
+    impl Lens {
+        pub fn push(&mut self, n: usize) {
+            if self.len < self.inline.len() && self.more.is_empty() {
+                self.inline[self.len] = n;
+                self.len += 1;
+            } else {
+                if self.more.is_empty() {
+                    self.more.extend_from_slice(&self.inline[..self.len]);
+                }
+                self.more.push(n);
+            }
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.len == 0 && self.more.is_empty()
+        }
+
+        pub fn iter(&self) -> std::slice::Iter<'_, usize> {
+            if self.more.is_empty() {
+                self.inline[..self.len].iter()
+            } else {
+                self.more.iter()
+            }
+        }
     }
 }
 
@@ -471,9 +532,3 @@ fn as_number(v: &Value) -> Option<f64> {
 }
 
 const ARGS_ERR: &str = "ERR Lua redis lib command arguments must be strings or integers";
-
-fn error_value(lua: &mlua::Lua, msg: &str) -> mlua::Result<(Value, bool)> {
-    let t = lua.create_table()?;
-    t.raw_set("err", msg)?;
-    Ok((Value::Table(t), true))
-}

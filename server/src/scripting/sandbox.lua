@@ -9,10 +9,9 @@
 --
 -- Arguments (from Rust): `native`, the functions written in Rust (they must be C
 -- functions to Lua so that errors they raise point at the script's line even in a
--- tail call: redis.call and redis.pcall are added per run, by the runner);
+-- tail call; redis.call is the per-run function `run` installs);
 -- `killed`, the SCRIPT KILL probe; `errtext`, which turns an error raised from Rust
--- into its text. Returns the globals proxy, the real globals, the real redis table
--- and a function that restores the string metatable.
+-- into its text. Returns the globals proxy and the runner (`run` at the end).
 
 local native, killed, errtext = ...
 
@@ -173,9 +172,31 @@ G._G = env_proxy
 -- refused and the one existing key is restored before every run.
 local smt = raw_getmetatable('')
 raw_setmetatable(smt, { __newindex = readonly, __metatable = sealed })
-local function restore()
-  raw_rawset(smt, '__index', string_proxy)
-end
-restore()
+raw_rawset(smt, '__index', string_proxy)
 
-return env_proxy, G, redis, restore
+-- redis.pcall: redis.call (the per-run Rust function) with its error as a table.
+redis.pcall = function(...)
+  local r = pack(raw_pcall(redis.call, ...))
+  if r[1] then return r[2] end
+  if killed() then raw_error(r[2], 0) end
+  local e = r[2]
+  if raw_type(e) == 'userdata' then e = errtext(e) end
+  if raw_type(e) ~= 'table' then e = { err = raw_tostring(e) } end
+  return e
+end
+
+-- One run: restore what a script may have changed, install the run's redis.call,
+-- set KEYS and ARGV, then call the script under the error handler. (One call from
+-- Rust instead of a protected call per table update.)
+local function run(f, handler, call, nkeys, ...)
+  raw_rawset(smt, '__index', string_proxy)
+  redis.call = call
+  local all = { ... }
+  local keys, argv = {}, {}
+  for i = 1, nkeys do keys[i] = all[i] end
+  for i = nkeys + 1, raw_select('#', ...) do argv[i - nkeys] = all[i] end
+  G.KEYS, G.ARGV = keys, argv
+  return raw_xpcall(f, handler)
+end
+
+return env_proxy, run

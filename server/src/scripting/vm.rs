@@ -75,13 +75,8 @@ pub struct Vm {
     pub lua: Lua,
     /// The protected globals scripts run with.
     pub env: Table,
-    /// The real globals (KEYS and ARGV are set there).
-    pub globals: Table,
-    /// The real `redis` table (redis.call / redis.pcall are set there per run).
-    pub redis: Table,
-    /// Restores the string metatable a script may have changed.
-    pub restore: Function,
-    pub xpcall: Function,
+    /// `run(f, handler, call, nkeys, keys..., args...)` (see sandbox.lua).
+    pub runner: Function,
     pub handler: Function,
     pub flags: Arc<RunFlags>,
     /// The result flattener (`convert::FLATTEN`).
@@ -126,7 +121,6 @@ impl Vm {
         lua.set_memory_limit(MEMORY_LIMIT)?;
         super::libs::register(&lua)?;
         install_random(&lua, rand)?;
-        let xpcall: Function = lua.globals().raw_get("xpcall")?;
         let flatten: Function = lua
             .load(super::convert::FLATTEN)
             .set_name(INTERNAL_CHUNK)
@@ -143,7 +137,7 @@ impl Vm {
             })
         })?;
         let native = native_functions(&lua, &flags)?;
-        let (env, globals, redis, restore): (Table, Table, Table, Function) = lua
+        let (env, runner): (Table, Function) = lua
             .load(SANDBOX)
             .set_name(INTERNAL_CHUNK)
             .call((native, killed, errtext))?;
@@ -160,10 +154,7 @@ impl Vm {
         Ok(Vm {
             lua,
             env,
-            globals,
-            redis,
-            restore,
-            xpcall,
+            runner,
             handler,
             flags,
             flatten,
