@@ -158,14 +158,12 @@ for _, name in raw_next, { 'string', 'table', 'math', 'coroutine', 'redis', 'bit
 end
 local string_proxy = raw_rawget(G, 'string')
 
-local function missing_global(_, k)
-  local v = raw_rawget(G, k)
-  if v == nil then
-    raw_error("Script attempted to access nonexistent global variable '" .. raw_tostring(k) .. "'", 2)
-  end
-  return v
-end
-env_proxy = protect(G, missing_global)
+-- Reads go proxy -> real globals (table lookups, no function call on a hit); a
+-- miss reaches the real globals' own __index, which raises Redis's error.
+raw_setmetatable(G, { __index = function(_, k)
+  raw_error("Script attempted to access nonexistent global variable '" .. raw_tostring(k) .. "'", 2)
+end, __metatable = sealed })
+env_proxy = protect(G)
 G._G = env_proxy
 
 -- The string metatable cannot be a proxy (Lua reads metamethods raw), so new keys are
