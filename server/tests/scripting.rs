@@ -298,6 +298,14 @@ fn keys_args_and_eval_argument_errors_match_redis() {
         &["a", "b"],
     ));
     p.eval(&Call("EVAL", "return KEYS", &["k1", "k2"], &[]));
+    // Binary keys and arguments arrive intact.
+    p.same(&[
+        b"EVAL",
+        b"redis.call('set', KEYS[1], ARGV[1]) return {KEYS[1], ARGV[1], #ARGV[1], redis.call('get', KEYS[1])}",
+        b"1",
+        b"\xff\x00k",
+        b"\xfe\x00\x01v",
+    ]);
     p.eval(&Call("EVAL", "return ARGV", &[], &["x", "", "z"]));
     p.eval(&Call(
         "EVAL",

@@ -385,10 +385,15 @@ fn run_in_vm(
         arg_buf: bytes::BytesMut::new(),
     });
     let flags = &*vm.flags;
+    // UTF-8 arguments are pushed straight onto the Lua stack; others become strings
+    // first (which costs a protected call and a reference each).
     let strings = keys
         .iter()
         .chain(args)
-        .map(|a| lua.create_string(a))
+        .map(|a| match std::str::from_utf8(a) {
+            Ok(s) => Ok(mlua::Either::Left(s)),
+            Err(_) => lua.create_string(a).map(mlua::Either::Right),
+        })
         .collect::<mlua::Result<Vec<_>>>()?;
     let outcome = lua.scope(|scope| {
         let call = scope.create_function(|lua, args: MultiValue| {
