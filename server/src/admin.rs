@@ -405,6 +405,11 @@ pub fn readiness(server: &Server) -> Result<(), &'static str> {
     if server.loading.load(Ordering::SeqCst) {
         return Err("loading");
     }
+    // A script past busy-reply-threshold holds the store: clients get BUSY, so the
+    // server is not ready for traffic (while /healthz, which locks nothing, stays ok).
+    if server.script_busy.is_busy() {
+        return Err("busy running a script");
+    }
     let store = server.store.lock();
     readiness_of(&store.repl)
 }

@@ -8,7 +8,9 @@
 //!   MULTI, fence, OOM, MISCONF, read-only replica, min-replicas, Pub/Sub context).
 //!   Client connections (`net`) and the replica's master stream
 //!   (`replication::replica::stream`, as the master client, which the checks exempt
-//!   where Redis does) enter here; so will scripts' `redis.call`.
+//!   where Redis does) enter here.
+//! - [`script_call`]: a script's `redis.call`/`redis.pcall` (EVAL, later FCALL): the
+//!   checks Redis applies to commands called from scripts, then [`call`].
 //! - [`replay`]: the AOF loader's client: the lookup and arity checks, then the
 //!   command runs as Redis's AOF-loading client does (no AUTH, OOM or replica checks).
 //!
@@ -163,6 +165,79 @@ fn sub_arity_refusal(cmd: &Command, argv: &[Bytes]) -> Option<String> {
     let a = sub.arity;
     let ok = (a >= 0 && argv.len() == a as usize) || (a < 0 && argv.len() >= (-a) as usize);
     (!ok).then(|| format!("ERR wrong number of arguments for '{}' command", sub.name))
+}
+
+/// What the checks of [`script_call`] need to know about the running script.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScriptRules {
+    /// EVAL_RO, FCALL_RO or the `no-writes` flag: write commands are refused.
+    pub read_only: bool,
+    /// The server was over `maxmemory` when the script started (and it may write):
+    /// memory-growing commands are refused until the script has written once.
+    pub oom_at_start: bool,
+    /// The script already called a write command.
+    pub wrote: bool,
+}
+
+/// Why [`script_call`] refused a command; the text is Redis's error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ScriptRefusal(pub String);
+
+/// The script door: a command a script calls, with `client` standing for the script
+/// (Redis `scriptCall`). Applies lookup, arity, NOSCRIPT, the write rules (read-only
+/// scripts, fenced server, read-only replica, MISCONF, min-replicas) and the OOM
+/// rule, then runs the command through [`call`]; its reply (in the protocol of
+/// `out`) is appended to `out`. Writes land in `store.propagated` like any command's.
+pub fn script_call(
+    server: &Arc<Server>,
+    store: &mut Store,
+    client: &mut ClientState,
+    rules: &mut ScriptRules,
+    argv: &[Bytes],
+    out: &mut Reply,
+) -> Result<(), ScriptRefusal> {
+    let refuse = |s: &str| Err(ScriptRefusal(s.to_string()));
+    let Some(cmd) = argv.first().and_then(|n| commands::lookup(n)) else {
+        return refuse("ERR Unknown Redis command called from script");
+    };
+    if !cmd.arity_ok(argv.len()) {
+        return refuse("ERR Wrong number of args calling Redis command from script");
+    }
+    if cmd.is(flags::NO_SCRIPT) {
+        return refuse("ERR This Redis command is not allowed from script");
+    }
+    let writes = cmd.is(flags::WRITE);
+    if rules.read_only && (writes || cmd.is(flags::MAY_REPLICATE)) {
+        return refuse("ERR Write commands are not allowed from read-only scripts.");
+    }
+    if writes && !client.is_master {
+        if let Some(msg) = crate::replication::fence::precheck(store, false, true) {
+            return Err(ScriptRefusal(msg));
+        }
+        if store.is_replica && store.hot.replica_read_only {
+            return refuse("READONLY You can't write against a read only replica.");
+        }
+        if let Some(msg) = crate::persist::write_refusal(server, store) {
+            return Err(ScriptRefusal(msg));
+        }
+        if let Some(msg) = crate::replication::precheck(server, store, client, cmd) {
+            return Err(ScriptRefusal(msg));
+        }
+    }
+    if rules.oom_at_start
+        && !rules.wrote
+        && !client.is_master
+        && store.hot.maxmemory != 0
+        && cmd.is(flags::DENYOOM)
+    {
+        return Err(ScriptRefusal(crate::evict::Oom.to_string()));
+    }
+    if writes {
+        rules.wrote = true;
+    }
+    call(server, store, client, cmd, argv, out, false);
+    Ok(())
 }
 
 /// Checks that depend on server state (OOM, read-only replica, Pub/Sub context).

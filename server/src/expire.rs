@@ -34,11 +34,13 @@ pub async fn active_expire_cycle(server: Arc<Server>) {
         }
         server.reanchor_clock();
         // DEBUG SET-ACTIVE-EXPIRE 0 turns the cycle off; a CLIENT PAUSE freezes the
-        // dataset, so no key may disappear meanwhile either.
+        // dataset, so no key may disappear meanwhile either; a busy script holds
+        // the store (in Redis the cycle cannot run during a script either).
         if !server
             .active_expire_enabled
             .load(std::sync::atomic::Ordering::Relaxed)
             || server.client_pause.is_paused()
+            || server.script_busy.is_busy()
         {
             continue;
         }

@@ -36,3 +36,6 @@ pub const SUBSCRIBED: u32 = 1 << 20;
 /// Has subcommands in Redis's metadata (CONFIG, CLIENT, OBJECT...): the dispatch checks the
 /// subcommand's own arity. Set when the command table is built, never in table rows.
 pub const CONTAINER: u32 = 1 << 21;
+/// Refused when called from a script (Redis's `noscript`): transactions, blocking
+/// and connection-state commands, EVAL itself...
+pub const NO_SCRIPT: u32 = 1 << 14;

@@ -375,6 +375,20 @@ fn guarded(name: &[u8], out: &mut Reply, run: impl FnOnce(&mut Reply) -> Outcome
     }
 }
 
+/// SHUTDOWN NOSAVE while a script is busy: the script holds the store and will not
+/// give it back, so the orderly shutdown (which needs it) cannot run. Like Redis,
+/// stop here: children killed, the AOF flushed (the script's writes are not in it:
+/// they are propagated when it ends), the pidfile removed, exit.
+fn exit_while_busy(server: &Arc<Server>) -> ! {
+    crate::warning!("User requested shutdown...");
+    server.children.kill_all();
+    crate::aof::on_shutdown(server);
+    let pidfile = server.config.read().pidfile.clone();
+    crate::daemon::remove_pidfile(&pidfile);
+    crate::warning!("Redis is now ready to exit, bye bye...");
+    std::process::exit(0)
+}
+
 async fn recv_monitor(rx: &mut Option<mpsc::UnboundedReceiver<Bytes>>) -> Option<Bytes> {
     match rx {
         Some(rx) => rx.recv().await,
@@ -486,7 +500,13 @@ impl Conn {
                 }
             }
             if !self.pending.is_empty() && !self.held {
-                let mut store = self.server.store.lock();
+                let Some(mut store) = self.server.store.lock_unless_busy() else {
+                    // A script holds the store past busy-reply-threshold.
+                    if self.answer_while_busy() {
+                        continue;
+                    }
+                    return Ok(false);
+                };
                 store.cmd_clock = Some(Instant::now());
                 while let Some(argv) = self.pending.pop_front() {
                     if self.must_pause(&argv) {
@@ -596,6 +616,41 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Answers the pending commands while a script is busy (the store is locked by
+    /// it): SCRIPT KILL, FUNCTION KILL, SHUTDOWN NOSAVE and QUIT are served without
+    /// the store, everything else gets `-BUSY`. False: close the connection.
+    fn answer_while_busy(&mut self) -> bool {
+        use crate::scripting::busy::{self, KillOutcome};
+        let is = |a: Option<&Bytes>, kw: &str| a.is_some_and(|a| crate::util::is_kw(a, kw));
+        while let Some(argv) = self.pending.pop_front() {
+            self.last_cmd.record(&argv);
+            let (name, sub) = (argv.first(), argv.get(1));
+            if (is(name, "script") || is(name, "function")) && is(sub, "kill") && argv.len() == 2 {
+                let outcome = if is(name, "script") {
+                    self.server.script_busy.request_kill()
+                } else {
+                    KillOutcome::NotBusy
+                };
+                match outcome {
+                    KillOutcome::Killed => self.out.ok(),
+                    KillOutcome::NotBusy => self.out.error(busy::NOTBUSY_ERR),
+                    KillOutcome::Unkillable => self.out.error(busy::UNKILLABLE_ERR),
+                }
+            } else if is(name, "shutdown")
+                && argv[1..].iter().any(|a| crate::util::is_kw(a, "nosave"))
+            {
+                exit_while_busy(&self.server);
+            } else if is(name, "quit") {
+                self.out.ok();
+                return false;
+            } else {
+                Stats::incr(&self.server.stats.total_error_replies, 1);
+                self.out.error(busy::BUSY_ERR);
+            }
+        }
+        true
     }
 
     /// Whether the replies built so far put this client over its class's output limit

@@ -379,9 +379,12 @@ pub async fn cron(server: Arc<Server>) {
     let mut stop = server.shutdown.subscribe();
     loop {
         tokio::select! {
+            // A busy script holds the store: the cron waits for it, like Redis's.
             _ = tick.tick() => {
-                check_save_points(&server);
-                crate::aof::cron_tick(&server);
+                if !server.script_busy.is_busy() {
+                    check_save_points(&server);
+                    crate::aof::cron_tick(&server);
+                }
             }
             _ = stop.changed() => return,
         }

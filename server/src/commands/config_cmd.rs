@@ -5,7 +5,12 @@ use crate::config::{table, Config, Origin};
 use crate::resp::Reply;
 use bytes::Bytes;
 
-pub const COMMANDS: &[Command] = &[Command::new("config", -2, ADMIN | LOADING | STALE, config)];
+pub const COMMANDS: &[Command] = &[Command::new(
+    "config",
+    -2,
+    NO_SCRIPT | ADMIN | LOADING | STALE,
+    config,
+)];
 
 fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let sub = &argv[1];

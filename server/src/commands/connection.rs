@@ -20,19 +20,29 @@ pub const COMMANDS: &[Command] = &[
     Command::new(
         "quit",
         -1,
-        NO_AUTH | LOADING | STALE | SUBSCRIBED | NO_MULTI | FAST,
+        NO_SCRIPT | NO_AUTH | LOADING | STALE | SUBSCRIBED | NO_MULTI | FAST,
         quit,
     ),
-    Command::new("auth", -2, NO_AUTH | FAST | LOADING | STALE, auth),
-    Command::new("hello", -1, NO_AUTH | FAST | LOADING | STALE, hello),
+    Command::new(
+        "auth",
+        -2,
+        NO_SCRIPT | NO_AUTH | FAST | LOADING | STALE,
+        auth,
+    ),
+    Command::new(
+        "hello",
+        -1,
+        NO_SCRIPT | NO_AUTH | FAST | LOADING | STALE,
+        hello,
+    ),
     Command::new("select", 2, LOADING | STALE | FAST, select),
     Command::new(
         "reset",
         1,
-        NO_AUTH | FAST | LOADING | STALE | SUBSCRIBED | NO_MULTI,
+        NO_SCRIPT | NO_AUTH | FAST | LOADING | STALE | SUBSCRIBED | NO_MULTI,
         reset,
     ),
-    Command::new("client", -2, LOADING | STALE, client),
+    Command::new("client", -2, NO_SCRIPT | LOADING | STALE, client),
 ];
 
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";

@@ -8,7 +8,12 @@ use crate::replication::FailoverState;
 use crate::resp::Reply;
 use bytes::Bytes;
 
-pub const COMMANDS: &[Command] = &[Command::new("failover", -1, ADMIN | STALE, failover)];
+pub const COMMANDS: &[Command] = &[Command::new(
+    "failover",
+    -1,
+    NO_SCRIPT | ADMIN | STALE,
+    failover,
+)];
 
 fn failover(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let args: Vec<&[u8]> = argv[1..].iter().map(|a| &a[..]).collect();

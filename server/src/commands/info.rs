@@ -188,7 +188,7 @@ fn total_system_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-pub fn memory(server: &Arc<Server>, _store: &Store) -> String {
+pub fn memory(server: &Arc<Server>, store: &Store) -> String {
     let (maxmemory, policy) = {
         let c = server.config.read();
         (c.maxmemory, c.maxmemory_policy.clone())
@@ -213,19 +213,29 @@ pub fn memory(server: &Arc<Server>, _store: &Store) -> String {
     field(&mut o, "allocator_resident", rss);
     field(&mut o, "total_system_memory", sys);
     field(&mut o, "total_system_memory_human", bytes_human(sys));
-    field(&mut o, "used_memory_lua", 0);
-    field(&mut o, "used_memory_vm_eval", 0);
-    field(&mut o, "used_memory_lua_human", "0B");
-    field(&mut o, "used_memory_scripts_eval", 0);
-    field(&mut o, "number_of_cached_scripts", 0);
+    let lua = store.scripts.memory();
+    // Functions (their own VM and libraries) are not built yet: Redis 7.0.15's
+    // figures for an empty function engine.
+    let (vm_functions, functions) = (33792usize, 200usize);
+    field(&mut o, "used_memory_lua", lua.vm_eval);
+    field(&mut o, "used_memory_vm_eval", lua.vm_eval);
+    field(
+        &mut o,
+        "used_memory_lua_human",
+        bytes_human(lua.vm_eval as u64),
+    );
+    field(&mut o, "used_memory_scripts_eval", lua.scripts_eval);
+    field(&mut o, "number_of_cached_scripts", lua.cached_scripts);
     field(&mut o, "number_of_functions", 0);
     field(&mut o, "number_of_libraries", 0);
-    field(&mut o, "used_memory_vm_functions", 0);
-    field(&mut o, "used_memory_vm_total", 0);
-    field(&mut o, "used_memory_vm_total_human", "0B");
-    field(&mut o, "used_memory_functions", 0);
-    field(&mut o, "used_memory_scripts", 0);
-    field(&mut o, "used_memory_scripts_human", "0B");
+    field(&mut o, "used_memory_vm_functions", vm_functions);
+    let vm_total = (lua.vm_eval + vm_functions) as u64;
+    field(&mut o, "used_memory_vm_total", vm_total);
+    field(&mut o, "used_memory_vm_total_human", bytes_human(vm_total));
+    field(&mut o, "used_memory_functions", functions);
+    let scripts = (lua.scripts_eval + functions) as u64;
+    field(&mut o, "used_memory_scripts", scripts);
+    field(&mut o, "used_memory_scripts_human", bytes_human(scripts));
     field(&mut o, "maxmemory", maxmemory);
     field(&mut o, "maxmemory_human", bytes_human(maxmemory));
     field(&mut o, "maxmemory_policy", policy);

@@ -28,10 +28,16 @@ pub const COMMANDS: &[Command] = &[
     Command::new("lmove", 5, WRITE | DENYOOM, lmove).keys(1, 2, 1),
     Command::new("rpoplpush", 3, WRITE | DENYOOM, rpoplpush).keys(1, 2, 1),
     Command::new("lmpop", -4, WRITE, lmpop).keys_with(lmpop_keys),
-    Command::new("blpop", -3, WRITE | BLOCKING, blpop).keys(1, -2, 1),
-    Command::new("brpop", -3, WRITE | BLOCKING, brpop).keys(1, -2, 1),
-    Command::new("blmove", 6, WRITE | DENYOOM | BLOCKING, blmove).keys(1, 2, 1),
-    Command::new("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, brpoplpush).keys(1, 2, 1),
+    Command::new("blpop", -3, NO_SCRIPT | WRITE | BLOCKING, blpop).keys(1, -2, 1),
+    Command::new("brpop", -3, NO_SCRIPT | WRITE | BLOCKING, brpop).keys(1, -2, 1),
+    Command::new("blmove", 6, NO_SCRIPT | WRITE | DENYOOM | BLOCKING, blmove).keys(1, 2, 1),
+    Command::new(
+        "brpoplpush",
+        4,
+        NO_SCRIPT | WRITE | DENYOOM | BLOCKING,
+        brpoplpush,
+    )
+    .keys(1, 2, 1),
     Command::new("blmpop", -5, WRITE | BLOCKING, blmpop).keys_with(blmpop_keys),
 ];
 

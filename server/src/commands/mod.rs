@@ -21,6 +21,7 @@ pub mod meta_types;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -210,6 +211,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("stream", "@stream", stream_groups::COMMANDS),
     ("stream", "@stream", streams::COMMANDS),
     ("server", "", failover::COMMANDS),
+    ("scripting", "@scripting", scripting::COMMANDS),
 ];
 
 /// All commands, by lower-case name.

@@ -6,10 +6,15 @@ use crate::resp::Reply;
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("save", 1, ADMIN | NO_PROPAGATE, save),
-    Command::new("bgsave", -1, ADMIN | NO_PROPAGATE, bgsave),
+    Command::new("save", 1, NO_SCRIPT | ADMIN | NO_PROPAGATE, save),
+    Command::new("bgsave", -1, NO_SCRIPT | ADMIN | NO_PROPAGATE, bgsave),
     Command::new("lastsave", 1, LOADING | STALE | FAST, lastsave),
-    Command::new("bgrewriteaof", 1, ADMIN | NO_PROPAGATE, bgrewriteaof),
+    Command::new(
+        "bgrewriteaof",
+        1,
+        NO_SCRIPT | ADMIN | NO_PROPAGATE,
+        bgrewriteaof,
+    ),
 ];
 
 fn bgrewriteaof(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {

@@ -10,43 +10,54 @@ pub const COMMANDS: &[Command] = &[
     Command::new(
         "subscribe",
         -2,
-        PUBSUB | SUBSCRIBED | LOADING | STALE,
+        NO_SCRIPT | PUBSUB | SUBSCRIBED | LOADING | STALE,
         subscribe,
     ),
     Command::new(
         "unsubscribe",
         -1,
-        PUBSUB | SUBSCRIBED | LOADING | STALE,
+        NO_SCRIPT | PUBSUB | SUBSCRIBED | LOADING | STALE,
         unsubscribe,
     ),
     Command::new(
         "psubscribe",
         -2,
-        PUBSUB | SUBSCRIBED | LOADING | STALE,
+        NO_SCRIPT | PUBSUB | SUBSCRIBED | LOADING | STALE,
         psubscribe,
     ),
     Command::new(
         "punsubscribe",
         -1,
-        PUBSUB | SUBSCRIBED | LOADING | STALE,
+        NO_SCRIPT | PUBSUB | SUBSCRIBED | LOADING | STALE,
         punsubscribe,
     ),
     Command::new(
         "ssubscribe",
         -2,
-        PUBSUB | SUBSCRIBED | LOADING | STALE,
+        NO_SCRIPT | PUBSUB | SUBSCRIBED | LOADING | STALE,
         ssubscribe,
     )
     .keys(1, -1, 1),
     Command::new(
         "sunsubscribe",
         -1,
-        PUBSUB | SUBSCRIBED | LOADING | STALE,
+        NO_SCRIPT | PUBSUB | SUBSCRIBED | LOADING | STALE,
         sunsubscribe,
     )
     .keys(1, -1, 1),
-    Command::new("publish", 3, PUBSUB | LOADING | STALE | FAST, publish),
-    Command::new("spublish", 3, PUBSUB | LOADING | STALE | FAST, publish).keys(1, 1, 1),
+    Command::new(
+        "publish",
+        3,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
+        publish,
+    ),
+    Command::new(
+        "spublish",
+        3,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
+        publish,
+    )
+    .keys(1, 1, 1),
     Command::new("pubsub", -2, LOADING | STALE, pubsub),
 ];
 

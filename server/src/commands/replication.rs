@@ -8,13 +8,18 @@ use crate::resp::Reply;
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("replicaof", 3, ADMIN | STALE, replicaof),
-    Command::new("slaveof", 3, ADMIN | STALE, replicaof),
-    Command::new("replconf", -1, ADMIN | LOADING | STALE, replconf),
-    Command::new("psync", -3, ADMIN, psync),
-    Command::new("sync", 1, ADMIN, sync),
-    Command::new("role", 1, LOADING | STALE | FAST, role),
-    Command::new("wait", 3, 0, wait),
+    Command::new("replicaof", 3, NO_SCRIPT | ADMIN | STALE, replicaof),
+    Command::new("slaveof", 3, NO_SCRIPT | ADMIN | STALE, replicaof),
+    Command::new(
+        "replconf",
+        -1,
+        NO_SCRIPT | ADMIN | LOADING | STALE,
+        replconf,
+    ),
+    Command::new("psync", -3, NO_SCRIPT | ADMIN, psync),
+    Command::new("sync", 1, NO_SCRIPT | ADMIN, sync),
+    Command::new("role", 1, NO_SCRIPT | LOADING | STALE | FAST, role),
+    Command::new("wait", 3, NO_SCRIPT, wait),
 ];
 
 /// The requesting client as CLIENT LIST would print it (for Redis's log lines).

@@ -12,14 +12,30 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("multi", 1, NO_MULTI | LOADING | STALE | FAST, multi),
-    Command::new("exec", 1, NO_MULTI | LOADING | STALE, exec),
-    Command::new("discard", 1, NO_MULTI | LOADING | STALE | FAST, discard),
+    Command::new(
+        "multi",
+        1,
+        NO_SCRIPT | NO_MULTI | LOADING | STALE | FAST,
+        multi,
+    ),
+    Command::new("exec", 1, NO_SCRIPT | NO_MULTI | LOADING | STALE, exec),
+    Command::new(
+        "discard",
+        1,
+        NO_SCRIPT | NO_MULTI | LOADING | STALE | FAST,
+        discard,
+    ),
     // No key positions on purpose: `exec::call` would otherwise treat a WATCH that
     // lazily expired a key as a write to its keys and dirty the caller's own watch.
-    Command::new("watch", -2, NO_MULTI | LOADING | STALE | FAST, watch).keys(1, -1, 1),
+    Command::new(
+        "watch",
+        -2,
+        NO_SCRIPT | NO_MULTI | LOADING | STALE | FAST,
+        watch,
+    )
+    .keys(1, -1, 1),
     // Not NO_MULTI: inside MULTI, Redis queues UNWATCH like any other command.
-    Command::new("unwatch", 1, LOADING | STALE | FAST, unwatch),
+    Command::new("unwatch", 1, NO_SCRIPT | LOADING | STALE | FAST, unwatch),
 ];
 
 /// Forgets every WATCHed key of the calling client and clears its dirty flag

@@ -33,8 +33,20 @@ pub const COMMANDS: &[Command] = &[
     Command::new("zremrangebylex", 4, WRITE, zremrangebylex).keys(1, 1, 1),
     Command::new("zpopmin", -2, WRITE | FAST, zpopmin).keys(1, 1, 1),
     Command::new("zpopmax", -2, WRITE | FAST, zpopmax).keys(1, 1, 1),
-    Command::new("bzpopmin", -3, WRITE | FAST | BLOCKING, bzpopmin).keys(1, -2, 1),
-    Command::new("bzpopmax", -3, WRITE | FAST | BLOCKING, bzpopmax).keys(1, -2, 1),
+    Command::new(
+        "bzpopmin",
+        -3,
+        NO_SCRIPT | WRITE | FAST | BLOCKING,
+        bzpopmin,
+    )
+    .keys(1, -2, 1),
+    Command::new(
+        "bzpopmax",
+        -3,
+        NO_SCRIPT | WRITE | FAST | BLOCKING,
+        bzpopmax,
+    )
+    .keys(1, -2, 1),
     Command::new("zmpop", -4, WRITE, zmpop).keys_with(keys_numkeys_at_1),
     Command::new("bzmpop", -5, WRITE | BLOCKING, bzmpop).keys_with(keys_numkeys_at_2),
     Command::new("zunionstore", -4, WRITE | DENYOOM, zunionstore).keys_with(keys_store),

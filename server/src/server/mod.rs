@@ -114,6 +114,8 @@ pub struct HotConfig {
     /// `stream-node-max-bytes` and `stream-node-max-entries` (0 = no limit).
     pub stream_node_max_bytes: usize,
     pub stream_node_max_entries: usize,
+    /// `busy-reply-threshold` (ms), read when a script starts.
+    pub busy_reply_threshold: u64,
 }
 
 impl HotConfig {
@@ -139,6 +141,10 @@ impl HotConfig {
                 .get("stream-node-max-entries")
                 .and_then(|v| v.parse::<u64>().ok())
                 .map_or(100, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            busy_reply_threshold: c
+                .get("busy-reply-threshold")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5000),
         }
     }
 }
@@ -173,6 +179,8 @@ pub struct Store {
     /// of two). `None` outside such a batch; whoever sets it clears it before the lock
     /// is released, so idle time is never charged to a command.
     pub cmd_clock: Option<std::time::Instant>,
+    /// The Lua scripting state: VM, script cache (see `crate::scripting`).
+    pub scripts: crate::scripting::Scripts,
 }
 
 impl Store {
@@ -243,6 +251,7 @@ impl Store {
             repl: repl::ReplState::default(),
             hot: HotConfig::from_config(&Config::default()),
             cmd_clock: None,
+            scripts: crate::scripting::Scripts::default(),
         };
         store.set_hot(HotConfig::from_config(&Config::default()));
         store
@@ -314,10 +323,47 @@ impl Store {
     }
 }
 
+/// The store's mutex. `lock` behaves like the mutex's, except while a script is
+/// busy (it holds the lock for as long as it runs): a tokio worker that must wait
+/// then first hands its core to another thread (`block_in_place`), so a task stuck
+/// behind the script (a cron, a closing connection) never stalls the others.
+#[derive(Debug)]
+pub struct StoreLock {
+    inner: Mutex<Store>,
+    busy: Arc<crate::scripting::Busy>,
+}
+
+impl StoreLock {
+    pub fn lock(&self) -> parking_lot::MutexGuard<'_, Store> {
+        if let Some(g) = self.inner.try_lock() {
+            return g;
+        }
+        if self.busy.is_busy() {
+            return crate::scripting::busy::blocking(|| self.inner.lock());
+        }
+        self.inner.lock()
+    }
+
+    /// The lock, or None once a script is busy (connections then answer BUSY).
+    pub fn lock_unless_busy(&self) -> Option<parking_lot::MutexGuard<'_, Store>> {
+        loop {
+            if self.busy.is_busy() {
+                return None;
+            }
+            if let Some(g) = self
+                .inner
+                .try_lock_for(std::time::Duration::from_millis(10))
+            {
+                return Some(g);
+            }
+        }
+    }
+}
+
 /// Process-wide state shared by every connection.
 #[derive(Debug)]
 pub struct Server {
-    pub store: Mutex<Store>,
+    pub store: StoreLock,
     /// Runtime configuration (CONFIG SET writes it).
     pub config: RwLock<Config>,
     pub stats: Stats,
@@ -360,17 +406,22 @@ pub struct Server {
     pub client_pause: crate::pause::ClientPause,
     /// The process title (`proc-title-template`), rewritten by CONFIG SET.
     pub proc_title: crate::proctitle::ProcTitle,
+    /// The running script's busy state, shared with the store's scripting state:
+    /// connections read it without the store lock (see `crate::scripting::busy`).
+    pub script_busy: Arc<crate::scripting::Busy>,
 }
 
 impl Server {
     pub fn new(config: Config) -> Arc<Self> {
         let dbs = config.databases;
+        let mut store = Store::new(dbs);
+        store.set_hot(HotConfig::from_config(&config));
+        let script_busy = store.scripts.busy();
         Arc::new(Server {
-            store: Mutex::new({
-                let mut store = Store::new(dbs);
-                store.set_hot(HotConfig::from_config(&config));
-                store
-            }),
+            store: StoreLock {
+                inner: Mutex::new(store),
+                busy: script_busy.clone(),
+            },
             config: RwLock::new(config),
             stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
@@ -392,6 +443,7 @@ impl Server {
             active_expire_enabled: AtomicBool::new(true),
             client_pause: crate::pause::ClientPause::default(),
             proc_title: crate::proctitle::ProcTitle::default(),
+            script_busy,
         })
     }
 

@@ -214,6 +214,11 @@ pub async fn cron(server: Arc<Server>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        // A busy script holds the store; the housekeeping waits for it (Redis's
+        // cron does not run during a script either).
+        if server.script_busy.is_busy() {
+            continue;
+        }
         loops += 1;
         let (period, timeout, ttl, lag, backlog_size) = {
             let c = server.config.read();

@@ -1,0 +1,1 @@
+redis.setresp(3) return {map={a=1}, set={b=true}, double=1.5}

@@ -1,0 +1,216 @@
+//! The busy-script machinery (Redis `busy-reply-threshold`): a script runs with the
+//! store locked, so past the threshold the server declares itself busy, hands its
+//! tokio worker core to a fresh thread so the other connections keep being served
+//! (with `-BUSY` replies), and lets SCRIPT KILL stop a script that has not written.
+//!
+//! Shared between the running script (its instruction hook) and the connections
+//! that must not wait for the store lock: everything here is atomics. The fast path
+//! of a connection is one atomic load.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The reply every command but the few allowed ones gets while a script is busy.
+pub const BUSY_ERR: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+pub const NOTBUSY_ERR: &str = "NOTBUSY No scripts in execution right now.";
+pub const UNKILLABLE_ERR: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
+/// The error a killed script fails with.
+pub const KILLED_ERR: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+/// How many Lua instructions run between two looks at the clock and the kill flag.
+pub const HOOK_EVERY: u32 = 100_000;
+
+/// State of the script in execution, if any.
+#[derive(Debug)]
+pub struct Busy {
+    base: Instant,
+    /// A script is running (between `start` and `end`).
+    running: AtomicBool,
+    /// The running script passed the threshold: others get BUSY.
+    busy: AtomicBool,
+    kill: AtomicBool,
+    /// The running script called a write command (SCRIPT KILL then refuses).
+    wrote: AtomicBool,
+    /// When the hook last made sure the worker core was handed away (ns since `base`).
+    released_ns: AtomicU64,
+    /// When the running script started, in ns since `base`.
+    start_ns: AtomicU64,
+    threshold_ms: AtomicU64,
+}
+
+impl Default for Busy {
+    fn default() -> Self {
+        Busy {
+            base: Instant::now(),
+            running: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
+            kill: AtomicBool::new(false),
+            wrote: AtomicBool::new(false),
+            released_ns: AtomicU64::new(0),
+            start_ns: AtomicU64::new(0),
+            threshold_ms: AtomicU64::new(5000),
+        }
+    }
+}
+
+/// A script in execution: [`Busy::start`] now, [`Busy::end`] when dropped, however
+/// the run ends (a panic unwinding through it included).
+pub struct Running<'a>(&'a Busy);
+
+impl<'a> Running<'a> {
+    pub fn start(busy: &'a Busy, threshold_ms: u64) -> Self {
+        busy.start(threshold_ms);
+        Running(busy)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+/// What SCRIPT KILL answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillOutcome {
+    Killed,
+    NotBusy,
+    Unkillable,
+}
+
+impl Busy {
+    /// True while a script is past its threshold (the connections' check).
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    /// A script starts; `threshold_ms` is `busy-reply-threshold` read now.
+    pub fn start(&self, threshold_ms: u64) {
+        self.start_ns
+            .store(self.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.threshold_ms.store(threshold_ms, Ordering::Relaxed);
+        self.kill.store(false, Ordering::Relaxed);
+        self.wrote.store(false, Ordering::Relaxed);
+        self.released_ns.store(0, Ordering::Relaxed);
+        self.running.store(true, Ordering::Release);
+    }
+
+    /// The script ended (normally, by error or killed).
+    pub fn end(&self) {
+        self.running.store(false, Ordering::Release);
+        self.busy.store(false, Ordering::Release);
+        self.kill.store(false, Ordering::Release);
+    }
+
+    pub fn mark_wrote(&self) {
+        self.wrote.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether SCRIPT KILL was accepted for the running script.
+    pub fn killed(&self) -> bool {
+        self.kill.load(Ordering::Acquire)
+    }
+
+    /// SCRIPT KILL from another connection.
+    pub fn request_kill(&self) -> KillOutcome {
+        if !self.is_busy() {
+            return KillOutcome::NotBusy;
+        }
+        if self.wrote.load(Ordering::Acquire) {
+            return KillOutcome::Unkillable;
+        }
+        self.kill.store(true, Ordering::Release);
+        KillOutcome::Killed
+    }
+
+    /// The instruction hook: fails the script once killed; past the threshold,
+    /// declares the server busy and releases the worker core.
+    pub fn on_hook(&self) -> Result<(), &'static str> {
+        if self.kill.load(Ordering::Acquire) {
+            return Err(KILLED_ERR);
+        }
+        if !self.running.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let now = self.base.elapsed().as_nanos() as u64;
+        if !self.busy.load(Ordering::Relaxed) {
+            let elapsed_ms = now.saturating_sub(self.start_ns.load(Ordering::Relaxed)) / 1_000_000;
+            if elapsed_ms < self.threshold_ms.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            crate::warning!(
+                "Slow script detected: still in execution after {elapsed_ms} milliseconds. You can try killing the script using the SCRIPT KILL command."
+            );
+            self.busy.store(true, Ordering::Release);
+        }
+        // Not once but every 50 ms: a core handed away can come back to this thread
+        // (a task on the new thread that itself blocks in place puts the core where
+        // this thread's hand-over reclaims it), and then the other tasks would wait
+        // for the script. A hand-over from a thread without a core costs a task spawn.
+        if now.saturating_sub(self.released_ns.load(Ordering::Relaxed)) >= 50_000_000 {
+            release_worker();
+            self.released_ns
+                .store(self.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f`, which blocks until the busy script ends, without holding a tokio
+/// worker core (outside a multi-threaded runtime it just runs `f`).
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Hands this thread's tokio worker core to another thread, so the connection tasks
+/// run while this thread keeps executing the script with the store locked. Waits
+/// (bounded) until a task ran elsewhere, which proves the hand-over happened; after
+/// that this thread carries on without a core. False if no task ran in time.
+fn release_worker() -> bool {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let Ok(handle) = Handle::try_current() else {
+        return true;
+    };
+    if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
+        return true;
+    }
+    tokio::task::block_in_place(|| {
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        handle.spawn(async move { flag.store(true, Ordering::Release) });
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while !ran.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        ran.load(Ordering::Acquire)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_is_refused_when_not_busy_or_after_a_write() {
+        let b = Busy::default();
+        assert_eq!(b.request_kill(), KillOutcome::NotBusy);
+        b.start(0);
+        assert!(b.on_hook().is_ok());
+        assert!(b.is_busy(), "threshold 0 makes the first hook declare busy");
+        b.mark_wrote();
+        assert_eq!(b.request_kill(), KillOutcome::Unkillable);
+        b.end();
+        b.start(0);
+        let _ = b.on_hook();
+        assert_eq!(b.request_kill(), KillOutcome::Killed);
+        assert_eq!(b.on_hook(), Err(KILLED_ERR));
+        b.end();
+        assert!(!b.is_busy() && !b.killed());
+    }
+}

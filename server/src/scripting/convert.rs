@@ -1,0 +1,410 @@
+//! Conversions between RESP and Lua values, as Redis documents them:
+//! - a command's reply to Lua ([`reply_to_lua`]): integers to numbers, bulk strings to
+//!   strings, nil to `false` (RESP2) or `nil` (RESP3), status to `{ok=...}`, errors to
+//!   `{err=...}`, arrays to tables; under RESP3 maps to `{map=...}`, sets to
+//!   `{set=...}`, doubles to `{double=...}`, big numbers to `{big_number=...}`...
+//! - a script's result to RESP ([`lua_to_reply`]): numbers truncated to integers,
+//!   `false` to nil, tables to arrays up to the first nil, `{err=}`/`{ok=}` tables,
+//!   and the RESP3 forms. Nesting is walked without recursion and, like Redis (whose
+//!   Lua C stack runs out), an element nested deeper than [`MAX_DEPTH`] becomes an
+//!   error. Results are read through a Lua-side flattening ([`FLATTEN`]).
+
+use crate::resp::Reply;
+use mlua::{Lua, Table, Value};
+
+/// How deep a returned table may nest before its element becomes Redis's
+/// `reached lua stack limit` error (measured on Redis 7.0.15).
+pub const MAX_DEPTH: usize = 7995;
+
+/// How deep a command reply may nest (our commands never come close).
+const MAX_REPLY_DEPTH: usize = 128;
+
+/// A Lua number as Redis's `(long long)` cast turns it into an integer (the x86
+/// conversion: NaN and out-of-range values become `i64::MIN`).
+pub fn number_to_i64(n: f64) -> i64 {
+    if n.is_nan() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&n) {
+        i64::MIN
+    } else {
+        n as i64
+    }
+}
+
+/// Replaces CR and LF by spaces, as Redis does for status and error texts.
+fn one_line(s: &[u8]) -> String {
+    String::from_utf8_lossy(s).replace(['\r', '\n'], " ")
+}
+
+/// Flattens a script's result into a sequence of (code, value) tokens in one Lua
+/// table, so Rust reads it one token at a time: holding a Lua value in Rust takes a
+/// slot of a bounded reference stack, and a result may have millions of elements or
+/// nest thousands deep. Iterative, with its own stack. Codes: see [`Token`].
+pub const FLATTEN: &str = r#"
+local type, rawget, next = type, rawget, next
+return function(root, maxdepth)
+  local out, n = {}, 0
+  local vs, ds, sp = { root }, { 0 }, 1
+  local function emit(code, v)
+    out[n + 1] = code
+    out[n + 2] = v
+    n = n + 2
+  end
+  local function push(v, d)
+    sp = sp + 1
+    vs[sp] = v
+    ds[sp] = d
+  end
+  while sp > 0 do
+    local v, d = vs[sp], ds[sp]
+    vs[sp] = nil
+    sp = sp - 1
+    local ty = type(v)
+    if d >= maxdepth then
+      emit(14, 0)
+    elseif ty == 'string' then
+      emit(1, v)
+    elseif ty == 'number' then
+      emit(2, v)
+    elseif ty == 'boolean' then
+      emit(4, v)
+    elseif ty == 'table' then
+      local e, ok, dbl, big = rawget(v, 'err'), rawget(v, 'ok'), rawget(v, 'double'), rawget(v, 'big_number')
+      local map, set, verb = rawget(v, 'map'), rawget(v, 'set'), rawget(v, 'verbatim_string')
+      if type(e) == 'string' then
+        emit(5, e)
+      elseif type(ok) == 'string' then
+        emit(6, ok)
+      elseif type(dbl) == 'number' then
+        emit(7, dbl)
+      elseif type(big) == 'string' then
+        emit(8, big)
+      elseif type(map) == 'table' then
+        local items, c = {}, 0
+        for k, x in next, map do
+          items[c + 1] = k
+          items[c + 2] = x
+          c = c + 2
+        end
+        emit(10, c / 2)
+        for i = c, 1, -1 do push(items[i], d + 1) end
+      elseif type(set) == 'table' then
+        local items, c = {}, 0
+        for k in next, set do
+          c = c + 1
+          items[c] = k
+        end
+        emit(11, c)
+        for i = c, 1, -1 do push(items[i], d + 1) end
+      elseif type(verb) == 'table' and type(rawget(verb, 'format')) == 'string'
+          and type(rawget(verb, 'string')) == 'string' then
+        emit(12, rawget(verb, 'format'))
+        emit(13, rawget(verb, 'string'))
+      else
+        local len = 0
+        while rawget(v, len + 1) ~= nil do len = len + 1 end
+        emit(9, len)
+        for i = len, 1, -1 do push(rawget(v, i), d + 1) end
+      end
+    else
+      emit(3, 0)
+    end
+  end
+  return out, n
+end
+"#;
+
+/// The token codes [`FLATTEN`] emits.
+struct Token;
+
+impl Token {
+    const BULK: i64 = 1;
+    const NUMBER: i64 = 2;
+    const NULL: i64 = 3;
+    const BOOLEAN: i64 = 4;
+    const ERROR: i64 = 5;
+    const STATUS: i64 = 6;
+    const DOUBLE: i64 = 7;
+    const BIG_NUMBER: i64 = 8;
+    const ARRAY: i64 = 9;
+    const MAP: i64 = 10;
+    const SET: i64 = 11;
+    const VERBATIM_FORMAT: i64 = 12;
+    const VERBATIM_TEXT: i64 = 13;
+    const TOO_DEEP: i64 = 14;
+}
+
+/// Writes a script's result to `out`. `script_resp3` is the script's
+/// `redis.setresp` (it decides how booleans are sent), `out.resp3` the caller's.
+/// `flatten` is the compiled [`FLATTEN`] function.
+pub fn lua_to_reply(
+    flatten: &mlua::Function,
+    v: Value,
+    script_resp3: bool,
+    out: &mut Reply,
+) -> mlua::Result<()> {
+    if !matches!(v, Value::Table(_)) {
+        scalar(v, script_resp3, out);
+        return Ok(());
+    }
+    let (tokens, n): (Table, usize) = flatten.call((v, MAX_DEPTH))?;
+    let mut format = Vec::new();
+    let mut i = 1;
+    while i < n {
+        let code: i64 = tokens.raw_get(i)?;
+        let v: Value = tokens.raw_get(i + 1)?;
+        i += 2;
+        let text = || match &v {
+            Value::String(s) => s.as_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+        match code {
+            Token::ARRAY => out.array(count(&v)),
+            Token::MAP => out.map(count(&v)),
+            Token::SET => out.set(count(&v)),
+            Token::ERROR => out.error(&one_line(&text())),
+            Token::STATUS => out.simple(&one_line(&text())),
+            Token::DOUBLE => out.double(number(&v).unwrap_or(0.0)),
+            Token::BIG_NUMBER => {
+                let s = one_line(&text());
+                if out.resp3 {
+                    out.raw(format!("({s}\r\n").as_bytes());
+                } else {
+                    out.bulk(s.as_bytes());
+                }
+            }
+            Token::VERBATIM_FORMAT => format = text(),
+            Token::VERBATIM_TEXT => {
+                let s = text();
+                if out.resp3 {
+                    out.raw(format!("={}\r\n", s.len() + 4).as_bytes());
+                    out.raw(&format[..format.len().min(3)]);
+                    out.raw(b":");
+                    out.raw(&s);
+                    out.raw(b"\r\n");
+                } else {
+                    out.bulk(&s);
+                }
+            }
+            Token::TOO_DEEP => out.error("ERR reached lua stack limit"),
+            Token::BULK | Token::NUMBER | Token::BOOLEAN | Token::NULL => {
+                scalar(v, script_resp3, out)
+            }
+            _ => out.null(),
+        }
+    }
+    Ok(())
+}
+
+/// A header's element count.
+fn count(v: &Value) -> usize {
+    number(v).map_or(0, |n| n.max(0.0) as usize)
+}
+
+/// A result that is not a table.
+fn scalar(v: Value, script_resp3: bool, out: &mut Reply) {
+    match v {
+        Value::String(s) => out.bulk(&s.as_bytes()),
+        Value::Boolean(b) => {
+            if script_resp3 {
+                out.boolean(b);
+            } else if b {
+                out.int(1);
+            } else {
+                out.null();
+            }
+        }
+        Value::Integer(i) => out.int(i),
+        Value::Number(n) => out.int(number_to_i64(n)),
+        _ => out.null(),
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => Some(*n),
+        Value::Integer(i) => Some(*i as f64),
+        _ => None,
+    }
+}
+
+/// A command's reply (the bytes it wrote) as the Lua value `redis.call` returns;
+/// the flag says it was an error reply (`redis.call` then raises it).
+pub fn reply_to_lua(lua: &Lua, buf: &[u8]) -> mlua::Result<(Value, bool)> {
+    let failed = buf.first() == Some(&b'-');
+    let mut p = Parser { buf, pos: 0 };
+    let v = if buf.is_empty() {
+        // A command that produced no reply (it would have blocked): nil, like Redis.
+        Value::Boolean(false)
+    } else {
+        p.value(lua, 0)?
+    };
+    Ok((v, failed))
+}
+
+struct Parser<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+fn malformed() -> mlua::Error {
+    mlua::Error::runtime("ERR unexpected reply from command")
+}
+
+impl<'a> Parser<'a> {
+    fn line(&mut self) -> mlua::Result<&'a [u8]> {
+        let rest = self.buf.get(self.pos..).ok_or_else(malformed)?;
+        let end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(malformed)?;
+        self.pos += end + 2;
+        Ok(&rest[..end])
+    }
+
+    fn int(&mut self) -> mlua::Result<i64> {
+        crate::resp::parse_i64(self.line()?).ok_or_else(malformed)
+    }
+
+    fn bytes(&mut self, n: usize) -> mlua::Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).ok_or_else(malformed)?;
+        let s = self.buf.get(self.pos..end).ok_or_else(malformed)?;
+        self.pos = end + 2;
+        Ok(s)
+    }
+
+    fn value(&mut self, lua: &Lua, depth: usize) -> mlua::Result<Value> {
+        if depth > MAX_REPLY_DEPTH {
+            return Err(malformed());
+        }
+        let kind = *self.buf.get(self.pos).ok_or_else(malformed)?;
+        self.pos += 1;
+        Ok(match kind {
+            b'+' => {
+                let t = lua.create_table()?;
+                t.raw_set("ok", lua.create_string(self.line()?)?)?;
+                Value::Table(t)
+            }
+            b'-' => {
+                let t = lua.create_table()?;
+                t.raw_set("err", lua.create_string(self.line()?)?)?;
+                Value::Table(t)
+            }
+            b':' => Value::Number(self.int()? as f64),
+            b'$' | b'=' => {
+                let n = self.int()?;
+                if n < 0 {
+                    return Ok(Value::Boolean(false));
+                }
+                let s = self.bytes(n as usize)?;
+                if kind == b'=' {
+                    let t = lua.create_table()?;
+                    let (f, body) = if s.len() >= 4 {
+                        s.split_at(4)
+                    } else {
+                        (s, &[][..])
+                    };
+                    t.raw_set("format", lua.create_string(&f[..f.len().min(3)])?)?;
+                    t.raw_set("string", lua.create_string(body)?)?;
+                    let outer = lua.create_table()?;
+                    outer.raw_set("verbatim_string", t)?;
+                    Value::Table(outer)
+                } else {
+                    Value::String(lua.create_string(s)?)
+                }
+            }
+            b'*' | b'>' | b'~' | b'%' => {
+                let n = self.int()?;
+                if n < 0 {
+                    return Ok(Value::Boolean(false));
+                }
+                let n = n as usize;
+                let t =
+                    lua.create_table_with_capacity(if kind == b'*' { n.min(1024) } else { 0 }, 0)?;
+                match kind {
+                    b'~' => {
+                        for _ in 0..n {
+                            let k = self.value(lua, depth + 1)?;
+                            t.raw_set(k, true)?;
+                        }
+                        wrap(lua, "set", t)?
+                    }
+                    b'%' => {
+                        for _ in 0..n {
+                            let k = self.value(lua, depth + 1)?;
+                            let v = self.value(lua, depth + 1)?;
+                            t.raw_set(k, v)?;
+                        }
+                        wrap(lua, "map", t)?
+                    }
+                    _ => {
+                        for i in 1..=n {
+                            let v = self.value(lua, depth + 1)?;
+                            t.raw_set(i, v)?;
+                        }
+                        Value::Table(t)
+                    }
+                }
+            }
+            b'_' => {
+                self.line()?;
+                Value::Nil
+            }
+            b'#' => Value::Boolean(self.line()? == b"t"),
+            b',' => {
+                let s = self.line()?;
+                let d = std::str::from_utf8(s)
+                    .ok()
+                    .and_then(|s| match s {
+                        "inf" => Some(f64::INFINITY),
+                        "-inf" => Some(f64::NEG_INFINITY),
+                        "nan" => Some(f64::NAN),
+                        s => s.parse().ok(),
+                    })
+                    .ok_or_else(malformed)?;
+                let t = lua.create_table()?;
+                t.raw_set("double", d)?;
+                Value::Table(t)
+            }
+            b'(' => {
+                let t = lua.create_table()?;
+                t.raw_set("big_number", lua.create_string(self.line()?)?)?;
+                Value::Table(t)
+            }
+            _ => return Err(malformed()),
+        })
+    }
+}
+
+fn wrap(lua: &Lua, key: &str, t: Table) -> mlua::Result<Value> {
+    let outer = lua.create_table()?;
+    outer.raw_set(key, t)?;
+    Ok(Value::Table(outer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_truncate_like_a_c_cast() {
+        assert_eq!(number_to_i64(3.99), 3);
+        assert_eq!(number_to_i64(-3.99), -3);
+        assert_eq!(number_to_i64(f64::INFINITY), i64::MIN);
+        assert_eq!(number_to_i64(f64::NAN), i64::MIN);
+        assert_eq!(number_to_i64(-1e300), i64::MIN);
+    }
+
+    #[test]
+    fn replies_parse_into_lua_values() {
+        let lua = Lua::new();
+        let (v, failed) = reply_to_lua(&lua, b"*3\r\n:1\r\n$-1\r\n+OK\r\n").unwrap();
+        assert!(!failed);
+        let mut out = Reply::new(false);
+        let flatten: mlua::Function = lua.load(FLATTEN).eval().unwrap();
+        lua_to_reply(&flatten, v, false, &mut out).unwrap();
+        assert_eq!(out.buf, b"*3\r\n:1\r\n$-1\r\n+OK\r\n");
+        let (_, failed) = reply_to_lua(&lua, b"-ERR x\r\n").unwrap();
+        assert!(failed);
+        assert!(reply_to_lua(&lua, b"$5\r\nab").is_err());
+        assert!(reply_to_lua(&lua, b"*9999999999\r\n").is_err());
+    }
+}
