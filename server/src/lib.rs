@@ -48,6 +48,8 @@ pub const REDIS_VERSION: &str = "7.0.15";
 /// `title` is the process title area `main` claimed (none in-process).
 pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> Result<(), String> {
     let server = server::Server::new(config.clone());
+    // The scripting state from the start, so INFO shows the Lua VM as Redis does.
+    commands::script_run::init(&server);
     server.proc_title.install(title);
     crate::log::set_role(if config.replicaof.is_some() {
         b'S'

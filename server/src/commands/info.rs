@@ -213,7 +213,7 @@ pub fn memory(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "allocator_resident", rss);
     field(&mut o, "total_system_memory", sys);
     field(&mut o, "total_system_memory_human", bytes_human(sys));
-    let lua = store.scripts.memory();
+    let lua = crate::scripting::memory(store);
     // Functions (their own VM and libraries) are not built yet: Redis 7.0.15's
     // figures for an empty function engine.
     let (vm_functions, functions) = (33792usize, 200usize);

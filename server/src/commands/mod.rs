@@ -21,6 +21,7 @@ pub mod meta_types;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
+pub mod script_run;
 pub mod scripting;
 pub mod server;
 pub mod sets;

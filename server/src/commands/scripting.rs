@@ -2,9 +2,10 @@
 //! side lives in `crate::scripting`; these handlers parse arguments and call it.
 
 use super::connection::{help_reply, unknown_subcommand};
+use super::script_run::{self, EvalTarget};
 use super::{arg_i64, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
-use crate::scripting::{self, EvalTarget};
+use crate::scripting;
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
@@ -59,7 +60,7 @@ fn eval_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], sha: bool, ro: b
     } else {
         EvalTarget::Source(&argv[1])
     };
-    scripting::eval(ctx, out, target, keys, args, ro)
+    script_run::eval(ctx, out, target, keys, args, ro)
 }
 
 fn eval(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
@@ -121,13 +122,13 @@ fn script(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     match name {
         "help" => help_reply(out, "SCRIPT", SCRIPT_HELP),
         "load" => {
-            let sha = ctx.store.scripts.load(&argv[2])?;
+            let sha = script_run::scripts(ctx).load(&argv[2])?;
             out.bulk(sha.as_bytes());
         }
         "exists" => {
             out.array(n - 2);
             for sha in &argv[2..] {
-                out.int(ctx.store.scripts.exists(sha) as i64);
+                out.int(script_run::scripts(ctx).exists(sha) as i64);
             }
         }
         "flush" => {
@@ -136,7 +137,7 @@ fn script(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                     "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
                 ));
             }
-            ctx.store.scripts.flush();
+            script_run::scripts(ctx).flush();
             out.ok();
         }
         // A script is never running while a command holds the store: SCRIPT KILL

@@ -13,22 +13,17 @@
 //! the busy/kill machinery, the exec door) takes any compiled function, a label for
 //! error messages, and the script's flags.
 
-pub mod busy;
+pub use crate::server::busy;
 pub mod convert;
 pub mod libs;
 pub mod shebang;
-mod vm;
+pub(crate) mod vm;
 
 pub use busy::Busy;
 pub use shebang::ScriptFlags;
 pub use vm::sha1_hex;
 
-use crate::commands::{ClientState, CmdError, Ctx};
-use crate::exec::ScriptRules;
-use crate::resp::Reply;
-use bytes::Bytes;
-use mlua::{Function, MultiValue, Value};
-use std::cell::RefCell;
+use mlua::Function;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -43,36 +38,80 @@ struct Cached {
     flags: ScriptFlags,
 }
 
+/// Whether a name is a command of the server (`redis.acl_check_cmd`): the command table
+/// belongs to a layer above, so the caller that creates the state hands it in.
+pub type IsCommand = fn(&[u8]) -> bool;
+
 /// The scripting state of a server.
 #[derive(Debug)]
 pub struct Scripts {
-    vm: Option<vm::Vm>,
+    pub(crate) vm: Option<vm::Vm>,
     /// sha1 (lowercase hex) -> compiled EVAL script.
     cache: HashMap<String, Cached>,
     cache_bytes: usize,
-    busy: Arc<Busy>,
+    pub(crate) busy: Arc<Busy>,
     rand: Arc<vm::Rand48>,
-    /// The script client and reply buffer of the last run, reused by the next.
-    spare: Option<(ClientState, Reply)>,
+    is_command: IsCommand,
+    /// Scratch of the layer that runs scripts, kept from run to run (its script client
+    /// and reply buffer); opaque here.
+    pub(crate) spare: Option<Box<dyn std::any::Any + Send>>,
 }
 
-impl Default for Scripts {
-    fn default() -> Self {
-        let busy = Arc::new(Busy::default());
+/// The store's scripting state, created on first use (and at server start, so INFO
+/// shows the VM from the beginning). `busy` is the server's shared busy state.
+pub fn state<'a>(
+    store: &'a mut crate::server::Store,
+    busy: &Arc<Busy>,
+    is_command: IsCommand,
+) -> &'a mut Scripts {
+    let slot = store
+        .scripts
+        .0
+        .get_or_insert_with(|| Box::new(Scripts::new(busy.clone(), is_command)));
+    if !slot.is::<Scripts>() {
+        *slot = Box::new(Scripts::new(busy.clone(), is_command));
+    }
+    match slot.downcast_mut::<Scripts>() {
+        Some(s) => s,
+        // Checked (or replaced) just above.
+        None => unreachable!("the script slot holds Scripts"),
+    }
+}
+
+/// INFO's scripting memory figures (zero before the state exists).
+pub fn memory(store: &crate::server::Store) -> MemoryInfo {
+    store
+        .scripts
+        .0
+        .as_ref()
+        .and_then(|b| b.downcast_ref::<Scripts>())
+        .map_or(
+            MemoryInfo {
+                vm_eval: 0,
+                scripts_eval: 0,
+                cached_scripts: 0,
+            },
+            Scripts::memory,
+        )
+}
+
+impl Scripts {
+    fn new(busy: Arc<Busy>, is_command: IsCommand) -> Self {
         let rand = Arc::new(vm::Rand48::default());
         Scripts {
-            vm: new_vm(&busy, &rand),
+            vm: new_vm(&busy, &rand, is_command),
             cache: HashMap::new(),
             cache_bytes: 0,
             busy,
             rand,
+            is_command,
             spare: None,
         }
     }
 }
 
-fn new_vm(busy: &Arc<Busy>, rand: &Arc<vm::Rand48>) -> Option<vm::Vm> {
-    match vm::Vm::new(busy.clone(), rand.clone()) {
+fn new_vm(busy: &Arc<Busy>, rand: &Arc<vm::Rand48>, is_command: IsCommand) -> Option<vm::Vm> {
+    match vm::Vm::new(busy.clone(), rand.clone(), is_command) {
         Ok(vm) => Some(vm),
         Err(e) => {
             crate::warning!("Failed to create the Lua VM: {e}");
@@ -92,12 +131,6 @@ pub enum ScriptError {
     Shebang(#[from] shebang::ShebangError),
     #[error("ERR the Lua scripting engine could not be started")]
     NoVm,
-}
-
-impl From<ScriptError> for CmdError {
-    fn from(e: ScriptError) -> Self {
-        CmdError::msg(e.to_string())
-    }
 }
 
 /// INFO memory's scripting fields.
@@ -138,7 +171,7 @@ impl Scripts {
         self.cache.clear();
         self.cache_bytes = 0;
         self.vm = None;
-        self.vm = new_vm(&self.busy, &self.rand);
+        self.vm = new_vm(&self.busy, &self.rand, self.is_command);
     }
 
     pub fn memory(&self) -> MemoryInfo {
@@ -150,7 +183,7 @@ impl Scripts {
     }
 
     /// The compiled script and flags for a sha1 (any case).
-    fn cached(&self, sha: &[u8]) -> Result<(Function, ScriptFlags), ScriptError> {
+    pub(crate) fn cached(&self, sha: &[u8]) -> Result<(Function, ScriptFlags), ScriptError> {
         let key = std::str::from_utf8(sha).map_err(|_| ScriptError::NoScript)?;
         // Clients send the lowercase hex SCRIPT LOAD returned: look that up as is.
         let c = match self.cache.get(key) {
@@ -163,377 +196,3 @@ impl Scripts {
         Ok((c.func.clone(), c.flags))
     }
 }
-
-/// EVAL/EVALSHA (and their _RO forms): finds or compiles the script, then [`run`]s it.
-pub fn eval(
-    ctx: &mut Ctx,
-    out: &mut Reply,
-    script: EvalTarget<'_>,
-    keys: &[Bytes],
-    args: &[Bytes],
-    read_only: bool,
-) -> Result<(), CmdError> {
-    let scripts = &mut ctx.store.scripts;
-    let (sha, (func, mut flags)): (std::borrow::Cow<str>, _) = match script {
-        EvalTarget::Source(src) => {
-            let sha = scripts.load(src)?;
-            let f = scripts.cached(sha.as_bytes())?;
-            (sha.into(), f)
-        }
-        EvalTarget::Sha(sha) => {
-            let f = scripts.cached(sha)?;
-            // Found, so ASCII hex: lowercase it only if it is not already.
-            let label = match std::str::from_utf8(sha) {
-                Ok(s) if !s.bytes().any(|c| c.is_ascii_uppercase()) => s.into(),
-                _ => String::from_utf8_lossy(sha).to_ascii_lowercase().into(),
-            };
-            (label, f)
-        }
-    };
-    if read_only {
-        flags.no_writes = true;
-    }
-    run(ctx, out, &func, &sha, keys, args, flags)
-}
-
-/// What EVAL runs: a source text or the sha1 of a cached one.
-#[derive(Debug, Clone, Copy)]
-pub enum EvalTarget<'a> {
-    Source(&'a [u8]),
-    Sha(&'a [u8]),
-}
-
-/// The checks made once when a script with a shebang starts (a script without one
-/// meets them per command instead, in the exec door).
-fn start_refusal(ctx: &mut Ctx, flags: ScriptFlags) -> Option<String> {
-    if flags.compat || ctx.client.is_master {
-        return None;
-    }
-    let may_write = !flags.no_writes;
-    let store = &*ctx.store;
-    if may_write {
-        if store.is_replica && store.hot.replica_read_only {
-            return Some("READONLY You can't write against a read only replica.".into());
-        }
-        if let Some(e) = crate::persist::write_refusal(ctx.server, store) {
-            return Some(e);
-        }
-    }
-    if !flags.allow_stale
-        && store.repl.master.is_some()
-        && !store.hot.replica_serve_stale_data
-        && !store.repl.link_connected()
-    {
-        return Some(
-            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
-                .into(),
-        );
-    }
-    None
-}
-
-/// Whether the server is over `maxmemory` as a script starts (Redis evicts first).
-fn oom_at_start(ctx: &mut Ctx) -> bool {
-    if ctx.client.is_master || ctx.store.hot.maxmemory == 0 {
-        return false;
-    }
-    crate::evict::ensure_memory(ctx.server, ctx.store).is_err()
-}
-
-/// Runs a compiled script function with KEYS and ARGV, writing its result (or its
-/// error, in Redis's format with `label` as the script's name) to `out`. The
-/// commands it calls go through [`crate::exec::script_call`]; the script itself is
-/// not propagated, the writes of its commands are.
-pub fn run(
-    ctx: &mut Ctx,
-    out: &mut Reply,
-    func: &Function,
-    label: &str,
-    keys: &[Bytes],
-    args: &[Bytes],
-    flags: ScriptFlags,
-) -> Result<(), CmdError> {
-    ctx.no_propagate = true;
-    if let Some(e) = start_refusal(ctx, flags) {
-        return Err(CmdError::msg(e));
-    }
-    let oom = !flags.no_writes && !flags.allow_oom && oom_at_start(ctx);
-    if oom && !flags.compat {
-        return Err(CmdError::msg(crate::evict::Oom.to_string()));
-    }
-    let Some(vm) = ctx.store.scripts.vm.take() else {
-        // Lost to a panic in an earlier run (or never created): start over, with a
-        // cache that no longer refers to the old state.
-        ctx.store.scripts.flush();
-        return Err(ScriptError::NoVm.into());
-    };
-    let busy = ctx.store.scripts.busy.clone();
-    let rules = ScriptRules {
-        read_only: flags.no_writes,
-        oom_at_start: oom,
-        wrote: false,
-    };
-    let running = busy::Running::start(&busy, ctx.store.hot.busy_reply_threshold);
-    let result = run_in_vm(ctx, &vm, &busy, func, keys, args, rules);
-    drop(running);
-    // Lua 5.1 has no emergency collection: garbage a script left (say, after it
-    // failed for lack of memory) would make the next ones fail too.
-    if vm.lua.used_memory() > vm::MEMORY_LIMIT / 4 {
-        let _ = vm.lua.gc_collect();
-    }
-    ctx.store.scripts.vm = Some(vm);
-    let result = result.and_then(|(value, resp3)| {
-        // Converted with the VM back in place (the conversion runs Lua code).
-        let mark = out.len();
-        let vm = ctx.store.scripts.vm.as_ref().ok_or(RunError::NoVm)?;
-        convert::lua_to_reply(&vm.flatten, value, resp3, out).map_err(|e| {
-            out.buf.truncate(mark);
-            RunError::Lua(e)
-        })
-    });
-    match result {
-        Ok(()) => Ok(()),
-        Err(RunError::NoVm) => Err(ScriptError::NoVm.into()),
-        Err(RunError::Script(err)) => Err(CmdError::msg(script_error(&err, label))),
-        Err(RunError::Lua(e)) => Err(CmdError::msg(format!(
-            "ERR Error running script {label}: {}",
-            vm::error_text(&e)
-        ))),
-    }
-}
-
-enum RunError {
-    /// The script failed: the error table (or value) its handler produced.
-    Script(Value),
-    Lua(mlua::Error),
-    NoVm,
-}
-
-impl From<mlua::Error> for RunError {
-    fn from(e: mlua::Error) -> Self {
-        RunError::Lua(e)
-    }
-}
-
-/// Redis's text for a failed script: `<err> script: <label>, on <source>:<line>.`
-fn script_error(err: &Value, label: &str) -> String {
-    let Value::Table(t) = err else {
-        let text = match err {
-            Value::String(s) => s.to_string_lossy(),
-            _ => "unknown error".to_string(),
-        };
-        return format!("ERR {text}");
-    };
-    let msg = match t.raw_get::<Value>("err") {
-        Ok(Value::String(s)) => s.to_string_lossy(),
-        _ => "ERR unknown error".to_string(),
-    };
-    let source = t.raw_get::<Value>("source").ok();
-    let line = t.raw_get::<Value>("line").ok();
-    match (source, line.as_ref().and_then(as_number)) {
-        (Some(Value::String(s)), Some(l)) => {
-            format!(
-                "{msg} script: {label}, on {}:{}.",
-                s.to_string_lossy(),
-                l as i64
-            )
-        }
-        _ => msg,
-    }
-}
-
-/// What the per-run dispatcher borrows: the store and server through the handler's
-/// context, and the script's own client (its db follows SELECT inside the script).
-struct RunEnv<'a, 'b> {
-    ctx: &'a mut Ctx<'b>,
-    client: ClientState,
-    rules: ScriptRules,
-    busy: &'a Busy,
-    reply: Reply,
-    /// The arguments of the current call, in one buffer (one allocation per call).
-    arg_buf: bytes::BytesMut,
-}
-
-fn run_in_vm(
-    ctx: &mut Ctx,
-    vm: &vm::Vm,
-    busy: &Busy,
-    func: &Function,
-    keys: &[Bytes],
-    args: &[Bytes],
-    rules: ScriptRules,
-) -> Result<(Value, bool), RunError> {
-    let lua = &vm.lua;
-    vm.flags.reset();
-    // The script's client and reply buffer are kept from run to run.
-    let (mut client, reply) = ctx
-        .store
-        .scripts
-        .spare
-        .take()
-        .unwrap_or_else(|| (ClientState::new(0), Reply::new(false)));
-    client.id = ctx.client.id;
-    client.db = ctx.client.db;
-    client.authenticated = true;
-    client.is_master = ctx.client.is_master;
-    let env = RefCell::new(RunEnv {
-        ctx,
-        client,
-        rules,
-        busy,
-        reply,
-        arg_buf: bytes::BytesMut::new(),
-    });
-    let flags = &*vm.flags;
-    // UTF-8 arguments are pushed straight onto the Lua stack; others become strings
-    // first (which costs a protected call and a reference each).
-    let strings = keys
-        .iter()
-        .chain(args)
-        .map(|a| match std::str::from_utf8(a) {
-            Ok(s) => Ok(mlua::Either::Left(s)),
-            Err(_) => lua.create_string(a).map(mlua::Either::Right),
-        })
-        .collect::<mlua::Result<Vec<_>>>()?;
-    let outcome = lua.scope(|scope| {
-        let call = scope.create_function(|lua, args: MultiValue| {
-            dispatch(lua, &env, flags, args)?.map_err(|e| mlua::Error::external(vm::ReplyError(e)))
-        })?;
-        let r: MultiValue = vm.runner.call((
-            func,
-            &vm.handler,
-            call,
-            keys.len(),
-            mlua::Variadic::from(strings),
-        ))?;
-        Ok(r)
-    });
-    let resp3 = flags.resp3.load(std::sync::atomic::Ordering::Relaxed);
-    let env = env.into_inner();
-    env.ctx.store.scripts.spare = Some((env.client, env.reply));
-    let mut values = outcome?.into_iter();
-    match values.next() {
-        Some(Value::Boolean(true)) => Ok((values.next().unwrap_or(Value::Nil), resp3)),
-        _ => Err(RunError::Script(values.next().unwrap_or(Value::Nil))),
-    }
-}
-
-/// One `redis.call`: the command's reply as a Lua value, or the error text it
-/// raises (redis.pcall, in Lua, turns that into an `{err=...}` table).
-fn dispatch(
-    lua: &mlua::Lua,
-    env: &RefCell<RunEnv>,
-    flags: &vm::RunFlags,
-    args: MultiValue,
-) -> mlua::Result<Result<Value, String>> {
-    use std::sync::atomic::Ordering::Relaxed;
-    let Ok(mut env) = env.try_borrow_mut() else {
-        return Err(mlua::Error::runtime("redis.call re-entered"));
-    };
-    let RunEnv {
-        ctx,
-        client,
-        rules,
-        busy,
-        reply,
-        arg_buf,
-    } = &mut *env;
-    // The arguments' bytes go to one buffer, split into the argv afterwards.
-    let mut lens: smallvec_lens::Lens = Default::default();
-    arg_buf.clear();
-    for v in args.iter() {
-        match v {
-            Value::String(s) => {
-                let b = s.as_bytes();
-                arg_buf.extend_from_slice(&b);
-                lens.push(b.len());
-            }
-            Value::Number(_) | Value::Integer(_) => match lua.coerce_string(v.clone())? {
-                Some(s) => {
-                    let b = s.as_bytes();
-                    arg_buf.extend_from_slice(&b);
-                    lens.push(b.len());
-                }
-                None => return Ok(Err(ARGS_ERR.to_string())),
-            },
-            _ => return Ok(Err(ARGS_ERR.to_string())),
-        }
-    }
-    drop(args);
-    if lens.is_empty() {
-        return Ok(Err(
-            "ERR Please specify at least one argument for this redis lib call".to_string(),
-        ));
-    }
-    let mut all = arg_buf.split().freeze();
-    let argv: Vec<Bytes> = lens.iter().map(|&n| all.split_to(n)).collect();
-    let resp3 = flags.resp3.load(Relaxed);
-    let repl_none = flags.repl.load(Relaxed) == 0;
-    reply.buf.clear();
-    reply.resp3 = resp3;
-    client.resp3 = resp3;
-    let before = ctx.store.propagated.len();
-    let r = crate::exec::script_call(ctx.server, ctx.store, client, rules, &argv, reply);
-    if rules.wrote {
-        busy.mark_wrote();
-    }
-    if repl_none {
-        // redis.set_repl(redis.REPL_NONE): the writes stay local.
-        ctx.store.propagated.truncate(before);
-    }
-    if let Err(refusal) = r {
-        return Ok(Err(refusal.0));
-    }
-    if let Some(text) = reply.buf.strip_prefix(b"-") {
-        let text = text.strip_suffix(b"\r\n").unwrap_or(text);
-        return Ok(Err(String::from_utf8_lossy(text).into_owned()));
-    }
-    Ok(Ok(convert::reply_to_lua(lua, &reply.buf)?.0))
-}
-
-/// Argument lengths of one call, without a heap allocation for the usual few.
-mod smallvec_lens {
-    #[derive(Default)]
-    pub struct Lens {
-        inline: [usize; 8],
-        len: usize,
-        more: Vec<usize>,
-    }
-
-    impl Lens {
-        pub fn push(&mut self, n: usize) {
-            if self.len < self.inline.len() && self.more.is_empty() {
-                self.inline[self.len] = n;
-                self.len += 1;
-            } else {
-                if self.more.is_empty() {
-                    self.more.extend_from_slice(&self.inline[..self.len]);
-                }
-                self.more.push(n);
-            }
-        }
-
-        pub fn is_empty(&self) -> bool {
-            self.len == 0 && self.more.is_empty()
-        }
-
-        pub fn iter(&self) -> std::slice::Iter<'_, usize> {
-            if self.more.is_empty() {
-                self.inline[..self.len].iter()
-            } else {
-                self.more.iter()
-            }
-        }
-    }
-}
-
-/// A Lua number, whichever way mlua surfaced it.
-fn as_number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Integer(i) => Some(*i as f64),
-        Value::Number(n) => Some(*n),
-        _ => None,
-    }
-}
-
-const ARGS_ERR: &str = "ERR Lua redis lib command arguments must be strings or integers";

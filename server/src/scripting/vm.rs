@@ -113,7 +113,11 @@ fn lua_error(lua: &Lua, msg: &str) -> mlua::Error {
 }
 
 impl Vm {
-    pub fn new(busy: Arc<Busy>, rand: Arc<Rand48>) -> mlua::Result<Vm> {
+    pub fn new(
+        busy: Arc<Busy>,
+        rand: Arc<Rand48>,
+        is_command: super::IsCommand,
+    ) -> mlua::Result<Vm> {
         let lua = Lua::new_with(
             StdLib::TABLE | StdLib::STRING | StdLib::MATH,
             LuaOptions::default(),
@@ -136,7 +140,7 @@ impl Vm {
                 other => other.to_string().unwrap_or_default(),
             })
         })?;
-        let native = native_functions(&lua, &flags)?;
+        let native = native_functions(&lua, &flags, is_command)?;
         let (env, runner): (Table, Function) = lua
             .load(SANDBOX)
             .set_name(INTERNAL_CHUNK)
@@ -187,7 +191,11 @@ fn runtime(msg: &str) -> mlua::Error {
 
 /// The `redis.*` functions written in Rust (not redis.call/pcall, which the runner
 /// adds per run).
-fn native_functions(lua: &Lua, flags: &Arc<RunFlags>) -> mlua::Result<Table> {
+fn native_functions(
+    lua: &Lua,
+    flags: &Arc<RunFlags>,
+    is_command: super::IsCommand,
+) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.raw_set(
         "sha1hex",
@@ -240,9 +248,9 @@ fn native_functions(lua: &Lua, flags: &Arc<RunFlags>) -> mlua::Result<Table> {
     )?;
     t.raw_set(
         "acl_check_cmd",
-        lua.create_function(|_, args: MultiValue| {
+        lua.create_function(move |_, args: MultiValue| {
             let known = match args.front() {
-                Some(Value::String(name)) => crate::commands::lookup(&name.as_bytes()).is_some(),
+                Some(Value::String(name)) => is_command(&name.as_bytes()),
                 None => {
                     return Err(runtime(
                         "Please specify at least one argument for this redis lib call",

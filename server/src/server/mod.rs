@@ -9,6 +9,7 @@
 pub mod aof_file;
 pub mod aof_writer;
 pub mod backlog;
+pub mod busy;
 pub mod persist_state;
 pub mod repl;
 pub mod shutdown_state;
@@ -150,6 +151,22 @@ impl HotConfig {
 }
 
 /// Everything ordered together with the keyspace. See the module doc for the lock.
+/// The scripting subsystem's state (its Lua VM and script cache). It lives under the store
+/// lock with the data scripts run against, but its type belongs to `scripting`, a layer
+/// above this one: the store holds it opaque and `scripting::state` gives it its type back.
+#[derive(Default)]
+pub struct ScriptSlot(pub Option<Box<dyn std::any::Any + Send>>);
+
+impl std::fmt::Debug for ScriptSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ScriptSlot(..)"
+        } else {
+            "ScriptSlot(empty)"
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Store {
     pub dbs: Vec<Db>,
@@ -180,7 +197,7 @@ pub struct Store {
     /// is released, so idle time is never charged to a command.
     pub cmd_clock: Option<std::time::Instant>,
     /// The Lua scripting state: VM, script cache (see `crate::scripting`).
-    pub scripts: crate::scripting::Scripts,
+    pub scripts: ScriptSlot,
 }
 
 impl Store {
@@ -251,7 +268,7 @@ impl Store {
             repl: repl::ReplState::default(),
             hot: HotConfig::from_config(&Config::default()),
             cmd_clock: None,
-            scripts: crate::scripting::Scripts::default(),
+            scripts: ScriptSlot::default(),
         };
         store.set_hot(HotConfig::from_config(&Config::default()));
         store
@@ -330,7 +347,7 @@ impl Store {
 #[derive(Debug)]
 pub struct StoreLock {
     inner: Mutex<Store>,
-    busy: Arc<crate::scripting::Busy>,
+    busy: Arc<busy::Busy>,
 }
 
 impl StoreLock {
@@ -339,7 +356,7 @@ impl StoreLock {
             return g;
         }
         if self.busy.is_busy() {
-            return crate::scripting::busy::blocking(|| self.inner.lock());
+            return busy::blocking(|| self.inner.lock());
         }
         self.inner.lock()
     }
@@ -407,8 +424,8 @@ pub struct Server {
     /// The process title (`proc-title-template`), rewritten by CONFIG SET.
     pub proc_title: crate::proctitle::ProcTitle,
     /// The running script's busy state, shared with the store's scripting state:
-    /// connections read it without the store lock (see `crate::scripting::busy`).
-    pub script_busy: Arc<crate::scripting::Busy>,
+    /// connections read it without the store lock (see [`busy`]).
+    pub script_busy: Arc<busy::Busy>,
 }
 
 impl Server {
@@ -416,7 +433,7 @@ impl Server {
         let dbs = config.databases;
         let mut store = Store::new(dbs);
         store.set_hot(HotConfig::from_config(&config));
-        let script_busy = store.scripts.busy();
+        let script_busy = Arc::new(busy::Busy::default());
         Arc::new(Server {
             store: StoreLock {
                 inner: Mutex::new(store),

@@ -1,0 +1,411 @@
+//! Command layer: how a command runs a Lua script — the checks made when a script starts,
+//! the VM taken out of the store for the run, and `redis.call`/`redis.pcall` sent through
+//! `exec`'s script door ([`crate::exec::script_call`]). The engine itself (VM, sandbox,
+//! conversions, cache, busy state) is `crate::scripting`, a layer below: it knows nothing
+//! of commands.
+//!
+//! What is not EVAL-specific, for Functions to reuse: [`run`] (flags, conversions, the
+//! busy/kill machinery, the exec door) takes any compiled function, a label for error
+//! messages, and the script's flags.
+
+use super::{ClientState, CmdError, Ctx};
+use crate::exec::ScriptRules;
+use crate::resp::Reply;
+use crate::scripting::{busy, convert, vm, Busy, ScriptError, ScriptFlags, Scripts};
+use bytes::Bytes;
+use mlua::{Function, MultiValue, Value};
+use std::cell::RefCell;
+
+impl From<ScriptError> for CmdError {
+    fn from(e: ScriptError) -> Self {
+        CmdError::msg(e.to_string())
+    }
+}
+
+/// Whether `name` is a command of the table (for `redis.acl_check_cmd`).
+fn is_command(name: &[u8]) -> bool {
+    super::lookup(name).is_some()
+}
+
+/// The store's scripting state.
+pub fn scripts<'a>(ctx: &'a mut Ctx<'_>) -> &'a mut Scripts {
+    crate::scripting::state(ctx.store, &ctx.server.script_busy, is_command)
+}
+
+/// The scripting state at server start (so INFO shows the VM from the beginning).
+pub fn init(server: &std::sync::Arc<crate::server::Server>) {
+    crate::scripting::state(&mut server.store.lock(), &server.script_busy, is_command);
+}
+
+/// EVAL/EVALSHA (and their _RO forms): finds or compiles the script, then [`run`]s it.
+pub fn eval(
+    ctx: &mut Ctx,
+    out: &mut Reply,
+    script: EvalTarget<'_>,
+    keys: &[Bytes],
+    args: &[Bytes],
+    read_only: bool,
+) -> Result<(), CmdError> {
+    let scripts = scripts(ctx);
+    let (sha, (func, mut flags)): (std::borrow::Cow<str>, _) = match script {
+        EvalTarget::Source(src) => {
+            let sha = scripts.load(src)?;
+            let f = scripts.cached(sha.as_bytes())?;
+            (sha.into(), f)
+        }
+        EvalTarget::Sha(sha) => {
+            let f = scripts.cached(sha)?;
+            // Found, so ASCII hex: lowercase it only if it is not already.
+            let label = match std::str::from_utf8(sha) {
+                Ok(s) if !s.bytes().any(|c| c.is_ascii_uppercase()) => s.into(),
+                _ => String::from_utf8_lossy(sha).to_ascii_lowercase().into(),
+            };
+            (label, f)
+        }
+    };
+    if read_only {
+        flags.no_writes = true;
+    }
+    run(ctx, out, &func, &sha, keys, args, flags)
+}
+
+/// What EVAL runs: a source text or the sha1 of a cached one.
+#[derive(Debug, Clone, Copy)]
+pub enum EvalTarget<'a> {
+    Source(&'a [u8]),
+    Sha(&'a [u8]),
+}
+
+/// The checks made once when a script with a shebang starts (a script without one
+/// meets them per command instead, in the exec door).
+fn start_refusal(ctx: &mut Ctx, flags: ScriptFlags) -> Option<String> {
+    if flags.compat || ctx.client.is_master {
+        return None;
+    }
+    let may_write = !flags.no_writes;
+    let store = &*ctx.store;
+    if may_write {
+        if store.is_replica && store.hot.replica_read_only {
+            return Some("READONLY You can't write against a read only replica.".into());
+        }
+        if let Some(e) = crate::persist::write_refusal(ctx.server, store) {
+            return Some(e);
+        }
+    }
+    if !flags.allow_stale
+        && store.repl.master.is_some()
+        && !store.hot.replica_serve_stale_data
+        && !store.repl.link_connected()
+    {
+        return Some(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+                .into(),
+        );
+    }
+    None
+}
+
+/// Whether the server is over `maxmemory` as a script starts (Redis evicts first).
+fn oom_at_start(ctx: &mut Ctx) -> bool {
+    if ctx.client.is_master || ctx.store.hot.maxmemory == 0 {
+        return false;
+    }
+    crate::evict::ensure_memory(ctx.server, ctx.store).is_err()
+}
+
+/// Runs a compiled script function with KEYS and ARGV, writing its result (or its
+/// error, in Redis's format with `label` as the script's name) to `out`. The
+/// commands it calls go through [`crate::exec::script_call`]; the script itself is
+/// not propagated, the writes of its commands are.
+pub fn run(
+    ctx: &mut Ctx,
+    out: &mut Reply,
+    func: &Function,
+    label: &str,
+    keys: &[Bytes],
+    args: &[Bytes],
+    flags: ScriptFlags,
+) -> Result<(), CmdError> {
+    ctx.no_propagate = true;
+    if let Some(e) = start_refusal(ctx, flags) {
+        return Err(CmdError::msg(e));
+    }
+    let oom = !flags.no_writes && !flags.allow_oom && oom_at_start(ctx);
+    if oom && !flags.compat {
+        return Err(CmdError::msg(crate::evict::Oom.to_string()));
+    }
+    let Some(vm) = scripts(ctx).vm.take() else {
+        // Lost to a panic in an earlier run (or never created): start over, with a
+        // cache that no longer refers to the old state.
+        scripts(ctx).flush();
+        return Err(ScriptError::NoVm.into());
+    };
+    let busy = scripts(ctx).busy.clone();
+    let rules = ScriptRules {
+        read_only: flags.no_writes,
+        oom_at_start: oom,
+        wrote: false,
+    };
+    let running = busy::Running::start(&busy, ctx.store.hot.busy_reply_threshold);
+    let result = run_in_vm(ctx, &vm, &busy, func, keys, args, rules);
+    drop(running);
+    // Lua 5.1 has no emergency collection: garbage a script left (say, after it
+    // failed for lack of memory) would make the next ones fail too.
+    if vm.lua.used_memory() > vm::MEMORY_LIMIT / 4 {
+        let _ = vm.lua.gc_collect();
+    }
+    scripts(ctx).vm = Some(vm);
+    let result = result.and_then(|(value, resp3)| {
+        // Converted with the VM back in place (the conversion runs Lua code).
+        let mark = out.len();
+        let vm = scripts(ctx).vm.as_ref().ok_or(RunError::NoVm)?;
+        convert::lua_to_reply(&vm.flatten, value, resp3, out).map_err(|e| {
+            out.buf.truncate(mark);
+            RunError::Lua(e)
+        })
+    });
+    match result {
+        Ok(()) => Ok(()),
+        Err(RunError::NoVm) => Err(ScriptError::NoVm.into()),
+        Err(RunError::Script(err)) => Err(CmdError::msg(script_error(&err, label))),
+        Err(RunError::Lua(e)) => Err(CmdError::msg(format!(
+            "ERR Error running script {label}: {}",
+            vm::error_text(&e)
+        ))),
+    }
+}
+
+enum RunError {
+    /// The script failed: the error table (or value) its handler produced.
+    Script(Value),
+    Lua(mlua::Error),
+    NoVm,
+}
+
+impl From<mlua::Error> for RunError {
+    fn from(e: mlua::Error) -> Self {
+        RunError::Lua(e)
+    }
+}
+
+/// Redis's text for a failed script: `<err> script: <label>, on <source>:<line>.`
+fn script_error(err: &Value, label: &str) -> String {
+    let Value::Table(t) = err else {
+        let text = match err {
+            Value::String(s) => s.to_string_lossy(),
+            _ => "unknown error".to_string(),
+        };
+        return format!("ERR {text}");
+    };
+    let msg = match t.raw_get::<Value>("err") {
+        Ok(Value::String(s)) => s.to_string_lossy(),
+        _ => "ERR unknown error".to_string(),
+    };
+    let source = t.raw_get::<Value>("source").ok();
+    let line = t.raw_get::<Value>("line").ok();
+    match (source, line.as_ref().and_then(as_number)) {
+        (Some(Value::String(s)), Some(l)) => {
+            format!(
+                "{msg} script: {label}, on {}:{}.",
+                s.to_string_lossy(),
+                l as i64
+            )
+        }
+        _ => msg,
+    }
+}
+
+/// What the per-run dispatcher borrows: the store and server through the handler's
+/// context, and the script's own client (its db follows SELECT inside the script).
+struct RunEnv<'a, 'b> {
+    ctx: &'a mut Ctx<'b>,
+    client: ClientState,
+    rules: ScriptRules,
+    busy: &'a Busy,
+    reply: Reply,
+    /// The arguments of the current call, in one buffer (one allocation per call).
+    arg_buf: bytes::BytesMut,
+}
+
+fn run_in_vm(
+    ctx: &mut Ctx,
+    vm: &vm::Vm,
+    busy: &Busy,
+    func: &Function,
+    keys: &[Bytes],
+    args: &[Bytes],
+    rules: ScriptRules,
+) -> Result<(Value, bool), RunError> {
+    let lua = &vm.lua;
+    vm.flags.reset();
+    // The script's client and reply buffer are kept from run to run.
+    let (mut client, reply) = scripts(ctx)
+        .spare
+        .take()
+        .and_then(|b| b.downcast::<(ClientState, Reply)>().ok())
+        .map_or_else(|| (ClientState::new(0), Reply::new(false)), |b| *b);
+    client.id = ctx.client.id;
+    client.db = ctx.client.db;
+    client.authenticated = true;
+    client.is_master = ctx.client.is_master;
+    let env = RefCell::new(RunEnv {
+        ctx,
+        client,
+        rules,
+        busy,
+        reply,
+        arg_buf: bytes::BytesMut::new(),
+    });
+    let flags = &*vm.flags;
+    // UTF-8 arguments are pushed straight onto the Lua stack; others become strings
+    // first (which costs a protected call and a reference each).
+    let strings = keys
+        .iter()
+        .chain(args)
+        .map(|a| match std::str::from_utf8(a) {
+            Ok(s) => Ok(mlua::Either::Left(s)),
+            Err(_) => lua.create_string(a).map(mlua::Either::Right),
+        })
+        .collect::<mlua::Result<Vec<_>>>()?;
+    let outcome = lua.scope(|scope| {
+        let call = scope.create_function(|lua, args: MultiValue| {
+            dispatch(lua, &env, flags, args)?.map_err(|e| mlua::Error::external(vm::ReplyError(e)))
+        })?;
+        let r: MultiValue = vm.runner.call((
+            func,
+            &vm.handler,
+            call,
+            keys.len(),
+            mlua::Variadic::from(strings),
+        ))?;
+        Ok(r)
+    });
+    let resp3 = flags.resp3.load(std::sync::atomic::Ordering::Relaxed);
+    let env = env.into_inner();
+    scripts(env.ctx).spare = Some(Box::new((env.client, env.reply)));
+    let mut values = outcome?.into_iter();
+    match values.next() {
+        Some(Value::Boolean(true)) => Ok((values.next().unwrap_or(Value::Nil), resp3)),
+        _ => Err(RunError::Script(values.next().unwrap_or(Value::Nil))),
+    }
+}
+
+/// One `redis.call`: the command's reply as a Lua value, or the error text it
+/// raises (redis.pcall, in Lua, turns that into an `{err=...}` table).
+fn dispatch(
+    lua: &mlua::Lua,
+    env: &RefCell<RunEnv>,
+    flags: &vm::RunFlags,
+    args: MultiValue,
+) -> mlua::Result<Result<Value, String>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Ok(mut env) = env.try_borrow_mut() else {
+        return Err(mlua::Error::runtime("redis.call re-entered"));
+    };
+    let RunEnv {
+        ctx,
+        client,
+        rules,
+        busy,
+        reply,
+        arg_buf,
+    } = &mut *env;
+    // The arguments' bytes go to one buffer, split into the argv afterwards.
+    let mut lens: smallvec_lens::Lens = Default::default();
+    arg_buf.clear();
+    for v in args.iter() {
+        match v {
+            Value::String(s) => {
+                let b = s.as_bytes();
+                arg_buf.extend_from_slice(&b);
+                lens.push(b.len());
+            }
+            Value::Number(_) | Value::Integer(_) => match lua.coerce_string(v.clone())? {
+                Some(s) => {
+                    let b = s.as_bytes();
+                    arg_buf.extend_from_slice(&b);
+                    lens.push(b.len());
+                }
+                None => return Ok(Err(ARGS_ERR.to_string())),
+            },
+            _ => return Ok(Err(ARGS_ERR.to_string())),
+        }
+    }
+    drop(args);
+    if lens.is_empty() {
+        return Ok(Err(
+            "ERR Please specify at least one argument for this redis lib call".to_string(),
+        ));
+    }
+    let mut all = arg_buf.split().freeze();
+    let argv: Vec<Bytes> = lens.iter().map(|&n| all.split_to(n)).collect();
+    let resp3 = flags.resp3.load(Relaxed);
+    let repl_none = flags.repl.load(Relaxed) == 0;
+    reply.buf.clear();
+    reply.resp3 = resp3;
+    client.resp3 = resp3;
+    let before = ctx.store.propagated.len();
+    let r = crate::exec::script_call(ctx.server, ctx.store, client, rules, &argv, reply);
+    if rules.wrote {
+        busy.mark_wrote();
+    }
+    if repl_none {
+        // redis.set_repl(redis.REPL_NONE): the writes stay local.
+        ctx.store.propagated.truncate(before);
+    }
+    if let Err(refusal) = r {
+        return Ok(Err(refusal.0));
+    }
+    if let Some(text) = reply.buf.strip_prefix(b"-") {
+        let text = text.strip_suffix(b"\r\n").unwrap_or(text);
+        return Ok(Err(String::from_utf8_lossy(text).into_owned()));
+    }
+    Ok(Ok(convert::reply_to_lua(lua, &reply.buf)?.0))
+}
+
+/// Argument lengths of one call, without a heap allocation for the usual few.
+mod smallvec_lens {
+    #[derive(Default)]
+    pub struct Lens {
+        inline: [usize; 8],
+        len: usize,
+        more: Vec<usize>,
+    }
+
+    impl Lens {
+        pub fn push(&mut self, n: usize) {
+            if self.len < self.inline.len() && self.more.is_empty() {
+                self.inline[self.len] = n;
+                self.len += 1;
+            } else {
+                if self.more.is_empty() {
+                    self.more.extend_from_slice(&self.inline[..self.len]);
+                }
+                self.more.push(n);
+            }
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.len == 0 && self.more.is_empty()
+        }
+
+        pub fn iter(&self) -> std::slice::Iter<'_, usize> {
+            if self.more.is_empty() {
+                self.inline[..self.len].iter()
+            } else {
+                self.more.iter()
+            }
+        }
+    }
+}
+
+/// A Lua number, whichever way mlua surfaced it.
+fn as_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Number(n) => Some(*n),
+        _ => None,
+    }
+}
+
+const ARGS_ERR: &str = "ERR Lua redis lib command arguments must be strings or integers";
