@@ -234,3 +234,79 @@ async fn killing_the_master_under_load_promotes_a_replica_without_losing_acknowl
         panic!("failover scenario exceeded 150 s");
     }
 }
+
+const BUSY3: &str = "apiVersion: tandem.dev/v1alpha1
+kind: RedisReplication
+metadata:
+  name: busy
+spec:
+  replicas: 3
+  failover:
+    downAfterSeconds: 2
+  config:
+    busy-reply-threshold: \"100\"
+";
+
+/// A master running a script that never ends answers BUSY to everything, INFO included
+/// (issue 15): it is alive, so the operator must not promote a replica, however long it
+/// lasts; once SCRIPT KILL ends the script the set is Ready again with the same master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_busy_with_a_script_is_not_failed_over() {
+    let scenario = async {
+        let l = Local::start("busy", &[BUSY3]).await;
+        l.wait_ready(NS, "busy", 3, Duration::from_secs(60)).await;
+        let before = l.status(NS, "busy").await.unwrap().status.unwrap();
+        let master = before.master.clone().expect("a recorded master");
+        let addr = l
+            .endpoint(&format!("{NS}/busy-master"), Duration::from_secs(30))
+            .await
+            .to_string();
+        let password = l.password(NS, "busy").await;
+        let looping = {
+            let (addr, password) = (addr.clone(), password.clone());
+            // Its reply never comes (the read times out after 5 s; the script runs on).
+            std::thread::spawn(move || {
+                let mut c = Resp::connect_auth(&addr, &password);
+                let _ = c.cmd(&["EVAL", "while true do end", "0"]);
+            })
+        };
+        let mut probe = Resp::connect_auth(&addr, &password);
+        let busy_seen = Instant::now();
+        loop {
+            match probe.cmd(&["PING"]) {
+                Ok(Reply::Error(e)) if e.starts_with("BUSY") => break,
+                other => assert!(
+                    busy_seen.elapsed() < Duration::from_secs(5),
+                    "no BUSY within 5 s: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Four times downAfterSeconds: no promotion, and the status says why.
+        let mut saw_busy_condition = false;
+        let watch = Instant::now();
+        while watch.elapsed() < Duration::from_secs(8) {
+            let st = l.status(NS, "busy").await.unwrap().status.unwrap();
+            assert_eq!(st.master.as_deref(), Some(master.as_str()), "failed over");
+            assert_eq!(st.epoch, before.epoch, "a promotion happened");
+            if let Some(c) = l.condition(NS, "busy", "Available").await {
+                saw_busy_condition |= c["reason"] == "MasterBusy";
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert!(saw_busy_condition, "Available never said MasterBusy");
+        assert_eq!(
+            probe.cmd(&["SCRIPT", "KILL"]).unwrap(),
+            Reply::Simple("OK".into())
+        );
+        assert_eq!(probe.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+        let _ = looping.join();
+        l.wait_ready(NS, "busy", 3, Duration::from_secs(60)).await;
+        let after = l.status(NS, "busy").await.unwrap().status.unwrap();
+        assert_eq!(after.master.as_deref(), Some(master.as_str()));
+        assert_eq!(after.epoch, before.epoch);
+    };
+    tokio::time::timeout(Duration::from_secs(150), scenario)
+        .await
+        .expect("scenario within 150 s");
+}

@@ -447,7 +447,10 @@ pub async fn observe(
 /// A `-BUSY` reply: the server runs a script past `busy-reply-threshold` and refuses
 /// everything but SCRIPT KILL / FUNCTION KILL / SHUTDOWN NOSAVE, INFO included.
 fn is_busy(e: &ProbeError) -> bool {
-    matches!(e, ProbeError::Server { error, .. } if error.starts_with("BUSY"))
+    match e {
+        ProbeError::Server { error, .. } | ProbeError::Auth(error) => error.starts_with("BUSY"),
+        _ => false,
+    }
 }
 
 /// An observation of a pod that answered but is busy with a script: alive, state unknown.
@@ -603,6 +606,10 @@ mod tests {
         assert!(p.error.is_none(), "{:?}", p.error);
         assert!(p.observation.reachable);
         assert_eq!(p.observation.role, ObservedRole::Busy);
+        // A server that refuses even AUTH while busy is busy too.
+        let addr = fake_server(vec![busy]).await;
+        let p = observe("r-0", 0, &addr, Some("pw"), quick()).await;
+        assert_eq!(p.observation.role, ObservedRole::Busy, "{:?}", p.error);
         // Any other error reply is still a failed probe.
         let addr = fake_server(vec![b"-ERR nope\r\n"]).await;
         let p = observe("r-0", 0, &addr, None, quick()).await;
