@@ -33,6 +33,7 @@ pub mod resp;
 pub mod scripting;
 pub mod server;
 pub mod shutdown;
+pub mod latency;
 pub mod slowlog;
 pub mod snapshot;
 pub mod types;

@@ -15,6 +15,7 @@ pub mod hashes;
 pub mod hll;
 pub mod info;
 pub mod keys;
+pub mod latency;
 pub mod lists;
 pub mod meta;
 pub mod meta_types;
@@ -208,6 +209,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("geo", "@geo", geo::COMMANDS),
     ("stream", "@stream", streams::COMMANDS),
     ("server", "", failover::COMMANDS),
+    ("server", "", latency::COMMANDS),
 ];
 
 /// All commands, by lower-case name.

@@ -114,6 +114,10 @@ pub struct HotConfig {
     /// `stream-node-max-bytes` and `stream-node-max-entries` (0 = no limit).
     pub stream_node_max_bytes: usize,
     pub stream_node_max_entries: usize,
+    /// `latency-monitor-threshold` (ms, 0 = the latency monitor is off).
+    pub latency_monitor_threshold: u64,
+    /// `latency-tracking`: per-command latency histograms.
+    pub latency_tracking: bool,
 }
 
 impl HotConfig {
@@ -139,6 +143,11 @@ impl HotConfig {
                 .get("stream-node-max-entries")
                 .and_then(|v| v.parse::<u64>().ok())
                 .map_or(100, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            latency_monitor_threshold: c
+                .get("latency-monitor-threshold")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0),
+            latency_tracking: c.get("latency-tracking") != Some("no"),
         }
     }
 }
@@ -173,6 +182,8 @@ pub struct Store {
     /// of two). `None` outside such a batch; whoever sets it clears it before the lock
     /// is released, so idle time is never charged to a command.
     pub cmd_clock: Option<std::time::Instant>,
+    /// The latency monitor and per-command histograms (LATENCY, INFO latencystats).
+    pub latency: crate::latency::Latency,
 }
 
 impl Store {
@@ -243,6 +254,7 @@ impl Store {
             repl: repl::ReplState::default(),
             hot: HotConfig::from_config(&Config::default()),
             cmd_clock: None,
+            latency: Default::default(),
         };
         store.set_hot(HotConfig::from_config(&Config::default()));
         store
