@@ -76,7 +76,8 @@ fn latencystats(server: &Arc<Server>, store: &Store) -> String {
         .filter_map(|p| p.parse().ok())
         .collect();
     let mut out = String::new();
-    if percentiles.is_empty() {
+    // With tracking off Redis prints the bare title (the histograms are kept).
+    if percentiles.is_empty() || !store.hot.latency_tracking {
         return out;
     }
     for (name, h) in &store.latency.tracking.commands {

@@ -501,8 +501,16 @@ fn swapdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let (a, b) = (a as usize, b as usize);
     if a != b {
         ctx.store.dbs.swap(a, b);
-        ctx.store.touch_all(Some(a));
-        ctx.store.touch_all(Some(b));
+        // WATCHed keys of either db are touched only when the key is in one of the
+        // two (its value changes or appears); a key in neither keeps its watchers.
+        let store = &*ctx.store;
+        for ((d, k), list) in &store.watched {
+            if (*d == a || *d == b) && (store.dbs[a].contains(k) || store.dbs[b].contains(k)) {
+                for (_, flag) in list {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
         // Clients blocked on keys that now exist in the swapped dbs can be served.
         let ready: Vec<(usize, Bytes)> = ctx
             .store

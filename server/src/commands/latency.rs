@@ -101,10 +101,9 @@ fn histogram(ctx: &mut Ctx, out: &mut Reply, names: &[Bytes]) {
         let mut v = Vec::new();
         for n in names {
             let lower = String::from_utf8_lossy(n).to_ascii_lowercase();
-            if let Some((k, h)) = hists.get_key_value(lower.as_str()) {
-                if !v.iter().any(|(name, _)| name == &k) {
-                    v.push((k, h));
-                }
+            // A name given twice is answered twice, as in Redis.
+            if let Some(kh) = hists.get_key_value(lower.as_str()) {
+                v.push(kh);
             }
         }
         v
