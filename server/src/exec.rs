@@ -358,6 +358,7 @@ fn call_argv(
         if cmd.is(flags::WRITE) {
             for pos in cmd.key_positions(argv) {
                 store.touch_key(db, &argv[pos]);
+                commands::keys::note_encoding(server, store, (db, &argv[pos]), cmd.name, argv);
             }
         }
         if !no_propagate && (cmd.is(flags::WRITE) || cmd.is(flags::MAY_REPLICATE)) {

@@ -121,7 +121,10 @@ fn a_slow_command_shows_in_latest_history_graph_and_doctor() {
         assert_eq!(row[0], R::bulk("command"));
         assert!((before..=after).contains(&int(&row[1])), "{row:?}");
         let (last, max) = (int(&row[2]), int(&row[3]));
-        assert!((200..600).contains(&last), "sleep of 200 ms measured {last}");
+        assert!(
+            (200..600).contains(&last),
+            "sleep of 200 ms measured {last}"
+        );
         assert_eq!(last, max);
         let R::Arr(hist) = c.cmd("LATENCY HISTORY command") else {
             panic!("history is an array")
@@ -208,7 +211,9 @@ fn histograms_count_calls_per_full_command_name_like_redis() {
     let R::Map(m) = a.cmd("LATENCY HISTOGRAM debug") else {
         panic!("map")
     };
-    let R::Map(fields) = &m[0].1 else { panic!("map") };
+    let R::Map(fields) = &m[0].1 else {
+        panic!("map")
+    };
     let R::Map(buckets) = &fields[1].1 else {
         panic!("map")
     };
@@ -238,7 +243,10 @@ fn info_latencystats_reports_the_configured_percentiles() {
             .trim_start_matches("latency_percentiles_usec_set:")
             .split(',')
             .collect();
-        let names: Vec<&str> = values.iter().map(|v| v.split('=').next().unwrap_or("")).collect();
+        let names: Vec<&str> = values
+            .iter()
+            .map(|v| v.split('=').next().unwrap_or(""))
+            .collect();
         assert_eq!(names, ["p50", "p99.99", "p100"]);
         for v in &values {
             let num = v.split('=').nth(1).expect("value");
@@ -433,4 +441,60 @@ fn swapdb_aborts_transactions_watching_keys_in_either_db_like_redis() {
     // Sanity: a key in either db aborts, none at all does not.
     assert_eq!(results[0][0], R::NilArr);
     assert_eq!(results[0][2], R::Arr(vec![R::Nil]));
+}
+
+#[test]
+fn object_encoding_after_changes_matches_redis() {
+    let mut p = Both::start(&[]);
+    for line in [
+        "CONFIG SET hash-max-listpack-entries 4",
+        "CONFIG SET zset-max-listpack-entries 4",
+        "CONFIG SET set-max-intset-entries 4",
+        "SET s abc",
+        "APPEND s d",
+        "SET n 10",
+        "INCR n",
+        "SETRANGE r 0 abc",
+        "APPEND a 12",
+        "SET f 1.5",
+        "INCRBYFLOAT f 1",
+        "HSET h a 1 b 2 c 3 d 4 e 5",
+        "HDEL h a b c",
+        "SADD st 1 2 3 x",
+        "SREM st x",
+        "SADD si 1 2 3 4 5",
+        "SREM si 1 2 3",
+        "ZADD z 1 a 2 b 3 c 4 d 5 e",
+        "ZREM z a b c",
+        "SET ap 1",
+        "APPEND ap 2",
+        "SETBIT sb 3 1",
+        "SET sb2 12",
+        "SETBIT sb2 0 0",
+        "SET re 12",
+        "APPEND re 3",
+        "INCR re",
+        "SET ex abc",
+        "APPEND ex d",
+        "EXPIRE ex 100",
+        "SET src 5",
+        "BITOP OR bo sb src",
+        "SADD big 1 2 3 4 5 6",
+        "DEL big",
+        "SADD big 1",
+    ] {
+        p.same(line);
+    }
+    let mut diff = Vec::new();
+    for key in [
+        "s", "n", "r", "a", "f", "h", "st", "si", "z", "ap", "sb", "sb2", "re", "ex", "bo", "big",
+        "src",
+    ] {
+        let l = format!("OBJECT ENCODING {key}");
+        let (x, y) = (p.a.cmd(&l), p.b.cmd(&l));
+        if x != y {
+            diff.push((key, x, y));
+        }
+    }
+    assert!(diff.is_empty(), "{diff:?}");
 }

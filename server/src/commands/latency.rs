@@ -182,10 +182,7 @@ fn age(secs: i64) -> String {
 }
 
 /// LATENCY DOCTOR: Tandem's own plain report over the recorded spikes.
-fn doctor(
-    threshold_ms: u64,
-    events: &std::collections::BTreeMap<&'static str, Series>,
-) -> String {
+fn doctor(threshold_ms: u64, events: &std::collections::BTreeMap<&'static str, Series>) -> String {
     if threshold_ms == 0 {
         return "Latency monitoring is disabled. Enable it with \
                 \"CONFIG SET latency-monitor-threshold <milliseconds>\".\n"
