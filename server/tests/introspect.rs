@@ -470,7 +470,7 @@ fn object_encoding_after_changes_matches_redis() {
         "APPEND ap 2",
         "SETBIT sb 3 1",
         "SET sb2 12",
-        "SETBIT sb2 0 0",
+        "SETBIT sb2 0 1",
         "SET re 12",
         "APPEND re 3",
         "INCR re",
