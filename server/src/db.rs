@@ -26,9 +26,23 @@ pub struct Entry {
     /// Last access, in seconds of the server clock (for OBJECT IDLETIME and LRU eviction).
     pub lru: u32,
     has_expire: bool,
+    /// A hash, set or sorted set that outgrew its compact encoding: like Redis, it
+    /// keeps the big one (hashtable/skiplist) even after shrinking; a string edited
+    /// in place (APPEND, SETRANGE, SETBIT...) that Redis keeps `raw`. Reset when the
+    /// value is replaced.
+    promoted: bool,
 }
 
 impl Entry {
+    /// Whether the value has taken its big encoding for good (OBJECT ENCODING).
+    pub fn promoted(&self) -> bool {
+        self.promoted
+    }
+
+    pub fn set_promoted(&mut self, on: bool) {
+        self.promoted = on;
+    }
+
     /// True if the key has a TTL (its time: `Db::expire_of`).
     pub fn has_expire(&self) -> bool {
         self.has_expire
@@ -171,6 +185,7 @@ impl Db {
                 value,
                 lru,
                 has_expire: expire.is_some(),
+                promoted: false,
             },
         });
         let slots = &self.slots;
@@ -195,6 +210,7 @@ impl Db {
                 value,
                 lru,
                 has_expire: false,
+                promoted: false,
             },
         );
     }
@@ -205,6 +221,7 @@ impl Db {
             Some(e) => {
                 e.value = value;
                 e.lru = lru;
+                e.promoted = false;
             }
             None => self.set(key, value, lru),
         }

@@ -60,12 +60,30 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Oom>
     if policy == "noeviction" {
         return Err(Oom);
     }
+    // The whole eviction run is one `eviction-cycle` latency sample.
+    let started = std::time::Instant::now();
+    let result = evict_until(server, store, (max, &policy, samples));
+    let ms = started.elapsed().as_millis() as u64;
+    let threshold = store.hot.latency_monitor_threshold;
+    store
+        .latency
+        .monitor
+        .add_if_needed(threshold, "eviction-cycle", ms);
+    result
+}
+
+/// Evicts keys until memory is under `max` or nothing is left to evict.
+fn evict_until(
+    server: &Arc<Server>,
+    store: &mut Store,
+    (max, policy, samples): (u64, &str, usize),
+) -> Result<(), Oom> {
     // Every round deletes one key, so the loop ends when the keyspace is empty.
     loop {
         if memory_for_eviction(store) <= max {
             return Ok(());
         }
-        if !evict_one(server, store, &policy, samples) {
+        if !evict_one(server, store, policy, samples) {
             // Nothing left to evict. The DELs queued so far stay in
             // `store.propagated`: the caller hands them on.
             return Err(Oom);

@@ -23,7 +23,7 @@ use crate::server::{ClientHandle, Server, Stats, Store, Waiter};
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What the connection must do after the lock is released.
 #[derive(Debug)]
@@ -149,6 +149,31 @@ pub fn process(
         client.woff = store.repl.master_repl_offset;
     }
     outcome
+}
+
+/// Feeds the latency monitor and, with `latency-tracking`, the command's histogram
+/// (under its full name, `config|get`, and its own FAST flag, as Redis keys them).
+/// A command that blocked is left out, as in Redis.
+fn observe_latency(store: &mut Store, cmd: &Command, argv: &[Bytes], elapsed: Duration) {
+    let (threshold, tracking) = (
+        store.hot.latency_monitor_threshold,
+        store.hot.latency_tracking,
+    );
+    if threshold == 0 && !tracking {
+        return;
+    }
+    let (name, fast) = match cmd.is(flags::CONTAINER) {
+        true => argv
+            .get(1)
+            .and_then(|s| commands::meta_types::meta(cmd.name)?.sub(s))
+            .map_or((cmd.name, cmd.is(flags::FAST)), |m| {
+                (m.name, m.has_flag("fast"))
+            }),
+        false => (cmd.name, cmd.is(flags::FAST)),
+    };
+    store
+        .latency
+        .observe_command((threshold, tracking), name, fast, elapsed);
 }
 
 /// A known subcommand with the wrong number of arguments, refused as Redis refuses it
@@ -391,6 +416,9 @@ fn call_argv(
             }
         }
     }
+    if !matches!(action, Some(Action::Block { .. })) {
+        observe_latency(store, cmd, argv, elapsed);
+    }
     // After the command, as Redis 7.0 does: the line shows the database it left
     // selected, and commands run by EXEC are fed one by one.
     feed_monitors(server, client, cmd, argv);
@@ -405,6 +433,7 @@ fn call_argv(
         if cmd.is(flags::WRITE) {
             for pos in cmd.key_positions(argv) {
                 store.touch_key(db, &argv[pos]);
+                commands::keys::note_encoding(server, store, (db, &argv[pos]), cmd.name, argv);
             }
         }
         if !no_propagate && (cmd.is(flags::WRITE) || cmd.is(flags::MAY_REPLICATE)) {

@@ -117,6 +117,12 @@ pub fn expire_some(
             }
         }
     }
+    let ms = started.elapsed().as_millis() as u64;
+    let threshold = store.hot.latency_monitor_threshold;
+    store
+        .latency
+        .monitor
+        .add_if_needed(threshold, "expire-cycle", ms);
     (deleted, next_db)
 }
 

@@ -17,6 +17,7 @@ pub mod evict;
 pub mod exec;
 pub mod expire;
 pub mod flags;
+pub mod latency;
 pub mod log;
 pub mod net;
 pub mod notify;

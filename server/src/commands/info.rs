@@ -25,7 +25,7 @@ pub const SECTIONS: &[(&str, &str, bool, SectionFn)] = &[
     ("modules", "Modules", true, empty),
     ("commandstats", "Commandstats", false, empty),
     ("errorstats", "Errorstats", true, empty),
-    ("latencystats", "Latencystats", false, empty),
+    ("latencystats", "Latencystats", false, latencystats),
     ("cluster", "Cluster", true, cluster),
     ("keyspace", "Keyspace", true, keyspace),
 ];
@@ -62,6 +62,36 @@ fn field(out: &mut String, name: &str, value: impl std::fmt::Display) {
 
 fn empty(_: &Arc<Server>, _: &Store) -> String {
     String::new()
+}
+
+/// `latency_percentiles_usec_<cmd>:p50=1.003,p99=...` per tracked command, at the
+/// percentiles of `latency-tracking-info-percentiles` (µs with 3 decimals).
+fn latencystats(server: &Arc<Server>, store: &Store) -> String {
+    let percentiles: Vec<f64> = server
+        .config
+        .read()
+        .get("latency-tracking-info-percentiles")
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let mut out = String::new();
+    // With tracking off Redis prints the bare title (the histograms are kept).
+    if percentiles.is_empty() || !store.hot.latency_tracking {
+        return out;
+    }
+    for (name, h) in &store.latency.tracking.commands {
+        let values: Vec<String> = percentiles
+            .iter()
+            .map(|p| format!("p{p}={:.3}", h.value_at_percentile(*p) as f64 / 1000.0))
+            .collect();
+        field(
+            &mut out,
+            &format!("latency_percentiles_usec_{name}"),
+            values.join(","),
+        );
+    }
+    out
 }
 
 fn os_string() -> String {

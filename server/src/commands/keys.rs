@@ -10,7 +10,7 @@ use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::config::Config;
 use crate::notify::{GENERIC, KEY_MISS};
 use crate::resp::Reply;
-use crate::server::Stats;
+use crate::server::{Server, Stats, Store};
 use crate::types::Value;
 use bytes::Bytes;
 
@@ -501,8 +501,16 @@ fn swapdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let (a, b) = (a as usize, b as usize);
     if a != b {
         ctx.store.dbs.swap(a, b);
-        ctx.store.touch_all(Some(a));
-        ctx.store.touch_all(Some(b));
+        // WATCHed keys of either db are touched only when the key is in one of the
+        // two (its value changes or appears); a key in neither keeps its watchers.
+        let store = &*ctx.store;
+        for ((d, k), list) in &store.watched {
+            if (*d == a || *d == b) && (store.dbs[a].contains(k) || store.dbs[b].contains(k)) {
+                for (_, flag) in list {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
         // Clients blocked on keys that now exist in the swapped dbs can be served.
         let ready: Vec<(usize, Bytes)> = ctx
             .store
@@ -604,6 +612,59 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 /// OBJECT ENCODING as Redis 7.0 would report it for a value of this size/shape.
+/// Marks a hash, set or sorted set that has outgrown its compact encoding, so that
+/// it keeps reporting the big one after shrinking (Redis never converts back). Run
+/// on each key a write touched; bounded work: `encoding_of` scans a value only while
+/// it is within the compact limits.
+pub fn note_encoding(
+    server: &Server,
+    store: &mut Store,
+    (db, key): (usize, &[u8]),
+    cmd: &str,
+    argv: &[Bytes],
+) {
+    let Some(e) = store.dbs.get_mut(db).and_then(|d| d.entry_mut(key)) else {
+        return;
+    };
+    if let Value::Str(s) = &e.value {
+        // Redis edits these in place as `raw` strings (APPEND to a new key stores
+        // its argument as given); commands that store a new value re-encode it.
+        match cmd {
+            "setrange" | "setbit" | "bitfield" => e.set_promoted(true),
+            // Only the destination is written; the sources keep their encoding.
+            "bitop" if argv.get(2).is_some_and(|d| d[..] == *key) => e.set_promoted(true),
+            "append" => {
+                let as_given = argv.get(2).is_some_and(|a| a[..] == s[..]);
+                e.set_promoted(!as_given)
+            }
+            "incr" | "decr" | "incrby" | "decrby" | "incrbyfloat" => e.set_promoted(false),
+            _ => {}
+        }
+        return;
+    }
+    if e.promoted() || !matches!(e.value, Value::Hash(_) | Value::Set(_) | Value::ZSet(_)) {
+        return;
+    }
+    let big = matches!(
+        encoding_of(&e.value, &server.config.read()),
+        "hashtable" | "skiplist"
+    );
+    if big {
+        e.set_promoted(true);
+    }
+}
+
+/// OBJECT ENCODING of a stored entry: `encoding_of` its value, or the big encoding
+/// once the value has been promoted.
+fn entry_encoding(e: &crate::db::Entry, cfg: &Config) -> &'static str {
+    match &e.value {
+        Value::Hash(_) | Value::Set(_) if e.promoted() => "hashtable",
+        Value::ZSet(_) if e.promoted() => "skiplist",
+        Value::Str(_) if e.promoted() => "raw",
+        v => encoding_of(v, cfg),
+    }
+}
+
 pub fn encoding_of(v: &Value, cfg: &Config) -> &'static str {
     match v {
         Value::Str(s) => {
@@ -857,7 +918,7 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     match sub.as_str() {
-        "encoding" => out.bulk_str(encoding_of(&e.value, &cfg)),
+        "encoding" => out.bulk_str(entry_encoding(e, &cfg)),
         "idletime" => out.int(now_lru.saturating_sub(e.lru) as i64),
         // LFU counters start at 5 in Redis; accesses are not counted here.
         "freq" => out.int(5),

@@ -15,6 +15,7 @@ pub mod hashes;
 pub mod hll;
 pub mod info;
 pub mod keys;
+pub mod latency;
 pub mod lists;
 pub mod meta;
 pub mod meta_types;
@@ -213,6 +214,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("stream", "@stream", streams::COMMANDS),
     ("server", "", failover::COMMANDS),
     ("scripting", "@scripting", scripting::COMMANDS),
+    ("server", "", latency::COMMANDS),
 ];
 
 /// All commands, by lower-case name.

@@ -117,6 +117,10 @@ pub struct HotConfig {
     pub stream_node_max_entries: usize,
     /// `busy-reply-threshold` (ms), read when a script starts.
     pub busy_reply_threshold: u64,
+    /// `latency-monitor-threshold` (ms, 0 = the latency monitor is off).
+    pub latency_monitor_threshold: u64,
+    /// `latency-tracking`: per-command latency histograms.
+    pub latency_tracking: bool,
 }
 
 impl HotConfig {
@@ -146,6 +150,11 @@ impl HotConfig {
                 .get("busy-reply-threshold")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(5000),
+            latency_monitor_threshold: c
+                .get("latency-monitor-threshold")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0),
+            latency_tracking: c.get("latency-tracking") != Some("no"),
         }
     }
 }
@@ -198,6 +207,8 @@ pub struct Store {
     pub cmd_clock: Option<std::time::Instant>,
     /// The Lua scripting state: VM, script cache (see `crate::scripting`).
     pub scripts: ScriptSlot,
+    /// The latency monitor and per-command histograms (LATENCY, INFO latencystats).
+    pub latency: crate::latency::Latency,
 }
 
 impl Store {
@@ -269,6 +280,7 @@ impl Store {
             hot: HotConfig::from_config(&Config::default()),
             cmd_clock: None,
             scripts: ScriptSlot::default(),
+            latency: Default::default(),
         };
         store.set_hot(HotConfig::from_config(&Config::default()));
         store
