@@ -91,8 +91,11 @@
 pub mod apply;
 pub mod error;
 pub mod http;
+pub mod logs;
+pub mod protobuf;
 pub mod selectors;
 pub mod store;
+pub mod table;
 pub mod types;
 
 use std::net::SocketAddr;
@@ -140,6 +143,9 @@ pub struct Options {
     /// atomically (temporary file + rename) at most [`SAVE_DELAY`] after changes and on
     /// [`LocalApi::shutdown`]. See [`store::Snapshot`] for what is kept.
     pub state_file: Option<PathBuf>,
+    /// Directory of the pods' directories (`<ns>_<pod>/log`, `log.starts`), written by the
+    /// local runtime; serves `pods/{name}/log`. None: the log subresource answers NotFound.
+    pub pods_dir: Option<PathBuf>,
 }
 
 /// How long after a change the state file is written (changes in between are batched).
@@ -152,6 +158,7 @@ impl Default for Options {
             bookmark_interval: Duration::from_secs(30),
             crd_dir: None,
             state_file: None,
+            pods_dir: None,
         }
     }
 }
@@ -191,6 +198,7 @@ impl LocalApi {
             store: store.clone(),
             bookmark_interval: options.bookmark_interval,
             address: addr.to_string(),
+            pods_dir: options.pods_dir.clone(),
         });
         let (tx, mut rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

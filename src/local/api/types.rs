@@ -70,6 +70,15 @@ impl ResourceType {
     }
 }
 
+/// Discovery categories of the built-in kinds, as a real API server lists them: `all` is
+/// what `kubectl get all` shows (workloads and Services, not configuration or Events).
+fn builtin_categories(group: &str, plural: &str) -> &'static [&'static str] {
+    match (group, plural) {
+        ("", "pods") | ("", "services") | ("apps", "statefulsets") => &["all"],
+        _ => &[],
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn bt(
     group: &str,
@@ -88,7 +97,10 @@ fn bt(
         singular: kind.to_lowercase(),
         namespaced,
         short_names: short.iter().map(|s| s.to_string()).collect(),
-        categories: Vec::new(),
+        categories: builtin_categories(group, plural)
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
         status_subresource: status,
         custom: false,
         printer_columns: Vec::new(),
