@@ -690,5 +690,4 @@ mod tests {
         assert_eq!(q["x"], "");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
-
 }

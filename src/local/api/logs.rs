@@ -48,9 +48,14 @@ impl LogQuery {
         let num = |k: &str| -> Result<Option<u64>, ApiError> {
             match q.get(k).filter(|v| !v.is_empty()) {
                 None => Ok(None),
-                Some(v) => v.parse::<i64>().map(|n| Some(n.max(0) as u64)).map_err(|_| {
-                    ApiError::bad_request(format!("invalid value {v:?} for {k}: not an integer"))
-                }),
+                Some(v) => v
+                    .parse::<i64>()
+                    .map(|n| Some(n.max(0) as u64))
+                    .map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "invalid value {v:?} for {k}: not an integer"
+                        ))
+                    }),
             }
         };
         Ok(LogQuery {
@@ -80,9 +85,10 @@ pub fn container_of(pod: &Value, q: &LogQuery) -> Result<String, ApiError> {
         Some(c) => Err(ApiError::bad_request(format!(
             "container {c} is not valid for pod {pod_name}"
         ))),
-        None => names.first().map(|n| n.to_string()).ok_or_else(|| {
-            ApiError::bad_request(format!("pod {pod_name} has no containers"))
-        }),
+        None => names
+            .first()
+            .map(|n| n.to_string())
+            .ok_or_else(|| ApiError::bad_request(format!("pod {pod_name} has no containers"))),
     }
 }
 

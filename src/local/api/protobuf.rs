@@ -30,7 +30,9 @@ use super::store::base64_encode;
 const MAGIC: &[u8] = b"k8s\0";
 
 fn bad(what: &str) -> ApiError {
-    ApiError::bad_request(format!("the request body could not be decoded as protobuf: {what}"))
+    ApiError::bad_request(format!(
+        "the request body could not be decoded as protobuf: {what}"
+    ))
 }
 
 /// One field of a message: its number and value.
@@ -48,7 +50,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, ApiError> {
         let mut v: u64 = 0;
         for i in 0..10 {
-            let (&b, rest) = self.buf.split_first().ok_or_else(|| bad("truncated varint"))?;
+            let (&b, rest) = self
+                .buf
+                .split_first()
+                .ok_or_else(|| bad("truncated varint"))?;
             self.buf = rest;
             v |= u64::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
@@ -268,7 +273,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         Ok(())
     })?;
     if !encoding.is_empty() {
-        return Err(bad(&format!("content encoding {encoding:?} is not supported")));
+        return Err(bad(&format!(
+            "content encoding {encoding:?} is not supported"
+        )));
     }
     let raw = raw.unwrap_or_default();
     let mut obj = match (api_version.as_str(), kind.as_str()) {

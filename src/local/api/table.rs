@@ -136,7 +136,11 @@ fn age(o: &Value, now: i64) -> Value {
 }
 
 fn data_count(o: &Value, _: i64) -> Value {
-    let n = |p: &str| o.pointer(p).and_then(Value::as_object).map_or(0, |m| m.len());
+    let n = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_object)
+            .map_or(0, |m| m.len())
+    };
     json!(n("/data") + n("/binaryData"))
 }
 
@@ -166,8 +170,7 @@ fn pod_ready_status(o: &Value) -> (String, String) {
             let r = str_at(t, "/reason");
             if !r.is_empty() {
                 format!("Init:{r}")
-            } else if let Some(sig) = t.get("signal").and_then(Value::as_i64).filter(|s| *s != 0)
-            {
+            } else if let Some(sig) = t.get("signal").and_then(Value::as_i64).filter(|s| *s != 0) {
                 format!("Init:Signal:{sig}")
             } else {
                 format!(
@@ -347,7 +350,11 @@ fn svc_ports(o: &Value, _: i64) -> Value {
                 "" => "TCP",
                 x => x,
             };
-            match p.get("nodePort").and_then(Value::as_i64).filter(|n| *n != 0) {
+            match p
+                .get("nodePort")
+                .and_then(Value::as_i64)
+                .filter(|n| *n != 0)
+            {
                 Some(np) => format!("{port}:{np}/{proto}"),
                 None => format!("{port}/{proto}"),
             }
@@ -506,7 +513,10 @@ const EVENT: &[Column] = &[
 
 // ---- ConfigMaps, Secrets, PDBs, Leases, Namespaces, the rest ----
 
-const CONFIGMAP: &[Column] = &[col("Data", "integer", data_count), col("Age", "string", age)];
+const CONFIGMAP: &[Column] = &[
+    col("Data", "integer", data_count),
+    col("Age", "string", age),
+];
 
 fn secret_type(o: &Value, _: i64) -> Value {
     let t = str_at(o, "/type");
@@ -562,7 +572,10 @@ fn ns_status(o: &Value, _: i64) -> Value {
     json!(str_at(o, "/status/phase"))
 }
 
-const NAMESPACE: &[Column] = &[col("Status", "string", ns_status), col("Age", "string", age)];
+const NAMESPACE: &[Column] = &[
+    col("Status", "string", ns_status),
+    col("Age", "string", age),
+];
 
 fn sa_secrets(o: &Value, _: i64) -> Value {
     json!(arr(o, "/secrets").len())
@@ -950,7 +963,10 @@ mod tests {
         let sec = json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "", "b": ""}});
         let t = to_table(&builtin("secrets"), &[sec], 1, NOW);
         assert_eq!(header(&t), ["Name", "Type", "Data", "Age"]);
-        assert_eq!(t["rows"][0]["cells"][1..3], [json!("Opaque"), json!(2)]);
+        assert_eq!(
+            t["rows"][0]["cells"].as_array().unwrap()[1..3],
+            [json!("Opaque"), json!(2)]
+        );
         let cm = json!({"metadata": {"name": "c"}, "data": {"a": ""}, "binaryData": {"b": ""}});
         let t = to_table(&builtin("configmaps"), &[cm], 1, NOW);
         assert_eq!(header(&t), ["Name", "Data", "Age"]);
@@ -972,7 +988,10 @@ mod tests {
                 "Age"
             ]
         );
-        assert_eq!(t["rows"][0]["cells"][1..4], [json!("N/A"), json!("1"), json!(1)]);
+        assert_eq!(
+            t["rows"][0]["cells"].as_array().unwrap()[1..4],
+            [json!("N/A"), json!("1"), json!(1)]
+        );
     }
 
     #[test]
@@ -1021,7 +1040,11 @@ mod tests {
         rt.custom = true;
         rt.printer_columns = vec![
             ("Master".into(), "string".into(), ".status.master".into()),
-            ("Age".into(), "date".into(), ".metadata.creationTimestamp".into()),
+            (
+                "Age".into(),
+                "date".into(),
+                ".metadata.creationTimestamp".into(),
+            ),
         ];
         let o = json!({"metadata": {"name": "cache", "creationTimestamp": ts(65)},
             "status": {"master": "cache-0"}});
