@@ -247,6 +247,16 @@ async fn logs_follow_previous_and_describe_after_a_kill() {
         })
         .await
         .expect("kubectl logs -f sends the current run");
+        // `kubectl get pods -w` sees the restart as table rows (watch events as Tables).
+        let watcher = tokio::process::Command::new(kubectl_bin().unwrap())
+            .arg("--kubeconfig")
+            .arg(l.dir.join("kubeconfig"))
+            .args(["get", "pods", "-w"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
         let killed = l.kill_pod_process(NS, "cache-0");
         assert_eq!(killed.to_string(), first_pid);
         tokio::time::timeout(BUDGET, async {
@@ -274,6 +284,32 @@ async fn logs_follow_previous_and_describe_after_a_kill() {
                 .filter(|(n, ready)| *n == 1 && *ready)
         })
         .await;
+        let mut watcher = watcher;
+        watcher.start_kill().unwrap();
+        let watched = tokio::time::timeout(BUDGET, watcher.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let watched = String::from_utf8_lossy(&watched.stdout).into_owned();
+        assert_eq!(
+            header(&watched).split_whitespace().collect::<Vec<_>>(),
+            ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        );
+        assert!(
+            watched.lines().any(|x| {
+                let c: Vec<&str> = x.split_whitespace().collect();
+                c.first() == Some(&"cache-0") && c.get(3) == Some(&"1")
+            }),
+            "the watch shows cache-0's restart:\n{watched}"
+        );
+        // The listed row and at least one watched one (the pod becoming ready again comes
+        // a back-off after the kill), every row with all five columns.
+        let rows: Vec<usize> = watched
+            .lines()
+            .filter(|x| x.starts_with("cache-0 "))
+            .map(|x| x.split_whitespace().count())
+            .collect();
+        assert!(rows.len() >= 2 && rows.iter().all(|n| *n >= 5), "{watched}");
         let previous = ok(&l, &["logs", "cache-0", "--previous"]).await;
         assert!(
             !previous.is_empty()

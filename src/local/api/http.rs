@@ -412,7 +412,7 @@ async fn resource(
     match (method.clone(), name) {
         (Method::GET, None) => {
             if truthy(&q, "watch") {
-                return watch(shared, rt, ns.map(String::from), labels, fields, &q);
+                return watch(shared, rt, ns.map(String::from), labels, fields, &q, table);
             }
             let (items, rv) = store.list(&rt, ns, &labels, &fields);
             if table {
@@ -556,6 +556,15 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// A watched object as sent: itself, or (for `kubectl get -w`) a one-row Table.
+fn as_table(rt: &ResourceType, o: Value, table: bool, rv: u64) -> Value {
+    if table {
+        to_table(rt, &[o], rv, unix_now())
+    } else {
+        o
+    }
+}
+
 fn watch_line(etype: &str, object: &Value) -> Bytes {
     let mut v = serde_json::to_vec(&json!({"type": etype, "object": object})).unwrap_or_default();
     v.push(b'\n');
@@ -569,6 +578,7 @@ fn watch(
     labels: LabelSelector,
     fields: FieldSelector,
     q: &HashMap<String, String>,
+    table: bool,
 ) -> Result<Response<Body>, ApiError> {
     let store = shared.store.clone();
     let rv_param = q.get("resourceVersion").cloned().unwrap_or_default();
@@ -599,6 +609,7 @@ fn watch(
         let mut last = start;
         if let Some(items) = initial {
             for o in items {
+                let o = as_table(&rt, o, table, last);
                 if tx.send(watch_line("ADDED", &o)).await.is_err() {
                     return;
                 }
@@ -640,7 +651,10 @@ fn watch(
                             _ => continue,
                         };
                         if tx
-                            .send(watch_line(etype, &present(&rt, &ev.object)))
+                            .send(watch_line(
+                                etype,
+                                &as_table(&rt, present(&rt, &ev.object), table, now),
+                            ))
                             .await
                             .is_err()
                         {

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use super::types::ResourceType;
+use super::types::{events_v1_to_core_event, ResourceType};
 
 /// One column: its definition and how to compute its cell.
 struct Column {
@@ -769,6 +769,14 @@ pub fn to_table(rt: &ResourceType, items: &[Value], rv: u64, now: i64) -> Value 
         custom_table(rt, items, now)
     } else {
         let (columns, named) = builtin_columns(rt);
+        // events.k8s.io/v1 Events print from the core v1 fields, like the core ones.
+        let converted: Vec<Value>;
+        let items = if rt.is_events_v1() {
+            converted = items.iter().map(events_v1_to_core_event).collect();
+            &converted[..]
+        } else {
+            items
+        };
         let mut defs = Vec::new();
         if named {
             defs.push(name_definition());
