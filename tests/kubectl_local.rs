@@ -433,3 +433,100 @@ async fn imperative_create_secret_configmap_namespace() {
     })
     .await;
 }
+
+/// One raw HTTP/1.0 request to the local API; returns (status code, body).
+fn raw_request(l: &Local, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, String) {
+    let kc = std::fs::read_to_string(l.dir.join("kubeconfig")).unwrap();
+    let server = kc
+        .lines()
+        .find_map(|x| x.trim().strip_prefix("server: "))
+        .expect("server in kubeconfig")
+        .trim_matches('"')
+        .trim_start_matches("http://")
+        .to_string();
+    let addr: std::net::SocketAddr = server.trim_end_matches('/').parse().unwrap();
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let code = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    (code, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_protobuf_and_log_requests_get_clear_errors_and_the_api_survives() {
+    bounded(async {
+        let l = Local::start("kubectl-bad", &[]).await;
+        let pb = "application/vnd.kubernetes.protobuf";
+        let path = "/api/v1/namespaces/default/secrets";
+        // Not protobuf at all, a length far beyond the body, an endless varint.
+        let mut huge = b"k8s\0\x12".to_vec();
+        huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        let mut endless = b"k8s\0\x0a".to_vec();
+        endless.extend_from_slice(&[0x80; 64]);
+        for body in [&b"{\"kind\":\"Secret\"}"[..], &huge, &endless] {
+            let (code, text) = raw_request(&l, "POST", path, pb, body);
+            assert_eq!(code, 400, "{text}");
+            assert!(text.contains("could not be decoded as protobuf"), "{text}");
+        }
+        // A kind this server does not decode from protobuf: 415, not a wrong object.
+        let mut pod = b"k8s\0\x0a\x09\x0a\x02v1\x12\x03Pod".to_vec();
+        pod.extend_from_slice(b"\x12\x00");
+        let (code, text) = raw_request(&l, "POST", "/api/v1/namespaces/default/pods", pb, &pod);
+        assert_eq!(code, 415, "{text}");
+        // Another media type for a create.
+        let (code, _) = raw_request(&l, "POST", path, "application/cbor", b"\xa0");
+        assert_eq!(code, 415);
+        // Log of a pod that does not exist; a bad tailLines.
+        let (code, _) = raw_request(
+            &l,
+            "GET",
+            "/api/v1/namespaces/default/pods/none/log",
+            "text/plain",
+            b"",
+        );
+        assert_eq!(code, 404);
+        // Still serving: a JSON create works.
+        let (code, text) = raw_request(
+            &l,
+            "POST",
+            path,
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"ok"},"stringData":{"a":"b"}}"#,
+        );
+        assert_eq!(code, 201, "{text}");
+        let (code, text) = raw_request(
+            &l,
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#,
+        );
+        assert_eq!(code, 201, "{text}");
+        let (code, text) = raw_request(
+            &l,
+            "GET",
+            "/api/v1/namespaces/default/pods/p/log?tailLines=abc",
+            "text/plain",
+            b"",
+        );
+        assert_eq!(code, 400, "{text}");
+        assert!(text.contains("tailLines"), "{text}");
+    })
+    .await;
+}
