@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use super::types::{events_v1_to_core_event, ResourceType};
+use super::types::{events_v1_to_core_event, PrinterColumn, ResourceType};
 
 /// One column: its definition and how to compute its cell.
 struct Column {
@@ -729,27 +729,33 @@ fn row(o: &Value, cells: Vec<Value>) -> Value {
 
 /// The CRD columns of a custom kind: (definitions, rows).
 fn custom_table(rt: &ResourceType, items: &[Value], now: i64) -> (Vec<Value>, Vec<Value>) {
-    let mut columns: Vec<(String, String, String)> = rt.printer_columns.clone();
+    let mut columns: Vec<PrinterColumn> = rt.printer_columns.clone();
     if columns.is_empty() {
-        columns.push((
-            "Age".into(),
-            "date".into(),
-            ".metadata.creationTimestamp".into(),
-        ));
+        columns.push(PrinterColumn {
+            name: "Age".into(),
+            ty: "date".into(),
+            json_path: ".metadata.creationTimestamp".into(),
+            priority: 0,
+        });
     }
     let mut defs = vec![name_definition()];
-    for (name, ty, _) in &columns {
-        let ty = if ty == "date" { "string" } else { ty.as_str() };
+    for c in &columns {
+        let ty = if c.ty == "date" {
+            "string"
+        } else {
+            c.ty.as_str()
+        };
         defs.push(
-            json!({"name": name, "type": ty, "format": "", "description": name, "priority": 0}),
+            json!({"name": c.name, "type": ty, "format": "", "description": c.name,
+            "priority": c.priority}),
         );
     }
     let rows = items
         .iter()
         .map(|o| {
             let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
-            for (_, ty, path) in &columns {
-                cells.push(match (ty.as_str(), simple_json_path(o, path)) {
+            for c in &columns {
+                cells.push(match (c.ty.as_str(), simple_json_path(o, &c.json_path)) {
                     ("date", Some(Value::String(t))) => json!(parse_rfc3339(t)
                         .map(|t| human_duration(now - t))
                         .unwrap_or_else(|| t.clone())),
@@ -1046,19 +1052,26 @@ mod tests {
     fn custom_kinds_use_printer_columns_and_unknown_kinds_created_at() {
         let mut rt = builtin("configmaps");
         rt.custom = true;
+        let pc = |name: &str, ty: &str, path: &str, priority| PrinterColumn {
+            name: name.into(),
+            ty: ty.into(),
+            json_path: path.into(),
+            priority,
+        };
         rt.printer_columns = vec![
-            ("Master".into(), "string".into(), ".status.master".into()),
-            (
-                "Age".into(),
-                "date".into(),
-                ".metadata.creationTimestamp".into(),
-            ),
+            pc("Master", "string", ".status.master", 0),
+            pc("Age", "date", ".metadata.creationTimestamp", 0),
+            pc("Epoch", "integer", ".status.epoch", 1),
         ];
         let o = json!({"metadata": {"name": "cache", "creationTimestamp": ts(65)},
             "status": {"master": "cache-0"}});
         let t = to_table(&rt, std::slice::from_ref(&o), 1, NOW);
-        assert_eq!(header(&t), ["Name", "Master", "Age"]);
-        assert_eq!(t["rows"][0]["cells"], json!(["cache", "cache-0", "65s"]));
+        assert_eq!(header(&t), ["Name", "Master", "Age", "Epoch"]);
+        assert_eq!(t["columnDefinitions"][3]["priority"], 1);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["cache", "cache-0", "65s", "<none>"])
+        );
         rt.printer_columns.clear();
         let t = to_table(&rt, std::slice::from_ref(&o), 1, NOW);
         assert_eq!(header(&t), ["Name", "Age"]);
