@@ -522,7 +522,7 @@ fn init_logging(dir: &Path) -> anyhow::Result<()> {
 
 /// The controller's settings: the defaults of `tandem-operator run`, metrics on a free
 /// loopback port, the given cluster domain.
-fn controller_settings(cluster_domain: &str) -> anyhow::Result<Settings> {
+fn controller_settings(cluster_domain: &str, metrics: SocketAddr) -> anyhow::Result<Settings> {
     #[derive(clap::Parser)]
     struct Wrap {
         #[command(flatten)]
@@ -532,12 +532,23 @@ fn controller_settings(cluster_domain: &str) -> anyhow::Result<Settings> {
     let w = Wrap::try_parse_from([
         "tandem-operator",
         "--metrics-addr",
-        "127.0.0.1:0",
+        &metrics.to_string(),
         "--cluster-domain",
         cluster_domain,
     ])
     .map_err(|e| anyhow!("controller settings: {e}"))?;
     Ok(w.settings)
+}
+
+/// A loopback address with a port that was free a moment ago, for the controller's
+/// metrics endpoint (the controller binds it itself; the address must be known here to
+/// publish it). Falls back to port 0 (any port, not published usefully) if none is found.
+async fn free_loopback_addr() -> SocketAddr {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    match tokio::net::TcpListener::bind(any).await {
+        Ok(l) => l.local_addr().unwrap_or(any),
+        Err(_) => any,
+    }
 }
 
 async fn kube_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
@@ -621,6 +632,7 @@ async fn run_locked(
         listener,
         Options {
             state_file: Some(state_file),
+            pods_dir: Some(dir.join("pods")),
             ..Options::default()
         },
     )
@@ -674,10 +686,11 @@ async fn run_locked(
         }
     };
 
+    let metrics_addr = free_loopback_addr().await;
     let (stop_ctl, stop_ctl_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = match (
         kube_client(&kubeconfig).await,
-        controller_settings(&args.cluster_domain),
+        controller_settings(&args.cluster_domain, metrics_addr),
     ) {
         (Ok(client), Ok(settings)) => {
             tokio::spawn(controller::run_with_client(settings, client, async move {
@@ -690,6 +703,11 @@ async fn run_locked(
             return Err(e);
         }
     };
+
+    runtime.set_extra_endpoint("operator/metrics", metrics_addr);
+    say(&format!(
+        "operator metrics http://{metrics_addr}/metrics (endpoints.json key operator/metrics)"
+    ));
 
     let result = supervise(
         args,

@@ -42,6 +42,15 @@ pub fn server_bin() -> PathBuf {
     p
 }
 
+/// kubectl from PATH (the way tests/local_api.rs finds it), None when not installed.
+pub fn kubectl_bin() -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("kubectl"))
+            .find(|p| p.is_file())
+    })
+}
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh, empty directory under the system temp dir.
@@ -459,6 +468,33 @@ impl Local {
             .unwrap_or_else(|_| panic!("no pid in {}", f.display()));
         signal(pid, "-KILL");
         pid
+    }
+
+    /// Run the real kubectl against this instance (its kubeconfig, a cache directory
+    /// inside the state directory), bounded to 60 s: (success, stdout, stderr).
+    /// None when kubectl is not on PATH.
+    pub async fn kubectl(&self, args: &[&str]) -> Option<(bool, String, String)> {
+        let bin = kubectl_bin()?;
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(bin)
+                .arg("--kubeconfig")
+                .arg(self.dir.join("kubeconfig"))
+                .arg("--cache-dir")
+                .arg(self.dir.join("kubectl-cache"))
+                .args(args)
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("kubectl finished within 60 s")
+        .expect("kubectl runs");
+        Some((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
     }
 
     fn cleanup(&mut self) {

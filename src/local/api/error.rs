@@ -99,6 +99,15 @@ impl ApiError {
         )
     }
 
+    /// A create/replace body in a media type other than JSON (e.g. protobuf).
+    pub fn unsupported_media_type_json(ct: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json; got {ct:?}"),
+        )
+    }
+
     pub fn page_not_found() -> Self {
         Self::new(
             404,

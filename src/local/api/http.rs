@@ -14,8 +14,11 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
+use super::logs;
+use super::protobuf;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{present, selected, DeleteOptions, EventType, Patch, Store};
+use super::table::to_table;
 use super::types::ResourceType;
 
 /// Response body: a whole JSON document or a watch stream.
@@ -30,6 +33,8 @@ pub struct Shared {
     pub bookmark_interval: Duration,
     /// "host:port" reported in `/api` serverAddressByClientCIDRs.
     pub address: String,
+    /// Where the runtime keeps the pods' log files (see [`super::logs`]).
+    pub pods_dir: Option<std::path::PathBuf>,
 }
 
 fn json_response(code: u16, v: &Value) -> Response<Body> {
@@ -109,6 +114,26 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
         .await
         .map(|c| c.to_bytes())
         .map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))
+}
+
+/// The object in the body of a POST or PUT: JSON, or the protobuf kubectl sends for the
+/// built-in kinds its imperative `create` commands make (see [`super::protobuf`]).
+async fn object_body(req: Request<Incoming>) -> Result<Value, ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match ct.as_str() {
+        "" | "application/json" => parse_json(&read_body(req).await?),
+        "application/vnd.kubernetes.protobuf" => protobuf::decode(&read_body(req).await?),
+        other => Err(ApiError::unsupported_media_type_json(other)),
+    }
 }
 
 fn parse_json(b: &[u8]) -> Result<Value, ApiError> {
@@ -360,6 +385,17 @@ async fn resource(
     if (!rt.namespaced && ns.is_some()) || (rt.namespaced && ns.is_none() && name.is_some()) {
         return Err(ApiError::page_not_found());
     }
+    if sub == Some("log") && rt.group.is_empty() && rt.plural == "pods" {
+        let (Some(ns), Some(n)) = (ns, name) else {
+            return Err(ApiError::page_not_found());
+        };
+        if req.method() != Method::GET {
+            return Err(not_allowed(req.method()));
+        }
+        let pod = store.get(&rt, ns, n)?;
+        let q = logs::LogQuery::parse(&parse_query(req.uri().query()))?;
+        return logs::serve(shared.pods_dir.as_deref(), ns, &pod, &q).await;
+    }
     let status_only = match sub {
         None => false,
         Some("status") if rt.status_subresource => true,
@@ -376,11 +412,11 @@ async fn resource(
     match (method.clone(), name) {
         (Method::GET, None) => {
             if truthy(&q, "watch") {
-                return watch(shared, rt, ns.map(String::from), labels, fields, &q);
+                return watch(shared, rt, ns.map(String::from), labels, fields, &q, table);
             }
             let (items, rv) = store.list(&rt, ns, &labels, &fields);
             if table {
-                return Ok(json_response(200, &to_table(&rt, &items, rv)));
+                return Ok(json_response(200, &to_table(&rt, &items, rv, unix_now())));
             }
             Ok(json_response(
                 200,
@@ -394,17 +430,17 @@ async fn resource(
             let o = store.get(&rt, nsv, n)?;
             if table {
                 let rv = store.current_rv();
-                return Ok(json_response(200, &to_table(&rt, &[o], rv)));
+                return Ok(json_response(200, &to_table(&rt, &[o], rv, unix_now())));
             }
             Ok(json_response(200, &o))
         }
         (Method::POST, None) => {
-            let body = parse_json(&read_body(req).await?)?;
+            let body = object_body(req).await?;
             let o = store.create(&rt, nsv, body, dry_run)?;
             Ok(json_response(201, &o))
         }
         (Method::PUT, Some(n)) => {
-            let body = parse_json(&read_body(req).await?)?;
+            let body = object_body(req).await?;
             let o = store.update(&rt, nsv, n, body, status_only, dry_run)?;
             Ok(json_response(200, &o))
         }
@@ -513,113 +549,20 @@ fn delete_options(
     Ok(opts)
 }
 
-/// Parse `YYYY-MM-DDTHH:MM:SSZ` (fractions and offsets other than Z are not produced
-/// by this server) into unix seconds.
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
-    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + hh * 3600 + mm * 60 + ss)
-}
-
-fn human_age(secs: i64) -> String {
-    let s = secs.max(0);
-    if s < 120 {
-        format!("{s}s")
-    } else if s < 3600 * 3 {
-        format!("{}m", s / 60)
-    } else if s < 86400 * 2 {
-        format!("{}h", s / 3600)
-    } else {
-        format!("{}d", s / 86400)
-    }
-}
-
-/// Evaluate a simple JSONPath of the form `.a.b[0].c` (what printer columns use).
-fn simple_json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = obj;
-    for seg in path
-        .trim_start_matches('.')
-        .split('.')
-        .filter(|s| !s.is_empty())
-    {
-        let (name, idx) = match seg.split_once('[') {
-            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (seg, None),
-        };
-        if !name.is_empty() {
-            cur = cur.get(name)?;
-        }
-        if let Some(i) = idx {
-            cur = cur.get(i)?;
-        }
-    }
-    Some(cur)
-}
-
-/// A `meta.k8s.io/v1` Table (what kubectl asks for): Name plus the CRD's
-/// additionalPrinterColumns (simple paths only), or Name and Age.
-fn to_table(rt: &ResourceType, items: &[Value], rv: u64) -> Value {
-    let now = std::time::SystemTime::now()
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let mut columns: Vec<(String, String, String)> = rt.printer_columns.clone();
-    if columns.is_empty() {
-        columns.push((
-            "Age".into(),
-            "date".into(),
-            ".metadata.creationTimestamp".into(),
-        ));
+        .unwrap_or(0)
+}
+
+/// A watched object as sent: itself, or (for `kubectl get -w`) a one-row Table.
+fn as_table(rt: &ResourceType, o: Value, table: bool, rv: u64) -> Value {
+    if table {
+        to_table(rt, &[o], rv, unix_now())
+    } else {
+        o
     }
-    let rows: Vec<Value> = items
-        .iter()
-        .map(|o| {
-            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
-            for (_, ty, path) in &columns {
-                let v = simple_json_path(o, path);
-                cells.push(match (ty.as_str(), v) {
-                    ("date", Some(Value::String(t))) => json!(parse_rfc3339(t)
-                        .map(|t| human_age(now - t))
-                        .unwrap_or_else(|| t.clone())),
-                    (_, Some(v)) if !v.is_null() => v.clone(),
-                    _ => json!("<none>"),
-                });
-            }
-            json!({
-                "cells": cells,
-                "object": {
-                    "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                    "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
-                },
-            })
-        })
-        .collect();
-    let mut defs = vec![json!({"name": "Name", "type": "string", "format": "name",
-        "description": "Name must be unique within a namespace.", "priority": 0})];
-    for (name, ty, _) in &columns {
-        let ty = if ty == "date" { "string" } else { ty.as_str() };
-        defs.push(
-            json!({"name": name, "type": ty, "format": "", "description": name, "priority": 0}),
-        );
-    }
-    json!({
-        "kind": "Table", "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": rv.to_string()},
-        "columnDefinitions": defs,
-        "rows": rows,
-    })
 }
 
 fn watch_line(etype: &str, object: &Value) -> Bytes {
@@ -635,6 +578,7 @@ fn watch(
     labels: LabelSelector,
     fields: FieldSelector,
     q: &HashMap<String, String>,
+    table: bool,
 ) -> Result<Response<Body>, ApiError> {
     let store = shared.store.clone();
     let rv_param = q.get("resourceVersion").cloned().unwrap_or_default();
@@ -665,6 +609,7 @@ fn watch(
         let mut last = start;
         if let Some(items) = initial {
             for o in items {
+                let o = as_table(&rt, o, table, last);
                 if tx.send(watch_line("ADDED", &o)).await.is_err() {
                     return;
                 }
@@ -706,7 +651,10 @@ fn watch(
                             _ => continue,
                         };
                         if tx
-                            .send(watch_line(etype, &present(&rt, &ev.object)))
+                            .send(watch_line(
+                                etype,
+                                &as_table(&rt, present(&rt, &ev.object), table, now),
+                            ))
                             .await
                             .is_err()
                         {
@@ -755,19 +703,5 @@ mod tests {
         assert!(truthy(&q, "watch"));
         assert_eq!(q["x"], "");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
-    }
-
-    #[test]
-    fn printer_column_paths() {
-        let o = json!({"status": {"master": "m", "c": [{"t": 1}]}});
-        assert_eq!(simple_json_path(&o, ".status.master"), Some(&json!("m")));
-        assert_eq!(simple_json_path(&o, ".status.c[0].t"), Some(&json!(1)));
-        assert_eq!(simple_json_path(&o, ".status.none"), None);
-    }
-
-    #[test]
-    fn rfc3339_roundtrip() {
-        let t = 1_700_000_000;
-        assert_eq!(parse_rfc3339(&super::super::store::rfc3339(t)), Some(t));
     }
 }

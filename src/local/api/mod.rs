@@ -67,13 +67,19 @@
 //!   Deleting a namespace deletes its contents at once (no Terminating phase); the
 //!   namespaces `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from
 //!   the start, and namespaced objects can only be created in existing namespaces.
-//! - kubectl: `get` is answered with a Table (Name plus a CRD's additionalPrinterColumns
-//!   with simple `.a.b[0]` JSONPaths, otherwise Name and Age), so `kubectl get`,
-//!   `describe`, `delete` and `apply --server-side` work. `/openapi/v3` is a stub that
-//!   only tells kubectl that PATCH supports `fieldValidation` (so it leaves validation to
-//!   the server, which does none); there are no schemas, so `kubectl explain`,
-//!   client-side `kubectl apply` (strategic merge via OpenAPI) and `kubectl get -w`
-//!   (watch of Tables) are not supported. Aggregated discovery is not served; kubectl
+//! - kubectl: `get` (also `get -w`) is answered with a Table carrying the columns a real
+//!   API server prints for the built-in kinds, a CRD's additionalPrinterColumns (simple
+//!   `.a.b[0]` JSONPaths) for custom kinds, Name and Created At otherwise ([`table`]).
+//!   `kubectl logs [-f] [--previous] [--tail N] [--limit-bytes N]` reads the files the
+//!   runtime writes per pod ([`logs`]; `--timestamps` and `--since` are not applied: the
+//!   log file has no per-line capture times, Redis's own lines carry theirs). Create and
+//!   replace bodies may be protobuf for Secret, ConfigMap and Namespace (what kubectl's
+//!   imperative `create` sends; [`protobuf`]), other protobuf kinds get 415. Pods,
+//!   Services and StatefulSets are in the `all` category (`kubectl get all`).
+//!   `/openapi/v3` is a stub that only tells kubectl that PATCH supports
+//!   `fieldValidation` (so it leaves validation to the server, which does none); there
+//!   are no schemas, so `kubectl explain` and client-side `kubectl apply` (strategic
+//!   merge via OpenAPI) are not supported. Aggregated discovery is not served; kubectl
 //!   falls back to the legacy discovery documents.
 //!
 //! - Persistence: with [`Options::state_file`] the objects, the resourceVersion counter
@@ -91,8 +97,11 @@
 pub mod apply;
 pub mod error;
 pub mod http;
+pub mod logs;
+pub mod protobuf;
 pub mod selectors;
 pub mod store;
+pub mod table;
 pub mod types;
 
 use std::net::SocketAddr;
@@ -140,6 +149,9 @@ pub struct Options {
     /// atomically (temporary file + rename) at most [`SAVE_DELAY`] after changes and on
     /// [`LocalApi::shutdown`]. See [`store::Snapshot`] for what is kept.
     pub state_file: Option<PathBuf>,
+    /// Directory of the pods' directories (`<ns>_<pod>/log`, `log.starts`), written by the
+    /// local runtime; serves `pods/{name}/log`. None: the log subresource answers NotFound.
+    pub pods_dir: Option<PathBuf>,
 }
 
 /// How long after a change the state file is written (changes in between are batched).
@@ -152,6 +164,7 @@ impl Default for Options {
             bookmark_interval: Duration::from_secs(30),
             crd_dir: None,
             state_file: None,
+            pods_dir: None,
         }
     }
 }
@@ -191,6 +204,7 @@ impl LocalApi {
             store: store.clone(),
             bookmark_interval: options.bookmark_interval,
             address: addr.to_string(),
+            pods_dir: options.pods_dir.clone(),
         });
         let (tx, mut rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -19,8 +19,19 @@ pub struct ResourceType {
     pub status_subresource: bool,
     /// True for kinds defined by a CustomResourceDefinition.
     pub custom: bool,
-    /// additionalPrinterColumns of a CRD version: (name, type, jsonPath).
-    pub printer_columns: Vec<(String, String, String)>,
+    /// additionalPrinterColumns of a CRD version.
+    pub printer_columns: Vec<PrinterColumn>,
+}
+
+/// One additionalPrinterColumn of a CRD version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrinterColumn {
+    pub name: String,
+    /// integer, number, string, boolean or date.
+    pub ty: String,
+    pub json_path: String,
+    /// 0: always shown; more: only with `-o wide`.
+    pub priority: i64,
 }
 
 impl ResourceType {
@@ -70,6 +81,15 @@ impl ResourceType {
     }
 }
 
+/// Discovery categories of the built-in kinds, as a real API server lists them: `all` is
+/// what `kubectl get all` shows (workloads and Services, not configuration or Events).
+fn builtin_categories(group: &str, plural: &str) -> &'static [&'static str] {
+    match (group, plural) {
+        ("", "pods") | ("", "services") | ("apps", "statefulsets") => &["all"],
+        _ => &[],
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn bt(
     group: &str,
@@ -88,7 +108,10 @@ fn bt(
         singular: kind.to_lowercase(),
         namespaced,
         short_names: short.iter().map(|s| s.to_string()).collect(),
-        categories: Vec::new(),
+        categories: builtin_categories(group, plural)
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
         status_subresource: status,
         custom: false,
         printer_columns: Vec::new(),
@@ -281,8 +304,13 @@ pub fn crd_types(obj: &Value) -> Vec<ResourceType> {
                 .and_then(Value::as_array)
                 .map(|cols| {
                     cols.iter()
-                        .map(|c| (s(c, "/name"), s(c, "/type"), s(c, "/jsonPath")))
-                        .filter(|(n, _, p)| !n.is_empty() && !p.is_empty())
+                        .map(|c| PrinterColumn {
+                            name: s(c, "/name"),
+                            ty: s(c, "/type"),
+                            json_path: s(c, "/jsonPath"),
+                            priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                        })
+                        .filter(|c| !c.name.is_empty() && !c.json_path.is_empty())
                         .collect()
                 })
                 .unwrap_or_default(),

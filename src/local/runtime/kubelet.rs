@@ -681,6 +681,9 @@ impl PodRun {
                 return pause(stop, Duration::from_secs(1)).await;
             }
         };
+        // Where this run's output starts in the (appended) log: `kubectl logs --previous`
+        // reads the run before the last offset, the API's log endpoint the last one.
+        record_log_start(&launch.log);
         let child = match sandbox::spawn(&launch) {
             Ok(c) => c,
             Err(e) => {
@@ -970,6 +973,21 @@ enum ProbeVerdict {
     Started,
     /// Kill the container (startup or liveness probe failed too often), with the message.
     Kill(String),
+}
+
+/// Append the current length of `log` to `log.starts` (one decimal offset per line).
+fn record_log_start(log: &std::path::Path) {
+    use std::io::Write;
+    let len = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let starts = log.with_extension("starts");
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&starts)
+        .and_then(|mut f| writeln!(f, "{len}"));
+    if let Err(e) = written {
+        tracing::warn!("recording the log start in {}: {e}", starts.display());
+    }
 }
 
 /// A pod's life on this node: directory, address, then container runs with restarts, until

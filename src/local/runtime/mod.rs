@@ -140,6 +140,9 @@ pub(crate) struct Shared {
     /// Wakes the main loop (a pod got or lost its address, a worker ended).
     pub wake: Notify,
     pub endpoints: Mutex<BTreeMap<String, SocketAddr>>,
+    /// Entries of endpoints.json that are not Services (e.g. `operator/metrics`), set by
+    /// the process embedding the runtime; written along with the Services'.
+    pub extra_endpoints: Mutex<BTreeMap<String, SocketAddr>>,
 }
 
 impl Shared {
@@ -199,7 +202,16 @@ impl Shared {
 
     /// Write endpoints.json atomically.
     pub fn write_endpoints_file(&self, map: &BTreeMap<String, SocketAddr>) {
-        let doc: BTreeMap<&String, String> = map.iter().map(|(k, v)| (k, v.to_string())).collect();
+        let extra = self
+            .extra_endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let doc: BTreeMap<&String, String> = extra
+            .iter()
+            .chain(map.iter())
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
         let path = self.opts.state_dir.join("endpoints.json");
         let tmp = self.opts.state_dir.join(".endpoints.json.tmp");
         let body = serde_json::to_vec_pretty(&doc).unwrap_or_default();
@@ -261,6 +273,7 @@ impl Runtime {
             records: Mutex::new(BTreeMap::new()),
             wake: Notify::new(),
             endpoints: Mutex::new(BTreeMap::new()),
+            extra_endpoints: Mutex::new(BTreeMap::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(main_loop(shared.clone(), stop_rx));
@@ -279,6 +292,17 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Record a non-Service address in endpoints.json (kept across the Services' updates).
+    pub fn set_extra_endpoint(&self, key: &str, addr: SocketAddr) {
+        self.shared
+            .extra_endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), addr);
+        let map = self.endpoints();
+        self.shared.write_endpoints_file(&map);
     }
 
     /// Stop pods (SIGTERM, up to terminationGracePeriodSeconds capped at 10 s, SIGKILL),
