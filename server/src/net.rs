@@ -622,12 +622,15 @@ impl Conn {
             self.last_cmd.record(&argv);
             let (name, sub) = (argv.first(), argv.get(1));
             if (is(name, "script") || is(name, "function")) && is(sub, "kill") && argv.len() == 2 {
-                let outcome = if is(name, "script") {
-                    self.server.script_busy.request_kill()
-                } else {
-                    KillOutcome::NotBusy
-                };
-                match outcome {
+                let busy = &self.server.script_busy;
+                // SCRIPT KILL stops scripts, FUNCTION KILL functions; the other
+                // kind gets the BUSY reply naming the right one.
+                if is(name, "script") == busy.is_function() && busy.is_busy() {
+                    Stats::incr(&self.server.stats.total_error_replies, 1);
+                    self.out.error(busy.busy_error());
+                    continue;
+                }
+                match busy.request_kill() {
                     KillOutcome::Killed => self.out.ok(),
                     KillOutcome::NotBusy => self.out.error(busy::NOTBUSY_ERR),
                     KillOutcome::Unkillable => self.out.error(busy::UNKILLABLE_ERR),
@@ -641,7 +644,7 @@ impl Conn {
                 return false;
             } else {
                 Stats::incr(&self.server.stats.total_error_replies, 1);
-                self.out.error(busy::BUSY_ERR);
+                self.out.error(self.server.script_busy.busy_error());
             }
         }
         true

@@ -265,6 +265,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
             checksum: c.rdbchecksum,
             repl: None,
             aof_base: true,
+            functions: store.functions.codes(),
         };
         crate::persist::write_file_atomic(&store.dbs, &dir, &name, &opts).map_err(|err| {
             AofError::CreateBase {
@@ -537,6 +538,7 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> 
             checksum: c.rdbchecksum,
             repl: None,
             aof_base: true,
+            functions: store.functions.codes(),
         }
     };
     // The base is written by a forked child (see `crate::snapshot`); if fork

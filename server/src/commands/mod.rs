@@ -7,6 +7,7 @@ pub mod bitmaps;
 pub mod config_cmd;
 pub mod connection;
 pub mod dump;
+pub mod functions;
 pub mod hashes;
 pub mod hll;
 pub mod info;
@@ -199,6 +200,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("hyperloglog", "@hyperloglog", hll::COMMANDS),
     ("generic", "@keyspace", sort::COMMANDS),
     ("scripting", "@scripting", scripting::COMMANDS),
+    ("scripting", "@scripting", functions::COMMANDS),
 ];
 
 /// All commands, by lower-case name.

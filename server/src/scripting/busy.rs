@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 /// The reply every command but the few allowed ones gets while a script is busy.
 pub const BUSY_ERR: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// The BUSY reply while a function (FCALL) runs.
+pub const BUSY_FUNCTION_ERR: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 pub const NOTBUSY_ERR: &str = "NOTBUSY No scripts in execution right now.";
 pub const UNKILLABLE_ERR: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
 /// The error a killed script fails with.
@@ -38,6 +41,8 @@ pub struct Busy {
     /// When the running script started, in ns since `base`.
     start_ns: AtomicU64,
     threshold_ms: AtomicU64,
+    /// The running script is a function (FCALL): FUNCTION KILL, not SCRIPT KILL, stops it.
+    function: AtomicBool,
 }
 
 impl Default for Busy {
@@ -51,6 +56,7 @@ impl Default for Busy {
             released_ns: AtomicU64::new(0),
             start_ns: AtomicU64::new(0),
             threshold_ms: AtomicU64::new(5000),
+            function: AtomicBool::new(false),
         }
     }
 }
@@ -102,6 +108,25 @@ impl Busy {
         self.running.store(false, Ordering::Release);
         self.busy.store(false, Ordering::Release);
         self.kill.store(false, Ordering::Release);
+    }
+
+    /// Says whether the script about to start is a function (before `start`).
+    pub fn set_function(&self, function: bool) {
+        self.function.store(function, Ordering::Release);
+    }
+
+    /// Whether the running script is a function.
+    pub fn is_function(&self) -> bool {
+        self.function.load(Ordering::Acquire)
+    }
+
+    /// The BUSY reply for the running script's kind.
+    pub fn busy_error(&self) -> &'static str {
+        if self.is_function() {
+            BUSY_FUNCTION_ERR
+        } else {
+            BUSY_ERR
+        }
     }
 
     pub fn mark_wrote(&self) {

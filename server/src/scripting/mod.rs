@@ -15,6 +15,7 @@
 
 pub mod busy;
 pub mod convert;
+pub mod functions;
 pub mod libs;
 pub mod shebang;
 mod vm;
@@ -253,6 +254,29 @@ pub fn run(
     args: &[Bytes],
     flags: ScriptFlags,
 ) -> Result<(), CmdError> {
+    run_on(ctx, out, functions::Slot::Eval, func, label, keys, args, flags)
+}
+
+/// The VM slot of the store a run uses (EVAL's, or the functions' own state).
+fn vm_slot<'a>(store: &'a mut crate::server::Store, slot: functions::Slot) -> &'a mut Option<vm::Vm> {
+    match slot {
+        functions::Slot::Eval => &mut store.scripts.vm,
+        functions::Slot::Functions => &mut store.functions.vm,
+    }
+}
+
+/// [`run`] on the VM in `slot` (FCALL runs library functions in their own state).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_on(
+    ctx: &mut Ctx,
+    out: &mut Reply,
+    slot: functions::Slot,
+    func: &Function,
+    label: &str,
+    keys: &[Bytes],
+    args: &[Bytes],
+    flags: ScriptFlags,
+) -> Result<(), CmdError> {
     ctx.no_propagate = true;
     if let Some(e) = start_refusal(ctx, flags) {
         return Err(CmdError::msg(e));
@@ -261,10 +285,13 @@ pub fn run(
     if oom && !flags.compat {
         return Err(CmdError::msg(crate::evict::Oom.to_string()));
     }
-    let Some(vm) = ctx.store.scripts.vm.take() else {
+    let Some(vm) = vm_slot(ctx.store, slot).take() else {
         // Lost to a panic in an earlier run (or never created): start over, with a
         // cache that no longer refers to the old state.
-        ctx.store.scripts.flush();
+        match slot {
+            functions::Slot::Eval => ctx.store.scripts.flush(),
+            functions::Slot::Functions => ctx.store.functions.flush(),
+        }
         return Err(ScriptError::NoVm.into());
     };
     let busy = ctx.store.scripts.busy.clone();
@@ -273,6 +300,7 @@ pub fn run(
         oom_at_start: oom,
         wrote: false,
     };
+    busy.set_function(slot == functions::Slot::Functions);
     let running = busy::Running::start(&busy, ctx.store.hot.busy_reply_threshold);
     let result = run_in_vm(ctx, &vm, &busy, func, keys, args, rules);
     drop(running);
@@ -281,11 +309,11 @@ pub fn run(
     if vm.lua.used_memory() > vm::MEMORY_LIMIT / 4 {
         let _ = vm.lua.gc_collect();
     }
-    ctx.store.scripts.vm = Some(vm);
+    *vm_slot(ctx.store, slot) = Some(vm);
     let result = result.and_then(|(value, resp3)| {
         // Converted with the VM back in place (the conversion runs Lua code).
         let mark = out.len();
-        let vm = ctx.store.scripts.vm.as_ref().ok_or(RunError::NoVm)?;
+        let vm = vm_slot(ctx.store, slot).as_ref().ok_or(RunError::NoVm)?;
         convert::lua_to_reply(&vm.flatten, value, resp3, out).map_err(|e| {
             out.buf.truncate(mark);
             RunError::Lua(e)

@@ -164,6 +164,8 @@ pub struct Store {
     pub cmd_clock: Option<std::time::Instant>,
     /// The Lua scripting state: VM, script cache (see `crate::scripting`).
     pub scripts: crate::scripting::Scripts,
+    /// The function libraries (FUNCTION/FCALL), part of the dataset.
+    pub functions: crate::scripting::functions::Functions,
 }
 
 impl Store {
@@ -190,6 +192,7 @@ impl Store {
             hot: HotConfig::from_config(&Config::default()),
             cmd_clock: None,
             scripts: crate::scripting::Scripts::default(),
+            functions: Default::default(),
         };
         store.set_hot(HotConfig::from_config(&Config::default()));
         store
