@@ -11,7 +11,7 @@
 //! ```
 
 use super::connection::{help_reply, unknown_subcommand};
-use super::{arg_i64, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
+use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
 use crate::scripting::functions::{self, RestorePolicy};
 use bytes::Bytes;
@@ -39,7 +39,8 @@ fn fcall_keys(argv: &[Bytes]) -> Vec<usize> {
 }
 
 fn fcall_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], ro: bool) -> CmdResult {
-    let n = arg_i64(&argv[2])?;
+    let n = crate::resp::parse_i64(&argv[2])
+        .ok_or_else(|| CmdError::msg("ERR Bad number of keys provided"))?;
     if n < 0 {
         return Err(CmdError::msg("ERR Number of keys can't be negative"));
     }
@@ -154,7 +155,7 @@ fn function(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 ));
             }
             if n > 3 {
-                return Err(syntax_error("flush"));
+                return Err(syntax_error(&argv[1]));
             }
             ctx.store.functions.flush();
             out.ok();
@@ -182,7 +183,9 @@ fn function(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn syntax_error(sub: &str) -> CmdError {
+/// Redis's subcommand syntax error, naming the subcommand as the client typed it.
+fn syntax_error(sub: &[u8]) -> CmdError {
+    let sub = String::from_utf8_lossy(sub);
     CmdError::msg(format!(
         "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try FUNCTION HELP."
     ))
@@ -211,7 +214,7 @@ fn load(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 fn restore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() > 4 {
-        return Err(syntax_error("restore"));
+        return Err(syntax_error(&argv[1]));
     }
     let policy = match argv.get(3) {
         None => RestorePolicy::Append,

@@ -405,8 +405,10 @@ local mt = { __index = api, __newindex = readonly, __metatable = false }
 return setmetatable({}, mt), mt
 "#;
 
+/// An error of `register_function` (or the load timeout): a plain message, which
+/// the load's error path gives Redis's `ERR ` prefix.
 fn reg_error(msg: &str) -> mlua::Error {
-    mlua::Error::external(ReplyError(format!("ERR {msg}")))
+    mlua::Error::runtime(msg)
 }
 
 /// Compiles and runs a library's code; returns the functions it registered.
