@@ -208,14 +208,8 @@ fn dump_payloads_move_between_tandem_and_redis() {
     let before = list(&mut p.a);
     // Each side restores the other's payload after a flush.
     p.same(&[b"FUNCTION", b"FLUSH"]);
-    assert_eq!(
-        p.a.cmd_args(&[b"FUNCTION", b"RESTORE", &theirs]),
-        R::ok()
-    );
-    assert_eq!(
-        p.b.cmd_args(&[b"FUNCTION", b"RESTORE", &ours]),
-        R::ok()
-    );
+    assert_eq!(p.a.cmd_args(&[b"FUNCTION", b"RESTORE", &theirs]), R::ok());
+    assert_eq!(p.b.cmd_args(&[b"FUNCTION", b"RESTORE", &ours]), R::ok());
     assert_eq!(list(&mut p.a), before);
     assert_eq!(list(&mut p.b), before);
     // Policies: APPEND collides, REPLACE and FLUSH succeed.
@@ -301,7 +295,11 @@ fn restart_restores_libraries_from_rdb_and_aof() {
     assert_eq!(load(&mut c, LIB2), b("other"));
     assert_eq!(c.cmd("FCALL push 1 l a b"), R::Int(2));
     assert_eq!(
-        c.cmd_args(&[b"FUNCTION", b"LOAD", b"#!lua name=gone\nredis.register_function('gone', function() return 1 end)"]),
+        c.cmd_args(&[
+            b"FUNCTION",
+            b"LOAD",
+            b"#!lua name=gone\nredis.register_function('gone', function() return 1 end)"
+        ]),
         b("gone")
     );
     assert_eq!(c.cmd("FUNCTION DELETE gone"), R::ok());

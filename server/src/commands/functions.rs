@@ -129,11 +129,7 @@ fn function(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             "ERR wrong number of arguments for 'function|{name}' command"
         )));
     }
-    if writes
-        && !ctx.client.is_master
-        && ctx.store.is_replica
-        && ctx.store.hot.replica_read_only
-    {
+    if writes && !ctx.client.is_master && ctx.store.is_replica && ctx.store.hot.replica_read_only {
         return Err(CmdError::msg(
             "READONLY You can't write against a read only replica.",
         ));
@@ -216,17 +212,16 @@ fn restore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() > 4 {
         return Err(syntax_error(&argv[1]));
     }
-    let policy = match argv.get(3) {
-        None => RestorePolicy::Append,
-        Some(p) if is_kw(p, "flush") => RestorePolicy::Flush,
-        Some(p) if is_kw(p, "append") => RestorePolicy::Append,
-        Some(p) if is_kw(p, "replace") => RestorePolicy::Replace,
-        Some(_) => {
-            return Err(CmdError::msg(
+    let policy =
+        match argv.get(3) {
+            None => RestorePolicy::Append,
+            Some(p) if is_kw(p, "flush") => RestorePolicy::Flush,
+            Some(p) if is_kw(p, "append") => RestorePolicy::Append,
+            Some(p) if is_kw(p, "replace") => RestorePolicy::Replace,
+            Some(_) => return Err(CmdError::msg(
                 "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
-            ))
-        }
-    };
+            )),
+        };
     let codes = crate::rdb::functions_from_payload(&argv[2]).map_err(CmdError::msg)?;
     let store = &mut *ctx.store;
     store.functions.restore(&store.scripts, &codes, policy)?;

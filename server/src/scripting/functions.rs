@@ -294,8 +294,10 @@ impl Functions {
         policy: RestorePolicy,
     ) -> Result<(), FunctionError> {
         // Built against an empty registry so the new set is checked on its own.
-        let mut fresh = Functions::default();
-        fresh.vm = self.vm.take();
+        let mut fresh = Functions {
+            vm: self.vm.take(),
+            ..Default::default()
+        };
         let built = (|| {
             for code in codes {
                 fresh.load(scripts, code, false)?;
@@ -358,7 +360,10 @@ impl Functions {
                 })
                 .sum::<usize>();
         MemoryInfo {
-            vm: self.vm.as_ref().map_or(EMPTY_VM_MEMORY, |v| v.used_memory()),
+            vm: self
+                .vm
+                .as_ref()
+                .map_or(EMPTY_VM_MEMORY, |v| v.used_memory()),
             functions,
             number_of_functions: self.index.len(),
             number_of_libraries: self.libs.len(),
@@ -485,7 +490,10 @@ fn run_library_code(
         (true, _) => {}
         (false, Value::Error(e)) => return Err(FunctionError::Register(load_error_text(&e))),
         (false, Value::String(s)) => {
-            return Err(FunctionError::Register(format!("ERR {}", s.to_string_lossy())))
+            return Err(FunctionError::Register(format!(
+                "ERR {}",
+                s.to_string_lossy()
+            )))
         }
         (false, Value::Table(t)) => {
             let text = match t.raw_get::<Value>("err")? {
@@ -568,22 +576,36 @@ fn named_registration(lua: &Lua, t: &Table) -> mlua::Result<Registration> {
         let (k, v) = pair?;
         let key = match &k {
             Value::String(s) => s.to_string_lossy(),
-            _ => return Err(reg_error("named argument key given to redis.register_function is not a string")),
+            _ => {
+                return Err(reg_error(
+                    "named argument key given to redis.register_function is not a string",
+                ))
+            }
         };
         match key.as_str() {
             "function_name" => name = to_text(lua, v)?,
             "callback" => match v {
                 Value::Function(f) => cb = Some(f),
-                _ => return Err(reg_error("callback argument given to redis.register_function must be a function")),
+                _ => {
+                    return Err(reg_error(
+                        "callback argument given to redis.register_function must be a function",
+                    ))
+                }
             },
             "description" => {
                 desc = to_text(lua, v)?.map(Bytes::from);
                 if desc.is_none() {
-                    return Err(reg_error("description argument given to redis.register_function must be a string"));
+                    return Err(reg_error(
+                        "description argument given to redis.register_function must be a string",
+                    ));
                 }
             }
             "flags" => flags = parse_flags(&v)?,
-            _ => return Err(reg_error("unknown argument given to redis.register_function")),
+            _ => {
+                return Err(reg_error(
+                    "unknown argument given to redis.register_function",
+                ))
+            }
         }
     }
     Ok((name, cb, flags, desc))
@@ -591,7 +613,9 @@ fn named_registration(lua: &Lua, t: &Table) -> mlua::Result<Registration> {
 
 fn parse_flags(v: &Value) -> mlua::Result<ScriptFlags> {
     let Value::Table(t) = v else {
-        return Err(reg_error("flags argument to redis.register_function must be a table representing function flags"));
+        return Err(reg_error(
+            "flags argument to redis.register_function must be a table representing function flags",
+        ));
     };
     let mut flags = ScriptFlags::default();
     for f in t.clone().sequence_values::<Value>() {
@@ -692,9 +716,18 @@ mod tests {
     #[test]
     fn metadata_errors_match_redis() {
         let err = |c: &[u8]| parse_metadata(c).err().map(|e| e.to_string());
-        assert_eq!(err(b"return 1").as_deref(), Some("ERR Missing library metadata"));
-        assert_eq!(err(b"#!lua name=x").as_deref(), Some("ERR Invalid library metadata"));
-        assert_eq!(err(b"#!lua\n").as_deref(), Some("ERR Library name was not given"));
+        assert_eq!(
+            err(b"return 1").as_deref(),
+            Some("ERR Missing library metadata")
+        );
+        assert_eq!(
+            err(b"#!lua name=x").as_deref(),
+            Some("ERR Invalid library metadata")
+        );
+        assert_eq!(
+            err(b"#!lua\n").as_deref(),
+            Some("ERR Library name was not given")
+        );
         assert_eq!(
             err(b"#!lua name=a foo=bar\n").as_deref(),
             Some("ERR Invalid metadata value given: foo=bar")

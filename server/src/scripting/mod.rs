@@ -254,11 +254,20 @@ pub fn run(
     args: &[Bytes],
     flags: ScriptFlags,
 ) -> Result<(), CmdError> {
-    run_on(ctx, out, functions::Slot::Eval, func, label, keys, args, flags)
+    run_on(
+        ctx,
+        out,
+        functions::Slot::Eval,
+        func,
+        label,
+        keys,
+        args,
+        flags,
+    )
 }
 
 /// The VM slot of the store a run uses (EVAL's, or the functions' own state).
-fn vm_slot<'a>(store: &'a mut crate::server::Store, slot: functions::Slot) -> &'a mut Option<vm::Vm> {
+fn vm_slot(store: &mut crate::server::Store, slot: functions::Slot) -> &mut Option<vm::Vm> {
     match slot {
         functions::Slot::Eval => &mut store.scripts.vm,
         functions::Slot::Functions => &mut store.functions.vm,
