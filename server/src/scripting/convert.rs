@@ -148,7 +148,7 @@ pub fn lua_to_reply(
     let (tokens, n): (Table, usize) = flatten.call((v, MAX_DEPTH))?;
     let mut format = Vec::new();
     let mut i = 1;
-    while i + 1 <= n {
+    while i < n {
         let code: i64 = tokens.raw_get(i)?;
         let v: Value = tokens.raw_get(i + 1)?;
         i += 2;
