@@ -625,7 +625,8 @@ impl Conn {
                 let busy = &self.server.script_busy;
                 // SCRIPT KILL stops scripts, FUNCTION KILL functions; the other
                 // kind gets the BUSY reply naming the right one.
-                if is(name, "script") == busy.is_function() && busy.is_busy() {
+                if is(name, "script") == busy.is_function() && busy.is_busy() && !busy.has_written()
+                {
                     Stats::incr(&self.server.stats.total_error_replies, 1);
                     self.out.error(busy.busy_error());
                     continue;

@@ -28,6 +28,19 @@ fn canon(r: R) -> R {
     let mut libs: Vec<R> = libs
         .into_iter()
         .map(|lib| {
+            if let R::Map(kv) = lib {
+                return R::Map(
+                    kv.into_iter()
+                        .map(|(k, v)| match v {
+                            R::Arr(mut fs) => {
+                                fs.sort_by_key(|f| format!("{f:?}"));
+                                (k, R::Arr(fs))
+                            }
+                            v => (k, v),
+                        })
+                        .collect(),
+                );
+            }
             let R::Arr(kv) = lib else { return lib };
             let kv = kv
                 .chunks(2)
@@ -423,4 +436,62 @@ redis.register_function('spinw', function(k) redis.call('set', k[1], 1) while tr
     }
     assert_eq!(replies[0], replies[1]);
     assert_eq!(replies[0][2], R::ok());
+}
+
+#[test]
+fn a_function_that_wrote_is_unkillable_as_in_redis() {
+    let lib = "#!lua name=busyw
+redis.register_function('spinw', function(k) redis.call('set', k[1], 1) while true do end end)";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TestServer::start(&["--busy-reply-threshold", "100"]);
+    let r = RealRedis::start(dir.path(), "dump.rdb", &["--busy-reply-threshold", "100"]);
+    let mut replies = Vec::new();
+    for port in [t.port, r.port] {
+        let mut c = Conn::connect(port);
+        assert_eq!(load(&mut c, lib), b("busyw"));
+        let mut runner = Conn::connect(port);
+        runner.send(&[b"FCALL", b"spinw", b"1", b"w"]);
+        let mut other = Conn::connect(port);
+        assert!(wait_until(
+            WAIT,
+            || matches!(other.cmd("PING"), R::Err(e) if e.starts_with("BUSY"))
+        ));
+        replies.push(vec![other.cmd("FUNCTION KILL"), other.cmd("SCRIPT KILL")]);
+        other.send(&[b"SHUTDOWN", b"NOSAVE"]);
+        assert!(wait_until(WAIT, || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_err()));
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert!(matches!(&replies[0][0], R::Err(e) if e.starts_with("UNKILLABLE")));
+}
+
+#[test]
+fn write_rules_inside_functions_match_redis() {
+    let mut p = Pair::start();
+    let lib = "#!lua name=rules
+redis.register_function{function_name='ro_writes', callback=function(k) return redis.call('set', k[1], 1) end, flags={'no-writes'}}
+redis.register_function('nested', function() return redis.call('fcall', 'ro_writes', 1, 'x') end)
+redis.register_function('loader', function() return redis.call('function', 'flush') end)
+redis.register_function('rw', function(k) return redis.call('set', k[1], 'v') end)";
+    p.same(&[b"FUNCTION", b"LOAD", lib.as_bytes()]);
+    for line in [
+        "FCALL ro_writes 1 a",
+        "FCALL_RO ro_writes 1 a",
+        "FCALL nested 0",
+        "FCALL loader 0",
+        "FCALL_RO rw 1 a",
+        "MULTI",
+        "FCALL rw 1 m",
+        "FUNCTION DELETE rules",
+        "EXEC",
+        "GET m",
+        "FCALL rw 1 m",
+    ] {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        p.same(&args);
+    }
+    p.same(&[b"EVAL", b"return redis.call('function', 'list')", b"0"]);
 }

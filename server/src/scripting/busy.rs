@@ -129,6 +129,11 @@ impl Busy {
         }
     }
 
+    /// Whether the running script called a write command (SCRIPT KILL refuses then).
+    pub fn has_written(&self) -> bool {
+        self.wrote.load(Ordering::Acquire)
+    }
+
     pub fn mark_wrote(&self) {
         self.wrote.store(true, Ordering::Relaxed);
     }
