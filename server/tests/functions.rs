@@ -495,3 +495,50 @@ redis.register_function('rw', function(k) return redis.call('set', k[1], 'v') en
     }
     p.same(&[b"EVAL", b"return redis.call('function', 'list')", b"0"]);
 }
+
+fn info_field(c: &mut Conn, name: &str) -> Option<String> {
+    let text = match c.cmd("INFO memory") {
+        R::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        R::Verbatim(s) => s,
+        other => panic!("INFO memory: {other:?}"),
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_string))
+}
+
+#[test]
+fn info_memory_counts_functions_and_libraries_as_redis() {
+    let mut p = Pair::start();
+    let counts = |c: &mut Conn| {
+        (
+            info_field(c, "number_of_functions"),
+            info_field(c, "number_of_libraries"),
+        )
+    };
+    assert_eq!(counts(&mut p.a), counts(&mut p.b));
+    let empty: usize = info_field(&mut p.a, "used_memory_functions")
+        .and_then(|v| v.parse().ok())
+        .expect("used_memory_functions");
+    p.same(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+    p.same(&[b"FUNCTION", b"LOAD", LIB2.as_bytes()]);
+    let loaded = counts(&mut p.a);
+    assert_eq!(loaded, (Some("4".into()), Some("2".into())));
+    assert_eq!(loaded, counts(&mut p.b));
+    let used: usize = info_field(&mut p.a, "used_memory_functions")
+        .and_then(|v| v.parse().ok())
+        .expect("used_memory_functions");
+    assert!(used > empty + LIB.len() + LIB2.len(), "{used} vs {empty}");
+    for f in [
+        "used_memory_vm_functions",
+        "used_memory_vm_total",
+        "used_memory_scripts",
+    ] {
+        assert!(info_field(&mut p.a, f).is_some(), "{f} missing");
+    }
+    p.same(&[b"FUNCTION", b"FLUSH"]);
+    assert_eq!(counts(&mut p.a), counts(&mut p.b));
+    assert_eq!(
+        info_field(&mut p.a, "used_memory_functions").and_then(|v| v.parse().ok()),
+        Some(empty)
+    );
+}
