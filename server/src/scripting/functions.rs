@@ -326,6 +326,11 @@ impl Functions {
                 }
             }
         }
+        // Libraries being replaced go first, so no function moving between two
+        // restored libraries meets its old owner.
+        for name in fresh_libs.keys() {
+            self.delete(name);
+        }
         for (_, lib) in std::mem::take(&mut fresh_libs) {
             self.install(lib)?;
         }
