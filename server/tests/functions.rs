@@ -557,3 +557,37 @@ fn info_memory_counts_functions_and_libraries_as_redis() {
         Some(empty)
     );
 }
+
+#[test]
+fn a_tandem_replica_of_a_redis_master_follows_its_libraries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = RealRedis::start(dir.path(), "dump.rdb", &["--repl-diskless-sync-delay", "0"]);
+    let mut rc = r.conn();
+    // One library in the full sync's RDB, the rest through the stream.
+    assert_eq!(load(&mut rc, LIB2), b("other"));
+    let t = TestServer::start(&[
+        "--replicaof",
+        "127.0.0.1",
+        &r.port.to_string(),
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut tc = t.conn();
+    assert!(wait_until(WAIT, || connected(&mut tc)));
+    assert_eq!(load(&mut rc, LIB), b("mylib"));
+    assert_eq!(rc.cmd("FCALL setter 2 k n v"), R::Int(1));
+    assert_eq!(rc.cmd("FCALL push 1 l a b"), R::Int(2));
+    let R::Bulk(payload) = rc.cmd("FUNCTION DUMP") else {
+        panic!("FUNCTION DUMP")
+    };
+    assert_eq!(
+        rc.cmd_args(&[b"FUNCTION", b"RESTORE", &payload, b"REPLACE"]),
+        R::ok()
+    );
+    assert_eq!(rc.cmd("FUNCTION DELETE other"), R::ok());
+    let target = offset(&mut rc).expect("master offset");
+    assert!(wait_until(WAIT, || offset(&mut tc) == Some(target)));
+    assert_eq!(list(&mut tc), list(&mut rc));
+    assert_eq!(tc.cmd("DEBUG DIGEST"), rc.cmd("DEBUG DIGEST"));
+    assert_eq!(tc.cmd("FCALL_RO reader 1 k"), b("v"));
+}
