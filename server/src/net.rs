@@ -636,6 +636,16 @@ impl Conn {
                     KillOutcome::NotBusy => self.out.error(busy::NOTBUSY_ERR),
                     KillOutcome::Unkillable => self.out.error(busy::UNKILLABLE_ERR),
                 }
+            } else if is(name, "function") && is(sub, "stats") && argv.len() == 2 {
+                match self.server.script_busy.running_function() {
+                    Some((f, ms)) => {
+                        crate::commands::functions::stats_while_busy(&mut self.out, &f, ms)
+                    }
+                    None => {
+                        Stats::incr(&self.server.stats.total_error_replies, 1);
+                        self.out.error(self.server.script_busy.busy_error());
+                    }
+                }
             } else if is(name, "shutdown")
                 && argv[1..].iter().any(|a| crate::util::is_kw(a, "nosave"))
             {

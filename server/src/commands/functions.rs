@@ -51,7 +51,7 @@ fn fcall_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], ro: bool) -> Cm
         ));
     }
     let (keys, args) = rest.split_at(n as usize);
-    functions::fcall(ctx, out, &argv[1], keys, args, ro)
+    functions::fcall(ctx, out, argv, keys, args, ro)
 }
 
 fn fcall(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
@@ -288,18 +288,40 @@ fn list(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 /// FUNCTION STATS: no function runs while a command holds the store, so
-/// `running_script` is always nil here.
+/// `running_script` is nil here (see [`stats_while_busy`] for the other case).
 fn stats(ctx: &mut Ctx, out: &mut Reply) {
     let mem = ctx.store.functions.memory();
     out.map(2);
     out.bulk_str("running_script");
     out.null();
+    engines(out, mem.number_of_libraries, mem.number_of_functions);
+}
+
+fn engines(out: &mut Reply, libraries: usize, functions: usize) {
     out.bulk_str("engines");
     out.map(1);
     out.bulk_str("LUA");
     out.map(2);
     out.bulk_str("libraries_count");
-    out.int(mem.number_of_libraries as i64);
+    out.int(libraries as i64);
     out.bulk_str("functions_count");
-    out.int(mem.number_of_functions as i64);
+    out.int(functions as i64);
+}
+
+/// FUNCTION STATS while a function is busy, answered by the connection layer
+/// without the store: the running function, its command and how long it has run.
+pub fn stats_while_busy(out: &mut Reply, f: &crate::scripting::busy::RunningFunction, ms: u64) {
+    out.map(2);
+    out.bulk_str("running_script");
+    out.map(3);
+    out.bulk_str("name");
+    out.bulk_str(&f.name);
+    out.bulk_str("command");
+    out.array(f.command.len());
+    for a in &f.command {
+        out.bulk(a);
+    }
+    out.bulk_str("duration_ms");
+    out.int(ms as i64);
+    engines(out, f.libraries, f.functions);
 }

@@ -43,6 +43,19 @@ pub struct Busy {
     threshold_ms: AtomicU64,
     /// The running script is a function (FCALL): FUNCTION KILL, not SCRIPT KILL, stops it.
     function: AtomicBool,
+    /// What FUNCTION STATS shows while a function is busy (read by the connections,
+    /// which cannot take the store lock; a lock, not atomics, as it is rarely read).
+    running_function: parking_lot::Mutex<Option<RunningFunction>>,
+}
+
+/// The function in execution, as FUNCTION STATS describes it.
+#[derive(Debug, Clone)]
+pub struct RunningFunction {
+    pub name: String,
+    /// The command that called it (FCALL and its arguments).
+    pub command: Vec<bytes::Bytes>,
+    pub libraries: usize,
+    pub functions: usize,
 }
 
 impl Default for Busy {
@@ -57,6 +70,7 @@ impl Default for Busy {
             start_ns: AtomicU64::new(0),
             threshold_ms: AtomicU64::new(5000),
             function: AtomicBool::new(false),
+            running_function: parking_lot::Mutex::new(None),
         }
     }
 }
@@ -113,6 +127,22 @@ impl Busy {
     /// Says whether the script about to start is a function (before `start`).
     pub fn set_function(&self, function: bool) {
         self.function.store(function, Ordering::Release);
+    }
+
+    /// Records (or clears) the function about to run, for FUNCTION STATS.
+    pub fn set_running_function(&self, f: Option<RunningFunction>) {
+        *self.running_function.lock() = f;
+    }
+
+    /// The running function and for how long it has run (ms), if a function runs.
+    pub fn running_function(&self) -> Option<(RunningFunction, u64)> {
+        if !self.running.load(Ordering::Acquire) || !self.is_function() {
+            return None;
+        }
+        let f = self.running_function.lock().clone()?;
+        let now = self.base.elapsed().as_nanos() as u64;
+        let ms = now.saturating_sub(self.start_ns.load(Ordering::Relaxed)) / 1_000_000;
+        Some((f, ms))
     }
 
     /// Whether the running script is a function.

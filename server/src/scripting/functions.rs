@@ -670,11 +670,12 @@ pub fn flag_names(f: &ScriptFlags) -> Vec<&'static str> {
 pub fn fcall(
     ctx: &mut Ctx,
     out: &mut Reply,
-    name: &[u8],
+    command: &[Bytes],
     keys: &[Bytes],
     args: &[Bytes],
     read_only: bool,
 ) -> Result<(), CmdError> {
+    let name: &[u8] = command.get(1).map_or(&[], |n| n);
     let Some((func, flags)) = ctx.store.functions.function(name) else {
         return Err(CmdError::msg("ERR Function not found"));
     };
@@ -684,7 +685,17 @@ pub fn fcall(
         ));
     }
     let label = String::from_utf8_lossy(name).into_owned();
-    super::run_on(ctx, out, Slot::Functions, &func, &label, keys, args, flags)
+    let busy = ctx.store.scripts.busy.clone();
+    let registry = &ctx.store.functions;
+    busy.set_running_function(Some(super::busy::RunningFunction {
+        name: label.clone(),
+        command: command.to_vec(),
+        libraries: registry.libs.len(),
+        functions: registry.index.len(),
+    }));
+    let r = super::run_on(ctx, out, Slot::Functions, &func, &label, keys, args, flags);
+    busy.set_running_function(None);
+    r
 }
 
 /// Which store field holds the VM a run uses.
