@@ -605,3 +605,20 @@ fn a_tandem_replica_of_a_redis_master_follows_its_libraries() {
     assert_eq!(tc.cmd("DEBUG DIGEST"), rc.cmd("DEBUG DIGEST"));
     assert_eq!(tc.cmd("FCALL_RO reader 1 k"), b("v"));
 }
+
+#[test]
+fn debug_reload_and_script_flush_keep_the_libraries() {
+    let t = TestServer::start(&["--enable-debug-command", "yes"]);
+    let mut c = t.conn();
+    assert_eq!(load(&mut c, LIB), b("mylib"));
+    let expected = list(&mut c);
+    assert_eq!(c.cmd("DEBUG RELOAD"), R::ok());
+    assert_eq!(list(&mut c), expected);
+    assert_eq!(c.cmd("SCRIPT FLUSH"), R::ok());
+    assert_eq!(list(&mut c), expected);
+    assert_eq!(c.cmd("FCALL counter 2 a b c"), R::Int(3));
+    // FUNCTION FLUSH then DEBUG RELOAD: nothing comes back.
+    assert_eq!(c.cmd("FUNCTION FLUSH ASYNC"), R::ok());
+    assert_eq!(c.cmd("DEBUG RELOAD"), R::ok());
+    assert_eq!(c.cmd("FUNCTION LIST"), R::Arr(vec![]));
+}
