@@ -188,11 +188,21 @@ redis.register_function('boom', function() error('boom') end)
 redis.register_function('unknown', function() return redis.call('nosuch') end)
 redis.register_function('arity', function() return redis.call('get') end)
 redis.register_function('global', function() return KEYS_X end)
+redis.register_function('keys', function() return KEYS end)
+redis.register_function('argv', function() return ARGV end)
 redis.register_function('setglobal', function() y = 1 end)
 redis.register_function('ro', function(k) return redis.call('set', k[1], 1) end)";
     p.same(&[b"FUNCTION", b"LOAD", rt.as_bytes()]);
-    for f in ["boom", "unknown", "arity", "global", "setglobal"] {
-        p.same(&[b"FCALL", f.as_bytes(), b"0"]);
+    for f in [
+        "boom",
+        "unknown",
+        "arity",
+        "global",
+        "setglobal",
+        "keys",
+        "argv",
+    ] {
+        p.same(&[b"FCALL", f.as_bytes(), b"1", b"k", b"a"]);
     }
     p.same(&[b"FUNCTION", b"LOAD", b"REPLACE", rt.as_bytes()]);
     p.same(&[b"FUNCTION", b"LOAD", b"REPLACE", LIB.as_bytes()]);

@@ -474,7 +474,7 @@ fn run_library_code(
     let ran = lua.scope(|scope| {
         let register = scope.create_function(|lua, args: MultiValue| {
             let mut def = parse_registration(lua, args)?;
-            def.callback = make_wrapper(lua, globals, &def.callback)?;
+            def.callback = make_wrapper(lua, &def.callback)?;
             let mut reg = registered.borrow_mut();
             if reg.contains_key(&def.name) {
                 return Err(reg_error("Function already exists in the library"));
@@ -706,12 +706,16 @@ pub enum Slot {
 }
 
 /// The function the shared runner calls like a script body: it hands the callback
-/// the run's KEYS and ARGV as its two arguments.
-fn make_wrapper(lua: &Lua, globals: &Table, func: &Function) -> mlua::Result<Function> {
+/// the run's KEYS and ARGV as its two arguments and takes them out of the globals
+/// (functions have no KEYS/ARGV globals in Redis). Compiled against the raw
+/// globals table, where the runner put them.
+fn make_wrapper(lua: &Lua, func: &Function) -> mlua::Result<Function> {
     let make: Function = lua
-        .load("local f = ... return function() return f(KEYS, ARGV) end")
+        .load(
+            "local f = ... return function() \
+               local k, a = KEYS, ARGV KEYS = nil ARGV = nil return f(k, a) end",
+        )
         .set_name("=tandem")
-        .set_environment(globals.clone())
         .into_function()?;
     make.call(func.clone())
 }
