@@ -886,3 +886,31 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
 }
+
+#[test]
+fn eval_written_by_an_older_server_in_the_aof_is_replayed_at_startup() {
+    let args = ["--appendonly", "yes", "--appendfsync", "always"];
+    let mut ours = TestServer::start(&args);
+    assert_eq!(ours.conn().cmd("SET before x"), R::ok());
+    let _ = ours.child.kill();
+    let _ = ours.child.wait();
+    let dir = std::mem::replace(&mut ours.dir, tempfile::tempdir().expect("tempdir"));
+    drop(ours);
+    // Redis before 7.0 wrote the EVAL itself (script replication), not its effects.
+    let incr = dir.path().join("appendonlydir/appendonly.aof.1.incr.aof");
+    let mut data = std::fs::read(&incr).expect("incr file");
+    let script = "redis.call('set', KEYS[1], ARGV[1]) return redis.call('incr', 'n')";
+    data.extend_from_slice(
+        format!(
+            "*5\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n1\r\n$7\r\nfromaof\r\n$1\r\nv\r\n",
+            script.len()
+        )
+        .as_bytes(),
+    );
+    std::fs::write(&incr, &data).expect("write incr");
+    let ours = TestServer::start_in(dir, &args);
+    let mut c = ours.conn();
+    assert_eq!(c.cmd("GET before"), b("x"));
+    assert_eq!(c.cmd("GET fromaof"), b("v"));
+    assert_eq!(c.cmd("GET n"), b("1"));
+}
