@@ -632,3 +632,21 @@ fn debug_reload_and_script_flush_keep_the_libraries() {
     assert_eq!(c.cmd("DEBUG RELOAD"), R::ok());
     assert_eq!(c.cmd("FUNCTION LIST"), R::Arr(vec![]));
 }
+
+#[test]
+fn function_load_is_refused_over_maxmemory_as_in_redis() {
+    let mut p = Pair::start();
+    p.same(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+    p.same(&[b"CONFIG", b"SET", b"maxmemory", b"1"]);
+    p.same(&[b"FUNCTION", b"LOAD", LIB2.as_bytes()]);
+    let R::Bulk(dump) = p.a.cmd("FUNCTION DUMP") else {
+        panic!("FUNCTION DUMP")
+    };
+    p.same(&[b"FUNCTION", b"RESTORE", &dump, b"REPLACE"]);
+    // Reading, deleting and read-only calls still work.
+    p.same(&[b"FCALL_RO", b"counter", b"1", b"a"]);
+    p.same(&[b"FCALL", b"setter", b"2", b"k", b"n", b"v"]);
+    p.same(&[b"FUNCTION", b"DELETE", b"mylib"]);
+    p.same(&[b"CONFIG", b"SET", b"maxmemory", b"0"]);
+    p.same(&[b"FUNCTION", b"LOAD", LIB2.as_bytes()]);
+}

@@ -104,6 +104,10 @@ const FUNCTION_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
+/// The subcommands that may grow memory (Redis's `denyoom`): refused with OOM over
+/// `maxmemory` when eviction cannot make room.
+const DENY_OOM: &[&str] = &["load", "restore"];
+
 /// FUNCTION subcommands: Redis arity, and whether they change the registry (then
 /// refused on read-only replicas and propagated).
 const SUBCOMMANDS: &[(&str, i32, bool)] = &[
@@ -133,6 +137,13 @@ fn function(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::msg(
             "READONLY You can't write against a read only replica.",
         ));
+    }
+    if DENY_OOM.contains(&name)
+        && !ctx.client.is_master
+        && ctx.store.hot.maxmemory > 0
+        && crate::evict::ensure_memory(ctx.server, ctx.store).is_err()
+    {
+        return Err(CmdError::msg(crate::evict::Oom.to_string()));
     }
     match name {
         "help" => help_reply(out, "FUNCTION", FUNCTION_HELP),
