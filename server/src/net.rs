@@ -628,15 +628,29 @@ impl Conn {
             self.last_cmd.record(&argv);
             let (name, sub) = (argv.first(), argv.get(1));
             if (is(name, "script") || is(name, "function")) && is(sub, "kill") && argv.len() == 2 {
-                let outcome = if is(name, "script") {
-                    self.server.script_busy.request_kill()
-                } else {
-                    KillOutcome::NotBusy
-                };
-                match outcome {
+                let busy = &self.server.script_busy;
+                // SCRIPT KILL stops scripts, FUNCTION KILL functions; the other
+                // kind gets the BUSY reply naming the right one.
+                if is(name, "script") == busy.is_function() && busy.is_busy() && !busy.has_written()
+                {
+                    Stats::incr(&self.server.stats.total_error_replies, 1);
+                    self.out.error(busy.busy_error());
+                    continue;
+                }
+                match busy.request_kill() {
                     KillOutcome::Killed => self.out.ok(),
                     KillOutcome::NotBusy => self.out.error(busy::NOTBUSY_ERR),
                     KillOutcome::Unkillable => self.out.error(busy::UNKILLABLE_ERR),
+                }
+            } else if is(name, "function") && is(sub, "stats") && argv.len() == 2 {
+                match self.server.script_busy.running_function() {
+                    Some((f, ms)) => {
+                        crate::commands::functions::stats_while_busy(&mut self.out, &f, ms)
+                    }
+                    None => {
+                        Stats::incr(&self.server.stats.total_error_replies, 1);
+                        self.out.error(self.server.script_busy.busy_error());
+                    }
                 }
             } else if is(name, "shutdown")
                 && argv[1..].iter().any(|a| crate::util::is_kw(a, "nosave"))
@@ -647,7 +661,7 @@ impl Conn {
                 return false;
             } else {
                 Stats::incr(&self.server.stats.total_error_replies, 1);
-                self.out.error(busy::BUSY_ERR);
+                self.out.error(self.server.script_busy.busy_error());
             }
         }
         true

@@ -77,6 +77,7 @@ impl Target {
                 checksum: c.rdbchecksum,
                 repl: None,
                 aof_base: false,
+                functions: Vec::new(),
             },
         }
     }
@@ -227,6 +228,7 @@ pub fn save(server: &Server, store: &mut Store) -> Result<(), PersistError> {
     }
     let mut t = Target::from_server(server);
     t.opts.repl = crate::replication::rdb_repl_info(store);
+    t.opts.functions = crate::commands::function_lib::codes(store);
     match write_file_atomic(&store.dbs, &t.dir, &t.dbfilename, &t.opts) {
         Ok(()) => {
             notice!("DB saved on disk");
@@ -253,6 +255,7 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), PersistErro
     }
     let mut target = Target::from_server(server);
     target.opts.repl = crate::replication::rdb_repl_info(store);
+    target.opts.functions = crate::commands::function_lib::codes(store);
     type Job = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
     let (job, pid): (Job, u32) = match fork_save(
         &server.children,
@@ -451,6 +454,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), PersistError> {
             log_load_info(&info);
             let mut store = server.store.lock();
             store.dbs = dbs;
+            crate::commands::function_lib::install_loaded(&mut store, &info.functions);
             store.dirty = 0;
             let mut st = server.persist.lock();
             st.last_load_keys_loaded = info.keys;
@@ -501,6 +505,7 @@ pub fn on_shutdown(server: &Server, force: bool) -> Result<(), PersistError> {
     let mut store = server.store.lock();
     let mut t = Target::from_server(server);
     t.opts.repl = crate::replication::rdb_repl_info(&store);
+    t.opts.functions = crate::commands::function_lib::codes(&store);
     match write_file_atomic(&store.dbs, &t.dir, &t.dbfilename, &t.opts) {
         Ok(()) => {
             notice!("DB saved on disk");
@@ -523,9 +528,10 @@ pub fn on_shutdown(server: &Server, force: bool) -> Result<(), PersistError> {
 pub fn debug_reload(server: &Server, store: &mut Store) -> Result<(), String> {
     save(server, store).map_err(|e| format!("ERR {e}"))?;
     let t = Target::from_server(server);
-    let (dbs, _info) =
+    let (dbs, info) =
         load_into(&t.path(), store.dbs.len()).map_err(|e| PersistError::Reload(e).to_string())?;
     store.dbs = dbs;
+    crate::commands::function_lib::install_loaded(store, &info.functions);
     notice!("DB reloaded by DEBUG RELOAD");
     Ok(())
 }

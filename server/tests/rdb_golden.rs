@@ -372,6 +372,7 @@ fn tandem_written_rdb_passes_check_and_loads_in_redis() {
                 stream_db: 0,
             }),
             aof_base: false,
+            functions: Vec::new(),
         };
         rdb::save(&want, &opts, &mut f).unwrap();
         drop(f);

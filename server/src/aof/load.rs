@@ -258,6 +258,7 @@ fn load_base(store: &mut Store, data: &[u8], name: &str) -> Result<usize, LoadEr
             }
         }
     }
+    crate::commands::function_lib::install_loaded(store, &info.functions);
     Ok(data.len() - slice.len())
 }
 

@@ -265,6 +265,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
             checksum: c.rdbchecksum,
             repl: None,
             aof_base: true,
+            functions: crate::commands::function_lib::codes(&store),
         };
         crate::persist::write_file_atomic(&store.dbs, &dir, &name, &opts).map_err(|err| {
             AofError::CreateBase {
@@ -537,6 +538,7 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> 
             checksum: c.rdbchecksum,
             repl: None,
             aof_base: true,
+            functions: crate::commands::function_lib::codes(store),
         }
     };
     // The base is written by a forked child (see `crate::snapshot`); if fork

@@ -244,9 +244,8 @@ pub fn memory(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "total_system_memory", sys);
     field(&mut o, "total_system_memory_human", bytes_human(sys));
     let lua = crate::scripting::memory(store);
-    // Functions (their own VM and libraries) are not built yet: Redis 7.0.15's
-    // figures for an empty function engine.
-    let (vm_functions, functions) = (33792usize, 200usize);
+    let fmem = super::function_lib::memory(store);
+    let (vm_functions, functions) = (fmem.vm, fmem.functions);
     field(&mut o, "used_memory_lua", lua.vm_eval);
     field(&mut o, "used_memory_vm_eval", lua.vm_eval);
     field(
@@ -256,8 +255,8 @@ pub fn memory(server: &Arc<Server>, store: &Store) -> String {
     );
     field(&mut o, "used_memory_scripts_eval", lua.scripts_eval);
     field(&mut o, "number_of_cached_scripts", lua.cached_scripts);
-    field(&mut o, "number_of_functions", 0);
-    field(&mut o, "number_of_libraries", 0);
+    field(&mut o, "number_of_functions", fmem.number_of_functions);
+    field(&mut o, "number_of_libraries", fmem.number_of_libraries);
     field(&mut o, "used_memory_vm_functions", vm_functions);
     let vm_total = (lua.vm_eval + vm_functions) as u64;
     field(&mut o, "used_memory_vm_total", vm_total);

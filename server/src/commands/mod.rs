@@ -10,6 +10,8 @@ pub mod config_cmd;
 pub mod connection;
 pub mod dump;
 pub mod failover;
+pub mod function_lib;
+pub mod functions;
 pub mod geo;
 pub mod hashes;
 pub mod hll;
@@ -215,6 +217,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("server", "", failover::COMMANDS),
     ("scripting", "@scripting", scripting::COMMANDS),
     ("server", "", latency::COMMANDS),
+    ("scripting", "@scripting", functions::COMMANDS),
 ];
 
 /// All commands, by lower-case name.

@@ -126,6 +126,36 @@ pub fn run(
     args: &[Bytes],
     flags: ScriptFlags,
 ) -> Result<(), CmdError> {
+    run_on(ctx, out, Slot::Eval, func, label, keys, args, flags)
+}
+
+/// Which VM a run uses: EVAL's, or the function libraries' own state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Eval,
+    Functions,
+}
+
+/// The VM of `slot` in the store.
+fn vm_slot<'a>(ctx: &'a mut Ctx<'_>, slot: Slot) -> &'a mut Option<vm::Vm> {
+    match slot {
+        Slot::Eval => &mut scripts(ctx).vm,
+        Slot::Functions => &mut super::function_lib::registry(ctx.store).vm,
+    }
+}
+
+/// [`run`] on the VM in `slot` (FCALL runs library functions in their own state).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_on(
+    ctx: &mut Ctx,
+    out: &mut Reply,
+    slot: Slot,
+    func: &Function,
+    label: &str,
+    keys: &[Bytes],
+    args: &[Bytes],
+    flags: ScriptFlags,
+) -> Result<(), CmdError> {
     ctx.no_propagate = true;
     if let Some(e) = start_refusal(ctx, flags) {
         return Err(CmdError::msg(e));
@@ -134,13 +164,17 @@ pub fn run(
     if oom && !flags.compat {
         return Err(CmdError::msg(crate::evict::Oom.to_string()));
     }
-    let Some(vm) = scripts(ctx).vm.take() else {
+    let Some(vm) = vm_slot(ctx, slot).take() else {
         // Lost to a panic in an earlier run (or never created): start over, with a
         // cache that no longer refers to the old state.
-        scripts(ctx).flush();
+        match slot {
+            Slot::Eval => scripts(ctx).flush(),
+            Slot::Functions => super::function_lib::registry(ctx.store).flush(),
+        }
         return Err(ScriptError::NoVm.into());
     };
     let busy = scripts(ctx).busy.clone();
+    busy.set_function(slot == Slot::Functions);
     let rules = ScriptRules {
         read_only: flags.no_writes,
         oom_at_start: oom,
@@ -154,11 +188,11 @@ pub fn run(
     if vm.lua.used_memory() > vm::MEMORY_LIMIT / 4 {
         let _ = vm.lua.gc_collect();
     }
-    scripts(ctx).vm = Some(vm);
+    *vm_slot(ctx, slot) = Some(vm);
     let result = result.and_then(|(value, resp3)| {
         // Converted with the VM back in place (the conversion runs Lua code).
         let mark = out.len();
-        let vm = scripts(ctx).vm.as_ref().ok_or(RunError::NoVm)?;
+        let vm = vm_slot(ctx, slot).as_ref().ok_or(RunError::NoVm)?;
         convert::lua_to_reply(&vm.flatten, value, resp3, out).map_err(|e| {
             out.buf.truncate(mark);
             RunError::Lua(e)

@@ -49,8 +49,8 @@ mod writer;
 pub mod ziplist;
 pub mod zipmap;
 
-pub use reader::{load, value_from_bytes};
-pub use writer::{save, value_bytes};
+pub use reader::{functions_from_payload, load, value_from_bytes};
+pub use writer::{functions_payload, save, value_bytes};
 
 /// Replication identity stored in the aux fields (repl-id, repl-offset, repl-stream-db).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +69,9 @@ pub struct SaveOptions {
     pub repl: Option<ReplInfo>,
     /// Mark the file as an AOF base (`aof-base 1`).
     pub aof_base: bool,
+    /// The codes of the function libraries, written as FUNCTION2 records after the
+    /// aux fields (Redis 7.0's place for them).
+    pub functions: Vec<bytes::Bytes>,
 }
 
 impl Default for SaveOptions {
@@ -78,6 +81,7 @@ impl Default for SaveOptions {
             checksum: true,
             repl: None,
             aof_base: false,
+            functions: Vec::new(),
         }
     }
 }
@@ -108,6 +112,9 @@ pub struct LoadInfo {
     pub empty_skipped: u64,
     /// The stored checksum was 0 ("saved with checksum disabled"): nothing checked.
     pub checksum_disabled: bool,
+    /// The codes of the function libraries (FUNCTION2 records), in file order;
+    /// the caller loads them into its registry.
+    pub functions: Vec<bytes::Bytes>,
 }
 
 #[derive(thiserror::Error, Debug)]

@@ -536,7 +536,7 @@ pub fn load<R: Read>(r: &mut R, dbs: &mut [Db], opts: &LoadOptions) -> Result<Lo
                 rd.string()?;
             }
             OP_FUNCTION2 => {
-                rd.string()?;
+                info.functions.push(rd.string()?);
             }
             t => {
                 let key = rd.string()?;
@@ -598,4 +598,37 @@ pub fn value_from_bytes(buf: &[u8]) -> Result<Value, RdbError> {
     };
     let t = rd.u8()?;
     read_value(&mut rd, t, b"")
+}
+
+/// The library codes of a FUNCTION DUMP payload (see `writer::functions_payload`),
+/// checked as FUNCTION RESTORE checks them; the error is Redis's reply text.
+pub fn functions_from_payload(payload: &[u8]) -> Result<Vec<Bytes>, String> {
+    const BAD: &str = "ERR DUMP payload version or checksum are wrong";
+    let body_len = payload.len().checked_sub(10).ok_or(BAD)?;
+    let (body, footer) = payload.split_at(body_len);
+    let ver = u16::from_le_bytes([footer[0], footer[1]]);
+    let mut crc = [0u8; 8];
+    crc.copy_from_slice(&footer[2..]);
+    let crc = u64::from_le_bytes(crc);
+    if ver > 10 || crc != super::crc64::crc64(&payload[..body_len + 2]) {
+        return Err(BAD.to_string());
+    }
+    let mut r = body;
+    let mut rd = Rd {
+        r: &mut r,
+        off: 0,
+        crc: 0,
+    };
+    let mut codes = Vec::new();
+    while (rd.off as usize) < body.len() {
+        let t = rd.u8().map_err(|_| "ERR payload is corrupt".to_string())?;
+        match t {
+            OP_FUNCTION2 => codes.push(
+                rd.string()
+                    .map_err(|_| "ERR payload is corrupt".to_string())?,
+            ),
+            _ => return Err("ERR given type is not a function".to_string()),
+        }
+    }
+    Ok(codes)
 }

@@ -218,6 +218,7 @@ fn round_trip_every_type_and_encoding() {
                     stream_db: 3,
                 }),
                 aof_base: true,
+                functions: Vec::new(),
             };
             let data = save_vec(&dbs, &opts);
             assert_eq!(&data[..9], b"REDIS0010");

@@ -255,6 +255,10 @@ pub fn save<W: Write>(dbs: &[Db], opts: &SaveOptions, w: &mut W) -> io::Result<(
         wr.aux("repl-offset", &r.offset.to_string())?;
     }
     wr.aux("aof-base", if opts.aof_base { "1" } else { "0" })?;
+    for code in &opts.functions {
+        wr.u8(OP_FUNCTION2)?;
+        wr.string(code)?;
+    }
     for (i, db) in dbs.iter().enumerate() {
         if db.is_empty() {
             continue;
@@ -295,5 +299,24 @@ pub fn value_bytes(v: &Value, compression: bool) -> Vec<u8> {
     if wr.value(b"", v).is_ok() && out.len() >= 2 {
         out.remove(1);
     }
+    out
+}
+
+/// A FUNCTION DUMP payload: a FUNCTION2 record per library code, then the RDB
+/// version (u16 LE) and the CRC64 of everything before it (u64 LE).
+pub fn functions_payload(codes: &[bytes::Bytes], compression: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut wr = Wr {
+        w: &mut out,
+        crc: 0,
+        compression,
+    };
+    for code in codes {
+        // Writing to a Vec cannot fail.
+        let _ = wr.u8(OP_FUNCTION2).and_then(|_| wr.string(code));
+    }
+    out.extend_from_slice(&10u16.to_le_bytes());
+    let crc = crc64::crc64(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
     out
 }

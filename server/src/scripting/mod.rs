@@ -50,7 +50,7 @@ pub struct Scripts {
     cache: HashMap<String, Cached>,
     cache_bytes: usize,
     pub(crate) busy: Arc<Busy>,
-    rand: Arc<vm::Rand48>,
+    pub(crate) rand: Arc<vm::Rand48>,
     is_command: IsCommand,
     /// Scratch of the layer that runs scripts, kept from run to run (its script client
     /// and reply buffer); opaque here.
@@ -64,8 +64,16 @@ pub fn state<'a>(
     busy: &Arc<Busy>,
     is_command: IsCommand,
 ) -> &'a mut Scripts {
-    let slot = store
-        .scripts
+    state_in(&mut store.scripts, busy, is_command)
+}
+
+/// [`state`] on the store's slot alone (so another field can be borrowed beside it).
+pub fn state_in<'a>(
+    slot: &'a mut crate::server::ScriptSlot,
+    busy: &Arc<Busy>,
+    is_command: IsCommand,
+) -> &'a mut Scripts {
+    let slot = slot
         .0
         .get_or_insert_with(|| Box::new(Scripts::new(busy.clone(), is_command)));
     if !slot.is::<Scripts>() {

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 /// The reply every command but the few allowed ones gets while a script is busy.
 pub const BUSY_ERR: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// The BUSY reply while a function (FCALL) runs.
+pub const BUSY_FUNCTION_ERR: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 pub const NOTBUSY_ERR: &str = "NOTBUSY No scripts in execution right now.";
 pub const UNKILLABLE_ERR: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
 /// The error a killed script fails with.
@@ -38,6 +41,21 @@ pub struct Busy {
     /// When the running script started, in ns since `base`.
     start_ns: AtomicU64,
     threshold_ms: AtomicU64,
+    /// The running script is a function (FCALL): FUNCTION KILL, not SCRIPT KILL, stops it.
+    function: AtomicBool,
+    /// What FUNCTION STATS shows while a function is busy (read by the connections,
+    /// which cannot take the store lock; a lock, not atomics, as it is rarely read).
+    running_function: parking_lot::Mutex<Option<RunningFunction>>,
+}
+
+/// The function in execution, as FUNCTION STATS describes it.
+#[derive(Debug, Clone)]
+pub struct RunningFunction {
+    pub name: String,
+    /// The command that called it (FCALL and its arguments).
+    pub command: Vec<bytes::Bytes>,
+    pub libraries: usize,
+    pub functions: usize,
 }
 
 impl Default for Busy {
@@ -51,6 +69,8 @@ impl Default for Busy {
             released_ns: AtomicU64::new(0),
             start_ns: AtomicU64::new(0),
             threshold_ms: AtomicU64::new(5000),
+            function: AtomicBool::new(false),
+            running_function: parking_lot::Mutex::new(None),
         }
     }
 }
@@ -102,6 +122,46 @@ impl Busy {
         self.running.store(false, Ordering::Release);
         self.busy.store(false, Ordering::Release);
         self.kill.store(false, Ordering::Release);
+    }
+
+    /// Says whether the script about to start is a function (before `start`).
+    pub fn set_function(&self, function: bool) {
+        self.function.store(function, Ordering::Release);
+    }
+
+    /// Records (or clears) the function about to run, for FUNCTION STATS.
+    pub fn set_running_function(&self, f: Option<RunningFunction>) {
+        *self.running_function.lock() = f;
+    }
+
+    /// The running function and for how long it has run (ms), if a function runs.
+    pub fn running_function(&self) -> Option<(RunningFunction, u64)> {
+        if !self.running.load(Ordering::Acquire) || !self.is_function() {
+            return None;
+        }
+        let f = self.running_function.lock().clone()?;
+        let now = self.base.elapsed().as_nanos() as u64;
+        let ms = now.saturating_sub(self.start_ns.load(Ordering::Relaxed)) / 1_000_000;
+        Some((f, ms))
+    }
+
+    /// Whether the running script is a function.
+    pub fn is_function(&self) -> bool {
+        self.function.load(Ordering::Acquire)
+    }
+
+    /// The BUSY reply for the running script's kind.
+    pub fn busy_error(&self) -> &'static str {
+        if self.is_function() {
+            BUSY_FUNCTION_ERR
+        } else {
+            BUSY_ERR
+        }
+    }
+
+    /// Whether the running script called a write command (SCRIPT KILL refuses then).
+    pub fn has_written(&self) -> bool {
+        self.wrote.load(Ordering::Acquire)
     }
 
     pub fn mark_wrote(&self) {

@@ -207,6 +207,9 @@ pub struct Store {
     pub cmd_clock: Option<std::time::Instant>,
     /// The Lua scripting state: VM, script cache (see `crate::scripting`).
     pub scripts: ScriptSlot,
+    /// The function libraries (FUNCTION/FCALL), part of the dataset; opaque here like
+    /// `scripts` (see `commands::function_lib`).
+    pub functions: ScriptSlot,
     /// The latency monitor and per-command histograms (LATENCY, INFO latencystats).
     pub latency: crate::latency::Latency,
 }
@@ -280,6 +283,7 @@ impl Store {
             hot: HotConfig::from_config(&Config::default()),
             cmd_clock: None,
             scripts: ScriptSlot::default(),
+            functions: ScriptSlot::default(),
             latency: Default::default(),
         };
         store.set_hot(HotConfig::from_config(&Config::default()));

@@ -25,7 +25,9 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
-use super::http::Body;
+/// The response body type the API serves (the same as `http::Body`, named here so this
+/// module does not import the router that calls it).
+type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::convert::Infallible>;
 
 /// How often a followed log is checked for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);

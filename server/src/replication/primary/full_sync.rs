@@ -257,7 +257,14 @@ fn fix_sync_point(server: &Arc<Server>, id: ClientId, use_eof: bool) -> Option<S
         "Starting BGSAVE for SYNC with target: {}",
         if use_eof { "replicas sockets" } else { "disk" }
     );
-    snapshot::start(server, &store.dbs, &ticket, done_tx, feed_txs);
+    snapshot::start(
+        server,
+        &store.dbs,
+        crate::commands::function_lib::codes(store),
+        &ticket,
+        done_tx,
+        feed_txs,
+    );
     Some((own?, ticket))
 }
 

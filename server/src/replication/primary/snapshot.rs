@@ -20,6 +20,7 @@ use std::sync::Arc;
 pub(super) fn start(
     server: &Arc<Server>,
     dbs: &[crate::db::Db],
+    functions: Vec<bytes::Bytes>,
     ticket: &Ticket,
     done: tokio::sync::watch::Sender<SnapshotResult>,
     feeds: Vec<FeedTx>,
@@ -30,7 +31,8 @@ pub(super) fn start(
         let c = server.config.read();
         (c.rdbcompression, c.rdbchecksum)
     };
-    let opts = save_options(&rid, off, compression, checksum);
+    let mut opts = save_options(&rid, off, compression, checksum);
+    opts.functions = functions;
     let (source, pid) = match fork_snapshot(&server.children, dbs, &opts) {
         Ok((pipe, pid)) => (Source::Fork(pipe), pid as u32),
         Err(e) => {
@@ -92,6 +94,7 @@ fn save_options(
             stream_db: 0,
         }),
         aof_base: false,
+        functions: Vec::new(),
     }
 }
 

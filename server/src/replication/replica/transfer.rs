@@ -418,6 +418,7 @@ fn swap_in(
     let offsets = LinkOffsets::at(offset, stream_db(info.repl.as_ref(), ndbs));
     let current = update(server, gen, |store, m| {
         store.dbs = dbs;
+        crate::commands::function_lib::install_loaded(store, &info.functions);
         store.touch_all(None);
         let size = server.config.read().repl_backlog_size;
         let r = &mut store.repl;

@@ -1,0 +1,652 @@
+//! Redis 7.0 Functions (FUNCTION *, FCALL, FCALL_RO), side by side with Debian's
+//! redis-server 7.0.15: replies and errors, DUMP/RESTORE payloads and RDB files
+//! exchanged both ways, replication to a Tandem and a Redis replica, restarts from
+//! the RDB and the AOF, and FUNCTION KILL of a busy function.
+mod common;
+use common::*;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A library with both registration forms, flags and a description.
+const LIB: &str = "#!lua name=mylib
+local function setter(keys, args)
+  redis.call('set', keys[1], args[1])
+  return redis.call('incr', keys[2])
+end
+redis.register_function('setter', setter)
+redis.register_function{function_name='counter', callback=function(keys, args) return #keys + #args end, flags={'no-writes'}, description='counts'}
+redis.register_function{function_name='reader', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes', 'allow-stale'}}";
+
+const LIB2: &str = "#!lua name=other
+redis.register_function('push', function(keys, args) redis.call('rpush', keys[1], unpack(args)) return redis.call('llen', keys[1]) end)";
+
+/// FUNCTION LIST with libraries and functions in name order (Redis lists them in
+/// hash order), so replies compare.
+fn canon(r: R) -> R {
+    let R::Arr(libs) = r else { return r };
+    let mut libs: Vec<R> = libs
+        .into_iter()
+        .map(|lib| {
+            if let R::Map(kv) = lib {
+                return R::Map(
+                    kv.into_iter()
+                        .map(|(k, v)| match v {
+                            R::Arr(mut fs) => {
+                                fs.sort_by_key(|f| format!("{f:?}"));
+                                (k, R::Arr(fs))
+                            }
+                            v => (k, v),
+                        })
+                        .collect(),
+                );
+            }
+            let R::Arr(kv) = lib else { return lib };
+            let kv = kv
+                .chunks(2)
+                .flat_map(|p| {
+                    let v = match (&p[0], p.get(1).cloned()) {
+                        (R::Bulk(k), Some(R::Arr(mut fs))) if k == b"functions" => {
+                            fs.sort_by_key(|f| format!("{f:?}"));
+                            R::Arr(fs)
+                        }
+                        (_, Some(v)) => v,
+                        (_, None) => R::Nil,
+                    };
+                    [p[0].clone(), v]
+                })
+                .collect();
+            R::Arr(kv)
+        })
+        .collect();
+    libs.sort_by_key(|l| format!("{l:?}"));
+    R::Arr(libs)
+}
+
+fn list(c: &mut Conn) -> R {
+    canon(c.cmd_args(&[b"FUNCTION", b"LIST", b"WITHCODE"]))
+}
+
+fn load(c: &mut Conn, code: &str) -> R {
+    c.cmd_args(&[b"FUNCTION", b"LOAD", code.as_bytes()])
+}
+
+#[test]
+fn function_commands_and_fcall_answer_as_redis() {
+    let mut p = Pair::start();
+    p.same(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+    p.same(&[b"FUNCTION", b"LOAD", LIB2.as_bytes()]);
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+    assert_eq!(
+        canon(p.a.cmd("FUNCTION LIST LIBRARYNAME my*")),
+        canon(p.b.cmd("FUNCTION LIST LIBRARYNAME my*"))
+    );
+    for line in [
+        "FCALL setter 2 k n v",
+        "FCALL setter 2 k n v",
+        "GET k",
+        "FCALL counter 2 a b c",
+        "FCALL_RO counter 0 x y",
+        "FCALL_RO reader 1 k",
+        "FCALL_RO setter 2 k n v",
+        "FCALL push 1 l a b c",
+        "FCALL nosuch 0",
+        "FCALL setter x",
+        "FCALL setter -1",
+        "FCALL setter 5 a",
+        "FCALL",
+        "FUNCTION STATS",
+        "FUNCTION DELETE nosuch",
+        "FUNCTION DELETE",
+        "FUNCTION FLUSH bad",
+        "FUNCTION FLUSH sync extra",
+        "FUNCTION LIST foo",
+        "FUNCTION LIST LIBRARYNAME",
+        "FUNCTION LIST WITHCODE WITHCODE",
+        "FUNCTION KILL",
+        "FUNCTION KILL x",
+        "FUNCTION STATS x",
+        "FUNCTION LOAD",
+        "FUNCTION LOAD a b c",
+        "FUNCTION RESTORE xx",
+        "FUNCTION RESTORE xx badpolicy",
+        "FUNCTION RESTORE xx FLUSH extra",
+        "FUNCTION foo",
+        "FUNCTION",
+        "FUNCTION HELP",
+        "COMMAND GETKEYS FCALL f 2 a b c",
+        "FUNCTION DELETE other",
+        "FCALL push 1 l a",
+        "FUNCTION STATS",
+        "FUNCTION FLUSH",
+        "FUNCTION LIST",
+        "FCALL setter 2 k n v",
+        "FLUSHALL",
+    ] {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        p.same(&args);
+    }
+    p.same(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+    // FLUSHALL does not touch the libraries.
+    p.same(&[b"FLUSHALL"]);
+    p.same(&[b"FCALL", b"counter", b"1", b"a"]);
+    // RESP3 shapes (HELLO's client ids differ, so it is not compared).
+    p.a.cmd("HELLO 3");
+    p.b.cmd("HELLO 3");
+    assert_eq!(
+        canon(p.a.cmd("FUNCTION LIST")),
+        canon(p.b.cmd("FUNCTION LIST"))
+    );
+    p.same(&[b"FUNCTION", b"STATS"]);
+}
+
+#[test]
+fn library_load_errors_are_redis_errors() {
+    let mut p = Pair::start();
+    p.same(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+    let bad: &[&str] = &[
+        LIB,
+        "return 1",
+        "#!lua name=a-b\nx",
+        "#!lua name=b\nreturn 1",
+        "#!lua name=b\nredis.register_function('setter', function() end)",
+        "#!lua name=c\nredis.call('ping')",
+        "#!lua name=c\nlocal x = string",
+        "#!lua name=c\nx = 1",
+        "#!lua name=d\nlocal x = ",
+        "#!lua name=d\nerror('boom')",
+        "#!lua name=f\nredis.register_function('f!', function() end)",
+        "#!lua name=f\nredis.register_function{function_name='g', callback=function() end, flags={'bad'}}",
+        "#!lua name=f\nredis.register_function{function_name='g', callback=function() end, flags='no-writes'}",
+        "#!lua name=f\nredis.register_function{function_name='g', callback=function() end, foo=1}",
+        "#!lua name=f\nredis.register_function('g')",
+        "#!lua name=f\nredis.register_function('g', 1)",
+        "#!lua name=f\nredis.register_function('g', function() end, 5)",
+        "#!lua name=f\nredis.register_function{function_name='g'}",
+        "#!lua name=f\nredis.register_function('t', function() end) redis.register_function('t', function() end)",
+        "#!lua name=f foo=bar\n",
+        "#!lua\n",
+        "#!luax name=x\n",
+        "#!lua name=f",
+        "#!lua name=loop\nwhile true do end",
+    ];
+    for code in bad {
+        p.same(&[b"FUNCTION", b"LOAD", code.as_bytes()]);
+    }
+    // Huge names are refused or accepted exactly as Redis does.
+    let long = format!(
+        "#!lua name={}\nredis.register_function('{}', function() return 1 end)",
+        "l".repeat(5000),
+        "f".repeat(5000)
+    );
+    p.same(&[b"FUNCTION", b"LOAD", long.as_bytes()]);
+    let call = "f".repeat(5000);
+    p.same(&[b"FCALL", call.as_bytes(), b"0"]);
+    // Runtime errors carry the function name and line.
+    let rt = "#!lua name=rt
+redis.register_function('boom', function() error('boom') end)
+redis.register_function('unknown', function() return redis.call('nosuch') end)
+redis.register_function('arity', function() return redis.call('get') end)
+redis.register_function('global', function() return KEYS_X end)
+redis.register_function('keys', function() return KEYS end)
+redis.register_function('argv', function() return ARGV end)
+redis.register_function('setglobal', function() y = 1 end)
+redis.register_function('ro', function(k) return redis.call('set', k[1], 1) end)";
+    p.same(&[b"FUNCTION", b"LOAD", rt.as_bytes()]);
+    for f in [
+        "boom",
+        "unknown",
+        "arity",
+        "global",
+        "setglobal",
+        "keys",
+        "argv",
+    ] {
+        p.same(&[b"FCALL", f.as_bytes(), b"1", b"k", b"a"]);
+    }
+    p.same(&[b"FUNCTION", b"LOAD", b"REPLACE", rt.as_bytes()]);
+    p.same(&[b"FUNCTION", b"LOAD", b"REPLACE", LIB.as_bytes()]);
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+    // A failed REPLACE keeps the old library.
+    p.same(&[
+        b"FUNCTION",
+        b"LOAD",
+        b"REPLACE",
+        b"#!lua name=mylib\nerror('x')",
+    ]);
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+}
+
+#[test]
+fn dump_payloads_move_between_tandem_and_redis() {
+    let mut p = Pair::start();
+    p.same(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+    p.same(&[b"FUNCTION", b"LOAD", LIB2.as_bytes()]);
+    let R::Bulk(ours) = p.a.cmd("FUNCTION DUMP") else {
+        panic!("FUNCTION DUMP")
+    };
+    let R::Bulk(theirs) = p.b.cmd("FUNCTION DUMP") else {
+        panic!("FUNCTION DUMP")
+    };
+    let before = list(&mut p.a);
+    // Each side restores the other's payload after a flush.
+    p.same(&[b"FUNCTION", b"FLUSH"]);
+    assert_eq!(p.a.cmd_args(&[b"FUNCTION", b"RESTORE", &theirs]), R::ok());
+    assert_eq!(p.b.cmd_args(&[b"FUNCTION", b"RESTORE", &ours]), R::ok());
+    assert_eq!(list(&mut p.a), before);
+    assert_eq!(list(&mut p.b), before);
+    // Policies: APPEND collides, REPLACE and FLUSH succeed.
+    for policy in [&b"APPEND"[..], b"REPLACE", b"FLUSH"] {
+        let ra = p.a.cmd_args(&[b"FUNCTION", b"RESTORE", &theirs, policy]);
+        let rb = p.b.cmd_args(&[b"FUNCTION", b"RESTORE", &ours, policy]);
+        // Which colliding library APPEND names depends on Redis's hash order.
+        let shape = |r: &R| match r {
+            R::Err(e) if e.starts_with("ERR Library ") && e.ends_with(" already exists") => {
+                "collision".to_string()
+            }
+            other => format!("{other:?}"),
+        };
+        assert_eq!(
+            shape(&ra),
+            shape(&rb),
+            "policy {:?}",
+            String::from_utf8_lossy(policy)
+        );
+    }
+    // A corrupted payload is refused and changes nothing.
+    let mut bad = ours.clone();
+    bad[3] ^= 0xff;
+    assert!(
+        matches!(p.a.cmd_args(&[b"FUNCTION", b"RESTORE", &ours]), R::Err(e) if e.starts_with("ERR Library "))
+    );
+    p.same(&[b"FUNCTION", b"RESTORE", &bad]);
+    p.same(&[b"FUNCTION", b"RESTORE", b""]);
+    p.same(&[b"FUNCTION", b"RESTORE", b"\x0a\x00"]);
+    assert_eq!(list(&mut p.a), before);
+    p.same(&[b"FCALL", b"setter", b"2", b"k", b"n", b"v"]);
+}
+
+fn save_and_copy(from: &mut Conn, from_dir: &std::path::Path, to_dir: &std::path::Path) {
+    assert_eq!(from.cmd("SAVE"), R::ok());
+    std::fs::copy(from_dir.join("dump.rdb"), to_dir.join("dump.rdb")).expect("copy rdb");
+}
+
+#[test]
+fn rdb_files_with_functions_load_both_ways() {
+    // Redis -> Tandem.
+    let rdir = tempfile::tempdir().expect("tempdir");
+    let r = RealRedis::start(rdir.path(), "dump.rdb", &[]);
+    let mut rc = r.conn();
+    assert_eq!(load(&mut rc, LIB), b("mylib"));
+    assert_eq!(load(&mut rc, LIB2), b("other"));
+    assert_eq!(rc.cmd("SET k v"), R::ok());
+    let expected = list(&mut rc);
+    let tdir = tempfile::tempdir().expect("tempdir");
+    save_and_copy(&mut rc, rdir.path(), tdir.path());
+    let t = TestServer::start_in(tdir, &[]);
+    let mut tc = t.conn();
+    assert_eq!(list(&mut tc), expected);
+    assert_eq!(tc.cmd("FCALL counter 1 a b"), R::Int(2));
+    assert_eq!(tc.cmd("GET k"), b("v"));
+    // Tandem -> Redis.
+    assert_eq!(tc.cmd("FUNCTION DELETE other"), R::ok());
+    let expected = list(&mut tc);
+    let rdir2 = tempfile::tempdir().expect("tempdir");
+    save_and_copy(&mut tc, t.dir.path(), rdir2.path());
+    let r2 = RealRedis::start(rdir2.path(), "dump.rdb", &[]);
+    let mut rc2 = r2.conn();
+    assert_eq!(list(&mut rc2), expected);
+    assert_eq!(rc2.cmd("FCALL counter 1 a b"), R::Int(2));
+}
+
+fn restart(s: TestServer, args: &[&str]) -> TestServer {
+    let mut s = s;
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().expect("tempdir"));
+    drop(s);
+    TestServer::start_in(dir, args)
+}
+
+#[test]
+fn restart_restores_libraries_from_rdb_and_aof() {
+    // RDB.
+    let t = TestServer::start(&[]);
+    let mut c = t.conn();
+    assert_eq!(load(&mut c, LIB), b("mylib"));
+    let expected = list(&mut c);
+    assert_eq!(c.cmd("SAVE"), R::ok());
+    drop(c);
+    let t = restart(t, &[]);
+    let mut c = t.conn();
+    assert_eq!(list(&mut c), expected);
+    assert_eq!(c.cmd("FCALL setter 2 k n v"), R::Int(1));
+    drop(c);
+    // AOF: a library loaded before the base, one loaded after (in the incr file), one
+    // deleted after.
+    let aof = ["--appendonly", "yes", "--appendfsync", "always"];
+    let t = TestServer::start(&aof);
+    let mut c = t.conn();
+    assert_eq!(load(&mut c, LIB), b("mylib"));
+    assert!(matches!(c.cmd("BGREWRITEAOF"), R::Simple(_)));
+    assert!(wait_until(WAIT, || matches!(c.cmd("INFO persistence"),
+        R::Verbatim(s) | R::Simple(s) if s.contains("aof_rewrite_in_progress:0"))
+        || matches!(c.cmd("INFO persistence"), R::Bulk(s) if String::from_utf8_lossy(&s).contains("aof_rewrite_in_progress:0"))));
+    assert_eq!(load(&mut c, LIB2), b("other"));
+    assert_eq!(c.cmd("FCALL push 1 l a b"), R::Int(2));
+    assert_eq!(
+        c.cmd_args(&[
+            b"FUNCTION",
+            b"LOAD",
+            b"#!lua name=gone\nredis.register_function('gone', function() return 1 end)"
+        ]),
+        b("gone")
+    );
+    assert_eq!(c.cmd("FUNCTION DELETE gone"), R::ok());
+    let expected = list(&mut c);
+    drop(c);
+    let t = restart(t, &aof);
+    let mut c = t.conn();
+    assert_eq!(list(&mut c), expected);
+    assert_eq!(c.cmd("LLEN l"), R::Int(2));
+}
+
+fn offset(c: &mut Conn) -> Option<i64> {
+    match c.cmd("ROLE") {
+        R::Arr(v) if v.first() == Some(&R::bulk("master")) => match v.get(1) {
+            Some(R::Int(n)) => Some(*n),
+            _ => None,
+        },
+        R::Arr(v) => match v.get(4) {
+            Some(R::Int(n)) => Some(*n),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn connected(c: &mut Conn) -> bool {
+    matches!(c.cmd("ROLE"), R::Arr(v) if v.len() == 5 && v[3] == R::bulk("connected"))
+}
+
+#[test]
+fn tandem_and_redis_replicas_get_the_same_libraries_and_data() {
+    let m = TestServer::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut mc = m.conn();
+    // One library before the replicas attach (sent in the full sync's RDB).
+    assert_eq!(load(&mut mc, LIB2), b("other"));
+    let port = m.port.to_string();
+    let t = TestServer::start(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = RealRedis::start(dir.path(), "dump.rdb", &["--replicaof", "127.0.0.1", &port]);
+    let (mut tc, mut rc) = (t.conn(), r.conn());
+    assert!(wait_until(WAIT, || connected(&mut tc) && connected(&mut rc)));
+    // The rest through the stream.
+    assert_eq!(load(&mut mc, LIB), b("mylib"));
+    assert_eq!(mc.cmd("FCALL setter 2 k n v1"), R::Int(1));
+    assert_eq!(mc.cmd("FCALL setter 2 k n v2"), R::Int(2));
+    assert_eq!(mc.cmd("FCALL push 1 l a b c"), R::Int(3));
+    assert_eq!(mc.cmd("MULTI"), R::ok());
+    assert_eq!(mc.cmd("FCALL setter 2 k2 n v3"), R::Simple("QUEUED".into()));
+    assert_eq!(mc.cmd("EXEC"), R::Arr(vec![R::Int(3)]));
+    let tmp = "#!lua name=tmp\nredis.register_function('tmp', function() return 1 end)";
+    assert_eq!(load(&mut mc, tmp), b("tmp"));
+    assert_eq!(mc.cmd("FUNCTION DELETE tmp"), R::ok());
+    // A read-only replica refuses FUNCTION LOAD from its own clients.
+    assert_eq!(
+        load(&mut tc, tmp).err_text(),
+        "READONLY You can't write against a read only replica."
+    );
+    let target = offset(&mut mc).expect("master offset");
+    assert!(
+        wait_until(WAIT, || offset(&mut tc) == Some(target)
+            && offset(&mut rc) == Some(target)),
+        "replicas did not reach offset {target}"
+    );
+    let d = mc.cmd("DEBUG DIGEST");
+    assert_eq!(tc.cmd("DEBUG DIGEST"), d, "tandem replica differs");
+    assert_eq!(rc.cmd("DEBUG DIGEST"), d, "redis replica differs");
+    let libs = list(&mut mc);
+    assert_eq!(list(&mut tc), libs, "tandem replica libraries differ");
+    assert_eq!(list(&mut rc), libs, "redis replica libraries differ");
+    for c in [&mut mc, &mut tc, &mut rc] {
+        assert_eq!(c.cmd("GET k"), b("v2"));
+        assert_eq!(c.cmd("GET n"), b("3"));
+        assert_eq!(c.cmd("LLEN l"), R::Int(3));
+        assert_eq!(c.cmd("FCALL_RO reader 1 k2"), b("v3"));
+    }
+    // FUNCTION FLUSH propagates too.
+    assert_eq!(mc.cmd("FUNCTION FLUSH"), R::ok());
+    let target = offset(&mut mc).expect("master offset");
+    assert!(wait_until(WAIT, || offset(&mut tc) == Some(target)
+        && offset(&mut rc) == Some(target)));
+    assert_eq!(tc.cmd("FUNCTION LIST"), R::Arr(vec![]));
+    assert_eq!(rc.cmd("FUNCTION LIST"), R::Arr(vec![]));
+}
+
+#[test]
+fn function_kill_stops_a_busy_function_as_redis_does() {
+    let lib = "#!lua name=busy
+redis.register_function{function_name='spin', callback=function() while true do end end, flags={'no-writes'}}
+redis.register_function('spinw', function(k) redis.call('set', k[1], 1) while true do end end)";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TestServer::start(&["--busy-reply-threshold", "100"]);
+    let r = RealRedis::start(dir.path(), "dump.rdb", &["--busy-reply-threshold", "100"]);
+    let mut replies = Vec::new();
+    for port in [t.port, r.port] {
+        let mut c = Conn::connect(port);
+        assert_eq!(load(&mut c, lib), b("busy"));
+        let mut runner = Conn::connect(port);
+        runner.send(&[b"FCALL", b"spin", b"1", b"kk", b"aa"]);
+        let mut other = Conn::connect(port);
+        assert!(wait_until(
+            WAIT,
+            || matches!(other.cmd("PING"), R::Err(e) if e.starts_with("BUSY"))
+        ));
+        // FUNCTION STATS is served while busy; the duration is zeroed to compare.
+        let stats = match other.cmd("FUNCTION STATS") {
+            R::Arr(mut v) => {
+                if let Some(R::Arr(run)) = v.get_mut(1) {
+                    assert!(
+                        matches!(run.get(5), Some(R::Int(ms)) if *ms >= 100),
+                        "{run:?}"
+                    );
+                    run[5] = R::Int(0);
+                }
+                R::Arr(v)
+            }
+            other => other,
+        };
+        let mut got = vec![other.cmd("PING"), other.cmd("SCRIPT KILL"), stats];
+        got.push(other.cmd("FUNCTION KILL"));
+        got.push(runner.read());
+        assert!(wait_until(WAIT, || other.cmd("PING") == R::Simple("PONG".into())));
+        got.push(other.cmd("FUNCTION KILL"));
+        replies.push(got);
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert_eq!(replies[0][3], R::ok());
+}
+
+#[test]
+fn a_function_that_wrote_is_unkillable_as_in_redis() {
+    let lib = "#!lua name=busyw
+redis.register_function('spinw', function(k) redis.call('set', k[1], 1) while true do end end)";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TestServer::start(&["--busy-reply-threshold", "100"]);
+    let r = RealRedis::start(dir.path(), "dump.rdb", &["--busy-reply-threshold", "100"]);
+    let mut replies = Vec::new();
+    for port in [t.port, r.port] {
+        let mut c = Conn::connect(port);
+        assert_eq!(load(&mut c, lib), b("busyw"));
+        let mut runner = Conn::connect(port);
+        runner.send(&[b"FCALL", b"spinw", b"1", b"w"]);
+        let mut other = Conn::connect(port);
+        assert!(wait_until(
+            WAIT,
+            || matches!(other.cmd("PING"), R::Err(e) if e.starts_with("BUSY"))
+        ));
+        replies.push(vec![other.cmd("FUNCTION KILL"), other.cmd("SCRIPT KILL")]);
+        other.send(&[b"SHUTDOWN", b"NOSAVE"]);
+        assert!(wait_until(WAIT, || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_err()));
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert!(matches!(&replies[0][0], R::Err(e) if e.starts_with("UNKILLABLE")));
+}
+
+#[test]
+fn write_rules_inside_functions_match_redis() {
+    let mut p = Pair::start();
+    let lib = "#!lua name=rules
+redis.register_function{function_name='ro_writes', callback=function(k) return redis.call('set', k[1], 1) end, flags={'no-writes'}}
+redis.register_function('nested', function() return redis.call('fcall', 'ro_writes', 1, 'x') end)
+redis.register_function('loader', function() return redis.call('function', 'flush') end)
+redis.register_function('rw', function(k) return redis.call('set', k[1], 'v') end)";
+    p.same(&[b"FUNCTION", b"LOAD", lib.as_bytes()]);
+    for line in [
+        "FCALL ro_writes 1 a",
+        "FCALL_RO ro_writes 1 a",
+        "FCALL nested 0",
+        "FCALL loader 0",
+        "FCALL_RO rw 1 a",
+        "MULTI",
+        "FCALL rw 1 m",
+        "FUNCTION DELETE rules",
+        "EXEC",
+        "GET m",
+        "FCALL rw 1 m",
+    ] {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        p.same(&args);
+    }
+    p.same(&[b"EVAL", b"return redis.call('function', 'list')", b"0"]);
+}
+
+fn info_field(c: &mut Conn, name: &str) -> Option<String> {
+    let text = match c.cmd("INFO memory") {
+        R::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        R::Verbatim(s) => s,
+        other => panic!("INFO memory: {other:?}"),
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_string))
+}
+
+#[test]
+fn info_memory_counts_functions_and_libraries_as_redis() {
+    let mut p = Pair::start();
+    let counts = |c: &mut Conn| {
+        (
+            info_field(c, "number_of_functions"),
+            info_field(c, "number_of_libraries"),
+        )
+    };
+    assert_eq!(counts(&mut p.a), counts(&mut p.b));
+    let empty: usize = info_field(&mut p.a, "used_memory_functions")
+        .and_then(|v| v.parse().ok())
+        .expect("used_memory_functions");
+    p.same(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+    p.same(&[b"FUNCTION", b"LOAD", LIB2.as_bytes()]);
+    let loaded = counts(&mut p.a);
+    assert_eq!(loaded, (Some("4".into()), Some("2".into())));
+    assert_eq!(loaded, counts(&mut p.b));
+    let used: usize = info_field(&mut p.a, "used_memory_functions")
+        .and_then(|v| v.parse().ok())
+        .expect("used_memory_functions");
+    assert!(used > empty + LIB.len() + LIB2.len(), "{used} vs {empty}");
+    for f in [
+        "used_memory_vm_functions",
+        "used_memory_vm_total",
+        "used_memory_scripts",
+    ] {
+        assert!(info_field(&mut p.a, f).is_some(), "{f} missing");
+    }
+    p.same(&[b"FUNCTION", b"FLUSH"]);
+    assert_eq!(counts(&mut p.a), counts(&mut p.b));
+    assert_eq!(
+        info_field(&mut p.a, "used_memory_functions").and_then(|v| v.parse().ok()),
+        Some(empty)
+    );
+}
+
+#[test]
+fn a_tandem_replica_of_a_redis_master_follows_its_libraries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = RealRedis::start(dir.path(), "dump.rdb", &["--repl-diskless-sync-delay", "0"]);
+    let mut rc = r.conn();
+    // One library in the full sync's RDB, the rest through the stream.
+    assert_eq!(load(&mut rc, LIB2), b("other"));
+    let t = TestServer::start(&[
+        "--replicaof",
+        "127.0.0.1",
+        &r.port.to_string(),
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut tc = t.conn();
+    assert!(wait_until(WAIT, || connected(&mut tc)));
+    assert_eq!(load(&mut rc, LIB), b("mylib"));
+    assert_eq!(rc.cmd("FCALL setter 2 k n v"), R::Int(1));
+    assert_eq!(rc.cmd("FCALL push 1 l a b"), R::Int(2));
+    let R::Bulk(payload) = rc.cmd("FUNCTION DUMP") else {
+        panic!("FUNCTION DUMP")
+    };
+    assert_eq!(
+        rc.cmd_args(&[b"FUNCTION", b"RESTORE", &payload, b"REPLACE"]),
+        R::ok()
+    );
+    assert_eq!(rc.cmd("FUNCTION DELETE other"), R::ok());
+    let target = offset(&mut rc).expect("master offset");
+    assert!(wait_until(WAIT, || offset(&mut tc) == Some(target)));
+    assert_eq!(list(&mut tc), list(&mut rc));
+    assert_eq!(tc.cmd("DEBUG DIGEST"), rc.cmd("DEBUG DIGEST"));
+    assert_eq!(tc.cmd("FCALL_RO reader 1 k"), b("v"));
+}
+
+#[test]
+fn debug_reload_and_script_flush_keep_the_libraries() {
+    let t = TestServer::start(&["--enable-debug-command", "yes"]);
+    let mut c = t.conn();
+    assert_eq!(load(&mut c, LIB), b("mylib"));
+    let expected = list(&mut c);
+    assert_eq!(c.cmd("DEBUG RELOAD"), R::ok());
+    assert_eq!(list(&mut c), expected);
+    assert_eq!(c.cmd("SCRIPT FLUSH"), R::ok());
+    assert_eq!(list(&mut c), expected);
+    assert_eq!(c.cmd("FCALL counter 2 a b c"), R::Int(3));
+    // FUNCTION FLUSH then DEBUG RELOAD: nothing comes back.
+    assert_eq!(c.cmd("FUNCTION FLUSH ASYNC"), R::ok());
+    assert_eq!(c.cmd("DEBUG RELOAD"), R::ok());
+    assert_eq!(c.cmd("FUNCTION LIST"), R::Arr(vec![]));
+}
+
+#[test]
+fn function_load_is_refused_over_maxmemory_as_in_redis() {
+    let mut p = Pair::start();
+    p.same(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]);
+    p.same(&[b"CONFIG", b"SET", b"maxmemory", b"1"]);
+    p.same(&[b"FUNCTION", b"LOAD", LIB2.as_bytes()]);
+    let R::Bulk(dump) = p.a.cmd("FUNCTION DUMP") else {
+        panic!("FUNCTION DUMP")
+    };
+    p.same(&[b"FUNCTION", b"RESTORE", &dump, b"REPLACE"]);
+    // Reading, deleting and read-only calls still work.
+    p.same(&[b"FCALL_RO", b"counter", b"1", b"a"]);
+    p.same(&[b"FCALL", b"setter", b"2", b"k", b"n", b"v"]);
+    p.same(&[b"FUNCTION", b"DELETE", b"mylib"]);
+    p.same(&[b"CONFIG", b"SET", b"maxmemory", b"0"]);
+    p.same(&[b"FUNCTION", b"LOAD", LIB2.as_bytes()]);
+}
