@@ -1,0 +1,337 @@
+//! Behaviours of existing commands found by using them as Redis users do (issue 17,
+//! item 10), each checked side by side against Debian's redis-server 7.0.15.
+mod common;
+use common::*;
+use std::time::Duration;
+
+/// Tandem and a real Redis with any number of connections to each.
+struct Both {
+    ours: TestServer,
+    theirs: RealRedis,
+    _dir: tempfile::TempDir,
+}
+
+impl Both {
+    fn start() -> Both {
+        let ours = TestServer::start(&[]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+        Both {
+            ours,
+            theirs,
+            _dir: dir,
+        }
+    }
+
+    /// One fresh connection to each server.
+    fn conns(&self) -> (Conn, Conn) {
+        (self.ours.conn(), self.theirs.conn())
+    }
+}
+
+/// Sends one line to both connections and requires identical replies.
+fn same(a: &mut Conn, b: &mut Conn, line: &str) -> R {
+    let ra = a.cmd(line);
+    let rb = b.cmd(line);
+    assert_eq!(ra, rb, "reply to {line:?} differs from Redis 7.0.15");
+    ra
+}
+
+/// Sends one line to both without reading replies.
+fn send_both(a: &mut Conn, b: &mut Conn, line: &str) {
+    let parts: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
+    a.send(&parts);
+    b.send(&parts);
+}
+
+/// Reads one reply from each and requires them to be identical.
+fn read_same(a: &mut Conn, b: &mut Conn, what: &str) -> R {
+    let (ra, rb) = (a.read(), b.read());
+    assert_eq!(ra, rb, "{what}: reply differs from Redis 7.0.15");
+    ra
+}
+
+/// Waits until both servers report `n` blocked clients.
+fn wait_blocked(a: &mut Conn, b: &mut Conn, n: usize) {
+    let want = format!("blocked_clients:{n}");
+    for c in [a, b] {
+        let ok = wait_until(Duration::from_secs(5), || match c.cmd("INFO clients") {
+            R::Bulk(v) => String::from_utf8_lossy(&v).contains(&want),
+            _ => false,
+        });
+        assert!(ok, "no {want}");
+    }
+}
+
+// ---- 1. blocked list moves into a destination of the wrong type ----
+
+#[test]
+fn blocked_blmove_gets_wrongtype_when_destination_changes_type() {
+    for cmd in ["BLMOVE src dst LEFT RIGHT 0", "BRPOPLPUSH src dst 0"] {
+        let both = Both::start();
+        let (mut a, mut b) = both.conns();
+        let (mut a2, mut b2) = both.conns();
+        send_both(&mut a, &mut b, cmd);
+        wait_blocked(&mut a2, &mut b2, 1);
+        same(&mut a2, &mut b2, "SET dst notalist");
+        same(&mut a2, &mut b2, "RPUSH src x");
+        let r = read_same(&mut a, &mut b, cmd);
+        assert_eq!(r, err(WRONGTYPE));
+        // The element stays in the source, the destination untouched.
+        same(&mut a2, &mut b2, "LRANGE src 0 -1");
+        same(&mut a2, &mut b2, "GET dst");
+        wait_blocked(&mut a2, &mut b2, 0);
+    }
+}
+
+// ---- 2. MULTI with administrative and blocking commands ----
+
+#[test]
+fn multi_refuses_or_runs_admin_commands_like_redis() {
+    let both = Both::start();
+    let (mut a, mut b) = both.conns();
+    for line in [
+        "MULTI",
+        "SAVE",
+        "BGREWRITEAOF",
+        "CONFIG SET maxmemory-policy allkeys-lru",
+        "CONFIG GET maxmemory-policy",
+        "SHUTDOWN",
+        "EXEC",
+        "CONFIG GET maxmemory-policy",
+        "MULTI",
+        "SET k v",
+        "SAVE",
+        "EXEC",
+        "GET k",
+        "MULTI",
+        "DEBUG SLEEP 0",
+        "BGSAVE",
+        "EXEC",
+    ] {
+        same(&mut a, &mut b, line);
+    }
+}
+
+#[test]
+fn blocking_commands_inside_multi_act_as_with_zero_timeout() {
+    let both = Both::start();
+    let (mut a, mut b) = both.conns();
+    for line in [
+        "MULTI",
+        "BLPOP nolist 0",
+        "BRPOP nolist 1",
+        "BLMOVE nolist other LEFT RIGHT 0",
+        "BRPOPLPUSH nolist other 0",
+        "BZPOPMIN nozset 0",
+        "BZPOPMAX nozset 0",
+        "BZMPOP 0 1 nozset MIN",
+        "BLMPOP 0 1 nolist LEFT",
+        "XREAD BLOCK 0 STREAMS nostream $",
+        "EXEC",
+        "RPUSH l a b",
+        "ZADD z 1 m",
+        "MULTI",
+        "BLPOP l 0",
+        "BLMOVE l dst LEFT RIGHT 0",
+        "BZPOPMIN z 0",
+        "EXEC",
+    ] {
+        same(&mut a, &mut b, line);
+    }
+}
+
+// ---- 3. flushes and SWAPDB touch WATCHed keys ----
+
+#[test]
+fn flushes_and_swapdb_abort_transactions_watching_keys_like_redis() {
+    let both = Both::start();
+    let (mut a, mut b) = both.conns();
+    let (mut a2, mut b2) = both.conns();
+    // (setup, command run by another client, whether the watched key exists)
+    let cases: &[(&str, &str)] = &[
+        ("SET w 1", "FLUSHALL"),
+        ("SET w 1", "FLUSHDB"),
+        ("", "FLUSHALL"),
+        ("", "FLUSHDB"),
+        ("SET w 1", "SWAPDB 0 1"),
+        ("", "SWAPDB 0 1"),
+        ("SET w 1", "FLUSHALL ASYNC"),
+    ];
+    for (setup, other) in cases {
+        same(&mut a2, &mut b2, "FLUSHALL");
+        if !setup.is_empty() {
+            same(&mut a2, &mut b2, setup);
+        }
+        same(&mut a, &mut b, "WATCH w");
+        same(&mut a2, &mut b2, other);
+        same(&mut a, &mut b, "MULTI");
+        same(&mut a, &mut b, "PING");
+        same(&mut a, &mut b, "EXEC");
+    }
+    // A watch in another database than the flushed one.
+    same(&mut a2, &mut b2, "FLUSHALL");
+    same(&mut a2, &mut b2, "SELECT 1");
+    same(&mut a2, &mut b2, "SET w 1");
+    same(&mut a, &mut b, "WATCH w");
+    same(&mut a2, &mut b2, "FLUSHDB");
+    same(&mut a, &mut b, "MULTI");
+    same(&mut a, &mut b, "PING");
+    same(&mut a, &mut b, "EXEC");
+}
+
+// ---- 4. CLIENT REPLY OFF|SKIP and pub/sub ----
+
+#[test]
+fn client_reply_off_still_delivers_pubsub_messages_like_redis() {
+    let both = Both::start();
+    let (mut a, mut b) = both.conns();
+    let (mut a2, mut b2) = both.conns();
+    send_both(&mut a, &mut b, "CLIENT REPLY OFF");
+    send_both(&mut a, &mut b, "SUBSCRIBE ch");
+    wait_until(Duration::from_secs(5), || {
+        matches!(a2.cmd("PUBSUB NUMSUB ch"), R::Arr(v) if v.get(1) == Some(&R::Int(1)))
+    });
+    wait_until(Duration::from_secs(5), || {
+        matches!(b2.cmd("PUBSUB NUMSUB ch"), R::Arr(v) if v.get(1) == Some(&R::Int(1)))
+    });
+    same(&mut a2, &mut b2, "PUBLISH ch hello");
+    send_both(&mut a, &mut b, "UNSUBSCRIBE ch");
+    send_both(&mut a, &mut b, "CLIENT REPLY ON");
+    let first = read_same(&mut a, &mut b, "first thing after CLIENT REPLY OFF");
+    let second = read_same(&mut a, &mut b, "second thing");
+    assert_eq!(second, R::ok(), "{first:?}");
+
+    send_both(&mut a, &mut b, "SUBSCRIBE ch2");
+    read_same(&mut a, &mut b, "subscribe");
+    send_both(&mut a, &mut b, "CLIENT REPLY SKIP");
+    same(&mut a2, &mut b2, "PUBLISH ch2 x");
+    read_same(&mut a, &mut b, "message after CLIENT REPLY SKIP");
+    same(&mut a, &mut b, "PING");
+}
+
+// ---- 7. sharded pub/sub ----
+
+#[test]
+fn sharded_pubsub_uses_smessage_and_shard_replies() {
+    let both = Both::start();
+    let (mut a, mut b) = both.conns();
+    let (mut a2, mut b2) = both.conns();
+    same(&mut a, &mut b, "SSUBSCRIBE s1");
+    send_both(&mut a, &mut b, "SSUBSCRIBE s2 s3");
+    read_same(&mut a, &mut b, "ssubscribe s2");
+    read_same(&mut a, &mut b, "ssubscribe s3");
+    // Channel lists come in hash order: compare them as sets.
+    assert_eq!(
+        bulks(a2.cmd("PUBSUB SHARDCHANNELS")),
+        bulks(b2.cmd("PUBSUB SHARDCHANNELS"))
+    );
+    same(&mut a2, &mut b2, "PUBSUB SHARDCHANNELS s1");
+    same(&mut a2, &mut b2, "PUBSUB SHARDNUMSUB s1 s2 nope");
+    same(&mut a2, &mut b2, "PUBSUB CHANNELS");
+    same(&mut a2, &mut b2, "PUBSUB NUMPAT");
+    same(&mut a2, &mut b2, "SPUBLISH s1 hello");
+    same(&mut a2, &mut b2, "PUBLISH s1 plain");
+    let m = read_same(&mut a, &mut b, "sharded message");
+    assert_eq!(m, arr(&["smessage", "s1", "hello"]));
+    same(&mut a, &mut b, "SUNSUBSCRIBE s1");
+    send_both(&mut a, &mut b, "SUNSUBSCRIBE");
+    read_same(&mut a, &mut b, "sunsubscribe all 1");
+    read_same(&mut a, &mut b, "sunsubscribe all 2");
+    same(&mut a, &mut b, "SUNSUBSCRIBE");
+    same(&mut a, &mut b, "PING");
+    // RESP3: pushes.
+    same(&mut a, &mut b, "HELLO 3");
+    same(&mut a, &mut b, "SSUBSCRIBE s9");
+    same(&mut a2, &mut b2, "SPUBLISH s9 hi");
+    read_same(&mut a, &mut b, "resp3 smessage");
+}
+
+// ---- 8. SMOVE notifications, COPY/MOVE of every type ----
+
+#[test]
+fn smove_notifies_only_on_success() {
+    let both = Both::start();
+    let (mut a, mut b) = both.conns();
+    let (mut a2, mut b2) = both.conns();
+    same(&mut a2, &mut b2, "CONFIG SET notify-keyspace-events KEA");
+    same(&mut a, &mut b, "PSUBSCRIBE __key*__:*");
+    same(&mut a2, &mut b2, "SADD src m");
+    read_same(&mut a, &mut b, "sadd keyspace");
+    read_same(&mut a, &mut b, "sadd keyevent");
+    same(&mut a2, &mut b2, "SMOVE src dst nosuch");
+    same(&mut a2, &mut b2, "SMOVE nosrc dst m");
+    same(&mut a2, &mut b2, "SADD dst m");
+    read_same(&mut a, &mut b, "sadd2 keyspace");
+    read_same(&mut a, &mut b, "sadd2 keyevent");
+    // m is in both: Redis removes it from src only.
+    same(&mut a2, &mut b2, "SMOVE src dst m");
+    same(&mut a2, &mut b2, "SET marker 1");
+    loop {
+        let m = read_same(&mut a, &mut b, "after smove");
+        if let R::Arr(v) = &m {
+            if v.get(2) == Some(&R::bulk("__keyspace@0__:marker")) {
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn copy_and_move_every_type_like_redis() {
+    let both = Both::start();
+    let (mut a, mut b) = both.conns();
+    for line in [
+        "SET s v",
+        "RPUSH l a b c",
+        "SADD st x y",
+        "SADD si 1 2 3",
+        "ZADD z 1 a 2 b",
+        "HSET h f v g w",
+        "XADD x 1-1 f v",
+        "XADD x 2-1 g w",
+        "PFADD hll a b c",
+        "SETBIT bm 7 1",
+    ] {
+        same(&mut a, &mut b, line);
+    }
+    for k in ["s", "l", "st", "si", "z", "h", "x", "hll", "bm"] {
+        same(&mut a, &mut b, &format!("COPY {k} {k}2"));
+        same(&mut a, &mut b, &format!("COPY {k} {k}2"));
+        same(&mut a, &mut b, &format!("COPY {k} {k}2 REPLACE"));
+        same(&mut a, &mut b, &format!("TYPE {k}2"));
+        same(&mut a, &mut b, &format!("COPY {k} {k}3 DB 2"));
+        same(&mut a, &mut b, &format!("MOVE {k} 3"));
+        same(&mut a, &mut b, &format!("EXISTS {k}"));
+    }
+    for db in ["0", "2", "3"] {
+        same(&mut a, &mut b, &format!("SELECT {db}"));
+        for line in [
+            "LRANGE l2 0 -1",
+            "LRANGE l3 0 -1",
+            "LRANGE l 0 -1",
+            "SMEMBERS si2",
+            "ZRANGE z3 0 -1 WITHSCORES",
+            "HGETALL h",
+            "XRANGE x2 - +",
+            "XRANGE x3 - +",
+            "XRANGE x - +",
+            "PFCOUNT hll2",
+            "GET bm3",
+            "GET s",
+        ] {
+            same(&mut a, &mut b, line);
+        }
+    }
+    same(&mut a, &mut b, "SELECT 0");
+    // Copy into itself, into a missing key with REPLACE, MOVE onto an existing key.
+    same(&mut a, &mut b, "SET q 1");
+    same(&mut a, &mut b, "COPY q q");
+    same(&mut a, &mut b, "COPY nope q2 REPLACE");
+    same(&mut a, &mut b, "SELECT 3");
+    same(&mut a, &mut b, "SET q 2");
+    same(&mut a, &mut b, "SELECT 0");
+    same(&mut a, &mut b, "MOVE q 3");
+    same(&mut a, &mut b, "MOVE q 0");
+    same(&mut a, &mut b, "GET q");
+}
