@@ -112,7 +112,7 @@ pub fn process(
     } else if !client.authenticated && !cmd.is(flags::NO_AUTH) {
         Some("NOAUTH Authentication required.".to_string())
     } else {
-        precheck(server, store, client, cmd)
+        precheck(server, store, client, cmd).or_else(|| refused_in_multi(client, cmd))
     };
     if let Some(msg) = refused {
         if cmd.name == "exec" && client.multi.is_some() {
@@ -206,6 +206,15 @@ fn precheck(
         ));
     }
     None
+}
+
+/// Commands Redis refuses to queue (`no_multi` in COMMAND INFO: SAVE, SHUTDOWN,
+/// SYNC, PSYNC); the refusal also aborts the transaction at EXEC. The command table's
+/// metadata is the one source of that flag.
+fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
+    let queued = client.multi.is_some() && !cmd.is(flags::NO_MULTI);
+    let no_multi = commands::meta_types::meta(cmd.name).is_some_and(|m| m.flags.contains(&"no_multi"));
+    (queued && no_multi).then(|| "ERR Command not allowed inside a transaction".to_string())
 }
 
 /// Drops a client's MULTI state and its WATCHes.
