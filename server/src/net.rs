@@ -510,11 +510,17 @@ impl Conn {
                         argv,
                         &mut self.out,
                     );
-                    // CLIENT REPLY ON answers even though replies were off.
+                    // CLIENT REPLY ON answers even though replies were off; Pub/Sub
+                    // confirmations are pushes and go out regardless (Redis 7.0).
                     if skip_reply && (!was_off || self.client.reply_off) {
-                        self.out.buf.truncate(mark);
+                        let pushed = self.client.last_reply_is_push
+                            && !self.out.buf.get(mark..).is_some_and(|r| r.starts_with(b"-"));
+                        if !pushed {
+                            self.out.buf.truncate(mark);
+                        }
                         self.client.reply_skip_next = false;
                     }
+                    self.client.last_reply_is_push = false;
                     self.out.resp3 = self.client.resp3;
                     if self.reply_over_limit(&store.hot.obuf_limits) {
                         outcome = Outcome::Close;

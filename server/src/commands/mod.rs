@@ -269,6 +269,8 @@ pub struct ClientState {
     pub is_replica: bool,
     pub reply_off: bool,
     pub reply_skip_next: bool,
+    /// Set by (P|S)(UN)SUBSCRIBE: their confirmations bypass CLIENT REPLY OFF|SKIP.
+    pub last_reply_is_push: bool,
     pub no_evict: bool,
     pub lib_name: Option<String>,
     pub lib_ver: Option<String>,
@@ -328,6 +330,7 @@ impl ClientState {
             is_replica: false,
             reply_off: false,
             reply_skip_next: false,
+            last_reply_is_push: false,
             no_evict: false,
             lib_name: None,
             lib_ver: None,

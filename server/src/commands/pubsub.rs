@@ -71,6 +71,7 @@ fn confirm(out: &mut Reply, kind: &[u8], name: Option<&[u8]>, count: usize) {
 }
 
 fn subscribe_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], kind: &[u8]) -> CmdResult {
+    ctx.client.last_reply_is_push = true;
     let id = ctx.client.id;
     for ch in &argv[1..] {
         if !ctx.client.channels.contains(ch) {
@@ -86,6 +87,7 @@ fn subscribe_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], kind: &[u8]
 }
 
 fn unsubscribe_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], kind: &[u8]) -> CmdResult {
+    ctx.client.last_reply_is_push = true;
     let id = ctx.client.id;
     let targets: Vec<Bytes> = if argv.len() > 1 {
         argv[1..].to_vec()
@@ -123,6 +125,7 @@ fn sunsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn psubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    ctx.client.last_reply_is_push = true;
     let id = ctx.client.id;
     for p in &argv[1..] {
         if !ctx.client.patterns.contains(p) {
@@ -138,6 +141,7 @@ fn psubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn punsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    ctx.client.last_reply_is_push = true;
     let id = ctx.client.id;
     let targets: Vec<Bytes> = if argv.len() > 1 {
         argv[1..].to_vec()
