@@ -749,6 +749,12 @@ impl Conn {
                 out.bulk(&channel);
                 out.bulk(&data);
             }
+            PubMsg::SMessage { channel, data } => {
+                out.push(3);
+                out.bulk(b"smessage");
+                out.bulk(&channel);
+                out.bulk(&data);
+            }
             PubMsg::PMessage {
                 pattern,
                 channel,
@@ -816,6 +822,9 @@ impl Conn {
                         store.pubsub.channels.remove(ch);
                     }
                 }
+            }
+            for ch in &self.client.shard_channels {
+                store.pubsub.sunsubscribe(ch, self.client.id);
             }
             for p in &self.client.patterns {
                 if let Some(m) = store.pubsub.patterns.get_mut(p) {

@@ -214,6 +214,9 @@ fn reset(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             }
         }
     }
+    for ch in std::mem::take(&mut ctx.client.shard_channels) {
+        ctx.store.pubsub.sunsubscribe(&ch, id);
+    }
     for p in std::mem::take(&mut ctx.client.patterns) {
         if let Some(m) = ctx.store.pubsub.patterns.get_mut(&p) {
             m.remove(&id);

@@ -262,6 +262,8 @@ pub struct ClientState {
     /// Pub/Sub subscriptions (channels, patterns).
     pub channels: Vec<Bytes>,
     pub patterns: Vec<Bytes>,
+    /// Shard channel subscriptions (SSUBSCRIBE), counted apart from the others.
+    pub shard_channels: Vec<Bytes>,
     /// This connection is the link from our master: its commands apply to expired
     /// keys and bypass READONLY.
     pub is_master: bool,
@@ -326,6 +328,7 @@ impl ClientState {
             watch_dirty: Arc::new(AtomicBool::new(false)),
             channels: Vec::new(),
             patterns: Vec::new(),
+            shard_channels: Vec::new(),
             is_master: false,
             is_replica: false,
             reply_off: false,
@@ -341,7 +344,13 @@ impl ClientState {
         }
     }
 
+    /// Every subscription: non-zero puts a RESP2 client in Pub/Sub mode.
     pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
+    }
+
+    /// The count (P)(UN)SUBSCRIBE confirmations report: channels and patterns only.
+    pub fn channel_subscriptions(&self) -> usize {
         self.channels.len() + self.patterns.len()
     }
 }
