@@ -378,3 +378,179 @@ fn copy_and_move_every_type_like_redis() {
     same(&mut a, &mut b, "MOVE q 0");
     same(&mut a, &mut b, "GET q");
 }
+
+// ---- 5 and 8. what a master sends its replica ----
+
+/// Waits until the server on `port` reports its master link up.
+fn wait_link_up(port: u16) {
+    let mut c = Conn::connect(port);
+    let up = wait_until(Duration::from_secs(20), || match c.cmd("INFO replication") {
+        R::Bulk(v) => String::from_utf8_lossy(&v).contains("master_link_status:up"),
+        _ => false,
+    });
+    assert!(up, "replica on {port} never linked");
+}
+
+/// The commands a Redis 7.0.15 replica of the master on `master_port` receives
+/// while `script` runs there, read from the replica's MONITOR, with timestamps of
+/// this decade (13-digit millisecond times) replaced by `T`.
+fn replicated_stream(master_port: u16, script: &[Vec<Vec<u8>>]) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = master_port.to_string();
+    let replica = RealRedis::start(dir.path(), "r.rdb", &["--replicaof", "127.0.0.1", &port]);
+    wait_link_up(replica.port);
+    let mut mon = replica.conn();
+    assert_eq!(mon.cmd("MONITOR"), R::ok());
+    let mut m = Conn::connect(master_port);
+    for args in script {
+        let parts: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        m.cmd_args(&parts);
+    }
+    m.cmd("SET end-of-script 1");
+    let mut lines = Vec::new();
+    for _ in 0..1000 {
+        let R::Simple(line) = mon.read() else {
+            continue;
+        };
+        // `+<time> [<db> <addr>] "CMD" "arg"...`: keep the command part.
+        let cmd = line.split_once("] ").map_or(line.as_str(), |x| x.1).to_string();
+        if cmd.contains("\"end-of-script\"") {
+            break;
+        }
+        if cmd.starts_with("\"PING\"") || cmd.starts_with("\"SELECT\"") {
+            continue;
+        }
+        lines.push(stamp_times(&cmd));
+    }
+    lines
+}
+
+/// Replaces every quoted 13-digit number starting with 1 (a millisecond time
+/// between 2001 and 2286) by "T".
+fn stamp_times(s: &str) -> String {
+    s.split(' ')
+        .map(|w| {
+            let inner = w.trim_matches('"');
+            if inner.len() == 13 && inner.starts_with('1') && inner.bytes().all(|c| c.is_ascii_digit()) {
+                "\"T\"".to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn words(line: &str) -> Vec<Vec<u8>> {
+    line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn ttl_and_pop_commands_reach_replicas_in_redis_forms() {
+    let both = Both::start();
+    let mut rb = both.theirs.conn();
+    assert_eq!(rb.cmd("CONFIG SET repl-diskless-sync-delay 0"), R::ok());
+    // A DUMP payload from Redis, restored on both with a relative TTL.
+    rb.cmd("SET dumped hello");
+    let R::Bulk(payload) = rb.cmd("DUMP dumped") else {
+        panic!("DUMP gave no payload");
+    };
+    rb.cmd("DEL dumped");
+    let mut script: Vec<Vec<Vec<u8>>> = [
+        "SET a 1 EX 100",
+        "SET b 1 PX 100000",
+        "SET c 1 EXAT 99999999999",
+        "SET d 1 KEEPTTL",
+        "SET e 1 EX 100 GET",
+        "SETEX f 100 v",
+        "PSETEX g 100000 v",
+        "GETEX a EX 200",
+        "GETEX a PERSIST",
+        "GETEX b PXAT 99999999999000",
+        "EXPIRE c 300",
+        "PEXPIRE c 300000",
+        "EXPIREAT c 99999999999",
+        "EXPIRE d 300 NX",
+        "EXPIRE d 1 GT",
+        "EXPIRE d -1",
+        "SET x 1",
+        "PEXPIREAT x 1000",
+        "ZADD z 1 a 2 b 3 c 4 d",
+        "ZMPOP 1 z MIN",
+        "ZMPOP 1 z MAX COUNT 2",
+        "ZMPOP 1 z MIN COUNT 5",
+        "ZADD z 5 e 6 f",
+        "BZMPOP 0 1 z MIN COUNT 5",
+        "ZADD z 7 g",
+        "BZPOPMAX z 0",
+        "ZADD z 8 h",
+        "ZPOPMIN z 5",
+        "RPUSH l a b c d e",
+        "LMPOP 1 l LEFT COUNT 2",
+        "BLMPOP 0 1 l RIGHT COUNT 9",
+        "SADD s1 m",
+        "SMOVE s1 s2 m",
+        "SMOVE s1 s2 m",
+        "SET t 1 EX 100",
+        "MOVE t 1",
+        "COPY b bc",
+    ]
+    .iter()
+    .map(|l| words(l))
+    .collect();
+    script.push(vec![
+        b"RESTORE".to_vec(),
+        b"r1".to_vec(),
+        b"100000".to_vec(),
+        payload.clone(),
+    ]);
+    script.push(vec![
+        b"RESTORE".to_vec(),
+        b"r2".to_vec(),
+        b"99999999999000".to_vec(),
+        payload.clone(),
+        b"ABSTTL".to_vec(),
+    ]);
+    script.push(vec![b"RESTORE".to_vec(), b"r3".to_vec(), b"0".to_vec(), payload]);
+    let ours = replicated_stream(both.ours.port, &script);
+    let theirs = replicated_stream(both.theirs.port, &script);
+    assert_eq!(ours, theirs, "replication stream differs from Redis 7.0.15");
+    assert!(
+        theirs.iter().any(|l| l.starts_with("\"SET\" \"a\" \"1\" \"PXAT\"")),
+        "{theirs:?}"
+    );
+}
+
+// ---- 6. keys with a TTL written on a writable replica ----
+
+#[test]
+fn writable_replica_expires_its_own_keys_like_redis() {
+    let both = Both::start();
+    let mut rb = both.theirs.conn();
+    assert_eq!(rb.cmd("CONFIG SET repl-diskless-sync-delay 0"), R::ok());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let master = both.theirs.port.to_string();
+    let theirs = RealRedis::start(
+        dir.path(),
+        "r.rdb",
+        &["--replicaof", "127.0.0.1", &master, "--replica-read-only", "no"],
+    );
+    let ours = TestServer::start(&[
+        "--replicaof",
+        &format!("127.0.0.1 {master}"),
+        "--replica-read-only",
+        "no",
+    ]);
+    wait_link_up(theirs.port);
+    wait_link_up(ours.port);
+    let (mut a, mut b) = (ours.conn(), theirs.conn());
+    same(&mut a, &mut b, "SET local v PX 200");
+    same(&mut a, &mut b, "SET plain v");
+    same(&mut a, &mut b, "DBSIZE");
+    // Neither is read again: only the replica's own expiry cycle can remove it.
+    for c in [&mut a, &mut b] {
+        let gone = wait_until(Duration::from_secs(10), || c.cmd("DBSIZE") == R::Int(1));
+        assert!(gone, "the replica's own key with a TTL never expired");
+    }
+    same(&mut a, &mut b, "EXISTS local plain");
+}
