@@ -217,6 +217,22 @@ fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
     (queued && no_multi).then(|| "ERR Command not allowed inside a transaction".to_string())
 }
 
+/// A write on a writable replica by one of its own clients: the keys it left with a
+/// TTL are tracked so the replica expires them itself.
+fn remember_replica_volatile(store: &mut Store, db: usize, cmd: &Command, argv: &[Bytes]) {
+    for pos in cmd.key_positions(argv) {
+        let Some(key) = argv.get(pos) else {
+            continue;
+        };
+        let volatile = store.dbs.get(db).is_some_and(|d| d.expire_of(key).is_some());
+        if volatile {
+            store
+                .replica_volatile
+                .insert((db, crate::util::detach(key)));
+        }
+    }
+}
+
 /// Drops a client's MULTI state and its WATCHes.
 fn discard_transaction(store: &mut Store, client: &mut ClientState) {
     client.multi = None;
@@ -339,6 +355,9 @@ fn call_argv(
         if cmd.is(flags::WRITE) {
             for pos in cmd.key_positions(argv) {
                 store.touch_key(db, &argv[pos]);
+            }
+            if store.is_replica && !client.is_master {
+                remember_replica_volatile(store, db, cmd, argv);
             }
         }
         if !no_propagate && (cmd.is(flags::WRITE) || cmd.is(flags::MAY_REPLICATE)) {

@@ -173,6 +173,10 @@ pub struct Store {
     /// of two). `None` outside such a batch; whoever sets it clears it before the lock
     /// is released, so idle time is never charged to a command.
     pub cmd_clock: Option<std::time::Instant>,
+    /// On a writable replica: keys its own clients gave a TTL (Redis
+    /// `slaveKeysWithExpire`). The master never sends DELs for them, so the replica
+    /// expires them itself ([`crate::expire`]).
+    pub replica_volatile: std::collections::HashSet<(usize, Bytes)>,
 }
 
 impl Store {
@@ -243,6 +247,7 @@ impl Store {
             repl: repl::ReplState::default(),
             hot: HotConfig::from_config(&Config::default()),
             cmd_clock: None,
+            replica_volatile: Default::default(),
         };
         store.set_hot(HotConfig::from_config(&Config::default()));
         store
