@@ -112,8 +112,26 @@ fn multi_refuses_or_runs_admin_commands_like_redis() {
         "WATCH k",
         "MONITOR",
         "EXEC",
+        "MULTI",
+        "SET k2 v",
+        "BGSAVE",
+        "EXEC",
     ] {
         same(&mut a, &mut b, line);
+    }
+    // The scheduled BGSAVE does run (from the cron) on both.
+    for c in [&mut a, &mut b] {
+        let saved = wait_until(Duration::from_secs(10), || {
+            match c.cmd("INFO persistence") {
+                R::Bulk(v) => {
+                    let s = String::from_utf8_lossy(&v).to_string();
+                    s.contains("rdb_changes_since_last_save:0")
+                        && s.contains("rdb_bgsave_in_progress:0")
+                }
+                _ => false,
+            }
+        });
+        assert!(saved, "the BGSAVE scheduled by EXEC never ran");
     }
 }
 
