@@ -213,7 +213,8 @@ fn precheck(
 /// metadata is the one source of that flag.
 fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
     let queued = client.multi.is_some() && !cmd.is(flags::NO_MULTI);
-    let no_multi = commands::meta_types::meta(cmd.name).is_some_and(|m| m.flags.contains(&"no_multi"));
+    let no_multi =
+        commands::meta_types::meta(cmd.name).is_some_and(|m| m.flags.contains(&"no_multi"));
     (queued && no_multi).then(|| "ERR Command not allowed inside a transaction".to_string())
 }
 
@@ -224,7 +225,10 @@ fn remember_replica_volatile(store: &mut Store, db: usize, cmd: &Command, argv: 
         let Some(key) = argv.get(pos) else {
             continue;
         };
-        let volatile = store.dbs.get(db).is_some_and(|d| d.expire_of(key).is_some());
+        let volatile = store
+            .dbs
+            .get(db)
+            .is_some_and(|d| d.expire_of(key).is_some());
         if volatile {
             store
                 .replica_volatile

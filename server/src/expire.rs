@@ -135,7 +135,7 @@ fn expire_replica_keys(server: &Arc<Server>, store: &mut Store, budget: Duration
     let dbs = &store.dbs;
     store.replica_volatile.retain(|(db, key)| {
         seen += 1;
-        if seen % 64 == 0 && started.elapsed() >= budget {
+        if seen.is_multiple_of(64) && started.elapsed() >= budget {
             return true;
         }
         match dbs.get(*db).and_then(|d| d.expire_of(key)) {
@@ -216,7 +216,10 @@ mod tests {
         let (n, _) = expire_some(&server, &mut store, Duration::from_secs(1), 0);
         assert_eq!(n, 1);
         assert!(!store.dbs[1].contains(b"mine"));
-        assert!(store.dbs[1].contains(b"masters"), "the master's DEL decides");
+        assert!(
+            store.dbs[1].contains(b"masters"),
+            "the master's DEL decides"
+        );
         assert!(store.replica_volatile.is_empty());
         assert!(store.propagated.is_empty(), "a replica propagates nothing");
     }

@@ -514,7 +514,11 @@ impl Conn {
                     // confirmations are pushes and go out regardless (Redis 7.0).
                     if skip_reply && (!was_off || self.client.reply_off) {
                         let pushed = self.client.last_reply_is_push
-                            && !self.out.buf.get(mark..).is_some_and(|r| r.starts_with(b"-"));
+                            && !self
+                                .out
+                                .buf
+                                .get(mark..)
+                                .is_some_and(|r| r.starts_with(b"-"));
                         if !pushed {
                             self.out.buf.truncate(mark);
                         }

@@ -211,12 +211,14 @@ fn client_reply_off_still_delivers_pubsub_messages_like_redis() {
     let (mut a2, mut b2) = both.conns();
     send_both(&mut a, &mut b, "CLIENT REPLY OFF");
     send_both(&mut a, &mut b, "SUBSCRIBE ch");
-    wait_until(Duration::from_secs(5), || {
-        matches!(a2.cmd("PUBSUB NUMSUB ch"), R::Arr(v) if v.get(1) == Some(&R::Int(1)))
-    });
-    wait_until(Duration::from_secs(5), || {
-        matches!(b2.cmd("PUBSUB NUMSUB ch"), R::Arr(v) if v.get(1) == Some(&R::Int(1)))
-    });
+    wait_until(
+        Duration::from_secs(5),
+        || matches!(a2.cmd("PUBSUB NUMSUB ch"), R::Arr(v) if v.get(1) == Some(&R::Int(1))),
+    );
+    wait_until(
+        Duration::from_secs(5),
+        || matches!(b2.cmd("PUBSUB NUMSUB ch"), R::Arr(v) if v.get(1) == Some(&R::Int(1))),
+    );
     same(&mut a2, &mut b2, "PUBLISH ch hello");
     send_both(&mut a, &mut b, "UNSUBSCRIBE ch");
     send_both(&mut a, &mut b, "CLIENT REPLY ON");
@@ -241,12 +243,16 @@ fn client_reply_off_still_delivers_pubsub_messages_like_redis() {
     send_both(&mut a, &mut b, "SUBSCRIBE ch2");
     send_both(&mut a, &mut b, "SET k v");
     read_same(&mut a, &mut b, "subscribe push");
-    wait_until(Duration::from_secs(5), || {
-        matches!(a2.cmd("PUBSUB NUMSUB ch2"), R::Arr(v) if v.get(1) == Some(&R::Int(1)))
-    });
+    wait_until(
+        Duration::from_secs(5),
+        || matches!(a2.cmd("PUBSUB NUMSUB ch2"), R::Arr(v) if v.get(1) == Some(&R::Int(1))),
+    );
     same(&mut a2, &mut b2, "PUBLISH ch2 x");
     let m = read_same(&mut a, &mut b, "message push");
-    assert_eq!(m, R::Push(vec![R::bulk("message"), R::bulk("ch2"), R::bulk("x")]));
+    assert_eq!(
+        m,
+        R::Push(vec![R::bulk("message"), R::bulk("ch2"), R::bulk("x")])
+    );
     send_both(&mut a, &mut b, "CLIENT REPLY ON");
     read_same(&mut a, &mut b, "CLIENT REPLY ON");
     same(&mut a, &mut b, "GET k");
@@ -402,9 +408,11 @@ fn copy_and_move_every_type_like_redis() {
 /// Waits until the server on `port` reports its master link up.
 fn wait_link_up(port: u16) {
     let mut c = Conn::connect(port);
-    let up = wait_until(Duration::from_secs(20), || match c.cmd("INFO replication") {
-        R::Bulk(v) => String::from_utf8_lossy(&v).contains("master_link_status:up"),
-        _ => false,
+    let up = wait_until(Duration::from_secs(20), || {
+        match c.cmd("INFO replication") {
+            R::Bulk(v) => String::from_utf8_lossy(&v).contains("master_link_status:up"),
+            _ => false,
+        }
     });
     assert!(up, "replica on {port} never linked");
 }
@@ -431,7 +439,10 @@ fn replicated_stream(master_port: u16, script: &[Vec<Vec<u8>>]) -> Vec<String> {
             continue;
         };
         // `+<time> [<db> <addr>] "CMD" "arg"...`: keep the command part.
-        let cmd = line.split_once("] ").map_or(line.as_str(), |x| x.1).to_string();
+        let cmd = line
+            .split_once("] ")
+            .map_or(line.as_str(), |x| x.1)
+            .to_string();
         if cmd.contains("\"end-of-script\"") {
             break;
         }
@@ -449,7 +460,10 @@ fn stamp_times(s: &str) -> String {
     s.split(' ')
         .map(|w| {
             let inner = w.trim_matches('"');
-            if inner.len() == 13 && inner.starts_with('1') && inner.bytes().all(|c| c.is_ascii_digit()) {
+            if inner.len() == 13
+                && inner.starts_with('1')
+                && inner.bytes().all(|c| c.is_ascii_digit())
+            {
                 "\"T\"".to_string()
             } else {
                 w.to_string()
@@ -460,7 +474,9 @@ fn stamp_times(s: &str) -> String {
 }
 
 fn words(line: &str) -> Vec<Vec<u8>> {
-    line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect()
+    line.split_whitespace()
+        .map(|w| w.as_bytes().to_vec())
+        .collect()
 }
 
 #[test]
@@ -529,12 +545,19 @@ fn ttl_and_pop_commands_reach_replicas_in_redis_forms() {
         payload.clone(),
         b"ABSTTL".to_vec(),
     ]);
-    script.push(vec![b"RESTORE".to_vec(), b"r3".to_vec(), b"0".to_vec(), payload]);
+    script.push(vec![
+        b"RESTORE".to_vec(),
+        b"r3".to_vec(),
+        b"0".to_vec(),
+        payload,
+    ]);
     let ours = replicated_stream(both.ours.port, &script);
     let theirs = replicated_stream(both.theirs.port, &script);
     assert_eq!(ours, theirs, "replication stream differs from Redis 7.0.15");
     assert!(
-        theirs.iter().any(|l| l.starts_with("\"SET\" \"a\" \"1\" \"PXAT\"")),
+        theirs
+            .iter()
+            .any(|l| l.starts_with("\"SET\" \"a\" \"1\" \"PXAT\"")),
         "{theirs:?}"
     );
 }
@@ -551,7 +574,13 @@ fn writable_replica_expires_its_own_keys_like_redis() {
     let theirs = RealRedis::start(
         dir.path(),
         "r.rdb",
-        &["--replicaof", "127.0.0.1", &master, "--replica-read-only", "no"],
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &master,
+            "--replica-read-only",
+            "no",
+        ],
     );
     let ours = TestServer::start(&[
         "--replicaof",

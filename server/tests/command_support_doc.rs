@@ -19,11 +19,7 @@ fn served(m: &Meta) -> bool {
 fn render() -> String {
     let top = META.len();
     let ours = META.iter().filter(|m| served(m)).count();
-    let mut missing_top: Vec<&str> = META
-        .iter()
-        .filter(|m| !served(m))
-        .map(|m| m.name)
-        .collect();
+    let mut missing_top: Vec<&str> = META.iter().filter(|m| !served(m)).map(|m| m.name).collect();
     missing_top.sort_unstable();
     let mut subs_total = 0;
     let mut subs_ours = 0;

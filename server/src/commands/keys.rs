@@ -440,7 +440,11 @@ fn dbsize(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
 /// Before `db` is emptied or replaced by `replaced_with`: like Redis, a WATCHed key
 /// there counts as modified only if it exists now, or will exist after a SWAPDB. A
 /// watch on a missing key survives a flush (EXEC then runs).
-fn touch_watched_existing(store: &mut crate::server::Store, db: usize, replaced_with: Option<usize>) {
+fn touch_watched_existing(
+    store: &mut crate::server::Store,
+    db: usize,
+    replaced_with: Option<usize>,
+) {
     let exists = |store: &crate::server::Store, d: usize, k: &Bytes| {
         store.dbs.get(d).is_some_and(|x| x.contains(k))
     };

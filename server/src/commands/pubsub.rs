@@ -180,7 +180,12 @@ fn psubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 ctx.store.pubsub.psubscribe(p, id, tx);
             }
         }
-        confirm(out, b"psubscribe", Some(p), ctx.client.channel_subscriptions());
+        confirm(
+            out,
+            b"psubscribe",
+            Some(p),
+            ctx.client.channel_subscriptions(),
+        );
     }
     Ok(())
 }
@@ -194,7 +199,12 @@ fn punsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         ctx.client.patterns.clone()
     };
     if targets.is_empty() {
-        confirm(out, b"punsubscribe", None, ctx.client.channel_subscriptions());
+        confirm(
+            out,
+            b"punsubscribe",
+            None,
+            ctx.client.channel_subscriptions(),
+        );
         return Ok(());
     }
     for p in &targets {
@@ -202,7 +212,12 @@ fn punsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             ctx.client.patterns.remove(pos);
             ctx.store.pubsub.punsubscribe(p, id);
         }
-        confirm(out, b"punsubscribe", Some(p), ctx.client.channel_subscriptions());
+        confirm(
+            out,
+            b"punsubscribe",
+            Some(p),
+            ctx.client.channel_subscriptions(),
+        );
     }
     Ok(())
 }
@@ -252,7 +267,11 @@ fn pubsub(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         for ch in &argv[2..] {
             out.bulk(ch);
             let ps = &ctx.store.pubsub;
-            let n = if shard { ps.shard_numsub(ch) } else { ps.numsub(ch) };
+            let n = if shard {
+                ps.shard_numsub(ch)
+            } else {
+                ps.numsub(ch)
+            };
             out.int(n as i64);
         }
     } else if is_kw(sub, "numpat") {
