@@ -796,6 +796,7 @@ impl Conn {
         info.name = self.client.name.clone();
         info.sub = self.client.channels.len();
         info.psub = self.client.patterns.len();
+        info.ssub = self.client.shard_channels.len();
         info.multi = self.client.multi.as_ref().map_or(-1, |q| q.len() as i64);
         info.resp = if self.client.resp3 { 3 } else { 2 };
         info.last_interaction = Some(Instant::now());

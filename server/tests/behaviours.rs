@@ -278,6 +278,23 @@ fn sharded_pubsub_uses_smessage_and_shard_replies() {
     same(&mut a2, &mut b2, "PUBSUB SHARDNUMSUB s1 s2 nope");
     same(&mut a2, &mut b2, "PUBSUB CHANNELS");
     same(&mut a2, &mut b2, "PUBSUB NUMPAT");
+    for (c, name) in [(&mut a2, "ours"), (&mut b2, "Redis")] {
+        let R::Bulk(v) = c.cmd("INFO stats") else {
+            panic!("INFO stats");
+        };
+        let info = String::from_utf8_lossy(&v).to_string();
+        assert!(
+            info.contains("pubsubshard_channels:3\r\n"),
+            "{name}: {info}"
+        );
+    }
+    for (c, name) in [(&mut a2, "ours"), (&mut b2, "Redis")] {
+        let R::Bulk(v) = c.cmd("CLIENT LIST") else {
+            panic!("CLIENT LIST");
+        };
+        let info = String::from_utf8_lossy(&v).to_string();
+        assert!(info.contains(" sub=0 psub=0 ssub=3 "), "{name}: {info}");
+    }
     same(&mut a2, &mut b2, "SPUBLISH s1 hello");
     same(&mut a2, &mut b2, "PUBLISH s1 plain");
     let m = read_same(&mut a, &mut b, "sharded message");

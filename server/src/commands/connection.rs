@@ -525,6 +525,7 @@ fn own_info(ctx: &Ctx, cmd: &str) -> Option<(Arc<ClientHandle>, ClientInfo)> {
     info.name = c.name.clone();
     info.sub = c.channels.len();
     info.psub = c.patterns.len();
+    info.ssub = c.shard_channels.len();
     info.multi = c.multi.as_ref().map_or(-1, |q| q.len() as i64);
     info.resp = if c.resp3 { 3 } else { 2 };
     info.lib_name = c.lib_name.clone();
@@ -591,7 +592,7 @@ pub fn client_line(h: &ClientHandle, info: &ClientInfo) -> String {
     let mut s = String::with_capacity(300);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
         h.id,
         h.addr,
         h.laddr,
@@ -603,6 +604,7 @@ pub fn client_line(h: &ClientHandle, info: &ClientInfo) -> String {
         info.db,
         info.sub,
         info.psub,
+        info.ssub,
         info.multi,
         info.qbuf,
         qbuf_free,
