@@ -35,6 +35,7 @@ pub struct ClientInfo {
     pub flags: String,
     pub sub: usize,
     pub psub: usize,
+    pub ssub: usize,
     pub multi: i64,
     pub resp: u8,
     pub qbuf: usize,

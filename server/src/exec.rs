@@ -114,7 +114,7 @@ pub fn process(
     } else if !client.authenticated && !cmd.is(flags::NO_AUTH) {
         Some("NOAUTH Authentication required.".to_string())
     } else {
-        precheck(server, store, client, cmd)
+        precheck(server, store, client, cmd).or_else(|| refused_in_multi(client, cmd))
     };
     if let Some(msg) = refused {
         if cmd.name == "exec" && client.multi.is_some() {
@@ -308,6 +308,35 @@ fn precheck(
     None
 }
 
+/// Commands Redis refuses to queue (`no_multi` in COMMAND INFO: SAVE, SHUTDOWN,
+/// SYNC, PSYNC); the refusal also aborts the transaction at EXEC. The command table's
+/// metadata is the one source of that flag.
+fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
+    let queued = client.multi.is_some() && !cmd.is(flags::NO_MULTI);
+    let no_multi =
+        commands::meta_types::meta(cmd.name).is_some_and(|m| m.flags.contains(&"no_multi"));
+    (queued && no_multi).then(|| "ERR Command not allowed inside a transaction".to_string())
+}
+
+/// A write on a writable replica by one of its own clients: the keys it left with a
+/// TTL are tracked so the replica expires them itself.
+fn remember_replica_volatile(store: &mut Store, db: usize, cmd: &Command, argv: &[Bytes]) {
+    for pos in cmd.key_positions(argv) {
+        let Some(key) = argv.get(pos) else {
+            continue;
+        };
+        let volatile = store
+            .dbs
+            .get(db)
+            .is_some_and(|d| d.expire_of(key).is_some());
+        if volatile {
+            store
+                .replica_volatile
+                .insert((db, crate::util::detach(key)));
+        }
+    }
+}
+
 /// Drops a client's MULTI state and its WATCHes.
 fn discard_transaction(store: &mut Store, client: &mut ClientState) {
     client.multi = None;
@@ -434,6 +463,9 @@ fn call_argv(
             for pos in cmd.key_positions(argv) {
                 store.touch_key(db, &argv[pos]);
                 commands::keys::note_encoding(server, store, (db, &argv[pos]), cmd.name, argv);
+            }
+            if store.is_replica && !client.is_master {
+                remember_replica_volatile(store, db, cmd, argv);
             }
         }
         if !no_propagate && (cmd.is(flags::WRITE) || cmd.is(flags::MAY_REPLICATE)) {

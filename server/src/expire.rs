@@ -1,7 +1,7 @@
 //! Active expiry (Redis `activeExpireCycle`, slow cycle): a background task that,
 //! `hz` times per second, samples keys with a TTL in every database and deletes the
-//! expired ones, so keys nobody reads still go away. Masters only: a replica waits
-//! for its master's DELs.
+//! expired ones, so keys nobody reads still go away. A replica waits for its master's
+//! DELs, except for keys its own clients wrote with a TTL (`replica-read-only no`).
 //!
 //! Like Redis: 20 keys per sample, the sample repeats while more than 25% of it was
 //! expired, and one cycle is bounded to ~25% of the period so the keyspace lock is
@@ -71,9 +71,14 @@ pub fn expire_some(
     let started = Instant::now();
     let lazy = server.config.read().lazyfree_lazy_expire;
     let del: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
-    if store.is_replica || store.repl.fenced {
+    if store.repl.fenced {
         return (0, start_db);
     }
+    if store.is_replica {
+        return (expire_replica_keys(server, store, budget), start_db);
+    }
+    // Tracked while a writable replica; as a master the normal cycle covers them.
+    store.replica_volatile.clear();
     let ndbs = store.dbs.len();
     let now = now_ms();
     let mut deleted = 0;
@@ -126,6 +131,46 @@ pub fn expire_some(
     (deleted, next_db)
 }
 
+/// A writable replica's own keys with a TTL (Redis `expireSlaveKeys`): deleted once
+/// expired, without propagation (a replica only relays its master's stream). Keys
+/// gone or made persistent stop being tracked. Bounded by `budget`.
+fn expire_replica_keys(server: &Arc<Server>, store: &mut Store, budget: Duration) -> usize {
+    if store.replica_volatile.is_empty() {
+        return 0;
+    }
+    let started = Instant::now();
+    let now = now_ms();
+    let mut expired = Vec::new();
+    let mut seen = 0usize;
+    let dbs = &store.dbs;
+    store.replica_volatile.retain(|(db, key)| {
+        seen += 1;
+        if seen.is_multiple_of(64) && started.elapsed() >= budget {
+            return true;
+        }
+        match dbs.get(*db).and_then(|d| d.expire_of(key)) {
+            None => false,
+            Some(at) if at <= now => {
+                expired.push((*db, key.clone()));
+                false
+            }
+            Some(_) => true,
+        }
+    });
+    let mut deleted = 0;
+    for (db, k) in expired {
+        let removed = store.dbs.get_mut(db).and_then(|d| d.remove(&k)).is_some();
+        if removed {
+            deleted += 1;
+            Stats::incr(&server.stats.expired_keys, 1);
+            store.dirty += 1;
+            store.notify(crate::notify::EXPIRED, "expired", &k, db);
+            store.touch_key(db, &k);
+        }
+    }
+    deleted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +205,33 @@ mod tests {
         assert_eq!(store.dbs[3].len(), 1);
         assert!(store.dbs[3].contains(b"live"));
         assert_eq!(Stats::get(&server.stats.expired_keys), 50);
+    }
+
+    #[test]
+    fn a_replica_expires_only_the_keys_its_own_clients_gave_a_ttl() {
+        let server = Server::new(Config::default());
+        let mut store = server.store.lock();
+        store.is_replica = true;
+        for key in ["mine", "masters"] {
+            let k = Bytes::from_static(key.as_bytes());
+            store.dbs[1].set(k.clone(), Value::Str(Bytes::new()), 0);
+            store.dbs[1].set_expire(&k, 1);
+        }
+        store
+            .replica_volatile
+            .insert((1, Bytes::from_static(b"mine")));
+        store
+            .replica_volatile
+            .insert((1, Bytes::from_static(b"deleted-since")));
+        let (n, _) = expire_some(&server, &mut store, Duration::from_secs(1), 0);
+        assert_eq!(n, 1);
+        assert!(!store.dbs[1].contains(b"mine"));
+        assert!(
+            store.dbs[1].contains(b"masters"),
+            "the master's DEL decides"
+        );
+        assert!(store.replica_volatile.is_empty());
+        assert!(store.propagated.is_empty(), "a replica propagates nothing");
     }
 
     #[test]

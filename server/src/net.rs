@@ -336,6 +336,27 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 
 /// Runs one command; a panic inside it (a bug) becomes an error reply and a log line
 /// instead of a dead process.
+/// CLIENT REPLY OFF|SKIP: drops the reply just written from `mark`. CLIENT REPLY ON
+/// answers even though replies were off; Pub/Sub confirmations are pushes and go out
+/// regardless (Redis 7.0).
+fn apply_reply_mode(
+    client: &mut ClientState,
+    out: &mut Reply,
+    skip_reply: bool,
+    was_off: bool,
+    mark: usize,
+) {
+    if skip_reply && (!was_off || client.reply_off) {
+        let pushed =
+            client.last_reply_is_push && !out.buf.get(mark..).is_some_and(|r| r.starts_with(b"-"));
+        if !pushed {
+            out.buf.truncate(mark);
+        }
+        client.reply_skip_next = false;
+    }
+    client.last_reply_is_push = false;
+}
+
 fn run_guarded(
     server: &Arc<Server>,
     store: &mut crate::server::Store,
@@ -530,11 +551,7 @@ impl Conn {
                         argv,
                         &mut self.out,
                     );
-                    // CLIENT REPLY ON answers even though replies were off.
-                    if skip_reply && (!was_off || self.client.reply_off) {
-                        self.out.buf.truncate(mark);
-                        self.client.reply_skip_next = false;
-                    }
+                    apply_reply_mode(&mut self.client, &mut self.out, skip_reply, was_off, mark);
                     self.out.resp3 = self.client.resp3;
                     if self.reply_over_limit(&store.hot.obuf_limits) {
                         outcome = Outcome::Close;
@@ -812,6 +829,12 @@ impl Conn {
                 out.bulk(&channel);
                 out.bulk(&data);
             }
+            PubMsg::SMessage { channel, data } => {
+                out.push(3);
+                out.bulk(b"smessage");
+                out.bulk(&channel);
+                out.bulk(&data);
+            }
             PubMsg::PMessage {
                 pattern,
                 channel,
@@ -849,6 +872,7 @@ impl Conn {
         info.name = self.client.name.clone();
         info.sub = self.client.channels.len();
         info.psub = self.client.patterns.len();
+        info.ssub = self.client.shard_channels.len();
         info.multi = self.client.multi.as_ref().map_or(-1, |q| q.len() as i64);
         info.resp = if self.client.resp3 { 3 } else { 2 };
         info.last_interaction = Some(Instant::now());
@@ -879,6 +903,9 @@ impl Conn {
                         store.pubsub.channels.remove(ch);
                     }
                 }
+            }
+            for ch in &self.client.shard_channels {
+                store.pubsub.sunsubscribe(ch, self.client.id);
             }
             for p in &self.client.patterns {
                 if let Some(m) = store.pubsub.patterns.get_mut(p) {

@@ -351,6 +351,7 @@ pub fn write_refusal(server: &Server, store: &Store) -> Option<String> {
 
 /// One `serverCron` step for the save rules: starts a BGSAVE when a rule matches.
 pub fn check_save_points(server: &Arc<Server>) {
+    start_scheduled_bgsave(server);
     let points = server.config.read().save.clone();
     if points.is_empty() {
         return;
@@ -373,6 +374,21 @@ pub fn check_save_points(server: &Arc<Server>) {
             let _ = bgsave(server, &mut store);
             break;
         }
+    }
+}
+
+/// Starts the BGSAVE scheduled inside a transaction once no save runs.
+fn start_scheduled_bgsave(server: &Arc<Server>) {
+    {
+        let st = server.persist.lock();
+        if !st.bgsave_scheduled || st.bgsave_in_progress {
+            return;
+        }
+    }
+    let mut store = server.store.lock();
+    server.persist.lock().bgsave_scheduled = false;
+    if let Err(e) = bgsave(server, &mut store) {
+        warning!("Scheduled BGSAVE failed: {e}");
     }
 }
 

@@ -21,6 +21,11 @@ pub enum PubMsg {
         channel: Bytes,
         data: Bytes,
     },
+    /// From SPUBLISH, delivered as `smessage`.
+    SMessage {
+        channel: Bytes,
+        data: Bytes,
+    },
 }
 
 impl PubMsg {
@@ -29,7 +34,9 @@ impl PubMsg {
     pub fn cost(&self) -> u64 {
         const FRAMING: usize = 48;
         (match self {
-            PubMsg::Message { channel, data } => channel.len() + data.len(),
+            PubMsg::Message { channel, data } | PubMsg::SMessage { channel, data } => {
+                channel.len() + data.len()
+            }
             PubMsg::PMessage {
                 pattern,
                 channel,
@@ -64,6 +71,9 @@ impl MsgSender {
 pub struct PubSub {
     pub channels: HashMap<Bytes, HashMap<ClientId, MsgSender>>,
     pub patterns: HashMap<Bytes, HashMap<ClientId, MsgSender>>,
+    /// Shard channels (SSUBSCRIBE): a namespace of their own, which PUBLISH and
+    /// patterns never reach.
+    pub shard_channels: HashMap<Bytes, HashMap<ClientId, MsgSender>>,
 }
 
 impl PubSub {
@@ -91,6 +101,52 @@ impl PubSub {
 
     pub fn punsubscribe(&mut self, pattern: &[u8], id: ClientId) -> bool {
         remove_from(&mut self.patterns, pattern, id)
+    }
+
+    pub fn ssubscribe(&mut self, channel: &Bytes, id: ClientId, tx: MsgSender) -> bool {
+        self.shard_channels
+            .entry(channel.clone())
+            .or_default()
+            .insert(id, tx)
+            .is_none()
+    }
+
+    pub fn sunsubscribe(&mut self, channel: &[u8], id: ClientId) -> bool {
+        remove_from(&mut self.shard_channels, channel, id)
+    }
+
+    /// SPUBLISH: delivers `data` to the subscribers of shard channel `channel` only;
+    /// returns how many received it.
+    pub fn spublish(&self, channel: &Bytes, data: &Bytes, limit: &Limit) -> usize {
+        let Some(subs) = self.shard_channels.get(channel) else {
+            return 0;
+        };
+        let (channel, data) = (crate::util::detach(channel), crate::util::detach(data));
+        for tx in subs.values() {
+            tx.send(
+                PubMsg::SMessage {
+                    channel: channel.clone(),
+                    data: data.clone(),
+                },
+                limit,
+            );
+        }
+        subs.len()
+    }
+
+    /// Shard channels with at least one subscriber, optionally filtered by a glob.
+    pub fn active_shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.shard_channels
+            .iter()
+            .filter(|(c, subs)| {
+                !subs.is_empty() && pattern.is_none_or(|p| crate::util::glob_match(p, c, false))
+            })
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+
+    pub fn shard_numsub(&self, channel: &[u8]) -> usize {
+        self.shard_channels.get(channel).map_or(0, |s| s.len())
     }
 
     /// Delivers `data` to the subscribers of `channel` and of every matching pattern;

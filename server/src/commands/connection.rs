@@ -224,6 +224,9 @@ fn reset(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             }
         }
     }
+    for ch in std::mem::take(&mut ctx.client.shard_channels) {
+        ctx.store.pubsub.sunsubscribe(&ch, id);
+    }
     for p in std::mem::take(&mut ctx.client.patterns) {
         if let Some(m) = ctx.store.pubsub.patterns.get_mut(&p) {
             m.remove(&id);
@@ -532,6 +535,7 @@ fn own_info(ctx: &Ctx, cmd: &str) -> Option<(Arc<ClientHandle>, ClientInfo)> {
     info.name = c.name.clone();
     info.sub = c.channels.len();
     info.psub = c.patterns.len();
+    info.ssub = c.shard_channels.len();
     info.multi = c.multi.as_ref().map_or(-1, |q| q.len() as i64);
     info.resp = if c.resp3 { 3 } else { 2 };
     info.lib_name = c.lib_name.clone();
@@ -598,7 +602,7 @@ pub fn client_line(h: &ClientHandle, info: &ClientInfo) -> String {
     let mut s = String::with_capacity(300);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
         h.id,
         h.addr,
         h.laddr,
@@ -610,6 +614,7 @@ pub fn client_line(h: &ClientHandle, info: &ClientInfo) -> String {
         info.db,
         info.sub,
         info.psub,
+        info.ssub,
         info.multi,
         info.qbuf,
         qbuf_free,

@@ -339,7 +339,11 @@ pub fn stats(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "keyspace_misses", g(&s.keyspace_misses));
     field(&mut o, "pubsub_channels", store.pubsub.channels.len());
     field(&mut o, "pubsub_patterns", store.pubsub.patterns.len());
-    field(&mut o, "pubsubshard_channels", 0);
+    field(
+        &mut o,
+        "pubsubshard_channels",
+        store.pubsub.shard_channels.len(),
+    );
     field(&mut o, "latest_fork_usec", 0);
     field(&mut o, "total_forks", 0);
     field(&mut o, "migrate_cached_sockets", 0);

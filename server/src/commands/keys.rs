@@ -437,6 +437,29 @@ fn dbsize(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// Before `db` is emptied or replaced by `replaced_with`: like Redis, a WATCHed key
+/// there counts as modified only if it exists now, or will exist after a SWAPDB. A
+/// watch on a missing key survives a flush (EXEC then runs).
+fn touch_watched_existing(
+    store: &mut crate::server::Store,
+    db: usize,
+    replaced_with: Option<usize>,
+) {
+    let exists = |store: &crate::server::Store, d: usize, k: &Bytes| {
+        store.dbs.get(d).is_some_and(|x| x.contains(k))
+    };
+    for ((d, key), list) in store.watched.iter() {
+        if *d != db {
+            continue;
+        }
+        if exists(store, db, key) || replaced_with.is_some_and(|o| exists(store, o, key)) {
+            for (_, flag) in list {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+}
+
 /// FLUSHDB/FLUSHALL take at most one argument, ASYNC or SYNC.
 fn flush_mode(argv: &[Bytes]) -> CmdResult {
     match argv.len() {
@@ -450,8 +473,8 @@ fn flushdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     flush_mode(argv)?;
     let db = ctx.client.db;
     let n = ctx.store.dbs[db].len() as u64;
+    touch_watched_existing(ctx.store, db, None);
     ctx.store.dbs[db].clear();
-    ctx.store.touch_all(Some(db));
     // Always propagated, like Redis's forced propagation of FLUSHDB.
     ctx.dirty(n.max(1));
     out.ok();
@@ -461,11 +484,13 @@ fn flushdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn flushall(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     flush_mode(argv)?;
     let mut n = 0;
+    for db in 0..ctx.store.dbs.len() {
+        touch_watched_existing(ctx.store, db, None);
+    }
     for db in ctx.store.dbs.iter_mut() {
         n += db.len() as u64;
         db.clear();
     }
-    ctx.store.touch_all(None);
     ctx.dirty(n + 1);
     out.ok();
     Ok(())
@@ -500,17 +525,9 @@ fn swapdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     let (a, b) = (a as usize, b as usize);
     if a != b {
+        touch_watched_existing(ctx.store, a, Some(b));
+        touch_watched_existing(ctx.store, b, Some(a));
         ctx.store.dbs.swap(a, b);
-        // WATCHed keys of either db are touched only when the key is in one of the
-        // two (its value changes or appears); a key in neither keeps its watchers.
-        let store = &*ctx.store;
-        for ((d, k), list) in &store.watched {
-            if (*d == a || *d == b) && (store.dbs[a].contains(k) || store.dbs[b].contains(k)) {
-                for (_, flag) in list {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-            }
-        }
         // Clients blocked on keys that now exist in the swapped dbs can be served.
         let ready: Vec<(usize, Bytes)> = ctx
             .store

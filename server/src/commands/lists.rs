@@ -471,8 +471,19 @@ fn move_generic(
     if list_ready(ctx, src)?.is_none() {
         return Ok(false);
     }
-    // The destination must be a list too (checked before changing anything).
-    let dst_exists = list_w(ctx, dst)?.is_some();
+    // The destination must be a list too (checked before changing anything). A
+    // blocking move answers WRONGTYPE here as a reply that serves it: a blocked
+    // client whose destination changed type is woken with the error (as Redis does),
+    // where a wrong-typed source would only keep it waiting.
+    let may_block = ctx.may_block;
+    let dst_exists = match list_w(ctx, dst).map(|l| l.is_some()) {
+        Ok(exists) => exists,
+        Err(e) if may_block => {
+            out.error(&e.0);
+            return Ok(true);
+        }
+        Err(e) => return Err(e),
+    };
     let Some(v) = list_w(ctx, src)?.and_then(|l| pop_end(l, from_left)) else {
         return Ok(false);
     };

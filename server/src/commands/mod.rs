@@ -272,6 +272,8 @@ pub struct ClientState {
     /// Pub/Sub subscriptions (channels, patterns).
     pub channels: Vec<Bytes>,
     pub patterns: Vec<Bytes>,
+    /// Shard channel subscriptions (SSUBSCRIBE), counted apart from the others.
+    pub shard_channels: Vec<Bytes>,
     /// This connection is the link from our master: its commands apply to expired
     /// keys and bypass READONLY.
     pub is_master: bool,
@@ -279,6 +281,8 @@ pub struct ClientState {
     pub is_replica: bool,
     pub reply_off: bool,
     pub reply_skip_next: bool,
+    /// Set by (P|S)(UN)SUBSCRIBE: their confirmations bypass CLIENT REPLY OFF|SKIP.
+    pub last_reply_is_push: bool,
     pub no_evict: bool,
     pub lib_name: Option<String>,
     pub lib_ver: Option<String>,
@@ -334,10 +338,12 @@ impl ClientState {
             watch_dirty: Arc::new(AtomicBool::new(false)),
             channels: Vec::new(),
             patterns: Vec::new(),
+            shard_channels: Vec::new(),
             is_master: false,
             is_replica: false,
             reply_off: false,
             reply_skip_next: false,
+            last_reply_is_push: false,
             no_evict: false,
             lib_name: None,
             lib_ver: None,
@@ -348,7 +354,13 @@ impl ClientState {
         }
     }
 
+    /// Every subscription: non-zero puts a RESP2 client in Pub/Sub mode.
     pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
+    }
+
+    /// The count (P)(UN)SUBSCRIBE confirmations report: channels and patterns only.
+    pub fn channel_subscriptions(&self) -> usize {
         self.channels.len() + self.patterns.len()
     }
 }

@@ -38,6 +38,19 @@ fn bgsave(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() > 2 || (argv.len() == 2 && !argv[1].eq_ignore_ascii_case(b"schedule")) {
         return Err(super::err::SYNTAX);
     }
+    if !ctx.may_block {
+        // Inside EXEC (BGSAVE is refused in scripts): like Redis 7.0, a transaction
+        // does not fork; the save starts from the cron right after.
+        let mut st = ctx.server.persist.lock();
+        if st.bgsave_in_progress {
+            return Err(CmdError::msg(
+                crate::persist::PersistError::BgsaveInProgress.to_string(),
+            ));
+        }
+        st.bgsave_scheduled = true;
+        out.simple("Background saving scheduled");
+        return Ok(());
+    }
     crate::persist::bgsave(ctx.server, ctx.store).map_err(|e| CmdError::msg(e.to_string()))?;
     out.simple("Background saving started");
     Ok(())

@@ -1,6 +1,6 @@
 //! Command family: Pub/Sub (SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH,
-//! PUBSUB introspection). Shard channels (SSUBSCRIBE & co.) are served as plain
-//! channels: a standalone server has a single shard.
+//! PUBSUB introspection). Shard channels (SSUBSCRIBE & co.) are a namespace of their
+//! own, as in Redis 7.0: a standalone server is a single shard.
 
 use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
@@ -55,14 +55,14 @@ pub const COMMANDS: &[Command] = &[
         "spublish",
         3,
         PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
-        publish,
+        spublish,
     )
     .keys(1, 1, 1),
     Command::new("pubsub", -2, LOADING | STALE, pubsub),
 ];
 
-/// Drops every channel and pattern subscription of the calling client without
-/// replying (RESET, connection teardown).
+/// Drops every channel, pattern and shard channel subscription of the calling client
+/// without replying (RESET, connection teardown).
 pub fn unsubscribe_all(ctx: &mut Ctx) {
     let id = ctx.client.id;
     for ch in std::mem::take(&mut ctx.client.channels) {
@@ -70,6 +70,9 @@ pub fn unsubscribe_all(ctx: &mut Ctx) {
     }
     for p in std::mem::take(&mut ctx.client.patterns) {
         ctx.store.pubsub.punsubscribe(&p, id);
+    }
+    for ch in std::mem::take(&mut ctx.client.shard_channels) {
+        ctx.store.pubsub.sunsubscribe(&ch, id);
     }
 }
 
@@ -81,59 +84,104 @@ fn confirm(out: &mut Reply, kind: &[u8], name: Option<&[u8]>, count: usize) {
     out.int(count as i64);
 }
 
-fn subscribe_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], kind: &[u8]) -> CmdResult {
+/// Plain channels or shard channels: separate namespaces with separate counts (a
+/// shard confirmation counts shard channels only, as in Redis 7.0).
+#[derive(Clone, Copy)]
+enum Space {
+    Plain,
+    Shard,
+}
+
+impl Space {
+    fn list<'c>(self, ctx: &'c mut Ctx) -> &'c mut Vec<Bytes> {
+        match self {
+            Space::Plain => &mut ctx.client.channels,
+            Space::Shard => &mut ctx.client.shard_channels,
+        }
+    }
+
+    fn count(self, ctx: &Ctx) -> usize {
+        match self {
+            Space::Plain => ctx.client.channel_subscriptions(),
+            Space::Shard => ctx.client.shard_channels.len(),
+        }
+    }
+}
+
+fn subscribe_generic(
+    ctx: &mut Ctx,
+    out: &mut Reply,
+    argv: &[Bytes],
+    kind: &[u8],
+    space: Space,
+) -> CmdResult {
+    ctx.client.last_reply_is_push = true;
     let id = ctx.client.id;
     for ch in &argv[1..] {
-        if !ctx.client.channels.contains(ch) {
+        if !space.list(ctx).contains(ch) {
             let ch = &crate::util::detach(ch);
-            ctx.client.channels.push(ch.clone());
+            space.list(ctx).push(ch.clone());
             if let Some(tx) = ctx.client.msg_tx.clone() {
-                ctx.store.pubsub.subscribe(ch, id, tx);
+                match space {
+                    Space::Plain => ctx.store.pubsub.subscribe(ch, id, tx),
+                    Space::Shard => ctx.store.pubsub.ssubscribe(ch, id, tx),
+                };
             }
         }
-        confirm(out, kind, Some(ch), ctx.client.subscriptions());
+        confirm(out, kind, Some(ch), space.count(ctx));
     }
     Ok(())
 }
 
-fn unsubscribe_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], kind: &[u8]) -> CmdResult {
+fn unsubscribe_generic(
+    ctx: &mut Ctx,
+    out: &mut Reply,
+    argv: &[Bytes],
+    kind: &[u8],
+    space: Space,
+) -> CmdResult {
+    ctx.client.last_reply_is_push = true;
     let id = ctx.client.id;
     let targets: Vec<Bytes> = if argv.len() > 1 {
         argv[1..].to_vec()
     } else {
-        ctx.client.channels.clone()
+        space.list(ctx).clone()
     };
     if targets.is_empty() {
-        confirm(out, kind, None, ctx.client.subscriptions());
+        confirm(out, kind, None, space.count(ctx));
         return Ok(());
     }
     for ch in &targets {
-        if let Some(pos) = ctx.client.channels.iter().position(|c| c == ch) {
-            ctx.client.channels.remove(pos);
-            ctx.store.pubsub.unsubscribe(ch, id);
+        if let Some(pos) = space.list(ctx).iter().position(|c| c == ch) {
+            space.list(ctx).remove(pos);
+            match space {
+                Space::Plain => ctx.store.pubsub.unsubscribe(ch, id),
+                Space::Shard => ctx.store.pubsub.sunsubscribe(ch, id),
+            };
         }
-        confirm(out, kind, Some(ch), ctx.client.subscriptions());
+        confirm(out, kind, Some(ch), space.count(ctx));
     }
     Ok(())
 }
 
 fn subscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    subscribe_generic(ctx, out, argv, b"subscribe")
+    subscribe_generic(ctx, out, argv, b"subscribe", Space::Plain)
 }
 
 fn unsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    unsubscribe_generic(ctx, out, argv, b"unsubscribe")
+    unsubscribe_generic(ctx, out, argv, b"unsubscribe", Space::Plain)
 }
 
 fn ssubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    subscribe_generic(ctx, out, argv, b"ssubscribe")
+    subscribe_generic(ctx, out, argv, b"ssubscribe", Space::Shard)
 }
 
 fn sunsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    unsubscribe_generic(ctx, out, argv, b"sunsubscribe")
+    unsubscribe_generic(ctx, out, argv, b"sunsubscribe", Space::Shard)
 }
 
 fn psubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    ctx.client.last_reply_is_push = true;
     let id = ctx.client.id;
     for p in &argv[1..] {
         if !ctx.client.patterns.contains(p) {
@@ -143,12 +191,18 @@ fn psubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 ctx.store.pubsub.psubscribe(p, id, tx);
             }
         }
-        confirm(out, b"psubscribe", Some(p), ctx.client.subscriptions());
+        confirm(
+            out,
+            b"psubscribe",
+            Some(p),
+            ctx.client.channel_subscriptions(),
+        );
     }
     Ok(())
 }
 
 fn punsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    ctx.client.last_reply_is_push = true;
     let id = ctx.client.id;
     let targets: Vec<Bytes> = if argv.len() > 1 {
         argv[1..].to_vec()
@@ -156,7 +210,12 @@ fn punsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         ctx.client.patterns.clone()
     };
     if targets.is_empty() {
-        confirm(out, b"punsubscribe", None, ctx.client.subscriptions());
+        confirm(
+            out,
+            b"punsubscribe",
+            None,
+            ctx.client.channel_subscriptions(),
+        );
         return Ok(());
     }
     for p in &targets {
@@ -164,7 +223,12 @@ fn punsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             ctx.client.patterns.remove(pos);
             ctx.store.pubsub.punsubscribe(p, id);
         }
-        confirm(out, b"punsubscribe", Some(p), ctx.client.subscriptions());
+        confirm(
+            out,
+            b"punsubscribe",
+            Some(p),
+            ctx.client.channel_subscriptions(),
+        );
     }
     Ok(())
 }
@@ -172,6 +236,13 @@ fn punsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn publish(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let limit = ctx.store.hot.obuf_limits[crate::outbuf::Class::PubSub as usize];
     let n = ctx.store.pubsub.publish(&argv[1], &argv[2], &limit);
+    out.int(n as i64);
+    Ok(())
+}
+
+fn spublish(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let limit = ctx.store.hot.obuf_limits[crate::outbuf::Class::PubSub as usize];
+    let n = ctx.store.pubsub.spublish(&argv[1], &argv[2], &limit);
     out.int(n as i64);
     Ok(())
 }
@@ -189,20 +260,30 @@ fn pubsub(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         if argc > 3 {
             return Err(wrong_args());
         }
-        let mut chans = ctx
-            .store
-            .pubsub
-            .active_channels(argv.get(2).map(|p| &p[..]));
+        let pattern = argv.get(2).map(|p| &p[..]);
+        let ps = &ctx.store.pubsub;
+        let mut chans = if is_kw(sub, "channels") {
+            ps.active_channels(pattern)
+        } else {
+            ps.active_shard_channels(pattern)
+        };
         chans.sort();
         out.array(chans.len());
         for c in &chans {
             out.bulk(c);
         }
     } else if is_kw(sub, "numsub") || is_kw(sub, "shardnumsub") {
+        let shard = is_kw(sub, "shardnumsub");
         out.array((argc - 2) * 2);
         for ch in &argv[2..] {
             out.bulk(ch);
-            out.int(ctx.store.pubsub.numsub(ch) as i64);
+            let ps = &ctx.store.pubsub;
+            let n = if shard {
+                ps.shard_numsub(ch)
+            } else {
+                ps.numsub(ch)
+            };
+            out.int(n as i64);
         }
     } else if is_kw(sub, "numpat") {
         if argc != 2 {
@@ -227,9 +308,9 @@ fn pubsub(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             "NUMSUB [<channel> ...]",
             "    Give the subscriber count of each channel (pattern subscribers excluded).",
             "SHARDCHANNELS [<pattern>]",
-            "    Same as CHANNELS (a standalone server is a single shard).",
+            "    List shard channels that have subscribers, optionally filtered by a glob pattern.",
             "SHARDNUMSUB [<shardchannel> ...]",
-            "    Same as NUMSUB.",
+            "    Give the subscriber count of each shard channel.",
             "HELP",
             "    Show this text.",
         ];

@@ -97,6 +97,12 @@ fn monitor(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             "ERR Command not allowed inside a transaction",
         ));
     }
+    // Inside EXEC (the only non-blocking context MONITOR can run in).
+    if !ctx.may_block {
+        return Err(CmdError::msg(
+            "ERR MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
     ctx.action = Some(Action::Monitor);
     out.ok();
     Ok(())

@@ -212,6 +212,10 @@ pub struct Store {
     pub functions: ScriptSlot,
     /// The latency monitor and per-command histograms (LATENCY, INFO latencystats).
     pub latency: crate::latency::Latency,
+    /// On a writable replica: keys its own clients gave a TTL (Redis
+    /// `slaveKeysWithExpire`). The master never sends DELs for them, so the replica
+    /// expires them itself ([`crate::expire`]).
+    pub replica_volatile: std::collections::HashSet<(usize, Bytes)>,
 }
 
 impl Store {
@@ -285,6 +289,7 @@ impl Store {
             scripts: ScriptSlot::default(),
             functions: ScriptSlot::default(),
             latency: Default::default(),
+            replica_volatile: Default::default(),
         };
         store.set_hot(HotConfig::from_config(&Config::default()));
         store

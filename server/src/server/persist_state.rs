@@ -19,6 +19,9 @@ pub struct PersistState {
     pub last_load_keys_expired: u64,
     /// Replication identity found in the RDB loaded at startup (for PSYNC after a restart).
     pub loaded_repl: Option<rdb::ReplInfo>,
+    /// A BGSAVE asked for inside EXEC: started by the persistence cron, since a
+    /// transaction does not fork (Redis `rdb_bgsave_scheduled`).
+    pub bgsave_scheduled: bool,
 }
 
 impl Default for PersistState {
@@ -34,6 +37,7 @@ impl Default for PersistState {
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
             loaded_repl: None,
+            bgsave_scheduled: false,
         }
     }
 }
