@@ -46,3 +46,37 @@ fn redis_py_lock_token_bucket_and_limits_work_against_tandem() {
         ours.stdout()
     );
 }
+
+/// rq (a job queue whose results live in streams) runs a burst of 200 jobs to the end.
+#[test]
+fn rq_runs_a_burst_of_200_jobs_against_tandem() {
+    let missing = Command::new("python3")
+        .args(["-c", "import redis, rq"])
+        .output()
+        .map_or(true, |o| !o.status.success());
+    if missing {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must run the real-client tests: python3 with redis and rq"
+        );
+        eprintln!("skipping: python3 modules redis/rq missing");
+        return;
+    }
+    let ours = TestServer::start(&[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/job_queue.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(ours.port.to_string())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("OK"),
+        "rq failed:\nstdout:\n{stdout}\nstderr (last 3000 bytes):\n{}\nserver log:\n{}",
+        stderr
+            .get(stderr.len().saturating_sub(3000)..)
+            .unwrap_or(&stderr),
+        ours.stdout()
+    );
+}
