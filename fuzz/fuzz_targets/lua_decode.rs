@@ -23,7 +23,9 @@ if mode % 2 == 0 then
     if expect_string_error(ok, v) then
         local ok2, text = pcall(c.encode, v)
         if not ok2 then error('decoded value does not encode: ' .. tostring(text), 0) end
-        local ok3, err = pcall(c.decode, text)
+        -- Re-decoded with the defaults: numbers that overflow to inf decode even when
+        -- the input's decoder refuses the literal `inf`, and encode as `inf`.
+        local ok3, err = pcall(cjson.new().decode, text)
         if not ok3 then error('re-encoded text does not decode: ' .. tostring(err), 0) end
     end
 else

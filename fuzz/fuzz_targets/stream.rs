@@ -155,7 +155,12 @@ fn ops_mode(tape: &[u8]) {
             _ => {
                 let lo = StreamId::new(u64::from(b) / 4, 0);
                 let hi = StreamId::new(u64::from(c) / 4, u64::MAX);
-                let want: Vec<StreamId> = model.range(lo..=hi).map(|(k, _)| *k).collect();
+                // An empty interval (BTreeMap::range panics on one) reads nothing.
+                let want: Vec<StreamId> = if lo <= hi {
+                    model.range(lo..=hi).map(|(k, _)| *k).collect()
+                } else {
+                    Vec::new()
+                };
                 let got: Vec<StreamId> = s.range(lo, hi, b & 1 == 1).map(|e| e.id).collect();
                 let mut got_sorted = got.clone();
                 got_sorted.sort();
