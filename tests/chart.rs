@@ -165,3 +165,354 @@ fn helm_template_fails_on_unknown_or_mistyped_values_with_the_schema_message() {
         ],
     );
 }
+
+const MONITORING_ON: &[&str] = &[
+    "--set",
+    "monitoring.podMonitor.enabled=true",
+    "--set",
+    "monitoring.prometheusRule.enabled=true",
+    "--set",
+    "monitoring.dashboard.enabled=true",
+];
+
+fn docs(rendered: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(rendered)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .filter(|v: &Value| v.is_object())
+        .collect()
+}
+
+fn kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// The dashboard JSON inside the rendered ConfigMap.
+fn dashboard(docs: &[Value]) -> Value {
+    let cms: Vec<&Value> = kind(docs, "ConfigMap")
+        .into_iter()
+        .filter(|c| c["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .collect();
+    assert_eq!(cms.len(), 1, "one dashboard ConfigMap");
+    let text = cms[0]["data"]["tandem.json"].as_str().expect("tandem.json");
+    serde_json::from_str(text).expect("the dashboard is JSON")
+}
+
+/// Every PromQL expression of the dashboard (panel targets and variable queries).
+fn dashboard_exprs(d: &Value) -> Vec<String> {
+    let mut out = vec![];
+    for p in d["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().expect("targets") {
+            out.push(t["expr"].as_str().expect("expr").to_string());
+        }
+    }
+    for v in d["templating"]["list"].as_array().expect("templating") {
+        if v["type"] == "query" {
+            let q = v["query"].as_str().expect("query");
+            // label_values(SELECTOR, label): the selector is the expression.
+            let inner = q
+                .strip_prefix("label_values(")
+                .and_then(|r| r.rsplit_once(','))
+                .map_or(q, |(sel, _)| sel);
+            out.push(inner.to_string());
+        }
+    }
+    out
+}
+
+fn rule_exprs(rule: &Value) -> Vec<(String, String)> {
+    let mut out = vec![];
+    for g in rule["spec"]["groups"].as_array().expect("groups") {
+        for r in g["rules"].as_array().expect("rules") {
+            let name = r["alert"].as_str().or(r["record"].as_str()).expect("name");
+            out.push((name.to_string(), r["expr"].as_str().expect("expr").to_string()));
+        }
+    }
+    out
+}
+
+const KEYWORDS: &[&str] = &[
+    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
+    "offset", "inf", "nan", // aggregation operators may put `by (...)` before their `(`:
+    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk",
+    "topk", "quantile",
+];
+const LABEL_LISTS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
+
+/// The metric names a PromQL expression selects: identifiers outside label matchers,
+/// ranges and strings that are neither functions, keywords nor label lists.
+fn metric_names(expr: &str) -> Vec<String> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut names = vec![];
+    let mut i = 0;
+    let mut skip_list = false;
+    while let Some(&c) = chars.get(i) {
+        match c {
+            '{' | '[' | '"' | '\'' => {
+                let close = match c {
+                    '{' => '}',
+                    '[' => ']',
+                    q => q,
+                };
+                i += 1;
+                while chars.get(i).is_some_and(|&x| x != close) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            '(' if skip_list => {
+                while chars.get(i).is_some_and(|&x| x != ')') {
+                    i += 1;
+                }
+                skip_list = false;
+                i += 1;
+            }
+            c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
+                let start = i;
+                while chars
+                    .get(i)
+                    .is_some_and(|x| x.is_ascii_alphanumeric() || *x == '_' || *x == ':')
+                {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                let mut j = i;
+                while chars.get(j).is_some_and(|x| x.is_whitespace()) {
+                    j += 1;
+                }
+                let call = chars.get(j) == Some(&'(');
+                if LABEL_LISTS.contains(&word.as_str()) {
+                    skip_list = true;
+                } else if !call && !KEYWORDS.contains(&word.as_str()) {
+                    names.push(word);
+                }
+            }
+            c if c.is_ascii_digit() => {
+                // A number or a duration (5m): digits, then letters.
+                while chars.get(i).is_some_and(|x| x.is_ascii_alphanumeric() || *x == '.') {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    names
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Metric names the code exports: the server's metric families (string literals of
+/// metric-like names in server/src) and the operator's registry, read from its own
+/// exposition (counters get `_total`, histograms `_bucket`/`_sum`/`_count`).
+fn exported_names() -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut files = vec![];
+    rust_files(&root().join("server/src"), &mut files);
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for lit in text.split('"').skip(1).step_by(2) {
+            let metric_like = (lit.starts_with("tandem_") || lit.starts_with("redis_"))
+                && lit
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if metric_like {
+                names.insert(lit.to_string());
+            }
+        }
+    }
+    let metrics = tandem_operator::metrics::Metrics::default();
+    // A labelled family shows in the exposition once it has a sample.
+    metrics.reconcile_failed("apply");
+    let operator = metrics.encode();
+    for line in operator.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut parts = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        match kind {
+            "counter" => {
+                names.insert(format!("{name}_total"));
+            }
+            "histogram" => {
+                for s in ["_bucket", "_sum", "_count"] {
+                    names.insert(format!("{name}{s}"));
+                }
+            }
+            _ => {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// Metrics of other exporters the rules may use, each named on purpose.
+const EXTERNAL: &[&str] = &[
+    // kube-state-metrics: the container memory limit for TandemMemoryNearLimit.
+    "kube_pod_container_resource_limits",
+];
+
+/// (where, name) for every referenced metric the code does not export.
+fn unknown_metrics(exprs: &[(String, String)]) -> Vec<(String, String)> {
+    let exported = exported_names();
+    let mut out = vec![];
+    for (at, e) in exprs {
+        let names = metric_names(e);
+        assert!(!names.is_empty(), "{at}: no metric in {e}");
+        for n in names {
+            if !exported.contains(&n) && !EXTERNAL.contains(&n.as_str()) {
+                out.push((at.clone(), n));
+            }
+        }
+    }
+    out
+}
+
+fn monitoring_exprs(docs: &[Value]) -> Vec<(String, String)> {
+    let rules = kind(docs, "PrometheusRule");
+    assert_eq!(rules.len(), 1);
+    let mut exprs = rule_exprs(rules[0]);
+    for e in dashboard_exprs(&dashboard(docs)) {
+        exprs.push(("dashboard".into(), e));
+    }
+    exprs
+}
+
+#[test]
+fn monitoring_values_render_podmonitor_rules_and_dashboard() {
+    let Some(helm) = tool("helm") else { return };
+    let off = docs(&render(&helm, &[]));
+    for k in ["PodMonitor", "PrometheusRule"] {
+        assert!(kind(&off, k).is_empty(), "{k} rendered by default");
+    }
+    assert!(kind(&off, "ConfigMap").is_empty(), "dashboard rendered by default");
+
+    let on = docs(&render(&helm, MONITORING_ON));
+    let pm = kind(&on, "PodMonitor");
+    assert_eq!(pm.len(), 1);
+    let ep = &pm[0]["spec"]["podMetricsEndpoints"][0];
+    // The operator names the server container's admin port "admin" (src/build/statefulset.rs).
+    assert_eq!(ep["port"], "admin");
+    assert_eq!(ep["path"], "/metrics");
+    assert_eq!(pm[0]["spec"]["namespaceSelector"]["any"], true);
+    let sel = &pm[0]["spec"]["selector"]["matchLabels"];
+    let built = tandem_operator::names::labels("cache");
+    for (k, v) in sel.as_object().expect("matchLabels") {
+        assert_eq!(
+            built.get(k).map(String::as_str),
+            v.as_str(),
+            "the PodMonitor selects on {k}={v}, which server pods do not carry"
+        );
+    }
+
+    let rules = kind(&on, "PrometheusRule");
+    assert_eq!(rules.len(), 1);
+    let alerts: Vec<String> = rule_exprs(rules[0]).into_iter().map(|(n, _)| n).collect();
+    for a in [
+        "TandemNoMaster",
+        "TandemReplicaLinkDown",
+        "TandemReplicationLag",
+        "TandemFailover",
+        "TandemSetDegraded",
+        "TandemMemoryNearLimit",
+    ] {
+        assert!(alerts.iter().any(|x| x == a), "missing alert {a}: {alerts:?}");
+    }
+
+    let d = dashboard(&on);
+    assert_eq!(d["uid"], "tandem-overview");
+    let panels = d["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10);
+    let mut ids = std::collections::BTreeSet::new();
+    for p in panels {
+        assert!(p["title"].is_string() && p["type"].is_string(), "{p}");
+        assert!(ids.insert(p["id"].as_u64().expect("numeric id")), "duplicate id");
+        for k in ["x", "y", "w", "h"] {
+            assert!(p["gridPos"][k].is_u64(), "{p}");
+        }
+        assert!(!p["targets"].as_array().expect("targets").is_empty());
+    }
+
+    // Values reach the objects; a narrower scrape and another dashboard namespace.
+    let tuned = docs(&render(
+        &helm,
+        &[
+            "--set",
+            "monitoring.podMonitor.enabled=true",
+            "--set",
+            "monitoring.podMonitor.namespaces={apps}",
+            "--set",
+            "monitoring.prometheusRule.enabled=true",
+            "--set",
+            "monitoring.prometheusRule.replicationLagBytes=4096",
+            "--set",
+            "monitoring.dashboard.enabled=true",
+            "--set",
+            "monitoring.dashboard.namespace=grafana",
+        ],
+    ));
+    assert_eq!(
+        kind(&tuned, "PodMonitor")[0]["spec"]["namespaceSelector"]["matchNames"][0],
+        "apps"
+    );
+    let lag = rule_exprs(kind(&tuned, "PrometheusRule")[0])
+        .into_iter()
+        .find(|(n, _)| n == "TandemReplicationLag")
+        .expect("lag rule");
+    assert!(lag.1.trim_end().ends_with("> 4096"), "{}", lag.1);
+    let cm = kind(&tuned, "ConfigMap");
+    assert_eq!(cm[0]["metadata"]["namespace"], "grafana");
+}
+
+#[test]
+fn rules_and_dashboard_reference_only_exported_metrics() {
+    let Some(helm) = tool("helm") else { return };
+    let on = docs(&render(&helm, MONITORING_ON));
+    let exprs = monitoring_exprs(&on);
+    assert!(exprs.len() >= 15, "{exprs:?}");
+    let unknown = unknown_metrics(&exprs);
+    assert!(unknown.is_empty(), "not exported by the code: {unknown:?}");
+    // Names the cross-check must see in use (so the check is not vacuous).
+    let all: Vec<String> = exprs.iter().flat_map(|(_, e)| metric_names(e)).collect();
+    for n in [
+        "tandem_role",
+        "tandem_master_link_up",
+        "tandem_operator_failovers_total",
+        "tandem_used_memory_bytes",
+    ] {
+        assert!(all.iter().any(|x| x == n), "{n} not referenced");
+    }
+}
+
+#[test]
+fn cross_check_flags_a_metric_the_code_does_not_export() {
+    let exprs = vec![
+        (
+            "rule".to_string(),
+            "sum by (namespace, set) (rate(tandem_bogus_total{job=\"x\"}[5m])) > 0".to_string(),
+        ),
+        (
+            "panel".to_string(),
+            "tandem_up and on (pod) tandem_operator_failovers_total offset 5m".to_string(),
+        ),
+    ];
+    assert_eq!(
+        unknown_metrics(&exprs),
+        [("rule".to_string(), "tandem_bogus_total".to_string())]
+    );
+    assert_eq!(
+        metric_names("histogram_quantile(0.9, sum by (le) (rate(a_bucket[1m]))) / ignoring (x) b"),
+        ["a_bucket", "b"]
+    );
+}
