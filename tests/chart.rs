@@ -64,7 +64,10 @@ fn refused(helm: &Path, extra: &[&str], message: &str) {
         err.contains("don't meet the specifications of the schema"),
         "{extra:?}: {err}"
     );
-    assert!(err.contains(message), "{extra:?}: want {message:?} in {err}");
+    assert!(
+        err.contains(message),
+        "{extra:?}: want {message:?} in {err}"
+    );
 }
 
 fn values_yaml() -> Value {
@@ -138,7 +141,11 @@ fn helm_template_fails_on_unknown_or_mistyped_values_with_the_schema_message() {
     );
     refused(&helm, &["--set", "metrics.port=70000"], "/metrics/port");
     refused(&helm, &["--set", "replicaCount=0"], "/replicaCount");
-    refused(&helm, &["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy");
+    refused(
+        &helm,
+        &["--set", "image.pullPolicy=Sometimes"],
+        "/image/pullPolicy",
+    );
     refused(&helm, &["--set", "crd.install=maybe"], "/crd/install");
     // A malformed values file (a list where an object belongs) fails the same way.
     let dir = std::env::temp_dir().join(format!("tandem-chart-{}", std::process::id()));
@@ -224,19 +231,50 @@ fn rule_exprs(rule: &Value) -> Vec<(String, String)> {
     for g in rule["spec"]["groups"].as_array().expect("groups") {
         for r in g["rules"].as_array().expect("rules") {
             let name = r["alert"].as_str().or(r["record"].as_str()).expect("name");
-            out.push((name.to_string(), r["expr"].as_str().expect("expr").to_string()));
+            out.push((
+                name.to_string(),
+                r["expr"].as_str().expect("expr").to_string(),
+            ));
         }
     }
     out
 }
 
 const KEYWORDS: &[&str] = &[
-    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
-    "offset", "inf", "nan", // aggregation operators may put `by (...)` before their `(`:
-    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk",
-    "topk", "quantile",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan", // aggregation operators may put `by (...)` before their `(`:
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
 ];
-const LABEL_LISTS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
+const LABEL_LISTS: &[&str] = &[
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+];
 
 /// The metric names a PromQL expression selects: identifiers outside label matchers,
 /// ranges and strings that are neither functions, keywords nor label lists.
@@ -288,7 +326,10 @@ fn metric_names(expr: &str) -> Vec<String> {
             }
             c if c.is_ascii_digit() => {
                 // A number or a duration (5m): digits, then letters.
-                while chars.get(i).is_some_and(|x| x.is_ascii_alphanumeric() || *x == '.') {
+                while chars
+                    .get(i)
+                    .is_some_and(|x| x.is_ascii_alphanumeric() || *x == '.')
+                {
                     i += 1;
                 }
             }
@@ -396,7 +437,10 @@ fn monitoring_values_render_podmonitor_rules_and_dashboard() {
     for k in ["PodMonitor", "PrometheusRule"] {
         assert!(kind(&off, k).is_empty(), "{k} rendered by default");
     }
-    assert!(kind(&off, "ConfigMap").is_empty(), "dashboard rendered by default");
+    assert!(
+        kind(&off, "ConfigMap").is_empty(),
+        "dashboard rendered by default"
+    );
 
     let on = docs(&render(&helm, MONITORING_ON));
     let pm = kind(&on, "PodMonitor");
@@ -427,7 +471,10 @@ fn monitoring_values_render_podmonitor_rules_and_dashboard() {
         "TandemSetDegraded",
         "TandemMemoryNearLimit",
     ] {
-        assert!(alerts.iter().any(|x| x == a), "missing alert {a}: {alerts:?}");
+        assert!(
+            alerts.iter().any(|x| x == a),
+            "missing alert {a}: {alerts:?}"
+        );
     }
 
     let d = dashboard(&on);
@@ -437,7 +484,10 @@ fn monitoring_values_render_podmonitor_rules_and_dashboard() {
     let mut ids = std::collections::BTreeSet::new();
     for p in panels {
         assert!(p["title"].is_string() && p["type"].is_string(), "{p}");
-        assert!(ids.insert(p["id"].as_u64().expect("numeric id")), "duplicate id");
+        assert!(
+            ids.insert(p["id"].as_u64().expect("numeric id")),
+            "duplicate id"
+        );
         for k in ["x", "y", "w", "h"] {
             assert!(p["gridPos"][k].is_u64(), "{p}");
         }
@@ -515,4 +565,195 @@ fn cross_check_flags_a_metric_the_code_does_not_export() {
         metric_names("histogram_quantile(0.9, sum by (le) (rate(a_bucket[1m]))) / ignoring (x) b"),
         ["a_bucket", "b"]
     );
+}
+
+/// One pod's server metrics as promtool input series (values held for the whole test).
+fn pod_series(set: &str, pod: &str, m: &[(&str, &str, f64)]) -> Vec<Value> {
+    m.iter()
+        .map(|(name, extra, v)| {
+            let sep = if extra.is_empty() { "" } else { "," };
+            serde_json::json!({
+                "series": format!("{name}{{namespace=\"a\",set=\"{set}\",pod=\"{pod}\"{sep}{extra}}}"),
+                "values": format!("{v}x15"),
+            })
+        })
+        .collect()
+}
+
+fn server_pod(
+    set: &str,
+    pod: &str,
+    master: bool,
+    link_up: bool,
+    offset: f64,
+    attached: f64,
+) -> Vec<Value> {
+    let (m, r) = if master { (1.0, 0.0) } else { (0.0, 1.0) };
+    pod_series(
+        set,
+        pod,
+        &[
+            ("tandem_role", "role=\"master\"", m),
+            ("tandem_role", "role=\"replica\"", r),
+            ("tandem_fenced", "", 0.0),
+            ("tandem_master_link_up", "", if link_up { 1.0 } else { 0.0 }),
+            ("tandem_master_repl_offset", "", offset),
+            ("tandem_connected_replicas", "", attached),
+        ],
+    )
+}
+
+/// `promtool check rules` passes on the rendered rules and on the dashboard's expressions
+/// (as recording rules), and `promtool test rules` shows each alert firing on the state it
+/// describes and not on a healthy set.
+#[test]
+fn promtool_checks_the_rules_and_the_alerts_fire_on_their_conditions() {
+    let Some(helm) = tool("helm") else { return };
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let on = docs(&render(&helm, MONITORING_ON));
+    let rule = kind(&on, "PrometheusRule")[0].clone();
+    let dir = std::env::temp_dir().join(format!("tandem-promtool-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, v: &Value| {
+        let p = dir.join(name);
+        std::fs::write(&p, serde_yaml::to_string(v).unwrap()).unwrap();
+        p
+    };
+    let check = |p: &Path| {
+        Command::new(&promtool)
+            .args(["check", "rules"])
+            .arg(p)
+            .output()
+            .expect("promtool runs")
+    };
+    let rules_file = write(
+        "rules.yaml",
+        &serde_json::json!({"groups": rule["spec"]["groups"]}),
+    );
+    // The dashboard's expressions, with Grafana's variables filled in.
+    let recorded: Vec<Value> = dashboard_exprs(&dashboard(&on))
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let e = e
+                .replace("$__rate_interval", "1m")
+                .replace("$namespace", "a")
+                .replace("$set", ".*");
+            serde_json::json!({"record": format!("tandem:dashboard_{i}"), "expr": e})
+        })
+        .collect();
+    let dash_file = write(
+        "dashboard-rules.yaml",
+        &serde_json::json!({"groups": [{"name": "dashboard", "rules": recorded}]}),
+    );
+    // A broken expression is refused (the check is not vacuous).
+    let broken_file = write(
+        "broken.yaml",
+        &serde_json::json!({"groups": [{"name": "b", "rules": [{"alert": "X", "expr": "max by (set (tandem_up)"}]}]}),
+    );
+
+    // Alert behaviour: the rules without annotations (promtool compares those too).
+    let mut bare = rule["spec"]["groups"].clone();
+    for g in bare.as_array_mut().unwrap() {
+        for r in g["rules"].as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("annotations");
+        }
+    }
+    let bare_file = write("bare.yaml", &serde_json::json!({"groups": bare}));
+    let mut series = vec![];
+    // "ok": a master with one attached, in-sync replica.
+    series.extend(server_pod("ok", "ok-0", true, false, 1000.0, 1.0));
+    series.extend(server_pod("ok", "ok-1", false, true, 1000.0, 0.0));
+    // "bad": two replicas, no master, links down, one far behind the other.
+    series.extend(server_pod("bad", "bad-0", false, false, 500.0, 0.0));
+    series.extend(server_pod("bad", "bad-1", false, false, 100_000_000.0, 0.0));
+    series.extend(pod_series(
+        "ok",
+        "ok-0",
+        &[("tandem_used_memory_bytes", "", 950.0)],
+    ));
+    series.extend(pod_series(
+        "ok",
+        "ok-1",
+        &[("tandem_used_memory_bytes", "", 100.0)],
+    ));
+    for pod in ["ok-0", "ok-1"] {
+        series.push(serde_json::json!({
+            "series": format!("kube_pod_container_resource_limits{{namespace=\"a\",pod=\"{pod}\",container=\"server\",resource=\"memory\"}}"),
+            "values": "1000x15",
+        }));
+    }
+    series.push(serde_json::json!({
+        "series": "tandem_operator_failovers_total{job=\"tandem-operator\"}",
+        "values": "0 0 0 1 1 1 1 1 1 1 1 1 1 1 1 1",
+    }));
+    // The operator's counter carries no namespace: its alert has the scrape's labels.
+    let mut failover = expect("TandemFailover", &[&[("severity", "info")]]);
+    failover["exp_alerts"][0]["exp_labels"] =
+        serde_json::json!({"severity": "info", "job": "tandem-operator"});
+    let tests = serde_json::json!({
+        "rule_files": [bare_file],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": series,
+            "alert_rule_test": [
+                expect("TandemNoMaster", &[&[("severity", "critical"), ("set", "bad")]]),
+                expect("TandemReplicaLinkDown", &[
+                    &[("severity", "warning"), ("set", "bad"), ("pod", "bad-0")],
+                    &[("severity", "warning"), ("set", "bad"), ("pod", "bad-1")],
+                ]),
+                expect("TandemReplicationLag", &[&[("severity", "warning"), ("set", "bad"), ("pod", "bad-0")]]),
+                expect("TandemSetDegraded", &[&[("severity", "warning"), ("set", "bad")]]),
+                expect("TandemMemoryNearLimit", &[&[("severity", "warning"), ("set", "ok"), ("pod", "ok-0")]]),
+                failover,
+            ],
+        }],
+    });
+    let tests_file = write("tests.yaml", &tests);
+    let unit = Command::new(&promtool)
+        .args(["test", "rules"])
+        .arg(&tests_file)
+        .output()
+        .expect("promtool runs");
+    let out = check(&rules_file);
+    let dash = check(&dash_file);
+    let broken = check(&broken_file);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dash.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dash.stderr)
+    );
+    assert!(!broken.status.success());
+    assert!(
+        unit.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&unit.stdout),
+        String::from_utf8_lossy(&unit.stderr)
+    );
+}
+
+/// An alert_rule_test entry at 10m: the alert fires exactly for these label sets (each
+/// also carrying namespace="a").
+fn expect(name: &str, firing: &[&[(&str, &str)]]) -> Value {
+    let alerts: Vec<Value> = firing
+        .iter()
+        .map(|labels| {
+            let mut l = serde_json::Map::new();
+            l.insert("namespace".into(), "a".into());
+            for (k, v) in *labels {
+                l.insert((*k).into(), Value::String((*v).into()));
+            }
+            serde_json::json!({ "exp_labels": l })
+        })
+        .collect();
+    serde_json::json!({"eval_time": "10m", "alertname": name, "exp_alerts": alerts})
 }
