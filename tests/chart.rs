@@ -139,6 +139,26 @@ fn helm_template_fails_on_unknown_or_mistyped_values_with_the_schema_message() {
         &["--set", "metrics.serviceMonitor.intervall=10s"],
         "additional properties 'intervall' not allowed",
     );
+    refused(
+        &helm,
+        &["--set", "podSecurityContext.runAsUsr=1"],
+        "additional properties 'runAsUsr' not allowed",
+    );
+    refused(
+        &helm,
+        &["--set", "affinity.nodeAfinity.x=1"],
+        "additional properties 'nodeAfinity' not allowed",
+    );
+    refused(
+        &helm,
+        &["--set", "monitoring.prometheusRule.memoryRatio=1.5"],
+        "/monitoring/prometheusRule/memoryRatio",
+    );
+    refused(
+        &helm,
+        &["--set", "monitoring.podMonitor.interval=soon"],
+        "/monitoring/podMonitor/interval",
+    );
     refused(&helm, &["--set", "metrics.port=70000"], "/metrics/port");
     refused(&helm, &["--set", "replicaCount=0"], "/replicaCount");
     refused(
@@ -169,6 +189,10 @@ fn helm_template_fails_on_unknown_or_mistyped_values_with_the_schema_message() {
             "metrics.serviceMonitor.enabled=true",
             "--set",
             "resources.limits.cpu=500m",
+            "--set",
+            "tolerations[0].key=dedicated,tolerations[0].operator=Exists",
+            "--set",
+            "securityContext.capabilities.drop={ALL}",
         ],
     );
 }
