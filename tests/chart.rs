@@ -1,11 +1,16 @@
 //! The Helm chart's values schema and its monitoring objects (issue 20, items 3 and 4):
 //! values.schema.json covers every value of values.yaml and refuses unknown keys; with the
 //! monitoring values on, the chart renders a PodMonitor, a PrometheusRule and a Grafana
-//! dashboard ConfigMap whose metric names all exist in the code.
+//! dashboard ConfigMap whose metric names all exist in the code (a running tandem-server's
+//! admin `/metrics` and the operator's registry); promtool checks the rules and runs unit
+//! tests of each alert.
 //!
 //! helm (and promtool) are external tools: a missing one fails the test under CI=true and
 //! skips it with a message otherwise.
 
+mod common;
+
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -363,62 +368,113 @@ fn metric_names(expr: &str) -> Vec<String> {
     names
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
+/// A tandem-server on loopback, killed (by its handle) and its directory removed on drop.
+struct Server {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    let (head, rest) = body.split_once("\r\n\r\n")?;
+    let ok = head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200");
+    ok.then(|| rest.to_string())
+}
+
+/// The admin port's `/metrics` of a freshly started tandem-server.
+fn server_exposition() -> String {
+    let bin = common::loopback_servers::server_bin();
+    let dir = std::env::temp_dir().join(format!("tandem-chart-srv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let child = Command::new(bin)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--tandem-admin-port", &admin.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(&dir)
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tandem-server starts");
+    let mut server = Server { child, dir };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if let Some(text) = http_get(admin, "/metrics") {
+            return text;
+        }
+        assert!(
+            matches!(server.child.try_wait(), Ok(None)),
+            "tandem-server exited"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no /metrics on 127.0.0.1:{admin}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Names in a Prometheus/OpenMetrics text exposition: every sample's name and, per
+/// `# TYPE`, the family name with its kind's suffixes (counters `_total`, histograms
+/// `_bucket`/`_sum`/`_count`).
+fn exposition_names(text: &str, names: &mut std::collections::BTreeSet<String>) {
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            names.insert(name.to_string());
+            match kind {
+                "counter" if !name.ends_with("_total") => {
+                    names.insert(format!("{name}_total"));
+                }
+                "histogram" => {
+                    for s in ["_bucket", "_sum", "_count"] {
+                        names.insert(format!("{name}{s}"));
+                    }
+                }
+                _ => {}
+            }
+        } else if !line.starts_with('#') {
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            if end > 0 {
+                names.insert(line[..end].to_string());
+            }
         }
     }
 }
 
-/// Metric names the code exports: the server's metric families (string literals of
-/// metric-like names in server/src) and the operator's registry, read from its own
-/// exposition (counters get `_total`, histograms `_bucket`/`_sum`/`_count`).
+/// Metric names the code exports: a running tandem-server's admin `/metrics` and the
+/// operator's registry, read from its own exposition.
 fn exported_names() -> std::collections::BTreeSet<String> {
     let mut names = std::collections::BTreeSet::new();
-    let mut files = vec![];
-    rust_files(&root().join("server/src"), &mut files);
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        for lit in text.split('"').skip(1).step_by(2) {
-            let metric_like = (lit.starts_with("tandem_") || lit.starts_with("redis_"))
-                && lit
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if metric_like {
-                names.insert(lit.to_string());
-            }
-        }
-    }
+    exposition_names(&server_exposition(), &mut names);
+    assert!(names.contains("tandem_up"), "{names:?}");
     let metrics = tandem_operator::metrics::Metrics::default();
     // A labelled family shows in the exposition once it has a sample.
     metrics.reconcile_failed("apply");
-    let operator = metrics.encode();
-    for line in operator.lines() {
-        let Some(rest) = line.strip_prefix("# TYPE ") else {
-            continue;
-        };
-        let mut parts = rest.split_whitespace();
-        let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        match kind {
-            "counter" => {
-                names.insert(format!("{name}_total"));
-            }
-            "histogram" => {
-                for s in ["_bucket", "_sum", "_count"] {
-                    names.insert(format!("{name}{s}"));
-                }
-            }
-            _ => {
-                names.insert(name.to_string());
-            }
-        }
-    }
+    exposition_names(&metrics.encode(), &mut names);
     names
 }
 
