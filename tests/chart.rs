@@ -574,6 +574,23 @@ fn monitoring_values_render_podmonitor_rules_and_dashboard() {
         assert!(!p["targets"].as_array().expect("targets").is_empty());
     }
 
+    // The dashboard ConfigMap is a valid Kubernetes object (the other two are CRD kinds).
+    if let Some(kv) = tool("kubernetes-validate") {
+        let dir = std::env::temp_dir().join(format!("tandem-chart-kv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cm = dir.join("dashboard.yaml");
+        let doc = kind(&on, "ConfigMap")[0];
+        std::fs::write(&cm, serde_yaml::to_string(doc).unwrap()).unwrap();
+        let out = Command::new(kv)
+            .args(["--strict", "-k", "1.33.0"])
+            .arg(&cm)
+            .output()
+            .expect("kubernetes-validate runs");
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("passed"), "{text}");
+    }
+
     // Values reach the objects; a narrower scrape and another dashboard namespace.
     let tuned = docs(&render(
         &helm,
