@@ -460,6 +460,19 @@ fn touch_watched_existing(
     }
 }
 
+/// After a flush of `db`: the keys clients block on are looked at again. A key that is
+/// gone serves no list or zset waiter, but a blocked XREADGROUP gets its error (Redis's
+/// `scanDatabaseForDeletedStreams`).
+fn signal_flushed_blocked_keys(store: &mut crate::server::Store, db: usize) {
+    let waiting: Vec<(usize, Bytes)> = store
+        .blocking_keys
+        .keys()
+        .filter(|k| k.0 == db && !store.ready_keys.contains(k))
+        .cloned()
+        .collect();
+    store.ready_keys.extend(waiting);
+}
+
 /// FLUSHDB/FLUSHALL take at most one argument, ASYNC or SYNC.
 fn flush_mode(argv: &[Bytes]) -> CmdResult {
     match argv.len() {
@@ -475,6 +488,7 @@ fn flushdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let n = ctx.store.dbs[db].len() as u64;
     touch_watched_existing(ctx.store, db, None);
     ctx.store.dbs[db].clear();
+    signal_flushed_blocked_keys(ctx.store, db);
     // Always propagated, like Redis's forced propagation of FLUSHDB.
     ctx.dirty(n.max(1));
     out.ok();
@@ -490,6 +504,9 @@ fn flushall(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     for db in ctx.store.dbs.iter_mut() {
         n += db.len() as u64;
         db.clear();
+    }
+    for db in 0..ctx.store.dbs.len() {
+        signal_flushed_blocked_keys(ctx.store, db);
     }
     ctx.dirty(n + 1);
     out.ok();
