@@ -473,3 +473,39 @@ fn the_parser_rejects_what_prometheus_would() {
         );
     }
 }
+
+/// Prometheus's own linter accepts the exposition (skipped where Debian's
+/// `prometheus` package, which carries promtool, is not installed).
+#[test]
+fn promtool_accepts_the_exposition() {
+    let promtool = std::path::Path::new("/usr/bin/promtool");
+    if !promtool.exists() {
+        eprintln!("skipped: no {}", promtool.display());
+        return;
+    }
+    let (t, a) = with_admin(&[]);
+    let mut c = t.conn();
+    assert_eq!(c.cmd("SET k v"), R::ok());
+    assert_eq!(c.cmd("GET k"), R::bulk("v"));
+    let (_, _, body) = scrape_raw(a);
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}\n{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
