@@ -10,7 +10,8 @@
 //!   or a replica whose link is up (its initial sync finished); otherwise `503` with
 //!   one reason line: `loading`, `fenced`, `initial sync in progress`,
 //!   `replica link down`.
-//! * `GET /metrics`: Prometheus text format (see [`metrics`] for the list).
+//! * `GET /metrics`: Prometheus text format, redis_exporter's names and Tandem's
+//!   (see [`crate::metrics`]).
 //! * anything else: `404` (`405` for a method other than GET/HEAD).
 //!
 //! One request per connection (`Connection: close`), the request head bounded to
@@ -23,10 +24,9 @@
 
 use crate::config::Config;
 use crate::replication::LinkState;
-use crate::server::{Server, Stats};
+use crate::server::Server;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -429,128 +429,10 @@ pub fn readiness_of(r: &crate::replication::ReplState) -> Result<(), &'static st
     }
 }
 
-/// The Prometheus exposition: one `# HELP`/`# TYPE` pair per metric family.
-///
-/// What it exposes (also in docs/admin.md); no key names, values, client addresses
-/// or configuration, so it is safe for anyone who can reach the port:
-///
-/// | metric | type | meaning |
-/// |---|---|---|
-/// | `tandem_up` | gauge | 1 while the server answers |
-/// | `tandem_fenced` | gauge | 1 while fenced (no role assigned yet) |
-/// | `tandem_role{role="master"\|"replica"}` | gauge | 1 for the current role |
-/// | `tandem_connected_clients` | gauge | client connections, replication links included |
-/// | `tandem_connected_replicas` | gauge | replicas attached |
-/// | `tandem_master_repl_offset` | gauge | replication offset of this server's stream |
-/// | `tandem_master_link_up` | gauge | 1 when this replica's link is up (0 on a master) |
-/// | `tandem_used_memory_bytes` | gauge | memory allocated by the server |
-/// | `tandem_keys{db="N"}` | gauge | keys in db 0 and every non-empty db |
-/// | `tandem_commands_processed_total` | counter | commands processed since start |
-/// | `tandem_uptime_seconds` | gauge | seconds since start |
+/// The Prometheus exposition (names, labels and types: [`crate::metrics`] and
+/// docs/admin.md). It never waits behind a busy script (`redis_up 0` then).
 pub fn metrics(server: &Server) -> String {
-    let clients = server.clients.lock().len();
-    let (fenced, is_master, replicas, offset, link_up, keys) = {
-        let store = server.store.lock();
-        let r = &store.repl;
-        let keys: Vec<(usize, usize)> = store
-            .dbs
-            .iter()
-            .enumerate()
-            .filter(|(i, db)| *i == 0 || !db.is_empty())
-            .map(|(i, db)| (i, db.len()))
-            .collect();
-        (
-            r.fenced,
-            r.master.is_none(),
-            r.replicas.len(),
-            r.master_repl_offset,
-            r.link_connected(),
-            keys,
-        )
-    };
-    let mut o = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
-        let _ = writeln!(o, "# HELP {name} {help}");
-        let _ = writeln!(o, "# TYPE {name} {kind}");
-        for (labels, v) in samples {
-            let _ = writeln!(o, "{name}{labels} {v}");
-        }
-    };
-    let one = |v: String| vec![(String::new(), v)];
-    family(
-        "tandem_up",
-        "gauge",
-        "1 while the server answers.",
-        &one("1".into()),
-    );
-    family(
-        "tandem_fenced",
-        "gauge",
-        "1 while started fenced and no role has been assigned.",
-        &one((fenced as u8).to_string()),
-    );
-    family(
-        "tandem_role",
-        "gauge",
-        "Current replication role (1 for the active one).",
-        &[
-            ("{role=\"master\"}".into(), (is_master as u8).to_string()),
-            ("{role=\"replica\"}".into(), (!is_master as u8).to_string()),
-        ],
-    );
-    family(
-        "tandem_connected_clients",
-        "gauge",
-        "Client connections, replication links included.",
-        &one(clients.to_string()),
-    );
-    family(
-        "tandem_connected_replicas",
-        "gauge",
-        "Replicas attached to this server.",
-        &one(replicas.to_string()),
-    );
-    family(
-        "tandem_master_repl_offset",
-        "gauge",
-        "Replication offset of this server's stream.",
-        &one(offset.to_string()),
-    );
-    family(
-        "tandem_master_link_up",
-        "gauge",
-        "1 when this replica's link to its master is up (0 on a master).",
-        &one((link_up as u8).to_string()),
-    );
-    family(
-        "tandem_used_memory_bytes",
-        "gauge",
-        "Memory allocated by the server.",
-        &one(crate::commands::info::used_memory().to_string()),
-    );
-    let key_samples: Vec<(String, String)> = keys
-        .iter()
-        .map(|(i, n)| (format!("{{db=\"{i}\"}}"), n.to_string()))
-        .collect();
-    family(
-        "tandem_keys",
-        "gauge",
-        "Keys per database (db 0 and every non-empty one).",
-        &key_samples,
-    );
-    family(
-        "tandem_commands_processed_total",
-        "counter",
-        "Commands processed since start.",
-        &one(Stats::get(&server.stats.total_commands_processed).to_string()),
-    );
-    family(
-        "tandem_uptime_seconds",
-        "gauge",
-        "Seconds since the server started.",
-        &one(server.started.elapsed().as_secs().to_string()),
-    );
-    o
+    crate::metrics::render(&crate::metrics::collect(server))
 }
 
 #[cfg(test)]

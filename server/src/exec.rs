@@ -151,17 +151,15 @@ pub fn process(
     outcome
 }
 
-/// Feeds the latency monitor and, with `latency-tracking`, the command's histogram
-/// (under its full name, `config|get`, and its own FAST flag, as Redis keys them).
+/// Counts the call, feeds the latency monitor and, with `latency-tracking`, the
+/// command's histogram (under its full name, `config|get`, and its own FAST flag,
+/// as Redis keys them).
 /// A command that blocked is left out, as in Redis.
 fn observe_latency(store: &mut Store, cmd: &Command, argv: &[Bytes], elapsed: Duration) {
     let (threshold, tracking) = (
         store.hot.latency_monitor_threshold,
         store.hot.latency_tracking,
     );
-    if threshold == 0 && !tracking {
-        return;
-    }
     let (name, fast) = match cmd.is(flags::CONTAINER) {
         true => argv
             .get(1)

@@ -259,16 +259,26 @@ pub struct Tracking {
     pub commands: BTreeMap<&'static str, Histogram>,
 }
 
+/// Calls of one command and the time they took (what INFO commandstats' `calls`
+/// and `usec` count, and the admin port's `redis_commands_total` reads).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Calls {
+    pub calls: u64,
+    pub usec: u64,
+}
+
 /// Everything latency-related the store keeps.
 #[derive(Debug, Default)]
 pub struct Latency {
     pub monitor: Monitor,
     pub tracking: Tracking,
+    /// Every executed command, by full name, whatever the latency settings.
+    pub calls: BTreeMap<&'static str, Calls>,
 }
 
 impl Latency {
-    /// Feeds one executed command: the monitor's `command`/`fast-command` event and,
-    /// when `tracking` is on, the command's histogram.
+    /// Feeds one executed command: its call count, the monitor's
+    /// `command`/`fast-command` event and, when `tracking` is on, its histogram.
     pub fn observe_command(
         &mut self,
         (threshold_ms, tracking): (u64, bool),
@@ -276,6 +286,11 @@ impl Latency {
         fast: bool,
         elapsed: std::time::Duration,
     ) {
+        let c = self.calls.entry(name).or_default();
+        c.calls += 1;
+        c.usec = c
+            .usec
+            .saturating_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
         let ms = elapsed.as_millis() as u64;
         let event = if fast { "fast-command" } else { "command" };
         self.monitor.add_if_needed(threshold_ms, event, ms);

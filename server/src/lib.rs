@@ -19,6 +19,7 @@ pub mod expire;
 pub mod flags;
 pub mod latency;
 pub mod log;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod outbuf;

@@ -38,8 +38,10 @@ fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             return Err(arity_err("resetstat"));
         }
         // Like Redis 7.0 (`configResetStatCommand`): INFO counters only; the
-        // slowlog keeps its entries (SLOWLOG RESET clears it).
+        // slowlog keeps its entries (SLOWLOG RESET clears it). Per-command calls
+        // restart too; this command is then counted as their first call.
         ctx.server.stats.reset();
+        ctx.store.latency.calls.clear();
         out.ok();
         Ok(())
     } else if is_kw(sub, "rewrite") {

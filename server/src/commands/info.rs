@@ -94,7 +94,7 @@ fn latencystats(server: &Arc<Server>, store: &Store) -> String {
     out
 }
 
-fn os_string() -> String {
+pub fn os_string() -> String {
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .map(|s| s.trim().to_string())
