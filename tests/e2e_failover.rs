@@ -299,7 +299,15 @@ async fn a_master_busy_with_a_script_is_not_failed_over() {
             probe.cmd(&["SCRIPT", "KILL"]).unwrap(),
             Reply::Simple("OK".into())
         );
-        assert_eq!(probe.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+        // The kill is seen by the script's next hook: PING answers once it has ended.
+        let killed = Instant::now();
+        while probe.cmd(&["PING"]).unwrap() != Reply::Simple("PONG".into()) {
+            assert!(
+                killed.elapsed() < Duration::from_secs(5),
+                "still busy 5 s after SCRIPT KILL"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let _ = looping.join();
         l.wait_ready(NS, "busy", 3, Duration::from_secs(60)).await;
         let after = l.status(NS, "busy").await.unwrap().status.unwrap();
