@@ -31,6 +31,8 @@ fn server() -> &'static Arc<Server> {
         }
         let watchdog = server.clone();
         std::thread::spawn(move || loop {
+            // A poll interval, not a wait for an event: the watchdog kills scripts that
+            // run past their budget, as SCRIPT KILL would.
             std::thread::sleep(std::time::Duration::from_millis(10));
             if watchdog.script_busy.is_busy() {
                 watchdog.script_busy.request_kill();
@@ -44,6 +46,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, src)) = data.split_first() else {
         return;
     };
+    // libFuzzer calls this closure with no context to carry state in: the input count
+    // that paces cache flushes has to live in the harness, never in the server.
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let server = server();
     let mut store = server.store.lock();
