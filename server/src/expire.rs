@@ -33,15 +33,10 @@ pub async fn active_expire_cycle(server: Arc<Server>) {
             return;
         }
         server.reanchor_clock();
-        // DEBUG SET-ACTIVE-EXPIRE 0 turns the cycle off; a CLIENT PAUSE freezes the
-        // dataset, so no key may disappear meanwhile either; a busy script holds
-        // the store (in Redis the cycle cannot run during a script either).
-        if !server
-            .active_expire_enabled
-            .load(std::sync::atomic::Ordering::Relaxed)
-            || server.client_pause.is_paused()
-            || server.script_busy.is_busy()
-        {
+        // A CLIENT PAUSE freezes the dataset, so no key may disappear meanwhile; a
+        // busy script holds the store (in Redis the cycle cannot run during a script
+        // either).
+        if server.client_pause.is_paused() || server.script_busy.is_busy() {
             continue;
         }
         let (_, db) = run_cycle(&server, period / 4, next_db);
@@ -53,6 +48,15 @@ pub async fn active_expire_cycle(server: Arc<Server>) {
 /// deleted and the database the next cycle should start from.
 pub fn run_cycle(server: &Arc<Server>, budget: Duration, start_db: usize) -> (usize, usize) {
     let mut store = server.store.lock();
+    // DEBUG SET-ACTIVE-EXPIRE 0 turns the cycle off. Read under the store lock: the
+    // command runs under it too, so a cycle that waited for the lock while the
+    // command (and the PEXPIREs after it) ran cannot still delete keys.
+    if !server
+        .active_expire_enabled
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return (0, start_db);
+    }
     let r = expire_some(server, &mut store, budget, start_db);
     // Clients blocked on a key that expired are answered now (XREADGROUP's error).
     crate::exec::serve_blocked(server, &mut store);
