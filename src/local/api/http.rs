@@ -35,6 +35,8 @@ pub struct Shared {
     pub address: String,
     /// Where the runtime keeps the pods' log files (see [`super::logs`]).
     pub pods_dir: Option<std::path::PathBuf>,
+    /// Counts of write requests per object ([`super::audit`]), at `GET /local/writes`.
+    pub audit: super::audit::WriteAudit,
 }
 
 fn json_response(code: u16, v: &Value) -> Response<Body> {
@@ -169,6 +171,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
             &json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]}),
         )),
         ["healthz"] | ["livez"] | ["readyz"] => Ok(text_response(200, "ok")),
+        ["local", "writes"] => Ok(json_response(200, &shared.audit.to_json())),
         ["version"] => Ok(json_response(
             200,
             &json!({
@@ -343,6 +346,32 @@ fn openapi_gv(store: &Store, gv: &str) -> Result<Response<Body>, ApiError> {
     ))
 }
 
+/// Counts a write request in the audit (reads are not counted).
+fn audit_write(
+    shared: &Shared,
+    rt: &ResourceType,
+    method: &Method,
+    sub: Option<&str>,
+    ns: &str,
+    name: Option<&str>,
+) {
+    let verb = match *method {
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => return,
+    };
+    shared.audit.record(super::audit::WriteKey {
+        group: rt.group.clone(),
+        resource: rt.plural.clone(),
+        subresource: sub.unwrap_or_default().to_string(),
+        namespace: ns.to_string(),
+        name: name.unwrap_or_default().to_string(),
+        verb: verb.to_string(),
+    });
+}
+
 fn not_allowed(method: &Method) -> ApiError {
     ApiError::method_not_allowed(format!(
         "the server does not allow this method on the requested resource ({method})"
@@ -409,6 +438,9 @@ async fn resource(
     let table = wants_table(&req);
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
     let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    if !dry_run {
+        audit_write(shared, &rt, &method, sub, nsv, name);
+    }
     match (method.clone(), name) {
         (Method::GET, None) => {
             if truthy(&q, "watch") {

@@ -82,6 +82,10 @@
 //!   merge via OpenAPI) are not supported. Aggregated discovery is not served; kubectl
 //!   falls back to the legacy discovery documents.
 //!
+//! - `GET /local/writes` (Tandem-local, not a Kubernetes API): the number of create,
+//!   update, patch and delete requests per object and subresource since start
+//!   ([`audit`]), to see how often a controller writes.
+//!
 //! - Persistence: with [`Options::state_file`] the objects, the resourceVersion counter
 //!   and the apply memory are loaded at start and saved atomically shortly after changes
 //!   and at shutdown ([`store::Snapshot`]). The watch history is not kept: after a restart
@@ -95,6 +99,7 @@
 //! files, `resolve` + `create`/`update`/`patch`/`delete`, `subscribe` + `events_since`
 //! to follow changes).
 pub mod apply;
+pub mod audit;
 pub mod error;
 pub mod http;
 pub mod logs;
@@ -205,6 +210,7 @@ impl LocalApi {
             bookmark_interval: options.bookmark_interval,
             address: addr.to_string(),
             pods_dir: options.pods_dir.clone(),
+            audit: Default::default(),
         });
         let (tx, mut rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
