@@ -65,8 +65,15 @@ pub struct RedisReplicationSpec {
     /// (port, dir, requirepass, masterauth, replicaof, ...) are rejected.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// Server container resources. When absent: requests 100m CPU and 128Mi memory, a
+    /// 256Mi memory limit; `{}` sets none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// `maxmemory` is set to the container memory limit times this ratio, unless `config`
+    /// sets `maxmemory` or there is no memory limit; 0 turns it off.
+    #[serde(default = "default_maxmemory_ratio")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub maxmemory_ratio: f64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -95,6 +102,9 @@ pub struct RedisReplicationSpec {
     pub pod_disruption_budget: PdbSpec,
 }
 
+fn default_maxmemory_ratio() -> f64 {
+    0.8
+}
 fn default_replicas() -> i32 {
     3
 }

@@ -79,14 +79,23 @@ async fn per_set_gauges_follow_a_dying_master_and_go_with_the_set() {
             .endpoint("operator/metrics", Duration::from_secs(10))
             .await;
         let (_, _, epoch) = l
-            .wait_for("a healthy set in the gauges", Duration::from_secs(30), || async {
-                let g = gauges(&scrape(metrics), "cache")?;
-                (g.0 == 1.0 && g.1 == 2.0).then_some(g)
-            })
+            .wait_for(
+                "a healthy set in the gauges",
+                Duration::from_secs(30),
+                || async {
+                    let g = gauges(&scrape(metrics), "cache")?;
+                    (g.0 == 1.0 && g.1 == 2.0).then_some(g)
+                },
+            )
             .await;
         let text = scrape(metrics);
         assert_eq!(
-            sample(&text, "tandem_operator_set_phase", "cache", ",phase=\"Ready\""),
+            sample(
+                &text,
+                "tandem_operator_set_phase",
+                "cache",
+                ",phase=\"Ready\""
+            ),
             Some(1.0),
             "{text}"
         );
@@ -103,10 +112,14 @@ async fn per_set_gauges_follow_a_dying_master_and_go_with_the_set() {
         l.kill_pod_process(NS, &master);
 
         // The master is gone: no master, a pod fewer ready.
-        l.wait_for("has_master 0 and fewer ready pods", Duration::from_secs(30), || async {
-            let (has, ready, _) = gauges(&scrape(metrics), "cache")?;
-            (has == 0.0 && ready < 2.0).then_some(())
-        })
+        l.wait_for(
+            "has_master 0 and fewer ready pods",
+            Duration::from_secs(30),
+            || async {
+                let (has, ready, _) = gauges(&scrape(metrics), "cache")?;
+                (has == 0.0 && ready < 2.0).then_some(())
+            },
+        )
         .await;
         // A replica is promoted (or the master comes back): a master again, at a new epoch
         // when it was a failover.
@@ -133,10 +146,14 @@ async fn per_set_gauges_follow_a_dying_master_and_go_with_the_set() {
             .delete("cache", &Default::default())
             .await
             .expect("delete the set");
-        l.wait_for("the set's series removed", Duration::from_secs(30), || async {
-            let text = scrape(metrics);
-            (!text.is_empty() && !text.contains("name=\"cache\"")).then_some(())
-        })
+        l.wait_for(
+            "the set's series removed",
+            Duration::from_secs(30),
+            || async {
+                let text = scrape(metrics);
+                (!text.is_empty() && !text.contains("name=\"cache\"")).then_some(())
+            },
+        )
         .await;
     };
     tokio::time::timeout(Duration::from_secs(180), scenario)
@@ -250,10 +267,14 @@ async fn a_minute_long_master_outage_writes_the_status_once_per_real_change() {
     let pid = signal_pod(&l, "solo-0", "-STOP");
     let resume = Resume(pid);
     let started = Instant::now();
-    l.wait_for("the outage in the status", Duration::from_secs(30), || async {
-        let st = l.status(NS, "solo").await?.status?;
-        st.master_unreachable_since.is_some().then_some(())
-    })
+    l.wait_for(
+        "the outage in the status",
+        Duration::from_secs(30),
+        || async {
+            let st = l.status(NS, "solo").await?.status?;
+            st.master_unreachable_since.is_some().then_some(())
+        },
+    )
     .await;
     tokio::time::sleep(OUTAGE.saturating_sub(started.elapsed())).await;
     let during = status_writes(&l, "solo").await - before;
@@ -273,7 +294,10 @@ async fn a_minute_long_master_outage_writes_the_status_once_per_real_change() {
         "{during} status writes for {real_changes} changes: {seen:#?}"
     );
     // And the changes themselves are few: the outage is not re-announced on every probe.
-    assert!(real_changes <= 6, "{real_changes} status changes: {seen:#?}");
+    assert!(
+        real_changes <= 6,
+        "{real_changes} status changes: {seen:#?}"
+    );
 
     // The pod answers again and the set recovers.
     l.wait_ready(NS, "solo", 1, Duration::from_secs(60)).await;
