@@ -474,6 +474,9 @@ fn exported_names() -> std::collections::BTreeSet<String> {
     let metrics = tandem_operator::metrics::Metrics::default();
     // A labelled family shows in the exposition once it has a sample.
     metrics.reconcile_failed("apply");
+    let set = tandem_operator::metrics::SetLabels::new("ns", "cache");
+    metrics.sets.observe(&set, &Default::default(), &["Ready"]);
+    metrics.failover_done(&set, std::time::Duration::from_secs(1));
     exposition_names(&metrics.encode(), &mut names);
     names
 }
@@ -636,6 +639,7 @@ fn rules_and_dashboard_reference_only_exported_metrics() {
         "tandem_role",
         "tandem_master_link_up",
         "tandem_operator_failovers_total",
+        "tandem_operator_set_has_master",
         "tandem_used_memory_bytes",
     ] {
         assert!(all.iter().any(|x| x == n), "{n} not referenced");
@@ -786,6 +790,14 @@ fn promtool_checks_the_rules_and_the_alerts_fire_on_their_conditions() {
         "series": "tandem_operator_failovers_total{job=\"tandem-operator\"}",
         "values": "0 0 0 1 1 1 1 1 1 1 1 1 1 1 1 1",
     }));
+    // The operator's per-set view: "ok" has a master, "gone" (no pod left to scrape) has
+    // none; "bad" is not reported by the operator, so its alert comes from the servers.
+    for (set, v) in [("ok", 1), ("gone", 0)] {
+        series.push(serde_json::json!({
+            "series": format!("tandem_operator_set_has_master{{namespace=\"a\",name=\"{set}\",job=\"tandem-operator\"}}"),
+            "values": format!("{v}x15"),
+        }));
+    }
     // The operator's counter carries no namespace: its alert has the scrape's labels.
     let mut failover = expect("TandemFailover", &[&[("severity", "info")]]);
     failover["exp_alerts"][0]["exp_labels"] =
@@ -797,7 +809,10 @@ fn promtool_checks_the_rules_and_the_alerts_fire_on_their_conditions() {
             "interval": "1m",
             "input_series": series,
             "alert_rule_test": [
-                expect("TandemNoMaster", &[&[("severity", "critical"), ("set", "bad")]]),
+                expect("TandemNoMaster", &[
+                    &[("severity", "critical"), ("set", "bad")],
+                    &[("severity", "critical"), ("set", "gone")],
+                ]),
                 expect("TandemReplicaLinkDown", &[
                     &[("severity", "warning"), ("set", "bad"), ("pod", "bad-0")],
                     &[("severity", "warning"), ("set", "bad"), ("pod", "bad-1")],
