@@ -77,7 +77,7 @@ fn refused(helm: &Path, extra: &[&str], message: &str) {
 
 fn values_yaml() -> Value {
     let text = std::fs::read_to_string(chart().join("values.yaml")).unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    serde_saphyr::from_str(&text).unwrap()
 }
 
 fn values_schema() -> Value {
@@ -212,9 +212,10 @@ const MONITORING_ON: &[&str] = &[
 ];
 
 fn docs(rendered: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(rendered)
-        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
-        .filter(|v: &Value| v.is_object())
+    serde_saphyr::from_multiple::<Value>(rendered)
+        .expect("helm renders YAML")
+        .into_iter()
+        .filter(|v| v.is_object())
         .collect()
 }
 
@@ -583,7 +584,7 @@ fn monitoring_values_render_podmonitor_rules_and_dashboard() {
         std::fs::create_dir_all(&dir).unwrap();
         let cm = dir.join("dashboard.yaml");
         let doc = kind(&on, "ConfigMap")[0];
-        std::fs::write(&cm, serde_yaml::to_string(doc).unwrap()).unwrap();
+        std::fs::write(&cm, serde_saphyr::to_string(doc).unwrap()).unwrap();
         let out = Command::new(kv)
             .args(["--strict", "-k", "1.33.0"])
             .arg(&cm)
@@ -719,7 +720,7 @@ fn promtool_checks_the_rules_and_the_alerts_fire_on_their_conditions() {
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, v: &Value| {
         let p = dir.join(name);
-        std::fs::write(&p, serde_yaml::to_string(v).unwrap()).unwrap();
+        std::fs::write(&p, serde_saphyr::to_string(v).unwrap()).unwrap();
         p
     };
     let check = |p: &Path| {

@@ -37,6 +37,22 @@ fn chart_crd_is_fresh() {
     );
 }
 
+/// The checked-in YAML is the generated CRD as data (whatever the YAML writer's layout), and
+/// strings YAML 1.1 parsers (kubectl's) would read as booleans are quoted.
+#[test]
+fn checked_in_crd_parses_back_to_the_generated_crd() {
+    let text = repo_file(crd::CRD_FILE);
+    let parsed: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(
+        parsed,
+        serde_json::to_value(RedisReplication::crd()).unwrap()
+    );
+    assert!(
+        text.contains("- \"no\"\n"),
+        "appendfsync's `no` must be quoted"
+    );
+}
+
 fn schema() -> Value {
     let crd = serde_json::to_value(RedisReplication::crd()).unwrap();
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()

@@ -60,38 +60,17 @@ fn text_response(code: u16, s: &'static str) -> Response<Body> {
     r
 }
 
+/// A percent-decoded path segment (invalid escapes stay as they are).
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let h = |c: u8| (c as char).to_digit(16);
-                match (h(b[i + 1]), h(b[i + 2])) {
-                    (Some(x), Some(y)) => {
-                        out.push((x * 16 + y) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
+/// The query string as form-urlencoded pairs (`+` is a space), as Go's net/url reads it.
 fn parse_query(q: Option<&str>) -> HashMap<String, String> {
-    q.unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
+    form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
@@ -151,9 +130,8 @@ fn parse_yaml(b: &[u8]) -> Result<Value, ApiError> {
     if let Ok(v) = serde_json::from_slice::<Value>(b) {
         return Ok(v);
     }
-    let y: serde_yaml::Value = serde_yaml::from_slice(b)
-        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-    serde_json::to_value(y).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+    serde_saphyr::from_slice(b)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
 }
 
 async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {

@@ -116,7 +116,6 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -405,22 +404,11 @@ pub fn read_manifests(path: &Path) -> Result<Vec<Value>, Error> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut out = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let y = serde_yaml::Value::deserialize(doc).map_err(|e| Error::Manifest {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        if y.is_null() {
-            continue;
-        }
-        let v = serde_json::to_value(y).map_err(|e| Error::Manifest {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        out.push(v);
-    }
-    Ok(out)
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| Error::Manifest {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(docs.into_iter().filter(|v| !v.is_null()).collect())
 }
 
 /// Register (create or replace) the CustomResourceDefinitions in the `.yaml`, `.yml`
