@@ -53,6 +53,33 @@ fn checked_in_crd_parses_back_to_the_generated_crd() {
     );
 }
 
+/// The README's list of spec defaults says what the CRD defaults to.
+#[test]
+fn readme_states_the_crd_defaults() {
+    let readme = repo_file("README.md").replace('\n', " ");
+    let spec = schema()["properties"]["spec"].clone();
+    for path in [
+        "replicas",
+        "failover.enabled",
+        "failover.downAfterSeconds",
+        "replication.topology",
+        "replication.fanout",
+        "persistence.appendonly",
+        "podDisruptionBudget.enabled",
+        "podDisruptionBudget.maxUnavailable",
+        "maxmemoryRatio",
+    ] {
+        let node = path.split('.').fold(&spec, |n, k| &n["properties"][k]);
+        let default = match &node["default"] {
+            Value::String(s) => s.clone(),
+            Value::Null => panic!("{path} has no default in the CRD"),
+            v => v.to_string(),
+        };
+        let said = format!("`{path}` {default}");
+        assert!(readme.contains(&said), "README does not say {said}");
+    }
+}
+
 fn schema() -> Value {
     let crd = serde_json::to_value(RedisReplication::crd()).unwrap();
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
