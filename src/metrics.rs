@@ -430,10 +430,13 @@ mod tests {
         );
     }
 
+    /// (name, role, ready, link up, lag bytes)
+    type PodRow<'a> = (&'a str, &'a str, bool, Option<bool>, Option<i64>);
+
     fn status(
         phase: &str,
         available: bool,
-        pods: &[(&str, &str, bool, Option<bool>, Option<i64>)],
+        pods: &[PodRow<'_>],
     ) -> crate::crd::RedisReplicationStatus {
         let cond = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
             type_: "Available".into(),
