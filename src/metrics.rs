@@ -1,10 +1,14 @@
-//! Prometheus metrics (prometheus-client): reconcile count, failures by error label, duration.
+//! Prometheus metrics (prometheus-client): reconcile count, failures by error label, duration;
+//! per-set gauges and failover outcomes labelled `namespace`, `name` ([`SetMetrics`]).
 
-use std::time::Instant;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -22,6 +26,8 @@ pub struct Metrics {
     pub failovers: Counter,
     /// Time from recording the failover intent to the new master recorded.
     pub failover_duration: Histogram,
+    /// Per-set gauges and failover outcomes.
+    pub sets: SetMetrics,
     registry: Registry,
 }
 
@@ -50,7 +56,10 @@ impl Default for Metrics {
             "Failover duration, from the recorded intent to the recorded new master",
             failover_duration.clone(),
         );
+        let sets = SetMetrics::default();
+        sets.register(&mut registry);
         Metrics {
+            sets,
             reconciles,
             failures,
             duration,
@@ -92,9 +101,17 @@ impl Metrics {
             .inc();
     }
 
-    pub fn failover_done(&self, took: std::time::Duration) {
+    /// A completed automatic failover of `set`: the process-wide and the per-set series.
+    pub fn failover_done(&self, set: &SetLabels, took: Duration) {
         self.failovers.inc();
         self.failover_duration.observe(took.as_secs_f64());
+        self.sets.failover(set, FailoverOutcome::Succeeded, took);
+    }
+
+    /// An automatic failover of `set` whose promotion failed (retried by the next round).
+    pub fn failover_failed(&self, set: &SetLabels) {
+        self.sets
+            .failover(set, FailoverOutcome::Failed, Duration::ZERO);
     }
 
     /// The OpenMetrics text exposition.
@@ -103,6 +120,276 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+// ---- Per-set gauges and failover outcomes (issue 20, item 2) ----------------------------
+
+/// The labels of every per-set series: the RedisReplication's namespace and name (as
+/// kube-state-metrics labels its objects).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct SetLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl SetLabels {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        SetLabels {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    namespace: String,
+    name: String,
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    namespace: String,
+    name: String,
+    outcome: String,
+}
+
+/// How an automatic failover of a set ended (the `outcome` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailoverOutcome {
+    /// The new master is recorded.
+    Succeeded,
+    /// The executor gave up; the next round retries.
+    Failed,
+}
+
+impl FailoverOutcome {
+    const ALL: [FailoverOutcome; 2] = [FailoverOutcome::Succeeded, FailoverOutcome::Failed];
+
+    fn label(self) -> &'static str {
+        match self {
+            FailoverOutcome::Succeeded => "succeeded",
+            FailoverOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// What the gauges of one set show, taken from the status the reconcile computed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetSnapshot {
+    /// The recorded master answers as a writable master (the `Available` condition).
+    pub has_master: bool,
+    pub ready_pods: i64,
+    /// Replicas (by observed role) whose pod is ready and whose link to the upstream is up.
+    pub replicas_in_sync: i64,
+    /// The largest replication lag (bytes) of the replicas the roles step observed.
+    pub max_lag_bytes: i64,
+    pub epoch: i64,
+    pub phase: String,
+}
+
+impl SetSnapshot {
+    pub fn from_status(st: &crate::crd::RedisReplicationStatus) -> Self {
+        let replicas = || {
+            st.pods
+                .iter()
+                .filter(|p| p.role == crate::names::ROLE_REPLICA)
+        };
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        SetSnapshot {
+            has_master: st
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Available" && c.status == "True"),
+            ready_pods: count(st.pods.iter().filter(|p| p.ready).count()),
+            replicas_in_sync: count(
+                replicas()
+                    .filter(|p| p.ready && p.link_up == Some(true))
+                    .count(),
+            ),
+            max_lag_bytes: replicas().filter_map(|p| p.lag_bytes).max().unwrap_or(0),
+            epoch: st.epoch,
+            phase: st.phase.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Gauges per RedisReplication (labels `namespace`, `name`), the phase as a state set (one
+/// series per known phase, 1 for the current one), and failover counts by outcome and
+/// durations. A set's series are removed by [`SetMetrics::forget`] when it is deleted.
+#[derive(Debug)]
+pub struct SetMetrics {
+    has_master: Family<SetLabels, Gauge>,
+    ready_pods: Family<SetLabels, Gauge>,
+    replicas_in_sync: Family<SetLabels, Gauge>,
+    max_lag_bytes: Family<SetLabels, Gauge>,
+    epoch: Family<SetLabels, Gauge>,
+    phase: Family<PhaseLabels, Gauge>,
+    failovers: Family<OutcomeLabels, Counter>,
+    failover_duration: Family<SetLabels, Histogram, fn() -> Histogram>,
+    /// The sets that have series, so deleted ones can be pruned (a Family cannot list its
+    /// label sets). Locked only for short, non-async sections.
+    known: Mutex<BTreeSet<SetLabels>>,
+}
+
+fn failover_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+impl Default for SetMetrics {
+    fn default() -> Self {
+        SetMetrics {
+            has_master: Family::default(),
+            ready_pods: Family::default(),
+            replicas_in_sync: Family::default(),
+            max_lag_bytes: Family::default(),
+            epoch: Family::default(),
+            phase: Family::default(),
+            failovers: Family::default(),
+            failover_duration: Family::new_with_constructor(failover_histogram),
+            known: Mutex::default(),
+        }
+    }
+}
+
+impl SetMetrics {
+    fn register(&self, registry: &mut Registry) {
+        let gauges: [(&str, &str, &Family<SetLabels, Gauge>); 5] = [
+            (
+                "set_has_master",
+                "1 when the set's recorded master answers as a writable master",
+                &self.has_master,
+            ),
+            ("set_ready_pods", "Ready pods of the set", &self.ready_pods),
+            (
+                "set_replicas_in_sync",
+                "Ready replicas whose replication link is up",
+                &self.replicas_in_sync,
+            ),
+            (
+                "set_max_replica_lag_bytes",
+                "Largest replication lag among the set's replicas, in bytes",
+                &self.max_lag_bytes,
+            ),
+            ("set_epoch", "The set's failover epoch", &self.epoch),
+        ];
+        for (name, help, family) in gauges {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "set_phase",
+            "The set's phase: 1 for the current phase, 0 for the others",
+            self.phase.clone(),
+        );
+        registry.register(
+            "set_failovers",
+            "Automatic failovers of the set by outcome",
+            self.failovers.clone(),
+        );
+        registry.register(
+            "set_failover_duration_seconds",
+            "Duration of the set's successful failovers",
+            self.failover_duration.clone(),
+        );
+    }
+
+    fn remember(&self, set: &SetLabels) {
+        if let Ok(mut known) = self.known.lock() {
+            known.insert(set.clone());
+        }
+    }
+
+    /// Sets the gauges of one set; `phases` are all phases the status can show (each gets a
+    /// series, 1 for `snap.phase`).
+    pub fn observe(&self, set: &SetLabels, snap: &SetSnapshot, phases: &[&str]) {
+        self.remember(set);
+        let flag = |b: bool| i64::from(b);
+        self.has_master
+            .get_or_create(set)
+            .set(flag(snap.has_master));
+        self.ready_pods.get_or_create(set).set(snap.ready_pods);
+        self.replicas_in_sync
+            .get_or_create(set)
+            .set(snap.replicas_in_sync);
+        self.max_lag_bytes
+            .get_or_create(set)
+            .set(snap.max_lag_bytes);
+        self.epoch.get_or_create(set).set(snap.epoch);
+        for p in phases {
+            self.phase
+                .get_or_create(&phase_labels(set, p))
+                .set(flag(*p == snap.phase));
+        }
+        // Counters exist from the first observation, so `increase()` sees the first failover.
+        for o in FailoverOutcome::ALL {
+            let _created = self.failovers.get_or_create(&outcome_labels(set, o));
+        }
+    }
+
+    /// Counts a finished failover; the duration is observed for successful ones.
+    pub fn failover(&self, set: &SetLabels, outcome: FailoverOutcome, took: Duration) {
+        self.remember(set);
+        self.failovers
+            .get_or_create(&outcome_labels(set, outcome))
+            .inc();
+        if outcome == FailoverOutcome::Succeeded {
+            self.failover_duration
+                .get_or_create(set)
+                .observe(took.as_secs_f64());
+        }
+    }
+
+    /// Removes every series of a deleted set; `phases` as given to [`SetMetrics::observe`].
+    pub fn forget(&self, set: &SetLabels, phases: &[&str]) {
+        if let Ok(mut known) = self.known.lock() {
+            known.remove(set);
+        }
+        for f in [
+            &self.has_master,
+            &self.ready_pods,
+            &self.replicas_in_sync,
+            &self.max_lag_bytes,
+            &self.epoch,
+        ] {
+            f.remove(set);
+        }
+        for p in phases {
+            self.phase.remove(&phase_labels(set, p));
+        }
+        for o in FailoverOutcome::ALL {
+            self.failovers.remove(&outcome_labels(set, o));
+        }
+        self.failover_duration.remove(set);
+    }
+
+    /// Removes the series of every set not in `live` (after a relist, deletions missed while
+    /// the watch was down).
+    pub fn retain(&self, live: &BTreeSet<SetLabels>, phases: &[&str]) {
+        let gone: Vec<SetLabels> = match self.known.lock() {
+            Ok(known) => known.difference(live).cloned().collect(),
+            Err(_) => return,
+        };
+        for set in &gone {
+            self.forget(set, phases);
+        }
+    }
+}
+
+fn phase_labels(set: &SetLabels, phase: &str) -> PhaseLabels {
+    PhaseLabels {
+        namespace: set.namespace.clone(),
+        name: set.name.clone(),
+        phase: phase.to_string(),
+    }
+}
+
+fn outcome_labels(set: &SetLabels, outcome: FailoverOutcome) -> OutcomeLabels {
+    OutcomeLabels {
+        namespace: set.namespace.clone(),
+        name: set.name.clone(),
+        outcome: outcome.label().to_string(),
     }
 }
 
@@ -134,12 +421,153 @@ mod tests {
     fn exposition_has_failover_count_and_duration() {
         let m = Metrics::default();
         assert!(m.encode().contains("tandem_operator_failovers_total 0"));
-        m.failover_done(std::time::Duration::from_millis(1500));
+        m.failover_done(&SetLabels::new("ns", "c"), Duration::from_millis(1500));
         let text = m.encode();
         assert!(text.contains("tandem_operator_failovers_total 1"), "{text}");
         assert!(
             text.contains("tandem_operator_failover_duration_seconds_sum 1.5"),
             "{text}"
         );
+    }
+
+    /// (name, role, ready, link up, lag bytes)
+    type PodRow<'a> = (&'a str, &'a str, bool, Option<bool>, Option<i64>);
+
+    fn status(
+        phase: &str,
+        available: bool,
+        pods: &[PodRow<'_>],
+    ) -> crate::crd::RedisReplicationStatus {
+        let cond = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: "Available".into(),
+            status: if available { "True" } else { "False" }.into(),
+            reason: String::new(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+        };
+        crate::crd::RedisReplicationStatus {
+            phase: Some(phase.into()),
+            epoch: 3,
+            conditions: vec![cond],
+            pods: pods
+                .iter()
+                .map(
+                    |(name, role, ready, link_up, lag)| crate::crd::PodReplicationStatus {
+                        name: name.to_string(),
+                        role: role.to_string(),
+                        ready: *ready,
+                        link_up: *link_up,
+                        lag_bytes: *lag,
+                        ..Default::default()
+                    },
+                )
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    const PHASES: [&str; 3] = ["Provisioning", "Ready", "Degraded"];
+
+    #[test]
+    fn snapshot_reads_master_readiness_sync_and_lag_from_the_status() {
+        let st = status(
+            "Degraded",
+            true,
+            &[
+                ("c-0", "master", true, None, None),
+                ("c-1", "replica", true, Some(true), Some(10)),
+                ("c-2", "replica", true, Some(false), Some(700)),
+                ("c-3", "replica", false, Some(true), None),
+            ],
+        );
+        let snap = SetSnapshot::from_status(&st);
+        assert_eq!(
+            snap,
+            SetSnapshot {
+                has_master: true,
+                ready_pods: 3,
+                replicas_in_sync: 1,
+                max_lag_bytes: 700,
+                epoch: 3,
+                phase: "Degraded".into(),
+            }
+        );
+        let lost = status(
+            "Degraded",
+            false,
+            &[("c-1", "replica", true, Some(false), None)],
+        );
+        let snap = SetSnapshot::from_status(&lost);
+        assert!(!snap.has_master);
+        assert_eq!(
+            (snap.ready_pods, snap.replicas_in_sync, snap.max_lag_bytes),
+            (1, 0, 0)
+        );
+    }
+
+    #[test]
+    fn set_series_follow_the_status_and_go_when_the_set_is_deleted() {
+        let m = Metrics::default();
+        let c = SetLabels::new("prod", "cache");
+        let other = SetLabels::new("prod", "other");
+        let healthy = status(
+            "Ready",
+            true,
+            &[
+                ("cache-0", "master", true, None, None),
+                ("cache-1", "replica", true, Some(true), Some(0)),
+            ],
+        );
+        m.sets
+            .observe(&c, &SetSnapshot::from_status(&healthy), &PHASES);
+        m.sets
+            .observe(&other, &SetSnapshot::from_status(&healthy), &PHASES);
+        let text = m.encode();
+        for line in [
+            "tandem_operator_set_has_master{namespace=\"prod\",name=\"cache\"} 1",
+            "tandem_operator_set_ready_pods{namespace=\"prod\",name=\"cache\"} 2",
+            "tandem_operator_set_replicas_in_sync{namespace=\"prod\",name=\"cache\"} 1",
+            "tandem_operator_set_epoch{namespace=\"prod\",name=\"cache\"} 3",
+            "tandem_operator_set_phase{namespace=\"prod\",name=\"cache\",phase=\"Ready\"} 1",
+            "tandem_operator_set_phase{namespace=\"prod\",name=\"cache\",phase=\"Degraded\"} 0",
+            "tandem_operator_set_failovers_total{namespace=\"prod\",name=\"cache\",outcome=\"succeeded\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        let down = status(
+            "Degraded",
+            false,
+            &[("cache-1", "replica", true, Some(false), Some(0))],
+        );
+        m.sets
+            .observe(&c, &SetSnapshot::from_status(&down), &PHASES);
+        m.failover_failed(&c);
+        m.failover_done(&c, Duration::from_millis(250));
+        let text = m.encode();
+        for line in [
+            "tandem_operator_set_has_master{namespace=\"prod\",name=\"cache\"} 0",
+            "tandem_operator_set_ready_pods{namespace=\"prod\",name=\"cache\"} 1",
+            "tandem_operator_set_phase{namespace=\"prod\",name=\"cache\",phase=\"Ready\"} 0",
+            "tandem_operator_set_phase{namespace=\"prod\",name=\"cache\",phase=\"Degraded\"} 1",
+            "tandem_operator_set_failovers_total{namespace=\"prod\",name=\"cache\",outcome=\"succeeded\"} 1",
+            "tandem_operator_set_failovers_total{namespace=\"prod\",name=\"cache\",outcome=\"failed\"} 1",
+            "tandem_operator_set_failover_duration_seconds_sum{namespace=\"prod\",name=\"cache\"} 0.25",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        m.sets.forget(&c, &PHASES);
+        let text = m.encode();
+        assert!(!text.contains("name=\"cache\""), "{text}");
+        assert!(text.contains("name=\"other\""), "{text}");
+        // A relist that no longer shows `other` prunes it too.
+        m.sets
+            .observe(&c, &SetSnapshot::from_status(&healthy), &PHASES);
+        m.sets.retain(&[c.clone()].into_iter().collect(), &PHASES);
+        let text = m.encode();
+        assert!(!text.contains("name=\"other\""), "{text}");
+        assert!(text.contains("name=\"cache\""), "{text}");
     }
 }

@@ -77,7 +77,7 @@ fn refused(helm: &Path, extra: &[&str], message: &str) {
 
 fn values_yaml() -> Value {
     let text = std::fs::read_to_string(chart().join("values.yaml")).unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    serde_saphyr::from_str(&text).unwrap()
 }
 
 fn values_schema() -> Value {
@@ -212,9 +212,10 @@ const MONITORING_ON: &[&str] = &[
 ];
 
 fn docs(rendered: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(rendered)
-        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
-        .filter(|v: &Value| v.is_object())
+    serde_saphyr::from_multiple::<Value>(rendered)
+        .expect("helm renders YAML")
+        .into_iter()
+        .filter(|v| v.is_object())
         .collect()
 }
 
@@ -474,6 +475,9 @@ fn exported_names() -> std::collections::BTreeSet<String> {
     let metrics = tandem_operator::metrics::Metrics::default();
     // A labelled family shows in the exposition once it has a sample.
     metrics.reconcile_failed("apply");
+    let set = tandem_operator::metrics::SetLabels::new("ns", "cache");
+    metrics.sets.observe(&set, &Default::default(), &["Ready"]);
+    metrics.failover_done(&set, std::time::Duration::from_secs(1));
     exposition_names(&metrics.encode(), &mut names);
     names
 }
@@ -580,7 +584,7 @@ fn monitoring_values_render_podmonitor_rules_and_dashboard() {
         std::fs::create_dir_all(&dir).unwrap();
         let cm = dir.join("dashboard.yaml");
         let doc = kind(&on, "ConfigMap")[0];
-        std::fs::write(&cm, serde_yaml::to_string(doc).unwrap()).unwrap();
+        std::fs::write(&cm, serde_saphyr::to_string(doc).unwrap()).unwrap();
         let out = Command::new(kv)
             .args(["--strict", "-k", "1.33.0"])
             .arg(&cm)
@@ -636,6 +640,7 @@ fn rules_and_dashboard_reference_only_exported_metrics() {
         "tandem_role",
         "tandem_master_link_up",
         "tandem_operator_failovers_total",
+        "tandem_operator_set_has_master",
         "tandem_used_memory_bytes",
     ] {
         assert!(all.iter().any(|x| x == n), "{n} not referenced");
@@ -715,7 +720,7 @@ fn promtool_checks_the_rules_and_the_alerts_fire_on_their_conditions() {
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, v: &Value| {
         let p = dir.join(name);
-        std::fs::write(&p, serde_yaml::to_string(v).unwrap()).unwrap();
+        std::fs::write(&p, serde_saphyr::to_string(v).unwrap()).unwrap();
         p
     };
     let check = |p: &Path| {
@@ -786,6 +791,14 @@ fn promtool_checks_the_rules_and_the_alerts_fire_on_their_conditions() {
         "series": "tandem_operator_failovers_total{job=\"tandem-operator\"}",
         "values": "0 0 0 1 1 1 1 1 1 1 1 1 1 1 1 1",
     }));
+    // The operator's per-set view: "ok" has a master, "gone" (no pod left to scrape) has
+    // none; "bad" is not reported by the operator, so its alert comes from the servers.
+    for (set, v) in [("ok", 1), ("gone", 0)] {
+        series.push(serde_json::json!({
+            "series": format!("tandem_operator_set_has_master{{namespace=\"a\",name=\"{set}\",job=\"tandem-operator\"}}"),
+            "values": format!("{v}x15"),
+        }));
+    }
     // The operator's counter carries no namespace: its alert has the scrape's labels.
     let mut failover = expect("TandemFailover", &[&[("severity", "info")]]);
     failover["exp_alerts"][0]["exp_labels"] =
@@ -797,7 +810,10 @@ fn promtool_checks_the_rules_and_the_alerts_fire_on_their_conditions() {
             "interval": "1m",
             "input_series": series,
             "alert_rule_test": [
-                expect("TandemNoMaster", &[&[("severity", "critical"), ("set", "bad")]]),
+                expect("TandemNoMaster", &[
+                    &[("severity", "critical"), ("set", "bad")],
+                    &[("severity", "critical"), ("set", "gone")],
+                ]),
                 expect("TandemReplicaLinkDown", &[
                     &[("severity", "warning"), ("set", "bad"), ("pod", "bad-0")],
                     &[("severity", "warning"), ("set", "bad"), ("pod", "bad-1")],

@@ -37,6 +37,49 @@ fn chart_crd_is_fresh() {
     );
 }
 
+/// The checked-in YAML is the generated CRD as data (whatever the YAML writer's layout), and
+/// strings YAML 1.1 parsers (kubectl's) would read as booleans are quoted.
+#[test]
+fn checked_in_crd_parses_back_to_the_generated_crd() {
+    let text = repo_file(crd::CRD_FILE);
+    let parsed: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(
+        parsed,
+        serde_json::to_value(RedisReplication::crd()).unwrap()
+    );
+    assert!(
+        text.contains("- \"no\"\n"),
+        "appendfsync's `no` must be quoted"
+    );
+}
+
+/// The README's list of spec defaults says what the CRD defaults to.
+#[test]
+fn readme_states_the_crd_defaults() {
+    let readme = repo_file("README.md").replace('\n', " ");
+    let spec = schema()["properties"]["spec"].clone();
+    for path in [
+        "replicas",
+        "failover.enabled",
+        "failover.downAfterSeconds",
+        "replication.topology",
+        "replication.fanout",
+        "persistence.appendonly",
+        "podDisruptionBudget.enabled",
+        "podDisruptionBudget.maxUnavailable",
+        "maxmemoryRatio",
+    ] {
+        let node = path.split('.').fold(&spec, |n, k| &n["properties"][k]);
+        let default = match &node["default"] {
+            Value::String(s) => s.clone(),
+            Value::Null => panic!("{path} has no default in the CRD"),
+            v => v.to_string(),
+        };
+        let said = format!("`{path}` {default}");
+        assert!(readme.contains(&said), "README does not say {said}");
+    }
+}
+
 fn schema() -> Value {
     let crd = serde_json::to_value(RedisReplication::crd()).unwrap();
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()

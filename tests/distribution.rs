@@ -61,7 +61,7 @@ fn examples() -> Vec<(String, Value)> {
         let p = e.unwrap().path();
         if p.extension().and_then(|x| x.to_str()) == Some("yaml") {
             let text = std::fs::read_to_string(&p).unwrap();
-            let v: Value = serde_yaml::from_str(&text).unwrap();
+            let v: Value = serde_saphyr::from_str(&text).unwrap();
             out.push((p.file_name().unwrap().to_string_lossy().into_owned(), v));
         }
     }
@@ -225,16 +225,16 @@ fn rendered_manifests_and_built_children_pass_kubernetes_validate() {
         rr.metadata.uid = Some("0c7c2f5e-0000-4000-8000-000000000001".into());
         let d = build::build(&rr, &Params::default(), Some("generated")).unwrap();
         if let Some(s) = &d.secret {
-            docs.push(serde_yaml::to_string(s).unwrap());
+            docs.push(serde_saphyr::to_string(s).unwrap());
         }
-        docs.push(serde_yaml::to_string(&d.config_map).unwrap());
+        docs.push(serde_saphyr::to_string(&d.config_map).unwrap());
         for s in [&d.headless, &d.master, &d.replicas] {
-            docs.push(serde_yaml::to_string(s).unwrap());
+            docs.push(serde_saphyr::to_string(s).unwrap());
         }
         if let Some(p) = &d.pdb {
-            docs.push(serde_yaml::to_string(p).unwrap());
+            docs.push(serde_saphyr::to_string(p).unwrap());
         }
-        docs.push(serde_yaml::to_string(&d.statefulset).unwrap());
+        docs.push(serde_saphyr::to_string(&d.statefulset).unwrap());
     }
     let children = dir.join("children.yaml");
     std::fs::write(&children, docs.join("---\n")).unwrap();

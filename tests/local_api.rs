@@ -721,7 +721,7 @@ async fn runtime_watcher_sees_applied_change() {
 #[tokio::test]
 async fn crds_from_directory_are_served_at_start() {
     let dir = TempDir::new("crddir");
-    let crd = serde_yaml::to_string(&widget_crd("Cluster")).unwrap();
+    let crd = serde_saphyr::to_string(&widget_crd("Cluster")).unwrap();
     std::fs::write(dir.path().join("widgets.yaml"), format!("---\n{crd}---\n")).unwrap();
     std::fs::write(dir.path().join("ignored.txt"), "not yaml: [").unwrap();
     let env = start_with(

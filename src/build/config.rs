@@ -142,6 +142,9 @@ pub fn server_config(rr: &RedisReplication, owner: &Owner) -> String {
     if let Some(n) = r.min_replicas_max_lag {
         line("min-replicas-max-lag", &n.to_string());
     }
+    if let Some(bytes) = super::resources::derived_maxmemory(rr) {
+        line("maxmemory", &bytes.to_string());
+    }
     for (k, v) in &spec.config {
         line(k, v);
     }

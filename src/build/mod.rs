@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod pdb;
+pub mod resources;
 pub mod secret;
 pub mod services;
 pub mod statefulset;

@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{self, AUTH_DIR, CONFIG_DIR, DATA_DIR, PASSWORD_FILE, RUN_DIR};
-use super::{auth_secret_name, Owner, Params};
+use super::{auth_secret_name, resources, Owner, Params};
 use crate::crd::{RedisReplication, Retention, StorageSpec};
 use crate::names;
 
@@ -225,7 +225,7 @@ fn container(rr: &RedisReplication, params: &Params) -> Container {
         readiness_probe: Some(http_probe("/readyz", 2, 2, 2)),
         // Liveness only asks whether the process answers; a fenced or syncing pod is alive.
         liveness_probe: Some(http_probe("/healthz", 15, 10, 6)),
-        resources: spec.resources.clone(),
+        resources: Some(resources::server_resources(rr)),
         security_context: Some(
             spec.security_context
                 .clone()
@@ -257,7 +257,7 @@ fn pod_spec(rr: &RedisReplication, params: &Params, name: &str) -> PodSpec {
             .then(|| spec.image_pull_secrets.clone()),
         node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
         tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
-        affinity: spec.affinity.clone(),
+        affinity: resources::pod_affinity(rr, name),
         topology_spread_constraints: (!spec.topology_spread_constraints.is_empty())
             .then(|| spec.topology_spread_constraints.clone()),
         priority_class_name: spec.priority_class_name.clone(),
@@ -315,6 +315,48 @@ mod tests {
 
     fn pod_spec(s: &StatefulSet) -> &PodSpec {
         s.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+    }
+
+    #[test]
+    fn server_pods_get_default_resources_spreading_and_a_derived_maxmemory() {
+        let s = sts(json!({"replicas": 3}));
+        let p = pod_spec(&s);
+        let res = p.containers[0].resources.as_ref().unwrap();
+        assert_eq!(res.limits.as_ref().unwrap()["memory"].0, "256Mi");
+        assert_eq!(res.requests.as_ref().unwrap()["cpu"].0, "100m");
+        let anti = p
+            .affinity
+            .as_ref()
+            .unwrap()
+            .pod_anti_affinity
+            .as_ref()
+            .unwrap();
+        let preferred = anti
+            .preferred_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            preferred[0].pod_affinity_term.topology_key,
+            "kubernetes.io/hostname"
+        );
+        assert!(anti
+            .required_during_scheduling_ignored_during_execution
+            .is_none());
+        let r = rr("cache", "prod", json!({"replicas": 3}));
+        let conf = config::server_config(&r, &Owner::of(&r).unwrap());
+        assert!(conf.contains("\nmaxmemory 214748364\n"), "{conf}");
+
+        // The user's own placement and resources replace the defaults.
+        let own = sts(json!({
+            "resources": {"limits": {"memory": "1Gi", "cpu": "2"}},
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}]
+        }));
+        let p = pod_spec(&own);
+        assert!(p.affinity.is_none());
+        assert_eq!(p.topology_spread_constraints.as_ref().unwrap().len(), 1);
+        let res = p.containers[0].resources.as_ref().unwrap();
+        assert_eq!(res.limits.as_ref().unwrap()["cpu"].0, "2");
+        assert!(res.requests.is_none());
     }
 
     #[test]

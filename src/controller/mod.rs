@@ -27,7 +27,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use crate::build::{self, secret::random_password, BuildError, Params};
 use crate::crd::RedisReplication;
 use crate::failover;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SetLabels, SetSnapshot};
 use crate::settings::{init_logging, Settings};
 
 /// Shared by every reconcile.
@@ -140,6 +140,7 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         now(),
     );
     failover::apply_outcome(&mut st, &outcome);
+    observe_set_metrics(&ctx, &rr, &st);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
     tracing::info!(name = %model.name, namespace = %model.namespace, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");
     // Detection: while anything is in motion, look again within a second; otherwise the
@@ -152,6 +153,43 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     } else {
         RECHECK_PERIOD
     }))
+}
+
+/// The per-set gauges, from the status this reconcile computed.
+fn observe_set_metrics(
+    ctx: &Context,
+    rr: &RedisReplication,
+    st: &crate::crd::RedisReplicationStatus,
+) {
+    let set = SetLabels::new(&rr.namespace().unwrap_or_default(), &rr.name_any());
+    ctx.metrics
+        .sets
+        .observe(&set, &SetSnapshot::from_status(st), &status::PHASES);
+}
+
+/// Removes the per-set series of deleted RedisReplications: on each deletion the watch
+/// reports, and after each (re)list for the sets deleted while the watch was down. Runs until
+/// the watch stream ends (it retries with backoff) or the task is aborted.
+async fn forget_deleted_sets(rrs: Api<RedisReplication>, metrics: Arc<Metrics>) {
+    use kube::runtime::watcher::Event;
+    use kube::runtime::WatchStreamExt;
+    let mut listed = std::collections::BTreeSet::new();
+    let labels =
+        |rr: &RedisReplication| SetLabels::new(&rr.namespace().unwrap_or_default(), &rr.name_any());
+    let events = watcher(rrs, watcher::Config::default()).default_backoff();
+    futures::pin_mut!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Delete(rr)) => metrics.sets.forget(&labels(&rr), &status::PHASES),
+            Ok(Event::Init) => listed.clear(),
+            Ok(Event::InitApply(rr)) => {
+                listed.insert(labels(&rr));
+            }
+            Ok(Event::InitDone) => metrics.sets.retain(&listed, &status::PHASES),
+            Ok(Event::Apply(_)) => {}
+            Err(e) => tracing::debug!(error = %e, "set metrics watch failed, retrying"),
+        }
+    }
 }
 
 /// An invalid resource: report it on the status and wait. Nothing is applied or deleted, so
@@ -173,6 +211,7 @@ async fn report_invalid(
         &ctx.params,
         now(),
     );
+    observe_set_metrics(ctx, rr, &st);
     status::write(&ctx.client, ctx.recorder.as_ref(), rr, st).await?;
     // The Secret is not owned, so its creation triggers nothing: poll for it.
     Ok(Action::requeue(Duration::from_secs(30)))
@@ -374,6 +413,7 @@ where
         }
         None => (None, None),
     };
+    let set_metrics = tokio::spawn(forget_deleted_sets(rrs.clone(), metrics.clone()));
     let ctx = Arc::new(Context {
         client: client.clone(),
         params: Params {
@@ -439,6 +479,7 @@ where
     drain_with_deadline(controller, stopping_rx).await;
 
     ready.store(false, Ordering::SeqCst);
+    set_metrics.abort();
     if let Some(r) = renewer {
         r.abort();
     }

@@ -32,6 +32,13 @@ pub const PHASE_PROVISIONING: &str = "Provisioning";
 pub const PHASE_READY: &str = "Ready";
 pub const PHASE_DEGRADED: &str = "Degraded";
 pub const PHASE_INVALID: &str = "Invalid";
+/// Every phase the status can show (the per-set phase metric has one series each).
+pub const PHASES: [&str; 4] = [
+    PHASE_PROVISIONING,
+    PHASE_READY,
+    PHASE_DEGRADED,
+    PHASE_INVALID,
+];
 
 fn cond(
     type_: &str,

@@ -21,7 +21,7 @@ use super::planner::Plan;
 use super::record::{Records, RolesError};
 use super::topology::Repoint;
 use crate::crd::{FailoverInProgressStatus, LastFailover};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SetLabels};
 
 /// Why the master role moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +165,8 @@ pub async fn promote(
     }
     records.status("the new master", st).await?;
     if p.kind == Kind::Failover {
-        metrics.failover_done(duration);
+        let labels = SetLabels::new(&records.rr.namespace().unwrap_or_default(), &set);
+        metrics.failover_done(&labels, duration);
     }
     let (reason, note) = match p.kind {
         Kind::Bootstrap => (

@@ -22,7 +22,7 @@ use super::record::{Records, RolesError};
 use super::{plan, ObservedRole, Plan, PodObservation, PromoteReason, Settings, WaitReason};
 use crate::controller::observe::Observed;
 use crate::crd::{self, LastFailover, RedisReplication};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SetLabels};
 use crate::model::Validated;
 
 use super::memory::RolesMemory;
@@ -269,6 +269,10 @@ pub async fn step(
                 Err(PromoteError::Record(e)) => return Err(e),
                 Err(PromoteError::Executor(e)) => {
                     tracing::warn!(name = %model.name, target = %pod, error = %e, "promotion failed");
+                    if kind == Kind::Failover {
+                        cx.metrics
+                            .failover_failed(&SetLabels::new(&model.namespace, &model.name));
+                    }
                     outcome.failover_in_progress = Some(crd::FailoverInProgressStatus {
                         target: pod.clone(),
                         epoch,

@@ -261,15 +261,8 @@ pub fn read_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Value)>> {
 
 /// Parse an inline multi-document YAML text (the embedded default example).
 pub fn parse_yaml_docs(text: &str) -> anyhow::Result<Vec<Value>> {
-    use serde::Deserialize;
-    let mut out = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let y = serde_yaml::Value::deserialize(doc)?;
-        if !y.is_null() {
-            out.push(serde_json::to_value(y)?);
-        }
-    }
-    Ok(out)
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text)?;
+    Ok(docs.into_iter().filter(|v| !v.is_null()).collect())
 }
 
 /// Server-side apply one manifest; creates its namespace first when missing.

@@ -1,27 +1,12 @@
-//! Patch semantics: JSON merge patch (RFC 7386), JSON patch (RFC 6902, via the
-//! `json-patch` crate) and the simplified server-side apply merge.
+//! Patch semantics: JSON merge patch (RFC 7386) and JSON patch (RFC 6902), both via the
+//! `json-patch` crate, and the simplified server-side apply merge.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// RFC 7386 JSON merge patch: objects merge recursively, `null` deletes, anything else
-/// (arrays included) replaces.
+/// (arrays included) replaces (`json_patch::merge`, the crate kube-core uses).
 pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(p) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    if let Value::Object(t) = target {
-        for (k, v) in p {
-            if v.is_null() {
-                t.remove(k);
-            } else {
-                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-    }
+    json_patch::merge(target, patch);
 }
 
 /// Server-side apply merge: the applied configuration wins field by field; objects merge

@@ -35,6 +35,8 @@ pub struct Shared {
     pub address: String,
     /// Where the runtime keeps the pods' log files (see [`super::logs`]).
     pub pods_dir: Option<std::path::PathBuf>,
+    /// Counts of write requests per object ([`super::audit`]), at `GET /local/writes`.
+    pub audit: super::audit::WriteAudit,
 }
 
 fn json_response(code: u16, v: &Value) -> Response<Body> {
@@ -58,38 +60,17 @@ fn text_response(code: u16, s: &'static str) -> Response<Body> {
     r
 }
 
+/// A percent-decoded path segment (invalid escapes stay as they are).
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let h = |c: u8| (c as char).to_digit(16);
-                match (h(b[i + 1]), h(b[i + 2])) {
-                    (Some(x), Some(y)) => {
-                        out.push((x * 16 + y) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
+/// The query string as form-urlencoded pairs (`+` is a space), as Go's net/url reads it.
 fn parse_query(q: Option<&str>) -> HashMap<String, String> {
-    q.unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
+    form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
@@ -149,9 +130,8 @@ fn parse_yaml(b: &[u8]) -> Result<Value, ApiError> {
     if let Ok(v) = serde_json::from_slice::<Value>(b) {
         return Ok(v);
     }
-    let y: serde_yaml::Value = serde_yaml::from_slice(b)
-        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-    serde_json::to_value(y).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+    serde_saphyr::from_slice(b)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
 }
 
 async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -169,6 +149,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
             &json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]}),
         )),
         ["healthz"] | ["livez"] | ["readyz"] => Ok(text_response(200, "ok")),
+        ["local", "writes"] => Ok(json_response(200, &shared.audit.to_json())),
         ["version"] => Ok(json_response(
             200,
             &json!({
@@ -343,6 +324,32 @@ fn openapi_gv(store: &Store, gv: &str) -> Result<Response<Body>, ApiError> {
     ))
 }
 
+/// Counts a write request in the audit (reads are not counted).
+fn audit_write(
+    shared: &Shared,
+    rt: &ResourceType,
+    method: &Method,
+    sub: Option<&str>,
+    ns: &str,
+    name: Option<&str>,
+) {
+    let verb = match *method {
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => return,
+    };
+    shared.audit.record(super::audit::WriteKey {
+        group: rt.group.clone(),
+        resource: rt.plural.clone(),
+        subresource: sub.unwrap_or_default().to_string(),
+        namespace: ns.to_string(),
+        name: name.unwrap_or_default().to_string(),
+        verb: verb.to_string(),
+    });
+}
+
 fn not_allowed(method: &Method) -> ApiError {
     ApiError::method_not_allowed(format!(
         "the server does not allow this method on the requested resource ({method})"
@@ -409,6 +416,9 @@ async fn resource(
     let table = wants_table(&req);
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
     let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    if !dry_run {
+        audit_write(shared, &rt, &method, sub, nsv, name);
+    }
     match (method.clone(), name) {
         (Method::GET, None) => {
             if truthy(&q, "watch") {

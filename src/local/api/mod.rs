@@ -82,6 +82,10 @@
 //!   merge via OpenAPI) are not supported. Aggregated discovery is not served; kubectl
 //!   falls back to the legacy discovery documents.
 //!
+//! - `GET /local/writes` (Tandem-local, not a Kubernetes API): the number of create,
+//!   update, patch and delete requests per object and subresource since start
+//!   ([`audit`]), to see how often a controller writes.
+//!
 //! - Persistence: with [`Options::state_file`] the objects, the resourceVersion counter
 //!   and the apply memory are loaded at start and saved atomically shortly after changes
 //!   and at shutdown ([`store::Snapshot`]). The watch history is not kept: after a restart
@@ -95,6 +99,7 @@
 //! files, `resolve` + `create`/`update`/`patch`/`delete`, `subscribe` + `events_since`
 //! to follow changes).
 pub mod apply;
+pub mod audit;
 pub mod error;
 pub mod http;
 pub mod logs;
@@ -111,7 +116,6 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -205,6 +209,7 @@ impl LocalApi {
             bookmark_interval: options.bookmark_interval,
             address: addr.to_string(),
             pods_dir: options.pods_dir.clone(),
+            audit: Default::default(),
         });
         let (tx, mut rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -399,22 +404,11 @@ pub fn read_manifests(path: &Path) -> Result<Vec<Value>, Error> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut out = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let y = serde_yaml::Value::deserialize(doc).map_err(|e| Error::Manifest {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        if y.is_null() {
-            continue;
-        }
-        let v = serde_json::to_value(y).map_err(|e| Error::Manifest {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        out.push(v);
-    }
-    Ok(out)
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| Error::Manifest {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(docs.into_iter().filter(|v| !v.is_null()).collect())
 }
 
 /// Register (create or replace) the CustomResourceDefinitions in the `.yaml`, `.yml`

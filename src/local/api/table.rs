@@ -37,23 +37,12 @@ const fn wide(name: &'static str, ty: &'static str, cell: fn(&Value, i64) -> Val
     }
 }
 
-/// Parse an RFC 3339 UTC time (`YYYY-MM-DDTHH:MM:SS[.frac]Z`, what this server and the
-/// operator write) into unix seconds.
+/// Parse an RFC 3339 time (`YYYY-MM-DDTHH:MM:SS[.frac]Z` or with an offset) into unix
+/// seconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    if s.len() < 20 {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
-    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + hh * 3600 + mm * 60 + ss)
+    s.parse::<k8s_openapi::jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_second())
 }
 
 /// A duration as kubectl prints ages (`45s`, `3m20s`, `17m`, `5h3m`, `2d4h`, `400d`...).

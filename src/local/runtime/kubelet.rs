@@ -17,6 +17,7 @@ use super::probes::{self, ProbeKind, ProbeSpec};
 use super::{dns, volumes, Shared};
 use crate::local::api::store::now_rfc3339;
 use crate::local::sandbox::{self, Launch, PodNet};
+use rustix::process::Signal;
 
 /// Environment variable naming the pod directory in every container (lets a later
 /// runtime on the same state dir recognise processes a dead instance left behind).
@@ -31,16 +32,18 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_secs([1u64, 2, 4, 8, 10][n.min(4) as usize])
 }
 
-/// Send a signal (`TERM`, `KILL`) to a process and its process group.
-pub fn signal(pid: u32, sig: &str) {
-    if pid <= 1 {
+/// Send a signal (`Signal::TERM`, `Signal::KILL`) to a process's group and to the process
+/// (rustix: a plain kill(2), no child process). Errors (already gone) are ignored.
+pub fn signal(pid: u32, sig: Signal) {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return;
-    }
-    let _ = std::process::Command::new("kill")
-        .args(["-s", sig, "--", &format!("-{pid}"), &pid.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
+    };
+    let _ = rustix::process::kill_process_group(pid, sig);
+    let _ = rustix::process::kill_process(pid, sig);
 }
 
 struct Worker {
@@ -385,7 +388,7 @@ struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if !matches!(self.child.try_wait(), Ok(Some(_))) {
-            signal(self.pid, "KILL");
+            signal(self.pid, Signal::KILL);
             let _ = self.child.start_kill();
         }
     }
@@ -403,14 +406,14 @@ async fn terminate(child: &mut Child, grace: Duration) -> Option<std::process::E
     let Some(pid) = child.id() else {
         return child.wait().await.ok();
     };
-    signal(pid, "TERM");
+    signal(pid, Signal::TERM);
     match tokio::time::timeout(grace, child.wait()).await {
         Ok(r) => {
-            signal(pid, "KILL");
+            signal(pid, Signal::KILL);
             r.ok()
         }
         Err(_) => {
-            signal(pid, "KILL");
+            signal(pid, Signal::KILL);
             let _ = child.start_kill();
             child.wait().await.ok()
         }
@@ -889,7 +892,7 @@ impl PodRun {
             }
             Ended::Killed(m, s) => (s, "Error", Some(m)),
         };
-        signal(attempt.pid, "KILL");
+        signal(attempt.pid, Signal::KILL);
         let _ = std::fs::remove_file(&attempt.pid_file);
         let (code, sig) = exit.as_ref().map(exit_code).unwrap_or((137, Some(9)));
         let mut term = json!({

@@ -435,7 +435,7 @@ fn belongs_to(pid: u32, pod_dir: &Path) -> bool {
 fn kill_leftovers(pods_dir: &Path) {
     for pid in leftover_pids(pods_dir) {
         tracing::warn!("killing pid {pid} left running by a previous local-mode instance");
-        kubelet::signal(pid, "KILL");
+        kubelet::signal(pid, rustix::process::Signal::KILL);
     }
     if let Ok(rd) = std::fs::read_dir(pods_dir) {
         for e in rd.flatten() {

@@ -193,8 +193,9 @@ pub fn sweep(instance: &str) {
         }
         if let Ok(pids) = ip(&["netns", "pids", &ns]) {
             for pid in pids.split_whitespace() {
-                if pid.bytes().all(|b| b.is_ascii_digit()) {
-                    let _ = run("kill", &["-KILL", pid]);
+                let pid = pid.parse().ok().and_then(rustix::process::Pid::from_raw);
+                if let Some(pid) = pid {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 }
             }
         }
