@@ -180,9 +180,14 @@ pub(crate) fn run_on(
         oom_at_start: oom,
         wrote: false,
     };
+    busy.set_replica(ctx.store.is_replica);
     let running = busy::Running::start(&busy, ctx.store.hot.busy_reply_threshold);
     let result = run_in_vm(ctx, &vm, &busy, func, keys, args, rules);
     drop(running);
+    // What the commands served meanwhile left for the store, before anyone else runs.
+    for job in busy.take_deferred() {
+        job(ctx.store);
+    }
     // Lua 5.1 has no emergency collection: garbage a script left (say, after it
     // failed for lack of memory) would make the next ones fail too.
     if vm.lua.used_memory() > vm::MEMORY_LIMIT / 4 {
@@ -374,7 +379,7 @@ fn dispatch(
     let mut all = arg_buf.split().freeze();
     let argv: Vec<Bytes> = lens.iter().map(|&n| all.split_to(n)).collect();
     let resp3 = flags.resp3.load(Relaxed);
-    let repl_none = flags.repl.load(Relaxed) == 0;
+    let repl = flags.repl.load(Relaxed);
     reply.buf.clear();
     reply.resp3 = resp3;
     client.resp3 = resp3;
@@ -383,10 +388,7 @@ fn dispatch(
     if rules.wrote {
         busy.mark_wrote();
     }
-    if repl_none {
-        // redis.set_repl(redis.REPL_NONE): the writes stay local.
-        ctx.store.propagated.truncate(before);
-    }
+    propagate_to(ctx.store, before, repl);
     if let Err(refusal) = r {
         return Ok(Err(refusal.0));
     }
@@ -395,6 +397,21 @@ fn dispatch(
         return Ok(Err(String::from_utf8_lossy(text).into_owned()));
     }
     Ok(Ok(convert::reply_to_lua(lua, &reply.buf)?.0))
+}
+
+/// Where the ops a call just added (from index `before`) go, after the script's
+/// `redis.set_repl` (REPL_NONE = 0, REPL_AOF = 1, REPL_REPLICA = 2, REPL_ALL = 3).
+fn propagate_to(store: &mut crate::server::Store, before: usize, repl: u8) {
+    use crate::server::PropagateTarget;
+    let only = match repl {
+        // REPL_NONE: the writes stay local.
+        0 => return store.propagated.truncate(before),
+        1 => PropagateTarget::Aof,
+        2 => PropagateTarget::Replicas,
+        _ => return,
+    };
+    let added = before..store.propagated.len();
+    store.propagate_only.extend(added.map(|i| (i, only)));
 }
 
 /// Argument lengths of one call, without a heap allocation for the usual few.
