@@ -326,4 +326,33 @@ mod tests {
         b.end();
         assert!(!b.is_busy() && !b.killed());
     }
+
+    #[test]
+    fn work_is_deferred_only_while_busy_and_taken_in_order_after_the_end() {
+        let b = Busy::default();
+        assert!(b.defer(Box::new(|_| {})).is_err(), "not busy: run it now");
+        b.start(0);
+        assert!(b.defer(Box::new(|_| {})).is_err(), "running, not yet busy");
+        let _ = b.on_hook();
+        for db in [3, 5] {
+            assert!(b
+                .defer(Box::new(move |s: &mut super::super::Store| s.dirty += db))
+                .is_ok());
+        }
+        b.end();
+        assert!(
+            b.defer(Box::new(|_| {})).is_err(),
+            "ended: nothing more kept"
+        );
+        let server = super::super::Server::new(crate::config::Config::default());
+        let mut store = server.store.lock();
+        let before = store.dirty;
+        let jobs = b.take_deferred();
+        assert_eq!(jobs.len(), 2);
+        for job in jobs {
+            job(&mut store);
+        }
+        assert_eq!(store.dirty, before + 8);
+        assert!(b.take_deferred().is_empty());
+    }
 }
