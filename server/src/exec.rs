@@ -47,7 +47,7 @@ pub enum Outcome {
 }
 
 /// Formats Redis's unknown-command error.
-fn unknown_command(argv: &[Bytes]) -> String {
+pub(crate) fn unknown_command(argv: &[Bytes]) -> String {
     let name = String::from_utf8_lossy(&argv[0]);
     let name: String = name.chars().take(128).collect();
     let mut args = String::new();
@@ -177,7 +177,7 @@ fn observe_latency(store: &mut Store, cmd: &Command, argv: &[Bytes], elapsed: Du
 /// A known subcommand with the wrong number of arguments, refused as Redis refuses it
 /// (`ERR wrong number of arguments for 'config|get' command`). Unknown subcommands are
 /// left to the command, which names its own HELP.
-fn sub_arity_refusal(cmd: &Command, argv: &[Bytes]) -> Option<String> {
+pub(crate) fn sub_arity_refusal(cmd: &Command, argv: &[Bytes]) -> Option<String> {
     if !cmd.is(flags::CONTAINER) || argv.len() < 2 {
         return None;
     }
@@ -297,19 +297,24 @@ fn precheck(
     if let Some(msg) = crate::replication::precheck(server, store, client, cmd) {
         return Some(msg);
     }
-    if client.subscriptions() > 0 && !client.resp3 && !cmd.is(flags::SUBSCRIBED) {
-        return Some(format!(
+    subscribed_refusal(client, cmd)
+}
+
+/// A RESP2 client with subscriptions may run only the Pub/Sub commands, PING, QUIT
+/// and RESET.
+pub(crate) fn subscribed_refusal(client: &ClientState, cmd: &Command) -> Option<String> {
+    (client.subscriptions() > 0 && !client.resp3 && !cmd.is(flags::SUBSCRIBED)).then(|| {
+        format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             cmd.name
-        ));
-    }
-    None
+        )
+    })
 }
 
 /// Commands Redis refuses to queue (`no_multi` in COMMAND INFO: SAVE, SHUTDOWN,
 /// SYNC, PSYNC); the refusal also aborts the transaction at EXEC. The command table's
 /// metadata is the one source of that flag.
-fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
+pub(crate) fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
     let queued = client.multi.is_some() && !cmd.is(flags::NO_MULTI);
     let no_multi =
         commands::meta_types::meta(cmd.name).is_some_and(|m| m.flags.contains(&"no_multi"));
@@ -543,6 +548,12 @@ pub fn finish_propagation(store: &mut Store, before: usize) {
         store
             .propagated
             .insert(before, (first_db, vec![Bytes::from_static(b"MULTI")]));
+        // MULTI/EXEC go to both destinations; the ops after MULTI moved by one.
+        for (i, _) in store.propagate_only.iter_mut() {
+            if *i >= before {
+                *i += 1;
+            }
+        }
         store
             .propagated
             .push((last_db, vec![Bytes::from_static(b"EXEC")]));
@@ -557,7 +568,12 @@ pub fn flush_propagated(server: &Arc<Server>, store: &mut Store) {
     // Taken out while it is fed, then put back empty: its allocation is reused by
     // the next write instead of a new one per command.
     let mut ops = std::mem::take(&mut store.propagated);
-    crate::propagate::feed(server, store, &ops);
+    if store.propagate_only.is_empty() {
+        crate::propagate::feed(server, store, &ops);
+    } else {
+        let only = std::mem::take(&mut store.propagate_only);
+        crate::propagate::feed_split(server, store, &ops, &only);
+    }
     ops.clear();
     if store.propagated.is_empty() {
         store.propagated = ops;

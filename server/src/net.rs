@@ -636,50 +636,18 @@ impl Conn {
     }
 
     /// Answers the pending commands while a script is busy (the store is locked by
-    /// it): SCRIPT KILL, FUNCTION KILL, SHUTDOWN NOSAVE and QUIT are served without
-    /// the store, everything else gets `-BUSY`. False: close the connection.
+    /// it), as `commands::while_busy` decides. False: close the connection.
     fn answer_while_busy(&mut self) -> bool {
-        use crate::scripting::busy::{self, KillOutcome};
-        let is = |a: Option<&Bytes>, kw: &str| a.is_some_and(|a| crate::util::is_kw(a, kw));
+        use crate::commands::while_busy::{self, WhileBusy};
         while let Some(argv) = self.pending.pop_front() {
             self.last_cmd.record(&argv);
-            let (name, sub) = (argv.first(), argv.get(1));
-            if (is(name, "script") || is(name, "function")) && is(sub, "kill") && argv.len() == 2 {
-                let busy = &self.server.script_busy;
-                // SCRIPT KILL stops scripts, FUNCTION KILL functions; the other
-                // kind gets the BUSY reply naming the right one.
-                if is(name, "script") == busy.is_function() && busy.is_busy() && !busy.has_written()
-                {
-                    Stats::incr(&self.server.stats.total_error_replies, 1);
-                    self.out.error(busy.busy_error());
-                    continue;
-                }
-                match busy.request_kill() {
-                    KillOutcome::Killed => self.out.ok(),
-                    KillOutcome::NotBusy => self.out.error(busy::NOTBUSY_ERR),
-                    KillOutcome::Unkillable => self.out.error(busy::UNKILLABLE_ERR),
-                }
-            } else if is(name, "function") && is(sub, "stats") && argv.len() == 2 {
-                match self.server.script_busy.running_function() {
-                    Some((f, ms)) => {
-                        crate::commands::functions::stats_while_busy(&mut self.out, &f, ms)
-                    }
-                    None => {
-                        Stats::incr(&self.server.stats.total_error_replies, 1);
-                        self.out.error(self.server.script_busy.busy_error());
-                    }
-                }
-            } else if is(name, "shutdown")
-                && argv[1..].iter().any(|a| crate::util::is_kw(a, "nosave"))
-            {
-                exit_while_busy(&self.server);
-            } else if is(name, "quit") {
-                self.out.ok();
-                return false;
-            } else {
-                Stats::incr(&self.server.stats.total_error_replies, 1);
-                self.out.error(self.server.script_busy.busy_error());
+            self.out.resp3 = self.client.resp3;
+            match while_busy::answer(&self.server, &mut self.client, argv, &mut self.out) {
+                WhileBusy::Done => {}
+                WhileBusy::Close => return false,
+                WhileBusy::Exit => exit_while_busy(&self.server),
             }
+            self.out.resp3 = self.client.resp3;
         }
         true
     }

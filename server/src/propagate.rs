@@ -7,17 +7,46 @@
 //! otherwise `master_repl_offset` does not move. A replica re-feeds the exact bytes
 //! it applies from its master instead (`replication::replica`).
 
-use crate::server::{Server, Store};
+use crate::server::{PropagateTarget, Server, Store};
 use bytes::Bytes;
 use std::sync::Arc;
 
 pub fn feed(server: &Arc<Server>, store: &mut Store, ops: &[(usize, Vec<Bytes>)]) {
     crate::aof::feed(server, store, ops);
-    if store.repl.should_generate() {
+    feed_replicas(store, ops);
+}
+
+fn feed_replicas(store: &mut Store, ops: &[(usize, Vec<Bytes>)]) {
+    if !ops.is_empty() && store.repl.should_generate() {
         let mut buf = Vec::new();
         encode_ops(&mut store.repl.slaveseldb, ops, &mut buf);
         store.repl.append_stream(Bytes::from(buf));
     }
+}
+
+/// [`feed`] when some ops go to one destination only: `only` lists them by index in
+/// `ops` (Redis `propagateNow` with a target of `PROPAGATE_AOF` or `PROPAGATE_REPL`).
+/// An index past the end is ignored.
+pub fn feed_split(
+    server: &Arc<Server>,
+    store: &mut Store,
+    ops: &[(usize, Vec<Bytes>)],
+    only: &[(usize, PropagateTarget)],
+) {
+    let skip =
+        |i: usize, not_for: PropagateTarget| only.iter().any(|&(j, t)| j == i && t == not_for);
+    let pick = |not_for: PropagateTarget| -> Vec<(usize, Vec<Bytes>)> {
+        ops.iter()
+            .enumerate()
+            .filter(|&(i, _)| !skip(i, not_for))
+            .map(|(_, op)| op.clone())
+            .collect()
+    };
+    let aof = pick(PropagateTarget::Replicas);
+    if !aof.is_empty() {
+        crate::aof::feed(server, store, &aof);
+    }
+    feed_replicas(store, &pick(PropagateTarget::Aof));
 }
 
 /// Encodes ops for the replication stream, emitting `SELECT <db>` whenever an op's

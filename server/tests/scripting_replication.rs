@@ -173,3 +173,109 @@ fn a_tandem_replica_of_a_redis_master_follows_its_scripts() {
         R::Int(1)
     );
 }
+
+/// Scripts that send writes to the AOF only, to replicas only, to both or to
+/// neither (`redis.set_repl`), alone and mixed in one script.
+const SET_REPL_SCRIPTS: &[&str] = &[
+    "redis.set_repl(redis.REPL_AOF) return redis.call('set', 'aof1', '1')",
+    "redis.set_repl(redis.REPL_REPLICA) return redis.call('set', 'rep1', '1')",
+    "redis.set_repl(redis.REPL_SLAVE) return redis.call('set', 'slave1', '1')",
+    "redis.set_repl(redis.REPL_NONE) return redis.call('set', 'none1', '1')",
+    "redis.set_repl(redis.REPL_AOF) redis.call('set', 'aof2', '1') \
+     redis.set_repl(redis.REPL_REPLICA) redis.call('set', 'rep2', '1') \
+     redis.set_repl(redis.REPL_ALL) redis.call('set', 'all2', '1') \
+     redis.set_repl(redis.REPL_NONE) return redis.call('set', 'none2', '1')",
+    "redis.set_repl(redis.REPL_AOF) redis.call('set', 'aof3', '1') return redis.call('set', 'aof4', '1')",
+    "redis.set_repl(redis.REPL_REPLICA) redis.call('incr', 'rep3') redis.set_repl(redis.REPL_NONE) return redis.call('incr', 'rep3')",
+];
+
+const SET_REPL_KEYS: &[&str] = &[
+    "aof1", "rep1", "slave1", "none1", "aof2", "rep2", "all2", "none2", "aof3", "aof4", "rep3",
+];
+
+/// The commands of an AOF file's RESP arrays (arguments lowercased when they are
+/// command names, so `set`/`SET` compare equal).
+fn aof_commands(path: &std::path::Path) -> Vec<Vec<String>> {
+    let data = std::fs::read(path).expect("aof file");
+    let text = String::from_utf8_lossy(&data);
+    let mut lines = text.split("\r\n");
+    let mut cmds = Vec::new();
+    while let Some(l) = lines.next() {
+        let Some(n) = l.strip_prefix('*') else {
+            continue;
+        };
+        let n: usize = n.parse().expect("array length");
+        let mut argv: Vec<String> = (0..n)
+            .map(|_| {
+                lines.next();
+                lines.next().unwrap_or_default().to_string()
+            })
+            .collect();
+        argv[0] = argv[0].to_ascii_lowercase();
+        cmds.push(argv);
+    }
+    cmds
+}
+
+/// Runs the set_repl scripts on a master with an AOF and a replica; returns what the
+/// AOF holds after the startup base and which keys the replica has.
+fn set_repl_effects(
+    master: &mut Conn,
+    replica: &mut Conn,
+    aof_dir: &std::path::Path,
+) -> (Vec<Vec<String>>, Vec<String>) {
+    assert!(wait_until(WAIT, || connected(replica)));
+    for src in SET_REPL_SCRIPTS {
+        assert!(
+            !matches!(master.cmd_args(&[b"EVAL", src.as_bytes(), b"0"]), R::Err(_)),
+            "{src}"
+        );
+    }
+    let target = offset(master).expect("master offset");
+    assert!(
+        wait_until(WAIT, || offset(replica) == Some(target)),
+        "replica did not reach {target}"
+    );
+    let on_replica = SET_REPL_KEYS
+        .iter()
+        .filter(|k| replica.cmd(&format!("EXISTS {k}")) == R::Int(1))
+        .map(|k| k.to_string())
+        .collect();
+    let incr = aof_dir.join("appendonlydir/appendonly.aof.1.incr.aof");
+    (aof_commands(&incr), on_replica)
+}
+
+#[test]
+fn set_repl_sends_script_writes_to_the_aof_only_or_to_replicas_only_as_redis_does() {
+    let aof = ["--appendonly", "yes", "--appendfsync", "always"];
+    let mut args = vec!["--repl-diskless-sync-delay", "0"];
+    args.extend_from_slice(&aof);
+    let m = TestServer::start(&args);
+    let t = TestServer::start(&["--replicaof", "127.0.0.1", &m.port.to_string()]);
+    let ours = set_repl_effects(&mut m.conn(), &mut t.conn(), m.dir.path());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rm = RealRedis::start(dir.path(), "dump.rdb", &args);
+    let rdir = tempfile::tempdir().expect("tempdir");
+    let rr = RealRedis::start(
+        rdir.path(),
+        "dump.rdb",
+        &["--replicaof", "127.0.0.1", &rm.port.to_string()],
+    );
+    let theirs = set_repl_effects(&mut rm.conn(), &mut rr.conn(), dir.path());
+
+    assert_eq!(
+        ours.1, theirs.1,
+        "keys on the replica differ from Redis 7.0.15"
+    );
+    assert_eq!(ours.0, theirs.0, "AOF differs from Redis 7.0.15");
+    // What the comparison must have seen, so it cannot pass on two empty sides.
+    assert_eq!(ours.1, ["rep1", "slave1", "rep2", "all2", "rep3"]);
+    let aof_keys: Vec<&str> = ours
+        .0
+        .iter()
+        .filter(|c| c[0] == "set")
+        .map(|c| c[1].as_str())
+        .collect();
+    assert_eq!(aof_keys, ["aof1", "aof2", "all2", "aof3", "aof4"]);
+}

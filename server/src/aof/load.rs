@@ -163,6 +163,7 @@ impl Replayer<'_> {
         // before anything of the file ran.
         let _ = exec::replay(self.server, store, &mut self.client, argv, &mut self.out);
         store.propagated.clear();
+        store.propagate_only.clear();
         if self.out.buf.first() == Some(&b'-') {
             let line = self.out.buf.split(|&b| b == b'\r').next().unwrap_or(&[]);
             warning!(

@@ -4,13 +4,15 @@
 //! the user has no password (any `AUTH default <x>` succeeds, `AUTH <x>` is an
 //! error); with it set, both forms must give that password.
 
-use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command, Ctx};
+use super::{
+    arg_i64, err, flags::*, is_kw, Action, ClientState, CmdError, CmdResult, Command, Ctx,
+};
+use crate::config::Config;
 use crate::pause::PauseMode;
 use crate::resp::Reply;
 use crate::server::{ClientHandle, ClientInfo};
 use bytes::Bytes;
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -79,11 +81,11 @@ fn quit(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
 
 /// Checks `user`/`pass` against the default user (constant-time compare is not
 /// needed for parity with Redis, which uses `time_independent_strcmp`; we do too).
-fn check_credentials(ctx: &Ctx, user: &[u8], pass: &[u8]) -> bool {
+fn check_credentials(config: &Config, user: &[u8], pass: &[u8]) -> bool {
     if user != b"default" {
         return false;
     }
-    match &ctx.config().requirepass {
+    match &config.requirepass {
         None => true,
         Some(p) => constant_time_eq(p.as_bytes(), pass),
     }
@@ -98,11 +100,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn auth(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    auth_client(ctx.client, &ctx.server.config.read(), out, argv)
+}
+
+/// AUTH for `client` (also served while a script is busy: it needs no store).
+pub(crate) fn auth_client(
+    client: &mut ClientState,
+    config: &Config,
+    out: &mut Reply,
+    argv: &[Bytes],
+) -> CmdResult {
     if argv.len() > 3 {
         return Err(err::SYNTAX);
     }
     let (user, pass): (&[u8], &[u8]) = if argv.len() == 2 {
-        if ctx.config().requirepass.is_none() {
+        if config.requirepass.is_none() {
             return Err(CmdError::msg(
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
             ));
@@ -111,16 +123,29 @@ fn auth(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     } else {
         (&argv[1], &argv[2])
     };
-    if !check_credentials(ctx, user, pass) {
+    if !check_credentials(config, user, pass) {
         return Err(CmdError::msg(WRONGPASS));
     }
-    ctx.client.authenticated = true;
+    client.authenticated = true;
     out.ok();
     Ok(())
 }
 
 fn hello(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let mut ver = if ctx.client.resp3 { 3 } else { 2 };
+    let is_replica = ctx.store.is_replica;
+    hello_client(ctx.client, &ctx.server.config.read(), is_replica, out, argv)
+}
+
+/// HELLO for `client`; `is_replica` gives the `role` field (also served while a
+/// script is busy: it needs no store).
+pub(crate) fn hello_client(
+    client: &mut ClientState,
+    config: &Config,
+    is_replica: bool,
+    out: &mut Reply,
+    argv: &[Bytes],
+) -> CmdResult {
+    let mut ver = if client.resp3 { 3 } else { 2 };
     let mut creds: Option<(&Bytes, &Bytes)> = None;
     let mut setname: Option<&Bytes> = None;
     if argv.len() >= 2 {
@@ -157,25 +182,25 @@ fn hello(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
     }
     if let Some((user, pass)) = creds {
-        if !check_credentials(ctx, user, pass) {
+        if !check_credentials(config, user, pass) {
             return Err(CmdError::msg(WRONGPASS));
         }
-        ctx.client.authenticated = true;
+        client.authenticated = true;
     }
-    if !ctx.client.authenticated {
+    if !client.authenticated {
         return Err(CmdError::msg(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
     }
     if let Some(name) = setname {
-        ctx.client.name = if name.is_empty() {
+        client.name = if name.is_empty() {
             None
         } else {
             Some(name.clone())
         };
     }
-    ctx.client.resp3 = ver == 3;
-    out.resp3 = ctx.client.resp3;
+    client.resp3 = ver == 3;
+    out.resp3 = client.resp3;
     out.map(7);
     out.bulk(b"server");
     out.bulk(b"redis");
@@ -184,15 +209,11 @@ fn hello(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     out.bulk(b"proto");
     out.int(ver);
     out.bulk(b"id");
-    out.int(ctx.client.id as i64);
+    out.int(client.id as i64);
     out.bulk(b"mode");
     out.bulk(b"standalone");
     out.bulk(b"role");
-    out.bulk(if ctx.store.is_replica {
-        b"replica"
-    } else {
-        b"master"
-    });
+    out.bulk(if is_replica { b"replica" } else { b"master" });
     out.bulk(b"modules");
     out.array(0);
     Ok(())
@@ -210,42 +231,77 @@ fn select(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 /// RESET: back to a fresh connection's state (Redis `clearClientConnectionState`).
 fn reset(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
-    let id = ctx.client.id;
-    ctx.client.multi = None;
-    ctx.client.multi_error = false;
-    let watched = std::mem::take(&mut ctx.client.watched);
-    ctx.store.unwatch_all(id, &watched);
-    ctx.client.watch_dirty.store(false, Ordering::SeqCst);
-    for ch in std::mem::take(&mut ctx.client.channels) {
-        if let Some(m) = ctx.store.pubsub.channels.get_mut(&ch) {
-            m.remove(&id);
-            if m.is_empty() {
-                ctx.store.pubsub.channels.remove(&ch);
-            }
-        }
-    }
-    for ch in std::mem::take(&mut ctx.client.shard_channels) {
-        ctx.store.pubsub.sunsubscribe(&ch, id);
-    }
-    for p in std::mem::take(&mut ctx.client.patterns) {
-        if let Some(m) = ctx.store.pubsub.patterns.get_mut(&p) {
-            m.remove(&id);
-            if m.is_empty() {
-                ctx.store.pubsub.patterns.remove(&p);
-            }
-        }
-    }
-    ctx.server.set_monitor(id, None);
-    ctx.client.db = 0;
-    ctx.client.resp3 = false;
-    ctx.client.name = None;
-    ctx.client.reply_off = false;
-    ctx.client.reply_skip_next = false;
-    ctx.client.no_evict = false;
-    ctx.client.authenticated = ctx.config().requirepass.is_none();
+    let left = reset_client(ctx.client, ctx.server, out);
+    left.release(ctx.store);
+    Ok(())
+}
+
+/// What RESET takes from a client that the store still refers to: its WATCHed keys
+/// and subscriptions, released by [`ResetLeftovers::release`] with the store (while
+/// a script is busy, once it ends).
+pub(crate) struct ResetLeftovers {
+    id: crate::server::ClientId,
+    watched: Vec<(usize, Bytes)>,
+    channels: Vec<Bytes>,
+    shard_channels: Vec<Bytes>,
+    patterns: Vec<Bytes>,
+}
+
+/// RESET's effect on the client itself (Redis `clearClientConnectionState`) and its
+/// reply; the store's side is left in the returned value.
+pub(crate) fn reset_client(
+    client: &mut ClientState,
+    server: &crate::server::Server,
+    out: &mut Reply,
+) -> ResetLeftovers {
+    let id = client.id;
+    client.multi = None;
+    client.multi_error = false;
+    // A fresh flag: writes to the old keys before they are released must not count.
+    client.watch_dirty = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    server.set_monitor(id, None);
+    client.db = 0;
+    client.resp3 = false;
+    client.name = None;
+    client.reply_off = false;
+    client.reply_skip_next = false;
+    client.no_evict = false;
+    client.authenticated = server.config.read().requirepass.is_none();
     out.resp3 = false;
     out.simple("RESET");
-    Ok(())
+    ResetLeftovers {
+        id,
+        watched: std::mem::take(&mut client.watched),
+        channels: std::mem::take(&mut client.channels),
+        shard_channels: std::mem::take(&mut client.shard_channels),
+        patterns: std::mem::take(&mut client.patterns),
+    }
+}
+
+impl ResetLeftovers {
+    pub(crate) fn release(self, store: &mut crate::server::Store) {
+        let id = self.id;
+        store.unwatch_all(id, &self.watched);
+        for ch in self.channels {
+            if let Some(m) = store.pubsub.channels.get_mut(&ch) {
+                m.remove(&id);
+                if m.is_empty() {
+                    store.pubsub.channels.remove(&ch);
+                }
+            }
+        }
+        for ch in self.shard_channels {
+            store.pubsub.sunsubscribe(&ch, id);
+        }
+        for p in self.patterns {
+            if let Some(m) = store.pubsub.patterns.get_mut(&p) {
+                m.remove(&id);
+                if m.is_empty() {
+                    store.pubsub.patterns.remove(&p);
+                }
+            }
+        }
+    }
 }
 
 /// Redis allows only printable ASCII without spaces in client names.

@@ -33,6 +33,7 @@ pub mod stream_groups;
 pub mod streams;
 pub mod strings;
 pub mod transactions;
+pub mod while_busy;
 pub mod zsets;
 
 use crate::db::{Db, Entry};

@@ -15,6 +15,8 @@ use crate::scripting::{busy, convert, vm, Busy, ScriptError, ScriptFlags, Script
 use bytes::Bytes;
 use mlua::{Function, MultiValue, Value};
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 impl From<ScriptError> for CmdError {
     fn from(e: ScriptError) -> Self {
@@ -164,7 +166,7 @@ pub(crate) fn run_on(
     if oom && !flags.compat {
         return Err(CmdError::msg(crate::evict::Oom.to_string()));
     }
-    let Some(vm) = vm_slot(ctx, slot).take() else {
+    let Some(mut vm) = vm_slot(ctx, slot).take() else {
         // Lost to a panic in an earlier run (or never created): start over, with a
         // cache that no longer refers to the old state.
         match slot {
@@ -180,9 +182,17 @@ pub(crate) fn run_on(
         oom_at_start: oom,
         wrote: false,
     };
+    busy.set_replica(ctx.store.is_replica);
     let running = busy::Running::start(&busy, ctx.store.hot.busy_reply_threshold);
-    let result = run_in_vm(ctx, &vm, &busy, func, keys, args, rules);
+    let result = match redis_call(&mut vm) {
+        Ok((call, lent)) => run_in_vm(ctx, &vm, (&call, &lent), &busy, func, keys, args, rules),
+        Err(e) => Err(RunError::Lua(e)),
+    };
     drop(running);
+    // What the commands served meanwhile left for the store, before anyone else runs.
+    for job in busy.take_deferred() {
+        job(ctx.store);
+    }
     // Lua 5.1 has no emergency collection: garbage a script left (say, after it
     // failed for lack of memory) would make the next ones fail too.
     if vm.lua.used_memory() > vm::MEMORY_LIMIT / 4 {
@@ -261,9 +271,61 @@ struct RunEnv<'a, 'b> {
     arg_buf: bytes::BytesMut,
 }
 
+/// The state's `redis.call` (made on first use) and the slot each run lends its
+/// context through.
+fn redis_call(vm: &mut vm::Vm) -> mlua::Result<(Function, Arc<AtomicUsize>)> {
+    if let Some((f, slot)) = &vm.call {
+        return Ok((f.clone(), slot.clone()));
+    }
+    let slot = Arc::new(AtomicUsize::new(0));
+    let f = make_redis_call(&vm.lua, vm.flags.clone(), slot.clone())?;
+    vm.call = Some((f.clone(), slot.clone()));
+    Ok((f, slot))
+}
+
+/// `redis.call`, made once per Lua state. Each run lends it the run's context (store,
+/// server, script client) by putting the address of its `RefCell<RunEnv>` in `slot`
+/// for the duration of the run, instead of `mlua::Lua::scope`, which builds and tears
+/// down a function per run (most of the per-EVALSHA cost of the binding).
+#[allow(unsafe_code)]
+fn make_redis_call(
+    lua: &mlua::Lua,
+    flags: Arc<vm::RunFlags>,
+    slot: Arc<AtomicUsize>,
+) -> mlua::Result<Function> {
+    lua.create_function(move |lua, args: MultiValue| {
+        let addr = slot.load(Ordering::Acquire);
+        if addr == 0 {
+            return Err(mlua::Error::runtime(
+                "redis.call can only be called while a script runs",
+            ));
+        }
+        // SAFETY: a non-zero `addr` is the address of the `RefCell<RunEnv>` that
+        // `run_in_vm` holds on its stack: it stores it before calling the script and a
+        // `Lent` guard resets it to 0 when that call returns or unwinds, before the
+        // value is moved or dropped. Lua runs on the thread that runs the script, so
+        // while `addr` is set the value is alive and not moved; only shared
+        // references are made (the RefCell guards against re-entry), and none outlives
+        // this call.
+        let env = unsafe { &*(addr as *const RefCell<RunEnv<'_, '_>>) };
+        dispatch(lua, env, &flags, args)?.map_err(|e| mlua::Error::external(vm::ReplyError(e)))
+    })
+}
+
+/// Resets the lending slot when a run ends, however it ends.
+struct Lent<'a>(&'a AtomicUsize);
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_in_vm(
     ctx: &mut Ctx,
     vm: &vm::Vm,
+    (call, slot): (&Function, &AtomicUsize),
     busy: &Busy,
     func: &Function,
     keys: &[Bytes],
@@ -301,20 +363,17 @@ fn run_in_vm(
             Err(_) => lua.create_string(a).map(mlua::Either::Right),
         })
         .collect::<mlua::Result<Vec<_>>>()?;
-    let outcome = lua.scope(|scope| {
-        let call = scope.create_function(|lua, args: MultiValue| {
-            dispatch(lua, &env, flags, args)?.map_err(|e| mlua::Error::external(vm::ReplyError(e)))
-        })?;
-        let r: MultiValue = vm.runner.call((
-            func,
-            &vm.handler,
-            call,
-            keys.len(),
-            mlua::Variadic::from(strings),
-        ))?;
-        Ok(r)
-    });
-    let resp3 = flags.resp3.load(std::sync::atomic::Ordering::Relaxed);
+    slot.store(&env as *const RefCell<RunEnv> as usize, Ordering::Release);
+    let lent = Lent(slot);
+    let outcome: mlua::Result<MultiValue> = vm.runner.call((
+        func,
+        &vm.handler,
+        call,
+        keys.len(),
+        mlua::Variadic::from(strings),
+    ));
+    drop(lent);
+    let resp3 = flags.resp3.load(Ordering::Relaxed);
     let env = env.into_inner();
     scripts(env.ctx).spare = Some(Box::new((env.client, env.reply)));
     let mut values = outcome?.into_iter();
@@ -374,7 +433,7 @@ fn dispatch(
     let mut all = arg_buf.split().freeze();
     let argv: Vec<Bytes> = lens.iter().map(|&n| all.split_to(n)).collect();
     let resp3 = flags.resp3.load(Relaxed);
-    let repl_none = flags.repl.load(Relaxed) == 0;
+    let repl = flags.repl.load(Relaxed);
     reply.buf.clear();
     reply.resp3 = resp3;
     client.resp3 = resp3;
@@ -383,10 +442,7 @@ fn dispatch(
     if rules.wrote {
         busy.mark_wrote();
     }
-    if repl_none {
-        // redis.set_repl(redis.REPL_NONE): the writes stay local.
-        ctx.store.propagated.truncate(before);
-    }
+    propagate_to(ctx.store, before, repl);
     if let Err(refusal) = r {
         return Ok(Err(refusal.0));
     }
@@ -395,6 +451,21 @@ fn dispatch(
         return Ok(Err(String::from_utf8_lossy(text).into_owned()));
     }
     Ok(Ok(convert::reply_to_lua(lua, &reply.buf)?.0))
+}
+
+/// Where the ops a call just added (from index `before`) go, after the script's
+/// `redis.set_repl` (REPL_NONE = 0, REPL_AOF = 1, REPL_REPLICA = 2, REPL_ALL = 3).
+fn propagate_to(store: &mut crate::server::Store, before: usize, repl: u8) {
+    use crate::server::PropagateTarget;
+    let only = match repl {
+        // REPL_NONE: the writes stay local.
+        0 => return store.propagated.truncate(before),
+        1 => PropagateTarget::Aof,
+        2 => PropagateTarget::Replicas,
+        _ => return,
+    };
+    let added = before..store.propagated.len();
+    store.propagate_only.extend(added.map(|i| (i, only)));
 }
 
 /// Argument lengths of one call, without a heap allocation for the usual few.

@@ -50,6 +50,22 @@ fn lastsave(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
 /// for lagging replicas, the final save) runs in `crate::shutdown`; the client
 /// waits for it.
 fn shutdown(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let Some(flags) = shutdown_args(argv)? else {
+        if !ctx.server.shutdown_req.abort() {
+            return Err(CmdError::msg("ERR No shutdown in progress."));
+        }
+        out.ok();
+        return Ok(());
+    };
+    // No reply: the connection closes when the server exits.
+    ctx.action = Some(Action::Shutdown(flags));
+    Ok(())
+}
+
+/// SHUTDOWN's arguments: the flags, or None for ABORT.
+pub(crate) fn shutdown_args(
+    argv: &[Bytes],
+) -> Result<Option<crate::server::ShutdownFlags>, CmdError> {
     let mut flags = crate::server::ShutdownFlags::default();
     let (mut abort, mut any, mut save, mut nosave) = (false, false, false, false);
     for a in &argv[1..] {
@@ -73,11 +89,7 @@ fn shutdown(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Err(err::SYNTAX);
     }
     if abort {
-        if !ctx.server.shutdown_req.abort() {
-            return Err(CmdError::msg("ERR No shutdown in progress."));
-        }
-        out.ok();
-        return Ok(());
+        return Ok(None);
     }
     flags.save = if save {
         Some(true)
@@ -86,9 +98,7 @@ fn shutdown(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     } else {
         None
     };
-    // No reply: the connection closes when the server exits.
-    ctx.action = Some(Action::Shutdown(flags));
-    Ok(())
+    Ok(Some(flags))
 }
 
 fn monitor(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {

@@ -141,8 +141,18 @@ pub fn lua_to_reply(
     script_resp3: bool,
     out: &mut Reply,
 ) -> mlua::Result<()> {
-    if !matches!(v, Value::Table(_)) {
+    let Value::Table(t) = &v else {
         scalar(v, script_resp3, out);
+        return Ok(());
+    };
+    // The common `{ok=...}` / `{err=...}` tables (every status or error reply of
+    // redis.call) without the Lua-side walk, read in the walk's order.
+    if let Value::String(e) = t.raw_get::<Value>("err")? {
+        out.error(&one_line(&e.as_bytes()));
+        return Ok(());
+    }
+    if let Value::String(s) = t.raw_get::<Value>("ok")? {
+        out.simple(&one_line(&s.as_bytes()));
         return Ok(());
     }
     let (tokens, n): (Table, usize) = flatten.call((v, MAX_DEPTH))?;

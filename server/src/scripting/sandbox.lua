@@ -189,10 +189,13 @@ end
 local function run(f, handler, call, nkeys, ...)
   raw_rawset(smt, '__index', string_proxy)
   redis.call = call
-  local all = { ... }
   local keys, argv = {}, {}
-  for i = 1, nkeys do keys[i] = all[i] end
-  for i = nkeys + 1, raw_select('#', ...) do argv[i - nkeys] = all[i] end
+  local n = raw_select('#', ...)
+  if n > 0 then
+    local all = { ... }
+    for i = 1, nkeys do keys[i] = all[i] end
+    for i = nkeys + 1, n do argv[i - nkeys] = all[i] end
+  end
   G.KEYS, G.ARGV = keys, argv
   return raw_xpcall(f, handler)
 end

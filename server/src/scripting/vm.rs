@@ -81,6 +81,10 @@ pub struct Vm {
     pub flags: Arc<RunFlags>,
     /// The result flattener (`convert::FLATTEN`).
     pub flatten: Function,
+    /// `redis.call` as the layer running scripts made it for this state, once, with
+    /// the slot through which each run lends it that run's context (see
+    /// `commands::script_run`). None until the first run.
+    pub call: Option<(Function, Arc<std::sync::atomic::AtomicUsize>)>,
 }
 
 impl std::fmt::Debug for Vm {
@@ -162,6 +166,7 @@ impl Vm {
             handler,
             flags,
             flatten,
+            call: None,
         })
     }
 

@@ -46,6 +46,27 @@ pub struct Busy {
     /// What FUNCTION STATS shows while a function is busy (read by the connections,
     /// which cannot take the store lock; a lock, not atomics, as it is rarely read).
     running_function: parking_lot::Mutex<Option<RunningFunction>>,
+    /// The store's side of commands served while busy (WATCH registrations, the keys
+    /// and channels UNWATCH, DISCARD or RESET release), applied in order when the
+    /// script ends, before any other command. Added to only while busy: a
+    /// connection that finds the script ended runs its command the normal way.
+    deferred: parking_lot::Mutex<Jobs>,
+    /// The server was a replica when the script started (HELLO's `role` while busy;
+    /// the role cannot change while the script holds the store).
+    replica: AtomicBool,
+}
+
+/// Work on the store left by a command served while a script is busy.
+pub type Deferred = Box<dyn FnOnce(&mut super::Store) + Send>;
+
+/// The deferred work, in order.
+#[derive(Default)]
+pub struct Jobs(Vec<Deferred>);
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Jobs({})", self.0.len())
+    }
 }
 
 /// The function in execution, as FUNCTION STATS describes it.
@@ -71,6 +92,8 @@ impl Default for Busy {
             threshold_ms: AtomicU64::new(5000),
             function: AtomicBool::new(false),
             running_function: parking_lot::Mutex::new(None),
+            deferred: parking_lot::Mutex::new(Jobs::default()),
+            replica: AtomicBool::new(false),
         }
     }
 }
@@ -117,11 +140,41 @@ impl Busy {
         self.running.store(true, Ordering::Release);
     }
 
-    /// The script ended (normally, by error or killed).
+    /// The script ended (normally, by error or killed). Work deferred meanwhile is
+    /// kept for [`Busy::take_deferred`]; none can be added from now on.
     pub fn end(&self) {
+        // Under the jobs' lock, so no job is added once the runner may have taken them.
+        let _jobs = self.deferred.lock();
         self.running.store(false, Ordering::Release);
         self.busy.store(false, Ordering::Release);
         self.kill.store(false, Ordering::Release);
+    }
+
+    /// Leaves `job` for when the script ends; gives it back if no script is busy
+    /// any more (the caller then runs its command with the store).
+    pub fn defer(&self, job: Deferred) -> Result<(), Deferred> {
+        let mut deferred = self.deferred.lock();
+        if !self.is_busy() {
+            return Err(job);
+        }
+        deferred.0.push(job);
+        Ok(())
+    }
+
+    /// The work deferred during the script that ended, in order (the runner applies
+    /// it with the store before releasing it).
+    pub fn take_deferred(&self) -> Vec<Deferred> {
+        std::mem::take(&mut self.deferred.lock().0)
+    }
+
+    /// Records the server's role as a script starts.
+    pub fn set_replica(&self, replica: bool) {
+        self.replica.store(replica, Ordering::Relaxed);
+    }
+
+    /// Whether the server was a replica when the running script started.
+    pub fn is_replica(&self) -> bool {
+        self.replica.load(Ordering::Relaxed)
     }
 
     /// Says whether the script about to start is a function (before `start`).
@@ -272,5 +325,34 @@ mod tests {
         assert_eq!(b.on_hook(), Err(KILLED_ERR));
         b.end();
         assert!(!b.is_busy() && !b.killed());
+    }
+
+    #[test]
+    fn work_is_deferred_only_while_busy_and_taken_in_order_after_the_end() {
+        let b = Busy::default();
+        assert!(b.defer(Box::new(|_| {})).is_err(), "not busy: run it now");
+        b.start(0);
+        assert!(b.defer(Box::new(|_| {})).is_err(), "running, not yet busy");
+        let _ = b.on_hook();
+        for db in [3, 5] {
+            assert!(b
+                .defer(Box::new(move |s: &mut super::super::Store| s.dirty += db))
+                .is_ok());
+        }
+        b.end();
+        assert!(
+            b.defer(Box::new(|_| {})).is_err(),
+            "ended: nothing more kept"
+        );
+        let server = super::super::Server::new(crate::config::Config::default());
+        let mut store = server.store.lock();
+        let before = store.dirty;
+        let jobs = b.take_deferred();
+        assert_eq!(jobs.len(), 2);
+        for job in jobs {
+            job(&mut store);
+        }
+        assert_eq!(store.dirty, before + 8);
+        assert!(b.take_deferred().is_empty());
     }
 }

@@ -176,6 +176,14 @@ impl std::fmt::Debug for ScriptSlot {
     }
 }
 
+/// The one destination of an op that is not propagated to both the AOF and the
+/// replicas (see [`Store::propagate_only`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropagateTarget {
+    Aof,
+    Replicas,
+}
+
 #[derive(Debug)]
 pub struct Store {
     pub dbs: Vec<Db>,
@@ -191,6 +199,9 @@ pub struct Store {
     pub ready_keys: Vec<(usize, Bytes)>,
     /// Operations to hand to replication / AOF, in execution order.
     pub propagated: Vec<(usize, Vec<Bytes>)>,
+    /// The ops of `propagated` (by index) that go to the AOF only or to replicas only
+    /// (a script's `redis.set_repl`); every other op goes to both. Usually empty.
+    pub propagate_only: Vec<(usize, PropagateTarget)>,
     /// True while this server replicates from a master (keys are then never expired
     /// actively, and lazily expired keys are hidden but not deleted).
     pub is_replica: bool,
@@ -281,6 +292,7 @@ impl Store {
             watched: HashMap::new(),
             ready_keys: Vec::new(),
             propagated: Vec::new(),
+            propagate_only: Vec::new(),
             is_replica: false,
             lastsave: now_ms() / 1000,
             repl: repl::ReplState::default(),

@@ -16,7 +16,7 @@ mod full_sync;
 mod snapshot;
 mod sync;
 
-pub use sync::{handle_sync, replconf};
+pub use sync::{handle_sync, replconf, replconf_client};
 
 use super::{Handoff, ReplicaLink, ReplicaState, GETACK, PING};
 use crate::resp::{Request, RequestParser};

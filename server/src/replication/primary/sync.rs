@@ -266,10 +266,19 @@ fn peer_ip(addr: &str) -> String {
 /// REPLCONF (before SYNC: announcements; from a replica: ACK). Replies +OK for the
 /// announcements, nothing for ACK.
 pub fn replconf(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    replconf_client(ctx.client, out, argv)
+}
+
+/// REPLCONF on the client's own state (also served while a script is busy).
+pub fn replconf_client(
+    client: &mut crate::commands::ClientState,
+    out: &mut Reply,
+    argv: &[Bytes],
+) -> CmdResult {
     if argv.len().is_multiple_of(2) {
         return Err(err::SYNTAX);
     }
-    let mut conf = ctx.client.repl_conf.take().map(|c| *c).unwrap_or_default();
+    let mut conf = client.repl_conf.take().map(|c| *c).unwrap_or_default();
     let mut reply = true;
     for pair in argv[1..].chunks(2) {
         let (opt, val) = (&pair[0], &pair[1]);
@@ -282,7 +291,7 @@ pub fn replconf(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             "ip-address" => {
                 if val.len() >= 46 {
                     let v = String::from_utf8_lossy(val);
-                    ctx.client.repl_conf = Some(Box::new(conf));
+                    client.repl_conf = Some(Box::new(conf));
                     return Err(CmdError::msg(format!(
                         "ERR REPLCONF ip-address provided by replica instance is too long: {} bytes",
                         v.len()
@@ -304,7 +313,7 @@ pub fn replconf(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
             "rdb-only" | "rdb-filter-only" => {}
             _ => {
-                ctx.client.repl_conf = Some(Box::new(conf));
+                client.repl_conf = Some(Box::new(conf));
                 return Err(CmdError::msg(format!(
                     "ERR Unrecognized REPLCONF option: {}",
                     String::from_utf8_lossy(opt)
@@ -312,7 +321,7 @@ pub fn replconf(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
         }
     }
-    ctx.client.repl_conf = Some(Box::new(conf));
+    client.repl_conf = Some(Box::new(conf));
     if reply {
         out.ok();
     }
