@@ -139,11 +139,18 @@ pub fn process(
         return Outcome::Done;
     }
     let before = store.propagated.len();
+    store.tracking.current = Some(client.id);
     let outcome = call_argv(server, store, client, cmd, Cow::Owned(argv), out, true);
     finish_propagation(store, before);
     serve_blocked(server, store);
     let wrote = !store.propagated.is_empty();
     flush_propagated(server, store);
+    store.tracking.current = None;
+    // CLIENT CACHING covers the next command (the whole transaction in MULTI).
+    store
+        .tracking
+        .after_command(client.id, cmd.name == "client" || client.multi.is_some());
+    store.tracking_after();
     if wrote {
         // WAIT waits for the replication offset after this client's last write.
         client.woff = store.repl.master_repl_offset;
@@ -316,6 +323,38 @@ fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
     (queued && no_multi).then(|| "ERR Command not allowed inside a transaction".to_string())
 }
 
+/// With client-side caching in use, which keys of a write command exist before it
+/// runs (`None` otherwise: every key counts as changed).
+fn keys_before_write(store: &Store, db: usize, cmd: &Command, argv: &[Bytes]) -> Option<Vec<bool>> {
+    if !store.tracking.active() || !cmd.is(flags::WRITE) {
+        return None;
+    }
+    let d = store.dbs.get(db)?;
+    Some(
+        cmd.key_positions(argv)
+            .into_iter()
+            .map(|p| argv.get(p).is_some_and(|k| d.contains(k)))
+            .collect(),
+    )
+}
+
+/// Client-side caching: a tracking client's read-only command records the keys it
+/// read (read-only scripts are left out: the commands they call are recorded).
+fn track_reads(store: &mut Store, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
+    if !cmd.is(flags::READONLY)
+        || cmd.is(flags::PUBSUB)
+        || matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
+        || !store.tracking.wants_keys(client.id)
+    {
+        return;
+    }
+    for pos in cmd.key_positions(argv) {
+        if let Some(key) = argv.get(pos) {
+            store.tracking.remember(client.id, key);
+        }
+    }
+}
+
 /// A write on a writable replica by one of its own clients: the keys it left with a
 /// TTL are tracked so the replica expires them itself.
 fn remember_replica_volatile(store: &mut Store, db: usize, cmd: &Command, argv: &[Bytes]) {
@@ -403,6 +442,7 @@ fn call_argv(
 ) -> Outcome {
     let argv: &[Bytes] = &argv_cow;
     let dirty_before = store.dirty;
+    let existed = keys_before_write(store, client.db, cmd, argv);
     let started = store.cmd_clock.unwrap_or_else(Instant::now);
     store.begin_command();
     let mut ctx = Ctx::at(store, server, client, started);
@@ -422,6 +462,7 @@ fn call_argv(
         action,
         ..
     } = ctx;
+    track_reads(store, client, cmd, argv);
     let ended = Instant::now();
     if store.cmd_clock.is_some() {
         store.cmd_clock = Some(ended);
@@ -458,8 +499,16 @@ fn call_argv(
         // expired key, which `delete_expired` already signalled (WATCH of such a key
         // must not abort the transaction).
         if cmd.is(flags::WRITE) {
-            for pos in cmd.key_positions(argv) {
-                store.touch_key(db, &argv[pos]);
+            for (n, pos) in cmd.key_positions(argv).into_iter().enumerate() {
+                // Client-side caching hears of keys the command could have changed:
+                // not of a DEL of a key that was never there.
+                let changed = existed.as_ref().is_none_or(|e| {
+                    e.get(n).copied().unwrap_or(true) || store.dbs[db].contains(&argv[pos])
+                });
+                if changed {
+                    store.tracking_invalidate(&argv[pos]);
+                }
+                store.touch_watchers(db, &argv[pos]);
                 commands::keys::note_encoding(server, store, (db, &argv[pos]), cmd.name, argv);
             }
             if store.is_replica && !client.is_master {

@@ -166,7 +166,7 @@ pub fn clients(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "client_recent_max_input_buffer", 0);
     field(&mut o, "client_recent_max_output_buffer", 0);
     field(&mut o, "blocked_clients", store.waiters.len());
-    field(&mut o, "tracking_clients", 0);
+    field(&mut o, "tracking_clients", store.tracking.counts().clients);
     field(&mut o, "clients_in_timeout_table", store.waiters.len());
     o
 }
@@ -354,9 +354,10 @@ pub fn stats(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "active_defrag_key_misses", 0);
     field(&mut o, "total_active_defrag_time", 0);
     field(&mut o, "current_active_defrag_time", 0);
-    field(&mut o, "tracking_total_keys", 0);
-    field(&mut o, "tracking_total_items", 0);
-    field(&mut o, "tracking_total_prefixes", 0);
+    let tracking = store.tracking.counts();
+    field(&mut o, "tracking_total_keys", tracking.keys);
+    field(&mut o, "tracking_total_items", tracking.items);
+    field(&mut o, "tracking_total_prefixes", tracking.prefixes);
     field(
         &mut o,
         "unexpected_error_replies",

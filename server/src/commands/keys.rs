@@ -487,6 +487,7 @@ fn flushdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let n = ctx.store.dbs[db].len() as u64;
     touch_watched_existing(ctx.store, db, None);
+    ctx.store.tracking_flush();
     ctx.store.dbs[db].clear();
     signal_flushed_blocked_keys(ctx.store, db);
     // Always propagated, like Redis's forced propagation of FLUSHDB.
@@ -501,6 +502,7 @@ fn flushall(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     for db in 0..ctx.store.dbs.len() {
         touch_watched_existing(ctx.store, db, None);
     }
+    ctx.store.tracking_flush();
     for db in ctx.store.dbs.iter_mut() {
         n += db.len() as u64;
         db.clear();
