@@ -117,6 +117,7 @@ pub fn process(
         precheck(server, store, client, cmd).or_else(|| refused_in_multi(client, cmd))
     };
     if let Some(msg) = refused {
+        count_rejected(store, cmd, &argv);
         if cmd.name == "exec" && client.multi.is_some() {
             // A refused EXEC discards the transaction (Redis `execCommandAbort`).
             discard_transaction(store, client);
@@ -162,23 +163,45 @@ pub fn process(
 /// command's histogram (under its full name, `config|get`, and its own FAST flag,
 /// as Redis keys them).
 /// A command that blocked is left out, as in Redis.
-fn observe_latency(store: &mut Store, cmd: &Command, argv: &[Bytes], elapsed: Duration) {
+fn observe_latency(
+    store: &mut Store,
+    cmd: &Command,
+    argv: &[Bytes],
+    elapsed: Duration,
+    failed: bool,
+) {
     let (threshold, tracking) = (
         store.hot.latency_monitor_threshold,
         store.hot.latency_tracking,
     );
-    let (name, fast) = match cmd.is(flags::CONTAINER) {
-        true => argv
-            .get(1)
-            .and_then(|s| commands::meta_types::meta(cmd.name)?.sub(s))
-            .map_or((cmd.name, cmd.is(flags::FAST)), |m| {
-                (m.name, m.has_flag("fast"))
-            }),
-        false => (cmd.name, cmd.is(flags::FAST)),
+    let Some((name, fast)) = stat_name(cmd, argv) else {
+        return;
     };
     store
         .latency
-        .observe_command((threshold, tracking), name, fast, elapsed);
+        .observe_command((threshold, tracking), (name, fast, failed), elapsed);
+}
+
+/// The name a command's statistics go under (`get`, `config|get`) and its FAST flag;
+/// `None` for an unknown subcommand, which Redis never looks up as a command. A
+/// container called alone counts under its own name.
+fn stat_name(cmd: &Command, argv: &[Bytes]) -> Option<(&'static str, bool)> {
+    if !cmd.is(flags::CONTAINER) {
+        return Some((cmd.name, cmd.is(flags::FAST)));
+    }
+    match argv.get(1) {
+        None => Some((cmd.name, cmd.is(flags::FAST))),
+        Some(s) => commands::meta_types::meta(cmd.name)?
+            .sub(s)
+            .map(|m| (m.name, m.has_flag("fast"))),
+    }
+}
+
+/// Counts a refused command in INFO commandstats (`rejected_calls`).
+fn count_rejected(store: &mut Store, cmd: &Command, argv: &[Bytes]) {
+    if let Some((name, _)) = stat_name(cmd, argv) {
+        store.latency.reject_command(name);
+    }
 }
 
 /// A known subcommand with the wrong number of arguments, refused as Redis refuses it
@@ -485,7 +508,8 @@ fn call_argv(
         }
     }
     if !matches!(action, Some(Action::Block { .. })) {
-        observe_latency(store, cmd, argv, elapsed);
+        let failed = out.buf.get(reply_start) == Some(&b'-');
+        observe_latency(store, cmd, argv, elapsed, failed);
     }
     // After the command, as Redis 7.0 does: the line shows the database it left
     // selected, and commands run by EXEC are fed one by one.

@@ -23,7 +23,7 @@ pub const SECTIONS: &[(&str, &str, bool, SectionFn)] = &[
     ("replication", "Replication", true, replication),
     ("cpu", "CPU", true, cpu),
     ("modules", "Modules", true, empty),
-    ("commandstats", "Commandstats", false, empty),
+    ("commandstats", "Commandstats", false, commandstats),
     ("errorstats", "Errorstats", true, empty),
     ("latencystats", "Latencystats", false, latencystats),
     ("cluster", "Cluster", true, cluster),
@@ -53,6 +53,28 @@ pub fn render(server: &Arc<Server>, store: &Store, names: &[&[u8]]) -> String {
         out.push_str(&f(server, store));
     }
     out
+}
+
+/// One line per command that ran or was refused, under its full name
+/// (`cmdstat_client|list`), with Redis 7.0's fields.
+fn commandstats(_server: &Arc<Server>, store: &Store) -> String {
+    let mut o = String::new();
+    for (name, c) in &store.latency.calls {
+        if c.calls == 0 && c.rejected == 0 && c.failed == 0 {
+            continue;
+        }
+        let per_call = if c.calls == 0 {
+            0.0
+        } else {
+            c.usec as f64 / c.calls as f64
+        };
+        let _ = write!(
+            o,
+            "cmdstat_{name}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+            c.calls, c.usec, c.rejected, c.failed
+        );
+    }
+    o
 }
 
 /// Appends `name:value\r\n`.
