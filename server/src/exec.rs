@@ -346,6 +346,27 @@ fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
     (queued && no_multi).then(|| "ERR Command not allowed inside a transaction".to_string())
 }
 
+/// After a write that dirtied the dataset: WATCH, blocked clients, client-side
+/// caching and OBJECT ENCODING hear of its keys. Client-side caching only of those
+/// the command could have changed: not of a DEL of a key that was never there.
+fn touch_written_keys(
+    server: &Arc<Server>,
+    store: &mut Store,
+    (db, cmd, argv): (usize, &Command, &[Bytes]),
+    existed: Option<&[bool]>,
+) {
+    for (n, pos) in cmd.key_positions(argv).into_iter().enumerate() {
+        let changed = existed.is_none_or(|e| {
+            e.get(n).copied().unwrap_or(true) || store.dbs[db].contains(&argv[pos])
+        });
+        if changed {
+            store.tracking_invalidate(&argv[pos]);
+        }
+        store.touch_watchers(db, &argv[pos]);
+        commands::keys::note_encoding(server, store, (db, &argv[pos]), cmd.name, argv);
+    }
+}
+
 /// With client-side caching in use, which keys of a write command exist before it
 /// runs (`None` otherwise: every key counts as changed).
 fn keys_before_write(store: &Store, db: usize, cmd: &Command, argv: &[Bytes]) -> Option<Vec<bool>> {
@@ -523,18 +544,7 @@ fn call_argv(
         // expired key, which `delete_expired` already signalled (WATCH of such a key
         // must not abort the transaction).
         if cmd.is(flags::WRITE) {
-            for (n, pos) in cmd.key_positions(argv).into_iter().enumerate() {
-                // Client-side caching hears of keys the command could have changed:
-                // not of a DEL of a key that was never there.
-                let changed = existed.as_ref().is_none_or(|e| {
-                    e.get(n).copied().unwrap_or(true) || store.dbs[db].contains(&argv[pos])
-                });
-                if changed {
-                    store.tracking_invalidate(&argv[pos]);
-                }
-                store.touch_watchers(db, &argv[pos]);
-                commands::keys::note_encoding(server, store, (db, &argv[pos]), cmd.name, argv);
-            }
+            touch_written_keys(server, store, (db, cmd, argv), existed.as_deref());
             if store.is_replica && !client.is_master {
                 remember_replica_volatile(store, db, cmd, argv);
             }

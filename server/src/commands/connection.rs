@@ -430,40 +430,6 @@ fn client(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             ctx.server.client_pause.unpause();
             out.ok();
         }
-        b"getredir" => {
-            arity(argv, 2, "getredir")?;
-            out.int(ctx.store.tracking.getredir(ctx.client.id));
-        }
-        b"tracking" => {
-            arity(argv, -3, "tracking")?;
-            client_tracking(ctx, out, argv)?;
-        }
-        b"caching" => {
-            arity(argv, 3, "caching")?;
-            let id = ctx.client.id;
-            ctx.store
-                .tracking
-                .caching(id, &argv[2])
-                .map_err(|e| CmdError(e.to_string().into()))?;
-            out.ok();
-        }
-        b"trackinginfo" => {
-            arity(argv, 2, "trackinginfo")?;
-            let info = ctx.store.tracking.info(ctx.client.id);
-            out.map(3);
-            out.bulk(b"flags");
-            out.set(info.flags.len());
-            for f in info.flags {
-                out.bulk_str(f);
-            }
-            out.bulk(b"redirect");
-            out.int(info.redirect);
-            out.bulk(b"prefixes");
-            out.array(info.prefixes.len());
-            for p in &info.prefixes {
-                out.bulk(p);
-            }
-        }
         b"setinfo" => {
             arity(argv, 4, "setinfo")?;
             let attr = if is_kw(&argv[2], "lib-name") {
@@ -504,6 +470,48 @@ fn client(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         b"help" => {
             arity(argv, 2, "help")?;
             help_reply(out, "CLIENT", CLIENT_HELP);
+        }
+        _ => return client_caching(ctx, out, argv, &sub),
+    }
+    Ok(())
+}
+
+/// The client-side caching subcommands of CLIENT (and unknown ones).
+fn client_caching(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], sub: &[u8]) -> CmdResult {
+    match sub {
+        b"getredir" => {
+            arity(argv, 2, "getredir")?;
+            out.int(ctx.store.tracking.getredir(ctx.client.id));
+        }
+        b"tracking" => {
+            arity(argv, -3, "tracking")?;
+            client_tracking(ctx, out, argv)?;
+        }
+        b"caching" => {
+            arity(argv, 3, "caching")?;
+            let id = ctx.client.id;
+            ctx.store
+                .tracking
+                .caching(id, &argv[2])
+                .map_err(|e| CmdError(e.to_string().into()))?;
+            out.ok();
+        }
+        b"trackinginfo" => {
+            arity(argv, 2, "trackinginfo")?;
+            let info = ctx.store.tracking.info(ctx.client.id);
+            out.map(3);
+            out.bulk(b"flags");
+            out.set(info.flags.len());
+            for f in info.flags {
+                out.bulk_str(f);
+            }
+            out.bulk(b"redirect");
+            out.int(info.redirect);
+            out.bulk(b"prefixes");
+            out.array(info.prefixes.len());
+            for p in &info.prefixes {
+                out.bulk(p);
+            }
         }
         _ => return Err(unknown_subcommand(&argv[1], "CLIENT")),
     }

@@ -956,8 +956,14 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     match sub.as_str() {
         "encoding" => out.bulk_str(entry_encoding(e, &cfg)),
         "idletime" => out.int(now_lru.saturating_sub(e.lru) as i64),
-        // LFU counters start at 5 in Redis; accesses are not counted here.
-        "freq" => out.int(5),
+        // The decayed counter, without counting this look as an access.
+        "freq" => out.int(
+            ctx.store
+                .hot
+                .lfu
+                .map_or(crate::evict::LFU_INIT_VAL, |l| l.counter(e.lru, ctx.now_ms))
+                as i64,
+        ),
         _ => {
             // Small integers are shared objects in Redis unless an LRU/LFU policy
             // needs per-object access data.

@@ -123,6 +123,9 @@ pub struct HotConfig {
     pub latency_tracking: bool,
     /// `tracking-table-max-keys` (0 = no limit).
     pub tracking_table_max_keys: u64,
+    /// Under an LFU `maxmemory-policy`: the counter's parameters (keys then carry an
+    /// LFU counter instead of an LRU clock, see `crate::evict::Lfu`).
+    pub lfu: Option<crate::evict::Lfu>,
 }
 
 impl HotConfig {
@@ -161,6 +164,19 @@ impl HotConfig {
                 .get("tracking-table-max-keys")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1_000_000),
+            lfu: c
+                .get("maxmemory-policy")
+                .is_some_and(|p| p.ends_with("-lfu"))
+                .then(|| crate::evict::Lfu {
+                    log_factor: c
+                        .get("lfu-log-factor")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(10),
+                    decay_time: c
+                        .get("lfu-decay-time")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1),
+                }),
         }
     }
 }
@@ -233,6 +249,10 @@ impl Store {
         self.repl.obuf_limit = hot.obuf_limits[crate::outbuf::Class::Replica as usize];
         self.hot = hot;
         crate::notify::record_new_keys(&mut self.dbs, self.hot.notify_classes);
+        let lfu = self.hot.lfu.is_some();
+        for db in &mut self.dbs {
+            db.keep_lfu_on_replace(lfu);
+        }
     }
 
     /// Raises keyspace event `event` of `class` on `key` in database `db` (see
