@@ -383,18 +383,26 @@ fn keys_before_write(store: &Store, db: usize, cmd: &Command, argv: &[Bytes]) ->
 }
 
 /// Client-side caching: a tracking client's read-only command records the keys it
-/// read (read-only scripts are left out: the commands they call are recorded).
+/// read (read-only scripts are left out: the commands they call are recorded, for
+/// the client that ran the script, which the script's own client (id 0) stands for).
 fn track_reads(store: &mut Store, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
+    let reader = match client.id {
+        0 => store.tracking.current,
+        id => Some(id),
+    };
+    let Some(reader) = reader else {
+        return;
+    };
     if !cmd.is(flags::READONLY)
         || cmd.is(flags::PUBSUB)
         || matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
-        || !store.tracking.wants_keys(client.id)
+        || !store.tracking.wants_keys(reader)
     {
         return;
     }
     for pos in cmd.key_positions(argv) {
         if let Some(key) = argv.get(pos) {
-            store.tracking.remember(client.id, key);
+            store.tracking.remember(reader, key);
         }
     }
 }

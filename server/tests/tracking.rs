@@ -307,6 +307,11 @@ fn resp3_readers_get_one_invalidation_per_modified_key() {
     t.step(2, "DEL nothing");
     t.step(2, "GET nothing");
     assert_eq!(t.pushes(0).len(), 4);
+    // Keys a script reads are tracked for the client that ran it.
+    t.step(0, "EVAL return(redis.call('get',KEYS[1])) 1 sk");
+    t.step(0, "EVAL_RO return(redis.call('exists',KEYS[1])) 1 sk2");
+    t.step(1, "MSET sk 1 sk2 1");
+    assert_eq!(t.pushes(0).len(), 6);
     // A RESP2 client tracking without a redirect gets no messages.
     t.step(2, "CLIENT TRACKING on");
     t.step(2, "GET r2");
