@@ -320,10 +320,17 @@ fn resp3_readers_get_one_invalidation_per_modified_key() {
     assert_eq!(t.client_flags(0), ("t".into(), "0".into()));
     t.step(0, "CLIENT GETREDIR");
     t.step(0, "CLIENT TRACKINGINFO");
+    assert_eq!(t.info_field(0, "tracking_clients"), "2");
+    // A client that goes away stops tracking; RESET turns tracking off too.
+    t.close(2);
+    assert_eq!(t.info_field(0, "tracking_clients"), "1");
+    t.step(1, "CLIENT TRACKING on");
+    t.step(1, "RESET");
+    t.step(1, "CLIENT TRACKINGINFO");
     t.step(0, "CLIENT TRACKING off");
     t.step(0, "CLIENT TRACKINGINFO");
     t.step(0, "CLIENT GETREDIR");
-    t.info_field(0, "tracking_clients");
+    assert_eq!(t.info_field(0, "tracking_clients"), "0");
     t.info_field(0, "tracking_total_keys");
 }
 
