@@ -275,10 +275,6 @@ impl Tracking {
         !self.table.is_empty() || !self.prefixes.is_empty()
     }
 
-    pub fn is_tracking(&self, id: ClientId) -> bool {
-        self.clients.contains_key(&id)
-    }
-
     /// `CLIENT TRACKING ON|OFF` for client `id`, after [`parse`]. `own_tx` is the
     /// client's queue, `redirect_tx` the target's.
     pub fn apply(
@@ -400,6 +396,10 @@ impl Tracking {
 
     /// Whether the keys of a read-only command run by `id` are recorded now.
     pub fn wants_keys(&self, id: ClientId) -> bool {
+        // Checked after every read-only command: no hashing while nobody tracks.
+        if self.clients.is_empty() {
+            return false;
+        }
         match self.clients.get(&id) {
             Some(t) if !t.opts.bcast => {
                 !((t.opts.optin && !t.caching) || (t.opts.optout && t.caching))
