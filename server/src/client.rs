@@ -23,6 +23,9 @@ pub struct ClientHandle {
     /// Output queued for this client by others (Pub/Sub, MONITOR) and not yet written,
     /// checked against `client-output-buffer-limit`.
     pub obuf: crate::outbuf::Pending,
+    /// The connection's queue of pushed messages, for other clients that address it
+    /// (a CLIENT TRACKING REDIRECT target). Set once when the connection starts.
+    pub msg_tx: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::pubsub::PubMsg>>,
 }
 
 /// Mutable, displayable client facts (updated by the connection after each command).
@@ -43,6 +46,10 @@ pub struct ClientInfo {
     pub user: String,
     pub lib_name: Option<String>,
     pub lib_ver: Option<String>,
+    /// CLIENT TRACKING flags (`t`, `R`, `B`) and redirect id (`redir=`; None = -1),
+    /// filled in from the tracking state when a line is printed.
+    pub tracking_flags: String,
+    pub redir: Option<i64>,
 }
 
 impl ClientHandle {
@@ -56,6 +63,7 @@ impl ClientHandle {
             killed: AtomicBool::new(false),
             kill_notify: tokio::sync::Notify::new(),
             obuf: Default::default(),
+            msg_tx: Default::default(),
         }
     }
 

@@ -73,6 +73,9 @@ pub struct Db {
     /// Keys created since the last `take_new_keys`, recorded only while keyspace
     /// notifications of class `n` are on (`crate::notify`); `None` = not recording.
     new_keys: Option<Vec<Bytes>>,
+    /// Under an LFU policy a replaced value keeps its key's access counter (Redis
+    /// `dbOverwrite`): a hot key written often stays hot.
+    keep_lfu: bool,
 }
 
 #[inline]
@@ -127,7 +130,12 @@ impl Db {
             .index
             .find(h, |&i| slots[i as usize].key.as_bytes() == key)
         {
-            slots[i as usize].entry = entry;
+            let slot = &mut slots[i as usize];
+            let lru = slot.entry.lru;
+            slot.entry = entry;
+            if self.keep_lfu {
+                slot.entry.lru = lru;
+            }
             return;
         }
         let pos = slots.len() as u32;
@@ -217,10 +225,13 @@ impl Db {
 
     /// Replaces the value of `key` keeping its TTL (KEEPTTL, in-place updates).
     pub fn set_keep_ttl(&mut self, key: impl AsRef<[u8]>, value: Value, lru: u32) {
+        let keep_lfu = self.keep_lfu;
         match self.entry_mut(key.as_ref()) {
             Some(e) => {
                 e.value = value;
-                e.lru = lru;
+                if !keep_lfu {
+                    e.lru = lru;
+                }
                 e.promoted = false;
             }
             None => self.set(key, value, lru),
@@ -305,9 +316,15 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
-        let recording = self.new_keys.is_some();
+        let (recording, keep_lfu) = (self.new_keys.is_some(), self.keep_lfu);
         *self = Db::default();
         self.record_new_keys(recording);
+        self.keep_lfu = keep_lfu;
+    }
+
+    /// Whether replacing a value keeps the key's LFU counter (LFU policies).
+    pub fn keep_lfu_on_replace(&mut self, on: bool) {
+        self.keep_lfu = on;
     }
 
     /// Starts or stops recording created keys (keyspace event `new`).

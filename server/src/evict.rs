@@ -2,14 +2,75 @@
 //!
 //! Policies: `noeviction`; `allkeys-lru` / `volatile-lru` (approximated like Redis:
 //! sample `maxmemory-samples` keys per database and evict the least recently used);
-//! `allkeys-lfu` / `volatile-lfu` use the same LRU approximation (Tandem keeps no
-//! access-frequency counter); `allkeys-random` / `volatile-random`; `volatile-ttl`
+//! `allkeys-lfu` / `volatile-lfu` (the same sampling, evicting the least frequently
+//! used by the [`Lfu`] counter); `allkeys-random` / `volatile-random`; `volatile-ttl`
 //! (of the sampled keys with a TTL, the one expiring first).
+//!
+//! LFU counter layout (Redis's, in the 24 bits an entry otherwise uses for its LRU
+//! clock, `Entry::lru`): bits 8..24 = the time of the last decrement in minutes
+//! (Unix minutes mod 2^16), bits 0..8 = a logarithmic access counter. A new key starts
+//! at [`LFU_INIT_VAL`]; each access decays it by one per `lfu-decay-time` minutes
+//! elapsed, then increments it with probability 1 / ((counter - 5) * lfu-log-factor + 1).
 
 use crate::server::{Server, Stats, Store};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// The counter of a new key (so it is not evicted before it had a chance).
+pub const LFU_INIT_VAL: u8 = 5;
+
+/// The LFU policies' parameters (`lfu-log-factor`, `lfu-decay-time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lfu {
+    pub log_factor: u32,
+    pub decay_time: u32,
+}
+
+impl Lfu {
+    /// Unix minutes mod 2^16 at `now_ms`.
+    pub fn minutes(now_ms: i64) -> u32 {
+        ((now_ms.max(0) / 60_000) & 0xFFFF) as u32
+    }
+
+    /// The field of a key created at `now_ms`.
+    pub fn init(now_ms: i64) -> u32 {
+        (Self::minutes(now_ms) << 8) | LFU_INIT_VAL as u32
+    }
+
+    /// The counter of field `lru` at `now_ms`, decayed by the minutes elapsed since
+    /// its last decrement (the clock wraps at 2^16 minutes).
+    pub fn counter(&self, lru: u32, now_ms: i64) -> u8 {
+        let ldt = (lru >> 8) & 0xFFFF;
+        let counter = (lru & 0xFF) as u8;
+        let now = Self::minutes(now_ms);
+        let elapsed = if now >= ldt {
+            now - ldt
+        } else {
+            0xFFFF - ldt + now
+        };
+        let periods = elapsed.checked_div(self.decay_time).unwrap_or(0);
+        counter.saturating_sub(u8::try_from(periods).unwrap_or(u8::MAX))
+    }
+
+    /// One access: the decayed counter, incremented logarithmically, stamped now.
+    pub fn touch(&self, lru: u32, now_ms: i64) -> u32 {
+        let mut counter = self.counter(lru, now_ms);
+        if counter < u8::MAX {
+            let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+            let p = 1.0 / (base * self.log_factor as f64 + 1.0);
+            if rand::random::<f64>() < p {
+                counter += 1;
+            }
+        }
+        (Self::minutes(now_ms) << 8) | counter as u32
+    }
+
+    /// The field for RESTORE ... FREQ `freq` (0..=255).
+    pub fn with_counter(freq: u8, now_ms: i64) -> u32 {
+        (Self::minutes(now_ms) << 8) | freq as u32
+    }
+}
 
 /// Over `maxmemory` with nothing (more) to evict: Redis's OOM refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -144,8 +205,10 @@ fn pick_victim(store: &Store, policy: &str, samples: usize) -> Option<(usize, By
             }
             best.map(|(_, db, k)| (db, k))
         }
-        // LRU (and the LFU policies, approximated by LRU).
+        // LRU, or LFU (the lowest decayed counter).
         _ => {
+            let lfu = store.hot.lfu;
+            let now_ms = crate::util::now_ms();
             let mut best: Option<(u32, usize, Bytes)> = None;
             for (i, d) in candidates {
                 for _ in 0..samples {
@@ -156,8 +219,12 @@ fn pick_victim(store: &Store, policy: &str, samples: usize) -> Option<(usize, By
                     };
                     let Some(k) = k else { continue };
                     let lru = d.entry(k).map_or(0, |e| e.lru);
-                    if best.as_ref().is_none_or(|b| lru < b.0) {
-                        best = Some((lru, i, k.to_bytes()));
+                    let score = match lfu {
+                        Some(l) => l.counter(lru, now_ms) as u32,
+                        None => lru,
+                    };
+                    if best.as_ref().is_none_or(|b| score < b.0) {
+                        best = Some((score, i, k.to_bytes()));
                     }
                 }
             }
@@ -169,6 +236,48 @@ fn pick_victim(store: &Store, policy: &str, samples: usize) -> Option<(usize, By
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lfu_counter_decays_per_decay_time_across_the_minute_wrap_and_stops_at_255() {
+        let min = 60_000i64;
+        let l = Lfu {
+            log_factor: 0,
+            decay_time: 2,
+        };
+        let t0 = 1_000 * min;
+        let field = Lfu::with_counter(20, t0);
+        assert_eq!(l.counter(field, t0), 20);
+        assert_eq!(l.counter(field, t0 + min), 20);
+        assert_eq!(l.counter(field, t0 + 7 * min), 17);
+        assert_eq!(l.counter(field, t0 + 1_000 * min), 0);
+        // decay-time 0: never decays.
+        let never = Lfu {
+            log_factor: 0,
+            decay_time: 0,
+        };
+        assert_eq!(never.counter(field, t0 + 1_000 * min), 20);
+        // The 16-bit minute clock wraps: 65 535 minutes later is close again.
+        let late = 65_530 * min;
+        let f = Lfu::with_counter(9, late);
+        assert_eq!(l.counter(f, late + 10 * min), 5);
+        // log-factor 0: every access counts, up to 255 and no further.
+        let mut f = Lfu::init(t0);
+        for _ in 0..300 {
+            f = l.touch(f, t0);
+        }
+        assert_eq!(f & 0xFF, 255);
+        assert_eq!(f >> 8, Lfu::minutes(t0));
+        // The default log factor makes increments rarer as the counter grows.
+        let d = Lfu {
+            log_factor: 10,
+            decay_time: 1,
+        };
+        let mut f = Lfu::init(t0);
+        for _ in 0..1_000 {
+            f = d.touch(f, t0);
+        }
+        assert!((15..60).contains(&(f & 0xFF)), "{}", f & 0xFF);
+    }
     use crate::types::Value;
 
     fn store_with(n: usize, ttl_every: usize) -> Store {

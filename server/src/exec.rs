@@ -117,6 +117,7 @@ pub fn process(
         precheck(server, store, client, cmd).or_else(|| refused_in_multi(client, cmd))
     };
     if let Some(msg) = refused {
+        count_rejected(store, cmd, &argv);
         if cmd.name == "exec" && client.multi.is_some() {
             // A refused EXEC discards the transaction (Redis `execCommandAbort`).
             discard_transaction(store, client);
@@ -139,11 +140,18 @@ pub fn process(
         return Outcome::Done;
     }
     let before = store.propagated.len();
+    store.tracking.current = Some(client.id);
     let outcome = call_argv(server, store, client, cmd, Cow::Owned(argv), out, true);
     finish_propagation(store, before);
     serve_blocked(server, store);
     let wrote = !store.propagated.is_empty();
     flush_propagated(server, store);
+    store.tracking.current = None;
+    // CLIENT CACHING covers the next command (the whole transaction in MULTI).
+    store
+        .tracking
+        .after_command(client.id, cmd.name == "client" || client.multi.is_some());
+    store.tracking_after();
     if wrote {
         // WAIT waits for the replication offset after this client's last write.
         client.woff = store.repl.master_repl_offset;
@@ -155,23 +163,45 @@ pub fn process(
 /// command's histogram (under its full name, `config|get`, and its own FAST flag,
 /// as Redis keys them).
 /// A command that blocked is left out, as in Redis.
-fn observe_latency(store: &mut Store, cmd: &Command, argv: &[Bytes], elapsed: Duration) {
+fn observe_latency(
+    store: &mut Store,
+    cmd: &Command,
+    argv: &[Bytes],
+    elapsed: Duration,
+    failed: bool,
+) {
     let (threshold, tracking) = (
         store.hot.latency_monitor_threshold,
         store.hot.latency_tracking,
     );
-    let (name, fast) = match cmd.is(flags::CONTAINER) {
-        true => argv
-            .get(1)
-            .and_then(|s| commands::meta_types::meta(cmd.name)?.sub(s))
-            .map_or((cmd.name, cmd.is(flags::FAST)), |m| {
-                (m.name, m.has_flag("fast"))
-            }),
-        false => (cmd.name, cmd.is(flags::FAST)),
+    let Some((name, fast)) = stat_name(cmd, argv) else {
+        return;
     };
     store
         .latency
-        .observe_command((threshold, tracking), name, fast, elapsed);
+        .observe_command((threshold, tracking), (name, fast, failed), elapsed);
+}
+
+/// The name a command's statistics go under (`get`, `config|get`) and its FAST flag;
+/// `None` for an unknown subcommand, which Redis never looks up as a command. A
+/// container called alone counts under its own name.
+fn stat_name(cmd: &Command, argv: &[Bytes]) -> Option<(&'static str, bool)> {
+    if !cmd.is(flags::CONTAINER) {
+        return Some((cmd.name, cmd.is(flags::FAST)));
+    }
+    match argv.get(1) {
+        None => Some((cmd.name, cmd.is(flags::FAST))),
+        Some(s) => commands::meta_types::meta(cmd.name)?
+            .sub(s)
+            .map(|m| (m.name, m.has_flag("fast"))),
+    }
+}
+
+/// Counts a refused command in INFO commandstats (`rejected_calls`).
+fn count_rejected(store: &mut Store, cmd: &Command, argv: &[Bytes]) {
+    if let Some((name, _)) = stat_name(cmd, argv) {
+        store.latency.reject_command(name);
+    }
 }
 
 /// A known subcommand with the wrong number of arguments, refused as Redis refuses it
@@ -321,6 +351,67 @@ pub(crate) fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<St
     (queued && no_multi).then(|| "ERR Command not allowed inside a transaction".to_string())
 }
 
+/// After a write that dirtied the dataset: WATCH, blocked clients, client-side
+/// caching and OBJECT ENCODING hear of its keys. Client-side caching only of those
+/// the command could have changed: not of a DEL of a key that was never there.
+fn touch_written_keys(
+    server: &Arc<Server>,
+    store: &mut Store,
+    (db, cmd, argv): (usize, &Command, &[Bytes]),
+    existed: Option<&[bool]>,
+) {
+    for (n, pos) in cmd.key_positions(argv).into_iter().enumerate() {
+        let changed = existed.is_none_or(|e| {
+            e.get(n).copied().unwrap_or(true) || store.dbs[db].contains(&argv[pos])
+        });
+        if changed {
+            store.tracking_invalidate(&argv[pos]);
+        }
+        store.touch_watchers(db, &argv[pos]);
+        commands::keys::note_encoding(server, store, (db, &argv[pos]), cmd.name, argv);
+    }
+}
+
+/// With client-side caching in use, which keys of a write command exist before it
+/// runs (`None` otherwise: every key counts as changed).
+fn keys_before_write(store: &Store, db: usize, cmd: &Command, argv: &[Bytes]) -> Option<Vec<bool>> {
+    if !store.tracking.active() || !cmd.is(flags::WRITE) {
+        return None;
+    }
+    let d = store.dbs.get(db)?;
+    Some(
+        cmd.key_positions(argv)
+            .into_iter()
+            .map(|p| argv.get(p).is_some_and(|k| d.contains(k)))
+            .collect(),
+    )
+}
+
+/// Client-side caching: a tracking client's read-only command records the keys it
+/// read (read-only scripts are left out: the commands they call are recorded, for
+/// the client that ran the script, which the script's own client (id 0) stands for).
+fn track_reads(store: &mut Store, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
+    let reader = match client.id {
+        0 => store.tracking.current,
+        id => Some(id),
+    };
+    let Some(reader) = reader else {
+        return;
+    };
+    if !cmd.is(flags::READONLY)
+        || cmd.is(flags::PUBSUB)
+        || matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
+        || !store.tracking.wants_keys(reader)
+    {
+        return;
+    }
+    for pos in cmd.key_positions(argv) {
+        if let Some(key) = argv.get(pos) {
+            store.tracking.remember(reader, key);
+        }
+    }
+}
+
 /// A write on a writable replica by one of its own clients: the keys it left with a
 /// TTL are tracked so the replica expires them itself.
 fn remember_replica_volatile(store: &mut Store, db: usize, cmd: &Command, argv: &[Bytes]) {
@@ -408,6 +499,7 @@ fn call_argv(
 ) -> Outcome {
     let argv: &[Bytes] = &argv_cow;
     let dirty_before = store.dirty;
+    let existed = keys_before_write(store, client.db, cmd, argv);
     let started = store.cmd_clock.unwrap_or_else(Instant::now);
     store.begin_command();
     let mut ctx = Ctx::at(store, server, client, started);
@@ -427,6 +519,7 @@ fn call_argv(
         action,
         ..
     } = ctx;
+    track_reads(store, client, cmd, argv);
     let ended = Instant::now();
     if store.cmd_clock.is_some() {
         store.cmd_clock = Some(ended);
@@ -449,7 +542,8 @@ fn call_argv(
         }
     }
     if !matches!(action, Some(Action::Block { .. })) {
-        observe_latency(store, cmd, argv, elapsed);
+        let failed = out.buf.get(reply_start) == Some(&b'-');
+        observe_latency(store, cmd, argv, elapsed, failed);
     }
     // After the command, as Redis 7.0 does: the line shows the database it left
     // selected, and commands run by EXEC are fed one by one.
@@ -463,10 +557,7 @@ fn call_argv(
         // expired key, which `delete_expired` already signalled (WATCH of such a key
         // must not abort the transaction).
         if cmd.is(flags::WRITE) {
-            for pos in cmd.key_positions(argv) {
-                store.touch_key(db, &argv[pos]);
-                commands::keys::note_encoding(server, store, (db, &argv[pos]), cmd.name, argv);
-            }
+            touch_written_keys(server, store, (db, cmd, argv), existed.as_deref());
             if store.is_replica && !client.is_master {
                 remember_replica_volatile(store, db, cmd, argv);
             }

@@ -61,6 +61,7 @@ pub fn run_cycle(server: &Arc<Server>, budget: Duration, start_db: usize) -> (us
     // Clients blocked on a key that expired are answered now (XREADGROUP's error).
     crate::exec::serve_blocked(server, &mut store);
     crate::exec::flush_propagated(server, &mut store);
+    store.tracking_after();
     r
 }
 

@@ -259,12 +259,16 @@ pub struct Tracking {
     pub commands: BTreeMap<&'static str, Histogram>,
 }
 
-/// Calls of one command and the time they took (what INFO commandstats' `calls`
-/// and `usec` count, and the admin port's `redis_commands_total` reads).
+/// Calls of one command and the time they took (INFO commandstats, and the admin
+/// port's `redis_commands_total` family reads the same numbers).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Calls {
     pub calls: u64,
     pub usec: u64,
+    /// Refused before running (arity, NOAUTH, OOM, READONLY, MISCONF...).
+    pub rejected: u64,
+    /// Ran and answered an error (WRONGTYPE, a syntax error...).
+    pub failed: u64,
 }
 
 /// Everything latency-related the store keeps.
@@ -282,12 +286,12 @@ impl Latency {
     pub fn observe_command(
         &mut self,
         (threshold_ms, tracking): (u64, bool),
-        name: &'static str,
-        fast: bool,
+        (name, fast, failed): (&'static str, bool, bool),
         elapsed: std::time::Duration,
     ) {
         let c = self.calls.entry(name).or_default();
         c.calls += 1;
+        c.failed += failed as u64;
         c.usec = c
             .usec
             .saturating_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
@@ -298,6 +302,11 @@ impl Latency {
             let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
             self.tracking.commands.entry(name).or_default().record(ns);
         }
+    }
+
+    /// A command refused before it ran (INFO commandstats `rejected_calls`).
+    pub fn reject_command(&mut self, name: &'static str) {
+        self.calls.entry(name).or_default().rejected += 1;
     }
 }
 

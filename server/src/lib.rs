@@ -37,6 +37,7 @@ pub mod server;
 pub mod shutdown;
 pub mod slowlog;
 pub mod snapshot;
+pub mod tracking;
 pub mod types;
 pub mod util;
 

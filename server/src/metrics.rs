@@ -368,6 +368,24 @@ fn command_families(o: &mut Out, st: Option<&StoreFacts>) {
         "Seconds spent per command.",
         &secs,
     );
+    // The same counters as INFO commandstats' rejected_calls / failed_calls.
+    let per_cmd = |pick: fn(&crate::latency::Calls) -> u64| -> Vec<(String, String)> {
+        cmds.iter()
+            .map(|(name, c)| (labels(&[("cmd", name)]), pick(c).to_string()))
+            .collect()
+    };
+    o.family(
+        "redis_commands_rejected_calls_total",
+        "counter",
+        "Calls per command refused before running.",
+        &per_cmd(|c| c.rejected),
+    );
+    o.family(
+        "redis_commands_failed_calls_total",
+        "counter",
+        "Calls per command that answered an error.",
+        &per_cmd(|c| c.failed),
+    );
 }
 
 fn db_families(o: &mut Out, st: Option<&StoreFacts>) {
@@ -588,6 +606,8 @@ mod tests {
                 Calls {
                     calls: 4,
                     usec: 1500,
+                    rejected: 2,
+                    failed: 1,
                 },
             )],
             replicas: vec![ReplicaFacts {
@@ -612,6 +632,8 @@ mod tests {
             "redis_db_keys{db=\"db3\"} 5",
             "redis_commands_total{cmd=\"config|get\"} 4",
             "redis_commands_duration_seconds_total{cmd=\"config|get\"} 0.0015",
+            "redis_commands_rejected_calls_total{cmd=\"config|get\"} 2",
+            "redis_commands_failed_calls_total{cmd=\"config|get\"} 1",
             "redis_connected_slave_offset_bytes{slave_ip=\"10.0.0.\\\"9\",slave_port=\"7001\",slave_state=\"online\"} 42",
             "redis_master_link_up{master_host=\"m\",master_port=\"6379\"} 1",
             "tandem_role{role=\"replica\"} 1",

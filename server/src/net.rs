@@ -195,6 +195,7 @@ async fn admit(
     let mut client = ClientState::new(id);
     client.authenticated = requirepass.is_none();
     let (msg_tx, msg_rx) = mpsc::unbounded_channel::<PubMsg>();
+    let _ = handle.msg_tx.set(msg_tx.clone());
     client.msg_tx = Some(crate::pubsub::MsgSender::new(msg_tx, handle.clone()));
     // From here on every way out (return, panic) runs the cleanup: `Conn`'s Drop.
     let conn = Conn {
@@ -236,6 +237,11 @@ async fn serve(
     'conn: loop {
         if handle.is_killed() {
             break;
+        }
+        // Messages queued before the requests were read go out before their replies
+        // (an invalidation must precede the reply to a later read of the same key).
+        while let Ok(m) = msg_rx.try_recv() {
+            conn.encode_pubsub(m);
         }
         // Run whatever complete requests are buffered.
         match conn.run_buffered(&stream).await {
@@ -814,6 +820,9 @@ impl Conn {
                 out.bulk(&channel);
                 out.bulk(&data);
             }
+            PubMsg::Tracking(push) => {
+                push.encode(out, self.client.resp3, self.client.subscriptions() > 0)
+            }
         }
     }
 
@@ -862,6 +871,7 @@ impl Conn {
         {
             let mut store = self.server.store.lock();
             store.unblock(self.client.id);
+            store.tracking.disable(self.client.id);
             let watched = std::mem::take(&mut self.client.watched);
             store.unwatch_all(self.client.id, &watched);
             for ch in &self.client.channels {

@@ -566,7 +566,7 @@ pub fn info_fields(server: &Server, store: &Store) -> Vec<(String, String)> {
         .unwrap_or(-1);
     let f = |k: &str, v: String| (k.to_string(), v);
     let ok = |b: bool| if b { "ok" } else { "err" }.to_string();
-    vec![
+    let rdb = vec![
         f("loading", "0".into()),
         f("async_loading", "0".into()),
         f("current_cow_peak", "0".into()),
@@ -597,14 +597,16 @@ pub fn info_fields(server: &Server, store: &Store) -> Vec<(String, String)> {
             "rdb_last_load_keys_loaded",
             st.last_load_keys_loaded.to_string(),
         ),
-    ]
-    .into_iter()
-    .chain(crate::aof::info_fields(server))
-    .chain([
-        f("aof_last_cow_size", "0".into()),
-        f("module_fork_in_progress", "0".into()),
-        f("module_fork_last_cow_size", "0".into()),
-    ])
-    .chain(crate::aof::info_size_fields(server))
-    .collect()
+    ];
+    // Released first: the AOF fields read the persistence state too.
+    drop(st);
+    rdb.into_iter()
+        .chain(crate::aof::info_fields(server))
+        .chain([
+            f("aof_last_cow_size", "0".into()),
+            f("module_fork_in_progress", "0".into()),
+            f("module_fork_last_cow_size", "0".into()),
+        ])
+        .chain(crate::aof::info_size_fields(server))
+        .collect()
 }

@@ -26,6 +26,8 @@ pub enum PubMsg {
         channel: Bytes,
         data: Bytes,
     },
+    /// A client-side caching message (`crate::tracking`).
+    Tracking(crate::tracking::Push),
 }
 
 impl PubMsg {
@@ -42,6 +44,7 @@ impl PubMsg {
                 channel,
                 data,
             } => pattern.len() + channel.len() + data.len(),
+            PubMsg::Tracking(p) => return p.cost(),
         } + FRAMING) as u64
     }
 }
@@ -64,6 +67,16 @@ impl MsgSender {
         if self.client.try_queue(msg.cost(), limit) {
             let _ = self.tx.send(msg);
         }
+    }
+
+    /// `send` for other subsystems' messages (client-side caching).
+    pub fn send_push(&self, msg: PubMsg, limit: &Limit) {
+        self.send(msg, limit)
+    }
+
+    /// True once the receiving connection has gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 }
 

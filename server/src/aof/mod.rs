@@ -410,6 +410,7 @@ fn fsync_done(server: &Server, res: std::io::Result<()>) {
 
 /// Periodic work: the everysec fsync (outside the lock) and automatic rewrites.
 pub fn cron_tick(server: &Arc<Server>) {
+    start_scheduled_rewrite(server);
     let (to_sync, auto) = {
         let mut g = server.aof.lock();
         let Some(st) = g.as_mut() else {
@@ -506,6 +507,39 @@ fn switch_incr_file(st: &mut AofState) -> Result<(), AofError> {
     st.cur_db = -1;
     st.incrs = incrs;
     Ok(())
+}
+
+/// Whether a rewrite could be asked for now (AOF on, none running), for one that is
+/// only scheduled.
+pub fn check_can_rewrite(server: &Server) -> Result<(), AofError> {
+    match server.aof.lock().as_ref() {
+        None => Err(AofError::NotEnabled),
+        Some(st) if st.rewrite_in_progress => Err(AofError::RewriteInProgress),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Starts the rewrite scheduled by BGREWRITEAOF once no BGSAVE or rewrite runs.
+fn start_scheduled_rewrite(server: &Arc<Server>) {
+    {
+        let st = server.persist.lock();
+        if !st.aof_rewrite_scheduled || st.bgsave_in_progress {
+            return;
+        }
+    }
+    if server
+        .aof
+        .lock()
+        .as_ref()
+        .is_some_and(|st| st.rewrite_in_progress)
+    {
+        return;
+    }
+    let mut store = server.store.lock();
+    server.persist.lock().aof_rewrite_scheduled = false;
+    if let Err(e) = rewrite(server, &mut store) {
+        warning!("Scheduled AOF rewrite failed: {e}");
+    }
 }
 
 /// BGREWRITEAOF (the caller holds the store lock).
@@ -646,6 +680,7 @@ pub fn on_shutdown(server: &Server) {
 
 /// INFO persistence AOF fields (aof_enabled .. aof_last_write_status).
 pub fn info_fields(server: &Server) -> Vec<(String, String)> {
+    let scheduled = (server.persist.lock().aof_rewrite_scheduled as u8).to_string();
     let g = server.aof.lock();
     let f = |k: &str, v: String| (k.to_string(), v);
     match g.as_ref() {
@@ -666,7 +701,7 @@ pub fn info_fields(server: &Server) -> Vec<(String, String)> {
                 "aof_rewrite_in_progress",
                 (st.rewrite_in_progress as u8).to_string(),
             ),
-            f("aof_rewrite_scheduled", "0".into()),
+            f("aof_rewrite_scheduled", scheduled),
             f(
                 "aof_last_rewrite_time_sec",
                 st.last_rewrite_time_sec.to_string(),

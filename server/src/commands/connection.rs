@@ -133,7 +133,12 @@ pub(crate) fn auth_client(
 
 fn hello(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let is_replica = ctx.store.is_replica;
-    hello_client(ctx.client, &ctx.server.config.read(), is_replica, out, argv)
+    hello_client(ctx.client, &ctx.server.config.read(), is_replica, out, argv)?;
+    // Invalidation messages follow the protocol the client now speaks.
+    ctx.store
+        .tracking
+        .set_resp3(ctx.client.id, ctx.client.resp3);
+    Ok(())
 }
 
 /// HELLO for `client`; `is_replica` gives the `role` field (also served while a
@@ -282,6 +287,7 @@ impl ResetLeftovers {
     pub(crate) fn release(self, store: &mut crate::server::Store) {
         let id = self.id;
         store.unwatch_all(id, &self.watched);
+        store.tracking.disable(id);
         for ch in self.channels {
             if let Some(m) = store.pubsub.channels.get_mut(&ch) {
                 m.remove(&id);
@@ -381,8 +387,15 @@ const CLIENT_HELP: &[&str] = &[
     "    Release a client blocked in BLPOP and similar commands.",
     "NO-EVICT (ON|OFF)",
     "    Exempt this connection from client eviction.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Client-side caching: get invalidation messages for the keys this connection reads.",
+    "CACHING (YES|NO)",
+    "    With OPTIN (YES) or OPTOUT (NO): whether the next command's keys are tracked.",
+    "TRACKINGINFO",
+    "    This connection's tracking mode, redirect and prefixes.",
     "GETREDIR",
-    "    Tracking redirection id (always -1: tracking is not supported).",
+    "    Tracking redirection id (0 without one, -1 when tracking is off).",
     "HELP",
     "    Print this help.",
 ];
@@ -475,10 +488,6 @@ fn client(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             ctx.server.client_pause.unpause();
             out.ok();
         }
-        b"getredir" => {
-            arity(argv, 2, "getredir")?;
-            out.int(-1);
-        }
         b"setinfo" => {
             arity(argv, 4, "setinfo")?;
             let attr = if is_kw(&argv[2], "lib-name") {
@@ -520,8 +529,76 @@ fn client(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             arity(argv, 2, "help")?;
             help_reply(out, "CLIENT", CLIENT_HELP);
         }
+        _ => return client_caching(ctx, out, argv, &sub),
+    }
+    Ok(())
+}
+
+/// The client-side caching subcommands of CLIENT (and unknown ones).
+fn client_caching(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], sub: &[u8]) -> CmdResult {
+    match sub {
+        b"getredir" => {
+            arity(argv, 2, "getredir")?;
+            out.int(ctx.store.tracking.getredir(ctx.client.id));
+        }
+        b"tracking" => {
+            arity(argv, -3, "tracking")?;
+            client_tracking(ctx, out, argv)?;
+        }
+        b"caching" => {
+            arity(argv, 3, "caching")?;
+            let id = ctx.client.id;
+            ctx.store
+                .tracking
+                .caching(id, &argv[2])
+                .map_err(|e| CmdError(e.to_string().into()))?;
+            out.ok();
+        }
+        b"trackinginfo" => {
+            arity(argv, 2, "trackinginfo")?;
+            let info = ctx.store.tracking.info(ctx.client.id);
+            out.map(3);
+            out.bulk(b"flags");
+            out.set(info.flags.len());
+            for f in info.flags {
+                out.bulk_str(f);
+            }
+            out.bulk(b"redirect");
+            out.int(info.redirect);
+            out.bulk(b"prefixes");
+            out.array(info.prefixes.len());
+            for p in &info.prefixes {
+                out.bulk(p);
+            }
+        }
         _ => return Err(unknown_subcommand(&argv[1], "CLIENT")),
     }
+    Ok(())
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p]... [BCAST] [OPTIN] [OPTOUT] [NOLOOP].
+fn client_tracking(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let to_err = |e: crate::tracking::TrackingError| CmdError(e.to_string().into());
+    let req = {
+        let clients = ctx.clients();
+        crate::tracking::parse(&argv[2..], |id| clients.contains_key(&id)).map_err(to_err)?
+    };
+    let sender = |h: &Arc<ClientHandle>| {
+        h.msg_tx
+            .get()
+            .map(|tx| crate::pubsub::MsgSender::new(tx.clone(), h.clone()))
+    };
+    let redirect_tx = req
+        .redirect
+        .and_then(|id| ctx.clients().get(&id).cloned())
+        .and_then(|h| sender(&h));
+    let own_tx = ctx.client.msg_tx.clone();
+    let (id, resp3) = (ctx.client.id, ctx.client.resp3);
+    ctx.store
+        .tracking
+        .apply(id, req, resp3, own_tx, redirect_tx)
+        .map_err(to_err)?;
+    out.ok();
     Ok(())
 }
 
@@ -609,9 +686,19 @@ fn own_info(ctx: &Ctx, cmd: &str) -> Option<(Arc<ClientHandle>, ClientInfo)> {
 
 fn own_line(ctx: &Ctx, cmd: &str) -> String {
     match own_info(ctx, cmd) {
-        Some((h, info)) => client_line(&h, &info),
+        Some((h, mut info)) => {
+            with_tracking(ctx, h.id, &mut info);
+            client_line(&h, &info)
+        }
         None => String::new(),
     }
+}
+
+/// Fills in a client's CLIENT TRACKING flags and redirect for its CLIENT LIST line.
+fn with_tracking(ctx: &Ctx, id: u64, info: &mut ClientInfo) {
+    let (flags, redir) = ctx.store.tracking.list_fields(id);
+    info.tracking_flags = flags;
+    info.redir = Some(redir);
 }
 
 /// One CLIENT LIST line in Redis 7.0's field order (ends with `\n`).
@@ -636,6 +723,7 @@ pub fn client_line(h: &ClientHandle, info: &ClientInfo) -> String {
     if info.multi >= 0 && !flags.contains('x') {
         flags.push('x');
     }
+    flags.push_str(&info.tracking_flags);
     if flags.is_empty() {
         flags.push('N');
     }
@@ -658,7 +746,7 @@ pub fn client_line(h: &ClientHandle, info: &ClientInfo) -> String {
     let mut s = String::with_capacity(300);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
         h.id,
         h.addr,
         h.laddr,
@@ -678,6 +766,7 @@ pub fn client_line(h: &ClientHandle, info: &ClientInfo) -> String {
         22_000 + info.qbuf + info.omem,
         cmd,
         user,
+        info.redir.unwrap_or(-1),
         info.resp,
     );
     s.push('\n');
@@ -711,10 +800,11 @@ fn client_list(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 continue;
             }
         }
-        let info = match &own {
+        let mut info = match &own {
             Some((oh, oi)) if oh.id == h.id => oi.clone(),
             _ => h.info.lock().clone(),
         };
+        with_tracking(ctx, h.id, &mut info);
         if let Some(t) = type_filter {
             if type_of(&info) != t {
                 continue;

@@ -149,7 +149,14 @@ pub(super) fn restore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResu
     let idle = opts
         .idletime
         .map_or(0, |s| u32::try_from(s).unwrap_or(u32::MAX));
-    let lru = ctx.lru.saturating_sub(idle);
+    let lru = match (ctx.store.hot.lfu, opts.freq) {
+        // FREQ sets the counter under an LFU policy (IDLETIME is for LRU ones).
+        (Some(_), Some(f)) => {
+            crate::evict::Lfu::with_counter(u8::try_from(f).unwrap_or(u8::MAX), ctx.now_ms)
+        }
+        (Some(_), None) => ctx.lru,
+        (None, _) => ctx.lru.saturating_sub(idle),
+    };
     ctx.store.dbs[db].set_with_expire(key.clone(), value, at, lru);
     if let (Some(at), false) = (at, opts.absttl) {
         let mut v = argv.to_vec();

@@ -23,7 +23,7 @@ pub const SECTIONS: &[(&str, &str, bool, SectionFn)] = &[
     ("replication", "Replication", true, replication),
     ("cpu", "CPU", true, cpu),
     ("modules", "Modules", true, empty),
-    ("commandstats", "Commandstats", false, empty),
+    ("commandstats", "Commandstats", false, commandstats),
     ("errorstats", "Errorstats", true, empty),
     ("latencystats", "Latencystats", false, latencystats),
     ("cluster", "Cluster", true, cluster),
@@ -53,6 +53,28 @@ pub fn render(server: &Arc<Server>, store: &Store, names: &[&[u8]]) -> String {
         out.push_str(&f(server, store));
     }
     out
+}
+
+/// One line per command that ran or was refused, under its full name
+/// (`cmdstat_client|list`), with Redis 7.0's fields.
+fn commandstats(_server: &Arc<Server>, store: &Store) -> String {
+    let mut o = String::new();
+    for (name, c) in &store.latency.calls {
+        if c.calls == 0 && c.rejected == 0 && c.failed == 0 {
+            continue;
+        }
+        let per_call = if c.calls == 0 {
+            0.0
+        } else {
+            c.usec as f64 / c.calls as f64
+        };
+        let _ = write!(
+            o,
+            "cmdstat_{name}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+            c.calls, c.usec, c.rejected, c.failed
+        );
+    }
+    o
 }
 
 /// Appends `name:value\r\n`.
@@ -166,7 +188,7 @@ pub fn clients(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "client_recent_max_input_buffer", 0);
     field(&mut o, "client_recent_max_output_buffer", 0);
     field(&mut o, "blocked_clients", store.waiters.len());
-    field(&mut o, "tracking_clients", 0);
+    field(&mut o, "tracking_clients", store.tracking.counts().clients);
     field(&mut o, "clients_in_timeout_table", store.waiters.len());
     o
 }
@@ -354,9 +376,10 @@ pub fn stats(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "active_defrag_key_misses", 0);
     field(&mut o, "total_active_defrag_time", 0);
     field(&mut o, "current_active_defrag_time", 0);
-    field(&mut o, "tracking_total_keys", 0);
-    field(&mut o, "tracking_total_items", 0);
-    field(&mut o, "tracking_total_prefixes", 0);
+    let tracking = store.tracking.counts();
+    field(&mut o, "tracking_total_keys", tracking.keys);
+    field(&mut o, "tracking_total_items", tracking.items);
+    field(&mut o, "tracking_total_prefixes", tracking.prefixes);
     field(
         &mut o,
         "unexpected_error_replies",

@@ -487,6 +487,7 @@ fn flushdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let n = ctx.store.dbs[db].len() as u64;
     touch_watched_existing(ctx.store, db, None);
+    ctx.store.tracking_flush();
     ctx.store.dbs[db].clear();
     signal_flushed_blocked_keys(ctx.store, db);
     // Always propagated, like Redis's forced propagation of FLUSHDB.
@@ -501,6 +502,7 @@ fn flushall(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     for db in 0..ctx.store.dbs.len() {
         touch_watched_existing(ctx.store, db, None);
     }
+    ctx.store.tracking_flush();
     for db in ctx.store.dbs.iter_mut() {
         n += db.len() as u64;
         db.clear();
@@ -954,8 +956,14 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     match sub.as_str() {
         "encoding" => out.bulk_str(entry_encoding(e, &cfg)),
         "idletime" => out.int(now_lru.saturating_sub(e.lru) as i64),
-        // LFU counters start at 5 in Redis; accesses are not counted here.
-        "freq" => out.int(5),
+        // The decayed counter, without counting this look as an access.
+        "freq" => out.int(
+            ctx.store
+                .hot
+                .lfu
+                .map_or(crate::evict::LFU_INIT_VAL, |l| l.counter(e.lru, ctx.now_ms))
+                as i64,
+        ),
         _ => {
             // Small integers are shared objects in Redis unless an LRU/LFU policy
             // needs per-object access data.

@@ -75,8 +75,7 @@ impl Meta {
 /// Subcommands in Redis 7.0.15's metadata whose container Tandem has but which Tandem
 /// does not implement yet: COMMAND does not list them. (`tests/command_meta.rs` checks
 /// that each one listed is unknown to its container and each one not listed is known.)
-pub const MISSING_SUBCOMMANDS: &[&str] =
-    &["client|caching", "client|tracking", "client|trackinginfo"];
+pub const MISSING_SUBCOMMANDS: &[&str] = &[];
 
 /// Whether subcommand `full` (`container|sub`) is served.
 pub fn implemented(full: &str) -> bool {

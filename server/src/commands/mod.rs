@@ -413,6 +413,10 @@ pub struct Ctx<'a> {
     /// then behave as if their timeout expired.
     pub may_block: bool,
     pub action: Option<Action>,
+    /// Under an LFU policy: the keys (hashed with their db) this command already
+    /// counted an access to. Handlers often look a key up twice (type check, then
+    /// write); Redis counts one access per command there.
+    lfu_seen: Vec<u64>,
 }
 
 impl<'a> Ctx<'a> {
@@ -448,6 +452,11 @@ impl<'a> Ctx<'a> {
         t: std::time::Instant,
     ) -> Self {
         let (now_ms, lru) = server.clock_at(t);
+        // Under an LFU policy, keys created by this command start with a fresh counter.
+        let lru = match store.hot.lfu {
+            Some(_) => crate::evict::Lfu::init(now_ms),
+            None => lru,
+        };
         Ctx {
             store,
             server,
@@ -459,6 +468,7 @@ impl<'a> Ctx<'a> {
             no_propagate: false,
             may_block: true,
             action: None,
+            lfu_seen: Vec::new(),
         }
     }
 
@@ -547,10 +557,14 @@ impl<'a> Ctx<'a> {
             self.notify(crate::notify::KEY_MISS, "keymiss", key);
             return None;
         }
+        let (lfu, now_ms) = (self.lfu_first_access(key), self.now_ms);
+        let stamp = lfu.is_some() || self.store.hot.lfu.is_none();
         match self.store.dbs[db].entry_mut(key) {
             Some(e) => {
                 Stats::incr(&stats.keyspace_hits, 1);
-                e.lru = lru;
+                if stamp {
+                    e.lru = touched(e.lru, lru, lfu, now_ms);
+                }
                 Some(e)
             }
             None => {
@@ -565,10 +579,33 @@ impl<'a> Ctx<'a> {
         if self.expire_if_needed(key) {
             return None;
         }
-        let lru = self.lru;
+        let (lru, lfu, now_ms) = (self.lru, self.lfu_first_access(key), self.now_ms);
+        let stamp = lfu.is_some() || self.store.hot.lfu.is_none();
         let e = self.db().entry_mut(key)?;
-        e.lru = lru;
+        if stamp {
+            e.lru = touched(e.lru, lru, lfu, now_ms);
+        }
         Some(e)
+    }
+
+    /// Under an LFU policy, an overwritten key keeps its counter after counting the
+    /// write as an access (Redis `setKey`: `lookupKeyWrite`, then `dbOverwrite`).
+    pub fn lfu_touch_before_overwrite(&mut self, key: &[u8]) {
+        if self.store.hot.lfu.is_some() {
+            let _ = self.lookup_write(key);
+        }
+    }
+
+    /// The LFU parameters if this is the command's first access to `key` under an LFU
+    /// policy (then remembered); None otherwise.
+    fn lfu_first_access(&mut self, key: &[u8]) -> Option<crate::evict::Lfu> {
+        let lfu = self.store.hot.lfu?;
+        let h = std::hash::BuildHasher::hash_one(&crate::types::Hasher, (self.client.db, key));
+        if self.lfu_seen.contains(&h) {
+            return None;
+        }
+        self.lfu_seen.push(h);
+        Some(lfu)
     }
 
     /// The value for reading, or None if missing/expired.
@@ -588,6 +625,7 @@ impl<'a> Ctx<'a> {
 
     /// Sets a key, dropping its TTL.
     pub fn set(&mut self, key: impl AsRef<[u8]>, value: Value) {
+        self.lfu_touch_before_overwrite(key.as_ref());
         let lru = self.lru;
         let db = self.client.db;
         self.store.dbs[db].set(key, value, lru);
@@ -614,6 +652,16 @@ impl<'a> Ctx<'a> {
             self.notify(crate::notify::GENERIC, "del", key);
         }
         empty
+    }
+}
+
+/// A key's LRU/LFU field after an access: the command's LRU clock, or under an LFU
+/// policy its counter incremented.
+#[inline]
+fn touched(old: u32, lru: u32, lfu: Option<crate::evict::Lfu>, now_ms: i64) -> u32 {
+    match lfu {
+        Some(l) => l.touch(old, now_ms),
+        None => lru,
     }
 }
 

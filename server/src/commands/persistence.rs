@@ -18,6 +18,15 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 fn bgrewriteaof(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
+    // Inside EXEC (a transaction does not fork) or while a BGSAVE child runs, the
+    // rewrite is scheduled: the AOF cron starts it, as Redis 7.0 does.
+    let saving = ctx.server.persist.lock().bgsave_in_progress;
+    if !ctx.may_block || saving {
+        crate::aof::check_can_rewrite(ctx.server).map_err(|e| CmdError::msg(e.to_string()))?;
+        ctx.server.persist.lock().aof_rewrite_scheduled = true;
+        out.simple("Background append only file rewriting scheduled");
+        return Ok(());
+    }
     crate::aof::rewrite(ctx.server, ctx.store).map_err(|e| CmdError::msg(e.to_string()))?;
     out.simple("Background append only file rewriting started");
     Ok(())

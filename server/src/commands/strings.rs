@@ -200,6 +200,7 @@ fn set_generic(
         }
         return Ok(());
     }
+    ctx.lfu_touch_before_overwrite(key);
     let lru = ctx.lru;
     let db = ctx.client.db;
     if o.keepttl {

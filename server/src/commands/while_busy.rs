@@ -141,7 +141,12 @@ fn serve(
         "auth" => super::connection::auth_client(client, &server.config.read(), out, argv)?,
         "hello" => {
             let config = server.config.read();
-            super::connection::hello_client(client, &config, busy.is_replica(), out, argv)?
+            super::connection::hello_client(client, &config, busy.is_replica(), out, argv)?;
+            let (id, resp3) = (client.id, client.resp3);
+            defer_or_run(
+                server,
+                Box::new(move |store| store.tracking.set_resp3(id, resp3)),
+            );
         }
         "multi" => {
             if client.multi.is_some() {

@@ -121,6 +121,11 @@ pub struct HotConfig {
     pub latency_monitor_threshold: u64,
     /// `latency-tracking`: per-command latency histograms.
     pub latency_tracking: bool,
+    /// `tracking-table-max-keys` (0 = no limit).
+    pub tracking_table_max_keys: u64,
+    /// Under an LFU `maxmemory-policy`: the counter's parameters (keys then carry an
+    /// LFU counter instead of an LRU clock, see `crate::evict::Lfu`).
+    pub lfu: Option<crate::evict::Lfu>,
 }
 
 impl HotConfig {
@@ -155,6 +160,23 @@ impl HotConfig {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0),
             latency_tracking: c.get("latency-tracking") != Some("no"),
+            tracking_table_max_keys: c
+                .get("tracking-table-max-keys")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1_000_000),
+            lfu: c
+                .get("maxmemory-policy")
+                .is_some_and(|p| p.ends_with("-lfu"))
+                .then(|| crate::evict::Lfu {
+                    log_factor: c
+                        .get("lfu-log-factor")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(10),
+                    decay_time: c
+                        .get("lfu-decay-time")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1),
+                }),
         }
     }
 }
@@ -227,6 +249,8 @@ pub struct Store {
     /// `slaveKeysWithExpire`). The master never sends DELs for them, so the replica
     /// expires them itself ([`crate::expire`]).
     pub replica_volatile: std::collections::HashSet<(usize, Bytes)>,
+    /// Client-side caching: who read which keys (CLIENT TRACKING).
+    pub tracking: crate::tracking::Tracking,
 }
 
 impl Store {
@@ -236,6 +260,10 @@ impl Store {
         self.repl.obuf_limit = hot.obuf_limits[crate::outbuf::Class::Replica as usize];
         self.hot = hot;
         crate::notify::record_new_keys(&mut self.dbs, self.hot.notify_classes);
+        let lfu = self.hot.lfu.is_some();
+        for db in &mut self.dbs {
+            db.keep_lfu_on_replace(lfu);
+        }
     }
 
     /// Raises keyspace event `event` of `class` on `key` in database `db` (see
@@ -302,6 +330,7 @@ impl Store {
             functions: ScriptSlot::default(),
             latency: Default::default(),
             replica_volatile: Default::default(),
+            tracking: Default::default(),
         };
         store.set_hot(HotConfig::from_config(&Config::default()));
         store
@@ -309,7 +338,22 @@ impl Store {
 
     /// Marks WATCHers of `key` as dirty and, if clients are blocked on it, queues it
     /// to be served (Redis `signalModifiedKey` + `signalKeyAsReady`).
+    /// Also invalidates the key for client-side caching (Redis `trackingInvalidateKey`).
     pub fn touch_key(&mut self, db: usize, key: &[u8]) {
+        self.tracking_invalidate(key);
+        self.touch_watchers(db, key);
+    }
+
+    /// The client-side caching half of [`Store::touch_key`].
+    pub fn tracking_invalidate(&mut self, key: &[u8]) {
+        if self.tracking.active() {
+            let limit = self.hot.obuf_limits[crate::outbuf::Class::Normal as usize];
+            self.tracking.invalidate(key, true, &limit);
+        }
+    }
+
+    /// The WATCH and blocked-clients half of [`Store::touch_key`].
+    pub fn touch_watchers(&mut self, db: usize, key: &[u8]) {
         if !self.watched.is_empty() {
             if let Some(list) = self.watched.get(&(db, Bytes::copy_from_slice(key))) {
                 for (_, flag) in list {
@@ -328,6 +372,9 @@ impl Store {
     /// Marks every WATCHer of any key in `db` (or every db with `None`) dirty:
     /// FLUSHDB, FLUSHALL, SWAPDB.
     pub fn touch_all(&mut self, db: Option<usize>) {
+        if db.is_none() {
+            self.tracking_flush();
+        }
         for ((d, _), list) in self.watched.iter() {
             if db.is_none_or(|x| x == *d) {
                 for (_, flag) in list {
@@ -344,6 +391,25 @@ impl Store {
                 self.ready_keys.push(k.clone());
             }
         }
+    }
+
+    /// The dataset was flushed: tracking clients drop everything they cached.
+    pub fn tracking_flush(&mut self) {
+        let limit = self.hot.obuf_limits[crate::outbuf::Class::Normal as usize];
+        self.tracking.flush(&limit);
+    }
+
+    /// Sends the BCAST invalidations collected since the last call and keeps the
+    /// tracking table within `tracking-table-max-keys` (Redis does both before
+    /// sleeping; here after each command and each expiry cycle).
+    pub fn tracking_after(&mut self) {
+        if !self.tracking.active() {
+            return;
+        }
+        let max_keys = self.hot.tracking_table_max_keys;
+        let limit = self.hot.obuf_limits[crate::outbuf::Class::Normal as usize];
+        self.tracking.flush_bcast(&limit);
+        self.tracking.limit(max_keys, &limit);
     }
 
     /// Removes a blocked client from every key it waits on; returns its waiter.

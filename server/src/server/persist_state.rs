@@ -22,6 +22,9 @@ pub struct PersistState {
     /// A BGSAVE asked for inside EXEC: started by the persistence cron, since a
     /// transaction does not fork (Redis `rdb_bgsave_scheduled`).
     pub bgsave_scheduled: bool,
+    /// A BGREWRITEAOF asked for inside EXEC or while a BGSAVE runs: started by the
+    /// AOF cron (Redis `aof_rewrite_scheduled`).
+    pub aof_rewrite_scheduled: bool,
 }
 
 impl Default for PersistState {
@@ -38,6 +41,7 @@ impl Default for PersistState {
             last_load_keys_expired: 0,
             loaded_repl: None,
             bgsave_scheduled: false,
+            aof_rewrite_scheduled: false,
         }
     }
 }
