@@ -75,7 +75,13 @@ fn the_checker_passes_a_history_where_every_acknowledged_write_survived() {
     let t0 = Instant::now();
     let ops = vec![
         op(t0, (0, 5), set("a", "1"), Outcome::Acked, "p0"),
-        op(t0, (10, 15), set("b", "2"), Outcome::Failed("READONLY".into()), "p1"),
+        op(
+            t0,
+            (10, 15),
+            set("b", "2"),
+            Outcome::Failed("READONLY".into()),
+            "p1",
+        ),
         op(t0, (2000, 2005), set("c", "3"), Outcome::Acked, "p1"),
     ];
     let epochs = [epoch(t0, 0, 0, "p0"), epoch(t0, 1500, 1, "p1")];
@@ -109,7 +115,10 @@ fn the_checker_fails_when_an_acknowledged_write_is_missing_on_a_replica() {
     let v = nemesis_check::check(&ops, &epochs, &finals);
     assert!(!v.passed());
     assert_eq!(v.acked_lost, 1);
-    assert!(v.problems.iter().any(|p| p.contains("missing on [\"p1\"]")), "{v}");
+    assert!(
+        v.problems.iter().any(|p| p.contains("missing on [\"p1\"]")),
+        "{v}"
+    );
     assert!(!v.converged, "different key sets are different digests");
 }
 
@@ -144,7 +153,10 @@ fn the_checker_fails_when_two_pods_acknowledge_writes_in_one_epoch() {
     let finals = [pod("p0", "master", &data), pod("p1", "slave", &data)];
     let v = nemesis_check::check(&ops, &epochs, &finals);
     assert!(!v.passed());
-    assert!(v.problems.iter().any(|p| p.starts_with("epoch 0: 2 pods")), "{v}");
+    assert!(
+        v.problems.iter().any(|p| p.starts_with("epoch 0: 2 pods")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -177,7 +189,10 @@ fn the_checker_reports_lost_unacknowledged_writes_and_the_dual_write_window() {
     let data = [("a", s("1")), ("b", s("2")), ("c", s("3"))];
     let finals = [pod("p0", "slave", &data), pod("p1", "master", &data)];
     let v = nemesis_check::check(&ops, &epochs, &finals);
-    assert!(v.passed(), "lost unacknowledged writes are reported, not failed: {v}");
+    assert!(
+        v.passed(),
+        "lost unacknowledged writes are reported, not failed: {v}"
+    );
     assert_eq!(v.unacked_lost, 1);
     assert_eq!(v.dual_write_window, Duration::from_millis(1000));
 }
@@ -189,7 +204,12 @@ fn the_checker_fails_without_exactly_one_master() {
     let data = [("a", s("1"))];
     let finals = [pod("p0", "master", &data), pod("p1", "master", &data)];
     let v = nemesis_check::check(&ops, &[epoch(t0, 0, 0, "p0")], &finals);
-    assert!(v.problems.iter().any(|p| p.contains("2 pods report role master")), "{v}");
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.contains("2 pods report role master")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -243,7 +263,10 @@ async fn one_round(fault: Fault) {
         eprintln!("{fault}: {}", report.verdict);
         assert!(report.verdict.passed(), "{fault}: {}", report.verdict);
         if fault.expects_promotion() {
-            assert_ne!(report.new_master, report.old_master, "{fault}: no new master");
+            assert_ne!(
+                report.new_master, report.old_master,
+                "{fault}: no new master"
+            );
         }
         let bound = Duration::from_secs(DOWN_AFTER_SECONDS + 2);
         let took = report.failover_time();
@@ -255,11 +278,12 @@ async fn one_round(fault: Fault) {
             );
         }
     };
-    if tokio::time::timeout(Duration::from_secs(240), scenario)
+    // Below nextest's 180 s limit (.config/nextest.toml), so the message is this one.
+    if tokio::time::timeout(Duration::from_secs(170), scenario)
         .await
         .is_err()
     {
-        panic!("the {fault} round exceeded 240 s");
+        panic!("the {fault} round exceeded 170 s");
     }
 }
 
@@ -310,7 +334,11 @@ async fn a_flapping_master_is_failed_over_without_losing_acknowledged_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_that_never_comes_back_ends_the_round_with_a_clear_message() {
     let (l, _set) = start("nem-stuck", false).await;
-    let master = l.status(NS, SET).await.and_then(|r| r.status).and_then(|s| s.master);
+    let master = l
+        .status(NS, SET)
+        .await
+        .and_then(|r| r.status)
+        .and_then(|s| s.master);
     let pods = nemesis_round::pod_ips(&l, SET).await;
     let replica = pods
         .keys()
@@ -356,7 +384,10 @@ async fn long_form() {
             .split(',')
             .map(|n| {
                 Fault::from_name(n.trim()).unwrap_or_else(|| {
-                    panic!("unknown fault {n:?}; known: {:?}", Fault::ALL.map(Fault::name))
+                    panic!(
+                        "unknown fault {n:?}; known: {:?}",
+                        Fault::ALL.map(Fault::name)
+                    )
                 })
             })
             .collect(),

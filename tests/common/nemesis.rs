@@ -168,8 +168,8 @@ pub fn preflight(faults: &[Fault]) -> Result<(), NemesisError> {
 
 /// Runs a tool from the system directories; its stdout, or an error with its stderr.
 pub fn run(tool: &str, args: &[&str]) -> Result<String, NemesisError> {
-    let prog = find_tool_in(tool, &BIN_DIRS)
-        .ok_or_else(|| NemesisError::MissingTool(tool.to_string()))?;
+    let prog =
+        find_tool_in(tool, &BIN_DIRS).ok_or_else(|| NemesisError::MissingTool(tool.to_string()))?;
     let cmd = format!("{tool} {}", args.join(" "));
     let out = Command::new(prog)
         .args(args)
@@ -293,27 +293,62 @@ pub fn partition(pod: &PodTarget) -> Result<Guard, NemesisError> {
     Ok(Guard::LinkDown(veth.to_string()))
 }
 
-/// Delay and loss on both directions of `pod`'s veth until the guard drops.
-pub fn netem(pod: &PodTarget, delay_ms: u32, jitter_ms: u32, loss_pct: u32) -> Result<Guard, NemesisError> {
+/// How [`netem`] degraded the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Degrade {
+    /// `tc netem delay <ms> <jitter> loss <pct>`.
+    Netem,
+    /// The kernel has no `sch_netem` (some VM kernels): a `tbf` throttle of 8 kbit/s with
+    /// a 1.5 s queue instead, which delays what it queues and drops what overflows.
+    TbfThrottle,
+}
+
+/// Delay and loss on both directions of `pod`'s veth until the guard drops: `tc netem`,
+/// or where the kernel lacks it a `tbf` throttle (see [`Degrade`]).
+pub fn netem(
+    pod: &PodTarget,
+    delay_ms: u32,
+    jitter_ms: u32,
+    loss_pct: u32,
+) -> Result<(Guard, Degrade), NemesisError> {
     let (ns, veth) = pod.netns_names("add netem to a pod")?;
     let (delay, jitter, loss) = (
         format!("{delay_ms}ms"),
         format!("{jitter_ms}ms"),
         format!("{loss_pct}%"),
     );
-    let spec = ["root", "netem", "delay", &delay, &jitter, "loss", &loss];
-    let mut host = vec!["qdisc", "add", "dev", veth];
-    host.extend_from_slice(&spec);
-    run("tc", &host)?;
+    let netem_spec = ["root", "netem", "delay", &delay, &jitter, "loss", &loss];
+    let latency = format!("{delay_ms}ms");
+    let tbf_spec = [
+        "root", "tbf", "rate", "8kbit", "burst", "1600", "latency", &latency,
+    ];
+    let add = |dev_args: &[&str], spec: &[&str]| {
+        let mut args = dev_args.to_vec();
+        args.extend_from_slice(spec);
+        run(args[0], &args[1..]).map(|_| ())
+    };
+    let host = ["tc", "qdisc", "add", "dev", veth];
+    let kind = match add(&host, &netem_spec) {
+        Ok(()) => Degrade::Netem,
+        Err(NemesisError::Command { detail, .. }) if detail.contains("qdisc kind is unknown") => {
+            add(&host, &tbf_spec)?;
+            Degrade::TbfThrottle
+        }
+        Err(e) => return Err(e),
+    };
     // From here on the guard removes whatever was added.
     let guard = Guard::Netem {
         host_veth: veth.to_string(),
         netns: ns.to_string(),
     };
-    let mut inner = vec!["netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0"];
-    inner.extend_from_slice(&spec);
-    run("ip", &inner)?;
-    Ok(guard)
+    let inner = [
+        "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0",
+    ];
+    match kind {
+        Degrade::Netem => add(&inner, &netem_spec)?,
+        Degrade::TbfThrottle => add(&inner, &tbf_spec)?,
+    }
+    Ok((guard, kind))
 }
 
 /// SIGKILL of `pod`'s process (the local runtime restarts it; nothing to undo).

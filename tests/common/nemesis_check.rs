@@ -263,7 +263,10 @@ fn check_epochs(ops: &[Op], epochs: &[EpochSample], v: &mut Verdict) {
     for op in ops.iter().filter(|o| o.outcome == Outcome::Acked) {
         let Some(pod) = &op.pod else { continue };
         if let Some(e) = attribute(epochs, op) {
-            v.writers_per_epoch.entry(e).or_default().insert(pod.clone());
+            v.writers_per_epoch
+                .entry(e)
+                .or_default()
+                .insert(pod.clone());
         }
     }
     for (e, pods) in &v.writers_per_epoch {

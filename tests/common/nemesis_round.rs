@@ -125,11 +125,13 @@ impl EpochWatch {
             while !st.load(Ordering::SeqCst) && Instant::now() < deadline {
                 if let Ok(Some(rr)) = api.get_opt(&name).await {
                     let status = rr.status.unwrap_or_default();
-                    s.lock().unwrap_or_else(|p| p.into_inner()).push(EpochSample {
-                        at: Instant::now(),
-                        epoch: status.epoch,
-                        master: status.master,
-                    });
+                    s.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(EpochSample {
+                            at: Instant::now(),
+                            epoch: status.epoch,
+                            master: status.master,
+                        });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -207,7 +209,10 @@ fn topology(pods: &BTreeMap<String, String>, password: &str) -> Result<String, S
     }
     let masters: Vec<&String> = roles
         .iter()
-        .filter(|(_, i)| i.as_ref().is_ok_and(|i| i.get("role").map(String::as_str) == Some("master")))
+        .filter(|(_, i)| {
+            i.as_ref()
+                .is_ok_and(|i| i.get("role").map(String::as_str) == Some("master"))
+        })
         .map(|(p, _)| p)
         .collect();
     let [master] = masters.as_slice() else {
@@ -290,7 +295,12 @@ fn read_state(pod: &str, ip: &str, password: &str, prefix: &str) -> Result<PodSt
     };
     let mut data = BTreeMap::new();
     for k in keys {
-        let v = match c.cmd(&["TYPE", &k]).map_err(|e| e.to_string())?.text().as_str() {
+        let v = match c
+            .cmd(&["TYPE", &k])
+            .map_err(|e| e.to_string())?
+            .text()
+            .as_str()
+        {
             "list" => match c.cmd(&["LRANGE", &k, "0", "-1"]) {
                 Ok(Reply::Array(Some(a))) => Value::List(a.iter().map(Reply::text).collect()),
                 other => return Err(format!("LRANGE {k} on {pod}: {other:?}")),
@@ -397,6 +407,7 @@ async fn kill_operator_mid_failover(
     set: &mut SetUnderTest,
     t0: Instant,
 ) -> Result<(), NemesisError> {
+    let name = set.name.clone();
     let Some(op) = set.operator.as_mut() else {
         return Err(NemesisError::Command {
             cmd: "operator-kill".into(),
@@ -406,10 +417,31 @@ async fn kill_operator_mid_failover(
         });
     };
     let give_up = t0 + Duration::from_secs(set.down_after_seconds + 3);
-    while Instant::now() < give_up && !op.output().contains("failover started") {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Only what it logs from now on: the first assignment at start-up logs the same lines.
+    let from = op.output().len();
+    let tail = |op: &ExternalOperator| op.output().get(from..).unwrap_or_default().to_string();
+    // The promotion follows the marker (`status.failoverInProgress`) and the log line
+    // within milliseconds: poll both every millisecond until `give_up`.
+    let api = l.rrs(NS);
+    let mut marked = false;
+    while Instant::now() < give_up && !marked {
+        marked = api
+            .get_opt(&name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.status)
+            .is_some_and(|s| s.failover_in_progress.is_some())
+            || tail(op).contains("failover started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     op.kill();
+    let when = match (marked, tail(op).contains("master promoted")) {
+        (_, true) => "after it had already recorded the promotion",
+        (true, false) => "mid-failover: after its failover marker, before the promotion",
+        (false, false) => "before it started a failover",
+    };
+    eprintln!("operator-kill: the operator was killed {when}");
     set.operators_started += 1;
     set.operator = Some(ExternalOperator::start(l, set.operators_started)?);
     Ok(())
@@ -427,7 +459,16 @@ async fn inject(
     let guards = match fault {
         Fault::Pause => vec![nemesis::pause(master)?],
         Fault::Partition | Fault::PartitionClientSide => vec![nemesis::partition(master)?],
-        Fault::Netem => vec![nemesis::netem(master, 1500, 200, 40)?],
+        Fault::Netem => {
+            let (guard, kind) = nemesis::netem(master, 1500, 200, 40)?;
+            if kind == nemesis::Degrade::TbfThrottle {
+                eprintln!(
+                    "netem: this kernel has no sch_netem; the master's link is throttled \
+                     with tbf (8 kbit/s, 1.5 s queue) instead"
+                );
+            }
+            vec![guard]
+        }
         Fault::Kill => {
             nemesis::kill(master)?;
             vec![]
@@ -481,10 +522,17 @@ pub async fn run_round(
     let by_ip = pods.iter().map(|(p, ip)| (ip.clone(), p.clone())).collect();
     let prefix = format!("r{round}");
     let watch = EpochWatch::start(l.rrs(NS), &name);
-    let workload = Workload::start(clients(fault, &service, &pods, &master), &password, &prefix, by_ip);
-    wait_until("30 acknowledged writes before the fault", Duration::from_secs(30), || {
-        (workload.acked() >= 30).then_some(())
-    })
+    let workload = Workload::start(
+        clients(fault, &service, &pods, &master),
+        &password,
+        &prefix,
+        by_ip,
+    );
+    wait_until(
+        "30 acknowledged writes before the fault",
+        Duration::from_secs(30),
+        || (workload.acked() >= 30).then_some(()),
+    )
     .await?;
 
     let (guards, t0) = inject(l, set, fault, &master, &pods).await?;
@@ -506,9 +554,11 @@ pub async fn run_round(
     let promoted = promoted.transpose()?;
 
     let healed = wait_healed(l, &name, &pods, &password, Duration::from_secs(90)).await?;
-    let first_ack = wait_until("a write acknowledged after the fault", Duration::from_secs(30), || {
-        workload.first_ack_after(t0)
-    })
+    let first_ack = wait_until(
+        "a write acknowledged after the fault",
+        Duration::from_secs(30),
+        || workload.first_ack_after(t0),
+    )
     .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ops = tokio::task::spawn_blocking(move || workload.finish())

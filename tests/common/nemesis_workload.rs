@@ -216,7 +216,15 @@ fn write_in_netns(netns: &str, ip: &str, password: &str, w: &Write, wait: bool) 
         script.push_str(&format!("WAIT 1 {WAIT_MS}\n"));
     }
     let child = Command::new("timeout")
-        .args(["3", "ip", "netns", "exec", netns, "redis-cli", "--no-auth-warning"])
+        .args([
+            "3",
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            "redis-cli",
+            "--no-auth-warning",
+        ])
         .args(["-h", ip, "-p", "6379", "-a", password])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
