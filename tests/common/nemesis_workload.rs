@@ -143,7 +143,7 @@ fn write_of(spec: &ClientSpec, prefix: &str, seq: u64) -> Write {
             key: format!("{prefix}:k:{c}:{seq}"),
             value: format!("{c}-{seq}"),
         },
-        Kind::ListsAndCounters if seq % 2 == 0 => Write::Rpush {
+        Kind::ListsAndCounters if seq.is_multiple_of(2) => Write::Rpush {
             key: format!("{prefix}:l:{}", seq / 2 % 4),
             elem: format!("{c}:{seq}"),
         },
