@@ -118,6 +118,8 @@ def main():
             elif line.startswith("NEMESIS_ABORT "):
                 aborted = json.loads(line[len("NEMESIS_ABORT "):])
                 log(f"aborted: {aborted}")
+            elif line.startswith(("operator-kill: ", "netem: ")):
+                log(line.rstrip())
             elif "panicked" in line or line.startswith("error"):
                 sys.stderr.write(line)
     except KeyboardInterrupt:
