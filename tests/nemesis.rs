@@ -225,6 +225,25 @@ fn a_missing_tool_is_named_in_the_error() {
     ));
 }
 
+#[test]
+fn network_faults_are_refused_for_a_pod_without_its_own_network_namespace() {
+    // Loopback mode (not root): pods share the host's network; nothing to cut.
+    let pod = PodTarget {
+        name: "p0".into(),
+        ip: "127.1.2.3".into(),
+        pid: std::process::id(),
+        netns: None,
+        host_veth: None,
+    };
+    let e = nemesis::partition(&pod).unwrap_err();
+    assert!(matches!(e, NemesisError::NoNetns(_)), "{e}");
+    assert!(e.to_string().contains("cannot partition a pod"), "{e}");
+    assert!(matches!(
+        nemesis::netem(&pod, 100, 10, 5),
+        Err(NemesisError::NoNetns(_))
+    ));
+}
+
 // ---- e2e: one round per fault ----
 
 /// Starts local mode for `fault` (with an external operator for [`Fault::OperatorKill`]).
