@@ -121,6 +121,8 @@ pub struct Verdict {
     /// Pods that answered acknowledged writes, per epoch.
     pub writers_per_epoch: BTreeMap<i64, BTreeSet<String>>,
     pub converged: bool,
+    /// Whether convergence compared the servers' `DEBUG DIGEST`s (else the round's keys).
+    pub server_digests: bool,
 }
 
 impl Verdict {
@@ -134,7 +136,7 @@ impl fmt::Display for Verdict {
         write!(
             f,
             "{}: {} ops, {} acknowledged, {} acknowledged lost, {} unacknowledged lost, \
-             dual-write window {} ms, converged {}, writers per epoch {:?}",
+             dual-write window {} ms, converged {} ({}), writers per epoch {:?}",
             if self.passed() { "PASS" } else { "FAIL" },
             self.ops,
             self.acked,
@@ -142,6 +144,11 @@ impl fmt::Display for Verdict {
             self.unacked_lost,
             self.dual_write_window.as_millis(),
             self.converged,
+            if self.server_digests {
+                "DEBUG DIGEST"
+            } else {
+                "digest of the round's keys"
+            },
             self.writers_per_epoch
         )?;
         for p in self.problems.iter().take(20) {
@@ -287,6 +294,7 @@ fn check_convergence(finals: &[PodState], v: &mut Verdict) {
         .collect();
     let distinct: BTreeSet<&String> = digests.values().collect();
     v.converged = distinct.len() == 1;
+    v.server_digests = finals.iter().all(|p| p.digest.is_some());
     if !v.converged {
         v.problems
             .push(format!("pods did not converge: digests {digests:?}"));

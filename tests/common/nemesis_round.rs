@@ -23,7 +23,8 @@ use super::nemesis_workload::{ClientSpec, Kind, Target, Workload};
 pub const NS: &str = "default";
 
 /// The RedisReplication the nemesis runs against: three pods, AOF fsynced on every
-/// write (a kill of every pod at once must not lose what WAIT acknowledged).
+/// write (a kill of every pod at once must not lose what WAIT acknowledged), DEBUG
+/// allowed (the checker compares `DEBUG DIGEST`s).
 pub fn manifest(name: &str, down_after_seconds: u64) -> String {
     format!(
         "apiVersion: tandem.dev/v1alpha1
@@ -37,6 +38,8 @@ spec:
   persistence:
     appendonly: true
     appendfsync: always
+  config:
+    enable-debug-command: \"yes\"
 "
     )
 }
@@ -101,6 +104,7 @@ impl RoundReport {
             "unacked_lost": self.verdict.unacked_lost,
             "split_epochs": self.verdict.writers_per_epoch.values().filter(|p| p.len() > 1).count(),
             "converged": self.verdict.converged,
+            "server_digests": self.verdict.server_digests,
             "passed": self.verdict.passed(),
             "problems": self.verdict.problems.iter().take(10).collect::<Vec<_>>(),
         })
