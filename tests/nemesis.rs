@@ -349,7 +349,8 @@ async fn a_flapping_master_is_failed_over_without_losing_acknowledged_writes() {
 // ---- the harness's own bad input ----
 
 /// A pod that does not come back (here: a replica kept paused) ends the wait for the
-/// heal with an error naming it, within the given bound; the guard resumes it.
+/// heal with an error naming it, within the given bound; the guard resumes it. Faults
+/// injected by a test that panics are undone while it unwinds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_that_never_comes_back_ends_the_round_with_a_clear_message() {
     let (l, _set) = start("nem-stuck", false).await;
@@ -383,6 +384,32 @@ async fn a_pod_that_never_comes_back_ends_the_round_with_a_clear_message() {
     nemesis_round::wait_healed(&l, SET, &pods, &password, Duration::from_secs(60))
         .await
         .unwrap_or_else(|e| panic!("healed after SIGCONT: {e}"));
+
+    // A test that panics with faults injected undoes them while unwinding.
+    let veth = target.host_veth.clone().expect("netns mode");
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _cut = nemesis::partition(&target).unwrap();
+        let _stopped = nemesis::pause(&target).unwrap();
+        assert!(!link_is_up(&veth) && process_state(target.pid) == Some('T'));
+        panic!("a failing test");
+    }));
+    assert!(unwound.is_err());
+    assert!(link_is_up(&veth), "{veth} left down");
+    assert_ne!(process_state(target.pid), Some('T'), "pod left stopped");
+}
+
+/// Whether `dev` has the UP flag (`ip -o link show dev <dev>`).
+fn link_is_up(dev: &str) -> bool {
+    let out = nemesis::run("ip", &["-o", "link", "show", "dev", dev]).unwrap_or_default();
+    out.split(['<', '>'])
+        .nth(1)
+        .is_some_and(|flags| flags.split(',').any(|f| f == "UP"))
+}
+
+/// The state letter of a process (/proc/<pid>/stat), e.g. 'T' when stopped.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 // ---- long form ----
