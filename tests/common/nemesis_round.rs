@@ -569,7 +569,17 @@ pub async fn run_round(
         .await
         .unwrap_or_default();
     let states = converged_states(&pods, &password, &prefix, Duration::from_secs(30)).await?;
-    let verdict = nemesis_check::check(&ops, &watch.samples(), &states);
+    let samples = watch.samples();
+    let mut verdict = nemesis_check::check(&ops, &samples, &states);
+    // A blip shorter than downAfterSeconds (flap) must not cause a promotion by itself.
+    if let Some(early) = samples.iter().find(|s| s.at < t0 && s.epoch > old_epoch) {
+        verdict.problems.push(format!(
+            "promoted to {:?} (epoch {}) {} ms before the lasting fault began",
+            early.master,
+            early.epoch,
+            t0.saturating_duration_since(early.at).as_millis()
+        ));
+    }
     Ok(RoundReport {
         round,
         fault,
