@@ -356,6 +356,14 @@ pub fn kill(pod: &PodTarget) -> Result<(), NemesisError> {
     signal(pod.pid, "-KILL")
 }
 
+/// SIGKILL of every pod by one `kill` call (all of them within microseconds).
+pub fn kill_all(pods: &[PodTarget]) -> Result<(), NemesisError> {
+    let pids: Vec<String> = pods.iter().map(|p| p.pid.to_string()).collect();
+    let mut args = vec!["-KILL"];
+    args.extend(pids.iter().map(String::as_str));
+    run("kill", &args).map(|_| ())
+}
+
 /// A `tandem-operator run` process against a local-mode instance started with
 /// `--no-controller`; killed by pid on drop.
 pub struct ExternalOperator {

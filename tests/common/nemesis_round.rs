@@ -459,6 +459,13 @@ async fn inject(
     master: &PodTarget,
     pods: &BTreeMap<String, String>,
 ) -> Result<(Vec<Guard>, Instant), NemesisError> {
+    // Every pod's pid before the clock starts: the kills then land within microseconds.
+    let mut all = Vec::new();
+    if fault == Fault::RestartAll {
+        for pod in pods.keys() {
+            all.push(PodTarget::find(l, NS, pod).await?);
+        }
+    }
     let t0 = Instant::now();
     let guards = match fault {
         Fault::Pause => vec![nemesis::pause(master)?],
@@ -483,9 +490,7 @@ async fn inject(
             vec![]
         }
         Fault::RestartAll => {
-            for pod in pods.keys() {
-                nemesis::kill(&PodTarget::find(l, NS, pod).await?)?;
-            }
+            nemesis::kill_all(&all)?;
             vec![]
         }
         Fault::Flap => {
