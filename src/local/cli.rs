@@ -70,6 +70,11 @@ pub struct LocalArgs {
     /// Cluster DNS domain of the pod names.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// Do not run the controller in this process: a separate `tandem-operator run` with
+    /// `KUBECONFIG=<state dir>/kubeconfig` manages the resources (the nemesis harness
+    /// kills and restarts it on its own).
+    #[arg(long)]
+    pub no_controller: bool,
 }
 
 /// Run local mode until SIGINT/SIGTERM (blocking; builds its own tokio runtime).
@@ -685,6 +690,11 @@ async fn run_locked(
         kube_client(&kubeconfig).await,
         controller_settings(&args.cluster_domain, metrics_addr),
     ) {
+        // Runs until stop like the controller would; an external one does the work.
+        _ if args.no_controller => tokio::spawn(async move {
+            let _ = stop_ctl_rx.await;
+            Ok(())
+        }),
         (Ok(client), Ok(settings)) => {
             tokio::spawn(controller::run_with_client(settings, client, async move {
                 let _ = stop_ctl_rx.await;

@@ -152,6 +152,11 @@ pub struct Local {
 impl Local {
     /// Start local mode on a fresh directory, applying `manifests` (YAML texts).
     pub async fn start(tag: &str, manifests: &[&str]) -> Local {
+        Local::start_with(tag, manifests, &[]).await
+    }
+
+    /// Like [`Local::start`] with extra `tandem-operator local` flags.
+    pub async fn start_with(tag: &str, manifests: &[&str], extra: &[&str]) -> Local {
         let dir = temp_state_dir(tag);
         let mut files = Vec::new();
         for (i, m) in manifests.iter().enumerate() {
@@ -159,17 +164,27 @@ impl Local {
             std::fs::write(&f, m).unwrap();
             files.push(f);
         }
-        Local::start_in(dir, &files, Vec::new()).await
+        Local::start_in_with(dir, &files, Vec::new(), extra).await
     }
 
     /// Start local mode on `dir` (possibly used before) with `-f files`.
     pub async fn start_in(dir: PathBuf, files: &[PathBuf], instances: Vec<String>) -> Local {
+        Local::start_in_with(dir, files, instances, &[]).await
+    }
+
+    async fn start_in_with(
+        dir: PathBuf,
+        files: &[PathBuf],
+        instances: Vec<String>,
+        extra: &[&str],
+    ) -> Local {
         let mut cmd = Command::new(operator_bin());
         cmd.arg("local")
             .arg("--state-dir")
             .arg(&dir)
             .arg("--server-bin")
-            .arg(server_bin());
+            .arg(server_bin())
+            .args(extra);
         if let Ok(net) = std::env::var("TANDEM_E2E_NET") {
             cmd.arg("--net").arg(net);
         }
@@ -558,12 +573,17 @@ impl Reply {
 
 impl Resp {
     pub fn connect(addr: &str) -> std::io::Result<Resp> {
+        Resp::connect_with(addr, Duration::from_secs(3), Duration::from_secs(5))
+    }
+
+    /// Connect within `connect`; every read and write then times out after `io`.
+    pub fn connect_with(addr: &str, connect: Duration, io: Duration) -> std::io::Result<Resp> {
         let sa: SocketAddr = addr
             .parse()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
-        let s = TcpStream::connect_timeout(&sa, Duration::from_secs(3))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.set_write_timeout(Some(Duration::from_secs(5)))?;
+        let s = TcpStream::connect_timeout(&sa, connect)?;
+        s.set_read_timeout(Some(io))?;
+        s.set_write_timeout(Some(io))?;
         Ok(Resp {
             r: BufReader::new(s.try_clone()?),
             w: s,

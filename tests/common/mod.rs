@@ -4,4 +4,8 @@
 pub mod api;
 pub mod local;
 pub mod loopback_servers;
+pub mod nemesis;
+pub mod nemesis_check;
+pub mod nemesis_round;
+pub mod nemesis_workload;
 pub mod schema;
