@@ -197,6 +197,9 @@ fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
     let max = new.maxmemory;
     ctx.store
         .set_hot(crate::server::HotConfig::from_config(&new));
+    if new.requirepass != old.requirepass {
+        super::acl::apply_requirepass(ctx.server, new.requirepass.as_deref());
+    }
     if new.get("proc-title-template") != old.get("proc-title-template") {
         ctx.server.proc_title.refresh(&new);
     }

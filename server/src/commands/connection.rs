@@ -1,8 +1,7 @@
 //! Command family: connection (PING, ECHO, QUIT, AUTH, HELLO, SELECT, RESET, CLIENT).
 //!
-//! Authentication follows Redis 7.0's single `default` user: with `requirepass` unset
-//! the user has no password (any `AUTH default <x>` succeeds, `AUTH <x>` is an
-//! error); with it set, both forms must give that password.
+//! Authentication is against the ACL users (`commands::acl::authenticate`): `AUTH
+//! <pass>` is `AUTH default <pass>`, refused when the default user has `nopass`.
 
 use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command, Ctx};
 use crate::pause::PauseMode;
@@ -77,32 +76,12 @@ fn quit(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Checks `user`/`pass` against the default user (constant-time compare is not
-/// needed for parity with Redis, which uses `time_independent_strcmp`; we do too).
-fn check_credentials(ctx: &Ctx, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    match &ctx.config().requirepass {
-        None => true,
-        Some(p) => constant_time_eq(p.as_bytes(), pass),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() != b.len()) as u8;
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
-}
-
 fn auth(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() > 3 {
         return Err(err::SYNTAX);
     }
     let (user, pass): (&[u8], &[u8]) = if argv.len() == 2 {
-        if ctx.config().requirepass.is_none() {
+        if !super::acl::default_has_password(ctx.server) {
             return Err(CmdError::msg(
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
             ));
@@ -111,10 +90,7 @@ fn auth(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     } else {
         (&argv[1], &argv[2])
     };
-    if !check_credentials(ctx, user, pass) {
-        return Err(CmdError::msg(WRONGPASS));
-    }
-    ctx.client.authenticated = true;
+    super::acl::authenticate(ctx, user, pass, "auth")?;
     out.ok();
     Ok(())
 }
@@ -157,10 +133,7 @@ fn hello(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
     }
     if let Some((user, pass)) = creds {
-        if !check_credentials(ctx, user, pass) {
-            return Err(CmdError::msg(WRONGPASS));
-        }
-        ctx.client.authenticated = true;
+        super::acl::authenticate(ctx, user, pass, "hello")?;
     }
     if !ctx.client.authenticated {
         return Err(CmdError::msg(
@@ -242,7 +215,8 @@ fn reset(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     ctx.client.reply_off = false;
     ctx.client.reply_skip_next = false;
     ctx.client.no_evict = false;
-    ctx.client.authenticated = ctx.config().requirepass.is_none();
+    ctx.client.authenticated = ctx.server.acl.default_needs_no_auth();
+    super::acl::set_user(ctx, "default");
     out.resp3 = false;
     out.simple("RESET");
     Ok(())
@@ -697,6 +671,7 @@ fn client_kill(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut addr: Option<String> = None;
     let mut laddr: Option<String> = None;
     let mut ctype: Option<ClientType> = None;
+    let mut user: Option<String> = None;
     let mut skipme = true;
     let mut i = 2;
     while i < argv.len() {
@@ -713,11 +688,11 @@ fn client_kill(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             b"addr" => addr = Some(String::from_utf8_lossy(val).into_owned()),
             b"laddr" => laddr = Some(String::from_utf8_lossy(val).into_owned()),
             b"user" => {
-                if &val[..] != b"default" {
-                    return Err(CmdError(
-                        format!("ERR No such user '{}'", String::from_utf8_lossy(val)).into(),
-                    ));
+                let name = String::from_utf8_lossy(val).into_owned();
+                if ctx.server.acl.read().user(&name).is_none() {
+                    return Err(CmdError(format!("ERR No such user '{name}'").into()));
                 }
+                user = Some(name);
             }
             b"skipme" => {
                 if is_kw(val, "yes") {
@@ -739,6 +714,7 @@ fn client_kill(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         if id.is_some_and(|x| x != h.id)
             || addr.as_ref().is_some_and(|a| *a != h.addr)
             || laddr.as_ref().is_some_and(|a| *a != h.laddr)
+            || user.as_ref().is_some_and(|u| *u != h.info.lock().user)
         {
             continue;
         }
@@ -848,13 +824,5 @@ mod tests {
         info.multi = 2;
         let line = client_line(&h, &info);
         assert!(line.contains(" flags=Px "), "{line}");
-    }
-
-    #[test]
-    fn password_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret1"));
-        assert!(!constant_time_eq(b"", b"x"));
     }
 }

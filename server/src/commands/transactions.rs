@@ -110,6 +110,12 @@ fn exec(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             out.error("ERR unknown command");
             continue;
         };
+        // The rules may have changed since the command was queued.
+        let context = crate::acl::log::Context::Multi;
+        if let Err(r) = super::acl::check(ctx.server, ctx.client, cmd, argv, context) {
+            out.error(&super::acl::exec_text(&r));
+            continue;
+        }
         let outcome = crate::exec::call(ctx.server, ctx.store, ctx.client, cmd, argv, out, false);
         match outcome {
             Outcome::Close => ctx.action = Some(Action::Close),
