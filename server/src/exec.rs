@@ -133,7 +133,9 @@ pub fn process(
         return Outcome::Done;
     }
     if client.multi.is_some() && !cmd.is(flags::NO_MULTI) {
-        if let Some(q) = client.multi.as_mut() {
+        // A transaction that will abort queues nothing more (as Redis: CLIENT LIST
+        // and ACL LOG show the count of what EXEC would have run).
+        if let Some(q) = client.multi.as_mut().filter(|_| !client.multi_error) {
             // Queued commands may wait long: they must not pin read buffers.
             q.push(argv.iter().map(crate::util::detach).collect());
         }

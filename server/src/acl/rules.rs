@@ -334,23 +334,31 @@ impl Selector {
         let additive = !self.future;
         let mut out = String::from(if additive { "-@all" } else { "+@all" });
         fake.set_all(!additive);
-        for (i, name) in CATEGORIES.iter().enumerate() {
-            let bit = 1u32 << i;
-            let (mut on, mut off) = (0usize, 0usize);
-            for (id, e) in catalog.entries.iter().enumerate() {
-                if e.categories & bit != 0 {
-                    if self.bit(id) {
-                        on += 1;
-                    } else {
-                        off += 1;
-                    }
+        // Greedy best fit (Redis 7.0): repeatedly take the category that agrees with
+        // the selector on more commands than it disagrees, with the fewest
+        // disagreements (then the most agreements). Counts are taken on a copy in
+        // which each category taken is inverted, so it is not taken again.
+        let mut temp = self.clone();
+        loop {
+            let mut best: Option<(usize, usize, usize)> = None;
+            for i in 0..CATEGORIES.len() {
+                let (on, off) = temp.count_category(catalog, 1u32 << i);
+                let (diff, same) = if additive { (off, on) } else { (on, off) };
+                let better = match best {
+                    None => true,
+                    Some((_, d, s)) => diff < d || (diff == d && same > s),
+                };
+                if same > diff && better {
+                    best = Some((i, diff, same));
                 }
             }
-            if (additive && on > off) || (!additive && off > on) {
-                out.push_str(if additive { " +@" } else { " -@" });
-                out.push_str(name);
-                fake.set_category(catalog, bit, additive);
-            }
+            let Some((i, _, _)) = best else {
+                break;
+            };
+            out.push_str(if additive { " +@" } else { " -@" });
+            out.push_str(CATEGORIES[i]);
+            fake.set_category(catalog, 1u32 << i, additive);
+            temp.set_category(catalog, 1u32 << i, !additive);
         }
         for (id, e) in catalog.entries.iter().enumerate() {
             let mine = self.bit(id);
@@ -372,6 +380,21 @@ impl Selector {
             }
         }
         out
+    }
+
+    /// (allowed, denied) commands of a category.
+    fn count_category(&self, catalog: &Catalog, bit: u32) -> (usize, usize) {
+        let (mut on, mut off) = (0, 0);
+        for (id, e) in catalog.entries.iter().enumerate() {
+            if e.categories & bit != 0 {
+                if self.bit(id) {
+                    on += 1;
+                } else {
+                    off += 1;
+                }
+            }
+        }
+        (on, off)
     }
 
     /// Key patterns as rules (`~*`, `%R~p`, `~p`), space separated.
@@ -434,6 +457,9 @@ pub struct User {
     pub name: String,
     pub enabled: bool,
     pub nopass: bool,
+    /// `sanitize-payload` (Some(true)) or `skip-sanitize-payload` (Some(false)):
+    /// shown as Redis shows them; Tandem validates RESTORE payloads either way.
+    pub sanitize: Option<bool>,
     /// Lower-case hex SHA-256 of each password.
     pub passwords: Vec<String>,
     pub root: Selector,
@@ -454,6 +480,7 @@ impl User {
             name: name.to_string(),
             enabled: false,
             nopass: false,
+            sanitize: None,
             passwords: Vec::new(),
             root: Selector::new(catalog, all_channels),
             selectors: Vec::new(),
@@ -497,9 +524,8 @@ impl User {
         match op.to_ascii_lowercase().as_str() {
             "on" => self.enabled = true,
             "off" => self.enabled = false,
-            // Payload sanitization of RESTORE is not configurable in Tandem; the
-            // flags are accepted and not shown, as in Redis with the default setting.
-            "skip-sanitize-payload" | "sanitize-payload" => {}
+            "skip-sanitize-payload" => self.sanitize = Some(false),
+            "sanitize-payload" => self.sanitize = Some(true),
             "nopass" => {
                 self.nopass = true;
                 self.passwords.clear();
@@ -516,7 +542,7 @@ impl User {
                 if pubsub_default_all {
                     self.apply_inner(catalog, "allchannels", pubsub_default_all)?;
                 }
-                for w in ["off", "clearselectors", "-@all"] {
+                for w in ["off", "sanitize-payload", "clearselectors", "-@all"] {
                     self.apply_inner(catalog, w, pubsub_default_all)?;
                 }
             }
@@ -622,16 +648,17 @@ impl User {
         if self.nopass {
             f.push("nopass");
         }
+        match self.sanitize {
+            Some(false) => f.push("skip-sanitize-payload"),
+            Some(true) => f.push("sanitize-payload"),
+            None => {}
+        }
         f
     }
 
     /// The user as rules, without the `user <name>` prefix (ACL LIST, the ACL file).
     pub fn describe(&self, catalog: &Catalog) -> String {
-        let mut s = String::new();
-        s.push_str(if self.enabled { "on" } else { "off" });
-        if self.nopass {
-            s.push_str(" nopass");
-        }
+        let mut s = self.flags().join(" ");
         for p in &self.passwords {
             s.push_str(" #");
             s.push_str(p);
@@ -676,22 +703,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// (Redis `ACLMergeSelectorArguments`).
 pub fn merge_selectors(ops: &[String]) -> Result<Vec<String>, SetUserError> {
     let mut out = Vec::with_capacity(ops.len());
-    let mut open: Option<String> = None;
+    // The selector being joined, and the word that opened it (named in the error).
+    let mut open: Option<(String, &String)> = None;
     for op in ops {
         match open.as_mut() {
-            Some(acc) => {
+            Some((acc, _)) => {
                 acc.push(' ');
                 acc.push_str(op);
                 if op.ends_with(')') {
-                    out.extend(open.take());
+                    out.extend(open.take().map(|(acc, _)| acc));
                 }
             }
-            None if op.starts_with('(') && !op.ends_with(')') => open = Some(op.clone()),
+            None if op.starts_with('(') && !op.ends_with(')') => open = Some((op.clone(), op)),
             None => out.push(op.clone()),
         }
     }
     match open {
-        Some(acc) => Err(SetUserError::Unmatched(acc)),
+        Some((_, first)) => Err(SetUserError::Unmatched(first.clone())),
         None => Ok(out),
     }
 }

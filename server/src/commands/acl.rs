@@ -71,6 +71,9 @@ fn keys_of(cmd: &Command, meta: &Meta, argv: &[Bytes]) -> Vec<(usize, u8)> {
         {
             need |= rules::WRITE;
         }
+        if spec.flags.contains(&"variable_flags") {
+            need = variable_needs(meta.name, argv);
+        }
         match spec_positions(spec.begin, spec.find, argv) {
             Some(range) => out.extend(range.into_iter().map(|p| (p, need))),
             None if spec.flags.contains(&"incomplete")
@@ -87,6 +90,20 @@ fn keys_of(cmd: &Command, meta: &Meta, argv: &[Bytes]) -> Vec<(usize, u8)> {
         }
     }
     out
+}
+
+/// The key needs of the two commands whose key spec flags depend on the arguments
+/// (Redis resolves them with the commands' own key functions): SET reads its key
+/// only with GET; BITFIELD writes only with SET or INCRBY.
+fn variable_needs(name: &str, argv: &[Bytes]) -> u8 {
+    let has = |kw: &str| argv.iter().skip(2).any(|a| crate::util::is_kw(a, kw));
+    match name {
+        "set" if has("get") => rules::READ | rules::WRITE,
+        "set" => rules::WRITE,
+        "bitfield" if has("set") || has("incrby") => rules::READ | rules::WRITE,
+        "bitfield" => rules::READ,
+        _ => rules::READ | rules::WRITE,
+    }
 }
 
 /// The argument positions one key spec names in `argv`.
@@ -317,7 +334,8 @@ fn client_info(server: &Server, client: &super::ClientState, cmd_name: &str) -> 
 
 /// AUTH / HELLO AUTH: on success the connection becomes `user`'s; a failure is
 /// logged (reason `auth`) and answered with WRONGPASS.
-pub fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], cmd_name: &str) -> CmdResult {
+/// `typed` is the command name as the client sent it (ACL LOG's object).
+pub fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], typed: &[u8]) -> CmdResult {
     let name = String::from_utf8_lossy(user).into_owned();
     let ok = ctx
         .server
@@ -335,9 +353,9 @@ pub fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], cmd_name: &str) -> 
             } else {
                 Context::Toplevel
             },
-            cmd_name.to_string(),
+            String::from_utf8_lossy(typed).into_owned(),
             &name,
-            cmd_name,
+            &String::from_utf8_lossy(typed).to_ascii_lowercase(),
         );
         return Err(CmdError::msg(super::connection::WRONGPASS));
     }
@@ -449,6 +467,8 @@ const HELP: &[&str] = &[
     "    List all the registered usernames.",
     "WHOAMI",
     "    Return the current connection username.",
+    "HELP",
+    "    Prints this help.",
 ];
 
 fn pubsub_default_all(ctx: &Ctx) -> bool {
@@ -572,9 +592,7 @@ fn deluser(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 fn cat(out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() > 3 {
-        return Err(CmdError::msg(
-            "ERR wrong number of arguments for 'acl|cat' command",
-        ));
+        return Err(sub_syntax(&argv[1]));
     }
     let Some(name) = argv.get(2) else {
         out.array(crate::acl::catalog::CATEGORIES.len());
@@ -600,11 +618,23 @@ fn cat(out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// Redis's reply to a subcommand given more arguments than it takes.
+fn sub_syntax(sub: &[u8]) -> CmdError {
+    CmdError(
+        format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
+            String::from_utf8_lossy(sub)
+        )
+        .into(),
+    )
+}
+
 fn log(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() > 3 {
-        return Err(err::SYNTAX);
+        return Err(sub_syntax(&argv[1]));
     }
-    let mut count = usize::MAX;
+    // Redis shows the 10 newest entries unless told otherwise.
+    let mut count = 10;
     if let Some(a) = argv.get(2) {
         if crate::util::is_kw(a, "reset") {
             ctx.server.acl.modify(|acl| acl.log.entries.clear());
@@ -678,6 +708,9 @@ fn dryrun(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn genpass(out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    if argv.len() > 3 {
+        return Err(sub_syntax(&argv[1]));
+    }
     let bits = match argv.get(2) {
         Some(a) => super::arg_i64(a)?,
         None => 256,

@@ -90,7 +90,7 @@ fn auth(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     } else {
         (&argv[1], &argv[2])
     };
-    super::acl::authenticate(ctx, user, pass, "auth")?;
+    super::acl::authenticate(ctx, user, pass, &argv[0])?;
     out.ok();
     Ok(())
 }
@@ -133,7 +133,7 @@ fn hello(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
     }
     if let Some((user, pass)) = creds {
-        super::acl::authenticate(ctx, user, pass, "hello")?;
+        super::acl::authenticate(ctx, user, pass, &argv[0])?;
     }
     if !ctx.client.authenticated {
         return Err(CmdError::msg(
