@@ -45,6 +45,21 @@ impl Sides {
         }
     }
 
+    /// Opens one more connection on each side; returns its index.
+    fn open(&mut self) -> usize {
+        self.ours.push(self._ours.conn());
+        self.theirs.push(self._theirs.conn());
+        self.ours.len() - 1
+    }
+
+    /// Whether the connection was closed by the server, on both sides alike.
+    fn both_closed(&mut self, conn: usize) -> bool {
+        let a = self.ours[conn].is_closed();
+        let b = self.theirs[conn].is_closed();
+        assert_eq!(a, b, "connection {conn}: closed here {a}, in Redis {b}");
+        a
+    }
+
     fn same(&mut self, conn: usize, mode: Mode, args: &[&str]) -> R {
         let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         let a = normalize(self.ours[conn].cmd_args(&argv), mode);
@@ -352,4 +367,62 @@ fn hello_auth_and_requirepass_match_redis() {
     s.same(1, Exact, &["RESET"]);
     s.same(1, Exact, &["ACL", "WHOAMI"]);
     s.same(0, Log, &["ACL", "LOG"]);
+}
+
+#[test]
+fn sessions_after_rule_changes_match_redis() {
+    use Mode::*;
+    let mut s = Sides::start(1, &[], &[]);
+    let reset: &[&str] = &["ACL", "SETUSER", "u", "reset", "on", ">p", "+@all", "~*", "&*"];
+    // Turning the user off or dropping its password keeps its connections (7.0).
+    for change in [&["ACL", "SETUSER", "u", "off"][..], &["ACL", "SETUSER", "u", "resetpass"]] {
+        s.same(0, Exact, reset);
+        let c = s.open();
+        s.same(c, Exact, &["AUTH", "u", "p"]);
+        s.same(0, Exact, change);
+        s.same(c, Exact, &["PING"]);
+        s.same(c, Exact, &["AUTH", "u", "p"]);
+    }
+    // A removed command is refused at once.
+    s.same(0, Exact, reset);
+    let c = s.open();
+    s.same(c, Exact, &["AUTH", "u", "p"]);
+    s.same(0, Exact, &["ACL", "SETUSER", "u", "-ping"]);
+    s.same(c, Exact, &["PING"]);
+    // Rules changed between MULTI queueing and EXEC.
+    s.same(0, Exact, reset);
+    s.same(c, Exact, &["MULTI"]);
+    s.same(c, Exact, &["GET", "a"]);
+    s.same(c, Exact, &["SET", "a", "1"]);
+    s.same(0, Exact, &["ACL", "SETUSER", "u", "-get", "resetkeys", "~b*"]);
+    s.same(c, Exact, &["EXEC"]);
+    s.same(0, Log, &["ACL", "LOG", "2"]);
+    // A subscriber whose channel is no longer allowed is disconnected.
+    s.same(0, Exact, reset);
+    let sub = s.open();
+    s.same(sub, Exact, &["AUTH", "u", "p"]);
+    s.same(sub, Exact, &["SUBSCRIBE", "news"]);
+    s.same(0, Exact, &["ACL", "SETUSER", "u", "resetchannels", "&other"]);
+    assert!(s.both_closed(sub));
+    // Deleting the user closes its connections; CLIENT KILL USER closes them too.
+    s.same(0, Exact, reset);
+    let (c1, c2) = (s.open(), s.open());
+    s.same(c1, Exact, &["AUTH", "u", "p"]);
+    s.same(c2, Exact, &["AUTH", "u", "p"]);
+    s.same(0, Exact, &["CLIENT", "KILL", "USER", "u"]);
+    assert!(s.both_closed(c1));
+    assert!(s.both_closed(c2));
+    let c3 = s.open();
+    s.same(c3, Exact, &["AUTH", "u", "p"]);
+    s.same(0, Exact, &["ACL", "DELUSER", "u"]);
+    assert!(s.both_closed(c3));
+    // The default user turned off: new connections must authenticate.
+    s.same(0, Exact, &["ACL", "SETUSER", "admin", "on", ">a", "+@all", "~*", "&*"]);
+    s.same(0, Exact, &["ACL", "SETUSER", "default", "off"]);
+    let n = s.open();
+    s.same(n, Exact, &["GET", "x"]);
+    s.same(n, Exact, &["AUTH", "default", ""]);
+    s.same(n, Exact, &["HELLO", "3"]);
+    s.same(n, Exact, &["AUTH", "admin", "a"]);
+    s.same(n, Exact, &["ACL", "WHOAMI"]);
 }

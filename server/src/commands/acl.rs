@@ -5,7 +5,7 @@
 //! credential-file watcher (`tandem-*-file` re-read when the file changes).
 
 use super::meta_types::{self, Begin, Find, Meta};
-use super::{err, flags, CmdError, CmdResult, Command, Ctx};
+use super::{flags, CmdError, CmdResult, Command, Ctx};
 use crate::acl::log::{Context, Entry, Reason};
 use crate::acl::{file, rules, Catalog, Denial, Request, Resolved, Session, User};
 use crate::resp::Reply;
@@ -214,6 +214,28 @@ pub fn check(
     argv: &[Bytes],
     context: Context,
 ) -> Result<(), Refusal> {
+    check_as(server, client, (cmd, argv), context, None)
+}
+
+/// EXEC's re-check of a queued command: logged as EXEC with `queued` commands
+/// pending, as Redis's client-info shows it then.
+pub fn check_queued(
+    server: &Server,
+    client: &mut super::ClientState,
+    cmd: &Command,
+    argv: &[Bytes],
+    queued: usize,
+) -> Result<(), Refusal> {
+    check_as(server, client, (cmd, argv), Context::Multi, Some(queued))
+}
+
+fn check_as(
+    server: &Server,
+    client: &mut super::ClientState,
+    (cmd, argv): (&Command, &[Bytes]),
+    context: Context,
+    queued: Option<usize>,
+) -> Result<(), Refusal> {
     if client.user.unrestricted(&server.acl) {
         return Ok(());
     }
@@ -235,7 +257,11 @@ pub fn check(
             Denial::Key => (Reason::Key, arg_text(argv, refusal.pos)),
             Denial::Channel => (Reason::Channel, arg_text(argv, refusal.pos)),
         };
-        log_denial(server, client, reason, context, object, &user.name, refusal.full_name);
+        let shown = match queued {
+            Some(n) => Shown::Exec(n),
+            None => Shown::Command(refusal.full_name),
+        };
+        log_denial(server, client, reason, context, object, &user.name, shown);
     }
     r
 }
@@ -283,6 +309,14 @@ pub fn exec_text(r: &Refusal) -> String {
     format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}")
 }
 
+/// What the client-info of a log entry shows as running.
+#[derive(Clone, Copy)]
+enum Shown<'a> {
+    Command(&'a str),
+    /// EXEC, with this many commands queued.
+    Exec(usize),
+}
+
 /// Adds an ACL LOG entry for the calling client.
 fn log_denial(
     server: &Server,
@@ -291,9 +325,9 @@ fn log_denial(
     context: Context,
     object: String,
     username: &str,
-    cmd_name: &str,
+    shown: Shown,
 ) {
-    let client_info = client_info(server, client, cmd_name);
+    let client_info = client_info(server, client, shown);
     let max_len = server
         .config
         .read()
@@ -315,7 +349,7 @@ fn log_denial(
 }
 
 /// The client's CLIENT LIST line as of this command (ACL LOG's `client-info`).
-fn client_info(server: &Server, client: &super::ClientState, cmd_name: &str) -> String {
+fn client_info(server: &Server, client: &super::ClientState, shown: Shown) -> String {
     let Some(h) = server.clients.lock().get(&client.id).cloned() else {
         return String::new();
     };
@@ -324,8 +358,14 @@ fn client_info(server: &Server, client: &super::ClientState, cmd_name: &str) -> 
     info.name = client.name.clone();
     info.multi = client.multi.as_ref().map_or(-1, |q| q.len() as i64);
     info.resp = if client.resp3 { 3 } else { 2 };
-    info.last_cmd = cmd_name.to_string();
-    if client.multi.is_some() && !info.flags.contains('x') {
+    match shown {
+        Shown::Command(name) => info.last_cmd = name.to_string(),
+        Shown::Exec(n) => {
+            info.last_cmd = "exec".into();
+            info.multi = n as i64;
+        }
+    }
+    if info.multi >= 0 && !info.flags.contains('x') {
         info.flags.push('x');
     }
     let line = super::connection::client_line(&h, &info);
@@ -355,7 +395,7 @@ pub fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], typed: &[u8]) -> Cm
             },
             String::from_utf8_lossy(typed).into_owned(),
             &name,
-            &String::from_utf8_lossy(typed).to_ascii_lowercase(),
+            Shown::Command(&String::from_utf8_lossy(typed).to_ascii_lowercase()),
         );
         return Err(CmdError::msg(super::connection::WRONGPASS));
     }

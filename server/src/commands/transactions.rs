@@ -111,8 +111,7 @@ fn exec(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             continue;
         };
         // The rules may have changed since the command was queued.
-        let context = crate::acl::log::Context::Multi;
-        if let Err(r) = super::acl::check(ctx.server, ctx.client, cmd, argv, context) {
+        if let Err(r) = super::acl::check_queued(ctx.server, ctx.client, cmd, argv, queue.len()) {
             out.error(&super::acl::exec_text(&r));
             continue;
         }
