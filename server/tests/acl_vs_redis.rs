@@ -426,3 +426,108 @@ fn sessions_after_rule_changes_match_redis() {
     s.same(n, Exact, &["AUTH", "admin", "a"]);
     s.same(n, Exact, &["ACL", "WHOAMI"]);
 }
+
+#[test]
+fn rule_forms_are_enforced_like_redis() {
+    use Mode::*;
+    let mut s = Sides::start(1, &[], &[]);
+    let setup: &[&[&str]] = &[
+        &["ACL", "SETUSER", "rw", "on", ">one", ">two", "<two", "%R~r:*", "%W~w:*", "~b:*", "&news.*", "-@all", "+@string", "+@keyspace", "+select|0", "+psubscribe", "+subscribe", "+publish", "+config|get", "(~s:* +hset +hget)"],
+        &["ACL", "SETUSER", "np", "on", "nopass", "allkeys", "allchannels", "allcommands", "-flushall", "-debug"],
+        &["ACL", "SETUSER", "hashed", "on", "#f64551fcd6f07823cb87971cfb91446425da18286b3ab1ef935e0cbd7a69f68a", "~*", "+get"],
+        &["SET", "r:1", "v"],
+        &["SET", "w:1", "v"],
+    ];
+    for st in setup {
+        s.same(0, Exact, st);
+    }
+    let c = s.open();
+    let steps: &[&[&str]] = &[
+        &["AUTH", "rw", "two"],
+        &["AUTH", "rw", "one"],
+        &["GET", "r:1"],
+        &["SET", "r:1", "x"],
+        &["GET", "w:1"],
+        &["SET", "w:1", "x"],
+        &["SET", "w:1", "x", "GET"],
+        &["APPEND", "b:1", "x"],
+        &["COPY", "r:1", "w:2"],
+        &["COPY", "w:1", "r:2"],
+        &["EXISTS", "w:1"],
+        &["MGET", "r:1", "b:1", "w:1"],
+        &["DEL", "r:1"],
+        &["RENAME", "b:1", "b:2"],
+        &["HSET", "s:1", "f", "v"],
+        &["HGET", "s:1", "f"],
+        &["HSET", "b:1", "f", "v"],
+        &["LPUSH", "b:1", "x"],
+        &["SELECT", "0"],
+        &["SELECT", "1"],
+        &["CONFIG", "GET", "maxmemory"],
+        &["CONFIG", "RESETSTAT"],
+        &["PUBLISH", "news.a", "m"],
+        &["PUBLISH", "sports", "m"],
+        &["SUBSCRIBE", "sports"],
+        &["PSUBSCRIBE", "news.*"],
+    ];
+    for st in steps {
+        s.same(c, Exact, st);
+    }
+    let c = s.open();
+    s.same(c, Exact, &["AUTH", "np", "anything"]);
+    s.same(c, Exact, &["SET", "any", "v"]);
+    s.same(c, Exact, &["FLUSHALL"]);
+    s.same(c, Exact, &["DEBUG", "SLEEP", "0"]);
+    s.same(c, Exact, &["AUTH", "hashed", "p1"]);
+    s.same(c, Exact, &["GET", "any"]);
+    s.same(c, Exact, &["SET", "any", "v"]);
+    s.same(0, Log, &["ACL", "LOG", "20"]);
+}
+
+#[test]
+fn acl_settings_match_redis() {
+    use Mode::*;
+    let mut s = Sides::start(2, &[], &[]);
+    s.same(0, Exact, &["CONFIG", "SET", "acllog-max-len", "2"]);
+    s.same(0, Exact, &["ACL", "SETUSER", "u", "on", "nopass", "+get"]);
+    s.same(1, Exact, &["AUTH", "u", "x"]);
+    for k in ["a", "b", "c", "d"] {
+        s.same(1, Exact, &["GET", k]);
+    }
+    s.same(0, Log, &["ACL", "LOG"]);
+    s.same(0, Exact, &["CONFIG", "GET", "acl-pubsub-default"]);
+    s.same(0, Exact, &["CONFIG", "SET", "acl-pubsub-default", "allchannels"]);
+    s.same(0, Exact, &["ACL", "SETUSER", "v", "on"]);
+    s.same(0, Exact, &["ACL", "SETUSER", "w", "on", "reset"]);
+    s.same(0, Rules, &["ACL", "LIST"]);
+    s.same(0, Exact, &["CONFIG", "SET", "acl-pubsub-default", "resetchannels"]);
+    s.same(0, Exact, &["ACL", "SETUSER", "x", "on"]);
+    s.same(0, Rules, &["ACL", "GETUSER", "x"]);
+    s.same(0, Exact, &["CONFIG", "GET", "acllog-max-len"]);
+    s.same(0, Exact, &["CONFIG", "SET", "aclfile", "/tmp/x"]);
+}
+
+#[test]
+fn hostile_rules_are_bounded() {
+    use Mode::*;
+    let mut s = Sides::start(1, &[], &[]);
+    // Many rules in one SETUSER, a long selector, an adversarial glob.
+    let mut args: Vec<String> = ["ACL", "SETUSER", "big", "on", "nopass"]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+    for i in 0..5000 {
+        args.push(format!("~k{i}:*"));
+        args.push(if i % 2 == 0 { "+get".into() } else { "-get".into() });
+    }
+    args.push("(~a*a*a*a*a*a*a*a*a*a*a*a*b".into());
+    args.extend((0..500).map(|i| format!("&c{i}")));
+    args.push("+get)".into());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    s.same(0, Exact, &refs);
+    let c = s.open();
+    s.same(c, Exact, &["AUTH", "big", "x"]);
+    let long = "a".repeat(5000);
+    s.same(c, Exact, &["GET", &long]);
+    s.same(c, Exact, &["GET", "k4999:x"]);
+}
