@@ -234,9 +234,7 @@ pub fn script_call(
     if cmd.is(flags::NO_SCRIPT) {
         return refuse("ERR This Redis command is not allowed from script");
     }
-    if let Err(r) =
-        commands::acl::check(server, client, cmd, argv, crate::acl::log::Context::Lua)
-    {
+    if let Err(r) = commands::acl::check(server, client, cmd, argv, crate::acl::log::Context::Lua) {
         return refuse(commands::acl::script_text(&r));
     }
     let writes = cmd.is(flags::WRITE);

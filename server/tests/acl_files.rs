@@ -35,8 +35,7 @@ fn auth(port: u16, user: &str, pass: &str) -> R {
 #[test]
 fn user_directives_define_users_at_startup() {
     let s = TestServer::start(&[
-        "--user", "app", "on", ">apw", "~app:*", "+@all",
-        "--user", "default", "off",
+        "--user", "app", "on", ">apw", "~app:*", "+@all", "--user", "default", "off",
     ]);
     let mut c = s.conn();
     assert_eq!(c.cmd("GET x"), err("NOAUTH Authentication required."));
@@ -51,7 +50,10 @@ fn user_directives_define_users_at_startup() {
     let R::Arr(list) = c.cmd("ACL LIST") else {
         panic!("ACL LIST")
     };
-    assert_eq!(list.get(1), Some(&R::bulk("user default off nopass ~* &* +@all")));
+    assert_eq!(
+        list.get(1),
+        Some(&R::bulk("user default off nopass ~* &* +@all"))
+    );
 }
 
 #[test]
@@ -72,12 +74,17 @@ fn bad_user_directive_or_both_sources_stop_startup() {
         "on",
     ]);
     assert!(
-        out.contains("users defined in redis.conf and at the same setting an ACL file path is invalid"),
+        out.contains(
+            "users defined in redis.conf and at the same setting an ACL file path is invalid"
+        ),
         "{out}"
     );
     std::fs::write(&file, "user bob on +@nosuch\n").expect("write");
     let out = refused_start(&["--aclfile", file.to_str().expect("utf8")]);
-    assert!(out.contains("users.acl:1: Error in ACL SETUSER modifier '+@nosuch'"), "{out}");
+    assert!(
+        out.contains("users.acl:1: Error in ACL SETUSER modifier '+@nosuch'"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -129,7 +136,11 @@ fn aclfile_loads_at_start_and_round_trips_through_save_and_load() {
     // A broken file is refused and the users stay.
     std::fs::write(&file, "user app on +nosuch\n").expect("write");
     let e = admin.cmd("ACL LOAD");
-    assert!(e.err_text().contains("users.acl:1: Error in ACL SETUSER modifier '+nosuch'"), "{e:?}");
+    assert!(
+        e.err_text()
+            .contains("users.acl:1: Error in ACL SETUSER modifier '+nosuch'"),
+        "{e:?}"
+    );
     assert_eq!(admin.cmd("ACL LIST"), listed);
 }
 
@@ -145,11 +156,8 @@ impl SecretDir {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = SecretDir { dir, version: 0 };
         s.update(name, content);
-        std::os::unix::fs::symlink(
-            Path::new("..data").join(name),
-            s.dir.path().join(name),
-        )
-        .expect("symlink");
+        std::os::unix::fs::symlink(Path::new("..data").join(name), s.dir.path().join(name))
+            .expect("symlink");
         s
     }
 
@@ -188,7 +196,8 @@ fn changed_aclfile_is_applied_without_restart_and_keeps_live_users_connected() {
         "user default on nopass ~* &* +@all\nuser app on >old >new ~* +@all\n",
     );
     assert!(
-        wait_until(Duration::from_secs(10), || auth(s.port, "app", "new") == R::ok()),
+        wait_until(Duration::from_secs(10), || auth(s.port, "app", "new")
+            == R::ok()),
         "the new password was not picked up"
     );
     assert_eq!(auth(s.port, "app", "old"), R::ok());
@@ -197,7 +206,9 @@ fn changed_aclfile_is_applied_without_restart_and_keeps_live_users_connected() {
     // A broken version is not applied: the users stay and the log says why.
     secret.update("users.acl", "user app on >x +nosuchcommand\n");
     assert!(
-        wait_until(Duration::from_secs(10), || s.stdout().contains("was not loaded")),
+        wait_until(Duration::from_secs(10), || s
+            .stdout()
+            .contains("was not loaded")),
         "{}",
         s.stdout()
     );
@@ -207,7 +218,9 @@ fn changed_aclfile_is_applied_without_restart_and_keeps_live_users_connected() {
         "users.acl",
         "user default on nopass ~* &* +@all\nuser app on >new ~* +@all\n",
     );
-    assert!(wait_until(Duration::from_secs(10), || auth(s.port, "app", "old") == err(WRONGPASS)));
+    assert!(wait_until(Duration::from_secs(10), || auth(
+        s.port, "app", "old"
+    ) == err(WRONGPASS)));
     assert_eq!(auth(s.port, "app", "new"), R::ok());
     assert_eq!(app.cmd("PING"), R::Simple("PONG".into()));
     assert_eq!(app.cmd("ACL WHOAMI"), R::bulk("app"));
@@ -222,14 +235,20 @@ fn requirepass_file_rotates_default_user_passwords() {
     assert_eq!(c.cmd("PING"), err("NOAUTH Authentication required."));
     assert_eq!(c.cmd("AUTH old"), R::ok());
     secret.update("password", "old\nnew\n");
-    assert!(wait_until(Duration::from_secs(10), || auth(s.port, "default", "new") == R::ok()));
+    assert!(wait_until(Duration::from_secs(10), || auth(
+        s.port, "default", "new"
+    ) == R::ok()));
     assert_eq!(auth(s.port, "default", "old"), R::ok());
     secret.update("password", "new\n");
-    assert!(wait_until(Duration::from_secs(10), || auth(s.port, "default", "old") == err(WRONGPASS)));
+    assert!(wait_until(Duration::from_secs(10), || auth(
+        s.port, "default", "old"
+    ) == err(WRONGPASS)));
     // The connection that authenticated with the old password keeps working.
     assert_eq!(c.cmd("PING"), R::Simple("PONG".into()));
     // An empty file is refused: the password stays.
     secret.update("password", "");
-    assert!(wait_until(Duration::from_secs(10), || s.stdout().contains("old passwords stay")));
+    assert!(wait_until(Duration::from_secs(10), || s
+        .stdout()
+        .contains("old passwords stay")));
     assert_eq!(auth(s.port, "default", "new"), R::ok());
 }

@@ -38,7 +38,8 @@ fn replica_client_user(master: &mut Conn) -> Option<String> {
 fn assert_replicates(master: &mut Conn, replica: &mut Conn) {
     assert_eq!(master.cmd("SET acl:key v1"), R::ok());
     assert!(
-        wait_until(Duration::from_secs(15), || replica.cmd("GET acl:key") == R::bulk("v1")),
+        wait_until(Duration::from_secs(15), || replica.cmd("GET acl:key")
+            == R::bulk("v1")),
         "not replicated: {}",
         info_replication(replica)
     );
@@ -53,6 +54,19 @@ fn tandem_master() -> TestServer {
     TestServer::start(&refs)
 }
 
+/// Replica options: `port`'s replica, authenticating as `repl` with `pass`.
+fn replica_args<'a>(port: &'a str, pass: &'a str) -> [&'a str; 7] {
+    [
+        "--replicaof",
+        "127.0.0.1",
+        port,
+        "--masteruser",
+        "repl",
+        "--masterauth",
+        pass,
+    ]
+}
+
 fn admin_conn(port: u16) -> Conn {
     let mut c = Conn::connect(port);
     assert_eq!(c.cmd("AUTH admin apw"), R::ok());
@@ -63,9 +77,7 @@ fn admin_conn(port: u16) -> Conn {
 fn tandem_replica_of_tandem_authenticates_as_least_privilege_user() {
     let m = tandem_master();
     let port = m.port.to_string();
-    let r = TestServer::start(&[
-        "--replicaof", "127.0.0.1", &port, "--masteruser", "repl", "--masterauth", "rpw",
-    ]);
+    let r = TestServer::start(&replica_args(&port, "rpw"));
     let mut mc = admin_conn(m.port);
     let mut rc = r.conn();
     assert_replicates(&mut mc, &mut rc);
@@ -84,11 +96,7 @@ fn redis_replica_of_tandem_authenticates_as_least_privilege_user() {
     let m = tandem_master();
     let dir = tempfile::tempdir().expect("tempdir");
     let port = m.port.to_string();
-    let redis = RealRedis::start(
-        dir.path(),
-        "dump.rdb",
-        &["--replicaof", "127.0.0.1", &port, "--masteruser", "repl", "--masterauth", "rpw"],
-    );
+    let redis = RealRedis::start(dir.path(), "dump.rdb", &replica_args(&port, "rpw"));
     let mut mc = admin_conn(m.port);
     let mut rc = redis.conn();
     assert_replicates(&mut mc, &mut rc);
@@ -108,9 +116,7 @@ fn tandem_replica_of_redis_authenticates_as_least_privilege_user() {
     assert_eq!(mc.cmd("ACL SETUSER default off"), R::ok());
     let mut mc = admin_conn(redis.port);
     let port = redis.port.to_string();
-    let r = TestServer::start(&[
-        "--replicaof", "127.0.0.1", &port, "--masteruser", "repl", "--masterauth", "rpw",
-    ]);
+    let r = TestServer::start(&replica_args(&port, "rpw"));
     let mut rc = r.conn();
     assert_replicates(&mut mc, &mut rc);
     assert_eq!(replica_client_user(&mut mc).as_deref(), Some("repl"));
@@ -120,9 +126,7 @@ fn tandem_replica_of_redis_authenticates_as_least_privilege_user() {
 fn wrong_masterauth_keeps_the_link_down() {
     let m = tandem_master();
     let port = m.port.to_string();
-    let r = TestServer::start(&[
-        "--replicaof", "127.0.0.1", &port, "--masteruser", "repl", "--masterauth", "bad",
-    ]);
+    let r = TestServer::start(&replica_args(&port, "bad"));
     assert!(wait_until(Duration::from_secs(10), || r
         .stdout()
         .contains("Unable to AUTH to MASTER")));

@@ -110,7 +110,10 @@ mod tests {
         log.add(entry("b", 1), 10);
         log.add(entry("a", 2), 10);
         assert_eq!(log.entries.len(), 2);
-        assert_eq!((log.entries[0].object.as_str(), log.entries[0].count), ("a", 2));
+        assert_eq!(
+            (log.entries[0].object.as_str(), log.entries[0].count),
+            ("a", 2)
+        );
         // Outside the window: a new entry.
         log.add(entry("a", 70_000), 10);
         assert_eq!(log.entries.len(), 3);

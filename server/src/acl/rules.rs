@@ -469,7 +469,9 @@ pub struct User {
 }
 
 fn valid_hash(h: &str) -> bool {
-    h.len() == 64 && h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    h.len() == 64
+        && h.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 impl User {
@@ -676,18 +678,16 @@ impl User {
     /// Whether the user could still use a channel it is subscribed to (after a rule
     /// change, Redis disconnects subscribers that lost access).
     pub fn channel_allowed(&self, channel: &[u8], is_pattern: bool) -> bool {
-        std::iter::once(&self.root)
-            .chain(&self.selectors)
-            .any(|s| {
-                s.all_channels
-                    || s.channels.iter().any(|p| {
-                        if is_pattern {
-                            p[..] == channel[..]
-                        } else {
-                            crate::util::glob_match(p, channel, false)
-                        }
-                    })
-            })
+        std::iter::once(&self.root).chain(&self.selectors).any(|s| {
+            s.all_channels
+                || s.channels.iter().any(|p| {
+                    if is_pattern {
+                        p[..] == channel[..]
+                    } else {
+                        crate::util::glob_match(p, channel, false)
+                    }
+                })
+        })
     }
 }
 

@@ -112,7 +112,11 @@ fn spec_positions(begin: Begin, find: Find, argv: &[Bytes]) -> Option<Vec<usize>
     let first = match begin {
         Begin::Index(i) => i as i64,
         Begin::Keyword(kw, from) => {
-            let start = if from > 0 { from as i64 } else { argc + from as i64 };
+            let start = if from > 0 {
+                from as i64
+            } else {
+                argc + from as i64
+            };
             let found = if from > 0 {
                 (start..argc).find(|&i| crate::util::is_kw(&argv[i as usize], kw))
             } else {
@@ -135,7 +139,11 @@ fn spec_positions(begin: Begin, find: Find, argv: &[Bytes]) -> Option<Vec<usize>
             };
             (first, end, step.max(1) as i64)
         }
-        Find::Keynum { index, first: f, step } => {
+        Find::Keynum {
+            index,
+            first: f,
+            step,
+        } => {
             let n = argv.get((first + index as i64) as usize)?;
             let n = crate::resp::parse_i64(n).filter(|n| *n >= 0)?;
             let start = first + f as i64;
@@ -280,8 +288,7 @@ pub fn noperm_text(r: &Refusal) -> String {
             r.full_name
         ),
         Denial::Key => {
-            "NOPERM this user has no permissions to access one of the keys used as arguments"
-                .into()
+            "NOPERM this user has no permissions to access one of the keys used as arguments".into()
         }
         Denial::Channel => {
             "NOPERM this user has no permissions to access one of the channels used as arguments"
@@ -415,11 +422,7 @@ pub fn set_user(ctx: &mut Ctx, name: &str) {
 /// Whether the default user needs a password (AUTH with one argument is refused
 /// without one).
 pub fn default_has_password(server: &Server) -> bool {
-    !server
-        .acl
-        .read()
-        .user("default")
-        .is_some_and(|u| u.nopass)
+    !server.acl.read().user("default").is_some_and(|u| u.nopass)
 }
 
 /// Closes the connections of users for which `gone(name)` holds; the caller's own
@@ -716,7 +719,11 @@ fn dryrun(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let args = &argv[3..];
     let Some(cmd) = super::lookup(&args[0]) else {
         return Err(CmdError(
-            format!("ERR Command '{}' not found", String::from_utf8_lossy(&args[0])).into(),
+            format!(
+                "ERR Command '{}' not found",
+                String::from_utf8_lossy(&args[0])
+            )
+            .into(),
         ));
     };
     if !cmd.arity_ok(args.len()) {
@@ -1085,7 +1092,10 @@ mod tests {
     fn key_specs_give_positions_and_needs() {
         let set = super::super::lookup(b"set").expect("set");
         let m = command_meta(set, &b(&["set", "k", "v"])).expect("meta");
-        assert_eq!(keys_of(set, m, &b(&["set", "k", "v"])), vec![(1, rules::WRITE)]);
+        assert_eq!(
+            keys_of(set, m, &b(&["set", "k", "v"])),
+            vec![(1, rules::WRITE)]
+        );
         let copy = super::super::lookup(b"copy").expect("copy");
         let argv = b(&["copy", "a", "b"]);
         let m = command_meta(copy, &argv).expect("meta");
@@ -1097,14 +1107,20 @@ mod tests {
         let argv = b(&["mset", "a", "1", "b", "2"]);
         let m = command_meta(mset, &argv).expect("meta");
         assert_eq!(
-            keys_of(mset, m, &argv).iter().map(|k| k.0).collect::<Vec<_>>(),
+            keys_of(mset, m, &argv)
+                .iter()
+                .map(|k| k.0)
+                .collect::<Vec<_>>(),
             vec![1, 3]
         );
         let eval = super::super::lookup(b"eval").expect("eval");
         let argv = b(&["eval", "s", "2", "k1", "k2", "a"]);
         let m = command_meta(eval, &argv).expect("meta");
         assert_eq!(
-            keys_of(eval, m, &argv).iter().map(|k| k.0).collect::<Vec<_>>(),
+            keys_of(eval, m, &argv)
+                .iter()
+                .map(|k| k.0)
+                .collect::<Vec<_>>(),
             vec![3, 4]
         );
     }

@@ -582,10 +582,7 @@ mod tests {
         let c = load_text("user bob on >pw ~k*\nuser default off\n", &[]).expect("users");
         assert_eq!(
             c.acl_users,
-            vec![
-                vec!["bob", "on", ">pw", "~k*"],
-                vec!["default", "off"]
-            ]
+            vec![vec!["bob", "on", ">pw", "~k*"], vec!["default", "off"]]
         );
         // Deprecated names are accepted silently, as Redis does.
         assert!(load_text("list-max-ziplist-entries 5\n", &[]).is_ok());
