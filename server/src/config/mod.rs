@@ -678,7 +678,8 @@ mod tests {
             vec![
                 ("tandem-admin-bind", String::new()),
                 ("tandem-admin-port", "0".to_string()),
-                ("tandem-fenced-start", "no".to_string())
+                ("tandem-fenced-start", "no".to_string()),
+                ("tandem-requirepass-file", String::new())
             ]
         );
         assert_eq!(c.matching(b"MAXMEMORY").len(), 1);
