@@ -252,3 +252,55 @@ fn requirepass_file_rotates_default_user_passwords() {
         .contains("old passwords stay")));
     assert_eq!(auth(s.port, "default", "new"), R::ok());
 }
+
+/// A server process killed (by pid) when dropped.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the server on its config file `conf` (in `dir`) and a free port.
+fn start_with_conf(dir: &Path, conf: &Path) -> (Guard, u16) {
+    let port = free_port();
+    let child = Command::new(server_bin())
+        .arg(conf)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let guard = Guard(child);
+    let up = wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "server did not start");
+    (guard, port)
+}
+
+#[test]
+fn config_rewrite_persists_users_across_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("tandem.conf");
+    std::fs::write(&conf, "user app on >apw ~app:* +@all\n").expect("write");
+    let (first, port) = start_with_conf(dir.path(), &conf);
+    let mut c = Conn::connect(port);
+    assert_eq!(c.cmd("ACL SETUSER ops on >opw ~* +info"), R::ok());
+    assert_eq!(c.cmd("ACL DELUSER app"), R::Int(1));
+    assert_eq!(c.cmd("CONFIG REWRITE"), R::ok());
+    drop(first);
+    let text = std::fs::read_to_string(&conf).expect("read");
+    assert!(!text.contains("user app"), "{text}");
+    assert!(text.contains("user ops on #"), "{text}");
+    let (_second, port) = start_with_conf(dir.path(), &conf);
+    let mut c = Conn::connect(port);
+    assert_eq!(c.cmd("ACL USERS"), arr(&["default", "ops"]));
+    assert_eq!(c.cmd("AUTH ops opw"), R::ok());
+    assert_eq!(
+        c.cmd("ACL USERS"),
+        err("NOPERM this user has no permissions to run the 'acl|users' command")
+    );
+}

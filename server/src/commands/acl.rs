@@ -842,6 +842,20 @@ fn parse_acl_text(text: &str, path: &str, pubsub_default_all: bool) -> Result<Ve
     Ok(users)
 }
 
+/// Every user as the words of a `user` directive (name, then rules), for CONFIG
+/// REWRITE.
+pub fn user_lines(server: &Server) -> Vec<Vec<String>> {
+    let acl = server.acl.read();
+    acl.users
+        .values()
+        .map(|u| {
+            std::iter::once(u.name.clone())
+                .chain(u.describe(catalog()).split(' ').map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
 /// Replaces every user with `users`.
 pub fn install_users(server: &Server, users: Vec<User>) {
     server.acl.modify(|acl| {
