@@ -304,3 +304,23 @@ fn config_rewrite_persists_users_across_restart() {
         err("NOPERM this user has no permissions to run the 'acl|users' command")
     );
 }
+
+#[test]
+fn acl_load_keeps_the_password_file_in_force() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acl = dir.path().join("users.acl");
+    let pass = dir.path().join("password");
+    std::fs::write(&acl, "user default on nopass ~* &* +@all\n").expect("write");
+    std::fs::write(&pass, "filepw\n").expect("write");
+    let s = TestServer::start(&[
+        "--aclfile",
+        acl.to_str().expect("utf8"),
+        "--tandem-requirepass-file",
+        pass.to_str().expect("utf8"),
+    ]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("AUTH filepw"), R::ok());
+    assert_eq!(c.cmd("ACL LOAD"), R::ok());
+    assert_eq!(auth(s.port, "default", "other"), err(WRONGPASS));
+    assert_eq!(auth(s.port, "default", "filepw"), R::ok());
+}

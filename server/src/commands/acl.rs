@@ -793,6 +793,7 @@ fn load(ctx: &mut Ctx, out: &mut Reply) -> CmdResult {
     let all = pubsub_default_all(ctx);
     let users = read_aclfile(&path, all).map_err(|e| CmdError(format!("ERR {e}").into()))?;
     install_users(ctx.server, users);
+    reapply_password_file(ctx.server);
     // As Redis 7.0: every user object is replaced, and the connections of all but
     // the default user are closed.
     kill_sessions(ctx, |u| u != "default");
@@ -958,6 +959,21 @@ fn requirepass_file(server: &Server) -> Option<String> {
         .get("tandem-requirepass-file")
         .filter(|f| !f.is_empty())
         .map(String::from)
+}
+
+/// After the users were replaced, the password file (if configured) still decides
+/// the default user's passwords; a file that cannot be read now leaves them as
+/// loaded (the watcher retries on its next change).
+fn reapply_password_file(server: &Server) {
+    let Some(path) = requirepass_file(server) else {
+        return;
+    };
+    let applied = std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| apply_password_file(server, &text));
+    if let Err(e) = applied {
+        crate::warning!("Password file {path} not applied after ACL LOAD: {e}");
+    }
 }
 
 /// `tandem-requirepass-file`: each non-empty line is a password of the default
