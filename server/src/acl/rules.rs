@@ -726,7 +726,127 @@ pub fn merge_selectors(ops: &[String]) -> Result<Vec<String>, SetUserError> {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::*;
+
+    /// get (read|string), set (write|string), config with get/set subcommands (admin).
+    fn catalog() -> Catalog {
+        let bit = |n| crate::acl::catalog::category_bit(n).unwrap_or(0);
+        let mut c = Catalog::default();
+        c.add("get", bit("read") | bit("string"), &[]);
+        c.add("set", bit("write") | bit("string"), &[]);
+        c.add(
+            "config",
+            bit("slow"),
+            &[("config|get", bit("admin")), ("config|set", bit("admin"))],
+        );
+        c.add("select", bit("fast"), &[]);
+        c
+    }
+
+    fn req<'a>(c: &Catalog, argv: &'a [Bytes], keys: &'a [(usize, u8)]) -> Request<'a> {
+        let name = String::from_utf8_lossy(&argv[0]).to_string();
+        let full = match argv.get(1) {
+            Some(sub) if name == "config" => format!("config|{}", String::from_utf8_lossy(sub)),
+            _ => name,
+        };
+        Request {
+            id: c.id(&full).unwrap_or(usize::MAX),
+            no_auth: false,
+            first_arg: if full.contains('|') { 2 } else { 1 },
+            argv,
+            keys,
+            channels: &[],
+        }
+    }
+
+    fn argv(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::from(w.to_string())).collect()
+    }
+
+    #[test]
+    fn selectors_first_args_and_key_permissions() {
+        let c = catalog();
+        let mut u = User::new(&c, "u", false);
+        let ops: Vec<String> = ["on", "%R~r*", "+get", "+select|0", "(~w* +set)"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        u.apply_all(&c, &ops, false).expect("rules");
+        assert!(!u.unrestricted);
+        let get_r = argv(&["get", "r1"]);
+        assert_eq!(u.check(&req(&c, &get_r, &[(1, READ)])), Ok(()));
+        let set_r = argv(&["set", "r1", "v"]);
+        // The root selector lacks SET, the selector lacks the key: the key wins.
+        assert_eq!(
+            u.check(&req(&c, &set_r, &[(1, WRITE)])),
+            Err((Denial::Key, 1))
+        );
+        let set_w = argv(&["set", "w1", "v"]);
+        assert_eq!(u.check(&req(&c, &set_w, &[(1, WRITE)])), Ok(()));
+        assert_eq!(u.check(&req(&c, &argv(&["select", "0"]), &[])), Ok(()));
+        assert_eq!(
+            u.check(&req(&c, &argv(&["select", "1"]), &[])),
+            Err((Denial::Command, 0))
+        );
+        assert_eq!(
+            u.describe(&c),
+            "on %R~r* resetchannels -@all +@read +select|0 (~w* resetchannels -@all +@write)"
+        );
+    }
+
+    #[test]
+    fn container_rules_cover_subcommands_and_describe_back() {
+        let c = catalog();
+        let mut u = User::new(&c, "u", true);
+        u.apply(&c, "+config", false).expect("+config");
+        u.apply(&c, "-config|set", false).expect("-config|set");
+        // `config` is all of @slow here, so the category is the better fit.
+        assert_eq!(u.root.describe_commands(&c), "-@all +@slow -config|set");
+        assert_eq!(u.apply(&c, "+config|get|x", false), Err(RuleError::Unknown));
+        assert_eq!(u.apply(&c, "+get|", false), Err(RuleError::Syntax));
+        assert_eq!(u.apply(&c, "+config|get", false), Ok(()));
+        assert_eq!(u.apply(&c, "&x", false), Err(RuleError::ChannelsAfterAll));
+        let d = User::default_user(&c);
+        assert!(d.unrestricted);
+        assert_eq!(d.describe(&c), "on nopass ~* &* +@all");
+    }
+
+    #[test]
+    fn passwords_add_remove_and_hash_forms() {
+        let c = catalog();
+        let mut u = User::new(&c, "u", false);
+        u.apply(&c, ">a", false).expect(">a");
+        u.apply(&c, ">b", false).expect(">b");
+        assert!(u.password_ok(b"a") && u.password_ok(b"b") && !u.password_ok(b"c"));
+        u.apply(&c, "<a", false).expect("<a");
+        assert!(!u.password_ok(b"a"));
+        assert_eq!(u.apply(&c, "<a", false), Err(RuleError::NoSuchPassword));
+        assert_eq!(u.apply(&c, "#ABC", false), Err(RuleError::BadHash));
+        let h = sha256::hex(b"z");
+        u.apply(&c, &format!("#{h}"), false).expect("#hash");
+        assert!(u.password_ok(b"z"));
+        u.apply(&c, &format!("!{h}"), false).expect("!hash");
+        assert!(!u.password_ok(b"z"));
+        u.apply(&c, "nopass", false).expect("nopass");
+        assert!(u.password_ok(b"anything") && u.passwords.is_empty());
+    }
+
+    #[test]
+    fn unmatched_selector_names_its_first_word() {
+        let ops: Vec<String> = ["(~x", "+get"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            merge_selectors(&ops),
+            Err(SetUserError::Unmatched("(~x".into()))
+        );
+        let ops: Vec<String> = ["on", "(~x", "+get)"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            merge_selectors(&ops),
+            Ok(vec!["on".to_string(), "(~x +get)".to_string()])
+        );
+    }
 
     #[test]
     fn password_comparison() {
