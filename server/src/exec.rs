@@ -113,6 +113,8 @@ pub fn process(
         Some(msg)
     } else if !client.authenticated && !cmd.is(flags::NO_AUTH) {
         Some("NOAUTH Authentication required.".to_string())
+    } else if let Err(r) = acl_check(server, client, cmd, &argv) {
+        Some(commands::acl::noperm_text(&r))
     } else {
         precheck(server, store, client, cmd).or_else(|| refused_in_multi(client, cmd))
     };
@@ -132,7 +134,9 @@ pub fn process(
         return Outcome::Done;
     }
     if client.multi.is_some() && !cmd.is(flags::NO_MULTI) {
-        if let Some(q) = client.multi.as_mut() {
+        // A transaction that will abort queues nothing more (as Redis: CLIENT LIST
+        // and ACL LOG show the count of what EXEC would have run).
+        if let Some(q) = client.multi.as_mut().filter(|_| !client.multi_error) {
             // Queued commands may wait long: they must not pin read buffers.
             q.push(argv.iter().map(crate::util::detach).collect());
         }
@@ -260,6 +264,9 @@ pub fn script_call(
     if cmd.is(flags::NO_SCRIPT) {
         return refuse("ERR This Redis command is not allowed from script");
     }
+    if let Err(r) = commands::acl::check(server, client, cmd, argv, crate::acl::log::Context::Lua) {
+        return refuse(commands::acl::script_text(&r));
+    }
     let writes = cmd.is(flags::WRITE);
     if rules.read_only && (writes || cmd.is(flags::MAY_REPLICATE)) {
         return refuse("ERR Write commands are not allowed from read-only scripts.");
@@ -291,6 +298,25 @@ pub fn script_call(
     }
     call(server, store, client, cmd, argv, out, false);
     Ok(())
+}
+
+/// The ACL check of a client request (Redis checks queued commands at queue time
+/// too, logged with the `multi` context). Unrestricted users pass on one flag test.
+#[inline]
+pub(crate) fn acl_check(
+    server: &Server,
+    client: &mut ClientState,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> Result<(), commands::acl::Refusal> {
+    if client.user.unrestricted(&server.acl) {
+        return Ok(());
+    }
+    let context = match client.multi {
+        Some(_) => crate::acl::log::Context::Multi,
+        None => crate::acl::log::Context::Toplevel,
+    };
+    commands::acl::check(server, client, cmd, argv, context)
 }
 
 /// Checks that depend on server state (OOM, read-only replica, Pub/Sub context).

@@ -4,6 +4,7 @@
 //! `exec` + `commands` (command table and families), `db` + `types` (keyspace),
 //! `config`, `log`. Persistence and replication attach through `propagate`.
 
+pub mod acl;
 pub mod admin;
 pub mod alloc;
 pub mod aof;
@@ -53,6 +54,8 @@ pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> R
     let server = server::Server::new(config.clone());
     // The scripting state from the start, so INFO shows the Lua VM as Redis does.
     commands::script_run::init(&server);
+    // ACL users before the first connection: `requirepass`, `user` lines, `aclfile`.
+    commands::acl::init(&server).map_err(|e| e.to_string())?;
     server.proc_title.install(title);
     crate::log::set_role(if config.replicaof.is_some() {
         b'S'

@@ -155,11 +155,12 @@ async fn admit(
     let id = server
         .next_client_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (maxclients, requirepass, max_bulk, qbuf_limit, protected, keepalive) = {
+    // Redis `authRequired`: the default user is off or has passwords.
+    let open_default = server.acl.default_needs_no_auth();
+    let (maxclients, max_bulk, qbuf_limit, protected, keepalive) = {
         let c = server.config.read();
         (
             c.maxclients,
-            c.requirepass.clone(),
             c.proto_max_bulk_len,
             c.client_query_buffer_limit,
             c.get("protected-mode") == Some("yes"),
@@ -168,7 +169,7 @@ async fn admit(
                 .unwrap_or(0),
         )
     };
-    if protected_mode_refuses(protected, requirepass.is_some(), peer_addr.map(|a| a.ip())) {
+    if protected_mode_refuses(protected, !open_default, peer_addr.map(|a| a.ip())) {
         let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
         return None;
     }
@@ -193,7 +194,8 @@ async fn admit(
     server.clients.lock().insert(id, handle.clone());
 
     let mut client = ClientState::new(id);
-    client.authenticated = requirepass.is_none();
+    client.authenticated = open_default;
+    client.user = crate::acl::Session::named("default");
     let (msg_tx, msg_rx) = mpsc::unbounded_channel::<PubMsg>();
     let _ = handle.msg_tx.set(msg_tx.clone());
     client.msg_tx = Some(crate::pubsub::MsgSender::new(msg_tx, handle.clone()));

@@ -69,7 +69,7 @@ fn hello_switches_protocol_and_authenticates() {
     let mut c = s.conn();
     assert_eq!(
         c.cmd("HELLO 3"),
-        err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+        err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
     );
     assert_eq!(c.cmd("HELLO 3 AUTH default bad"), err(WRONGPASS));
     assert_eq!(

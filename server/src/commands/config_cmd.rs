@@ -48,7 +48,12 @@ fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         if argv.len() != 2 {
             return Err(arity_err("rewrite"));
         }
-        let config = ctx.config().clone();
+        let mut config = ctx.config().clone();
+        // Users are written as `user` lines unless an ACL file holds them.
+        config.acl_users = match config.get("aclfile") {
+            Some(f) if !f.is_empty() => Vec::new(),
+            _ => super::acl::user_lines(ctx.server),
+        };
         let Some(path) = config.config_file.clone() else {
             return Err(CmdError::msg(
                 "ERR The server is running without a config file",
@@ -197,6 +202,9 @@ fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
     let max = new.maxmemory;
     ctx.store
         .set_hot(crate::server::HotConfig::from_config(&new));
+    if new.requirepass != old.requirepass {
+        super::acl::apply_requirepass(ctx.server, new.requirepass.as_deref());
+    }
     if new.get("proc-title-template") != old.get("proc-title-template") {
         ctx.server.proc_title.refresh(&new);
     }

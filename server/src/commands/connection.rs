@@ -1,13 +1,12 @@
 //! Command family: connection (PING, ECHO, QUIT, AUTH, HELLO, SELECT, RESET, CLIENT).
 //!
-//! Authentication follows Redis 7.0's single `default` user: with `requirepass` unset
-//! the user has no password (any `AUTH default <x>` succeeds, `AUTH <x>` is an
-//! error); with it set, both forms must give that password.
+//! Authentication is against the ACL users (`commands::acl::authenticate`): `AUTH
+//! <pass>` is `AUTH default <pass>`, refused when the default user has `nopass`.
 
 use super::{
     arg_i64, err, flags::*, is_kw, Action, ClientState, CmdError, CmdResult, Command, Ctx,
 };
-use crate::config::Config;
+use crate::server::Server;
 use crate::pause::PauseMode;
 use crate::resp::Reply;
 use crate::server::{ClientHandle, ClientInfo};
@@ -79,34 +78,14 @@ fn quit(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Checks `user`/`pass` against the default user (constant-time compare is not
-/// needed for parity with Redis, which uses `time_independent_strcmp`; we do too).
-fn check_credentials(config: &Config, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    match &config.requirepass {
-        None => true,
-        Some(p) => constant_time_eq(p.as_bytes(), pass),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() != b.len()) as u8;
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
-}
-
 fn auth(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    auth_client(ctx.client, &ctx.server.config.read(), out, argv)
+    auth_client(ctx.client, ctx.server, out, argv)
 }
 
 /// AUTH for `client` (also served while a script is busy: it needs no store).
 pub(crate) fn auth_client(
     client: &mut ClientState,
-    config: &Config,
+    server: &Server,
     out: &mut Reply,
     argv: &[Bytes],
 ) -> CmdResult {
@@ -114,7 +93,7 @@ pub(crate) fn auth_client(
         return Err(err::SYNTAX);
     }
     let (user, pass): (&[u8], &[u8]) = if argv.len() == 2 {
-        if config.requirepass.is_none() {
+        if !super::acl::default_has_password(server) {
             return Err(CmdError::msg(
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
             ));
@@ -123,17 +102,14 @@ pub(crate) fn auth_client(
     } else {
         (&argv[1], &argv[2])
     };
-    if !check_credentials(config, user, pass) {
-        return Err(CmdError::msg(WRONGPASS));
-    }
-    client.authenticated = true;
+    super::acl::authenticate(server, client, user, pass, &argv[0])?;
     out.ok();
     Ok(())
 }
 
 fn hello(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let is_replica = ctx.store.is_replica;
-    hello_client(ctx.client, &ctx.server.config.read(), is_replica, out, argv)?;
+    hello_client(ctx.client, ctx.server, is_replica, out, argv)?;
     // Invalidation messages follow the protocol the client now speaks.
     ctx.store
         .tracking
@@ -145,7 +121,7 @@ fn hello(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 /// script is busy: it needs no store).
 pub(crate) fn hello_client(
     client: &mut ClientState,
-    config: &Config,
+    server: &Server,
     is_replica: bool,
     out: &mut Reply,
     argv: &[Bytes],
@@ -187,14 +163,11 @@ pub(crate) fn hello_client(
         }
     }
     if let Some((user, pass)) = creds {
-        if !check_credentials(config, user, pass) {
-            return Err(CmdError::msg(WRONGPASS));
-        }
-        client.authenticated = true;
+        super::acl::authenticate(server, client, user, pass, &argv[0])?;
     }
     if !client.authenticated {
         return Err(CmdError::msg(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
     }
     if let Some(name) = setname {
@@ -271,7 +244,8 @@ pub(crate) fn reset_client(
     client.reply_off = false;
     client.reply_skip_next = false;
     client.no_evict = false;
-    client.authenticated = server.config.read().requirepass.is_none();
+    client.authenticated = server.acl.default_needs_no_auth();
+    super::acl::set_user(server, client, "default");
     out.resp3 = false;
     out.simple("RESET");
     ResetLeftovers {
@@ -843,6 +817,7 @@ fn client_kill(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut addr: Option<String> = None;
     let mut laddr: Option<String> = None;
     let mut ctype: Option<ClientType> = None;
+    let mut user: Option<String> = None;
     let mut skipme = true;
     let mut i = 2;
     while i < argv.len() {
@@ -859,11 +834,11 @@ fn client_kill(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             b"addr" => addr = Some(String::from_utf8_lossy(val).into_owned()),
             b"laddr" => laddr = Some(String::from_utf8_lossy(val).into_owned()),
             b"user" => {
-                if &val[..] != b"default" {
-                    return Err(CmdError(
-                        format!("ERR No such user '{}'", String::from_utf8_lossy(val)).into(),
-                    ));
+                let name = String::from_utf8_lossy(val).into_owned();
+                if ctx.server.acl.read().user(&name).is_none() {
+                    return Err(CmdError(format!("ERR No such user '{name}'").into()));
                 }
+                user = Some(name);
             }
             b"skipme" => {
                 if is_kw(val, "yes") {
@@ -885,6 +860,7 @@ fn client_kill(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         if id.is_some_and(|x| x != h.id)
             || addr.as_ref().is_some_and(|a| *a != h.addr)
             || laddr.as_ref().is_some_and(|a| *a != h.laddr)
+            || user.as_ref().is_some_and(|u| *u != h.info.lock().user)
         {
             continue;
         }
@@ -994,13 +970,5 @@ mod tests {
         info.multi = 2;
         let line = client_line(&h, &info);
         assert!(line.contains(" flags=Px "), "{line}");
-    }
-
-    #[test]
-    fn password_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret1"));
-        assert!(!constant_time_eq(b"", b"x"));
     }
 }

@@ -3,6 +3,7 @@
 //! `COMMANDS`, and [`table`] joins them. The table's flags drive arity checks,
 //! READONLY rejection on replicas, OOM checks, and propagation.
 
+pub mod acl;
 pub mod bitmaps;
 pub mod cluster;
 pub mod command_cmd;
@@ -219,6 +220,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("scripting", "@scripting", scripting::COMMANDS),
     ("server", "", latency::COMMANDS),
     ("scripting", "@scripting", functions::COMMANDS),
+    ("server", "", acl::COMMANDS),
 ];
 
 /// All commands, by lower-case name.
@@ -295,6 +297,8 @@ pub struct ClientState {
     pub repl_conf: Option<Box<crate::replication::ReplConf>>,
     /// The last command looked up by name (clients mostly repeat one command).
     pub cmd_cache: CmdCache,
+    /// The ACL user this connection runs as (none for internal clients).
+    pub user: crate::acl::Session,
 }
 
 /// Remembers the last command name a client sent, exactly as spelled, and the
@@ -352,6 +356,7 @@ impl ClientState {
             msg_tx: None,
             repl_conf: None,
             cmd_cache: CmdCache::default(),
+            user: crate::acl::Session::default(),
         }
     }
 

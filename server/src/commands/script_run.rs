@@ -344,6 +344,7 @@ fn run_in_vm(
     client.db = ctx.client.db;
     client.authenticated = true;
     client.is_master = ctx.client.is_master;
+    client.user = ctx.client.user.clone();
     let env = RefCell::new(RunEnv {
         ctx,
         client,

@@ -110,6 +110,11 @@ fn exec(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             out.error("ERR unknown command");
             continue;
         };
+        // The rules may have changed since the command was queued.
+        if let Err(r) = super::acl::check_queued(ctx.server, ctx.client, cmd, argv, queue.len()) {
+            out.error(&super::acl::exec_text(&r));
+            continue;
+        }
         let outcome = crate::exec::call(ctx.server, ctx.store, ctx.client, cmd, argv, out, false);
         match outcome {
             Outcome::Close => ctx.action = Some(Action::Close),

@@ -42,7 +42,7 @@ pub fn answer(
         reject(server, client, out, &crate::exec::unknown_command(&argv));
         return WhileBusy::Done;
     };
-    if let Some(msg) = refusal(cmd, client, &argv) {
+    if let Some(msg) = refusal(server, cmd, client, &argv) {
         if cmd.name == "exec" && client.multi.is_some() {
             abort_exec(server, client, out, &msg);
         } else {
@@ -78,7 +78,12 @@ pub fn answer(
 }
 
 /// The checks Redis makes before its busy check, in its order.
-fn refusal(cmd: &Command, client: &ClientState, argv: &[Bytes]) -> Option<String> {
+fn refusal(
+    server: &Server,
+    cmd: &Command,
+    client: &mut ClientState,
+    argv: &[Bytes],
+) -> Option<String> {
     if !cmd.arity_ok(argv.len()) {
         return Some(format!(
             "ERR wrong number of arguments for '{}' command",
@@ -90,6 +95,9 @@ fn refusal(cmd: &Command, client: &ClientState, argv: &[Bytes]) -> Option<String
     }
     if !client.authenticated && !cmd.is(flags::NO_AUTH) {
         return Some("NOAUTH Authentication required.".to_string());
+    }
+    if let Err(r) = crate::exec::acl_check(server, client, cmd, argv) {
+        return Some(super::acl::noperm_text(&r));
     }
     crate::exec::refused_in_multi(client, cmd)
         .or_else(|| crate::exec::subscribed_refusal(client, cmd))
@@ -138,10 +146,9 @@ fn serve(
 ) -> Result<WhileBusy, super::CmdError> {
     let busy = &server.script_busy;
     match cmd.name {
-        "auth" => super::connection::auth_client(client, &server.config.read(), out, argv)?,
+        "auth" => super::connection::auth_client(client, server, out, argv)?,
         "hello" => {
-            let config = server.config.read();
-            super::connection::hello_client(client, &config, busy.is_replica(), out, argv)?;
+            super::connection::hello_client(client, server, busy.is_replica(), out, argv)?;
             let (id, resp3) = (client.id, client.resp3);
             defer_or_run(
                 server,

@@ -75,6 +75,8 @@ pub struct Config {
     pub replicaof: Option<(String, u16)>,
     pub masterauth: Option<String>,
     pub masteruser: Option<String>,
+    /// `user` directives, each the user name and its rules.
+    pub acl_users: Vec<Vec<String>>,
     pub repl_backlog_size: u64,
     pub repl_backlog_ttl: u64,
     pub repl_timeout: u64,
@@ -160,6 +162,7 @@ impl Default for Config {
             replicaof: None,
             masterauth: None,
             masteruser: None,
+            acl_users: Vec::new(),
             repl_backlog_size: 0,
             repl_backlog_ttl: 0,
             repl_timeout: 0,
@@ -675,7 +678,8 @@ mod tests {
             vec![
                 ("tandem-admin-bind", String::new()),
                 ("tandem-admin-port", "0".to_string()),
-                ("tandem-fenced-start", "no".to_string())
+                ("tandem-fenced-start", "no".to_string()),
+                ("tandem-requirepass-file", String::new())
             ]
         );
         assert_eq!(c.matching(b"MAXMEMORY").len(), 1);

@@ -235,9 +235,11 @@ impl Loader {
             "rename-command" if args.len() == 2 => Err(Directed::Reason(
                 "rename-command is not supported by Tandem: refusing to start with commands still available that this configuration renames or disables.".into(),
             )),
-            "user" if !args.is_empty() => Err(Directed::Reason(
-                "ACL users are not supported by Tandem: refusing to start without the access rules this configuration defines.".into(),
-            )),
+            // Applied at startup, after the whole file (`commands::acl::init`).
+            "user" if !args.is_empty() => {
+                config.acl_users.push(args.to_vec());
+                Ok(())
+            }
             "loadmodule" if !args.is_empty() => Err(Directed::Reason(
                 "Modules are not supported by Tandem.".into(),
             )),
@@ -567,7 +569,6 @@ mod tests {
         for line in [
             "rename-command FLUSHALL \"\"",
             "loadmodule /x.so",
-            "user bob on",
             "tls-port 6380",
             "foo.bar 1",
         ] {
@@ -577,6 +578,12 @@ mod tests {
                 "{line}: {e:?}"
             );
         }
+        // ACL users are collected for startup, in order.
+        let c = load_text("user bob on >pw ~k*\nuser default off\n", &[]).expect("users");
+        assert_eq!(
+            c.acl_users,
+            vec![vec!["bob", "on", ">pw", "~k*"], vec!["default", "off"]]
+        );
         // Deprecated names are accepted silently, as Redis does.
         assert!(load_text("list-max-ziplist-entries 5\n", &[]).is_ok());
     }

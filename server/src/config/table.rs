@@ -103,10 +103,10 @@ pub static DIRECTIVES: &[Directive] = &[
         None,
         Enum(&["allchannels", "resetchannels"]),
         "resetchannels",
-        0,
+        A,
     ),
-    d("aclfile", None, Str, "", I | U),
-    d("acllog-max-len", None, Int(0, LMAX), "128", 0),
+    d("aclfile", None, Str, "", A | I),
+    d("acllog-max-len", None, Int(0, LMAX), "128", A),
     d("active-defrag-cycle-max", None, Int(1, 99), "25", 0),
     d("active-defrag-cycle-min", None, Int(1, 99), "1", 0),
     d(
@@ -512,6 +512,9 @@ pub static TANDEM_DIRECTIVES: &[Directive] = &[
     // until REPLICAOF assigns a role. Read at startup; CONFIG SET affects the next
     // start only (with CONFIG REWRITE).
     d("tandem-fenced-start", None, Bool, "no", A),
+    // Tandem extension: the default user's passwords, one per line, re-read when
+    // the file changes (see `commands::acl`).
+    d("tandem-requirepass-file", None, Str, "", A | I),
 ];
 
 /// Every directive: Redis's, then Tandem's.
@@ -527,7 +530,6 @@ pub fn find(name: &str) -> Option<&'static Directive> {
 /// Why a non-default value of a `U` directive stops startup.
 pub fn unsafe_reason(name: &str) -> &'static str {
     match name {
-        "aclfile" => "ACL files are not supported by Tandem: refusing to start without the access rules it describes",
         "cluster-enabled" => "Redis Cluster mode is not supported by Tandem",
         "tls-port" | "tls-replication" | "tls-cluster" => {
             "TLS is not supported by Tandem: refusing to serve plaintext where TLS was configured"
@@ -561,7 +563,8 @@ mod tests {
             vec![
                 "tandem-admin-bind",
                 "tandem-admin-port",
-                "tandem-fenced-start"
+                "tandem-fenced-start",
+                "tandem-requirepass-file"
             ]
         );
         for d in TANDEM_DIRECTIVES {

@@ -525,6 +525,8 @@ pub struct Server {
     /// The running script's busy state, shared with the store's scripting state:
     /// connections read it without the store lock (see [`busy`]).
     pub script_busy: Arc<busy::Busy>,
+    /// ACL users and log (see [`crate::acl`]); connections cache their user.
+    pub acl: crate::acl::Shared,
 }
 
 impl Server {
@@ -560,6 +562,7 @@ impl Server {
             client_pause: crate::pause::ClientPause::default(),
             proc_title: crate::proctitle::ProcTitle::default(),
             script_busy,
+            acl: Default::default(),
         })
     }
 
