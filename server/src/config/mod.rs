@@ -532,7 +532,12 @@ impl Config {
     /// (name, value) pairs whose name or alias matches `pattern` (CONFIG GET).
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        // As in Redis, a hidden directive answers only to its exact name, not a glob.
+        let glob = pattern.iter().any(|c| matches!(c, b'*' | b'?' | b'['));
         for d in table::all() {
+            if glob && d.has(table::H) {
+                continue;
+            }
             for n in std::iter::once(d.name).chain(d.alias) {
                 if crate::util::glob_match(pattern, n.as_bytes(), true) {
                     let v = if d.name == "dir" {

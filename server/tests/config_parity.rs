@@ -1,0 +1,213 @@
+//! Configuration parity with Redis 7.0.15 (issue 17 item 11): the same `CONFIG GET *`
+//! names, `CONFIG SET` accepted for the same parameters, and docs/config.md (which
+//! directives Tandem acts on and why the others are only accepted) kept true.
+//! Regenerate the doc with `TANDEM_REGENERATE=1 cargo nextest run -p tandem-server
+//! --test config_parity`.
+
+mod common;
+
+use common::{RealRedis, TestServer, R};
+use std::collections::BTreeSet;
+use tandem_server::config::table;
+
+const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md");
+
+/// Redis's hidden debugging directives: not in `CONFIG GET *`, answered by exact name.
+const HIDDEN: &[&str] = &[
+    "key-load-delay",
+    "loading-process-events-interval-bytes",
+    "rdb-key-save-delay",
+    "use-exit-on-panic",
+    "watchdog-period",
+];
+
+/// `CONFIG SET` answers Tandem gives on purpose where Redis differs (name, why).
+const INTENDED_DIFFERENCES: &[(&str, &str)] = &[(
+    "logfile",
+    "Tandem can reopen its log file at runtime; Redis calls it immutable",
+)];
+
+fn pairs(r: R) -> Vec<(String, String)> {
+    let R::Arr(items) = r else {
+        panic!("CONFIG GET answered {r:?}")
+    };
+    items
+        .chunks(2)
+        .map(|p| match p {
+            [R::Bulk(n), R::Bulk(v)] => (
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            ),
+            other => panic!("not a name/value pair: {other:?}"),
+        })
+        .collect()
+}
+
+fn names(r: R) -> BTreeSet<String> {
+    pairs(r).into_iter().map(|(n, _)| n).collect()
+}
+
+#[test]
+fn config_get_star_lists_exactly_redis_names_plus_tandem_ones() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let (mut a, mut b) = (ours.conn(), theirs.conn());
+    let redis = names(b.cmd("CONFIG GET *"));
+    let tandem: BTreeSet<String> = names(a.cmd("CONFIG GET *"))
+        .into_iter()
+        .filter(|n| !n.starts_with("tandem-"))
+        .collect();
+    assert_eq!(redis.len(), 192);
+    let missing: Vec<_> = redis.difference(&tandem).collect();
+    let extra: Vec<_> = tandem.difference(&redis).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    // Hidden directives: left out of patterns, found by exact name, same defaults.
+    for h in HIDDEN {
+        assert!(!redis.contains(*h), "{h} is listed by Redis's CONFIG GET *");
+        let r = b.cmd(&format!("CONFIG GET {h}"));
+        assert_eq!(a.cmd(&format!("CONFIG GET {h}")), r, "{h}");
+        assert_eq!(pairs(r).len(), 1, "{h}");
+        assert_eq!(
+            a.cmd(&format!("CONFIG GET {h}*")),
+            b.cmd(&format!("CONFIG GET {h}*"))
+        );
+    }
+}
+
+#[test]
+fn config_set_accepts_exactly_what_redis_accepts_at_runtime() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let (mut a, mut b) = (ours.conn(), theirs.conn());
+    let mut all: Vec<String> = names(b.cmd("CONFIG GET *")).into_iter().collect();
+    all.extend(HIDDEN.iter().map(|h| h.to_string()));
+    let mut differ = Vec::new();
+    for name in &all {
+        // Each server is set to its own current value: a change of nothing, which
+        // Redis still refuses for immutable and protected parameters.
+        let mut set_own = |c: &mut common::Conn| {
+            let v = pairs(c.cmd_args(&[b"CONFIG", b"GET", name.as_bytes()]));
+            let [(_, value)] = v.as_slice() else {
+                panic!("CONFIG GET {name}: {v:?}")
+            };
+            c.cmd_args(&[b"CONFIG", b"SET", name.as_bytes(), value.as_bytes()])
+        };
+        let (ra, rb) = (set_own(&mut a), set_own(&mut b));
+        if ra != rb && !INTENDED_DIFFERENCES.iter().any(|(n, _)| n == name) {
+            differ.push(format!("{name}: tandem {ra:?}, redis {rb:?}"));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "CONFIG SET differs:\n{}",
+        differ.join("\n")
+    );
+    // Both still serve after the round.
+    assert_eq!(a.cmd("PING"), R::Simple("PONG".into()));
+    assert_eq!(b.cmd("PING"), R::Simple("PONG".into()));
+}
+
+#[test]
+fn hidden_directives_validate_like_redis() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let (mut a, mut b) = (ours.conn(), theirs.conn());
+    for line in [
+        "CONFIG SET rdb-key-save-delay -5",
+        "CONFIG GET rdb-key-save-delay",
+        "CONFIG SET rdb-key-save-delay 1k",
+        "CONFIG SET rdb-key-save-delay 0",
+        "CONFIG SET key-load-delay -100",
+        "CONFIG SET key-load-delay 0",
+        "CONFIG SET loading-process-events-interval-bytes 1023",
+        "CONFIG SET loading-process-events-interval-bytes 2mb",
+        "CONFIG SET watchdog-period -1",
+        "CONFIG SET use-exit-on-panic maybe",
+    ] {
+        assert_eq!(a.cmd(line), b.cmd(line), "{line}");
+    }
+}
+
+/// A default as a Markdown code span (`""` for the empty string).
+fn shown(default: &str) -> String {
+    if default.is_empty() {
+        "`\"\"`".into()
+    } else {
+        format!("`{default}`")
+    }
+}
+
+fn render() -> String {
+    let mut out = String::new();
+    out.push_str("# Configuration: what Tandem acts on, against Redis 7.0.15\n\n");
+    out.push_str(
+        "Generated from the directive table (server/src/config/table.rs) by \
+         `server/tests/config_parity.rs`, which fails when this file is out of date.\n\n\
+         Tandem accepts every directive Redis 7.0.15 knows (`CONFIG GET *` lists the same \
+         names; hidden debugging directives answer to their exact name), with Redis's \
+         defaults and checks. A directive it accepts but does not act on is *declared*: it \
+         is listed below with the reason, and the server names it in a warning at start-up \
+         when the configuration sets it.\n\n",
+    );
+    let acted: Vec<_> = table::all().filter(|d| d.acted()).collect();
+    let declared: Vec<_> = table::all().filter(|d| !d.acted()).collect();
+    out.push_str(&format!(
+        "{} directives are acted on, {} are declared.\n\n",
+        acted.len(),
+        declared.len()
+    ));
+    out.push_str(
+        "## Declared (accepted, not acted on)\n\n| directive | default | why |\n|---|---|---|\n",
+    );
+    for d in &declared {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            d.name,
+            shown(d.default),
+            table::why_declared(d.name).unwrap_or("")
+        ));
+    }
+    out.push_str("\n## Acted on\n\n| directive | default | runtime |\n|---|---|---|\n");
+    for d in &acted {
+        let runtime = if d.has(table::I) {
+            "start-up only"
+        } else if d.has(table::L) {
+            "start-up only (Tandem refuses a change)"
+        } else {
+            "CONFIG SET"
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            d.name,
+            shown(d.default),
+            runtime
+        ));
+    }
+    if !INTENDED_DIFFERENCES.is_empty() {
+        out.push_str("\n## Intended differences\n\n");
+        for (n, why) in INTENDED_DIFFERENCES {
+            out.push_str(&format!("- `{n}`: {why}.\n"));
+        }
+    }
+    out
+}
+
+#[test]
+fn docs_config_md_is_up_to_date() {
+    let want = render();
+    if std::env::var_os("TANDEM_REGENERATE").is_some() {
+        std::fs::write(DOC, &want).expect("write docs/config.md");
+        return;
+    }
+    let have = std::fs::read_to_string(DOC).unwrap_or_default();
+    assert!(
+        have == want,
+        "docs/config.md is out of date: regenerate with TANDEM_REGENERATE=1 cargo nextest run -p tandem-server --test config_parity"
+    );
+}
