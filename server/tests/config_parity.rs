@@ -8,6 +8,7 @@ mod common;
 
 use common::{RealRedis, TestServer, R};
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 use tandem_server::config::table;
 
 const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md");
@@ -210,4 +211,97 @@ fn docs_config_md_is_up_to_date() {
         have == want,
         "docs/config.md is out of date: regenerate with TANDEM_REGENERATE=1 cargo nextest run -p tandem-server --test config_parity"
     );
+}
+
+/// Fills db 0 with `n` string keys (DEBUG POPULATE).
+fn populate(c: &mut common::Conn, n: usize) {
+    assert_eq!(c.cmd(&format!("DEBUG POPULATE {n}")), R::ok());
+    assert_eq!(c.cmd("DBSIZE"), R::Int(n as i64));
+}
+
+fn info_field(c: &mut common::Conn, section: &str, field: &str) -> String {
+    let R::Bulk(b) = c.cmd(&format!("INFO {section}")) else {
+        panic!("INFO {section}")
+    };
+    let text = String::from_utf8_lossy(&b).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+        .to_string()
+}
+
+/// BGSAVE of `n` keys with `rdb-key-save-delay` `us`: returns how long it ran.
+fn timed_bgsave(c: &mut common::Conn, n: usize, us: u64) -> Duration {
+    populate(c, n);
+    assert_eq!(
+        c.cmd(&format!("CONFIG SET rdb-key-save-delay {us}")),
+        R::ok()
+    );
+    let start = Instant::now();
+    assert_eq!(
+        c.cmd("BGSAVE"),
+        R::Simple("Background saving started".into())
+    );
+    // Still saving well after it started: the delay is per key.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(info_field(c, "persistence", "rdb_bgsave_in_progress"), "1");
+    assert!(common::wait_until(Duration::from_secs(30), || {
+        info_field(c, "persistence", "rdb_bgsave_in_progress") == "0"
+    }));
+    let took = start.elapsed();
+    assert_eq!(info_field(c, "persistence", "rdb_last_bgsave_status"), "ok");
+    took
+}
+
+#[test]
+fn rdb_key_save_delay_slows_bgsave_per_key_as_in_redis() {
+    let (n, us) = (200, 5000);
+    let floor = Duration::from_micros(n as u64 * us);
+    let ours = TestServer::start(&["--enable-debug-command", "yes"]);
+    let mut a = ours.conn();
+    let took = timed_bgsave(&mut a, n, us);
+    assert!(took >= floor, "tandem BGSAVE took {took:?} < {floor:?}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let took = timed_bgsave(&mut theirs.conn(), n, us);
+    assert!(took >= floor, "redis BGSAVE took {took:?} < {floor:?}");
+    // Without the delay the same save is quick.
+    assert_eq!(a.cmd("CONFIG SET rdb-key-save-delay 0"), R::ok());
+    let start = Instant::now();
+    assert_eq!(a.cmd("SAVE"), R::ok());
+    assert!(start.elapsed() < floor / 2, "{:?}", start.elapsed());
+}
+
+#[test]
+fn key_load_delay_slows_debug_reload_and_startup_load() {
+    let (n, us) = (200u64, 5000u64);
+    let floor = Duration::from_micros(n * us);
+    let ours = TestServer::start(&["--enable-debug-command", "yes"]);
+    let mut a = ours.conn();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let mut b = theirs.conn();
+    for c in [&mut a, &mut b] {
+        populate(c, n as usize);
+        assert_eq!(c.cmd(&format!("CONFIG SET key-load-delay {us}")), R::ok());
+        let start = Instant::now();
+        assert_eq!(c.cmd("DEBUG RELOAD"), R::ok());
+        let took = start.elapsed();
+        assert!(took >= floor, "DEBUG RELOAD took {took:?} < {floor:?}");
+        assert_eq!(c.cmd("DBSIZE"), R::Int(n as i64));
+        assert_eq!(c.cmd("CONFIG SET key-load-delay 0"), R::ok());
+        let start = Instant::now();
+        assert_eq!(c.cmd("DEBUG RELOAD"), R::ok());
+        assert!(start.elapsed() < floor / 2, "{:?}", start.elapsed());
+    }
+    // At start-up: the file saved above loads slowly with the delay configured.
+    assert_eq!(a.cmd("SAVE"), R::ok());
+    let rdb = ours.dir.path().join("dump.rdb");
+    let again = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(&rdb, again.path().join("dump.rdb")).expect("copy dump.rdb");
+    let start = Instant::now();
+    let restarted = TestServer::start_in(again, &["--key-load-delay", &us.to_string()]);
+    let took = start.elapsed();
+    assert!(took >= floor, "start-up load took {took:?} < {floor:?}");
+    assert_eq!(restarted.conn().cmd("DBSIZE"), R::Int(n as i64));
 }

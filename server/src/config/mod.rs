@@ -94,6 +94,9 @@ pub struct Config {
     pub replica_lazy_flush: bool,
     pub replica_ignore_maxmemory: bool,
     pub shutdown_timeout: u64,
+    /// `rdb-key-save-delay` and `key-load-delay` (see [`crate::rdb::key_delay`]).
+    pub rdb_key_save_delay: i32,
+    pub key_load_delay: i32,
     /// Tandem: `tandem-fenced-start` (start fenced unless `replicaof` is set).
     pub tandem_fenced_start: bool,
     /// Tandem: `tandem-admin-port` (HTTP admin listener; 0 = off).
@@ -179,6 +182,8 @@ impl Default for Config {
             replica_lazy_flush: false,
             replica_ignore_maxmemory: false,
             shutdown_timeout: 0,
+            rdb_key_save_delay: 0,
+            key_load_delay: 0,
             tandem_fenced_start: false,
             tandem_admin_port: 0,
             values: BTreeMap::new(),
@@ -489,6 +494,8 @@ impl Config {
             "replica-lazy-flush" => self.replica_lazy_flush = self.b(name),
             "replica-ignore-maxmemory" => self.replica_ignore_maxmemory = self.b(name),
             "shutdown-timeout" => self.shutdown_timeout = self.u(name),
+            "rdb-key-save-delay" => self.rdb_key_save_delay = self.i(name) as i32,
+            "key-load-delay" => self.key_load_delay = self.i(name) as i32,
             "tandem-fenced-start" => self.tandem_fenced_start = self.b(name),
             "tandem-admin-port" => self.tandem_admin_port = self.i(name) as u16,
             _ => {}
