@@ -404,6 +404,7 @@ pub async fn cron(server: Arc<Server>) {
                 if !server.script_busy.is_busy() {
                     check_save_points(&server);
                     crate::aof::cron_tick(&server);
+                    server.migrate_sockets.close_idle(Instant::now());
                 }
             }
             _ = stop.changed() => return,

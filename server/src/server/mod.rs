@@ -10,6 +10,7 @@ pub mod aof_file;
 pub mod aof_writer;
 pub mod backlog;
 pub mod busy;
+pub mod migrate_sockets;
 pub mod persist_state;
 pub mod repl;
 pub mod shutdown_state;
@@ -447,6 +448,8 @@ pub struct Server {
     /// The running script's busy state, shared with the store's scripting state:
     /// connections read it without the store lock (see [`busy`]).
     pub script_busy: Arc<busy::Busy>,
+    /// MIGRATE's cached connections to its targets.
+    pub migrate_sockets: migrate_sockets::MigrateSockets,
 }
 
 impl Server {
@@ -482,6 +485,7 @@ impl Server {
             client_pause: crate::pause::ClientPause::default(),
             proc_title: crate::proctitle::ProcTitle::default(),
             script_busy,
+            migrate_sockets: Default::default(),
         })
     }
 
