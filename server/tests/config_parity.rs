@@ -91,7 +91,7 @@ fn config_set_accepts_exactly_what_redis_accepts_at_runtime() {
     for name in &all {
         // Each server is set to its own current value: a change of nothing, which
         // Redis still refuses for immutable and protected parameters.
-        let mut set_own = |c: &mut common::Conn| {
+        let set_own = |c: &mut common::Conn| {
             let v = pairs(c.cmd_args(&[b"CONFIG", b"GET", name.as_bytes()]));
             let [(_, value)] = v.as_slice() else {
                 panic!("CONFIG GET {name}: {v:?}")

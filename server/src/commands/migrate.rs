@@ -172,15 +172,16 @@ fn migrate(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let name = format!("{host}:{port}");
     let mut retried = false;
     let replies = loop {
-        let mut conn = match ctx.server.migrate_sockets.take(&name) {
-            Some(c) => c,
-            None => {
-                connect(&host, &port, args.timeout).map_err(|e| CmdError::msg(e.to_string()))?
-            }
+        let attempt = match ctx.server.migrate_sockets.take(&name) {
+            Some(c) => Ok(c),
+            None => connect(&host, &port, args.timeout),
         };
-        let select = conn.last_dbid != args.db;
-        let request = encode(&args, &items, select);
-        match exchange(&mut conn, &request, &args, select, &items) {
+        let done = attempt.and_then(|mut conn| {
+            let select = conn.last_dbid != args.db;
+            let request = encode(&args, &items, select);
+            exchange(&mut conn, &request, &args, select, &items).map(|r| (conn, r))
+        });
+        match done {
             // Nothing was restored yet: dropping the connection closes it, and Redis
             // retries once on a fresh one (most often the target had closed the
             // cached connection) unless the step timed out.
@@ -189,7 +190,7 @@ fn migrate(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 continue;
             }
             Err(e) => return Err(CmdError::msg(e.to_string())),
-            Ok(r) => {
+            Ok((mut conn, r)) => {
                 if r.broken.is_none() {
                     conn.last_dbid = if r.error.is_some() { -1 } else { args.db };
                     conn.last_use = Instant::now();
@@ -253,27 +254,39 @@ fn finish(ctx: &mut Ctx, out: &mut Reply, args: &Args, r: Replies) -> CmdResult 
     Ok(())
 }
 
+/// Opens a connection to the target. As with Redis's non-blocking connect, a refused
+/// connection shows up as a failed write (the first use of the socket); only a
+/// timeout or an unusable address is a failure to connect.
 fn connect(host: &str, port: &str, timeout: Duration) -> Result<Cached, SocketError> {
     let port: u16 = port.parse().map_err(|_| SocketError::Connect)?;
     let addrs = (host, port)
         .to_socket_addrs()
         .map_err(|_| SocketError::Connect)?;
     let deadline = Instant::now() + timeout;
+    let mut refused = false;
     for addr in addrs {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
-        if let Ok(stream) = TcpStream::connect_timeout(&addr, left) {
-            let _ = stream.set_nodelay(true);
-            return Ok(Cached {
-                stream,
-                last_dbid: -1,
-                last_use: Instant::now(),
-            });
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(Cached {
+                    stream,
+                    last_dbid: -1,
+                    last_use: Instant::now(),
+                });
+            }
+            Err(e) if e.kind() != io::ErrorKind::TimedOut => refused = true,
+            Err(_) => {}
         }
     }
-    Err(SocketError::Connect)
+    Err(if refused {
+        SocketError::Write { timed_out: false }
+    } else {
+        SocketError::Connect
+    })
 }
 
 /// The request bytes: [AUTH] [SELECT] and one RESTORE per item.
