@@ -305,3 +305,59 @@ fn key_load_delay_slows_debug_reload_and_startup_load() {
     assert!(took >= floor, "start-up load took {took:?} < {floor:?}");
     assert_eq!(restarted.conn().cmd("DBSIZE"), R::Int(n as i64));
 }
+
+fn oom_score_adj(pid: u32) -> i64 {
+    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+        .expect("read oom_score_adj")
+        .trim()
+        .parse()
+        .expect("oom_score_adj number")
+}
+
+#[test]
+fn oom_score_adj_follows_the_role_and_the_values_as_in_redis() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let (pa, pb) = (ours.child.id(), theirs.child.id());
+    let base = oom_score_adj(pa);
+    assert_eq!(oom_score_adj(pb), base);
+    let (mut a, mut b) = (ours.conn(), theirs.conn());
+    let nobody = common::free_port();
+    for (line, want) in [
+        ("CONFIG SET oom-score-adj-values 10 20 30".to_string(), base),
+        ("CONFIG SET oom-score-adj yes".to_string(), base + 10),
+        (format!("REPLICAOF 127.0.0.1 {nobody}"), base + 20),
+        ("REPLICAOF NO ONE".to_string(), base + 10),
+        (
+            "CONFIG SET oom-score-adj-values 15 25 35".to_string(),
+            base + 15,
+        ),
+        ("CONFIG SET oom-score-adj absolute".to_string(), 15),
+        ("CONFIG SET oom-score-adj no".to_string(), base),
+    ] {
+        let args: Vec<&str> = line.splitn(4, ' ').collect();
+        let refs: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        assert_eq!(a.cmd_args(&refs), b.cmd_args(&refs), "{line}");
+        assert_eq!(oom_score_adj(pb), want, "redis after {line}");
+        assert_eq!(oom_score_adj(pa), want, "tandem after {line}");
+    }
+    // Lowering below the inherited score needs CAP_SYS_RESOURCE: both answer alike.
+    assert_eq!(a.cmd("CONFIG SET oom-score-adj absolute"), R::ok());
+    assert_eq!(b.cmd("CONFIG SET oom-score-adj absolute"), R::ok());
+    let lower: Vec<&[u8]> = vec![b"CONFIG", b"SET", b"oom-score-adj-values", b"-10 0 0"];
+    assert_eq!(a.cmd_args(&lower), b.cmd_args(&lower));
+    assert_eq!(oom_score_adj(pa), oom_score_adj(pb));
+    assert_eq!(
+        a.cmd("CONFIG GET oom-score-adj-values"),
+        b.cmd("CONFIG GET oom-score-adj-values")
+    );
+    // At start-up.
+    let started = TestServer::start(&[
+        "--oom-score-adj",
+        "absolute",
+        "--oom-score-adj-values",
+        "7 20 30",
+    ]);
+    assert_eq!(oom_score_adj(started.child.id()), 7.max(base));
+}

@@ -9,6 +9,7 @@
 //! CONFIG GET shows); the typed fields below are derived from it by
 //! [`Config::apply_typed`] each time a directive is set, so the two never disagree.
 
+pub mod oom;
 pub mod parse;
 pub mod rewrite;
 mod special;

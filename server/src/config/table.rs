@@ -337,9 +337,9 @@ pub static DIRECTIVES: &[Directive] = &[
         None,
         Enum(&["no", "yes", "relative", "absolute"]),
         "no",
-        0,
+        A,
     ),
-    d("oom-score-adj-values", None, Special, "0 200 800", M),
+    d("oom-score-adj-values", None, Special, "0 200 800", A | M),
     d("pidfile", None, Str, "", A | I),
     d("port", None, PORT, "6379", A | L),
     d(
@@ -696,8 +696,6 @@ pub static DECLARED: &[(&str, &str)] = &[
         "no-appendfsync-on-rewrite",
         "fsync is not paused during a rewrite",
     ),
-    ("oom-score-adj", "the OOM score is left as inherited"),
-    ("oom-score-adj-values", "the OOM score is left as inherited"),
     (
         "propagation-error-behavior",
         "errors in replicated commands are ignored (the default)",

@@ -448,6 +448,8 @@ pub struct Server {
     /// The running script's busy state, shared with the store's scripting state:
     /// connections read it without the store lock (see [`busy`]).
     pub script_busy: Arc<busy::Busy>,
+    /// The process's OOM score before `oom-score-adj` changed it.
+    pub oom_score: crate::config::oom::OomScore,
     /// MIGRATE's cached connections to its targets.
     pub migrate_sockets: migrate_sockets::MigrateSockets,
 }
@@ -486,6 +488,7 @@ impl Server {
             proc_title: crate::proctitle::ProcTitle::default(),
             script_busy,
             migrate_sockets: Default::default(),
+            oom_score: Default::default(),
         })
     }
 

@@ -71,6 +71,12 @@ pub fn set_master(server: &Arc<Server>, store: &mut Store, host: &str, port: u16
     });
     store.is_replica = true;
     crate::log::set_role(b'S');
+    let oom = server
+        .oom_score
+        .apply(&server.config.read(), crate::config::oom::Class::Replica);
+    if let Err(e) = oom {
+        crate::warning!("{e}");
+    }
     crate::notice!("Connecting to MASTER {host}:{port}");
     tokio::spawn(run_link(server.clone(), generation, host.to_string(), port));
 }
