@@ -361,3 +361,42 @@ fn oom_score_adj_follows_the_role_and_the_values_as_in_redis() {
     ]);
     assert_eq!(oom_score_adj(started.child.id()), 7.max(base));
 }
+
+#[test]
+fn repl_diskless_sync_max_replicas_starts_the_transfer_without_waiting_the_delay() {
+    let master = TestServer::start(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "60",
+        "--repl-diskless-sync-max-replicas",
+        "2",
+    ]);
+    let mut m = master.conn();
+    assert_eq!(m.cmd("SET k v"), R::ok());
+    let (r1, r2) = (TestServer::start(&[]), TestServer::start(&[]));
+    let start = Instant::now();
+    let of = format!("REPLICAOF 127.0.0.1 {}", master.port);
+    assert_eq!(r1.conn().cmd(&of), R::ok());
+    // The first replica waits for company (the delay is 60 s)...
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        let R::Bulk(info) = m.cmd("INFO replication") else {
+            return false;
+        };
+        String::from_utf8_lossy(&info).contains("state=wait_bgsave")
+    }));
+    // ...and the second one completes the set: both sync right away.
+    assert_eq!(r2.conn().cmd(&of), R::ok());
+    for r in [&r1, &r2] {
+        let mut c = r.conn();
+        assert!(common::wait_until(Duration::from_secs(20), || {
+            info_field(&mut c, "replication", "master_link_status") == "up"
+        }));
+        assert_eq!(c.cmd("GET k"), R::bulk("v"));
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}

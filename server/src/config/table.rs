@@ -380,7 +380,7 @@ pub static DIRECTIVES: &[Directive] = &[
         None,
         Int(0, IMAX),
         "0",
-        0,
+        A,
     ),
     d(
         "repl-ping-replica-period",
