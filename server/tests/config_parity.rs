@@ -400,3 +400,105 @@ fn repl_diskless_sync_max_replicas_starts_the_transfer_without_waiting_the_delay
         start.elapsed()
     );
 }
+
+/// Turns `k` into a list on a replica (briefly writable), so the master's next
+/// INCR k fails there.
+fn diverge(c: &mut common::Conn) {
+    assert!(common::wait_until(Duration::from_secs(10), || c
+        .cmd("GET k")
+        == R::bulk("1")));
+    for line in [
+        "CONFIG SET replica-read-only no",
+        "DEL k",
+        "RPUSH k x",
+        "CONFIG SET replica-read-only yes",
+    ] {
+        assert!(!matches!(c.cmd(line), R::Err(_)), "{line}");
+    }
+}
+
+#[test]
+fn propagation_error_behavior_stops_a_read_only_replica_as_in_redis() {
+    let master = TestServer::start(&["--repl-diskless-sync-delay", "0"]);
+    let mut m = master.conn();
+    assert_eq!(m.cmd("SET k 1"), R::ok());
+    let behaviour = ["--propagation-error-behavior", "panic-on-replicas"];
+    let mut stopping = TestServer::start(&behaviour);
+    let mut ignoring = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut redis = RealRedis::start(dir.path(), "dump.rdb", &behaviour);
+    let of = format!("REPLICAOF 127.0.0.1 {}", master.port);
+    let mut conns = [stopping.conn(), ignoring.conn(), redis.conn()];
+    for c in conns.iter_mut() {
+        assert_eq!(c.cmd(&of), R::ok());
+        diverge(c);
+    }
+    assert!(matches!(m.cmd("INCR k"), R::Int(2)));
+    assert_eq!(m.cmd("SET marker 1"), R::ok());
+    // `ignore` (the default): the error is logged, the replica goes on.
+    let c = &mut conns[1];
+    assert!(common::wait_until(Duration::from_secs(10), || c
+        .cmd("GET marker")
+        == R::bulk("1")));
+    assert_eq!(c.cmd("TYPE k"), R::Simple("list".into()));
+    assert!(ignoring.child.try_wait().expect("try_wait").is_none());
+    // `panic-on-replicas`: Tandem and Redis both stop.
+    let stopped = |child: &mut std::process::Child| {
+        common::wait_until(Duration::from_secs(10), || {
+            child.try_wait().ok().flatten().is_some()
+        })
+    };
+    assert!(stopped(&mut redis.child), "redis replica still running");
+    assert!(stopped(&mut stopping.child), "tandem replica still running");
+    let log = std::fs::read_to_string(stopping.dir.path().join("stdout.log")).unwrap_or_default();
+    assert!(
+        log.contains("panicked sending an error to its master after processing the command 'incr'"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_replica_serves_its_old_data_during_a_slow_full_sync_and_swaps_at_the_end() {
+    let master = TestServer::start(&[
+        "--enable-debug-command",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
+    let mut m = master.conn();
+    populate(&mut m, 300);
+    // 300 keys at 10 ms each: the replica's load takes at least 3 s.
+    let replica = TestServer::start(&[
+        "--repl-diskless-load",
+        "swapdb",
+        "--key-load-delay",
+        "10000",
+    ]);
+    let mut r = replica.conn();
+    assert_eq!(r.cmd("SET old 1"), R::ok());
+    let start = Instant::now();
+    assert_eq!(
+        r.cmd(&format!("REPLICAOF 127.0.0.1 {}", master.port)),
+        R::ok()
+    );
+    // Until the link is up, the replica answers from its old data.
+    let mut answered = 0;
+    while info_field(&mut r, "replication", "master_link_status") != "up" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "sync did not finish"
+        );
+        assert_eq!(r.cmd("GET old"), R::bulk("1"));
+        assert_eq!(r.cmd("DBSIZE"), R::Int(1));
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(answered >= 20, "answered {answered} times during the load");
+    assert_eq!(r.cmd("DBSIZE"), R::Int(300));
+    assert_eq!(r.cmd("EXISTS old"), R::Int(0));
+}

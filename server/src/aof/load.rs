@@ -170,6 +170,11 @@ impl Replayer<'_> {
                 String::from_utf8_lossy(line),
                 cmd.name
             );
+            use crate::config::propagation::{must_stop, stop, Source};
+            let config = self.server.config.read();
+            if must_stop(&config, Source::Aof) {
+                stop(&config, Source::Aof, cmd.name);
+            }
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 
 pub mod oom;
 pub mod parse;
+pub mod propagation;
 pub mod rewrite;
 mod special;
 pub mod table;
@@ -35,6 +36,8 @@ pub struct Config {
     pub maxmemory_policy: String,
     pub maxmemory_samples: usize,
     pub lazyfree_lazy_expire: bool,
+    /// `lazyfree-lazy-eviction`: evictions propagate as UNLINK instead of DEL.
+    pub lazyfree_lazy_eviction: bool,
     pub replica_read_only: bool,
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: usize,
@@ -126,6 +129,7 @@ impl Default for Config {
             maxmemory_policy: String::new(),
             maxmemory_samples: 0,
             lazyfree_lazy_expire: false,
+            lazyfree_lazy_eviction: false,
             replica_read_only: false,
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
@@ -415,6 +419,7 @@ impl Config {
             "maxmemory-policy" => self.maxmemory_policy = self.s(name),
             "maxmemory-samples" => self.maxmemory_samples = self.u(name) as usize,
             "lazyfree-lazy-expire" => self.lazyfree_lazy_expire = self.b(name),
+            "lazyfree-lazy-eviction" => self.lazyfree_lazy_eviction = self.b(name),
             "replica-read-only" => self.replica_read_only = self.b(name),
             "slowlog-log-slower-than" => self.slowlog_log_slower_than = self.i(name),
             "slowlog-max-len" => self.slowlog_max_len = self.u(name) as usize,

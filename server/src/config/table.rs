@@ -283,7 +283,7 @@ pub static DIRECTIVES: &[Directive] = &[
         "50 99 99.9",
         A | M,
     ),
-    d("lazyfree-lazy-eviction", None, Bool, "no", 0),
+    d("lazyfree-lazy-eviction", None, Bool, "no", A),
     d("lazyfree-lazy-expire", None, Bool, "no", A),
     d("lazyfree-lazy-server-del", None, Bool, "no", 0),
     d("lazyfree-lazy-user-del", None, Bool, "no", 0),
@@ -354,7 +354,7 @@ pub static DIRECTIVES: &[Directive] = &[
         None,
         Enum(&["ignore", "panic", "panic-on-replicas"]),
         "ignore",
-        0,
+        A,
     ),
     d("protected-mode", None, Bool, "yes", A),
     d("proto-max-bulk-len", None, Memory(MB, LMAX), "536870912", A),
@@ -502,7 +502,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("tracking-table-max-keys", None, Int(0, LMAX), "1000000", 0),
     d("unixsocket", None, Str, "", I),
     d("unixsocketperm", None, Special, "0", I),
-    d("use-exit-on-panic", None, Bool, "no", H),
+    d("use-exit-on-panic", None, Bool, "no", A | H),
     d("watchdog-period", None, Int(0, IMAX), "0", H),
     d(
         "zset-max-listpack-entries",
@@ -670,10 +670,9 @@ pub static DECLARED: &[(&str, &str)] = &[
         "jemalloc-bg-thread",
         "not applicable: Tandem does not use jemalloc",
     ),
-    ("lazyfree-lazy-eviction", "values are freed in place"),
-    ("lazyfree-lazy-server-del", "values are freed in place"),
-    ("lazyfree-lazy-user-del", "values are freed in place"),
-    ("lazyfree-lazy-user-flush", "values are freed in place"),
+    ("lazyfree-lazy-server-del", "values are freed in place; replies and propagation are the same either way"),
+    ("lazyfree-lazy-user-del", "values are freed in place; replies and propagation are the same either way"),
+    ("lazyfree-lazy-user-flush", "values are freed in place; replies and propagation are the same either way"),
     ("lfu-decay-time", "the LFU counter is its own work item"),
     ("lfu-log-factor", "the LFU counter is its own work item"),
     (
@@ -697,10 +696,6 @@ pub static DECLARED: &[(&str, &str)] = &[
         "fsync is not paused during a rewrite",
     ),
     (
-        "propagation-error-behavior",
-        "errors in replicated commands are ignored (the default)",
-    ),
-    (
         "rdb-save-incremental-fsync",
         "the snapshot fsyncs once at the end",
     ),
@@ -708,18 +703,8 @@ pub static DECLARED: &[(&str, &str)] = &[
         "repl-disable-tcp-nodelay",
         "replica links always use TCP_NODELAY",
     ),
-    (
-        "repl-diskless-load",
-        "replicas always load through a file (`disabled`)",
-    ),
-    (
-        "repl-diskless-sync-max-replicas",
-        "the diskless transfer waits for `repl-diskless-sync-delay`",
-    ),
-    (
-        "replica-ignore-disk-write-errors",
-        "disk write errors on a replica are handled as on a master",
-    ),
+    ("repl-diskless-load", "whatever the value, a replica parses the transfer into fresh databases while it serves the old ones, and swaps them in only when the load succeeded (`swapdb` with Redis's asynchronous loading)"),
+    ("replica-ignore-disk-write-errors", "a replica applies its master's writes even when it cannot persist them (Redis's `yes`)"),
     (
         "replica-ignore-maxmemory",
         "replicas never evict (the default `yes`)",
@@ -780,7 +765,6 @@ pub static DECLARED: &[(&str, &str)] = &[
     ),
     ("unixsocket", "no Unix socket listener"),
     ("unixsocketperm", "no Unix socket listener"),
-    ("use-exit-on-panic", "a panic aborts the process"),
     ("watchdog-period", "no software watchdog"),
 ];
 
