@@ -329,3 +329,39 @@ fn the_connection_is_cached_reopened_when_closed_and_dropped_after_10s_idle() {
         "closed after {idle:?}, before the 10 s idle time"
     );
 }
+
+#[test]
+fn a_target_that_trickles_its_reply_cannot_stretch_the_timeout() {
+    let ours = TestServer::start(&[]);
+    let mut c = ours.conn();
+    assert_eq!(c.cmd("SET k v"), R::ok());
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Accepts, then sends one byte every 50 ms, never a newline (bounded: 3 s).
+    let trickle = std::thread::spawn(move || {
+        use std::io::Write;
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        for _ in 0..60 {
+            if s.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let start = Instant::now();
+    assert_eq!(
+        c.cmd(&format!("MIGRATE 127.0.0.1 {port} k 0 400")),
+        R::Err("IOERR error or timeout reading to target instance".into())
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(c.cmd("GET k"), R::bulk("v"));
+    drop(c);
+    drop(ours);
+    let _ = trickle.join();
+}

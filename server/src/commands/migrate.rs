@@ -21,7 +21,7 @@ use crate::resp::Reply;
 use crate::server::migrate_sockets::Cached;
 use crate::util::is_kw;
 use bytes::Bytes;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -344,15 +344,15 @@ fn exchange(
     let mut rd = BufReader::new(&conn.stream);
     let mut error = None;
     if args.auth.is_some() {
-        error = error_of(read_line(&mut rd)?);
+        error = error_of(read_line(&mut rd, args.timeout)?);
     }
     if select {
-        let e = error_of(read_line(&mut rd)?);
+        let e = error_of(read_line(&mut rd, args.timeout)?);
         error = error.or(e);
     }
     let mut restored = Vec::new();
     for (i, it) in items.iter().enumerate() {
-        let line = match read_line(&mut rd) {
+        let line = match read_line(&mut rd, args.timeout) {
             Ok(l) => l,
             Err(e) if i == 0 => return Err(e),
             Err(e) => {
@@ -376,15 +376,33 @@ fn exchange(
     })
 }
 
-/// One reply line without its CRLF, at most [`MAX_LINE`] bytes read.
-fn read_line(rd: &mut impl BufRead) -> Result<String, SocketError> {
+/// One reply line without its CRLF, at most [`MAX_LINE`] bytes, read within
+/// `timeout` in all (a target that trickles bytes cannot stretch the wait).
+fn read_line(rd: &mut BufReader<&TcpStream>, timeout: Duration) -> Result<String, SocketError> {
+    let deadline = Instant::now() + timeout;
     let mut line = Vec::new();
-    let n = rd
-        .take(MAX_LINE)
-        .read_until(b'\n', &mut line)
-        .map_err(|e| SocketError::from_io(&e, false))?;
-    if n == 0 {
-        return Err(SocketError::Read { timed_out: false });
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(SocketError::Read { timed_out: true });
+        }
+        rd.get_ref()
+            .set_read_timeout(Some(left))
+            .map_err(|e| SocketError::from_io(&e, false))?;
+        let buf = rd.fill_buf().map_err(|e| SocketError::from_io(&e, false))?;
+        if buf.is_empty() {
+            return Err(SocketError::Read { timed_out: false });
+        }
+        let room = (MAX_LINE as usize).saturating_sub(line.len());
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) if i < room => (i + 1, true),
+            _ => (buf.len().min(room), buf.len() >= room),
+        };
+        line.extend_from_slice(buf.get(..take).unwrap_or_default());
+        rd.consume(take);
+        if done {
+            break;
+        }
     }
     while matches!(line.last(), Some(b'\n' | b'\r')) {
         line.pop();
