@@ -502,3 +502,40 @@ fn a_replica_serves_its_old_data_during_a_slow_full_sync_and_swaps_at_the_end() 
     assert_eq!(r.cmd("DBSIZE"), R::Int(300));
     assert_eq!(r.cmd("EXISTS old"), R::Int(0));
 }
+
+fn first_replica_ip(m: &mut common::Conn) -> Option<String> {
+    let R::Bulk(info) = m.cmd("INFO replication") else {
+        return None;
+    };
+    let text = String::from_utf8_lossy(&info).into_owned();
+    let line = text.lines().find(|l| l.starts_with("slave0:"))?;
+    line.split(',')
+        .find_map(|f| f.strip_prefix("slave0:ip="))
+        .map(str::to_string)
+}
+
+#[test]
+fn bind_source_addr_is_the_replication_link_source_as_in_redis() {
+    for replica_is_redis in [false, true] {
+        let master = TestServer::start(&[]);
+        let mut m = master.conn();
+        let of = format!("127.0.0.1 {}", master.port);
+        let args = ["--bind-source-addr", "127.0.0.2", "--replicaof", &of];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _replica: Box<dyn std::any::Any> = if replica_is_redis {
+            Box::new(RealRedis::start(dir.path(), "dump.rdb", &args))
+        } else {
+            Box::new(TestServer::start(&args))
+        };
+        assert!(
+            common::wait_until(Duration::from_secs(10), || first_replica_ip(&mut m)
+                .is_some()),
+            "no replica (redis: {replica_is_redis})"
+        );
+        assert_eq!(
+            first_replica_ip(&mut m).as_deref(),
+            Some("127.0.0.2"),
+            "redis: {replica_is_redis}"
+        );
+    }
+}

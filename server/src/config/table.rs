@@ -165,7 +165,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("auto-aof-rewrite-percentage", None, Int(0, IMAX), "100", A),
     d("bgsave_cpulist", None, Str, "", I),
     d("bind", None, Special, "* -::*", A | M | L),
-    d("bind-source-addr", None, Str, "", 0),
+    d("bind-source-addr", None, Str, "", A),
     d("bio_cpulist", None, Str, "", I),
     d(
         "busy-reply-threshold",
@@ -595,10 +595,6 @@ pub static DECLARED: &[(&str, &str)] = &[
     ),
     ("aof_rewrite_cpulist", "no CPU affinity for background work"),
     ("bgsave_cpulist", "no CPU affinity for background work"),
-    (
-        "bind-source-addr",
-        "the replica's outgoing socket is not bound to a source address",
-    ),
     ("bio_cpulist", "no CPU affinity for background work"),
     (
         "cluster-allow-pubsubshard-when-down",
