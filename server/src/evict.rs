@@ -101,7 +101,8 @@ pub fn memory_for_eviction(store: &Store) -> u64 {
 }
 
 /// Frees memory per `maxmemory-policy` until under `maxmemory`, or returns Redis's
-/// OOM error text. Each eviction is pushed to `store.propagated` as `DEL key`.
+/// OOM error text. Each eviction is pushed to `store.propagated` as `DEL key`
+/// (`UNLINK key` with `lazyfree-lazy-eviction`, as Redis propagates it).
 pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Oom> {
     if store.repl.fenced {
         // A fenced server deletes nothing (see `crate::replication::fence`); its writes are refused.
@@ -161,9 +162,11 @@ fn evict_one(server: &Server, store: &mut Store, policy: &str, samples: usize) -
     Stats::incr(&server.stats.evicted_keys, 1);
     store.notify(crate::notify::EVICTED, "evicted", &key, db);
     store.touch_key(db, &key);
+    let lazy = server.config.read().lazyfree_lazy_eviction;
+    let del: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
     store
         .propagated
-        .push((db, vec![Bytes::from_static(b"DEL"), key]));
+        .push((db, vec![Bytes::from_static(del), key]));
     true
 }
 
@@ -311,6 +314,18 @@ mod tests {
                 (0, vec![Bytes::from("DEL"), Bytes::from("k2")]),
                 (1, vec![Bytes::from("DEL"), Bytes::from("k1")]),
             ]
+        );
+    }
+
+    #[test]
+    fn lazyfree_lazy_eviction_propagates_unlink() {
+        let server = Server::new(crate::config::Config::default());
+        server.config.write().lazyfree_lazy_eviction = true;
+        let mut s = store_with(1, 0);
+        assert!(evict_one(&server, &mut s, "allkeys-lru", 5));
+        assert_eq!(
+            s.propagated,
+            vec![(0, vec![Bytes::from("UNLINK"), Bytes::from("k0")])]
         );
     }
 

@@ -63,6 +63,10 @@ pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> R
         b'M'
     });
     banner(&config);
+    let oom_class = config::oom::Class::of(&config, false);
+    if let Err(e) = server.oom_score.apply(&config, oom_class) {
+        warning!("{e}");
+    }
     let listeners = match net::bind(&config.bind, config.port).await {
         Ok(l) => l,
         Err(e) => {

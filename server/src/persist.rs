@@ -78,6 +78,7 @@ impl Target {
                 repl: None,
                 aof_base: false,
                 functions: Vec::new(),
+                key_delay: c.rdb_key_save_delay,
             },
         }
     }
@@ -403,6 +404,7 @@ pub async fn cron(server: Arc<Server>) {
                 if !server.script_busy.is_busy() {
                     check_save_points(&server);
                     crate::aof::cron_tick(&server);
+                    server.migrate_sockets.close_idle(Instant::now());
                 }
             }
             _ = stop.changed() => return,
@@ -410,17 +412,22 @@ pub async fn cron(server: Arc<Server>) {
     }
 }
 
-fn load_into(path: &Path, databases: usize) -> Result<(Vec<Db>, rdb::LoadInfo), rdb::RdbError> {
+fn load_into(
+    path: &Path,
+    databases: usize,
+    key_delay: i32,
+) -> Result<(Vec<Db>, rdb::LoadInfo), rdb::RdbError> {
     let f = std::fs::File::open(path)?;
     let mut r = BufReader::with_capacity(1 << 16, f);
     let mut dbs: Vec<Db> = (0..databases.max(1)).map(|_| Db::new()).collect();
-    let info = rdb::load(
+    let info = rdb::load_delayed(
         &mut r,
         &mut dbs,
         &rdb::LoadOptions {
             now_ms: now_ms(),
             drop_expired: true,
         },
+        key_delay,
     )?;
     Ok((dbs, info))
 }
@@ -457,15 +464,19 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), PersistError> {
     if server.config.read().appendonly {
         return crate::aof::load_at_startup(server).map_err(|e| PersistError::Aof(e.to_string()));
     }
-    let (path, databases) = {
+    let (path, databases, key_delay) = {
         let c = server.config.read();
-        (Path::new(&c.dir).join(&c.dbfilename), c.databases)
+        (
+            Path::new(&c.dir).join(&c.dbfilename),
+            c.databases,
+            c.key_load_delay,
+        )
     };
     if !path.exists() {
         return Ok(());
     }
     let start = Instant::now();
-    match load_into(&path, databases) {
+    match load_into(&path, databases, key_delay) {
         Ok((dbs, info)) => {
             log_load_info(&info);
             let mut store = server.store.lock();
@@ -544,8 +555,9 @@ pub fn on_shutdown(server: &Server, force: bool) -> Result<(), PersistError> {
 pub fn debug_reload(server: &Server, store: &mut Store) -> Result<(), String> {
     save(server, store).map_err(|e| format!("ERR {e}"))?;
     let t = Target::from_server(server);
-    let (dbs, info) =
-        load_into(&t.path(), store.dbs.len()).map_err(|e| PersistError::Reload(e).to_string())?;
+    let key_delay = server.config.read().key_load_delay;
+    let (dbs, info) = load_into(&t.path(), store.dbs.len(), key_delay)
+        .map_err(|e| PersistError::Reload(e).to_string())?;
     store.dbs = dbs;
     crate::commands::function_lib::install_loaded(store, &info.functions);
     notice!("DB reloaded by DEBUG RELOAD");

@@ -171,6 +171,11 @@ impl Replayer<'_> {
                 String::from_utf8_lossy(line),
                 cmd.name
             );
+            use crate::config::propagation::{must_stop, stop, Source};
+            let config = self.server.config.read();
+            if must_stop(&config, Source::Aof) {
+                stop(&config, Source::Aof, cmd.name);
+            }
         }
         Ok(())
     }
@@ -229,17 +234,23 @@ fn replay(
 
 /// Loads an RDB base at the start of `data` into `store`; returns where the
 /// commands after it (if any) start.
-fn load_base(store: &mut Store, data: &[u8], name: &str) -> Result<usize, LoadError> {
+fn load_base(
+    store: &mut Store,
+    data: &[u8],
+    name: &str,
+    key_delay: i32,
+) -> Result<usize, LoadError> {
     notice!("Reading RDB base file on AOF loading...");
     let mut slice = data;
     let mut dbs: Vec<Db> = (0..store.dbs.len()).map(|_| Db::new()).collect();
-    let info = rdb::load(
+    let info = rdb::load_delayed(
         &mut slice,
         &mut dbs,
         &rdb::LoadOptions {
             now_ms: now_ms(),
             drop_expired: true,
         },
+        key_delay,
     )
     .map_err(|e| LoadError::Base {
         name: name.into(),
@@ -279,7 +290,8 @@ pub(super) fn load_file(
         source,
     })?;
     let start = if data.starts_with(b"REDIS") {
-        load_base(store, &data, name)?
+        let key_delay = server.config.read().key_load_delay;
+        load_base(store, &data, name, key_delay)?
     } else {
         0
     };

@@ -266,6 +266,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
             repl: None,
             aof_base: true,
             functions: crate::commands::function_lib::codes(&store),
+            key_delay: c.rdb_key_save_delay,
         };
         crate::persist::write_file_atomic(&store.dbs, &dir, &name, &opts).map_err(|err| {
             AofError::CreateBase {
@@ -573,6 +574,7 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> 
             repl: None,
             aof_base: true,
             functions: crate::commands::function_lib::codes(store),
+            key_delay: c.rdb_key_save_delay,
         }
     };
     // The base is written by a forked child (see `crate::snapshot`); if fork

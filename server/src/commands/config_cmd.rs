@@ -172,6 +172,26 @@ fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
             ));
         }
     }
+    if new.get("oom-score-adj") != old.get("oom-score-adj")
+        || new.get("oom-score-adj-values") != old.get("oom-score-adj-values")
+    {
+        let class = crate::config::oom::Class::of(&new, ctx.store.is_replica);
+        if let Err(e) = ctx.server.oom_score.apply(&new, class) {
+            crate::warning!("{e}");
+            // Put back what the old values asked for (the write may have half-happened).
+            let _ = ctx.server.oom_score.apply(&old, class);
+            let name: &[u8] = if new.get("oom-score-adj-values") != old.get("oom-score-adj-values")
+            {
+                b"oom-score-adj-values"
+            } else {
+                b"oom-score-adj"
+            };
+            return Err(failed(
+                name,
+                "Failed to set current oom_score_adj. Check server logs.",
+            ));
+        }
+    }
     if new.dir != old.dir {
         if let Err(e) = std::env::set_current_dir(&new.dir) {
             return Err(failed(b"dir", &crate::config::strerror(&e)));

@@ -22,6 +22,7 @@ pub mod latency;
 pub mod lists;
 pub mod meta;
 pub mod meta_types;
+pub mod migrate;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
@@ -210,6 +211,7 @@ pub const FAMILIES: &[(&str, &str, &[Command])] = &[
     ("server", "", replication::COMMANDS),
     ("bitmap", "@bitmap", bitmaps::COMMANDS),
     ("generic", "@keyspace", dump::COMMANDS),
+    ("generic", "@keyspace", migrate::COMMANDS),
     ("hyperloglog", "@hyperloglog", hll::COMMANDS),
     ("generic", "@keyspace", sort::COMMANDS),
     ("cluster", "", cluster::COMMANDS),

@@ -67,6 +67,13 @@ fn replicaof(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         if ctx.store.repl.master.is_some() {
             let desc = client_desc(ctx, "replicaof");
             replica::unset_master(ctx.store, &desc);
+            let oom = ctx
+                .server
+                .oom_score
+                .apply(&ctx.config(), crate::config::oom::Class::Master);
+            if let Err(e) = oom {
+                crate::warning!("{e}");
+            }
         }
         out.ok();
         return Ok(());

@@ -9,7 +9,9 @@
 //! CONFIG GET shows); the typed fields below are derived from it by
 //! [`Config::apply_typed`] each time a directive is set, so the two never disagree.
 
+pub mod oom;
 pub mod parse;
+pub mod propagation;
 pub mod rewrite;
 mod special;
 pub mod table;
@@ -34,6 +36,8 @@ pub struct Config {
     pub maxmemory_policy: String,
     pub maxmemory_samples: usize,
     pub lazyfree_lazy_expire: bool,
+    /// `lazyfree-lazy-eviction`: evictions propagate as UNLINK instead of DEL.
+    pub lazyfree_lazy_eviction: bool,
     pub replica_read_only: bool,
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: usize,
@@ -96,6 +100,9 @@ pub struct Config {
     pub replica_lazy_flush: bool,
     pub replica_ignore_maxmemory: bool,
     pub shutdown_timeout: u64,
+    /// `rdb-key-save-delay` and `key-load-delay` (see [`crate::rdb::key_delay`]).
+    pub rdb_key_save_delay: i32,
+    pub key_load_delay: i32,
     /// Tandem: `tandem-fenced-start` (start fenced unless `replicaof` is set).
     pub tandem_fenced_start: bool,
     /// Tandem: `tandem-admin-port` (HTTP admin listener; 0 = off).
@@ -124,6 +131,7 @@ impl Default for Config {
             maxmemory_policy: String::new(),
             maxmemory_samples: 0,
             lazyfree_lazy_expire: false,
+            lazyfree_lazy_eviction: false,
             replica_read_only: false,
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
@@ -182,6 +190,8 @@ impl Default for Config {
             replica_lazy_flush: false,
             replica_ignore_maxmemory: false,
             shutdown_timeout: 0,
+            rdb_key_save_delay: 0,
+            key_load_delay: 0,
             tandem_fenced_start: false,
             tandem_admin_port: 0,
             values: BTreeMap::new(),
@@ -412,6 +422,7 @@ impl Config {
             "maxmemory-policy" => self.maxmemory_policy = self.s(name),
             "maxmemory-samples" => self.maxmemory_samples = self.u(name) as usize,
             "lazyfree-lazy-expire" => self.lazyfree_lazy_expire = self.b(name),
+            "lazyfree-lazy-eviction" => self.lazyfree_lazy_eviction = self.b(name),
             "replica-read-only" => self.replica_read_only = self.b(name),
             "slowlog-log-slower-than" => self.slowlog_log_slower_than = self.i(name),
             "slowlog-max-len" => self.slowlog_max_len = self.u(name) as usize,
@@ -492,6 +503,8 @@ impl Config {
             "replica-lazy-flush" => self.replica_lazy_flush = self.b(name),
             "replica-ignore-maxmemory" => self.replica_ignore_maxmemory = self.b(name),
             "shutdown-timeout" => self.shutdown_timeout = self.u(name),
+            "rdb-key-save-delay" => self.rdb_key_save_delay = self.i(name) as i32,
+            "key-load-delay" => self.key_load_delay = self.i(name) as i32,
             "tandem-fenced-start" => self.tandem_fenced_start = self.b(name),
             "tandem-admin-port" => self.tandem_admin_port = self.i(name) as u16,
             _ => {}
@@ -535,7 +548,12 @@ impl Config {
     /// (name, value) pairs whose name or alias matches `pattern` (CONFIG GET).
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        // As in Redis, a hidden directive answers only to its exact name, not a glob.
+        let glob = pattern.iter().any(|c| matches!(c, b'*' | b'?' | b'['));
         for d in table::all() {
+            if glob && d.has(table::H) {
+                continue;
+            }
             for n in std::iter::once(d.name).chain(d.alias) {
                 if crate::util::glob_match(pattern, n.as_bytes(), true) {
                     let v = if d.name == "dir" {

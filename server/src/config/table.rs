@@ -39,6 +39,9 @@ pub const L: u8 = 32;
 /// Sensitive: its value is a secret, shown as `(redacted)` in the `CONFIG SET`
 /// arguments SLOWLOG and MONITOR show (see [`crate::redact`]).
 pub const S: u8 = 64;
+/// Hidden (a debugging knob in Redis): left out of `CONFIG GET` patterns, found only
+/// by its exact name.
+pub const H: u8 = 128;
 
 #[derive(Debug)]
 pub struct Directive {
@@ -78,6 +81,7 @@ const fn d(
 use Kind::*;
 
 const IMAX: i64 = i32::MAX as i64;
+const IMIN: i64 = i32::MIN as i64;
 const LMAX: i64 = i64::MAX;
 const PORT: Kind = Int(0, 65535);
 const MB: i64 = 1024 * 1024;
@@ -161,21 +165,21 @@ pub static DIRECTIVES: &[Directive] = &[
     d("auto-aof-rewrite-percentage", None, Int(0, IMAX), "100", A),
     d("bgsave_cpulist", None, Str, "", I),
     d("bind", None, Special, "* -::*", A | M | L),
-    d("bind-source-addr", None, Str, "", 0),
+    d("bind-source-addr", None, Str, "", A),
     d("bio_cpulist", None, Str, "", I),
     d(
         "busy-reply-threshold",
         Some("lua-time-limit"),
         Int(0, LMAX),
         "5000",
-        0,
+        A,
     ),
     d(
         "client-output-buffer-limit",
         None,
         Special,
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-        M,
+        A | M,
     ),
     d(
         "client-query-buffer-limit",
@@ -235,7 +239,13 @@ pub static DIRECTIVES: &[Directive] = &[
         "no",
         A | I,
     ),
-    d("enable-module-command", None, Enum(YES_NO_LOCAL), "no", I),
+    d(
+        "enable-module-command",
+        None,
+        Enum(YES_NO_LOCAL),
+        "no",
+        A | I,
+    ),
     d(
         "enable-protected-configs",
         None,
@@ -257,22 +267,23 @@ pub static DIRECTIVES: &[Directive] = &[
         "64",
         A,
     ),
-    d("hll-sparse-max-bytes", None, Memory(0, LMAX), "3000", 0),
+    d("hll-sparse-max-bytes", None, Memory(0, LMAX), "3000", A),
     d("hz", None, Int(0, IMAX), "10", A),
     d("ignore-warnings", None, Str, "", 0),
     d("io-threads", None, Int(1, 128), "1", A | I),
     d("io-threads-do-reads", None, Bool, "no", I),
     d("jemalloc-bg-thread", None, Bool, "yes", 0),
-    d("latency-monitor-threshold", None, Int(0, LMAX), "0", 0),
-    d("latency-tracking", None, Bool, "yes", 0),
+    d("key-load-delay", None, Int(IMIN, IMAX), "0", A | H),
+    d("latency-monitor-threshold", None, Int(0, LMAX), "0", A),
+    d("latency-tracking", None, Bool, "yes", A),
     d(
         "latency-tracking-info-percentiles",
         None,
         Special,
         "50 99 99.9",
-        M,
+        A | M,
     ),
-    d("lazyfree-lazy-eviction", None, Bool, "no", 0),
+    d("lazyfree-lazy-eviction", None, Bool, "no", A),
     d("lazyfree-lazy-expire", None, Bool, "no", A),
     d("lazyfree-lazy-server-del", None, Bool, "no", 0),
     d("lazyfree-lazy-user-del", None, Bool, "no", 0),
@@ -286,6 +297,13 @@ pub static DIRECTIVES: &[Directive] = &[
         Int(i32::MIN as i64, IMAX),
         "-2",
         A,
+    ),
+    d(
+        "loading-process-events-interval-bytes",
+        None,
+        Int(1024, IMAX),
+        "2097152",
+        H,
     ),
     // Tandem extension of Redis 7.0: logfile can be changed at runtime (Redis refuses).
     d("logfile", None, Special, "", A),
@@ -319,9 +337,9 @@ pub static DIRECTIVES: &[Directive] = &[
         None,
         Enum(&["no", "yes", "relative", "absolute"]),
         "no",
-        0,
+        A,
     ),
-    d("oom-score-adj-values", None, Special, "0 200 800", M),
+    d("oom-score-adj-values", None, Special, "0 200 800", A | M),
     d("pidfile", None, Str, "", A | I),
     d("port", None, PORT, "6379", A | L),
     d(
@@ -329,18 +347,19 @@ pub static DIRECTIVES: &[Directive] = &[
         None,
         Str,
         "{title} {listen-addr} {server-mode}",
-        0,
+        A,
     ),
     d(
         "propagation-error-behavior",
         None,
         Enum(&["ignore", "panic", "panic-on-replicas"]),
         "ignore",
-        0,
+        A,
     ),
-    d("protected-mode", None, Bool, "yes", 0),
+    d("protected-mode", None, Bool, "yes", A),
     d("proto-max-bulk-len", None, Memory(MB, LMAX), "536870912", A),
-    d("rdb-del-sync-files", None, Bool, "no", 0),
+    d("rdb-del-sync-files", None, Bool, "no", A),
+    d("rdb-key-save-delay", None, Int(IMIN, IMAX), "0", A | H),
     d("rdb-save-incremental-fsync", None, Bool, "yes", 0),
     d("rdbchecksum", None, Bool, "yes", A | I),
     d("rdbcompression", None, Bool, "yes", A),
@@ -361,7 +380,7 @@ pub static DIRECTIVES: &[Directive] = &[
         None,
         Int(0, IMAX),
         "0",
-        0,
+        A,
     ),
     d(
         "repl-ping-replica-period",
@@ -423,16 +442,16 @@ pub static DIRECTIVES: &[Directive] = &[
     d("save", None, Special, "3600 1 300 100 60 10000", A | M),
     d("server_cpulist", None, Str, "", I),
     d("set-max-intset-entries", None, Int(0, LMAX), "512", A),
-    d("set-proc-title", None, Bool, "yes", I),
-    d("shutdown-on-sigint", None, Special, "default", M),
-    d("shutdown-on-sigterm", None, Special, "default", M),
-    d("shutdown-timeout", None, Int(0, IMAX), "10", 0),
+    d("set-proc-title", None, Bool, "yes", A | I),
+    d("shutdown-on-sigint", None, Special, "default", A | M),
+    d("shutdown-on-sigterm", None, Special, "default", A | M),
+    d("shutdown-timeout", None, Int(0, IMAX), "10", A),
     d("slowlog-log-slower-than", None, Int(-1, LMAX), "10000", A),
     d("slowlog-max-len", None, Int(0, LMAX), "128", A),
     d("socket-mark-id", None, Int(0, u32::MAX as i64), "0", I),
     d("stop-writes-on-bgsave-error", None, Bool, "yes", A),
-    d("stream-node-max-bytes", None, Memory(0, LMAX), "4096", 0),
-    d("stream-node-max-entries", None, Int(0, LMAX), "100", 0),
+    d("stream-node-max-bytes", None, Memory(0, LMAX), "4096", A),
+    d("stream-node-max-entries", None, Int(0, LMAX), "100", A),
     d(
         "supervised",
         None,
@@ -452,7 +471,7 @@ pub static DIRECTIVES: &[Directive] = &[
     ),
     d("syslog-ident", None, Str, "redis", I),
     d("tcp-backlog", None, Int(0, IMAX), "511", I),
-    d("tcp-keepalive", None, Int(0, IMAX), "300", 0),
+    d("tcp-keepalive", None, Int(0, IMAX), "300", A),
     d("timeout", None, Int(0, IMAX), "0", A),
     d(
         "tls-auth-clients",
@@ -483,6 +502,8 @@ pub static DIRECTIVES: &[Directive] = &[
     d("tracking-table-max-keys", None, Int(0, LMAX), "1000000", 0),
     d("unixsocket", None, Str, "", I),
     d("unixsocketperm", None, Special, "0", I),
+    d("use-exit-on-panic", None, Bool, "no", A | H),
+    d("watchdog-period", None, Int(0, IMAX), "0", H),
     d(
         "zset-max-listpack-entries",
         Some("zset-max-ziplist-entries"),
@@ -516,6 +537,240 @@ pub static TANDEM_DIRECTIVES: &[Directive] = &[
     // the file changes (see `commands::acl`).
     d("tandem-requirepass-file", None, Str, "", A | I),
 ];
+
+/// Why each directive Tandem accepts but does not act on is not acted on: one line per
+/// directive, shown in docs/config.md (generated by `server/tests/config_parity.rs`).
+/// A unit test below requires a reason for every directive without [`A`].
+pub static DECLARED: &[(&str, &str)] = &[
+    ("acl-pubsub-default", "ACL rules belong to the ACL work"),
+    (
+        "aclfile",
+        "ACL files belong to the ACL work (a non-default value stops startup)",
+    ),
+    ("acllog-max-len", "ACL LOG belongs to the ACL work"),
+    (
+        "active-defrag-cycle-max",
+        "no active defragmentation: Rust's allocator has no defrag hooks",
+    ),
+    (
+        "active-defrag-cycle-min",
+        "no active defragmentation: Rust's allocator has no defrag hooks",
+    ),
+    (
+        "active-defrag-ignore-bytes",
+        "no active defragmentation: Rust's allocator has no defrag hooks",
+    ),
+    (
+        "active-defrag-max-scan-fields",
+        "no active defragmentation: Rust's allocator has no defrag hooks",
+    ),
+    (
+        "active-defrag-threshold-lower",
+        "no active defragmentation: Rust's allocator has no defrag hooks",
+    ),
+    (
+        "active-defrag-threshold-upper",
+        "no active defragmentation: Rust's allocator has no defrag hooks",
+    ),
+    (
+        "active-expire-effort",
+        "the active expiry cycle has one fixed effort (its own work item)",
+    ),
+    (
+        "activedefrag",
+        "no active defragmentation: Rust's allocator has no defrag hooks",
+    ),
+    (
+        "activerehashing",
+        "Rust hash maps rehash on insert; there is no incremental rehash step to turn off",
+    ),
+    (
+        "aof-disable-auto-gc",
+        "Tandem's AOF keeps no history files to collect",
+    ),
+    (
+        "aof-rewrite-incremental-fsync",
+        "the rewrite fsyncs once at the end",
+    ),
+    (
+        "aof-timestamp-enabled",
+        "AOF timestamp annotations are not written",
+    ),
+    ("aof_rewrite_cpulist", "no CPU affinity for background work"),
+    ("bgsave_cpulist", "no CPU affinity for background work"),
+    ("bio_cpulist", "no CPU affinity for background work"),
+    (
+        "cluster-allow-pubsubshard-when-down",
+        "cluster mode is not supported",
+    ),
+    (
+        "cluster-allow-reads-when-down",
+        "cluster mode is not supported",
+    ),
+    (
+        "cluster-allow-replica-migration",
+        "cluster mode is not supported",
+    ),
+    ("cluster-announce-bus-port", "cluster mode is not supported"),
+    ("cluster-announce-hostname", "cluster mode is not supported"),
+    ("cluster-announce-ip", "cluster mode is not supported"),
+    ("cluster-announce-port", "cluster mode is not supported"),
+    ("cluster-announce-tls-port", "cluster mode is not supported"),
+    ("cluster-config-file", "cluster mode is not supported"),
+    (
+        "cluster-enabled",
+        "cluster mode is not supported (yes stops startup)",
+    ),
+    (
+        "cluster-link-sendbuf-limit",
+        "cluster mode is not supported",
+    ),
+    ("cluster-migration-barrier", "cluster mode is not supported"),
+    ("cluster-node-timeout", "cluster mode is not supported"),
+    ("cluster-port", "cluster mode is not supported"),
+    (
+        "cluster-preferred-endpoint-type",
+        "cluster mode is not supported",
+    ),
+    (
+        "cluster-replica-no-failover",
+        "cluster mode is not supported",
+    ),
+    (
+        "cluster-replica-validity-factor",
+        "cluster mode is not supported",
+    ),
+    (
+        "cluster-require-full-coverage",
+        "cluster mode is not supported",
+    ),
+    (
+        "crash-log-enabled",
+        "a Rust panic is logged by the panic hook, not by a crash report",
+    ),
+    (
+        "crash-memcheck-enabled",
+        "a Rust panic is logged by the panic hook, not by a crash report",
+    ),
+    (
+        "disable-thp",
+        "transparent huge pages are left as the system sets them",
+    ),
+    ("dynamic-hz", "the cron runs at `hz` (its own work item)"),
+    (
+        "ignore-warnings",
+        "Tandem emits none of the kernel warnings it silences",
+    ),
+    (
+        "io-threads-do-reads",
+        "connections are served by the runtime's `io-threads` workers, reads included",
+    ),
+    (
+        "jemalloc-bg-thread",
+        "not applicable: Tandem does not use jemalloc",
+    ),
+    ("lazyfree-lazy-server-del", "values are freed in place; replies and propagation are the same either way"),
+    ("lazyfree-lazy-user-del", "values are freed in place; replies and propagation are the same either way"),
+    ("lazyfree-lazy-user-flush", "values are freed in place; replies and propagation are the same either way"),
+    ("lfu-decay-time", "the LFU counter is its own work item"),
+    ("lfu-log-factor", "the LFU counter is its own work item"),
+    (
+        "list-compress-depth",
+        "encoding internals only: list nodes are never compressed",
+    ),
+    (
+        "loading-process-events-interval-bytes",
+        "clients are not served while a dataset loads",
+    ),
+    (
+        "maxmemory-clients",
+        "client memory is not counted for eviction",
+    ),
+    (
+        "maxmemory-eviction-tenacity",
+        "eviction runs until under the limit in one go",
+    ),
+    (
+        "no-appendfsync-on-rewrite",
+        "fsync is not paused during a rewrite",
+    ),
+    (
+        "rdb-save-incremental-fsync",
+        "the snapshot fsyncs once at the end",
+    ),
+    (
+        "repl-disable-tcp-nodelay",
+        "replica links always use TCP_NODELAY",
+    ),
+    ("repl-diskless-load", "whatever the value, a replica parses the transfer into fresh databases while it serves the old ones, and swaps them in only when the load succeeded (`swapdb` with Redis's asynchronous loading)"),
+    ("replica-ignore-disk-write-errors", "a replica applies its master's writes even when it cannot persist them (Redis's `yes`)"),
+    (
+        "replica-ignore-maxmemory",
+        "replicas never evict (the default `yes`)",
+    ),
+    ("replica-lazy-flush", "values are freed in place"),
+    (
+        "sanitize-dump-payload",
+        "RESTORE payloads are always fully validated (as `yes`)",
+    ),
+    ("server_cpulist", "no CPU affinity"),
+    ("socket-mark-id", "sockets are not marked"),
+    ("supervised", "no upstart/systemd notification"),
+    (
+        "syslog-enabled",
+        "logs go to the log file or stdout, not syslog",
+    ),
+    (
+        "syslog-facility",
+        "logs go to the log file or stdout, not syslog",
+    ),
+    (
+        "syslog-ident",
+        "logs go to the log file or stdout, not syslog",
+    ),
+    ("tcp-backlog", "the listen backlog is the runtime's"),
+    ("tls-auth-clients", "TLS belongs to the TLS work"),
+    ("tls-ca-cert-dir", "TLS belongs to the TLS work"),
+    ("tls-ca-cert-file", "TLS belongs to the TLS work"),
+    ("tls-cert-file", "TLS belongs to the TLS work"),
+    ("tls-ciphers", "TLS belongs to the TLS work"),
+    ("tls-ciphersuites", "TLS belongs to the TLS work"),
+    ("tls-client-cert-file", "TLS belongs to the TLS work"),
+    ("tls-client-key-file", "TLS belongs to the TLS work"),
+    ("tls-client-key-file-pass", "TLS belongs to the TLS work"),
+    (
+        "tls-cluster",
+        "TLS belongs to the TLS work (yes stops startup)",
+    ),
+    ("tls-dh-params-file", "TLS belongs to the TLS work"),
+    ("tls-key-file", "TLS belongs to the TLS work"),
+    ("tls-key-file-pass", "TLS belongs to the TLS work"),
+    (
+        "tls-port",
+        "TLS belongs to the TLS work (non-zero stops startup)",
+    ),
+    ("tls-prefer-server-ciphers", "TLS belongs to the TLS work"),
+    ("tls-protocols", "TLS belongs to the TLS work"),
+    (
+        "tls-replication",
+        "TLS belongs to the TLS work (yes stops startup)",
+    ),
+    ("tls-session-cache-size", "TLS belongs to the TLS work"),
+    ("tls-session-cache-timeout", "TLS belongs to the TLS work"),
+    ("tls-session-caching", "TLS belongs to the TLS work"),
+    (
+        "tracking-table-max-keys",
+        "client-side caching (CLIENT TRACKING) is not served yet",
+    ),
+    ("unixsocket", "no Unix socket listener"),
+    ("unixsocketperm", "no Unix socket listener"),
+    ("watchdog-period", "no software watchdog"),
+];
+
+/// The one-line reason a directive is accepted but not acted on.
+pub fn why_declared(name: &str) -> Option<&'static str> {
+    DECLARED.iter().find(|(n, _)| *n == name).map(|(_, w)| *w)
+}
 
 /// Every directive: Redis's, then Tandem's.
 pub fn all() -> impl Iterator<Item = &'static Directive> {
@@ -578,10 +833,25 @@ mod tests {
     }
 
     #[test]
+    fn every_declared_directive_says_why() {
+        for d in all().filter(|d| !d.acted()) {
+            assert!(why_declared(d.name).is_some(), "{} has no reason", d.name);
+        }
+        let mut prev = "";
+        for (n, w) in DECLARED {
+            assert!(find(n).is_some(), "{n} is not a directive");
+            assert!(*n > prev, "{n} after {prev}");
+            assert!(!w.is_empty());
+            prev = n;
+        }
+    }
+
+    #[test]
     fn table_covers_redis_7_config_get_star() {
         // Redis 7.0.15's `CONFIG GET *` answers for 192 names (aliases included).
         let n: usize = DIRECTIVES
             .iter()
+            .filter(|d| !d.has(H))
             .map(|d| 1 + usize::from(d.alias.is_some()))
             .sum();
         assert_eq!(n, 192);

@@ -49,7 +49,7 @@ mod writer;
 pub mod ziplist;
 pub mod zipmap;
 
-pub use reader::{functions_from_payload, load, value_from_bytes};
+pub use reader::{functions_from_payload, load, load_delayed, value_from_bytes};
 pub use writer::{functions_payload, save, value_bytes};
 
 /// Replication identity stored in the aux fields (repl-id, repl-offset, repl-stream-db).
@@ -72,6 +72,8 @@ pub struct SaveOptions {
     /// The codes of the function libraries, written as FUNCTION2 records after the
     /// aux fields (Redis 7.0's place for them).
     pub functions: Vec<bytes::Bytes>,
+    /// `rdb-key-save-delay`: a pause per key written (see [`key_delay`]).
+    pub key_delay: i32,
 }
 
 impl Default for SaveOptions {
@@ -82,8 +84,23 @@ impl Default for SaveOptions {
             repl: None,
             aof_base: false,
             functions: Vec::new(),
+            key_delay: 0,
         }
     }
+}
+
+/// The per-key pause of `rdb-key-save-delay` / `key-load-delay`, which test tools use
+/// to slow a save or a load down. A positive value is microseconds per key; a negative
+/// value `-n` pauses one microsecond every `n` keys (`count` is the key's ordinal), as
+/// Redis's statistical sleep averages to.
+pub fn key_delay(delay: i32, count: u64) {
+    let us = match delay {
+        0 => return,
+        d if d > 0 => d.unsigned_abs(),
+        d if count.is_multiple_of(u64::from(d.unsigned_abs())) => 1,
+        _ => return,
+    };
+    std::thread::sleep(std::time::Duration::from_micros(u64::from(us)));
 }
 
 #[derive(Debug, Clone)]

@@ -454,6 +454,16 @@ fn read_stream<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Stream, Rdb
 /// may be partially filled: callers load into fresh Dbs and swap on success, so a
 /// failed load never replaces live data.
 pub fn load<R: Read>(r: &mut R, dbs: &mut [Db], opts: &LoadOptions) -> Result<LoadInfo, RdbError> {
+    load_delayed(r, dbs, opts, 0)
+}
+
+/// [`load`] with `key-load-delay`: a pause per key read (see [`key_delay`]).
+pub fn load_delayed<R: Read>(
+    r: &mut R,
+    dbs: &mut [Db],
+    opts: &LoadOptions,
+    key_delay: i32,
+) -> Result<LoadInfo, RdbError> {
     let mut rd = Rd { r, off: 0, crc: 0 };
     let magic: [u8; 9] = rd.arr().map_err(|e| match e {
         RdbError::Truncated(_) => RdbError::WrongSignature,
@@ -476,6 +486,7 @@ pub fn load<R: Read>(r: &mut R, dbs: &mut [Db], opts: &LoadOptions) -> Result<Lo
     let (mut repl_id, mut repl_off, mut repl_db) = (None::<String>, None::<i64>, None::<i64>);
     let mut db = 0usize;
     let mut expire: Option<i64> = None;
+    let mut read = 0u64;
     loop {
         let t = rd.u8()?;
         match t {
@@ -539,6 +550,8 @@ pub fn load<R: Read>(r: &mut R, dbs: &mut [Db], opts: &LoadOptions) -> Result<Lo
                 info.functions.push(rd.string()?);
             }
             t => {
+                read += 1;
+                super::key_delay(key_delay, read);
                 let key = rd.string()?;
                 let value = read_value(&mut rd, t, &key)?;
                 let at = expire.take();

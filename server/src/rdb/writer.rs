@@ -255,6 +255,7 @@ pub fn save<W: Write>(dbs: &[Db], opts: &SaveOptions, w: &mut W) -> io::Result<(
         wr.aux("repl-offset", &r.offset.to_string())?;
     }
     wr.aux("aof-base", if opts.aof_base { "1" } else { "0" })?;
+    let mut written = 0u64;
     for code in &opts.functions {
         wr.u8(OP_FUNCTION2)?;
         wr.string(code)?;
@@ -272,6 +273,8 @@ pub fn save<W: Write>(dbs: &[Db], opts: &SaveOptions, w: &mut W) -> io::Result<(
             if e.value.is_empty_container() {
                 continue;
             }
+            written += 1;
+            super::key_delay(opts.key_delay, written);
             if let Some(at) = e.has_expire().then(|| db.expire_of(k)).flatten() {
                 wr.u8(OP_EXPIRETIME_MS)?;
                 wr.put(&at.to_le_bytes())?;

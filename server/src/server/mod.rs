@@ -10,6 +10,7 @@ pub mod aof_file;
 pub mod aof_writer;
 pub mod backlog;
 pub mod busy;
+pub mod migrate_sockets;
 pub mod persist_state;
 pub mod repl;
 pub mod shutdown_state;
@@ -527,6 +528,10 @@ pub struct Server {
     pub script_busy: Arc<busy::Busy>,
     /// ACL users and log (see [`crate::acl`]); connections cache their user.
     pub acl: crate::acl::Shared,
+    /// The process's OOM score before `oom-score-adj` changed it.
+    pub oom_score: crate::config::oom::OomScore,
+    /// MIGRATE's cached connections to its targets.
+    pub migrate_sockets: migrate_sockets::MigrateSockets,
 }
 
 impl Server {
@@ -563,6 +568,8 @@ impl Server {
             proc_title: crate::proctitle::ProcTitle::default(),
             script_busy,
             acl: Default::default(),
+            migrate_sockets: Default::default(),
+            oom_score: Default::default(),
         })
     }
 

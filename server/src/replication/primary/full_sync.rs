@@ -25,15 +25,19 @@ pub(super) async fn full_sync(
     acked: &tokio::sync::Notify,
 ) -> Option<UnboundedReceiver<Bytes>> {
     let id = handle.id;
-    let (diskless, delay) = {
+    let (diskless, delay, max_waiting) = {
         let c = server.config.read();
-        (c.repl_diskless_sync, c.repl_diskless_sync_delay)
+        (
+            c.repl_diskless_sync,
+            c.repl_diskless_sync_delay,
+            c.repl_diskless_sync_max_replicas,
+        )
     };
     let (capa_eof, pre_psync, name) =
         with_link(server, id, |l| (l.conf.capa_eof, l.pre_psync, l.name()))?;
     let use_eof = diskless && capa_eof;
     if use_eof {
-        wait_for_company(server, wr, handle, delay).await?;
+        wait_for_company(server, wr, handle, delay, max_waiting).await?;
     }
     let (rx, ticket) = fix_sync_point(server, id, use_eof)?;
     if !pre_psync {
@@ -54,23 +58,50 @@ pub(super) async fn full_sync(
     Some(rx)
 }
 
-/// Redis waits for more replicas to arrive before forking a diskless snapshot;
-/// newlines keep the replica from timing out meanwhile. Another replica's task
-/// may gather this one into its snapshot in the meantime.
+/// Redis waits up to `repl-diskless-sync-delay` seconds for more replicas to arrive
+/// before forking a diskless snapshot, and starts as soon as
+/// `repl-diskless-sync-max-replicas` (when not 0) are waiting; newlines keep the
+/// replica from timing out meanwhile. Another replica's task may gather this one
+/// into its snapshot in the meantime.
 async fn wait_for_company(
     server: &Server,
     wr: &mut OwnedWriteHalf,
     handle: &ClientHandle,
     delay: u64,
+    max_waiting: u64,
 ) -> Option<()> {
-    for _ in 0..delay {
-        if with_link(server, handle.id, |l| l.ticket.is_some())? {
-            break;
+    const STEP: Duration = Duration::from_millis(100);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(delay);
+    let mut newline_at = start + Duration::from_secs(1);
+    loop {
+        if with_link(server, handle.id, |l| l.ticket.is_some())?
+            || Instant::now() >= deadline
+            || enough_waiting(server, max_waiting)
+        {
+            return Some(());
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        write_or_killed(wr, handle, b"\n").await.ok()?;
+        tokio::time::sleep(STEP).await;
+        if Instant::now() >= newline_at {
+            newline_at += Duration::from_secs(1);
+            write_or_killed(wr, handle, b"\n").await.ok()?;
+        }
     }
-    Some(())
+}
+
+/// `repl-diskless-sync-max-replicas` replicas wait for a snapshot (0 = no limit).
+fn enough_waiting(server: &Server, max_waiting: u64) -> bool {
+    if max_waiting == 0 {
+        return false;
+    }
+    let store = server.store.lock();
+    let waiting = store
+        .repl
+        .replicas
+        .iter()
+        .filter(|l| l.state == ReplicaState::WaitBgsaveStart)
+        .count();
+    waiting as u64 >= max_waiting
 }
 
 /// Disk target: waits for the shared payload (newlines meanwhile), then sends

@@ -27,12 +27,13 @@ pub(super) fn start(
 ) {
     let srv = server.clone();
     let (rid, off, use_eof) = (ticket.replid.clone(), ticket.offset, ticket.eof);
-    let (compression, checksum) = {
+    let (compression, checksum, key_delay) = {
         let c = server.config.read();
-        (c.rdbcompression, c.rdbchecksum)
+        (c.rdbcompression, c.rdbchecksum, c.rdb_key_save_delay)
     };
     let mut opts = save_options(&rid, off, compression, checksum);
     opts.functions = functions;
+    opts.key_delay = key_delay;
     let (source, pid) = match fork_snapshot(&server.children, dbs, &opts) {
         Ok((pipe, pid)) => (Source::Fork(pipe), pid as u32),
         Err(e) => {
@@ -95,6 +96,7 @@ fn save_options(
         }),
         aof_base: false,
         functions: Vec::new(),
+        key_delay: 0,
     }
 }
 

@@ -71,6 +71,12 @@ pub fn set_master(server: &Arc<Server>, store: &mut Store, host: &str, port: u16
     });
     store.is_replica = true;
     crate::log::set_role(b'S');
+    let oom = server
+        .oom_score
+        .apply(&server.config.read(), crate::config::oom::Class::Replica);
+    if let Err(e) = oom {
+        crate::warning!("{e}");
+    }
     crate::notice!("Connecting to MASTER {host}:{port}");
     tokio::spawn(run_link(server.clone(), generation, host.to_string(), port));
 }
@@ -175,7 +181,12 @@ async fn connect(server: &Arc<Server>, gen: u64, host: &str, port: u16) -> Resul
     }
     crate::notice!("MASTER <-> REPLICA sync started");
     let timeout = repl_timeout(server);
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
+    let source = server
+        .config
+        .read()
+        .get("bind-source-addr")
+        .map(str::to_string);
+    let stream = match tokio::time::timeout(timeout, open(host, port, source)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             crate::warning!("Error condition on socket for SYNC: {}", io_text(&e));
@@ -192,6 +203,34 @@ async fn connect(server: &Arc<Server>, gen: u64, host: &str, port: u16) -> Resul
         return Err(LinkEnd::Stale);
     }
     Ok(Step::Handshake(LinkIo::new(stream)))
+}
+
+/// Connects to the master, from `bind-source-addr` when set. As in Redis the source
+/// binding is best effort: an address that cannot be bound (or is not an IP of the
+/// target's family) is skipped and the kernel picks the source.
+async fn open(host: &str, port: u16, source: Option<String>) -> std::io::Result<TcpStream> {
+    let source: Option<std::net::IpAddr> = source.and_then(|s| s.parse().ok());
+    let Some(source) = source else {
+        return TcpStream::connect((host, port)).await;
+    };
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if source.is_ipv4() == addr.is_ipv4() {
+            let _ = socket.bind(std::net::SocketAddr::new(source, 0));
+        }
+        match socket.connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the master")
+    }))
 }
 
 /// `repl-timeout` (at least a second).

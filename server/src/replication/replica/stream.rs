@@ -286,6 +286,11 @@ impl<'a> MasterStream<'a> {
             crate::warning!(
                 "== CRITICAL == This replica is sending an error to its master: '{err}' after processing the command '{name}'"
             );
+            use crate::config::propagation::{must_stop, stop, Source};
+            let config = self.server.config.read();
+            if must_stop(&config, Source::Master) {
+                stop(&config, Source::Master, &name);
+            }
         }
     }
 

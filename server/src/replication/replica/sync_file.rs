@@ -41,14 +41,18 @@ pub(super) type Loaded = (Vec<Db>, crate::rdb::LoadInfo);
 /// fresh Dbs. On failure (broken transfer, bad RDB) the partial data is dropped
 /// here. The loader must also see the end of the payload: an RDB that parses but
 /// whose transfer broke afterwards is not taken.
-pub(super) fn load_streamed(rx: Receiver<Piece>, ndbs: usize) -> Result<Loaded, SyncFileError> {
+pub(super) fn load_streamed(
+    rx: Receiver<Piece>,
+    ndbs: usize,
+    key_delay: i32,
+) -> Result<Loaded, SyncFileError> {
     let mut rd = ChunkReader::new(rx);
     let mut dbs: Vec<Db> = (0..ndbs).map(|_| Db::new()).collect();
     let opts = codec::LoadOptions {
         now_ms: crate::server::now_ms(),
         drop_expired: false,
     };
-    let res = codec::load(&mut rd, &mut dbs, &opts);
+    let res = codec::load_delayed(&mut rd, &mut dbs, &opts, key_delay);
     let complete = res.is_ok() && rd.drain();
     if rd.aborted() {
         drop(dbs);
@@ -165,7 +169,7 @@ mod tests {
         tx.try_send(Piece::Data(Bytes::from_static(b"NOT AN RDB FILE")))
             .expect("room");
         tx.try_send(Piece::End).expect("room");
-        let e = load_streamed(rx, 16).expect_err("bad payload");
+        let e = load_streamed(rx, 16, 0).expect_err("bad payload");
         assert_eq!(
             e.to_string(),
             "Failed trying to load the MASTER synchronization DB from disk: Wrong signature trying to load DB from file"

@@ -202,6 +202,8 @@ struct Settings {
     dbfilename: String,
     /// `rdb-del-sync-files` with persistence off: remove the file once renamed.
     del_sync_file: bool,
+    /// `key-load-delay`.
+    key_delay: i32,
 }
 
 impl Settings {
@@ -211,6 +213,7 @@ impl Settings {
             ndbs: c.databases.max(1),
             dbfilename: c.dbfilename.clone(),
             del_sync_file: c.rdb_del_sync_files && c.save.is_empty() && !c.appendonly,
+            key_delay: c.key_load_delay,
         }
     }
 }
@@ -225,8 +228,9 @@ struct Jobs {
 
 fn start_jobs(settings: &Settings) -> (Sinks, Jobs) {
     let (load_tx, load_rx) = tokio::sync::mpsc::channel(LOAD_DEPTH);
-    let ndbs = settings.ndbs;
-    let load = tokio::task::spawn_blocking(move || sync_file::load_streamed(load_rx, ndbs));
+    let (ndbs, key_delay) = (settings.ndbs, settings.key_delay);
+    let load =
+        tokio::task::spawn_blocking(move || sync_file::load_streamed(load_rx, ndbs, key_delay));
     let tmp = (!settings.dbfilename.is_empty()).then(sync_file::temp_name);
     let (file_tx, file) = match &tmp {
         Some(t) => {
