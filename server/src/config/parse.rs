@@ -568,7 +568,7 @@ mod tests {
             "rename-command FLUSHALL \"\"",
             "loadmodule /x.so",
             "user bob on",
-            "tls-port 6380",
+            "tls-cluster yes",
             "foo.bar 1",
         ] {
             let e = load_text(line, &[]).unwrap_err();

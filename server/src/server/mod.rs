@@ -447,6 +447,8 @@ pub struct Server {
     /// The running script's busy state, shared with the store's scripting state:
     /// connections read it without the store lock (see [`busy`]).
     pub script_busy: Arc<busy::Busy>,
+    /// The TLS configurations in use (tls-port, tls-replication); see `crate::tls`.
+    pub tls: crate::tls::Tls,
 }
 
 impl Server {
@@ -482,6 +484,7 @@ impl Server {
             client_pause: crate::pause::ClientPause::default(),
             proc_title: crate::proctitle::ProcTitle::default(),
             script_busy,
+            tls: Default::default(),
         })
     }
 
