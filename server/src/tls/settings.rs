@@ -576,8 +576,12 @@ fn provider(s: &Settings) -> Result<CryptoProvider, TlsError> {
     p.cipher_suites.retain(|cs| rank(cs).is_some());
     // TLS 1.3 first, each in its list's order; stable, so suites not listed
     // explicitly keep the provider's order.
-    p.cipher_suites
-        .sort_by_key(|cs| rank(cs).unwrap_or(usize::MAX));
+    p.cipher_suites.sort_by_key(|cs| {
+        (
+            matches!(cs, SupportedCipherSuite::Tls12(_)),
+            rank(cs).unwrap_or(usize::MAX),
+        )
+    });
     if p.cipher_suites.is_empty() {
         return Err(TlsError::NoCiphers);
     }
