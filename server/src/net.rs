@@ -137,7 +137,8 @@ pub async fn handle_connection(server: Arc<Server>, tcp: TcpStream, tls: bool) {
     let _ = tcp.set_nodelay(true);
     Stats::incr(&server.stats.total_connections_received, 1);
     let mut stream = if tls {
-        match crate::tls::accept(&server.tls, tcp).await {
+        let limit = server.config.read().maxclients;
+        match crate::tls::accept(&server.tls, tcp, limit).await {
             Some(s) => s,
             None => return,
         }

@@ -47,6 +47,18 @@ pub struct Tls {
     built_from: Mutex<Option<(Settings, watch::Stamp)>>,
     /// When each peer's last failed handshake was logged.
     failures: Mutex<HashMap<IpAddr, Instant>>,
+    /// Handshakes in progress: not clients yet, so `maxclients` does not count
+    /// them; [`accept`] caps them at the same number.
+    handshaking: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a handshake in progress for as long as it lives.
+struct Handshaking<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Handshaking<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A configuration built and checked, ready to be installed.
@@ -135,12 +147,20 @@ impl Tls {
 }
 
 /// The TLS handshake of a connection accepted on the TLS port. `None` when it
-/// failed, timed out or TLS is not configured; the socket is then closed
-/// cleanly (a FIN after the peer's bytes are read, not a reset).
-pub async fn accept(tls: &Tls, tcp: TcpStream) -> Option<Stream> {
+/// failed, timed out, TLS is not configured, or `limit` handshakes are already
+/// in progress; a failed one's socket is closed cleanly (a FIN after the peer's
+/// bytes are read, not a reset).
+pub async fn accept(tls: &Tls, tcp: TcpStream, limit: usize) -> Option<Stream> {
     let peer = tcp.peer_addr().ok();
     let local = tcp.local_addr().ok();
     let config = tls.material().and_then(|m| m.server.clone())?;
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    if tls.handshaking.fetch_add(1, relaxed) >= limit {
+        tls.handshaking.fetch_sub(1, relaxed);
+        tls.log_failure(peer, local, "too many TLS handshakes in progress");
+        return None;
+    }
+    let _counted = Handshaking(&tls.handshaking);
     let accept = tokio_rustls::TlsAcceptor::from(config)
         .accept(tcp)
         .into_fallible();
