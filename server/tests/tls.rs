@@ -58,7 +58,12 @@ fn redis_cli_over_tls_with_a_client_certificate() {
     let cli = |args: &[&str]| {
         let out = std::process::Command::new("redis-cli")
             .args(["--tls", "--cacert", &pki.path("ca.crt")])
-            .args(["--cert", &pki.path("client.crt"), "--key", &pki.path("client.key")])
+            .args([
+                "--cert",
+                &pki.path("client.crt"),
+                "--key",
+                &pki.path("client.key"),
+            ])
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
             .args(args)
             .output()
@@ -108,7 +113,10 @@ fn plaintext_on_the_tls_port_gets_a_clean_close_logged_once_per_peer() {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
         let t = Instant::now();
-        assert!(closed_cleanly(&mut s, Duration::from_secs(5)), "no clean close");
+        assert!(
+            closed_cleanly(&mut s, Duration::from_secs(5)),
+            "no clean close"
+        );
         assert!(t.elapsed() < Duration::from_secs(3));
     }
     assert_eq!(srv.conn().cmd("PING"), common::R::Simple("PONG".into()));
@@ -175,7 +183,10 @@ fn bad_certificates_and_settings_stop_startup_with_the_reason() {
     let log = refused_at_startup(with(&pki, &[("--tls-key-file", pki.path("client.key"))]));
     assert!(log.contains("does not match the certificate"), "{log}");
     let log = refused_at_startup(with(&pki, &[("--tls-key-file-pass", "secret".into())]));
-    assert!(log.contains("encrypted private keys are not supported"), "{log}");
+    assert!(
+        log.contains("encrypted private keys are not supported"),
+        "{log}"
+    );
     let log = refused_at_startup(with(&pki, &[("--tls-protocols", "TLSv1.1".into())]));
     assert!(log.contains("unsupported protocol 'TLSv1.1'"), "{log}");
     let log = refused_at_startup(with(&pki, &[("--tls-ciphers", "RC4-MD5".into())]));
@@ -187,7 +198,14 @@ fn bad_certificates_and_settings_stop_startup_with_the_reason() {
     // An encrypted key file is recognised as such.
     let enc = pki.path("enc.key");
     let out = std::process::Command::new("openssl")
-        .args(["pkey", "-in", &pki.path("server.key"), "-aes256", "-passout", "pass:x"])
+        .args([
+            "pkey",
+            "-in",
+            &pki.path("server.key"),
+            "-aes256",
+            "-passout",
+            "pass:x",
+        ])
         .args(["-out", &enc])
         .output()
         .unwrap();
@@ -209,20 +227,31 @@ fn ca_dir_and_tls12_ciphers_are_honoured() {
     args[i] = "--tls-ca-cert-dir".into();
     args[i + 1] = ca_dir;
     args.extend(
-        ["--tls-protocols", "TLSv1.2", "--tls-ciphers", "ECDHE-ECDSA-AES256-GCM-SHA384"]
-            .map(String::from),
+        [
+            "--tls-protocols",
+            "TLSv1.2",
+            "--tls-ciphers",
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+        ]
+        .map(String::from),
     );
     let _srv = TestServer::start(&strs(&args));
     let mut c = TlsConn::connect(port, pki.client_config("ca", Some("client"))).unwrap();
     assert_eq!(c.cmd(&["PING"]), "+PONG");
     let out = std::process::Command::new("openssl")
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
-        .args(["-cert", &pki.path("client.crt"), "-key", &pki.path("client.key")])
+        .args([
+            "-cert",
+            &pki.path("client.crt"),
+            "-key",
+            &pki.path("client.key"),
+        ])
         .args(["-CAfile", &pki.path("ca.crt"), "-brief"])
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("TLSv1.2"), "{text}");
     assert!(text.contains("ECDHE-ECDSA-AES256-GCM-SHA384"), "{text}");
 }

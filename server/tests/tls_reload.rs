@@ -44,7 +44,10 @@ fn config_set_swaps_the_certificate_for_new_connections_only() {
     // A key that does not match: refused with the reason, the old pair stays.
     let r = config_set(&srv, &["tls-key-file", &pki.path("server.key")]);
     let text = r.err_text().to_string();
-    assert!(text.contains("Unable to update TLS configuration"), "{text}");
+    assert!(
+        text.contains("Unable to update TLS configuration"),
+        "{text}"
+    );
     assert!(text.contains("does not match the certificate"), "{text}");
     let mut c = srv.conn();
     assert_eq!(
@@ -56,7 +59,12 @@ fn config_set_swaps_the_certificate_for_new_connections_only() {
     // Client authentication switched on at runtime, against a new CA setting.
     let r = config_set(
         &srv,
-        &["tls-auth-clients", "yes", "tls-ca-cert-file", &pki.path("ca.crt")],
+        &[
+            "tls-auth-clients",
+            "yes",
+            "tls-ca-cert-file",
+            &pki.path("ca.crt"),
+        ],
     );
     assert_eq!(r, R::ok());
     assert!(!served(port, pki.client_config("ca2", None)));

@@ -47,7 +47,8 @@ fn redis_replica_of_a_tandem_tls_master() {
     let replica = RealRedis::start(dir.path(), "dump.rdb", &strs(&extra));
     let mut r = replica.conn();
     assert!(
-        wait_until(Duration::from_secs(20), || get(&mut r, "before") == common::b("sync")),
+        wait_until(Duration::from_secs(20), || get(&mut r, "before")
+            == common::b("sync")),
         "Redis replica did not sync over TLS; master log: {}",
         master.stdout()
     );
@@ -81,7 +82,8 @@ fn tandem_replica_of_a_redis_tls_master() {
     let replica = TestServer::start(&strs(&args));
     let mut r = replica.conn();
     assert!(
-        wait_until(Duration::from_secs(20), || r.cmd("LLEN l") == common::R::Int(3)),
+        wait_until(Duration::from_secs(20), || r.cmd("LLEN l")
+            == common::R::Int(3)),
         "Tandem replica did not sync over TLS: {}",
         replica.stdout()
     );
@@ -103,9 +105,11 @@ fn tandem_replica_of_a_tandem_tls_master_and_a_refused_one() {
     args.extend(["--replicaof".into(), "127.0.0.1".into(), port.to_string()]);
     let replica = TestServer::start(&strs(&args));
     let mut r = replica.conn();
-    assert!(wait_until(Duration::from_secs(20), || get(&mut r, "k") == common::b("v")));
+    assert!(wait_until(Duration::from_secs(20), || get(&mut r, "k")
+        == common::b("v")));
     assert_eq!(m.cmd("INCR n"), common::R::Int(1));
-    assert!(wait_until(Duration::from_secs(10), || get(&mut r, "n") == common::b("1")));
+    assert!(wait_until(Duration::from_secs(10), || get(&mut r, "n")
+        == common::b("1")));
 
     // A replica whose certificate the master's CA did not sign never syncs;
     // both processes carry on.
@@ -115,7 +119,8 @@ fn tandem_replica_of_a_tandem_tls_master_and_a_refused_one() {
     bad.extend(["--replicaof".into(), "127.0.0.1".into(), port.to_string()]);
     let refused = TestServer::start(&strs(&bad));
     let mut rc = refused.conn();
-    assert!(!wait_until(Duration::from_secs(3), || get(&mut rc, "k") == common::b("v")));
+    assert!(!wait_until(Duration::from_secs(3), || get(&mut rc, "k")
+        == common::b("v")));
     assert_eq!(m.cmd("PING"), common::R::Simple("PONG".into()));
     assert_eq!(rc.cmd("PING"), common::R::Simple("PONG".into()));
 }

@@ -87,8 +87,21 @@ impl Pki {
         openssl(
             d,
             &[
-                "x509", "-req", "-in", &csr, "-CA", &ca_crt, "-CAkey", &ca_key,
-                "-CAcreateserial", "-out", &crt, "-days", &days, "-extfile", &ext,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_crt,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                &days,
+                "-extfile",
+                &ext,
             ],
         );
     }
@@ -113,12 +126,11 @@ impl Pki {
         for c in CertificateDer::pem_file_iter(self.path(&format!("{ca}.crt"))).expect("ca") {
             roots.add(c.expect("ca cert")).expect("add ca");
         }
-        let b = ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots);
+        let b =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots);
         let cfg = match cert {
             None => b.with_no_client_auth(),
             Some(name) => {
@@ -127,8 +139,8 @@ impl Pki {
                         .expect("cert")
                         .map(|c| c.expect("cert"))
                         .collect();
-                let key = PrivateKeyDer::from_pem_file(self.path(&format!("{name}.key")))
-                    .expect("key");
+                let key =
+                    PrivateKeyDer::from_pem_file(self.path(&format!("{name}.key"))).expect("key");
                 b.with_client_auth_cert(chain, key).expect("client cert")
             }
         };
@@ -203,11 +215,15 @@ pub struct Proc {
 impl Proc {
     pub fn start(args: &[String]) -> Proc {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = |n: &str| {
-            Stdio::from(std::fs::File::create(dir.path().join(n)).expect("log file"))
-        };
+        let log =
+            |n: &str| Stdio::from(std::fs::File::create(dir.path().join(n)).expect("log file"));
         let child = Command::new(server_bin())
-            .args(["--bind", "127.0.0.1", "--dir", dir.path().to_str().expect("utf8")])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                dir.path().to_str().expect("utf8"),
+            ])
             .args(args)
             .current_dir(dir.path())
             .stdout(log("stdout.log"))
