@@ -255,3 +255,27 @@ fn ca_dir_and_tls12_ciphers_are_honoured() {
     assert!(text.contains("TLSv1.2"), "{text}");
     assert!(text.contains("ECDHE-ECDSA-AES256-GCM-SHA384"), "{text}");
 }
+
+#[test]
+fn large_replies_pipelines_and_blocked_clients_work_over_tls() {
+    let pki = Pki::new();
+    let (_srv, port) = start(&pki, &[]);
+    let cfg = pki.client_config("ca", Some("client"));
+    let mut c = TlsConn::connect(port, cfg.clone()).unwrap();
+    // Larger than rustls's buffers: the reply's tail must not wait for a flush.
+    let big = "x".repeat(3 << 20);
+    assert_eq!(c.cmd(&["SET", "big", &big]), "+OK");
+    assert_eq!(c.cmd(&["GET", "big"]).len(), big.len());
+    for _ in 0..500 {
+        c.send(&["INCR", "n"]).unwrap();
+    }
+    for i in 1..=500 {
+        assert_eq!(c.read_reply().unwrap(), format!(":{i}"));
+    }
+    // A blocked client is woken by another TLS client.
+    c.send(&["BLPOP", "q", "10"]).unwrap();
+    let mut other = TlsConn::connect(port, cfg).unwrap();
+    assert_eq!(other.cmd(&["RPUSH", "q", "item"]), ":1");
+    assert_eq!(c.read_reply().unwrap(), "q,item");
+    assert_eq!(c.cmd(&["PING"]), "+PONG");
+}

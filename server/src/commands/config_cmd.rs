@@ -168,7 +168,8 @@ fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
         }
     }
     // A changed TLS configuration is built (files read and checked) before the
-    // commit; connections made after it get the new one.
+    // commit; connections made after it get the new one. The reply is Redis's;
+    // the reason goes to the log.
     let tls = crate::tls::prepare_for_set(&old, &new).map_err(|e| {
         crate::warning!("Failed to update TLS configuration: {e}");
         let name = seen
@@ -177,7 +178,7 @@ fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
             .unwrap_or(&"tls");
         failed(
             name.as_bytes(),
-            &format!("Unable to update TLS configuration: {e}"),
+            "Unable to update TLS configuration. Check server logs.",
         )
     })?;
     if new.dir != old.dir {

@@ -170,15 +170,19 @@ impl TlsConn {
         })
     }
 
-    /// Sends a command and returns its reply line, a bulk's contents, or the
-    /// I/O error (a refused session).
-    pub fn try_cmd(&mut self, args: &[&str]) -> std::io::Result<String> {
+    /// Sends a command without reading its reply.
+    pub fn send(&mut self, args: &[&str]) -> std::io::Result<()> {
         let mut out = format!("*{}\r\n", args.len());
         for a in args {
             out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
         }
         self.s.get_mut().write_all(out.as_bytes())?;
-        self.s.get_mut().flush()?;
+        self.s.get_mut().flush()
+    }
+
+    /// One reply: a status/error/integer line, a bulk's contents, or an
+    /// array's items joined by commas.
+    pub fn read_reply(&mut self) -> std::io::Result<String> {
         let mut line = String::new();
         if self.s.read_line(&mut line)? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -190,7 +194,18 @@ impl TlsConn {
             b.truncate(n);
             return Ok(String::from_utf8_lossy(&b).into_owned());
         }
+        if let Some(n) = line.strip_prefix('*').and_then(|n| n.parse::<usize>().ok()) {
+            let items: std::io::Result<Vec<String>> = (0..n).map(|_| self.read_reply()).collect();
+            return Ok(items?.join(","));
+        }
         Ok(line)
+    }
+
+    /// Sends a command and returns its reply, or the I/O error (a refused
+    /// session).
+    pub fn try_cmd(&mut self, args: &[&str]) -> std::io::Result<String> {
+        self.send(args)?;
+        self.read_reply()
     }
 
     pub fn cmd(&mut self, args: &[&str]) -> String {
