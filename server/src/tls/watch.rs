@@ -81,6 +81,9 @@ pub async fn run(server: Arc<Server>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        if !Settings::from_config(&server.config.read()).in_use() {
+            continue;
+        }
         let srv = server.clone();
         // File reads off the async workers.
         let step = tokio::task::spawn_blocking(move || reload_if_changed(&srv, failed)).await;
