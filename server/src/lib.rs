@@ -39,6 +39,7 @@ pub mod shutdown;
 pub mod slowlog;
 pub mod snapshot;
 pub mod tracking;
+pub mod tls;
 pub mod types;
 pub mod util;
 
@@ -67,17 +68,16 @@ pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> R
     if let Err(e) = server.oom_score.apply(&config, oom_class) {
         warning!("{e}");
     }
-    let listeners = match net::bind(&config.bind, config.port).await {
-        Ok(l) => l,
-        Err(e) => {
-            warning!("{e}");
-            return Err(format!(
-                "Failed listening on port {} (TCP), aborting.",
-                config.port
-            ));
-        }
-    };
-    if listeners.is_empty() {
+    let tls = tls::Settings::from_config(&config);
+    if tls.in_use() {
+        server
+            .tls
+            .configure(&tls)
+            .map_err(|e| format!("Failed to configure TLS: {e}"))?;
+    }
+    let listeners = bind_or_abort(&config.bind, config.port, "TCP").await?;
+    let tls_listeners = bind_or_abort(&config.bind, tls.port, "TLS").await?;
+    if listeners.is_empty() && tls_listeners.is_empty() {
         return Err("Configured to not listen anywhere, exiting.".into());
     }
     // Tandem admin HTTP port: serves /healthz and /readyz ("loading") during the load.
@@ -90,11 +90,29 @@ pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> R
     notice!("Ready to accept connections");
     replication::start(&server);
     for l in listeners {
-        tokio::spawn(net::accept_loop(server.clone(), l));
+        tokio::spawn(net::accept_loop(server.clone(), l, false));
     }
+    for l in tls_listeners {
+        tokio::spawn(net::accept_loop(server.clone(), l, true));
+    }
+    // Idle unless TLS is in use (CONFIG SET tls-replication may turn it on).
+    tokio::spawn(tls::watch::run(server.clone()));
     tokio::spawn(expire::active_expire_cycle(server.clone()));
     tokio::spawn(persist::cron(server.clone()));
     background(server).await
+}
+
+/// The listeners of `port` on the `bind` addresses (none for port 0); a failure
+/// is Redis's abort message.
+async fn bind_or_abort(
+    bind: &[String],
+    port: u16,
+    kind: &str,
+) -> Result<Vec<tokio::net::TcpListener>, String> {
+    net::bind(bind, port).await.map_err(|e| {
+        warning!("{e}");
+        format!("Failed listening on port {port} ({kind}), aborting.")
+    })
 }
 
 /// The logo when logging to a terminal (or `always-show-logo yes`), else one line.

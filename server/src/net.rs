@@ -6,6 +6,7 @@ use crate::exec::{self, Outcome};
 use crate::pubsub::PubMsg;
 use crate::resp::{Reply, Request, RequestParser};
 use crate::server::{ClientHandle, ClientInfo, Server, Stats};
+use crate::tls::Stream;
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,8 +72,9 @@ fn bind_one(addr: &str) -> std::io::Result<TcpListener> {
     sock.listen(511)
 }
 
-/// Accepts connections until shutdown is signalled.
-pub async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+/// Accepts connections until shutdown is signalled; on the TLS port (`tls`) each
+/// connection starts with the TLS handshake.
+pub async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) {
     let mut shutdown = server.shutdown.subscribe();
     loop {
         tokio::select! {
@@ -80,7 +82,7 @@ pub async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
                 match r {
                     Ok((stream, _)) => {
                         let s = server.clone();
-                        tokio::spawn(async move { handle_connection(s, stream).await });
+                        tokio::spawn(async move { handle_connection(s, stream, tls).await });
                     }
                     Err(e) => {
                         crate::warning!("Accepting client connection: {e}");
@@ -129,10 +131,20 @@ fn set_keepalive(stream: &TcpStream, secs: u64) {
     }
 }
 
-/// Serves one client connection to completion.
-pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
+/// Serves one client connection to completion (after the TLS handshake on the
+/// TLS port).
+pub async fn handle_connection(server: Arc<Server>, tcp: TcpStream, tls: bool) {
+    let _ = tcp.set_nodelay(true);
     Stats::incr(&server.stats.total_connections_received, 1);
+    let mut stream = if tls {
+        let limit = server.config.read().maxclients;
+        match crate::tls::accept(&server.tls, tcp, limit).await {
+            Some(s) => s,
+            None => return,
+        }
+    } else {
+        Stream::Plain(tcp)
+    };
     let Some((conn, msg_rx)) = admit(&server, &mut stream).await else {
         return;
     };
@@ -144,7 +156,7 @@ pub async fn handle_connection(server: Arc<Server>, mut stream: TcpStream) {
 /// `None` when the client was refused (it got Redis's error).
 async fn admit(
     server: &Arc<Server>,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
 ) -> Option<(Conn, mpsc::UnboundedReceiver<PubMsg>)> {
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
@@ -180,7 +192,7 @@ async fn admit(
             .await;
         return None;
     }
-    set_keepalive(stream, keepalive);
+    set_keepalive(stream.tcp(), keepalive);
     let handle = Arc::new(ClientHandle::new(
         id,
         peer,
@@ -223,7 +235,7 @@ async fn admit(
 /// socket, a pushed message, a kill or shutdown.
 async fn serve(
     server: Arc<Server>,
-    mut stream: TcpStream,
+    mut stream: Stream,
     mut conn: Conn,
     mut msg_rx: mpsc::UnboundedReceiver<PubMsg>,
 ) {
@@ -246,7 +258,7 @@ async fn serve(
             conn.encode_pubsub(m);
         }
         // Run whatever complete requests are buffered.
-        match conn.run_buffered(&stream).await {
+        match conn.run_buffered(&mut stream).await {
             Ok(true) => {}
             Ok(false) => break 'conn,
             Err(_) => break 'conn,
@@ -504,7 +516,7 @@ impl Conn {
     /// Requests are parsed (and their arguments copied out of the read buffer) before
     /// the store lock is taken, so two connections parse in parallel and only the
     /// execution is serialised.
-    async fn run_buffered(&mut self, stream: &TcpStream) -> Result<bool, ()> {
+    async fn run_buffered(&mut self, stream: &mut Stream) -> Result<bool, ()> {
         // Name and first argument of the last command, for CLIENT LIST's `cmd=`.
         let mut last_cmd = false;
         loop {
@@ -691,7 +703,7 @@ impl Conn {
         mut rx: tokio::sync::oneshot::Receiver<Vec<u8>>,
         timeout_ms: u64,
         null_array: bool,
-        stream: &TcpStream,
+        stream: &mut Stream,
     ) -> bool {
         let timeout = if timeout_ms == 0 {
             Duration::from_secs(u64::MAX / 4)
@@ -710,19 +722,17 @@ impl Conn {
                     closed = true;
                     break None;
                 }
-                r = stream.readable() => {
-                    // Requests sent while blocked stay buffered; EOF means the peer left.
+                r = stream.read_buf(&mut self.inbuf) => {
+                    // Requests sent while blocked stay buffered; EOF means the peer
+                    // left. (`read_buf` is cancel-safe, over TLS too: a read that
+                    // loses the race leaves its bytes in the socket or the session.)
                     let gone = match r {
-                        Err(_) => true,
-                        Ok(()) => match stream.try_read_buf(&mut self.inbuf) {
-                            Ok(0) => true,
-                            Ok(n) => {
-                                Stats::incr(&self.server.stats.net_input_bytes, n as u64);
-                                // Same cap as the main loop applies to the query buffer.
-                                self.query_buffer_over_limit()
-                            }
-                            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-                        },
+                        Ok(0) | Err(_) => true,
+                        Ok(n) => {
+                            Stats::incr(&self.server.stats.net_input_bytes, n as u64);
+                            // Same cap as the main loop applies to the query buffer.
+                            self.query_buffer_over_limit()
+                        }
                     };
                     if gone {
                         closed = true;

@@ -192,12 +192,29 @@ fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
             ));
         }
     }
+    // A changed TLS configuration is built (files read and checked) before the
+    // commit; connections made after it get the new one. The reply is Redis's;
+    // the reason goes to the log.
+    let tls = crate::tls::prepare_for_set(&old, &new).map_err(|e| {
+        crate::warning!("Failed to update TLS configuration: {e}");
+        let name = seen
+            .iter()
+            .find(|n| n.starts_with("tls-"))
+            .unwrap_or(&"tls");
+        failed(
+            name.as_bytes(),
+            "Unable to update TLS configuration. Check server logs.",
+        )
+    })?;
     if new.dir != old.dir {
         if let Err(e) = std::env::set_current_dir(&new.dir) {
             return Err(failed(b"dir", &crate::config::strerror(&e)));
         }
     }
     commit(ctx, &old, new);
+    if let Some(p) = tls {
+        ctx.server.tls.install(p);
+    }
     out.ok();
     Ok(())
 }

@@ -569,7 +569,7 @@ mod tests {
         for line in [
             "rename-command FLUSHALL \"\"",
             "loadmodule /x.so",
-            "tls-port 6380",
+            "tls-cluster yes",
             "foo.bar 1",
         ] {
             let e = load_text(line, &[]).unwrap_err();

@@ -532,6 +532,8 @@ pub struct Server {
     pub oom_score: crate::config::oom::OomScore,
     /// MIGRATE's cached connections to its targets.
     pub migrate_sockets: migrate_sockets::MigrateSockets,
+    /// The TLS configurations in use (tls-port, tls-replication); see `crate::tls`.
+    pub tls: crate::tls::Tls,
 }
 
 impl Server {
@@ -570,6 +572,7 @@ impl Server {
             acl: Default::default(),
             migrate_sockets: Default::default(),
             oom_score: Default::default(),
+            tls: Default::default(),
         })
     }
 

@@ -6,11 +6,11 @@ use super::{snapshot, with_link, write_or_killed};
 use crate::replication::sync_stream::{Feed, FeedRx, FeedTx, Feeds, FEED_DEPTH};
 use crate::replication::{ReplState, ReplicaState, Ticket};
 use crate::server::{ClientHandle, ClientId, Server};
+use crate::tls::WriteHalf;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 /// What a failed snapshot tells the replica before the link closes.
@@ -20,7 +20,7 @@ const BGSAVE_FAILED: &[u8] = b"-ERR BGSAVE failed, replication can't continue\r\
 /// the stream receiver once the replica is online.
 pub(super) async fn full_sync(
     server: &Arc<Server>,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut WriteHalf,
     handle: &Arc<ClientHandle>,
     acked: &tokio::sync::Notify,
 ) -> Option<UnboundedReceiver<Bytes>> {
@@ -65,7 +65,7 @@ pub(super) async fn full_sync(
 /// into its snapshot in the meantime.
 async fn wait_for_company(
     server: &Server,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut WriteHalf,
     handle: &ClientHandle,
     delay: u64,
     max_waiting: u64,
@@ -108,7 +108,7 @@ fn enough_waiting(server: &Server, max_waiting: u64) -> bool {
 /// `$<len>` and the payload.
 async fn send_disk_payload(
     server: &Server,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut WriteHalf,
     handle: &ClientHandle,
     ticket: &Ticket,
 ) -> Option<()> {
@@ -152,7 +152,7 @@ async fn send_disk_payload(
 /// fails midway breaks the transfer (the link is closed without the mark).
 async fn stream_snapshot(
     server: &Arc<Server>,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut WriteHalf,
     handle: &Arc<ClientHandle>,
     mut feed: FeedRx,
     name: &str,
@@ -202,7 +202,7 @@ async fn first_feed(feed: &mut FeedRx, handle: &ClientHandle) -> Option<Feed> {
 /// Writes `$EOF:<mark>`, the chunks from `first` on, and the mark.
 async fn send_feed(
     server: &Server,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut WriteHalf,
     handle: &ClientHandle,
     first: Feed,
     mut feed: FeedRx,

@@ -21,18 +21,17 @@ pub use sync::{handle_sync, replconf, replconf_client};
 use super::{Handoff, ReplicaLink, ReplicaState, GETACK, PING};
 use crate::resp::{Request, RequestParser};
 use crate::server::{ClientHandle, ClientId, Server};
+use crate::tls::{ReadHalf, Stream, WriteHalf};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// Runs a replica connection after SYNC/PSYNC until it is lost.
 pub async fn serve_replica(
     server: Arc<Server>,
-    stream: TcpStream,
+    stream: Stream,
     inbuf: BytesMut,
     handle: Arc<ClientHandle>,
 ) {
@@ -92,7 +91,7 @@ fn with_link<T>(server: &Server, id: ClientId, f: impl FnOnce(&mut ReplicaLink) 
 
 /// Writes `bytes` unless the connection is killed first.
 async fn write_or_killed(
-    wr: &mut OwnedWriteHalf,
+    wr: &mut WriteHalf,
     handle: &ClientHandle,
     bytes: &[u8],
 ) -> Result<(), ()> {
@@ -108,7 +107,7 @@ async fn write_or_killed(
 /// Sends queued stream bytes until the link dies.
 async fn stream_to_replica(
     server: &Arc<Server>,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut WriteHalf,
     handle: &Arc<ClientHandle>,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
 ) {
@@ -146,7 +145,7 @@ async fn stream_to_replica(
 /// unparsable closes the link.
 async fn read_from_replica(
     server: Arc<Server>,
-    mut rd: OwnedReadHalf,
+    mut rd: ReadHalf,
     mut inbuf: BytesMut,
     handle: Arc<ClientHandle>,
     acked: Arc<tokio::sync::Notify>,

@@ -155,7 +155,7 @@ fn check_reply(step: Pending, reply: &str) -> Verdict {
 struct Announce {
     /// `masterauth` and `masteruser`.
     auth: Option<(Option<String>, String)>,
-    /// `replica-announce-port`, else `port`.
+    /// `replica-announce-port`, else `tls-port` with `tls-replication`, else `port`.
     port: u16,
     /// `replica-announce-ip`.
     ip: Option<String>,
@@ -169,7 +169,13 @@ impl Announce {
             port: if c.replica_announce_port != 0 {
                 c.replica_announce_port
             } else {
-                c.port
+                // Over a TLS link the master reaches us on our TLS port (Redis 7.0).
+                let s = crate::tls::Settings::from_config(&c);
+                if s.replication && s.port != 0 {
+                    s.port
+                } else {
+                    c.port
+                }
             },
             ip: c.replica_announce_ip.clone(),
         }

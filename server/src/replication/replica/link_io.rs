@@ -2,17 +2,17 @@
 //! with a read buffer (replies, RDB payload and stream can arrive glued together),
 //! reply lines with a deadline, and the commands the replica sends.
 
+use crate::tls::Stream;
 use bytes::{Bytes, BytesMut};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Longest reply line accepted from the master.
 const MAX_LINE: usize = 64 * 1024;
 
 /// The connection to the master and what was read but not consumed yet.
 pub(super) struct LinkIo {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub buf: BytesMut,
 }
 
@@ -30,7 +30,7 @@ pub(super) enum ReadErr {
 }
 
 impl LinkIo {
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: Stream) -> Self {
         LinkIo {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),

@@ -198,6 +198,17 @@ async fn connect(server: &Arc<Server>, gen: u64, host: &str, port: u16) -> Resul
         }
     };
     let _ = stream.set_nodelay(true);
+    let stream = if crate::tls::for_replication(&server.config.read()) {
+        match crate::tls::connect(&server.tls, stream, host).await {
+            Ok(s) => s,
+            Err(e) => {
+                crate::warning!("Error condition on socket for SYNC: {e}");
+                return Err(LinkEnd::Failed);
+            }
+        }
+    } else {
+        crate::tls::Stream::Plain(stream)
+    };
     crate::notice!("Non blocking connect for SYNC fired the event.");
     if !update(server, gen, |_, m| m.state = LinkState::Handshake) {
         return Err(LinkEnd::Stale);

@@ -11,11 +11,11 @@ use crate::exec::{self, Outcome};
 use crate::replication::LinkOffsets;
 use crate::resp::{ProtocolError, Reply, Request, RequestParser};
 use crate::server::{ClientHandle, ClientId, ClientInfo, Server, Store};
+use crate::tls::{ReadHalf, WriteHalf};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Why the stream ended. The texts are Redis's log lines.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +158,7 @@ impl<'a> MasterStream<'a> {
     }
 
     /// Applies, answers and reads until the link ends.
-    async fn pump(&mut self, mut rd: OwnedReadHalf, mut wr: OwnedWriteHalf) -> StreamError {
+    async fn pump(&mut self, mut rd: ReadHalf, mut wr: WriteHalf) -> StreamError {
         let timeout = repl_timeout(self.server);
         let mut ack = tokio::time::interval(Duration::from_secs(1));
         ack.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

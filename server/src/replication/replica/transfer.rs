@@ -12,11 +12,11 @@ use crate::db::Db;
 use crate::replication::sync_stream::Piece;
 use crate::replication::{LinkOffsets, LinkState, TransferProgress};
 use crate::server::Server;
+use crate::tls::Stream;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::Sender;
 use tokio::task::JoinHandle;
 
@@ -303,7 +303,7 @@ fn take_over(server: &Server, gen: u64) -> Result<(), Recv> {
 async fn finish_jobs(
     mut load: JoinHandle<Result<Loaded, SyncFileError>>,
     file: Option<JoinHandle<Result<(), SyncFileError>>>,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
 ) -> (Result<Loaded, SyncFileError>, Result<(), SyncFileError>) {
     let loaded = loop {
         tokio::select! {
@@ -568,7 +568,7 @@ struct Sinks {
 impl Sinks {
     /// Hands one chunk to both, waiting for room; a newline per second tells the
     /// master we are alive meanwhile.
-    async fn push(&self, data: Bytes, stream: &mut TcpStream) -> Result<(), Recv> {
+    async fn push(&self, data: Bytes, stream: &mut Stream) -> Result<(), Recv> {
         if let Some(f) = &self.file {
             wait_send(f, Piece::Data(data.clone()), stream).await?;
         }
@@ -584,7 +584,7 @@ impl Sinks {
     }
 }
 
-async fn wait_send(tx: &Sender<Piece>, piece: Piece, stream: &mut TcpStream) -> Result<(), Recv> {
+async fn wait_send(tx: &Sender<Piece>, piece: Piece, stream: &mut Stream) -> Result<(), Recv> {
     let send = tx.send(piece);
     tokio::pin!(send);
     loop {
