@@ -184,6 +184,10 @@ async fn background(server: Arc<server::Server>) -> Result<(), String> {
         }
     }
     let _ = server.shutdown.send(true);
+    // Replies computed before the exit (a SCRIPT KILL answered just before the
+    // script's end let the scheduled shutdown go on) are still written: connection
+    // tasks write what they hold before they notice the shutdown.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let pidfile = server.config.read().pidfile.clone();
     daemon::remove_pidfile(&pidfile);
     warning!("Redis is now ready to exit, bye bye...");
