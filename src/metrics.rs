@@ -5,12 +5,21 @@ use std::time::Instant;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::atomic::AtomicU64;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub error: String,
+}
+
+/// A set, for per-set metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SetLabels {
+    pub namespace: String,
+    pub name: String,
 }
 
 #[derive(Debug)]
@@ -22,6 +31,8 @@ pub struct Metrics {
     pub failovers: Counter,
     /// Time from recording the failover intent to the new master recorded.
     pub failover_duration: Histogram,
+    /// The lost-write window of each set's last failover (docs/failover.md).
+    pub lost_write_window: Family<SetLabels, Gauge<f64, AtomicU64>>,
     registry: Registry,
 }
 
@@ -50,7 +61,14 @@ impl Default for Metrics {
             "Failover duration, from the recorded intent to the recorded new master",
             failover_duration.clone(),
         );
+        let lost_write_window = Family::<SetLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "failover_lost_write_window_seconds",
+            "Upper bound of how long the old master of the last failover could accept writes after it last answered",
+            lost_write_window.clone(),
+        );
         Metrics {
+            lost_write_window,
             reconciles,
             failures,
             duration,
@@ -97,6 +115,16 @@ impl Metrics {
         self.failover_duration.observe(took.as_secs_f64());
     }
 
+    /// Records the lost-write window of a set's failover.
+    pub fn lost_write_window(&self, namespace: &str, name: &str, window: std::time::Duration) {
+        self.lost_write_window
+            .get_or_create(&SetLabels {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            })
+            .set(window.as_secs_f64());
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -139,6 +167,19 @@ mod tests {
         assert!(text.contains("tandem_operator_failovers_total 1"), "{text}");
         assert!(
             text.contains("tandem_operator_failover_duration_seconds_sum 1.5"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn exposition_has_the_lost_write_window_per_set() {
+        let m = Metrics::default();
+        m.lost_write_window("prod", "cache", std::time::Duration::from_millis(3500));
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "tandem_operator_failover_lost_write_window_seconds{namespace=\"prod\",name=\"cache\"} 3.5"
+            ),
             "{text}"
         );
     }

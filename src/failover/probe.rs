@@ -29,12 +29,41 @@ pub struct Timeouts {
     pub command: Duration,
 }
 
+/// The default probe timeout for connecting and for each reply.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The shortest probe timeout derived from `downAfterSeconds`.
+const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+
 impl Default for Timeouts {
     fn default() -> Self {
+        Timeouts::uniform(PROBE_TIMEOUT)
+    }
+}
+
+impl Timeouts {
+    /// The same timeout for connecting and for each reply.
+    pub fn uniform(t: Duration) -> Self {
         Timeouts {
-            connect: Duration::from_secs(1),
-            command: Duration::from_secs(2),
+            connect: t,
+            command: t,
         }
+    }
+
+    /// These timeouts, shortened to half of `down_after` when that is smaller (never under
+    /// 200 ms), so a pod that does not answer is known within a fraction of the window.
+    pub fn for_down_after(self, down_after: Duration) -> Self {
+        let cap = (down_after / 2).max(MIN_PROBE_TIMEOUT);
+        Timeouts {
+            connect: self.connect.min(cap),
+            command: self.command.min(cap),
+        }
+    }
+
+    /// The deadline of one whole observation (connect, AUTH and the INFO replies): a pod
+    /// that connects but then answers nothing (paused, black-holed after the handshake,
+    /// delayed) is unreachable after the command timeout, however many requests remain.
+    pub fn observation(self) -> Duration {
+        self.connect + self.command
     }
 }
 
@@ -420,6 +449,14 @@ pub async fn observe(
         let replication = c.info("replication").await?;
         let keyspace = c.info("keyspace").await?;
         Ok::<_, ProbeError>((replication, keyspace))
+    };
+    let read = async {
+        match tokio::time::timeout(timeouts.observation(), read).await {
+            Ok(r) => r,
+            Err(_) => Err(ProbeError::Timeout {
+                command: "observation".into(),
+            }),
+        }
     };
     match read.await {
         Ok((replication, keyspace)) => {
