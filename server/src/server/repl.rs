@@ -405,12 +405,17 @@ impl ReplState {
 
     /// Recomputes `good_replicas` (Redis `refreshGoodSlavesCount`).
     pub fn refresh_good_replicas(&mut self, max_lag: u64) {
-        self.good_replicas = self
-            .replicas
+        self.good_replicas = self.good_replicas_now(max_lag);
+    }
+
+    /// Replicas online whose last ACK is at most `max_lag` whole seconds old, counted at
+    /// this instant.
+    pub fn good_replicas_now(&self, max_lag: u64) -> usize {
+        self.replicas
             .iter()
             .filter(|r| {
                 r.state == ReplicaState::Online && r.ack_time.elapsed().as_secs() <= max_lag
             })
-            .count();
+            .count()
     }
 }
