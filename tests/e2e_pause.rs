@@ -13,7 +13,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::local::{Local, Reply};
+use std::collections::BTreeMap;
+
+use common::local::{Local, Reply, Resp};
 
 const NS: &str = "default";
 const DOWN_AFTER_SECONDS: u64 = 5;
@@ -148,6 +150,21 @@ impl Raw {
     }
 }
 
+/// `INFO replication` of the server at `addr` over a new connection, `None` on any error.
+fn replication_info(addr: &str, password: &str) -> Option<BTreeMap<String, String>> {
+    let mut c = Resp::connect(addr).ok()?;
+    if c.cmd(&["AUTH", password]).ok()? != Reply::Simple("OK".into()) {
+        return None;
+    }
+    let text = c.cmd(&["INFO", "replication"]).ok()?.text();
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_master_is_replaced_refuses_its_writes_and_rejoins_as_a_replica() {
     let scenario = async {
@@ -196,16 +213,18 @@ async fn a_paused_master_is_replaced_refuses_its_writes_and_rejoins_as_a_replica
         // The write it got while paused is refused: its replicas stopped acknowledging.
         assert_eq!(raw.line(), NOREPLICAS);
 
-        // The old master rejoins as a replica of the new one.
-        let mut old = l.pod_conn(NS, "pause", &old_master).await;
+        // The old master rejoins as a replica of the new one (its demotion disconnects its
+        // clients: a new connection per look).
+        let old_addr = format!("{ip}:6379");
         let prefix = format!("{new_master}.");
         l.wait_for(
             "the old master linked as a replica of the new one",
             Duration::from_secs(60),
             || {
-                let info = old.info_replication();
+                let info = replication_info(&old_addr, &password);
                 let prefix = prefix.clone();
                 async move {
+                    let info = info?;
                     (info.get("role").map(String::as_str) == Some("slave")
                         && info.get("master_link_status").map(String::as_str) == Some("up")
                         && info.get("master_host").is_some_and(|h| h.starts_with(&prefix)))
@@ -214,6 +233,7 @@ async fn a_paused_master_is_replaced_refuses_its_writes_and_rejoins_as_a_replica
             },
         )
         .await;
+        let mut old = l.pod_conn(NS, "pause", &old_master).await;
         l.wait_ready(NS, "pause", 3, Duration::from_secs(60)).await;
 
         // Exactly one pod reports role master, and it is the recorded one.

@@ -20,6 +20,7 @@ pub mod fence;
 pub mod primary;
 pub mod psync;
 pub mod replica;
+pub mod stall;
 pub use crate::server::sync_stream;
 
 pub use crate::server::repl::*;
@@ -248,6 +249,7 @@ pub fn start(server: &Arc<Server>) {
         replica::set_master(server, &mut store, &host, port, false);
     }
     tokio::spawn(primary::cron(server.clone()));
+    tokio::spawn(stall::watch(server.clone()));
 }
 
 /// Replication checks of `processCommand`: MASTERDOWN on a stale replica and

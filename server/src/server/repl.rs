@@ -8,7 +8,7 @@ use super::sync_stream;
 use super::{ClientHandle, ClientId};
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// A cleared replication id (`replid2` when there is no previous history).
@@ -292,6 +292,57 @@ pub struct ReplState {
     pub obuf_limit: crate::outbuf::Limit,
     /// The coordinated FAILOVER, if one runs.
     pub failover: Failover,
+    /// Whether this process was stopped or stalled (see [`StallClock`]).
+    pub stall: StallClock,
+}
+
+/// Tandem extension: notices that the process itself was stopped (SIGSTOP, a frozen VM) or
+/// stalled, so a master resumed after a pause does not count the REPLCONF ACKs its replicas
+/// sent while it was stopped as fresh (they sat in its socket buffers and are all read at
+/// once on resume, before it sees the replicas went away): with min-replicas-to-write it
+/// would otherwise take writes that its replicas, already following a new master, never
+/// get. The housekeeping task (`crate::replication::stall`) ticks it every
+/// [`StallClock::TICK`].
+#[derive(Debug, Clone, Copy)]
+pub struct StallClock {
+    last_tick: Instant,
+    resumed_at: Option<Instant>,
+}
+
+impl Default for StallClock {
+    fn default() -> Self {
+        StallClock {
+            last_tick: Instant::now(),
+            resumed_at: None,
+        }
+    }
+}
+
+impl StallClock {
+    pub const TICK: Duration = Duration::from_millis(100);
+    /// A tick this much later than the previous one means the process was stalled.
+    pub const STALL: Duration = Duration::from_secs(1);
+    /// After a stall, ACKs read this soon are the ones queued while it lasted.
+    pub const GRACE: Duration = Duration::from_millis(500);
+
+    /// The housekeeping tick at `now`; returns the length of the stall it ends, if any.
+    pub fn tick(&mut self, now: Instant) -> Option<Duration> {
+        let gap = now.saturating_duration_since(self.last_tick);
+        self.last_tick = now;
+        (gap > Self::STALL).then(|| {
+            self.resumed_at = Some(now);
+            gap
+        })
+    }
+
+    /// Whether an ACK read at `now` may count as recent: not while the process is resuming
+    /// from a stall (the tick has not run yet, or ran less than GRACE ago).
+    pub fn trusts_acks(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_tick) <= Self::STALL
+            && self
+                .resumed_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= Self::GRACE)
+    }
 }
 
 impl Default for ReplState {
@@ -318,6 +369,7 @@ impl Default for ReplState {
             fenced: false,
             obuf_limit: Default::default(),
             failover: Failover::default(),
+            stall: StallClock::default(),
         }
     }
 }
@@ -417,5 +469,32 @@ impl ReplState {
                 r.state == ReplicaState::Online && r.ack_time.elapsed().as_secs() <= max_lag
             })
             .count()
+    }
+}
+
+#[cfg(test)]
+mod stall_tests {
+    use super::*;
+
+    #[test]
+    fn acks_read_while_resuming_from_a_stall_are_not_recent() {
+        let t0 = Instant::now();
+        let mut c = StallClock {
+            last_tick: t0,
+            resumed_at: None,
+        };
+        assert!(c.trusts_acks(t0 + Duration::from_millis(150)));
+        assert_eq!(c.tick(t0 + StallClock::TICK), None);
+        // Stopped for 5 s: ACKs read before the tick runs are stale...
+        let resumed = t0 + Duration::from_secs(5);
+        assert!(!c.trusts_acks(resumed));
+        // ...and so are those read just after it.
+        assert_eq!(
+            c.tick(resumed),
+            Some(resumed - (t0 + StallClock::TICK))
+        );
+        assert!(!c.trusts_acks(resumed + Duration::from_millis(100)));
+        c.tick(resumed + StallClock::TICK);
+        assert!(c.trusts_acks(resumed + StallClock::GRACE));
     }
 }
