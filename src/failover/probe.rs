@@ -635,6 +635,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn probe_timeouts_are_one_second_or_half_the_down_after_window() {
+        let t = Timeouts::default();
+        assert_eq!(t, Timeouts::uniform(Duration::from_secs(1)));
+        assert_eq!(t.for_down_after(Duration::from_secs(5)), t);
+        assert_eq!(
+            t.for_down_after(Duration::from_secs(1)),
+            Timeouts::uniform(Duration::from_millis(500))
+        );
+        assert_eq!(
+            Timeouts::uniform(Duration::from_millis(100)).for_down_after(Duration::from_secs(1)),
+            Timeouts::uniform(Duration::from_millis(100)),
+            "a configured timeout below the cap stays"
+        );
+        assert_eq!(t.observation(), Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_answers_auth_then_hangs_is_unreachable_after_one_deadline() {
+        // AUTH answered, then silence: INFO times out once; the whole observation is bounded
+        // by connect + command, not by one timeout per remaining request.
+        let addr = fake_server(vec![b"+OK\r\n"]).await;
+        let t0 = std::time::Instant::now();
+        let p = observe("r-0", 0, &addr, Some("pw"), quick()).await;
+        assert!(!p.observation.reachable);
+        assert!(matches!(p.error, Some(ProbeError::Timeout { .. })), "{:?}", p.error);
+        assert!(t0.elapsed() < quick().observation() + Duration::from_millis(300));
+    }
+
     #[tokio::test]
     async fn a_pod_answering_busy_is_alive_and_busy_not_unreachable() {
         let busy = b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
