@@ -203,11 +203,17 @@ async fn a_paused_master_is_replaced_refuses_its_writes_and_rejoins_as_a_replica
             "{old_master} paused; {new_master} recorded master after {took:?} \
              (lastFailover {lf:?})"
         );
-        assert_eq!((lf.from.as_str(), lf.to.as_str()), (old_master.as_str(), new_master.as_str()));
+        assert_eq!(
+            (lf.from.as_str(), lf.to.as_str()),
+            (old_master.as_str(), new_master.as_str())
+        );
         let window = lf.lost_write_window_ms.expect("lostWriteWindowMs recorded");
         // min-replicas-max-lag is 2 s (downAfterSeconds / 2): the bound is lag + 1 s plus at
         // most the heartbeat period and one probe deadline.
-        assert!((3000..=6000).contains(&window), "lostWriteWindowMs {window}");
+        assert!(
+            (3000..=6000).contains(&window),
+            "lostWriteWindowMs {window}"
+        );
 
         drop(paused);
         // The write it got while paused is refused: its replicas stopped acknowledging.
@@ -227,7 +233,9 @@ async fn a_paused_master_is_replaced_refuses_its_writes_and_rejoins_as_a_replica
                     let info = info?;
                     (info.get("role").map(String::as_str) == Some("slave")
                         && info.get("master_link_status").map(String::as_str) == Some("up")
-                        && info.get("master_host").is_some_and(|h| h.starts_with(&prefix)))
+                        && info
+                            .get("master_host")
+                            .is_some_and(|h| h.starts_with(&prefix)))
                     .then_some(())
                 }
             },
@@ -248,6 +256,12 @@ async fn a_paused_master_is_replaced_refuses_its_writes_and_rejoins_as_a_replica
         assert_eq!(masters, vec![new_master.clone()]);
         // The acknowledged write survived; the refused one exists nowhere.
         let mut nm = l.master_conn(NS, "pause").await;
+        let stats = nm.cmd(&["INFO", "stats"]).unwrap().text();
+        let syncs: Vec<&str> = stats
+            .lines()
+            .filter(|l| l.starts_with("sync_full:") || l.starts_with("sync_partial_ok:"))
+            .collect();
+        eprintln!("new master's resyncs served: {syncs:?}");
         assert_eq!(
             nm.cmd(&["GET", "before"]).unwrap(),
             Reply::Bulk(Some(b"1".to_vec()))
@@ -260,7 +274,10 @@ async fn a_paused_master_is_replaced_refuses_its_writes_and_rejoins_as_a_replica
         let ci_bound = Duration::from_secs(DOWN_AFTER_SECONDS + 6);
         eprintln!("promotion {took:?} after the pause (acceptance bound {bound:?})");
         if in_ci() {
-            assert!(took <= ci_bound, "promoted after {took:?}, CI bound {ci_bound:?}");
+            assert!(
+                took <= ci_bound,
+                "promoted after {took:?}, CI bound {ci_bound:?}"
+            );
         } else {
             assert!(took <= bound, "promoted after {took:?}, bound {bound:?}");
         }

@@ -136,7 +136,10 @@ fn min_replicas_refuses_writes_once_a_connected_replica_stops_acking() {
     );
     let took = paused.elapsed();
     // The last ACK came at most a second before the pause; refused after lag + 1 s at most.
-    assert!(took <= Duration::from_secs(5), "refused only after {took:?}");
+    assert!(
+        took <= Duration::from_secs(5),
+        "refused only after {took:?}"
+    );
     assert_eq!(mc.cmd("SET other x"), refused);
     assert_eq!(mc.cmd("GET other"), R::Nil, "the refused write did nothing");
     // The replica link is still up from the master's side: only the ACKs stopped.

@@ -384,7 +384,9 @@ mod tests {
         assert_eq!(conf(json!({"replicas": 1})), on("0", "10"));
         // Overrides, and 0 turns it off.
         assert_eq!(
-            conf(json!({"replicas": 3, "replication": {"minReplicasToWrite": 2, "minReplicasMaxLag": 7}})),
+            conf(
+                json!({"replicas": 3, "replication": {"minReplicasToWrite": 2, "minReplicasMaxLag": 7}})
+            ),
             on("2", "7")
         );
         assert_eq!(
@@ -424,7 +426,10 @@ mod tests {
         let h = |r: &RedisReplication| config_hash(r, &config_map(r, &Owner::of(r).unwrap(), &p));
         let one = rr("cache", "prod", json!({"replicas": 1}));
         let two = rr("cache", "prod", json!({"replicas": 2}));
-        assert_ne!(pod_files(&one)["tandem.conf"], pod_files(&two)["tandem.conf"]);
+        assert_ne!(
+            pod_files(&one)["tandem.conf"],
+            pod_files(&two)["tandem.conf"]
+        );
         assert_eq!(h(&one), h(&two));
     }
 

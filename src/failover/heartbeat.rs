@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub use super::memory::Target;
 use super::memory::RolesMemory;
+pub use super::memory::Target;
 use super::probe::{Client, ProbeError, Value};
 
 /// How often every watched master is pinged.

@@ -660,7 +660,11 @@ mod tests {
         let t0 = std::time::Instant::now();
         let p = observe("r-0", 0, &addr, Some("pw"), quick()).await;
         assert!(!p.observation.reachable);
-        assert!(matches!(p.error, Some(ProbeError::Timeout { .. })), "{:?}", p.error);
+        assert!(
+            matches!(p.error, Some(ProbeError::Timeout { .. })),
+            "{:?}",
+            p.error
+        );
         assert!(t0.elapsed() < quick().observation() + Duration::from_millis(300));
     }
 

@@ -178,11 +178,12 @@ pub async fn step(
     let timeouts = cx.timeouts.for_down_after(model.down_after);
     let outcome = observe_and_act(cx, rr, model, observed, &round, timeouts).await?;
     // The heartbeat follows the master this round leaves in place.
-    match outcome
-        .master
-        .as_deref()
-        .and_then(|m| round.targets.iter().find(|t| t.name == m && !t.connect.is_empty()))
-    {
+    match outcome.master.as_deref().and_then(|m| {
+        round
+            .targets
+            .iter()
+            .find(|t| t.name == m && !t.connect.is_empty())
+    }) {
         Some(t) => cx.memory.watch(
             &model.uid,
             heartbeat::Target {

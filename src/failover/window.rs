@@ -28,9 +28,9 @@ pub struct WindowInput {
 /// after the last answer.
 pub fn lost_write_window(w: WindowInput) -> Option<Duration> {
     let demoted = w.old_master_demoted.then_some(w.since_last_answer);
-    let lag = w.max_lag_secs.map(|lag| {
-        w.since_last_answer.min(w.unseen) + Duration::from_secs(lag.saturating_add(1))
-    });
+    let lag = w
+        .max_lag_secs
+        .map(|lag| w.since_last_answer.min(w.unseen) + Duration::from_secs(lag.saturating_add(1)));
     match (demoted, lag) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

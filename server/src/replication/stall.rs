@@ -18,6 +18,12 @@ pub async fn watch(server: Arc<Server>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        // A script past busy-reply-threshold holds the store: waiting for it here would
+        // take a runtime thread away from the clients being told BUSY. Its end then reads
+        // as a stall, which it was for replication (no ACK could be read meanwhile).
+        if server.script_busy.is_busy() {
+            continue;
+        }
         let stalled = server.store.lock().repl.stall.tick(Instant::now());
         if let Some(gap) = stalled {
             crate::warning!(

@@ -489,10 +489,7 @@ mod stall_tests {
         let resumed = t0 + Duration::from_secs(5);
         assert!(!c.trusts_acks(resumed));
         // ...and so are those read just after it.
-        assert_eq!(
-            c.tick(resumed),
-            Some(resumed - (t0 + StallClock::TICK))
-        );
+        assert_eq!(c.tick(resumed), Some(resumed - (t0 + StallClock::TICK)));
         assert!(!c.trusts_acks(resumed + Duration::from_millis(100)));
         c.tick(resumed + StallClock::TICK);
         assert!(c.trusts_acks(resumed + StallClock::GRACE));
