@@ -237,27 +237,18 @@ fn failover_window(
     })
 }
 
-async fn observe_and_act(
+/// The recorded master's state this round: its answer or outage noted in the memory, the
+/// planner's settings, and the outage start and recheck time in `outcome`. Also returns
+/// whether the recorded master is down (`None`: none recorded).
+fn outage(
     cx: &StepContext<'_>,
-    rr: &RedisReplication,
     model: &Validated,
-    observed: &Observed,
-    round: &Round,
+    observations: &[PodObservation],
+    now: SystemTime,
     timeouts: Timeouts,
-) -> Result<RolesOutcome, RolesError> {
-    let records = cx.records(rr);
+    outcome: &mut RolesOutcome,
+) -> (Settings, Option<bool>) {
     let rec = &model.recorded;
-    let mut outcome = RolesOutcome::recorded(model, rr);
-    if round.pods.iter().all(|p| p.ip.is_none()) {
-        outcome.waiting = Some("no pod has an address yet".to_string());
-        records
-            .labels(&observed.pods, rec.master.as_deref())
-            .await?;
-        return Ok(outcome);
-    }
-    let observations = round.probe(&model.name, timeouts).await;
-
-    let now = SystemTime::now();
     let master_down = rec
         .master
         .as_deref()
@@ -284,6 +275,31 @@ async fn observe_and_act(
         now,
         timeouts.command,
     );
+    (settings, master_down)
+}
+
+async fn observe_and_act(
+    cx: &StepContext<'_>,
+    rr: &RedisReplication,
+    model: &Validated,
+    observed: &Observed,
+    round: &Round,
+    timeouts: Timeouts,
+) -> Result<RolesOutcome, RolesError> {
+    let records = cx.records(rr);
+    let rec = &model.recorded;
+    let mut outcome = RolesOutcome::recorded(model, rr);
+    if round.pods.iter().all(|p| p.ip.is_none()) {
+        outcome.waiting = Some("no pod has an address yet".to_string());
+        records
+            .labels(&observed.pods, rec.master.as_deref())
+            .await?;
+        return Ok(outcome);
+    }
+    let observations = round.probe(&model.name, timeouts).await;
+
+    let now = SystemTime::now();
+    let (settings, master_down) = outage(cx, model, &observations, now, timeouts, &mut outcome);
     let mut decision = plan(&observations, rec, &settings);
     tracing::debug!(name = %model.name, plan = ?decision, "roles plan");
     if !model.failover_enabled {
