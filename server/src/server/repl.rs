@@ -7,6 +7,7 @@ use super::backlog::Backlog;
 use super::sync_stream;
 use super::{ClientHandle, ClientId};
 use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -292,8 +293,6 @@ pub struct ReplState {
     pub obuf_limit: crate::outbuf::Limit,
     /// The coordinated FAILOVER, if one runs.
     pub failover: Failover,
-    /// Whether this process was stopped or stalled (see [`StallClock`]).
-    pub stall: StallClock,
 }
 
 /// Tandem extension: notices that the process itself was stopped (SIGSTOP, a frozen VM) or
@@ -301,19 +300,24 @@ pub struct ReplState {
 /// sent while it was stopped as fresh (they sat in its socket buffers and are all read at
 /// once on resume, before it sees the replicas went away): with min-replicas-to-write it
 /// would otherwise take writes that its replicas, already following a new master, never
-/// get. The housekeeping task (`crate::replication::stall`) ticks it every
-/// [`StallClock::TICK`].
-#[derive(Debug, Clone, Copy)]
+/// get. The stall watch (`crate::replication::stall`) ticks it every [`StallClock::TICK`].
+/// Atomics, not the store lock: the watch must keep ticking while a command or script
+/// holds the store.
+#[derive(Debug)]
 pub struct StallClock {
-    last_tick: Instant,
-    resumed_at: Option<Instant>,
+    base: Instant,
+    /// µs since `base` of the last tick.
+    last_tick: AtomicU64,
+    /// µs since `base` of the tick that ended the last stall (`u64::MAX`: none yet).
+    resumed_at: AtomicU64,
 }
 
 impl Default for StallClock {
     fn default() -> Self {
         StallClock {
-            last_tick: Instant::now(),
-            resumed_at: None,
+            base: Instant::now(),
+            last_tick: AtomicU64::new(0),
+            resumed_at: AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -325,12 +329,17 @@ impl StallClock {
     /// After a stall, ACKs read this soon are the ones queued while it lasted.
     pub const GRACE: Duration = Duration::from_millis(500);
 
-    /// The housekeeping tick at `now`; returns the length of the stall it ends, if any.
-    pub fn tick(&mut self, now: Instant) -> Option<Duration> {
-        let gap = now.saturating_duration_since(self.last_tick);
-        self.last_tick = now;
+    fn us(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.base).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The stall watch's tick at `now`; returns the length of the stall it ends, if any.
+    pub fn tick(&self, now: Instant) -> Option<Duration> {
+        let now = self.us(now);
+        let gap = now.saturating_sub(self.last_tick.swap(now, Ordering::Relaxed));
+        let gap = Duration::from_micros(gap);
         (gap > Self::STALL).then(|| {
-            self.resumed_at = Some(now);
+            self.resumed_at.store(now, Ordering::Relaxed);
             gap
         })
     }
@@ -338,10 +347,11 @@ impl StallClock {
     /// Whether an ACK read at `now` may count as recent: not while the process is resuming
     /// from a stall (the tick has not run yet, or ran less than GRACE ago).
     pub fn trusts_acks(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.last_tick) <= Self::STALL
-            && self
-                .resumed_at
-                .is_none_or(|t| now.saturating_duration_since(t) >= Self::GRACE)
+        let now = self.us(now);
+        let since = |t: u64| Duration::from_micros(now.saturating_sub(t));
+        let resumed = self.resumed_at.load(Ordering::Relaxed);
+        since(self.last_tick.load(Ordering::Relaxed)) <= Self::STALL
+            && (resumed == u64::MAX || since(resumed) >= Self::GRACE)
     }
 }
 
@@ -369,7 +379,6 @@ impl Default for ReplState {
             fenced: false,
             obuf_limit: Default::default(),
             failover: Failover::default(),
-            stall: StallClock::default(),
         }
     }
 }
@@ -478,11 +487,8 @@ mod stall_tests {
 
     #[test]
     fn acks_read_while_resuming_from_a_stall_are_not_recent() {
-        let t0 = Instant::now();
-        let mut c = StallClock {
-            last_tick: t0,
-            resumed_at: None,
-        };
+        let c = StallClock::default();
+        let t0 = c.base;
         assert!(c.trusts_acks(t0 + Duration::from_millis(150)));
         assert_eq!(c.tick(t0 + StallClock::TICK), None);
         // Stopped for 5 s: ACKs read before the tick runs are stale...
@@ -491,7 +497,7 @@ mod stall_tests {
         // ...and so are those read just after it.
         assert_eq!(c.tick(resumed), Some(resumed - (t0 + StallClock::TICK)));
         assert!(!c.trusts_acks(resumed + Duration::from_millis(100)));
-        c.tick(resumed + StallClock::TICK);
+        assert_eq!(c.tick(resumed + StallClock::TICK), None);
         assert!(c.trusts_acks(resumed + StallClock::GRACE));
     }
 }

@@ -94,8 +94,8 @@ fn with_link<T>(server: &Server, id: ClientId, f: impl FnOnce(&mut ReplicaLink) 
 /// this process is resuming from a stall (then it was sent while we were stopped).
 fn with_ack<T>(server: &Server, id: ClientId, f: impl FnOnce(&mut ReplicaLink) -> T) -> Option<T> {
     let now = Instant::now();
+    let fresh = server.stall.trusts_acks(now);
     let mut store = server.store.lock();
-    let fresh = store.repl.stall.trusts_acks(now);
     store
         .repl
         .replicas
