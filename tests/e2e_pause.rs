@@ -100,13 +100,41 @@ fn server_pids(l: &Local, pod: &str) -> Vec<u32> {
 struct Paused(Vec<u32>);
 
 impl Paused {
+    /// Sends SIGSTOP and waits until every thread of every process is stopped: the group
+    /// stop is started by the one thread that takes the signal, and on a loaded machine the
+    /// others can serve requests for a while before it does.
     fn stop(pids: Vec<u32>) -> Paused {
         let p = Paused(pids);
         for pid in &p.0 {
             assert!(signal(*pid, "-STOP"), "SIGSTOP {pid}");
         }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !p.0.iter().all(|pid| all_threads_stopped(*pid)) {
+            assert!(
+                Instant::now() < deadline,
+                "{:?} not stopped within 10 s",
+                p.0
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         p
     }
+}
+
+/// Every thread of `pid` is in state `T` (stopped) per /proc/<pid>/task/*/stat.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    rd.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                let (_, rest) = s.rsplit_once(')')?;
+                rest.split_whitespace().next().map(|st| st == "T")
+            })
+            .unwrap_or(false)
+    })
 }
 
 impl Drop for Paused {
@@ -217,7 +245,20 @@ async fn a_paused_master_is_replaced_refuses_its_writes_and_rejoins_as_a_replica
 
         drop(paused);
         // The write it got while paused is refused: its replicas stopped acknowledging.
-        assert_eq!(raw.line(), NOREPLICAS);
+        let reply = raw.line();
+        if reply != NOREPLICAS {
+            let log = l
+                .dir
+                .join("pods")
+                .join(format!("{NS}_{old_master}"))
+                .join("log");
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "the paused master answered {reply:?}; its log, newest first:\n{}",
+                tail.join("\n")
+            );
+        }
 
         // The old master rejoins as a replica of the new one (its demotion disconnects its
         // clients: a new connection per look).
