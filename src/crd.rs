@@ -250,9 +250,15 @@ pub struct ReplicationSpec {
     /// `repl-backlog-size`, e.g. `1mb`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backlog_size: Option<String>,
+    /// `min-replicas-to-write`: the master refuses writes (`-NOREPLICAS`) unless this many
+    /// replicas acknowledged within `minReplicasMaxLag` seconds, so a master cut off from its
+    /// replicas (paused, partitioned) stops taking writes that a failover would lose. Unset:
+    /// 1 when the set has replicas (replicas >= 2), else off; 0 turns it off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub min_replicas_to_write: Option<i32>,
+    /// `min-replicas-max-lag` in seconds. Unset: half of `failover.downAfterSeconds` (at
+    /// least 1), so the old master stops taking writes before a replica is promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub min_replicas_max_lag: Option<i32>,
@@ -411,6 +417,12 @@ pub struct LastFailover {
     pub to: String,
     pub reason: String,
     pub duration_ms: i64,
+    /// Upper bound (ms) of how long after the operator last saw the old master answer it
+    /// could still accept writes that the new master does not have (see docs/failover.md);
+    /// absent when no bound is known (min-replicas-to-write off and the old master not
+    /// reachable at the promotion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_write_window_ms: Option<i64>,
 }
 
 /// Client endpoints as `host:port`.

@@ -11,6 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
@@ -28,6 +29,8 @@ pub struct Metrics {
     pub failover_duration: Histogram,
     /// Per-set gauges and failover outcomes.
     pub sets: SetMetrics,
+    /// The lost-write window of each set's last failover (docs/failover.md).
+    pub lost_write_window: Family<SetLabels, Gauge<f64, AtomicU64>>,
     registry: Registry,
 }
 
@@ -56,10 +59,17 @@ impl Default for Metrics {
             "Failover duration, from the recorded intent to the recorded new master",
             failover_duration.clone(),
         );
+        let lost_write_window = Family::<SetLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "failover_lost_write_window_seconds",
+            "Upper bound of how long the old master of the last failover could accept writes after it last answered",
+            lost_write_window.clone(),
+        );
         let sets = SetMetrics::default();
         sets.register(&mut registry);
         Metrics {
             sets,
+            lost_write_window,
             reconciles,
             failures,
             duration,
@@ -112,6 +122,13 @@ impl Metrics {
     pub fn failover_failed(&self, set: &SetLabels) {
         self.sets
             .failover(set, FailoverOutcome::Failed, Duration::ZERO);
+    }
+
+    /// Records the lost-write window of a set's failover.
+    pub fn lost_write_window(&self, namespace: &str, name: &str, window: std::time::Duration) {
+        self.lost_write_window
+            .get_or_create(&SetLabels::new(namespace, name))
+            .set(window.as_secs_f64());
     }
 
     /// The OpenMetrics text exposition.
@@ -569,5 +586,18 @@ mod tests {
         let text = m.encode();
         assert!(!text.contains("name=\"other\""), "{text}");
         assert!(text.contains("name=\"cache\""), "{text}");
+    }
+
+    #[test]
+    fn exposition_has_the_lost_write_window_per_set() {
+        let m = Metrics::default();
+        m.lost_write_window("prod", "cache", std::time::Duration::from_millis(3500));
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "tandem_operator_failover_lost_write_window_seconds{namespace=\"prod\",name=\"cache\"} 3.5"
+            ),
+            "{text}"
+        );
     }
 }

@@ -21,6 +21,10 @@ pub struct Settings {
     /// Address of the /metrics, /healthz and /readyz endpoint.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
+    /// Timeout (ms) of the failover probes for connecting and for each reply; shortened to
+    /// half of a set's `downAfterSeconds` when that is smaller.
+    #[arg(long, env = "PROBE_TIMEOUT_MS", default_value_t = 1000)]
+    pub probe_timeout_ms: u64,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Act only while holding a coordination.k8s.io Lease, so two operator replicas never act at once.

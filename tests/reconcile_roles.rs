@@ -530,3 +530,82 @@ async fn chain_topology_is_laid_out_and_rebuilt_under_the_new_master() {
     assert_eq!(srv[2].replication("master_host").await, dns(1));
     assert_eq!(w.rr("line").status.unwrap().epoch, 1);
 }
+
+/// A "pod" on 127.X.Y.250:6379 that accepts connections and reads requests but never
+/// answers (a paused or hung server: the kernel completes the handshake); the listener and
+/// every accepted socket live until the task is aborted.
+async fn silent_pod() -> (String, tokio::task::JoinHandle<()>) {
+    let pid = std::process::id();
+    for attempt in 0..50u32 {
+        let ip = format!(
+            "127.{}.{}.250",
+            10 + (pid + attempt * 11) % 200,
+            (pid / 200 + attempt * 17) % 250
+        );
+        if let Ok(l) = tokio::net::TcpListener::bind((ip.as_str(), 6379)).await {
+            let task = tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((s, _)) = l.accept().await {
+                    held.push(s);
+                }
+            });
+            return (ip, task);
+        }
+    }
+    panic!("no free loopback address for the silent pod");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_that_never_answers_is_unreachable_within_a_second_and_delays_no_other_set() {
+    let solo = servers(1);
+    let (silent_ip, silent) = silent_pod().await;
+    let w = World::new().await;
+    for name in ["hung", "solo"] {
+        w.secret(name);
+    }
+    w.create_rr(
+        "hung",
+        json!({"replicas": 2, "failover": {"downAfterSeconds": 5}}),
+    );
+    w.create_rr("solo", json!({"replicas": 1}));
+    w.reconcile("hung").await;
+    w.reconcile("solo").await;
+    w.pods("hung", &[Some(&silent_ip), None]);
+    w.pods("solo", &[Some(&solo[0].ip)]);
+
+    // Both sets reconciled at once (as the controller does): the healthy one is not held
+    // up by the probe of the silent pod, and the silent pod costs about one probe timeout.
+    let t0 = Instant::now();
+    let (hung_done, solo_done) = tokio::join!(
+        async {
+            w.reconcile("hung").await;
+            t0.elapsed()
+        },
+        async {
+            w.reconcile("solo").await;
+            t0.elapsed()
+        }
+    );
+    eprintln!("silent set reconciled in {hung_done:?}, healthy set in {solo_done:?}");
+    assert!(
+        hung_done >= Duration::from_millis(900),
+        "the silent pod was given its probe timeout: {hung_done:?}"
+    );
+    assert!(
+        hung_done < Duration::from_millis(2500),
+        "one probe timeout (1 s), not one per request: {hung_done:?}"
+    );
+    assert!(
+        solo_done < hung_done,
+        "the healthy set waited for the silent one: {solo_done:?} vs {hung_done:?}"
+    );
+    let hung = w.rr("hung").status.unwrap();
+    assert!(
+        hung.master_unreachable_since.is_some(),
+        "the silent master counts as unreachable: {hung:?}"
+    );
+    let solo_st = w.rr("solo").status.unwrap();
+    assert_eq!(solo_st.master.as_deref(), Some("solo-0"));
+    assert!(solo_st.master_unreachable_since.is_none());
+    silent.abort();
+}

@@ -90,6 +90,71 @@ fn min_replicas_to_write_refuses_writes_without_good_replicas() {
     );
 }
 
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Resumes a stopped process when dropped, so a failing test never leaves it stopped.
+struct Resume(u32);
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+#[test]
+fn min_replicas_refuses_writes_once_a_connected_replica_stops_acking() {
+    // The replica stays connected but stops sending REPLCONF ACK (paused): after
+    // min-replicas-max-lag (1 s, counted in whole seconds) the master refuses writes, and
+    // takes them again once the replica acks again.
+    let m = TestServer::start(&[
+        "--repl-diskless-sync",
+        "no",
+        "--min-replicas-to-write",
+        "1",
+        "--min-replicas-max-lag",
+        "1",
+    ]);
+    let r = start_replica_of(m.port, &[]);
+    wait_connected(&r);
+    let mut mc = m.conn();
+    assert!(wait_until(WAIT, || mc.cmd("SET k v") == R::ok()));
+    let pid = r.child.id();
+    signal(pid, "-STOP");
+    let resume = Resume(pid);
+    let paused = std::time::Instant::now();
+    let refused = R::Err("NOREPLICAS Not enough good replicas to write.".into());
+    assert!(
+        wait_until(Duration::from_secs(10), || mc.cmd("SET k v2") == refused),
+        "writes still accepted with a silent replica"
+    );
+    let took = paused.elapsed();
+    // The last ACK came at most a second before the pause; refused after lag + 1 s at most.
+    assert!(
+        took <= Duration::from_secs(5),
+        "refused only after {took:?}"
+    );
+    assert_eq!(mc.cmd("SET other x"), refused);
+    assert_eq!(mc.cmd("GET other"), R::Nil, "the refused write did nothing");
+    // The replica link is still up from the master's side: only the ACKs stopped.
+    let info = mc.cmd("INFO replication");
+    assert!(
+        matches!(&info, R::Bulk(b) if String::from_utf8_lossy(b).contains("connected_slaves:1")),
+        "{info:?}"
+    );
+    drop(resume);
+    assert!(
+        wait_until(WAIT, || mc.cmd("SET k v3") == R::ok()),
+        "writes not taken again after the replica resumed"
+    );
+}
+
 /// Starts a real redis-server master with a password, if installed.
 fn redis_master(pass: &str) -> Option<(std::process::Child, u16, tempfile::TempDir)> {
     if !std::path::Path::new("/usr/bin/redis-server").exists() {

@@ -100,6 +100,36 @@ pub fn planned_upstream_from(
     .and_then(|rp| names::ordinal(set, &rp.upstream))
 }
 
+/// `min-replicas-max-lag` rendered while `min-replicas-to-write` is off (Redis's default).
+const DEFAULT_MAX_LAG_OFF: u64 = 10;
+
+/// The effective `(min-replicas-to-write, min-replicas-max-lag)` of a set, `None` when off.
+///
+/// Default (fields unset): on when the set has a replica (`replicas >= 2`) with one replica
+/// and a lag of half of `downAfterSeconds` (at least 1 s): an old master that cannot reach
+/// its replicas refuses writes (`-NOREPLICAS`) before the operator promotes one of them, so
+/// those writes are refused instead of lost. `minReplicasToWrite: 0` turns it off. A set
+/// without replicas never gets it (its master would refuse every write).
+pub fn min_replicas(spec: &crate::crd::RedisReplicationSpec) -> Option<(u64, u64)> {
+    let r = &spec.replication;
+    let has_replicas = spec.replicas >= 2;
+    let to_write = match r.min_replicas_to_write {
+        Some(n) => u64::try_from(n).unwrap_or(0),
+        None if has_replicas => 1,
+        None => 0,
+    };
+    if to_write == 0 {
+        return None;
+    }
+    let down_after = u64::try_from(spec.failover.down_after_seconds)
+        .unwrap_or(crate::crd::DEFAULT_DOWN_AFTER_SECONDS);
+    let max_lag = match r.min_replicas_max_lag {
+        Some(n) => u64::try_from(n).unwrap_or(1).max(1),
+        None => (down_after / 2).max(1),
+    };
+    Some((to_write, max_lag))
+}
+
 /// `tandem.conf`: directives owned by the operator, then the user's passthrough directives.
 pub fn server_config(rr: &RedisReplication, owner: &Owner) -> String {
     let spec = &rr.spec;
@@ -136,12 +166,11 @@ pub fn server_config(rr: &RedisReplication, owner: &Owner) -> String {
     if let Some(b) = &r.backlog_size {
         line("repl-backlog-size", b);
     }
-    if let Some(n) = r.min_replicas_to_write {
-        line("min-replicas-to-write", &n.to_string());
-    }
-    if let Some(n) = r.min_replicas_max_lag {
-        line("min-replicas-max-lag", &n.to_string());
-    }
+    // Always rendered (0 = off), so a running pod's file never keeps a stale value; the
+    // operator also sets it on the master at runtime (scaling changes it, see `min_replicas`).
+    let (to_write, max_lag) = min_replicas(spec).unwrap_or((0, DEFAULT_MAX_LAG_OFF));
+    line("min-replicas-to-write", &to_write.to_string());
+    line("min-replicas-max-lag", &max_lag.to_string());
     if let Some(bytes) = super::resources::derived_maxmemory(rr) {
         line("maxmemory", &bytes.to_string());
     }
@@ -221,7 +250,14 @@ pub fn config_hash(rr: &RedisReplication, cm: &ConfigMap) -> String {
     if let Some(data) = &cm.data {
         for key in ["tandem.conf", "start.sh"] {
             eat(key.as_bytes());
-            eat(data.get(key).map(String::as_bytes).unwrap_or_default());
+            let text = data.get(key).map(String::as_str).unwrap_or_default();
+            // min-replicas follows the replica count and is set on the master at runtime
+            // (the failover step): scaling must not roll the pods for it.
+            for l in text.split_inclusive('\n') {
+                if !l.starts_with("min-replicas-") {
+                    eat(l.as_bytes());
+                }
+            }
         }
     }
     let r = &rr.spec.replication;
@@ -318,6 +354,86 @@ mod tests {
         }
         assert!(d["start.sh"].contains("/etc/tandem/auth/password"));
         assert!(d["start.sh"].contains("umask 077"));
+    }
+
+    fn directive(conf: &str, name: &str) -> Option<String> {
+        conf.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ').map(str::to_string))
+    }
+
+    #[test]
+    fn sets_with_replicas_refuse_writes_without_a_recent_replica_by_default() {
+        let conf = |spec| {
+            let d = cm(spec);
+            let c = d["tandem.conf"].clone();
+            (
+                directive(&c, "min-replicas-to-write"),
+                directive(&c, "min-replicas-max-lag"),
+            )
+        };
+        let on = |n: &str, lag: &str| (Some(n.to_string()), Some(lag.to_string()));
+        // Default downAfterSeconds 10: lag 5.
+        assert_eq!(conf(json!({"replicas": 3})), on("1", "5"));
+        assert_eq!(
+            conf(json!({"replicas": 2, "failover": {"downAfterSeconds": 5}})),
+            on("1", "2")
+        );
+        assert_eq!(
+            conf(json!({"replicas": 2, "failover": {"downAfterSeconds": 1}})),
+            on("1", "1"),
+            "at least one second"
+        );
+        // No replica: off (the master would refuse every write).
+        assert_eq!(conf(json!({"replicas": 1})), on("0", "10"));
+        // Overrides, and 0 turns it off.
+        assert_eq!(
+            conf(
+                json!({"replicas": 3, "replication": {"minReplicasToWrite": 2, "minReplicasMaxLag": 7}})
+            ),
+            on("2", "7")
+        );
+        assert_eq!(
+            conf(json!({"replicas": 3, "replication": {"minReplicasToWrite": 0}})),
+            on("0", "10")
+        );
+        // Each directive once: a user cannot set them through `config`.
+        let d = cm(json!({"replicas": 3}));
+        assert_eq!(d["tandem.conf"].matches("min-replicas-to-write").count(), 1);
+        assert!(MANAGED_DIRECTIVES.contains(&"min-replicas-to-write"));
+        assert!(MANAGED_DIRECTIVES.contains(&"min-replicas-max-lag"));
+    }
+
+    #[test]
+    fn min_replicas_is_the_one_place_for_the_default() {
+        let spec = |v| rr("c", "ns", v).spec;
+        assert_eq!(min_replicas(&spec(json!({"replicas": 3}))), Some((1, 5)));
+        assert_eq!(min_replicas(&spec(json!({"replicas": 1}))), None);
+        assert_eq!(
+            min_replicas(&spec(
+                json!({"replicas": 1, "replication": {"minReplicasToWrite": 0}})
+            )),
+            None
+        );
+        assert_eq!(
+            min_replicas(&spec(
+                json!({"replicas": 4, "failover": {"downAfterSeconds": 30}})
+            )),
+            Some((1, 15))
+        );
+    }
+
+    #[test]
+    fn scaling_across_one_pod_does_not_roll_the_pods() {
+        // 1 -> 2 pods turns min-replicas on; the operator applies it at runtime.
+        let p = Params::default();
+        let h = |r: &RedisReplication| config_hash(r, &config_map(r, &Owner::of(r).unwrap(), &p));
+        let one = rr("cache", "prod", json!({"replicas": 1}));
+        let two = rr("cache", "prod", json!({"replicas": 2}));
+        assert_ne!(
+            pod_files(&one)["tandem.conf"],
+            pod_files(&two)["tandem.conf"]
+        );
+        assert_eq!(h(&one), h(&two));
     }
 
     #[test]

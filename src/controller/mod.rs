@@ -37,8 +37,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// `None` in tests that do not care about Events.
     pub recorder: Option<Recorder>,
-    /// The roles step's memory between reconciles (when each master was first seen down).
-    pub roles: failover::RolesMemory,
+    /// The roles step's memory between reconciles (when each master last answered, since
+    /// when it has not), shared with the heartbeat.
+    pub roles: Arc<failover::RolesMemory>,
 }
 
 impl Context {
@@ -50,7 +51,7 @@ impl Context {
             metrics: &self.metrics,
             memory: &self.roles,
             cluster_domain: &self.params.cluster_domain,
-            timeouts: failover::probe::Timeouts::default(),
+            timeouts: self.roles.timeouts(),
         }
     }
 }
@@ -96,8 +97,8 @@ pub fn pod_owner(pod: Pod) -> Option<ObjectRef<RedisReplication>> {
 /// Requeue delay while a master is unreachable, a failover is unfinished or replicas are not
 /// yet following.
 pub const RECHECK_SOON: Duration = Duration::from_secs(1);
-/// Requeue delay of a healthy set: also the bound on noticing a master that hangs without its
-/// pod changing.
+/// Requeue delay of a healthy set (a master that hangs without its pod changing is noticed by
+/// the heartbeat, `failover::heartbeat`, within a second).
 pub const RECHECK_PERIOD: Duration = Duration::from_secs(10);
 /// Requeue delay while a rolling update has outdated pods left (pod changes also trigger one).
 pub const ROLLOUT_RECHECK: Duration = Duration::from_secs(5);
@@ -147,7 +148,9 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     // periodic check (pod changes also trigger a reconcile through the Pod watch). A rolling
     // update in progress is looked at again within ROLLOUT_RECHECK.
     Ok(Action::requeue(if outcome.recheck_soon {
-        RECHECK_SOON
+        outcome
+            .recheck_after
+            .map_or(RECHECK_SOON, |d| d.min(RECHECK_SOON))
     } else if rollout.in_progress() {
         ROLLOUT_RECHECK
     } else {
@@ -428,8 +431,13 @@ where
                 instance: Some(settings.identity.clone()),
             },
         )),
-        roles: failover::RolesMemory::default(),
+        roles: Arc::new(failover::RolesMemory::with_probe_timeout(
+            std::time::Duration::from_millis(settings.probe_timeout_ms.max(1)),
+        )),
     });
+    // Pings every recorded master; a master that stops answering triggers a reconcile.
+    let (beat_tx, beat_rx) = futures::channel::mpsc::channel::<()>(1);
+    let heartbeat = tokio::spawn(failover::heartbeat::run(ctx.roles.clone(), beat_tx));
     let owned =
         |_: ()| watcher::Config::default().labels("app.kubernetes.io/managed-by=tandem-operator");
     let ns = settings.namespace.as_deref();
@@ -473,6 +481,7 @@ where
             watcher::Config::default().labels("app.kubernetes.io/name=tandem"),
             pod_owner,
         )
+        .reconcile_all_on(beat_rx)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
@@ -480,6 +489,7 @@ where
 
     ready.store(false, Ordering::SeqCst);
     set_metrics.abort();
+    heartbeat.abort();
     if let Some(r) = renewer {
         r.abort();
     }

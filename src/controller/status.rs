@@ -1247,6 +1247,7 @@ mod tests {
             to: "c-1".into(),
             reason: "master unreachable for longer than downAfterSeconds".into(),
             duration_ms: 812,
+            ..Default::default()
         });
         let s = compute(
             &r,

@@ -5,10 +5,13 @@
 //! decision is unit-tested with small tables):
 //! - [`history`]: PSYNC2 "does this copy contain that one" over replid/replid2/offsets;
 //! - [`planner`]: observed pods + recorded status -> a [`planner::Plan`];
-//! - [`topology`]: star / chain upstreams and the minimal set of REPLICAOF repoints.
+//! - [`topology`]: star / chain upstreams and the minimal set of REPLICAOF repoints;
+//! - [`window`]: the lost-write window of a failover.
 //!
 //! Shell (talks to pods and to the API server, carries decisions out):
 //! - [`probe`]: a small RESP client and the observation of one pod;
+//! - [`heartbeat`]: pings every recorded master twice a second, so a hung master is noticed
+//!   without waiting for a reconcile;
 //! - [`executor`]: carries a plan out over RESP;
 //! - [`record`]: the durable records (labels, status merge patches, Events), written before
 //!   acting;
@@ -18,6 +21,7 @@
 //!   what the step hands to the status step.
 
 pub mod executor;
+pub mod heartbeat;
 pub mod history;
 pub mod memory;
 pub mod outcome;
@@ -28,6 +32,7 @@ pub mod promote;
 pub mod record;
 pub mod step;
 pub mod topology;
+pub mod window;
 
 pub use memory::RolesMemory;
 pub use outcome::RolesOutcome;

@@ -25,6 +25,9 @@ pub struct RolesOutcome {
     /// Something is in motion (master unreachable, failover unfinished, replicas not yet
     /// following): the controller checks again within about a second.
     pub recheck_soon: bool,
+    /// When the next check is due sooner than [`RolesOutcome::recheck_soon`]'s second (the
+    /// moment an unreachable master's `downAfterSeconds` runs out, less a probe timeout).
+    pub recheck_after: Option<std::time::Duration>,
 }
 
 impl RolesOutcome {
@@ -42,6 +45,7 @@ impl RolesOutcome {
             failover_in_progress: previous.failover_in_progress,
             master_unreachable_since: None,
             recheck_soon: false,
+            recheck_after: None,
         }
     }
 }

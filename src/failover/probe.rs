@@ -29,12 +29,41 @@ pub struct Timeouts {
     pub command: Duration,
 }
 
+/// The default probe timeout for connecting and for each reply.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The shortest probe timeout derived from `downAfterSeconds`.
+const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+
 impl Default for Timeouts {
     fn default() -> Self {
+        Timeouts::uniform(PROBE_TIMEOUT)
+    }
+}
+
+impl Timeouts {
+    /// The same timeout for connecting and for each reply.
+    pub fn uniform(t: Duration) -> Self {
         Timeouts {
-            connect: Duration::from_secs(1),
-            command: Duration::from_secs(2),
+            connect: t,
+            command: t,
         }
+    }
+
+    /// These timeouts, shortened to half of `down_after` when that is smaller (never under
+    /// 200 ms), so a pod that does not answer is known within a fraction of the window.
+    pub fn for_down_after(self, down_after: Duration) -> Self {
+        let cap = (down_after / 2).max(MIN_PROBE_TIMEOUT);
+        Timeouts {
+            connect: self.connect.min(cap),
+            command: self.command.min(cap),
+        }
+    }
+
+    /// The deadline of one whole observation (connect, AUTH and the INFO replies): a pod
+    /// that connects but then answers nothing (paused, black-holed after the handshake,
+    /// delayed) is unreachable after the command timeout, however many requests remain.
+    pub fn observation(self) -> Duration {
+        self.connect + self.command
     }
 }
 
@@ -421,6 +450,14 @@ pub async fn observe(
         let keyspace = c.info("keyspace").await?;
         Ok::<_, ProbeError>((replication, keyspace))
     };
+    let read = async {
+        match tokio::time::timeout(timeouts.observation(), read).await {
+            Ok(r) => r,
+            Err(_) => Err(ProbeError::Timeout {
+                command: "observation".into(),
+            }),
+        }
+    };
     match read.await {
         Ok((replication, keyspace)) => {
             let (observation, master_addr) =
@@ -596,6 +633,39 @@ mod tests {
             connect: Duration::from_millis(500),
             command: Duration::from_millis(300),
         }
+    }
+
+    #[test]
+    fn probe_timeouts_are_one_second_or_half_the_down_after_window() {
+        let t = Timeouts::default();
+        assert_eq!(t, Timeouts::uniform(Duration::from_secs(1)));
+        assert_eq!(t.for_down_after(Duration::from_secs(5)), t);
+        assert_eq!(
+            t.for_down_after(Duration::from_secs(1)),
+            Timeouts::uniform(Duration::from_millis(500))
+        );
+        assert_eq!(
+            Timeouts::uniform(Duration::from_millis(100)).for_down_after(Duration::from_secs(1)),
+            Timeouts::uniform(Duration::from_millis(100)),
+            "a configured timeout below the cap stays"
+        );
+        assert_eq!(t.observation(), Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_answers_auth_then_hangs_is_unreachable_after_one_deadline() {
+        // AUTH answered, then silence: INFO times out once; the whole observation is bounded
+        // by connect + command, not by one timeout per remaining request.
+        let addr = fake_server(vec![b"+OK\r\n"]).await;
+        let t0 = std::time::Instant::now();
+        let p = observe("r-0", 0, &addr, Some("pw"), quick()).await;
+        assert!(!p.observation.reachable);
+        assert!(
+            matches!(p.error, Some(ProbeError::Timeout { .. })),
+            "{:?}",
+            p.error
+        );
+        assert!(t0.elapsed() < quick().observation() + Duration::from_millis(300));
     }
 
     #[tokio::test]

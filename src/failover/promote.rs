@@ -60,6 +60,9 @@ pub struct Promotion<'a> {
     /// Why, for `lastFailover.reason` and the Events.
     pub reason: String,
     pub method: Method<'a>,
+    /// The lost-write window of a failover ([`super::window`]), for `lastFailover` and the
+    /// metric.
+    pub lost_write_window: Option<Duration>,
 }
 
 /// What a promotion did.
@@ -158,6 +161,9 @@ pub async fn promote(
         to: p.to.to_string(),
         reason: p.reason.clone(),
         duration_ms,
+        lost_write_window_ms: p
+            .lost_write_window
+            .map(|w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX)),
     };
     let mut st = json!({"master": p.to, "epoch": p.epoch, "failoverInProgress": null});
     if p.kind != Kind::Bootstrap {
@@ -167,6 +173,9 @@ pub async fn promote(
     if p.kind == Kind::Failover {
         let labels = SetLabels::new(&records.rr.namespace().unwrap_or_default(), &set);
         metrics.failover_done(&labels, duration);
+        if let Some(w) = p.lost_write_window {
+            metrics.lost_write_window(&labels.namespace, &labels.name, w);
+        }
     }
     let (reason, note) = match p.kind {
         Kind::Bootstrap => (

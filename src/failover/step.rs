@@ -25,7 +25,10 @@ use crate::crd::{self, LastFailover, RedisReplication};
 use crate::metrics::{Metrics, SetLabels};
 use crate::model::Validated;
 
+use super::heartbeat;
 use super::memory::RolesMemory;
+use super::window::{lost_write_window, WindowInput};
+use crate::build::config::min_replicas;
 
 /// What the failover step needs from the controller's context.
 pub struct StepContext<'a> {
@@ -56,6 +59,9 @@ fn is_bootstrap(reason: PromoteReason, recorded_epoch: u64) -> bool {
         || (recorded_epoch == 0 && reason == PromoteReason::MasterLostRole)
 }
 
+/// The shortest timeout of one command the executor sends.
+const EXEC_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The pods of one set as this round sees them.
 struct Round {
     pods: Vec<PodAddress>,
@@ -79,11 +85,16 @@ impl Round {
         }
     }
 
+    /// Acting is not detecting: a pod that answers REPLICAOF slowly must not fail a
+    /// promotion, so each command gets at least [`EXEC_COMMAND_TIMEOUT`].
     fn executor(&self, timeouts: Timeouts) -> Executor {
         Executor {
             targets: self.targets.clone(),
             password: self.password.clone(),
-            timeouts,
+            timeouts: Timeouts {
+                command: timeouts.command.max(EXEC_COMMAND_TIMEOUT),
+                ..timeouts
+            },
         }
     }
 
@@ -163,24 +174,88 @@ pub async fn step(
     model: &Validated,
     observed: &Observed,
 ) -> Result<RolesOutcome, RolesError> {
-    let records = cx.records(rr);
-    let rec = &model.recorded;
-    let mut outcome = RolesOutcome::recorded(model, rr);
     let round = Round::new(cx, rr, observed);
-    if round.pods.iter().all(|p| p.ip.is_none()) {
-        outcome.waiting = Some("no pod has an address yet".to_string());
-        records
-            .labels(&observed.pods, rec.master.as_deref())
-            .await?;
-        return Ok(outcome);
+    let timeouts = cx.timeouts.for_down_after(model.down_after);
+    let outcome = observe_and_act(cx, rr, model, observed, &round, timeouts).await?;
+    // The heartbeat follows the master this round leaves in place.
+    match outcome.master.as_deref().and_then(|m| {
+        round
+            .targets
+            .iter()
+            .find(|t| t.name == m && !t.connect.is_empty())
+    }) {
+        Some(t) => cx.memory.watch(
+            &model.uid,
+            heartbeat::Target {
+                namespace: model.namespace.clone(),
+                name: model.name.clone(),
+                master: t.name.clone(),
+                addr: t.connect.clone(),
+                password: round.password.clone(),
+                timeouts,
+            },
+        ),
+        None => cx.memory.unwatch(&model.uid),
     }
-    let observations = round.probe(&model.name, cx.timeouts).await;
+    Ok(outcome)
+}
 
-    let now = SystemTime::now();
+/// The shortest requeue while waiting for `downAfterSeconds` to run out.
+const MIN_RECHECK: Duration = Duration::from_millis(200);
+
+/// When to look again while the recorded master is down: when its `downAfterSeconds` runs
+/// out, less the time the next probe of it may take, so the promotion is not a whole
+/// recheck period late.
+fn recheck_after(
+    since: Option<SystemTime>,
+    down_after: Duration,
+    now: SystemTime,
+    probe: Duration,
+) -> Option<Duration> {
+    let due = since?.checked_add(down_after)?;
+    let left = due.duration_since(now).ok()?;
+    Some(left.saturating_sub(probe).max(MIN_RECHECK))
+}
+
+/// The lost-write window if `decision` promotes away from the recorded master (a failover).
+fn failover_window(
+    rr: &RedisReplication,
+    observations: &[PodObservation],
+    recorded_master: Option<&str>,
+    since: Option<SystemTime>,
+    now: SystemTime,
+    timeouts: Timeouts,
+) -> Option<Duration> {
+    let old = recorded_master?;
+    lost_write_window(WindowInput {
+        since_last_answer: since
+            .and_then(|t| now.duration_since(t).ok())
+            .unwrap_or_default(),
+        unseen: heartbeat::PERIOD + timeouts.observation(),
+        max_lag_secs: min_replicas(&rr.spec).map(|(_, lag)| lag),
+        old_master_demoted: observations.iter().any(|o| o.name == old && o.reachable),
+    })
+}
+
+/// The recorded master's state this round: its answer or outage noted in the memory, the
+/// planner's settings, and the outage start and recheck time in `outcome`. Also returns
+/// whether the recorded master is down (`None`: none recorded).
+fn outage(
+    cx: &StepContext<'_>,
+    model: &Validated,
+    observations: &[PodObservation],
+    now: SystemTime,
+    timeouts: Timeouts,
+    outcome: &mut RolesOutcome,
+) -> (Settings, Option<bool>) {
+    let rec = &model.recorded;
     let master_down = rec
         .master
         .as_deref()
         .map(|m| !observations.iter().any(|o| o.name == m && o.reachable));
+    if let (Some(m), Some(false)) = (rec.master.as_deref(), master_down) {
+        cx.memory.answered(&model.uid, m, now);
+    }
     let settings = Settings {
         down_after: model.down_after,
         now,
@@ -194,6 +269,37 @@ pub async fn step(
         min_reachable: None,
     };
     outcome.master_unreachable_since = settings.master_unreachable_since;
+    outcome.recheck_after = recheck_after(
+        settings.master_unreachable_since,
+        model.down_after,
+        now,
+        timeouts.command,
+    );
+    (settings, master_down)
+}
+
+async fn observe_and_act(
+    cx: &StepContext<'_>,
+    rr: &RedisReplication,
+    model: &Validated,
+    observed: &Observed,
+    round: &Round,
+    timeouts: Timeouts,
+) -> Result<RolesOutcome, RolesError> {
+    let records = cx.records(rr);
+    let rec = &model.recorded;
+    let mut outcome = RolesOutcome::recorded(model, rr);
+    if round.pods.iter().all(|p| p.ip.is_none()) {
+        outcome.waiting = Some("no pod has an address yet".to_string());
+        records
+            .labels(&observed.pods, rec.master.as_deref())
+            .await?;
+        return Ok(outcome);
+    }
+    let observations = round.probe(&model.name, timeouts).await;
+
+    let now = SystemTime::now();
+    let (settings, master_down) = outage(cx, model, &observations, now, timeouts, &mut outcome);
     let mut decision = plan(&observations, rec, &settings);
     tracing::debug!(name = %model.name, plan = ?decision, "roles plan");
     if !model.failover_enabled {
@@ -245,12 +351,25 @@ pub async fn step(
                 .failover_in_progress
                 .as_ref()
                 .is_some_and(|m| m.target == *pod && m.epoch == epoch);
+            let lost_write_window = (kind == Kind::Failover)
+                .then(|| {
+                    failover_window(
+                        rr,
+                        &observations,
+                        rec.master.as_deref(),
+                        settings.master_unreachable_since,
+                        now,
+                        timeouts,
+                    )
+                })
+                .flatten();
             let p = Promotion {
                 kind,
                 from: rec.master.as_deref(),
                 to: pod,
                 epoch,
                 reason: reason.to_string(),
+                lost_write_window,
                 method: Method::Plan {
                     plan: &decision,
                     demoted: pods::demoted(&observations, rec, Some(pod)),
@@ -379,6 +498,7 @@ pub async fn planned_switchover(
         to,
         epoch,
         reason: "planned switchover".to_string(),
+        lost_write_window: None,
         method: Method::Switchover {
             others: &others,
             catch_up: SWITCHOVER_CATCH_UP,

@@ -20,6 +20,7 @@ pub mod fence;
 pub mod primary;
 pub mod psync;
 pub mod replica;
+pub mod stall;
 pub use crate::server::sync_stream;
 
 pub use crate::server::repl::*;
@@ -248,6 +249,7 @@ pub fn start(server: &Arc<Server>) {
         replica::set_master(server, &mut store, &host, port, false);
     }
     tokio::spawn(primary::cron(server.clone()));
+    tokio::spawn(stall::watch(server.clone()));
 }
 
 /// Replication checks of `processCommand`: MASTERDOWN on a stale replica and
@@ -276,7 +278,11 @@ pub fn precheck(
     }
     if r.master.is_none() && cfg.min_replicas_to_write > 0 && cfg.min_replicas_max_lag > 0 {
         let writes = crate::commands::effective_flags(cmd, client) & flags::WRITE != 0;
-        if writes && (r.good_replicas as u64) < cfg.min_replicas_to_write {
+        // Counted now rather than read from the cron's last count (Redis reads the count):
+        // a master resumed after a pause (SIGSTOP) must refuse the writes queued while it
+        // was stopped, not take them before its cron notices its replicas went quiet.
+        let good = r.good_replicas_now(cfg.min_replicas_max_lag);
+        if writes && (good as u64) < cfg.min_replicas_to_write {
             return Some("NOREPLICAS Not enough good replicas to write.".into());
         }
     }

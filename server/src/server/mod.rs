@@ -501,6 +501,9 @@ pub struct Server {
     pub wall_offset_us: std::sync::atomic::AtomicI64,
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Whether this process was stopped or stalled (replica ACK freshness, see
+    /// [`repl::StallClock`]).
+    pub stall: repl::StallClock,
     /// RDB persistence status (BGSAVE in progress, last results); see `crate::persist`.
     pub persist: Mutex<persist_state::PersistState>,
     /// Running snapshot children (BGSAVE, BGREWRITEAOF, full sync), killed at shutdown.
@@ -557,6 +560,7 @@ impl Server {
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
             wall_offset_us: std::sync::atomic::AtomicI64::new(wall_us()),
             shutdown: tokio::sync::watch::channel(false).0,
+            stall: repl::StallClock::default(),
             shutdown_req: Default::default(),
             loading: AtomicBool::new(true),
             persist: Mutex::new(Default::default()),

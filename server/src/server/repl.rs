@@ -7,8 +7,9 @@ use super::backlog::Backlog;
 use super::sync_stream;
 use super::{ClientHandle, ClientId};
 use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// A cleared replication id (`replid2` when there is no previous history).
@@ -294,6 +295,68 @@ pub struct ReplState {
     pub failover: Failover,
 }
 
+/// Tandem extension: notices that the process itself was stopped (SIGSTOP, a frozen VM) or
+/// stalled, so a master resumed after a pause does not count the REPLCONF ACKs its replicas
+/// sent while it was stopped as fresh (they sat in its socket buffers and are all read at
+/// once on resume, before it sees the replicas went away): with min-replicas-to-write it
+/// would otherwise take writes that its replicas, already following a new master, never
+/// get. The stall watch (`crate::replication::stall`) ticks it every [`StallClock::TICK`].
+/// Atomics, not the store lock: the watch must keep ticking while a command or script
+/// holds the store.
+#[derive(Debug)]
+pub struct StallClock {
+    base: Instant,
+    /// µs since `base` of the last tick.
+    last_tick: AtomicU64,
+    /// µs since `base` of the tick that ended the last stall (`u64::MAX`: none yet).
+    resumed_at: AtomicU64,
+}
+
+impl Default for StallClock {
+    fn default() -> Self {
+        StallClock {
+            base: Instant::now(),
+            last_tick: AtomicU64::new(0),
+            resumed_at: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl StallClock {
+    pub const TICK: Duration = Duration::from_millis(100);
+    /// A tick this much later than the previous one means the process was stalled.
+    pub const STALL: Duration = Duration::from_secs(1);
+    /// After a stall, ACKs read this soon may be the ones queued while it lasted: on a
+    /// loaded machine the resumed process can take hundreds of ms to drain its sockets. A
+    /// replica that still follows is counted again at its first ACK after this.
+    pub const GRACE: Duration = Duration::from_secs(2);
+
+    fn us(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.base).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The stall watch's tick at `now`; returns the length of the stall it ends, if any.
+    pub fn tick(&self, now: Instant) -> Option<Duration> {
+        let now = self.us(now);
+        let gap = now.saturating_sub(self.last_tick.swap(now, Ordering::Relaxed));
+        let gap = Duration::from_micros(gap);
+        (gap > Self::STALL).then(|| {
+            self.resumed_at.store(now, Ordering::Relaxed);
+            gap
+        })
+    }
+
+    /// Whether an ACK read at `now` may count as recent: not while the process is resuming
+    /// from a stall (the tick has not run yet, or ran less than GRACE ago).
+    pub fn trusts_acks(&self, now: Instant) -> bool {
+        let now = self.us(now);
+        let since = |t: u64| Duration::from_micros(now.saturating_sub(t));
+        let resumed = self.resumed_at.load(Ordering::Relaxed);
+        since(self.last_tick.load(Ordering::Relaxed)) <= Self::STALL
+            && (resumed == u64::MAX || since(resumed) >= Self::GRACE)
+    }
+}
+
 impl Default for ReplState {
     fn default() -> Self {
         ReplState {
@@ -405,12 +468,42 @@ impl ReplState {
 
     /// Recomputes `good_replicas` (Redis `refreshGoodSlavesCount`).
     pub fn refresh_good_replicas(&mut self, max_lag: u64) {
-        self.good_replicas = self
-            .replicas
+        self.good_replicas = self.good_replicas_now(max_lag);
+    }
+
+    /// Replicas online whose last ACK is at most `max_lag` whole seconds old, counted at
+    /// this instant.
+    pub fn good_replicas_now(&self, max_lag: u64) -> usize {
+        self.replicas
             .iter()
             .filter(|r| {
                 r.state == ReplicaState::Online && r.ack_time.elapsed().as_secs() <= max_lag
             })
-            .count();
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod stall_tests {
+    use super::*;
+
+    #[test]
+    fn acks_read_while_resuming_from_a_stall_are_not_recent() {
+        let c = StallClock::default();
+        let t0 = c.base;
+        assert!(c.trusts_acks(t0 + Duration::from_millis(150)));
+        assert_eq!(c.tick(t0 + StallClock::TICK), None);
+        // Stopped for 5 s: ACKs read before the tick runs are stale...
+        let resumed = t0 + Duration::from_secs(5);
+        assert!(!c.trusts_acks(resumed));
+        // ...and so are those read just after it.
+        assert_eq!(c.tick(resumed), Some(resumed - (t0 + StallClock::TICK)));
+        let mut t = resumed;
+        while t + StallClock::TICK < resumed + StallClock::GRACE {
+            t += StallClock::TICK;
+            assert_eq!(c.tick(t), None);
+            assert!(!c.trusts_acks(t), "{:?} after resuming", t - resumed);
+        }
+        assert!(c.trusts_acks(resumed + StallClock::GRACE));
     }
 }

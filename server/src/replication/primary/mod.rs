@@ -89,6 +89,25 @@ fn with_link<T>(server: &Server, id: ClientId, f: impl FnOnce(&mut ReplicaLink) 
         .map(f)
 }
 
+/// Like [`with_link`] for something the replica sent: its ACK time is refreshed unless
+/// this process is resuming from a stall (then it was sent while we were stopped).
+fn with_ack<T>(server: &Server, id: ClientId, f: impl FnOnce(&mut ReplicaLink) -> T) -> Option<T> {
+    let now = Instant::now();
+    let fresh = server.stall.trusts_acks(now);
+    let mut store = server.store.lock();
+    store
+        .repl
+        .replicas
+        .iter_mut()
+        .find(|l| l.client_id == id)
+        .map(|l| {
+            if fresh {
+                l.ack_time = now;
+            }
+            f(l)
+        })
+}
+
 /// Writes `bytes` unless the connection is killed first.
 async fn write_or_killed(
     wr: &mut WriteHalf,
@@ -157,7 +176,7 @@ async fn read_from_replica(
             match parser.parse(&mut inbuf) {
                 Ok(None) => break,
                 Ok(Some(Request::Empty)) => {
-                    with_link(&server, id, |l| l.ack_time = Instant::now());
+                    with_ack(&server, id, |_| {});
                 }
                 Ok(Some(Request::Command(argv))) => {
                     if argv.len() >= 3
@@ -165,9 +184,8 @@ async fn read_from_replica(
                         && argv[1].eq_ignore_ascii_case(b"ack")
                     {
                         if let Some(off) = crate::resp::parse_i64(&argv[2]) {
-                            let online = with_link(&server, id, |l| {
+                            let online = with_ack(&server, id, |l| {
                                 l.ack_off = l.ack_off.max(off);
-                                l.ack_time = Instant::now();
                                 l.state == ReplicaState::Online
                             });
                             if online == Some(true) {
