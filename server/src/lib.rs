@@ -38,8 +38,8 @@ pub mod server;
 pub mod shutdown;
 pub mod slowlog;
 pub mod snapshot;
-pub mod tracking;
 pub mod tls;
+pub mod tracking;
 pub mod types;
 pub mod util;
 

@@ -6,9 +6,9 @@
 use super::{
     arg_i64, err, flags::*, is_kw, Action, ClientState, CmdError, CmdResult, Command, Ctx,
 };
-use crate::server::Server;
 use crate::pause::PauseMode;
 use crate::resp::Reply;
+use crate::server::Server;
 use crate::server::{ClientHandle, ClientInfo};
 use bytes::Bytes;
 use std::fmt::Write as _;

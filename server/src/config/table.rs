@@ -802,7 +802,10 @@ mod tests {
         let mut prev = "";
         for (n, w) in DECLARED {
             assert!(find(n).is_some(), "{n} is not a directive");
-            assert!(!find(n).is_some_and(|d| d.acted()), "{n} is acted on: drop its reason");
+            assert!(
+                !find(n).is_some_and(|d| d.acted()),
+                "{n} is acted on: drop its reason"
+            );
             assert!(*n > prev, "{n} after {prev}");
             assert!(!w.is_empty());
             prev = n;
