@@ -65,7 +65,11 @@ impl Default for Metrics {
             "Upper bound of how long the old master of the last failover could accept writes after it last answered",
             lost_write_window.clone(),
         );
-        let sets = SetMetrics::default();
+        let sets = SetMetrics {
+            // Shared handle: a deleted set's window goes with its other series.
+            lost_write_window: lost_write_window.clone(),
+            ..SetMetrics::default()
+        };
         sets.register(&mut registry);
         Metrics {
             sets,
@@ -246,6 +250,8 @@ pub struct SetMetrics {
     phase: Family<PhaseLabels, Gauge>,
     failovers: Family<OutcomeLabels, Counter>,
     failover_duration: Family<SetLabels, Histogram, fn() -> Histogram>,
+    /// Registered by [`Metrics`] (`failover_lost_write_window_seconds`); pruned here.
+    lost_write_window: Family<SetLabels, Gauge<f64, AtomicU64>>,
     /// The sets that have series, so deleted ones can be pruned (a Family cannot list its
     /// label sets). Locked only for short, non-async sections.
     known: Mutex<BTreeSet<SetLabels>>,
@@ -266,6 +272,7 @@ impl Default for SetMetrics {
             phase: Family::default(),
             failovers: Family::default(),
             failover_duration: Family::new_with_constructor(failover_histogram),
+            lost_write_window: Family::default(),
             known: Mutex::default(),
         }
     }
@@ -379,6 +386,7 @@ impl SetMetrics {
             self.failovers.remove(&outcome_labels(set, o));
         }
         self.failover_duration.remove(set);
+        self.lost_write_window.remove(set);
     }
 
     /// Removes the series of every set not in `live` (after a relist, deletions missed while

@@ -418,9 +418,16 @@ fn a_connected_replica_shows_on_both_sides() {
             == m.value("redis_master_repl_offset", &[])
     }));
     assert!(scrape(ma).value("redis_replica_resyncs_full", &[]) >= 1.0);
-    let r = scrape(ra);
     let link = [("master_host", "127.0.0.1"), ("master_port", port.as_str())];
-    assert_eq!(r.value("redis_master_link_up", &link), 1.0);
+    // The master may see the replica's first ACK (offsets equal at the start) before
+    // the replica has finished loading and marked its link up.
+    assert!(
+        wait_until(WAIT, || scrape(ra).value("redis_master_link_up", &link)
+            == 1.0),
+        "{}",
+        scrape_raw(ra).2
+    );
+    let r = scrape(ra);
     assert_eq!(r.find("redis_instance_info", &[("role", "slave")]).len(), 1);
     assert_eq!(r.value("tandem_role", &[("role", "replica")]), 1.0);
     // The master goes away: the replica's link is down, the series stays.
