@@ -16,6 +16,7 @@
 pub use crate::server::busy;
 pub mod convert;
 pub mod libs;
+pub mod raw;
 pub mod shebang;
 pub(crate) mod vm;
 
