@@ -495,17 +495,20 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
     CallOutcome::Reply
 }
 
-/// A Lua number as Lua turns it into a string (`%.14g`), without calling into Lua.
+/// A number argument of redis.call as Redis 7.0 turns it into a string (`%.17g`,
+/// not Lua's own `%.14g`), without calling into Lua.
 fn lua_number_text(n: f64) -> String {
     let i = n as i64;
-    if i as f64 == n && i.unsigned_abs() < 100_000_000_000_000 && !(n == 0.0 && n.is_sign_negative())
+    if i as f64 == n
+        && i.unsigned_abs() < 100_000_000_000_000_000
+        && !(n == 0.0 && n.is_sign_negative())
     {
         return i.to_string();
     }
     if n.is_nan() {
         return if n.is_sign_negative() { "-nan" } else { "nan" }.to_string();
     }
-    crate::resp::format_g(n, 14)
+    crate::resp::format_g(n, 17)
 }
 
 /// Where the ops a call just added (from index `before`) go, after the script's
