@@ -68,7 +68,7 @@ pub fn eval(
     if read_only {
         flags.no_writes = true;
     }
-    run(ctx, out, &func, &sha, keys, args, flags)
+    run_callee(ctx, out, Slot::Eval, func, &sha, keys, args, flags)
 }
 
 /// What EVAL runs: a source text or the sha1 of a cached one.
@@ -131,6 +131,23 @@ pub fn run(
     run_on(ctx, out, Slot::Eval, func, label, keys, args, flags)
 }
 
+/// [`run`] of a function held in the VM of `slot` (FCALL runs library functions in
+/// their own state).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_on(
+    ctx: &mut Ctx,
+    out: &mut Reply,
+    slot: Slot,
+    func: &Function,
+    label: &str,
+    keys: &[Bytes],
+    args: &[Bytes],
+    flags: ScriptFlags,
+) -> Result<(), CmdError> {
+    let func = raw::Callee::Function(func);
+    run_callee(ctx, out, slot, func, label, keys, args, flags)
+}
+
 /// Which VM a run uses: EVAL's, or the function libraries' own state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
@@ -146,13 +163,13 @@ fn vm_slot<'a>(ctx: &'a mut Ctx<'_>, slot: Slot) -> &'a mut Option<vm::Vm> {
     }
 }
 
-/// [`run`] on the VM in `slot` (FCALL runs library functions in their own state).
+/// [`run_on`] of a function or of a cached script's registry reference.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn run_on(
+fn run_callee(
     ctx: &mut Ctx,
     out: &mut Reply,
     slot: Slot,
-    func: &Function,
+    func: raw::Callee<'_>,
     label: &str,
     keys: &[Bytes],
     args: &[Bytes],

@@ -24,7 +24,6 @@ pub use busy::Busy;
 pub use shebang::ScriptFlags;
 pub use vm::sha1_hex;
 
-use mlua::Function;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -32,10 +31,11 @@ use std::sync::Arc;
 /// `used_memory_scripts_eval`; measured: 120 bytes for an 8-byte body).
 const CACHE_ENTRY_OVERHEAD: usize = 112;
 
-/// A script in the EVAL cache.
+/// A script in the EVAL cache: its compiled function is held in the Lua registry,
+/// where a run fetches it by integer (`lua_rawgeti`).
 #[derive(Debug)]
 struct Cached {
-    func: Function,
+    func: mlua::RegistryKey,
     flags: ScriptFlags,
 }
 
@@ -165,6 +165,10 @@ impl Scripts {
             let func = vm
                 .compile(body, "@user_script")
                 .map_err(ScriptError::Compile)?;
+            let func = vm
+                .lua
+                .create_registry_value(func)
+                .map_err(|e| ScriptError::Compile(vm::error_text(&e)))?;
             self.cache_bytes += CACHE_ENTRY_OVERHEAD + src.len();
             self.cache.insert(sha.clone(), Cached { func, flags });
         }
@@ -191,8 +195,11 @@ impl Scripts {
         }
     }
 
-    /// The compiled script and flags for a sha1 (any case).
-    pub(crate) fn cached(&self, sha: &[u8]) -> Result<(Function, ScriptFlags), ScriptError> {
+    /// The compiled script (as a run calls it) and flags for a sha1 (any case).
+    pub(crate) fn cached(
+        &self,
+        sha: &[u8],
+    ) -> Result<(raw::Callee<'static>, ScriptFlags), ScriptError> {
         let key = std::str::from_utf8(sha).map_err(|_| ScriptError::NoScript)?;
         // Clients send the lowercase hex SCRIPT LOAD returned: look that up as is.
         let c = match self.cache.get(key) {
@@ -202,6 +209,6 @@ impl Scripts {
                 .get(&key.to_ascii_lowercase())
                 .ok_or(ScriptError::NoScript)?,
         };
-        Ok((c.func.clone(), c.flags))
+        Ok((raw::Callee::Registry(c.func.id()), c.flags))
     }
 }

@@ -104,9 +104,17 @@ pub enum Ran {
     Failed(String),
 }
 
+/// The function a run calls.
+#[derive(Debug, Clone, Copy)]
+pub enum Callee<'a> {
+    /// A registry reference (an EVAL script in the cache).
+    Registry(c_int),
+    Function(&'a Function),
+}
+
 /// What a run needs beside the state.
 pub struct Run<'a> {
-    pub func: &'a Function,
+    pub func: Callee<'a>,
     pub keys: &'a [Bytes],
     pub args: &'a [Bytes],
     /// New KEYS/ARGV tables for this run (FCALL hands them to library code, which
@@ -137,13 +145,21 @@ pub fn run(
     let mut step = Step::Written;
     let mut failure = String::new();
     // SAFETY: exec_raw calls the closure in a protected call with the script at
-    // stack index 1. The closure's frames hold only references and plain values (the
+    // stack index 1 (pushed by exec_raw or fetched from the registry first). The closure's frames hold only references and plain values (the
     // String and Reply it writes live in this frame, above the protected call), so
     // an error raised by the Lua API inside it skips no destructor; it does not panic.
     let value: mlua::Result<Value> = unsafe {
-        lua.exec_raw(run.func, |l| {
+        let mut body = |l: *mut ffi::lua_State| {
             step = run_raw(l, refs, flags, run, out, &mut failure);
-        })
+        };
+        match run.func {
+            Callee::Function(f) => lua.exec_raw(f, body),
+            // exec_raw leaves room for 3 values; the function goes to index 1.
+            Callee::Registry(id) => lua.exec_raw((), |l| {
+                ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, id);
+                body(l)
+            }),
+        }
     };
     let value = value.inspect_err(|_| out.buf.truncate(mark))?;
     Ok(match step {
