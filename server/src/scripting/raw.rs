@@ -47,6 +47,11 @@ pub struct RawRefs {
     k_index: c_int,
     k_keys: c_int,
     k_argv: c_int,
+    /// [`run_entry`], and the slot where it leaves a table result.
+    runner: c_int,
+    result: c_int,
+    /// The state's main thread (`*mut lua_State`; an address, so the Vm stays Send).
+    state: usize,
 }
 
 impl RawRefs {
@@ -63,8 +68,8 @@ impl RawRefs {
         let mut refs = RawRefs::default();
         let r = &mut refs;
         let args = (handler.clone(), keys, argv, string_meta, string_proxy);
-        // SAFETY: exec_raw runs the closure in a protected call with the five values
-        // at stack indices 1..=5; luaL_ref pops the top value (hence the reverse
+        // SAFETY: exec_raw runs the closure in a protected call on the state's main
+        // thread with the five values at stack indices 1..=5; luaL_ref pops the top value (hence the reverse
         // order) and may raise an error only on memory exhaustion, with nothing
         // owned in the closure's frame.
         unsafe {
@@ -86,6 +91,13 @@ impl RawRefs {
                     push_bytes(l, name.as_bytes());
                     *slot = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
                 }
+                ffi::lua_pushcfunction(l, run_entry);
+                r.runner = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                // A slot of its own (luaL_ref of nil would not reserve one).
+                ffi::lua_pushboolean(l, 0);
+                r.result = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                // exec_raw runs the closure on the main thread (not in a callback).
+                r.state = l as usize;
             })?;
         }
         Ok(refs)
@@ -142,31 +154,152 @@ pub fn run(
     out: &mut Reply,
 ) -> mlua::Result<Ran> {
     let mark = out.len();
-    let mut step = Step::Written;
     let mut failure = String::new();
-    // SAFETY: exec_raw calls the closure in a protected call with the script at
-    // stack index 1 (pushed by exec_raw or fetched from the registry first). The closure's frames hold only references and plain values (the
-    // String and Reply it writes live in this frame, above the protected call), so
-    // an error raised by the Lua API inside it skips no destructor; it does not panic.
-    let value: mlua::Result<Value> = unsafe {
-        let mut body = |l: *mut ffi::lua_State| {
-            step = run_raw(l, refs, flags, run, out, &mut failure);
-        };
-        match run.func {
-            Callee::Function(f) => lua.exec_raw(f, body),
-            // exec_raw leaves room for 3 values; the function goes to index 1.
-            Callee::Registry(id) => lua.exec_raw((), |l| {
-                ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, id);
-                body(l)
-            }),
-        }
+    let step = match run.func {
+        Callee::Registry(id) => run_direct(lua, refs, flags, run, id, out, &mut failure),
+        Callee::Function(f) => run_in_exec_raw(lua, refs, flags, run, f, out, &mut failure),
     };
-    let value = value.inspect_err(|_| out.buf.truncate(mark))?;
+    let step = step.inspect_err(|_| out.buf.truncate(mark))?;
     Ok(match step {
-        Step::Written => Ran::Written,
-        Step::Table => Ran::Table(value),
-        Step::Failed => Ran::Failed(failure),
+        Stepped::Written => Ran::Written,
+        Stepped::Table(v) => Ran::Table(v),
+        Stepped::Failed => Ran::Failed(failure),
     })
+}
+
+/// [`Step`] with the table a result left for the slow conversion.
+enum Stepped {
+    Written,
+    Table(Value),
+    Failed,
+}
+
+/// A run of a function held by mlua: one protected call through mlua's `exec_raw`.
+fn run_in_exec_raw(
+    lua: &Lua,
+    refs: &RawRefs,
+    flags: &RunFlags,
+    run: &Run<'_>,
+    func: &Function,
+    out: &mut Reply,
+    failure: &mut String,
+) -> mlua::Result<Stepped> {
+    let mut step = Step::Written;
+    // SAFETY: exec_raw calls the closure in a protected call with the function at
+    // stack index 1. The closure's frames hold only references and plain values (the
+    // String and Reply it writes live in the caller's frame, above the protected
+    // call), so an error raised by the Lua API inside it skips no destructor; it
+    // does not panic.
+    let value: Value = unsafe {
+        lua.exec_raw(func, |l| {
+            step = run_raw(l, refs, flags, run, out, failure);
+            if let Step::Table = step {
+                ffi::lua_replace(l, 1);
+                ffi::lua_settop(l, 1);
+            }
+        })?
+    };
+    Ok(match step {
+        Step::Written => Stepped::Written,
+        Step::Table => Stepped::Table(value),
+        Step::Failed => Stepped::Failed,
+    })
+}
+
+/// What [`run_entry`] gets from [`run_direct`] (through a light userdata).
+struct Params<'a, 'b> {
+    refs: &'a RawRefs,
+    flags: &'a RunFlags,
+    run: &'a Run<'b>,
+    id: c_int,
+    out: &'a mut Reply,
+    failure: &'a mut String,
+    step: Step,
+}
+
+/// A run of a cached script (a registry reference): `lua_pcall` of [`run_entry`],
+/// kept in the registry, on the state's main thread, with no allocation — mlua's
+/// `exec_raw` creates two C closures per call on Lua 5.1. The slow conversion's
+/// table goes through the registry (`RawRefs::result`).
+fn run_direct(
+    lua: &Lua,
+    refs: &RawRefs,
+    flags: &RunFlags,
+    run: &Run<'_>,
+    id: c_int,
+    out: &mut Reply,
+    failure: &mut String,
+) -> mlua::Result<Stepped> {
+    let l = refs.state as *mut ffi::lua_State;
+    let mut params = Params {
+        refs,
+        flags,
+        run,
+        id,
+        out,
+        failure,
+        step: Step::Failed,
+    };
+    // SAFETY: `l` is the main thread of `lua`'s state (taken in `RawRefs::new`),
+    // alive as long as `lua`, which the caller holds; the state is used by this
+    // thread only (the Vm is taken out of the store for the run). Outside a protected
+    // call only calls that raise nothing are made (lua_checkstack only grows the stack
+    // of a thread mlua leaves nearly empty between calls, a registry read, a light
+    // userdata push, lua_pcall itself).
+    // Inside, `run_entry` follows the module's rules; `params` lives in this frame,
+    // above the protected call.
+    let status = unsafe {
+        let top = ffi::lua_gettop(l);
+        if ffi::lua_checkstack(l, 2) == 0 {
+            return Err(mlua::Error::runtime("stack overflow"));
+        }
+        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.runner);
+        ffi::lua_pushlightuserdata(l, (&mut params as *mut Params).cast());
+        let status = ffi::lua_pcall(l, 1, 1, 0);
+        let error = (status != ffi::LUA_OK).then(|| {
+            let text = match ffi::lua_type(l, -1) {
+                ffi::LUA_TSTRING => String::from_utf8_lossy(bytes_at(l, -1)).into_owned(),
+                _ => "unknown error".to_string(),
+            };
+            mlua::Error::runtime(text)
+        });
+        ffi::lua_settop(l, top);
+        error
+    };
+    if let Some(e) = status {
+        return Err(e);
+    }
+    Ok(match params.step {
+        Step::Written => Stepped::Written,
+        Step::Failed => Stepped::Failed,
+        Step::Table => {
+            // SAFETY: exec_raw's closure reads the registry slot run_entry filled and
+            // clears it (no allocation: assigning nil to an existing key).
+            let value: Value = unsafe {
+                lua.exec_raw((), |l| {
+                    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.result);
+                    ffi::lua_pushnil(l);
+                    ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, refs.result);
+                })?
+            };
+            Stepped::Table(value)
+        }
+    })
+}
+
+/// The C function [`run_direct`] calls: argument 1 is a light userdata pointing to
+/// its [`Params`].
+unsafe extern "C-unwind" fn run_entry(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: run_direct pushes the address of its live `Params` as the only
+    // argument; nothing else calls this function (it is only in the registry).
+    let p = &mut *(ffi::lua_touserdata(l, 1) as *mut Params<'_, '_>);
+    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, p.id);
+    ffi::lua_replace(l, 1);
+    p.step = run_raw(l, p.refs, p.flags, p.run, p.out, p.failure);
+    if let Step::Table = p.step {
+        ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, p.refs.result);
+    }
+    0
 }
 
 /// The run proper (see [`run`]); the script is at stack index 1.
