@@ -925,15 +925,27 @@ fn reused_keys_argv_and_number_arguments_match_redis() {
     let dirty = "KEYS[9] = 'x' KEYS.f = 1 ARGV[1] = nil \
                  setmetatable(ARGV, {__index = function() return 'meta' end}) \
                  return {#KEYS, #ARGV}";
-    let look = "return {#KEYS, #ARGV, KEYS[1], KEYS[9], tostring(KEYS.f), tostring(ARGV[7]), ARGV[1]}";
+    let look =
+        "return {#KEYS, #ARGV, KEYS[1], KEYS[9], tostring(KEYS.f), tostring(ARGV[7]), ARGV[1]}";
     for _ in 0..3 {
         p.eval(&Call("EVAL", dirty, &["a", "b", "c"], &["1", "2"]));
         p.eval(&Call("EVAL", look, &["k"], &["v"]));
         p.eval(&Call("EVAL", look, &[], &[]));
     }
     for n in [
-        "0.1", "1/3", "-0.0", "1e14", "1e13", "123456789012345", "-7", "2^53", "0/0", "1/0",
-        "-1/0", "3.0", "-2.5e-7",
+        "0.1",
+        "1/3",
+        "-0.0",
+        "1e14",
+        "1e13",
+        "123456789012345",
+        "-7",
+        "2^53",
+        "0/0",
+        "1/0",
+        "-1/0",
+        "3.0",
+        "-2.5e-7",
     ] {
         p.eval(&e(&format!(
             "redis.call('set', 'n', {n}) return redis.call('get', 'n')"

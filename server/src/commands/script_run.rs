@@ -388,12 +388,11 @@ unsafe extern "C-unwind" fn redis_call_c(l: *mut mlua::ffi::lua_State) -> std::f
     // the value is alive and not moved; only shared references are made here (the
     // RefCell guards against re-entry).
     let env = &*(addr as *const RefCell<RunEnv<'_, '_>>);
-    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        call_phase(l, env)
-    })) {
-        Ok(o) => o,
-        Err(_) => CallOutcome::Panicked,
-    };
+    let outcome =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call_phase(l, env))) {
+            Ok(o) => o,
+            Err(_) => CallOutcome::Panicked,
+        };
     // From here only plain values and references live in this frame: pushing may
     // raise a Lua error (longjmp). The RefCell is not borrowed any more; RunEnv is
     // only read, through a shared reference that ends before this function returns.

@@ -347,7 +347,13 @@ unsafe fn run_raw(
 
 /// Sets global `KEYS` or `ARGV` (registry refs `key` and `table`) to `items`: the
 /// kept table cleared and refilled, or a new one when `fresh`.
-unsafe fn set_array(l: *mut ffi::lua_State, key: c_int, table: c_int, items: &[Bytes], fresh: bool) {
+unsafe fn set_array(
+    l: *mut ffi::lua_State,
+    key: c_int,
+    table: c_int,
+    items: &[Bytes],
+    fresh: bool,
+) {
     ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, key);
     if fresh {
         ffi::lua_createtable(l, to_int(items.len()), 0);
@@ -627,7 +633,11 @@ unsafe fn push_aggregate(
         return true;
     }
     let n = n as usize;
-    let array_hint = if kind == b'*' || kind == b'>' { n.min(1024) } else { 0 };
+    let array_hint = if kind == b'*' || kind == b'>' {
+        n.min(1024)
+    } else {
+        0
+    };
     ffi::lua_createtable(l, to_int(array_hint), 0);
     match kind {
         b'~' => {
@@ -691,8 +701,14 @@ mod tests {
             round_trip(b"*3\r\n:1\r\n$-1\r\n+OK\r\n").as_deref(),
             Some(&b"*3\r\n:1\r\n$-1\r\n+OK\r\n"[..])
         );
-        assert_eq!(round_trip(b"-ERR x\r\n").as_deref(), Some(&b"-ERR x\r\n"[..]));
-        assert_eq!(round_trip(b"$3\r\nabc\r\n").as_deref(), Some(&b"$3\r\nabc\r\n"[..]));
+        assert_eq!(
+            round_trip(b"-ERR x\r\n").as_deref(),
+            Some(&b"-ERR x\r\n"[..])
+        );
+        assert_eq!(
+            round_trip(b"$3\r\nabc\r\n").as_deref(),
+            Some(&b"$3\r\nabc\r\n"[..])
+        );
         assert_eq!(round_trip(b"$5\r\nab"), None);
         assert_eq!(round_trip(b"*9999999999\r\n"), None);
         assert_eq!(round_trip(b"?\r\n"), None);

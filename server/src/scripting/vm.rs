@@ -155,8 +155,7 @@ impl Vm {
             .set_name(INTERNAL_CHUNK)
             .call((native, killed, errtext))?;
         let handler = lua.create_function(error_handler)?;
-        let refs =
-            super::raw::RawRefs::new(&lua, &handler, keys, argv, string_meta, string_proxy)?;
+        let refs = super::raw::RawRefs::new(&lua, &handler, keys, argv, string_meta, string_proxy)?;
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
             move |_, _| {
