@@ -5,9 +5,10 @@
 //! The state ([`Scripts`]) is a field of the store: the Lua VM and the EVAL script
 //! cache are ordered with the keyspace under the store lock. A script runs inside a
 //! command handler (which holds `&mut Ctx`): the VM is taken out of the store for the
-//! duration of the run and `redis.call` is a scoped closure that borrows the store,
-//! server and client mutably (`mlua::Lua::scope`), so no Lua value ever holds a
-//! reference to the store after the run.
+//! duration of the run and `redis.call` (a C function made once per state) reaches the
+//! store, server and client through a slot the run fills and empties, so no Lua value
+//! holds a reference to the store after the run. The run itself and the conversions
+//! on its hot path work on Lua's raw stack ([`raw`]).
 //!
 //! What is not EVAL-specific, for Functions to reuse: [`run`] (flags, conversions,
 //! the busy/kill machinery, the exec door) takes any compiled function, a label for
