@@ -914,3 +914,52 @@ fn eval_written_by_an_older_server_in_the_aof_is_replayed_at_startup() {
     assert_eq!(c.cmd("GET fromaof"), b("v"));
     assert_eq!(c.cmd("GET n"), b("1"));
 }
+
+/// Runs reuse the KEYS/ARGV tables (EVAL) and redis.call reads its arguments off the
+/// Lua stack: what one script leaves in KEYS/ARGV (extra entries, fields, a
+/// metatable) is gone in the next, numbers become the strings Lua would make, and
+/// the errors redis.call raises are tables, as in Redis.
+#[test]
+fn reused_keys_argv_and_number_arguments_match_redis() {
+    let mut p = Pair::start();
+    let dirty = "KEYS[9] = 'x' KEYS.f = 1 ARGV[1] = nil \
+                 setmetatable(ARGV, {__index = function() return 'meta' end}) \
+                 return {#KEYS, #ARGV}";
+    let look =
+        "return {#KEYS, #ARGV, KEYS[1], KEYS[9], tostring(KEYS.f), tostring(ARGV[7]), ARGV[1]}";
+    for _ in 0..3 {
+        p.eval(&Call("EVAL", dirty, &["a", "b", "c"], &["1", "2"]));
+        p.eval(&Call("EVAL", look, &["k"], &["v"]));
+        p.eval(&Call("EVAL", look, &[], &[]));
+    }
+    for n in [
+        "0.1",
+        "1/3",
+        "-0.0",
+        "1e14",
+        "1e13",
+        "123456789012345",
+        "-7",
+        "2^53",
+        "0/0",
+        "1/0",
+        "-1/0",
+        "3.0",
+        "-2.5e-7",
+    ] {
+        p.eval(&e(&format!(
+            "redis.call('set', 'n', {n}) return redis.call('get', 'n')"
+        )));
+    }
+    for s in [
+        "return {xpcall(function() return redis.call('nosuch') end, function(e) return type(e) end)}",
+        "local ok, e = pcall(redis.call, 'nosuch') return {tostring(ok), e}",
+        "return redis.pcall('set', 'a')",
+        "local r = redis.pcall('set', 'a') return {type(r), r.err}",
+        "return redis.call('set', 'a', true)",
+        "return redis.call('lrange', 'nokey', 0, -1)",
+        "redis.call('rpush', 'l2', 'a', 'b') return #redis.call('lrange', 'l2', 0, -1)",
+    ] {
+        p.eval(&e(s));
+    }
+}

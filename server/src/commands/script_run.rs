@@ -11,9 +11,9 @@
 use super::{ClientState, CmdError, Ctx};
 use crate::exec::ScriptRules;
 use crate::resp::Reply;
-use crate::scripting::{busy, convert, vm, Busy, ScriptError, ScriptFlags, Scripts};
+use crate::scripting::{busy, convert, raw, vm, Busy, ScriptError, ScriptFlags, Scripts};
 use bytes::Bytes;
-use mlua::{Function, MultiValue, Value};
+use mlua::Function;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -68,7 +68,7 @@ pub fn eval(
     if read_only {
         flags.no_writes = true;
     }
-    run(ctx, out, &func, &sha, keys, args, flags)
+    run_callee(ctx, out, Slot::Eval, func, &sha, keys, args, flags)
 }
 
 /// What EVAL runs: a source text or the sha1 of a cached one.
@@ -131,6 +131,23 @@ pub fn run(
     run_on(ctx, out, Slot::Eval, func, label, keys, args, flags)
 }
 
+/// [`run`] of a function held in the VM of `slot` (FCALL runs library functions in
+/// their own state).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_on(
+    ctx: &mut Ctx,
+    out: &mut Reply,
+    slot: Slot,
+    func: &Function,
+    label: &str,
+    keys: &[Bytes],
+    args: &[Bytes],
+    flags: ScriptFlags,
+) -> Result<(), CmdError> {
+    let func = raw::Callee::Function(func);
+    run_callee(ctx, out, slot, func, label, keys, args, flags)
+}
+
 /// Which VM a run uses: EVAL's, or the function libraries' own state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
@@ -146,13 +163,13 @@ fn vm_slot<'a>(ctx: &'a mut Ctx<'_>, slot: Slot) -> &'a mut Option<vm::Vm> {
     }
 }
 
-/// [`run`] on the VM in `slot` (FCALL runs library functions in their own state).
+/// [`run_on`] of a function or of a cached script's registry reference.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn run_on(
+fn run_callee(
     ctx: &mut Ctx,
     out: &mut Reply,
     slot: Slot,
-    func: &Function,
+    func: raw::Callee<'_>,
     label: &str,
     keys: &[Bytes],
     args: &[Bytes],
@@ -184,9 +201,16 @@ pub(crate) fn run_on(
     };
     busy.set_replica(ctx.store.is_replica);
     let running = busy::Running::start(&busy, ctx.store.hot.busy_reply_threshold);
+    let run = raw::Run {
+        func,
+        keys,
+        args,
+        fresh_tables: slot == Slot::Functions,
+        label,
+    };
     let result = match redis_call(&mut vm) {
-        Ok((call, lent)) => run_in_vm(ctx, &vm, (&call, &lent), &busy, func, keys, args, rules),
-        Err(e) => Err(RunError::Lua(e)),
+        Ok(lent) => run_in_vm(ctx, &vm, &lent, &busy, &run, rules, out),
+        Err(e) => Err(e),
     };
     drop(running);
     // What the commands served meanwhile left for the store, before anyone else runs.
@@ -199,117 +223,76 @@ pub(crate) fn run_on(
         let _ = vm.lua.gc_collect();
     }
     *vm_slot(ctx, slot) = Some(vm);
-    let result = result.and_then(|(value, resp3)| {
-        // Converted with the VM back in place (the conversion runs Lua code).
-        let mark = out.len();
-        let vm = vm_slot(ctx, slot).as_ref().ok_or(RunError::NoVm)?;
-        convert::lua_to_reply(&vm.flatten, value, resp3, out).map_err(|e| {
-            out.buf.truncate(mark);
-            RunError::Lua(e)
-        })
-    });
-    match result {
-        Ok(()) => Ok(()),
-        Err(RunError::NoVm) => Err(ScriptError::NoVm.into()),
-        Err(RunError::Script(err)) => Err(CmdError::msg(script_error(&err, label))),
-        Err(RunError::Lua(e)) => Err(CmdError::msg(format!(
-            "ERR Error running script {label}: {}",
-            vm::error_text(&e)
-        ))),
-    }
-}
-
-enum RunError {
-    /// The script failed: the error table (or value) its handler produced.
-    Script(Value),
-    Lua(mlua::Error),
-    NoVm,
-}
-
-impl From<mlua::Error> for RunError {
-    fn from(e: mlua::Error) -> Self {
-        RunError::Lua(e)
-    }
-}
-
-/// Redis's text for a failed script: `<err> script: <label>, on <source>:<line>.`
-fn script_error(err: &Value, label: &str) -> String {
-    let Value::Table(t) = err else {
-        let text = match err {
-            Value::String(s) => s.to_string_lossy(),
-            _ => "unknown error".to_string(),
-        };
-        return format!("ERR {text}");
-    };
-    let msg = match t.raw_get::<Value>("err") {
-        Ok(Value::String(s)) => s.to_string_lossy(),
-        _ => "ERR unknown error".to_string(),
-    };
-    let source = t.raw_get::<Value>("source").ok();
-    let line = t.raw_get::<Value>("line").ok();
-    match (source, line.as_ref().and_then(as_number)) {
-        (Some(Value::String(s)), Some(l)) => {
-            format!(
-                "{msg} script: {label}, on {}:{}.",
-                s.to_string_lossy(),
-                l as i64
-            )
+    let result = result.and_then(|ran| match ran {
+        raw::Ran::Written => Ok(()),
+        raw::Ran::Failed(text) => Err(ScriptFailed(text)),
+        raw::Ran::Table(value) => {
+            // Converted with the VM back in place (the conversion runs Lua code).
+            let mark = out.len();
+            let Some(vm) = vm_slot(ctx, slot).as_ref() else {
+                return Err(ScriptFailed(ScriptError::NoVm.to_string()));
+            };
+            let resp3 = vm.flags.resp3.load(Ordering::Relaxed);
+            convert::lua_to_reply(&vm.flatten, value, resp3, out).map_err(|e| {
+                out.buf.truncate(mark);
+                lua_failure(&e, label)
+            })
         }
-        _ => msg,
-    }
+    });
+    result.map_err(|ScriptFailed(text)| CmdError::msg(text))
 }
 
-/// What the per-run dispatcher borrows: the store and server through the handler's
+/// A run's final error text.
+struct ScriptFailed(String);
+
+/// The text of an error of the binding itself (not of the script).
+fn lua_failure(e: &mlua::Error, label: &str) -> ScriptFailed {
+    ScriptFailed(format!(
+        "ERR Error running script {label}: {}",
+        vm::error_text(e)
+    ))
+}
+
+/// What the per-run `redis.call` borrows: the store and server through the handler's
 /// context, and the script's own client (its db follows SELECT inside the script).
 struct RunEnv<'a, 'b> {
     ctx: &'a mut Ctx<'b>,
     client: ClientState,
     rules: ScriptRules,
     busy: &'a Busy,
+    flags: &'a vm::RunFlags,
     reply: Reply,
     /// The arguments of the current call, in one buffer (one allocation per call).
     arg_buf: bytes::BytesMut,
+    argv: Vec<Bytes>,
+    /// The error the current call raises.
+    err_text: String,
 }
 
-/// The state's `redis.call` (made on first use) and the slot each run lends its
-/// context through.
-fn redis_call(vm: &mut vm::Vm) -> mlua::Result<(Function, Arc<AtomicUsize>)> {
-    if let Some((f, slot)) = &vm.call {
-        return Ok((f.clone(), slot.clone()));
+/// The state's `redis.call` (made and installed on first use); returns the slot each
+/// run lends its context through.
+fn redis_call(vm: &mut vm::Vm) -> Result<Arc<AtomicUsize>, ScriptFailed> {
+    if let Some((_, slot)) = &vm.call {
+        return Ok(slot.clone());
     }
+    let failed = |e: mlua::Error| ScriptFailed(format!("ERR {}", vm::error_text(&e)));
     let slot = Arc::new(AtomicUsize::new(0));
-    let f = make_redis_call(&vm.lua, vm.flags.clone(), slot.clone())?;
-    vm.call = Some((f.clone(), slot.clone()));
-    Ok((f, slot))
-}
-
-/// `redis.call`, made once per Lua state. Each run lends it the run's context (store,
-/// server, script client) by putting the address of its `RefCell<RunEnv>` in `slot`
-/// for the duration of the run, instead of `mlua::Lua::scope`, which builds and tears
-/// down a function per run (most of the per-EVALSHA cost of the binding).
-#[allow(unsafe_code)]
-fn make_redis_call(
-    lua: &mlua::Lua,
-    flags: Arc<vm::RunFlags>,
-    slot: Arc<AtomicUsize>,
-) -> mlua::Result<Function> {
-    lua.create_function(move |lua, args: MultiValue| {
-        let addr = slot.load(Ordering::Acquire);
-        if addr == 0 {
-            return Err(mlua::Error::runtime(
-                "redis.call can only be called while a script runs",
-            ));
-        }
-        // SAFETY: a non-zero `addr` is the address of the `RefCell<RunEnv>` that
-        // `run_in_vm` holds on its stack: it stores it before calling the script and a
-        // `Lent` guard resets it to 0 when that call returns or unwinds, before the
-        // value is moved or dropped. Lua runs on the thread that runs the script, so
-        // while `addr` is set the value is alive and not moved; only shared
-        // references are made (the RefCell guards against re-entry), and none outlives
-        // this call.
-        let env = unsafe { &*(addr as *const RefCell<RunEnv<'_, '_>>) };
-        dispatch(lua, env, &flags, args)?.map_err(|e| mlua::Error::external(vm::ReplyError(e)))
-    })
+    let addr = Arc::as_ptr(&slot) as *mut std::ffi::c_void;
+    // SAFETY: the closure pushes a light userdata and a C closure over it (the stack
+    // has room for 3 values in exec_raw's protected call); nothing in its frame has
+    // a destructor. The address stays valid as long as the state: the Vm keeps the
+    // Arc beside the state in `vm.call`.
+    #[allow(unsafe_code)]
+    let f: Function = unsafe {
+        vm.lua.exec_raw((), |l| {
+            mlua::ffi::lua_pushlightuserdata(l, addr);
+            mlua::ffi::lua_pushcclosure(l, redis_call_c, 1);
+        })
+    }
+    .map_err(failed)?;
+    vm.install.call::<()>(&f).map_err(failed)?;
+    vm.call = Some((f, slot.clone()));
+    Ok(slot)
 }
 
 /// Resets the lending slot when a run ends, however it ends.
@@ -321,25 +304,25 @@ impl Drop for Lent<'_> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_in_vm(
     ctx: &mut Ctx,
     vm: &vm::Vm,
-    (call, slot): (&Function, &AtomicUsize),
+    slot: &AtomicUsize,
     busy: &Busy,
-    func: &Function,
-    keys: &[Bytes],
-    args: &[Bytes],
+    run: &raw::Run<'_>,
     rules: ScriptRules,
-) -> Result<(Value, bool), RunError> {
-    let lua = &vm.lua;
+    out: &mut Reply,
+) -> Result<raw::Ran, ScriptFailed> {
     vm.flags.reset();
-    // The script's client and reply buffer are kept from run to run.
-    let (mut client, reply) = scripts(ctx)
+    // The script's client and buffers are kept from run to run.
+    let (mut client, reply, argv) = scripts(ctx)
         .spare
         .take()
-        .and_then(|b| b.downcast::<(ClientState, Reply)>().ok())
-        .map_or_else(|| (ClientState::new(0), Reply::new(false)), |b| *b);
+        .and_then(|b| b.downcast::<Spare>().ok())
+        .map_or_else(
+            || (ClientState::new(0), Reply::new(false), Vec::new()),
+            |b| *b,
+        );
     client.id = ctx.client.id;
     client.db = ctx.client.db;
     client.authenticated = true;
@@ -350,108 +333,199 @@ fn run_in_vm(
         client,
         rules,
         busy,
+        flags: &vm.flags,
         reply,
         arg_buf: bytes::BytesMut::new(),
+        argv,
+        err_text: String::new(),
     });
-    let flags = &*vm.flags;
-    // UTF-8 arguments are pushed straight onto the Lua stack; others become strings
-    // first (which costs a protected call and a reference each).
-    let strings = keys
-        .iter()
-        .chain(args)
-        .map(|a| match std::str::from_utf8(a) {
-            Ok(s) => Ok(mlua::Either::Left(s)),
-            Err(_) => lua.create_string(a).map(mlua::Either::Right),
-        })
-        .collect::<mlua::Result<Vec<_>>>()?;
     slot.store(&env as *const RefCell<RunEnv> as usize, Ordering::Release);
     let lent = Lent(slot);
-    let outcome: mlua::Result<MultiValue> = vm.runner.call((
-        func,
-        &vm.handler,
-        call,
-        keys.len(),
-        mlua::Variadic::from(strings),
-    ));
+    let ran = raw::run(&vm.lua, &vm.refs, &vm.flags, run, out);
     drop(lent);
-    let resp3 = flags.resp3.load(Ordering::Relaxed);
-    let env = env.into_inner();
-    scripts(env.ctx).spare = Some(Box::new((env.client, env.reply)));
-    let mut values = outcome?.into_iter();
-    match values.next() {
-        Some(Value::Boolean(true)) => Ok((values.next().unwrap_or(Value::Nil), resp3)),
-        _ => Err(RunError::Script(values.next().unwrap_or(Value::Nil))),
+    let mut env = env.into_inner();
+    env.argv.clear();
+    scripts(env.ctx).spare = Some(Box::new((env.client, env.reply, env.argv)));
+    ran.map_err(|e| lua_failure(&e, run.label))
+}
+
+/// The script client, reply buffer and argv kept between runs.
+type Spare = (ClientState, Reply, Vec<Bytes>);
+
+/// What a `redis.call` came to, before anything is pushed (plain data: the pushes
+/// may raise a Lua error, which must not skip destructors).
+#[derive(Clone, Copy)]
+enum CallOutcome {
+    /// The reply is in `RunEnv::reply`.
+    Reply,
+    /// The error text is in `RunEnv::err_text`.
+    Error,
+    Reentered,
+    Panicked,
+}
+
+/// `redis.call` as a Lua C function: its arguments are read straight off the stack
+/// into the dispatch argv, the command's reply is pushed straight onto it, and an
+/// error is raised as Redis raises it, an `{err=...}` table. Upvalue 1 is the
+/// address of the state's lending slot (see [`redis_call`]).
+#[allow(unsafe_code)]
+unsafe extern "C-unwind" fn redis_call_c(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    let slot = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const AtomicUsize;
+    // SAFETY: upvalue 1 is the address of the Arc'd slot the Vm keeps alive as long
+    // as this state (see `redis_call`).
+    let addr = if slot.is_null() {
+        0
+    } else {
+        (*slot).load(Ordering::Acquire)
+    };
+    if addr == 0 {
+        raise_text(l, b"redis.call can only be called while a script runs");
+    }
+    // SAFETY: a non-zero `addr` is the address of the `RefCell<RunEnv>` that
+    // `run_in_vm` holds on its stack: it stores it before calling the script and a
+    // `Lent` guard resets it to 0 when that call returns, before the value is moved
+    // or dropped. Lua runs on the thread that runs the script, so while `addr` is set
+    // the value is alive and not moved; only shared references are made here (the
+    // RefCell guards against re-entry).
+    let env = &*(addr as *const RefCell<RunEnv<'_, '_>>);
+    let outcome =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call_phase(l, env))) {
+            Ok(o) => o,
+            Err(_) => CallOutcome::Panicked,
+        };
+    // From here only plain values and references live in this frame: pushing may
+    // raise a Lua error (longjmp). The RefCell is not borrowed any more; RunEnv is
+    // only read, through a shared reference that ends before this function returns.
+    let env = &*env.as_ptr();
+    match outcome {
+        CallOutcome::Reply => {
+            if raw::push_reply(l, &env.reply.buf) {
+                1
+            } else {
+                raise_error(l, b"ERR unexpected reply from command")
+            }
+        }
+        CallOutcome::Error => raise_error(l, env.err_text.as_bytes()),
+        CallOutcome::Reentered => raise_text(l, b"redis.call re-entered"),
+        CallOutcome::Panicked => raise_error(l, b"ERR internal error in redis.call"),
     }
 }
 
-/// One `redis.call`: the command's reply as a Lua value, or the error text it
-/// raises (redis.pcall, in Lua, turns that into an `{err=...}` table).
-fn dispatch(
-    lua: &mlua::Lua,
-    env: &RefCell<RunEnv>,
-    flags: &vm::RunFlags,
-    args: MultiValue,
-) -> mlua::Result<Result<Value, String>> {
+/// Raises `{err = text}`, as Redis's redis.call raises a command's error.
+#[allow(unsafe_code)]
+unsafe fn raise_error(l: *mut mlua::ffi::lua_State, text: &[u8]) -> ! {
+    use mlua::ffi;
+    ffi::lua_checkstack(l, 2);
+    ffi::lua_createtable(l, 0, 1);
+    ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
+    ffi::lua_setfield(l, -2, c"err".as_ptr());
+    ffi::lua_error(l)
+}
+
+/// Raises a plain Lua error message (the error handler gives it the `ERR ` prefix).
+#[allow(unsafe_code)]
+unsafe fn raise_text(l: *mut mlua::ffi::lua_State, text: &[u8]) -> ! {
+    use mlua::ffi;
+    ffi::lua_checkstack(l, 1);
+    ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
+    ffi::lua_error(l)
+}
+
+/// The Rust part of one `redis.call` (no Lua call here raises): reads the arguments
+/// off the stack and runs the command through the exec door.
+#[allow(unsafe_code)]
+unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> CallOutcome {
+    use mlua::ffi;
     use std::sync::atomic::Ordering::Relaxed;
     let Ok(mut env) = env.try_borrow_mut() else {
-        return Err(mlua::Error::runtime("redis.call re-entered"));
+        return CallOutcome::Reentered;
     };
     let RunEnv {
         ctx,
         client,
         rules,
         busy,
+        flags,
         reply,
         arg_buf,
+        argv,
+        err_text,
     } = &mut *env;
     // The arguments' bytes go to one buffer, split into the argv afterwards.
     let mut lens: smallvec_lens::Lens = Default::default();
     arg_buf.clear();
-    for v in args.iter() {
-        match v {
-            Value::String(s) => {
-                let b = s.as_bytes();
-                arg_buf.extend_from_slice(&b);
+    argv.clear();
+    for i in 1..=ffi::lua_gettop(l) {
+        match ffi::lua_type(l, i) {
+            ffi::LUA_TSTRING => {
+                let mut len = 0usize;
+                let p = ffi::lua_tolstring(l, i, &mut len);
+                let b: &[u8] = if p.is_null() {
+                    &[]
+                } else {
+                    // SAFETY: a string on the stack: `len` bytes at `p`, alive while
+                    // it stays there (for this call).
+                    std::slice::from_raw_parts(p.cast(), len)
+                };
+                arg_buf.extend_from_slice(b);
                 lens.push(b.len());
             }
-            Value::Number(_) | Value::Integer(_) => match lua.coerce_string(v.clone())? {
-                Some(s) => {
-                    let b = s.as_bytes();
-                    arg_buf.extend_from_slice(&b);
-                    lens.push(b.len());
-                }
-                None => return Ok(Err(ARGS_ERR.to_string())),
-            },
-            _ => return Ok(Err(ARGS_ERR.to_string())),
+            ffi::LUA_TNUMBER => {
+                let text = lua_number_text(ffi::lua_tonumber(l, i));
+                arg_buf.extend_from_slice(text.as_bytes());
+                lens.push(text.len());
+            }
+            _ => {
+                *err_text = ARGS_ERR.to_string();
+                return CallOutcome::Error;
+            }
         }
     }
-    drop(args);
     if lens.is_empty() {
-        return Ok(Err(
-            "ERR Please specify at least one argument for this redis lib call".to_string(),
-        ));
+        *err_text = "ERR Please specify at least one argument for this redis lib call".into();
+        return CallOutcome::Error;
     }
     let mut all = arg_buf.split().freeze();
-    let argv: Vec<Bytes> = lens.iter().map(|&n| all.split_to(n)).collect();
+    argv.extend(lens.iter().map(|&n| all.split_to(n)));
     let resp3 = flags.resp3.load(Relaxed);
     let repl = flags.repl.load(Relaxed);
     reply.buf.clear();
     reply.resp3 = resp3;
     client.resp3 = resp3;
     let before = ctx.store.propagated.len();
-    let r = crate::exec::script_call(ctx.server, ctx.store, client, rules, &argv, reply);
+    let r = crate::exec::script_call(ctx.server, ctx.store, client, rules, argv, reply);
+    argv.clear();
     if rules.wrote {
         busy.mark_wrote();
     }
     propagate_to(ctx.store, before, repl);
     if let Err(refusal) = r {
-        return Ok(Err(refusal.0));
+        *err_text = refusal.0;
+        return CallOutcome::Error;
     }
     if let Some(text) = reply.buf.strip_prefix(b"-") {
         let text = text.strip_suffix(b"\r\n").unwrap_or(text);
-        return Ok(Err(String::from_utf8_lossy(text).into_owned()));
+        *err_text = String::from_utf8_lossy(text).into_owned();
+        return CallOutcome::Error;
     }
-    Ok(Ok(convert::reply_to_lua(lua, &reply.buf)?.0))
+    CallOutcome::Reply
+}
+
+/// A number argument of redis.call as Redis 7.0 turns it into a string (`%.17g`,
+/// not Lua's own `%.14g`), without calling into Lua.
+fn lua_number_text(n: f64) -> String {
+    let i = n as i64;
+    if i as f64 == n
+        && i.unsigned_abs() < 100_000_000_000_000_000
+        && !(n == 0.0 && n.is_sign_negative())
+    {
+        return i.to_string();
+    }
+    if n.is_nan() {
+        return if n.is_sign_negative() { "-nan" } else { "nan" }.to_string();
+    }
+    crate::resp::format_g(n, 17)
 }
 
 /// Where the ops a call just added (from index `before`) go, after the script's
@@ -502,15 +576,6 @@ mod smallvec_lens {
                 self.more.iter()
             }
         }
-    }
-}
-
-/// A Lua number, whichever way mlua surfaced it.
-fn as_number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Integer(i) => Some(*i as f64),
-        Value::Number(n) => Some(*n),
-        _ => None,
     }
 }
 

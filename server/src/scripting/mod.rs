@@ -5,9 +5,10 @@
 //! The state ([`Scripts`]) is a field of the store: the Lua VM and the EVAL script
 //! cache are ordered with the keyspace under the store lock. A script runs inside a
 //! command handler (which holds `&mut Ctx`): the VM is taken out of the store for the
-//! duration of the run and `redis.call` is a scoped closure that borrows the store,
-//! server and client mutably (`mlua::Lua::scope`), so no Lua value ever holds a
-//! reference to the store after the run.
+//! duration of the run and `redis.call` (a C function made once per state) reaches the
+//! store, server and client through a slot the run fills and empties, so no Lua value
+//! holds a reference to the store after the run. The run itself and the conversions
+//! on its hot path work on Lua's raw stack ([`raw`]).
 //!
 //! What is not EVAL-specific, for Functions to reuse: [`run`] (flags, conversions,
 //! the busy/kill machinery, the exec door) takes any compiled function, a label for
@@ -16,6 +17,7 @@
 pub use crate::server::busy;
 pub mod convert;
 pub mod libs;
+pub mod raw;
 pub mod shebang;
 pub(crate) mod vm;
 
@@ -23,7 +25,6 @@ pub use busy::Busy;
 pub use shebang::ScriptFlags;
 pub use vm::sha1_hex;
 
-use mlua::Function;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -31,10 +32,11 @@ use std::sync::Arc;
 /// `used_memory_scripts_eval`; measured: 120 bytes for an 8-byte body).
 const CACHE_ENTRY_OVERHEAD: usize = 112;
 
-/// A script in the EVAL cache.
+/// A script in the EVAL cache: its compiled function is held in the Lua registry,
+/// where a run fetches it by integer (`lua_rawgeti`).
 #[derive(Debug)]
 struct Cached {
-    func: Function,
+    func: mlua::RegistryKey,
     flags: ScriptFlags,
 }
 
@@ -164,6 +166,10 @@ impl Scripts {
             let func = vm
                 .compile(body, "@user_script")
                 .map_err(ScriptError::Compile)?;
+            let func = vm
+                .lua
+                .create_registry_value(func)
+                .map_err(|e| ScriptError::Compile(vm::error_text(&e)))?;
             self.cache_bytes += CACHE_ENTRY_OVERHEAD + src.len();
             self.cache.insert(sha.clone(), Cached { func, flags });
         }
@@ -190,8 +196,11 @@ impl Scripts {
         }
     }
 
-    /// The compiled script and flags for a sha1 (any case).
-    pub(crate) fn cached(&self, sha: &[u8]) -> Result<(Function, ScriptFlags), ScriptError> {
+    /// The compiled script (as a run calls it) and flags for a sha1 (any case).
+    pub(crate) fn cached(
+        &self,
+        sha: &[u8],
+    ) -> Result<(raw::Callee<'static>, ScriptFlags), ScriptError> {
         let key = std::str::from_utf8(sha).map_err(|_| ScriptError::NoScript)?;
         // Clients send the lowercase hex SCRIPT LOAD returned: look that up as is.
         let c = match self.cache.get(key) {
@@ -201,6 +210,6 @@ impl Scripts {
                 .get(&key.to_ascii_lowercase())
                 .ok_or(ScriptError::NoScript)?,
         };
-        Ok((c.func.clone(), c.flags))
+        Ok((raw::Callee::Registry(c.func.id()), c.flags))
     }
 }

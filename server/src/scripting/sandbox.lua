@@ -9,9 +9,10 @@
 --
 -- Arguments (from Rust): `native`, the functions written in Rust (they must be C
 -- functions to Lua so that errors they raise point at the script's line even in a
--- tail call; redis.call is the per-run function `run` installs);
+-- tail call; redis.call is the C function `install` sets);
 -- `killed`, the SCRIPT KILL probe; `errtext`, which turns an error raised from Rust
--- into its text. Returns the globals proxy and the runner (`run` at the end).
+-- into its text. Returns the globals proxy, `install` (sets redis.call), the KEYS and
+-- ARGV tables EVAL runs reuse, the string metatable and the string library proxy.
 
 local native, killed, errtext = ...
 
@@ -183,21 +184,13 @@ redis.pcall = function(...)
   return e
 end
 
--- One run: restore what a script may have changed, install the run's redis.call,
--- set KEYS and ARGV, then call the script under the error handler. (One call from
--- Rust instead of a protected call per table update.)
-local function run(f, handler, call, nkeys, ...)
-  raw_rawset(smt, '__index', string_proxy)
+-- redis.call is a C function the layer running scripts makes once per state; it is
+-- installed here (the redis table is local to this chunk). Each run is prepared from
+-- Rust on the raw stack (vm.rs, `RawRefs`): it restores the string metatable's
+-- __index, refills KEYS and ARGV and sets them as globals, then calls the script
+-- under the error handler.
+local function install(call)
   redis.call = call
-  local keys, argv = {}, {}
-  local n = raw_select('#', ...)
-  if n > 0 then
-    local all = { ... }
-    for i = 1, nkeys do keys[i] = all[i] end
-    for i = nkeys + 1, n do argv[i - nkeys] = all[i] end
-  end
-  G.KEYS, G.ARGV = keys, argv
-  return raw_xpcall(f, handler)
 end
 
-return env_proxy, run
+return env_proxy, install, {}, {}, smt, string_proxy

@@ -70,20 +70,25 @@ impl RunFlags {
 #[error("{0}")]
 pub struct ReplyError(pub String);
 
+/// What sandbox.lua returns: the globals proxy, `install`, the KEYS and ARGV tables,
+/// the string metatable and the string library proxy.
+type SandboxParts = (Table, Function, Table, Table, Table, Table);
+
 /// A ready Lua state and the handles the runner needs.
 pub struct Vm {
     pub lua: Lua,
     /// The protected globals scripts run with.
     pub env: Table,
-    /// `run(f, handler, call, nkeys, keys..., args...)` (see sandbox.lua).
-    pub runner: Function,
-    pub handler: Function,
+    /// Sets `redis.call` (see sandbox.lua).
+    pub install: Function,
+    /// What each run reaches on the raw stack (the handler, KEYS/ARGV...).
+    pub refs: super::raw::RawRefs,
     pub flags: Arc<RunFlags>,
     /// The result flattener (`convert::FLATTEN`).
     pub flatten: Function,
-    /// `redis.call` as the layer running scripts made it for this state, once, with
-    /// the slot through which each run lends it that run's context (see
-    /// `commands::script_run`). None until the first run.
+    /// `redis.call` as the layer running scripts made it for this state, once (a C
+    /// function), with the slot through which each run lends it that run's context
+    /// (see `commands::script_run`). None until the first run.
     pub call: Option<(Function, Arc<std::sync::atomic::AtomicUsize>)>,
 }
 
@@ -145,11 +150,12 @@ impl Vm {
             })
         })?;
         let native = native_functions(&lua, &flags, is_command)?;
-        let (env, runner): (Table, Function) = lua
+        let (env, install, keys, argv, string_meta, string_proxy): SandboxParts = lua
             .load(SANDBOX)
             .set_name(INTERNAL_CHUNK)
             .call((native, killed, errtext))?;
         let handler = lua.create_function(error_handler)?;
+        let refs = super::raw::RawRefs::new(&lua, &handler, keys, argv, string_meta, string_proxy)?;
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
             move |_, _| {
@@ -162,8 +168,8 @@ impl Vm {
         Ok(Vm {
             lua,
             env,
-            runner,
-            handler,
+            install,
+            refs,
             flags,
             flatten,
             call: None,

@@ -1,0 +1,716 @@
+//! The hot path of a script run, on Lua's raw stack (`mlua::ffi`): per EVALSHA the
+//! binding's generic machinery (argument conversion, its protected calls, result
+//! collection) cost more than the script. Here a run is one protected call into
+//! mlua ([`mlua::Lua::exec_raw`]) inside which the KEYS/ARGV tables (kept between
+//! runs) are refilled, the script is called with `lua_pcall` under the error handler,
+//! and its result is written as RESP straight from the stack; `redis.call`'s reply
+//! is pushed straight onto the stack ([`push_reply`]).
+//!
+//! Unsafe code is allowed in this module because it is the FFI boundary. Two rules
+//! hold for every function here that calls the Lua API:
+//! - A Lua API call may raise an error (longjmp) — at least on memory exhaustion —
+//!   so no value with a destructor is alive in these frames while one runs (a
+//!   longjmp would skip the destructor); `String`s are only built from borrowed
+//!   slices once no Lua call follows.
+//! - Nothing here panics (no unwrap, no unchecked indexing), since a panic cannot
+//!   cross the C frames.
+#![allow(unsafe_code)]
+
+use super::convert::{number_to_i64, one_line};
+use super::vm::RunFlags;
+use crate::resp::Reply;
+use bytes::Bytes;
+use mlua::{ffi, Function, Lua, Table, Value};
+use std::ffi::c_int;
+use std::sync::atomic::Ordering;
+
+/// How deep a command reply may nest (our commands never come close).
+const MAX_REPLY_DEPTH: usize = 128;
+
+/// A KEYS/ARGV table that held more entries than this is replaced rather than kept
+/// (Lua never shrinks a table's parts).
+const REUSE_LIMIT: usize = 1024;
+
+/// Registry references (`luaL_ref`) to the values every run uses, made once per
+/// state, so a run reaches them with `lua_rawgeti` and allocates nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RawRefs {
+    handler: c_int,
+    keys: c_int,
+    argv: c_int,
+    string_meta: c_int,
+    string_proxy: c_int,
+    k_err: c_int,
+    k_ok: c_int,
+    k_source: c_int,
+    k_line: c_int,
+    k_index: c_int,
+    k_keys: c_int,
+    k_argv: c_int,
+    /// [`run_entry`], and the slot where it leaves a table result.
+    runner: c_int,
+    result: c_int,
+    /// The state's main thread (`*mut lua_State`; an address, so the Vm stays Send).
+    state: usize,
+}
+
+impl RawRefs {
+    /// References to the error handler, the reused KEYS/ARGV tables, the string
+    /// metatable and the string library proxy (sandbox.lua), and the key strings.
+    pub fn new(
+        lua: &Lua,
+        handler: &Function,
+        keys: Table,
+        argv: Table,
+        string_meta: Table,
+        string_proxy: Table,
+    ) -> mlua::Result<RawRefs> {
+        let mut refs = RawRefs::default();
+        let r = &mut refs;
+        let args = (handler.clone(), keys, argv, string_meta, string_proxy);
+        // SAFETY: exec_raw runs the closure in a protected call on the state's main
+        // thread with the five values at stack indices 1..=5; luaL_ref pops the top value (hence the reverse
+        // order) and may raise an error only on memory exhaustion, with nothing
+        // owned in the closure's frame.
+        unsafe {
+            lua.exec_raw::<()>(args, |l| {
+                r.string_proxy = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                r.string_meta = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                r.argv = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                r.keys = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                r.handler = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                for (slot, name) in [
+                    (&mut r.k_err, "err"),
+                    (&mut r.k_ok, "ok"),
+                    (&mut r.k_source, "source"),
+                    (&mut r.k_line, "line"),
+                    (&mut r.k_index, "__index"),
+                    (&mut r.k_keys, "KEYS"),
+                    (&mut r.k_argv, "ARGV"),
+                ] {
+                    push_bytes(l, name.as_bytes());
+                    *slot = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                }
+                ffi::lua_pushcfunction(l, run_entry);
+                r.runner = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                // A slot of its own (luaL_ref of nil would not reserve one).
+                ffi::lua_pushboolean(l, 0);
+                r.result = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                // exec_raw runs the closure on the main thread (not in a callback).
+                r.state = l as usize;
+            })?;
+        }
+        Ok(refs)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Ran {
+    /// The result was written to the reply.
+    Written,
+    /// The result is a table the direct conversion leaves to
+    /// [`super::convert::lua_to_reply`].
+    Table(Value),
+    /// The script failed: Redis's error text (with the script's label).
+    Failed(String),
+}
+
+/// The function a run calls.
+#[derive(Debug, Clone, Copy)]
+pub enum Callee<'a> {
+    /// A registry reference (an EVAL script in the cache).
+    Registry(c_int),
+    Function(&'a Function),
+}
+
+/// What a run needs beside the state.
+pub struct Run<'a> {
+    pub func: Callee<'a>,
+    pub keys: &'a [Bytes],
+    pub args: &'a [Bytes],
+    /// New KEYS/ARGV tables for this run (FCALL hands them to library code, which
+    /// may keep them) instead of the reused ones.
+    pub fresh_tables: bool,
+    /// The script's name in error texts.
+    pub label: &'a str,
+}
+
+/// What the raw part of a run reports (plain data: it crosses the C frames).
+#[derive(Clone, Copy)]
+enum Step {
+    Written,
+    Table,
+    Failed,
+}
+
+/// Runs a compiled script (or library function wrapper) with KEYS and ARGV, writing a
+/// plain result to `out`.
+pub fn run(
+    lua: &Lua,
+    refs: &RawRefs,
+    flags: &RunFlags,
+    run: &Run<'_>,
+    out: &mut Reply,
+) -> mlua::Result<Ran> {
+    let mark = out.len();
+    let mut failure = String::new();
+    let step = match run.func {
+        Callee::Registry(id) => run_direct(lua, refs, flags, run, id, out, &mut failure),
+        Callee::Function(f) => run_in_exec_raw(lua, refs, flags, run, f, out, &mut failure),
+    };
+    let step = step.inspect_err(|_| out.buf.truncate(mark))?;
+    Ok(match step {
+        Stepped::Written => Ran::Written,
+        Stepped::Table(v) => Ran::Table(v),
+        Stepped::Failed => Ran::Failed(failure),
+    })
+}
+
+/// [`Step`] with the table a result left for the slow conversion.
+enum Stepped {
+    Written,
+    Table(Value),
+    Failed,
+}
+
+/// A run of a function held by mlua: one protected call through mlua's `exec_raw`.
+fn run_in_exec_raw(
+    lua: &Lua,
+    refs: &RawRefs,
+    flags: &RunFlags,
+    run: &Run<'_>,
+    func: &Function,
+    out: &mut Reply,
+    failure: &mut String,
+) -> mlua::Result<Stepped> {
+    let mut step = Step::Written;
+    // SAFETY: exec_raw calls the closure in a protected call with the function at
+    // stack index 1. The closure's frames hold only references and plain values (the
+    // String and Reply it writes live in the caller's frame, above the protected
+    // call), so an error raised by the Lua API inside it skips no destructor; it
+    // does not panic.
+    let value: Value = unsafe {
+        lua.exec_raw(func, |l| {
+            step = run_raw(l, refs, flags, run, out, failure);
+            if let Step::Table = step {
+                ffi::lua_replace(l, 1);
+                ffi::lua_settop(l, 1);
+            }
+        })?
+    };
+    Ok(match step {
+        Step::Written => Stepped::Written,
+        Step::Table => Stepped::Table(value),
+        Step::Failed => Stepped::Failed,
+    })
+}
+
+/// What [`run_entry`] gets from [`run_direct`] (through a light userdata).
+struct Params<'a, 'b> {
+    refs: &'a RawRefs,
+    flags: &'a RunFlags,
+    run: &'a Run<'b>,
+    id: c_int,
+    out: &'a mut Reply,
+    failure: &'a mut String,
+    step: Step,
+}
+
+/// A run of a cached script (a registry reference): `lua_pcall` of [`run_entry`],
+/// kept in the registry, on the state's main thread, with no allocation — mlua's
+/// `exec_raw` creates two C closures per call on Lua 5.1. The slow conversion's
+/// table goes through the registry (`RawRefs::result`).
+fn run_direct(
+    lua: &Lua,
+    refs: &RawRefs,
+    flags: &RunFlags,
+    run: &Run<'_>,
+    id: c_int,
+    out: &mut Reply,
+    failure: &mut String,
+) -> mlua::Result<Stepped> {
+    let l = refs.state as *mut ffi::lua_State;
+    let mut params = Params {
+        refs,
+        flags,
+        run,
+        id,
+        out,
+        failure,
+        step: Step::Failed,
+    };
+    // SAFETY: `l` is the main thread of `lua`'s state (taken in `RawRefs::new`),
+    // alive as long as `lua`, which the caller holds; the state is used by this
+    // thread only (the Vm is taken out of the store for the run). Outside a protected
+    // call only calls that raise nothing are made (lua_checkstack only grows the stack
+    // of a thread mlua leaves nearly empty between calls, a registry read, a light
+    // userdata push, lua_pcall itself).
+    // Inside, `run_entry` follows the module's rules; `params` lives in this frame,
+    // above the protected call.
+    let status = unsafe {
+        let top = ffi::lua_gettop(l);
+        if ffi::lua_checkstack(l, 2) == 0 {
+            return Err(mlua::Error::runtime("stack overflow"));
+        }
+        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.runner);
+        ffi::lua_pushlightuserdata(l, (&mut params as *mut Params).cast());
+        let status = ffi::lua_pcall(l, 1, 1, 0);
+        let error = (status != ffi::LUA_OK).then(|| {
+            let text = match ffi::lua_type(l, -1) {
+                ffi::LUA_TSTRING => String::from_utf8_lossy(bytes_at(l, -1)).into_owned(),
+                _ => "unknown error".to_string(),
+            };
+            mlua::Error::runtime(text)
+        });
+        ffi::lua_settop(l, top);
+        error
+    };
+    if let Some(e) = status {
+        return Err(e);
+    }
+    Ok(match params.step {
+        Step::Written => Stepped::Written,
+        Step::Failed => Stepped::Failed,
+        Step::Table => {
+            // SAFETY: exec_raw's closure reads the registry slot run_entry filled and
+            // clears it (no allocation: assigning nil to an existing key).
+            let value: Value = unsafe {
+                lua.exec_raw((), |l| {
+                    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.result);
+                    ffi::lua_pushnil(l);
+                    ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, refs.result);
+                })?
+            };
+            Stepped::Table(value)
+        }
+    })
+}
+
+/// The C function [`run_direct`] calls: argument 1 is a light userdata pointing to
+/// its [`Params`].
+unsafe extern "C-unwind" fn run_entry(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: run_direct pushes the address of its live `Params` as the only
+    // argument; nothing else calls this function (it is only in the registry).
+    let p = &mut *(ffi::lua_touserdata(l, 1) as *mut Params<'_, '_>);
+    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, p.id);
+    ffi::lua_replace(l, 1);
+    p.step = run_raw(l, p.refs, p.flags, p.run, p.out, p.failure);
+    if let Step::Table = p.step {
+        ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, p.refs.result);
+    }
+    0
+}
+
+/// The run proper (see [`run`]); the script is at stack index 1.
+unsafe fn run_raw(
+    l: *mut ffi::lua_State,
+    refs: &RawRefs,
+    flags: &RunFlags,
+    run: &Run<'_>,
+    out: &mut Reply,
+    failure: &mut String,
+) -> Step {
+    // Room for what this function pushes (clearing a table takes 5 slots).
+    if ffi::lua_checkstack(l, 12) == 0 {
+        failure.push_str("ERR Error running script: stack overflow");
+        return Step::Failed;
+    }
+    // A script may have replaced the string metatable's __index (an existing key,
+    // so the sealed metatable does not refuse it): restore it before every run.
+    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.string_meta);
+    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.k_index);
+    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.string_proxy);
+    ffi::lua_rawset(l, -3);
+    ffi::lua_pop(l, 1);
+    set_array(l, refs.k_keys, refs.keys, run.keys, run.fresh_tables);
+    set_array(l, refs.k_argv, refs.argv, run.args, run.fresh_tables);
+    ffi::lua_settop(l, 1);
+    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.handler);
+    ffi::lua_pushvalue(l, 1);
+    let status = ffi::lua_pcall(l, 0, 1, 2);
+    if status != ffi::LUA_OK {
+        script_error(l, refs, run.label, failure);
+        ffi::lua_settop(l, 0);
+        return Step::Failed;
+    }
+    let resp3 = flags.resp3.load(Ordering::Relaxed);
+    if write_result(l, refs, resp3, out) {
+        ffi::lua_settop(l, 0);
+        Step::Written
+    } else {
+        ffi::lua_replace(l, 1);
+        ffi::lua_settop(l, 1);
+        Step::Table
+    }
+}
+
+/// Sets global `KEYS` or `ARGV` (registry refs `key` and `table`) to `items`: the
+/// kept table cleared and refilled, or a new one when `fresh`.
+unsafe fn set_array(
+    l: *mut ffi::lua_State,
+    key: c_int,
+    table: c_int,
+    items: &[Bytes],
+    fresh: bool,
+) {
+    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, key);
+    if fresh {
+        ffi::lua_createtable(l, to_int(items.len()), 0);
+    } else {
+        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, table);
+        if clear(l) > REUSE_LIMIT {
+            ffi::lua_pop(l, 1);
+            ffi::lua_createtable(l, to_int(items.len()), 0);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, table);
+        }
+    }
+    for (i, item) in items.iter().enumerate() {
+        push_bytes(l, item);
+        ffi::lua_rawseti_(l, -2, to_int(i + 1));
+    }
+    ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+}
+
+/// Empties the table on top of the stack, metatable included (what the last script
+/// left in it); returns how many entries it had.
+unsafe fn clear(l: *mut ffi::lua_State) -> usize {
+    ffi::lua_pushnil(l);
+    ffi::lua_setmetatable(l, -2);
+    let mut n = 0;
+    ffi::lua_pushnil(l);
+    while ffi::lua_next(l, -2) != 0 {
+        // key at -2, value at -1: t[key] = nil keeps the traversal valid.
+        ffi::lua_pop(l, 1);
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_pushnil(l);
+        ffi::lua_rawset(l, -4);
+        n += 1;
+    }
+    n
+}
+
+fn to_int(n: usize) -> c_int {
+    c_int::try_from(n).unwrap_or(c_int::MAX)
+}
+
+unsafe fn push_bytes(l: *mut ffi::lua_State, b: &[u8]) {
+    ffi::lua_pushlstring(l, b.as_ptr().cast(), b.len());
+}
+
+/// The bytes of the string at `idx` (empty if it is not a string or number).
+/// Only call on a string: on a number Lua converts in place, which allocates.
+unsafe fn bytes_at<'a>(l: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    let p = ffi::lua_tolstring(l, idx, &mut len);
+    if p.is_null() {
+        &[]
+    } else {
+        // SAFETY: Lua guarantees `len` bytes at `p`, alive while the string is
+        // reachable (the callers keep it on the stack or in a table on the stack).
+        std::slice::from_raw_parts(p.cast(), len)
+    }
+}
+
+/// The string field (registry ref `key`) of the table on top, if it is a string.
+unsafe fn field_str<'a>(l: *mut ffi::lua_State, key: c_int) -> Option<&'a [u8]> {
+    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, key);
+    ffi::lua_rawget(l, -2);
+    let s = (ffi::lua_type(l, -1) == ffi::LUA_TSTRING).then(|| bytes_at(l, -1));
+    // Still referenced by the table, which stays on the stack.
+    ffi::lua_pop(l, 1);
+    s
+}
+
+/// Writes the result on top of the stack to `out` when it is a plain value or an
+/// `{err=}`/`{ok=}` table (what `redis.call` returns for a status or error); false
+/// for other tables. `script_resp3` is the script's `redis.setresp`.
+unsafe fn write_result(
+    l: *mut ffi::lua_State,
+    refs: &RawRefs,
+    script_resp3: bool,
+    out: &mut Reply,
+) -> bool {
+    match ffi::lua_type(l, -1) {
+        ffi::LUA_TSTRING => out.bulk(bytes_at(l, -1)),
+        ffi::LUA_TNUMBER => out.int(number_to_i64(ffi::lua_tonumber(l, -1))),
+        ffi::LUA_TBOOLEAN => {
+            let b = ffi::lua_toboolean(l, -1) != 0;
+            if script_resp3 {
+                out.boolean(b);
+            } else if b {
+                out.int(1);
+            } else {
+                out.null();
+            }
+        }
+        ffi::LUA_TTABLE => {
+            if let Some(e) = field_str(l, refs.k_err) {
+                out.error(&one_line(e));
+            } else if let Some(s) = field_str(l, refs.k_ok) {
+                out.simple(&one_line(s));
+            } else {
+                return false;
+            }
+        }
+        _ => out.null(),
+    }
+    true
+}
+
+/// Redis's text for a failed script, from the error on top of the stack (the
+/// handler's table): `<err> script: <label>, on <source>:<line>.`
+unsafe fn script_error(l: *mut ffi::lua_State, refs: &RawRefs, label: &str, failure: &mut String) {
+    if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+        // A memory error (no handler runs) or a failing handler: a string.
+        let text = if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
+            bytes_at(l, -1)
+        } else {
+            b"unknown error"
+        };
+        failure.push_str("ERR ");
+        failure.push_str(&String::from_utf8_lossy(text));
+        return;
+    }
+    let msg = field_str(l, refs.k_err);
+    let source = field_str(l, refs.k_source);
+    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.k_line);
+    ffi::lua_rawget(l, -2);
+    let line = (ffi::lua_type(l, -1) == ffi::LUA_TNUMBER).then(|| ffi::lua_tonumber(l, -1));
+    ffi::lua_pop(l, 1);
+    // No Lua call follows: owned strings from here on.
+    match msg {
+        Some(m) => failure.push_str(&String::from_utf8_lossy(m)),
+        None => failure.push_str("ERR unknown error"),
+    }
+    if let (Some(s), Some(line)) = (source, line) {
+        let s = String::from_utf8_lossy(s);
+        failure.push_str(&format!(" script: {label}, on {s}:{}.", line as i64));
+    }
+}
+
+/// Pushes a command's reply (the bytes it wrote) as the Lua value `redis.call`
+/// returns: integers to numbers, bulk strings to strings, nil to `false`, status to
+/// `{ok=...}`, errors to `{err=...}`, arrays to tables; under RESP3 maps to
+/// `{map=...}`, sets to `{set=...}`, doubles to `{double=...}`, big numbers to
+/// `{big_number=...}`, verbatim strings to `{verbatim_string={format=,string=}}`.
+/// An empty reply (a command that would have blocked) is `false`, like Redis.
+/// False if the reply is malformed (then what was pushed is left on the stack).
+///
+/// # Safety
+/// `l` is a Lua state in a protected context (a C function called by Lua or a
+/// protected call); frames above hold no values with destructors.
+pub unsafe fn push_reply(l: *mut ffi::lua_State, buf: &[u8]) -> bool {
+    if buf.is_empty() {
+        if ffi::lua_checkstack(l, 1) == 0 {
+            return false;
+        }
+        ffi::lua_pushboolean(l, 0);
+        return true;
+    }
+    let mut p = Parser { buf, pos: 0 };
+    push_value(l, &mut p, 0)
+}
+
+struct Parser<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn line(&mut self) -> Option<&'a [u8]> {
+        let rest = self.buf.get(self.pos..)?;
+        let end = rest.windows(2).position(|w| w == b"\r\n")?;
+        self.pos += end + 2;
+        rest.get(..end)
+    }
+
+    fn int(&mut self) -> Option<i64> {
+        crate::resp::parse_i64(self.line()?)
+    }
+
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.buf.get(self.pos..end)?;
+        self.pos = end + 2;
+        Some(s)
+    }
+
+    fn double(&mut self) -> Option<f64> {
+        match std::str::from_utf8(self.line()?).ok()? {
+            "inf" => Some(f64::INFINITY),
+            "-inf" => Some(f64::NEG_INFINITY),
+            "nan" => Some(f64::NAN),
+            s => s.parse().ok(),
+        }
+    }
+}
+
+/// A one-field table `{name = <value on top>}` replaces the value on top.
+unsafe fn wrap(l: *mut ffi::lua_State, name: &std::ffi::CStr) {
+    ffi::lua_createtable(l, 0, 1);
+    ffi::lua_insert(l, -2);
+    ffi::lua_setfield(l, -2, name.as_ptr());
+}
+
+unsafe fn push_value(l: *mut ffi::lua_State, p: &mut Parser<'_>, depth: usize) -> bool {
+    if depth > MAX_REPLY_DEPTH || ffi::lua_checkstack(l, 4) == 0 {
+        return false;
+    }
+    let Some(&kind) = p.buf.get(p.pos) else {
+        return false;
+    };
+    p.pos += 1;
+    match kind {
+        b'+' | b'-' | b'(' => {
+            let Some(s) = p.line() else { return false };
+            push_bytes(l, s);
+            wrap(
+                l,
+                match kind {
+                    b'+' => c"ok",
+                    b'-' => c"err",
+                    _ => c"big_number",
+                },
+            );
+        }
+        b':' => {
+            let Some(n) = p.int() else { return false };
+            ffi::lua_pushnumber(l, n as f64);
+        }
+        b'$' | b'=' => {
+            let Some(n) = p.int() else { return false };
+            if n < 0 {
+                ffi::lua_pushboolean(l, 0);
+                return true;
+            }
+            let Some(s) = p.bytes(n as usize) else {
+                return false;
+            };
+            if kind == b'=' {
+                let (f, body) = s.split_at_checked(4).unwrap_or((s, &[]));
+                ffi::lua_createtable(l, 0, 2);
+                push_bytes(l, f.get(..3).unwrap_or(f));
+                ffi::lua_setfield(l, -2, c"format".as_ptr());
+                push_bytes(l, body);
+                ffi::lua_setfield(l, -2, c"string".as_ptr());
+                wrap(l, c"verbatim_string");
+            } else {
+                push_bytes(l, s);
+            }
+        }
+        b'*' | b'>' | b'~' | b'%' => return push_aggregate(l, p, kind, depth),
+        b'_' => {
+            if p.line().is_none() {
+                return false;
+            }
+            ffi::lua_pushnil(l);
+        }
+        b'#' => {
+            let Some(s) = p.line() else { return false };
+            ffi::lua_pushboolean(l, c_int::from(s == b"t"));
+        }
+        b',' => {
+            let Some(d) = p.double() else { return false };
+            ffi::lua_pushnumber(l, d);
+            wrap(l, c"double");
+        }
+        _ => return false,
+    }
+    true
+}
+
+unsafe fn push_aggregate(
+    l: *mut ffi::lua_State,
+    p: &mut Parser<'_>,
+    kind: u8,
+    depth: usize,
+) -> bool {
+    let Some(n) = p.int() else { return false };
+    if n < 0 {
+        ffi::lua_pushboolean(l, 0);
+        return true;
+    }
+    let n = n as usize;
+    let array_hint = if kind == b'*' || kind == b'>' {
+        n.min(1024)
+    } else {
+        0
+    };
+    ffi::lua_createtable(l, to_int(array_hint), 0);
+    match kind {
+        b'~' => {
+            for _ in 0..n {
+                if !push_value(l, p, depth + 1) {
+                    return false;
+                }
+                ffi::lua_pushboolean(l, 1);
+                ffi::lua_rawset(l, -3);
+            }
+            wrap(l, c"set");
+        }
+        b'%' => {
+            for _ in 0..n {
+                if !push_value(l, p, depth + 1) || !push_value(l, p, depth + 1) {
+                    return false;
+                }
+                ffi::lua_rawset(l, -3);
+            }
+            wrap(l, c"map");
+        }
+        _ => {
+            for i in 1..=n {
+                if !push_value(l, p, depth + 1) {
+                    return false;
+                }
+                ffi::lua_rawseti_(l, -2, to_int(i));
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `push_reply` then the script-result conversion gives the reply back.
+    fn round_trip(reply: &[u8]) -> Option<Vec<u8>> {
+        let lua = Lua::new();
+        let flatten: Function = lua.load(super::super::convert::FLATTEN).eval().unwrap();
+        let mut ok = false;
+        // SAFETY: test-only; the closure holds no owned values.
+        let v: Value = unsafe {
+            lua.exec_raw((), |l| {
+                ok = push_reply(l, reply);
+            })
+        }
+        .unwrap();
+        if !ok {
+            return None;
+        }
+        let mut out = Reply::new(false);
+        super::super::convert::lua_to_reply(&flatten, v, false, &mut out).unwrap();
+        Some(out.buf)
+    }
+
+    #[test]
+    fn replies_become_lua_values() {
+        assert_eq!(
+            round_trip(b"*3\r\n:1\r\n$-1\r\n+OK\r\n").as_deref(),
+            Some(&b"*3\r\n:1\r\n$-1\r\n+OK\r\n"[..])
+        );
+        assert_eq!(
+            round_trip(b"-ERR x\r\n").as_deref(),
+            Some(&b"-ERR x\r\n"[..])
+        );
+        assert_eq!(
+            round_trip(b"$3\r\nabc\r\n").as_deref(),
+            Some(&b"$3\r\nabc\r\n"[..])
+        );
+        assert_eq!(round_trip(b"$5\r\nab"), None);
+        assert_eq!(round_trip(b"*9999999999\r\n"), None);
+        assert_eq!(round_trip(b"?\r\n"), None);
+    }
+}
