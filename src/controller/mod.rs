@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod observe;
 pub mod rollout;
+pub mod secret_refs;
 pub mod status;
 pub mod validate;
 
@@ -213,7 +214,8 @@ async fn report_invalid(
     );
     observe_set_metrics(ctx, rr, &st);
     status::write(&ctx.client, ctx.recorder.as_ref(), rr, st).await?;
-    // The Secret is not owned, so its creation triggers nothing: poll for it.
+    // A referenced Secret's creation or change triggers a reconcile through the Secret watch
+    // (`secret_refs`); the requeue is only the fallback should that watch be down.
     Ok(Action::requeue(Duration::from_secs(30)))
 }
 
@@ -460,7 +462,10 @@ where
             let _ = stopping_tx.send(true);
         }
     };
-    let controller = Controller::new(rrs, watcher::Config::default())
+    let controller = Controller::new(rrs, watcher::Config::default());
+    // The controller's own cache of sets: referenced (not owned) Secrets map back through it.
+    let sets = controller.store();
+    let controller = controller
         .owns(sts, owned(()))
         .owns(cms, owned(()))
         .owns(svcs, owned(()))
@@ -473,6 +478,12 @@ where
             watcher::Config::default().labels("app.kubernetes.io/name=tandem"),
             pod_owner,
         )
+        // Secrets a set references but does not own (its password, its users' passwords):
+        // created or changed after the set, they must not wait for the periodic requeue.
+        .watches(scoped::<Secret>(&client, ns), watcher::Config::default(), move |s| {
+            let ns = s.namespace().unwrap_or_default();
+            secret_refs::referencing_sets(&ns, &s.name_any(), sets.state().iter().map(|a| &**a))
+        })
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
