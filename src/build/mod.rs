@@ -2,7 +2,9 @@
 //! resource and the operator's settings. No client, no async, no randomness (the generated
 //! password is passed in), so every object is unit-tested with small inputs.
 
+pub mod acl_users;
 pub mod config;
+pub mod netpol;
 pub mod pdb;
 pub mod resources;
 pub mod secret;
@@ -11,6 +13,7 @@ pub mod statefulset;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
@@ -50,6 +53,8 @@ pub struct Desired {
     pub master: Service,
     pub replicas: Service,
     pub pdb: Option<PodDisruptionBudget>,
+    /// Only when `spec.networkPolicy.enabled`.
+    pub network_policy: Option<NetworkPolicy>,
     pub statefulset: StatefulSet,
 }
 
@@ -110,6 +115,7 @@ pub fn build(
         master: services::master(rr, &owner),
         replicas: services::replicas(rr, &owner),
         pdb: pdb::pdb(rr, &owner),
+        network_policy: netpol::network_policy(rr, &owner),
         statefulset: statefulset::statefulset(rr, &owner, params, &config_map),
         config_map,
     })

@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
@@ -471,6 +472,7 @@ where
         .owns(svcs, owned(()))
         .owns(secrets, owned(()))
         .owns(pdbs, owned(()))
+        .owns(scoped::<NetworkPolicy>(&client, ns), owned(()))
         // Pods belong to the StatefulSet, not to us: map them by their instance label, so a
         // pod that dies, restarts or changes readiness triggers the roles step at once.
         .watches(
