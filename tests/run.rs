@@ -133,7 +133,12 @@ async fn a_referenced_secret_created_after_its_set_triggers_a_reconcile_at_once(
         let _ = stop_rx.await;
     }));
     let degraded_reason = || {
-        let rr = api.get("apis/tandem.dev/v1alpha1", "redisreplications", "prod", "cache")?;
+        let rr = api.get(
+            "apis/tandem.dev/v1alpha1",
+            "redisreplications",
+            "prod",
+            "cache",
+        )?;
         let conds = rr["status"]["conditions"].as_array()?.clone();
         conds
             .iter()
@@ -178,7 +183,10 @@ async fn a_referenced_secret_created_after_its_set_triggers_a_reconcile_at_once(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("reconciled {:?} after the Secret was created", created.elapsed());
+    eprintln!(
+        "reconciled {:?} after the Secret was created",
+        created.elapsed()
+    );
     let _ = stop_tx.send(());
     let res = tokio::time::timeout(Duration::from_secs(20), task)
         .await

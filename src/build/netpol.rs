@@ -31,10 +31,7 @@ fn pods_anywhere(label: (&str, &str)) -> NetworkPolicyPeer {
     NetworkPolicyPeer {
         namespace_selector: Some(LabelSelector::default()),
         pod_selector: Some(LabelSelector {
-            match_labels: Some(BTreeMap::from([(
-                label.0.to_string(),
-                label.1.to_string(),
-            )])),
+            match_labels: Some(BTreeMap::from([(label.0.to_string(), label.1.to_string())])),
             ..LabelSelector::default()
         }),
         ..NetworkPolicyPeer::default()
@@ -166,6 +163,8 @@ mod tests {
         assert_eq!(from[1], op);
         assert_eq!(from[2], app);
         // No rule with an empty `from` (which would admit every source).
-        assert!(ingress.iter().all(|r| !r["from"].as_array().unwrap().is_empty()));
+        assert!(ingress
+            .iter()
+            .all(|r| !r["from"].as_array().unwrap().is_empty()));
     }
 }

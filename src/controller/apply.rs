@@ -1,7 +1,8 @@
 //! Apply step: writes the desired objects with server-side apply under one field manager.
 //!
 //! Order matters and is fixed:
-//! 1. auth Secret (create-only: a generated password is never overwritten),
+//! 1. auth Secret (create-only: a generated password is never overwritten), then the rendered
+//!    ACL users Secret `<name>-acl` (derived, so applied; deleted when the set has no users),
 //! 2. ConfigMap (the pods mount it and read it at start),
 //! 3. headless Service (pod DNS must resolve before replicas look for their upstream),
 //! 4. `-master` / `-replicas` Services,
@@ -82,11 +83,18 @@ pub async fn apply(client: &Client, ns: &str, desired: &Desired) -> Result<(), A
             }
         }
     }
+    let set = desired.statefulset.name_any();
+    apply_or_delete(
+        client,
+        ns,
+        desired.acl_secret.as_ref(),
+        &crate::build::acl_users::secret_name(&set),
+    )
+    .await?;
     ssa::<ConfigMap>(client, ns, &desired.config_map).await?;
     ssa::<Service>(client, ns, &desired.headless).await?;
     ssa::<Service>(client, ns, &desired.master).await?;
     ssa::<Service>(client, ns, &desired.replicas).await?;
-    let set = desired.statefulset.name_any();
     apply_or_delete(client, ns, desired.pdb.as_ref(), &names::pdb(&set)).await?;
     apply_or_delete(
         client,

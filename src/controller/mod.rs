@@ -127,6 +127,7 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     };
     let password = (observed.auth_secret.is_none()).then(random_password);
     let desired = build::build(&rr, &ctx.params, password.as_deref())?;
+    let desired = with_credentials(desired, &rr, &observed, password.as_deref())?;
     // Applied in the order `build` lists them, StatefulSet last (see `apply`).
     apply::apply(&ctx.client, &model.namespace, &desired).await?;
     let cx = ctx.failover_context();
@@ -155,6 +156,30 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     } else {
         RECHECK_PERIOD
     }))
+}
+
+/// Adds the rendered ACL users: the set's password (generated now, or read from its Secret)
+/// and the users' passwords (the validate step has checked they are there).
+fn with_credentials(
+    desired: build::Desired,
+    rr: &RedisReplication,
+    observed: &observe::Observed,
+    generated: Option<&str>,
+) -> Result<build::Desired, Error> {
+    if !build::acl_users::enabled(rr) {
+        return Ok(desired);
+    }
+    let set_password = match generated {
+        Some(pw) => pw.as_bytes().to_vec(),
+        None => observed
+            .auth_secret
+            .as_ref()
+            .and_then(|s| validate::secret_value(s, &rr.spec.auth.key))
+            .unwrap_or_default(),
+    };
+    // Cannot fail: the validate step checked the same `observed`.
+    let users = validate::user_passwords(rr, observed).unwrap_or_default();
+    Ok(build::with_acl_users(desired, rr, &set_password, &users)?)
 }
 
 /// The per-set gauges, from the status this reconcile computed.
@@ -482,10 +507,14 @@ where
         )
         // Secrets a set references but does not own (its password, its users' passwords):
         // created or changed after the set, they must not wait for the periodic requeue.
-        .watches(scoped::<Secret>(&client, ns), watcher::Config::default(), move |s| {
-            let ns = s.namespace().unwrap_or_default();
-            secret_refs::referencing_sets(&ns, &s.name_any(), sets.state().iter().map(|a| &**a))
-        })
+        .watches(
+            scoped::<Secret>(&client, ns),
+            watcher::Config::default(),
+            move |s| {
+                let ns = s.namespace().unwrap_or_default();
+                secret_refs::referencing_sets(&ns, &s.name_any(), sets.state().iter().map(|a| &**a))
+            },
+        )
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));

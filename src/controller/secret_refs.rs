@@ -70,7 +70,10 @@ mod tests {
         let names = |refs: Vec<ObjectRef<RedisReplication>>| {
             refs.into_iter().map(|r| r.name).collect::<Vec<_>>()
         };
-        assert_eq!(names(referencing_sets("prod", "shared", &sets)), vec!["a", "b"]);
+        assert_eq!(
+            names(referencing_sets("prod", "shared", &sets)),
+            vec!["a", "b"]
+        );
         assert_eq!(names(referencing_sets("dev", "shared", &sets)), vec!["d"]);
         assert!(referencing_sets("prod", "unrelated", &sets).is_empty());
     }
