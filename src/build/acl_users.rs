@@ -177,7 +177,13 @@ pub fn acl_secret(
     Ok(Some(Secret {
         metadata: owner.child_meta(secret_name(&owner.name)),
         type_: Some("Opaque".to_string()),
-        string_data: Some(BTreeMap::from([(USERS_FILE.to_string(), file)])),
+        // `data`, not `stringData`: this Secret is server-side applied on every reconcile, and
+        // `stringData` is write-only (converted by the API server), so it would never compare
+        // equal to what is stored.
+        data: Some(BTreeMap::from([(
+            USERS_FILE.to_string(),
+            k8s_openapi::ByteString(file.into_bytes()),
+        )])),
         ..Secret::default()
     }))
 }
@@ -374,7 +380,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(s.metadata.name.as_deref(), Some("cache-acl"));
-        assert!(s.string_data.unwrap()[USERS_FILE].contains("user app on #"));
+        let file = String::from_utf8(s.data.unwrap()[USERS_FILE].0.clone()).unwrap();
+        assert!(file.contains("user app on #"));
         let v = volume(&r, "cache").unwrap();
         assert_eq!(v.secret.unwrap().secret_name.as_deref(), Some("cache-acl"));
         assert_eq!(volume_mount(&r).unwrap().mount_path, ACL_DIR);
