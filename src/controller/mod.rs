@@ -346,6 +346,44 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// The controller's inputs besides the sets: owned children (by the operator's label), pods
+/// (by their instance label) and referenced Secrets (through the controller's cache of sets).
+fn watched(
+    controller: Controller<RedisReplication>,
+    client: &Client,
+    ns: Option<&str>,
+) -> Controller<RedisReplication> {
+    let owned =
+        |_: ()| watcher::Config::default().labels("app.kubernetes.io/managed-by=tandem-operator");
+    // The controller's own cache of sets: referenced (not owned) Secrets map back through it.
+    let sets = controller.store();
+    controller
+        .owns(scoped::<StatefulSet>(client, ns), owned(()))
+        .owns(scoped::<ConfigMap>(client, ns), owned(()))
+        .owns(scoped::<Service>(client, ns), owned(()))
+        .owns(scoped::<Secret>(client, ns), owned(()))
+        .owns(scoped::<PodDisruptionBudget>(client, ns), owned(()))
+        .owns(scoped::<NetworkPolicy>(client, ns), owned(()))
+        // Pods belong to the StatefulSet, not to us: map them by their instance label, so a
+        // pod that dies, restarts or changes readiness triggers the roles step at once.
+        .watches(
+            scoped::<Pod>(client, ns),
+            watcher::Config::default().labels("app.kubernetes.io/name=tandem"),
+            pod_owner,
+        )
+        // Secrets a set references but does not own (its password, its users' passwords):
+        // created or changed after the set, they must not wait for the periodic requeue.
+        .watches(
+            scoped::<Secret>(client, ns),
+            watcher::Config::default(),
+            move |s| {
+                let (ns, name) = (s.namespace().unwrap_or_default(), s.name_any());
+                let cached = sets.state();
+                secret_refs::referencing_sets(&ns, &name, cached.iter().map(|a| &**a))
+            },
+        )
+}
+
 /// `tandem-operator run`.
 pub async fn run(settings: Settings) -> Result<(), RunError> {
     init_logging(settings.log_format);
@@ -458,16 +496,7 @@ where
         )),
         roles: failover::RolesMemory::default(),
     });
-    let owned =
-        |_: ()| watcher::Config::default().labels("app.kubernetes.io/managed-by=tandem-operator");
     let ns = settings.namespace.as_deref();
-    let (sts, cms, svcs, secrets, pdbs) = (
-        scoped::<StatefulSet>(&client, ns),
-        scoped::<ConfigMap>(&client, ns),
-        scoped::<Service>(&client, ns),
-        scoped::<Secret>(&client, ns),
-        scoped::<PodDisruptionBudget>(&client, ns),
-    );
     // Set when the controller is told to stop, so its drain can be bounded (below).
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let stop = {
@@ -488,36 +517,14 @@ where
             let _ = stopping_tx.send(true);
         }
     };
-    let controller = Controller::new(rrs, watcher::Config::default());
-    // The controller's own cache of sets: referenced (not owned) Secrets map back through it.
-    let sets = controller.store();
-    let controller = controller
-        .owns(sts, owned(()))
-        .owns(cms, owned(()))
-        .owns(svcs, owned(()))
-        .owns(secrets, owned(()))
-        .owns(pdbs, owned(()))
-        .owns(scoped::<NetworkPolicy>(&client, ns), owned(()))
-        // Pods belong to the StatefulSet, not to us: map them by their instance label, so a
-        // pod that dies, restarts or changes readiness triggers the roles step at once.
-        .watches(
-            scoped::<Pod>(&client, ns),
-            watcher::Config::default().labels("app.kubernetes.io/name=tandem"),
-            pod_owner,
-        )
-        // Secrets a set references but does not own (its password, its users' passwords):
-        // created or changed after the set, they must not wait for the periodic requeue.
-        .watches(
-            scoped::<Secret>(&client, ns),
-            watcher::Config::default(),
-            move |s| {
-                let ns = s.namespace().unwrap_or_default();
-                secret_refs::referencing_sets(&ns, &s.name_any(), sets.state().iter().map(|a| &**a))
-            },
-        )
-        .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()));
+    let controller = watched(
+        Controller::new(rrs, watcher::Config::default()),
+        &client,
+        ns,
+    )
+    .graceful_shutdown_on(stop)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| futures::future::ready(()));
     drain_with_deadline(controller, stopping_rx).await;
 
     ready.store(false, Ordering::SeqCst);
