@@ -17,9 +17,11 @@ struct Cli {
     settings: Settings,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_reconciles_existing_resources_and_stops_on_shutdown() {
-    let api = TestApi::start(&["prod"]).await;
+type RunTask = tokio::task::JoinHandle<Result<(), tandem_operator::controller::RunError>>;
+
+/// Stores the set `cache` in `prod` with `spec`, then starts `run` (watching `prod`) on
+/// the API; the sender stops it.
+fn run_over_a_set(api: &TestApi, spec: Value) -> (tokio::sync::oneshot::Sender<()>, RunTask) {
     api.put(
         "apis/tandem.dev/v1alpha1",
         "redisreplications",
@@ -28,7 +30,7 @@ async fn run_reconciles_existing_resources_and_stops_on_shutdown() {
         json!({
             "apiVersion": "tandem.dev/v1alpha1", "kind": "RedisReplication",
             "metadata": {"name": "cache", "namespace": "prod", "uid": "u1", "generation": 1},
-            "spec": {"replicas": 2}
+            "spec": spec
         }),
     );
     let settings =
@@ -39,25 +41,30 @@ async fn run_reconciles_existing_resources_and_stops_on_shutdown() {
     let task = tokio::spawn(run_with_client(settings, api.client(), async move {
         let _ = stop_rx.await;
     }));
+    (stop_tx, task)
+}
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while api
-        .get("apis/apps/v1", "statefulsets", "prod", "cache")
-        .is_none()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "StatefulSet not created within 20s"
-        );
-        assert!(!task.is_finished(), "run ended early: {:?}", task.await);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Asks `run` to stop and asserts it ends cleanly within 20 s.
+async fn stop(stop_tx: tokio::sync::oneshot::Sender<()>, task: RunTask) {
     let _ = stop_tx.send(());
     let res = tokio::time::timeout(Duration::from_secs(20), task)
         .await
         .expect("run stops within 20s of shutdown")
         .unwrap();
     assert!(res.is_ok(), "{res:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reconciles_existing_resources_and_stops_on_shutdown() {
+    let api = TestApi::start(&["prod"]).await;
+    let (stop_tx, task) = run_over_a_set(&api, json!({"replicas": 2}));
+    wait_until("StatefulSet created", Duration::from_secs(20), || {
+        assert!(!task.is_finished(), "run ended early");
+        api.get("apis/apps/v1", "statefulsets", "prod", "cache")
+            .is_some()
+    })
+    .await;
+    stop(stop_tx, task).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,25 +148,7 @@ async fn secret_created_later_is_acted_on_at_once(
     built: (&str, &str, &str),
 ) {
     let api = TestApi::start(&["prod"]).await;
-    api.put(
-        "apis/tandem.dev/v1alpha1",
-        "redisreplications",
-        "prod",
-        "cache",
-        json!({
-            "apiVersion": "tandem.dev/v1alpha1", "kind": "RedisReplication",
-            "metadata": {"name": "cache", "namespace": "prod", "uid": "u1", "generation": 1},
-            "spec": set
-        }),
-    );
-    let settings =
-        Cli::try_parse_from(["x", "--namespace", "prod", "--metrics-addr", "127.0.0.1:0"])
-            .unwrap()
-            .settings;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run_with_client(settings, api.client(), async move {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, task) = run_over_a_set(&api, set);
     // First the set is reported (its Secret is missing) and nothing is built.
     wait_until("missing Secret reported", Duration::from_secs(20), || {
         degraded_reason(&api, "cache").as_deref() == Some("SecretNotFound")
@@ -191,12 +180,7 @@ async fn secret_created_later_is_acted_on_at_once(
         "reconciled {:?} after the Secret was created",
         created.elapsed()
     );
-    let _ = stop_tx.send(());
-    let res = tokio::time::timeout(Duration::from_secs(20), task)
-        .await
-        .expect("run stops within 20s of shutdown")
-        .unwrap();
-    assert!(res.is_ok(), "{res:?}");
+    stop(stop_tx, task).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

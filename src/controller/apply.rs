@@ -45,15 +45,28 @@ pub enum ApplyError {
     },
 }
 
-async fn ssa<K>(client: &Client, ns: &str, obj: &K) -> Result<(), ApplyError>
-where
+/// A namespaced child kind the apply step writes.
+trait Child:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + k8s_openapi::Resource
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + std::fmt::Debug
+{
+}
+
+impl<K> Child for K where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + k8s_openapi::Resource
         + Clone
         + DeserializeOwned
         + Serialize
-        + std::fmt::Debug,
+        + std::fmt::Debug
 {
+}
+
+async fn ssa<K: Child>(client: &Client, ns: &str, obj: &K) -> Result<(), ApplyError> {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     let name = obj.name_any();
     // force: we are the only intended owner of these fields; take them over from kubectl edits.
@@ -108,20 +121,12 @@ pub async fn apply(client: &Client, ns: &str, desired: &Desired) -> Result<(), A
 }
 
 /// Applies an optional child, or (disabled in the spec) deletes ours if present.
-async fn apply_or_delete<K>(
+async fn apply_or_delete<K: Child>(
     client: &Client,
     ns: &str,
     obj: Option<&K>,
     name: &str,
-) -> Result<(), ApplyError>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + k8s_openapi::Resource
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
-{
+) -> Result<(), ApplyError> {
     if let Some(obj) = obj {
         return ssa::<K>(client, ns, obj).await;
     }
