@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
     Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext,
     Toleration, TopologySpreadConstraint,
 };
+pub use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
@@ -100,6 +101,9 @@ pub struct RedisReplicationSpec {
     pub service: ServiceSpec,
     #[serde(default)]
     pub pod_disruption_budget: PdbSpec,
+    /// A NetworkPolicy restricting who reaches the pods (off unless enabled).
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
 }
 
 fn default_maxmemory_ratio() -> f64 {
@@ -155,6 +159,14 @@ pub struct AuthSpec {
     #[serde(default = "default_password_key")]
     #[schemars(length(min = 1))]
     pub key: String,
+    /// ACL users for applications, rendered as `user` directives (passwords as SHA-256
+    /// hashes in an operator-owned Secret, never in the ConfigMap).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<AclUserSpec>,
+    /// Also render the operator's least-privilege user `tandem-operator` (probes, role
+    /// changes, replication as `masteruser`), so the default user can be restricted.
+    #[serde(default)]
+    pub internal_user: bool,
 }
 
 impl Default for AuthSpec {
@@ -162,8 +174,58 @@ impl Default for AuthSpec {
         AuthSpec {
             secret_name: None,
             key: default_password_key(),
+            users: Vec::new(),
+            internal_user: false,
         }
     }
+}
+
+/// One ACL user of `auth.users`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AclUserSpec {
+    /// User name: letters, digits, `.`, `_`, `-`; not `default` nor `tandem-operator`.
+    #[schemars(length(min = 1, max = 64))]
+    pub name: String,
+    /// Where the user's password is (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretKeyRef>,
+    /// ACL rules in Redis syntax, separated by spaces, e.g. `~app:* +@read +@write`.
+    /// Password rules (`>`, `<`, `#`, `!`, `nopass`, `resetpass`, `reset`) are refused: the
+    /// password comes from the Secret.
+    #[serde(default)]
+    pub rules: String,
+}
+
+/// A key of a Secret in the set's namespace.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[serde(default = "default_password_key")]
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// `spec.networkPolicy`: when enabled, only the listed peers reach the pods. Each list left
+/// out takes its default; an empty list admits nobody from that group.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Clients allowed to the Redis port; default: every pod of the set's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Vec<NetworkPolicyPeer>>,
+    /// The operator's pods, allowed to the Redis port; default: pods labelled
+    /// `app.kubernetes.io/name: tandem-operator` in any namespace (the chart's label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<Vec<NetworkPolicyPeer>>,
+    /// Who may scrape the admin/metrics port; default: pods labelled
+    /// `app.kubernetes.io/name: prometheus` in any namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_from: Option<Vec<NetworkPolicyPeer>>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]

@@ -34,6 +34,9 @@ pub fn generated_secret(name: &str) -> String {
 pub fn pdb(name: &str) -> String {
     name.to_string()
 }
+pub fn network_policy(name: &str) -> String {
+    name.to_string()
+}
 /// Pod `ordinal` of StatefulSet `name` (the StatefulSet controller's naming).
 pub fn pod(name: &str, ordinal: impl Into<i64>) -> String {
     format!("{name}-{}", ordinal.into())

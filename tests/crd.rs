@@ -68,6 +68,8 @@ fn readme_states_the_crd_defaults() {
         "podDisruptionBudget.enabled",
         "podDisruptionBudget.maxUnavailable",
         "maxmemoryRatio",
+        "networkPolicy.enabled",
+        "auth.internalUser",
     ] {
         let node = path.split('.').fold(&spec, |n, k| &n["properties"][k]);
         let default = match &node["default"] {

@@ -234,6 +234,9 @@ fn rendered_manifests_and_built_children_pass_kubernetes_validate() {
         if let Some(p) = &d.pdb {
             docs.push(serde_saphyr::to_string(p).unwrap());
         }
+        if let Some(p) = &d.network_policy {
+            docs.push(serde_saphyr::to_string(p).unwrap());
+        }
         docs.push(serde_saphyr::to_string(&d.statefulset).unwrap());
     }
     let children = dir.join("children.yaml");
@@ -249,6 +252,11 @@ fn rendered_manifests_and_built_children_pass_kubernetes_validate() {
     );
     assert!(
         out.contains("passed for resource deployment/tandem-operator"),
+        "{out}"
+    );
+    // minimal.yaml enables the NetworkPolicy.
+    assert!(
+        out.contains("passed for resource networkpolicy/cache"),
         "{out}"
     );
     assert!(!out.contains("failed"), "{out}");

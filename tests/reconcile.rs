@@ -463,6 +463,134 @@ async fn chain_topology_status_shows_each_upstream(w: World) {
     assert_eq!(st.pods[3].role, "replica");
 }
 
+/// `tandem.conf` of set `name`'s ConfigMap.
+fn tandem_conf(w: &World, name: &str) -> String {
+    let cm = w
+        .api
+        .get("api/v1", "configmaps", NS, &format!("{name}-config"));
+    cm.and_then(|cm| cm["data"]["tandem.conf"].as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+fn acl_file(w: &World, name: &str) -> Option<String> {
+    let s = w.api.get("api/v1", "secrets", NS, &format!("{name}-acl"))?;
+    let b64 = s["data"]["users.conf"].as_str()?.to_string();
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Issue 18 item 6: users are rendered into the owned `<name>-acl` Secret (hashed
+/// passwords), mounted by the pods; a changed user Secret re-renders it; removing the users
+/// removes it.
+async fn acl_users_are_rendered_into_an_owned_secret_and_follow_their_secrets(w: World) {
+    let secret = |pw: &str| {
+        use base64::Engine;
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "app-pw", "namespace": NS},
+            "data": {"password": base64::engine::general_purpose::STANDARD.encode(pw)}
+        })
+    };
+    w.api
+        .put("api/v1", "secrets", NS, "app-pw", secret("hello"));
+    let spec = json!({"auth": {"internalUser": true, "users": [
+        {"name": "app", "passwordSecret": {"name": "app-pw"}, "rules": "~app:* +@read"}
+    ]}});
+    w.create_rr("cache", spec);
+    w.reconcile("cache").await;
+    let file = acl_file(&w, "cache").expect("cache-acl rendered");
+    // sha256("hello")
+    assert!(file.contains(
+        "user app on #2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 ~app:* +@read\n"
+    ), "{file}");
+    assert!(file.contains("user tandem-operator on #"), "{file}");
+    assert!(!file.contains("hello"));
+    let acl = w.api.get("api/v1", "secrets", NS, "cache-acl").unwrap();
+    assert_eq!(
+        owner_of(&acl),
+        ("RedisReplication".into(), "cache".into(), true)
+    );
+    let sts = w.sts("cache").unwrap();
+    let vols = sts["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    assert!(vols
+        .iter()
+        .any(|v| v["secret"]["secretName"] == "cache-acl"));
+    assert!(tandem_conf(&w, "cache").contains("\nmasteruser tandem-operator\n"));
+
+    // The user's password changes: the next reconcile re-renders the hash.
+    w.api.put("api/v1", "secrets", NS, "app-pw", secret("x"));
+    w.reconcile("cache").await;
+    let file = acl_file(&w, "cache").unwrap();
+    // sha256("x")
+    assert!(
+        file.contains(
+            "user app on #2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881 "
+        ),
+        "{file}"
+    );
+
+    // A second reconcile with nothing changed writes nothing to the Secret.
+    let before = w.api.writes().len();
+    w.reconcile("cache").await;
+    let after = w.api.writes();
+    assert!(
+        after[before..].iter().all(|x| !x.contains("secrets/")),
+        "{after:?}"
+    );
+
+    w.update_spec("cache", json!({}));
+    w.reconcile("cache").await;
+    assert!(w.api.get("api/v1", "secrets", NS, "cache-acl").is_none());
+}
+
+/// Issue 18: a user without passwordSecret or with a rule that would inject another
+/// directive is reported on the status and nothing is applied.
+async fn a_user_rule_injecting_a_directive_is_refused_with_a_condition(w: World) {
+    w.create_rr(
+        "cache",
+        json!({"auth": {"users": [{"name": "app", "passwordSecret": {"name": "s"},
+            "rules": "+get\nuser evil on nopass +@all"}]}}),
+    );
+    w.reconcile("cache").await;
+    let d = w.condition("cache", "Degraded");
+    assert_eq!(d["status"], "True");
+    assert_eq!(d["reason"], "InvalidSpec");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("auth.users[\"app\"] rules:"),
+        "{d}"
+    );
+    assert!(w.sts("cache").is_none());
+    assert!(w.api.get("api/v1", "secrets", NS, "cache-acl").is_none());
+}
+
+async fn network_policy_follows_the_spec_switch(w: World) {
+    let get = |w: &World| {
+        w.api
+            .get("apis/networking.k8s.io/v1", "networkpolicies", NS, "cache")
+    };
+    w.create_rr("cache", json!({}));
+    w.reconcile("cache").await;
+    assert!(get(&w).is_none(), "off by default");
+    w.update_spec("cache", json!({"networkPolicy": {"enabled": true}}));
+    w.reconcile("cache").await;
+    let np = get(&w).expect("NetworkPolicy applied");
+    assert_eq!(
+        owner_of(&np),
+        ("RedisReplication".into(), "cache".into(), true)
+    );
+    assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], 6379);
+    assert_eq!(np["spec"]["ingress"][1]["ports"][0]["port"], 9121);
+    w.update_spec("cache", json!({"networkPolicy": {"enabled": false}}));
+    w.reconcile("cache").await;
+    assert!(get(&w).is_none(), "removed when disabled");
+}
+
 /// Every scenario above, once per API server.
 macro_rules! on_the_local_api {
     ($($name:ident),* $(,)?) => {
@@ -483,4 +611,7 @@ on_the_local_api!(
     existing_generated_secret_is_never_overwritten,
     disabling_the_pdb_removes_it,
     chain_topology_status_shows_each_upstream,
+    acl_users_are_rendered_into_an_owned_secret_and_follow_their_secrets,
+    a_user_rule_injecting_a_directive_is_refused_with_a_condition,
+    network_policy_follows_the_spec_switch,
 );

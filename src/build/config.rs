@@ -174,6 +174,9 @@ pub fn server_config(rr: &RedisReplication, owner: &Owner) -> String {
     if let Some(bytes) = super::resources::derived_maxmemory(rr) {
         line("maxmemory", &bytes.to_string());
     }
+    for (k, v) in super::acl_users::config_lines(rr) {
+        line(k, &v);
+    }
     for (k, v) in &spec.config {
         line(k, v);
     }
@@ -199,7 +202,8 @@ pub fn pod_config(rr: &RedisReplication, owner: &Owner, params: &Params, ordinal
 }
 
 /// The container entry point; see the module docs for why it exists.
-pub fn start_script() -> String {
+pub fn start_script(rr: &RedisReplication) -> String {
+    let acl = super::acl_users::start_script_lines(rr);
     format!(
         r#"#!/bin/sh
 # Assembles the runtime config on an in-memory volume so the password never appears in a
@@ -212,7 +216,7 @@ cat "{CONFIG_DIR}/tandem.conf" > "$conf"
 if [ -f "{CONFIG_DIR}/pod-$ord.conf" ]; then
   cat "{CONFIG_DIR}/pod-$ord.conf" >> "$conf"
 fi
-pw="$(cat "{AUTH_DIR}/{PASSWORD_FILE}")"
+{acl}pw="$(cat "{AUTH_DIR}/{PASSWORD_FILE}")"
 printf 'requirepass "%s"\nmasterauth "%s"\n' "$pw" "$pw" >> "$conf"
 unset pw
 exec {SERVER_BIN} "$conf"
@@ -223,7 +227,7 @@ exec {SERVER_BIN} "$conf"
 pub fn config_map(rr: &RedisReplication, owner: &Owner, params: &Params) -> ConfigMap {
     let mut data = BTreeMap::new();
     data.insert("tandem.conf".to_string(), server_config(rr, owner));
-    data.insert("start.sh".to_string(), start_script());
+    data.insert("start.sh".to_string(), start_script(rr));
     for i in 0..rr.spec.replicas.max(1) {
         data.insert(format!("pod-{i}.conf"), pod_config(rr, owner, params, i));
     }

@@ -2,7 +2,9 @@
 //! resource and the operator's settings. No client, no async, no randomness (the generated
 //! password is passed in), so every object is unit-tested with small inputs.
 
+pub mod acl_users;
 pub mod config;
+pub mod netpol;
 pub mod pdb;
 pub mod resources;
 pub mod secret;
@@ -11,6 +13,7 @@ pub mod statefulset;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
@@ -38,6 +41,8 @@ impl Default for Params {
 pub enum BuildError {
     #[error("RedisReplication has no {0}; cannot build owned objects")]
     MissingMetadata(&'static str),
+    #[error("cannot render ACL users: {0}")]
+    Acl(#[from] acl_users::AclSpecError),
 }
 
 /// Everything the apply step writes, in apply order.
@@ -45,11 +50,16 @@ pub enum BuildError {
 pub struct Desired {
     /// Only present when the operator must create the generated auth Secret.
     pub secret: Option<Secret>,
+    /// The rendered ACL users (`<name>-acl`), when the set has any; filled by
+    /// [`with_acl_users`] (it needs the passwords read from the users' Secrets).
+    pub acl_secret: Option<Secret>,
     pub config_map: ConfigMap,
     pub headless: Service,
     pub master: Service,
     pub replicas: Service,
     pub pdb: Option<PodDisruptionBudget>,
+    /// Only when `spec.networkPolicy.enabled`.
+    pub network_policy: Option<NetworkPolicy>,
     pub statefulset: StatefulSet,
 }
 
@@ -106,13 +116,28 @@ pub fn build(
     let config_map = config::config_map(rr, &owner, params);
     Ok(Desired {
         secret,
+        acl_secret: None,
         headless: services::headless(&owner),
         master: services::master(rr, &owner),
         replicas: services::replicas(rr, &owner),
         pdb: pdb::pdb(rr, &owner),
+        network_policy: netpol::network_policy(rr, &owner),
         statefulset: statefulset::statefulset(rr, &owner, params, &config_map),
         config_map,
     })
+}
+
+/// Adds the rendered ACL users to `desired`: `set_password` is the set's password (the
+/// internal user's), `passwords` the application users' by user name.
+pub fn with_acl_users(
+    mut desired: Desired,
+    rr: &RedisReplication,
+    set_password: &[u8],
+    passwords: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Result<Desired, BuildError> {
+    let owner = Owner::of(rr)?;
+    desired.acl_secret = acl_users::acl_secret(rr, &owner, set_password, passwords)?;
+    Ok(desired)
 }
 
 /// Name of the Secret holding the password (user-provided or generated).

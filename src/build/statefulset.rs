@@ -187,6 +187,7 @@ fn volumes(rr: &RedisReplication, name: &str) -> Vec<Volume> {
     if spec.persistence.storage.is_none() {
         volumes.push(empty_dir("data", false));
     }
+    volumes.extend(super::acl_users::volume(rr, name));
     volumes
 }
 
@@ -231,13 +232,18 @@ fn container(rr: &RedisReplication, params: &Params) -> Container {
                 .clone()
                 .unwrap_or_else(default_container_security_context),
         ),
-        volume_mounts: Some(vec![
-            mount("config", CONFIG_DIR, true),
-            mount("auth", AUTH_DIR, true),
-            mount("run", RUN_DIR, false),
-            mount("tmp", "/tmp", false),
-            mount("data", DATA_DIR, false),
-        ]),
+        volume_mounts: Some(
+            [
+                mount("config", CONFIG_DIR, true),
+                mount("auth", AUTH_DIR, true),
+                mount("run", RUN_DIR, false),
+                mount("tmp", "/tmp", false),
+                mount("data", DATA_DIR, false),
+            ]
+            .into_iter()
+            .chain(super::acl_users::volume_mount(rr))
+            .collect(),
+        ),
         ..Container::default()
     }
 }

@@ -1,18 +1,18 @@
 //! Apply step: writes the desired objects with server-side apply under one field manager.
 //!
 //! Order matters and is fixed:
-//! 1. auth Secret (create-only: a generated password is never overwritten),
+//! 1. auth Secret (create-only: a generated password is never overwritten), then the rendered
+//!    ACL users Secret `<name>-acl` (derived, so applied; deleted when the set has no users),
 //! 2. ConfigMap (the pods mount it and read it at start),
 //! 3. headless Service (pod DNS must resolve before replicas look for their upstream),
 //! 4. `-master` / `-replicas` Services,
-//! 5. PodDisruptionBudget,
+//! 5. PodDisruptionBudget, NetworkPolicy (each deleted when disabled in the spec),
 //! 6. StatefulSet LAST: it is what starts or rolls pods, and pods must find their config,
 //!    Secret and DNS already in place; applying it earlier would start pods that crash-loop
 //!    on a missing volume or resolve nothing.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -45,15 +45,28 @@ pub enum ApplyError {
     },
 }
 
-async fn ssa<K>(client: &Client, ns: &str, obj: &K) -> Result<(), ApplyError>
-where
+/// A namespaced child kind the apply step writes.
+trait Child:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + k8s_openapi::Resource
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + std::fmt::Debug
+{
+}
+
+impl<K> Child for K where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + k8s_openapi::Resource
         + Clone
         + DeserializeOwned
         + Serialize
-        + std::fmt::Debug,
+        + std::fmt::Debug
 {
+}
+
+async fn ssa<K: Child>(client: &Client, ns: &str, obj: &K) -> Result<(), ApplyError> {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     let name = obj.name_any();
     // force: we are the only intended owner of these fields; take them over from kubectl edits.
@@ -83,32 +96,48 @@ pub async fn apply(client: &Client, ns: &str, desired: &Desired) -> Result<(), A
             }
         }
     }
+    let set = desired.statefulset.name_any();
+    apply_or_delete(
+        client,
+        ns,
+        desired.acl_secret.as_ref(),
+        &crate::build::acl_users::secret_name(&set),
+    )
+    .await?;
     ssa::<ConfigMap>(client, ns, &desired.config_map).await?;
     ssa::<Service>(client, ns, &desired.headless).await?;
     ssa::<Service>(client, ns, &desired.master).await?;
     ssa::<Service>(client, ns, &desired.replicas).await?;
-    match &desired.pdb {
-        Some(pdb) => ssa::<PodDisruptionBudget>(client, ns, pdb).await?,
-        None => {
-            // Disabled in the spec: remove ours if present.
-            let api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
-            let name = desired.statefulset.name_any();
-            match api
-                .delete(&names::pdb(&name), &DeleteParams::default())
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(source) => {
-                    return Err(ApplyError::Delete {
-                        kind: "PodDisruptionBudget",
-                        name,
-                        source,
-                    })
-                }
-            }
-        }
-    }
+    apply_or_delete(client, ns, desired.pdb.as_ref(), &names::pdb(&set)).await?;
+    apply_or_delete(
+        client,
+        ns,
+        desired.network_policy.as_ref(),
+        &names::network_policy(&set),
+    )
+    .await?;
     // Last, see the module docs.
     ssa::<StatefulSet>(client, ns, &desired.statefulset).await
+}
+
+/// Applies an optional child, or (disabled in the spec) deletes ours if present.
+async fn apply_or_delete<K: Child>(
+    client: &Client,
+    ns: &str,
+    obj: Option<&K>,
+    name: &str,
+) -> Result<(), ApplyError> {
+    if let Some(obj) = obj {
+        return ssa::<K>(client, ns, obj).await;
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(source) => Err(ApplyError::Delete {
+            kind: <K as k8s_openapi::Resource>::KIND,
+            name: name.to_string(),
+            source,
+        }),
+    }
 }

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod observe;
 pub mod rollout;
+pub mod secret_refs;
 pub mod status;
 pub mod validate;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
@@ -126,6 +128,7 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     };
     let password = (observed.auth_secret.is_none()).then(random_password);
     let desired = build::build(&rr, &ctx.params, password.as_deref())?;
+    let desired = with_credentials(desired, &rr, &observed, password.as_deref())?;
     // Applied in the order `build` lists them, StatefulSet last (see `apply`).
     apply::apply(&ctx.client, &model.namespace, &desired).await?;
     let cx = ctx.failover_context();
@@ -156,6 +159,30 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     } else {
         RECHECK_PERIOD
     }))
+}
+
+/// Adds the rendered ACL users: the set's password (generated now, or read from its Secret)
+/// and the users' passwords (the validate step has checked they are there).
+fn with_credentials(
+    desired: build::Desired,
+    rr: &RedisReplication,
+    observed: &observe::Observed,
+    generated: Option<&str>,
+) -> Result<build::Desired, Error> {
+    if !build::acl_users::enabled(rr) {
+        return Ok(desired);
+    }
+    let set_password = match generated {
+        Some(pw) => pw.as_bytes().to_vec(),
+        None => observed
+            .auth_secret
+            .as_ref()
+            .and_then(|s| validate::secret_value(s, &rr.spec.auth.key))
+            .unwrap_or_default(),
+    };
+    // Cannot fail: the validate step checked the same `observed`.
+    let users = validate::user_passwords(rr, observed).unwrap_or_default();
+    Ok(build::with_acl_users(desired, rr, &set_password, &users)?)
 }
 
 /// The per-set gauges, from the status this reconcile computed.
@@ -216,7 +243,8 @@ async fn report_invalid(
     );
     observe_set_metrics(ctx, rr, &st);
     status::write(&ctx.client, ctx.recorder.as_ref(), rr, st).await?;
-    // The Secret is not owned, so its creation triggers nothing: poll for it.
+    // A referenced Secret's creation or change triggers a reconcile through the Secret watch
+    // (`secret_refs`); the requeue is only the fallback should that watch be down.
     Ok(Action::requeue(Duration::from_secs(30)))
 }
 
@@ -319,6 +347,44 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutdown requested");
+}
+
+/// The controller's inputs besides the sets: owned children (by the operator's label), pods
+/// (by their instance label) and referenced Secrets (through the controller's cache of sets).
+fn watched(
+    controller: Controller<RedisReplication>,
+    client: &Client,
+    ns: Option<&str>,
+) -> Controller<RedisReplication> {
+    let owned =
+        |_: ()| watcher::Config::default().labels("app.kubernetes.io/managed-by=tandem-operator");
+    // The controller's own cache of sets: referenced (not owned) Secrets map back through it.
+    let sets = controller.store();
+    controller
+        .owns(scoped::<StatefulSet>(client, ns), owned(()))
+        .owns(scoped::<ConfigMap>(client, ns), owned(()))
+        .owns(scoped::<Service>(client, ns), owned(()))
+        .owns(scoped::<Secret>(client, ns), owned(()))
+        .owns(scoped::<PodDisruptionBudget>(client, ns), owned(()))
+        .owns(scoped::<NetworkPolicy>(client, ns), owned(()))
+        // Pods belong to the StatefulSet, not to us: map them by their instance label, so a
+        // pod that dies, restarts or changes readiness triggers the roles step at once.
+        .watches(
+            scoped::<Pod>(client, ns),
+            watcher::Config::default().labels("app.kubernetes.io/name=tandem"),
+            pod_owner,
+        )
+        // Secrets a set references but does not own (its password, its users' passwords):
+        // created or changed after the set, they must not wait for the periodic requeue.
+        .watches(
+            scoped::<Secret>(client, ns),
+            watcher::Config::default(),
+            move |s| {
+                let (ns, name) = (s.namespace().unwrap_or_default(), s.name_any());
+                let cached = sets.state();
+                secret_refs::referencing_sets(&ns, &name, cached.iter().map(|a| &**a))
+            },
+        )
 }
 
 /// `tandem-operator run`.
@@ -438,16 +504,7 @@ where
     // Pings every recorded master; a master that stops answering triggers a reconcile.
     let (beat_tx, beat_rx) = futures::channel::mpsc::channel::<()>(1);
     let heartbeat = tokio::spawn(failover::heartbeat::run(ctx.roles.clone(), beat_tx));
-    let owned =
-        |_: ()| watcher::Config::default().labels("app.kubernetes.io/managed-by=tandem-operator");
     let ns = settings.namespace.as_deref();
-    let (sts, cms, svcs, secrets, pdbs) = (
-        scoped::<StatefulSet>(&client, ns),
-        scoped::<ConfigMap>(&client, ns),
-        scoped::<Service>(&client, ns),
-        scoped::<Secret>(&client, ns),
-        scoped::<PodDisruptionBudget>(&client, ns),
-    );
     // Set when the controller is told to stop, so its drain can be bounded (below).
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let stop = {
@@ -468,23 +525,15 @@ where
             let _ = stopping_tx.send(true);
         }
     };
-    let controller = Controller::new(rrs, watcher::Config::default())
-        .owns(sts, owned(()))
-        .owns(cms, owned(()))
-        .owns(svcs, owned(()))
-        .owns(secrets, owned(()))
-        .owns(pdbs, owned(()))
-        // Pods belong to the StatefulSet, not to us: map them by their instance label, so a
-        // pod that dies, restarts or changes readiness triggers the roles step at once.
-        .watches(
-            scoped::<Pod>(&client, ns),
-            watcher::Config::default().labels("app.kubernetes.io/name=tandem"),
-            pod_owner,
-        )
-        .reconcile_all_on(beat_rx)
-        .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()));
+    let controller = watched(
+        Controller::new(rrs, watcher::Config::default()),
+        &client,
+        ns,
+    )
+    .reconcile_all_on(beat_rx)
+    .graceful_shutdown_on(stop)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| futures::future::ready(()));
     drain_with_deadline(controller, stopping_rx).await;
 
     ready.store(false, Ordering::SeqCst);

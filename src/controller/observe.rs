@@ -31,6 +31,8 @@ pub enum ObserveError {
 pub struct Observed {
     /// The Secret named by `auth.secretName`, or the generated `<name>-auth`.
     pub auth_secret: Option<Secret>,
+    /// The Secrets named by `auth.users[].passwordSecret` that exist, by Secret name.
+    pub user_secrets: std::collections::BTreeMap<String, Secret>,
     pub statefulset: Option<StatefulSet>,
     /// Pods of this set, sorted by name.
     pub pods: Vec<Pod>,
@@ -49,6 +51,26 @@ pub async fn observe(client: &Client, rr: &RedisReplication) -> Result<Observed,
             name: secret_name.clone(),
             source,
         })?;
+    let mut user_secrets = std::collections::BTreeMap::new();
+    for u in &rr.spec.auth.users {
+        let Some(r) = &u.password_secret else {
+            continue;
+        };
+        if user_secrets.contains_key(&r.name) {
+            continue;
+        }
+        let found = secrets
+            .get_opt(&r.name)
+            .await
+            .map_err(|source| ObserveError::Get {
+                kind: "Secret",
+                name: r.name.clone(),
+                source,
+            })?;
+        if let Some(s) = found {
+            user_secrets.insert(r.name.clone(), s);
+        }
+    }
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let statefulset = sts_api
         .get_opt(&names::statefulset(&name))
@@ -71,6 +93,7 @@ pub async fn observe(client: &Client, rr: &RedisReplication) -> Result<Observed,
     pods.sort_by_key(|p| p.name_any());
     Ok(Observed {
         auth_secret,
+        user_secrets,
         statefulset,
         pods,
     })

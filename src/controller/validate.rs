@@ -1,6 +1,11 @@
 //! Validate step (pure): what the schema cannot express. An invalid spec is reported on the
 //! status and nothing is applied, so whatever runs keeps running until the spec is fixed.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+
+use crate::build::acl_users::{check_users, AclSpecError};
 use crate::build::config::MANAGED_DIRECTIVES;
 use crate::crd::RedisReplication;
 use crate::model::Validated;
@@ -24,6 +29,14 @@ pub enum Invalid {
     SecretKeyMissing { secret: String, key: String },
     #[error("secret {secret:?} key {key:?} must be one line without quotes or backslashes")]
     SecretUnusable { secret: String, key: String },
+    #[error("{0}")]
+    Users(#[from] AclSpecError),
+    #[error("secret {secret:?} key {key:?} (password of user {user:?}) is empty")]
+    UserPasswordEmpty {
+        secret: String,
+        key: String,
+        user: String,
+    },
 }
 
 impl Invalid {
@@ -32,9 +45,10 @@ impl Invalid {
             Invalid::ManagedDirective(_)
             | Invalid::BadDirectiveName(_)
             | Invalid::MultilineValue(_)
-            | Invalid::MinReplicasTooHigh { .. } => "InvalidSpec",
+            | Invalid::MinReplicasTooHigh { .. }
+            | Invalid::Users(_) => "InvalidSpec",
             Invalid::SecretMissing(_) | Invalid::SecretKeyMissing { .. } => "SecretNotFound",
-            Invalid::SecretUnusable { .. } => "SecretInvalid",
+            Invalid::SecretUnusable { .. } | Invalid::UserPasswordEmpty { .. } => "SecretInvalid",
         }
     }
 }
@@ -43,9 +57,58 @@ impl Invalid {
 /// every later step reads). The generated Secret may be absent: the build step creates it.
 pub fn validate(rr: &RedisReplication, observed: &Observed) -> Result<Validated, Invalid> {
     check_config(rr)?;
+    check_users(&rr.spec.auth)?;
     let model = Validated::from_resource(rr);
     check_secret(&model, observed)?;
+    user_passwords(rr, observed)?;
     Ok(model)
+}
+
+/// The value of `key` in a Secret (`data`, else `stringData` as a fake API may hand it over).
+pub fn secret_value(s: &Secret, key: &str) -> Option<Vec<u8>> {
+    s.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            s.string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|v| v.clone().into_bytes())
+        })
+}
+
+/// The application users' passwords by user name, read from their Secrets: each Secret must
+/// exist and hold a non-empty value under its key (any bytes: the password is hashed, never
+/// written into a config line).
+pub fn user_passwords(
+    rr: &RedisReplication,
+    observed: &Observed,
+) -> Result<BTreeMap<String, Vec<u8>>, Invalid> {
+    let mut out = BTreeMap::new();
+    for u in &rr.spec.auth.users {
+        let r = u
+            .password_secret
+            .as_ref()
+            .ok_or_else(|| AclSpecError::NoPasswordSecret(u.name.clone()))?;
+        let s = observed
+            .user_secrets
+            .get(&r.name)
+            .ok_or_else(|| Invalid::SecretMissing(r.name.clone()))?;
+        let v = secret_value(s, &r.key).ok_or_else(|| Invalid::SecretKeyMissing {
+            secret: r.name.clone(),
+            key: r.key.clone(),
+        })?;
+        if v.is_empty() {
+            return Err(Invalid::UserPasswordEmpty {
+                secret: r.name.clone(),
+                key: r.key.clone(),
+                user: u.name.clone(),
+            });
+        }
+        out.insert(u.name.clone(), v);
+    }
+    Ok(out)
 }
 
 /// The passthrough directives and what the CRD's CEL rule says.
@@ -82,17 +145,7 @@ fn check_secret(model: &Validated, observed: &Observed) -> Result<(), Invalid> {
         None if model.auth.generated => Ok(()),
         None => Err(Invalid::SecretMissing(secret)),
         Some(s) => {
-            let value = s
-                .data
-                .as_ref()
-                .and_then(|d| d.get(&key))
-                .map(|b| b.0.clone())
-                .or_else(|| {
-                    s.string_data
-                        .as_ref()
-                        .and_then(|d| d.get(&key))
-                        .map(|v| v.clone().into_bytes())
-                });
+            let value = secret_value(s, &key);
             match value {
                 None => Err(Invalid::SecretKeyMissing { secret, key }),
                 Some(v) => {
@@ -208,5 +261,56 @@ mod tests {
             ..Observed::default()
         };
         assert_eq!(validate(&r, &obs).unwrap_err().reason(), "SecretInvalid");
+    }
+
+    #[test]
+    fn users_need_their_secret_and_a_non_empty_password() {
+        let r = rr(
+            "c",
+            "ns",
+            json!({"auth": {"users": [{"name": "app", "passwordSecret": {"name": "app-pw"}, "rules": "+get"}]}}),
+        );
+        let e = validate(&r, &Observed::default()).unwrap_err();
+        assert_eq!(e.reason(), "SecretNotFound");
+        assert_eq!(e.to_string(), "secret \"app-pw\" not found");
+        let with = |s: Secret| Observed {
+            user_secrets: BTreeMap::from([("app-pw".to_string(), s)]),
+            ..Observed::default()
+        };
+        let e = validate(&r, &with(secret("other", "x"))).unwrap_err();
+        assert_eq!(e.to_string(), "secret \"app-pw\" has no key \"password\"");
+        let e = validate(&r, &with(secret("password", ""))).unwrap_err();
+        assert_eq!(e.reason(), "SecretInvalid");
+        // Any bytes are a usable password: it is hashed, never written into a line.
+        let obs = with(secret("password", "a\"b\nc"));
+        assert_eq!(validate(&r, &obs).map(|_| ()), Ok(()));
+        assert_eq!(
+            user_passwords(&r, &obs).unwrap()["app"],
+            b"a\"b\nc".to_vec()
+        );
+    }
+
+    #[test]
+    fn malformed_users_are_an_invalid_spec_with_a_clear_message() {
+        let r = rr(
+            "c",
+            "ns",
+            json!({"auth": {"users": [{"name": "app", "rules": "+get"}]}}),
+        );
+        let e = validate(&r, &Observed::default()).unwrap_err();
+        assert_eq!(e.reason(), "InvalidSpec");
+        assert_eq!(e.to_string(), "auth.users[\"app\"] has no passwordSecret");
+        let r = rr(
+            "c",
+            "ns",
+            json!({"auth": {"users": [{"name": "app", "passwordSecret": {"name": "s"}, "rules": "+get\nuser x on nopass +@all"}]}}),
+        );
+        let e = validate(&r, &Observed::default()).unwrap_err();
+        assert_eq!(e.reason(), "InvalidSpec");
+        assert!(
+            e.to_string()
+                .starts_with("auth.users[\"app\"] rules: control character"),
+            "{e}"
+        );
     }
 }

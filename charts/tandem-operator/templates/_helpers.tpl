@@ -43,10 +43,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Secrets: read the user's Secret, create the generated one; never update or delete.
+# Secrets: read the user's Secrets (watched: a change reconciles the sets naming them), create
+# the generated password once; patch and delete only the operator-owned `<name>-acl` (the
+# rendered ACL users). A user's Secret is never written.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Pods: read readiness, set the role label, delete one outdated pod at a time (rolling
 # updates with updateStrategy OnDelete).
 - apiGroups: [""]
@@ -57,6 +59,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# NetworkPolicies: one per set with spec.networkPolicy.enabled, deleted when disabled.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

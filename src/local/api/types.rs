@@ -165,6 +165,15 @@ pub fn builtin_types() -> Vec<ResourceType> {
             true,
         ),
         bt(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+            &["netpol"],
+            false,
+        ),
+        bt(
             "coordination.k8s.io",
             "v1",
             "Lease",
