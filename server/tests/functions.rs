@@ -349,24 +349,6 @@ fn restart_restores_libraries_from_rdb_and_aof() {
     assert_eq!(c.cmd("LLEN l"), R::Int(2));
 }
 
-fn offset(c: &mut Conn) -> Option<i64> {
-    match c.cmd("ROLE") {
-        R::Arr(v) if v.first() == Some(&R::bulk("master")) => match v.get(1) {
-            Some(R::Int(n)) => Some(*n),
-            _ => None,
-        },
-        R::Arr(v) => match v.get(4) {
-            Some(R::Int(n)) => Some(*n),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn connected(c: &mut Conn) -> bool {
-    matches!(c.cmd("ROLE"), R::Arr(v) if v.len() == 5 && v[3] == R::bulk("connected"))
-}
-
 #[test]
 fn tandem_and_redis_replicas_get_the_same_libraries_and_data() {
     let m = TestServer::start(&[
@@ -389,7 +371,7 @@ fn tandem_and_redis_replicas_get_the_same_libraries_and_data() {
     let dir = tempfile::tempdir().expect("tempdir");
     let r = RealRedis::start(dir.path(), "dump.rdb", &["--replicaof", "127.0.0.1", &port]);
     let (mut tc, mut rc) = (t.conn(), r.conn());
-    assert!(wait_until(WAIT, || connected(&mut tc) && connected(&mut rc)));
+    assert!(wait_until(WAIT, || tc.role_connected() && rc.role_connected()));
     // The rest through the stream.
     assert_eq!(load(&mut mc, LIB), b("mylib"));
     assert_eq!(mc.cmd("FCALL setter 2 k n v1"), R::Int(1));
@@ -406,10 +388,10 @@ fn tandem_and_redis_replicas_get_the_same_libraries_and_data() {
         load(&mut tc, tmp).err_text(),
         "READONLY You can't write against a read only replica."
     );
-    let target = offset(&mut mc).expect("master offset");
+    let target = mc.role_offset().expect("master offset");
     assert!(
-        wait_until(WAIT, || offset(&mut tc) == Some(target)
-            && offset(&mut rc) == Some(target)),
+        wait_until(WAIT, || tc.role_offset() == Some(target)
+            && rc.role_offset() == Some(target)),
         "replicas did not reach offset {target}"
     );
     let d = mc.cmd("DEBUG DIGEST");
@@ -426,9 +408,9 @@ fn tandem_and_redis_replicas_get_the_same_libraries_and_data() {
     }
     // FUNCTION FLUSH propagates too.
     assert_eq!(mc.cmd("FUNCTION FLUSH"), R::ok());
-    let target = offset(&mut mc).expect("master offset");
-    assert!(wait_until(WAIT, || offset(&mut tc) == Some(target)
-        && offset(&mut rc) == Some(target)));
+    let target = mc.role_offset().expect("master offset");
+    assert!(wait_until(WAIT, || tc.role_offset() == Some(target)
+        && rc.role_offset() == Some(target)));
     assert_eq!(tc.cmd("FUNCTION LIST"), R::Arr(vec![]));
     assert_eq!(rc.cmd("FUNCTION LIST"), R::Arr(vec![]));
 }
@@ -597,7 +579,7 @@ fn a_tandem_replica_of_a_redis_master_follows_its_libraries() {
         "yes",
     ]);
     let mut tc = t.conn();
-    assert!(wait_until(WAIT, || connected(&mut tc)));
+    assert!(wait_until(WAIT, || tc.role_connected()));
     assert_eq!(load(&mut rc, LIB), b("mylib"));
     assert_eq!(rc.cmd("FCALL setter 2 k n v"), R::Int(1));
     assert_eq!(rc.cmd("FCALL push 1 l a b"), R::Int(2));
@@ -609,8 +591,8 @@ fn a_tandem_replica_of_a_redis_master_follows_its_libraries() {
         R::ok()
     );
     assert_eq!(rc.cmd("FUNCTION DELETE other"), R::ok());
-    let target = offset(&mut rc).expect("master offset");
-    assert!(wait_until(WAIT, || offset(&mut tc) == Some(target)));
+    let target = rc.role_offset().expect("master offset");
+    assert!(wait_until(WAIT, || tc.role_offset() == Some(target)));
     assert_eq!(list(&mut tc), list(&mut rc));
     assert_eq!(tc.cmd("DEBUG DIGEST"), rc.cmd("DEBUG DIGEST"));
     assert_eq!(tc.cmd("FCALL_RO reader 1 k"), b("v"));

@@ -686,10 +686,6 @@ fn seeded_random_geo_sequences_match_redis() {
 
 // ---- replication ----
 
-fn connected(c: &mut Conn) -> bool {
-    matches!(c.cmd("ROLE"), R::Arr(v) if v.len() == 5 && v[3] == R::bulk("connected"))
-}
-
 fn snapshot(c: &mut Conn, keys: &[&str]) -> Vec<R> {
     keys.iter()
         .map(|k| c.cmd(&format!("ZRANGE {k} 0 -1 WITHSCORES")))
@@ -743,8 +739,8 @@ fn geo_writes_replicate_to_tandem_and_redis_replicas() {
     let port = m.port.to_string();
     let r = RealRedis::start(dir.path(), "dump.rdb", &["--replicaof", "127.0.0.1", &port]);
     let (mut tc, mut rc) = (t.conn(), r.conn());
-    assert!(wait_until(WAIT, || connected(&mut tc)), "{}", t.stdout());
-    assert!(wait_until(WAIT, || connected(&mut rc)));
+    assert!(wait_until(WAIT, || tc.role_connected()), "{}", t.stdout());
+    assert!(wait_until(WAIT, || rc.role_connected()));
     geo_workload(&mut mc);
     let keys = ["g1", "g2", "d1", "d2"];
     let want = snapshot(&mut mc, &keys);
@@ -762,7 +758,7 @@ fn a_tandem_replica_of_redis_applies_its_geo_stream() {
     let r = RealRedis::start(dir.path(), "dump.rdb", &[]);
     let t = TestServer::start(&["--replicaof", &format!("127.0.0.1 {}", r.port)]);
     let (mut rc, mut tc) = (r.conn(), t.conn());
-    assert!(wait_until(WAIT, || connected(&mut tc)), "{}", t.stdout());
+    assert!(wait_until(WAIT, || tc.role_connected()), "{}", t.stdout());
     geo_workload(&mut rc);
     let keys = ["g1", "g2", "d1", "d2"];
     let want = snapshot(&mut rc, &keys);

@@ -323,10 +323,6 @@ fn corrupt_hll_values_get_redis_errors_and_stay_unchanged() {
     assert_eq!(p.a.cmd("PING"), R::Simple("PONG".into()));
 }
 
-fn connected(c: &mut Conn) -> bool {
-    matches!(c.cmd("ROLE"), R::Arr(v) if v.len() == 5 && v[3] == R::bulk("connected"))
-}
-
 fn digest_and_values(c: &mut Conn, keys: &[&str]) -> (R, Vec<R>) {
     let values = keys.iter().map(|k| c.cmd(&format!("GET {k}"))).collect();
     (c.cmd("DEBUG DIGEST"), values)
@@ -347,7 +343,7 @@ fn bitmaps_and_hlls_replicate_tandem_to_tandem() {
     let target = format!("127.0.0.1 {}", m.port);
     let r = TestServer::start(&["--replicaof", &target, "--enable-debug-command", "yes"]);
     let mut rc = r.conn();
-    assert!(wait_until(WAIT, || connected(&mut rc)), "{}", r.stdout());
+    assert!(wait_until(WAIT, || rc.role_connected()), "{}", r.stdout());
     let mut rng = StdRng::seed_from_u64(0x0f1e_2d3c);
     for i in 0..400 {
         let bitkey = ["b1", "b2", "b3"][rng.gen_range(0..3)];

@@ -7,10 +7,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn connected(c: &mut Conn) -> bool {
-    matches!(c.cmd("ROLE"), R::Arr(v) if v.len() == 5 && v[3] == R::bulk("connected"))
-}
-
 fn sorted(r: R) -> R {
     match r {
         R::Arr(mut v) => {
@@ -71,7 +67,7 @@ fn all_types_replicate_tandem_to_tandem() {
     let target = format!("127.0.0.1 {}", m.port);
     let r = TestServer::start(&["--replicaof", &target]);
     let mut rc = r.conn();
-    assert!(wait_until(WAIT, || connected(&mut rc)), "{}", r.stdout());
+    assert!(wait_until(WAIT, || rc.role_connected()), "{}", r.stdout());
     converge(&mut mc, &mut rc, "pre:");
     fixture(&mut mc, "live:");
     converge(&mut mc, &mut rc, "live:");
@@ -111,7 +107,7 @@ fn all_types_replicate_to_a_redis_replica() {
         .unwrap_or_default()
         .contains("Ready to accept connections")));
     let mut rc = Conn::connect(port);
-    let ok = wait_until(WAIT, || connected(&mut rc));
+    let ok = wait_until(WAIT, || rc.role_connected());
     let redis_log = std::fs::read_to_string(&log).unwrap_or_default();
     if ok {
         converge(&mut mc, &mut rc, "pre:");
@@ -133,7 +129,7 @@ fn replica_hides_expired_keys_and_applies_the_masters_delete() {
     let target = format!("127.0.0.1 {}", m.port);
     let r = TestServer::start(&["--replicaof", &target]);
     let mut rc = r.conn();
-    assert!(wait_until(WAIT, || connected(&mut rc)));
+    assert!(wait_until(WAIT, || rc.role_connected()));
     let mut mc = m.conn();
     assert_eq!(mc.cmd("SET soon v PX 300"), R::ok());
     assert!(wait_until(WAIT, || rc.cmd("GET soon") == R::bulk("v")));

@@ -70,24 +70,6 @@ fn digest(c: &mut Conn) -> R {
     c.cmd("DEBUG DIGEST")
 }
 
-fn offset(c: &mut Conn) -> Option<i64> {
-    match c.cmd("ROLE") {
-        R::Arr(v) if v.first() == Some(&R::bulk("master")) => match v.get(1) {
-            Some(R::Int(n)) => Some(*n),
-            _ => None,
-        },
-        R::Arr(v) => match v.get(4) {
-            Some(R::Int(n)) => Some(*n),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn connected(c: &mut Conn) -> bool {
-    matches!(c.cmd("ROLE"), R::Arr(v) if v.len() == 5 && v[3] == R::bulk("connected"))
-}
-
 #[test]
 fn tandem_and_redis_replicas_of_a_tandem_master_hold_the_same_data_after_scripts() {
     let m = TestServer::start(&[
@@ -108,12 +90,12 @@ fn tandem_and_redis_replicas_of_a_tandem_master_hold_the_same_data_after_scripts
     let dir = tempfile::tempdir().expect("tempdir");
     let r = RealRedis::start(dir.path(), "dump.rdb", &["--replicaof", "127.0.0.1", &port]);
     let (mut tc, mut rc) = (t.conn(), r.conn());
-    assert!(wait_until(WAIT, || connected(&mut tc) && connected(&mut rc)));
+    assert!(wait_until(WAIT, || tc.role_connected() && rc.role_connected()));
     run_scripts(&mut mc);
-    let target = offset(&mut mc).expect("master offset");
+    let target = mc.role_offset().expect("master offset");
     assert!(
-        wait_until(WAIT, || offset(&mut tc) == Some(target)
-            && offset(&mut rc) == Some(target)),
+        wait_until(WAIT, || tc.role_offset() == Some(target)
+            && rc.role_offset() == Some(target)),
         "replicas did not reach offset {target}"
     );
     let d = digest(&mut mc);
@@ -145,11 +127,11 @@ fn a_tandem_replica_of_a_redis_master_follows_its_scripts() {
         "yes",
     ]);
     let mut tc = t.conn();
-    assert!(wait_until(WAIT, || connected(&mut tc)));
+    assert!(wait_until(WAIT, || tc.role_connected()));
     run_scripts(&mut rc);
-    let target = offset(&mut rc).expect("master offset");
+    let target = rc.role_offset().expect("master offset");
     assert!(
-        wait_until(WAIT, || offset(&mut tc) == Some(target)),
+        wait_until(WAIT, || tc.role_offset() == Some(target)),
         "tandem replica did not reach offset {target}"
     );
     assert_eq!(digest(&mut tc), digest(&mut rc));
@@ -224,16 +206,16 @@ fn set_repl_effects(
     replica: &mut Conn,
     aof_dir: &std::path::Path,
 ) -> (Vec<Vec<String>>, Vec<String>) {
-    assert!(wait_until(WAIT, || connected(replica)));
+    assert!(wait_until(WAIT, || replica.role_connected()));
     for src in SET_REPL_SCRIPTS {
         assert!(
             !matches!(master.cmd_args(&[b"EVAL", src.as_bytes(), b"0"]), R::Err(_)),
             "{src}"
         );
     }
-    let target = offset(master).expect("master offset");
+    let target = master.role_offset().expect("master offset");
     assert!(
-        wait_until(WAIT, || offset(replica) == Some(target)),
+        wait_until(WAIT, || replica.role_offset() == Some(target)),
         "replica did not reach {target}"
     );
     let on_replica = SET_REPL_KEYS

@@ -252,6 +252,27 @@ impl Conn {
         l.trim_end_matches("\r\n").to_string()
     }
 
+    /// ROLE says this is a replica whose link to its master is up.
+    pub fn role_connected(&mut self) -> bool {
+        matches!(self.cmd("ROLE"), R::Arr(v) if v.len() == 5 && v[3] == R::bulk("connected"))
+    }
+
+    /// The replication offset ROLE reports (a master's own, a replica's processed one).
+    pub fn role_offset(&mut self) -> Option<i64> {
+        let R::Arr(v) = self.cmd("ROLE") else {
+            return None;
+        };
+        let at = if v.first() == Some(&R::bulk("master")) {
+            1
+        } else {
+            4
+        };
+        match v.get(at) {
+            Some(R::Int(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
     /// True if the server closed the connection (EOF) within the read timeout.
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
