@@ -375,9 +375,8 @@ pub(crate) fn subscribed_refusal(client: &ClientState, cmd: &Command) -> Option<
 pub(crate) fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
     // The metadata search only inside MULTI: this runs for every command.
     let queued = client.multi.is_some() && !cmd.is(flags::NO_MULTI);
-    let no_multi = || {
-        commands::meta_types::meta(cmd.name).is_some_and(|m| m.flags.contains(&"no_multi"))
-    };
+    let no_multi =
+        || commands::meta_types::meta(cmd.name).is_some_and(|m| m.flags.contains(&"no_multi"));
     (queued && no_multi()).then(|| "ERR Command not allowed inside a transaction".to_string())
 }
 

@@ -366,7 +366,6 @@ impl<'a, T> IntoIterator for &'a ByName<T> {
     }
 }
 
-
 impl Latency {
     /// Feeds one executed command: its call count, the monitor's
     /// `command`/`fast-command` event and, when `tracking` is on, its histogram.
