@@ -255,7 +255,9 @@ pub fn script_call(
     out: &mut Reply,
 ) -> Result<(), ScriptRefusal> {
     let refuse = |s: &str| Err(ScriptRefusal(s.to_string()));
-    let Some(cmd) = argv.first().and_then(|n| commands::lookup(n)) else {
+    // The script's client is kept from run to run: a script calling the same command
+    // over and over finds it by a byte comparison.
+    let Some(cmd) = argv.first().and_then(|n| client.cmd_cache.lookup(n)) else {
         return refuse("ERR Unknown Redis command called from script");
     };
     if !cmd.arity_ok(argv.len()) {
@@ -371,10 +373,11 @@ pub(crate) fn subscribed_refusal(client: &ClientState, cmd: &Command) -> Option<
 /// SYNC, PSYNC); the refusal also aborts the transaction at EXEC. The command table's
 /// metadata is the one source of that flag.
 pub(crate) fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
+    // The metadata search only inside MULTI: this runs for every command.
     let queued = client.multi.is_some() && !cmd.is(flags::NO_MULTI);
     let no_multi =
-        commands::meta_types::meta(cmd.name).is_some_and(|m| m.flags.contains(&"no_multi"));
-    (queued && no_multi).then(|| "ERR Command not allowed inside a transaction".to_string())
+        || commands::meta_types::meta(cmd.name).is_some_and(|m| m.flags.contains(&"no_multi"));
+    (queued && no_multi()).then(|| "ERR Command not allowed inside a transaction".to_string())
 }
 
 /// After a write that dirtied the dataset: WATCH, blocked clients, client-side
@@ -386,7 +389,7 @@ fn touch_written_keys(
     (db, cmd, argv): (usize, &Command, &[Bytes]),
     existed: Option<&[bool]>,
 ) {
-    for (n, pos) in cmd.key_positions(argv).into_iter().enumerate() {
+    for (n, pos) in cmd.key_positions_iter(argv).enumerate() {
         let changed = existed.is_none_or(|e| {
             e.get(n).copied().unwrap_or(true) || store.dbs[db].contains(&argv[pos])
         });
@@ -431,7 +434,7 @@ fn track_reads(store: &mut Store, client: &ClientState, cmd: &Command, argv: &[B
     {
         return;
     }
-    for pos in cmd.key_positions(argv) {
+    for pos in cmd.key_positions_iter(argv) {
         if let Some(key) = argv.get(pos) {
             store.tracking.remember(reader, key);
         }

@@ -256,7 +256,7 @@ impl Histogram {
 /// Per-command histograms, by the command's full name (`get`, `config|set`).
 #[derive(Debug, Default)]
 pub struct Tracking {
-    pub commands: BTreeMap<&'static str, Histogram>,
+    pub commands: ByName<Histogram>,
 }
 
 /// Calls of one command and the time they took (INFO commandstats, and the admin
@@ -277,7 +277,93 @@ pub struct Latency {
     pub monitor: Monitor,
     pub tracking: Tracking,
     /// Every executed command, by full name, whatever the latency settings.
-    pub calls: BTreeMap<&'static str, Calls>,
+    pub calls: ByName<Calls>,
+}
+
+/// Values kept per command full name (`get`, `config|set`): updated after every
+/// command, including each one a script calls, read rarely and in name order.
+///
+/// The names are `&'static str`s of the command tables, the same address every time
+/// for a command: a small table by address finds a name seen before without
+/// comparing strings (the ordered map compared a name about ten times per update).
+/// A matching address and length is the same name; anything else goes to the map.
+#[derive(Debug)]
+pub struct ByName<T> {
+    /// Name -> index in `values`.
+    index: BTreeMap<&'static str, usize>,
+    values: Vec<T>,
+    /// `(address, length, index + 1)` of recently updated names, by address bits;
+    /// 0 in the last field is an empty entry.
+    recent: [(usize, usize, usize); RECENT],
+}
+
+/// Entries of [`ByName::recent`] (a power of two).
+const RECENT: usize = 32;
+
+impl<T> Default for ByName<T> {
+    fn default() -> Self {
+        ByName {
+            index: BTreeMap::new(),
+            values: Vec::new(),
+            recent: [(0, 0, 0); RECENT],
+        }
+    }
+}
+
+impl<T: Default> ByName<T> {
+    /// The value of `name`, created with its default.
+    pub fn entry(&mut self, name: &'static str) -> &mut T {
+        let addr = name.as_ptr() as usize;
+        let line = (addr >> 3) & (RECENT - 1);
+        let (a, len, slot) = self.recent[line];
+        let at = if slot != 0 && a == addr && len == name.len() {
+            slot - 1
+        } else {
+            let values = &mut self.values;
+            let at = *self.index.entry(name).or_insert_with(|| {
+                values.push(T::default());
+                values.len() - 1
+            });
+            self.recent[line] = (addr, name.len(), at + 1);
+            at
+        };
+        // Indices in `index` and `recent` are always below `values.len()`: values
+        // are only pushed, and `clear` empties all three.
+        &mut self.values[at]
+    }
+}
+
+impl<T> ByName<T> {
+    pub fn get(&self, name: &str) -> Option<&T> {
+        self.get_key_value(name).map(|(_, v)| v)
+    }
+
+    pub fn get_key_value(&self, name: &str) -> Option<(&&'static str, &T)> {
+        let (k, &at) = self.index.get_key_value(name)?;
+        Some((k, self.values.get(at)?))
+    }
+
+    /// Every name and its value, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&&'static str, &T)> {
+        self.index
+            .iter()
+            .filter_map(|(k, &at)| Some((k, self.values.get(at)?)))
+    }
+
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.values.clear();
+        self.recent = [(0, 0, 0); RECENT];
+    }
+}
+
+impl<'a, T> IntoIterator for &'a ByName<T> {
+    type Item = (&'a &'static str, &'a T);
+    type IntoIter = Box<dyn Iterator<Item = Self::Item> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
 }
 
 impl Latency {
@@ -289,7 +375,7 @@ impl Latency {
         (name, fast, failed): (&'static str, bool, bool),
         elapsed: std::time::Duration,
     ) {
-        let c = self.calls.entry(name).or_default();
+        let c = self.calls.entry(name);
         c.calls += 1;
         c.failed += failed as u64;
         c.usec = c
@@ -300,19 +386,49 @@ impl Latency {
         self.monitor.add_if_needed(threshold_ms, event, ms);
         if tracking {
             let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-            self.tracking.commands.entry(name).or_default().record(ns);
+            self.tracking.commands.entry(name).record(ns);
         }
     }
 
     /// A command refused before it ran (INFO commandstats `rejected_calls`).
     pub fn reject_command(&mut self, name: &'static str) {
-        self.calls.entry(name).or_default().rejected += 1;
+        self.calls.entry(name).rejected += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn by_name_counts_per_name_whatever_its_address_and_lists_in_order() {
+        let mut m: ByName<u64> = ByName::default();
+        // The same name at two addresses (a leaked copy): one entry.
+        let copy: &'static str = Box::leak(String::from("get").into_boxed_str());
+        for _ in 0..3 {
+            *m.entry("get") += 1;
+            *m.entry("set") += 1;
+        }
+        *m.entry(copy) += 10;
+        // A prefix of another name starts at the same address: not the same name.
+        let long: &'static str = "config|get";
+        *m.entry(long) += 1;
+        *m.entry(&long[..6]) += 100;
+        assert_eq!(m.get("get"), Some(&13));
+        assert_eq!(m.get("set"), Some(&3));
+        assert_eq!(m.get("config|get"), Some(&1));
+        assert_eq!(m.get("config"), Some(&100));
+        let names: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(
+            names,
+            [("config", 100), ("config|get", 1), ("get", 13), ("set", 3)]
+        );
+        m.clear();
+        assert_eq!(m.get("get"), None);
+        *m.entry("get") += 1;
+        assert_eq!(m.get("get"), Some(&1));
+        assert_eq!(m.iter().count(), 1);
+    }
 
     #[test]
     fn one_sample_per_second_keeps_the_highest_and_the_ring_holds_160() {

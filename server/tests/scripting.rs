@@ -288,6 +288,33 @@ fn script_corpus_replies_match_redis_in_resp2_and_resp3() {
     }
 }
 
+/// `redis.call` arguments of every size (up to and past the 4096 bytes kept as
+/// slices of a shared block, numbers among them), over more calls than one block
+/// holds, reach their commands intact: the stored values read back as Redis's do.
+#[test]
+fn call_arguments_of_every_size_reach_commands_intact() {
+    let mut p = Pair::start();
+    let script = "local total = 0
+        for i = 1, 300 do
+          local v = string.rep(string.char(97 + i % 26), (i * 37) % 9000)
+          redis.call('set', 'k' .. i, v)
+          redis.call('rpush', 'l', i, i + 0.5, -i * 1e20, v)
+          total = total + #redis.call('get', 'k' .. i)
+        end
+        redis.call('set', 'edge1', string.rep('x', 4096))
+        redis.call('set', 'edge2', string.rep('y', 4097))
+        return total";
+    p.eval(&e(script));
+    for i in [1, 2, 110, 111, 243, 299, 300] {
+        p.line(&format!("GET k{i}"));
+        p.line(&format!("LRANGE l {} {}", i * 4 - 4, i * 4 - 1));
+    }
+    p.line("LLEN l");
+    p.line("STRLEN edge1");
+    p.line("STRLEN edge2");
+    p.line("GET edge2");
+}
+
 #[test]
 fn keys_args_and_eval_argument_errors_match_redis() {
     let mut p = Pair::start();

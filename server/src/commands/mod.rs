@@ -174,22 +174,31 @@ impl Command {
 
     /// Positions of the key arguments in `argv`.
     pub fn key_positions(&self, argv: &[Bytes]) -> Vec<usize> {
-        if let Some(f) = self.keys_fn {
-            return f(argv).into_iter().filter(|&i| i < argv.len()).collect();
-        }
-        if self.first_key <= 0 {
-            return Vec::new();
-        }
-        let last = if self.last_key < 0 {
-            argv.len() as i32 + self.last_key
-        } else {
-            self.last_key
+        self.key_positions_iter(argv).collect()
+    }
+
+    /// [`Command::key_positions`] without collecting them: no allocation for a
+    /// command with fixed key positions (the dispatch walks them after every write).
+    pub fn key_positions_iter(&self, argv: &[Bytes]) -> impl Iterator<Item = usize> + use<> {
+        let argc = argv.len();
+        let (listed, range) = match self.keys_fn {
+            Some(f) => (f(argv), None),
+            None if self.first_key <= 0 => (Vec::new(), None),
+            None => {
+                let last = if self.last_key < 0 {
+                    argc as i32 + self.last_key
+                } else {
+                    self.last_key
+                };
+                let step = self.step.max(1) as usize;
+                let range = (self.first_key as usize..=last.max(0) as usize).step_by(step);
+                (Vec::new(), Some(range))
+            }
         };
-        let step = self.step.max(1) as usize;
-        (self.first_key as usize..=last.max(0) as usize)
-            .step_by(step)
-            .filter(|&i| i < argv.len())
-            .collect()
+        listed
+            .into_iter()
+            .chain(range.into_iter().flatten())
+            .filter(move |&i| i < argc)
     }
 }
 

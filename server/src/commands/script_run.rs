@@ -262,7 +262,7 @@ struct RunEnv<'a, 'b> {
     busy: &'a Busy,
     flags: &'a vm::RunFlags,
     reply: Reply,
-    /// The arguments of the current call, in one buffer (one allocation per call).
+    /// The arena of the calls' small arguments (see [`ARG_CHUNK`]).
     arg_buf: bytes::BytesMut,
     argv: Vec<Bytes>,
     /// The error the current call raises.
@@ -315,12 +315,15 @@ fn run_in_vm(
 ) -> Result<raw::Ran, ScriptFailed> {
     vm.flags.reset();
     // The script's client and buffers are kept from run to run.
-    let (mut client, reply, argv) = scripts(ctx)
+    let (mut client, reply, argv, arg_buf) = scripts(ctx)
         .spare
         .take()
         .and_then(|b| b.downcast::<Spare>().ok())
         .map_or_else(
-            || (ClientState::new(0), Reply::new(false), Vec::new()),
+            || {
+                let arena = bytes::BytesMut::with_capacity(ARG_CHUNK);
+                (ClientState::new(0), Reply::new(false), Vec::new(), arena)
+            },
             |b| *b,
         );
     client.id = ctx.client.id;
@@ -335,7 +338,7 @@ fn run_in_vm(
         busy,
         flags: &vm.flags,
         reply,
-        arg_buf: bytes::BytesMut::new(),
+        arg_buf,
         argv,
         err_text: String::new(),
     });
@@ -345,12 +348,24 @@ fn run_in_vm(
     drop(lent);
     let mut env = env.into_inner();
     env.argv.clear();
-    scripts(env.ctx).spare = Some(Box::new((env.client, env.reply, env.argv)));
+    let spare: Spare = (env.client, env.reply, env.argv, env.arg_buf);
+    scripts(env.ctx).spare = Some(Box::new(spare));
     ran.map_err(|e| lua_failure(&e, run.label))
 }
 
-/// The script client, reply buffer and argv kept between runs.
-type Spare = (ClientState, Reply, Vec<Bytes>);
+/// The script client, reply buffer, argv and argument arena kept between runs.
+type Spare = (ClientState, Reply, Vec<Bytes>, bytes::BytesMut);
+
+/// The smallest block of the argument arena. The arguments of `redis.call` up to
+/// `resp::SLICE_MAX` bytes are slices of one shared block, as a connection's
+/// arguments are slices of its read buffer (and, as there, whatever keeps one beyond
+/// its command copies it: `util::detach`); longer ones get their own copy. A block is
+/// filled by many calls and reused in place once no argument refers to it: most calls
+/// allocate nothing for their arguments.
+const ARG_CHUNK: usize = 4096;
+
+/// `lens` marks an argument that has its own copy (not a slice of the arena).
+const OWN_COPY: usize = usize::MAX;
 
 /// What a `redis.call` came to, before anything is pushed (plain data: the pushes
 /// may raise a Lua error, which must not skip destructors).
@@ -452,10 +467,12 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
         argv,
         err_text,
     } = &mut *env;
-    // The arguments' bytes go to one buffer, split into the argv afterwards.
+    // Small arguments go to the arena and become slices of it once all are read
+    // (an empty placeholder in `argv` until then); `lens` says which is which.
     let mut lens: smallvec_lens::Lens = Default::default();
     arg_buf.clear();
     argv.clear();
+    let mut int_text = itoa::Buffer::new();
     for i in 1..=ffi::lua_gettop(l) {
         match ffi::lua_type(l, i) {
             ffi::LUA_TSTRING => {
@@ -468,13 +485,14 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
                     // it stays there (for this call).
                     std::slice::from_raw_parts(p.cast(), len)
                 };
-                arg_buf.extend_from_slice(b);
-                lens.push(b.len());
+                push_arg(arg_buf, argv, &mut lens, b);
             }
             ffi::LUA_TNUMBER => {
-                let text = lua_number_text(ffi::lua_tonumber(l, i));
-                arg_buf.extend_from_slice(text.as_bytes());
-                lens.push(text.len());
+                let n = ffi::lua_tonumber(l, i);
+                match lua_integer(n) {
+                    Some(i) => push_arg(arg_buf, argv, &mut lens, int_text.format(i).as_bytes()),
+                    None => push_arg(arg_buf, argv, &mut lens, lua_number_text(n).as_bytes()),
+                }
             }
             _ => {
                 *err_text = ARGS_ERR.to_string();
@@ -486,8 +504,13 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
         *err_text = "ERR Please specify at least one argument for this redis lib call".into();
         return CallOutcome::Error;
     }
-    let mut all = arg_buf.split().freeze();
-    argv.extend(lens.iter().map(|&n| all.split_to(n)));
+    let mut small = arg_buf.split().freeze();
+    for (arg, &n) in argv.iter_mut().zip(lens.iter()) {
+        if n != OWN_COPY {
+            // The arena holds exactly the small arguments, in order.
+            *arg = small.split_to(n.min(small.len()));
+        }
+    }
     let resp3 = flags.resp3.load(Relaxed);
     let repl = flags.repl.load(Relaxed);
     reply.buf.clear();
@@ -512,14 +535,38 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
     CallOutcome::Reply
 }
 
+/// Appends one argument of a call: to the arena if small, else as its own copy.
+fn push_arg(
+    arena: &mut bytes::BytesMut,
+    argv: &mut Vec<Bytes>,
+    lens: &mut smallvec_lens::Lens,
+    b: &[u8],
+) {
+    if b.len() > crate::resp::SLICE_MAX {
+        argv.push(Bytes::copy_from_slice(b));
+        lens.push(OWN_COPY);
+    } else {
+        // A full block shared with live arguments is left to them: `reserve` then
+        // starts a new one of at least the arena's first size (ARG_CHUNK).
+        arena.extend_from_slice(b);
+        argv.push(Bytes::new());
+        lens.push(b.len());
+    }
+}
+
+/// A number argument that `%.17g` prints as an integer (the common case).
+fn lua_integer(n: f64) -> Option<i64> {
+    let i = n as i64;
+    (i as f64 == n
+        && i.unsigned_abs() < 100_000_000_000_000_000
+        && !(n == 0.0 && n.is_sign_negative()))
+    .then_some(i)
+}
+
 /// A number argument of redis.call as Redis 7.0 turns it into a string (`%.17g`,
 /// not Lua's own `%.14g`), without calling into Lua.
 fn lua_number_text(n: f64) -> String {
-    let i = n as i64;
-    if i as f64 == n
-        && i.unsigned_abs() < 100_000_000_000_000_000
-        && !(n == 0.0 && n.is_sign_negative())
-    {
+    if let Some(i) = lua_integer(n) {
         return i.to_string();
     }
     if n.is_nan() {
