@@ -113,8 +113,7 @@ impl Compressor {
         let mut lit_start = 0;
         while i + 2 < n {
             let h = {
-                let v =
-                    (input[i] as u32) << 16 | (input[i + 1] as u32) << 8 | input[i + 2] as u32;
+                let v = (input[i] as u32) << 16 | (input[i + 1] as u32) << 8 | input[i + 2] as u32;
                 (v.wrapping_mul(2654435761) >> (32 - hlog)) as usize
             };
             let cand = table[h];
@@ -184,7 +183,11 @@ mod tests {
         let mut inputs: Vec<Vec<u8>> = Vec::new();
         for k in 0..200u32 {
             let len = [24usize, 100, 700, 5000, 40][k as usize % 5];
-            inputs.push((0..len as u32).map(|i| ((i * (k + 3)) % 17) as u8).collect());
+            inputs.push(
+                (0..len as u32)
+                    .map(|i| ((i * (k + 3)) % 17) as u8)
+                    .collect(),
+            );
             let mut v = format!("value:{k}").into_bytes();
             v.resize(100, 0);
             inputs.push(v);
@@ -202,7 +205,11 @@ mod tests {
                 assert_eq!(decompress(&c, s.len()).as_deref(), Some(&s[..]));
             }
         }
-        assert!(compressed > inputs.len() / 2, "{compressed} of {}", inputs.len());
+        assert!(
+            compressed > inputs.len() / 2,
+            "{compressed} of {}",
+            inputs.len()
+        );
     }
 
     #[test]
