@@ -9,6 +9,9 @@ equivalent configs (no persistence, DEBUG enabled), alternating A/B/A/B:
               does no work), plain and busy-polling; null/Redis is the highest ratio
               any server can show in the throughput part on this machine
   throughput  redis-benchmark rps and p99 per command at -P 1 and -P 16
+  cpu         server CPU seconds per request (utime+stime of /proc/<pid>/stat, and
+              each alone) over a fixed request count per command at -P 1 and -P 16;
+              with --callgrind also user-space instructions per request
   memory      RSS (VmRSS) and INFO used_memory after DEBUG POPULATE of N keys
   sync        full sync time of N keys (disk and diskless) and the master's PING
               p99/max latency while it serves the sync
@@ -21,8 +24,9 @@ bench/results/latest.md, and with --docs also replaces the LATEST table in
 docs/benchmarks.md. The machine is shared and noisy: only the ratios of one run
 mean anything. See docs/benchmarks.md for the methodology.
 
-Usage: python3 bench/run.py [--only ceiling,throughput,memory,sync,lag,resync] [--keys 1000000]
-       [--reps 3] [-n 100000] [--tests set,get,...] [--pipelines 1,16] [--no-build] [--docs]
+Usage: python3 bench/run.py [--only ceiling,throughput,cpu,memory,sync,lag,resync] [--keys 1000000]
+       [--reps 3] [-n 100000] [--tests set,get,...] [--pipelines 1,16] [--callgrind]
+       [--no-build] [--docs]
 """
 import argparse
 import csv
@@ -43,7 +47,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TESTS = "set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset"
-PARTS = ["ceiling", "throughput", "memory", "sync", "lag", "resync"]
+PARTS = ["ceiling", "throughput", "cpu", "memory", "sync", "lag", "resync"]
 IMPLS = ["tandem", "redis"]
 # The ceiling part's servers; in the table the null servers sit in the tandem column.
 CEILING_IMPLS = ["redis", "null", "null-busy"]
@@ -447,6 +451,117 @@ def part_throughput(args, bins, wd, res):
             s.stop()
 
 
+# Server CPU per request: the test names of -t and, for LRANGE_100, the explicit
+# command it stands for (so redis-benchmark's own LPUSH prep is not counted).
+CPU_LIST = "mylist"
+CPU_LIST_LEN = 600
+CPU_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid):
+    """(utime, stime) of the whole process in clock ticks (/proc/<pid>/stat fields 14
+    and 15, every thread included, the dead ones too)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
+def cpu_bench_argv(port, test, n, pipeline, clients):
+    argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n", str(n),
+            "-c", str(clients), "-P", str(pipeline), "-r", "100000", "-q"]
+    if test == "lrange_100":
+        return argv + ["LRANGE", CPU_LIST, "0", "99"]
+    return argv + ["-t", test]
+
+
+def cpu_run(srv, test, n, pipeline, clients):
+    """Runs one redis-benchmark test against srv; returns (user, system) seconds of
+    server CPU over it. LRANGE_100 gets a list of CPU_LIST_LEN elements first."""
+    if test == "lrange_100":
+        c = Conn(srv.port)
+        c.call("DEL", CPU_LIST)
+        c.call("RPUSH", CPU_LIST, *(["xxx"] * CPU_LIST_LEN))
+        c.close()
+    u0, s0 = cpu_ticks(srv.pid)
+    out = subprocess.run(cpu_bench_argv(srv.port, test, n, pipeline, clients),
+                         capture_output=True, text=True, timeout=900)
+    u1, s1 = cpu_ticks(srv.pid)
+    if out.returncode != 0:
+        raise RuntimeError(f"redis-benchmark {test} failed: {out.stderr.strip()}")
+    return (u1 - u0) / CPU_TICK, (s1 - s0) / CPU_TICK
+
+
+def cpu_label(test):
+    return "LRANGE_100" if test == "lrange_100" else test.upper()
+
+
+def part_cpu(args, bins, wd, res):
+    """Server CPU (utime+stime of /proc/<pid>/stat) over a fixed request count per
+    command, one fresh keyspace per rep and server; tests run in --tests order so
+    GET reads what SET wrote and RPOP pops what LPUSH pushed."""
+    tests = [t.strip() for t in args.tests.split(",") if t.strip()]
+    servers = {}
+    try:
+        for impl in IMPLS:
+            servers[impl] = Server(impl, bins[impl], wd)
+        for p in [int(x) for x in args.pipelines.split(",")]:
+            n = args.cpu_n if p == 1 else args.cpu_n_pipelined
+            for rep, impl in alternating(args.reps):
+                srv = servers[impl]
+                c = Conn(srv.port)
+                c.call("FLUSHALL")
+                c.close()
+                for test in tests:
+                    user, system = cpu_run(srv, test, n, p, args.clients)
+                    name = f"{cpu_label(test)} -P {p}"
+                    res.add("cpu", f"{name} CPU/request", "µs", "lower", impl,
+                            (user + system) / n * 1e6)
+                    res.add("cpu", f"{name} user CPU/request", "µs", "lower", impl,
+                            user / n * 1e6)
+                    res.add("cpu", f"{name} system CPU/request", "µs", "lower", impl,
+                            system / n * 1e6)
+                log(f"cpu -P {p}: rep {rep + 1}/{args.reps} {impl} done")
+    finally:
+        for s in servers.values():
+            s.stop()
+    if args.callgrind:
+        part_callgrind(args, bins, res)
+
+
+def callgrind_total(binary, test, pipeline, n):
+    """User-space instructions of one server process over a redis-benchmark -t test
+    run (bench/callgrind.sh; start-up and shutdown included)."""
+    out = subprocess.run(
+        [os.path.join(ROOT, "bench", "callgrind.sh"), "-t", test, "-P", str(pipeline),
+         "-n", str(n), binary], capture_output=True, text=True, timeout=3600)
+    m = re.search(r"instructions=(\d+)", out.stdout)
+    if out.returncode != 0 or not m:
+        raise RuntimeError(f"callgrind.sh -t {test} failed: {out.stderr.strip()[-300:]}")
+    return int(m.group(1))
+
+
+def part_callgrind(args, bins, res):
+    """Instructions per request (deterministic, one run each). redis-benchmark's
+    -t lrange_100 runs an LPUSH prep of the same count first: its LPUSH-only count is
+    subtracted."""
+    tests = [t.strip() for t in args.tests.split(",") if t.strip()]
+    n = args.callgrind_n
+    for p in [int(x) for x in args.pipelines.split(",")]:
+        for impl in IMPLS:
+            lpush = None
+            for test in tests:
+                total = callgrind_total(bins[impl], test, p, n)
+                if test == "lrange_100":
+                    if lpush is None:
+                        lpush = callgrind_total(bins[impl], "lpush", p, n)
+                    total -= lpush
+                elif test == "lpush":
+                    lpush = total
+                res.add("cpu", f"{cpu_label(test)} -P {p} instructions/request (callgrind)",
+                        "instr", "lower", impl, total / n)
+            log(f"callgrind -P {p}: {impl} done")
+
+
 def part_memory(args, bins, wd, res):
     for rep, impl in alternating(args.reps):
         srv = Server(impl, bins[impl], wd)
@@ -660,6 +775,14 @@ def main():
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--tests", default=DEFAULT_TESTS)
     ap.add_argument("--pipelines", default="1,16")
+    ap.add_argument("--cpu-n", type=int, default=200_000,
+                    help="requests per command of the cpu part at -P 1")
+    ap.add_argument("--cpu-n-pipelined", type=int, default=2_000_000,
+                    help="requests per command of the cpu part at -P > 1")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="cpu part: also count instructions per request with bench/callgrind.sh")
+    ap.add_argument("--callgrind-n", type=int, default=200_000,
+                    help="requests per command under callgrind")
     ap.add_argument("--keys", type=int, default=1_000_000, help="keys for memory and sync")
     ap.add_argument("--value-size", type=int, default=100)
     ap.add_argument("--lag-requests", type=int, default=2_000_000,
@@ -713,8 +836,8 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
 
     res = Results()
-    funcs = {"ceiling": part_ceiling, "throughput": part_throughput, "memory": part_memory, "sync": part_sync,
-             "lag": part_lag, "resync": part_resync}
+    funcs = {"ceiling": part_ceiling, "throughput": part_throughput, "cpu": part_cpu,
+             "memory": part_memory, "sync": part_sync, "lag": part_lag, "resync": part_resync}
     workdir = tempfile.mkdtemp(prefix="tandem-bench-")
     try:
         for p in parts:
@@ -734,6 +857,8 @@ def main():
         "",
         f"Parts: {', '.join(parts)}; {args.reps} alternating reps, medians; "
         f"throughput: -c {args.clients} -n {args.n} (-P 1) / {args.n_pipelined} (-P > 1); "
+        f"cpu: -c {args.clients} -r 100000 -n {args.cpu_n} (-P 1) / {args.cpu_n_pipelined} "
+        f"(-P > 1) per command{', callgrind -n %d' % args.callgrind_n if args.callgrind else ''}; "
         f"memory/sync: {args.keys} keys x "
         f"{args.value_size} B; lag load: {args.lag_requests} SET -P 16; resync pause "
         f"{args.pause:g} s.",

@@ -10,6 +10,8 @@ struct Wr<'a, W: Write> {
     w: &'a mut W,
     crc: u64,
     compression: bool,
+    /// Scratch reused by every compressed string of this save.
+    lzf: lzf::Compressor,
 }
 
 impl<W: Write> Wr<'_, W> {
@@ -51,15 +53,26 @@ impl<W: Write> Wr<'_, W> {
             }
         }
         if self.compression && s.len() > 20 {
-            if let Some(c) = lzf::compress(s, s.len() - 4) {
-                self.u8(0xC3)?;
-                self.len(c.len() as u64)?;
-                self.len(s.len() as u64)?;
-                return self.put(&c);
+            // Taken out for the call so the output can be written through `self`.
+            let mut lzf = std::mem::take(&mut self.lzf);
+            let written = lzf
+                .compress(s, s.len() - 4)
+                .map(|c| self.compressed(c, s.len()));
+            self.lzf = lzf;
+            if let Some(r) = written {
+                return r;
             }
         }
         self.len(s.len() as u64)?;
         self.put(s)
+    }
+
+    /// An LZF string: 0xC3, compressed length, original length, the bytes.
+    fn compressed(&mut self, c: &[u8], orig_len: usize) -> io::Result<()> {
+        self.u8(0xC3)?;
+        self.len(c.len() as u64)?;
+        self.len(orig_len as u64)?;
+        self.put(c)
     }
 
     fn aux(&mut self, k: &str, v: &str) -> io::Result<()> {
@@ -242,6 +255,7 @@ pub fn save<W: Write>(dbs: &[Db], opts: &SaveOptions, w: &mut W) -> io::Result<(
         w,
         crc: 0,
         compression: opts.compression,
+        lzf: lzf::Compressor::default(),
     };
     wr.put(b"REDIS0010")?;
     wr.aux("redis-ver", crate::REDIS_VERSION)?;
@@ -297,6 +311,7 @@ pub fn value_bytes(v: &Value, compression: bool) -> Vec<u8> {
         w: &mut out,
         crc: 0,
         compression,
+        lzf: lzf::Compressor::default(),
     };
     // Writing to a Vec cannot fail.
     if wr.value(b"", v).is_ok() && out.len() >= 2 {
@@ -313,6 +328,7 @@ pub fn functions_payload(codes: &[bytes::Bytes], compression: bool) -> Vec<u8> {
         w: &mut out,
         crc: 0,
         compression,
+        lzf: lzf::Compressor::default(),
     };
     for code in codes {
         // Writing to a Vec cannot fail.

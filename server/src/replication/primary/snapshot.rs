@@ -222,6 +222,8 @@ fn fork_snapshot(
     let (rd, wr) = crate::snapshot::pipe()?;
     let delay = crate::persist::child_delay_ms();
     let child = crate::snapshot::fork_child(children, &[wr.as_raw_fd()], || {
+        // The child exits when done: no need to drop the guard.
+        let _bulk = crate::snapshot::BulkSlice::enter();
         if delay > 0 {
             std::thread::sleep(std::time::Duration::from_millis(delay));
         }

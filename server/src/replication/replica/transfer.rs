@@ -229,8 +229,12 @@ struct Jobs {
 fn start_jobs(settings: &Settings) -> (Sinks, Jobs) {
     let (load_tx, load_rx) = tokio::sync::mpsc::channel(LOAD_DEPTH);
     let (ndbs, key_delay) = (settings.ndbs, settings.key_delay);
-    let load =
-        tokio::task::spawn_blocking(move || sync_file::load_streamed(load_rx, ndbs, key_delay));
+    let load = tokio::task::spawn_blocking(move || {
+        // The load is bulk work: the replica's own event loop (and anything else
+        // on the machine answering requests) preempts it when it wakes.
+        let _bulk = crate::snapshot::BulkSlice::enter();
+        sync_file::load_streamed(load_rx, ndbs, key_delay)
+    });
     let tmp = (!settings.dbfilename.is_empty()).then(sync_file::temp_name);
     let (file_tx, file) = match &tmp {
         Some(t) => {
