@@ -188,6 +188,7 @@ fn volumes(rr: &RedisReplication, name: &str) -> Vec<Volume> {
         volumes.push(empty_dir("data", false));
     }
     volumes.extend(super::acl_users::volume(rr, name));
+    volumes.extend(super::tls::volume(rr));
     volumes
 }
 
@@ -219,7 +220,10 @@ fn container(rr: &RedisReplication, params: &Params) -> Container {
                 protocol: Some("TCP".to_string()),
                 ..ContainerPort::default()
             },
-        ]),
+        ]
+        .into_iter()
+        .chain(super::tls::container_port(rr))
+        .collect()),
         // Replication-aware readiness, answered by the server itself: a master is Ready
         // only when unfenced (writable), a replica only with its link up and its initial
         // sync done. The rolling update waits on it between pods.
@@ -242,6 +246,7 @@ fn container(rr: &RedisReplication, params: &Params) -> Container {
             ]
             .into_iter()
             .chain(super::acl_users::volume_mount(rr))
+            .chain(super::tls::volume_mount(rr))
             .collect(),
         ),
         ..Container::default()
