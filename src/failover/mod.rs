@@ -28,6 +28,7 @@ pub mod outcome;
 pub mod planner;
 pub mod pods;
 pub mod probe;
+pub mod tls_transport;
 pub mod promote;
 pub mod record;
 pub mod step;
