@@ -31,7 +31,9 @@ async fn bounded<F: std::future::Future<Output = ()>>(scenario: F) {
 /// Local mode with the Secret `cache-certs` (leaf `server`) and a 2-pod set using it, both
 /// applied from files (JSON is YAML).
 async fn start(tag: &str, pki: &Pki) -> Local {
-    let secret = pki.secret("cache-certs", "server", "server", "ca").to_string();
+    let secret = pki
+        .secret("cache-certs", "server", "server", "ca")
+        .to_string();
     let rr = json!({
         "apiVersion": "tandem.dev/v1alpha1", "kind": "RedisReplication",
         "metadata": {"name": "cache", "namespace": NS},
@@ -46,7 +48,14 @@ async fn start(tag: &str, pki: &Pki) -> Local {
 /// `redis-cli --tls` against `addr` with the CA; stdout trimmed.
 fn redis_cli_tls(addr: std::net::SocketAddr, ca: &str, password: &str, args: &[&str]) -> String {
     let out = std::process::Command::new("timeout")
-        .args(["10", "redis-cli", "--tls", "--cacert", ca, "--no-auth-warning"])
+        .args([
+            "10",
+            "redis-cli",
+            "--tls",
+            "--cacert",
+            ca,
+            "--no-auth-warning",
+        ])
         .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
         .args(["-a", password])
         .args(args)
@@ -102,8 +111,7 @@ async fn replace_secret(l: &Local, pki: &Pki, leaf: &str, key_of: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_set_serves_tls_replicates_over_it_and_serves_a_renewed_certificate_without_restarts(
-) {
+async fn tls_set_serves_tls_replicates_over_it_and_serves_a_renewed_certificate_without_restarts() {
     let pki = Pki::new("e2e-rotate");
     pki.leaf("server", "ca", 365);
     pki.leaf("renewed", "ca", 365);
@@ -116,10 +124,16 @@ async fn tls_set_serves_tls_replicates_over_it_and_serves_a_renewed_certificate_
 
         // Clients: TLS through the master Service's redis-tls port.
         let svc = l
-            .endpoint(&format!("{NS}/cache-master:redis-tls"), Duration::from_secs(30))
+            .endpoint(
+                &format!("{NS}/cache-master:redis-tls"),
+                Duration::from_secs(30),
+            )
             .await;
         assert_eq!(redis_cli_tls(svc, &ca, &pw, &["PING"]), "PONG");
-        assert_eq!(redis_cli_tls(svc, &ca, &pw, &["SET", "k", "over-tls"]), "OK");
+        assert_eq!(
+            redis_cli_tls(svc, &ca, &pw, &["SET", "k", "over-tls"]),
+            "OK"
+        );
         assert_eq!(redis_cli_tls(svc, &ca, &pw, &["GET", "k"]), "over-tls");
         assert_eq!(
             served_serial(&svc.to_string(), &ca).as_deref(),
@@ -129,16 +143,20 @@ async fn tls_set_serves_tls_replicates_over_it_and_serves_a_renewed_certificate_
         // The replica follows the master on its TLS port (which speaks only TLS), link up,
         // and has the write.
         let mut replica = l.pod_conn(NS, "cache", "cache-1").await;
-        l.wait_for("cache-1 replicating over TLS", Duration::from_secs(20), || {
-            let info = replica.info_replication();
-            let got = replica.cmd(&["GET", "k"]).ok();
-            async move {
-                (info.get("master_port").map(String::as_str) == Some("6380")
-                    && info.get("master_link_status").map(String::as_str) == Some("up")
-                    && got == Some(Reply::Bulk(Some(b"over-tls".to_vec()))))
-                .then_some(())
-            }
-        })
+        l.wait_for(
+            "cache-1 replicating over TLS",
+            Duration::from_secs(20),
+            || {
+                let info = replica.info_replication();
+                let got = replica.cmd(&["GET", "k"]).ok();
+                async move {
+                    (info.get("master_port").map(String::as_str) == Some("6380")
+                        && info.get("master_link_status").map(String::as_str) == Some("up")
+                        && got == Some(Reply::Bulk(Some(b"over-tls".to_vec()))))
+                    .then_some(())
+                }
+            },
+        )
         .await;
 
         // status.tls shows the certificate's expiry; the condition says it is valid.
@@ -156,18 +174,34 @@ async fn tls_set_serves_tls_replicates_over_it_and_serves_a_renewed_certificate_
         let want = pki.serial("renewed");
         let renewed_at = Instant::now();
         let addrs = pod_tls_addrs(&l).await;
-        l.wait_for("the renewed certificate served", Duration::from_secs(30), || {
-            let served: Vec<Option<String>> = std::iter::once(svc.to_string())
-                .chain(addrs.iter().cloned())
-                .map(|a| served_serial(&a, &ca))
-                .collect();
-            let want = want.clone();
-            async move { served.iter().all(|s| s.as_deref() == Some(want.as_str())).then_some(()) }
-        })
+        l.wait_for(
+            "the renewed certificate served",
+            Duration::from_secs(30),
+            || {
+                let served: Vec<Option<String>> = std::iter::once(svc.to_string())
+                    .chain(addrs.iter().cloned())
+                    .map(|a| served_serial(&a, &ca))
+                    .collect();
+                let want = want.clone();
+                async move {
+                    served
+                        .iter()
+                        .all(|s| s.as_deref() == Some(want.as_str()))
+                        .then_some(())
+                }
+            },
+        )
         .await;
-        eprintln!("renewed certificate served by every pod after {:?}", renewed_at.elapsed());
+        eprintln!(
+            "renewed certificate served by every pod after {:?}",
+            renewed_at.elapsed()
+        );
         assert_eq!(restart_counts(&l).await, before, "pods restarted");
-        assert_eq!(common::local::pod_pids(&l.dir), pids, "server processes replaced");
+        assert_eq!(
+            common::local::pod_pids(&l.dir),
+            pids,
+            "server processes replaced"
+        );
         assert_eq!(redis_cli_tls(svc, &ca, &pw, &["GET", "k"]), "over-tls");
         assert!(started.elapsed() < Duration::from_secs(90));
     })
@@ -183,21 +217,33 @@ async fn a_key_that_does_not_match_is_reported_degraded_and_the_old_certificate_
         let l = start("tls-bad", &pki).await;
         let ca = pki.path("ca.crt");
         let svc = l
-            .endpoint(&format!("{NS}/cache-master:redis-tls"), Duration::from_secs(30))
+            .endpoint(
+                &format!("{NS}/cache-master:redis-tls"),
+                Duration::from_secs(30),
+            )
             .await;
         let old = pki.serial("server");
-        assert_eq!(served_serial(&svc.to_string(), &ca).as_deref(), Some(old.as_str()));
+        assert_eq!(
+            served_serial(&svc.to_string(), &ca).as_deref(),
+            Some(old.as_str())
+        );
         let before = restart_counts(&l).await;
 
         // A new certificate with the old key: refused by the servers, reported by the operator.
         replace_secret(&l, &pki, "other", "server").await;
         let degraded = l
-            .wait_for("Degraded naming the Secret", Duration::from_secs(30), || async {
-                let c = l.condition(NS, "cache", "Degraded").await?;
-                (c["status"] == "True"
-                    && c["message"].as_str().is_some_and(|m| m.contains("cache-certs")))
-                .then_some(c)
-            })
+            .wait_for(
+                "Degraded naming the Secret",
+                Duration::from_secs(30),
+                || async {
+                    let c = l.condition(NS, "cache", "Degraded").await?;
+                    (c["status"] == "True"
+                        && c["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("cache-certs")))
+                    .then_some(c)
+                },
+            )
             .await;
         assert_eq!(degraded["reason"], "TLSKeyMismatch", "{degraded}");
         assert!(
@@ -214,7 +260,11 @@ async fn a_key_that_does_not_match_is_reported_degraded_and_the_old_certificate_
         let pw = l.password(NS, "cache").await;
         for addr in std::iter::once(svc.to_string()).chain(pod_tls_addrs(&l).await) {
             for _ in 0..3 {
-                assert_eq!(served_serial(&addr, &ca).as_deref(), Some(old.as_str()), "{addr}");
+                assert_eq!(
+                    served_serial(&addr, &ca).as_deref(),
+                    Some(old.as_str()),
+                    "{addr}"
+                );
                 tokio::time::sleep(Duration::from_millis(700)).await;
             }
         }

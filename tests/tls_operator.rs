@@ -67,7 +67,12 @@ fn bad_secrets_are_named_and_explained() {
     let err = |s: Option<&Secret>| tls::check("certs", s, now()).unwrap_err();
 
     let e = err(None);
-    assert_eq!(e, TlsSecretError::Missing { secret: "certs".into() });
+    assert_eq!(
+        e,
+        TlsSecretError::Missing {
+            secret: "certs".into()
+        }
+    );
     assert_eq!(e.to_string(), "TLS Secret certs does not exist");
 
     let mut no_key = secret(&pki, "server", "server");
@@ -120,11 +125,20 @@ fn status_after(rr: &RedisReplication, s: Option<Secret>, phase: &str) -> RedisR
         tls_secret: s,
         ..Default::default()
     };
-    tls_status::apply(&mut st, rr, &observed, now(), &Time(k8s_openapi::jiff::Timestamp::now()));
+    tls_status::apply(
+        &mut st,
+        rr,
+        &observed,
+        now(),
+        &Time(k8s_openapi::jiff::Timestamp::now()),
+    );
     st
 }
 
-fn cond<'a>(st: &'a RedisReplicationStatus, t: &str) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+fn cond<'a>(
+    st: &'a RedisReplicationStatus,
+    t: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     st.conditions.iter().find(|c| c.type_ == t).unwrap()
 }
 
@@ -147,8 +161,15 @@ fn status_shows_the_expiry_and_warns_within_the_configured_days() {
     // 5 days left, warning at 14 (the default): a warning, not a degradation.
     let st = status_after(&rr, Some(secret(&pki, "short", "short")), "Ready");
     let c = cond(&st, "TLSCertificate");
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "ExpiresSoon"));
-    assert!(c.message.contains("certs") && c.message.contains("within 14 days"), "{}", c.message);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "ExpiresSoon")
+    );
+    assert!(
+        c.message.contains("certs") && c.message.contains("within 14 days"),
+        "{}",
+        c.message
+    );
     assert_eq!(cond(&st, "Degraded").status, "False");
     // ... and none with a 3-day threshold.
     let rr3 = tls_rr(json!({"expiryWarningDays": 3}));
@@ -164,7 +185,10 @@ fn a_bad_secret_degrades_the_set_naming_the_secret() {
     let rr = tls_rr(json!({}));
     let st = status_after(&rr, Some(secret(&pki, "server", "other")), "Ready");
     let d = cond(&st, "Degraded");
-    assert_eq!((d.status.as_str(), d.reason.as_str()), ("True", "TLSKeyMismatch"));
+    assert_eq!(
+        (d.status.as_str(), d.reason.as_str()),
+        ("True", "TLSKeyMismatch")
+    );
     assert!(d.message.contains("TLS Secret certs"), "{}", d.message);
     assert_eq!(st.phase.as_deref(), Some("Degraded"));
     assert_eq!(cond(&st, "TLSCertificate").reason, "TLSKeyMismatch");
@@ -204,12 +228,26 @@ fn tls_only_server(pki: &Pki) -> TlsOnly {
             .map(|a| a.port())
             .unwrap();
         let child = Command::new(&bin)
-            .args(["--bind", "127.0.0.1", "--port", "0", "--tls-port", &port.to_string()])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+            ])
             .args(["--tls-cert-file", &pki.path("server.crt")])
             .args(["--tls-key-file", &pki.path("server.key")])
             .args(["--tls-ca-cert-file", &pki.path("ca.crt")])
             .args(["--tls-auth-clients", "yes", "--requirepass", "pw"])
-            .args(["--save", "", "--appendonly", "no", "--dir", pki.dir.to_str().unwrap()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                pki.dir.to_str().unwrap(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -244,7 +282,15 @@ async fn probes_reach_a_tls_only_pod_with_the_secrets_ca_and_certificate() {
     let t = transport(&rr, &observed, now());
     assert_eq!((t.ports.connect, t.ports.advertise), (6380, 6380));
     let tls = t.tls.expect("a TLS client from a good Secret");
-    let p = probe::observe_over("cache-0", 0, &addr, Some("pw"), Timeouts::default(), Some(&tls)).await;
+    let p = probe::observe_over(
+        "cache-0",
+        0,
+        &addr,
+        Some("pw"),
+        Timeouts::default(),
+        Some(&tls),
+    )
+    .await;
     assert!(p.error.is_none(), "{:?}", p.error);
     assert!(p.observation.reachable);
     // The same port in plain text gets nowhere.
@@ -292,10 +338,18 @@ async fn reconcile_renders_tls_and_creates_the_certificate_for_the_issuer() {
     let mut rr = tls_rr(json!({"issuerRef": {"name": "ca-issuer", "kind": "ClusterIssuer"}}));
     rr.status = None;
     let rr_path = ("apis/tandem.dev/v1alpha1", "redisreplications");
-    api.put(rr_path.0, rr_path.1, NS, "cache", serde_json::to_value(&rr).unwrap());
+    api.put(
+        rr_path.0,
+        rr_path.1,
+        NS,
+        "cache",
+        serde_json::to_value(&rr).unwrap(),
+    );
     let stored: RedisReplication =
         serde_json::from_value(api.get(rr_path.0, rr_path.1, NS, "cache").unwrap()).unwrap();
-    reconcile(Arc::new(stored), ctx.clone()).await.expect("reconcile");
+    reconcile(Arc::new(stored), ctx.clone())
+        .await
+        .expect("reconcile");
 
     let cert = api
         .get("apis/cert-manager.io/v1", "certificates", NS, "cache-tls")
@@ -310,23 +364,40 @@ async fn reconcile_renders_tls_and_creates_the_certificate_for_the_issuer() {
 
     let cm = api.get("api/v1", "configmaps", NS, "cache-config").unwrap();
     let conf = cm["data"]["tandem.conf"].as_str().unwrap();
-    for l in ["tls-port 6380", "tls-cert-file /etc/tandem/tls/tls.crt", "tls-replication yes", "tls-auth-clients no"] {
+    for l in [
+        "tls-port 6380",
+        "tls-cert-file /etc/tandem/tls/tls.crt",
+        "tls-replication yes",
+        "tls-auth-clients no",
+    ] {
         assert!(conf.lines().any(|x| x == l), "{l} missing in\n{conf}");
     }
-    assert!(cm["data"]["pod-1.conf"].as_str().unwrap().ends_with(" 6380\n"));
+    assert!(cm["data"]["pod-1.conf"]
+        .as_str()
+        .unwrap()
+        .ends_with(" 6380\n"));
 
-    let sts = api.get("apis/apps/v1", "statefulsets", NS, "cache").unwrap();
+    let sts = api
+        .get("apis/apps/v1", "statefulsets", NS, "cache")
+        .unwrap();
     let pod = &sts["spec"]["template"]["spec"];
-    assert!(pod["volumes"]
+    assert!(pod["volumes"].as_array().unwrap().contains(
+        &json!({"name": "tls", "secret": {"secretName": "certs", "defaultMode": 0o440}})
+    ));
+    let c = &pod["containers"][0];
+    assert!(c["ports"]
         .as_array()
         .unwrap()
-        .contains(&json!({"name": "tls", "secret": {"secretName": "certs", "defaultMode": 0o440}})));
-    let c = &pod["containers"][0];
-    assert!(c["ports"].as_array().unwrap().iter().any(|p| p["name"] == "redis-tls" && p["containerPort"] == 6380));
+        .iter()
+        .any(|p| p["name"] == "redis-tls" && p["containerPort"] == 6380));
     for svc in ["cache-master", "cache-replicas"] {
         let s = api.get("api/v1", "services", NS, svc).unwrap();
         assert!(
-            s["spec"]["ports"].as_array().unwrap().iter().any(|p| p["name"] == "redis-tls" && p["port"] == 6380),
+            s["spec"]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "redis-tls" && p["port"] == 6380),
             "{svc}: {s}"
         );
     }
@@ -340,12 +411,19 @@ async fn reconcile_renders_tls_and_creates_the_certificate_for_the_issuer() {
     api.put("api/v1", "secrets", NS, "certs", s);
     let stored: RedisReplication =
         serde_json::from_value(api.get(rr_path.0, rr_path.1, NS, "cache").unwrap()).unwrap();
-    reconcile(Arc::new(stored), ctx.clone()).await.expect("reconcile");
-    let sts = api.get("apis/apps/v1", "statefulsets", NS, "cache").unwrap();
+    reconcile(Arc::new(stored), ctx.clone())
+        .await
+        .expect("reconcile");
+    let sts = api
+        .get("apis/apps/v1", "statefulsets", NS, "cache")
+        .unwrap();
     assert_eq!(sts["spec"]["template"], template);
     let rr: RedisReplication =
         serde_json::from_value(api.get(rr_path.0, rr_path.1, NS, "cache").unwrap()).unwrap();
     let st = rr.status.unwrap();
     assert_eq!(st.tls.unwrap().secret_name, "certs");
-    assert!(st.conditions.iter().any(|c| c.type_ == "TLSCertificate" && c.status == "True"));
+    assert!(st
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "TLSCertificate" && c.status == "True"));
 }

@@ -207,23 +207,25 @@ fn container(rr: &RedisReplication, params: &Params) -> Container {
             "/bin/sh".to_string(),
             format!("{CONFIG_DIR}/start.sh"),
         ]),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some("redis".to_string()),
-                container_port: names::PORT,
-                protocol: Some("TCP".to_string()),
-                ..ContainerPort::default()
-            },
-            ContainerPort {
-                name: Some("admin".to_string()),
-                container_port: config::ADMIN_PORT,
-                protocol: Some("TCP".to_string()),
-                ..ContainerPort::default()
-            },
-        ]
-        .into_iter()
-        .chain(super::tls::container_port(rr))
-        .collect()),
+        ports: Some(
+            vec![
+                ContainerPort {
+                    name: Some("redis".to_string()),
+                    container_port: names::PORT,
+                    protocol: Some("TCP".to_string()),
+                    ..ContainerPort::default()
+                },
+                ContainerPort {
+                    name: Some("admin".to_string()),
+                    container_port: config::ADMIN_PORT,
+                    protocol: Some("TCP".to_string()),
+                    ..ContainerPort::default()
+                },
+            ]
+            .into_iter()
+            .chain(super::tls::container_port(rr))
+            .collect(),
+        ),
         // Replication-aware readiness, answered by the server itself: a master is Ready
         // only when unfenced (writable), a replica only with its link up and its initial
         // sync done. The rolling update waits on it between pods.

@@ -148,7 +148,11 @@ pub fn dns_names(owner: &Owner, params: &Params) -> Vec<String> {
     }
     out.push(format!(
         "*.{}",
-        names::service_dns(&names::headless_service(&owner.name), ns, &params.cluster_domain)
+        names::service_dns(
+            &names::headless_service(&owner.name),
+            ns,
+            &params.cluster_domain
+        )
     ));
     out
 }
@@ -289,8 +293,7 @@ mod tests {
     fn issuer_ref_defaults_to_a_cert_manager_issuer() {
         let r = tls_rr(json!({"secretName": "s", "issuerRef": {"name": "i"}}));
         let owner = Owner::of(&r).unwrap();
-        let v = serde_json::to_value(certificate(&r, &owner, &Params::default()).unwrap())
-            .unwrap();
+        let v = serde_json::to_value(certificate(&r, &owner, &Params::default()).unwrap()).unwrap();
         assert_eq!(v["spec"]["issuerRef"]["kind"], "Issuer");
         assert_eq!(v["spec"]["issuerRef"]["group"], "cert-manager.io");
     }

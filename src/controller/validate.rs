@@ -115,8 +115,8 @@ pub fn user_passwords(
 fn check_config(rr: &RedisReplication) -> Result<(), Invalid> {
     for (k, v) in &rr.spec.config {
         let key = k.to_ascii_lowercase();
-        let tls_managed = rr.spec.tls.is_some()
-            && crate::build::tls::MANAGED_DIRECTIVES.contains(&key.as_str());
+        let tls_managed =
+            rr.spec.tls.is_some() && crate::build::tls::MANAGED_DIRECTIVES.contains(&key.as_str());
         if MANAGED_DIRECTIVES.contains(&key.as_str()) || tls_managed {
             return Err(Invalid::ManagedDirective(k.clone()));
         }

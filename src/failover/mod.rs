@@ -28,10 +28,10 @@ pub mod outcome;
 pub mod planner;
 pub mod pods;
 pub mod probe;
-pub mod tls_transport;
 pub mod promote;
 pub mod record;
 pub mod step;
+pub mod tls_transport;
 pub mod topology;
 pub mod window;
 

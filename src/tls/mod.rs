@@ -16,8 +16,6 @@ use k8s_openapi::api::core::v1::Secret;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::controller::validate::secret_value;
-
 /// Keys of a `kubernetes.io/tls` Secret as cert-manager writes it.
 pub const CERT_KEY: &str = "tls.crt";
 pub const KEY_KEY: &str = "tls.key";
@@ -52,14 +50,26 @@ impl TlsSecretError {
             TlsSecretError::MissingKey { .. } | TlsSecretError::NoCert { .. } => {
                 "TLSSecretIncomplete"
             }
-            TlsSecretError::BadKey { .. } | TlsSecretError::KeyMismatch { .. } => {
-                "TLSKeyMismatch"
-            }
+            TlsSecretError::BadKey { .. } | TlsSecretError::KeyMismatch { .. } => "TLSKeyMismatch",
             TlsSecretError::Expired { .. } => "TLSCertificateExpired",
             TlsSecretError::NotYetValid { .. } => "TLSCertificateNotYetValid",
             TlsSecretError::NoValidity { .. } => "TLSCertificateUnreadable",
         }
     }
+}
+
+/// The value of `key`: `data`, or `stringData` as a fake API may hand it over. (Not
+/// `controller::validate::secret_value`: this module sits below the controller.)
+fn secret_value(secret: &Secret, key: &str) -> Option<Vec<u8>> {
+    let data = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone());
+    data.or_else(|| {
+        let text = secret.string_data.as_ref()?.get(key)?;
+        Some(text.as_bytes().to_vec())
+    })
 }
 
 /// The checked contents of a TLS Secret.
@@ -85,7 +95,11 @@ fn value(secret: &Secret, name: &str, key: &'static str) -> Result<Vec<u8>, TlsS
         })
 }
 
-fn certs(pem: &[u8], name: &str, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsSecretError> {
+fn certs(
+    pem: &[u8],
+    name: &str,
+    key: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsSecretError> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
         .filter_map(Result::ok)
         .collect();

@@ -65,32 +65,22 @@ impl Pki {
     }
 
     /// A leaf for 127.0.0.1 / localhost (server and client use) signed by `ca`, valid for
-    /// `days` from now (negative: expired); every leaf gets its own serial.
+    /// `days` from now (negative: expired); every leaf gets its own serial. File names are
+    /// the test's own (no spaces), so each command is one whitespace-split line.
     pub fn leaf(&self, name: &str, ca: &str, days: i64) {
-        let (crt, key, csr, ext) = (
-            format!("{name}.crt"),
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.ext"),
-        );
-        let subj = format!("/CN=Tandem operator test {name}");
-        let mut args = vec!["req"];
-        args.extend(EC);
-        args.extend(["-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj]);
-        openssl(&self.dir, &args);
+        let run = |line: String| openssl(&self.dir, &line.split(' ').collect::<Vec<_>>());
         std::fs::write(
-            self.dir.join(&ext),
+            self.dir.join(format!("{name}.ext")),
             "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
         )
         .expect("write ext");
-        let (ca_crt, ca_key, days) = (format!("{ca}.crt"), format!("{ca}.key"), days.to_string());
-        openssl(
-            &self.dir,
-            &[
-                "x509", "-req", "-in", &csr, "-CA", &ca_crt, "-CAkey", &ca_key, "-CAcreateserial",
-                "-out", &crt, "-days", &days, "-extfile", &ext,
-            ],
-        );
+        run(format!(
+            "req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout {name}.key -out {name}.csr -subj /CN=tandem-operator-test-{name}"
+        ));
+        // `x509 -req` rather than `req -x509 -CA`: only it takes a negative `-days`.
+        run(format!(
+            "x509 -req -in {name}.csr -CA {ca}.crt -CAkey {ca}.key -CAcreateserial -out {name}.crt -days {days} -extfile {name}.ext"
+        ));
     }
 
     /// `serial=<hex>` of a certificate file.
