@@ -273,3 +273,70 @@ async fn a_key_that_does_not_match_is_reported_degraded_and_the_old_certificate_
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_over_tls_the_old_master_follows_the_new_one_on_the_tls_port() {
+    let pki = Pki::new("e2e-failover");
+    pki.leaf("server", "ca", 365);
+    bounded(async {
+        let l = start("tls-failover", &pki).await;
+        let ca = pki.path("ca.crt");
+        let pw = l.password(NS, "cache").await;
+        let svc = l
+            .endpoint(
+                &format!("{NS}/cache-master:redis-tls"),
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(redis_cli_tls(svc, &ca, &pw, &["SET", "k", "before"]), "OK");
+        let mut replica = l.pod_conn(NS, "cache", "cache-1").await;
+        l.wait_for("the write on cache-1", Duration::from_secs(20), || {
+            let got = replica.cmd(&["GET", "k"]).ok();
+            async move { (got == Some(Reply::Bulk(Some(b"before".to_vec())))).then_some(()) }
+        })
+        .await;
+
+        // The master's server dies and comes back empty: the operator (probing over TLS)
+        // promotes cache-1 and repoints cache-0 to it, on the TLS port.
+        l.kill_pod_process(NS, "cache-0");
+        l.wait_for(
+            "cache-1 recorded as master",
+            Duration::from_secs(40),
+            || async {
+                let st = l.status(NS, "cache").await?.status?;
+                (st.master.as_deref() == Some("cache-1") && st.epoch > 0).then_some(())
+            },
+        )
+        .await;
+        let mut old = l.pod_conn(NS, "cache", "cache-0").await;
+        l.wait_for(
+            "cache-0 following cache-1 over TLS",
+            Duration::from_secs(30),
+            || {
+                let info = old.info_replication();
+                let got = old.cmd(&["GET", "k"]).ok();
+                async move {
+                    (info.get("role").map(String::as_str) == Some("slave")
+                        && info
+                            .get("master_host")
+                            .is_some_and(|h| h.starts_with("cache-1."))
+                        && info.get("master_port").map(String::as_str) == Some("6380")
+                        && info.get("master_link_status").map(String::as_str) == Some("up")
+                        && got == Some(Reply::Bulk(Some(b"before".to_vec()))))
+                    .then_some(())
+                }
+            },
+        )
+        .await;
+        l.wait_for(
+            "writes through the master Service",
+            Duration::from_secs(20),
+            || {
+                let r = redis_cli_tls(svc, &ca, &pw, &["SET", "k", "after"]);
+                async move { (r == "OK").then_some(()) }
+            },
+        )
+        .await;
+    })
+    .await;
+}
