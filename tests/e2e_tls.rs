@@ -159,6 +159,26 @@ async fn tls_set_serves_tls_replicates_over_it_and_serves_a_renewed_certificate_
         )
         .await;
 
+        // The operator reaches the pods over TLS: its heartbeat keeps a connection to the
+        // master's TLS port, pinging twice a second.
+        let mut master = l.pod_conn(NS, "cache", "cache-0").await;
+        l.wait_for(
+            "the operator's heartbeat on the TLS port",
+            Duration::from_secs(20),
+            || {
+                let list = master
+                    .cmd(&["CLIENT", "LIST"])
+                    .map(|r| r.text())
+                    .unwrap_or_default();
+                async move {
+                    list.lines()
+                        .any(|c| c.contains(":6380 ") && c.contains(" cmd=ping "))
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+
         // status.tls shows the certificate's expiry; the condition says it is valid.
         let st = l.status(NS, "cache").await.unwrap().status.unwrap();
         let tls = st.tls.expect("status.tls");
