@@ -207,25 +207,20 @@ fn container(rr: &RedisReplication, params: &Params) -> Container {
             "/bin/sh".to_string(),
             format!("{CONFIG_DIR}/start.sh"),
         ]),
-        ports: Some(
-            vec![
-                ContainerPort {
-                    name: Some("redis".to_string()),
-                    container_port: names::PORT,
-                    protocol: Some("TCP".to_string()),
-                    ..ContainerPort::default()
-                },
-                ContainerPort {
-                    name: Some("admin".to_string()),
-                    container_port: config::ADMIN_PORT,
-                    protocol: Some("TCP".to_string()),
-                    ..ContainerPort::default()
-                },
-            ]
-            .into_iter()
-            .chain(super::tls::container_port(rr))
-            .collect(),
-        ),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("redis".to_string()),
+                container_port: names::PORT,
+                protocol: Some("TCP".to_string()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("admin".to_string()),
+                container_port: config::ADMIN_PORT,
+                protocol: Some("TCP".to_string()),
+                ..ContainerPort::default()
+            },
+        ]),
         // Replication-aware readiness, answered by the server itself: a master is Ready
         // only when unfenced (writable), a replica only with its link up and its initial
         // sync done. The rolling update waits on it between pods.
@@ -259,7 +254,7 @@ fn container(rr: &RedisReplication, params: &Params) -> Container {
 fn pod_spec(rr: &RedisReplication, params: &Params, name: &str) -> PodSpec {
     let spec = &rr.spec;
     PodSpec {
-        containers: vec![container(rr, params)],
+        containers: vec![super::tls::with_port(container(rr, params), rr)],
         volumes: Some(volumes(rr, name)),
         security_context: Some(
             spec.pod_security_context

@@ -13,7 +13,7 @@
 //!   re-reads (server/src/tls/watch.rs), without a restart.
 
 use k8s_openapi::api::core::v1::{
-    ContainerPort, SecretVolumeSource, ServicePort, Volume, VolumeMount,
+    Container, ContainerPort, SecretVolumeSource, ServicePort, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{ApiResource, DynamicObject};
@@ -91,6 +91,14 @@ pub fn volume_mount(rr: &RedisReplication) -> Option<VolumeMount> {
         read_only: Some(true),
         ..VolumeMount::default()
     })
+}
+
+/// `c` with the TLS port added to its ports (when `spec.tls` is set).
+pub fn with_port(mut c: Container, rr: &RedisReplication) -> Container {
+    if let Some(p) = container_port(rr) {
+        c.ports.get_or_insert_with(Vec::new).push(p);
+    }
+    c
 }
 
 /// The container's TLS port.
