@@ -275,6 +275,9 @@ async fn a_key_that_does_not_match_is_reported_degraded_and_the_old_certificate_
         );
         let c = l.condition(NS, "cache", "TLSCertificate").await.unwrap();
         assert_eq!(c["status"], "False", "{c}");
+        // The transition to Degraded is also a Warning Event with the reason.
+        let reasons = l.event_reasons(NS).await;
+        assert!(reasons.iter().any(|r| r == "TLSKeyMismatch"), "{reasons:?}");
         // The servers saw the files change (they re-check every second) and kept the old
         // certificate: give them a few checks, then look.
         let pw = l.password(NS, "cache").await;
