@@ -104,6 +104,9 @@ pub struct RedisReplicationSpec {
     /// A NetworkPolicy restricting who reaches the pods (off unless enabled).
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
+    /// TLS for clients and replication, certificates from a `kubernetes.io/tls` Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
 }
 
 fn default_maxmemory_ratio() -> f64 {
@@ -226,6 +229,74 @@ pub struct NetworkPolicySpec {
     /// `app.kubernetes.io/name: prometheus` in any namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_from: Option<Vec<NetworkPolicyPeer>>,
+}
+
+/// `spec.tls`: a TLS port next to the plain one, certificates mounted from `secretName`
+/// (`tls.crt`, `tls.key`, `ca.crt`, the layout cert-manager writes) and re-read by the
+/// servers when the Secret changes.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// Secret with `tls.crt`, `tls.key` and `ca.crt`.
+    #[schemars(length(min = 1))]
+    pub secret_name: String,
+    /// When set, the operator creates a cert-manager `Certificate` writing `secretName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_ref: Option<IssuerRef>,
+    /// Client certificates: `no` (passwords only), `optional`, or `yes` (required).
+    #[serde(default)]
+    pub auth_clients: TlsAuthClients,
+    /// Replicas connect to their master over TLS.
+    #[serde(default = "default_true")]
+    pub replication: bool,
+    /// The `TLSCertificate` condition turns False this many days before expiry.
+    #[serde(default = "default_expiry_warning_days")]
+    #[schemars(range(min = 0))]
+    pub expiry_warning_days: i32,
+}
+
+fn default_expiry_warning_days() -> i32 {
+    14
+}
+
+/// A cert-manager issuer.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerRef {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// `Issuer` or `ClusterIssuer` (or an external issuer's kind).
+    #[serde(default = "default_issuer_kind")]
+    pub kind: String,
+    #[serde(default = "default_issuer_group")]
+    pub group: String,
+}
+
+fn default_issuer_kind() -> String {
+    "Issuer".to_string()
+}
+fn default_issuer_group() -> String {
+    "cert-manager.io".to_string()
+}
+
+/// `tls-auth-clients`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsAuthClients {
+    #[default]
+    No,
+    Optional,
+    Yes,
+}
+
+impl TlsAuthClients {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsAuthClients::No => "no",
+            TlsAuthClients::Optional => "optional",
+            TlsAuthClients::Yes => "yes",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
@@ -442,6 +513,18 @@ pub struct RedisReplicationStatus {
     /// finishes it towards the same pod and epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover_in_progress: Option<FailoverInProgressStatus>,
+    /// The certificate served (from `spec.tls.secretName`), when TLS is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsStatus>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsStatus {
+    pub secret_name: String,
+    /// Expiry (RFC 3339) of the certificate in the Secret, when it can be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]

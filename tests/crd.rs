@@ -70,6 +70,11 @@ fn readme_states_the_crd_defaults() {
         "maxmemoryRatio",
         "networkPolicy.enabled",
         "auth.internalUser",
+        "tls.authClients",
+        "tls.replication",
+        "tls.expiryWarningDays",
+        "tls.issuerRef.kind",
+        "tls.issuerRef.group",
     ] {
         let node = path.split('.').fold(&spec, |n, k| &n["properties"][k]);
         let default = match &node["default"] {

@@ -177,6 +177,9 @@ pub fn server_config(rr: &RedisReplication, owner: &Owner) -> String {
     for (k, v) in super::acl_users::config_lines(rr) {
         line(k, &v);
     }
+    for (k, v) in super::tls::config_lines(rr) {
+        line(k, &v);
+    }
     for (k, v) in &spec.config {
         line(k, v);
     }
@@ -196,7 +199,7 @@ pub fn pod_config(rr: &RedisReplication, owner: &Owner, params: &Params, ordinal
         Some(up) => format!(
             "replicaof {} {}\n",
             names::pod_dns(&owner.name, &owner.namespace, &params.cluster_domain, up),
-            names::PORT
+            super::tls::replication_port(&rr.spec)
         ),
     }
 }

@@ -10,6 +10,7 @@ pub mod resources;
 pub mod secret;
 pub mod services;
 pub mod statefulset;
+pub mod tls;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -60,6 +61,8 @@ pub struct Desired {
     pub pdb: Option<PodDisruptionBudget>,
     /// Only when `spec.networkPolicy.enabled`.
     pub network_policy: Option<NetworkPolicy>,
+    /// cert-manager `Certificate`, only when `spec.tls.issuerRef` is set.
+    pub certificate: Option<kube::api::DynamicObject>,
     pub statefulset: StatefulSet,
 }
 
@@ -122,6 +125,7 @@ pub fn build(
         replicas: services::replicas(rr, &owner),
         pdb: pdb::pdb(rr, &owner),
         network_policy: netpol::network_policy(rr, &owner),
+        certificate: tls::certificate(rr, &owner, params),
         statefulset: statefulset::statefulset(rr, &owner, params, &config_map),
         config_map,
     })

@@ -78,9 +78,14 @@ pub fn network_policy(rr: &RedisReplication, owner: &Owner) -> Option<NetworkPol
         .metrics_from
         .clone()
         .unwrap_or_else(|| vec![pods_anywhere(PROMETHEUS_POD_LABEL)]);
+    // With spec.tls the same peers reach the TLS port too (see `super::tls`).
+    let redis_ports = std::iter::once(names::PORT)
+        .chain(rr.spec.tls.as_ref().map(|_| super::tls::TLS_PORT))
+        .map(tcp)
+        .collect();
     let mut ingress = vec![NetworkPolicyIngressRule {
         from: Some(redis_from),
-        ports: Some(vec![tcp(names::PORT)]),
+        ports: Some(redis_ports),
     }];
     // An empty `from` in a rule would admit everyone: an empty list means nobody instead.
     if !metrics_from.is_empty() {
@@ -113,6 +118,22 @@ mod tests {
         let r = rr("cache", "prod", spec);
         let owner = Owner::of(&r).unwrap();
         network_policy(&r, &owner).map(|p| serde_json::to_value(p).unwrap())
+    }
+
+    #[test]
+    fn with_tls_the_redis_peers_reach_the_tls_port_too() {
+        let p = policy(json!({"networkPolicy": {"enabled": true},
+            "tls": {"secretName": "certs"}}))
+        .unwrap();
+        assert_eq!(
+            p["spec"]["ingress"][0]["ports"],
+            json!([{"port": 6379, "protocol": "TCP"}, {"port": 6380, "protocol": "TCP"}])
+        );
+        let plain = policy(json!({"networkPolicy": {"enabled": true}})).unwrap();
+        assert_eq!(
+            plain["spec"]["ingress"][0]["ports"],
+            json!([{"port": 6379, "protocol": "TCP"}])
+        );
     }
 
     #[test]

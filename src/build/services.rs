@@ -45,7 +45,11 @@ fn client_service(rr: &RedisReplication, owner: &Owner, name: String, role: &str
         spec: Some(ServiceSpec {
             type_: Some(rr.spec.service.type_.as_str().to_string()),
             selector: Some(selector),
-            ports: Some(vec![port()]),
+            ports: Some(
+                std::iter::once(port())
+                    .chain(super::tls::service_port(rr))
+                    .collect(),
+            ),
             ..ServiceSpec::default()
         }),
         ..Service::default()

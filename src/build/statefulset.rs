@@ -188,6 +188,7 @@ fn volumes(rr: &RedisReplication, name: &str) -> Vec<Volume> {
         volumes.push(empty_dir("data", false));
     }
     volumes.extend(super::acl_users::volume(rr, name));
+    volumes.extend(super::tls::volume(rr));
     volumes
 }
 
@@ -242,6 +243,7 @@ fn container(rr: &RedisReplication, params: &Params) -> Container {
             ]
             .into_iter()
             .chain(super::acl_users::volume_mount(rr))
+            .chain(super::tls::volume_mount(rr))
             .collect(),
         ),
         ..Container::default()
@@ -252,7 +254,7 @@ fn container(rr: &RedisReplication, params: &Params) -> Container {
 fn pod_spec(rr: &RedisReplication, params: &Params, name: &str) -> PodSpec {
     let spec = &rr.spec;
     PodSpec {
-        containers: vec![container(rr, params)],
+        containers: vec![super::tls::with_port(container(rr, params), rr)],
         volumes: Some(volumes(rr, name)),
         security_context: Some(
             spec.pod_security_context

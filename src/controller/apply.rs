@@ -6,7 +6,8 @@
 //! 2. ConfigMap (the pods mount it and read it at start),
 //! 3. headless Service (pod DNS must resolve before replicas look for their upstream),
 //! 4. `-master` / `-replicas` Services,
-//! 5. PodDisruptionBudget, NetworkPolicy (each deleted when disabled in the spec),
+//! 5. PodDisruptionBudget, NetworkPolicy (each deleted when disabled in the spec), the
+//!    cert-manager Certificate when `spec.tls.issuerRef` is set,
 //! 6. StatefulSet LAST: it is what starts or rolls pods, and pods must find their config,
 //!    Secret and DNS already in place; applying it earlier would start pods that crash-loop
 //!    on a missing volume or resolve nothing.
@@ -116,8 +117,32 @@ pub async fn apply(client: &Client, ns: &str, desired: &Desired) -> Result<(), A
         &names::network_policy(&set),
     )
     .await?;
+    if let Some(cert) = &desired.certificate {
+        apply_certificate(client, ns, cert).await?;
+    }
     // Last, see the module docs.
     ssa::<StatefulSet>(client, ns, &desired.statefulset).await
+}
+
+/// The cert-manager `Certificate` (a dynamic object: cert-manager's types are not ours).
+/// Removing `issuerRef` leaves it in place (the Secret it writes is still mounted).
+async fn apply_certificate(
+    client: &Client,
+    ns: &str,
+    cert: &kube::api::DynamicObject,
+) -> Result<(), ApplyError> {
+    let ar = crate::build::tls::certificate_resource();
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let name = cert.name_any();
+    let pp = PatchParams::apply(names::FIELD_MANAGER).force();
+    api.patch(&name, &pp, &Patch::Apply(cert))
+        .await
+        .map(|_| ())
+        .map_err(|source| ApplyError::Apply {
+            kind: "Certificate",
+            name,
+            source,
+        })
 }
 
 /// Applies an optional child, or (disabled in the spec) deletes ours if present.

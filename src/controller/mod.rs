@@ -7,6 +7,7 @@ pub mod observe;
 pub mod rollout;
 pub mod secret_refs;
 pub mod status;
+pub mod tls_status;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -134,6 +135,7 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     let cx = ctx.failover_context();
     let mut outcome = failover::step(&cx, &rr, &model, &observed).await?;
     let rollout = rolling_update(&cx, &rr, &model, &observed, &mut outcome).await?;
+    let at = now();
     let mut st = status::compute(
         &rr,
         &observed,
@@ -141,9 +143,10 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         &outcome,
         Some(&rollout),
         &ctx.params,
-        now(),
+        at.clone(),
     );
     failover::apply_outcome(&mut st, &outcome);
+    tls_status::apply(&mut st, &rr, &observed, crate::tls::unix_now(), &at);
     observe_set_metrics(&ctx, &rr, &st);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
     tracing::info!(name = %model.name, namespace = %model.namespace, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");

@@ -34,6 +34,8 @@ pub struct Observed {
     /// The Secrets named by `auth.users[].passwordSecret` that exist, by Secret name.
     pub user_secrets: std::collections::BTreeMap<String, Secret>,
     pub statefulset: Option<StatefulSet>,
+    /// The Secret named by `spec.tls.secretName`, when set and present.
+    pub tls_secret: Option<Secret>,
     /// Pods of this set, sorted by name.
     pub pods: Vec<Pod>,
 }
@@ -71,6 +73,17 @@ pub async fn observe(client: &Client, rr: &RedisReplication) -> Result<Observed,
             user_secrets.insert(r.name.clone(), s);
         }
     }
+    let tls_secret = match &rr.spec.tls {
+        Some(t) => secrets
+            .get_opt(&t.secret_name)
+            .await
+            .map_err(|source| ObserveError::Get {
+                kind: "Secret",
+                name: t.secret_name.clone(),
+                source,
+            })?,
+        None => None,
+    };
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let statefulset = sts_api
         .get_opt(&names::statefulset(&name))
@@ -95,6 +108,7 @@ pub async fn observe(client: &Client, rr: &RedisReplication) -> Result<Observed,
         auth_secret,
         user_secrets,
         statefulset,
+        tls_secret,
         pods,
     })
 }

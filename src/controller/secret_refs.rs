@@ -1,5 +1,5 @@
 //! Which RedisReplications a Secret matters to: the Secrets a set references (its password
-//! Secret, the Secrets of its ACL users) are not owned by it, so the owner-reference watch
+//! Secret, the Secrets of its ACL users, its TLS Secret) are not owned by it, so the owner-reference watch
 //! never maps them back. The controller watches Secrets in the watched namespaces and maps
 //! each change through [`referencing_sets`] over the controller's own cache of sets, so a
 //! Secret created or changed after its RedisReplication is acted on at once instead of at
@@ -21,6 +21,7 @@ pub fn referenced_secrets(rr: &RedisReplication) -> Vec<String> {
             .iter()
             .filter_map(|u| u.password_secret.as_ref().map(|s| s.name.clone())),
     );
+    names.extend(rr.spec.tls.as_ref().map(|t| t.secret_name.clone()));
     names.sort();
     names.dedup();
     names
@@ -56,6 +57,12 @@ mod tests {
             ]}}),
         );
         assert_eq!(referenced_secrets(&r), vec!["app-pw", "pw"]);
+        let tls = rr(
+            "cache",
+            "prod",
+            json!({"tls": {"secretName": "cache-certs"}}),
+        );
+        assert_eq!(referenced_secrets(&tls), vec!["cache-auth", "cache-certs"]);
         let generated = rr("cache", "prod", json!({}));
         assert_eq!(referenced_secrets(&generated), vec!["cache-auth"]);
     }

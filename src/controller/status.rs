@@ -597,6 +597,8 @@ pub fn compute(
         endpoints: Some(endpoints(&v)),
         master: Some(v.master_name),
         conditions,
+        // Filled by `tls_status::apply` (kept as is when it does not run).
+        tls: previous.tls,
     }
 }
 

@@ -115,7 +115,9 @@ pub fn user_passwords(
 fn check_config(rr: &RedisReplication) -> Result<(), Invalid> {
     for (k, v) in &rr.spec.config {
         let key = k.to_ascii_lowercase();
-        if MANAGED_DIRECTIVES.contains(&key.as_str()) {
+        let tls_managed =
+            rr.spec.tls.is_some() && crate::build::tls::MANAGED_DIRECTIVES.contains(&key.as_str());
+        if MANAGED_DIRECTIVES.contains(&key.as_str()) || tls_managed {
             return Err(Invalid::ManagedDirective(k.clone()));
         }
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {

@@ -119,6 +119,8 @@ pub enum ExecError {
 pub struct Executor {
     pub targets: Vec<PodTarget>,
     pub password: Option<String>,
+    /// Set when the pods are reached over TLS.
+    pub tls: Option<crate::tls::client::TlsClient>,
     pub timeouts: Timeouts,
 }
 
@@ -127,6 +129,7 @@ impl Executor {
         Executor {
             targets,
             password,
+            tls: None,
             timeouts: Timeouts::default(),
         }
     }
@@ -139,7 +142,13 @@ impl Executor {
     }
 
     async fn client(&self, pod: &PodTarget) -> Result<Client, ProbeError> {
-        Client::connect(&pod.connect, self.password.as_deref(), self.timeouts).await
+        Client::connect_over(
+            &pod.connect,
+            self.password.as_deref(),
+            self.timeouts,
+            self.tls.as_ref(),
+        )
+        .await
     }
 
     /// `REPLICAOF NO ONE` on `pod`.

@@ -40,7 +40,10 @@ pub async fn ping(t: &Target, conn: Option<Conn>) -> (bool, Option<Conn>) {
     let io = async {
         let mut c = match conn {
             Some((_, c)) => c,
-            None => Client::connect(&t.addr, t.password.as_deref(), t.timeouts).await?,
+            None => {
+                Client::connect_over(&t.addr, t.password.as_deref(), t.timeouts, t.tls.as_ref())
+                    .await?
+            }
         };
         let v = c.command(&["PING"]).await?;
         Ok::<_, ProbeError>((v, c))
@@ -112,6 +115,7 @@ mod tests {
             master: "c-0".into(),
             addr: addr.into(),
             password: None,
+            tls: None,
             timeouts: Timeouts::uniform(Duration::from_millis(300)),
         }
     }

@@ -27,6 +27,8 @@ pub struct Target {
     /// `host:port` to connect to.
     pub addr: String,
     pub password: Option<String>,
+    /// Set when the master is reached over TLS.
+    pub tls: Option<crate::tls::client::TlsClient>,
     /// The set's probe timeouts (already shortened by its `downAfterSeconds`).
     pub timeouts: Timeouts,
 }
@@ -213,6 +215,7 @@ mod tests {
             master: master.into(),
             addr: "127.0.0.1:1".into(),
             password: None,
+            tls: None,
             timeouts: Timeouts::default(),
         };
         m.watch("u", t("c-0"));

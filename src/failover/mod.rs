@@ -31,6 +31,7 @@ pub mod probe;
 pub mod promote;
 pub mod record;
 pub mod step;
+pub mod tls_transport;
 pub mod topology;
 pub mod window;
 

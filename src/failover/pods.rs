@@ -58,7 +58,34 @@ pub fn addresses(set: &str, observed: &Observed) -> Vec<PodAddress> {
 
 /// Executor targets: connect to `<podIP>:6379`, advertise the pod DNS name.
 pub fn targets(set: &str, ns: &str, cluster_domain: &str, pods: &[PodAddress]) -> Vec<PodTarget> {
-    let port = names::PORT;
+    targets_on(set, ns, cluster_domain, pods, Ports::plain())
+}
+
+/// Which ports the operator connects to and tells replicas to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    pub connect: i32,
+    pub advertise: i32,
+}
+
+impl Ports {
+    pub fn plain() -> Self {
+        Ports {
+            connect: names::PORT,
+            advertise: names::PORT,
+        }
+    }
+}
+
+/// [`targets`] on the given ports (see [`super::tls_transport`]).
+pub fn targets_on(
+    set: &str,
+    ns: &str,
+    cluster_domain: &str,
+    pods: &[PodAddress],
+    ports: Ports,
+) -> Vec<PodTarget> {
+    let port = ports.connect;
     pods.iter()
         .map(|p| PodTarget {
             name: p.name.clone(),
@@ -75,7 +102,7 @@ pub fn targets(set: &str, ns: &str, cluster_domain: &str, pods: &[PodAddress]) -
                 })
                 .unwrap_or_default(),
             advertise_host: names::pod_dns(set, ns, cluster_domain, p.ordinal),
-            advertise_port: u16::try_from(port).unwrap_or(6379),
+            advertise_port: u16::try_from(ports.advertise).unwrap_or(6379),
         })
         .collect()
 }

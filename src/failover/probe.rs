@@ -8,8 +8,10 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+use crate::tls::client::TlsClient;
 
 use super::history::NO_REPLID;
 use super::planner::{ObservedRole, PodObservation};
@@ -117,9 +119,14 @@ impl Value {
     }
 }
 
+/// A plain or TLS connection.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Stream = BufReader<Box<dyn Io>>;
+
 /// One connection to one server.
 pub struct Client {
-    stream: BufReader<TcpStream>,
+    stream: Stream,
     timeouts: Timeouts,
 }
 
@@ -130,7 +137,18 @@ impl Client {
         password: Option<&str>,
         timeouts: Timeouts,
     ) -> Result<Client, ProbeError> {
-        let stream = match tokio::time::timeout(timeouts.connect, TcpStream::connect(addr)).await {
+        Client::connect_over(addr, password, timeouts, None).await
+    }
+
+    /// [`Client::connect`], over TLS when `tls` is given (the handshake counts towards the
+    /// connect timeout).
+    pub async fn connect_over(
+        addr: &str,
+        password: Option<&str>,
+        timeouts: Timeouts,
+        tls: Option<&TlsClient>,
+    ) -> Result<Client, ProbeError> {
+        let stream = match tokio::time::timeout(timeouts.connect, dial(addr, tls)).await {
             Err(_) => {
                 return Err(ProbeError::ConnectTimeout {
                     addr: addr.to_string(),
@@ -144,7 +162,6 @@ impl Client {
             }
             Ok(Ok(s)) => s,
         };
-        let _ = stream.set_nodelay(true);
         let mut client = Client {
             stream: BufReader::new(stream),
             timeouts,
@@ -224,12 +241,22 @@ impl Client {
     }
 }
 
+/// A connected socket, with the TLS handshake done when `tls` is given.
+async fn dial(addr: &str, tls: Option<&TlsClient>) -> std::io::Result<Box<dyn Io>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let _ = tcp.set_nodelay(true);
+    Ok(match tls {
+        Some(t) => Box::new(t.handshake(tcp).await?),
+        None => Box::new(tcp),
+    })
+}
+
 enum ReadError {
     Io(String),
     Protocol(String),
 }
 
-async fn read_line(r: &mut BufReader<TcpStream>) -> Result<String, ReadError> {
+async fn read_line(r: &mut Stream) -> Result<String, ReadError> {
     let mut buf = Vec::new();
     let n = (&mut *r)
         .take(MAX_LINE as u64 + 2)
@@ -265,7 +292,7 @@ fn parse_len(s: &str, max: usize) -> Result<Option<usize>, ReadError> {
 }
 
 fn read_value(
-    r: &mut BufReader<TcpStream>,
+    r: &mut Stream,
     depth: usize,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, ReadError>> + Send + '_>> {
     Box::pin(async move {
@@ -444,8 +471,20 @@ pub async fn observe(
     password: Option<&str>,
     timeouts: Timeouts,
 ) -> Probe {
+    observe_over(name, ordinal, addr, password, timeouts, None).await
+}
+
+/// [`observe`], over TLS when `tls` is given.
+pub async fn observe_over(
+    name: &str,
+    ordinal: u32,
+    addr: &str,
+    password: Option<&str>,
+    timeouts: Timeouts,
+    tls: Option<&TlsClient>,
+) -> Probe {
     let read = async {
-        let mut c = Client::connect(addr, password, timeouts).await?;
+        let mut c = Client::connect_over(addr, password, timeouts, tls).await?;
         let replication = c.info("replication").await?;
         let keyspace = c.info("keyspace").await?;
         Ok::<_, ProbeError>((replication, keyspace))

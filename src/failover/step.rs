@@ -67,21 +67,26 @@ struct Round {
     pods: Vec<PodAddress>,
     targets: Vec<PodTarget>,
     password: Option<String>,
+    /// Set when the pods are reached over TLS (`spec.tls`).
+    tls: Option<crate::tls::client::TlsClient>,
 }
 
 impl Round {
     fn new(cx: &StepContext<'_>, rr: &RedisReplication, observed: &Observed) -> Self {
         let set = rr.name_any();
         let pods = pods::addresses(&set, observed);
+        let transport = super::tls_transport::transport(rr, observed, crate::tls::unix_now());
         Round {
-            targets: pods::targets(
+            targets: pods::targets_on(
                 &set,
                 &rr.namespace().unwrap_or_default(),
                 cx.cluster_domain,
                 &pods,
+                transport.ports,
             ),
             pods,
             password: pods::password(rr, observed),
+            tls: transport.tls,
         }
     }
 
@@ -91,6 +96,7 @@ impl Round {
         Executor {
             targets: self.targets.clone(),
             password: self.password.clone(),
+            tls: self.tls.clone(),
             timeouts: Timeouts {
                 command: timeouts.command.max(EXEC_COMMAND_TIMEOUT),
                 ..timeouts
@@ -104,11 +110,19 @@ impl Round {
         let probes =
             futures::future::join_all(self.pods.iter().zip(&self.targets).map(|(p, t)| {
                 let pw = self.password.clone();
+                let tls = self.tls.as_ref();
                 async move {
                     match &p.ip {
                         Some(_) => {
-                            probe::observe(&p.name, p.ordinal, &t.connect, pw.as_deref(), timeouts)
-                                .await
+                            probe::observe_over(
+                                &p.name,
+                                p.ordinal,
+                                &t.connect,
+                                pw.as_deref(),
+                                timeouts,
+                                tls,
+                            )
+                            .await
                         }
                         None => probe::Probe {
                             observation: probe::unreachable(&p.name, p.ordinal),
@@ -192,6 +206,7 @@ pub async fn step(
                 master: t.name.clone(),
                 addr: t.connect.clone(),
                 password: round.password.clone(),
+                tls: round.tls.clone(),
                 timeouts,
             },
         ),

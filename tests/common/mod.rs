@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod certs;
 pub mod local;
 pub mod loopback_servers;
 pub mod nemesis;
