@@ -401,8 +401,8 @@ mod tests {
     #[test]
     fn expiry_index_follows_set_persist_and_remove() {
         let mut db = Db::new();
-        db.set(b("a"), Value::Str(b("1")), 0);
-        db.set(b("b"), Value::Str(b("2")), 0);
+        db.set(b("a"), Value::Str(b("1").into()), 0);
+        db.set(b("b"), Value::Str(b("2").into()), 0);
         assert!(db.set_expire(b"a", 1000));
         assert!(!db.set_expire(b"zz", 1000));
         assert_eq!(db.expires_count(), 1);
@@ -411,10 +411,10 @@ mod tests {
             Some((Key::new(b"a"), 1000))
         );
         // Overwriting drops the TTL, like SET without KEEPTTL.
-        db.set(b("a"), Value::Str(b("3")), 0);
+        db.set(b("a"), Value::Str(b("3").into()), 0);
         assert_eq!(db.expires_count(), 0);
         db.set_expire(b"b", 5);
-        db.set_keep_ttl(b("b"), Value::Str(b("4")), 0);
+        db.set_keep_ttl(b("b"), Value::Str(b("4").into()), 0);
         assert_eq!(db.expire_of(b"b"), Some(5));
         assert!(db.persist(b"b"));
         assert!(!db.persist(b"b"));
@@ -438,7 +438,7 @@ mod tests {
             }
         };
         for i in 0..3000u32 {
-            db.set(key(i).as_bytes(), Value::Str(b(&i.to_string())), i);
+            db.set(key(i).as_bytes(), Value::Str(b(&i.to_string()).into()), i);
             model.insert(key(i), i);
             if i % 4 == 1 {
                 let victim = key(i / 2);
@@ -470,10 +470,10 @@ mod tests {
         // insert_new refuses an existing key and hands the value back.
         let existing = model.keys().next().cloned().expect("non-empty");
         assert!(db
-            .insert_new(existing.as_bytes(), Value::Str(b("x")), None, 0)
+            .insert_new(existing.as_bytes(), Value::Str(b("x").into()), None, 0)
             .is_err());
         assert!(db
-            .insert_new(b"fresh", Value::Str(b("x")), Some(5), 0)
+            .insert_new(b"fresh", Value::Str(b("x").into()), Some(5), 0)
             .is_ok());
         assert_eq!(db.expire_of(b"fresh"), Some(5));
         assert_eq!(db.len(), model.len() + 1);
@@ -484,7 +484,7 @@ mod tests {
         assert!(db.remove(b"fresh").is_some());
         assert!(db.is_empty());
         assert_eq!(db.expires_count(), 0);
-        db.set(b"again", Value::Str(b("1")), 0);
+        db.set(b"again", Value::Str(b("1").into()), 0);
         assert!(db.contains(b"again"));
     }
 
@@ -492,7 +492,7 @@ mod tests {
     fn scan_returns_every_key_present_throughout_despite_deletes() {
         let mut db = Db::new();
         for i in 0..100 {
-            db.set(b(&format!("k{i}")), Value::Str(b("v")), 0);
+            db.set(b(&format!("k{i}")), Value::Str(b("v").into()), 0);
         }
         let mut seen = std::collections::HashSet::new();
         let mut cursor = 0;
@@ -505,7 +505,7 @@ mod tests {
                 db.remove(format!("k{i}").as_bytes());
             }
             step += 1;
-            db.set(b(&format!("new{step}")), Value::Str(b("v")), 0);
+            db.set(b(&format!("new{step}")), Value::Str(b("v").into()), 0);
             cursor = next;
             if cursor == 0 {
                 break;

@@ -339,7 +339,7 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 if let Some(s) = size {
                     val.resize(s, 0);
                 }
-                ctx.store.dbs[db].set(Bytes::from(key), Value::Str(Bytes::from(val)), lru);
+                ctx.store.dbs[db].set(Bytes::from(key), Value::Str(Bytes::from(val).into()), lru);
             }
             out.ok();
         }
