@@ -61,8 +61,9 @@ struct Slot {
 /// Layout (chosen for memory per key, see docs/benchmarks.md): `slots` holds the
 /// keys and entries densely, in positions 0..len (random pick and SCAN by position);
 /// `index` is a hash table of `u32` positions into `slots`, with no stored hash (it
-/// is recomputed from the key when the table grows). That is 16 + 56 bytes per slot
-/// plus about 5-10 bytes of index, against 152 + 16 with an `IndexMap<Bytes, _>`.
+/// is recomputed from the key when the table grows). That is 16 + 24 bytes per slot
+/// (`Key` + `Entry`, whose `Value` is 16) plus about 5-10 bytes of index, against
+/// 152 + 16 with an `IndexMap<Bytes, _>`.
 /// Expiry times are in `volatile` (key -> ms), only for keys that have one.
 /// Positions are `u32`: 4 billion keys would need hundreds of GB before reaching that.
 #[derive(Debug, Default, Clone)]
@@ -77,6 +78,9 @@ pub struct Db {
     /// `dbOverwrite`): a hot key written often stays hot.
     keep_lfu: bool,
 }
+
+/// Most keys `Db::try_reserve` makes room for at once (16M keys, about 1 GB).
+pub const RESERVE_MAX: usize = 1 << 24;
 
 #[inline]
 fn hash_of(key: &[u8]) -> u64 {
@@ -151,10 +155,12 @@ impl Db {
             .insert_unique(h, pos, |&i| hash_of(slots[i as usize].key.as_bytes()));
     }
 
-    /// Makes room for `additional` more keys (RDB `RESIZEDB`), so loading does not
-    /// grow and rehash the table step by step. Best effort: on allocation failure
-    /// the table simply grows as keys arrive.
+    /// Makes room for `additional` more keys (RDB `RESIZEDB`, DEBUG POPULATE), so
+    /// loading does not grow and rehash the table step by step, and the slots take
+    /// no doubling slack. Best effort and bounded by [`RESERVE_MAX`] (the count is a
+    /// hint from a file or a request): past that the table grows as keys arrive.
     pub fn try_reserve(&mut self, additional: usize) {
+        let additional = additional.min(RESERVE_MAX);
         if self.slots.try_reserve(additional).is_err() {
             return;
         }
@@ -396,6 +402,15 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn a_slot_is_forty_bytes() {
+        // The per-key layout of docs/benchmarks.md's optimisation log: 16-byte key,
+        // 16-byte value, 4-byte LRU clock and two flags, padded to 8.
+        assert_eq!(std::mem::size_of::<Value>(), 16);
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
     }
 
     #[test]

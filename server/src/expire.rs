@@ -192,7 +192,11 @@ mod tests {
                 store.dbs[3].set(k.clone(), Value::Str(Bytes::from_static(b"v").into()), 0);
                 store.dbs[3].set_expire(&k, 1);
             }
-            store.dbs[3].set(Bytes::from_static(b"live"), Value::Str(Bytes::new().into()), 0);
+            store.dbs[3].set(
+                Bytes::from_static(b"live"),
+                Value::Str(Bytes::new().into()),
+                0,
+            );
             store.dbs[3].set_expire(b"live", i64::MAX);
             store.is_replica = true;
         }

@@ -69,12 +69,16 @@ fn dataset() -> Vec<Db> {
     d.set_with_expire(b("ttl"), Value::Str(b("v").into()), Some(FAR + 1234), 0);
     d.set(
         b("lsmall"),
-        Value::List(Box::new(["a", "1", "-7", "b\r\n\0"].iter().map(|s| b(s)).collect())),
+        Value::List(Box::new(
+            ["a", "1", "-7", "b\r\n\0"].iter().map(|s| b(s)).collect(),
+        )),
         0,
     );
     d.set(
         b("lbig"),
-        Value::List(Box::new((0..3000).map(|i| b(&format!("item:{i}"))).collect())),
+        Value::List(Box::new(
+            (0..3000).map(|i| b(&format!("item:{i}"))).collect(),
+        )),
         0,
     );
     let mut l: VecDeque<Bytes> = VecDeque::new();
@@ -252,7 +256,9 @@ fn read_back(c: &mut Conn, like: &[Db]) -> Vec<Db> {
                     R::Bulk(v) => Value::Str(Bytes::from(v).into()),
                     r => panic!("{r:?}"),
                 },
-                "list" => Value::List(Box::new(bulks(c.cmd_args(&[b"LRANGE", k, b"0", b"-1"])).into())),
+                "list" => Value::List(Box::new(
+                    bulks(c.cmd_args(&[b"LRANGE", k, b"0", b"-1"])).into(),
+                )),
                 "hash" => {
                     let v = bulks(c.cmd_args(&[b"HGETALL", k]));
                     let mut h = HashMapB::default();
@@ -261,7 +267,9 @@ fn read_back(c: &mut Conn, like: &[Db]) -> Vec<Db> {
                     }
                     Value::Hash(Box::new(h))
                 }
-                "set" => Value::Set(Box::new(bulks(c.cmd_args(&[b"SMEMBERS", k])).into_iter().collect())),
+                "set" => Value::Set(Box::new(
+                    bulks(c.cmd_args(&[b"SMEMBERS", k])).into_iter().collect(),
+                )),
                 "zset" => {
                     let v = bulks(c.cmd_args(&[b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"]));
                     let mut z = ZSet::new();

@@ -665,7 +665,9 @@ fn digest_algorithm_matches_real_redis_for_every_type() {
     assert_eq!(r.cmd("RPUSH list a b c 1 2"), R::Int(5));
     db.set(
         b("list"),
-        Value::List(Box::new(["a", "b", "c", "1", "2"].iter().map(|s| b(s)).collect())),
+        Value::List(Box::new(
+            ["a", "b", "c", "1", "2"].iter().map(|s| b(s)).collect(),
+        )),
         0,
     );
     assert_eq!(r.cmd("SADD set x y z 10"), R::Int(4));

@@ -500,7 +500,10 @@ fn move_generic(
         }
         None => {
             // src == dst and the single element was popped: recreate the list.
-            ctx.set(dst.clone(), Value::List(Box::new(VecDeque::from([v.clone()]))));
+            ctx.set(
+                dst.clone(),
+                Value::List(Box::new(VecDeque::from([v.clone()]))),
+            );
         }
     }
     ctx.notify(LIST, if to_left { "lpush" } else { "rpush" }, dst);

@@ -25,10 +25,19 @@ fn sample_dbs() -> Vec<Db> {
         Value::Str(Bytes::from_static(b"a\0b\r\nc\xff").into()),
         0,
     );
-    d.set(b("s:lzf"), Value::Str(Bytes::from(vec![b'z'; 1000]).into()), 0);
+    d.set(
+        b("s:lzf"),
+        Value::Str(Bytes::from(vec![b'z'; 1000]).into()),
+        0,
+    );
     d.set(b("s:empty"), Value::Str(Bytes::new().into()), 0);
     d.set(b("12345"), Value::Str(b("int key").into()), 0);
-    d.set_with_expire(b("s:ttl"), Value::Str(b("x").into()), Some(4_000_000_000_000), 0);
+    d.set_with_expire(
+        b("s:ttl"),
+        Value::Str(b("x").into()),
+        Some(4_000_000_000_000),
+        0,
+    );
     let small: VecDeque<Bytes> = ["a", "1", "-5", "b"].iter().map(|s| b(s)).collect();
     d.set(b("l:small"), Value::List(Box::new(small)), 0);
     let big: VecDeque<Bytes> = (0..5000).map(|i| b(&format!("element-{i}"))).collect();
@@ -72,7 +81,12 @@ fn sample_dbs() -> Vec<Db> {
     d.set(b("x:stream"), Value::Stream(Box::new(sample_stream())), 0);
     d.set(b("x:empty"), Value::Stream(Box::default()), 0);
     dbs[3].set(b("other"), Value::Str(b("db3").into()), 0);
-    dbs[15].set_with_expire(b("last"), Value::Str(b("db15").into()), Some(4_100_000_000_000), 0);
+    dbs[15].set_with_expire(
+        b("last"),
+        Value::Str(b("db15").into()),
+        Some(4_100_000_000_000),
+        0,
+    );
     dbs
 }
 
@@ -429,7 +443,9 @@ fn legacy_types_and_opcodes_load() {
     assert_eq!(d.expire_of(b"l"), Some(2_000_000_000_000));
     assert_eq!(
         show(b"l"),
-        canon(&Value::List(Box::new(vec![Bytes::from(long), b("-1")].into())))
+        canon(&Value::List(Box::new(
+            vec![Bytes::from(long), b("-1")].into()
+        )))
     );
     assert_eq!(show(b"z"), r#"zset [(b"m1", 1.5), (b"m2", inf)]"#);
     assert_eq!(show(b"zm"), r#"hash [(b"a", b"xy")]"#);

@@ -238,7 +238,15 @@ mod tests {
 
     #[test]
     fn shapes_follow_size_and_round_trip() {
-        for n in [0, 1, key::INLINE, key::INLINE + 1, 100, SHARED_MIN, SHARED_MIN + 1] {
+        for n in [
+            0,
+            1,
+            key::INLINE,
+            key::INLINE + 1,
+            100,
+            SHARED_MIN,
+            SHARED_MIN + 1,
+        ] {
             let data: Vec<u8> = (0..n).map(|i| (i * 31) as u8).collect();
             let from_bytes = Str::from(Bytes::from(data.clone()));
             let from_vec = Str::from(data.clone());
