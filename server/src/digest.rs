@@ -161,7 +161,7 @@ mod tests {
         for i in 0..3 {
             db.set(
                 Bytes::from(format!("k:{i}")),
-                Value::Str(Bytes::from_static(b"value").into()),
+                Value::Str(b"value".into()),
                 0,
             );
         }

@@ -289,7 +289,7 @@ mod tests {
             let k = Bytes::from(format!("k{i}"));
             s.dbs[i % 2].set(
                 k.clone(),
-                Value::Str(Bytes::from_static(b"v").into()),
+                Value::Str(b"v".into()),
                 i as u32,
             );
             if ttl_every > 0 && i % ttl_every == 0 {

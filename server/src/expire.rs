@@ -189,7 +189,7 @@ mod tests {
             let mut store = server.store.lock();
             for i in 0..50 {
                 let k = Bytes::from(format!("old{i}"));
-                store.dbs[3].set(k.clone(), Value::Str(Bytes::from_static(b"v").into()), 0);
+                store.dbs[3].set(k.clone(), Value::Str(b"v".into()), 0);
                 store.dbs[3].set_expire(&k, 1);
             }
             store.dbs[3].set(

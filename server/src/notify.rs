@@ -209,13 +209,13 @@ mod tests {
         let (mut store, mut rx) = watched_store("Kgn");
         store.dbs[1].set(
             b"k",
-            crate::types::Value::Str(Bytes::from_static(b"v").into()),
+            crate::types::Value::Str(b"v".into()),
             0,
         );
         // Replacing a value creates nothing.
         store.dbs[1].set(
             b"k",
-            crate::types::Value::Str(Bytes::from_static(b"w").into()),
+            crate::types::Value::Str(b"w".into()),
             0,
         );
         store.notify(GENERIC, "rename_to", b"k", 1);
@@ -237,7 +237,7 @@ mod tests {
         store.set_hot(hot);
         store.dbs[0].set(
             b"k",
-            crate::types::Value::Str(Bytes::from_static(b"v").into()),
+            crate::types::Value::Str(b"v".into()),
             0,
         );
         assert!(store.dbs[0].take_new_keys().is_none());

@@ -53,7 +53,7 @@ fn dataset() -> Vec<Db> {
     }
     d.set(
         b("bin"),
-        Value::Str(Bytes::from_static(b"\x00a\r\nb\x00\xff\xfe").into()),
+        Value::Str(b"\x00a\r\nb\x00\xff\xfe".into()),
         0,
     );
     d.set(

@@ -15,7 +15,7 @@
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::notify::{GENERIC, STRING};
 use crate::resp::Reply;
-use crate::types::Value;
+use crate::types::{Str, Value};
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
@@ -76,7 +76,7 @@ fn with_bits<T>(
         None => {
             let mut v = vec![0u8; min_len];
             let r = f(&mut v);
-            ctx.set(key, Value::Str(Bytes::from(v).into()));
+            ctx.set(key, Value::Str(Str::from(v)));
             Ok((r, true))
         }
     }
@@ -360,7 +360,7 @@ fn bitop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
         }
     }
-    ctx.set(dest, Value::Str(Bytes::from(res).into()));
+    ctx.set(dest, Value::Str(Str::from(res)));
     ctx.dirty(1);
     ctx.notify(STRING, "set", dest);
     out.int(maxlen as i64);

@@ -73,7 +73,7 @@ fn pfadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             let mut v = hll::new_sparse();
             add_all(&mut v)?;
             hll::invalidate(&mut v);
-            ctx.set(key, Value::Str(Bytes::from(v).into()));
+            ctx.set(key, Value::Str(Str::from(v)));
             true
         }
     };
@@ -159,7 +159,7 @@ fn pfmerge(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         None => {
             let mut v = hll::new_sparse();
             write(&mut v)?;
-            ctx.set(dest, Value::Str(Bytes::from(v).into()));
+            ctx.set(dest, Value::Str(Str::from(v)));
         }
     }
     ctx.dirty(1);

@@ -723,7 +723,7 @@ fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let new = Bytes::from(text);
     let lru = ctx.lru;
     ctx.db()
-        .set_keep_ttl(key.clone(), Value::Str(new.clone().into()), lru);
+        .set_keep_ttl(key.clone(), Value::Str(Str::from(&new)), lru);
     ctx.dirty(1);
     ctx.notify(STRING, "incrbyfloat", key);
     out.bulk(&new);

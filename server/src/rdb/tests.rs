@@ -22,7 +22,7 @@ fn sample_dbs() -> Vec<Db> {
     d.set(b("s:notint"), Value::Str(b("007").into()), 0);
     d.set(
         b("s:bin"),
-        Value::Str(Bytes::from_static(b"a\0b\r\nc\xff").into()),
+        Value::Str(b"a\0b\r\nc\xff".into()),
         0,
     );
     d.set(

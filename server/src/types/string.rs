@@ -159,7 +159,9 @@ impl From<Bytes> for Str {
 impl From<Vec<u8>> for Str {
     fn from(v: Vec<u8>) -> Self {
         if v.len() > SHARED_MIN {
-            Str(Repr::Shared(Box::new(Bytes::from(v))))
+            // Exact size first: `Bytes` of a `Vec` with spare capacity would keep it
+            // (and allocate a shared header).
+            Str(Repr::Shared(Box::new(Bytes::from(v.into_boxed_slice()))))
         } else {
             Str::new(&v)
         }
