@@ -51,11 +51,7 @@ fn dataset() -> Vec<Db> {
     ] {
         d.set(b(k), Value::Str(b(v).into()), 0);
     }
-    d.set(
-        b("bin"),
-        Value::Str(b"\x00a\r\nb\x00\xff\xfe".into()),
-        0,
-    );
+    d.set(b("bin"), Value::Str(b"\x00a\r\nb\x00\xff\xfe".into()), 0);
     d.set(
         b("long"),
         Value::Str(Bytes::from("abcdefgh".repeat(500)).into()),

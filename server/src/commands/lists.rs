@@ -126,7 +126,7 @@ fn push_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool, xx: 
             out.int(0);
             return Ok(());
         }
-        ctx.set(key.clone(), Value::List(Box::new(VecDeque::new())));
+        ctx.set(key.clone(), Value::List(Box::default()));
     }
     let n = argv.len() - 2;
     let len = match list_w(ctx, key)? {
@@ -488,7 +488,7 @@ fn move_generic(
         return Ok(false);
     };
     if !dst_exists && src != dst {
-        ctx.set(dst.clone(), Value::List(Box::new(VecDeque::new())));
+        ctx.set(dst.clone(), Value::List(Box::default()));
     }
     match list_w(ctx, dst)? {
         Some(l) => {

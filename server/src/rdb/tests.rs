@@ -20,11 +20,7 @@ fn sample_dbs() -> Vec<Db> {
     d.set(b("s:int32"), Value::Str(b("-2000000000").into()), 0);
     d.set(b("s:int64"), Value::Str(b("9223372036854775807").into()), 0);
     d.set(b("s:notint"), Value::Str(b("007").into()), 0);
-    d.set(
-        b("s:bin"),
-        Value::Str(b"a\0b\r\nc\xff".into()),
-        0,
-    );
+    d.set(b("s:bin"), Value::Str(b"a\0b\r\nc\xff".into()), 0);
     d.set(
         b("s:lzf"),
         Value::Str(Bytes::from(vec![b'z'; 1000]).into()),
