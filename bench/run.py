@@ -560,6 +560,47 @@ def part_callgrind(args, bins, res):
                 res.add("cpu", f"{cpu_label(test)} -P {p} instructions/request (callgrind)",
                         "instr", "lower", impl, total / n)
             log(f"callgrind -P {p}: {impl} done")
+# Small collections for the memory part: (row label, command of key i). Two
+# elements of 10 bytes each: under every listpack/intset threshold of Redis 7.0
+# (which has no listpack sets: its set of strings is a hashtable).
+SMALL_COLLECTIONS = [
+    ("hashes x 2 fields of 10 B",
+     lambda i: ["HSET", f"hash:{i}", "field:a", f"va:{i:07d}"[:10], "field:b",
+                f"vb:{i:07d}"[:10]]),
+    ("sets x 2 members of 10 B",
+     lambda i: ["SADD", f"set:{i}", f"ma:{i:07d}"[:10], f"mb:{i:07d}"[:10]]),
+    ("zsets x 2 members of 10 B",
+     lambda i: ["ZADD", f"zset:{i}", "1", f"ma:{i:07d}"[:10], "2", f"mb:{i:07d}"[:10]]),
+]
+
+
+def resp_file(path, n, make):
+    """Writes n commands as RESP (for redis-cli --pipe), once per run."""
+    if os.path.exists(path):
+        return path
+    with open(path, "wb") as f:
+        chunk = []
+        for i in range(n):
+            args = make(i)
+            chunk.append(f"*{len(args)}\r\n".encode())
+            for a in args:
+                a = a.encode()
+                chunk.append(b"$%d\r\n%s\r\n" % (len(a), a))
+            if len(chunk) > 100_000:
+                f.write(b"".join(chunk))
+                chunk = []
+        f.write(b"".join(chunk))
+    return path
+
+
+def pipe_load(port, path, n):
+    """Sends a RESP file with redis-cli --pipe; checks every reply was a success."""
+    with open(path, "rb") as f:
+        out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "--pipe"],
+                             stdin=f, capture_output=True, text=True, timeout=600)
+    m = re.search(r"errors: (\d+), replies: (\d+)", out.stdout)
+    if out.returncode != 0 or not m or m.group(1) != "0" or int(m.group(2)) != n:
+        raise RuntimeError(f"redis-cli --pipe failed: {out.stdout.strip()} {out.stderr.strip()}")
 
 
 def part_memory(args, bins, wd, res):
@@ -578,6 +619,19 @@ def part_memory(args, bins, wd, res):
             log(f"memory: rep {rep + 1}/{args.reps} {impl} done")
         finally:
             srv.stop()
+    for label, make in SMALL_COLLECTIONS:
+        path = resp_file(os.path.join(wd, label.split()[0] + ".resp"), args.keys, make)
+        for rep, impl in alternating(args.reps):
+            srv = Server(impl, bins[impl], wd)
+            try:
+                pipe_load(srv.port, path, args.keys)
+                if dbsize(srv.port) != args.keys:
+                    raise RuntimeError(f"{label}: DBSIZE is not {args.keys}")
+                res.add("memory", f"RSS {args.keys} {label}", "MB", "lower", impl,
+                        srv.rss_bytes() / 1e6)
+                log(f"memory: {label} rep {rep + 1}/{args.reps} {impl} done")
+            finally:
+                srv.stop()
 
 
 def part_sync(args, bins, wd, res):

@@ -26,7 +26,7 @@ fn server() -> &'static Arc<Server> {
         {
             let mut store = server.store.lock();
             for (k, v) in [("k", "v"), ("n", "10")] {
-                store.dbs[0].set(k, tandem_server::types::Value::Str(Bytes::from(v)), 0);
+                store.dbs[0].set(k, tandem_server::types::Value::Str(Bytes::from(v).into()), 0);
             }
         }
         let watchdog = server.clone();

@@ -61,8 +61,9 @@ struct Slot {
 /// Layout (chosen for memory per key, see docs/benchmarks.md): `slots` holds the
 /// keys and entries densely, in positions 0..len (random pick and SCAN by position);
 /// `index` is a hash table of `u32` positions into `slots`, with no stored hash (it
-/// is recomputed from the key when the table grows). That is 16 + 56 bytes per slot
-/// plus about 5-10 bytes of index, against 152 + 16 with an `IndexMap<Bytes, _>`.
+/// is recomputed from the key when the table grows). That is 16 + 24 bytes per slot
+/// (`Key` + `Entry`, whose `Value` is 16) plus about 5-10 bytes of index, against
+/// 152 + 16 with an `IndexMap<Bytes, _>`.
 /// Expiry times are in `volatile` (key -> ms), only for keys that have one.
 /// Positions are `u32`: 4 billion keys would need hundreds of GB before reaching that.
 #[derive(Debug, Default, Clone)]
@@ -77,6 +78,9 @@ pub struct Db {
     /// `dbOverwrite`): a hot key written often stays hot.
     keep_lfu: bool,
 }
+
+/// Most keys `Db::try_reserve` makes room for at once (16M keys, about 1 GB).
+pub const RESERVE_MAX: usize = 1 << 24;
 
 #[inline]
 fn hash_of(key: &[u8]) -> u64 {
@@ -151,10 +155,12 @@ impl Db {
             .insert_unique(h, pos, |&i| hash_of(slots[i as usize].key.as_bytes()));
     }
 
-    /// Makes room for `additional` more keys (RDB `RESIZEDB`), so loading does not
-    /// grow and rehash the table step by step. Best effort: on allocation failure
-    /// the table simply grows as keys arrive.
+    /// Makes room for `additional` more keys (RDB `RESIZEDB`, DEBUG POPULATE), so
+    /// loading does not grow and rehash the table step by step, and the slots take
+    /// no doubling slack. Best effort and bounded by [`RESERVE_MAX`] (the count is a
+    /// hint from a file or a request): past that the table grows as keys arrive.
     pub fn try_reserve(&mut self, additional: usize) {
+        let additional = additional.min(RESERVE_MAX);
         if self.slots.try_reserve(additional).is_err() {
             return;
         }
@@ -399,10 +405,19 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_is_forty_bytes() {
+        // The per-key layout of docs/benchmarks.md's optimisation log: 16-byte key,
+        // 16-byte value, 4-byte LRU clock and two flags, padded to 8.
+        assert_eq!(std::mem::size_of::<Value>(), 16);
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
+    }
+
+    #[test]
     fn expiry_index_follows_set_persist_and_remove() {
         let mut db = Db::new();
-        db.set(b("a"), Value::Str(b("1")), 0);
-        db.set(b("b"), Value::Str(b("2")), 0);
+        db.set(b("a"), Value::Str(b("1").into()), 0);
+        db.set(b("b"), Value::Str(b("2").into()), 0);
         assert!(db.set_expire(b"a", 1000));
         assert!(!db.set_expire(b"zz", 1000));
         assert_eq!(db.expires_count(), 1);
@@ -411,10 +426,10 @@ mod tests {
             Some((Key::new(b"a"), 1000))
         );
         // Overwriting drops the TTL, like SET without KEEPTTL.
-        db.set(b("a"), Value::Str(b("3")), 0);
+        db.set(b("a"), Value::Str(b("3").into()), 0);
         assert_eq!(db.expires_count(), 0);
         db.set_expire(b"b", 5);
-        db.set_keep_ttl(b("b"), Value::Str(b("4")), 0);
+        db.set_keep_ttl(b("b"), Value::Str(b("4").into()), 0);
         assert_eq!(db.expire_of(b"b"), Some(5));
         assert!(db.persist(b"b"));
         assert!(!db.persist(b"b"));
@@ -438,7 +453,7 @@ mod tests {
             }
         };
         for i in 0..3000u32 {
-            db.set(key(i).as_bytes(), Value::Str(b(&i.to_string())), i);
+            db.set(key(i).as_bytes(), Value::Str(b(&i.to_string()).into()), i);
             model.insert(key(i), i);
             if i % 4 == 1 {
                 let victim = key(i / 2);
@@ -470,10 +485,10 @@ mod tests {
         // insert_new refuses an existing key and hands the value back.
         let existing = model.keys().next().cloned().expect("non-empty");
         assert!(db
-            .insert_new(existing.as_bytes(), Value::Str(b("x")), None, 0)
+            .insert_new(existing.as_bytes(), Value::Str(b("x").into()), None, 0)
             .is_err());
         assert!(db
-            .insert_new(b"fresh", Value::Str(b("x")), Some(5), 0)
+            .insert_new(b"fresh", Value::Str(b("x").into()), Some(5), 0)
             .is_ok());
         assert_eq!(db.expire_of(b"fresh"), Some(5));
         assert_eq!(db.len(), model.len() + 1);
@@ -484,7 +499,7 @@ mod tests {
         assert!(db.remove(b"fresh").is_some());
         assert!(db.is_empty());
         assert_eq!(db.expires_count(), 0);
-        db.set(b"again", Value::Str(b("1")), 0);
+        db.set(b"again", Value::Str(b("1").into()), 0);
         assert!(db.contains(b"again"));
     }
 
@@ -492,7 +507,7 @@ mod tests {
     fn scan_returns_every_key_present_throughout_despite_deletes() {
         let mut db = Db::new();
         for i in 0..100 {
-            db.set(b(&format!("k{i}")), Value::Str(b("v")), 0);
+            db.set(b(&format!("k{i}")), Value::Str(b("v").into()), 0);
         }
         let mut seen = std::collections::HashSet::new();
         let mut cursor = 0;
@@ -505,7 +520,7 @@ mod tests {
                 db.remove(format!("k{i}").as_bytes());
             }
             step += 1;
-            db.set(b(&format!("new{step}")), Value::Str(b("v")), 0);
+            db.set(b(&format!("new{step}")), Value::Str(b("v").into()), 0);
             cursor = next;
             if cursor == 0 {
                 break;

@@ -61,17 +61,17 @@ pub fn value_digest(d: &mut Digest, entry: &Entry) {
     match v {
         Value::Str(s) => mix_digest(d, s),
         Value::List(l) => {
-            for e in l {
+            for e in l.iter() {
                 mix_digest(d, e);
             }
         }
         Value::Set(s) => {
-            for m in s {
+            for m in s.iter() {
                 xor_digest(d, m);
             }
         }
         Value::Hash(h) => {
-            for (f, val) in h {
+            for (f, val) in h.iter() {
                 let mut e = [0u8; 20];
                 mix_digest(&mut e, f);
                 mix_digest(&mut e, val);
@@ -161,7 +161,7 @@ mod tests {
         for i in 0..3 {
             db.set(
                 Bytes::from(format!("k:{i}")),
-                Value::Str(Bytes::from_static(b"value")),
+                Value::Str(b"value".into()),
                 0,
             );
         }
@@ -198,8 +198,8 @@ mod tests {
         for i in (0..50).rev() {
             s2.insert(Bytes::from(format!("m{i}")));
         }
-        a.set(Bytes::from_static(b"s"), Value::Set(s1), 0);
-        b.set(Bytes::from_static(b"s"), Value::Set(s2), 0);
+        a.set(Bytes::from_static(b"s"), Value::Set(Box::new(s1)), 0);
+        b.set(Bytes::from_static(b"s"), Value::Set(Box::new(s2)), 0);
         assert_eq!(key_digest(&a, b"s"), key_digest(&b, b"s"));
     }
 }

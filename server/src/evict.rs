@@ -287,7 +287,7 @@ mod tests {
         let mut s = Store::new(2);
         for i in 0..n {
             let k = Bytes::from(format!("k{i}"));
-            s.dbs[i % 2].set(k.clone(), Value::Str(Bytes::from_static(b"v")), i as u32);
+            s.dbs[i % 2].set(k.clone(), Value::Str(b"v".into()), i as u32);
             if ttl_every > 0 && i % ttl_every == 0 {
                 s.dbs[i % 2].set_expire(&k, 1_000_000 + i as i64);
             }

@@ -189,10 +189,14 @@ mod tests {
             let mut store = server.store.lock();
             for i in 0..50 {
                 let k = Bytes::from(format!("old{i}"));
-                store.dbs[3].set(k.clone(), Value::Str(Bytes::from_static(b"v")), 0);
+                store.dbs[3].set(k.clone(), Value::Str(b"v".into()), 0);
                 store.dbs[3].set_expire(&k, 1);
             }
-            store.dbs[3].set(Bytes::from_static(b"live"), Value::Str(Bytes::new()), 0);
+            store.dbs[3].set(
+                Bytes::from_static(b"live"),
+                Value::Str(Bytes::new().into()),
+                0,
+            );
             store.dbs[3].set_expire(b"live", i64::MAX);
             store.is_replica = true;
         }
@@ -219,7 +223,7 @@ mod tests {
         store.is_replica = true;
         for key in ["mine", "masters"] {
             let k = Bytes::from_static(key.as_bytes());
-            store.dbs[1].set(k.clone(), Value::Str(Bytes::new()), 0);
+            store.dbs[1].set(k.clone(), Value::Str(Bytes::new().into()), 0);
             store.dbs[1].set_expire(&k, 1);
         }
         store
@@ -245,7 +249,7 @@ mod tests {
         let mut store = server.store.lock();
         for (db, key) in [(0, "a"), (2, "b")] {
             let k = Bytes::from_static(key.as_bytes());
-            store.dbs[db].set(k.clone(), Value::Str(Bytes::new()), 0);
+            store.dbs[db].set(k.clone(), Value::Str(Bytes::new().into()), 0);
             store.dbs[db].set_expire(&k, 1);
         }
         let (n, _) = expire_some(&server, &mut store, Duration::from_secs(1), 0);
@@ -265,7 +269,7 @@ mod tests {
             ]
         );
         server.config.write().lazyfree_lazy_expire = true;
-        store.dbs[1].set(Bytes::from_static(b"c"), Value::Str(Bytes::new()), 0);
+        store.dbs[1].set(Bytes::from_static(b"c"), Value::Str(Bytes::new().into()), 0);
         store.dbs[1].set_expire(b"c", 1);
         expire_some(&server, &mut store, Duration::from_secs(1), 0);
         assert_eq!(

@@ -207,9 +207,9 @@ mod tests {
     #[test]
     fn created_keys_are_announced_before_the_next_event_in_their_database() {
         let (mut store, mut rx) = watched_store("Kgn");
-        store.dbs[1].set(b"k", crate::types::Value::Str(Bytes::from_static(b"v")), 0);
+        store.dbs[1].set(b"k", crate::types::Value::Str(b"v".into()), 0);
         // Replacing a value creates nothing.
-        store.dbs[1].set(b"k", crate::types::Value::Str(Bytes::from_static(b"w")), 0);
+        store.dbs[1].set(b"k", crate::types::Value::Str(b"w".into()), 0);
         store.notify(GENERIC, "rename_to", b"k", 1);
         store.flush_new_keys();
         assert_eq!(
@@ -227,7 +227,7 @@ mod tests {
         let mut hot = store.hot.clone();
         hot.notify_classes = parse("Kg").unwrap_or(0);
         store.set_hot(hot);
-        store.dbs[0].set(b"k", crate::types::Value::Str(Bytes::from_static(b"v")), 0);
+        store.dbs[0].set(b"k", crate::types::Value::Str(b"v".into()), 0);
         assert!(store.dbs[0].take_new_keys().is_none());
         store.flush_new_keys();
         assert!(received(&mut rx).is_empty());

@@ -247,7 +247,11 @@ fn bgrewriteaof_rewrites_base_while_writes_continue() {
 fn aof_wins_over_dump_rdb() {
     let dir = tempfile::tempdir().unwrap();
     let mut dbs: Vec<Db> = (0..16).map(|_| Db::new()).collect();
-    dbs[0].set(Bytes::from("fromrdb"), Value::Str(Bytes::from("x")), 0);
+    dbs[0].set(
+        Bytes::from("fromrdb"),
+        Value::Str(Bytes::from("x").into()),
+        0,
+    );
     let mut f = std::fs::File::create(dir.path().join("dump.rdb")).unwrap();
     tandem_server::rdb::save(&dbs, &Default::default(), &mut f).unwrap();
     drop(f);

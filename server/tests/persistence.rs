@@ -163,8 +163,13 @@ fn expired_keys_are_not_resurrected_and_ttls_stay_absolute() {
     let dir = tempfile::tempdir().unwrap();
     let mut dbs: Vec<Db> = (0..16).map(|_| Db::new()).collect();
     let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
-    dbs[0].set_with_expire(b("dead"), Value::Str(b("x")), Some(1_000), 0);
-    dbs[0].set_with_expire(b("alive"), Value::Str(b("y")), Some(4_102_444_800_000), 0);
+    dbs[0].set_with_expire(b("dead"), Value::Str(b("x").into()), Some(1_000), 0);
+    dbs[0].set_with_expire(
+        b("alive"),
+        Value::Str(b("y").into()),
+        Some(4_102_444_800_000),
+        0,
+    );
     write_rdb(&dir.path().join("dump.rdb"), &dbs);
     let s = TestServer::start_in(dir, &["--save", ""]);
     let mut c = s.conn();
@@ -195,7 +200,7 @@ fn corrupt_dump_is_refused_and_left_untouched() {
     for i in 0..50 {
         dbs[0].set(
             Bytes::from(format!("key{i}")),
-            Value::Str(Bytes::from(format!("value-{i}-abcdefgh"))),
+            Value::Str(Bytes::from(format!("value-{i}-abcdefgh")).into()),
             0,
         );
     }

@@ -38,7 +38,7 @@ fn b(s: &str) -> Bytes {
 fn dataset() -> Vec<Db> {
     let mut dbs: Vec<Db> = (0..16).map(|_| Db::new()).collect();
     let d = &mut dbs[0];
-    d.set(b("str"), Value::Str(b("hello world")), 0);
+    d.set(b("str"), Value::Str(b("hello world").into()), 0);
     for (k, v) in [
         ("i0", "0"),
         ("i8", "-100"),
@@ -49,63 +49,63 @@ fn dataset() -> Vec<Db> {
         ("plus", "+5"),
         ("float", "3.14"),
     ] {
-        d.set(b(k), Value::Str(b(v)), 0);
+        d.set(b(k), Value::Str(b(v).into()), 0);
     }
-    d.set(
-        b("bin"),
-        Value::Str(Bytes::from_static(b"\x00a\r\nb\x00\xff\xfe")),
-        0,
-    );
+    d.set(b("bin"), Value::Str(b"\x00a\r\nb\x00\xff\xfe".into()), 0);
     d.set(
         b("long"),
-        Value::Str(Bytes::from("abcdefgh".repeat(500))),
+        Value::Str(Bytes::from("abcdefgh".repeat(500)).into()),
         0,
     );
     let noise: Vec<u8> = (0..3000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
-    d.set(b("noise"), Value::Str(Bytes::from(noise)), 0);
-    d.set(b("42"), Value::Str(b("integer key")), 0);
-    d.set_with_expire(b("ttl"), Value::Str(b("v")), Some(FAR + 1234), 0);
+    d.set(b("noise"), Value::Str(Bytes::from(noise).into()), 0);
+    d.set(b("42"), Value::Str(b("integer key").into()), 0);
+    d.set_with_expire(b("ttl"), Value::Str(b("v").into()), Some(FAR + 1234), 0);
     d.set(
         b("lsmall"),
-        Value::List(["a", "1", "-7", "b\r\n\0"].iter().map(|s| b(s)).collect()),
+        Value::List(Box::new(
+            ["a", "1", "-7", "b\r\n\0"].iter().map(|s| b(s)).collect(),
+        )),
         0,
     );
     d.set(
         b("lbig"),
-        Value::List((0..3000).map(|i| b(&format!("item:{i}"))).collect()),
+        Value::List(Box::new(
+            (0..3000).map(|i| b(&format!("item:{i}"))).collect(),
+        )),
         0,
     );
     let mut l: VecDeque<Bytes> = VecDeque::new();
     l.push_back(Bytes::from(vec![b'x'; 10_000]));
     l.push_back(b("12"));
     l.push_back(Bytes::from(vec![b'y'; 70_000]));
-    d.set(b("lhugeelems"), Value::List(l), 0);
+    d.set(b("lhugeelems"), Value::List(Box::new(l)), 0);
     let mut h = HashMapB::default();
     h.insert(b("name"), b("tandem"));
     h.insert(b("n"), b("-99"));
     h.insert(b("bin\0"), Bytes::from_static(b"\r\n"));
-    d.set_with_expire(b("hsmall"), Value::Hash(h), Some(FAR), 0);
+    d.set_with_expire(b("hsmall"), Value::Hash(Box::new(h)), Some(FAR), 0);
     let mut h = HashMapB::default();
     for i in 0..600 {
         h.insert(b(&format!("f{i}")), b(&format!("{}", i * 3)));
     }
-    d.set(b("hbig"), Value::Hash(h), 0);
+    d.set(b("hbig"), Value::Hash(Box::new(h)), 0);
     let mut h = HashMapB::default();
     h.insert(b("k"), Bytes::from(vec![b'v'; 65]));
-    d.set(b("hlongval"), Value::Hash(h), 0);
+    d.set(b("hlongval"), Value::Hash(Box::new(h)), 0);
     let s: HashSetB = ["1", "-2", "300000", "-9000000000", "7"]
         .iter()
         .map(|x| b(x))
         .collect();
-    d.set(b("sint"), Value::Set(s), 0);
+    d.set(b("sint"), Value::Set(Box::new(s)), 0);
     let s: HashSetB = ["x", "y", "1"].iter().map(|x| b(x)).collect();
-    d.set(b("sstr"), Value::Set(s), 0);
+    d.set(b("sstr"), Value::Set(Box::new(s)), 0);
     let s: HashSetB = (0..600).map(|i| b(&(i * 11).to_string())).collect();
-    d.set(b("sbigint"), Value::Set(s), 0);
+    d.set(b("sbigint"), Value::Set(Box::new(s)), 0);
     let s: HashSetB = (0..600).map(|i| b(&format!("m{i}"))).collect();
-    d.set(b("sbig"), Value::Set(s), 0);
+    d.set(b("sbig"), Value::Set(Box::new(s)), 0);
     let mut z = ZSet::new();
     for (m, s) in [
         ("a", 1.0),
@@ -127,9 +127,9 @@ fn dataset() -> Vec<Db> {
     let mut z = ZSet::new();
     z.insert(Bytes::from(vec![b'm'; 100]), 5.0);
     d.set(b("zlongmember"), Value::ZSet(Box::new(z)), 0);
-    dbs[1].set(b("db1key"), Value::Str(b("one")), 0);
-    dbs[1].set_with_expire(b("db1ttl"), Value::Str(b("t")), Some(FAR + 99), 0);
-    dbs[9].set(b("db9"), Value::List(vec![b("x")].into()), 0);
+    dbs[1].set(b("db1key"), Value::Str(b("one").into()), 0);
+    dbs[1].set_with_expire(b("db1ttl"), Value::Str(b("t").into()), Some(FAR + 99), 0);
+    dbs[9].set(b("db9"), Value::List(Box::new(vec![b("x")].into())), 0);
     dbs
 }
 
@@ -153,7 +153,7 @@ fn populate(c: &mut Conn, dbs: &[Db]) {
                 }
                 Value::Hash(h) => {
                     let mut a: Vec<&[u8]> = vec![b"HSET", k];
-                    for (f, v) in h {
+                    for (f, v) in h.iter() {
                         a.push(f);
                         a.push(v);
                     }
@@ -249,19 +249,23 @@ fn read_back(c: &mut Conn, like: &[Db]) -> Vec<Db> {
             };
             let v = match ty.as_str() {
                 "string" => match c.cmd_args(&[b"GET", k]) {
-                    R::Bulk(v) => Value::Str(Bytes::from(v)),
+                    R::Bulk(v) => Value::Str(Bytes::from(v).into()),
                     r => panic!("{r:?}"),
                 },
-                "list" => Value::List(bulks(c.cmd_args(&[b"LRANGE", k, b"0", b"-1"])).into()),
+                "list" => Value::List(Box::new(
+                    bulks(c.cmd_args(&[b"LRANGE", k, b"0", b"-1"])).into(),
+                )),
                 "hash" => {
                     let v = bulks(c.cmd_args(&[b"HGETALL", k]));
                     let mut h = HashMapB::default();
                     for p in v.chunks(2) {
                         h.insert(p[0].clone(), p[1].clone());
                     }
-                    Value::Hash(h)
+                    Value::Hash(Box::new(h))
                 }
-                "set" => Value::Set(bulks(c.cmd_args(&[b"SMEMBERS", k])).into_iter().collect()),
+                "set" => Value::Set(Box::new(
+                    bulks(c.cmd_args(&[b"SMEMBERS", k])).into_iter().collect(),
+                )),
                 "zset" => {
                     let v = bulks(c.cmd_args(&[b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"]));
                     let mut z = ZSet::new();

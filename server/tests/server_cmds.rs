@@ -658,14 +658,16 @@ fn digest_algorithm_matches_real_redis_for_every_type() {
     let mut db = Db::new();
 
     assert_eq!(r.cmd("SET str hello"), R::ok());
-    db.set(b("str"), Value::Str(b("hello")), 0);
+    db.set(b("str"), Value::Str(b("hello").into()), 0);
     assert_eq!(r.cmd("SET num 42"), R::ok());
-    db.set(b("num"), Value::Str(b("42")), 0);
+    db.set(b("num"), Value::Str(b("42").into()), 0);
 
     assert_eq!(r.cmd("RPUSH list a b c 1 2"), R::Int(5));
     db.set(
         b("list"),
-        Value::List(["a", "b", "c", "1", "2"].iter().map(|s| b(s)).collect()),
+        Value::List(Box::new(
+            ["a", "b", "c", "1", "2"].iter().map(|s| b(s)).collect(),
+        )),
         0,
     );
     assert_eq!(r.cmd("SADD set x y z 10"), R::Int(4));
@@ -673,19 +675,19 @@ fn digest_algorithm_matches_real_redis_for_every_type() {
     for m in ["x", "y", "z", "10"] {
         s.insert(b(m));
     }
-    db.set(b("set"), Value::Set(s), 0);
+    db.set(b("set"), Value::Set(Box::new(s)), 0);
     assert_eq!(r.cmd("SADD iset 1 2 3"), R::Int(3));
     let mut s = HashSetB::default();
     for m in ["3", "1", "2"] {
         s.insert(b(m));
     }
-    db.set(b("iset"), Value::Set(s), 0);
+    db.set(b("iset"), Value::Set(Box::new(s)), 0);
     assert_eq!(r.cmd("HSET hash f1 v1 f2 v2 n 7"), R::Int(3));
     let mut h = HashMapB::default();
     for (f, v) in [("f1", "v1"), ("f2", "v2"), ("n", "7")] {
         h.insert(b(f), b(v));
     }
-    db.set(b("hash"), Value::Hash(h), 0);
+    db.set(b("hash"), Value::Hash(Box::new(h)), 0);
     assert_eq!(r.cmd("ZADD zset 1 a 0.1 b -2.5 c 1e20 d inf e"), R::Int(5));
     let mut z = ZSet::new();
     for (m, sc) in [
@@ -711,7 +713,7 @@ fn digest_algorithm_matches_real_redis_for_every_type() {
     db.set(b("bigz"), Value::ZSet(Box::new(big)), 0);
     // A key with a TTL: only the presence of a TTL is hashed.
     assert_eq!(r.cmd("SET ttl v EX 1000"), R::ok());
-    db.set(b("ttl"), Value::Str(b("v")), 0);
+    db.set(b("ttl"), Value::Str(b("v").into()), 0);
     db.set_expire(b"ttl", i64::MAX / 2);
 
     for key in [

@@ -260,3 +260,85 @@ fn keyspace_replies_match_real_redis() {
     ];
     assert_same_replies_as_redis(script);
 }
+
+/// String values change shape with size (inline, one exact heap block, shared above
+/// 4 KiB) and with in-place edits (a growable buffer): a seeded random mix of whole
+/// writes and edits across those sizes must read back, and report OBJECT ENCODING,
+/// exactly as Redis 7.0.15 does.
+#[test]
+fn string_shapes_and_in_place_edits_match_real_redis() {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    const SIZES: [usize; 12] = [0, 1, 13, 14, 15, 20, 44, 45, 100, 4096, 4097, 5000];
+    let keys: [&[u8]; 3] = [b"s1", b"s2", b"s3"];
+    let mut script: Vec<Vec<Vec<u8>>> = Vec::new();
+    for step in 0..400u64 {
+        let key = keys[next(3) as usize].to_vec();
+        let size = SIZES[next(SIZES.len() as u64) as usize];
+        let fill = vec![b'a' + (step % 26) as u8; size];
+        let cmd: Vec<Vec<u8>> = match next(10) {
+            0 => vec![b"SET".to_vec(), key.clone(), fill],
+            1 => vec![
+                b"SET".to_vec(),
+                key.clone(),
+                (step * 7919).to_string().into(),
+            ],
+            2 => vec![b"APPEND".to_vec(), key.clone(), fill],
+            3 => vec![
+                b"SETRANGE".to_vec(),
+                key.clone(),
+                next(6000).to_string().into(),
+                fill,
+            ],
+            4 => vec![
+                b"SETBIT".to_vec(),
+                key.clone(),
+                next(50_000).to_string().into(),
+                b"1".to_vec(),
+            ],
+            5 => vec![b"INCR".to_vec(), key.clone()],
+            6 => vec![
+                b"GETRANGE".to_vec(),
+                key.clone(),
+                (next(6000) as i64 - 3000).to_string().into(),
+                (next(6000) as i64 - 1000).to_string().into(),
+            ],
+            7 => vec![
+                b"COPY".to_vec(),
+                key.clone(),
+                b"copy".to_vec(),
+                b"REPLACE".to_vec(),
+            ],
+            _ => vec![b"STRLEN".to_vec(), key.clone()],
+        };
+        script.push(cmd);
+        script.push(vec![b"GET".to_vec(), key.clone()]);
+        script.push(vec![b"OBJECT".to_vec(), b"ENCODING".to_vec(), key]);
+    }
+    // Appending in a loop: every step answers the new length.
+    for i in 0..3000 {
+        script.push(vec![
+            b"APPEND".to_vec(),
+            b"grow".to_vec(),
+            format!("{i:03}").into(),
+        ]);
+    }
+    script.push(vec![
+        b"GETRANGE".to_vec(),
+        b"grow".to_vec(),
+        b"-20".to_vec(),
+        b"-1".to_vec(),
+    ]);
+    script.push(vec![b"GET".to_vec(), b"copy".to_vec()]);
+    let refs: Vec<Vec<&[u8]>> = script
+        .iter()
+        .map(|c| c.iter().map(|a| &a[..]).collect())
+        .collect();
+    let refs: Vec<&[&[u8]]> = refs.iter().map(|c| &c[..]).collect();
+    assert_same_replies_as_redis(&refs);
+}

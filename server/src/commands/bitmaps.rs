@@ -15,7 +15,7 @@
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::notify::{GENERIC, STRING};
 use crate::resp::Reply;
-use crate::types::Value;
+use crate::types::{Str, Value};
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
@@ -63,21 +63,20 @@ fn with_bits<T>(
 ) -> Result<(T, bool), CmdError> {
     match ctx.get_mut(key) {
         Some(Value::Str(b)) => {
-            // Takes the bytes out of the entry: no copy when the value is not shared.
-            let mut v = Vec::from(std::mem::take(b));
+            // Edited in place: the string keeps a growable buffer from the first edit on.
+            let v = b.vec_mut();
             let grew = v.len() < min_len;
             if grew {
                 v.resize(min_len, 0);
             }
-            let r = f(&mut v);
-            *b = Bytes::from(v);
+            let r = f(v);
             Ok((r, grew))
         }
         Some(_) => Err(err::WRONGTYPE),
         None => {
             let mut v = vec![0u8; min_len];
             let r = f(&mut v);
-            ctx.set(key, Value::Str(Bytes::from(v)));
+            ctx.set(key, Value::Str(Str::from(v)));
             Ok((r, true))
         }
     }
@@ -329,7 +328,7 @@ fn bitop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     for key in &argv[3..] {
         match ctx.get(key) {
             None => sources.push(Bytes::new()),
-            Some(Value::Str(s)) => sources.push(s.clone()),
+            Some(Value::Str(s)) => sources.push(s.to_bytes()),
             Some(_) => return Err(err::WRONGTYPE),
         }
     }
@@ -361,7 +360,7 @@ fn bitop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
         }
     }
-    ctx.set(dest, Value::Str(Bytes::from(res)));
+    ctx.set(dest, Value::Str(Str::from(res)));
     ctx.dirty(1);
     ctx.notify(STRING, "set", dest);
     out.int(maxlen as i64);

@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn payload_round_trips_and_rejects_a_flipped_byte() {
-        let p = serialize(&Value::Str(Bytes::from_static(b"hello")), false);
+        let p = serialize(&Value::Str(b"hello".into()), false);
         // type 0, len 5, "hello", version 10 LE, crc.
         assert_eq!(&p[..9], b"\x00\x05hello\x0a\x00");
         let body = verify(&p).expect("valid payload");
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn a_newer_rdb_version_is_refused() {
-        let mut p = rdb::value_bytes(&Value::Str(Bytes::from_static(b"x")), false);
+        let mut p = rdb::value_bytes(&Value::Str(b"x".into()), false);
         p.extend_from_slice(&11u16.to_le_bytes());
         let crc = rdb::crc64::crc64(&p);
         p.extend_from_slice(&crc.to_le_bytes());

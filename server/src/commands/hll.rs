@@ -13,7 +13,7 @@ use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::notify::STRING;
 use crate::resp::Reply;
 use crate::types::hll::{self, Encoding, HllError};
-use crate::types::Value;
+use crate::types::{Str, Value};
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
@@ -42,13 +42,13 @@ fn sparse_max_bytes(ctx: &Ctx) -> usize {
 
 /// Runs `f` on a copy of the HLL string `b`, storing the result only on success.
 fn update<T>(
-    b: &mut Bytes,
+    b: &mut Str,
     f: impl FnOnce(&mut Vec<u8>) -> Result<T, HllError>,
 ) -> Result<T, CmdError> {
     hll::check(b)?;
     let mut v = b.to_vec();
     let r = f(&mut v)?;
-    *b = Bytes::from(v);
+    *b = Str::from_buf(v);
     Ok(r)
 }
 
@@ -73,7 +73,7 @@ fn pfadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             let mut v = hll::new_sparse();
             add_all(&mut v)?;
             hll::invalidate(&mut v);
-            ctx.set(key, Value::Str(Bytes::from(v)));
+            ctx.set(key, Value::Str(Str::from(v)));
             true
         }
     };
@@ -159,7 +159,7 @@ fn pfmerge(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         None => {
             let mut v = hll::new_sparse();
             write(&mut v)?;
-            ctx.set(dest, Value::Str(Bytes::from(v)));
+            ctx.set(dest, Value::Str(Str::from(v)));
         }
     }
     ctx.dirty(1);

@@ -126,7 +126,7 @@ fn push_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool, xx: 
             out.int(0);
             return Ok(());
         }
-        ctx.set(key.clone(), Value::List(VecDeque::new()));
+        ctx.set(key.clone(), Value::List(Box::default()));
     }
     let n = argv.len() - 2;
     let len = match list_w(ctx, key)? {
@@ -488,7 +488,7 @@ fn move_generic(
         return Ok(false);
     };
     if !dst_exists && src != dst {
-        ctx.set(dst.clone(), Value::List(VecDeque::new()));
+        ctx.set(dst.clone(), Value::List(Box::default()));
     }
     match list_w(ctx, dst)? {
         Some(l) => {
@@ -500,7 +500,10 @@ fn move_generic(
         }
         None => {
             // src == dst and the single element was popped: recreate the list.
-            ctx.set(dst.clone(), Value::List(VecDeque::from([v.clone()])));
+            ctx.set(
+                dst.clone(),
+                Value::List(Box::new(VecDeque::from([v.clone()]))),
+            );
         }
     }
     ctx.notify(LIST, if to_left { "lpush" } else { "rpush" }, dst);

@@ -4,7 +4,7 @@
 use super::connection::{help_reply, unknown_subcommand};
 use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
-use crate::types::Value;
+use crate::types::{Str, Value};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
@@ -329,6 +329,8 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
             let lru = ctx.lru;
             let db = ctx.client.db;
+            // Sized once up front, as Redis's DEBUG POPULATE expands its dict.
+            ctx.store.dbs[db].try_reserve(usize::try_from(count).unwrap_or(usize::MAX));
             for i in 0..count {
                 let mut key = prefix.to_vec();
                 key.extend_from_slice(format!(":{i}").as_bytes());
@@ -339,7 +341,7 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 if let Some(s) = size {
                     val.resize(s, 0);
                 }
-                ctx.store.dbs[db].set(Bytes::from(key), Value::Str(Bytes::from(val)), lru);
+                ctx.store.dbs[db].set(&key, Value::Str(Str::from(val)), lru);
             }
             out.ok();
         }

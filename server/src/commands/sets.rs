@@ -367,7 +367,7 @@ fn store_op(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], op: Op) -> CmdResult
     let n = items.len();
     if n > 0 {
         let set: HashSetB = items.into_iter().collect();
-        ctx.set(dst.clone(), Value::Set(set));
+        ctx.set(dst.clone(), Value::Set(Box::new(set)));
         ctx.dirty(1);
         let event = match op {
             Op::Inter => "sinterstore",

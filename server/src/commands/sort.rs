@@ -133,7 +133,7 @@ fn lookup_pattern(ctx: &mut Ctx, pat: &[u8], elem: &Bytes, write: bool) -> Optio
         ctx.get(&key)
     }?;
     match (v, field) {
-        (Value::Str(s), None) => Some(s.clone()),
+        (Value::Str(s), None) => Some(s.to_bytes()),
         (Value::Hash(h), Some(f)) => h.get(f).cloned(),
         _ => None,
     }
@@ -353,7 +353,7 @@ fn sort_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], readonly: bool) 
             if n > 0 {
                 let list: VecDeque<Bytes> =
                     rows.into_iter().map(Option::unwrap_or_default).collect();
-                ctx.set(&dst, Value::List(list));
+                ctx.set(&dst, Value::List(Box::new(list)));
                 ctx.dirty(n as u64);
                 ctx.notify(LIST, "sortstore", &dst);
             } else if ctx.delete(&dst) {

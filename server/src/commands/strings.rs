@@ -8,8 +8,7 @@
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::notify::{GENERIC, STRING};
 use crate::resp::Reply;
-use crate::types::Value;
-use crate::util::detach;
+use crate::types::{Str, Value};
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
@@ -45,14 +44,18 @@ fn int_bytes(n: i64) -> Bytes {
     Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes())
 }
 
+fn int_str(n: i64) -> Str {
+    Str::new(itoa::Buffer::new().format(n).as_bytes())
+}
+
 fn string_too_long() -> CmdError {
     CmdError::msg("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
 }
 
 /// Redis `checkStringLength`. Redis exempts its master's stream; here the limit also
 /// applies to it, so no client can make the server allocate an unbounded string.
-fn check_len(ctx: &Ctx, total: Option<i64>) -> CmdResult {
-    let max = ctx.config().proto_max_bulk_len;
+/// `max` is `proto-max-bulk-len`, read before the value is borrowed for an edit.
+fn check_len(max: i64, total: Option<i64>) -> CmdResult {
     match total {
         Some(t) if t <= max => Ok(()),
         _ => Err(string_too_long()),
@@ -63,7 +66,7 @@ fn check_len(ctx: &Ctx, total: Option<i64>) -> CmdResult {
 fn read_str(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
     match ctx.get(key) {
         None => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s.clone())),
+        Some(Value::Str(s)) => Ok(Some(s.to_bytes())),
         Some(_) => Err(err::WRONGTYPE),
     }
 }
@@ -204,9 +207,9 @@ fn set_generic(
     let lru = ctx.lru;
     let db = ctx.client.db;
     if o.keepttl {
-        ctx.store.dbs[db].set_keep_ttl(key, Value::Str(detach(val)), lru);
+        ctx.store.dbs[db].set_keep_ttl(key, Value::Str(Str::from(val)), lru);
     } else {
-        ctx.store.dbs[db].set(key, Value::Str(detach(val)), lru);
+        ctx.store.dbs[db].set(key, Value::Str(Str::from(val)), lru);
     }
     ctx.dirty(1);
     ctx.notify(STRING, "set", key);
@@ -324,7 +327,7 @@ fn getdel(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn getset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let old = read_str(ctx, &argv[1])?;
     out.opt_bulk(old.as_deref());
-    ctx.set(&argv[1], Value::Str(detach(&argv[2])));
+    ctx.set(&argv[1], Value::Str(Str::from(&argv[2])));
     ctx.dirty(1);
     ctx.notify(STRING, "set", &argv[1]);
     let mut v = argv.to_vec();
@@ -355,7 +358,7 @@ fn mset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Err(wrong_args("mset"));
     }
     for pair in argv[1..].chunks(2) {
-        ctx.set(&pair[0], Value::Str(detach(&pair[1])));
+        ctx.set(&pair[0], Value::Str(Str::from(&pair[1])));
         ctx.notify(STRING, "set", &pair[0]);
     }
     ctx.dirty((argv.len() as u64 - 1) / 2);
@@ -376,7 +379,7 @@ fn msetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     for pair in argv[1..].chunks(2) {
-        ctx.set(&pair[0], Value::Str(detach(&pair[1])));
+        ctx.set(&pair[0], Value::Str(Str::from(&pair[1])));
         ctx.notify(STRING, "set", &pair[0]);
     }
     ctx.dirty((argv.len() as u64 - 1) / 2);
@@ -391,13 +394,13 @@ fn incr_by(ctx: &mut Ctx, out: &mut Reply, key: &Bytes, by: i64) -> CmdResult {
     let new = match ctx.get_mut(key) {
         None => {
             let lru = ctx.lru;
-            ctx.db().set_keep_ttl(key, Value::Str(int_bytes(by)), lru);
+            ctx.db().set_keep_ttl(key, Value::Str(int_str(by)), lru);
             by
         }
         Some(Value::Str(s)) => {
             let old = crate::resp::parse_i64(s).ok_or(err::NOT_INT)?;
             let new = old.checked_add(by).ok_or(err::OVERFLOW)?;
-            *s = int_bytes(new);
+            *s = int_str(new);
             new
         }
         Some(_) => return Err(err::WRONGTYPE),
@@ -707,7 +710,7 @@ fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         Some(Value::Str(s)) => Some(s.clone()),
         Some(_) => return Err(err::WRONGTYPE),
     };
-    let cur_txt = cur.unwrap_or_else(|| b(b"0"));
+    let cur_txt = cur.unwrap_or_else(|| b(b"0").into());
     let a = float_operand(&cur_txt).ok_or(err::NOT_FLOAT)?;
     let inc = float_operand(&argv[2]).ok_or(err::NOT_FLOAT)?;
     let sum = a + inc;
@@ -720,7 +723,7 @@ fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let new = Bytes::from(text);
     let lru = ctx.lru;
     ctx.db()
-        .set_keep_ttl(key.clone(), Value::Str(new.clone()), lru);
+        .set_keep_ttl(key.clone(), Value::Str(Str::from(&new)), lru);
     ctx.dirty(1);
     ctx.notify(STRING, "incrbyfloat", key);
     out.bulk(&new);
@@ -729,28 +732,30 @@ fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn append(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let key = &argv[1];
-    let cur = match ctx.get_mut(key) {
+    let (key, more) = (&argv[1], &argv[2]);
+    let max = ctx.config().proto_max_bulk_len;
+    // An existing string grows in place, with slack (amortised, like Redis's sds).
+    let len = match ctx.get_mut(key) {
         None => None,
-        Some(Value::Str(s)) => Some(s.clone()),
+        Some(Value::Str(s)) => {
+            check_len(max, (s.len() as i64).checked_add(more.len() as i64))?;
+            s.append(more);
+            Some(s.len())
+        }
         Some(_) => return Err(err::WRONGTYPE),
     };
-    let new = match cur {
-        None => argv[2].clone(),
-        Some(s) => {
-            check_len(ctx, (s.len() as i64).checked_add(argv[2].len() as i64))?;
-            let mut v = Vec::with_capacity(s.len() + argv[2].len());
-            v.extend_from_slice(&s);
-            v.extend_from_slice(&argv[2]);
-            Bytes::from(v)
+    let len = match len {
+        Some(n) => n,
+        None => {
+            let lru = ctx.lru;
+            ctx.db()
+                .set_keep_ttl(key.clone(), Value::Str(Str::from(more)), lru);
+            more.len()
         }
     };
-    let len = new.len() as i64;
-    let lru = ctx.lru;
-    ctx.db().set_keep_ttl(key.clone(), Value::Str(new), lru);
     ctx.dirty(1);
     ctx.notify(STRING, "append", key);
-    out.int(len);
+    out.int(len as i64);
     Ok(())
 }
 
@@ -798,30 +803,42 @@ fn setrange(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::msg("ERR offset is out of range"));
     }
     let value = &argv[3];
-    let cur = match ctx.get_mut(key) {
-        None => None,
-        Some(Value::Str(s)) => Some(s.clone()),
-        Some(_) => return Err(err::WRONGTYPE),
-    };
-    let cur_len = cur.as_ref().map_or(0, |s| s.len() as i64);
-    if value.is_empty() {
-        out.int(cur_len);
-        return Ok(());
-    }
-    check_len(ctx, offset.checked_add(value.len() as i64))?;
+    let max = ctx.config().proto_max_bulk_len;
+    let fits = check_len(max, offset.checked_add(value.len() as i64));
     let off = offset as usize;
-    let mut v = cur.map(|s| s.to_vec()).unwrap_or_default();
-    if v.len() < off + value.len() {
-        v.resize(off + value.len(), 0);
-    }
-    v[off..off + value.len()].copy_from_slice(value);
-    let len = v.len() as i64;
-    let lru = ctx.lru;
-    ctx.db()
-        .set_keep_ttl(key.clone(), Value::Str(Bytes::from(v)), lru);
+    let end = off.saturating_add(value.len());
+    // An existing string is edited in place (it keeps a growable buffer).
+    let len = match ctx.get_mut(key) {
+        Some(Value::Str(s)) if value.is_empty() => {
+            out.int(s.len() as i64);
+            return Ok(());
+        }
+        None if value.is_empty() => {
+            out.int(0);
+            return Ok(());
+        }
+        Some(Value::Str(_)) | None if fits.is_err() => return fits,
+        Some(Value::Str(s)) => {
+            let v = s.vec_mut();
+            if v.len() < end {
+                v.resize(end, 0);
+            }
+            v[off..end].copy_from_slice(value);
+            v.len()
+        }
+        Some(_) => return Err(err::WRONGTYPE),
+        None => {
+            let mut v = vec![0u8; end];
+            v[off..end].copy_from_slice(value);
+            let lru = ctx.lru;
+            ctx.db()
+                .set_keep_ttl(key.clone(), Value::Str(Str::from(v)), lru);
+            end
+        }
+    };
     ctx.dirty(1);
     ctx.notify(STRING, "setrange", key);
-    out.int(len);
+    out.int(len as i64);
     Ok(())
 }
 
@@ -832,12 +849,12 @@ fn lcs(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let not_strings = || CmdError::msg("ERR The specified keys must contain string values");
     let a = match ctx.get(&argv[1]) {
         None => Bytes::new(),
-        Some(Value::Str(s)) => s.clone(),
+        Some(Value::Str(s)) => s.to_bytes(),
         Some(_) => return Err(not_strings()),
     };
     let b = match ctx.get(&argv[2]) {
         None => Bytes::new(),
-        Some(Value::Str(s)) => s.clone(),
+        Some(Value::Str(s)) => s.to_bytes(),
         Some(_) => return Err(not_strings()),
     };
     let (mut want_len, mut want_idx, mut with_len, mut min_len) = (false, false, false, 0i64);
@@ -964,7 +981,7 @@ mod tests {
         let mut h = Harness::new();
         {
             let mut store = h.server.store.lock();
-            let list = Value::List([Bytes::from_static(b"a")].into_iter().collect());
+            let list = Value::List(Box::new([Bytes::from_static(b"a")].into_iter().collect()));
             store.dbs[0].set(Bytes::from_static(b"l"), list, 0);
         }
         let wt = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";

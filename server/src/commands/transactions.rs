@@ -168,7 +168,7 @@ mod tests {
         let mut store = server.store.lock();
         store.dbs[0].set_with_expire(
             Bytes::copy_from_slice(key.as_bytes()),
-            Value::Str(Bytes::from_static(b"v")),
+            Value::Str(b"v".into()),
             Some(at_ms),
             0,
         );

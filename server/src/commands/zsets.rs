@@ -1430,7 +1430,7 @@ pub(crate) mod tests {
             let mut set = crate::types::HashSetB::default();
             set.insert(Bytes::from_static(b"y"));
             set.insert(Bytes::from_static(b"w"));
-            store.dbs[0].set(Bytes::from_static(b"plain"), Value::Set(set), 0);
+            store.dbs[0].set(Bytes::from_static(b"plain"), Value::Set(Box::new(set)), 0);
         }
         run(&server, &mut c, "ZADD a 1 x 2 y");
         let (out, _) = run(&server, &mut c, "ZINTER 2 a plain WITHSCORES");

@@ -189,7 +189,7 @@ fn pairs_to_hash(entries: &[LpEntry]) -> Option<Value> {
     for p in entries.chunks_exact(2) {
         h.insert(p[0].to_bytes(), p[1].to_bytes());
     }
-    Some(Value::Hash(h))
+    Some(Value::Hash(Box::new(h)))
 }
 
 fn pairs_to_zset(entries: &[LpEntry]) -> Option<Value> {
@@ -206,14 +206,14 @@ fn pairs_to_zset(entries: &[LpEntry]) -> Option<Value> {
 fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbError> {
     let bad = |rd: &Rd<R>, what: &str| rd.corrupt(format!("{what} (key '{}')", lossy(key)));
     Ok(match t {
-        T_STRING => Value::Str(rd.string()?),
+        T_STRING => Value::Str(rd.string()?.into()),
         T_LIST => {
             let n = rd.count()?;
             let mut l = VecDeque::with_capacity((n as usize).min(MAX_HINT));
             for _ in 0..n {
                 l.push_back(rd.string()?);
             }
-            Value::List(l)
+            Value::List(Box::new(l))
         }
         T_SET => {
             let n = rd.count()?;
@@ -222,7 +222,7 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
             for _ in 0..n {
                 s.insert(rd.string()?);
             }
-            Value::Set(s)
+            Value::Set(Box::new(s))
         }
         T_ZSET | T_ZSET_2 => {
             let n = rd.count()?;
@@ -250,7 +250,7 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
                 let v = rd.string()?;
                 h.insert(f, v);
             }
-            Value::Hash(h)
+            Value::Hash(Box::new(h))
         }
         T_HASH_ZIPMAP => {
             let blob = rd.string()?;
@@ -259,12 +259,12 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
             for (k, v) in pairs {
                 h.insert(Bytes::copy_from_slice(k), Bytes::copy_from_slice(v));
             }
-            Value::Hash(h)
+            Value::Hash(Box::new(h))
         }
         T_LIST_ZIPLIST => {
             let blob = rd.string()?;
             let e = ziplist::parse(&blob).ok_or_else(|| bad(rd, "invalid ziplist"))?;
-            Value::List(e.iter().map(|x| x.to_bytes()).collect())
+            Value::List(Box::new(e.iter().map(|x| x.to_bytes()).collect()))
         }
         T_SET_INTSET => {
             let blob = rd.string()?;
@@ -273,12 +273,12 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
             for i in v {
                 s.insert(Bytes::from(i.to_string()));
             }
-            Value::Set(s)
+            Value::Set(Box::new(s))
         }
         T_SET_LISTPACK => {
             let blob = rd.string()?;
             let e = listpack::parse(&blob).ok_or_else(|| bad(rd, "invalid listpack"))?;
-            Value::Set(e.iter().map(|x| x.to_bytes()).collect())
+            Value::Set(Box::new(e.iter().map(|x| x.to_bytes()).collect()))
         }
         T_ZSET_ZIPLIST | T_HASH_ZIPLIST => {
             let blob = rd.string()?;
@@ -324,7 +324,7 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
                     c => return Err(bad(rd, &format!("unknown quicklist container {c}"))),
                 }
             }
-            Value::List(l)
+            Value::List(Box::new(l))
         }
         T_STREAM_LISTPACKS | T_STREAM_LISTPACKS_2 | T_STREAM_LISTPACKS_3 => {
             Value::Stream(Box::new(read_stream(rd, t, key)?))

@@ -14,48 +14,53 @@ fn b(s: &str) -> Bytes {
 fn sample_dbs() -> Vec<Db> {
     let mut dbs: Vec<Db> = (0..16).map(|_| Db::new()).collect();
     let d = &mut dbs[0];
-    d.set(b("s:small"), Value::Str(b("hello")), 0);
-    d.set(b("s:int8"), Value::Str(b("-12")), 0);
-    d.set(b("s:int16"), Value::Str(b("12345")), 0);
-    d.set(b("s:int32"), Value::Str(b("-2000000000")), 0);
-    d.set(b("s:int64"), Value::Str(b("9223372036854775807")), 0);
-    d.set(b("s:notint"), Value::Str(b("007")), 0);
+    d.set(b("s:small"), Value::Str(b("hello").into()), 0);
+    d.set(b("s:int8"), Value::Str(b("-12").into()), 0);
+    d.set(b("s:int16"), Value::Str(b("12345").into()), 0);
+    d.set(b("s:int32"), Value::Str(b("-2000000000").into()), 0);
+    d.set(b("s:int64"), Value::Str(b("9223372036854775807").into()), 0);
+    d.set(b("s:notint"), Value::Str(b("007").into()), 0);
+    d.set(b("s:bin"), Value::Str(b"a\0b\r\nc\xff".into()), 0);
     d.set(
-        b("s:bin"),
-        Value::Str(Bytes::from_static(b"a\0b\r\nc\xff")),
+        b("s:lzf"),
+        Value::Str(Bytes::from(vec![b'z'; 1000]).into()),
         0,
     );
-    d.set(b("s:lzf"), Value::Str(Bytes::from(vec![b'z'; 1000])), 0);
-    d.set(b("s:empty"), Value::Str(Bytes::new()), 0);
-    d.set(b("12345"), Value::Str(b("int key")), 0);
-    d.set_with_expire(b("s:ttl"), Value::Str(b("x")), Some(4_000_000_000_000), 0);
+    d.set(b("s:empty"), Value::Str(Bytes::new().into()), 0);
+    d.set(b("12345"), Value::Str(b("int key").into()), 0);
+    d.set_with_expire(
+        b("s:ttl"),
+        Value::Str(b("x").into()),
+        Some(4_000_000_000_000),
+        0,
+    );
     let small: VecDeque<Bytes> = ["a", "1", "-5", "b"].iter().map(|s| b(s)).collect();
-    d.set(b("l:small"), Value::List(small), 0);
+    d.set(b("l:small"), Value::List(Box::new(small)), 0);
     let big: VecDeque<Bytes> = (0..5000).map(|i| b(&format!("element-{i}"))).collect();
-    d.set(b("l:big"), Value::List(big), 0);
+    d.set(b("l:big"), Value::List(Box::new(big)), 0);
     let huge: VecDeque<Bytes> = vec![Bytes::from(vec![b'q'; 20000]), b("tail")].into();
-    d.set(b("l:hugeelem"), Value::List(huge), 0);
+    d.set(b("l:hugeelem"), Value::List(Box::new(huge)), 0);
     let mut h = HashMapB::default();
     h.insert(b("f1"), b("v1"));
     h.insert(b("n"), b("42"));
-    d.set(b("h:small"), Value::Hash(h), 0);
+    d.set(b("h:small"), Value::Hash(Box::new(h)), 0);
     let mut h = HashMapB::default();
     for i in 0..600 {
         h.insert(b(&format!("field{i}")), b(&format!("value{i}")));
     }
-    d.set(b("h:big"), Value::Hash(h), 0);
+    d.set(b("h:big"), Value::Hash(Box::new(h)), 0);
     let mut h = HashMapB::default();
     h.insert(b("long"), Bytes::from(vec![b'v'; 100]));
-    d.set(b("h:longval"), Value::Hash(h), 0);
+    d.set(b("h:longval"), Value::Hash(Box::new(h)), 0);
     let s: HashSetB = ["1", "2", "-3", "70000", "9000000000"]
         .iter()
         .map(|x| b(x))
         .collect();
-    d.set(b("set:int"), Value::Set(s), 0);
+    d.set(b("set:int"), Value::Set(Box::new(s)), 0);
     let s: HashSetB = ["a", "b", "1"].iter().map(|x| b(x)).collect();
-    d.set(b("set:str"), Value::Set(s), 0);
+    d.set(b("set:str"), Value::Set(Box::new(s)), 0);
     let s: HashSetB = (0..1000).map(|i| b(&i.to_string())).collect();
-    d.set(b("set:bigint"), Value::Set(s), 0);
+    d.set(b("set:bigint"), Value::Set(Box::new(s)), 0);
     let mut z = ZSet::new();
     z.insert(b("a"), 1.0);
     z.insert(b("b"), 2.5);
@@ -71,8 +76,13 @@ fn sample_dbs() -> Vec<Db> {
     d.set(b("z:big"), Value::ZSet(Box::new(z)), 0);
     d.set(b("x:stream"), Value::Stream(Box::new(sample_stream())), 0);
     d.set(b("x:empty"), Value::Stream(Box::default()), 0);
-    dbs[3].set(b("other"), Value::Str(b("db3")), 0);
-    dbs[15].set_with_expire(b("last"), Value::Str(b("db15")), Some(4_100_000_000_000), 0);
+    dbs[3].set(b("other"), Value::Str(b("db3").into()), 0);
+    dbs[15].set_with_expire(
+        b("last"),
+        Value::Str(b("db15").into()),
+        Some(4_100_000_000_000),
+        0,
+    );
     dbs
 }
 
@@ -268,8 +278,8 @@ fn writer_uses_compact_encodings() {
 #[test]
 fn expired_keys_dropped_on_master_kept_on_replica() {
     let mut dbs: Vec<Db> = (0..16).map(|_| Db::new()).collect();
-    dbs[0].set_with_expire(b("old"), Value::Str(b("x")), Some(1000), 0);
-    dbs[0].set(b("live"), Value::Str(b("y")), 0);
+    dbs[0].set_with_expire(b("old"), Value::Str(b("x").into()), Some(1000), 0);
+    dbs[0].set(b("live"), Value::Str(b("y").into()), 0);
     let data = save_vec(&dbs, &SaveOptions::default());
     let (got, info) = load_vec(&data).unwrap();
     assert_eq!((info.keys, info.expired), (1, 1));
@@ -429,7 +439,9 @@ fn legacy_types_and_opcodes_load() {
     assert_eq!(d.expire_of(b"l"), Some(2_000_000_000_000));
     assert_eq!(
         show(b"l"),
-        canon(&Value::List(vec![Bytes::from(long), b("-1")].into()))
+        canon(&Value::List(Box::new(
+            vec![Bytes::from(long), b("-1")].into()
+        )))
     );
     assert_eq!(show(b"z"), r#"zset [(b"m1", 1.5), (b"m2", inf)]"#);
     assert_eq!(show(b"zm"), r#"hash [(b"a", b"xy")]"#);

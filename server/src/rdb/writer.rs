@@ -94,7 +94,7 @@ impl<W: Write> Wr<'_, W> {
                 // Pack elements into listpack nodes of about 8 KiB (at least one each).
                 let mut nodes: Vec<Vec<u8>> = Vec::new();
                 let mut cur = listpack::LpWriter::new();
-                for e in l {
+                for e in l.iter() {
                     if !cur.is_empty() && cur.size() + e.len() + 11 > LIST_NODE_MAX_BYTES {
                         nodes.push(std::mem::take(&mut cur).finish());
                     }
@@ -119,7 +119,7 @@ impl<W: Write> Wr<'_, W> {
                     self.u8(T_HASH_LISTPACK)?;
                     self.string(key)?;
                     let mut lp = listpack::LpWriter::new();
-                    for (f, v) in h {
+                    for (f, v) in h.iter() {
                         lp.push(f);
                         lp.push(v);
                     }
@@ -128,7 +128,7 @@ impl<W: Write> Wr<'_, W> {
                     self.u8(T_HASH)?;
                     self.string(key)?;
                     self.len(h.len() as u64)?;
-                    for (f, v) in h {
+                    for (f, v) in h.iter() {
                         self.string(f)?;
                         self.string(v)?;
                     }
@@ -159,7 +159,7 @@ impl<W: Write> Wr<'_, W> {
                         self.u8(T_SET)?;
                         self.string(key)?;
                         self.len(s.len() as u64)?;
-                        for m in s {
+                        for m in s.iter() {
                             self.string(m)?;
                         }
                         Ok(())
