@@ -523,6 +523,7 @@ impl Conn {
             let mut outcome = Outcome::Done;
             let mut processed = 0;
             let mut protocol_error = None;
+            let mut batch_end = None;
             // Before AUTH, Redis's unauthenticated limits apply, and a request is
             // parsed only after the one before it ran (it may be the AUTH that lifts them).
             let unauthenticated = !self.client.authenticated;
@@ -585,7 +586,7 @@ impl Conn {
                 }
                 self.idle_timeout = store.hot.idle_timeout;
                 self.qbuf_limit = store.hot.query_buffer_limit;
-                store.cmd_clock = None;
+                batch_end = store.cmd_clock.take();
             }
             if let Some(e) = protocol_error {
                 if self.pending.is_empty() && matches!(outcome, Outcome::Done) {
@@ -596,7 +597,7 @@ impl Conn {
                 // The bad bytes are still buffered: the error is met again next round.
             }
             if processed > 0 {
-                self.update_info(last_cmd);
+                self.update_info(last_cmd, batch_end.unwrap_or_else(Instant::now));
             }
             match outcome {
                 Outcome::Done => {
@@ -851,11 +852,17 @@ impl Conn {
         pause.holds(crate::commands::effective_flags(cmd, &self.client))
     }
 
-    fn update_info(&self, last_cmd: bool) {
+    /// Publishes the client's state for CLIENT LIST/INFO after a batch that ended at
+    /// `at` (the batch's last clock reading: no clock read of its own).
+    fn update_info(&self, last_cmd: bool, at: Instant) {
         let mut info = self.handle.info.lock();
         if last_cmd {
             let l = &self.last_cmd;
-            info.last_cmd = crate::commands::connection::cmd_display_name(&l.name, l.sub());
+            crate::commands::connection::write_cmd_display_name(
+                &l.name,
+                l.sub(),
+                &mut info.last_cmd,
+            );
         }
         info.db = self.client.db;
         info.name = self.client.name.clone();
@@ -864,7 +871,7 @@ impl Conn {
         info.ssub = self.client.shard_channels.len();
         info.multi = self.client.multi.as_ref().map_or(-1, |q| q.len() as i64);
         info.resp = if self.client.resp3 { 3 } else { 2 };
-        info.last_interaction = Some(Instant::now());
+        info.last_interaction = Some(at);
         info.qbuf = self.inbuf.len();
         // Compared first: cloning a `String` allocates, and these rarely change.
         if info.lib_name != self.client.lib_name {
