@@ -388,7 +388,7 @@ fn touch_written_keys(
     (db, cmd, argv): (usize, &Command, &[Bytes]),
     existed: Option<&[bool]>,
 ) {
-    for (n, pos) in cmd.key_positions(argv).into_iter().enumerate() {
+    let mut touch = |n: usize, pos: usize| {
         let changed = existed.is_none_or(|e| {
             e.get(n).copied().unwrap_or(true) || store.dbs[db].contains(&argv[pos])
         });
@@ -397,6 +397,13 @@ fn touch_written_keys(
         }
         store.touch_watchers(db, &argv[pos]);
         commands::keys::note_encoding(server, store, (db, &argv[pos]), cmd.name, argv);
+    };
+    // Most writes name their keys by position: no vector of positions per write.
+    match cmd.key_range(argv.len()) {
+        Some(range) => range.enumerate().for_each(|(n, pos)| touch(n, pos)),
+        None => {
+            (cmd.key_positions(argv).into_iter().enumerate()).for_each(|(n, pos)| touch(n, pos))
+        }
     }
 }
 

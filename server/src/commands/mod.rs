@@ -174,22 +174,34 @@ impl Command {
 
     /// Positions of the key arguments in `argv`.
     pub fn key_positions(&self, argv: &[Bytes]) -> Vec<usize> {
-        if let Some(f) = self.keys_fn {
-            return f(argv).into_iter().filter(|&i| i < argv.len()).collect();
+        match self.key_range(argv.len()) {
+            Some(range) => range.collect(),
+            None => self
+                .keys_fn
+                .map(|f| f(argv).into_iter().filter(|&i| i < argv.len()).collect())
+                .unwrap_or_default(),
         }
-        if self.first_key <= 0 {
-            return Vec::new();
+    }
+
+    /// [`Self::key_positions`] without allocating, for a command whose keys are a
+    /// first..=last range by step (`None` for one with a `keys_fn`): the write path
+    /// visits the keys of every write.
+    pub fn key_range(&self, argc: usize) -> Option<impl Iterator<Item = usize>> {
+        if self.keys_fn.is_some() {
+            return None;
         }
-        let last = if self.last_key < 0 {
-            argv.len() as i32 + self.last_key
+        let (first, last) = if self.first_key <= 0 {
+            (1, 0) // no keys: an empty range
+        } else if self.last_key < 0 {
+            (
+                self.first_key as usize,
+                (argc as i32 + self.last_key).max(0) as usize,
+            )
         } else {
-            self.last_key
+            (self.first_key as usize, self.last_key as usize)
         };
         let step = self.step.max(1) as usize;
-        (self.first_key as usize..=last.max(0) as usize)
-            .step_by(step)
-            .filter(|&i| i < argv.len())
-            .collect()
+        Some((first..=last).step_by(step).filter(move |&i| i < argc))
     }
 }
 
