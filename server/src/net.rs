@@ -317,6 +317,13 @@ async fn serve(
         }
         let idle = conn.idle_deadline();
         tokio::select! {
+            // Biased, the read first: the wake-up that ends this wait is nearly always
+            // the next request, and then the other branches are not polled again (an
+            // unbiased select polled about half of them, and each poll of the kill and
+            // shutdown waiters takes their lock: about 2 % of a GET at -P 1). A kill is
+            // also checked at the top of the loop; messages queued meanwhile go out
+            // there too, before the replies to what this read brought.
+            biased;
             r = stream.read_buf(&mut conn.inbuf) => {
                 match r {
                     Ok(0) | Err(_) => break 'conn,
