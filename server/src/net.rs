@@ -16,6 +16,14 @@ use tokio::sync::mpsc;
 
 /// Most commands run per store-lock acquisition, so one deep pipeline cannot starve others.
 const MAX_BATCH: usize = 512;
+/// Room made in the read buffer before each read. Requests are split off the buffer
+/// as they are parsed, so without this the room left shrinks batch by batch and a
+/// read fills only that remainder: a pipelined batch then arrived in two reads and
+/// its replies left in two writes (1 read per 15.4 requests at SET -P 16 against
+/// Redis's 16, 1 per 12 at MSET -P 16). Reserving reclaims the buffer in place once
+/// the requests split off it are gone (16 KiB, as allocated, holds the leftover of a
+/// partial request plus this room), so it rarely allocates.
+const READ_ROOM: usize = 8 * 1024;
 /// Replies built before they are written out: a deep pipeline of large replies goes
 /// out in pieces of about this size, so a client's memory follows its output limit
 /// and the largest single reply, not the depth of its pipeline.
@@ -316,6 +324,7 @@ async fn serve(
             break;
         }
         let idle = conn.idle_deadline();
+        conn.inbuf.reserve(READ_ROOM);
         tokio::select! {
             // Biased, the read first: the wake-up that ends this wait is nearly always
             // the next request, and then the other branches are not polled again (an
