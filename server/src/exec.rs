@@ -373,8 +373,9 @@ pub(crate) fn subscribed_refusal(client: &ClientState, cmd: &Command) -> Option<
 /// SYNC, PSYNC); the refusal also aborts the transaction at EXEC. The command table's
 /// metadata is the one source of that flag.
 pub(crate) fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
-    // The metadata search only inside MULTI: this runs for every command.
     let queued = client.multi.is_some() && !cmd.is(flags::NO_MULTI);
+    // Outside MULTI (nearly every command) the metadata is not searched: the search
+    // (a binary search by name) was about 3 % of a pipelined SET's server time.
     let no_multi =
         || commands::meta_types::meta(cmd.name).is_some_and(|m| m.flags.contains(&"no_multi"));
     (queued && no_multi()).then(|| "ERR Command not allowed inside a transaction".to_string())

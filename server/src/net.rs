@@ -16,6 +16,14 @@ use tokio::sync::mpsc;
 
 /// Most commands run per store-lock acquisition, so one deep pipeline cannot starve others.
 const MAX_BATCH: usize = 512;
+/// Room made in the read buffer before each read. Requests are split off the buffer
+/// as they are parsed, so without this the room left shrinks batch by batch and a
+/// read fills only that remainder: a pipelined batch then arrived in two reads and
+/// its replies left in two writes (1 read per 15.4 requests at SET -P 16 against
+/// Redis's 16, 1 per 12 at MSET -P 16). Reserving reclaims the buffer in place once
+/// the requests split off it are gone (16 KiB, as allocated, holds the leftover of a
+/// partial request plus this room), so it rarely allocates.
+const READ_ROOM: usize = 8 * 1024;
 /// Replies built before they are written out: a deep pipeline of large replies goes
 /// out in pieces of about this size, so a client's memory follows its output limit
 /// and the largest single reply, not the depth of its pipeline.
@@ -316,7 +324,15 @@ async fn serve(
             break;
         }
         let idle = conn.idle_deadline();
+        conn.inbuf.reserve(READ_ROOM);
         tokio::select! {
+            // Biased, the read first: the wake-up that ends this wait is nearly always
+            // the next request, and then the other branches are not polled again (an
+            // unbiased select polled about half of them, and each poll of the kill and
+            // shutdown waiters takes their lock: about 2 % of a GET at -P 1). A kill is
+            // also checked at the top of the loop; messages queued meanwhile go out
+            // there too, before the replies to what this read brought.
+            biased;
             r = stream.read_buf(&mut conn.inbuf) => {
                 match r {
                     Ok(0) | Err(_) => break 'conn,
@@ -523,6 +539,7 @@ impl Conn {
             let mut outcome = Outcome::Done;
             let mut processed = 0;
             let mut protocol_error = None;
+            let mut batch_end = None;
             // Before AUTH, Redis's unauthenticated limits apply, and a request is
             // parsed only after the one before it ran (it may be the AUTH that lifts them).
             let unauthenticated = !self.client.authenticated;
@@ -585,7 +602,7 @@ impl Conn {
                 }
                 self.idle_timeout = store.hot.idle_timeout;
                 self.qbuf_limit = store.hot.query_buffer_limit;
-                store.cmd_clock = None;
+                batch_end = store.cmd_clock.take();
             }
             if let Some(e) = protocol_error {
                 if self.pending.is_empty() && matches!(outcome, Outcome::Done) {
@@ -596,7 +613,7 @@ impl Conn {
                 // The bad bytes are still buffered: the error is met again next round.
             }
             if processed > 0 {
-                self.update_info(last_cmd);
+                self.update_info(last_cmd, batch_end.unwrap_or_else(Instant::now));
             }
             match outcome {
                 Outcome::Done => {
@@ -851,11 +868,17 @@ impl Conn {
         pause.holds(crate::commands::effective_flags(cmd, &self.client))
     }
 
-    fn update_info(&self, last_cmd: bool) {
+    /// Publishes the client's state for CLIENT LIST/INFO after a batch that ended at
+    /// `at` (the batch's last clock reading: no clock read of its own).
+    fn update_info(&self, last_cmd: bool, at: Instant) {
         let mut info = self.handle.info.lock();
         if last_cmd {
             let l = &self.last_cmd;
-            info.last_cmd = crate::commands::connection::cmd_display_name(&l.name, l.sub());
+            crate::commands::connection::write_cmd_display_name(
+                &l.name,
+                l.sub(),
+                &mut info.last_cmd,
+            );
         }
         info.db = self.client.db;
         info.name = self.client.name.clone();
@@ -864,7 +887,7 @@ impl Conn {
         info.ssub = self.client.shard_channels.len();
         info.multi = self.client.multi.as_ref().map_or(-1, |q| q.len() as i64);
         info.resp = if self.client.resp3 { 3 } else { 2 };
-        info.last_interaction = Some(Instant::now());
+        info.last_interaction = Some(at);
         info.qbuf = self.inbuf.len();
         // Compared first: cloning a `String` allocates, and these rarely change.
         if info.lib_name != self.client.lib_name {

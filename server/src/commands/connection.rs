@@ -579,20 +579,28 @@ fn client_tracking(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult 
 /// The command name CLIENT LIST shows in `cmd=`: lower case, with the subcommand
 /// for container commands (`client|list`, `config|get`), as Redis 7.0 does.
 pub fn cmd_display_name(name: &[u8], sub: Option<&[u8]>) -> String {
-    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-    let Some(cmd) = super::lookup(name.as_bytes()) else {
-        return "NULL".to_string();
-    };
+    let mut out = String::new();
+    write_cmd_display_name(name, sub, &mut out);
+    out
+}
+
+/// [`cmd_display_name`] into `out` (replacing its contents), reusing its allocation:
+/// the connection layer records it after every batch of commands.
+pub fn write_cmd_display_name(name: &[u8], sub: Option<&[u8]>, out: &mut String) {
     const CONTAINERS: &[&str] = &[
         "client", "config", "command", "slowlog", "object", "memory", "pubsub", "script",
         "function", "acl", "cluster", "latency", "module", "xinfo",
     ];
-    match sub {
-        Some(sub) if CONTAINERS.contains(&cmd.name) => {
-            let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
-            format!("{}|{}", cmd.name, sub)
-        }
-        _ => cmd.name.to_string(),
+    out.clear();
+    // `lookup` ignores case; a name that is not UTF-8 is no command.
+    let Some(cmd) = super::lookup(name) else {
+        out.push_str("NULL");
+        return;
+    };
+    out.push_str(cmd.name);
+    if let Some(sub) = sub.filter(|_| CONTAINERS.contains(&cmd.name)) {
+        out.push('|');
+        out.push_str(&String::from_utf8_lossy(sub).to_ascii_lowercase());
     }
 }
 
