@@ -45,6 +45,8 @@ pub enum AclSpecError {
     ReservedName(String),
     #[error("auth.users name {0:?} appears twice")]
     DuplicateName(String),
+    #[error("auth.disableDefaultUser needs auth.internalUser (the operator and the replicas would have no user)")]
+    DefaultOffWithoutInternalUser,
     #[error("auth.users[{user:?}] rules: {reason}")]
     BadRules { user: String, reason: String },
 }
@@ -56,6 +58,9 @@ pub fn enabled(rr: &RedisReplication) -> bool {
 
 /// Checks every user of the spec (names, Secret references, rules).
 pub fn check_users(auth: &AuthSpec) -> Result<(), AclSpecError> {
+    if auth.disable_default_user && !auth.internal_user {
+        return Err(AclSpecError::DefaultOffWithoutInternalUser);
+    }
     let mut seen = std::collections::BTreeSet::new();
     for u in &auth.users {
         let name_ok = !u.name.is_empty()
@@ -120,7 +125,9 @@ fn hashed(password: &[u8]) -> String {
     out
 }
 
-/// The `user` lines: the internal user (when enabled, with the set's password) first, then
+/// The `user` lines: the internal user (when enabled, with its own password, which the
+/// operator generates and keeps in `<name>-credentials`) first, `user default off` when the
+/// default user is disabled, then
 /// every application user with the password read from its Secret (`passwords`, by user
 /// name). A user whose password is missing from `passwords` is left out (the validate step
 /// refuses the spec before that can happen).
@@ -138,6 +145,11 @@ pub fn users_file(
             "user {INTERNAL_USER} on {} {INTERNAL_USER_RULES}\n",
             hashed(set_password)
         ));
+    }
+    if rr.spec.auth.disable_default_user {
+        // Only `off`: its passwords stay those of the password file (the server keeps the
+        // other rules when it applies that file).
+        out.push_str("user default off\n");
     }
     for u in &rr.spec.auth.users {
         let Some(pw) = passwords.get(&u.name) else {

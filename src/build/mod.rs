@@ -4,6 +4,7 @@
 
 pub mod acl_users;
 pub mod config;
+pub mod credentials;
 pub mod netpol;
 pub mod pdb;
 pub mod resources;
@@ -53,6 +54,9 @@ pub struct Desired {
     /// The rendered ACL users (`<name>-acl`), when the set has any; filled by
     /// [`with_acl_users`] (it needs the passwords read from the users' Secrets).
     pub acl_secret: Option<Secret>,
+    /// The pods' credentials (`<name>-credentials`), filled by [`with_pod_credentials`]
+    /// (what it holds is decided by the rotation step, `controller::rotation`).
+    pub credentials_secret: Option<Secret>,
     pub config_map: ConfigMap,
     pub headless: Service,
     pub master: Service,
@@ -117,6 +121,7 @@ pub fn build(
     Ok(Desired {
         secret,
         acl_secret: None,
+        credentials_secret: None,
         headless: services::headless(&owner),
         master: services::master(rr, &owner),
         replicas: services::replicas(rr, &owner),
@@ -137,6 +142,17 @@ pub fn with_acl_users(
 ) -> Result<Desired, BuildError> {
     let owner = Owner::of(rr)?;
     desired.acl_secret = acl_users::acl_secret(rr, &owner, set_password, passwords)?;
+    Ok(desired)
+}
+
+/// Adds the pods' credentials Secret to `desired`.
+pub fn with_pod_credentials(
+    mut desired: Desired,
+    rr: &RedisReplication,
+    creds: &credentials::PodCredentials,
+) -> Result<Desired, BuildError> {
+    let owner = Owner::of(rr)?;
+    desired.credentials_secret = Some(credentials::secret(&owner, creds));
     Ok(desired)
 }
 

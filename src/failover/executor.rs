@@ -14,6 +14,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::credentials::Credentials;
 use super::planner::Plan;
 use super::probe::{parse_replication, Client, ProbeError, Timeouts, Value};
 use super::topology::Repoint;
@@ -118,7 +119,7 @@ pub enum ExecError {
 #[derive(Debug, Clone)]
 pub struct Executor {
     pub targets: Vec<PodTarget>,
-    pub password: Option<String>,
+    pub credentials: Credentials,
     pub timeouts: Timeouts,
 }
 
@@ -126,7 +127,7 @@ impl Executor {
     pub fn new(targets: Vec<PodTarget>, password: Option<String>) -> Self {
         Executor {
             targets,
-            password,
+            credentials: Credentials::password(password),
             timeouts: Timeouts::default(),
         }
     }
@@ -139,7 +140,7 @@ impl Executor {
     }
 
     async fn client(&self, pod: &PodTarget) -> Result<Client, ProbeError> {
-        Client::connect(&pod.connect, self.password.as_deref(), self.timeouts).await
+        super::credentials::connect(&pod.connect, &self.credentials, self.timeouts).await
     }
 
     /// `REPLICAOF NO ONE` on `pod`.

@@ -40,7 +40,7 @@ pub async fn ping(t: &Target, conn: Option<Conn>) -> (bool, Option<Conn>) {
     let io = async {
         let mut c = match conn {
             Some((_, c)) => c,
-            None => Client::connect(&t.addr, t.password.as_deref(), t.timeouts).await?,
+            None => super::credentials::connect(&t.addr, &t.credentials, t.timeouts).await?,
         };
         let v = c.command(&["PING"]).await?;
         Ok::<_, ProbeError>((v, c))
@@ -111,7 +111,7 @@ mod tests {
             name: "c".into(),
             master: "c-0".into(),
             addr: addr.into(),
-            password: None,
+            credentials: Default::default(),
             timeouts: Timeouts::uniform(Duration::from_millis(300)),
         }
     }

@@ -26,7 +26,7 @@ pub struct Target {
     pub master: String,
     /// `host:port` to connect to.
     pub addr: String,
-    pub password: Option<String>,
+    pub credentials: super::credentials::Credentials,
     /// The set's probe timeouts (already shortened by its `downAfterSeconds`).
     pub timeouts: Timeouts,
 }
@@ -212,7 +212,7 @@ mod tests {
             name: "c".into(),
             master: master.into(),
             addr: "127.0.0.1:1".into(),
-            password: None,
+            credentials: Default::default(),
             timeouts: Timeouts::default(),
         };
         m.watch("u", t("c-0"));

@@ -441,11 +441,11 @@ pub async fn observe(
     name: &str,
     ordinal: u32,
     addr: &str,
-    password: Option<&str>,
+    credentials: &super::credentials::Credentials,
     timeouts: Timeouts,
 ) -> Probe {
     let read = async {
-        let mut c = Client::connect(addr, password, timeouts).await?;
+        let mut c = super::credentials::connect(addr, credentials, timeouts).await?;
         let replication = c.info("replication").await?;
         let keyspace = c.info("keyspace").await?;
         Ok::<_, ProbeError>((replication, keyspace))
@@ -502,6 +502,10 @@ pub fn busy(name: &str, ordinal: u32) -> PodObservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pw(p: &str) -> crate::failover::credentials::Credentials {
+        crate::failover::credentials::Credentials::password(Some(p.to_string()))
+    }
 
     const MASTER: &str = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n\
         slave0:ip=10.0.0.2,port=6379,state=online,offset=1234,lag=0\r\n\
@@ -658,7 +662,7 @@ mod tests {
         // by connect + command, not by one timeout per remaining request.
         let addr = fake_server(vec![b"+OK\r\n"]).await;
         let t0 = std::time::Instant::now();
-        let p = observe("r-0", 0, &addr, Some("pw"), quick()).await;
+        let p = observe("r-0", 0, &addr, &pw("pw"), quick()).await;
         assert!(!p.observation.reachable);
         assert!(
             matches!(p.error, Some(ProbeError::Timeout { .. })),
@@ -672,17 +676,17 @@ mod tests {
     async fn a_pod_answering_busy_is_alive_and_busy_not_unreachable() {
         let busy = b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
         let addr = fake_server(vec![busy]).await;
-        let p = observe("r-0", 0, &addr, None, quick()).await;
+        let p = observe("r-0", 0, &addr, &Default::default(), quick()).await;
         assert!(p.error.is_none(), "{:?}", p.error);
         assert!(p.observation.reachable);
         assert_eq!(p.observation.role, ObservedRole::Busy);
         // A server that refuses even AUTH while busy is busy too.
         let addr = fake_server(vec![busy]).await;
-        let p = observe("r-0", 0, &addr, Some("pw"), quick()).await;
+        let p = observe("r-0", 0, &addr, &pw("pw"), quick()).await;
         assert_eq!(p.observation.role, ObservedRole::Busy, "{:?}", p.error);
         // Any other error reply is still a failed probe.
         let addr = fake_server(vec![b"-ERR nope\r\n"]).await;
-        let p = observe("r-0", 0, &addr, None, quick()).await;
+        let p = observe("r-0", 0, &addr, &Default::default(), quick()).await;
         assert!(!p.observation.reachable);
         assert!(p.error.is_some());
     }
@@ -740,14 +744,14 @@ mod tests {
     #[tokio::test]
     async fn auth_failure_and_unreachable_pods_are_reported() {
         let addr = fake_server(vec![b"-WRONGPASS invalid username-password pair\r\n"]).await;
-        let p = observe("r-0", 0, &addr, Some("pw"), quick()).await;
+        let p = observe("r-0", 0, &addr, &pw("pw"), quick()).await;
         assert!(!p.observation.reachable);
         assert!(matches!(p.error, Some(ProbeError::Auth(ref e)) if e.starts_with("WRONGPASS")));
 
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed = l.local_addr().unwrap().to_string();
         drop(l);
-        let p = observe("r-1", 1, &closed, None, quick()).await;
+        let p = observe("r-1", 1, &closed, &Default::default(), quick()).await;
         assert!(!p.observation.reachable);
         assert!(matches!(p.error, Some(ProbeError::Connect { .. })));
     }
@@ -760,7 +764,7 @@ mod tests {
         let rep: &'static [u8] = Box::leak(rep.into_bytes().into_boxed_slice());
         let ks: &'static [u8] = Box::leak(ks.into_bytes().into_boxed_slice());
         let addr = fake_server(vec![b"+OK\r\n", rep, ks]).await;
-        let p = observe("r-1", 1, &addr, Some("pw"), quick()).await;
+        let p = observe("r-1", 1, &addr, &pw("pw"), quick()).await;
         assert_eq!(p.error, None);
         assert!(p.observation.reachable);
         assert_eq!(p.observation.master_repl_offset, 1234);

@@ -13,6 +13,7 @@ use kube::runtime::events::Recorder;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use super::credentials::Credentials;
 use super::executor::{Executor, PodTarget};
 use super::outcome::RolesOutcome;
 use super::pods::{self, PodAddress};
@@ -66,7 +67,7 @@ const EXEC_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 struct Round {
     pods: Vec<PodAddress>,
     targets: Vec<PodTarget>,
-    password: Option<String>,
+    credentials: Credentials,
 }
 
 impl Round {
@@ -81,7 +82,7 @@ impl Round {
                 &pods,
             ),
             pods,
-            password: pods::password(rr, observed),
+            credentials: pods::credentials(rr, observed),
         }
     }
 
@@ -90,7 +91,7 @@ impl Round {
     fn executor(&self, timeouts: Timeouts) -> Executor {
         Executor {
             targets: self.targets.clone(),
-            password: self.password.clone(),
+            credentials: self.credentials.clone(),
             timeouts: Timeouts {
                 command: timeouts.command.max(EXEC_COMMAND_TIMEOUT),
                 ..timeouts
@@ -103,12 +104,11 @@ impl Round {
         let ips = pods::ips(&self.pods);
         let probes =
             futures::future::join_all(self.pods.iter().zip(&self.targets).map(|(p, t)| {
-                let pw = self.password.clone();
+                let creds = &self.credentials;
                 async move {
                     match &p.ip {
                         Some(_) => {
-                            probe::observe(&p.name, p.ordinal, &t.connect, pw.as_deref(), timeouts)
-                                .await
+                            probe::observe(&p.name, p.ordinal, &t.connect, creds, timeouts).await
                         }
                         None => probe::Probe {
                             observation: probe::unreachable(&p.name, p.ordinal),
@@ -191,7 +191,7 @@ pub async fn step(
                 name: model.name.clone(),
                 master: t.name.clone(),
                 addr: t.connect.clone(),
-                password: round.password.clone(),
+                credentials: round.credentials.clone(),
                 timeouts,
             },
         ),
