@@ -70,6 +70,7 @@ fn readme_states_the_crd_defaults() {
         "maxmemoryRatio",
         "networkPolicy.enabled",
         "auth.internalUser",
+        "auth.disableDefaultUser",
     ] {
         let node = path.split('.').fold(&spec, |n, k| &n["properties"][k]);
         let default = match &node["default"] {

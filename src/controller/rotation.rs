@@ -532,3 +532,212 @@ pub async fn record(
         tracing::warn!(error = %e, name = %rr.name_any(), "failed to publish event");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::testutil::rr;
+    use k8s_openapi::ByteString;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn stored(accepted: &[&str], masterauth: &str, retiring: &[&str]) -> PodCredentials {
+        PodCredentials {
+            accepted: accepted.iter().map(|s| s.to_string()).collect(),
+            masterauth: masterauth.to_string(),
+            internal: None,
+            retiring: retiring.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn ok(pod: &str) -> PodCheck {
+        PodCheck {
+            pod: pod.to_string(),
+            accepts_new: true,
+            masterauth_set: true,
+            link_up: true,
+            refuses_retiring: true,
+            error: None,
+        }
+    }
+
+    fn run(s: Option<&PodCredentials>, desired: &str, checks: &[PodCheck]) -> Decision {
+        decide(s, desired, None, false, "pw", checks)
+    }
+
+    #[test]
+    fn a_new_set_starts_with_the_secret_password_and_no_condition() {
+        let d = run(None, "p1", &[]);
+        assert_eq!(d.creds, stored(&["p1"], "p1", &[]));
+        assert_eq!(d.condition, None);
+        assert!(!d.in_progress);
+        // Nothing to do: the same state, no news.
+        let again = run(Some(&d.creds), "p1", &[ok("c-0")]);
+        assert_eq!(again.creds, d.creds);
+        assert_eq!(again.condition, None);
+    }
+
+    #[test]
+    fn a_changed_password_is_added_next_to_the_old_one_first() {
+        let s = stored(&["old"], "old", &[]);
+        assert_eq!(stage(Some(&s), "new"), Stage::Add);
+        let d = run(Some(&s), "new", &[]);
+        assert_eq!(d.creds, stored(&["old", "new"], "old", &[]));
+        let (status, reason, msg) = d.condition.unwrap();
+        assert_eq!((status, reason), (false, REASON_ROTATING));
+        assert!(msg.contains("Secret \"pw\""), "{msg}");
+        assert!(d.in_progress);
+    }
+
+    #[test]
+    fn the_old_password_stays_until_every_pod_accepts_the_new_one_and_links_are_up() {
+        let s = stored(&["old", "new"], "old", &[]);
+        let mut lagging = ok("c-2");
+        lagging.accepts_new = false;
+        lagging.masterauth_set = false;
+        let d = run(Some(&s), "new", &[ok("c-0"), ok("c-1"), lagging]);
+        assert_eq!(d.creds, s, "nothing removed, masterauth not switched");
+        let msg = d.condition.unwrap().2;
+        assert!(
+            msg.contains("c-2") && msg.contains("accept the new password"),
+            "{msg}"
+        );
+
+        // Every pod switched masterauth, one link still down: the new masterauth is stored
+        // (a pod restarting now uses it), the old password still accepted.
+        let mut down = ok("c-1");
+        down.link_up = false;
+        let d = run(Some(&s), "new", &[ok("c-0"), down]);
+        assert_eq!(d.creds, stored(&["old", "new"], "new", &[]));
+        assert!(d.condition.unwrap().2.contains("c-1"));
+
+        let d = run(Some(&s), "new", &[ok("c-0"), ok("c-1")]);
+        assert_eq!(d.creds, stored(&["new"], "new", &["old"]));
+        assert!(d.in_progress);
+    }
+
+    #[test]
+    fn rotated_only_once_every_pod_refuses_the_old_password() {
+        let s = stored(&["new"], "new", &["old"]);
+        assert_eq!(stage(Some(&s), "new"), Stage::Verify);
+        let mut still = ok("c-1");
+        still.refuses_retiring = false;
+        let d = run(Some(&s), "new", &[ok("c-0"), still]);
+        assert_eq!(d.creds, s);
+        assert!(d.in_progress);
+        assert!(d
+            .condition
+            .unwrap()
+            .2
+            .contains("c-1 to refuse the old password"));
+        let d = run(Some(&s), "new", &[ok("c-0"), ok("c-1")]);
+        assert_eq!(d.creds, stored(&["new"], "new", &[]));
+        assert_eq!(
+            d.condition.as_ref().map(|c| (c.0, c.1)),
+            Some((true, REASON_ROTATED))
+        );
+        assert!(!d.in_progress);
+    }
+
+    #[test]
+    fn a_password_changed_again_mid_rotation_keeps_the_newest_ones() {
+        let s = stored(&["a", "b", "c"], "a", &[]);
+        let d = run(Some(&s), "d", &[]);
+        assert_eq!(d.creds.accepted, ["b", "c", "d"]);
+    }
+
+    #[test]
+    fn with_the_internal_user_masterauth_is_its_password_throughout() {
+        let s = PodCredentials {
+            internal: Some("int".into()),
+            ..stored(&["old"], "int", &[])
+        };
+        for checks in [vec![], vec![ok("c-0")]] {
+            let d = decide(Some(&s), "new", Some("int".into()), false, "pw", &checks);
+            assert_eq!(d.creds.masterauth, "int");
+        }
+        let fresh = decide(None, "p", Some("int".into()), false, "pw", &[]);
+        assert_eq!(fresh.creds.masterauth, "int");
+        assert_eq!(fresh.creds.internal.as_deref(), Some("int"));
+        // Turned off again: the set's password.
+        let off = decide(Some(&s), "old", None, false, "pw", &[]);
+        assert_eq!(off.creds.masterauth, "old");
+        assert_eq!(off.creds.internal, None);
+    }
+
+    #[test]
+    fn a_disabled_default_user_gets_the_new_password_at_once() {
+        let s = stored(&["old"], "int", &[]);
+        let d = decide(Some(&s), "new", Some("int".into()), true, "pw", &[]);
+        assert_eq!(d.creds.accepted, ["new"]);
+        assert!(d.creds.retiring.is_empty());
+        assert_eq!(d.condition.map(|c| c.0), Some(true));
+    }
+
+    fn secret(key: &str, value: &str) -> Secret {
+        Secret {
+            data: Some(BTreeMap::from([(
+                key.to_string(),
+                ByteString(value.as_bytes().to_vec()),
+            )])),
+            ..Secret::default()
+        }
+    }
+
+    fn creds_secret(accepted: &str) -> Secret {
+        secret(credentials::REQUIREPASS_KEY, accepted)
+    }
+
+    #[test]
+    fn a_bad_new_secret_keeps_the_stored_password_and_names_the_secret() {
+        let r = rr("cache", "prod", json!({"auth": {"secretName": "pw"}}));
+        for bad in [
+            secret("password", "two\nlines"),
+            secret("password", ""),
+            secret("other", "x"),
+        ] {
+            let obs = Observed {
+                auth_secret: Some(bad),
+                credentials_secret: Some(creds_secret("old\n")),
+                ..Observed::default()
+            };
+            let (obs, problem) = screen(&r, obs);
+            let problem = problem.expect("the bad Secret is reported");
+            assert!(problem.to_string().contains("\"pw\""), "{problem}");
+            assert!(validate::validate(&r, &obs).is_ok(), "the set goes on");
+            assert_eq!(pods::password(&r, &obs).as_deref(), Some("old"));
+        }
+        // Missing altogether.
+        let obs = Observed {
+            credentials_secret: Some(creds_secret("old\n")),
+            ..Observed::default()
+        };
+        let (obs, problem) = screen(&r, obs);
+        assert_eq!(problem, Some(Invalid::SecretMissing("pw".into())));
+        assert_eq!(pods::password(&r, &obs).as_deref(), Some("old"));
+        // Without stored passwords (a new set) the spec stays invalid.
+        let obs = Observed {
+            auth_secret: Some(secret("password", "")),
+            ..Observed::default()
+        };
+        let (obs, problem) = screen(&r, obs);
+        assert_eq!(problem, None);
+        assert!(validate::validate(&r, &obs).is_err());
+    }
+
+    #[test]
+    fn a_deleted_generated_secret_comes_back_with_the_stored_password() {
+        let obs = Observed {
+            credentials_secret: Some(creds_secret("old\nnew\n")),
+            ..Observed::default()
+        };
+        assert_eq!(generated_password(&obs).as_deref(), Some("new"));
+        let generated = generated_password(&Observed::default()).unwrap();
+        assert_eq!(generated.len(), 32);
+        let exists = Observed {
+            auth_secret: Some(secret("password", "x")),
+            ..Observed::default()
+        };
+        assert_eq!(generated_password(&exists), None);
+    }
+}
