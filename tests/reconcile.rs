@@ -428,7 +428,20 @@ async fn existing_generated_secret_is_never_overwritten(w: World) {
     let now = w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap();
     assert_eq!(now["data"], mine["data"]);
     assert!(now.get("stringData").is_none());
-    assert!(w.api.writes().iter().all(|x| !x.contains("secrets/")));
+    assert!(w
+        .api
+        .writes()
+        .iter()
+        .all(|x| !x.contains("secrets/cache-auth")));
+    // The pods are given that password (through the operator's credentials Secret).
+    let creds = w
+        .api
+        .get("api/v1", "secrets", NS, "cache-credentials")
+        .unwrap();
+    assert_eq!(
+        creds["data"]["requirepass"], "a2VlcC1tZQo=",
+        "keep-me and a newline"
+    );
 }
 
 async fn disabling_the_pdb_removes_it(w: World) {

@@ -161,6 +161,9 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         now(),
     );
     failover::apply_outcome(&mut st, &outcome);
+    if let Some(bad) = &bad_secret {
+        rotation::mark_bad_secret(&rr, &mut st, bad, now());
+    }
     rotation::record(ctx.recorder.as_ref(), &rr, &mut st, &rotation, now()).await;
     observe_set_metrics(&ctx, &rr, &st);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;

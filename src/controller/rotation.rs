@@ -479,6 +479,40 @@ async fn verify_pod(
     c
 }
 
+/// A bad password Secret makes the set Degraded (the reason and message of the validate
+/// step, naming the Secret) although everything else goes on: the pods keep the stored
+/// passwords, so this is a problem to fix, not a reason to stop failing over.
+pub fn mark_bad_secret(
+    rr: &RedisReplication,
+    st: &mut RedisReplicationStatus,
+    bad: &Invalid,
+    now: Time,
+) {
+    let previous_true = rr.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded" && c.status == "True")
+            .map(|c| c.last_transition_time.clone())
+    });
+    if let Some(c) = st.conditions.iter_mut().find(|c| c.type_ == "Degraded") {
+        let others = (c.status == "True").then(|| c.message.clone());
+        c.message = match others {
+            Some(m) if !m.is_empty() => format!("{bad}; {m}"),
+            _ => bad.to_string(),
+        };
+        match previous_true {
+            Some(t) => c.last_transition_time = t,
+            None if c.status != "True" => c.last_transition_time = now,
+            None => {}
+        }
+        c.status = "True".to_string();
+        c.reason = bad.reason().to_string();
+    }
+    if st.phase.as_deref() != Some(super::status::PHASE_INVALID) {
+        st.phase = Some(super::status::PHASE_DEGRADED.to_string());
+    }
+}
+
 /// Puts the rotation's condition into `st` (keeping the previous one when there is no news,
 /// and its transition time when its status did not change) and publishes an Event when the
 /// reason changed.
