@@ -270,6 +270,73 @@ async fn a_changed_password_is_rotated_without_restarts_or_resync_and_the_old_on
 const NOPERM_KEY: &str =
     "NOPERM this user has no permissions to access one of the keys used as arguments";
 
+const MIDWAY: &str = "apiVersion: v1
+kind: Secret
+metadata:
+  name: mid-pw
+stringData:
+  password: first-password
+---
+apiVersion: tandem.dev/v1alpha1
+kind: RedisReplication
+metadata:
+  name: mid
+spec:
+  replicas: 2
+  auth:
+    secretName: mid-pw
+";
+
+/// A replica that restarts in the middle of a rotation comes up with the passwords of the
+/// stage the set is in (the mounted credentials file), follows its master again, and ends up
+/// on the new password like the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restarted_mid_rotation_ends_on_the_new_password() {
+    let l = Local::start("auth-midway", &[MIDWAY]).await;
+    l.wait_ready(NS, "mid", 2, Duration::from_secs(60)).await;
+    let (old, new) = ("first-password", "second-password");
+    let master = l
+        .status(NS, "mid")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .master
+        .unwrap();
+    let replica = if master == "mid-0" { "mid-1" } else { "mid-0" };
+    let restarts = restarts_and_revisions(&l, "mid").await[replica].0;
+
+    patch_password(&l, "mid-pw", new).await;
+    l.kill_pod_process(NS, replica);
+    l.wait_for(
+        "CredentialsRotated=True",
+        Duration::from_secs(60),
+        || async {
+            let c = l.condition(NS, "mid", "CredentialsRotated").await?;
+            (c["status"] == "True" && c["reason"] == "Rotated").then_some(())
+        },
+    )
+    .await;
+    assert!(
+        restarts_and_revisions(&l, "mid").await[replica].0 > restarts,
+        "{replica} did restart"
+    );
+    l.wait_ready(NS, "mid", 2, Duration::from_secs(30)).await;
+    let pods = pod_addrs(&l, "mid", 2).await;
+    for (pod, addr) in &pods {
+        assert!(
+            accepted(&auth(addr, None, new)),
+            "{pod} accepts the new password"
+        );
+        assert!(
+            refused(&auth(addr, None, old)),
+            "{pod} refuses the old password"
+        );
+    }
+    let r = login(&pods[replica], None, new).info_replication();
+    assert_eq!(r["master_link_status"], "up", "{r:?}");
+}
+
 const USERS: &str = "apiVersion: v1
 kind: Secret
 metadata:
