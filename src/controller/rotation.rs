@@ -37,9 +37,9 @@ use super::validate::{self, Invalid};
 use crate::build::credentials::{self, PodCredentials, MAX_ACCEPTED};
 use crate::build::secret::random_password;
 use crate::crd::{RedisReplication, RedisReplicationStatus};
-use crate::failover::credentials::{accepts, connect, Credentials};
+use crate::failover::credentials::Credentials;
 use crate::failover::pods;
-use crate::failover::probe::{parse_replication, Timeouts};
+use crate::failover::probe::{accepts, connect_as, parse_replication, Timeouts};
 use crate::failover::ObservedRole;
 use crate::model::auth_secret_name;
 
@@ -439,7 +439,7 @@ async fn converge_pod(
         }
     }
     let run = async {
-        let mut client = connect(addr, creds, timeouts).await?;
+        let mut client = connect_as(addr, creds, timeouts).await?;
         if let Some(pw) = masterauth {
             client.call(&["CONFIG", "SET", "masterauth", pw]).await?;
         }

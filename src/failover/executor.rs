@@ -140,7 +140,7 @@ impl Executor {
     }
 
     async fn client(&self, pod: &PodTarget) -> Result<Client, ProbeError> {
-        super::credentials::connect(&pod.connect, &self.credentials, self.timeouts).await
+        super::probe::connect_as(&pod.connect, &self.credentials, self.timeouts).await
     }
 
     /// `REPLICAOF NO ONE` on `pod`.

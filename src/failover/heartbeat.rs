@@ -40,7 +40,7 @@ pub async fn ping(t: &Target, conn: Option<Conn>) -> (bool, Option<Conn>) {
     let io = async {
         let mut c = match conn {
             Some((_, c)) => c,
-            None => super::credentials::connect(&t.addr, &t.credentials, t.timeouts).await?,
+            None => super::probe::connect_as(&t.addr, &t.credentials, t.timeouts).await?,
         };
         let v = c.command(&["PING"]).await?;
         Ok::<_, ProbeError>((v, c))

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use super::credentials::{is_refusal, Credentials};
 use super::history::NO_REPLID;
 use super::planner::{ObservedRole, PodObservation};
 
@@ -221,6 +222,56 @@ impl Client {
             command: format!("INFO {section}"),
             reply: v.describe(),
         })
+    }
+}
+
+/// Connects to `addr` and authenticates with the first of `creds.passwords` the server
+/// accepts. The failed `AUTH` attempts happen on the same connection (a refused `AUTH` leaves
+/// it open and unauthenticated), so fallback costs one round trip, not one connect.
+pub async fn connect_as(
+    addr: &str,
+    creds: &Credentials,
+    timeouts: Timeouts,
+) -> Result<Client, ProbeError> {
+    let mut client = Client::connect(addr, None, timeouts).await?;
+    authenticate(&mut client, creds).await?;
+    Ok(client)
+}
+
+/// `AUTH` with each candidate in turn until one is accepted; the last refusal is the error.
+pub async fn authenticate(client: &mut Client, creds: &Credentials) -> Result<(), ProbeError> {
+    let mut last = None;
+    for pw in &creds.passwords {
+        match client.command(&creds.auth_args(pw)).await? {
+            Value::Simple(_) => return Ok(()),
+            Value::Error(e) if is_refusal(&e) => last = Some(e),
+            Value::Error(e) => return Err(ProbeError::Auth(e)),
+            other => return Err(ProbeError::Auth(format!("{other:?}"))),
+        }
+    }
+    match last {
+        Some(e) => Err(ProbeError::Auth(e)),
+        None => Ok(()),
+    }
+}
+
+/// Whether `addr` accepts exactly these credentials (one password): `Ok(true)` accepted,
+/// `Ok(false)` refused (WRONGPASS), `Err` when the pod could not be asked.
+pub async fn accepts(
+    addr: &str,
+    user: Option<&str>,
+    password: &str,
+    timeouts: Timeouts,
+) -> Result<bool, ProbeError> {
+    let creds = Credentials {
+        user: user.map(String::from),
+        passwords: vec![password.to_string()],
+    };
+    let mut client = Client::connect(addr, None, timeouts).await?;
+    match authenticate(&mut client, &creds).await {
+        Ok(()) => Ok(true),
+        Err(ProbeError::Auth(e)) if e.starts_with("WRONGPASS") => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -441,11 +492,11 @@ pub async fn observe(
     name: &str,
     ordinal: u32,
     addr: &str,
-    credentials: &super::credentials::Credentials,
+    credentials: &Credentials,
     timeouts: Timeouts,
 ) -> Probe {
     let read = async {
-        let mut c = super::credentials::connect(addr, credentials, timeouts).await?;
+        let mut c = connect_as(addr, credentials, timeouts).await?;
         let replication = c.info("replication").await?;
         let keyspace = c.info("keyspace").await?;
         Ok::<_, ProbeError>((replication, keyspace))
@@ -502,6 +553,56 @@ pub fn busy(name: &str, ordinal: u32) -> PodObservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answers `AUTH` with OK only for `good` (any user), WRONGPASS otherwise,
+    /// and counts the AUTH commands it saw.
+    async fn auth_server(good: &'static str) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 512];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                        let last = req.trim_end().rsplit("\r\n").next().unwrap_or("");
+                        let reply: &[u8] = if last == good {
+                            b"+OK\r\n"
+                        } else {
+                            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+                        };
+                        if s.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn the_first_accepted_password_wins_and_a_refused_one_falls_through() {
+        let addr = auth_server("old").await;
+        let both = crate::failover::credentials::Credentials {
+            user: None,
+            passwords: vec!["new".into(), "old".into()],
+        };
+        assert!(connect_as(&addr, &both, quick()).await.is_ok());
+        let only_new = crate::failover::credentials::Credentials::password(Some("new".into()));
+        let e = connect_as(&addr, &only_new, quick()).await.err().unwrap();
+        assert!(
+            matches!(&e, ProbeError::Auth(m) if m.starts_with("WRONGPASS")),
+            "{e}"
+        );
+        assert!(accepts(&addr, None, "old", quick()).await.unwrap());
+        assert!(!accepts(&addr, Some("tandem-operator"), "new", quick())
+            .await
+            .unwrap());
+    }
 
     fn pw(p: &str) -> crate::failover::credentials::Credentials {
         crate::failover::credentials::Credentials::password(Some(p.to_string()))
