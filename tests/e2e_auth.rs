@@ -385,6 +385,28 @@ async fn an_application_user_reaches_only_its_key_pattern_through_the_service() 
         Reply::Error(NOPERM_KEY.into())
     );
     assert!(refused(&auth(&service, Some("app"), "wrong")));
+
+    // A new password in the user's Secret reaches the running pods (their ACL file is
+    // re-read), with no restart.
+    let restarts = restarts_and_revisions(&l, "users").await;
+    patch_password(&l, "app-pw", "app-secret-2").await;
+    let changed = Instant::now();
+    l.wait_for("the new app password", Duration::from_secs(30), || async {
+        accepted(&auth(&service, Some("app"), "app-secret-2")).then_some(())
+    })
+    .await;
+    eprintln!(
+        "application user's new password served after {:?}",
+        changed.elapsed()
+    );
+    for addr in pod_addrs(&l, "users", 2).await.values() {
+        l.wait_for("every pod", Duration::from_secs(10), || async {
+            accepted(&auth(addr, Some("app"), "app-secret-2")).then_some(())
+        })
+        .await;
+        assert!(refused(&auth(addr, Some("app"), "app-secret")));
+    }
+    assert_eq!(restarts_and_revisions(&l, "users").await, restarts);
 }
 
 const INTERNAL: &str = "apiVersion: v1

@@ -709,7 +709,7 @@ async fn the_internal_user_has_its_own_password_and_the_default_user_can_be_turn
         Some(internal.as_str())
     );
     let file = acl_file(&w, "cache").unwrap();
-    assert!(file.contains("\nuser default off\n"), "{file}");
+    assert!(file.contains("\nuser default off resetpass #"), "{file}");
     // Kept across reconciles.
     w.reconcile("cache").await;
     assert_eq!(credentials_key(&w, "cache", "internal"), Some(internal));

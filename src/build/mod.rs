@@ -132,16 +132,18 @@ pub fn build(
     })
 }
 
-/// Adds the rendered ACL users to `desired`: `set_password` is the set's password (the
-/// internal user's), `passwords` the application users' by user name.
+/// Adds the rendered ACL users to `desired`: `set_password` is the internal user's password,
+/// `passwords` the application users' by user name, `default_passwords` the default user's.
 pub fn with_acl_users(
     mut desired: Desired,
     rr: &RedisReplication,
     set_password: &[u8],
     passwords: &std::collections::BTreeMap<String, Vec<u8>>,
+    default_passwords: &[String],
 ) -> Result<Desired, BuildError> {
     let owner = Owner::of(rr)?;
-    desired.acl_secret = acl_users::acl_secret(rr, &owner, set_password, passwords)?;
+    desired.acl_secret =
+        acl_users::acl_secret(rr, &owner, set_password, passwords, default_passwords)?;
     Ok(desired)
 }
 

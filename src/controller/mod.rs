@@ -198,7 +198,13 @@ fn with_credentials(
     let set_password = creds.internal.clone().unwrap_or_default().into_bytes();
     // Cannot fail: the validate step checked the same `observed`.
     let users = validate::user_passwords(rr, observed).unwrap_or_default();
-    Ok(build::with_acl_users(desired, rr, &set_password, &users)?)
+    Ok(build::with_acl_users(
+        desired,
+        rr,
+        &set_password,
+        &users,
+        &creds.accepted,
+    )?)
 }
 
 /// The per-set gauges, from the status this reconcile computed.
