@@ -195,13 +195,13 @@ fn with_credentials(
     if !build::acl_users::enabled(rr) {
         return Ok(desired);
     }
-    let set_password = creds.internal.clone().unwrap_or_default().into_bytes();
+    let internal_password = creds.internal.clone().unwrap_or_default().into_bytes();
     // Cannot fail: the validate step checked the same `observed`.
     let users = validate::user_passwords(rr, observed).unwrap_or_default();
     Ok(build::with_acl_users(
         desired,
         rr,
-        &set_password,
+        &internal_password,
         &users,
         &creds.accepted,
     )?)
