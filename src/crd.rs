@@ -170,6 +170,10 @@ pub struct AuthSpec {
     /// changes, replication as `masteruser`), so the default user can be restricted.
     #[serde(default)]
     pub internal_user: bool,
+    /// Render `user default off`: clients must log in as a user of `users`. Only with
+    /// `internalUser` (the operator and the replicas then need no default user).
+    #[serde(default)]
+    pub disable_default_user: bool,
 }
 
 impl Default for AuthSpec {
@@ -179,6 +183,7 @@ impl Default for AuthSpec {
             key: default_password_key(),
             users: Vec::new(),
             internal_user: false,
+            disable_default_user: false,
         }
     }
 }

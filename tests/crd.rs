@@ -75,6 +75,7 @@ fn readme_states_the_crd_defaults() {
         "tls.expiryWarningDays",
         "tls.issuerRef.kind",
         "tls.issuerRef.group",
+        "auth.disableDefaultUser",
     ] {
         let node = path.split('.').fold(&spec, |n, k| &n["properties"][k]);
         let default = match &node["default"] {

@@ -189,7 +189,14 @@ fn field(text: &str, name: &str) -> Option<String> {
 async fn observe(servers: &[&Srv]) -> Vec<PodObservation> {
     let mut out = Vec::new();
     for s in servers {
-        let p = probe::observe(&s.name, s.ordinal, &s.addr(), Some(PW), Timeouts::default()).await;
+        let p = probe::observe(
+            &s.name,
+            s.ordinal,
+            &s.addr(),
+            &tandem_operator::failover::credentials::Credentials::password(Some(PW.into())),
+            Timeouts::default(),
+        )
+        .await;
         let mut o = p.observation;
         o.master_host = p.master_addr.map(|(h, port)| {
             servers

@@ -1017,8 +1017,17 @@ async fn operator_objects(instance: &str, mode: NetMode) {
     rr.metadata.namespace = Some("default".into());
     rr.metadata.uid = Some("uid-test".into());
     let desired = build(&rr, &Params::default(), Some("s3cret")).expect("build");
+    // What the rotation step stores for a new set: the Secret's password, as the pods read it.
+    let creds = tandem_operator::build::credentials::PodCredentials {
+        accepted: vec!["s3cret".into()],
+        masterauth: "s3cret".into(),
+        ..Default::default()
+    };
+    let desired =
+        tandem_operator::build::with_pod_credentials(desired, &rr, &creds).expect("credentials");
     let mut docs = vec![
         serde_json::to_value(desired.secret.expect("generated secret")).unwrap(),
+        serde_json::to_value(desired.credentials_secret.expect("credentials")).unwrap(),
         serde_json::to_value(&desired.config_map).unwrap(),
         serde_json::to_value(&desired.headless).unwrap(),
         serde_json::to_value(&desired.master).unwrap(),

@@ -428,7 +428,20 @@ async fn existing_generated_secret_is_never_overwritten(w: World) {
     let now = w.api.get("api/v1", "secrets", NS, "cache-auth").unwrap();
     assert_eq!(now["data"], mine["data"]);
     assert!(now.get("stringData").is_none());
-    assert!(w.api.writes().iter().all(|x| !x.contains("secrets/")));
+    assert!(w
+        .api
+        .writes()
+        .iter()
+        .all(|x| !x.contains("secrets/cache-auth")));
+    // The pods are given that password (through the operator's credentials Secret).
+    let creds = w
+        .api
+        .get("api/v1", "secrets", NS, "cache-credentials")
+        .unwrap();
+    assert_eq!(
+        creds["data"]["requirepass"], "a2VlcC1tZQo=",
+        "keep-me and a newline"
+    );
 }
 
 async fn disabling_the_pdb_removes_it(w: World) {
@@ -591,6 +604,133 @@ async fn network_policy_follows_the_spec_switch(w: World) {
     assert!(get(&w).is_none(), "removed when disabled");
 }
 
+/// `<name>-credentials` key `key` as text.
+fn credentials_key(w: &World, set: &str, key: &str) -> Option<String> {
+    let s = w
+        .api
+        .get("api/v1", "secrets", NS, &format!("{set}-credentials"))?;
+    let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(s).unwrap();
+    let v = s.data?.get(key)?.0.clone();
+    Some(String::from_utf8(v).unwrap())
+}
+
+fn password_secret(pw: &str) -> Value {
+    use base64::Engine;
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": NS},
+        "data": {"password": base64::engine::general_purpose::STANDARD.encode(pw)}
+    })
+}
+
+async fn a_password_change_goes_add_then_remove_then_verify_without_touching_the_pods(w: World) {
+    w.api
+        .put("api/v1", "secrets", NS, "creds", password_secret("old"));
+    w.create_rr("cache", json!({"auth": {"secretName": "creds"}}));
+    w.reconcile("cache").await;
+    let req = |w: &World| credentials_key(w, "cache", "requirepass");
+    assert_eq!(req(&w).as_deref(), Some("old\n"));
+    assert_eq!(
+        credentials_key(&w, "cache", "masterauth").as_deref(),
+        Some("old")
+    );
+    let template = w.sts("cache").unwrap()["spec"]["template"].clone();
+    let config = w
+        .api
+        .get("api/v1", "configmaps", NS, "cache-config")
+        .unwrap()["data"]
+        .clone();
+
+    w.api
+        .put("api/v1", "secrets", NS, "creds", password_secret("new"));
+    // 1. Added next to the old one; masterauth still the old one.
+    w.reconcile("cache").await;
+    assert_eq!(req(&w).as_deref(), Some("old\nnew\n"));
+    assert_eq!(
+        credentials_key(&w, "cache", "masterauth").as_deref(),
+        Some("old")
+    );
+    let c = w.condition("cache", "CredentialsRotated");
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str()),
+        (Some("False"), Some("Rotating"))
+    );
+    // 2. No running pod to wait for here: the old one moves to `retiring`.
+    w.reconcile("cache").await;
+    assert_eq!(req(&w).as_deref(), Some("new\n"));
+    assert_eq!(
+        credentials_key(&w, "cache", "masterauth").as_deref(),
+        Some("new")
+    );
+    assert_eq!(
+        credentials_key(&w, "cache", "retiring").as_deref(),
+        Some("old\n")
+    );
+    // 3. Verified: nothing retiring, condition True.
+    w.reconcile("cache").await;
+    assert_eq!(credentials_key(&w, "cache", "retiring"), None);
+    let c = w.condition("cache", "CredentialsRotated");
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str()),
+        (Some("True"), Some("Rotated"))
+    );
+    // The pods' template and files never changed: no restart, no roll.
+    assert_eq!(w.sts("cache").unwrap()["spec"]["template"], template);
+    assert_eq!(
+        w.api
+            .get("api/v1", "configmaps", NS, "cache-config")
+            .unwrap()["data"],
+        config
+    );
+    let reasons: Vec<Value> = w.api.events().iter().map(|e| e["reason"].clone()).collect();
+    assert!(
+        reasons.contains(&json!("Rotating")) && reasons.contains(&json!("Rotated")),
+        "{reasons:?}"
+    );
+    // Settled: another reconcile writes nothing.
+    let before = w.api.writes().len();
+    w.reconcile("cache").await;
+    assert_eq!(w.api.writes()[before..], [] as [String; 0]);
+}
+
+async fn the_internal_user_has_its_own_password_and_the_default_user_can_be_turned_off(w: World) {
+    w.api
+        .put("api/v1", "secrets", NS, "creds", password_secret("setpw"));
+    let spec =
+        json!({"auth": {"secretName": "creds", "internalUser": true, "disableDefaultUser": true}});
+    w.create_rr("cache", spec.clone());
+    w.reconcile("cache").await;
+    let internal = credentials_key(&w, "cache", "internal").expect("a generated password");
+    assert_eq!(internal.len(), 32);
+    assert_ne!(internal, "setpw");
+    // The replicas authenticate as the internal user with it.
+    assert_eq!(
+        credentials_key(&w, "cache", "masterauth").as_deref(),
+        Some(internal.as_str())
+    );
+    let file = acl_file(&w, "cache").unwrap();
+    assert!(file.contains("\nuser default off resetpass #"), "{file}");
+    // Kept across reconciles.
+    w.reconcile("cache").await;
+    assert_eq!(credentials_key(&w, "cache", "internal"), Some(internal));
+
+    // Without the internal user the default user cannot be turned off.
+    w.update_spec(
+        "cache",
+        json!({"auth": {"secretName": "creds", "disableDefaultUser": true}}),
+    );
+    w.reconcile("cache").await;
+    let c = w.condition("cache", "Ready");
+    assert_eq!(c["reason"], "InvalidSpec");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("disableDefaultUser needs auth.internalUser"),
+        "{c}"
+    );
+}
+
 /// Every scenario above, once per API server.
 macro_rules! on_the_local_api {
     ($($name:ident),* $(,)?) => {
@@ -614,4 +754,6 @@ on_the_local_api!(
     acl_users_are_rendered_into_an_owned_secret_and_follow_their_secrets,
     a_user_rule_injecting_a_directive_is_refused_with_a_condition,
     network_policy_follows_the_spec_switch,
+    a_password_change_goes_add_then_remove_then_verify_without_touching_the_pods,
+    the_internal_user_has_its_own_password_and_the_default_user_can_be_turned_off,
 );

@@ -17,6 +17,7 @@ use tandem_operator::build::Params;
 use tandem_operator::controller::observe::Observed;
 use tandem_operator::controller::{reconcile, tls_status, Context};
 use tandem_operator::crd::{RedisReplication, RedisReplicationStatus};
+use tandem_operator::failover::credentials::Credentials;
 use tandem_operator::failover::probe::{self, Timeouts};
 use tandem_operator::failover::tls_transport::transport;
 use tandem_operator::metrics::Metrics;
@@ -286,7 +287,7 @@ async fn probes_reach_a_tls_only_pod_with_the_secrets_ca_and_certificate() {
         "cache-0",
         0,
         &addr,
-        Some("pw"),
+        &Credentials::password(Some("pw".into())),
         Timeouts::default(),
         Some(&tls),
     )
@@ -294,7 +295,14 @@ async fn probes_reach_a_tls_only_pod_with_the_secrets_ca_and_certificate() {
     assert!(p.error.is_none(), "{:?}", p.error);
     assert!(p.observation.reachable);
     // The same port in plain text gets nowhere.
-    let plain = probe::observe("cache-0", 0, &addr, Some("pw"), Timeouts::default()).await;
+    let plain = probe::observe(
+        "cache-0",
+        0,
+        &addr,
+        &Credentials::password(Some("pw".into())),
+        Timeouts::default(),
+    )
+    .await;
     assert!(!plain.observation.reachable);
 
     // A bad Secret: no TLS client, the plain port is probed; replicas still follow over TLS.

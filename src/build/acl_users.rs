@@ -5,7 +5,15 @@
 //! Secrets and must never reach a ConfigMap. The operator reads those Secrets (they are
 //! watched, see `controller::secret_refs`), renders each password as `#<sha256 hex>` (Redis
 //! 7.0's hashed-password rule, so not even this Secret holds a plaintext), and the pods mount
-//! `<name>-acl` at [`ACL_DIR`]; `start.sh` appends [`USERS_FILE`] to the runtime config.
+//! `<name>-acl` at [`ACL_DIR`]; `start.sh` names [`USERS_FILE`] as the server's `aclfile`.
+//!
+//! Why an `aclfile` and not `user` directives: the server re-reads its ACL file when it
+//! changes (the kubelet updates the mounted Secret in place), so a changed application-user
+//! password or rule reaches running pods without a restart. A reloaded ACL file replaces every
+//! user, the default user included, so the file also renders the default user, with the
+//! hashes of the passwords the pods currently accept ([`default_user_line`]): a reload never
+//! leaves it without a password, and the password file (`tandem-requirepass-file`) still has
+//! the last word on its passwords.
 //!
 //! Injection: each user becomes exactly one line `user <name> on #<hash> <rules>`. The name
 //! is restricted to `[A-Za-z0-9._-]`, the rules to printable ASCII tokens without quotes or
@@ -45,6 +53,8 @@ pub enum AclSpecError {
     ReservedName(String),
     #[error("auth.users name {0:?} appears twice")]
     DuplicateName(String),
+    #[error("auth.disableDefaultUser needs auth.internalUser (the operator and the replicas would have no user)")]
+    DefaultOffWithoutInternalUser,
     #[error("auth.users[{user:?}] rules: {reason}")]
     BadRules { user: String, reason: String },
 }
@@ -56,6 +66,9 @@ pub fn enabled(rr: &RedisReplication) -> bool {
 
 /// Checks every user of the spec (names, Secret references, rules).
 pub fn check_users(auth: &AuthSpec) -> Result<(), AclSpecError> {
+    if auth.disable_default_user && !auth.internal_user {
+        return Err(AclSpecError::DefaultOffWithoutInternalUser);
+    }
     let mut seen = std::collections::BTreeSet::new();
     for u in &auth.users {
         let name_ok = !u.name.is_empty()
@@ -120,7 +133,9 @@ fn hashed(password: &[u8]) -> String {
     out
 }
 
-/// The `user` lines: the internal user (when enabled, with the set's password) first, then
+/// The `user` lines: the internal user (when enabled, with its own password, which the
+/// operator generates and keeps in `<name>-credentials`) first, `user default off` when the
+/// default user is disabled, then
 /// every application user with the password read from its Secret (`passwords`, by user
 /// name). A user whose password is missing from `passwords` is left out (the validate step
 /// refuses the spec before that can happen).
@@ -139,6 +154,7 @@ pub fn users_file(
             hashed(set_password)
         ));
     }
+
     for u in &rr.spec.auth.users {
         let Some(pw) = passwords.get(&u.name) else {
             continue;
@@ -158,6 +174,24 @@ pub fn users_file(
     Ok(out)
 }
 
+/// The default user's line of the ACL file: on (or off with `disableDefaultUser`), every
+/// command, key and channel, and the hashes of `passwords` (those the pods accept).
+pub fn default_user_line(rr: &RedisReplication, passwords: &[String]) -> String {
+    let mut line = String::from("user default ");
+    line.push_str(if rr.spec.auth.disable_default_user {
+        "off"
+    } else {
+        "on"
+    });
+    line.push_str(" resetpass");
+    for p in passwords {
+        line.push(' ');
+        line.push_str(&hashed(p.as_bytes()));
+    }
+    line.push_str(" ~* &* +@all\n");
+    line
+}
+
 /// Name of the operator-owned Secret with the rendered users.
 pub fn secret_name(set: &str) -> String {
     format!("{set}-acl")
@@ -169,11 +203,13 @@ pub fn acl_secret(
     owner: &Owner,
     set_password: &[u8],
     passwords: &BTreeMap<String, Vec<u8>>,
+    default_passwords: &[String],
 ) -> Result<Option<Secret>, AclSpecError> {
     if !enabled(rr) {
         return Ok(None);
     }
-    let file = users_file(rr, set_password, passwords)?;
+    let mut file = users_file(rr, set_password, passwords)?;
+    file.push_str(&default_user_line(rr, default_passwords));
     Ok(Some(Secret {
         metadata: owner.child_meta(secret_name(&owner.name)),
         type_: Some("Opaque".to_string()),
@@ -197,11 +233,11 @@ pub fn config_lines(rr: &RedisReplication) -> Vec<(&'static str, String)> {
     }
 }
 
-/// The `start.sh` line that appends the users, only for a set that renders them: the script
-/// of every other set stays byte-for-byte the same, so upgrading the operator rolls no pods.
+/// The `start.sh` line that names the users' file as `aclfile`, only for a set that renders
+/// users.
 pub fn start_script_lines(rr: &RedisReplication) -> String {
     if enabled(rr) {
-        format!("cat \"{ACL_DIR}/{USERS_FILE}\" >> \"$conf\"\n")
+        format!("printf 'aclfile \"%s\"\\n' \"{ACL_DIR}/{USERS_FILE}\" >> \"$conf\"\n")
     } else {
         String::new()
     }
@@ -369,19 +405,29 @@ mod tests {
         let plain = rr("cache", "prod", json!({}));
         let owner = Owner::of(&plain).unwrap();
         assert_eq!(
-            acl_secret(&plain, &owner, b"pw", &BTreeMap::new()),
+            acl_secret(&plain, &owner, b"pw", &BTreeMap::new(), &[]),
             Ok(None)
         );
         assert!(volume(&plain, "cache").is_none() && volume_mount(&plain).is_none());
         assert_eq!(start_script_lines(&plain), "");
 
         let r = users(json!([{"name": "app", "passwordSecret": {"name": "s"}, "rules": "+get"}]));
-        let s = acl_secret(&r, &owner, b"pw", &pw(&[("app", "p")]))
+        let s = acl_secret(&r, &owner, b"pw", &pw(&[("app", "p")]), &["x".into()])
             .unwrap()
             .unwrap();
         assert_eq!(s.metadata.name.as_deref(), Some("cache-acl"));
         let file = String::from_utf8(s.data.unwrap()[USERS_FILE].0.clone()).unwrap();
         assert!(file.contains("user app on #"));
+        // The default user too (a reloaded ACL file replaces every user), sha256("x").
+        assert!(file.ends_with(
+            "user default on resetpass #2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881 ~* &* +@all\n"
+        ), "{file}");
+        let off = rr(
+            "cache",
+            "prod",
+            json!({"auth": {"internalUser": true, "disableDefaultUser": true}}),
+        );
+        assert!(default_user_line(&off, &[]).starts_with("user default off resetpass ~*"));
         let v = volume(&r, "cache").unwrap();
         assert_eq!(v.secret.unwrap().secret_name.as_deref(), Some("cache-acl"));
         assert_eq!(volume_mount(&r).unwrap().mount_path, ACL_DIR);
@@ -406,12 +452,12 @@ mod tests {
         assert!(data["tandem.conf"].contains("\nmasteruser tandem-operator\n"));
         let script = &data["start.sh"];
         let users_at = script
-            .find("cat \"/etc/tandem/acl/users.conf\" >> \"$conf\"")
+            .find("printf 'aclfile \"%s\"\\n' \"/etc/tandem/acl/users.conf\" >> \"$conf\"")
             .unwrap();
         let exec_at = script.find("exec ").unwrap();
         assert!(
             users_at < exec_at,
-            "users appended before the server starts"
+            "the users' file named before the server starts"
         );
     }
 }

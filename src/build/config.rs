@@ -1,9 +1,11 @@
 //! The server ConfigMap: `tandem.conf` (operator-owned directives + the user's passthrough
 //! config), one `pod-<i>.conf` per ordinal with its bootstrap role, and `start.sh`.
 //!
-//! Password handling (why a start script): the server reads `requirepass`/`masterauth` from its
-//! config file, and the password must never sit in a ConfigMap, the command line or an env
-//! literal. The Secret is mounted as a file; `start.sh` (run by `/bin/sh`) concatenates the
+//! Password handling (why a start script): the server reads `masterauth` from its config file
+//! and the default user's passwords from `tandem-requirepass-file` (re-read every second, so a
+//! rotation needs no restart), and no password may sit in a ConfigMap, the command line or an
+//! env literal. The operator's `<name>-credentials` Secret is mounted as files
+//! (`build::credentials`); `start.sh` (run by `/bin/sh`) concatenates the
 //! ConfigMap files and the password into `/run/tandem/tandem.conf` on an in-memory emptyDir with
 //! umask 077, using the shell's builtin `printf` (no child process sees the password in argv),
 //! then `exec`s the server on that file.
@@ -21,8 +23,11 @@ pub const AUTH_DIR: &str = "/etc/tandem/auth";
 pub const RUN_DIR: &str = "/run/tandem";
 pub const DATA_DIR: &str = "/data";
 pub const SERVER_BIN: &str = "/usr/local/bin/tandem-server";
-/// File name of the password inside the mounted Secret volume.
-pub const PASSWORD_FILE: &str = "password";
+/// The default user's passwords inside the mounted credentials volume (one per line, re-read
+/// by the server every second: `tandem-requirepass-file`).
+pub const REQUIREPASS_FILE: &str = "requirepass";
+/// The replicas' `masterauth` inside the mounted credentials volume.
+pub const MASTERAUTH_FILE: &str = "masterauth";
 
 /// Directives the operator renders itself; a user may not set them through `spec.config`.
 pub const MANAGED_DIRECTIVES: &[&str] = &[
@@ -50,6 +55,7 @@ pub const MANAGED_DIRECTIVES: &[&str] = &[
     "min-slaves-max-lag",
     "tandem-fenced-start",
     "tandem-admin-port",
+    "tandem-requirepass-file",
 ];
 
 /// The server's admin HTTP port (`tandem-admin-port`): `/healthz`, `/readyz`, `/metrics`.
@@ -219,8 +225,9 @@ cat "{CONFIG_DIR}/tandem.conf" > "$conf"
 if [ -f "{CONFIG_DIR}/pod-$ord.conf" ]; then
   cat "{CONFIG_DIR}/pod-$ord.conf" >> "$conf"
 fi
-{acl}pw="$(cat "{AUTH_DIR}/{PASSWORD_FILE}")"
-printf 'requirepass "%s"\nmasterauth "%s"\n' "$pw" "$pw" >> "$conf"
+{acl}printf 'tandem-requirepass-file "%s"\n' "{AUTH_DIR}/{REQUIREPASS_FILE}" >> "$conf"
+pw="$(cat "{AUTH_DIR}/{MASTERAUTH_FILE}")"
+printf 'masterauth "%s"\n' "$pw" >> "$conf"
 unset pw
 exec {SERVER_BIN} "$conf"
 "#
@@ -359,7 +366,9 @@ mod tests {
                 );
             }
         }
-        assert!(d["start.sh"].contains("/etc/tandem/auth/password"));
+        assert!(d["start.sh"].contains("/etc/tandem/auth/masterauth"));
+        assert!(d["start.sh"]
+            .contains("tandem-requirepass-file \"%s\"\\n' \"/etc/tandem/auth/requirepass\""));
         assert!(d["start.sh"].contains("umask 077"));
     }
 

@@ -4,6 +4,7 @@
 
 pub mod acl_users;
 pub mod config;
+pub mod credentials;
 pub mod netpol;
 pub mod pdb;
 pub mod resources;
@@ -54,6 +55,9 @@ pub struct Desired {
     /// The rendered ACL users (`<name>-acl`), when the set has any; filled by
     /// [`with_acl_users`] (it needs the passwords read from the users' Secrets).
     pub acl_secret: Option<Secret>,
+    /// The pods' credentials (`<name>-credentials`), filled by [`with_pod_credentials`]
+    /// (what it holds is decided by the rotation step, `controller::rotation`).
+    pub credentials_secret: Option<Secret>,
     pub config_map: ConfigMap,
     pub headless: Service,
     pub master: Service,
@@ -120,6 +124,7 @@ pub fn build(
     Ok(Desired {
         secret,
         acl_secret: None,
+        credentials_secret: None,
         headless: services::headless(&owner),
         master: services::master(rr, &owner),
         replicas: services::replicas(rr, &owner),
@@ -131,16 +136,29 @@ pub fn build(
     })
 }
 
-/// Adds the rendered ACL users to `desired`: `set_password` is the set's password (the
-/// internal user's), `passwords` the application users' by user name.
+/// Adds the rendered ACL users to `desired`: `set_password` is the internal user's password,
+/// `passwords` the application users' by user name, `default_passwords` the default user's.
 pub fn with_acl_users(
     mut desired: Desired,
     rr: &RedisReplication,
     set_password: &[u8],
     passwords: &std::collections::BTreeMap<String, Vec<u8>>,
+    default_passwords: &[String],
 ) -> Result<Desired, BuildError> {
     let owner = Owner::of(rr)?;
-    desired.acl_secret = acl_users::acl_secret(rr, &owner, set_password, passwords)?;
+    desired.acl_secret =
+        acl_users::acl_secret(rr, &owner, set_password, passwords, default_passwords)?;
+    Ok(desired)
+}
+
+/// Adds the pods' credentials Secret to `desired`.
+pub fn with_pod_credentials(
+    mut desired: Desired,
+    rr: &RedisReplication,
+    creds: &credentials::PodCredentials,
+) -> Result<Desired, BuildError> {
+    let owner = Owner::of(rr)?;
+    desired.credentials_secret = Some(credentials::secret(&owner, creds));
     Ok(desired)
 }
 

@@ -10,16 +10,16 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
-    VolumeMount, VolumeResourceRequirements,
+    HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::config::{self, AUTH_DIR, CONFIG_DIR, DATA_DIR, PASSWORD_FILE, RUN_DIR};
-use super::{auth_secret_name, resources, Owner, Params};
+use super::config::{self, AUTH_DIR, CONFIG_DIR, DATA_DIR, RUN_DIR};
+use super::{resources, Owner, Params};
 use crate::crd::{RedisReplication, Retention, StorageSpec};
 use crate::names;
 
@@ -165,20 +165,8 @@ fn volumes(rr: &RedisReplication, name: &str) -> Vec<Volume> {
             }),
             ..Volume::default()
         },
-        Volume {
-            name: "auth".to_string(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(auth_secret_name(rr)),
-                items: Some(vec![KeyToPath {
-                    key: spec.auth.key.clone(),
-                    path: PASSWORD_FILE.to_string(),
-                    mode: Some(0o440),
-                }]),
-                default_mode: Some(0o440),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
+        // `<name>-credentials`, kept by the operator (see build::credentials).
+        super::credentials::volume(name),
         // The assembled runtime config (with the password) lives only in memory.
         empty_dir("run", true),
         // The server may write temp files (RDB/AOF rewrites) only under /data and /tmp.
@@ -407,10 +395,25 @@ mod tests {
             .iter()
             .find(|v| v.name == "auth")
             .unwrap();
+        // The operator's copy, whatever the user's Secret is called, so a password change or
+        // another `auth.secretName` never changes the pod template.
         let sec = auth.secret.as_ref().unwrap();
-        assert_eq!(sec.secret_name.as_deref(), Some("mine"));
-        let item = &sec.items.as_ref().unwrap()[0];
-        assert_eq!((item.key.as_str(), item.path.as_str()), ("pw", "password"));
+        assert_eq!(sec.secret_name.as_deref(), Some("cache-credentials"));
+        let items: Vec<(&str, &str)> = sec
+            .items
+            .iter()
+            .flatten()
+            .map(|i| (i.key.as_str(), i.path.as_str()))
+            .collect();
+        assert_eq!(
+            items,
+            [("requirepass", "requirepass"), ("masterauth", "masterauth")]
+        );
+        assert_eq!(
+            ps,
+            pod_spec(&sts(json!({"auth": {"secretName": "other", "key": "k"}}))),
+            "the user's Secret does not reach the pod template"
+        );
         let run = ps
             .volumes
             .as_ref()

@@ -3,6 +3,7 @@
 //! Order matters and is fixed:
 //! 1. auth Secret (create-only: a generated password is never overwritten), then the rendered
 //!    ACL users Secret `<name>-acl` (derived, so applied; deleted when the set has no users),
+//!    then the pods' credentials `<name>-credentials` (the rotation step's state),
 //! 2. ConfigMap (the pods mount it and read it at start),
 //! 3. headless Service (pod DNS must resolve before replicas look for their upstream),
 //! 4. `-master` / `-replicas` Services,
@@ -105,6 +106,9 @@ pub async fn apply(client: &Client, ns: &str, desired: &Desired) -> Result<(), A
         &crate::build::acl_users::secret_name(&set),
     )
     .await?;
+    if let Some(creds) = &desired.credentials_secret {
+        ssa::<Secret>(client, ns, creds).await?;
+    }
     ssa::<ConfigMap>(client, ns, &desired.config_map).await?;
     ssa::<Service>(client, ns, &desired.headless).await?;
     ssa::<Service>(client, ns, &desired.master).await?;

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod observe;
 pub mod rollout;
+pub mod rotation;
 pub mod secret_refs;
 pub mod status;
 pub mod tls_status;
@@ -27,7 +28,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::build::{self, secret::random_password, BuildError, Params};
+use crate::build::{self, BuildError, Params};
 use crate::crd::RedisReplication;
 use crate::failover;
 use crate::metrics::{Metrics, SetLabels, SetSnapshot};
@@ -123,13 +124,29 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     }
     let observed = observe::observe(&ctx.client, &rr).await?;
+    // A bad new password Secret must not stop a running set: see `rotation::screen`.
+    let (observed, bad_secret) = rotation::screen(&rr, observed);
     let model = match validate::validate(&rr, &observed) {
         Ok(model) => model,
         Err(invalid) => return report_invalid(&ctx, &rr, &observed, &invalid).await,
     };
-    let password = (observed.auth_secret.is_none()).then(random_password);
+    let password = rotation::generated_password(&observed);
+    let set_password = password
+        .clone()
+        .or_else(|| failover::pods::password(&rr, &observed))
+        .unwrap_or_default();
+    let rotation = rotation::step(
+        &rr,
+        &observed,
+        &set_password,
+        bad_secret.as_ref(),
+        &ctx.params.cluster_domain,
+        ctx.roles.timeouts(),
+    )
+    .await;
     let desired = build::build(&rr, &ctx.params, password.as_deref())?;
-    let desired = with_credentials(desired, &rr, &observed, password.as_deref())?;
+    let desired = build::with_pod_credentials(desired, &rr, &rotation.creds)?;
+    let desired = with_credentials(desired, &rr, &observed, &rotation.creds)?;
     // Applied in the order `build` lists them, StatefulSet last (see `apply`).
     apply::apply(&ctx.client, &model.namespace, &desired).await?;
     let cx = ctx.failover_context();
@@ -147,13 +164,19 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     );
     failover::apply_outcome(&mut st, &outcome);
     tls_status::apply(&mut st, &rr, &observed, crate::tls::unix_now(), &at);
+    if let Some(bad) = &bad_secret {
+        rotation::mark_bad_secret(&rr, &mut st, bad, now());
+    }
+    rotation::record(ctx.recorder.as_ref(), &rr, &mut st, &rotation, now()).await;
     observe_set_metrics(&ctx, &rr, &st);
     status::write(&ctx.client, ctx.recorder.as_ref(), &rr, st).await?;
     tracing::info!(name = %model.name, namespace = %model.namespace, waiting = outcome.waiting.as_deref().unwrap_or(""), "reconciled");
     // Detection: while anything is in motion, look again within a second; otherwise the
     // periodic check (pod changes also trigger a reconcile through the Pod watch). A rolling
     // update in progress is looked at again within ROLLOUT_RECHECK.
-    Ok(Action::requeue(if outcome.recheck_soon {
+    Ok(Action::requeue(if rotation.in_progress {
+        RECHECK_SOON
+    } else if outcome.recheck_soon {
         outcome
             .recheck_after
             .map_or(RECHECK_SOON, |d| d.min(RECHECK_SOON))
@@ -164,28 +187,27 @@ pub async fn reconcile(rr: Arc<RedisReplication>, ctx: Arc<Context>) -> Result<A
     }))
 }
 
-/// Adds the rendered ACL users: the set's password (generated now, or read from its Secret)
+/// Adds the rendered ACL users: the internal user's password (kept in `<name>-credentials`)
 /// and the users' passwords (the validate step has checked they are there).
 fn with_credentials(
     desired: build::Desired,
     rr: &RedisReplication,
     observed: &observe::Observed,
-    generated: Option<&str>,
+    creds: &build::credentials::PodCredentials,
 ) -> Result<build::Desired, Error> {
     if !build::acl_users::enabled(rr) {
         return Ok(desired);
     }
-    let set_password = match generated {
-        Some(pw) => pw.as_bytes().to_vec(),
-        None => observed
-            .auth_secret
-            .as_ref()
-            .and_then(|s| validate::secret_value(s, &rr.spec.auth.key))
-            .unwrap_or_default(),
-    };
+    let internal_password = creds.internal.clone().unwrap_or_default().into_bytes();
     // Cannot fail: the validate step checked the same `observed`.
     let users = validate::user_passwords(rr, observed).unwrap_or_default();
-    Ok(build::with_acl_users(desired, rr, &set_password, &users)?)
+    Ok(build::with_acl_users(
+        desired,
+        rr,
+        &internal_password,
+        &users,
+        &creds.accepted,
+    )?)
 }
 
 /// The per-set gauges, from the status this reconcile computed.

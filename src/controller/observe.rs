@@ -33,6 +33,8 @@ pub struct Observed {
     pub auth_secret: Option<Secret>,
     /// The Secrets named by `auth.users[].passwordSecret` that exist, by Secret name.
     pub user_secrets: std::collections::BTreeMap<String, Secret>,
+    /// The operator's `<name>-credentials` (what the pods accept; see `build::credentials`).
+    pub credentials_secret: Option<Secret>,
     pub statefulset: Option<StatefulSet>,
     /// The Secret named by `spec.tls.secretName`, when set and present.
     pub tls_secret: Option<Secret>,
@@ -84,6 +86,16 @@ pub async fn observe(client: &Client, rr: &RedisReplication) -> Result<Observed,
             })?,
         None => None,
     };
+    let creds_name = crate::build::credentials::secret_name(&name);
+    let credentials_secret =
+        secrets
+            .get_opt(&creds_name)
+            .await
+            .map_err(|source| ObserveError::Get {
+                kind: "Secret",
+                name: creds_name.clone(),
+                source,
+            })?;
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let statefulset = sts_api
         .get_opt(&names::statefulset(&name))
@@ -107,6 +119,7 @@ pub async fn observe(client: &Client, rr: &RedisReplication) -> Result<Observed,
     Ok(Observed {
         auth_secret,
         user_secrets,
+        credentials_secret,
         statefulset,
         tls_secret,
         pods,

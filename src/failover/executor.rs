@@ -14,6 +14,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::credentials::Credentials;
 use super::planner::Plan;
 use super::probe::{parse_replication, Client, ProbeError, Timeouts, Value};
 use super::topology::Repoint;
@@ -118,7 +119,7 @@ pub enum ExecError {
 #[derive(Debug, Clone)]
 pub struct Executor {
     pub targets: Vec<PodTarget>,
-    pub password: Option<String>,
+    pub credentials: Credentials,
     /// Set when the pods are reached over TLS.
     pub tls: Option<crate::tls::client::TlsClient>,
     pub timeouts: Timeouts,
@@ -128,7 +129,7 @@ impl Executor {
     pub fn new(targets: Vec<PodTarget>, password: Option<String>) -> Self {
         Executor {
             targets,
-            password,
+            credentials: Credentials::password(password),
             tls: None,
             timeouts: Timeouts::default(),
         }
@@ -142,9 +143,9 @@ impl Executor {
     }
 
     async fn client(&self, pod: &PodTarget) -> Result<Client, ProbeError> {
-        Client::connect_over(
+        super::probe::connect_as(
             &pod.connect,
-            self.password.as_deref(),
+            &self.credentials,
             self.timeouts,
             self.tls.as_ref(),
         )

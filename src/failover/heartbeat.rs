@@ -41,7 +41,7 @@ pub async fn ping(t: &Target, conn: Option<Conn>) -> (bool, Option<Conn>) {
         let mut c = match conn {
             Some((_, c)) => c,
             None => {
-                Client::connect_over(&t.addr, t.password.as_deref(), t.timeouts, t.tls.as_ref())
+                super::probe::connect_as(&t.addr, &t.credentials, t.timeouts, t.tls.as_ref())
                     .await?
             }
         };
@@ -114,7 +114,7 @@ mod tests {
             name: "c".into(),
             master: "c-0".into(),
             addr: addr.into(),
-            password: None,
+            credentials: Default::default(),
             tls: None,
             timeouts: Timeouts::uniform(Duration::from_millis(300)),
         }

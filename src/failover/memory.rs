@@ -26,7 +26,7 @@ pub struct Target {
     pub master: String,
     /// `host:port` to connect to.
     pub addr: String,
-    pub password: Option<String>,
+    pub credentials: super::credentials::Credentials,
     /// Set when the master is reached over TLS.
     pub tls: Option<crate::tls::client::TlsClient>,
     /// The set's probe timeouts (already shortened by its `downAfterSeconds`).
@@ -214,7 +214,7 @@ mod tests {
             name: "c".into(),
             master: master.into(),
             addr: "127.0.0.1:1".into(),
-            password: None,
+            credentials: Default::default(),
             tls: None,
             timeouts: Timeouts::default(),
         };

@@ -10,6 +10,7 @@
 //!
 //! Shell (talks to pods and to the API server, carries decisions out):
 //! - [`probe`]: a small RESP client and the observation of one pod;
+//! - [`credentials`]: how those connections authenticate (user, candidate passwords);
 //! - [`heartbeat`]: pings every recorded master twice a second, so a hung master is noticed
 //!   without waiting for a reconcile;
 //! - [`executor`]: carries a plan out over RESP;
@@ -20,6 +21,7 @@
 //! - [`pods`], [`memory`], [`outcome`]: the set's pods, the memory between reconciles, and
 //!   what the step hands to the status step.
 
+pub mod credentials;
 pub mod executor;
 pub mod heartbeat;
 pub mod history;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use kube::ResourceExt;
 
+use super::credentials::Credentials;
 use super::executor::PodTarget;
 use super::planner::{ObservedRole, PodObservation, RecordedState};
 use crate::controller::observe::Observed;
@@ -34,6 +35,29 @@ pub fn password(rr: &RedisReplication, observed: &Observed) -> Option<String> {
         .and_then(|d| d.get(key))
         .cloned();
     from_data.or(from_string).filter(|p| !p.is_empty())
+}
+
+/// How the operator authenticates to the pods: as the internal user when the set has one
+/// (its password kept in `<name>-credentials`), else as the default user trying the Secret's
+/// password first, then every password the pods still accept (newest first), so a rotation
+/// in flight never locks the operator out.
+pub fn credentials(rr: &RedisReplication, observed: &Observed) -> Credentials {
+    let stored = observed
+        .credentials_secret
+        .as_ref()
+        .and_then(crate::build::credentials::parse);
+    if rr.spec.auth.internal_user {
+        if let Some(pw) = stored.as_ref().and_then(|c| c.internal.clone()) {
+            return Credentials::user(crate::build::acl_users::INTERNAL_USER, pw);
+        }
+    }
+    let mut creds = Credentials::password(password(rr, observed));
+    for p in stored.iter().flat_map(|c| c.accepted.iter().rev()) {
+        if !creds.passwords.contains(p) {
+            creds.passwords.push(p.clone());
+        }
+    }
+    creds
 }
 
 /// Every pod of the set, by ordinal.

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::tls::client::TlsClient;
 
+use super::credentials::{is_refusal, Credentials};
 use super::history::NO_REPLID;
 use super::planner::{ObservedRole, PodObservation};
 
@@ -251,6 +252,58 @@ async fn dial(addr: &str, tls: Option<&TlsClient>) -> std::io::Result<Box<dyn Io
     })
 }
 
+/// Connects to `addr` and authenticates with the first of `creds.passwords` the server
+/// accepts. The failed `AUTH` attempts happen on the same connection (a refused `AUTH` leaves
+/// it open and unauthenticated), so fallback costs one round trip, not one connect.
+pub async fn connect_as(
+    addr: &str,
+    creds: &Credentials,
+    timeouts: Timeouts,
+    tls: Option<&TlsClient>,
+) -> Result<Client, ProbeError> {
+    let mut client = Client::connect_over(addr, None, timeouts, tls).await?;
+    authenticate(&mut client, creds).await?;
+    Ok(client)
+}
+
+/// `AUTH` with each candidate in turn until one is accepted; the last refusal is the error.
+pub async fn authenticate(client: &mut Client, creds: &Credentials) -> Result<(), ProbeError> {
+    let mut last = None;
+    for pw in &creds.passwords {
+        match client.command(&creds.auth_args(pw)).await? {
+            Value::Simple(_) => return Ok(()),
+            Value::Error(e) if is_refusal(&e) => last = Some(e),
+            Value::Error(e) => return Err(ProbeError::Auth(e)),
+            other => return Err(ProbeError::Auth(format!("{other:?}"))),
+        }
+    }
+    match last {
+        Some(e) => Err(ProbeError::Auth(e)),
+        None => Ok(()),
+    }
+}
+
+/// Whether `addr` accepts exactly these credentials (one password): `Ok(true)` accepted,
+/// `Ok(false)` refused (WRONGPASS), `Err` when the pod could not be asked.
+pub async fn accepts(
+    addr: &str,
+    user: Option<&str>,
+    password: &str,
+    timeouts: Timeouts,
+    tls: Option<&TlsClient>,
+) -> Result<bool, ProbeError> {
+    let creds = Credentials {
+        user: user.map(String::from),
+        passwords: vec![password.to_string()],
+    };
+    let mut client = Client::connect_over(addr, None, timeouts, tls).await?;
+    match authenticate(&mut client, &creds).await {
+        Ok(()) => Ok(true),
+        Err(ProbeError::Auth(e)) if e.starts_with("WRONGPASS") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 enum ReadError {
     Io(String),
     Protocol(String),
@@ -468,10 +521,10 @@ pub async fn observe(
     name: &str,
     ordinal: u32,
     addr: &str,
-    password: Option<&str>,
+    credentials: &Credentials,
     timeouts: Timeouts,
 ) -> Probe {
-    observe_over(name, ordinal, addr, password, timeouts, None).await
+    observe_over(name, ordinal, addr, credentials, timeouts, None).await
 }
 
 /// [`observe`], over TLS when `tls` is given.
@@ -479,12 +532,12 @@ pub async fn observe_over(
     name: &str,
     ordinal: u32,
     addr: &str,
-    password: Option<&str>,
+    credentials: &Credentials,
     timeouts: Timeouts,
     tls: Option<&TlsClient>,
 ) -> Probe {
     let read = async {
-        let mut c = Client::connect_over(addr, password, timeouts, tls).await?;
+        let mut c = connect_as(addr, credentials, timeouts, tls).await?;
         let replication = c.info("replication").await?;
         let keyspace = c.info("keyspace").await?;
         Ok::<_, ProbeError>((replication, keyspace))
@@ -541,6 +594,65 @@ pub fn busy(name: &str, ordinal: u32) -> PodObservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answers `AUTH` with OK only for `good` (any user), WRONGPASS otherwise,
+    /// and counts the AUTH commands it saw.
+    async fn auth_server(good: &'static str) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 512];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                        let last = req.trim_end().rsplit("\r\n").next().unwrap_or("");
+                        let reply: &[u8] = if last == good {
+                            b"+OK\r\n"
+                        } else {
+                            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+                        };
+                        if s.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn the_first_accepted_password_wins_and_a_refused_one_falls_through() {
+        let addr = auth_server("old").await;
+        let both = crate::failover::credentials::Credentials {
+            user: None,
+            passwords: vec!["new".into(), "old".into()],
+        };
+        assert!(connect_as(&addr, &both, quick(), None).await.is_ok());
+        let only_new = crate::failover::credentials::Credentials::password(Some("new".into()));
+        let e = connect_as(&addr, &only_new, quick(), None)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, ProbeError::Auth(m) if m.starts_with("WRONGPASS")),
+            "{e}"
+        );
+        assert!(accepts(&addr, None, "old", quick(), None).await.unwrap());
+        assert!(
+            !accepts(&addr, Some("tandem-operator"), "new", quick(), None)
+                .await
+                .unwrap()
+        );
+    }
+
+    fn pw(p: &str) -> crate::failover::credentials::Credentials {
+        crate::failover::credentials::Credentials::password(Some(p.to_string()))
+    }
 
     const MASTER: &str = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n\
         slave0:ip=10.0.0.2,port=6379,state=online,offset=1234,lag=0\r\n\
@@ -697,7 +809,7 @@ mod tests {
         // by connect + command, not by one timeout per remaining request.
         let addr = fake_server(vec![b"+OK\r\n"]).await;
         let t0 = std::time::Instant::now();
-        let p = observe("r-0", 0, &addr, Some("pw"), quick()).await;
+        let p = observe("r-0", 0, &addr, &pw("pw"), quick()).await;
         assert!(!p.observation.reachable);
         assert!(
             matches!(p.error, Some(ProbeError::Timeout { .. })),
@@ -711,17 +823,17 @@ mod tests {
     async fn a_pod_answering_busy_is_alive_and_busy_not_unreachable() {
         let busy = b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
         let addr = fake_server(vec![busy]).await;
-        let p = observe("r-0", 0, &addr, None, quick()).await;
+        let p = observe("r-0", 0, &addr, &Default::default(), quick()).await;
         assert!(p.error.is_none(), "{:?}", p.error);
         assert!(p.observation.reachable);
         assert_eq!(p.observation.role, ObservedRole::Busy);
         // A server that refuses even AUTH while busy is busy too.
         let addr = fake_server(vec![busy]).await;
-        let p = observe("r-0", 0, &addr, Some("pw"), quick()).await;
+        let p = observe("r-0", 0, &addr, &pw("pw"), quick()).await;
         assert_eq!(p.observation.role, ObservedRole::Busy, "{:?}", p.error);
         // Any other error reply is still a failed probe.
         let addr = fake_server(vec![b"-ERR nope\r\n"]).await;
-        let p = observe("r-0", 0, &addr, None, quick()).await;
+        let p = observe("r-0", 0, &addr, &Default::default(), quick()).await;
         assert!(!p.observation.reachable);
         assert!(p.error.is_some());
     }
@@ -779,14 +891,14 @@ mod tests {
     #[tokio::test]
     async fn auth_failure_and_unreachable_pods_are_reported() {
         let addr = fake_server(vec![b"-WRONGPASS invalid username-password pair\r\n"]).await;
-        let p = observe("r-0", 0, &addr, Some("pw"), quick()).await;
+        let p = observe("r-0", 0, &addr, &pw("pw"), quick()).await;
         assert!(!p.observation.reachable);
         assert!(matches!(p.error, Some(ProbeError::Auth(ref e)) if e.starts_with("WRONGPASS")));
 
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed = l.local_addr().unwrap().to_string();
         drop(l);
-        let p = observe("r-1", 1, &closed, None, quick()).await;
+        let p = observe("r-1", 1, &closed, &Default::default(), quick()).await;
         assert!(!p.observation.reachable);
         assert!(matches!(p.error, Some(ProbeError::Connect { .. })));
     }
@@ -799,7 +911,7 @@ mod tests {
         let rep: &'static [u8] = Box::leak(rep.into_bytes().into_boxed_slice());
         let ks: &'static [u8] = Box::leak(ks.into_bytes().into_boxed_slice());
         let addr = fake_server(vec![b"+OK\r\n", rep, ks]).await;
-        let p = observe("r-1", 1, &addr, Some("pw"), quick()).await;
+        let p = observe("r-1", 1, &addr, &pw("pw"), quick()).await;
         assert_eq!(p.error, None);
         assert!(p.observation.reachable);
         assert_eq!(p.observation.master_repl_offset, 1234);

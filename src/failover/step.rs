@@ -13,6 +13,7 @@ use kube::runtime::events::Recorder;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use super::credentials::Credentials;
 use super::executor::{Executor, PodTarget};
 use super::outcome::RolesOutcome;
 use super::pods::{self, PodAddress};
@@ -66,7 +67,7 @@ const EXEC_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 struct Round {
     pods: Vec<PodAddress>,
     targets: Vec<PodTarget>,
-    password: Option<String>,
+    credentials: Credentials,
     /// Set when the pods are reached over TLS (`spec.tls`).
     tls: Option<crate::tls::client::TlsClient>,
 }
@@ -85,7 +86,7 @@ impl Round {
                 transport.ports,
             ),
             pods,
-            password: pods::password(rr, observed),
+            credentials: pods::credentials(rr, observed),
             tls: transport.tls,
         }
     }
@@ -95,7 +96,7 @@ impl Round {
     fn executor(&self, timeouts: Timeouts) -> Executor {
         Executor {
             targets: self.targets.clone(),
-            password: self.password.clone(),
+            credentials: self.credentials.clone(),
             tls: self.tls.clone(),
             timeouts: Timeouts {
                 command: timeouts.command.max(EXEC_COMMAND_TIMEOUT),
@@ -109,18 +110,13 @@ impl Round {
         let ips = pods::ips(&self.pods);
         let probes =
             futures::future::join_all(self.pods.iter().zip(&self.targets).map(|(p, t)| {
-                let pw = self.password.clone();
+                let creds = &self.credentials;
                 let tls = self.tls.as_ref();
                 async move {
                     match &p.ip {
                         Some(_) => {
                             probe::observe_over(
-                                &p.name,
-                                p.ordinal,
-                                &t.connect,
-                                pw.as_deref(),
-                                timeouts,
-                                tls,
+                                &p.name, p.ordinal, &t.connect, creds, timeouts, tls,
                             )
                             .await
                         }
@@ -205,7 +201,7 @@ pub async fn step(
                 name: model.name.clone(),
                 master: t.name.clone(),
                 addr: t.connect.clone(),
-                password: round.password.clone(),
+                credentials: round.credentials.clone(),
                 tls: round.tls.clone(),
                 timeouts,
             },
