@@ -1,6 +1,9 @@
 //! Services: a loopback TCP proxy per port of every Service with a selector (not
 //! headless), forwarding each new connection to a Ready pod (round robin), the
 //! `endpoints.json` file, and core v1 Endpoints objects (also for headless Services).
+//!
+//! The proxies run on one thread of their own ([`ProxyThread`]); what they cost per request
+//! is measured by `bench/service_path.py` (docs/benchmarks.md, "Local-mode Service path").
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -115,10 +118,12 @@ pub(crate) struct Services {
     thread: ProxyThread,
 }
 
-/// The thread every Service proxy runs on: one current-thread tokio runtime, so that one
-/// epoll wake-up serves all the connections that became ready, on the thread that
-/// polled them. On the operator's multi-thread runtime each forwarded read could wake a
-/// parked worker (a futex wake and a context switch) and move the task between threads.
+/// The thread every Service proxy runs on: one current-thread tokio runtime. A wake-up
+/// serves every connection that became ready on the thread that polled them (no task
+/// moves between the operator's workers), a proxy under load cannot delay the controller
+/// or the API (nor they it), and the proxies' CPU shows as the `svc-proxy` thread's. The
+/// CPU per forwarded request is the kernel's (two more TCP sockets per request, see
+/// docs/benchmarks.md) and did not move measurably with this thread.
 struct ProxyThread {
     handle: Handle,
     stop: Option<oneshot::Sender<()>>,
@@ -498,6 +503,54 @@ mod tests {
             target_port(&json!({"port": 80, "targetPort": "nope"}), &pods[0]),
             None
         );
+    }
+
+    /// A backend that answers every read with `+OK\r\n` until the peer closes.
+    async fn ok_server() -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    while matches!(c.read(&mut buf).await, Ok(n) if n > 0) {
+                        if c.write_all(b"+OK\r\n").await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    async fn ask(addr: SocketAddr) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = TcpStream::connect(addr).await?;
+        c.write_all(b"PING\r\n").await?;
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).await?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    #[tokio::test]
+    async fn proxy_thread_forwards_and_its_stop_closes_the_service_port() {
+        let backend = ok_server().await;
+        let mut thread = ProxyThread::start();
+        assert!(thread.thread.is_some(), "the svc-proxy thread runs");
+        let listener = bind(None).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let backends = Arc::new(Mutex::new(Vec::new()));
+        let task = thread.handle.spawn(proxy_loop(listener, backends.clone()));
+        // No Ready endpoint: the connection is accepted and closed.
+        assert!(ask(addr).await.is_err());
+        *backends.lock().unwrap() = vec![backend];
+        assert_eq!(ask(addr).await.unwrap(), "+OK\r\n");
+        thread.stop().await;
+        assert!(task.await.unwrap_err().is_cancelled());
+        let refused = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await;
+        assert!(matches!(refused, Ok(Err(_))), "port closed: {refused:?}");
     }
 
     #[test]
