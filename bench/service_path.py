@@ -12,9 +12,8 @@ alternating which target goes first,
 against the `-master` Service address (DIR/endpoints.json) and against the master pod's
 address (status.podIP and its `redis` container port). It prints, per depth, the median
 SET/s of each target and their ratio (Service / direct), and the CPU the operator process
-spent per request while the Service was measured (the proxy runs inside it; its thread is
-named `svc-proxy`, reported separately when present), next to the master server's CPU per
-request.
+spent per request while the Service was measured (the proxy runs inside it), next to the
+master server's CPU per request in both cases.
 
 Every redis-benchmark run is bounded by --timeout seconds; the operator is stopped by pid
 (SIGTERM, then SIGKILL to its process group) and its state dir removed, also on failure
@@ -40,27 +39,13 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_ticks(stat_path):
-    """utime + stime of a /proc/<pid>[/task/<tid>]/stat file (0 when it is gone)."""
+    """utime + stime of a /proc/<pid>/stat file (0 when it is gone)."""
     try:
         with open(stat_path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0
     return int(fields[11]) + int(fields[12])
-
-
-def proxy_threads(pid):
-    """/proc stat paths of the operator's Service proxy threads (named svc-proxy)."""
-    out = []
-    task_dir = f"/proc/{pid}/task"
-    for tid in os.listdir(task_dir):
-        try:
-            with open(f"{task_dir}/{tid}/comm") as f:
-                if f.read().strip().startswith("svc-proxy"):
-                    out.append(f"{task_dir}/{tid}/stat")
-        except OSError:
-            pass
-    return out
 
 
 def benchmark(addr, password, depth, clients, requests, timeout):
@@ -92,21 +77,19 @@ def measure(local, password, args):
     rows = []
     for depth in args.pipelines:
         got = {"service": [], "direct": []}
-        cpu = {"operator": [], "proxy": [], "server_service": [], "server_direct": []}
+        cpu = {"operator": [], "server_service": [], "server_direct": []}
         for r in range(args.rounds):
             order = ["service", "direct"] if r % 2 == 0 else ["direct", "service"]
             for target in order:
                 addr = service if target == "service" else direct
-                threads = proxy_threads(local.proc.pid)
-                before = (cpu_ticks(op_stat), sum(map(cpu_ticks, threads)), cpu_ticks(srv_stat))
+                before = (cpu_ticks(op_stat), cpu_ticks(srv_stat))
                 rps = benchmark(addr, password, depth, args.clients, args.requests, args.timeout)
-                after = (cpu_ticks(op_stat), sum(map(cpu_ticks, threads)), cpu_ticks(srv_stat))
+                after = (cpu_ticks(op_stat), cpu_ticks(srv_stat))
                 per_req = [(a - b) * 1e6 / TICK / args.requests for a, b in zip(after, before)]
                 got[target].append(rps)
-                cpu[f"server_{target}"].append(per_req[2])
+                cpu[f"server_{target}"].append(per_req[1])
                 if target == "service":
                     cpu["operator"].append(per_req[0])
-                    cpu["proxy"].append(per_req[1] if threads else float("nan"))
                 log(f"-P {depth} round {r + 1} {target}: {rps:.0f} SET/s")
         med = {k: statistics.median(v) for k, v in got.items()}
         rows.append({"depth": depth, **med, "ratio": med["service"] / med["direct"],
@@ -120,13 +103,13 @@ def report(rows, args):
         f"median of {args.rounds} alternating runs; CPU in microseconds per request",
         "",
         "| -P | Service SET/s | direct SET/s | Service / direct | operator CPU (Service runs) "
-        "| of which svc-proxy | server CPU via Service | server CPU direct |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server CPU via Service | server CPU direct |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['depth']} | {r['service']:.0f} | {r['direct']:.0f} | {r['ratio']:.2f} "
-            f"| {r['cpu_operator']:.1f} | {r['cpu_proxy']:.1f} | {r['cpu_server_service']:.1f} "
+            f"| {r['cpu_operator']:.1f} | {r['cpu_server_service']:.1f} "
             f"| {r['cpu_server_direct']:.1f} |")
     return "\n".join(lines) + "\n"
 

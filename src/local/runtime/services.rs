@@ -1,26 +1,19 @@
 //! Services: a loopback TCP proxy per port of every Service with a selector (not
 //! headless), forwarding each new connection to a Ready pod (round robin), the
 //! `endpoints.json` file, and core v1 Endpoints objects (also for headless Services).
-//!
-//! The proxies run on one thread of their own ([`ProxyThread`]); what they cost per request
-//! is measured by `bench/service_path.py` (docs/benchmarks.md, "Local-mode Service path").
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::statefulset::pod_ready;
 use super::Shared;
-
-/// How long a proxied connection waits for one backend before trying the next.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
@@ -114,92 +107,13 @@ pub(crate) struct Services {
     proxies: HashMap<(String, String, u16), Proxy>,
     /// Addresses from a previous run's endpoints.json, reused when free.
     recorded: BTreeMap<String, SocketAddr>,
-    /// Where the proxies run.
-    thread: ProxyThread,
 }
 
-/// The thread every Service proxy runs on: one current-thread tokio runtime. A wake-up
-/// serves every connection that became ready on the thread that polled them (no task
-/// moves between the operator's workers), a proxy under load cannot delay the controller
-/// or the API (nor they it), and the proxies' CPU shows as the `svc-proxy` thread's. The
-/// CPU per forwarded request is the kernel's (two more TCP sockets per request, see
-/// docs/benchmarks.md) and did not move measurably with this thread.
-struct ProxyThread {
-    handle: Handle,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ProxyThread {
-    /// Starts the thread; on failure the proxies run on the caller's runtime instead.
-    fn start() -> ProxyThread {
-        let started = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .and_then(|rt| {
-                let handle = rt.handle().clone();
-                let (tx, rx) = oneshot::channel::<()>();
-                let thread =
-                    std::thread::Builder::new()
-                        .name("svc-proxy".into())
-                        .spawn(move || {
-                            // Returns when `stop` is sent or dropped; dropping the runtime then
-                            // cancels the proxies still running on it.
-                            rt.block_on(async {
-                                let _ = rx.await;
-                            });
-                        })?;
-                Ok((handle, tx, thread))
-            });
-        match started {
-            Ok((handle, tx, thread)) => ProxyThread {
-                handle,
-                stop: Some(tx),
-                thread: Some(thread),
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "service proxy thread not started; proxying on the runtime");
-                ProxyThread {
-                    handle: Handle::current(),
-                    stop: None,
-                    thread: None,
-                }
-            }
-        }
-    }
-
-    /// Stops the thread and waits for it (its runtime drops every task left on it).
-    async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
-    }
-}
-
-impl Drop for ProxyThread {
-    fn drop(&mut self) {
-        // Without a `stop` the thread still ends: the receiver sees the sender dropped.
-        self.stop.take();
-    }
-}
-
-/// Accepts on `listener` and forwards each connection to one of `backends`, starting at
-/// the next in round robin and trying the others when a connect fails.
-async fn proxy_loop(listener: std::net::TcpListener, backends: Arc<Mutex<Vec<SocketAddr>>>) {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(error = %e, "service proxy: listener not registered");
-            return;
-        }
-    };
-    let mut rr: usize = 0;
+async fn proxy_loop(listener: TcpListener, backends: Arc<Mutex<Vec<SocketAddr>>>) {
+    let rr = AtomicUsize::new(0);
     let mut conns = JoinSet::new();
     loop {
-        let Ok((inbound, _)) = listener.accept().await else {
+        let Ok((mut inbound, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
@@ -208,39 +122,32 @@ async fn proxy_loop(listener: std::net::TcpListener, backends: Arc<Mutex<Vec<Soc
         if list.is_empty() {
             continue;
         }
-        conns.spawn(forward(inbound, list, rr));
-        rr = rr.wrapping_add(1);
+        let start = rr.fetch_add(1, Ordering::Relaxed);
+        conns.spawn(async move {
+            for k in 0..list.len() {
+                let target = list[(start + k) % list.len()];
+                let conn =
+                    tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(target)).await;
+                if let Ok(Ok(mut out)) = conn {
+                    let _ = inbound.set_nodelay(true);
+                    let _ = out.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    return;
+                }
+            }
+        });
     }
 }
 
-/// One proxied connection: connect, then copy both ways until either side closes.
-async fn forward(mut inbound: TcpStream, list: Vec<SocketAddr>, start: usize) {
-    for k in 0..list.len() {
-        let Some(&target) = list.get(start.wrapping_add(k) % list.len()) else {
-            return;
-        };
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await;
-        if let Ok(Ok(mut out)) = conn {
-            // Both legs: a request or reply of a few bytes goes out at once (no Nagle
-            // delay waiting for the previous segment's ACK).
-            let _ = inbound.set_nodelay(true);
-            let _ = out.set_nodelay(true);
-            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-            return;
+async fn bind(preferred: Option<SocketAddr>) -> std::io::Result<TcpListener> {
+    if let Some(a) = preferred {
+        if let Ok(l) =
+            TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port())).await
+        {
+            return Ok(l);
         }
     }
-}
-
-/// Binds the proxy's listener on 127.0.0.1, at the port of `preferred` when it is free.
-/// A std listener: it is registered with the proxy thread's runtime by [`proxy_loop`].
-fn bind(preferred: Option<SocketAddr>) -> std::io::Result<std::net::TcpListener> {
-    let at = |port| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port));
-    let l = match preferred.and_then(|a| at(a.port()).ok()) {
-        Some(l) => l,
-        None => at(0)?,
-    };
-    l.set_nonblocking(true)?;
-    Ok(l)
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await
 }
 
 impl Services {
@@ -258,7 +165,6 @@ impl Services {
             shared,
             proxies: HashMap::new(),
             recorded,
-            thread: ProxyThread::start(),
         }
     }
 
@@ -312,13 +218,13 @@ impl Services {
                     continue;
                 }
                 let preferred = keys.first().and_then(|k| self.recorded.get(k)).copied();
-                match bind(preferred) {
+                match bind(preferred).await {
                     Ok(l) => {
                         let addr = l
                             .local_addr()
                             .unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
                         let backends = Arc::new(Mutex::new(b));
-                        let task = self.thread.handle.spawn(proxy_loop(l, backends.clone()));
+                        let task = tokio::spawn(proxy_loop(l, backends.clone()));
                         self.proxies.insert(
                             id,
                             Proxy {
@@ -456,7 +362,6 @@ impl Services {
             px.task.abort();
             let _ = px.task.await;
         }
-        self.thread.stop().await;
     }
 }
 
@@ -503,54 +408,6 @@ mod tests {
             target_port(&json!({"port": 80, "targetPort": "nope"}), &pods[0]),
             None
         );
-    }
-
-    /// A backend that answers every read with `+OK\r\n` until the peer closes.
-    async fn ok_server() -> SocketAddr {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut c, _)) = l.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 64];
-                    while matches!(c.read(&mut buf).await, Ok(n) if n > 0) {
-                        if c.write_all(b"+OK\r\n").await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        addr
-    }
-
-    async fn ask(addr: SocketAddr) -> std::io::Result<String> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut c = TcpStream::connect(addr).await?;
-        c.write_all(b"PING\r\n").await?;
-        let mut buf = [0u8; 5];
-        c.read_exact(&mut buf).await?;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    }
-
-    #[tokio::test]
-    async fn proxy_thread_forwards_and_its_stop_closes_the_service_port() {
-        let backend = ok_server().await;
-        let mut thread = ProxyThread::start();
-        assert!(thread.thread.is_some(), "the svc-proxy thread runs");
-        let listener = bind(None).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let backends = Arc::new(Mutex::new(Vec::new()));
-        let task = thread.handle.spawn(proxy_loop(listener, backends.clone()));
-        // No Ready endpoint: the connection is accepted and closed.
-        assert!(ask(addr).await.is_err());
-        *backends.lock().unwrap() = vec![backend];
-        assert_eq!(ask(addr).await.unwrap(), "+OK\r\n");
-        thread.stop().await;
-        assert!(task.await.unwrap_err().is_cancelled());
-        let refused = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await;
-        assert!(matches!(refused, Ok(Err(_))), "port closed: {refused:?}");
     }
 
     #[test]
