@@ -89,6 +89,10 @@ pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> R
     admin::set_loading(&server, false);
     notice!("Ready to accept connections");
     replication::start(&server);
+    // The signal handlers before the first connection is served: a client that got a
+    // reply and then sends SIGTERM must find them installed (the default action would
+    // end the process without the shutdown's save).
+    let signals = Signals::install();
     for l in listeners {
         tokio::spawn(net::accept_loop(server.clone(), l, false));
     }
@@ -99,7 +103,7 @@ pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> R
     tokio::spawn(tls::watch::run(server.clone()));
     tokio::spawn(expire::active_expire_cycle(server.clone()));
     tokio::spawn(persist::cron(server.clone()));
-    background(server).await
+    background(server, signals).await
 }
 
 /// The listeners of `port` on the `bind` addresses (none for port 0); a failure
@@ -137,14 +141,28 @@ fn banner(config: &config::Config) {
     crate::log::raw(log::Level::Notice, &lines.join("\n"));
 }
 
+/// SIGTERM and SIGINT handlers (`None` if the runtime could not install one).
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+}
+
 /// Waits for a shutdown request or a signal and carries it out (see
 /// [`shutdown`]); an aborted or failed shutdown goes back to waiting. As in
 /// Redis, a signal during a shutdown is noted (and forgotten if it is aborted),
 /// and SIGINT while a signal's shutdown runs exits at once, unclean (Err).
-async fn background(server: Arc<server::Server>) -> Result<(), String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut int = signal(SignalKind::interrupt()).ok();
+async fn background(server: Arc<server::Server>, signals: Signals) -> Result<(), String> {
+    let Signals { mut term, mut int } = signals;
     async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
         match s.as_mut() {
             Some(s) => {
