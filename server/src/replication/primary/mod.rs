@@ -94,18 +94,12 @@ fn with_link<T>(server: &Server, id: ClientId, f: impl FnOnce(&mut ReplicaLink) 
 fn with_ack<T>(server: &Server, id: ClientId, f: impl FnOnce(&mut ReplicaLink) -> T) -> Option<T> {
     let now = Instant::now();
     let fresh = server.stall.trusts_acks(now);
-    let mut store = server.store.lock();
-    store
-        .repl
-        .replicas
-        .iter_mut()
-        .find(|l| l.client_id == id)
-        .map(|l| {
-            if fresh {
-                l.ack_time = now;
-            }
-            f(l)
-        })
+    with_link(server, id, |l| {
+        if fresh {
+            l.ack_time = now;
+        }
+        f(l)
+    })
 }
 
 /// Writes `bytes` unless the connection is killed first.
