@@ -1,7 +1,7 @@
 //! Prometheus metrics (prometheus-client): reconcile count, failures by error label, duration;
 //! per-set gauges and failover outcomes labelled `namespace`, `name` ([`SetMetrics`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -130,9 +130,12 @@ impl Metrics {
 
     /// Records the lost-write window of a set's failover.
     pub fn lost_write_window(&self, namespace: &str, name: &str, window: std::time::Duration) {
-        self.lost_write_window
-            .get_or_create(&SetLabels::new(namespace, name))
-            .set(window.as_secs_f64());
+        let set = SetLabels::new(namespace, name);
+        self.sets.unless_deleted(&set, None, || {
+            self.lost_write_window
+                .get_or_create(&set)
+                .set(window.as_secs_f64());
+        });
     }
 
     /// The OpenMetrics text exposition.
@@ -252,9 +255,45 @@ pub struct SetMetrics {
     failover_duration: Family<SetLabels, Histogram, fn() -> Histogram>,
     /// Registered by [`Metrics`] (`failover_lost_write_window_seconds`); pruned here.
     lost_write_window: Family<SetLabels, Gauge<f64, AtomicU64>>,
-    /// The sets that have series, so deleted ones can be pruned (a Family cannot list its
-    /// label sets). Locked only for short, non-async sections.
-    known: Mutex<BTreeSet<SetLabels>>,
+    /// Which sets have series and which were deleted. Every write of a set's series happens
+    /// under this lock, after checking the set was not deleted, so a reconcile or failover that
+    /// was under way when its set was deleted cannot bring the series back after
+    /// [`SetMetrics::forget`]. Locked only for short, non-async sections.
+    book: Mutex<Book>,
+}
+
+/// How long a deleted set's name stays tombstoned: longer than any reconcile or failover round
+/// that can still be running for it.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Default)]
+struct Book {
+    /// The sets that have series (a Family cannot list its label sets), with the UID last
+    /// observed.
+    known: BTreeMap<SetLabels, Option<String>>,
+    /// Deleted sets: the UID they had and when they were forgotten. A later observation of the
+    /// same UID is dropped; one of another UID (the name re-created) clears the tombstone.
+    deleted: BTreeMap<SetLabels, (Option<String>, Instant)>,
+}
+
+impl Book {
+    /// Whether writes for `set` (of `uid`, when known) must be dropped.
+    fn is_deleted(&mut self, set: &SetLabels, uid: Option<&str>) -> bool {
+        let Some((gone_uid, at)) = self.deleted.get(set) else {
+            return false;
+        };
+        if at.elapsed() > TOMBSTONE_TTL {
+            self.deleted.remove(set);
+            return false;
+        }
+        match (gone_uid.as_deref(), uid) {
+            (Some(gone), Some(now)) if gone != now => {
+                self.deleted.remove(set);
+                false
+            }
+            _ => true,
+        }
+    }
 }
 
 fn failover_histogram() -> Histogram {
@@ -273,7 +312,7 @@ impl Default for SetMetrics {
             failovers: Family::default(),
             failover_duration: Family::new_with_constructor(failover_histogram),
             lost_write_window: Family::default(),
-            known: Mutex::default(),
+            book: Mutex::default(),
         }
     }
 }
@@ -319,57 +358,77 @@ impl SetMetrics {
         );
     }
 
-    fn remember(&self, set: &SetLabels) {
-        if let Ok(mut known) = self.known.lock() {
-            known.insert(set.clone());
+    /// Runs `write` (which sets series of `set`) unless `set` was deleted; records `set` as
+    /// having series. `uid` is the resource's UID when the caller has it.
+    fn unless_deleted(&self, set: &SetLabels, uid: Option<&str>, write: impl FnOnce()) {
+        // A poisoned lock means a panic elsewhere; the metrics are then best left alone.
+        let Ok(mut book) = self.book.lock() else {
+            return;
+        };
+        if book.is_deleted(set, uid) {
+            return;
         }
+        let entry = book.known.entry(set.clone()).or_default();
+        if uid.is_some() {
+            *entry = uid.map(str::to_string);
+        }
+        write();
     }
 
     /// Sets the gauges of one set; `phases` are all phases the status can show (each gets a
-    /// series, 1 for `snap.phase`).
-    pub fn observe(&self, set: &SetLabels, snap: &SetSnapshot, phases: &[&str]) {
-        self.remember(set);
-        let flag = |b: bool| i64::from(b);
-        self.has_master
-            .get_or_create(set)
-            .set(flag(snap.has_master));
-        self.ready_pods.get_or_create(set).set(snap.ready_pods);
-        self.replicas_in_sync
-            .get_or_create(set)
-            .set(snap.replicas_in_sync);
-        self.max_lag_bytes
-            .get_or_create(set)
-            .set(snap.max_lag_bytes);
-        self.epoch.get_or_create(set).set(snap.epoch);
-        for p in phases {
-            self.phase
-                .get_or_create(&phase_labels(set, p))
-                .set(flag(*p == snap.phase));
-        }
-        // Counters exist from the first observation, so `increase()` sees the first failover.
-        for o in FailoverOutcome::ALL {
-            let _created = self.failovers.get_or_create(&outcome_labels(set, o));
-        }
+    /// series, 1 for `snap.phase`). Dropped when the set (this `uid`) was deleted meanwhile.
+    pub fn observe(&self, set: &SetLabels, uid: Option<&str>, snap: &SetSnapshot, phases: &[&str]) {
+        self.unless_deleted(set, uid, || {
+            let flag = |b: bool| i64::from(b);
+            self.has_master
+                .get_or_create(set)
+                .set(flag(snap.has_master));
+            self.ready_pods.get_or_create(set).set(snap.ready_pods);
+            self.replicas_in_sync
+                .get_or_create(set)
+                .set(snap.replicas_in_sync);
+            self.max_lag_bytes
+                .get_or_create(set)
+                .set(snap.max_lag_bytes);
+            self.epoch.get_or_create(set).set(snap.epoch);
+            for p in phases {
+                self.phase
+                    .get_or_create(&phase_labels(set, p))
+                    .set(flag(*p == snap.phase));
+            }
+            // Counters exist from the first observation, so `increase()` sees the first
+            // failover.
+            for o in FailoverOutcome::ALL {
+                let _created = self.failovers.get_or_create(&outcome_labels(set, o));
+            }
+        });
     }
 
     /// Counts a finished failover; the duration is observed for successful ones.
     pub fn failover(&self, set: &SetLabels, outcome: FailoverOutcome, took: Duration) {
-        self.remember(set);
-        self.failovers
-            .get_or_create(&outcome_labels(set, outcome))
-            .inc();
-        if outcome == FailoverOutcome::Succeeded {
-            self.failover_duration
-                .get_or_create(set)
-                .observe(took.as_secs_f64());
-        }
+        self.unless_deleted(set, None, || {
+            self.failovers
+                .get_or_create(&outcome_labels(set, outcome))
+                .inc();
+            if outcome == FailoverOutcome::Succeeded {
+                self.failover_duration
+                    .get_or_create(set)
+                    .observe(took.as_secs_f64());
+            }
+        });
     }
 
-    /// Removes every series of a deleted set; `phases` as given to [`SetMetrics::observe`].
-    pub fn forget(&self, set: &SetLabels, phases: &[&str]) {
-        if let Ok(mut known) = self.known.lock() {
-            known.remove(set);
-        }
+    /// Removes every series of a deleted set (of `uid`, when known) and keeps later writes of
+    /// it out; `phases` as given to [`SetMetrics::observe`].
+    pub fn forget(&self, set: &SetLabels, uid: Option<&str>, phases: &[&str]) {
+        let Ok(mut book) = self.book.lock() else {
+            return;
+        };
+        let known_uid = book.known.remove(set).flatten();
+        let uid = uid.map(str::to_string).or(known_uid);
+        book.deleted
+            .retain(|_, (_, at)| at.elapsed() <= TOMBSTONE_TTL);
+        book.deleted.insert(set.clone(), (uid, Instant::now()));
         for f in [
             &self.has_master,
             &self.ready_pods,
@@ -392,12 +451,17 @@ impl SetMetrics {
     /// Removes the series of every set not in `live` (after a relist, deletions missed while
     /// the watch was down).
     pub fn retain(&self, live: &BTreeSet<SetLabels>, phases: &[&str]) {
-        let gone: Vec<SetLabels> = match self.known.lock() {
-            Ok(known) => known.difference(live).cloned().collect(),
+        let gone: Vec<SetLabels> = match self.book.lock() {
+            Ok(book) => book
+                .known
+                .keys()
+                .filter(|s| !live.contains(*s))
+                .cloned()
+                .collect(),
             Err(_) => return,
         };
         for set in &gone {
-            self.forget(set, phases);
+            self.forget(set, None, phases);
         }
     }
 }
@@ -546,10 +610,18 @@ mod tests {
                 ("cache-1", "replica", true, Some(true), Some(0)),
             ],
         );
-        m.sets
-            .observe(&c, &SetSnapshot::from_status(&healthy), &PHASES);
-        m.sets
-            .observe(&other, &SetSnapshot::from_status(&healthy), &PHASES);
+        m.sets.observe(
+            &c,
+            Some("uid-c"),
+            &SetSnapshot::from_status(&healthy),
+            &PHASES,
+        );
+        m.sets.observe(
+            &other,
+            Some("uid-o"),
+            &SetSnapshot::from_status(&healthy),
+            &PHASES,
+        );
         let text = m.encode();
         for line in [
             "tandem_operator_set_has_master{namespace=\"prod\",name=\"cache\"} 1",
@@ -568,7 +640,7 @@ mod tests {
             &[("cache-1", "replica", true, Some(false), Some(0))],
         );
         m.sets
-            .observe(&c, &SetSnapshot::from_status(&down), &PHASES);
+            .observe(&c, Some("uid-c"), &SetSnapshot::from_status(&down), &PHASES);
         m.failover_failed(&c);
         m.failover_done(&c, Duration::from_millis(250));
         let text = m.encode();
@@ -583,13 +655,31 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }
-        m.sets.forget(&c, &PHASES);
+        m.sets.forget(&c, Some("uid-c"), &PHASES);
         let text = m.encode();
         assert!(!text.contains("name=\"cache\""), "{text}");
         assert!(text.contains("name=\"other\""), "{text}");
-        // A relist that no longer shows `other` prunes it too.
-        m.sets
-            .observe(&c, &SetSnapshot::from_status(&healthy), &PHASES);
+        // A reconcile or failover of the deleted set that finishes after the deletion does not
+        // bring its series back.
+        m.sets.observe(
+            &c,
+            Some("uid-c"),
+            &SetSnapshot::from_status(&healthy),
+            &PHASES,
+        );
+        m.failover_done(&c, Duration::from_millis(250));
+        m.failover_failed(&c);
+        m.lost_write_window("prod", "cache", Duration::from_millis(100));
+        let text = m.encode();
+        assert!(!text.contains("name=\"cache\""), "{text}");
+        // A set re-created under the same name (a new UID) gets series again, and a relist
+        // that no longer shows `other` prunes it.
+        m.sets.observe(
+            &c,
+            Some("uid-c2"),
+            &SetSnapshot::from_status(&healthy),
+            &PHASES,
+        );
         m.sets.retain(&[c.clone()].into_iter().collect(), &PHASES);
         let text = m.encode();
         assert!(!text.contains("name=\"other\""), "{text}");

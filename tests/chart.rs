@@ -476,7 +476,9 @@ fn exported_names() -> std::collections::BTreeSet<String> {
     // A labelled family shows in the exposition once it has a sample.
     metrics.reconcile_failed("apply");
     let set = tandem_operator::metrics::SetLabels::new("ns", "cache");
-    metrics.sets.observe(&set, &Default::default(), &["Ready"]);
+    metrics
+        .sets
+        .observe(&set, Some("uid"), &Default::default(), &["Ready"]);
     metrics.failover_done(&set, std::time::Duration::from_secs(1));
     exposition_names(&metrics.encode(), &mut names);
     names

@@ -217,9 +217,12 @@ fn observe_set_metrics(
     st: &crate::crd::RedisReplicationStatus,
 ) {
     let set = SetLabels::new(&rr.namespace().unwrap_or_default(), &rr.name_any());
-    ctx.metrics
-        .sets
-        .observe(&set, &SetSnapshot::from_status(st), &status::PHASES);
+    ctx.metrics.sets.observe(
+        &set,
+        rr.uid().as_deref(),
+        &SetSnapshot::from_status(st),
+        &status::PHASES,
+    );
 }
 
 /// Removes the per-set series of deleted RedisReplications: on each deletion the watch
@@ -235,7 +238,11 @@ async fn forget_deleted_sets(rrs: Api<RedisReplication>, metrics: Arc<Metrics>) 
     futures::pin_mut!(events);
     while let Some(event) = events.next().await {
         match event {
-            Ok(Event::Delete(rr)) => metrics.sets.forget(&labels(&rr), &status::PHASES),
+            Ok(Event::Delete(rr)) => {
+                metrics
+                    .sets
+                    .forget(&labels(&rr), rr.uid().as_deref(), &status::PHASES)
+            }
             Ok(Event::Init) => listed.clear(),
             Ok(Event::InitApply(rr)) => {
                 listed.insert(labels(&rr));
