@@ -347,3 +347,92 @@ async fn a_failing_test_leaves_no_processes_netns_or_files() {
     })
     .await
 }
+
+/// `nft list table ip <table>`, or "" when the table does not exist.
+fn nft_table(table: &str) -> String {
+    std::process::Command::new("nft")
+        .args(["list", "table", "ip", table])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// As root with `nft` (CI installs it), the `-master` Service is forwarded by the kernel:
+/// a DNAT rule points its port at the master pod, a client's connection reaches the pod with
+/// its own source port (a proxy would connect from one of its own), the rule goes when the
+/// pods go, and the table goes with the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_are_forwarded_by_the_kernel_when_nft_is_there() {
+    let has_nft = std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let root = rustix::process::geteuid().is_root();
+    if !(has_nft && root) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root with nft installed"
+        );
+        eprintln!("skipped: needs root and nft");
+        return;
+    }
+    bounded(async {
+        let mut l = Local::start("nat", &[CACHE3]).await;
+        l.wait_ready(NS, "cache", 3, BUDGET).await;
+        let table = format!("tandem_{}", l.instance);
+        let svc = l
+            .endpoint(&format!("{NS}/cache-master"), Duration::from_secs(30))
+            .await;
+        let master = l
+            .status(NS, "cache")
+            .await
+            .and_then(|rr| rr.status?.master)
+            .expect("a recorded master");
+        let ip = l.pod_ip(NS, &master).await;
+        // `nft list` prints a single target as `dnat to IP:PORT`.
+        let rule = format!("tcp dport {} dnat to {ip}:6379", svc.port());
+        l.wait_for("a DNAT rule to the master", Duration::from_secs(20), || {
+            let found = nft_table(&table).contains(&rule);
+            async move { found.then_some(()) }
+        })
+        .await;
+        let mut c = l.master_conn(NS, "cache").await;
+        let ours = c.local_addr().expect("local address").port();
+        let info = match c.cmd(&["CLIENT", "INFO"]).expect("CLIENT INFO") {
+            Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("CLIENT INFO: {other:?}"),
+        };
+        let seen = info
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("addr="))
+            .expect("addr= field")
+            .to_string();
+        let role = c.cmd(&["ROLE"]).expect("ROLE").text();
+        assert!(role.starts_with("master"), "{role}");
+        // Masquerade keeps the source port unless another connection holds it already.
+        assert!(
+            seen.ends_with(&format!(":{ours}")),
+            "the pod saw {seen}, the client is on port {ours}: not forwarded by the kernel?"
+        );
+        l.rrs(NS)
+            .delete("cache", &DeleteParams::default())
+            .await
+            .unwrap();
+        let port = format!("dport {} ", svc.port());
+        l.wait_for(
+            "the rule gone with the pods",
+            Duration::from_secs(30),
+            || {
+                let text = nft_table(&table);
+                let gone = !text.is_empty() && !text.contains(&port);
+                async move { gone.then_some(()) }
+            },
+        )
+        .await;
+        assert!(l.stop(), "local mode stops");
+        assert_eq!(nft_table(&table), "", "the instance's table is removed");
+    })
+    .await;
+}

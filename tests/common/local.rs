@@ -572,6 +572,11 @@ impl Reply {
 }
 
 impl Resp {
+    /// This end's address (the client's source address and port).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.w.local_addr()
+    }
+
     pub fn connect(addr: &str) -> std::io::Result<Resp> {
         Resp::connect_with(addr, Duration::from_secs(3), Duration::from_secs(5))
     }

@@ -1,6 +1,9 @@
 //! Services: a loopback TCP proxy per port of every Service with a selector (not
 //! headless), forwarding each new connection to a Ready pod (round robin), the
 //! `endpoints.json` file, and core v1 Endpoints objects (also for headless Services).
+//! Where the network can (Netns mode with `nft`, `sandbox::Network::forward`), the kernel
+//! forwards the same addresses to the same pods and the proxies only see connections to
+//! Services without Ready pods.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,6 +17,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::statefulset::pod_ready;
 use super::Shared;
+use crate::local::sandbox;
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
@@ -107,6 +111,8 @@ pub(crate) struct Services {
     proxies: HashMap<(String, String, u16), Proxy>,
     /// Addresses from a previous run's endpoints.json, reused when free.
     recorded: BTreeMap<String, SocketAddr>,
+    /// The kernel forwarding last applied (Netns mode with `nft`; see `sandbox::Network`).
+    forwarded: Option<Vec<sandbox::Forward>>,
 }
 
 async fn proxy_loop(listener: TcpListener, backends: Arc<Mutex<Vec<SocketAddr>>>) {
@@ -165,6 +171,7 @@ impl Services {
             shared,
             proxies: HashMap::new(),
             recorded,
+            forwarded: None,
         }
     }
 
@@ -246,6 +253,7 @@ impl Services {
             }
             keep
         });
+        self.sync_forwarding().await;
         let map: BTreeMap<String, SocketAddr> = self
             .proxies
             .values()
@@ -354,6 +362,49 @@ impl Services {
                 });
                 let _ = self.shared.store.create(&t.endpoints, ns, obj, false);
             }
+        }
+    }
+
+    /// Kernel forwarding of every proxied port to the same backends the proxy would pick,
+    /// when the network has it: connections to the Service address then skip the proxy.
+    async fn sync_forwarding(&mut self) {
+        if !self.shared.network.forwards() {
+            return;
+        }
+        let mut forwards: Vec<sandbox::Forward> = self
+            .proxies
+            .values()
+            .map(|px| {
+                let pods = px
+                    .backends
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .filter_map(|a| match a {
+                        SocketAddr::V4(v4) => Some(*v4),
+                        SocketAddr::V6(_) => None,
+                    })
+                    .collect();
+                (px.addr.port(), pods)
+            })
+            .collect();
+        forwards.sort();
+        if self.forwarded.as_ref() == Some(&forwards) {
+            return;
+        }
+        let net = self.shared.network.clone();
+        let apply = forwards.clone();
+        match tokio::task::spawn_blocking(move || net.forward(&apply)).await {
+            Ok(Ok(())) => self.forwarded = Some(forwards),
+            Ok(Err(e)) => {
+                // Rules that could not be replaced may point at old pods: drop them all
+                // (the proxies carry the traffic), and try again at the next sync.
+                tracing::warn!("service forwarding: {e}; the proxies carry the traffic");
+                let net = self.shared.network.clone();
+                let _ = tokio::task::spawn_blocking(move || net.forward(&[])).await;
+                self.forwarded = None;
+            }
+            Err(e) => tracing::warn!("service forwarding: {e}"),
         }
     }
 

@@ -29,12 +29,14 @@
 
 mod host;
 mod launch;
+mod nat;
 mod network;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 pub use launch::{spawn, spawn_with, write_hosts, USERNS_ENV};
+pub use nat::Forward;
 pub use network::{sweep, Network};
 
 /// How pods get their network identity.

@@ -210,6 +210,7 @@ pub fn sweep(instance: &str) {
     if links.iter().any(|l| *l == bridge_name(instance)) {
         let _ = ip(&["link", "del", &bridge_name(instance)]);
     }
+    super::nat::sweep(instance);
 }
 
 #[derive(Default)]
@@ -229,6 +230,8 @@ pub struct Network {
     /// First three octets of the pods' addresses.
     prefix: [u8; 3],
     state: Mutex<State>,
+    /// Netns mode with `nft`: the Services' kernel forwarding (else the proxy carries them).
+    nat: Option<super::nat::Nat>,
 }
 
 impl std::fmt::Debug for Network {
@@ -289,11 +292,24 @@ impl Network {
                 prefix
             }
         };
+        let nat = match mode {
+            NetMode::Loopback => None,
+            NetMode::Netns => match super::nat::Nat::create(instance, &bridge_name(instance)) {
+                Ok(nat) => Some(nat),
+                Err(e) => {
+                    tracing::info!(
+                        "services through the user-space proxy (no kernel forwarding: {e})"
+                    );
+                    None
+                }
+            },
+        };
         Ok(Network {
             instance: instance.to_string(),
             mode,
             prefix,
             state: Mutex::new(State::default()),
+            nat,
         })
     }
 
@@ -310,6 +326,20 @@ impl Network {
     /// Loopback mode: 127.X.Y.1, which is not given to pods either).
     pub fn gateway(&self) -> Ipv4Addr {
         Ipv4Addr::new(self.prefix[0], self.prefix[1], self.prefix[2], 1)
+    }
+
+    /// Whether Services are forwarded by the kernel ([`Network::forward`] takes effect).
+    pub fn forwards(&self) -> bool {
+        self.nat.is_some()
+    }
+
+    /// Points each Service port on 127.0.0.1 at its Ready pods by kernel forwarding (no-op
+    /// without it, and when nothing changed). Blocking: runs `nft` when the rules change.
+    pub fn forward(&self, forwards: &[super::nat::Forward]) -> Result<(), SandboxError> {
+        match &self.nat {
+            Some(nat) if !self.lock().shut_down => nat.apply(forwards),
+            _ => Ok(()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -443,6 +473,9 @@ impl Network {
         if self.mode == NetMode::Netns {
             for p in &pods {
                 let _ = self.teardown(p);
+            }
+            if let Some(nat) = &self.nat {
+                nat.remove();
             }
             let _ = ip(&["link", "del", &bridge_name(&self.instance)]);
             sweep(&self.instance);
