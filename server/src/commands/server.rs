@@ -412,9 +412,8 @@ fn encoding_and_len(v: &Value) -> (&'static str, usize) {
             )
         }
         Value::ZSet(z) => {
-            let small = z.len() <= 128 && z.iter().all(|(m, _)| m.len() <= 64);
             (
-                if small { "listpack" } else { "skiplist" },
+                z.encoding(),
                 z.iter().map(|(m, _)| m.len() + 9).sum(),
             )
         }
