@@ -4,7 +4,7 @@
 use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command, Ctx};
 use crate::notify::{GENERIC, ZSET};
 use crate::resp::Reply;
-use crate::types::zset::{LexBound, LexRange, Limits, ScoreBound, ScoreRange};
+use crate::types::zset::{LexBound, LexRange, Limits, Score, ScoreBound, ScoreRange};
 use crate::types::{HashSetB, Value, ZSet};
 use crate::util::detach;
 use bytes::Bytes;
@@ -1115,13 +1115,8 @@ fn setop_generic(
         return Ok(());
     }
     let mut items: Vec<(Bytes, f64)> = result.into_iter().collect();
-    // Both servers reply in (score, member) order; Redis normalises -0 on insert.
-    for it in &mut items {
-        if it.1 == 0.0 {
-            it.1 = 0.0;
-        }
-    }
-    items.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    // (score, member) order, as Redis replies from its sorted result.
+    items.sort_by(|a, b| Score(a.1).cmp(&Score(b.1)).then_with(|| a.0.cmp(&b.0)));
     if store {
         store_result(ctx, out, &argv[1], items, op.store_event());
     } else {

@@ -21,8 +21,15 @@ impl PartialOrd for Score {
 }
 
 impl Ord for Score {
+    /// IEEE order, with -0.0 equal to 0.0 as in Redis's comparisons (a big set
+    /// keeps a -0 score as given; the small shape stores it as 0, as a listpack
+    /// does).
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
+        if self.0 == other.0 {
+            Ordering::Equal
+        } else {
+            self.0.total_cmp(&other.0)
+        }
     }
 }
 
@@ -70,15 +77,6 @@ enum Repr {
 impl Default for ZSet {
     fn default() -> Self {
         ZSet(Repr::Small(Box::default()))
-    }
-}
-
-/// Normalises -0.0 so ordering and equality agree with Redis.
-fn normalise(score: f64) -> f64 {
-    if score == 0.0 {
-        0.0
-    } else {
-        score
     }
 }
 
@@ -131,7 +129,7 @@ impl ZSet {
         if !lim.admit(items.len(), longest) {
             let mut b = Big::default();
             for (m, s) in items {
-                b.insert(m, normalise(s));
+                b.insert(m, s);
             }
             return ZSet(Repr::Big(Box::new(b)));
         }
@@ -139,9 +137,6 @@ impl ZSet {
         items.reverse();
         items.sort_by(|a, b| a.0.cmp(&b.0));
         items.dedup_by(|later, first| later.0 == first.0);
-        for it in &mut items {
-            it.1 = normalise(it.1);
-        }
         items.sort_by(|a, b| Score(a.1).cmp(&Score(b.1)).then_with(|| a.0.cmp(&b.0)));
         let size = items.iter().map(|(m, s)| small::encoded_len(m, *s)).sum();
         let mut v = Vec::with_capacity(size);
@@ -176,7 +171,6 @@ impl ZSet {
     /// set converts it to the big shape first when the result would exceed `lim`
     /// (updating an existing member never converts, as in Redis).
     pub fn insert(&mut self, member: Bytes, score: f64, lim: Limits) -> Option<f64> {
-        let score = normalise(score);
         if let Repr::Small(buf) = &mut self.0 {
             let mut n = 0;
             let mut found = None;
@@ -445,8 +439,9 @@ impl ZSet {
                     .map(|(_, m, s)| (m, s))
                     .collect(),
             ),
-            // -0.0 sorts below 0.0 in total order, so it is a safe lower start for 0;
-            // the filter below applies the exact (and exclusive) comparisons.
+            // The span starts at the first element scored at or above min and ends
+            // before the first above max; the filter below applies the exclusive
+            // comparisons.
             Repr::Big(b) => {
                 let hi = (range.max.value != f64::INFINITY).then(|| next_up(range.max.value));
                 Iter(IterRepr::Big(b.score_span(range.min.value, hi)))
