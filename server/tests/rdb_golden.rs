@@ -122,7 +122,11 @@ fn dataset() -> Vec<Db> {
     d.set(b("zsmall"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
     for i in 0..400 {
-        z.insert(b(&format!("member{i}")), i as f64 / 7.0 - 20.0, Limits::DEFAULT);
+        z.insert(
+            b(&format!("member{i}")),
+            i as f64 / 7.0 - 20.0,
+            Limits::DEFAULT,
+        );
     }
     d.set(b("zbig"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
@@ -168,7 +172,12 @@ fn populate(c: &mut Conn, dbs: &[Db]) {
                 Value::ZSet(z) => {
                     let scores: Vec<(String, Bytes)> = z
                         .iter()
-                        .map(|(m, s)| (tandem_server::resp::format_double(s), Bytes::copy_from_slice(m)))
+                        .map(|(m, s)| {
+                            (
+                                tandem_server::resp::format_double(s),
+                                Bytes::copy_from_slice(m),
+                            )
+                        })
                         .collect();
                     let mut a: Vec<&[u8]> = vec![b"ZADD", k];
                     for (s, m) in &scores {

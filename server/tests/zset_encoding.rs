@@ -324,7 +324,11 @@ fn seeded_random_reads_match_on_both_shapes() {
     for key in ["small", "big", "lex"] {
         let n = if key == "big" { 300 } else { 60 };
         for i in 0..n {
-            let s = if key == "lex" { "0".into() } else { rng.score() };
+            let s = if key == "lex" {
+                "0".into()
+            } else {
+                rng.score()
+            };
             p.same(&format!("ZADD {key} {s} m{:03}", (i * 37) % 400));
         }
     }
@@ -334,17 +338,16 @@ fn seeded_random_reads_match_on_both_shapes() {
     assert_eq!(p.encoding("lexbig"), skiplist());
     assert_eq!(p.encoding("small"), listpack());
     assert_eq!(p.encoding("big"), skiplist());
-    let bounds = ["-inf", "+inf", "-3", "(-3", "0", "(0", "5", "(2.25", "40000"];
+    let bounds = [
+        "-inf", "+inf", "-3", "(-3", "0", "(0", "5", "(2.25", "40000",
+    ];
     let lex = ["-", "+", "[m1", "(m1", "[m2", "(m250", "[a", "[z"];
     for round in 0..400 {
         let key = ["small", "big", "lex", "lexbig"][round % 4];
         // Lex ranges are specified for sets whose scores are all equal only.
         let lkey = ["lex", "lexbig"][round % 2];
         let (i, j) = (rng.below(140) as i64 - 70, rng.below(140) as i64 - 70);
-        let (a, b) = (
-            bounds[rng.below(9) as usize],
-            bounds[rng.below(9) as usize],
-        );
+        let (a, b) = (bounds[rng.below(9) as usize], bounds[rng.below(9) as usize]);
         let (x, y) = (lex[rng.below(8) as usize], lex[rng.below(8) as usize]);
         let m = format!("m{:03}", rng.below(420));
         let (off, cnt) = (rng.below(5), rng.below(8) as i64 - 2);

@@ -673,7 +673,10 @@ fn zremrangebyrank(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult 
         None => Vec::new(),
         Some(z) => match clamp_ranks(start, end, z.len()) {
             None => Vec::new(),
-            Some((s, e)) => z.range_by_rank(s, e).map(|(m, _)| Bytes::copy_from_slice(m)).collect(),
+            Some((s, e)) => z
+                .range_by_rank(s, e)
+                .map(|(m, _)| Bytes::copy_from_slice(m))
+                .collect(),
         },
     };
     remove_members(ctx, out, &argv[1], members, "zremrangebyrank");
@@ -683,7 +686,9 @@ fn zremrangebyrank(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult 
 fn zremrangebyscore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let range = parse_score_range(&argv[2], &argv[3])?;
     let members = write_zset(ctx, &argv[1])?.map_or_else(Vec::new, |z| {
-        z.range_by_score(range).map(|(m, _)| Bytes::copy_from_slice(m)).collect()
+        z.range_by_score(range)
+            .map(|(m, _)| Bytes::copy_from_slice(m))
+            .collect()
     });
     remove_members(ctx, out, &argv[1], members, "zremrangebyscore");
     Ok(())
@@ -692,7 +697,9 @@ fn zremrangebyscore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult
 fn zremrangebylex(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let range = parse_lex_range(&argv[2], &argv[3])?;
     let members = write_zset(ctx, &argv[1])?.map_or_else(Vec::new, |z| {
-        z.lex_span(&range, false).map(|(m, _)| Bytes::copy_from_slice(m)).collect()
+        z.lex_span(&range, false)
+            .map(|(m, _)| Bytes::copy_from_slice(m))
+            .collect()
     });
     remove_members(ctx, out, &argv[1], members, "zremrangebylex");
     Ok(())

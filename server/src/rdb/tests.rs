@@ -66,12 +66,20 @@ fn sample_dbs() -> Vec<Db> {
     z.insert(b("b"), 2.5, crate::types::zset::Limits::DEFAULT);
     z.insert(b("c"), -3.0, crate::types::zset::Limits::DEFAULT);
     z.insert(b("d"), f64::INFINITY, crate::types::zset::Limits::DEFAULT);
-    z.insert(b("e"), f64::NEG_INFINITY, crate::types::zset::Limits::DEFAULT);
+    z.insert(
+        b("e"),
+        f64::NEG_INFINITY,
+        crate::types::zset::Limits::DEFAULT,
+    );
     z.insert(b("f"), 0.1, crate::types::zset::Limits::DEFAULT);
     d.set(b("z:small"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
     for i in 0..500 {
-        z.insert(b(&format!("m{i}")), i as f64 / 3.0, crate::types::zset::Limits::DEFAULT);
+        z.insert(
+            b(&format!("m{i}")),
+            i as f64 / 3.0,
+            crate::types::zset::Limits::DEFAULT,
+        );
     }
     d.set(b("z:big"), Value::ZSet(Box::new(z)), 0);
     d.set(b("x:stream"), Value::Stream(Box::new(sample_stream())), 0);

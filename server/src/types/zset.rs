@@ -96,7 +96,9 @@ fn chunk(n: usize) -> usize {
 /// Inserts an entry at its (score, member) position in a small block.
 fn small_insert(buf: &mut Box<[u8]>, member: &[u8], score: f64) {
     let at = entries(buf)
-        .find(|(_, m, s)| Score(*s).cmp(&Score(score)).then_with(|| (*m).cmp(member)) != Ordering::Less)
+        .find(|(_, m, s)| {
+            Score(*s).cmp(&Score(score)).then_with(|| (*m).cmp(member)) != Ordering::Less
+        })
         .map_or(buf.len(), |(at, _, _)| at);
     let mut v = std::mem::take(buf).into_vec();
     let add = small::encoded_len(member, score);
@@ -122,8 +124,8 @@ impl ZSet {
         Self::default()
     }
 
-    /// A set built whole from `items` (later duplicates win): small when the
-    /// contents fit `lim`, as Redis shapes the results of ZUNIONSTORE and RDB loads.
+    /// A set built whole from `items` (later duplicates win): small when the pairs
+    /// given fit `lim`, as Redis shapes the results of ZUNIONSTORE and RDB loads.
     pub fn from_items(mut items: Vec<(Bytes, f64)>, lim: Limits) -> Self {
         let longest = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
         if !lim.admit(items.len(), longest) {
@@ -582,13 +584,20 @@ mod tests {
             min: excl(1.0),
             max: incl(3.0),
         };
-        let got: Vec<_> = z.range_by_score(r).map(|(m, _)| Bytes::copy_from_slice(m)).collect();
+        let got: Vec<_> = z
+            .range_by_score(r)
+            .map(|(m, _)| Bytes::copy_from_slice(m))
+            .collect();
         assert_eq!(got, vec!["b", "c"]);
         let r = ScoreRange {
             min: incl(2.0),
             max: incl(f64::INFINITY),
         };
-        let got: Vec<_> = z.range_by_score(r).rev().map(|(m, _)| Bytes::copy_from_slice(m)).collect();
+        let got: Vec<_> = z
+            .range_by_score(r)
+            .rev()
+            .map(|(m, _)| Bytes::copy_from_slice(m))
+            .collect();
         assert_eq!(got, vec!["d", "c", "b"]);
         let r = ScoreRange {
             min: excl(2.0),
@@ -621,6 +630,102 @@ mod tests {
         let popped = z.pop(2, true);
         assert_eq!(popped[0].0, "c");
         assert_eq!(z.len(), 1);
+    }
+
+    fn lim(entries: usize, value: usize) -> Limits {
+        Limits { entries, value }
+    }
+
+    #[test]
+    fn a_small_set_is_one_exact_block_behind_a_small_handle() {
+        assert!(std::mem::size_of::<ZSet>() <= 24);
+        let mut z = ZSet::new();
+        assert_eq!(z.heap_bytes(), 32, "an empty set owns no block");
+        z.insert(Bytes::from_static(b"ma:0000001"), 1.0, Limits::DEFAULT);
+        z.insert(Bytes::from_static(b"mb:0000001"), 2.0, Limits::DEFAULT);
+        assert!(z.is_compact());
+        // The 32-byte chunk of the box plus one 32-byte chunk of 24 bytes of pairs.
+        assert_eq!(z.heap_bytes(), 64);
+    }
+
+    #[test]
+    fn converts_once_past_either_limit_and_never_back() {
+        let mut z = ZSet::new();
+        for i in 0..3 {
+            assert_eq!(z.insert(Bytes::from(format!("m{i}")), 1.0, lim(3, 4)), None);
+        }
+        assert!(z.is_compact());
+        // Updating (even to a new score) never converts.
+        assert_eq!(
+            z.insert(Bytes::from_static(b"m1"), 7.5, lim(0, 0)),
+            Some(1.0)
+        );
+        assert!(z.is_compact());
+        assert_eq!(z.rank(b"m1"), Some(2));
+        z.insert(Bytes::from_static(b"m3"), 0.0, lim(3, 4));
+        assert!(!z.is_compact(), "a fourth member crosses entries = 3");
+        for m in [&b"m0"[..], b"m1", b"m2"] {
+            z.remove(m);
+        }
+        assert!(!z.is_compact());
+        let mut z = ZSet::new();
+        z.insert(Bytes::from_static(b"abcd"), 1.0, lim(3, 4));
+        assert!(z.is_compact());
+        z.insert(Bytes::from_static(b"abcde"), 2.0, lim(3, 4));
+        assert!(!z.is_compact(), "a 5-byte member crosses value = 4");
+        let got: Vec<_> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+        assert_eq!(got, vec![(b"abcd".to_vec(), 1.0), (b"abcde".to_vec(), 2.0)]);
+    }
+
+    #[test]
+    fn sets_built_whole_are_shaped_by_contents_and_later_duplicates_win() {
+        let items = |v: &[(&'static str, f64)]| {
+            v.iter()
+                .map(|(m, s)| (Bytes::from_static(m.as_bytes()), *s))
+                .collect::<Vec<_>>()
+        };
+        let input = items(&[("b", 2.0), ("a", 5.0), ("b", -1.0), ("c", 0.5)]);
+        // The shape is chosen from the pairs given (a duplicate counts).
+        for (l, compact) in [(lim(4, 1), true), (lim(3, 1), false), (lim(4, 0), false)] {
+            let z = ZSet::from_items(input.clone(), l);
+            assert_eq!(z.is_compact(), compact, "{l:?}");
+            let got: Vec<_> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+            assert_eq!(
+                got,
+                vec![
+                    (b"b".to_vec(), -1.0),
+                    (b"c".to_vec(), 0.5),
+                    (b"a".to_vec(), 5.0)
+                ]
+            );
+        }
+        assert!(ZSet::from_items(Vec::new(), Limits::DEFAULT).is_empty());
+    }
+
+    #[test]
+    fn negative_zero_equals_zero_and_stays_in_the_big_shape_only() {
+        let mut small = ZSet::new();
+        small.insert(Bytes::from_static(b"x"), -0.0, Limits::DEFAULT);
+        small.insert(Bytes::from_static(b"a"), 0.0, Limits::DEFAULT);
+        let mut big = ZSet::new();
+        big.insert(Bytes::from_static(b"x"), -0.0, lim(0, 0));
+        big.insert(Bytes::from_static(b"a"), 0.0, lim(0, 0));
+        for z in [&small, &big] {
+            let order: Vec<_> = z.iter().map(|(m, _)| m.to_vec()).collect();
+            assert_eq!(order, vec![b"a".to_vec(), b"x".to_vec()], "ties by member");
+        }
+        assert!(small.score(b"x").is_some_and(|s| s.is_sign_positive()));
+        assert!(big.score(b"x").is_some_and(|s| s.is_sign_negative()));
+    }
+
+    #[test]
+    fn pops_take_from_either_end_of_the_small_shape() {
+        let mut z = zs(&[("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)]);
+        let got = z.pop(2, true);
+        assert_eq!(got, vec![(Bytes::from("d"), 4.0), (Bytes::from("c"), 3.0)]);
+        let got = z.pop(5, false);
+        assert_eq!(got, vec![(Bytes::from("a"), 1.0), (Bytes::from("b"), 2.0)]);
+        assert!(z.is_empty() && z.is_compact());
     }
 
     /// Drives many inserts, updates, removals and pops through both shapes (small
@@ -692,31 +797,52 @@ mod tests {
             for (m, s) in &model {
                 assert_eq!(z.score(m), Some(*s));
             }
-            let mut sorted: Vec<(Bytes, f64)> =
-                model.iter().map(|(m, s)| (Bytes::copy_from_slice(m), *s)).collect();
+            let mut sorted: Vec<(Bytes, f64)> = model
+                .iter()
+                .map(|(m, s)| (Bytes::copy_from_slice(m), *s))
+                .collect();
             sorted.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-            let got: Vec<(Bytes, f64)> = z.iter().map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect();
+            let got: Vec<(Bytes, f64)> = z
+                .iter()
+                .map(|(m, s)| (Bytes::copy_from_slice(m), s))
+                .collect();
             assert_eq!(got, sorted);
-            let back: Vec<(Bytes, f64)> = z.iter().rev().map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect();
+            let back: Vec<(Bytes, f64)> = z
+                .iter()
+                .rev()
+                .map(|(m, s)| (Bytes::copy_from_slice(m), s))
+                .collect();
             assert_eq!(back.len(), sorted.len());
             assert!(back.iter().rev().eq(sorted.iter()));
             for (i, (m, _)) in sorted.iter().enumerate().step_by(7) {
                 assert_eq!(z.rank(m), Some(i));
                 assert_eq!(
-                    z.range_by_rank(i, i).next().map(|(m, _)| Bytes::copy_from_slice(m)),
+                    z.range_by_rank(i, i)
+                        .next()
+                        .map(|(m, _)| Bytes::copy_from_slice(m)),
                     Some(Bytes::copy_from_slice(m))
                 );
             }
             if sorted.len() > 10 {
-                let window: Vec<_> = z.range_by_rank(3, 9).map(|(m, _)| Bytes::copy_from_slice(m)).collect();
-                let want: Vec<_> = sorted[3..=9].iter().map(|(m, _)| Bytes::copy_from_slice(m)).collect();
+                let window: Vec<_> = z
+                    .range_by_rank(3, 9)
+                    .map(|(m, _)| Bytes::copy_from_slice(m))
+                    .collect();
+                let want: Vec<_> = sorted[3..=9]
+                    .iter()
+                    .map(|(m, _)| Bytes::copy_from_slice(m))
+                    .collect();
                 assert_eq!(window, want);
             }
             let r = ScoreRange {
                 min: excl(-3.0),
                 max: incl(7.0),
             };
-            let got: Vec<_> = z.range_by_score(r).rev().map(|(m, _)| Bytes::copy_from_slice(m)).collect();
+            let got: Vec<_> = z
+                .range_by_score(r)
+                .rev()
+                .map(|(m, _)| Bytes::copy_from_slice(m))
+                .collect();
             let want: Vec<_> = sorted
                 .iter()
                 .rev()

@@ -143,12 +143,7 @@ impl Big {
 
     /// Global index of a position.
     fn index_of(&self, pos: Pos) -> usize {
-        self.blocks
-            .iter()
-            .take(pos.0)
-            .map(Vec::len)
-            .sum::<usize>()
-            + pos.1
+        self.blocks.iter().take(pos.0).map(Vec::len).sum::<usize>() + pos.1
     }
 
     /// Position of the element at global index `i` (the end if `i >= len`).

@@ -77,8 +77,14 @@ pub(super) fn decode(buf: &[u8], off: usize) -> Option<(&[u8], f64, usize)> {
     at += len;
     let (score, n) = match head >> 6 {
         0 => (i8::from_le_bytes([*buf.get(at)?]) as f64, 1),
-        1 => (i16::from_le_bytes(buf.get(at..at + 2)?.try_into().ok()?) as f64, 2),
-        2 => (i32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?) as f64, 4),
+        1 => (
+            i16::from_le_bytes(buf.get(at..at + 2)?.try_into().ok()?) as f64,
+            2,
+        ),
+        2 => (
+            i32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?) as f64,
+            4,
+        ),
         _ => (f64::from_le_bytes(buf.get(at..at + 8)?.try_into().ok()?), 8),
     };
     Some((member, score, at + n))
