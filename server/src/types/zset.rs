@@ -55,6 +55,10 @@ impl Limits {
     }
 }
 
+/// Largest small block, whatever the limits say (Redis's listpack safety size: a
+/// listpack never grows past 1 GiB, the set converts instead).
+const SMALL_MAX_BYTES: usize = 1 << 30;
+
 /// A sorted set.
 ///
 /// Two shapes, as in Redis 7.0. `Small` (Redis's listpack): every pair in one
@@ -140,7 +144,10 @@ impl ZSet {
         items.sort_by(|a, b| a.0.cmp(&b.0));
         items.dedup_by(|later, first| later.0 == first.0);
         items.sort_by(|a, b| Score(a.1).cmp(&Score(b.1)).then_with(|| a.0.cmp(&b.0)));
-        let size = items.iter().map(|(m, s)| small::encoded_len(m, *s)).sum();
+        let size: usize = items.iter().map(|(m, s)| small::encoded_len(m, *s)).sum();
+        if size > SMALL_MAX_BYTES {
+            return ZSet::from_items(items, Limits { entries: 0, ..lim });
+        }
         let mut v = Vec::with_capacity(size);
         for (m, s) in &items {
             small::encode(&mut v, m, *s);
@@ -191,7 +198,9 @@ impl ZSet {
                     }
                     return Some(old);
                 }
-                None if lim.admit(n + 1, member.len()) => {
+                None if lim.admit(n + 1, member.len())
+                    && buf.len() + small::encoded_len(&member, score) <= SMALL_MAX_BYTES =>
+                {
                     small_insert(buf, &member, score);
                     return None;
                 }
