@@ -179,7 +179,11 @@ mod tests {
             (1.5, "4abede9eeefb1bae2bf5394291a39b9e34b5b2b6"),
         ] {
             let mut z = crate::types::ZSet::new();
-            z.insert(Bytes::from_static(b"a"), score);
+            z.insert(
+                Bytes::from_static(b"a"),
+                score,
+                crate::types::zset::Limits::DEFAULT,
+            );
             let mut db = Db::new();
             db.set(Bytes::from_static(b"z"), Value::ZSet(Box::new(z)), 0);
             assert_eq!(hex(&key_digest(&db, b"z")), want, "score {score}");

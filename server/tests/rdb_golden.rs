@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 use tandem_server::db::Db;
 use tandem_server::rdb;
+use tandem_server::types::zset::Limits;
 use tandem_server::types::{HashMapB, HashSetB, Value, ZSet};
 
 const REDIS: &str = "/usr/bin/redis-server";
@@ -114,18 +115,22 @@ fn dataset() -> Vec<Db> {
         ("d", 1e100),
         ("e", 0.1),
     ] {
-        z.insert(b(m), s);
+        z.insert(b(m), s, Limits::DEFAULT);
     }
-    z.insert(b("inf"), f64::INFINITY);
-    z.insert(b("-inf"), f64::NEG_INFINITY);
+    z.insert(b("inf"), f64::INFINITY, Limits::DEFAULT);
+    z.insert(b("-inf"), f64::NEG_INFINITY, Limits::DEFAULT);
     d.set(b("zsmall"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
     for i in 0..400 {
-        z.insert(b(&format!("member{i}")), i as f64 / 7.0 - 20.0);
+        z.insert(
+            b(&format!("member{i}")),
+            i as f64 / 7.0 - 20.0,
+            Limits::DEFAULT,
+        );
     }
     d.set(b("zbig"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
-    z.insert(Bytes::from(vec![b'm'; 100]), 5.0);
+    z.insert(Bytes::from(vec![b'm'; 100]), 5.0, Limits::DEFAULT);
     d.set(b("zlongmember"), Value::ZSet(Box::new(z)), 0);
     dbs[1].set(b("db1key"), Value::Str(b("one").into()), 0);
     dbs[1].set_with_expire(b("db1ttl"), Value::Str(b("t").into()), Some(FAR + 99), 0);
@@ -167,7 +172,12 @@ fn populate(c: &mut Conn, dbs: &[Db]) {
                 Value::ZSet(z) => {
                     let scores: Vec<(String, Bytes)> = z
                         .iter()
-                        .map(|(m, s)| (tandem_server::resp::format_double(s), m.clone()))
+                        .map(|(m, s)| {
+                            (
+                                tandem_server::resp::format_double(s),
+                                Bytes::copy_from_slice(m),
+                            )
+                        })
                         .collect();
                     let mut a: Vec<&[u8]> = vec![b"ZADD", k];
                     for (s, m) in &scores {
@@ -276,7 +286,7 @@ fn read_back(c: &mut Conn, like: &[Db]) -> Vec<Db> {
                             "-inf" => f64::NEG_INFINITY,
                             s => s.parse().unwrap(),
                         };
-                        z.insert(p[0].clone(), s);
+                        z.insert(p[0].clone(), s, Limits::DEFAULT);
                     }
                     Value::ZSet(Box::new(z))
                 }

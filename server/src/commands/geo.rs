@@ -260,6 +260,7 @@ fn geoadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
         ctx.set(key.clone(), Value::ZSet(Box::default()));
     }
+    let lim = super::zsets::limits(ctx);
     let (mut added, mut updated) = (0u64, 0u64);
     if let Some(Value::ZSet(z)) = ctx.get_mut(key) {
         for (score, member) in points {
@@ -267,13 +268,13 @@ fn geoadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 Some(_) if nx => {}
                 Some(cur) => {
                     if cur != score {
-                        z.insert(detach(member), score);
+                        z.insert(detach(member), score, lim);
                         updated += 1;
                     }
                 }
                 None if xx => {}
                 None => {
-                    z.insert(detach(member), score);
+                    z.insert(detach(member), score, lim);
                     added += 1;
                 }
             }
@@ -612,7 +613,7 @@ fn collect(z: &ZSet, shape: &Shape, limit: u64) -> Vec<Point> {
             let (lon, lat) = geohash::decode_score(score);
             if let Some(dist) = geohash::within(shape, lon, lat) {
                 found.push(Point {
-                    member: member.clone(),
+                    member: Bytes::copy_from_slice(member),
                     lon,
                     lat,
                     dist,
@@ -876,10 +877,11 @@ fn store_points(
             ctx.notify(GENERIC, "del", dst);
         }
     } else {
-        let mut z = ZSet::new();
-        for p in points {
-            z.insert(p.member, if dist { p.dist } else { p.score });
-        }
+        let items = points
+            .into_iter()
+            .map(|p| (p.member, if dist { p.dist } else { p.score }))
+            .collect();
+        let z = ZSet::from_items(items, super::zsets::limits(ctx));
         ctx.set(dst.clone(), Value::ZSet(Box::new(z)));
         ctx.dirty(n as u64);
         ctx.notify(ZSET, event, dst);

@@ -734,16 +734,8 @@ pub fn encoding_of(v: &Value, cfg: &Config) -> &'static str {
                 "hashtable"
             }
         }
-        Value::ZSet(z) => {
-            let small = z.len() <= cfg.zset_max_listpack_entries
-                && z.iter()
-                    .all(|(m, _)| m.len() <= cfg.zset_max_listpack_value);
-            if small {
-                "listpack"
-            } else {
-                "skiplist"
-            }
-        }
+        // The shape itself follows Redis's conversion rules (types/zset.rs).
+        Value::ZSet(z) => z.encoding(),
         Value::Stream(_) => "stream",
     }
 }
@@ -790,7 +782,7 @@ pub fn memory_usage(key: &[u8], v: &Value) -> usize {
         Value::List(l) => 32 + l.iter().map(|e| e.len() + 11).sum::<usize>(),
         Value::Set(s) => 48 + s.iter().map(|m| m.len() + 32).sum::<usize>(),
         Value::Hash(h) => 48 + h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>(),
-        Value::ZSet(z) => 64 + z.iter().map(|(m, _)| m.len() + 64).sum::<usize>(),
+        Value::ZSet(z) => z.heap_bytes(),
         Value::Stream(st) => 64 + st.approx_size(),
     };
     key.len() + 9 + PER_KEY + value

@@ -411,13 +411,7 @@ fn encoding_and_len(v: &Value) -> (&'static str, usize) {
                 h.iter().map(|(k, v)| k.len() + v.len() + 2).sum(),
             )
         }
-        Value::ZSet(z) => {
-            let small = z.len() <= 128 && z.iter().all(|(m, _)| m.len() <= 64);
-            (
-                if small { "listpack" } else { "skiplist" },
-                z.iter().map(|(m, _)| m.len() + 9).sum(),
-            )
-        }
+        Value::ZSet(z) => (z.encoding(), z.iter().map(|(m, _)| m.len() + 9).sum()),
         Value::Stream(st) => ("stream", st.approx_size()),
     }
 }

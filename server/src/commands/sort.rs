@@ -254,7 +254,10 @@ fn load(ctx: &mut Ctx, key: &[u8]) -> Result<(Vec<Bytes>, bool), CmdError> {
         None => (Vec::new(), false),
         Some(Value::List(l)) => (l.iter().cloned().collect(), false),
         Some(Value::Set(s)) => (s.iter().cloned().collect(), true),
-        Some(Value::ZSet(z)) => (z.iter().map(|(m, _)| m.clone()).collect(), false),
+        Some(Value::ZSet(z)) => (
+            z.iter().map(|(m, _)| Bytes::copy_from_slice(m)).collect(),
+            false,
+        ),
         Some(_) => return Err(err::WRONGTYPE),
     })
 }

@@ -4,7 +4,7 @@
 use super::{arg_i64, err, flags::*, is_kw, Action, CmdError, CmdResult, Command, Ctx};
 use crate::notify::{GENERIC, ZSET};
 use crate::resp::Reply;
-use crate::types::zset::{LexBound, LexRange, ScoreBound, ScoreRange};
+use crate::types::zset::{LexBound, LexRange, Limits, Score, ScoreBound, ScoreRange};
 use crate::types::{HashSetB, Value, ZSet};
 use crate::util::detach;
 use bytes::Bytes;
@@ -109,8 +109,17 @@ fn write_zset<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut ZSet>, 
     }
 }
 
-fn owned<'a>(it: impl Iterator<Item = (&'a Bytes, f64)>) -> Vec<(Bytes, f64)> {
-    it.map(|(m, s)| (m.clone(), s)).collect()
+fn owned<'a>(it: impl Iterator<Item = (&'a [u8], f64)>) -> Vec<(Bytes, f64)> {
+    it.map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect()
+}
+
+/// The listpack limits sorted sets are shaped by now (`zset-max-listpack-*`).
+pub fn limits(ctx: &Ctx) -> Limits {
+    let cfg = ctx.config();
+    Limits {
+        entries: cfg.zset_max_listpack_entries,
+        value: cfg.zset_max_listpack_value,
+    }
 }
 
 /// Members, optionally with scores: RESP2 a flat array, RESP3 an array of pairs.
@@ -231,7 +240,7 @@ fn clamp_ranks(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 
 /// Applies `LIMIT offset count` (negative offset = nothing, negative count = all).
 fn window<'a>(
-    it: impl Iterator<Item = (&'a Bytes, f64)>,
+    it: impl Iterator<Item = (&'a [u8], f64)>,
     offset: i64,
     limit: i64,
 ) -> Vec<(Bytes, f64)> {
@@ -354,6 +363,7 @@ fn add_generic(
         }
         ctx.set(key.clone(), Value::ZSet(Box::default()));
     }
+    let lim = limits(ctx);
     let (mut added, mut updated) = (0u64, 0u64);
     let mut result: Option<f64> = None;
     let mut failure = None;
@@ -373,7 +383,7 @@ fn add_generic(
                         continue;
                     }
                     if new != cur {
-                        z.insert(detach(member), new);
+                        z.insert(detach(member), new, lim);
                         updated += 1;
                     }
                     result = Some(new);
@@ -382,7 +392,7 @@ fn add_generic(
                     if o.xx {
                         continue;
                     }
-                    z.insert(detach(member), *score);
+                    z.insert(detach(member), *score, lim);
                     added += 1;
                     result = Some(*score);
                 }
@@ -604,10 +614,7 @@ fn store_result(
             ctx.notify(GENERIC, "del", dst);
         }
     } else {
-        let mut z = ZSet::new();
-        for (m, s) in items {
-            z.insert(m, s);
-        }
+        let z = ZSet::from_items(items, limits(ctx));
         ctx.set(dst.clone(), Value::ZSet(Box::new(z)));
         ctx.dirty(1);
         ctx.notify(ZSET, event, dst);
@@ -666,7 +673,10 @@ fn zremrangebyrank(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult 
         None => Vec::new(),
         Some(z) => match clamp_ranks(start, end, z.len()) {
             None => Vec::new(),
-            Some((s, e)) => z.range_by_rank(s, e).map(|(m, _)| m.clone()).collect(),
+            Some((s, e)) => z
+                .range_by_rank(s, e)
+                .map(|(m, _)| Bytes::copy_from_slice(m))
+                .collect(),
         },
     };
     remove_members(ctx, out, &argv[1], members, "zremrangebyrank");
@@ -676,7 +686,9 @@ fn zremrangebyrank(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult 
 fn zremrangebyscore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let range = parse_score_range(&argv[2], &argv[3])?;
     let members = write_zset(ctx, &argv[1])?.map_or_else(Vec::new, |z| {
-        z.range_by_score(range).map(|(m, _)| m.clone()).collect()
+        z.range_by_score(range)
+            .map(|(m, _)| Bytes::copy_from_slice(m))
+            .collect()
     });
     remove_members(ctx, out, &argv[1], members, "zremrangebyscore");
     Ok(())
@@ -685,7 +697,9 @@ fn zremrangebyscore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult
 fn zremrangebylex(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let range = parse_lex_range(&argv[2], &argv[3])?;
     let members = write_zset(ctx, &argv[1])?.map_or_else(Vec::new, |z| {
-        z.lex_span(&range, false).map(|(m, _)| m.clone()).collect()
+        z.lex_span(&range, false)
+            .map(|(m, _)| Bytes::copy_from_slice(m))
+            .collect()
     });
     remove_members(ctx, out, &argv[1], members, "zremrangebylex");
     Ok(())
@@ -951,11 +965,11 @@ impl Input<'_> {
         }
     }
 
-    fn items(&self) -> Box<dyn Iterator<Item = (&Bytes, f64)> + '_> {
+    fn items(&self) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
         match self {
             Input::Empty => Box::new(std::iter::empty()),
             Input::Z(z) => Box::new(z.iter()),
-            Input::S(s) => Box::new(s.iter().map(|m| (m, 1.0))),
+            Input::S(s) => Box::new(s.iter().map(|m| (&m[..], 1.0))),
         }
     }
 }
@@ -1064,7 +1078,7 @@ fn setop_generic(
                     match result.get_mut(m) {
                         Some(acc) => *acc = agg.apply(*acc, v),
                         None => {
-                            result.insert(m.clone(), v);
+                            result.insert(Bytes::copy_from_slice(m), v);
                         }
                     }
                 }
@@ -1088,7 +1102,7 @@ fn setop_generic(
                             break;
                         }
                     } else {
-                        result.insert(m.clone(), acc);
+                        result.insert(Bytes::copy_from_slice(m), acc);
                     }
                 }
             }
@@ -1097,7 +1111,7 @@ fn setop_generic(
             if let Some(((first, _), rest)) = inputs.split_first() {
                 for (m, s) in first.items() {
                     if rest.iter().all(|(o, _)| o.score(m).is_none()) {
-                        result.insert(m.clone(), s);
+                        result.insert(Bytes::copy_from_slice(m), s);
                     }
                 }
             }
@@ -1107,15 +1121,13 @@ fn setop_generic(
         out.int(card as i64);
         return Ok(());
     }
-    let mut z = ZSet::new();
-    for (m, s) in result {
-        z.insert(m, s);
-    }
+    let mut items: Vec<(Bytes, f64)> = result.into_iter().collect();
+    // (score, member) order, as Redis replies from its sorted result.
+    items.sort_by(|a, b| Score(a.1).cmp(&Score(b.1)).then_with(|| a.0.cmp(&b.0)));
     if store {
-        let items = owned(z.iter());
         store_result(ctx, out, &argv[1], items, op.store_event());
     } else {
-        reply_items(out, &owned(z.iter()), withscores);
+        reply_items(out, &items, withscores);
     }
     Ok(())
 }
@@ -1155,7 +1167,9 @@ fn zrandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() == 2 {
         let pick = read_zset(ctx, &argv[1])?.and_then(|z| {
             let i = rand::thread_rng().gen_range(0..z.len().max(1));
-            z.range_by_rank(i, i).next().map(|(m, _)| m.clone())
+            z.range_by_rank(i, i)
+                .next()
+                .map(|(m, _)| Bytes::copy_from_slice(m))
         });
         out.opt_bulk(pick.as_deref());
         return Ok(());
@@ -1180,7 +1194,7 @@ fn zrandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.array(0);
         return Ok(());
     };
-    let all: Vec<(&Bytes, f64)> = z.iter().collect();
+    let all: Vec<(&[u8], f64)> = z.iter().collect();
     let mut rng = rand::thread_rng();
     if count < 0 {
         // Repetitions allowed: written straight into the reply, so a huge count
@@ -1211,7 +1225,7 @@ fn zrandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     } else {
         rand::seq::index::sample(&mut rng, all.len(), want)
             .into_iter()
-            .map(|i| (all[i].0.clone(), all[i].1))
+            .map(|i| (Bytes::copy_from_slice(all[i].0), all[i].1))
             .collect()
     };
     reply_items(out, &items, withscores);
@@ -1447,10 +1461,11 @@ pub(crate) mod tests {
     #[test]
     fn encoding_follows_listpack_limits() {
         let mut z = ZSet::new();
-        z.insert(Bytes::from_static(b"a"), 1.0);
-        assert_eq!(z.encoding(128, 64), "listpack");
-        z.insert(Bytes::from(vec![b'x'; 65]), 2.0);
-        assert_eq!(z.encoding(128, 64), "skiplist");
-        assert_eq!(z.encoding(1, 100), "skiplist");
+        z.insert(Bytes::from_static(b"a"), 1.0, Limits::DEFAULT);
+        assert_eq!(z.encoding(), "listpack");
+        z.insert(Bytes::from(vec![b'x'; 65]), 2.0, Limits::DEFAULT);
+        assert_eq!(z.encoding(), "skiplist");
+        z.remove(&[b'x'; 65]);
+        assert_eq!(z.encoding(), "skiplist", "never converted back");
     }
 }

@@ -195,8 +195,6 @@ pub(crate) const T_STREAM_LISTPACKS_3: u8 = 21;
 /// Thresholds the writer uses to pick compact encodings (Redis 7.0 defaults).
 pub(crate) const HASH_MAX_LISTPACK_ENTRIES: usize = 512;
 pub(crate) const HASH_MAX_LISTPACK_VALUE: usize = 64;
-pub(crate) const ZSET_MAX_LISTPACK_ENTRIES: usize = 128;
-pub(crate) const ZSET_MAX_LISTPACK_VALUE: usize = 64;
 pub(crate) const SET_MAX_INTSET_ENTRIES: usize = 512;
 /// list-max-listpack-size -2: listpack nodes of at most 8 KiB.
 pub(crate) const LIST_NODE_MAX_BYTES: usize = 8192;

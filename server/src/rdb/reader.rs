@@ -7,6 +7,7 @@ use super::listpack::LpEntry;
 use super::*;
 use crate::db::Db;
 use crate::types::stream::{Consumer, ConsumerGroup, PendingEntry, StreamId};
+use crate::types::zset::Limits;
 use crate::types::{HashMapB, HashSetB, Stream, Value, ZSet};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -196,11 +197,18 @@ fn pairs_to_zset(entries: &[LpEntry]) -> Option<Value> {
     if entries.len() & 1 == 1 {
         return None;
     }
-    let mut z = ZSet::new();
+    let mut items = Vec::with_capacity(entries.len() / 2);
     for p in entries.chunks_exact(2) {
-        z.insert(p[0].to_bytes(), lp_score(&p[1])?);
+        items.push((p[0].to_bytes(), lp_score(&p[1])?));
     }
-    Some(Value::ZSet(Box::new(z)))
+    // A listpack stays one unless it has too many entries (Redis checks only the
+    // count here, not the member lengths). The reader has no configuration: the
+    // limits are Redis's defaults.
+    let lim = Limits {
+        value: u32::MAX as usize - 1,
+        ..Limits::DEFAULT
+    };
+    Some(Value::ZSet(Box::new(ZSet::from_items(items, lim))))
 }
 
 fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbError> {
@@ -226,7 +234,7 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
         }
         T_ZSET | T_ZSET_2 => {
             let n = rd.count()?;
-            let mut z = ZSet::new();
+            let mut items = Vec::with_capacity((n as usize).min(MAX_HINT));
             for _ in 0..n {
                 let m = rd.string()?;
                 let score = if t == T_ZSET {
@@ -237,9 +245,10 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
                 if score.is_nan() {
                     return Err(bad(rd, "NaN score in sorted set"));
                 }
-                z.insert(m, score);
+                items.push((m, score));
             }
-            Value::ZSet(Box::new(z))
+            // Small enough sets load compact, as Redis converts them after loading.
+            Value::ZSet(Box::new(ZSet::from_items(items, Limits::DEFAULT)))
         }
         T_HASH => {
             let n = rd.count()?;

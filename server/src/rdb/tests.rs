@@ -62,16 +62,24 @@ fn sample_dbs() -> Vec<Db> {
     let s: HashSetB = (0..1000).map(|i| b(&i.to_string())).collect();
     d.set(b("set:bigint"), Value::Set(Box::new(s)), 0);
     let mut z = ZSet::new();
-    z.insert(b("a"), 1.0);
-    z.insert(b("b"), 2.5);
-    z.insert(b("c"), -3.0);
-    z.insert(b("d"), f64::INFINITY);
-    z.insert(b("e"), f64::NEG_INFINITY);
-    z.insert(b("f"), 0.1);
+    z.insert(b("a"), 1.0, crate::types::zset::Limits::DEFAULT);
+    z.insert(b("b"), 2.5, crate::types::zset::Limits::DEFAULT);
+    z.insert(b("c"), -3.0, crate::types::zset::Limits::DEFAULT);
+    z.insert(b("d"), f64::INFINITY, crate::types::zset::Limits::DEFAULT);
+    z.insert(
+        b("e"),
+        f64::NEG_INFINITY,
+        crate::types::zset::Limits::DEFAULT,
+    );
+    z.insert(b("f"), 0.1, crate::types::zset::Limits::DEFAULT);
     d.set(b("z:small"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
     for i in 0..500 {
-        z.insert(b(&format!("m{i}")), i as f64 / 3.0);
+        z.insert(
+            b(&format!("m{i}")),
+            i as f64 / 3.0,
+            crate::types::zset::Limits::DEFAULT,
+        );
     }
     d.set(b("z:big"), Value::ZSet(Box::new(z)), 0);
     d.set(b("x:stream"), Value::Stream(Box::new(sample_stream())), 0);
@@ -176,7 +184,12 @@ fn canon(v: &Value) -> String {
             v.sort();
             format!("set {v:?}")
         }
-        Value::ZSet(z) => format!("zset {:?}", z.iter().collect::<Vec<_>>()),
+        Value::ZSet(z) => format!(
+            "zset {:?}",
+            z.iter()
+                .map(|(m, s)| (Bytes::copy_from_slice(m), s))
+                .collect::<Vec<_>>()
+        ),
         Value::Stream(st) => format!("stream {st:?}"),
     }
 }

@@ -167,9 +167,8 @@ impl<W: Write> Wr<'_, W> {
                 }
             }
             Value::ZSet(z) => {
-                let compact = z.len() <= ZSET_MAX_LISTPACK_ENTRIES
-                    && z.iter().all(|(m, _)| m.len() <= ZSET_MAX_LISTPACK_VALUE);
-                if compact {
+                // The RDB type follows the shape, as Redis writes its encoding.
+                if z.is_compact() {
                     self.u8(T_ZSET_LISTPACK)?;
                     self.string(key)?;
                     let mut lp = listpack::LpWriter::new();
