@@ -725,15 +725,8 @@ pub fn encoding_of(v: &Value, cfg: &Config) -> &'static str {
                 "hashtable"
             }
         }
-        Value::Set(s) => {
-            let ints = s.len() <= cfg.set_max_intset_entries
-                && s.iter().all(|m| crate::types::is_canonical_int(m));
-            if ints {
-                "intset"
-            } else {
-                "hashtable"
-            }
-        }
+        // The representation follows Redis's conversions (types/set.rs).
+        Value::Set(s) => s.encoding(),
         Value::ZSet(z) => {
             let small = z.len() <= cfg.zset_max_listpack_entries
                 && z.iter()
@@ -788,7 +781,7 @@ pub fn memory_usage(key: &[u8], v: &Value) -> usize {
     let value = match v {
         Value::Str(s) => s.len() + 16,
         Value::List(l) => 32 + l.iter().map(|e| e.len() + 11).sum::<usize>(),
-        Value::Set(s) => 48 + s.iter().map(|m| m.len() + 32).sum::<usize>(),
+        Value::Set(s) => s.heap_size(),
         Value::Hash(h) => 48 + h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>(),
         Value::ZSet(z) => 64 + z.iter().map(|(m, _)| m.len() + 64).sum::<usize>(),
         Value::Stream(st) => 64 + st.approx_size(),
