@@ -290,6 +290,26 @@ impl Set {
     }
 }
 
+/// Redis's default `set-max-intset-entries`, for sets built outside a command
+/// (conversions and tests).
+const DEFAULT_MAX_INTSET: usize = 512;
+
+impl<T: AsRef<[u8]>> FromIterator<T> for Set {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut s = Set::new();
+        for m in iter {
+            s.insert(m.as_ref(), DEFAULT_MAX_INTSET);
+        }
+        s
+    }
+}
+
+impl From<super::HashSetB> for Set {
+    fn from(h: super::HashSetB) -> Self {
+        h.iter().collect()
+    }
+}
+
 /// Iterator over a set's members (see [`Set::iter`]).
 pub enum Iter<'a> {
     Ints(&'a IntSet, usize),
