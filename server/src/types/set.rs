@@ -237,6 +237,7 @@ impl Set {
         let own = std::mem::size_of::<Set>();
         let member = |s: &Str| if s.is_inline() { 0 } else { s.len() };
         own + match self {
+            Set::Ints(i) if i.is_inline() => 0,
             Set::Ints(i) => i.len() * i.width(),
             Set::Small(v) => v.iter().map(|s| 16 + member(s)).sum(),
             Set::Hash(h) => {
@@ -341,19 +342,36 @@ impl<'a> Iterator for Iter<'a> {
     }
 }
 
-/// Sorted distinct integers in one exactly-sized block of the narrowest width that
-/// has held them (Redis's intset: widened on demand, never narrowed).
+/// Sorted distinct integers of the narrowest width that has held them (Redis's
+/// intset: widened on demand, never narrowed). Up to [`INLINE16`] 2-byte or
+/// [`INLINE32`] 4-byte members sit inline in the handle itself, so a small set of
+/// small integers is one 32-byte block in all (the boxed `Set`); larger ones are one
+/// exactly-sized block.
 #[derive(Clone, Debug)]
 pub enum IntSet {
+    In16(u8, [i16; INLINE16]),
+    In32(u8, [i32; INLINE32]),
     W16(Box<[i16]>),
     W32(Box<[i32]>),
     W64(Box<[i64]>),
 }
 
+/// Members held inline at each width: as many as fit beside the tag and the length
+/// in the 24 bytes the boxed variants take anyway.
+pub const INLINE16: usize = 10;
+pub const INLINE32: usize = 5;
+
 impl Default for IntSet {
     fn default() -> Self {
-        IntSet::W16(Box::default())
+        IntSet::In16(0, [0; INLINE16])
     }
+}
+
+/// A borrowed view of an intset's members at their width.
+enum View<'a> {
+    S16(&'a [i16]),
+    S32(&'a [i32]),
+    S64(&'a [i64]),
 }
 
 fn find<T: Copy + Into<i64>>(s: &[T], n: i64) -> Result<usize, usize> {
@@ -385,16 +403,62 @@ fn remove_sorted<T: Copy + Into<i64>>(b: &mut Box<[T]>, n: i64) -> bool {
     true
 }
 
-fn widen<T: Copy + Into<i64>, U: From<T>>(b: &[T]) -> Box<[U]> {
-    b.iter().map(|&x| U::from(x)).collect()
+/// Bytes an integer needs in an intset.
+fn width_of(n: i64) -> usize {
+    if i16::try_from(n).is_ok() {
+        2
+    } else if i32::try_from(n).is_ok() {
+        4
+    } else {
+        8
+    }
+}
+
+/// The members of `v` narrowed to `T` (all of them fit: the width was chosen so).
+fn narrow<T: TryFrom<i64>>(v: &[i64]) -> impl Iterator<Item = T> + '_ {
+    v.iter().filter_map(|&x| T::try_from(x).ok())
 }
 
 impl IntSet {
-    pub fn len(&self) -> usize {
+    /// An intset of the sorted distinct `v`, at least `min_width` bytes wide.
+    fn from_sorted(v: &[i64], min_width: usize) -> IntSet {
+        let width = v.iter().map(|&x| width_of(x)).fold(min_width, usize::max);
+        match width {
+            2 if v.len() <= INLINE16 => {
+                let mut d = [0; INLINE16];
+                for (slot, x) in d.iter_mut().zip(narrow(v)) {
+                    *slot = x;
+                }
+                IntSet::In16(v.len() as u8, d)
+            }
+            2 | 4 if v.len() <= INLINE32 => {
+                let mut d = [0; INLINE32];
+                for (slot, x) in d.iter_mut().zip(narrow(v)) {
+                    *slot = x;
+                }
+                IntSet::In32(v.len() as u8, d)
+            }
+            2 => IntSet::W16(narrow(v).collect()),
+            4 => IntSet::W32(narrow(v).collect()),
+            _ => IntSet::W64(v.into()),
+        }
+    }
+
+    fn view(&self) -> View<'_> {
         match self {
-            IntSet::W16(b) => b.len(),
-            IntSet::W32(b) => b.len(),
-            IntSet::W64(b) => b.len(),
+            IntSet::In16(n, d) => View::S16(d.get(..usize::from(*n)).unwrap_or_default()),
+            IntSet::In32(n, d) => View::S32(d.get(..usize::from(*n)).unwrap_or_default()),
+            IntSet::W16(b) => View::S16(b),
+            IntSet::W32(b) => View::S32(b),
+            IntSet::W64(b) => View::S64(b),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self.view() {
+            View::S16(s) => s.len(),
+            View::S32(s) => s.len(),
+            View::S64(s) => s.len(),
         }
     }
 
@@ -404,54 +468,57 @@ impl IntSet {
 
     /// Bytes per element.
     pub fn width(&self) -> usize {
-        match self {
-            IntSet::W16(_) => 2,
-            IntSet::W32(_) => 4,
-            IntSet::W64(_) => 8,
+        match self.view() {
+            View::S16(_) => 2,
+            View::S32(_) => 4,
+            View::S64(_) => 8,
         }
+    }
+
+    /// Whether the members sit in the handle, with no block of their own.
+    pub fn is_inline(&self) -> bool {
+        matches!(self, IntSet::In16(..) | IntSet::In32(..))
     }
 
     /// The `k`-th smallest member.
     pub fn get(&self, k: usize) -> Option<i64> {
-        match self {
-            IntSet::W16(b) => b.get(k).map(|&x| x.into()),
-            IntSet::W32(b) => b.get(k).map(|&x| x.into()),
-            IntSet::W64(b) => b.get(k).copied(),
+        match self.view() {
+            View::S16(s) => s.get(k).map(|&x| x.into()),
+            View::S32(s) => s.get(k).map(|&x| x.into()),
+            View::S64(s) => s.get(k).copied(),
         }
     }
 
     pub fn contains(&self, n: i64) -> bool {
-        match self {
-            IntSet::W16(b) => find(b, n).is_ok(),
-            IntSet::W32(b) => find(b, n).is_ok(),
-            IntSet::W64(b) => find(b, n).is_ok(),
+        match self.view() {
+            View::S16(s) => find(s, n).is_ok(),
+            View::S32(s) => find(s, n).is_ok(),
+            View::S64(s) => find(s, n).is_ok(),
         }
     }
 
-    /// Adds `n`, widening the block first if `n` needs more bytes; false if present.
+    fn to_vec(&self) -> Vec<i64> {
+        (0..self.len()).filter_map(|k| self.get(k)).collect()
+    }
+
+    /// Adds `n`, widening first if `n` needs more bytes; false if present.
     pub fn insert(&mut self, n: i64) -> bool {
-        let need = if i16::try_from(n).is_ok() {
-            2
-        } else if i32::try_from(n).is_ok() {
-            4
-        } else {
-            8
-        };
-        if need > self.width() {
-            if self.contains(n) {
+        if self.is_inline() || width_of(n) > self.width() {
+            // A small rebuild: inline sets hold at most 10 members, and widening
+            // copies every member anyway.
+            let mut v = self.to_vec();
+            let Err(pos) = v.binary_search(&n) else {
                 return false;
-            }
-            *self = match (&*self, need) {
-                (IntSet::W16(b), 4) => IntSet::W32(widen(b)),
-                (IntSet::W16(b), _) => IntSet::W64(widen(b)),
-                (IntSet::W32(b), _) => IntSet::W64(widen(b)),
-                (IntSet::W64(b), _) => IntSet::W64(b.clone()),
             };
+            v.insert(pos, n);
+            *self = IntSet::from_sorted(&v, self.width());
+            return true;
         }
         match self {
             IntSet::W16(b) => insert_sorted(b, n),
             IntSet::W32(b) => insert_sorted(b, n),
             IntSet::W64(b) => insert_sorted(b, n),
+            IntSet::In16(..) | IntSet::In32(..) => false,
         }
     }
 
@@ -460,6 +527,15 @@ impl IntSet {
             IntSet::W16(b) => remove_sorted(b, n),
             IntSet::W32(b) => remove_sorted(b, n),
             IntSet::W64(b) => remove_sorted(b, n),
+            IntSet::In16(..) | IntSet::In32(..) => {
+                let mut v = self.to_vec();
+                let Ok(pos) = v.binary_search(&n) else {
+                    return false;
+                };
+                v.remove(pos);
+                *self = IntSet::from_sorted(&v, self.width());
+                true
+            }
         }
     }
 }
@@ -496,7 +572,7 @@ mod tests {
             assert!(s.insert(m.as_bytes(), 512));
         }
         let Set::Ints(i) = &s else { panic!("{s:?}") };
-        assert_eq!(i.width(), 2);
+        assert_eq!((i.width(), i.is_inline()), (2, true));
         assert!(s.insert(b"70000", 512));
         let Set::Ints(i) = &s else { panic!("{s:?}") };
         assert_eq!(i.width(), 4);
@@ -515,6 +591,55 @@ mod tests {
         let Set::Ints(i) = &s else { panic!("{s:?}") };
         assert_eq!(i.width(), 8);
         assert_eq!(s.encoding(), "intset");
+    }
+
+    #[test]
+    fn small_intsets_stay_inline_until_they_outgrow_it() {
+        let mut s = Set::new();
+        for i in 0..INLINE16 as i64 {
+            s.insert(i.to_string().as_bytes(), 512);
+        }
+        assert!(matches!(&s, Set::Ints(IntSet::In16(10, _))), "{s:?}");
+        s.insert(b"10", 512);
+        assert!(matches!(&s, Set::Ints(IntSet::W16(_))), "{s:?}");
+        let mut s = Set::new();
+        for m in ["1", "100000", "-3", "7", "8"] {
+            s.insert(m.as_bytes(), 512);
+        }
+        assert!(matches!(&s, Set::Ints(IntSet::In32(5, _))), "{s:?}");
+        s.insert(b"9", 512);
+        assert!(matches!(&s, Set::Ints(IntSet::W32(_))), "{s:?}");
+        s.insert(b"5000000000", 512);
+        assert!(matches!(&s, Set::Ints(IntSet::W64(_))), "{s:?}");
+        assert_eq!(members(&s).len(), 7);
+        assert_eq!(s.ints().map(|i| i.collect::<Vec<_>>()).unwrap_or_default()[0], -3);
+    }
+
+    /// Random operations on few small integers cross the inline limits both ways.
+    #[test]
+    fn small_intsets_match_a_model() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut s = Set::new();
+        let mut model = BTreeSet::new();
+        for _ in 0..5000 {
+            let n: i64 = match rng.gen_range(0..8) {
+                0 => rng.gen_range(-70000..70000),
+                1 => rng.gen(),
+                _ => rng.gen_range(-8..8),
+            };
+            let m = n.to_string();
+            if rng.gen_bool(0.5) {
+                assert_eq!(s.insert(m.as_bytes(), 512), model.insert(n));
+            } else {
+                assert_eq!(s.remove(m.as_bytes()), model.remove(&n));
+            }
+            let got: Vec<i64> = s.ints().map(|i| i.collect()).unwrap_or_default();
+            assert_eq!(got, model.iter().copied().collect::<Vec<_>>());
+            if model.len() > 14 {
+                s = Set::new();
+                model.clear();
+            }
+        }
     }
 
     #[test]
