@@ -126,7 +126,10 @@ fn integer_widths_keep_ascending_order_in_every_reply() {
     same(&mut p, "SMISMEMBER w 5 6 -9223372036854775808 05");
     same(&mut p, "SISMEMBER w 2147483648");
     // Removing the wide members keeps the intset (and its order).
-    same(&mut p, "SREM w 9223372036854775807 -9223372036854775808 32768");
+    same(
+        &mut p,
+        "SREM w 9223372036854775807 -9223372036854775808 32768",
+    );
     same(&mut p, "SMEMBERS w");
     same(&mut p, "SPOP w 100");
     same(&mut p, "EXISTS w");
@@ -283,7 +286,11 @@ fn every_set_write_at_the_intset_boundary() {
 fn both_shapes_survive_reload_and_restore_both_ways() {
     let mut p = Pair::start();
     sadd_all(&mut p, "ints", (0..300).map(|i| (i * 1000 - 7).to_string()));
-    sadd_all(&mut p, "wide", ["1", "99999999999", "-5"].map(String::from).into_iter());
+    sadd_all(
+        &mut p,
+        "wide",
+        ["1", "99999999999", "-5"].map(String::from).into_iter(),
+    );
     sadd_all(&mut p, "small", (0..10).map(|i| format!("member:{i}")));
     sadd_all(&mut p, "big", (0..600).map(|i| i.to_string()));
     // A hashtable of integers only: Redis makes it an intset again when loading.
@@ -408,7 +415,11 @@ fn a_small_set_costs_a_small_memory_usage() {
         R::Int(n) => n,
         other => panic!("{other:?}"),
     };
-    let (ints, strs, big) = (usage(&mut c, "ints"), usage(&mut c, "strs"), usage(&mut c, "big"));
+    let (ints, strs, big) = (
+        usage(&mut c, "ints"),
+        usage(&mut c, "strs"),
+        usage(&mut c, "big"),
+    );
     // Two short members live in the 24-byte set box plus one 4- or 32-byte block.
     assert!(ints < strs && strs < 150, "ints {ints} strs {strs}");
     assert!(big > 300 * 16, "a table of 300 members: {big}");

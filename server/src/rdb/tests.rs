@@ -56,11 +56,32 @@ fn sample_dbs() -> Vec<Db> {
         .iter()
         .map(|x| b(x))
         .collect();
-    d.set(b("set:int"), Value::Set(Box::new(crate::types::Set::from_members(s.iter().map(|m| &m[..]), 512))), 0);
+    d.set(
+        b("set:int"),
+        Value::Set(Box::new(crate::types::Set::from_members(
+            s.iter().map(|m| &m[..]),
+            512,
+        ))),
+        0,
+    );
     let s: HashSetB = ["a", "b", "1"].iter().map(|x| b(x)).collect();
-    d.set(b("set:str"), Value::Set(Box::new(crate::types::Set::from_members(s.iter().map(|m| &m[..]), 512))), 0);
+    d.set(
+        b("set:str"),
+        Value::Set(Box::new(crate::types::Set::from_members(
+            s.iter().map(|m| &m[..]),
+            512,
+        ))),
+        0,
+    );
     let s: HashSetB = (0..1000).map(|i| b(&i.to_string())).collect();
-    d.set(b("set:bigint"), Value::Set(Box::new(crate::types::Set::from_members(s.iter().map(|m| &m[..]), 512))), 0);
+    d.set(
+        b("set:bigint"),
+        Value::Set(Box::new(crate::types::Set::from_members(
+            s.iter().map(|m| &m[..]),
+            512,
+        ))),
+        0,
+    );
     let mut z = ZSet::new();
     z.insert(b("a"), 1.0);
     z.insert(b("b"), 2.5);

@@ -158,7 +158,7 @@ impl Set {
                     return false;
                 }
                 if v.len() >= SMALL_MAX_ENTRIES || m.len() > SMALL_MAX_LEN {
-                    self.to_hash().insert(Str::new(m));
+                    self.make_hash().insert(Str::new(m));
                 } else {
                     let mut grown = std::mem::take(v).into_vec();
                     grown.reserve_exact(1);
@@ -273,7 +273,7 @@ impl Set {
     }
 
     /// Converts to the hash shape (from any shape) and returns its table.
-    fn to_hash(&mut self) -> &mut HashSetS {
+    fn make_hash(&mut self) -> &mut HashSetS {
         if !matches!(self, Set::Hash(_)) {
             let mut h = HashSetS::default();
             h.reserve(self.len() + 1);
@@ -286,7 +286,7 @@ impl Set {
         match self {
             Set::Hash(h) => h,
             // Made a table just above.
-            _ => unreachable!("Set::to_hash: the set was just converted"),
+            _ => unreachable!("Set::make_hash: the set was just converted"),
         }
     }
 }
@@ -612,7 +612,10 @@ mod tests {
         s.insert(b"5000000000", 512);
         assert!(matches!(&s, Set::Ints(IntSet::W64(_))), "{s:?}");
         assert_eq!(members(&s).len(), 7);
-        assert_eq!(s.ints().map(|i| i.collect::<Vec<_>>()).unwrap_or_default()[0], -3);
+        assert_eq!(
+            s.ints().map(|i| i.collect::<Vec<_>>()).unwrap_or_default()[0],
+            -3
+        );
     }
 
     /// Random operations on few small integers cross the inline limits both ways.
@@ -730,7 +733,11 @@ mod tests {
                 assert!(ints.windows(2).all(|w| w[0] < w[1]), "intset ascending");
             }
             got.sort();
-            assert_eq!(got, model.iter().cloned().collect::<Vec<_>>(), "round {round}");
+            assert_eq!(
+                got,
+                model.iter().cloned().collect::<Vec<_>>(),
+                "round {round}"
+            );
         }
     }
 
@@ -751,7 +758,10 @@ mod tests {
             }
             assert_eq!(counts.len(), 10, "{}", shape(&s));
             // Expected 2000 each; 5 sigma is about 212.
-            assert!(counts.values().all(|&c| (1750..2250).contains(&c)), "{counts:?}");
+            assert!(
+                counts.values().all(|&c| (1750..2250).contains(&c)),
+                "{counts:?}"
+            );
         }
         assert!(Set::new().random(&mut rng).is_none());
     }
