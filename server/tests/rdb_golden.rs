@@ -16,7 +16,7 @@ use std::time::Duration;
 use tandem_server::db::Db;
 use tandem_server::rdb;
 use tandem_server::types::zset::Limits;
-use tandem_server::types::{HashMapB, HashSetB, Value, ZSet};
+use tandem_server::types::{HashMapB, Set, Value, ZSet};
 
 const REDIS: &str = "/usr/bin/redis-server";
 const CHECK: &str = "/usr/bin/redis-check-rdb";
@@ -96,16 +96,16 @@ fn dataset() -> Vec<Db> {
     let mut h = HashMapB::default();
     h.insert(b("k"), Bytes::from(vec![b'v'; 65]));
     d.set(b("hlongval"), Value::Hash(Box::new(h)), 0);
-    let s: HashSetB = ["1", "-2", "300000", "-9000000000", "7"]
+    let s: Set = ["1", "-2", "300000", "-9000000000", "7"]
         .iter()
         .map(|x| b(x))
         .collect();
     d.set(b("sint"), Value::Set(Box::new(s)), 0);
-    let s: HashSetB = ["x", "y", "1"].iter().map(|x| b(x)).collect();
+    let s: Set = ["x", "y", "1"].iter().map(|x| b(x)).collect();
     d.set(b("sstr"), Value::Set(Box::new(s)), 0);
-    let s: HashSetB = (0..600).map(|i| b(&(i * 11).to_string())).collect();
+    let s: Set = (0..600).map(|i| b(&(i * 11).to_string())).collect();
     d.set(b("sbigint"), Value::Set(Box::new(s)), 0);
-    let s: HashSetB = (0..600).map(|i| b(&format!("m{i}"))).collect();
+    let s: Set = (0..600).map(|i| b(&format!("m{i}"))).collect();
     d.set(b("sbig"), Value::Set(Box::new(s)), 0);
     let mut z = ZSet::new();
     for (m, s) in [
@@ -165,8 +165,9 @@ fn populate(c: &mut Conn, dbs: &[Db]) {
                     assert!(matches!(c.cmd_args(&a), R::Int(_)));
                 }
                 Value::Set(s) => {
+                    let members: Vec<Bytes> = s.iter().map(|m| m.to_bytes()).collect();
                     let mut a: Vec<&[u8]> = vec![b"SADD", k];
-                    a.extend(s.iter().map(|x| &x[..]));
+                    a.extend(members.iter().map(|x| &x[..]));
                     assert!(matches!(c.cmd_args(&a), R::Int(_)));
                 }
                 Value::ZSet(z) => {
@@ -204,7 +205,7 @@ fn canon(v: &Value) -> String {
         Value::List(l) => format!("list {l:?}"),
         Value::Hash(h) => format!("hash {:?}", h.iter().collect::<BTreeMap<_, _>>()),
         Value::Set(s) => {
-            let mut v: Vec<_> = s.iter().collect();
+            let mut v: Vec<_> = s.iter().map(|m| m.to_bytes()).collect();
             v.sort();
             format!("set {v:?}")
         }

@@ -676,13 +676,13 @@ fn digest_algorithm_matches_real_redis_for_every_type() {
     for m in ["x", "y", "z", "10"] {
         s.insert(b(m));
     }
-    db.set(b("set"), Value::Set(Box::new(s)), 0);
+    db.set(b("set"), Value::Set(Box::new(s.into())), 0);
     assert_eq!(r.cmd("SADD iset 1 2 3"), R::Int(3));
     let mut s = HashSetB::default();
     for m in ["3", "1", "2"] {
         s.insert(b(m));
     }
-    db.set(b("iset"), Value::Set(Box::new(s)), 0);
+    db.set(b("iset"), Value::Set(Box::new(s.into())), 0);
     assert_eq!(r.cmd("HSET hash f1 v1 f2 v2 n 7"), R::Int(3));
     let mut h = HashMapB::default();
     for (f, v) in [("f1", "v1"), ("f2", "v2"), ("n", "7")] {

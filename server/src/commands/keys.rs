@@ -725,16 +725,8 @@ pub fn encoding_of(v: &Value, cfg: &Config) -> &'static str {
                 "hashtable"
             }
         }
-        Value::Set(s) => {
-            let ints = s.len() <= cfg.set_max_intset_entries
-                && s.iter().all(|m| crate::types::is_canonical_int(m));
-            if ints {
-                "intset"
-            } else {
-                "hashtable"
-            }
-        }
-        // The shape itself follows Redis's conversion rules (types/zset.rs).
+        // The representations follow Redis's conversions (types/set.rs, types/zset.rs).
+        Value::Set(s) => s.encoding(),
         Value::ZSet(z) => z.encoding(),
         Value::Stream(_) => "stream",
     }
@@ -780,7 +772,7 @@ pub fn memory_usage(key: &[u8], v: &Value) -> usize {
     let value = match v {
         Value::Str(s) => s.len() + 16,
         Value::List(l) => 32 + l.iter().map(|e| e.len() + 11).sum::<usize>(),
-        Value::Set(s) => 48 + s.iter().map(|m| m.len() + 32).sum::<usize>(),
+        Value::Set(s) => s.heap_size(),
         Value::Hash(h) => 48 + h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>(),
         Value::ZSet(z) => z.heap_bytes(),
         Value::Stream(st) => 64 + st.approx_size(),

@@ -397,13 +397,7 @@ fn encoding_and_len(v: &Value) -> (&'static str, usize) {
             (enc, s.len() + 1)
         }
         Value::List(l) => ("quicklist", l.iter().map(|e| e.len() + 1).sum()),
-        Value::Set(s) => {
-            let ints = s.len() <= 512 && s.iter().all(|m| crate::types::is_canonical_int(m));
-            (
-                if ints { "intset" } else { "hashtable" },
-                s.iter().map(|m| m.len() + 1).sum(),
-            )
-        }
+        Value::Set(s) => (s.encoding(), s.iter().map(|m| m.len() + 1).sum()),
         Value::Hash(h) => {
             let small = h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64);
             (

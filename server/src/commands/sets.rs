@@ -4,11 +4,10 @@ use super::hashes::{parse_rand_count, parse_scan, scan_step};
 use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::notify::{GENERIC, SET};
 use crate::resp::Reply;
-use crate::types::{HashSetB, Value};
-use crate::util::detach;
+use crate::types::set::{Member, Set};
+use crate::types::Value;
 use bytes::Bytes;
 use rand::seq::SliceRandom;
-use rand::Rng;
 
 pub const COMMANDS: &[Command] = &[
     Command::new("sadd", -3, WRITE | DENYOOM | FAST, sadd).keys(1, 1, 1),
@@ -30,7 +29,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("sscan", -3, READONLY, sscan).keys(1, 1, 1),
 ];
 
-fn set_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashSetB>, CmdError> {
+fn set_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut Set>, CmdError> {
     match ctx.get_mut(key) {
         None => Ok(None),
         Some(Value::Set(s)) => Ok(Some(s)),
@@ -38,7 +37,7 @@ fn set_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashSetB>, C
     }
 }
 
-fn set_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashSetB>, CmdError> {
+fn set_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a Set>, CmdError> {
     match ctx.get(key) {
         None => Ok(None),
         Some(Value::Set(s)) => Ok(Some(s)),
@@ -46,15 +45,21 @@ fn set_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashSetB>, C
     }
 }
 
+/// `set-max-intset-entries`, read once per command.
+fn max_intset(ctx: &Ctx) -> usize {
+    ctx.config().set_max_intset_entries
+}
+
 fn sadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
+    let max = max_intset(ctx);
     if set_w(ctx, key)?.is_none() {
         ctx.set(key.clone(), Value::new_set());
     }
     let mut added = 0;
     if let Some(s) = set_w(ctx, key)? {
         for m in &argv[2..] {
-            if s.insert(detach(m)) {
+            if s.insert(m, max) {
                 added += 1;
             }
         }
@@ -107,45 +112,62 @@ fn smismember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let s = set_r(ctx, &argv[1])?;
     out.array(argv.len() - 2);
     for m in &argv[2..] {
-        out.int(s.as_ref().is_some_and(|s| s.contains(m)) as i64);
+        out.int(s.is_some_and(|s| s.contains(m)) as i64);
     }
     Ok(())
 }
 
-/// Redis 7.0 keeps small all-integer sets as sorted intsets (up to
-/// `set-max-intset-entries`, 512 by default), so their members come out in numeric
-/// order. Sorts `items` that way when they qualify; true if it did.
-fn intset_order(items: &mut [&Bytes]) -> bool {
+/// Redis 7.0 builds the results of SUNION/SDIFF/SINTER*STORE (and SPOP of a whole
+/// set) as a fresh set, an intset when every member is an integer and there are at
+/// most 512, so such members come out in numeric order. Sorts `items` that way when
+/// they qualify; true if it did.
+fn intset_order(items: &mut [Member<'_>]) -> bool {
     if items.len() > 512 {
         return false;
     }
     let mut keyed = Vec::with_capacity(items.len());
     for m in items.iter() {
-        match crate::resp::parse_i64(m) {
-            Some(n) => keyed.push((n, *m)),
-            None => return false,
+        match m {
+            Member::Int(n) => keyed.push(*n),
+            Member::Bytes(b) => match crate::resp::parse_i64(b) {
+                Some(n) => keyed.push(n),
+                None => return false,
+            },
         }
     }
-    keyed.sort_unstable_by_key(|(n, _)| *n);
-    for (slot, (_, m)) in items.iter_mut().zip(keyed) {
-        *slot = m;
+    keyed.sort_unstable();
+    for (slot, n) in items.iter_mut().zip(keyed) {
+        *slot = Member::Int(n);
     }
     true
 }
 
-fn reply_set<'a>(out: &mut Reply, n: usize, items: impl Iterator<Item = &'a Bytes>) {
-    let mut items: Vec<&Bytes> = items.collect();
+fn bulk_member(out: &mut Reply, m: &Member<'_>) {
+    match m {
+        Member::Int(n) => out.bulk_int(*n),
+        Member::Bytes(b) => out.bulk(b),
+    }
+}
+
+fn reply_set<'a>(out: &mut Reply, items: impl Iterator<Item = Member<'a>>) {
+    let mut items: Vec<Member<'a>> = items.collect();
     intset_order(&mut items);
-    out.set(n);
-    for m in items {
-        out.bulk(m);
+    out.set(items.len());
+    for m in &items {
+        bulk_member(out, m);
     }
 }
 
 fn smembers(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     match set_r(ctx, &argv[1])? {
         None => out.set(0),
-        Some(s) => reply_set(out, s.len(), s.iter()),
+        Some(s) => {
+            // An intset iterates in ascending order already, as Redis's does.
+            out.set(s.len());
+            for m in s.iter() {
+                bulk_member(out, &m);
+            }
+        }
     }
     Ok(())
 }
@@ -154,15 +176,12 @@ fn srandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() > 3 {
         return Err(err::SYNTAX);
     }
+    let mut rng = rand::thread_rng();
     if argv.len() == 2 {
-        let pick = set_r(ctx, &argv[1])?.and_then(|s| {
-            if s.is_empty() {
-                return None;
-            }
-            let i = rand::thread_rng().gen_range(0..s.len());
-            s.iter().nth(i).cloned()
-        });
-        out.opt_bulk(pick.as_deref());
+        match set_r(ctx, &argv[1])?.and_then(|s| s.random(&mut rng)) {
+            Some(m) => bulk_member(out, &m),
+            None => out.null(),
+        }
         return Ok(());
     }
     let count = parse_rand_count(&argv[2])?;
@@ -170,24 +189,34 @@ fn srandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.array(0);
         return Ok(());
     };
-    let members: Vec<&Bytes> = s.iter().collect();
-    let mut rng = rand::thread_rng();
     if count >= 0 {
-        let n = (count as u64).min(members.len() as u64) as usize;
-        let chosen: Vec<&Bytes> = members.choose_multiple(&mut rng, n).copied().collect();
-        out.array(n);
+        if count as u64 >= s.len() as u64 {
+            // The whole set, in its own order (ascending for an intset), as Redis
+            // answers a count that covers the set.
+            out.array(s.len());
+            for m in s.iter() {
+                bulk_member(out, &m);
+            }
+            return Ok(());
+        }
+        let members: Vec<Member<'_>> = s.iter().collect();
+        let chosen = members.choose_multiple(&mut rng, count as usize);
+        out.array(chosen.len());
         for m in chosen {
-            out.bulk(m);
+            bulk_member(out, m);
         }
     } else {
-        if members.is_empty() {
+        if s.is_empty() {
             out.array(0);
             return Ok(());
         }
+        let members: Vec<Member<'_>> = s.iter().collect();
         let n = count.unsigned_abs();
         out.array(n as usize);
         for _ in 0..n {
-            out.bulk(members[rng.gen_range(0..members.len())]);
+            if let Some(m) = members.choose(&mut rng) {
+                bulk_member(out, m);
+            }
         }
     }
     Ok(())
@@ -199,27 +228,7 @@ fn spop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Err(err::SYNTAX);
     }
     if argv.len() == 2 {
-        let Some(s) = set_w(ctx, key)? else {
-            out.null();
-            return Ok(());
-        };
-        let pick = if s.is_empty() {
-            None
-        } else {
-            let i = rand::thread_rng().gen_range(0..s.len());
-            s.iter().nth(i).cloned()
-        };
-        let Some(m) = pick else {
-            out.null();
-            return Ok(());
-        };
-        s.remove(&m);
-        ctx.notify(SET, "spop", key);
-        ctx.delete_if_empty(key);
-        ctx.dirty(1);
-        ctx.rewrite = Some(vec![Bytes::from_static(b"SREM"), key.clone(), m.clone()]);
-        out.bulk(&m);
-        return Ok(());
+        return spop_one(ctx, out, key);
     }
     let count = match crate::resp::parse_i64(&argv[2]) {
         Some(n) if n >= 0 => n as u64,
@@ -234,9 +243,8 @@ fn spop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     if count >= s.len() as u64 {
-        let n = s.len();
         let all = std::mem::take(s);
-        reply_set(out, n, all.iter());
+        reply_set(out, all.iter());
         ctx.notify(SET, "spop", key);
         ctx.delete(key);
         ctx.notify(GENERIC, "del", key);
@@ -244,15 +252,17 @@ fn spop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         ctx.rewrite = Some(vec![Bytes::from_static(b"DEL"), key.clone()]);
         return Ok(());
     }
-    let members: Vec<Bytes> = s.iter().cloned().collect();
-    let chosen: Vec<Bytes> = members
-        .choose_multiple(&mut rand::thread_rng(), count as usize)
-        .cloned()
-        .collect();
+    let chosen: Vec<Bytes> = {
+        let members: Vec<Member<'_>> = s.iter().collect();
+        members
+            .choose_multiple(&mut rand::thread_rng(), count as usize)
+            .map(|m| m.to_bytes())
+            .collect()
+    };
     for m in &chosen {
         s.remove(m);
     }
-    reply_set(out, chosen.len(), chosen.iter());
+    reply_set(out, chosen.iter().map(|m| Member::Bytes(m)));
     ctx.notify(SET, "spop", key);
     let db = ctx.client.db;
     for m in &chosen {
@@ -266,8 +276,27 @@ fn spop(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+fn spop_one(ctx: &mut Ctx, out: &mut Reply, key: &Bytes) -> CmdResult {
+    let Some(s) = set_w(ctx, key)? else {
+        out.null();
+        return Ok(());
+    };
+    let Some(m) = s.random(&mut rand::thread_rng()).map(|m| m.to_bytes()) else {
+        out.null();
+        return Ok(());
+    };
+    s.remove(&m);
+    ctx.notify(SET, "spop", key);
+    ctx.delete_if_empty(key);
+    ctx.dirty(1);
+    ctx.rewrite = Some(vec![Bytes::from_static(b"SREM"), key.clone(), m.clone()]);
+    out.bulk(&m);
+    Ok(())
+}
+
 fn smove(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let (src, dst, m) = (&argv[1], &argv[2], &argv[3]);
+    let max = max_intset(ctx);
     // Redis answers 0 for a missing source before type-checking the destination.
     if set_w(ctx, src)?.is_none() {
         out.int(0);
@@ -289,7 +318,7 @@ fn smove(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if !dst_exists {
         ctx.set(dst.clone(), Value::new_set());
     }
-    if set_w(ctx, dst)?.is_some_and(|d| d.insert(detach(m))) {
+    if set_w(ctx, dst)?.is_some_and(|d| d.insert(m, max)) {
         ctx.notify(SET, "sadd", dst);
     }
     ctx.dirty(1);
@@ -307,38 +336,40 @@ enum Op {
 /// Computes an intersection/union/difference of the sets at `keys`, Redis-style:
 /// missing keys are empty sets; WRONGTYPE for non-sets. Sorted by nothing in particular.
 fn combine(ctx: &mut Ctx, keys: &[Bytes], op: Op) -> Result<Vec<Bytes>, CmdError> {
-    let mut sets: Vec<Option<HashSetB>> = Vec::with_capacity(keys.len());
-    let mut missing = false;
+    // Every key is looked up (expired, counted) and type-checked, even after a
+    // missing one; then the sets are read in place, without copies.
     for k in keys {
-        // Every key is type-checked, even after a missing one.
-        match set_r(ctx, k)? {
-            Some(s) => sets.push(Some(s.clone())),
-            None => {
-                missing = true;
-                sets.push(None);
-            }
-        }
+        set_r(ctx, k)?;
     }
+    let db = ctx.db_ref();
+    let sets: Vec<Option<&Set>> = keys
+        .iter()
+        .map(|k| match db.entry(k).map(|e| &e.value) {
+            Some(Value::Set(s)) => Some(&**s),
+            _ => None,
+        })
+        .collect();
+    let missing = sets.iter().any(Option::is_none);
     if missing && op == Op::Inter {
         return Ok(Vec::new());
     }
     Ok(match op {
         Op::Inter => {
-            let mut order: Vec<&HashSetB> = sets.iter().flatten().collect();
+            let mut order: Vec<&Set> = sets.iter().flatten().copied().collect();
             order.sort_by_key(|s| s.len());
             let Some((first, rest)) = order.split_first() else {
                 return Ok(Vec::new());
             };
             first
                 .iter()
-                .filter(|m| rest.iter().all(|s| s.contains(*m)))
-                .cloned()
+                .filter(|m| m.with(|b| rest.iter().all(|s| s.contains(b))))
+                .map(|m| m.to_bytes())
                 .collect()
         }
         Op::Union => {
-            let mut acc = HashSetB::default();
+            let mut acc = crate::types::HashSetB::default();
             for s in sets.iter().flatten() {
-                acc.extend(s.iter().cloned());
+                acc.extend(s.iter().map(|m| m.to_bytes()));
             }
             acc.into_iter().collect()
         }
@@ -346,10 +377,11 @@ fn combine(ctx: &mut Ctx, keys: &[Bytes], op: Op) -> Result<Vec<Bytes>, CmdError
             let Some(Some(first)) = sets.first() else {
                 return Ok(Vec::new());
             };
+            let rest = sets.get(1..).unwrap_or_default();
             first
                 .iter()
-                .filter(|m| sets[1..].iter().flatten().all(|s| !s.contains(*m)))
-                .cloned()
+                .filter(|m| m.with(|b| rest.iter().flatten().all(|s| !s.contains(b))))
+                .map(|m| m.to_bytes())
                 .collect()
         }
     })
@@ -357,7 +389,7 @@ fn combine(ctx: &mut Ctx, keys: &[Bytes], op: Op) -> Result<Vec<Bytes>, CmdError
 
 fn read_op(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], op: Op) -> CmdResult {
     let items = combine(ctx, &argv[1..], op)?;
-    reply_set(out, items.len(), items.iter());
+    reply_set(out, items.iter().map(|m| Member::Bytes(m)));
     Ok(())
 }
 
@@ -366,7 +398,7 @@ fn store_op(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], op: Op) -> CmdResult
     let dst = &argv[1];
     let n = items.len();
     if n > 0 {
-        let set: HashSetB = items.into_iter().collect();
+        let set = Set::from_members(items.iter().map(|m| &m[..]), max_intset(ctx));
         ctx.set(dst.clone(), Value::Set(Box::new(set)));
         ctx.dirty(1);
         let event = match op {
@@ -461,28 +493,30 @@ fn sscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.array(0);
         return Ok(());
     };
-    let mut members: Vec<&Bytes> = s.iter().collect();
-    let (next, range) = if intset_order(&mut members) {
-        // A small intset is returned whole, like Redis does for compact encodings.
+    let mut members: Vec<Member<'_>> = s.iter().collect();
+    let (next, range) = if matches!(s, Set::Ints(_)) {
+        // An intset is returned whole, in its ascending order, like Redis does
+        // for compact encodings.
         (0, 0..members.len())
     } else {
-        members.sort_unstable();
+        members.sort_unstable_by(|a, b| a.with(|a| b.with(|b| a.cmp(b))));
         scan_step(members.len(), args.cursor, args.count)
     };
-    let picked: Vec<&Bytes> = members[range]
+    let picked: Vec<&Member<'_>> = members
+        .get(range)
+        .unwrap_or_default()
         .iter()
         .filter(|m| {
             args.pattern
                 .as_ref()
-                .is_none_or(|p| crate::util::glob_match(p, m, false))
+                .is_none_or(|p| m.with(|b| crate::util::glob_match(p, b, false)))
         })
-        .copied()
         .collect();
     out.array(2);
     out.bulk(next.to_string().as_bytes());
     out.array(picked.len());
     for m in picked {
-        out.bulk(m);
+        bulk_member(out, m);
     }
     Ok(())
 }

@@ -253,7 +253,7 @@ fn load(ctx: &mut Ctx, key: &[u8]) -> Result<(Vec<Bytes>, bool), CmdError> {
     Ok(match ctx.get(key) {
         None => (Vec::new(), false),
         Some(Value::List(l)) => (l.iter().cloned().collect(), false),
-        Some(Value::Set(s)) => (s.iter().cloned().collect(), true),
+        Some(Value::Set(s)) => (s.iter().map(|m| m.to_bytes()).collect(), true),
         Some(Value::ZSet(z)) => (
             z.iter().map(|(m, _)| Bytes::copy_from_slice(m)).collect(),
             false,

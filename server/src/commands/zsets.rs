@@ -945,7 +945,7 @@ impl Aggregate {
 enum Input<'a> {
     Empty,
     Z(&'a ZSet),
-    S(&'a HashSetB),
+    S(HashSetB),
 }
 
 impl Input<'_> {
@@ -1062,7 +1062,7 @@ fn setop_generic(
         .map(|((k, &p), &w)| {
             let input = match db.entry(k).map(|e| &e.value) {
                 Some(Value::ZSet(z)) if p => Input::Z(z),
-                Some(Value::Set(s)) if p => Input::S(s),
+                Some(Value::Set(s)) if p => Input::S(s.to_hash_set()),
                 _ => Input::Empty,
             };
             (input, w)
@@ -1444,6 +1444,7 @@ pub(crate) mod tests {
             let mut set = crate::types::HashSetB::default();
             set.insert(Bytes::from_static(b"y"));
             set.insert(Bytes::from_static(b"w"));
+            let set = crate::types::Set::from_members(set.iter().map(|m| &m[..]), 512);
             store.dbs[0].set(Bytes::from_static(b"plain"), Value::Set(Box::new(set)), 0);
         }
         run(&server, &mut c, "ZADD a 1 x 2 y");

@@ -8,7 +8,7 @@ use super::*;
 use crate::db::Db;
 use crate::types::stream::{Consumer, ConsumerGroup, PendingEntry, StreamId};
 use crate::types::zset::Limits;
-use crate::types::{HashMapB, HashSetB, Stream, Value, ZSet};
+use crate::types::{HashMapB, Set, Stream, Value, ZSet};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io::Read;
@@ -225,10 +225,9 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
         }
         T_SET => {
             let n = rd.count()?;
-            let mut s = HashSetB::default();
-            s.reserve((n as usize).min(MAX_HINT));
+            let mut s = Set::new();
             for _ in 0..n {
-                s.insert(rd.string()?);
+                s.insert(&rd.string()?, SET_MAX_INTSET_ENTRIES);
             }
             Value::Set(Box::new(s))
         }
@@ -278,16 +277,21 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
         T_SET_INTSET => {
             let blob = rd.string()?;
             let v = intset::parse(&blob).ok_or_else(|| bad(rd, "invalid intset"))?;
-            let mut s = HashSetB::default();
+            let mut s = Set::new();
+            let mut buf = itoa::Buffer::new();
             for i in v {
-                s.insert(Bytes::from(i.to_string()));
+                s.insert(buf.format(i).as_bytes(), SET_MAX_INTSET_ENTRIES);
             }
             Value::Set(Box::new(s))
         }
         T_SET_LISTPACK => {
             let blob = rd.string()?;
             let e = listpack::parse(&blob).ok_or_else(|| bad(rd, "invalid listpack"))?;
-            Value::Set(Box::new(e.iter().map(|x| x.to_bytes()).collect()))
+            let mut s = Set::new();
+            for x in e.iter() {
+                s.insert(&x.to_bytes(), SET_MAX_INTSET_ENTRIES);
+            }
+            Value::Set(Box::new(s))
         }
         T_ZSET_ZIPLIST | T_HASH_ZIPLIST => {
             let blob = rd.string()?;

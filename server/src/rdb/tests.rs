@@ -56,11 +56,32 @@ fn sample_dbs() -> Vec<Db> {
         .iter()
         .map(|x| b(x))
         .collect();
-    d.set(b("set:int"), Value::Set(Box::new(s)), 0);
+    d.set(
+        b("set:int"),
+        Value::Set(Box::new(crate::types::Set::from_members(
+            s.iter().map(|m| &m[..]),
+            512,
+        ))),
+        0,
+    );
     let s: HashSetB = ["a", "b", "1"].iter().map(|x| b(x)).collect();
-    d.set(b("set:str"), Value::Set(Box::new(s)), 0);
+    d.set(
+        b("set:str"),
+        Value::Set(Box::new(crate::types::Set::from_members(
+            s.iter().map(|m| &m[..]),
+            512,
+        ))),
+        0,
+    );
     let s: HashSetB = (0..1000).map(|i| b(&i.to_string())).collect();
-    d.set(b("set:bigint"), Value::Set(Box::new(s)), 0);
+    d.set(
+        b("set:bigint"),
+        Value::Set(Box::new(crate::types::Set::from_members(
+            s.iter().map(|m| &m[..]),
+            512,
+        ))),
+        0,
+    );
     let mut z = ZSet::new();
     z.insert(b("a"), 1.0, crate::types::zset::Limits::DEFAULT);
     z.insert(b("b"), 2.5, crate::types::zset::Limits::DEFAULT);
@@ -180,7 +201,7 @@ fn canon(v: &Value) -> String {
             format!("hash {v:?}")
         }
         Value::Set(s) => {
-            let mut v: Vec<_> = s.iter().collect();
+            let mut v: Vec<_> = s.iter().map(|m| m.to_bytes()).collect();
             v.sort();
             format!("set {v:?}")
         }

@@ -136,18 +136,15 @@ impl<W: Write> Wr<'_, W> {
                 }
             }
             Value::Set(s) => {
-                let ints: Option<Vec<i64>> = if s.len() <= SET_MAX_INTSET_ENTRIES {
-                    s.iter()
-                        .map(|m| {
-                            if crate::types::is_canonical_int(m) {
-                                crate::resp::parse_i64(m)
-                            } else {
-                                None
-                            }
-                        })
-                        .collect()
-                } else {
-                    None
+                // An intset is written as one (RDB type 11, as Redis does); a small
+                // all-integer set of another shape too, since a reader (ours or
+                // Redis's) makes such a set an intset again on load anyway.
+                let ints: Option<Vec<i64>> = match s.ints() {
+                    Some(it) => Some(it.collect()),
+                    None if s.len() <= SET_MAX_INTSET_ENTRIES => {
+                        s.iter().map(|m| m.with(crate::resp::parse_i64)).collect()
+                    }
+                    None => None,
                 };
                 match ints {
                     Some(mut v) if !v.is_empty() => {
@@ -160,7 +157,7 @@ impl<W: Write> Wr<'_, W> {
                         self.string(key)?;
                         self.len(s.len() as u64)?;
                         for m in s.iter() {
-                            self.string(m)?;
+                            m.with(|b| self.string(b))?;
                         }
                         Ok(())
                     }

@@ -5,6 +5,7 @@
 pub mod geohash;
 pub mod hll;
 pub mod key;
+pub mod set;
 pub mod stream;
 pub mod stream_group;
 pub mod string;
@@ -13,6 +14,7 @@ pub mod zset;
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
 
+pub use set::Set;
 pub use stream::Stream;
 pub use string::Str;
 pub use zset::ZSet;
@@ -50,7 +52,8 @@ pub enum Value {
     Str(Str),
     List(Box<VecDeque<Bytes>>),
     Hash(Box<HashMapB>),
-    Set(Box<HashSetB>),
+    /// Boxed: `Set` is 24 bytes (see types/set.rs for its shapes).
+    Set(Box<Set>),
     ZSet(Box<ZSet>),
     /// Boxed: a stream's metadata is much larger than the other variants.
     Stream(Box<Stream>),
