@@ -714,17 +714,8 @@ pub fn encoding_of(v: &Value, cfg: &Config) -> &'static str {
         }
         // Redis 7.0 stores every list as a quicklist (listpack lists came in 7.2).
         Value::List(_) => "quicklist",
-        Value::Hash(h) => {
-            let small = h.len() <= cfg.hash_max_listpack_entries
-                && h.iter().all(|(f, v)| {
-                    f.len() <= cfg.hash_max_listpack_value && v.len() <= cfg.hash_max_listpack_value
-                });
-            if small {
-                "listpack"
-            } else {
-                "hashtable"
-            }
-        }
+        // The representation follows Redis's conversions (types/hash.rs).
+        Value::Hash(h) => h.encoding(),
         Value::Set(s) => {
             let ints = s.len() <= cfg.set_max_intset_entries
                 && s.iter().all(|m| crate::types::is_canonical_int(m));
@@ -789,7 +780,8 @@ pub fn memory_usage(key: &[u8], v: &Value) -> usize {
         Value::Str(s) => s.len() + 16,
         Value::List(l) => 32 + l.iter().map(|e| e.len() + 11).sum::<usize>(),
         Value::Set(s) => 48 + s.iter().map(|m| m.len() + 32).sum::<usize>(),
-        Value::Hash(h) => 48 + h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>(),
+        // Its box (a 24-byte request: a 32-byte chunk) and what the hash holds.
+        Value::Hash(h) => 32 + h.heap_bytes(),
         Value::ZSet(z) => 64 + z.iter().map(|(m, _)| m.len() + 64).sum::<usize>(),
         Value::Stream(st) => 64 + st.approx_size(),
     };

@@ -405,9 +405,8 @@ fn encoding_and_len(v: &Value) -> (&'static str, usize) {
             )
         }
         Value::Hash(h) => {
-            let small = h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64);
             (
-                if small { "listpack" } else { "hashtable" },
+                h.encoding(),
                 h.iter().map(|(k, v)| k.len() + v.len() + 2).sum(),
             )
         }

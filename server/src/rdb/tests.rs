@@ -43,15 +43,15 @@ fn sample_dbs() -> Vec<Db> {
     let mut h = HashMapB::default();
     h.insert(b("f1"), b("v1"));
     h.insert(b("n"), b("42"));
-    d.set(b("h:small"), Value::Hash(Box::new(h)), 0);
+    d.set(b("h:small"), Value::Hash(Box::new(h.into())), 0);
     let mut h = HashMapB::default();
     for i in 0..600 {
         h.insert(b(&format!("field{i}")), b(&format!("value{i}")));
     }
-    d.set(b("h:big"), Value::Hash(Box::new(h)), 0);
+    d.set(b("h:big"), Value::Hash(Box::new(h.into())), 0);
     let mut h = HashMapB::default();
     h.insert(b("long"), Bytes::from(vec![b'v'; 100]));
-    d.set(b("h:longval"), Value::Hash(Box::new(h)), 0);
+    d.set(b("h:longval"), Value::Hash(Box::new(h.into())), 0);
     let s: HashSetB = ["1", "2", "-3", "70000", "9000000000"]
         .iter()
         .map(|x| b(x))
@@ -209,6 +209,7 @@ fn load_vec(data: &[u8]) -> Result<(Vec<Db>, LoadInfo), RdbError> {
         &LoadOptions {
             now_ms: 1_700_000_000_000,
             drop_expired: true,
+            ..Default::default()
         },
     )?;
     Ok((dbs, info))
@@ -291,6 +292,7 @@ fn expired_keys_dropped_on_master_kept_on_replica() {
         &LoadOptions {
             now_ms: 1_700_000_000_000,
             drop_expired: false,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -699,7 +701,8 @@ fn header_errors() {
             &mut [],
             &LoadOptions {
                 now_ms: 0,
-                drop_expired: false
+                drop_expired: false,
+                ..Default::default()
             }
         ),
         Err(RdbError::TooManyDbs(0))

@@ -3,6 +3,7 @@
 //! from size the way Redis 7.0 chooses them.
 
 pub mod geohash;
+pub mod hash;
 pub mod hll;
 pub mod key;
 pub mod stream;
@@ -13,6 +14,7 @@ pub mod zset;
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
 
+pub use hash::Hash;
 pub use stream::Stream;
 pub use string::Str;
 pub use zset::ZSet;
@@ -49,7 +51,7 @@ pub type HashSetB = HashSet<Bytes, Hasher>;
 pub enum Value {
     Str(Str),
     List(Box<VecDeque<Bytes>>),
-    Hash(Box<HashMapB>),
+    Hash(Box<Hash>),
     Set(Box<HashSetB>),
     ZSet(Box<ZSet>),
     /// Boxed: a stream's metadata is much larger than the other variants.
