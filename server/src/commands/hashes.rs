@@ -95,7 +95,7 @@ fn hmset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn hsetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let lim = limits(ctx);
     let h = hash_create(ctx, &argv[1])?;
-    h.prepare_write(&argv[2..4], &lim);
+    // An existing field: nothing written, the encoding stays (as in Redis 7.0).
     if h.contains(&argv[2]) {
         out.int(0);
     } else {

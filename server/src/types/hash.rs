@@ -315,7 +315,7 @@ impl Hash {
     /// Converts to the table shape if `args` (fields and values about to be
     /// written) break the compact limits: one longer than `limits.value`, or all
     /// together too many bytes for the block (Redis `hashTypeTryConversion`, which
-    /// HSET and HSETNX run before writing, even when HSETNX then writes nothing).
+    /// HSET runs before writing its pairs).
     pub fn prepare_write<A: AsRef<[u8]>>(&mut self, args: &[A], limits: &Limits) {
         let Repr::Compact(c) = &self.0 else {
             return;
