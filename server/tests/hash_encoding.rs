@@ -45,7 +45,12 @@ impl Both {
     /// Sends `args` to both; the replies must be identical.
     fn same(&mut self, args: &[&[u8]]) -> R {
         let (ra, rb) = (self.a.cmd_args(args), self.b.cmd_args(args));
-        assert_eq!(ra, rb, "reply to {:?} differs from Redis 7.0.15", shown(args));
+        assert_eq!(
+            ra,
+            rb,
+            "reply to {:?} differs from Redis 7.0.15",
+            shown(args)
+        );
         ra
     }
 
@@ -187,7 +192,11 @@ fn config_set_thresholds_apply_to_later_writes_of_every_command() {
         &["HSET k a 1", "HINCRBY k a 9999999", "HINCRBY k a 1"],
         &["HINCRBY k ffffffffff 1"],
         &["HSET k a 1 b 2 c 3 d 4", "HINCRBY k a 1", "HINCRBY k e 1"],
-        &["HSET k a 1", "HINCRBYFLOAT k a 0.5", "HINCRBYFLOAT k a 1000000.25"],
+        &[
+            "HSET k a 1",
+            "HINCRBYFLOAT k a 0.5",
+            "HINCRBYFLOAT k a 1000000.25",
+        ],
         &["HINCRBYFLOAT k ffffffffff 1.5"],
         // HDEL never converts back.
         &["HSET k a 1 b 2 c 3 d 4 e 5", "HDEL k a b c d"],

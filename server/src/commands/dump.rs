@@ -187,7 +187,9 @@ mod tests {
         // type 0, len 5, "hello", version 10 LE, crc.
         assert_eq!(&p[..9], b"\x00\x05hello\x0a\x00");
         let body = verify(&p).expect("valid payload");
-        assert!(matches!(rdb::value_from_bytes(body, &rdb::LoadOptions::default()), Ok(Value::Str(s)) if &s[..] == b"hello"));
+        assert!(
+            matches!(rdb::value_from_bytes(body, &rdb::LoadOptions::default()), Ok(Value::Str(s)) if &s[..] == b"hello")
+        );
         for i in 0..p.len() {
             let mut bad = p.clone();
             bad[i] ^= 0x01;

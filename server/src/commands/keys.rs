@@ -780,8 +780,7 @@ pub fn memory_usage(key: &[u8], v: &Value) -> usize {
         Value::Str(s) => s.len() + 16,
         Value::List(l) => 32 + l.iter().map(|e| e.len() + 11).sum::<usize>(),
         Value::Set(s) => 48 + s.iter().map(|m| m.len() + 32).sum::<usize>(),
-        // Its box (a 24-byte request: a 32-byte chunk) and what the hash holds.
-        Value::Hash(h) => 32 + h.heap_bytes(),
+        Value::Hash(h) => h.footprint(),
         Value::ZSet(z) => 64 + z.iter().map(|(m, _)| m.len() + 64).sum::<usize>(),
         Value::Stream(st) => 64 + st.approx_size(),
     };

@@ -404,12 +404,10 @@ fn encoding_and_len(v: &Value) -> (&'static str, usize) {
                 s.iter().map(|m| m.len() + 1).sum(),
             )
         }
-        Value::Hash(h) => {
-            (
-                h.encoding(),
-                h.iter().map(|(k, v)| k.len() + v.len() + 2).sum(),
-            )
-        }
+        Value::Hash(h) => (
+            h.encoding(),
+            h.iter().map(|(k, v)| k.len() + v.len() + 2).sum(),
+        ),
         Value::ZSet(z) => {
             let small = z.len() <= 128 && z.iter().all(|(m, _)| m.len() <= 64);
             (

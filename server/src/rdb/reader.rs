@@ -6,8 +6,8 @@
 use super::listpack::LpEntry;
 use super::*;
 use crate::db::Db;
-use crate::types::stream::{Consumer, ConsumerGroup, PendingEntry, StreamId};
 use crate::types::hash::{Hash, Limits};
+use crate::types::stream::{Consumer, ConsumerGroup, PendingEntry, StreamId};
 use crate::types::{HashSetB, Stream, Value, ZSet};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -191,7 +191,9 @@ fn pairs_to_hash(entries: &[LpEntry], limits: &Limits) -> Option<Value> {
         .chunks_exact(2)
         .map(|p| (p[0].to_bytes(), p[1].to_bytes()))
         .collect();
-    Some(Value::Hash(Box::new(Hash::from_loaded(pairs, true, limits))))
+    Some(Value::Hash(Box::new(Hash::from_loaded(
+        pairs, true, limits,
+    ))))
 }
 
 fn pairs_to_zset(entries: &[LpEntry]) -> Option<Value> {

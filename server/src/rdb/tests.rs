@@ -167,7 +167,10 @@ fn canon(v: &Value) -> String {
         Value::Str(s) => format!("str {s:?}"),
         Value::List(l) => format!("list {:?}", l),
         Value::Hash(h) => {
-            let mut v: Vec<_> = h.iter().collect();
+            let mut v: Vec<_> = h
+                .iter()
+                .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)))
+                .collect();
             v.sort();
             format!("hash {v:?}")
         }

@@ -280,7 +280,9 @@ impl Hash {
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.0 {
-            Repr::Compact(c) => c.find(field).and_then(|at| c.buf.get(at.value.0..at.value.1)),
+            Repr::Compact(c) => c
+                .find(field)
+                .and_then(|at| c.buf.get(at.value.0..at.value.1)),
             Repr::Table(t) => t.get(field).map(|v| &v[..]),
         }
     }
@@ -341,8 +343,8 @@ impl Hash {
     pub fn insert(&mut self, field: &Bytes, value: &Bytes, limits: &Limits) -> bool {
         if let Repr::Compact(c) = &self.0 {
             let too_long = field.len() > limits.value || value.len() > limits.value;
-            let too_big = c.buf.len().saturating_add(encoded_pair_len(field, value))
-                > COMPACT_MAX_BYTES;
+            let too_big =
+                c.buf.len().saturating_add(encoded_pair_len(field, value)) > COMPACT_MAX_BYTES;
             if too_long || too_big {
                 self.convert();
             }
@@ -421,17 +423,27 @@ impl Hash {
         }))
     }
 
-    /// Heap bytes this hash holds beyond `Value`'s box (MEMORY USAGE): the block
-    /// for the compact shape; the table's buckets and each pair's two blocks.
-    pub fn heap_bytes(&self) -> usize {
+    /// Heap bytes of a boxed hash (MEMORY USAGE): `Value`'s box, then the block of
+    /// the compact shape, or the table's blocks and each pair's two.
+    pub fn footprint(&self) -> usize {
+        malloc_chunk(std::mem::size_of::<Hash>()) + self.held_bytes()
+    }
+
+    fn held_bytes(&self) -> usize {
         match &self.0 {
             Repr::Compact(c) => malloc_chunk(c.buf.len()),
             Repr::Table(t) => {
-                // hashbrown: (K, V) = 64 bytes a bucket plus a control byte; the
-                // `Bytes` blocks of fields and values.
-                let buckets = t.capacity().next_power_of_two().max(4) * 8 / 7 + 16;
+                // hashbrown: one block of buckets of (K, V) = 64 bytes plus a
+                // control byte each (and a group's worth more); the map header's
+                // block; the `Bytes` blocks of fields and values.
+                let cap = t.capacity();
+                let buckets = if cap < 8 {
+                    (cap + 1).next_power_of_two()
+                } else {
+                    (cap.saturating_mul(8) / 7).next_power_of_two()
+                };
                 malloc_chunk(std::mem::size_of::<HashMapB>())
-                    + buckets * 65
+                    + malloc_chunk(buckets.saturating_mul(65).saturating_add(16))
                     + t.iter()
                         .map(|(f, v)| malloc_chunk(f.len()) + malloc_chunk(v.len()))
                         .sum::<usize>()
@@ -477,7 +489,17 @@ mod tests {
 
     #[test]
     fn varints_round_trip_at_every_width() {
-        for n in [0usize, 1, 127, 128, 16383, 16384, (1 << 21) - 1, 1 << 21, 1 << 29] {
+        for n in [
+            0usize,
+            1,
+            127,
+            128,
+            16383,
+            16384,
+            (1 << 21) - 1,
+            1 << 21,
+            1 << 29,
+        ] {
             let mut buf = Vec::new();
             put_varint(&mut buf, n);
             assert_eq!(buf.len(), varint_len(n));
@@ -545,7 +567,10 @@ mod tests {
         h.insert(&b(b"n"), &b(b"99999"), &lim);
         assert!(h.is_compact());
         h.insert(&b(b"n"), &b(b"100000"), &lim);
-        assert_eq!((h.encoding(), h.get(b"n")), ("hashtable", Some(&b"100000"[..])));
+        assert_eq!(
+            (h.encoding(), h.get(b"n")),
+            ("hashtable", Some(&b"100000"[..]))
+        );
     }
 
     #[test]
@@ -623,7 +648,11 @@ mod tests {
         let lim = Limits::default();
         h.insert(&b(b"field:a"), &b(b"va:0000001"), &lim);
         h.insert(&b(b"field:b"), &b(b"vb:0000001"), &lim);
-        // 4 one-byte lengths + 34 bytes: a 38-byte block, a 48-byte chunk.
-        assert_eq!(h.heap_bytes(), 48);
+        // The box (a 32-byte chunk), then 4 one-byte lengths + 34 bytes: a 38-byte
+        // block, a 48-byte chunk.
+        assert_eq!(h.footprint(), 32 + 48);
+        h.convert();
+        // As a table: header 48, 4 buckets (4 x 65 + 16 -> 288), four 32s.
+        assert_eq!(h.footprint(), 32 + 48 + 288 + 4 * 32);
     }
 }
