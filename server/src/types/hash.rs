@@ -398,17 +398,30 @@ impl Hash {
             t.extend(pairs);
             return Hash(Repr::Table(Box::new(t)));
         }
-        // Repeated fields (only in a damaged or hand-made file) are resolved by a
-        // map of positions, so loading stays linear however long the hash is.
-        let mut last: HashMap<&[u8], usize, Hasher> =
-            HashMap::with_capacity_and_hasher(pairs.len(), Hasher);
-        for (i, (f, _)) in pairs.iter().enumerate() {
-            last.insert(f, i);
-        }
+        // Repeated fields (only in a damaged or hand-made file) keep their last
+        // value: a pair is kept if no later pair has its field. Short hashes (the
+        // common case) compare directly; longer ones use a map of last positions,
+        // so loading stays linear however long the hash is.
+        const DIRECT: usize = 16;
+        let last: HashMap<&[u8], usize, Hasher> = if pairs.len() > DIRECT {
+            let mut m = HashMap::with_capacity_and_hasher(pairs.len(), Hasher);
+            for (i, (f, _)) in pairs.iter().enumerate() {
+                m.insert(&f[..], i);
+            }
+            m
+        } else {
+            HashMap::default()
+        };
+        let is_last = |i: usize, f: &[u8]| match last.get(f) {
+            Some(&at) => at == i,
+            None => pairs
+                .get(i + 1..)
+                .is_none_or(|rest| rest.iter().all(|(g, _)| g != f)),
+        };
         let mut buf = Vec::with_capacity(bytes);
         let mut len = 0u32;
         for (i, (f, v)) in pairs.iter().enumerate() {
-            if last.get(&f[..]) == Some(&i) {
+            if is_last(i, f) {
                 put_varint(&mut buf, f.len());
                 buf.extend_from_slice(f);
                 put_varint(&mut buf, v.len());
@@ -594,6 +607,12 @@ mod tests {
         let h = Hash::from_loaded(dup, true, &Limits::default());
         assert_eq!(h.len(), 2);
         assert_eq!(h.get(b"a"), Some(&b"3"[..]));
+        // The same past the direct-comparison length.
+        let mut long = pairs(40, 1);
+        long.push((b(b"f7"), b(b"last")));
+        let h = Hash::from_loaded(long, true, &Limits::default());
+        assert_eq!((h.len(), h.get(b"f7")), (40, Some(&b"last"[..])));
+        assert_eq!(h.iter().count(), 40);
     }
 
     /// Thousands of seeded random operations against a `BTreeMap` model, across the
