@@ -25,6 +25,7 @@
 use crate::db::Db;
 use crate::rdb;
 use crate::server::{now_ms, Server, Store};
+use crate::types::hash::Limits;
 use crate::{notice, warning};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -415,7 +416,7 @@ pub async fn cron(server: Arc<Server>) {
 fn load_into(
     path: &Path,
     databases: usize,
-    key_delay: i32,
+    (key_delay, hash): (i32, Limits),
 ) -> Result<(Vec<Db>, rdb::LoadInfo), rdb::RdbError> {
     let f = std::fs::File::open(path)?;
     let mut r = BufReader::with_capacity(1 << 16, f);
@@ -426,6 +427,7 @@ fn load_into(
         &rdb::LoadOptions {
             now_ms: now_ms(),
             drop_expired: true,
+            hash,
         },
         key_delay,
     )?;
@@ -464,19 +466,19 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), PersistError> {
     if server.config.read().appendonly {
         return crate::aof::load_at_startup(server).map_err(|e| PersistError::Aof(e.to_string()));
     }
-    let (path, databases, key_delay) = {
+    let (path, databases, tuning) = {
         let c = server.config.read();
         (
             Path::new(&c.dir).join(&c.dbfilename),
             c.databases,
-            c.key_load_delay,
+            (c.key_load_delay, Limits::of(&c)),
         )
     };
     if !path.exists() {
         return Ok(());
     }
     let start = Instant::now();
-    match load_into(&path, databases, key_delay) {
+    match load_into(&path, databases, tuning) {
         Ok((dbs, info)) => {
             log_load_info(&info);
             let mut store = server.store.lock();
@@ -555,8 +557,11 @@ pub fn on_shutdown(server: &Server, force: bool) -> Result<(), PersistError> {
 pub fn debug_reload(server: &Server, store: &mut Store) -> Result<(), String> {
     save(server, store).map_err(|e| format!("ERR {e}"))?;
     let t = Target::from_server(server);
-    let key_delay = server.config.read().key_load_delay;
-    let (dbs, info) = load_into(&t.path(), store.dbs.len(), key_delay)
+    let tuning = {
+        let c = server.config.read();
+        (c.key_load_delay, Limits::of(&c))
+    };
+    let (dbs, info) = load_into(&t.path(), store.dbs.len(), tuning)
         .map_err(|e| PersistError::Reload(e).to_string())?;
     store.dbs = dbs;
     crate::commands::function_lib::install_loaded(store, &info.functions);

@@ -108,6 +108,7 @@ fn bgsave_writes_in_background_while_clients_write() {
         &rdb::LoadOptions {
             now_ms: 0,
             drop_expired: true,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -186,6 +187,7 @@ fn expired_keys_are_not_resurrected_and_ttls_stay_absolute() {
         &rdb::LoadOptions {
             now_ms: 0,
             drop_expired: true,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -87,15 +87,15 @@ fn dataset() -> Vec<Db> {
     h.insert(b("name"), b("tandem"));
     h.insert(b("n"), b("-99"));
     h.insert(b("bin\0"), Bytes::from_static(b"\r\n"));
-    d.set_with_expire(b("hsmall"), Value::Hash(Box::new(h)), Some(FAR), 0);
+    d.set_with_expire(b("hsmall"), Value::Hash(Box::new(h.into())), Some(FAR), 0);
     let mut h = HashMapB::default();
     for i in 0..600 {
         h.insert(b(&format!("f{i}")), b(&format!("{}", i * 3)));
     }
-    d.set(b("hbig"), Value::Hash(Box::new(h)), 0);
+    d.set(b("hbig"), Value::Hash(Box::new(h.into())), 0);
     let mut h = HashMapB::default();
     h.insert(b("k"), Bytes::from(vec![b'v'; 65]));
-    d.set(b("hlongval"), Value::Hash(Box::new(h)), 0);
+    d.set(b("hlongval"), Value::Hash(Box::new(h.into())), 0);
     let s: Set = ["1", "-2", "300000", "-9000000000", "7"]
         .iter()
         .map(|x| b(x))
@@ -272,7 +272,7 @@ fn read_back(c: &mut Conn, like: &[Db]) -> Vec<Db> {
                     for p in v.chunks(2) {
                         h.insert(p[0].clone(), p[1].clone());
                     }
-                    Value::Hash(Box::new(h))
+                    Value::Hash(Box::new(h.into()))
                 }
                 "set" => Value::Set(Box::new(
                     bulks(c.cmd_args(&[b"SMEMBERS", k])).into_iter().collect(),
@@ -313,6 +313,7 @@ fn load_file(path: &Path) -> (Vec<Db>, rdb::LoadInfo) {
         &rdb::LoadOptions {
             now_ms: tandem_server::server::now_ms(),
             drop_expired: true,
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("loading {path:?}: {e}"));

@@ -150,6 +150,7 @@ fn load_file(path: &Path) -> Vec<Db> {
         &rdb::LoadOptions {
             now_ms: tandem_server::server::now_ms(),
             drop_expired: true,
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("loading {path:?}: {e}"));

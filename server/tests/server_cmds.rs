@@ -688,7 +688,7 @@ fn digest_algorithm_matches_real_redis_for_every_type() {
     for (f, v) in [("f1", "v1"), ("f2", "v2"), ("n", "7")] {
         h.insert(b(f), b(v));
     }
-    db.set(b("hash"), Value::Hash(Box::new(h)), 0);
+    db.set(b("hash"), Value::Hash(Box::new(h.into())), 0);
     assert_eq!(r.cmd("ZADD zset 1 a 0.1 b -2.5 c 1e20 d inf e"), R::Int(5));
     let mut z = ZSet::new();
     for (m, sc) in [

@@ -181,6 +181,7 @@ fn forked_bgsave_snapshots_the_fork_point_while_clients_write() {
         &rdb::LoadOptions {
             now_ms: 0,
             drop_expired: true,
+            ..Default::default()
         },
     )
     .expect("loadable RDB");
@@ -374,6 +375,7 @@ fn fork_failure_falls_back_to_in_process_snapshots() {
         &rdb::LoadOptions {
             now_ms: 0,
             drop_expired: true,
+            ..Default::default()
         },
     )
     .expect("loadable RDB");
@@ -455,6 +457,7 @@ fn shutdown_save_kills_the_child_then_saves() {
         &rdb::LoadOptions {
             now_ms: 0,
             drop_expired: true,
+            ..Default::default()
         },
     )
     .expect("loadable RDB");

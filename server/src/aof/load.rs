@@ -238,7 +238,7 @@ fn load_base(
     store: &mut Store,
     data: &[u8],
     name: &str,
-    key_delay: i32,
+    (key_delay, hash): (i32, crate::types::hash::Limits),
 ) -> Result<usize, LoadError> {
     notice!("Reading RDB base file on AOF loading...");
     let mut slice = data;
@@ -249,6 +249,7 @@ fn load_base(
         &rdb::LoadOptions {
             now_ms: now_ms(),
             drop_expired: true,
+            hash,
         },
         key_delay,
     )
@@ -290,8 +291,11 @@ pub(super) fn load_file(
         source,
     })?;
     let start = if data.starts_with(b"REDIS") {
-        let key_delay = server.config.read().key_load_delay;
-        load_base(store, &data, name, key_delay)?
+        let tuning = {
+            let c = server.config.read();
+            (c.key_load_delay, crate::types::hash::Limits::of(&c))
+        };
+        load_base(store, &data, name, tuning)?
     } else {
         0
     };

@@ -119,7 +119,12 @@ pub(super) fn restore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResu
     verify(&argv[3]).ok_or(BAD_PAYLOAD)?;
     // Decoded from the whole payload, footer included, as Redis does: a value whose
     // declared length runs into the footer reads the footer bytes, like in Redis.
-    let value = rdb::value_from_bytes(&argv[3]).map_err(|_| BAD_DATA)?;
+    let load = rdb::LoadOptions {
+        now_ms: ctx.now_ms,
+        drop_expired: false,
+        hash: crate::types::hash::Limits::of(&ctx.config()),
+    };
+    let value = rdb::value_from_bytes(&argv[3], &load).map_err(|_| BAD_DATA)?;
     // Redis refuses empty collections in a payload like in an RDB file.
     if value.is_empty_container() {
         return Err(BAD_DATA);
@@ -182,7 +187,9 @@ mod tests {
         // type 0, len 5, "hello", version 10 LE, crc.
         assert_eq!(&p[..9], b"\x00\x05hello\x0a\x00");
         let body = verify(&p).expect("valid payload");
-        assert!(matches!(rdb::value_from_bytes(body), Ok(Value::Str(s)) if &s[..] == b"hello"));
+        assert!(
+            matches!(rdb::value_from_bytes(body, &rdb::LoadOptions::default()), Ok(Value::Str(s)) if &s[..] == b"hello")
+        );
         for i in 0..p.len() {
             let mut bad = p.clone();
             bad[i] ^= 0x01;

@@ -3,8 +3,8 @@
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::notify::HASH;
 use crate::resp::Reply;
-use crate::types::{HashMapB, Value};
-use crate::util::detach;
+use crate::types::hash::{Hash, Limits};
+use crate::types::Value;
 use bytes::Bytes;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -28,7 +28,12 @@ pub const COMMANDS: &[Command] = &[
     Command::new("hscan", -3, READONLY, hscan).keys(1, 1, 1),
 ];
 
-fn hash_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashMapB>, CmdError> {
+/// The compact-encoding thresholds in force (CONFIG SET applies to later writes).
+fn limits(ctx: &Ctx) -> Limits {
+    Limits::of(&ctx.config())
+}
+
+fn hash_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut Hash>, CmdError> {
     match ctx.get_mut(key) {
         None => Ok(None),
         Some(Value::Hash(h)) => Ok(Some(h)),
@@ -36,7 +41,7 @@ fn hash_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashMapB>, 
     }
 }
 
-fn hash_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashMapB>, CmdError> {
+fn hash_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut Hash>, CmdError> {
     match ctx.get(key) {
         None => Ok(None),
         Some(Value::Hash(h)) => Ok(Some(h)),
@@ -45,7 +50,7 @@ fn hash_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashMapB>, 
 }
 
 /// The hash for writing, created empty if missing (Redis `hashTypeLookupWriteOrCreate`).
-fn hash_create<'a>(ctx: &'a mut Ctx, key: &Bytes) -> Result<&'a mut HashMapB, CmdError> {
+fn hash_create<'a>(ctx: &'a mut Ctx, key: &Bytes) -> Result<&'a mut Hash, CmdError> {
     if hash_w(ctx, key)?.is_none() {
         ctx.set(key.clone(), Value::new_hash());
     }
@@ -61,10 +66,12 @@ fn hset_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str) -> Result<i64, CmdErr
             "ERR wrong number of arguments for '{name}' command"
         )));
     }
+    let lim = limits(ctx);
     let h = hash_create(ctx, &argv[1])?;
+    h.prepare_write(&argv[2..], &lim);
     let mut created = 0;
-    for pair in argv[2..].chunks(2) {
-        if h.insert(detach(&pair[0]), detach(&pair[1])).is_none() {
+    for pair in argv[2..].chunks_exact(2) {
+        if h.insert(&pair[0], &pair[1], &lim) {
             created += 1;
         }
     }
@@ -86,11 +93,13 @@ fn hmset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn hsetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    let lim = limits(ctx);
     let h = hash_create(ctx, &argv[1])?;
-    if h.contains_key(&argv[2]) {
+    // An existing field: nothing written, the encoding stays (as in Redis 7.0).
+    if h.contains(&argv[2]) {
         out.int(0);
     } else {
-        h.insert(detach(&argv[2]), detach(&argv[3]));
+        h.insert(&argv[2], &argv[3], &lim);
         ctx.dirty(1);
         ctx.notify(HASH, "hset", &argv[1]);
         out.int(1);
@@ -99,8 +108,8 @@ fn hsetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn hget(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let v = hash_r(ctx, &argv[1])?.and_then(|h| h.get(&argv[2]).cloned());
-    out.opt_bulk(v.as_deref());
+    let v = hash_r(ctx, &argv[1])?.and_then(|h| h.get(&argv[2]));
+    out.opt_bulk(v);
     Ok(())
 }
 
@@ -108,7 +117,7 @@ fn hmget(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let h = hash_r(ctx, &argv[1])?;
     out.array(argv.len() - 2);
     for f in &argv[2..] {
-        out.opt_bulk(h.as_ref().and_then(|h| h.get(f)).map(|v| &v[..]));
+        out.opt_bulk(h.as_ref().and_then(|h| h.get(f)));
     }
     Ok(())
 }
@@ -121,7 +130,7 @@ fn hdel(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     let mut n = 0;
     for f in &argv[2..] {
-        if h.remove(f).is_some() {
+        if h.remove(f) {
             n += 1;
         }
     }
@@ -149,7 +158,7 @@ fn hstrlen(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn hexists(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let e = hash_r(ctx, &argv[1])?.is_some_and(|h| h.contains_key(&argv[2]));
+    let e = hash_r(ctx, &argv[1])?.is_some_and(|h| h.contains(&argv[2]));
     out.int(e as i64);
     Ok(())
 }
@@ -196,6 +205,7 @@ fn hgetall(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 fn hincrby(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let incr = arg_i64(&argv[3])?;
+    let lim = limits(ctx);
     let h = hash_create(ctx, &argv[1])?;
     let cur = match h.get(&argv[2]) {
         None => 0,
@@ -207,7 +217,7 @@ fn hincrby(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         ctx.delete_if_empty(&argv[1]);
         return Err(err::OVERFLOW);
     };
-    h.insert(detach(&argv[2]), Bytes::from(new.to_string()));
+    h.insert(&argv[2], &Bytes::from(new.to_string()), &lim);
     ctx.dirty(1);
     ctx.notify(HASH, "hincrby", &argv[1]);
     out.int(new);
@@ -233,6 +243,7 @@ fn hincrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
         None => return Err(err::NOT_FLOAT),
     };
+    let lim = limits(ctx);
     let h = hash_create(ctx, &argv[1])?;
     let result = match h.get(&argv[2]) {
         None => Ok(incr),
@@ -251,7 +262,7 @@ fn hincrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     let text = Bytes::from(new.to_human());
     if let Some(h) = hash_w(ctx, &argv[1])? {
-        h.insert(detach(&argv[2]), text.clone());
+        h.insert(&argv[2], &text, &lim);
     }
     ctx.dirty(1);
     ctx.notify(HASH, "hincrbyfloat", &argv[1]);
@@ -286,9 +297,9 @@ fn hrandfield(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 return None;
             }
             let i = rand::thread_rng().gen_range(0..h.len());
-            h.keys().nth(i).cloned()
+            h.nth(i).map(|(f, _)| f)
         });
-        out.opt_bulk(pick.as_deref());
+        out.opt_bulk(pick);
         return Ok(());
     }
     let count = parse_rand_count(&argv[2])?;
@@ -302,8 +313,8 @@ fn hrandfield(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.array(0);
         return Ok(());
     };
-    let entries: Vec<(&Bytes, &Bytes)> = h.iter().collect();
-    let emit = |out: &mut Reply, (k, v): (&Bytes, &Bytes)| {
+    let entries: Vec<(&[u8], &[u8])> = h.iter().collect();
+    let emit = |out: &mut Reply, (k, v): (&[u8], &[u8])| {
         if withvalues && resp3 {
             out.array(2);
         }
@@ -316,10 +327,17 @@ fn hrandfield(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let mut rng = rand::thread_rng();
     if count >= 0 {
         let n = (count as u64).min(entries.len() as u64) as usize;
-        let chosen: Vec<_> = entries.choose_multiple(&mut rng, n).copied().collect();
         out.array(n * per);
-        for e in chosen {
-            emit(out, e);
+        if n == entries.len() {
+            // The whole hash, in its own order (as Redis answers: a compact hash
+            // then replies exactly like Redis's listpack).
+            for e in entries {
+                emit(out, e);
+            }
+        } else {
+            for e in entries.choose_multiple(&mut rng, n).copied() {
+                emit(out, e);
+            }
         }
     } else {
         let n = count.unsigned_abs();
@@ -411,10 +429,15 @@ fn hscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.array(0);
         return Ok(());
     };
-    let mut fields: Vec<(&Bytes, &Bytes)> = h.iter().collect();
-    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let (next, range) = scan_step(fields.len(), args.cursor, args.count);
-    let picked: Vec<(&Bytes, &Bytes)> = fields[range]
+    let mut fields: Vec<(&[u8], &[u8])> = h.iter().collect();
+    let (next, range) = if h.is_compact() {
+        // Like a listpack: everything in one reply, in the hash's order.
+        (0, 0..fields.len())
+    } else {
+        fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        scan_step(fields.len(), args.cursor, args.count)
+    };
+    let picked: Vec<(&[u8], &[u8])> = fields[range]
         .iter()
         .filter(|(k, _)| {
             args.pattern

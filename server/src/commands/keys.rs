@@ -682,7 +682,7 @@ pub fn note_encoding(
         return;
     }
     let big = matches!(
-        encoding_of(&e.value, &server.config.read()),
+        encoding_of(&e.value),
         "hashtable" | "skiplist"
     );
     if big {
@@ -692,16 +692,16 @@ pub fn note_encoding(
 
 /// OBJECT ENCODING of a stored entry: `encoding_of` its value, or the big encoding
 /// once the value has been promoted.
-fn entry_encoding(e: &crate::db::Entry, cfg: &Config) -> &'static str {
+fn entry_encoding(e: &crate::db::Entry) -> &'static str {
     match &e.value {
         Value::Hash(_) | Value::Set(_) if e.promoted() => "hashtable",
         Value::ZSet(_) if e.promoted() => "skiplist",
         Value::Str(_) if e.promoted() => "raw",
-        v => encoding_of(v, cfg),
+        v => encoding_of(v),
     }
 }
 
-pub fn encoding_of(v: &Value, cfg: &Config) -> &'static str {
+pub fn encoding_of(v: &Value) -> &'static str {
     match v {
         Value::Str(s) => {
             if s.len() <= 20 && crate::types::is_canonical_int(s) {
@@ -714,18 +714,9 @@ pub fn encoding_of(v: &Value, cfg: &Config) -> &'static str {
         }
         // Redis 7.0 stores every list as a quicklist (listpack lists came in 7.2).
         Value::List(_) => "quicklist",
-        Value::Hash(h) => {
-            let small = h.len() <= cfg.hash_max_listpack_entries
-                && h.iter().all(|(f, v)| {
-                    f.len() <= cfg.hash_max_listpack_value && v.len() <= cfg.hash_max_listpack_value
-                });
-            if small {
-                "listpack"
-            } else {
-                "hashtable"
-            }
-        }
-        // The representations follow Redis's conversions (types/set.rs, types/zset.rs).
+        // The representations follow Redis's conversions (types/hash.rs, types/set.rs,
+        // types/zset.rs).
+        Value::Hash(h) => h.encoding(),
         Value::Set(s) => s.encoding(),
         Value::ZSet(z) => z.encoding(),
         Value::Stream(_) => "stream",
@@ -773,7 +764,7 @@ pub fn memory_usage(key: &[u8], v: &Value) -> usize {
         Value::Str(s) => s.len() + 16,
         Value::List(l) => 32 + l.iter().map(|e| e.len() + 11).sum::<usize>(),
         Value::Set(s) => s.heap_size(),
-        Value::Hash(h) => 48 + h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>(),
+        Value::Hash(h) => h.footprint(),
         Value::ZSet(z) => z.heap_bytes(),
         Value::Stream(st) => 64 + st.approx_size(),
     };
@@ -938,7 +929,7 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     match sub.as_str() {
-        "encoding" => out.bulk_str(entry_encoding(e, &cfg)),
+        "encoding" => out.bulk_str(entry_encoding(e)),
         "idletime" => out.int(now_lru.saturating_sub(e.lru) as i64),
         // The decayed counter, without counting this look as an access.
         "freq" => out.int(

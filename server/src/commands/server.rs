@@ -398,13 +398,10 @@ fn encoding_and_len(v: &Value) -> (&'static str, usize) {
         }
         Value::List(l) => ("quicklist", l.iter().map(|e| e.len() + 1).sum()),
         Value::Set(s) => (s.encoding(), s.iter().map(|m| m.len() + 1).sum()),
-        Value::Hash(h) => {
-            let small = h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64);
-            (
-                if small { "listpack" } else { "hashtable" },
-                h.iter().map(|(k, v)| k.len() + v.len() + 2).sum(),
-            )
-        }
+        Value::Hash(h) => (
+            h.encoding(),
+            h.iter().map(|(k, v)| k.len() + v.len() + 2).sum(),
+        ),
         Value::ZSet(z) => (z.encoding(), z.iter().map(|(m, _)| m.len() + 9).sum()),
         Value::Stream(st) => ("stream", st.approx_size()),
     }

@@ -134,7 +134,7 @@ fn lookup_pattern(ctx: &mut Ctx, pat: &[u8], elem: &Bytes, write: bool) -> Optio
     }?;
     match (v, field) {
         (Value::Str(s), None) => Some(s.to_bytes()),
-        (Value::Hash(h), Some(f)) => h.get(f).cloned(),
+        (Value::Hash(h), Some(f)) => h.get(f).map(Bytes::copy_from_slice),
         _ => None,
     }
 }

@@ -103,12 +103,15 @@ pub fn key_delay(delay: i32, count: u64) {
     std::thread::sleep(std::time::Duration::from_micros(u64::from(us)));
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// Current time, to drop keys already expired.
     pub now_ms: i64,
     /// Drop keys whose expiry is in the past (a master does; a replica keeps them).
     pub drop_expired: bool,
+    /// The hash encoding thresholds in force: a loaded hash takes the shape Redis
+    /// would give it under them (`Hash::from_loaded`).
+    pub hash: crate::types::hash::Limits,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -193,8 +196,6 @@ pub(crate) const T_STREAM_LISTPACKS_2: u8 = 19;
 pub(crate) const T_STREAM_LISTPACKS_3: u8 = 21;
 
 /// Thresholds the writer uses to pick compact encodings (Redis 7.0 defaults).
-pub(crate) const HASH_MAX_LISTPACK_ENTRIES: usize = 512;
-pub(crate) const HASH_MAX_LISTPACK_VALUE: usize = 64;
 pub(crate) const SET_MAX_INTSET_ENTRIES: usize = 512;
 /// list-max-listpack-size -2: listpack nodes of at most 8 KiB.
 pub(crate) const LIST_NODE_MAX_BYTES: usize = 8192;

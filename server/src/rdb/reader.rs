@@ -6,9 +6,10 @@
 use super::listpack::LpEntry;
 use super::*;
 use crate::db::Db;
+use crate::types::hash::{Hash, Limits};
 use crate::types::stream::{Consumer, ConsumerGroup, PendingEntry, StreamId};
-use crate::types::zset::Limits;
-use crate::types::{HashMapB, Set, Stream, Value, ZSet};
+use crate::types::zset::Limits as ZsetLimits;
+use crate::types::{Set, Stream, Value, ZSet};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io::Read;
@@ -182,15 +183,18 @@ fn lp_score(e: &LpEntry) -> Option<f64> {
     }
 }
 
-fn pairs_to_hash(entries: &[LpEntry]) -> Option<Value> {
+/// A hash from the pairs of a compact body (listpack, ziplist or zipmap).
+fn pairs_to_hash(entries: &[LpEntry], limits: &Limits) -> Option<Value> {
     if entries.len() & 1 == 1 {
         return None;
     }
-    let mut h = HashMapB::default();
-    for p in entries.chunks_exact(2) {
-        h.insert(p[0].to_bytes(), p[1].to_bytes());
-    }
-    Some(Value::Hash(Box::new(h)))
+    let pairs = entries
+        .chunks_exact(2)
+        .map(|p| (p[0].to_bytes(), p[1].to_bytes()))
+        .collect();
+    Some(Value::Hash(Box::new(Hash::from_loaded(
+        pairs, true, limits,
+    ))))
 }
 
 fn pairs_to_zset(entries: &[LpEntry]) -> Option<Value> {
@@ -204,14 +208,19 @@ fn pairs_to_zset(entries: &[LpEntry]) -> Option<Value> {
     // A listpack stays one unless it has too many entries (Redis checks only the
     // count here, not the member lengths). The reader has no configuration: the
     // limits are Redis's defaults.
-    let lim = Limits {
+    let lim = ZsetLimits {
         value: u32::MAX as usize - 1,
-        ..Limits::DEFAULT
+        ..ZsetLimits::DEFAULT
     };
     Some(Value::ZSet(Box::new(ZSet::from_items(items, lim))))
 }
 
-fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbError> {
+fn read_value<R: Read>(
+    rd: &mut Rd<R>,
+    t: u8,
+    key: &[u8],
+    opts: &LoadOptions,
+) -> Result<Value, RdbError> {
     let bad = |rd: &Rd<R>, what: &str| rd.corrupt(format!("{what} (key '{}')", lossy(key)));
     Ok(match t {
         T_STRING => Value::Str(rd.string()?.into()),
@@ -247,27 +256,26 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
                 items.push((m, score));
             }
             // Small enough sets load compact, as Redis converts them after loading.
-            Value::ZSet(Box::new(ZSet::from_items(items, Limits::DEFAULT)))
+            Value::ZSet(Box::new(ZSet::from_items(items, ZsetLimits::DEFAULT)))
         }
         T_HASH => {
             let n = rd.count()?;
-            let mut h = HashMapB::default();
-            h.reserve((n as usize).min(MAX_HINT));
+            let mut pairs = Vec::with_capacity((n as usize).min(MAX_HINT));
             for _ in 0..n {
                 let f = rd.string()?;
                 let v = rd.string()?;
-                h.insert(f, v);
+                pairs.push((f, v));
             }
-            Value::Hash(Box::new(h))
+            Value::Hash(Box::new(Hash::from_loaded(pairs, false, &opts.hash)))
         }
         T_HASH_ZIPMAP => {
             let blob = rd.string()?;
             let pairs = zipmap::parse(&blob).ok_or_else(|| bad(rd, "invalid zipmap"))?;
-            let mut h = HashMapB::default();
-            for (k, v) in pairs {
-                h.insert(Bytes::copy_from_slice(k), Bytes::copy_from_slice(v));
-            }
-            Value::Hash(Box::new(h))
+            let pairs = pairs
+                .into_iter()
+                .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)))
+                .collect();
+            Value::Hash(Box::new(Hash::from_loaded(pairs, true, &opts.hash)))
         }
         T_LIST_ZIPLIST => {
             let blob = rd.string()?;
@@ -299,7 +307,7 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
             let v = if t == T_ZSET_ZIPLIST {
                 pairs_to_zset(&e)
             } else {
-                pairs_to_hash(&e)
+                pairs_to_hash(&e, &opts.hash)
             };
             v.ok_or_else(|| bad(rd, "invalid ziplist pairs"))?
         }
@@ -309,7 +317,7 @@ fn read_value<R: Read>(rd: &mut Rd<R>, t: u8, key: &[u8]) -> Result<Value, RdbEr
             let v = if t == T_ZSET_LISTPACK {
                 pairs_to_zset(&e)
             } else {
-                pairs_to_hash(&e)
+                pairs_to_hash(&e, &opts.hash)
             };
             v.ok_or_else(|| bad(rd, "invalid listpack pairs"))?
         }
@@ -566,7 +574,7 @@ pub fn load_delayed<R: Read>(
                 read += 1;
                 super::key_delay(key_delay, read);
                 let key = rd.string()?;
-                let value = read_value(&mut rd, t, &key)?;
+                let value = read_value(&mut rd, t, &key, opts)?;
                 let at = expire.take();
                 if value.is_empty_container() {
                     info.empty_skipped += 1;
@@ -615,7 +623,7 @@ pub fn load_delayed<R: Read>(
 
 /// Decodes one value from its RDB encoding (type byte and body, no key): the inverse
 /// of `writer::value_bytes`. Bytes after the value are ignored, as Redis's RESTORE does.
-pub fn value_from_bytes(buf: &[u8]) -> Result<Value, RdbError> {
+pub fn value_from_bytes(buf: &[u8], opts: &LoadOptions) -> Result<Value, RdbError> {
     let mut r = buf;
     let mut rd = Rd {
         r: &mut r,
@@ -623,7 +631,7 @@ pub fn value_from_bytes(buf: &[u8]) -> Result<Value, RdbError> {
         crc: 0,
     };
     let t = rd.u8()?;
-    read_value(&mut rd, t, b"")
+    read_value(&mut rd, t, b"", opts)
 }
 
 /// The library codes of a FUNCTION DUMP payload (see `writer::functions_payload`),

@@ -43,15 +43,15 @@ fn sample_dbs() -> Vec<Db> {
     let mut h = HashMapB::default();
     h.insert(b("f1"), b("v1"));
     h.insert(b("n"), b("42"));
-    d.set(b("h:small"), Value::Hash(Box::new(h)), 0);
+    d.set(b("h:small"), Value::Hash(Box::new(h.into())), 0);
     let mut h = HashMapB::default();
     for i in 0..600 {
         h.insert(b(&format!("field{i}")), b(&format!("value{i}")));
     }
-    d.set(b("h:big"), Value::Hash(Box::new(h)), 0);
+    d.set(b("h:big"), Value::Hash(Box::new(h.into())), 0);
     let mut h = HashMapB::default();
     h.insert(b("long"), Bytes::from(vec![b'v'; 100]));
-    d.set(b("h:longval"), Value::Hash(Box::new(h)), 0);
+    d.set(b("h:longval"), Value::Hash(Box::new(h.into())), 0);
     let s: HashSetB = ["1", "2", "-3", "70000", "9000000000"]
         .iter()
         .map(|x| b(x))
@@ -196,7 +196,10 @@ fn canon(v: &Value) -> String {
         Value::Str(s) => format!("str {s:?}"),
         Value::List(l) => format!("list {:?}", l),
         Value::Hash(h) => {
-            let mut v: Vec<_> = h.iter().collect();
+            let mut v: Vec<_> = h
+                .iter()
+                .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)))
+                .collect();
             v.sort();
             format!("hash {v:?}")
         }
@@ -243,6 +246,7 @@ fn load_vec(data: &[u8]) -> Result<(Vec<Db>, LoadInfo), RdbError> {
         &LoadOptions {
             now_ms: 1_700_000_000_000,
             drop_expired: true,
+            ..Default::default()
         },
     )?;
     Ok((dbs, info))
@@ -325,6 +329,7 @@ fn expired_keys_dropped_on_master_kept_on_replica() {
         &LoadOptions {
             now_ms: 1_700_000_000_000,
             drop_expired: false,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -733,7 +738,8 @@ fn header_errors() {
             &mut [],
             &LoadOptions {
                 now_ms: 0,
-                drop_expired: false
+                drop_expired: false,
+                ..Default::default()
             }
         ),
         Err(RdbError::TooManyDbs(0))

@@ -111,11 +111,8 @@ impl<W: Write> Wr<'_, W> {
                 Ok(())
             }
             Value::Hash(h) => {
-                let compact = h.len() <= HASH_MAX_LISTPACK_ENTRIES
-                    && h.iter().all(|(f, v)| {
-                        f.len() <= HASH_MAX_LISTPACK_VALUE && v.len() <= HASH_MAX_LISTPACK_VALUE
-                    });
-                if compact {
+                // Written in the encoding it has, as Redis does.
+                if h.is_compact() {
                     self.u8(T_HASH_LISTPACK)?;
                     self.string(key)?;
                     let mut lp = listpack::LpWriter::new();

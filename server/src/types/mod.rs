@@ -3,6 +3,7 @@
 //! from size the way Redis 7.0 chooses them.
 
 pub mod geohash;
+pub mod hash;
 pub mod hll;
 pub mod key;
 pub mod set;
@@ -14,6 +15,7 @@ pub mod zset;
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
 
+pub use hash::Hash;
 pub use set::Set;
 pub use stream::Stream;
 pub use string::Str;
@@ -51,7 +53,7 @@ pub type HashSetB = HashSet<Bytes, Hasher>;
 pub enum Value {
     Str(Str),
     List(Box<VecDeque<Bytes>>),
-    Hash(Box<HashMapB>),
+    Hash(Box<Hash>),
     /// Boxed: `Set` is 24 bytes (see types/set.rs for its shapes).
     Set(Box<Set>),
     ZSet(Box<ZSet>),

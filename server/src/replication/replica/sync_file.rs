@@ -44,13 +44,14 @@ pub(super) type Loaded = (Vec<Db>, crate::rdb::LoadInfo);
 pub(super) fn load_streamed(
     rx: Receiver<Piece>,
     ndbs: usize,
-    key_delay: i32,
+    (key_delay, hash): (i32, crate::types::hash::Limits),
 ) -> Result<Loaded, SyncFileError> {
     let mut rd = ChunkReader::new(rx);
     let mut dbs: Vec<Db> = (0..ndbs).map(|_| Db::new()).collect();
     let opts = codec::LoadOptions {
         now_ms: crate::server::now_ms(),
         drop_expired: false,
+        hash,
     };
     let res = codec::load_delayed(&mut rd, &mut dbs, &opts, key_delay);
     let complete = res.is_ok() && rd.drain();
@@ -169,7 +170,7 @@ mod tests {
         tx.try_send(Piece::Data(Bytes::from_static(b"NOT AN RDB FILE")))
             .expect("room");
         tx.try_send(Piece::End).expect("room");
-        let e = load_streamed(rx, 16, 0).expect_err("bad payload");
+        let e = load_streamed(rx, 16, (0, Default::default())).expect_err("bad payload");
         assert_eq!(
             e.to_string(),
             "Failed trying to load the MASTER synchronization DB from disk: Wrong signature trying to load DB from file"
