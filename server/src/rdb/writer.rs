@@ -289,7 +289,7 @@ pub fn save<W: Write>(dbs: &[Db], opts: &SaveOptions, w: &mut W) -> io::Result<(
             }
             written += 1;
             super::key_delay(opts.key_delay, written);
-            if let Some(at) = e.has_expire().then(|| db.expire_of(k)).flatten() {
+            if let Some(at) = e.meta.has_expire().then(|| db.expire_of(k)).flatten() {
                 wr.u8(OP_EXPIRETIME_MS)?;
                 wr.put(&at.to_le_bytes())?;
             }
