@@ -685,7 +685,7 @@ pub fn note_encoding(
         return;
     }
     let big = matches!(
-        encoding_of(&e.value, &server.config.read()),
+        encoding_of(e.value, &server.config.read()),
         "hashtable" | "skiplist"
     );
     if big {
@@ -824,7 +824,7 @@ fn memory(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
             let key = &argv[2];
             match ctx.db_ref().entry(key) {
-                Some(e) => out.int(memory_usage(key, &e.value) as i64),
+                Some(e) => out.int(memory_usage(key, e.value) as i64),
                 None => out.null(),
             }
             Ok(())

@@ -351,7 +351,7 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 return Err(err::NO_SUCH_KEY);
             };
             let idle = ctx.lru.saturating_sub(e.meta.lru());
-            let (enc, len) = encoding_and_len(&e.value);
+            let (enc, len) = encoding_and_len(e.value);
             out.simple(&format!(
                 "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{len} lru:{} lru_seconds_idle:{idle}",
                 e.meta.lru() & ((1 << 24) - 1)

@@ -293,7 +293,7 @@ pub fn save<W: Write>(dbs: &[Db], opts: &SaveOptions, w: &mut W) -> io::Result<(
                 wr.u8(OP_EXPIRETIME_MS)?;
                 wr.put(&at.to_le_bytes())?;
             }
-            wr.value(k, &e.value)?;
+            wr.value(k, e.value)?;
         }
     }
     wr.u8(OP_EOF)?;
