@@ -2,19 +2,22 @@
 //!
 //! Keys live in an insertion-indexed hash map so a uniformly random key can be picked
 //! in O(1) (RANDOMKEY, eviction sampling) and SCAN can walk positions. Keys with a TTL
-//! are also kept in `volatile`, which active expiry samples, like Redis's `expires` dict.
+//! are also kept in `volatile` (`db/volatile.rs`), which active expiry samples, like
+//! Redis's `expires` dict.
 //!
 //! SCAN cursor: a position counted from the top. `swap_remove` moves the *last* entry
 //! into the hole, and insertions append at the end, so walking downwards from the end
 //! never misses a key that exists for the whole scan (a moved key can only be reported
 //! twice). Cursor 0 starts and ends an iteration.
 
+mod volatile;
+
 use crate::types::key::Key;
 use crate::types::{Hasher, Value};
 use bytes::Bytes;
 use hashbrown::HashTable;
-use indexmap::IndexMap;
 use std::hash::BuildHasher;
+use volatile::Volatile;
 
 /// A key's metadata, packed in 4 bytes kept beside its slot (`Db::meta`): the
 /// LRU/LFU field in the low [`Meta::LRU_BITS`] bits, then two flags.
@@ -142,14 +145,15 @@ struct Slot {
 /// `u32` positions, with no stored hash (it is recomputed from the key when the
 /// table grows). That is 16 + 16 + 4 bytes per key (`Key`, `Value`, `Meta`) plus
 /// about 5-10 bytes of index, against 152 + 16 with an `IndexMap<Bytes, _>`.
-/// Expiry times are in `volatile` (key -> ms), only for keys that have one.
+/// Expiry times are in `volatile` (slot position and ms, 12 bytes plus 5-10 of its
+/// own index), only for keys that have one.
 /// Positions are `u32`: 4 billion keys would need hundreds of GB before reaching that.
 #[derive(Debug, Default, Clone)]
 pub struct Db {
     index: HashTable<u32>,
     slots: Vec<Slot>,
     meta: Vec<Meta>,
-    volatile: IndexMap<Key, i64, Hasher>,
+    volatile: Volatile,
     /// Keys created since the last `take_new_keys`, recorded only while keyspace
     /// notifications of class `n` are on (`crate::notify`); `None` = not recording.
     new_keys: Option<Vec<Bytes>>,
@@ -186,9 +190,15 @@ impl Db {
 
     #[inline]
     fn position(&self, key: &[u8]) -> Option<usize> {
+        self.position_hashed(hash_of(key), key)
+    }
+
+    /// `position` of a key whose hash is known.
+    #[inline]
+    fn position_hashed(&self, h: u64, key: &[u8]) -> Option<usize> {
         let slots = &self.slots;
         self.index
-            .find(hash_of(key), |&i| slots[i as usize].key.as_bytes() == key)
+            .find(h, |&i| slots[i as usize].key.as_bytes() == key)
             .map(|&i| i as usize)
     }
 
@@ -223,25 +233,23 @@ impl Db {
         self.meta.push(meta);
     }
 
-    /// Inserts or replaces the value of `key` (the stored key is kept on replace).
+    /// Inserts or replaces the value of `key` with no TTL (the stored key is kept on
+    /// replace).
     fn put(&mut self, key: &[u8], value: Value, meta: Meta) {
         let h = hash_of(key);
-        let slots = &mut self.slots;
-        if let Some(&i) = self
-            .index
-            .find(h, |&i| slots[i as usize].key.as_bytes() == key)
-        {
-            let i = i as usize;
-            slots[i].value = value;
-            let old = &mut self.meta[i];
-            let lru = old.lru();
-            *old = meta;
+        if let Some(i) = self.position_hashed(h, key) {
+            let old = self.meta[i];
+            if old.has_expire() {
+                self.volatile.remove(&self.slots, h, key);
+            }
+            self.slots[i].value = value;
+            self.meta[i] = meta;
             if self.keep_lfu {
-                old.set_lru(lru);
+                self.meta[i].set_lru(old.lru());
             }
             return;
         }
-        let pos = slots.len() as u32;
+        let pos = self.slots.len() as u32;
         self.push(Key::new(key), value, meta);
         if let Some(new) = &mut self.new_keys {
             new.push(Bytes::copy_from_slice(key));
@@ -286,13 +294,12 @@ impl Db {
             return Err(value);
         }
         let pos = self.slots.len() as u32;
-        let k = Key::new(key);
         let mut meta = Meta::new(lru);
+        meta.set_has_expire(expire.is_some());
+        self.push(Key::new(key), value, meta);
         if let Some(at) = expire {
-            self.volatile.insert(k.clone(), at);
-            meta.set_has_expire(true);
+            self.volatile.insert(&self.slots, h, pos as usize, at);
         }
-        self.push(k, value, meta);
         let slots = &self.slots;
         self.index
             .insert_unique(h, pos, |&i| hash_of(slots[i as usize].key.as_bytes()));
@@ -306,9 +313,6 @@ impl Db {
 
     /// `set` taking the key as a slice (no `Bytes` needed: the key is copied anyway).
     pub fn set_slice(&mut self, key: &[u8], value: Value, lru: u32) {
-        if !self.volatile.is_empty() {
-            self.volatile.swap_remove(key);
-        }
         self.put(key, value, Meta::new(lru));
     }
 
@@ -343,27 +347,32 @@ impl Db {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let h = hash_of(key);
         let slots = &self.slots;
         let found = self
             .index
-            .find_entry(hash_of(key), |&i| slots[i as usize].key.as_bytes() == key)
+            .find_entry(h, |&i| slots[i as usize].key.as_bytes() == key)
             .ok()?;
         let (i, _) = found.remove();
         let i = i as usize;
+        if self.meta[i].has_expire() {
+            self.volatile.remove(&self.slots, h, key);
+        }
         let last = self.slots.len() - 1;
         if i != last {
-            // The last slot moves into the hole: repoint its index entry.
+            // The last slot moves into the hole: repoint its index entry and its
+            // expiry item.
             let slots = &self.slots;
             let h = hash_of(slots[last].key.as_bytes());
             if let Some(p) = self.index.find_mut(h, |&j| j as usize == last) {
                 *p = i as u32;
             }
+            if self.meta[last].has_expire() {
+                self.volatile.moved(h, last, i);
+            }
         }
         let slot = self.slots.swap_remove(i);
         let meta = self.meta.swap_remove(i);
-        if meta.has_expire() {
-            self.volatile.swap_remove(key);
-        }
         Some(Entry {
             value: slot.value,
             meta,
@@ -372,29 +381,32 @@ impl Db {
 
     /// Sets an absolute expiry on an existing key; false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], at_ms: i64) -> bool {
-        let Some(i) = self.position(key) else {
+        let h = hash_of(key);
+        let Some(i) = self.position_hashed(h, key) else {
             return false;
         };
-        let (Some(slot), Some(meta)) = (self.slots.get(i), self.meta.get_mut(i)) else {
+        let Some(meta) = self.meta.get_mut(i) else {
             return false;
         };
         if meta.has_expire() {
-            if let Some(at) = self.volatile.get_mut(key) {
-                *at = at_ms;
-            }
+            self.volatile.update(&self.slots, h, key, at_ms);
         } else {
             meta.set_has_expire(true);
-            self.volatile.insert(slot.key.clone(), at_ms);
+            self.volatile.insert(&self.slots, h, i, at_ms);
         }
         true
     }
 
     /// Removes the TTL; true if there was one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
-        match self.entry_mut(key) {
-            Some(e) if e.meta.has_expire() => {
-                e.meta.set_has_expire(false);
-                self.volatile.swap_remove(key);
+        let h = hash_of(key);
+        let Some(i) = self.position_hashed(h, key) else {
+            return false;
+        };
+        match self.meta.get_mut(i) {
+            Some(meta) if meta.has_expire() => {
+                meta.set_has_expire(false);
+                self.volatile.remove(&self.slots, h, key);
                 true
             }
             _ => false,
@@ -405,7 +417,7 @@ impl Db {
         if self.volatile.is_empty() {
             return None;
         }
-        self.volatile.get(key).copied()
+        self.volatile.get(&self.slots, hash_of(key), key)
     }
 
     pub fn clear(&mut self) {
@@ -465,13 +477,8 @@ impl Db {
 
     /// A random key that has a TTL, with its expiry (active expiry, volatile-* eviction).
     pub fn random_volatile(&self) -> Option<(&Key, i64)> {
-        if self.volatile.is_empty() {
-            return None;
-        }
-        let (k, at) = self
-            .volatile
-            .get_index(rand::random::<usize>() % self.volatile.len())?;
-        Some((k, *at))
+        let (pos, at) = self.volatile.random()?;
+        Some((&self.slots.get(pos)?.key, at))
     }
 
     /// One SCAN step: returns the next cursor (0 = done) and up to about `count` keys.
@@ -628,8 +635,12 @@ mod tests {
                     model.remove(&victim).is_some()
                 );
             }
-            if i.is_multiple_of(7) {
+            if i.is_multiple_of(7) || i.is_multiple_of(11) {
+                db.set_expire(key(i).as_bytes(), i as i64 - 1);
                 db.set_expire(key(i).as_bytes(), i as i64);
+            }
+            if i.is_multiple_of(11) && !i.is_multiple_of(7) {
+                assert!(db.persist(key(i).as_bytes()));
             }
             if i.is_multiple_of(5) {
                 if let Some(e) = db.entry_mut(key(i).as_bytes()) {
@@ -660,6 +671,13 @@ mod tests {
             db.expires_count(),
             model.values().filter(|i| i.is_multiple_of(7)).count()
         );
+        // The expiry items followed their keys through every move.
+        for _ in 0..500 {
+            let (k, at) = db.random_volatile().expect("some keys have a TTL");
+            let i = model[std::str::from_utf8(k.as_bytes()).expect("ascii")];
+            assert_eq!(at, i as i64);
+            assert_eq!(db.expire_of(k.as_bytes()), Some(at));
+        }
         // insert_new refuses an existing key and hands the value back.
         let existing = model.keys().next().cloned().expect("non-empty");
         assert!(db
