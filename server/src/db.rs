@@ -2,75 +2,158 @@
 //!
 //! Keys live in an insertion-indexed hash map so a uniformly random key can be picked
 //! in O(1) (RANDOMKEY, eviction sampling) and SCAN can walk positions. Keys with a TTL
-//! are also kept in `volatile`, which active expiry samples, like Redis's `expires` dict.
+//! are also kept in `volatile` (`db/volatile.rs`), which active expiry samples, like
+//! Redis's `expires` dict.
 //!
 //! SCAN cursor: a position counted from the top. `swap_remove` moves the *last* entry
 //! into the hole, and insertions append at the end, so walking downwards from the end
 //! never misses a key that exists for the whole scan (a moved key can only be reported
 //! twice). Cursor 0 starts and ends an iteration.
 
+mod volatile;
+
 use crate::types::key::Key;
 use crate::types::{Hasher, Value};
 use bytes::Bytes;
 use hashbrown::HashTable;
-use indexmap::IndexMap;
 use std::hash::BuildHasher;
+use volatile::Volatile;
 
-/// A stored value. Its absolute expiry time (ms since the epoch), if any, lives in
-/// the database's `volatile` map (like Redis's `expires` dict), so keys without a
-/// TTL do not pay 8 bytes for it; `has_expire` says whether to look there
-/// (`Db::expire_of`).
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub value: Value,
-    /// Last access, in seconds of the server clock (for OBJECT IDLETIME and LRU eviction).
-    pub lru: u32,
-    has_expire: bool,
-    /// A hash, set or sorted set that outgrew its compact encoding: like Redis, it
-    /// keeps the big one (hashtable/skiplist) even after shrinking; a string edited
-    /// in place (APPEND, SETRANGE, SETBIT...) that Redis keeps `raw`. Reset when the
-    /// value is replaced.
-    promoted: bool,
-}
+/// A key's metadata, packed in 4 bytes kept beside its slot (`Db::meta`): the
+/// LRU/LFU field in the low [`Meta::LRU_BITS`] bits, then two flags.
+///
+/// The field holds, under an LRU policy, the last access in seconds of the server
+/// clock (`Server::lru_clock`, seconds since start: 30 bits last 34 years), and under
+/// an LFU policy 16 bits of minutes and an 8-bit counter (`crate::evict::Lfu`, 24
+/// bits). Values are masked to the field's width.
+///
+/// Flags: `has_expire` says whether the key's expiry time is in the database's
+/// `volatile` map (`Db::expire_of`), so keys without a TTL pay nothing for it; it is
+/// kept by `Db` alone. `promoted`: a hash, set or sorted set that outgrew its compact
+/// encoding and, like Redis, keeps the big one (hashtable/skiplist) even after
+/// shrinking, or a string edited in place (APPEND, SETRANGE, SETBIT...) that Redis
+/// keeps `raw`. Both are reset when the value is replaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Meta(u32);
 
-impl Entry {
-    /// Whether the value has taken its big encoding for good (OBJECT ENCODING).
-    pub fn promoted(&self) -> bool {
-        self.promoted
+impl Meta {
+    /// Width of the LRU/LFU field.
+    pub const LRU_BITS: u32 = 30;
+    /// Largest LRU/LFU field.
+    pub const LRU_MAX: u32 = (1 << Self::LRU_BITS) - 1;
+    const HAS_EXPIRE: u32 = 1 << 30;
+    const PROMOTED: u32 = 1 << 31;
+
+    fn new(lru: u32) -> Self {
+        Meta(lru & Self::LRU_MAX)
     }
 
-    pub fn set_promoted(&mut self, on: bool) {
-        self.promoted = on;
+    /// The LRU clock of the last access, or the LFU field (OBJECT IDLETIME/FREQ).
+    pub fn lru(self) -> u32 {
+        self.0 & Self::LRU_MAX
+    }
+
+    pub fn set_lru(&mut self, lru: u32) {
+        self.0 = (self.0 & !Self::LRU_MAX) | (lru & Self::LRU_MAX);
     }
 
     /// True if the key has a TTL (its time: `Db::expire_of`).
-    pub fn has_expire(&self) -> bool {
-        self.has_expire
+    pub fn has_expire(self) -> bool {
+        self.0 & Self::HAS_EXPIRE != 0
+    }
+
+    /// Only `Db` sets this flag: it must follow the `volatile` map.
+    fn set_has_expire(&mut self, on: bool) {
+        self.set_flag(Self::HAS_EXPIRE, on);
+    }
+
+    /// Whether the value has taken its big encoding for good (OBJECT ENCODING).
+    pub fn promoted(self) -> bool {
+        self.0 & Self::PROMOTED != 0
+    }
+
+    pub fn set_promoted(&mut self, on: bool) {
+        self.set_flag(Self::PROMOTED, on);
+    }
+
+    fn set_flag(&mut self, flag: u32, on: bool) {
+        if on {
+            self.0 |= flag;
+        } else {
+            self.0 &= !flag;
+        }
     }
 }
 
-/// One key and its entry, in insertion-indexed order.
+/// A stored key's value and metadata, taken out of the database (`Db::remove`) or
+/// copied (`EntryRef::to_entry`).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub value: Value,
+    pub meta: Meta,
+}
+
+/// A stored key's value and metadata, read in place (`Db::entry`, `Db::iter`).
+#[derive(Debug, Clone, Copy)]
+pub struct EntryRef<'a> {
+    pub value: &'a Value,
+    pub meta: Meta,
+}
+
+impl EntryRef<'_> {
+    /// A copy of the value and metadata (COPY).
+    pub fn to_entry(self) -> Entry {
+        Entry {
+            value: self.value.clone(),
+            meta: self.meta,
+        }
+    }
+}
+
+/// A stored key's value and metadata, for changing in place (`Db::entry_mut`).
+#[derive(Debug)]
+pub struct EntryMut<'a> {
+    pub value: &'a mut Value,
+    pub meta: &'a mut Meta,
+}
+
+impl EntryMut<'_> {
+    /// A read view of the same entry.
+    pub fn read(&self) -> EntryRef<'_> {
+        EntryRef {
+            value: self.value,
+            meta: *self.meta,
+        }
+    }
+}
+
+/// One key and its value, in insertion-indexed order (its `Meta` sits at the same
+/// position of `Db::meta`).
 #[derive(Debug, Clone)]
 struct Slot {
     key: Key,
-    entry: Entry,
+    value: Value,
 }
 
 /// The keyspace of one database.
 ///
 /// Layout (chosen for memory per key, see docs/benchmarks.md): `slots` holds the
-/// keys and entries densely, in positions 0..len (random pick and SCAN by position);
-/// `index` is a hash table of `u32` positions into `slots`, with no stored hash (it
-/// is recomputed from the key when the table grows). That is 16 + 24 bytes per slot
-/// (`Key` + `Entry`, whose `Value` is 16) plus about 5-10 bytes of index, against
-/// 152 + 16 with an `IndexMap<Bytes, _>`.
-/// Expiry times are in `volatile` (key -> ms), only for keys that have one.
+/// keys and values densely, in positions 0..len (random pick and SCAN by position),
+/// and `meta` each key's 4-byte `Meta` at the same position (apart, so a slot is 32
+/// bytes rather than 36 padded to 40); the two vectors always have the same length
+/// and change together (push, swap_remove, reserve). `index` is a hash table of
+/// `u32` positions, with no stored hash (it is recomputed from the key when the
+/// table grows). That is 16 + 16 + 4 bytes per key (`Key`, `Value`, `Meta`) plus
+/// about 5-10 bytes of index, against 152 + 16 with an `IndexMap<Bytes, _>`.
+/// Expiry times are in `volatile` (slot position and ms, 12 bytes plus 5-10 of its
+/// own index), only for keys that have one.
 /// Positions are `u32`: 4 billion keys would need hundreds of GB before reaching that.
 #[derive(Debug, Default, Clone)]
 pub struct Db {
     index: HashTable<u32>,
     slots: Vec<Slot>,
-    volatile: IndexMap<Key, i64, Hasher>,
+    meta: Vec<Meta>,
+    volatile: Volatile,
     /// Keys created since the last `take_new_keys`, recorded only while keyspace
     /// notifications of class `n` are on (`crate::notify`); `None` = not recording.
     new_keys: Option<Vec<Bytes>>,
@@ -107,46 +190,67 @@ impl Db {
 
     #[inline]
     fn position(&self, key: &[u8]) -> Option<usize> {
+        self.position_hashed(hash_of(key), key)
+    }
+
+    /// `position` of a key whose hash is known.
+    #[inline]
+    fn position_hashed(&self, h: u64, key: &[u8]) -> Option<usize> {
         let slots = &self.slots;
         self.index
-            .find(hash_of(key), |&i| slots[i as usize].key.as_bytes() == key)
+            .find(h, |&i| slots[i as usize].key.as_bytes() == key)
             .map(|&i| i as usize)
     }
 
-    /// The raw entry, with no expiry check (callers decide what "expired" means).
-    pub fn entry(&self, key: &[u8]) -> Option<&Entry> {
-        self.position(key).map(|i| &self.slots[i].entry)
+    /// The view of the entry at position `i` (a position from `index`).
+    fn at(&self, i: usize) -> Option<EntryRef<'_>> {
+        Some(EntryRef {
+            value: &self.slots.get(i)?.value,
+            meta: *self.meta.get(i)?,
+        })
     }
 
-    pub fn entry_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.position(key).map(|i| &mut self.slots[i].entry)
+    /// The raw entry, with no expiry check (callers decide what "expired" means).
+    pub fn entry(&self, key: &[u8]) -> Option<EntryRef<'_>> {
+        self.at(self.position(key)?)
+    }
+
+    pub fn entry_mut(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
+        let i = self.position(key)?;
+        Some(EntryMut {
+            value: &mut self.slots.get_mut(i)?.value,
+            meta: self.meta.get_mut(i)?,
+        })
     }
 
     pub fn contains(&self, key: &[u8]) -> bool {
         self.position(key).is_some()
     }
 
-    /// Inserts or replaces the entry of `key` (the stored key is kept on replace).
-    fn put(&mut self, key: &[u8], entry: Entry) {
+    /// Appends a slot and its metadata (the two vectors move together).
+    fn push(&mut self, key: Key, value: Value, meta: Meta) {
+        self.slots.push(Slot { key, value });
+        self.meta.push(meta);
+    }
+
+    /// Inserts or replaces the value of `key` with no TTL (the stored key is kept on
+    /// replace).
+    fn put(&mut self, key: &[u8], value: Value, meta: Meta) {
         let h = hash_of(key);
-        let slots = &mut self.slots;
-        if let Some(&i) = self
-            .index
-            .find(h, |&i| slots[i as usize].key.as_bytes() == key)
-        {
-            let slot = &mut slots[i as usize];
-            let lru = slot.entry.lru;
-            slot.entry = entry;
+        if let Some(i) = self.position_hashed(h, key) {
+            let old = self.meta[i];
+            if old.has_expire() {
+                self.volatile.remove(&self.slots, h, key);
+            }
+            self.slots[i].value = value;
+            self.meta[i] = meta;
             if self.keep_lfu {
-                slot.entry.lru = lru;
+                self.meta[i].set_lru(old.lru());
             }
             return;
         }
-        let pos = slots.len() as u32;
-        slots.push(Slot {
-            key: Key::new(key),
-            entry,
-        });
+        let pos = self.slots.len() as u32;
+        self.push(Key::new(key), value, meta);
         if let Some(new) = &mut self.new_keys {
             new.push(Bytes::copy_from_slice(key));
         }
@@ -161,7 +265,8 @@ impl Db {
     /// hint from a file or a request): past that the table grows as keys arrive.
     pub fn try_reserve(&mut self, additional: usize) {
         let additional = additional.min(RESERVE_MAX);
-        if self.slots.try_reserve(additional).is_err() {
+        if self.slots.try_reserve(additional).is_err() || self.meta.try_reserve(additional).is_err()
+        {
             return;
         }
         let slots = &self.slots;
@@ -189,19 +294,12 @@ impl Db {
             return Err(value);
         }
         let pos = self.slots.len() as u32;
-        let k = Key::new(key);
+        let mut meta = Meta::new(lru);
+        meta.set_has_expire(expire.is_some());
+        self.push(Key::new(key), value, meta);
         if let Some(at) = expire {
-            self.volatile.insert(k.clone(), at);
+            self.volatile.insert(&self.slots, h, pos as usize, at);
         }
-        self.slots.push(Slot {
-            key: k,
-            entry: Entry {
-                value,
-                lru,
-                has_expire: expire.is_some(),
-                promoted: false,
-            },
-        });
         let slots = &self.slots;
         self.index
             .insert_unique(h, pos, |&i| hash_of(slots[i as usize].key.as_bytes()));
@@ -215,18 +313,7 @@ impl Db {
 
     /// `set` taking the key as a slice (no `Bytes` needed: the key is copied anyway).
     pub fn set_slice(&mut self, key: &[u8], value: Value, lru: u32) {
-        if !self.volatile.is_empty() {
-            self.volatile.swap_remove(key);
-        }
-        self.put(
-            key,
-            Entry {
-                value,
-                lru,
-                has_expire: false,
-                promoted: false,
-            },
-        );
+        self.put(key, value, Meta::new(lru));
     }
 
     /// Replaces the value of `key` keeping its TTL (KEEPTTL, in-place updates).
@@ -234,11 +321,11 @@ impl Db {
         let keep_lfu = self.keep_lfu;
         match self.entry_mut(key.as_ref()) {
             Some(e) => {
-                e.value = value;
+                *e.value = value;
                 if !keep_lfu {
-                    e.lru = lru;
+                    e.meta.set_lru(lru);
                 }
-                e.promoted = false;
+                e.meta.set_promoted(false);
             }
             None => self.set(key, value, lru),
         }
@@ -260,54 +347,66 @@ impl Db {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let h = hash_of(key);
         let slots = &self.slots;
         let found = self
             .index
-            .find_entry(hash_of(key), |&i| slots[i as usize].key.as_bytes() == key)
+            .find_entry(h, |&i| slots[i as usize].key.as_bytes() == key)
             .ok()?;
         let (i, _) = found.remove();
         let i = i as usize;
+        if self.meta[i].has_expire() {
+            self.volatile.remove(&self.slots, h, key);
+        }
         let last = self.slots.len() - 1;
         if i != last {
-            // The last slot moves into the hole: repoint its index entry.
+            // The last slot moves into the hole: repoint its index entry and its
+            // expiry item.
             let slots = &self.slots;
             let h = hash_of(slots[last].key.as_bytes());
             if let Some(p) = self.index.find_mut(h, |&j| j as usize == last) {
                 *p = i as u32;
             }
+            if self.meta[last].has_expire() {
+                self.volatile.moved(h, last, i);
+            }
         }
         let slot = self.slots.swap_remove(i);
-        if slot.entry.has_expire {
-            self.volatile.swap_remove(key);
-        }
-        Some(slot.entry)
+        let meta = self.meta.swap_remove(i);
+        Some(Entry {
+            value: slot.value,
+            meta,
+        })
     }
 
     /// Sets an absolute expiry on an existing key; false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], at_ms: i64) -> bool {
-        match self.position(key) {
-            Some(i) => {
-                let slot = &mut self.slots[i];
-                if slot.entry.has_expire {
-                    if let Some(at) = self.volatile.get_mut(key) {
-                        *at = at_ms;
-                    }
-                } else {
-                    slot.entry.has_expire = true;
-                    self.volatile.insert(slot.key.clone(), at_ms);
-                }
-                true
-            }
-            None => false,
+        let h = hash_of(key);
+        let Some(i) = self.position_hashed(h, key) else {
+            return false;
+        };
+        let Some(meta) = self.meta.get_mut(i) else {
+            return false;
+        };
+        if meta.has_expire() {
+            self.volatile.update(&self.slots, h, key, at_ms);
+        } else {
+            meta.set_has_expire(true);
+            self.volatile.insert(&self.slots, h, i, at_ms);
         }
+        true
     }
 
     /// Removes the TTL; true if there was one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
-        match self.entry_mut(key) {
-            Some(e) if e.has_expire => {
-                e.has_expire = false;
-                self.volatile.swap_remove(key);
+        let h = hash_of(key);
+        let Some(i) = self.position_hashed(h, key) else {
+            return false;
+        };
+        match self.meta.get_mut(i) {
+            Some(meta) if meta.has_expire() => {
+                meta.set_has_expire(false);
+                self.volatile.remove(&self.slots, h, key);
                 true
             }
             _ => false,
@@ -318,7 +417,7 @@ impl Db {
         if self.volatile.is_empty() {
             return None;
         }
-        self.volatile.get(key).copied()
+        self.volatile.get(&self.slots, hash_of(key), key)
     }
 
     pub fn clear(&mut self) {
@@ -352,8 +451,16 @@ impl Db {
         self.slots.iter().map(|s| &s.key)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.slots.iter().map(|s| (&s.key, &s.entry))
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, EntryRef<'_>)> {
+        self.slots.iter().zip(&self.meta).map(|(s, &meta)| {
+            (
+                &s.key,
+                EntryRef {
+                    value: &s.value,
+                    meta,
+                },
+            )
+        })
     }
 
     /// The key at a position (0..len), for random sampling.
@@ -370,13 +477,8 @@ impl Db {
 
     /// A random key that has a TTL, with its expiry (active expiry, volatile-* eviction).
     pub fn random_volatile(&self) -> Option<(&Key, i64)> {
-        if self.volatile.is_empty() {
-            return None;
-        }
-        let (k, at) = self
-            .volatile
-            .get_index(rand::random::<usize>() % self.volatile.len())?;
-        Some((k, *at))
+        let (pos, at) = self.volatile.random()?;
+        Some((&self.slots.get(pos)?.key, at))
     }
 
     /// One SCAN step: returns the next cursor (0 = done) and up to about `count` keys.
@@ -405,12 +507,46 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_forty_bytes() {
-        // The per-key layout of docs/benchmarks.md's optimisation log: 16-byte key,
-        // 16-byte value, 4-byte LRU clock and two flags, padded to 8.
+    fn a_key_takes_a_32_byte_slot_and_4_bytes_of_metadata() {
+        // The per-key layout of docs/benchmarks.md's optimisation log: 16-byte key and
+        // 16-byte value in the slot, the LRU/LFU field and two flags in a parallel u32.
         assert_eq!(std::mem::size_of::<Value>(), 16);
-        assert_eq!(std::mem::size_of::<Entry>(), 24);
-        assert_eq!(std::mem::size_of::<Slot>(), 40);
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
+        assert_eq!(std::mem::size_of::<Meta>(), 4);
+    }
+
+    #[test]
+    fn meta_keeps_the_field_and_flags_apart() {
+        // Every LFU field (16 bits of minutes, 8 of counter) and LRU clock of up to
+        // 30 bits round-trips with either flag on or off.
+        for lru in [0, 1, 5, 0xFF_FFFF, 12345, Meta::LRU_MAX] {
+            for (expire, promoted) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mut m = Meta::new(lru);
+                m.set_has_expire(expire);
+                m.set_promoted(promoted);
+                assert_eq!(
+                    (m.lru(), m.has_expire(), m.promoted()),
+                    (lru, expire, promoted)
+                );
+                m.set_lru(7);
+                assert_eq!(
+                    (m.lru(), m.has_expire(), m.promoted()),
+                    (7, expire, promoted)
+                );
+                m.set_promoted(!promoted);
+                m.set_has_expire(!expire);
+                assert_eq!(
+                    (m.lru(), m.has_expire(), m.promoted()),
+                    (7, !expire, !promoted)
+                );
+            }
+        }
+        // A wider value is cut to the field and never reaches the flags.
+        let m = Meta::new(u32::MAX);
+        assert_eq!(
+            (m.lru(), m.has_expire(), m.promoted()),
+            (Meta::LRU_MAX, false, false)
+        );
     }
 
     #[test]
@@ -439,6 +575,43 @@ mod tests {
     }
 
     #[test]
+    fn replacing_a_value_resets_the_flags_and_keeps_the_field_only_under_lfu() {
+        let mut db = Db::new();
+        for keep_lfu in [false, true] {
+            db.keep_lfu_on_replace(keep_lfu);
+            db.set(b("k"), Value::Str(b("1").into()), 10);
+            db.set_expire(b"k", 99);
+            if let Some(e) = db.entry_mut(b"k") {
+                e.meta.set_promoted(true);
+            }
+            db.set(b("k"), Value::Str(b("2").into()), 20);
+            let e = db.entry(b"k").expect("present");
+            let lru = if keep_lfu { 10 } else { 20 };
+            assert_eq!(
+                (e.meta.lru(), e.meta.has_expire(), e.meta.promoted()),
+                (lru, false, false)
+            );
+            assert_eq!(db.expire_of(b"k"), None);
+            // KEEPTTL keeps the expiry flag and time, and drops `promoted` too.
+            db.set_expire(b"k", 99);
+            if let Some(e) = db.entry_mut(b"k") {
+                e.meta.set_promoted(true);
+            }
+            db.set_keep_ttl(b("k"), Value::Str(b("3").into()), 30);
+            let e = db.entry(b"k").expect("present");
+            let lru = if keep_lfu { 10 } else { 30 };
+            assert_eq!(
+                (e.meta.lru(), e.meta.has_expire(), e.meta.promoted()),
+                (lru, true, false)
+            );
+            assert_eq!(db.expire_of(b"k"), Some(99));
+            let removed = db.remove(b"k").expect("present");
+            assert!(matches!(&removed.value, Value::Str(v) if v == &b("3")));
+            assert_eq!(removed.meta.lru(), lru);
+        }
+    }
+
+    #[test]
     fn index_stays_consistent_through_inserts_removes_and_growth() {
         // Keys of both kinds (inline and heap), removals from the middle and the end
         // (the last slot moves into the hole), and a model to compare with.
@@ -462,26 +635,49 @@ mod tests {
                     model.remove(&victim).is_some()
                 );
             }
-            if i.is_multiple_of(7) {
+            if i.is_multiple_of(7) || i.is_multiple_of(11) {
+                db.set_expire(key(i).as_bytes(), i as i64 - 1);
                 db.set_expire(key(i).as_bytes(), i as i64);
+            }
+            if i.is_multiple_of(11) && !i.is_multiple_of(7) {
+                assert!(db.persist(key(i).as_bytes()));
+            }
+            if i.is_multiple_of(5) {
+                if let Some(e) = db.entry_mut(key(i).as_bytes()) {
+                    e.meta.set_promoted(true);
+                }
             }
         }
         assert_eq!(db.len(), model.len());
         for (k, i) in &model {
             let e = db.entry(k.as_bytes()).expect("present");
             assert!(matches!(&e.value, Value::Str(v) if v == &b(&i.to_string())));
-            assert_eq!(e.lru, *i);
+            assert_eq!(e.meta.lru(), *i);
             assert_eq!(
                 db.expire_of(k.as_bytes()),
                 (i.is_multiple_of(7)).then_some(*i as i64)
             );
-            assert_eq!(e.has_expire(), i.is_multiple_of(7));
+            assert_eq!(e.meta.has_expire(), i.is_multiple_of(7));
+            // Keys whose number is a multiple of 5 were promoted: the flag moved with
+            // its key through every swap_remove.
+            assert_eq!(e.meta.promoted(), i.is_multiple_of(5));
         }
         assert_eq!(db.keys().count(), model.len());
+        for (k, e) in db.iter() {
+            let i = model[std::str::from_utf8(k.as_bytes()).expect("ascii")];
+            assert_eq!((e.meta.lru(), e.meta.promoted()), (i, i.is_multiple_of(5)));
+        }
         assert_eq!(
             db.expires_count(),
             model.values().filter(|i| i.is_multiple_of(7)).count()
         );
+        // The expiry items followed their keys through every move.
+        for _ in 0..500 {
+            let (k, at) = db.random_volatile().expect("some keys have a TTL");
+            let i = model[std::str::from_utf8(k.as_bytes()).expect("ascii")];
+            assert_eq!(at, i as i64);
+            assert_eq!(db.expire_of(k.as_bytes()), Some(at));
+        }
         // insert_new refuses an existing key and hands the value back.
         let existing = model.keys().next().cloned().expect("non-empty");
         assert!(db

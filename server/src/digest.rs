@@ -20,7 +20,7 @@
 //!
 //! An empty dataset (or a missing key) therefore digests to 40 zeros.
 
-use crate::db::{Db, Entry};
+use crate::db::{Db, EntryRef};
 use crate::types::Value;
 
 pub type Digest = [u8; 20];
@@ -55,8 +55,8 @@ fn type_code(v: &Value) -> u32 {
 }
 
 /// Mixes a value (and its expire marker) into `d`, the digest of one key.
-pub fn value_digest(d: &mut Digest, entry: &Entry) {
-    let v = &entry.value;
+pub fn value_digest(d: &mut Digest, entry: EntryRef<'_>) {
+    let v = entry.value;
     mix_digest(d, &type_code(v).to_be_bytes());
     match v {
         Value::Str(s) => mix_digest(d, s),
@@ -96,7 +96,7 @@ pub fn value_digest(d: &mut Digest, entry: &Entry) {
             }
         }
     }
-    if entry.has_expire() {
+    if entry.meta.has_expire() {
         xor_digest(d, b"!!expire!!");
     }
 }

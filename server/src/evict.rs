@@ -221,7 +221,7 @@ fn pick_victim(store: &Store, policy: &str, samples: usize) -> Option<(usize, By
                         d.random_key()
                     };
                     let Some(k) = k else { continue };
-                    let lru = d.entry(k).map_or(0, |e| e.lru);
+                    let lru = d.entry(k).map_or(0, |e| e.meta.lru());
                     let score = match lfu {
                         Some(l) => l.counter(lru, now_ms) as u32,
                         None => lru,

@@ -385,7 +385,6 @@ pub(crate) fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<St
 /// caching and OBJECT ENCODING hear of its keys. Client-side caching only of those
 /// the command could have changed: not of a DEL of a key that was never there.
 fn touch_written_keys(
-    server: &Arc<Server>,
     store: &mut Store,
     (db, cmd, argv): (usize, &Command, &[Bytes]),
     existed: Option<&[bool]>,
@@ -398,7 +397,7 @@ fn touch_written_keys(
             store.tracking_invalidate(&argv[pos]);
         }
         store.touch_watchers(db, &argv[pos]);
-        commands::keys::note_encoding(server, store, (db, &argv[pos]), cmd.name, argv);
+        commands::keys::note_encoding(store, (db, &argv[pos]), cmd.name, argv);
     }
 }
 
@@ -587,7 +586,7 @@ fn call_argv(
         // expired key, which `delete_expired` already signalled (WATCH of such a key
         // must not abort the transaction).
         if cmd.is(flags::WRITE) {
-            touch_written_keys(server, store, (db, cmd, argv), existed.as_deref());
+            touch_written_keys(store, (db, cmd, argv), existed.as_deref());
             if store.is_replica && !client.is_master {
                 remember_replica_volatile(store, db, cmd, argv);
             }

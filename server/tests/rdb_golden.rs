@@ -224,7 +224,7 @@ fn assert_same(want: &[Db], got: &[Db]) {
             let f = g
                 .entry(k)
                 .unwrap_or_else(|| panic!("db {i}: key {k:?} missing"));
-            assert_eq!(canon(&e.value), canon(&f.value), "db {i}: key {k:?}");
+            assert_eq!(canon(e.value), canon(f.value), "db {i}: key {k:?}");
             assert_eq!(w.expire_of(k), g.expire_of(k), "db {i}: ttl of {k:?}");
         }
     }

@@ -174,7 +174,7 @@ fn pfdebug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let Some(entry) = ctx.lookup_write(&argv[2]) else {
         return Err(CmdError::msg("ERR The specified key does not exist"));
     };
-    let Value::Str(b) = &mut entry.value else {
+    let Value::Str(b) = entry.value else {
         return Err(err::WRONGTYPE);
     };
     let enc = hll::check(b)?;

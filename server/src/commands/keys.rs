@@ -7,10 +7,9 @@
 //! (REPLICATION.md 3.4, 3.5).
 
 use super::{arg_i64, err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
-use crate::config::Config;
 use crate::notify::{GENERIC, KEY_MISS};
 use crate::resp::Reply;
-use crate::server::{Server, Stats, Store};
+use crate::server::{Stats, Store};
 use crate::types::Value;
 use bytes::Bytes;
 
@@ -284,7 +283,7 @@ fn rename_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], nx: bool) -> C
     let db = ctx.client.db;
     let expire = ctx.store.dbs[db].expire_of(src);
     if let Some(e) = ctx.store.dbs[db].remove(src) {
-        ctx.store.dbs[db].set_with_expire(dst.clone(), e.value, expire, e.lru);
+        ctx.store.dbs[db].set_with_expire(dst.clone(), e.value, expire, e.meta.lru());
     }
     ctx.dirty(1);
     ctx.notify(GENERIC, "rename_from", src);
@@ -314,7 +313,7 @@ fn keys(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let found: Vec<Bytes> = db
         .iter()
         .filter(|(k, e)| {
-            !(hide_expired && e.has_expire() && db.expire_of(k).is_some_and(|at| at <= now))
+            !(hide_expired && e.meta.has_expire() && db.expire_of(k).is_some_and(|at| at <= now))
                 && (all || crate::util::glob_match(pat, k, false))
         })
         .map(|(k, _)| k.to_bytes())
@@ -592,7 +591,7 @@ fn move_cmd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     let expire = ctx.store.dbs[src].expire_of(key);
     if let Some(e) = ctx.store.dbs[src].remove(key) {
-        ctx.store.dbs[dst].set_with_expire(key.clone(), e.value, expire, e.lru);
+        ctx.store.dbs[dst].set_with_expire(key.clone(), e.value, expire, e.meta.lru());
     }
     ctx.store.touch_key(dst, key);
     ctx.dirty(1);
@@ -633,7 +632,10 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
         ctx.store.dbs[dst_db].remove(newkey);
     }
-    let Some(e) = ctx.store.dbs[src_db].entry(key).cloned() else {
+    let Some(e) = ctx.store.dbs[src_db]
+        .entry(key)
+        .map(crate::db::EntryRef::to_entry)
+    else {
         out.int(0);
         return Ok(());
     };
@@ -647,18 +649,31 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// OBJECT ENCODING as Redis 7.0 would report it for a value of this size/shape.
-/// Marks a hash, set or sorted set that has outgrown its compact encoding, so that
-/// it keeps reporting the big one after shrinking (Redis never converts back). Run
-/// on each key a write touched; bounded work: `encoding_of` scans a value only while
-/// it is within the compact limits.
+/// Marks a string a write left as Redis's `raw` encoding (edited in place), or re-encoded.
+/// Run on each key a write touched. Hashes, sets and sorted sets need nothing here: their
+/// shape is their encoding (types/hash.rs, set.rs, zset.rs convert as Redis does).
 pub fn note_encoding(
-    server: &Server,
     store: &mut Store,
     (db, key): (usize, &[u8]),
     cmd: &str,
     argv: &[Bytes],
 ) {
+    const EDITS: &[&str] = &[
+        "setrange",
+        "setbit",
+        "bitfield",
+        "bitop",
+        "append",
+        "incr",
+        "decr",
+        "incrby",
+        "decrby",
+        "incrbyfloat",
+    ];
+    // Other writes store a new value, which starts unmarked: no lookup for them.
+    if !EDITS.contains(&cmd) {
+        return;
+    }
     let Some(e) = store.dbs.get_mut(db).and_then(|d| d.entry_mut(key)) else {
         return;
     };
@@ -666,37 +681,24 @@ pub fn note_encoding(
         // Redis edits these in place as `raw` strings (APPEND to a new key stores
         // its argument as given); commands that store a new value re-encode it.
         match cmd {
-            "setrange" | "setbit" | "bitfield" => e.set_promoted(true),
+            "setrange" | "setbit" | "bitfield" => e.meta.set_promoted(true),
             // Only the destination is written; the sources keep their encoding.
-            "bitop" if argv.get(2).is_some_and(|d| d[..] == *key) => e.set_promoted(true),
+            "bitop" if argv.get(2).is_some_and(|d| d[..] == *key) => e.meta.set_promoted(true),
             "append" => {
                 let as_given = argv.get(2).is_some_and(|a| a[..] == s[..]);
-                e.set_promoted(!as_given)
+                e.meta.set_promoted(!as_given)
             }
-            "incr" | "decr" | "incrby" | "decrby" | "incrbyfloat" => e.set_promoted(false),
+            "incr" | "decr" | "incrby" | "decrby" | "incrbyfloat" => e.meta.set_promoted(false),
             _ => {}
         }
-        return;
-    }
-    if e.promoted() || !matches!(e.value, Value::Hash(_) | Value::Set(_) | Value::ZSet(_)) {
-        return;
-    }
-    let big = matches!(
-        encoding_of(&e.value),
-        "hashtable" | "skiplist"
-    );
-    if big {
-        e.set_promoted(true);
     }
 }
 
-/// OBJECT ENCODING of a stored entry: `encoding_of` its value, or the big encoding
-/// once the value has been promoted.
-fn entry_encoding(e: &crate::db::Entry) -> &'static str {
+/// OBJECT ENCODING of a stored entry: `encoding_of` its value, `raw` for a string edited
+/// in place.
+fn entry_encoding(e: crate::db::EntryRef<'_>) -> &'static str {
     match &e.value {
-        Value::Hash(_) | Value::Set(_) if e.promoted() => "hashtable",
-        Value::ZSet(_) if e.promoted() => "skiplist",
-        Value::Str(_) if e.promoted() => "raw",
+        Value::Str(_) if e.meta.promoted() => "raw",
         v => encoding_of(v),
     }
 }
@@ -796,7 +798,7 @@ fn memory(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
             let key = &argv[2];
             match ctx.db_ref().entry(key) {
-                Some(e) => out.int(memory_usage(key, &e.value) as i64),
+                Some(e) => out.int(memory_usage(key, e.value) as i64),
                 None => out.null(),
             }
             Ok(())
@@ -930,15 +932,11 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     match sub.as_str() {
         "encoding" => out.bulk_str(entry_encoding(e)),
-        "idletime" => out.int(now_lru.saturating_sub(e.lru) as i64),
+        "idletime" => out.int(now_lru.saturating_sub(e.meta.lru()) as i64),
         // The decayed counter, without counting this look as an access.
-        "freq" => out.int(
-            ctx.store
-                .hot
-                .lfu
-                .map_or(crate::evict::LFU_INIT_VAL, |l| l.counter(e.lru, ctx.now_ms))
-                as i64,
-        ),
+        "freq" => out.int(ctx.store.hot.lfu.map_or(crate::evict::LFU_INIT_VAL, |l| {
+            l.counter(e.meta.lru(), ctx.now_ms)
+        }) as i64),
         _ => {
             // Small integers are shared objects in Redis unless an LRU/LFU policy
             // needs per-object access data.
@@ -1130,10 +1128,14 @@ mod tests {
         h.run(&["set", "k", "v"]);
         let set_lru = |h: &Harness, v: u32| {
             if let Some(e) = h.server.store.lock().dbs[0].entry_mut(b"k") {
-                e.lru = v;
+                e.meta.set_lru(v);
             }
         };
-        let lru = |h: &Harness| h.server.store.lock().dbs[0].entry(b"k").map(|e| e.lru);
+        let lru = |h: &Harness| {
+            h.server.store.lock().dbs[0]
+                .entry(b"k")
+                .map(|e| e.meta.lru())
+        };
         set_lru(&h, 12345);
         for cmd in [
             &["type", "k"][..],

@@ -38,7 +38,7 @@ pub mod transactions;
 pub mod while_busy;
 pub mod zsets;
 
-use crate::db::{Db, Entry};
+use crate::db::{Db, EntryMut};
 use crate::resp::Reply;
 use crate::server::{ClientId, Server, Stats, Store};
 use crate::types::Value;
@@ -555,7 +555,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Looks a key up for reading (expired = missing); counts hits/misses.
-    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
         let stats = &self.server.stats;
         if self.expire_if_needed(key) {
             Stats::incr(&stats.keyspace_misses, 1);
@@ -579,7 +579,7 @@ impl<'a> Ctx<'a> {
             Some(e) => {
                 Stats::incr(&stats.keyspace_hits, 1);
                 if stamp {
-                    e.lru = touched(e.lru, lru, lfu, now_ms);
+                    e.meta.set_lru(touched(e.meta.lru(), lru, lfu, now_ms));
                 }
                 Some(e)
             }
@@ -591,7 +591,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Looks a key up for writing (expired = missing, deleted on a master).
-    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
         if self.expire_if_needed(key) {
             return None;
         }
@@ -599,7 +599,7 @@ impl<'a> Ctx<'a> {
         let stamp = lfu.is_some() || self.store.hot.lfu.is_none();
         let e = self.db().entry_mut(key)?;
         if stamp {
-            e.lru = touched(e.lru, lru, lfu, now_ms);
+            e.meta.set_lru(touched(e.meta.lru(), lru, lfu, now_ms));
         }
         Some(e)
     }
@@ -626,12 +626,12 @@ impl<'a> Ctx<'a> {
 
     /// The value for reading, or None if missing/expired.
     pub fn get(&mut self, key: &[u8]) -> Option<&mut Value> {
-        self.lookup_read(key).map(|e| &mut e.value)
+        self.lookup_read(key).map(|e| e.value)
     }
 
     /// The value for writing, or None if missing/expired.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
-        self.lookup_write(key).map(|e| &mut e.value)
+        self.lookup_write(key).map(|e| e.value)
     }
 
     /// Whether a live key exists (no hit/miss accounting).

@@ -350,11 +350,11 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             let Some(e) = db.entry(&argv[2]) else {
                 return Err(err::NO_SUCH_KEY);
             };
-            let idle = ctx.lru.saturating_sub(e.lru);
-            let (enc, len) = encoding_and_len(&e.value);
+            let idle = ctx.lru.saturating_sub(e.meta.lru());
+            let (enc, len) = encoding_and_len(e.value);
             out.simple(&format!(
                 "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{len} lru:{} lru_seconds_idle:{idle}",
-                e.lru & ((1 << 24) - 1)
+                e.meta.lru() & ((1 << 24) - 1)
             ));
         }
         b"log" if argc == 3 => {

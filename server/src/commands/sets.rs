@@ -344,7 +344,7 @@ fn combine(ctx: &mut Ctx, keys: &[Bytes], op: Op) -> Result<Vec<Bytes>, CmdError
     let db = ctx.db_ref();
     let sets: Vec<Option<&Set>> = keys
         .iter()
-        .map(|k| match db.entry(k).map(|e| &e.value) {
+        .map(|k| match db.entry(k).map(|e| e.value) {
             Some(Value::Set(s)) => Some(&**s),
             _ => None,
         })

@@ -589,7 +589,7 @@ fn xread(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
             out.bulk(&keys[k]);
             let db = ctx.client.db;
-            if let Some(Value::Stream(s)) = ctx.store.dbs[db].entry(&keys[k]).map(|e| &e.value) {
+            if let Some(Value::Stream(s)) = ctx.store.dbs[db].entry(&keys[k]).map(|e| e.value) {
                 reply_range(out, s, start, StreamId::MAX, false, count);
             } else {
                 out.array(0);

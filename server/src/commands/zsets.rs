@@ -1060,7 +1060,7 @@ fn setop_generic(
         .zip(&present)
         .zip(&weights)
         .map(|((k, &p), &w)| {
-            let input = match db.entry(k).map(|e| &e.value) {
+            let input = match db.entry(k).map(|e| e.value) {
                 Some(Value::ZSet(z)) if p => Input::Z(z),
                 Some(Value::Set(s)) if p => Input::S(s.to_hash_set()),
                 _ => Input::Empty,

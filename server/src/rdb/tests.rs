@@ -226,7 +226,7 @@ pub(crate) fn assert_same(a: &[Db], b: &[Db]) {
             let f = y
                 .entry(k)
                 .unwrap_or_else(|| panic!("db {i}: missing {k:?}"));
-            assert_eq!(canon(&e.value), canon(&f.value), "db {i} key {k:?}");
+            assert_eq!(canon(e.value), canon(f.value), "db {i} key {k:?}");
             assert_eq!(x.expire_of(k), y.expire_of(k), "db {i} key {k:?} ttl");
         }
     }
@@ -474,7 +474,7 @@ fn legacy_types_and_opcodes_load() {
     assert_eq!(info.expired, 1);
     assert_eq!(info.empty_skipped, 1);
     let d = &dbs[2];
-    let show = |k: &[u8]| canon(&d.entry(k).unwrap().value);
+    let show = |k: &[u8]| canon(d.entry(k).unwrap().value);
     assert_eq!(d.expire_of(b"l"), Some(2_000_000_000_000));
     assert_eq!(
         show(b"l"),

@@ -282,11 +282,11 @@ pub fn save<W: Write>(dbs: &[Db], opts: &SaveOptions, w: &mut W) -> io::Result<(
             }
             written += 1;
             super::key_delay(opts.key_delay, written);
-            if let Some(at) = e.has_expire().then(|| db.expire_of(k)).flatten() {
+            if let Some(at) = e.meta.has_expire().then(|| db.expire_of(k)).flatten() {
                 wr.u8(OP_EXPIRETIME_MS)?;
                 wr.put(&at.to_le_bytes())?;
             }
-            wr.value(k, &e.value)?;
+            wr.value(k, e.value)?;
         }
     }
     wr.u8(OP_EOF)?;
