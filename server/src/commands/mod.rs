@@ -191,7 +191,12 @@ impl Command {
                     self.last_key
                 };
                 let step = self.step.max(1) as usize;
-                (Vec::new(), self.first_key as usize, last.max(0) as usize, step)
+                (
+                    Vec::new(),
+                    self.first_key as usize,
+                    last.max(0) as usize,
+                    step,
+                )
             }
         };
         KeyPositions {
