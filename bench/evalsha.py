@@ -10,8 +10,9 @@ microseconds per call and the ratio to Redis. The machine is shared and noisy: o
 the ratios of one run mean anything.
 
 Usage: python3 bench/evalsha.py [--tandem target/release/tandem-server]
-       [--base OTHER_TANDEM_BINARY] [-n 200000] [--reps 3] [--pipelines 1,16]
+       [--base OTHER_TANDEM_BINARY] [-n 200000] [--reps 3] [--pipelines 1,16] [--split]
 --base adds a column for a second Tandem build (say, the one before a change).
+--split adds a second table: the medians of user and system time per call apart.
 """
 import argparse
 import os
@@ -70,11 +71,12 @@ class Server:
                 time.sleep(0.02)
 
     def cpu_seconds(self):
+        """(user, system) CPU seconds so far."""
         with open(f"/proc/{self.proc.pid}/stat") as f:
             # Fields after the command name (which may hold spaces): utime is the
             # 14th field of the line, stime the 15th.
             rest = f.read().rsplit(")", 1)[1].split()
-        return (int(rest[11]) + int(rest[12])) / TICK
+        return int(rest[11]) / TICK, int(rest[12]) / TICK
 
     def stop(self):
         if self.proc.poll() is None:
@@ -87,14 +89,15 @@ class Server:
 
 
 def measure(server, sha, n, pipeline):
-    """Server CPU microseconds per EVALSHA over one redis-benchmark run."""
+    """Server (user, system) CPU microseconds per EVALSHA over one redis-benchmark run."""
     before = server.cpu_seconds()
     subprocess.run(
         ["redis-benchmark", "-h", "127.0.0.1", "-p", str(server.port), "-n", str(n),
          "-P", str(pipeline), "-q", "evalsha", sha, "0"],
         check=True, capture_output=True, timeout=600,
     )
-    return (server.cpu_seconds() - before) / n * 1e6
+    after = server.cpu_seconds()
+    return tuple((a - b) / n * 1e6 for a, b in zip(after, before))
 
 
 def main():
@@ -105,6 +108,7 @@ def main():
     ap.add_argument("-n", type=int, default=200000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--pipelines", default="1,16")
+    ap.add_argument("--split", action="store_true")
     a = ap.parse_args()
     impls = [("redis", a.redis), ("tandem", a.tandem)]
     if a.base:
@@ -120,15 +124,17 @@ def main():
             if len(found) != 1:
                 raise RuntimeError(f"servers disagree on the sha of {label!r}: {found}")
             shas[label] = found.pop()
-        results = {}
+        results, split = {}, {}
         for rep in range(a.reps):
             for label, sha in shas.items():
                 for p in pipelines:
                     order = servers if rep % 2 == 0 else list(reversed(servers))
                     for s in order:
-                        us = measure(s, sha, a.n, p)
-                        results.setdefault((label, p, s.name), []).append(us)
-                        print(f"rep {rep + 1} {label} -P{p} {s.name}: {us:.2f} us/call",
+                        user, system = measure(s, sha, a.n, p)
+                        results.setdefault((label, p, s.name), []).append(user + system)
+                        split.setdefault((label, p, s.name), []).append((user, system))
+                        print(f"rep {rep + 1} {label} -P{p} {s.name}: {user + system:.2f} "
+                              f"us/call (user {user:.2f}, system {system:.2f})",
                               file=sys.stderr, flush=True)
         names = [s.name for s in servers]
         head = "| script | -P | " + " | ".join(f"{n} µs/call" for n in names)
@@ -141,6 +147,19 @@ def main():
                 cells = [f"{med[n]:.2f}" for n in names]
                 cells += [f"{med[n] / med['redis']:.2f}x" for n in names if n != "redis"]
                 print(f"| {label} | {p} | " + " | ".join(cells) + " |")
+        if a.split:
+            print()
+            print("| script | -P | " + " | ".join(f"{n} user / system µs" for n in names) + " |")
+            print("|" + "---|" * (2 + len(names)))
+            for label in shas:
+                for p in pipelines:
+                    cells = []
+                    for n in names:
+                        runs = split[(label, p, n)]
+                        u = statistics.median(r[0] for r in runs)
+                        st = statistics.median(r[1] for r in runs)
+                        cells.append(f"{u:.2f} / {st:.2f}")
+                    print(f"| {label} | {p} | " + " | ".join(cells) + " |")
     finally:
         for s in servers:
             s.stop()

@@ -595,8 +595,11 @@ fn call_argv(
             let op = match rewrite {
                 Some(r) => r,
                 // A blocking command still needs its argv below.
-                None if matches!(action, Some(Action::Block { .. })) => argv.to_vec(),
-                None => std::mem::replace(&mut argv_cow, Cow::Borrowed(&[])).into_owned(),
+                None if matches!(action, Some(Action::Block { .. })) => pooled_op(store, argv),
+                None => match std::mem::replace(&mut argv_cow, Cow::Borrowed(&[])) {
+                    Cow::Owned(v) => v,
+                    Cow::Borrowed(a) => pooled_op(store, a),
+                },
             };
             store.propagated.push((db, op));
         }
@@ -665,19 +668,31 @@ pub fn finish_propagation(store: &mut Store, before: usize) {
     if added > 1 {
         let first_db = store.propagated[before].0;
         let last_db = store.propagated[store.propagated.len() - 1].0;
-        store
-            .propagated
-            .insert(before, (first_db, vec![Bytes::from_static(b"MULTI")]));
+        let multi = pooled_op(store, &[Bytes::from_static(b"MULTI")]);
+        store.propagated.insert(before, (first_db, multi));
         // MULTI/EXEC go to both destinations; the ops after MULTI moved by one.
         for (i, _) in store.propagate_only.iter_mut() {
             if *i >= before {
                 *i += 1;
             }
         }
-        store
-            .propagated
-            .push((last_db, vec![Bytes::from_static(b"EXEC")]));
+        let exec = pooled_op(store, &[Bytes::from_static(b"EXEC")]);
+        store.propagated.push((last_db, exec));
     }
+}
+
+/// How many emptied op vectors [`flush_propagated`] keeps for reuse, and the largest
+/// capacity it keeps (a command with many arguments frees its vector as before).
+const OP_POOL_MAX: usize = 64;
+const OP_POOL_CAPACITY_MAX: usize = 16;
+
+/// A propagated op holding a copy of `argv`, in a vector of the store's pool when
+/// there is one (a script's `redis.call` and MULTI/EXEC copy their op; a client's
+/// own argv is moved in without one).
+fn pooled_op(store: &mut Store, argv: &[Bytes]) -> Vec<Bytes> {
+    let mut v = store.op_pool.pop().unwrap_or_default();
+    v.extend_from_slice(argv);
+    v
 }
 
 /// Hands the propagated ops to the replication stream and the AOF.
@@ -694,7 +709,12 @@ pub fn flush_propagated(server: &Arc<Server>, store: &mut Store) {
         let only = std::mem::take(&mut store.propagate_only);
         crate::propagate::feed_split(server, store, &ops, &only);
     }
-    ops.clear();
+    for (_, mut argv) in ops.drain(..) {
+        if store.op_pool.len() < OP_POOL_MAX && argv.capacity() <= OP_POOL_CAPACITY_MAX {
+            argv.clear();
+            store.op_pool.push(argv);
+        }
+    }
     if store.propagated.is_empty() {
         store.propagated = ops;
     }

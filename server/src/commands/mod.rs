@@ -179,11 +179,11 @@ impl Command {
 
     /// [`Command::key_positions`] without collecting them: no allocation for a
     /// command with fixed key positions (the dispatch walks them after every write).
-    pub fn key_positions_iter(&self, argv: &[Bytes]) -> impl Iterator<Item = usize> + use<> {
+    pub fn key_positions_iter(&self, argv: &[Bytes]) -> KeyPositions {
         let argc = argv.len();
-        let (listed, range) = match self.keys_fn {
-            Some(f) => (f(argv), None),
-            None if self.first_key <= 0 => (Vec::new(), None),
+        let (listed, next, last, step) = match self.keys_fn {
+            Some(f) => (f(argv), 1, 0, 1),
+            None if self.first_key <= 0 => (Vec::new(), 1, 0, 1),
             None => {
                 let last = if self.last_key < 0 {
                     argc as i32 + self.last_key
@@ -191,14 +191,55 @@ impl Command {
                     self.last_key
                 };
                 let step = self.step.max(1) as usize;
-                let range = (self.first_key as usize..=last.max(0) as usize).step_by(step);
-                (Vec::new(), Some(range))
+                (
+                    Vec::new(),
+                    self.first_key as usize,
+                    last.max(0) as usize,
+                    step,
+                )
             }
         };
-        listed
-            .into_iter()
-            .chain(range.into_iter().flatten())
-            .filter(move |&i| i < argc)
+        KeyPositions {
+            listed: listed.into_iter(),
+            next,
+            last,
+            step,
+            argc,
+        }
+    }
+}
+
+/// The key positions of a command's argv ([`Command::key_positions_iter`]): those a
+/// key function listed, then `next..=last` by `step`, all below `argc`. A plain
+/// loop: the chained, stepped and filtered iterator it replaces took ~230
+/// instructions to yield the one key of an INCR.
+#[derive(Debug)]
+pub struct KeyPositions {
+    listed: std::vec::IntoIter<usize>,
+    next: usize,
+    last: usize,
+    step: usize,
+    argc: usize,
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if let Some(i) = self.listed.by_ref().find(|&i| i < self.argc) {
+            return Some(i);
+        }
+        let i = self.next;
+        // The range only grows: past `argc` nothing more can qualify.
+        if i > self.last || i >= self.argc {
+            return None;
+        }
+        self.next = i.saturating_add(self.step);
+        if self.next == i {
+            self.last = 0;
+            self.next = 1;
+        }
+        Some(i)
     }
 }
 

@@ -257,14 +257,10 @@ fn lua_failure(e: &mlua::Error, label: &str) -> ScriptFailed {
 /// context, and the script's own client (its db follows SELECT inside the script).
 struct RunEnv<'a, 'b> {
     ctx: &'a mut Ctx<'b>,
-    client: ClientState,
+    spare: &'a mut Spare,
     rules: ScriptRules,
     busy: &'a Busy,
     flags: &'a vm::RunFlags,
-    reply: Reply,
-    /// The arena of the calls' small arguments (see [`ARG_CHUNK`]).
-    arg_buf: bytes::BytesMut,
-    argv: Vec<Bytes>,
     /// The error the current call raises.
     err_text: String,
 }
@@ -314,47 +310,52 @@ fn run_in_vm(
     out: &mut Reply,
 ) -> Result<raw::Ran, ScriptFailed> {
     vm.flags.reset();
-    // The script's client and buffers are kept from run to run.
-    let (mut client, reply, argv, arg_buf) = scripts(ctx)
+    // The script's client and buffers are kept from run to run, in their box (moving
+    // them out and back cost an allocation and two copies of the client per run).
+    let mut spare: Box<Spare> = scripts(ctx)
         .spare
         .take()
         .and_then(|b| b.downcast::<Spare>().ok())
-        .map_or_else(
-            || {
-                let arena = bytes::BytesMut::with_capacity(ARG_CHUNK);
-                (ClientState::new(0), Reply::new(false), Vec::new(), arena)
-            },
-            |b| *b,
-        );
+        .unwrap_or_else(|| {
+            Box::new(Spare {
+                client: ClientState::new(0),
+                reply: Reply::new(false),
+                argv: Vec::new(),
+                arg_buf: bytes::BytesMut::with_capacity(ARG_CHUNK),
+            })
+        });
+    let client = &mut spare.client;
     client.id = ctx.client.id;
     client.db = ctx.client.db;
     client.authenticated = true;
     client.is_master = ctx.client.is_master;
     client.user = ctx.client.user.clone();
     let env = RefCell::new(RunEnv {
-        ctx,
-        client,
+        ctx: &mut *ctx,
+        spare: &mut spare,
         rules,
         busy,
         flags: &vm.flags,
-        reply,
-        arg_buf,
-        argv,
         err_text: String::new(),
     });
     slot.store(&env as *const RefCell<RunEnv> as usize, Ordering::Release);
     let lent = Lent(slot);
     let ran = raw::run(&vm.lua, &vm.refs, &vm.flags, run, out);
     drop(lent);
-    let mut env = env.into_inner();
-    env.argv.clear();
-    let spare: Spare = (env.client, env.reply, env.argv, env.arg_buf);
-    scripts(env.ctx).spare = Some(Box::new(spare));
+    drop(env);
+    spare.argv.clear();
+    scripts(ctx).spare = Some(spare);
     ran.map_err(|e| lua_failure(&e, run.label))
 }
 
 /// The script client, reply buffer, argv and argument arena kept between runs.
-type Spare = (ClientState, Reply, Vec<Bytes>, bytes::BytesMut);
+struct Spare {
+    client: ClientState,
+    reply: Reply,
+    argv: Vec<Bytes>,
+    /// The arena of the calls' small arguments (see [`ARG_CHUNK`]).
+    arg_buf: bytes::BytesMut,
+}
 
 /// The smallest block of the argument arena. The arguments of `redis.call` up to
 /// `resp::SLICE_MAX` bytes are slices of one shared block, as a connection's
@@ -415,7 +416,7 @@ unsafe extern "C-unwind" fn redis_call_c(l: *mut mlua::ffi::lua_State) -> std::f
     let env = &*env.as_ptr();
     match outcome {
         CallOutcome::Reply => {
-            if raw::push_reply(l, &env.reply.buf) {
+            if raw::push_reply(l, &env.spare.reply.buf) {
                 1
             } else {
                 raise_error(l, b"ERR unexpected reply from command")
@@ -458,15 +459,18 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
     };
     let RunEnv {
         ctx,
-        client,
+        spare,
         rules,
         busy,
         flags,
-        reply,
-        arg_buf,
-        argv,
         err_text,
     } = &mut *env;
+    let Spare {
+        client,
+        reply,
+        argv,
+        arg_buf,
+    } = &mut **spare;
     // Small arguments go to the arena and become slices of it once all are read
     // (an empty placeholder in `argv` until then); `lens` says which is which.
     let mut lens: smallvec_lens::Lens = Default::default();
