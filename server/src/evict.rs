@@ -275,11 +275,20 @@ mod tests {
             log_factor: 10,
             decay_time: 1,
         };
-        let mut f = Lfu::init(t0);
-        for _ in 0..1_000 {
-            f = d.touch(f, t0);
-        }
-        assert!((15..60).contains(&(f & 0xFF)), "{}", f & 0xFF);
+        // Random draws: one run of 1,000 touches ends near 18 (Redis's documented figure for
+        // factor 10) but can stray a few steps; the mean of 20 runs is steady.
+        let runs = 20;
+        let total: u32 = (0..runs)
+            .map(|_| {
+                let mut f = Lfu::init(t0);
+                for _ in 0..1_000 {
+                    f = d.touch(f, t0);
+                }
+                f & 0xFF
+            })
+            .sum();
+        let mean = f64::from(total) / f64::from(runs);
+        assert!((16.0..21.0).contains(&mean), "{mean}");
     }
     use crate::types::Value;
 

@@ -652,12 +652,7 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 /// Marks a string a write left as Redis's `raw` encoding (edited in place), or re-encoded.
 /// Run on each key a write touched. Hashes, sets and sorted sets need nothing here: their
 /// shape is their encoding (types/hash.rs, set.rs, zset.rs convert as Redis does).
-pub fn note_encoding(
-    store: &mut Store,
-    (db, key): (usize, &[u8]),
-    cmd: &str,
-    argv: &[Bytes],
-) {
+pub fn note_encoding(store: &mut Store, (db, key): (usize, &[u8]), cmd: &str, argv: &[Bytes]) {
     const EDITS: &[&str] = &[
         "setrange",
         "setbit",
