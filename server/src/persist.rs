@@ -25,7 +25,6 @@
 use crate::db::Db;
 use crate::rdb;
 use crate::server::{now_ms, Server, Store};
-use crate::types::hash::Limits;
 use crate::{notice, warning};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -416,7 +415,7 @@ pub async fn cron(server: Arc<Server>) {
 fn load_into(
     path: &Path,
     databases: usize,
-    (key_delay, hash): (i32, Limits),
+    (key_delay, shapes): (i32, rdb::Shapes),
 ) -> Result<(Vec<Db>, rdb::LoadInfo), rdb::RdbError> {
     let f = std::fs::File::open(path)?;
     let mut r = BufReader::with_capacity(1 << 16, f);
@@ -427,7 +426,7 @@ fn load_into(
         &rdb::LoadOptions {
             now_ms: now_ms(),
             drop_expired: true,
-            hash,
+            shapes,
         },
         key_delay,
     )?;
@@ -471,7 +470,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), PersistError> {
         (
             Path::new(&c.dir).join(&c.dbfilename),
             c.databases,
-            (c.key_load_delay, Limits::of(&c)),
+            (c.key_load_delay, rdb::Shapes::of(&c)),
         )
     };
     if !path.exists() {
@@ -559,7 +558,7 @@ pub fn debug_reload(server: &Server, store: &mut Store) -> Result<(), String> {
     let t = Target::from_server(server);
     let tuning = {
         let c = server.config.read();
-        (c.key_load_delay, Limits::of(&c))
+        (c.key_load_delay, rdb::Shapes::of(&c))
     };
     let (dbs, info) = load_into(&t.path(), store.dbs.len(), tuning)
         .map_err(|e| PersistError::Reload(e).to_string())?;

@@ -424,3 +424,31 @@ fn a_small_set_costs_a_small_memory_usage() {
     assert!(ints < strs && strs < 150, "ints {ints} strs {strs}");
     assert!(big > 300 * 16, "a table of 300 members: {big}");
 }
+
+/// Loading follows the limit in force, as Redis's loader does: an intset over a lowered
+/// `set-max-intset-entries` loads as a hashtable, and a hashtable of few integers written
+/// under a low limit loads as an intset once the limit is raised again.
+#[test]
+fn loads_shape_sets_by_the_intset_limit_in_force() {
+    let mut p = Pair::start();
+    sadd_all(&mut p, "six", (1..=6).map(|i| i.to_string()));
+    assert_eq!(enc(&mut p, "six"), b("intset"));
+    same(&mut p, "CONFIG SET set-max-intset-entries 4");
+    same(&mut p, "DEBUG RELOAD");
+    assert_eq!(enc(&mut p, "six"), b("hashtable"));
+    sadd_all(&mut p, "five", (10..15).map(|i| i.to_string()));
+    assert_eq!(enc(&mut p, "five"), b("hashtable"));
+    same(&mut p, "CONFIG SET set-max-intset-entries 512");
+    same(&mut p, "DEBUG RELOAD");
+    for k in ["six", "five"] {
+        assert_eq!(enc(&mut p, k), b("intset"), "{k}");
+        same(&mut p, &format!("SMEMBERS {k}"));
+    }
+    // RESTORE reads by the same rule.
+    same(&mut p, "CONFIG SET set-max-intset-entries 3");
+    let R::Bulk(payload) = p.b.cmd("DUMP six") else {
+        panic!("DUMP six")
+    };
+    p.same(&[b"RESTORE", b"six:copy", b"0", &payload]);
+    assert_eq!(enc(&mut p, "six:copy"), b("hashtable"));
+}

@@ -470,3 +470,29 @@ fn memory_usage_reflects_the_compact_shape() {
     assert!(small < 120, "small zset usage {small}");
     assert!(big > small * 2, "big {big} vs small {small}");
 }
+
+/// Loading follows the limits in force, as Redis's loader does: a listpack over a lowered
+/// `zset-max-listpack-entries` loads as a skiplist, and a small skiplist loads as a listpack
+/// under the limits in force.
+#[test]
+fn loads_shape_sorted_sets_by_the_limits_in_force() {
+    let mut p = Both::start();
+    p.same("ZADD six 1 a 2 b 3 c 4 d 5 e 6 f");
+    assert_eq!(p.encoding("six"), listpack());
+    p.same("CONFIG SET zset-max-listpack-entries 4");
+    assert_eq!(p.a.cmd("DEBUG RELOAD"), R::ok());
+    assert_eq!(p.b.cmd("DEBUG RELOAD"), R::ok());
+    p.same_state("six");
+    assert_eq!(p.encoding("six"), skiplist());
+    p.same("ZADD three 1 x 2 y 3 z");
+    p.same("CONFIG SET zset-max-listpack-entries 2");
+    p.same("ZADD skip 1 x 2 y 3 z");
+    assert_eq!(p.encoding("skip"), skiplist());
+    p.same("CONFIG SET zset-max-listpack-entries 128");
+    assert_eq!(p.a.cmd("DEBUG RELOAD"), R::ok());
+    assert_eq!(p.b.cmd("DEBUG RELOAD"), R::ok());
+    for k in ["six", "three", "skip"] {
+        p.same_state(k);
+        assert_eq!(p.encoding(k), listpack(), "{k}");
+    }
+}

@@ -238,7 +238,7 @@ fn load_base(
     store: &mut Store,
     data: &[u8],
     name: &str,
-    (key_delay, hash): (i32, crate::types::hash::Limits),
+    (key_delay, shapes): (i32, rdb::Shapes),
 ) -> Result<usize, LoadError> {
     notice!("Reading RDB base file on AOF loading...");
     let mut slice = data;
@@ -249,7 +249,7 @@ fn load_base(
         &rdb::LoadOptions {
             now_ms: now_ms(),
             drop_expired: true,
-            hash,
+            shapes,
         },
         key_delay,
     )
@@ -293,7 +293,7 @@ pub(super) fn load_file(
     let start = if data.starts_with(b"REDIS") {
         let tuning = {
             let c = server.config.read();
-            (c.key_load_delay, crate::types::hash::Limits::of(&c))
+            (c.key_load_delay, rdb::Shapes::of(&c))
         };
         load_base(store, &data, name, tuning)?
     } else {

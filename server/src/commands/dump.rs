@@ -122,7 +122,7 @@ pub(super) fn restore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResu
     let load = rdb::LoadOptions {
         now_ms: ctx.now_ms,
         drop_expired: false,
-        hash: crate::types::hash::Limits::of(&ctx.config()),
+        shapes: rdb::Shapes::of(&ctx.config()),
     };
     let value = rdb::value_from_bytes(&argv[3], &load).map_err(|_| BAD_DATA)?;
     // Redis refuses empty collections in a payload like in an RDB file.

@@ -109,9 +109,42 @@ pub struct LoadOptions {
     pub now_ms: i64,
     /// Drop keys whose expiry is in the past (a master does; a replica keeps them).
     pub drop_expired: bool,
-    /// The hash encoding thresholds in force: a loaded hash takes the shape Redis
-    /// would give it under them (`Hash::from_loaded`).
+    /// The encoding thresholds in force: loaded values take their shapes from them.
+    pub shapes: Shapes,
+}
+
+/// The encoding thresholds in force when values are loaded (CONFIG SET applies to later
+/// loads too): a loaded hash, set or sorted set takes the shape Redis would give it under
+/// them, and OBJECT ENCODING after a load answers as Redis's does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shapes {
     pub hash: crate::types::hash::Limits,
+    pub zset: crate::types::zset::Limits,
+    pub set_max_intset_entries: usize,
+}
+
+impl Default for Shapes {
+    /// Redis 7.0's compiled-in defaults.
+    fn default() -> Self {
+        Shapes {
+            hash: crate::types::hash::Limits::default(),
+            zset: crate::types::zset::Limits::DEFAULT,
+            set_max_intset_entries: SET_MAX_INTSET_ENTRIES,
+        }
+    }
+}
+
+impl Shapes {
+    pub fn of(c: &crate::config::Config) -> Shapes {
+        Shapes {
+            hash: crate::types::hash::Limits::of(c),
+            zset: crate::types::zset::Limits {
+                entries: c.zset_max_listpack_entries,
+                value: c.zset_max_listpack_value,
+            },
+            set_max_intset_entries: c.set_max_intset_entries,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]

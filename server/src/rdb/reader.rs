@@ -8,7 +8,6 @@ use super::*;
 use crate::db::Db;
 use crate::types::hash::{Hash, Limits};
 use crate::types::stream::{Consumer, ConsumerGroup, PendingEntry, StreamId};
-use crate::types::zset::Limits as ZsetLimits;
 use crate::types::{Set, Stream, Value, ZSet};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -197,7 +196,7 @@ fn pairs_to_hash(entries: &[LpEntry], limits: &Limits) -> Option<Value> {
     ))))
 }
 
-fn pairs_to_zset(entries: &[LpEntry]) -> Option<Value> {
+fn pairs_to_zset(entries: &[LpEntry], shapes: &Shapes) -> Option<Value> {
     if entries.len() & 1 == 1 {
         return None;
     }
@@ -206,11 +205,10 @@ fn pairs_to_zset(entries: &[LpEntry]) -> Option<Value> {
         items.push((p[0].to_bytes(), lp_score(&p[1])?));
     }
     // A listpack stays one unless it has too many entries (Redis checks only the
-    // count here, not the member lengths). The reader has no configuration: the
-    // limits are Redis's defaults.
-    let lim = ZsetLimits {
+    // count here, not the member lengths).
+    let lim = crate::types::zset::Limits {
         value: u32::MAX as usize - 1,
-        ..ZsetLimits::DEFAULT
+        ..shapes.zset
     };
     Some(Value::ZSet(Box::new(ZSet::from_items(items, lim))))
 }
@@ -236,7 +234,7 @@ fn read_value<R: Read>(
             let n = rd.count()?;
             let mut s = Set::new();
             for _ in 0..n {
-                s.insert(&rd.string()?, SET_MAX_INTSET_ENTRIES);
+                s.insert(&rd.string()?, opts.shapes.set_max_intset_entries);
             }
             Value::Set(Box::new(s))
         }
@@ -256,7 +254,7 @@ fn read_value<R: Read>(
                 items.push((m, score));
             }
             // Small enough sets load compact, as Redis converts them after loading.
-            Value::ZSet(Box::new(ZSet::from_items(items, ZsetLimits::DEFAULT)))
+            Value::ZSet(Box::new(ZSet::from_items(items, opts.shapes.zset)))
         }
         T_HASH => {
             let n = rd.count()?;
@@ -266,7 +264,7 @@ fn read_value<R: Read>(
                 let v = rd.string()?;
                 pairs.push((f, v));
             }
-            Value::Hash(Box::new(Hash::from_loaded(pairs, false, &opts.hash)))
+            Value::Hash(Box::new(Hash::from_loaded(pairs, false, &opts.shapes.hash)))
         }
         T_HASH_ZIPMAP => {
             let blob = rd.string()?;
@@ -275,7 +273,7 @@ fn read_value<R: Read>(
                 .into_iter()
                 .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)))
                 .collect();
-            Value::Hash(Box::new(Hash::from_loaded(pairs, true, &opts.hash)))
+            Value::Hash(Box::new(Hash::from_loaded(pairs, true, &opts.shapes.hash)))
         }
         T_LIST_ZIPLIST => {
             let blob = rd.string()?;
@@ -288,7 +286,7 @@ fn read_value<R: Read>(
             let mut s = Set::new();
             let mut buf = itoa::Buffer::new();
             for i in v {
-                s.insert(buf.format(i).as_bytes(), SET_MAX_INTSET_ENTRIES);
+                s.insert(buf.format(i).as_bytes(), opts.shapes.set_max_intset_entries);
             }
             Value::Set(Box::new(s))
         }
@@ -297,7 +295,7 @@ fn read_value<R: Read>(
             let e = listpack::parse(&blob).ok_or_else(|| bad(rd, "invalid listpack"))?;
             let mut s = Set::new();
             for x in e.iter() {
-                s.insert(&x.to_bytes(), SET_MAX_INTSET_ENTRIES);
+                s.insert(&x.to_bytes(), opts.shapes.set_max_intset_entries);
             }
             Value::Set(Box::new(s))
         }
@@ -305,9 +303,9 @@ fn read_value<R: Read>(
             let blob = rd.string()?;
             let e = ziplist::parse(&blob).ok_or_else(|| bad(rd, "invalid ziplist"))?;
             let v = if t == T_ZSET_ZIPLIST {
-                pairs_to_zset(&e)
+                pairs_to_zset(&e, &opts.shapes)
             } else {
-                pairs_to_hash(&e, &opts.hash)
+                pairs_to_hash(&e, &opts.shapes.hash)
             };
             v.ok_or_else(|| bad(rd, "invalid ziplist pairs"))?
         }
@@ -315,9 +313,9 @@ fn read_value<R: Read>(
             let blob = rd.string()?;
             let e = listpack::parse(&blob).ok_or_else(|| bad(rd, "invalid listpack"))?;
             let v = if t == T_ZSET_LISTPACK {
-                pairs_to_zset(&e)
+                pairs_to_zset(&e, &opts.shapes)
             } else {
-                pairs_to_hash(&e, &opts.hash)
+                pairs_to_hash(&e, &opts.shapes.hash)
             };
             v.ok_or_else(|| bad(rd, "invalid listpack pairs"))?
         }

@@ -44,14 +44,14 @@ pub(super) type Loaded = (Vec<Db>, crate::rdb::LoadInfo);
 pub(super) fn load_streamed(
     rx: Receiver<Piece>,
     ndbs: usize,
-    (key_delay, hash): (i32, crate::types::hash::Limits),
+    (key_delay, shapes): (i32, crate::rdb::Shapes),
 ) -> Result<Loaded, SyncFileError> {
     let mut rd = ChunkReader::new(rx);
     let mut dbs: Vec<Db> = (0..ndbs).map(|_| Db::new()).collect();
     let opts = codec::LoadOptions {
         now_ms: crate::server::now_ms(),
         drop_expired: false,
-        hash,
+        shapes,
     };
     let res = codec::load_delayed(&mut rd, &mut dbs, &opts, key_delay);
     let complete = res.is_ok() && rd.drain();

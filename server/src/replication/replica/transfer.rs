@@ -204,8 +204,8 @@ struct Settings {
     del_sync_file: bool,
     /// `key-load-delay`.
     key_delay: i32,
-    /// The hash encoding thresholds the loaded hashes are shaped by.
-    hash: crate::types::hash::Limits,
+    /// The encoding thresholds the loaded values are shaped by.
+    shapes: crate::rdb::Shapes,
 }
 
 impl Settings {
@@ -216,7 +216,7 @@ impl Settings {
             dbfilename: c.dbfilename.clone(),
             del_sync_file: c.rdb_del_sync_files && c.save.is_empty() && !c.appendonly,
             key_delay: c.key_load_delay,
-            hash: crate::types::hash::Limits::of(&c),
+            shapes: crate::rdb::Shapes::of(&c),
         }
     }
 }
@@ -231,12 +231,12 @@ struct Jobs {
 
 fn start_jobs(settings: &Settings) -> (Sinks, Jobs) {
     let (load_tx, load_rx) = tokio::sync::mpsc::channel(LOAD_DEPTH);
-    let (ndbs, key_delay, hash) = (settings.ndbs, settings.key_delay, settings.hash);
+    let (ndbs, key_delay, shapes) = (settings.ndbs, settings.key_delay, settings.shapes);
     let load = tokio::task::spawn_blocking(move || {
         // The load is bulk work: the replica's own event loop (and anything else
         // on the machine answering requests) preempts it when it wakes.
         let _bulk = crate::snapshot::BulkSlice::enter();
-        sync_file::load_streamed(load_rx, ndbs, (key_delay, hash))
+        sync_file::load_streamed(load_rx, ndbs, (key_delay, shapes))
     });
     let tmp = (!settings.dbfilename.is_empty()).then(sync_file::temp_name);
     let (file_tx, file) = match &tmp {
