@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let opts = rdb::LoadOptions {
         now_ms: 0,
         drop_expired: false,
+        ..Default::default()
     };
     let mut dbs = fresh();
     let mut input = data;
