@@ -9,17 +9,8 @@
 
 mod common;
 
-use common::{Conn, RealRedis, TestServer, R};
+use common::{Both, Conn, R};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-
-/// Tandem (DEBUG enabled) and a real Redis 7.0.15, one connection each.
-struct Both {
-    _ours: TestServer,
-    _theirs: RealRedis,
-    _dir: tempfile::TempDir,
-    a: Conn,
-    b: Conn,
-}
 
 fn shown(args: &[&[u8]]) -> Vec<String> {
     args.iter()
@@ -28,20 +19,6 @@ fn shown(args: &[&[u8]]) -> Vec<String> {
 }
 
 impl Both {
-    fn start() -> Both {
-        let ours = TestServer::start(&["--enable-debug-command", "yes"]);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
-        let (a, b) = (ours.conn(), theirs.conn());
-        Both {
-            _ours: ours,
-            _theirs: theirs,
-            _dir: dir,
-            a,
-            b,
-        }
-    }
-
     /// Sends `args` to both; the replies must be identical.
     fn same(&mut self, args: &[&[u8]]) -> R {
         let (ra, rb) = (self.a.cmd_args(args), self.b.cmd_args(args));

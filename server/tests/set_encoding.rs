@@ -7,61 +7,25 @@
 mod common;
 use common::*;
 
-/// Tandem (with DEBUG enabled, as Redis is here) and a real Redis 7.0.15.
-struct Pair {
-    _ours: TestServer,
-    _theirs: RealRedis,
-    _dir: tempfile::TempDir,
-    a: Conn,
-    b: Conn,
-}
-
-impl Pair {
-    fn start() -> Pair {
-        let ours = TestServer::start(&["--enable-debug-command", "yes"]);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
-        let (a, b) = (ours.conn(), theirs.conn());
-        Pair {
-            _ours: ours,
-            _theirs: theirs,
-            _dir: dir,
-            a,
-            b,
-        }
-    }
-
-    fn same(&mut self, args: &[&[u8]]) -> R {
-        let ra = self.a.cmd_args(args);
-        let rb = self.b.cmd_args(args);
-        let shown: Vec<String> = args
-            .iter()
-            .map(|x| String::from_utf8_lossy(x).chars().take(60).collect())
-            .collect();
-        assert_eq!(ra, rb, "reply to {shown:?} differs from Redis 7.0.15");
-        ra
-    }
-}
-
-fn enc(p: &mut Pair, key: &str) -> R {
+fn enc(p: &mut Both, key: &str) -> R {
     p.same(&[b"OBJECT", b"ENCODING", key.as_bytes()])
 }
 
 /// Sends `line` (split on spaces) to both servers and requires equal replies.
-fn same(p: &mut Pair, line: &str) -> R {
+fn same(p: &mut Both, line: &str) -> R {
     let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
     p.same(&args)
 }
 
 /// Sends `line` to both and requires the same members, in any order.
-fn same_members(p: &mut Pair, line: &str) -> std::collections::BTreeSet<Vec<u8>> {
+fn same_members(p: &mut Both, line: &str) -> std::collections::BTreeSet<Vec<u8>> {
     let ours = bulks(p.a.cmd(line));
     let theirs = bulks(p.b.cmd(line));
     assert_eq!(ours, theirs, "members of {line:?} differ from Redis 7.0.15");
     ours
 }
 
-fn sadd_all(p: &mut Pair, key: &str, members: impl Iterator<Item = String>) {
+fn sadd_all(p: &mut Both, key: &str, members: impl Iterator<Item = String>) {
     let mut args: Vec<Vec<u8>> = vec![b"SADD".to_vec(), key.as_bytes().to_vec()];
     args.extend(members.map(String::into_bytes));
     let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
@@ -70,7 +34,7 @@ fn sadd_all(p: &mut Pair, key: &str, members: impl Iterator<Item = String>) {
 
 #[test]
 fn intset_up_to_512_members_in_ascending_order_then_hashtable() {
-    let mut p = Pair::start();
+    let mut p = Both::start();
     // Added in a scrambled order, with negatives, so order is the intset's own.
     for i in 0..511i64 {
         let m = (i * 7919) % 511 - 255;
@@ -100,7 +64,7 @@ fn intset_up_to_512_members_in_ascending_order_then_hashtable() {
 
 #[test]
 fn integer_widths_keep_ascending_order_in_every_reply() {
-    let mut p = Pair::start();
+    let mut p = Both::start();
     let members = [
         "5",
         "-3",
@@ -137,7 +101,7 @@ fn integer_widths_keep_ascending_order_in_every_reply() {
 
 #[test]
 fn non_canonical_integers_make_a_hashtable() {
-    let mut p = Pair::start();
+    let mut p = Both::start();
     for (i, m) in [
         "007",
         "+1",
@@ -167,7 +131,7 @@ fn non_canonical_integers_make_a_hashtable() {
 
 #[test]
 fn small_string_sets_grow_by_count_and_length_reporting_hashtable() {
-    let mut p = Pair::start();
+    let mut p = Both::start();
     for i in 0..130 {
         same(&mut p, &format!("SADD c m{i}"));
         if (126..130).contains(&i) {
@@ -195,7 +159,7 @@ fn small_string_sets_grow_by_count_and_length_reporting_hashtable() {
 
 #[test]
 fn config_set_of_the_intset_limit_applies_to_later_writes() {
-    let mut p = Pair::start();
+    let mut p = Both::start();
     sadd_all(&mut p, "a", (1..=10).map(|i| i.to_string()));
     same(&mut p, "CONFIG SET set-max-intset-entries 4");
     assert_eq!(enc(&mut p, "a"), b("intset"), "no write yet");
@@ -228,7 +192,7 @@ fn config_set_of_the_intset_limit_applies_to_later_writes() {
 
 #[test]
 fn every_set_write_at_the_intset_boundary() {
-    let mut p = Pair::start();
+    let mut p = Both::start();
     let full = || (0..512).map(|i| i.to_string());
     // SMOVE: an integer into a full intset converts it; a string into an intset too.
     sadd_all(&mut p, "full", full());
@@ -284,7 +248,7 @@ fn every_set_write_at_the_intset_boundary() {
 
 #[test]
 fn both_shapes_survive_reload_and_restore_both_ways() {
-    let mut p = Pair::start();
+    let mut p = Both::start();
     sadd_all(&mut p, "ints", (0..300).map(|i| (i * 1000 - 7).to_string()));
     sadd_all(
         &mut p,
@@ -332,12 +296,12 @@ fn both_shapes_survive_reload_and_restore_both_ways() {
 
 #[test]
 fn sscan_of_an_intset_is_one_reply_and_of_a_hashtable_covers_every_member() {
-    let mut p = Pair::start();
+    let mut p = Both::start();
     sadd_all(&mut p, "i", (0..300).map(|i| (300 - i).to_string()));
     same(&mut p, "SSCAN i 0");
     same(&mut p, "SSCAN i 0 COUNT 5 MATCH 1*");
     sadd_all(&mut p, "h", (0..300).map(|i| format!("k{i}")));
-    for c in [&mut p.a, &mut p.b] {
+    for c in [&mut p.0.a, &mut p.0.b] {
         let mut seen = std::collections::BTreeSet::new();
         let mut cursor = b"0".to_vec();
         for _ in 0..1000 {
@@ -361,7 +325,7 @@ fn sscan_of_an_intset_is_one_reply_and_of_a_hashtable_covers_every_member() {
 
 #[test]
 fn random_members_stay_members_with_every_count() {
-    let mut p = Pair::start();
+    let mut p = Both::start();
     sadd_all(&mut p, "i", (0..50).map(|i| i.to_string()));
     sadd_all(&mut p, "s", (0..50).map(|i| format!("s{i}")));
     sadd_all(&mut p, "h", (0..300).map(|i| format!("h{i}")));
@@ -430,7 +394,7 @@ fn a_small_set_costs_a_small_memory_usage() {
 /// under a low limit loads as an intset once the limit is raised again.
 #[test]
 fn loads_shape_sets_by_the_intset_limit_in_force() {
-    let mut p = Pair::start();
+    let mut p = Both::start();
     sadd_all(&mut p, "six", (1..=6).map(|i| i.to_string()));
     assert_eq!(enc(&mut p, "six"), b("intset"));
     same(&mut p, "CONFIG SET set-max-intset-entries 4");

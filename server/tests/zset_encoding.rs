@@ -6,30 +6,7 @@
 mod common;
 use common::*;
 
-/// Tandem and Redis, each with one connection (DEBUG enabled on both).
-struct Both {
-    _ours: TestServer,
-    _theirs: RealRedis,
-    _dir: tempfile::TempDir,
-    a: Conn,
-    b: Conn,
-}
-
 impl Both {
-    fn start() -> Both {
-        let ours = TestServer::start(&["--enable-debug-command", "yes"]);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
-        let (a, b) = (ours.conn(), theirs.conn());
-        Both {
-            _ours: ours,
-            _theirs: theirs,
-            _dir: dir,
-            a,
-            b,
-        }
-    }
-
     fn same(&mut self, line: &str) -> R {
         let ra = self.a.cmd(line);
         let rb = self.b.cmd(line);

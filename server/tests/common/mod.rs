@@ -373,6 +373,29 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// A [`Pair`] whose Tandem also has DEBUG enabled (DEBUG RELOAD, DEBUG OBJECT), as the
+/// test Redis has; a test file adds its own comparison helpers with `impl Both`.
+pub struct Both(pub Pair);
+
+impl Both {
+    pub fn start() -> Both {
+        Both(Pair::start_with(&["--enable-debug-command", "yes"]))
+    }
+}
+
+impl std::ops::Deref for Both {
+    type Target = Pair;
+    fn deref(&self) -> &Pair {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Both {
+    fn deref_mut(&mut self) -> &mut Pair {
+        &mut self.0
+    }
+}
+
 /// Tandem and a real Redis 7.0.15, each with one connection, for differential tests.
 pub struct Pair {
     _ours: TestServer,
@@ -384,7 +407,13 @@ pub struct Pair {
 
 impl Pair {
     pub fn start() -> Pair {
-        let ours = TestServer::start(&[]);
+        Pair::start_with(&[])
+    }
+
+    /// Like [`Pair::start`], with extra arguments for Tandem (the test Redis already has
+    /// DEBUG enabled, so `--enable-debug-command yes` makes the two alike).
+    pub fn start_with(ours_args: &[&str]) -> Pair {
+        let ours = TestServer::start(ours_args);
         let dir = tempfile::tempdir().expect("tempdir");
         let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
         let (a, b) = (ours.conn(), theirs.conn());
