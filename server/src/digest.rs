@@ -182,7 +182,7 @@ mod tests {
             z.insert(
                 Bytes::from_static(b"a"),
                 score,
-                crate::types::zset::Limits::DEFAULT,
+                crate::types::zset::Limits::ZSET,
             );
             let mut db = Db::new();
             db.set(Bytes::from_static(b"z"), Value::ZSet(Box::new(z)), 0);

@@ -115,22 +115,22 @@ fn dataset() -> Vec<Db> {
         ("d", 1e100),
         ("e", 0.1),
     ] {
-        z.insert(b(m), s, Limits::DEFAULT);
+        z.insert(b(m), s, Limits::ZSET);
     }
-    z.insert(b("inf"), f64::INFINITY, Limits::DEFAULT);
-    z.insert(b("-inf"), f64::NEG_INFINITY, Limits::DEFAULT);
+    z.insert(b("inf"), f64::INFINITY, Limits::ZSET);
+    z.insert(b("-inf"), f64::NEG_INFINITY, Limits::ZSET);
     d.set(b("zsmall"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
     for i in 0..400 {
         z.insert(
             b(&format!("member{i}")),
             i as f64 / 7.0 - 20.0,
-            Limits::DEFAULT,
+            Limits::ZSET,
         );
     }
     d.set(b("zbig"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
-    z.insert(Bytes::from(vec![b'm'; 100]), 5.0, Limits::DEFAULT);
+    z.insert(Bytes::from(vec![b'm'; 100]), 5.0, Limits::ZSET);
     d.set(b("zlongmember"), Value::ZSet(Box::new(z)), 0);
     dbs[1].set(b("db1key"), Value::Str(b("one").into()), 0);
     dbs[1].set_with_expire(b("db1ttl"), Value::Str(b("t").into()), Some(FAR + 99), 0);
@@ -287,7 +287,7 @@ fn read_back(c: &mut Conn, like: &[Db]) -> Vec<Db> {
                             "-inf" => f64::NEG_INFINITY,
                             s => s.parse().unwrap(),
                         };
-                        z.insert(p[0].clone(), s, Limits::DEFAULT);
+                        z.insert(p[0].clone(), s, Limits::ZSET);
                     }
                     Value::ZSet(Box::new(z))
                 }

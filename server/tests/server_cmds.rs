@@ -698,7 +698,7 @@ fn digest_algorithm_matches_real_redis_for_every_type() {
         ("d", 1e20),
         ("e", f64::INFINITY),
     ] {
-        z.insert(b(m), sc, Limits::DEFAULT);
+        z.insert(b(m), sc, Limits::ZSET);
     }
     db.set(b("zset"), Value::ZSet(Box::new(z.clone())), 0);
     // A large sorted set (skiplist encoding in Redis) digests the same way.
@@ -707,7 +707,7 @@ fn digest_algorithm_matches_real_redis_for_every_type() {
     for i in 0..200 {
         args.push(format!("{}.5", i).into_bytes());
         args.push(format!("member-{i}").into_bytes());
-        big.insert(b(&format!("member-{i}")), i as f64 + 0.5, Limits::DEFAULT);
+        big.insert(b(&format!("member-{i}")), i as f64 + 0.5, Limits::ZSET);
     }
     let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
     assert_eq!(r.cmd_args(&refs), R::Int(200));

@@ -30,7 +30,7 @@ pub const COMMANDS: &[Command] = &[
 
 /// The compact-encoding thresholds in force (CONFIG SET applies to later writes).
 fn limits(ctx: &Ctx) -> Limits {
-    Limits::of(&ctx.config())
+    Limits::hash(&ctx.config())
 }
 
 fn hash_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut Hash>, CmdError> {

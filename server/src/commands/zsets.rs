@@ -115,11 +115,7 @@ fn owned<'a>(it: impl Iterator<Item = (&'a [u8], f64)>) -> Vec<(Bytes, f64)> {
 
 /// The listpack limits sorted sets are shaped by now (`zset-max-listpack-*`).
 pub fn limits(ctx: &Ctx) -> Limits {
-    let cfg = ctx.config();
-    Limits {
-        entries: cfg.zset_max_listpack_entries,
-        value: cfg.zset_max_listpack_value,
-    }
+    Limits::zset(&ctx.config())
 }
 
 /// Members, optionally with scores: RESP2 a flat array, RESP3 an array of pairs.
@@ -1462,9 +1458,9 @@ pub(crate) mod tests {
     #[test]
     fn encoding_follows_listpack_limits() {
         let mut z = ZSet::new();
-        z.insert(Bytes::from_static(b"a"), 1.0, Limits::DEFAULT);
+        z.insert(Bytes::from_static(b"a"), 1.0, Limits::ZSET);
         assert_eq!(z.encoding(), "listpack");
-        z.insert(Bytes::from(vec![b'x'; 65]), 2.0, Limits::DEFAULT);
+        z.insert(Bytes::from(vec![b'x'; 65]), 2.0, Limits::ZSET);
         assert_eq!(z.encoding(), "skiplist");
         z.remove(&[b'x'; 65]);
         assert_eq!(z.encoding(), "skiplist", "never converted back");

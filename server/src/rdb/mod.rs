@@ -118,8 +118,8 @@ pub struct LoadOptions {
 /// them, and OBJECT ENCODING after a load answers as Redis's does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shapes {
-    pub hash: crate::types::hash::Limits,
-    pub zset: crate::types::zset::Limits,
+    pub hash: crate::types::Limits,
+    pub zset: crate::types::Limits,
     pub set_max_intset_entries: usize,
 }
 
@@ -127,8 +127,8 @@ impl Default for Shapes {
     /// Redis 7.0's compiled-in defaults.
     fn default() -> Self {
         Shapes {
-            hash: crate::types::hash::Limits::default(),
-            zset: crate::types::zset::Limits::DEFAULT,
+            hash: crate::types::Limits::HASH,
+            zset: crate::types::Limits::ZSET,
             set_max_intset_entries: SET_MAX_INTSET_ENTRIES,
         }
     }
@@ -137,11 +137,8 @@ impl Default for Shapes {
 impl Shapes {
     pub fn of(c: &crate::config::Config) -> Shapes {
         Shapes {
-            hash: crate::types::hash::Limits::of(c),
-            zset: crate::types::zset::Limits {
-                entries: c.zset_max_listpack_entries,
-                value: c.zset_max_listpack_value,
-            },
+            hash: crate::types::Limits::hash(c),
+            zset: crate::types::Limits::zset(c),
             set_max_intset_entries: c.set_max_intset_entries,
         }
     }

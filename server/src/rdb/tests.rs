@@ -83,23 +83,19 @@ fn sample_dbs() -> Vec<Db> {
         0,
     );
     let mut z = ZSet::new();
-    z.insert(b("a"), 1.0, crate::types::zset::Limits::DEFAULT);
-    z.insert(b("b"), 2.5, crate::types::zset::Limits::DEFAULT);
-    z.insert(b("c"), -3.0, crate::types::zset::Limits::DEFAULT);
-    z.insert(b("d"), f64::INFINITY, crate::types::zset::Limits::DEFAULT);
-    z.insert(
-        b("e"),
-        f64::NEG_INFINITY,
-        crate::types::zset::Limits::DEFAULT,
-    );
-    z.insert(b("f"), 0.1, crate::types::zset::Limits::DEFAULT);
+    z.insert(b("a"), 1.0, crate::types::zset::Limits::ZSET);
+    z.insert(b("b"), 2.5, crate::types::zset::Limits::ZSET);
+    z.insert(b("c"), -3.0, crate::types::zset::Limits::ZSET);
+    z.insert(b("d"), f64::INFINITY, crate::types::zset::Limits::ZSET);
+    z.insert(b("e"), f64::NEG_INFINITY, crate::types::zset::Limits::ZSET);
+    z.insert(b("f"), 0.1, crate::types::zset::Limits::ZSET);
     d.set(b("z:small"), Value::ZSet(Box::new(z)), 0);
     let mut z = ZSet::new();
     for i in 0..500 {
         z.insert(
             b(&format!("m{i}")),
             i as f64 / 3.0,
-            crate::types::zset::Limits::DEFAULT,
+            crate::types::zset::Limits::ZSET,
         );
     }
     d.set(b("z:big"), Value::ZSet(Box::new(z)), 0);

@@ -31,32 +31,8 @@ use std::collections::HashMap;
 pub const COMPACT_MAX_BYTES: usize = 1 << 30;
 
 /// The thresholds of the compact encoding (`hash-max-listpack-entries` and
-/// `hash-max-listpack-value`), read from the configuration at each write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub entries: usize,
-    pub value: usize,
-}
-
-impl Default for Limits {
-    /// Redis 7.0's compiled-in defaults (its sample redis.conf says 128 entries).
-    fn default() -> Self {
-        Limits {
-            entries: 512,
-            value: 64,
-        }
-    }
-}
-
-impl Limits {
-    /// The thresholds in force (CONFIG SET applies to later writes and loads).
-    pub fn of(c: &crate::config::Config) -> Self {
-        Limits {
-            entries: c.hash_max_listpack_entries,
-            value: c.hash_max_listpack_value,
-        }
-    }
-}
+/// `hash-max-listpack-value`, `Limits::hash`), read from the configuration at each write.
+pub use super::Limits;
 
 #[derive(Debug, Clone)]
 pub struct Hash(Repr);
@@ -479,7 +455,7 @@ impl From<HashMapB> for Hash {
     /// A hash built in code (tests, tools): shaped as if loaded with the default
     /// limits from a hashtable body.
     fn from(m: HashMapB) -> Self {
-        Hash::from_loaded(m.into_iter().collect(), false, &Limits::default())
+        Hash::from_loaded(m.into_iter().collect(), false, &Limits::HASH)
     }
 }
 
@@ -532,7 +508,7 @@ mod tests {
 
     #[test]
     fn compact_keeps_insertion_order_and_replaces_in_place() {
-        let lim = Limits::default();
+        let lim = Limits::HASH;
         let mut h = Hash::new();
         assert!(h.insert(&b(b"a"), &b(b"1"), &lim));
         assert!(h.insert(&b(b"b"), &b(b"2"), &lim));
@@ -604,13 +580,13 @@ mod tests {
         assert!(!Hash::from_loaded(pairs(3, 1), true, &lim).is_compact());
         // A repeated field keeps its last value, once.
         let dup = vec![(b(b"a"), b(b"1")), (b(b"b"), b(b"2")), (b(b"a"), b(b"3"))];
-        let h = Hash::from_loaded(dup, true, &Limits::default());
+        let h = Hash::from_loaded(dup, true, &Limits::HASH);
         assert_eq!(h.len(), 2);
         assert_eq!(h.get(b"a"), Some(&b"3"[..]));
         // The same past the direct-comparison length.
         let mut long = pairs(40, 1);
         long.push((b(b"f7"), b(b"last")));
-        let h = Hash::from_loaded(long, true, &Limits::default());
+        let h = Hash::from_loaded(long, true, &Limits::HASH);
         assert_eq!((h.len(), h.get(b"f7")), (40, Some(&b"last"[..])));
         assert_eq!(h.iter().count(), 40);
     }
@@ -664,7 +640,7 @@ mod tests {
     #[test]
     fn memory_estimate_counts_the_compact_block() {
         let mut h = Hash::new();
-        let lim = Limits::default();
+        let lim = Limits::HASH;
         h.insert(&b(b"field:a"), &b(b"va:0000001"), &lim);
         h.insert(&b(b"field:b"), &b(b"vb:0000001"), &lim);
         // The box (a 32-byte chunk), then 4 one-byte lengths + 34 bytes: a 38-byte

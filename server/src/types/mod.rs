@@ -16,6 +16,44 @@ use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 pub use hash::Hash;
+
+/// The limits of a compact shape (Redis's `*-max-listpack-entries` and
+/// `*-max-listpack-value`): at most `entries` elements of at most `value` bytes each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub entries: usize,
+    pub value: usize,
+}
+
+impl Limits {
+    /// Redis 7.0's compiled-in `hash-max-listpack-*` (its sample redis.conf says 128
+    /// entries).
+    pub const HASH: Limits = Limits {
+        entries: 512,
+        value: 64,
+    };
+    /// Redis 7.0's `zset-max-listpack-*`.
+    pub const ZSET: Limits = Limits {
+        entries: 128,
+        value: 64,
+    };
+
+    /// The hash limits in force (CONFIG SET applies to later writes and loads).
+    pub fn hash(c: &crate::config::Config) -> Limits {
+        Limits {
+            entries: c.hash_max_listpack_entries,
+            value: c.hash_max_listpack_value,
+        }
+    }
+
+    /// The sorted-set limits in force.
+    pub fn zset(c: &crate::config::Config) -> Limits {
+        Limits {
+            entries: c.zset_max_listpack_entries,
+            value: c.zset_max_listpack_value,
+        }
+    }
+}
 pub use set::Set;
 pub use stream::Stream;
 pub use string::Str;

@@ -34,21 +34,11 @@ impl Ord for Score {
 }
 
 /// Redis's listpack limits for sorted sets (`zset-max-listpack-entries`,
-/// `zset-max-listpack-value`): the small shape holds at most `entries` members of at
-/// most `value` bytes each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub entries: usize,
-    pub value: usize,
-}
+/// `zset-max-listpack-value`, `Limits::zset`): the small shape holds at most `entries`
+/// members of at most `value` bytes each.
+pub use super::Limits;
 
 impl Limits {
-    /// Redis 7.0's defaults.
-    pub const DEFAULT: Limits = Limits {
-        entries: 128,
-        value: 64,
-    };
-
     /// Whether `n` members, the longest `longest` bytes, fit the small shape.
     fn admit(&self, n: usize, longest: usize) -> bool {
         n <= self.entries && longest <= self.value && longest < u32::MAX as usize
@@ -558,7 +548,7 @@ mod tests {
     fn zs(items: &[(&str, f64)]) -> ZSet {
         let mut z = ZSet::new();
         for (m, s) in items {
-            z.insert(Bytes::copy_from_slice(m.as_bytes()), *s, Limits::DEFAULT);
+            z.insert(Bytes::copy_from_slice(m.as_bytes()), *s, Limits::ZSET);
         }
         z
     }
@@ -618,7 +608,7 @@ mod tests {
     #[test]
     fn negative_zero_is_stored_as_zero() {
         let mut z = ZSet::new();
-        z.insert(Bytes::from_static(b"a"), -0.0, Limits::DEFAULT);
+        z.insert(Bytes::from_static(b"a"), -0.0, Limits::ZSET);
         assert!(z.score(b"a").is_some_and(|s| s.is_sign_positive()));
         let r = ScoreRange {
             min: incl(-0.0),
@@ -650,8 +640,8 @@ mod tests {
         assert!(std::mem::size_of::<ZSet>() <= 24);
         let mut z = ZSet::new();
         assert_eq!(z.heap_bytes(), 32, "an empty set owns no block");
-        z.insert(Bytes::from_static(b"ma:0000001"), 1.0, Limits::DEFAULT);
-        z.insert(Bytes::from_static(b"mb:0000001"), 2.0, Limits::DEFAULT);
+        z.insert(Bytes::from_static(b"ma:0000001"), 1.0, Limits::ZSET);
+        z.insert(Bytes::from_static(b"mb:0000001"), 2.0, Limits::ZSET);
         assert!(z.is_compact());
         // The 32-byte chunk of the box plus one 32-byte chunk of 24 bytes of pairs.
         assert_eq!(z.heap_bytes(), 64);
@@ -708,14 +698,14 @@ mod tests {
                 ]
             );
         }
-        assert!(ZSet::from_items(Vec::new(), Limits::DEFAULT).is_empty());
+        assert!(ZSet::from_items(Vec::new(), Limits::ZSET).is_empty());
     }
 
     #[test]
     fn negative_zero_equals_zero_and_stays_in_the_big_shape_only() {
         let mut small = ZSet::new();
-        small.insert(Bytes::from_static(b"x"), -0.0, Limits::DEFAULT);
-        small.insert(Bytes::from_static(b"a"), 0.0, Limits::DEFAULT);
+        small.insert(Bytes::from_static(b"x"), -0.0, Limits::ZSET);
+        small.insert(Bytes::from_static(b"a"), 0.0, Limits::ZSET);
         let mut big = ZSet::new();
         big.insert(Bytes::from_static(b"x"), -0.0, lim(0, 0));
         big.insert(Bytes::from_static(b"a"), 0.0, lim(0, 0));
@@ -753,7 +743,7 @@ mod tests {
         for (lim, compact_at_end) in [
             (small_only, Some(true)),
             (big_only, Some(false)),
-            (Limits::DEFAULT, None),
+            (Limits::ZSET, None),
         ] {
             model_run(lim, compact_at_end);
         }
