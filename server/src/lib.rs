@@ -33,6 +33,7 @@ pub mod rdb;
 pub mod redact;
 pub mod replication;
 pub mod resp;
+pub mod rounds;
 pub mod scripting;
 pub mod server;
 pub mod shutdown;

@@ -121,6 +121,8 @@ fn main() {
         .max(1);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
+        // Replies of a round go out together before the worker sleeps (`rounds`).
+        .on_thread_park(tandem_server::rounds::end_round)
         .enable_all()
         .build()
     {

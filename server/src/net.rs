@@ -5,10 +5,13 @@ use crate::commands::ClientState;
 use crate::exec::{self, Outcome};
 use crate::pubsub::PubMsg;
 use crate::resp::{Reply, Request, RequestParser};
+use crate::rounds::Outbox;
 use crate::server::{ClientHandle, ClientInfo, Server, Stats};
 use crate::tls::Stream;
 use bytes::{Bytes, BytesMut};
+use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -248,6 +251,14 @@ async fn serve(
     mut msg_rx: mpsc::UnboundedReceiver<PubMsg>,
 ) {
     let handle = conn.handle.clone();
+    // Plain TCP replies go out at the end of the scheduling round (`crate::rounds`);
+    // TLS records are written by rustls as before. The guard, dropped before the
+    // socket, stops round-end writes to it.
+    let outbox = match &stream {
+        Stream::Plain(s) => Outbox::new(s.as_fd()).ok(),
+        Stream::Tls(_) => None,
+    };
+    let _closing = CloseOutbox(outbox.clone());
     let mut shutdown = server.shutdown.subscribe();
     // Built once, not in every `select!` below: with one request per wake-up (-P 1)
     // registering and dropping these waiters was about a tenth of the loop's work.
@@ -271,19 +282,34 @@ async fn serve(
             Ok(false) => break 'conn,
             Err(_) => break 'conn,
         }
-        if !conn.out.is_empty() {
-            // A peer that does not read must not hold this task forever: a kill (an
-            // output limit, CLIENT KILL) or shutdown ends the write.
-            tokio::select! {
-                // Biased, the write first: a write that completes at once (the common
-                // case) costs no polling of the other two.
-                biased;
-                r = stream.write_all(&conn.out.buf) => if r.is_err() { break 'conn },
-                _ = &mut killed => break 'conn,
-                _ = &mut shut => break 'conn,
+        let stalled = outbox.as_ref().is_some_and(|o| o.stalled());
+        if !conn.out.is_empty() || stalled {
+            let n = conn.out.len() as u64;
+            let deferred = match &outbox {
+                Some(o) if !stalled && !conn.client.is_replica => {
+                    let buf = &mut conn.out.buf;
+                    std::future::poll_fn(|cx| Poll::Ready(o.defer(buf, cx.waker()))).await
+                }
+                _ => false,
+            };
+            if !deferred {
+                // Replies an earlier round could not send go first.
+                if let Some(o) = &outbox {
+                    o.take_into(&mut conn.out.buf);
+                }
+                // A peer that does not read must not hold this task forever: a kill
+                // (an output limit, CLIENT KILL) or shutdown ends the write.
+                tokio::select! {
+                    // Biased, the write first: a write that completes at once (the
+                    // common case) costs no polling of the other two.
+                    biased;
+                    r = stream.write_all(&conn.out.buf) => if r.is_err() { break 'conn },
+                    _ = &mut killed => break 'conn,
+                    _ = &mut shut => break 'conn,
+                }
+                conn.out.buf.clear();
             }
-            Stats::incr(&server.stats.net_output_bytes, conn.out.len() as u64);
-            conn.out.buf.clear();
+            Stats::incr(&server.stats.net_output_bytes, n);
             conn.written();
             if (!conn.pending.is_empty() || !conn.inbuf.is_empty()) && !conn.held {
                 // The batch may have stopped to write its replies out (REPLY_FLUSH): go
@@ -294,6 +320,15 @@ async fn serve(
         if conn.client.is_replica {
             // SYNC/PSYNC succeeded: the socket now carries the replication stream.
             // Requests parsed ahead of the hand-over go back in front of the bytes.
+            // Nothing is left for a round-end write once the stream changes hands.
+            if let Some(o) = &outbox {
+                let mut rest = Vec::new();
+                o.take_into(&mut rest);
+                o.close();
+                if !rest.is_empty() && stream.write_all(&rest).await.is_err() {
+                    break 'conn;
+                }
+            }
             let mut inbuf = BytesMut::new();
             let mut ahead = Vec::new();
             for argv in conn.pending.drain(..) {
@@ -349,6 +384,8 @@ async fn serve(
                 conn.drained += line.len() as u64;
                 conn.out.raw(&line);
             }
+            // A round-end write left replies in the outbox: this task writes them.
+            _ = std::future::poll_fn(|_| stall_watch(&outbox)), if outbox.is_some() => {}
             _ = sleep_until_opt(idle), if idle.is_some() => {
                 crate::verbose!("Closing idle client");
                 break 'conn;
@@ -357,9 +394,39 @@ async fn serve(
             _ = &mut shut => break 'conn,
         }
     }
-    if !conn.out.is_empty() && !handle.is_killed() {
-        // Last words (a protocol error's reply) get a bounded time to leave.
-        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&conn.out.buf)).await;
+    // Replies already handed to the outbox go out as if written before the end; last
+    // words (a protocol error's reply) only if the client was not killed. Both get a
+    // bounded time to leave.
+    let mut last = Vec::new();
+    if let Some(o) = &outbox {
+        o.take_into(&mut last);
+    }
+    if !handle.is_killed() {
+        last.extend_from_slice(&conn.out.buf);
+    }
+    if !last.is_empty() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&last)).await;
+    }
+}
+
+/// Closes a connection's outbox when its loop ends, however it ends (before the
+/// socket itself is dropped: the guard is a local of the loop, the socket its
+/// argument).
+struct CloseOutbox(Option<Arc<Outbox>>);
+
+impl Drop for CloseOutbox {
+    fn drop(&mut self) {
+        if let Some(o) = &self.0 {
+            o.close();
+        }
+    }
+}
+
+/// Ready once a round-end write left replies for the connection to write.
+fn stall_watch(outbox: &Option<Arc<Outbox>>) -> Poll<()> {
+    match outbox {
+        Some(o) if o.stalled() => Poll::Ready(()),
+        _ => Poll::Pending,
     }
 }
 

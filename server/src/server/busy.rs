@@ -276,7 +276,11 @@ impl Busy {
 pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            // This thread's round-end replies go out before it stops being a worker.
+            crate::rounds::leave_worker();
+            tokio::task::block_in_place(f)
+        }
         _ => f(),
     }
 }
@@ -293,6 +297,7 @@ fn release_worker() -> bool {
     if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
         return true;
     }
+    crate::rounds::leave_worker();
     tokio::task::block_in_place(|| {
         let ran = Arc::new(AtomicBool::new(false));
         let flag = ran.clone();
