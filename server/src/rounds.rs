@@ -92,7 +92,11 @@ pub fn leave_worker() {
 
 impl Round {
     fn write_all(&self) {
-        let Ok(mut list) = self.list.try_borrow_mut().map(|mut l| std::mem::take(&mut *l)) else {
+        let Ok(mut list) = self
+            .list
+            .try_borrow_mut()
+            .map(|mut l| std::mem::take(&mut *l))
+        else {
             return;
         };
         for outbox in list.drain(..) {
@@ -257,7 +261,10 @@ mod tests {
         assert!(outbox.defer(&mut out, Waker::noop()));
         a.set_nonblocking(true).unwrap();
         let mut got = [0u8; 64];
-        assert!(a.read(&mut got).is_err(), "nothing is sent before the round ends");
+        assert!(
+            a.read(&mut got).is_err(),
+            "nothing is sent before the round ends"
+        );
         end_round();
         a.set_nonblocking(false).unwrap();
         let mut got = vec![0u8; 12];
@@ -283,7 +290,10 @@ mod tests {
             end_round();
         }
         let mut out = vec![b'y'; 10];
-        assert!(!outbox.defer(&mut out, Waker::noop()), "a stalled outbox is not added to");
+        assert!(
+            !outbox.defer(&mut out, Waker::noop()),
+            "a stalled outbox is not added to"
+        );
         outbox.take_into(&mut out);
         assert!(!outbox.stalled());
         assert!(out.len() > 10 && out.ends_with(b"yyyyyyyyyy"));

@@ -1,0 +1,149 @@
+//! Replies written at the end of the scheduling round (`server/src/rounds.rs`): every
+//! reply still reaches its client in order, a client that does not read is not
+//! buffered without bound, and replies handed over before a connection ends still go
+//! out.
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+fn used_memory(c: &mut Conn) -> u64 {
+    let R::Bulk(info) = c.cmd("INFO memory") else {
+        panic!("INFO reply");
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory")
+}
+
+/// A pipeline whose replies (about 44 MB) are far more than the socket holds, sent
+/// by a client that reads nothing until all of it is sent: the server stops reading
+/// when the client stops reading (its memory stays flat), then every reply arrives
+/// in order.
+#[test]
+fn a_client_that_reads_late_gets_every_reply_in_order_without_the_server_buffering_them() {
+    let s = TestServer::start(&[]);
+    let mut admin = s.conn();
+    let value = "v".repeat(200);
+    assert_eq!(admin.cmd(&format!("SET k {value}")), R::ok());
+    let before = used_memory(&mut admin);
+
+    const PAIRS: usize = 200_000;
+    let port: u16 = s.addr().rsplit(':').next().unwrap().parse().unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut writer = sock.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        for _ in 0..PAIRS {
+            batch.extend_from_slice(
+                b"*2\r\n$4\r\nINCR\r\n$1\r\nc\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+            );
+            if batch.len() > 64 * 1024 {
+                writer.write_all(&batch).unwrap();
+                batch.clear();
+            }
+        }
+        writer.write_all(&batch).unwrap();
+    });
+
+    // While nothing is read, the server holds back: it stops reading this client
+    // once the socket is full, so its memory does not grow by the replies' size.
+    let full = wait_until(Duration::from_secs(20), || {
+        matches!(admin.cmd("GET c"), R::Bulk(_))
+    });
+    assert!(full, "the server never ran the pipeline");
+    std::thread::sleep(Duration::from_millis(300));
+    let grown = used_memory(&mut admin).saturating_sub(before);
+    assert!(
+        grown < 16 << 20,
+        "server memory grew by {grown} bytes while the client did not read"
+    );
+    assert!(
+        !sender.is_finished(),
+        "the whole pipeline was accepted without back-pressure"
+    );
+
+    let mut reader = Conn {
+        stream: std::io::BufReader::new(sock),
+    };
+    for i in 1..=PAIRS as i64 {
+        assert_eq!(reader.read(), R::Int(i), "reply {i} out of order");
+        assert_eq!(reader.read(), R::Bulk(value.clone().into_bytes()));
+    }
+    sender.join().unwrap();
+    assert_eq!(admin.cmd("GET c"), R::bulk(&PAIRS.to_string()));
+}
+
+/// Many clients pipelining at once, each on its own counter: every client gets its
+/// own replies, complete and in order, however the rounds group them.
+#[test]
+fn concurrent_pipelines_each_get_their_own_replies_in_order() {
+    let s = TestServer::start(&[]);
+    let port: u16 = s.addr().rsplit(':').next().unwrap().parse().unwrap();
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut c = Conn::connect(port);
+                let key = format!("counter:{w}");
+                for round in 0..50 {
+                    let depth = 1 + (w + round) % 40;
+                    let mut batch = Vec::new();
+                    for _ in 0..depth {
+                        batch.extend_from_slice(
+                            format!("*2\r\n$4\r\nINCR\r\n${}\r\n{key}\r\n", key.len()).as_bytes(),
+                        );
+                    }
+                    c.send_raw(&batch);
+                    let done: i64 = (0..round).map(|r| 1 + (w + r) % 40).sum::<usize>() as i64;
+                    for i in 1..=depth as i64 {
+                        assert_eq!(c.read(), R::Int(done + i), "client {w} round {round}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+}
+
+/// A client that sends its requests and closes its side at once still gets every
+/// reply before the server closes the connection.
+#[test]
+fn a_half_closed_client_gets_its_replies() {
+    let s = TestServer::start(&[]);
+    let port: u16 = s.addr().rsplit(':').next().unwrap().parse().unwrap();
+    for _ in 0..20 {
+        let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sock.write_all(b"PING\r\nINCR n\r\nPING\r\n").unwrap();
+        sock.shutdown(Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        sock.read_to_end(&mut got).unwrap();
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with("+PONG\r\n:") && text.ends_with("\r\n+PONG\r\n"),
+            "{text:?}"
+        );
+    }
+}
+
+/// CLIENT KILL of the calling client (`SKIPME no`) answers `:1` before the
+/// connection closes, as in Redis: the reply handed over before the kill still goes
+/// out.
+#[test]
+fn a_client_killing_itself_gets_ok_then_eof() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    let R::Int(id) = c.cmd("CLIENT ID") else {
+        panic!("CLIENT ID");
+    };
+    assert_eq!(c.cmd(&format!("CLIENT KILL ID {id} SKIPME no")), R::Int(1));
+    assert!(c.is_closed());
+}
