@@ -83,7 +83,18 @@ fn a_client_that_reads_late_gets_every_reply_in_order_without_the_server_bufferi
 /// own replies, complete and in order, however the rounds group them.
 #[test]
 fn concurrent_pipelines_each_get_their_own_replies_in_order() {
-    let s = TestServer::start(&[]);
+    concurrent_pipelines(&[]);
+}
+
+/// The same with two runtime workers, whose rounds end independently while a
+/// connection may move between them.
+#[test]
+fn concurrent_pipelines_on_two_io_threads_each_get_their_own_replies_in_order() {
+    concurrent_pipelines(&["--io-threads", "2"]);
+}
+
+fn concurrent_pipelines(args: &[&str]) {
+    let s = TestServer::start(args);
     let port: u16 = s.addr().rsplit(':').next().unwrap().parse().unwrap();
     let workers: Vec<_> = (0..16)
         .map(|w| {
