@@ -564,12 +564,25 @@ struct LastCmd {
     has_sub: bool,
     /// A first argument too long to be worth copying (never a subcommand name).
     big_sub: Option<Bytes>,
+    /// Differs from what CLIENT LIST's `cmd=` was last built from. A client that
+    /// repeats one command (the common case) skips rebuilding it after every batch.
+    changed: bool,
 }
 
 impl LastCmd {
     const COPY_MAX: usize = 64;
 
     fn record(&mut self, argv: &[Bytes]) {
+        let same = self.big_sub.is_none()
+            && argv.first().is_some_and(|n| n[..] == self.name[..])
+            && match argv.get(1) {
+                Some(s) => self.has_sub && s[..] == self.sub[..],
+                None => !self.has_sub,
+            };
+        if same {
+            return;
+        }
+        self.changed = true;
         self.name.clear();
         if let Some(n) = argv.first() {
             self.name
@@ -937,9 +950,9 @@ impl Conn {
 
     /// Publishes the client's state for CLIENT LIST/INFO after a batch that ended at
     /// `at` (the batch's last clock reading: no clock read of its own).
-    fn update_info(&self, last_cmd: bool, at: Instant) {
+    fn update_info(&mut self, last_cmd: bool, at: Instant) {
         let mut info = self.handle.info.lock();
-        if last_cmd {
+        if last_cmd && std::mem::take(&mut self.last_cmd.changed) {
             let l = &self.last_cmd;
             crate::commands::connection::write_cmd_display_name(
                 &l.name,
