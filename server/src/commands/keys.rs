@@ -653,19 +653,9 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 /// Run on each key a write touched. Hashes, sets and sorted sets need nothing here: their
 /// shape is their encoding (types/hash.rs, set.rs, zset.rs convert as Redis does).
 pub fn note_encoding(store: &mut Store, (db, key): (usize, &[u8]), cmd: &str, argv: &[Bytes]) {
-    const EDITS: &[&str] = &[
-        "setrange",
-        "setbit",
-        "bitfield",
-        "bitop",
-        "append",
-        "incr",
-        "decr",
-        "incrby",
-        "decrby",
-        "incrbyfloat",
-    ];
-    // Other writes store a new value, which starts unmarked: no lookup for them.
+    const EDITS: &[&str] = &["setrange", "setbit", "bitfield", "bitop", "append"];
+    // Other writes store a new value, which starts unmarked, or (the INCR family) clear
+    // the mark themselves: no lookup for them.
     if !EDITS.contains(&cmd) {
         return;
     }
@@ -683,7 +673,6 @@ pub fn note_encoding(store: &mut Store, (db, key): (usize, &[u8]), cmd: &str, ar
                 let as_given = argv.get(2).is_some_and(|a| a[..] == s[..]);
                 e.meta.set_promoted(!as_given)
             }
-            "incr" | "decr" | "incrby" | "decrby" | "incrbyfloat" => e.meta.set_promoted(false),
             _ => {}
         }
     }

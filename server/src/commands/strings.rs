@@ -391,19 +391,23 @@ fn msetnx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn incr_by(ctx: &mut Ctx, out: &mut Reply, key: &Bytes, by: i64) -> CmdResult {
     // The value is replaced in place (one lookup, no key copy); a missing key is
     // created.
-    let new = match ctx.get_mut(key) {
+    let new = match ctx.lookup_write(key) {
         None => {
             let lru = ctx.lru;
             ctx.db().set_keep_ttl(key, Value::Str(int_str(by)), lru);
             by
         }
-        Some(Value::Str(s)) => {
+        Some(e) => {
+            let Value::Str(s) = e.value else {
+                return Err(err::WRONGTYPE);
+            };
             let old = crate::resp::parse_i64(s).ok_or(err::NOT_INT)?;
             let new = old.checked_add(by).ok_or(err::OVERFLOW)?;
             *s = int_str(new);
+            // An integer again, whatever edits came before (OBJECT ENCODING `int`).
+            e.meta.set_promoted(false);
             new
         }
-        Some(_) => return Err(err::WRONGTYPE),
     };
     ctx.dirty(1);
     ctx.notify(STRING, "incrby", key);
