@@ -18,6 +18,10 @@
 //! anything else, so replies keep their order and a client that does not read stops
 //! being read from, as before.
 //!
+//! A connection that runs a second batch before the round ended (a busy client: the
+//! worker may not park for a long time) ends the round on the spot: everything listed
+//! is written then, so one busy client cannot hold back the others' replies.
+//!
 //! A thread defers only while it is a worker that will park (the hook marks it); the
 //! thread that runs `block_on`, blocking-pool threads and a worker that hands its core
 //! away for a busy script (`leave_worker`) write directly.
@@ -155,7 +159,15 @@ impl Outbox {
                 if !st.queued {
                     st.queued = true;
                     list.push(self.clone());
+                    return true;
                 }
+                // The connection ran again before the round ended: it is busy (a deep
+                // pipeline, a stream of writes) and the worker may not park for a
+                // while, so the round ends here, as an event loop gives each client
+                // one read per turn and then writes.
+                drop(st);
+                drop(list);
+                r.write_all();
                 true
             })
             .unwrap_or(false)
@@ -250,15 +262,13 @@ mod tests {
     }
 
     #[test]
-    fn deferred_replies_go_out_in_order_at_the_end_of_the_round() {
+    fn deferred_replies_go_out_at_the_end_of_the_round() {
         let (mut a, b) = pair();
         let outbox = Outbox::new(b.as_fd()).unwrap();
         end_round(); // this thread now parks like a worker
         let mut out = b"+one\r\n".to_vec();
         assert!(outbox.defer(&mut out, Waker::noop()));
         assert!(out.is_empty());
-        let mut out = b"+two\r\n".to_vec();
-        assert!(outbox.defer(&mut out, Waker::noop()));
         a.set_nonblocking(true).unwrap();
         let mut got = [0u8; 64];
         assert!(
@@ -267,9 +277,9 @@ mod tests {
         );
         end_round();
         a.set_nonblocking(false).unwrap();
-        let mut got = vec![0u8; 12];
+        let mut got = vec![0u8; 6];
         a.read_exact(&mut got).unwrap();
-        assert_eq!(got, b"+one\r\n+two\r\n");
+        assert_eq!(got, b"+one\r\n");
         leave_worker();
     }
 
@@ -302,6 +312,29 @@ mod tests {
         let mut got = vec![0u8; in_socket];
         a.read_exact(&mut got).unwrap();
         assert!(got.iter().all(|&c| c == b'x'));
+        leave_worker();
+    }
+
+    #[test]
+    fn a_connection_deferring_twice_in_a_round_ends_the_round_for_everyone() {
+        let (mut a, b) = pair();
+        let (mut c, d) = pair();
+        let busy = Outbox::new(b.as_fd()).unwrap();
+        let other = Outbox::new(d.as_fd()).unwrap();
+        end_round();
+        assert!(other.defer(&mut b"+other\r\n".to_vec(), Waker::noop()));
+        assert!(busy.defer(&mut b"+one\r\n".to_vec(), Waker::noop()));
+        c.set_nonblocking(true).unwrap();
+        assert!(c.read(&mut [0u8; 16]).is_err(), "nothing written yet");
+        // The busy connection's second batch in the same round writes everything.
+        assert!(busy.defer(&mut b"+two\r\n".to_vec(), Waker::noop()));
+        c.set_nonblocking(false).unwrap();
+        let mut got = vec![0u8; 8];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(got, b"+other\r\n");
+        let mut got = vec![0u8; 12];
+        a.read_exact(&mut got).unwrap();
+        assert_eq!(got, b"+one\r\n+two\r\n");
         leave_worker();
     }
 

@@ -158,3 +158,61 @@ fn a_client_killing_itself_gets_ok_then_eof() {
     assert_eq!(c.cmd(&format!("CLIENT KILL ID {id} SKIPME no")), R::Int(1));
     assert!(c.is_closed());
 }
+
+/// A client streaming a pipeline without pause keeps the worker from ever running
+/// out of work; another client's replies must not wait for that stream to end.
+#[test]
+fn a_busy_pipelining_client_does_not_hold_back_another_clients_replies() {
+    let s = TestServer::start(&[]);
+    let port: u16 = s.addr().rsplit(':').next().unwrap().parse().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut writer = sock.try_clone().unwrap();
+    let stop_w = stop.clone();
+    let streamer = std::thread::spawn(move || {
+        let chunk = b"*2\r\n$4\r\nINCR\r\n$1\r\nb\r\n".repeat(2000);
+        let started = std::time::Instant::now();
+        let mut sent = 0;
+        // Bounded: 3 s or 4M commands, whichever comes first.
+        while !stop_w.load(std::sync::atomic::Ordering::Relaxed)
+            && started.elapsed() < Duration::from_secs(3)
+            && sent < 4_000_000
+        {
+            writer.write_all(&chunk).unwrap();
+            sent += 2000;
+        }
+        writer.shutdown(Shutdown::Write).unwrap();
+        sent
+    });
+    let mut sink = sock;
+    let drain = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0usize;
+        while let Ok(n) = sink.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        total
+    });
+    let mut c = s.conn();
+    let mut slowest = Duration::ZERO;
+    let mut pings = 0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        let t = std::time::Instant::now();
+        assert_eq!(c.cmd("PING"), R::Simple("PONG".into()));
+        slowest = slowest.max(t.elapsed());
+        pings += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = streamer.join().unwrap();
+    drain.join().unwrap();
+    assert!(sent > 100_000, "the stream was not busy: {sent} commands");
+    assert!(pings > 20, "only {pings} PINGs in 2 s");
+    assert!(
+        slowest < Duration::from_millis(250),
+        "a PING waited {slowest:?} behind the streaming client"
+    );
+}
