@@ -139,7 +139,14 @@ async fn send_disk_payload(
     // replica of the snapshot and never copied into a framed buffer.
     let header = format!("${}\r\n", payload.len());
     write_or_killed(wr, handle, header.as_bytes()).await.ok()?;
-    write_or_killed(wr, handle, &payload).await.ok()?;
+    if std::env::var_os("TANDEM_X_DISKSLICE").is_some() {
+        for piece in payload.chunks(1 << 16) {
+            write_or_killed(wr, handle, piece).await.ok()?;
+            tokio::task::yield_now().await;
+        }
+    } else {
+        write_or_killed(wr, handle, &payload).await.ok()?;
+    }
     with_link(server, handle.id, |l| {
         l.state = ReplicaState::Online;
         l.ack_time = Instant::now();

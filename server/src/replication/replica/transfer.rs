@@ -229,15 +229,25 @@ struct Jobs {
     tmp: Option<String>,
 }
 
-fn start_jobs(settings: &Settings) -> (Sinks, Jobs) {
-    let (load_tx, load_rx) = tokio::sync::mpsc::channel(LOAD_DEPTH);
+fn start_jobs(settings: &Settings) -> (Sinks, Jobs, Option<tokio::sync::oneshot::Sender<()>>) {
+    let xbuf = std::env::var_os("TANDEM_X_BUFFER").is_some();
+    let (load_tx, load_rx) = tokio::sync::mpsc::channel(if xbuf { 1 << 14 } else { LOAD_DEPTH });
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
     let (ndbs, key_delay, shapes) = (settings.ndbs, settings.key_delay, settings.shapes);
     let load = tokio::task::spawn_blocking(move || {
         // The load is bulk work: the replica's own event loop (and anything else
         // on the machine answering requests) preempts it when it wakes.
+        if xbuf {
+            let _ = go_rx.blocking_recv();
+        }
         let _bulk = crate::snapshot::BulkSlice::enter();
-        sync_file::load_streamed(load_rx, ndbs, (key_delay, shapes))
+        let pol = std::env::var("TANDEM_X_LOADER").unwrap_or_default();
+        let old = crate::snapshot::x_policy(&pol);
+        let r = sync_file::load_streamed(load_rx, ndbs, (key_delay, shapes));
+        crate::snapshot::x_restore(old);
+        r
     });
+    let go = xbuf.then_some(go_tx);
     let tmp = (!settings.dbfilename.is_empty()).then(sync_file::temp_name);
     let (file_tx, file) = match &tmp {
         Some(t) => {
@@ -252,7 +262,7 @@ fn start_jobs(settings: &Settings) -> (Sinks, Jobs) {
         load: load_tx,
         file: file_tx,
     };
-    (sinks, Jobs { load, file, tmp })
+    (sinks, Jobs { load, file, tmp }, go)
 }
 
 /// Receives the payload into both jobs and takes the loaded dataset once every
@@ -265,11 +275,12 @@ async fn receive_into_jobs(
     settings: &Settings,
     timeout: Duration,
 ) -> Result<Loaded, TransferError> {
-    let (sinks, jobs) = start_jobs(settings);
+    let (sinks, jobs, go) = start_jobs(settings);
     let received = match receive_payload(server, gen, io, form, &sinks, timeout).await {
         Ok(()) => sinks.end().await,
         Err(e) => Err(e),
     };
+    drop(go);
     drop(sinks);
     let received = received.and_then(|()| take_over(server, gen));
     let (loaded, filed) = finish_jobs(jobs.load, jobs.file, &mut io.stream).await;
