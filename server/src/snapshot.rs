@@ -299,38 +299,6 @@ fn set_own_slice(ns: u64) -> bool {
     set == 0
 }
 
-/// EXPERIMENT: sets the calling thread's policy ("idle", "batch", "nice19"); returns
-/// what to restore.
-pub fn x_policy(p: &str) -> Option<(libc::c_int, libc::c_int)> {
-    // SAFETY: plain syscalls on the calling thread.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        let old_pol = libc::sched_getscheduler(0);
-        let old_nice = libc::getpriority(libc::PRIO_PROCESS, tid);
-        let param = libc::sched_param { sched_priority: 0 };
-        match p {
-            "idle" => { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param); }
-            "batch" => { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param); }
-            "nice19" => { libc::setpriority(libc::PRIO_PROCESS, tid, 19); }
-            _ => return None,
-        }
-        Some((old_pol, old_nice))
-    }
-}
-
-/// EXPERIMENT: undoes [`x_policy`].
-pub fn x_restore(old: Option<(libc::c_int, libc::c_int)>) {
-    if let Some((pol, nice)) = old {
-        // SAFETY: plain syscalls on the calling thread.
-        unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            let param = libc::sched_param { sched_priority: 0 };
-            libc::sched_setscheduler(0, pol, &param);
-            libc::setpriority(libc::PRIO_PROCESS, tid, nice);
-        }
-    }
-}
-
 /// A pipe (read end, write end), both close-on-exec.
 pub fn pipe() -> io::Result<(File, File)> {
     let mut fds = [0 as RawFd; 2];
