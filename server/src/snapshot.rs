@@ -512,7 +512,10 @@ mod tests {
     fn forks_are_counted_and_timed_per_registry() {
         let children = Children::default();
         let other = Children::default();
-        assert_eq!((children.total_forks(), children.latest_fork_usec()), (0, 0));
+        assert_eq!(
+            (children.total_forks(), children.latest_fork_usec()),
+            (0, 0)
+        );
         for _ in 0..2 {
             fork_child(&children, &[], || 0).unwrap().wait();
         }

@@ -487,7 +487,10 @@ fn info_stats_counts_and_times_forks_as_redis_does() {
     for (who, mut c) in [("tandem", ours.conn()), ("redis", theirs.conn())] {
         assert_eq!(c.cmd("DEBUG POPULATE 20000 key 10"), R::ok(), "{who}");
         assert_eq!(
-            (stat(&mut c, "total_forks"), stat(&mut c, "latest_fork_usec")),
+            (
+                stat(&mut c, "total_forks"),
+                stat(&mut c, "latest_fork_usec")
+            ),
             (0, 0),
             "{who}: no fork yet"
         );

@@ -663,9 +663,18 @@ pub static DECLARED: &[(&str, &str)] = &[
         "jemalloc-bg-thread",
         "not applicable: Tandem does not use jemalloc",
     ),
-    ("lazyfree-lazy-server-del", "values are freed in place; replies and propagation are the same either way"),
-    ("lazyfree-lazy-user-del", "values are freed in place; replies and propagation are the same either way"),
-    ("lazyfree-lazy-user-flush", "values are freed in place; replies and propagation are the same either way"),
+    (
+        "lazyfree-lazy-server-del",
+        "values are freed in place; replies and propagation are the same either way",
+    ),
+    (
+        "lazyfree-lazy-user-del",
+        "values are freed in place; replies and propagation are the same either way",
+    ),
+    (
+        "lazyfree-lazy-user-flush",
+        "values are freed in place; replies and propagation are the same either way",
+    ),
     (
         "list-compress-depth",
         "encoding internals only: list nodes are never compressed",
@@ -694,7 +703,10 @@ pub static DECLARED: &[(&str, &str)] = &[
         "repl-disable-tcp-nodelay",
         "replica links always use TCP_NODELAY",
     ),
-    ("replica-ignore-disk-write-errors", "a replica applies its master's writes even when it cannot persist them (Redis's `yes`)"),
+    (
+        "replica-ignore-disk-write-errors",
+        "a replica applies its master's writes even when it cannot persist them (Redis's `yes`)",
+    ),
     (
         "replica-ignore-maxmemory",
         "replicas never evict (the default `yes`)",

@@ -5,12 +5,14 @@
 //! what the three results together mean.
 //!
 //! When the loader starts follows `repl-diskless-load`: with `disabled` (the
-//! default, as in Redis) the payload is held until it is complete and loaded
-//! after, as Redis loads the file it received; with `swapdb`, or `on-empty-db`
-//! and no data yet, it is loaded while it arrives. Loading while receiving
-//! ends the sync sooner, but on a host shared with the master it runs the
-//! loader beside the master's snapshot child: two busy threads on two cores,
-//! and the master's clients wait for a core (docs/benchmarks.md, entry 27).
+//! default, as in Redis) a streamed (`$EOF:`) payload is held until it is
+//! complete and loaded after, as Redis loads the file it received; with
+//! `swapdb`, or `on-empty-db` and no data yet, it is loaded while it arrives.
+//! Loading while receiving ends the sync sooner, but on a host shared with the
+//! master it runs the loader beside the master's snapshot child, which encodes
+//! while it streams: two busy threads on two cores, and the master's clients
+//! wait for a core (docs/benchmarks.md, entry 27). A `$<len>` payload comes
+//! from a finished snapshot and is always loaded as it arrives.
 
 use super::handshake::FullResync;
 use super::link_io::{ack_bytes, LinkIo, ReadErr};
@@ -260,7 +262,7 @@ struct Jobs {
     tmp: Option<String>,
 }
 
-fn start_jobs(settings: &Settings) -> (Sinks, Jobs) {
+fn start_jobs(settings: &Settings, defer: bool) -> (Sinks, Jobs) {
     let (load_tx, load_rx) = tokio::sync::mpsc::channel(LOAD_DEPTH);
     let (ndbs, key_delay, shapes) = (settings.ndbs, settings.key_delay, settings.shapes);
     let load = tokio::task::spawn_blocking(move || {
@@ -282,7 +284,7 @@ fn start_jobs(settings: &Settings) -> (Sinks, Jobs) {
     let sinks = Sinks {
         load: load_tx,
         file: file_tx,
-        held: settings.defer_load.then(Held::default),
+        held: defer.then(Held::default),
     };
     (sinks, Jobs { load, file, tmp })
 }
@@ -297,7 +299,11 @@ async fn receive_into_jobs(
     settings: &Settings,
     timeout: Duration,
 ) -> Result<Loaded, TransferError> {
-    let (mut sinks, jobs) = start_jobs(settings);
+    // Only a payload the master streams while its snapshot child still encodes
+    // (`$EOF:`) is held: a `$<len>` one was complete on the master before it was
+    // sent, so loading it as it arrives competes with no child.
+    let defer = settings.defer_load && matches!(form, Form::Eof(_));
+    let (mut sinks, jobs) = start_jobs(settings, defer);
     let received = match receive_payload(server, gen, io, form, &mut sinks, timeout).await {
         Ok(()) => sinks.end(&mut io.stream).await,
         Err(e) => Err(e),
