@@ -321,6 +321,21 @@ fn read_command(rd: &mut BufReader<TcpStream>) -> Option<Vec<Vec<u8>>> {
     Some(argv)
 }
 
+/// The fake masters' side of the handshake, up to the replica's PSYNC.
+fn answer_handshake(rd: &mut BufReader<TcpStream>, w: &mut TcpStream) -> Result<(), String> {
+    for _ in 0..10 {
+        let argv = read_command(rd).ok_or("replica closed during handshake")?;
+        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        match name.as_str() {
+            "ping" => w.write_all(b"+PONG\r\n"),
+            "psync" | "sync" => return Ok(()),
+            _ => w.write_all(b"+OK\r\n"),
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// A fake master on loopback: answers the handshake, then sends `payload` in the
 /// EOF form in small pieces. With `cut` it closes the link after that many
 /// payload bytes instead. Returns what happened.
@@ -331,16 +346,7 @@ fn fake_master(listener: TcpListener, payload: Vec<u8>, cut: Option<usize>) -> R
         .map_err(|e| e.to_string())?;
     let mut w = sock.try_clone().map_err(|e| e.to_string())?;
     let mut rd = BufReader::new(sock);
-    for _ in 0..10 {
-        let argv = read_command(&mut rd).ok_or("replica closed during handshake")?;
-        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
-        match name.as_str() {
-            "ping" => w.write_all(b"+PONG\r\n"),
-            "psync" | "sync" => break,
-            _ => w.write_all(b"+OK\r\n"),
-        }
-        .map_err(|e| e.to_string())?;
-    }
+    answer_handshake(&mut rd, &mut w)?;
     let replid = "0123456789abcdef0123456789abcdef01234567";
     let mark = "fedcba9876543210fedcba9876543210fedcba98";
     w.write_all(format!("+FULLRESYNC {replid} 0\r\n$EOF:{mark}\r\n").as_bytes())
@@ -585,16 +591,7 @@ fn fake_master_paused(
         .map_err(|e| e.to_string())?;
     let mut w = sock.try_clone().map_err(|e| e.to_string())?;
     let mut rd = BufReader::new(sock);
-    for _ in 0..10 {
-        let argv = read_command(&mut rd).ok_or("replica closed during handshake")?;
-        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
-        match name.as_str() {
-            "ping" => w.write_all(b"+PONG\r\n"),
-            "psync" | "sync" => break,
-            _ => w.write_all(b"+OK\r\n"),
-        }
-        .map_err(|e| e.to_string())?;
-    }
+    answer_handshake(&mut rd, &mut w)?;
     let mark = "fedcba9876543210fedcba9876543210fedcba98";
     let head = format!("+FULLRESYNC 0123456789abcdef0123456789abcdef01234567 0\r\n$EOF:{mark}\r\n");
     w.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
