@@ -39,7 +39,9 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A forked child: its pid and, optionally, the temp file it writes (removed when
 /// the child is killed at shutdown).
@@ -50,9 +52,22 @@ struct Live {
 }
 
 /// The running snapshot children of one server (`Server::children`), so its shutdown
-/// kills its own children and no other server's. Cloning shares the registry.
+/// kills its own children and no other server's, and the server's fork counters
+/// (INFO stats `latest_fork_usec`, `total_forks`). Cloning shares both.
 #[derive(Debug, Default, Clone)]
-pub struct Children(Arc<Mutex<Vec<Live>>>);
+pub struct Children {
+    live: Arc<Mutex<Vec<Live>>>,
+    forks: Arc<ForkStats>,
+}
+
+/// What INFO reports about forks: the duration of the last fork(2) call in the
+/// parent (the page-table copy clients wait for; Redis times the same call) and
+/// how many forks succeeded.
+#[derive(Debug, Default)]
+struct ForkStats {
+    latest_usec: AtomicU64,
+    total: AtomicU64,
+}
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +107,7 @@ impl Child {
     pub fn set_temp(&self, path: PathBuf) {
         if let Some(l) = self
             .registry
-            .0
+            .live
             .lock()
             .iter_mut()
             .find(|l| l.pid == self.pid)
@@ -103,7 +118,7 @@ impl Child {
 
     /// Sends SIGKILL (no-op once the child has been reaped).
     pub fn kill(&self) {
-        let g = self.registry.0.lock();
+        let g = self.registry.live.lock();
         if g.iter().any(|l| l.pid == self.pid) {
             // SAFETY: plain syscall; the pid is still unreaped (it is in the registry,
             // which the waiter leaves before reaping), so it names our child.
@@ -131,7 +146,7 @@ impl Child {
                 break;
             }
         }
-        self.registry.0.lock().retain(|l| l.pid != self.pid);
+        self.registry.live.lock().retain(|l| l.pid != self.pid);
         let mut status = 0;
         loop {
             // SAFETY: `status` is a valid out-pointer; the pid is our child.
@@ -158,17 +173,27 @@ impl Child {
 impl Children {
     /// Number of snapshot children currently running.
     pub fn len(&self) -> usize {
-        self.0.lock().len()
+        self.live.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Microseconds the last successful fork(2) took in the parent (0: none yet).
+    pub fn latest_fork_usec(&self) -> u64 {
+        self.forks.latest_usec.load(Ordering::Relaxed)
+    }
+
+    /// Successful forks since start.
+    pub fn total_forks(&self) -> u64 {
+        self.forks.total.load(Ordering::Relaxed)
+    }
+
     /// Kills every running snapshot child (shutdown), waits for each to die and
     /// removes the temp files they were writing. Returns how many were killed.
     pub fn kill_all(&self) -> usize {
-        kill_all(&self.0.lock())
+        kill_all(&self.live.lock())
     }
 }
 
@@ -375,7 +400,8 @@ pub fn fork_child<F: FnOnce() -> i32>(
     let parent = unsafe { libc::getpid() };
     // Hold the registry across the fork so a concurrent kill_all() cannot miss
     // this child; the child never touches it.
-    let mut live = registry.0.lock();
+    let mut live = registry.live.lock();
+    let started = Instant::now();
     // SAFETY: the child only runs `f` (which by contract takes no lock another
     // thread may hold, see the module doc) and then _exit; the parent continues
     // normally.
@@ -406,6 +432,9 @@ pub fn fork_child<F: FnOnce() -> i32>(
             unsafe { libc::_exit(code) }
         }
         pid => {
+            let usec = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            registry.forks.latest_usec.store(usec, Ordering::Relaxed);
+            registry.forks.total.fetch_add(1, Ordering::Relaxed);
             live.push(Live { pid, temp: None });
             Ok(Child {
                 pid,
@@ -477,6 +506,24 @@ mod tests {
         r.read_to_end(&mut got).unwrap();
         assert_eq!(got.len(), 100_000);
         assert_eq!(child.wait(), Exit::Code(5));
+    }
+
+    #[test]
+    fn forks_are_counted_and_timed_per_registry() {
+        let children = Children::default();
+        let other = Children::default();
+        assert_eq!(
+            (children.total_forks(), children.latest_fork_usec()),
+            (0, 0)
+        );
+        for _ in 0..2 {
+            fork_child(&children, &[], || 0).unwrap().wait();
+        }
+        assert_eq!(children.total_forks(), 2);
+        // A fork copies at least the page tables of this test process: it is never
+        // instantaneous at microsecond resolution.
+        assert!(children.latest_fork_usec() > 0);
+        assert_eq!(other.total_forks(), 0, "one registry per server");
     }
 
     #[test]

@@ -464,3 +464,52 @@ fn shutdown_save_kills_the_child_then_saves() {
     assert_eq!(info.keys, 2);
     assert!(s.stdout().contains("DB saved on disk"));
 }
+
+/// INFO stats counts forks and times the last one (`total_forks`,
+/// `latest_fork_usec`), as Redis does: both start at 0 and a BGSAVE moves them.
+#[test]
+fn info_stats_counts_and_times_forks_as_redis_does() {
+    fn stat(c: &mut Conn, name: &str) -> i64 {
+        let text = match c.cmd("INFO stats") {
+            R::Bulk(b) => String::from_utf8(b).expect("utf8"),
+            r => panic!("{r:?}"),
+        };
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .parse()
+            .expect("integer field")
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = common::RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let ours = TestServer::start(&["--save", "", "--enable-debug-command", "yes"]);
+    for (who, mut c) in [("tandem", ours.conn()), ("redis", theirs.conn())] {
+        assert_eq!(c.cmd("DEBUG POPULATE 20000 key 10"), R::ok(), "{who}");
+        assert_eq!(
+            (
+                stat(&mut c, "total_forks"),
+                stat(&mut c, "latest_fork_usec")
+            ),
+            (0, 0),
+            "{who}: no fork yet"
+        );
+        assert_eq!(
+            c.cmd("BGSAVE"),
+            R::Simple("Background saving started".into()),
+            "{who}"
+        );
+        assert_eq!(stat(&mut c, "total_forks"), 1, "{who}");
+        assert!(stat(&mut c, "latest_fork_usec") > 0, "{who}: fork timed");
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                let text = match c.cmd("INFO persistence") {
+                    R::Bulk(b) => String::from_utf8(b).expect("utf8"),
+                    _ => String::new(),
+                };
+                text.contains("rdb_bgsave_in_progress:0")
+            }),
+            "{who}: BGSAVE did not finish"
+        );
+    }
+}

@@ -321,6 +321,21 @@ fn read_command(rd: &mut BufReader<TcpStream>) -> Option<Vec<Vec<u8>>> {
     Some(argv)
 }
 
+/// The fake masters' side of the handshake, up to the replica's PSYNC.
+fn answer_handshake(rd: &mut BufReader<TcpStream>, w: &mut TcpStream) -> Result<(), String> {
+    for _ in 0..10 {
+        let argv = read_command(rd).ok_or("replica closed during handshake")?;
+        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        match name.as_str() {
+            "ping" => w.write_all(b"+PONG\r\n"),
+            "psync" | "sync" => return Ok(()),
+            _ => w.write_all(b"+OK\r\n"),
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// A fake master on loopback: answers the handshake, then sends `payload` in the
 /// EOF form in small pieces. With `cut` it closes the link after that many
 /// payload bytes instead. Returns what happened.
@@ -331,16 +346,7 @@ fn fake_master(listener: TcpListener, payload: Vec<u8>, cut: Option<usize>) -> R
         .map_err(|e| e.to_string())?;
     let mut w = sock.try_clone().map_err(|e| e.to_string())?;
     let mut rd = BufReader::new(sock);
-    for _ in 0..10 {
-        let argv = read_command(&mut rd).ok_or("replica closed during handshake")?;
-        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
-        match name.as_str() {
-            "ping" => w.write_all(b"+PONG\r\n"),
-            "psync" | "sync" => break,
-            _ => w.write_all(b"+OK\r\n"),
-        }
-        .map_err(|e| e.to_string())?;
-    }
+    answer_handshake(&mut rd, &mut w)?;
     let replid = "0123456789abcdef0123456789abcdef01234567";
     let mark = "fedcba9876543210fedcba9876543210fedcba98";
     w.write_all(format!("+FULLRESYNC {replid} 0\r\n$EOF:{mark}\r\n").as_bytes())
@@ -570,4 +576,89 @@ fn tandem_replica_syncs_from_real_redis_in_both_forms() {
 fn replica_of_port(port: u16) -> TestServer {
     let target = format!("127.0.0.1 {port}");
     start(&["--replicaof", &target])
+}
+
+/// A fake master that answers the handshake, sends `junk` as the start of an
+/// EOF-form payload, waits for `go`, then sends the mark and holds the link a
+/// moment (or until the replica closes it).
+fn fake_master_paused(
+    listener: TcpListener,
+    junk: Vec<u8>,
+    go: std::sync::mpsc::Receiver<()>,
+) -> Result<(), String> {
+    let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut w = sock.try_clone().map_err(|e| e.to_string())?;
+    let mut rd = BufReader::new(sock);
+    answer_handshake(&mut rd, &mut w)?;
+    let mark = "fedcba9876543210fedcba9876543210fedcba98";
+    let head = format!("+FULLRESYNC 0123456789abcdef0123456789abcdef01234567 0\r\n$EOF:{mark}\r\n");
+    w.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    // A replica whose load failed early closes the link mid-payload: ignored.
+    let _ = w.write_all(&junk);
+    go.recv_timeout(WAIT).map_err(|e| e.to_string())?;
+    // The replica may already have closed the link (its load failed): ignored.
+    let _ = w.write_all(mark.as_bytes());
+    let mut rest = Vec::new();
+    let _ = rd.read_to_end(&mut rest);
+    Ok(())
+}
+
+/// `repl-diskless-load` decides when the loader sees a streamed payload: `swapdb`
+/// parses it while it arrives (a payload that is not an RDB fails before its
+/// end), the default `disabled` only once it is complete, as Redis loads the
+/// file it received.
+#[test]
+fn repl_diskless_load_decides_whether_loading_waits_for_the_whole_payload() {
+    const LOAD_FAILED: &str = "Failed trying to load the MASTER synchronization DB from disk";
+    // Far more than the loader's queue holds, so with `swapdb` the receive loop
+    // finds the failed loader gone before the payload ends.
+    let junk = vec![b'x'; 8 * 1024 * 1024];
+    for (mode, fails_early) in [("swapdb", true), ("disabled", false)] {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        let sent = junk.clone();
+        let master = std::thread::spawn(move || fake_master_paused(listener, sent, go_rx));
+        let target = format!("127.0.0.1 {port}");
+        let r = start(&["--replicaof", &target, "--repl-diskless-load", mode]);
+        let mut rc = r.conn();
+        // Everything but the mark has arrived.
+        assert!(
+            wait_until(WAIT, || r.stdout().contains(LOAD_FAILED)
+                || info_field(&mut rc, "replication", "master_sync_read_bytes")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .is_some_and(|n| n >= junk.len())),
+            "{mode}: payload never arrived; log:\n{}",
+            r.stdout()
+        );
+        if fails_early {
+            assert!(
+                wait_until(WAIT, || r.stdout().contains(LOAD_FAILED)),
+                "{mode}: the load did not start while receiving; log:\n{}",
+                r.stdout()
+            );
+        } else {
+            // A bounded look for something that must not happen: the loader has
+            // not seen a byte yet.
+            assert!(
+                !wait_until(Duration::from_millis(500), || r
+                    .stdout()
+                    .contains(LOAD_FAILED)),
+                "{mode}: the load started before the payload was complete; log:\n{}",
+                r.stdout()
+            );
+        }
+        let _ = go_tx.send(());
+        assert!(
+            wait_until(WAIT, || r.stdout().contains(LOAD_FAILED)),
+            "{mode}: the bad payload was never rejected; log:\n{}",
+            r.stdout()
+        );
+        drop(rc);
+        drop(r);
+        let res = master.join().expect("fake master thread");
+        assert_eq!(res, Ok(()), "{mode}");
+    }
 }

@@ -366,8 +366,12 @@ pub fn stats(server: &Arc<Server>, store: &Store) -> String {
         "pubsubshard_channels",
         store.pubsub.shard_channels.len(),
     );
-    field(&mut o, "latest_fork_usec", 0);
-    field(&mut o, "total_forks", 0);
+    field(
+        &mut o,
+        "latest_fork_usec",
+        server.children.latest_fork_usec(),
+    );
+    field(&mut o, "total_forks", server.children.total_forks());
     field(&mut o, "migrate_cached_sockets", 0);
     field(&mut o, "slave_expires_tracked_keys", 0);
     field(&mut o, "active_defrag_hits", 0);

@@ -371,7 +371,7 @@ pub static DIRECTIVES: &[Directive] = &[
         None,
         Enum(&["disabled", "on-empty-db", "swapdb"]),
         "disabled",
-        0,
+        A,
     ),
     d("repl-diskless-sync", None, Bool, "yes", A),
     d("repl-diskless-sync-delay", None, Int(0, IMAX), "5", A),
@@ -663,9 +663,18 @@ pub static DECLARED: &[(&str, &str)] = &[
         "jemalloc-bg-thread",
         "not applicable: Tandem does not use jemalloc",
     ),
-    ("lazyfree-lazy-server-del", "values are freed in place; replies and propagation are the same either way"),
-    ("lazyfree-lazy-user-del", "values are freed in place; replies and propagation are the same either way"),
-    ("lazyfree-lazy-user-flush", "values are freed in place; replies and propagation are the same either way"),
+    (
+        "lazyfree-lazy-server-del",
+        "values are freed in place; replies and propagation are the same either way",
+    ),
+    (
+        "lazyfree-lazy-user-del",
+        "values are freed in place; replies and propagation are the same either way",
+    ),
+    (
+        "lazyfree-lazy-user-flush",
+        "values are freed in place; replies and propagation are the same either way",
+    ),
     (
         "list-compress-depth",
         "encoding internals only: list nodes are never compressed",
@@ -694,8 +703,10 @@ pub static DECLARED: &[(&str, &str)] = &[
         "repl-disable-tcp-nodelay",
         "replica links always use TCP_NODELAY",
     ),
-    ("repl-diskless-load", "whatever the value, a replica parses the transfer into fresh databases while it serves the old ones, and swaps them in only when the load succeeded (`swapdb` with Redis's asynchronous loading)"),
-    ("replica-ignore-disk-write-errors", "a replica applies its master's writes even when it cannot persist them (Redis's `yes`)"),
+    (
+        "replica-ignore-disk-write-errors",
+        "a replica applies its master's writes even when it cannot persist them (Redis's `yes`)",
+    ),
     (
         "replica-ignore-maxmemory",
         "replicas never evict (the default `yes`)",

@@ -11,7 +11,19 @@
 
 /// Decompresses `input`, which must expand to exactly `out_len` bytes.
 pub fn decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
-    let mut out: Vec<u8> = Vec::with_capacity(out_len);
+    let mut out = Vec::new();
+    decompress_into(input, out_len, &mut out).then_some(out)
+}
+
+/// [`decompress`] into `out` (cleared first, its allocation reused): false if
+/// the input is not valid LZF for exactly `out_len` bytes.
+pub fn decompress_into(input: &[u8], out_len: usize, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    out.reserve(out_len);
+    decode(input, out_len, out).is_some()
+}
+
+fn decode(input: &[u8], out_len: usize, out: &mut Vec<u8>) -> Option<()> {
     let mut i = 0;
     while i < input.len() {
         let c = input[i] as usize;
@@ -56,7 +68,7 @@ pub fn decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
             }
         }
     }
-    (out.len() == out_len).then_some(out)
+    (out.len() == out_len).then_some(())
 }
 
 const HLOG: usize = 14;

@@ -124,6 +124,53 @@ impl<R: Read> Rd<'_, R> {
         }
     }
 
+    /// [`Self::bytes`] into `out` (cleared first): no allocation once `out` has
+    /// grown, and no zeroing beyond the bytes read.
+    fn bytes_into(&mut self, n: u64, out: &mut Vec<u8>) -> Result<(), RdbError> {
+        let n = usize::try_from(n).map_err(|_| self.corrupt("length too large"))?;
+        out.clear();
+        while out.len() < n {
+            let start = out.len();
+            let step = (n - start).min(CHUNK);
+            out.resize(start + step, 0);
+            self.fill(&mut out[start..])?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::string`] into `out` (`scratch` holds compressed input), for strings
+    /// copied into their own storage right after: the loader reads a million keys
+    /// and values without an allocation each for the transient copy.
+    fn string_into(&mut self, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> Result<(), RdbError> {
+        match self.len_or_enc()? {
+            Len::Len(n) => self.bytes_into(n, out),
+            Len::Enc(3) => {
+                let clen = self.len()?;
+                let ulen = self.len()?;
+                self.bytes_into(clen, scratch)?;
+                if ulen > clen.saturating_mul(140).saturating_add(64) {
+                    return Err(self.corrupt("LZF uncompressed length out of range"));
+                }
+                if lzf::decompress_into(scratch, ulen as usize, out) {
+                    Ok(())
+                } else {
+                    Err(self.corrupt("invalid LZF data"))
+                }
+            }
+            Len::Enc(e @ 0..=2) => {
+                let v: i64 = match e {
+                    0 => (self.u8()? as i8).into(),
+                    1 => i16::from_le_bytes(self.arr()?).into(),
+                    _ => i32::from_le_bytes(self.arr()?).into(),
+                };
+                out.clear();
+                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+                Ok(())
+            }
+            Len::Enc(e) => Err(self.corrupt(format!("unknown string encoding {e}"))),
+        }
+    }
+
     fn double_ascii(&mut self) -> Result<f64, RdbError> {
         let n = self.u8()?;
         match n {
@@ -476,6 +523,17 @@ pub fn load<R: Read>(r: &mut R, dbs: &mut [Db], opts: &LoadOptions) -> Result<Lo
     load_delayed(r, dbs, opts, 0)
 }
 
+/// A loaded string value from the reused buffer: copied into its own exact
+/// block (or inline), or for a large one the buffer itself is taken, as `Str`
+/// would keep it anyway.
+fn stored_str(buf: &mut Vec<u8>) -> crate::types::Str {
+    if buf.len() > crate::types::string::SHARED_MIN {
+        crate::types::Str::from(std::mem::take(buf))
+    } else {
+        crate::types::Str::new(buf)
+    }
+}
+
 /// [`load`] with `key-load-delay`: a pause per key read (see [`key_delay`]).
 pub fn load_delayed<R: Read>(
     r: &mut R,
@@ -506,6 +564,8 @@ pub fn load_delayed<R: Read>(
     let mut db = 0usize;
     let mut expire: Option<i64> = None;
     let mut read = 0u64;
+    // Reused for every key and string value (see `Rd::string_into`).
+    let (mut key, mut val, mut lzf_in) = (Vec::new(), Vec::new(), Vec::new());
     loop {
         let t = rd.u8()?;
         match t {
@@ -571,8 +631,13 @@ pub fn load_delayed<R: Read>(
             t => {
                 read += 1;
                 super::key_delay(key_delay, read);
-                let key = rd.string()?;
-                let value = read_value(&mut rd, t, &key, opts)?;
+                rd.string_into(&mut key, &mut lzf_in)?;
+                let value = if t == T_STRING {
+                    rd.string_into(&mut val, &mut lzf_in)?;
+                    Value::Str(stored_str(&mut val))
+                } else {
+                    read_value(&mut rd, t, &key, opts)?
+                };
                 let at = expire.take();
                 if value.is_empty_container() {
                     info.empty_skipped += 1;

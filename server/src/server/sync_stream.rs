@@ -7,8 +7,10 @@
 //!   does with its rdb pipe. A replica that goes away drops its receiver and is
 //!   skipped; when none is left the reader reports it so the child is killed.
 //! * Replica: the receive loop feeds the payload in chunks to a blocking thread
-//!   that loads it while it arrives ([`ChunkReader`] is the `Read` the RDB loader
-//!   consumes); another thread writes the same chunks to the sync file.
+//!   that loads it ([`ChunkReader`] is the `Read` the RDB loader consumes) while
+//!   it arrives, or once a streamed payload is complete under
+//!   `repl-diskless-load disabled` (`replica/transfer.rs`); another thread
+//!   writes the same chunks to the sync file as they arrive.
 
 use crate::server::ClientId;
 use bytes::Bytes;

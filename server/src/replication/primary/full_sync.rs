@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
+/// The disk-target payload is written this much at a time. One `write` of the
+/// whole payload copies as much as the socket buffer takes (megabytes on
+/// loopback), a millisecond or more during which this worker answers no one.
+const DISK_PAYLOAD_PIECE: usize = 64 * 1024;
+
 /// What a failed snapshot tells the replica before the link closes.
 const BGSAVE_FAILED: &[u8] = b"-ERR BGSAVE failed, replication can't continue\r\n";
 
@@ -139,7 +144,12 @@ async fn send_disk_payload(
     // replica of the snapshot and never copied into a framed buffer.
     let header = format!("${}\r\n", payload.len());
     write_or_killed(wr, handle, header.as_bytes()).await.ok()?;
-    write_or_killed(wr, handle, &payload).await.ok()?;
+    for piece in payload.chunks(DISK_PAYLOAD_PIECE) {
+        write_or_killed(wr, handle, piece).await.ok()?;
+        // The other connections of this worker get their turn between pieces
+        // (Redis's event loop sends a replica 16 KiB per turn the same way).
+        tokio::task::yield_now().await;
+    }
     with_link(server, handle.id, |l| {
         l.state = ReplicaState::Online;
         l.ack_time = Instant::now();

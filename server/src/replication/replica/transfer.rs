@@ -1,8 +1,18 @@
 //! TRANSFER: the RDB payload after `+FULLRESYNC`. The bulk header says how it is
-//! delimited ([`parse_bulk_header`]); the payload is handed, as it arrives, to a
-//! loading thread (fresh databases, swapped in only when everything succeeded)
-//! and to the sync file writer ([`super::sync_file`]); [`settle`] decides what
-//! the three results together mean.
+//! delimited ([`parse_bulk_header`]); the payload is handed to a loading thread
+//! (fresh databases, swapped in only when everything succeeded) and, as it
+//! arrives, to the sync file writer ([`super::sync_file`]); [`settle`] decides
+//! what the three results together mean.
+//!
+//! When the loader starts follows `repl-diskless-load`: with `disabled` (the
+//! default, as in Redis) a streamed (`$EOF:`) payload is held until it is
+//! complete and loaded after, as Redis loads the file it received; with
+//! `swapdb`, or `on-empty-db` and no data yet, it is loaded while it arrives.
+//! Loading while receiving ends the sync sooner, but on a host shared with the
+//! master it runs the loader beside the master's snapshot child, which encodes
+//! while it streams: two busy threads on two cores, and the master's clients
+//! wait for a core (docs/benchmarks.md, entry 27). A `$<len>` payload comes
+//! from a finished snapshot and is always loaded as it arrives.
 
 use super::handshake::FullResync;
 use super::link_io::{ack_bytes, LinkIo, ReadErr};
@@ -29,6 +39,11 @@ const FILE_DEPTH: usize = 64;
 /// The receive loop hands the loader pieces of at least this size (except the
 /// last), so tiny socket reads do not turn into tiny channel messages.
 const MIN_PIECE: usize = 32 * 1024;
+
+/// With loading deferred to the end of the payload, at most this much of it is
+/// held in memory; a longer payload starts loading at this point, so holding
+/// it never costs more than this on top of what the load itself takes.
+const HOLD_MAX: usize = 256 * 1024 * 1024;
 
 /// Length of the `$EOF:` mark.
 const MARK_LEN: usize = 40;
@@ -206,18 +221,36 @@ struct Settings {
     key_delay: i32,
     /// The encoding thresholds the loaded values are shaped by.
     shapes: crate::rdb::Shapes,
+    /// Load only once the payload is complete (`repl-diskless-load`).
+    defer_load: bool,
 }
 
 impl Settings {
     fn from_config(server: &Server) -> Self {
+        // The config guard is gone before the store is locked (never both held).
+        let mode = server.config.read().repl_diskless_load.clone();
+        let empty = || server.store.lock().dbs.iter().all(|d| d.is_empty());
+        let defer_load = defers_load(&mode, empty);
         let c = server.config.read();
         Settings {
+            defer_load,
             ndbs: c.databases.max(1),
             dbfilename: c.dbfilename.clone(),
             del_sync_file: c.rdb_del_sync_files && c.save.is_empty() && !c.appendonly,
             key_delay: c.key_load_delay,
             shapes: crate::rdb::Shapes::of(&c),
         }
+    }
+}
+
+/// Whether `repl-diskless-load` (`value`) has the replica take the whole payload
+/// before loading it: `disabled` (the default) does; `swapdb` does not;
+/// `on-empty-db` does not when the dataset is empty (`empty`, asked only then).
+fn defers_load(value: &str, empty: impl FnOnce() -> bool) -> bool {
+    match value {
+        "swapdb" => false,
+        "on-empty-db" => !empty(),
+        _ => true,
     }
 }
 
@@ -229,7 +262,7 @@ struct Jobs {
     tmp: Option<String>,
 }
 
-fn start_jobs(settings: &Settings) -> (Sinks, Jobs) {
+fn start_jobs(settings: &Settings, defer: bool) -> (Sinks, Jobs) {
     let (load_tx, load_rx) = tokio::sync::mpsc::channel(LOAD_DEPTH);
     let (ndbs, key_delay, shapes) = (settings.ndbs, settings.key_delay, settings.shapes);
     let load = tokio::task::spawn_blocking(move || {
@@ -251,6 +284,7 @@ fn start_jobs(settings: &Settings) -> (Sinks, Jobs) {
     let sinks = Sinks {
         load: load_tx,
         file: file_tx,
+        held: defer.then(Held::default),
     };
     (sinks, Jobs { load, file, tmp })
 }
@@ -265,9 +299,13 @@ async fn receive_into_jobs(
     settings: &Settings,
     timeout: Duration,
 ) -> Result<Loaded, TransferError> {
-    let (sinks, jobs) = start_jobs(settings);
-    let received = match receive_payload(server, gen, io, form, &sinks, timeout).await {
-        Ok(()) => sinks.end().await,
+    // Only a payload the master streams while its snapshot child still encodes
+    // (`$EOF:`) is held: a `$<len>` one was complete on the master before it was
+    // sent, so loading it as it arrives competes with no child.
+    let defer = settings.defer_load && matches!(form, Form::Eof(_));
+    let (mut sinks, jobs) = start_jobs(settings, defer);
+    let received = match receive_payload(server, gen, io, form, &mut sinks, timeout).await {
+        Ok(()) => sinks.end(&mut io.stream).await,
         Err(e) => Err(e),
     };
     drop(sinks);
@@ -478,7 +516,7 @@ async fn receive_payload(
     gen: u64,
     io: &mut LinkIo,
     form: &Form,
-    sinks: &Sinks,
+    sinks: &mut Sinks,
     timeout: Duration,
 ) -> Result<(), Recv> {
     match form {
@@ -502,7 +540,7 @@ async fn receive_until_mark(
     gen: u64,
     io: &mut LinkIo,
     mark: &[u8; MARK_LEN],
-    sinks: &Sinks,
+    sinks: &mut Sinks,
     timeout: Duration,
 ) -> Result<(), Recv> {
     let mut received = io.buf.len() as i64;
@@ -538,7 +576,7 @@ async fn receive_len(
     gen: u64,
     io: &mut LinkIo,
     len: usize,
-    sinks: &Sinks,
+    sinks: &mut Sinks,
     timeout: Duration,
 ) -> Result<(), Recv> {
     let mut received = io.buf.len() as i64;
@@ -570,23 +608,50 @@ async fn receive_len(
 struct Sinks {
     load: Sender<Piece>,
     file: Option<Sender<Piece>>,
+    /// The payload held back from the loader while its load is deferred.
+    held: Option<Held>,
+}
+
+/// Payload chunks not yet handed to the loader, and their size.
+#[derive(Default)]
+struct Held {
+    chunks: Vec<Bytes>,
+    bytes: usize,
 }
 
 impl Sinks {
-    /// Hands one chunk to both, waiting for room; a newline per second tells the
-    /// master we are alive meanwhile.
-    async fn push(&self, data: Bytes, stream: &mut Stream) -> Result<(), Recv> {
+    /// Hands one chunk to the file writer, and to the loader unless its load is
+    /// deferred (then it is held, up to [`HOLD_MAX`]), waiting for room; a
+    /// newline per second tells the master we are alive meanwhile.
+    async fn push(&mut self, data: Bytes, stream: &mut Stream) -> Result<(), Recv> {
         if let Some(f) = &self.file {
             wait_send(f, Piece::Data(data.clone()), stream).await?;
+        }
+        if let Some(h) = &mut self.held {
+            if h.bytes + data.len() <= HOLD_MAX {
+                h.bytes += data.len();
+                h.chunks.push(data);
+                return Ok(());
+            }
+            self.release(stream).await?;
         }
         wait_send(&self.load, Piece::Data(data), stream).await
     }
 
-    /// The whole payload arrived.
-    async fn end(&self) -> Result<(), Recv> {
+    /// Hands the held chunks to the loader; from now on chunks go straight to it.
+    async fn release(&mut self, stream: &mut Stream) -> Result<(), Recv> {
+        for c in self.held.take().map(|h| h.chunks).unwrap_or_default() {
+            wait_send(&self.load, Piece::Data(c), stream).await?;
+        }
+        Ok(())
+    }
+
+    /// The whole payload arrived: the loader gets whatever was held, then the end.
+    async fn end(&mut self, stream: &mut Stream) -> Result<(), Recv> {
         if let Some(f) = &self.file {
             f.send(Piece::End).await.map_err(|_| Recv::SinkGone)?;
         }
+        self.release(stream).await?;
         self.load.send(Piece::End).await.map_err(|_| Recv::SinkGone)
     }
 }
@@ -657,6 +722,16 @@ mod tests {
         assert_eq!(stream_db(Some(&aux(16)), 16), 0);
         assert_eq!(stream_db(Some(&aux(-1)), 16), 0);
         assert_eq!(stream_db(None, 16), 0);
+    }
+
+    #[test]
+    fn repl_diskless_load_decides_whether_the_load_waits_for_the_whole_payload() {
+        let never = || -> bool { panic!("emptiness asked for no reason") };
+        assert!(defers_load("disabled", never));
+        assert!(defers_load("", never), "the default is disabled");
+        assert!(!defers_load("swapdb", never));
+        assert!(!defers_load("on-empty-db", || true));
+        assert!(defers_load("on-empty-db", || false));
     }
 
     fn io_err() -> SyncFileError {
