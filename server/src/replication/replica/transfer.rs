@@ -11,7 +11,7 @@
 //! Loading while receiving ends the sync sooner, but on a host shared with the
 //! master it runs the loader beside the master's snapshot child, which encodes
 //! while it streams: two busy threads on two cores, and the master's clients
-//! wait for a core (docs/benchmarks.md, entry 27). A `$<len>` payload comes
+//! wait for a core (docs/benchmarks.md, entry 28). A `$<len>` payload comes
 //! from a finished snapshot and is always loaded as it arrives.
 
 use super::handshake::FullResync;
