@@ -318,32 +318,7 @@ async fn serve(
             }
         }
         if conn.client.is_replica {
-            // SYNC/PSYNC succeeded: the socket now carries the replication stream.
-            // Requests parsed ahead of the hand-over go back in front of the bytes.
-            // Nothing is left for a round-end write once the stream changes hands.
-            if let Some(o) = &outbox {
-                let mut rest = Vec::new();
-                o.take_into(&mut rest);
-                o.close();
-                if !rest.is_empty() && stream.write_all(&rest).await.is_err() {
-                    break 'conn;
-                }
-            }
-            let mut inbuf = BytesMut::new();
-            let mut ahead = Vec::new();
-            for argv in conn.pending.drain(..) {
-                crate::propagate::encode_command(&argv, &mut ahead);
-            }
-            inbuf.extend_from_slice(&ahead);
-            inbuf.extend_from_slice(&conn.inbuf);
-            conn.inbuf.clear();
-            crate::replication::primary::serve_replica(
-                server.clone(),
-                stream,
-                inbuf,
-                handle.clone(),
-            )
-            .await;
+            hand_over_to_replica(&server, stream, &mut conn, outbox.as_ref()).await;
             return;
         }
         if conn.held {
@@ -407,6 +382,35 @@ async fn serve(
     if !last.is_empty() {
         let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&last)).await;
     }
+}
+
+/// SYNC/PSYNC succeeded: the socket now carries the replication stream. Requests
+/// parsed ahead of the hand-over go back in front of the bytes; nothing is left for a
+/// round-end write once the stream changes hands.
+async fn hand_over_to_replica(
+    server: &Arc<Server>,
+    mut stream: Stream,
+    conn: &mut Conn,
+    outbox: Option<&Arc<Outbox>>,
+) {
+    if let Some(o) = outbox {
+        let mut rest = Vec::new();
+        o.take_into(&mut rest);
+        o.close();
+        if !rest.is_empty() && stream.write_all(&rest).await.is_err() {
+            return;
+        }
+    }
+    let mut inbuf = BytesMut::new();
+    let mut ahead = Vec::new();
+    for argv in conn.pending.drain(..) {
+        crate::propagate::encode_command(&argv, &mut ahead);
+    }
+    inbuf.extend_from_slice(&ahead);
+    inbuf.extend_from_slice(&conn.inbuf);
+    conn.inbuf.clear();
+    crate::replication::primary::serve_replica(server.clone(), stream, inbuf, conn.handle.clone())
+        .await;
 }
 
 /// Closes a connection's outbox when its loop ends, however it ends (before the
