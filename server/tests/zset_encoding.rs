@@ -473,3 +473,34 @@ fn loads_shape_sorted_sets_by_the_limits_in_force() {
         assert_eq!(p.encoding(k), listpack(), "{k}");
     }
 }
+
+/// Re-adding members with the scores they have (the common ZADD of a benchmark or a
+/// leaderboard refresh) leaves a big sorted set as Redis leaves it: order, ranks,
+/// replies (CH, INCR, XX/GT/LT) and a `-0` score kept as given.
+#[test]
+fn re_adding_members_with_their_scores_changes_nothing_in_a_big_set() {
+    let mut p = Both::start();
+    let mut args: Vec<String> = vec!["ZADD".into(), "z".into()];
+    for i in 0..300 {
+        args.push((i % 7).to_string());
+        args.push(format!("m{i}"));
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    p.same_args(&refs);
+    assert_eq!(p.encoding("z"), skiplist());
+    p.same_args(&refs);
+    p.same("ZADD z CH 3 m3 0 m7 5 m12");
+    p.same("ZADD z CH 4 m3");
+    p.same("ZADD z XX CH 4 m3 6 m200");
+    p.same("ZADD z GT CH 4 m3");
+    p.same("ZADD z LT CH 4 m3");
+    p.same("ZADD z INCR 0 m3");
+    p.same("ZINCRBY z 0 m4");
+    p.same("ZADD z -0 neg");
+    p.same("ZADD z 0 neg");
+    p.same("ZSCORE z neg");
+    p.same("ZADD z 0 neg");
+    p.same("ZRANK z neg");
+    p.same("ZRANGE z 0 20 WITHSCORES");
+    p.same_state("z");
+}

@@ -41,12 +41,22 @@ impl Big {
 
     /// Inserts or updates (the score already normalised); returns the previous score.
     pub(super) fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
-        let old = self.scores.insert(member.clone(), score);
-        if let Some(o) = old {
-            self.unlink(Score(o), &member);
+        if let Some(cur) = self.scores.get_mut(&member[..]) {
+            let old = *cur;
+            // The same score keeps its place in the order (Redis skips the index too):
+            // a ZADD that changes nothing costs one map lookup, not a remove and an
+            // insert that shift up to 2 * BLOCK elements each.
+            if Score(old) == Score(score) {
+                return Some(old);
+            }
+            *cur = score;
+            self.unlink(Score(old), &member);
+            self.link(Score(score), member);
+            return Some(old);
         }
+        self.scores.insert(member.clone(), score);
         self.link(Score(score), member);
-        old
+        None
     }
 
     pub(super) fn remove(&mut self, member: &[u8]) -> Option<f64> {
