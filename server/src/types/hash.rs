@@ -327,9 +327,17 @@ impl Hash {
         }
         let created = match &mut self.0 {
             Repr::Compact(c) => c.insert(field, value),
-            Repr::Table(t) => t
-                .insert(crate::util::detach(field), crate::util::detach(value))
-                .is_none(),
+            // An existing field keeps its key: only the value is replaced (no copy of
+            // the field made and dropped, as an insert of the pair would).
+            Repr::Table(t) => match t.get_mut(&field[..]) {
+                Some(v) => {
+                    *v = crate::util::detach(value);
+                    false
+                }
+                None => t
+                    .insert(crate::util::detach(field), crate::util::detach(value))
+                    .is_none(),
+            },
         };
         if self.is_compact() && self.len() > limits.entries {
             self.convert();
