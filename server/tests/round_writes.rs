@@ -9,13 +9,8 @@ use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 fn used_memory(c: &mut Conn) -> u64 {
-    let R::Bulk(info) = c.cmd("INFO memory") else {
-        panic!("INFO reply");
-    };
-    let info = String::from_utf8_lossy(&info).into_owned();
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
+    info_field(c, "memory", "used_memory")
+        .and_then(|v| v.parse().ok())
         .expect("used_memory")
 }
 
@@ -32,7 +27,7 @@ fn a_client_that_reads_late_gets_every_reply_in_order_without_the_server_bufferi
     let before = used_memory(&mut admin);
 
     const PAIRS: usize = 200_000;
-    let port: u16 = s.addr().rsplit(':').next().unwrap().parse().unwrap();
+    let port = s.port;
     let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -53,11 +48,25 @@ fn a_client_that_reads_late_gets_every_reply_in_order_without_the_server_bufferi
 
     // While nothing is read, the server holds back: it stops reading this client
     // once the socket is full, so its memory does not grow by the replies' size.
-    let full = wait_until(Duration::from_secs(20), || {
-        matches!(admin.cmd("GET c"), R::Bulk(_))
+    // Wait until the pipeline was accepted whole (what a server without back-pressure
+    // does) or the server stopped making progress on it: the counter holds still over
+    // five polls in a row, about 100 ms (the client's socket is full and the server
+    // no longer reads from it).
+    let (mut last, mut still) = (None, 0);
+    let settled = wait_until(Duration::from_secs(20), || {
+        let now = match admin.cmd("GET c") {
+            R::Bulk(n) => String::from_utf8_lossy(&n).parse::<usize>().ok(),
+            _ => None,
+        };
+        still = if now.is_some() && now == last {
+            still + 1
+        } else {
+            0
+        };
+        last = now;
+        sender.is_finished() || still >= 5
     });
-    assert!(full, "the server never ran the pipeline");
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(settled, "the server kept running the pipeline for 20 s");
     let grown = used_memory(&mut admin).saturating_sub(before);
     assert!(
         grown < 16 << 20,
@@ -95,7 +104,7 @@ fn concurrent_pipelines_on_two_io_threads_each_get_their_own_replies_in_order() 
 
 fn concurrent_pipelines(args: &[&str]) {
     let s = TestServer::start(args);
-    let port: u16 = s.addr().rsplit(':').next().unwrap().parse().unwrap();
+    let port = s.port;
     let workers: Vec<_> = (0..16)
         .map(|w| {
             std::thread::spawn(move || {
@@ -128,7 +137,7 @@ fn concurrent_pipelines(args: &[&str]) {
 #[test]
 fn a_half_closed_client_gets_its_replies() {
     let s = TestServer::start(&[]);
-    let port: u16 = s.addr().rsplit(':').next().unwrap().parse().unwrap();
+    let port = s.port;
     for _ in 0..20 {
         let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(10)))
@@ -164,7 +173,7 @@ fn a_client_killing_itself_gets_ok_then_eof() {
 #[test]
 fn a_busy_pipelining_client_does_not_hold_back_another_clients_replies() {
     let s = TestServer::start(&[]);
-    let port: u16 = s.addr().rsplit(':').next().unwrap().parse().unwrap();
+    let port = s.port;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut writer = sock.try_clone().unwrap();

@@ -52,15 +52,7 @@ fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> TestServer {
 }
 
 fn info_field(c: &mut Conn, field: &str) -> String {
-    let text = match c.cmd("INFO persistence") {
-        R::Bulk(b) => String::from_utf8(b).expect("utf8"),
-        r => panic!("{r:?}"),
-    };
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {text}"))
-        .trim()
-        .to_string()
+    common::info_field(c, "persistence", field).unwrap_or_else(|| panic!("no {field}"))
 }
 
 fn int(r: R) -> i64 {
@@ -470,16 +462,9 @@ fn shutdown_save_kills_the_child_then_saves() {
 #[test]
 fn info_stats_counts_and_times_forks_as_redis_does() {
     fn stat(c: &mut Conn, name: &str) -> i64 {
-        let text = match c.cmd("INFO stats") {
-            R::Bulk(b) => String::from_utf8(b).expect("utf8"),
-            r => panic!("{r:?}"),
-        };
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
-            .trim()
-            .parse()
-            .expect("integer field")
+        common::info_field(c, "stats", name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no integer {name}"))
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let theirs = common::RealRedis::start(dir.path(), "dump.rdb", &[]);

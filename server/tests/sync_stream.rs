@@ -336,10 +336,9 @@ fn answer_handshake(rd: &mut BufReader<TcpStream>, w: &mut TcpStream) -> Result<
     Ok(())
 }
 
-/// A fake master on loopback: answers the handshake, then sends `payload` in the
-/// EOF form in small pieces. With `cut` it closes the link after that many
-/// payload bytes instead. Returns what happened.
-fn fake_master(listener: TcpListener, payload: Vec<u8>, cut: Option<usize>) -> Result<(), String> {
+/// Accepts the replica's link on `listener` and answers its handshake: the write side
+/// and the buffered read side of the link.
+fn accept_replica(listener: &TcpListener) -> Result<(TcpStream, BufReader<TcpStream>), String> {
     listener.set_nonblocking(false).map_err(|e| e.to_string())?;
     let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
     sock.set_read_timeout(Some(Duration::from_secs(30)))
@@ -347,6 +346,14 @@ fn fake_master(listener: TcpListener, payload: Vec<u8>, cut: Option<usize>) -> R
     let mut w = sock.try_clone().map_err(|e| e.to_string())?;
     let mut rd = BufReader::new(sock);
     answer_handshake(&mut rd, &mut w)?;
+    Ok((w, rd))
+}
+
+/// A fake master on loopback: answers the handshake, then sends `payload` in the
+/// EOF form in small pieces. With `cut` it closes the link after that many
+/// payload bytes instead. Returns what happened.
+fn fake_master(listener: TcpListener, payload: Vec<u8>, cut: Option<usize>) -> Result<(), String> {
+    let (mut w, mut rd) = accept_replica(&listener)?;
     let replid = "0123456789abcdef0123456789abcdef01234567";
     let mark = "fedcba9876543210fedcba9876543210fedcba98";
     w.write_all(format!("+FULLRESYNC {replid} 0\r\n$EOF:{mark}\r\n").as_bytes())
@@ -586,12 +593,7 @@ fn fake_master_paused(
     junk: Vec<u8>,
     go: std::sync::mpsc::Receiver<()>,
 ) -> Result<(), String> {
-    let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
-    let mut w = sock.try_clone().map_err(|e| e.to_string())?;
-    let mut rd = BufReader::new(sock);
-    answer_handshake(&mut rd, &mut w)?;
+    let (mut w, mut rd) = accept_replica(&listener)?;
     let mark = "fedcba9876543210fedcba9876543210fedcba98";
     let head = format!("+FULLRESYNC 0123456789abcdef0123456789abcdef01234567 0\r\n$EOF:{mark}\r\n");
     w.write_all(head.as_bytes()).map_err(|e| e.to_string())?;

@@ -361,6 +361,18 @@ pub fn err(s: &str) -> R {
     R::Err(s.into())
 }
 
+/// One field of an INFO section (`INFO <section>`), trimmed; `None` when the reply
+/// is not a bulk string or has no such field.
+pub fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
+    let R::Bulk(b) = c.cmd(&format!("INFO {section}")) else {
+        return None;
+    };
+    let text = String::from_utf8_lossy(&b).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
 /// Polls `f` until it returns true or `limit` passes.
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
