@@ -255,7 +255,7 @@ async fn serve(
     // TLS records are written by rustls as before. The guard, dropped before the
     // socket, stops round-end writes to it.
     let outbox = match &stream {
-        Stream::Plain(s) => Outbox::new(s.as_fd()).ok(),
+        Stream::Plain(s) => Some(Outbox::new(s.as_fd())),
         Stream::Tls(_) => None,
     };
     let _closing = CloseOutbox(outbox.clone());

@@ -26,11 +26,11 @@
 //! thread that runs `block_on`, blocking-pool threads and a worker that hands its core
 //! away for a busy script (`leave_worker`) write directly.
 
+#![allow(unsafe_code)]
+
 use parking_lot::Mutex;
 use std::cell::{Cell, RefCell};
-use std::io::Write;
-use std::net::TcpStream;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
@@ -50,9 +50,12 @@ pub struct Outbox {
 
 #[derive(Debug, Default)]
 struct State {
-    /// A duplicate of the connection's socket (non-blocking, as the original), for
-    /// the round-end write; dropped by `close`, before the connection drops its own.
-    sock: Option<TcpStream>,
+    /// The connection's socket (non-blocking), for the round-end write. Not a
+    /// duplicate descriptor: that would double the descriptors each client holds
+    /// (and halve the clients a process limit allows). The connection calls
+    /// `close`, which clears this under the lock, before it drops the socket, so a
+    /// round-end write never reaches a descriptor number reused by something else.
+    fd: Option<RawFd>,
     buf: Vec<u8>,
     /// On some worker's list (at most once).
     queued: bool,
@@ -116,16 +119,16 @@ impl Round {
 }
 
 impl Outbox {
-    /// An outbox writing to `sock`'s socket (through a duplicate descriptor).
-    pub fn new(sock: BorrowedFd<'_>) -> std::io::Result<Arc<Self>> {
-        let sock = TcpStream::from(sock.try_clone_to_owned()?);
-        Ok(Arc::new(Outbox {
+    /// An outbox writing to `sock`, which must outlive it or be `close`d first.
+    pub fn new(sock: BorrowedFd<'_>) -> Arc<Self> {
+        let fd = sock.as_raw_fd();
+        Arc::new(Outbox {
             stalled: AtomicBool::new(false),
             state: Mutex::new(State {
-                sock: Some(sock),
+                fd: Some(fd),
                 ..State::default()
             }),
-        }))
+        })
     }
 
     /// Leaves `out` (emptied) for the end of the round. False when the caller must
@@ -144,7 +147,7 @@ impl Outbox {
                     return false;
                 };
                 let mut st = self.state.lock();
-                if st.sock.is_none() || st.buf.len() + out.len() > DEFER_MAX {
+                if st.fd.is_none() || st.buf.len() + out.len() > DEFER_MAX {
                     return false;
                 }
                 if st.buf.is_empty() {
@@ -197,7 +200,7 @@ impl Outbox {
     /// replies are).
     pub fn close(&self) {
         let mut st = self.state.lock();
-        st.sock = None;
+        st.fd = None;
         st.buf = Vec::new();
         st.waker = None;
     }
@@ -206,13 +209,13 @@ impl Outbox {
     fn write_now(&self) {
         let mut st = self.state.lock();
         st.queued = false;
-        let State { sock, buf, .. } = &mut *st;
-        let Some(mut sock) = sock.as_ref() else {
+        let State { fd, buf, .. } = &mut *st;
+        let Some(fd) = *fd else {
             return;
         };
         let mut done = 0;
         while done < buf.len() {
-            match sock.write(&buf[done..]) {
+            match send_nonblocking(fd, &buf[done..]) {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -238,6 +241,24 @@ impl Outbox {
     }
 }
 
+/// One `send` that never blocks and never raises SIGPIPE.
+fn send_nonblocking(fd: RawFd, buf: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is a readable slice of `buf.len()` bytes; `send` only reads it.
+    let n = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,7 +276,7 @@ mod tests {
     #[test]
     fn a_thread_that_does_not_park_never_defers() {
         let (_a, b) = pair();
-        let outbox = Outbox::new(b.as_fd()).unwrap();
+        let outbox = Outbox::new(b.as_fd());
         let mut out = b"+OK\r\n".to_vec();
         assert!(!outbox.defer(&mut out, Waker::noop()));
         assert_eq!(out, b"+OK\r\n");
@@ -264,7 +285,7 @@ mod tests {
     #[test]
     fn deferred_replies_go_out_at_the_end_of_the_round() {
         let (mut a, b) = pair();
-        let outbox = Outbox::new(b.as_fd()).unwrap();
+        let outbox = Outbox::new(b.as_fd());
         end_round(); // this thread now parks like a worker
         let mut out = b"+one\r\n".to_vec();
         assert!(outbox.defer(&mut out, Waker::noop()));
@@ -286,7 +307,7 @@ mod tests {
     #[test]
     fn a_full_socket_stalls_the_outbox_and_the_rest_is_taken_in_front() {
         let (mut a, b) = pair();
-        let outbox = Outbox::new(b.as_fd()).unwrap();
+        let outbox = Outbox::new(b.as_fd());
         end_round();
         // Fill the socket until a round-end write cannot send everything.
         let mut sent = 0usize;
@@ -319,8 +340,8 @@ mod tests {
     fn a_connection_deferring_twice_in_a_round_ends_the_round_for_everyone() {
         let (mut a, b) = pair();
         let (mut c, d) = pair();
-        let busy = Outbox::new(b.as_fd()).unwrap();
-        let other = Outbox::new(d.as_fd()).unwrap();
+        let busy = Outbox::new(b.as_fd());
+        let other = Outbox::new(d.as_fd());
         end_round();
         assert!(other.defer(&mut b"+other\r\n".to_vec(), Waker::noop()));
         assert!(busy.defer(&mut b"+one\r\n".to_vec(), Waker::noop()));
@@ -341,7 +362,7 @@ mod tests {
     #[test]
     fn a_closed_outbox_is_never_written() {
         let (mut a, b) = pair();
-        let outbox = Outbox::new(b.as_fd()).unwrap();
+        let outbox = Outbox::new(b.as_fd());
         end_round();
         let mut out = b"+late\r\n".to_vec();
         assert!(outbox.defer(&mut out, Waker::noop()));
