@@ -190,7 +190,7 @@ async fn background(server: Arc<server::Server>, signals: Signals) -> Result<(),
                 _ = recv(&mut int) => {
                     if by_signal {
                         server.children.kill_all();
-                        let _ = server.shutdown.send(true);
+                        server.announce_shutdown();
                         return Err("You insist... exiting now.".into());
                     }
                     warning!("Received SIGINT scheduling shutdown...");
@@ -202,7 +202,7 @@ async fn background(server: Arc<server::Server>, signals: Signals) -> Result<(),
             break;
         }
     }
-    let _ = server.shutdown.send(true);
+    server.announce_shutdown();
     // Replies computed before the exit (a SCRIPT KILL answered just before the
     // script's end let the scheduled shutdown go on) are still written: connection
     // tasks write what they hold before they notice the shutdown.

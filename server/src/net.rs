@@ -260,21 +260,28 @@ async fn serve(
     };
     let _closing = CloseOutbox(outbox.clone());
     let mut shutdown = server.shutdown.subscribe();
-    // Built once, not in every `select!` below: with one request per wake-up (-P 1)
-    // registering and dropping these waiters was about a tenth of the loop's work.
+    // Looked at on every turn; the bell says when to look between requests.
+    let exiting = server.shutdown.subscribe();
+    // Waits for a blocked write or a client pause end on a kill or shutdown. Built
+    // once, not in every `select!` below.
     let killed = handle.kill_notify.notified();
     tokio::pin!(killed);
     let shut = shutdown.changed();
     tokio::pin!(shut);
+    // Messages may have been queued before the first turn.
+    let mut bell_rang = true;
 
     'conn: loop {
-        if handle.is_killed() {
+        if handle.is_killed() || exiting.has_changed().unwrap_or(true) {
             break;
         }
         // Messages queued before the requests were read go out before their replies
         // (an invalidation must precede the reply to a later read of the same key).
-        while let Ok(m) = msg_rx.try_recv() {
-            conn.encode_pubsub(m);
+        // Every sender rings the bell after queueing.
+        if std::mem::take(&mut bell_rang) || handle.bell.take() {
+            while let Ok(m) = msg_rx.try_recv() {
+                conn.encode_pubsub(m);
+            }
         }
         // Run whatever complete requests are buffered.
         match conn.run_buffered(&mut stream).await {
@@ -337,11 +344,10 @@ async fn serve(
         conn.inbuf.reserve(READ_ROOM);
         tokio::select! {
             // Biased, the read first: the wake-up that ends this wait is nearly always
-            // the next request, and then the other branches are not polled again (an
-            // unbiased select polled about half of them, and each poll of the kill and
-            // shutdown waiters takes their lock: about 2 % of a GET at -P 1). A kill is
-            // also checked at the top of the loop; messages queued meanwhile go out
-            // there too, before the replies to what this read brought.
+            // the next request, and then the other branches are not polled again. A
+            // kill, shutdown or pushed message rings the bell; the top of the loop
+            // then looks at each (and messages queued meanwhile go out there, before
+            // the replies to what this read brought).
             biased;
             r = stream.read_buf(&mut conn.inbuf) => {
                 match r {
@@ -349,12 +355,7 @@ async fn serve(
                     Ok(n) => Stats::incr(&server.stats.net_input_bytes, n as u64),
                 }
             }
-            Some(msg) = msg_rx.recv() => {
-                conn.encode_pubsub(msg);
-                while let Ok(m) = msg_rx.try_recv() {
-                    conn.encode_pubsub(m);
-                }
-            }
+            _ = std::future::poll_fn(|cx| handle.bell.poll_rung(cx)) => bell_rang = true,
             Some(line) = recv_monitor(&mut conn.monitor_rx) => {
                 conn.drained += line.len() as u64;
                 conn.out.raw(&line);
@@ -365,8 +366,6 @@ async fn serve(
                 crate::verbose!("Closing idle client");
                 break 'conn;
             }
-            _ = &mut killed => break 'conn,
-            _ = &mut shut => break 'conn,
         }
     }
     // Replies already handed to the outbox go out as if written before the end; last
@@ -577,9 +576,17 @@ impl LastCmd {
     const COPY_MAX: usize = 64;
 
     fn record(&mut self, argv: &[Bytes]) {
+        let Some(name) = argv.first() else {
+            return;
+        };
+        // Only a container command's first argument shows in `cmd=` (`config|get`);
+        // a key (GET's) is not kept, so repeating GET on other keys changes nothing.
+        let sub = argv
+            .get(1)
+            .filter(|_| crate::commands::connection::names_subcommand(name));
         let same = self.big_sub.is_none()
-            && argv.first().is_some_and(|n| n[..] == self.name[..])
-            && match argv.get(1) {
+            && name[..] == self.name[..]
+            && match sub {
                 Some(s) => self.has_sub && s[..] == self.sub[..],
                 None => !self.has_sub,
             };
@@ -588,14 +595,12 @@ impl LastCmd {
         }
         self.changed = true;
         self.name.clear();
-        if let Some(n) = argv.first() {
-            self.name
-                .extend_from_slice(&n[..n.len().min(Self::COPY_MAX)]);
-        }
+        self.name
+            .extend_from_slice(&name[..name.len().min(Self::COPY_MAX)]);
         self.sub.clear();
         self.big_sub = None;
-        self.has_sub = argv.len() > 1;
-        match argv.get(1) {
+        self.has_sub = sub.is_some();
+        match sub {
             Some(s) if s.len() <= Self::COPY_MAX => self.sub.extend_from_slice(s),
             Some(s) => self.big_sub = Some(s.clone()),
             None => {}

@@ -64,8 +64,8 @@ impl MsgSender {
 
     /// Queues `msg` unless the subscriber is over `limit` (it is then closed).
     fn send(&self, msg: PubMsg, limit: &Limit) {
-        if self.client.try_queue(msg.cost(), limit) {
-            let _ = self.tx.send(msg);
+        if self.client.try_queue(msg.cost(), limit) && self.tx.send(msg).is_ok() {
+            self.client.bell.ring();
         }
     }
 

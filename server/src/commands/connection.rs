@@ -584,13 +584,23 @@ pub fn cmd_display_name(name: &[u8], sub: Option<&[u8]>) -> String {
     out
 }
 
+/// Commands whose `cmd=` in CLIENT LIST names the subcommand too (`config|get`).
+const CONTAINERS: &[&str] = &[
+    "client", "config", "command", "slowlog", "object", "memory", "pubsub", "script", "function",
+    "acl", "cluster", "latency", "module", "xinfo",
+];
+
+/// Whether `name` (any case) is a command whose display name includes its
+/// subcommand: for other commands the first argument is not worth keeping.
+pub fn names_subcommand(name: &[u8]) -> bool {
+    CONTAINERS
+        .iter()
+        .any(|c| c.as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// [`cmd_display_name`] into `out` (replacing its contents), reusing its allocation:
 /// the connection layer records it after every batch of commands.
 pub fn write_cmd_display_name(name: &[u8], sub: Option<&[u8]>, out: &mut String) {
-    const CONTAINERS: &[&str] = &[
-        "client", "config", "command", "slowlog", "object", "memory", "pubsub", "script",
-        "function", "acl", "cluster", "latency", "module", "xinfo",
-    ];
     out.clear();
     // `lookup` ignores case; a name that is not UTF-8 is no command.
     let Some(cmd) = super::lookup(name) else {

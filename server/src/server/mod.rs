@@ -584,7 +584,15 @@ impl Server {
         })
     }
 
-    /// Seconds since start, as a u32 LRU clock.
+    /// Tells every task that the process exits: the `shutdown` watch, and each
+    /// client's bell (connection loops wait on their bell, not on the watch).
+    pub fn announce_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        for h in self.clients.lock().values() {
+            h.bell.ring();
+        }
+    }
+
     /// Registers or drops a MONITOR client, keeping `monitor_count` in step.
     pub fn set_monitor(
         &self,
