@@ -270,6 +270,10 @@ async fn serve(
     tokio::pin!(shut);
     // Messages may have been queued before the first turn.
     let mut bell_rang = true;
+    // A shutdown announced before these subscriptions is not a change they see.
+    if *exiting.borrow() {
+        return;
+    }
 
     'conn: loop {
         if handle.is_killed() || exiting.has_changed().unwrap_or(true) {
