@@ -587,7 +587,9 @@ impl Server {
     /// Tells every task that the process exits: the `shutdown` watch, and each
     /// client's bell (connection loops wait on their bell, not on the watch).
     pub fn announce_shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        // Stored even when no task listens now (`send` would drop it): a task that
+        // subscribes later still finds it.
+        self.shutdown.send_replace(true);
         for h in self.clients.lock().values() {
             h.bell.ring();
         }
