@@ -574,6 +574,8 @@ struct LastCmd {
     /// Differs from what CLIENT LIST's `cmd=` was last built from. A client that
     /// repeats one command (the common case) skips rebuilding it after every batch.
     changed: bool,
+    /// `name` is a command whose `cmd=` names its subcommand.
+    container: bool,
 }
 
 impl LastCmd {
@@ -583,13 +585,16 @@ impl LastCmd {
         let Some(name) = argv.first() else {
             return;
         };
+        let same_name = self.big_sub.is_none() && name[..] == self.name[..];
         // Only a container command's first argument shows in `cmd=` (`config|get`);
         // a key (GET's) is not kept, so repeating GET on other keys changes nothing.
-        let sub = argv
-            .get(1)
-            .filter(|_| crate::commands::connection::names_subcommand(name));
-        let same = self.big_sub.is_none()
-            && name[..] == self.name[..]
+        let container = if same_name {
+            self.container
+        } else {
+            crate::commands::connection::names_subcommand(name)
+        };
+        let sub = argv.get(1).filter(|_| container);
+        let same = same_name
             && match sub {
                 Some(s) => self.has_sub && s[..] == self.sub[..],
                 None => !self.has_sub,
@@ -598,6 +603,7 @@ impl LastCmd {
             return;
         }
         self.changed = true;
+        self.container = container;
         self.name.clear();
         self.name
             .extend_from_slice(&name[..name.len().min(Self::COPY_MAX)]);

@@ -498,3 +498,49 @@ fn object_encoding_after_changes_matches_redis() {
     }
     assert!(diff.is_empty(), "{diff:?}");
 }
+
+/// The `cmd=` field of the line CLIENT LIST prints for client `id`.
+fn cmd_field(observer: &mut Conn, id: i64) -> String {
+    let line = text(observer.cmd(&format!("CLIENT LIST ID {id}")));
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix("cmd="))
+        .unwrap_or_else(|| panic!("no cmd= in {line:?}"))
+        .to_string()
+}
+
+/// CLIENT LIST's `cmd=` after each command of a sequence, side by side: the same
+/// command on other keys (kept without its key), container commands with their
+/// subcommand (`config|get`, any case), a switch back, and an unknown command.
+#[test]
+fn client_list_cmd_follows_each_command_like_redis() {
+    let mut both = Both::start(&[]);
+    let (mut obs_a, mut obs_b) = both.conns();
+    let id_a = int(&both.a.cmd("CLIENT ID"));
+    let id_b = int(&both.b.cmd("CLIENT ID"));
+    let steps = [
+        "GET k1",
+        "GET k2",
+        "SET k1 v",
+        "get k3",
+        "CONFIG GET maxmemory",
+        "config get port",
+        "CONFIG SET maxmemory 0",
+        "CLIENT GETNAME",
+        "OBJECT ENCODING k1",
+        "GET k1",
+        "SCRIPT EXISTS abc",
+        "NOSUCHCOMMAND x",
+        "PING",
+    ];
+    let mut seen = Vec::new();
+    for line in steps {
+        both.a.cmd(line);
+        both.b.cmd(line);
+        let (ours, theirs) = (cmd_field(&mut obs_a, id_a), cmd_field(&mut obs_b, id_b));
+        assert_eq!(ours, theirs, "cmd= after {line:?}");
+        seen.push(ours);
+    }
+    // The sequence does exercise both kinds.
+    assert!(seen.iter().any(|c| c == "config|get"), "{seen:?}");
+    assert!(seen.iter().any(|c| c == "get"), "{seen:?}");
+}
