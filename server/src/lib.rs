@@ -17,6 +17,7 @@ pub mod digest;
 pub mod evict;
 pub mod exec;
 pub mod expire;
+pub mod fdlimit;
 pub mod flags;
 pub mod latency;
 pub mod log;
@@ -52,18 +53,34 @@ pub const REDIS_VERSION: &str = "7.0.15";
 /// Startup after the configuration is loaded (and the process daemonized): role
 /// and banner, listeners, pidfile, then serving until shutdown.
 /// `title` is the process title area `main` claimed (none in-process).
-pub async fn run(config: config::Config, title: Option<proctitle::Claimed>) -> Result<(), String> {
+pub async fn run(
+    mut config: config::Config,
+    title: Option<proctitle::Claimed>,
+) -> Result<(), String> {
+    crate::log::set_role(if config.replicaof.is_some() {
+        b'S'
+    } else {
+        b'M'
+    });
+    // Descriptors for every client first, as Redis's start-up does: a low `ulimit -n`
+    // lowers `maxclients` (with Redis's warnings) instead of failing accepts later.
+    match fdlimit::adjust(config.maxclients as u64) {
+        fdlimit::Adjusted::Enough => {}
+        fdlimit::Adjusted::Reduced(n) => {
+            config.set("maxclients", &[n.to_string()], config::Origin::Runtime)?;
+        }
+        fdlimit::Adjusted::TooLow { current, wanted } => {
+            return Err(format!(
+                "Your current 'ulimit -n' of {current} is not enough for the server to start. Please increase your open file limit to at least {wanted}. Exiting."
+            ));
+        }
+    }
     let server = server::Server::new(config.clone());
     // The scripting state from the start, so INFO shows the Lua VM as Redis does.
     commands::script_run::init(&server);
     // ACL users before the first connection: `requirepass`, `user` lines, `aclfile`.
     commands::acl::init(&server).map_err(|e| e.to_string())?;
     server.proc_title.install(title);
-    crate::log::set_role(if config.replicaof.is_some() {
-        b'S'
-    } else {
-        b'M'
-    });
     banner(&config);
     let oom_class = config::oom::Class::of(&config, false);
     if let Err(e) = server.oom_score.apply(&config, oom_class) {

@@ -323,3 +323,175 @@ fn configured_replica_logs_with_role_s() {
         .lines()
         .any(|l| l.contains(":C ") && l.contains("Configuration loaded")));
 }
+
+/// Starts `bin` under `ulimit -n <nofile>` (sh's builtin, then exec: the child is
+/// the server), on `port`, logging to `log`.
+fn start_with_nofile(bin: &Path, nofile: u32, port: u16, log: &Path, extra: &[&str]) -> ChildGuard {
+    let mut args: Vec<String> = vec![
+        "-c".into(),
+        format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+        bin.display().to_string(),
+        "--port".into(),
+        port.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--save".into(),
+        String::new(),
+        "--logfile".into(),
+        log.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new("sh")
+        .args(&args)
+        .current_dir(log.parent().expect("log dir"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn under ulimit");
+    let guard = ChildGuard(child);
+    assert!(
+        wait_until(Duration::from_secs(10), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "{} did not start under ulimit -n {nofile}",
+        bin.display()
+    );
+    guard
+}
+
+/// The lines of a Redis-format log without their `pid:role date time level` prefix.
+fn log_messages(p: &Path) -> Vec<String> {
+    read(p)
+        .lines()
+        .filter_map(|l| l.splitn(6, ' ').nth(5).map(str::to_string))
+        .collect()
+}
+
+/// A `ulimit -n` lower than `maxclients + 32` that the server cannot raise (the hard
+/// limit is the same, and an unprivileged or sandboxed process cannot lift it):
+/// `maxclients` is lowered to fit, with Redis's warnings, and CONFIG SET cannot raise
+/// it past the limit again. Side by side with Redis 7.0.15; the warning lines are
+/// compared without their OS error text (checked for being there).
+#[test]
+fn a_low_open_files_limit_lowers_maxclients_like_redis() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (ours_dir, theirs_dir) = (dir.path().join("ours"), dir.path().join("theirs"));
+    std::fs::create_dir_all(&ours_dir).expect("mkdir");
+    std::fs::create_dir_all(&theirs_dir).expect("mkdir");
+    let (ours_log, theirs_log) = (ours_dir.join("log"), theirs_dir.join("log"));
+    let (p1, p2) = (free_port(), free_port());
+    let _ours = start_with_nofile(&server_bin(), 300, p1, &ours_log, &[]);
+    let _theirs = start_with_nofile(
+        Path::new("/usr/bin/redis-server"),
+        300,
+        p2,
+        &theirs_log,
+        &[],
+    );
+    let (mut a, mut b) = (Conn::connect(p1), Conn::connect(p2));
+    let get = |c: &mut Conn| c.cmd("CONFIG GET maxclients");
+    let limit_ours = get(&mut a);
+    let limit_theirs = get(&mut b);
+    // A root process with CAP_SYS_RESOURCE could raise the limit: then both keep
+    // 10000 and log the increase instead; either way they agree.
+    assert_eq!(limit_ours, limit_theirs);
+    let raised = limit_ours == arr(&["maxclients", "10000"]);
+    if !raised {
+        assert_eq!(limit_ours, arr(&["maxclients", "268"]));
+    }
+    for line in [
+        "CONFIG SET maxclients 20000",
+        "CONFIG SET maxclients 100",
+        "CONFIG SET maxclients 200",
+    ] {
+        let (ra, rb) = (a.cmd(line), b.cmd(line));
+        assert_eq!(ra, rb, "reply to {line}");
+        assert_eq!(get(&mut a), get(&mut b), "maxclients after {line}");
+    }
+    let strip_os_error = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| l.contains("files") || l.contains("maxclients"))
+            .map(|l| match l.find("because of OS error: ") {
+                Some(i) => l[..i].to_string(),
+                None => l,
+            })
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || strip_os_error(log_messages(
+            &ours_log
+        ))
+        .len()
+            == strip_os_error(log_messages(&theirs_log)).len()),
+        "ours: {:?}\ntheirs: {:?}",
+        log_messages(&ours_log),
+        log_messages(&theirs_log)
+    );
+    let (ours, theirs) = (
+        strip_os_error(log_messages(&ours_log)),
+        strip_os_error(log_messages(&theirs_log)),
+    );
+    assert_eq!(ours, theirs);
+    assert!(!ours.is_empty());
+    if !raised {
+        assert!(
+            read(&ours_log).contains("because of OS error: Operation not permitted."),
+            "{}",
+            read(&ours_log)
+        );
+    }
+}
+
+/// A `ulimit -n` that does not even hold the 32 descriptors the server keeps for
+/// itself: both servers refuse to start, exit 1, and say so last in the log.
+#[test]
+fn an_open_files_limit_below_the_reserve_stops_the_start_like_redis() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = |bin: &Path, name: &str| -> (Option<i32>, String) {
+        let log = dir.path().join(name);
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "ulimit -n 30 && exec \"$0\" \"$@\"",
+                &bin.display().to_string(),
+                "--port",
+                &free_port().to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--logfile",
+                &log.display().to_string(),
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn under ulimit");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s.code();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} kept running under ulimit -n 30", bin.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let last = log_messages(&log).last().cloned().unwrap_or_default();
+        (status, last)
+    };
+    let ours = run(&server_bin(), "ours.log");
+    let theirs = run(Path::new("/usr/bin/redis-server"), "theirs.log");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.0, Some(1));
+    assert!(
+        ours.1.contains("'ulimit -n' of 30 is not enough"),
+        "{ours:?}"
+    );
+}

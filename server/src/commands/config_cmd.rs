@@ -160,6 +160,22 @@ fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
         }
     }
     // Side effects that can fail are checked before anything is committed.
+    if new.maxclients > old.maxclients {
+        if let crate::fdlimit::Adjusted::Reduced(n)
+        | crate::fdlimit::Adjusted::TooLow { current: n, .. } =
+            crate::fdlimit::adjust(new.maxclients as u64)
+        {
+            crate::warning!(
+                "Failed applying new configuration. Possibly related to new maxclients setting. Restoring previous settings."
+            );
+            return Err(failed(
+                b"maxclients",
+                &format!(
+                    "The operating system is not able to handle the specified number of clients, try with {n}"
+                ),
+            ));
+        }
+    }
     if new.logfile != old.logfile && !new.logfile.is_empty() {
         if let Err(e) = std::fs::OpenOptions::new()
             .create(true)
