@@ -190,7 +190,7 @@ async fn background(server: Arc<server::Server>, signals: Signals) -> Result<(),
                 _ = recv(&mut int) => {
                     if by_signal {
                         server.children.kill_all();
-                        let _ = server.shutdown.send(true);
+                        server.shutdown.send_replace(true);
                         return Err("You insist... exiting now.".into());
                     }
                     warning!("Received SIGINT scheduling shutdown...");
@@ -202,7 +202,10 @@ async fn background(server: Arc<server::Server>, signals: Signals) -> Result<(),
             break;
         }
     }
-    let _ = server.shutdown.send(true);
+    // Stored even if no task listens right now: one that subscribes later (a
+    // connection or replica link that came in just before the accept loop stopped)
+    // still sees it (`server::stopping`).
+    server.shutdown.send_replace(true);
     // Replies computed before the exit (a SCRIPT KILL answered just before the
     // script's end let the scheduled shutdown go on) are still written: connection
     // tasks write what they hold before they notice the shutdown.
