@@ -219,6 +219,9 @@ async fn background(server: Arc<server::Server>, signals: Signals) -> Result<(),
             break;
         }
     }
+    // Stored even if no task listens right now: one that subscribes later (a
+    // connection or replica link that came in just before the accept loop stopped)
+    // still sees it (`server::stopping`).
     server.announce_shutdown();
     // Replies computed before the exit (a SCRIPT KILL answered just before the
     // script's end let the scheduled shutdown go on) are still written: connection

@@ -89,6 +89,11 @@ pub async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) 
     let mut shutdown = server.shutdown.subscribe();
     loop {
         tokio::select! {
+            // Biased, the shutdown first: a connection waiting in the backlog when
+            // the server stops is not taken (a server that is gone would serve it;
+            // in a shared process nothing else would close it).
+            biased;
+            _ = crate::server::stopping(&mut shutdown) => break,
             r = listener.accept() => {
                 match r {
                     Ok((stream, _)) => {
@@ -101,7 +106,6 @@ pub async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) 
                     }
                 }
             }
-            _ = shutdown.changed() => break,
         }
     }
 }
@@ -266,7 +270,9 @@ async fn serve(
     // once, not in every `select!` below.
     let killed = handle.kill_notify.notified();
     tokio::pin!(killed);
-    let shut = shutdown.changed();
+    // `stopping`, not `changed`: it also resolves for a shutdown announced before
+    // this connection subscribed.
+    let shut = crate::server::stopping(&mut shutdown);
     tokio::pin!(shut);
     // Messages may have been queued before the first turn.
     let mut bell_rang = true;

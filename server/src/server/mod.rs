@@ -32,7 +32,7 @@ pub use crate::client::{ClientHandle, ClientId, ClientInfo};
 pub type Watchers = Vec<(ClientId, Arc<AtomicBool>)>;
 
 pub use crate::util::{now_ms, random_hex40};
-pub use shutdown_state::{ShutdownFlags, ShutdownRequest};
+pub use shutdown_state::{stopping, ShutdownFlags, ShutdownRequest};
 
 /// Counters reported by INFO stats; atomics because every connection bumps them.
 #[derive(Debug, Default)]

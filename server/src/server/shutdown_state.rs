@@ -34,6 +34,17 @@ impl ShutdownFlags {
     }
 }
 
+/// Resolves once `stop` (a receiver of `Server::shutdown`) says the server is
+/// stopping, at once if it already did. A receiver subscribed after the signal
+/// (a replica handed over in the moment before the accept loop stopped) has
+/// already seen it, so a bare `changed()` would wait for a next change that never
+/// comes: harmless when the process exits next, but with two servers in one
+/// process the task would outlive its server and keep the link open.
+pub async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    // Also resolves when the sender is gone (the server value was dropped).
+    let _ = stop.wait_for(|&down| down).await;
+}
+
 /// The shutdown request and its progress (one per server).
 #[derive(Debug)]
 pub struct ShutdownRequest {

@@ -52,13 +52,23 @@ pub async fn serve_replica(
         handle.clone(),
         acked.clone(),
     ));
-    let rx = match handoff {
-        Some(Handoff::Continue(rx)) => Some(rx),
-        Some(Handoff::Full) => full_sync::full_sync(&server, &mut wr, &handle, &acked).await,
-        None => None,
+    let link = async {
+        let rx = match handoff {
+            Some(Handoff::Continue(rx)) => Some(rx),
+            Some(Handoff::Full) => full_sync::full_sync(&server, &mut wr, &handle, &acked).await,
+            None => None,
+        };
+        if let Some(rx) = rx {
+            stream_to_replica(&server, &mut wr, &handle, rx).await;
+        }
     };
-    if let Some(rx) = rx {
-        stream_to_replica(&server, &mut wr, &handle, rx).await;
+    // Subscribed only now, possibly after the shutdown was signalled (the replica's
+    // PSYNC came in just before the accept loop stopped): `stopping` sees that too,
+    // so the link never outlives the server.
+    let mut stop = server.shutdown.subscribe();
+    tokio::select! {
+        _ = link => {}
+        _ = crate::server::stopping(&mut stop) => {}
     }
     reader.abort();
     let mut store = server.store.lock();
@@ -117,7 +127,7 @@ async fn write_or_killed(
     }
 }
 
-/// Sends queued stream bytes until the link dies.
+/// Sends queued stream bytes until the link dies (the caller ends it at shutdown).
 async fn stream_to_replica(
     server: &Arc<Server>,
     wr: &mut WriteHalf,
@@ -125,7 +135,6 @@ async fn stream_to_replica(
     mut rx: mpsc::UnboundedReceiver<Bytes>,
 ) {
     let queued = with_link(server, handle.id, |l| l.queued.clone()).unwrap_or_default();
-    let mut shutdown = server.shutdown.subscribe();
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
         if handle.is_killed() {
@@ -134,7 +143,6 @@ async fn stream_to_replica(
         let first = tokio::select! {
             b = rx.recv() => b,
             _ = handle.kill_notify.notified() => return,
-            _ = shutdown.changed() => return,
         };
         let Some(first) = first else { return };
         buf.clear();
@@ -347,4 +355,51 @@ pub fn role_replicas(r: &super::ReplState) -> Vec<(String, u16, i64)> {
         .filter(|l| l.state == ReplicaState::Online)
         .map(|l| (l.ip.clone(), l.port, l.ack_off))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica handed over after the shutdown was signalled (its PSYNC came in
+    /// just before the accept loop stopped) is let go at once: the link must not
+    /// outlive the server, which in a shared process would keep the replica's link
+    /// up with a master that is gone.
+    #[tokio::test]
+    async fn a_replica_handed_over_after_shutdown_is_let_go() {
+        let server = Server::new(crate::config::Config::default());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (sock, _) = l.accept().await.unwrap();
+        let handle = Arc::new(ClientHandle::new(
+            7,
+            "127.0.0.1:1".into(),
+            "127.0.0.1:2".into(),
+            Default::default(),
+        ));
+        // The stream stays open: only the shutdown can end the link.
+        let (_stream_tx, stream_rx) = mpsc::unbounded_channel();
+        server
+            .store
+            .lock()
+            .repl
+            .handoffs
+            .insert(7, Handoff::Continue(stream_rx));
+        server.shutdown.send_replace(true);
+        let served = serve_replica(server.clone(), Stream::Plain(sock), BytesMut::new(), handle);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(10), served)
+                .await
+                .is_ok(),
+            "the link ends with the server"
+        );
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(10), peer.read(&mut b)).await;
+        assert!(
+            matches!(n, Ok(Ok(0))),
+            "the replica sees the link closed: {n:?}"
+        );
+    }
 }
