@@ -3,7 +3,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{server_bin, wait_until, Conn, TestServer, R};
+use common::{b, info_field, server_bin, wait_until, Conn, TestServer, R};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -369,4 +369,52 @@ fn tandem_aof_loads_in_redis_and_redis_aof_loads_in_tandem() {
     for p in ["x", "y", "z", "w"] {
         assert_keys(&mut c, p, 50);
     }
+}
+
+/// A replica with the AOF on rewrites it after a full sync, as Redis restarts its AOF
+/// then: the synced dataset becomes the second base, what the master streams after
+/// goes to the incr file that follows it, and a replica killed and started again
+/// without its master has both. (Before, the AOF kept describing the dataset from
+/// before the sync, and the restart lost everything the sync brought.)
+#[test]
+fn a_replica_rewrites_its_aof_after_a_full_sync() {
+    let master = TestServer::start(&["--save", "", "--repl-diskless-sync-delay", "0"]);
+    let mut m = master.conn();
+    write_keys(&mut m, "before", 50);
+    let target = format!("127.0.0.1 {}", master.port);
+    let replica = TestServer::start(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "",
+        "--replicaof",
+        &target,
+    ]);
+    let mut r = replica.conn();
+    let limit = Duration::from_secs(30);
+    assert!(wait_until(limit, || r.cmd("GET before49") == b("v49")));
+    write_keys(&mut m, "after", 10);
+    assert!(wait_until(limit, || r.cmd("GET after9") == b("v9")));
+    let manifest = replica
+        .dir
+        .path()
+        .join("appendonlydir/appendonly.aof.manifest");
+    assert!(
+        wait_until(limit, || {
+            std::fs::read_to_string(&manifest).unwrap_or_default()
+                == "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+                && info_field(&mut r, "persistence", "aof_rewrite_in_progress").as_deref()
+                    == Some("0")
+        }),
+        "{:?}",
+        std::fs::read_to_string(&manifest)
+    );
+    let dir = crash(replica);
+    let restarted = TestServer::start_in(dir, AOF_ALWAYS);
+    let mut c = restarted.conn();
+    assert_eq!(c.cmd("DBSIZE"), R::Int(60));
+    assert_eq!(c.cmd("GET before0"), b("v0"));
+    assert_eq!(c.cmd("GET after9"), b("v9"));
 }
