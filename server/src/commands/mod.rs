@@ -738,19 +738,23 @@ pub fn parse_f64(a: &[u8]) -> Option<f64> {
     if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
         return None;
     }
-    let v = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => {
-            let v = s.parse::<f64>().ok()?;
-            // strtod sets ERANGE on overflow and underflow; Redis refuses both.
+    // Compared in place: a lowercased copy cost an allocation per parsed score.
+    let word = |w: &[&str]| w.iter().any(|w| s.eq_ignore_ascii_case(w));
+    let v = if word(&["inf", "+inf", "infinity", "+infinity"]) {
+        f64::INFINITY
+    } else if word(&["-inf", "-infinity"]) {
+        f64::NEG_INFINITY
+    } else {
+        let v = s.parse::<f64>().ok()?;
+        // strtod sets ERANGE on overflow and underflow; Redis refuses both.
+        let underflow = || {
             let mantissa = s.split(['e', 'E']).next().unwrap_or("");
-            let nonzero = mantissa.bytes().any(|c| matches!(c, b'1'..=b'9'));
-            if v.is_infinite() || (v == 0.0 && nonzero) {
-                return None;
-            }
-            v
+            mantissa.bytes().any(|c| matches!(c, b'1'..=b'9'))
+        };
+        if v.is_infinite() || (v == 0.0 && underflow()) {
+            return None;
         }
+        v
     };
     if v.is_nan() {
         return None;

@@ -141,21 +141,11 @@ fn reply_items(out: &mut Reply, items: &[(Bytes, f64)], withscores: bool) {
     }
 }
 
-/// Parses a score, weight or increment like Redis's `getDoubleFromObject`: on top
-/// of the common float rules, values that overflow to infinity or underflow to zero
-/// (`1e400`, `1e-400`) are refused, as `strtod` reports them with ERANGE.
+/// Parses a score, weight or increment like Redis's `getDoubleFromObject`: values
+/// that overflow to infinity or underflow to zero (`1e400`, `1e-400`) are refused,
+/// as `strtod` reports them with ERANGE; `parse_f64` already applies both rules.
 fn score_arg(a: &[u8]) -> Option<f64> {
-    let v = super::parse_f64(a)?;
-    let text = std::str::from_utf8(a).ok()?;
-    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
-    let literal_inf = text.to_ascii_lowercase().contains("inf");
-    if v.is_infinite() && !literal_inf {
-        return None;
-    }
-    if v == 0.0 && mantissa.bytes().any(|c| (b'1'..=b'9').contains(&c)) {
-        return None;
-    }
-    Some(v)
+    super::parse_f64(a)
 }
 
 /// Parses a float the way `strtod` inside Redis's range parser does: leading blanks
@@ -379,7 +369,7 @@ fn add_generic(
                         continue;
                     }
                     if new != cur {
-                        z.insert(detach(member), new, lim);
+                        z.rescore(member, new);
                         updated += 1;
                     }
                     result = Some(new);

@@ -104,6 +104,15 @@ fn small_insert(buf: &mut Box<[u8]>, member: &[u8], score: f64) {
     *buf = v.into_boxed_slice();
 }
 
+/// Moves the entry at `at` (scored `old`) to its place for `score`.
+fn small_rescore(buf: &mut Box<[u8]>, at: usize, old: f64, member: &[u8], score: f64) {
+    if old != score {
+        let end = small::decode(buf, at).map_or(at, |e| e.2);
+        small_cut(buf, at..end);
+        small_insert(buf, member, score);
+    }
+}
+
 /// Removes the bytes `range` from a small block.
 fn small_cut(buf: &mut Box<[u8]>, range: std::ops::Range<usize>) {
     let mut v = std::mem::take(buf).into_vec();
@@ -181,11 +190,7 @@ impl ZSet {
             }
             match found {
                 Some((at, old)) => {
-                    if old != score {
-                        let end = small::decode(buf, at).map_or(at, |e| e.2);
-                        small_cut(buf, at..end);
-                        small_insert(buf, &member, score);
-                    }
+                    small_rescore(buf, at, old, &member, score);
                     return Some(old);
                 }
                 None if lim.admit(n + 1, member.len())
@@ -201,6 +206,22 @@ impl ZSet {
             Repr::Big(b) => b.insert(member, score),
             // `promote` just made it big.
             Repr::Small(_) => None,
+        }
+    }
+
+    /// Gives an existing member a new score; returns the previous score, or None
+    /// (changing nothing) when `member` is absent. The member is borrowed, so moving
+    /// one copies nothing; like any update it never converts the shape.
+    pub fn rescore(&mut self, member: &[u8], score: f64) -> Option<f64> {
+        match &mut self.0 {
+            Repr::Small(buf) => {
+                let (at, old) = entries(buf)
+                    .find(|(_, m, _)| *m == member)
+                    .map(|(at, _, s)| (at, s))?;
+                small_rescore(buf, at, old, member, score);
+                Some(old)
+            }
+            Repr::Big(b) => b.rescore(member, score),
         }
     }
 
