@@ -209,19 +209,31 @@ impl ZSet {
         }
     }
 
-    /// Gives an existing member a new score; returns the previous score, or None
-    /// (changing nothing) when `member` is absent. The member is borrowed, so moving
-    /// one copies nothing; like any update it never converts the shape.
-    pub fn rescore(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        match &mut self.0 {
-            Repr::Small(buf) => {
-                let (at, old) = entries(buf)
-                    .find(|(_, m, _)| *m == member)
-                    .map(|(at, _, s)| (at, s))?;
-                small_rescore(buf, at, old, member, score);
-                Some(old)
+    /// One element of a ZADD, looked up once: `decide` gets the member's current
+    /// score (None when absent) and returns the score to store, or None to leave
+    /// the set as it is. An existing member is borrowed, so moving it copies
+    /// nothing; `own` makes the stored copy of a new one. Adding may convert the
+    /// shape as [`ZSet::insert`] does; an update never converts.
+    pub fn add_with(
+        &mut self,
+        member: &[u8],
+        own: impl FnOnce() -> Bytes,
+        lim: Limits,
+        decide: impl FnOnce(Option<f64>) -> Option<f64>,
+    ) {
+        let buf = match &mut self.0 {
+            Repr::Big(b) => return b.add_with(member, own, decide),
+            Repr::Small(buf) => buf,
+        };
+        let found = entries(buf)
+            .find(|(_, m, _)| *m == member)
+            .map(|(at, _, s)| (at, s));
+        match (found, decide(found.map(|f| f.1))) {
+            (_, None) => {}
+            (Some((at, old)), Some(new)) => small_rescore(buf, at, old, member, new),
+            (None, Some(new)) => {
+                self.insert(own(), new, lim);
             }
-            Repr::Big(b) => b.rescore(member, score),
         }
     }
 

@@ -67,17 +67,27 @@ impl Big {
         None
     }
 
-    /// Gives an existing member a new score (already normalised); returns the
-    /// previous one, or None (and changes nothing) when `member` is absent. Takes
-    /// the member by reference: a move allocates nothing.
-    pub(super) fn rescore(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        let cur = self.scores.get_mut(member)?;
-        let old = *cur;
-        if Score(old) != Score(score) {
-            *cur = score;
-            self.relink(Score(old), Score(score), member);
+    /// [`super::ZSet::add_with`] for this shape: one map lookup for an existing
+    /// member (moved without copying it), two for a new one.
+    pub(super) fn add_with(
+        &mut self,
+        member: &[u8],
+        own: impl FnOnce() -> Bytes,
+        decide: impl FnOnce(Option<f64>) -> Option<f64>,
+    ) {
+        if let Some(cur) = self.scores.get_mut(member) {
+            let old = *cur;
+            if let Some(new) = decide(Some(old)).filter(|new| Score(*new) != Score(old)) {
+                *cur = new;
+                self.relink(Score(old), Score(new), member);
+            }
+            return;
         }
-        Some(old)
+        if let Some(new) = decide(None) {
+            let m = own();
+            self.scores.insert(m.clone(), new);
+            self.link(Score(new), m);
+        }
     }
 
     pub(super) fn remove(&mut self, member: &[u8]) -> Option<f64> {
@@ -449,11 +459,16 @@ mod tests {
                     // ZINCRBY: existing members move by a delta, new ones are added.
                     let delta = if r % 2 == 0 { 1.0 } else { -(raw % 7.0) };
                     let new = before.map_or(delta, |s| s + delta);
-                    let got = match before {
-                        Some(_) => big.rescore(&member, new),
-                        None => big.insert(member.clone(), new),
-                    };
-                    assert_eq!(got, before);
+                    let mut seen = None;
+                    big.add_with(
+                        &member,
+                        || member.clone(),
+                        |cur| {
+                            seen = Some(cur);
+                            Some(new)
+                        },
+                    );
+                    assert_eq!(seen, Some(before));
                     if let Some(old) = before {
                         model.remove(&(Score(old), member.clone()));
                     }
@@ -500,13 +515,24 @@ mod tests {
     }
 
     #[test]
-    fn rescoring_an_absent_member_changes_nothing() {
+    fn add_with_stores_only_what_the_decision_returns() {
         let mut big = Big::default();
-        big.insert(Bytes::from_static(b"a"), 1.0);
-        assert_eq!(big.rescore(b"b", 2.0), None);
+        let a = Bytes::from_static(b"a");
+        big.add_with(b"a", || a.clone(), |cur| cur.map_or(Some(1.0), |_| None));
+        big.add_with(
+            b"a",
+            || unreachable!("a exists"),
+            |cur| cur.map_or(Some(9.0), |_| None),
+        );
+        assert_eq!(big.score(b"a"), Some(1.0));
+        big.add_with(b"b", || Bytes::from_static(b"b"), |_| None);
         assert_eq!(big.len(), 1);
-        assert_eq!(big.rescore(b"a", 2.0), Some(1.0));
-        assert_eq!(big.score(b"a"), Some(2.0));
+        big.add_with(
+            b"a",
+            || unreachable!("a exists"),
+            |cur| cur.map(|s| s + 2.0),
+        );
+        assert_eq!(big.score(b"a"), Some(3.0));
         big.check_layout();
     }
 }
