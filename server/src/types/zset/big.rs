@@ -3,7 +3,6 @@
 
 use super::Score;
 use bytes::Bytes;
-use std::cmp::Ordering;
 use std::collections::HashMap;
 
 /// Elements per block after a split; a block splits when it reaches twice this.
@@ -35,8 +34,12 @@ pub(super) struct Big {
 /// A position in `blocks`: (block, offset). `(blocks.len(), 0)` is the end.
 type Pos = (usize, usize);
 
-fn cmp_key(e: &Item, s: Score, m: &[u8]) -> Ordering {
-    e.0.cmp(&s).then_with(|| e.1[..].cmp(m))
+/// Whether `e` sorts before `(s, m)` in (score, member) order. Plain float
+/// comparisons: no NaN is ever stored, so `<` and `==` order scores exactly as
+/// [`Score`]'s `Ord` does (-0 equal to 0), a few instructions less per probe.
+#[inline]
+fn before(e: &Item, s: Score, m: &[u8]) -> bool {
+    e.0 .0 < s.0 || (e.0 .0 == s.0 && e.1[..] < *m)
 }
 
 impl Big {
@@ -179,7 +182,7 @@ impl Big {
 
     /// First position whose element is >= (s, m).
     fn lower_bound(&self, s: Score, m: &[u8]) -> Pos {
-        let mut bi = self.lasts.partition_point(|l| *l < s);
+        let mut bi = self.lasts.partition_point(|l| l.0 < s.0);
         // Blocks ending on the score sought: their last members decide (rare
         // outside sets with many equal scores, where it is what Redis compares too).
         while self.lasts.get(bi).is_some_and(|l| *l == s)
@@ -193,10 +196,7 @@ impl Big {
         }
         match self.blocks.get(bi) {
             None => (self.blocks.len(), 0),
-            Some(b) => (
-                bi,
-                b.partition_point(|e| cmp_key(e, s, m) == Ordering::Less),
-            ),
+            Some(b) => (bi, b.partition_point(|e| before(e, s, m))),
         }
     }
 
@@ -284,7 +284,7 @@ impl Big {
         }
         // Elements of this block other than `m` that sort before the new key (`m`
         // itself, at its old key, sorts before it exactly when old < new).
-        let below = b.partition_point(|e| cmp_key(e, new, m) == Ordering::Less);
+        let below = b.partition_point(|e| before(e, new, m));
         let dest = if old < new { below - 1 } else { below };
         let others = b.len() - 1;
         // The new place is inside this block when some other element of it stays
@@ -382,7 +382,37 @@ impl ExactSizeIterator for BigIter<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Ordering;
     use std::collections::BTreeSet;
+
+    fn cmp_key(e: &Item, s: Score, m: &[u8]) -> Ordering {
+        e.0.cmp(&s).then_with(|| e.1[..].cmp(m))
+    }
+
+    #[test]
+    fn before_orders_as_score_then_member() {
+        let scores = [
+            f64::NEG_INFINITY,
+            -1.5,
+            -0.0,
+            0.0,
+            1e-310,
+            2.0,
+            f64::INFINITY,
+        ];
+        let members: [&[u8]; 3] = [b"", b"a", b"b"];
+        for &a in &scores {
+            for &b in &scores {
+                for ma in members {
+                    for mb in members {
+                        let e = (Score(a), Bytes::copy_from_slice(ma));
+                        let want = cmp_key(&e, Score(b), mb) == Ordering::Less;
+                        assert_eq!(before(&e, Score(b), mb), want, "{a} {ma:?} / {b} {mb:?}");
+                    }
+                }
+            }
+        }
+    }
 
     impl Big {
         /// The layout's invariants: blocks non-empty and sorted within and across,
