@@ -137,26 +137,12 @@ impl Big {
             } else {
                 0
             };
-            let Some(b) = self.blocks.get_mut(bi) else {
-                break;
-            };
-            let item = if max || b.is_empty() {
-                b.pop()
+            let off = if max {
+                self.blocks.get(bi).map_or(0, |b| b.len().saturating_sub(1))
             } else {
-                Some(b.remove(0))
+                0
             };
-            match b.last() {
-                None => {
-                    self.blocks.remove(bi);
-                    self.lasts.remove(bi);
-                }
-                Some(last) if max => {
-                    if let Some(l) = self.lasts.get_mut(bi) {
-                        *l = last.0;
-                    }
-                }
-                Some(_) => {}
-            }
+            let item = self.take_at(bi, off);
             let Some((s, m)) = item else { break };
             self.scores.remove(&m);
             out.push((m, s.0));
@@ -256,18 +242,30 @@ impl Big {
         if !b.get(off).is_some_and(|e| e.0 == s && e.1[..] == *m) {
             return;
         }
-        b.remove(off);
+        self.take_at(bi, off);
+    }
+
+    /// Removes and returns the element at `(bi, off)`, dropping the block when it
+    /// empties and keeping `lasts` in step.
+    fn take_at(&mut self, bi: usize, off: usize) -> Option<Item> {
+        let b = self.blocks.get_mut(bi)?;
+        if off >= b.len() {
+            return None;
+        }
+        let item = b.remove(off);
         match b.last() {
             None => {
                 self.blocks.remove(bi);
                 self.lasts.remove(bi);
             }
-            Some(last) => {
-                if off == b.len() {
-                    self.lasts[bi] = last.0;
+            Some(last) if off == b.len() => {
+                if let Some(l) = self.lasts.get_mut(bi) {
+                    *l = last.0;
                 }
             }
+            Some(_) => {}
         }
+        Some(item)
     }
 
     /// Moves `m` from score `old` to `new` in the order. When the new place is in
@@ -285,7 +283,11 @@ impl Big {
         // Elements of this block other than `m` that sort before the new key (`m`
         // itself, at its old key, sorts before it exactly when old < new).
         let below = b.partition_point(|e| before(e, new, m));
-        let dest = if old < new { below - 1 } else { below };
+        let dest = if old < new {
+            below.saturating_sub(1)
+        } else {
+            below
+        };
         let others = b.len() - 1;
         // The new place is inside this block when some other element of it stays
         // on each side (or the block is the first / last one, with nothing beyond).
@@ -303,19 +305,9 @@ impl Big {
             }
             return;
         }
-        let (_, handle) = b.remove(from);
-        match b.last() {
-            None => {
-                self.blocks.remove(bi);
-                self.lasts.remove(bi);
-            }
-            Some(l) => {
-                if from == b.len() {
-                    self.lasts[bi] = l.0;
-                }
-            }
+        if let Some((_, handle)) = self.take_at(bi, from) {
+            self.link(new, handle);
         }
-        self.link(new, handle);
     }
 
     /// Iterator over `[from, to)` holding `n` elements.
