@@ -734,23 +734,30 @@ pub fn arg_f64(a: &[u8]) -> Result<f64, CmdError> {
 }
 
 pub fn parse_f64(a: &[u8]) -> Option<f64> {
+    if let Some(v) = plain_integer(a) {
+        return Some(v);
+    }
     let s = std::str::from_utf8(a).ok()?;
     if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
         return None;
     }
-    let v = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => {
-            let v = s.parse::<f64>().ok()?;
-            // strtod sets ERANGE on overflow and underflow; Redis refuses both.
+    // Compared in place: a lowercased copy cost an allocation per parsed score.
+    let word = |w: &[&str]| w.iter().any(|w| s.eq_ignore_ascii_case(w));
+    let v = if word(&["inf", "+inf", "infinity", "+infinity"]) {
+        f64::INFINITY
+    } else if word(&["-inf", "-infinity"]) {
+        f64::NEG_INFINITY
+    } else {
+        let v = s.parse::<f64>().ok()?;
+        // strtod sets ERANGE on overflow and underflow; Redis refuses both.
+        let underflow = || {
             let mantissa = s.split(['e', 'E']).next().unwrap_or("");
-            let nonzero = mantissa.bytes().any(|c| matches!(c, b'1'..=b'9'));
-            if v.is_infinite() || (v == 0.0 && nonzero) {
-                return None;
-            }
-            v
+            mantissa.bytes().any(|c| matches!(c, b'1'..=b'9'))
+        };
+        if v.is_infinite() || (v == 0.0 && underflow()) {
+            return None;
         }
+        v
     };
     if v.is_nan() {
         return None;
@@ -758,11 +765,60 @@ pub fn parse_f64(a: &[u8]) -> Option<f64> {
     Some(v)
 }
 
+/// `-?[0-9]{1,15}` read directly (scores are mostly sent this way): up to 15
+/// digits are exact in an f64, so this is what the general parser would return.
+fn plain_integer(a: &[u8]) -> Option<f64> {
+    let (neg, digits) = match a.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, a),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(c - b'0');
+    }
+    let v = n as f64;
+    Some(if neg { -v } else { v })
+}
+
 pub use crate::util::is_kw;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_integers_parse_as_the_general_float_parser_does() {
+        for a in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "000000000022",
+            "999999999999999",
+            "-999999999999999",
+        ] {
+            let want: f64 = a.parse().expect("valid float");
+            let got = plain_integer(a.as_bytes()).expect("takes the fast path");
+            assert_eq!(got.to_bits(), want.to_bits(), "{a}");
+            assert_eq!(
+                parse_f64(a.as_bytes()).map(f64::to_bits),
+                Some(want.to_bits())
+            );
+        }
+        // Longer or signed-plus or non-digit inputs go to the general parser.
+        for a in ["1000000000000000", "+5", "-", "", "1.5", "1e3", " 1", "1 "] {
+            assert_eq!(plain_integer(a.as_bytes()), None, "{a}");
+        }
+        assert_eq!(parse_f64(b"1000000000000000"), Some(1e15));
+        assert_eq!(parse_f64(b"+5"), Some(5.0));
+        assert_eq!(parse_f64(b"-"), None);
+    }
 
     #[test]
     fn every_command_has_a_lowercase_name_and_sane_arity() {

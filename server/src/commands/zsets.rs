@@ -141,21 +141,11 @@ fn reply_items(out: &mut Reply, items: &[(Bytes, f64)], withscores: bool) {
     }
 }
 
-/// Parses a score, weight or increment like Redis's `getDoubleFromObject`: on top
-/// of the common float rules, values that overflow to infinity or underflow to zero
-/// (`1e400`, `1e-400`) are refused, as `strtod` reports them with ERANGE.
+/// Parses a score, weight or increment like Redis's `getDoubleFromObject`: values
+/// that overflow to infinity or underflow to zero (`1e400`, `1e-400`) are refused,
+/// as `strtod` reports them with ERANGE; `parse_f64` already applies both rules.
 fn score_arg(a: &[u8]) -> Option<f64> {
-    let v = super::parse_f64(a)?;
-    let text = std::str::from_utf8(a).ok()?;
-    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
-    let literal_inf = text.to_ascii_lowercase().contains("inf");
-    if v.is_infinite() && !literal_inf {
-        return None;
-    }
-    if v == 0.0 && mantissa.bytes().any(|c| (b'1'..=b'9').contains(&c)) {
-        return None;
-    }
-    Some(v)
+    super::parse_f64(a)
 }
 
 /// Parses a float the way `strtod` inside Redis's range parser does: leading blanks
@@ -340,6 +330,64 @@ struct AddOpts {
     incr: bool,
 }
 
+/// What ZADD's elements did to a set.
+struct Added {
+    added: u64,
+    updated: u64,
+    result: Option<f64>,
+    failure: Option<CmdError>,
+}
+
+/// Applies ZADD's elements to `z` in order (stopping at a NaN result), one member
+/// lookup each.
+fn add_pairs(z: &mut ZSet, pairs: &[(f64, Bytes)], o: AddOpts, lim: Limits) -> Added {
+    let mut done = Added {
+        added: 0,
+        updated: 0,
+        result: None,
+        failure: None,
+    };
+    for (score, member) in pairs {
+        z.add_with(
+            member,
+            || detach(member),
+            lim,
+            |cur| match cur {
+                Some(cur) => {
+                    if o.nx {
+                        return None;
+                    }
+                    let new = if o.incr { cur + score } else { *score };
+                    if new.is_nan() {
+                        done.failure =
+                            Some(CmdError::msg("ERR resulting score is not a number (NaN)"));
+                        return None;
+                    }
+                    if (o.gt && new <= cur) || (o.lt && new >= cur) {
+                        return None;
+                    }
+                    done.result = Some(new);
+                    if new == cur {
+                        return None;
+                    }
+                    done.updated += 1;
+                    Some(new)
+                }
+                None if o.xx => None,
+                None => {
+                    done.added += 1;
+                    done.result = Some(*score);
+                    Some(*score)
+                }
+            },
+        );
+        if done.failure.is_some() {
+            break;
+        }
+    }
+    done
+}
+
 fn add_generic(
     ctx: &mut Ctx,
     out: &mut Reply,
@@ -347,9 +395,12 @@ fn add_generic(
     pairs: &[(f64, Bytes)],
     o: AddOpts,
 ) -> CmdResult {
-    let exists = write_zset(ctx, key)?.is_some();
-    if !exists {
-        if o.xx {
+    let lim = limits(ctx);
+    // One key lookup: a new key is stored once its set is built (never empty: a
+    // new set's members are all added, and NaN needs an existing member).
+    let done = match write_zset(ctx, key)? {
+        Some(z) => add_pairs(z, pairs, o, lim),
+        None if o.xx => {
             if o.incr {
                 out.null();
             } else {
@@ -357,48 +408,24 @@ fn add_generic(
             }
             return Ok(());
         }
-        ctx.set(key.clone(), Value::ZSet(Box::default()));
-    }
-    let lim = limits(ctx);
-    let (mut added, mut updated) = (0u64, 0u64);
-    let mut result: Option<f64> = None;
-    let mut failure = None;
-    if let Some(z) = write_zset(ctx, key)? {
-        for (score, member) in pairs {
-            match z.score(member) {
-                Some(cur) => {
-                    if o.nx {
-                        continue;
-                    }
-                    let new = if o.incr { cur + score } else { *score };
-                    if new.is_nan() {
-                        failure = Some(CmdError::msg("ERR resulting score is not a number (NaN)"));
-                        break;
-                    }
-                    if (o.gt && new <= cur) || (o.lt && new >= cur) {
-                        continue;
-                    }
-                    if new != cur {
-                        z.insert(detach(member), new, lim);
-                        updated += 1;
-                    }
-                    result = Some(new);
-                }
-                None => {
-                    if o.xx {
-                        continue;
-                    }
-                    z.insert(detach(member), *score, lim);
-                    added += 1;
-                    result = Some(*score);
-                }
+        None => {
+            let mut z = ZSet::default();
+            let done = add_pairs(&mut z, pairs, o, lim);
+            if !z.is_empty() {
+                ctx.set(key.clone(), Value::ZSet(Box::new(z)));
             }
+            done
         }
-    }
+    };
+    let Added {
+        added,
+        updated,
+        result,
+        failure,
+    } = done;
     if added + updated > 0 {
         ctx.notify(ZSET, if o.incr { "zincr" } else { "zadd" }, key);
     }
-    ctx.delete_if_empty(key);
     if let Some(e) = failure {
         return Err(e);
     }

@@ -104,6 +104,15 @@ fn small_insert(buf: &mut Box<[u8]>, member: &[u8], score: f64) {
     *buf = v.into_boxed_slice();
 }
 
+/// Moves the entry at `at` (scored `old`) to its place for `score`.
+fn small_rescore(buf: &mut Box<[u8]>, at: usize, old: f64, member: &[u8], score: f64) {
+    if old != score {
+        let end = small::decode(buf, at).map_or(at, |e| e.2);
+        small_cut(buf, at..end);
+        small_insert(buf, member, score);
+    }
+}
+
 /// Removes the bytes `range` from a small block.
 fn small_cut(buf: &mut Box<[u8]>, range: std::ops::Range<usize>) {
     let mut v = std::mem::take(buf).into_vec();
@@ -181,11 +190,7 @@ impl ZSet {
             }
             match found {
                 Some((at, old)) => {
-                    if old != score {
-                        let end = small::decode(buf, at).map_or(at, |e| e.2);
-                        small_cut(buf, at..end);
-                        small_insert(buf, &member, score);
-                    }
+                    small_rescore(buf, at, old, &member, score);
                     return Some(old);
                 }
                 None if lim.admit(n + 1, member.len())
@@ -201,6 +206,34 @@ impl ZSet {
             Repr::Big(b) => b.insert(member, score),
             // `promote` just made it big.
             Repr::Small(_) => None,
+        }
+    }
+
+    /// One element of a ZADD, looked up once: `decide` gets the member's current
+    /// score (None when absent) and returns the score to store, or None to leave
+    /// the set as it is. An existing member is borrowed, so moving it copies
+    /// nothing; `own` makes the stored copy of a new one. Adding may convert the
+    /// shape as [`ZSet::insert`] does; an update never converts.
+    pub fn add_with(
+        &mut self,
+        member: &[u8],
+        own: impl FnOnce() -> Bytes,
+        lim: Limits,
+        decide: impl FnOnce(Option<f64>) -> Option<f64>,
+    ) {
+        let buf = match &mut self.0 {
+            Repr::Big(b) => return b.add_with(member, own, decide),
+            Repr::Small(buf) => buf,
+        };
+        let found = entries(buf)
+            .find(|(_, m, _)| *m == member)
+            .map(|(at, _, s)| (at, s));
+        match (found, decide(found.map(|f| f.1))) {
+            (_, None) => {}
+            (Some((at, old)), Some(new)) => small_rescore(buf, at, old, member, new),
+            (None, Some(new)) => {
+                self.insert(own(), new, lim);
+            }
         }
     }
 
