@@ -8,17 +8,20 @@
 # The count includes the server's start-up and shutdown (a few million
 # instructions), which matters only for small -n.
 #
-# Usage: bench/callgrind.sh [-t set] [-P 16] [-n 200000] [BINARY ...]
+# Usage: bench/callgrind.sh [-t set] [-P 16] [-n 200000] [-r 100000] [BINARY ...]
+#   -r: redis-benchmark's keyspace (random keys, and ZADD's random members and
+#   scores, as the cpu part of bench/run.py sends them); 0 for one fixed key
 #   default binaries: $CARGO_TARGET_DIR/release/tandem-server (or target/release)
 #   and /usr/bin/redis-server. Needs valgrind, redis-benchmark, redis-cli.
 set -euo pipefail
-test=set pipeline=16 n=200000
-while getopts "t:P:n:" o; do
+test=set pipeline=16 n=200000 keyspace=100000
+while getopts "t:P:n:r:" o; do
   case $o in
     t) test=$OPTARG ;;
     P) pipeline=$OPTARG ;;
     n) n=$OPTARG ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    r) keyspace=$OPTARG ;;
+    *) sed -n '2,15p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -50,7 +53,9 @@ for bin in "$@"; do
     sleep 0.1
   done
   [ -n "$up" ] || { echo "callgrind.sh: $bin did not start" >&2; exit 1; }
-  timeout 600 redis-benchmark -p "$port" -c 50 -P "$pipeline" -t "$test" -n "$n" -q >/dev/null 2>&1
+  random=()
+  if [ "$keyspace" -gt 0 ]; then random=(-r "$keyspace"); fi
+  timeout 600 redis-benchmark -p "$port" -c 50 -P "$pipeline" -t "$test" -n "$n" "${random[@]}" -q >/dev/null 2>&1
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill "$pid" 2>/dev/null || true
