@@ -254,31 +254,30 @@ pub fn script_call(
     argv: &[Bytes],
     out: &mut Reply,
 ) -> Result<(), ScriptRefusal> {
-    let refuse = |s: &str| Err(ScriptRefusal(s.to_string()));
     // The script's client is kept from run to run: a script calling the same command
     // over and over finds it by a byte comparison.
     let Some(cmd) = argv.first().and_then(|n| client.cmd_cache.lookup(n)) else {
-        return refuse("ERR Unknown Redis command called from script");
+        return refused("ERR Unknown Redis command called from script");
     };
     if !cmd.arity_ok(argv.len()) {
-        return refuse("ERR Wrong number of args calling Redis command from script");
+        return refused("ERR Wrong number of args calling Redis command from script");
     }
     if cmd.is(flags::NO_SCRIPT) {
-        return refuse("ERR This Redis command is not allowed from script");
+        return refused("ERR This Redis command is not allowed from script");
     }
     if let Err(r) = commands::acl::check(server, client, cmd, argv, crate::acl::log::Context::Lua) {
-        return refuse(commands::acl::script_text(&r));
+        return refused(commands::acl::script_text(&r));
     }
     let writes = cmd.is(flags::WRITE);
     if rules.read_only && (writes || cmd.is(flags::MAY_REPLICATE)) {
-        return refuse("ERR Write commands are not allowed from read-only scripts.");
+        return refused("ERR Write commands are not allowed from read-only scripts.");
     }
     if writes && !client.is_master {
         if let Some(msg) = crate::replication::fence::precheck(store, false, true) {
             return Err(ScriptRefusal(msg));
         }
         if store.is_replica && store.hot.replica_read_only {
-            return refuse("READONLY You can't write against a read only replica.");
+            return refused("READONLY You can't write against a read only replica.");
         }
         if let Some(msg) = crate::persist::write_refusal(server, store) {
             return Err(ScriptRefusal(msg));
@@ -300,6 +299,13 @@ pub fn script_call(
     }
     call(server, store, client, cmd, argv, out, false);
     Ok(())
+}
+
+/// A refusal of [`script_call`] (out of line: the script door's hot path stays short).
+#[cold]
+#[inline(never)]
+fn refused(text: &str) -> Result<(), ScriptRefusal> {
+    Err(ScriptRefusal(text.to_string()))
 }
 
 /// The ACL check of a client request (Redis checks queued commands at queue time
@@ -443,6 +449,8 @@ fn track_reads(store: &mut Store, client: &ClientState, cmd: &Command, argv: &[B
 
 /// A write on a writable replica by one of its own clients: the keys it left with a
 /// TTL are tracked so the replica expires them itself.
+#[cold]
+#[inline(never)]
 fn remember_replica_volatile(store: &mut Store, db: usize, cmd: &Command, argv: &[Bytes]) {
     for pos in cmd.key_positions(argv) {
         let Some(key) = argv.get(pos) else {
@@ -535,10 +543,7 @@ fn call_argv(
     ctx.may_block = may_block;
     let reply_start = out.len();
     if let Err(e) = (cmd.handler)(&mut ctx, out, argv) {
-        // A handler validates before writing, but never leave half a reply behind.
-        out.buf.truncate(reply_start);
-        Stats::incr(&server.stats.total_error_replies, 1);
-        out.error(&e.0);
+        handler_failed(server, out, reply_start, &e.0);
     }
     ctx.store.flush_new_keys();
     let Ctx {
@@ -556,19 +561,7 @@ fn call_argv(
     let elapsed = ended.saturating_duration_since(started);
     let threshold = store.hot.slowlog_log_slower_than;
     if threshold >= 0 && elapsed.as_micros() as i64 >= threshold {
-        let max_len = server.config.read().slowlog_max_len;
-        let mut log = server.slowlog.lock();
-        if log.observe((threshold, max_len), cmd.name, argv, elapsed) {
-            // Rare (slow commands only): fill in who ran it, as SLOWLOG GET shows.
-            if let Some(e) = log.entries.front_mut() {
-                if let Some(h) = server.clients.lock().get(&client.id) {
-                    e.addr = h.addr.clone();
-                }
-                if let Some(n) = &client.name {
-                    e.name = String::from_utf8_lossy(n).into_owned();
-                }
-            }
-        }
+        log_slow(server, client, (cmd, argv), threshold, elapsed);
     }
     if !matches!(action, Some(Action::Block { .. })) {
         let failed = out.buf.get(reply_start) == Some(&b'-');
@@ -628,37 +621,83 @@ fn call_argv(
             if !may_block {
                 return Outcome::Done;
             }
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            for k in &keys {
-                store
-                    .blocking_keys
-                    .entry((db, crate::util::detach(k)))
-                    .or_default()
-                    .push_back(client.id);
+            let argv = stored.as_deref().unwrap_or(argv);
+            block_client(store, client, (db, &keys, argv), timeout_ms)
+        }
+    }
+}
+
+/// A handler's error as the reply (out of line, as are the other rare paths of
+/// [`call_argv`]: every command, and every `redis.call` of a script, runs through it,
+/// so its common path is kept to few cache lines).
+#[cold]
+#[inline(never)]
+fn handler_failed(server: &Server, out: &mut Reply, reply_start: usize, text: &str) {
+    // A handler validates before writing, but never leave half a reply behind.
+    out.buf.truncate(reply_start);
+    Stats::incr(&server.stats.total_error_replies, 1);
+    out.error(text);
+}
+
+/// Records a command that ran over `slowlog-log-slower-than`.
+#[cold]
+#[inline(never)]
+fn log_slow(
+    server: &Server,
+    client: &ClientState,
+    (cmd, argv): (&Command, &[Bytes]),
+    threshold: i64,
+    elapsed: Duration,
+) {
+    let max_len = server.config.read().slowlog_max_len;
+    let mut log = server.slowlog.lock();
+    if log.observe((threshold, max_len), cmd.name, argv, elapsed) {
+        // Rare (slow commands only): fill in who ran it, as SLOWLOG GET shows.
+        if let Some(e) = log.entries.front_mut() {
+            if let Some(h) = server.clients.lock().get(&client.id) {
+                e.addr = h.addr.clone();
             }
-            store.waiters.insert(
-                client.id,
-                Waiter {
-                    db,
-                    keys: keys.iter().map(crate::util::detach).collect(),
-                    argv: stored
-                        .as_deref()
-                        .unwrap_or(argv)
-                        .iter()
-                        .map(crate::util::detach)
-                        .collect(),
-                    resp3: client.resp3,
-                    tx,
-                },
-            );
-            Outcome::Blocked {
-                rx,
-                timeout_ms,
-                // Redis 7.0 answers a timed-out list block with a null array for
-                // every list command, BLMOVE and BRPOPLPUSH included (verified).
-                null_array: true,
+            if let Some(n) = &client.name {
+                e.name = String::from_utf8_lossy(n).into_owned();
             }
         }
+    }
+}
+
+/// Parks a client on the keys of a blocking command (its `argv` is run again when
+/// one of them is served).
+#[cold]
+#[inline(never)]
+fn block_client(
+    store: &mut Store,
+    client: &ClientState,
+    (db, keys, argv): (usize, &[Bytes], &[Bytes]),
+    timeout_ms: u64,
+) -> Outcome {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    for k in keys {
+        store
+            .blocking_keys
+            .entry((db, crate::util::detach(k)))
+            .or_default()
+            .push_back(client.id);
+    }
+    store.waiters.insert(
+        client.id,
+        Waiter {
+            db,
+            keys: keys.iter().map(crate::util::detach).collect(),
+            argv: argv.iter().map(crate::util::detach).collect(),
+            resp3: client.resp3,
+            tx,
+        },
+    );
+    Outcome::Blocked {
+        rx,
+        timeout_ms,
+        // Redis 7.0 answers a timed-out list block with a null array for
+        // every list command, BLMOVE and BRPOPLPUSH included (verified).
+        null_array: true,
     }
 }
 
@@ -831,15 +870,22 @@ fn call_for_waiter(
 /// Sends the command to MONITOR clients in Redis's format:
 /// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`, secrets redacted
 /// ([`crate::redact`]); ADMIN commands (CONFIG, DEBUG...) are not shown.
+#[inline]
 fn feed_monitors(server: &Server, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
     if server
         .monitor_count
         .load(std::sync::atomic::Ordering::Relaxed)
-        == 0
-        || cmd.is(flags::NO_MONITOR | flags::ADMIN)
+        != 0
+        && !cmd.is(flags::NO_MONITOR | flags::ADMIN)
     {
-        return;
+        feed_monitor_clients(server, client, cmd, argv);
     }
+}
+
+/// [`feed_monitors`] once a MONITOR client is known to exist.
+#[cold]
+#[inline(never)]
+fn feed_monitor_clients(server: &Server, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
     let mut mons = server.monitors.lock();
     if mons.is_empty() {
         return;
