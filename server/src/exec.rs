@@ -145,7 +145,7 @@ pub fn process(
     }
     let before = store.propagated.len();
     store.tracking.current = Some(client.id);
-    let outcome = call_argv(server, store, client, cmd, Cow::Owned(argv), out, true);
+    let outcome = call_argv(server, store, client, cmd, &mut Cow::Owned(argv), out, true);
     finish_propagation(store, before);
     serve_blocked(server, store);
     let wrote = !store.propagated.is_empty();
@@ -234,6 +234,12 @@ pub struct ScriptRules {
     pub oom_at_start: bool,
     /// The script already called a write command.
     pub wrote: bool,
+    /// A write of this run already passed the failed-BGSAVE check
+    /// (`stop-writes-on-bgsave-error`), which is not made again for the run's later
+    /// writes: in Redis the BGSAVE status cannot change while a script runs (the
+    /// cron that reaps the child does not run meanwhile), here a saving thread could
+    /// change it, and a script refused half-way would leave half its writes done.
+    pub bgsave_ok: bool,
 }
 
 /// Why [`script_call`] refused a command; the text is Redis's error.
@@ -245,13 +251,16 @@ pub struct ScriptRefusal(pub String);
 /// (Redis `scriptCall`). Applies lookup, arity, NOSCRIPT, the write rules (read-only
 /// scripts, fenced server, read-only replica, MISCONF, min-replicas) and the OOM
 /// rule, then runs the command through [`call`]; its reply (in the protocol of
-/// `out`) is appended to `out`. Writes land in `store.propagated` like any command's.
+/// `out`) is appended to `out`. Writes land in `store.propagated` like any command's:
+/// the op is `argv` itself, moved there (a copy of each argument is an atomic
+/// reference count taken and later dropped); `argv` is then an empty vector of the
+/// op pool. Otherwise `argv` is left as it was, for the caller to reuse.
 pub fn script_call(
     server: &Arc<Server>,
     store: &mut Store,
     client: &mut ClientState,
     rules: &mut ScriptRules,
-    argv: &[Bytes],
+    argv: &mut Vec<Bytes>,
     out: &mut Reply,
 ) -> Result<(), ScriptRefusal> {
     // The script's client is kept from run to run: a script calling the same command
@@ -279,7 +288,13 @@ pub fn script_call(
         if store.is_replica && store.hot.replica_read_only {
             return refused("READONLY You can't write against a read only replica.");
         }
-        if let Some(msg) = crate::persist::write_refusal(server, store) {
+        if !rules.bgsave_ok {
+            if let Some(msg) = crate::persist::bgsave_write_refusal(server, store) {
+                return Err(ScriptRefusal(msg));
+            }
+            rules.bgsave_ok = true;
+        }
+        if let Some(msg) = crate::aof::write_refusal(server) {
             return Err(ScriptRefusal(msg));
         }
         if let Some(msg) = crate::replication::precheck(server, store, client, cmd) {
@@ -297,7 +312,13 @@ pub fn script_call(
     if writes {
         rules.wrote = true;
     }
-    call(server, store, client, cmd, argv, out, false);
+    let mut owned = Cow::Owned(std::mem::take(argv));
+    call_argv(server, store, client, cmd, &mut owned, out, false);
+    *argv = match owned {
+        Cow::Owned(v) => v,
+        // Moved into the propagated op.
+        Cow::Borrowed(_) => store.op_pool.pop().unwrap_or_default(),
+    };
     Ok(())
 }
 
@@ -517,24 +538,25 @@ pub(crate) fn call(
         store,
         client,
         cmd,
-        Cow::Borrowed(argv),
+        &mut Cow::Borrowed(argv),
         out,
         may_block,
     )
 }
 
 /// `call` with an argv that may be owned: an owned argv is moved into the
-/// propagated ops instead of cloned (a clone costs an allocation per argument).
+/// propagated ops instead of cloned (a clone costs an allocation per argument), and
+/// `argv_cow` is then left empty and borrowed; otherwise it is left as it was.
 fn call_argv(
     server: &Arc<Server>,
     store: &mut Store,
     client: &mut ClientState,
     cmd: &Command,
-    mut argv_cow: Cow<'_, [Bytes]>,
+    argv_cow: &mut Cow<'_, [Bytes]>,
     out: &mut Reply,
     may_block: bool,
 ) -> Outcome {
-    let argv: &[Bytes] = &argv_cow;
+    let argv: &[Bytes] = argv_cow;
     let dirty_before = store.dirty;
     let existed = keys_before_write(store, client.db, cmd, argv);
     let started = store.cmd_clock.unwrap_or_else(Instant::now);
@@ -573,7 +595,9 @@ fn call_argv(
 
     let dirtied = store.dirty > dirty_before;
     let db = client.db;
-    store.propagated.extend(also);
+    if !also.is_empty() {
+        store.propagated.extend(also);
+    }
     if dirtied && !cmd.is(flags::NO_PROPAGATE) {
         // Only a write changes its keys; a read that dirtied the dataset deleted an
         // expired key, which `delete_expired` already signalled (WATCH of such a key
@@ -589,7 +613,7 @@ fn call_argv(
                 Some(r) => r,
                 // A blocking command still needs its argv below.
                 None if matches!(action, Some(Action::Block { .. })) => pooled_op(store, argv),
-                None => match std::mem::replace(&mut argv_cow, Cow::Borrowed(&[])) {
+                None => match std::mem::replace(argv_cow, Cow::Borrowed(&[])) {
                     Cow::Owned(v) => v,
                     Cow::Borrowed(a) => pooled_op(store, a),
                 },
@@ -597,7 +621,7 @@ fn call_argv(
             store.propagated.push((db, op));
         }
     }
-    let argv: &[Bytes] = &argv_cow;
+    let argv: &[Bytes] = argv_cow;
     match action {
         None => Outcome::Done,
         Some(Action::Close) => Outcome::Close,
@@ -853,7 +877,9 @@ fn call_for_waiter(
         out.error(&e.0);
     }
     let db = client.db;
-    store.propagated.extend(also);
+    if !also.is_empty() {
+        store.propagated.extend(also);
+    }
     if store.dirty > dirty_before {
         for pos in cmd.key_positions(argv) {
             store.touch_key(db, &argv[pos]);

@@ -199,6 +199,7 @@ fn run_callee(
         read_only: flags.no_writes,
         oom_at_start: oom,
         wrote: false,
+        bgsave_ok: false,
     };
     busy.set_replica(ctx.store.is_replica);
     let running = busy::Running::start(&busy, ctx.store.hot.busy_reply_threshold);
@@ -346,7 +347,7 @@ fn run_in_vm(
     client.db = ctx.client.db;
     client.authenticated = true;
     client.is_master = ctx.client.is_master;
-    client.user = ctx.client.user.clone();
+    client.user.clone_from(&ctx.client.user);
     let env = RefCell::new(RunEnv {
         ctx: &mut *ctx,
         spare: &mut spare,
@@ -540,10 +541,17 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
     }
     let mut small = arg_buf.split().freeze();
     for (arg, &n) in argv.iter_mut().zip(lens.iter()) {
-        if n != OWN_COPY {
-            // The arena holds exactly the small arguments, in order.
-            *arg = small.split_to(n.min(small.len()));
+        if n == OWN_COPY {
+            continue;
         }
+        // The arena holds exactly the small arguments, in order; the last one takes
+        // what is left (each split takes a reference, an atomic add, and its drop
+        // an atomic subtract).
+        *arg = if n >= small.len() {
+            std::mem::take(&mut small)
+        } else {
+            small.split_to(n)
+        };
     }
     let resp3 = flags.resp3.load(Relaxed);
     let repl = flags.repl.load(Relaxed);
