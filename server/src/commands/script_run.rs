@@ -193,7 +193,10 @@ fn run_callee(
     let Some(mut vm) = vm_slot(ctx, slot).take() else {
         return Err(vm_lost(ctx, slot));
     };
-    let busy = scripts(ctx).busy.clone();
+    // The server's (the scripting state holds the same): borrowed, not a reference
+    // count taken and dropped per run.
+    let server = ctx.server;
+    let busy: &Busy = &server.script_busy;
     busy.set_function(slot == Slot::Functions);
     let rules = ScriptRules {
         read_only: flags.no_writes,
@@ -202,7 +205,7 @@ fn run_callee(
         bgsave_ok: false,
     };
     busy.set_replica(ctx.store.is_replica);
-    let running = busy::Running::start(&busy, ctx.store.hot.busy_reply_threshold);
+    let running = busy::Running::start(busy, ctx.store.hot.busy_reply_threshold);
     let run = raw::Run {
         func,
         keys,
@@ -211,7 +214,7 @@ fn run_callee(
         label,
     };
     let result = match redis_call(&mut vm) {
-        Ok(lent) => run_in_vm(ctx, &vm, &lent, &busy, &run, rules, out),
+        Ok(lent) => run_in_vm(ctx, &vm, &lent, busy, &run, rules, out),
         Err(e) => Err(e),
     };
     drop(running);
