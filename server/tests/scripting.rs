@@ -434,6 +434,34 @@ fn scripts_inside_multi_exec_match_redis() {
     p.line("GET c");
 }
 
+/// The script's client is kept from run to run and takes the caller's user each
+/// time: a script sees the ACL of whoever runs it now, not of who ran the last one,
+/// nor the rules a user had before an ACL SETUSER.
+#[test]
+fn scripts_run_with_the_acl_of_their_current_caller_like_redis() {
+    let mut p = Pair::start();
+    let set = b"return redis.call('set', KEYS[1], ARGV[1])".as_slice();
+    let get = b"return redis.call('get', KEYS[1])".as_slice();
+    p.line("ACL SETUSER u on >pw +@all ~*");
+    p.same(&[b"EVAL", set, b"1", b"k", b"default"]);
+    p.line("AUTH u pw");
+    p.same(&[b"EVAL", set, b"1", b"k", b"u"]);
+    p.line("ACL SETUSER u -set");
+    // Refused now, with Redis's text; a read still runs.
+    let refused = p.same(&[b"EVAL", set, b"1", b"k", b"u-again"]);
+    assert!(
+        matches!(&refused, R::Err(e) if e.contains("can't run this command")),
+        "{refused:?}"
+    );
+    assert_eq!(p.same(&[b"EVAL", get, b"1", b"k"]), R::Bulk(b"u".to_vec()));
+    p.line("AUTH default anything");
+    p.same(&[b"EVAL", set, b"1", b"k", b"default-again"]);
+    p.same(&[b"EVAL", get, b"1", b"k"]);
+    p.line("AUTH u pw");
+    p.same(&[b"EVAL", set, b"1", b"k", b"u-third"]);
+    p.line("GET k");
+}
+
 /// Reads one raw reply (any nesting) without recursion, for replies too deep for
 /// the recursive test reader.
 fn read_raw_reply(c: &mut Conn) -> Vec<u8> {
