@@ -145,7 +145,7 @@ pub fn process(
     }
     let before = store.propagated.len();
     store.tracking.current = Some(client.id);
-    let outcome = call_argv(server, store, client, cmd, Cow::Owned(argv), out, true);
+    let outcome = call_argv(server, store, client, cmd, &mut Cow::Owned(argv), out, true);
     finish_propagation(store, before);
     serve_blocked(server, store);
     let wrote = !store.propagated.is_empty();
@@ -234,6 +234,12 @@ pub struct ScriptRules {
     pub oom_at_start: bool,
     /// The script already called a write command.
     pub wrote: bool,
+    /// A write of this run already passed the failed-BGSAVE check
+    /// (`stop-writes-on-bgsave-error`), which is not made again for the run's later
+    /// writes: in Redis the BGSAVE status cannot change while a script runs (the
+    /// cron that reaps the child does not run meanwhile), here a saving thread could
+    /// change it, and a script refused half-way would leave half its writes done.
+    pub bgsave_ok: bool,
 }
 
 /// Why [`script_call`] refused a command; the text is Redis's error.
@@ -245,42 +251,50 @@ pub struct ScriptRefusal(pub String);
 /// (Redis `scriptCall`). Applies lookup, arity, NOSCRIPT, the write rules (read-only
 /// scripts, fenced server, read-only replica, MISCONF, min-replicas) and the OOM
 /// rule, then runs the command through [`call`]; its reply (in the protocol of
-/// `out`) is appended to `out`. Writes land in `store.propagated` like any command's.
+/// `out`) is appended to `out`. Writes land in `store.propagated` like any command's:
+/// the op is `argv` itself, moved there (a copy of each argument is an atomic
+/// reference count taken and later dropped); `argv` is then an empty vector of the
+/// op pool. Otherwise `argv` is left as it was, for the caller to reuse.
 pub fn script_call(
     server: &Arc<Server>,
     store: &mut Store,
     client: &mut ClientState,
     rules: &mut ScriptRules,
-    argv: &[Bytes],
+    argv: &mut Vec<Bytes>,
     out: &mut Reply,
 ) -> Result<(), ScriptRefusal> {
-    let refuse = |s: &str| Err(ScriptRefusal(s.to_string()));
     // The script's client is kept from run to run: a script calling the same command
     // over and over finds it by a byte comparison.
     let Some(cmd) = argv.first().and_then(|n| client.cmd_cache.lookup(n)) else {
-        return refuse("ERR Unknown Redis command called from script");
+        return refused("ERR Unknown Redis command called from script");
     };
     if !cmd.arity_ok(argv.len()) {
-        return refuse("ERR Wrong number of args calling Redis command from script");
+        return refused("ERR Wrong number of args calling Redis command from script");
     }
     if cmd.is(flags::NO_SCRIPT) {
-        return refuse("ERR This Redis command is not allowed from script");
+        return refused("ERR This Redis command is not allowed from script");
     }
     if let Err(r) = commands::acl::check(server, client, cmd, argv, crate::acl::log::Context::Lua) {
-        return refuse(commands::acl::script_text(&r));
+        return refused(commands::acl::script_text(&r));
     }
     let writes = cmd.is(flags::WRITE);
     if rules.read_only && (writes || cmd.is(flags::MAY_REPLICATE)) {
-        return refuse("ERR Write commands are not allowed from read-only scripts.");
+        return refused("ERR Write commands are not allowed from read-only scripts.");
     }
     if writes && !client.is_master {
         if let Some(msg) = crate::replication::fence::precheck(store, false, true) {
             return Err(ScriptRefusal(msg));
         }
         if store.is_replica && store.hot.replica_read_only {
-            return refuse("READONLY You can't write against a read only replica.");
+            return refused("READONLY You can't write against a read only replica.");
         }
-        if let Some(msg) = crate::persist::write_refusal(server, store) {
+        if !rules.bgsave_ok {
+            if let Some(msg) = crate::persist::bgsave_write_refusal(server, store) {
+                return Err(ScriptRefusal(msg));
+            }
+            rules.bgsave_ok = true;
+        }
+        if let Some(msg) = crate::aof::write_refusal(server) {
             return Err(ScriptRefusal(msg));
         }
         if let Some(msg) = crate::replication::precheck(server, store, client, cmd) {
@@ -298,8 +312,21 @@ pub fn script_call(
     if writes {
         rules.wrote = true;
     }
-    call(server, store, client, cmd, argv, out, false);
+    let mut owned = Cow::Owned(std::mem::take(argv));
+    call_argv(server, store, client, cmd, &mut owned, out, false);
+    *argv = match owned {
+        Cow::Owned(v) => v,
+        // Moved into the propagated op.
+        Cow::Borrowed(_) => store.op_pool.pop().unwrap_or_default(),
+    };
     Ok(())
+}
+
+/// A refusal of [`script_call`] (out of line: the script door's hot path stays short).
+#[cold]
+#[inline(never)]
+fn refused(text: &str) -> Result<(), ScriptRefusal> {
+    Err(ScriptRefusal(text.to_string()))
 }
 
 /// The ACL check of a client request (Redis checks queued commands at queue time
@@ -443,6 +470,8 @@ fn track_reads(store: &mut Store, client: &ClientState, cmd: &Command, argv: &[B
 
 /// A write on a writable replica by one of its own clients: the keys it left with a
 /// TTL are tracked so the replica expires them itself.
+#[cold]
+#[inline(never)]
 fn remember_replica_volatile(store: &mut Store, db: usize, cmd: &Command, argv: &[Bytes]) {
     for pos in cmd.key_positions(argv) {
         let Some(key) = argv.get(pos) else {
@@ -509,24 +538,25 @@ pub(crate) fn call(
         store,
         client,
         cmd,
-        Cow::Borrowed(argv),
+        &mut Cow::Borrowed(argv),
         out,
         may_block,
     )
 }
 
 /// `call` with an argv that may be owned: an owned argv is moved into the
-/// propagated ops instead of cloned (a clone costs an allocation per argument).
+/// propagated ops instead of cloned (a clone costs an allocation per argument), and
+/// `argv_cow` is then left empty and borrowed; otherwise it is left as it was.
 fn call_argv(
     server: &Arc<Server>,
     store: &mut Store,
     client: &mut ClientState,
     cmd: &Command,
-    mut argv_cow: Cow<'_, [Bytes]>,
+    argv_cow: &mut Cow<'_, [Bytes]>,
     out: &mut Reply,
     may_block: bool,
 ) -> Outcome {
-    let argv: &[Bytes] = &argv_cow;
+    let argv: &[Bytes] = argv_cow;
     let dirty_before = store.dirty;
     let existed = keys_before_write(store, client.db, cmd, argv);
     let started = store.cmd_clock.unwrap_or_else(Instant::now);
@@ -535,10 +565,7 @@ fn call_argv(
     ctx.may_block = may_block;
     let reply_start = out.len();
     if let Err(e) = (cmd.handler)(&mut ctx, out, argv) {
-        // A handler validates before writing, but never leave half a reply behind.
-        out.buf.truncate(reply_start);
-        Stats::incr(&server.stats.total_error_replies, 1);
-        out.error(&e.0);
+        handler_failed(server, out, reply_start, &e.0);
     }
     ctx.store.flush_new_keys();
     let Ctx {
@@ -556,19 +583,7 @@ fn call_argv(
     let elapsed = ended.saturating_duration_since(started);
     let threshold = store.hot.slowlog_log_slower_than;
     if threshold >= 0 && elapsed.as_micros() as i64 >= threshold {
-        let max_len = server.config.read().slowlog_max_len;
-        let mut log = server.slowlog.lock();
-        if log.observe((threshold, max_len), cmd.name, argv, elapsed) {
-            // Rare (slow commands only): fill in who ran it, as SLOWLOG GET shows.
-            if let Some(e) = log.entries.front_mut() {
-                if let Some(h) = server.clients.lock().get(&client.id) {
-                    e.addr = h.addr.clone();
-                }
-                if let Some(n) = &client.name {
-                    e.name = String::from_utf8_lossy(n).into_owned();
-                }
-            }
-        }
+        log_slow(server, client, (cmd, argv), threshold, elapsed);
     }
     if !matches!(action, Some(Action::Block { .. })) {
         let failed = out.buf.get(reply_start) == Some(&b'-');
@@ -580,7 +595,9 @@ fn call_argv(
 
     let dirtied = store.dirty > dirty_before;
     let db = client.db;
-    store.propagated.extend(also);
+    if !also.is_empty() {
+        store.propagated.extend(also);
+    }
     if dirtied && !cmd.is(flags::NO_PROPAGATE) {
         // Only a write changes its keys; a read that dirtied the dataset deleted an
         // expired key, which `delete_expired` already signalled (WATCH of such a key
@@ -596,7 +613,7 @@ fn call_argv(
                 Some(r) => r,
                 // A blocking command still needs its argv below.
                 None if matches!(action, Some(Action::Block { .. })) => pooled_op(store, argv),
-                None => match std::mem::replace(&mut argv_cow, Cow::Borrowed(&[])) {
+                None => match std::mem::replace(argv_cow, Cow::Borrowed(&[])) {
                     Cow::Owned(v) => v,
                     Cow::Borrowed(a) => pooled_op(store, a),
                 },
@@ -604,7 +621,7 @@ fn call_argv(
             store.propagated.push((db, op));
         }
     }
-    let argv: &[Bytes] = &argv_cow;
+    let argv: &[Bytes] = argv_cow;
     match action {
         None => Outcome::Done,
         Some(Action::Close) => Outcome::Close,
@@ -628,37 +645,83 @@ fn call_argv(
             if !may_block {
                 return Outcome::Done;
             }
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            for k in &keys {
-                store
-                    .blocking_keys
-                    .entry((db, crate::util::detach(k)))
-                    .or_default()
-                    .push_back(client.id);
+            let argv = stored.as_deref().unwrap_or(argv);
+            block_client(store, client, (db, &keys, argv), timeout_ms)
+        }
+    }
+}
+
+/// A handler's error as the reply (out of line, as are the other rare paths of
+/// [`call_argv`]: every command, and every `redis.call` of a script, runs through it,
+/// so its common path is kept to few cache lines).
+#[cold]
+#[inline(never)]
+fn handler_failed(server: &Server, out: &mut Reply, reply_start: usize, text: &str) {
+    // A handler validates before writing, but never leave half a reply behind.
+    out.buf.truncate(reply_start);
+    Stats::incr(&server.stats.total_error_replies, 1);
+    out.error(text);
+}
+
+/// Records a command that ran over `slowlog-log-slower-than`.
+#[cold]
+#[inline(never)]
+fn log_slow(
+    server: &Server,
+    client: &ClientState,
+    (cmd, argv): (&Command, &[Bytes]),
+    threshold: i64,
+    elapsed: Duration,
+) {
+    let max_len = server.config.read().slowlog_max_len;
+    let mut log = server.slowlog.lock();
+    if log.observe((threshold, max_len), cmd.name, argv, elapsed) {
+        // Rare (slow commands only): fill in who ran it, as SLOWLOG GET shows.
+        if let Some(e) = log.entries.front_mut() {
+            if let Some(h) = server.clients.lock().get(&client.id) {
+                e.addr = h.addr.clone();
             }
-            store.waiters.insert(
-                client.id,
-                Waiter {
-                    db,
-                    keys: keys.iter().map(crate::util::detach).collect(),
-                    argv: stored
-                        .as_deref()
-                        .unwrap_or(argv)
-                        .iter()
-                        .map(crate::util::detach)
-                        .collect(),
-                    resp3: client.resp3,
-                    tx,
-                },
-            );
-            Outcome::Blocked {
-                rx,
-                timeout_ms,
-                // Redis 7.0 answers a timed-out list block with a null array for
-                // every list command, BLMOVE and BRPOPLPUSH included (verified).
-                null_array: true,
+            if let Some(n) = &client.name {
+                e.name = String::from_utf8_lossy(n).into_owned();
             }
         }
+    }
+}
+
+/// Parks a client on the keys of a blocking command (its `argv` is run again when
+/// one of them is served).
+#[cold]
+#[inline(never)]
+fn block_client(
+    store: &mut Store,
+    client: &ClientState,
+    (db, keys, argv): (usize, &[Bytes], &[Bytes]),
+    timeout_ms: u64,
+) -> Outcome {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    for k in keys {
+        store
+            .blocking_keys
+            .entry((db, crate::util::detach(k)))
+            .or_default()
+            .push_back(client.id);
+    }
+    store.waiters.insert(
+        client.id,
+        Waiter {
+            db,
+            keys: keys.iter().map(crate::util::detach).collect(),
+            argv: argv.iter().map(crate::util::detach).collect(),
+            resp3: client.resp3,
+            tx,
+        },
+    );
+    Outcome::Blocked {
+        rx,
+        timeout_ms,
+        // Redis 7.0 answers a timed-out list block with a null array for
+        // every list command, BLMOVE and BRPOPLPUSH included (verified).
+        null_array: true,
     }
 }
 
@@ -814,7 +877,9 @@ fn call_for_waiter(
         out.error(&e.0);
     }
     let db = client.db;
-    store.propagated.extend(also);
+    if !also.is_empty() {
+        store.propagated.extend(also);
+    }
     if store.dirty > dirty_before {
         for pos in cmd.key_positions(argv) {
             store.touch_key(db, &argv[pos]);
@@ -831,15 +896,22 @@ fn call_for_waiter(
 /// Sends the command to MONITOR clients in Redis's format:
 /// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`, secrets redacted
 /// ([`crate::redact`]); ADMIN commands (CONFIG, DEBUG...) are not shown.
+#[inline]
 fn feed_monitors(server: &Server, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
     if server
         .monitor_count
         .load(std::sync::atomic::Ordering::Relaxed)
-        == 0
-        || cmd.is(flags::NO_MONITOR | flags::ADMIN)
+        != 0
+        && !cmd.is(flags::NO_MONITOR | flags::ADMIN)
     {
-        return;
+        feed_monitor_clients(server, client, cmd, argv);
     }
+}
+
+/// [`feed_monitors`] once a MONITOR client is known to exist.
+#[cold]
+#[inline(never)]
+fn feed_monitor_clients(server: &Server, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
     let mut mons = server.monitors.lock();
     if mons.is_empty() {
         return;

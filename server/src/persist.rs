@@ -341,13 +341,19 @@ pub const ERR_BGSAVE_MISCONF: &str = "MISCONF Redis is configured to save RDB sn
 /// as in Redis. Cheap when all is well: one lock each, the config only read when
 /// the last BGSAVE failed.
 pub fn write_refusal(server: &Server, store: &Store) -> Option<String> {
+    bgsave_write_refusal(server, store).or_else(|| crate::aof::write_refusal(server))
+}
+
+/// The RDB half of [`write_refusal`] (a script checks it once per run: see
+/// `exec::ScriptRules::bgsave_ok`).
+pub fn bgsave_write_refusal(server: &Server, store: &Store) -> Option<String> {
     if store.hot.stop_writes_on_bgsave_error && !server.persist.lock().last_bgsave_ok {
         let c = server.config.read();
         if c.stop_writes_on_bgsave_error && !c.save.is_empty() {
             return Some(ERR_BGSAVE_MISCONF.into());
         }
     }
-    crate::aof::write_refusal(server)
+    None
 }
 
 /// One `serverCron` step for the save rules: starts a BGSAVE when a rule matches.

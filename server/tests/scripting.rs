@@ -434,6 +434,73 @@ fn scripts_inside_multi_exec_match_redis() {
     p.line("GET c");
 }
 
+/// The script's client is kept from run to run and takes the caller's user each
+/// time: a script sees the ACL of whoever runs it now, not of who ran the last one,
+/// nor the rules a user had before an ACL SETUSER.
+#[test]
+fn scripts_run_with_the_acl_of_their_current_caller_like_redis() {
+    let mut p = Pair::start();
+    let set = b"return redis.call('set', KEYS[1], ARGV[1])".as_slice();
+    let get = b"return redis.call('get', KEYS[1])".as_slice();
+    p.line("ACL SETUSER u on >pw +@all ~*");
+    p.same(&[b"EVAL", set, b"1", b"k", b"default"]);
+    p.line("AUTH u pw");
+    p.same(&[b"EVAL", set, b"1", b"k", b"u"]);
+    p.line("ACL SETUSER u -set");
+    // Refused now, with Redis's text; a read still runs.
+    let refused = p.same(&[b"EVAL", set, b"1", b"k", b"u-again"]);
+    assert!(
+        matches!(&refused, R::Err(e) if e.contains("can't run this command")),
+        "{refused:?}"
+    );
+    assert_eq!(p.same(&[b"EVAL", get, b"1", b"k"]), R::Bulk(b"u".to_vec()));
+    p.line("AUTH default anything");
+    p.same(&[b"EVAL", set, b"1", b"k", b"default-again"]);
+    p.same(&[b"EVAL", get, b"1", b"k"]);
+    p.line("AUTH u pw");
+    p.same(&[b"EVAL", set, b"1", b"k", b"u-third"]);
+    p.line("GET k");
+}
+
+/// After a failed BGSAVE (`stop-writes-on-bgsave-error yes`), a script's write is
+/// refused with MISCONF in every run (the check is made once per run, not once per
+/// server), and `redis.pcall` hands the refusal to the script.
+#[test]
+fn script_writes_after_a_failed_bgsave_get_misconf_in_every_run() {
+    // A dbfilename inside a missing directory makes the final rename fail.
+    let s = TestServer::start(&["--save", "3600 1", "--dbfilename", "missing/dump.rdb"]);
+    let mut c = s.conn();
+    let set = "return redis.call('set', KEYS[1], '1')";
+    assert_eq!(c.cmd_args(&[b"EVAL", set.as_bytes(), b"1", b"a"]), R::ok());
+    assert_eq!(
+        c.cmd("BGSAVE"),
+        R::Simple("Background saving started".into())
+    );
+    assert!(wait_until(Duration::from_secs(10), || s
+        .stdout()
+        .contains("Background saving error")));
+    for key in ["b", "c"] {
+        let r = c.cmd_args(&[b"EVAL", set.as_bytes(), b"1", key.as_bytes()]);
+        assert!(
+            r.err_text()
+                .starts_with("MISCONF Redis is configured to save RDB snapshots"),
+            "{r:?}"
+        );
+    }
+    let pcall = "local r = redis.pcall('set', KEYS[1], '1') return r['err']";
+    let r = c.cmd_args(&[b"EVAL", pcall.as_bytes(), b"1", b"d"]);
+    assert!(
+        matches!(&r, R::Bulk(b) if b.starts_with(b"MISCONF Redis is configured")),
+        "{r:?}"
+    );
+    // Reads still run in scripts; nothing was written.
+    let get = "return {redis.call('get', 'a'), redis.call('exists', 'b', 'c', 'd')}";
+    assert_eq!(
+        c.cmd_args(&[b"EVAL", get.as_bytes(), b"0"]),
+        R::Arr(vec![R::bulk("1"), R::Int(0)])
+    );
+}
+
 /// Reads one raw reply (any nesting) without recursion, for replies too deep for
 /// the recursive test reader.
 fn read_raw_reply(c: &mut Conn) -> Vec<u8> {

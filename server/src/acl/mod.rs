@@ -86,12 +86,38 @@ impl Shared {
 }
 
 /// A connection's user.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Session {
     /// None for internal clients.
     name: Option<String>,
     cached: Option<Arc<User>>,
     generation: u64,
+}
+
+impl Clone for Session {
+    fn clone(&self) -> Self {
+        Session {
+            name: self.name.clone(),
+            cached: self.cached.clone(),
+            generation: self.generation,
+        }
+    }
+
+    /// In place: a script's client takes its caller's user this way on every run,
+    /// usually the same one (no allocation for the name, no reference count
+    /// changed for the same user).
+    fn clone_from(&mut self, source: &Self) {
+        self.name.clone_from(&source.name);
+        let same = match (&self.cached, &source.cached) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.cached.clone_from(&source.cached);
+        }
+        self.generation = source.generation;
+    }
 }
 
 impl Session {

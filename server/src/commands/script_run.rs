@@ -80,10 +80,17 @@ pub enum EvalTarget<'a> {
 
 /// The checks made once when a script with a shebang starts (a script without one
 /// meets them per command instead, in the exec door).
+#[inline]
 fn start_refusal(ctx: &mut Ctx, flags: ScriptFlags) -> Option<String> {
     if flags.compat || ctx.client.is_master {
         return None;
     }
+    flagged_start_refusal(ctx, flags)
+}
+
+/// [`start_refusal`] for a script with a shebang (out of line: most scripts have none).
+#[inline(never)]
+fn flagged_start_refusal(ctx: &mut Ctx, flags: ScriptFlags) -> Option<String> {
     let may_write = !flags.no_writes;
     let store = &*ctx.store;
     if may_write {
@@ -184,23 +191,21 @@ fn run_callee(
         return Err(CmdError::msg(crate::evict::Oom.to_string()));
     }
     let Some(mut vm) = vm_slot(ctx, slot).take() else {
-        // Lost to a panic in an earlier run (or never created): start over, with a
-        // cache that no longer refers to the old state.
-        match slot {
-            Slot::Eval => scripts(ctx).flush(),
-            Slot::Functions => super::function_lib::registry(ctx.store).flush(),
-        }
-        return Err(ScriptError::NoVm.into());
+        return Err(vm_lost(ctx, slot));
     };
-    let busy = scripts(ctx).busy.clone();
+    // The server's (the scripting state holds the same): borrowed, not a reference
+    // count taken and dropped per run.
+    let server = ctx.server;
+    let busy: &Busy = &server.script_busy;
     busy.set_function(slot == Slot::Functions);
     let rules = ScriptRules {
         read_only: flags.no_writes,
         oom_at_start: oom,
         wrote: false,
+        bgsave_ok: false,
     };
     busy.set_replica(ctx.store.is_replica);
-    let running = busy::Running::start(&busy, ctx.store.hot.busy_reply_threshold);
+    let running = busy::Running::start(busy, ctx.store.hot.busy_reply_threshold);
     let run = raw::Run {
         func,
         keys,
@@ -209,7 +214,7 @@ fn run_callee(
         label,
     };
     let result = match redis_call(&mut vm) {
-        Ok(lent) => run_in_vm(ctx, &vm, &lent, &busy, &run, rules, out),
+        Ok(lent) => run_in_vm(ctx, &vm, &lent, busy, &run, rules, out),
         Err(e) => Err(e),
     };
     drop(running);
@@ -226,20 +231,43 @@ fn run_callee(
     let result = result.and_then(|ran| match ran {
         raw::Ran::Written => Ok(()),
         raw::Ran::Failed(text) => Err(ScriptFailed(text)),
-        raw::Ran::Table(value) => {
-            // Converted with the VM back in place (the conversion runs Lua code).
-            let mark = out.len();
-            let Some(vm) = vm_slot(ctx, slot).as_ref() else {
-                return Err(ScriptFailed(ScriptError::NoVm.to_string()));
-            };
-            let resp3 = vm.flags.resp3.load(Ordering::Relaxed);
-            convert::lua_to_reply(&vm.flatten, value, resp3, out).map_err(|e| {
-                out.buf.truncate(mark);
-                lua_failure(&e, label)
-            })
-        }
+        raw::Ran::Table(value) => table_result(ctx, slot, value, label, out),
     });
     result.map_err(|ScriptFailed(text)| CmdError::msg(text))
+}
+
+/// A state lost to a panic in an earlier run (or never created): starts over, with a
+/// cache that no longer refers to the old state.
+#[cold]
+#[inline(never)]
+fn vm_lost(ctx: &mut Ctx, slot: Slot) -> CmdError {
+    match slot {
+        Slot::Eval => scripts(ctx).flush(),
+        Slot::Functions => super::function_lib::registry(ctx.store).flush(),
+    }
+    ScriptError::NoVm.into()
+}
+
+/// A result the direct conversion left as a table, converted with the VM back in
+/// place (the conversion runs Lua code). Out of line: a script's common results
+/// (a status, a number, a string) never get here.
+#[inline(never)]
+fn table_result(
+    ctx: &mut Ctx,
+    slot: Slot,
+    value: mlua::Value,
+    label: &str,
+    out: &mut Reply,
+) -> Result<(), ScriptFailed> {
+    let mark = out.len();
+    let Some(vm) = vm_slot(ctx, slot).as_ref() else {
+        return Err(ScriptFailed(ScriptError::NoVm.to_string()));
+    };
+    let resp3 = vm.flags.resp3.load(Ordering::Relaxed);
+    convert::lua_to_reply(&vm.flatten, value, resp3, out).map_err(|e| {
+        out.buf.truncate(mark);
+        lua_failure(&e, label)
+    })
 }
 
 /// A run's final error text.
@@ -316,20 +344,13 @@ fn run_in_vm(
         .spare
         .take()
         .and_then(|b| b.downcast::<Spare>().ok())
-        .unwrap_or_else(|| {
-            Box::new(Spare {
-                client: ClientState::new(0),
-                reply: Reply::new(false),
-                argv: Vec::new(),
-                arg_buf: bytes::BytesMut::with_capacity(ARG_CHUNK),
-            })
-        });
+        .unwrap_or_else(Spare::new);
     let client = &mut spare.client;
     client.id = ctx.client.id;
     client.db = ctx.client.db;
     client.authenticated = true;
     client.is_master = ctx.client.is_master;
-    client.user = ctx.client.user.clone();
+    client.user.clone_from(&ctx.client.user);
     let env = RefCell::new(RunEnv {
         ctx: &mut *ctx,
         spare: &mut spare,
@@ -355,6 +376,20 @@ struct Spare {
     argv: Vec<Bytes>,
     /// The arena of the calls' small arguments (see [`ARG_CHUNK`]).
     arg_buf: bytes::BytesMut,
+}
+
+impl Spare {
+    /// The first run's (later runs reuse it).
+    #[cold]
+    #[inline(never)]
+    fn new() -> Box<Spare> {
+        Box::new(Spare {
+            client: ClientState::new(0),
+            reply: Reply::new(false),
+            argv: Vec::new(),
+            arg_buf: bytes::BytesMut::with_capacity(ARG_CHUNK),
+        })
+    }
 }
 
 /// The smallest block of the argument arena. The arguments of `redis.call` up to
@@ -498,22 +533,28 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
                     None => push_arg(arg_buf, argv, &mut lens, lua_number_text(n).as_bytes()),
                 }
             }
-            _ => {
-                *err_text = ARGS_ERR.to_string();
-                return CallOutcome::Error;
-            }
+            _ => return failed(err_text, ARGS_ERR),
         }
     }
     if lens.is_empty() {
-        *err_text = "ERR Please specify at least one argument for this redis lib call".into();
-        return CallOutcome::Error;
+        return failed(
+            err_text,
+            "ERR Please specify at least one argument for this redis lib call",
+        );
     }
     let mut small = arg_buf.split().freeze();
     for (arg, &n) in argv.iter_mut().zip(lens.iter()) {
-        if n != OWN_COPY {
-            // The arena holds exactly the small arguments, in order.
-            *arg = small.split_to(n.min(small.len()));
+        if n == OWN_COPY {
+            continue;
         }
+        // The arena holds exactly the small arguments, in order; the last one takes
+        // what is left (each split takes a reference, an atomic add, and its drop
+        // an atomic subtract).
+        *arg = if n >= small.len() {
+            std::mem::take(&mut small)
+        } else {
+            small.split_to(n)
+        };
     }
     let resp3 = flags.resp3.load(Relaxed);
     let repl = flags.repl.load(Relaxed);
@@ -528,15 +569,34 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
     }
     propagate_to(ctx.store, before, repl);
     if let Err(refusal) = r {
-        *err_text = refusal.0;
-        return CallOutcome::Error;
+        return failed(err_text, &refusal.0);
     }
-    if let Some(text) = reply.buf.strip_prefix(b"-") {
-        let text = text.strip_suffix(b"\r\n").unwrap_or(text);
-        *err_text = String::from_utf8_lossy(text).into_owned();
-        return CallOutcome::Error;
+    if reply.buf.first() == Some(&b'-') {
+        return error_reply(err_text, &reply.buf);
     }
     CallOutcome::Reply
+}
+
+/// A call that failed before its command ran, with `text` as its error. Out of line,
+/// as the other rare paths of a `redis.call`: a script runs the common path many
+/// times per EVALSHA, and keeping it to few cache lines is most of its cost beside
+/// Redis's (see docs/benchmarks.md, optimisation log).
+#[cold]
+#[inline(never)]
+fn failed(err_text: &mut String, text: &str) -> CallOutcome {
+    err_text.clear();
+    err_text.push_str(text);
+    CallOutcome::Error
+}
+
+/// A command that answered an error: its text, without the `-` and the CR LF.
+#[cold]
+#[inline(never)]
+fn error_reply(err_text: &mut String, reply: &[u8]) -> CallOutcome {
+    let text = reply.strip_prefix(b"-").unwrap_or(reply);
+    let text = text.strip_suffix(b"\r\n").unwrap_or(text);
+    *err_text = String::from_utf8_lossy(text).into_owned();
+    CallOutcome::Error
 }
 
 /// Appends one argument of a call: to the arena if small, else as its own copy.
@@ -547,8 +607,7 @@ fn push_arg(
     b: &[u8],
 ) {
     if b.len() > crate::resp::SLICE_MAX {
-        argv.push(Bytes::copy_from_slice(b));
-        lens.push(OWN_COPY);
+        push_own_copy(argv, lens, b);
     } else {
         // A full block shared with live arguments is left to them: `reserve` then
         // starts a new one of at least the arena's first size (ARG_CHUNK).
@@ -556,6 +615,14 @@ fn push_arg(
         argv.push(Bytes::new());
         lens.push(b.len());
     }
+}
+
+/// An argument too long for the arena: its own copy.
+#[cold]
+#[inline(never)]
+fn push_own_copy(argv: &mut Vec<Bytes>, lens: &mut smallvec_lens::Lens, b: &[u8]) {
+    argv.push(Bytes::copy_from_slice(b));
+    lens.push(OWN_COPY);
 }
 
 /// A number argument that `%.17g` prints as an integer (the common case).
@@ -569,6 +636,8 @@ fn lua_integer(n: f64) -> Option<i64> {
 
 /// A number argument of redis.call as Redis 7.0 turns it into a string (`%.17g`,
 /// not Lua's own `%.14g`), without calling into Lua.
+#[cold]
+#[inline(never)]
 fn lua_number_text(n: f64) -> String {
     if let Some(i) = lua_integer(n) {
         return i.to_string();
@@ -609,11 +678,18 @@ mod smallvec_lens {
                 self.inline[self.len] = n;
                 self.len += 1;
             } else {
-                if self.more.is_empty() {
-                    self.more.extend_from_slice(&self.inline[..self.len]);
-                }
-                self.more.push(n);
+                self.push_more(n);
             }
+        }
+
+        /// A call with more arguments than fit inline (rare).
+        #[cold]
+        #[inline(never)]
+        fn push_more(&mut self, n: usize) {
+            if self.more.is_empty() {
+                self.more.extend_from_slice(&self.inline[..self.len]);
+            }
+            self.more.push(n);
         }
 
         pub fn is_empty(&self) -> bool {

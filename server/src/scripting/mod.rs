@@ -49,7 +49,9 @@ pub type IsCommand = fn(&[u8]) -> bool;
 pub struct Scripts {
     pub(crate) vm: Option<vm::Vm>,
     /// sha1 (lowercase hex) -> compiled EVAL script.
-    cache: HashMap<String, Cached>,
+    /// (aHash, keyed per process like the keyspace's: SipHash was ~120 instructions
+    /// of every EVALSHA.)
+    cache: HashMap<String, Cached, ahash::RandomState>,
     cache_bytes: usize,
     pub(crate) busy: Arc<Busy>,
     pub(crate) rand: Arc<vm::Rand48>,
@@ -110,7 +112,7 @@ impl Scripts {
         let rand = Arc::new(vm::Rand48::default());
         Scripts {
             vm: new_vm(&busy, &rand, is_command),
-            cache: HashMap::new(),
+            cache: HashMap::default(),
             cache_bytes: 0,
             busy,
             rand,
