@@ -382,16 +382,9 @@ fn a_replica_rewrites_its_aof_after_a_full_sync() {
     let mut m = master.conn();
     write_keys(&mut m, "before", 50);
     let target = format!("127.0.0.1 {}", master.port);
-    let replica = TestServer::start(&[
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--save",
-        "",
-        "--replicaof",
-        &target,
-    ]);
+    let mut args = AOF_ALWAYS.to_vec();
+    args.extend(["--replicaof", &target]);
+    let replica = TestServer::start(&args);
     let mut r = replica.conn();
     let limit = Duration::from_secs(30);
     assert!(wait_until(limit, || r.cmd("GET before49") == b("v49")));

@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{server_bin, wait_until, Conn, TestServer, R};
+use common::{fail_a_bgsave, server_bin, wait_until, Conn, TestServer, FAILING_BGSAVE, R};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -287,17 +287,10 @@ fn dump_from_real_redis_loads_at_startup() {
 
 #[test]
 fn failed_bgsave_stops_writes_with_misconf() {
-    // A dbfilename inside a missing directory makes the final rename fail.
-    let s = TestServer::start(&["--save", "3600 1", "--dbfilename", "missing/dump.rdb"]);
+    let s = TestServer::start(FAILING_BGSAVE);
     let mut c = s.conn();
     assert_eq!(c.cmd("SET a 1"), R::ok());
-    assert_eq!(
-        c.cmd("BGSAVE"),
-        R::Simple("Background saving started".into())
-    );
-    assert!(wait_until(Duration::from_secs(10), || s
-        .stdout()
-        .contains("Background saving error")));
+    fail_a_bgsave(&s, &mut c);
     let r = c.cmd("SET b 2");
     assert!(
         r.err_text()

@@ -467,18 +467,11 @@ fn scripts_run_with_the_acl_of_their_current_caller_like_redis() {
 /// server), and `redis.pcall` hands the refusal to the script.
 #[test]
 fn script_writes_after_a_failed_bgsave_get_misconf_in_every_run() {
-    // A dbfilename inside a missing directory makes the final rename fail.
-    let s = TestServer::start(&["--save", "3600 1", "--dbfilename", "missing/dump.rdb"]);
+    let s = TestServer::start(FAILING_BGSAVE);
     let mut c = s.conn();
     let set = "return redis.call('set', KEYS[1], '1')";
     assert_eq!(c.cmd_args(&[b"EVAL", set.as_bytes(), b"1", b"a"]), R::ok());
-    assert_eq!(
-        c.cmd("BGSAVE"),
-        R::Simple("Background saving started".into())
-    );
-    assert!(wait_until(Duration::from_secs(10), || s
-        .stdout()
-        .contains("Background saving error")));
+    fail_a_bgsave(&s, &mut c);
     for key in ["b", "c"] {
         let r = c.cmd_args(&[b"EVAL", set.as_bytes(), b"1", key.as_bytes()]);
         assert!(

@@ -471,18 +471,17 @@ fn an_open_files_limit_below_the_reserve_stops_the_start_like_redis() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn under ulimit");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = child.try_wait().expect("wait") {
-                break s.code();
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{} kept running under ulimit -n 30", bin.display());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let mut status = None;
+        let exited = wait_until(Duration::from_secs(10), || {
+            status = child.try_wait().expect("wait").map(|s| s.code());
+            status.is_some()
+        });
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} kept running under ulimit -n 30", bin.display());
+        }
+        let status = status.flatten();
         let last = log_messages(&log).last().cloned().unwrap_or_default();
         (status, last)
     };

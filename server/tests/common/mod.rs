@@ -454,3 +454,19 @@ impl Pair {
         ra
     }
 }
+
+/// Server arguments under which a BGSAVE fails: the dbfilename is inside a missing
+/// directory, so the final rename fails (`save` keeps `stop-writes-on-bgsave-error` in
+/// force).
+pub const FAILING_BGSAVE: &[&str] = &["--save", "3600 1", "--dbfilename", "missing/dump.rdb"];
+
+/// Runs a BGSAVE on `s` (started with [`FAILING_BGSAVE`]) and waits for its failure.
+pub fn fail_a_bgsave(s: &TestServer, c: &mut Conn) {
+    assert_eq!(
+        c.cmd("BGSAVE"),
+        R::Simple("Background saving started".into())
+    );
+    assert!(wait_until(Duration::from_secs(10), || s
+        .stdout()
+        .contains("Background saving error")));
+}
