@@ -194,7 +194,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, registry: Arc<M
                 };
                 start(&server, &registry, stream, peer.ip());
             }
-            _ = shutdown.changed() => break,
+            _ = crate::server::stopping(&mut shutdown) => break,
         }
     }
 }

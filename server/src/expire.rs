@@ -27,7 +27,7 @@ pub async fn active_expire_cycle(server: Arc<Server>) {
         let period = Duration::from_micros(1_000_000 / hz);
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
-            _ = shutdown.changed() => return,
+            _ = crate::server::stopping(&mut shutdown) => return,
         }
         if *shutdown.borrow() {
             return;

@@ -413,7 +413,7 @@ pub async fn cron(server: Arc<Server>) {
                     server.migrate_sockets.close_idle(Instant::now());
                 }
             }
-            _ = stop.changed() => return,
+            _ = crate::server::stopping(&mut stop) => return,
         }
     }
 }

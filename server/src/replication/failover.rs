@@ -274,7 +274,7 @@ async fn drive(server: Arc<Server>, generation: u64) {
         tokio::select! {
             _ = tick.tick() => {}
             _ = &mut notified => {}
-            _ = shutdown.changed() => return,
+            _ = crate::server::stopping(&mut shutdown) => return,
         }
     }
 }

@@ -19,7 +19,7 @@ pub async fn watch(server: Arc<Server>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
+            _ = crate::server::stopping(&mut shutdown) => return,
         }
         let stalled = server.stall.tick(Instant::now());
         if let Some(gap) = stalled {

@@ -79,7 +79,7 @@ pub async fn run(server: Arc<Server>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
+            _ = crate::server::stopping(&mut shutdown) => return,
         }
         if !Settings::from_config(&server.config.read()).in_use() {
             continue;

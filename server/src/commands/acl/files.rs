@@ -240,7 +240,7 @@ fn spawn_watcher(server: &Arc<Server>) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(WATCH_PERIOD) => {}
-                _ = stop.changed() => return,
+                _ = crate::server::stopping(&mut stop) => return,
             }
             let Some(server) = weak.upgrade() else {
                 return;

@@ -231,7 +231,7 @@ pub async fn cron(server: Arc<Server>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
+            _ = crate::server::stopping(&mut shutdown) => return,
         }
         // A busy script holds the store; the housekeeping waits for it (Redis's
         // cron does not run during a script either).
