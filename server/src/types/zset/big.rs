@@ -21,14 +21,84 @@ type Item = (Score, Bytes);
 /// position is a binary search over `lasts` (one small contiguous array, where a
 /// search over `blocks` dereferenced one block per probe), members compared only
 /// when a block ends on the very score sought, then one within the block;
-/// insert/remove shift at most `2 * BLOCK` elements; a rank is the sum of the block
-/// lengths before the position, so ZRANK / ZRANGE by index cost O(n / BLOCK) small
-/// additions instead of walking n elements, while memory stays close to a flat array.
+/// insert/remove shift at most `2 * BLOCK` elements. A rank is the sum of the block
+/// lengths before the position, kept in `counts`, a Fenwick tree over the block
+/// lengths: ZRANK and ZRANGE by index find their place in O(log(n / BLOCK)) steps,
+/// as Redis's skiplist spans do, instead of adding up every block before it. Memory
+/// stays close to a flat array.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Big {
     scores: HashMap<Bytes, f64, crate::types::Hasher>,
     blocks: Vec<Vec<Item>>,
     lasts: Vec<Score>,
+    counts: Fenwick,
+}
+
+/// Prefix sums of the block lengths (a Fenwick, or binary indexed, tree): node `i`
+/// (1-based) holds the total length of the `i & -i` blocks ending at block `i`.
+/// An element added to or removed from a block updates O(log blocks) nodes; a
+/// block split off or dropped (once per `BLOCK` insertions or removals at most)
+/// rebuilds the tree in O(blocks).
+#[derive(Debug, Clone, Default)]
+struct Fenwick {
+    tree: Vec<u32>,
+}
+
+impl Fenwick {
+    /// Rebuilds from the block lengths, in linear time.
+    fn rebuild(&mut self, blocks: &[Vec<Item>]) {
+        self.tree.clear();
+        self.tree.extend(blocks.iter().map(|b| b.len() as u32));
+        let n = self.tree.len();
+        for i in 1..=n {
+            let j = i + (i & i.wrapping_neg());
+            if j <= n {
+                let add = self.tree[i - 1];
+                self.tree[j - 1] += add;
+            }
+        }
+    }
+
+    /// Block `bi` gained one element (`grow`) or lost one.
+    fn step(&mut self, bi: usize, grow: bool) {
+        let mut i = bi + 1;
+        while let Some(node) = self.tree.get_mut(i - 1) {
+            if grow {
+                *node += 1;
+            } else {
+                *node -= 1;
+            }
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// Elements in the blocks before block `bi`.
+    fn before(&self, bi: usize) -> usize {
+        let mut i = bi.min(self.tree.len());
+        let mut sum = 0;
+        while i > 0 {
+            sum += self.tree[i - 1] as usize;
+            i &= i - 1;
+        }
+        sum
+    }
+
+    /// The block holding global index `k` and the offset in it; `None` past the end.
+    fn find(&self, mut k: usize) -> Option<(usize, usize)> {
+        let n = self.tree.len();
+        let mut pos = 0;
+        let mut bit = if n == 0 { 0 } else { 1 << n.ilog2() };
+        while bit > 0 {
+            if let Some(&node) = self.tree.get(pos + bit - 1) {
+                if (node as usize) <= k {
+                    pos += bit;
+                    k -= node as usize;
+                }
+            }
+            bit >>= 1;
+        }
+        (pos < n).then_some((pos, k))
+    }
 }
 
 /// A position in `blocks`: (block, offset). `(blocks.len(), 0)` is the end.
@@ -156,6 +226,7 @@ impl Big {
         let map = self.scores.capacity() * (32 + 8 + 1) + 16;
         let index = chunk(self.blocks.capacity() * 24)
             + chunk(self.lasts.capacity() * 8)
+            + chunk(self.counts.tree.capacity() * 4)
             + self
                 .blocks
                 .iter()
@@ -188,18 +259,12 @@ impl Big {
 
     /// Global index of a position.
     fn index_of(&self, pos: Pos) -> usize {
-        self.blocks.iter().take(pos.0).map(Vec::len).sum::<usize>() + pos.1
+        self.counts.before(pos.0) + pos.1
     }
 
     /// Position of the element at global index `i` (the end if `i >= len`).
-    fn pos_of(&self, mut i: usize) -> Pos {
-        for (bi, b) in self.blocks.iter().enumerate() {
-            if i < b.len() {
-                return (bi, i);
-            }
-            i -= b.len();
-        }
-        (self.blocks.len(), 0)
+    fn pos_of(&self, i: usize) -> Pos {
+        self.counts.find(i).unwrap_or((self.blocks.len(), 0))
     }
 
     fn link(&mut self, s: Score, m: Bytes) {
@@ -207,6 +272,7 @@ impl Big {
         if self.blocks.is_empty() {
             self.blocks.push(Vec::with_capacity(4));
             self.lasts.push(s);
+            self.counts.rebuild(&self.blocks);
         }
         if bi == self.blocks.len() {
             bi -= 1;
@@ -226,6 +292,9 @@ impl Big {
             self.lasts[bi] = head_last;
             self.blocks.insert(bi + 1, tail);
             self.lasts.insert(bi + 1, tail_last);
+            self.counts.rebuild(&self.blocks);
+        } else {
+            self.counts.step(bi, true);
         }
     }
 
@@ -257,6 +326,8 @@ impl Big {
             None => {
                 self.blocks.remove(bi);
                 self.lasts.remove(bi);
+                self.counts.rebuild(&self.blocks);
+                return Some(item);
             }
             Some(last) if off == b.len() => {
                 if let Some(l) = self.lasts.get_mut(bi) {
@@ -265,6 +336,7 @@ impl Big {
             }
             Some(_) => {}
         }
+        self.counts.step(bi, false);
         Some(item)
     }
 
@@ -427,6 +499,18 @@ mod tests {
                 }
             }
             assert_eq!(n, self.scores.len());
+            // The tree's prefix sums are the block lengths added up, and every
+            // index maps back to its block and offset.
+            let mut sum = 0;
+            for (bi, b) in self.blocks.iter().enumerate() {
+                assert_eq!(self.counts.before(bi), sum, "prefix before block {bi}");
+                for off in [0, b.len() - 1] {
+                    assert_eq!(self.counts.find(sum + off), Some((bi, off)));
+                }
+                sum += b.len();
+            }
+            assert_eq!(self.counts.before(self.blocks.len()), n);
+            assert_eq!(self.counts.find(n), None);
         }
     }
 
