@@ -124,3 +124,41 @@ fn tandem_replica_of_a_tandem_tls_master_and_a_refused_one() {
     assert_eq!(m.cmd("PING"), common::R::Simple("PONG".into()));
     assert_eq!(rc.cmd("PING"), common::R::Simple("PONG".into()));
 }
+
+/// A disk-target payload over a TLS link goes through the TLS stream (the plain
+/// TCP path writes the socket directly, which TLS cannot take): the replica gets
+/// every key.
+#[test]
+fn tandem_replica_syncs_a_disk_target_payload_over_tls() {
+    let pki = Pki::new();
+    let port = tls_port();
+    let mut margs = pki.server_args(port);
+    margs.extend(
+        [
+            "--repl-diskless-sync",
+            "no",
+            "--enable-debug-command",
+            "yes",
+        ]
+        .map(String::from),
+    );
+    let master = TestServer::start(&strs(&margs));
+    let mut m = master.conn();
+    assert_eq!(m.cmd("DEBUG POPULATE 50000 key 100"), common::R::ok());
+    let mut args = replica_tls_args(&pki);
+    args.extend(["--replicaof".into(), "127.0.0.1".into(), port.to_string()]);
+    let replica = TestServer::start(&strs(&args));
+    let mut r = replica.conn();
+    assert!(wait_until(Duration::from_secs(30), || r.cmd("DBSIZE")
+        == common::R::Int(50_000)));
+    assert!(
+        master
+            .stdout()
+            .contains("Starting BGSAVE for SYNC with target: disk"),
+        "{}",
+        master.stdout()
+    );
+    assert_eq!(m.cmd("INCR n"), common::R::Int(1));
+    assert!(wait_until(Duration::from_secs(10), || get(&mut r, "n")
+        == common::b("1")));
+}

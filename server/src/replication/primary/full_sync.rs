@@ -2,7 +2,7 @@
 //! cutting a new one), `+FULLRESYNC`, and sending the payload — `$<len>` from a
 //! disk-target snapshot or `$EOF:<mark>` streamed from a socket-target one.
 
-use super::{snapshot, with_link, write_or_killed};
+use super::{bulk_send, snapshot, with_link, write_or_killed};
 use crate::replication::sync_stream::{Feed, FeedRx, FeedTx, Feeds, FEED_DEPTH};
 use crate::replication::{ReplState, ReplicaState, Ticket};
 use crate::server::{ClientHandle, ClientId, Server};
@@ -12,11 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
-
-/// The disk-target payload is written this much at a time. One `write` of the
-/// whole payload copies as much as the socket buffer takes (megabytes on
-/// loopback), a millisecond or more during which this worker answers no one.
-const DISK_PAYLOAD_PIECE: usize = 64 * 1024;
 
 /// What a failed snapshot tells the replica before the link closes.
 const BGSAVE_FAILED: &[u8] = b"-ERR BGSAVE failed, replication can't continue\r\n";
@@ -114,7 +109,7 @@ fn enough_waiting(server: &Server, max_waiting: u64) -> bool {
 async fn send_disk_payload(
     server: &Server,
     wr: &mut WriteHalf,
-    handle: &ClientHandle,
+    handle: &Arc<ClientHandle>,
     ticket: &Ticket,
 ) -> Option<()> {
     let mut done = ticket.done.clone();
@@ -144,12 +139,7 @@ async fn send_disk_payload(
     // replica of the snapshot and never copied into a framed buffer.
     let header = format!("${}\r\n", payload.len());
     write_or_killed(wr, handle, header.as_bytes()).await.ok()?;
-    for piece in payload.chunks(DISK_PAYLOAD_PIECE) {
-        write_or_killed(wr, handle, piece).await.ok()?;
-        // The other connections of this worker get their turn between pieces
-        // (Redis's event loop sends a replica 16 KiB per turn the same way).
-        tokio::task::yield_now().await;
-    }
+    bulk_send::send_payload(wr, handle, payload).await.ok()?;
     with_link(server, handle.id, |l| {
         l.state = ReplicaState::Online;
         l.ack_time = Instant::now();

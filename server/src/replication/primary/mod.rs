@@ -4,6 +4,7 @@
 //!
 //! * [`sync`]: SYNC/PSYNC and REPLCONF — the decisions, then registering the replica.
 //! * [`full_sync`]: fixing the snapshot point, `+FULLRESYNC` and the payload.
+//! * [`bulk_send`]: a disk-target payload's bytes, sent off the runtime worker.
 //! * [`snapshot`]: the snapshot job (forked child or in-process copy).
 //! * here: the replica connection after the handoff, the cron, WAIT and ROLE.
 //!
@@ -12,6 +13,7 @@
 //! consumes ACKs and keepalive newlines while the writer sends the snapshot and then
 //! the stream bytes queued by `ReplState::append_stream`.
 
+mod bulk_send;
 mod full_sync;
 mod snapshot;
 mod sync;
