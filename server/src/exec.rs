@@ -89,6 +89,10 @@ pub fn check_argv(argv: &[Bytes]) -> Result<&'static Command, ArgvRefusal> {
 }
 
 /// Runs one request from a client: checks, MULTI queueing or execution.
+///
+/// Every request runs through here, so its common path (a known command that passes
+/// every check, outside MULTI) is kept to few cache lines: refusals and queueing are
+/// out of line.
 pub fn process(
     server: &Arc<Server>,
     store: &mut Store,
@@ -101,47 +105,13 @@ pub fn process(
 ) -> Outcome {
     Stats::incr(&server.stats.total_commands_processed, 1);
     let Some(cmd) = client.cmd_cache.lookup(&argv[0]) else {
-        reject(server, client, out, &unknown_command(&argv));
-        return Outcome::Done;
+        return refuse_unknown(server, client, out, &argv);
     };
-    let refused = if !cmd.arity_ok(argv.len()) {
-        Some(format!(
-            "ERR wrong number of arguments for '{}' command",
-            cmd.name
-        ))
-    } else if let Some(msg) = sub_arity_refusal(cmd, &argv) {
-        Some(msg)
-    } else if !client.authenticated && !cmd.is(flags::NO_AUTH) {
-        Some("NOAUTH Authentication required.".to_string())
-    } else if let Err(r) = acl_check(server, client, cmd, &argv) {
-        Some(commands::acl::noperm_text(&r))
-    } else {
-        precheck(server, store, client, cmd).or_else(|| refused_in_multi(client, cmd))
-    };
-    if let Some(msg) = refused {
-        count_rejected(store, cmd, &argv);
-        if cmd.name == "exec" && client.multi.is_some() {
-            // A refused EXEC discards the transaction (Redis `execCommandAbort`).
-            discard_transaction(store, client);
-            Stats::incr(&server.stats.total_error_replies, 1);
-            out.error(&format!(
-                "EXECABORT Transaction discarded because of: {}",
-                msg.strip_prefix("ERR ").unwrap_or(&msg)
-            ));
-        } else {
-            reject(server, client, out, &msg);
-        }
-        return Outcome::Done;
+    if let Some(msg) = refusal(server, store, client, cmd, &argv) {
+        return refuse(server, store, client, (cmd, &argv), out, msg);
     }
     if client.multi.is_some() && !cmd.is(flags::NO_MULTI) {
-        // A transaction that will abort queues nothing more (as Redis: CLIENT LIST
-        // and ACL LOG show the count of what EXEC would have run).
-        if let Some(q) = client.multi.as_mut().filter(|_| !client.multi_error) {
-            // Queued commands may wait long: they must not pin read buffers.
-            q.push(argv.iter().map(crate::util::detach).collect());
-        }
-        out.simple("QUEUED");
-        return Outcome::Done;
+        return queue_in_multi(client, &argv, out);
     }
     let before = store.propagated.len();
     store.tracking.current = Some(client.id);
@@ -161,6 +131,114 @@ pub fn process(
         client.woff = store.repl.master_repl_offset;
     }
     outcome
+}
+
+/// The checks of [`process`] in Redis's order: the refusal's text, or `None` when
+/// the command may run. Building a refusal's text is out of line.
+#[inline]
+fn refusal(
+    server: &Arc<Server>,
+    store: &mut Store,
+    client: &mut ClientState,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> Option<String> {
+    if !cmd.arity_ok(argv.len()) {
+        return Some(wrong_arity(cmd.name));
+    }
+    if cmd.is(flags::CONTAINER) {
+        if let Some(msg) = sub_arity_refusal(cmd, argv) {
+            return Some(msg);
+        }
+    }
+    if !client.authenticated && !cmd.is(flags::NO_AUTH) {
+        return Some(no_auth());
+    }
+    if let Err(r) = acl_check(server, client, cmd, argv) {
+        return Some(commands::acl::noperm_text(&r));
+    }
+    precheck(server, store, client, cmd).or_else(|| refused_in_multi(client, cmd))
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_arity(name: &str) -> String {
+    format!("ERR wrong number of arguments for '{name}' command")
+}
+
+#[cold]
+#[inline(never)]
+fn no_auth() -> String {
+    "NOAUTH Authentication required.".to_string()
+}
+
+/// The ACL check of a user that may not run everything ([`acl_check`] past its
+/// fast path).
+#[cold]
+#[inline(never)]
+fn restricted_acl_check(
+    server: &Server,
+    client: &mut ClientState,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> Result<(), commands::acl::Refusal> {
+    let context = match client.multi {
+        Some(_) => crate::acl::log::Context::Multi,
+        None => crate::acl::log::Context::Toplevel,
+    };
+    commands::acl::check(server, client, cmd, argv, context)
+}
+
+#[cold]
+#[inline(never)]
+fn refuse_unknown(
+    server: &Server,
+    client: &mut ClientState,
+    out: &mut Reply,
+    argv: &[Bytes],
+) -> Outcome {
+    reject(server, client, out, &unknown_command(argv));
+    Outcome::Done
+}
+
+/// A command [`refusal`] refused: counted, and answered with `msg`.
+#[cold]
+#[inline(never)]
+fn refuse(
+    server: &Server,
+    store: &mut Store,
+    client: &mut ClientState,
+    (cmd, argv): (&Command, &[Bytes]),
+    out: &mut Reply,
+    msg: String,
+) -> Outcome {
+    count_rejected(store, cmd, argv);
+    if cmd.name == "exec" && client.multi.is_some() {
+        // A refused EXEC discards the transaction (Redis `execCommandAbort`).
+        discard_transaction(store, client);
+        Stats::incr(&server.stats.total_error_replies, 1);
+        out.error(&format!(
+            "EXECABORT Transaction discarded because of: {}",
+            msg.strip_prefix("ERR ").unwrap_or(&msg)
+        ));
+    } else {
+        reject(server, client, out, &msg);
+    }
+    Outcome::Done
+}
+
+/// Inside MULTI: the command is queued (unless the transaction will abort).
+#[cold]
+#[inline(never)]
+fn queue_in_multi(client: &mut ClientState, argv: &[Bytes], out: &mut Reply) -> Outcome {
+    // A transaction that will abort queues nothing more (as Redis: CLIENT LIST
+    // and ACL LOG show the count of what EXEC would have run).
+    if let Some(q) = client.multi.as_mut().filter(|_| !client.multi_error) {
+        // Queued commands may wait long: they must not pin read buffers.
+        q.push(argv.iter().map(crate::util::detach).collect());
+    }
+    out.simple("QUEUED");
+    Outcome::Done
 }
 
 /// Counts the call, feeds the latency monitor and, with `latency-tracking`, the
@@ -189,10 +267,17 @@ fn observe_latency(
 /// The name a command's statistics go under (`get`, `config|get`) and its FAST flag;
 /// `None` for an unknown subcommand, which Redis never looks up as a command. A
 /// container called alone counts under its own name.
+#[inline]
 fn stat_name(cmd: &Command, argv: &[Bytes]) -> Option<(&'static str, bool)> {
     if !cmd.is(flags::CONTAINER) {
         return Some((cmd.name, cmd.is(flags::FAST)));
     }
+    container_stat_name(cmd, argv)
+}
+
+#[cold]
+#[inline(never)]
+fn container_stat_name(cmd: &Command, argv: &[Bytes]) -> Option<(&'static str, bool)> {
     match argv.get(1) {
         None => Some((cmd.name, cmd.is(flags::FAST))),
         Some(s) => commands::meta_types::meta(cmd.name)?
@@ -341,11 +426,7 @@ pub(crate) fn acl_check(
     if client.user.unrestricted(&server.acl) {
         return Ok(());
     }
-    let context = match client.multi {
-        Some(_) => crate::acl::log::Context::Multi,
-        None => crate::acl::log::Context::Toplevel,
-    };
-    commands::acl::check(server, client, cmd, argv, context)
+    restricted_acl_check(server, client, cmd, argv)
 }
 
 /// Checks that depend on server state (OOM, read-only replica, Pub/Sub context).
@@ -430,10 +511,17 @@ fn touch_written_keys(
 
 /// With client-side caching in use, which keys of a write command exist before it
 /// runs (`None` otherwise: every key counts as changed).
+#[inline]
 fn keys_before_write(store: &Store, db: usize, cmd: &Command, argv: &[Bytes]) -> Option<Vec<bool>> {
     if !store.tracking.active() || !cmd.is(flags::WRITE) {
         return None;
     }
+    keys_existing(store, db, cmd, argv)
+}
+
+#[cold]
+#[inline(never)]
+fn keys_existing(store: &Store, db: usize, cmd: &Command, argv: &[Bytes]) -> Option<Vec<bool>> {
     let d = store.dbs.get(db)?;
     Some(
         cmd.key_positions(argv)
@@ -621,27 +709,42 @@ fn call_argv(
             store.propagated.push((db, op));
         }
     }
-    let argv: &[Bytes] = argv_cow;
     match action {
         None => Outcome::Done,
-        Some(Action::Close) => Outcome::Close,
-        Some(Action::Monitor) => Outcome::Monitor,
-        Some(Action::Shutdown(flags)) => Outcome::Shutdown(flags),
-        Some(Action::Sleep(_)) => Outcome::Done,
-        Some(Action::WaitReplicas {
+        Some(action) => action_outcome(store, client, (db, argv_cow), action, may_block),
+    }
+}
+
+/// What the connection does after a command that asked for more than its reply
+/// (out of line: most commands ask for nothing).
+#[cold]
+#[inline(never)]
+fn action_outcome(
+    store: &mut Store,
+    client: &ClientState,
+    (db, argv): (usize, &[Bytes]),
+    action: Action,
+    may_block: bool,
+) -> Outcome {
+    match action {
+        Action::Close => Outcome::Close,
+        Action::Monitor => Outcome::Monitor,
+        Action::Shutdown(flags) => Outcome::Shutdown(flags),
+        Action::Sleep(_) => Outcome::Done,
+        Action::WaitReplicas {
             num,
             offset,
             timeout_ms,
-        }) => Outcome::WaitReplicas {
+        } => Outcome::WaitReplicas {
             num,
             offset,
             timeout_ms,
         },
-        Some(Action::Block {
+        Action::Block {
             keys,
             timeout_ms,
             argv: stored,
-        }) => {
+        } => {
             if !may_block {
                 return Outcome::Done;
             }

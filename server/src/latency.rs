@@ -85,10 +85,17 @@ pub struct Monitor {
 impl Monitor {
     /// Records `latency_ms` for `event` when monitoring is on (`threshold_ms` > 0) and
     /// the latency reaches the threshold (Redis `latencyAddSampleIfNeeded`).
+    #[inline]
     pub fn add_if_needed(&mut self, threshold_ms: u64, event: &'static str, latency_ms: u64) {
         if threshold_ms > 0 && latency_ms >= threshold_ms {
-            self.add(event, latency_ms, crate::util::now_ms() / 1000);
+            self.add_now(event, latency_ms);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn add_now(&mut self, event: &'static str, latency_ms: u64) {
+        self.add(event, latency_ms, crate::util::now_ms() / 1000);
     }
 
     pub fn add(&mut self, event: &'static str, latency_ms: u64, now_secs: i64) {
@@ -319,17 +326,25 @@ impl<T: Default> ByName<T> {
         let at = if slot != 0 && a == addr && len == name.len() {
             slot - 1
         } else {
-            let values = &mut self.values;
-            let at = *self.index.entry(name).or_insert_with(|| {
-                values.push(T::default());
-                values.len() - 1
-            });
-            self.recent[line] = (addr, name.len(), at + 1);
-            at
+            self.index_of(name, line)
         };
         // Indices in `index` and `recent` are always below `values.len()`: values
         // are only pushed, and `clear` empties all three.
         &mut self.values[at]
+    }
+
+    /// [`Self::entry`] for a name not in `recent` (out of line: once per name, or
+    /// when two names share a line of it).
+    #[cold]
+    #[inline(never)]
+    fn index_of(&mut self, name: &'static str, line: usize) -> usize {
+        let values = &mut self.values;
+        let at = *self.index.entry(name).or_insert_with(|| {
+            values.push(T::default());
+            values.len() - 1
+        });
+        self.recent[line] = (name.as_ptr() as usize, name.len(), at + 1);
+        at
     }
 }
 

@@ -533,6 +533,27 @@ async fn recv_monitor(rx: &mut Option<mpsc::UnboundedReceiver<Bytes>>) -> Option
     }
 }
 
+/// What [`Conn::run_batch`] did.
+enum Batch {
+    Ran(Ran),
+    /// A script held the store: the pending commands got its BUSY-time answers.
+    AnsweredWhileBusy,
+    /// Close the connection.
+    Close,
+}
+
+/// A batch that ran (possibly nothing: no complete request was buffered).
+struct Ran {
+    /// The last command's outcome.
+    outcome: Outcome,
+    /// Commands run.
+    processed: usize,
+    /// Bytes after the complete requests that are not a request.
+    protocol_error: Option<crate::resp::ProtocolError>,
+    /// The batch's last clock reading.
+    batch_end: Option<Instant>,
+}
+
 struct Conn {
     server: Arc<Server>,
     handle: Arc<ClientHandle>,
@@ -638,77 +659,20 @@ impl Conn {
     /// the store lock is taken, so two connections parse in parallel and only the
     /// execution is serialised.
     async fn run_buffered(&mut self, stream: &mut Stream) -> Result<bool, ()> {
-        // Name and first argument of the last command, for CLIENT LIST's `cmd=`.
-        let mut last_cmd = false;
         loop {
-            let mut outcome = Outcome::Done;
-            let mut processed = 0;
-            let mut protocol_error = None;
-            let mut batch_end = None;
             // Before AUTH, Redis's unauthenticated limits apply, and a request is
             // parsed only after the one before it ran (it may be the AUTH that lifts them).
             let unauthenticated = !self.client.authenticated;
-            self.parser.auth_required = unauthenticated;
-            let batch = if unauthenticated { 1 } else { MAX_BATCH };
-            while self.pending.len() < batch {
-                match self.parser.parse(&mut self.inbuf) {
-                    Ok(Some(Request::Command(argv))) => self.pending.push_back(argv),
-                    Ok(Some(Request::Empty)) => {}
-                    Ok(None) => break,
-                    Err(e) => {
-                        // Commands before the bad bytes still run, as in Redis.
-                        protocol_error = Some(e);
-                        break;
-                    }
-                }
-            }
-            if !self.pending.is_empty() && !self.held {
-                let Some(mut store) = self.server.store.lock_unless_busy() else {
-                    // A script holds the store past busy-reply-threshold.
-                    if self.answer_while_busy() {
-                        continue;
-                    }
-                    return Ok(false);
-                };
-                store.cmd_clock = Some(Instant::now());
-                while let Some(argv) = self.pending.pop_front() {
-                    if self.must_pause(&argv) {
-                        // Replies so far go out; this command waits for the pause end.
-                        self.pending.push_front(argv);
-                        self.held = true;
-                        break;
-                    }
-                    processed += 1;
-                    last_cmd = true;
-                    self.last_cmd.record(&argv);
-                    self.out.resp3 = self.client.resp3;
-                    let skip_reply = self.client.reply_off || self.client.reply_skip_next;
-                    let was_off = self.client.reply_off;
-                    let mark = self.out.len();
-                    outcome = run_guarded(
-                        &self.server,
-                        &mut store,
-                        &mut self.client,
-                        &self.handle,
-                        argv,
-                        &mut self.out,
-                    );
-                    apply_reply_mode(&mut self.client, &mut self.out, skip_reply, was_off, mark);
-                    self.out.resp3 = self.client.resp3;
-                    if self.reply_over_limit(&store.hot.obuf_limits) {
-                        outcome = Outcome::Close;
-                    }
-                    if !matches!(outcome, Outcome::Done)
-                        || self.client.is_replica
-                        || self.out.len() >= REPLY_FLUSH
-                    {
-                        break;
-                    }
-                }
-                self.idle_timeout = store.hot.idle_timeout;
-                self.qbuf_limit = store.hot.query_buffer_limit;
-                batch_end = store.cmd_clock.take();
-            }
+            let Ran {
+                outcome,
+                processed,
+                protocol_error,
+                batch_end,
+            } = match self.run_batch(unauthenticated) {
+                Batch::Ran(ran) => ran,
+                Batch::AnsweredWhileBusy => continue,
+                Batch::Close => return Ok(false),
+            };
             if let Some(e) = protocol_error {
                 if self.pending.is_empty() && matches!(outcome, Outcome::Done) {
                     self.out.error(&format!("ERR {e}"));
@@ -718,7 +682,7 @@ impl Conn {
                 // The bad bytes are still buffered: the error is met again next round.
             }
             if processed > 0 {
-                self.update_info(last_cmd, batch_end.unwrap_or_else(Instant::now));
+                self.update_info(batch_end.unwrap_or_else(Instant::now));
             }
             match outcome {
                 Outcome::Done => {
@@ -775,6 +739,82 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Parses what is buffered and runs the parsed commands under one store lock: the
+    /// synchronous part of [`Conn::run_buffered`], out of its state machine so that
+    /// the per-command loop is one compact function.
+    #[inline(never)]
+    fn run_batch(&mut self, unauthenticated: bool) -> Batch {
+        let mut ran = Ran {
+            outcome: Outcome::Done,
+            processed: 0,
+            protocol_error: None,
+            batch_end: None,
+        };
+        self.parser.auth_required = unauthenticated;
+        let batch = if unauthenticated { 1 } else { MAX_BATCH };
+        while self.pending.len() < batch {
+            match self.parser.parse(&mut self.inbuf) {
+                Ok(Some(Request::Command(argv))) => self.pending.push_back(argv),
+                Ok(Some(Request::Empty)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    // Commands before the bad bytes still run, as in Redis.
+                    ran.protocol_error = Some(e);
+                    break;
+                }
+            }
+        }
+        if self.pending.is_empty() || self.held {
+            return Batch::Ran(ran);
+        }
+        let Some(mut store) = self.server.store.lock_unless_busy() else {
+            // A script holds the store past busy-reply-threshold.
+            return if self.answer_while_busy() {
+                Batch::AnsweredWhileBusy
+            } else {
+                Batch::Close
+            };
+        };
+        store.cmd_clock = Some(Instant::now());
+        while let Some(argv) = self.pending.pop_front() {
+            if self.must_pause(&argv) {
+                // Replies so far go out; this command waits for the pause end.
+                self.pending.push_front(argv);
+                self.held = true;
+                break;
+            }
+            ran.processed += 1;
+            self.last_cmd.record(&argv);
+            self.out.resp3 = self.client.resp3;
+            let skip_reply = self.client.reply_off || self.client.reply_skip_next;
+            let was_off = self.client.reply_off;
+            let mark = self.out.len();
+            ran.outcome = run_guarded(
+                &self.server,
+                &mut store,
+                &mut self.client,
+                &self.handle,
+                argv,
+                &mut self.out,
+            );
+            apply_reply_mode(&mut self.client, &mut self.out, skip_reply, was_off, mark);
+            self.out.resp3 = self.client.resp3;
+            if self.reply_over_limit(&store.hot.obuf_limits) {
+                ran.outcome = Outcome::Close;
+            }
+            if !matches!(ran.outcome, Outcome::Done)
+                || self.client.is_replica
+                || self.out.len() >= REPLY_FLUSH
+            {
+                break;
+            }
+        }
+        self.idle_timeout = store.hot.idle_timeout;
+        self.qbuf_limit = store.hot.query_buffer_limit;
+        ran.batch_end = store.cmd_clock.take();
+        Batch::Ran(ran)
     }
 
     /// Answers the pending commands while a script is busy (the store is locked by
@@ -975,9 +1015,9 @@ impl Conn {
 
     /// Publishes the client's state for CLIENT LIST/INFO after a batch that ended at
     /// `at` (the batch's last clock reading: no clock read of its own).
-    fn update_info(&mut self, last_cmd: bool, at: Instant) {
+    fn update_info(&mut self, at: Instant) {
         let mut info = self.handle.info.lock();
-        if last_cmd && std::mem::take(&mut self.last_cmd.changed) {
+        if std::mem::take(&mut self.last_cmd.changed) {
             let l = &self.last_cmd;
             crate::commands::connection::write_cmd_display_name(
                 &l.name,

@@ -237,7 +237,7 @@ pub fn save(server: &Server, store: &mut Store) -> Result<(), PersistError> {
             store.lastsave = now_ms() / 1000;
             let mut st = server.persist.lock();
             st.rdb_saves += 1;
-            st.last_bgsave_ok = true;
+            set_bgsave_ok(server, &mut st, true);
             Ok(())
         }
         Err(e) => {
@@ -304,14 +304,14 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), PersistErro
                     notice!("DB saved on disk");
                     store.dirty = store.dirty.saturating_sub(st.dirty_before_bgsave);
                     store.lastsave = now_ms() / 1000;
-                    st.last_bgsave_ok = true;
+                    set_bgsave_ok(&srv, &mut st, true);
                     st.rdb_saves += 1;
                     notice!("Background saving terminated with success");
                 }
                 Err(e) => {
                     warning!("Write error saving DB on disk: {e}");
                     warning!("Background saving error");
-                    st.last_bgsave_ok = false;
+                    set_bgsave_ok(&srv, &mut st, false);
                 }
             }
         });
@@ -325,7 +325,7 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), PersistErro
             // killed and its temp file removed by `ForkedSave`'s Drop.
             let mut st = server.persist.lock();
             st.bgsave_in_progress = false;
-            st.last_bgsave_ok = false;
+            set_bgsave_ok(server, &mut st, false);
             warning!("Can't save in background: fork: {e}");
             Err(PersistError::Background(e))
         }
@@ -340,20 +340,45 @@ pub const ERR_BGSAVE_MISCONF: &str = "MISCONF Redis is configured to save RDB sn
 /// rules configured), else after an AOF write or fsync error. The RDB case wins,
 /// as in Redis. Cheap when all is well: one lock each, the config only read when
 /// the last BGSAVE failed.
+#[inline]
 pub fn write_refusal(server: &Server, store: &Store) -> Option<String> {
     bgsave_write_refusal(server, store).or_else(|| crate::aof::write_refusal(server))
 }
 
 /// The RDB half of [`write_refusal`] (a script checks it once per run: see
 /// `exec::ScriptRules::bgsave_ok`).
+#[inline]
 pub fn bgsave_write_refusal(server: &Server, store: &Store) -> Option<String> {
-    if store.hot.stop_writes_on_bgsave_error && !server.persist.lock().last_bgsave_ok {
+    if store.hot.stop_writes_on_bgsave_error
+        && server
+            .bgsave_failed
+            .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return bgsave_failed_refusal(server);
+    }
+    None
+}
+
+/// [`bgsave_write_refusal`] after a failed BGSAVE: confirmed under the lock.
+#[cold]
+#[inline(never)]
+fn bgsave_failed_refusal(server: &Server) -> Option<String> {
+    if !server.persist.lock().last_bgsave_ok {
         let c = server.config.read();
         if c.stop_writes_on_bgsave_error && !c.save.is_empty() {
             return Some(ERR_BGSAVE_MISCONF.into());
         }
     }
     None
+}
+
+/// Records a save's result (`st` is `server.persist`, locked) and its mirror for the
+/// per-write check.
+fn set_bgsave_ok(server: &Server, st: &mut crate::server::persist_state::PersistState, ok: bool) {
+    st.last_bgsave_ok = ok;
+    server
+        .bgsave_failed
+        .store(!ok, std::sync::atomic::Ordering::Release);
 }
 
 /// One `serverCron` step for the save rules: starts a BGSAVE when a rule matches.

@@ -83,6 +83,31 @@ fn header_end(buf: &[u8]) -> Result<Option<usize>, ()> {
     }
 }
 
+/// The common shape of a length line after its `*` or `$`: 1 to 18 digits without
+/// a leading zero (or a lone `0`), then `\r\n`. Returns the value and the length of
+/// the line (with its `\r\n`); `None` for anything else, which the general path
+/// ([`header_end`], [`parse_i64`]) then reads with Redis's rules. One pass over the
+/// few bytes instead of a search for the `\r` and a checked parse.
+#[inline]
+fn quick_len(line: &[u8]) -> Option<(usize, usize)> {
+    let mut v = 0usize;
+    let mut i = 0;
+    loop {
+        let c = *line.get(i)?;
+        if c == b'\r' {
+            break;
+        }
+        let d = c.wrapping_sub(b'0');
+        if d > 9 || i == 18 {
+            return None;
+        }
+        v = v * 10 + d as usize;
+        i += 1;
+    }
+    let ok = i > 0 && line.get(i + 1) == Some(&b'\n') && (line[0] != b'0' || i == 1);
+    ok.then_some((v, i + 2))
+}
+
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|&b| b == needle)
 }
@@ -117,6 +142,20 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     Some(v)
 }
 
+/// A `*<n>` line read with Redis's rules: the count and the line's length with its
+/// `\r\n`, `None` while incomplete.
+fn multibulk_header(buf: &[u8]) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let end = match header_end(buf) {
+        Ok(Some(end)) => end,
+        Ok(None) => return Ok(None),
+        Err(()) => return Err(ProtocolError("too big mbulk count string".into())),
+    };
+    match parse_i64(&buf[1..end]) {
+        Some(n) if n <= MAX_MULTIBULK_LEN => Ok(Some((n, end + 2))),
+        _ => Err(ProtocolError("invalid multibulk length".into())),
+    }
+}
+
 impl RequestParser {
     pub fn new(max_bulk_len: i64) -> Self {
         RequestParser {
@@ -144,19 +183,17 @@ impl RequestParser {
             if buf[0] != b'*' {
                 return parse_inline(buf);
             }
-            let end = match header_end(buf) {
-                Ok(Some(end)) => end,
-                Ok(None) => return Ok(None),
-                Err(()) => return Err(ProtocolError("too big mbulk count string".into())),
-            };
-            let n = match parse_i64(&buf[1..end]) {
-                Some(n) if n <= MAX_MULTIBULK_LEN => n,
-                _ => return Err(ProtocolError("invalid multibulk length".into())),
+            let (n, line) = match quick_len(&buf[1..]) {
+                Some((n, line)) if n <= WHOLE_MAX_ARGS => (n as i64, line + 1),
+                _ => match multibulk_header(buf)? {
+                    Some(header) => header,
+                    None => return Ok(None),
+                },
             };
             if n > UNAUTH_MAX_ARGS && self.auth_required {
                 return Err(ProtocolError("unauthenticated multibulk length".into()));
             }
-            buf.advance(end + 2);
+            buf.advance(line);
             if n <= 0 {
                 // `*0` or `*-1`: an empty request, silently skipped as Redis does.
                 return Ok(Some(Request::Empty));
@@ -255,9 +292,17 @@ impl RequestParser {
             if rest.first() != Some(&b'$') {
                 return None;
             }
-            let end = header_end(rest).ok()??;
-            let len = parse_i64(&rest[1..end]).filter(|&l| l >= 0 && l <= self.bulk_limit())?;
-            let start = pos + end + 2;
+            let (len, line) = match quick_len(&rest[1..]) {
+                Some((len, line)) => (len as i64, line + 1),
+                None => {
+                    let end = header_end(rest).ok()??;
+                    (parse_i64(&rest[1..end])?, end + 2)
+                }
+            };
+            if len < 0 || len > self.bulk_limit() {
+                return None;
+            }
+            let start = pos + line;
             let next = start.checked_add(len as usize)?.checked_add(2)?;
             if next > buf.len() {
                 return None;
@@ -742,6 +787,47 @@ mod tests {
                 cmd(&["PING"]),
                 Request::Empty
             ]
+        );
+    }
+
+    #[test]
+    fn length_lines_off_the_common_shape_are_read_with_redis_rules() {
+        assert_eq!(quick_len(b"3\r\n$"), Some((3, 3)));
+        assert_eq!(quick_len(b"0\r\n"), Some((0, 3)));
+        assert_eq!(
+            quick_len(b"123456789012345678\r\n"),
+            Some((123456789012345678, 20))
+        );
+        // Left to the general path: a leading zero, a sign, no digits, too many
+        // digits, a `\r` without its `\n`, an incomplete line.
+        for line in [
+            &b"03\r\n"[..],
+            b"-1\r\n",
+            b"\r\n",
+            b"1234567890123456789\r\n",
+            b"3\rx",
+            b"3\r",
+            b"12",
+        ] {
+            assert_eq!(quick_len(line), None, "{line:?}");
+        }
+        // What the general path makes of them, inside a request and as its header.
+        assert_eq!(
+            parse_all(b"*1\r\n$03\r\nabc\r\n").unwrap_err().to_string(),
+            "Protocol error: invalid bulk length"
+        );
+        assert_eq!(
+            parse_all(b"*01\r\n$1\r\na\r\n").unwrap_err().to_string(),
+            "Protocol error: invalid multibulk length"
+        );
+        // Redis does not look at the byte after the `\r`.
+        assert_eq!(
+            parse_all(b"*2\rx$4\rxPING\r\n$1\r\na\r\n").unwrap(),
+            vec![cmd(&["PING", "a"])]
+        );
+        assert_eq!(
+            parse_all(b"*0\r\n*-1\r\n*1\r\n$0\r\n\r\n").unwrap(),
+            vec![Request::Empty, Request::Empty, cmd(&[""])]
         );
     }
 

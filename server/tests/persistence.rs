@@ -286,6 +286,40 @@ fn dump_from_real_redis_loads_at_startup() {
 }
 
 #[test]
+fn a_successful_bgsave_after_a_failed_one_lets_writes_in_again() {
+    let s = TestServer::start(FAILING_BGSAVE);
+    let mut c = s.conn();
+    fail_a_bgsave(&s, &mut c);
+    assert!(c.cmd("SET a 1").err_text().starts_with("MISCONF"));
+    // The save's directory appears: the next BGSAVE succeeds and writes are served.
+    std::fs::create_dir(s.dir.path().join("missing")).unwrap();
+    assert_eq!(
+        c.cmd("BGSAVE"),
+        R::Simple("Background saving started".into())
+    );
+    assert!(wait_until(Duration::from_secs(10), || s
+        .stdout()
+        .contains("Background saving terminated with success")));
+    assert_eq!(c.cmd("SET a 1"), R::ok());
+    fail_a_bgsave_again(&s, &mut c);
+    assert!(c.cmd("SET b 2").err_text().starts_with("MISCONF"));
+}
+
+/// Removes the save's directory again and waits for a second BGSAVE failure.
+fn fail_a_bgsave_again(s: &TestServer, c: &mut Conn) {
+    std::fs::remove_dir_all(s.dir.path().join("missing")).unwrap();
+    assert_eq!(
+        c.cmd("BGSAVE"),
+        R::Simple("Background saving started".into())
+    );
+    assert!(wait_until(Duration::from_secs(10), || s
+        .stdout()
+        .matches("Background saving error")
+        .count()
+        == 2));
+}
+
+#[test]
 fn failed_bgsave_stops_writes_with_misconf() {
     let s = TestServer::start(FAILING_BGSAVE);
     let mut c = s.conn();

@@ -376,10 +376,18 @@ pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)
 }
 
 /// MISCONF for write commands while the AOF has a write or fsync error.
+#[inline]
 pub fn write_refusal(server: &Server) -> Option<String> {
     if !server.aof_on.load(std::sync::atomic::Ordering::Acquire) {
         return None;
     }
+    disk_error_refusal(server)
+}
+
+/// [`write_refusal`] with an AOF open: its lock and error state, out of the write path.
+#[cold]
+#[inline(never)]
+fn disk_error_refusal(server: &Server) -> Option<String> {
     server
         .aof
         .lock()

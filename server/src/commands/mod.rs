@@ -655,8 +655,21 @@ impl<'a> Ctx<'a> {
 
     /// The LFU parameters if this is the command's first access to `key` under an LFU
     /// policy (then remembered); None otherwise.
+    #[inline]
     fn lfu_first_access(&mut self, key: &[u8]) -> Option<crate::evict::Lfu> {
         let lfu = self.store.hot.lfu?;
+        self.lfu_first_access_of(key, lfu)
+    }
+
+    /// [`Self::lfu_first_access`] under an LFU policy (out of line: with the default
+    /// policy every lookup skips it on one test).
+    #[cold]
+    #[inline(never)]
+    fn lfu_first_access_of(
+        &mut self,
+        key: &[u8],
+        lfu: crate::evict::Lfu,
+    ) -> Option<crate::evict::Lfu> {
         let h = std::hash::BuildHasher::hash_one(&crate::types::Hasher, (self.client.db, key));
         if self.lfu_seen.contains(&h) {
             return None;

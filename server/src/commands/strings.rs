@@ -203,16 +203,8 @@ fn set_generic(
         }
         return Ok(());
     }
-    ctx.lfu_touch_before_overwrite(key);
-    let lru = ctx.lru;
+    write_value(ctx, key, val, o.keepttl);
     let db = ctx.client.db;
-    if o.keepttl {
-        ctx.store.dbs[db].set_keep_ttl(key, Value::Str(Str::from(val)), lru);
-    } else {
-        ctx.store.dbs[db].set(key, Value::Str(Str::from(val)), lru);
-    }
-    ctx.dirty(1);
-    ctx.notify(STRING, "set", key);
     if let Some(at) = when {
         ctx.store.dbs[db].set_expire(key, at);
         ctx.notify(GENERIC, "expire", key);
@@ -234,7 +226,35 @@ fn set_generic(
     Ok(())
 }
 
+/// SET's write of the value (after any NX/XX/GET check).
+#[inline]
+fn write_value(ctx: &mut Ctx, key: &Bytes, val: &Bytes, keepttl: bool) {
+    ctx.lfu_touch_before_overwrite(key);
+    let lru = ctx.lru;
+    let db = ctx.client.db;
+    if keepttl {
+        ctx.store.dbs[db].set_keep_ttl(key, Value::Str(Str::from(val)), lru);
+    } else {
+        ctx.store.dbs[db].set(key, Value::Str(Str::from(val)), lru);
+    }
+    ctx.dirty(1);
+    ctx.notify(STRING, "set", key);
+}
+
 fn set(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    if let [_, key, val] = argv {
+        // No options (the common SET): what `set_generic` does for them, without
+        // parsing options or checking them.
+        ctx.expire_if_needed(key);
+        write_value(ctx, key, val, false);
+        out.ok();
+        return Ok(());
+    }
+    set_with_options(ctx, out, argv)
+}
+
+#[inline(never)]
+fn set_with_options(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let o = parse_set_opts(argv, 3, true)?;
     set_generic(ctx, out, "set", &argv[1], &argv[2], &o, false)?;
     if o.get && o.expire.is_none() {

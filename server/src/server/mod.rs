@@ -358,7 +358,18 @@ impl Store {
     }
 
     /// The WATCH and blocked-clients half of [`Store::touch_key`].
+    #[inline]
     pub fn touch_watchers(&mut self, db: usize, key: &[u8]) {
+        // After every write: with no WATCH and no blocked client (the common case)
+        // two length tests, inlined, and the lookups out of line.
+        if !self.watched.is_empty() || !self.blocking_keys.is_empty() {
+            self.touch_watchers_of(db, key);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn touch_watchers_of(&mut self, db: usize, key: &[u8]) {
         if !self.watched.is_empty() {
             if let Some(list) = self.watched.get(&(db, Bytes::copy_from_slice(key))) {
                 for (_, flag) in list {
@@ -510,6 +521,9 @@ pub struct Server {
     pub stall: repl::StallClock,
     /// RDB persistence status (BGSAVE in progress, last results); see `crate::persist`.
     pub persist: Mutex<persist_state::PersistState>,
+    /// False while `persist`'s `last_bgsave_ok` is; set with it, under its lock. Read
+    /// by the MISCONF check before every write without taking that lock.
+    pub bgsave_failed: AtomicBool,
     /// Running snapshot children (BGSAVE, BGREWRITEAOF, full sync), killed at shutdown.
     pub children: crate::snapshot::Children,
     /// Whether `aof` holds a file: read on every write without taking the AOF lock
@@ -568,6 +582,7 @@ impl Server {
             shutdown_req: Default::default(),
             loading: AtomicBool::new(true),
             persist: Mutex::new(Default::default()),
+            bgsave_failed: AtomicBool::new(false),
             aof: Mutex::new(None),
             aof_on: AtomicBool::new(false),
             children: Default::default(),
