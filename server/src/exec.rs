@@ -115,7 +115,13 @@ pub fn process(
     }
     let before = store.propagated.len();
     store.tracking.current = Some(client.id);
-    let outcome = call_argv(server, store, client, cmd, &mut Cow::Owned(argv), out, true);
+    let mut argv = Cow::Owned(argv);
+    let outcome = call_argv(server, store, client, cmd, &mut argv, out, true);
+    // Not moved into a propagated op (a read, a write that changed nothing): into
+    // the pool, from which connections draw their parsers' argument vectors.
+    if let Cow::Owned(v) = argv {
+        recycle_op(store, v);
+    }
     finish_propagation(store, before);
     serve_blocked(server, store);
     let wrote = !store.propagated.is_empty();
@@ -861,6 +867,15 @@ fn pooled_op(store: &mut Store, argv: &[Bytes]) -> Vec<Bytes> {
     v
 }
 
+/// Keeps an argument vector (emptied) in the op pool, if it has room and the vector
+/// is small.
+fn recycle_op(store: &mut Store, mut argv: Vec<Bytes>) {
+    if store.op_pool.len() < OP_POOL_MAX && argv.capacity() <= OP_POOL_CAPACITY_MAX {
+        argv.clear();
+        store.op_pool.push(argv);
+    }
+}
+
 /// Hands the propagated ops to the replication stream and the AOF.
 pub fn flush_propagated(server: &Arc<Server>, store: &mut Store) {
     if store.propagated.is_empty() {
@@ -875,11 +890,8 @@ pub fn flush_propagated(server: &Arc<Server>, store: &mut Store) {
         let only = std::mem::take(&mut store.propagate_only);
         crate::propagate::feed_split(server, store, &ops, &only);
     }
-    for (_, mut argv) in ops.drain(..) {
-        if store.op_pool.len() < OP_POOL_MAX && argv.capacity() <= OP_POOL_CAPACITY_MAX {
-            argv.clear();
-            store.op_pool.push(argv);
-        }
+    for (_, argv) in ops.drain(..) {
+        recycle_op(store, argv);
     }
     if store.propagated.is_empty() {
         store.propagated = ops;

@@ -811,6 +811,17 @@ impl Conn {
                 break;
             }
         }
+        // The next batch's argument vectors: as many as this batch used, from
+        // the pool its commands (and others') gave theirs back to.
+        for _ in 0..ran.processed {
+            if !self.parser.wants_spare() {
+                break;
+            }
+            let Some(v) = store.op_pool.pop() else {
+                break;
+            };
+            self.parser.give_back(v);
+        }
         self.idle_timeout = store.hot.idle_timeout;
         self.qbuf_limit = store.hot.query_buffer_limit;
         ran.batch_end = store.cmd_clock.take();

@@ -53,6 +53,11 @@ pub struct RequestParser {
     args_bytes: usize,
     /// (start, len) of each argument of a fully buffered request (reused).
     spans: Vec<(usize, usize)>,
+    /// Empty argument vectors of earlier commands, given back by the connection
+    /// ([`RequestParser::give_back`]) so a request's argv is not a fresh allocation:
+    /// at -P 16 a batch of allocations outran glibc's per-size cache of 7 and took
+    /// the allocator's slow paths (docs/benchmarks.md, entry 34).
+    spare: Vec<Vec<Bytes>>,
     /// Largest bulk accepted (`proto-max-bulk-len`).
     pub max_bulk_len: i64,
     /// The client has not authenticated although a password is required: Redis's
@@ -164,6 +169,23 @@ impl RequestParser {
         }
     }
 
+    /// Most spare argument vectors a parser keeps (about 2 KiB for 4-argument
+    /// commands): enough for a pipelined batch to reuse its predecessor's.
+    pub const SPARE_MAX: usize = 16;
+
+    /// Whether the parser would take another spare vector.
+    pub fn wants_spare(&self) -> bool {
+        self.spare.len() < Self::SPARE_MAX
+    }
+
+    /// Keeps `v` (emptied) for a later request's arguments, up to [`Self::SPARE_MAX`].
+    pub fn give_back(&mut self, mut v: Vec<Bytes>) {
+        if self.wants_spare() {
+            v.clear();
+            self.spare.push(v);
+        }
+    }
+
     /// True between requests (not inside a partly received multibulk).
     pub fn is_idle(&self) -> bool {
         self.pending == 0
@@ -203,17 +225,14 @@ impl RequestParser {
                     // The whole request is here: one split of the buffer, and each
                     // argument a slice of it (or a copy, if long).
                     let frozen = buf.split_to(total).freeze();
-                    let args = self
-                        .spans
-                        .iter()
-                        .map(|&(at, len)| {
-                            if len > SLICE_MAX {
-                                Bytes::copy_from_slice(&frozen[at..at + len])
-                            } else {
-                                frozen.slice(at..at + len)
-                            }
-                        })
-                        .collect();
+                    let mut args = self.spare.pop().unwrap_or_default();
+                    args.extend(self.spans.iter().map(|&(at, len)| {
+                        if len > SLICE_MAX {
+                            Bytes::copy_from_slice(&frozen[at..at + len])
+                        } else {
+                            frozen.slice(at..at + len)
+                        }
+                    }));
                     return Ok(Some(Request::Command(args)));
                 }
             }
@@ -681,6 +700,27 @@ mod tests {
                 .map(|s| Bytes::copy_from_slice(s.as_bytes()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn given_back_vectors_carry_later_requests_and_their_stock_is_bounded() {
+        let mut p = RequestParser::new(512 * 1024 * 1024);
+        let mut v: Vec<Bytes> = Vec::with_capacity(8);
+        v.push(Bytes::from_static(b"stale"));
+        let block = v.as_ptr();
+        p.give_back(v);
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"[..]);
+        let Ok(Some(Request::Command(argv))) = p.parse(&mut buf) else {
+            panic!("no command parsed");
+        };
+        // The same block, emptied of what it held before.
+        assert_eq!((argv.as_ptr(), argv.capacity()), (block, 8));
+        assert_eq!(Request::Command(argv), cmd(&["GET", "k"]));
+        for _ in 0..RequestParser::SPARE_MAX + 5 {
+            p.give_back(Vec::with_capacity(4));
+        }
+        assert_eq!(p.spare.len(), RequestParser::SPARE_MAX);
+        assert!(!p.wants_spare());
     }
 
     #[test]

@@ -67,14 +67,26 @@ fn hset_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str) -> Result<i64, CmdErr
         )));
     }
     let lim = limits(ctx);
-    let h = hash_create(ctx, &argv[1])?;
-    h.prepare_write(&argv[2..], &lim);
-    let mut created = 0;
-    for pair in argv[2..].chunks_exact(2) {
-        if h.insert(&pair[0], &pair[1], &lim) {
-            created += 1;
+    let write = |h: &mut Hash| {
+        h.prepare_write(&argv[2..], &lim);
+        let mut created = 0;
+        for pair in argv[2..].chunks_exact(2) {
+            if h.insert(&pair[0], &pair[1], &lim) {
+                created += 1;
+            }
         }
-    }
+        created
+    };
+    // One key lookup: a new hash is stored once its pairs are in (never empty).
+    let created = match hash_w(ctx, &argv[1])? {
+        Some(h) => write(h),
+        None => {
+            let mut h = Hash::new();
+            let created = write(&mut h);
+            ctx.set(&argv[1][..], Value::Hash(Box::new(h)));
+            created
+        }
+    };
     ctx.dirty(((argv.len() - 2) / 2) as u64);
     ctx.notify(HASH, "hset", &argv[1]);
     Ok(created)

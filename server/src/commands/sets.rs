@@ -53,22 +53,20 @@ fn max_intset(ctx: &Ctx) -> usize {
 fn sadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let max = max_intset(ctx);
-    if set_w(ctx, key)?.is_none() {
-        ctx.set(key.clone(), Value::new_set());
-    }
-    let mut added = 0;
-    if let Some(s) = set_w(ctx, key)? {
-        for m in &argv[2..] {
-            if s.insert(m, max) {
-                added += 1;
-            }
+    let add = |s: &mut Set| argv[2..].iter().filter(|m| s.insert(m, max)).count() as u64;
+    // One key lookup: a new set is stored once its members are in (at least one,
+    // so it is never empty).
+    let added = match set_w(ctx, key)? {
+        Some(s) => add(s),
+        None => {
+            let mut s = Set::new();
+            let added = add(&mut s);
+            ctx.set(&key[..], Value::Set(Box::new(s)));
+            added
         }
-    }
+    };
     if added > 0 {
         ctx.notify(SET, "sadd", key);
-    }
-    ctx.delete_if_empty(key);
-    if added > 0 {
         ctx.dirty(added);
     }
     out.int(added as i64);

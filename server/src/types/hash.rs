@@ -22,9 +22,12 @@
 //! Lengths are below 2^30 (the block is capped at [`COMPACT_MAX_BYTES`], Redis's
 //! listpack safety limit), so a length takes 1 to 5 bytes; a field appears once.
 
+mod table;
+
 use super::{HashMapB, Hasher};
 use bytes::Bytes;
 use std::collections::HashMap;
+use table::Table;
 
 /// Redis's cap on a listpack's size (`LISTPACK_MAX_SAFETY_SIZE`): a write that would
 /// make the compact block larger converts the hash first.
@@ -41,8 +44,7 @@ pub struct Hash(Repr);
 enum Repr {
     Compact(Compact),
     /// Boxed: keeps `Hash` 24 bytes (its box a 32-byte chunk) for the compact shape.
-    #[allow(clippy::box_collection)]
-    Table(Box<HashMapB>),
+    Table(Box<Table>),
 }
 
 /// The compact shape: the pair block and the number of pairs in it.
@@ -80,25 +82,34 @@ fn varint_len(mut n: usize) -> usize {
     l
 }
 
+/// Reads the varint at the start of `buf`: its value and the bytes it took. None
+/// if it is cut short or longer than 5 bytes (a block this module wrote has
+/// neither).
+#[inline]
+fn get_varint(buf: &[u8]) -> Option<(usize, usize)> {
+    // One byte: every length below 128, the common case.
+    if let Some(&b) = buf.first() {
+        if b < 0x80 {
+            return Some((b as usize, 1));
+        }
+    }
+    let mut n = 0usize;
+    for (i, &b) in buf.iter().enumerate().take(5) {
+        n |= ((b & 0x7f) as usize) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((n, i + 1));
+        }
+    }
+    None
+}
+
 /// Reads a varint at `*pos` and the bytes it announces; None past the end (a
 /// block this module wrote never ends early).
 fn get_item<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
-    let mut n = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        n |= ((b & 0x7f) as usize) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 35 {
-            return None;
-        }
-    }
-    let item = buf.get(*pos..pos.checked_add(n)?)?;
-    *pos += n;
+    let (n, hdr) = get_varint(buf.get(*pos..)?)?;
+    let start = *pos + hdr;
+    let item = buf.get(start..start.checked_add(n)?)?;
+    *pos = start + n;
     Some(item)
 }
 
@@ -203,7 +214,7 @@ pub struct Iter<'a>(IterRepr<'a>);
 
 enum IterRepr<'a> {
     Compact(CompactIter<'a>),
-    Table(std::collections::hash_map::Iter<'a, Bytes, Bytes>),
+    Table(table::Iter<'a>),
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -212,7 +223,7 @@ impl<'a> Iterator for Iter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.0 {
             IterRepr::Compact(it) => it.next(),
-            IterRepr::Table(it) => it.next().map(|(f, v)| (&f[..], &v[..])),
+            IterRepr::Table(it) => it.next(),
         }
     }
 }
@@ -259,14 +270,14 @@ impl Hash {
             Repr::Compact(c) => c
                 .find(field)
                 .and_then(|at| c.buf.get(at.value.0..at.value.1)),
-            Repr::Table(t) => t.get(field).map(|v| &v[..]),
+            Repr::Table(t) => t.get(field),
         }
     }
 
     pub fn contains(&self, field: &[u8]) -> bool {
         match &self.0 {
             Repr::Compact(c) => c.find(field).is_some(),
-            Repr::Table(t) => t.contains_key(field),
+            Repr::Table(t) => t.contains(field),
         }
     }
 
@@ -327,17 +338,9 @@ impl Hash {
         }
         let created = match &mut self.0 {
             Repr::Compact(c) => c.insert(field, value),
-            // An existing field keeps its key: only the value is replaced (no copy of
-            // the field made and dropped, as an insert of the pair would).
-            Repr::Table(t) => match t.get_mut(&field[..]) {
-                Some(v) => {
-                    *v = crate::util::detach(value);
-                    false
-                }
-                None => t
-                    .insert(crate::util::detach(field), crate::util::detach(value))
-                    .is_none(),
-            },
+            // One hash of the field; an existing field's value is overwritten in
+            // place when its length is unchanged (table.rs).
+            Repr::Table(t) => t.insert(field, value),
         };
         if self.is_compact() && self.len() > limits.entries {
             self.convert();
@@ -350,17 +353,15 @@ impl Hash {
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match &mut self.0 {
             Repr::Compact(c) => c.remove(field),
-            Repr::Table(t) => t.remove(field).is_some(),
+            Repr::Table(t) => t.remove(field),
         }
     }
 
     /// Moves every pair into the table shape (no-op if already there).
     pub fn convert(&mut self) {
         if let Repr::Compact(c) = &self.0 {
-            let mut t = HashMapB::with_capacity_and_hasher(c.len as usize, Hasher);
-            for (f, v) in c.iter() {
-                t.insert(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v));
-            }
+            let mut t = Table::with_capacity(c.len as usize);
+            t.extend(c.iter());
             self.0 = Repr::Table(Box::new(t));
         }
     }
@@ -378,7 +379,7 @@ impl Hash {
                     .all(|(f, v)| f.len() <= limits.value && v.len() <= limits.value));
         let bytes: usize = pairs.iter().map(|(f, v)| encoded_pair_len(f, v)).sum();
         if !compact || bytes > COMPACT_MAX_BYTES {
-            let mut t = HashMapB::with_capacity_and_hasher(pairs.len(), Hasher);
+            let mut t = Table::with_capacity(pairs.len());
             t.extend(pairs);
             return Hash(Repr::Table(Box::new(t)));
         }
@@ -430,20 +431,18 @@ impl Hash {
         match &self.0 {
             Repr::Compact(c) => malloc_chunk(c.buf.len()),
             Repr::Table(t) => {
-                // hashbrown: one block of buckets of (K, V) = 64 bytes plus a
-                // control byte each (and a group's worth more); the map header's
-                // block; the `Bytes` blocks of fields and values.
-                let cap = t.capacity();
-                let buckets = if cap < 8 {
-                    (cap + 1).next_power_of_two()
+                // hashbrown: one block of 16-byte buckets plus a control byte each
+                // (and a group's worth more); the table header's block; one block
+                // per pair.
+                let buckets = t.buckets();
+                let table = if buckets == 0 {
+                    0
                 } else {
-                    (cap.saturating_mul(8) / 7).next_power_of_two()
+                    malloc_chunk(buckets.saturating_mul(17).saturating_add(16))
                 };
-                malloc_chunk(std::mem::size_of::<HashMapB>())
-                    + malloc_chunk(buckets.saturating_mul(65).saturating_add(16))
-                    + t.iter()
-                        .map(|(f, v)| malloc_chunk(f.len()) + malloc_chunk(v.len()))
-                        .sum::<usize>()
+                malloc_chunk(std::mem::size_of::<Table>())
+                    + table
+                    + t.blocks().map(malloc_chunk).sum::<usize>()
             }
         }
     }
@@ -655,7 +654,8 @@ mod tests {
         // block, a 48-byte chunk.
         assert_eq!(h.footprint(), 32 + 48);
         h.convert();
-        // As a table: header 48, 4 buckets (4 x 65 + 16 -> 288), four 32s.
-        assert_eq!(h.footprint(), 32 + 48 + 288 + 4 * 32);
+        // As a table: header 48, 4 buckets (4 x 17 + 16 -> 96), two pair blocks of
+        // 18 bytes (32-byte chunks).
+        assert_eq!(h.footprint(), 32 + 48 + 96 + 2 * 32);
     }
 }

@@ -24,23 +24,106 @@
 
 use super::{Hasher, Str};
 use bytes::Bytes;
+use hashbrown::hash_table::{Entry, HashTable};
 use rand::Rng;
-use std::collections::HashSet;
+use std::hash::BuildHasher;
 
 /// Most members a `Small` set holds (see the module docs for why).
 pub const SMALL_MAX_ENTRIES: usize = 128;
 /// Longest member (bytes) a `Small` set holds.
 pub const SMALL_MAX_LEN: usize = 64;
 
-/// The big shape's table.
-pub type HashSetS = HashSet<Str, Hasher>;
+/// The big shape's table: 16-byte `Str` members (a member of up to 14 bytes inline,
+/// longer ones one exact block) in a `hashbrown::HashTable`, so that SADD hashes a
+/// member once for its lookup and its insert (a `std` `HashSet` has no entry API:
+/// `contains` then `insert` hashed and probed twice). Hashes are those of the
+/// member's bytes, recomputed when the table grows.
+#[derive(Clone, Debug, Default)]
+pub struct HashSetS(HashTable<Str>);
+
+#[inline]
+fn hash_of(m: &[u8]) -> u64 {
+    Hasher.hash_one(m)
+}
+
+#[inline]
+fn rehash(s: &Str) -> u64 {
+    hash_of(s.as_bytes())
+}
+
+impl HashSetS {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+
+    pub fn reserve(&mut self, additional: usize) {
+        self.0.reserve(additional, rehash);
+    }
+
+    pub fn contains(&self, m: &[u8]) -> bool {
+        self.0.find(hash_of(m), |x| x.as_bytes() == m).is_some()
+    }
+
+    /// Adds a copy of `m` (made only when it is new); true if it was not there.
+    pub fn insert(&mut self, m: &[u8]) -> bool {
+        match self.0.entry(hash_of(m), |x| x.as_bytes() == m, rehash) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(e) => {
+                e.insert(Str::new(m));
+                true
+            }
+        }
+    }
+
+    /// Adds `m` itself (a member moved from another shape); true if it was not there.
+    pub fn insert_str(&mut self, m: Str) -> bool {
+        let b = m.as_bytes();
+        match self.0.entry(hash_of(b), |x| x.as_bytes() == b, rehash) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(e) => {
+                e.insert(m);
+                true
+            }
+        }
+    }
+
+    /// Removes `m`; true if it was there.
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        match self.0.find_entry(hash_of(m), |x| x.as_bytes() == m) {
+            Ok(e) => {
+                e.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn iter(&self) -> hashbrown::hash_table::Iter<'_, Str> {
+        self.0.iter()
+    }
+}
+
+impl Extend<Str> for HashSetS {
+    fn extend<I: IntoIterator<Item = Str>>(&mut self, iter: I) {
+        for m in iter {
+            self.insert_str(m);
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub enum Set {
     Ints(IntSet),
     Small(Box<[Str]>),
     // Boxed: the table's header is 32 bytes; boxed it keeps `Set` at 24.
-    #[allow(clippy::box_collection)]
     Hash(Box<HashSetS>),
 }
 
@@ -158,7 +241,7 @@ impl Set {
                     return false;
                 }
                 if v.len() >= SMALL_MAX_ENTRIES || m.len() > SMALL_MAX_LEN {
-                    self.make_hash().insert(Str::new(m));
+                    self.make_hash().insert(m);
                 } else {
                     let mut grown = std::mem::take(v).into_vec();
                     grown.reserve_exact(1);
@@ -167,12 +250,7 @@ impl Set {
                 }
                 true
             }
-            Set::Hash(h) => {
-                if h.contains(m) {
-                    return false;
-                }
-                h.insert(Str::new(m))
-            }
+            Set::Hash(h) => h.insert(m),
         }
     }
 
@@ -315,7 +393,7 @@ impl From<super::HashSetB> for Set {
 pub enum Iter<'a> {
     Ints(&'a IntSet, usize),
     Small(std::slice::Iter<'a, Str>),
-    Hash(std::collections::hash_set::Iter<'a, Str>),
+    Hash(hashbrown::hash_table::Iter<'a, Str>),
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -738,6 +816,39 @@ mod tests {
                 model.iter().cloned().collect::<Vec<_>>(),
                 "round {round}"
             );
+        }
+    }
+
+    /// The big shape's table alone, through several growths: seeded inserts (by
+    /// bytes and by moved `Str`), removals and lookups against a `std` `HashSet`,
+    /// with members inline (up to 14 bytes) and on the heap.
+    #[test]
+    fn the_table_matches_a_std_hash_set() {
+        for seed in 0..3u64 {
+            let mut rng = StdRng::seed_from_u64(0x5e7 + seed);
+            let mut t = HashSetS::default();
+            let mut model: std::collections::HashSet<Vec<u8>> = Default::default();
+            let range = [50usize, 2000, 30000][seed as usize];
+            for _ in 0..20_000 {
+                let n = rng.gen_range(0..range);
+                let m = if rng.gen_bool(0.5) {
+                    format!("{n}").into_bytes()
+                } else {
+                    format!("element:{n:012}").into_bytes()
+                };
+                match rng.gen_range(0..10) {
+                    0..=3 => assert_eq!(t.insert(&m), model.insert(m.clone())),
+                    4..=5 => assert_eq!(t.insert_str(Str::new(&m)), model.insert(m.clone())),
+                    6..=7 => assert_eq!(t.remove(&m), model.remove(&m)),
+                    _ => {}
+                }
+                assert_eq!(t.contains(&m), model.contains(&m));
+                assert_eq!(t.len(), model.len());
+            }
+            let got: std::collections::HashSet<Vec<u8>> =
+                t.iter().map(|m| m.as_bytes().to_vec()).collect();
+            assert_eq!(got, model);
+            assert!(t.capacity() >= t.len());
         }
     }
 
