@@ -378,6 +378,8 @@ fn keys_args_and_eval_argument_errors_match_redis() {
     let R::Bulk(w) = w else { panic!("{w:?}") };
     let w = String::from_utf8(w).expect("hex");
     p.line(&format!("EVALSHA_RO {w} 1 key"));
+    // An error names the script by its sha1 in lowercase, whatever the case sent.
+    p.line(&format!("EVALSHA_RO {} 1 key", w.to_uppercase()));
     p.line("GET key");
 }
 

@@ -49,21 +49,14 @@ pub fn eval(
     read_only: bool,
 ) -> Result<(), CmdError> {
     let scripts = scripts(ctx);
-    let (sha, (func, mut flags)): (std::borrow::Cow<str>, _) = match script {
+    let (func, mut flags, sha) = match script {
         EvalTarget::Source(src) => {
             let sha = scripts.load(src)?;
-            let f = scripts.cached(sha.as_bytes())?;
-            (sha.into(), f)
+            let (func, flags, _) = scripts.cached(sha.as_bytes())?;
+            (func, flags, std::borrow::Cow::Owned(sha))
         }
-        EvalTarget::Sha(sha) => {
-            let f = scripts.cached(sha)?;
-            // Found, so ASCII hex: lowercase it only if it is not already.
-            let label = match std::str::from_utf8(sha) {
-                Ok(s) if !s.bytes().any(|c| c.is_ascii_uppercase()) => s.into(),
-                _ => String::from_utf8_lossy(sha).to_ascii_lowercase().into(),
-            };
-            (label, f)
-        }
+        // The script's name in errors is its sha1 in lowercase, as the cache keys it.
+        EvalTarget::Sha(sha) => scripts.cached(sha)?,
     };
     if read_only {
         flags.no_writes = true;
@@ -224,7 +217,7 @@ fn run_callee(
     }
     // Lua 5.1 has no emergency collection: garbage a script left (say, after it
     // failed for lack of memory) would make the next ones fail too.
-    if vm.lua.used_memory() > vm::MEMORY_LIMIT / 4 {
+    if raw::used_memory(&vm.refs) > vm::MEMORY_LIMIT / 4 {
         let _ = vm.lua.gc_collect();
     }
     *vm_slot(ctx, slot) = Some(vm);

@@ -25,6 +25,7 @@ pub use busy::Busy;
 pub use shebang::ScriptFlags;
 pub use vm::sha1_hex;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -198,20 +199,27 @@ impl Scripts {
         }
     }
 
-    /// The compiled script (as a run calls it) and flags for a sha1 (any case).
-    pub(crate) fn cached(
+    /// The compiled script (as a run calls it), its flags and its name in error texts
+    /// (the sha1 in lowercase) for a sha1 sent in any case.
+    pub(crate) fn cached<'s>(
         &self,
-        sha: &[u8],
-    ) -> Result<(raw::Callee<'static>, ScriptFlags), ScriptError> {
+        sha: &'s [u8],
+    ) -> Result<(raw::Callee<'static>, ScriptFlags, Cow<'s, str>), ScriptError> {
         let key = std::str::from_utf8(sha).map_err(|_| ScriptError::NoScript)?;
         // Clients send the lowercase hex SCRIPT LOAD returned: look that up as is.
-        let c = match self.cache.get(key) {
-            Some(c) => c,
-            None => self
-                .cache
-                .get(&key.to_ascii_lowercase())
-                .ok_or(ScriptError::NoScript)?,
+        let (c, name) = match self.cache.get(key) {
+            Some(c) => (c, Cow::Borrowed(key)),
+            None => self.cached_lowercase(key)?,
         };
-        Ok((raw::Callee::Registry(c.func.id()), c.flags))
+        Ok((raw::Callee::Registry(c.func.id()), c.flags, name))
+    }
+
+    /// [`Scripts::cached`] of a sha1 sent with uppercase letters (out of line: rare).
+    #[cold]
+    #[inline(never)]
+    fn cached_lowercase<'s>(&self, key: &str) -> Result<(&Cached, Cow<'s, str>), ScriptError> {
+        let lower = key.to_ascii_lowercase();
+        let c = self.cache.get(&lower).ok_or(ScriptError::NoScript)?;
+        Ok((c, Cow::Owned(lower)))
     }
 }

@@ -104,6 +104,21 @@ impl RawRefs {
     }
 }
 
+/// The bytes the state holds, as Lua counts them (no lock taken, unlike
+/// `Lua::used_memory`: read after every run).
+pub fn used_memory(refs: &RawRefs) -> usize {
+    let l = refs.state as *mut ffi::lua_State;
+    // SAFETY: `l` is the main thread of the state `refs` was made for, which the
+    // caller holds (as in `run_direct`); LUA_GCCOUNT/LUA_GCCOUNTB only read a counter.
+    let (kb, rest) = unsafe {
+        (
+            ffi::lua_gc(l, ffi::LUA_GCCOUNT, 0),
+            ffi::lua_gc(l, ffi::LUA_GCCOUNTB, 0),
+        )
+    };
+    usize::try_from(kb).unwrap_or(0) * 1024 + usize::try_from(rest).unwrap_or(0)
+}
+
 /// How a run ended.
 #[derive(Debug)]
 pub enum Ran {
@@ -192,7 +207,7 @@ fn run_in_exec_raw(
     // does not panic.
     let value: Value = unsafe {
         lua.exec_raw(func, |l| {
-            step = run_raw(l, refs, flags, run, out, failure);
+            step = run_raw(l, refs, flags, run, out, failure, Guard::Own);
             if let Step::Table = step {
                 ffi::lua_replace(l, 1);
                 ffi::lua_settop(l, 1);
@@ -245,29 +260,27 @@ fn run_direct(
     // thread only (the Vm is taken out of the store for the run). Outside a protected
     // call only calls that raise nothing are made (lua_checkstack only grows the stack
     // of a thread mlua leaves nearly empty between calls, a registry read, a light
-    // userdata push, lua_pcall itself).
+    // userdata push, lua_pcall itself); after a failed call the error value (the
+    // handler's table, or a string for a memory error) is read by `script_error`
+    // with calls that raise nothing either (registry reads, raw gets, strings read
+    // only when they are strings), in the slots reserved here.
     // Inside, `run_entry` follows the module's rules; `params` lives in this frame,
     // above the protected call.
-    let status = unsafe {
+    unsafe {
         let top = ffi::lua_gettop(l);
-        if ffi::lua_checkstack(l, 2) == 0 {
+        if ffi::lua_checkstack(l, 4) == 0 {
             return Err(mlua::Error::runtime("stack overflow"));
         }
+        // The error handler is this call's message handler: the script runs inside
+        // it with a plain `lua_call` (one protected call per run, not two).
+        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.handler);
         ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.runner);
         ffi::lua_pushlightuserdata(l, (&mut params as *mut Params).cast());
-        let status = ffi::lua_pcall(l, 1, 1, 0);
-        let error = (status != ffi::LUA_OK).then(|| {
-            let text = match ffi::lua_type(l, -1) {
-                ffi::LUA_TSTRING => String::from_utf8_lossy(bytes_at(l, -1)).into_owned(),
-                _ => "unknown error".to_string(),
-            };
-            mlua::Error::runtime(text)
-        });
+        if ffi::lua_pcall(l, 1, 1, top + 1) != ffi::LUA_OK {
+            script_error(l, refs, run.label, params.failure);
+            params.step = Step::Failed;
+        }
         ffi::lua_settop(l, top);
-        error
-    };
-    if let Some(e) = status {
-        return Err(e);
     }
     Ok(match params.step {
         Step::Written => Stepped::Written,
@@ -295,11 +308,21 @@ unsafe extern "C-unwind" fn run_entry(l: *mut ffi::lua_State) -> c_int {
     let p = &mut *(ffi::lua_touserdata(l, 1) as *mut Params<'_, '_>);
     ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, p.id);
     ffi::lua_replace(l, 1);
-    p.step = run_raw(l, p.refs, p.flags, p.run, p.out, p.failure);
+    p.step = run_raw(l, p.refs, p.flags, p.run, p.out, p.failure, Guard::Caller);
     if let Step::Table = p.step {
         ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, p.refs.result);
     }
     0
+}
+
+/// How [`run_raw`] calls the script.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    /// In a protected call of its own, with the error handler.
+    Own,
+    /// Plainly: the caller's protected call has the error handler as its message
+    /// handler ([`run_direct`]) and reads a failure's error itself.
+    Caller,
 }
 
 /// The run proper (see [`run`]); the script is at stack index 1.
@@ -310,6 +333,7 @@ unsafe fn run_raw(
     run: &Run<'_>,
     out: &mut Reply,
     failure: &mut String,
+    guard: Guard,
 ) -> Step {
     // Room for what this function pushes (clearing a table takes 5 slots).
     if ffi::lua_checkstack(l, 12) == 0 {
@@ -326,21 +350,26 @@ unsafe fn run_raw(
     set_array(l, refs.k_keys, refs.keys, run.keys, run.fresh_tables);
     set_array(l, refs.k_argv, refs.argv, run.args, run.fresh_tables);
     ffi::lua_settop(l, 1);
-    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.handler);
-    ffi::lua_pushvalue(l, 1);
-    let status = ffi::lua_pcall(l, 0, 1, 2);
-    if status != ffi::LUA_OK {
-        script_error(l, refs, run.label, failure);
-        ffi::lua_settop(l, 0);
-        return Step::Failed;
+    // Either way the result ends alone on the stack, at index 1.
+    match guard {
+        Guard::Caller => ffi::lua_call(l, 0, 1),
+        Guard::Own => {
+            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.handler);
+            ffi::lua_pushvalue(l, 1);
+            if ffi::lua_pcall(l, 0, 1, 2) != ffi::LUA_OK {
+                script_error(l, refs, run.label, failure);
+                ffi::lua_settop(l, 0);
+                return Step::Failed;
+            }
+            ffi::lua_replace(l, 1);
+            ffi::lua_settop(l, 1);
+        }
     }
     let resp3 = flags.resp3.load(Ordering::Relaxed);
     if write_result(l, refs, resp3, out) {
         ffi::lua_settop(l, 0);
         Step::Written
     } else {
-        ffi::lua_replace(l, 1);
-        ffi::lua_settop(l, 1);
         Step::Table
     }
 }
@@ -376,8 +405,12 @@ unsafe fn set_array(
 /// Empties the table on top of the stack, metatable included (what the last script
 /// left in it); returns how many entries it had.
 unsafe fn clear(l: *mut ffi::lua_State) -> usize {
-    ffi::lua_pushnil(l);
-    ffi::lua_setmetatable(l, -2);
+    // Reading the metatable is cheaper than setting nil over none (the usual case).
+    if ffi::lua_getmetatable(l, -1) != 0 {
+        ffi::lua_pop(l, 1);
+        ffi::lua_pushnil(l);
+        ffi::lua_setmetatable(l, -2);
+    }
     let mut n = 0;
     ffi::lua_pushnil(l);
     while ffi::lua_next(l, -2) != 0 {
