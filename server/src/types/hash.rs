@@ -22,6 +22,7 @@
 //! Lengths are below 2^30 (the block is capped at [`COMPACT_MAX_BYTES`], Redis's
 //! listpack safety limit), so a length takes 1 to 5 bytes; a field appears once.
 
+use super::varint::{get_item, put_varint, varint_len};
 use super::{HashMapB, Hasher};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -61,45 +62,6 @@ struct Found {
     value_hdr: usize,
     /// The value's bytes.
     value: (usize, usize),
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8 & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn varint_len(mut n: usize) -> usize {
-    let mut l = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        l += 1;
-    }
-    l
-}
-
-/// Reads a varint at `*pos` and the bytes it announces; None past the end (a
-/// block this module wrote never ends early).
-fn get_item<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
-    let mut n = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        n |= ((b & 0x7f) as usize) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 35 {
-            return None;
-        }
-    }
-    let item = buf.get(*pos..pos.checked_add(n)?)?;
-    *pos += n;
-    Some(item)
 }
 
 fn encoded_pair_len(f: &[u8], v: &[u8]) -> usize {
