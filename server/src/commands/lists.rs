@@ -112,16 +112,7 @@ fn new_list(ctx: &Ctx) -> Value {
 
 fn push_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool, xx: bool) -> CmdResult {
     let key = &argv[1];
-    let exists = list_w(ctx, key)?.is_some();
-    if !exists {
-        if xx {
-            out.int(0);
-            return Ok(());
-        }
-        let l = new_list(ctx);
-        ctx.set(key.clone(), l);
-    }
-    let n = argv.len() - 2;
+    // One lookup: a new list is built with its elements and stored once.
     let len = match list_w(ctx, key)? {
         Some(l) => {
             for v in &argv[2..] {
@@ -129,9 +120,21 @@ fn push_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool, xx: 
             }
             l.len()
         }
-        None => 0,
+        None if xx => {
+            out.int(0);
+            return Ok(());
+        }
+        None => {
+            let mut l = List::new(List::fill_of(&ctx.config()));
+            for v in &argv[2..] {
+                l.push(v, left);
+            }
+            let len = l.len();
+            ctx.set(key.clone(), Value::List(Box::new(l)));
+            len
+        }
     };
-    ctx.dirty(n as u64);
+    ctx.dirty((argv.len() - 2) as u64);
     ctx.notify(LIST, if left { "lpush" } else { "rpush" }, key);
     out.int(len as i64);
     Ok(())

@@ -84,6 +84,13 @@ fn write_entry(dst: &mut [u8], v: &[u8]) {
 /// Reads the element starting at `pos`: (element, offset of the next entry).
 #[inline]
 fn read_fwd(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    // Most elements are shorter than 128 bytes: one length byte at each end.
+    let first = *data.get(pos)?;
+    if first < 0x80 {
+        let n = first as usize;
+        let e = data.get(pos + 1..pos + 1 + n)?;
+        return Some((e, pos + 2 + n));
+    }
     let mut p = pos;
     let n = get_varint(data, &mut p)?;
     let e = data.get(p..p.checked_add(n)?)?;
@@ -140,9 +147,18 @@ impl Node {
         self.count > 1 && (self.bytes() > cap.bytes || self.count as usize > cap.count)
     }
 
-    fn push_back(&mut self, v: &[u8]) {
+    fn push_back(&mut self, v: &[u8], cap: Cap) {
         let (hdr, k) = encode(v.len());
-        self.buf.reserve(2 * k + v.len());
+        let need = 2 * k + v.len();
+        if self.buf.capacity() - self.buf.len() < need {
+            // About double, but not past the cap: a full node's block is its cap.
+            let want = self.buf.len() + need;
+            let total = (want * 2)
+                .max(MIN_BLOCK)
+                .next_power_of_two()
+                .min(self.head + cap.bytes.max(self.bytes() + need));
+            self.buf.reserve_exact(total - self.buf.len());
+        }
         self.buf.extend_from_slice(&hdr[..k]);
         self.buf.extend_from_slice(v);
         self.buf.extend(hdr[..k].iter().rev());
@@ -353,10 +369,10 @@ impl List {
         let cap = self.cap();
         let need = entry_len(v.len());
         match self.nodes.back_mut() {
-            Some(n) if n.fits(need, cap) => n.push_back(v),
+            Some(n) if n.fits(need, cap) => n.push_back(v, cap),
             _ => {
                 let mut n = Node::with_room(self.new_node_room(need, cap), false);
-                n.push_back(v);
+                n.push_back(v, cap);
                 self.push_node_back(n);
             }
         }
@@ -676,7 +692,7 @@ impl List {
         Iter {
             nodes: &self.nodes,
             node: 0,
-            pos: 0,
+            rest: &[],
             left: self.len,
         }
     }
@@ -687,16 +703,19 @@ impl List {
             return Iter {
                 nodes: &self.nodes,
                 node: self.nodes.len(),
-                pos: 0,
+                rest: &[],
                 left: 0,
             };
         }
         let (ni, k) = self.locate(start);
-        let pos = self.nodes.get(ni).map_or(0, |n| n.offset_of(k));
+        let rest = self
+            .nodes
+            .get(ni)
+            .map_or(&[][..], |n| &n.data()[n.offset_of(k)..]);
         Iter {
             nodes: &self.nodes,
-            node: ni,
-            pos,
+            node: ni + 1,
+            rest,
             left: count.min(self.len - start),
         }
     }
@@ -731,9 +750,25 @@ impl List {
 /// Front-to-back elements of a list.
 pub struct Iter<'a> {
     nodes: &'a VecDeque<Node>,
+    /// The next node to read once `rest` is done.
     node: usize,
-    pos: usize,
+    /// The unread entries of the node being read.
+    rest: &'a [u8],
     left: usize,
+}
+
+impl<'a> Iter<'a> {
+    /// Moves to the next node's entries; None at the end of the list.
+    #[cold]
+    fn next_node(&mut self) -> Option<()> {
+        loop {
+            self.rest = self.nodes.get(self.node)?.data();
+            self.node += 1;
+            if !self.rest.is_empty() {
+                return Some(());
+            }
+        }
+    }
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -743,17 +778,13 @@ impl<'a> Iterator for Iter<'a> {
         if self.left == 0 {
             return None;
         }
-        loop {
-            let data = self.nodes.get(self.node)?.data();
-            if self.pos < data.len() {
-                let (e, next) = read_fwd(data, self.pos)?;
-                self.pos = next;
-                self.left -= 1;
-                return Some(e);
-            }
-            self.node += 1;
-            self.pos = 0;
+        if self.rest.is_empty() {
+            self.next_node()?;
         }
+        let (e, next) = read_fwd(self.rest, 0)?;
+        self.rest = self.rest.get(next..)?;
+        self.left -= 1;
+        Some(e)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -330,3 +330,26 @@ fn random_operations_match_a_vecdeque_model() {
         assert!(l.iter().eq(m.iter().map(|v| &v[..])), "fill {fill}");
     }
 }
+
+#[test]
+fn a_full_node_block_is_its_cap() {
+    for front in [false, true] {
+        let mut l = List::new(-2);
+        for i in 0..2000 {
+            l.push(format!("value-{i:04}").as_bytes(), front);
+        }
+        check(&l);
+        for n in &l.nodes {
+            assert!(
+                n.buf.capacity() <= 8192,
+                "block of {} bytes",
+                n.buf.capacity()
+            );
+        }
+        let blocks: usize = l.nodes.iter().map(|n| n.buf.capacity()).sum();
+        assert!(
+            blocks <= 4 * 8192,
+            "{blocks} bytes of blocks for 24000 bytes of entries"
+        );
+    }
+}
