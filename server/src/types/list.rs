@@ -150,6 +150,14 @@ impl Node {
     fn push_back(&mut self, v: &[u8], cap: Cap) {
         let (hdr, k) = encode(v.len());
         let need = 2 * k + v.len();
+        if self.buf.capacity() - self.buf.len() < need && self.head >= self.bytes() {
+            // At least half the block was popped from the front (a queue: RPUSH and
+            // LPOP): slide the elements down rather than grow the block forever.
+            let h = self.head;
+            self.buf.copy_within(h.., 0);
+            self.buf.truncate(self.buf.len() - h);
+            self.head = 0;
+        }
         if self.buf.capacity() - self.buf.len() < need {
             // About double, but not past the cap: a full node's block is its cap.
             let want = self.buf.len() + need;

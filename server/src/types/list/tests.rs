@@ -353,3 +353,32 @@ fn a_full_node_block_is_its_cap() {
         );
     }
 }
+
+#[test]
+fn a_queue_on_one_node_does_not_grow_its_block() {
+    // RPUSH + LPOP keep a short list in one node whose front is always being popped.
+    let mut l = List::new(-2);
+    for i in 0..100_000u32 {
+        l.push_back(format!("job-{i}").as_bytes());
+        if l.len() > 10 {
+            l.pop(true);
+        }
+    }
+    check(&l);
+    assert_eq!(l.node_count(), 1);
+    let block = l.nodes[0].buf.capacity();
+    assert!(
+        block <= 512,
+        "a 10-element queue holds a {block}-byte block"
+    );
+    // And the mirror: LPUSH + RPOP.
+    let mut r = List::new(-2);
+    for i in 0..100_000u32 {
+        r.push_front(format!("job-{i}").as_bytes());
+        if r.len() > 10 {
+            r.pop(false);
+        }
+    }
+    check(&r);
+    assert!(r.nodes.iter().map(|n| n.buf.capacity()).sum::<usize>() <= 512);
+}
