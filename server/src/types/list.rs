@@ -280,6 +280,15 @@ impl Node {
         removed
     }
 
+    /// Gives back a block mostly left empty by a trim or removals (pops leave it: the
+    /// node is either refilled or dropped soon).
+    fn shrink_if_sparse(&mut self) {
+        if self.buf.capacity() > 4 * self.bytes() + 2 * MIN_BLOCK {
+            self.buf = self.data().to_vec();
+            self.head = 0;
+        }
+    }
+
     fn count_matches(&self, target: &[u8]) -> usize {
         NodeIter::new(self.data()).filter(|e| *e == target).count()
     }
@@ -607,6 +616,9 @@ impl List {
                 let r = m.min(left);
                 node.remove_matches(target, m - r, r)
             };
+            if r > 0 {
+                node.shrink_if_sparse();
+            }
             left -= r;
             removed += r;
         }
@@ -669,6 +681,7 @@ impl List {
                 let off = node.offset_of(n);
                 node.head += off;
                 node.count -= n as u32;
+                node.shrink_if_sparse();
                 n = 0;
             }
         }
@@ -690,6 +703,7 @@ impl List {
                 let off = node.offset_of(c - n);
                 node.buf.truncate(node.head + off);
                 node.count -= n as u32;
+                node.shrink_if_sparse();
                 n = 0;
             }
         }

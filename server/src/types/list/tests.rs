@@ -382,3 +382,23 @@ fn a_queue_on_one_node_does_not_grow_its_block() {
     check(&r);
     assert!(r.nodes.iter().map(|n| n.buf.capacity()).sum::<usize>() <= 512);
 }
+
+#[test]
+fn trims_and_removals_give_back_sparse_blocks() {
+    let mut l = List::new(-2);
+    for i in 0..600 {
+        l.push_back(format!("value-{i:04}").as_bytes());
+    }
+    l.trim(300, 301);
+    check(&l);
+    let blocks: usize = l.nodes.iter().map(|n| n.buf.capacity()).sum();
+    assert!(blocks <= 128, "2 elements kept in {blocks} bytes of blocks");
+    assert_eq!(all(&l), ["value-0300", "value-0301"]);
+    let mut r = List::new(-2);
+    for i in 0..600 {
+        r.push_back(if i == 7 { b"keep" } else { b"drop" });
+    }
+    r.remove(b"drop", 0);
+    check(&r);
+    assert!(r.nodes.iter().map(|n| n.buf.capacity()).sum::<usize>() <= 128);
+}
