@@ -172,6 +172,13 @@ glob stars '\000a*a*a*a*a*a*a*a*b\000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
 glob unterminated '\000[abc\000b'
 glob qmarks '\001??\\[?\000ab[c'
 
+# List operation tapes (fuzz_targets/list.rs): byte 0 picks the node fill, then
+# 3-byte operations (push, pop, insert, set, LREM, LTRIM, reads, LPOS).
+mkdir -p "$seeds/list"
+list() { printf "$2" > "$seeds/list/$1"; }
+list mixed '\001\000\000\003\001\000\004\000\002\023\003\001\007\000\005\005\003\003\010\002\003'
+list bigger-than-a-node '\005\000\000\001\001\000\021\000\000\003\003\001\021\002\000\020\006\001\002\007\000\011'
+
 # Stream listpack nodes exactly as Redis lays them out (tombstones, SAMEFIELDS and
 # explicit-field entries, integer and string values), and operation tapes.
 python3 "$here/stream_seeds.py" "$port" "$seeds/stream"

@@ -18,7 +18,7 @@
 # FUZZ_EXTRA (more libFuzzer flags, e.g. "-jobs=1").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-all_targets=(resp inline rdb aof config glob stream lua_decode script)
+all_targets=(resp inline rdb aof config glob stream list lua_decode script)
 
 if [ $# -lt 1 ] || ! [[ "$1" =~ ^[0-9]+$ ]]; then
     echo "usage: $0 SECONDS [target...]   targets: ${all_targets[*]}" >&2

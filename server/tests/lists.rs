@@ -484,3 +484,77 @@ fn commands_sent_while_blocked_run_after_the_unblock() {
     assert_eq!(a.read(), R::Simple("PONG".into()));
     assert_eq!(a.read(), R::Int(1));
 }
+
+/// Seeded random list operations on lists of many nodes (small node caps, elements
+/// from empty to larger than a node), replies compared with Redis 7.0.15 one by one.
+#[test]
+fn multi_node_lists_match_redis_under_random_operations() {
+    let mut p = Pair::start();
+    let mut seed: u64 = 0x1157_0a11;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for fill in ["-1", "3", "-2"] {
+        p.same(&[
+            b"CONFIG",
+            b"SET",
+            b"list-max-listpack-size",
+            fill.as_bytes(),
+        ]);
+        p.same(&[b"DEL", b"a", b"b"]);
+        let mut fillers: Vec<Vec<u8>> = vec![b"RPUSH".to_vec(), b"a".to_vec()];
+        fillers.extend((0..1500).map(|i| format!("e{}", i % 7).into_bytes()));
+        let args: Vec<&[u8]> = fillers.iter().map(|v| &v[..]).collect();
+        p.same(&args);
+        for _ in 0..1500 {
+            let elem = |r: u64| -> Vec<u8> {
+                match r % 20 {
+                    0 => Vec::new(),
+                    1 => vec![b'M'; 300],
+                    2 => vec![b'L'; 9000],
+                    3 => b"12345".to_vec(),
+                    k => format!("e{}", k % 7).into_bytes(),
+                }
+            };
+            let key: &[u8] = if next(4) == 0 { b"b" } else { b"a" };
+            let e = elem(next(1000));
+            let i = (next(3200) as i64 - 1600).to_string().into_bytes();
+            let j = (next(3200) as i64 - 1600).to_string().into_bytes();
+            let small = (next(7) as i64 - 3).to_string().into_bytes();
+            let pops = (1 + next(3)).to_string().into_bytes();
+            let head = next(3).to_string().into_bytes();
+            let tail = format!("-{}", 1 + next(3)).into_bytes();
+            let cmd: Vec<&[u8]> = match next(14) {
+                0 => vec![b"LPUSH", key, &e, b"e1"],
+                1 => vec![b"RPUSH", key, &e],
+                2 => vec![b"LPOP", key, &pops],
+                3 => vec![b"RPOP", key],
+                4 => vec![b"LINSERT", key, b"BEFORE", b"e3", &e],
+                5 => vec![b"LINSERT", key, b"AFTER", b"e5", &e],
+                6 => vec![b"LSET", key, &i, &e],
+                7 => vec![b"LREM", key, &small, b"e2"],
+                8 => vec![b"LTRIM", key, &head, &tail],
+                9 => vec![b"LINDEX", key, &i],
+                10 => vec![b"LRANGE", key, &i, &j],
+                11 => vec![b"LPOS", key, b"e4", b"RANK", &small, b"COUNT", b"3"],
+                12 => vec![b"LMOVE", b"a", b"b", b"LEFT", b"RIGHT"],
+                13 => vec![b"RPUSH", key, &e, b"e6", b"e0", b"e4"],
+                _ => vec![b"LLEN", key],
+            };
+            if cmd.iter().any(|a| *a == b"0" && cmd[0] == b"LPOS") {
+                continue; // RANK 0 is an error on both; not interesting
+            }
+            p.same(&cmd);
+        }
+        p.same(&[b"LRANGE", b"a", b"0", b"-1"]);
+        p.same(&[b"LRANGE", b"b", b"0", b"-1"]);
+        // Still long enough to span many nodes under every fill.
+        let R::Int(len) = p.same(&[b"LLEN", b"a"]) else {
+            panic!("LLEN");
+        };
+        assert!(len > 400, "list a has {len} elements");
+    }
+}

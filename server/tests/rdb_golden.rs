@@ -82,7 +82,7 @@ fn dataset() -> Vec<Db> {
     l.push_back(Bytes::from(vec![b'x'; 10_000]));
     l.push_back(b("12"));
     l.push_back(Bytes::from(vec![b'y'; 70_000]));
-    d.set(b("lhugeelems"), Value::List(Box::new(l)), 0);
+    d.set(b("lhugeelems"), Value::List(Box::new(l.into())), 0);
     let mut h = HashMapB::default();
     h.insert(b("name"), b("tandem"));
     h.insert(b("n"), b("-99"));

@@ -748,7 +748,7 @@ pub fn memory_usage(key: &[u8], v: &Value) -> usize {
     const PER_KEY: usize = 24 + 16;
     let value = match v {
         Value::Str(s) => s.len() + 16,
-        Value::List(l) => 32 + l.iter().map(|e| e.len() + 11).sum::<usize>(),
+        Value::List(l) => l.heap_bytes(),
         Value::Set(s) => s.heap_size(),
         Value::Hash(h) => h.footprint(),
         Value::ZSet(z) => z.heap_bytes(),

@@ -5,10 +5,8 @@
 use super::{arg_i64, err, flags::*, is_kw, parse_f64, Action, CmdError, CmdResult, Command, Ctx};
 use crate::notify::LIST;
 use crate::resp::Reply;
-use crate::types::Value;
-use crate::util::detach;
+use crate::types::{List, Value};
 use bytes::Bytes;
-use std::collections::VecDeque;
 
 pub const COMMANDS: &[Command] = &[
     Command::new("lpush", -3, WRITE | DENYOOM | FAST, lpush).keys(1, 1, 1),
@@ -46,7 +44,7 @@ const NOT_POSITIVE: CmdError = CmdError(std::borrow::Cow::Borrowed(
 ));
 
 /// The list under `key` for writing; Err on a non-list value.
-fn list_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut VecDeque<Bytes>>, CmdError> {
+fn list_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut List>, CmdError> {
     match ctx.get_mut(key) {
         None => Ok(None),
         Some(Value::List(l)) => Ok(Some(l)),
@@ -55,7 +53,7 @@ fn list_w<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut VecDeque<By
 }
 
 /// The list under `key` for reading; Err on a non-list value.
-fn list_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut VecDeque<Bytes>>, CmdError> {
+fn list_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut List>, CmdError> {
     match ctx.get(key) {
         None => Ok(None),
         Some(Value::List(l)) => Ok(Some(l)),
@@ -67,10 +65,7 @@ fn list_r<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut VecDeque<By
 /// re-run for a blocked client (it is still registered as a waiter), a key that now
 /// holds another type is simply not ready, as in Redis 7.0, which only serves
 /// blocked clients from keys that hold a list.
-fn list_ready<'a>(
-    ctx: &'a mut Ctx,
-    key: &[u8],
-) -> Result<Option<&'a mut VecDeque<Bytes>>, CmdError> {
+fn list_ready<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut List>, CmdError> {
     let waiter = ctx.store.waiters.contains_key(&ctx.client.id);
     match ctx.get_mut(key) {
         None => Ok(None),
@@ -110,39 +105,36 @@ fn parse_where(a: &[u8]) -> Result<bool, CmdError> {
     }
 }
 
-fn pop_end(l: &mut VecDeque<Bytes>, left: bool) -> Option<Bytes> {
-    if left {
-        l.pop_front()
-    } else {
-        l.pop_back()
-    }
+/// A new empty list value, its nodes sized by `list-max-listpack-size`.
+fn new_list(ctx: &Ctx) -> Value {
+    Value::List(Box::new(List::new(List::fill_of(&ctx.config()))))
 }
 
 fn push_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool, xx: bool) -> CmdResult {
     let key = &argv[1];
-    let exists = list_w(ctx, key)?.is_some();
-    if !exists {
-        if xx {
-            out.int(0);
-            return Ok(());
-        }
-        ctx.set(key.clone(), Value::List(Box::default()));
-    }
-    let n = argv.len() - 2;
+    // One lookup: a new list is built with its elements and stored once.
     let len = match list_w(ctx, key)? {
         Some(l) => {
             for v in &argv[2..] {
-                if left {
-                    l.push_front(detach(v));
-                } else {
-                    l.push_back(detach(v));
-                }
+                l.push(v, left);
             }
             l.len()
         }
-        None => 0,
+        None if xx => {
+            out.int(0);
+            return Ok(());
+        }
+        None => {
+            let mut l = List::new(List::fill_of(&ctx.config()));
+            for v in &argv[2..] {
+                l.push(v, left);
+            }
+            let len = l.len();
+            ctx.set(key.clone(), Value::List(Box::new(l)));
+            len
+        }
     };
-    ctx.dirty(n as u64);
+    ctx.dirty((argv.len() - 2) as u64);
     ctx.notify(LIST, if left { "lpush" } else { "rpush" }, key);
     out.int(len as i64);
     Ok(())
@@ -183,8 +175,9 @@ fn pop_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool) -> Cm
     };
     match count {
         None => {
-            let v = pop_end(l, left);
-            out.opt_bulk(v.as_deref());
+            if l.pop_with(left, |v| out.bulk(v)).is_none() {
+                out.null();
+            }
         }
         Some(0) => {
             out.array(0);
@@ -194,9 +187,7 @@ fn pop_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool) -> Cm
             let n = (n as u64).min(l.len() as u64) as usize;
             out.array(n);
             for _ in 0..n {
-                if let Some(v) = pop_end(l, left) {
-                    out.bulk(&v);
-                }
+                l.pop_with(left, |v| out.bulk(v));
             }
         }
     }
@@ -247,7 +238,7 @@ fn lrange(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         None => out.array(0),
         Some((s, e)) => {
             out.array(e - s + 1);
-            for v in l.range(s..=e) {
+            for v in l.range(s, e - s + 1) {
                 out.bulk(v);
             }
         }
@@ -269,8 +260,7 @@ fn lindex(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     let len = l.len();
     let idx = arg_i64(&argv[2])?;
-    let v = index_of(idx, len).and_then(|i| l.get(i)).cloned();
-    out.opt_bulk(v.as_deref());
+    out.opt_bulk(index_of(idx, len).and_then(|i| l.get(i)));
     Ok(())
 }
 
@@ -280,10 +270,9 @@ fn lset(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     let len = l.len();
     let idx = arg_i64(&argv[2])?;
-    let Some(slot) = index_of(idx, len).and_then(|i| l.get_mut(i)) else {
+    if !index_of(idx, len).is_some_and(|i| l.set(i, &argv[3])) {
         return Err(err::OUT_OF_RANGE);
-    };
-    *slot = detach(&argv[3]);
+    }
     ctx.dirty(1);
     ctx.notify(LIST, "lset", &argv[1]);
     out.ok();
@@ -302,11 +291,11 @@ fn linsert(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.int(0);
         return Ok(());
     };
-    let Some(pos) = l.iter().position(|v| v == &argv[3]) else {
+    let Some(pos) = l.position(&argv[3]) else {
         out.int(-1);
         return Ok(());
     };
-    l.insert(if after { pos + 1 } else { pos }, detach(&argv[4]));
+    l.insert(if after { pos + 1 } else { pos }, &argv[4]);
     let len = l.len();
     ctx.dirty(1);
     ctx.notify(LIST, "linsert", &argv[1]);
@@ -321,26 +310,7 @@ fn lrem(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         out.int(0);
         return Ok(());
     };
-    let target = &argv[3];
-    let limit = if count == 0 {
-        u64::MAX
-    } else {
-        count.unsigned_abs()
-    };
-    // One pass to count the matches, one `retain` pass to drop the chosen ones:
-    // the first `removed` matches (count >= 0) or the last ones (count < 0).
-    let matches = l.iter().filter(|v| *v == target).count() as u64;
-    let removed = limit.min(matches);
-    let first_removed = if count >= 0 { 0 } else { matches - removed };
-    let mut seen = 0u64;
-    l.retain(|v| {
-        if v != target {
-            return true;
-        }
-        let i = seen;
-        seen += 1;
-        !(first_removed..first_removed + removed).contains(&i)
-    });
+    let removed = l.remove(&argv[3], count) as u64;
     if removed > 0 {
         ctx.notify(LIST, "lrem", key);
         ctx.delete_if_empty(key);
@@ -361,10 +331,7 @@ fn ltrim(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let before = l.len();
     match clamp_range(start, end, l.len()) {
         None => l.clear(),
-        Some((s, e)) => {
-            l.truncate(e + 1);
-            l.drain(..s);
-        }
+        Some((s, e)) => l.trim(s, e),
     }
     // Like Redis, the change count is the number of trimmed elements.
     let removed = (before - l.len()) as u64;
@@ -416,33 +383,13 @@ fn lpos(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
         return Ok(());
     };
-    let target = &argv[2];
-    let len = l.len();
     let want = match count {
         None => 1,
         Some(0) => usize::MAX,
-        Some(c) => c as usize,
+        Some(c) => usize::try_from(c).unwrap_or(usize::MAX),
     };
-    let max_scan = if maxlen == 0 {
-        len
-    } else {
-        (maxlen as usize).min(len)
-    };
-    let mut skip = rank.unsigned_abs() - 1;
-    let mut found: Vec<usize> = Vec::new();
-    for step in 0..max_scan {
-        let idx = if rank > 0 { step } else { len - 1 - step };
-        if l[idx] == *target {
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
-            found.push(idx);
-            if found.len() >= want {
-                break;
-            }
-        }
-    }
+    let maxlen = usize::try_from(maxlen).unwrap_or(usize::MAX);
+    let found = l.positions(&argv[2], rank, want, maxlen);
     match count {
         None => match found.first() {
             Some(&i) => out.int(i as i64),
@@ -484,26 +431,22 @@ fn move_generic(
         }
         Err(e) => return Err(e),
     };
-    let Some(v) = list_w(ctx, src)?.and_then(|l| pop_end(l, from_left)) else {
+    let Some(v) = list_w(ctx, src)?.and_then(|l| l.pop(from_left)) else {
         return Ok(false);
     };
     if !dst_exists && src != dst {
-        ctx.set(dst.clone(), Value::List(Box::default()));
+        let l = new_list(ctx);
+        ctx.set(dst.clone(), l);
     }
     match list_w(ctx, dst)? {
-        Some(l) => {
-            if to_left {
-                l.push_front(v.clone());
-            } else {
-                l.push_back(v.clone());
-            }
-        }
+        Some(l) => l.push(&v, to_left),
         None => {
             // src == dst and the single element was popped: recreate the list.
-            ctx.set(
-                dst.clone(),
-                Value::List(Box::new(VecDeque::from([v.clone()]))),
-            );
+            let mut l = new_list(ctx);
+            if let Value::List(l) = &mut l {
+                l.push(&v, to_left);
+            }
+            ctx.set(dst.clone(), l);
         }
     }
     ctx.notify(LIST, if to_left { "lpush" } else { "rpush" }, dst);
@@ -583,7 +526,7 @@ fn bpop_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], left: bool) -> C
         let Some(l) = list_ready(ctx, key)? else {
             continue;
         };
-        let Some(v) = pop_end(l, left) else {
+        let Some(v) = l.pop(left) else {
             continue;
         };
         ctx.notify(LIST, if left { "lpop" } else { "rpop" }, key);
@@ -682,9 +625,7 @@ fn mpop_serve(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], p: &MPop) -> Resul
         out.bulk(key);
         out.array(n);
         for _ in 0..n {
-            if let Some(v) = pop_end(l, p.left) {
-                out.bulk(&v);
-            }
+            l.pop_with(p.left, |v| out.bulk(v));
         }
         ctx.notify(LIST, if p.left { "lpop" } else { "rpop" }, key);
         ctx.delete_if_empty(key);

@@ -5,10 +5,9 @@
 use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::notify::{GENERIC, LIST};
 use crate::resp::Reply;
-use crate::types::Value;
+use crate::types::{List, Value};
 use bytes::Bytes;
 use std::cmp::Ordering;
-use std::collections::VecDeque;
 
 pub const COMMANDS: &[Command] = &[
     // Both are "movablekeys" in Redis 7.0 (STORE, and BY/GET reading keys named by
@@ -252,7 +251,7 @@ fn order(items: &mut [(Bytes, Key)], desc: bool, binary: bool) {
 fn load(ctx: &mut Ctx, key: &[u8]) -> Result<(Vec<Bytes>, bool), CmdError> {
     Ok(match ctx.get(key) {
         None => (Vec::new(), false),
-        Some(Value::List(l)) => (l.iter().cloned().collect(), false),
+        Some(Value::List(l)) => (l.iter().map(Bytes::copy_from_slice).collect(), false),
         Some(Value::Set(s)) => (s.iter().map(|m| m.to_bytes()).collect(), true),
         Some(Value::ZSet(z)) => (
             z.iter().map(|(m, _)| Bytes::copy_from_slice(m)).collect(),
@@ -354,8 +353,8 @@ fn sort_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], readonly: bool) 
         Some(dst) => {
             let n = rows.len();
             if n > 0 {
-                let list: VecDeque<Bytes> =
-                    rows.into_iter().map(Option::unwrap_or_default).collect();
+                let mut list = List::new(List::fill_of(&ctx.config()));
+                list.extend(rows.into_iter().map(Option::unwrap_or_default));
                 ctx.set(&dst, Value::List(Box::new(list)));
                 ctx.dirty(n as u64);
                 ctx.notify(LIST, "sortstore", &dst);

@@ -1005,7 +1005,7 @@ mod tests {
         let mut h = Harness::new();
         {
             let mut store = h.server.store.lock();
-            let list = Value::List(Box::new([Bytes::from_static(b"a")].into_iter().collect()));
+            let list = Value::List(Box::new([b"a"].into_iter().collect()));
             store.dbs[0].set(Bytes::from_static(b"l"), list, 0);
         }
         let wt = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";

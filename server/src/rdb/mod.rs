@@ -121,6 +121,8 @@ pub struct Shapes {
     pub hash: crate::types::Limits,
     pub zset: crate::types::Limits,
     pub set_max_intset_entries: usize,
+    /// `list-max-listpack-size`: the node size of loaded lists.
+    pub list_fill: i32,
 }
 
 impl Default for Shapes {
@@ -130,6 +132,7 @@ impl Default for Shapes {
             hash: crate::types::Limits::HASH,
             zset: crate::types::Limits::ZSET,
             set_max_intset_entries: SET_MAX_INTSET_ENTRIES,
+            list_fill: crate::types::list::DEFAULT_FILL,
         }
     }
 }
@@ -140,6 +143,7 @@ impl Shapes {
             hash: crate::types::Limits::hash(c),
             zset: crate::types::Limits::zset(c),
             set_max_intset_entries: c.set_max_intset_entries,
+            list_fill: crate::types::List::fill_of(c),
         }
     }
 }

@@ -8,9 +8,8 @@ use super::*;
 use crate::db::Db;
 use crate::types::hash::{Hash, Limits};
 use crate::types::stream::{Consumer, ConsumerGroup, PendingEntry, StreamId};
-use crate::types::{Set, Stream, Value, ZSet};
+use crate::types::{List, Set, Stream, Value, ZSet};
 use bytes::Bytes;
-use std::collections::VecDeque;
 use std::io::Read;
 
 const CHUNK: usize = 1 << 20;
@@ -271,9 +270,9 @@ fn read_value<R: Read>(
         T_STRING => Value::Str(rd.string()?.into()),
         T_LIST => {
             let n = rd.count()?;
-            let mut l = VecDeque::with_capacity((n as usize).min(MAX_HINT));
+            let mut l = List::new(opts.shapes.list_fill);
             for _ in 0..n {
-                l.push_back(rd.string()?);
+                l.push_back(&rd.string()?);
             }
             Value::List(Box::new(l))
         }
@@ -325,7 +324,9 @@ fn read_value<R: Read>(
         T_LIST_ZIPLIST => {
             let blob = rd.string()?;
             let e = ziplist::parse(&blob).ok_or_else(|| bad(rd, "invalid ziplist"))?;
-            Value::List(Box::new(e.iter().map(|x| x.to_bytes()).collect()))
+            let mut l = List::new(opts.shapes.list_fill);
+            l.extend(e.iter().map(|x| x.to_bytes()));
+            Value::List(Box::new(l))
         }
         T_SET_INTSET => {
             let blob = rd.string()?;
@@ -368,7 +369,7 @@ fn read_value<R: Read>(
         }
         T_LIST_QUICKLIST | T_LIST_QUICKLIST_2 => {
             let n = rd.count()?;
-            let mut l = VecDeque::new();
+            let mut l = List::new(opts.shapes.list_fill);
             for _ in 0..n {
                 let container = if t == T_LIST_QUICKLIST_2 {
                     rd.len()?
@@ -377,7 +378,7 @@ fn read_value<R: Read>(
                 };
                 let blob = rd.string()?;
                 match container {
-                    1 => l.push_back(blob),
+                    1 => l.push_back(&blob),
                     2 => {
                         let e = if t == T_LIST_QUICKLIST {
                             ziplist::parse(&blob)

@@ -35,11 +35,11 @@ fn sample_dbs() -> Vec<Db> {
         0,
     );
     let small: VecDeque<Bytes> = ["a", "1", "-5", "b"].iter().map(|s| b(s)).collect();
-    d.set(b("l:small"), Value::List(Box::new(small)), 0);
+    d.set(b("l:small"), Value::List(Box::new(small.into())), 0);
     let big: VecDeque<Bytes> = (0..5000).map(|i| b(&format!("element-{i}"))).collect();
-    d.set(b("l:big"), Value::List(Box::new(big)), 0);
+    d.set(b("l:big"), Value::List(Box::new(big.into())), 0);
     let huge: VecDeque<Bytes> = vec![Bytes::from(vec![b'q'; 20000]), b("tail")].into();
-    d.set(b("l:hugeelem"), Value::List(Box::new(huge)), 0);
+    d.set(b("l:hugeelem"), Value::List(Box::new(huge.into())), 0);
     let mut h = HashMapB::default();
     h.insert(b("f1"), b("v1"));
     h.insert(b("n"), b("42"));

@@ -24,6 +24,7 @@
 
 mod table;
 
+use super::varint::{get_item, put_varint, varint_len};
 use super::{HashMapB, Hasher};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -63,54 +64,6 @@ struct Found {
     value_hdr: usize,
     /// The value's bytes.
     value: (usize, usize),
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8 & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn varint_len(mut n: usize) -> usize {
-    let mut l = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        l += 1;
-    }
-    l
-}
-
-/// Reads the varint at the start of `buf`: its value and the bytes it took. None
-/// if it is cut short or longer than 5 bytes (a block this module wrote has
-/// neither).
-#[inline]
-fn get_varint(buf: &[u8]) -> Option<(usize, usize)> {
-    // One byte: every length below 128, the common case.
-    if let Some(&b) = buf.first() {
-        if b < 0x80 {
-            return Some((b as usize, 1));
-        }
-    }
-    let mut n = 0usize;
-    for (i, &b) in buf.iter().enumerate().take(5) {
-        n |= ((b & 0x7f) as usize) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((n, i + 1));
-        }
-    }
-    None
-}
-
-/// Reads a varint at `*pos` and the bytes it announces; None past the end (a
-/// block this module wrote never ends early).
-fn get_item<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
-    let (n, hdr) = get_varint(buf.get(*pos..)?)?;
-    let start = *pos + hdr;
-    let item = buf.get(start..start.checked_add(n)?)?;
-    *pos = start + n;
-    Some(item)
 }
 
 fn encoded_pair_len(f: &[u8], v: &[u8]) -> usize {

@@ -6,16 +6,19 @@ pub mod geohash;
 pub mod hash;
 pub mod hll;
 pub mod key;
+pub mod list;
 pub mod set;
 pub mod stream;
 pub mod stream_group;
 pub mod string;
+pub mod varint;
 pub mod zset;
 
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 pub use hash::Hash;
+pub use list::List;
 
 /// The limits of a compact shape (Redis's `*-max-listpack-entries` and
 /// `*-max-listpack-value`): at most `entries` elements of at most `value` bytes each.
@@ -90,7 +93,8 @@ pub type HashSetB = HashSet<Bytes, Hasher>;
 #[derive(Debug, Clone)]
 pub enum Value {
     Str(Str),
-    List(Box<VecDeque<Bytes>>),
+    /// Boxed: see types/list.rs for its nodes.
+    List(Box<List>),
     Hash(Box<Hash>),
     /// Boxed: `Set` is 24 bytes (see types/set.rs for its shapes).
     Set(Box<Set>),

@@ -30,7 +30,7 @@
 //! per field when the table doubles).
 
 use super::super::Hasher;
-use super::{get_varint, put_varint, varint_len};
+use crate::types::varint::{get_varint, put_varint, varint_len};
 use hashbrown::hash_table::{Entry, HashTable};
 use std::hash::BuildHasher;
 
@@ -51,7 +51,11 @@ impl Pair {
     /// Where the field ends and the value starts (the field starts after its length).
     #[inline]
     fn bounds(&self) -> (usize, usize) {
-        let (flen, hdr) = get_varint(&self.0).unwrap_or((0, 0));
+        let mut hdr = 0;
+        let (flen, hdr) = match get_varint(&self.0, &mut hdr) {
+            Some(n) => (n, hdr),
+            None => (0, 0),
+        };
         (hdr, hdr.saturating_add(flen).min(self.0.len()))
     }
 
