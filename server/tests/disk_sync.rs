@@ -66,6 +66,30 @@ fn replica_state_is(c: &mut Conn, state: &str) -> bool {
     info_field(c, "replication", "slave0").is_some_and(|v| v.contains(&format!("state={state}")))
 }
 
+/// The master's INFO replication counts no connected replica.
+fn no_replicas(c: &mut Conn) -> bool {
+    info_field(c, "replication", "connected_slaves").as_deref() == Some("0")
+}
+
+/// Waits until the payload stalls: the bytes waiting in the replica's socket stop
+/// growing (the master's send buffer and this receive buffer are full) over five
+/// looks in a row.
+fn wait_for_stall(rd: &BufReader<TcpStream>) {
+    let mut buf = vec![0u8; 64 << 20];
+    let (mut last, mut same) = (0, 0);
+    let stalled = wait_until(WAIT, || {
+        let waiting = rd.get_ref().peek(&mut buf).unwrap_or(0);
+        same = if waiting > 0 && waiting == last {
+            same + 1
+        } else {
+            0
+        };
+        last = waiting;
+        same >= 5
+    });
+    assert!(stalled, "the payload never stalled ({last} bytes waiting)");
+}
+
 /// Reads until EOF or a reset; returns the bytes read. Panics if the
 /// connection stays open past the read timeout.
 fn drain_to_close(rd: &mut BufReader<TcpStream>) -> usize {
@@ -120,18 +144,12 @@ fn killing_a_replica_mid_payload_closes_its_link_and_the_master_keeps_serving() 
     // The replica stops reading: the payload stalls once the socket buffers fill.
     let mut c = m.conn();
     assert!(wait_until(WAIT, || replica_state_is(&mut c, "send_bulk")));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_stall(&rd);
     assert_eq!(c.cmd("PING"), R::Simple("PONG".into()));
     assert_eq!(c.cmd("CLIENT KILL TYPE replica"), R::Int(1));
     let got = drain_to_close(&mut rd);
     assert!(got < len, "the transfer was cut ({got} of {len} bytes)");
-    assert!(wait_until(WAIT, || info_field(
-        &mut c,
-        "replication",
-        "connected_slaves"
-    )
-    .as_deref()
-        == Some("0")));
+    assert!(wait_until(WAIT, || no_replicas(&mut c)));
     assert_eq!(c.cmd("DBSIZE"), R::Int(200_000));
     assert!(
         m.stdout().contains("Connection with replica"),
@@ -147,13 +165,7 @@ fn a_replica_that_vanishes_mid_payload_is_dropped() {
     let mut c = m.conn();
     assert!(wait_until(WAIT, || replica_state_is(&mut c, "send_bulk")));
     drop(rd);
-    assert!(wait_until(WAIT, || info_field(
-        &mut c,
-        "replication",
-        "connected_slaves"
-    )
-    .as_deref()
-        == Some("0")));
+    assert!(wait_until(WAIT, || no_replicas(&mut c)));
     assert_eq!(c.cmd("PING"), R::Simple("PONG".into()));
 }
 
@@ -163,7 +175,7 @@ fn shutdown_mid_payload_ends_the_server_and_the_link() {
     let (mut rd, len) = raw_replica(&m);
     let mut c = m.conn();
     assert!(wait_until(WAIT, || replica_state_is(&mut c, "send_bulk")));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_stall(&rd);
     c.send(&[b"SHUTDOWN", b"NOSAVE"]);
     assert!(
         wait_until(WAIT, || matches!(m.child.try_wait(), Ok(Some(_)))),
