@@ -582,6 +582,8 @@ fn crash_in_the_window(kind: Impl) -> WindowCrash {
     let mut r = replica.conn();
     stream_one(&master, &replica, "streamed");
     let manifest_in_window = manifest_of(rdir.path());
+    // The heart of it, checked first for a clear message: nothing new is listed yet.
+    assert_eq!(manifest_in_window, FIRST_MANIFEST, "{kind:?}");
     let temp =
         std::fs::read(aof_dir(rdir.path()).join("temp-appendonly.aof.incr")).unwrap_or_default();
     let temp_incr_has_streamed = temp.windows(8).any(|w| w == b"streamed");
@@ -836,5 +838,58 @@ fn a_second_full_sync_during_the_post_sync_rewrite_starts_it_over() {
     assert_eq!(second_sync_in_the_window(Impl::Tandem), expected);
     if redis_installed() {
         assert_eq!(second_sync_in_the_window(Impl::Redis), expected);
+    }
+}
+
+/// What SHUTDOWN FORCE in the window observed.
+#[derive(Debug, PartialEq)]
+struct ForcedExit {
+    exited: Option<i32>,
+    logged: bool,
+    manifest: String,
+    restarted_dbsize: R,
+    restarted_new0: R,
+}
+
+fn shutdown_force_in_the_window(kind: Impl) -> ForcedExit {
+    let (mdir, rdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (master, mut replica) = synced_pair(kind, mdir.path(), rdir.path(), "1000000");
+    stream_one(&master, &replica, "streamed");
+    let child = replica.rewrite_pids().last().copied();
+    replica.conn().send(&[b"SHUTDOWN", b"FORCE"]);
+    let mut status = None;
+    wait_until(Duration::from_secs(10), || {
+        status = replica.child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if let Some(pid) = child {
+        signal(pid, "-KILL");
+    }
+    let logged = replica.log().contains("Writing initial AOF. Exit anyway.");
+    let restarted = Node::start(kind, rdir.path(), AOF_ALWAYS);
+    let mut c = restarted.conn();
+    ForcedExit {
+        exited: status.and_then(|s| s.code()),
+        logged,
+        manifest: manifest_of(rdir.path()),
+        restarted_dbsize: c.cmd("DBSIZE"),
+        restarted_new0: c.cmd("GET new0"),
+    }
+}
+
+/// SHUTDOWN FORCE while the post-sync rewrite runs exits anyway (the rewrite is
+/// killed); the AOF left is the one from before the sync. Redis 7.0.15 does the same.
+#[test]
+fn shutdown_force_during_the_post_sync_rewrite_exits_with_the_old_aof() {
+    let expected = ForcedExit {
+        exited: Some(0),
+        logged: true,
+        manifest: FIRST_MANIFEST.into(),
+        restarted_dbsize: R::Int(20),
+        restarted_new0: R::Nil,
+    };
+    assert_eq!(shutdown_force_in_the_window(Impl::Tandem), expected);
+    if redis_installed() {
+        assert_eq!(shutdown_force_in_the_window(Impl::Redis), expected);
     }
 }

@@ -490,3 +490,130 @@ pub fn shutdown_check(server: &Server, force: bool) -> Result<(), AofError> {
     abandon_rewrite(server, st);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::aof_file::Fsync;
+    use std::fs::File;
+
+    fn entry(name: &str, seq: u64, kind: char) -> ManifestEntry {
+        ManifestEntry {
+            name: name.into(),
+            seq,
+            kind,
+        }
+    }
+
+    /// An AOF in `dir` listing base 1 and incr 1..=2 (files present), in the wait
+    /// state or not, with a rewrite whose base and temp incr are written.
+    fn state(dir: &Path, wait: bool) -> (AofState, RunningRewrite) {
+        let base = entry("a.aof.1.base.rdb", 1, 'b');
+        let incrs = vec![
+            entry("a.aof.1.incr.aof", 1, 'i'),
+            entry("a.aof.2.incr.aof", 2, 'i'),
+        ];
+        for e in std::iter::once(&base).chain(&incrs) {
+            std::fs::write(dir.join(&e.name), b"old").unwrap();
+        }
+        write_manifest(dir, "a.aof", &Some(base.clone()), &incrs).unwrap();
+        std::fs::write(dir.join("temp-base"), b"new base").unwrap();
+        std::fs::write(dir.join(temp_incr_name("a.aof")), b"streamed").unwrap();
+        let st = AofState {
+            dir: dir.to_path_buf(),
+            prefix: "a.aof".into(),
+            file: File::open(dir.join("a.aof.2.incr.aof")).unwrap(),
+            writer: Writer::new(0),
+            cur_db: -1,
+            fsync: Fsync::No,
+            pending_fsync: false,
+            fsync_in_progress: false,
+            fsync_errno: None,
+            last_fsync: Instant::now(),
+            base: Some(base),
+            incrs,
+            wait_rewrite: wait,
+            rewrite: None,
+            last_rewrite_id: 1,
+            retry_limit: Default::default(),
+            rewrites: 0,
+            rewrite_failures: 0,
+            last_rewrite_ok: true,
+            last_rewrite_time_sec: -1,
+            base_size: 0,
+            cur_size: 0,
+        };
+        let run = RunningRewrite {
+            id: 1,
+            pid: None,
+            started: Instant::now(),
+            temp_base: "temp-base".into(),
+            first_incr_seq: 2,
+        };
+        (st, run)
+    }
+
+    fn manifest(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("a.aof.manifest")).unwrap()
+    }
+
+    const OLD: &str = "file a.aof.1.base.rdb seq 1 type b\nfile a.aof.1.incr.aof seq 1 type i\nfile a.aof.2.incr.aof seq 2 type i\n";
+
+    #[test]
+    fn a_waiting_rewrite_installs_its_base_and_temp_incr_together() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut st, run) = state(d.path(), true);
+        install(&mut st, &run).unwrap();
+        assert_eq!(
+            manifest(d.path()),
+            "file a.aof.2.base.rdb seq 2 type b\nfile a.aof.3.incr.aof seq 3 type i\n"
+        );
+        assert_eq!(
+            std::fs::read(d.path().join("a.aof.3.incr.aof")).unwrap(),
+            b"streamed"
+        );
+        for gone in [
+            "a.aof.1.base.rdb",
+            "a.aof.1.incr.aof",
+            "a.aof.2.incr.aof",
+            "temp-base",
+        ] {
+            assert!(!d.path().join(gone).exists(), "{gone}");
+        }
+        assert!(!st.wait_rewrite);
+    }
+
+    #[test]
+    fn a_normal_rewrite_keeps_the_incr_files_opened_since_it_started() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut st, run) = state(d.path(), false);
+        install(&mut st, &run).unwrap();
+        assert_eq!(
+            manifest(d.path()),
+            "file a.aof.2.base.rdb seq 2 type b\nfile a.aof.2.incr.aof seq 2 type i\n"
+        );
+        assert!(!d.path().join("a.aof.1.incr.aof").exists());
+    }
+
+    /// A disk error while installing (here the temp incr file is gone) leaves the
+    /// old manifest and its files as they were, and removes the new base.
+    #[test]
+    fn a_failed_install_leaves_the_old_manifest_and_files() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut st, run) = state(d.path(), true);
+        std::fs::remove_file(d.path().join(temp_incr_name("a.aof"))).unwrap();
+        let err = install(&mut st, &run).unwrap_err();
+        assert!(matches!(err, InstallError::Incr { .. }), "{err}");
+        assert_eq!(manifest(d.path()), OLD);
+        assert!(!d.path().join("a.aof.2.base.rdb").exists());
+        for kept in ["a.aof.1.base.rdb", "a.aof.1.incr.aof", "a.aof.2.incr.aof"] {
+            assert!(d.path().join(kept).exists(), "{kept}");
+        }
+        assert!(st.wait_rewrite);
+        assert_eq!(st.incrs.len(), 2);
+        // And the failure drops the temp incr state so the next try starts clean.
+        failed(&mut st);
+        assert_eq!(st.rewrite_failures, 1);
+        assert!(!st.last_rewrite_ok);
+    }
+}
