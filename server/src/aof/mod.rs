@@ -39,7 +39,7 @@
 mod load;
 mod rewrite;
 pub use crate::server::aof_writer as writer;
-pub use rewrite::{check_can_rewrite, restart_after_sync, rewrite, shutdown_check, temp_incr_name};
+pub use rewrite::{check_can_rewrite, restart_after_sync, rewrite, shutdown_check};
 
 use crate::rdb;
 pub use crate::server::aof_file::{AofState, Fsync, ManifestEntry};

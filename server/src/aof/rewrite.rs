@@ -45,7 +45,7 @@ pub(super) const ERR_REWRITE_START: &str =
 const RESTART_TRIES: u32 = 10;
 
 /// The incr file of a rewrite in the wait state (Redis `getTempIncrAofName`).
-pub fn temp_incr_name(prefix: &str) -> String {
+fn temp_incr_name(prefix: &str) -> String {
     format!("temp-{prefix}.incr")
 }
 
@@ -255,14 +255,11 @@ fn base_job(
 /// file.
 fn finish(server: &Server, id: u64, res: std::io::Result<()>) {
     let mut g = server.aof.lock();
-    let current = g.as_ref().and_then(|st| st.rewrite.as_ref()).map(|r| r.id) == Some(id);
-    let Some(st) = g.as_mut().filter(|_| current) else {
-        if let Some(dir) = g.as_ref().map(|st| st.dir.clone()) {
-            let _ = std::fs::remove_file(dir.join(temp_base_name(id)));
-        }
+    let Some(st) = g.as_mut() else {
         return;
     };
-    let Some(run) = st.rewrite.take() else {
+    let Some(run) = st.rewrite.take_if(|r| r.id == id) else {
+        let _ = std::fs::remove_file(st.dir.join(temp_base_name(id)));
         return;
     };
     st.last_rewrite_time_sec = run.started.elapsed().as_secs() as i64;
