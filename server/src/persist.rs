@@ -539,6 +539,10 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), PersistError> {
 /// only when save rules are configured. `force` (SHUTDOWN FORCE): a failed save
 /// is logged and ignored.
 pub fn on_shutdown(server: &Server, force: bool) -> Result<(), PersistError> {
+    // Before anything is killed: a replica still writing its first AOF after a
+    // full sync refuses to exit (unless FORCE). (Redis kills a BGSAVE child before
+    // it refuses; here a refused shutdown leaves it running.)
+    crate::aof::shutdown_check(server, force).map_err(|e| PersistError::Aof(e.to_string()))?;
     // Like Redis: a snapshot child still running is killed and its temp file
     // removed; its waiter then records the failure.
     if server.persist.lock().bgsave_in_progress && !server.children.is_empty() {

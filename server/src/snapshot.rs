@@ -190,6 +190,16 @@ impl Children {
         self.forks.total.load(Ordering::Relaxed)
     }
 
+    /// Kills one running child (an AOF rewrite abandoned for a full sync), waits
+    /// until it is dead and removes its temp file. False if it was already reaped.
+    pub fn kill(&self, pid: i32) -> bool {
+        let g = self.live.lock();
+        match g.iter().position(|l| l.pid == pid) {
+            Some(i) => kill_all(&g[i..=i]) == 1,
+            None => false,
+        }
+    }
+
     /// Kills every running snapshot child (shutdown), waits for each to die and
     /// removes the temp files they were writing. Returns how many were killed.
     pub fn kill_all(&self) -> usize {

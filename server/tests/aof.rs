@@ -411,3 +411,485 @@ fn a_replica_rewrites_its_aof_after_a_full_sync() {
     assert_eq!(c.cmd("GET before0"), b("v0"));
     assert_eq!(c.cmd("GET after9"), b("v9"));
 }
+
+// ---------------------------------------------------------------------------------------
+// The window between a replica's full sync and the end of the AOF rewrite that follows
+// it, run against Tandem and against Debian's redis-server 7.0.15 (same scenario, same
+// expected observations).
+
+/// Which server plays master and replica.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Impl {
+    Tandem,
+    Redis,
+}
+
+/// A server process of either kind in a directory the test keeps (for restarts),
+/// logging to `node.log` there; killed by pid when dropped.
+struct Node {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+const REDIS_BIN: &str = "/usr/bin/redis-server";
+
+impl Node {
+    fn start(kind: Impl, dir: &Path, args: &[&str]) -> Node {
+        let bin = match kind {
+            Impl::Tandem => server_bin(),
+            Impl::Redis => REDIS_BIN.into(),
+        };
+        for _ in 0..5 {
+            let port = common::free_port();
+            let child = Command::new(&bin)
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--dir", dir.to_str().unwrap(), "--logfile", "node.log"])
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut n = Node {
+                child,
+                port,
+                dir: dir.to_path_buf(),
+            };
+            let up = wait_until(Duration::from_secs(10), || {
+                matches!(n.child.try_wait(), Ok(Some(_)))
+                    || (std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                        && Conn::connect(port).cmd("PING") == R::Simple("PONG".into()))
+            });
+            if up && matches!(n.child.try_wait(), Ok(None)) {
+                return n;
+            }
+        }
+        panic!("{kind:?} did not start in {dir:?}");
+    }
+
+    fn conn(&self) -> Conn {
+        Conn::connect(self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// Pids of the AOF rewrite children started so far, in order (from the log).
+    fn rewrite_pids(&self) -> Vec<u32> {
+        self.log()
+            .lines()
+            .filter_map(|l| {
+                l.split("Background append only file rewriting started by pid ")
+                    .nth(1)
+            })
+            .filter_map(|p| p.trim().parse().ok())
+            .collect()
+    }
+
+    /// SIGKILL, with the rewrite child last started (Redis's outlives its parent).
+    fn crash(mut self) {
+        let child = self.rewrite_pids().last().copied();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(pid) = child {
+            signal(pid, "-KILL");
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// kill(1) (`libc::kill` would need unsafe code, which is forbidden here).
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn manifest_of(dir: &Path) -> String {
+    std::fs::read_to_string(aof_dir(dir).join("appendonly.aof.manifest")).unwrap_or_default()
+}
+
+const FIRST_MANIFEST: &str =
+    "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n";
+const SECOND_MANIFEST: &str =
+    "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n";
+
+/// A master holding `new0..new29` and a replica with the AOF on holding `old0..old19`
+/// of its own, whose AOF rewrite writes each key `delay_us` slowly; the replica is
+/// then pointed at the master and has loaded the master's data.
+fn synced_pair(kind: Impl, mdir: &Path, rdir: &Path, delay_us: &str) -> (Node, Node) {
+    let master = Node::start(
+        kind,
+        mdir,
+        &["--save", "", "--repl-diskless-sync-delay", "0"],
+    );
+    write_keys(&mut master.conn(), "new", 30);
+    let replica = Node::start(kind, rdir, AOF_ALWAYS);
+    let mut r = replica.conn();
+    write_keys(&mut r, "old", 20);
+    assert_eq!(manifest_of(rdir), FIRST_MANIFEST);
+    assert_eq!(
+        r.cmd(&format!("CONFIG SET rdb-key-save-delay {delay_us}")),
+        R::ok()
+    );
+    assert_eq!(
+        r.cmd(&format!("REPLICAOF 127.0.0.1 {}", master.port)),
+        R::ok()
+    );
+    let limit = Duration::from_secs(30);
+    assert!(wait_until(limit, || r.cmd("GET new29") == b("v29")));
+    (master, replica)
+}
+
+/// Writes `key` on the master and waits until the replica applied it.
+fn stream_one(master: &Node, replica: &Node, key: &str) {
+    assert_eq!(master.conn().cmd(&format!("SET {key} 1")), R::ok());
+    let mut r = replica.conn();
+    assert!(wait_until(Duration::from_secs(30), || r
+        .cmd(&format!("GET {key}"))
+        == b("1")));
+}
+
+/// What the crash-in-the-window scenario observed; the same for both servers.
+#[derive(Debug, PartialEq)]
+struct WindowCrash {
+    manifest_in_window: String,
+    temp_incr_has_streamed: bool,
+    rewrite_in_progress: Option<String>,
+    shutdown_reply: R,
+    sigterm_refused: bool,
+    retried_after_child_killed: bool,
+    manifest_after_crash: String,
+    restarted_dbsize: R,
+    restarted_old0: R,
+    restarted_new0: R,
+    restarted_streamed: R,
+}
+
+fn crash_in_the_window(kind: Impl) -> WindowCrash {
+    let (mdir, rdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // 30 keys at 1 s each: the rewrite stays open for the whole test.
+    let (master, replica) = synced_pair(kind, mdir.path(), rdir.path(), "1000000");
+    let mut r = replica.conn();
+    stream_one(&master, &replica, "streamed");
+    let manifest_in_window = manifest_of(rdir.path());
+    // The heart of it, checked first for a clear message: nothing new is listed yet.
+    assert_eq!(manifest_in_window, FIRST_MANIFEST, "{kind:?}");
+    let temp =
+        std::fs::read(aof_dir(rdir.path()).join("temp-appendonly.aof.incr")).unwrap_or_default();
+    let temp_incr_has_streamed = temp.windows(8).any(|w| w == b"streamed");
+    let rewrite_in_progress = info_field(&mut r, "persistence", "aof_rewrite_in_progress");
+
+    // A replica writing its first AOF refuses to shut down (SHUTDOWN, and SIGTERM
+    // with the default shutdown-on-sigterm).
+    let shutdown_reply = r.cmd("SHUTDOWN");
+    signal(replica.child.id(), "-TERM");
+    let refusals = |n: &Node| n.log().matches("Writing initial AOF, can't exit.").count();
+    let sigterm_refused = wait_until(Duration::from_secs(10), || refusals(&replica) == 2)
+        && replica.conn().cmd("PING") == R::Simple("PONG".into());
+
+    // A rewrite child that dies is retried, and the manifest is not touched.
+    let first = replica.rewrite_pids();
+    signal(*first.last().unwrap(), "-KILL");
+    let retried_after_child_killed = wait_until(Duration::from_secs(10), || {
+        replica.rewrite_pids().len() == first.len() + 1
+    }) && info_field(
+        &mut replica.conn(),
+        "persistence",
+        "aof_rewrite_in_progress",
+    )
+    .as_deref()
+        == Some("1");
+    stream_one(&master, &replica, "streamed2");
+
+    replica.crash();
+    let manifest_after_crash = manifest_of(rdir.path());
+    // Started again from its AOF alone (no master): exactly the dataset from before
+    // the sync.
+    let restarted = Node::start(kind, rdir.path(), AOF_ALWAYS);
+    let mut c = restarted.conn();
+    WindowCrash {
+        manifest_in_window,
+        temp_incr_has_streamed,
+        rewrite_in_progress,
+        shutdown_reply,
+        sigterm_refused,
+        retried_after_child_killed,
+        manifest_after_crash,
+        restarted_dbsize: c.cmd("DBSIZE"),
+        restarted_old0: c.cmd("GET old0"),
+        restarted_new0: c.cmd("GET new0"),
+        restarted_streamed: c.cmd("GET streamed"),
+    }
+}
+
+fn redis_installed() -> bool {
+    let ok = Path::new(REDIS_BIN).exists();
+    if !ok {
+        eprintln!("skipping the Redis half: {REDIS_BIN} not installed");
+    }
+    ok
+}
+
+/// After a full sync, until the rewrite that makes the synced dataset the AOF's base
+/// completes, the manifest names only the files from before the sync, and what the
+/// master streams goes to `temp-appendonly.aof.incr`. A crash then reloads the old
+/// dataset, never the old base with the streamed commands on top. SHUTDOWN and
+/// SIGTERM are refused meanwhile, and a killed rewrite child is retried. Redis
+/// 7.0.15 does the same.
+#[test]
+fn a_replica_crashed_before_its_post_sync_rewrite_ends_reloads_its_old_dataset() {
+    let ours = crash_in_the_window(Impl::Tandem);
+    let expected = WindowCrash {
+        manifest_in_window: FIRST_MANIFEST.into(),
+        temp_incr_has_streamed: true,
+        rewrite_in_progress: Some("1".into()),
+        shutdown_reply: R::Err("ERR Errors trying to SHUTDOWN. Check logs.".into()),
+        sigterm_refused: true,
+        retried_after_child_killed: true,
+        manifest_after_crash: FIRST_MANIFEST.into(),
+        restarted_dbsize: R::Int(20),
+        restarted_old0: b("v0"),
+        restarted_new0: R::Nil,
+        restarted_streamed: R::Nil,
+    };
+    assert_eq!(ours, expected);
+    if redis_installed() {
+        assert_eq!(crash_in_the_window(Impl::Redis), expected);
+    }
+}
+
+/// What the rewrite-completes scenario observed.
+#[derive(Debug, PartialEq)]
+struct WindowClosed {
+    in_progress_while_streaming: Option<String>,
+    manifest: String,
+    temp_incr_left: bool,
+    restarted_dbsize: R,
+    restarted: Vec<R>,
+}
+
+fn rewrite_completes_then_crash(kind: Impl) -> WindowClosed {
+    let (mdir, rdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // 30 keys at 0.1 s each: a 3 s window.
+    let (master, replica) = synced_pair(kind, mdir.path(), rdir.path(), "100000");
+    let mut r = replica.conn();
+    let in_progress_while_streaming = info_field(&mut r, "persistence", "aof_rewrite_in_progress");
+    stream_one(&master, &replica, "during");
+    let done = wait_until(Duration::from_secs(30), || {
+        manifest_of(rdir.path()) == SECOND_MANIFEST
+            && info_field(&mut r, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+    });
+    assert!(done, "{}", manifest_of(rdir.path()));
+    stream_one(&master, &replica, "after");
+    let ad = aof_dir(rdir.path());
+    let temp_incr_left = ad.join("temp-appendonly.aof.incr").exists();
+    replica.crash();
+    let restarted = Node::start(kind, rdir.path(), AOF_ALWAYS);
+    let mut c = restarted.conn();
+    WindowClosed {
+        in_progress_while_streaming,
+        manifest: manifest_of(rdir.path()),
+        temp_incr_left,
+        restarted_dbsize: c.cmd("DBSIZE"),
+        restarted: ["new0", "new29", "during", "after", "old0"]
+            .iter()
+            .map(|k| c.cmd(&format!("GET {k}")))
+            .collect(),
+    }
+}
+
+/// Once the post-sync rewrite completes, the new base and the incr file that holds
+/// what was streamed meanwhile are in the manifest together; a crash after that
+/// reloads the synced data plus every streamed write (and nothing from before the
+/// sync). Redis 7.0.15 does the same.
+#[test]
+fn after_the_post_sync_rewrite_a_crashed_replica_reloads_the_synced_and_streamed_data() {
+    let expected = WindowClosed {
+        in_progress_while_streaming: Some("1".into()),
+        manifest: SECOND_MANIFEST.into(),
+        temp_incr_left: false,
+        restarted_dbsize: R::Int(32),
+        restarted: vec![b("v0"), b("v29"), b("1"), b("1"), R::Nil],
+    };
+    assert_eq!(rewrite_completes_then_crash(Impl::Tandem), expected);
+    if redis_installed() {
+        assert_eq!(rewrite_completes_then_crash(Impl::Redis), expected);
+    }
+}
+
+/// What the second-sync scenario observed.
+#[derive(Debug, PartialEq)]
+struct SecondSync {
+    killed_first_child: bool,
+    manifest_after_second_sync: String,
+    limit_logged: bool,
+    limited_info: Vec<Option<String>>,
+    bgrewriteaof: R,
+    manifest_at_end: String,
+    restarted_dbsize: R,
+    restarted: Vec<R>,
+}
+
+fn second_sync_in_the_window(kind: Impl) -> SecondSync {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (_first, replica) = synced_pair(kind, dirs[0].path(), dirs[1].path(), "1000000");
+    let mut r = replica.conn();
+    // Another master (another history): a second full sync while the first
+    // post-sync rewrite runs.
+    let other = Node::start(kind, dirs[2].path(), &["--save", ""]);
+    write_keys(&mut other.conn(), "third", 10);
+    let first_child = replica.rewrite_pids()[0];
+    assert_eq!(
+        r.cmd(&format!("REPLICAOF 127.0.0.1 {}", other.port)),
+        R::ok()
+    );
+    assert!(wait_until(Duration::from_secs(30), || r.cmd("GET third9")
+        == b("v9")
+        && replica.rewrite_pids().len() == 2));
+    let killed_first_child = replica
+        .log()
+        .contains(&format!("Killing running AOF rewrite child: {first_child}"));
+    let manifest_after_second_sync = manifest_of(dirs[1].path());
+
+    // Three rewrite children die in a row: the cron stops retrying for a minute,
+    // and says so in INFO.
+    for n in 2..5 {
+        signal(replica.rewrite_pids()[n - 1], "-KILL");
+        if n < 4 {
+            assert!(wait_until(Duration::from_secs(10), || replica
+                .rewrite_pids()
+                .len()
+                == n + 1));
+        }
+    }
+    let limit_logged = wait_until(Duration::from_secs(10), || {
+        replica.log().contains(
+            "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in 1 minutes",
+        )
+    });
+    let limited_info = [
+        "aof_rewrite_in_progress",
+        "aof_rewrite_scheduled",
+        "aof_last_bgrewrite_status",
+        "aof_rewrites_consecutive_failures",
+    ]
+    .iter()
+    .map(|f| info_field(&mut r, "persistence", f))
+    .collect();
+    stream_one(&other, &replica, "limited");
+    // BGREWRITEAOF is not held back by the limit.
+    assert_eq!(r.cmd("CONFIG SET rdb-key-save-delay 0"), R::ok());
+    let bgrewriteaof = r.cmd("BGREWRITEAOF");
+    assert!(wait_until(Duration::from_secs(30), || {
+        manifest_of(dirs[1].path()) == SECOND_MANIFEST
+            && info_field(&mut r, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+    }));
+    let manifest_at_end = manifest_of(dirs[1].path());
+    replica.crash();
+    let restarted = Node::start(kind, dirs[1].path(), AOF_ALWAYS);
+    let mut c = restarted.conn();
+    SecondSync {
+        killed_first_child,
+        manifest_after_second_sync,
+        limit_logged,
+        limited_info,
+        bgrewriteaof,
+        manifest_at_end,
+        restarted_dbsize: c.cmd("DBSIZE"),
+        restarted: ["third0", "limited", "new0", "old0"]
+            .iter()
+            .map(|k| c.cmd(&format!("GET {k}")))
+            .collect(),
+    }
+}
+
+/// A second full sync while the first post-sync rewrite runs kills that rewrite and
+/// starts over from the new data; the manifest keeps naming the pre-sync files until
+/// a rewrite completes. Failed rewrites are retried by the cron until 3 in a row
+/// fail, then after 1 minute (INFO shows it scheduled); BGREWRITEAOF does not wait.
+/// Redis 7.0.15 does the same.
+#[test]
+fn a_second_full_sync_during_the_post_sync_rewrite_starts_it_over() {
+    let expected = SecondSync {
+        killed_first_child: true,
+        manifest_after_second_sync: FIRST_MANIFEST.into(),
+        limit_logged: true,
+        limited_info: vec![
+            Some("0".into()),
+            Some("1".into()),
+            Some("err".into()),
+            Some("3".into()),
+        ],
+        bgrewriteaof: R::Simple("Background append only file rewriting started".into()),
+        manifest_at_end: SECOND_MANIFEST.into(),
+        restarted_dbsize: R::Int(11),
+        restarted: vec![b("v0"), b("1"), R::Nil, R::Nil],
+    };
+    assert_eq!(second_sync_in_the_window(Impl::Tandem), expected);
+    if redis_installed() {
+        assert_eq!(second_sync_in_the_window(Impl::Redis), expected);
+    }
+}
+
+/// What SHUTDOWN FORCE in the window observed.
+#[derive(Debug, PartialEq)]
+struct ForcedExit {
+    exited: Option<i32>,
+    logged: bool,
+    manifest: String,
+    restarted_dbsize: R,
+    restarted_new0: R,
+}
+
+fn shutdown_force_in_the_window(kind: Impl) -> ForcedExit {
+    let (mdir, rdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (master, mut replica) = synced_pair(kind, mdir.path(), rdir.path(), "1000000");
+    stream_one(&master, &replica, "streamed");
+    let child = replica.rewrite_pids().last().copied();
+    replica.conn().send(&[b"SHUTDOWN", b"FORCE"]);
+    let mut status = None;
+    wait_until(Duration::from_secs(10), || {
+        status = replica.child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if let Some(pid) = child {
+        signal(pid, "-KILL");
+    }
+    let logged = replica.log().contains("Writing initial AOF. Exit anyway.");
+    let restarted = Node::start(kind, rdir.path(), AOF_ALWAYS);
+    let mut c = restarted.conn();
+    ForcedExit {
+        exited: status.and_then(|s| s.code()),
+        logged,
+        manifest: manifest_of(rdir.path()),
+        restarted_dbsize: c.cmd("DBSIZE"),
+        restarted_new0: c.cmd("GET new0"),
+    }
+}
+
+/// SHUTDOWN FORCE while the post-sync rewrite runs exits anyway (the rewrite is
+/// killed); the AOF left is the one from before the sync. Redis 7.0.15 does the same.
+#[test]
+fn shutdown_force_during_the_post_sync_rewrite_exits_with_the_old_aof() {
+    let expected = ForcedExit {
+        exited: Some(0),
+        logged: true,
+        manifest: FIRST_MANIFEST.into(),
+        restarted_dbsize: R::Int(20),
+        restarted_new0: R::Nil,
+    };
+    assert_eq!(shutdown_force_in_the_window(Impl::Tandem), expected);
+    if redis_installed() {
+        assert_eq!(shutdown_force_in_the_window(Impl::Redis), expected);
+    }
+}

@@ -18,9 +18,11 @@
 //! before the reply is sent (the store lock is held). `appendfsync always` fdatasyncs
 //! there too; `everysec` leaves it to a background fsync once a second; `no` never
 //! fsyncs. BGREWRITEAOF opens a new incr file at once, writes a new base from a
-//! snapshot on a background thread and then switches the manifest to
+//! snapshot in the background and then switches the manifest to
 //! `new base + incr files opened since`, deleting the old files. Automatic rewrite
-//! follows `auto-aof-rewrite-percentage` / `auto-aof-rewrite-min-size`.
+//! follows `auto-aof-rewrite-percentage` / `auto-aof-rewrite-min-size`. After a
+//! replica's full sync the AOF waits for a rewrite whose incr file is a temp file
+//! outside the manifest until the new base is done (see the `rewrite` module).
 //!
 //! Disk errors (see [`writer`]): a failed write keeps the commands in memory and
 //! retries them; until a write (and the background fsync) succeeds again, write
@@ -35,9 +37,10 @@
 //! CONFIG SET appendonly at runtime, and `aof_last_cow_size` (reported as 0).
 
 mod load;
+mod rewrite;
 pub use crate::server::aof_writer as writer;
+pub use rewrite::{check_can_rewrite, restart_after_sync, rewrite, shutdown_check};
 
-use crate::db::Db;
 use crate::rdb;
 pub use crate::server::aof_file::{AofState, Fsync, ManifestEntry};
 use crate::server::{Server, Store};
@@ -88,7 +91,7 @@ pub enum AofError {
     NotEnabled,
     #[error("{ERR_REWRITE_IN_PROGRESS}")]
     RewriteInProgress,
-    #[error("{ERR_REWRITE_START}")]
+    #[error("{}", rewrite::ERR_REWRITE_START)]
     RewriteStart,
     #[error("ERR Can't rewrite append only file in background: {0}")]
     Background(std::io::Error),
@@ -96,6 +99,9 @@ pub enum AofError {
     OpenManifest { path: String, err: std::io::Error },
     #[error("AOF manifest: {0}")]
     BadManifest(Box<AofError>),
+    /// SHUTDOWN while the rewrite after a full sync runs (without FORCE).
+    #[error("Writing initial AOF, can't exit.")]
+    WritingInitial,
     /// Replaying a file failed (the loader's error, with Redis's line).
     #[error(transparent)]
     Load(load::LoadError),
@@ -321,8 +327,10 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
         last_fsync: Instant::now(),
         base,
         incrs,
-        rewrite_in_progress: false,
-        rewrite_started: None,
+        wait_rewrite: false,
+        rewrite: None,
+        last_rewrite_id: 0,
+        retry_limit: Default::default(),
         rewrites: 0,
         rewrite_failures: 0,
         last_rewrite_ok: true,
@@ -355,6 +363,10 @@ pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)
     let Some(st) = g.as_mut() else {
         return;
     };
+    if st.rewrite_owed() {
+        // Waiting for the rewrite after a full sync: its base will hold this.
+        return;
+    }
     // The same encoding (and SELECT rule) as the replication stream's.
     crate::propagate::encode_ops(&mut st.cur_db, ops, &mut st.writer.pending);
     if st.flush().is_err() {
@@ -419,7 +431,7 @@ fn fsync_done(server: &Server, res: std::io::Result<()>) {
 
 /// Periodic work: the everysec fsync (outside the lock) and automatic rewrites.
 pub fn cron_tick(server: &Arc<Server>) {
-    start_scheduled_rewrite(server);
+    rewrite::start_scheduled(server);
     let (to_sync, auto) = {
         let mut g = server.aof.lock();
         let Some(st) = g.as_mut() else {
@@ -442,11 +454,13 @@ pub fn cron_tick(server: &Arc<Server>) {
         }
         let c = server.config.read();
         let pct = c.auto_aof_rewrite_percentage;
-        let auto = !st.rewrite_in_progress
+        let auto = !st.rewrite_in_progress()
+            && !st.wait_rewrite
             && st.writer.pending.is_empty()
             && pct > 0
             && st.cur_size > c.auto_aof_rewrite_min_size
-            && st.cur_size.saturating_sub(st.base_size) * 100 / st.base_size.max(1) >= pct;
+            && st.cur_size.saturating_sub(st.base_size) * 100 / st.base_size.max(1) >= pct
+            && rewrite::may_start_from_cron(st);
         (to_sync, auto)
     };
     if let Some(f) = to_sync {
@@ -482,197 +496,6 @@ pub fn is_enabled(server: &Server) -> bool {
     server.aof.lock().is_some()
 }
 
-/// Redis's reply when a rewrite can't start (the log says why).
-const ERR_REWRITE_START: &str =
-    "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.";
-
-/// Starts the next incr file for a rewrite: the manifest lists it before anything
-/// is written to it. On error nothing changed: writes go on to the current file.
-fn switch_incr_file(st: &mut AofState) -> Result<(), AofError> {
-    // Commands still buffered after a write error belong to the current incr file:
-    // the new base will hold their effect, so they must not go to the next one.
-    st.flush()
-        .map_err(|errno| AofError::Unwritable(writer::strerror(errno)))?;
-    let seq = st.incrs.last().map(|e| e.seq).unwrap_or(0) + 1;
-    let name = format!("{}.{seq}.incr.aof", st.prefix);
-    let path = st.dir.join(&name);
-    let f = open_append(&path).map_err(|e| AofError::OpenIncr {
-        name: name.clone(),
-        reason: writer::strerror(e.raw_os_error().unwrap_or(libc::EIO)),
-    })?;
-    let mut incrs = st.incrs.clone();
-    incrs.push(ManifestEntry {
-        name,
-        seq,
-        kind: 'i',
-    });
-    if let Err(e) = write_manifest(&st.dir, &st.prefix, &st.base, &incrs) {
-        let _ = std::fs::remove_file(&path);
-        return Err(e);
-    }
-    let _ = st.file.sync_data();
-    st.file = f;
-    st.writer = Writer::new(0);
-    st.cur_db = -1;
-    st.incrs = incrs;
-    Ok(())
-}
-
-/// Whether a rewrite could be asked for now (AOF on, none running), for one that is
-/// only scheduled.
-pub fn check_can_rewrite(server: &Server) -> Result<(), AofError> {
-    match server.aof.lock().as_ref() {
-        None => Err(AofError::NotEnabled),
-        Some(st) if st.rewrite_in_progress => Err(AofError::RewriteInProgress),
-        Some(_) => Ok(()),
-    }
-}
-
-/// Starts the rewrite scheduled by BGREWRITEAOF once no BGSAVE or rewrite runs.
-fn start_scheduled_rewrite(server: &Arc<Server>) {
-    {
-        let st = server.persist.lock();
-        if !st.aof_rewrite_scheduled || st.bgsave_in_progress {
-            return;
-        }
-    }
-    if server
-        .aof
-        .lock()
-        .as_ref()
-        .is_some_and(|st| st.rewrite_in_progress)
-    {
-        return;
-    }
-    let mut store = server.store.lock();
-    server.persist.lock().aof_rewrite_scheduled = false;
-    if let Err(e) = rewrite(server, &mut store) {
-        warning!("Scheduled AOF rewrite failed: {e}");
-    }
-}
-
-/// BGREWRITEAOF (the caller holds the store lock).
-pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> {
-    let mut g = server.aof.lock();
-    let Some(st) = g.as_mut() else {
-        return Err(AofError::NotEnabled);
-    };
-    if st.rewrite_in_progress {
-        return Err(AofError::RewriteInProgress);
-    }
-    if let Err(e) = switch_incr_file(st) {
-        warning!("{e}");
-        st.last_rewrite_ok = false;
-        return Err(AofError::RewriteStart);
-    }
-    let name = st.incrs.last().map(|e| e.name.clone()).unwrap_or_default();
-    let seq = st.incrs.last().map(|e| e.seq).unwrap_or(0);
-    notice!("Creating AOF incr file {name} on background rewrite");
-    let base_seq = st.base.as_ref().map(|b| b.seq).unwrap_or(0) + 1;
-    let base_name = format!("{}.{base_seq}.base.rdb", st.prefix);
-    let dir = st.dir.clone();
-    st.rewrite_in_progress = true;
-    st.rewrite_started = Some(Instant::now());
-    drop(g);
-    let opts = {
-        let c = server.config.read();
-        rdb::SaveOptions {
-            compression: c.rdbcompression,
-            checksum: c.rdbchecksum,
-            repl: None,
-            aof_base: true,
-            functions: crate::commands::function_lib::codes(store),
-            key_delay: c.rdb_key_save_delay,
-        }
-    };
-    // The base is written by a forked child (see `crate::snapshot`); if fork
-    // fails, from a copy of the databases cloned under the lock.
-    type Job = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
-    let (job, pid): (Job, u32) = match crate::persist::fork_save(
-        &server.children,
-        &store.dbs,
-        &dir,
-        &base_name,
-        &opts,
-    ) {
-        Ok(fs) => {
-            let pid = fs.pid() as u32;
-            (Box::new(move || fs.finish()), pid)
-        }
-        Err(e) => {
-            warning!("Can't fork for BGREWRITEAOF ({e}): writing the base from an in-process copy instead");
-            let snapshot: Vec<Db> = store.dbs.clone();
-            let (dir, base_name, opts) = (dir.clone(), base_name.clone(), opts.clone());
-            let job: Job = Box::new(move || {
-                let res = crate::persist::write_file_atomic(&snapshot, &dir, &base_name, &opts);
-                drop(snapshot);
-                res
-            });
-            (job, std::process::id())
-        }
-    };
-    notice!("Background append only file rewriting started by pid {pid}");
-    let srv = server.clone();
-    std::thread::Builder::new()
-        .name("aof-rewrite".into())
-        .spawn(move || {
-            let res = job();
-            let mut g = srv.aof.lock();
-            let Some(st) = g.as_mut() else {
-                return;
-            };
-            st.rewrite_in_progress = false;
-            st.last_rewrite_time_sec = st
-                .rewrite_started
-                .take()
-                .map(|t| t.elapsed().as_secs() as i64)
-                .unwrap_or(-1);
-            if let Err(e) = res {
-                warning!("Background AOF rewrite failed: {e}");
-                st.last_rewrite_ok = false;
-                st.rewrite_failures += 1;
-                return;
-            }
-            let new_base = Some(ManifestEntry {
-                name: base_name,
-                seq: base_seq,
-                kind: 'b',
-            });
-            let keep: Vec<ManifestEntry> =
-                st.incrs.iter().filter(|e| e.seq >= seq).cloned().collect();
-            if let Err(e) = write_manifest(&st.dir, &st.prefix, &new_base, &keep) {
-                warning!("Background AOF rewrite failed writing the manifest: {e}");
-                st.last_rewrite_ok = false;
-                st.rewrite_failures += 1;
-                if let Some(b) = &new_base {
-                    let _ = std::fs::remove_file(st.dir.join(&b.name));
-                }
-                return;
-            }
-            let old: Vec<ManifestEntry> = st
-                .base
-                .iter()
-                .cloned()
-                .chain(st.incrs.iter().filter(|e| e.seq < seq).cloned())
-                .collect();
-            for e in &old {
-                notice!("Removing the history file {} in the background", e.name);
-                let _ = std::fs::remove_file(st.dir.join(&e.name));
-            }
-            st.base = new_base;
-            st.incrs = keep;
-            st.base_size = total_size(&st.dir, &st.base, &st.incrs);
-            st.cur_size = st.base_size;
-            st.rewrites += 1;
-            st.rewrite_failures = 0;
-            st.last_rewrite_ok = true;
-            notice!("Background AOF rewrite terminated with success");
-            notice!("Background AOF rewrite finished successfully");
-        })
-        .map_err(AofError::Background)?;
-    Ok(())
-}
-
 /// Flushes and fsyncs the AOF on shutdown.
 pub fn on_shutdown(server: &Server) {
     if let Some(st) = server.aof.lock().as_mut() {
@@ -690,7 +513,7 @@ pub fn on_shutdown(server: &Server) {
 
 /// INFO persistence AOF fields (aof_enabled .. aof_last_write_status).
 pub fn info_fields(server: &Server) -> Vec<(String, String)> {
-    let scheduled = (server.persist.lock().aof_rewrite_scheduled as u8).to_string();
+    let scheduled = server.persist.lock().aof_rewrite_scheduled;
     let g = server.aof.lock();
     let f = |k: &str, v: String| (k.to_string(), v);
     match g.as_ref() {
@@ -709,17 +532,21 @@ pub fn info_fields(server: &Server) -> Vec<(String, String)> {
             f("aof_enabled", "1".into()),
             f(
                 "aof_rewrite_in_progress",
-                (st.rewrite_in_progress as u8).to_string(),
+                (st.rewrite_in_progress() as u8).to_string(),
             ),
-            f("aof_rewrite_scheduled", scheduled),
+            f(
+                "aof_rewrite_scheduled",
+                ((scheduled || st.rewrite_owed()) as u8).to_string(),
+            ),
             f(
                 "aof_last_rewrite_time_sec",
                 st.last_rewrite_time_sec.to_string(),
             ),
             f(
                 "aof_current_rewrite_time_sec",
-                st.rewrite_started
-                    .map(|t| t.elapsed().as_secs() as i64)
+                st.rewrite
+                    .as_ref()
+                    .map(|r| r.started.elapsed().as_secs() as i64)
                     .unwrap_or(-1)
                     .to_string(),
             ),

@@ -41,8 +41,17 @@ pub struct AofState {
     pub(crate) last_fsync: Instant,
     pub(crate) base: Option<ManifestEntry>,
     pub(crate) incrs: Vec<ManifestEntry>,
-    pub(crate) rewrite_in_progress: bool,
-    pub(crate) rewrite_started: Option<Instant>,
+    /// Redis's `AOF_WAIT_REWRITE`: a replica's AOF after a full sync, until the
+    /// rewrite that makes the synced dataset its base completes. The manifest on
+    /// disk still names the files from before the sync; what is written meanwhile
+    /// goes to a temp incr file that enters the manifest with the new base.
+    pub(crate) wait_rewrite: bool,
+    /// The rewrite running now, if any.
+    pub(crate) rewrite: Option<RunningRewrite>,
+    /// Id of the last rewrite started (each gets the next one).
+    pub(crate) last_rewrite_id: u64,
+    /// Backoff of rewrites started by the cron after repeated failures.
+    pub(crate) retry_limit: RetryLimit,
     pub(crate) rewrites: u64,
     pub(crate) rewrite_failures: u64,
     pub(crate) last_rewrite_ok: bool,
@@ -52,7 +61,73 @@ pub struct AofState {
     pub(crate) cur_size: u64,
 }
 
+/// A background rewrite in progress.
+#[derive(Debug, Clone)]
+pub struct RunningRewrite {
+    /// Tells its completion apart from an abandoned one's (see `crate::aof::rewrite`).
+    pub id: u64,
+    /// The forked child writing the base; None when written by an in-process thread.
+    pub pid: Option<i32>,
+    pub started: Instant,
+    /// Where the new base is written, in the AOF directory, before it is renamed.
+    pub temp_base: String,
+    /// Outside the wait state: the seq of the incr file opened for this rewrite (it
+    /// and the later ones follow the new base).
+    pub first_incr_seq: u64,
+}
+
+/// Redis `aofRewriteLimited`: after [`RetryLimit::THRESHOLD`] consecutive failures,
+/// rewrites started by the cron wait 1, 2, 4 ... up to 60 minutes between tries.
+#[derive(Debug, Default)]
+pub struct RetryLimit {
+    delay_minutes: u64,
+    next_try: Option<Instant>,
+}
+
+/// What [`RetryLimit::check`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Go,
+    Wait,
+    /// The limit just started a wait of this many minutes (Redis logs it).
+    Armed(u64),
+}
+
+impl RetryLimit {
+    pub const THRESHOLD: u64 = 3;
+    const MAX_MINUTES: u64 = 60;
+
+    /// Whether the cron may start a rewrite now, after `failures` consecutive failures.
+    pub fn check(&mut self, failures: u64, now: Instant) -> Limit {
+        if failures < Self::THRESHOLD {
+            *self = RetryLimit::default();
+            return Limit::Go;
+        }
+        if let Some(at) = self.next_try {
+            if now < at {
+                return Limit::Wait;
+            }
+            self.next_try = None;
+            return Limit::Go;
+        }
+        self.delay_minutes = (self.delay_minutes * 2).clamp(1, Self::MAX_MINUTES);
+        self.next_try = Some(now + std::time::Duration::from_secs(self.delay_minutes * 60));
+        Limit::Armed(self.delay_minutes)
+    }
+}
+
 impl AofState {
+    /// Whether a background rewrite runs (INFO `aof_rewrite_in_progress`).
+    pub(crate) fn rewrite_in_progress(&self) -> bool {
+        self.rewrite.is_some()
+    }
+
+    /// In the wait state with no rewrite running: one must start (the cron does);
+    /// part of INFO `aof_rewrite_scheduled`.
+    pub(crate) fn rewrite_owed(&self) -> bool {
+        self.wait_rewrite && self.rewrite.is_none()
+    }
+
     /// The errno that makes writes refused, if any: a failed write, else a failed fsync.
     pub(crate) fn disk_errno(&self) -> Option<i32> {
         self.writer.write_errno.or(self.fsync_errno)
@@ -73,5 +148,33 @@ impl AofState {
                 Err(errno)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_limit_backs_off_after_three_failures_and_resets_on_success() {
+        let mut l = RetryLimit::default();
+        let t0 = Instant::now();
+        assert_eq!(l.check(2, t0), Limit::Go);
+        assert_eq!(l.check(3, t0), Limit::Armed(1));
+        assert_eq!(l.check(3, t0 + Duration::from_secs(59)), Limit::Wait);
+        assert_eq!(l.check(3, t0 + Duration::from_secs(60)), Limit::Go);
+        // The retry failed too: twice as long.
+        assert_eq!(l.check(4, t0 + Duration::from_secs(61)), Limit::Armed(2));
+        let mut at = t0 + Duration::from_secs(61 + 120);
+        assert_eq!(l.check(4, at), Limit::Go);
+        for want in [4, 8, 16, 32, 60, 60] {
+            assert_eq!(l.check(5, at), Limit::Armed(want));
+            at += Duration::from_secs(want * 60);
+            assert_eq!(l.check(5, at), Limit::Go);
+        }
+        // A success resets the failures, and with them the limit.
+        assert_eq!(l.check(0, at), Limit::Go);
+        assert_eq!(l.check(3, at), Limit::Armed(1));
     }
 }

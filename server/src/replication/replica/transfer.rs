@@ -469,7 +469,8 @@ fn swap_in(
         store.dbs = dbs;
         crate::commands::function_lib::install_loaded(store, &info.functions);
         store.touch_all(None);
-        restart_aof(server, store);
+        // Before any streamed command: they go to the AOF that follows this data.
+        crate::aof::restart_after_sync(server, store);
         let size = server.config.read().repl_backlog_size;
         let r = &mut store.repl;
         r.disconnect_replicas();
@@ -487,25 +488,6 @@ fn swap_in(
         return Err(TransferError::Stale);
     }
     Ok(offsets)
-}
-
-/// Redis restarts its AOF after a full sync: the loaded dataset becomes a new base,
-/// and what the master streams from here goes to the incr file that follows it.
-/// Without it the AOF still described the dataset from before the sync, and a
-/// restart of the replica lost what the sync brought. Called with the store lock
-/// held, before any streamed command is applied. While a BGSAVE or another rewrite
-/// runs, the rewrite is scheduled (the AOF cron starts it), as Redis does.
-fn restart_aof(server: &Arc<Server>, store: &mut crate::server::Store) {
-    if !crate::aof::is_enabled(server) {
-        return;
-    }
-    let saving = server.persist.lock().bgsave_in_progress;
-    if saving || crate::aof::rewrite(server, store).is_err() {
-        server.persist.lock().aof_rewrite_scheduled = true;
-        crate::warning!(
-            "AOF was enabled but there is already another background operation. An AOF background was scheduled to start when possible."
-        );
-    }
 }
 
 /// Why receiving stopped early.
