@@ -38,7 +38,7 @@ pub struct ClientInfo {
     pub name: Option<Bytes>,
     pub db: usize,
     pub last_cmd: String,
-    pub last_interaction: Option<Instant>,
+    pub last_interaction: Option<crate::util::Mono>,
     pub flags: String,
     pub sub: usize,
     pub psub: usize,

@@ -299,8 +299,11 @@ pub struct ByName<T> {
     /// Name -> index in `values`.
     index: BTreeMap<&'static str, usize>,
     values: Vec<T>,
-    /// `(address, length, index + 1)` of recently updated names, by address bits;
-    /// 0 in the last field is an empty entry.
+    /// `(address, length, index + 1)` of recently updated names, by a hash of the
+    /// address, two entries per hash (a pair of lines, [`line_of`]): names that
+    /// share a line were looked up in the map on every update, and which names
+    /// share one depends on where the linker put them (a script's `redis.call`
+    /// and EVALSHA did in some builds). 0 in the last field is an empty entry.
     recent: [(usize, usize, usize); RECENT],
 }
 
@@ -317,16 +320,25 @@ impl<T> Default for ByName<T> {
     }
 }
 
+/// The first of the two [`ByName::recent`] entries for a name at `addr` (the other
+/// is the next one): a multiplicative hash of the address, as names a few lines
+/// apart in the binary must not share entries.
+#[inline]
+fn line_of(addr: usize) -> usize {
+    ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 59) as usize & (RECENT - 2)
+}
+
 impl<T: Default> ByName<T> {
     /// The value of `name`, created with its default.
     pub fn entry(&mut self, name: &'static str) -> &mut T {
         let addr = name.as_ptr() as usize;
-        let line = (addr >> 3) & (RECENT - 1);
-        let (a, len, slot) = self.recent[line];
-        let at = if slot != 0 && a == addr && len == name.len() {
-            slot - 1
-        } else {
-            self.index_of(name, line)
+        let line = line_of(addr);
+        let hit = |(a, len, slot): (usize, usize, usize)| {
+            (slot != 0 && a == addr && len == name.len()).then(|| slot - 1)
+        };
+        let at = match hit(self.recent[line]).or_else(|| hit(self.recent[line + 1])) {
+            Some(at) => at,
+            None => self.index_of(name, line),
         };
         // Indices in `index` and `recent` are always below `values.len()`: values
         // are only pushed, and `clear` empties all three.
@@ -334,7 +346,8 @@ impl<T: Default> ByName<T> {
     }
 
     /// [`Self::entry`] for a name not in `recent` (out of line: once per name, or
-    /// when two names share a line of it).
+    /// when three names share a pair of entries). The name takes the pair's first
+    /// entry, whose name moves to the second.
     #[cold]
     #[inline(never)]
     fn index_of(&mut self, name: &'static str, line: usize) -> usize {
@@ -343,6 +356,7 @@ impl<T: Default> ByName<T> {
             values.push(T::default());
             values.len() - 1
         });
+        self.recent[line + 1] = self.recent[line];
         self.recent[line] = (name.as_ptr() as usize, name.len(), at + 1);
         at
     }
@@ -388,20 +402,17 @@ impl Latency {
         &mut self,
         (threshold_ms, tracking): (u64, bool),
         (name, fast, failed): (&'static str, bool, bool),
-        elapsed: std::time::Duration,
+        elapsed_ns: u64,
     ) {
         let c = self.calls.entry(name);
         c.calls += 1;
         c.failed += failed as u64;
-        c.usec = c
-            .usec
-            .saturating_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
-        let ms = elapsed.as_millis() as u64;
+        c.usec = c.usec.saturating_add(elapsed_ns / 1000);
+        let ms = elapsed_ns / 1_000_000;
         let event = if fast { "fast-command" } else { "command" };
         self.monitor.add_if_needed(threshold_ms, event, ms);
         if tracking {
-            let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-            self.tracking.commands.entry(name).record(ns);
+            self.tracking.commands.entry(name).record(elapsed_ns);
         }
     }
 

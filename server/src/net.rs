@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -551,7 +551,7 @@ struct Ran {
     /// Bytes after the complete requests that are not a request.
     protocol_error: Option<crate::resp::ProtocolError>,
     /// The batch's last clock reading.
-    batch_end: Option<Instant>,
+    batch_end: Option<crate::util::Mono>,
 }
 
 struct Conn {
@@ -682,7 +682,7 @@ impl Conn {
                 // The bad bytes are still buffered: the error is met again next round.
             }
             if processed > 0 {
-                self.update_info(batch_end.unwrap_or_else(Instant::now));
+                self.update_info(batch_end.unwrap_or_else(crate::util::Mono::now));
             }
             match outcome {
                 Outcome::Done => {
@@ -777,7 +777,7 @@ impl Conn {
                 Batch::Close
             };
         };
-        store.cmd_clock = Some(Instant::now());
+        store.cmd_clock = Some(crate::util::Mono::now());
         while let Some(argv) = self.pending.pop_front() {
             if self.must_pause(&argv) {
                 // Replies so far go out; this command waits for the pause end.
@@ -1026,7 +1026,7 @@ impl Conn {
 
     /// Publishes the client's state for CLIENT LIST/INFO after a batch that ended at
     /// `at` (the batch's last clock reading: no clock read of its own).
-    fn update_info(&mut self, at: Instant) {
+    fn update_info(&mut self, at: crate::util::Mono) {
         let mut info = self.handle.info.lock();
         if std::mem::take(&mut self.last_cmd.changed) {
             let l = &self.last_cmd;

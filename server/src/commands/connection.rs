@@ -666,7 +666,7 @@ fn own_info(ctx: &Ctx, cmd: &str) -> Option<(Arc<ClientHandle>, ClientInfo)> {
     info.lib_name = c.lib_name.clone();
     info.lib_ver = c.lib_ver.clone();
     info.last_cmd = cmd.to_string();
-    info.last_interaction = Some(Instant::now());
+    info.last_interaction = Some(crate::util::Mono::now());
     if c.is_master && !info.flags.contains('M') {
         info.flags.push('M');
     }
@@ -700,9 +700,7 @@ fn with_tracking(ctx: &Ctx, id: u64, info: &mut ClientInfo) {
 pub fn client_line(h: &ClientHandle, info: &ClientInfo) -> String {
     let now = Instant::now();
     let age = now.duration_since(h.created).as_secs();
-    let idle = info
-        .last_interaction
-        .map_or(age, |t| now.duration_since(t).as_secs());
+    let idle = info.last_interaction.map_or(age, |t| t.elapsed().as_secs());
     let mut flags = String::new();
     for f in info.flags.chars() {
         if f != 'N' && !flags.contains(f) {

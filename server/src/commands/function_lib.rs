@@ -94,7 +94,7 @@ pub struct Library {
 /// The function registry of a server (a field of the store).
 #[derive(Debug, Default)]
 pub struct Functions {
-    pub(crate) vm: Option<vm::Vm>,
+    pub(crate) vm: Option<Box<vm::Vm>>,
     /// Libraries by name (sorted: FUNCTION LIST, DUMP and the RDB list them in order).
     libs: BTreeMap<String, Library>,
     /// Function name -> library name.
@@ -171,9 +171,9 @@ impl Functions {
         if self.vm.is_none() {
             let vm = vm::Vm::new(scripts.busy.clone(), scripts.rand.clone(), is_command)
                 .map_err(|_| FunctionError::NoVm)?;
-            self.vm = Some(vm);
+            self.vm = Some(Box::new(vm));
         }
-        self.vm.as_ref().ok_or(FunctionError::NoVm)
+        self.vm.as_deref().ok_or(FunctionError::NoVm)
     }
 
     pub fn libraries(&self) -> impl Iterator<Item = &Library> {

@@ -498,7 +498,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn new(store: &'a mut Store, server: &'a Arc<Server>, client: &'a mut ClientState) -> Self {
-        Self::at(store, server, client, std::time::Instant::now())
+        Self::at(store, server, client, crate::util::Mono::now())
     }
 
     /// A context for a command that started at `t` (one clock reading per command).
@@ -506,7 +506,7 @@ impl<'a> Ctx<'a> {
         store: &'a mut Store,
         server: &'a Arc<Server>,
         client: &'a mut ClientState,
-        t: std::time::Instant,
+        t: crate::util::Mono,
     ) -> Self {
         let (now_ms, lru) = server.clock_at(t);
         // Under an LFU policy, keys created by this command start with a fresh counter.

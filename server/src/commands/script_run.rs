@@ -156,7 +156,7 @@ pub enum Slot {
 }
 
 /// The VM of `slot` in the store.
-fn vm_slot<'a>(ctx: &'a mut Ctx<'_>, slot: Slot) -> &'a mut Option<vm::Vm> {
+fn vm_slot<'a>(ctx: &'a mut Ctx<'_>, slot: Slot) -> &'a mut Option<Box<vm::Vm>> {
     match slot {
         Slot::Eval => &mut scripts(ctx).vm,
         Slot::Functions => &mut super::function_lib::registry(ctx.store).vm,
@@ -369,6 +369,8 @@ struct Spare {
     argv: Vec<Bytes>,
     /// The arena of the calls' small arguments (see [`ARG_CHUNK`]).
     arg_buf: bytes::BytesMut,
+    /// The small arguments of the previous calls, by position (see [`reuse_arg`]).
+    last: Vec<Bytes>,
 }
 
 impl Spare {
@@ -381,6 +383,7 @@ impl Spare {
             reply: Reply::new(false),
             argv: Vec::new(),
             arg_buf: bytes::BytesMut::with_capacity(ARG_CHUNK),
+            last: Vec::new(),
         })
     }
 }
@@ -393,8 +396,22 @@ impl Spare {
 /// allocate nothing for their arguments.
 const ARG_CHUNK: usize = 4096;
 
-/// `lens` marks an argument that has its own copy (not a slice of the arena).
-const OWN_COPY: usize = usize::MAX;
+/// A small argument's place in `argv` until the arena is split: a static slice of
+/// this block with the argument's length (no allocation, no reference count), told
+/// from the other arguments (own copies, reused ones) by its address.
+static PENDING: [u8; crate::resp::SLICE_MAX] = [0; crate::resp::SLICE_MAX];
+
+/// The placeholder of a small argument of `n` bytes (`n <= SLICE_MAX`).
+fn pending(n: usize) -> Bytes {
+    Bytes::from_static(PENDING.get(..n).unwrap_or(&[]))
+}
+
+fn is_pending(arg: &Bytes) -> bool {
+    std::ptr::eq(arg.as_ptr(), PENDING.as_ptr())
+}
+
+/// How many leading argument positions [`Spare::last`] remembers.
+const LAST_ARGS: usize = 8;
 
 /// What a `redis.call` came to, before anything is pushed (plain data: the pushes
 /// may raise a Lua error, which must not skip destructors).
@@ -498,10 +515,10 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
         reply,
         argv,
         arg_buf,
+        last,
     } = &mut **spare;
     // Small arguments go to the arena and become slices of it once all are read
-    // (an empty placeholder in `argv` until then); `lens` says which is which.
-    let mut lens: smallvec_lens::Lens = Default::default();
+    // (a placeholder in `argv` until then, see [`PENDING`]).
     arg_buf.clear();
     argv.clear();
     let mut int_text = itoa::Buffer::new();
@@ -517,37 +534,48 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
                     // it stays there (for this call).
                     std::slice::from_raw_parts(p.cast(), len)
                 };
-                push_arg(arg_buf, argv, &mut lens, b);
+                if !reuse_arg(last, argv, b) {
+                    push_arg(arg_buf, argv, b);
+                }
             }
             ffi::LUA_TNUMBER => {
                 let n = ffi::lua_tonumber(l, i);
                 match lua_integer(n) {
-                    Some(i) => push_arg(arg_buf, argv, &mut lens, int_text.format(i).as_bytes()),
-                    None => push_arg(arg_buf, argv, &mut lens, lua_number_text(n).as_bytes()),
+                    Some(i) => {
+                        let b = int_text.format(i).as_bytes();
+                        if !reuse_arg(last, argv, b) {
+                            push_arg(arg_buf, argv, b);
+                        }
+                    }
+                    None => push_arg(arg_buf, argv, lua_number_text(n).as_bytes()),
                 }
             }
             _ => return failed(err_text, ARGS_ERR),
         }
     }
-    if lens.is_empty() {
+    if argv.is_empty() {
         return failed(
             err_text,
             "ERR Please specify at least one argument for this redis lib call",
         );
     }
-    let mut small = arg_buf.split().freeze();
-    for (arg, &n) in argv.iter_mut().zip(lens.iter()) {
-        if n == OWN_COPY {
-            continue;
+    if !arg_buf.is_empty() {
+        let mut small = arg_buf.split().freeze();
+        for (i, arg) in argv.iter_mut().enumerate() {
+            if !is_pending(arg) {
+                continue;
+            }
+            // The arena holds exactly the small arguments not reused, in order; the
+            // last one takes what is left (each split takes a reference, an atomic
+            // add, and its drop an atomic subtract).
+            let n = arg.len();
+            *arg = if n >= small.len() {
+                std::mem::take(&mut small)
+            } else {
+                small.split_to(n)
+            };
+            remember_arg(last, i, arg);
         }
-        // The arena holds exactly the small arguments, in order; the last one takes
-        // what is left (each split takes a reference, an atomic add, and its drop
-        // an atomic subtract).
-        *arg = if n >= small.len() {
-            std::mem::take(&mut small)
-        } else {
-            small.split_to(n)
-        };
     }
     let resp3 = flags.resp3.load(Relaxed);
     let repl = flags.repl.load(Relaxed);
@@ -592,30 +620,49 @@ fn error_reply(err_text: &mut String, reply: &[u8]) -> CallOutcome {
     CallOutcome::Error
 }
 
+/// Appends the argument at the next position as the previous calls' argument at
+/// that position, if it is the same bytes: a script calling one command over and
+/// over (`redis.call('incr', KEYS[1])` in a loop) passes the same name and often the
+/// same key each time, and a shared copy is cheaper than a new one (a reference
+/// count instead of a copy into the arena and a split of it). False otherwise.
+#[inline]
+fn reuse_arg(last: &[Bytes], argv: &mut Vec<Bytes>, b: &[u8]) -> bool {
+    match last.get(argv.len()) {
+        Some(prev) if prev.as_ref() == b => {
+            argv.push(prev.clone());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Keeps a small argument copied for position `i` for the next calls' [`reuse_arg`].
+#[inline]
+fn remember_arg(last: &mut Vec<Bytes>, i: usize, arg: &Bytes) {
+    if let Some(slot) = last.get_mut(i) {
+        slot.clone_from(arg);
+    } else if i == last.len() && i < LAST_ARGS {
+        last.push(arg.clone());
+    }
+}
+
 /// Appends one argument of a call: to the arena if small, else as its own copy.
-fn push_arg(
-    arena: &mut bytes::BytesMut,
-    argv: &mut Vec<Bytes>,
-    lens: &mut smallvec_lens::Lens,
-    b: &[u8],
-) {
+fn push_arg(arena: &mut bytes::BytesMut, argv: &mut Vec<Bytes>, b: &[u8]) {
     if b.len() > crate::resp::SLICE_MAX {
-        push_own_copy(argv, lens, b);
+        push_own_copy(argv, b);
     } else {
         // A full block shared with live arguments is left to them: `reserve` then
         // starts a new one of at least the arena's first size (ARG_CHUNK).
         arena.extend_from_slice(b);
-        argv.push(Bytes::new());
-        lens.push(b.len());
+        argv.push(pending(b.len()));
     }
 }
 
 /// An argument too long for the arena: its own copy.
 #[cold]
 #[inline(never)]
-fn push_own_copy(argv: &mut Vec<Bytes>, lens: &mut smallvec_lens::Lens, b: &[u8]) {
+fn push_own_copy(argv: &mut Vec<Bytes>, b: &[u8]) {
     argv.push(Bytes::copy_from_slice(b));
-    lens.push(OWN_COPY);
 }
 
 /// A number argument that `%.17g` prints as an integer (the common case).
@@ -654,49 +701,6 @@ fn propagate_to(store: &mut crate::server::Store, before: usize, repl: u8) {
     };
     let added = before..store.propagated.len();
     store.propagate_only.extend(added.map(|i| (i, only)));
-}
-
-/// Argument lengths of one call, without a heap allocation for the usual few.
-mod smallvec_lens {
-    #[derive(Default)]
-    pub struct Lens {
-        inline: [usize; 8],
-        len: usize,
-        more: Vec<usize>,
-    }
-
-    impl Lens {
-        pub fn push(&mut self, n: usize) {
-            if self.len < self.inline.len() && self.more.is_empty() {
-                self.inline[self.len] = n;
-                self.len += 1;
-            } else {
-                self.push_more(n);
-            }
-        }
-
-        /// A call with more arguments than fit inline (rare).
-        #[cold]
-        #[inline(never)]
-        fn push_more(&mut self, n: usize) {
-            if self.more.is_empty() {
-                self.more.extend_from_slice(&self.inline[..self.len]);
-            }
-            self.more.push(n);
-        }
-
-        pub fn is_empty(&self) -> bool {
-            self.len == 0 && self.more.is_empty()
-        }
-
-        pub fn iter(&self) -> std::slice::Iter<'_, usize> {
-            if self.more.is_empty() {
-                self.inline[..self.len].iter()
-            } else {
-                self.more.iter()
-            }
-        }
-    }
 }
 
 const ARGS_ERR: &str = "ERR Lua redis lib command arguments must be strings or integers";

@@ -253,17 +253,34 @@ pub fn start(server: &Arc<Server>) {
 }
 
 /// Replication checks of `processCommand`: MASTERDOWN on a stale replica and
-/// NOREPLICAS under min-replicas-to-write.
+/// NOREPLICAS under min-replicas-to-write. Inline for the usual case, a master
+/// without min-replicas settings (every command and every `redis.call` asks).
+#[inline]
 pub fn precheck(
+    server: &Server,
+    store: &Store,
+    client: &crate::commands::ClientState,
+    cmd: &crate::commands::Command,
+) -> Option<String> {
+    let cfg = &store.hot;
+    if client.is_master
+        || (store.repl.master.is_none()
+            && (cfg.min_replicas_to_write == 0 || cfg.min_replicas_max_lag == 0))
+    {
+        return None;
+    }
+    replica_or_min_replicas_refusal(server, store, client, cmd)
+}
+
+/// [`precheck`] on a replica or under min-replicas settings.
+#[inline(never)]
+fn replica_or_min_replicas_refusal(
     _server: &Server,
     store: &Store,
     client: &crate::commands::ClientState,
     cmd: &crate::commands::Command,
 ) -> Option<String> {
     use crate::commands::flags;
-    if client.is_master {
-        return None;
-    }
     let r = &store.repl;
     let cfg = &store.hot;
     if r.master.is_some()

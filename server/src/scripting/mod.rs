@@ -48,7 +48,7 @@ pub type IsCommand = fn(&[u8]) -> bool;
 /// The scripting state of a server.
 #[derive(Debug)]
 pub struct Scripts {
-    pub(crate) vm: Option<vm::Vm>,
+    pub(crate) vm: Option<Box<vm::Vm>>,
     /// sha1 (lowercase hex) -> compiled EVAL script.
     /// (aHash, keyed per process like the keyspace's: SipHash was ~120 instructions
     /// of every EVALSHA.)
@@ -123,9 +123,9 @@ impl Scripts {
     }
 }
 
-fn new_vm(busy: &Arc<Busy>, rand: &Arc<vm::Rand48>, is_command: IsCommand) -> Option<vm::Vm> {
+fn new_vm(busy: &Arc<Busy>, rand: &Arc<vm::Rand48>, is_command: IsCommand) -> Option<Box<vm::Vm>> {
     match vm::Vm::new(busy.clone(), rand.clone(), is_command) {
-        Ok(vm) => Some(vm),
+        Ok(vm) => Some(Box::new(vm)),
         Err(e) => {
             crate::warning!("Failed to create the Lua VM: {e}");
             None
@@ -221,5 +221,53 @@ impl Scripts {
         let lower = key.to_ascii_lowercase();
         let c = self.cache.get(&lower).ok_or(ScriptError::NoScript)?;
         Ok((c, Cow::Owned(lower)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resp::Reply;
+    use bytes::Bytes;
+
+    /// Out of Lua memory while a run fills KEYS/ARGV (before the script runs, so
+    /// no error handler sees it): Redis 7.0's text for an error that is not an error
+    /// table, `Error running script <name>, <message>`. Not reachable over TCP: the
+    /// state's limit is 1 GiB, past the query buffer limit.
+    #[test]
+    fn memory_exhausted_while_argv_fills_reads_as_redis_error_running_script() {
+        let mut scripts = Scripts::new(Arc::new(Busy::default()), |_| true);
+        let sha = scripts.load(b"return 1").expect("compiles");
+        let (callee, _, name) = scripts.cached(sha.as_bytes()).expect("cached");
+        let vm = scripts.vm.as_ref().expect("vm");
+        let args: Vec<Bytes> = (0..20_000)
+            .map(|i| Bytes::from(format!("argument number {i}")))
+            .collect();
+        let run = raw::Run {
+            func: callee,
+            keys: &[],
+            args: &args,
+            fresh_tables: false,
+            label: &name,
+        };
+        vm.lua
+            .set_memory_limit(vm.lua.used_memory() + 64 * 1024)
+            .expect("limit");
+        let mut out = Reply::new(false);
+        let ran = raw::run(&vm.lua, &vm.refs, &vm.flags, &run, &mut out).expect("ran");
+        let raw::Ran::Failed(text) = ran else {
+            panic!("{ran:?}")
+        };
+        assert_eq!(
+            text,
+            format!("ERR Error running script {sha}, not enough memory")
+        );
+        assert!(out.buf.is_empty());
+        // With room again the same run succeeds.
+        vm.lua.set_memory_limit(vm::MEMORY_LIMIT).expect("limit");
+        let _ = vm.lua.gc_collect();
+        let ran = raw::run(&vm.lua, &vm.refs, &vm.flags, &run, &mut out).expect("ran");
+        assert!(matches!(ran, raw::Ran::Written), "{ran:?}");
+        assert_eq!(out.buf, b":1\r\n");
     }
 }

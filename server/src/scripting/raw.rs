@@ -496,14 +496,23 @@ unsafe fn write_result(
 /// handler's table): `<err> script: <label>, on <source>:<line>.`
 unsafe fn script_error(l: *mut ffi::lua_State, refs: &RawRefs, label: &str, failure: &mut String) {
     if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
-        // A memory error (no handler runs) or a failing handler: a string.
+        // A memory error (no handler runs: in the script, or while KEYS/ARGV are
+        // filled) or a failing handler: a string. Redis 7.0 answers these with
+        // `Error running script <name>, <message>`, the message cut at 100 bytes.
         let text = if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
             bytes_at(l, -1)
         } else {
-            b"unknown error"
+            b"execution failure"
         };
-        failure.push_str("ERR ");
-        failure.push_str(&String::from_utf8_lossy(text));
+        let text = text.get(..100).unwrap_or(text);
+        failure.push_str("ERR Error running script ");
+        failure.push_str(label);
+        failure.push_str(", ");
+        let end = text
+            .iter()
+            .rposition(|&c| c != b'\r' && c != b'\n')
+            .map_or(0, |i| i + 1);
+        failure.push_str(&one_line(text.get(..end).unwrap_or(text)));
         return;
     }
     let msg = field_str(l, refs.k_err);
@@ -533,7 +542,9 @@ unsafe fn script_error(l: *mut ffi::lua_State, refs: &RawRefs, label: &str, fail
 ///
 /// # Safety
 /// `l` is a Lua state in a protected context (a C function called by Lua or a
-/// protected call); frames above hold no values with destructors.
+/// protected call); frames above hold no values with destructors; its stack has
+/// room for one more value (as a C function's has on entry: Lua guarantees it
+/// `LUA_MINSTACK` free slots), more is checked here.
 pub unsafe fn push_reply(l: *mut ffi::lua_State, buf: &[u8]) -> bool {
     if buf.is_empty() {
         if ffi::lua_checkstack(l, 1) == 0 {
@@ -542,8 +553,40 @@ pub unsafe fn push_reply(l: *mut ffi::lua_State, buf: &[u8]) -> bool {
         ffi::lua_pushboolean(l, 0);
         return true;
     }
+    // The usual reply of a command a script calls (INCR, DEL, EXISTS...) is a lone
+    // integer: read it in one pass, without the general parser's line search.
+    if let Some(n) = lone_int(buf) {
+        // One slot: the caller guarantees it (see Safety).
+        ffi::lua_pushnumber(l, n as f64);
+        return true;
+    }
     let mut p = Parser { buf, pos: 0 };
     push_value(l, &mut p, 0)
+}
+
+/// The value of a reply that is exactly `:<digits>\r\n` (at most 18 digits, an
+/// optional `-`, no leading zero: what `Reply::int` writes); `None` for anything
+/// else, which [`push_value`] reads.
+#[inline]
+fn lone_int(buf: &[u8]) -> Option<i64> {
+    let rest = buf.strip_prefix(b":")?;
+    let rest = rest.strip_suffix(b"\r\n")?;
+    let (neg, digits) = match rest.strip_prefix(b"-") {
+        Some(d) => (true, d),
+        None => (false, rest),
+    };
+    if digits.is_empty() || digits.len() > 18 || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + i64::from(d);
+    }
+    Some(if neg { -v } else { v })
 }
 
 struct Parser<'a> {
@@ -726,6 +769,50 @@ mod tests {
         let mut out = Reply::new(false);
         super::super::convert::lua_to_reply(&flatten, v, false, &mut out).unwrap();
         Some(out.buf)
+    }
+
+    #[test]
+    fn lone_integers_read_as_the_general_parser_reads_them() {
+        for n in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -99,
+            123_456_789,
+            999_999_999_999_999_999,
+            -999_999_999_999_999_999,
+            1_000_000_000_000_000_000,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let reply = format!(":{n}\r\n");
+            let general = crate::resp::parse_i64(&reply.as_bytes()[1..reply.len() - 2]);
+            assert_eq!(general, Some(n));
+            // Beyond 18 digits the general parser takes over.
+            let fast = lone_int(reply.as_bytes());
+            assert!(fast.is_none() || fast == Some(n), "{n}");
+            if n.unsigned_abs() < 1 << 53 {
+                assert_eq!(
+                    round_trip(reply.as_bytes()).as_deref(),
+                    Some(reply.as_bytes()),
+                    "{n}"
+                );
+            }
+        }
+        for bad in [
+            &b":\r\n"[..],
+            b":-\r\n",
+            b":-0\r\n",
+            b":01\r\n",
+            b":1x\r\n",
+            b":1\r",
+            b":1\r\n:2\r\n",
+            b"+1\r\n",
+        ] {
+            assert_eq!(lone_int(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

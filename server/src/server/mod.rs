@@ -19,6 +19,7 @@ pub mod sync_stream;
 use crate::config::Config;
 use crate::db::Db;
 use crate::pubsub::PubSub;
+use crate::util::Mono;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
@@ -241,7 +242,7 @@ pub struct Store {
     /// ended, which is when the next one starts (one clock reading per command instead
     /// of two). `None` outside such a batch; whoever sets it clears it before the lock
     /// is released, so idle time is never charged to a command.
-    pub cmd_clock: Option<std::time::Instant>,
+    pub cmd_clock: Option<Mono>,
     /// The Lua scripting state: VM, script cache (see `crate::scripting`).
     pub scripts: ScriptSlot,
     /// The function libraries (FUNCTION/FCALL), part of the dataset; opaque here like
@@ -502,6 +503,9 @@ pub struct Server {
     pub clients: Mutex<HashMap<ClientId, Arc<ClientHandle>>>,
     pub next_client_id: AtomicU64,
     pub started: Instant,
+    /// `started` as a [`Mono`] reading: the origin of command times and of the LRU
+    /// clock.
+    pub started_mono: Mono,
     pub run_id: String,
     /// Connections in MONITOR mode receive every executed command here.
     pub monitors: Mutex<Vec<(Arc<ClientHandle>, tokio::sync::mpsc::UnboundedSender<Bytes>)>>,
@@ -573,6 +577,7 @@ impl Server {
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
+            started_mono: Mono::now(),
             run_id: random_hex40(),
             monitors: Mutex::new(Vec::new()),
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
@@ -643,22 +648,22 @@ impl Server {
 
     /// Wall-clock ms and LRU clock (s since start) for the instant `t`, from one
     /// monotonic reading: commands read the clock once, not once per lookup.
-    pub fn clock_at(&self, t: Instant) -> (i64, u32) {
-        let since = t.saturating_duration_since(self.started);
-        let us = since.as_micros() as i64 + self.wall_offset_us.load(Ordering::Relaxed);
-        (us.div_euclid(1000), since.as_secs() as u32)
+    pub fn clock_at(&self, t: Mono) -> (i64, u32) {
+        let since_ns = t.nanos_since(self.started_mono);
+        let us = (since_ns / 1000) as i64 + self.wall_offset_us.load(Ordering::Relaxed);
+        (us.div_euclid(1000), (since_ns / 1_000_000_000) as u32)
     }
 
     /// Re-reads the wall clock, so command times follow clock adjustments.
     pub fn reanchor_clock(&self) {
         // Wall first: the offset errs low, so command times lag, never lead.
         let wall = wall_us();
-        let mono = self.started.elapsed().as_micros() as i64;
+        let mono = (Mono::now().nanos_since(self.started_mono) / 1000) as i64;
         self.wall_offset_us.store(wall - mono, Ordering::Relaxed);
     }
 
     pub fn lru_clock(&self) -> u32 {
-        self.started.elapsed().as_secs() as u32
+        (Mono::now().nanos_since(self.started_mono) / 1_000_000_000) as u32
     }
 }
 
@@ -677,21 +682,21 @@ mod tests {
     #[test]
     fn command_clock_follows_the_wall_clock() {
         let server = Server::new(Config::default());
-        let (ms, lru) = server.clock_at(Instant::now());
+        let (ms, lru) = server.clock_at(Mono::now());
         assert!((ms - now_ms()).abs() < 1000, "{ms} vs {}", now_ms());
         assert_eq!(lru, server.lru_clock());
         // A wall-clock step is picked up at the next re-anchoring.
         server
             .wall_offset_us
             .fetch_sub(60_000_000, std::sync::atomic::Ordering::Relaxed);
-        assert!(server.clock_at(Instant::now()).0 < now_ms() - 50_000);
+        assert!(server.clock_at(Mono::now()).0 < now_ms() - 50_000);
         server.reanchor_clock();
-        assert!((server.clock_at(Instant::now()).0 - now_ms()).abs() < 1000);
+        assert!((server.clock_at(Mono::now()).0 - now_ms()).abs() < 1000);
         // Not ahead of the wall clock (times a replica would clamp). The offset errs low,
         // but the wall clock itself can be stepped back by time sync between two reads
         // (seen once on this VM: 1 ms), so 2 ms of slack, not 0.
         for _ in 0..2000 {
-            let (ms, _) = server.clock_at(Instant::now());
+            let (ms, _) = server.clock_at(Mono::now());
             assert!(ms <= now_ms() + 2, "{ms} ahead of {}", now_ms());
         }
     }

@@ -211,7 +211,7 @@ impl<'a> MasterStream<'a> {
         if store.repl.link_generation != self.gen {
             return Err(StreamError::Stale);
         }
-        store.cmd_clock = Some(Instant::now());
+        store.cmd_clock = Some(crate::util::Mono::now());
         let applied = self.apply_commands(&mut store);
         store.cmd_clock = None;
         // On an error nothing of the batch is proxied: `link_broken` discards
@@ -298,7 +298,7 @@ impl<'a> MasterStream<'a> {
     fn publish_client_info(&self) {
         let mut info = self.handle.info.lock();
         info.db = self.client.db;
-        info.last_interaction = Some(self.last_io);
+        info.last_interaction = Some(crate::util::Mono::ago(self.last_io.elapsed()));
     }
 }
 
