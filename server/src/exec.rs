@@ -410,7 +410,12 @@ pub fn script_call(
         rules.wrote = true;
     }
     let mut owned = Cow::Owned(std::mem::take(argv));
+    // Timed on its own clock reading, as Redis times each call of a script: the
+    // batch's chained clock (`Store::cmd_clock`) would charge it the Lua time since
+    // the previous command ended (INFO commandstats, latency, slow log).
+    let outer_clock = store.cmd_clock.take();
     call_argv(server, store, client, cmd, &mut owned, out, false);
+    store.cmd_clock = outer_clock;
     *argv = match owned {
         Cow::Owned(v) => v,
         // Moved into the propagated op.

@@ -146,3 +146,35 @@ fn http_get(port: u16, path: &str) -> String {
     s.read_to_string(&mut out).expect("read");
     out
 }
+
+/// `usec` of one `cmdstat_<name>` line (0 when the command has no line).
+fn usec_of(c: &mut Conn, name: &str) -> u64 {
+    let R::Bulk(text) = c.cmd("INFO commandstats") else {
+        panic!("INFO");
+    };
+    let text = String::from_utf8(text).expect("utf8");
+    let prefix = format!("cmdstat_{name}:");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|f| f.split(',').find_map(|kv| kv.strip_prefix("usec=")))
+        .map_or(0, |v| v.parse().expect("usec"))
+}
+
+/// A command a script calls is timed alone, as Redis times it: the Lua work between
+/// two `redis.call`s counts for the script (EVAL's usec), not for the commands.
+#[test]
+fn commands_called_by_a_script_are_timed_without_the_lua_between_them() {
+    let mut p = Pair::start();
+    p.same(&[b"CONFIG", b"RESETSTAT"]);
+    let script: &[u8] = b"redis.call('incr', 'k') local x = 0 \
+        for i = 1, 3000000 do x = x + i end \
+        redis.call('incr', 'k') for i = 1, 3000000 do x = x + i end \
+        return redis.call('incr', 'k')";
+    p.same(&[b"EVAL", script, b"0"]);
+    for (who, c) in [("tandem", &mut p.a), ("redis", &mut p.b)] {
+        let (eval, incr) = (usec_of(c, "eval"), usec_of(c, "incr"));
+        // Two loops of 3M additions: milliseconds of Lua in EVAL's time.
+        assert!(eval >= 2_000, "{who}: eval usec {eval}");
+        assert!(incr * 10 < eval, "{who}: incr usec {incr} of eval's {eval}");
+    }
+}
