@@ -46,20 +46,17 @@ pub enum Outcome {
     },
 }
 
-/// Formats Redis's unknown-command error.
+/// Formats Redis's unknown-command error. Redis prints the name and arguments as C
+/// strings (`%.*s`), so each stops at its first NUL byte, and the limits count bytes.
 pub(crate) fn unknown_command(argv: &[Bytes]) -> String {
-    let name = String::from_utf8_lossy(&argv[0]);
-    let name: String = name.chars().take(128).collect();
+    let name = commands::c_string(&argv[0], 128);
     let mut args = String::new();
     for a in argv.iter().skip(1) {
         if args.len() >= 128 {
             break;
         }
-        let s = String::from_utf8_lossy(a);
-        let room = 128 - args.len();
-        let s: String = s.chars().take(room).collect();
         args.push('\'');
-        args.push_str(&s);
+        args.push_str(&commands::c_string(a, 128 - args.len() + 1));
         args.push_str("' ");
     }
     format!("ERR unknown command '{name}', with args beginning with: {args}")
@@ -1075,6 +1072,12 @@ mod tests {
         assert_eq!(
             unknown_command(&argv),
             "ERR unknown command 'foo', with args beginning with: "
+        );
+        // Each part stops at its first NUL, as a C string does.
+        let argv: Vec<Bytes> = vec!["f\0oo".into(), Bytes::from_static(b"b\0\xff"), "NX".into()];
+        assert_eq!(
+            unknown_command(&argv),
+            "ERR unknown command 'f', with args beginning with: 'b' 'NX' "
         );
     }
 }

@@ -324,3 +324,19 @@ async fn redis_crate_client_hash_roundtrip() {
         .expect("hincrbyfloat");
     assert_eq!(v, 1.5);
 }
+
+/// Found by the mixed-family sequence (mixed_vs_redis.rs): HINCRBYFLOAT reads hexadecimal
+/// increments and values as Redis's `strtold` does.
+#[test]
+fn hincrbyfloat_reads_hexadecimal_floats_like_redis() {
+    let mut p = Pair::start();
+    assert_eq!(p.same_words("HINCRBYFLOAT h f 0x10"), b("16"));
+    p.same_words("HSET h g 0x1.8p1");
+    assert_eq!(p.same_words("HINCRBYFLOAT h g 0x.8"), b("3.5"));
+    assert_eq!(
+        p.same_words("HINCRBYFLOAT h f 0x1p"),
+        err("ERR value is not a valid float")
+    );
+    p.same_words("HINCRBYFLOAT h f 1e400");
+    p.same_words("HGET h f");
+}

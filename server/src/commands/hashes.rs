@@ -237,16 +237,8 @@ fn hincrby(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 /// `inf`/`infinity` with an optional sign, which `strtold` accepts.
-fn is_inf_literal(a: &[u8]) -> bool {
-    let body = a
-        .strip_prefix(b"-")
-        .or_else(|| a.strip_prefix(b"+"))
-        .unwrap_or(a);
-    is_kw(body, "inf") || is_kw(body, "infinity")
-}
-
 fn hincrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    use long_double::Ld;
+    use long_double::{is_inf_literal, Ld};
     let nan_or_inf = || CmdError::msg("ERR increment would produce NaN or Infinity");
     let incr = match Ld::parse(&argv[3]) {
         Some(v) => v,
@@ -717,6 +709,16 @@ pub mod long_double {
         }
     }
 
+    /// An infinity spelled out (`inf`, `-Infinity`...), which `strtold` reads and
+    /// Redis then refuses with its own message.
+    pub fn is_inf_literal(a: &[u8]) -> bool {
+        let body = a
+            .strip_prefix(b"-")
+            .or_else(|| a.strip_prefix(b"+"))
+            .unwrap_or(a);
+        super::is_kw(body, "inf") || super::is_kw(body, "infinity")
+    }
+
     /// A finite extended-precision value `(-1)^neg * m * 2^e` (m = 0 for zero).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Ld {
@@ -766,6 +768,11 @@ pub mod long_double {
         pub fn parse(s: &[u8]) -> Option<Ld> {
             if s.is_empty() || s.len() >= MAX_CHARS {
                 return None;
+            }
+            if let Some(h) = crate::commands::hex_float(s) {
+                let ld = round(h.neg, &Big::from_u128(h.mant), h.exp2, h.sticky)?;
+                // A nonzero literal that rounds to zero underflowed: ERANGE.
+                return (ld.m != 0 || h.mant == 0).then_some(ld);
             }
             let (neg, mut rest) = match s[0] {
                 b'-' => (true, &s[1..]),

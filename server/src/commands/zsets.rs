@@ -159,7 +159,10 @@ fn parse_range_float(a: &[u8]) -> Option<f64> {
     let v = match s.to_ascii_lowercase().as_str() {
         "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
         "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => s.parse::<f64>().ok()?,
+        _ => match s.parse::<f64>() {
+            Ok(v) => v,
+            Err(_) => super::hex_float(s.as_bytes())?.to_f64(),
+        },
     };
     (!v.is_nan()).then_some(v)
 }
@@ -577,7 +580,9 @@ fn zrange_generic(
             "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
         ));
     }
-    if (offset != 0 || limit != -1) && kind == RangeKind::Rank {
+    // Redis tests the count only: `LIMIT <any offset> -1` on a rank range is accepted
+    // (and ignored).
+    if limit != -1 && kind == RangeKind::Rank {
         return Err(CmdError::msg(
             "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));
