@@ -150,7 +150,7 @@ fn refusal(
         return Some(wrong_arity(cmd.name));
     }
     if cmd.is(flags::CONTAINER) {
-        if let Some(msg) = sub_arity_refusal(cmd, argv) {
+        if let Some(msg) = unknown_sub_refusal(cmd, argv).or_else(|| sub_arity_refusal(cmd, argv)) {
             return Some(msg);
         }
     }
@@ -294,6 +294,22 @@ fn count_rejected(store: &mut Store, cmd: &Command, argv: &[Bytes]) {
     if let Some((name, _)) = stat_name(cmd, argv) {
         store.latency.reject_command(name);
     }
+}
+
+/// A container called with a subcommand Redis 7.0.15's table does not have: Redis
+/// finds no command, so it refuses the call before anything else (inside MULTI at
+/// queue time, which then aborts the EXEC), with the container's HELP in the message.
+fn unknown_sub_refusal(cmd: &Command, argv: &[Bytes]) -> Option<String> {
+    let sub = argv.get(1)?;
+    let meta = commands::meta_types::meta(cmd.name)?;
+    if meta.subs.is_empty()
+        || meta.sub(sub).is_some()
+        || commands::meta_types::is_extra(cmd.name, sub)
+    {
+        return None;
+    }
+    let upper = cmd.name.to_ascii_uppercase();
+    Some(commands::connection::unknown_subcommand(sub, &upper).to_string())
 }
 
 /// A known subcommand with the wrong number of arguments, refused as Redis refuses it
