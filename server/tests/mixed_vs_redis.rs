@@ -73,6 +73,10 @@ enum Order {
     /// iteration order are not part of the contract; each side's payload is restored on
     /// both servers instead.
     Payload,
+    /// A SCAN-family reply `[cursor, items]`: items as a multiset (`Scan`) or as
+    /// field/value or member/score pairs (`ScanPairs`).
+    Scan,
+    ScanPairs,
     /// An EXEC reply: element i compared under the order of queued command i.
     Each(Vec<Order>),
 }
@@ -555,7 +559,7 @@ impl Gen {
     fn keyspace(&mut self) -> Step {
         let k = self.key();
         let k2 = self.key();
-        match self.below(22) {
+        match self.below(23) {
             0 => {
                 let name = self.pick(&["DEL", "UNLINK"]);
                 let mut a = args![name];
@@ -634,10 +638,34 @@ impl Gen {
                 a.extend(self.keys(3));
                 Self::cmd(a)
             }
-            _ => Self::ordered(
+            21 => Self::ordered(
                 args!["KEYS", self.pick(&["*", "?", "[a-c]", "*x*"])],
                 Order::Unordered,
             ),
+            _ => {
+                // A COUNT above the keyspace's size returns everything in one call
+                // (cursor 0), in an order Redis does not define.
+                let mut a = match self.below(4) {
+                    0 => args!["SCAN", "0"],
+                    1 => args!["HSCAN", k, "0"],
+                    2 => args!["SSCAN", k, "0"],
+                    _ => args!["ZSCAN", k, "0"],
+                };
+                a.extend(args!["COUNT", "10000"]);
+                if self.chance(30) {
+                    a.extend(args!["MATCH", self.pick(&["*", "m*", "?", "*1*"])]);
+                }
+                if a[0] == b"SCAN" && self.chance(40) {
+                    let t = self.pick(&["string", "list", "hash", "set", "zset", "nope"]);
+                    a.extend(args!["TYPE", t]);
+                }
+                let order = if a[0] == b"HSCAN" || a[0] == b"ZSCAN" {
+                    Order::ScanPairs
+                } else {
+                    Order::Scan
+                };
+                Self::ordered(a, order)
+            }
         }
     }
 
@@ -1069,6 +1097,16 @@ fn canonical(r: R, order: &Order) -> R {
     match (order, r) {
         (Order::TtlClass, R::Int(n)) if n >= 0 => R::Simple("positive".into()),
         (Order::Payload, R::Bulk(_)) => R::Simple("payload".into()),
+        (Order::Scan | Order::ScanPairs, R::Arr(mut v)) if v.len() == 2 => {
+            let inner = if *order == Order::Scan {
+                Order::Unordered
+            } else {
+                Order::Pairs
+            };
+            let items = canonical(v.pop().unwrap_or(R::Nil), &inner);
+            v.push(items);
+            R::Arr(v)
+        }
         (Order::Each(orders), R::Arr(v)) => R::Arr(
             v.into_iter()
                 .zip(orders.iter().chain(std::iter::repeat(&Order::Exact)))
@@ -1334,7 +1372,10 @@ impl Run {
                     _ => (args!["DUMP", k], Order::Payload),
                 };
                 self.both(&contents, order);
+                // Redis's digest of the value: its contents whatever the encoding.
+                self.both(&args!["DEBUG", "DIGEST-VALUE", k], Order::Exact);
             }
+            self.both(&args!["DEBUG", "DIGEST"], Order::Exact);
         }
     }
 

@@ -384,8 +384,8 @@ fn scan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 /// A SCAN cursor as C's `strtoul` reads it (Redis `parseScanCursorOrReply`): an
 /// optional sign, decimal digits, no surrounding spaces; `-1` wraps to 2^64-1 and the
-/// empty string is 0.
-fn parse_cursor(a: &[u8]) -> Option<u64> {
+/// empty string is 0. SCAN, HSCAN, SSCAN and ZSCAN all read their cursor here.
+pub fn parse_cursor(a: &[u8]) -> Option<u64> {
     if a.is_empty() {
         return Some(0);
     }
