@@ -34,7 +34,9 @@ use volatile::Volatile;
 /// shrinking, or a string edited in place (APPEND, SETRANGE, SETBIT...) that Redis
 /// keeps `raw`. `verbatim`: a string Redis stores as its command built it, without
 /// re-encoding it as an integer (INCRBYFLOAT's result is `embstr` even when it reads
-/// `5000`). Both string marks are reset when the value is replaced.
+/// `5000`). Both on: a string COPY duplicated, whose encoding is derived as usual but
+/// which is never one of Redis's shared integers (OBJECT REFCOUNT 1). Both string marks
+/// are reset when the value is replaced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Meta(u32);
 
@@ -86,6 +88,12 @@ impl Meta {
 
     pub fn set_verbatim(&mut self, on: bool) {
         self.set_flag(Self::VERBATIM, on);
+    }
+
+    /// A string edited in place: `raw` from now on.
+    pub fn mark_raw(&mut self) {
+        self.set_flag(Self::PROMOTED, true);
+        self.set_flag(Self::VERBATIM, false);
     }
 
     /// A new value replaced the old one in place: its encoding is derived again.

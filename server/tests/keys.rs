@@ -494,3 +494,46 @@ fn unknown_command_and_subcommand_errors_stop_at_a_nul_byte() {
     p.same(&[b"MEMORY", b"x\x00y"]);
     p.same(&[b"CLIENT", b"x\x00y"]);
 }
+
+/// Found by mixed_vs_redis.rs: a small integer is one of Redis's shared objects only when
+/// stored as an integer; a COPY, an INCRBYFLOAT result or an edited string is an object
+/// of its own (OBJECT REFCOUNT 1) while its encoding stays what it was.
+#[test]
+fn object_refcount_tells_shared_integers_like_redis() {
+    let mut p = Pair::start();
+    p.same_words("SET n 5");
+    p.same_words("COPY n copy");
+    p.same_words("INCRBYFLOAT f 5");
+    p.same_words("SET e 5");
+    p.same_words("APPEND e 1");
+    p.same_words("SET big 123456");
+    p.same_words("COPY copy copy2");
+    p.same_words("RENAME n moved");
+    for (key, refcount, encoding) in [
+        ("moved", i64::from(i32::MAX), "int"),
+        ("copy", 1, "int"),
+        ("copy2", 1, "int"),
+        ("f", 1, "embstr"),
+        ("e", 1, "raw"),
+        ("big", 1, "int"),
+    ] {
+        assert_eq!(
+            p.same_words(&format!("OBJECT REFCOUNT {key}")),
+            R::Int(refcount),
+            "{key}"
+        );
+        assert_eq!(
+            p.same_words(&format!("OBJECT ENCODING {key}")),
+            b(encoding),
+            "{key}"
+        );
+    }
+    // Written again as an integer, the copy is a shared integer again.
+    p.same_words("INCR copy");
+    assert_eq!(
+        p.same_words("OBJECT REFCOUNT copy"),
+        R::Int(i64::from(i32::MAX))
+    );
+    p.same_words("APPEND copy2 0");
+    assert_eq!(p.same_words("OBJECT ENCODING copy2"), b("raw"));
+}

@@ -643,8 +643,16 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     let lru = ctx.lru;
     let expire = ctx.store.dbs[src_db].expire_of(key);
+    let is_str = matches!(e.value, Value::Str(_));
     ctx.store.dbs[dst_db].set_with_expire(newkey.clone(), e.value, expire, lru);
     carry_encoding_marks(&mut ctx.store.dbs[dst_db], newkey, e.meta);
+    // A duplicated string is an object of its own in Redis, never a shared integer.
+    if is_str && !e.meta.promoted() && !e.meta.verbatim() {
+        if let Some(copy) = ctx.store.dbs[dst_db].entry_mut(newkey) {
+            copy.meta.set_promoted(true);
+            copy.meta.set_verbatim(true);
+        }
+    }
     ctx.store.touch_key(dst_db, newkey);
     ctx.dirty(1);
     ctx.store.notify(GENERIC, "copy_to", newkey, dst_db);
@@ -681,9 +689,9 @@ pub fn note_encoding(store: &mut Store, (db, key): (usize, &[u8]), cmd: &str, ar
         // Redis edits these in place as `raw` strings; commands that store a new value
         // re-encode it.
         match cmd {
-            "setrange" | "setbit" | "bitfield" => e.meta.set_promoted(true),
+            "setrange" | "setbit" | "bitfield" => e.meta.mark_raw(),
             // Only the destination is written; the sources keep their encoding.
-            "bitop" if argv.get(2).is_some_and(|d| d[..] == *key) => e.meta.set_promoted(true),
+            "bitop" if argv.get(2).is_some_and(|d| d[..] == *key) => e.meta.mark_raw(),
             _ => {}
         }
     }
@@ -693,8 +701,8 @@ pub fn note_encoding(store: &mut Store, (db, key): (usize, &[u8]), cmd: &str, ar
 /// in place, never `int` for a string stored verbatim.
 fn entry_encoding(e: crate::db::EntryRef<'_>) -> &'static str {
     match &e.value {
-        Value::Str(_) if e.meta.promoted() => "raw",
-        Value::Str(s) if e.meta.verbatim() => {
+        Value::Str(_) if e.meta.promoted() && !e.meta.verbatim() => "raw",
+        Value::Str(s) if e.meta.verbatim() && !e.meta.promoted() => {
             if s.len() <= 44 {
                 "embstr"
             } else {
@@ -936,7 +944,11 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         _ => {
             // Small integers are shared objects in Redis unless an LRU/LFU policy
             // needs per-object access data.
+            // Strings edited in place, stored verbatim or duplicated by COPY are
+            // objects of their own there.
+            let own = e.meta.promoted() || e.meta.verbatim();
             let shared = matches!(&e.value, Value::Str(s) if crate::resp::parse_i64(s).is_some_and(|n| (0..10000).contains(&n)))
+                && !own
                 && (cfg.maxmemory == 0 || !(policy.contains("lru") || lfu));
             out.int(if shared { i32::MAX as i64 } else { 1 });
         }

@@ -518,7 +518,7 @@ fn append(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         // was empty or nothing was appended.
         Some(n) => {
             if let Some(e) = ctx.db().entry_mut(key) {
-                e.meta.set_promoted(true);
+                e.meta.mark_raw();
             }
             n
         }
