@@ -27,7 +27,7 @@ const SEEDS: &[u64] = &[0x5eed_0001, 0x5eed_0002, 0x5eed_0003, 0x5eed_0004];
 /// The seed also run over RESP3 (after HELLO 3).
 const RESP3_SEED: u64 = 0x5eed_3003;
 /// Commands per seed.
-const STEPS: usize = 2500;
+const STEPS: usize = 4000;
 /// Every this many steps the keyspaces are compared (and at the end of each seed).
 const CHECK_EVERY: usize = 500;
 
