@@ -20,10 +20,10 @@ use std::hash::BuildHasher;
 use volatile::Volatile;
 
 /// A key's metadata, packed in 4 bytes kept beside its slot (`Db::meta`): the
-/// LRU/LFU field in the low [`Meta::LRU_BITS`] bits, then two flags.
+/// LRU/LFU field in the low [`Meta::LRU_BITS`] bits, then three flags.
 ///
 /// The field holds, under an LRU policy, the last access in seconds of the server
-/// clock (`Server::lru_clock`, seconds since start: 30 bits last 34 years), and under
+/// clock (`Server::lru_clock`, seconds since start: 29 bits last 17 years), and under
 /// an LFU policy 16 bits of minutes and an 8-bit counter (`crate::evict::Lfu`, 24
 /// bits). Values are masked to the field's width.
 ///
@@ -32,15 +32,20 @@ use volatile::Volatile;
 /// kept by `Db` alone. `promoted`: a hash, set or sorted set that outgrew its compact
 /// encoding and, like Redis, keeps the big one (hashtable/skiplist) even after
 /// shrinking, or a string edited in place (APPEND, SETRANGE, SETBIT...) that Redis
-/// keeps `raw`. Both are reset when the value is replaced.
+/// keeps `raw`. `verbatim`: a string Redis stores as its command built it, without
+/// re-encoding it as an integer (INCRBYFLOAT's result is `embstr` even when it reads
+/// `5000`). Both on: a string COPY duplicated, whose encoding is derived as usual but
+/// which is never one of Redis's shared integers (OBJECT REFCOUNT 1). Both string marks
+/// are reset when the value is replaced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Meta(u32);
 
 impl Meta {
     /// Width of the LRU/LFU field.
-    pub const LRU_BITS: u32 = 30;
+    pub const LRU_BITS: u32 = 29;
     /// Largest LRU/LFU field.
     pub const LRU_MAX: u32 = (1 << Self::LRU_BITS) - 1;
+    const VERBATIM: u32 = 1 << 29;
     const HAS_EXPIRE: u32 = 1 << 30;
     const PROMOTED: u32 = 1 << 31;
 
@@ -74,6 +79,26 @@ impl Meta {
 
     pub fn set_promoted(&mut self, on: bool) {
         self.set_flag(Self::PROMOTED, on);
+    }
+
+    /// Whether a string keeps the encoding its command gave it (never `int`).
+    pub fn verbatim(self) -> bool {
+        self.0 & Self::VERBATIM != 0
+    }
+
+    pub fn set_verbatim(&mut self, on: bool) {
+        self.set_flag(Self::VERBATIM, on);
+    }
+
+    /// A string edited in place: `raw` from now on.
+    pub fn mark_raw(&mut self) {
+        self.set_flag(Self::PROMOTED, true);
+        self.set_flag(Self::VERBATIM, false);
+    }
+
+    /// A new value replaced the old one in place: its encoding is derived again.
+    pub fn reset_encoding(&mut self) {
+        self.set_flag(Self::PROMOTED | Self::VERBATIM, false);
     }
 
     fn set_flag(&mut self, flag: u32, on: bool) {
@@ -325,7 +350,7 @@ impl Db {
                 if !keep_lfu {
                     e.meta.set_lru(lru);
                 }
-                e.meta.set_promoted(false);
+                e.meta.reset_encoding();
             }
             None => self.set(key, value, lru),
         }
@@ -518,7 +543,7 @@ mod tests {
     #[test]
     fn meta_keeps_the_field_and_flags_apart() {
         // Every LFU field (16 bits of minutes, 8 of counter) and LRU clock of up to
-        // 30 bits round-trips with either flag on or off.
+        // 29 bits round-trips with either flag on or off.
         for lru in [0, 1, 5, 0xFF_FFFF, 12345, Meta::LRU_MAX] {
             for (expire, promoted) in [(false, false), (true, false), (false, true), (true, true)] {
                 let mut m = Meta::new(lru);
@@ -541,6 +566,19 @@ mod tests {
                 );
             }
         }
+        // The verbatim mark is a flag of its own, cleared with `promoted` by a reset.
+        let mut m = Meta::new(Meta::LRU_MAX);
+        m.set_verbatim(true);
+        m.set_promoted(true);
+        assert_eq!(
+            (m.lru(), m.verbatim(), m.has_expire()),
+            (Meta::LRU_MAX, true, false)
+        );
+        m.reset_encoding();
+        assert_eq!(
+            (m.lru(), m.verbatim(), m.promoted()),
+            (Meta::LRU_MAX, false, false)
+        );
         // A wider value is cut to the field and never reaches the flags.
         let m = Meta::new(u32::MAX);
         assert_eq!(

@@ -47,20 +47,17 @@ pub enum Outcome {
     },
 }
 
-/// Formats Redis's unknown-command error.
+/// Formats Redis's unknown-command error. Redis prints the name and arguments as C
+/// strings (`%.*s`), so each stops at its first NUL byte, and the limits count bytes.
 pub(crate) fn unknown_command(argv: &[Bytes]) -> String {
-    let name = String::from_utf8_lossy(&argv[0]);
-    let name: String = name.chars().take(128).collect();
+    let name = commands::c_string(&argv[0], 128);
     let mut args = String::new();
     for a in argv.iter().skip(1) {
         if args.len() >= 128 {
             break;
         }
-        let s = String::from_utf8_lossy(a);
-        let room = 128 - args.len();
-        let s: String = s.chars().take(room).collect();
         args.push('\'');
-        args.push_str(&s);
+        args.push_str(&commands::c_string(a, 128 - args.len() + 1));
         args.push_str("' ");
     }
     format!("ERR unknown command '{name}', with args beginning with: {args}")
@@ -154,7 +151,7 @@ fn refusal(
         return Some(wrong_arity(cmd.name));
     }
     if cmd.is(flags::CONTAINER) {
-        if let Some(msg) = sub_arity_refusal(cmd, argv) {
+        if let Some(msg) = unknown_sub_refusal(cmd, argv).or_else(|| sub_arity_refusal(cmd, argv)) {
             return Some(msg);
         }
     }
@@ -298,6 +295,22 @@ fn count_rejected(store: &mut Store, cmd: &Command, argv: &[Bytes]) {
     if let Some((name, _)) = stat_name(cmd, argv) {
         store.latency.reject_command(name);
     }
+}
+
+/// A container called with a subcommand Redis 7.0.15's table does not have: Redis
+/// finds no command, so it refuses the call before anything else (inside MULTI at
+/// queue time, which then aborts the EXEC), with the container's HELP in the message.
+fn unknown_sub_refusal(cmd: &Command, argv: &[Bytes]) -> Option<String> {
+    let sub = argv.get(1)?;
+    let meta = commands::meta_types::meta(cmd.name)?;
+    if meta.subs.is_empty()
+        || meta.sub(sub).is_some()
+        || commands::meta_types::is_extra(cmd.name, sub)
+    {
+        return None;
+    }
+    let upper = cmd.name.to_ascii_uppercase();
+    Some(commands::connection::unknown_subcommand(sub, &upper).to_string())
 }
 
 /// A known subcommand with the wrong number of arguments, refused as Redis refuses it
@@ -1086,6 +1099,12 @@ mod tests {
         assert_eq!(
             unknown_command(&argv),
             "ERR unknown command 'foo', with args beginning with: "
+        );
+        // Each part stops at its first NUL, as a C string does.
+        let argv: Vec<Bytes> = vec!["f\0oo".into(), Bytes::from_static(b"b\0\xff"), "NX".into()];
+        assert_eq!(
+            unknown_command(&argv),
+            "ERR unknown command 'f', with args beginning with: 'b' 'NX' "
         );
     }
 }

@@ -421,3 +421,27 @@ fn bitmap_writes_count_keyspace_hits_only_for_reads() {
 fn arr_ints(v: &[i64]) -> R {
     R::Arr(v.iter().map(|&i| R::Int(i)).collect())
 }
+
+/// A bit write leaves the string `raw` in Redis even when no bit changes (found by
+/// comparing OBJECT ENCODING after SETBIT and BITFIELD with Redis 7.0.15).
+#[test]
+fn bit_writes_leave_a_raw_string_even_when_nothing_changes() {
+    let mut p = Pair::start();
+    for (key, write) in [
+        ("a", "SETBIT a 0 0"),
+        ("c", "BITFIELD c SET u8 0 49"),
+        ("f", "BITFIELD f INCRBY u8 0 0"),
+        ("d", "BITFIELD d GET u8 0"),
+    ] {
+        p.same_words(&format!("SET {key} 12"));
+        p.same_words(write);
+        let want = if key == "d" { "int" } else { "raw" };
+        assert_eq!(
+            p.same_words(&format!("OBJECT ENCODING {key}")),
+            b(want),
+            "{write}"
+        );
+    }
+    p.same_words("SETBIT fresh 3 1");
+    assert_eq!(p.same_words("OBJECT ENCODING fresh"), b("raw"));
+}

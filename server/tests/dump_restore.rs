@@ -385,10 +385,22 @@ fn option_and_argument_errors_match_redis() {
             restore(c, "busy", "0", &good, &[]).err_text(),
             "BUSYKEY Target key name already exists."
         );
-        // The key is checked before the payload.
+        // The key is checked before the payload, and before the TTL (found by
+        // mixed_vs_redis.rs): a bad TTL on an existing key without REPLACE is BUSYKEY.
         assert_eq!(
             restore(c, "busy", "0", b"junk", &[]).err_text(),
             "BUSYKEY Target key name already exists."
+        );
+        for ttl in ["-1", "x"] {
+            assert_eq!(
+                restore(c, "busy", ttl, &good, &[]).err_text(),
+                "BUSYKEY Target key name already exists.",
+                "ttl {ttl}"
+            );
+        }
+        assert_eq!(
+            restore(c, "busy", "x", &good, &["REPLACE"]).err_text(),
+            "ERR value is not an integer or out of range"
         );
         assert_eq!(c.cmd("GET busy"), R::bulk("old"));
         assert_eq!(

@@ -324,3 +324,76 @@ async fn redis_crate_client_hash_roundtrip() {
         .expect("hincrbyfloat");
     assert_eq!(v, 1.5);
 }
+
+/// Found by the mixed-family sequence (mixed_vs_redis.rs): HINCRBYFLOAT reads hexadecimal
+/// increments and values as Redis's `strtold` does.
+#[test]
+fn hincrbyfloat_reads_hexadecimal_floats_like_redis() {
+    let mut p = Pair::start();
+    assert_eq!(p.same_words("HINCRBYFLOAT h f 0x10"), b("16"));
+    p.same_words("HSET h g 0x1.8p1");
+    assert_eq!(p.same_words("HINCRBYFLOAT h g 0x.8"), b("3.5"));
+    assert_eq!(
+        p.same_words("HINCRBYFLOAT h f 0x1p"),
+        err("ERR value is not a valid float")
+    );
+    p.same_words("HINCRBYFLOAT h f 1e400");
+    p.same_words("HGET h f");
+}
+
+/// Found by mixed_vs_redis.rs: HSCAN, SSCAN and ZSCAN read the cursor, then look the key
+/// up (missing: an empty scan, another type: WRONGTYPE), and only then the options; an
+/// empty cursor is 0; `MATCH *` filters nothing, so an empty member is returned too.
+#[test]
+fn member_scans_check_the_key_before_the_options_like_redis() {
+    let mut p = Pair::start();
+    p.same(&[b"HSET", b"h", b"", b"v", b"f", b"x"]);
+    p.same(&[b"SADD", b"s", b"", b"a"]);
+    p.same(&[b"ZADD", b"z", b"1", b""]);
+    p.same_words("SET str v");
+    for scan in ["HSCAN h", "SSCAN s", "ZSCAN z"] {
+        let R::Arr(parts) = p.a.cmd(&format!("{scan} 0 MATCH *")) else {
+            panic!("{scan}: not an array");
+        };
+        let R::Arr(items) = &parts[1] else {
+            panic!("{scan}: no items");
+        };
+        assert!(
+            items.contains(&b("")),
+            "{scan}: the empty member is matched by *"
+        );
+        let theirs = p.b.cmd(&format!("{scan} 0 MATCH *"));
+        assert_eq!(
+            bulks_sorted(&R::Arr(parts)),
+            bulks_sorted(&theirs),
+            "{scan}"
+        );
+    }
+    for cmd in ["HSCAN", "SSCAN", "ZSCAN"] {
+        assert_eq!(p.same_words(&format!("{cmd} str 0 x")), err(WRONGTYPE));
+        assert_eq!(p.same_words(&format!("{cmd} str 0 COUNT")), err(WRONGTYPE));
+        assert_eq!(
+            p.same_words(&format!("{cmd} nokey 0 x")),
+            R::Arr(vec![b("0"), R::Arr(vec![])])
+        );
+        assert_eq!(
+            p.same_words(&format!("{cmd} str x")),
+            err("ERR invalid cursor")
+        );
+        p.same_words(&format!("{cmd} str -"));
+        p.same(&[cmd.as_bytes(), b"nokey", b""]);
+    }
+}
+
+/// The elements of a `[cursor, items]` scan reply, sorted.
+fn bulks_sorted(r: &R) -> Vec<R> {
+    let R::Arr(parts) = r else {
+        panic!("not a scan reply: {r:?}");
+    };
+    let R::Arr(items) = &parts[1] else {
+        panic!("not a scan reply: {r:?}");
+    };
+    let mut v = items.clone();
+    v.sort_by_key(|x| format!("{x:?}"));
+    v
+}

@@ -411,3 +411,32 @@ fn bitmaps_and_hlls_replicate_tandem_to_tandem() {
     assert!(wait_until(WAIT, || bytes_of(rc.cmd("GET h1")) == master_h1));
     assert_eq!(rc.cmd("PFCOUNT h1"), count);
 }
+
+/// PFADD, PFMERGE and a one-key PFCOUNT take the HLL for writing, so Redis leaves the
+/// string `raw` even when no register changes; a copy SET from its bytes is `embstr`
+/// until then.
+#[test]
+fn hll_writes_leave_a_raw_string_like_redis() {
+    let mut p = Pair::start();
+    p.same_words("PFADD src a");
+    assert_eq!(p.same_words("OBJECT ENCODING src"), b("raw"));
+    let R::Bulk(bytes) = p.same_words("GET src") else {
+        panic!("GET src");
+    };
+    for key in ["c1", "c2", "c3"] {
+        p.same(&[b"SET", key.as_bytes(), &bytes]);
+        assert_eq!(p.same_words(&format!("OBJECT ENCODING {key}")), b("embstr"));
+    }
+    p.same_words("PFCOUNT c1");
+    p.same_words("PFADD c2 a");
+    p.same_words("PFMERGE c3");
+    for key in ["c1", "c2", "c3"] {
+        assert_eq!(
+            p.same_words(&format!("OBJECT ENCODING {key}")),
+            b("raw"),
+            "{key}"
+        );
+    }
+    p.same_words("PFMERGE fresh");
+    assert_eq!(p.same_words("OBJECT ENCODING fresh"), b("raw"));
+}

@@ -445,3 +445,95 @@ fn keyspace_commands_through_the_redis_crate() {
     let size: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(size, 0);
 }
+
+/// Found by the mixed-family sequence (mixed_vs_redis.rs): RENAME, RENAMENX and MOVE keep
+/// the value object and COPY duplicates a string in its encoding, so a string edited in
+/// place stays `raw` under its new name.
+#[test]
+fn renamed_moved_and_copied_strings_keep_their_encoding() {
+    let mut p = Pair::start();
+    for k in ["a", "b", "c", "d"] {
+        p.same_words(&format!("SET {k} 1"));
+        p.same_words(&format!("APPEND {k} 2"));
+    }
+    p.same_words("RENAME a a2");
+    p.same_words("RENAMENX b b2");
+    p.same_words("MOVE c 1");
+    p.same_words("COPY d d2");
+    p.same_words("COPY d d3 DB 1");
+    for key in ["a2", "b2", "d2"] {
+        assert_eq!(
+            p.same_words(&format!("OBJECT ENCODING {key}")),
+            b("raw"),
+            "{key}"
+        );
+    }
+    p.same_words("SELECT 1");
+    for key in ["c", "d3"] {
+        assert_eq!(
+            p.same_words(&format!("OBJECT ENCODING {key}")),
+            b("raw"),
+            "{key}"
+        );
+    }
+}
+
+/// Redis prints the unknown (sub)command and its arguments as C strings, so each stops
+/// at its first NUL byte (found by mixed_vs_redis.rs).
+#[test]
+fn unknown_command_and_subcommand_errors_stop_at_a_nul_byte() {
+    let mut p = Pair::start();
+    let e = p.same(&[b"NOSUCHCMD", b"b\x00\xff", b"NX"]);
+    assert_eq!(
+        e,
+        err("ERR unknown command 'NOSUCHCMD', with args beginning with: 'b' 'NX' ")
+    );
+    let e = p.same(&[b"OBJECT", b"b\x00\xff"]);
+    assert_eq!(e, err("ERR unknown subcommand 'b'. Try OBJECT HELP."));
+    p.same(&[b"CONFIG", b"x\x00y"]);
+    p.same(&[b"MEMORY", b"x\x00y"]);
+    p.same(&[b"CLIENT", b"x\x00y"]);
+}
+
+/// Found by mixed_vs_redis.rs: a small integer is one of Redis's shared objects only when
+/// stored as an integer; a COPY, an INCRBYFLOAT result or an edited string is an object
+/// of its own (OBJECT REFCOUNT 1) while its encoding stays what it was.
+#[test]
+fn object_refcount_tells_shared_integers_like_redis() {
+    let mut p = Pair::start();
+    p.same_words("SET n 5");
+    p.same_words("COPY n copy");
+    p.same_words("INCRBYFLOAT f 5");
+    p.same_words("SET e 5");
+    p.same_words("APPEND e 1");
+    p.same_words("SET big 123456");
+    p.same_words("COPY copy copy2");
+    p.same_words("RENAME n moved");
+    for (key, refcount, encoding) in [
+        ("moved", i64::from(i32::MAX), "int"),
+        ("copy", 1, "int"),
+        ("copy2", 1, "int"),
+        ("f", 1, "embstr"),
+        ("e", 1, "raw"),
+        ("big", 1, "int"),
+    ] {
+        assert_eq!(
+            p.same_words(&format!("OBJECT REFCOUNT {key}")),
+            R::Int(refcount),
+            "{key}"
+        );
+        assert_eq!(
+            p.same_words(&format!("OBJECT ENCODING {key}")),
+            b(encoding),
+            "{key}"
+        );
+    }
+    // Written again as an integer, the copy is a shared integer again.
+    p.same_words("INCR copy");
+    assert_eq!(
+        p.same_words("OBJECT REFCOUNT copy"),
+        R::Int(i64::from(i32::MAX))
+    );
+    p.same_words("APPEND copy2 0");
+    assert_eq!(p.same_words("OBJECT ENCODING copy2"), b("raw"));
+}

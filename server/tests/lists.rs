@@ -558,3 +558,30 @@ fn multi_node_lists_match_redis_under_random_operations() {
         assert!(len > 400, "list a has {len} elements");
     }
 }
+
+/// Found by the mixed-family sequence (mixed_vs_redis.rs): LPOS reads COUNT and MAXLEN as
+/// ranges from 0, so a value that is not an integer gets the "can't be negative" message.
+#[test]
+fn lpos_count_and_maxlen_errors_match_redis() {
+    let mut p = Pair::start();
+    p.same_words("RPUSH l a b a");
+    for (opt, value) in [
+        ("COUNT", "x"),
+        ("COUNT", "1.5"),
+        ("COUNT", "99999999999999999999"),
+        ("COUNT", "-1"),
+        ("MAXLEN", "x"),
+        ("MAXLEN", "-1"),
+    ] {
+        let e = p.same_words(&format!("LPOS l a {opt} {value}"));
+        assert_eq!(
+            e,
+            err(&format!("ERR {opt} can't be negative")),
+            "{opt} {value}"
+        );
+    }
+    // RANK keeps the plain integer error; the checks come before the key's type.
+    p.same_words("LPOS l a RANK x");
+    p.same_words("SET s v");
+    p.same_words("LPOS s a COUNT x");
+}

@@ -229,8 +229,20 @@ fn incrbyfloat_formats_like_redis() {
         c.cmd("INCRBYFLOAT n +inf"),
         err("ERR increment would produce NaN or Infinity")
     );
+    // Redis 7.0.15 on x86-64 reads and adds in `long double`, whose range goes far past
+    // f64's: 1e400 is a valid increment there (a 401-character result).
+    let R::Bulk(big) = c.cmd("INCRBYFLOAT n 1e400") else {
+        panic!("INCRBYFLOAT n 1e400 did not return a bulk string");
+    };
+    let big = String::from_utf8_lossy(&big).into_owned();
+    assert_eq!(big.len(), 401, "{big}");
+    assert!(
+        big.starts_with("1000000000000000000028188068394758651458"),
+        "{big}"
+    );
+    assert!(big.ends_with("09734806343732497430221946880"), "{big}");
     assert_eq!(
-        c.cmd("INCRBYFLOAT n 1e400"),
+        c.cmd("INCRBYFLOAT n 1e5000"),
         err("ERR value is not a valid float")
     );
     assert_eq!(
@@ -408,4 +420,58 @@ fn string_commands_on_a_list_answer_wrongtype() {
     assert_eq!(c.cmd("LLEN l"), int(1), "failed commands changed nothing");
     assert_eq!(c.cmd("SET l v"), R::ok(), "plain SET overwrites any type");
     assert_eq!(c.cmd("GET l"), R::bulk("v"));
+}
+
+/// Found by the mixed-family sequence (mixed_vs_redis.rs): INCRBYFLOAT reads its operands
+/// with `strtold` (hexadecimal forms, the whole long-double range) and stores its result
+/// without the integer encoding, as Redis 7.0.15 does.
+#[test]
+fn incrbyfloat_operands_and_result_encoding_match_redis() {
+    let mut p = Pair::start();
+    p.same_words("SET h 0x10");
+    assert_eq!(p.same_words("INCRBYFLOAT h 1.43"), b("17.43"));
+    assert_eq!(p.same_words("INCRBYFLOAT h 0x1p-2"), b("17.68"));
+    assert_eq!(
+        p.same_words("INCRBYFLOAT h 0x"),
+        err("ERR value is not a valid float")
+    );
+    // An integral sum is stored as printed: `embstr`, not `int`, until rewritten.
+    assert_eq!(p.same_words("INCRBYFLOAT n 5.0e3"), b("5000"));
+    assert_eq!(p.same_words("OBJECT ENCODING n"), b("embstr"));
+    p.same_words("COPY n n2");
+    assert_eq!(p.same_words("OBJECT ENCODING n2"), b("embstr"));
+    p.same_words("INCR n");
+    assert_eq!(p.same_words("OBJECT ENCODING n"), b("int"));
+    // Past f64's range: the long-double sum, digit for digit.
+    p.same_words("INCRBYFLOAT big 1.7976931348623157e308");
+    p.same_words("GET big");
+    p.same_words("INCRBYFLOAT big 1e400");
+    p.same_words("INCRBYFLOAT big 1e4932");
+    p.same_words("GET big");
+}
+
+/// APPEND makes an existing string `raw` even when it was empty or nothing is appended
+/// (found by mixed_vs_redis.rs); on a new key it stores the argument re-encoded.
+#[test]
+fn append_leaves_the_encoding_redis_does() {
+    let mut p = Pair::start();
+    p.same_words("SET e 1");
+    p.same_words("APPEND e 2");
+    p.same(&[b"SET", b"empty", b""]);
+    p.same_words("APPEND empty 12");
+    p.same_words("SET same 12");
+    p.same(&[b"APPEND", b"same", b""]);
+    p.same_words("APPEND fresh 12");
+    for (key, want) in [
+        ("e", "raw"),
+        ("empty", "raw"),
+        ("same", "raw"),
+        ("fresh", "int"),
+    ] {
+        assert_eq!(
+            p.same_words(&format!("OBJECT ENCODING {key}")),
+            b(want),
+            "{key}"
+        );
+    }
 }

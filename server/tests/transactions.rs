@@ -250,3 +250,26 @@ fn redis_crate_atomic_pipeline() {
     assert_eq!(score, 6.0);
     assert_eq!(members, vec!["y".to_string(), "x".to_string()]);
 }
+
+/// Found by mixed_vs_redis.rs: a container command with a subcommand Redis does not know
+/// is refused when queued (Redis finds no command), so the EXEC that follows aborts.
+#[test]
+fn an_unknown_subcommand_is_refused_at_queue_time_like_redis() {
+    let mut p = Pair::start();
+    p.same_words("MULTI");
+    assert_eq!(
+        p.same_words("OBJECT h"),
+        err("ERR unknown subcommand 'h'. Try OBJECT HELP.")
+    );
+    p.same_words("SET k v");
+    assert_eq!(
+        p.same_words("EXEC"),
+        err("EXECABORT Transaction discarded because of previous errors.")
+    );
+    assert_eq!(p.same_words("EXISTS k"), R::Int(0));
+    for container in [
+        "CLIENT", "CONFIG", "XINFO", "XGROUP", "SCRIPT", "MEMORY", "PUBSUB",
+    ] {
+        p.same_words(&format!("{container} nosuch"));
+    }
+}

@@ -559,3 +559,34 @@ fn store_commands_wake_blocked_pops_in_fifo_order() {
     );
     assert_eq!(writer.cmd("ZCARD dst"), R::Int(0));
 }
+
+/// Found by the mixed-family sequence (mixed_vs_redis.rs): scores, increments and range
+/// bounds in C's hexadecimal float form are read as Redis's `strtod` reads them, and a
+/// rank range accepts `LIMIT <offset> -1` (the count alone is checked).
+#[test]
+fn hexadecimal_scores_and_rank_limit_match_redis() {
+    let mut p = Pair::start();
+    assert_eq!(p.same_words("ZADD z 0x10 a 0x1.8p1 b"), R::Int(2));
+    assert_eq!(p.same_words("ZINCRBY z 0x.8 b"), b("3.5"));
+    assert_eq!(p.same_words("ZSCORE z a"), b("16"));
+    p.same_words("ZADD z 0x1p-1074 tiny");
+    for bad in ["0x1p-1080", "0x1p1024", "0x", "0x1p", "0xg"] {
+        let e = p.same_words(&format!("ZADD z {bad} m"));
+        assert_eq!(e, err("ERR value is not a valid float"), "{bad}");
+    }
+    p.same_words("ZRANGEBYSCORE z (0x1 0x10 WITHSCORES");
+    p.same(&[b"ZCOUNT", b"z", b" 1", b"0x20"]);
+    p.same_words("ZRANGE z 0 -1 LIMIT 1 -1");
+    p.same_words("ZRANGE z 0 -1 LIMIT 5 -1 WITHSCORES");
+    p.same_words("ZRANGESTORE d z 0 -1 LIMIT 2 -1");
+    let e = p.same_words("ZRANGE z 0 -1 LIMIT 0 5");
+    assert_eq!(
+        e,
+        err(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+        )
+    );
+    // The type is checked after the options, so a string key now answers WRONGTYPE.
+    p.same_words("SET s v");
+    assert_eq!(p.same_words("ZRANGE s 0 1 LIMIT 3 -1"), err(WRONGTYPE));
+}

@@ -55,7 +55,24 @@ fn bit_offset(ctx: &Ctx, arg: &[u8], width: Option<u32>) -> Result<u64, CmdError
 /// Runs `f` on the string at `key` grown (zero-padded) to at least `min_len`
 /// bytes, creating it if missing. Returns `f`'s result and whether the string
 /// was created or grew. The caller has bounded `min_len` by `proto-max-bulk-len`.
+///
+/// Like Redis's lookup for a bit write, this leaves the string `raw` (OBJECT ENCODING)
+/// even when no bit changes (SETBIT of a bit to its value, BITFIELD SET of the same
+/// value), which is no write to propagate.
 fn with_bits<T>(
+    ctx: &mut Ctx,
+    key: &Bytes,
+    min_len: usize,
+    f: impl FnOnce(&mut Vec<u8>) -> T,
+) -> Result<(T, bool), CmdError> {
+    let done = with_bits_unmarked(ctx, key, min_len, f)?;
+    if let Some(e) = ctx.db().entry_mut(key) {
+        e.meta.mark_raw();
+    }
+    Ok(done)
+}
+
+fn with_bits_unmarked<T>(
     ctx: &mut Ctx,
     key: &Bytes,
     min_len: usize,

@@ -90,10 +90,7 @@ fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
         Ok(())
     } else {
-        Err(CmdError::msg(format!(
-            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(sub)
-        )))
+        Err(super::connection::unknown_subcommand(sub, "CONFIG"))
     }
 }
 

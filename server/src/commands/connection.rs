@@ -299,7 +299,7 @@ fn sub_arity_error(cmd: &str, sub: &str) -> CmdError {
 }
 
 pub fn unknown_subcommand(sub: &[u8], cmd: &str) -> CmdError {
-    let s: String = String::from_utf8_lossy(sub).chars().take(128).collect();
+    let s = super::c_string(sub, 128);
     CmdError(format!("ERR unknown subcommand '{s}'. Try {cmd} HELP.").into())
 }
 

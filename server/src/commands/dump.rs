@@ -109,12 +109,13 @@ fn parse_opts(args: &[Bytes]) -> Result<RestoreOpts, CmdError> {
 pub(super) fn restore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let opts = parse_opts(argv.get(4..).unwrap_or(&[]))?;
     let key = &argv[1];
+    // Redis refuses an existing key before it reads the TTL.
+    if !opts.replace && ctx.exists(key) {
+        return Err(BUSYKEY);
+    }
     let ttl = arg_i64(&argv[2])?;
     if ttl < 0 {
         return Err(CmdError::msg("ERR Invalid TTL value, must be >= 0"));
-    }
-    if !opts.replace && ctx.exists(key) {
-        return Err(BUSYKEY);
     }
     verify(&argv[3]).ok_or(BAD_PAYLOAD)?;
     // Decoded from the whole payload, footer included, as Redis does: a value whose

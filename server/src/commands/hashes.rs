@@ -237,16 +237,8 @@ fn hincrby(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 /// `inf`/`infinity` with an optional sign, which `strtold` accepts.
-fn is_inf_literal(a: &[u8]) -> bool {
-    let body = a
-        .strip_prefix(b"-")
-        .or_else(|| a.strip_prefix(b"+"))
-        .unwrap_or(a);
-    is_kw(body, "inf") || is_kw(body, "infinity")
-}
-
 fn hincrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    use long_double::Ld;
+    use long_double::{is_inf_literal, Ld};
     let nan_or_inf = || CmdError::msg("ERR increment would produce NaN or Infinity");
     let incr = match Ld::parse(&argv[3]) {
         Some(v) => v,
@@ -366,15 +358,24 @@ fn hrandfield(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Parsed `cursor [MATCH pattern] [COUNT n]` of the *SCAN family (cursor at argv[2]).
-pub struct ScanArgs {
-    pub cursor: u64,
+/// The `[MATCH pattern] [COUNT n]` options of HSCAN, SSCAN and ZSCAN (from argv[3]).
+pub struct ScanOptions {
+    /// None when every element is wanted: no MATCH, or `MATCH *`, which Redis does not
+    /// run through the matcher (so it takes an empty member too, which `*` as a glob
+    /// does not match).
     pub pattern: Option<Bytes>,
     pub count: usize,
 }
 
-pub fn parse_scan(argv: &[Bytes]) -> Result<ScanArgs, CmdError> {
-    let cursor = parse_cursor(&argv[2]).ok_or(CmdError::msg("ERR invalid cursor"))?;
+/// The cursor of HSCAN, SSCAN or ZSCAN (argv[2]): Redis reads it before it looks the
+/// key up.
+pub fn scan_cursor(argv: &[Bytes]) -> Result<u64, CmdError> {
+    super::keys::parse_cursor(&argv[2]).ok_or(CmdError::msg("ERR invalid cursor"))
+}
+
+/// The options of HSCAN, SSCAN or ZSCAN, read after the key lookup as Redis reads them:
+/// a missing key gets an empty scan and another type WRONGTYPE whatever follows.
+pub fn scan_options(argv: &[Bytes]) -> Result<ScanOptions, CmdError> {
     let mut pattern = None;
     let mut count = 10usize;
     let mut i = 3;
@@ -389,32 +390,20 @@ pub fn parse_scan(argv: &[Bytes]) -> Result<ScanArgs, CmdError> {
             }
             count = n.min(i64::from(u32::MAX)) as usize;
         } else if is_kw(&argv[i], "match") {
-            pattern = Some(val.clone());
+            pattern = (val[..] != *b"*").then(|| val.clone());
         } else {
             return Err(err::SYNTAX);
         }
         i += 2;
     }
-    Ok(ScanArgs {
-        cursor,
-        pattern,
-        count,
-    })
+    Ok(ScanOptions { pattern, count })
 }
 
-/// Parses a SCAN cursor like C `strtoul`: an optional sign (a negative value wraps
-/// around), decimal digits, nothing else.
-pub fn parse_cursor(a: &[u8]) -> Option<u64> {
-    let (neg, digits) = match a.first() {
-        Some(b'-') => (true, &a[1..]),
-        Some(b'+') => (false, &a[1..]),
-        _ => (false, a),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let v: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    Some(if neg { v.wrapping_neg() } else { v })
+/// The reply to a scan of a missing key: cursor 0, no elements.
+pub fn empty_scan(out: &mut Reply) {
+    out.array(2);
+    out.bulk(b"0");
+    out.array(0);
 }
 
 /// Containers up to this size are returned whole in one SCAN step, like Redis's
@@ -434,20 +423,19 @@ pub fn scan_step(len: usize, cursor: u64, count: usize) -> (u64, std::ops::Range
 }
 
 fn hscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let args = parse_scan(argv)?;
+    let cursor = scan_cursor(argv)?;
     let Some(h) = hash_r(ctx, &argv[1])? else {
-        out.array(2);
-        out.bulk(b"0");
-        out.array(0);
+        empty_scan(out);
         return Ok(());
     };
+    let args = scan_options(argv)?;
     let mut fields: Vec<(&[u8], &[u8])> = h.iter().collect();
     let (next, range) = if h.is_compact() {
         // Like a listpack: everything in one reply, in the hash's order.
         (0, 0..fields.len())
     } else {
         fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        scan_step(fields.len(), args.cursor, args.count)
+        scan_step(fields.len(), cursor, args.count)
     };
     let picked: Vec<(&[u8], &[u8])> = fields[range]
         .iter()
@@ -717,6 +705,16 @@ pub mod long_double {
         }
     }
 
+    /// An infinity spelled out (`inf`, `-Infinity`...), which `strtold` reads and
+    /// Redis then refuses with its own message.
+    pub fn is_inf_literal(a: &[u8]) -> bool {
+        let body = a
+            .strip_prefix(b"-")
+            .or_else(|| a.strip_prefix(b"+"))
+            .unwrap_or(a);
+        super::is_kw(body, "inf") || super::is_kw(body, "infinity")
+    }
+
     /// A finite extended-precision value `(-1)^neg * m * 2^e` (m = 0 for zero).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Ld {
@@ -766,6 +764,11 @@ pub mod long_double {
         pub fn parse(s: &[u8]) -> Option<Ld> {
             if s.is_empty() || s.len() >= MAX_CHARS {
                 return None;
+            }
+            if let Some(h) = crate::commands::hex_float(s) {
+                let ld = round(h.neg, &Big::from_u128(h.mant), h.exp2, h.sticky)?;
+                // A nonzero literal that rounds to zero underflowed: ERANGE.
+                return (ld.m != 0 || h.mant == 0).then_some(ld);
             }
             let (neg, mut rest) = match s[0] {
                 b'-' => (true, &s[1..]),

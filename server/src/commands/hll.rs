@@ -52,6 +52,14 @@ fn update<T>(
     Ok(r)
 }
 
+/// PFADD, PFMERGE and a one-key PFCOUNT take the HLL for writing, which in Redis makes
+/// the string `raw` (OBJECT ENCODING) whether or not a register changed.
+fn mark_raw(ctx: &mut Ctx, key: &[u8]) {
+    if let Some(e) = ctx.db().entry_mut(key) {
+        e.meta.mark_raw();
+    }
+}
+
 fn pfadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let max = sparse_max_bytes(ctx);
     let (key, elements) = (&argv[1], &argv[2..]);
@@ -77,6 +85,7 @@ fn pfadd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             true
         }
     };
+    mark_raw(ctx, key);
     if changed {
         ctx.dirty(1);
         ctx.notify(STRING, "pfadd", key);
@@ -116,6 +125,7 @@ fn pfcount(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
         Some(_) => return Err(err::WRONGTYPE),
     };
+    mark_raw(ctx, &argv[1]);
     if wrote {
         ctx.dirty(1);
         let db = ctx.client.db;
@@ -162,6 +172,7 @@ fn pfmerge(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             ctx.set(dest, Value::Str(Str::from(v)));
         }
     }
+    mark_raw(ctx, dest);
     ctx.dirty(1);
     ctx.notify(STRING, "pfadd", dest);
     out.ok();

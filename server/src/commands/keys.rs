@@ -284,6 +284,7 @@ fn rename_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], nx: bool) -> C
     let expire = ctx.store.dbs[db].expire_of(src);
     if let Some(e) = ctx.store.dbs[db].remove(src) {
         ctx.store.dbs[db].set_with_expire(dst.clone(), e.value, expire, e.meta.lru());
+        carry_encoding_marks(&mut ctx.store.dbs[db], dst, e.meta);
     }
     ctx.dirty(1);
     ctx.notify(GENERIC, "rename_from", src);
@@ -383,8 +384,8 @@ fn scan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 
 /// A SCAN cursor as C's `strtoul` reads it (Redis `parseScanCursorOrReply`): an
 /// optional sign, decimal digits, no surrounding spaces; `-1` wraps to 2^64-1 and the
-/// empty string is 0.
-fn parse_cursor(a: &[u8]) -> Option<u64> {
+/// empty string is 0. SCAN, HSCAN, SSCAN and ZSCAN all read their cursor here.
+pub fn parse_cursor(a: &[u8]) -> Option<u64> {
     if a.is_empty() {
         return Some(0);
     }
@@ -592,6 +593,7 @@ fn move_cmd(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let expire = ctx.store.dbs[src].expire_of(key);
     if let Some(e) = ctx.store.dbs[src].remove(key) {
         ctx.store.dbs[dst].set_with_expire(key.clone(), e.value, expire, e.meta.lru());
+        carry_encoding_marks(&mut ctx.store.dbs[dst], key, e.meta);
     }
     ctx.store.touch_key(dst, key);
     ctx.dirty(1);
@@ -641,7 +643,16 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     };
     let lru = ctx.lru;
     let expire = ctx.store.dbs[src_db].expire_of(key);
+    let is_str = matches!(e.value, Value::Str(_));
     ctx.store.dbs[dst_db].set_with_expire(newkey.clone(), e.value, expire, lru);
+    carry_encoding_marks(&mut ctx.store.dbs[dst_db], newkey, e.meta);
+    // A duplicated string is an object of its own in Redis, never a shared integer.
+    if is_str && !e.meta.promoted() && !e.meta.verbatim() {
+        if let Some(copy) = ctx.store.dbs[dst_db].entry_mut(newkey) {
+            copy.meta.set_promoted(true);
+            copy.meta.set_verbatim(true);
+        }
+    }
     ctx.store.touch_key(dst_db, newkey);
     ctx.dirty(1);
     ctx.store.notify(GENERIC, "copy_to", newkey, dst_db);
@@ -649,40 +660,55 @@ fn copy(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// RENAME and MOVE keep the value object and COPY duplicates a string in its encoding,
+/// so a string's encoding marks (`raw` after an edit in place, never `int` for an
+/// INCRBYFLOAT result) follow it to its new name or db.
+fn carry_encoding_marks(db: &mut crate::db::Db, key: &[u8], was: crate::db::Meta) {
+    if was.promoted() || was.verbatim() {
+        if let Some(e) = db.entry_mut(key) {
+            e.meta.set_promoted(was.promoted());
+            e.meta.set_verbatim(was.verbatim());
+        }
+    }
+}
+
 /// Marks a string a write left as Redis's `raw` encoding (edited in place), or re-encoded.
 /// Run on each key a write touched. Hashes, sets and sorted sets need nothing here: their
 /// shape is their encoding (types/hash.rs, set.rs, zset.rs convert as Redis does).
 pub fn note_encoding(store: &mut Store, (db, key): (usize, &[u8]), cmd: &str, argv: &[Bytes]) {
-    const EDITS: &[&str] = &["setrange", "setbit", "bitfield", "bitop", "append"];
+    const EDITS: &[&str] = &["setrange", "setbit", "bitfield", "bitop"];
     // Other writes store a new value, which starts unmarked, or (the INCR family) clear
-    // the mark themselves: no lookup for them.
+    // the mark themselves, or (APPEND) set it themselves: no lookup for them.
     if !EDITS.contains(&cmd) {
         return;
     }
     let Some(e) = store.dbs.get_mut(db).and_then(|d| d.entry_mut(key)) else {
         return;
     };
-    if let Value::Str(s) = &e.value {
-        // Redis edits these in place as `raw` strings (APPEND to a new key stores
-        // its argument as given); commands that store a new value re-encode it.
+    if let Value::Str(_) = &e.value {
+        // Redis edits these in place as `raw` strings; commands that store a new value
+        // re-encode it.
         match cmd {
-            "setrange" | "setbit" | "bitfield" => e.meta.set_promoted(true),
+            "setrange" | "setbit" | "bitfield" => e.meta.mark_raw(),
             // Only the destination is written; the sources keep their encoding.
-            "bitop" if argv.get(2).is_some_and(|d| d[..] == *key) => e.meta.set_promoted(true),
-            "append" => {
-                let as_given = argv.get(2).is_some_and(|a| a[..] == s[..]);
-                e.meta.set_promoted(!as_given)
-            }
+            "bitop" if argv.get(2).is_some_and(|d| d[..] == *key) => e.meta.mark_raw(),
             _ => {}
         }
     }
 }
 
 /// OBJECT ENCODING of a stored entry: `encoding_of` its value, `raw` for a string edited
-/// in place.
+/// in place, never `int` for a string stored verbatim.
 fn entry_encoding(e: crate::db::EntryRef<'_>) -> &'static str {
     match &e.value {
-        Value::Str(_) if e.meta.promoted() => "raw",
+        Value::Str(_) if e.meta.promoted() && !e.meta.verbatim() => "raw",
+        Value::Str(s) if e.meta.verbatim() && !e.meta.promoted() => {
+            if s.len() <= 44 {
+                "embstr"
+            } else {
+                "raw"
+            }
+        }
         v => encoding_of(v),
     }
 }
@@ -814,10 +840,7 @@ fn memory(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         "help" | "usage" | "purge" | "malloc-stats" | "doctor" | "stats" => Err(CmdError::msg(
             format!("ERR wrong number of arguments for 'memory|{sub}' command"),
         )),
-        _ => Err(CmdError::msg(format!(
-            "ERR unknown subcommand '{}'. Try MEMORY HELP.",
-            String::from_utf8_lossy(&argv[1])
-        ))),
+        _ => Err(super::connection::unknown_subcommand(&argv[1], "MEMORY")),
     }
 }
 
@@ -863,10 +886,7 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
     let known = ["encoding", "freq", "idletime", "refcount", "help"];
     if !known.contains(&sub.as_str()) {
-        return Err(CmdError::msg(format!(
-            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
-            String::from_utf8_lossy(&argv[1])
-        )));
+        return Err(super::connection::unknown_subcommand(&argv[1], "OBJECT"));
     }
     let want = if sub == "help" { 2 } else { 3 };
     if argv.len() != want {
@@ -924,7 +944,11 @@ fn object(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         _ => {
             // Small integers are shared objects in Redis unless an LRU/LFU policy
             // needs per-object access data.
+            // Strings edited in place, stored verbatim or duplicated by COPY are
+            // objects of their own there.
+            let own = e.meta.promoted() || e.meta.verbatim();
             let shared = matches!(&e.value, Value::Str(s) if crate::resp::parse_i64(s).is_some_and(|n| (0..10000).contains(&n)))
+                && !own
                 && (cfg.maxmemory == 0 || !(policy.contains("lru") || lfu));
             out.int(if shared { i32::MAX as i64 } else { 1 });
         }

@@ -360,16 +360,18 @@ fn lpos(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 ));
             }
         } else if is_kw(opt, "count") {
-            let c = arg_i64(val)?;
-            if c < 0 {
-                return Err(CmdError::msg("ERR COUNT can't be negative"));
-            }
+            // Redis reads COUNT and MAXLEN as ranges from 0: a value that is not an
+            // integer gets the same message as a negative one.
+            let c = arg_i64(val)
+                .ok()
+                .filter(|c| *c >= 0)
+                .ok_or(CmdError::msg("ERR COUNT can't be negative"))?;
             count = Some(c);
         } else if is_kw(opt, "maxlen") {
-            maxlen = arg_i64(val)?;
-            if maxlen < 0 {
-                return Err(CmdError::msg("ERR MAXLEN can't be negative"));
-            }
+            maxlen = arg_i64(val)
+                .ok()
+                .filter(|m| *m >= 0)
+                .ok_or(CmdError::msg("ERR MAXLEN can't be negative"))?;
         } else {
             return Err(err::SYNTAX);
         }

@@ -77,6 +77,19 @@ impl Meta {
 /// that each one listed is unknown to its container and each one not listed is known.)
 pub const MISSING_SUBCOMMANDS: &[&str] = &[];
 
+/// Subcommands Tandem serves beyond Redis 7.0.15's table (CLIENT SETINFO, from 7.2, which
+/// client libraries send on connect). Any other subcommand missing from the table is
+/// refused before the command runs, as Redis refuses it (`exec::refusal`).
+pub const EXTRA_SUBCOMMANDS: &[&str] = &["client|setinfo"];
+
+/// Whether `sub` (any case) is one of [`EXTRA_SUBCOMMANDS`] of `container`.
+pub fn is_extra(container: &str, sub: &[u8]) -> bool {
+    EXTRA_SUBCOMMANDS.iter().any(|full| {
+        full.split_once('|')
+            .is_some_and(|(c, s)| c == container && s.as_bytes().eq_ignore_ascii_case(sub))
+    })
+}
+
 /// Whether subcommand `full` (`container|sub`) is served.
 pub fn implemented(full: &str) -> bool {
     !MISSING_SUBCOMMANDS.contains(&full)

@@ -761,13 +761,19 @@ pub fn parse_f64(a: &[u8]) -> Option<f64> {
     } else if word(&["-inf", "-infinity"]) {
         f64::NEG_INFINITY
     } else {
-        let v = s.parse::<f64>().ok()?;
-        // strtod sets ERANGE on overflow and underflow; Redis refuses both.
-        let underflow = || {
-            let mantissa = s.split(['e', 'E']).next().unwrap_or("");
-            mantissa.bytes().any(|c| matches!(c, b'1'..=b'9'))
+        // strtod sets ERANGE on overflow and on underflow of a nonzero literal to zero;
+        // Redis refuses both.
+        let (v, nonzero) = match s.parse::<f64>() {
+            Ok(v) => {
+                let mantissa = s.split(['e', 'E']).next().unwrap_or("");
+                (v, mantissa.bytes().any(|c| matches!(c, b'1'..=b'9')))
+            }
+            Err(_) => {
+                let h = hex_float(a)?;
+                (h.to_f64(), h.mant != 0)
+            }
         };
-        if v.is_infinite() || (v == 0.0 && underflow()) {
+        if v.is_infinite() || (v == 0.0 && nonzero) {
             return None;
         }
         v
@@ -776,6 +782,125 @@ pub fn parse_f64(a: &[u8]) -> Option<f64> {
         return None;
     }
     Some(v)
+}
+
+/// A C99 hexadecimal float literal, `[+-]0x<hex digits>[.<hex digits>][p[+-]<decimal>]`,
+/// which `strtod` and `strtold` (and so Redis's float arguments) accept: the value is
+/// `mant * 2^exp2`, exactly, with `sticky` set when nonzero digits beyond the 120 bits
+/// kept in `mant` were dropped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HexFloat {
+    pub neg: bool,
+    pub mant: u128,
+    pub exp2: i64,
+    pub sticky: bool,
+}
+
+/// Parses a whole argument as a [`HexFloat`]; `None` if it is not one (or has anything
+/// after it, which `strtod` would leave unread and Redis then refuses).
+pub fn hex_float(a: &[u8]) -> Option<HexFloat> {
+    let (neg, rest) = match a.split_first() {
+        Some((b'-', r)) => (true, r),
+        Some((b'+', r)) => (false, r),
+        _ => (false, a),
+    };
+    let rest = rest
+        .strip_prefix(b"0x")
+        .or_else(|| rest.strip_prefix(b"0X"))?;
+    let (mut mant, mut exp2, mut sticky) = (0u128, 0i64, false);
+    let (mut digits, mut dot, mut i) = (0usize, false, 0usize);
+    while let Some(&c) = rest.get(i) {
+        if c == b'.' && !dot {
+            dot = true;
+        } else if let Some(d) = (c as char).to_digit(16) {
+            digits += 1;
+            if mant >> 120 == 0 {
+                mant = mant << 4 | u128::from(d);
+                exp2 -= if dot { 4 } else { 0 };
+            } else {
+                sticky |= d != 0;
+                exp2 += if dot { 0 } else { 4 };
+            }
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    if digits == 0 {
+        return None;
+    }
+    if let Some(&p) = rest.get(i) {
+        if p | 0x20 != b'p' {
+            return None;
+        }
+        let e = &rest[i + 1..];
+        let (eneg, edigits) = match e.split_first() {
+            Some((b'-', r)) => (true, r),
+            Some((b'+', r)) => (false, r),
+            _ => (false, e),
+        };
+        if edigits.is_empty() || !edigits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        // Far beyond any float's range either way: saturate.
+        let ev = edigits
+            .iter()
+            .fold(0i64, |n, &c| (n * 10 + i64::from(c - b'0')).min(1 << 40));
+        exp2 += if eneg { -ev } else { ev };
+    }
+    Some(HexFloat {
+        neg,
+        mant,
+        exp2,
+        sticky,
+    })
+}
+
+impl HexFloat {
+    /// The nearest f64 (ties to even, subnormals included); infinite on overflow and
+    /// zero on underflow, as `strtod` returns them.
+    pub fn to_f64(&self) -> f64 {
+        let sign = if self.neg { -1.0 } else { 1.0 };
+        if self.mant == 0 {
+            return sign * 0.0;
+        }
+        let len = i64::from(128 - self.mant.leading_zeros());
+        // The binary exponent of the leading bit, and how many bits an f64 keeps there.
+        let lead = self.exp2 + len - 1;
+        if lead > 1023 {
+            return sign * f64::INFINITY;
+        }
+        let keep = if lead >= -1022 {
+            53
+        } else {
+            53 - (-1022 - lead)
+        };
+        let drop = len - keep;
+        let (q, e) = if drop <= 0 {
+            (self.mant, self.exp2)
+        } else if drop > 127 {
+            return sign * 0.0;
+        } else {
+            let q = self.mant >> drop;
+            let rem = self.mant & ((1u128 << drop) - 1);
+            let half = 1u128 << (drop - 1);
+            let up = rem > half || (rem == half && (self.sticky || q & 1 == 1));
+            (q + u128::from(up), self.exp2 + drop)
+        };
+        // q < 2^54 is exact in an f64; scaling by powers of two in steps keeps every
+        // intermediate exact, so only the final product can overflow.
+        let mut v = q as f64;
+        let mut e = e;
+        while e > 1000 {
+            v *= 2f64.powi(1000);
+            e -= 1000;
+        }
+        while e < -1000 {
+            v *= 2f64.powi(-1000);
+            e += 1000;
+        }
+        sign * v * 2f64.powi(e as i32)
+    }
 }
 
 /// `-?[0-9]{1,15}` read directly (scores are mostly sent this way): up to 15
@@ -801,9 +926,44 @@ fn plain_integer(a: &[u8]) -> Option<f64> {
 
 pub use crate::util::is_kw;
 
+/// An argument as Redis prints it in an error with `%.*s`: a C string, so up to its
+/// first NUL byte, and at most `max` bytes.
+pub fn c_string(a: &[u8], max: usize) -> String {
+    let a = a.split(|&c| c == 0).next().unwrap_or(&[]);
+    String::from_utf8_lossy(&a[..a.len().min(max)]).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hexadecimal_floats_parse_as_strtod_reads_them() {
+        let f = |a: &str| parse_f64(a.as_bytes());
+        assert_eq!(f("0x10"), Some(16.0));
+        assert_eq!(f("-0X1.8p1"), Some(-3.0));
+        assert_eq!(f("0x.8"), Some(0.5));
+        assert_eq!(f("+0x1p-2"), Some(0.25));
+        assert_eq!(f("0x1p-1074"), Some(f64::from_bits(1)));
+        assert_eq!(f("0x1.fffffffffffff8p0"), Some(2.0));
+        assert_eq!(f("0x1.fffffffffffffp1023"), Some(f64::MAX));
+        // Overflow and underflow are ERANGE, which Redis refuses.
+        for bad in [
+            "0x1p1024",
+            "0x1p-1080",
+            "0x",
+            "0x.",
+            "0xg",
+            "0x1p",
+            "0x1p+",
+            " 0x1",
+            "0x1 ",
+            "0x1.2.3",
+        ] {
+            assert_eq!(f(bad), None, "{bad}");
+        }
+        assert_eq!(f("0x0p99999999999999"), Some(0.0));
+    }
 
     #[test]
     fn plain_integers_parse_as_the_general_float_parser_does() {

@@ -319,10 +319,7 @@ fn pubsub(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             out.simple(l);
         }
     } else {
-        return Err(CmdError::msg(format!(
-            "ERR unknown subcommand '{}'. Try PUBSUB HELP.",
-            String::from_utf8_lossy(sub)
-        )));
+        return Err(super::connection::unknown_subcommand(sub, "PUBSUB"));
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Command family: sets (Redis 7.0 `t_set.c` semantics).
 
-use super::hashes::{parse_rand_count, parse_scan, scan_step};
+use super::hashes::{empty_scan, parse_rand_count, scan_cursor, scan_options, scan_step};
 use super::{err, flags::*, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::notify::{GENERIC, SET};
 use crate::resp::Reply;
@@ -484,13 +484,12 @@ fn sintercard(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn sscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let args = parse_scan(argv)?;
+    let cursor = scan_cursor(argv)?;
     let Some(s) = set_r(ctx, &argv[1])? else {
-        out.array(2);
-        out.bulk(b"0");
-        out.array(0);
+        empty_scan(out);
         return Ok(());
     };
+    let args = scan_options(argv)?;
     let mut members: Vec<Member<'_>> = s.iter().collect();
     let (next, range) = if matches!(s, Set::Ints(_)) {
         // An intset is returned whole, in its ascending order, like Redis does
@@ -498,7 +497,7 @@ fn sscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         (0, 0..members.len())
     } else {
         members.sort_unstable_by(|a, b| a.with(|a| b.with(|b| a.cmp(b))));
-        scan_step(members.len(), args.cursor, args.count)
+        scan_step(members.len(), cursor, args.count)
     };
     let picked: Vec<&Member<'_>> = members
         .get(range)

@@ -425,7 +425,7 @@ fn incr_by(ctx: &mut Ctx, out: &mut Reply, key: &Bytes, by: i64) -> CmdResult {
             let new = old.checked_add(by).ok_or(err::OVERFLOW)?;
             *s = int_str(new);
             // An integer again, whatever edits came before (OBJECT ENCODING `int`).
-            e.meta.set_promoted(false);
+            e.meta.reset_encoding();
             new
         }
     };
@@ -456,275 +456,23 @@ fn decrby(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     incr_by(ctx, out, &argv[1], -n)
 }
 
-/// A float operand as INCRBYFLOAT accepts it: no surrounding spaces, no NaN, and a
-/// finite literal that overflows is rejected (only `inf` spelled out is infinite).
-fn float_operand(a: &[u8]) -> Option<f64> {
-    let v = super::parse_f64(a)?;
-    if v.is_infinite() && !a.to_ascii_lowercase().windows(3).any(|w| w == b"inf") {
-        return None;
-    }
-    Some(v)
-}
-
-/// An exact decimal `mant * 10^-scale`, used so that INCRBYFLOAT's results read as the
-/// decimal sums Redis's long-double arithmetic prints (`0.1 + 0.2` = `0.3`).
-fn parse_decimal(a: &[u8]) -> Option<(i128, u32)> {
-    let s = std::str::from_utf8(a).ok()?;
-    let (mant, exp) = match s.find(['e', 'E']) {
-        Some(i) => (&s[..i], s[i + 1..].parse::<i32>().ok()?),
-        None => (s, 0),
+/// INCRBYFLOAT's arithmetic as Redis does it: both operands read by `strtold` (the
+/// whole long-double range, hexadecimal included), one addition in x87 extended
+/// precision, the result printed with `%.17Lf` minus trailing zeros; the emulation is
+/// the one HINCRBYFLOAT uses. Spelled-out infinities are valid operands whose sum is
+/// refused, as in Redis.
+fn long_double_sum(a: &[u8], b: &[u8]) -> Result<String, CmdError> {
+    use super::hashes::long_double::{is_inf_literal, Ld};
+    let operand = |x: &[u8]| match Ld::parse(x) {
+        Some(v) => Ok(Some(v)),
+        None if is_inf_literal(x) => Ok(None),
+        None => Err(err::NOT_FLOAT),
     };
-    let (neg, digits) = match mant.as_bytes().first() {
-        Some(b'-') => (true, &mant[1..]),
-        Some(b'+') => (false, &mant[1..]),
-        _ => (false, mant),
-    };
-    let (int_part, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if int_part.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if !int_part
-        .bytes()
-        .chain(frac.bytes())
-        .all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let mut m: i128 = 0;
-    for c in int_part.bytes().chain(frac.bytes()) {
-        m = m.checked_mul(10)?.checked_add((c - b'0') as i128)?;
-    }
-    let mut scale = (frac.len() as i64).checked_sub(exp as i64)?;
-    if scale < -40 {
-        return None;
-    }
-    while scale < 0 {
-        m = m.checked_mul(10)?;
-        scale += 1;
-    }
-    if scale > 30 {
-        return None;
-    }
-    Some((if neg { -m } else { m }, scale as u32))
-}
-
-fn decimal_sum(a: &[u8], b: &[u8]) -> Option<String> {
-    let (ma, sa) = parse_decimal(a)?;
-    let (mb, sb) = parse_decimal(b)?;
-    let scale = sa.max(sb);
-    let ma = ma.checked_mul(10i128.checked_pow(scale - sa)?)?;
-    let mb = mb.checked_mul(10i128.checked_pow(scale - sb)?)?;
-    let mut sum = ma.checked_add(mb)?;
-    let mut scale = scale;
-    // Like `%.17Lf`: at most 17 decimals, rounded half away from zero.
-    if scale > 17 {
-        let div = 10i128.pow(scale - 17);
-        let rem = sum % div;
-        sum /= div;
-        if rem.abs() * 2 >= div {
-            sum += if rem < 0 { -1 } else { 1 };
-        }
-        scale = 17;
-    }
-    let neg = sum < 0;
-    let digits = sum.unsigned_abs().to_string();
-    let scale = scale as usize;
-    let (ip, fp) = if digits.len() > scale {
-        digits.split_at(digits.len() - scale)
-    } else {
-        ("0", digits.as_str())
-    };
-    let fp = format!("{:0>width$}", fp, width = scale);
-    let fp = fp.trim_end_matches('0');
-    let mut s = String::new();
-    if neg {
-        s.push('-');
-    }
-    s.push_str(ip);
-    if !fp.is_empty() {
-        s.push('.');
-        s.push_str(fp);
-    }
-    if s == "-0" {
-        s = "0".into();
-    }
-    Some(s)
-}
-
-/// An x87 80-bit extended-precision value, `(-1)^neg * m * 2^e` (m = 0 is zero).
-/// Redis computes INCRBYFLOAT in `long double` and prints it with `%.17Lf`; emulating
-/// that arithmetic gives byte-identical results (`5000 + 0.0011` is
-/// `5000.0011000000000001` there, `0.1 + 0.2` is `0.3`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Ext {
-    neg: bool,
-    m: u64,
-    e: i32,
-}
-
-fn bitlen(x: u128) -> u32 {
-    128 - x.leading_zeros()
-}
-
-/// Rounds `q` (plus a sticky bit for anything below it) to 64 significant bits,
-/// half to even. Returns the mantissa and how far it was shifted right.
-fn round64(q: u128, sticky: bool) -> (u64, i32) {
-    let bl = bitlen(q);
-    if bl <= 64 {
-        return (q as u64, 0);
-    }
-    let sh = bl - 64;
-    let mut m = q >> sh;
-    let rem = q & ((1u128 << sh) - 1);
-    let half = 1u128 << (sh - 1);
-    if rem > half || (rem == half && (sticky || m & 1 == 1)) {
-        m += 1;
-    }
-    let mut sh = sh as i32;
-    if m >> 64 != 0 {
-        m >>= 1;
-        sh += 1;
-    }
-    (m as u64, sh)
-}
-
-/// `strtold` for the decimals `parse_decimal` accepts (correctly rounded).
-fn parse_ext(a: &[u8]) -> Option<Ext> {
-    let (mant, scale) = parse_decimal(a)?;
-    let neg = mant < 0;
-    let d = mant.unsigned_abs();
-    if d == 0 {
-        return Some(Ext { neg, m: 0, e: 0 });
-    }
-    if scale == 0 {
-        let (m, sh) = round64(d, false);
-        return Some(Ext { neg, m, e: sh });
-    }
-    let p = 10u128.checked_pow(scale)?;
-    // Long division of d * 2^s by p, bit by bit, with at least 66 quotient bits.
-    let s = (66 + bitlen(p)).saturating_sub(bitlen(d));
-    let total = bitlen(d) + s;
-    let (mut q, mut r) = (0u128, 0u128);
-    for i in (0..total).rev() {
-        let bit = if i >= s { (d >> (i - s)) & 1 } else { 0 };
-        r = (r << 1) | bit;
-        q <<= 1;
-        if r >= p {
-            r -= p;
-            q |= 1;
-        }
-    }
-    let (m, sh) = round64(q, r != 0);
-    Some(Ext {
-        neg,
-        m,
-        e: sh - s as i32,
-    })
-}
-
-fn add_ext(a: Ext, b: Ext) -> Ext {
-    if a.m == 0 {
-        return b;
-    }
-    if b.m == 0 {
-        return a;
-    }
-    let (hi, lo) = if a.e >= b.e { (a, b) } else { (b, a) };
-    let d = (hi.e - lo.e) as u32;
-    let x = (hi.m as u128) << 63;
-    let full = (lo.m as u128) << 63;
-    let (y, sticky) = if d >= 127 {
-        (0, true)
-    } else {
-        (full >> d, full & ((1u128 << d) - 1) != 0)
-    };
-    let base = hi.e - 63;
-    if hi.neg == lo.neg {
-        let (m, sh) = round64(x + y, sticky);
-        return Ext {
-            neg: hi.neg,
-            m,
-            e: base + sh,
-        };
-    }
-    let y = y | sticky as u128;
-    let (diff, neg) = if x >= y {
-        (x - y, hi.neg)
-    } else {
-        (y - x, lo.neg)
-    };
-    if diff == 0 {
-        return Ext {
-            neg: false,
-            m: 0,
-            e: 0,
-        };
-    }
-    let (m, sh) = round64(diff, false);
-    Ext {
-        neg,
-        m,
-        e: base + sh,
-    }
-}
-
-/// `%.17Lf` with trailing zeros (and a trailing dot) removed, `-0` shown as `0`.
-fn format_ext(v: Ext) -> Option<String> {
-    const SCALE: u128 = 100_000_000_000_000_000;
-    let (int_part, mut frac) = if v.e >= 0 {
-        if v.e > 63 {
-            return None;
-        }
-        ((v.m as u128) << v.e, 0u128)
-    } else {
-        let ne = v.e.unsigned_abs();
-        let int_part = if ne >= 64 { 0 } else { (v.m >> ne) as u128 };
-        let f = if ne >= 64 {
-            v.m as u128
-        } else {
-            (v.m as u128) & ((1u128 << ne) - 1)
-        };
-        let t = f * SCALE;
-        let q = if ne > 121 {
-            0
-        } else {
-            let q = t >> ne;
-            let rem = t & ((1u128 << ne) - 1);
-            let half = 1u128 << (ne - 1);
-            if rem > half || (rem == half && q & 1 == 1) {
-                q + 1
-            } else {
-                q
-            }
-        };
-        (int_part, q)
-    };
-    let mut int_part = int_part;
-    if frac == SCALE {
-        int_part += 1;
-        frac = 0;
-    }
-    let mut out = String::new();
-    if v.neg {
-        out.push('-');
-    }
-    out.push_str(&int_part.to_string());
-    let digits = format!("{frac:017}");
-    let digits = digits.trim_end_matches('0');
-    if !digits.is_empty() {
-        out.push('.');
-        out.push_str(digits);
-    }
-    if out == "-0" {
-        out = "0".into();
-    }
-    Some(out)
-}
-
-/// INCRBYFLOAT's result text as Redis prints it, when the operands are plain
-/// decimals in the emulated range.
-fn long_double_sum(a: &[u8], b: &[u8]) -> Option<String> {
-    format_ext(add_ext(parse_ext(a)?, parse_ext(b)?))
+    let (a, b) = (operand(a)?, operand(b)?);
+    a.zip(b)
+        .and_then(|(a, b)| a.checked_add(b))
+        .map(Ld::to_human)
+        .ok_or_else(|| CmdError::msg("ERR increment would produce NaN or Infinity"))
 }
 
 fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
@@ -735,19 +483,16 @@ fn incrbyfloat(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         Some(_) => return Err(err::WRONGTYPE),
     };
     let cur_txt = cur.unwrap_or_else(|| b(b"0").into());
-    let a = float_operand(&cur_txt).ok_or(err::NOT_FLOAT)?;
-    let inc = float_operand(&argv[2]).ok_or(err::NOT_FLOAT)?;
-    let sum = a + inc;
-    if sum.is_nan() || sum.is_infinite() {
-        return Err(CmdError::msg("ERR increment would produce NaN or Infinity"));
-    }
-    let text = long_double_sum(&cur_txt, &argv[2])
-        .or_else(|| decimal_sum(&cur_txt, &argv[2]))
-        .unwrap_or_else(|| crate::resp::format_human(sum));
+    let text = long_double_sum(&cur_txt, &argv[2])?;
     let new = Bytes::from(text);
     let lru = ctx.lru;
     ctx.db()
         .set_keep_ttl(key.clone(), Value::Str(Str::from(&new)), lru);
+    // Redis stores the printed sum as a string object without trying the integer
+    // encoding: `5000` is `embstr` there.
+    if let Some(e) = ctx.db().entry_mut(key) {
+        e.meta.set_verbatim(true);
+    }
     ctx.dirty(1);
     ctx.notify(STRING, "incrbyfloat", key);
     out.bulk(&new);
@@ -769,7 +514,15 @@ fn append(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         Some(_) => return Err(err::WRONGTYPE),
     };
     let len = match len {
-        Some(n) => n,
+        // Redis makes an appended-to string `raw` (OBJECT ENCODING), even when it
+        // was empty or nothing was appended.
+        Some(n) => {
+            if let Some(e) = ctx.db().entry_mut(key) {
+                e.meta.mark_raw();
+            }
+            n
+        }
+        // A new key stores the argument as given (re-encoded like SET's).
         None => {
             let lru = ctx.lru;
             ctx.db()
@@ -1081,30 +834,29 @@ mod tests {
             ("0.1", "0", "0.1"),
             ("2.5e-5", "1", "1.000025"),
             ("1000000.1", "0.2", "1000000.30000000000001137"),
+            ("1.5", "1.5", "3"),
+            ("-1", "0.25", "-0.75"),
+            ("0x10", "1", "17"),
+            ("0x1p-2", "0x.8", "0.75"),
+            ("0e-2147483648", "1", "1"),
+            ("0e999999999", "1", "1"),
         ] {
             assert_eq!(
-                long_double_sum(a.as_bytes(), b.as_bytes()).as_deref(),
+                long_double_sum(a.as_bytes(), b.as_bytes()).ok().as_deref(),
                 Some(want),
                 "{a} + {b}"
             );
         }
-    }
-
-    #[test]
-    fn decimal_sums_read_like_redis() {
-        assert_eq!(decimal_sum(b"0.1", b"0.2").as_deref(), Some("0.3"));
-        assert_eq!(decimal_sum(b"1.5", b"1.5").as_deref(), Some("3"));
-        assert_eq!(decimal_sum(b"0", b"5.0e3").as_deref(), Some("5000"));
-        assert_eq!(decimal_sum(b"10.5", b"-10.5").as_deref(), Some("0"));
-        assert_eq!(decimal_sum(b"-1", b"0.25").as_deref(), Some("-0.75"));
-        assert_eq!(
-            decimal_sum(b"17179869184", b"1.5").as_deref(),
-            Some("17179869185.5")
-        );
-        assert_eq!(decimal_sum(b"0x10", b"1"), None);
-        // Extreme exponents fall back to binary floating point without looping.
-        assert_eq!(decimal_sum(b"0e-2147483648", b"1"), None);
-        assert_eq!(decimal_sum(b"0e999999999", b"1"), None);
+        // Past f64's range the sum is still a long double (401 characters here).
+        let big = long_double_sum(b"0", b"1e400").expect("in range");
+        assert!(big.starts_with("100000000000000000002818806839"), "{big}");
+        assert_eq!(big.len(), 401);
+        let refused = |a: &str, b: &str| long_double_sum(a.as_bytes(), b.as_bytes()).err();
+        let nan_inf = Some(CmdError::msg("ERR increment would produce NaN or Infinity"));
+        assert_eq!(refused("1e4932", "1e4932"), nan_inf);
+        assert_eq!(refused("inf", "1"), nan_inf);
+        assert_eq!(refused("abc", "inf"), Some(err::NOT_FLOAT));
+        assert_eq!(refused("0x1p16384", "0"), Some(err::NOT_FLOAT));
     }
 
     #[test]

@@ -159,7 +159,10 @@ fn parse_range_float(a: &[u8]) -> Option<f64> {
     let v = match s.to_ascii_lowercase().as_str() {
         "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
         "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => s.parse::<f64>().ok()?,
+        _ => match s.parse::<f64>() {
+            Ok(v) => v,
+            Err(_) => super::hex_float(s.as_bytes())?.to_f64(),
+        },
     };
     (!v.is_nan()).then_some(v)
 }
@@ -577,7 +580,9 @@ fn zrange_generic(
             "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
         ));
     }
-    if (offset != 0 || limit != -1) && kind == RangeKind::Rank {
+    // Redis tests the count only: `LIMIT <any offset> -1` on a rank range is accepted
+    // (and ignored).
+    if limit != -1 && kind == RangeKind::Rank {
         return Err(CmdError::msg(
             "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));
@@ -1256,41 +1261,17 @@ fn zrandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 }
 
 fn zscan(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    // `strtoul` rules: optional sign (a negative cursor wraps), digits, no blanks.
-    let digits = argv[2]
-        .strip_prefix(b"-")
-        .or_else(|| argv[2].strip_prefix(b"+"))
-        .unwrap_or(&argv[2]);
-    let cursor_ok = digits.iter().all(u8::is_ascii_digit)
-        && (digits.is_empty()
-            || std::str::from_utf8(digits)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .is_some());
-    if !cursor_ok {
-        return Err(CmdError::msg("ERR invalid cursor"));
-    }
-    let items = read_zset(ctx, &argv[1])?.map(|z| owned(z.iter()));
-    let mut pattern: Option<&Bytes> = None;
-    let mut j = 3;
-    while j < argv.len() {
-        let more = argv.len() - j - 1;
-        if is_kw(&argv[j], "count") && more >= 1 {
-            if arg_i64(&argv[j + 1])? < 1 {
-                return Err(err::SYNTAX);
-            }
-            j += 2;
-        } else if is_kw(&argv[j], "match") && more >= 1 {
-            pattern = Some(&argv[j + 1]);
-            j += 2;
-        } else {
-            return Err(err::SYNTAX);
-        }
-    }
+    use super::hashes::{empty_scan, scan_cursor, scan_options};
+    scan_cursor(argv)?;
+    let Some(items) = read_zset(ctx, &argv[1])?.map(|z| owned(z.iter())) else {
+        empty_scan(out);
+        return Ok(());
+    };
+    let pattern = scan_options(argv)?.pattern;
+    let pattern = pattern.as_ref();
     // The whole set is returned in one step with cursor 0, as Redis does for small
     // (listpack) sets; a full iteration therefore always sees every member.
     let items: Vec<(Bytes, f64)> = items
-        .unwrap_or_default()
         .into_iter()
         .filter(|(m, _)| pattern.is_none_or(|p| crate::util::glob_match(p, m, false)))
         .collect();

@@ -455,6 +455,14 @@ impl Pair {
     }
 }
 
+impl Pair {
+    /// [`Pair::same`] for a command given as space-separated words.
+    pub fn same_words(&mut self, line: &str) -> R {
+        let parts: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
+        self.same(&parts)
+    }
+}
+
 /// Server arguments under which a BGSAVE fails: the dbfilename is inside a missing
 /// directory, so the final rename fails (`save` keeps `stop-writes-on-bgsave-error` in
 /// force).
