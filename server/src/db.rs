@@ -187,6 +187,10 @@ pub struct Db {
     keep_lfu: bool,
 }
 
+/// Most requests one `Db::prefetch` call looks ahead at (a `-P 16` batch; what it
+/// found is kept on the stack between its passes).
+pub const PREFETCH_MAX: usize = 16;
+
 /// Most keys `Db::try_reserve` makes room for at once (16M keys, about 1 GB).
 pub const RESERVE_MAX: usize = 1 << 24;
 
@@ -225,6 +229,71 @@ impl Db {
         self.index
             .find(h, |&i| slots[i as usize].key.as_bytes() == key)
             .map(|&i| i as usize)
+    }
+
+    /// Starts loading what looking up each request's key will touch, so that the
+    /// cache misses of a pipelined batch's keys overlap instead of each command
+    /// waiting for its own: a lookup of a random key in a large keyspace is a chain
+    /// of dependent misses (the index group and its position, the slot and its
+    /// metadata, a key of more than `key::INLINE` bytes in its own block), which
+    /// took most of a `GET -P 16`'s user time. `reqs` gives each request's key and
+    /// the argument after it (a member or field, looked up in a big set or hash the
+    /// key holds). Passes over at most [`PREFETCH_MAX`] requests: the first probes
+    /// the index (the loads of different keys overlap) and prefetches the slot it
+    /// points to, the second the blocks that slot points to, the third the members. A
+    /// hint only: nothing changes, and a key that is absent (or an argument that is
+    /// no key) costs a probe; a key repeated by consecutive requests is probed once.
+    pub fn prefetch<'a, I>(&self, reqs: I)
+    where
+        I: Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
+    {
+        // One entry per run of requests on the same key, so that a pipeline on one
+        // list or set probes it once: the key and the first position the index
+        // offers for its hash (without comparing keys: the 7-bit tag in the index's
+        // control bytes makes it the right one almost always).
+        let mut keys: [(&[u8], Option<u32>); PREFETCH_MAX] = [(&[], None); PREFETCH_MAX];
+        let mut nk = 0;
+        for (key, _) in reqs.clone().take(PREFETCH_MAX) {
+            if nk > 0 && keys[nk - 1].0 == key {
+                continue;
+            }
+            let at = self.index.find(hash_of(key), |_| true).copied();
+            if let Some(i) = at {
+                crate::prefetch::read(self.slots.as_ptr().wrapping_add(i as usize));
+                crate::prefetch::read(self.meta.as_ptr().wrapping_add(i as usize));
+            }
+            keys[nk] = (key, at);
+            nk += 1;
+        }
+        let mut containers: [Option<&Value>; PREFETCH_MAX] = [None; PREFETCH_MAX];
+        let mut any_container = false;
+        for (&(_, at), container) in keys[..nk].iter().zip(containers.iter_mut()) {
+            let Some(slot) = at.and_then(|i| self.slots.get(i as usize)) else {
+                continue;
+            };
+            crate::prefetch::read(slot.key.as_bytes().as_ptr());
+            match &slot.value {
+                Value::Str(s) => crate::prefetch::read(s.as_bytes().as_ptr()),
+                v @ (Value::Set(_) | Value::Hash(_)) => {
+                    *container = Some(v);
+                    any_container = true;
+                }
+                _ => {}
+            }
+        }
+        if !any_container {
+            return;
+        }
+        // The same runs again, now for the members.
+        let mut k = 0;
+        for (r, (key, member)) in reqs.take(PREFETCH_MAX).enumerate() {
+            if r > 0 && keys.get(k).is_some_and(|&(run, _)| run != key) {
+                k += 1;
+            }
+            if let (Some(m), Some(Some(v))) = (member, containers.get(k)) {
+                v.prefetch_member(m);
+            }
+        }
     }
 
     /// The view of the entry at position `i` (a position from `index`).
@@ -529,6 +598,61 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn prefetching_a_batch_changes_nothing_and_takes_any_arguments() {
+        // A hint over any mix: present and absent keys, runs of one key, short and
+        // long keys, strings, big and small sets and hashes, members that are and
+        // are not there, more requests than PREFETCH_MAX, no requests at all.
+        use crate::types::{Hash, Limits, Set};
+        let mut db = Db::new();
+        let mut big_set = Set::new();
+        let mut big_hash = Hash::new();
+        for i in 0..300 {
+            let m = format!("element:{i:012}");
+            big_set.insert(m.as_bytes(), 512);
+            big_hash.insert(&b(&m), &b("xxx"), &Limits::HASH);
+        }
+        let mut small_set = Set::new();
+        small_set.insert(b"1", 512);
+        db.set(b("bigset"), Value::Set(Box::new(big_set)), 0);
+        db.set(b("bighash"), Value::Hash(Box::new(big_hash)), 0);
+        db.set(b("smallset"), Value::Set(Box::new(small_set)), 0);
+        for i in 0..100 {
+            db.set(
+                format!("key:{i:012}").as_bytes(),
+                Value::Str(b("v").into()),
+                0,
+            );
+        }
+        let owned: Vec<(String, Option<String>)> = (0..80)
+            .map(|i| match i % 8 {
+                0 | 1 => ("bigset".into(), Some(format!("element:{:012}", i * 7))),
+                2 => ("bighash".into(), Some(format!("element:{i:012}"))),
+                3 => ("smallset".into(), Some("1".into())),
+                4 => (format!("key:{i:012}"), None),
+                5 => ("absent".into(), Some("x".into())),
+                6 => (String::new(), None),
+                _ => (format!("key:{i:012}"), Some("a value".into())),
+            })
+            .collect();
+        let before: Vec<Option<String>> = owned
+            .iter()
+            .map(|(k, _)| db.entry(k.as_bytes()).map(|e| format!("{:?}", e.value)))
+            .collect();
+        db.prefetch(std::iter::empty());
+        db.prefetch(
+            owned
+                .iter()
+                .map(|(k, m)| (k.as_bytes(), m.as_deref().map(str::as_bytes))),
+        );
+        let after: Vec<Option<String>> = owned
+            .iter()
+            .map(|(k, _)| db.entry(k.as_bytes()).map(|e| format!("{:?}", e.value)))
+            .collect();
+        assert_eq!(before, after);
+        assert_eq!(db.len(), 103);
     }
 
     #[test]

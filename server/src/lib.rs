@@ -27,6 +27,7 @@ pub mod notify;
 pub mod outbuf;
 pub mod pause;
 pub mod persist;
+pub mod prefetch;
 pub mod proctitle;
 pub mod propagate;
 pub mod pubsub;

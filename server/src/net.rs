@@ -2,6 +2,7 @@
 //! batch under one store lock, write; Pub/Sub and MONITOR pushes; blocking waits).
 
 use crate::commands::ClientState;
+use crate::db::PREFETCH_MAX;
 use crate::exec::{self, Outcome};
 use crate::pubsub::PubMsg;
 use crate::resp::{Reply, Request, RequestParser};
@@ -779,6 +780,18 @@ impl Conn {
         };
         store.cmd_clock = Some(crate::util::Mono::now());
         while let Some(argv) = self.pending.pop_front() {
+            if ran.processed.is_multiple_of(PREFETCH_MAX) && !self.pending.is_empty() {
+                // The next requests' keys are loaded together (`Db::prefetch`). Most
+                // commands' first key is their first argument (and a member or
+                // field the second); for the others the hint costs a probe.
+                if let Some(db) = store.dbs.get(self.client.db) {
+                    db.prefetch(
+                        std::iter::once(&argv)
+                            .chain(self.pending.iter())
+                            .filter_map(|a| Some((&a.get(1)?[..], a.get(2).map(|m| &m[..])))),
+                    );
+                }
+            }
             if self.must_pause(&argv) {
                 // Replies so far go out; this command waits for the pause end.
                 self.pending.push_front(argv);

@@ -218,6 +218,15 @@ impl Hash {
         }
     }
 
+    /// Starts loading what looking `field` up will touch, for the table shape (the
+    /// compact one is one block, loaded with the hash itself).
+    #[inline]
+    pub fn prefetch(&self, field: &[u8]) {
+        if let Repr::Table(t) = &self.0 {
+            t.prefetch(field);
+        }
+    }
+
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.0 {
             Repr::Compact(c) => c

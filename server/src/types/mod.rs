@@ -104,6 +104,17 @@ pub enum Value {
 }
 
 impl Value {
+    /// Starts loading what looking `m` up in a big set or hash would touch (see
+    /// `Db::prefetch`); nothing for other values.
+    #[inline]
+    pub fn prefetch_member(&self, m: &[u8]) {
+        match self {
+            Value::Set(s) => s.prefetch(m),
+            Value::Hash(h) => h.prefetch(m),
+            _ => {}
+        }
+    }
+
     /// The name TYPE reports.
     pub fn type_name(&self) -> &'static str {
         match self {

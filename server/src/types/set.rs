@@ -72,6 +72,14 @@ impl HashSetS {
         self.0.find(hash_of(m), |x| x.as_bytes() == m).is_some()
     }
 
+    /// Prefetches the block of the first member the table offers for `m`'s hash
+    /// (almost always `m` itself, if present; see `Db::prefetch`).
+    pub fn prefetch(&self, m: &[u8]) {
+        if let Some(x) = self.0.find(hash_of(m), |_| true) {
+            crate::prefetch::read(x.as_bytes().as_ptr());
+        }
+    }
+
     /// Adds a copy of `m` (made only when it is new); true if it was not there.
     pub fn insert(&mut self, m: &[u8]) -> bool {
         match self.0.entry(hash_of(m), |x| x.as_bytes() == m, rehash) {
@@ -207,6 +215,15 @@ impl Set {
         match self {
             Set::Ints(_) => "intset",
             Set::Small(_) | Set::Hash(_) => "hashtable",
+        }
+    }
+
+    /// Starts loading what looking `m` up will touch, for the hash shape (the
+    /// others are one block, loaded with the set itself).
+    #[inline]
+    pub fn prefetch(&self, m: &[u8]) {
+        if let Set::Hash(h) = self {
+            h.prefetch(m);
         }
     }
 

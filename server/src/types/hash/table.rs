@@ -142,6 +142,14 @@ impl Table {
         }
     }
 
+    /// Prefetches the block of the first pair the table offers for `field`'s hash
+    /// (almost always `field`'s, if present; see `Db::prefetch`).
+    pub fn prefetch(&self, field: &[u8]) {
+        if let Some(p) = self.0.find(hash_of(field), |_| true) {
+            crate::prefetch::read(p.0.as_ptr());
+        }
+    }
+
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         self.0
             .find(hash_of(field), |p| p.field() == field)
