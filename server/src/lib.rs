@@ -225,9 +225,15 @@ async fn background(server: Arc<server::Server>, signals: Signals) -> Result<(),
     // still sees it (`server::stopping`).
     server.announce_shutdown();
     // Replies computed before the exit (a SCRIPT KILL answered just before the
-    // script's end let the scheduled shutdown go on) are still written: connection
-    // tasks write what they hold before they notice the shutdown.
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // script's end let the scheduled shutdown go on) are still written: each
+    // connection task writes what it holds when it notices the shutdown, then leaves
+    // the client table. Waited for, not guessed with a fixed sleep (a slow build
+    // under load missed 20 ms); bounded, since a peer that does not read holds its
+    // task up to the last write's own timeout.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+    while !server.clients.lock().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
     let pidfile = server.config.read().pidfile.clone();
     daemon::remove_pidfile(&pidfile);
     warning!("Redis is now ready to exit, bye bye...");
