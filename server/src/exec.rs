@@ -1047,6 +1047,24 @@ fn feed_monitors(server: &Server, client: &ClientState, cmd: &Command, argv: &[B
     }
 }
 
+/// Shows a script-running command (EVAL, EVALSHA, FCALL and their `_RO` forms) to
+/// MONITOR clients before it runs, as Redis 7.0 does: the line comes before those of
+/// the commands the script calls, and a call that fails (NOSCRIPT, a bad key count,
+/// an error in the script) is shown too. These commands carry `NO_MONITOR`, so the
+/// dispatch does not show them again after they ran.
+pub fn feed_monitors_before_script(server: &Server, client: &ClientState, argv: &[Bytes]) {
+    if server
+        .monitor_count
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        return;
+    }
+    if let Some(cmd) = argv.first().and_then(|n| commands::lookup(n)) {
+        feed_monitor_clients(server, client, cmd, argv);
+    }
+}
+
 /// [`feed_monitors`] once a MONITOR client is known to exist.
 #[cold]
 #[inline(never)]
@@ -1058,7 +1076,10 @@ fn feed_monitor_clients(server: &Server, client: &ClientState, cmd: &Command, ar
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let addr = if client.is_master {
+    let addr = if client.lua {
+        // A script's call, whoever ran the script.
+        "lua".to_string()
+    } else if client.is_master {
         "master".to_string()
     } else {
         let clients = server.clients.lock();

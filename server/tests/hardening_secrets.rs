@@ -35,27 +35,6 @@ fn run_secret_commands(port: u16, c: &mut Conn) {
     assert_eq!(c.cmd("ECHO end"), R::bulk("end"));
 }
 
-/// MONITOR lines up to the `ECHO end` one, without timestamps and client ports.
-fn monitor_lines(mon: &mut Conn) -> Vec<String> {
-    let mut lines = Vec::new();
-    for _ in 0..100 {
-        let R::Simple(line) = mon.read() else {
-            panic!("MONITOR lines are status replies")
-        };
-        // +1339518083.107412 [0 127.0.0.1:60866] "keys" "*"
-        let (_, rest) = line.split_once(" [").expect("timestamp");
-        let (db_addr, args) = rest.split_once("] ").expect("client");
-        let (db, addr) = db_addr.split_once(' ').expect("db and address");
-        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-        let done = args == "\"ECHO\" \"end\"";
-        lines.push(format!("[{db} {host}] {args}"));
-        if done {
-            return lines;
-        }
-    }
-    panic!("no ECHO end in MONITOR output: {lines:?}");
-}
-
 /// SLOWLOG GET entries as (arguments, client name), oldest first.
 fn slowlog(c: &mut Conn) -> Vec<(Vec<String>, String)> {
     let R::Arr(entries) = c.cmd("SLOWLOG GET -1") else {

@@ -1052,3 +1052,69 @@ fn reused_keys_argv_and_number_arguments_match_redis() {
         p.eval(&e(s));
     }
 }
+
+/// The script commands of the MONITOR differential test, on one server.
+fn monitor_scripts(port: u16) -> Vec<String> {
+    let mut c = Conn::connect(port);
+    let mut mon = Conn::connect(port);
+    assert_eq!(mon.cmd("MONITOR"), R::ok());
+    let get = b"return redis.call('GET', KEYS[1])";
+    let select = b"redis.call('SELECT', '3'); return redis.call('SET', 'x', '1')";
+    let sha = match c.cmd_args(&[b"SCRIPT", b"LOAD", b"return redis.call('INCR', KEYS[1])"]) {
+        R::Bulk(s) => s,
+        other => panic!("SCRIPT LOAD: {other:?}"),
+    };
+    let lib = b"#!lua name=monlib\nredis.register_function('mf', function(k, a) return redis.call('SET', k[1], a[1]) end)";
+    let calls: Vec<Vec<&[u8]>> = vec![
+        vec![b"EVAL", get, b"1", b"foo"],
+        vec![b"evalsha", &sha, b"1", b"cnt"],
+        vec![b"EVAL_RO", get, b"1", b"cnt"],
+        // Shown although they fail: before the script runs, and with no calls.
+        vec![b"EVAL", b"return x(", b"0"],
+        vec![b"EVAL", b"return 1", b"-1"],
+        vec![b"EVALSHA", &[b'0'; 40], b"0"],
+        vec![b"EVAL_RO", b"return redis.call('SET', 'a', 'b')", b"0"],
+        // Calls refused before they run are not shown, nor admin commands.
+        vec![b"EVAL", b"return redis.call('GET')", b"0"],
+        vec![b"EVAL", b"return redis.call('nosuch')", b"0"],
+        vec![b"EVAL", b"return redis.call('CONFIG', 'GET', 'port')", b"0"],
+        // A call that fails while running is shown.
+        vec![
+            b"EVAL",
+            b"return redis.pcall('INCR', KEYS[1])",
+            b"1",
+            b"str",
+        ],
+        // The database a script selects is the one its calls show.
+        vec![b"EVAL", select, b"0"],
+        vec![b"FUNCTION", b"LOAD", b"REPLACE", lib],
+        vec![b"FCALL", b"mf", b"1", b"fk", b"fv"],
+        vec![b"FCALL_RO", b"nosuch", b"0"],
+        vec![b"MULTI"],
+        vec![b"EVAL", b"return redis.call('PING')", b"0"],
+        vec![b"EXEC"],
+    ];
+    assert_eq!(c.cmd("SET str abc"), R::ok());
+    for call in &calls {
+        c.cmd_args(call);
+    }
+    assert_eq!(c.cmd("ECHO end"), R::bulk("end"));
+    monitor_lines(&mut mon)
+}
+
+#[test]
+fn monitor_shows_a_script_before_its_calls_and_the_calls_as_lua_like_redis() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let s = TestServer::start(&[]);
+    let got = monitor_scripts(s.port);
+    assert_eq!(got, monitor_scripts(redis.port));
+    assert!(
+        got.contains(&"[0 lua] \"GET\" \"foo\"".to_string()),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&"[3 lua] \"SET\" \"x\" \"1\"".to_string()),
+        "{got:?}"
+    );
+}

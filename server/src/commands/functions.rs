@@ -39,6 +39,7 @@ fn fcall_keys(argv: &[Bytes]) -> Vec<usize> {
 }
 
 fn fcall_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], ro: bool) -> CmdResult {
+    crate::exec::feed_monitors_before_script(ctx.server, ctx.client, argv);
     let n = crate::resp::parse_i64(&argv[2])
         .ok_or_else(|| CmdError::msg("ERR Bad number of keys provided"))?;
     if n < 0 {

@@ -334,6 +334,8 @@ pub struct ClientState {
     pub is_master: bool,
     /// This connection is a replica that sent SYNC/PSYNC.
     pub is_replica: bool,
+    /// The client a script's `redis.call` runs as (MONITOR shows it as `lua`).
+    pub lua: bool,
     pub reply_off: bool,
     pub reply_skip_next: bool,
     /// Set by (P|S)(UN)SUBSCRIBE: their confirmations bypass CLIENT REPLY OFF|SKIP.
@@ -398,6 +400,7 @@ impl ClientState {
             shard_channels: Vec::new(),
             is_master: false,
             is_replica: false,
+            lua: false,
             reply_off: false,
             reply_skip_next: false,
             last_reply_is_push: false,

@@ -378,8 +378,10 @@ impl Spare {
     #[cold]
     #[inline(never)]
     fn new() -> Box<Spare> {
+        let mut client = ClientState::new(0);
+        client.lua = true;
         Box::new(Spare {
-            client: ClientState::new(0),
+            client,
             reply: Reply::new(false),
             argv: Vec::new(),
             arg_buf: bytes::BytesMut::with_capacity(ARG_CHUNK),

@@ -54,6 +54,7 @@ fn keys_and_args(argv: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), CmdError> {
 }
 
 fn eval_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], sha: bool, ro: bool) -> CmdResult {
+    crate::exec::feed_monitors_before_script(ctx.server, ctx.client, argv);
     let (keys, args) = keys_and_args(argv)?;
     let target = if sha {
         EvalTarget::Sha(&argv[1])

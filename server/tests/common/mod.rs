@@ -478,3 +478,24 @@ pub fn fail_a_bgsave(s: &TestServer, c: &mut Conn) {
         .stdout()
         .contains("Background saving error")));
 }
+
+/// MONITOR lines up to the `ECHO end` one, without timestamps and client ports.
+pub fn monitor_lines(mon: &mut Conn) -> Vec<String> {
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        let R::Simple(line) = mon.read() else {
+            panic!("MONITOR lines are status replies")
+        };
+        // +1339518083.107412 [0 127.0.0.1:60866] "keys" "*"
+        let (_, rest) = line.split_once(" [").expect("timestamp");
+        let (db_addr, args) = rest.split_once("] ").expect("client");
+        let (db, addr) = db_addr.split_once(' ').expect("db and address");
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let done = args == "\"ECHO\" \"end\"";
+        lines.push(format!("[{db} {host}] {args}"));
+        if done {
+            return lines;
+        }
+    }
+    panic!("no ECHO end in MONITOR output: {lines:?}");
+}
