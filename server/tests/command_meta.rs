@@ -316,3 +316,60 @@ fn memory_subcommands_answer_with_measured_figures() {
     assert!(per_key >= 100, "{per_key}");
     assert!(matches!(p.a.cmd("MEMORY DOCTOR"), R::Bulk(b) if b.starts_with(b"used memory")));
 }
+
+/// COMMAND GETKEYSANDFLAGS for every command and subcommand Tandem serves, each with
+/// argument lists cut from a few fillers made to hit key counts (valid, zero,
+/// negative, too large), keywords (STORE, KEYS, STREAMS, LIMIT, GET) and arities:
+/// the keys, their flags and the errors are Redis 7.0.15's. The same extraction
+/// feeds the ACL key checks.
+#[test]
+fn getkeys_and_flags_match_redis_for_every_command_and_argument_shape() {
+    const FILLERS: [[&str; 7]; 6] = [
+        ["k1", "k2", "k3", "k4", "k5", "k6", "k7"],
+        ["2", "k1", "k2", "v", "STORE", "dst", "x"],
+        ["1", "k1", "STREAMS", "a", "b", "0", "0"],
+        ["0", "KEYS", "a", "b", "GET", "c", "d"],
+        ["-1", "x", "LIMIT", "0", "1", "STORE", "y"],
+        ["", "0", "5000", "KEYS", "a", "b", "99999999999"],
+    ];
+    let mut p = Pair::start();
+    let mut calls: Vec<Vec<String>> = Vec::new();
+    for m in tandem_server::commands::meta::META {
+        if tandem_server::commands::lookup(m.name.as_bytes()).is_none() {
+            continue;
+        }
+        let mut names: Vec<Vec<String>> = vec![vec![m.name.to_string()]];
+        for s in m.subs {
+            let (c, sub) = s.name.split_once('|').expect("container|sub");
+            if tandem_server::commands::meta_types::implemented(s.name) {
+                names.push(vec![c.to_string(), sub.to_string()]);
+            }
+        }
+        for words in names {
+            for filler in FILLERS {
+                for n in 0..=filler.len() {
+                    let mut call = vec!["COMMAND".to_string(), "GETKEYSANDFLAGS".to_string()];
+                    call.extend(words.iter().cloned());
+                    call.extend(filler[..n].iter().map(|s| s.to_string()));
+                    calls.push(call);
+                }
+            }
+        }
+    }
+    assert!(calls.len() > 5000, "{} calls", calls.len());
+    let mut differ = Vec::new();
+    for call in &calls {
+        let args: Vec<&[u8]> = call.iter().map(|s| s.as_bytes()).collect();
+        let (ours, theirs) = (p.a.cmd_args(&args), p.b.cmd_args(&args));
+        if ours != theirs {
+            differ.push(format!("{call:?}: {ours:?} vs {theirs:?}"));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} of {} differ from Redis 7.0.15, first ones:\n{}",
+        differ.len(),
+        calls.len(),
+        differ[..differ.len().min(20)].join("\n")
+    );
+}

@@ -4,6 +4,7 @@
 //! see what Redis would tell them.
 
 use super::connection::{help_reply, unknown_subcommand};
+use super::keyspecs;
 use super::meta_types::{self, implemented, Begin, Find, KeySpec, Meta};
 use super::{err, is_kw, CmdError, CmdResult, Command, Ctx};
 use crate::resp::Reply;
@@ -250,10 +251,10 @@ pub fn command(_ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         b"list" => list(out, &argv[2..])?,
         b"getkeys" => {
             sub_arity(argc, 3, false, "getkeys")?;
-            let (_, keys) = keys_of(&argv[2..])?;
+            let keys = keys_of(&argv[2..])?;
             out.array(keys.len());
-            for p in keys {
-                out.bulk(&argv[2 + p]);
+            for k in keys {
+                out.bulk(&argv[2 + k.pos]);
             }
         }
         b"getkeysandflags" => {
@@ -343,131 +344,49 @@ fn list(out: &mut Reply, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// The command named by `args[0]` and the positions (in `args`) of its keys.
-fn keys_of(args: &[Bytes]) -> Result<(&'static Command, Vec<usize>), CmdError> {
-    let Some(c) = super::lookup(&args[0]) else {
-        return Err(CmdError::msg("ERR Invalid command specified"));
+/// The keys of the call `args` (the command and its arguments) for GETKEYS and
+/// GETKEYSANDFLAGS, with Redis's errors in Redis's order: an unknown command (or
+/// unknown subcommand of a container), a command without key arguments, a wrong
+/// argument count, and arguments in which no key is found where one must be.
+fn keys_of(args: &[Bytes]) -> Result<Vec<keyspecs::Key>, CmdError> {
+    let invalid = || CmdError::msg("ERR Invalid command specified");
+    let c = super::lookup(&args[0]).ok_or_else(invalid)?;
+    let m = meta_types::meta(c.name).ok_or_else(invalid)?;
+    let m = match args.get(1) {
+        Some(sub) if !m.subs.is_empty() => m.sub(sub).ok_or_else(invalid)?,
+        _ => m,
     };
-    if !c.arity_ok(args.len()) {
+    if !keyspecs::has_keys(m) {
+        return Err(CmdError::msg("ERR The command has no key arguments"));
+    }
+    let argc = args.len() as i64;
+    let arity = m.arity as i64;
+    if (arity > 0 && arity != argc) || argc < -arity {
         return Err(CmdError::msg(
             "ERR Invalid number of arguments specified for command",
         ));
     }
-    let pos = c.key_positions(args);
-    if pos.is_empty() {
-        return Err(CmdError::msg("ERR The command has no key arguments"));
+    let keys = keyspecs::keys(m, args);
+    if keys.is_empty() && !m.has_flag("no_mandatory_keys") {
+        return Err(CmdError::msg("ERR Invalid arguments specified for command"));
     }
-    Ok((c, pos))
+    Ok(keys)
 }
 
-/// GETKEYSANDFLAGS: the keys the table finds, each with the flags of the key spec that
-/// covers its position (Redis's specs as data; the first matching spec wins).
+/// GETKEYSANDFLAGS: each key with the flags of the key spec (or key rule) that
+/// found it.
 fn getkeysandflags(out: &mut Reply, args: &[Bytes]) -> CmdResult {
-    let (c, keys) = keys_of(args)?;
-    let specs = meta_types::meta(c.name).map_or(&[][..], |m| m.key_specs);
-    let spans: Vec<(Vec<usize>, &KeySpec)> =
-        specs.iter().map(|s| (spec_keys(s, args), s)).collect();
+    let keys = keys_of(args)?;
     out.array(keys.len());
-    for p in keys {
+    for k in keys {
         out.array(2);
-        out.bulk(&args[p]);
-        let flags = spans
-            .iter()
-            .find(|(pos, _)| pos.contains(&p))
-            .map_or(&[][..], |(_, s)| {
-                variable_flags(c.name, args).unwrap_or(s.flags)
-            });
-        out.set(flags.len());
-        for f in flags {
+        out.bulk(&args[k.pos]);
+        out.set(k.flags.len());
+        for f in k.flags {
             out.simple(f);
         }
     }
     Ok(())
-}
-
-/// The flags of commands whose key spec says `variable_flags`: they depend on the
-/// arguments as Redis's key extraction for SET and BITFIELD decides.
-fn variable_flags(name: &str, args: &[Bytes]) -> Option<&'static [&'static str]> {
-    match name {
-        "set" if !args.iter().skip(3).any(|a| is_kw(a, "get")) => Some(&["OW", "update"]),
-        "bitfield" => {
-            let writes = args
-                .iter()
-                .skip(2)
-                .any(|a| is_kw(a, "set") || is_kw(a, "incrby"));
-            Some(if writes {
-                &["RW", "access", "update"]
-            } else {
-                &["RO", "access"]
-            })
-        }
-        _ => None,
-    }
-}
-
-/// The argument positions one key spec selects in `args` (`args[0]` is the command).
-pub fn spec_keys(spec: &KeySpec, args: &[Bytes]) -> Vec<usize> {
-    let argc = args.len() as i64;
-    let start = match spec.begin {
-        Begin::Index(i) => i as i64,
-        Begin::Keyword(kw, from) => {
-            let (mut i, end, step): (i64, i64, i64) = if from >= 0 {
-                (from as i64, argc, 1)
-            } else {
-                (argc + from as i64, 0, -1)
-            };
-            let mut found = None;
-            while (step > 0 && i < end) || (step < 0 && i > end) {
-                if args
-                    .get(i as usize)
-                    .is_some_and(|a| a.eq_ignore_ascii_case(kw.as_bytes()))
-                {
-                    found = Some(i + 1);
-                    break;
-                }
-                i += step;
-            }
-            match found {
-                Some(s) => s,
-                None => return Vec::new(),
-            }
-        }
-        Begin::Unknown => return Vec::new(),
-    };
-    if start < 1 || start >= argc {
-        return Vec::new();
-    }
-    let (first, last, step) = match spec.find {
-        Find::Range { last, step, limit } => {
-            let last = if last >= 0 {
-                start + last as i64
-            } else if limit <= 1 {
-                argc + last as i64
-            } else {
-                start + (argc - 1 - start) / limit as i64
-            };
-            (start, last, step.max(1) as i64)
-        }
-        Find::Keynum { index, first, step } => {
-            let Some(n) = args
-                .get((start + index as i64) as usize)
-                .and_then(|a| crate::resp::parse_i64(a))
-            else {
-                return Vec::new();
-            };
-            let first = start + first as i64;
-            (
-                first,
-                first.saturating_add(n.saturating_sub(1).saturating_mul(step as i64)),
-                step.max(1) as i64,
-            )
-        }
-        Find::Unknown => return Vec::new(),
-    };
-    (first..=last.min(argc - 1))
-        .step_by(step as usize)
-        .map(|i| i as usize)
-        .collect()
 }
 
 #[cfg(test)]

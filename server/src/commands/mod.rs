@@ -18,6 +18,7 @@ pub mod hashes;
 pub mod hll;
 pub mod info;
 pub mod keys;
+pub mod keyspecs;
 pub mod latency;
 pub mod lists;
 pub mod meta;
