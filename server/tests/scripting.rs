@@ -1004,6 +1004,23 @@ fn eval_written_by_an_older_server_in_the_aof_is_replayed_at_startup() {
     assert_eq!(c.cmd("GET n"), b("1"));
 }
 
+/// A script that grows KEYS or ARGV past what a run keeps (1024 entries) gets the next
+/// run fresh tables, and the runs after that see their own keys and arguments: the
+/// globals follow the kept tables, also when one is replaced.
+#[test]
+fn outgrown_keys_and_argv_tables_leave_later_runs_their_own_keys() {
+    let mut p = Pair::start();
+    let grow = "for i = 1, 2000 do KEYS[i] = 'k' .. i ARGV[i] = i end return {#KEYS, #ARGV}";
+    let look = "return {#KEYS, #ARGV, KEYS[1], KEYS[2], ARGV[1], tostring(KEYS[1500])}";
+    for _ in 0..2 {
+        p.eval(&Call("EVAL", grow, &["a"], &["b"]));
+        p.eval(&Call("EVAL", look, &["x", "y"], &["z"]));
+        p.eval(&Call("EVAL", look, &[], &[]));
+        p.eval(&Call("EVAL", grow, &[], &[]));
+        p.eval(&Call("EVAL", look, &["only"], &[]));
+    }
+}
+
 /// Runs reuse the KEYS/ARGV tables (EVAL) and redis.call reads its arguments off the
 /// Lua stack: what one script leaves in KEYS/ARGV (extra entries, fields, a
 /// metatable) is gone in the next, numbers become the strings Lua would make, and

@@ -163,6 +163,45 @@ fn vm_slot<'a>(ctx: &'a mut Ctx<'_>, slot: Slot) -> &'a mut Option<Box<vm::Vm>> 
     }
 }
 
+/// The VM of `slot` and the runs' scratch ([`Spare`]), both taken out of the store
+/// for a run: for EVAL with one look-up of the scripting state (each look-up is a
+/// downcast, two calls through `Any`'s vtable, and a run made four).
+fn take_parts(ctx: &mut Ctx<'_>, slot: Slot) -> (Option<Box<vm::Vm>>, Box<Spare>) {
+    let (vm, spare) = match slot {
+        Slot::Eval => {
+            let s = scripts(ctx);
+            (s.vm.take(), s.spare.take())
+        }
+        Slot::Functions => {
+            let vm = super::function_lib::registry(ctx.store).vm.take();
+            (vm, scripts(ctx).spare.take())
+        }
+    };
+    let spare = spare
+        .and_then(|b| b.downcast::<Spare>().ok())
+        .unwrap_or_else(Spare::new);
+    (vm, spare)
+}
+
+/// Puts back what [`take_parts`] took.
+fn put_parts(ctx: &mut Ctx<'_>, slot: Slot, vm: Option<Box<vm::Vm>>, spare: Box<Spare>) {
+    match slot {
+        Slot::Eval => {
+            let s = scripts(ctx);
+            if vm.is_some() {
+                s.vm = vm;
+            }
+            s.spare = Some(spare);
+        }
+        Slot::Functions => {
+            if vm.is_some() {
+                super::function_lib::registry(ctx.store).vm = vm;
+            }
+            scripts(ctx).spare = Some(spare);
+        }
+    }
+}
+
 /// [`run_on`] of a function or of a cached script's registry reference.
 #[allow(clippy::too_many_arguments)]
 fn run_callee(
@@ -183,7 +222,9 @@ fn run_callee(
     if oom && !flags.compat {
         return Err(CmdError::msg(crate::evict::Oom.to_string()));
     }
-    let Some(mut vm) = vm_slot(ctx, slot).take() else {
+    let (vm, mut spare) = take_parts(ctx, slot);
+    let Some(mut vm) = vm else {
+        put_parts(ctx, slot, None, spare);
         return Err(vm_lost(ctx, slot));
     };
     // The server's (the scripting state holds the same): borrowed, not a reference
@@ -207,7 +248,11 @@ fn run_callee(
         label,
     };
     let result = match redis_call(&mut vm) {
-        Ok(lent) => run_in_vm(ctx, &vm, &lent, busy, &run, rules, out),
+        Ok(()) => match &vm.call {
+            Some((_, lent)) => run_in_vm(ctx, &vm, &mut spare, lent, busy, &run, rules, out),
+            // `redis_call` just made sure it is there.
+            None => Err(ScriptFailed(ScriptError::NoVm.to_string())),
+        },
         Err(e) => Err(e),
     };
     drop(running);
@@ -220,7 +265,7 @@ fn run_callee(
     if raw::used_memory(&vm.refs) > vm::MEMORY_LIMIT / 4 {
         let _ = vm.lua.gc_collect();
     }
-    *vm_slot(ctx, slot) = Some(vm);
+    put_parts(ctx, slot, Some(vm), spare);
     let result = result.and_then(|ran| match ran {
         raw::Ran::Written => Ok(()),
         raw::Ran::Failed(text) => Err(ScriptFailed(text)),
@@ -286,11 +331,12 @@ struct RunEnv<'a, 'b> {
     err_text: String,
 }
 
-/// The state's `redis.call` (made and installed on first use); returns the slot each
-/// run lends its context through.
-fn redis_call(vm: &mut vm::Vm) -> Result<Arc<AtomicUsize>, ScriptFailed> {
-    if let Some((_, slot)) = &vm.call {
-        return Ok(slot.clone());
+/// Makes and installs the state's `redis.call` on first use (then `vm.call` holds it
+/// and the slot each run lends its context through; a run borrows the slot there, no
+/// reference count taken).
+fn redis_call(vm: &mut vm::Vm) -> Result<(), ScriptFailed> {
+    if vm.call.is_some() {
+        return Ok(());
     }
     let failed = |e: mlua::Error| ScriptFailed(format!("ERR {}", vm::error_text(&e)));
     let slot = Arc::new(AtomicUsize::new(0));
@@ -308,8 +354,8 @@ fn redis_call(vm: &mut vm::Vm) -> Result<Arc<AtomicUsize>, ScriptFailed> {
     }
     .map_err(failed)?;
     vm.install.call::<()>(&f).map_err(failed)?;
-    vm.call = Some((f, slot.clone()));
-    Ok(slot)
+    vm.call = Some((f, slot));
+    Ok(())
 }
 
 /// Resets the lending slot when a run ends, however it ends.
@@ -321,9 +367,11 @@ impl Drop for Lent<'_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_in_vm(
     ctx: &mut Ctx,
     vm: &vm::Vm,
+    spare: &mut Spare,
     slot: &AtomicUsize,
     busy: &Busy,
     run: &raw::Run<'_>,
@@ -333,11 +381,6 @@ fn run_in_vm(
     vm.flags.reset();
     // The script's client and buffers are kept from run to run, in their box (moving
     // them out and back cost an allocation and two copies of the client per run).
-    let mut spare: Box<Spare> = scripts(ctx)
-        .spare
-        .take()
-        .and_then(|b| b.downcast::<Spare>().ok())
-        .unwrap_or_else(Spare::new);
     let client = &mut spare.client;
     client.id = ctx.client.id;
     client.db = ctx.client.db;
@@ -346,7 +389,7 @@ fn run_in_vm(
     client.user.clone_from(&ctx.client.user);
     let env = RefCell::new(RunEnv {
         ctx: &mut *ctx,
-        spare: &mut spare,
+        spare: &mut *spare,
         rules,
         busy,
         flags: &vm.flags,
@@ -358,7 +401,6 @@ fn run_in_vm(
     drop(lent);
     drop(env);
     spare.argv.clear();
-    scripts(ctx).spare = Some(spare);
     ran.map_err(|e| lua_failure(&e, run.label))
 }
 

@@ -31,6 +31,25 @@ pub(crate) fn one_line(s: &[u8]) -> String {
     String::from_utf8_lossy(s).replace(['\r', '\n'], " ")
 }
 
+/// Writes a status reply (`{ok=...}`) as [`one_line`] gives it. A text that is
+/// valid UTF-8 without CR or LF (`OK`, `QUEUED`, `PONG`...: every status a command
+/// answers) goes to the reply as it is: no `String` built and freed per EVALSHA.
+pub(crate) fn write_status(out: &mut Reply, s: &[u8]) {
+    match std::str::from_utf8(s) {
+        Ok(text) if !s.iter().any(|&c| c == b'\r' || c == b'\n') => out.simple(text),
+        _ => out.simple(&one_line(s)),
+    }
+}
+
+/// Writes an error reply (`{err=...}`) as [`one_line`] gives it (`Reply::error`
+/// itself replaces CR and LF): valid UTF-8 goes to the reply without a copy.
+pub(crate) fn write_error(out: &mut Reply, s: &[u8]) {
+    match std::str::from_utf8(s) {
+        Ok(text) => out.error(text),
+        Err(_) => out.error(&one_line(s)),
+    }
+}
+
 /// Flattens a script's result into a sequence of (code, value) tokens in one Lua
 /// table, so Rust reads it one token at a time: holding a Lua value in Rust takes a
 /// slot of a bounded reference stack, and a result may have millions of elements or
@@ -145,11 +164,11 @@ pub fn lua_to_reply(
     // The common `{ok=...}` / `{err=...}` tables (every status or error reply of
     // redis.call) without the Lua-side walk, read in the walk's order.
     if let Value::String(e) = t.raw_get::<Value>("err")? {
-        out.error(&one_line(&e.as_bytes()));
+        write_error(out, &e.as_bytes());
         return Ok(());
     }
     if let Value::String(s) = t.raw_get::<Value>("ok")? {
-        out.simple(&one_line(&s.as_bytes()));
+        write_status(out, &s.as_bytes());
         return Ok(());
     }
     let (tokens, n): (Table, usize) = flatten.call((v, MAX_DEPTH))?;
@@ -167,8 +186,8 @@ pub fn lua_to_reply(
             Token::ARRAY => out.array(count(&v)),
             Token::MAP => out.map(count(&v)),
             Token::SET => out.set(count(&v)),
-            Token::ERROR => out.error(&one_line(&text())),
-            Token::STATUS => out.simple(&one_line(&text())),
+            Token::ERROR => write_error(out, &text()),
+            Token::STATUS => write_status(out, &text()),
             Token::DOUBLE => out.double(number(&v).unwrap_or(0.0)),
             Token::BIG_NUMBER => {
                 let s = one_line(&text());

@@ -16,13 +16,13 @@
 //!   cross the C frames.
 #![allow(unsafe_code)]
 
-use super::convert::{number_to_i64, one_line};
+use super::convert::{number_to_i64, one_line, write_error, write_status};
 use super::vm::RunFlags;
 use crate::resp::Reply;
 use bytes::Bytes;
 use mlua::{ffi, Function, Lua, Table, Value};
 use std::ffi::c_int;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How deep a command reply may nest (our commands never come close).
 const MAX_REPLY_DEPTH: usize = 128;
@@ -33,7 +33,7 @@ const REUSE_LIMIT: usize = 1024;
 
 /// Registry references (`luaL_ref`) to the values every run uses, made once per
 /// state, so a run reaches them with `lua_rawgeti` and allocates nothing.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub struct RawRefs {
     handler: c_int,
     keys: c_int,
@@ -52,6 +52,12 @@ pub struct RawRefs {
     result: c_int,
     /// The state's main thread (`*mut lua_State`; an address, so the Vm stays Send).
     state: usize,
+    /// The globals `KEYS` and `ARGV` are the kept tables (`keys`, `argv`): set by the
+    /// first run that reuses them, so later ones only refill them. Scripts cannot
+    /// assign a global (the sandbox's proxies refuse), so only a run here changes
+    /// them: one with fresh tables (FCALL's state) or one that replaces an outgrown
+    /// kept table.
+    globals_kept: AtomicBool,
 }
 
 impl RawRefs {
@@ -347,8 +353,16 @@ unsafe fn run_raw(
     ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.string_proxy);
     ffi::lua_rawset(l, -3);
     ffi::lua_pop(l, 1);
-    set_array(l, refs.k_keys, refs.keys, run.keys, run.fresh_tables);
-    set_array(l, refs.k_argv, refs.argv, run.args, run.fresh_tables);
+    if run.fresh_tables {
+        refs.globals_kept.store(false, Ordering::Relaxed);
+    }
+    let kept = refs.globals_kept.load(Ordering::Relaxed);
+    set_array(l, refs.k_keys, refs.keys, run.keys, run.fresh_tables, kept);
+    set_array(l, refs.k_argv, refs.argv, run.args, run.fresh_tables, kept);
+    if !run.fresh_tables {
+        // (Not reached if a set_array above raised: the next run sets them again.)
+        refs.globals_kept.store(true, Ordering::Relaxed);
+    }
     ffi::lua_settop(l, 1);
     // Either way the result ends alone on the stack, at index 1.
     match guard {
@@ -375,17 +389,20 @@ unsafe fn run_raw(
 }
 
 /// Sets global `KEYS` or `ARGV` (registry refs `key` and `table`) to `items`: the
-/// kept table cleared and refilled, or a new one when `fresh`.
+/// kept table cleared and refilled, or a new one when `fresh`. `kept`: the global
+/// already is the kept table (see [`RawRefs`]), which then is only refilled.
 unsafe fn set_array(
     l: *mut ffi::lua_State,
     key: c_int,
     table: c_int,
     items: &[Bytes],
     fresh: bool,
+    kept: bool,
 ) {
-    ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, key);
+    let mut set_global = !kept;
     if fresh {
         ffi::lua_createtable(l, to_int(items.len()), 0);
+        set_global = true;
     } else {
         ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, table);
         if clear(l) > REUSE_LIMIT {
@@ -393,13 +410,25 @@ unsafe fn set_array(
             ffi::lua_createtable(l, to_int(items.len()), 0);
             ffi::lua_pushvalue(l, -1);
             ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, table);
+            // The global follows at once, before the filling (which may raise): the
+            // kept table and the global never differ past this call. (No allocation:
+            // the global exists, the outgrown table having been filled before.)
+            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, key);
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
         }
     }
     for (i, item) in items.iter().enumerate() {
         push_bytes(l, item);
         ffi::lua_rawseti_(l, -2, to_int(i + 1));
     }
-    ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+    if set_global {
+        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, key);
+        ffi::lua_insert(l, -2);
+        ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+    } else {
+        ffi::lua_pop(l, 1);
+    }
 }
 
 /// Empties the table on top of the stack, metatable included (what the last script
@@ -480,9 +509,9 @@ unsafe fn write_result(
         }
         ffi::LUA_TTABLE => {
             if let Some(e) = field_str(l, refs.k_err) {
-                out.error(&one_line(e));
+                write_error(out, e);
             } else if let Some(s) = field_str(l, refs.k_ok) {
-                out.simple(&one_line(s));
+                write_status(out, s);
             } else {
                 return false;
             }

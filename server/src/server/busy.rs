@@ -7,6 +7,7 @@
 //! that must not wait for the store lock: everything here is atomics. The fast path
 //! of a connection is one atomic load.
 
+use crate::util::Mono;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,9 @@ pub const HOOK_EVERY: u32 = 100_000;
 /// State of the script in execution, if any.
 #[derive(Debug)]
 pub struct Busy {
-    base: Instant,
+    /// The clock's origin: a [`Mono`] reading (every script start reads the clock;
+    /// an `Instant` subtraction normalises a seconds/nanoseconds pair with checks).
+    base: Mono,
     /// A script is running (between `start` and `end`).
     running: AtomicBool,
     /// The running script passed the threshold: others get BUSY.
@@ -51,6 +54,8 @@ pub struct Busy {
     /// script ends, before any other command. Added to only while busy: a
     /// connection that finds the script ended runs its command the normal way.
     deferred: parking_lot::Mutex<Jobs>,
+    /// `deferred` holds jobs (so a run that deferred nothing takes no lock for them).
+    jobs_pending: AtomicBool,
     /// The server was a replica when the script started (HELLO's `role` while busy;
     /// the role cannot change while the script holds the store).
     replica: AtomicBool,
@@ -82,7 +87,7 @@ pub struct RunningFunction {
 impl Default for Busy {
     fn default() -> Self {
         Busy {
-            base: Instant::now(),
+            base: Mono::now(),
             running: AtomicBool::new(false),
             busy: AtomicBool::new(false),
             kill: AtomicBool::new(false),
@@ -93,6 +98,7 @@ impl Default for Busy {
             function: AtomicBool::new(false),
             running_function: parking_lot::Mutex::new(None),
             deferred: parking_lot::Mutex::new(Jobs::default()),
+            jobs_pending: AtomicBool::new(false),
             replica: AtomicBool::new(false),
         }
     }
@@ -124,6 +130,12 @@ pub enum KillOutcome {
 }
 
 impl Busy {
+    /// Nanoseconds since `base`.
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        Mono::now().nanos_since(self.base)
+    }
+
     /// True while a script is past its threshold (the connections' check).
     pub fn is_busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
@@ -131,8 +143,7 @@ impl Busy {
 
     /// A script starts; `threshold_ms` is `busy-reply-threshold` read now.
     pub fn start(&self, threshold_ms: u64) {
-        self.start_ns
-            .store(self.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.start_ns.store(self.now_ns(), Ordering::Relaxed);
         self.threshold_ms.store(threshold_ms, Ordering::Relaxed);
         self.kill.store(false, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
@@ -143,6 +154,14 @@ impl Busy {
     /// The script ended (normally, by error or killed). Work deferred meanwhile is
     /// kept for [`Busy::take_deferred`]; none can be added from now on.
     pub fn end(&self) {
+        // Work is deferred only while busy, and only the running script's hook (on
+        // this thread) declares busy: a run that never did races with no `defer`,
+        // and ends without the lock (most runs: two atomic read-modify-writes less).
+        if !self.busy.load(Ordering::Relaxed) {
+            self.running.store(false, Ordering::Release);
+            self.kill.store(false, Ordering::Release);
+            return;
+        }
         // Under the jobs' lock, so no job is added once the runner may have taken them.
         let _jobs = self.deferred.lock();
         self.running.store(false, Ordering::Release);
@@ -158,13 +177,21 @@ impl Busy {
             return Err(job);
         }
         deferred.0.push(job);
+        self.jobs_pending.store(true, Ordering::Release);
         Ok(())
     }
 
     /// The work deferred during the script that ended, in order (the runner applies
     /// it with the store before releasing it).
     pub fn take_deferred(&self) -> Vec<Deferred> {
-        std::mem::take(&mut self.deferred.lock().0)
+        // Set under the lock by `defer`; the runner reads it after `end`, whose lock
+        // (taken whenever a job could have been added) orders it after the push.
+        if !self.jobs_pending.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut jobs = self.deferred.lock();
+        self.jobs_pending.store(false, Ordering::Relaxed);
+        std::mem::take(&mut jobs.0)
     }
 
     /// Records the server's role as a script starts.
@@ -193,7 +220,7 @@ impl Busy {
             return None;
         }
         let f = self.running_function.lock().clone()?;
-        let now = self.base.elapsed().as_nanos() as u64;
+        let now = self.now_ns();
         let ms = now.saturating_sub(self.start_ns.load(Ordering::Relaxed)) / 1_000_000;
         Some((f, ms))
     }
@@ -247,7 +274,7 @@ impl Busy {
         if !self.running.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let now = self.base.elapsed().as_nanos() as u64;
+        let now = self.now_ns();
         if !self.busy.load(Ordering::Relaxed) {
             let elapsed_ms = now.saturating_sub(self.start_ns.load(Ordering::Relaxed)) / 1_000_000;
             if elapsed_ms < self.threshold_ms.load(Ordering::Relaxed) {
@@ -264,8 +291,7 @@ impl Busy {
         // for the script. A hand-over from a thread without a core costs a task spawn.
         if now.saturating_sub(self.released_ns.load(Ordering::Relaxed)) >= 50_000_000 {
             release_worker();
-            self.released_ns
-                .store(self.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            self.released_ns.store(self.now_ns(), Ordering::Relaxed);
         }
         Ok(())
     }
