@@ -59,10 +59,10 @@ pub struct RequestParser {
     /// the allocator's slow paths (docs/benchmarks.md, entry 34).
     spare: Vec<Vec<Bytes>>,
     /// The connection's last command name as static bytes (or empty): a request
-    /// whose first argument is these bytes gets a clone of this handle instead of a
-    /// slice of the read buffer, which saves an atomic reference count increment
-    /// and decrement per request (set by the connection, [`Self::remember_name`]).
-    name: Bytes,
+    /// whose first argument is these bytes gets a handle on them instead of a slice
+    /// of the read buffer, which saves an atomic reference count increment and
+    /// decrement per request (set by the connection, [`Self::remember_name`]).
+    name: &'static [u8],
     /// Largest bulk accepted (`proto-max-bulk-len`).
     pub max_bulk_len: i64,
     /// The client has not authenticated although a password is required: Redis's
@@ -191,12 +191,9 @@ impl RequestParser {
         }
     }
 
-    /// Remembers `name`, a handle on static bytes (a clone costs no reference
-    /// count), for the requests that start with the same bytes.
-    pub fn remember_name(&mut self, name: &Bytes) {
-        if name.as_ptr() != self.name.as_ptr() || name.len() != self.name.len() {
-            self.name = name.clone();
-        }
+    /// Remembers `name` for the requests that start with the same bytes.
+    pub fn remember_name(&mut self, name: &'static [u8]) {
+        self.name = name;
     }
 
     /// True between requests (not inside a partly received multibulk).
@@ -249,9 +246,11 @@ impl RequestParser {
                     let mut args = self.spare.pop().unwrap_or_default();
                     let (name_at, name_len) = self.spans[0];
                     let same_name = !self.name.is_empty()
-                        && buf.get(name_at..name_at + name_len) == Some(&self.name[..]);
+                        && buf.get(name_at..name_at + name_len) == Some(self.name);
                     if same_name {
-                        args.push(self.name.clone());
+                        // Built in place (not a clone through the handle's vtable,
+                        // which goes through memory: a stalled store-to-load copy).
+                        args.push(Bytes::from_static(self.name));
                         if rest == 0 {
                             buf.advance(total);
                             return Ok(Some(Request::Command(args)));
@@ -886,7 +885,7 @@ mod tests {
                       *2\r\n$5\r\nlpush\r\n$1\r\nk\r\n*2\r\n$4\r\nLPOP\r\n$1\r\nk\r\n";
         let mut buf = BytesMut::from(&input[..]);
         let mut p = RequestParser::new(512 * 1024 * 1024);
-        p.remember_name(&Bytes::from_static(NAME));
+        p.remember_name(NAME);
         let mut got = Vec::new();
         while let Some(Request::Command(argv)) = p.parse(&mut buf).unwrap() {
             got.push(argv);

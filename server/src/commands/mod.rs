@@ -361,9 +361,9 @@ pub struct CmdCache {
     name: [u8; 16],
     len: u8,
     cmd: Option<&'static Command>,
-    /// The same name as a handle on static bytes, when it is spelled all in lower
-    /// or all in upper case ([`static_name`]); empty otherwise.
-    spelled: Bytes,
+    /// The same name as static bytes, when it is spelled all in lower or all in
+    /// upper case ([`static_name`]); empty otherwise.
+    spelled: &'static [u8],
 }
 
 impl CmdCache {
@@ -388,16 +388,16 @@ impl CmdCache {
     /// case or was not cached): the connection's parser hands it out as the next
     /// requests' first argument when they spell the same name, a handle that costs
     /// no reference count (docs/benchmarks.md, optimisation log entry 42).
-    pub fn spelled(&self) -> &Bytes {
-        &self.spelled
+    pub fn spelled(&self) -> &'static [u8] {
+        self.spelled
     }
 }
 
-/// `name` as a handle on static bytes equal to it, when it is `cmd`'s name in lower
-/// case or in upper case (what clients send); None for any other spelling.
-pub fn static_name(cmd: &'static Command, name: &[u8]) -> Option<Bytes> {
+/// Static bytes equal to `name`, when it is `cmd`'s name in lower case or in upper
+/// case (what clients send); None for any other spelling.
+pub fn static_name(cmd: &'static Command, name: &[u8]) -> Option<&'static [u8]> {
     if name == cmd.name.as_bytes() {
-        return Some(Bytes::from_static(cmd.name.as_bytes()));
+        return Some(cmd.name.as_bytes());
     }
     // Not state: the upper-case spellings of the constant table's names, built once.
     static UPPER: OnceLock<HashMap<&'static str, Box<str>, crate::types::Hasher>> = OnceLock::new();
@@ -408,7 +408,7 @@ pub fn static_name(cmd: &'static Command, name: &[u8]) -> Option<Bytes> {
             .collect()
     });
     let up: &'static str = upper.get(cmd.name)?;
-    (name == up.as_bytes()).then(|| Bytes::from_static(up.as_bytes()))
+    (name == up.as_bytes()).then_some(up.as_bytes())
 }
 
 impl ClientState {
@@ -983,12 +983,12 @@ mod tests {
                 let spelled = cache.spelled();
                 assert_eq!(!spelled.is_empty(), static_bytes, "{sent:?}");
                 if static_bytes {
-                    assert_eq!(&spelled[..], sent);
+                    assert_eq!(spelled, sent);
                 }
             }
         }
         // An unknown name leaves the last known one in place.
-        assert_eq!(&cache.spelled()[..], b"CLIENT");
+        assert_eq!(cache.spelled(), b"CLIENT");
     }
 
     #[test]
