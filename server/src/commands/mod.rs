@@ -370,7 +370,10 @@ impl CmdCache {
     /// `lookup(name)`, answered from the cache when `name` is the same bytes as last time.
     pub fn lookup(&mut self, name: &[u8]) -> Option<&'static Command> {
         if let Some(cmd) = self.cmd {
-            if name.len() == self.len as usize && name == &self.name[..name.len()] {
+            // The parser's handle on `spelled` itself (the usual case): the same
+            // bytes without comparing them.
+            let same_bytes = std::ptr::eq(name, self.spelled) && !name.is_empty();
+            if same_bytes || (name.len() == self.len as usize && name == &self.name[..name.len()]) {
                 return Some(cmd);
             }
         }
