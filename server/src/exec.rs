@@ -101,7 +101,8 @@ pub fn process(
     argv: Vec<Bytes>,
     out: &mut Reply,
 ) -> Outcome {
-    Stats::incr(&server.stats.total_commands_processed, 1);
+    // Written only here, with the store held.
+    Stats::incr_held(store, &server.stats.total_commands_processed, 1);
     let Some(cmd) = client.cmd_cache.lookup(&argv[0]) else {
         return refuse_unknown(server, client, out, &argv);
     };

@@ -22,6 +22,7 @@ const ACCEPTABLE_STALE_PCT: usize = 25;
 pub async fn active_expire_cycle(server: Arc<Server>) {
     let mut shutdown = server.shutdown.subscribe();
     let mut next_db = 0;
+    let mut tsc = crate::util::TscCalibration::default();
     loop {
         let hz = server.config.read().hz.clamp(1, 500) as u64;
         let period = Duration::from_micros(1_000_000 / hz);
@@ -32,6 +33,7 @@ pub async fn active_expire_cycle(server: Arc<Server>) {
         if *shutdown.borrow() {
             return;
         }
+        tsc.step();
         server.reanchor_clock();
         // A CLIENT PAUSE freezes the dataset, so no key may disappear meanwhile; a
         // busy script holds the store (in Redis the cycle cannot run during a script

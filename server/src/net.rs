@@ -824,6 +824,8 @@ impl Conn {
                 break;
             }
         }
+        // The next batch's first arguments: most clients repeat one command.
+        self.parser.remember_name(self.client.cmd_cache.spelled());
         // The next batch's argument vectors: as many as this batch used, from
         // the pool its commands (and others') gave theirs back to.
         for _ in 0..ran.processed {

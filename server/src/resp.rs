@@ -58,6 +58,11 @@ pub struct RequestParser {
     /// at -P 16 a batch of allocations outran glibc's per-size cache of 7 and took
     /// the allocator's slow paths (docs/benchmarks.md, entry 34).
     spare: Vec<Vec<Bytes>>,
+    /// The connection's last command name as static bytes (or empty): a request
+    /// whose first argument is these bytes gets a handle on them instead of a slice
+    /// of the read buffer, which saves an atomic reference count increment and
+    /// decrement per request (set by the connection, [`Self::remember_name`]).
+    name: &'static [u8],
     /// Largest bulk accepted (`proto-max-bulk-len`).
     pub max_bulk_len: i64,
     /// The client has not authenticated although a password is required: Redis's
@@ -186,6 +191,11 @@ impl RequestParser {
         }
     }
 
+    /// Remembers `name` for the requests that start with the same bytes.
+    pub fn remember_name(&mut self, name: &'static [u8]) {
+        self.name = name;
+    }
+
     /// True between requests (not inside a partly received multibulk).
     pub fn is_idle(&self) -> bool {
         self.pending == 0
@@ -233,9 +243,22 @@ impl RequestParser {
                         return Ok(Some(Request::Empty));
                     };
                     let rest = self.spans.len() - 1;
-                    let mut frozen = buf.split_to(total).freeze();
                     let mut args = self.spare.pop().unwrap_or_default();
-                    args.extend(self.spans[..rest].iter().map(|&(at, len)| {
+                    let (name_at, name_len) = self.spans[0];
+                    let same_name = !self.name.is_empty()
+                        && buf.get(name_at..name_at + name_len) == Some(self.name);
+                    if same_name {
+                        // Built in place (not a clone through the handle's vtable,
+                        // which goes through memory: a stalled store-to-load copy).
+                        args.push(Bytes::from_static(self.name));
+                        if rest == 0 {
+                            buf.advance(total);
+                            return Ok(Some(Request::Command(args)));
+                        }
+                    }
+                    let mut frozen = buf.split_to(total).freeze();
+                    let first = usize::from(same_name);
+                    args.extend(self.spans[first..rest].iter().map(|&(at, len)| {
                         if len > SLICE_MAX {
                             Bytes::copy_from_slice(&frozen[at..at + len])
                         } else {
@@ -852,6 +875,37 @@ mod tests {
             let last = argv.last().unwrap();
             assert!(region.contains(&(last.as_ptr() as usize)));
         }
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_remembered_command_name_is_handed_out_for_the_same_bytes_only() {
+        static NAME: &[u8] = b"LPUSH";
+        let input = b"*3\r\n$5\r\nLPUSH\r\n$1\r\nk\r\n$1\r\nv\r\n*1\r\n$5\r\nLPUSH\r\n\
+                      *2\r\n$5\r\nlpush\r\n$1\r\nk\r\n*2\r\n$4\r\nLPOP\r\n$1\r\nk\r\n";
+        let mut buf = BytesMut::from(&input[..]);
+        let mut p = RequestParser::new(512 * 1024 * 1024);
+        p.remember_name(NAME);
+        let mut got = Vec::new();
+        while let Some(Request::Command(argv)) = p.parse(&mut buf).unwrap() {
+            got.push(argv);
+        }
+        assert_eq!(
+            got,
+            vec![
+                vec!["LPUSH", "k", "v"],
+                vec!["LPUSH"],
+                vec!["lpush", "k"],
+                vec!["LPOP", "k"]
+            ]
+        );
+        // The first two start with the remembered handle itself (its static bytes),
+        // the others with slices of the request, whose last argument is still its own.
+        assert_eq!(got[0][0].as_ptr(), NAME.as_ptr());
+        assert_eq!(got[1][0].as_ptr(), NAME.as_ptr());
+        assert_ne!(got[2][0].as_ptr(), NAME.as_ptr());
+        assert_ne!(got[3][0].as_ptr(), NAME.as_ptr());
+        assert_eq!(&got[0][2][..], b"v");
         assert!(buf.is_empty());
     }
 

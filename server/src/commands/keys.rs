@@ -678,8 +678,9 @@ fn carry_encoding_marks(db: &mut crate::db::Db, key: &[u8], was: crate::db::Meta
 pub fn note_encoding(store: &mut Store, (db, key): (usize, &[u8]), cmd: &str, argv: &[Bytes]) {
     const EDITS: &[&str] = &["setrange", "setbit", "bitfield", "bitop"];
     // Other writes store a new value, which starts unmarked, or (the INCR family) clear
-    // the mark themselves, or (APPEND) set it themselves: no lookup for them.
-    if !EDITS.contains(&cmd) {
+    // the mark themselves, or (APPEND) set it themselves: no lookup for them. The first
+    // letter rules out most writes without a string compare (this runs on every write).
+    if !matches!(cmd.as_bytes().first(), Some(b's' | b'b')) || !EDITS.contains(&cmd) {
         return;
     }
     let Some(e) = store.dbs.get_mut(db).and_then(|d| d.entry_mut(key)) else {

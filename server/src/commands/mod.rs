@@ -364,13 +364,19 @@ pub struct CmdCache {
     name: [u8; 16],
     len: u8,
     cmd: Option<&'static Command>,
+    /// The same name as static bytes, when it is spelled all in lower or all in
+    /// upper case ([`static_name`]); empty otherwise.
+    spelled: &'static [u8],
 }
 
 impl CmdCache {
     /// `lookup(name)`, answered from the cache when `name` is the same bytes as last time.
     pub fn lookup(&mut self, name: &[u8]) -> Option<&'static Command> {
         if let Some(cmd) = self.cmd {
-            if name.len() == self.len as usize && name == &self.name[..name.len()] {
+            // The parser's handle on `spelled` itself (the usual case): the same
+            // bytes without comparing them.
+            let same_bytes = std::ptr::eq(name, self.spelled) && !name.is_empty();
+            if same_bytes || (name.len() == self.len as usize && name == &self.name[..name.len()]) {
                 return Some(cmd);
             }
         }
@@ -379,9 +385,36 @@ impl CmdCache {
             self.name[..name.len()].copy_from_slice(name);
             self.len = name.len() as u8;
             self.cmd = Some(cmd);
+            self.spelled = static_name(cmd, name).unwrap_or_default();
         }
         Some(cmd)
     }
+
+    /// The last command name looked up, as static bytes (empty when it had mixed
+    /// case or was not cached): the connection's parser hands it out as the next
+    /// requests' first argument when they spell the same name, a handle that costs
+    /// no reference count (docs/benchmarks.md, optimisation log entry 42).
+    pub fn spelled(&self) -> &'static [u8] {
+        self.spelled
+    }
+}
+
+/// Static bytes equal to `name`, when it is `cmd`'s name in lower case or in upper
+/// case (what clients send); None for any other spelling.
+pub fn static_name(cmd: &'static Command, name: &[u8]) -> Option<&'static [u8]> {
+    if name == cmd.name.as_bytes() {
+        return Some(cmd.name.as_bytes());
+    }
+    // Not state: the upper-case spellings of the constant table's names, built once.
+    static UPPER: OnceLock<HashMap<&'static str, Box<str>, crate::types::Hasher>> = OnceLock::new();
+    let upper = UPPER.get_or_init(|| {
+        table()
+            .keys()
+            .map(|&k| (k, k.to_ascii_uppercase().into_boxed_str()))
+            .collect()
+    });
+    let up: &'static str = upper.get(cmd.name)?;
+    (name == up.as_bytes()).then_some(up.as_bytes())
 }
 
 impl ClientState {
@@ -940,6 +973,30 @@ pub fn c_string(a: &[u8], max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_names_in_one_case_are_cached_as_static_bytes() {
+        let mut cache = CmdCache::default();
+        for (sent, static_bytes) in [
+            (&b"LPUSH"[..], true),
+            (b"lpush", true),
+            (b"LPush", false),
+            (b"CLIENT", true),
+            (b"nosuchcommand", false),
+        ] {
+            let found = cache.lookup(sent).is_some();
+            assert_eq!(found, sent != b"nosuchcommand");
+            if found {
+                let spelled = cache.spelled();
+                assert_eq!(!spelled.is_empty(), static_bytes, "{sent:?}");
+                if static_bytes {
+                    assert_eq!(spelled, sent);
+                }
+            }
+        }
+        // An unknown name leaves the last known one in place.
+        assert_eq!(cache.spelled(), b"CLIENT");
+    }
 
     #[test]
     fn hexadecimal_floats_parse_as_strtod_reads_them() {
