@@ -101,8 +101,6 @@ pub fn process(
     argv: Vec<Bytes>,
     out: &mut Reply,
 ) -> Outcome {
-    // Written only here, with the store held.
-    Stats::incr_held(store, &server.stats.total_commands_processed, 1);
     let Some(cmd) = client.cmd_cache.lookup(&argv[0]) else {
         return refuse_unknown(server, client, out, &argv);
     };
@@ -114,6 +112,10 @@ pub fn process(
     }
     let before = store.propagated.len();
     store.tracking.current = Some(client.id);
+    // As Redis counts: each command that runs (here, in EXEC and in scripts), not
+    // one refused or only queued. Written with the store held; the one writer
+    // without it (`while_busy`) runs only while a script holds the store.
+    Stats::incr_held(store, &server.stats.total_commands_processed, 1);
     let mut argv = Cow::Owned(argv);
     let outcome = call_argv(server, store, client, cmd, &mut argv, out, true);
     // Not moved into a propagated op (a read, a write that changed nothing): into
@@ -428,6 +430,8 @@ pub fn script_call(
     // batch's chained clock (`Store::cmd_clock`) would charge it the Lua time since
     // the previous command ended (INFO commandstats, latency, slow log).
     let outer_clock = store.cmd_clock.take();
+    // Atomically: `while_busy` may count a command it answers meanwhile.
+    Stats::incr(&server.stats.total_commands_processed, 1);
     call_argv(server, store, client, cmd, &mut owned, out, false);
     store.cmd_clock = outer_clock;
     *argv = match owned {

@@ -178,3 +178,55 @@ fn commands_called_by_a_script_are_timed_without_the_lua_between_them() {
         assert!(incr * 10 < eval, "{who}: incr usec {incr} of eval's {eval}");
     }
 }
+
+/// INFO's `total_commands_processed` after `steps`, minus before (the INFO that reads
+/// it counts as one, on both servers).
+fn processed_delta(c: &mut Conn, steps: &[&[&[u8]]]) -> i64 {
+    let read = |c: &mut Conn| -> i64 {
+        info_field(c, "stats", "total_commands_processed")
+            .and_then(|v| v.parse().ok())
+            .expect("total_commands_processed")
+    };
+    let before = read(c);
+    for step in steps {
+        c.cmd_args(step);
+    }
+    read(c) - before
+}
+
+#[test]
+fn total_commands_processed_counts_what_ran_like_redis() {
+    // Refused commands (unknown, bad arity) and queued ones are not counted; EXEC's
+    // commands and a script's calls are, each.
+    let mut p = Pair::start();
+    let cases: Vec<(&str, Vec<&[&[u8]]>)> = vec![
+        ("refused", vec![&[b"nosuchcmd"], &[b"GET"]]),
+        (
+            "script calls",
+            vec![&[
+                b"EVAL",
+                b"redis.call('set','x','1'); redis.pcall('nosuch'); return redis.call('get','x')",
+                b"0",
+            ]],
+        ),
+        (
+            "transaction",
+            vec![
+                &[b"MULTI"],
+                &[b"SET", b"a", b"1"],
+                &[b"INCR", b"a"],
+                &[b"EXEC"],
+            ],
+        ),
+        (
+            "aborted transaction",
+            vec![&[b"MULTI"], &[b"SET", b"a", b"1"], &[b"NOSUCH"], &[b"EXEC"]],
+        ),
+        ("timed-out block", vec![&[b"BLPOP", b"nolist", b"0.05"]]),
+    ];
+    for (what, steps) in cases {
+        let ours = processed_delta(&mut p.a, &steps);
+        let theirs = processed_delta(&mut p.b, &steps);
+        assert_eq!(ours, theirs, "{what}");
+    }
+}

@@ -115,6 +115,7 @@ fn exec(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             out.error(&super::acl::exec_text(&r));
             continue;
         }
+        crate::server::Stats::incr_held(ctx.store, &ctx.server.stats.total_commands_processed, 1);
         let outcome = crate::exec::call(ctx.server, ctx.store, ctx.client, cmd, argv, out, false);
         match outcome {
             Outcome::Close => ctx.action = Some(Action::Close),

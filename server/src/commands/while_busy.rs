@@ -37,7 +37,6 @@ pub fn answer(
     argv: Vec<Bytes>,
     out: &mut Reply,
 ) -> WhileBusy {
-    Stats::incr(&server.stats.total_commands_processed, 1);
     let Some(cmd) = client.cmd_cache.lookup(&argv[0]) else {
         reject(server, client, out, &crate::exec::unknown_command(&argv));
         return WhileBusy::Done;
@@ -67,6 +66,8 @@ pub fn answer(
         out.simple("QUEUED");
         return WhileBusy::Done;
     }
+    // Counted as it runs, as Redis counts (a BUSY refusal or a queued command is not).
+    Stats::incr(&server.stats.total_commands_processed, 1);
     match serve(server, client, cmd, &argv, out) {
         Ok(next) => next,
         Err(e) => {
