@@ -21,6 +21,9 @@ pub struct ClientHandle {
     /// Set by CLIENT KILL; the connection closes at its next wake-up.
     pub killed: AtomicBool,
     pub kill_notify: tokio::sync::Notify,
+    /// Set when a blocked command is answered with an error that ends the connection
+    /// (the node turned into a replica): closed once that reply is written.
+    pub close_after_reply: AtomicBool,
     /// Rung by everything that needs the connection's loop apart from its socket: a
     /// kill, a pushed message, shutdown.
     pub bell: Bell,
@@ -66,6 +69,7 @@ impl ClientHandle {
             info: Mutex::new(info),
             killed: AtomicBool::new(false),
             kill_notify: tokio::sync::Notify::new(),
+            close_after_reply: AtomicBool::new(false),
             bell: Bell::default(),
             obuf: Default::default(),
             msg_tx: Default::default(),

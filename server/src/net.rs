@@ -949,7 +949,12 @@ impl Conn {
             None if null_array => self.out.null_array(),
             None => self.out.null(),
         }
-        true
+        // Answered with an error that ends the connection (see
+        // `replication::replica::set_master`): closed after the reply.
+        !self
+            .handle
+            .close_after_reply
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The output buffer went out: what was queued for us no longer counts.

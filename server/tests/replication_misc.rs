@@ -397,3 +397,53 @@ fn announced_ip_and_port_are_what_the_master_reports() {
         .stdout()
         .contains("Replica 10.1.2.3:6400 asks for synchronization"));
 }
+
+/// A client blocked in BLPOP on `b` while `b` turns into a replica of `a`; then `a`
+/// pushes to the list. Returns what the blocked client read before its connection
+/// closed (or everything it read within 5 s), and `b`'s list once it has caught up.
+fn blocked_pop_across_a_role_change(a: u16, b: u16) -> (String, bool, R) {
+    let mut blocked = TcpStream::connect(("127.0.0.1", b)).expect("connect");
+    blocked
+        .write_all(b"*3\r\n$5\r\nBLPOP\r\n$3\r\nfoo\r\n$1\r\n0\r\n")
+        .expect("send BLPOP");
+    let mut cb = Conn::connect(b);
+    assert!(wait_until(Duration::from_secs(5), || {
+        info_field(&mut cb, "clients", "blocked_clients").as_deref() == Some("1")
+    }));
+    assert_eq!(cb.cmd(&format!("REPLICAOF 127.0.0.1 {a}")), R::ok());
+    assert!(wait_until(Duration::from_secs(10), || {
+        info_field(&mut cb, "replication", "master_link_status").as_deref() == Some("up")
+    }));
+    let mut ca = Conn::connect(a);
+    assert_eq!(ca.cmd("RPUSH foo a b c"), R::Int(3));
+    blocked
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let closed = matches!(blocked.read_to_end(&mut got), Ok(_));
+    let want = R::Arr(vec![R::bulk("a"), R::bulk("b"), R::bulk("c")]);
+    assert!(wait_until(Duration::from_secs(5), || cb
+        .cmd("LRANGE foo 0 -1")
+        == want));
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        closed,
+        cb.cmd("LRANGE foo 0 -1"),
+    )
+}
+
+#[test]
+fn a_node_turning_replica_disconnects_its_blocked_clients_like_redis() {
+    // Served by the master's stream, the pop would leave the replica with "b c".
+    let (a, b) = (TestServer::start(&[]), TestServer::start(&[]));
+    let ours = blocked_pop_across_a_role_change(a.port, b.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ra, rb) = (
+        RealRedis::start(dir.path(), "a.rdb", &[]),
+        RealRedis::start(dir.path(), "b.rdb", &[]),
+    );
+    let theirs = blocked_pop_across_a_role_change(ra.port, rb.port);
+    assert_eq!(ours, theirs);
+    assert!(ours.0.starts_with("-UNBLOCKED "), "{ours:?}");
+    assert!(ours.1, "the blocked client's connection is closed");
+}

@@ -70,6 +70,7 @@ pub fn set_master(server: &Arc<Server>, store: &mut Store, host: &str, port: u16
         transfer_last_io: Instant::now(),
     });
     store.is_replica = true;
+    disconnect_blocked_clients(server, store);
     crate::log::set_role(b'S');
     let oom = server
         .oom_score
@@ -79,6 +80,30 @@ pub fn set_master(server: &Arc<Server>, store: &mut Store, host: &str, port: u16
     }
     crate::notice!("Connecting to MASTER {host}:{port}");
     tokio::spawn(run_link(server.clone(), generation, host.to_string(), port));
+}
+
+/// Redis's answer to the clients blocked on keys when a node turns into a replica:
+/// an UNBLOCKED error, then the connection closes. The master's stream will change
+/// those keys, and a replica that served a blocked pop from them would diverge from
+/// its master.
+fn disconnect_blocked_clients(server: &Server, store: &mut Store) {
+    if store.waiters.is_empty() {
+        return;
+    }
+    let ids: Vec<_> = store.waiters.keys().copied().collect();
+    let clients = server.clients.lock();
+    for id in ids {
+        let Some(w) = store.unblock(id) else {
+            continue;
+        };
+        if let Some(h) = clients.get(&id) {
+            h.close_after_reply
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        let mut r = crate::resp::Reply::new(w.resp3);
+        r.error("UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)");
+        let _ = w.tx.send(r.buf);
+    }
 }
 
 /// REPLICAOF NO ONE: promotion (Redis `replicationUnsetMaster`). The current
