@@ -1135,3 +1135,40 @@ fn monitor_shows_a_script_before_its_calls_and_the_calls_as_lua_like_redis() {
         "{got:?}"
     );
 }
+
+#[test]
+fn scripts_that_may_write_meet_min_replicas_and_ro_commands_as_they_start_like_redis() {
+    let mut p = Pair::start();
+    let lib = b"#!lua name=mr\nredis.register_function{function_name='f_default', callback=function(k, a) return redis.call('get', k[1]) end, flags={}}\nredis.register_function{function_name='f_ro', callback=function(k, a) return redis.call('get', k[1]) end, flags={'no-writes'}}";
+    p.same(&[b"FUNCTION", b"LOAD", b"REPLACE", lib]);
+    p.same(&[b"SET", b"foo", b"12345"]);
+    let calls: [&[&[u8]]; 8] = [
+        &[b"FCALL", b"f_default", b"1", b"foo"],
+        &[b"FCALL", b"f_ro", b"1", b"foo"],
+        &[b"FCALL_RO", b"f_default", b"1", b"foo"],
+        &[b"FCALL_RO", b"f_ro", b"1", b"foo"],
+        &[
+            b"EVAL",
+            b"#!lua\nreturn redis.call('get', KEYS[1])",
+            b"1",
+            b"foo",
+        ],
+        &[
+            b"EVAL_RO",
+            b"#!lua\nreturn redis.call('get', KEYS[1])",
+            b"1",
+            b"foo",
+        ],
+        &[b"EVAL_RO", b"#!lua flags=no-writes\nreturn 1", b"0"],
+        &[b"EVAL", b"return redis.call('get', KEYS[1])", b"1", b"foo"],
+    ];
+    for replicas in [b"0", b"1"] {
+        p.same(&[b"CONFIG", b"SET", b"min-replicas-to-write", replicas]);
+        for call in calls {
+            p.same(call);
+        }
+    }
+    p.same(&[b"CONFIG", b"SET", b"min-replicas-to-write", b"1"]);
+    let r = p.same(&[b"FCALL", b"f_default", b"1", b"foo"]);
+    assert!(r.err_text().starts_with("NOREPLICAS"), "{r:?}");
+}

@@ -677,14 +677,11 @@ pub fn fcall(
     read_only: bool,
 ) -> Result<(), CmdError> {
     let name: &[u8] = command.get(1).map_or(&[], |n| n);
-    let Some((func, flags)) = registry(ctx.store).function(name) else {
+    let Some((func, mut flags)) = registry(ctx.store).function(name) else {
         return Err(CmdError::msg("ERR Function not found"));
     };
-    if read_only && !flags.no_writes {
-        return Err(CmdError::msg(
-            "ERR Can not execute a script with write flag using *_ro command.",
-        ));
-    }
+    // Refused as the function starts when it may write (`script_run`'s start checks).
+    flags.ro_command = read_only;
     let label = String::from_utf8_lossy(name).into_owned();
     let busy = ctx.server.script_busy.clone();
     let reg = registry(ctx.store);

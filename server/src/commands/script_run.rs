@@ -59,7 +59,12 @@ pub fn eval(
         EvalTarget::Sha(sha) => scripts.cached(sha)?,
     };
     if read_only {
-        flags.no_writes = true;
+        // A script without a shebang may still run: its writes are refused one by
+        // one. One that declares it may write is refused as it starts.
+        flags.ro_command = true;
+        if flags.compat {
+            flags.no_writes = true;
+        }
     }
     run_callee(ctx, out, Slot::Eval, func, &sha, keys, args, flags)
 }
@@ -87,11 +92,25 @@ fn flagged_start_refusal(ctx: &mut Ctx, flags: ScriptFlags) -> Option<String> {
     let may_write = !flags.no_writes;
     let store = &*ctx.store;
     if may_write {
+        // Redis's order: a read-only replica, a failed save, too few good replicas, a
+        // read-only command.
         if store.is_replica && store.hot.replica_read_only {
             return Some("READONLY You can't write against a read only replica.".into());
         }
         if let Some(e) = crate::persist::write_refusal(ctx.server, store) {
             return Some(e);
+        }
+        let cfg = &store.hot;
+        if store.repl.master.is_none()
+            && cfg.min_replicas_to_write > 0
+            && cfg.min_replicas_max_lag > 0
+            && (store.repl.good_replicas_now(cfg.min_replicas_max_lag) as u64)
+                < cfg.min_replicas_to_write
+        {
+            return Some("NOREPLICAS Not enough good replicas to write.".into());
+        }
+        if flags.ro_command {
+            return Some("ERR Can not execute a script with write flag using *_ro command.".into());
         }
     }
     if !flags.allow_stale

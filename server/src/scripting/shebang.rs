@@ -14,6 +14,9 @@ pub struct ScriptFlags {
     pub allow_stale: bool,
     pub no_cluster: bool,
     pub allow_cross_slot_keys: bool,
+    /// Not declared by the script: the run comes from EVAL_RO, EVALSHA_RO or FCALL_RO,
+    /// which refuse a script that declares it may write.
+    pub ro_command: bool,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
