@@ -447,3 +447,41 @@ fn a_node_turning_replica_disconnects_its_blocked_clients_like_redis() {
     assert!(ours.0.starts_with("-UNBLOCKED "), "{ours:?}");
     assert!(ours.1, "the blocked client's connection is closed");
 }
+
+/// A write on a writable replica to a key that expired there (the master, with its
+/// active expiry off, has not sent the DEL yet): what the replica answers.
+fn write_to_an_expired_key_on_a_writable_replica(master: u16, replica: u16) -> Vec<R> {
+    let (mut m, mut r) = (Conn::connect(master), Conn::connect(replica));
+    assert_eq!(m.cmd("DEBUG SET-ACTIVE-EXPIRE 0"), R::ok());
+    assert_eq!(m.cmd("SET key1 5 PX 10"), R::ok());
+    assert_eq!(m.cmd("SET key2 5 PX 10"), R::ok());
+    assert!(wait_until(Duration::from_secs(10), || {
+        r.cmd("DBSIZE") == R::Int(2) && r.cmd("EXISTS key1 key2") == R::Int(0)
+    }));
+    assert_eq!(r.cmd("CONFIG SET replica-read-only no"), R::ok());
+    let seen = ["DBSIZE", "INCR key1", "TTL key1", "GET key2", "DBSIZE"]
+        .iter()
+        .map(|c| r.cmd(c))
+        .collect();
+    assert_eq!(m.cmd("DEBUG SET-ACTIVE-EXPIRE 1"), R::ok());
+    seen
+}
+
+#[test]
+fn a_write_on_a_writable_replica_replaces_a_key_that_expired_there_like_redis() {
+    // INCR recreates key1 without the old TTL (it used to keep it: TTL -2 at once).
+    let m = TestServer::start(&["--enable-debug-command", "yes"]);
+    let r = start_replica_of(m.port, &[]);
+    wait_connected(&r);
+    let ours = write_to_an_expired_key_on_a_writable_replica(m.port, r.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rm = RealRedis::start(dir.path(), "m.rdb", &[]);
+    let rr = RealRedis::start(
+        dir.path(),
+        "r.rdb",
+        &["--replicaof", "127.0.0.1", &rm.port.to_string()],
+    );
+    let theirs = write_to_an_expired_key_on_a_writable_replica(rm.port, rr.port);
+    assert_eq!(ours, theirs);
+    assert_eq!(ours[2], R::Int(-1), "{ours:?}");
+}

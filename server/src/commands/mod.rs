@@ -597,6 +597,14 @@ impl<'a> Ctx<'a> {
     /// Whether a key is logically expired for this client, deleting it (and
     /// propagating DEL) when this server is a master. Redis `expireIfNeeded`.
     pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        self.expire_if_needed_as(key, false)
+    }
+
+    /// [`Ctx::expire_if_needed`]; `for_write`: a write is about to replace the key, so
+    /// a writable replica deletes it too (and propagates the DEL to its own replicas
+    /// and AOF), as Redis's write lookups do: the new value must not inherit the
+    /// expired key's TTL.
+    fn expire_if_needed_as(&mut self, key: &[u8], for_write: bool) -> bool {
         let db = self.client.db;
         let Some(at) = self.store.dbs[db].expire_of(key) else {
             return false;
@@ -608,7 +616,7 @@ impl<'a> Ctx<'a> {
         if self.client.is_master {
             return false;
         }
-        if self.store.is_replica || self.store.repl.fenced {
+        if (self.store.is_replica || self.store.repl.fenced) && !for_write {
             return true;
         }
         self.delete_expired(db, key);
@@ -668,9 +676,10 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Looks a key up for writing (expired = missing, deleted on a master).
+    /// Looks a key up for writing (expired = missing, and deleted, on a writable
+    /// replica too).
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
-        if self.expire_if_needed(key) {
+        if self.expire_if_needed_as(key, true) {
             return None;
         }
         let (lru, lfu, now_ms) = (self.lru, self.lfu_first_access(key), self.now_ms);
