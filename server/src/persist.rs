@@ -227,6 +227,29 @@ pub fn save(server: &Server, store: &mut Store) -> Result<(), PersistError> {
     if server.persist.lock().bgsave_in_progress {
         return Err(PersistError::BgsaveInProgress);
     }
+    save_unchecked(server, store)
+}
+
+/// FLUSHALL's persistence, as Redis's: a running BGSAVE (of the data just flushed)
+/// is killed, and with save points configured the empty dataset is saved at once,
+/// so that a restart cannot bring the flushed keys back from an older file.
+pub fn after_flushall(server: &Server, store: &mut Store) {
+    {
+        let mut st = server.persist.lock();
+        if let (true, Some(pid)) = (st.bgsave_in_progress, st.bgsave_pid) {
+            st.bgsave_aborted = true;
+            drop(st);
+            server.children.kill(pid);
+        }
+    }
+    if !server.config.read().save.is_empty() {
+        // The killed BGSAVE's thread still has to take the store to record its end;
+        // its child renamed nothing, so this file is the last word.
+        let _ = save_unchecked(server, store);
+    }
+}
+
+fn save_unchecked(server: &Server, store: &mut Store) -> Result<(), PersistError> {
     let mut t = Target::from_server(server);
     t.opts.repl = crate::replication::rdb_repl_info(store);
     t.opts.functions = crate::commands::function_lib::codes(store);
@@ -267,6 +290,7 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), PersistErro
     ) {
         Ok(fs) => {
             let pid = fs.pid() as u32;
+            st.bgsave_pid = Some(fs.pid());
             (Box::new(move || fs.finish()), pid)
         }
         Err(e) => {
@@ -294,6 +318,8 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), PersistErro
             let mut store = srv.store.lock();
             let mut st = srv.persist.lock();
             st.bgsave_in_progress = false;
+            st.bgsave_pid = None;
+            let aborted = std::mem::take(&mut st.bgsave_aborted);
             st.last_bgsave_time_sec = st
                 .bgsave_started
                 .take()
@@ -307,6 +333,11 @@ pub fn bgsave(server: &Arc<Server>, store: &mut Store) -> Result<(), PersistErro
                     set_bgsave_ok(&srv, &mut st, true);
                     st.rdb_saves += 1;
                     notice!("Background saving terminated with success");
+                }
+                Err(_) if aborted => {
+                    // Killed by FLUSHALL: not an error (no MISCONF), as Redis's
+                    // SIGUSR1 kill is not.
+                    warning!("Background saving terminated by signal 10");
                 }
                 Err(e) => {
                     warning!("Write error saving DB on disk: {e}");

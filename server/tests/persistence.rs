@@ -355,3 +355,51 @@ fn debug_reload_saves_and_reloads_the_same_dataset() {
     assert_eq!(c.cmd("DBSIZE"), R::Int(3));
     assert!(s.dir.path().join("dump.rdb").exists());
 }
+
+/// FLUSHALL on a server in `dir` with save points: the files and persistence fields
+/// right after it, and after a BGSAVE slowed to a crawl is interrupted by it.
+fn flushall_persistence(port: u16, dir: &Path) -> Vec<String> {
+    let mut c = Conn::connect(port);
+    let field = |c: &mut Conn, f: &str| common::info_field(c, "persistence", f).unwrap_or_default();
+    let mut seen = Vec::new();
+    assert_eq!(c.cmd("SET a b"), R::ok());
+    assert_eq!(c.cmd("FLUSHALL"), R::ok());
+    seen.push(format!(
+        "dump.rdb after FLUSHALL: {}",
+        dir.join("dump.rdb").exists()
+    ));
+    seen.push(format!(
+        "changes: {}",
+        field(&mut c, "rdb_changes_since_last_save")
+    ));
+    // A BGSAVE of 2,000 keys at 1 ms a key, interrupted.
+    assert_eq!(c.cmd_args(&[b"CONFIG", b"SET", b"save", b""]), R::ok());
+    assert_eq!(c.cmd("DEBUG POPULATE 2000"), R::ok());
+    assert_eq!(c.cmd("CONFIG SET rdb-key-save-delay 1000"), R::ok());
+    assert!(matches!(c.cmd("BGSAVE"), R::Simple(_)));
+    assert_eq!(field(&mut c, "rdb_bgsave_in_progress"), "1");
+    assert_eq!(c.cmd("FLUSHALL"), R::ok());
+    let ended = wait_until(Duration::from_secs(1), || {
+        field(&mut c, "rdb_bgsave_in_progress") == "0"
+    });
+    seen.push(format!("BGSAVE ended within 1 s: {ended}"));
+    seen.push(format!(
+        "status: {}",
+        field(&mut c, "rdb_last_bgsave_status")
+    ));
+    seen.push(format!("still writable: {:?}", c.cmd("SET x y")));
+    seen
+}
+
+#[test]
+fn flushall_saves_at_once_and_kills_a_running_bgsave_like_redis() {
+    // Without the save, a restart brought the flushed keys back from the old file.
+    let s = TestServer::start(&["--save", "3600 1", "--enable-debug-command", "yes"]);
+    let ours = flushall_persistence(s.port, s.dir.path());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = common::RealRedis::start(dir.path(), "dump.rdb", &["--save", "3600 1"]);
+    let theirs = flushall_persistence(redis.port, dir.path());
+    assert_eq!(ours, theirs);
+    assert_eq!(ours[0], "dump.rdb after FLUSHALL: true");
+    assert_eq!(ours[2], "BGSAVE ended within 1 s: true");
+}

@@ -511,6 +511,7 @@ fn flushall(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         signal_flushed_blocked_keys(ctx.store, db);
     }
     ctx.dirty(n + 1);
+    crate::persist::after_flushall(ctx.server, ctx.store);
     out.ok();
     Ok(())
 }

@@ -7,6 +7,10 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct PersistState {
     pub bgsave_in_progress: bool,
+    /// The running BGSAVE's child (none when it saves from an in-process copy).
+    pub bgsave_pid: Option<i32>,
+    /// The running BGSAVE was killed on purpose (FLUSHALL): its end is no error.
+    pub bgsave_aborted: bool,
     pub bgsave_started: Option<Instant>,
     pub dirty_before_bgsave: u64,
     pub last_bgsave_ok: bool,
@@ -31,6 +35,8 @@ impl Default for PersistState {
     fn default() -> Self {
         PersistState {
             bgsave_in_progress: false,
+            bgsave_pid: None,
+            bgsave_aborted: false,
             bgsave_started: None,
             dirty_before_bgsave: 0,
             last_bgsave_ok: true,
