@@ -585,3 +585,42 @@ fn lpos_count_and_maxlen_errors_match_redis() {
     p.same_words("SET s v");
     p.same_words("LPOS s a COUNT x");
 }
+
+/// The `flags=` field of a client's CLIENT LIST line while it waits in BLPOP and once
+/// it has been served.
+fn flags_while_blocked(blocked: &mut Conn, observer: &mut Conn) -> (String, String) {
+    let R::Int(id) = blocked.cmd("CLIENT ID") else {
+        panic!("CLIENT ID is not an integer");
+    };
+    let flags = |observer: &mut Conn| {
+        let line = observer.cmd(&format!("CLIENT LIST ID {id}"));
+        let R::Bulk(line) = line else {
+            panic!("CLIENT LIST is not a bulk: {line:?}");
+        };
+        String::from_utf8_lossy(&line)
+            .split(' ')
+            .find_map(|f| f.strip_prefix("flags="))
+            .map(str::to_string)
+            .expect("a flags= field")
+    };
+    blocked.send(&[b"BLPOP", b"flagq", b"0"]);
+    settle(observer, 1);
+    let while_blocked = flags(observer);
+    assert_eq!(observer.cmd("RPUSH flagq x"), R::Int(1));
+    assert_eq!(blocked.read(), arr(&["flagq", "x"]));
+    (while_blocked, flags(observer))
+}
+
+/// Found by Redis's own TCL suite (unit/type/list, the SWAPDB and MULTI tests that
+/// check a client is still blocked): CLIENT LIST shows `b` in a blocked client's
+/// flags, as Redis 7.0 does, and `N` again once it is served.
+#[test]
+fn client_list_flags_a_blocked_client_like_redis() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let got = flags_while_blocked(&mut ours.conn(), &mut ours.conn());
+    let want = flags_while_blocked(&mut theirs.conn(), &mut theirs.conn());
+    assert_eq!(want, ("b".to_string(), "N".to_string()));
+    assert_eq!(got, want);
+}
