@@ -249,17 +249,18 @@ fn queue_in_multi(client: &mut ClientState, argv: &[Bytes], out: &mut Reply) -> 
 /// Counts the call, feeds the latency monitor and, with `latency-tracking`, the
 /// command's histogram (under its full name, `config|get`, and its own FAST flag,
 /// as Redis keys them).
-/// A command that blocked is left out, as in Redis.
+/// A command that blocked is counted now, as in Redis, but its histogram sample waits
+/// for its answer ([`observe_unblocked`]).
 fn observe_latency(
     store: &mut Store,
     cmd: &Command,
     argv: &[Bytes],
     elapsed_ns: u64,
-    failed: bool,
+    (failed, blocked): (bool, bool),
 ) {
     let (threshold, tracking) = (
         store.hot.latency_monitor_threshold,
-        store.hot.latency_tracking,
+        store.hot.latency_tracking && !blocked,
     );
     let Some((name, fast)) = stat_name(cmd, argv) else {
         return;
@@ -704,10 +705,9 @@ fn call_argv(
     if threshold >= 0 && (elapsed_ns / 1000) as i64 >= threshold {
         log_slow(server, client, (cmd, argv), threshold, ended.since(started));
     }
-    if !matches!(action, Some(Action::Block { .. })) {
-        let failed = out.buf.get(reply_start) == Some(&b'-');
-        observe_latency(store, cmd, argv, elapsed_ns, failed);
-    }
+    let blocked = matches!(action, Some(Action::Block { .. }));
+    let failed = !blocked && out.buf.get(reply_start) == Some(&b'-');
+    observe_latency(store, cmd, argv, elapsed_ns, (failed, blocked));
     // After the command, as Redis 7.0 does: the line shows the database it left
     // selected, and commands run by EXEC are fed one by one.
     feed_monitors(server, client, cmd, argv);
@@ -961,8 +961,14 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
                 // Served like a fresh call that must not block: if it still finds
                 // nothing it produces no reply and the client keeps waiting.
                 let mut ctx_client = tmp;
+                let started = Mono::now();
                 let outcome = call_for_waiter(server, store, &mut ctx_client, cmd, &argv, &mut out);
                 finish_propagation(store, before);
+                if outcome {
+                    let failed = out.buf.first() == Some(&b'-');
+                    let elapsed_ns = Mono::now().nanos_since(started);
+                    observe_unblocked(server, store, &argv, elapsed_ns, (failed, failed));
+                }
                 if !outcome {
                     // What one list waiter could not pop, the next cannot either;
                     // stream readers wait for different things (their own group,
@@ -978,6 +984,32 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
             }
         }
     }
+}
+
+/// Statistics for a blocked command answered from outside its own call (served,
+/// refused because its key or group went away, CLIENT UNBLOCK): the call was counted
+/// when it blocked; this adds `elapsed_ns`, a failed call when `failed`, and an error
+/// reply (`total_error_replies`) when `error_reply`.
+pub fn observe_unblocked(
+    server: &Server,
+    store: &mut Store,
+    argv: &[Bytes],
+    elapsed_ns: u64,
+    (failed, error_reply): (bool, bool),
+) {
+    if error_reply {
+        Stats::incr(&server.stats.total_error_replies, 1);
+    }
+    let Some(cmd) = argv.first().and_then(|c| commands::lookup(c)) else {
+        return;
+    };
+    let Some((name, _)) = stat_name(cmd, argv) else {
+        return;
+    };
+    let tracking = store.hot.latency_tracking;
+    store
+        .latency
+        .observe_unblocked(tracking, (name, failed), elapsed_ns);
 }
 
 /// Runs a blocked client's command; false if it would block again.

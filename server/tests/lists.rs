@@ -624,3 +624,80 @@ fn client_list_flags_a_blocked_client_like_redis() {
     assert_eq!(want, ("b".to_string(), "N".to_string()));
     assert_eq!(got, want);
 }
+
+/// The `calls`, `failed_calls` fields of the commandstats lines of `names`, and
+/// `total_error_replies`.
+fn blocking_stats(c: &mut Conn, names: &[&str]) -> Vec<String> {
+    let R::Bulk(text) = c.cmd("INFO commandstats") else {
+        panic!("INFO commandstats is not a bulk");
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let mut got: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("cmdstat_{n}:")))
+                .unwrap_or("");
+            let fields: Vec<&str> = line
+                .split([':', ','])
+                .filter(|f| f.starts_with("calls=") || f.starts_with("failed_calls="))
+                .collect();
+            format!("{n} {}", fields.join(","))
+        })
+        .collect();
+    got.push(format!(
+        "total_error_replies={}",
+        info_field(c, "stats", "total_error_replies").unwrap_or_default()
+    ));
+    got
+}
+
+/// Blocks `blocked` in BLPOP/BRPOP in every way they can end (timeout, served by a
+/// push, CLIENT UNBLOCK TIMEOUT and ERROR) and returns the statistics afterwards.
+fn blocked_commands_scenario(blocked: &mut Conn, p: &mut Conn) -> Vec<String> {
+    let R::Int(id) = blocked.cmd("CLIENT ID") else {
+        panic!("CLIENT ID is not an integer");
+    };
+    assert_eq!(p.cmd("CONFIG RESETSTAT"), R::ok());
+    assert_eq!(blocked.cmd("BLPOP statq 0.05"), R::NilArr);
+    blocked.send(&[b"BLPOP", b"statq", b"0"]);
+    settle(p, 1);
+    assert_eq!(p.cmd("RPUSH statq a"), R::Int(1));
+    assert_eq!(blocked.read(), arr(&["statq", "a"]));
+    blocked.send(&[b"BLPOP", b"statq", b"0"]);
+    settle(p, 1);
+    assert_eq!(p.cmd(&format!("CLIENT UNBLOCK {id} TIMEOUT")), R::Int(1));
+    assert_eq!(blocked.read(), R::NilArr);
+    blocked.send(&[b"BRPOP", b"statq", b"0"]);
+    settle(p, 1);
+    assert_eq!(p.cmd(&format!("CLIENT UNBLOCK {id} ERROR")), R::Int(1));
+    assert_eq!(
+        blocked.read(),
+        err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+    );
+    blocking_stats(p, &["blpop", "brpop"])
+}
+
+/// Found by Redis's own TCL suite (unit/type/stream-cgroups, the statistics of a
+/// blocked XREADGROUP): a command that blocks is counted in INFO commandstats when it
+/// blocks, whatever ends the wait, and an unblocking error (CLIENT UNBLOCK ... ERROR)
+/// is a failed call and an error reply. CLIENT UNBLOCK counts a failed call even with
+/// TIMEOUT, as Redis 7.0 does. Tandem used to leave every call that blocked uncounted.
+#[test]
+fn blocked_commands_are_counted_in_commandstats_like_redis() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let got = blocked_commands_scenario(&mut ours.conn(), &mut ours.conn());
+    let want = blocked_commands_scenario(&mut theirs.conn(), &mut theirs.conn());
+    assert_eq!(
+        want,
+        vec![
+            "blpop calls=3,failed_calls=1".to_string(),
+            "brpop calls=1,failed_calls=1".to_string(),
+            "total_error_replies=1".to_string(),
+        ]
+    );
+    assert_eq!(got, want);
+}
