@@ -524,12 +524,16 @@ pub(crate) fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<St
 /// After a write that dirtied the dataset: WATCH, blocked clients, client-side
 /// caching and OBJECT ENCODING hear of its keys. Client-side caching only of those
 /// the command could have changed: not of a DEL of a key that was never there.
+/// The key the handler said it left `unchanged` is skipped altogether.
 fn touch_written_keys(
     store: &mut Store,
     (db, cmd, argv): (usize, &Command, &[Bytes]),
-    existed: Option<&[bool]>,
+    (existed, unchanged): (Option<&[bool]>, Option<usize>),
 ) {
     for (n, pos) in cmd.key_positions_iter(argv).enumerate() {
+        if unchanged == Some(n) {
+            continue;
+        }
         let changed = existed.is_none_or(|e| {
             e.get(n).copied().unwrap_or(true) || store.dbs[db].contains(&argv[pos])
         });
@@ -693,6 +697,7 @@ fn call_argv(
         rewrite,
         no_propagate,
         action,
+        unchanged_key,
         ..
     } = ctx;
     track_reads(store, client, cmd, argv);
@@ -722,7 +727,7 @@ fn call_argv(
         // expired key, which `delete_expired` already signalled (WATCH of such a key
         // must not abort the transaction).
         if cmd.is(flags::WRITE) {
-            touch_written_keys(store, (db, cmd, argv), existed.as_deref());
+            touch_written_keys(store, (db, cmd, argv), (existed.as_deref(), unchanged_key));
             if store.is_replica && !client.is_master {
                 remember_replica_volatile(store, db, cmd, argv);
             }
