@@ -1039,6 +1039,11 @@ fn call_for_waiter(
         action,
         ..
     } = ctx;
+    // What the attempt did on the way stays done even if the waiter keeps waiting:
+    // a lazily expired key was deleted and its DEL must reach replicas and the AOF.
+    if !also.is_empty() {
+        store.propagated.extend(also);
+    }
     if matches!(action, Some(Action::Block { .. })) {
         out.buf.clear();
         return false;
@@ -1054,9 +1059,6 @@ fn call_for_waiter(
         out.error(&e.0);
     }
     let db = client.db;
-    if !also.is_empty() {
-        store.propagated.extend(also);
-    }
     if store.dirty > dirty_before {
         for pos in cmd.key_positions(argv) {
             store.touch_key(db, &argv[pos]);
