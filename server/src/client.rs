@@ -57,6 +57,9 @@ pub struct ClientInfo {
     /// filled in from the tracking state when a line is printed.
     pub tracking_flags: String,
     pub redir: Option<i64>,
+    /// Whether the client waits in a blocking command (flag `b`), filled in from the
+    /// store's waiters when a line is printed.
+    pub blocked: bool,
 }
 
 impl ClientHandle {

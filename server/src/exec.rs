@@ -251,17 +251,18 @@ fn queue_in_multi(client: &mut ClientState, argv: &[Bytes], out: &mut Reply) -> 
 /// Counts the call, feeds the latency monitor and, with `latency-tracking`, the
 /// command's histogram (under its full name, `config|get`, and its own FAST flag,
 /// as Redis keys them).
-/// A command that blocked is left out, as in Redis.
+/// A command that blocked is counted now, as in Redis, but its histogram sample waits
+/// for its answer ([`observe_unblocked`]).
 fn observe_latency(
     store: &mut Store,
     cmd: &Command,
     argv: &[Bytes],
     elapsed_ns: u64,
-    failed: bool,
+    (failed, blocked): (bool, bool),
 ) {
     let (threshold, tracking) = (
         store.hot.latency_monitor_threshold,
-        store.hot.latency_tracking,
+        store.hot.latency_tracking && !blocked,
     );
     let Some((name, fast)) = stat_name(cmd, argv) else {
         return;
@@ -527,12 +528,16 @@ pub(crate) fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<St
 /// After a write that dirtied the dataset: WATCH, blocked clients, client-side
 /// caching and OBJECT ENCODING hear of its keys. Client-side caching only of those
 /// the command could have changed: not of a DEL of a key that was never there.
+/// The key the handler said it left `unchanged` is skipped altogether.
 fn touch_written_keys(
     store: &mut Store,
     (db, cmd, argv): (usize, &Command, &[Bytes]),
-    existed: Option<&[bool]>,
+    (existed, unchanged): (Option<&[bool]>, Option<usize>),
 ) {
     for (n, pos) in cmd.key_positions_iter(argv).enumerate() {
+        if unchanged == Some(n) {
+            continue;
+        }
         let changed = existed.is_none_or(|e| {
             e.get(n).copied().unwrap_or(true) || store.dbs[db].contains(&argv[pos])
         });
@@ -696,6 +701,7 @@ fn call_argv(
         rewrite,
         no_propagate,
         action,
+        unchanged_key,
         ..
     } = ctx;
     track_reads(store, client, cmd, argv);
@@ -708,10 +714,9 @@ fn call_argv(
     if threshold >= 0 && (elapsed_ns / 1000) as i64 >= threshold {
         log_slow(server, client, (cmd, argv), threshold, ended.since(started));
     }
-    if !matches!(action, Some(Action::Block { .. })) {
-        let failed = out.buf.get(reply_start) == Some(&b'-');
-        observe_latency(store, cmd, argv, elapsed_ns, failed);
-    }
+    let blocked = matches!(action, Some(Action::Block { .. }));
+    let failed = !blocked && out.buf.get(reply_start) == Some(&b'-');
+    observe_latency(store, cmd, argv, elapsed_ns, (failed, blocked));
     // After the command, as Redis 7.0 does: the line shows the database it left
     // selected, and commands run by EXEC are fed one by one.
     feed_monitors(server, client, cmd, argv);
@@ -726,7 +731,7 @@ fn call_argv(
         // expired key, which `delete_expired` already signalled (WATCH of such a key
         // must not abort the transaction).
         if cmd.is(flags::WRITE) {
-            touch_written_keys(store, (db, cmd, argv), existed.as_deref());
+            touch_written_keys(store, (db, cmd, argv), (existed.as_deref(), unchanged_key));
             if store.is_replica && !client.is_master {
                 remember_replica_volatile(store, db, cmd, argv);
             }
@@ -965,8 +970,14 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
                 // Served like a fresh call that must not block: if it still finds
                 // nothing it produces no reply and the client keeps waiting.
                 let mut ctx_client = tmp;
+                let started = Mono::now();
                 let outcome = call_for_waiter(server, store, &mut ctx_client, cmd, &argv, &mut out);
                 finish_propagation(store, before);
+                if outcome {
+                    let failed = out.buf.first() == Some(&b'-');
+                    let elapsed_ns = Mono::now().nanos_since(started);
+                    observe_unblocked(server, store, &argv, elapsed_ns, (failed, failed));
+                }
                 if !outcome {
                     // What one list waiter could not pop, the next cannot either;
                     // stream readers wait for different things (their own group,
@@ -982,6 +993,32 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
             }
         }
     }
+}
+
+/// Statistics for a blocked command answered from outside its own call (served,
+/// refused because its key or group went away, CLIENT UNBLOCK): the call was counted
+/// when it blocked; this adds `elapsed_ns`, a failed call when `failed`, and an error
+/// reply (`total_error_replies`) when `error_reply`.
+pub fn observe_unblocked(
+    server: &Server,
+    store: &mut Store,
+    argv: &[Bytes],
+    elapsed_ns: u64,
+    (failed, error_reply): (bool, bool),
+) {
+    if error_reply {
+        Stats::incr(&server.stats.total_error_replies, 1);
+    }
+    let Some(cmd) = argv.first().and_then(|c| commands::lookup(c)) else {
+        return;
+    };
+    let Some((name, _)) = stat_name(cmd, argv) else {
+        return;
+    };
+    let tracking = store.hot.latency_tracking;
+    store
+        .latency
+        .observe_unblocked(tracking, (name, failed), elapsed_ns);
 }
 
 /// Runs a blocked client's command; false if it would block again.
@@ -1006,6 +1043,11 @@ fn call_for_waiter(
         action,
         ..
     } = ctx;
+    // What the attempt did on the way stays done even if the waiter keeps waiting:
+    // a lazily expired key was deleted and its DEL must reach replicas and the AOF.
+    if !also.is_empty() {
+        store.propagated.extend(also);
+    }
     if matches!(action, Some(Action::Block { .. })) {
         out.buf.clear();
         return false;
@@ -1021,9 +1063,6 @@ fn call_for_waiter(
         out.error(&e.0);
     }
     let db = client.db;
-    if !also.is_empty() {
-        store.propagated.extend(also);
-    }
     if store.dirty > dirty_before {
         for pos in cmd.key_positions(argv) {
             store.touch_key(db, &argv[pos]);

@@ -416,6 +416,24 @@ impl Latency {
         }
     }
 
+    /// The end of a command that blocked: its call was counted when it blocked (with
+    /// the time it took then); the answer given when it is unblocked adds its time,
+    /// whether it failed and, when `tracking` is on, the histogram sample, as Redis's
+    /// `updateStatsOnUnblock` does.
+    pub fn observe_unblocked(
+        &mut self,
+        tracking: bool,
+        (name, failed): (&'static str, bool),
+        elapsed_ns: u64,
+    ) {
+        let c = self.calls.entry(name);
+        c.failed += failed as u64;
+        c.usec = c.usec.saturating_add(elapsed_ns / 1000);
+        if tracking {
+            self.tracking.commands.entry(name).record(elapsed_ns);
+        }
+    }
+
     /// A command refused before it ran (INFO commandstats `rejected_calls`).
     pub fn reject_command(&mut self, name: &'static str) {
         self.calls.entry(name).rejected += 1;

@@ -397,3 +397,35 @@ fn bulks_sorted(r: &R) -> Vec<R> {
     v.sort_by_key(|x| format!("{x:?}"));
     v
 }
+
+/// Found by Redis's own TCL suite (unit/type/hash): with WITHVALUES the count is bounded
+/// to ±(i64::MAX / 2), outside which Redis answers a plain range error before looking at
+/// the key. Tandem used to accept the count and build a reply of 2^63 entries, exhausting
+/// memory; the server must answer and keep serving.
+#[test]
+fn hrandfield_withvalues_count_is_bounded_like_redis() {
+    let mut p = Pair::start();
+    p.same_words("HSET h a 1");
+    for count in [
+        "-9223372036854770000",
+        "9223372036854770000",
+        "-4611686018427387904",
+        "4611686018427387904",
+    ] {
+        assert_eq!(
+            p.same_words(&format!("HRANDFIELD h {count} WITHVALUES")),
+            err("ERR value is out of range")
+        );
+        assert_eq!(
+            p.same_words(&format!("HRANDFIELD nokey {count} WITHVALUES")),
+            err("ERR value is out of range")
+        );
+    }
+    // The bounds themselves are accepted.
+    p.same_words("HRANDFIELD h 4611686018427387903 WITHVALUES");
+    assert_eq!(
+        p.same_words("HRANDFIELD h -9223372036854775808 WITHVALUES"),
+        err("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
+    );
+    assert_eq!(p.same_words("HGET h a"), b("1"));
+}

@@ -585,3 +585,221 @@ fn lpos_count_and_maxlen_errors_match_redis() {
     p.same_words("SET s v");
     p.same_words("LPOS s a COUNT x");
 }
+
+/// The `flags=` field of a client's CLIENT LIST line while it waits in BLPOP and once
+/// it has been served.
+fn flags_while_blocked(blocked: &mut Conn, observer: &mut Conn) -> (String, String) {
+    let R::Int(id) = blocked.cmd("CLIENT ID") else {
+        panic!("CLIENT ID is not an integer");
+    };
+    let flags = |observer: &mut Conn| {
+        let line = observer.cmd(&format!("CLIENT LIST ID {id}"));
+        let R::Bulk(line) = line else {
+            panic!("CLIENT LIST is not a bulk: {line:?}");
+        };
+        String::from_utf8_lossy(&line)
+            .split(' ')
+            .find_map(|f| f.strip_prefix("flags="))
+            .map(str::to_string)
+            .expect("a flags= field")
+    };
+    blocked.send(&[b"BLPOP", b"flagq", b"0"]);
+    settle(observer, 1);
+    let while_blocked = flags(observer);
+    assert_eq!(observer.cmd("RPUSH flagq x"), R::Int(1));
+    assert_eq!(blocked.read(), arr(&["flagq", "x"]));
+    (while_blocked, flags(observer))
+}
+
+/// Found by Redis's own TCL suite (unit/type/list, the SWAPDB and MULTI tests that
+/// check a client is still blocked): CLIENT LIST shows `b` in a blocked client's
+/// flags, as Redis 7.0 does, and `N` again once it is served.
+#[test]
+fn client_list_flags_a_blocked_client_like_redis() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let got = flags_while_blocked(&mut ours.conn(), &mut ours.conn());
+    let want = flags_while_blocked(&mut theirs.conn(), &mut theirs.conn());
+    assert_eq!(want, ("b".to_string(), "N".to_string()));
+    assert_eq!(got, want);
+}
+
+/// The `calls`, `failed_calls` fields of the commandstats lines of `names`, and
+/// `total_error_replies`.
+fn blocking_stats(c: &mut Conn, names: &[&str]) -> Vec<String> {
+    let R::Bulk(text) = c.cmd("INFO commandstats") else {
+        panic!("INFO commandstats is not a bulk");
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let mut got: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("cmdstat_{n}:")))
+                .unwrap_or("");
+            let fields: Vec<&str> = line
+                .split([':', ','])
+                .filter(|f| f.starts_with("calls=") || f.starts_with("failed_calls="))
+                .collect();
+            format!("{n} {}", fields.join(","))
+        })
+        .collect();
+    got.push(format!(
+        "total_error_replies={}",
+        info_field(c, "stats", "total_error_replies").unwrap_or_default()
+    ));
+    got
+}
+
+/// Blocks `blocked` in BLPOP/BRPOP in every way they can end (timeout, served by a
+/// push, CLIENT UNBLOCK TIMEOUT and ERROR) and returns the statistics afterwards.
+fn blocked_commands_scenario(blocked: &mut Conn, p: &mut Conn) -> Vec<String> {
+    let R::Int(id) = blocked.cmd("CLIENT ID") else {
+        panic!("CLIENT ID is not an integer");
+    };
+    assert_eq!(p.cmd("CONFIG RESETSTAT"), R::ok());
+    assert_eq!(blocked.cmd("BLPOP statq 0.05"), R::NilArr);
+    blocked.send(&[b"BLPOP", b"statq", b"0"]);
+    settle(p, 1);
+    assert_eq!(p.cmd("RPUSH statq a"), R::Int(1));
+    assert_eq!(blocked.read(), arr(&["statq", "a"]));
+    blocked.send(&[b"BLPOP", b"statq", b"0"]);
+    settle(p, 1);
+    assert_eq!(p.cmd(&format!("CLIENT UNBLOCK {id} TIMEOUT")), R::Int(1));
+    assert_eq!(blocked.read(), R::NilArr);
+    blocked.send(&[b"BRPOP", b"statq", b"0"]);
+    settle(p, 1);
+    assert_eq!(p.cmd(&format!("CLIENT UNBLOCK {id} ERROR")), R::Int(1));
+    assert_eq!(
+        blocked.read(),
+        err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+    );
+    blocking_stats(p, &["blpop", "brpop"])
+}
+
+/// Found by Redis's own TCL suite (unit/type/stream-cgroups, the statistics of a
+/// blocked XREADGROUP): a command that blocks is counted in INFO commandstats when it
+/// blocks, whatever ends the wait, and an unblocking error (CLIENT UNBLOCK ... ERROR)
+/// is a failed call and an error reply. CLIENT UNBLOCK counts a failed call even with
+/// TIMEOUT, as Redis 7.0 does. Tandem used to leave every call that blocked uncounted.
+#[test]
+fn blocked_commands_are_counted_in_commandstats_like_redis() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let got = blocked_commands_scenario(&mut ours.conn(), &mut ours.conn());
+    let want = blocked_commands_scenario(&mut theirs.conn(), &mut theirs.conn());
+    assert_eq!(
+        want,
+        vec![
+            "blpop calls=3,failed_calls=1".to_string(),
+            "brpop calls=1,failed_calls=1".to_string(),
+            "total_error_replies=1".to_string(),
+        ]
+    );
+    assert_eq!(got, want);
+}
+
+/// Attaches to `port` as a replica (plain SYNC), skipping the RDB.
+fn attach_replica(port: u16) -> Conn {
+    use std::io::{BufRead, Read};
+    let mut c = Conn::connect(port);
+    c.send(&[b"SYNC"]);
+    let len = loop {
+        let mut line = String::new();
+        c.stream.read_line(&mut line).expect("sync reply");
+        if let Some(n) = line.trim_end().strip_prefix('$') {
+            break n.parse::<usize>().expect("rdb length");
+        }
+    };
+    let mut rdb = vec![0u8; len];
+    c.stream.read_exact(&mut rdb).expect("rdb");
+    c
+}
+
+/// The commands streamed to a replica until `SET done 1`, keepalive PINGs left out
+/// and Unix-millisecond times (13 digits) blanked.
+fn streamed_until_done(c: &mut Conn) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let R::Arr(words) = c.read() else {
+            panic!("not a command")
+        };
+        let words: Vec<String> = words
+            .iter()
+            .map(|w| match w {
+                R::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                o => panic!("{o:?}"),
+            })
+            .map(|w| {
+                if w.len() == 13 && w.bytes().all(|c| c.is_ascii_digit()) {
+                    "<time>".to_string()
+                } else {
+                    w
+                }
+            })
+            .collect();
+        let line = words.join(" ");
+        if line == "SET done 1" {
+            return out;
+        }
+        if !line.eq_ignore_ascii_case("PING") {
+            out.push(line);
+        }
+    }
+}
+
+/// A client blocked on a list that SWAPDB brings in already expired: the attempt to
+/// serve it deletes the key and the client keeps waiting. Returns the client's answer
+/// to CLIENT UNBLOCK and the replication stream.
+fn expired_swapdb_scenario(port: u16) -> (R, Vec<String>) {
+    let mut repl = attach_replica(port);
+    let mut c = Conn::connect(port);
+    let mut blocked = Conn::connect(port);
+    assert_eq!(c.cmd("DEBUG SET-ACTIVE-EXPIRE 0"), R::ok());
+    assert_eq!(c.cmd("SELECT 1"), R::ok());
+    assert_eq!(c.cmd("RPUSH k hello"), R::Int(1));
+    assert_eq!(c.cmd("PEXPIRE k 50"), R::Int(1));
+    assert_eq!(blocked.cmd("SELECT 9"), R::ok());
+    let R::Int(id) = blocked.cmd("CLIENT ID") else {
+        panic!("CLIENT ID is not an integer");
+    };
+    blocked.send(&[b"BRPOP", b"k", b"0"]);
+    settle(&mut c, 1);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(c.cmd("SWAPDB 1 9"), R::ok());
+    // Still blocked: the key it found had expired.
+    settle(&mut c, 1);
+    assert_eq!(c.cmd(&format!("CLIENT UNBLOCK {id}")), R::Int(1));
+    let answer = blocked.read();
+    assert_eq!(c.cmd("DEBUG SET-ACTIVE-EXPIRE 1"), R::ok());
+    assert_eq!(c.cmd("SET done 1"), R::ok());
+    (answer, streamed_until_done(&mut repl))
+}
+
+/// Found by Redis's own TCL suite (unit/type/list, SWAPDB waking a blocked client on
+/// an expired key): serving a blocked client deletes the key it finds expired, and
+/// that DEL reaches replicas even though the client keeps waiting. Tandem deleted the
+/// key but dropped the DEL, so replicas kept it.
+#[test]
+fn expired_key_found_for_a_blocked_client_is_deleted_on_replicas_too_like_redis() {
+    let ours = TestServer::start(&[
+        "--repl-diskless-sync",
+        "no",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &["--repl-diskless-sync", "no"]);
+    let got = expired_swapdb_scenario(ours.port);
+    let want = expired_swapdb_scenario(theirs.port);
+    assert_eq!(want.0, R::NilArr);
+    assert!(
+        want.1.contains(&"DEL k".to_string()),
+        "Redis streams the DEL: {:?}",
+        want.1
+    );
+    assert_eq!(got, want);
+}

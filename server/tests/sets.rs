@@ -337,3 +337,36 @@ fn small_integer_sets_come_out_sorted_like_intsets() {
     );
     assert_eq!(c.cmd("SSCAN ints 0"), R::Arr(vec![R::bulk("0"), sorted]));
 }
+
+/// WATCHes `dstset`, queues a SADD to it, lets another client SMOVE `member` from
+/// `srcset` into it, and returns EXEC's answer.
+fn exec_after_smove(c: &mut Conn, other: &mut Conn, member: &str) -> R {
+    c.cmd("DEL srcset dstset");
+    c.cmd("SADD srcset a b");
+    c.cmd("SADD dstset a");
+    assert_eq!(c.cmd("WATCH dstset"), R::ok());
+    assert_eq!(c.cmd("MULTI"), R::ok());
+    assert_eq!(c.cmd("SADD dstset c"), R::Simple("QUEUED".into()));
+    assert_eq!(
+        other.cmd(&format!("SMOVE srcset dstset {member}")),
+        R::Int(1)
+    );
+    c.cmd("EXEC")
+}
+
+/// Found by Redis's own TCL suite (unit/type/set, "SMOVE only notify dstset when the
+/// addition is successful"): an SMOVE of a member the destination already holds
+/// changes only the source, so a WATCH of the destination does not abort; a member
+/// the destination lacked does abort it.
+#[test]
+fn smove_of_a_member_already_in_the_destination_leaves_its_watch_alone_like_redis() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    for (member, want) in [("a", R::Arr(vec![R::Int(1)])), ("b", R::NilArr)] {
+        let got = exec_after_smove(&mut ours.conn(), &mut ours.conn(), member);
+        let redis = exec_after_smove(&mut theirs.conn(), &mut theirs.conn(), member);
+        assert_eq!(redis, want, "Redis, member {member}");
+        assert_eq!(got, want, "Tandem, member {member}");
+    }
+}

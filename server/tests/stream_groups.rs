@@ -1291,3 +1291,67 @@ fn worker_pool_processes_every_entry_once_with_a_crashed_consumer() {
     assert_eq!(pending.0, 0, "nothing left pending");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// Runs XREADGROUP blocked on a group that XGROUP DESTROY removes, then on a stream
+/// that DEL removes; returns the two answers and the statistics afterwards.
+fn vanished_group_scenario(server_conn: impl Fn() -> Conn) -> (R, R, Vec<String>) {
+    let mut c = server_conn();
+    assert_eq!(c.cmd("CONFIG RESETSTAT"), R::ok());
+    let mut ends = Vec::new();
+    for end in ["XGROUP DESTROY s g", "DEL s"] {
+        assert_eq!(c.cmd("XGROUP CREATE s g $ MKSTREAM"), R::ok());
+        let mut waiter = server_conn();
+        waiter.send(&words("XREADGROUP GROUP g alice BLOCK 0 STREAMS s >"));
+        assert!(wait_until(Duration::from_secs(5), || {
+            matches!(c.cmd("INFO clients"), R::Bulk(b) if String::from_utf8_lossy(&b).contains("blocked_clients:1"))
+        }));
+        assert_eq!(c.cmd(end), R::Int(1));
+        ends.push(waiter.read());
+        c.cmd("DEL s");
+    }
+    let R::Bulk(text) = c.cmd("INFO commandstats") else {
+        panic!("INFO commandstats is not a bulk");
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cmdstat_xreadgroup:"))
+        .unwrap_or("");
+    let mut stats: Vec<String> = line
+        .split([':', ','])
+        .filter(|f| f.starts_with("calls=") || f.starts_with("failed_calls="))
+        .map(str::to_string)
+        .collect();
+    stats.push(format!(
+        "total_error_replies={}",
+        info_field(&mut c, "stats", "total_error_replies").unwrap_or_default()
+    ));
+    let second = ends.pop().unwrap_or(R::Nil);
+    let first = ends.pop().unwrap_or(R::Nil);
+    (first, second, stats)
+}
+
+/// Found by Redis's own TCL suite (unit/type/stream-cgroups, XGROUP DESTROY unblocking
+/// XREADGROUP): the reader gets the NOGROUP (or UNBLOCKED) error, and the blocked call
+/// counts as one failed XREADGROUP call and one error reply, as in Redis 7.0.
+#[test]
+fn xreadgroup_unblocked_by_a_vanished_group_is_a_failed_call_like_redis() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let got = vanished_group_scenario(|| ours.conn());
+    let want = vanished_group_scenario(|| theirs.conn());
+    assert_eq!(
+        want,
+        (
+            err("NOGROUP the consumer group this client was blocked on no longer exists"),
+            err("UNBLOCKED the stream key no longer exists"),
+            vec![
+                "calls=2".to_string(),
+                "failed_calls=2".to_string(),
+                "total_error_replies=2".to_string()
+            ]
+        )
+    );
+    assert_eq!(got, want);
+}

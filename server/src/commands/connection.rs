@@ -686,11 +686,13 @@ fn own_line(ctx: &Ctx, cmd: &str) -> String {
     }
 }
 
-/// Fills in a client's CLIENT TRACKING flags and redirect for its CLIENT LIST line.
+/// Fills in the CLIENT LIST facts kept in the store rather than by the connection:
+/// CLIENT TRACKING flags and redirect, and whether the client is blocked.
 fn with_tracking(ctx: &Ctx, id: u64, info: &mut ClientInfo) {
     let (flags, redir) = ctx.store.tracking.list_fields(id);
     info.tracking_flags = flags;
     info.redir = Some(redir);
+    info.blocked = ctx.store.waiters.contains_key(&id);
 }
 
 /// One CLIENT LIST line in Redis 7.0's field order (ends with `\n`).
@@ -712,6 +714,9 @@ pub fn client_line(h: &ClientHandle, info: &ClientInfo) -> String {
     }
     if info.multi >= 0 && !flags.contains('x') {
         flags.push('x');
+    }
+    if info.blocked && !flags.contains('b') {
+        flags.push('b');
     }
     flags.push_str(&info.tracking_flags);
     if flags.is_empty() {
@@ -936,6 +941,9 @@ fn client_unblock(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     } else {
         r.null_array();
     }
+    // Redis counts the unblocked command as failed whichever way it is unblocked
+    // (`updateStatsOnUnblock` with errors set); only the ERROR form is an error reply.
+    crate::exec::observe_unblocked(ctx.server, ctx.store, &w.argv, 0, (true, as_error));
     let _ = w.tx.send(r.buf);
     out.int(1);
     Ok(())

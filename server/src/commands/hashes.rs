@@ -309,7 +309,14 @@ fn hrandfield(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let count = parse_rand_count(&argv[2])?;
     let withvalues = match argv.len() {
         3 => false,
-        4 if is_kw(&argv[3], "withvalues") => true,
+        4 if is_kw(&argv[3], "withvalues") => {
+            // Redis bounds the count to half the range with WITHVALUES (the reply holds
+            // two entries per pick), as ZRANDMEMBER does with WITHSCORES.
+            if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+                return Err(CmdError::msg("ERR value is out of range"));
+            }
+            true
+        }
         _ => return Err(err::SYNTAX),
     };
     let resp3 = out.resp3;

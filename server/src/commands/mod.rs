@@ -507,6 +507,10 @@ pub struct Ctx<'a> {
     /// then behave as if their timeout expired.
     pub may_block: bool,
     pub action: Option<Action>,
+    /// A key (by its place among the command's keys) the write left unchanged, so
+    /// WATCH and client-side caching are not told of it: SMOVE of a member the
+    /// destination already holds (Redis signals only the keys it modified).
+    pub unchanged_key: Option<usize>,
     /// Under an LFU policy: the keys (hashed with their db) this command already
     /// counted an access to. Handlers often look a key up twice (type check, then
     /// write); Redis counts one access per command there.
@@ -562,6 +566,7 @@ impl<'a> Ctx<'a> {
             no_propagate: false,
             may_block: true,
             action: None,
+            unchanged_key: None,
             lfu_seen: Vec::new(),
         }
     }

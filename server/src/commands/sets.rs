@@ -318,6 +318,9 @@ fn smove(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     if set_w(ctx, dst)?.is_some_and(|d| d.insert(m, max)) {
         ctx.notify(SET, "sadd", dst);
+    } else {
+        // The destination already held the member: only the source changed.
+        ctx.unchanged_key = Some(1);
     }
     ctx.dirty(1);
     out.int(1);
