@@ -33,13 +33,15 @@
 //! file, and the new base already holds their effect).
 //!
 //! Not implemented: migration of a legacy single-file `appendonly.aof` into the
-//! directory, `#TS:` timestamp annotations on write (they are skipped on load),
-//! CONFIG SET appendonly at runtime, and `aof_last_cow_size` (reported as 0).
+//! directory, `#TS:` timestamp annotations on write (they are skipped on load), and `aof_last_cow_size` (reported as 0).
 
 mod load;
 mod rewrite;
 pub use crate::server::aof_writer as writer;
-pub use rewrite::{check_can_rewrite, restart_after_sync, rewrite, shutdown_check};
+pub use rewrite::{
+    check_can_rewrite, restart_after_sync, rewrite, shutdown_check, start_at_runtime,
+    stop_at_runtime,
+};
 
 use crate::rdb;
 pub use crate::server::aof_file::{AofState, Fsync, ManifestEntry};
@@ -110,7 +112,7 @@ pub enum AofError {
 pub const ERR_REWRITE_IN_PROGRESS: &str =
     "ERR Background append only file rewriting already in progress";
 
-fn fsync_policy(s: &str) -> Fsync {
+pub(super) fn fsync_policy(s: &str) -> Fsync {
     match s {
         "always" => Fsync::Always,
         "no" => Fsync::No,
