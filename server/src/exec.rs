@@ -1035,7 +1035,8 @@ fn call_for_waiter(
 
 /// Sends the command to MONITOR clients in Redis's format:
 /// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`, secrets redacted
-/// ([`crate::redact`]); ADMIN commands (CONFIG, DEBUG...) are not shown.
+/// ([`crate::redact`]); ADMIN commands and subcommands (CONFIG, DEBUG, ACL SETUSER...)
+/// are not shown.
 #[inline]
 fn feed_monitors(server: &Server, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
     if server
@@ -1070,6 +1071,16 @@ pub fn feed_monitors_before_script(server: &Server, client: &ClientState, argv: 
 #[cold]
 #[inline(never)]
 fn feed_monitor_clients(server: &Server, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
+    // As in Redis 7.0 the flags are the subcommand's: ACL SETUSER, CLIENT KILL... are
+    // ADMIN (not shown) while their containers are not.
+    let admin_sub = argv.get(1).is_some_and(|sub| {
+        commands::meta_types::meta(cmd.name)
+            .and_then(|m| m.sub(sub))
+            .is_some_and(|m| m.has_flag("admin"))
+    });
+    if admin_sub {
+        return;
+    }
     let mut mons = server.monitors.lock();
     if mons.is_empty() {
         return;
