@@ -807,6 +807,10 @@ fn log_slow(
     threshold: i64,
     elapsed: Duration,
 ) {
+    // As Redis 7.0: EXEC (`skip_slowlog`) is not logged, the commands it ran are.
+    if cmd.name == "exec" {
+        return;
+    }
     let max_len = server.config.read().slowlog_max_len;
     let mut log = server.slowlog.lock();
     if log.observe((threshold, max_len), cmd.name, argv, elapsed) {
