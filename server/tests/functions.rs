@@ -676,3 +676,30 @@ fn function_names_ignore_case_across_libraries_as_redis() {
         p.same(&args);
     }
 }
+
+#[test]
+fn functions_returning_tables_answer_as_redis() {
+    let mut p = Pair::start();
+    let lib = "#!lua name=tables
+redis.register_function('flat', function(keys, args) return {1, 2, 'x'} end)
+redis.register_function('nested', function(KEYS, ARGV) return {KEYS[1], ARGV[1], {1, {2}}} end)
+redis.register_function('status', function() return redis.call('ping') end)
+redis.register_function('err', function() return {err = 'ERR custom'} end)
+redis.register_function('kv', function() return redis.call('hgetall', 'h') end)";
+    p.same(&[b"FUNCTION", b"LOAD", lib.as_bytes()]);
+    p.same_words("HSET h a 1 b 2");
+    for line in [
+        "FCALL flat 0",
+        "FCALL nested 1 k a",
+        "FCALL status 0",
+        "FCALL err 0",
+        "FCALL kv 0",
+        "FCALL_RO flat 0",
+    ] {
+        p.same_words(line);
+    }
+    assert_eq!(
+        p.a.cmd("FCALL flat 0"),
+        R::Arr(vec![R::Int(1), R::Int(2), R::bulk("x")])
+    );
+}
