@@ -816,6 +816,10 @@ fn log_slow(
     threshold: i64,
     elapsed: Duration,
 ) {
+    // As Redis 7.0: EXEC (`skip_slowlog`) is not logged, the commands it ran are.
+    if cmd.name == "exec" {
+        return;
+    }
     let max_len = server.config.read().slowlog_max_len;
     let mut log = server.slowlog.lock();
     if log.observe((threshold, max_len), cmd.name, argv, elapsed) {
@@ -1078,7 +1082,8 @@ fn call_for_waiter(
 
 /// Sends the command to MONITOR clients in Redis's format:
 /// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`, secrets redacted
-/// ([`crate::redact`]); ADMIN commands (CONFIG, DEBUG...) are not shown.
+/// ([`crate::redact`]); ADMIN commands and subcommands (CONFIG, DEBUG, ACL SETUSER...)
+/// are not shown.
 #[inline]
 fn feed_monitors(server: &Server, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
     if server
@@ -1113,6 +1118,16 @@ pub fn feed_monitors_before_script(server: &Server, client: &ClientState, argv: 
 #[cold]
 #[inline(never)]
 fn feed_monitor_clients(server: &Server, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
+    // As in Redis 7.0 the flags are the subcommand's: ACL SETUSER, CLIENT KILL... are
+    // ADMIN (not shown) while their containers are not.
+    let admin_sub = argv.get(1).is_some_and(|sub| {
+        commands::meta_types::meta(cmd.name)
+            .and_then(|m| m.sub(sub))
+            .is_some_and(|m| m.has_flag("admin"))
+    });
+    if admin_sub {
+        return;
+    }
     let mut mons = server.monitors.lock();
     if mons.is_empty() {
         return;

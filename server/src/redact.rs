@@ -8,6 +8,8 @@
 //! * `CONFIG SET name value ...`: the value of every sensitive directive
 //!   ([`table::S`]: `requirepass`, `masterauth`, `masteruser`), whatever the others.
 //! * `MIGRATE ... AUTH <password>` / `AUTH2 <user> <password>`.
+//! * `ACL SETUSER <user> <rule> ...`: the user name and every rule (a rule may be a
+//!   `>password` or a `#hash`), whether or not the rules are valid.
 //!
 //! Where Tandem is stricter than Redis, on purpose: Redis redacts only after its
 //! handler got past the first syntax checks, so a malformed `AUTH a b c`, `HELLO 4
@@ -32,6 +34,8 @@ pub fn positions(name: &str, argv: &[Bytes]) -> Vec<usize> {
         "hello" => hello(argv),
         "config" => config_set(argv),
         "migrate" => migrate(argv),
+        "acl" if argv.len() > 2 && is_kw(&argv[1], "setuser") => (2..argv.len()).collect(),
+        "acl|setuser" => (2..argv.len()).collect(),
         _ => Vec::new(),
     }
 }

@@ -893,3 +893,83 @@ fn shutdown_force_during_the_post_sync_rewrite_exits_with_the_old_aof() {
         assert_eq!(shutdown_force_in_the_window(Impl::Redis), expected);
     }
 }
+
+/// Waits until no AOF rewrite runs.
+fn wait_rewrite_done(c: &mut Conn) {
+    assert!(wait_until(Duration::from_secs(10), || {
+        info_field(c, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+            && info_field(c, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0")
+    }));
+}
+
+#[test]
+fn config_set_appendonly_turns_the_aof_on_and_off_at_runtime() {
+    let s = TestServer::start(&["--appendfsync", "always", "--save", ""]);
+    let mut c = s.conn();
+    write_keys(&mut c, "before", 50);
+    assert_eq!(
+        info_field(&mut c, "persistence", "aof_enabled").as_deref(),
+        Some("0")
+    );
+    assert_eq!(c.cmd("CONFIG SET appendonly yes"), R::ok());
+    assert_eq!(
+        info_field(&mut c, "persistence", "aof_enabled").as_deref(),
+        Some("1")
+    );
+    // Written while the first base is being made, and after it.
+    write_keys(&mut c, "during", 50);
+    wait_rewrite_done(&mut c);
+    write_keys(&mut c, "after", 50);
+    let manifest = std::fs::read_to_string(aof_dir(s.dir.path()).join("appendonly.aof.manifest"))
+        .expect("manifest written once the base is done");
+    assert!(
+        manifest.contains("type b") && manifest.contains("type i"),
+        "{manifest}"
+    );
+    // Restart from the AOF alone (no RDB is written: save is off).
+    let dir = crash(s);
+    let s = TestServer::start_in(dir, &["--appendonly", "yes", "--save", ""]);
+    let mut c = s.conn();
+    for p in ["before", "during", "after"] {
+        assert_keys(&mut c, p, 50);
+    }
+    // Off: nothing more is logged, the files stay; on again: a new base.
+    assert_eq!(c.cmd("CONFIG SET appendonly no"), R::ok());
+    assert_eq!(
+        info_field(&mut c, "persistence", "aof_enabled").as_deref(),
+        Some("0")
+    );
+    write_keys(&mut c, "off", 10);
+    let dir = crash(s);
+    let s = TestServer::start_in(dir, &["--appendonly", "yes", "--save", ""]);
+    let mut c = s.conn();
+    assert_keys(&mut c, "after", 50);
+    assert_eq!(c.cmd("EXISTS off0"), R::Int(0));
+    assert_eq!(c.cmd("CONFIG SET appendonly no"), R::ok());
+    write_keys(&mut c, "off", 10);
+    assert_eq!(c.cmd("CONFIG SET appendonly yes"), R::ok());
+    wait_rewrite_done(&mut c);
+    let dir = crash(s);
+    let s = TestServer::start_in(dir, &["--appendonly", "yes", "--save", ""]);
+    assert_keys(&mut s.conn(), "off", 10);
+}
+
+#[test]
+fn config_set_appendonly_yes_fails_like_redis_when_the_dir_is_unusable() {
+    let s = TestServer::start(&["--save", ""]);
+    let mut c = s.conn();
+    // A file where the AOF directory should be.
+    std::fs::write(aof_dir(s.dir.path()), b"not a directory").unwrap();
+    assert_eq!(
+        c.cmd("CONFIG SET appendonly yes"),
+        R::Err(
+            "ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs."
+                .into()
+        )
+    );
+    assert_eq!(
+        c.cmd("CONFIG GET appendonly"),
+        R::Arr(vec![R::bulk("appendonly"), R::bulk("no")])
+    );
+    assert_eq!(c.cmd("SET k v"), R::ok());
+}

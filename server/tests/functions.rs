@@ -632,3 +632,74 @@ fn function_load_is_refused_over_maxmemory_as_in_redis() {
     p.same(&[b"CONFIG", b"SET", b"maxmemory", b"0"]);
     p.same(&[b"FUNCTION", b"LOAD", LIB2.as_bytes()]);
 }
+
+#[test]
+fn function_names_ignore_case_across_libraries_as_redis() {
+    let mut p = Pair::start();
+    let lib = |name: &str, f: &str, v: i64| {
+        format!("#!lua name={name}\nredis.register_function('{f}', function() return {v} end)")
+    };
+    let cases: Vec<Vec<Vec<u8>>> = vec![
+        vec![
+            b"FUNCTION".to_vec(),
+            b"LOAD".to_vec(),
+            lib("test", "test", 1).into_bytes(),
+        ],
+        vec![b"FCALL".to_vec(), b"TEST".to_vec(), b"0".to_vec()],
+        vec![b"FCALL".to_vec(), b"tEsT".to_vec(), b"0".to_vec()],
+        vec![b"FCALL_RO".to_vec(), b"Test".to_vec(), b"0".to_vec()],
+        // Library names keep their case; a function name clashing in another case does not load.
+        vec![
+            b"FUNCTION".to_vec(),
+            b"LOAD".to_vec(),
+            lib("TEST", "other", 2).into_bytes(),
+        ],
+        vec![
+            b"FUNCTION".to_vec(),
+            b"LOAD".to_vec(),
+            lib("lib2", "TeSt", 3).into_bytes(),
+        ],
+        vec![
+            b"FUNCTION".to_vec(),
+            b"LOAD".to_vec(),
+            b"REPLACE".to_vec(),
+            lib("test", "TEST", 4).into_bytes(),
+        ],
+        vec![b"FCALL".to_vec(), b"test".to_vec(), b"0".to_vec()],
+        vec![b"FUNCTION".to_vec(), b"DELETE".to_vec(), b"Test".to_vec()],
+        vec![b"FUNCTION".to_vec(), b"DELETE".to_vec(), b"test".to_vec()],
+        vec![b"FCALL".to_vec(), b"TEST".to_vec(), b"0".to_vec()],
+        vec![b"FCALL".to_vec(), b"OTHER".to_vec(), b"0".to_vec()],
+    ];
+    for c in &cases {
+        let args: Vec<&[u8]> = c.iter().map(Vec::as_slice).collect();
+        p.same(&args);
+    }
+}
+
+#[test]
+fn functions_returning_tables_answer_as_redis() {
+    let mut p = Pair::start();
+    let lib = "#!lua name=tables
+redis.register_function('flat', function(keys, args) return {1, 2, 'x'} end)
+redis.register_function('nested', function(KEYS, ARGV) return {KEYS[1], ARGV[1], {1, {2}}} end)
+redis.register_function('status', function() return redis.call('ping') end)
+redis.register_function('err', function() return {err = 'ERR custom'} end)
+redis.register_function('kv', function() return redis.call('hgetall', 'h') end)";
+    p.same(&[b"FUNCTION", b"LOAD", lib.as_bytes()]);
+    p.same_words("HSET h a 1 b 2");
+    for line in [
+        "FCALL flat 0",
+        "FCALL nested 1 k a",
+        "FCALL status 0",
+        "FCALL err 0",
+        "FCALL kv 0",
+        "FCALL_RO flat 0",
+    ] {
+        p.same_words(line);
+    }
+    assert_eq!(
+        p.a.cmd("FCALL flat 0"),
+        R::Arr(vec![R::Int(1), R::Int(2), R::bulk("x")])
+    );
+}

@@ -8,7 +8,7 @@ use common::*;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const SECRETS: [&str; 3] = ["s3cret", "mpw", "muser"];
+const SECRETS: [&str; 5] = ["s3cret", "mpw", "muser", "aclpw1", "aclpw2"];
 
 /// The commands of the differential test, on `c` (already authenticated) and on a
 /// fresh connection `h` that authenticates with HELLO.
@@ -25,6 +25,12 @@ fn run_secret_commands(port: u16, c: &mut Conn) {
         assert_eq!(c.cmd(cmd), R::ok(), "{cmd}");
     }
     assert!(c.cmd("AUTH nope").err_text().starts_with("WRONGPASS"));
+    // ACL SETUSER: the user and every rule, also when a rule is refused.
+    assert_eq!(c.cmd("ACL SETUSER someone >aclpw1 on"), R::ok());
+    assert!(c
+        .cmd("ACL SETUSER other >aclpw2 bogus")
+        .err_text()
+        .starts_with("ERR Error in ACL SETUSER modifier 'bogus'"));
     assert!(matches!(c.cmd("CONFIG GET masterauth"), R::Arr(_)));
     let mut h = Conn::connect(port);
     assert!(matches!(

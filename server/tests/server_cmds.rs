@@ -730,3 +730,38 @@ fn digest_algorithm_matches_real_redis_for_every_type() {
     let got = tandem_server::digest::hex(&tandem_server::digest::dataset_digest(&dbs));
     assert_eq!(r.cmd("DEBUG DIGEST"), R::Simple(got));
 }
+
+/// The argument lists of SLOWLOG GET, newest first.
+fn slowlog_argvs(c: &mut Conn) -> Vec<R> {
+    let R::Arr(entries) = c.cmd("SLOWLOG GET -1") else {
+        panic!("SLOWLOG GET is an array")
+    };
+    entries
+        .into_iter()
+        .map(|e| match e {
+            R::Arr(mut f) if f.len() > 3 => f.swap_remove(3),
+            other => panic!("entry {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn slowlog_skips_exec_but_logs_what_it_and_scripts_ran_like_redis() {
+    let mut p = Pair::start();
+    for c in [&mut p.a, &mut p.b] {
+        for line in [
+            "CONFIG SET slowlog-log-slower-than 0",
+            "SLOWLOG RESET",
+            "MULTI",
+            "SET a 1",
+            "INCR a",
+            "EXEC",
+        ] {
+            c.cmd(line);
+        }
+        c.cmd_args(&[b"EVAL", b"return redis.call('get', 'a')", b"0"]);
+    }
+    let (ours, theirs) = (slowlog_argvs(&mut p.a), slowlog_argvs(&mut p.b));
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.len(), 6, "{ours:?}");
+}

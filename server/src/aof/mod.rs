@@ -33,13 +33,15 @@
 //! file, and the new base already holds their effect).
 //!
 //! Not implemented: migration of a legacy single-file `appendonly.aof` into the
-//! directory, `#TS:` timestamp annotations on write (they are skipped on load),
-//! CONFIG SET appendonly at runtime, and `aof_last_cow_size` (reported as 0).
+//! directory, `#TS:` timestamp annotations on write (they are skipped on load), and `aof_last_cow_size` (reported as 0).
 
 mod load;
 mod rewrite;
 pub use crate::server::aof_writer as writer;
-pub use rewrite::{check_can_rewrite, restart_after_sync, rewrite, shutdown_check};
+pub use rewrite::{
+    check_can_rewrite, restart_after_sync, rewrite, shutdown_check, start_at_runtime,
+    stop_at_runtime,
+};
 
 use crate::rdb;
 pub use crate::server::aof_file::{AofState, Fsync, ManifestEntry};
@@ -110,7 +112,7 @@ pub enum AofError {
 pub const ERR_REWRITE_IN_PROGRESS: &str =
     "ERR Background append only file rewriting already in progress";
 
-fn fsync_policy(s: &str) -> Fsync {
+pub(super) fn fsync_policy(s: &str) -> Fsync {
     match s {
         "always" => Fsync::Always,
         "no" => Fsync::No,
@@ -490,6 +492,53 @@ pub fn cron_tick(server: &Arc<Server>) {
         let mut store = server.store.lock();
         let _ = rewrite(server, &mut store);
     }
+}
+
+/// DEBUG LOADAOF (Redis 7.0's): writes what the AOF has pending, empties the dataset
+/// and the function libraries, and loads them again from the files the manifest
+/// lists, as a restart would. The store lock is held throughout, so no command runs
+/// in between. Replayed commands are not written to the AOF again (the replayer
+/// drops what they propagate).
+///
+/// With the AOF off Redis tries to load whatever AOF directory exists and exits the
+/// process when there is none; Tandem refuses with an error instead and keeps its
+/// dataset. A file that fails to load half-way is fatal, as in Redis: the dataset in
+/// memory is then partial and must not be served.
+pub fn debug_loadaof(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
+    let (dir, base, incrs) = {
+        let mut g = server.aof.lock();
+        let Some(st) = g.as_mut() else {
+            return Err("ERR DEBUG LOADAOF needs appendonly yes: the AOF is not enabled".into());
+        };
+        if let Err(errno) = st.flush() {
+            return Err(format!(
+                "ERR Can't write the pending AOF commands: {}",
+                writer::strerror(errno)
+            ));
+        }
+        if let Err(e) = st.file.sync_data() {
+            warning!("Can't fsync the AOF before DEBUG LOADAOF: {e}");
+        }
+        (st.dir.clone(), st.base.clone(), st.incrs.clone())
+    };
+    let (truncate_ok, databases) = {
+        let c = server.config.read();
+        (c.aof_load_truncated, store.dbs.len())
+    };
+    store.tracking_flush();
+    store.dbs = (0..databases).map(|_| crate::db::Db::new()).collect();
+    crate::commands::function_lib::install_loaded(store, &[]);
+    let files: Vec<&ManifestEntry> = base.iter().chain(incrs.iter()).collect();
+    let n = files.len();
+    for (i, e) in files.into_iter().enumerate() {
+        if let Err(err) = load::load_file(server, store, &dir, &e.name, i + 1 == n, truncate_ok) {
+            warning!("DEBUG LOADAOF failed: {err}. Exiting.");
+            std::process::exit(1);
+        }
+    }
+    store.dirty = 0;
+    warning!("Append Only File loaded by DEBUG LOADAOF");
+    Ok(())
 }
 
 pub fn is_enabled(server: &Server) -> bool {

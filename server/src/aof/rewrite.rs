@@ -467,6 +467,121 @@ fn start_waiting(server: &Arc<Server>, store: &mut Store) -> bool {
     true
 }
 
+/// CONFIG SET appendonly yes (Redis `startAppendOnly`): the AOF starts in the wait
+/// state, its writes going to the temp incr file, and a rewrite makes the current
+/// dataset its base; when that is done the manifest lists the new base and incr file
+/// (replacing the files of an earlier AOF in the directory, if any). While a BGSAVE
+/// runs the rewrite is left to the cron. The caller holds the store lock; `config`
+/// is the configuration being set.
+pub fn start_at_runtime(
+    server: &Arc<Server>,
+    store: &mut Store,
+    config: &crate::config::Config,
+) -> Result<(), AofError> {
+    if server.aof.lock().is_some() {
+        return Ok(());
+    }
+    let dir = Path::new(&config.dir).join(&config.appenddirname);
+    let prefix = config.appendfilename.clone();
+    std::fs::create_dir_all(&dir).map_err(|err| AofError::CreateDir {
+        dir: dir.display().to_string(),
+        err,
+    })?;
+    // An earlier AOF in the directory is replaced by the first rewrite, with
+    // sequence numbers after its own.
+    let manifest_path = dir.join(format!("{prefix}.manifest"));
+    let (base, incrs) = match std::fs::read_to_string(&manifest_path) {
+        Ok(text) => {
+            let entries =
+                super::parse_manifest(&text).map_err(|e| AofError::BadManifest(Box::new(e)))?;
+            let base = entries.iter().find(|e| e.kind == 'b').cloned();
+            let incrs = entries.into_iter().filter(|e| e.kind == 'i').collect();
+            (base, incrs)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, Vec::new()),
+        Err(err) => {
+            return Err(AofError::OpenManifest {
+                path: manifest_path.display().to_string(),
+                err,
+            })
+        }
+    };
+    let name = temp_incr_name(&prefix);
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(dir.join(&name))
+        .map_err(|e| AofError::OpenIncr {
+            name,
+            reason: strerror(&e),
+        })?;
+    let size = total_size(&dir, &base, &incrs);
+    *server.aof.lock() = Some(AofState {
+        dir,
+        prefix,
+        file,
+        writer: Writer::new(0),
+        cur_db: -1,
+        fsync: super::fsync_policy(&config.appendfsync),
+        pending_fsync: false,
+        fsync_in_progress: false,
+        fsync_errno: None,
+        last_fsync: Instant::now(),
+        base,
+        incrs,
+        wait_rewrite: true,
+        rewrite: None,
+        last_rewrite_id: 0,
+        retry_limit: Default::default(),
+        rewrites: 0,
+        rewrite_failures: 0,
+        last_rewrite_ok: true,
+        last_rewrite_time_sec: -1,
+        base_size: size,
+        cur_size: size,
+    });
+    server.persist.lock().aof_rewrite_scheduled = false;
+    if !start_waiting(server, store) {
+        if let Some(st) = server.aof.lock().take() {
+            let _ = std::fs::remove_file(st.dir.join(temp_incr_name(&st.prefix)));
+        }
+        return Err(AofError::RewriteStart);
+    }
+    server
+        .aof_on
+        .store(true, std::sync::atomic::Ordering::Release);
+    notice!("AOF enabled by CONFIG SET appendonly yes");
+    Ok(())
+}
+
+/// CONFIG SET appendonly no (Redis `stopAppendOnly`): what is buffered is written and
+/// fsynced, a running rewrite is killed, and nothing more is logged. The files stay.
+/// While still waiting for the first base the temp incr file is removed: without a
+/// base it is not a dataset.
+pub fn stop_at_runtime(server: &Server) {
+    let mut g = server.aof.lock();
+    let Some(mut st) = g.take() else {
+        return;
+    };
+    server
+        .aof_on
+        .store(false, std::sync::atomic::Ordering::Release);
+    if let Err(errno) = st.flush() {
+        warning!(
+            "Error writing the buffered AOF commands when turning the AOF off: {}",
+            writer::strerror(errno)
+        );
+    }
+    let _ = st.file.sync_all();
+    abandon_rewrite(server, &mut st);
+    if st.wait_rewrite {
+        let _ = std::fs::remove_file(st.dir.join(temp_incr_name(&st.prefix)));
+    }
+    server.persist.lock().aof_rewrite_scheduled = false;
+    notice!("AOF disabled by CONFIG SET appendonly no");
+}
+
 /// SHUTDOWN's AOF step before anything is killed (Redis `finishShutdown`): while
 /// the rewrite that writes a replica's first AOF after a full sync runs, exiting
 /// would leave the AOF without the synced dataset, so the shutdown fails unless

@@ -224,6 +224,17 @@ fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
             return Err(failed(b"dir", &crate::config::strerror(&e)));
         }
     }
+    if new.appendonly && !old.appendonly {
+        if let Err(e) = crate::aof::start_at_runtime(ctx.server, ctx.store, &new) {
+            crate::warning!("Can't turn the AOF on: {e}");
+            return Err(failed(
+                b"appendonly",
+                "Unable to turn on AOF. Check server logs.",
+            ));
+        }
+    } else if old.appendonly && !new.appendonly {
+        crate::aof::stop_at_runtime(ctx.server);
+    }
     commit(ctx, &old, new);
     if let Some(p) = tls {
         ctx.server.tls.install(p);

@@ -97,8 +97,9 @@ pub struct Functions {
     pub(crate) vm: Option<Box<vm::Vm>>,
     /// Libraries by name (sorted: FUNCTION LIST, DUMP and the RDB list them in order).
     libs: BTreeMap<String, Library>,
-    /// Function name -> library name.
-    index: HashMap<String, String>,
+    /// Function name, ASCII-lowercased (FCALL and the name clash checks ignore case,
+    /// as Redis 7.0's function dict does) -> (library name, name as registered).
+    index: HashMap<String, (String, String)>,
 }
 
 /// INFO memory's function fields.
@@ -254,7 +255,7 @@ impl Functions {
     /// one of its functions belongs to another library.
     fn install(&mut self, lib: Library) -> Result<(), FunctionError> {
         for f in lib.functions.keys() {
-            if let Some(owner) = self.index.get(f) {
+            if let Some((owner, _)) = self.index.get(&f.to_ascii_lowercase()) {
                 if *owner != lib.name {
                     return Err(FunctionError::FunctionExists(f.clone()));
                 }
@@ -262,7 +263,8 @@ impl Functions {
         }
         self.delete(&lib.name);
         for f in lib.functions.keys() {
-            self.index.insert(f.clone(), lib.name.clone());
+            self.index
+                .insert(f.to_ascii_lowercase(), (lib.name.clone(), f.clone()));
         }
         self.libs.insert(lib.name.clone(), lib);
         Ok(())
@@ -274,7 +276,7 @@ impl Functions {
             return false;
         };
         for f in lib.functions.keys() {
-            self.index.remove(f);
+            self.index.remove(&f.to_ascii_lowercase());
         }
         true
     }
@@ -320,7 +322,7 @@ impl Functions {
         // Function collisions with the libraries that stay.
         for lib in fresh_libs.values() {
             for f in lib.functions.keys() {
-                if let Some(owner) = self.index.get(f) {
+                if let Some((owner, _)) = self.index.get(&f.to_ascii_lowercase()) {
                     if !fresh_libs.contains_key(owner) {
                         return Err(FunctionError::FunctionExists(f.clone()));
                     }
@@ -340,9 +342,9 @@ impl Functions {
 
     /// The function `name`, with its flags.
     fn function(&self, name: &[u8]) -> Option<(Function, ScriptFlags)> {
-        let name = std::str::from_utf8(name).ok()?;
-        let lib = self.libs.get(self.index.get(name)?)?;
-        let f = lib.functions.get(name)?;
+        let name = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+        let (lib, name) = self.index.get(&name)?;
+        let f = self.libs.get(lib)?.functions.get(name)?;
         Some((f.callback.clone(), f.flags))
     }
 

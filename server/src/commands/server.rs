@@ -238,10 +238,16 @@ const DEBUG_HELP: &[&str] = &[
     "    Write <message> to the server log.",
     "OBJECT <key>",
     "    Show internal facts about the value at <key>.",
+    "LOADAOF",
+    "    Flush the AOF buffers on disk and reload the AOF in memory.",
     "POPULATE <count> [<prefix>] [<size>]",
     "    Create <count> string keys <prefix>:<n> (prefix defaults to 'key') holding",
     "    'value:<n>', cut or zero-padded to <size> bytes when given. Existing keys are",
     "    left alone; the keys are not propagated to replicas.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    0 stops expiring keys in the background, 1 resumes it.",
     "SLEEP <seconds>",
@@ -361,6 +367,11 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             crate::warning!("DEBUG LOG: {}", String::from_utf8_lossy(&argv[2]));
             out.ok();
         }
+        b"protocol" if argc == 3 => debug_protocol(out, &argv[2])?,
+        b"loadaof" if argc == 2 => {
+            crate::aof::debug_loadaof(ctx.server, ctx.store).map_err(CmdError::msg)?;
+            out.ok();
+        }
         b"error" if argc == 3 => {
             return Err(CmdError(
                 String::from_utf8_lossy(&argv[2]).into_owned().into(),
@@ -377,6 +388,68 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 )
                 .into(),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// DEBUG PROTOCOL <type>: one sample reply of each RESP3 type, as Redis 7.0 sends it
+/// (RESP2 clients get the RESP2 downgrade; a push has none and is refused).
+fn debug_protocol(out: &mut Reply, kind: &[u8]) -> CmdResult {
+    const ATTRIB_TEXT: &str = "Some real reply following the attribute";
+    let r3 = out.resp3;
+    match &kind.to_ascii_lowercase()[..] {
+        b"string" => out.bulk(b"Hello World"),
+        b"integer" => out.int(12345),
+        b"double" if r3 => out.raw(b",3.141\r\n"),
+        b"double" => out.bulk(b"3.141"),
+        b"bignum" if r3 => out.raw(b"(1234567999999999999999999999999999999\r\n"),
+        b"bignum" => out.bulk(b"1234567999999999999999999999999999999"),
+        b"null" => out.null(),
+        b"array" | b"set" => {
+            if kind.eq_ignore_ascii_case(b"set") {
+                out.set(3);
+            } else {
+                out.array(3);
+            }
+            for i in 0..3 {
+                out.int(i);
+            }
+        }
+        b"map" => {
+            out.map(3);
+            for i in 0..3 {
+                out.int(i);
+                out.boolean(i == 1);
+            }
+        }
+        b"attrib" => {
+            if r3 {
+                out.raw(b"|1\r\n");
+                out.bulk(b"key-popularity");
+                out.array(2);
+                out.bulk(b"key:123");
+                out.int(90);
+            }
+            out.bulk_str(ATTRIB_TEXT);
+        }
+        b"push" => {
+            if !r3 {
+                return Err(CmdError::msg("ERR RESP2 is not supported by this command"));
+            }
+            out.push(2);
+            out.bulk(b"server-cpu-usage");
+            out.int(42);
+            out.bulk(b"Some real reply following the push reply");
+        }
+        b"verbatim" => out.verbatim("This is a verbatim\nstring"),
+        b"true" => out.boolean(true),
+        b"false" => out.boolean(false),
+        _ => {
+            return Err(CmdError::msg(
+                "ERR Wrong protocol type name. Please use one of the following: \
+                 string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+            ))
         }
     }
     Ok(())

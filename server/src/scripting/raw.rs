@@ -215,7 +215,9 @@ fn run_in_exec_raw(
         lua.exec_raw(func, |l| {
             step = run_raw(l, refs, flags, run, out, failure, Guard::Own);
             if let Step::Table = step {
-                ffi::lua_replace(l, 1);
+                // run_raw left the table alone at index 1: it is what exec_raw
+                // returns. (A `lua_replace(l, 1)` here, with the table on top at
+                // index 1, popped it and FCALL answered nil for every table.)
                 ffi::lua_settop(l, 1);
             }
         })?
