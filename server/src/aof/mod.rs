@@ -53,7 +53,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-use writer::Writer;
 
 /// Why the AOF could not be opened, loaded or rewritten; the texts are Redis's log
 /// lines or replies.
@@ -316,30 +315,15 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
             .map_err(|e| AofError::Manifest(Box::new(e)))?;
     }
     let size = total_size(&dir, &base, &incrs);
-    *server.aof.lock() = Some(AofState {
-        dir,
-        prefix,
-        file,
-        writer: Writer::new(file_len),
-        cur_db: -1,
-        fsync: fsync_policy(&c.appendfsync),
-        pending_fsync: false,
-        fsync_in_progress: false,
-        fsync_errno: None,
-        last_fsync: Instant::now(),
+    *server.aof.lock() = Some(AofState::opened(
+        (dir, prefix),
+        (file, file_len),
+        fsync_policy(&c.appendfsync),
         base,
         incrs,
-        wait_rewrite: false,
-        rewrite: None,
-        last_rewrite_id: 0,
-        retry_limit: Default::default(),
-        rewrites: 0,
-        rewrite_failures: 0,
-        last_rewrite_ok: true,
-        last_rewrite_time_sec: -1,
-        base_size: size,
-        cur_size: size,
-    });
+        size,
+        false,
+    ));
     server
         .aof_on
         .store(true, std::sync::atomic::Ordering::Release);

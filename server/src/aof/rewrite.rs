@@ -517,30 +517,15 @@ pub fn start_at_runtime(
             reason: strerror(&e),
         })?;
     let size = total_size(&dir, &base, &incrs);
-    *server.aof.lock() = Some(AofState {
-        dir,
-        prefix,
-        file,
-        writer: Writer::new(0),
-        cur_db: -1,
-        fsync: super::fsync_policy(&config.appendfsync),
-        pending_fsync: false,
-        fsync_in_progress: false,
-        fsync_errno: None,
-        last_fsync: Instant::now(),
+    *server.aof.lock() = Some(AofState::opened(
+        (dir, prefix),
+        (file, 0),
+        super::fsync_policy(&config.appendfsync),
         base,
         incrs,
-        wait_rewrite: true,
-        rewrite: None,
-        last_rewrite_id: 0,
-        retry_limit: Default::default(),
-        rewrites: 0,
-        rewrite_failures: 0,
-        last_rewrite_ok: true,
-        last_rewrite_time_sec: -1,
-        base_size: size,
-        cur_size: size,
-    });
+        size,
+        true,
+    ));
     server.persist.lock().aof_rewrite_scheduled = false;
     if !start_waiting(server, store) {
         if let Some(st) = server.aof.lock().take() {

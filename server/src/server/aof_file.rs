@@ -61,6 +61,46 @@ pub struct AofState {
     pub(crate) cur_size: u64,
 }
 
+impl AofState {
+    /// A freshly opened AOF: `file` (already `file_len` bytes) is the incr file that
+    /// takes new writes after `base` and `incrs` (`size` bytes in all); `wait_rewrite`
+    /// as on the field. Nothing buffered, no fsync or rewrite history yet.
+    pub(crate) fn opened(
+        (dir, prefix): (PathBuf, String),
+        (file, file_len): (File, u64),
+        fsync: Fsync,
+        base: Option<ManifestEntry>,
+        incrs: Vec<ManifestEntry>,
+        size: u64,
+        wait_rewrite: bool,
+    ) -> AofState {
+        AofState {
+            dir,
+            prefix,
+            file,
+            writer: Writer::new(file_len),
+            cur_db: -1,
+            fsync,
+            pending_fsync: false,
+            fsync_in_progress: false,
+            fsync_errno: None,
+            last_fsync: Instant::now(),
+            base,
+            incrs,
+            wait_rewrite,
+            rewrite: None,
+            last_rewrite_id: 0,
+            retry_limit: Default::default(),
+            rewrites: 0,
+            rewrite_failures: 0,
+            last_rewrite_ok: true,
+            last_rewrite_time_sec: -1,
+            base_size: size,
+            cur_size: size,
+        }
+    }
+}
+
 /// A background rewrite in progress.
 #[derive(Debug, Clone)]
 pub struct RunningRewrite {
