@@ -702,55 +702,6 @@ fn blocked_commands_are_counted_in_commandstats_like_redis() {
     assert_eq!(got, want);
 }
 
-/// Attaches to `port` as a replica (plain SYNC), skipping the RDB.
-fn attach_replica(port: u16) -> Conn {
-    use std::io::{BufRead, Read};
-    let mut c = Conn::connect(port);
-    c.send(&[b"SYNC"]);
-    let len = loop {
-        let mut line = String::new();
-        c.stream.read_line(&mut line).expect("sync reply");
-        if let Some(n) = line.trim_end().strip_prefix('$') {
-            break n.parse::<usize>().expect("rdb length");
-        }
-    };
-    let mut rdb = vec![0u8; len];
-    c.stream.read_exact(&mut rdb).expect("rdb");
-    c
-}
-
-/// The commands streamed to a replica until `SET done 1`, keepalive PINGs left out
-/// and Unix-millisecond times (13 digits) blanked.
-fn streamed_until_done(c: &mut Conn) -> Vec<String> {
-    let mut out = Vec::new();
-    loop {
-        let R::Arr(words) = c.read() else {
-            panic!("not a command")
-        };
-        let words: Vec<String> = words
-            .iter()
-            .map(|w| match w {
-                R::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
-                o => panic!("{o:?}"),
-            })
-            .map(|w| {
-                if w.len() == 13 && w.bytes().all(|c| c.is_ascii_digit()) {
-                    "<time>".to_string()
-                } else {
-                    w
-                }
-            })
-            .collect();
-        let line = words.join(" ");
-        if line == "SET done 1" {
-            return out;
-        }
-        if !line.eq_ignore_ascii_case("PING") {
-            out.push(line);
-        }
-    }
-}
-
 /// A client blocked on a list that SWAPDB brings in already expired: the attempt to
 /// serve it deletes the key and the client keeps waiting. Returns the client's answer
 /// to CLIENT UNBLOCK and the replication stream.
@@ -776,7 +727,7 @@ fn expired_swapdb_scenario(port: u16) -> (R, Vec<String>) {
     let answer = blocked.read();
     assert_eq!(c.cmd("DEBUG SET-ACTIVE-EXPIRE 1"), R::ok());
     assert_eq!(c.cmd("SET done 1"), R::ok());
-    (answer, streamed_until_done(&mut repl))
+    (answer, propagated(&mut repl))
 }
 
 /// Found by Redis's own TCL suite (unit/type/list, SWAPDB waking a blocked client on

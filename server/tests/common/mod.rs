@@ -499,3 +499,54 @@ pub fn monitor_lines(mon: &mut Conn) -> Vec<String> {
     }
     panic!("no ECHO end in MONITOR output: {lines:?}");
 }
+
+/// Attaches to `port` as a replica (plain SYNC): skips the RDB and returns the
+/// connection, positioned at the start of the command stream.
+pub fn attach_replica(port: u16) -> Conn {
+    use std::io::{BufRead, Read};
+    let mut c = Conn::connect(port);
+    c.send(&[b"SYNC"]);
+    let len = loop {
+        let mut line = String::new();
+        c.stream.read_line(&mut line).expect("sync reply");
+        // Newlines keep the link alive while the snapshot is made.
+        if let Some(n) = line.trim_end().strip_prefix('$') {
+            break n.parse::<usize>().expect("rdb length");
+        }
+    };
+    let mut rdb = vec![0u8; len];
+    c.stream.read_exact(&mut rdb).expect("rdb");
+    c
+}
+
+/// The commands a master streams until `SET done 1`, without keepalive PINGs and
+/// with delivery times (13-digit Unix ms) blanked.
+pub fn propagated(c: &mut Conn) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let R::Arr(words) = c.read() else {
+            panic!("not a command")
+        };
+        let words: Vec<String> = words
+            .iter()
+            .map(|w| match w {
+                R::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                o => panic!("{o:?}"),
+            })
+            .map(|w| {
+                if w.len() == 13 && w.bytes().all(|c| c.is_ascii_digit()) {
+                    "<time>".to_string()
+                } else {
+                    w
+                }
+            })
+            .collect();
+        let line = words.join(" ");
+        if line == "SET done 1" {
+            return out;
+        }
+        if !line.eq_ignore_ascii_case("PING") {
+            out.push(line);
+        }
+    }
+}
