@@ -481,15 +481,30 @@ fn a_replica_serves_its_old_data_during_a_slow_full_sync_and_swaps_at_the_end() 
         r.cmd(&format!("REPLICAOF 127.0.0.1 {}", master.port)),
         R::ok()
     );
-    // Until the link is up, the replica answers from its old data.
+    // Until the link is up, the replica answers from its old data. The link
+    // status and the data are read in one transaction: read as two commands,
+    // the swap could fall between them.
     let mut answered = 0;
-    while info_field(&mut r, "replication", "master_link_status") != "up" {
+    loop {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "sync did not finish"
         );
-        assert_eq!(r.cmd("GET old"), R::bulk("1"));
-        assert_eq!(r.cmd("DBSIZE"), R::Int(1));
+        assert_eq!(r.cmd("MULTI"), R::ok());
+        for c in ["INFO replication", "GET old", "DBSIZE"] {
+            assert_eq!(r.cmd(c), R::Simple("QUEUED".into()), "{c}");
+        }
+        let R::Arr(replies) = r.cmd("EXEC") else {
+            panic!("EXEC")
+        };
+        let R::Bulk(info) = &replies[0] else {
+            panic!("INFO: {:?}", replies[0])
+        };
+        if String::from_utf8_lossy(&info[..]).contains("master_link_status:up") {
+            break;
+        }
+        assert_eq!(replies[1], R::bulk("1"));
+        assert_eq!(replies[2], R::Int(1));
         answered += 1;
         std::thread::sleep(Duration::from_millis(50));
     }
