@@ -185,9 +185,15 @@ impl Children {
         self.forks.latest_usec.load(Ordering::Relaxed)
     }
 
-    /// Successful forks since start.
+    /// Successful forks since start (or since CONFIG RESETSTAT).
     pub fn total_forks(&self) -> u64 {
         self.forks.total.load(Ordering::Relaxed)
+    }
+
+    /// CONFIG RESETSTAT: `total_forks` and `latest_fork_usec` start again.
+    pub fn reset_stats(&self) {
+        self.forks.total.store(0, Ordering::Relaxed);
+        self.forks.latest_usec.store(0, Ordering::Relaxed);
     }
 
     /// Kills one running child (an AOF rewrite abandoned for a full sync), waits

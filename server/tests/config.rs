@@ -250,3 +250,63 @@ fn config_rewrite_updates_the_file_and_keeps_comments() {
     let mut c2 = Conn::connect(port2);
     assert_eq!(c2.cmd("CONFIG GET maxmemory"), pair("maxmemory", "2097152"));
 }
+
+/// INFO's fork, save, rewrite and full/partial sync counters after CONFIG
+/// RESETSTAT, on a master that forked, saved, rewrote its AOF and served a
+/// replica: Redis 7.0 zeroes them all.
+#[test]
+fn resetstat_zeroes_fork_save_rewrite_and_sync_counters_as_redis_does() {
+    const FIELDS: [&str; 7] = [
+        "sync_full",
+        "sync_partial_err",
+        "sync_partial_ok",
+        "rdb_saves",
+        "total_forks",
+        "latest_fork_usec",
+        "aof_rewrites",
+    ];
+    let counters = |c: &mut Conn| -> Vec<(String, String)> {
+        FIELDS
+            .iter()
+            .map(|f| {
+                let v = info_field(c, "everything", f).unwrap_or_else(|| panic!("no {f}"));
+                (f.to_string(), v)
+            })
+            .collect()
+    };
+    let exercise = |master: &mut Conn, replica: &mut Conn, master_port: u16| {
+        assert_eq!(master.cmd("CONFIG SET appendonly yes"), R::ok());
+        assert_eq!(master.cmd("SET k v"), R::ok());
+        assert_eq!(
+            replica.cmd(&format!("REPLICAOF 127.0.0.1 {master_port}")),
+            R::ok()
+        );
+        assert!(wait_until(Duration::from_secs(10), || {
+            info_field(replica, "replication", "master_link_status").as_deref() == Some("up")
+        }));
+        assert!(wait_until(Duration::from_secs(10), || {
+            info_field(master, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+                && info_field(master, "persistence", "rdb_bgsave_in_progress").as_deref()
+                    == Some("0")
+        }));
+        assert_eq!(master.cmd("SAVE"), R::ok());
+        let before = counters(master);
+        for f in ["sync_full", "rdb_saves", "total_forks"] {
+            let v = &before.iter().find(|(k, _)| k == f).unwrap().1;
+            assert_ne!(v, "0", "{f} before RESETSTAT: {before:?}");
+        }
+        assert_eq!(master.cmd("CONFIG RESETSTAT"), R::ok());
+        counters(master)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let delay = ["--repl-diskless-sync-delay", "0"];
+    let (theirs, their_replica) = (
+        RealRedis::start(dir.path(), "m.rdb", &delay),
+        RealRedis::start(dir.path(), "r.rdb", &[]),
+    );
+    let redis = exercise(&mut theirs.conn(), &mut their_replica.conn(), theirs.port);
+    let (ours, our_replica) = (TestServer::start(&delay), TestServer::start(&[]));
+    let tandem = exercise(&mut ours.conn(), &mut our_replica.conn(), ours.port);
+    assert!(redis.iter().all(|(_, v)| v == "0"), "redis: {redis:?}");
+    assert_eq!(tandem, redis);
+}

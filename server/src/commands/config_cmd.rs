@@ -42,6 +42,16 @@ fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         // restart too; this command is then counted as their first call.
         ctx.server.stats.reset();
         ctx.store.latency.calls.clear();
+        // The fork, save, rewrite and sync counters are reset too, as Redis 7.0's
+        // `resetServerStats` resets them.
+        ctx.server.children.reset_stats();
+        ctx.server.persist.lock().rdb_saves = 0;
+        if let Some(aof) = ctx.server.aof.lock().as_mut() {
+            aof.rewrites = 0;
+            aof.rewrite_failures = 0;
+        }
+        let r = &mut ctx.store.repl;
+        (r.sync_full, r.sync_partial_ok, r.sync_partial_err) = (0, 0, 0);
         out.ok();
         Ok(())
     } else if is_kw(sub, "rewrite") {
