@@ -368,3 +368,40 @@ fn read_and_applied_offsets_and_getack_match_redis() {
     });
     assert!(answered, "ACKs: {:?}", master.seen.lock().expect("lock"));
 }
+
+/// A master that never answers PSYNC: the replica waits `repl-timeout` since the
+/// master last sent anything (Redis's handshake deadline; a master delaying a
+/// snapshot sends newlines meanwhile), not a fixed five seconds, then logs the
+/// timeout and reconnects.
+#[test]
+fn a_silent_master_times_out_after_repl_timeout_not_sooner() {
+    let master = FakeMaster::start(Arc::new(|cmd: &[String]| handshake_then(cmd, b"")));
+    let timeout = ["--repl-timeout", "8"];
+    let tandem = TestServer::start(&[&["--replicaof", &master.target()][..], &timeout].concat());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("redis.log");
+    let port = master.port.to_string();
+    let redis_args = [
+        &["--replicaof", "127.0.0.1", &port][..],
+        &["--logfile", log.to_str().expect("utf8")],
+        &timeout,
+    ]
+    .concat();
+    let _redis = RealRedis::start(dir.path(), "dump.rdb", &redis_args);
+    assert!(wait_until(WAIT, || master.count("PSYNC") == 2));
+    // Past the five seconds the handshake used to allow: still waiting.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        master.count("PSYNC"),
+        2,
+        "a replica gave up before repl-timeout"
+    );
+    let line = "Timeout connecting to the MASTER...";
+    let ok = wait_until(WAIT, || {
+        tandem.stdout().contains(line)
+            && std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains(line)
+    });
+    assert!(ok, "--- tandem:\n{}", tandem.stdout());
+}

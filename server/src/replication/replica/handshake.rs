@@ -4,16 +4,13 @@
 //! [`check_reply`], [`classify_psync`]); the async steps only carry it out.
 
 use super::link_io::{io_text, LinkIo, ReadErr};
-use super::{update, LinkEnd, Step};
+use super::{repl_timeout, update, LinkEnd, Step};
 use crate::replication::{failover, CachedMaster, LinkOffsets, LinkState};
 use crate::server::Server;
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::io::AsyncWriteExt;
-
-/// Redis `CONFIG_REPL_SYNCIO_TIMEOUT`: handshake replies must arrive within 5 s.
-const SYNCIO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a full resync starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +43,10 @@ enum HandshakeError {
     SendPsync(std::io::Error),
     #[error("Master did not reply to PSYNC, will try later")]
     NoPsyncReply,
+    /// Nothing arrived for `repl-timeout`: as in Redis, a master waiting to
+    /// start a snapshot keeps the link alive with newlines once a second.
+    #[error("Timeout connecting to the MASTER...")]
+    Timeout,
     #[error("Master replied with wrong +FULLRESYNC syntax.")]
     BadFullResync,
     #[error("Master is currently unable to PSYNC but should be in the future: {0}")]
@@ -90,20 +91,24 @@ async fn exchange(
     gen: u64,
     io: &mut LinkIo,
 ) -> Result<Synced, HandshakeError> {
-    ping(io).await?;
+    ping(server, io).await?;
     announce(server, io).await?;
     psync(server, gen, io).await
 }
 
-async fn read_reply(io: &mut LinkIo) -> Result<String, HandshakeError> {
-    io.read_line(SYNCIO_TIMEOUT)
-        .await
-        .map_err(HandshakeError::Read)
+/// The next reply line, waiting at most `repl-timeout` (Redis's handshake
+/// deadline, counted from the last byte the master sent).
+async fn read_reply(server: &Server, io: &mut LinkIo) -> Result<String, HandshakeError> {
+    match io.read_line(repl_timeout(server)).await {
+        Ok(line) => Ok(line),
+        Err(ReadErr::Timeout) => Err(HandshakeError::Timeout),
+        Err(e) => Err(HandshakeError::Read(e)),
+    }
 }
 
-async fn ping(io: &mut LinkIo) -> Result<(), HandshakeError> {
+async fn ping(server: &Server, io: &mut LinkIo) -> Result<(), HandshakeError> {
     io.send(&[b"PING"]).await.map_err(HandshakeError::Send)?;
-    let reply = read_reply(io).await?;
+    let reply = read_reply(server, io).await?;
     if !ping_accepted(&reply) {
         return Err(HandshakeError::PingRejected(reply));
     }
@@ -215,7 +220,7 @@ async fn announce(server: &Server, io: &mut LinkIo) -> Result<(), HandshakeError
         .await
         .map_err(HandshakeError::Send)?;
     for step in pending {
-        let reply = read_reply(io).await?;
+        let reply = read_reply(server, io).await?;
         match check_reply(step, &reply) {
             Verdict::Accepted => {}
             Verdict::AuthRejected => return Err(HandshakeError::AuthRejected(reply)),
@@ -307,11 +312,17 @@ async fn psync(server: &Arc<Server>, gen: u64, io: &mut LinkIo) -> Result<Synced
         }
         return Err(HandshakeError::SendPsync(e));
     }
+    // Newlines until the master starts the sync (it waits for more replicas or
+    // for a snapshot); each one restarts the wait.
     let reply = loop {
-        match io.read_line(SYNCIO_TIMEOUT).await {
+        match read_reply(server, io).await {
             Ok(l) if l.is_empty() => continue,
             Ok(l) => break l,
-            Err(_) => return Err(HandshakeError::NoPsyncReply),
+            Err(HandshakeError::Read(e)) => {
+                crate::warning!("Failed to read response from the server: {e}");
+                return Err(HandshakeError::NoPsyncReply);
+            }
+            Err(e) => return Err(e),
         }
     };
     let kind = classify_psync(&reply);
