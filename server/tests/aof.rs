@@ -973,3 +973,61 @@ fn config_set_appendonly_yes_fails_like_redis_when_the_dir_is_unusable() {
     );
     assert_eq!(c.cmd("SET k v"), R::ok());
 }
+
+/// An AOF's RDB base is loaded with the keys it holds already expired: the
+/// commands after it were logged against them (Redis 7.0 loads the base as it
+/// is). A key made persistent after the rewrite survives its old expiry; a key
+/// appended to before expiring expires with the value it had, not a fresh one.
+#[test]
+fn an_aof_base_keeps_its_expired_keys_for_the_commands_after_it() {
+    let scenario = |start: &dyn Fn() -> Box<dyn FnOnce() -> Conn>| -> Vec<R> {
+        let mut c = start()();
+        assert_eq!(c.cmd("SET k v PX 1000"), R::ok());
+        assert_eq!(c.cmd("SET a v PX 1000"), R::ok());
+        assert!(matches!(c.cmd("BGREWRITEAOF"), R::Simple(_)));
+        assert!(wait_until(Duration::from_secs(10), || {
+            info_field(&mut c, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+                && info_field(&mut c, "persistence", "aof_rewrite_scheduled").as_deref()
+                    == Some("0")
+        }));
+        assert_eq!(c.cmd("PERSIST k"), R::Int(1));
+        assert_eq!(c.cmd("APPEND a x"), R::Int(2));
+        drop(c);
+        std::thread::sleep(Duration::from_millis(1200));
+        let mut c = start()();
+        vec![
+            c.cmd("GET k"),
+            c.cmd("PTTL k"),
+            c.cmd("GET a"),
+            c.cmd("EXISTS a"),
+        ]
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = std::cell::RefCell::new(None::<common::RealRedis>);
+    let theirs = scenario(&|| {
+        // The second start stops the first (its AOF is fsynced every write).
+        drop(redis.borrow_mut().take());
+        let r = common::RealRedis::start(
+            dir.path(),
+            "dump.rdb",
+            &["--appendonly", "yes", "--appendfsync", "always"],
+        );
+        let port = r.port;
+        *redis.borrow_mut() = Some(r);
+        Box::new(move || Conn::connect(port))
+    });
+    let ours_dir = std::cell::RefCell::new(Some(tempfile::tempdir().expect("tempdir")));
+    let ours = std::cell::RefCell::new(None::<TestServer>);
+    let tandem = scenario(&|| {
+        let dir = match ours.borrow_mut().take() {
+            Some(s) => crash(s),
+            None => ours_dir.borrow_mut().take().expect("dir"),
+        };
+        let s = TestServer::start_in(dir, AOF_ALWAYS);
+        let port = s.port;
+        *ours.borrow_mut() = Some(s);
+        Box::new(move || Conn::connect(port))
+    });
+    assert_eq!(theirs, vec![R::bulk("v"), R::Int(-1), R::Nil, R::Int(0)]);
+    assert_eq!(tandem, theirs);
+}

@@ -248,7 +248,7 @@ fn load_base(
         &mut dbs,
         &rdb::LoadOptions {
             now_ms: now_ms(),
-            drop_expired: true,
+            drop_expired: false,
             shapes,
         },
         key_delay,
