@@ -477,7 +477,18 @@ pub async fn cron(server: Arc<Server>) {
 fn load_into(
     path: &Path,
     databases: usize,
+    tuning: (i32, rdb::Shapes),
+) -> Result<(Vec<Db>, rdb::LoadInfo), rdb::RdbError> {
+    load_into_as(path, databases, tuning, true)
+}
+
+/// [`load_into`], keeping keys already expired when `drop_expired` is false (a
+/// replica keeps them until its master's DELs arrive, as Redis does).
+fn load_into_as(
+    path: &Path,
+    databases: usize,
     (key_delay, shapes): (i32, rdb::Shapes),
+    drop_expired: bool,
 ) -> Result<(Vec<Db>, rdb::LoadInfo), rdb::RdbError> {
     let f = std::fs::File::open(path)?;
     let mut r = BufReader::with_capacity(1 << 16, f);
@@ -487,7 +498,7 @@ fn load_into(
         &mut dbs,
         &rdb::LoadOptions {
             now_ms: now_ms(),
-            drop_expired: true,
+            drop_expired,
             shapes,
         },
         key_delay,
@@ -527,20 +538,23 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), PersistError> {
     if server.config.read().appendonly {
         return crate::aof::load_at_startup(server).map_err(|e| PersistError::Aof(e.to_string()));
     }
-    let (path, databases, tuning) = {
+    let (path, databases, tuning, master) = {
         let c = server.config.read();
         (
             Path::new(&c.dir).join(&c.dbfilename),
             c.databases,
             (c.key_load_delay, rdb::Shapes::of(&c)),
+            c.replicaof.is_none(),
         )
     };
     if !path.exists() {
         return Ok(());
     }
     let start = Instant::now();
-    match load_into(&path, databases, tuning) {
-        Ok((dbs, info)) => {
+    // Only a master drops keys already expired; a replica keeps them until its
+    // master's DELs arrive (Redis `iAmMaster()` at load).
+    match load_into_as(&path, databases, tuning, master) {
+        Ok((dbs, mut info)) => {
             log_load_info(&info);
             let mut store = server.store.lock();
             store.dbs = dbs;
@@ -550,6 +564,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), PersistError> {
             st.last_load_keys_loaded = info.keys;
             st.last_load_keys_expired = info.expired;
             st.loaded_repl = info.repl;
+            st.loaded_expired = std::mem::take(&mut info.expired_keys);
             notice!(
                 "DB loaded from disk: {:.3} seconds",
                 start.elapsed().as_secs_f64()
@@ -637,6 +652,11 @@ pub fn debug_reload(server: &Server, store: &mut Store) -> Result<(), String> {
 /// The replication identity found in the RDB loaded at startup, if any.
 pub fn loaded_repl_info(server: &Server) -> Option<rdb::ReplInfo> {
     server.persist.lock().loaded_repl.clone()
+}
+
+/// The keys the startup RDB held already expired (taken: asked for once).
+pub fn take_loaded_expired(server: &Server) -> Vec<(usize, bytes::Bytes)> {
+    std::mem::take(&mut server.persist.lock().loaded_expired)
 }
 
 /// INFO persistence fields, in Redis 7.0's order. The caller holds the store lock.

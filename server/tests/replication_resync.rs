@@ -357,3 +357,77 @@ fn client_kill_type_master_leads_to_a_partial_resync() {
     );
     assert_eq!(count(&m.stdout(), "Starting BGSAVE for SYNC"), 1);
 }
+
+/// The number of keys in every database, from INFO keyspace.
+fn total_keys(c: &mut Conn) -> i64 {
+    let R::Bulk(b) = c.cmd("INFO keyspace") else {
+        panic!("INFO keyspace")
+    };
+    String::from_utf8_lossy(&b)
+        .lines()
+        .filter_map(|l| {
+            l.split_once(":keys=")?
+                .1
+                .split(',')
+                .next()?
+                .parse::<i64>()
+                .ok()
+        })
+        .sum()
+}
+
+fn info_num(c: &mut Conn, field: &str) -> i64 {
+    info_field(c, "everything", field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field}"))
+}
+
+/// A master restarted from an RDB holding keys that expired while it was down
+/// drops them and puts their DELs into its backlog after the saved offset, as
+/// Redis 7.0 does: the replica's partial resync brings them (a replica does not
+/// expire keys itself), and the master's offset is the saved one plus the DELs.
+#[test]
+fn restarted_master_sends_the_dels_of_keys_that_expired_while_it_was_down() {
+    let args = [
+        "--repl-diskless-sync",
+        "no",
+        "--enable-debug-command",
+        "yes",
+    ];
+    let m = TestServer::start(&args);
+    let r = start_replica_of(m.port, &[]);
+    wait_connected(&r);
+    let mut mc = m.conn();
+    assert_eq!(mc.cmd("DEBUG SET-ACTIVE-EXPIRE 0"), R::ok());
+    for i in 0..20 {
+        assert_eq!(mc.cmd(&format!("SELECT {}", i % 4)), R::ok());
+        assert_eq!(mc.cmd(&format!("SET e{i} x PX 200")), R::ok());
+    }
+    assert_eq!(mc.cmd("SET keep 1"), R::ok());
+    let off = master_offset(&mut mc);
+    let mut rc = r.conn();
+    assert!(wait_until(WAIT, || connected_at(&mut rc) == Some(off)));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(total_keys(&mut rc), 21, "the replica keeps expired keys");
+    drop(mc);
+    let dir = stop_keep_dir(m);
+    let m2 = TestServer::start_in(dir, &args);
+    let mut mc2 = m2.conn();
+    assert_eq!(info_num(&mut mc2, "rdb_last_load_keys_expired"), 20);
+    let histlen = info_num(&mut mc2, "repl_backlog_histlen");
+    assert!(histlen > 0, "no DELs in the backlog");
+    // The saved offset may pass `off` by what the shutdown sent (a GETACK).
+    let saved = info_num(&mut mc2, "second_repl_offset") - 1;
+    assert!(saved >= off, "{saved} < {off}");
+    assert_eq!(
+        info_num(&mut mc2, "repl_backlog_first_byte_offset"),
+        saved + 1
+    );
+    assert_eq!(master_offset(&mut mc2), saved + histlen);
+    assert_eq!(rc.cmd(&format!("REPLICAOF 127.0.0.1 {}", m2.port)), R::ok());
+    assert!(wait_until(WAIT, || connected_at(&mut rc)
+        == Some(master_offset(&mut mc2))));
+    assert_eq!(total_keys(&mut rc), 1);
+    assert_eq!(info_num(&mut mc2, "sync_partial_ok"), 1);
+    assert_eq!(info_num(&mut mc2, "sync_full"), 0);
+}

@@ -154,6 +154,9 @@ pub struct LoadInfo {
     pub keys: u64,
     /// Keys skipped because their expiry was in the past.
     pub expired: u64,
+    /// Those keys, with their databases, in file order (a master that loads its
+    /// RDB at startup sends their DELs to its replicas, as Redis 7.0 does).
+    pub expired_keys: Vec<(usize, bytes::Bytes)>,
     /// Replication info, only when repl-id (40 bytes), repl-offset and repl-stream-db
     /// were all present and valid, as Redis requires.
     pub repl: Option<ReplInfo>,

@@ -656,6 +656,8 @@ pub fn load_delayed<R: Read>(
                         return Err(duplicate());
                     }
                     info.expired += 1;
+                    info.expired_keys
+                        .push((db, bytes::Bytes::copy_from_slice(&key)));
                     continue;
                 }
                 if d.insert_new(&key, value, at, 0).is_err() {

@@ -101,7 +101,13 @@ mod tests {
     fn replicaof_while_fenced_continues_the_saved_history() {
         let saved = "a".repeat(40);
         let mut store = Store::new(1);
-        crate::replication::restore_from_rdb(&mut store, false, 1 << 20, &saved, 500, 0);
+        crate::replication::restore_from_rdb(
+            &mut store,
+            false,
+            (1 << 20, false),
+            (&saved, 500, 0),
+            &[],
+        );
         assert_ne!(store.repl.replid, saved);
         assert!(at_startup(&mut store, true, false));
         lift_for_replicaof(&mut store, "h", 1);
@@ -112,7 +118,13 @@ mod tests {
         assert_eq!(store.repl.master_repl_offset, 500);
         // Not fenced: nothing changes (Redis behaviour).
         let mut store = Store::new(1);
-        crate::replication::restore_from_rdb(&mut store, false, 1 << 20, &saved, 500, 0);
+        crate::replication::restore_from_rdb(
+            &mut store,
+            false,
+            (1 << 20, false),
+            (&saved, 500, 0),
+            &[],
+        );
         let fresh = store.repl.replid.clone();
         lift_for_replicaof(&mut store, "h", 1);
         assert_eq!(store.repl.replid, fresh);

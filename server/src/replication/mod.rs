@@ -26,6 +26,7 @@ pub use crate::server::sync_stream;
 pub use crate::server::repl::*;
 use crate::server::{Server, Store};
 use backlog::Backlog;
+use bytes::Bytes;
 use std::sync::Arc;
 
 /// Replication info to store in an RDB (Redis `rdbPopulateSaveInfo`): on a master
@@ -57,14 +58,16 @@ pub fn rdb_repl_info(store: &Store) -> Option<crate::rdb::ReplInfo> {
 /// Applies replication info read from an RDB at startup (Redis `loadDataFromDisk`):
 /// a replica continues that history from a synthesised cached master; a master
 /// keeps it as its secondary id so its replicas can partially resync.
-/// `as_replica`: the server is configured with `replicaof`.
+/// `as_replica`: the server is configured with `replicaof`. A master puts the
+/// DELs (UNLINKs with `lazyfree-lazy-expire`) of the keys the RDB held already
+/// expired into its new backlog, after the restored offset, so that replicas
+/// continuing from that offset drop them too (Redis 7.0).
 pub fn restore_from_rdb(
     store: &mut Store,
     as_replica: bool,
-    backlog_size: u64,
-    replid: &str,
-    offset: i64,
-    db: i64,
+    (backlog_size, lazy_expire): (u64, bool),
+    (replid, offset, db): (&str, i64, i64),
+    expired: &[(usize, Bytes)],
 ) {
     if replid.len() != 40 {
         return;
@@ -84,6 +87,14 @@ pub fn restore_from_rdb(
         r.second_replid_offset = offset + 1;
         r.master_repl_offset = offset;
         r.backlog = Some(Backlog::new(backlog_size as usize, offset));
+        let del = Bytes::from_static(if lazy_expire { b"UNLINK" } else { b"DEL" });
+        let ops: Vec<(usize, Vec<Bytes>)> = expired
+            .iter()
+            .map(|(db, key)| (*db, vec![del.clone(), key.clone()]))
+            .collect();
+        let mut buf = Vec::new();
+        crate::propagate::encode_ops(&mut r.slaveseldb, &ops, &mut buf);
+        r.append_stream(Bytes::from(buf));
     }
 }
 
@@ -224,24 +235,24 @@ pub fn info_section(server: &Server, store: &Store) -> String {
 /// `replicaof` configured, the link to the master. Call after "Ready to accept
 /// connections".
 pub fn start(server: &Arc<Server>) {
-    let (target, backlog_size, fenced_start) = {
+    let (target, backlog, fenced_start) = {
         let c = server.config.read();
         (
             c.replicaof.clone(),
-            c.repl_backlog_size,
+            (c.repl_backlog_size, c.lazyfree_lazy_expire),
             c.tandem_fenced_start,
         )
     };
     crate::replication::fence::at_startup(&mut server.store.lock(), fenced_start, target.is_some());
+    let expired = crate::persist::take_loaded_expired(server);
     if let Some(info) = crate::persist::loaded_repl_info(server) {
         let mut store = server.store.lock();
         restore_from_rdb(
             &mut store,
             target.is_some(),
-            backlog_size,
-            &info.replid,
-            info.offset,
-            info.stream_db,
+            backlog,
+            (&info.replid, info.offset, info.stream_db),
+            &expired,
         );
     }
     if let Some((host, port)) = target {
@@ -422,7 +433,7 @@ mod tests {
         store.repl.slaveseldb = 3;
         let id = store.repl.replid.clone();
         assert_eq!(save_info(&store), Some((id.clone(), 10, 3)));
-        restore_from_rdb(&mut store, false, 1 << 20, &id, 10, 3);
+        restore_from_rdb(&mut store, false, (1 << 20, false), (&id, 10, 3), &[]);
         assert_eq!(store.repl.replid2, id);
         assert_eq!(store.repl.second_replid_offset, 11);
     }

@@ -23,6 +23,9 @@ pub struct PersistState {
     pub last_load_keys_expired: u64,
     /// Replication identity found in the RDB loaded at startup (for PSYNC after a restart).
     pub loaded_repl: Option<rdb::ReplInfo>,
+    /// The keys that RDB held already expired (dropped at load, when a master):
+    /// their DELs go into the backlog that `loaded_repl` restores.
+    pub loaded_expired: Vec<(usize, bytes::Bytes)>,
     /// A BGSAVE asked for inside EXEC: started by the persistence cron, since a
     /// transaction does not fork (Redis `rdb_bgsave_scheduled`).
     pub bgsave_scheduled: bool,
@@ -46,6 +49,7 @@ impl Default for PersistState {
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
             loaded_repl: None,
+            loaded_expired: Vec::new(),
             bgsave_scheduled: false,
             aof_rewrite_scheduled: false,
         }
