@@ -429,3 +429,52 @@ fn hrandfield_withvalues_count_is_bounded_like_redis() {
     );
     assert_eq!(p.same_words("HGET h a"), b("1"));
 }
+
+/// Repeated random picks (a negative count) are bounded by the count, not the
+/// data. Past the normal clients' output limit, `maxmemory` or 1 GiB the command
+/// answers an error instead of building the reply; the server stays up and
+/// smaller counts are served in full.
+#[test]
+fn huge_negative_random_counts_get_an_error_not_an_exhausted_server() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("HSET h f v"), R::Int(1));
+    assert_eq!(c.cmd("SADD s m"), R::Int(1));
+    assert_eq!(c.cmd("ZADD z 1 m"), R::Int(1));
+    let huge = [
+        "SRANDMEMBER s -1000000000000",
+        "HRANDFIELD h -1000000000000",
+        "HRANDFIELD h -1000000000000 WITHVALUES",
+        "ZRANDMEMBER z -1000000000000",
+        "ZRANDMEMBER z -1000000000000 WITHSCORES",
+    ];
+    for ((name, limit), cap) in [
+        (("maxmemory", "4mb"), 4 << 20),
+        (("client-output-buffer-limit", "normal 2mb 0 0"), 2 << 20),
+    ] {
+        let set = [
+            b"CONFIG".as_slice(),
+            b"SET",
+            name.as_bytes(),
+            limit.as_bytes(),
+        ];
+        assert_eq!(c.cmd_args(&set), R::ok());
+        for cmd in huge {
+            match c.cmd(cmd) {
+                R::Err(e) => assert!(
+                    e.starts_with(&format!(
+                        "ERR the reply to this negative count would pass {cap} bytes"
+                    )),
+                    "{cmd}: {e}"
+                ),
+                other => panic!("{cmd} under {limit}: {other:?}"),
+            }
+        }
+        // Under the cap: the whole reply.
+        match c.cmd("SRANDMEMBER s -100000") {
+            R::Arr(v) => assert_eq!(v.len(), 100_000),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.cmd("PING"), R::Simple("PONG".into()));
+    }
+}

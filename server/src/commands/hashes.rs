@@ -284,6 +284,51 @@ const RANGE_COUNT: CmdError = CmdError(std::borrow::Cow::Borrowed(
     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
 ));
 
+/// A reply of repeated random picks (HRANDFIELD, SRANDMEMBER and ZRANDMEMBER with a
+/// negative count) is bounded by the count, not by the data: a count of -10^12 on a
+/// one-member set would build terabytes. Redis stops such a reply only when the
+/// client passes its output limit (none by default) and otherwise grows until the
+/// process dies. Here it stops at the first of: the normal clients'
+/// `client-output-buffer-limit` hard limit, `maxmemory`, 1 GiB, and the command
+/// answers an error instead of the partial reply.
+pub struct RandomReplyCap {
+    start: usize,
+    cap: usize,
+}
+
+impl RandomReplyCap {
+    const GUARD: u64 = 1 << 30;
+
+    /// Taken before the reply's first byte is written.
+    pub fn new(ctx: &Ctx, out: &Reply) -> RandomReplyCap {
+        let hot = &ctx.store.hot;
+        let normal = hot.obuf_limits[crate::outbuf::Class::Normal as usize].hard;
+        let cap = [normal, hot.maxmemory, Self::GUARD]
+            .into_iter()
+            .filter(|&l| l > 0)
+            .min()
+            .unwrap_or(Self::GUARD);
+        RandomReplyCap {
+            start: out.buf.len(),
+            cap: usize::try_from(cap).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// After each pick: past the cap, the partial reply is dropped and the
+    /// command fails.
+    #[inline]
+    pub fn check(&self, out: &mut Reply) -> Result<(), CmdError> {
+        if out.buf.len() - self.start <= self.cap {
+            return Ok(());
+        }
+        out.buf.truncate(self.start);
+        Err(CmdError::msg(format!(
+            "ERR the reply to this negative count would pass {} bytes (repeated random picks are capped by client-output-buffer-limit normal, maxmemory and 1 GiB)",
+            self.cap
+        )))
+    }
+}
+
 /// Parses a random-sampling count (HRANDFIELD, SRANDMEMBER): i64 except i64::MIN.
 pub fn parse_rand_count(a: &[u8]) -> Result<i64, CmdError> {
     let n = arg_i64(a)?;
@@ -320,6 +365,7 @@ fn hrandfield(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         _ => return Err(err::SYNTAX),
     };
     let resp3 = out.resp3;
+    let cap = RandomReplyCap::new(ctx, out);
     let Some(h) = hash_r(ctx, &argv[1])? else {
         out.array(0);
         return Ok(());
@@ -360,6 +406,7 @@ fn hrandfield(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         for _ in 0..n {
             let e = entries[rng.gen_range(0..entries.len())];
             emit(out, e);
+            cap.check(out)?;
         }
     }
     Ok(())

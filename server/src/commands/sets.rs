@@ -183,6 +183,7 @@ fn srandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     let count = parse_rand_count(&argv[2])?;
+    let cap = super::hashes::RandomReplyCap::new(ctx, out);
     let Some(s) = set_r(ctx, &argv[1])? else {
         out.array(0);
         return Ok(());
@@ -215,6 +216,7 @@ fn srandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             if let Some(m) = members.choose(&mut rng) {
                 bulk_member(out, m);
             }
+            cap.check(out)?;
         }
     }
     Ok(())

@@ -1218,6 +1218,7 @@ fn zrandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
         _ => return Err(err::SYNTAX),
     };
+    let cap = super::hashes::RandomReplyCap::new(ctx, out);
     let Some(z) = read_zset(ctx, &argv[1])? else {
         out.array(0);
         return Ok(());
@@ -1225,8 +1226,7 @@ fn zrandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let all: Vec<(&[u8], f64)> = z.iter().collect();
     let mut rng = rand::thread_rng();
     if count < 0 {
-        // Repetitions allowed: written straight into the reply, so a huge count
-        // costs what its reply costs and nothing more (as in Redis).
+        // Repetitions allowed: written straight into the reply, up to its cap.
         let want = count.unsigned_abs();
         let n = usize::try_from(want).unwrap_or(usize::MAX);
         let pair = withscores && out.resp3;
@@ -1244,6 +1244,7 @@ fn zrandmember(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             if withscores {
                 out.double(s);
             }
+            cap.check(out)?;
         }
         return Ok(());
     }
