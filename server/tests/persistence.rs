@@ -403,3 +403,37 @@ fn flushall_saves_at_once_and_kills_a_running_bgsave_like_redis() {
     assert_eq!(ours[0], "dump.rdb after FLUSHALL: true");
     assert_eq!(ours[2], "BGSAVE ended within 1 s: true");
 }
+
+/// With save points FLUSHALL saves at once, which resets the change counter;
+/// it still reaches the replicas (and the AOF), on empty databases too, as in
+/// Redis 7.0.
+#[test]
+fn flushall_with_save_points_is_still_propagated_like_redis() {
+    let run = |port: u16| -> Vec<String> {
+        let mut repl = common::attach_replica(port);
+        let mut c = Conn::connect(port);
+        for cmd in [
+            "SET key value",
+            "FLUSHDB",
+            "SET key value2",
+            "FLUSHALL",
+            "FLUSHALL",
+            "FLUSHDB",
+            "SET done 1",
+        ] {
+            assert_eq!(c.cmd(cmd), R::ok(), "{cmd}");
+        }
+        common::propagated(&mut repl)
+    };
+    let s = TestServer::start(&["--save", "3600 1"]);
+    let ours = run(s.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = common::RealRedis::start(dir.path(), "dump.rdb", &["--save", "3600 1"]);
+    let theirs = run(redis.port);
+    assert_eq!(
+        theirs.iter().filter(|l| l.as_str() == "FLUSHALL").count(),
+        2,
+        "{theirs:?}"
+    );
+    assert_eq!(ours, theirs);
+}

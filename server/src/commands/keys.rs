@@ -512,6 +512,10 @@ fn flushall(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     ctx.dirty(n + 1);
     crate::persist::after_flushall(ctx.server, ctx.store);
+    // Propagated whatever that save did to the change counter (it resets it, as
+    // Redis's does; Redis forces FLUSHALL's propagation).
+    ctx.also.push((ctx.client.db, argv.to_vec()));
+    ctx.no_propagate = true;
     out.ok();
     Ok(())
 }
