@@ -431,3 +431,45 @@ fn restarted_master_sends_the_dels_of_keys_that_expired_while_it_was_down() {
     assert_eq!(info_num(&mut mc2, "sync_partial_ok"), 1);
     assert_eq!(info_num(&mut mc2, "sync_full"), 0);
 }
+
+/// CONFIG SET repl-backlog-size applies at once, as in Redis: right after a
+/// shrink the backlog holds about the new size, and a PSYNC from an offset it
+/// no longer keeps gets a full resync instead of the old history.
+#[test]
+fn a_smaller_backlog_size_applies_at_once() {
+    let run = |port: u16| -> (i64, String) {
+        let _stream = attach_replica(port);
+        let mut c = Conn::connect(port);
+        let value = "A".repeat(16 * 1024);
+        for i in 0..20 {
+            assert_eq!(
+                c.cmd_args(&[b"SET", format!("k{i}").as_bytes(), value.as_bytes()]),
+                R::ok()
+            );
+        }
+        let replid = info_field(&mut c, "replication", "master_replid").expect("replid");
+        let old = info_num(&mut c, "repl_backlog_first_byte_offset");
+        assert_eq!(c.cmd("CONFIG SET repl-backlog-size 16384"), R::ok());
+        let histlen = info_num(&mut c, "repl_backlog_histlen");
+        let mut p = Conn::connect(port);
+        p.send(&[b"PSYNC", replid.as_bytes(), old.to_string().as_bytes()]);
+        let reply = match p.read() {
+            R::Simple(s) => s.split(' ').next().unwrap_or_default().to_string(),
+            other => format!("{other:?}"),
+        };
+        (histlen, reply)
+    };
+    let ours = TestServer::start(&[]);
+    let (our_len, our_reply) = run(ours.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let (their_len, their_reply) = run(redis.port);
+    assert_eq!(their_reply, "FULLRESYNC");
+    assert_eq!(our_reply, their_reply);
+    // Redis keeps the new size plus at most one 16 KiB block of its buffer.
+    assert!(their_len <= 2 * 16384 + 100, "redis {their_len}");
+    assert!(
+        (16384..=2 * 16384 + 100).contains(&our_len),
+        "tandem {our_len}"
+    );
+}

@@ -279,6 +279,13 @@ fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
     if new.get("proc-title-template") != old.get("proc-title-template") {
         ctx.server.proc_title.refresh(&new);
     }
+    if new.repl_backlog_size != old.repl_backlog_size {
+        // At once, as Redis resizes it: a PSYNC right after a shrink must not be
+        // served from history the new size no longer keeps.
+        if let Some(b) = ctx.store.repl.backlog.as_mut() {
+            b.resize(new.repl_backlog_size as usize);
+        }
+    }
     *ctx.server.config.write() = new;
     if maxmemory_lowered {
         let used = crate::evict::memory_for_eviction(ctx.store);
