@@ -56,15 +56,44 @@ fn aof_dir(dir: &Path) -> std::path::PathBuf {
 /// Runs the server expecting it to refuse to start; returns its log.
 fn start_fails(dir: &Path, extra: &[&str]) -> String {
     let port = common::free_port().to_string();
-    let out = Command::new(server_bin())
-        .args(["--bind", "127.0.0.1", "--port", &port])
+    let mut cmd = Command::new(server_bin());
+    cmd.args(["--bind", "127.0.0.1", "--port", &port])
         .args(["--dir", dir.to_str().unwrap()])
-        .args(extra)
+        .args(extra);
+    exits_with_failure(cmd, "server")
+}
+
+/// Runs `cmd` to its end (killed after 20 s: a server that did start must not
+/// hang the test); asserts it failed and returns its stdout.
+fn exits_with_failure(mut cmd: Command, what: &str) -> String {
+    let mut child = cmd
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success(), "server should have refused to start");
-    String::from_utf8_lossy(&out.stdout).to_string()
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        use std::io::Read;
+        let _ = o.read_to_string(&mut out);
+    }
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "{what} should have refused to start:\n{out}"
+    );
+    out
 }
 
 #[test]
@@ -1030,4 +1059,138 @@ fn an_aof_base_keeps_its_expired_keys_for_the_commands_after_it() {
     });
     assert_eq!(theirs, vec![R::bulk("v"), R::Int(-1), R::Nil, R::Int(0)]);
     assert_eq!(tandem, theirs);
+}
+
+/// Runs Debian's redis-server expecting it to refuse to start; returns its log.
+fn redis_start_fails(dir: &Path, extra: &[&str]) -> String {
+    let port = common::free_port().to_string();
+    let mut cmd = Command::new("/usr/bin/redis-server");
+    cmd.args(["--bind", "127.0.0.1", "--port", &port, "--save", ""])
+        .args(["--dir", dir.to_str().unwrap()])
+        .args(extra);
+    exits_with_failure(cmd, "redis-server")
+}
+
+/// Manifests Redis 7.0 refuses to start with, and the reason it logs: Tandem
+/// refuses each with the same reason (it used to skip blank lines and accept
+/// short, long, odd and empty ones).
+#[test]
+fn malformed_manifests_are_refused_with_redis_reasons() {
+    let good = "file appendonly.aof.1.base.rdb seq 1 type b\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("{good}\nfile appendonly.aof.1.incr.aof seq 1 type i\n"),
+            "Invalid AOF manifest file format",
+        ),
+        (
+            format!("{good}file appendonly.aof.1.incr.aof type i\n"),
+            "Invalid AOF manifest file format",
+        ),
+        (
+            format!("{good}file appendonly.aof.1.incr.aof seq 1 type i extra\n"),
+            "Invalid AOF manifest file format",
+        ),
+        (
+            format!("{good}file appendonly.aof.1.incr.aof seq 1 type\n"),
+            "Invalid AOF manifest file format",
+        ),
+        (
+            format!("{good}file appendonly.aof.1.incr.aof seq 1 typ i\n"),
+            "Invalid AOF manifest file format",
+        ),
+        (
+            format!("{good}file {} seq 1 type i\n", "a".repeat(1100)),
+            "The AOF manifest file contains too long line",
+        ),
+        (String::new(), "Found an empty AOF manifest"),
+        (
+            format!("{good}file appendonly.aof.1.incr.aof seq 1 type x\n"),
+            "Unknown AOF file type",
+        ),
+        (
+            format!("{good}FILE appendonly.aof.2.base.rdb SEQ 2 TYPE b\n"),
+            "Found duplicate base file information",
+        ),
+    ];
+    for (manifest, reason) in cases {
+        let mut logs = Vec::new();
+        for redis in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let aof = aof_dir(dir.path());
+            std::fs::create_dir_all(&aof).unwrap();
+            std::fs::write(aof.join("appendonly.aof.manifest"), &manifest).unwrap();
+            std::fs::write(aof.join("appendonly.aof.1.base.rdb"), b"").unwrap();
+            std::fs::write(aof.join("appendonly.aof.1.incr.aof"), b"").unwrap();
+            let log = if redis {
+                redis_start_fails(dir.path(), &["--appendonly", "yes"])
+            } else {
+                start_fails(dir.path(), &["--appendonly", "yes"])
+            };
+            assert_eq!(
+                log.matches(reason).count(),
+                1,
+                "redis: {redis} {manifest:?}\n{log}"
+            );
+            logs.push(log);
+        }
+    }
+}
+
+/// Redis 7.0's upgrade from a Redis 6 single-file AOF: `appendonly.aof` in `dir`
+/// becomes the base of a new AOF directory (seq 1), its data is served, and the
+/// next rewrite replaces it. Tandem used to ignore the file and start empty.
+#[test]
+fn an_old_style_aof_file_is_upgraded_into_the_aof_directory_like_redis() {
+    // One file of plain commands, and one with an RDB preamble (Redis 6's default).
+    let rdb_dir = tempfile::tempdir().unwrap();
+    {
+        let s = TestServer::start_in(
+            tempfile::tempdir().unwrap(),
+            &["--dbfilename", "pre.rdb", "--save", ""],
+        );
+        let mut c = s.conn();
+        assert_eq!(c.cmd("SET k0 v0"), R::ok());
+        assert_eq!(c.cmd("SAVE"), R::ok());
+        std::fs::copy(s.dir.path().join("pre.rdb"), rdb_dir.path().join("pre.rdb")).unwrap();
+    }
+    let commands =
+        b"*3\r\n$3\r\nSET\r\n$2\r\nk1\r\n$2\r\nv1\r\n*3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$2\r\nv2\r\n";
+    let plain = commands.to_vec();
+    let mut preamble = std::fs::read(rdb_dir.path().join("pre.rdb")).unwrap();
+    preamble.extend_from_slice(commands);
+    for old in [plain, preamble] {
+        let mut seen = Vec::new();
+        for redis in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("appendonly.aof"), &old).unwrap();
+            let args = ["--appendonly", "yes", "--appendfsync", "always"];
+            let (mut c, _keep): (Conn, Box<dyn std::any::Any>) = if redis {
+                let r = common::RealRedis::start(dir.path(), "dump.rdb", &args);
+                (r.conn(), Box::new(r))
+            } else {
+                // Started with its own temp dir, then pointed at this one (last wins).
+                let s = TestServer::start_in(
+                    tempfile::tempdir().unwrap(),
+                    &[&["--dir", dir.path().to_str().unwrap()][..], &args].concat(),
+                );
+                (s.conn(), Box::new(s))
+            };
+            let values: Vec<R> = ["k0", "k1", "k2"]
+                .iter()
+                .map(|k| c.cmd(&format!("GET {k}")))
+                .collect();
+            let manifest =
+                std::fs::read_to_string(aof_dir(dir.path()).join("appendonly.aof.manifest"))
+                    .unwrap();
+            seen.push((
+                values,
+                manifest,
+                dir.path().join("appendonly.aof").exists(),
+                aof_dir(dir.path()).join("appendonly.aof").exists(),
+            ));
+        }
+        assert_eq!(seen[0], seen[1], "tandem, then redis");
+        assert_eq!(seen[0].0[1], R::bulk("v1"));
+        assert!(!seen[0].2 && seen[0].3, "{:?}", seen[0]);
+    }
 }

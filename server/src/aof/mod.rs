@@ -58,16 +58,14 @@ use std::time::Instant;
 /// lines or replies.
 #[derive(Debug, thiserror::Error)]
 pub enum AofError {
-    #[error("Invalid AOF manifest line: {0}")]
-    ManifestLine(String),
-    #[error("File can't be a path, just a filename: {0}")]
-    ManifestPath(String),
-    #[error("Found duplicate base file information")]
-    DuplicateBase,
-    #[error("Found a non-monotonic sequence number")]
-    NonMonotonic,
-    #[error("Unknown AOF file type: {0}")]
-    UnknownType(char),
+    /// A manifest Redis 7.0 refuses to start with: the line (1-based, 0 for the
+    /// file as a whole), its text, and Redis's reason.
+    #[error("{reason}")]
+    ManifestFormat {
+        linenum: usize,
+        line: String,
+        reason: &'static str,
+    },
     #[error("Error trying to write the temporary AOF manifest file {tmp}: {reason}")]
     ManifestWrite { tmp: String, reason: String },
     #[error("Error trying to rename the temporary AOF manifest file {tmp} into {name}: {reason}")]
@@ -75,6 +73,12 @@ pub enum AofError {
         tmp: String,
         name: String,
         reason: String,
+    },
+    #[error("Error trying to move the old AOF file {name} into dir {dir}: {err}")]
+    MoveOld {
+        name: String,
+        dir: String,
+        err: std::io::Error,
     },
     #[error("Can't create the AOF directory {dir}: {err}")]
     CreateDir { dir: String, err: std::io::Error },
@@ -120,43 +124,168 @@ pub(super) fn fsync_policy(s: &str) -> Fsync {
 }
 
 /// Parses a manifest; errors carry the reason.
+/// Redis 7.0's upgrade from a single-file AOF (Redis 6 and older): when
+/// `appendfilename` exists in `dir` and the AOF directory is missing, or has no
+/// manifest, or a manifest whose only record is that file as the base while the
+/// file is not in the directory yet (an upgrade interrupted after the manifest
+/// was written), the file becomes the base (seq 1): the manifest is written,
+/// then the file is moved into the directory. Without it the old file was
+/// ignored and the server started empty.
+fn upgrade_old_style(
+    server_dir: &Path,
+    dir: &Path,
+    prefix: &str,
+    manifest_path: &Path,
+) -> Result<(), AofError> {
+    let old = server_dir.join(prefix);
+    if !old.is_file() {
+        return Ok(());
+    }
+    let upgrade = if !dir.is_dir() || !manifest_path.exists() {
+        true
+    } else {
+        let text =
+            std::fs::read_to_string(manifest_path).map_err(|err| AofError::OpenManifest {
+                path: manifest_path.display().to_string(),
+                err,
+            })?;
+        let entries = parse_manifest(&text).map_err(|e| {
+            log_manifest_error(&e);
+            AofError::BadManifest(Box::new(e))
+        })?;
+        let base_only = entries.iter().all(|e| e.kind != 'i')
+            && entries.iter().any(|e| e.kind == 'b' && e.name == prefix);
+        base_only && !dir.join(prefix).exists()
+    };
+    if !upgrade {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|err| AofError::CreateDir {
+        dir: dir.display().to_string(),
+        err,
+    })?;
+    let base = Some(ManifestEntry {
+        name: prefix.to_string(),
+        seq: 1,
+        kind: 'b',
+    });
+    write_manifest(dir, prefix, &base, &[]).map_err(|e| AofError::Manifest(Box::new(e)))?;
+    std::fs::rename(&old, dir.join(prefix)).map_err(|err| AofError::MoveOld {
+        name: prefix.to_string(),
+        dir: dir.display().to_string(),
+        err,
+    })?;
+    notice!(
+        "Successfully migrated an old-style AOF file ({prefix}) into the AOF directory ({}).",
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Redis's longest manifest line (`MANIFEST_MAX_LINE`).
+const MANIFEST_MAX_LINE: usize = 1024;
+
+/// Parses a manifest as Redis 7.0 reads one: `#` comment lines skipped; an empty
+/// file, a blank line, a line of 1 KiB or more, fewer than three key/value pairs,
+/// an odd word count, a missing or zero `file`/`seq`/`type`, a path, a second
+/// base, a non-increasing incr sequence or an unknown type is refused. Keys are
+/// case-insensitive; unknown keys are ignored (forward compatibility).
 pub fn parse_manifest(text: &str) -> Result<Vec<ManifestEntry>, AofError> {
     let mut out: Vec<ManifestEntry> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+    let mut max_incr = 0;
+    if text.is_empty() {
+        return Err(manifest_err(0, "", "Found an empty AOF manifest"));
+    }
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let linenum = i + 1;
+        if raw.starts_with('#') {
             continue;
         }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if words.len() % 2 == 1 {
-            return Err(AofError::ManifestLine(line.to_string()));
+        if !raw.ends_with('\n') || raw.len() > MANIFEST_MAX_LINE {
+            let reason = "The AOF manifest file contains too long line";
+            // A last line without its newline is what Redis reads as too long too.
+            return Err(manifest_err(linenum, raw.trim(), reason));
         }
-        let (mut name, mut seq, mut kind) = (None, None, None);
+        let line = raw.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+        let invalid = || manifest_err(linenum, line, "Invalid AOF manifest file format");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() < 6 || words.len() % 2 == 1 {
+            return Err(invalid());
+        }
+        let (mut name, mut seq, mut kind) = (None, 0u64, None);
         for kv in words.chunks(2) {
-            match kv[0] {
-                "file" => name = Some(kv[1].to_string()),
-                "seq" => seq = kv[1].parse::<u64>().ok(),
-                "type" => kind = kv[1].chars().next().filter(|_| kv[1].len() == 1),
-                _ => {}
+            if kv[0].eq_ignore_ascii_case("file") {
+                if kv[1].contains('/') {
+                    let reason = "File can't be a path, just a filename";
+                    return Err(manifest_err(linenum, line, reason));
+                }
+                name = Some(kv[1].to_string());
+            } else if kv[0].eq_ignore_ascii_case("seq") {
+                seq = leading_number(kv[1]);
+            } else if kv[0].eq_ignore_ascii_case("type") {
+                kind = kv[1].chars().next();
             }
         }
-        let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
-            return Err(AofError::ManifestLine(line.to_string()));
+        let (Some(name), Some(kind)) = (name, kind) else {
+            return Err(invalid());
         };
-        if name.contains('/') {
-            return Err(AofError::ManifestPath(name));
+        if seq == 0 {
+            return Err(invalid());
         }
         match kind {
-            'b' if out.iter().any(|e| e.kind == 'b') => return Err(AofError::DuplicateBase),
-            'i' if out.iter().any(|e| e.kind == 'i' && e.seq >= seq) => {
-                return Err(AofError::NonMonotonic)
+            'b' if out.iter().any(|e| e.kind == 'b') => {
+                let reason = "Found duplicate base file information";
+                return Err(manifest_err(linenum, line, reason));
             }
-            'b' | 'h' | 'i' => {}
-            _ => return Err(AofError::UnknownType(kind)),
+            'i' if seq <= max_incr => {
+                let reason = "Found a non-monotonic sequence number";
+                return Err(manifest_err(linenum, line, reason));
+            }
+            'i' => max_incr = seq,
+            'b' | 'h' => {}
+            _ => return Err(manifest_err(linenum, line, "Unknown AOF file type")),
         }
         out.push(ManifestEntry { name, seq, kind });
     }
     Ok(out)
+}
+
+/// The number a `seq` value starts with, read as C's `atoll` reads it (Redis
+/// does): digits up to the first other character; none, or a negative, is 0.
+fn leading_number(v: &str) -> u64 {
+    if v.starts_with('-') {
+        return 0;
+    }
+    let digits = v.strip_prefix('+').unwrap_or(v);
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    if end == 0 {
+        return 0;
+    }
+    digits[..end].parse().unwrap_or(u64::MAX)
+}
+
+fn manifest_err(linenum: usize, line: &str, reason: &'static str) -> AofError {
+    AofError::ManifestFormat {
+        linenum,
+        line: line.to_string(),
+        reason,
+    }
+}
+
+/// Logs a refused manifest as Redis does (its reason is logged by the caller
+/// that ends the process).
+fn log_manifest_error(e: &AofError) {
+    warning!("*** FATAL AOF MANIFEST FILE ERROR ***");
+    if let AofError::ManifestFormat { linenum, line, .. } = e {
+        if *linenum > 0 {
+            warning!("Reading the manifest file, at line {linenum}");
+            warning!(">>> '{line}'");
+        }
+    }
 }
 
 fn manifest_text(base: &Option<ManifestEntry>, incrs: &[ManifestEntry]) -> String {
@@ -217,6 +346,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
     let prefix = c.appendfilename.clone();
     let manifest_path = dir.join(format!("{prefix}.manifest"));
     let start = Instant::now();
+    upgrade_old_style(Path::new(&c.dir), &dir, &prefix, &manifest_path)?;
     let (base, mut incrs) = if manifest_path.exists() {
         let text =
             std::fs::read_to_string(&manifest_path).map_err(|err| AofError::OpenManifest {
@@ -224,7 +354,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
                 err,
             })?;
         let entries = parse_manifest(&text).map_err(|e| {
-            warning!("*** FATAL AOF MANIFEST FILE ERROR ***");
+            log_manifest_error(&e);
             AofError::BadManifest(Box::new(e))
         })?;
         let base = entries.iter().find(|e| e.kind == 'b').cloned();
