@@ -171,11 +171,15 @@ impl Drop for ChildGuard {
 }
 
 fn start_with_file(dir: &Path, conf: &str) -> (ChildGuard, u16) {
+    start_bin_with_file(&server_bin(), dir, conf)
+}
+
+fn start_bin_with_file(bin: &Path, dir: &Path, conf: &str) -> (ChildGuard, u16) {
     let path = dir.join("redis.conf");
     std::fs::write(&path, conf).unwrap();
     for _ in 0..5 {
         let port = free_port();
-        let child = Command::new(server_bin())
+        let child = Command::new(bin)
             .arg(&path)
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--dir", dir.to_str().unwrap()])
@@ -309,4 +313,35 @@ fn resetstat_zeroes_fork_save_rewrite_and_sync_counters_as_redis_does() {
     let tandem = exercise(&mut ours.conn(), &mut our_replica.conn(), ours.port);
     assert!(redis.iter().all(|(_, v)| v == "0"), "redis: {redis:?}");
     assert_eq!(tandem, redis);
+}
+
+/// CONFIG REWRITE writes the role the node has now, as Redis does: a replica
+/// made by REPLICAOF at runtime restarts from the rewritten file as a replica
+/// (the line was left out and it came back as a master), and a replica
+/// promoted with REPLICAOF NO ONE loses the line.
+#[test]
+fn config_rewrite_writes_the_runtime_replicaof_like_redis() {
+    let master = free_port();
+    let role_lines = |bin: &Path| -> (Vec<String>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (_g, port) = start_bin_with_file(bin, dir.path(), "save \"\"\n");
+        let mut c = Conn::connect(port);
+        let lines = |c: &mut Conn| {
+            assert_eq!(c.cmd("CONFIG REWRITE"), R::ok());
+            std::fs::read_to_string(dir.path().join("redis.conf"))
+                .unwrap()
+                .lines()
+                .filter(|l| l.starts_with("replicaof") || l.starts_with("slaveof"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(c.cmd(&format!("REPLICAOF 127.0.0.1 {master}")), R::ok());
+        let as_replica = lines(&mut c);
+        assert_eq!(c.cmd("REPLICAOF NO ONE"), R::ok());
+        (as_replica, lines(&mut c))
+    };
+    let ours = role_lines(&server_bin());
+    let theirs = role_lines(Path::new("/usr/bin/redis-server"));
+    assert_eq!(theirs.0, vec![format!("replicaof 127.0.0.1 {master}")]);
+    assert_eq!(ours, theirs);
 }

@@ -59,6 +59,15 @@ fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             return Err(arity_err("rewrite"));
         }
         let mut config = ctx.config().clone();
+        // The role the node has now, as Redis writes it: REPLICAOF at runtime (or a
+        // failover) changed it without touching the configuration.
+        let role = match ctx.store.repl.master.as_ref() {
+            Some(m) => vec![m.host.clone(), m.port.to_string()],
+            None => vec!["no".to_string(), "one".to_string()],
+        };
+        if let Err(e) = config.set("replicaof", &role, Origin::Runtime) {
+            crate::warning!("CONFIG REWRITE: the replicaof line is left as it was: {e}");
+        }
         // Users are written as `user` lines unless an ACL file holds them.
         config.acl_users = match config.get("aclfile") {
             Some(f) if !f.is_empty() => Vec::new(),
