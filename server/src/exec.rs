@@ -164,7 +164,7 @@ fn refusal(
     if let Err(r) = acl_check(server, client, cmd, argv) {
         return Some(commands::acl::noperm_text(&r));
     }
-    precheck(server, store, client, cmd).or_else(|| refused_in_multi(client, cmd))
+    precheck(server, store, client, (cmd, argv)).or_else(|| refused_in_multi(client, cmd))
 }
 
 #[cold]
@@ -470,7 +470,7 @@ fn precheck(
     server: &Arc<Server>,
     store: &mut Store,
     client: &ClientState,
-    cmd: &Command,
+    (cmd, argv): (&Command, &[Bytes]),
 ) -> Option<String> {
     // EXEC is checked as the writes it would run.
     let writes = commands::effective_flags(cmd, client) & flags::WRITE != 0;
@@ -499,16 +499,21 @@ fn precheck(
     if let Some(msg) = crate::replication::precheck(server, store, client, cmd) {
         return Some(msg);
     }
-    subscribed_refusal(client, cmd)
+    subscribed_refusal(client, cmd, argv)
 }
 
 /// A RESP2 client with subscriptions may run only the Pub/Sub commands, PING, QUIT
 /// and RESET.
-pub(crate) fn subscribed_refusal(client: &ClientState, cmd: &Command) -> Option<String> {
+/// The command is named by its full name (`pubsub|channels`), as Redis names it.
+pub(crate) fn subscribed_refusal(
+    client: &ClientState,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> Option<String> {
     (client.subscriptions() > 0 && !client.resp3 && !cmd.is(flags::SUBSCRIBED)).then(|| {
         format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            cmd.name
+            stat_name(cmd, argv).map_or(cmd.name, |(name, _)| name)
         )
     })
 }
