@@ -696,6 +696,9 @@ fn call_argv(
     store.begin_command();
     let mut ctx = Ctx::at(store, server, client, started);
     ctx.may_block = may_block;
+    if ctx.client.lua {
+        ctx.expiry_now_ms = ctx.client.script_time_ms;
+    }
     let reply_start = out.len();
     if let Err(e) = (cmd.handler)(&mut ctx, out, argv) {
         handler_failed(server, out, reply_start, &e.0);
