@@ -304,7 +304,7 @@ fn count_rejected(store: &mut Store, cmd: &Command, argv: &[Bytes]) {
 /// A container called with a subcommand Redis 7.0.15's table does not have: Redis
 /// finds no command, so it refuses the call before anything else (inside MULTI at
 /// queue time, which then aborts the EXEC), with the container's HELP in the message.
-fn unknown_sub_refusal(cmd: &Command, argv: &[Bytes]) -> Option<String> {
+pub(crate) fn unknown_sub_refusal(cmd: &Command, argv: &[Bytes]) -> Option<String> {
     let sub = argv.get(1)?;
     let meta = commands::meta_types::meta(cmd.name)?;
     if meta.subs.is_empty()
@@ -380,8 +380,10 @@ pub fn script_call(
     if !cmd.arity_ok(argv.len()) {
         return refused("ERR Wrong number of args calling Redis command from script");
     }
-    if cmd.is(flags::NO_SCRIPT) {
-        return refused("ERR This Redis command is not allowed from script");
+    if cmd.is(flags::NO_SCRIPT | flags::CONTAINER) {
+        if let Some(text) = script_denial(server, cmd, argv) {
+            return refused(text);
+        }
     }
     // Unrestricted users (the default user) pass on one flag test, as in `acl_check`.
     if !client.user.unrestricted(&server.acl) {
@@ -441,6 +443,58 @@ pub fn script_call(
         Cow::Borrowed(_) => store.op_pool.pop().unwrap_or_default(),
     };
     Ok(())
+}
+
+/// Why a script may not call `cmd` (a container or a `noscript` command), checked as
+/// Redis checks a script's call: an unknown subcommand is an unknown command, a known
+/// one has its own arity and flags; `noscript` holds unless DEBUG
+/// SET-DISABLE-DENY-SCRIPTS lifted it. Out of line: few commands are either.
+#[cold]
+#[inline(never)]
+fn script_denial(server: &Server, cmd: &Command, argv: &[Bytes]) -> Option<&'static str> {
+    let mut no_script = cmd.is(flags::NO_SCRIPT);
+    let mut name = cmd.name;
+    if cmd.is(flags::CONTAINER) && argv.len() >= 2 {
+        if unknown_sub_refusal(cmd, argv).is_some() {
+            return Some("ERR Unknown Redis command called from script");
+        }
+        if sub_arity_refusal(cmd, argv).is_some() {
+            return Some("ERR Wrong number of args calling Redis command from script");
+        }
+        if let Some(sub) = commands::meta_types::meta(cmd.name).and_then(|m| m.sub(&argv[1])) {
+            no_script = sub.has_flag("noscript");
+            name = sub.name;
+        }
+    }
+    if !no_script {
+        return None;
+    }
+    let lifted = server
+        .script_deny_lifted
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if lifted && !never_from_script(name, argv) {
+        return None;
+    }
+    Some("ERR This Redis command is not allowed from script")
+}
+
+/// The `noscript` commands a script may not call even when DEBUG
+/// SET-DISABLE-DENY-SCRIPTS lifted the rule: those that would start a script inside
+/// the running one (Redis 7.0 aborts on an assertion there), and those that would
+/// replace a Lua state or the scripts and functions compiled in it while a script
+/// runs (the states are out of the store during a run; Redis crashes on SCRIPT FLUSH
+/// from a script). `name` is the full name (`script|load`).
+fn never_from_script(name: &str, argv: &[Bytes]) -> bool {
+    match name {
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => true,
+        "script|load" | "script|flush" => true,
+        "function|load" | "function|delete" | "function|flush" | "function|restore" => true,
+        // Both load functions from a file.
+        "debug" => argv.get(1).is_some_and(|s| {
+            s.eq_ignore_ascii_case(b"reload") || s.eq_ignore_ascii_case(b"loadaof")
+        }),
+        _ => false,
+    }
 }
 
 /// A refusal of [`script_call`] (out of line: the script door's hot path stays short).

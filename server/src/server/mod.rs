@@ -554,6 +554,9 @@ pub struct Server {
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
     /// DEBUG SET-ACTIVE-EXPIRE: the active expiry cycle runs only while this is true.
     pub active_expire_enabled: AtomicBool,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call commands flagged `noscript`
+    /// (all but those [`crate::exec::script_call`] can never run from a script).
+    pub script_deny_lifted: AtomicBool,
     /// CLIENT PAUSE state; the connection loop holds back paused commands.
     pub client_pause: crate::pause::ClientPause,
     /// The process title (`proc-title-template`), rewritten by CONFIG SET.
@@ -604,6 +607,7 @@ impl Server {
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),
+            script_deny_lifted: AtomicBool::new(false),
             client_pause: crate::pause::ClientPause::default(),
             proc_title: crate::proctitle::ProcTitle::default(),
             script_busy,
