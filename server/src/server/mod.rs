@@ -530,6 +530,10 @@ pub struct Server {
     pub wall_offset_us: std::sync::atomic::AtomicI64,
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Copies of the listening sockets, so that an exit that cannot wait for the
+    /// accept loops (SHUTDOWN NOSAVE while a script is busy) stops listening before
+    /// it exits, as Redis closes its listeners first (see `crate::net`).
+    pub listeners: Mutex<Vec<std::os::fd::OwnedFd>>,
     /// Whether this process was stopped or stalled (replica ACK freshness, see
     /// [`repl::StallClock`]).
     pub stall: repl::StallClock,
@@ -596,6 +600,7 @@ impl Server {
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
             wall_offset_us: std::sync::atomic::AtomicI64::new(wall_us()),
             shutdown: tokio::sync::watch::channel(false).0,
+            listeners: Mutex::new(Vec::new()),
             stall: repl::StallClock::default(),
             shutdown_req: Default::default(),
             loading: AtomicBool::new(true),
