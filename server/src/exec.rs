@@ -164,7 +164,7 @@ fn refusal(
     if let Err(r) = acl_check(server, client, cmd, argv) {
         return Some(commands::acl::noperm_text(&r));
     }
-    precheck(server, store, client, cmd).or_else(|| refused_in_multi(client, cmd))
+    precheck(server, store, client, (cmd, argv)).or_else(|| refused_in_multi(client, cmd))
 }
 
 #[cold]
@@ -304,7 +304,7 @@ fn count_rejected(store: &mut Store, cmd: &Command, argv: &[Bytes]) {
 /// A container called with a subcommand Redis 7.0.15's table does not have: Redis
 /// finds no command, so it refuses the call before anything else (inside MULTI at
 /// queue time, which then aborts the EXEC), with the container's HELP in the message.
-fn unknown_sub_refusal(cmd: &Command, argv: &[Bytes]) -> Option<String> {
+pub(crate) fn unknown_sub_refusal(cmd: &Command, argv: &[Bytes]) -> Option<String> {
     let sub = argv.get(1)?;
     let meta = commands::meta_types::meta(cmd.name)?;
     if meta.subs.is_empty()
@@ -380,8 +380,10 @@ pub fn script_call(
     if !cmd.arity_ok(argv.len()) {
         return refused("ERR Wrong number of args calling Redis command from script");
     }
-    if cmd.is(flags::NO_SCRIPT) {
-        return refused("ERR This Redis command is not allowed from script");
+    if cmd.is(flags::NO_SCRIPT | flags::CONTAINER) {
+        if let Some(text) = script_denial(server, cmd, argv) {
+            return refused(text);
+        }
     }
     // Unrestricted users (the default user) pass on one flag test, as in `acl_check`.
     if !client.user.unrestricted(&server.acl) {
@@ -443,6 +445,58 @@ pub fn script_call(
     Ok(())
 }
 
+/// Why a script may not call `cmd` (a container or a `noscript` command), checked as
+/// Redis checks a script's call: an unknown subcommand is an unknown command, a known
+/// one has its own arity and flags; `noscript` holds unless DEBUG
+/// SET-DISABLE-DENY-SCRIPTS lifted it. Out of line: few commands are either.
+#[cold]
+#[inline(never)]
+fn script_denial(server: &Server, cmd: &Command, argv: &[Bytes]) -> Option<&'static str> {
+    let mut no_script = cmd.is(flags::NO_SCRIPT);
+    let mut name = cmd.name;
+    if cmd.is(flags::CONTAINER) && argv.len() >= 2 {
+        if unknown_sub_refusal(cmd, argv).is_some() {
+            return Some("ERR Unknown Redis command called from script");
+        }
+        if sub_arity_refusal(cmd, argv).is_some() {
+            return Some("ERR Wrong number of args calling Redis command from script");
+        }
+        if let Some(sub) = commands::meta_types::meta(cmd.name).and_then(|m| m.sub(&argv[1])) {
+            no_script = sub.has_flag("noscript");
+            name = sub.name;
+        }
+    }
+    if !no_script {
+        return None;
+    }
+    let lifted = server
+        .script_deny_lifted
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if lifted && !never_from_script(name, argv) {
+        return None;
+    }
+    Some("ERR This Redis command is not allowed from script")
+}
+
+/// The `noscript` commands a script may not call even when DEBUG
+/// SET-DISABLE-DENY-SCRIPTS lifted the rule: those that would start a script inside
+/// the running one (Redis 7.0 aborts on an assertion there), and those that would
+/// replace a Lua state or the scripts and functions compiled in it while a script
+/// runs (the states are out of the store during a run; Redis crashes on SCRIPT FLUSH
+/// from a script). `name` is the full name (`script|load`).
+fn never_from_script(name: &str, argv: &[Bytes]) -> bool {
+    match name {
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => true,
+        "script|load" | "script|flush" => true,
+        "function|load" | "function|delete" | "function|flush" | "function|restore" => true,
+        // Both load functions from a file.
+        "debug" => argv.get(1).is_some_and(|s| {
+            s.eq_ignore_ascii_case(b"reload") || s.eq_ignore_ascii_case(b"loadaof")
+        }),
+        _ => false,
+    }
+}
+
 /// A refusal of [`script_call`] (out of line: the script door's hot path stays short).
 #[cold]
 #[inline(never)]
@@ -470,7 +524,7 @@ fn precheck(
     server: &Arc<Server>,
     store: &mut Store,
     client: &ClientState,
-    cmd: &Command,
+    (cmd, argv): (&Command, &[Bytes]),
 ) -> Option<String> {
     // EXEC is checked as the writes it would run.
     let writes = commands::effective_flags(cmd, client) & flags::WRITE != 0;
@@ -499,16 +553,21 @@ fn precheck(
     if let Some(msg) = crate::replication::precheck(server, store, client, cmd) {
         return Some(msg);
     }
-    subscribed_refusal(client, cmd)
+    subscribed_refusal(client, cmd, argv)
 }
 
 /// A RESP2 client with subscriptions may run only the Pub/Sub commands, PING, QUIT
 /// and RESET.
-pub(crate) fn subscribed_refusal(client: &ClientState, cmd: &Command) -> Option<String> {
+/// The command is named by its full name (`pubsub|channels`), as Redis names it.
+pub(crate) fn subscribed_refusal(
+    client: &ClientState,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> Option<String> {
     (client.subscriptions() > 0 && !client.resp3 && !cmd.is(flags::SUBSCRIBED)).then(|| {
         format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            cmd.name
+            stat_name(cmd, argv).map_or(cmd.name, |(name, _)| name)
         )
     })
 }
@@ -691,6 +750,9 @@ fn call_argv(
     store.begin_command();
     let mut ctx = Ctx::at(store, server, client, started);
     ctx.may_block = may_block;
+    if ctx.client.lua {
+        ctx.expiry_now_ms = ctx.client.script_time_ms;
+    }
     let reply_start = out.len();
     if let Err(e) = (cmd.handler)(&mut ctx, out, argv) {
         handler_failed(server, out, reply_start, &e.0);

@@ -87,6 +87,27 @@ fn bind_one(addr: &str) -> std::io::Result<TcpListener> {
 /// Accepts connections until shutdown is signalled; on the TLS port (`tls`) each
 /// connection starts with the TLS handshake.
 pub async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) {
+    use std::os::fd::{AsFd, AsRawFd};
+    // The copy lives as long as this loop: dropped with the listener when it ends
+    // (a copy left behind would keep the port open in a process that goes on).
+    let copy = match listener.as_fd().try_clone_to_owned() {
+        Ok(fd) => {
+            let raw = fd.as_raw_fd();
+            server.listeners.lock().push(fd);
+            Some(raw)
+        }
+        Err(e) => {
+            crate::warning!("Keeping a copy of the listening socket: {e}");
+            None
+        }
+    };
+    accept_until_shutdown(&server, &listener, tls).await;
+    if let Some(raw) = copy {
+        server.listeners.lock().retain(|fd| fd.as_raw_fd() != raw);
+    }
+}
+
+async fn accept_until_shutdown(server: &Arc<Server>, listener: &TcpListener, tls: bool) {
     let mut shutdown = server.shutdown.subscribe();
     loop {
         tokio::select! {
@@ -519,12 +540,22 @@ fn guarded(name: &[u8], out: &mut Reply, run: impl FnOnce(&mut Reply) -> Outcome
 /// they are propagated when it ends), the pidfile removed, exit.
 fn exit_while_busy(server: &Arc<Server>) -> ! {
     crate::warning!("User requested shutdown...");
+    stop_listening(server);
     server.children.kill_all();
     crate::aof::on_shutdown(server);
     let pidfile = server.config.read().pidfile.clone();
     crate::daemon::remove_pidfile(&pidfile);
     crate::warning!("Redis is now ready to exit, bye bye...");
     std::process::exit(0)
+}
+
+/// Stops accepting connections at once, without the accept loops (a client that
+/// connects from now on is refused, as by a Redis that closed its listeners): a
+/// listening socket shut down goes back to the closed state.
+fn stop_listening(server: &Server) {
+    for fd in server.listeners.lock().drain(..) {
+        let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
+    }
 }
 
 async fn recv_monitor(rx: &mut Option<mpsc::UnboundedReceiver<Bytes>>) -> Option<Bytes> {
@@ -773,6 +804,9 @@ impl Conn {
         let Some(mut store) = self.server.store.lock_unless_busy() else {
             // A script holds the store past busy-reply-threshold.
             return if self.answer_while_busy() {
+                // What they changed (HELLO SETNAME, MULTI...) shows in CLIENT LIST at
+                // once, to the busy script too.
+                self.update_info(crate::util::Mono::now());
                 Batch::AnsweredWhileBusy
             } else {
                 Batch::Close

@@ -283,3 +283,54 @@ fn sigterm_while_a_script_that_wrote_is_busy_keeps_serving_until_shutdown_nosave
         );
     }
 }
+
+#[test]
+fn shutdown_nosave_while_busy_stops_listening_before_the_reply_connection_closes() {
+    // Redis closes its listeners first: once SHUTDOWN NOSAVE's connection is closed,
+    // a new connection is refused (not accepted and then reset).
+    let mut p = BusyPair::start(&[]);
+    p.run_busy(&[], "redis.call('set', 'k', 'v') while true do end");
+    let ports = [p.ours.port, p.theirs.port];
+    for (mut conn, port) in p.conns().into_iter().zip(ports) {
+        conn.send(&[b"SHUTDOWN", b"NOSAVE"]);
+        assert!(conn.is_closed(), "the SHUTDOWN connection stayed open");
+        let refused = std::net::TcpStream::connect(("127.0.0.1", port))
+            .err()
+            .map(|e| e.kind());
+        assert_eq!(
+            refused,
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "port {port}"
+        );
+    }
+}
+
+#[test]
+fn a_name_set_while_busy_shows_in_client_list_at_once() {
+    // The script waits for a client named by HELLO ... SETNAME, which is served
+    // while it is busy; a blocked BLPOP is served only after the script.
+    let mut p = BusyPair::start(&["--enable-debug-command", "yes"]);
+    let mut popper = p.conns();
+    for c in &mut popper {
+        c.send(&[b"BLPOP", b"x", b"0"]);
+    }
+    for mut c in p.conns() {
+        assert_eq!(c.cmd("DEBUG SET-DISABLE-DENY-SCRIPTS 1"), R::ok());
+    }
+    p.run_busy(
+        &[],
+        "redis.call('lpush', 'x', 'y') \
+         while not string.find(redis.call('client', 'list'), 'abortscript') do end \
+         redis.call('lpush', 'x', 'z') return 'done'",
+    );
+    let mut namer = p.conns();
+    for c in &mut namer {
+        assert!(matches!(c.cmd("HELLO 2 SETNAME abortscript"), R::Arr(_)));
+    }
+    for r in &mut p.runners {
+        assert_eq!(r.read(), R::bulk("done"));
+    }
+    for c in &mut popper {
+        assert_eq!(c.read(), R::Arr(vec![R::bulk("x"), R::bulk("z")]));
+    }
+}

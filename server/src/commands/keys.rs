@@ -308,7 +308,7 @@ fn renamenx(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn keys(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let pat = &argv[1];
     let all = &pat[..] == b"*";
-    let now = ctx.now_ms;
+    let now = ctx.expiry_now_ms;
     let hide_expired = !ctx.client.is_master;
     let db = ctx.db_ref();
     let found: Vec<Bytes> = db
@@ -412,7 +412,7 @@ fn randomkey(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
         if ctx
             .db_ref()
             .expire_of(&k)
-            .is_some_and(|at| at <= ctx.now_ms)
+            .is_some_and(|at| at <= ctx.expiry_now_ms)
             && !ctx.client.is_master
         {
             if ctx.store.is_replica || ctx.store.repl.fenced {

@@ -337,6 +337,9 @@ pub struct ClientState {
     pub is_replica: bool,
     /// The client a script's `redis.call` runs as (MONITOR shows it as `lua`).
     pub lua: bool,
+    /// For the script client: when its script started, the clock its commands check
+    /// expiry against (see [`Ctx::expiry_now_ms`]).
+    pub script_time_ms: i64,
     pub reply_off: bool,
     pub reply_skip_next: bool,
     /// Set by (P|S)(UN)SUBSCRIBE: their confirmations bypass CLIENT REPLY OFF|SKIP.
@@ -435,6 +438,7 @@ impl ClientState {
             is_master: false,
             is_replica: false,
             lua: false,
+            script_time_ms: 0,
             reply_off: false,
             reply_skip_next: false,
             last_reply_is_push: false,
@@ -495,6 +499,10 @@ pub struct Ctx<'a> {
     pub client: &'a mut ClientState,
     /// Command time (Redis caches one `mstime()` per command).
     pub now_ms: i64,
+    /// The time keys are checked for expiry against: `now_ms`, except for a script's
+    /// commands, which see the time the script started (as Redis 7.0: a key expires
+    /// before a script or after it, never half-way through, so its replicas agree).
+    pub expiry_now_ms: i64,
     /// LRU clock at command time (seconds since start), stamped on accessed keys.
     pub lru: u32,
     /// Ops this command propagates before its own argv (lazy-expire DELs...).
@@ -560,6 +568,7 @@ impl<'a> Ctx<'a> {
             server,
             client,
             now_ms,
+            expiry_now_ms: now_ms,
             lru,
             also: Vec::new(),
             rewrite: None,
@@ -614,7 +623,7 @@ impl<'a> Ctx<'a> {
         let Some(at) = self.store.dbs[db].expire_of(key) else {
             return false;
         };
-        if at > self.now_ms {
+        if at > self.expiry_now_ms {
             return false;
         }
         // The master's commands see every key as alive: the master decides expiry.

@@ -47,9 +47,10 @@ fn bgsave(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if argv.len() > 2 || (argv.len() == 2 && !argv[1].eq_ignore_ascii_case(b"schedule")) {
         return Err(super::err::SYNTAX);
     }
-    if !ctx.may_block {
-        // Inside EXEC (BGSAVE is refused in scripts): like Redis 7.0, a transaction
-        // does not fork; the save starts from the cron right after.
+    if !ctx.may_block && !ctx.client.lua {
+        // Inside EXEC: like Redis 7.0, a transaction does not fork; the save starts
+        // from the cron right after. (A script, allowed BGSAVE by DEBUG
+        // SET-DISABLE-DENY-SCRIPTS, starts it at once, as Redis's does.)
         let mut st = ctx.server.persist.lock();
         if st.bgsave_in_progress {
             return Err(CmdError::msg(

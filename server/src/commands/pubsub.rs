@@ -115,6 +115,7 @@ fn subscribe_generic(
     kind: &[u8],
     space: Space,
 ) -> CmdResult {
+    refuse_deny_blocking(ctx, kind, space)?;
     ctx.client.last_reply_is_push = true;
     let id = ctx.client.id;
     for ch in &argv[1..] {
@@ -180,7 +181,26 @@ fn sunsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     unsubscribe_generic(ctx, out, argv, b"sunsubscribe", Space::Shard)
 }
 
+/// A client that expects one reply per command cannot enter subscribed mode: as in
+/// Redis 7.0, a script (with DEBUG SET-DISABLE-DENY-SCRIPTS) may not subscribe, and
+/// neither may a transaction to a shard channel (plain SUBSCRIBE and PSUBSCRIBE stay
+/// allowed inside EXEC, for backward compatibility).
+fn refuse_deny_blocking(ctx: &Ctx, kind: &[u8], space: Space) -> CmdResult {
+    let denied = match space {
+        Space::Plain => ctx.client.lua,
+        Space::Shard => ctx.client.lua || !ctx.may_block,
+    };
+    if denied {
+        return Err(CmdError::msg(format!(
+            "ERR {} isn't allowed for a DENY BLOCKING client",
+            String::from_utf8_lossy(kind).to_ascii_uppercase()
+        )));
+    }
+    Ok(())
+}
+
 fn psubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    refuse_deny_blocking(ctx, b"psubscribe", Space::Plain)?;
     ctx.client.last_reply_is_push = true;
     let id = ctx.client.id;
     for p in &argv[1..] {

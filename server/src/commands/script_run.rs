@@ -372,7 +372,16 @@ fn redis_call(vm: &mut vm::Vm) -> Result<(), ScriptFailed> {
         })
     }
     .map_err(failed)?;
-    vm.install.call::<()>(&f).map_err(failed)?;
+    // SAFETY: as above; `redis.acl_check_cmd` reads the same slot.
+    #[allow(unsafe_code)]
+    let acl_check: Function = unsafe {
+        vm.lua.exec_raw((), |l| {
+            mlua::ffi::lua_pushlightuserdata(l, addr);
+            mlua::ffi::lua_pushcclosure(l, acl_check_c, 1);
+        })
+    }
+    .map_err(failed)?;
+    vm.install.call::<()>((&f, acl_check)).map_err(failed)?;
     vm.call = Some((f, slot));
     Ok(())
 }
@@ -405,6 +414,7 @@ fn run_in_vm(
     client.db = ctx.client.db;
     client.authenticated = true;
     client.is_master = ctx.client.is_master;
+    client.script_time_ms = ctx.now_ms;
     client.user.clone_from(&ctx.client.user);
     let env = RefCell::new(RunEnv {
         ctx: &mut *ctx,
@@ -420,6 +430,10 @@ fn run_in_vm(
     drop(lent);
     drop(env);
     spare.argv.clear();
+    // As Redis after each run: a MULTI the script called (DEBUG
+    // SET-DISABLE-DENY-SCRIPTS) does not outlive it.
+    spare.client.multi = None;
+    spare.client.multi_error = false;
     ran.map_err(|e| lua_failure(&e, run.label))
 }
 
@@ -486,6 +500,8 @@ enum CallOutcome {
     Error,
     Reentered,
     Panicked,
+    /// `redis.acl_check_cmd`'s answer.
+    Flag(bool),
 }
 
 /// `redis.call` as a Lua C function: its arguments are read straight off the stack
@@ -518,6 +534,16 @@ unsafe extern "C-unwind" fn redis_call_c(l: *mut mlua::ffi::lua_State) -> std::f
             Ok(o) => o,
             Err(_) => CallOutcome::Panicked,
         };
+    finish_lib_call(l, env, outcome)
+}
+
+/// Pushes what a `redis` library call written in Rust came to, or raises its error.
+#[allow(unsafe_code)]
+unsafe fn finish_lib_call(
+    l: *mut mlua::ffi::lua_State,
+    env: &RefCell<RunEnv<'_, '_>>,
+    outcome: CallOutcome,
+) -> std::ffi::c_int {
     // From here only plain values and references live in this frame: pushing may
     // raise a Lua error (longjmp). The RefCell is not borrowed any more; RunEnv is
     // only read, through a shared reference that ends before this function returns.
@@ -533,7 +559,81 @@ unsafe extern "C-unwind" fn redis_call_c(l: *mut mlua::ffi::lua_State) -> std::f
         CallOutcome::Error => raise_error(l, env.err_text.as_bytes()),
         CallOutcome::Reentered => raise_text(l, b"redis.call re-entered"),
         CallOutcome::Panicked => raise_error(l, b"ERR internal error in redis.call"),
+        CallOutcome::Flag(b) => {
+            mlua::ffi::lua_checkstack(l, 1);
+            mlua::ffi::lua_pushboolean(l, std::ffi::c_int::from(b));
+            1
+        }
     }
+}
+
+/// `redis.acl_check_cmd` as a Lua C function (upvalue 1 as for [`redis_call_c`]):
+/// whether the script's caller may run the command its arguments make, keys and
+/// channels included (nothing is logged, nothing runs). An unknown command is an
+/// error, as in Redis 7.0.
+#[allow(unsafe_code)]
+unsafe extern "C-unwind" fn acl_check_c(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    let slot = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const AtomicUsize;
+    // SAFETY: as in `redis_call_c`.
+    let addr = if slot.is_null() {
+        0
+    } else {
+        (*slot).load(Ordering::Acquire)
+    };
+    if addr == 0 {
+        raise_error(
+            l,
+            b"ERR redis.acl_check_cmd can only be called inside a script invocation",
+        );
+    }
+    // SAFETY: as in `redis_call_c`.
+    let env = &*(addr as *const RefCell<RunEnv<'_, '_>>);
+    let outcome =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| acl_check_phase(l, env))) {
+            Ok(o) => o,
+            Err(_) => CallOutcome::Panicked,
+        };
+    finish_lib_call(l, env, outcome)
+}
+
+/// The Rust part of `redis.acl_check_cmd` (no Lua call here raises).
+#[allow(unsafe_code)]
+unsafe fn acl_check_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> CallOutcome {
+    let Ok(mut env) = env.try_borrow_mut() else {
+        return CallOutcome::Reentered;
+    };
+    let RunEnv {
+        ctx,
+        spare,
+        err_text,
+        ..
+    } = &mut *env;
+    let Spare {
+        argv,
+        arg_buf,
+        last,
+        ..
+    } = &mut **spare;
+    if let Err(text) = read_args(l, arg_buf, argv, last) {
+        return failed(err_text, text);
+    }
+    let cmd =
+        super::lookup(&argv[0]).filter(|cmd| crate::exec::unknown_sub_refusal(cmd, argv).is_none());
+    let outcome = match cmd {
+        Some(cmd) => CallOutcome::Flag(super::acl::permits(
+            ctx.server,
+            &mut ctx.client.user,
+            cmd,
+            argv,
+        )),
+        None => failed(
+            err_text,
+            "ERR Invalid command passed to redis.acl_check_cmd()",
+        ),
+    };
+    argv.clear();
+    outcome
 }
 
 /// Raises `{err = text}`, as Redis's redis.call raises a command's error.
@@ -560,7 +660,6 @@ unsafe fn raise_text(l: *mut mlua::ffi::lua_State, text: &[u8]) -> ! {
 /// off the stack and runs the command through the exec door.
 #[allow(unsafe_code)]
 unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> CallOutcome {
-    use mlua::ffi;
     use std::sync::atomic::Ordering::Relaxed;
     let Ok(mut env) = env.try_borrow_mut() else {
         return CallOutcome::Reentered;
@@ -580,6 +679,42 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
         arg_buf,
         last,
     } = &mut **spare;
+    if let Err(text) = read_args(l, arg_buf, argv, last) {
+        return failed(err_text, text);
+    }
+    let resp3 = flags.resp3.load(Relaxed);
+    let repl = flags.repl.load(Relaxed);
+    reply.buf.clear();
+    reply.resp3 = resp3;
+    client.resp3 = resp3;
+    let before = ctx.store.propagated.len();
+    let r = crate::exec::script_call(ctx.server, ctx.store, client, rules, argv, reply);
+    argv.clear();
+    if rules.wrote {
+        busy.mark_wrote();
+    }
+    propagate_to(ctx.store, before, repl);
+    if let Err(refusal) = r {
+        return failed(err_text, &refusal.0);
+    }
+    if reply.buf.first() == Some(&b'-') {
+        return error_reply(err_text, &reply.buf);
+    }
+    CallOutcome::Reply
+}
+
+/// Reads a `redis` library call's arguments off the Lua stack into `argv` (small ones
+/// as slices of the arena), or the error the call raises for them. (Inlined: it is
+/// most of `redis.call`'s hot path.)
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn read_args(
+    l: *mut mlua::ffi::lua_State,
+    arg_buf: &mut bytes::BytesMut,
+    argv: &mut Vec<Bytes>,
+    last: &mut Vec<Bytes>,
+) -> Result<(), &'static str> {
+    use mlua::ffi;
     // Small arguments go to the arena and become slices of it once all are read
     // (a placeholder in `argv` until then, see [`PENDING`]).
     arg_buf.clear();
@@ -613,14 +748,11 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
                     None => push_arg(arg_buf, argv, lua_number_text(n).as_bytes()),
                 }
             }
-            _ => return failed(err_text, ARGS_ERR),
+            _ => return Err(ARGS_ERR),
         }
     }
     if argv.is_empty() {
-        return failed(
-            err_text,
-            "ERR Please specify at least one argument for this redis lib call",
-        );
+        return Err("ERR Please specify at least one argument for this redis lib call");
     }
     if !arg_buf.is_empty() {
         let mut small = arg_buf.split().freeze();
@@ -640,25 +772,7 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
             remember_arg(last, i, arg);
         }
     }
-    let resp3 = flags.resp3.load(Relaxed);
-    let repl = flags.repl.load(Relaxed);
-    reply.buf.clear();
-    reply.resp3 = resp3;
-    client.resp3 = resp3;
-    let before = ctx.store.propagated.len();
-    let r = crate::exec::script_call(ctx.server, ctx.store, client, rules, argv, reply);
-    argv.clear();
-    if rules.wrote {
-        busy.mark_wrote();
-    }
-    propagate_to(ctx.store, before, repl);
-    if let Err(refusal) = r {
-        return failed(err_text, &refusal.0);
-    }
-    if reply.buf.first() == Some(&b'-') {
-        return error_reply(err_text, &reply.buf);
-    }
-    CallOutcome::Reply
+    Ok(())
 }
 
 /// A call that failed before its command ran, with `text` as its error. Out of line,

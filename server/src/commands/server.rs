@@ -250,6 +250,9 @@ const DEBUG_HELP: &[&str] = &[
     "    true, false.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    0 stops expiring keys in the background, 1 resumes it.",
+    "SET-DISABLE-DENY-SCRIPTS <0|1>",
+    "    1 lets scripts call commands flagged noscript (except those that run a",
+    "    script or replace scripts or functions), 0 refuses them again.",
     "SLEEP <seconds>",
     "    Stop the whole server for <seconds> (decimals allowed).",
     "HELP",
@@ -317,6 +320,11 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         b"set-active-expire" if argc == 3 => {
             let on = strtod_prefix(&argv[2]) as i64 != 0;
             ctx.server.active_expire_enabled.store(on, Ordering::SeqCst);
+            out.ok();
+        }
+        b"set-disable-deny-scripts" if argc == 3 => {
+            let on = strtod_prefix(&argv[2]) as i64 != 0;
+            ctx.server.script_deny_lifted.store(on, Ordering::Relaxed);
             out.ok();
         }
         b"populate" if (3..=5).contains(&argc) => {

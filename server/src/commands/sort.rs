@@ -288,8 +288,9 @@ fn sort_ro(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn sort_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], readonly: bool) -> CmdResult {
     let mut o = parse_opts(argv, readonly)?;
     let (mut elems, is_set) = load(ctx, &argv[1])?;
-    // A set has no order of its own: a stored result is sorted so replicas agree.
-    if o.dontsort && is_set && o.store.is_some() {
+    // A set has no order of its own: a stored result, or one a script reads, is
+    // sorted so replicas agree (a script's later writes may depend on it).
+    if o.dontsort && is_set && (o.store.is_some() || ctx.client.lua) {
         o.dontsort = false;
         o.alpha = true;
         o.by = None;

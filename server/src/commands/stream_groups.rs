@@ -407,7 +407,7 @@ struct ReadGroupArgs<'a> {
     ids: &'a [Bytes],
 }
 
-fn parse_readgroup(argv: &[Bytes]) -> Result<ReadGroupArgs<'_>, CmdError> {
+fn parse_readgroup(argv: &[Bytes], from_script: bool) -> Result<ReadGroupArgs<'_>, CmdError> {
     let mut block = None;
     let mut count = 0usize;
     let mut noack = false;
@@ -418,6 +418,9 @@ fn parse_readgroup(argv: &[Bytes]) -> Result<ReadGroupArgs<'_>, CmdError> {
         let more = argv.len() - i - 1;
         let a = &argv[i];
         if is_kw(a, "block") && more > 0 {
+            if from_script {
+                return Err(super::streams::refuse_block_from_script(argv));
+            }
             i += 1;
             // Like Redis 7.0, a huge timeout is accepted (it blocks for good).
             let t = super::streams::parse_block_ms(&argv[i])?;
@@ -471,7 +474,7 @@ enum ReadFrom {
 }
 
 fn xreadgroup(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let mut a = parse_readgroup(argv)?;
+    let mut a = parse_readgroup(argv, ctx.client.lua)?;
     // A blocked client being served again sees a vanished key or group as an
     // error, and reads a bounded batch when it gave no COUNT.
     let waiting = ctx.store.waiters.contains_key(&ctx.client.id);

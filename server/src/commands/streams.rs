@@ -481,7 +481,17 @@ struct XRead {
     nkeys: usize,
 }
 
-fn parse_xread(argv: &[Bytes]) -> Result<XRead, CmdError> {
+/// BLOCK in a script's XREAD or XREADGROUP: refused as the option is met, with the
+/// command's name as the script spelled it (Redis 7.0 keeps this error rather than
+/// treating the block as timed out, for backward compatibility).
+pub fn refuse_block_from_script(argv: &[Bytes]) -> CmdError {
+    CmdError::msg(format!(
+        "ERR {} command is not allowed with BLOCK option from scripts",
+        String::from_utf8_lossy(&argv[0])
+    ))
+}
+
+fn parse_xread(argv: &[Bytes], from_script: bool) -> Result<XRead, CmdError> {
     let mut r = XRead {
         block: None,
         count: 0,
@@ -493,6 +503,9 @@ fn parse_xread(argv: &[Bytes]) -> Result<XRead, CmdError> {
         let more = argv.len() - 1 - i;
         let o = &argv[i];
         if is_kw(o, "block") && more > 0 {
+            if from_script {
+                return Err(refuse_block_from_script(argv));
+            }
             i += 1;
             r.block = Some(parse_block_ms(&argv[i])?);
         } else if is_kw(o, "count") && more > 0 {
@@ -528,7 +541,7 @@ fn parse_xread(argv: &[Bytes]) -> Result<XRead, CmdError> {
 }
 
 fn xread(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
-    let r = parse_xread(argv)?;
+    let r = parse_xread(argv, ctx.client.lua)?;
     let keys = &argv[r.streams..r.streams + r.nkeys];
     let id_args = &argv[r.streams + r.nkeys..];
     // Resolve every ID first (types checked key by key, as Redis does).

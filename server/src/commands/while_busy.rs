@@ -101,7 +101,7 @@ fn refusal(
         return Some(super::acl::noperm_text(&r));
     }
     crate::exec::refused_in_multi(client, cmd)
-        .or_else(|| crate::exec::subscribed_refusal(client, cmd))
+        .or_else(|| crate::exec::subscribed_refusal(client, cmd, argv))
 }
 
 /// Whether the command (or its subcommand) is flagged `allow-busy` in Redis's table.

@@ -708,6 +708,18 @@ unsafe fn push_value(l: *mut ffi::lua_State, p: &mut Parser<'_>, depth: usize) -
             }
         }
         b'*' | b'>' | b'~' | b'%' => return push_aggregate(l, p, kind, depth),
+        b'|' => {
+            // An attribute: read and dropped (Redis 7.0 does not show attributes to
+            // scripts); the value is the reply that follows it.
+            let Some(n) = p.int() else { return false };
+            for _ in 0..n.max(0).saturating_mul(2) {
+                if !push_value(l, p, depth + 1) {
+                    return false;
+                }
+                ffi::lua_settop(l, -2);
+            }
+            return push_value(l, p, depth);
+        }
         b'_' => {
             if p.line().is_none() {
                 return false;
@@ -863,5 +875,20 @@ mod tests {
         assert_eq!(round_trip(b"$5\r\nab"), None);
         assert_eq!(round_trip(b"*9999999999\r\n"), None);
         assert_eq!(round_trip(b"?\r\n"), None);
+    }
+
+    /// An attribute (RESP3 `|`) is read past: the script sees the reply after it,
+    /// nested aggregates in the attribute included.
+    #[test]
+    fn attributes_are_skipped() {
+        assert_eq!(
+            round_trip(b"|1\r\n$3\r\nkey\r\n*2\r\n$1\r\na\r\n:90\r\n$2\r\nhi\r\n").as_deref(),
+            Some(&b"$2\r\nhi\r\n"[..])
+        );
+        assert_eq!(
+            round_trip(b"*2\r\n|1\r\n:1\r\n:2\r\n:3\r\n:4\r\n").as_deref(),
+            Some(&b"*2\r\n:3\r\n:4\r\n"[..])
+        );
+        assert_eq!(round_trip(b"|1\r\n:1\r\n"), None);
     }
 }

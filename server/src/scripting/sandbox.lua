@@ -11,8 +11,9 @@
 -- functions to Lua so that errors they raise point at the script's line even in a
 -- tail call; redis.call is the C function `install` sets);
 -- `killed`, the SCRIPT KILL probe; `errtext`, which turns an error raised from Rust
--- into its text. Returns the globals proxy, `install` (sets redis.call), the KEYS and
--- ARGV tables EVAL runs reuse, the string metatable and the string library proxy.
+-- into its text. Returns the globals proxy, `install` (sets redis.call and
+-- redis.acl_check_cmd), the KEYS and ARGV tables EVAL runs reuse, the string
+-- metatable and the string library proxy.
 
 local native, killed, errtext = ...
 
@@ -184,13 +185,14 @@ redis.pcall = function(...)
   return e
 end
 
--- redis.call is a C function the layer running scripts makes once per state; it is
--- installed here (the redis table is local to this chunk). Each run is prepared from
+-- redis.call (and redis.acl_check_cmd, which needs the caller's user) is a C
+-- function the layer running scripts makes once per state; it is installed here (the redis table is local to this chunk). Each run is prepared from
 -- Rust on the raw stack (vm.rs, `RawRefs`): it restores the string metatable's
 -- __index, refills KEYS and ARGV and sets them as globals, then calls the script
 -- under the error handler.
-local function install(call)
+local function install(call, acl_check)
   redis.call = call
+  redis.acl_check_cmd = acl_check
 end
 
 return env_proxy, install, {}, {}, smt, string_proxy

@@ -530,6 +530,10 @@ pub struct Server {
     pub wall_offset_us: std::sync::atomic::AtomicI64,
     /// Signalled by SHUTDOWN (and SIGTERM/SIGINT) to stop the accept loops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Copies of the listening sockets, so that an exit that cannot wait for the
+    /// accept loops (SHUTDOWN NOSAVE while a script is busy) stops listening before
+    /// it exits, as Redis closes its listeners first (see `crate::net`).
+    pub listeners: Mutex<Vec<std::os::fd::OwnedFd>>,
     /// Whether this process was stopped or stalled (replica ACK freshness, see
     /// [`repl::StallClock`]).
     pub stall: repl::StallClock,
@@ -554,6 +558,9 @@ pub struct Server {
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
     /// DEBUG SET-ACTIVE-EXPIRE: the active expiry cycle runs only while this is true.
     pub active_expire_enabled: AtomicBool,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call commands flagged `noscript`
+    /// (all but those [`crate::exec::script_call`] can never run from a script).
+    pub script_deny_lifted: AtomicBool,
     /// CLIENT PAUSE state; the connection loop holds back paused commands.
     pub client_pause: crate::pause::ClientPause,
     /// The process title (`proc-title-template`), rewritten by CONFIG SET.
@@ -593,6 +600,7 @@ impl Server {
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
             wall_offset_us: std::sync::atomic::AtomicI64::new(wall_us()),
             shutdown: tokio::sync::watch::channel(false).0,
+            listeners: Mutex::new(Vec::new()),
             stall: repl::StallClock::default(),
             shutdown_req: Default::default(),
             loading: AtomicBool::new(true),
@@ -604,6 +612,7 @@ impl Server {
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),
+            script_deny_lifted: AtomicBool::new(false),
             client_pause: crate::pause::ClientPause::default(),
             proc_title: crate::proctitle::ProcTitle::default(),
             script_busy,

@@ -128,6 +128,19 @@ pub fn check_queued(
     check_as(server, client, (cmd, argv), Context::Multi, Some(queued))
 }
 
+/// Whether `session`'s user may run `argv` (`redis.acl_check_cmd`): the check a
+/// call makes, commands, keys and channels, but nothing is logged.
+pub fn permits(server: &Server, session: &mut Session, cmd: &Command, argv: &[Bytes]) -> bool {
+    if session.unrestricted(&server.acl) {
+        return true;
+    }
+    match session.resolve(&server.acl) {
+        Resolved::Internal => true,
+        Resolved::User(user) => check_user(&user, cmd, argv).is_ok(),
+        Resolved::Gone => false,
+    }
+}
+
 fn check_as(
     server: &Server,
     client: &mut super::super::ClientState,

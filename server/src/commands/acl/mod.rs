@@ -12,7 +12,7 @@ mod files;
 
 pub use check::{
     authenticate, catalog, check, check_queued, check_user, default_has_password, exec_text,
-    noperm_text, script_text, set_user, Refusal,
+    noperm_text, permits, script_text, set_user, Refusal,
 };
 pub use files::{apply_requirepass, init, install_users, read_aclfile, user_lines, StartupError};
 
