@@ -703,3 +703,59 @@ redis.register_function('kv', function() return redis.call('hgetall', 'h') end)"
         R::Arr(vec![R::Int(1), R::Int(2), R::bulk("x")])
     );
 }
+
+/// `FUNCTION LOAD` of `code` on both servers, requiring the same reply.
+fn same_load(p: &mut Pair, replace: bool, code: &str) -> R {
+    if replace {
+        p.same(&[b"FUNCTION", b"LOAD", b"REPLACE", code.as_bytes()])
+    } else {
+        p.same(&[b"FUNCTION", b"LOAD", code.as_bytes()])
+    }
+}
+
+#[test]
+fn debug_reload_noflush_and_merge_treat_libraries_as_redis() {
+    let mut p = Pair::start_with(&["--enable-debug-command", "yes"]);
+    let fa = |lib: &str, v: &str| {
+        format!("#!lua name={lib}\nredis.register_function('fa', function() return '{v}' end)")
+    };
+    same_load(&mut p, false, &fa("liba", "a"));
+    p.same_words("SET k 1");
+    p.same_words("DEBUG RELOAD");
+    // NOFLUSH: the file's library exists, so the load fails (before any key).
+    p.same_words("DEBUG RELOAD NOFLUSH");
+    p.same_words("DEBUG RELOAD NOFLUSH MERGE");
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+    p.same_words("FCALL fa 0");
+    // A live library of another name holding the file's function name: MERGE
+    // replaces same-named libraries only, so the function clashes.
+    p.same_words("FUNCTION DELETE liba");
+    same_load(&mut p, false, &fa("libb", "b"));
+    p.same_words("DEBUG RELOAD NOSAVE NOFLUSH MERGE");
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+    p.same_words("FCALL fa 0");
+    // Libraries saved and libraries loaded since are all there after a merge.
+    p.same_words("FUNCTION FLUSH");
+    same_load(
+        &mut p,
+        false,
+        &fa("test1", "one").replace("'fa'", "'test1'"),
+    );
+    p.same_words("DEBUG RELOAD");
+    same_load(
+        &mut p,
+        false,
+        &fa("test2", "two").replace("'fa'", "'test2'"),
+    );
+    p.same_words("DEBUG RELOAD NOSAVE NOFLUSH MERGE");
+    p.same_words("FCALL test1 0");
+    p.same_words("FCALL test2 0");
+    p.same_words("FUNCTION STATS");
+    // MERGE replaces a library changed since the save with the saved one.
+    same_load(&mut p, true, &fa("test1", "new").replace("'fa'", "'test1'"));
+    p.same_words("DEBUG RELOAD NOSAVE NOFLUSH MERGE");
+    p.same_words("FCALL test1 0");
+    // The default reload empties the libraries loaded since the save.
+    p.same_words("DEBUG RELOAD NOSAVE");
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+}

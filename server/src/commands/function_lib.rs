@@ -722,20 +722,46 @@ fn make_wrapper(lua: &Lua, func: &Function) -> mlua::Result<Function> {
     make.call(func.clone())
 }
 
-/// Replaces the registry with the libraries an RDB carried (startup, DEBUG RELOAD,
-/// AOF base, full sync). A library that no longer loads is logged and skipped.
+/// Replaces the registry with the libraries an RDB carried (startup, AOF base,
+/// full sync). A library that no longer loads is logged and skipped.
 pub fn install_loaded(store: &mut crate::server::Store, codes: &[Bytes]) {
-    // The scripting state exists from server start; its busy state is the server's.
-    let busy = store
-        .scripts
-        .0
-        .as_ref()
-        .and_then(|b| b.downcast_ref::<Scripts>())
-        .map_or_else(|| Arc::new(Busy::default()), |s| s.busy.clone());
+    let busy = busy_of(store);
     let (functions, scripts) = parts(store, &busy);
     if let Err(e) = functions.restore(scripts, codes, RestorePolicy::Flush) {
         crate::warning!("Failed loading the function libraries of the RDB: {e}");
     }
+}
+
+/// DEBUG RELOAD's function step (as Redis 7.0 loads an RDB's libraries): each one
+/// goes on top of the registry in file order, replacing a library of the same name
+/// only with `replace` (MERGE). The first that fails ends the load and the
+/// libraries before it stay.
+pub fn load_each(
+    store: &mut crate::server::Store,
+    codes: &[Bytes],
+    replace: bool,
+) -> Result<(), FunctionError> {
+    let busy = busy_of(store);
+    let (functions, scripts) = parts(store, &busy);
+    for code in codes {
+        functions.load(scripts, code, replace)?;
+    }
+    Ok(())
+}
+
+/// Drops every library (DEBUG RELOAD empties the dataset, functions included).
+pub fn flush(store: &mut crate::server::Store) {
+    registry(store).flush();
+}
+
+/// The server's busy state: the scripting state exists from server start and holds it.
+fn busy_of(store: &crate::server::Store) -> Arc<Busy> {
+    store
+        .scripts
+        .0
+        .as_ref()
+        .and_then(|b| b.downcast_ref::<Scripts>())
+        .map_or_else(|| Arc::new(Busy::default()), |s| s.busy.clone())
 }
 
 /// Whether `name` is a command of the table (for `redis.acl_check_cmd`).
