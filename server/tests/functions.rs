@@ -759,3 +759,55 @@ fn debug_reload_noflush_and_merge_treat_libraries_as_redis() {
     p.same_words("DEBUG RELOAD NOSAVE");
     assert_eq!(list(&mut p.a), list(&mut p.b));
 }
+
+#[test]
+fn register_function_argument_errors_match_redis() {
+    let mut p = Pair::start();
+    let cases: &[&str] = &[
+        // Positional: the name is checked before the callback.
+        "redis.register_function({}, 1)",
+        "redis.register_function(nil, function() return 1 end)",
+        "redis.register_function(true, function() return 1 end)",
+        // Named: a name or description that is not a string, keys that are not.
+        "redis.register_function{function_name={}, callback=function() return 1 end}",
+        "redis.register_function{function_name=false, callback=function() return 1 end}",
+        "redis.register_function{function_name='g', description={}, callback=function() return 1 end}",
+        "redis.register_function{[true]='g', callback=function() return 1 end}",
+        "redis.register_function{[1]='g', callback=function() return 1 end}",
+        "redis.register_function{function_name='g', callback=function() return 1 end, flags={1}}",
+        "redis.register_function{function_name='g', callback=function() return 1 end, flags={{}}}",
+        "redis.register_function{function_name='g', callback=function() return 1 end, flags={'no-writes', 'x'}}",
+    ];
+    for body in cases {
+        same_load(&mut p, true, &format!("#!lua name=bad\n{body}"));
+    }
+    // Accepted forms: a number as a name, keys and flags in any case.
+    let good: &[&str] = &[
+        "redis.register_function(12, function() return 1 end)",
+        "redis.register_function{FUNCTION_NAME='g', CallBack=function() return 2 end, Description='d', FLAGS={'No-Writes', 'ALLOW-STALE'}}",
+        "redis.register_function{function_name=34, callback=function() return 3 end, description=5}",
+    ];
+    for (i, body) in good.iter().enumerate() {
+        same_load(&mut p, true, &format!("#!lua name=good{i}\n{body}"));
+    }
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+    p.same_words("FCALL 12 0");
+    p.same_words("FCALL_RO g 0");
+    p.same_words("FCALL 34 0");
+}
+
+#[test]
+fn register_function_outside_a_load_is_refused_as_in_redis() {
+    let mut p = Pair::start();
+    let lib = "#!lua name=keep
+local api = redis
+api.register_function('again', function() api.register_function('x', function() return 1 end) end)
+api.register_function('protected', function() return {pcall(api.register_function, 'x', function() end)} end)
+api.register_function('touch', function() api.math = 1 end)";
+    same_load(&mut p, false, lib);
+    for line in ["FCALL again 0", "FCALL protected 0", "FCALL touch 0"] {
+        p.same_words(line);
+    }
+    same_load(&mut p, false, "#!lua name=n\nredis.math.random()");
+    same_load(&mut p, false, "#!lua name=n\nredis.redis.call('ping')");
+}

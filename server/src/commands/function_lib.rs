@@ -489,7 +489,15 @@ fn run_library_code(
         // Through Lua's own pcall: the error comes back as the raw value Lua raised
         // (no traceback appended).
         let r = pcall.call::<(bool, Value)>(&chunk);
-        api_redis.raw_set("register_function", Value::Nil)?;
+        // A function that kept a reference to the API finds it refusing (Redis checks
+        // that a load is running).
+        let outside = lua.create_function(|_, _: MultiValue| {
+            Err::<(), _>(mlua::Error::external(ReplyError(
+                "ERR redis.register_function can only be called on FUNCTION LOAD command"
+                    .to_string(),
+            )))
+        })?;
+        api_redis.raw_set("register_function", outside)?;
         r
     });
     // From now on the library's functions see the sandboxed globals.
@@ -540,12 +548,17 @@ fn parse_registration(lua: &Lua, args: MultiValue) -> mlua::Result<FunctionDef> 
             return Err(reg_error("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments)."))
         }
         (Some(name), Some(cb)) => {
+            let Some(name) = to_text(lua, name)? else {
+                return Err(reg_error(
+                    "first argument to redis.register_function must be a string",
+                ));
+            };
             let Value::Function(cb) = cb else {
                 return Err(reg_error(
                     "second argument to redis.register_function must be a function",
                 ));
             };
-            (to_text(lua, name)?, Some(cb), ScriptFlags::default(), None)
+            (Some(name), Some(cb), ScriptFlags::default(), None)
         }
         (None, _) => unreachable_args()?,
     };
@@ -582,16 +595,22 @@ fn named_registration(lua: &Lua, t: &Table) -> mlua::Result<Registration> {
     let (mut name, mut cb, mut flags, mut desc) = (None, None, ScriptFlags::default(), None);
     for pair in t.clone().pairs::<Value, Value>() {
         let (k, v) = pair?;
-        let key = match &k {
-            Value::String(s) => s.to_string_lossy(),
-            _ => {
-                return Err(reg_error(
-                    "named argument key given to redis.register_function is not a string",
-                ))
-            }
+        // Keys are matched ignoring case; a number key is read as its text (and so
+        // is an unknown argument), as in Redis.
+        let Some(key) = to_text(lua, k)? else {
+            return Err(reg_error(
+                "named argument key given to redis.register_function is not a string",
+            ));
         };
-        match key.as_str() {
-            "function_name" => name = to_text(lua, v)?,
+        match key.to_ascii_lowercase().as_str() {
+            "function_name" => {
+                name = to_text(lua, v)?;
+                if name.is_none() {
+                    return Err(reg_error(
+                        "function_name argument given to redis.register_function must be a string",
+                    ));
+                }
+            }
             "callback" => match v {
                 Value::Function(f) => cb = Some(f),
                 _ => {
@@ -627,8 +646,9 @@ fn parse_flags(v: &Value) -> mlua::Result<ScriptFlags> {
     };
     let mut flags = ScriptFlags::default();
     for f in t.clone().sequence_values::<Value>() {
+        // Flag names ignore case here (not in an EVAL shebang), as in Redis.
         let ok = match f? {
-            Value::String(s) => flags.set(&s.to_string_lossy()),
+            Value::String(s) => flags.set(&s.to_string_lossy().to_ascii_lowercase()),
             _ => false,
         };
         if !ok {
