@@ -811,3 +811,31 @@ api.register_function('touch', function() api.math = 1 end)";
     same_load(&mut p, false, "#!lua name=n\nredis.math.random()");
     same_load(&mut p, false, "#!lua name=n\nredis.redis.call('ping')");
 }
+
+#[test]
+fn library_metadata_line_is_read_as_redis() {
+    let mut p = Pair::start();
+    let f = "\nredis.register_function('f', function() return 1 end)";
+    for meta in [
+        "#!lua name=\"quoted\"",
+        "#!lua name='single'",
+        "#!\"lua\" name=q2",
+        "#!LUA NAME=upper",
+        "#!lua   name=spaces   ",
+        "#!lua\tname=tab",
+        "#!lua name=crlf\r",
+        "#! name=noengine",
+        "#!luax name=bad-name",
+        "#!lua name=\"unbalanced",
+        "#!lua name=\"x\"y",
+        "#!lua name=\"a b\"",
+        "#!lua \"name=quoted_key\"",
+        "#!lua name=",
+        "#!lua name=a name=b",
+        "#!lua name=nul\0",
+        "#!",
+    ] {
+        same_load(&mut p, true, &format!("{meta}{f}"));
+    }
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+}

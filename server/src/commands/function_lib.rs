@@ -125,26 +125,28 @@ fn parse_metadata(code: &[u8]) -> Result<Metadata<'_>, FunctionError> {
     if !code.starts_with(b"#!") {
         return Err(FunctionError::MissingMetadata);
     }
+    // The first line ends at a newline; a NUL before it ends the search (C strings).
     let nl = code
         .iter()
-        .position(|&c| c == b'\n')
+        .position(|&c| c == b'\n' || c == 0)
+        .filter(|&i| code[i] == b'\n')
         .ok_or(FunctionError::InvalidMetadata)?;
-    let line = String::from_utf8_lossy(&code[2..nl]);
-    let mut parts = line.split_ascii_whitespace();
-    let engine = parts
-        .next()
-        .ok_or(FunctionError::InvalidMetadata)?
-        .to_string();
+    // Tokenised like a config line (quotes allowed); the first token is `#!<engine>`.
+    let parts = crate::resp::split_args(&code[..nl])
+        .filter(|p| !p.is_empty())
+        .ok_or(FunctionError::InvalidMetadata)?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let engine = text(parts[0].get(2..).unwrap_or_default());
     let mut name = None;
-    for part in parts {
+    for part in &parts[1..] {
         match part.get(..5) {
-            Some(p) if p.eq_ignore_ascii_case("name=") => {
+            Some(p) if p.eq_ignore_ascii_case(b"name=") => {
                 if name.is_some() {
                     return Err(FunctionError::NameTwice);
                 }
-                name = Some(part[5..].to_string());
+                name = Some(text(&part[5..]));
             }
-            _ => return Err(FunctionError::MetadataValue(part.to_string())),
+            _ => return Err(FunctionError::MetadataValue(text(part))),
         }
     }
     Ok(Metadata {
@@ -218,11 +220,11 @@ impl Functions {
         replace: bool,
     ) -> Result<Library, FunctionError> {
         let md = parse_metadata(code)?;
-        if !md.engine.eq_ignore_ascii_case("lua") {
-            return Err(FunctionError::Engine(md.engine));
-        }
         if !valid_name(&md.name) {
             return Err(FunctionError::BadLibraryName);
+        }
+        if !md.engine.eq_ignore_ascii_case("lua") {
+            return Err(FunctionError::Engine(md.engine));
         }
         if !replace && self.libs.contains_key(&md.name) {
             return Err(FunctionError::LibraryExists(md.name));
@@ -867,6 +869,19 @@ mod tests {
         let md = parse_metadata(b"#!lua name=lib\nreturn").unwrap();
         assert_eq!((md.engine.as_str(), md.name.as_str()), ("lua", "lib"));
         assert_eq!(md.body, b"\nreturn");
+        // Quotes are read as in a config line; "#! " leaves the engine empty.
+        let md = parse_metadata(b"#!lua name=\"lib\"\nreturn").unwrap();
+        assert_eq!(md.name, "lib");
+        let md = parse_metadata(b"#! name=lib\n").unwrap();
+        assert_eq!((md.engine.as_str(), md.name.as_str()), ("", "lib"));
+        assert_eq!(
+            err(b"#!lua name=\"lib\n").as_deref(),
+            Some("ERR Invalid library metadata")
+        );
+        assert_eq!(
+            err(b"#!lua name=lib\0\n").as_deref(),
+            Some("ERR Invalid library metadata")
+        );
         assert!(valid_name("a_B9") && !valid_name("") && !valid_name("a-b"));
     }
 }
