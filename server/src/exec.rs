@@ -383,6 +383,9 @@ pub fn script_call(
     if cmd.is(flags::NO_SCRIPT) {
         return refused("ERR This Redis command is not allowed from script");
     }
+    if store.repl.master.is_some() && !cmd.is(flags::STALE) && stale_replica(store) {
+        return refused("ERR Can not execute the command on a stale replica");
+    }
     // Unrestricted users (the default user) pass on one flag test, as in `acl_check`.
     if !client.user.unrestricted(&server.acl) {
         if let Err(r) =
@@ -441,6 +444,14 @@ pub fn script_call(
         Cow::Borrowed(_) => store.op_pool.pop().unwrap_or_default(),
     };
     Ok(())
+}
+
+/// Whether a replica is cut from its master and told not to serve stale data: a
+/// script (run with `allow-stale`) may then only call commands flagged STALE.
+#[cold]
+#[inline(never)]
+fn stale_replica(store: &Store) -> bool {
+    !store.hot.replica_serve_stale_data && !store.repl.link_connected()
 }
 
 /// A refusal of [`script_call`] (out of line: the script door's hot path stays short).

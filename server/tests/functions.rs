@@ -839,3 +839,37 @@ fn library_metadata_line_is_read_as_redis() {
     }
     assert_eq!(list(&mut p.a), list(&mut p.b));
 }
+
+#[test]
+fn allow_stale_functions_call_only_stale_commands_on_a_cut_replica_as_redis() {
+    let mut p = Pair::start();
+    let lib = "#!lua name=stale
+redis.register_function{function_name='plain', callback=function() return 'hello' end, flags={'no-writes'}}
+redis.register_function{function_name='ok', callback=function() return 'hello' end, flags={'allow-stale', 'no-writes'}}
+redis.register_function{function_name='get', callback=function() return redis.call('get', 'x') end, flags={'allow-stale', 'no-writes'}}
+redis.register_function{function_name='pget', callback=function() return redis.pcall('get', 'x') end, flags={'allow-stale', 'no-writes'}}
+redis.register_function{function_name='time', callback=function() return #redis.call('time') end, flags={'allow-stale', 'no-writes'}}";
+    same_load(&mut p, false, lib);
+    // A port nobody listens on: the link stays down.
+    let dead = free_port().to_string();
+    p.same_words("CONFIG SET replica-serve-stale-data no");
+    p.same(&[b"REPLICAOF", b"127.0.0.1", dead.as_bytes()]);
+    for line in [
+        "FCALL plain 0",
+        "FCALL ok 0",
+        "FCALL get 0",
+        "FCALL pget 0",
+        "FCALL time 0",
+    ] {
+        p.same_words(line);
+    }
+    p.same(&[
+        b"EVAL",
+        b"#!lua flags=no-writes,allow-stale\nreturn redis.call('get','x')",
+        b"0",
+    ]);
+    // Serving stale data again: the same calls go through.
+    p.same_words("CONFIG SET replica-serve-stale-data yes");
+    p.same_words("FCALL get 0");
+    p.same_words("REPLICAOF NO ONE");
+}
