@@ -948,3 +948,29 @@ fn crc64(data: &[u8]) -> u64 {
     }
     crc
 }
+
+#[test]
+fn fcall_finds_the_function_before_reading_numkeys_and_list_patterns_ignore_case() {
+    let mut p = Pair::start();
+    same_load(
+        &mut p,
+        false,
+        "#!lua name=Mixed\nredis.register_function('f', function(k, a) return {#k, #a} end)",
+    );
+    for line in [
+        "FCALL nosuch x",
+        "FCALL nosuch -1",
+        "FCALL nosuch 5 a",
+        "FCALL_RO nosuch x",
+        "FCALL f x",
+        "FCALL f -1",
+        "FCALL f 5 a",
+        "FCALL F 1 k v",
+        "FUNCTION LIST LIBRARYNAME mixed",
+        "FUNCTION LIST LIBRARYNAME MIX*",
+        "FUNCTION LIST LIBRARYNAME [m]ixed",
+        "FUNCTION LIST LIBRARYNAME other",
+    ] {
+        p.same_words(line);
+    }
+}

@@ -691,6 +691,14 @@ pub fn flag_names(f: &ScriptFlags) -> Vec<&'static str> {
     v
 }
 
+/// FCALL's reply for a name no library registered.
+pub const NOT_FOUND: &str = "ERR Function not found";
+
+/// Whether a library registered function `name` (case ignored).
+pub fn has_function(store: &mut crate::server::Store, name: &[u8]) -> bool {
+    registry(store).function(name).is_some()
+}
+
 /// FCALL / FCALL_RO: runs function `name` with KEYS and ARGV.
 pub fn fcall(
     ctx: &mut Ctx,
@@ -702,7 +710,7 @@ pub fn fcall(
 ) -> Result<(), CmdError> {
     let name: &[u8] = command.get(1).map_or(&[], |n| n);
     let Some((func, mut flags)) = registry(ctx.store).function(name) else {
-        return Err(CmdError::msg("ERR Function not found"));
+        return Err(CmdError::msg(NOT_FOUND));
     };
     // Refused as the function starts when it may write (`script_run`'s start checks).
     flags.ro_command = read_only;
