@@ -385,6 +385,9 @@ pub fn script_call(
             return refused(text);
         }
     }
+    if store.repl.master.is_some() && !cmd.is(flags::STALE) && stale_replica(store) {
+        return refused("ERR Can not execute the command on a stale replica");
+    }
     // Unrestricted users (the default user) pass on one flag test, as in `acl_check`.
     if !client.user.unrestricted(&server.acl) {
         if let Err(r) =
@@ -495,6 +498,14 @@ fn never_from_script(name: &str, argv: &[Bytes]) -> bool {
         }),
         _ => false,
     }
+}
+
+/// Whether a replica is cut from its master and told not to serve stale data: a
+/// script (run with `allow-stale`) may then only call commands flagged STALE.
+#[cold]
+#[inline(never)]
+fn stale_replica(store: &Store) -> bool {
+    !store.hot.replica_serve_stale_data && !store.repl.link_connected()
 }
 
 /// A refusal of [`script_call`] (out of line: the script door's hot path stays short).

@@ -50,9 +50,6 @@ pub enum PersistError {
     /// The RDB at startup is unreadable (the process exits).
     #[error("Fatal error loading the DB ({path}): {err}. Exiting.")]
     Load { path: String, err: rdb::RdbError },
-    /// DEBUG RELOAD could not read back what it saved.
-    #[error("ERR Error trying to load the RDB dump: {0}")]
-    Reload(rdb::RdbError),
     /// Loading the AOF at startup failed (its own message).
     #[error("{0}")]
     Aof(String),
@@ -632,21 +629,113 @@ pub fn on_shutdown(server: &Server, force: bool) -> Result<(), PersistError> {
     }
 }
 
-/// DEBUG RELOAD: save the live data, then load it back from the file into fresh
-/// databases and swap them in (the caller holds the store lock).
-pub fn debug_reload(server: &Server, store: &mut Store) -> Result<(), String> {
-    save(server, store).map_err(|e| format!("ERR {e}"))?;
+/// DEBUG RELOAD's options, as Redis 7.0 has them. The defaults (no option) save the
+/// live data, empty the dataset and load the file back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadOptions {
+    /// MERGE: a key or library of the file replaces a live one of the same name.
+    pub merge: bool,
+    /// Not NOFLUSH: the dataset (keys and libraries) is emptied before the load.
+    pub flush: bool,
+    /// Not NOSAVE: the live data is saved first (else the file on disk is loaded).
+    pub save: bool,
+}
+
+impl Default for ReloadOptions {
+    fn default() -> Self {
+        ReloadOptions {
+            merge: false,
+            flush: true,
+            save: true,
+        }
+    }
+}
+
+/// What a DEBUG RELOAD whose load failed answers (the log says why).
+pub const RELOAD_FAILED: &str = "ERR Error trying to load the RDB dump";
+
+/// DEBUG RELOAD (the caller holds the store lock). Steps in Redis 7.0's order, each
+/// leaving its effect when a later one fails: save (a bare `ERR` if it fails, as
+/// SAVE), empty the dataset, read the file, add its libraries one by one, add its
+/// keys.
+///
+/// One deliberate difference: without MERGE, a key of the file that is already live
+/// (NOFLUSH) makes Redis stop the process; here the reload is refused with
+/// [`RELOAD_FAILED`] before any key is added, and the server goes on.
+pub fn debug_reload(server: &Server, store: &mut Store, opts: ReloadOptions) -> Result<(), String> {
+    if opts.save {
+        // As Redis's DEBUG RELOAD, this saves even while a BGSAVE runs.
+        save_unchecked(server, store).map_err(|_| "ERR".to_string())?;
+    }
+    if opts.flush {
+        for db in &mut store.dbs {
+            db.clear();
+        }
+        crate::commands::function_lib::flush(store);
+    }
     let t = Target::from_server(server);
     let tuning = {
         let c = server.config.read();
         (c.key_load_delay, rdb::Shapes::of(&c))
     };
-    let (dbs, info) = load_into(&t.path(), store.dbs.len(), tuning)
-        .map_err(|e| PersistError::Reload(e).to_string())?;
-    store.dbs = dbs;
-    crate::commands::function_lib::install_loaded(store, &info.functions);
+    let (dbs, info) = load_into(&t.path(), store.dbs.len(), tuning).map_err(|e| {
+        warning!("DEBUG RELOAD could not read {}: {e}", t.path().display());
+        RELOAD_FAILED.to_string()
+    })?;
+    if let Err(e) = crate::commands::function_lib::load_each(store, &info.functions, opts.merge) {
+        warning!("Failed loading library, {e}");
+        return Err(RELOAD_FAILED.to_string());
+    }
+    if !opts.merge {
+        if let Some((db, key)) = first_live_key(&store.dbs, &dbs) {
+            warning!(
+                "RDB has duplicated key '{}' in DB {db}",
+                String::from_utf8_lossy(&key)
+            );
+            return Err(RELOAD_FAILED.to_string());
+        }
+    }
+    // A table taken whole records no created keys (`Store::begin_command` restarts
+    // that) and needs the LFU setting.
+    let lfu = store.hot.lfu.is_some();
+    for (live, file) in store.dbs.iter_mut().zip(dbs) {
+        add_keys(live, file);
+        live.keep_lfu_on_replace(lfu);
+    }
     notice!("DB reloaded by DEBUG RELOAD");
     Ok(())
+}
+
+/// The first key of `file` that `live` already has, with its database index.
+fn first_live_key(live: &[Db], file: &[Db]) -> Option<(usize, Vec<u8>)> {
+    live.iter().zip(file).enumerate().find_map(|(i, (l, f))| {
+        if l.is_empty() {
+            return None;
+        }
+        f.keys()
+            .find(|k| l.contains(k.as_bytes()))
+            .map(|k| (i, k.as_bytes().to_vec()))
+    })
+}
+
+/// Moves every key of `file` into `live`, replacing a live key of the same name
+/// (with its TTL and access time from the file).
+fn add_keys(live: &mut Db, mut file: Db) {
+    if live.is_empty() {
+        // The common case (no NOFLUSH): the loaded table whole.
+        *live = file;
+        return;
+    }
+    live.try_reserve(file.len());
+    while let Some(key) = file.key_at(0).map(|k| k.as_bytes().to_vec()) {
+        let expire = file.expire_of(&key);
+        let Some(entry) = file.remove(&key) else {
+            break;
+        };
+        live.remove(&key);
+        // Just removed, so the insert cannot meet the key.
+        let _ = live.insert_new(&key, entry.value, expire, entry.meta.lru());
+    }
 }
 
 /// The replication identity found in the RDB loaded at startup, if any.

@@ -1,5 +1,6 @@
 //! DEBUG subcommands that Redis 7.0's own test suite relies on: PROTOCOL (byte for
-//! byte against redis-server 7.0.15, RESP2 and RESP3) and LOADAOF.
+//! byte against redis-server 7.0.15, RESP2 and RESP3), LOADAOF and RELOAD's options
+//! (MERGE, NOFLUSH, NOSAVE; their library side is in functions.rs).
 
 mod common;
 use common::*;
@@ -117,4 +118,96 @@ fn debug_loadaof_without_aof_is_refused_and_keeps_the_data() {
     assert_eq!(c.cmd("SET k v"), R::ok());
     assert!(matches!(c.cmd("DEBUG LOADAOF"), R::Err(e) if e.starts_with("ERR ")));
     assert_eq!(c.cmd("GET k"), R::bulk("v"));
+}
+
+#[test]
+fn debug_reload_options_keep_merge_and_replace_keys_as_redis() {
+    // No save points on either side (FLUSHALL would save the empty dataset).
+    let mut p = Pair::start_with(&["--enable-debug-command", "yes", "--save", ""]);
+    for line in [
+        "SET k file",
+        "EXPIREAT k 4000000000",
+        "SET gone x",
+        "SELECT 9",
+        "SET nine file",
+        "SELECT 0",
+        "DEBUG RELOAD",
+        // Options are all checked before anything is done: nothing is saved here.
+        "SET unsaved 1",
+        "DEBUG RELOAD FOO",
+        "DEBUG RELOAD merge NoSave bar",
+        // The live dataset changes after the save.
+        "SET k live",
+        "SET only_live 1",
+        "DEL gone",
+        // NOFLUSH MERGE: the file's keys come back, replacing live ones (TTL included).
+        "DEBUG RELOAD NOSAVE NOFLUSH MERGE",
+        "GET k",
+        "EXPIRETIME k",
+        "GET gone",
+        "GET only_live",
+        "GET unsaved",
+        "DBSIZE",
+        "SELECT 9",
+        "GET nine",
+        "SELECT 0",
+        "DEBUG DIGEST",
+        // NOFLUSH alone with no key in common adds the file's keys.
+        "FLUSHALL",
+        "SET fresh 1",
+        "DEBUG RELOAD NOSAVE NOFLUSH",
+        "DBSIZE",
+        "DEBUG DIGEST",
+        // NOSAVE alone: the live dataset is replaced by the file.
+        "DEBUG RELOAD nosave",
+        "GET fresh",
+        "DBSIZE",
+        "DEBUG DIGEST",
+    ] {
+        p.same_words(line);
+    }
+}
+
+#[test]
+fn debug_reload_nosave_without_a_file_empties_unless_noflush_as_redis() {
+    let ours = TestServer::start(&["--enable-debug-command", "yes"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    let lib = b"#!lua name=lib\nredis.register_function('f', function() return 1 end)";
+    for c in [&mut ours.conn(), &mut theirs.conn()] {
+        assert_eq!(c.cmd("SET k v"), R::ok());
+        assert_eq!(c.cmd_args(&[b"FUNCTION", b"LOAD", lib]), R::bulk("lib"));
+        // No file on disk: the load fails; NOFLUSH keeps the data, without it the
+        // dataset, libraries included, was emptied before the load was tried.
+        let failed = err("ERR Error trying to load the RDB dump");
+        assert_eq!(c.cmd("DEBUG RELOAD NOSAVE NOFLUSH"), failed);
+        assert_eq!(c.cmd("DBSIZE"), R::Int(1));
+        assert_eq!(c.cmd("DEBUG RELOAD NOSAVE"), failed);
+        assert_eq!(c.cmd("DBSIZE"), R::Int(0));
+        assert_eq!(c.cmd("FUNCTION LIST"), R::Arr(vec![]));
+    }
+}
+
+#[test]
+fn debug_reload_noflush_with_a_live_key_is_refused_and_keeps_the_data() {
+    // Redis 7.0 stops the process on a duplicated key here; Tandem refuses the reload
+    // before adding any key.
+    let s = TestServer::start(&["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("SET k 1"), R::ok());
+    assert_eq!(c.cmd("SET a 1"), R::ok());
+    assert_eq!(c.cmd("DEBUG RELOAD"), R::ok());
+    assert_eq!(c.cmd("SET k 2"), R::ok());
+    assert_eq!(c.cmd("DEL a"), R::Int(1));
+    assert_eq!(
+        c.cmd("DEBUG RELOAD NOSAVE NOFLUSH"),
+        err("ERR Error trying to load the RDB dump")
+    );
+    assert_eq!(c.cmd("GET k"), R::bulk("2"));
+    assert_eq!(c.cmd("EXISTS a"), R::Int(0));
+    assert!(s.stdout().contains("RDB has duplicated key 'k' in DB 0"));
+    // Without the conflict the same reload goes through.
+    assert_eq!(c.cmd("DEL k"), R::Int(1));
+    assert_eq!(c.cmd("DEBUG RELOAD NOSAVE NOFLUSH"), R::ok());
+    assert_eq!(c.cmd("MGET k a"), arr(&["1", "1"]));
 }

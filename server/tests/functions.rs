@@ -703,3 +703,274 @@ redis.register_function('kv', function() return redis.call('hgetall', 'h') end)"
         R::Arr(vec![R::Int(1), R::Int(2), R::bulk("x")])
     );
 }
+
+/// `FUNCTION LOAD` of `code` on both servers, requiring the same reply.
+fn same_load(p: &mut Pair, replace: bool, code: &str) -> R {
+    if replace {
+        p.same(&[b"FUNCTION", b"LOAD", b"REPLACE", code.as_bytes()])
+    } else {
+        p.same(&[b"FUNCTION", b"LOAD", code.as_bytes()])
+    }
+}
+
+#[test]
+fn debug_reload_noflush_and_merge_treat_libraries_as_redis() {
+    let mut p = Pair::start_with(&["--enable-debug-command", "yes"]);
+    let fa = |lib: &str, v: &str| {
+        format!("#!lua name={lib}\nredis.register_function('fa', function() return '{v}' end)")
+    };
+    same_load(&mut p, false, &fa("liba", "a"));
+    p.same_words("SET k 1");
+    p.same_words("DEBUG RELOAD");
+    // NOFLUSH: the file's library exists, so the load fails (before any key).
+    p.same_words("DEBUG RELOAD NOFLUSH");
+    p.same_words("DEBUG RELOAD NOFLUSH MERGE");
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+    p.same_words("FCALL fa 0");
+    // A live library of another name holding the file's function name: MERGE
+    // replaces same-named libraries only, so the function clashes.
+    p.same_words("FUNCTION DELETE liba");
+    same_load(&mut p, false, &fa("libb", "b"));
+    p.same_words("DEBUG RELOAD NOSAVE NOFLUSH MERGE");
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+    p.same_words("FCALL fa 0");
+    // Libraries saved and libraries loaded since are all there after a merge.
+    p.same_words("FUNCTION FLUSH");
+    same_load(
+        &mut p,
+        false,
+        &fa("test1", "one").replace("'fa'", "'test1'"),
+    );
+    p.same_words("DEBUG RELOAD");
+    same_load(
+        &mut p,
+        false,
+        &fa("test2", "two").replace("'fa'", "'test2'"),
+    );
+    p.same_words("DEBUG RELOAD NOSAVE NOFLUSH MERGE");
+    p.same_words("FCALL test1 0");
+    p.same_words("FCALL test2 0");
+    p.same_words("FUNCTION STATS");
+    // MERGE replaces a library changed since the save with the saved one.
+    same_load(&mut p, true, &fa("test1", "new").replace("'fa'", "'test1'"));
+    p.same_words("DEBUG RELOAD NOSAVE NOFLUSH MERGE");
+    p.same_words("FCALL test1 0");
+    // The default reload empties the libraries loaded since the save.
+    p.same_words("DEBUG RELOAD NOSAVE");
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+}
+
+#[test]
+fn register_function_argument_errors_match_redis() {
+    let mut p = Pair::start();
+    let cases: &[&str] = &[
+        // Positional: the name is checked before the callback.
+        "redis.register_function({}, 1)",
+        "redis.register_function(nil, function() return 1 end)",
+        "redis.register_function(true, function() return 1 end)",
+        // Named: a name or description that is not a string, keys that are not.
+        "redis.register_function{function_name={}, callback=function() return 1 end}",
+        "redis.register_function{function_name=false, callback=function() return 1 end}",
+        "redis.register_function{function_name='g', description={}, callback=function() return 1 end}",
+        "redis.register_function{[true]='g', callback=function() return 1 end}",
+        "redis.register_function{[1]='g', callback=function() return 1 end}",
+        "redis.register_function{function_name='g', callback=function() return 1 end, flags={1}}",
+        "redis.register_function{function_name='g', callback=function() return 1 end, flags={{}}}",
+        "redis.register_function{function_name='g', callback=function() return 1 end, flags={'no-writes', 'x'}}",
+    ];
+    for body in cases {
+        same_load(&mut p, true, &format!("#!lua name=bad\n{body}"));
+    }
+    // Accepted forms: a number as a name, keys and flags in any case.
+    let good: &[&str] = &[
+        "redis.register_function(12, function() return 1 end)",
+        "redis.register_function{FUNCTION_NAME='g', CallBack=function() return 2 end, Description='d', FLAGS={'No-Writes', 'ALLOW-STALE'}}",
+        "redis.register_function{function_name=34, callback=function() return 3 end, description=5}",
+    ];
+    for (i, body) in good.iter().enumerate() {
+        same_load(&mut p, true, &format!("#!lua name=good{i}\n{body}"));
+    }
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+    p.same_words("FCALL 12 0");
+    p.same_words("FCALL_RO g 0");
+    p.same_words("FCALL 34 0");
+}
+
+#[test]
+fn register_function_outside_a_load_is_refused_as_in_redis() {
+    let mut p = Pair::start();
+    let lib = "#!lua name=keep
+local api = redis
+api.register_function('again', function() api.register_function('x', function() return 1 end) end)
+api.register_function('protected', function() return {pcall(api.register_function, 'x', function() end)} end)
+api.register_function('touch', function() api.math = 1 end)";
+    same_load(&mut p, false, lib);
+    for line in ["FCALL again 0", "FCALL protected 0", "FCALL touch 0"] {
+        p.same_words(line);
+    }
+    same_load(&mut p, false, "#!lua name=n\nredis.math.random()");
+    same_load(&mut p, false, "#!lua name=n\nredis.redis.call('ping')");
+}
+
+#[test]
+fn library_metadata_line_is_read_as_redis() {
+    let mut p = Pair::start();
+    let f = "\nredis.register_function('f', function() return 1 end)";
+    for meta in [
+        "#!lua name=\"quoted\"",
+        "#!lua name='single'",
+        "#!\"lua\" name=q2",
+        "#!LUA NAME=upper",
+        "#!lua   name=spaces   ",
+        "#!lua\tname=tab",
+        "#!lua name=crlf\r",
+        "#! name=noengine",
+        "#!luax name=bad-name",
+        "#!lua name=\"unbalanced",
+        "#!lua name=\"x\"y",
+        "#!lua name=\"a b\"",
+        "#!lua \"name=quoted_key\"",
+        "#!lua name=",
+        "#!lua name=a name=b",
+        "#!lua name=nul\0",
+        "#!",
+    ] {
+        same_load(&mut p, true, &format!("{meta}{f}"));
+    }
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+}
+
+#[test]
+fn allow_stale_functions_call_only_stale_commands_on_a_cut_replica_as_redis() {
+    let mut p = Pair::start();
+    let lib = "#!lua name=stale
+redis.register_function{function_name='plain', callback=function() return 'hello' end, flags={'no-writes'}}
+redis.register_function{function_name='ok', callback=function() return 'hello' end, flags={'allow-stale', 'no-writes'}}
+redis.register_function{function_name='get', callback=function() return redis.call('get', 'x') end, flags={'allow-stale', 'no-writes'}}
+redis.register_function{function_name='pget', callback=function() return redis.pcall('get', 'x') end, flags={'allow-stale', 'no-writes'}}
+redis.register_function{function_name='time', callback=function() return #redis.call('time') end, flags={'allow-stale', 'no-writes'}}";
+    same_load(&mut p, false, lib);
+    // A port nobody listens on: the link stays down.
+    let dead = free_port().to_string();
+    p.same_words("CONFIG SET replica-serve-stale-data no");
+    p.same(&[b"REPLICAOF", b"127.0.0.1", dead.as_bytes()]);
+    for line in [
+        "FCALL plain 0",
+        "FCALL ok 0",
+        "FCALL get 0",
+        "FCALL pget 0",
+        "FCALL time 0",
+    ] {
+        p.same_words(line);
+    }
+    p.same(&[
+        b"EVAL",
+        b"#!lua flags=no-writes,allow-stale\nreturn redis.call('get','x')",
+        b"0",
+    ]);
+    // Serving stale data again: the same calls go through.
+    p.same_words("CONFIG SET replica-serve-stale-data yes");
+    p.same_words("FCALL get 0");
+    p.same_words("REPLICAOF NO ONE");
+}
+
+#[test]
+fn function_restore_reads_the_pre_release_layout_as_redis() {
+    let mut p = Pair::start();
+    // A FUNCTION (0xF6) entry: name, engine, description flag and text, code without
+    // the metadata line, then the RDB version (10) and the CRC64 of all before it.
+    let entry = |name: &[u8], desc: Option<&[u8]>, body: &[u8]| {
+        let mut v = vec![0xF6];
+        for s in [name, b"LUA".as_slice()] {
+            v.push(s.len() as u8);
+            v.extend_from_slice(s);
+        }
+        match desc {
+            Some(d) => {
+                v.push(1);
+                v.push(d.len() as u8);
+                v.extend_from_slice(d);
+            }
+            None => v.push(0),
+        }
+        v.push(body.len() as u8);
+        v.extend_from_slice(body);
+        v
+    };
+    let payload = |body: Vec<u8>| {
+        let mut v = body;
+        v.extend_from_slice(&10u16.to_le_bytes());
+        let crc = crc64(&v);
+        v.extend_from_slice(&crc.to_le_bytes());
+        v
+    };
+    let code = b"redis.register_function('old', function() return 'rc' end)";
+    let good = payload(entry(b"oldlib", Some(b"described"), code));
+    p.same(&[b"FUNCTION", b"RESTORE", &good]);
+    assert_eq!(list(&mut p.a), list(&mut p.b));
+    p.same_words("FCALL old 0");
+    // Cut inside the entry: each part missing gets its own error. The reader goes on
+    // into the footer, so an error may quote its binary bytes; compared as lossy
+    // UTF-8 (a Lua compile error quoting a non-UTF-8 byte of the code shows it as
+    // U+FFFD in Tandem, raw in Redis).
+    let full = entry(b"lib2", Some(b"d"), b"return");
+    for cut in 1..full.len() {
+        let args: [&[u8]; 3] = [b"FUNCTION", b"RESTORE", &payload(full[..cut].to_vec())];
+        let ours = String::from_utf8_lossy(&one_line(&mut p.a, &args)).into_owned();
+        let theirs = String::from_utf8_lossy(&one_line(&mut p.b, &args)).into_owned();
+        assert_eq!(ours, theirs, "cut {cut}");
+    }
+    let cut = payload(vec![0xF5, 0x30, b'x']);
+    p.same(&[b"FUNCTION", b"RESTORE", &cut]);
+}
+
+/// The raw bytes of a one-line reply (status, error or integer) to `args`.
+fn one_line(c: &mut Conn, args: &[&[u8]]) -> Vec<u8> {
+    use std::io::BufRead;
+    c.send(args);
+    let mut line = Vec::new();
+    c.stream.read_until(b'\n', &mut line).expect("reply line");
+    line
+}
+
+/// CRC-64/Jones, reflected (Redis's `crc64` for DUMP payloads).
+fn crc64(data: &[u8]) -> u64 {
+    let mut crc: u64 = 0;
+    for &b in data {
+        crc ^= b as u64;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x95AC_9329_AC4B_C9B5
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+#[test]
+fn fcall_finds_the_function_before_reading_numkeys_and_list_patterns_ignore_case() {
+    let mut p = Pair::start();
+    same_load(
+        &mut p,
+        false,
+        "#!lua name=Mixed\nredis.register_function('f', function(k, a) return {#k, #a} end)",
+    );
+    for line in [
+        "FCALL nosuch x",
+        "FCALL nosuch -1",
+        "FCALL nosuch 5 a",
+        "FCALL_RO nosuch x",
+        "FCALL f x",
+        "FCALL f -1",
+        "FCALL f 5 a",
+        "FCALL F 1 k v",
+        "FUNCTION LIST LIBRARYNAME mixed",
+        "FUNCTION LIST LIBRARYNAME MIX*",
+        "FUNCTION LIST LIBRARYNAME [m]ixed",
+        "FUNCTION LIST LIBRARYNAME other",
+    ] {
+        p.same_words(line);
+    }
+}

@@ -125,26 +125,28 @@ fn parse_metadata(code: &[u8]) -> Result<Metadata<'_>, FunctionError> {
     if !code.starts_with(b"#!") {
         return Err(FunctionError::MissingMetadata);
     }
+    // The first line ends at a newline; a NUL before it ends the search (C strings).
     let nl = code
         .iter()
-        .position(|&c| c == b'\n')
+        .position(|&c| c == b'\n' || c == 0)
+        .filter(|&i| code[i] == b'\n')
         .ok_or(FunctionError::InvalidMetadata)?;
-    let line = String::from_utf8_lossy(&code[2..nl]);
-    let mut parts = line.split_ascii_whitespace();
-    let engine = parts
-        .next()
-        .ok_or(FunctionError::InvalidMetadata)?
-        .to_string();
+    // Tokenised like a config line (quotes allowed); the first token is `#!<engine>`.
+    let parts = crate::resp::split_args(&code[..nl])
+        .filter(|p| !p.is_empty())
+        .ok_or(FunctionError::InvalidMetadata)?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let engine = text(parts[0].get(2..).unwrap_or_default());
     let mut name = None;
-    for part in parts {
+    for part in &parts[1..] {
         match part.get(..5) {
-            Some(p) if p.eq_ignore_ascii_case("name=") => {
+            Some(p) if p.eq_ignore_ascii_case(b"name=") => {
                 if name.is_some() {
                     return Err(FunctionError::NameTwice);
                 }
-                name = Some(part[5..].to_string());
+                name = Some(text(&part[5..]));
             }
-            _ => return Err(FunctionError::MetadataValue(part.to_string())),
+            _ => return Err(FunctionError::MetadataValue(text(part))),
         }
     }
     Ok(Metadata {
@@ -218,11 +220,11 @@ impl Functions {
         replace: bool,
     ) -> Result<Library, FunctionError> {
         let md = parse_metadata(code)?;
-        if !md.engine.eq_ignore_ascii_case("lua") {
-            return Err(FunctionError::Engine(md.engine));
-        }
         if !valid_name(&md.name) {
             return Err(FunctionError::BadLibraryName);
+        }
+        if !md.engine.eq_ignore_ascii_case("lua") {
+            return Err(FunctionError::Engine(md.engine));
         }
         if !replace && self.libs.contains_key(&md.name) {
             return Err(FunctionError::LibraryExists(md.name));
@@ -489,7 +491,15 @@ fn run_library_code(
         // Through Lua's own pcall: the error comes back as the raw value Lua raised
         // (no traceback appended).
         let r = pcall.call::<(bool, Value)>(&chunk);
-        api_redis.raw_set("register_function", Value::Nil)?;
+        // A function that kept a reference to the API finds it refusing (Redis checks
+        // that a load is running).
+        let outside = lua.create_function(|_, _: MultiValue| {
+            Err::<(), _>(mlua::Error::external(ReplyError(
+                "ERR redis.register_function can only be called on FUNCTION LOAD command"
+                    .to_string(),
+            )))
+        })?;
+        api_redis.raw_set("register_function", outside)?;
         r
     });
     // From now on the library's functions see the sandboxed globals.
@@ -540,12 +550,17 @@ fn parse_registration(lua: &Lua, args: MultiValue) -> mlua::Result<FunctionDef> 
             return Err(reg_error("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments)."))
         }
         (Some(name), Some(cb)) => {
+            let Some(name) = to_text(lua, name)? else {
+                return Err(reg_error(
+                    "first argument to redis.register_function must be a string",
+                ));
+            };
             let Value::Function(cb) = cb else {
                 return Err(reg_error(
                     "second argument to redis.register_function must be a function",
                 ));
             };
-            (to_text(lua, name)?, Some(cb), ScriptFlags::default(), None)
+            (Some(name), Some(cb), ScriptFlags::default(), None)
         }
         (None, _) => unreachable_args()?,
     };
@@ -582,16 +597,22 @@ fn named_registration(lua: &Lua, t: &Table) -> mlua::Result<Registration> {
     let (mut name, mut cb, mut flags, mut desc) = (None, None, ScriptFlags::default(), None);
     for pair in t.clone().pairs::<Value, Value>() {
         let (k, v) = pair?;
-        let key = match &k {
-            Value::String(s) => s.to_string_lossy(),
-            _ => {
-                return Err(reg_error(
-                    "named argument key given to redis.register_function is not a string",
-                ))
-            }
+        // Keys are matched ignoring case; a number key is read as its text (and so
+        // is an unknown argument), as in Redis.
+        let Some(key) = to_text(lua, k)? else {
+            return Err(reg_error(
+                "named argument key given to redis.register_function is not a string",
+            ));
         };
-        match key.as_str() {
-            "function_name" => name = to_text(lua, v)?,
+        match key.to_ascii_lowercase().as_str() {
+            "function_name" => {
+                name = to_text(lua, v)?;
+                if name.is_none() {
+                    return Err(reg_error(
+                        "function_name argument given to redis.register_function must be a string",
+                    ));
+                }
+            }
             "callback" => match v {
                 Value::Function(f) => cb = Some(f),
                 _ => {
@@ -627,8 +648,9 @@ fn parse_flags(v: &Value) -> mlua::Result<ScriptFlags> {
     };
     let mut flags = ScriptFlags::default();
     for f in t.clone().sequence_values::<Value>() {
+        // Flag names ignore case here (not in an EVAL shebang), as in Redis.
         let ok = match f? {
-            Value::String(s) => flags.set(&s.to_string_lossy()),
+            Value::String(s) => flags.set(&s.to_string_lossy().to_ascii_lowercase()),
             _ => false,
         };
         if !ok {
@@ -669,6 +691,14 @@ pub fn flag_names(f: &ScriptFlags) -> Vec<&'static str> {
     v
 }
 
+/// FCALL's reply for a name no library registered.
+pub const NOT_FOUND: &str = "ERR Function not found";
+
+/// Whether a library registered function `name` (case ignored).
+pub fn has_function(store: &mut crate::server::Store, name: &[u8]) -> bool {
+    registry(store).function(name).is_some()
+}
+
 /// FCALL / FCALL_RO: runs function `name` with KEYS and ARGV.
 pub fn fcall(
     ctx: &mut Ctx,
@@ -680,7 +710,7 @@ pub fn fcall(
 ) -> Result<(), CmdError> {
     let name: &[u8] = command.get(1).map_or(&[], |n| n);
     let Some((func, mut flags)) = registry(ctx.store).function(name) else {
-        return Err(CmdError::msg("ERR Function not found"));
+        return Err(CmdError::msg(NOT_FOUND));
     };
     // Refused as the function starts when it may write (`script_run`'s start checks).
     flags.ro_command = read_only;
@@ -722,20 +752,46 @@ fn make_wrapper(lua: &Lua, func: &Function) -> mlua::Result<Function> {
     make.call(func.clone())
 }
 
-/// Replaces the registry with the libraries an RDB carried (startup, DEBUG RELOAD,
-/// AOF base, full sync). A library that no longer loads is logged and skipped.
+/// Replaces the registry with the libraries an RDB carried (startup, AOF base,
+/// full sync). A library that no longer loads is logged and skipped.
 pub fn install_loaded(store: &mut crate::server::Store, codes: &[Bytes]) {
-    // The scripting state exists from server start; its busy state is the server's.
-    let busy = store
-        .scripts
-        .0
-        .as_ref()
-        .and_then(|b| b.downcast_ref::<Scripts>())
-        .map_or_else(|| Arc::new(Busy::default()), |s| s.busy.clone());
+    let busy = busy_of(store);
     let (functions, scripts) = parts(store, &busy);
     if let Err(e) = functions.restore(scripts, codes, RestorePolicy::Flush) {
         crate::warning!("Failed loading the function libraries of the RDB: {e}");
     }
+}
+
+/// DEBUG RELOAD's function step (as Redis 7.0 loads an RDB's libraries): each one
+/// goes on top of the registry in file order, replacing a library of the same name
+/// only with `replace` (MERGE). The first that fails ends the load and the
+/// libraries before it stay.
+pub fn load_each(
+    store: &mut crate::server::Store,
+    codes: &[Bytes],
+    replace: bool,
+) -> Result<(), FunctionError> {
+    let busy = busy_of(store);
+    let (functions, scripts) = parts(store, &busy);
+    for code in codes {
+        functions.load(scripts, code, replace)?;
+    }
+    Ok(())
+}
+
+/// Drops every library (DEBUG RELOAD empties the dataset, functions included).
+pub fn flush(store: &mut crate::server::Store) {
+    registry(store).flush();
+}
+
+/// The server's busy state: the scripting state exists from server start and holds it.
+fn busy_of(store: &crate::server::Store) -> Arc<Busy> {
+    store
+        .scripts
+        .0
+        .as_ref()
+        .and_then(|b| b.downcast_ref::<Scripts>())
+        .map_or_else(|| Arc::new(Busy::default()), |s| s.busy.clone())
 }
 
 /// Whether `name` is a command of the table (for `redis.acl_check_cmd`).
@@ -821,6 +877,19 @@ mod tests {
         let md = parse_metadata(b"#!lua name=lib\nreturn").unwrap();
         assert_eq!((md.engine.as_str(), md.name.as_str()), ("lua", "lib"));
         assert_eq!(md.body, b"\nreturn");
+        // Quotes are read as in a config line; "#! " leaves the engine empty.
+        let md = parse_metadata(b"#!lua name=\"lib\"\nreturn").unwrap();
+        assert_eq!(md.name, "lib");
+        let md = parse_metadata(b"#! name=lib\n").unwrap();
+        assert_eq!((md.engine.as_str(), md.name.as_str()), ("", "lib"));
+        assert_eq!(
+            err(b"#!lua name=\"lib\n").as_deref(),
+            Some("ERR Invalid library metadata")
+        );
+        assert_eq!(
+            err(b"#!lua name=lib\0\n").as_deref(),
+            Some("ERR Invalid library metadata")
+        );
         assert!(valid_name("a_B9") && !valid_name("") && !valid_name("a-b"));
     }
 }

@@ -40,6 +40,10 @@ fn fcall_keys(argv: &[Bytes]) -> Vec<usize> {
 
 fn fcall_generic(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes], ro: bool) -> CmdResult {
     crate::exec::feed_monitors_before_script(ctx.server, ctx.client, argv);
+    // Redis looks the function up before it reads numkeys.
+    if !functions::has_function(ctx.store, &argv[1]) {
+        return Err(CmdError::msg(functions::NOT_FOUND));
+    }
     let n = crate::resp::parse_i64(&argv[2])
         .ok_or_else(|| CmdError::msg("ERR Bad number of keys provided"))?;
     if n < 0 {
@@ -265,7 +269,7 @@ fn list(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     let libs: Vec<_> = functions::registry(ctx.store)
         .libraries()
-        .filter(|l| pattern.is_none_or(|p| crate::util::glob_match(p, l.name.as_bytes(), false)))
+        .filter(|l| pattern.is_none_or(|p| crate::util::glob_match(p, l.name.as_bytes(), true)))
         .collect();
     out.array(libs.len());
     for lib in libs {

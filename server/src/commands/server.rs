@@ -248,6 +248,12 @@ const DEBUG_HELP: &[&str] = &[
     "    Reply with a test value of the specified type. <type> can be: string,",
     "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
     "    true, false.",
+    "RELOAD [option ...]",
+    "    Save the RDB on disk, empty the dataset and load the file back. Options:",
+    "    * MERGE: keys and libraries of the file replace live ones of the same name.",
+    "    * NOFLUSH: keep the live dataset; without MERGE, a key or library of the",
+    "      file that is already live makes the reload fail.",
+    "    * NOSAVE: load the file on disk as it is.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    0 stops expiring keys in the background, 1 resumes it.",
     "SET-DISABLE-DENY-SCRIPTS <0|1>",
@@ -258,6 +264,24 @@ const DEBUG_HELP: &[&str] = &[
     "HELP",
     "    Print this help.",
 ];
+
+/// DEBUG RELOAD's options, any number in any order (checked before anything is done).
+fn reload_options(args: &[Bytes]) -> Result<crate::persist::ReloadOptions, CmdError> {
+    let mut opts = crate::persist::ReloadOptions::default();
+    for a in args {
+        match &a.to_ascii_lowercase()[..] {
+            b"merge" => opts.merge = true,
+            b"noflush" => opts.flush = false,
+            b"nosave" => opts.save = false,
+            _ => {
+                return Err(CmdError::msg(
+                    "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+                ))
+            }
+        }
+    }
+    Ok(opts)
+}
 
 /// C's `strtod` prefix parse as Redis's DEBUG SLEEP uses it: garbage reads as 0.
 fn strtod_prefix(a: &[u8]) -> f64 {
@@ -312,9 +336,9 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             }
             out.ok();
         }
-        b"reload" if argc == 2 => {
-            // SAVE, empty the dataset and load the file again (as Redis's DEBUG RELOAD).
-            crate::persist::debug_reload(ctx.server, ctx.store).map_err(CmdError::msg)?;
+        b"reload" => {
+            let opts = reload_options(&argv[2..])?;
+            crate::persist::debug_reload(ctx.server, ctx.store, opts).map_err(CmdError::msg)?;
             out.ok();
         }
         b"set-active-expire" if argc == 3 => {

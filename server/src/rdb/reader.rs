@@ -618,16 +618,9 @@ pub fn load_delayed<R: Read>(
                 rd.len()?;
                 rd.skip_module_value()?;
             }
-            OP_FUNCTION => {
-                rd.string()?;
-                rd.string()?;
-                if rd.len()? != 0 {
-                    rd.string()?;
-                }
-                rd.string()?;
-            }
-            OP_FUNCTION2 => {
-                info.functions.push(rd.string()?);
+            OP_FUNCTION | OP_FUNCTION2 => {
+                info.functions
+                    .push(function_code(&mut rd, t).map_err(|(_, e)| e)?);
             }
             t => {
                 read += 1;
@@ -700,12 +693,44 @@ pub fn value_from_bytes(buf: &[u8], opts: &LoadOptions) -> Result<Value, RdbErro
     read_value(&mut rd, t, b"", opts)
 }
 
+/// A library's code from a function opcode. FUNCTION2 holds the code as loaded;
+/// FUNCTION (the 7.0-rc1/rc2 layout) holds name, engine, an optional description and
+/// the code without its metadata line, which is rebuilt (the description dropped)
+/// as Redis 7.0 does. A failure comes with Redis's text for the part not read.
+fn function_code<R: Read>(rd: &mut Rd<'_, R>, op: u8) -> Result<Bytes, (&'static str, RdbError)> {
+    let mut string = |what: &'static str| rd.string().map_err(|e| (what, e));
+    if op == OP_FUNCTION2 {
+        return string("Failed loading library payload");
+    }
+    let name = string("Failed loading library name")?;
+    let engine = string("Failed loading engine name")?;
+    let has_desc = rd
+        .len()
+        .map_err(|e| ("Failed loading library description indicator", e))?;
+    if has_desc != 0 {
+        rd.string()
+            .map_err(|e| ("Failed loading library description", e))?;
+    }
+    let body = rd
+        .string()
+        .map_err(|e| ("Failed loading library blob", e))?;
+    // Redis joins the parts as C strings: each ends at its first NUL.
+    let c_str = |b: &[u8]| -> Vec<u8> { b.split(|&c| c == 0).next().unwrap_or_default().to_vec() };
+    let mut code = b"#!".to_vec();
+    code.extend(c_str(&engine));
+    code.extend_from_slice(b" name=");
+    code.extend(c_str(&name));
+    code.push(b'\n');
+    code.extend(c_str(&body));
+    Ok(code.into())
+}
+
 /// The library codes of a FUNCTION DUMP payload (see `writer::functions_payload`),
 /// checked as FUNCTION RESTORE checks them; the error is Redis's reply text.
 pub fn functions_from_payload(payload: &[u8]) -> Result<Vec<Bytes>, String> {
     const BAD: &str = "ERR DUMP payload version or checksum are wrong";
     let body_len = payload.len().checked_sub(10).ok_or(BAD)?;
-    let (body, footer) = payload.split_at(body_len);
+    let footer = &payload[body_len..];
     let ver = u16::from_le_bytes([footer[0], footer[1]]);
     let mut crc = [0u8; 8];
     crc.copy_from_slice(&footer[2..]);
@@ -713,20 +738,21 @@ pub fn functions_from_payload(payload: &[u8]) -> Result<Vec<Bytes>, String> {
     if ver > 10 || crc != super::crc64::crc64(&payload[..body_len + 2]) {
         return Err(BAD.to_string());
     }
-    let mut r = body;
+    // As Redis's reader, entries are read from the whole payload while more than the
+    // footer is left: a cut entry reads into the footer's bytes.
+    let mut r = payload;
     let mut rd = Rd {
         r: &mut r,
         off: 0,
         crc: 0,
     };
     let mut codes = Vec::new();
-    while (rd.off as usize) < body.len() {
+    while payload.len() - (rd.off as usize) > 10 {
         let t = rd.u8().map_err(|_| "ERR payload is corrupt".to_string())?;
         match t {
-            OP_FUNCTION2 => codes.push(
-                rd.string()
-                    .map_err(|_| "ERR payload is corrupt".to_string())?,
-            ),
+            OP_FUNCTION | OP_FUNCTION2 => {
+                codes.push(function_code(&mut rd, t).map_err(|(what, _)| format!("ERR {what}"))?)
+            }
             _ => return Err("ERR given type is not a function".to_string()),
         }
     }

@@ -844,3 +844,22 @@ fn fuzz_mutations_never_panic() {
     }
     assert!(errors > 0);
 }
+
+#[test]
+fn pre_release_function_entries_load_as_library_codes() {
+    // The 7.0-rc1/rc2 FUNCTION layout: name, engine, description flag (+ text), code
+    // without its metadata line, which the loader rebuilds; parts end at a NUL.
+    let mut body = vec![OP_FUNCTION];
+    body.extend(rdb_string(b"old"));
+    body.extend(rdb_string(b"LUA"));
+    body.push(1);
+    body.extend(rdb_string(b"dropped"));
+    body.extend(rdb_string(b"return 1\0ignored"));
+    body.push(OP_FUNCTION2);
+    body.extend(rdb_string(b"#!lua name=new\nreturn 2"));
+    let (_, info) = load_vec(&hand_rdb(&body)).unwrap();
+    assert_eq!(
+        info.functions,
+        vec![b("#!LUA name=old\nreturn 1"), b("#!lua name=new\nreturn 2")]
+    );
+}
