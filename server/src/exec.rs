@@ -223,11 +223,12 @@ fn refuse(
     if cmd.name == "exec" && client.multi.is_some() {
         // A refused EXEC discards the transaction (Redis `execCommandAbort`).
         discard_transaction(store, client);
-        Stats::incr(&server.stats.total_error_replies, 1);
-        out.error(&format!(
+        let text = format!(
             "EXECABORT Transaction discarded because of: {}",
             msg.strip_prefix("ERR ").unwrap_or(&msg)
-        ));
+        );
+        server.stats.error_reply(text.as_bytes());
+        out.error(&text);
     } else {
         reject(server, client, out, &msg);
     }
@@ -632,7 +633,7 @@ fn reject(server: &Server, client: &mut ClientState, out: &mut Reply, msg: &str)
     if client.multi.is_some() {
         client.multi_error = true;
     }
-    Stats::incr(&server.stats.total_error_replies, 1);
+    server.stats.error_reply(msg.as_bytes());
     out.error(msg);
 }
 
@@ -802,7 +803,7 @@ fn action_outcome(
 fn handler_failed(server: &Server, out: &mut Reply, reply_start: usize, text: &str) {
     // A handler validates before writing, but never leave half a reply behind.
     out.buf.truncate(reply_start);
-    Stats::incr(&server.stats.total_error_replies, 1);
+    server.stats.error_reply(text.as_bytes());
     out.error(text);
 }
 
@@ -980,7 +981,7 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
                 if outcome {
                     let failed = out.buf.first() == Some(&b'-');
                     let elapsed_ns = Mono::now().nanos_since(started);
-                    observe_unblocked(server, store, &argv, elapsed_ns, (failed, failed));
+                    observe_unblocked(server, store, &argv, elapsed_ns, (failed, &out.buf));
                 }
                 if !outcome {
                     // What one list waiter could not pop, the next cannot either;
@@ -1001,18 +1002,16 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
 
 /// Statistics for a blocked command answered from outside its own call (served,
 /// refused because its key or group went away, CLIENT UNBLOCK): the call was counted
-/// when it blocked; this adds `elapsed_ns`, a failed call when `failed`, and an error
-/// reply (`total_error_replies`) when `error_reply`.
+/// when it blocked; this adds `elapsed_ns`, a failed call when `failed`, and counts
+/// `reply` (INFO errorstats, `total_error_replies`) when it is an error.
 pub fn observe_unblocked(
     server: &Server,
     store: &mut Store,
     argv: &[Bytes],
     elapsed_ns: u64,
-    (failed, error_reply): (bool, bool),
+    (failed, reply): (bool, &[u8]),
 ) {
-    if error_reply {
-        Stats::incr(&server.stats.total_error_replies, 1);
-    }
+    server.stats.error_reply_encoded(reply);
     let Some(cmd) = argv.first().and_then(|c| commands::lookup(c)) else {
         return;
     };

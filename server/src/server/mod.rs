@@ -10,6 +10,7 @@ pub mod aof_file;
 pub mod aof_writer;
 pub mod backlog;
 pub mod busy;
+pub mod error_stats;
 pub mod migrate_sockets;
 pub mod persist_state;
 pub mod repl;
@@ -50,6 +51,9 @@ pub struct Stats {
     pub total_error_replies: AtomicU64,
     pub unexpected_error_replies: AtomicU64,
     pub pubsub_messages: AtomicU64,
+    /// INFO errorstats. A lock, not atomics: the set of prefixes grows, and only
+    /// error replies take it.
+    pub errors: Mutex<error_stats::ErrorStats>,
 }
 
 impl Stats {
@@ -71,6 +75,30 @@ impl Stats {
         c.load(Ordering::Relaxed)
     }
 
+    /// Counts an error reply (`total_error_replies` and INFO errorstats), `text`
+    /// being the reply without its leading `-` (`ERR syntax error`).
+    pub fn error_reply(&self, text: &[u8]) {
+        Self::incr(&self.total_error_replies, 1);
+        if let error_stats::Noted::JustDisabled(dropped) = self.errors.lock().note(text) {
+            crate::warning!(
+                "Errorstats stopped adding new errors because the number of different \
+                 error prefixes reached {}; CONFIG RESETSTAT counts them again. The \
+                 prefixes were: {}",
+                error_stats::MAX_PREFIXES,
+                dropped.join(", ")
+            );
+        }
+    }
+
+    /// [`Stats::error_reply`] for an encoded reply (`-ERR syntax error\r\n`);
+    /// anything else is not an error and is not counted.
+    pub fn error_reply_encoded(&self, reply: &[u8]) {
+        if let Some(rest) = reply.strip_prefix(b"-") {
+            let end = rest.iter().position(|&c| c == b'\r').unwrap_or(rest.len());
+            self.error_reply(&rest[..end]);
+        }
+    }
+
     pub fn reset(&self) {
         for c in [
             &self.total_connections_received,
@@ -88,6 +116,7 @@ impl Stats {
         ] {
             c.store(0, Ordering::Relaxed);
         }
+        self.errors.lock().reset();
     }
 }
 
