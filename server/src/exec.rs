@@ -473,12 +473,21 @@ fn precheck(
     client: &ClientState,
     cmd: &Command,
 ) -> Option<String> {
-    // EXEC is checked as the writes it would run.
-    let writes = commands::effective_flags(cmd, client) & flags::WRITE != 0;
+    // EXEC is checked as the commands it would run (the server may have changed
+    // since they were queued: out of memory, turned replica).
+    let effective = commands::effective_flags(cmd, client);
+    let writes = effective & flags::WRITE != 0;
     if let Some(msg) = crate::replication::fence::precheck(store, client.is_master, writes) {
         return Some(msg);
     }
-    if cmd.is(flags::DENYOOM) && !client.is_master && store.hot.maxmemory != 0 {
+    if store.hot.maxmemory != 0
+        && !client.is_master
+        && (effective & flags::DENYOOM != 0 || {
+            // As Redis: inside MULTI anything but EXEC, DISCARD, QUIT and RESET is
+            // refused when out of memory (the queue itself takes memory).
+            client.multi.is_some() && !matches!(cmd.name, "exec" | "discard" | "quit" | "reset")
+        })
+    {
         if let Err(e) = crate::evict::ensure_memory(server, store) {
             // Keys evicted before giving up still reach replicas and the AOF now,
             // since the command itself does not run.
@@ -493,8 +502,7 @@ fn precheck(
             return Some(e);
         }
     }
-    if store.is_replica && cmd.is(flags::WRITE) && !client.is_master && store.hot.replica_read_only
-    {
+    if store.is_replica && writes && !client.is_master && store.hot.replica_read_only {
         return Some("READONLY You can't write against a read only replica.".into());
     }
     if let Some(msg) = crate::replication::precheck(server, store, client, cmd) {

@@ -273,3 +273,67 @@ fn an_unknown_subcommand_is_refused_at_queue_time_like_redis() {
         p.same_words(&format!("{container} nosuch"));
     }
 }
+
+/// The port of the server a connection talks to.
+fn port_of(c: &Conn) -> u16 {
+    c.stream.get_ref().peer_addr().expect("peer").port()
+}
+
+/// EXEC is checked against the server as it is when EXEC arrives, as the commands
+/// it would run: a node that turned into a stale replica (replica-serve-stale-data
+/// no), ran out of memory, or became a read-only replica after the commands were
+/// queued aborts the transaction with the refusal in the EXECABORT text.
+#[test]
+fn exec_is_refused_when_the_server_changed_after_queueing_like_redis() {
+    let mut p = Pair::start();
+    let nobody = free_port();
+    let (mut other_a, mut other_b) = (Conn::connect(port_of(&p.a)), Conn::connect(port_of(&p.b)));
+    // The second connection of each server, which changes it under the first.
+    let mut both = |line: &str| {
+        let x = other_a.cmd(line);
+        assert_eq!(x, other_b.cmd(line), "{line}");
+    };
+    p.same_words("SET xx 1");
+    p.same_words("CONFIG SET replica-serve-stale-data no");
+    for queued in ["GET xx", "PING"] {
+        p.same_words("MULTI");
+        p.same_words(queued);
+        both(&format!("REPLICAOF 127.0.0.1 {nobody}"));
+        let r = p.same_words("EXEC");
+        assert!(
+            matches!(&r, R::Err(e) if e.starts_with("EXECABORT") && e.contains("MASTERDOWN")),
+            "{r:?}"
+        );
+        both("REPLICAOF NO ONE");
+    }
+    // Queued while a master, run while a stale replica: only STALE commands may.
+    p.same_words("MULTI");
+    p.same_words("INFO keyspace");
+    both(&format!("REPLICAOF 127.0.0.1 {nobody}"));
+    p.same_words("EXEC");
+    both("REPLICAOF NO ONE");
+    p.same_words("CONFIG SET replica-serve-stale-data yes");
+
+    // A write queued on a master, EXEC on a read-only replica.
+    p.same_words("MULTI");
+    p.same_words("SET x 1");
+    both(&format!("REPLICAOF 127.0.0.1 {nobody}"));
+    let r = p.same_words("EXEC");
+    assert!(matches!(&r, R::Err(e) if e.contains("READONLY")), "{r:?}");
+    both("REPLICAOF NO ONE");
+
+    // Out of memory after queueing: a queued command that may use memory aborts.
+    p.same_words("MULTI");
+    p.same_words("SET x 1");
+    p.same_words("GET x");
+    both("CONFIG SET maxmemory 1");
+    let r = p.same_words("EXEC");
+    assert!(
+        matches!(&r, R::Err(e) if e.starts_with("EXECABORT") && e.contains("OOM")),
+        "{r:?}"
+    );
+    p.same_words("MULTI");
+    p.same_words("GET xx");
+    p.same_words("EXEC");
+    both("CONFIG SET maxmemory 0");
+}
