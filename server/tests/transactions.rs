@@ -337,3 +337,41 @@ fn exec_is_refused_when_the_server_changed_after_queueing_like_redis() {
     p.same_words("EXEC");
     both("CONFIG SET maxmemory 0");
 }
+
+/// SWAPDB that brings a key already past its TTL (active expiry off) where a WATCHed
+/// key was missing changes nothing logically: EXEC runs, as in Redis 7.0.
+#[test]
+fn swapdb_bringing_an_expired_key_in_place_of_a_missing_watched_key_lets_exec_run() {
+    let mut p = Pair::start_with(&["--enable-debug-command", "yes"]);
+    for both_stale in [false, true] {
+        p.same_words("FLUSHALL");
+        p.same_words("DEBUG SET-ACTIVE-EXPIRE 0");
+        if both_stale {
+            p.same_words("SELECT 1");
+            p.same_words("SET x foo PX 1");
+        }
+        p.same_words("SELECT 0");
+        p.same_words("SET x bar PX 1");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        p.same_words("SELECT 1");
+        p.same_words("WATCH x");
+        p.same_words("SWAPDB 0 1");
+        p.same_words("MULTI");
+        p.same_words("PING");
+        assert_eq!(
+            p.same_words("EXEC"),
+            R::Arr(vec![R::Simple("PONG".into())]),
+            "both stale: {both_stale}"
+        );
+        p.same_words("DEBUG SET-ACTIVE-EXPIRE 1");
+    }
+    // A live key swapped in still aborts.
+    p.same_words("SELECT 0");
+    p.same_words("SET x bar");
+    p.same_words("SELECT 1");
+    p.same_words("WATCH x");
+    p.same_words("SWAPDB 0 1");
+    p.same_words("MULTI");
+    p.same_words("PING");
+    assert_eq!(p.same_words("EXEC"), R::NilArr);
+}
