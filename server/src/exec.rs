@@ -19,7 +19,7 @@
 
 use crate::commands::{self, flags, Action, ClientState, Command, Ctx};
 use crate::resp::Reply;
-use crate::server::{ClientHandle, Server, Stats, Store, Waiter};
+use crate::server::{ClientHandle, ClientId, Server, Stats, Store, Waiter};
 use crate::util::Mono;
 use bytes::Bytes;
 use std::borrow::Cow;
@@ -721,7 +721,8 @@ fn call_argv(
     let elapsed_ns = ended.nanos_since(started);
     let threshold = store.hot.slowlog_log_slower_than;
     if threshold >= 0 && (elapsed_ns / 1000) as i64 >= threshold {
-        log_slow(server, client, (cmd, argv), threshold, ended.since(started));
+        let who = (client.id, client.name.clone());
+        log_slow(server, who, (cmd, argv), threshold, ended.since(started));
     }
     let blocked = matches!(action, Some(Action::Block { .. }));
     let failed = !blocked && out.buf.get(reply_start) == Some(&b'-');
@@ -818,9 +819,10 @@ fn handler_failed(server: &Server, out: &mut Reply, reply_start: usize, text: &s
 /// Records a command that ran over `slowlog-log-slower-than`.
 #[cold]
 #[inline(never)]
+/// `who` is the client's id and name (SLOWLOG GET shows its address and name).
 fn log_slow(
     server: &Server,
-    client: &ClientState,
+    (id, name): (ClientId, Option<Bytes>),
     (cmd, argv): (&Command, &[Bytes]),
     threshold: i64,
     elapsed: Duration,
@@ -834,10 +836,10 @@ fn log_slow(
     if log.observe((threshold, max_len), cmd.name, argv, elapsed) {
         // Rare (slow commands only): fill in who ran it, as SLOWLOG GET shows.
         if let Some(e) = log.entries.front_mut() {
-            if let Some(h) = server.clients.lock().get(&client.id) {
+            if let Some(h) = server.clients.lock().get(&id) {
                 e.addr = h.addr.clone();
             }
-            if let Some(n) = &client.name {
+            if let Some(n) = &name {
                 e.name = String::from_utf8_lossy(n).into_owned();
             }
         }
@@ -989,7 +991,7 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
                 if outcome {
                     let failed = out.buf.first() == Some(&b'-');
                     let elapsed_ns = Mono::now().nanos_since(started);
-                    observe_unblocked(server, store, &argv, elapsed_ns, (failed, &out.buf));
+                    observe_unblocked(server, store, (id, &argv), elapsed_ns, (failed, &out.buf));
                 }
                 if !outcome {
                     // What one list waiter could not pop, the next cannot either;
@@ -1010,12 +1012,15 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
 
 /// Statistics for a blocked command answered from outside its own call (served,
 /// refused because its key or group went away, CLIENT UNBLOCK): the call was counted
-/// when it blocked; this adds `elapsed_ns`, a failed call when `failed`, and counts
-/// `reply` (INFO errorstats, `total_error_replies`) when it is an error.
+/// when it blocked; this adds `elapsed_ns`, a failed call when `failed`, counts
+/// `reply` (INFO errorstats, `total_error_replies`) when it is an error, and logs
+/// the command, as the client sent it (`BLPOP`, not the `LPOP` it propagates as),
+/// in the slow log when `elapsed_ns` passes `slowlog-log-slower-than` (Redis's
+/// `updateStatsOnUnblock`).
 pub fn observe_unblocked(
     server: &Server,
     store: &mut Store,
-    argv: &[Bytes],
+    (id, argv): (ClientId, &[Bytes]),
     elapsed_ns: u64,
     (failed, reply): (bool, &[u8]),
 ) {
@@ -1023,6 +1028,16 @@ pub fn observe_unblocked(
     let Some(cmd) = argv.first().and_then(|c| commands::lookup(c)) else {
         return;
     };
+    let threshold = store.hot.slowlog_log_slower_than;
+    if threshold >= 0 && (elapsed_ns / 1000) as i64 >= threshold {
+        let name = server
+            .clients
+            .lock()
+            .get(&id)
+            .and_then(|h| h.info.lock().name.clone());
+        let elapsed = Duration::from_nanos(elapsed_ns);
+        log_slow(server, (id, name), (cmd, argv), threshold, elapsed);
+    }
     let Some((name, _)) = stat_name(cmd, argv) else {
         return;
     };
