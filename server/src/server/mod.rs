@@ -685,12 +685,13 @@ impl Server {
         self.monitor_count.store(mons.len(), Ordering::Relaxed);
     }
 
-    /// Wall-clock ms and LRU clock (s since start) for the instant `t`, from one
-    /// monotonic reading: commands read the clock once, not once per lookup.
+    /// Wall-clock ms and LRU clock ([`LRU_EPOCH`] + s since start) for the instant
+    /// `t`, from one monotonic reading: commands read the clock once, not once per
+    /// lookup.
     pub fn clock_at(&self, t: Mono) -> (i64, u32) {
         let since_ns = t.nanos_since(self.started_mono);
         let us = (since_ns / 1000) as i64 + self.wall_offset_us.load(Ordering::Relaxed);
-        (us.div_euclid(1000), (since_ns / 1_000_000_000) as u32)
+        (us.div_euclid(1000), lru_at(since_ns))
     }
 
     /// Re-reads the wall clock, so command times follow clock adjustments.
@@ -702,8 +703,19 @@ impl Server {
     }
 
     pub fn lru_clock(&self) -> u32 {
-        (Mono::now().nanos_since(self.started_mono) / 1_000_000_000) as u32
+        lru_at(Mono::now().nanos_since(self.started_mono))
     }
+}
+
+/// Where the LRU clock starts: keys can then be given an idle time longer than the
+/// uptime (RESTORE ... IDLETIME, which Redis, whose clock is the wall clock, takes
+/// as given) of up to 2^28 s (8.5 years), and the clock runs for as long again
+/// within the 29 bits a key keeps (`crate::db::Meta`).
+pub const LRU_EPOCH: u32 = 1 << 28;
+
+/// The LRU clock `since_ns` after the server started.
+fn lru_at(since_ns: u64) -> u32 {
+    LRU_EPOCH.saturating_add((since_ns / 1_000_000_000) as u32)
 }
 
 /// Wall-clock µs since the Unix epoch (0 before it).
