@@ -658,7 +658,7 @@ impl<'a> Ctx<'a> {
             self.store.dirty += 1;
             self.store
                 .notify(crate::notify::EXPIRED, "expired", key, db);
-            self.store.touch_key(db, key);
+            self.store.touch_expired_key(db, key);
         }
     }
 

@@ -389,6 +389,16 @@ impl Store {
         self.touch_watchers(db, key);
     }
 
+    /// [`Store::touch_key`] for a key deleted because it expired: like Redis
+    /// (`signalModifiedKey` with no client), the deletion is nobody's modification,
+    /// so a NOLOOP BCAST client gets its invalidation even when its own read found
+    /// the key expired (see `Tracking::expiring`).
+    pub fn touch_expired_key(&mut self, db: usize, key: &[u8]) {
+        self.tracking.expiring = true;
+        self.touch_key(db, key);
+        self.tracking.expiring = false;
+    }
+
     /// The client-side caching half of [`Store::touch_key`].
     pub fn tracking_invalidate(&mut self, key: &[u8]) {
         if self.tracking.active() {
