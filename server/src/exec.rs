@@ -584,18 +584,30 @@ fn keys_existing(store: &Store, db: usize, cmd: &Command, argv: &[Bytes]) -> Opt
 /// read (read-only scripts are left out: the commands they call are recorded, for
 /// the client that ran the script, which the script's own client (id 0) stands for).
 fn track_reads(store: &mut Store, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
-    let reader = match client.id {
-        0 => store.tracking.current,
-        id => Some(id),
-    };
-    let Some(reader) = reader else {
+    let script = matches!(
+        cmd.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    );
+    // A read a script runs tracks the keys the script declared, once it ends (as
+    // Redis tracks its caller's command keys), not the keys the read named.
+    let script_read = script && std::mem::take(&mut store.tracking.script_read);
+    if client.lua {
+        if cmd.is(flags::READONLY) && !cmd.is(flags::PUBSUB) {
+            store.tracking.script_read = true;
+        }
         return;
+    }
+    // The AOF loader's client reads for nobody.
+    let reader = match client.id {
+        0 => return,
+        id => id,
     };
-    if !cmd.is(flags::READONLY)
-        || cmd.is(flags::PUBSUB)
-        || matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
-        || !store.tracking.wants_keys(reader)
-    {
+    let reads = if script {
+        script_read
+    } else {
+        cmd.is(flags::READONLY) && !cmd.is(flags::PUBSUB)
+    };
+    if !reads || !store.tracking.wants_keys(reader) {
         return;
     }
     for pos in cmd.key_positions_iter(argv) {

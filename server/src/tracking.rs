@@ -243,6 +243,9 @@ pub struct Tracking {
     /// `trackingRememberKeyToBroadcast`); the default mode still skips the running
     /// client, which Redis 7.0 compares with the target alone.
     pub expiring: bool,
+    /// The running script called a read-only command: its caller tracks the keys
+    /// the script declared (`exec::track_reads`).
+    pub script_read: bool,
     /// Rounds in a row [`Tracking::limit`] ended still over the limit.
     limit_rounds: u32,
 }
