@@ -23,7 +23,8 @@ use volatile::Volatile;
 /// LRU/LFU field in the low [`Meta::LRU_BITS`] bits, then three flags.
 ///
 /// The field holds, under an LRU policy, the last access in seconds of the server
-/// clock (`Server::lru_clock`, seconds since start: 29 bits last 17 years), and under
+/// clock (`Server::lru_clock`, seconds since start from `LRU_EPOCH`, 2^28: 29 bits
+/// leave 8.5 years of uptime and of idle time before it), and under
 /// an LFU policy 16 bits of minutes and an 8-bit counter (`crate::evict::Lfu`, 24
 /// bits). Values are masked to the field's width.
 ///

@@ -19,7 +19,7 @@
 
 use crate::commands::{self, flags, Action, ClientState, Command, Ctx};
 use crate::resp::Reply;
-use crate::server::{ClientHandle, Server, Stats, Store, Waiter};
+use crate::server::{ClientHandle, ClientId, Server, Stats, Store, Waiter};
 use crate::util::Mono;
 use bytes::Bytes;
 use std::borrow::Cow;
@@ -223,11 +223,12 @@ fn refuse(
     if cmd.name == "exec" && client.multi.is_some() {
         // A refused EXEC discards the transaction (Redis `execCommandAbort`).
         discard_transaction(store, client);
-        Stats::incr(&server.stats.total_error_replies, 1);
-        out.error(&format!(
+        let text = format!(
             "EXECABORT Transaction discarded because of: {}",
             msg.strip_prefix("ERR ").unwrap_or(&msg)
-        ));
+        );
+        server.stats.error_reply(text.as_bytes());
+        out.error(&text);
     } else {
         reject(server, client, out, &msg);
     }
@@ -537,12 +538,21 @@ fn precheck(
     client: &ClientState,
     (cmd, argv): (&Command, &[Bytes]),
 ) -> Option<String> {
-    // EXEC is checked as the writes it would run.
-    let writes = commands::effective_flags(cmd, client) & flags::WRITE != 0;
+    // EXEC is checked as the commands it would run (the server may have changed
+    // since they were queued: out of memory, turned replica).
+    let effective = commands::effective_flags(cmd, client);
+    let writes = effective & flags::WRITE != 0;
     if let Some(msg) = crate::replication::fence::precheck(store, client.is_master, writes) {
         return Some(msg);
     }
-    if cmd.is(flags::DENYOOM) && !client.is_master && store.hot.maxmemory != 0 {
+    if store.hot.maxmemory != 0
+        && !client.is_master
+        && (effective & flags::DENYOOM != 0 || {
+            // As Redis: inside MULTI anything but EXEC, DISCARD, QUIT and RESET is
+            // refused when out of memory (the queue itself takes memory).
+            client.multi.is_some() && !matches!(cmd.name, "exec" | "discard" | "quit" | "reset")
+        })
+    {
         if let Err(e) = crate::evict::ensure_memory(server, store) {
             // Keys evicted before giving up still reach replicas and the AOF now,
             // since the command itself does not run.
@@ -557,8 +567,7 @@ fn precheck(
             return Some(e);
         }
     }
-    if store.is_replica && cmd.is(flags::WRITE) && !client.is_master && store.hot.replica_read_only
-    {
+    if store.is_replica && writes && !client.is_master && store.hot.replica_read_only {
         return Some("READONLY You can't write against a read only replica.".into());
     }
     if let Some(msg) = crate::replication::precheck(server, store, client, cmd) {
@@ -645,18 +654,30 @@ fn keys_existing(store: &Store, db: usize, cmd: &Command, argv: &[Bytes]) -> Opt
 /// read (read-only scripts are left out: the commands they call are recorded, for
 /// the client that ran the script, which the script's own client (id 0) stands for).
 fn track_reads(store: &mut Store, client: &ClientState, cmd: &Command, argv: &[Bytes]) {
-    let reader = match client.id {
-        0 => store.tracking.current,
-        id => Some(id),
-    };
-    let Some(reader) = reader else {
+    let script = matches!(
+        cmd.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    );
+    // A read a script runs tracks the keys the script declared, once it ends (as
+    // Redis tracks its caller's command keys), not the keys the read named.
+    let script_read = script && std::mem::take(&mut store.tracking.script_read);
+    if client.lua {
+        if cmd.is(flags::READONLY) && !cmd.is(flags::PUBSUB) {
+            store.tracking.script_read = true;
+        }
         return;
+    }
+    // The AOF loader's client reads for nobody.
+    let reader = match client.id {
+        0 => return,
+        id => id,
     };
-    if !cmd.is(flags::READONLY)
-        || cmd.is(flags::PUBSUB)
-        || matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
-        || !store.tracking.wants_keys(reader)
-    {
+    let reads = if script {
+        script_read
+    } else {
+        cmd.is(flags::READONLY) && !cmd.is(flags::PUBSUB)
+    };
+    if !reads || !store.tracking.wants_keys(reader) {
         return;
     }
     for pos in cmd.key_positions_iter(argv) {
@@ -702,7 +723,7 @@ fn reject(server: &Server, client: &mut ClientState, out: &mut Reply, msg: &str)
     if client.multi.is_some() {
         client.multi_error = true;
     }
-    Stats::incr(&server.stats.total_error_replies, 1);
+    server.stats.error_reply(msg.as_bytes());
     out.error(msg);
 }
 
@@ -785,7 +806,8 @@ fn call_argv(
     let elapsed_ns = ended.nanos_since(started);
     let threshold = store.hot.slowlog_log_slower_than;
     if threshold >= 0 && (elapsed_ns / 1000) as i64 >= threshold {
-        log_slow(server, client, (cmd, argv), threshold, ended.since(started));
+        let who = (client.id, client.name.clone());
+        log_slow(server, who, (cmd, argv), threshold, ended.since(started));
     }
     let blocked = matches!(action, Some(Action::Block { .. }));
     let failed = !blocked && out.buf.get(reply_start) == Some(&b'-');
@@ -875,16 +897,17 @@ fn action_outcome(
 fn handler_failed(server: &Server, out: &mut Reply, reply_start: usize, text: &str) {
     // A handler validates before writing, but never leave half a reply behind.
     out.buf.truncate(reply_start);
-    Stats::incr(&server.stats.total_error_replies, 1);
+    server.stats.error_reply(text.as_bytes());
     out.error(text);
 }
 
 /// Records a command that ran over `slowlog-log-slower-than`.
 #[cold]
 #[inline(never)]
+/// `who` is the client's id and name (SLOWLOG GET shows its address and name).
 fn log_slow(
     server: &Server,
-    client: &ClientState,
+    (id, name): (ClientId, Option<Bytes>),
     (cmd, argv): (&Command, &[Bytes]),
     threshold: i64,
     elapsed: Duration,
@@ -898,10 +921,10 @@ fn log_slow(
     if log.observe((threshold, max_len), cmd.name, argv, elapsed) {
         // Rare (slow commands only): fill in who ran it, as SLOWLOG GET shows.
         if let Some(e) = log.entries.front_mut() {
-            if let Some(h) = server.clients.lock().get(&client.id) {
+            if let Some(h) = server.clients.lock().get(&id) {
                 e.addr = h.addr.clone();
             }
-            if let Some(n) = &client.name {
+            if let Some(n) = &name {
                 e.name = String::from_utf8_lossy(n).into_owned();
             }
         }
@@ -1053,7 +1076,7 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
                 if outcome {
                     let failed = out.buf.first() == Some(&b'-');
                     let elapsed_ns = Mono::now().nanos_since(started);
-                    observe_unblocked(server, store, &argv, elapsed_ns, (failed, failed));
+                    observe_unblocked(server, store, (id, &argv), elapsed_ns, (failed, &out.buf));
                 }
                 if !outcome {
                     // What one list waiter could not pop, the next cannot either;
@@ -1074,21 +1097,32 @@ pub fn serve_blocked(server: &Arc<Server>, store: &mut Store) {
 
 /// Statistics for a blocked command answered from outside its own call (served,
 /// refused because its key or group went away, CLIENT UNBLOCK): the call was counted
-/// when it blocked; this adds `elapsed_ns`, a failed call when `failed`, and an error
-/// reply (`total_error_replies`) when `error_reply`.
+/// when it blocked; this adds `elapsed_ns`, a failed call when `failed`, counts
+/// `reply` (INFO errorstats, `total_error_replies`) when it is an error, and logs
+/// the command, as the client sent it (`BLPOP`, not the `LPOP` it propagates as),
+/// in the slow log when `elapsed_ns` passes `slowlog-log-slower-than` (Redis's
+/// `updateStatsOnUnblock`).
 pub fn observe_unblocked(
     server: &Server,
     store: &mut Store,
-    argv: &[Bytes],
+    (id, argv): (ClientId, &[Bytes]),
     elapsed_ns: u64,
-    (failed, error_reply): (bool, bool),
+    (failed, reply): (bool, &[u8]),
 ) {
-    if error_reply {
-        Stats::incr(&server.stats.total_error_replies, 1);
-    }
+    server.stats.error_reply_encoded(reply);
     let Some(cmd) = argv.first().and_then(|c| commands::lookup(c)) else {
         return;
     };
+    let threshold = store.hot.slowlog_log_slower_than;
+    if threshold >= 0 && (elapsed_ns / 1000) as i64 >= threshold {
+        let name = server
+            .clients
+            .lock()
+            .get(&id)
+            .and_then(|h| h.info.lock().name.clone());
+        let elapsed = Duration::from_nanos(elapsed_ns);
+        log_slow(server, (id, name), (cmd, argv), threshold, elapsed);
+    }
     let Some((name, _)) = stat_name(cmd, argv) else {
         return;
     };

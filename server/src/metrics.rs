@@ -140,7 +140,7 @@ fn store_facts(store: &crate::server::Store) -> StoreFacts {
         })
         .collect();
     StoreFacts {
-        blocked_clients: store.waiters.len(),
+        blocked_clients: store.waiters.len() + store.repl.waiting_clients,
         dbs: store
             .dbs
             .iter()

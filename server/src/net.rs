@@ -744,7 +744,7 @@ impl Conn {
                     offset,
                     timeout_ms,
                 } => {
-                    let n = crate::replication::primary::wait_replicas(
+                    let waited = crate::replication::primary::wait_replicas(
                         &self.server,
                         Some(&self.handle),
                         offset,
@@ -752,7 +752,15 @@ impl Conn {
                         timeout_ms,
                     )
                     .await;
-                    self.out.int(n);
+                    match waited {
+                        Ok(n) => self.out.int(n),
+                        Err(_) => {
+                            let text = crate::replication::primary::RoleChanged::REPLY;
+                            self.server.stats.error_reply(text.as_bytes());
+                            self.out.error(text);
+                            return Ok(false);
+                        }
+                    }
                 }
                 Outcome::Monitor => {
                     let (tx, rx) = mpsc::unbounded_channel();

@@ -238,6 +238,14 @@ pub struct Tracking {
     bcast_pending: bool,
     /// The client whose command is running (NOLOOP), if any.
     pub current: Option<ClientId>,
+    /// The key being invalidated was deleted because it expired: BCAST records it
+    /// as modified by nobody, so NOLOOP spares no one (Redis passes no client to
+    /// `trackingRememberKeyToBroadcast`); the default mode still skips the running
+    /// client, which Redis 7.0 compares with the target alone.
+    pub expiring: bool,
+    /// The running script called a read-only command: its caller tracks the keys
+    /// the script declared (`exec::track_reads`).
+    pub script_read: bool,
     /// Rounds in a row [`Tracking::limit`] ended still over the limit.
     limit_rounds: u32,
 }
@@ -423,7 +431,7 @@ impl Tracking {
     /// invalidation, BCAST prefixes collect it when `bcast`.
     pub fn invalidate(&mut self, key: &[u8], bcast: bool, limit: &Limit) {
         if bcast && !self.prefixes.is_empty() {
-            let by = self.current;
+            let by = self.current.filter(|_| !self.expiring);
             for (p, entry) in self.prefixes.iter_mut() {
                 if key.starts_with(p) {
                     entry.pending.insert(Bytes::copy_from_slice(key), by);

@@ -483,9 +483,9 @@ fn idletime_sets_the_idle_clock() {
     );
     let idle = object_idletime(&mut rc, "idle");
     assert!((1000..1010).contains(&idle), "redis idle {idle}");
-    // Tandem's LRU clock starts with the server, so idle times are capped by the
-    // uptime: wait (bounded) until there are 2 seconds to go back.
-    assert!(wait_until(Duration::from_secs(10), || uptime(&mut tc) >= 2));
+    // Even on a server that has run for less than that (Redis's LRU clock is the
+    // wall clock; Tandem's starts 2^28 s back).
+    assert!(uptime(&mut tc) < 1000);
     assert_eq!(
         restore(&mut tc, "one", "0", &p, &["IDLETIME", "1"]),
         R::ok()
@@ -500,9 +500,8 @@ fn idletime_sets_the_idle_clock() {
         object_idletime(&mut tc, "many"),
         object_idletime(&mut tc, "fresh"),
     );
-    let up = uptime(&mut tc);
     assert!((1..=2).contains(&one), "one {one}");
-    assert!(many >= 2 && many <= up + 1, "many {many} uptime {up}");
+    assert!((1000..1010).contains(&many), "many {many}");
     assert!(fresh <= 1, "fresh {fresh}");
 }
 

@@ -448,6 +448,49 @@ fn a_node_turning_replica_disconnects_its_blocked_clients_like_redis() {
     assert!(ours.1, "the blocked client's connection is closed");
 }
 
+/// A client blocked in `WAIT 1 0` on the node at `port` (no replica will ever
+/// acknowledge) while the node turns into a replica of a master that is not there.
+/// Returns what the client read until its connection closed (or within 5 s), whether
+/// it closed, and the node's `errorstat_UNBLOCKED` line.
+fn wait_across_a_role_change(port: u16) -> (String, bool, Option<String>) {
+    let mut waiting = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    waiting
+        .write_all(b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$1\r\n0\r\n")
+        .expect("send WAIT");
+    let mut c = Conn::connect(port);
+    assert!(wait_until(Duration::from_secs(5), || {
+        info_field(&mut c, "clients", "blocked_clients").as_deref() == Some("1")
+    }));
+    let nobody = free_port();
+    assert_eq!(c.cmd(&format!("REPLICAOF 127.0.0.1 {nobody}")), R::ok());
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let closed = waiting.read_to_end(&mut got).is_ok();
+    let unblocked = info_field(&mut c, "errorstats", "errorstat_UNBLOCKED");
+    assert_eq!(c.cmd("REPLICAOF NO ONE"), R::ok());
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        closed,
+        unblocked,
+    )
+}
+
+#[test]
+fn a_node_turning_replica_answers_and_closes_a_waiting_wait_like_redis() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "a.rdb", &[]);
+    let (a, b) = (
+        wait_across_a_role_change(ours.port),
+        wait_across_a_role_change(theirs.port),
+    );
+    assert_eq!(a, b);
+    assert!(a.0.starts_with("-UNBLOCKED "), "{a:?}");
+    assert!(a.1, "the waiting client's connection is closed");
+}
+
 /// A write on a writable replica to a key that expired there (the master, with its
 /// active expiry off, has not sent the DEL yet): what the replica answers.
 fn write_to_an_expired_key_on_a_writable_replica(master: u16, replica: u16) -> Vec<R> {

@@ -765,3 +765,53 @@ fn slowlog_skips_exec_but_logs_what_it_and_scripts_ran_like_redis() {
     assert_eq!(ours, theirs);
     assert_eq!(ours.len(), 6, "{ours:?}");
 }
+
+/// The slow log's newest entries as (command arguments, client name), on one server:
+/// a client named `waiter` blocks in BLPOP, then a transaction pushes to the list and
+/// resets the slow log, so only what the transaction ran and the served BLPOP are left.
+fn slowlog_of_a_served_blpop(port: u16) -> Vec<(R, R)> {
+    let mut c = Conn::connect(port);
+    assert_eq!(c.cmd("CONFIG SET slowlog-log-slower-than 0"), R::ok());
+    let mut waiter = Conn::connect(port);
+    assert_eq!(waiter.cmd("CLIENT SETNAME waiter"), R::ok());
+    waiter.send(&[b"BLPOP", b"l", b"0"]);
+    assert!(wait_until(Duration::from_secs(5), || {
+        info_field(&mut c, "clients", "blocked_clients").as_deref() == Some("1")
+    }));
+    assert_eq!(c.cmd("MULTI"), R::ok());
+    c.cmd("LPUSH l foo");
+    c.cmd("SLOWLOG RESET");
+    c.cmd("EXEC");
+    assert_eq!(waiter.read(), R::Arr(vec![R::bulk("l"), R::bulk("foo")]));
+    let R::Arr(entries) = c.cmd("SLOWLOG GET -1") else {
+        panic!("SLOWLOG GET");
+    };
+    entries
+        .into_iter()
+        .map(|e| match e {
+            R::Arr(f) if f.len() == 6 => (f[3].clone(), f[5].clone()),
+            other => panic!("slow log entry {other:?}"),
+        })
+        .collect()
+}
+
+/// A BLPOP that blocked and was served by a later push is logged as the client sent
+/// it, with that client's name, as Redis 7.0 logs it (not the LPOP it propagates as,
+/// nor the EXEC whose push served it).
+#[test]
+fn a_served_blocked_command_is_logged_as_sent_like_redis() {
+    let ours = TestServer::start(&[]);
+    let theirs = RealRedis::start();
+    let (a, b) = (
+        slowlog_of_a_served_blpop(ours.port),
+        slowlog_of_a_served_blpop(theirs.port),
+    );
+    assert_eq!(a, b);
+    assert_eq!(
+        a.first(),
+        Some(&(
+            R::Arr(vec![R::bulk("BLPOP"), R::bulk("l"), R::bulk("0")]),
+            R::bulk("waiter")
+        ))
+    );
+}

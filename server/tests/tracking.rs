@@ -594,3 +594,49 @@ sys.exit(0 if seen and seen[0][1] == [b"user:1"] else 1)
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A key that the tracking client's own read finds expired is deleted by nobody's
+/// write, as Redis sees it: a NOLOOP client in BCAST mode still gets the
+/// invalidation, while in the default mode Redis 7.0 skips the running client
+/// whoever modified the key. (Whether the read or the active expiry deletes the
+/// BCAST key, the message is the same.)
+#[test]
+fn noloop_clients_are_told_about_keys_their_own_reads_expired() {
+    let mut t = Twin::start(2);
+    t.step(0, "HELLO 3");
+    t.step(0, "CLIENT TRACKING on BCAST NOLOOP");
+    t.step(0, "SET k v PX 5");
+    assert!(t.pushes(0).is_empty(), "its own SET is not reported");
+    std::thread::sleep(Duration::from_millis(10));
+    t.step(0, "GET k");
+    assert_eq!(t.pushes(0), [invalidate(&["k"])]);
+
+    t.step(1, "HELLO 3");
+    t.step(1, "CLIENT TRACKING on NOLOOP");
+    t.step(1, "SET j v PX 50");
+    t.step(1, "GET j");
+    std::thread::sleep(Duration::from_millis(60));
+    t.step(1, "GET j");
+}
+
+/// A script that reads tracks the keys it declared for its caller (Redis tracks the
+/// caller's command keys), not the keys its reads named; a script that only
+/// writes, or calls nothing that reads, tracks nothing. EVAL_RO alike.
+#[test]
+fn scripts_that_read_track_their_declared_keys_like_redis() {
+    let mut t = Twin::start(2);
+    t.step(0, "HELLO 3");
+    t.step(0, "CLIENT TRACKING on");
+    t.step(1, "MSET key2 1 key1 1");
+    t.step(0, "EVAL redis.call('set','key3','bar') 2 key1 key2");
+    t.step(1, "MSET key2 2 key1 2 key3 2");
+    assert!(t.pushes(0).is_empty());
+    t.step(0, "EVAL redis.call('get','key3') 2 key1 key2");
+    t.step(1, "MSET key2 2 key1 2 key3 3");
+    assert_eq!(t.pushes(0), [invalidate(&["key2"]), invalidate(&["key1"])]);
+    t.step(0, "EVAL_RO redis.call('ping') 2 key1 key2");
+    t.step(1, "MSET key2 2 key1 2");
+    t.step(0, "EVAL_RO redis.call('get','key1') 2 key1 key2");
+    t.step(1, "MSET key2 3 key1 3");
+    assert_eq!(t.pushes(0).len(), 4);
+}

@@ -273,3 +273,105 @@ fn an_unknown_subcommand_is_refused_at_queue_time_like_redis() {
         p.same_words(&format!("{container} nosuch"));
     }
 }
+
+/// The port of the server a connection talks to.
+fn port_of(c: &Conn) -> u16 {
+    c.stream.get_ref().peer_addr().expect("peer").port()
+}
+
+/// EXEC is checked against the server as it is when EXEC arrives, as the commands
+/// it would run: a node that turned into a stale replica (replica-serve-stale-data
+/// no), ran out of memory, or became a read-only replica after the commands were
+/// queued aborts the transaction with the refusal in the EXECABORT text.
+#[test]
+fn exec_is_refused_when_the_server_changed_after_queueing_like_redis() {
+    let mut p = Pair::start();
+    let nobody = free_port();
+    let (mut other_a, mut other_b) = (Conn::connect(port_of(&p.a)), Conn::connect(port_of(&p.b)));
+    // The second connection of each server, which changes it under the first.
+    let mut both = |line: &str| {
+        let x = other_a.cmd(line);
+        assert_eq!(x, other_b.cmd(line), "{line}");
+    };
+    p.same_words("SET xx 1");
+    p.same_words("CONFIG SET replica-serve-stale-data no");
+    for queued in ["GET xx", "PING"] {
+        p.same_words("MULTI");
+        p.same_words(queued);
+        both(&format!("REPLICAOF 127.0.0.1 {nobody}"));
+        let r = p.same_words("EXEC");
+        assert!(
+            matches!(&r, R::Err(e) if e.starts_with("EXECABORT") && e.contains("MASTERDOWN")),
+            "{r:?}"
+        );
+        both("REPLICAOF NO ONE");
+    }
+    // Queued while a master, run while a stale replica: only STALE commands may.
+    p.same_words("MULTI");
+    p.same_words("INFO keyspace");
+    both(&format!("REPLICAOF 127.0.0.1 {nobody}"));
+    p.same_words("EXEC");
+    both("REPLICAOF NO ONE");
+    p.same_words("CONFIG SET replica-serve-stale-data yes");
+
+    // A write queued on a master, EXEC on a read-only replica.
+    p.same_words("MULTI");
+    p.same_words("SET x 1");
+    both(&format!("REPLICAOF 127.0.0.1 {nobody}"));
+    let r = p.same_words("EXEC");
+    assert!(matches!(&r, R::Err(e) if e.contains("READONLY")), "{r:?}");
+    both("REPLICAOF NO ONE");
+
+    // Out of memory after queueing: a queued command that may use memory aborts.
+    p.same_words("MULTI");
+    p.same_words("SET x 1");
+    p.same_words("GET x");
+    both("CONFIG SET maxmemory 1");
+    let r = p.same_words("EXEC");
+    assert!(
+        matches!(&r, R::Err(e) if e.starts_with("EXECABORT") && e.contains("OOM")),
+        "{r:?}"
+    );
+    p.same_words("MULTI");
+    p.same_words("GET xx");
+    p.same_words("EXEC");
+    both("CONFIG SET maxmemory 0");
+}
+
+/// SWAPDB that brings a key already past its TTL (active expiry off) where a WATCHed
+/// key was missing changes nothing logically: EXEC runs, as in Redis 7.0.
+#[test]
+fn swapdb_bringing_an_expired_key_in_place_of_a_missing_watched_key_lets_exec_run() {
+    let mut p = Pair::start_with(&["--enable-debug-command", "yes"]);
+    for both_stale in [false, true] {
+        p.same_words("FLUSHALL");
+        p.same_words("DEBUG SET-ACTIVE-EXPIRE 0");
+        if both_stale {
+            p.same_words("SELECT 1");
+            p.same_words("SET x foo PX 1");
+        }
+        p.same_words("SELECT 0");
+        p.same_words("SET x bar PX 1");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        p.same_words("SELECT 1");
+        p.same_words("WATCH x");
+        p.same_words("SWAPDB 0 1");
+        p.same_words("MULTI");
+        p.same_words("PING");
+        assert_eq!(
+            p.same_words("EXEC"),
+            R::Arr(vec![R::Simple("PONG".into())]),
+            "both stale: {both_stale}"
+        );
+        p.same_words("DEBUG SET-ACTIVE-EXPIRE 1");
+    }
+    // A live key swapped in still aborts.
+    p.same_words("SELECT 0");
+    p.same_words("SET x bar");
+    p.same_words("SELECT 1");
+    p.same_words("WATCH x");
+    p.same_words("SWAPDB 0 1");
+    p.same_words("MULTI");
+    p.same_words("PING");
+    assert_eq!(p.same_words("EXEC"), R::NilArr);
+}

@@ -39,9 +39,11 @@ fn config(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         }
         // Like Redis 7.0 (`configResetStatCommand`): INFO counters only; the
         // slowlog keeps its entries (SLOWLOG RESET clears it). Per-command calls
-        // restart too; this command is then counted as their first call.
+        // and latency histograms restart too; this command is then counted as
+        // their first call.
         ctx.server.stats.reset();
         ctx.store.latency.calls.clear();
+        ctx.store.latency.tracking.commands.clear();
         // The fork, save, rewrite and sync counters are reset too, as Redis 7.0's
         // `resetServerStats` resets them.
         ctx.server.children.reset_stats();

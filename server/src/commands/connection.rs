@@ -943,7 +943,8 @@ fn client_unblock(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     // Redis counts the unblocked command as failed whichever way it is unblocked
     // (`updateStatsOnUnblock` with errors set); only the ERROR form is an error reply.
-    crate::exec::observe_unblocked(ctx.server, ctx.store, &w.argv, 0, (true, as_error));
+    let target = (id as u64, &w.argv[..]);
+    crate::exec::observe_unblocked(ctx.server, ctx.store, target, 0, (true, &r.buf));
     let _ = w.tx.send(r.buf);
     out.int(1);
     Ok(())

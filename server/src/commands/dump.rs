@@ -150,8 +150,8 @@ pub(super) fn restore(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResu
             return Ok(());
         }
     }
-    // LRU times count seconds since this server started, so an IDLETIME longer than
-    // the uptime is clamped to it.
+    // The LRU clock starts at `LRU_EPOCH`, so an IDLETIME up to that (8.5 years)
+    // longer than the uptime is kept; a longer one is clamped.
     let idle = opts
         .idletime
         .map_or(0, |s| u32::try_from(s).unwrap_or(u32::MAX));

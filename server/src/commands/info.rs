@@ -24,7 +24,7 @@ pub const SECTIONS: &[(&str, &str, bool, SectionFn)] = &[
     ("cpu", "CPU", true, cpu),
     ("modules", "Modules", true, empty),
     ("commandstats", "Commandstats", false, commandstats),
-    ("errorstats", "Errorstats", true, empty),
+    ("errorstats", "Errorstats", true, errorstats),
     ("latencystats", "Latencystats", false, latencystats),
     ("cluster", "Cluster", true, cluster),
     ("keyspace", "Keyspace", true, keyspace),
@@ -80,6 +80,11 @@ fn commandstats(_server: &Arc<Server>, store: &Store) -> String {
 /// Appends `name:value\r\n`.
 fn field(out: &mut String, name: &str, value: impl std::fmt::Display) {
     let _ = write!(out, "{name}:{value}\r\n");
+}
+
+/// `errorstat_<PREFIX>:count=N` per error prefix (`crate::server::error_stats`).
+fn errorstats(server: &Arc<Server>, _: &Store) -> String {
+    server.stats.errors.lock().info_lines()
 }
 
 fn empty(_: &Arc<Server>, _: &Store) -> String {
@@ -187,7 +192,11 @@ pub fn clients(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "maxclients", maxclients);
     field(&mut o, "client_recent_max_input_buffer", 0);
     field(&mut o, "client_recent_max_output_buffer", 0);
-    field(&mut o, "blocked_clients", store.waiters.len());
+    field(
+        &mut o,
+        "blocked_clients",
+        store.waiters.len() + store.repl.waiting_clients,
+    );
     field(&mut o, "tracking_clients", store.tracking.counts().clients);
     field(&mut o, "clients_in_timeout_table", store.waiters.len());
     o

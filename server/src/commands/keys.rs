@@ -549,6 +549,7 @@ fn swapdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     }
     let (a, b) = (a as usize, b as usize);
     if a != b {
+        expire_watched_keys_swapped_in(ctx, a, b);
         touch_watched_existing(ctx.store, a, Some(b));
         touch_watched_existing(ctx.store, b, Some(a));
         ctx.store.dbs.swap(a, b);
@@ -569,6 +570,40 @@ fn swapdb(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     ctx.dirty(1);
     out.ok();
     Ok(())
+}
+
+/// Before SWAPDB `a` `b`: a WATCHed key of one db whose namesake in the other is past
+/// its TTL sees that key expired now, as a lookup would, so that a missing key
+/// replaced with one past its TTL is no change (Redis 7.0 too lets such an EXEC run:
+/// logically there is still no key). WATCH itself deleted the watched db's own key if
+/// it was past its TTL. On a replica, which cannot expire keys, the swap counts as
+/// a change.
+fn expire_watched_keys_swapped_in(ctx: &mut Ctx, a: usize, b: usize) {
+    if ctx.store.watched.is_empty() {
+        return;
+    }
+    let now = ctx.now_ms;
+    let stale: Vec<(usize, Bytes)> = ctx
+        .store
+        .watched
+        .keys()
+        .filter_map(|(d, key)| {
+            let other = match *d {
+                d if d == a => b,
+                d if d == b => a,
+                _ => return None,
+            };
+            let past = ctx.store.dbs[other]
+                .expire_of(key)
+                .is_some_and(|at| at <= now);
+            past.then(|| (other, key.clone()))
+        })
+        .collect();
+    for (db, key) in stale {
+        let saved = std::mem::replace(&mut ctx.client.db, db);
+        ctx.expire_if_needed(&key);
+        ctx.client.db = saved;
+    }
 }
 
 /// Whether a live key exists in another db (expiring it there if needed).

@@ -67,6 +67,23 @@ pub fn effective_flags(cmd: &Command, client: &ClientState) -> u32 {
     cmd.flags | queued
 }
 
+/// Whether a stale replica (`replica-serve-stale-data no`, link down) may run the
+/// command: it has the STALE flag and, for EXEC, so has every queued command (the
+/// link may have gone down after they were queued).
+pub fn allowed_when_stale(cmd: &Command, client: &ClientState) -> bool {
+    if !cmd.is(flags::STALE) {
+        return false;
+    }
+    cmd.name != "exec"
+        || client.multi.as_ref().is_none_or(|q| {
+            q.iter().all(|argv| {
+                argv.first()
+                    .and_then(|n| lookup(n))
+                    .is_some_and(|c| c.is(flags::STALE))
+            })
+        })
+}
+
 /// A command error; the text carries Redis's prefix (`ERR`, `WRONGTYPE`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CmdError(pub Cow<'static, str>);
@@ -650,7 +667,7 @@ impl<'a> Ctx<'a> {
             self.store.dirty += 1;
             self.store
                 .notify(crate::notify::EXPIRED, "expired", key, db);
-            self.store.touch_key(db, key);
+            self.store.touch_expired_key(db, key);
         }
     }
 

@@ -71,7 +71,7 @@ pub fn answer(
     match serve(server, client, cmd, &argv, out) {
         Ok(next) => next,
         Err(e) => {
-            Stats::incr(&server.stats.total_error_replies, 1);
+            server.stats.error_reply(e.0.as_bytes());
             out.error(&e.0);
             WhileBusy::Done
         }
@@ -121,7 +121,7 @@ fn reject(server: &Server, client: &mut ClientState, out: &mut Reply, msg: &str)
     if client.multi.is_some() {
         client.multi_error = true;
     }
-    Stats::incr(&server.stats.total_error_replies, 1);
+    server.stats.error_reply(msg.as_bytes());
     out.error(msg);
 }
 
@@ -130,11 +130,12 @@ fn abort_exec(server: &Arc<Server>, client: &mut ClientState, out: &mut Reply, m
     client.multi = None;
     client.multi_error = false;
     unwatch_later(server, client);
-    Stats::incr(&server.stats.total_error_replies, 1);
-    out.error(&format!(
+    let text = format!(
         "EXECABORT Transaction discarded because of: {}",
         msg.strip_prefix("ERR ").unwrap_or(msg)
-    ));
+    );
+    server.stats.error_reply(text.as_bytes());
+    out.error(&text);
 }
 
 /// Runs an allowed command.
@@ -190,7 +191,7 @@ fn serve(
         "shutdown" => return shutdown(server, argv, out),
         "script" | "function" => script_or_function(server, cmd.name == "script", argv, out),
         _ => {
-            Stats::incr(&server.stats.total_error_replies, 1);
+            server.stats.error_reply(busy.busy_error().as_bytes());
             out.error(busy.busy_error());
         }
     }
@@ -273,7 +274,9 @@ fn shutdown(
         }
         Some(f) if f.save == Some(false) => return Ok(WhileBusy::Exit),
         Some(_) => {
-            Stats::incr(&server.stats.total_error_replies, 1);
+            server
+                .stats
+                .error_reply(server.script_busy.busy_error().as_bytes());
             out.error(server.script_busy.busy_error());
         }
     }
@@ -288,7 +291,7 @@ fn script_or_function(server: &Server, script: bool, argv: &[Bytes], out: &mut R
         match busy.running_function() {
             Some((f, ms)) => super::functions::stats_while_busy(out, &f, ms),
             None => {
-                Stats::incr(&server.stats.total_error_replies, 1);
+                server.stats.error_reply(busy.busy_error().as_bytes());
                 out.error(busy.busy_error());
             }
         }
@@ -297,7 +300,7 @@ fn script_or_function(server: &Server, script: bool, argv: &[Bytes], out: &mut R
     // SCRIPT KILL stops scripts, FUNCTION KILL functions; the other kind gets the
     // BUSY reply naming the right one.
     if script == busy.is_function() && busy.is_busy() && !busy.has_written() {
-        Stats::incr(&server.stats.total_error_replies, 1);
+        server.stats.error_reply(busy.busy_error().as_bytes());
         out.error(busy.busy_error());
         return;
     }

@@ -145,16 +145,22 @@ pub fn oom_score_adj(args: &[String]) -> Checked {
     Ok(args.join(" "))
 }
 
-/// `latency-tracking-info-percentiles <p> [...]`, each in [0, 100].
+/// `latency-tracking-info-percentiles <p> [...]`, each in [0, 100], kept as Redis
+/// writes them back: six decimals with the trailing zeros (and a bare point)
+/// dropped, so `50.0` reads back `50` and `99.90` reads back `99.9`.
 pub fn percentiles(args: &[String]) -> Checked {
+    let mut kept = Vec::with_capacity(args.len());
     for a in args {
         match a.parse::<f64>() {
-            Ok(v) if (0.0..=100.0).contains(&v) => {}
+            Ok(v) if (0.0..=100.0).contains(&v) => {
+                let six = format!("{v:.6}");
+                kept.push(six.trim_end_matches('0').trim_end_matches('.').to_string());
+            }
             Ok(_) => return Err(Invalid::PercentileRange),
             Err(_) => return Err(Invalid::Percentile),
         }
     }
-    Ok(args.join(" "))
+    Ok(kept.join(" "))
 }
 
 /// `shutdown-on-sigint` / `shutdown-on-sigterm`: a set of SHUTDOWN flags.

@@ -297,7 +297,7 @@ fn replica_or_min_replicas_refusal(
     if r.master.is_some()
         && !cfg.replica_serve_stale_data
         && !r.link_connected()
-        && !cmd.is(flags::STALE)
+        && !crate::commands::allowed_when_stale(cmd, client)
     {
         return Some(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."

@@ -10,6 +10,7 @@ pub mod aof_file;
 pub mod aof_writer;
 pub mod backlog;
 pub mod busy;
+pub mod error_stats;
 pub mod migrate_sockets;
 pub mod persist_state;
 pub mod repl;
@@ -50,6 +51,9 @@ pub struct Stats {
     pub total_error_replies: AtomicU64,
     pub unexpected_error_replies: AtomicU64,
     pub pubsub_messages: AtomicU64,
+    /// INFO errorstats. A lock, not atomics: the set of prefixes grows, and only
+    /// error replies take it.
+    pub errors: Mutex<error_stats::ErrorStats>,
 }
 
 impl Stats {
@@ -71,6 +75,30 @@ impl Stats {
         c.load(Ordering::Relaxed)
     }
 
+    /// Counts an error reply (`total_error_replies` and INFO errorstats), `text`
+    /// being the reply without its leading `-` (`ERR syntax error`).
+    pub fn error_reply(&self, text: &[u8]) {
+        Self::incr(&self.total_error_replies, 1);
+        if let error_stats::Noted::JustDisabled(dropped) = self.errors.lock().note(text) {
+            crate::warning!(
+                "Errorstats stopped adding new errors because the number of different \
+                 error prefixes reached {}; CONFIG RESETSTAT counts them again. The \
+                 prefixes were: {}",
+                error_stats::MAX_PREFIXES,
+                dropped.join(", ")
+            );
+        }
+    }
+
+    /// [`Stats::error_reply`] for an encoded reply (`-ERR syntax error\r\n`);
+    /// anything else is not an error and is not counted.
+    pub fn error_reply_encoded(&self, reply: &[u8]) {
+        if let Some(rest) = reply.strip_prefix(b"-") {
+            let end = rest.iter().position(|&c| c == b'\r').unwrap_or(rest.len());
+            self.error_reply(&rest[..end]);
+        }
+    }
+
     pub fn reset(&self) {
         for c in [
             &self.total_connections_received,
@@ -88,6 +116,7 @@ impl Stats {
         ] {
             c.store(0, Ordering::Relaxed);
         }
+        self.errors.lock().reset();
     }
 }
 
@@ -358,6 +387,16 @@ impl Store {
     pub fn touch_key(&mut self, db: usize, key: &[u8]) {
         self.tracking_invalidate(key);
         self.touch_watchers(db, key);
+    }
+
+    /// [`Store::touch_key`] for a key deleted because it expired: like Redis
+    /// (`signalModifiedKey` with no client), the deletion is nobody's modification,
+    /// so a NOLOOP BCAST client gets its invalidation even when its own read found
+    /// the key expired (see `Tracking::expiring`).
+    pub fn touch_expired_key(&mut self, db: usize, key: &[u8]) {
+        self.tracking.expiring = true;
+        self.touch_key(db, key);
+        self.tracking.expiring = false;
     }
 
     /// The client-side caching half of [`Store::touch_key`].
@@ -665,12 +704,13 @@ impl Server {
         self.monitor_count.store(mons.len(), Ordering::Relaxed);
     }
 
-    /// Wall-clock ms and LRU clock (s since start) for the instant `t`, from one
-    /// monotonic reading: commands read the clock once, not once per lookup.
+    /// Wall-clock ms and LRU clock ([`LRU_EPOCH`] + s since start) for the instant
+    /// `t`, from one monotonic reading: commands read the clock once, not once per
+    /// lookup.
     pub fn clock_at(&self, t: Mono) -> (i64, u32) {
         let since_ns = t.nanos_since(self.started_mono);
         let us = (since_ns / 1000) as i64 + self.wall_offset_us.load(Ordering::Relaxed);
-        (us.div_euclid(1000), (since_ns / 1_000_000_000) as u32)
+        (us.div_euclid(1000), lru_at(since_ns))
     }
 
     /// Re-reads the wall clock, so command times follow clock adjustments.
@@ -682,8 +722,19 @@ impl Server {
     }
 
     pub fn lru_clock(&self) -> u32 {
-        (Mono::now().nanos_since(self.started_mono) / 1_000_000_000) as u32
+        lru_at(Mono::now().nanos_since(self.started_mono))
     }
+}
+
+/// Where the LRU clock starts: keys can then be given an idle time longer than the
+/// uptime (RESTORE ... IDLETIME, which Redis, whose clock is the wall clock, takes
+/// as given) of up to 2^28 s (8.5 years), and the clock runs for as long again
+/// within the 29 bits a key keeps (`crate::db::Meta`).
+pub const LRU_EPOCH: u32 = 1 << 28;
+
+/// The LRU clock `since_ns` after the server started.
+fn lru_at(since_ns: u64) -> u32 {
+    LRU_EPOCH.saturating_add((since_ns / 1_000_000_000) as u32)
 }
 
 /// Wall-clock µs since the Unix epoch (0 before it).

@@ -285,6 +285,8 @@ pub struct ReplState {
     pub good_replicas: usize,
     /// Woken on every REPLCONF ACK (WAIT).
     pub ack_notify: Arc<tokio::sync::Notify>,
+    /// Clients blocked in WAIT (INFO's `blocked_clients` counts them, as Redis does).
+    pub waiting_clients: usize,
     /// The disk-target snapshot being produced, which later replicas may join.
     pub snapshot: Option<Ticket>,
     /// Tandem fenced start: no writes, no syncs served, no active expiry (see `crate::replication::fence`).
@@ -377,6 +379,7 @@ impl Default for ReplState {
             sync_partial_err: 0,
             good_replicas: 0,
             ack_notify: Arc::new(tokio::sync::Notify::new()),
+            waiting_clients: 0,
             snapshot: None,
             fenced: false,
             obuf_limit: Default::default(),

@@ -296,6 +296,28 @@ pub async fn cron(server: Arc<Server>) {
     }
 }
 
+/// A WAIT that ended because this node turned into a replica (REPLICAOF host port)
+/// while it waited: like Redis, the client gets [`RoleChanged::REPLY`] and its
+/// connection closes, as do the clients blocked on keys.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RoleChanged;
+
+impl RoleChanged {
+    pub const REPLY: &'static str = "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+}
+
+/// A client counted in `waiting_clients` for as long as it waits (the count is
+/// taken back under the store lock, which the waiting loop never holds across its
+/// returns).
+struct Waiting<'a>(&'a Server);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut store = self.0.store.lock();
+        store.repl.waiting_clients = store.repl.waiting_clients.saturating_sub(1);
+    }
+}
+
 /// WAIT: asks replicas for ACKs and waits until `num` acknowledged `offset` or the
 /// timeout (ms, 0 = forever) passes; returns the count.
 pub async fn wait_replicas(
@@ -304,24 +326,35 @@ pub async fn wait_replicas(
     offset: i64,
     num: i64,
     timeout_ms: u64,
-) -> i64 {
+) -> Result<i64, RoleChanged> {
     let notify = {
         let mut store = server.store.lock();
         let r = &mut store.repl;
         if !r.replicas.is_empty() && r.master.is_none() {
             r.append_stream(Bytes::from_static(GETACK));
         }
+        r.waiting_clients += 1;
         r.ack_notify.clone()
     };
+    let _counted = Waiting(server);
     let deadline =
         (timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(timeout_ms));
     loop {
         let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let count = server.store.lock().repl.acked_replicas(offset) as i64;
+        let (count, replica) = {
+            let store = server.store.lock();
+            let r = &store.repl;
+            (r.acked_replicas(offset) as i64, r.master.is_some())
+        };
+        // WAIT is refused on a replica, so a replica now is one since it began
+        // (`replica::set_master` rings `ack_notify`).
+        if replica {
+            return Err(RoleChanged);
+        }
         if count >= num {
-            return count;
+            return Ok(count);
         }
         let killed = async {
             match handle {
@@ -332,18 +365,18 @@ pub async fn wait_replicas(
         match deadline {
             Some(d) => {
                 if tokio::time::Instant::now() >= d {
-                    return count;
+                    return Ok(count);
                 }
                 tokio::select! {
                     _ = notified => {}
                     _ = tokio::time::sleep_until(d) => {}
-                    _ = killed => return count,
+                    _ = killed => return Ok(count),
                 }
             }
             None => {
                 tokio::select! {
                     _ = notified => {}
-                    _ = killed => return count,
+                    _ = killed => return Ok(count),
                 }
             }
         }

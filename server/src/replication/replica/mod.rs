@@ -82,11 +82,13 @@ pub fn set_master(server: &Arc<Server>, store: &mut Store, host: &str, port: u16
     tokio::spawn(run_link(server.clone(), generation, host.to_string(), port));
 }
 
-/// Redis's answer to the clients blocked on keys when a node turns into a replica:
-/// an UNBLOCKED error, then the connection closes. The master's stream will change
-/// those keys, and a replica that served a blocked pop from them would diverge from
-/// its master.
+/// Redis's answer to the blocked clients when a node turns into a replica: an
+/// UNBLOCKED error, then the connection closes. The master's stream will change the
+/// keys a client waits on, and a replica that served a blocked pop from them would
+/// diverge from its master; a WAIT has no replicas left to wait for (it sees the
+/// change when `ack_notify` rings, see `primary::wait_replicas`).
 fn disconnect_blocked_clients(server: &Server, store: &mut Store) {
+    store.repl.ack_notify.notify_waiters();
     if store.waiters.is_empty() {
         return;
     }
@@ -101,7 +103,9 @@ fn disconnect_blocked_clients(server: &Server, store: &mut Store) {
                 .store(true, std::sync::atomic::Ordering::Release);
         }
         let mut r = crate::resp::Reply::new(w.resp3);
-        r.error("UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)");
+        let text = crate::replication::primary::RoleChanged::REPLY;
+        server.stats.error_reply(text.as_bytes());
+        r.error(text);
         let _ = w.tx.send(r.buf);
     }
 }
