@@ -1194,3 +1194,29 @@ fn an_old_style_aof_file_is_upgraded_into_the_aof_directory_like_redis() {
         assert!(!seen[0].2 && seen[0].3, "{:?}", seen[0]);
     }
 }
+
+/// An `appendfilename` with spaces: the manifest quotes the file names as Redis
+/// does, and the server reads its own manifest back after a rewrite and a restart.
+#[test]
+fn a_file_name_with_spaces_is_quoted_in_the_manifest_like_redis() {
+    let name = "my file.aof";
+    let args = ["--appendonly", "yes", "--appendfilename", name];
+    let manifest = |dir: &Path, c: &mut Conn| {
+        assert_eq!(c.cmd("SET k v"), R::ok());
+        assert!(matches!(c.cmd("BGREWRITEAOF"), R::Simple(_)));
+        assert!(wait_until(Duration::from_secs(10), || {
+            info_field(c, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+                && info_field(c, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0")
+        }));
+        std::fs::read_to_string(aof_dir(dir).join(format!("{name}.manifest"))).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let redis = common::RealRedis::start(dir.path(), "dump.rdb", &args);
+    let theirs = manifest(dir.path(), &mut redis.conn());
+    let s = TestServer::start(&args);
+    let ours = manifest(s.dir.path(), &mut s.conn());
+    assert_eq!(theirs, "file \"my file.aof.2.base.rdb\" seq 2 type b\nfile \"my file.aof.2.incr.aof\" seq 2 type i\n");
+    assert_eq!(ours, theirs);
+    let s = TestServer::start_in(crash(s), &args);
+    assert_eq!(s.conn().cmd("GET k"), R::bulk("v"));
+}

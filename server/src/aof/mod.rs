@@ -210,7 +210,14 @@ pub fn parse_manifest(text: &str) -> Result<Vec<ManifestEntry>, AofError> {
         }
         let line = raw.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
         let invalid = || manifest_err(linenum, line, "Invalid AOF manifest file format");
-        let words: Vec<&str> = line.split_whitespace().collect();
+        // Split as Redis's `sdssplitargs` (a file name with spaces is quoted).
+        let Some(split) = crate::resp::split_args(line.as_bytes()) else {
+            return Err(invalid());
+        };
+        let words: Vec<String> = split
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
         if words.len() < 6 || words.len() % 2 == 1 {
             return Err(invalid());
         }
@@ -221,9 +228,9 @@ pub fn parse_manifest(text: &str) -> Result<Vec<ManifestEntry>, AofError> {
                     let reason = "File can't be a path, just a filename";
                     return Err(manifest_err(linenum, line, reason));
                 }
-                name = Some(kv[1].to_string());
+                name = Some(kv[1].clone());
             } else if kv[0].eq_ignore_ascii_case("seq") {
-                seq = leading_number(kv[1]);
+                seq = leading_number(&kv[1]);
             } else if kv[0].eq_ignore_ascii_case("type") {
                 kind = kv[1].chars().next();
             }
@@ -288,10 +295,28 @@ fn log_manifest_error(e: &AofError) {
     }
 }
 
+/// A file name as Redis writes it in a manifest: as is, or quoted like `sdscatrepr`
+/// when it holds a space, a quote, a backslash or an unprintable byte.
+fn manifest_name(name: &str) -> String {
+    let needs = name
+        .bytes()
+        .any(|c| c == b'\\' || c == b'"' || !c.is_ascii_graphic());
+    if needs {
+        format!("\"{}\"", crate::util::repr_bytes(name.as_bytes()))
+    } else {
+        name.to_string()
+    }
+}
+
 fn manifest_text(base: &Option<ManifestEntry>, incrs: &[ManifestEntry]) -> String {
     let mut s = String::new();
     for e in base.iter().chain(incrs) {
-        s.push_str(&format!("file {} seq {} type {}\n", e.name, e.seq, e.kind));
+        s.push_str(&format!(
+            "file {} seq {} type {}\n",
+            manifest_name(&e.name),
+            e.seq,
+            e.kind
+        ));
     }
     s
 }
@@ -786,6 +811,18 @@ mod tests {
         );
         let parsed = parse_manifest(&text).unwrap();
         assert_eq!(parsed.len(), 3);
+        // A name with spaces and newlines is quoted as Redis quotes it, and read back.
+        let odd = Some(ManifestEntry {
+            name: " file seq \n\n.aof .1.base.rdb".into(),
+            seq: 1,
+            kind: 'b',
+        });
+        let text = manifest_text(&odd, &[]);
+        assert_eq!(
+            text,
+            "file \" file seq \\n\\n.aof .1.base.rdb\" seq 1 type b\n"
+        );
+        assert_eq!(parse_manifest(&text).unwrap()[0].name, odd.unwrap().name);
         assert!(parse_manifest("file x seq 1").is_err());
         assert!(parse_manifest("file a/b seq 1 type i").is_err());
         assert!(parse_manifest("file x seq 1 type z").is_err());
