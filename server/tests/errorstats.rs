@@ -42,7 +42,7 @@ const SEQUENCE: &[&[&str]] = &[
     &["LPUSH", "s", "x"],
     &["INCR", "s"],
     &["EVALSHA", "0123456789012345678901234567890123456789", "0"],
-    &["XADD", "st", "*", "f", "v"],
+    &["XADD", "st", "1-1", "f", "v"],
     &["XGROUP", "CREATECONSUMER", "st", "nogroup", "c"],
     &["AUTH", "nosuchpassword"],
     &["EXEC"],
