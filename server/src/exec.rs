@@ -365,7 +365,44 @@ pub struct ScriptRefusal(pub String);
 /// the op is `argv` itself, moved there (a copy of each argument is an atomic
 /// reference count taken and later dropped); `argv` is then an empty vector of the
 /// op pool. Otherwise `argv` is left as it was, for the caller to reuse.
+///
+/// A refusal is counted as Redis counts it: in INFO errorstats and
+/// `total_error_replies` at once, and as a rejected call of the command when there
+/// is one (the script's own reply does not count it again).
 pub fn script_call(
+    server: &Arc<Server>,
+    store: &mut Store,
+    client: &mut ClientState,
+    rules: &mut ScriptRules,
+    argv: &mut Vec<Bytes>,
+    out: &mut Reply,
+) -> Result<(), ScriptRefusal> {
+    let r = script_door(server, store, client, rules, argv, out);
+    if let Err(refusal) = &r {
+        count_script_refusal(server, store, client, argv, refusal);
+    }
+    r
+}
+
+/// Counts a refusal of [`script_call`] (out of line: rare).
+#[cold]
+#[inline(never)]
+fn count_script_refusal(
+    server: &Server,
+    store: &mut Store,
+    client: &mut ClientState,
+    argv: &[Bytes],
+    refusal: &ScriptRefusal,
+) {
+    server.stats.error_reply(refusal.0.as_bytes());
+    if let Some(cmd) = argv.first().and_then(|n| client.cmd_cache.lookup(n)) {
+        count_rejected(store, cmd, argv);
+    }
+}
+
+/// The checks and the run of [`script_call`].
+#[inline(always)]
+fn script_door(
     server: &Arc<Server>,
     store: &mut Store,
     client: &mut ClientState,

@@ -241,6 +241,7 @@ fn run_callee(
     if oom && !flags.compat {
         return Err(CmdError::msg(crate::evict::Oom.to_string()));
     }
+    let mark = out.len();
     let (vm, mut spare) = take_parts(ctx, slot);
     let Some(mut vm) = vm else {
         put_parts(ctx, slot, None, spare);
@@ -274,6 +275,8 @@ fn run_callee(
         },
         Err(e) => Err(e),
     };
+    // Read before the state goes back: the run reset it (`run_in_vm`).
+    let counted = result.is_ok() && vm.flags.error_counted.load(Ordering::Relaxed);
     drop(running);
     // What the commands served meanwhile left for the store, before anyone else runs.
     for job in busy.take_deferred() {
@@ -290,7 +293,24 @@ fn run_callee(
         raw::Ran::Failed(text) => Err(ScriptFailed(text)),
         raw::Ran::Table(value) => table_result(ctx, slot, value, label, out),
     });
-    result.map_err(|ScriptFailed(text)| CmdError::msg(text))
+    // An error already counted when the command the script called answered it is
+    // not counted again as the script's reply (EVAL still fails); any other error
+    // reply (a refusal of the script, a Lua error, an `{err=...}` it returned) is
+    // counted once, here or as the handler's error.
+    match result {
+        Ok(()) => {
+            if !counted && out.buf.get(mark) == Some(&b'-') {
+                server.stats.error_reply_encoded(&out.buf[mark..]);
+            }
+            Ok(())
+        }
+        Err(ScriptFailed(text)) if counted => {
+            out.buf.truncate(mark);
+            out.error(&text);
+            Ok(())
+        }
+        Err(ScriptFailed(text)) => Err(CmdError::msg(text)),
+    }
 }
 
 /// A state lost to a panic in an earlier run (or never created): starts over, with a
@@ -498,6 +518,9 @@ enum CallOutcome {
     Reply,
     /// The error text is in `RunEnv::err_text`.
     Error,
+    /// As `Error`, for an error already counted in INFO errorstats (the command's
+    /// reply, or the script door's refusal): raised marked so.
+    CountedError,
     Reentered,
     Panicked,
     /// `redis.acl_check_cmd`'s answer.
@@ -557,6 +580,7 @@ unsafe fn finish_lib_call(
             }
         }
         CallOutcome::Error => raise_error(l, env.err_text.as_bytes()),
+        CallOutcome::CountedError => raise_counted_error(l, env.err_text.as_bytes()),
         CallOutcome::Reentered => raise_text(l, b"redis.call re-entered"),
         CallOutcome::Panicked => raise_error(l, b"ERR internal error in redis.call"),
         CallOutcome::Flag(b) => {
@@ -647,6 +671,21 @@ unsafe fn raise_error(l: *mut mlua::ffi::lua_State, text: &[u8]) -> ! {
     ffi::lua_error(l)
 }
 
+/// Raises `{err = text}` marked as counted already ([`raw::COUNTED_FIELD`]), as
+/// Redis's redis.call raises an error its command (or its refusal) counted.
+#[allow(unsafe_code)]
+unsafe fn raise_counted_error(l: *mut mlua::ffi::lua_State, text: &[u8]) -> ! {
+    use mlua::ffi;
+    ffi::lua_checkstack(l, 3);
+    ffi::lua_createtable(l, 0, 2);
+    ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
+    ffi::lua_setfield(l, -2, c"err".as_ptr());
+    ffi::lua_pushboolean(l, 1);
+    // The key is `raw::COUNTED_FIELD`.
+    ffi::lua_setfield(l, -2, c"ignore_error_stats_update".as_ptr());
+    ffi::lua_error(l)
+}
+
 /// Raises a plain Lua error message (the error handler gives it the `ERR ` prefix).
 #[allow(unsafe_code)]
 unsafe fn raise_text(l: *mut mlua::ffi::lua_State, text: &[u8]) -> ! {
@@ -695,7 +734,8 @@ unsafe fn call_phase(l: *mut mlua::ffi::lua_State, env: &RefCell<RunEnv>) -> Cal
     }
     propagate_to(ctx.store, before, repl);
     if let Err(refusal) = r {
-        return failed(err_text, &refusal.0);
+        failed(err_text, &refusal.0);
+        return CallOutcome::CountedError;
     }
     if reply.buf.first() == Some(&b'-') {
         return error_reply(err_text, &reply.buf);
@@ -794,7 +834,8 @@ fn error_reply(err_text: &mut String, reply: &[u8]) -> CallOutcome {
     let text = reply.strip_prefix(b"-").unwrap_or(reply);
     let text = text.strip_suffix(b"\r\n").unwrap_or(text);
     *err_text = String::from_utf8_lossy(text).into_owned();
-    CallOutcome::Error
+    // The command counted it when it answered.
+    CallOutcome::CountedError
 }
 
 /// Appends the argument at the next position as the previous calls' argument at

@@ -97,6 +97,14 @@ impl RawRefs {
                     push_bytes(l, name.as_bytes());
                     *slot = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
                 }
+                // The mark's key stays alive under a named registry key, so pushing it
+                // finds the interned string and allocates nothing. Not one more
+                // numbered slot: with one, a cached script's slot was later found nil
+                // (observed under Redis's scripting suite; `luaL_ref` takes the
+                // registry's length as the next free slot, and `result` is left nil
+                // between runs, a hole that length may stop at).
+                push_bytes(l, COUNTED_FIELD.as_bytes());
+                ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, c"tandem.counted_field".as_ptr());
                 ffi::lua_pushcfunction(l, run_entry);
                 r.runner = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
                 // A slot of its own (luaL_ref of nil would not reserve one).
@@ -123,6 +131,26 @@ pub fn used_memory(refs: &RawRefs) -> usize {
         )
     };
     usize::try_from(kb).unwrap_or(0) * 1024 + usize::try_from(rest).unwrap_or(0)
+}
+
+/// The field of an `{err=...}` table that marks an error already counted in INFO
+/// errorstats when the command a script called answered it (as Redis marks the
+/// tables `redis.call` raises and `redis.pcall` returns): the run's reply does not
+/// count it again.
+pub const COUNTED_FIELD: &str = "ignore_error_stats_update";
+
+/// Whether the value on top of the stack is a table marked [`COUNTED_FIELD`] (a raw
+/// read; the key is an interned string the registry keeps alive, so pushing it
+/// allocates and raises nothing; takes two stack slots).
+unsafe fn counted_mark(l: *mut ffi::lua_State) -> bool {
+    if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+        return false;
+    }
+    push_bytes(l, COUNTED_FIELD.as_bytes());
+    ffi::lua_rawget(l, -2);
+    let marked = ffi::lua_toboolean(l, -1) != 0;
+    ffi::lua_pop(l, 1);
+    marked
 }
 
 /// How a run ended.
@@ -285,6 +313,9 @@ fn run_direct(
         ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.runner);
         ffi::lua_pushlightuserdata(l, (&mut params as *mut Params).cast());
         if ffi::lua_pcall(l, 1, 1, top + 1) != ffi::LUA_OK {
+            flags
+                .error_counted
+                .store(counted_mark(l), Ordering::Relaxed);
             script_error(l, refs, run.label, params.failure);
             params.step = Step::Failed;
         }
@@ -373,6 +404,9 @@ unsafe fn run_raw(
             ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.handler);
             ffi::lua_pushvalue(l, 1);
             if ffi::lua_pcall(l, 0, 1, 2) != ffi::LUA_OK {
+                flags
+                    .error_counted
+                    .store(counted_mark(l), Ordering::Relaxed);
                 script_error(l, refs, run.label, failure);
                 ffi::lua_settop(l, 0);
                 return Step::Failed;
@@ -382,6 +416,9 @@ unsafe fn run_raw(
         }
     }
     let resp3 = flags.resp3.load(Ordering::Relaxed);
+    flags
+        .error_counted
+        .store(counted_mark(l), Ordering::Relaxed);
     if write_result(l, refs, resp3, out) {
         ffi::lua_settop(l, 0);
         Step::Written

@@ -54,12 +54,16 @@ pub struct RunFlags {
     pub resp3: AtomicBool,
     /// `redis.set_repl` (REPL_NONE = 0 ... REPL_ALL = 3).
     pub repl: AtomicU8,
+    /// The run's error (raised, or returned as its result) is a table marked
+    /// [`super::raw::COUNTED_FIELD`]: counted when the command answered it.
+    pub error_counted: AtomicBool,
 }
 
 impl RunFlags {
     pub fn reset(&self) {
         self.resp3.store(false, Ordering::Relaxed);
         self.repl.store(3, Ordering::Relaxed);
+        self.error_counted.store(false, Ordering::Relaxed);
     }
 }
 
