@@ -326,11 +326,15 @@ fn run_direct(
         Step::Failed => Stepped::Failed,
         Step::Table => {
             // SAFETY: exec_raw's closure reads the registry slot run_entry filled and
-            // clears it (no allocation: assigning nil to an existing key).
+            // clears it (no allocation: assigning to an existing key). Cleared to
+            // false, not nil: a nil would leave a hole in the registry's numbered
+            // slots, and `luaL_ref` takes the registry's length (which may stop at
+            // a hole) as the next free slot, so a script cached later could be given
+            // this slot and be overwritten by the next table result.
             let value: Value = unsafe {
                 lua.exec_raw((), |l| {
                     ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, refs.result);
-                    ffi::lua_pushnil(l);
+                    ffi::lua_pushboolean(l, 0);
                     ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, refs.result);
                 })?
             };
