@@ -144,15 +144,7 @@ fn upgrade_old_style(
     let upgrade = if !dir.is_dir() || !manifest_path.exists() {
         true
     } else {
-        let text =
-            std::fs::read_to_string(manifest_path).map_err(|err| AofError::OpenManifest {
-                path: manifest_path.display().to_string(),
-                err,
-            })?;
-        let entries = parse_manifest(&text).map_err(|e| {
-            log_manifest_error(&e);
-            AofError::BadManifest(Box::new(e))
-        })?;
+        let entries = read_manifest(manifest_path)?;
         let base_only = entries.iter().all(|e| e.kind != 'i')
             && entries.iter().any(|e| e.kind == 'b' && e.name == prefix);
         base_only && !dir.join(prefix).exists()
@@ -275,6 +267,18 @@ fn leading_number(v: &str) -> u64 {
     digits[..end].parse().unwrap_or(u64::MAX)
 }
 
+/// Reads and parses the manifest at `path`; a refused one is logged as Redis logs it.
+fn read_manifest(path: &Path) -> Result<Vec<ManifestEntry>, AofError> {
+    let text = std::fs::read_to_string(path).map_err(|err| AofError::OpenManifest {
+        path: path.display().to_string(),
+        err,
+    })?;
+    parse_manifest(&text).map_err(|e| {
+        log_manifest_error(&e);
+        AofError::BadManifest(Box::new(e))
+    })
+}
+
 fn manifest_err(linenum: usize, line: &str, reason: &'static str) -> AofError {
     AofError::ManifestFormat {
         linenum,
@@ -373,15 +377,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
     let start = Instant::now();
     upgrade_old_style(Path::new(&c.dir), &dir, &prefix, &manifest_path)?;
     let (base, mut incrs) = if manifest_path.exists() {
-        let text =
-            std::fs::read_to_string(&manifest_path).map_err(|err| AofError::OpenManifest {
-                path: manifest_path.display().to_string(),
-                err,
-            })?;
-        let entries = parse_manifest(&text).map_err(|e| {
-            log_manifest_error(&e);
-            AofError::BadManifest(Box::new(e))
-        })?;
+        let entries = read_manifest(&manifest_path)?;
         let base = entries.iter().find(|e| e.kind == 'b').cloned();
         let incrs: Vec<ManifestEntry> = entries.into_iter().filter(|e| e.kind == 'i').collect();
         let mut store = server.store.lock();
