@@ -527,21 +527,29 @@ enum CallOutcome {
     Flag(bool),
 }
 
+/// What the lending slot holds (upvalue 1 of the `redis` library's C functions): the
+/// address of the running script's `RefCell<RunEnv>`, or 0 between runs.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn lent_addr(l: *mut mlua::ffi::lua_State) -> usize {
+    use mlua::ffi;
+    let slot = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const AtomicUsize;
+    // SAFETY: upvalue 1 is the address of the Arc'd slot the Vm keeps alive as long
+    // as this state (see `redis_call`).
+    if slot.is_null() {
+        0
+    } else {
+        (*slot).load(Ordering::Acquire)
+    }
+}
+
 /// `redis.call` as a Lua C function: its arguments are read straight off the stack
 /// into the dispatch argv, the command's reply is pushed straight onto it, and an
 /// error is raised as Redis raises it, an `{err=...}` table. Upvalue 1 is the
 /// address of the state's lending slot (see [`redis_call`]).
 #[allow(unsafe_code)]
 unsafe extern "C-unwind" fn redis_call_c(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
-    use mlua::ffi;
-    let slot = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const AtomicUsize;
-    // SAFETY: upvalue 1 is the address of the Arc'd slot the Vm keeps alive as long
-    // as this state (see `redis_call`).
-    let addr = if slot.is_null() {
-        0
-    } else {
-        (*slot).load(Ordering::Acquire)
-    };
+    let addr = lent_addr(l);
     if addr == 0 {
         raise_text(l, b"redis.call can only be called while a script runs");
     }
@@ -597,14 +605,7 @@ unsafe fn finish_lib_call(
 /// error, as in Redis 7.0.
 #[allow(unsafe_code)]
 unsafe extern "C-unwind" fn acl_check_c(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
-    use mlua::ffi;
-    let slot = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const AtomicUsize;
-    // SAFETY: as in `redis_call_c`.
-    let addr = if slot.is_null() {
-        0
-    } else {
-        (*slot).load(Ordering::Acquire)
-    };
+    let addr = lent_addr(l);
     if addr == 0 {
         raise_error(
             l,
