@@ -259,7 +259,7 @@ fn observe_latency(
     cmd: &Command,
     argv: &[Bytes],
     elapsed_ns: u64,
-    (failed, blocked): (bool, bool),
+    (failed, blocked): (u64, bool),
 ) {
     let (threshold, tracking) = (
         store.hot.latency_monitor_threshold,
@@ -833,6 +833,7 @@ fn call_argv(
         no_propagate,
         action,
         unchanged_key,
+        nested_failures,
         ..
     } = ctx;
     track_reads(store, client, cmd, argv);
@@ -847,7 +848,10 @@ fn call_argv(
         log_slow(server, who, (cmd, argv), threshold, ended.since(started));
     }
     let blocked = matches!(action, Some(Action::Block { .. }));
-    let failed = !blocked && out.buf.get(reply_start) == Some(&b'-');
+    let failed = match blocked {
+        true => 0,
+        false => u64::from(out.buf.get(reply_start) == Some(&b'-')) + u64::from(nested_failures),
+    };
     observe_latency(store, cmd, argv, elapsed_ns, (failed, blocked));
     // After the command, as Redis 7.0 does: the line shows the database it left
     // selected, and commands run by EXEC are fed one by one.

@@ -401,12 +401,12 @@ impl Latency {
     pub fn observe_command(
         &mut self,
         (threshold_ms, tracking): (u64, bool),
-        (name, fast, failed): (&'static str, bool, bool),
+        (name, fast, failed): (&'static str, bool, u64),
         elapsed_ns: u64,
     ) {
         let c = self.calls.entry(name);
         c.calls += 1;
-        c.failed += failed as u64;
+        c.failed += failed;
         c.usec = c.usec.saturating_add(elapsed_ns / 1000);
         let ms = elapsed_ns / 1_000_000;
         let event = if fast { "fast-command" } else { "command" };

@@ -4,8 +4,10 @@
 //! a write from a read-only script, an unknown command) or answers an error, through
 //! redis.call and redis.pcall, caught or returned as the script's result; errors a
 //! script returns itself (redis.error_reply, `{err=...}`); Lua runtime errors; the
-//! same through FCALL. Each error is counted once, and the script's command fails
-//! when its reply is an error.
+//! same through FCALL; error replies nested in a table result. Each error is counted
+//! once, and the script's command fails when its reply is an error (and, with errors
+//! nested in an array, once for those counted with the reply plus once for each a
+//! command of the script counted before).
 mod common;
 use common::*;
 use std::collections::BTreeMap;
@@ -129,4 +131,48 @@ fn script_errors_are_counted_once_like_redis() {
         step(&mut p, &["FCALL", f, "0"]);
     }
     step(&mut p, &["FCALL_RO", "rw", "0"]);
+}
+
+/// Errors inside a table result (arrays, nested arrays, RESP3 maps): Redis counts
+/// each in INFO errorstats when the reply is written, except those `redis.pcall`
+/// returned (counted when the command answered), and fails the script's command once
+/// for the former plus once per each of the latter.
+#[test]
+fn errors_nested_in_a_table_result_are_counted_like_redis() {
+    let mut p = Pair::start();
+    p.same_words("SET str abc");
+    for script in [
+        "return {1, redis.error_reply('MY Error'), {2, {err='ERR inner'}}}",
+        "return {{err='A'}, {err='B'}, {err='C'}}",
+        "return {1, {err=''}, {err='  '}, {err='x'}}",
+        "return {1, {2, {3, {err='DEEP e'}}}}",
+        "return {redis.pcall('incr', KEYS[1])}",
+        "return {redis.pcall('incr', KEYS[1]), redis.pcall('incr', KEYS[1])}",
+        "return {redis.pcall('incr', KEYS[1]), {err='X y'}}",
+        "return {1, redis.pcall('incr')}",
+        "local t = redis.pcall('incr', KEYS[1]) t['ignore_error_stats_update'] = nil return {t}",
+        "redis.setresp(3) return {map={a={err='E1 x'}}, 2}",
+        // No error in the reply: an error a command answered earlier fails only it.
+        "redis.pcall('incr', KEYS[1]) return {1, 2}",
+    ] {
+        step(&mut p, &["EVAL", script, "1", "str"]);
+    }
+    // Too deep to convert: the reply, nested about 8,000 levels, ends in Redis's
+    // stack-limit error (read on a thread with room for the test's recursive reader).
+    let deep = "local t = {} local c = t for i = 1, 10000 do c[1] = {} c = c[1] end return t";
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(1 << 30)
+            .spawn_scoped(s, || step(&mut p, &["EVAL", deep, "0"]))
+            .expect("reader thread")
+            .join()
+            .expect("deep reply step");
+    });
+    p.same(&[
+        b"FUNCTION",
+        b"LOAD",
+        b"#!lua name=nested\n\
+          redis.register_function('arr', function(k) return {redis.pcall('incr', k[1]), {err='FN e'}} end)",
+    ]);
+    step(&mut p, &["FCALL", "arr", "1", "str"]);
 }

@@ -536,6 +536,11 @@ pub struct Ctx<'a> {
     /// WATCH and client-side caching are not told of it: SMOVE of a member the
     /// destination already holds (Redis signals only the keys it modified).
     pub unchanged_key: Option<usize>,
+    /// Failed calls INFO commandstats counts for this command beside its own error
+    /// reply: a script whose result holds error replies inside an array (Redis counts
+    /// one for all the nested errors it counts in errorstats, and one for each it
+    /// does not, having counted it when the script's command answered it).
+    pub nested_failures: u32,
     /// Under an LFU policy: the keys (hashed with their db) this command already
     /// counted an access to. Handlers often look a key up twice (type check, then
     /// write); Redis counts one access per command there.
@@ -593,6 +598,7 @@ impl<'a> Ctx<'a> {
             may_block: true,
             action: None,
             unchanged_key: None,
+            nested_failures: 0,
             lfu_seen: Vec::new(),
         }
     }

@@ -341,10 +341,19 @@ fn table_result(
         return Err(ScriptFailed(ScriptError::NoVm.to_string()));
     };
     let resp3 = vm.flags.resp3.load(Ordering::Relaxed);
-    convert::lua_to_reply(&vm.flatten, value, resp3, out).map_err(|e| {
+    let mut errors = convert::NestedErrors::default();
+    convert::lua_to_reply(&vm.flatten, value, resp3, out, &mut errors).map_err(|e| {
         out.buf.truncate(mark);
         lua_failure(&e, label)
-    })
+    })?;
+    // Errors inside an array: counted in INFO errorstats here unless a command of the
+    // script already counted them; the script's command fails once for those counted
+    // now and once for each counted before (as Redis 7.0 counts them).
+    for &at in &errors.uncounted {
+        ctx.server.stats.error_reply_encoded(&out.buf[at..]);
+    }
+    ctx.nested_failures = u32::from(!errors.uncounted.is_empty()) + errors.counted;
+    Ok(())
 }
 
 /// A run's final error text.

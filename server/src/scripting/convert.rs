@@ -86,7 +86,7 @@ return function(root, maxdepth)
       local e, ok, dbl, big = rawget(v, 'err'), rawget(v, 'ok'), rawget(v, 'double'), rawget(v, 'big_number')
       local map, set, verb = rawget(v, 'map'), rawget(v, 'set'), rawget(v, 'verbatim_string')
       if type(e) == 'string' then
-        emit(5, e)
+        emit(rawget(v, 'ignore_error_stats_update') and 15 or 5, e)
       elseif type(ok) == 'string' then
         emit(6, ok)
       elseif type(dbl) == 'number' then
@@ -146,6 +146,19 @@ impl Token {
     const VERBATIM_FORMAT: i64 = 12;
     const VERBATIM_TEXT: i64 = 13;
     const TOO_DEEP: i64 = 14;
+    /// An error already counted in INFO errorstats (marked [`super::raw::COUNTED_FIELD`]).
+    const COUNTED_ERROR: i64 = 15;
+}
+
+/// The error replies a table result wrote inside its aggregates (the caller counts
+/// a top-level one): Redis counts each in INFO errorstats unless it is marked as
+/// already counted, and the script's command as failed.
+#[derive(Debug, Default)]
+pub struct NestedErrors {
+    /// Where each error not counted yet starts in the reply.
+    pub uncounted: Vec<usize>,
+    /// How many were marked as already counted.
+    pub counted: u32,
 }
 
 /// Writes a script's result to `out`. `script_resp3` is the script's
@@ -156,6 +169,7 @@ pub fn lua_to_reply(
     v: Value,
     script_resp3: bool,
     out: &mut Reply,
+    errors: &mut NestedErrors,
 ) -> mlua::Result<()> {
     let Value::Table(t) = &v else {
         scalar(v, script_resp3, out);
@@ -186,7 +200,14 @@ pub fn lua_to_reply(
             Token::ARRAY => out.array(count(&v)),
             Token::MAP => out.map(count(&v)),
             Token::SET => out.set(count(&v)),
-            Token::ERROR => write_error(out, &text()),
+            Token::ERROR => {
+                errors.uncounted.push(out.len());
+                write_error(out, &text());
+            }
+            Token::COUNTED_ERROR => {
+                errors.counted += 1;
+                write_error(out, &text());
+            }
             Token::STATUS => write_status(out, &text()),
             Token::DOUBLE => out.double(number(&v).unwrap_or(0.0)),
             Token::BIG_NUMBER => {
@@ -210,7 +231,10 @@ pub fn lua_to_reply(
                     out.bulk(&s);
                 }
             }
-            Token::TOO_DEEP => out.error("ERR reached lua stack limit"),
+            Token::TOO_DEEP => {
+                errors.uncounted.push(out.len());
+                out.error("ERR reached lua stack limit");
+            }
             Token::BULK | Token::NUMBER | Token::BOOLEAN | Token::NULL => {
                 scalar(v, script_resp3, out)
             }

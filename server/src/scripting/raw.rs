@@ -851,7 +851,8 @@ mod tests {
             return None;
         }
         let mut out = Reply::new(false);
-        super::super::convert::lua_to_reply(&flatten, v, false, &mut out).unwrap();
+        let mut errors = super::super::convert::NestedErrors::default();
+        super::super::convert::lua_to_reply(&flatten, v, false, &mut out, &mut errors).unwrap();
         Some(out.buf)
     }
 
