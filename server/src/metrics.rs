@@ -96,6 +96,9 @@ pub fn collect(server: &Server) -> Snapshot {
         .store
         .lock_unless_busy()
         .map(|store| store_facts(&store));
+    // As INFO: the replicas' connections are not clients here.
+    let replicas = store.as_ref().map_or(0, |f| f.replicas.len());
+    let connected_clients = connected_clients.saturating_sub(replicas);
     Snapshot {
         uptime_secs: server.started.elapsed().as_secs(),
         connected_clients,

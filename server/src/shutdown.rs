@@ -100,7 +100,9 @@ pub async fn perform(server: &Arc<Server>, flags: Flags) -> bool {
     let caught_up = replicas_caught_up(&server.store.lock().repl);
     let wait = !flags.now && timeout != 0 && !caught_up;
     let aborted = if wait {
-        !wait_for_replicas(server, Duration::from_secs(timeout)).await
+        let deadline = Instant::now() + Duration::from_secs(timeout);
+        server.shutdown_req.set_wait_deadline(Some(deadline));
+        !wait_for_replicas(server, deadline).await
     } else {
         // An ABORT that came between the request and now still counts.
         server.shutdown_req.abort_pending()
@@ -133,8 +135,7 @@ pub async fn perform(server: &Arc<Server>, flags: Flags) -> bool {
 
 /// Pauses writes, asks the replicas for an ACK and waits until they caught up,
 /// the timeout passed (true) or SHUTDOWN ABORT came (false).
-async fn wait_for_replicas(server: &Arc<Server>, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+async fn wait_for_replicas(server: &Arc<Server>, deadline: Instant) -> bool {
     let acked = {
         let mut store = server.store.lock();
         let r = &mut store.repl;
@@ -171,6 +172,7 @@ async fn wait_for_replicas(server: &Arc<Server>, timeout: Duration) -> bool {
 /// Ends an attempt that did not exit: writes resume, the waiting SHUTDOWN
 /// clients get their error.
 fn cancel(server: &Server) {
+    server.shutdown_req.set_wait_deadline(None);
     server.client_pause.unpause_for(PausePurpose::Shutdown);
     server.shutdown_req.end_attempt();
 }

@@ -496,6 +496,21 @@ fn shutdown_waits_for_a_lagging_replica_and_loses_no_write() {
     // Reads go on, the server waits for the stopped replica.
     assert_eq!(mc.cmd("GET last-write"), R::bulk("1"));
     assert_eq!(m.child.try_wait().ok().flatten(), None);
+    // INFO shows the wait as Redis does: the time left of shutdown-timeout (10 s by
+    // default), the SHUTDOWN client as blocked, the replica's link not as a client.
+    let left: u64 = info_field(&mut mc, "server", "shutdown_in_milliseconds")
+        .expect("shutdown_in_milliseconds during the wait")
+        .parse()
+        .expect("a number");
+    assert!(left > 0 && left <= 10_000, "{left}");
+    assert_eq!(
+        info_field(&mut mc, "clients", "blocked_clients").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        info_field(&mut mc, "clients", "connected_clients").as_deref(),
+        Some("2")
+    );
     drop(stopped);
     assert!(exits_within(&mut m.child, WAIT), "{}", m.stdout());
     assert!(shut.is_closed());
@@ -756,4 +771,55 @@ fn a_signal_during_a_shutdown_is_forgotten_on_abort_and_a_second_sigint_insists(
     let ml = m.stdout();
     assert!(ml.contains("You insist... exiting now."), "{ml}");
     assert!(!ml.contains("bye bye"), "{ml}");
+}
+
+/// INFO memory's replication fields: the backlog's buffer, and the stream a stopped
+/// replica was sent but could not take (what shutdown.tcl of Redis's suite watches
+/// grow); once the replica catches up its part is gone again. A replica's link is not
+/// counted in `connected_clients` (as Redis counts it).
+#[test]
+fn info_memory_shows_the_stream_a_stopped_replica_holds() {
+    let m = tandem_master();
+    let r = tandem_replica_of(m.port);
+    let mut mc = m.conn();
+    wait_replica_synced(&mut mc, r.port);
+    let mem = |c: &mut Conn, f: &str| -> u64 {
+        info_field(c, "memory", f)
+            .unwrap_or_else(|| panic!("{f}"))
+            .parse()
+            .expect("a number")
+    };
+    assert_eq!(
+        info_field(&mut mc, "clients", "connected_clients").as_deref(),
+        Some("1")
+    );
+    assert_eq!(mc.cmd("SET first 1"), R::ok());
+    assert!(mem(&mut mc, "mem_replication_backlog") > 0);
+    assert!(wait_until(WAIT, || mem(&mut mc, "mem_clients_slaves") == 0));
+    let stopped = Stopped::new(r.child.id());
+    // 64 MB of writes: far more than the socket buffers of a loopback link take.
+    let value = "v".repeat(64 * 1024);
+    let mut grew = false;
+    for i in 0..1024 {
+        assert_eq!(
+            mc.cmd_args(&[b"SET", format!("k{i}").as_bytes(), value.as_bytes()]),
+            R::ok()
+        );
+        if i % 64 == 63 && mem(&mut mc, "mem_clients_slaves") > 4 * 1024 * 1024 {
+            grew = true;
+            break;
+        }
+    }
+    assert!(
+        grew,
+        "the stopped replica's stream never showed in mem_clients_slaves"
+    );
+    let total = mem(&mut mc, "mem_total_replication_buffers");
+    let parts = mem(&mut mc, "mem_replication_backlog") + mem(&mut mc, "mem_clients_slaves");
+    assert!(
+        total >= 4 * 1024 * 1024 && total == parts,
+        "{total} vs {parts}"
+    );
+    drop(stopped);
+    assert!(wait_until(WAIT, || mem(&mut mc, "mem_clients_slaves") == 0));
 }

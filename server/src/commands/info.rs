@@ -180,11 +180,19 @@ pub fn server(server: &Arc<Server>, _store: &Store) -> String {
     field(&mut o, "executable", exe);
     field(&mut o, "config_file", "");
     field(&mut o, "io_threads_active", 0);
+    if let Some(ms) = server.shutdown_req.ms_left() {
+        field(&mut o, "shutdown_in_milliseconds", ms);
+    }
     o
 }
 
 pub fn clients(server: &Arc<Server>, store: &Store) -> String {
-    let connected = server.clients.lock().len();
+    // Connections that became replicas (SYNC/PSYNC) are not counted, as in Redis.
+    let connected = server
+        .clients
+        .lock()
+        .len()
+        .saturating_sub(store.repl.replicas.len());
     let maxclients = server.config.read().maxclients;
     let mut o = String::new();
     field(&mut o, "connected_clients", connected);
@@ -195,7 +203,7 @@ pub fn clients(server: &Arc<Server>, store: &Store) -> String {
     field(
         &mut o,
         "blocked_clients",
-        store.waiters.len() + store.repl.waiting_clients,
+        store.waiters.len() + store.repl.waiting_clients + server.shutdown_req.waiting(),
     );
     field(&mut o, "tracking_clients", store.tracking.counts().clients);
     field(&mut o, "clients_in_timeout_table", store.waiters.len());
@@ -308,9 +316,10 @@ pub fn memory(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "mem_fragmentation_ratio", "1.00");
     field(&mut o, "mem_fragmentation_bytes", 0);
     field(&mut o, "mem_not_counted_for_evict", 0);
-    field(&mut o, "mem_replication_backlog", 0);
-    field(&mut o, "mem_total_replication_buffers", 0);
-    field(&mut o, "mem_clients_slaves", 0);
+    let (backlog, replicas) = replication_buffers(&store.repl);
+    field(&mut o, "mem_replication_backlog", backlog);
+    field(&mut o, "mem_total_replication_buffers", backlog + replicas);
+    field(&mut o, "mem_clients_slaves", replicas);
     field(&mut o, "mem_clients_normal", 0);
     field(&mut o, "mem_cluster_links", 0);
     field(&mut o, "mem_aof_buffer", 0);
@@ -319,6 +328,22 @@ pub fn memory(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "lazyfree_pending_objects", 0);
     field(&mut o, "lazyfreed_objects", 0);
     o
+}
+
+/// The replication stream held in memory: the backlog's buffer, and what the
+/// replicas were sent but not yet written to their sockets. The replicas share their
+/// queued chunks (one copy per chunk), so the slowest replica's queue is what they
+/// hold. (Redis 7.0 shares one buffer between backlog and replicas and reports the
+/// part past `repl-backlog-size` as the replicas'; Tandem's are two buffers.)
+fn replication_buffers(r: &crate::replication::ReplState) -> (u64, u64) {
+    let backlog = r.backlog.as_ref().map_or(0, |b| b.memory() as u64);
+    let replicas = r
+        .replicas
+        .iter()
+        .map(|l| l.queued.load(std::sync::atomic::Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    (backlog, replicas)
 }
 
 /// INFO persistence, in Redis 7.0's order: RDB fields from `persist`, AOF fields

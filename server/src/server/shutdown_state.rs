@@ -53,6 +53,9 @@ pub struct ShutdownRequest {
     wake: tokio::sync::Notify,
     /// The number of the last attempt that ended without exiting.
     ended: tokio::sync::watch::Sender<u64>,
+    /// Clients waiting for the outcome of their SHUTDOWN (INFO `blocked_clients`
+    /// counts them, as Redis does).
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for ShutdownRequest {
@@ -61,6 +64,7 @@ impl Default for ShutdownRequest {
             inner: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             ended: tokio::sync::watch::channel(0).0,
+            waiting: Default::default(),
         }
     }
 }
@@ -75,6 +79,8 @@ struct Inner {
     attempt: u64,
     /// SHUTDOWN ABORT arrived while the shutdown was being carried out.
     abort: bool,
+    /// When the wait for lagging replicas gives up (INFO `shutdown_in_milliseconds`).
+    wait_deadline: Option<std::time::Instant>,
 }
 
 impl ShutdownRequest {
@@ -107,6 +113,19 @@ impl ShutdownRequest {
         } else {
             false
         }
+    }
+
+    /// Marks the wait for lagging replicas as running until `deadline` (or over).
+    pub fn set_wait_deadline(&self, deadline: Option<std::time::Instant>) {
+        self.inner.lock().wait_deadline = deadline;
+    }
+
+    /// Milliseconds left of a running wait for lagging replicas (0 once it passed
+    /// its deadline); `None` when there is none.
+    pub fn ms_left(&self) -> Option<u64> {
+        let deadline = self.inner.lock().wait_deadline?;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
     }
 
     pub fn abort_pending(&self) -> bool {
@@ -160,6 +179,16 @@ impl ShutdownRequest {
         attempt: u64,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> bool {
+        /// Counts the caller among the waiting clients for as long as it waits.
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
         let mut ended = self.ended.subscribe();
         loop {
             if *stop.borrow_and_update() {
@@ -173,6 +202,11 @@ impl ShutdownRequest {
                 r = stop.changed() => if r.is_err() { return true },
             }
         }
+    }
+
+    /// Clients waiting for the outcome of a SHUTDOWN.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What the shutdown in progress asked for about the final save.
