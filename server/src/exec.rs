@@ -1290,10 +1290,16 @@ fn feed_monitor_clients(server: &Server, client: &ClientState, cmd: &Command, ar
         "master".to_string()
     } else {
         let clients = server.clients.lock();
-        clients
+        let addr = clients
             .get(&client.id)
             .map(|h| h.addr.clone())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // A Unix socket client (`<path>:0`; a TCP address never starts with '/')
+        // shows as `unix:<path>`.
+        match addr.strip_suffix(":0").filter(|p| p.starts_with('/')) {
+            Some(path) => format!("unix:{path}"),
+            None => addr,
+        }
     };
     let mut line = format!(
         "+{}.{:06} [{} {}]",

@@ -96,7 +96,8 @@ pub async fn run(
     }
     let listeners = bind_or_abort(&config.bind, config.port, "TCP").await?;
     let tls_listeners = bind_or_abort(&config.bind, tls.port, "TLS").await?;
-    if listeners.is_empty() && tls_listeners.is_empty() {
+    let unix_listener = net::bind_unix(&config)?;
+    if listeners.is_empty() && tls_listeners.is_empty() && unix_listener.is_none() {
         return Err("Configured to not listen anywhere, exiting.".into());
     }
     // Tandem admin HTTP port: serves /healthz and /readyz ("loading") during the load.
@@ -117,6 +118,10 @@ pub async fn run(
     }
     for l in tls_listeners {
         tokio::spawn(net::accept_loop(server.clone(), l, true));
+    }
+    if let Some((l, path)) = unix_listener {
+        notice!("The server is now ready to accept connections at {path}");
+        tokio::spawn(net::accept_unix_loop(server.clone(), l, path));
     }
     // Idle unless TLS is in use (CONFIG SET tls-replication may turn it on).
     tokio::spawn(tls::watch::run(server.clone()));
@@ -234,6 +239,7 @@ async fn background(server: Arc<server::Server>, signals: Signals) -> Result<(),
     while !server.clients.lock().is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
+    net::remove_unix_socket(&server);
     let pidfile = server.config.read().pidfile.clone();
     daemon::remove_pidfile(&pidfile);
     warning!("Redis is now ready to exit, bye bye...");

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::mpsc;
 
 /// Most commands run per store-lock acquisition, so one deep pipeline cannot starve others.
@@ -182,10 +182,91 @@ pub async fn handle_connection(server: Arc<Server>, tcp: TcpStream, tls: bool) {
     } else {
         Stream::Plain(tcp)
     };
-    let Some((conn, msg_rx)) = admit(&server, &mut stream).await else {
+    let Some((conn, msg_rx)) = admit(&server, &mut stream, None).await else {
         return;
     };
     serve(server, stream, conn, msg_rx).await;
+}
+
+/// The `unixsocket` listener (with its path), if one is configured: a file left at
+/// the path (a socket of an earlier run) is removed first, and `unixsocketperm`, when
+/// not 0, becomes the socket's mode, as Redis does. A failure is Redis's start-up
+/// error.
+pub fn bind_unix(config: &crate::config::Config) -> Result<Option<(UnixListener, String)>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = config.get("unixsocket").unwrap_or_default().to_string();
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let _ = std::fs::remove_file(&path);
+    let failed = |e: std::io::Error| {
+        crate::warning!("Failed opening Unix socket: {e}");
+        format!("Failed opening Unix socket: {e}")
+    };
+    let listener = UnixListener::bind(&path).map_err(failed)?;
+    let perm = config
+        .get("unixsocketperm")
+        .and_then(|p| u32::from_str_radix(p, 8).ok())
+        .unwrap_or(0);
+    if perm != 0 {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(perm)).map_err(failed)?;
+    }
+    Ok(Some((listener, path)))
+}
+
+/// Removes the `unixsocket` file when the server exits (as Redis does).
+pub fn remove_unix_socket(server: &Server) {
+    let path = server
+        .config
+        .read()
+        .get("unixsocket")
+        .unwrap_or_default()
+        .to_string();
+    if path.is_empty() {
+        return;
+    }
+    crate::notice!("Removing the unix socket file.");
+    if let Err(e) = std::fs::remove_file(&path) {
+        crate::warning!("Error removing the unix socket file: {e}");
+    }
+}
+
+/// Accepts clients on the `unixsocket` listener (`path`) until shutdown.
+pub async fn accept_unix_loop(server: Arc<Server>, listener: UnixListener, path: String) {
+    use std::os::fd::{AsFd, AsRawFd};
+    // As for TCP: a copy `stop_listening` can shut down at once.
+    let copy = listener.as_fd().try_clone_to_owned().ok().map(|fd| {
+        let raw = fd.as_raw_fd();
+        server.listeners.lock().push(fd);
+        raw
+    });
+    let mut shutdown = server.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            biased;
+            _ = crate::server::stopping(&mut shutdown) => break,
+            r = listener.accept() => match r {
+                Ok((unix, _)) => {
+                    let s = server.clone();
+                    let path = path.clone();
+                    tokio::spawn(async move {
+                        Stats::incr(&s.stats.total_connections_received, 1);
+                        let mut stream = Stream::Unix(unix);
+                        if let Some((conn, msg_rx)) = admit(&s, &mut stream, Some(&path)).await {
+                            serve(s, stream, conn, msg_rx).await;
+                        }
+                    });
+                }
+                Err(e) => {
+                    crate::warning!("Accepting client connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+        }
+    }
+    if let Some(raw) = copy {
+        server.listeners.lock().retain(|fd| fd.as_raw_fd() != raw);
+    }
 }
 
 /// Redis's checks before a client is served (protected mode, maxclients), then the
@@ -194,13 +275,21 @@ pub async fn handle_connection(server: Arc<Server>, tcp: TcpStream, tls: bool) {
 async fn admit(
     server: &Arc<Server>,
     stream: &mut Stream,
+    unix_path: Option<&str>,
 ) -> Option<(Conn, mpsc::UnboundedReceiver<PubMsg>)> {
     let peer_addr = stream.peer_addr().ok();
-    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
-    let local = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    // A Unix socket client's address, both ends, is the socket's path and port 0
+    // (as Redis shows it).
+    let (peer, local) = match unix_path {
+        Some(path) => (format!("{path}:0"), format!("{path}:0")),
+        None => (
+            peer_addr.map(|a| a.to_string()).unwrap_or_default(),
+            stream
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        ),
+    };
     let id = server
         .next_client_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -218,7 +307,10 @@ async fn admit(
                 .unwrap_or(0),
         )
     };
-    if protected_mode_refuses(protected, !open_default, peer_addr.map(|a| a.ip())) {
+    // Protected mode is about network peers: a Unix socket client is local.
+    if unix_path.is_none()
+        && protected_mode_refuses(protected, !open_default, peer_addr.map(|a| a.ip()))
+    {
         let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
         return None;
     }
@@ -229,7 +321,9 @@ async fn admit(
             .await;
         return None;
     }
-    set_keepalive(stream.tcp(), keepalive);
+    if let Some(tcp) = stream.tcp() {
+        set_keepalive(tcp, keepalive);
+    }
     let handle = Arc::new(ClientHandle::new(
         id,
         peer,
@@ -237,6 +331,12 @@ async fn admit(
         ClientInfo {
             resp: 2,
             user: "default".into(),
+            // CLIENT LIST's `U`: a Unix socket client.
+            flags: if unix_path.is_some() {
+                "U".into()
+            } else {
+                String::new()
+            },
             ..Default::default()
         },
     ));
@@ -282,6 +382,7 @@ async fn serve(
     // socket, stops round-end writes to it.
     let outbox = match &stream {
         Stream::Plain(s) => Some(Outbox::new(s.as_fd())),
+        Stream::Unix(s) => Some(Outbox::new(s.as_fd())),
         Stream::Tls(_) => None,
     };
     let _closing = CloseOutbox(outbox.clone());
@@ -543,6 +644,7 @@ fn exit_while_busy(server: &Arc<Server>) -> ! {
     stop_listening(server);
     server.children.kill_all();
     crate::aof::on_shutdown(server);
+    remove_unix_socket(server);
     let pidfile = server.config.read().pidfile.clone();
     crate::daemon::remove_pidfile(&pidfile);
     crate::warning!("Redis is now ready to exit, bye bye...");

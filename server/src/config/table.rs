@@ -500,8 +500,8 @@ pub static DIRECTIVES: &[Directive] = &[
     d("tls-session-cache-timeout", None, Int(0, IMAX), "300", A),
     d("tls-session-caching", None, Bool, "yes", A),
     d("tracking-table-max-keys", None, Int(0, LMAX), "1000000", A),
-    d("unixsocket", None, Str, "", I),
-    d("unixsocketperm", None, Special, "0", I),
+    d("unixsocket", None, Str, "", A | I),
+    d("unixsocketperm", None, Special, "0", A | I),
     d("use-exit-on-panic", None, Bool, "no", A | H),
     d("watchdog-period", None, Int(0, IMAX), "0", H),
     d(
@@ -737,8 +737,6 @@ pub static DECLARED: &[(&str, &str)] = &[
         "TLS belongs to the TLS work (yes stops startup)",
     ),
     ("tls-dh-params-file", "TLS belongs to the TLS work"),
-    ("unixsocket", "no Unix socket listener"),
-    ("unixsocketperm", "no Unix socket listener"),
     ("watchdog-period", "no software watchdog"),
 ];
 

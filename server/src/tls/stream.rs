@@ -1,5 +1,6 @@
-//! The connection socket, plain TCP or TLS over TCP: one type the connection loop,
-//! the master's replica writer and the replica's link all use.
+//! The connection socket, plain TCP, TLS over TCP or a Unix domain socket
+//! (`unixsocket`): one type the connection loop, the master's replica writer and
+//! the replica's link all use.
 //!
 //! An enum, not a generic: the plain arm is a direct call into `TcpStream` (one
 //! predictable branch per poll), and code that needs the TCP socket (keepalive,
@@ -15,7 +16,8 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::net::unix;
+use tokio::net::{TcpStream, UnixStream};
 
 /// A TLS session over TCP, either side, with the write-through state.
 pub struct TlsIo {
@@ -39,14 +41,21 @@ impl TlsIo {
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsIo>),
+    Unix(UnixStream),
+}
+
+/// Not a TCP connection (a Unix socket client has no IP address).
+fn not_tcp() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "not a TCP connection")
 }
 
 impl Stream {
-    /// The TCP socket under either arm.
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP socket under the TCP arms (`None` for a Unix socket).
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(t) => t.tcp(),
+            Stream::Plain(s) => Some(s),
+            Stream::Tls(t) => Some(t.tcp()),
+            Stream::Unix(_) => None,
         }
     }
 
@@ -55,11 +64,11 @@ impl Stream {
     }
 
     pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.tcp().peer_addr()
+        self.tcp().ok_or_else(not_tcp)?.peer_addr()
     }
 
     pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.tcp().local_addr()
+        self.tcp().ok_or_else(not_tcp)?.local_addr()
     }
 
     /// Separate read and write halves for two tasks (a replica's reader and
@@ -74,6 +83,10 @@ impl Stream {
             Stream::Tls(t) => {
                 let (r, w) = tokio::io::split(*t);
                 (ReadHalf::Tls(r), WriteHalf::Tls(w))
+            }
+            Stream::Unix(s) => {
+                let (r, w) = s.into_split();
+                (ReadHalf::Unix(r), WriteHalf::Unix(w))
             }
         }
     }
@@ -126,7 +139,7 @@ impl AsyncWrite for TlsIo {
 
 /// Forwards the three `AsyncWrite` calls and `AsyncRead` to the active arm.
 macro_rules! delegate_io {
-    ($ty:ident, $plain_r:ident, $tls_r:ident) => {
+    ($ty:ident, $plain_r:ident, $tls_r:ident, $unix_r:ident) => {
         impl AsyncRead for $ty {
             fn poll_read(
                 self: Pin<&mut Self>,
@@ -136,11 +149,12 @@ macro_rules! delegate_io {
                 match self.get_mut() {
                     $ty::$plain_r(s) => Pin::new(s).poll_read(cx, buf),
                     $ty::$tls_r(t) => Pin::new(t).poll_read(cx, buf),
+                    $ty::$unix_r(u) => Pin::new(u).poll_read(cx, buf),
                 }
             }
         }
     };
-    (write $ty:ident, $plain:ident, $tls:ident) => {
+    (write $ty:ident, $plain:ident, $tls:ident, $unix:ident) => {
         impl AsyncWrite for $ty {
             fn poll_write(
                 self: Pin<&mut Self>,
@@ -150,6 +164,7 @@ macro_rules! delegate_io {
                 match self.get_mut() {
                     $ty::$plain(s) => Pin::new(s).poll_write(cx, buf),
                     $ty::$tls(t) => Pin::new(t).poll_write(cx, buf),
+                    $ty::$unix(u) => Pin::new(u).poll_write(cx, buf),
                 }
             }
 
@@ -157,6 +172,7 @@ macro_rules! delegate_io {
                 match self.get_mut() {
                     $ty::$plain(s) => Pin::new(s).poll_flush(cx),
                     $ty::$tls(t) => Pin::new(t).poll_flush(cx),
+                    $ty::$unix(u) => Pin::new(u).poll_flush(cx),
                 }
             }
 
@@ -164,26 +180,29 @@ macro_rules! delegate_io {
                 match self.get_mut() {
                     $ty::$plain(s) => Pin::new(s).poll_shutdown(cx),
                     $ty::$tls(t) => Pin::new(t).poll_shutdown(cx),
+                    $ty::$unix(u) => Pin::new(u).poll_shutdown(cx),
                 }
             }
         }
     };
 }
 
-delegate_io!(Stream, Plain, Tls);
-delegate_io!(write Stream, Plain, Tls);
+delegate_io!(Stream, Plain, Tls, Unix);
+delegate_io!(write Stream, Plain, Tls, Unix);
 
 /// The reading half of a split [`Stream`].
 pub enum ReadHalf {
     Plain(OwnedReadHalf),
     Tls(tokio::io::ReadHalf<TlsIo>),
+    Unix(unix::OwnedReadHalf),
 }
 
 /// The writing half of a split [`Stream`].
 pub enum WriteHalf {
     Plain(OwnedWriteHalf),
     Tls(tokio::io::WriteHalf<TlsIo>),
+    Unix(unix::OwnedWriteHalf),
 }
 
-delegate_io!(ReadHalf, Plain, Tls);
-delegate_io!(write WriteHalf, Plain, Tls);
+delegate_io!(ReadHalf, Plain, Tls, Unix);
+delegate_io!(write WriteHalf, Plain, Tls, Unix);

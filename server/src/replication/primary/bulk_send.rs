@@ -44,6 +44,7 @@ pub(super) async fn send_payload(
 ) -> Result<(), ()> {
     let fd = match wr {
         WriteHalf::Plain(h) => h.as_ref().as_fd().try_clone_to_owned(),
+        WriteHalf::Unix(h) => h.as_ref().as_fd().try_clone_to_owned(),
         WriteHalf::Tls(_) => return send_on_worker(wr, handle, &payload).await,
     };
     let Ok(fd) = fd else {
