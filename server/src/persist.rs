@@ -452,7 +452,7 @@ fn start_scheduled_bgsave(server: &Arc<Server>) {
     }
 }
 
-/// Periodic task (10 Hz) for the save rules.
+/// Periodic task (10 Hz) for the save rules (and the `used_memory_peak` sample).
 pub async fn cron(server: Arc<Server>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     let mut stop = server.shutdown.subscribe();
@@ -460,6 +460,7 @@ pub async fn cron(server: Arc<Server>) {
         tokio::select! {
             // A busy script holds the store: the cron waits for it, like Redis's.
             _ = tick.tick() => {
+                server.stats.sample_memory();
                 if !server.script_busy.is_busy() {
                     check_save_points(&server);
                     crate::aof::cron_tick(&server);

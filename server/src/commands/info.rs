@@ -262,7 +262,7 @@ pub fn memory(server: &Arc<Server>, store: &Store) -> String {
         let c = server.config.read();
         (c.maxmemory, c.maxmemory_policy.clone())
     };
-    let used = used_memory();
+    let (used, peak) = server.stats.sample_memory();
     let rss = rss_bytes();
     let sys = total_system_memory();
     let mut o = String::new();
@@ -270,20 +270,28 @@ pub fn memory(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "used_memory_human", bytes_human(used));
     field(&mut o, "used_memory_rss", rss);
     field(&mut o, "used_memory_rss_human", bytes_human(rss));
-    field(&mut o, "used_memory_peak", used);
-    field(&mut o, "used_memory_peak_human", bytes_human(used));
-    field(&mut o, "used_memory_peak_perc", "100.00%");
+    field(&mut o, "used_memory_peak", peak);
+    field(&mut o, "used_memory_peak_human", bytes_human(peak));
+    field(
+        &mut o,
+        "used_memory_peak_perc",
+        format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
+    );
     field(&mut o, "used_memory_overhead", 0);
     field(&mut o, "used_memory_startup", 0);
     field(&mut o, "used_memory_dataset", used);
     field(&mut o, "used_memory_dataset_perc", "100.00%");
-    field(&mut o, "allocator_allocated", used);
-    field(&mut o, "allocator_active", used);
-    field(&mut o, "allocator_resident", rss);
-    field(&mut o, "total_system_memory", sys);
-    field(&mut o, "total_system_memory_human", bytes_human(sys));
     let lua = crate::scripting::memory(store);
     let fmem = super::function_lib::memory(store);
+    // With the system allocator (no allocator statistics), Redis takes the resident
+    // and active figures from the RSS less the Lua VMs, and the allocated one from
+    // its own count; the ratios below follow from them as Redis computes them.
+    let resident = rss.saturating_sub((lua.vm_eval + fmem.vm) as u64);
+    field(&mut o, "allocator_allocated", used);
+    field(&mut o, "allocator_active", resident);
+    field(&mut o, "allocator_resident", resident);
+    field(&mut o, "total_system_memory", sys);
+    field(&mut o, "total_system_memory_human", bytes_human(sys));
     let (vm_functions, functions) = (fmem.vm, fmem.functions);
     field(&mut o, "used_memory_lua", lua.vm_eval);
     field(&mut o, "used_memory_vm_eval", lua.vm_eval);
@@ -307,15 +315,21 @@ pub fn memory(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "maxmemory", maxmemory);
     field(&mut o, "maxmemory_human", bytes_human(maxmemory));
     field(&mut o, "maxmemory_policy", policy);
-    field(&mut o, "allocator_frag_ratio", "1.00");
-    field(&mut o, "allocator_frag_bytes", 0);
+    let ratio = |a: u64, b: u64| format!("{:.2}", a as f64 / b.max(1) as f64);
+    let diff = |a: u64, b: u64| a as i64 - b as i64;
+    field(&mut o, "allocator_frag_ratio", ratio(resident, used));
+    field(&mut o, "allocator_frag_bytes", diff(resident, used));
     field(&mut o, "allocator_rss_ratio", "1.00");
     field(&mut o, "allocator_rss_bytes", 0);
-    field(&mut o, "rss_overhead_ratio", "1.00");
-    field(&mut o, "rss_overhead_bytes", 0);
-    field(&mut o, "mem_fragmentation_ratio", "1.00");
-    field(&mut o, "mem_fragmentation_bytes", 0);
-    field(&mut o, "mem_not_counted_for_evict", 0);
+    field(&mut o, "rss_overhead_ratio", ratio(rss, resident));
+    field(&mut o, "rss_overhead_bytes", diff(rss, resident));
+    field(&mut o, "mem_fragmentation_ratio", ratio(rss, used));
+    field(&mut o, "mem_fragmentation_bytes", diff(rss, used));
+    field(
+        &mut o,
+        "mem_not_counted_for_evict",
+        used.saturating_sub(crate::evict::memory_for_eviction(store)),
+    );
     let (backlog, replicas) = replication_buffers(&store.repl);
     field(&mut o, "mem_replication_backlog", backlog);
     field(&mut o, "mem_total_replication_buffers", backlog + replicas);

@@ -51,6 +51,10 @@ pub struct Stats {
     pub total_error_replies: AtomicU64,
     pub unexpected_error_replies: AtomicU64,
     pub pubsub_messages: AtomicU64,
+    /// The most `used_memory` seen (INFO `used_memory_peak`; not reset by CONFIG
+    /// RESETSTAT, as in Redis). Sampled every 100 ms and at each INFO, so a spike
+    /// shorter than that between two samples is missed.
+    pub used_memory_peak: AtomicU64,
     /// INFO errorstats. A lock, not atomics: the set of prefixes grows, and only
     /// error replies take it.
     pub errors: Mutex<error_stats::ErrorStats>,
@@ -97,6 +101,13 @@ impl Stats {
             let end = rest.iter().position(|&c| c == b'\r').unwrap_or(rest.len());
             self.error_reply(&rest[..end]);
         }
+    }
+
+    /// `used_memory` now, recorded in the peak; returns (used, peak).
+    pub fn sample_memory(&self) -> (u64, u64) {
+        let used = crate::evict::used_memory();
+        let before = self.used_memory_peak.fetch_max(used, Ordering::Relaxed);
+        (used, before.max(used))
     }
 
     pub fn reset(&self) {
