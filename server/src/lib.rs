@@ -11,6 +11,7 @@ pub mod aof;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod crash;
 pub mod daemon;
 pub mod db;
 pub mod digest;

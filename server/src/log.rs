@@ -67,6 +67,21 @@ pub fn log(level: Level, msg: &str) {
     write_line(level, msg, true);
 }
 
+/// For the crash report (`crate::crash`, in a signal handler): copies the log
+/// file's path into `buf` and returns its length; 0 for stdout, or when the sink is
+/// busy (a `try_lock`: the crash may have come while it was held).
+pub fn file_for_crash(buf: &mut [u8]) -> usize {
+    let Some(s) = STATE.try_lock() else {
+        return 0;
+    };
+    let path = s.file.as_bytes();
+    if path.len() >= buf.len() {
+        return 0;
+    }
+    buf[..path.len()].copy_from_slice(path);
+    path.len()
+}
+
 /// Like [`log`] but never cut at 1023 bytes (the startup warning that lists every
 /// directive Tandem does not act on must name all of them).
 pub fn log_full(level: Level, msg: &str) {

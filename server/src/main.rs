@@ -81,6 +81,8 @@ fn main() {
         log::Level::parse(&config.loglevel).unwrap_or(log::Level::Notice),
     );
     log::set_role(b'C');
+    tandem_server::crash::set_enabled(config.get("crash-log-enabled") != Some("no"));
+    tandem_server::crash::give_thread_stack();
     warning!("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo");
     warning!(
         "Redis version={REDIS_VERSION}, bits=64, commit=00000000, modified=0, pid={}, just started",
@@ -123,6 +125,9 @@ fn main() {
         .worker_threads(workers)
         // Replies of a round go out together before the worker sleeps (`rounds`).
         .on_thread_park(tandem_server::rounds::end_round)
+        // Room on each runtime thread for the crash report (`crash`).
+        .on_thread_start(tandem_server::crash::give_thread_stack)
+        .on_thread_stop(tandem_server::crash::take_thread_stack)
         .enable_all()
         .build()
     {

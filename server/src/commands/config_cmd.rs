@@ -279,6 +279,9 @@ fn commit(ctx: &mut Ctx, old: &Config, new: Config) {
             crate::log::Level::parse(&new.loglevel).unwrap_or(crate::log::Level::Notice),
         );
     }
+    if new.get("crash-log-enabled") != old.get("crash-log-enabled") {
+        crate::crash::set_enabled(new.get("crash-log-enabled") != Some("no"));
+    }
     let maxmemory_lowered =
         new.maxmemory != 0 && (old.maxmemory == 0 || new.maxmemory < old.maxmemory);
     let max = new.maxmemory;

@@ -238,6 +238,10 @@ const DEBUG_HELP: &[&str] = &[
     "    Write <message> to the server log.",
     "OBJECT <key>",
     "    Show internal facts about the value at <key>.",
+    "PANIC",
+    "    Abort the server (SIGABRT), after the crash report.",
+    "SEGFAULT",
+    "    Crash the server with SIGSEGV, after the crash report.",
     "LOADAOF",
     "    Flush the AOF buffers on disk and reload the AOF in memory.",
     "POPULATE <count> [<prefix>] [<size>]",
@@ -394,6 +398,20 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{len} lru:{} lru_seconds_idle:{idle}",
                 e.meta.lru() & ((1 << 24) - 1)
             ));
+        }
+        b"segfault" if argc == 2 => {
+            // The crash report's test, as Redis's: the process dies of SIGSEGV.
+            crate::warning!("DEBUG SEGFAULT called: crashing the server on purpose");
+            // SAFETY: `raise` sends the signal to this thread; it takes no pointers.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::raise(libc::SIGSEGV);
+            }
+            out.ok();
+        }
+        b"panic" if argc == 2 => {
+            crate::warning!("Guru Meditation: DEBUG PANIC called");
+            std::process::abort();
         }
         b"log" if argc == 3 => {
             crate::warning!("DEBUG LOG: {}", String::from_utf8_lossy(&argv[2]));

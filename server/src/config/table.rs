@@ -224,7 +224,7 @@ pub static DIRECTIVES: &[Directive] = &[
         0,
     ),
     d("cluster-require-full-coverage", None, Bool, "yes", 0),
-    d("crash-log-enabled", None, Bool, "yes", 0),
+    d("crash-log-enabled", None, Bool, "yes", A),
     d("crash-memcheck-enabled", None, Bool, "yes", 0),
     d("daemonize", None, Bool, "no", A | I),
     d("databases", None, Int(1, IMAX), "16", A | I),
@@ -637,10 +637,6 @@ pub static DECLARED: &[(&str, &str)] = &[
     (
         "cluster-require-full-coverage",
         "cluster mode is not supported",
-    ),
-    (
-        "crash-log-enabled",
-        "a Rust panic is logged by the panic hook, not by a crash report",
     ),
     (
         "crash-memcheck-enabled",
