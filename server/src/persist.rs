@@ -48,7 +48,7 @@ pub enum PersistError {
     #[error("ERR Can't save in background: {0}")]
     Background(std::io::Error),
     /// The RDB at startup is unreadable (the process exits).
-    #[error("Fatal error loading the DB ({path}): {err}. Exiting.")]
+    #[error("Fatal error loading the DB ({path}): {}. Exiting.", err.to_string().trim_end_matches('.'))]
     Load { path: String, err: rdb::RdbError },
     /// Loading the AOF at startup failed (its own message).
     #[error("{0}")]
@@ -571,6 +571,10 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), PersistError> {
         }
         Err(e) => {
             warning!("{e}");
+            if let rdb::RdbError::BadChecksum { .. } = e {
+                // The words Redis's log has for it (operators and tests look for them).
+                warning!("Internal error in RDB reading: RDB CRC error");
+            }
             Err(PersistError::Load {
                 path: path.display().to_string(),
                 err: e,

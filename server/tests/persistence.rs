@@ -222,7 +222,10 @@ fn corrupt_dump_is_refused_and_left_untouched() {
     assert!(!out.status.success());
     let log = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(log.contains("Wrong RDB checksum"), "{log}");
+    // Redis's words for it, which Redis's own test suite looks for.
+    assert!(log.contains("RDB CRC error"), "{log}");
     assert!(log.contains("Fatal error loading the DB"), "{log}");
+    assert!(!log.contains("now.. Exiting"), "{log}");
     assert_eq!(
         std::fs::read(&path).unwrap(),
         data,
