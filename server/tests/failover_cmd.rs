@@ -823,3 +823,46 @@ fn info_memory_shows_the_stream_a_stopped_replica_holds() {
     drop(stopped);
     assert!(wait_until(WAIT, || mem(&mut mc, "mem_clients_slaves") == 0));
 }
+
+/// DEBUG REPLICATE sends a command to the replicas only: the replica runs it, the
+/// master neither runs it nor writes it to its AOF; an unknown command there makes
+/// the replica log Redis's `== CRITICAL ==` line (what replication-4.tcl checks).
+#[test]
+fn debug_replicate_feeds_the_replicas_only() {
+    let m = TestServer::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let r = tandem_replica_of(m.port);
+    let mut mc = m.conn();
+    wait_replica_synced(&mut mc, r.port);
+    assert_eq!(mc.cmd("DEBUG REPLICATE SET only-there 1"), R::ok());
+    assert_eq!(mc.cmd("DEBUG REPLICATE fake-command-1"), R::ok());
+    assert_eq!(mc.cmd("SET after 2"), R::ok());
+    let mut rc = r.conn();
+    assert!(wait_until(WAIT, || rc.cmd("GET after") == R::bulk("2")));
+    assert_eq!(rc.cmd("GET only-there"), R::bulk("1"));
+    assert_eq!(mc.cmd("GET only-there"), R::Nil);
+    let rl = r.stdout();
+    assert!(
+        rl.contains("== CRITICAL == This replica is sending an error to its master")
+            && rl.contains("fake-command-1"),
+        "{rl}"
+    );
+    // The AOF has the SET that ran, not the replicated one.
+    let mut aof = Vec::new();
+    for e in std::fs::read_dir(m.dir.path().join("appendonlydir")).expect("aof dir") {
+        aof.extend(std::fs::read(e.expect("entry").path()).expect("aof file"));
+    }
+    let text = String::from_utf8_lossy(&aof);
+    assert!(
+        text.contains("after") && !text.contains("only-there"),
+        "{text}"
+    );
+}

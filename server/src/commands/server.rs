@@ -252,6 +252,9 @@ const DEBUG_HELP: &[&str] = &[
     "    Reply with a test value of the specified type. <type> can be: string,",
     "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
     "    true, false.",
+    "REPLICATE <command> [<arg> ...]",
+    "    Send <command> to the replicas as part of the replication stream, without",
+    "    running it here or writing it to the AOF.",
     "RELOAD [option ...]",
     "    Save the RDB on disk, empty the dataset and load the file back. Options:",
     "    * MERGE: keys and libraries of the file replace live ones of the same name.",
@@ -398,6 +401,16 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
                 "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{len} lru:{} lru_seconds_idle:{idle}",
                 e.meta.lru() & ((1 << 24) - 1)
             ));
+        }
+        b"replicate" if argc >= 3 => {
+            // The arguments go to the replicas as a command of the stream (not to
+            // the AOF, and not run here), in the stream's current database.
+            if ctx.store.repl.should_generate() {
+                let mut buf = Vec::new();
+                crate::propagate::encode_command(&argv[2..], &mut buf);
+                ctx.store.repl.append_stream(Bytes::from(buf));
+            }
+            out.ok();
         }
         b"segfault" if argc == 2 => {
             // The crash report's test, as Redis's: the process dies of SIGSEGV.
