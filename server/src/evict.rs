@@ -108,6 +108,13 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Oom>
         // A fenced server deletes nothing (see `crate::replication::fence`); its writes are refused.
         return Ok(());
     }
+    // Every command of a client comes here while `maxmemory` is set: the common case
+    // (under the limit) is decided without the configuration lock and the copy of the
+    // policy's name (`store.hot` follows CONFIG SET).
+    let hot_max = store.hot.maxmemory;
+    if hot_max == 0 || memory_for_eviction(store) <= hot_max {
+        return Ok(());
+    }
     let (max, policy, samples) = {
         let c = server.config.read();
         (
@@ -160,8 +167,9 @@ fn evict_one(server: &Server, store: &mut Store, policy: &str, samples: usize) -
     };
     store.dbs[db].remove(&key);
     Stats::incr(&server.stats.evicted_keys, 1);
+    // Modified by nobody (Redis signals it with no client), before the notification.
+    store.touch_expired_key(db, &key);
     store.notify(crate::notify::EVICTED, "evicted", &key, db);
-    store.touch_key(db, &key);
     let lazy = server.config.read().lazyfree_lazy_eviction;
     let del: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
     store

@@ -389,10 +389,10 @@ impl Store {
         self.touch_watchers(db, key);
     }
 
-    /// [`Store::touch_key`] for a key deleted because it expired: like Redis
-    /// (`signalModifiedKey` with no client), the deletion is nobody's modification,
-    /// so a NOLOOP BCAST client gets its invalidation even when its own read found
-    /// the key expired (see `Tracking::expiring`).
+    /// [`Store::touch_key`] for a key deleted because it expired (or was evicted by
+    /// `maxmemory`): like Redis (`signalModifiedKey` with no client), the deletion is
+    /// nobody's modification, so a NOLOOP BCAST client gets its invalidation even
+    /// when its own read found the key expired (see `Tracking::expiring`).
     pub fn touch_expired_key(&mut self, db: usize, key: &[u8]) {
         self.tracking.expiring = true;
         self.touch_key(db, key);
