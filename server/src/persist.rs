@@ -460,7 +460,7 @@ pub async fn cron(server: Arc<Server>) {
         tokio::select! {
             // A busy script holds the store: the cron waits for it, like Redis's.
             _ = tick.tick() => {
-                if !server.script_busy.is_busy() {
+                if !server.script_busy.is_busy() && !server.cron_paused() {
                     check_save_points(&server);
                     crate::aof::cron_tick(&server);
                     server.migrate_sockets.close_idle(Instant::now());

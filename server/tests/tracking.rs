@@ -155,7 +155,8 @@ struct Twin {
 
 impl Twin {
     fn start(n: usize) -> Twin {
-        let ours = TestServer::start(&[]);
+        // DEBUG on both (the test Redis has it enabled).
+        let ours = TestServer::start(&["--enable-debug-command", "yes"]);
         let dir = tempfile::tempdir().expect("tempdir");
         let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
         let a = Side::new(ours.port, n);
@@ -811,4 +812,52 @@ fn trackinginfo_reply_in_every_mode_and_protocol() {
     t.step(0, "HELLO 2");
     t.step(0, "CLIENT TRACKINGINFO");
     t.step(0, "CLIENT GETREDIR");
+}
+
+/// DEBUG PAUSE-CRON 1 stops the periodic work: an expired key nobody reads stays
+/// (DBSIZE counts it) until the cron resumes, and the tracking table limit waits for
+/// the next command, whose invalidation then precedes the reply of a command queued
+/// in MULTI (the sequence of Redis's regression test for issue 11715).
+#[test]
+fn debug_pause_cron_holds_the_periodic_work() {
+    let mut t = Twin::start(3);
+    t.step(2, "DEBUG PAUSE-CRON 1");
+    t.step(2, "SET k v PX 20");
+    // The absence of an event: two periods of the cycle (hz 10) must pass.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(t.step(2, "DBSIZE"), R::Int(1));
+    t.step(2, "DEBUG PAUSE-CRON 0");
+    for s in [&mut t.a, &mut t.b] {
+        let gone = wait_until(Duration::from_secs(5), || {
+            s.conns[2].cmd("DBSIZE") == R::Int(0)
+        });
+        assert!(gone, "the expired key is reaped once the cron resumes");
+    }
+
+    t.step(2, "CONFIG SET tracking-table-max-keys 2");
+    t.step(2, "DEBUG PAUSE-CRON 1");
+    t.step(0, "HELLO 3");
+    t.step(0, "CLIENT TRACKING on");
+    t.step(0, "MGET 1{tag} 2{tag}");
+    t.step(0, "MULTI");
+    t.step(2, "CONFIG SET tracking-table-max-keys 1");
+    // Which of the two keys goes is random: the frames are compared by their shape.
+    let pong = R::Arr(vec![R::Simple("PONG".into())]);
+    for s in [&mut t.a, &mut t.b] {
+        let got = s.frames(0, &["PING", "EXEC"], &pong);
+        assert_eq!(got.len(), 3, "{got:?}");
+        let R::Push(msg) = &got[0] else {
+            panic!("an invalidation first: {got:?}")
+        };
+        assert_eq!(msg[0], R::bulk("invalidate"));
+        let keys = bulks(msg[1].clone());
+        assert!(
+            keys == set_of(&["1{tag}"]) || keys == set_of(&["2{tag}"]),
+            "{got:?}"
+        );
+        assert_eq!(got[1], R::Simple("QUEUED".into()));
+    }
+    t.a.multi[0] = false;
+    t.b.multi[0] = false;
+    t.step(2, "DEBUG PAUSE-CRON 0");
 }
