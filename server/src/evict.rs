@@ -100,6 +100,15 @@ pub fn memory_for_eviction(store: &Store) -> u64 {
     used_memory().saturating_sub(not_counted(store))
 }
 
+/// Whether memory is over a set `maxmemory`. Every command of a client asks while
+/// it is set, so this is decided from `store.hot` (which follows CONFIG SET),
+/// without the configuration lock.
+#[inline]
+pub fn over_limit(store: &Store) -> bool {
+    let max = store.hot.maxmemory;
+    max != 0 && memory_for_eviction(store) > max
+}
+
 /// Frees memory per `maxmemory-policy` until under `maxmemory`, or returns Redis's
 /// OOM error text. Each eviction is pushed to `store.propagated` as `DEL key`
 /// (`UNLINK key` with `lazyfree-lazy-eviction`, as Redis propagates it).
@@ -108,11 +117,7 @@ pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Oom>
         // A fenced server deletes nothing (see `crate::replication::fence`); its writes are refused.
         return Ok(());
     }
-    // Every command of a client comes here while `maxmemory` is set: the common case
-    // (under the limit) is decided without the configuration lock and the copy of the
-    // policy's name (`store.hot` follows CONFIG SET).
-    let hot_max = store.hot.maxmemory;
-    if hot_max == 0 || memory_for_eviction(store) <= hot_max {
+    if !over_limit(store) {
         return Ok(());
     }
     let (max, policy, samples) = {

@@ -586,7 +586,7 @@ fn precheck(
     if let Some(msg) = crate::replication::fence::precheck(store, client.is_master, writes) {
         return Some(msg);
     }
-    if store.hot.maxmemory != 0 && !client.is_master {
+    if !client.is_master && crate::evict::over_limit(store) {
         // As Redis, every command evicts; only those that may add memory are refused
         // when that is not enough. Inside MULTI that is anything but EXEC, DISCARD,
         // QUIT and RESET (the queue itself takes memory).
