@@ -113,8 +113,10 @@ pub fn over_limit(store: &Store) -> bool {
 /// OOM error text. Each eviction is pushed to `store.propagated` as `DEL key`
 /// (`UNLINK key` with `lazyfree-lazy-eviction`, as Redis propagates it).
 pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Oom> {
-    if store.repl.fenced {
-        // A fenced server deletes nothing (see `crate::replication::fence`); its writes are refused.
+    if store.repl.fenced || store.is_replica {
+        // A fenced server deletes nothing (see `crate::replication::fence`); its writes
+        // are refused. A replica ignores maxmemory (Redis's default
+        // `replica-ignore-maxmemory yes`): its keys are its master's to delete.
         return Ok(());
     }
     if !over_limit(store) {
