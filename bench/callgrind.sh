@@ -8,23 +8,26 @@
 # The count includes the server's start-up and shutdown (a few million
 # instructions), which matters only for small -n.
 #
-# Usage: bench/callgrind.sh [-t set] [-P 16] [-n 200000] [-r 100000] [BINARY ...]
+# Usage: bench/callgrind.sh [-t set] [-P 16] [-n 200000] [-r 100000] [-x 'ARGS'] [BINARY ...]
 #   -r: redis-benchmark's keyspace (random keys, and ZADD's random members and
 #   scores, as the cpu part of bench/run.py sends them); 0 for one fixed key
+#   -x: more server arguments, for every binary (e.g. '--maxmemory 1gb')
 #   default binaries: $CARGO_TARGET_DIR/release/tandem-server (or target/release)
 #   and /usr/bin/redis-server. Needs valgrind, redis-benchmark, redis-cli.
 set -euo pipefail
-test=set pipeline=16 n=200000 keyspace=100000
-while getopts "t:P:n:r:" o; do
+test=set pipeline=16 n=200000 keyspace=100000 extra=
+while getopts "t:P:n:r:x:" o; do
   case $o in
     t) test=$OPTARG ;;
     P) pipeline=$OPTARG ;;
     n) n=$OPTARG ;;
     r) keyspace=$OPTARG ;;
-    *) sed -n '2,15p' "$0"; exit 2 ;;
+    x) extra=$OPTARG ;;
+    *) sed -n '2,16p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
+read -r -a extra_args <<< "$extra"
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ $# -eq 0 ]; then
   set -- "${CARGO_TARGET_DIR:-$root/target}/release/tandem-server" /usr/bin/redis-server
@@ -45,7 +48,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 for bin in "$@"; do
   out=$work/callgrind.out
   (cd "$work" && exec valgrind --tool=callgrind --callgrind-out-file="$out" \
-    "$bin" --bind 127.0.0.1 --port "$port" --save '' --appendonly no >/dev/null 2>&1) &
+    "$bin" --bind 127.0.0.1 --port "$port" --save '' --appendonly no "${extra_args[@]}" >/dev/null 2>&1) &
   pid=$!
   up=
   for _ in $(seq 300); do

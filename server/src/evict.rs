@@ -100,12 +100,26 @@ pub fn memory_for_eviction(store: &Store) -> u64 {
     used_memory().saturating_sub(not_counted(store))
 }
 
+/// Whether memory is over a set `maxmemory`. Every command of a client asks while
+/// it is set, so this is decided from `store.hot` (which follows CONFIG SET),
+/// without the configuration lock.
+#[inline]
+pub fn over_limit(store: &Store) -> bool {
+    let max = store.hot.maxmemory;
+    max != 0 && memory_for_eviction(store) > max
+}
+
 /// Frees memory per `maxmemory-policy` until under `maxmemory`, or returns Redis's
 /// OOM error text. Each eviction is pushed to `store.propagated` as `DEL key`
 /// (`UNLINK key` with `lazyfree-lazy-eviction`, as Redis propagates it).
 pub fn ensure_memory(server: &Arc<Server>, store: &mut Store) -> Result<(), Oom> {
-    if store.repl.fenced {
-        // A fenced server deletes nothing (see `crate::replication::fence`); its writes are refused.
+    if store.repl.fenced || store.is_replica {
+        // A fenced server deletes nothing (see `crate::replication::fence`); its writes
+        // are refused. A replica ignores maxmemory (Redis's default
+        // `replica-ignore-maxmemory yes`): its keys are its master's to delete.
+        return Ok(());
+    }
+    if !over_limit(store) {
         return Ok(());
     }
     let (max, policy, samples) = {
@@ -160,8 +174,9 @@ fn evict_one(server: &Server, store: &mut Store, policy: &str, samples: usize) -
     };
     store.dbs[db].remove(&key);
     Stats::incr(&server.stats.evicted_keys, 1);
+    // Modified by nobody (Redis signals it with no client), before the notification.
+    store.touch_expired_key(db, &key);
     store.notify(crate::notify::EVICTED, "evicted", &key, db);
-    store.touch_key(db, &key);
     let lazy = server.config.read().lazyfree_lazy_eviction;
     let del: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
     store

@@ -104,7 +104,11 @@ pub fn process(
     let Some(cmd) = client.cmd_cache.lookup(&argv[0]) else {
         return refuse_unknown(server, client, out, &argv);
     };
-    if let Some(msg) = refusal(server, store, client, cmd, &argv) {
+    let refused = refusal(server, store, client, cmd, &argv);
+    if let Some(pushes) = store.tracking.take_ahead() {
+        write_ahead(client, pushes, out);
+    }
+    if let Some(msg) = refused {
         return refuse(server, store, client, (cmd, &argv), out, msg);
     }
     if client.multi.is_some() && !cmd.is(flags::NO_MULTI) {
@@ -582,15 +586,15 @@ fn precheck(
     if let Some(msg) = crate::replication::fence::precheck(store, client.is_master, writes) {
         return Some(msg);
     }
-    if store.hot.maxmemory != 0
-        && !client.is_master
-        && (effective & flags::DENYOOM != 0 || {
-            // As Redis: inside MULTI anything but EXEC, DISCARD, QUIT and RESET is
-            // refused when out of memory (the queue itself takes memory).
-            client.multi.is_some() && !matches!(cmd.name, "exec" | "discard" | "quit" | "reset")
-        })
-    {
-        if let Err(e) = crate::evict::ensure_memory(server, store) {
+    if !client.is_master && crate::evict::over_limit(store) {
+        // As Redis, every command evicts; only those that may add memory are refused
+        // when that is not enough. Inside MULTI that is anything but EXEC, DISCARD,
+        // QUIT and RESET (the queue itself takes memory).
+        let oom = evict_before(server, store, client.id).err();
+        let deny = effective & flags::DENYOOM != 0
+            || (client.multi.is_some()
+                && !matches!(cmd.name, "exec" | "discard" | "quit" | "reset"));
+        if let Some(e) = oom.filter(|_| deny) {
             // Keys evicted before giving up still reach replicas and the AOF now,
             // since the command itself does not run.
             flush_propagated(server, store);
@@ -611,6 +615,38 @@ fn precheck(
         return Some(msg);
     }
     subscribed_refusal(client, cmd, argv)
+}
+
+/// `maxmemory` eviction before client `id`'s command runs (Redis `performEvictions`
+/// in `processCommand`). The client counts as the running one (a NOLOOP client is
+/// not told of keys evicted for its own command, as in Redis), and invalidations for
+/// its own connection are held for [`process`] to write ahead of the reply.
+#[inline(never)]
+fn evict_before(
+    server: &Arc<Server>,
+    store: &mut Store,
+    id: ClientId,
+) -> Result<(), crate::evict::Oom> {
+    store.tracking.current = Some(id);
+    store.tracking.admitting = Some(id);
+    let result = crate::evict::ensure_memory(server, store);
+    store.tracking.admitting = None;
+    store.tracking.current = None;
+    result
+}
+
+/// Writes the tracking messages [`evict_before`] held for the client's own
+/// connection, ahead of the reply, and marks where the reply starts (CLIENT REPLY
+/// OFF|SKIP drops the reply, not these).
+#[cold]
+#[inline(never)]
+fn write_ahead(client: &mut ClientState, pushes: Vec<crate::tracking::Push>, out: &mut Reply) {
+    let subscribed = client.subscriptions() > 0;
+    for p in pushes {
+        p.encode(out, client.resp3, subscribed);
+    }
+    out.resp3 = client.resp3;
+    client.reply_start = Some(out.len());
 }
 
 /// A RESP2 client with subscriptions may run only the Pub/Sub commands, PING, QUIT

@@ -37,8 +37,8 @@ pub async fn active_expire_cycle(server: Arc<Server>) {
         server.reanchor_clock();
         // A CLIENT PAUSE freezes the dataset, so no key may disappear meanwhile; a
         // busy script holds the store (in Redis the cycle cannot run during a script
-        // either).
-        if server.client_pause.is_paused() || server.script_busy.is_busy() {
+        // either); DEBUG PAUSE-CRON stops it with the rest of Redis's `serverCron`.
+        if server.client_pause.is_paused() || server.script_busy.is_busy() || server.cron_paused() {
             continue;
         }
         let (_, db) = run_cycle(&server, period / 4, next_db);

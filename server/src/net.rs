@@ -585,6 +585,8 @@ fn apply_reply_mode(
     was_off: bool,
     mark: usize,
 ) {
+    // Tracking messages the command wrote ahead of its reply stay.
+    let mark = client.reply_start.take().unwrap_or(mark);
     if skip_reply && (!was_off || client.reply_off) {
         let pushed =
             client.last_reply_is_push && !out.buf.get(mark..).is_some_and(|r| r.starts_with(b"-"));

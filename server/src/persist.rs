@@ -461,7 +461,7 @@ pub async fn cron(server: Arc<Server>) {
             // A busy script holds the store: the cron waits for it, like Redis's.
             _ = tick.tick() => {
                 server.stats.sample_memory();
-                if !server.script_busy.is_busy() {
+                if !server.script_busy.is_busy() && !server.cron_paused() {
                     check_save_points(&server);
                     crate::aof::cron_tick(&server);
                     server.migrate_sockets.close_idle(Instant::now());

@@ -248,6 +248,13 @@ pub struct Tracking {
     pub script_read: bool,
     /// Rounds in a row [`Tracking::limit`] ended still over the limit.
     limit_rounds: u32,
+    /// The client whose command is being admitted (maxmemory eviction before it
+    /// runs): messages for its connection (its own, or redirected to it) wait in
+    /// `ahead` and are written before its reply, where Redis, outside the command,
+    /// writes them at once. Messages of the command itself go through its queue and
+    /// come after the reply.
+    pub admitting: Option<ClientId>,
+    ahead: Vec<Push>,
 }
 
 /// What INFO reports about tracking.
@@ -531,34 +538,48 @@ impl Tracking {
             return;
         };
         let null_resp3 = t.resp3;
-        if t.redirect != 0 {
+        let own = if t.redirect != 0 {
             match &t.redirect_tx {
-                Some(tx) if !tx.is_closed() => tx.send_push(
-                    PubMsg::Tracking(Push::Invalidate {
+                Some(tx) if !tx.is_closed() => {
+                    let msg = Push::Invalidate {
                         keys,
                         redirected: true,
                         null_resp3,
-                    }),
-                    limit,
-                ),
+                    };
+                    if self.admitting == Some(t.redirect) {
+                        self.ahead.push(msg);
+                    } else {
+                        tx.send_push(PubMsg::Tracking(msg), limit);
+                    }
+                    return;
+                }
                 _ => {
                     t.broken = true;
-                    if let Some(tx) = &t.own_tx {
-                        tx.send_push(PubMsg::Tracking(Push::RedirBroken(t.redirect)), limit);
-                    }
+                    Push::RedirBroken(t.redirect)
                 }
             }
-            return;
+        } else {
+            Push::Invalidate {
+                keys,
+                redirected: false,
+                null_resp3,
+            }
+        };
+        if self.admitting == Some(id) {
+            self.ahead.push(own);
+        } else if let Some(tx) = &t.own_tx {
+            tx.send_push(PubMsg::Tracking(own), limit);
         }
-        if let Some(tx) = &t.own_tx {
-            tx.send_push(
-                PubMsg::Tracking(Push::Invalidate {
-                    keys,
-                    redirected: false,
-                    null_resp3,
-                }),
-                limit,
-            );
+    }
+
+    /// The messages for the admitted client's own connection that must precede its
+    /// reply (see `admitting`); empty nearly always.
+    #[inline]
+    pub fn take_ahead(&mut self) -> Option<Vec<Push>> {
+        if self.ahead.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut self.ahead))
         }
     }
 

@@ -110,6 +110,26 @@ impl Side {
         }
     }
 
+    /// Sends `lines` to connection `i` at once and returns every frame that comes
+    /// back, pushes and replies in their order, through the first frame equal to
+    /// `last`.
+    fn frames(&mut self, i: usize, lines: &[&str], last: &R) -> Vec<R> {
+        for line in lines {
+            let words: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
+            self.conns[i].send(&words);
+        }
+        let mut got = Vec::new();
+        loop {
+            let r = self.conns[i].read();
+            let r = self.norm(r);
+            let done = &r == last;
+            got.push(r);
+            if done {
+                return got;
+            }
+        }
+    }
+
     /// A PING on every open connection: what was sent to it before is read by then.
     fn barrier(&mut self, open: &[bool]) {
         for (i, &is_open) in open.iter().enumerate() {
@@ -135,7 +155,8 @@ struct Twin {
 
 impl Twin {
     fn start(n: usize) -> Twin {
-        let ours = TestServer::start(&[]);
+        // DEBUG on both (the test Redis has it enabled).
+        let ours = TestServer::start(&["--enable-debug-command", "yes"]);
         let dir = tempfile::tempdir().expect("tempdir");
         let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
         let a = Side::new(ours.port, n);
@@ -250,6 +271,33 @@ impl Twin {
                 !text.contains(&format!("id={id} "))
             });
             assert!(gone, "connection {i} still listed");
+        }
+    }
+
+    /// [`Side::frames`] on both servers; the two sequences must be equal.
+    fn frames(&mut self, i: usize, lines: &[&str], last: &R) -> Vec<R> {
+        let (x, y) = (self.a.frames(i, lines, last), self.b.frames(i, lines, last));
+        assert_eq!(x, y, "frames of connection {i} for {lines:?}");
+        x
+    }
+
+    /// On both servers: `maxmemory` set 100 kB above what the server uses now (through
+    /// RESP2 connection `i`) under `policy`, so the next 200 kB value puts it over.
+    fn tight_maxmemory(&mut self, i: usize, policy: &str) {
+        for s in [&mut self.a, &mut self.b] {
+            let c = &mut s.conns[i];
+            let field = |c: &mut Conn, f: &str| -> u64 {
+                info_field(c, "memory", f)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("INFO memory {f}"))
+            };
+            let used = field(c, "used_memory") - field(c, "mem_not_counted_for_evict");
+            assert_eq!(
+                c.cmd(&format!("CONFIG SET maxmemory-policy {policy}")),
+                R::ok()
+            );
+            let limit = used + 100 * 1024;
+            assert_eq!(c.cmd(&format!("CONFIG SET maxmemory {limit}")), R::ok());
         }
     }
 
@@ -639,4 +687,177 @@ fn scripts_that_read_track_their_declared_keys_like_redis() {
     t.step(0, "EVAL_RO redis.call('get','key1') 2 key1 key2");
     t.step(1, "MSET key2 3 key1 3");
     assert_eq!(t.pushes(0).len(), 4);
+}
+
+/// A key `maxmemory` evicts before a command runs is invalidated like a modified one,
+/// and Redis sends that message at once, before the command runs: the reader sees the
+/// invalidation ahead of the reply that the eviction made room for (its own or, with
+/// REDIRECT, the target's), even with CLIENT REPLY OFF; a NOLOOP client is not told
+/// of keys evicted for its own command, a BCAST NOLOOP one is (nobody modified them).
+#[test]
+fn keys_evicted_before_a_command_are_invalidated_ahead_of_its_reply() {
+    let mut t = Twin::start(4);
+    let pong = R::Simple("PONG".into());
+    for i in [0, 1, 3] {
+        t.step(i, "HELLO 3");
+    }
+    t.step(0, "CLIENT TRACKING on");
+    t.step(0, "SETEX volatile-key 10000 x");
+    t.step(0, "GET volatile-key");
+    t.tight_maxmemory(2, "volatile-random");
+    // No PING barrier here: the next command of any client evicts.
+    t.quiet(2, "SETBIT big-key 1600000 0");
+    let got = t.frames(0, &["GETBIT big-key 0", "PING"], &pong);
+    assert_eq!(
+        got,
+        [invalidate(&["volatile-key"]), R::Int(0), pong.clone()]
+    );
+    t.step(2, "CONFIG SET maxmemory 0");
+    t.step(2, "DEL big-key");
+
+    // CLIENT REPLY OFF drops the reply, not the message ahead of it. (The client's
+    // own SETBIT fits; its GETBIT evicts.)
+    t.step(0, "SETEX volatile-key 10000 x");
+    t.step(0, "GET volatile-key");
+    t.tight_maxmemory(2, "volatile-random");
+    let lines = [
+        "CLIENT REPLY OFF",
+        "SETBIT big-key 1600000 0",
+        "GETBIT big-key 0",
+        "CLIENT REPLY ON",
+    ];
+    let got = t.frames(0, &lines, &R::ok());
+    assert_eq!(got, [invalidate(&["volatile-key"]), R::ok()]);
+    t.step(2, "CONFIG SET maxmemory 0");
+    t.step(2, "DEL big-key");
+
+    // Redirected: the target running the command gets the message before its reply.
+    t.step(0, "CLIENT TRACKING on REDIRECT {id:3}");
+    t.step(0, "SETEX volatile-key 10000 x");
+    t.step(0, "GET volatile-key");
+    t.tight_maxmemory(2, "volatile-random");
+    t.quiet(2, "SETBIT big-key 1600000 0");
+    let got = t.frames(3, &["GETBIT big-key 0", "PING"], &pong);
+    assert_eq!(
+        got,
+        [invalidate(&["volatile-key"]), R::Int(0), pong.clone()]
+    );
+    t.step(2, "CONFIG SET maxmemory 0");
+    t.step(2, "DEL big-key");
+    t.step(0, "CLIENT TRACKING off");
+
+    // NOLOOP: the client whose command evicted is not told; another reader is.
+    t.step(1, "CLIENT TRACKING on NOLOOP");
+    t.step(0, "CLIENT TRACKING on");
+    t.step(1, "SETEX volatile-key 10000 x");
+    t.step(1, "GET volatile-key");
+    t.step(0, "GET volatile-key");
+    let before = (t.pushes(0).len(), t.pushes(1).len());
+    t.tight_maxmemory(2, "volatile-random");
+    t.quiet(2, "SETBIT big-key 1600000 0");
+    t.step(1, "GETBIT big-key 0");
+    assert_eq!(t.pushes(1).len(), before.1, "NOLOOP: its own eviction");
+    assert_eq!(t.pushes(0).len(), before.0 + 1);
+    t.step(2, "CONFIG SET maxmemory 0");
+    t.step(2, "DEL big-key");
+    t.step(1, "CLIENT TRACKING off");
+
+    // BCAST NOLOOP: an evicted key is nobody's write, so it is reported.
+    t.step(1, "CLIENT TRACKING on BCAST NOLOOP");
+    t.step(1, "SETEX volatile-key 10000 x");
+    t.tight_maxmemory(2, "volatile-random");
+    t.quiet(2, "SETBIT big-key 1600000 0");
+    t.step(1, "GETBIT big-key 0");
+    assert_eq!(t.pushes(1).last(), Some(&invalidate(&["volatile-key"])));
+    t.step(2, "CONFIG SET maxmemory 0");
+}
+
+/// CLIENT TRACKINGINFO's reply in every mode, RESP2 (a flat array the TCL suite
+/// reads as a dict) and RESP3 (a map), and CLIENT GETREDIR alongside.
+#[test]
+fn trackinginfo_reply_in_every_mode_and_protocol() {
+    let mut t = Twin::start(3);
+    t.step(2, "HELLO 3");
+    for proto in ["2", "3"] {
+        t.step(0, &format!("HELLO {proto}"));
+        let modes = [
+            "CLIENT TRACKING off",
+            "CLIENT TRACKING on",
+            "CLIENT TRACKING on REDIRECT {id:2} NOLOOP",
+            "CLIENT TRACKING off",
+            "CLIENT TRACKING on OPTIN",
+            "CLIENT CACHING yes",
+            "CLIENT TRACKING off",
+            "CLIENT TRACKING on OPTOUT",
+            "CLIENT CACHING no",
+            "CLIENT TRACKING off",
+            "CLIENT TRACKING on BCAST PREFIX foo PREFIX bar",
+            "CLIENT TRACKING off",
+            "CLIENT TRACKING on BCAST",
+            "CLIENT TRACKING off",
+        ];
+        for line in modes {
+            // `quiet`: a PING barrier would end CLIENT CACHING's one command.
+            t.quiet(0, line);
+            t.quiet(0, "CLIENT TRACKINGINFO");
+            t.quiet(0, "CLIENT GETREDIR");
+        }
+    }
+    // A broken redirect, in both protocols.
+    t.step(0, "CLIENT TRACKING on REDIRECT {id:1}");
+    t.step(0, "GET key1");
+    t.close(1);
+    t.step(2, "SET key1 2");
+    t.step(0, "CLIENT TRACKINGINFO");
+    t.step(0, "HELLO 2");
+    t.step(0, "CLIENT TRACKINGINFO");
+    t.step(0, "CLIENT GETREDIR");
+}
+
+/// DEBUG PAUSE-CRON 1 stops the periodic work: an expired key nobody reads stays
+/// (DBSIZE counts it) until the cron resumes, and the tracking table limit waits for
+/// the next command, whose invalidation then precedes the reply of a command queued
+/// in MULTI (the sequence of Redis's regression test for issue 11715).
+#[test]
+fn debug_pause_cron_holds_the_periodic_work() {
+    let mut t = Twin::start(3);
+    t.step(2, "DEBUG PAUSE-CRON 1");
+    t.step(2, "SET k v PX 20");
+    // The absence of an event: two periods of the cycle (hz 10) must pass.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(t.step(2, "DBSIZE"), R::Int(1));
+    t.step(2, "DEBUG PAUSE-CRON 0");
+    for s in [&mut t.a, &mut t.b] {
+        let gone = wait_until(Duration::from_secs(5), || {
+            s.conns[2].cmd("DBSIZE") == R::Int(0)
+        });
+        assert!(gone, "the expired key is reaped once the cron resumes");
+    }
+
+    t.step(2, "CONFIG SET tracking-table-max-keys 2");
+    t.step(2, "DEBUG PAUSE-CRON 1");
+    t.step(0, "HELLO 3");
+    t.step(0, "CLIENT TRACKING on");
+    t.step(0, "MGET 1{tag} 2{tag}");
+    t.step(0, "MULTI");
+    t.step(2, "CONFIG SET tracking-table-max-keys 1");
+    // Which of the two keys goes is random: the frames are compared by their shape.
+    let pong = R::Arr(vec![R::Simple("PONG".into())]);
+    for s in [&mut t.a, &mut t.b] {
+        let got = s.frames(0, &["PING", "EXEC"], &pong);
+        assert_eq!(got.len(), 3, "{got:?}");
+        let R::Push(msg) = &got[0] else {
+            panic!("an invalidation first: {got:?}")
+        };
+        assert_eq!(msg[0], R::bulk("invalidate"));
+        let keys = bulks(msg[1].clone());
+        assert!(
+            keys == set_of(&["1{tag}"]) || keys == set_of(&["2{tag}"]),
+            "{got:?}"
+        );
+        assert_eq!(got[1], R::Simple("QUEUED".into()));
+    }
+    t.a.multi[0] = false;
+    t.b.multi[0] = false;
+    t.step(2, "DEBUG PAUSE-CRON 0");
 }

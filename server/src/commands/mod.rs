@@ -361,6 +361,9 @@ pub struct ClientState {
     pub reply_skip_next: bool,
     /// Set by (P|S)(UN)SUBSCRIBE: their confirmations bypass CLIENT REPLY OFF|SKIP.
     pub last_reply_is_push: bool,
+    /// Where the command's reply starts in the output buffer when tracking messages
+    /// were written ahead of it (`exec::write_ahead`): CLIENT REPLY OFF|SKIP keeps them.
+    pub reply_start: Option<usize>,
     pub no_evict: bool,
     pub lib_name: Option<String>,
     pub lib_ver: Option<String>,
@@ -459,6 +462,7 @@ impl ClientState {
             reply_off: false,
             reply_skip_next: false,
             last_reply_is_push: false,
+            reply_start: None,
             no_evict: false,
             lib_name: None,
             lib_ver: None,

@@ -248,6 +248,9 @@ const DEBUG_HELP: &[&str] = &[
     "    Create <count> string keys <prefix>:<n> (prefix defaults to 'key') holding",
     "    'value:<n>', cut or zero-padded to <size> bytes when given. Existing keys are",
     "    left alone; the keys are not propagated to replicas.",
+    "PAUSE-CRON <0|1>",
+    "    1 stops the periodic tasks (active expiry, the tracking table limit, save",
+    "    points, AOF and replication housekeeping), 0 resumes them.",
     "PROTOCOL <type>",
     "    Reply with a test value of the specified type. <type> can be: string,",
     "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
@@ -351,6 +354,11 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         b"set-active-expire" if argc == 3 => {
             let on = strtod_prefix(&argv[2]) as i64 != 0;
             ctx.server.active_expire_enabled.store(on, Ordering::SeqCst);
+            out.ok();
+        }
+        b"pause-cron" if argc == 3 => {
+            let on = strtod_prefix(&argv[2]) as i64 != 0;
+            ctx.server.cron_paused.store(on, Ordering::SeqCst);
             out.ok();
         }
         b"set-disable-deny-scripts" if argc == 3 => {

@@ -400,10 +400,10 @@ impl Store {
         self.touch_watchers(db, key);
     }
 
-    /// [`Store::touch_key`] for a key deleted because it expired: like Redis
-    /// (`signalModifiedKey` with no client), the deletion is nobody's modification,
-    /// so a NOLOOP BCAST client gets its invalidation even when its own read found
-    /// the key expired (see `Tracking::expiring`).
+    /// [`Store::touch_key`] for a key deleted because it expired (or was evicted by
+    /// `maxmemory`): like Redis (`signalModifiedKey` with no client), the deletion is
+    /// nobody's modification, so a NOLOOP BCAST client gets its invalidation even
+    /// when its own read found the key expired (see `Tracking::expiring`).
     pub fn touch_expired_key(&mut self, db: usize, key: &[u8]) {
         self.tracking.expiring = true;
         self.touch_key(db, key);
@@ -608,6 +608,10 @@ pub struct Server {
     pub slowlog: Mutex<crate::slowlog::SlowLog>,
     /// DEBUG SET-ACTIVE-EXPIRE: the active expiry cycle runs only while this is true.
     pub active_expire_enabled: AtomicBool,
+    /// DEBUG PAUSE-CRON: the periodic tasks (Redis `serverCron`: active expiry and the
+    /// tracking table limit, save points and AOF housekeeping, replication
+    /// housekeeping) skip their ticks while this is true.
+    pub cron_paused: AtomicBool,
     /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call commands flagged `noscript`
     /// (all but those [`crate::exec::script_call`] can never run from a script).
     pub script_deny_lifted: AtomicBool,
@@ -662,6 +666,7 @@ impl Server {
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             slowlog: Mutex::new(crate::slowlog::SlowLog::default()),
             active_expire_enabled: AtomicBool::new(true),
+            cron_paused: AtomicBool::new(false),
             script_deny_lifted: AtomicBool::new(false),
             client_pause: crate::pause::ClientPause::default(),
             proc_title: crate::proctitle::ProcTitle::default(),
@@ -671,6 +676,11 @@ impl Server {
             oom_score: Default::default(),
             tls: Default::default(),
         })
+    }
+
+    /// DEBUG PAUSE-CRON is on: the periodic tasks skip their ticks.
+    pub fn cron_paused(&self) -> bool {
+        self.cron_paused.load(Ordering::Relaxed)
     }
 
     /// Tells every task that the process exits: the `shutdown` watch, and each

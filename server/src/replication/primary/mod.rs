@@ -237,7 +237,7 @@ pub async fn cron(server: Arc<Server>) {
         }
         // A busy script holds the store; the housekeeping waits for it (Redis's
         // cron does not run during a script either).
-        if server.script_busy.is_busy() {
+        if server.script_busy.is_busy() || server.cron_paused() {
             continue;
         }
         loops += 1;
