@@ -123,7 +123,9 @@ pub fn process(
     if let Cow::Owned(v) = argv {
         recycle_op(store, v);
     }
-    finish_propagation(store, before);
+    if !cmd.is(flags::TOUCHES_ARBITRARY_KEYS) {
+        finish_propagation(store, before);
+    }
     serve_blocked(server, store);
     let wrote = !store.propagated.is_empty();
     flush_propagated(server, store);
