@@ -66,3 +66,81 @@ fn dels_sorted(mut stream: Vec<String>) -> Vec<String> {
     }
     stream
 }
+
+/// PUBLISH on a master goes down the replication stream, alone, in MULTI/EXEC (with
+/// the transaction's writes) and from a script, as Redis 7.0 sends it.
+#[test]
+fn publish_is_propagated_to_replicas_as_redis_does() {
+    let [ours, theirs] = streams(
+        &[],
+        0,
+        &[
+            "PUBLISH ch m1",
+            "SPUBLISH sch m2",
+            "MULTI",
+            "PUBLISH bla bla",
+            "EXEC",
+            "MULTI",
+            "PUBLISH bla bla",
+            "SET k v",
+            "EXEC",
+            "EVAL return#redis.call('publish','e','1') 0",
+        ],
+    );
+    assert_eq!(ours, theirs);
+    assert!(ours.contains(&"PUBLISH ch m1".to_string()), "{ours:?}");
+    assert_eq!(ours.last().map(String::as_str), Some("publish e 1"));
+}
+
+/// A replica's subscribers get what is published on its master; the master's AOF
+/// does not keep the PUBLISH (only its replicas get it), while the write next to it
+/// in the same transaction is kept.
+#[test]
+fn publish_reaches_a_replicas_subscribers_and_stays_out_of_the_aof() {
+    let master = TestServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let port = master.port.to_string();
+    let replica = TestServer::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = replica.conn();
+    assert!(wait_until(Duration::from_secs(30), || info_field(
+        &mut r,
+        "replication",
+        "master_link_status"
+    )
+    .as_deref()
+        == Some("up")));
+    let mut sub = replica.conn();
+    sub.cmd("SUBSCRIBE news");
+    let mut m = master.conn();
+    assert_eq!(m.cmd("MULTI"), R::ok());
+    m.cmd("PUBLISH news hello");
+    m.cmd("SET k v");
+    assert_eq!(m.cmd("EXEC"), R::Arr(vec![R::Int(0), R::ok()]));
+    assert_eq!(
+        sub.read(),
+        R::Arr(vec![b("message"), b("news"), b("hello")])
+    );
+    assert_eq!(m.cmd("WAIT 1 10000"), R::Int(1));
+    assert_eq!(r.cmd("GET k"), b("v"));
+    let aof = aof_text(master.dir.path());
+    assert!(
+        aof.contains("SET") && !aof.to_ascii_lowercase().contains("publish"),
+        "{aof}"
+    );
+}
+
+/// Everything the AOF files under `dir` hold, as text.
+fn aof_text(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().contains(".aof") {
+                text.push_str(&String::from_utf8_lossy(&std::fs::read(&p).expect("aof")));
+            }
+        }
+    }
+    text
+}

@@ -912,8 +912,12 @@ fn lua_number_text(n: f64) -> String {
 fn propagate_to(store: &mut crate::server::Store, before: usize, repl: u8) {
     use crate::server::PropagateTarget;
     let only = match repl {
-        // REPL_NONE: the writes stay local.
-        0 => return store.propagated.truncate(before),
+        // REPL_NONE: the writes stay local (and so does the one destination of
+        // any of them that had one, such as PUBLISH's).
+        0 => {
+            store.propagated.truncate(before);
+            return store.propagate_only.retain(|&(i, _)| i < before);
+        }
         1 => PropagateTarget::Aof,
         2 => PropagateTarget::Replicas,
         _ => return,
