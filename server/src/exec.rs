@@ -821,8 +821,8 @@ fn call_argv(
     store.begin_command();
     let mut ctx = Ctx::at(store, server, client, started);
     ctx.may_block = may_block;
-    if ctx.client.lua {
-        ctx.expiry_now_ms = ctx.client.script_time_ms;
+    if ctx.client.frozen_time_ms != 0 {
+        ctx.expiry_now_ms = ctx.client.frozen_time_ms;
     }
     let reply_start = out.len();
     if let Err(e) = (cmd.handler)(&mut ctx, out, argv) {

@@ -1,5 +1,6 @@
 //! What Tandem streams to its replicas, compared command for command with what Redis
-//! 7.0.15 streams for the same requests (both seen from a plain SYNC replica).
+//! 7.0.15 streams for the same requests (both seen from a plain SYNC replica), and the
+//! expiry clock of a transaction.
 mod common;
 use common::*;
 use std::time::Duration;
@@ -143,4 +144,38 @@ fn aof_text(dir: &std::path::Path) -> String {
         }
     }
     text
+}
+
+/// The commands of a transaction decide expiry at the time EXEC started: a key set
+/// to expire in 5 ms is still there after a 20 ms sleep in the same transaction (its
+/// TTL already reads 0), and gone after EXEC.
+#[test]
+fn exec_decides_expiry_at_its_start_time() {
+    let mut p = Both::start();
+    for q in [
+        "MULTI",
+        "SET k v PX 5",
+        "DEBUG SLEEP 0.02",
+        "EXISTS k",
+        "GET k",
+        "PTTL k",
+        "TTL k",
+        "SET k2 v PX 5",
+        "DEBUG SLEEP 0.02",
+        "INCR k2",
+        "EXEC",
+        "EXISTS k",
+        "EXISTS k2",
+    ] {
+        p.same_words(q);
+    }
+    let r = p.same_words("MULTI");
+    assert_eq!(r, R::ok());
+    for q in ["SET k v PX 5", "DEBUG SLEEP 0.02", "EXISTS k"] {
+        p.same_words(q);
+    }
+    assert_eq!(
+        p.same_words("EXEC"),
+        R::Arr(vec![R::ok(), R::ok(), R::Int(1)])
+    );
 }

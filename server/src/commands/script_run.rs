@@ -434,7 +434,7 @@ fn run_in_vm(
     client.db = ctx.client.db;
     client.authenticated = true;
     client.is_master = ctx.client.is_master;
-    client.script_time_ms = ctx.now_ms;
+    client.frozen_time_ms = ctx.now_ms;
     client.user.clone_from(&ctx.client.user);
     let env = RefCell::new(RunEnv {
         ctx: &mut *ctx,
