@@ -127,7 +127,11 @@ pub fn process(
     if let Cow::Owned(v) = argv {
         recycle_op(store, v);
     }
-    finish_propagation(store, before);
+    // Looked at only when there is more than one op to wrap: SCAN and RANDOMKEY
+    // run directly leave the DELs of the keys they found expired bare.
+    if store.propagated.len() - before > 1 && !cmd.is(flags::TOUCHES_ARBITRARY_KEYS) {
+        wrap_in_multi(store, before);
+    }
     serve_blocked(server, store);
     let wrote = !store.propagated.is_empty();
     flush_propagated(server, store);
@@ -855,8 +859,8 @@ fn call_argv(
     store.begin_command();
     let mut ctx = Ctx::at(store, server, client, started);
     ctx.may_block = may_block;
-    if ctx.client.lua {
-        ctx.expiry_now_ms = ctx.client.script_time_ms;
+    if ctx.client.frozen_time_ms != 0 {
+        ctx.expiry_now_ms = ctx.client.frozen_time_ms;
     }
     let reply_start = out.len();
     if let Err(e) = (cmd.handler)(&mut ctx, out, argv) {
@@ -1047,21 +1051,27 @@ fn block_client(
 
 /// Wraps the ops a top-level command produced in MULTI/EXEC when there is more than one.
 pub fn finish_propagation(store: &mut Store, before: usize) {
-    let added = store.propagated.len() - before;
-    if added > 1 {
-        let first_db = store.propagated[before].0;
-        let last_db = store.propagated[store.propagated.len() - 1].0;
-        let multi = pooled_op(store, &[Bytes::from_static(b"MULTI")]);
-        store.propagated.insert(before, (first_db, multi));
-        // MULTI/EXEC go to both destinations; the ops after MULTI moved by one.
-        for (i, _) in store.propagate_only.iter_mut() {
-            if *i >= before {
-                *i += 1;
-            }
-        }
-        let exec = pooled_op(store, &[Bytes::from_static(b"EXEC")]);
-        store.propagated.push((last_db, exec));
+    if store.propagated.len() - before > 1 {
+        wrap_in_multi(store, before);
     }
+}
+
+/// Wraps the ops from index `before` (more than one) in MULTI/EXEC (out of line: most
+/// commands propagate one op or none).
+#[inline(never)]
+fn wrap_in_multi(store: &mut Store, before: usize) {
+    let first_db = store.propagated[before].0;
+    let last_db = store.propagated[store.propagated.len() - 1].0;
+    let multi = pooled_op(store, &[Bytes::from_static(b"MULTI")]);
+    store.propagated.insert(before, (first_db, multi));
+    // MULTI/EXEC go to both destinations; the ops after MULTI moved by one.
+    for (i, _) in store.propagate_only.iter_mut() {
+        if *i >= before {
+            *i += 1;
+        }
+    }
+    let exec = pooled_op(store, &[Bytes::from_static(b"EXEC")]);
+    store.propagated.push((last_db, exec));
 }
 
 /// How many emptied op vectors [`flush_propagated`] keeps for reuse, and the largest

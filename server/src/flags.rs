@@ -36,6 +36,10 @@ pub const SUBSCRIBED: u32 = 1 << 20;
 /// Has subcommands in Redis's metadata (CONFIG, CLIENT, OBJECT...): the dispatch checks the
 /// subcommand's own arity. Set when the command table is built, never in table rows.
 pub const CONTAINER: u32 = 1 << 21;
+/// May lazily expire keys it did not name (SCAN, RANDOMKEY): the DELs it propagates
+/// when run directly are not wrapped in MULTI/EXEC, like the active expiry's (Redis's
+/// `touches-arbitrary-keys`, which COMMAND INFO hides too).
+pub const TOUCHES_ARBITRARY_KEYS: u32 = 1 << 22;
 /// Refused when called from a script (Redis's `noscript`): transactions, blocking
 /// and connection-state commands, EVAL itself...
 pub const NO_SCRIPT: u32 = 1 << 14;

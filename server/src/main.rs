@@ -121,16 +121,24 @@ fn main() {
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(1)
         .max(1);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
         .worker_threads(workers)
         // Replies of a round go out together before the worker sleeps (`rounds`).
         .on_thread_park(tandem_server::rounds::end_round)
         // Room on each runtime thread for the crash report (`crash`).
         .on_thread_start(tandem_server::crash::give_thread_stack)
         .on_thread_stop(tandem_server::crash::take_thread_stack)
-        .enable_all()
-        .build()
-    {
+        .enable_all();
+    // Connections woken together (several sockets ready in one poll) run in the
+    // order their data arrived, as Redis serves its ready sockets: tokio's LIFO slot
+    // would run the last one first, so a request sent on one connection could run
+    // after one sent later on another (a PUBLISH counting a subscriber whose
+    // UNSUBSCRIBE came first; a DEL running before the XREADGROUP BLOCK sent before
+    // it). Needs `--cfg tokio_unstable` (.cargo/config.toml).
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             warning!("Failed to start the runtime: {e}");

@@ -220,6 +220,42 @@ fn histograms_count_calls_per_full_command_name_like_redis() {
     assert!(int(&buckets[0].0) >= 100_000, "{buckets:?}");
 }
 
+/// LATENCY HISTOGRAM of a command with subcommands (CLIENT) answers for each of its
+/// subcommands called since CONFIG RESETSTAT, as Redis 7.0 does; a subcommand named
+/// alone answers for itself only.
+#[test]
+fn histogram_of_a_parent_command_lists_its_subcommands() {
+    let p = Both::start(&[]);
+    let (mut a, mut b) = p.conns();
+    let mut replies = Vec::new();
+    for c in [&mut a, &mut b] {
+        c.cmd("HELLO 3");
+        c.cmd("CLIENT LIST");
+        c.cmd("CONFIG RESETSTAT");
+        c.cmd("CLIENT ID");
+        c.cmd("CLIENT GETNAME");
+        c.cmd("CLIENT ID");
+        replies.push([
+            histogram_calls(c.cmd("LATENCY HISTOGRAM client")),
+            histogram_calls(c.cmd("LATENCY HISTOGRAM client|id CLIENT|GETNAME config")),
+        ]);
+    }
+    assert_eq!(replies[0], replies[1]);
+    let [parent, named] = &replies[0];
+    let want = |v: &[(&str, i64)]| -> Vec<(String, i64)> {
+        v.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+    };
+    assert_eq!(parent, &want(&[("client|getname", 1), ("client|id", 2)]));
+    assert_eq!(
+        named,
+        &want(&[
+            ("client|getname", 1),
+            ("client|id", 2),
+            ("config|resetstat", 1)
+        ])
+    );
+}
+
 #[test]
 fn info_latencystats_reports_the_configured_percentiles() {
     let mut p = Both::start(&[]);

@@ -754,3 +754,37 @@ fn expired_key_found_for_a_blocked_client_is_deleted_on_replicas_too_like_redis(
     );
     assert_eq!(got, want);
 }
+
+/// An EXEC sent (reply not awaited) before an LPUSH on another connection runs first,
+/// so the BRPOPLPUSH that LPUSH serves cannot touch the transaction's WATCHed key in
+/// between (Redis serves ready connections in arrival order).
+#[test]
+fn exec_sent_before_a_push_that_serves_brpoplpush_is_not_aborted() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    for port in [ours.port, theirs.port] {
+        let mut r = Conn::connect(port);
+        for i in 0..100 {
+            r.cmd("DEL src dst");
+            r.cmd("SET somekey somevalue");
+            let mut blocked = Conn::connect(port);
+            blocked.send(&[b"BRPOPLPUSH", b"src", b"dst", b"0"]);
+            assert!(wait_until(Duration::from_secs(10), || {
+                matches!(r.cmd("INFO clients"), R::Bulk(b) if String::from_utf8_lossy(&b).contains("blocked_clients:1"))
+            }));
+            let mut w = Conn::connect(port);
+            assert_eq!(w.cmd("WATCH dst"), R::ok());
+            assert_eq!(w.cmd("MULTI"), R::ok());
+            w.cmd("GET somekey");
+            w.send(&[b"EXEC"]);
+            r.cmd("LPUSH src element");
+            assert_eq!(
+                w.read(),
+                R::Arr(vec![b("somevalue")]),
+                "port {port}, round {i}"
+            );
+            assert_eq!(blocked.read(), b("element"));
+        }
+    }
+}

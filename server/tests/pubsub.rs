@@ -230,3 +230,31 @@ fn redis_crate_pubsub_roundtrip() {
     let payload: String = msg.get_payload().expect("payload");
     assert_eq!(payload, "42");
 }
+
+/// Requests sent on two connections one after the other run in that order, as Redis
+/// serves its ready sockets: an UNSUBSCRIBE (whose reply is not awaited) sent before a
+/// PUBLISH on another connection is always done by the time the PUBLISH counts the
+/// receivers. Tandem's runtime once ran the last of a batch of ready sockets first,
+/// which let the PUBLISH count the old subscriber now and then.
+#[test]
+fn requests_on_two_connections_run_in_arrival_order() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    for port in [ours.port, theirs.port] {
+        let mut publisher = Conn::connect(port);
+        let mut late = 0;
+        for _ in 0..300 {
+            let mut sub = Conn::connect(port);
+            sub.cmd("SUBSCRIBE ch");
+            sub.send(&[b"UNSUBSCRIBE"]);
+            if publisher.cmd("PUBLISH ch x") != R::Int(0) {
+                late += 1;
+            }
+        }
+        assert_eq!(
+            late, 0,
+            "PUBLISH ran before an earlier UNSUBSCRIBE (port {port})"
+        );
+    }
+}

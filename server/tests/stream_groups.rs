@@ -1304,3 +1304,74 @@ fn xreadgroup_unblocked_by_a_vanished_group_is_a_failed_call_like_redis() {
     );
     assert_eq!(got, want);
 }
+
+/// A blocked XREAD keeps waiting when its key becomes a string (Redis serves stream
+/// readers from streams only) and is served once the key is a stream again; a blocked
+/// XREADGROUP is answered with the UNBLOCKED error instead.
+#[test]
+fn blocked_stream_readers_on_a_key_turned_string() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    for (read, want_error) in [
+        ("XREAD BLOCK 0 STREAMS s $", false),
+        ("XREADGROUP GROUP g c BLOCK 0 STREAMS s >", true),
+    ] {
+        let [ra, rb] = [ours.port, theirs.port].map(|port| {
+                let mut c = Conn::connect(port);
+                c.cmd("DEL s");
+                c.cmd("XADD s 666-0 f v");
+                c.cmd("XGROUP CREATE s g $");
+                let mut rd = Conn::connect(port);
+                let words: Vec<&[u8]> = read.split_whitespace().map(str::as_bytes).collect();
+                rd.send(&words);
+                assert!(wait_until(Duration::from_secs(10), || {
+                    matches!(c.cmd("INFO clients"), R::Bulk(b) if String::from_utf8_lossy(&b).contains("blocked_clients:1"))
+                }));
+                c.cmd("SET s val1");
+                c.cmd("DEL s");
+                c.cmd("XADD s 667-0 f v");
+                rd.read()
+            });
+        assert_eq!(ra, rb, "{read}");
+        assert_eq!(matches!(ra, R::Err(_)), want_error, "{read}: {ra:?}");
+    }
+}
+
+/// A DEL or FLUSHALL sent right after an XREADGROUP BLOCK on another connection (its
+/// reply not awaited) finds the reader blocked, as in Redis, which answers it with
+/// the UNBLOCKED error, never with the NOGROUP of a read that came second.
+#[test]
+fn xreadgroup_block_then_delete_from_another_connection_in_order() {
+    let ours = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
+    for port in [ours.port, theirs.port] {
+        let mut c = Conn::connect(port);
+        for i in 0..100 {
+            c.cmd("DEL s");
+            c.cmd("XADD s 666-0 f v");
+            c.cmd("XGROUP CREATE s g $");
+            let mut rd = Conn::connect(port);
+            // Connected and served once, as a client that was already there.
+            assert_eq!(rd.cmd("PING"), R::Simple("PONG".into()));
+            rd.send(&[
+                b"XREADGROUP",
+                b"GROUP",
+                b"g",
+                b"c",
+                b"BLOCK",
+                b"0",
+                b"STREAMS",
+                b"s",
+                b">",
+            ]);
+            c.cmd(if i % 2 == 0 { "DEL s" } else { "FLUSHALL" });
+            let r = rd.read();
+            assert!(
+                matches!(&r, R::Err(e) if e.contains("no longer exists")),
+                "port {port}, round {i}: {r:?}"
+            );
+        }
+    }
+}

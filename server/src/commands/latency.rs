@@ -105,6 +105,11 @@ fn histogram(ctx: &mut Ctx, out: &mut Reply, names: &[Bytes]) {
             if let Some(kh) = hists.get_key_value(lower.as_str()) {
                 v.push(kh);
             }
+            // A command with subcommands (CLIENT, CONFIG...) brings theirs too.
+            if !lower.contains('|') {
+                let prefix = format!("{lower}|");
+                v.extend(hists.iter().filter(|(k, _)| k.starts_with(&prefix)));
+            }
         }
         v
     };

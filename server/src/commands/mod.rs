@@ -354,9 +354,11 @@ pub struct ClientState {
     pub is_replica: bool,
     /// The client a script's `redis.call` runs as (MONITOR shows it as `lua`).
     pub lua: bool,
-    /// For the script client: when its script started, the clock its commands check
-    /// expiry against (see [`Ctx::expiry_now_ms`]).
-    pub script_time_ms: i64,
+    /// The clock this client's commands check expiry against while it is frozen, 0
+    /// when it is not (see [`Ctx::expiry_now_ms`]): for the script client, when its
+    /// script started; for a client running EXEC, when EXEC started (Redis 7.0 takes
+    /// one time for the expiry decisions of a whole top-level call).
+    pub frozen_time_ms: i64,
     pub reply_off: bool,
     pub reply_skip_next: bool,
     /// Set by (P|S)(UN)SUBSCRIBE: their confirmations bypass CLIENT REPLY OFF|SKIP.
@@ -458,7 +460,7 @@ impl ClientState {
             is_master: false,
             is_replica: false,
             lua: false,
-            script_time_ms: 0,
+            frozen_time_ms: 0,
             reply_off: false,
             reply_skip_next: false,
             last_reply_is_push: false,
@@ -521,8 +523,9 @@ pub struct Ctx<'a> {
     /// Command time (Redis caches one `mstime()` per command).
     pub now_ms: i64,
     /// The time keys are checked for expiry against: `now_ms`, except for a script's
-    /// commands, which see the time the script started (as Redis 7.0: a key expires
-    /// before a script or after it, never half-way through, so its replicas agree).
+    /// commands, which see the time the script started, and the commands EXEC runs,
+    /// which see the time EXEC started (as Redis 7.0: a key expires before a script or
+    /// a transaction or after it, never half-way through, so its replicas agree).
     pub expiry_now_ms: i64,
     /// LRU clock at command time (seconds since start), stamped on accessed keys.
     pub lru: u32,

@@ -256,6 +256,7 @@ fn punsubscribe(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn publish(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let limit = ctx.store.hot.obuf_limits[crate::outbuf::Class::PubSub as usize];
     let n = ctx.store.pubsub.publish(&argv[1], &argv[2], &limit);
+    propagate_to_replicas(ctx, argv);
     out.int(n as i64);
     Ok(())
 }
@@ -263,8 +264,24 @@ fn publish(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
 fn spublish(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     let limit = ctx.store.hot.obuf_limits[crate::outbuf::Class::PubSub as usize];
     let n = ctx.store.pubsub.spublish(&argv[1], &argv[2], &limit);
+    propagate_to_replicas(ctx, argv);
     out.int(n as i64);
     Ok(())
+}
+
+/// A message published on a master reaches the subscribers of its replicas too: the
+/// command goes down the replication stream (not into the AOF), as it is, in
+/// MULTI/EXEC and scripts as well, as Redis 7.0 does outside cluster mode. Nothing is
+/// kept when no replica or backlog would receive it.
+fn propagate_to_replicas(ctx: &mut Ctx, argv: &[Bytes]) {
+    if ctx.store.repl.should_generate() {
+        let store = &mut *ctx.store;
+        store.propagate_only.push((
+            store.propagated.len(),
+            crate::server::PropagateTarget::Replicas,
+        ));
+        store.propagated.push((ctx.client.db, argv.to_vec()));
+    }
 }
 
 fn pubsub(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {

@@ -443,7 +443,7 @@ fn run_in_vm(
     client.db = ctx.client.db;
     client.authenticated = true;
     client.is_master = ctx.client.is_master;
-    client.script_time_ms = ctx.now_ms;
+    client.frozen_time_ms = ctx.now_ms;
     client.user.clone_from(&ctx.client.user);
     let env = RefCell::new(RunEnv {
         ctx: &mut *ctx,
@@ -921,8 +921,12 @@ fn lua_number_text(n: f64) -> String {
 fn propagate_to(store: &mut crate::server::Store, before: usize, repl: u8) {
     use crate::server::PropagateTarget;
     let only = match repl {
-        // REPL_NONE: the writes stay local.
-        0 => return store.propagated.truncate(before),
+        // REPL_NONE: the writes stay local (and so does the one destination of
+        // any of them that had one, such as PUBLISH's).
+        0 => {
+            store.propagated.truncate(before);
+            return store.propagate_only.retain(|&(i, _)| i < before);
+        }
         1 => PropagateTarget::Aof,
         2 => PropagateTarget::Replicas,
         _ => return,

@@ -104,6 +104,8 @@ fn exec(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     // count, so the keys are released before running it.
     unwatch_all(ctx);
     out.array(queue.len());
+    // The queued commands decide expiry at EXEC's own time (see `frozen_time_ms`).
+    ctx.client.frozen_time_ms = ctx.now_ms;
     for argv in &queue {
         let Some(cmd) = super::lookup(&argv[0]) else {
             // Unknown commands abort at queue time; this only guards the table.
@@ -123,6 +125,7 @@ fn exec(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             _ => {}
         }
     }
+    ctx.client.frozen_time_ms = 0;
     ctx.client.multi = None;
     ctx.client.multi_error = false;
     Ok(())
