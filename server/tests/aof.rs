@@ -1220,3 +1220,100 @@ fn a_file_name_with_spaces_is_quoted_in_the_manifest_like_redis() {
     let s = TestServer::start_in(crash(s), &args);
     assert_eq!(s.conn().cmd("GET k"), R::bulk("v"));
 }
+
+/// The AOF directory's file names, sorted, and its manifest.
+fn aof_files(dir: &Path) -> (Vec<String>, String) {
+    let mut names: Vec<String> = std::fs::read_dir(aof_dir(dir))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    (names, manifest_of(dir))
+}
+
+/// The AOF rewrite fields of INFO persistence that do not depend on timing.
+fn rewrite_info(c: &mut Conn) -> Vec<(String, Option<String>)> {
+    [
+        "aof_enabled",
+        "aof_rewrite_in_progress",
+        "aof_rewrite_scheduled",
+        "aof_last_bgrewrite_status",
+        "aof_rewrites",
+        "aof_rewrites_consecutive_failures",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), info_field(c, "persistence", k)))
+    .collect()
+}
+
+/// BGREWRITEAOF with `appendonly no` runs in Redis 7.0: a base in the AOF directory
+/// with a manifest naming only it (a second one replaces it), counted in INFO; DEBUG
+/// LOADAOF loads it; CONFIG SET appendonly yes then writes the next base after it,
+/// with its incr file. Every step is compared with redis-server 7.0.15.
+#[test]
+fn bgrewriteaof_with_the_aof_off_writes_a_base_like_redis() {
+    if !redis_installed() {
+        return;
+    }
+    let scenario = |c: &mut Conn, dir: &Path| -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut note = |what: &str, v: String| seen.push(format!("{what}: {v}"));
+        assert_eq!(c.cmd("SET a 1"), R::ok());
+        assert_eq!(c.cmd("HSET h f v"), R::Int(1));
+        assert_eq!(c.cmd("EXPIRE a 1000"), R::Int(1));
+        note("info before", format!("{:?}", rewrite_info(c)));
+        note("first", format!("{:?}", c.cmd("BGREWRITEAOF")));
+        wait_rewrite_done(c);
+        note("files after first", format!("{:?}", aof_files(dir)));
+        note("info after first", format!("{:?}", rewrite_info(c)));
+        assert_eq!(c.cmd("SET b 2"), R::ok());
+        note("second", format!("{:?}", c.cmd("BGREWRITEAOF")));
+        wait_rewrite_done(c);
+        note("files after second", format!("{:?}", aof_files(dir)));
+        assert_eq!(c.cmd("SET gone 1"), R::ok());
+        note("loadaof", format!("{:?}", c.cmd("DEBUG LOADAOF")));
+        let mut keys = match c.cmd("KEYS *") {
+            R::Arr(v) => v.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>(),
+            other => vec![format!("{other:?}")],
+        };
+        keys.sort();
+        note("keys", format!("{keys:?}"));
+        let ttl = matches!(c.cmd("TTL a"), R::Int(t) if (900..=1000).contains(&t));
+        note("ttl kept", ttl.to_string());
+        note("on", format!("{:?}", c.cmd("CONFIG SET appendonly yes")));
+        wait_rewrite_done(c);
+        note("files after on", format!("{:?}", aof_files(dir)));
+        note("info after on", format!("{:?}", rewrite_info(c)));
+        note("off", format!("{:?}", c.cmd("CONFIG SET appendonly no")));
+        assert_eq!(c.cmd("SET c 3"), R::ok());
+        note("third", format!("{:?}", c.cmd("BGREWRITEAOF")));
+        wait_rewrite_done(c);
+        note("files after third", format!("{:?}", aof_files(dir)));
+        note("info after third", format!("{:?}", rewrite_info(c)));
+        note("loadaof again", format!("{:?}", c.cmd("DEBUG LOADAOF")));
+        note("dbsize", format!("{:?}", c.cmd("DBSIZE")));
+        seen
+    };
+    let rdir = tempfile::tempdir().expect("tempdir");
+    let redis = common::RealRedis::start(rdir.path(), "dump.rdb", &[]);
+    let theirs = scenario(&mut redis.conn(), rdir.path());
+    drop(redis);
+    let s = TestServer::start(&["--save", "", "--enable-debug-command", "yes"]);
+    let ours = scenario(&mut s.conn(), s.dir.path());
+    assert!(
+        theirs.iter().any(|l| l.starts_with("files after first")
+            && l.contains("appendonly.aof.1.base.rdb")
+            && l.contains("file appendonly.aof.1.base.rdb seq 1 type b\\n\"")),
+        "{theirs:#?}"
+    );
+    assert_eq!(ours, theirs);
+    // The AOF the last rewrite left is what a restart with it on loads.
+    let dir = crash(s);
+    let s = TestServer::start_in(dir, &["--appendonly", "yes", "--save", ""]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("DBSIZE"), R::Int(4));
+    assert_eq!(c.cmd("GET c"), R::bulk("3"));
+}

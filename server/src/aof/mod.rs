@@ -20,7 +20,11 @@
 //! fsyncs. BGREWRITEAOF opens a new incr file at once, writes a new base from a
 //! snapshot in the background and then switches the manifest to
 //! `new base + incr files opened since`, deleting the old files. Automatic rewrite
-//! follows `auto-aof-rewrite-percentage` / `auto-aof-rewrite-min-size`. After a
+//! follows `auto-aof-rewrite-percentage` / `auto-aof-rewrite-min-size`. With the
+//! AOF off (`appendonly no`) BGREWRITEAOF still runs, as Redis 7.0's does: the state
+//! then holds only the manifest (read from disk) and the rewrite statistics, and
+//! the new base replaces every file the manifest listed; DEBUG LOADAOF loads the
+//! files on disk, and CONFIG SET appendonly yes writes the next base after it. After a
 //! replica's full sync the AOF waits for a rewrite whose incr file is a temp file
 //! outside the manifest until the new base is done (see the `rewrite` module).
 //!
@@ -92,8 +96,6 @@ pub enum AofError {
     Manifest(Box<AofError>),
     #[error("Can't start a background AOF rewrite while the AOF can't be written: {0}")]
     Unwritable(String),
-    #[error("ERR Background AOF rewrite is only supported with appendonly yes")]
-    NotEnabled,
     #[error("{ERR_REWRITE_IN_PROGRESS}")]
     RewriteInProgress,
     #[error("{}", rewrite::ERR_REWRITE_START)]
@@ -497,7 +499,7 @@ pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)
         return;
     }
     let mut g = server.aof.lock();
-    let Some(st) = g.as_mut() else {
+    let Some(st) = g.as_mut().filter(|st| st.is_on()) else {
         return;
     };
     if st.rewrite_owed() {
@@ -511,7 +513,7 @@ pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)
     }
     match st.fsync {
         Fsync::Always => {
-            if let Err(e) = st.file.sync_data() {
+            if let Some(Err(e)) = st.file.as_ref().map(File::sync_data) {
                 warning!(
                     "Can't persist append-only file: {}, AOF fsync policy is 'always'. Exiting...",
                     writer::strerror(e.raw_os_error().unwrap_or(libc::EIO))
@@ -571,7 +573,7 @@ pub fn cron_tick(server: &Arc<Server>) {
     rewrite::start_scheduled(server);
     let (to_sync, auto) = {
         let mut g = server.aof.lock();
-        let Some(st) = g.as_mut() else {
+        let Some(st) = g.as_mut().filter(|st| st.is_on()) else {
             return;
         };
         if !st.writer.pending.is_empty() {
@@ -586,7 +588,7 @@ pub fn cron_tick(server: &Arc<Server>) {
         {
             st.pending_fsync = false;
             st.last_fsync = Instant::now();
-            to_sync = st.file.try_clone().ok();
+            to_sync = st.file.as_ref().and_then(|f| f.try_clone().ok());
             st.fsync_in_progress = to_sync.is_some();
         }
         let c = server.config.read();
@@ -635,15 +637,21 @@ pub fn cron_tick(server: &Arc<Server>) {
 /// in between. Replayed commands are not written to the AOF again (the replayer
 /// drops what they propagate).
 ///
-/// With the AOF off Redis tries to load whatever AOF directory exists and exits the
-/// process when there is none; Tandem refuses with an error instead and keeps its
+/// With the AOF off, as in Redis, the files the manifest on disk lists are loaded
+/// (a BGREWRITEAOF writes them with the AOF off too). Where there is no AOF at all
+/// Redis exits the process; Tandem refuses with an error instead and keeps its
 /// dataset. A file that fails to load half-way is fatal, as in Redis: the dataset in
 /// memory is then partial and must not be served.
 pub fn debug_loadaof(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     let (dir, base, incrs) = {
         let mut g = server.aof.lock();
-        let Some(st) = g.as_mut() else {
-            return Err("ERR DEBUG LOADAOF needs appendonly yes: the AOF is not enabled".into());
+        let on = g.as_ref().is_some_and(AofState::is_on);
+        let st = match g.as_mut() {
+            Some(st) if on => st,
+            _ => {
+                drop(g);
+                return debug_loadaof_off(server, store);
+            }
         };
         if let Err(errno) = st.flush() {
             return Err(format!(
@@ -651,11 +659,44 @@ pub fn debug_loadaof(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
                 writer::strerror(errno)
             ));
         }
-        if let Err(e) = st.file.sync_data() {
+        if let Some(Err(e)) = st.file.as_ref().map(File::sync_data) {
             warning!("Can't fsync the AOF before DEBUG LOADAOF: {e}");
         }
         (st.dir.clone(), st.base.clone(), st.incrs.clone())
     };
+    reload(server, store, &dir, base, incrs)
+}
+
+/// DEBUG LOADAOF with the AOF off: the manifest is read from disk.
+fn debug_loadaof_off(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
+    let (dir, prefix) = {
+        let c = server.config.read();
+        (
+            Path::new(&c.dir).join(&c.appenddirname),
+            c.appendfilename.clone(),
+        )
+    };
+    let manifest_path = dir.join(format!("{prefix}.manifest"));
+    if !manifest_path.exists() {
+        return Err("ERR DEBUG LOADAOF: there is no AOF to load (appendonly is no and no BGREWRITEAOF wrote one)".into());
+    }
+    let entries = read_manifest(&manifest_path).map_err(|e| format!("ERR {e}"))?;
+    let base = entries.iter().find(|e| e.kind == 'b').cloned();
+    let incrs: Vec<ManifestEntry> = entries.into_iter().filter(|e| e.kind == 'i').collect();
+    if base.is_none() && incrs.is_empty() {
+        return Err("ERR DEBUG LOADAOF: the AOF manifest lists no file to load".into());
+    }
+    reload(server, store, &dir, base, incrs)
+}
+
+/// Empties the dataset and loads `base` and `incrs` from `dir` (DEBUG LOADAOF).
+fn reload(
+    server: &Arc<Server>,
+    store: &mut Store,
+    dir: &Path,
+    base: Option<ManifestEntry>,
+    incrs: Vec<ManifestEntry>,
+) -> Result<(), String> {
     let (truncate_ok, databases) = {
         let c = server.config.read();
         (c.aof_load_truncated, store.dbs.len())
@@ -666,7 +707,7 @@ pub fn debug_loadaof(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
     let files: Vec<&ManifestEntry> = base.iter().chain(incrs.iter()).collect();
     let n = files.len();
     for (i, e) in files.into_iter().enumerate() {
-        if let Err(err) = load::load_file(server, store, &dir, &e.name, i + 1 == n, truncate_ok) {
+        if let Err(err) = load::load_file(server, store, dir, &e.name, i + 1 == n, truncate_ok) {
             warning!("DEBUG LOADAOF failed: {err}. Exiting.");
             std::process::exit(1);
         }
@@ -677,7 +718,7 @@ pub fn debug_loadaof(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
 }
 
 pub fn is_enabled(server: &Server) -> bool {
-    server.aof.lock().is_some()
+    server.aof.lock().as_ref().is_some_and(AofState::is_on)
 }
 
 /// Flushes and fsyncs the AOF on shutdown.
@@ -689,7 +730,7 @@ pub fn on_shutdown(server: &Server) {
                 writer::strerror(errno)
             );
         }
-        if st.file.sync_all().is_ok() {
+        if st.file.as_ref().is_some_and(|f| f.sync_all().is_ok()) {
             notice!("Calling fsync() on the AOF file.");
         }
     }
@@ -701,10 +742,40 @@ pub fn info_fields(server: &Server) -> Vec<(String, String)> {
     let g = server.aof.lock();
     let f = |k: &str, v: String| (k.to_string(), v);
     match g.as_ref() {
+        Some(st) if !st.is_on() => vec![
+            f("aof_enabled", "0".into()),
+            f(
+                "aof_rewrite_in_progress",
+                (st.rewrite_in_progress() as u8).to_string(),
+            ),
+            f("aof_rewrite_scheduled", (scheduled as u8).to_string()),
+            f(
+                "aof_last_rewrite_time_sec",
+                st.last_rewrite_time_sec.to_string(),
+            ),
+            f(
+                "aof_current_rewrite_time_sec",
+                st.rewrite
+                    .as_ref()
+                    .map(|r| r.started.elapsed().as_secs() as i64)
+                    .unwrap_or(-1)
+                    .to_string(),
+            ),
+            f(
+                "aof_last_bgrewrite_status",
+                if st.last_rewrite_ok { "ok" } else { "err" }.into(),
+            ),
+            f("aof_rewrites", st.rewrites.to_string()),
+            f(
+                "aof_rewrites_consecutive_failures",
+                st.rewrite_failures.to_string(),
+            ),
+            f("aof_last_write_status", "ok".into()),
+        ],
         None => vec![
             f("aof_enabled", "0".into()),
             f("aof_rewrite_in_progress", "0".into()),
-            f("aof_rewrite_scheduled", "0".into()),
+            f("aof_rewrite_scheduled", (scheduled as u8).to_string()),
             f("aof_last_rewrite_time_sec", "-1".into()),
             f("aof_current_rewrite_time_sec", "-1".into()),
             f("aof_last_bgrewrite_status", "ok".into()),
@@ -760,7 +831,7 @@ pub fn info_fields(server: &Server) -> Vec<(String, String)> {
 /// the AOF is on (none when it is off).
 pub fn info_size_fields(server: &Server) -> Vec<(String, String)> {
     let g = server.aof.lock();
-    let Some(st) = g.as_ref() else {
+    let Some(st) = g.as_ref().filter(|st| st.is_on()) else {
         return Vec::new();
     };
     let f = |k: &str, v: String| (k.to_string(), v);

@@ -29,7 +29,7 @@ use crate::rdb;
 use crate::server::aof_file::{Limit, RunningRewrite};
 use crate::server::{Server, Store};
 use crate::{notice, warning};
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,13 +59,13 @@ fn strerror(e: &std::io::Error) -> String {
     writer::strerror(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// Whether a rewrite could be asked for now (AOF on, none running), for one that is
-/// only scheduled.
+/// Whether a rewrite could be asked for now (none running), for one that is only
+/// scheduled. As in Redis, the AOF need not be on: BGREWRITEAOF with `appendonly
+/// no` writes a new base and a manifest naming only it.
 pub fn check_can_rewrite(server: &Server) -> Result<(), AofError> {
     match server.aof.lock().as_ref() {
-        None => Err(AofError::NotEnabled),
         Some(st) if st.rewrite_in_progress() => Err(AofError::RewriteInProgress),
-        Some(_) => Ok(()),
+        _ => Ok(()),
     }
 }
 
@@ -79,14 +79,18 @@ pub(super) fn start_scheduled(server: &Arc<Server>) {
     };
     {
         let mut g = server.aof.lock();
-        let Some(st) = g.as_mut() else {
-            return;
-        };
-        if !(scheduled || st.rewrite_owed()) || saving || st.rewrite_in_progress() {
-            return;
-        }
-        if !may_start_from_cron(st) {
-            return;
+        match g.as_mut() {
+            // The AOF is off and was never used: a scheduled BGREWRITEAOF still runs.
+            None if scheduled && !saving => {}
+            None => return,
+            Some(st) => {
+                if !(scheduled || st.rewrite_owed()) || saving || st.rewrite_in_progress() {
+                    return;
+                }
+                if !may_start_from_cron(st) {
+                    return;
+                }
+            }
         }
     }
     let mut store = server.store.lock();
@@ -150,31 +154,98 @@ fn open_next_incr(st: &mut AofState) -> Result<u64, AofError> {
         }
         st.incrs = incrs;
     }
-    let _ = st.file.sync_data();
-    st.file = f;
+    if let Some(old) = &st.file {
+        let _ = old.sync_data();
+    }
+    st.file = Some(f);
     st.writer = Writer::new(0);
     st.cur_db = -1;
     notice!("Creating AOF incr file {name} on background rewrite");
     Ok(seq)
 }
 
-/// BGREWRITEAOF (the caller holds the store lock).
+/// The state a rewrite with the AOF off works on: the manifest as it is on disk now
+/// (none yet: no base, no incr files) in the AOF directory, created if missing. An
+/// earlier off state keeps its statistics. A manifest Redis would refuse is an error
+/// (Redis reads it at startup even with the AOF off, and exits).
+fn refresh_off_state(server: &Server, st: &mut Option<AofState>) -> Result<(), AofError> {
+    let (dir, prefix) = {
+        let c = server.config.read();
+        (
+            Path::new(&c.dir).join(&c.appenddirname),
+            c.appendfilename.clone(),
+        )
+    };
+    std::fs::create_dir_all(&dir).map_err(|err| AofError::CreateDir {
+        dir: dir.display().to_string(),
+        err,
+    })?;
+    let (base, incrs) = read_files(&dir, &prefix)?;
+    match st {
+        Some(st) => {
+            (st.dir, st.prefix, st.base, st.incrs) = (dir, prefix, base, incrs);
+        }
+        None => *st = Some(AofState::off((dir, prefix), base, incrs)),
+    }
+    Ok(())
+}
+
+/// The base and incr files the manifest in `dir` lists (none without a manifest).
+fn read_files(
+    dir: &Path,
+    prefix: &str,
+) -> Result<(Option<ManifestEntry>, Vec<ManifestEntry>), AofError> {
+    let manifest_path = dir.join(format!("{prefix}.manifest"));
+    match std::fs::read_to_string(&manifest_path) {
+        Ok(text) => {
+            let entries =
+                super::parse_manifest(&text).map_err(|e| AofError::BadManifest(Box::new(e)))?;
+            let base = entries.iter().find(|e| e.kind == 'b').cloned();
+            let incrs = entries.into_iter().filter(|e| e.kind == 'i').collect();
+            Ok((base, incrs))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, Vec::new())),
+        Err(err) => Err(AofError::OpenManifest {
+            path: manifest_path.display().to_string(),
+            err,
+        }),
+    }
+}
+
+/// BGREWRITEAOF (the caller holds the store lock). With the AOF off (Redis 7.0 runs
+/// it too) no incr file is opened: the new base replaces the base and every incr
+/// file the manifest listed, and the manifest names only it.
 pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> {
     let mut g = server.aof.lock();
-    let Some(st) = g.as_mut() else {
-        return Err(AofError::NotEnabled);
-    };
-    if st.rewrite_in_progress() {
+    if g.as_ref().is_some_and(|st| st.rewrite_in_progress()) {
         return Err(AofError::RewriteInProgress);
     }
-    let first_incr_seq = match open_next_incr(st) {
-        Ok(seq) => seq,
-        Err(e) => {
+    if !g.as_ref().is_some_and(AofState::is_on) {
+        if let Err(e) = refresh_off_state(server, &mut g) {
             warning!("{e}");
-            st.last_rewrite_ok = false;
+            if let Some(st) = g.as_mut() {
+                st.last_rewrite_ok = false;
+            }
             return Err(AofError::RewriteStart);
         }
+    }
+    let Some(st) = g.as_mut() else {
+        return Err(AofError::RewriteStart);
     };
+    let first_incr_seq = if st.is_on() {
+        match open_next_incr(st) {
+            Ok(seq) => seq,
+            Err(e) => {
+                warning!("{e}");
+                st.last_rewrite_ok = false;
+                return Err(AofError::RewriteStart);
+            }
+        }
+    } else {
+        // No incr file follows the new base.
+        u64::MAX
+    };
+    st.rewrites += 1;
     st.last_rewrite_id += 1;
     let id = st.last_rewrite_id;
     let temp_base = temp_base_name(id);
@@ -275,7 +346,6 @@ fn finish(server: &Server, id: u64, res: std::io::Result<()>) {
         failed(st);
         return;
     }
-    st.rewrites += 1;
     st.rewrite_failures = 0;
     st.last_rewrite_ok = true;
     notice!("Background AOF rewrite finished successfully");
@@ -384,8 +454,10 @@ fn install(st: &mut AofState, run: &RunningRewrite) -> Result<(), InstallError> 
     }
     st.base = new_base;
     st.incrs = keep;
-    st.base_size = total_size(&dir, &st.base, &st.incrs);
-    st.cur_size = st.base_size;
+    if st.is_on() {
+        st.base_size = total_size(&dir, &st.base, &st.incrs);
+        st.cur_size = st.base_size;
+    }
     st.wait_rewrite = false;
     Ok(())
 }
@@ -412,7 +484,7 @@ fn stop(server: &Server, st: &mut AofState) {
             writer::strerror(errno)
         );
     }
-    if let Err(e) = st.file.sync_all() {
+    if let Some(Err(e)) = st.file.as_ref().map(File::sync_all) {
         warning!(
             "Fail to fsync the AOF file before loading the master's data: {}",
             strerror(&e)
@@ -435,7 +507,7 @@ fn stop(server: &Server, st: &mut AofState) {
 pub fn restart_after_sync(server: &Arc<Server>, store: &mut Store) {
     {
         let mut g = server.aof.lock();
-        let Some(st) = g.as_mut() else {
+        let Some(st) = g.as_mut().filter(|st| st.is_on()) else {
             return;
         };
         stop(server, st);
@@ -478,7 +550,7 @@ pub fn start_at_runtime(
     store: &mut Store,
     config: &crate::config::Config,
 ) -> Result<(), AofError> {
-    if server.aof.lock().is_some() {
+    if server.aof.lock().as_ref().is_some_and(AofState::is_on) {
         return Ok(());
     }
     let dir = Path::new(&config.dir).join(&config.appenddirname);
@@ -489,23 +561,7 @@ pub fn start_at_runtime(
     })?;
     // An earlier AOF in the directory is replaced by the first rewrite, with
     // sequence numbers after its own.
-    let manifest_path = dir.join(format!("{prefix}.manifest"));
-    let (base, incrs) = match std::fs::read_to_string(&manifest_path) {
-        Ok(text) => {
-            let entries =
-                super::parse_manifest(&text).map_err(|e| AofError::BadManifest(Box::new(e)))?;
-            let base = entries.iter().find(|e| e.kind == 'b').cloned();
-            let incrs = entries.into_iter().filter(|e| e.kind == 'i').collect();
-            (base, incrs)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, Vec::new()),
-        Err(err) => {
-            return Err(AofError::OpenManifest {
-                path: manifest_path.display().to_string(),
-                err,
-            })
-        }
-    };
+    let (base, incrs) = read_files(&dir, &prefix)?;
     let name = temp_incr_name(&prefix);
     let file = OpenOptions::new()
         .create(true)
@@ -517,19 +573,37 @@ pub fn start_at_runtime(
             reason: strerror(&e),
         })?;
     let size = total_size(&dir, &base, &incrs);
-    *server.aof.lock() = Some(AofState::opened(
-        (dir, prefix),
-        (file, 0),
-        super::fsync_policy(&config.appendfsync),
-        base,
-        incrs,
-        size,
-        true,
-    ));
+    {
+        let mut g = server.aof.lock();
+        let mut st = AofState::opened(
+            (dir, prefix),
+            (file, 0),
+            super::fsync_policy(&config.appendfsync),
+            base,
+            incrs,
+            size,
+            true,
+        );
+        // With the AOF off a BGREWRITEAOF may have run: its statistics stay (as
+        // Redis's), and a rewrite still running is stopped, this one replaces it.
+        if let Some(mut prev) = g.take() {
+            if prev.rewrite_in_progress() {
+                warning!("AOF was enabled but there is already an AOF rewriting in background. Stopping background AOF and starting a rewrite now.");
+                abandon_rewrite(server, &mut prev);
+            }
+            st.rewrites = prev.rewrites;
+            st.rewrite_failures = prev.rewrite_failures;
+            st.last_rewrite_ok = prev.last_rewrite_ok;
+            st.last_rewrite_time_sec = prev.last_rewrite_time_sec;
+            st.last_rewrite_id = prev.last_rewrite_id;
+        }
+        *g = Some(st);
+    }
     server.persist.lock().aof_rewrite_scheduled = false;
     if !start_waiting(server, store) {
-        if let Some(st) = server.aof.lock().take() {
+        if let Some(st) = server.aof.lock().as_mut() {
             let _ = std::fs::remove_file(st.dir.join(temp_incr_name(&st.prefix)));
+            st.turn_off();
         }
         return Err(AofError::RewriteStart);
     }
@@ -546,7 +620,7 @@ pub fn start_at_runtime(
 /// base it is not a dataset.
 pub fn stop_at_runtime(server: &Server) {
     let mut g = server.aof.lock();
-    let Some(mut st) = g.take() else {
+    let Some(st) = g.as_mut().filter(|st| st.is_on()) else {
         return;
     };
     server
@@ -558,11 +632,15 @@ pub fn stop_at_runtime(server: &Server) {
             writer::strerror(errno)
         );
     }
-    let _ = st.file.sync_all();
-    abandon_rewrite(server, &mut st);
+    if let Some(f) = &st.file {
+        let _ = f.sync_all();
+    }
+    abandon_rewrite(server, st);
     if st.wait_rewrite {
         let _ = std::fs::remove_file(st.dir.join(temp_incr_name(&st.prefix)));
     }
+    // The manifest and the rewrite statistics stay, as Redis keeps them.
+    st.turn_off();
     server.persist.lock().aof_rewrite_scheduled = false;
     notice!("AOF disabled by CONFIG SET appendonly no");
 }
@@ -592,7 +670,6 @@ pub fn shutdown_check(server: &Server, force: bool) -> Result<(), AofError> {
 mod tests {
     use super::*;
     use crate::server::aof_file::Fsync;
-    use std::fs::File;
 
     fn entry(name: &str, seq: u64, kind: char) -> ManifestEntry {
         ManifestEntry {
@@ -619,7 +696,7 @@ mod tests {
         let st = AofState {
             dir: dir.to_path_buf(),
             prefix: "a.aof".into(),
-            file: File::open(dir.join("a.aof.2.incr.aof")).unwrap(),
+            file: Some(File::open(dir.join("a.aof.2.incr.aof")).unwrap()),
             writer: Writer::new(0),
             cur_db: -1,
             fsync: Fsync::No,
