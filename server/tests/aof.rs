@@ -1317,3 +1317,154 @@ fn bgrewriteaof_with_the_aof_off_writes_a_base_like_redis() {
     assert_eq!(c.cmd("DBSIZE"), R::Int(4));
     assert_eq!(c.cmd("GET c"), R::bulk("3"));
 }
+
+/// Every type Tandem stores, with expiries, a function library, several dbs and
+/// collections longer than one rebuilding command (64 items) holds.
+fn populate_all_types(c: &mut Conn) {
+    let lib = "#!lua name=mylib\nredis.register_function('f1', function(keys, args) return 1 end)";
+    assert_eq!(
+        c.cmd_args(&[b"FUNCTION", b"LOAD", lib.as_bytes()]),
+        R::bulk("mylib"),
+        "FUNCTION LOAD"
+    );
+    let cmds = [
+        "SET s hello",
+        "SET n 12345",
+        "RPUSH l a b c 1 2 3",
+        "SADD si 1 2 3 -5",
+        "SADD ss x y z",
+        "ZADD z 1.5 a -inf b 3 c 0.1 d inf e",
+        "HSET h f1 v1 f2 v2",
+        "SET e v",
+        "PEXPIRE e 100000",
+        "HSET eh f v",
+        "PEXPIRE eh 200000",
+        "XADD st 1-1 a 1 b 2",
+        "XADD st 2-1 c 3",
+        "XADD st 3-1 d 4",
+        "XDEL st 2-1",
+        "XGROUP CREATE st g1 0",
+        "XGROUP CREATE st g2 $",
+        "XREADGROUP GROUP g1 alice COUNT 1 STREAMS st >",
+        "XGROUP CREATECONSUMER st g1 bob",
+        "XADD empty MAXLEN 0 5-5 x y",
+        "SELECT 3",
+        "SET other db3",
+        "SELECT 0",
+    ];
+    for cmd in cmds {
+        assert!(!matches!(c.cmd(cmd), R::Err(_)), "{cmd}");
+    }
+    for i in 0..150 {
+        for cmd in [
+            format!("RPUSH biglist {i}"),
+            format!("HSET bighash f{i} v{i}"),
+            format!("ZADD bigz {i} m{i}"),
+            format!("SADD bigset m{i}"),
+            format!("SADD bigints {i}"),
+        ] {
+            assert!(!matches!(c.cmd(&cmd), R::Err(_)), "{cmd}");
+        }
+    }
+}
+
+/// What must survive a reload: the digest (keys, values, expiries) and the
+/// function libraries.
+fn dataset_of(c: &mut Conn) -> (R, R) {
+    (c.cmd("DEBUG DIGEST"), c.cmd("FUNCTION LIST WITHCODE"))
+}
+
+/// The AOF base of a rewrite, its name and bytes.
+fn base_file(dir: &Path) -> (String, Vec<u8>) {
+    let manifest = manifest_of(dir);
+    let name = manifest
+        .lines()
+        .find(|l| l.ends_with("type b"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_string();
+    let bytes = std::fs::read(aof_dir(dir).join(&name)).unwrap_or_default();
+    (name, bytes)
+}
+
+/// `aof-use-rdb-preamble no`: the rewrite writes a `.base.aof` of commands (functions
+/// first, SELECT per db) that Tandem loads back and redis-server 7.0.15 loads to the
+/// same digest and libraries.
+#[test]
+fn a_command_form_base_round_trips_through_tandem_and_redis() {
+    let args = [
+        "--appendonly",
+        "yes",
+        "--aof-use-rdb-preamble",
+        "no",
+        "--save",
+        "",
+        "--enable-debug-command",
+        "yes",
+    ];
+    let s = TestServer::start(&args);
+    let mut c = s.conn();
+    populate_all_types(&mut c);
+    let before = dataset_of(&mut c);
+    assert_ne!(before.0, R::bulk(&"0".repeat(40)), "a dataset to compare");
+    assert!(matches!(c.cmd("BGREWRITEAOF"), R::Simple(_)));
+    wait_rewrite_done(&mut c);
+    let (name, bytes) = base_file(s.dir.path());
+    assert_eq!(name, "appendonly.aof.2.base.aof");
+    assert!(
+        bytes.starts_with(b"*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+    );
+    // Nothing after the rewrite: the base alone holds the dataset.
+    let dir = crash(s);
+    let redis_dir = tempfile::tempdir().expect("tempdir");
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(aof_dir(to)).unwrap();
+        for e in std::fs::read_dir(aof_dir(from)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), aof_dir(to).join(e.file_name())).unwrap();
+        }
+    };
+    copy(dir.path(), redis_dir.path());
+    let s = TestServer::start_in(dir, &args);
+    assert_eq!(dataset_of(&mut s.conn()), before, "Tandem reloading it");
+    if !redis_installed() {
+        return;
+    }
+    let r = common::RealRedis::start(redis_dir.path(), "dump.rdb", &args);
+    assert_eq!(dataset_of(&mut r.conn()), before, "Redis loading it");
+}
+
+/// A `.base.aof` written by redis-server 7.0.15 (`aof-use-rdb-preamble no`) loads in
+/// Tandem to the same digest and libraries.
+#[test]
+fn tandem_loads_a_command_form_base_written_by_redis() {
+    if !redis_installed() {
+        return;
+    }
+    let args = [
+        "--appendonly",
+        "yes",
+        "--aof-use-rdb-preamble",
+        "no",
+        "--save",
+        "",
+        "--enable-debug-command",
+        "yes",
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = common::RealRedis::start(dir.path(), "dump.rdb", &args);
+    let mut c = r.conn();
+    populate_all_types(&mut c);
+    let theirs = dataset_of(&mut c);
+    assert!(matches!(c.cmd("BGREWRITEAOF"), R::Simple(_)));
+    wait_rewrite_done(&mut c);
+    let (name, bytes) = base_file(dir.path());
+    assert_eq!(name, "appendonly.aof.2.base.aof");
+    assert!(bytes.starts_with(b"*3\r\n$8\r\nFUNCTION"), "{name}");
+    drop(c);
+    drop(r);
+    let s = TestServer::start_in(dir, &args);
+    assert_eq!(dataset_of(&mut s.conn()), theirs);
+}

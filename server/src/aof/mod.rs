@@ -1,8 +1,10 @@
 //! Append-only file, Redis 7.0 multi-part layout.
 //!
 //! Files live in `dir/appenddirname/` and are named after `appendfilename`:
-//! * `<prefix>.<seq>.base.rdb`: the base, an RDB with aux `aof-base 1` (a base that
-//!   does not start with `REDIS` is read as commands);
+//! * `<prefix>.<seq>.base.rdb`: the base, an RDB with aux `aof-base 1`; with
+//!   `aof-use-rdb-preamble no` it is `<prefix>.<seq>.base.aof`, the commands that
+//!   rebuild the dataset ([`base_commands`]). A base that does not start with `REDIS`
+//!   is read as commands, whatever its name;
 //! * `<prefix>.<seq>.incr.aof`: command logs in RESP (`*argc`, `$len` args), with a
 //!   `SELECT <db>` whenever the db differs from the last command written to the file;
 //! * `<prefix>.manifest`: one line per file, `file <name> seq <n> type <b|h|i>`,
@@ -39,6 +41,7 @@
 //! Not implemented: migration of a legacy single-file `appendonly.aof` into the
 //! directory, `#TS:` timestamp annotations on write (they are skipped on load), and `aof_last_cow_size` (reported as 0).
 
+pub mod base_commands;
 mod load;
 mod rewrite;
 pub use crate::server::aof_writer as writer;
@@ -366,6 +369,12 @@ fn write_manifest(
     Ok(())
 }
 
+/// A base file's name: `<prefix>.<seq>.base.rdb`, or `.base.aof` when it is written
+/// as commands (`aof-use-rdb-preamble no`), as Redis names them.
+fn base_name(prefix: &str, seq: u64, rdb: bool) -> String {
+    format!("{prefix}.{seq}.base.{}", if rdb { "rdb" } else { "aof" })
+}
+
 fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
@@ -418,7 +427,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
             dir: dir.display().to_string(),
             err,
         })?;
-        let name = format!("{prefix}.1.base.rdb");
+        let name = base_name(&prefix, 1, c.aof_use_rdb_preamble);
         let store = server.store.lock();
         let opts = rdb::SaveOptions {
             compression: c.rdbcompression,
@@ -427,6 +436,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
             aof_base: true,
             functions: crate::commands::function_lib::codes(&store),
             key_delay: c.rdb_key_save_delay,
+            commands: !c.aof_use_rdb_preamble,
         };
         crate::persist::write_file_atomic(&store.dbs, &dir, &name, &opts).map_err(|err| {
             AofError::CreateBase {

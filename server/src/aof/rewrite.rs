@@ -23,7 +23,9 @@
 //! backoff after 3 consecutive failures, `RetryLimit`) and SHUTDOWN refuses to
 //! exit while the rewrite runs unless FORCE ([`shutdown_check`]).
 
-use super::{open_append, total_size, write_manifest, AofError, AofState, ManifestEntry};
+use super::{
+    base_name, open_append, total_size, write_manifest, AofError, AofState, ManifestEntry,
+};
 use crate::db::Db;
 use crate::rdb;
 use crate::server::aof_file::{Limit, RunningRewrite};
@@ -259,6 +261,7 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> 
             aof_base: true,
             functions: crate::commands::function_lib::codes(store),
             key_delay: c.rdb_key_save_delay,
+            commands: !c.aof_use_rdb_preamble,
         }
     };
     let (job, pid) = base_job(server, store, &dir, &temp_base, &opts);
@@ -272,6 +275,7 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> 
         started: Instant::now(),
         temp_base,
         first_incr_seq,
+        rdb_base: !opts.commands,
     });
     drop(g);
     let srv = server.clone();
@@ -387,7 +391,7 @@ enum InstallError {
 fn installed_files(st: &AofState, run: &RunningRewrite) -> (ManifestEntry, Vec<ManifestEntry>) {
     let base_seq = st.base.as_ref().map(|b| b.seq).unwrap_or(0) + 1;
     let base = ManifestEntry {
-        name: format!("{}.{base_seq}.base.rdb", st.prefix),
+        name: base_name(&st.prefix, base_seq, run.rdb_base),
         seq: base_seq,
         kind: 'b',
     };
@@ -723,6 +727,7 @@ mod tests {
             started: Instant::now(),
             temp_base: "temp-base".into(),
             first_incr_seq: 2,
+            rdb_base: true,
         };
         (st, run)
     }

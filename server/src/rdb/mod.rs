@@ -74,6 +74,9 @@ pub struct SaveOptions {
     pub functions: Vec<bytes::Bytes>,
     /// `rdb-key-save-delay`: a pause per key written (see [`key_delay`]).
     pub key_delay: i32,
+    /// Write the AOF base as commands instead of an RDB (`aof-use-rdb-preamble no`;
+    /// see `crate::aof::base_commands`). Only `functions` and `key_delay` apply then.
+    pub commands: bool,
 }
 
 impl Default for SaveOptions {
@@ -85,6 +88,7 @@ impl Default for SaveOptions {
             aof_base: false,
             functions: Vec::new(),
             key_delay: 0,
+            commands: false,
         }
     }
 }

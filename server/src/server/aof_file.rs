@@ -117,6 +117,8 @@ pub struct RunningRewrite {
     /// Outside the wait state: the seq of the incr file opened for this rewrite (it
     /// and the later ones follow the new base).
     pub first_incr_seq: u64,
+    /// The base is an RDB (`.base.rdb`), else commands (`.base.aof`).
+    pub rdb_base: bool,
 }
 
 /// Redis `aofRewriteLimited`: after [`RetryLimit::THRESHOLD`] consecutive failures,

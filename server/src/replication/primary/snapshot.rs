@@ -97,6 +97,7 @@ fn save_options(
         aof_base: false,
         functions: Vec::new(),
         key_delay: 0,
+        commands: false,
     }
 }
 
