@@ -1468,3 +1468,43 @@ fn tandem_loads_a_command_form_base_written_by_redis() {
     let s = TestServer::start_in(dir, &args);
     assert_eq!(dataset_of(&mut s.conn()), theirs);
 }
+
+/// `aof-disable-auto-gc yes`: the files rewrites replace stay, listed in the manifest
+/// as history (type h, the most recently retired first); CONFIG SET
+/// aof-disable-auto-gc no deletes them and drops them from the manifest. Compared
+/// with redis-server 7.0.15.
+#[test]
+fn aof_disable_auto_gc_keeps_history_files_like_redis() {
+    if !redis_installed() {
+        return;
+    }
+    let scenario = |c: &mut Conn, dir: &Path| -> Vec<String> {
+        let mut seen = Vec::new();
+        assert_eq!(c.cmd("CONFIG SET aof-disable-auto-gc yes"), R::ok());
+        for i in 0..2 {
+            assert_eq!(c.cmd(&format!("SET k{i} v")), R::ok());
+            assert!(matches!(c.cmd("BGREWRITEAOF"), R::Simple(_)));
+            wait_rewrite_done(c);
+            seen.push(format!("rewrite {i}: {:?}", aof_files(dir)));
+        }
+        assert_eq!(c.cmd("CONFIG SET aof-disable-auto-gc no"), R::ok());
+        assert!(wait_until(Duration::from_secs(5), || aof_files(dir)
+            .0
+            .len()
+            == 3));
+        seen.push(format!("collected: {:?}", aof_files(dir)));
+        seen
+    };
+    let args = ["--appendonly", "yes", "--save", ""];
+    let rdir = tempfile::tempdir().expect("tempdir");
+    let redis = common::RealRedis::start(rdir.path(), "dump.rdb", &args);
+    let theirs = scenario(&mut redis.conn(), rdir.path());
+    drop(redis);
+    let s = TestServer::start(&args);
+    let ours = scenario(&mut s.conn(), s.dir.path());
+    assert!(
+        theirs[1].contains("file appendonly.aof.2.incr.aof seq 2 type h"),
+        "{theirs:#?}"
+    );
+    assert_eq!(ours, theirs);
+}

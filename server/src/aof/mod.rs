@@ -166,7 +166,7 @@ fn upgrade_old_style(
         seq: 1,
         kind: 'b',
     });
-    write_manifest(dir, prefix, &base, &[]).map_err(|e| AofError::Manifest(Box::new(e)))?;
+    write_manifest(dir, prefix, &base, &[], &[]).map_err(|e| AofError::Manifest(Box::new(e)))?;
     std::fs::rename(&old, dir.join(prefix)).map_err(|err| AofError::MoveOld {
         name: prefix.to_string(),
         dir: dir.display().to_string(),
@@ -317,9 +317,15 @@ fn manifest_name(name: &str) -> String {
     }
 }
 
-fn manifest_text(base: &Option<ManifestEntry>, incrs: &[ManifestEntry]) -> String {
+/// The manifest's lines: the base, the history files (kept while
+/// `aof-disable-auto-gc yes`, the most recently retired first), the incr files.
+fn manifest_text(
+    base: &Option<ManifestEntry>,
+    history: &[ManifestEntry],
+    incrs: &[ManifestEntry],
+) -> String {
     let mut s = String::new();
-    for e in base.iter().chain(incrs) {
+    for e in base.iter().chain(history).chain(incrs) {
         s.push_str(&format!(
             "file {} seq {} type {}\n",
             manifest_name(&e.name),
@@ -340,13 +346,14 @@ fn write_manifest(
     dir: &Path,
     prefix: &str,
     base: &Option<ManifestEntry>,
+    history: &[ManifestEntry],
     incrs: &[ManifestEntry],
 ) -> Result<(), AofError> {
     let tmp_name = format!("temp-{prefix}.manifest");
     let tmp = dir.join(&tmp_name);
     let errno = |e: std::io::Error| writer::strerror(e.raw_os_error().unwrap_or(libc::EIO));
     let written = File::create(&tmp).and_then(|mut f| {
-        f.write_all(manifest_text(base, incrs).as_bytes())?;
+        f.write_all(manifest_text(base, history, incrs).as_bytes())?;
         f.sync_all()
     });
     if let Err(e) = written {
@@ -375,6 +382,33 @@ fn base_name(prefix: &str, seq: u64, rdb: bool) -> String {
     format!("{prefix}.{seq}.base.{}", if rdb { "rdb" } else { "aof" })
 }
 
+/// `aof-disable-auto-gc yes`: files a rewrite replaced stay, listed as history.
+fn disable_auto_gc(c: &crate::config::Config) -> bool {
+    c.get("aof-disable-auto-gc") == Some("yes")
+}
+
+/// Deletes the files of `history` from `dir` (Redis logs each).
+fn remove_history(dir: &Path, history: &[ManifestEntry]) {
+    for e in history {
+        notice!("Removing the history file {} in the background", e.name);
+        let _ = std::fs::remove_file(dir.join(&e.name));
+    }
+}
+
+/// CONFIG SET aof-disable-auto-gc no: the history files kept meanwhile are deleted
+/// and the manifest no longer lists them (Redis `aofDelHistoryFiles`).
+pub fn collect_history(server: &Server) {
+    let mut g = server.aof.lock();
+    let Some(st) = g.as_mut().filter(|st| !st.history.is_empty()) else {
+        return;
+    };
+    if let Err(e) = write_manifest(&st.dir, &st.prefix, &st.base, &[], &st.incrs) {
+        warning!("{e}");
+        return;
+    }
+    remove_history(&st.dir, &std::mem::take(&mut st.history));
+}
+
 fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
@@ -387,8 +421,10 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
     let manifest_path = dir.join(format!("{prefix}.manifest"));
     let start = Instant::now();
     upgrade_old_style(Path::new(&c.dir), &dir, &prefix, &manifest_path)?;
+    let mut history: Vec<ManifestEntry> = Vec::new();
     let (base, mut incrs) = if manifest_path.exists() {
         let entries = read_manifest(&manifest_path)?;
+        history = entries.iter().filter(|e| e.kind == 'h').cloned().collect();
         let base = entries.iter().find(|e| e.kind == 'b').cloned();
         let incrs: Vec<ManifestEntry> = entries.into_iter().filter(|e| e.kind == 'i').collect();
         let mut store = server.store.lock();
@@ -473,12 +509,19 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
     };
     let file = file.map_err(AofError::Open)?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if opened_new {
-        write_manifest(&dir, &prefix, &base, &incrs)
+    // History files left by a run with `aof-disable-auto-gc yes` go now, unless it
+    // is still set (Redis deletes them on start).
+    let collect = !history.is_empty() && !disable_auto_gc(&c);
+    if opened_new || collect {
+        let kept: &[ManifestEntry] = if collect { &[] } else { &history };
+        write_manifest(&dir, &prefix, &base, kept, &incrs)
             .map_err(|e| AofError::Manifest(Box::new(e)))?;
     }
+    if collect {
+        remove_history(&dir, &std::mem::take(&mut history));
+    }
     let size = total_size(&dir, &base, &incrs);
-    *server.aof.lock() = Some(AofState::opened(
+    let mut st = AofState::opened(
         (dir, prefix),
         (file, file_len),
         fsync_policy(&c.appendfsync),
@@ -486,7 +529,9 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
         incrs,
         size,
         false,
-    ));
+    );
+    st.history = history;
+    *server.aof.lock() = Some(st);
     server
         .aof_on
         .store(true, std::sync::atomic::Ordering::Release);
@@ -881,7 +926,7 @@ mod tests {
                 kind: 'i',
             },
         ];
-        let text = manifest_text(&base, &incrs);
+        let text = manifest_text(&base, &[], &incrs);
         assert_eq!(
             text,
             "file a.aof.1.base.rdb seq 1 type b\nfile a.aof.1.incr.aof seq 1 type i\nfile a.aof.2.incr.aof seq 2 type i\n"
@@ -895,7 +940,7 @@ mod tests {
             seq: 1,
             kind: 'b',
         });
-        let text = manifest_text(&odd, &[]);
+        let text = manifest_text(&odd, &[], &[]);
         assert_eq!(
             text,
             "file \" file seq \\n\\n.aof .1.base.rdb\" seq 1 type b\n"

@@ -150,7 +150,7 @@ fn open_next_incr(st: &mut AofState) -> Result<u64, AofError> {
             seq,
             kind: 'i',
         });
-        if let Err(e) = write_manifest(&st.dir, &st.prefix, &st.base, &incrs) {
+        if let Err(e) = write_manifest(&st.dir, &st.prefix, &st.base, &st.history, &incrs) {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
@@ -182,31 +182,33 @@ fn refresh_off_state(server: &Server, st: &mut Option<AofState>) -> Result<(), A
         dir: dir.display().to_string(),
         err,
     })?;
-    let (base, incrs) = read_files(&dir, &prefix)?;
-    match st {
-        Some(st) => {
-            (st.dir, st.prefix, st.base, st.incrs) = (dir, prefix, base, incrs);
-        }
-        None => *st = Some(AofState::off((dir, prefix), base, incrs)),
-    }
+    let (base, history, incrs) = read_files(&dir, &prefix)?;
+    let st =
+        st.get_or_insert_with(|| AofState::off((dir.clone(), prefix.clone()), None, Vec::new()));
+    (st.dir, st.prefix, st.base, st.history, st.incrs) = (dir, prefix, base, history, incrs);
     Ok(())
 }
 
-/// The base and incr files the manifest in `dir` lists (none without a manifest).
-fn read_files(
-    dir: &Path,
-    prefix: &str,
-) -> Result<(Option<ManifestEntry>, Vec<ManifestEntry>), AofError> {
+/// The base, history and incr files the manifest in `dir` lists (none without a
+/// manifest).
+type Files = (
+    Option<ManifestEntry>,
+    Vec<ManifestEntry>,
+    Vec<ManifestEntry>,
+);
+
+fn read_files(dir: &Path, prefix: &str) -> Result<Files, AofError> {
     let manifest_path = dir.join(format!("{prefix}.manifest"));
     match std::fs::read_to_string(&manifest_path) {
         Ok(text) => {
             let entries =
                 super::parse_manifest(&text).map_err(|e| AofError::BadManifest(Box::new(e)))?;
             let base = entries.iter().find(|e| e.kind == 'b').cloned();
+            let history = entries.iter().filter(|e| e.kind == 'h').cloned().collect();
             let incrs = entries.into_iter().filter(|e| e.kind == 'i').collect();
-            Ok((base, incrs))
+            Ok((base, history, incrs))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, Vec::new())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, Vec::new(), Vec::new())),
         Err(err) => Err(AofError::OpenManifest {
             path: manifest_path.display().to_string(),
             err,
@@ -345,7 +347,8 @@ fn finish(server: &Server, id: u64, res: std::io::Result<()>) {
         return;
     }
     notice!("Background AOF rewrite terminated with success");
-    if let Err(e) = install(st, &run) {
+    let keep_history = super::disable_auto_gc(&server.config.read());
+    if let Err(e) = install(st, &run, keep_history) {
         warning!("{e}");
         failed(st);
         return;
@@ -411,7 +414,14 @@ fn installed_files(st: &AofState, run: &RunningRewrite) -> (ManifestEntry, Vec<M
 
 /// Puts the new base (and in the wait state the temp incr file) in place and
 /// switches the manifest to them in one rename, then removes what they replace.
-fn install(st: &mut AofState, run: &RunningRewrite) -> Result<(), InstallError> {
+/// With `keep_history` (`aof-disable-auto-gc yes`) the replaced files stay, listed
+/// in the manifest as history, the ones just retired first (the incr files in
+/// order, then the old base), as Redis lists them.
+fn install(
+    st: &mut AofState,
+    run: &RunningRewrite,
+    keep_history: bool,
+) -> Result<(), InstallError> {
     let (base, keep) = installed_files(st, run);
     let dir = st.dir.clone();
     let renamed = |tmp: &str, name: &str| {
@@ -441,21 +451,32 @@ fn install(st: &mut AofState, run: &RunningRewrite) -> Result<(), InstallError> 
         );
     }
     let new_base = Some(base);
-    if let Err(e) = write_manifest(&dir, &st.prefix, &new_base, &keep) {
+    let retired: Vec<ManifestEntry> = st
+        .incrs
+        .iter()
+        .filter(|e| !keep.contains(e))
+        .chain(st.base.iter())
+        .map(|e| ManifestEntry {
+            kind: 'h',
+            ..e.clone()
+        })
+        .collect();
+    let history: Vec<ManifestEntry> = if keep_history {
+        retired.iter().chain(&st.history).cloned().collect()
+    } else {
+        Vec::new()
+    };
+    if let Err(e) = write_manifest(&dir, &st.prefix, &new_base, &history, &keep) {
         for e in new_base.iter().chain(&new_incr) {
             let _ = std::fs::remove_file(dir.join(&e.name));
         }
         return Err(InstallError::Manifest(e));
     }
-    let old = st
-        .base
-        .iter()
-        .chain(&st.incrs)
-        .filter(|e| !keep.contains(e));
-    for e in old {
-        notice!("Removing the history file {} in the background", e.name);
-        let _ = std::fs::remove_file(dir.join(&e.name));
+    if !keep_history {
+        super::remove_history(&dir, &retired);
+        super::remove_history(&dir, &std::mem::take(&mut st.history));
     }
+    st.history = history;
     st.base = new_base;
     st.incrs = keep;
     if st.is_on() {
@@ -565,7 +586,7 @@ pub fn start_at_runtime(
     })?;
     // An earlier AOF in the directory is replaced by the first rewrite, with
     // sequence numbers after its own.
-    let (base, incrs) = read_files(&dir, &prefix)?;
+    let (base, history, incrs) = read_files(&dir, &prefix)?;
     let name = temp_incr_name(&prefix);
     let file = OpenOptions::new()
         .create(true)
@@ -588,6 +609,7 @@ pub fn start_at_runtime(
             size,
             true,
         );
+        st.history = history;
         // With the AOF off a BGREWRITEAOF may have run: its statistics stay (as
         // Redis's), and a rewrite still running is stopped, this one replaces it.
         if let Some(mut prev) = g.take() {
@@ -694,7 +716,7 @@ mod tests {
         for e in std::iter::once(&base).chain(&incrs) {
             std::fs::write(dir.join(&e.name), b"old").unwrap();
         }
-        write_manifest(dir, "a.aof", &Some(base.clone()), &incrs).unwrap();
+        write_manifest(dir, "a.aof", &Some(base.clone()), &[], &incrs).unwrap();
         std::fs::write(dir.join("temp-base"), b"new base").unwrap();
         std::fs::write(dir.join(temp_incr_name("a.aof")), b"streamed").unwrap();
         let st = AofState {
@@ -710,6 +732,7 @@ mod tests {
             last_fsync: Instant::now(),
             base: Some(base),
             incrs,
+            history: Vec::new(),
             wait_rewrite: wait,
             rewrite: None,
             last_rewrite_id: 1,
@@ -742,7 +765,7 @@ mod tests {
     fn a_waiting_rewrite_installs_its_base_and_temp_incr_together() {
         let d = tempfile::tempdir().unwrap();
         let (mut st, run) = state(d.path(), true);
-        install(&mut st, &run).unwrap();
+        install(&mut st, &run, false).unwrap();
         assert_eq!(
             manifest(d.path()),
             "file a.aof.2.base.rdb seq 2 type b\nfile a.aof.3.incr.aof seq 3 type i\n"
@@ -766,7 +789,7 @@ mod tests {
     fn a_normal_rewrite_keeps_the_incr_files_opened_since_it_started() {
         let d = tempfile::tempdir().unwrap();
         let (mut st, run) = state(d.path(), false);
-        install(&mut st, &run).unwrap();
+        install(&mut st, &run, false).unwrap();
         assert_eq!(
             manifest(d.path()),
             "file a.aof.2.base.rdb seq 2 type b\nfile a.aof.2.incr.aof seq 2 type i\n"
@@ -781,7 +804,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (mut st, run) = state(d.path(), true);
         std::fs::remove_file(d.path().join(temp_incr_name("a.aof"))).unwrap();
-        let err = install(&mut st, &run).unwrap_err();
+        let err = install(&mut st, &run, false).unwrap_err();
         assert!(matches!(err, InstallError::Incr { .. }), "{err}");
         assert_eq!(manifest(d.path()), OLD);
         assert!(!d.path().join("a.aof.2.base.rdb").exists());

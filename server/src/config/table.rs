@@ -139,7 +139,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("activedefrag", None, Bool, "no", 0),
     d("activerehashing", None, Bool, "yes", 0),
     d("always-show-logo", None, Bool, "no", A | I),
-    d("aof-disable-auto-gc", None, Bool, "no", 0),
+    d("aof-disable-auto-gc", None, Bool, "no", A),
     d("aof-load-truncated", None, Bool, "yes", A),
     d("aof-rewrite-incremental-fsync", None, Bool, "yes", 0),
     d("aof-timestamp-enabled", None, Bool, "no", 0),
@@ -577,10 +577,6 @@ pub static DECLARED: &[(&str, &str)] = &[
     (
         "activerehashing",
         "Rust hash maps rehash on insert; there is no incremental rehash step to turn off",
-    ),
-    (
-        "aof-disable-auto-gc",
-        "Tandem's AOF keeps no history files to collect",
     ),
     (
         "aof-rewrite-incremental-fsync",

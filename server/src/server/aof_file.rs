@@ -44,6 +44,9 @@ pub struct AofState {
     pub(crate) last_fsync: Instant,
     pub(crate) base: Option<ManifestEntry>,
     pub(crate) incrs: Vec<ManifestEntry>,
+    /// Files a rewrite replaced, kept while `aof-disable-auto-gc yes` (manifest type
+    /// `h`), the most recently retired first.
+    pub(crate) history: Vec<ManifestEntry>,
     /// Redis's `AOF_WAIT_REWRITE`: a replica's AOF after a full sync, until the
     /// rewrite that makes the synced dataset its base completes. The manifest on
     /// disk still names the files from before the sync; what is written meanwhile
@@ -90,6 +93,7 @@ impl AofState {
             last_fsync: Instant::now(),
             base,
             incrs,
+            history: Vec::new(),
             wait_rewrite,
             rewrite: None,
             last_rewrite_id: 0,
@@ -182,6 +186,7 @@ impl AofState {
             last_fsync: Instant::now(),
             base,
             incrs,
+            history: Vec::new(),
             wait_rewrite: false,
             rewrite: None,
             last_rewrite_id: 0,
