@@ -77,6 +77,7 @@ impl Target {
                 functions: Vec::new(),
                 key_delay: c.rdb_key_save_delay,
                 commands: false,
+                timestamp: false,
             },
         }
     }

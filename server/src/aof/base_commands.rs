@@ -8,7 +8,8 @@
 //!   MAXDELETEDID <id>`, per group `XGROUP CREATE key group <last> ENTRIESREAD <n>`,
 //!   then per consumer `XGROUP CREATECONSUMER` (no pending entries) or one `XCLAIM key
 //!   group consumer 0 <id> TIME <ms> RETRYCOUNT <n> JUSTID FORCE` per pending entry;
-//! * `PEXPIREAT key <ms>` after a key with an expiry.
+//! * `PEXPIREAT key <ms>` after a key with an expiry;
+//! * with `aof-timestamp-enabled yes`, a `#TS:<unix time>` line first.
 //!
 //! Every argument is a RESP bulk string, numbers included.
 
@@ -168,6 +169,9 @@ impl<W: Write> Out<'_, W> {
 /// Writes `dbs` (and `opts.functions`) as the commands that rebuild them.
 pub fn write<W: Write>(dbs: &[Db], opts: &SaveOptions, w: &mut W) -> io::Result<()> {
     let mut out = Out { w };
+    if opts.timestamp {
+        write!(out.w, "#TS:{}\r\n", crate::util::now_ms() / 1000)?;
+    }
     for code in &opts.functions {
         out.cmd(&[b"FUNCTION", b"LOAD", code])?;
     }

@@ -39,7 +39,9 @@
 //! file, and the new base already holds their effect).
 //!
 //! Not implemented: migration of a legacy single-file `appendonly.aof` into the
-//! directory, `#TS:` timestamp annotations on write (they are skipped on load), and `aof_last_cow_size` (reported as 0).
+//! directory, and `aof_last_cow_size` (reported as 0). `#TS:` timestamp annotations
+//! are written with `aof-timestamp-enabled yes` and skipped on load (truncating to
+//! a timestamp is redis-check-aof's).
 
 pub mod base_commands;
 mod load;
@@ -395,6 +397,13 @@ fn remove_history(dir: &Path, history: &[ManifestEntry]) {
     }
 }
 
+/// CONFIG SET aof-timestamp-enabled.
+pub fn set_timestamps(server: &Server, on: bool) {
+    if let Some(st) = server.aof.lock().as_mut() {
+        st.timestamps = on;
+    }
+}
+
 /// CONFIG SET aof-disable-auto-gc no: the history files kept meanwhile are deleted
 /// and the manifest no longer lists them (Redis `aofDelHistoryFiles`).
 pub fn collect_history(server: &Server) {
@@ -473,6 +482,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
             functions: crate::commands::function_lib::codes(&store),
             key_delay: c.rdb_key_save_delay,
             commands: !c.aof_use_rdb_preamble,
+            timestamp: c.aof_timestamp_enabled,
         };
         crate::persist::write_file_atomic(&store.dbs, &dir, &name, &opts).map_err(|err| {
             AofError::CreateBase {
@@ -531,6 +541,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
         false,
     );
     st.history = history;
+    st.timestamps = c.aof_timestamp_enabled;
     *server.aof.lock() = Some(st);
     server
         .aof_on
@@ -560,6 +571,15 @@ pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)
     if st.rewrite_owed() {
         // Waiting for the rewrite after a full sync: its base will hold this.
         return;
+    }
+    if st.timestamps {
+        let now = crate::util::now_ms() / 1000;
+        if st.last_ts < now {
+            st.last_ts = now;
+            st.writer
+                .pending
+                .extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+        }
     }
     // The same encoding (and SELECT rule) as the replication stream's.
     crate::propagate::encode_ops(&mut st.cur_db, ops, &mut st.writer.pending);

@@ -264,6 +264,7 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> 
             functions: crate::commands::function_lib::codes(store),
             key_delay: c.rdb_key_save_delay,
             commands: !c.aof_use_rdb_preamble,
+            timestamp: c.aof_timestamp_enabled,
         }
     };
     let (job, pid) = base_job(server, store, &dir, &temp_base, &opts);
@@ -610,6 +611,7 @@ pub fn start_at_runtime(
             true,
         );
         st.history = history;
+        st.timestamps = config.aof_timestamp_enabled;
         // With the AOF off a BGREWRITEAOF may have run: its statistics stay (as
         // Redis's), and a rewrite still running is stopped, this one replaces it.
         if let Some(mut prev) = g.take() {
@@ -725,6 +727,8 @@ mod tests {
             file: Some(File::open(dir.join("a.aof.2.incr.aof")).unwrap()),
             writer: Writer::new(0),
             cur_db: -1,
+            timestamps: false,
+            last_ts: 0,
             fsync: Fsync::No,
             pending_fsync: false,
             fsync_in_progress: false,

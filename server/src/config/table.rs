@@ -142,7 +142,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("aof-disable-auto-gc", None, Bool, "no", A),
     d("aof-load-truncated", None, Bool, "yes", A),
     d("aof-rewrite-incremental-fsync", None, Bool, "yes", 0),
-    d("aof-timestamp-enabled", None, Bool, "no", 0),
+    d("aof-timestamp-enabled", None, Bool, "no", A),
     d("aof-use-rdb-preamble", None, Bool, "yes", A),
     d("aof_rewrite_cpulist", None, Str, "", I),
     d("appenddirname", None, Str, "appendonlydir", A | I),
@@ -581,10 +581,6 @@ pub static DECLARED: &[(&str, &str)] = &[
     (
         "aof-rewrite-incremental-fsync",
         "the rewrite fsyncs once at the end",
-    ),
-    (
-        "aof-timestamp-enabled",
-        "AOF timestamp annotations are not written",
     ),
     ("aof_rewrite_cpulist", "no CPU affinity for background work"),
     ("bgsave_cpulist", "no CPU affinity for background work"),

@@ -77,6 +77,9 @@ pub struct SaveOptions {
     /// Write the AOF base as commands instead of an RDB (`aof-use-rdb-preamble no`;
     /// see `crate::aof::base_commands`). Only `functions` and `key_delay` apply then.
     pub commands: bool,
+    /// With `commands`: start with a `#TS:<unix time>` annotation
+    /// (`aof-timestamp-enabled`).
+    pub timestamp: bool,
 }
 
 impl Default for SaveOptions {
@@ -89,6 +92,7 @@ impl Default for SaveOptions {
             functions: Vec::new(),
             key_delay: 0,
             commands: false,
+            timestamp: false,
         }
     }
 }

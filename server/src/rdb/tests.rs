@@ -265,6 +265,7 @@ fn round_trip_every_type_and_encoding() {
                 functions: Vec::new(),
                 key_delay: 0,
                 commands: false,
+                timestamp: false,
             };
             let data = save_vec(&dbs, &opts);
             assert_eq!(&data[..9], b"REDIS0010");

@@ -35,6 +35,10 @@ pub struct AofState {
     pub(crate) writer: Writer,
     /// Db of the last SELECT written to the incr file (-1 = none yet).
     pub(crate) cur_db: i64,
+    /// `aof-timestamp-enabled`: a `#TS:<unix time>` line goes before the first
+    /// command of each new second (Redis `aof_cur_timestamp` is `last_ts`).
+    pub(crate) timestamps: bool,
+    pub(crate) last_ts: i64,
     pub(crate) fsync: Fsync,
     pub(crate) pending_fsync: bool,
     /// A background fsync is running (one at a time).
@@ -86,6 +90,8 @@ impl AofState {
             file: Some(file),
             writer: Writer::new(file_len),
             cur_db: -1,
+            timestamps: false,
+            last_ts: 0,
             fsync,
             pending_fsync: false,
             fsync_in_progress: false,
@@ -179,6 +185,8 @@ impl AofState {
             file: None,
             writer: Writer::new(0),
             cur_db: -1,
+            timestamps: false,
+            last_ts: 0,
             fsync: Fsync::No,
             pending_fsync: false,
             fsync_in_progress: false,

@@ -98,6 +98,7 @@ fn save_options(
         functions: Vec::new(),
         key_delay: 0,
         commands: false,
+        timestamp: false,
     }
 }
 
