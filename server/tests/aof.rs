@@ -1564,3 +1564,45 @@ fn aof_timestamp_annotations_are_written_like_redis() {
     assert_eq!(c.cmd("GET foo"), R::bulk("bar"));
     assert_eq!(c.cmd("GET after"), R::bulk("rewrite"));
 }
+
+/// DEBUG AOF-FLUSH-SLEEP <us> (a Redis test aid): each AOF write waits that long,
+/// the write still lands before the reply; 0 turns it off. Replies as Redis's.
+#[test]
+fn debug_aof_flush_sleep_delays_aof_writes() {
+    let s = TestServer::start(&[
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut c = s.conn();
+    let incr = aof_dir(s.dir.path()).join("appendonly.aof.1.incr.aof");
+    assert_eq!(c.cmd("DEBUG AOF-FLUSH-SLEEP 300000"), R::ok());
+    let before = std::fs::metadata(&incr).map(|m| m.len()).unwrap_or(0);
+    let t = std::time::Instant::now();
+    assert_eq!(c.cmd("SET k v"), R::ok());
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(std::fs::metadata(&incr).map(|m| m.len()).unwrap_or(0) > before);
+    assert_eq!(c.cmd("DEBUG AOF-FLUSH-SLEEP 0"), R::ok());
+    let t = std::time::Instant::now();
+    assert_eq!(c.cmd("SET k v2"), R::ok());
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    if redis_installed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = common::RealRedis::start(dir.path(), "dump.rdb", &["--appendonly", "yes"]);
+        let mut rc = r.conn();
+        for cmd in ["DEBUG AOF-FLUSH-SLEEP 1000", "DEBUG AOF-FLUSH-SLEEP 0"] {
+            assert_eq!(c.cmd(cmd), rc.cmd(cmd), "{cmd}");
+        }
+    }
+}

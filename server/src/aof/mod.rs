@@ -397,6 +397,15 @@ fn remove_history(dir: &Path, history: &[ManifestEntry]) {
     }
 }
 
+/// DEBUG AOF-FLUSH-SLEEP <microseconds>: a pause before each AOF write, for tests
+/// that look at the file while a write is pending (0 turns it off). Kept with the
+/// AOF state; without one (the AOF never used) there is nothing to delay.
+pub fn set_flush_sleep(server: &Server, us: u64) {
+    if let Some(st) = server.aof.lock().as_mut() {
+        st.flush_sleep_us = us;
+    }
+}
+
 /// CONFIG SET aof-timestamp-enabled.
 pub fn set_timestamps(server: &Server, on: bool) {
     if let Some(st) = server.aof.lock().as_mut() {
@@ -583,6 +592,11 @@ pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)
     }
     // The same encoding (and SELECT rule) as the replication stream's.
     crate::propagate::encode_ops(&mut st.cur_db, ops, &mut st.writer.pending);
+    if st.flush_sleep_us > 0 {
+        // DEBUG AOF-FLUSH-SLEEP: like Redis, the whole server waits (the store lock
+        // is held), and the reply still follows the write.
+        std::thread::sleep(std::time::Duration::from_micros(st.flush_sleep_us));
+    }
     if st.flush().is_err() {
         return;
     }

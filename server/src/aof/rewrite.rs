@@ -729,6 +729,7 @@ mod tests {
             cur_db: -1,
             timestamps: false,
             last_ts: 0,
+            flush_sleep_us: 0,
             fsync: Fsync::No,
             pending_fsync: false,
             fsync_in_progress: false,

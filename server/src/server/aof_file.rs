@@ -39,6 +39,8 @@ pub struct AofState {
     /// command of each new second (Redis `aof_cur_timestamp` is `last_ts`).
     pub(crate) timestamps: bool,
     pub(crate) last_ts: i64,
+    /// DEBUG AOF-FLUSH-SLEEP: microseconds to sleep before each write (a test aid).
+    pub(crate) flush_sleep_us: u64,
     pub(crate) fsync: Fsync,
     pub(crate) pending_fsync: bool,
     /// A background fsync is running (one at a time).
@@ -92,6 +94,7 @@ impl AofState {
             cur_db: -1,
             timestamps: false,
             last_ts: 0,
+            flush_sleep_us: 0,
             fsync,
             pending_fsync: false,
             fsync_in_progress: false,
@@ -187,6 +190,7 @@ impl AofState {
             cur_db: -1,
             timestamps: false,
             last_ts: 0,
+            flush_sleep_us: 0,
             fsync: Fsync::No,
             pending_fsync: false,
             fsync_in_progress: false,
