@@ -76,6 +76,8 @@ impl Target {
                 aof_base: false,
                 functions: Vec::new(),
                 key_delay: c.rdb_key_save_delay,
+                commands: false,
+                timestamp: false,
             },
         }
     }
@@ -89,7 +91,11 @@ impl Target {
 fn write_temp(dbs: &[Db], tmp: &Path, opts: &rdb::SaveOptions) -> std::io::Result<()> {
     let f = std::fs::File::create(tmp)?;
     let mut w = BufWriter::with_capacity(1 << 16, f);
-    rdb::save(dbs, opts, &mut w)?;
+    if opts.commands {
+        crate::aof::base_commands::write(dbs, opts, &mut w)?;
+    } else {
+        rdb::save(dbs, opts, &mut w)?;
+    }
     w.flush()?;
     let f = w.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()

@@ -390,6 +390,8 @@ fn tandem_written_rdb_passes_check_and_loads_in_redis() {
             aof_base: false,
             functions: Vec::new(),
             key_delay: 0,
+            commands: false,
+            timestamp: false,
         };
         rdb::save(&want, &opts, &mut f).unwrap();
         drop(f);

@@ -1,8 +1,10 @@
 //! Append-only file, Redis 7.0 multi-part layout.
 //!
 //! Files live in `dir/appenddirname/` and are named after `appendfilename`:
-//! * `<prefix>.<seq>.base.rdb`: the base, an RDB with aux `aof-base 1` (a base that
-//!   does not start with `REDIS` is read as commands);
+//! * `<prefix>.<seq>.base.rdb`: the base, an RDB with aux `aof-base 1`; with
+//!   `aof-use-rdb-preamble no` it is `<prefix>.<seq>.base.aof`, the commands that
+//!   rebuild the dataset ([`base_commands`]). A base that does not start with `REDIS`
+//!   is read as commands, whatever its name;
 //! * `<prefix>.<seq>.incr.aof`: command logs in RESP (`*argc`, `$len` args), with a
 //!   `SELECT <db>` whenever the db differs from the last command written to the file;
 //! * `<prefix>.manifest`: one line per file, `file <name> seq <n> type <b|h|i>`,
@@ -20,7 +22,11 @@
 //! fsyncs. BGREWRITEAOF opens a new incr file at once, writes a new base from a
 //! snapshot in the background and then switches the manifest to
 //! `new base + incr files opened since`, deleting the old files. Automatic rewrite
-//! follows `auto-aof-rewrite-percentage` / `auto-aof-rewrite-min-size`. After a
+//! follows `auto-aof-rewrite-percentage` / `auto-aof-rewrite-min-size`. With the
+//! AOF off (`appendonly no`) BGREWRITEAOF still runs, as Redis 7.0's does: the state
+//! then holds only the manifest (read from disk) and the rewrite statistics, and
+//! the new base replaces every file the manifest listed; DEBUG LOADAOF loads the
+//! files on disk, and CONFIG SET appendonly yes writes the next base after it. After a
 //! replica's full sync the AOF waits for a rewrite whose incr file is a temp file
 //! outside the manifest until the new base is done (see the `rewrite` module).
 //!
@@ -33,8 +39,11 @@
 //! file, and the new base already holds their effect).
 //!
 //! Not implemented: migration of a legacy single-file `appendonly.aof` into the
-//! directory, `#TS:` timestamp annotations on write (they are skipped on load), and `aof_last_cow_size` (reported as 0).
+//! directory, and `aof_last_cow_size` (reported as 0). `#TS:` timestamp annotations
+//! are written with `aof-timestamp-enabled yes` and skipped on load (truncating to
+//! a timestamp is redis-check-aof's).
 
+pub mod base_commands;
 mod load;
 mod rewrite;
 pub use crate::server::aof_writer as writer;
@@ -92,8 +101,6 @@ pub enum AofError {
     Manifest(Box<AofError>),
     #[error("Can't start a background AOF rewrite while the AOF can't be written: {0}")]
     Unwritable(String),
-    #[error("ERR Background AOF rewrite is only supported with appendonly yes")]
-    NotEnabled,
     #[error("{ERR_REWRITE_IN_PROGRESS}")]
     RewriteInProgress,
     #[error("{}", rewrite::ERR_REWRITE_START)]
@@ -161,7 +168,7 @@ fn upgrade_old_style(
         seq: 1,
         kind: 'b',
     });
-    write_manifest(dir, prefix, &base, &[]).map_err(|e| AofError::Manifest(Box::new(e)))?;
+    write_manifest(dir, prefix, &base, &[], &[]).map_err(|e| AofError::Manifest(Box::new(e)))?;
     std::fs::rename(&old, dir.join(prefix)).map_err(|err| AofError::MoveOld {
         name: prefix.to_string(),
         dir: dir.display().to_string(),
@@ -312,9 +319,15 @@ fn manifest_name(name: &str) -> String {
     }
 }
 
-fn manifest_text(base: &Option<ManifestEntry>, incrs: &[ManifestEntry]) -> String {
+/// The manifest's lines: the base, the history files (kept while
+/// `aof-disable-auto-gc yes`, the most recently retired first), the incr files.
+fn manifest_text(
+    base: &Option<ManifestEntry>,
+    history: &[ManifestEntry],
+    incrs: &[ManifestEntry],
+) -> String {
     let mut s = String::new();
-    for e in base.iter().chain(incrs) {
+    for e in base.iter().chain(history).chain(incrs) {
         s.push_str(&format!(
             "file {} seq {} type {}\n",
             manifest_name(&e.name),
@@ -335,13 +348,14 @@ fn write_manifest(
     dir: &Path,
     prefix: &str,
     base: &Option<ManifestEntry>,
+    history: &[ManifestEntry],
     incrs: &[ManifestEntry],
 ) -> Result<(), AofError> {
     let tmp_name = format!("temp-{prefix}.manifest");
     let tmp = dir.join(&tmp_name);
     let errno = |e: std::io::Error| writer::strerror(e.raw_os_error().unwrap_or(libc::EIO));
     let written = File::create(&tmp).and_then(|mut f| {
-        f.write_all(manifest_text(base, incrs).as_bytes())?;
+        f.write_all(manifest_text(base, history, incrs).as_bytes())?;
         f.sync_all()
     });
     if let Err(e) = written {
@@ -364,6 +378,55 @@ fn write_manifest(
     Ok(())
 }
 
+/// A base file's name: `<prefix>.<seq>.base.rdb`, or `.base.aof` when it is written
+/// as commands (`aof-use-rdb-preamble no`), as Redis names them.
+fn base_name(prefix: &str, seq: u64, rdb: bool) -> String {
+    format!("{prefix}.{seq}.base.{}", if rdb { "rdb" } else { "aof" })
+}
+
+/// `aof-disable-auto-gc yes`: files a rewrite replaced stay, listed as history.
+fn disable_auto_gc(c: &crate::config::Config) -> bool {
+    c.get("aof-disable-auto-gc") == Some("yes")
+}
+
+/// Deletes the files of `history` from `dir` (Redis logs each).
+fn remove_history(dir: &Path, history: &[ManifestEntry]) {
+    for e in history {
+        notice!("Removing the history file {} in the background", e.name);
+        let _ = std::fs::remove_file(dir.join(&e.name));
+    }
+}
+
+/// DEBUG AOF-FLUSH-SLEEP <microseconds>: a pause before each AOF write, for tests
+/// that look at the file while a write is pending (0 turns it off). Kept with the
+/// AOF state; without one (the AOF never used) there is nothing to delay.
+pub fn set_flush_sleep(server: &Server, us: u64) {
+    if let Some(st) = server.aof.lock().as_mut() {
+        st.flush_sleep_us = us;
+    }
+}
+
+/// CONFIG SET aof-timestamp-enabled.
+pub fn set_timestamps(server: &Server, on: bool) {
+    if let Some(st) = server.aof.lock().as_mut() {
+        st.timestamps = on;
+    }
+}
+
+/// CONFIG SET aof-disable-auto-gc no: the history files kept meanwhile are deleted
+/// and the manifest no longer lists them (Redis `aofDelHistoryFiles`).
+pub fn collect_history(server: &Server) {
+    let mut g = server.aof.lock();
+    let Some(st) = g.as_mut().filter(|st| !st.history.is_empty()) else {
+        return;
+    };
+    if let Err(e) = write_manifest(&st.dir, &st.prefix, &st.base, &[], &st.incrs) {
+        warning!("{e}");
+        return;
+    }
+    remove_history(&st.dir, &std::mem::take(&mut st.history));
+}
+
 fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
@@ -376,8 +439,10 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
     let manifest_path = dir.join(format!("{prefix}.manifest"));
     let start = Instant::now();
     upgrade_old_style(Path::new(&c.dir), &dir, &prefix, &manifest_path)?;
+    let mut history: Vec<ManifestEntry> = Vec::new();
     let (base, mut incrs) = if manifest_path.exists() {
         let entries = read_manifest(&manifest_path)?;
+        history = entries.iter().filter(|e| e.kind == 'h').cloned().collect();
         let base = entries.iter().find(|e| e.kind == 'b').cloned();
         let incrs: Vec<ManifestEntry> = entries.into_iter().filter(|e| e.kind == 'i').collect();
         let mut store = server.store.lock();
@@ -416,7 +481,7 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
             dir: dir.display().to_string(),
             err,
         })?;
-        let name = format!("{prefix}.1.base.rdb");
+        let name = base_name(&prefix, 1, c.aof_use_rdb_preamble);
         let store = server.store.lock();
         let opts = rdb::SaveOptions {
             compression: c.rdbcompression,
@@ -425,6 +490,8 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
             aof_base: true,
             functions: crate::commands::function_lib::codes(&store),
             key_delay: c.rdb_key_save_delay,
+            commands: !c.aof_use_rdb_preamble,
+            timestamp: c.aof_timestamp_enabled,
         };
         crate::persist::write_file_atomic(&store.dbs, &dir, &name, &opts).map_err(|err| {
             AofError::CreateBase {
@@ -461,12 +528,19 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
     };
     let file = file.map_err(AofError::Open)?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if opened_new {
-        write_manifest(&dir, &prefix, &base, &incrs)
+    // History files left by a run with `aof-disable-auto-gc yes` go now, unless it
+    // is still set (Redis deletes them on start).
+    let collect = !history.is_empty() && !disable_auto_gc(&c);
+    if opened_new || collect {
+        let kept: &[ManifestEntry] = if collect { &[] } else { &history };
+        write_manifest(&dir, &prefix, &base, kept, &incrs)
             .map_err(|e| AofError::Manifest(Box::new(e)))?;
     }
+    if collect {
+        remove_history(&dir, &std::mem::take(&mut history));
+    }
     let size = total_size(&dir, &base, &incrs);
-    *server.aof.lock() = Some(AofState::opened(
+    let mut st = AofState::opened(
         (dir, prefix),
         (file, file_len),
         fsync_policy(&c.appendfsync),
@@ -474,7 +548,10 @@ pub fn load_at_startup(server: &Arc<Server>) -> Result<(), AofError> {
         incrs,
         size,
         false,
-    ));
+    );
+    st.history = history;
+    st.timestamps = c.aof_timestamp_enabled;
+    *server.aof.lock() = Some(st);
     server
         .aof_on
         .store(true, std::sync::atomic::Ordering::Release);
@@ -497,21 +574,35 @@ pub fn feed(server: &Arc<Server>, _store: &mut Store, ops: &[(usize, Vec<Bytes>)
         return;
     }
     let mut g = server.aof.lock();
-    let Some(st) = g.as_mut() else {
+    let Some(st) = g.as_mut().filter(|st| st.is_on()) else {
         return;
     };
     if st.rewrite_owed() {
         // Waiting for the rewrite after a full sync: its base will hold this.
         return;
     }
+    if st.timestamps {
+        let now = crate::util::now_ms() / 1000;
+        if st.last_ts < now {
+            st.last_ts = now;
+            st.writer
+                .pending
+                .extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+        }
+    }
     // The same encoding (and SELECT rule) as the replication stream's.
     crate::propagate::encode_ops(&mut st.cur_db, ops, &mut st.writer.pending);
+    if st.flush_sleep_us > 0 {
+        // DEBUG AOF-FLUSH-SLEEP: like Redis, the whole server waits (the store lock
+        // is held), and the reply still follows the write.
+        std::thread::sleep(std::time::Duration::from_micros(st.flush_sleep_us));
+    }
     if st.flush().is_err() {
         return;
     }
     match st.fsync {
         Fsync::Always => {
-            if let Err(e) = st.file.sync_data() {
+            if let Some(Err(e)) = st.file.as_ref().map(File::sync_data) {
                 warning!(
                     "Can't persist append-only file: {}, AOF fsync policy is 'always'. Exiting...",
                     writer::strerror(e.raw_os_error().unwrap_or(libc::EIO))
@@ -571,7 +662,7 @@ pub fn cron_tick(server: &Arc<Server>) {
     rewrite::start_scheduled(server);
     let (to_sync, auto) = {
         let mut g = server.aof.lock();
-        let Some(st) = g.as_mut() else {
+        let Some(st) = g.as_mut().filter(|st| st.is_on()) else {
             return;
         };
         if !st.writer.pending.is_empty() {
@@ -586,7 +677,7 @@ pub fn cron_tick(server: &Arc<Server>) {
         {
             st.pending_fsync = false;
             st.last_fsync = Instant::now();
-            to_sync = st.file.try_clone().ok();
+            to_sync = st.file.as_ref().and_then(|f| f.try_clone().ok());
             st.fsync_in_progress = to_sync.is_some();
         }
         let c = server.config.read();
@@ -635,15 +726,21 @@ pub fn cron_tick(server: &Arc<Server>) {
 /// in between. Replayed commands are not written to the AOF again (the replayer
 /// drops what they propagate).
 ///
-/// With the AOF off Redis tries to load whatever AOF directory exists and exits the
-/// process when there is none; Tandem refuses with an error instead and keeps its
+/// With the AOF off, as in Redis, the files the manifest on disk lists are loaded
+/// (a BGREWRITEAOF writes them with the AOF off too). Where there is no AOF at all
+/// Redis exits the process; Tandem refuses with an error instead and keeps its
 /// dataset. A file that fails to load half-way is fatal, as in Redis: the dataset in
 /// memory is then partial and must not be served.
 pub fn debug_loadaof(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
     let (dir, base, incrs) = {
         let mut g = server.aof.lock();
-        let Some(st) = g.as_mut() else {
-            return Err("ERR DEBUG LOADAOF needs appendonly yes: the AOF is not enabled".into());
+        let on = g.as_ref().is_some_and(AofState::is_on);
+        let st = match g.as_mut() {
+            Some(st) if on => st,
+            _ => {
+                drop(g);
+                return debug_loadaof_off(server, store);
+            }
         };
         if let Err(errno) = st.flush() {
             return Err(format!(
@@ -651,11 +748,44 @@ pub fn debug_loadaof(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
                 writer::strerror(errno)
             ));
         }
-        if let Err(e) = st.file.sync_data() {
+        if let Some(Err(e)) = st.file.as_ref().map(File::sync_data) {
             warning!("Can't fsync the AOF before DEBUG LOADAOF: {e}");
         }
         (st.dir.clone(), st.base.clone(), st.incrs.clone())
     };
+    reload(server, store, &dir, base, incrs)
+}
+
+/// DEBUG LOADAOF with the AOF off: the manifest is read from disk.
+fn debug_loadaof_off(server: &Arc<Server>, store: &mut Store) -> Result<(), String> {
+    let (dir, prefix) = {
+        let c = server.config.read();
+        (
+            Path::new(&c.dir).join(&c.appenddirname),
+            c.appendfilename.clone(),
+        )
+    };
+    let manifest_path = dir.join(format!("{prefix}.manifest"));
+    if !manifest_path.exists() {
+        return Err("ERR DEBUG LOADAOF: there is no AOF to load (appendonly is no and no BGREWRITEAOF wrote one)".into());
+    }
+    let entries = read_manifest(&manifest_path).map_err(|e| format!("ERR {e}"))?;
+    let base = entries.iter().find(|e| e.kind == 'b').cloned();
+    let incrs: Vec<ManifestEntry> = entries.into_iter().filter(|e| e.kind == 'i').collect();
+    if base.is_none() && incrs.is_empty() {
+        return Err("ERR DEBUG LOADAOF: the AOF manifest lists no file to load".into());
+    }
+    reload(server, store, &dir, base, incrs)
+}
+
+/// Empties the dataset and loads `base` and `incrs` from `dir` (DEBUG LOADAOF).
+fn reload(
+    server: &Arc<Server>,
+    store: &mut Store,
+    dir: &Path,
+    base: Option<ManifestEntry>,
+    incrs: Vec<ManifestEntry>,
+) -> Result<(), String> {
     let (truncate_ok, databases) = {
         let c = server.config.read();
         (c.aof_load_truncated, store.dbs.len())
@@ -666,7 +796,7 @@ pub fn debug_loadaof(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
     let files: Vec<&ManifestEntry> = base.iter().chain(incrs.iter()).collect();
     let n = files.len();
     for (i, e) in files.into_iter().enumerate() {
-        if let Err(err) = load::load_file(server, store, &dir, &e.name, i + 1 == n, truncate_ok) {
+        if let Err(err) = load::load_file(server, store, dir, &e.name, i + 1 == n, truncate_ok) {
             warning!("DEBUG LOADAOF failed: {err}. Exiting.");
             std::process::exit(1);
         }
@@ -677,7 +807,7 @@ pub fn debug_loadaof(server: &Arc<Server>, store: &mut Store) -> Result<(), Stri
 }
 
 pub fn is_enabled(server: &Server) -> bool {
-    server.aof.lock().is_some()
+    server.aof.lock().as_ref().is_some_and(AofState::is_on)
 }
 
 /// Flushes and fsyncs the AOF on shutdown.
@@ -689,7 +819,7 @@ pub fn on_shutdown(server: &Server) {
                 writer::strerror(errno)
             );
         }
-        if st.file.sync_all().is_ok() {
+        if st.file.as_ref().is_some_and(|f| f.sync_all().is_ok()) {
             notice!("Calling fsync() on the AOF file.");
         }
     }
@@ -701,10 +831,40 @@ pub fn info_fields(server: &Server) -> Vec<(String, String)> {
     let g = server.aof.lock();
     let f = |k: &str, v: String| (k.to_string(), v);
     match g.as_ref() {
+        Some(st) if !st.is_on() => vec![
+            f("aof_enabled", "0".into()),
+            f(
+                "aof_rewrite_in_progress",
+                (st.rewrite_in_progress() as u8).to_string(),
+            ),
+            f("aof_rewrite_scheduled", (scheduled as u8).to_string()),
+            f(
+                "aof_last_rewrite_time_sec",
+                st.last_rewrite_time_sec.to_string(),
+            ),
+            f(
+                "aof_current_rewrite_time_sec",
+                st.rewrite
+                    .as_ref()
+                    .map(|r| r.started.elapsed().as_secs() as i64)
+                    .unwrap_or(-1)
+                    .to_string(),
+            ),
+            f(
+                "aof_last_bgrewrite_status",
+                if st.last_rewrite_ok { "ok" } else { "err" }.into(),
+            ),
+            f("aof_rewrites", st.rewrites.to_string()),
+            f(
+                "aof_rewrites_consecutive_failures",
+                st.rewrite_failures.to_string(),
+            ),
+            f("aof_last_write_status", "ok".into()),
+        ],
         None => vec![
             f("aof_enabled", "0".into()),
             f("aof_rewrite_in_progress", "0".into()),
-            f("aof_rewrite_scheduled", "0".into()),
+            f("aof_rewrite_scheduled", (scheduled as u8).to_string()),
             f("aof_last_rewrite_time_sec", "-1".into()),
             f("aof_current_rewrite_time_sec", "-1".into()),
             f("aof_last_bgrewrite_status", "ok".into()),
@@ -760,7 +920,7 @@ pub fn info_fields(server: &Server) -> Vec<(String, String)> {
 /// the AOF is on (none when it is off).
 pub fn info_size_fields(server: &Server) -> Vec<(String, String)> {
     let g = server.aof.lock();
-    let Some(st) = g.as_ref() else {
+    let Some(st) = g.as_ref().filter(|st| st.is_on()) else {
         return Vec::new();
     };
     let f = |k: &str, v: String| (k.to_string(), v);
@@ -800,7 +960,7 @@ mod tests {
                 kind: 'i',
             },
         ];
-        let text = manifest_text(&base, &incrs);
+        let text = manifest_text(&base, &[], &incrs);
         assert_eq!(
             text,
             "file a.aof.1.base.rdb seq 1 type b\nfile a.aof.1.incr.aof seq 1 type i\nfile a.aof.2.incr.aof seq 2 type i\n"
@@ -814,7 +974,7 @@ mod tests {
             seq: 1,
             kind: 'b',
         });
-        let text = manifest_text(&odd, &[]);
+        let text = manifest_text(&odd, &[], &[]);
         assert_eq!(
             text,
             "file \" file seq \\n\\n.aof .1.base.rdb\" seq 1 type b\n"

@@ -23,13 +23,15 @@
 //! backoff after 3 consecutive failures, `RetryLimit`) and SHUTDOWN refuses to
 //! exit while the rewrite runs unless FORCE ([`shutdown_check`]).
 
-use super::{open_append, total_size, write_manifest, AofError, AofState, ManifestEntry};
+use super::{
+    base_name, open_append, total_size, write_manifest, AofError, AofState, ManifestEntry,
+};
 use crate::db::Db;
 use crate::rdb;
 use crate::server::aof_file::{Limit, RunningRewrite};
 use crate::server::{Server, Store};
 use crate::{notice, warning};
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,13 +61,13 @@ fn strerror(e: &std::io::Error) -> String {
     writer::strerror(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// Whether a rewrite could be asked for now (AOF on, none running), for one that is
-/// only scheduled.
+/// Whether a rewrite could be asked for now (none running), for one that is only
+/// scheduled. As in Redis, the AOF need not be on: BGREWRITEAOF with `appendonly
+/// no` writes a new base and a manifest naming only it.
 pub fn check_can_rewrite(server: &Server) -> Result<(), AofError> {
     match server.aof.lock().as_ref() {
-        None => Err(AofError::NotEnabled),
         Some(st) if st.rewrite_in_progress() => Err(AofError::RewriteInProgress),
-        Some(_) => Ok(()),
+        _ => Ok(()),
     }
 }
 
@@ -79,14 +81,18 @@ pub(super) fn start_scheduled(server: &Arc<Server>) {
     };
     {
         let mut g = server.aof.lock();
-        let Some(st) = g.as_mut() else {
-            return;
-        };
-        if !(scheduled || st.rewrite_owed()) || saving || st.rewrite_in_progress() {
-            return;
-        }
-        if !may_start_from_cron(st) {
-            return;
+        match g.as_mut() {
+            // The AOF is off and was never used: a scheduled BGREWRITEAOF still runs.
+            None if scheduled && !saving => {}
+            None => return,
+            Some(st) => {
+                if !(scheduled || st.rewrite_owed()) || saving || st.rewrite_in_progress() {
+                    return;
+                }
+                if !may_start_from_cron(st) {
+                    return;
+                }
+            }
         }
     }
     let mut store = server.store.lock();
@@ -144,37 +150,106 @@ fn open_next_incr(st: &mut AofState) -> Result<u64, AofError> {
             seq,
             kind: 'i',
         });
-        if let Err(e) = write_manifest(&st.dir, &st.prefix, &st.base, &incrs) {
+        if let Err(e) = write_manifest(&st.dir, &st.prefix, &st.base, &st.history, &incrs) {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
         st.incrs = incrs;
     }
-    let _ = st.file.sync_data();
-    st.file = f;
+    if let Some(old) = &st.file {
+        let _ = old.sync_data();
+    }
+    st.file = Some(f);
     st.writer = Writer::new(0);
     st.cur_db = -1;
     notice!("Creating AOF incr file {name} on background rewrite");
     Ok(seq)
 }
 
-/// BGREWRITEAOF (the caller holds the store lock).
+/// The state a rewrite with the AOF off works on: the manifest as it is on disk now
+/// (none yet: no base, no incr files) in the AOF directory, created if missing. An
+/// earlier off state keeps its statistics. A manifest Redis would refuse is an error
+/// (Redis reads it at startup even with the AOF off, and exits).
+fn refresh_off_state(server: &Server, st: &mut Option<AofState>) -> Result<(), AofError> {
+    let (dir, prefix) = {
+        let c = server.config.read();
+        (
+            Path::new(&c.dir).join(&c.appenddirname),
+            c.appendfilename.clone(),
+        )
+    };
+    std::fs::create_dir_all(&dir).map_err(|err| AofError::CreateDir {
+        dir: dir.display().to_string(),
+        err,
+    })?;
+    let (base, history, incrs) = read_files(&dir, &prefix)?;
+    let st =
+        st.get_or_insert_with(|| AofState::off((dir.clone(), prefix.clone()), None, Vec::new()));
+    (st.dir, st.prefix, st.base, st.history, st.incrs) = (dir, prefix, base, history, incrs);
+    Ok(())
+}
+
+/// The base, history and incr files the manifest in `dir` lists (none without a
+/// manifest).
+type Files = (
+    Option<ManifestEntry>,
+    Vec<ManifestEntry>,
+    Vec<ManifestEntry>,
+);
+
+fn read_files(dir: &Path, prefix: &str) -> Result<Files, AofError> {
+    let manifest_path = dir.join(format!("{prefix}.manifest"));
+    match std::fs::read_to_string(&manifest_path) {
+        Ok(text) => {
+            let entries =
+                super::parse_manifest(&text).map_err(|e| AofError::BadManifest(Box::new(e)))?;
+            let base = entries.iter().find(|e| e.kind == 'b').cloned();
+            let history = entries.iter().filter(|e| e.kind == 'h').cloned().collect();
+            let incrs = entries.into_iter().filter(|e| e.kind == 'i').collect();
+            Ok((base, history, incrs))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, Vec::new(), Vec::new())),
+        Err(err) => Err(AofError::OpenManifest {
+            path: manifest_path.display().to_string(),
+            err,
+        }),
+    }
+}
+
+/// BGREWRITEAOF (the caller holds the store lock). With the AOF off (Redis 7.0 runs
+/// it too) no incr file is opened: the new base replaces the base and every incr
+/// file the manifest listed, and the manifest names only it.
 pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> {
     let mut g = server.aof.lock();
-    let Some(st) = g.as_mut() else {
-        return Err(AofError::NotEnabled);
-    };
-    if st.rewrite_in_progress() {
+    if g.as_ref().is_some_and(|st| st.rewrite_in_progress()) {
         return Err(AofError::RewriteInProgress);
     }
-    let first_incr_seq = match open_next_incr(st) {
-        Ok(seq) => seq,
-        Err(e) => {
+    if !g.as_ref().is_some_and(AofState::is_on) {
+        if let Err(e) = refresh_off_state(server, &mut g) {
             warning!("{e}");
-            st.last_rewrite_ok = false;
+            if let Some(st) = g.as_mut() {
+                st.last_rewrite_ok = false;
+            }
             return Err(AofError::RewriteStart);
         }
+    }
+    let Some(st) = g.as_mut() else {
+        return Err(AofError::RewriteStart);
     };
+    let first_incr_seq = if st.is_on() {
+        match open_next_incr(st) {
+            Ok(seq) => seq,
+            Err(e) => {
+                warning!("{e}");
+                st.last_rewrite_ok = false;
+                return Err(AofError::RewriteStart);
+            }
+        }
+    } else {
+        // No incr file follows the new base.
+        u64::MAX
+    };
+    st.rewrites += 1;
     st.last_rewrite_id += 1;
     let id = st.last_rewrite_id;
     let temp_base = temp_base_name(id);
@@ -188,6 +263,8 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> 
             aof_base: true,
             functions: crate::commands::function_lib::codes(store),
             key_delay: c.rdb_key_save_delay,
+            commands: !c.aof_use_rdb_preamble,
+            timestamp: c.aof_timestamp_enabled,
         }
     };
     let (job, pid) = base_job(server, store, &dir, &temp_base, &opts);
@@ -201,6 +278,7 @@ pub fn rewrite(server: &Arc<Server>, store: &mut Store) -> Result<(), AofError> 
         started: Instant::now(),
         temp_base,
         first_incr_seq,
+        rdb_base: !opts.commands,
     });
     drop(g);
     let srv = server.clone();
@@ -270,12 +348,12 @@ fn finish(server: &Server, id: u64, res: std::io::Result<()>) {
         return;
     }
     notice!("Background AOF rewrite terminated with success");
-    if let Err(e) = install(st, &run) {
+    let keep_history = super::disable_auto_gc(&server.config.read());
+    if let Err(e) = install(st, &run, keep_history) {
         warning!("{e}");
         failed(st);
         return;
     }
-    st.rewrites += 1;
     st.rewrite_failures = 0;
     st.last_rewrite_ok = true;
     notice!("Background AOF rewrite finished successfully");
@@ -317,7 +395,7 @@ enum InstallError {
 fn installed_files(st: &AofState, run: &RunningRewrite) -> (ManifestEntry, Vec<ManifestEntry>) {
     let base_seq = st.base.as_ref().map(|b| b.seq).unwrap_or(0) + 1;
     let base = ManifestEntry {
-        name: format!("{}.{base_seq}.base.rdb", st.prefix),
+        name: base_name(&st.prefix, base_seq, run.rdb_base),
         seq: base_seq,
         kind: 'b',
     };
@@ -337,7 +415,14 @@ fn installed_files(st: &AofState, run: &RunningRewrite) -> (ManifestEntry, Vec<M
 
 /// Puts the new base (and in the wait state the temp incr file) in place and
 /// switches the manifest to them in one rename, then removes what they replace.
-fn install(st: &mut AofState, run: &RunningRewrite) -> Result<(), InstallError> {
+/// With `keep_history` (`aof-disable-auto-gc yes`) the replaced files stay, listed
+/// in the manifest as history, the ones just retired first (the incr files in
+/// order, then the old base), as Redis lists them.
+fn install(
+    st: &mut AofState,
+    run: &RunningRewrite,
+    keep_history: bool,
+) -> Result<(), InstallError> {
     let (base, keep) = installed_files(st, run);
     let dir = st.dir.clone();
     let renamed = |tmp: &str, name: &str| {
@@ -367,25 +452,38 @@ fn install(st: &mut AofState, run: &RunningRewrite) -> Result<(), InstallError> 
         );
     }
     let new_base = Some(base);
-    if let Err(e) = write_manifest(&dir, &st.prefix, &new_base, &keep) {
+    let retired: Vec<ManifestEntry> = st
+        .incrs
+        .iter()
+        .filter(|e| !keep.contains(e))
+        .chain(st.base.iter())
+        .map(|e| ManifestEntry {
+            kind: 'h',
+            ..e.clone()
+        })
+        .collect();
+    let history: Vec<ManifestEntry> = if keep_history {
+        retired.iter().chain(&st.history).cloned().collect()
+    } else {
+        Vec::new()
+    };
+    if let Err(e) = write_manifest(&dir, &st.prefix, &new_base, &history, &keep) {
         for e in new_base.iter().chain(&new_incr) {
             let _ = std::fs::remove_file(dir.join(&e.name));
         }
         return Err(InstallError::Manifest(e));
     }
-    let old = st
-        .base
-        .iter()
-        .chain(&st.incrs)
-        .filter(|e| !keep.contains(e));
-    for e in old {
-        notice!("Removing the history file {} in the background", e.name);
-        let _ = std::fs::remove_file(dir.join(&e.name));
+    if !keep_history {
+        super::remove_history(&dir, &retired);
+        super::remove_history(&dir, &std::mem::take(&mut st.history));
     }
+    st.history = history;
     st.base = new_base;
     st.incrs = keep;
-    st.base_size = total_size(&dir, &st.base, &st.incrs);
-    st.cur_size = st.base_size;
+    if st.is_on() {
+        st.base_size = total_size(&dir, &st.base, &st.incrs);
+        st.cur_size = st.base_size;
+    }
     st.wait_rewrite = false;
     Ok(())
 }
@@ -412,7 +510,7 @@ fn stop(server: &Server, st: &mut AofState) {
             writer::strerror(errno)
         );
     }
-    if let Err(e) = st.file.sync_all() {
+    if let Some(Err(e)) = st.file.as_ref().map(File::sync_all) {
         warning!(
             "Fail to fsync the AOF file before loading the master's data: {}",
             strerror(&e)
@@ -435,7 +533,7 @@ fn stop(server: &Server, st: &mut AofState) {
 pub fn restart_after_sync(server: &Arc<Server>, store: &mut Store) {
     {
         let mut g = server.aof.lock();
-        let Some(st) = g.as_mut() else {
+        let Some(st) = g.as_mut().filter(|st| st.is_on()) else {
             return;
         };
         stop(server, st);
@@ -478,7 +576,7 @@ pub fn start_at_runtime(
     store: &mut Store,
     config: &crate::config::Config,
 ) -> Result<(), AofError> {
-    if server.aof.lock().is_some() {
+    if server.aof.lock().as_ref().is_some_and(AofState::is_on) {
         return Ok(());
     }
     let dir = Path::new(&config.dir).join(&config.appenddirname);
@@ -489,23 +587,7 @@ pub fn start_at_runtime(
     })?;
     // An earlier AOF in the directory is replaced by the first rewrite, with
     // sequence numbers after its own.
-    let manifest_path = dir.join(format!("{prefix}.manifest"));
-    let (base, incrs) = match std::fs::read_to_string(&manifest_path) {
-        Ok(text) => {
-            let entries =
-                super::parse_manifest(&text).map_err(|e| AofError::BadManifest(Box::new(e)))?;
-            let base = entries.iter().find(|e| e.kind == 'b').cloned();
-            let incrs = entries.into_iter().filter(|e| e.kind == 'i').collect();
-            (base, incrs)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, Vec::new()),
-        Err(err) => {
-            return Err(AofError::OpenManifest {
-                path: manifest_path.display().to_string(),
-                err,
-            })
-        }
-    };
+    let (base, history, incrs) = read_files(&dir, &prefix)?;
     let name = temp_incr_name(&prefix);
     let file = OpenOptions::new()
         .create(true)
@@ -517,19 +599,39 @@ pub fn start_at_runtime(
             reason: strerror(&e),
         })?;
     let size = total_size(&dir, &base, &incrs);
-    *server.aof.lock() = Some(AofState::opened(
-        (dir, prefix),
-        (file, 0),
-        super::fsync_policy(&config.appendfsync),
-        base,
-        incrs,
-        size,
-        true,
-    ));
+    {
+        let mut g = server.aof.lock();
+        let mut st = AofState::opened(
+            (dir, prefix),
+            (file, 0),
+            super::fsync_policy(&config.appendfsync),
+            base,
+            incrs,
+            size,
+            true,
+        );
+        st.history = history;
+        st.timestamps = config.aof_timestamp_enabled;
+        // With the AOF off a BGREWRITEAOF may have run: its statistics stay (as
+        // Redis's), and a rewrite still running is stopped, this one replaces it.
+        if let Some(mut prev) = g.take() {
+            if prev.rewrite_in_progress() {
+                warning!("AOF was enabled but there is already an AOF rewriting in background. Stopping background AOF and starting a rewrite now.");
+                abandon_rewrite(server, &mut prev);
+            }
+            st.rewrites = prev.rewrites;
+            st.rewrite_failures = prev.rewrite_failures;
+            st.last_rewrite_ok = prev.last_rewrite_ok;
+            st.last_rewrite_time_sec = prev.last_rewrite_time_sec;
+            st.last_rewrite_id = prev.last_rewrite_id;
+        }
+        *g = Some(st);
+    }
     server.persist.lock().aof_rewrite_scheduled = false;
     if !start_waiting(server, store) {
-        if let Some(st) = server.aof.lock().take() {
+        if let Some(st) = server.aof.lock().as_mut() {
             let _ = std::fs::remove_file(st.dir.join(temp_incr_name(&st.prefix)));
+            st.turn_off();
         }
         return Err(AofError::RewriteStart);
     }
@@ -546,7 +648,7 @@ pub fn start_at_runtime(
 /// base it is not a dataset.
 pub fn stop_at_runtime(server: &Server) {
     let mut g = server.aof.lock();
-    let Some(mut st) = g.take() else {
+    let Some(st) = g.as_mut().filter(|st| st.is_on()) else {
         return;
     };
     server
@@ -558,11 +660,15 @@ pub fn stop_at_runtime(server: &Server) {
             writer::strerror(errno)
         );
     }
-    let _ = st.file.sync_all();
-    abandon_rewrite(server, &mut st);
+    if let Some(f) = &st.file {
+        let _ = f.sync_all();
+    }
+    abandon_rewrite(server, st);
     if st.wait_rewrite {
         let _ = std::fs::remove_file(st.dir.join(temp_incr_name(&st.prefix)));
     }
+    // The manifest and the rewrite statistics stay, as Redis keeps them.
+    st.turn_off();
     server.persist.lock().aof_rewrite_scheduled = false;
     notice!("AOF disabled by CONFIG SET appendonly no");
 }
@@ -592,7 +698,6 @@ pub fn shutdown_check(server: &Server, force: bool) -> Result<(), AofError> {
 mod tests {
     use super::*;
     use crate::server::aof_file::Fsync;
-    use std::fs::File;
 
     fn entry(name: &str, seq: u64, kind: char) -> ManifestEntry {
         ManifestEntry {
@@ -613,15 +718,18 @@ mod tests {
         for e in std::iter::once(&base).chain(&incrs) {
             std::fs::write(dir.join(&e.name), b"old").unwrap();
         }
-        write_manifest(dir, "a.aof", &Some(base.clone()), &incrs).unwrap();
+        write_manifest(dir, "a.aof", &Some(base.clone()), &[], &incrs).unwrap();
         std::fs::write(dir.join("temp-base"), b"new base").unwrap();
         std::fs::write(dir.join(temp_incr_name("a.aof")), b"streamed").unwrap();
         let st = AofState {
             dir: dir.to_path_buf(),
             prefix: "a.aof".into(),
-            file: File::open(dir.join("a.aof.2.incr.aof")).unwrap(),
+            file: Some(File::open(dir.join("a.aof.2.incr.aof")).unwrap()),
             writer: Writer::new(0),
             cur_db: -1,
+            timestamps: false,
+            last_ts: 0,
+            flush_sleep_us: 0,
             fsync: Fsync::No,
             pending_fsync: false,
             fsync_in_progress: false,
@@ -629,6 +737,7 @@ mod tests {
             last_fsync: Instant::now(),
             base: Some(base),
             incrs,
+            history: Vec::new(),
             wait_rewrite: wait,
             rewrite: None,
             last_rewrite_id: 1,
@@ -646,6 +755,7 @@ mod tests {
             started: Instant::now(),
             temp_base: "temp-base".into(),
             first_incr_seq: 2,
+            rdb_base: true,
         };
         (st, run)
     }
@@ -660,7 +770,7 @@ mod tests {
     fn a_waiting_rewrite_installs_its_base_and_temp_incr_together() {
         let d = tempfile::tempdir().unwrap();
         let (mut st, run) = state(d.path(), true);
-        install(&mut st, &run).unwrap();
+        install(&mut st, &run, false).unwrap();
         assert_eq!(
             manifest(d.path()),
             "file a.aof.2.base.rdb seq 2 type b\nfile a.aof.3.incr.aof seq 3 type i\n"
@@ -684,7 +794,7 @@ mod tests {
     fn a_normal_rewrite_keeps_the_incr_files_opened_since_it_started() {
         let d = tempfile::tempdir().unwrap();
         let (mut st, run) = state(d.path(), false);
-        install(&mut st, &run).unwrap();
+        install(&mut st, &run, false).unwrap();
         assert_eq!(
             manifest(d.path()),
             "file a.aof.2.base.rdb seq 2 type b\nfile a.aof.2.incr.aof seq 2 type i\n"
@@ -699,7 +809,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (mut st, run) = state(d.path(), true);
         std::fs::remove_file(d.path().join(temp_incr_name("a.aof"))).unwrap();
-        let err = install(&mut st, &run).unwrap_err();
+        let err = install(&mut st, &run, false).unwrap_err();
         assert!(matches!(err, InstallError::Incr { .. }), "{err}");
         assert_eq!(manifest(d.path()), OLD);
         assert!(!d.path().join("a.aof.2.base.rdb").exists());

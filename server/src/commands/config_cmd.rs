@@ -256,6 +256,14 @@ fn set(ctx: &mut Ctx, out: &mut Reply, pairs: &[Bytes]) -> CmdResult {
     } else if old.appendonly && !new.appendonly {
         crate::aof::stop_at_runtime(ctx.server);
     }
+    if old.aof_timestamp_enabled != new.aof_timestamp_enabled {
+        crate::aof::set_timestamps(ctx.server, new.aof_timestamp_enabled);
+    }
+    if old.get("aof-disable-auto-gc") == Some("yes")
+        && new.get("aof-disable-auto-gc") != Some("yes")
+    {
+        crate::aof::collect_history(ctx.server);
+    }
     commit(ctx, &old, new);
     if let Some(p) = tls {
         ctx.server.tls.install(p);

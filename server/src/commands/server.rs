@@ -439,6 +439,15 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             out.ok();
         }
         b"protocol" if argc == 3 => debug_protocol(out, &argv[2])?,
+        b"aof-flush-sleep" if argc == 3 => {
+            // Redis reads the number as atoi does: a bad or negative one is 0.
+            let us = std::str::from_utf8(&argv[2])
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .unwrap_or(0);
+            crate::aof::set_flush_sleep(ctx.server, us.clamp(0, 60_000_000) as u64);
+            out.ok();
+        }
         b"loadaof" if argc == 2 => {
             crate::aof::debug_loadaof(ctx.server, ctx.store).map_err(CmdError::msg)?;
             out.ok();

@@ -74,6 +74,12 @@ pub struct SaveOptions {
     pub functions: Vec<bytes::Bytes>,
     /// `rdb-key-save-delay`: a pause per key written (see [`key_delay`]).
     pub key_delay: i32,
+    /// Write the AOF base as commands instead of an RDB (`aof-use-rdb-preamble no`;
+    /// see `crate::aof::base_commands`). Only `functions` and `key_delay` apply then.
+    pub commands: bool,
+    /// With `commands`: start with a `#TS:<unix time>` annotation
+    /// (`aof-timestamp-enabled`).
+    pub timestamp: bool,
 }
 
 impl Default for SaveOptions {
@@ -85,6 +91,8 @@ impl Default for SaveOptions {
             aof_base: false,
             functions: Vec::new(),
             key_delay: 0,
+            commands: false,
+            timestamp: false,
         }
     }
 }

@@ -264,6 +264,8 @@ fn round_trip_every_type_and_encoding() {
                 aof_base: true,
                 functions: Vec::new(),
                 key_delay: 0,
+                commands: false,
+                timestamp: false,
             };
             let data = save_vec(&dbs, &opts);
             assert_eq!(&data[..9], b"REDIS0010");

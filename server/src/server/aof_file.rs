@@ -27,11 +27,20 @@ pub struct ManifestEntry {
 pub struct AofState {
     pub(crate) dir: PathBuf,
     pub(crate) prefix: String,
-    pub(crate) file: File,
+    /// The incr file that takes new writes; None while the AOF is off (`appendonly
+    /// no`): the state then only holds the manifest, the rewrite statistics and a
+    /// BGREWRITEAOF's running rewrite, as Redis keeps them with the AOF off.
+    pub(crate) file: Option<File>,
     /// Buffered commands and the write-error state of `file`.
     pub(crate) writer: Writer,
     /// Db of the last SELECT written to the incr file (-1 = none yet).
     pub(crate) cur_db: i64,
+    /// `aof-timestamp-enabled`: a `#TS:<unix time>` line goes before the first
+    /// command of each new second (Redis `aof_cur_timestamp` is `last_ts`).
+    pub(crate) timestamps: bool,
+    pub(crate) last_ts: i64,
+    /// DEBUG AOF-FLUSH-SLEEP: microseconds to sleep before each write (a test aid).
+    pub(crate) flush_sleep_us: u64,
     pub(crate) fsync: Fsync,
     pub(crate) pending_fsync: bool,
     /// A background fsync is running (one at a time).
@@ -41,6 +50,9 @@ pub struct AofState {
     pub(crate) last_fsync: Instant,
     pub(crate) base: Option<ManifestEntry>,
     pub(crate) incrs: Vec<ManifestEntry>,
+    /// Files a rewrite replaced, kept while `aof-disable-auto-gc yes` (manifest type
+    /// `h`), the most recently retired first.
+    pub(crate) history: Vec<ManifestEntry>,
     /// Redis's `AOF_WAIT_REWRITE`: a replica's AOF after a full sync, until the
     /// rewrite that makes the synced dataset its base completes. The manifest on
     /// disk still names the files from before the sync; what is written meanwhile
@@ -77,9 +89,12 @@ impl AofState {
         AofState {
             dir,
             prefix,
-            file,
+            file: Some(file),
             writer: Writer::new(file_len),
             cur_db: -1,
+            timestamps: false,
+            last_ts: 0,
+            flush_sleep_us: 0,
             fsync,
             pending_fsync: false,
             fsync_in_progress: false,
@@ -87,6 +102,7 @@ impl AofState {
             last_fsync: Instant::now(),
             base,
             incrs,
+            history: Vec::new(),
             wait_rewrite,
             rewrite: None,
             last_rewrite_id: 0,
@@ -114,6 +130,8 @@ pub struct RunningRewrite {
     /// Outside the wait state: the seq of the incr file opened for this rewrite (it
     /// and the later ones follow the new base).
     pub first_incr_seq: u64,
+    /// The base is an RDB (`.base.rdb`), else commands (`.base.aof`).
+    pub rdb_base: bool,
 }
 
 /// Redis `aofRewriteLimited`: after [`RetryLimit::THRESHOLD`] consecutive failures,
@@ -157,6 +175,61 @@ impl RetryLimit {
 }
 
 impl AofState {
+    /// The state with the AOF off (`appendonly no`): the manifest's `base` and
+    /// `incrs` in `dir`, for a BGREWRITEAOF and DEBUG LOADAOF; nothing is written.
+    pub(crate) fn off(
+        (dir, prefix): (PathBuf, String),
+        base: Option<ManifestEntry>,
+        incrs: Vec<ManifestEntry>,
+    ) -> AofState {
+        AofState {
+            dir,
+            prefix,
+            file: None,
+            writer: Writer::new(0),
+            cur_db: -1,
+            timestamps: false,
+            last_ts: 0,
+            flush_sleep_us: 0,
+            fsync: Fsync::No,
+            pending_fsync: false,
+            fsync_in_progress: false,
+            fsync_errno: None,
+            last_fsync: Instant::now(),
+            base,
+            incrs,
+            history: Vec::new(),
+            wait_rewrite: false,
+            rewrite: None,
+            last_rewrite_id: 0,
+            retry_limit: Default::default(),
+            rewrites: 0,
+            rewrite_failures: 0,
+            last_rewrite_ok: true,
+            last_rewrite_time_sec: -1,
+            base_size: 0,
+            cur_size: 0,
+        }
+    }
+
+    /// Whether the AOF is on (an incr file is open).
+    pub(crate) fn is_on(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Turns the AOF off, keeping the manifest and rewrite statistics (the caller
+    /// has flushed, fsynced and stopped any rewrite).
+    pub(crate) fn turn_off(&mut self) {
+        self.file = None;
+        self.writer = Writer::new(0);
+        self.cur_db = -1;
+        self.wait_rewrite = false;
+        self.pending_fsync = false;
+        self.fsync_errno = None;
+        self.base_size = 0;
+        self.cur_size = 0;
+    }
+
     /// Whether a background rewrite runs (INFO `aof_rewrite_in_progress`).
     pub(crate) fn rewrite_in_progress(&self) -> bool {
         self.rewrite.is_some()
@@ -175,7 +248,10 @@ impl AofState {
 
     /// Writes what is pending; with `appendfsync always` an error is fatal.
     pub(crate) fn flush(&mut self) -> Result<(), i32> {
-        match self.writer.flush(&mut self.file) {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        match self.writer.flush(file) {
             Ok(n) => {
                 self.cur_size += n as u64;
                 Ok(())

@@ -97,6 +97,8 @@ fn save_options(
         aof_base: false,
         functions: Vec::new(),
         key_delay: 0,
+        commands: false,
+        timestamp: false,
     }
 }
 
