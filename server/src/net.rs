@@ -362,7 +362,7 @@ async fn serve(
         }
         if conn.held {
             tokio::select! {
-                _ = server.client_pause.wait_end() => conn.held = false,
+                _ = server.client_pause.wait_end() => conn.set_held(false),
                 Some(msg) = msg_rx.recv() => conn.encode_pubsub(msg),
                 _ = &mut killed => break 'conn,
                 _ = &mut shut => break 'conn,
@@ -762,6 +762,12 @@ impl Conn {
                         }
                     }
                 }
+                Outcome::Paused(argv) => {
+                    // Replies so far go out; this command waits for the pause end.
+                    self.pending.push_front(argv);
+                    self.set_held(true);
+                    return Ok(true);
+                }
                 Outcome::Monitor => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     self.server
@@ -834,12 +840,6 @@ impl Conn {
                     );
                 }
             }
-            if self.must_pause(&argv) {
-                // Replies so far go out; this command waits for the pause end.
-                self.pending.push_front(argv);
-                self.held = true;
-                break;
-            }
             ran.processed += 1;
             self.last_cmd.record(&argv);
             self.out.resp3 = self.client.resp3;
@@ -854,6 +854,10 @@ impl Conn {
                 argv,
                 &mut self.out,
             );
+            if matches!(ran.outcome, Outcome::Paused(_)) {
+                // Not run: its reply mode applies when it does.
+                break;
+            }
             apply_reply_mode(&mut self.client, &mut self.out, skip_reply, was_off, mark);
             self.out.resp3 = self.client.resp3;
             if self.reply_over_limit(&store.hot.obuf_limits) {
@@ -1073,17 +1077,20 @@ impl Conn {
         }
     }
 
-    /// Whether CLIENT PAUSE holds this command back (never for the master link
-    /// or replicas).
-    fn must_pause(&self, argv: &[Bytes]) -> bool {
-        let pause = &self.server.client_pause;
-        if self.client.is_master || self.client.is_replica || !pause.is_paused() {
-            return false;
+    /// The first pending command starts (`true`) or stops waiting for a CLIENT
+    /// PAUSE to end: counted in INFO's `blocked_clients` and shown as flag `b` in
+    /// CLIENT LIST meanwhile, as Redis shows a postponed client.
+    fn set_held(&mut self, held: bool) {
+        if std::mem::replace(&mut self.held, held) == held {
+            return;
         }
-        let Some(cmd) = crate::commands::lookup(&argv[0]) else {
-            return false;
-        };
-        pause.holds(crate::commands::effective_flags(cmd, &self.client))
+        let pause = &self.server.client_pause;
+        if held {
+            pause.wait_started();
+        } else {
+            pause.wait_stopped();
+        }
+        self.handle.info.lock().waiting_pause = held;
     }
 
     /// Publishes the client's state for CLIENT LIST/INFO after a batch that ended at
@@ -1121,6 +1128,7 @@ impl Conn {
         if std::mem::replace(&mut self.cleaned, true) {
             return;
         }
+        self.set_held(false);
         {
             let mut store = self.server.store.lock();
             store.unblock(self.client.id);

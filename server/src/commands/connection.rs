@@ -692,7 +692,7 @@ fn with_tracking(ctx: &Ctx, id: u64, info: &mut ClientInfo) {
     let (flags, redir) = ctx.store.tracking.list_fields(id);
     info.tracking_flags = flags;
     info.redir = Some(redir);
-    info.blocked = ctx.store.waiters.contains_key(&id);
+    info.blocked = ctx.store.waiters.contains_key(&id) || info.waiting_pause;
 }
 
 /// One CLIENT LIST line in Redis 7.0's field order (ends with `\n`).
