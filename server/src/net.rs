@@ -472,29 +472,24 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Runs one command; a panic inside it (a bug) becomes an error reply and a log line
-/// instead of a dead process.
-/// CLIENT REPLY OFF|SKIP: drops the reply just written from `mark`. CLIENT REPLY ON
-/// answers even though replies were off; Pub/Sub confirmations are pushes and go out
-/// regardless (Redis 7.0).
-fn apply_reply_mode(
-    client: &mut ClientState,
-    out: &mut Reply,
-    skip_reply: bool,
-    was_off: bool,
-    mark: usize,
-) {
-    if skip_reply && (!was_off || client.reply_off) {
+/// CLIENT REPLY OFF|SKIP: drops the reply just written from `mark` when replies are
+/// off or skipped once the command ran, as Redis decides as it writes a reply: CLIENT
+/// REPLY ON clears both first, so it answers. Pub/Sub confirmations are pushes and
+/// go out regardless (Redis 7.0).
+fn apply_reply_mode(client: &mut ClientState, out: &mut Reply, mark: usize) {
+    if client.reply_off || client.reply_skip {
         let pushed =
             client.last_reply_is_push && !out.buf.get(mark..).is_some_and(|r| r.starts_with(b"-"));
         if !pushed {
             out.buf.truncate(mark);
         }
-        client.reply_skip_next = false;
     }
+    client.reply_skip = false;
     client.last_reply_is_push = false;
 }
 
+/// Runs one command; a panic inside it (a bug) becomes an error reply and a log line
+/// instead of a dead process.
 fn run_guarded(
     server: &Arc<Server>,
     store: &mut crate::server::Store,
@@ -843,8 +838,8 @@ impl Conn {
             ran.processed += 1;
             self.last_cmd.record(&argv);
             self.out.resp3 = self.client.resp3;
-            let skip_reply = self.client.reply_off || self.client.reply_skip_next;
-            let was_off = self.client.reply_off;
+            // A CLIENT REPLY SKIP before this command covers it (and only it).
+            self.client.reply_skip = std::mem::take(&mut self.client.reply_skip_next);
             let mark = self.out.len();
             ran.outcome = run_guarded(
                 &self.server,
@@ -856,9 +851,10 @@ impl Conn {
             );
             if matches!(ran.outcome, Outcome::Paused(_)) {
                 // Not run: its reply mode applies when it does.
+                self.client.reply_skip_next = std::mem::take(&mut self.client.reply_skip);
                 break;
             }
-            apply_reply_mode(&mut self.client, &mut self.out, skip_reply, was_off, mark);
+            apply_reply_mode(&mut self.client, &mut self.out, mark);
             self.out.resp3 = self.client.resp3;
             if self.reply_over_limit(&store.hot.obuf_limits) {
                 ran.outcome = Outcome::Close;

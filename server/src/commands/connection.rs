@@ -422,8 +422,9 @@ fn client(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         b"reply" => {
             arity(argv, 3, "reply")?;
             if is_kw(&argv[2], "on") {
+                // As Redis: ON also ends the skip it runs under, so its +OK goes out.
                 ctx.client.reply_off = false;
-                ctx.client.reply_skip_next = false;
+                ctx.client.reply_skip = false;
                 out.ok();
             } else if is_kw(&argv[2], "off") {
                 ctx.client.reply_off = true;

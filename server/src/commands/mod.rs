@@ -414,6 +414,11 @@ pub struct ClientState {
     /// expiry against (see [`Ctx::expiry_now_ms`]).
     pub script_time_ms: i64,
     pub reply_off: bool,
+    /// CLIENT REPLY SKIP was the previous command: this one's reply is dropped
+    /// (unless it is CLIENT REPLY ON, which clears this). Redis's `CLIENT_REPLY_SKIP`.
+    pub reply_skip: bool,
+    /// CLIENT REPLY SKIP ran: the next command gets [`ClientState::reply_skip`].
+    /// Redis's `CLIENT_REPLY_SKIP_NEXT`.
     pub reply_skip_next: bool,
     /// Set by (P|S)(UN)SUBSCRIBE: their confirmations bypass CLIENT REPLY OFF|SKIP.
     pub last_reply_is_push: bool,
@@ -513,6 +518,7 @@ impl ClientState {
             lua: false,
             script_time_ms: 0,
             reply_off: false,
+            reply_skip: false,
             reply_skip_next: false,
             last_reply_is_push: false,
             no_evict: false,
