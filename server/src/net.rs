@@ -794,6 +794,9 @@ impl Conn {
             batch_end: None,
         };
         self.parser.auth_required = unauthenticated;
+        // What Redis's query buffer holds while these requests run: the bytes read
+        // and not yet consumed, these requests' included.
+        self.client.query_buf_len = self.inbuf.len();
         let batch = if unauthenticated { 1 } else { MAX_BATCH };
         while self.pending.len() < batch {
             match self.parser.parse(&mut self.inbuf) {

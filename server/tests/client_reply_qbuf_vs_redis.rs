@@ -1,4 +1,5 @@
-//! CLIENT REPLY ON|OFF|SKIP sequences, compared byte for byte with Redis 7.0.15.
+//! CLIENT REPLY ON|OFF|SKIP sequences and the calling client's own `qbuf` in CLIENT
+//! INFO / CLIENT LIST, compared byte for byte with Redis 7.0.15.
 mod common;
 use common::*;
 use std::io::Read;
@@ -51,5 +52,31 @@ fn client_reply_sequences_answer_as_redis_does() {
             String::from_utf8_lossy(&theirs),
             "after {pipeline:?}"
         );
+    }
+}
+
+/// The `qbuf=` and `qbuf-free=` fields of a CLIENT INFO / CLIENT LIST reply.
+fn qbuf_fields(reply: &[u8]) -> String {
+    let text = String::from_utf8_lossy(reply);
+    text.split_whitespace()
+        .filter(|f| f.starts_with("qbuf"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn own_qbuf_counts_the_running_request_as_redis_does() {
+    let mut p = Pair::start();
+    for pipeline in [
+        "*2\r\n$6\r\nCLIENT\r\n$4\r\nINFO\r\n",
+        "*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n",
+        // Inline, and behind another request of the same read.
+        "CLIENT INFO\r\n",
+        "*1\r\n$4\r\nPING\r\n*2\r\n$6\r\nCLIENT\r\n$4\r\nINFO\r\n",
+    ] {
+        let ours = qbuf_fields(&answered_before_marker(&mut p.a, pipeline));
+        let theirs = qbuf_fields(&answered_before_marker(&mut p.b, pipeline));
+        assert!(!theirs.is_empty(), "{pipeline:?}");
+        assert_eq!(ours, theirs, "after {pipeline:?}");
     }
 }

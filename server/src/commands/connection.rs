@@ -667,6 +667,7 @@ fn own_info(ctx: &Ctx, cmd: &str) -> Option<(Arc<ClientHandle>, ClientInfo)> {
     info.lib_name = c.lib_name.clone();
     info.lib_ver = c.lib_ver.clone();
     info.last_cmd = cmd.to_string();
+    info.qbuf = c.query_buf_len;
     info.last_interaction = Some(crate::util::Mono::now());
     if c.is_master && !info.flags.contains('M') {
         info.flags.push('M');

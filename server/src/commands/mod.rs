@@ -413,6 +413,10 @@ pub struct ClientState {
     /// For the script client: when its script started, the clock its commands check
     /// expiry against (see [`Ctx::expiry_now_ms`]).
     pub script_time_ms: i64,
+    /// The connection's read buffer as the running batch of requests began (this
+    /// request's bytes included): CLIENT LIST/INFO's `qbuf` of the calling client,
+    /// as Redis shows its query buffer while a command runs.
+    pub query_buf_len: usize,
     pub reply_off: bool,
     /// CLIENT REPLY SKIP was the previous command: this one's reply is dropped
     /// (unless it is CLIENT REPLY ON, which clears this). Redis's `CLIENT_REPLY_SKIP`.
@@ -518,6 +522,7 @@ impl ClientState {
             lua: false,
             script_time_ms: 0,
             reply_off: false,
+            query_buf_len: 0,
             reply_skip: false,
             reply_skip_next: false,
             last_reply_is_push: false,
