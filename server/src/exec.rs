@@ -46,8 +46,10 @@ pub enum Outcome {
         timeout_ms: u64,
     },
     /// A CLIENT PAUSE holds the command back: it passed every check, and runs (checked
-    /// again) once the pause ends. The request is handed back unrun.
-    Paused(Vec<Bytes>),
+    /// again) once the pause ends. The request is handed back unrun in
+    /// [`ClientState::paused_request`] (a payload here would give every outcome a drop
+    /// to run on the command path).
+    Paused,
 }
 
 /// Formats Redis's unknown-command error. Redis prints the name and arguments as C
@@ -113,7 +115,8 @@ pub fn process(
     // As Redis: after every check (a refused command is answered at once) and
     // before MULTI queueing (a write waits rather than being queued).
     if server.client_pause.is_paused() && must_wait_for_pause(server, store, client, cmd, &argv) {
-        return Outcome::Paused(argv);
+        client.paused_request = Some(argv);
+        return Outcome::Paused;
     }
     if client.multi.is_some() && !cmd.is(flags::NO_MULTI) {
         return queue_in_multi(client, &argv, out);
@@ -659,6 +662,7 @@ pub(crate) fn subscribed_refusal(
 /// Commands Redis refuses to queue (`no_multi` in COMMAND INFO: SAVE, SHUTDOWN,
 /// SYNC, PSYNC); the refusal also aborts the transaction at EXEC. The command table's
 /// metadata is the one source of that flag.
+#[inline]
 pub(crate) fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
     let queued = client.multi.is_some() && !cmd.is(flags::NO_MULTI);
     // Outside MULTI (nearly every command) the metadata is not searched: the search

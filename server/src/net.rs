@@ -757,10 +757,12 @@ impl Conn {
                         }
                     }
                 }
-                Outcome::Paused(argv) => {
+                Outcome::Paused => {
                     // Replies so far go out; this command waits for the pause end.
-                    self.pending.push_front(argv);
-                    self.set_held(true);
+                    if let Some(argv) = self.client.paused_request.take() {
+                        self.pending.push_front(argv);
+                        self.set_held(true);
+                    }
                     return Ok(true);
                 }
                 Outcome::Monitor => {
@@ -852,7 +854,7 @@ impl Conn {
                 argv,
                 &mut self.out,
             );
-            if matches!(ran.outcome, Outcome::Paused(_)) {
+            if matches!(ran.outcome, Outcome::Paused) {
                 // Not run: its reply mode applies when it does.
                 self.client.reply_skip_next = std::mem::take(&mut self.client.reply_skip);
                 break;

@@ -418,6 +418,9 @@ pub struct ClientState {
     /// as Redis shows its query buffer while a command runs.
     pub query_buf_len: usize,
     pub reply_off: bool,
+    /// The request a CLIENT PAUSE holds back, handed from `exec::process` to the
+    /// connection with `Outcome::Paused`.
+    pub paused_request: Option<Vec<Bytes>>,
     /// CLIENT REPLY SKIP was the previous command: this one's reply is dropped
     /// (unless it is CLIENT REPLY ON, which clears this). Redis's `CLIENT_REPLY_SKIP`.
     pub reply_skip: bool,
@@ -523,6 +526,7 @@ impl ClientState {
             script_time_ms: 0,
             reply_off: false,
             query_buf_len: 0,
+            paused_request: None,
             reply_skip: false,
             reply_skip_next: false,
             last_reply_is_push: false,
@@ -710,6 +714,14 @@ impl<'a> Ctx<'a> {
         if at > self.expiry_now_ms {
             return false;
         }
+        self.expired(db, key, for_write)
+    }
+
+    /// [`Ctx::expire_if_needed_as`] for a key past its TTL (out of line: the common
+    /// case, a live key, stays small enough to inline into the lookups).
+    #[cold]
+    #[inline(never)]
+    fn expired(&mut self, db: usize, key: &[u8], for_write: bool) -> bool {
         // The master's commands see every key as alive: the master decides expiry.
         if self.client.is_master {
             return false;
