@@ -60,6 +60,9 @@ pub struct ClientInfo {
     /// Whether the client waits in a blocking command (flag `b`), filled in from the
     /// store's waiters when a line is printed.
     pub blocked: bool,
+    /// Whether the client's next command waits for a CLIENT PAUSE to end (flag `b`
+    /// too), set by the connection.
+    pub waiting_pause: bool,
 }
 
 impl ClientHandle {

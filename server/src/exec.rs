@@ -45,6 +45,11 @@ pub enum Outcome {
         offset: i64,
         timeout_ms: u64,
     },
+    /// A CLIENT PAUSE holds the command back: it passed every check, and runs (checked
+    /// again) once the pause ends. The request is handed back unrun in
+    /// [`ClientState::paused_request`] (a payload here would give every outcome a drop
+    /// to run on the command path).
+    Paused,
 }
 
 /// Formats Redis's unknown-command error. Redis prints the name and arguments as C
@@ -111,6 +116,12 @@ pub fn process(
     if let Some(msg) = refused {
         return refuse(server, store, client, (cmd, &argv), out, msg);
     }
+    // As Redis: after every check (a refused command is answered at once) and
+    // before MULTI queueing (a write waits rather than being queued).
+    if server.client_pause.is_paused() && must_wait_for_pause(server, store, client, cmd, &argv) {
+        client.paused_request = Some(argv);
+        return Outcome::Paused;
+    }
     if client.multi.is_some() && !cmd.is(flags::NO_MULTI) {
         return queue_in_multi(client, &argv, out);
     }
@@ -146,6 +157,25 @@ pub fn process(
         client.woff = store.repl.master_repl_offset;
     }
     outcome
+}
+
+/// Whether an active CLIENT PAUSE holds `cmd` back. Never the master link or a
+/// replica (Redis 7.0 exempts replicas only and pauses its master client too: a
+/// known difference, see `crate::pause`).
+#[cold]
+#[inline(never)]
+fn must_wait_for_pause(
+    server: &Server,
+    store: &mut Store,
+    client: &ClientState,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> bool {
+    !client.is_master
+        && !client.is_replica
+        && server
+            .client_pause
+            .holds(commands::call_flags_with_queue(store, client, cmd, argv))
 }
 
 /// The checks of [`process`] in Redis's order: the refusal's text, or `None` when
@@ -672,6 +702,7 @@ pub(crate) fn subscribed_refusal(
 /// Commands Redis refuses to queue (`no_multi` in COMMAND INFO: SAVE, SHUTDOWN,
 /// SYNC, PSYNC); the refusal also aborts the transaction at EXEC. The command table's
 /// metadata is the one source of that flag.
+#[inline]
 pub(crate) fn refused_in_multi(client: &ClientState, cmd: &Command) -> Option<String> {
     let queued = client.multi.is_some() && !cmd.is(flags::NO_MULTI);
     // Outside MULTI (nearly every command) the metadata is not searched: the search
@@ -912,7 +943,9 @@ fn call_argv(
                 remember_replica_volatile(store, db, cmd, argv);
             }
         }
-        if !no_propagate && (cmd.is(flags::WRITE) || cmd.is(flags::MAY_REPLICATE)) {
+        // Only writes: a MAY_REPLICATE command propagates what it did itself (PFCOUNT
+        // its cache refresh, a script the writes of its commands), never its own call.
+        if !no_propagate && cmd.is(flags::WRITE) {
             let op = match rewrite {
                 Some(r) => r,
                 // A blocking command still needs its argv below.

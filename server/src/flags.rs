@@ -25,7 +25,8 @@ pub const NO_PROPAGATE: u32 = 1 << 11;
 /// Not fed to MONITOR (Redis's `skip_monitor`; ADMIN commands are skipped too,
 /// and AUTH/HELLO are shown with their secrets redacted, see `crate::redact`).
 pub const NO_MONITOR: u32 = 1 << 12;
-/// Refused with an error when called inside MULTI (e.g. SUBSCRIBE is allowed, WATCH is not).
+/// May reach the replication stream without being a write (PUBLISH, PFCOUNT's cache
+/// refresh, EVAL and FCALL): held by CLIENT PAUSE WRITE, refused in read-only scripts.
 pub const MAY_REPLICATE: u32 = 1 << 13;
 
 /// Allowed in a RESP2 subscribed context (SUBSCRIBE and friends, PING, QUIT, RESET).

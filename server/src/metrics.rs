@@ -95,7 +95,7 @@ pub fn collect(server: &Server) -> Snapshot {
     let store = server
         .store
         .lock_unless_busy()
-        .map(|store| store_facts(&store));
+        .map(|store| store_facts(server, &store));
     // As INFO: the replicas' connections are not clients here.
     let replicas = store.as_ref().map_or(0, |f| f.replicas.len());
     let connected_clients = connected_clients.saturating_sub(replicas);
@@ -121,7 +121,7 @@ pub fn collect(server: &Server) -> Snapshot {
     }
 }
 
-fn store_facts(store: &crate::server::Store) -> StoreFacts {
+fn store_facts(server: &Server, store: &crate::server::Store) -> StoreFacts {
     let r = &store.repl;
     let replicas = r
         .replicas
@@ -143,7 +143,7 @@ fn store_facts(store: &crate::server::Store) -> StoreFacts {
         })
         .collect();
     StoreFacts {
-        blocked_clients: store.waiters.len() + store.repl.waiting_clients,
+        blocked_clients: server.blocked_clients(store),
         dbs: store
             .dbs
             .iter()

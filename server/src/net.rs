@@ -463,7 +463,7 @@ async fn serve(
         }
         if conn.held {
             tokio::select! {
-                _ = server.client_pause.wait_end() => conn.held = false,
+                _ = server.client_pause.wait_end() => conn.set_held(false),
                 Some(msg) = msg_rx.recv() => conn.encode_pubsub(msg),
                 _ = &mut killed => break 'conn,
                 _ = &mut shut => break 'conn,
@@ -573,31 +573,26 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Runs one command; a panic inside it (a bug) becomes an error reply and a log line
-/// instead of a dead process.
-/// CLIENT REPLY OFF|SKIP: drops the reply just written from `mark`. CLIENT REPLY ON
-/// answers even though replies were off; Pub/Sub confirmations are pushes and go out
-/// regardless (Redis 7.0).
-fn apply_reply_mode(
-    client: &mut ClientState,
-    out: &mut Reply,
-    skip_reply: bool,
-    was_off: bool,
-    mark: usize,
-) {
+/// CLIENT REPLY OFF|SKIP: drops the reply just written from `mark` when replies are
+/// off or skipped once the command ran, as Redis decides as it writes a reply: CLIENT
+/// REPLY ON clears both first, so it answers. Pub/Sub confirmations are pushes and
+/// go out regardless (Redis 7.0).
+fn apply_reply_mode(client: &mut ClientState, out: &mut Reply, mark: usize) {
     // Tracking messages the command wrote ahead of its reply stay.
     let mark = client.reply_start.take().unwrap_or(mark);
-    if skip_reply && (!was_off || client.reply_off) {
+    if client.reply_off || client.reply_skip {
         let pushed =
             client.last_reply_is_push && !out.buf.get(mark..).is_some_and(|r| r.starts_with(b"-"));
         if !pushed {
             out.buf.truncate(mark);
         }
-        client.reply_skip_next = false;
     }
+    client.reply_skip = false;
     client.last_reply_is_push = false;
 }
 
+/// Runs one command; a panic inside it (a bug) becomes an error reply and a log line
+/// instead of a dead process.
 fn run_guarded(
     server: &Arc<Server>,
     store: &mut crate::server::Store,
@@ -866,6 +861,14 @@ impl Conn {
                         }
                     }
                 }
+                Outcome::Paused => {
+                    // Replies so far go out; this command waits for the pause end.
+                    if let Some(argv) = self.client.paused_request.take() {
+                        self.pending.push_front(argv);
+                        self.set_held(true);
+                    }
+                    return Ok(true);
+                }
                 Outcome::Monitor => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     self.server
@@ -897,6 +900,9 @@ impl Conn {
             batch_end: None,
         };
         self.parser.auth_required = unauthenticated;
+        // What Redis's query buffer holds while these requests run: the bytes read
+        // and not yet consumed, these requests' included.
+        self.client.query_buf_len = self.inbuf.len();
         let batch = if unauthenticated { 1 } else { MAX_BATCH };
         while self.pending.len() < batch {
             match self.parser.parse(&mut self.inbuf) {
@@ -938,17 +944,11 @@ impl Conn {
                     );
                 }
             }
-            if self.must_pause(&argv) {
-                // Replies so far go out; this command waits for the pause end.
-                self.pending.push_front(argv);
-                self.held = true;
-                break;
-            }
             ran.processed += 1;
             self.last_cmd.record(&argv);
             self.out.resp3 = self.client.resp3;
-            let skip_reply = self.client.reply_off || self.client.reply_skip_next;
-            let was_off = self.client.reply_off;
+            // A CLIENT REPLY SKIP before this command covers it (and only it).
+            self.client.reply_skip = std::mem::take(&mut self.client.reply_skip_next);
             let mark = self.out.len();
             ran.outcome = run_guarded(
                 &self.server,
@@ -958,7 +958,12 @@ impl Conn {
                 argv,
                 &mut self.out,
             );
-            apply_reply_mode(&mut self.client, &mut self.out, skip_reply, was_off, mark);
+            if matches!(ran.outcome, Outcome::Paused) {
+                // Not run: its reply mode applies when it does.
+                self.client.reply_skip_next = std::mem::take(&mut self.client.reply_skip);
+                break;
+            }
+            apply_reply_mode(&mut self.client, &mut self.out, mark);
             self.out.resp3 = self.client.resp3;
             if self.reply_over_limit(&store.hot.obuf_limits) {
                 ran.outcome = Outcome::Close;
@@ -1177,17 +1182,20 @@ impl Conn {
         }
     }
 
-    /// Whether CLIENT PAUSE holds this command back (never for the master link
-    /// or replicas).
-    fn must_pause(&self, argv: &[Bytes]) -> bool {
-        let pause = &self.server.client_pause;
-        if self.client.is_master || self.client.is_replica || !pause.is_paused() {
-            return false;
+    /// The first pending command starts (`true`) or stops waiting for a CLIENT
+    /// PAUSE to end: counted in INFO's `blocked_clients` and shown as flag `b` in
+    /// CLIENT LIST meanwhile, as Redis shows a postponed client.
+    fn set_held(&mut self, held: bool) {
+        if std::mem::replace(&mut self.held, held) == held {
+            return;
         }
-        let Some(cmd) = crate::commands::lookup(&argv[0]) else {
-            return false;
-        };
-        pause.holds(crate::commands::effective_flags(cmd, &self.client))
+        let pause = &self.server.client_pause;
+        if held {
+            pause.wait_started();
+        } else {
+            pause.wait_stopped();
+        }
+        self.handle.info.lock().waiting_pause = held;
     }
 
     /// Publishes the client's state for CLIENT LIST/INFO after a batch that ended at
@@ -1225,6 +1233,7 @@ impl Conn {
         if std::mem::replace(&mut self.cleaned, true) {
             return;
         }
+        self.set_held(false);
         {
             let mut store = self.server.store.lock();
             store.unblock(self.client.id);

@@ -1,10 +1,13 @@
 //! CLIENT PAUSE / UNPAUSE: holds back commands from normal clients for a while, as
 //! Redis 7.0 does (used for switchovers: pause writes, let replicas catch up,
 //! promote). In `WRITE` mode only commands that may change the dataset or reach
-//! the replication stream wait (WRITE and MAY_REPLICATE commands, and EXEC of a
-//! transaction holding one); in `ALL` mode every command waits. The master link and
-//! replicas are never paused. A waiting command runs once the pause ends, after the
-//! replies to the commands before it were sent.
+//! the replication stream wait (WRITE and MAY_REPLICATE commands, scripts and
+//! functions by their declared flags, and EXEC of a transaction holding one); in
+//! `ALL` mode every command waits. As in Redis the decision comes after every check
+//! of the dispatch (`exec::process`): a command refused by one (arity, ACL, ...) is
+//! answered at once. The master link and replicas are never paused. A waiting
+//! command runs once the pause ends, after the replies to the commands before it
+//! were sent; meanwhile its client counts as blocked (INFO `blocked_clients`).
 //!
 //! While a pause is active the keyspace is frozen from the replication point of
 //! view; background work that changes data (active expiry, eviction) should check
@@ -12,7 +15,7 @@
 
 use crate::flags;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,11 @@ pub struct ClientPause {
     /// The pause of each [`PausePurpose`], by its index.
     state: Mutex<[Option<(Instant, PauseMode)>; PURPOSES]>,
     notify: tokio::sync::Notify,
+    /// Clients whose next command waits for a pause to end. Redis counts them in
+    /// INFO's `blocked_clients` (a postponed client is a blocked one there); each
+    /// connection adds itself when it starts waiting and takes itself off when it
+    /// stops (or closes).
+    waiting: AtomicUsize,
 }
 
 impl ClientPause {
@@ -143,15 +151,30 @@ impl ClientPause {
         self.active.load(Ordering::Relaxed) && self.current().is_some()
     }
 
-    /// Whether `cmd` must wait now. `exec_has_writes`: the command is EXEC and the
-    /// transaction contains a write.
-    /// `cmd_flags`: the command's effective flags (EXEC's include its queue's).
+    /// Whether a command with these flags must wait now. `cmd_flags`: the flags
+    /// Redis decides the call by (`commands::call_flags`: a script's declared flags
+    /// for EVAL and FCALL, and for EXEC its queue's too).
     pub fn holds(&self, cmd_flags: u32) -> bool {
         match self.current() {
             None => false,
             Some((_, PauseMode::All)) => true,
             Some((_, PauseMode::Write)) => cmd_flags & (flags::WRITE | flags::MAY_REPLICATE) != 0,
         }
+    }
+
+    /// A client starts waiting for a pause to end (see [`Self::waiting_clients`]).
+    pub fn wait_started(&self) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client counted by [`Self::wait_started`] stops waiting or closes.
+    pub fn wait_stopped(&self) {
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How many clients have a command waiting for a pause to end.
+    pub fn waiting_clients(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Resolves when the pauses changed (one ended or was extended) or none is

@@ -422,8 +422,9 @@ fn client(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         b"reply" => {
             arity(argv, 3, "reply")?;
             if is_kw(&argv[2], "on") {
+                // As Redis: ON also ends the skip it runs under, so its +OK goes out.
                 ctx.client.reply_off = false;
-                ctx.client.reply_skip_next = false;
+                ctx.client.reply_skip = false;
                 out.ok();
             } else if is_kw(&argv[2], "off") {
                 ctx.client.reply_off = true;
@@ -666,6 +667,7 @@ fn own_info(ctx: &Ctx, cmd: &str) -> Option<(Arc<ClientHandle>, ClientInfo)> {
     info.lib_name = c.lib_name.clone();
     info.lib_ver = c.lib_ver.clone();
     info.last_cmd = cmd.to_string();
+    info.qbuf = c.query_buf_len;
     info.last_interaction = Some(crate::util::Mono::now());
     if c.is_master && !info.flags.contains('M') {
         info.flags.push('M');
@@ -692,7 +694,7 @@ fn with_tracking(ctx: &Ctx, id: u64, info: &mut ClientInfo) {
     let (flags, redir) = ctx.store.tracking.list_fields(id);
     info.tracking_flags = flags;
     info.redir = Some(redir);
-    info.blocked = ctx.store.waiters.contains_key(&id);
+    info.blocked = ctx.store.waiters.contains_key(&id) || info.waiting_pause;
 }
 
 /// One CLIENT LIST line in Redis 7.0's field order (ends with `\n`).

@@ -699,6 +699,11 @@ pub fn has_function(store: &mut crate::server::Store, name: &[u8]) -> bool {
     registry(store).function(name).is_some()
 }
 
+/// The flags function `name` declares, if a library registered it.
+pub fn function_flags(store: &mut crate::server::Store, name: &[u8]) -> Option<ScriptFlags> {
+    registry(store).function(name).map(|(_, flags)| flags)
+}
+
 /// FCALL / FCALL_RO: runs function `name` with KEYS and ARGV.
 pub fn fcall(
     ctx: &mut Ctx,

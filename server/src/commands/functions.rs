@@ -18,7 +18,14 @@ use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
     Command::new("function", -2, NO_SCRIPT, function),
-    Command::new("fcall", -3, NO_SCRIPT | STALE | NO_MONITOR, fcall).keys_with(fcall_keys),
+    // MAY_REPLICATE as in Redis; the function's own flags decide (`super::call_flags`).
+    Command::new(
+        "fcall",
+        -3,
+        NO_SCRIPT | STALE | NO_MONITOR | MAY_REPLICATE,
+        fcall,
+    )
+    .keys_with(fcall_keys),
     Command::new(
         "fcall_ro",
         -3,

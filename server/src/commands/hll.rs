@@ -18,7 +18,10 @@ use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
     Command::new("pfadd", -2, WRITE | DENYOOM | FAST, pfadd).keys(1, 1, 1),
-    Command::new("pfcount", -2, READONLY, pfcount).keys(1, -1, 1),
+    // MAY_REPLICATE as in Redis: refreshing the cached cardinality is a write that
+    // replicates (it propagates itself, below), so CLIENT PAUSE WRITE holds it and a
+    // read-only script may not call it.
+    Command::new("pfcount", -2, READONLY | MAY_REPLICATE, pfcount).keys(1, -1, 1),
     Command::new("pfmerge", -2, WRITE | DENYOOM, pfmerge).keys(1, -1, 1),
     Command::new("pfdebug", 3, WRITE | DENYOOM | ADMIN, pfdebug).keys(2, 2, 1),
     Command::new("pfselftest", 1, ADMIN, pfselftest),

@@ -200,11 +200,7 @@ pub fn clients(server: &Arc<Server>, store: &Store) -> String {
     field(&mut o, "maxclients", maxclients);
     field(&mut o, "client_recent_max_input_buffer", 0);
     field(&mut o, "client_recent_max_output_buffer", 0);
-    field(
-        &mut o,
-        "blocked_clients",
-        store.waiters.len() + store.repl.waiting_clients + server.shutdown_req.waiting(),
-    );
+    field(&mut o, "blocked_clients", server.blocked_clients(store));
     field(&mut o, "tracking_clients", store.tracking.counts().clients);
     field(&mut o, "clients_in_timeout_table", store.waiters.len());
     o

@@ -403,7 +403,8 @@ pub fn parse_cursor(a: &[u8]) -> Option<u64> {
 
 fn randomkey(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
     // Like Redis: expired picks are deleted on a master and retried; on a replica
-    // (where they cannot be deleted) give up after a bounded number of tries.
+    // or during a CLIENT PAUSE (where they cannot be deleted) give up after a
+    // bounded number of tries.
     for tries in 0.. {
         let Some(k) = ctx.db_ref().random_key().cloned() else {
             out.null();
@@ -415,7 +416,8 @@ fn randomkey(ctx: &mut Ctx, out: &mut Reply, _argv: &[Bytes]) -> CmdResult {
             .is_some_and(|at| at <= ctx.expiry_now_ms)
             && !ctx.client.is_master
         {
-            if ctx.store.is_replica || ctx.store.repl.fenced {
+            if ctx.store.is_replica || ctx.store.repl.fenced || ctx.server.client_pause.is_paused()
+            {
                 if tries < 100 {
                     continue;
                 }

@@ -54,7 +54,7 @@ pub use crate::flags;
 
 /// A command's flags as the dispatch checks see them: EXEC also carries the flags of
 /// every command in its queue (it writes if one of them writes). One rule for the
-/// fence, MISCONF, min-replicas and CLIENT PAUSE checks.
+/// fence, MISCONF and min-replicas checks (CLIENT PAUSE reads [`call_flags_with_queue`]).
 pub fn effective_flags(cmd: &Command, client: &ClientState) -> u32 {
     if cmd.name != "exec" {
         return cmd.flags;
@@ -65,6 +65,62 @@ pub fn effective_flags(cmd: &Command, client: &ClientState) -> u32 {
             .fold(0, |acc, c| acc | c.flags)
     });
     cmd.flags | queued
+}
+
+/// The flags Redis decides a call by (its `getCommandFlags`): those of the table,
+/// except that EVAL, EVALSHA and FCALL (and their _RO forms) of a script or function
+/// that declares flags take them from the declaration: `WRITE` unless `no-writes`,
+/// never `MAY_REPLICATE` (the declaration says whether it writes). An unknown script
+/// or function, or one without a shebang, keeps the table's (EVAL's `MAY_REPLICATE`).
+pub fn call_flags(store: &mut Store, cmd: &Command, argv: &[Bytes]) -> u32 {
+    let declared = match cmd.name {
+        "eval" | "eval_ro" | "evalsha" | "evalsha_ro" => {
+            scripting::declared_flags(store, cmd, argv)
+        }
+        "fcall" | "fcall_ro" => argv
+            .get(1)
+            .and_then(|n| function_lib::function_flags(store, n)),
+        _ => return cmd.flags,
+    };
+    match declared {
+        Some(f) if !f.compat => {
+            let mut out =
+                cmd.flags & !(flags::STALE | flags::DENYOOM | flags::WRITE | flags::MAY_REPLICATE);
+            if !f.no_writes {
+                out |= flags::WRITE;
+                if !f.allow_oom {
+                    out |= flags::DENYOOM;
+                }
+            }
+            if f.allow_stale {
+                out |= flags::STALE;
+            }
+            out
+        }
+        _ => cmd.flags,
+    }
+}
+
+/// [`call_flags`] of a request, and for EXEC those of every queued command too (Redis
+/// keeps them as the commands are queued).
+pub fn call_flags_with_queue(
+    store: &mut Store,
+    client: &ClientState,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> u32 {
+    let own = call_flags(store, cmd, argv);
+    if cmd.name != "exec" {
+        return own;
+    }
+    client.multi.as_ref().map_or(own, |q| {
+        q.iter().fold(own, |acc, queued| {
+            match queued.first().and_then(|n| lookup(n)) {
+                Some(c) => acc | call_flags(store, c, queued),
+                None => acc,
+            }
+        })
+    })
 }
 
 /// Whether a stale replica (`replica-serve-stale-data no`, link down) may run the
@@ -359,7 +415,19 @@ pub struct ClientState {
     /// script started; for a client running EXEC, when EXEC started (Redis 7.0 takes
     /// one time for the expiry decisions of a whole top-level call).
     pub frozen_time_ms: i64,
+    /// The connection's read buffer as the running batch of requests began (this
+    /// request's bytes included): CLIENT LIST/INFO's `qbuf` of the calling client,
+    /// as Redis shows its query buffer while a command runs.
+    pub query_buf_len: usize,
     pub reply_off: bool,
+    /// The request a CLIENT PAUSE holds back, handed from `exec::process` to the
+    /// connection with `Outcome::Paused`.
+    pub paused_request: Option<Vec<Bytes>>,
+    /// CLIENT REPLY SKIP was the previous command: this one's reply is dropped
+    /// (unless it is CLIENT REPLY ON, which clears this). Redis's `CLIENT_REPLY_SKIP`.
+    pub reply_skip: bool,
+    /// CLIENT REPLY SKIP ran: the next command gets [`ClientState::reply_skip`].
+    /// Redis's `CLIENT_REPLY_SKIP_NEXT`.
     pub reply_skip_next: bool,
     /// Set by (P|S)(UN)SUBSCRIBE: their confirmations bypass CLIENT REPLY OFF|SKIP.
     pub last_reply_is_push: bool,
@@ -462,6 +530,9 @@ impl ClientState {
             lua: false,
             frozen_time_ms: 0,
             reply_off: false,
+            query_buf_len: 0,
+            paused_request: None,
+            reply_skip: false,
             reply_skip_next: false,
             last_reply_is_push: false,
             reply_start: None,
@@ -656,11 +727,26 @@ impl<'a> Ctx<'a> {
         if at > self.expiry_now_ms {
             return false;
         }
+        self.expired(db, key, for_write)
+    }
+
+    /// [`Ctx::expire_if_needed_as`] for a key past its TTL (out of line: the common
+    /// case, a live key, stays small enough to inline into the lookups).
+    #[cold]
+    #[inline(never)]
+    fn expired(&mut self, db: usize, key: &[u8], for_write: bool) -> bool {
         // The master's commands see every key as alive: the master decides expiry.
         if self.client.is_master {
             return false;
         }
         if (self.store.is_replica || self.store.repl.fenced) && !for_write {
+            return true;
+        }
+        // As Redis: a CLIENT PAUSE keeps the dataset as it is (the key is deleted
+        // after the pause, or by the new primary after a failover). A write that
+        // runs anyway (later in the EXEC that started the pause) still deletes the
+        // key it is about to replace, so the new value does not inherit its TTL.
+        if !for_write && self.server.client_pause.is_paused() {
             return true;
         }
         self.delete_expired(db, key);

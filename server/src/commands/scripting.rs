@@ -9,8 +9,22 @@ use crate::scripting;
 use bytes::Bytes;
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("eval", -3, NO_SCRIPT | STALE | NO_MONITOR, eval).keys_with(eval_keys),
-    Command::new("evalsha", -3, NO_SCRIPT | STALE | NO_MONITOR, evalsha).keys_with(eval_keys),
+    // MAY_REPLICATE as in Redis: a script without a shebang may write (CLIENT PAUSE
+    // WRITE holds it); one with flags is judged by them (`super::call_flags`).
+    Command::new(
+        "eval",
+        -3,
+        NO_SCRIPT | STALE | NO_MONITOR | MAY_REPLICATE,
+        eval,
+    )
+    .keys_with(eval_keys),
+    Command::new(
+        "evalsha",
+        -3,
+        NO_SCRIPT | STALE | NO_MONITOR | MAY_REPLICATE,
+        evalsha,
+    )
+    .keys_with(eval_keys),
     Command::new(
         "eval_ro",
         -3,
@@ -158,4 +172,32 @@ fn script(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
         _ => return Err(unknown_subcommand(&argv[1], "SCRIPT")),
     }
     Ok(())
+}
+
+/// The flags EVAL's script declares (`cmd` is one of the EVAL family): a cached
+/// script's, or for EVAL of a script not cached yet, its shebang's. None: EVALSHA of
+/// an unknown sha1, or a shebang that does not parse (the run will say why).
+pub fn declared_flags(
+    store: &crate::server::Store,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> Option<scripting::ScriptFlags> {
+    let arg = argv.get(1)?;
+    let scripts = store
+        .scripts
+        .0
+        .as_ref()
+        .and_then(|b| b.downcast_ref::<scripting::Scripts>());
+    let by_source = matches!(cmd.name, "eval" | "eval_ro");
+    let sha = if by_source {
+        scripting::sha1_hex(arg)
+    } else {
+        String::from_utf8_lossy(arg).into_owned()
+    };
+    if let Some((_, flags, _)) = scripts.and_then(|s| s.cached(sha.as_bytes()).ok()) {
+        return Some(flags);
+    }
+    by_source
+        .then(|| scripting::shebang::parse(arg).ok().map(|(f, _)| f))
+        .flatten()
 }

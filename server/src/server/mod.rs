@@ -633,6 +633,16 @@ pub struct Server {
 }
 
 impl Server {
+    /// INFO's `blocked_clients`, as Redis counts it: clients waiting in a blocking
+    /// command or in WAIT, and those whose next command waits for a CLIENT PAUSE
+    /// to end.
+    pub fn blocked_clients(&self, store: &Store) -> usize {
+        store.waiters.len()
+            + store.repl.waiting_clients
+            + self.client_pause.waiting_clients()
+            + self.shutdown_req.waiting()
+    }
+
     pub fn new(config: Config) -> Arc<Self> {
         let dbs = config.databases;
         let mut store = Store::new(dbs);
