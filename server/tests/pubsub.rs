@@ -236,8 +236,14 @@ fn redis_crate_pubsub_roundtrip() {
 /// PUBLISH on another connection is always done by the time the PUBLISH counts the
 /// receivers. Tandem's runtime once ran the last of a batch of ready sockets first,
 /// which let the PUBLISH count the old subscriber now and then.
+///
+/// The test thread is pinned to one CPU while it sends: loopback packets sent from two
+/// CPUs go through two per-CPU queues in the kernel, and under load the later one can
+/// then reach its socket first, on any server (a full parallel test run saw one such
+/// reorder in 300). From one CPU they arrive in the order they were sent.
 #[test]
 fn requests_on_two_connections_run_in_arrival_order() {
+    pin_to_current_cpu();
     let ours = TestServer::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let theirs = RealRedis::start(dir.path(), "dump.rdb", &[]);
@@ -256,5 +262,22 @@ fn requests_on_two_connections_run_in_arrival_order() {
             late, 0,
             "PUBLISH ran before an earlier UNSUBSCRIBE (port {port})"
         );
+    }
+}
+
+/// Pins the calling thread to the CPU it runs on now.
+#[allow(unsafe_code)]
+fn pin_to_current_cpu() {
+    // SAFETY: `sched_getcpu` takes nothing; `cpu_set_t` zeroed is an empty set, which
+    // CPU_SET fills with one valid CPU index; `sched_setaffinity` (0: this thread)
+    // only reads the set.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }

@@ -318,6 +318,41 @@ fn positive(a: &[u8]) -> Result<u64, CmdError> {
     }
 }
 
+/// DEBUG POPULATE <count> [<prefix>] [<size>].
+fn debug_populate(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
+    if ctx.store.repl.fenced {
+        // The only DEBUG subcommand that writes keys (see `crate::replication::fence`).
+        return Err(CmdError::msg(crate::replication::fence::FENCED_ERR));
+    }
+    let count = positive(&argv[2])?;
+    let prefix: &[u8] = argv.get(3).map_or(&b"key"[..], |p| &p[..]);
+    let size = match argv.get(4) {
+        Some(s) => Some(positive(s)? as usize),
+        None => None,
+    };
+    if size.is_some_and(|s| s > 512 * 1024 * 1024) {
+        return Err(CmdError::msg("ERR value is out of range, must be positive"));
+    }
+    let lru = ctx.lru;
+    let db = ctx.client.db;
+    // Sized once up front, as Redis's DEBUG POPULATE expands its dict.
+    ctx.store.dbs[db].try_reserve(usize::try_from(count).unwrap_or(usize::MAX));
+    for i in 0..count {
+        let mut key = prefix.to_vec();
+        key.extend_from_slice(format!(":{i}").as_bytes());
+        if ctx.store.dbs[db].contains(&key) {
+            continue;
+        }
+        let mut val = format!("value:{i}").into_bytes();
+        if let Some(s) = size {
+            val.resize(s, 0);
+        }
+        ctx.store.dbs[db].set(&key, Value::Str(Str::from(val)), lru);
+    }
+    out.ok();
+    Ok(())
+}
+
 fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
     if !debug_allowed(ctx) {
         return Err(CmdError::msg(DEBUG_NOT_ALLOWED));
@@ -366,38 +401,7 @@ fn debug(ctx: &mut Ctx, out: &mut Reply, argv: &[Bytes]) -> CmdResult {
             ctx.server.script_deny_lifted.store(on, Ordering::Relaxed);
             out.ok();
         }
-        b"populate" if (3..=5).contains(&argc) => {
-            if ctx.store.repl.fenced {
-                // The only DEBUG subcommand that writes keys (see `crate::replication::fence`).
-                return Err(CmdError::msg(crate::replication::fence::FENCED_ERR));
-            }
-            let count = positive(&argv[2])?;
-            let prefix: &[u8] = argv.get(3).map_or(&b"key"[..], |p| &p[..]);
-            let size = match argv.get(4) {
-                Some(s) => Some(positive(s)? as usize),
-                None => None,
-            };
-            if size.is_some_and(|s| s > 512 * 1024 * 1024) {
-                return Err(CmdError::msg("ERR value is out of range, must be positive"));
-            }
-            let lru = ctx.lru;
-            let db = ctx.client.db;
-            // Sized once up front, as Redis's DEBUG POPULATE expands its dict.
-            ctx.store.dbs[db].try_reserve(usize::try_from(count).unwrap_or(usize::MAX));
-            for i in 0..count {
-                let mut key = prefix.to_vec();
-                key.extend_from_slice(format!(":{i}").as_bytes());
-                if ctx.store.dbs[db].contains(&key) {
-                    continue;
-                }
-                let mut val = format!("value:{i}").into_bytes();
-                if let Some(s) = size {
-                    val.resize(s, 0);
-                }
-                ctx.store.dbs[db].set(&key, Value::Str(Str::from(val)), lru);
-            }
-            out.ok();
-        }
+        b"populate" if (3..=5).contains(&argc) => debug_populate(ctx, out, argv)?,
         b"object" if argc == 3 => {
             let db = &ctx.store.dbs[ctx.client.db];
             let Some(e) = db.entry(&argv[2]) else {
