@@ -63,11 +63,9 @@ fn debug_segfault_writes_the_crash_report_then_dies_of_sigsegv() {
     let log = std::fs::read_to_string(dir.path().join("log")).expect("log");
     assert!(log.contains("crashed by signal: 11"), "{log}");
     assert!(log.contains("------ STACK TRACE ------"), "{log}");
-    // The symbolised trace names the command that crashed it.
-    assert!(
-        log.contains("tandem_server::commands::server::debug"),
-        "{log}"
-    );
+    // The symbolised trace names the source of the command that crashed it (by file:
+    // with the debug build's line tables the frame's name is the bare `debug`).
+    assert!(log.contains("src/commands/server.rs:"), "{log}");
     assert!(log.contains("=== TANDEM BUG REPORT END ==="), "{log}");
 }
 
