@@ -831,36 +831,52 @@ pub fn info_fields(server: &Server) -> Vec<(String, String)> {
     let g = server.aof.lock();
     let f = |k: &str, v: String| (k.to_string(), v);
     match g.as_ref() {
-        Some(st) if !st.is_on() => vec![
-            f("aof_enabled", "0".into()),
-            f(
-                "aof_rewrite_in_progress",
-                (st.rewrite_in_progress() as u8).to_string(),
-            ),
-            f("aof_rewrite_scheduled", (scheduled as u8).to_string()),
-            f(
-                "aof_last_rewrite_time_sec",
-                st.last_rewrite_time_sec.to_string(),
-            ),
-            f(
-                "aof_current_rewrite_time_sec",
-                st.rewrite
-                    .as_ref()
-                    .map(|r| r.started.elapsed().as_secs() as i64)
-                    .unwrap_or(-1)
-                    .to_string(),
-            ),
-            f(
-                "aof_last_bgrewrite_status",
-                if st.last_rewrite_ok { "ok" } else { "err" }.into(),
-            ),
-            f("aof_rewrites", st.rewrites.to_string()),
-            f(
-                "aof_rewrites_consecutive_failures",
-                st.rewrite_failures.to_string(),
-            ),
-            f("aof_last_write_status", "ok".into()),
-        ],
+        // With the AOF off the state may still exist (a BGREWRITEAOF ran): its
+        // rewrite figures show, the AOF's own (enabled, owed rewrite, write errors) do not.
+        Some(st) => {
+            let on = st.is_on();
+            vec![
+                f("aof_enabled", (on as u8).to_string()),
+                f(
+                    "aof_rewrite_in_progress",
+                    (st.rewrite_in_progress() as u8).to_string(),
+                ),
+                f(
+                    "aof_rewrite_scheduled",
+                    ((scheduled || (on && st.rewrite_owed())) as u8).to_string(),
+                ),
+                f(
+                    "aof_last_rewrite_time_sec",
+                    st.last_rewrite_time_sec.to_string(),
+                ),
+                f(
+                    "aof_current_rewrite_time_sec",
+                    st.rewrite
+                        .as_ref()
+                        .map(|r| r.started.elapsed().as_secs() as i64)
+                        .unwrap_or(-1)
+                        .to_string(),
+                ),
+                f(
+                    "aof_last_bgrewrite_status",
+                    if st.last_rewrite_ok { "ok" } else { "err" }.into(),
+                ),
+                f("aof_rewrites", st.rewrites.to_string()),
+                f(
+                    "aof_rewrites_consecutive_failures",
+                    st.rewrite_failures.to_string(),
+                ),
+                f(
+                    "aof_last_write_status",
+                    if on && st.disk_errno().is_some() {
+                        "err"
+                    } else {
+                        "ok"
+                    }
+                    .into(),
+                ),
+            ]
+        }
         None => vec![
             f("aof_enabled", "0".into()),
             f("aof_rewrite_in_progress", "0".into()),
@@ -871,47 +887,6 @@ pub fn info_fields(server: &Server) -> Vec<(String, String)> {
             f("aof_rewrites", "0".into()),
             f("aof_rewrites_consecutive_failures", "0".into()),
             f("aof_last_write_status", "ok".into()),
-        ],
-        Some(st) => vec![
-            f("aof_enabled", "1".into()),
-            f(
-                "aof_rewrite_in_progress",
-                (st.rewrite_in_progress() as u8).to_string(),
-            ),
-            f(
-                "aof_rewrite_scheduled",
-                ((scheduled || st.rewrite_owed()) as u8).to_string(),
-            ),
-            f(
-                "aof_last_rewrite_time_sec",
-                st.last_rewrite_time_sec.to_string(),
-            ),
-            f(
-                "aof_current_rewrite_time_sec",
-                st.rewrite
-                    .as_ref()
-                    .map(|r| r.started.elapsed().as_secs() as i64)
-                    .unwrap_or(-1)
-                    .to_string(),
-            ),
-            f(
-                "aof_last_bgrewrite_status",
-                if st.last_rewrite_ok { "ok" } else { "err" }.into(),
-            ),
-            f("aof_rewrites", st.rewrites.to_string()),
-            f(
-                "aof_rewrites_consecutive_failures",
-                st.rewrite_failures.to_string(),
-            ),
-            f(
-                "aof_last_write_status",
-                if st.disk_errno().is_none() {
-                    "ok"
-                } else {
-                    "err"
-                }
-                .into(),
-            ),
         ],
     }
 }
