@@ -114,6 +114,7 @@ pub async fn run(
     // reply and then sends SIGTERM must find them installed (the default action would
     // end the process without the shutdown's save).
     let signals = Signals::install();
+    start_event_loops(&server, &config);
     for l in listeners {
         tokio::spawn(net::accept_loop(server.clone(), l, false));
     }
@@ -259,4 +260,20 @@ fn signal_shutdown(server: &server::Server, sig: &str, directive: &str) -> shutd
     let flags = shutdown::Flags::from_config_words(&words);
     server.shutdown_req.begin(flags);
     flags
+}
+
+/// `tandem-event-loop yes` (the default): `io-threads` event-loop threads serve
+/// the plain-TCP clients (`net::evloop`); otherwise each is a runtime task.
+fn start_event_loops(server: &Arc<server::Server>, config: &config::Config) {
+    if config.get("tandem-event-loop") != Some("yes") {
+        return;
+    }
+    let n = config
+        .get("io-threads")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    if let Err(e) = net::evloop::start(server, n) {
+        warning!("Starting the event loops ({e}): clients are served by runtime tasks");
+    }
 }

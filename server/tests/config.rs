@@ -39,13 +39,13 @@ fn config_get_single_glob_and_multiple_patterns() {
     assert_eq!(names[0], R::bulk("port"));
     assert!(names.contains(&R::bulk("maxmemory-policy")));
     assert_eq!(names.iter().filter(|n| **n == R::bulk("port")).count(), 1);
-    // Every name Redis 7.0.15 answers for (aliases included), plus Tandem's four
-    // own directives (tandem-admin-bind, tandem-admin-port, tandem-fenced-start,
-    // tandem-requirepass-file).
+    // Every name Redis 7.0.15 answers for (aliases included), plus Tandem's five
+    // own directives (tandem-admin-bind, tandem-admin-port, tandem-event-loop,
+    // tandem-fenced-start, tandem-requirepass-file).
     let R::Arr(all) = c.cmd("CONFIG GET *") else {
         panic!("not an array")
     };
-    assert_eq!(all.len(), (192 + 4) * 2);
+    assert_eq!(all.len(), (192 + 5) * 2);
     assert_eq!(
         c.cmd("CONFIG GET"),
         R::Err("ERR wrong number of arguments for 'config|get' command".into())

@@ -696,6 +696,7 @@ mod tests {
             vec![
                 ("tandem-admin-bind", String::new()),
                 ("tandem-admin-port", "0".to_string()),
+                ("tandem-event-loop", "yes".to_string()),
                 ("tandem-fenced-start", "no".to_string()),
                 ("tandem-requirepass-file", String::new())
             ]

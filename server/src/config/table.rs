@@ -529,6 +529,9 @@ pub static TANDEM_DIRECTIVES: &[Directive] = &[
     // HTTP admin port (/healthz, /readyz, /metrics) on the main listener's
     // addresses; 0 = off. Read at startup.
     d("tandem-admin-port", None, PORT, "0", A | I),
+    // Plain-TCP clients are served by event-loop threads (`net::evloop`) rather than
+    // a runtime task each; `no` is the task-per-connection path. Read at startup.
+    d("tandem-event-loop", None, Bool, "yes", A | I),
     // Start fenced (no writes, no replica syncs) unless `replicaof` is configured,
     // until REPLICAOF assigns a role. Read at startup; CONFIG SET affects the next
     // start only (with CONFIG REWRITE).
@@ -777,6 +780,7 @@ mod tests {
             vec![
                 "tandem-admin-bind",
                 "tandem-admin-port",
+                "tandem-event-loop",
                 "tandem-fenced-start",
                 "tandem-requirepass-file"
             ]

@@ -41,6 +41,10 @@ pub struct Busy {
     wrote: AtomicBool,
     /// When the hook last made sure the worker core was handed away (ns since `base`).
     released_ns: AtomicU64,
+    /// Serves other clients from the hook of a script that runs on an event-loop
+    /// thread (set by the network layer when it starts its loops; true: this thread
+    /// is one, and it served them).
+    serve_hook: std::sync::OnceLock<fn() -> bool>,
     /// When the running script started, in ns since `base`.
     start_ns: AtomicU64,
     threshold_ms: AtomicU64,
@@ -93,6 +97,7 @@ impl Default for Busy {
             kill: AtomicBool::new(false),
             wrote: AtomicBool::new(false),
             released_ns: AtomicU64::new(0),
+            serve_hook: std::sync::OnceLock::new(),
             start_ns: AtomicU64::new(0),
             threshold_ms: AtomicU64::new(5000),
             function: AtomicBool::new(false),
@@ -137,6 +142,11 @@ impl Busy {
     }
 
     /// True while a script is past its threshold (the connections' check).
+    /// Installs the event loops' way of serving clients while busy (once).
+    pub fn set_serve_hook(&self, hook: fn() -> bool) {
+        let _ = self.serve_hook.set(hook);
+    }
+
     pub fn is_busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
     }
@@ -284,6 +294,10 @@ impl Busy {
                 "Slow script detected: still in execution after {elapsed_ms} milliseconds. You can try killing the script using the SCRIPT KILL command."
             );
             self.busy.store(true, Ordering::Release);
+        }
+        // On an event-loop thread the hook itself serves the loop's other clients.
+        if self.serve_hook.get().is_some_and(|serve| serve()) {
+            return Ok(());
         }
         // Not once but every 50 ms: a core handed away can come back to this thread
         // (a task on the new thread that itself blocks in place puts the core where

@@ -531,10 +531,20 @@ impl StoreLock {
         if let Some(g) = self.inner.try_lock() {
             return g;
         }
-        if self.busy.is_busy() {
-            return busy::blocking(|| self.inner.lock());
+        // Waits in slices: a script that holds the lock may become busy meanwhile
+        // (a task waiting on an event loop's script), and then this thread must
+        // hand its worker core away rather than stall the runtime's other tasks.
+        loop {
+            if self.busy.is_busy() {
+                return busy::blocking(|| self.inner.lock());
+            }
+            if let Some(g) = self
+                .inner
+                .try_lock_for(std::time::Duration::from_millis(10))
+            {
+                return g;
+            }
         }
-        self.inner.lock()
     }
 
     /// The lock, or None once a script is busy (connections then answer BUSY).
@@ -584,6 +594,10 @@ pub struct Server {
     /// accept loops (SHUTDOWN NOSAVE while a script is busy) stops listening before
     /// it exits, as Redis closes its listeners first (see `crate::net`).
     pub listeners: Mutex<Vec<std::os::fd::OwnedFd>>,
+    /// The event-loop threads serving plain-TCP clients (`tandem-event-loop`), once
+    /// started; unset, every connection is a runtime task. Opaque here (the network
+    /// layer's `net::evloop::EventLoops`): the state layer names no subsystem.
+    pub event_loops: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
     /// Whether this process was stopped or stalled (replica ACK freshness, see
     /// [`repl::StallClock`]).
     pub stall: repl::StallClock,
@@ -665,6 +679,7 @@ impl Server {
             wall_offset_us: std::sync::atomic::AtomicI64::new(wall_us()),
             shutdown: tokio::sync::watch::channel(false).0,
             listeners: Mutex::new(Vec::new()),
+            event_loops: std::sync::OnceLock::new(),
             stall: repl::StallClock::default(),
             shutdown_req: Default::default(),
             loading: AtomicBool::new(true),

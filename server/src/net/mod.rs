@@ -18,6 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::mpsc;
 
+pub mod evloop;
+
 /// Most commands run per store-lock acquisition, so one deep pipeline cannot starve others.
 const MAX_BATCH: usize = 512;
 /// Room made in the read buffer before each read. Requests are split off the buffer
@@ -185,7 +187,15 @@ pub async fn handle_connection(server: Arc<Server>, tcp: TcpStream, tls: bool) {
     let Some((conn, msg_rx)) = admit(&server, &mut stream, None).await else {
         return;
     };
-    serve(server, stream, conn, msg_rx).await;
+    // Plain TCP goes to an event loop when there are any (`tandem-event-loop`).
+    let stream = match stream {
+        Stream::Plain(tcp) if server.event_loops.get().is_some() => {
+            evloop::adopt(&server, tcp, conn, msg_rx);
+            return;
+        }
+        other => other,
+    };
+    serve(server, stream, conn, msg_rx, None).await;
 }
 
 /// The `unixsocket` listener (with its path), if one is configured: a file left at
@@ -253,7 +263,7 @@ pub async fn accept_unix_loop(server: Arc<Server>, listener: UnixListener, path:
                         Stats::incr(&s.stats.total_connections_received, 1);
                         let mut stream = Stream::Unix(unix);
                         if let Some((conn, msg_rx)) = admit(&s, &mut stream, Some(&path)).await {
-                            serve(s, stream, conn, msg_rx).await;
+                            serve(s, stream, conn, msg_rx, None).await;
                         }
                     });
                 }
@@ -370,11 +380,15 @@ async fn admit(
 
 /// The connection loop: run what is buffered, write the replies, then wait for the
 /// socket, a pushed message, a kill or shutdown.
+///
+/// `first`: an outcome to complete before anything else (a connection the event
+/// loop hands over because it must wait: a blocked command, WAIT, MONITOR...).
 async fn serve(
     server: Arc<Server>,
     mut stream: Stream,
     mut conn: Conn,
     mut msg_rx: mpsc::UnboundedReceiver<PubMsg>,
+    mut first: Option<Outcome>,
 ) {
     let handle = conn.handle.clone();
     // Plain TCP replies go out at the end of the scheduling round (`crate::rounds`);
@@ -405,6 +419,11 @@ async fn serve(
     }
 
     'conn: loop {
+        if let Some(outcome) = first.take() {
+            if !conn.finish(outcome, &mut stream).await {
+                break;
+            }
+        }
         if handle.is_killed() || exiting.has_changed().unwrap_or(true) {
             break;
         }
@@ -501,14 +520,18 @@ async fn serve(
             }
         }
     }
-    // Replies already handed to the outbox go out as if written before the end; last
-    // words (a protocol error's reply) only if the client was not killed. Both get a
-    // bounded time to leave.
+    last_words(&mut stream, &conn, outbox.as_ref()).await;
+}
+
+/// Replies already handed to the outbox go out as if written before the end; last
+/// words (a protocol error's reply) only if the client was not killed. Both get a
+/// bounded time to leave.
+async fn last_words(stream: &mut Stream, conn: &Conn, outbox: Option<&Arc<Outbox>>) {
     let mut last = Vec::new();
-    if let Some(o) = &outbox {
+    if let Some(o) = outbox {
         o.take_into(&mut last);
     }
-    if !handle.is_killed() {
+    if !conn.handle.is_killed() {
         last.extend_from_slice(&conn.out.buf);
     }
     if !last.is_empty() {
@@ -664,6 +687,22 @@ async fn recv_monitor(rx: &mut Option<mpsc::UnboundedReceiver<Bytes>>) -> Option
     }
 }
 
+/// What a connection does after [`Conn::step`].
+enum Step {
+    /// Nothing more to run until more bytes arrive (or the pause ends): the replies
+    /// built so far go out.
+    Idle,
+    /// Close the connection (its last words, if any, are in `out`).
+    Close,
+    /// Run the next batch at once (the last one was answered while a script is busy,
+    /// or turned the connection into a MONITOR).
+    Again,
+    /// Run the next batch after the other ready connections had their turn.
+    More,
+    /// Wait for this outcome ([`Conn::finish`]) before going on.
+    Wait(Outcome),
+}
+
 /// What [`Conn::run_batch`] did.
 enum Batch {
     Ran(Ran),
@@ -791,101 +830,131 @@ impl Conn {
     /// execution is serialised.
     async fn run_buffered(&mut self, stream: &mut Stream) -> Result<bool, ()> {
         loop {
-            // Before AUTH, Redis's unauthenticated limits apply, and a request is
-            // parsed only after the one before it ran (it may be the AUTH that lifts them).
-            let unauthenticated = !self.client.authenticated;
-            let Ran {
-                outcome,
-                processed,
-                protocol_error,
-                batch_end,
-            } = match self.run_batch(unauthenticated) {
-                Batch::Ran(ran) => ran,
-                Batch::AnsweredWhileBusy => continue,
-                Batch::Close => return Ok(false),
-            };
-            if let Some(e) = protocol_error {
-                if self.pending.is_empty() && matches!(outcome, Outcome::Done) {
-                    self.out.error(&format!("ERR {e}"));
-                    crate::verbose!("Protocol error from client: {e}");
-                    return Ok(false);
-                }
-                // The bad bytes are still buffered: the error is met again next round.
-            }
-            if processed > 0 {
-                self.update_info(batch_end.unwrap_or_else(crate::util::Mono::now));
-            }
-            match outcome {
-                Outcome::Done => {
-                    let more_to_parse = unauthenticated && processed > 0 && !self.inbuf.is_empty();
-                    if self.held
-                        || self.out.len() >= REPLY_FLUSH
-                        || (self.pending.is_empty() && processed < MAX_BATCH && !more_to_parse)
-                    {
-                        return Ok(true);
-                    }
-                    // Yield between batches so other clients get the lock.
-                    tokio::task::yield_now().await;
-                }
-                Outcome::Close => return Ok(false),
-                Outcome::Shutdown(flags) => {
-                    // Like Redis, the client waits: the connection closes when
-                    // the server exits, or it gets an error if the shutdown
-                    // was aborted or failed.
-                    let attempt = crate::shutdown::request(&self.server, flags);
-                    if crate::shutdown::outcome(&self.server, attempt).await {
-                        return Ok(false);
-                    }
-                    self.out.error(crate::shutdown::FAILED_REPLY);
-                }
-                Outcome::WaitReplicas {
-                    num,
-                    offset,
-                    timeout_ms,
-                } => {
-                    let waited = crate::replication::primary::wait_replicas(
-                        &self.server,
-                        Some(&self.handle),
-                        offset,
-                        num,
-                        timeout_ms,
-                    )
-                    .await;
-                    match waited {
-                        Ok(n) => self.out.int(n),
-                        Err(_) => {
-                            let text = crate::replication::primary::RoleChanged::REPLY;
-                            self.server.stats.error_reply(text.as_bytes());
-                            self.out.error(text);
-                            return Ok(false);
-                        }
-                    }
-                }
-                Outcome::Paused => {
-                    // Replies so far go out; this command waits for the pause end.
-                    if let Some(argv) = self.client.paused_request.take() {
-                        self.pending.push_front(argv);
-                        self.set_held(true);
-                    }
-                    return Ok(true);
-                }
-                Outcome::Monitor => {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    self.server
-                        .set_monitor(self.client.id, Some((self.handle.clone(), tx)));
-                    self.monitor_rx = Some(rx);
-                }
-                Outcome::Blocked {
-                    rx,
-                    timeout_ms,
-                    null_array,
-                } => {
-                    if !self.wait_blocked(rx, timeout_ms, null_array, stream).await {
+            match self.step() {
+                Step::Idle => return Ok(true),
+                Step::Close => return Ok(false),
+                Step::Again => {}
+                // Yield between batches so other clients get the lock.
+                Step::More => tokio::task::yield_now().await,
+                Step::Wait(outcome) => {
+                    if !self.finish(outcome, stream).await {
                         return Ok(false);
                     }
                 }
             }
         }
+    }
+
+    /// One batch of the buffered requests, and what the connection does next: the
+    /// synchronous part of [`Conn::run_buffered`], shared with the event loop
+    /// (`evloop`), which runs it without a task per connection.
+    fn step(&mut self) -> Step {
+        // Before AUTH, Redis's unauthenticated limits apply, and a request is
+        // parsed only after the one before it ran (it may be the AUTH that lifts them).
+        let unauthenticated = !self.client.authenticated;
+        let Ran {
+            outcome,
+            processed,
+            protocol_error,
+            batch_end,
+        } = match self.run_batch(unauthenticated) {
+            Batch::Ran(ran) => ran,
+            Batch::AnsweredWhileBusy => return Step::Again,
+            Batch::Close => return Step::Close,
+        };
+        if let Some(e) = protocol_error {
+            if self.pending.is_empty() && matches!(outcome, Outcome::Done) {
+                self.out.error(&format!("ERR {e}"));
+                crate::verbose!("Protocol error from client: {e}");
+                return Step::Close;
+            }
+            // The bad bytes are still buffered: the error is met again next round.
+        }
+        if processed > 0 {
+            self.update_info(batch_end.unwrap_or_else(crate::util::Mono::now));
+        }
+        match outcome {
+            Outcome::Done => {
+                let more_to_parse = unauthenticated && processed > 0 && !self.inbuf.is_empty();
+                if self.held
+                    || self.out.len() >= REPLY_FLUSH
+                    || (self.pending.is_empty() && processed < MAX_BATCH && !more_to_parse)
+                {
+                    Step::Idle
+                } else {
+                    Step::More
+                }
+            }
+            Outcome::Close => Step::Close,
+            Outcome::Monitor => {
+                // Registered before any reply goes out: a command sent by another
+                // client after this one read +OK is in the feed.
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.server
+                    .set_monitor(self.client.id, Some((self.handle.clone(), tx)));
+                self.monitor_rx = Some(rx);
+                Step::Again
+            }
+            Outcome::Paused => {
+                // Replies so far go out; this command waits for the pause end.
+                if let Some(argv) = self.client.paused_request.take() {
+                    self.pending.push_front(argv);
+                    self.set_held(true);
+                }
+                Step::Idle
+            }
+            other => Step::Wait(other),
+        }
+    }
+
+    /// Completes an outcome that waits (a shutdown, WAIT, a blocked command). False:
+    /// close the connection.
+    async fn finish(&mut self, outcome: Outcome, stream: &mut Stream) -> bool {
+        match outcome {
+            Outcome::Shutdown(flags) => {
+                // Like Redis, the client waits: the connection closes when
+                // the server exits, or it gets an error if the shutdown
+                // was aborted or failed.
+                let attempt = crate::shutdown::request(&self.server, flags);
+                if crate::shutdown::outcome(&self.server, attempt).await {
+                    return false;
+                }
+                self.out.error(crate::shutdown::FAILED_REPLY);
+            }
+            Outcome::WaitReplicas {
+                num,
+                offset,
+                timeout_ms,
+            } => {
+                let waited = crate::replication::primary::wait_replicas(
+                    &self.server,
+                    Some(&self.handle),
+                    offset,
+                    num,
+                    timeout_ms,
+                )
+                .await;
+                match waited {
+                    Ok(n) => self.out.int(n),
+                    Err(_) => {
+                        let text = crate::replication::primary::RoleChanged::REPLY;
+                        self.server.stats.error_reply(text.as_bytes());
+                        self.out.error(text);
+                        return false;
+                    }
+                }
+            }
+            Outcome::Blocked {
+                rx,
+                timeout_ms,
+                null_array,
+            } => {
+                return self.wait_blocked(rx, timeout_ms, null_array, stream).await;
+            }
+            // `step` settles the others itself.
+            Outcome::Done | Outcome::Close | Outcome::Paused | Outcome::Monitor => {}
+        }
+        true
     }
 
     /// Parses what is buffered and runs the parsed commands under one store lock: the
