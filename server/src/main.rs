@@ -112,10 +112,11 @@ fn main() {
             ),
         );
     }
-    // `io-threads N`: the runtime's worker threads, which run the connections
-    // (socket I/O, parsing, and execution under the store lock). 1 by default as in
-    // Redis: on a busy server the second worker mostly adds wake-ups and lock
-    // hand-overs (docs/benchmarks.md, optimisation log).
+    // `io-threads N`: the runtime's worker threads (and as many event-loop threads for
+    // plain-TCP clients, `net::evloop`), which run the connections (socket I/O, parsing,
+    // and execution under the store lock). 1 by default as in Redis: on a busy server
+    // a second thread mostly adds wake-ups and lock hand-overs (docs/benchmarks.md,
+    // optimisation log).
     let workers = config
         .get("io-threads")
         .and_then(|v| v.parse::<usize>().ok())

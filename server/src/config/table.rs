@@ -648,7 +648,7 @@ pub static DECLARED: &[(&str, &str)] = &[
     ),
     (
         "io-threads-do-reads",
-        "connections are served by the runtime's `io-threads` workers, reads included",
+        "connections are served by the `io-threads` event loops (or runtime workers), reads included",
     ),
     (
         "jemalloc-bg-thread",
